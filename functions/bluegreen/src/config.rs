@@ -1,0 +1,749 @@
+//! Service configs: the typed description of one service under bluegreen management.
+//!
+//! Configs are authored as TOML files (see `docs/example-service.toml`), validated with
+//! [`ServiceConfig::validate`], and stored as JSON in SSM Parameter Store (see
+//! [`crate::config_store`]). [`json_schema`] generates the JSON Schema from these types.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{StepError, StepResult};
+use crate::slot::Slot;
+
+/// Upper bound for any single timeout: Step Functions executions are capped at one year, but a
+/// deployment that waits more than a day for anything is a mistake in the config.
+pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
+
+/// One service under bluegreen management.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Service name: lowercase letters, digits and `-`, 1–40 characters. Used in resource names.
+    pub name: String,
+    /// Which pushed images start a deployment.
+    pub source: ImageSource,
+    /// ECS cluster name or ARN that runs both slots.
+    pub cluster: String,
+    /// Name of the container whose image is replaced in the task definition.
+    pub container: String,
+    /// The two slots.
+    pub slots: Slots,
+    /// How production traffic reaches a slot.
+    pub traffic: Traffic,
+    /// Pre-prod launch settings.
+    #[serde(default)]
+    pub preprod: Preprod,
+    /// Database handling for pre-prod.
+    #[serde(default)]
+    pub database: Database,
+    /// Optional one-off migration task.
+    #[serde(default)]
+    pub migration: Option<Migration>,
+    /// Health checks that gate the approval.
+    pub health: Health,
+    /// Who approves the switch.
+    #[serde(default)]
+    pub approval: Approval,
+    /// What is watched after the switch.
+    #[serde(default)]
+    pub bake: Bake,
+    /// What happens to the old slot after a successful bake.
+    #[serde(default)]
+    pub finish: Finish,
+}
+
+/// Image repository and tag patterns that start a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSource {
+    /// ECR repository name (not URI), for example `shop/web`.
+    pub repository: String,
+    /// Tag glob patterns (`*`, `?`, `[abc]`); a push matches if any pattern matches a tag.
+    /// Digest-only pushes (no tag) never match.
+    pub tags: Vec<String>,
+}
+
+/// The blue and green slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slots {
+    /// The blue slot.
+    pub blue: SlotConfig,
+    /// The green slot.
+    pub green: SlotConfig,
+}
+
+impl Slots {
+    /// The config of one slot.
+    pub fn get(&self, slot: Slot) -> &SlotConfig {
+        match slot {
+            Slot::Blue => &self.blue,
+            Slot::Green => &self.green,
+        }
+    }
+}
+
+/// One slot: an ECS service and the target group its tasks register in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// ECS service name in the cluster.
+    pub service: String,
+    /// ARN of the slot's target group.
+    pub target_group_arn: String,
+    /// Base URL of this slot's test endpoint (DNS mode: the slot's own load balancer).
+    /// Overrides `health.test_url`.
+    #[serde(default)]
+    pub test_url: Option<String>,
+    /// DNS mode: the weighted record's set identifier for this slot.
+    #[serde(default)]
+    pub set_identifier: Option<String>,
+    /// DNS mode: the CNAME target for this slot (usually its own load balancer's DNS name).
+    #[serde(default)]
+    pub record_value: Option<String>,
+}
+
+/// How production traffic is routed to the live slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Traffic {
+    /// An ALB listener (or one rule of it) forwards to the live slot's target group; a test
+    /// listener forwards to the idle one.
+    Listener {
+        /// ARN of the production listener.
+        production_listener_arn: String,
+        /// ARN of the test listener used for smoke checks against pre-prod.
+        test_listener_arn: String,
+        /// Optional: switch this rule of the production listener instead of its default action.
+        #[serde(default)]
+        production_rule_arn: Option<String>,
+        /// Optional gradual shift; absent means all at once.
+        #[serde(default)]
+        shift: Option<Shift>,
+    },
+    /// Route 53 weighted CNAME records, one per slot, under one name. (Alias A/AAAA records
+    /// are not supported yet.)
+    Dns {
+        /// Hosted zone id.
+        hosted_zone_id: String,
+        /// Fully qualified record name, for example `shop.example.com.`.
+        record_name: String,
+        /// TTL during normal operation.
+        #[serde(default = "default_dns_ttl")]
+        ttl_seconds: u64,
+        /// TTL set ahead of a switch so clients pick up the change quickly.
+        #[serde(default = "default_switch_ttl")]
+        switch_ttl_seconds: u64,
+    },
+}
+
+fn default_dns_ttl() -> u64 {
+    300
+}
+fn default_switch_ttl() -> u64 {
+    30
+}
+
+/// A gradual traffic shift (listener mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Shift {
+    /// Send `percent` to the new slot, wait `interval_seconds`, then send everything.
+    Canary {
+        /// Canary share, 1–99.
+        percent: u8,
+        /// How long the canary runs.
+        interval_seconds: u64,
+    },
+    /// Add `step_percent` every `interval_seconds` until everything moved.
+    Linear {
+        /// Step size, 1–99.
+        step_percent: u8,
+        /// Time between steps.
+        interval_seconds: u64,
+    },
+}
+
+/// Pre-prod launch settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preprod {
+    /// Desired count for pre-prod; absent means the live slot's desired count.
+    #[serde(default)]
+    pub desired_count: Option<i32>,
+    /// How long the launch may take before it is `LaunchFailed`.
+    #[serde(default = "default_launch_timeout")]
+    pub launch_timeout_seconds: u64,
+    /// How long a pre-prod slot may exist before scheduled teardown removes it.
+    #[serde(default = "default_ttl_hours")]
+    pub ttl_hours: u64,
+}
+
+fn default_launch_timeout() -> u64 {
+    900
+}
+fn default_ttl_hours() -> u64 {
+    24
+}
+
+impl Default for Preprod {
+    fn default() -> Self {
+        Preprod {
+            desired_count: None,
+            launch_timeout_seconds: default_launch_timeout(),
+            ttl_hours: default_ttl_hours(),
+        }
+    }
+}
+
+/// How pre-prod gets its database.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `none`, `shared` (default) or `isolated`.
+    #[serde(default)]
+    pub strategy: DbStrategy,
+    /// The production database (required for `isolated` and for a rehearsal).
+    #[serde(default)]
+    pub source: Option<DbSource>,
+    /// `shared` only: rehearse the migration on a fresh clone before running it on production.
+    #[serde(default)]
+    pub rehearsal: bool,
+    /// Environment variable that carries the clone's endpoint to pre-prod and the migration.
+    #[serde(default = "default_db_env")]
+    pub endpoint_env: String,
+    /// How long creating a clone may take.
+    #[serde(default = "default_clone_timeout")]
+    pub clone_timeout_seconds: u64,
+    /// Instance class for clones (defaults to the source's class).
+    #[serde(default)]
+    pub clone_instance_class: Option<String>,
+}
+
+fn default_db_env() -> String {
+    "DATABASE_HOST".into()
+}
+fn default_clone_timeout() -> u64 {
+    3600
+}
+
+/// Database strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DbStrategy {
+    /// The service has no database bluegreen needs to know about.
+    None,
+    /// Both slots use the production database; migrations must be backward compatible.
+    #[default]
+    Shared,
+    /// Pre-prod gets its own clone of production.
+    Isolated,
+}
+
+/// The production database to clone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DbSource {
+    /// An RDS instance: the clone is restored from its newest available snapshot.
+    RdsInstance {
+        /// DB instance identifier.
+        identifier: String,
+    },
+    /// An Aurora cluster: the clone is a copy-on-write clone.
+    AuroraCluster {
+        /// DB cluster identifier.
+        identifier: String,
+    },
+}
+
+/// The one-off migration task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    /// Command override for the service's container, for example `["bin/migrate", "up"]`.
+    pub command: Vec<String>,
+    /// How long the migration may run before it is stopped and `MigrationTimedOut`.
+    #[serde(default = "default_migration_timeout")]
+    pub timeout_seconds: u64,
+    /// Optional explicit rollback migration, run by rollback. Schema is never reverted
+    /// silently: without this, rollback leaves the schema as the migration left it.
+    #[serde(default)]
+    pub rollback_command: Option<Vec<String>>,
+}
+
+fn default_migration_timeout() -> u64 {
+    1800
+}
+
+/// Health checks that gate the approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Base URL of the test listener (listener mode), for example `http://alb:8443`.
+    #[serde(default)]
+    pub test_url: Option<String>,
+    /// HTTP smoke checks run against the test endpoint.
+    #[serde(default)]
+    pub smoke: Vec<SmokeCheck>,
+    /// How many consecutive rounds of all smoke checks must pass.
+    #[serde(default = "default_passes")]
+    pub consecutive_passes: u32,
+    /// Per-request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// How long targets may take to become healthy.
+    #[serde(default = "default_health_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_passes() -> u32 {
+    3
+}
+fn default_request_timeout() -> u64 {
+    2000
+}
+fn default_health_timeout() -> u64 {
+    600
+}
+
+/// One HTTP smoke check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    /// Path, starting with `/`.
+    pub path: String,
+    /// Expected HTTP status.
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// Optional substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// Approval policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// `required` (default) or `auto`.
+    #[serde(default)]
+    pub policy: ApprovalPolicy,
+    /// Who may approve (IAM principal ARNs or e-mail addresses).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// How long to wait for a decision before `ApprovalTimedOut`.
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_approval_timeout() -> u64 {
+    4 * 60 * 60
+}
+
+impl Default for Approval {
+    fn default() -> Self {
+        Approval {
+            policy: ApprovalPolicy::Required,
+            approvers: Vec::new(),
+            timeout_seconds: default_approval_timeout(),
+        }
+    }
+}
+
+/// Whether a person must approve the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// A listed approver must approve.
+    #[default]
+    Required,
+    /// Healthy pre-prod is switched without a person.
+    Auto,
+}
+
+/// The watched period after the switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bake {
+    /// How long to watch.
+    #[serde(default = "default_bake")]
+    pub seconds: u64,
+    /// CloudWatch alarm names; any in `ALARM` fails the bake.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+fn default_bake() -> u64 {
+    600
+}
+
+impl Default for Bake {
+    fn default() -> Self {
+        Bake {
+            seconds: default_bake(),
+            alarms: Vec::new(),
+        }
+    }
+}
+
+/// What happens to the old slot after a successful bake.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Finish {
+    /// Keep the old slot running this long (for a fast manual rollback); 0 scales it to zero at
+    /// once. Scheduled teardown scales it down once the window has passed.
+    #[serde(default)]
+    pub keep_warm_seconds: u64,
+}
+
+impl ServiceConfig {
+    /// Parses a TOML config file's text.
+    pub fn from_toml(text: &str) -> StepResult<Self> {
+        toml::from_str(text).map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))
+    }
+
+    /// Parses the JSON form stored in Parameter Store.
+    pub fn from_json(text: &str) -> StepResult<Self> {
+        serde_json::from_str(text).map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))
+    }
+
+    /// The JSON form stored in Parameter Store.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a config always serialises")
+    }
+
+    /// Checks everything that can be checked without AWS and lists every problem found.
+    pub fn validate(&self) -> StepResult<()> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::ConfigInvalid(problems))
+        }
+    }
+
+    /// The list of problems; empty when the config is valid.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Problems::default();
+        if !valid_name(&self.name) {
+            p.add(
+                "name",
+                "must be 1-40 characters of a-z, 0-9 and '-', starting with a letter",
+            );
+        }
+        if self.source.repository.trim().is_empty() {
+            p.add("source.repository", "must not be empty");
+        }
+        if self.source.tags.is_empty() {
+            p.add("source.tags", "must list at least one tag pattern");
+        }
+        for (i, tag) in self.source.tags.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(tag) {
+                p.add(
+                    &format!("source.tags[{i}]"),
+                    &format!("is not a valid glob: {e}"),
+                );
+            }
+        }
+        if self.cluster.trim().is_empty() {
+            p.add("cluster", "must not be empty");
+        } else if self.cluster.starts_with("arn:") {
+            p.arn("cluster", &self.cluster, "ecs");
+        }
+        if self.container.trim().is_empty() {
+            p.add("container", "must not be empty");
+        }
+        for slot in Slot::ALL {
+            let s = self.slots.get(slot);
+            let at = format!("slots.{slot}");
+            if s.service.trim().is_empty() {
+                p.add(&format!("{at}.service"), "must not be empty");
+            }
+            p.arn(
+                &format!("{at}.target_group_arn"),
+                &s.target_group_arn,
+                "elasticloadbalancing",
+            );
+            if let Some(url) = &s.test_url {
+                p.url(&format!("{at}.test_url"), url);
+            }
+        }
+        if self.slots.blue.service == self.slots.green.service {
+            p.add("slots", "blue and green must be different ECS services");
+        }
+        if self.slots.blue.target_group_arn == self.slots.green.target_group_arn {
+            p.add("slots", "blue and green must use different target groups");
+        }
+        self.traffic_problems(&mut p);
+        if let Some(count) = self.preprod.desired_count
+            && !(1..=1000).contains(&count)
+        {
+            p.add("preprod.desired_count", "must be between 1 and 1000");
+        }
+        p.timeout(
+            "preprod.launch_timeout_seconds",
+            self.preprod.launch_timeout_seconds,
+        );
+        if self.preprod.ttl_hours == 0 || self.preprod.ttl_hours > 24 * 30 {
+            p.add("preprod.ttl_hours", "must be between 1 and 720");
+        }
+        self.database_problems(&mut p);
+        if let Some(m) = &self.migration {
+            if m.command.is_empty() || m.command.iter().all(|c| c.trim().is_empty()) {
+                p.add("migration.command", "must not be empty");
+            }
+            p.timeout("migration.timeout_seconds", m.timeout_seconds);
+            if let Some(rb) = &m.rollback_command
+                && rb.is_empty()
+            {
+                p.add("migration.rollback_command", "must not be empty when given");
+            }
+        }
+        self.health_problems(&mut p);
+        if self.approval.policy == ApprovalPolicy::Required && self.approval.approvers.is_empty() {
+            p.add(
+                "approval.approvers",
+                "policy 'required' needs at least one approver",
+            );
+        }
+        p.timeout("approval.timeout_seconds", self.approval.timeout_seconds);
+        if self.bake.seconds > MAX_TIMEOUT_SECONDS {
+            p.add("bake.seconds", "must be at most 86400");
+        }
+        if self.finish.keep_warm_seconds > 7 * MAX_TIMEOUT_SECONDS {
+            p.add("finish.keep_warm_seconds", "must be at most 7 days");
+        }
+        p.0
+    }
+
+    fn traffic_problems(&self, p: &mut Problems) {
+        match &self.traffic {
+            Traffic::Listener {
+                production_listener_arn,
+                test_listener_arn,
+                production_rule_arn,
+                shift,
+            } => {
+                p.arn(
+                    "traffic.production_listener_arn",
+                    production_listener_arn,
+                    "elasticloadbalancing",
+                );
+                p.arn(
+                    "traffic.test_listener_arn",
+                    test_listener_arn,
+                    "elasticloadbalancing",
+                );
+                if production_listener_arn == test_listener_arn {
+                    p.add("traffic", "production and test listeners must differ");
+                }
+                if let Some(rule) = production_rule_arn {
+                    p.arn("traffic.production_rule_arn", rule, "elasticloadbalancing");
+                }
+                match shift {
+                    Some(Shift::Canary {
+                        percent,
+                        interval_seconds,
+                    }) => {
+                        if !(1..=99).contains(percent) {
+                            p.add("traffic.shift.percent", "must be between 1 and 99");
+                        }
+                        p.timeout("traffic.shift.interval_seconds", *interval_seconds);
+                    }
+                    Some(Shift::Linear {
+                        step_percent,
+                        interval_seconds,
+                    }) => {
+                        if !(1..=99).contains(step_percent) {
+                            p.add("traffic.shift.step_percent", "must be between 1 and 99");
+                        }
+                        p.timeout("traffic.shift.interval_seconds", *interval_seconds);
+                    }
+                    None => {}
+                }
+            }
+            Traffic::Dns {
+                hosted_zone_id,
+                record_name,
+                ttl_seconds,
+                switch_ttl_seconds,
+            } => {
+                if hosted_zone_id.trim().is_empty() {
+                    p.add("traffic.hosted_zone_id", "DNS mode needs a hosted zone id");
+                }
+                if record_name.trim().is_empty() {
+                    p.add("traffic.record_name", "DNS mode needs a record name");
+                }
+                if *ttl_seconds == 0 || *ttl_seconds > 172_800 {
+                    p.add("traffic.ttl_seconds", "must be between 1 and 172800");
+                }
+                if *switch_ttl_seconds == 0 || switch_ttl_seconds > ttl_seconds {
+                    p.add(
+                        "traffic.switch_ttl_seconds",
+                        "must be between 1 and ttl_seconds",
+                    );
+                }
+                for slot in Slot::ALL {
+                    let s = self.slots.get(slot);
+                    if s.set_identifier.as_deref().unwrap_or("").is_empty() {
+                        p.add(
+                            &format!("slots.{slot}.set_identifier"),
+                            "DNS mode needs a set identifier per slot",
+                        );
+                    }
+                    if s.record_value.as_deref().unwrap_or("").is_empty() {
+                        p.add(
+                            &format!("slots.{slot}.record_value"),
+                            "DNS mode needs a record value per slot",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn database_problems(&self, p: &mut Problems) {
+        let db = &self.database;
+        let needs_source = db.strategy == DbStrategy::Isolated
+            || (db.strategy == DbStrategy::Shared && db.rehearsal);
+        if needs_source && db.source.is_none() {
+            p.add(
+                "database.source",
+                "isolated mode and rehearsals need a source database",
+            );
+        }
+        if db.rehearsal && db.strategy != DbStrategy::Shared {
+            p.add(
+                "database.rehearsal",
+                "only applies to the 'shared' strategy",
+            );
+        }
+        if db.rehearsal && self.migration.is_none() {
+            p.add("database.rehearsal", "needs a migration to rehearse");
+        }
+        if let Some(DbSource::RdsInstance { identifier } | DbSource::AuroraCluster { identifier }) =
+            &db.source
+            && identifier.trim().is_empty()
+        {
+            p.add("database.source.identifier", "must not be empty");
+        }
+        if db.endpoint_env.trim().is_empty() {
+            p.add("database.endpoint_env", "must not be empty");
+        }
+        p.timeout("database.clone_timeout_seconds", db.clone_timeout_seconds);
+    }
+
+    fn health_problems(&self, p: &mut Problems) {
+        let h = &self.health;
+        if let Some(url) = &h.test_url {
+            p.url("health.test_url", url);
+        }
+        if h.smoke.is_empty() {
+            p.add("health.smoke", "at least one smoke check is required");
+        }
+        for (i, check) in h.smoke.iter().enumerate() {
+            if !check.path.starts_with('/') {
+                p.add(&format!("health.smoke[{i}].path"), "must start with '/'");
+            }
+            if !(100..=599).contains(&check.expect_status) {
+                p.add(
+                    &format!("health.smoke[{i}].expect_status"),
+                    "must be an HTTP status (100-599)",
+                );
+            }
+        }
+        if !h.smoke.is_empty() {
+            for slot in Slot::ALL {
+                if self.test_url(slot).is_none() {
+                    p.add(
+                        "health.test_url",
+                        &format!("smoke checks need a test URL for slot {slot} (health.test_url or slots.{slot}.test_url)"),
+                    );
+                }
+            }
+        }
+        if h.consecutive_passes == 0 || h.consecutive_passes > 100 {
+            p.add("health.consecutive_passes", "must be between 1 and 100");
+        }
+        if h.request_timeout_ms == 0 || h.request_timeout_ms > 60_000 {
+            p.add("health.request_timeout_ms", "must be between 1 and 60000");
+        }
+        p.timeout("health.timeout_seconds", h.timeout_seconds);
+    }
+
+    /// The test URL for smoke checks against `slot` when it is pre-prod.
+    pub fn test_url(&self, slot: Slot) -> Option<&str> {
+        self.slots
+            .get(slot)
+            .test_url
+            .as_deref()
+            .or(self.health.test_url.as_deref())
+    }
+
+    /// Whether `tag` matches one of the source tag patterns.
+    pub fn matches_tag(&self, tag: &str) -> bool {
+        self.source.tags.iter().any(|pattern| {
+            globset::Glob::new(pattern)
+                .map(|g| g.compile_matcher().is_match(tag))
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// Collects validation problems as `field: message`.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, field: &str, message: &str) {
+        self.0.push(format!("{field}: {message}"));
+    }
+
+    fn timeout(&mut self, field: &str, seconds: u64) {
+        if seconds == 0 || seconds > MAX_TIMEOUT_SECONDS {
+            self.add(field, "must be between 1 and 86400 seconds");
+        }
+    }
+
+    fn arn(&mut self, field: &str, value: &str, service: &str) {
+        if !valid_arn(value, service) {
+            self.add(field, &format!("{value:?} is not a valid {service} ARN"));
+        }
+    }
+
+    fn url(&mut self, field: &str, value: &str) {
+        if !(value.starts_with("http://") || value.starts_with("https://")) || value.len() < 10 {
+            self.add(field, &format!("{value:?} is not an http(s) URL"));
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `arn:partition:service:region:account:resource`, with the expected service.
+fn valid_arn(value: &str, service: &str) -> bool {
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == service
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && !parts[5].is_empty()
+}
+
+/// The JSON Schema of [`ServiceConfig`], for editors and the CLI.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ServiceConfig)).expect("schema serialises")
+}

@@ -1,0 +1,129 @@
+//! Service configs in SSM Parameter Store: one JSON parameter per service under one prefix.
+
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+
+use crate::config::ServiceConfig;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+
+/// Standard-tier parameters hold at most 4 KiB; larger configs need the advanced tier.
+const STANDARD_TIER_LIMIT: usize = 4096;
+
+/// Reads and writes service configs under the context's prefix.
+pub struct ConfigStore<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> ConfigStore<'a> {
+    /// Configs under `ctx.settings.config_prefix`.
+    pub fn new(ctx: &'a Context) -> Self {
+        ConfigStore { ctx }
+    }
+
+    /// The parameter name of a service's config.
+    pub fn parameter_name(&self, service: &str) -> String {
+        format!("{}{service}", self.ctx.settings.config_prefix)
+    }
+
+    /// Loads every config under the prefix. A config that does not parse or validate fails the
+    /// whole load with every problem listed, naming the parameter: a broken config must be
+    /// fixed, not silently skipped.
+    pub async fn load_all(&self) -> StepResult<Vec<ServiceConfig>> {
+        let mut pages = self
+            .ctx
+            .ssm
+            .get_parameters_by_path()
+            .path(self.ctx.settings.config_prefix.trim_end_matches('/'))
+            .recursive(false)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        let mut configs = Vec::new();
+        let mut problems = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StepError::from_sdk("ssm:GetParametersByPath", e))?;
+            for parameter in page.parameters.unwrap_or_default() {
+                let name = parameter.name.unwrap_or_default();
+                match parse(&name, parameter.value.as_deref().unwrap_or("")) {
+                    Ok(config) => configs.push(config),
+                    Err(StepError::ConfigInvalid(p)) => problems.extend(p),
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(StepError::ConfigInvalid(problems));
+        }
+        configs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(configs)
+    }
+
+    /// Loads one service's config; [`StepError::ServiceNotFound`] if there is none.
+    pub async fn load(&self, service: &str) -> StepResult<ServiceConfig> {
+        let name = self.parameter_name(service);
+        let out = self
+            .ctx
+            .ssm
+            .get_parameter()
+            .name(&name)
+            .with_decryption(true)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let value = out.parameter.and_then(|p| p.value).unwrap_or_default();
+                parse(&name, &value)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Err(StepError::ServiceNotFound(service.to_owned()))
+            }
+            Err(e) => Err(StepError::from_sdk("ssm:GetParameter", e)),
+        }
+    }
+
+    /// Validates and stores a config (overwriting the previous version). Nothing is written
+    /// when validation fails.
+    pub async fn put(&self, config: &ServiceConfig) -> StepResult<()> {
+        config.validate()?;
+        let value = config.to_json();
+        let tier = if value.len() > STANDARD_TIER_LIMIT {
+            ParameterTier::Advanced
+        } else {
+            ParameterTier::Standard
+        };
+        self.ctx
+            .ssm
+            .put_parameter()
+            .name(self.parameter_name(&config.name))
+            .value(value)
+            .r#type(ParameterType::String)
+            .tier(tier)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ssm:PutParameter", e))?;
+        Ok(())
+    }
+}
+
+/// Parses and validates one stored config, prefixing problems with the parameter name.
+fn parse(parameter: &str, value: &str) -> StepResult<ServiceConfig> {
+    let config = ServiceConfig::from_json(value).map_err(|e| prefix(parameter, e))?;
+    config.validate().map_err(|e| prefix(parameter, e))?;
+    Ok(config)
+}
+
+fn prefix(parameter: &str, err: StepError) -> StepError {
+    match err {
+        StepError::ConfigInvalid(problems) => StepError::ConfigInvalid(
+            problems
+                .into_iter()
+                .map(|p| format!("{parameter}: {p}"))
+                .collect(),
+        ),
+        other => other,
+    }
+}

@@ -1,0 +1,310 @@
+//! The one error type of the step library.
+//!
+//! Every variant has a stable name ([`StepError::name`]) that becomes the Lambda error type, so
+//! the state machine's `Retry` and `Catch` clauses can match on it. Renaming a variant's name is
+//! a breaking change for `statemachine/bluegreen.asl.json`.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Result alias used throughout the library.
+pub type StepResult<T> = Result<T, StepError>;
+
+/// Everything that can go wrong in a step, named for the state machine.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The input event or step input could not be understood. Nothing was changed.
+    #[error("malformed input: {0}")]
+    EventMalformed(String),
+
+    /// A service config failed validation; every problem is listed.
+    #[error("service config is invalid: {}", .0.join("; "))]
+    ConfigInvalid(Vec<String>),
+
+    /// No service config with this name exists under the configured prefix.
+    #[error("unknown service {0:?}: no config under the config prefix")]
+    ServiceNotFound(String),
+
+    /// An AWS resource named by the config or the deployment record does not exist.
+    #[error("{kind} {id:?} does not exist")]
+    ResourceNotFound {
+        /// What kind of resource (for example "ECS service").
+        kind: &'static str,
+        /// The identifier that was looked up.
+        id: String,
+    },
+
+    /// No deployment record with this id exists.
+    #[error("deployment {0:?} does not exist")]
+    DeploymentNotFound(String),
+
+    /// The deployment has already ended; steps refuse to act on it.
+    #[error("deployment {id:?} has already ended ({status})")]
+    DeploymentEnded {
+        /// The deployment.
+        id: String,
+        /// Its terminal status.
+        status: String,
+    },
+
+    /// Production routing is not in a state bluegreen understands (for example both slots take
+    /// traffic, or the listener forwards to a target group that belongs to neither slot).
+    #[error("production routing is unexpected: {0}")]
+    UnexpectedRouting(String),
+
+    /// The per-service lock is held by a different deployment than the one asking.
+    #[error("lock for service {service:?} is held by deployment {holder:?}")]
+    LockLost {
+        /// The service whose lock was checked.
+        service: String,
+        /// The deployment that holds it.
+        holder: String,
+    },
+
+    /// The pre-prod slot did not reach a stable rollout.
+    #[error("pre-prod launch failed: {0}")]
+    LaunchFailed(String),
+
+    /// Creating or waiting for a database clone failed.
+    #[error("database sync failed: {0}")]
+    SyncFailed(String),
+
+    /// The migration task ended without success.
+    #[error(
+        "migration failed: exit code {exit_code:?}, {reason} (logs: {})",
+        log_location.as_deref().unwrap_or("no log configuration")
+    )]
+    MigrationFailed {
+        /// The essential container's exit code, if ECS reported one.
+        exit_code: Option<i32>,
+        /// The stop code and reason ECS gave.
+        reason: String,
+        /// CloudWatch Logs group/stream derived from the task definition's log configuration.
+        log_location: Option<String>,
+    },
+
+    /// The migration task did not stop before its deadline; it has been stopped.
+    #[error("migration did not finish before its deadline (task {task_arn} was stopped)")]
+    MigrationTimedOut {
+        /// The task that was stopped.
+        task_arn: String,
+    },
+
+    /// Target health or a smoke check failed; the message carries the evidence.
+    #[error("health check failed: {0}")]
+    HealthCheckFailed(String),
+
+    /// A person rejected the deployment.
+    #[error("approval rejected: {0}")]
+    ApprovalRejected(String),
+
+    /// Nobody decided before the approval timeout.
+    #[error("approval timed out")]
+    ApprovalTimedOut,
+
+    /// The traffic switch could not be applied or verified.
+    #[error("traffic switch failed: {0}")]
+    SwitchFailed(String),
+
+    /// An alarm fired or live targets went unhealthy during the bake period.
+    #[error("bake failed: {0}")]
+    BakeFailed(String),
+
+    /// Restoring the previous routing failed; a person must look.
+    #[error("rollback failed: {0}")]
+    RollbackFailed(String),
+
+    /// AWS throttled the request; safe to retry with backoff.
+    #[error("throttled by {operation}: {message}")]
+    Throttled {
+        /// The API operation, for example `ecs:UpdateService`.
+        operation: &'static str,
+        /// AWS's message.
+        message: String,
+    },
+
+    /// A transient AWS failure (5xx, timeout, connection reset); safe to retry.
+    #[error("transient AWS failure in {operation}: {message}")]
+    AwsTransient {
+        /// The API operation.
+        operation: &'static str,
+        /// What happened.
+        message: String,
+    },
+
+    /// A non-retryable AWS error (access denied, validation, …).
+    #[error("AWS error in {operation}: {code}: {message}")]
+    Aws {
+        /// The API operation.
+        operation: &'static str,
+        /// AWS's error code.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+}
+
+impl StepError {
+    /// The stable error name used as the Lambda error type and in the state machine.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepError::EventMalformed(_) => "EventMalformed",
+            StepError::ConfigInvalid(_) => "ConfigInvalid",
+            StepError::ServiceNotFound(_) => "ServiceNotFound",
+            StepError::ResourceNotFound { .. } => "ResourceNotFound",
+            StepError::DeploymentNotFound(_) => "DeploymentNotFound",
+            StepError::DeploymentEnded { .. } => "DeploymentEnded",
+            StepError::UnexpectedRouting(_) => "UnexpectedRouting",
+            StepError::LockLost { .. } => "LockLost",
+            StepError::LaunchFailed(_) => "LaunchFailed",
+            StepError::SyncFailed(_) => "SyncFailed",
+            StepError::MigrationFailed { .. } => "MigrationFailed",
+            StepError::MigrationTimedOut { .. } => "MigrationTimedOut",
+            StepError::HealthCheckFailed(_) => "HealthCheckFailed",
+            StepError::ApprovalRejected(_) => "ApprovalRejected",
+            StepError::ApprovalTimedOut => "ApprovalTimedOut",
+            StepError::SwitchFailed(_) => "SwitchFailed",
+            StepError::BakeFailed(_) => "BakeFailed",
+            StepError::RollbackFailed(_) => "RollbackFailed",
+            StepError::Throttled { .. } => "Throttled",
+            StepError::AwsTransient { .. } => "AwsTransient",
+            StepError::Aws { .. } => "AwsError",
+        }
+    }
+
+    /// Whether Step Functions should retry the step on this error.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StepError::Throttled { .. } | StepError::AwsTransient { .. }
+        )
+    }
+
+    /// Classifies an SDK error from `operation` (for example `"ecs:UpdateService"`).
+    ///
+    /// Throttling codes become [`StepError::Throttled`]; 5xx responses, timeouts and dispatch
+    /// failures become [`StepError::AwsTransient`]; everything else is [`StepError::Aws`] with
+    /// AWS's own code, so no cause is lost.
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = err.code().unwrap_or_default().to_owned();
+        let message = err.message().map(str::to_owned).unwrap_or_else(|| {
+            aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
+        });
+        if THROTTLING_CODES.contains(&code.as_str()) {
+            return StepError::Throttled { operation, message };
+        }
+        let transient = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(service) => service.raw().status().is_server_error(),
+            _ => false,
+        };
+        if transient {
+            StepError::AwsTransient { operation, message }
+        } else {
+            StepError::Aws {
+                operation,
+                code: if code.is_empty() {
+                    "Unknown".into()
+                } else {
+                    code
+                },
+                message,
+            }
+        }
+    }
+
+    /// The AWS error code, when this is a non-retryable AWS error.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            StepError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of a DynamoDB conditional write.
+pub(crate) enum Conditional<T> {
+    /// The condition held and the write happened.
+    Written(T),
+    /// The condition did not hold; nothing was written.
+    ConditionFailed,
+}
+
+/// Separates a failed condition (an expected answer) from real errors.
+pub(crate) fn conditional<T, E>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> StepResult<Conditional<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(value) => Ok(Conditional::Written(value)),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+            Ok(Conditional::ConditionFailed)
+        }
+        Err(e) => Err(StepError::from_sdk(operation, e)),
+    }
+}
+
+/// Error codes AWS services use for throttling (from the SDKs' own retry classifiers).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+impl From<StepError> for lambda_runtime::Diagnostic {
+    fn from(err: StepError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.name().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_stable_lambda_error_type() {
+        let diagnostic: lambda_runtime::Diagnostic = StepError::MigrationFailed {
+            exit_code: Some(3),
+            reason: "EssentialContainerExited".into(),
+            log_location: Some("/ecs/app/migrate/abc".into()),
+        }
+        .into();
+        assert_eq!(diagnostic.error_type, "MigrationFailed");
+        assert!(diagnostic.error_message.contains("exit code Some(3)"));
+        assert!(diagnostic.error_message.contains("/ecs/app/migrate/abc"));
+    }
+
+    #[test]
+    fn only_throttling_and_transient_errors_are_retryable() {
+        assert!(
+            StepError::Throttled {
+                operation: "ecs:UpdateService",
+                message: "slow down".into()
+            }
+            .is_retryable()
+        );
+        assert!(!StepError::HealthCheckFailed("x".into()).is_retryable());
+        assert!(!StepError::ApprovalRejected("no".into()).is_retryable());
+    }
+}

@@ -1,0 +1,83 @@
+//! The shared body of every Lambda handler: JSON logging, clients built once, input parsed,
+//! the step called, and errors mapped to their stable names.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::poll::{CheckInput, Poll, Started};
+use crate::steps::DeploymentRef;
+
+/// Runs a step as a Lambda function. `step` receives the parsed input; a payload that does
+/// not parse is an `EventMalformed` error and nothing is called.
+pub async fn serve<I, O, F, Fut>(step: F) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, StepError>> + Send,
+{
+    // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, as set by the stack.
+    lambda_runtime::tracing::init_default_subscriber();
+    let ctx = Context::from_env().await;
+    let step = &step;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let input: I = serde_json::from_value(event.payload)
+                .map_err(|e| Diagnostic::from(StepError::EventMalformed(e.to_string())))?;
+            step(ctx.clone(), input).await.map_err(|e| {
+                tracing::error!(error_type = e.name(), error = %e, "step failed");
+                Diagnostic::from(e)
+            })
+        },
+    ))
+    .await
+}
+
+/// Runs a step with a start and a check as one Lambda function whose input says which
+/// (`{"action": "start" | "check", …}`).
+pub async fn serve_polling<S, SFut, C, CFut>(
+    start: S,
+    check: C,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Fn(Context, DeploymentRef) -> SFut + Send + Sync + 'static,
+    SFut: Future<Output = StepResult<Started>> + Send + 'static,
+    C: Fn(Context, CheckInput) -> CFut + Send + Sync + 'static,
+    CFut: Future<Output = StepResult<Poll>> + Send + 'static,
+{
+    type Answer = Pin<Box<dyn Future<Output = StepResult<serde_json::Value>> + Send>>;
+    serve(move |ctx, input: StartOrCheck| -> Answer {
+        match input {
+            StartOrCheck::Start(input) => {
+                let started = start(ctx, input);
+                Box::pin(async move { Ok(to_json(&started.await?)) })
+            }
+            StartOrCheck::Check(input) => {
+                let polled = check(ctx, input);
+                Box::pin(async move { Ok(to_json(&polled.await?)) })
+            }
+        }
+    })
+    .await
+}
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("step outputs serialise")
+}
+
+/// Input of the steps that have a start and a check (`{"action": "start" | "check", …}`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum StartOrCheck {
+    /// Begin the work.
+    Start(crate::steps::DeploymentRef),
+    /// Look once.
+    Check(crate::poll::CheckInput),
+}

@@ -1,0 +1,28 @@
+//! # bluegreen
+//!
+//! Blue/green deployments of ECS services, one step at a time. Each step in [`steps`] is an
+//! idempotent async function over a [`Context`] of AWS clients; the Lambda handlers in
+//! `functions/*` and the local runner call the same functions.
+//!
+//! Errors are [`StepError`]s whose [`StepError::name`] is the stable error type the state
+//! machine's `Retry` and `Catch` clauses match.
+
+pub mod config;
+pub mod config_store;
+pub mod context;
+pub mod ecs;
+pub mod error;
+pub mod event;
+pub mod lambda;
+pub mod lock;
+pub mod naming;
+pub mod notify;
+pub mod poll;
+pub mod record;
+pub mod routing;
+pub mod slot;
+pub mod steps;
+
+pub use context::{Context, Settings};
+pub use error::{StepError, StepResult};
+pub use slot::Slot;

@@ -1,0 +1,71 @@
+//! Deterministic names and tags. Everything bluegreen creates is named from the deployment, so
+//! a retried step finds what an earlier attempt created instead of creating it again.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+/// Tag on every resource bluegreen manages.
+pub const TAG_MANAGED: &str = "bluegreen:managed";
+/// Tag naming the deployment that created or last changed a resource.
+pub const TAG_DEPLOYMENT: &str = "bluegreen:deployment-id";
+/// Tag with the RFC 3339 time after which scheduled teardown may remove the resource.
+pub const TAG_EXPIRES: &str = "bluegreen:expires-at";
+/// Tag with the role of a slot service: `preprod` or `warm`.
+pub const TAG_ROLE: &str = "bluegreen:role";
+
+fn short_hash(parts: &[&str], hex_chars: usize) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())[..hex_chars].to_owned()
+}
+
+/// `<service>-<yyyymmddThhmmss>-<6 hex>`: sortable, readable, and the same for the same event.
+pub fn deployment_id(service: &str, event_id: &str, pushed_at: DateTime<Utc>) -> String {
+    format!(
+        "{service}-{}-{}",
+        pushed_at.format("%Y%m%dT%H%M%S"),
+        short_hash(&[service, event_id], 6)
+    )
+}
+
+/// The ECS `startedBy` value of a deployment's migration task (`kind` = `migrate`,
+/// `rehearsal` or `rollback`). ECS allows at most 36 characters, so it is a hash.
+pub fn started_by(deployment_id: &str, kind: &str) -> String {
+    format!("bg-{}-{kind}", short_hash(&[deployment_id], 16))
+}
+
+/// The identifier of a database clone: lowercase, starts with a letter, at most 63 characters,
+/// no double hyphens — valid for both RDS instances and Aurora clusters.
+pub fn clone_identifier(service: &str, deployment_id: &str, purpose: &str) -> String {
+    let service: String = service.chars().take(30).collect();
+    let service = service.trim_end_matches('-');
+    format!("bg-{service}-{}-{purpose}", short_hash(&[deployment_id], 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_ids_are_stable_for_the_same_event_and_differ_between_events() {
+        let t = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let a = deployment_id("shop", "event-1", t);
+        assert_eq!(a, deployment_id("shop", "event-1", t));
+        assert_ne!(a, deployment_id("shop", "event-2", t));
+        assert!(a.starts_with("shop-20261121T100000-"), "{a}");
+    }
+
+    #[test]
+    fn started_by_fits_the_ecs_limit_and_clone_names_fit_rds_rules() {
+        let id = deployment_id(&"s".repeat(40), "e", Utc::now());
+        assert!(started_by(&id, "rehearsal").len() <= 36);
+        let clone = clone_identifier(&"a-".repeat(30), &id, "rehearsal");
+        assert!(clone.len() <= 63, "{clone}");
+        assert!(!clone.contains("--"), "{clone}");
+    }
+}

@@ -1,0 +1,93 @@
+//! The start/check shape of long-running steps.
+//!
+//! Waiting happens in the state machine, not in Lambda: a step's `start` begins the work and
+//! returns a deadline; `check` looks once and returns [`Poll::Done`] or [`Poll::Pending`] with
+//! the delay before the next look (exponential backoff on the attempt number). Failures are
+//! errors. Deadlines travel in the execution input, so a retried check sees the same deadline.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Input of a check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckInput {
+    /// The deployment.
+    pub deployment_id: String,
+    /// When the work must have finished.
+    pub deadline: DateTime<Utc>,
+    /// How many checks came before this one (drives the backoff).
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// What `start` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Started {
+    /// The deployment.
+    pub deployment_id: String,
+    /// When the work must have finished; pass it to every check.
+    pub deadline: DateTime<Utc>,
+    /// Seconds to wait before the first check.
+    pub wait_seconds: u64,
+}
+
+/// What a check returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Poll {
+    /// Finished successfully.
+    Done {
+        /// Human-readable result.
+        detail: String,
+    },
+    /// Not yet; look again after `wait_seconds`.
+    Pending {
+        /// Seconds to wait.
+        wait_seconds: u64,
+        /// Next attempt number.
+        attempt: u32,
+        /// What is being waited for.
+        detail: String,
+    },
+}
+
+/// Backoff for check loops: 5, 10, 20, 40, 60, 60, … seconds, never past the deadline by more
+/// than the minimum.
+pub fn backoff(attempt: u32, now: DateTime<Utc>, deadline: DateTime<Utc>) -> u64 {
+    const FIRST: u64 = 5;
+    const MAX: u64 = 60;
+    let delay = FIRST.saturating_mul(1u64 << attempt.min(16)).min(MAX);
+    let remaining = (deadline - now).num_seconds().max(0) as u64;
+    delay.min(remaining.max(1))
+}
+
+/// A pending answer for the next attempt.
+pub fn pending(input: &CheckInput, now: DateTime<Utc>, detail: impl Into<String>) -> Poll {
+    Poll::Pending {
+        wait_seconds: backoff(input.attempt, now, input.deadline),
+        attempt: input.attempt + 1,
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn backoff_doubles_then_caps_at_a_minute() {
+        let now = Utc::now();
+        let far = now + Duration::hours(1);
+        let delays: Vec<u64> = (0..6).map(|a| backoff(a, now, far)).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
+    }
+
+    #[test]
+    fn backoff_never_waits_past_the_deadline() {
+        let now = Utc::now();
+        assert_eq!(backoff(5, now, now + Duration::seconds(7)), 7);
+        assert_eq!(backoff(5, now, now - Duration::seconds(7)), 1);
+    }
+}

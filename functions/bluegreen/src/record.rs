@@ -1,0 +1,430 @@
+//! Deployment records in DynamoDB: one item per deployment, read by `status`, `history` and the
+//! approval console, and written by every step.
+//!
+//! Steps change a record with targeted `UpdateItem` expressions (never a whole-item put), so a
+//! step and the console writing an approval decision cannot overwrite each other.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ServiceConfig;
+use crate::context::Context;
+use crate::error::{Conditional, StepError, StepResult, conditional};
+use crate::event::Image;
+use crate::slot::Slot;
+
+/// Where a deployment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for the service's running deployment to finish.
+    Queued,
+    /// A newer push replaced this queued one.
+    Superseded,
+    /// Syncing the database, launching pre-prod, migrating.
+    Preparing,
+    /// Pre-prod is up; health checks run.
+    Preprod,
+    /// Waiting for a person.
+    AwaitingApproval,
+    /// Moving traffic.
+    Switching,
+    /// Watching the new slot.
+    Baking,
+    /// The new slot serves production.
+    Succeeded,
+    /// Failed before the switch; production untouched.
+    Aborted,
+    /// Failed after the switch; traffic is back on the old slot.
+    RolledBack,
+}
+
+impl Status {
+    /// Whether the deployment has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Superseded | Status::Succeeded | Status::Aborted | Status::RolledBack
+        )
+    }
+}
+
+/// One line of a deployment's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineEntry {
+    /// Step name, for example `launch_preprod`.
+    pub step: String,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    /// `started`, `succeeded`, `failed`, …
+    pub outcome: String,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// What launch changed on the idle slot, so abort can put it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PreprodState {
+    /// The ECS service used as pre-prod.
+    pub service: String,
+    /// The task definition registered for this deployment.
+    pub task_definition_arn: String,
+    /// The service's task definition before launch.
+    pub previous_task_definition: String,
+    /// The service's desired count before launch.
+    pub previous_desired_count: i32,
+    /// The desired count launch set.
+    pub desired_count: i32,
+}
+
+/// A database clone made for this deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DbClone {
+    /// `rds_instance` or `aurora_cluster`.
+    pub kind: String,
+    /// The clone's identifier.
+    pub identifier: String,
+    /// `preprod` or `rehearsal`.
+    pub purpose: String,
+    /// The endpoint address once available.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// The approval request and decision.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalState {
+    /// When approval was requested.
+    pub requested_at: DateTime<Utc>,
+    /// Latest time a decision is accepted.
+    pub expires_at: DateTime<Utc>,
+    /// `approved` or `rejected`, once decided. Absent (not null) until then, so the decision
+    /// write can be conditional on `attribute_not_exists(approval.decision)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Who decided.
+    #[serde(default)]
+    pub approver: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Reason given with a rejection.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `console` or `cli`.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+impl std::fmt::Debug for ApprovalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalState")
+            .field("requested_at", &self.requested_at)
+            .field("decision", &self.decision)
+            .field("approver", &self.approver)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Deployment {
+    /// `<service>-<yyyymmddThhmmss>-<hash>`, derived from the push event.
+    pub deployment_id: String,
+    /// Service name.
+    pub service: String,
+    /// Current status.
+    pub status: Status,
+    /// The image being deployed.
+    pub image: Image,
+    /// The EventBridge event that started it.
+    pub event_id: String,
+    /// When the image was pushed.
+    pub pushed_at: DateTime<Utc>,
+    /// The service config as it was when the deployment started.
+    pub config: ServiceConfig,
+    /// The slot that was live when the deployment started (read from AWS).
+    #[serde(default)]
+    pub live_slot: Option<Slot>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// What happened, in order.
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    /// What launch changed.
+    #[serde(default)]
+    pub preprod: Option<PreprodState>,
+    /// Clones made for this deployment.
+    #[serde(default)]
+    pub clones: Vec<DbClone>,
+    /// The migration task's ARN.
+    #[serde(default)]
+    pub migration_task_arn: Option<String>,
+    /// The rehearsal migration task's ARN.
+    #[serde(default)]
+    pub rehearsal_task_arn: Option<String>,
+    /// Health-check evidence shown to approvers.
+    #[serde(default)]
+    pub health_evidence: Option<String>,
+    /// The approval.
+    #[serde(default)]
+    pub approval: Option<ApprovalState>,
+    /// When traffic started to move to the new slot.
+    #[serde(default)]
+    pub switched_at: Option<DateTime<Utc>>,
+    /// When pre-prod resources of this deployment may be torn down.
+    pub expires_at: DateTime<Utc>,
+    /// Why the deployment failed, for aborted and rolled-back deployments.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// DNS mode: the TTL before bluegreen lowered it, and when.
+    #[serde(default)]
+    pub dns_ttl: Option<DnsTtl>,
+    /// The queued deployment that received the lock when this one ended.
+    #[serde(default)]
+    pub handed_over_to: Option<String>,
+}
+
+/// DNS mode: the record TTL lowered ahead of the switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DnsTtl {
+    /// The TTL before it was lowered (restored when the deployment ends).
+    pub previous: i64,
+    /// When it was lowered; the switch waits until `previous` seconds have passed.
+    pub lowered_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// The slot being deployed to (the idle one at the start).
+    pub fn target_slot(&self) -> StepResult<Slot> {
+        self.live_slot.map(Slot::other).ok_or_else(|| {
+            StepError::EventMalformed(format!(
+                "deployment {} has not read its live slot yet",
+                self.deployment_id
+            ))
+        })
+    }
+
+    /// The slot that was live at the start.
+    pub fn old_slot(&self) -> StepResult<Slot> {
+        self.target_slot().map(Slot::other)
+    }
+
+    /// Whether the timeline already has `outcome` for `step`.
+    pub fn has_outcome(&self, step: &str, outcome: &str) -> bool {
+        self.timeline
+            .iter()
+            .any(|e| e.step == step && e.outcome == outcome)
+    }
+}
+
+/// A change to a deployment record: attributes to set, and optionally a timeline entry.
+#[derive(Debug, Default)]
+pub struct Change {
+    sets: Vec<(String, AttributeValue)>,
+    removes: Vec<String>,
+    entry: Option<TimelineEntry>,
+}
+
+impl Change {
+    /// An empty change.
+    pub fn new() -> Self {
+        Change::default()
+    }
+
+    /// Sets a top-level attribute to a serialisable value.
+    pub fn set<T: Serialize>(mut self, field: &str, value: &T) -> Self {
+        let value = serde_dynamo::to_attribute_value(value).expect("record fields serialise");
+        self.sets.push((field.to_owned(), value));
+        self
+    }
+
+    /// Removes a top-level attribute.
+    pub fn remove(mut self, field: &str) -> Self {
+        self.removes.push(field.to_owned());
+        self
+    }
+
+    /// Appends a timeline entry.
+    pub fn log(
+        mut self,
+        step: &str,
+        outcome: &str,
+        detail: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        self.entry = Some(TimelineEntry {
+            step: step.to_owned(),
+            at,
+            outcome: outcome.to_owned(),
+            detail: detail.into(),
+        });
+        self
+    }
+}
+
+/// Reads and writes deployment records.
+pub struct Records<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> Records<'a> {
+    /// Records in the context's deployments table.
+    pub fn new(ctx: &'a Context) -> Self {
+        Records { ctx }
+    }
+
+    fn table(&self) -> &str {
+        &self.ctx.settings.deployments_table
+    }
+
+    /// Creates the record unless one with the same id exists; returns the stored record either
+    /// way, so a retried prepare sees what the first attempt wrote.
+    pub async fn create(&self, deployment: &Deployment) -> StepResult<Deployment> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(deployment).expect("deployment serialises");
+        let result = self
+            .ctx
+            .dynamodb
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(deployment_id)")
+            .send()
+            .await;
+        match conditional("dynamodb:PutItem", result)? {
+            Conditional::Written(_) => Ok(deployment.clone()),
+            Conditional::ConditionFailed => self.get(&deployment.deployment_id).await,
+        }
+    }
+
+    /// Reads a record; [`StepError::DeploymentNotFound`] if there is none.
+    pub async fn get(&self, deployment_id: &str) -> StepResult<Deployment> {
+        let out = self
+            .ctx
+            .dynamodb
+            .get_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
+        let item = out
+            .item
+            .ok_or_else(|| StepError::DeploymentNotFound(deployment_id.to_owned()))?;
+        serde_dynamo::from_item(item).map_err(|e| {
+            StepError::EventMalformed(format!(
+                "deployment record {deployment_id} is unreadable: {e}"
+            ))
+        })
+    }
+
+    /// Applies a change to an existing record and bumps `updated_at`.
+    pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
+        let now = self.ctx.now();
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
+        values.insert(
+            ":updated_at".to_owned(),
+            serde_dynamo::to_attribute_value(now).expect("time serialises"),
+        );
+        for (i, (field, value)) in change.sets.into_iter().enumerate() {
+            names.insert(format!("#f{i}"), field);
+            values.insert(format!(":v{i}"), value);
+            sets.push(format!("#f{i} = :v{i}"));
+        }
+        if let Some(entry) = change.entry {
+            names.insert("#timeline".to_owned(), "timeline".to_owned());
+            values.insert(
+                ":entry".to_owned(),
+                AttributeValue::L(vec![
+                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
+                ]),
+            );
+            values.insert(":empty".to_owned(), AttributeValue::L(vec![]));
+            sets.push("#timeline = list_append(if_not_exists(#timeline, :empty), :entry)".into());
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !change.removes.is_empty() {
+            let removes: Vec<String> = change
+                .removes
+                .into_iter()
+                .enumerate()
+                .map(|(i, field)| {
+                    names.insert(format!("#r{i}"), field);
+                    format!("#r{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let result = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(deployment_id)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match conditional("dynamodb:UpdateItem", result)? {
+            Conditional::Written(_) => Ok(()),
+            Conditional::ConditionFailed => {
+                Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
+            }
+        }
+    }
+
+    /// Every record of `service`, newest first (a scan filtered by service; the stack adds a
+    /// `service` index for large histories).
+    pub async fn for_service(&self, service: &str) -> StepResult<Vec<Deployment>> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ctx
+                .dynamodb
+                .scan()
+                .table_name(self.table())
+                .filter_expression("#service = :service")
+                .expression_attribute_names("#service", "service")
+                .expression_attribute_values(":service", AttributeValue::S(service.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                let d: Deployment = serde_dynamo::from_item(item).map_err(|e| {
+                    StepError::EventMalformed(format!("unreadable deployment record: {e}"))
+                })?;
+                all.push(d);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        all.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        Ok(all)
+    }
+}
+
+/// The task token of a deployment awaiting approval. Kept apart from [`Deployment`] so it is
+/// never printed, logged or shown by anything that reads records.
+pub async fn store_task_token(ctx: &Context, deployment_id: &str, token: &str) -> StepResult<()> {
+    Records::new(ctx)
+        .update(deployment_id, Change::new().set("task_token", &token))
+        .await
+}

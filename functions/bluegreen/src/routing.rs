@@ -1,0 +1,466 @@
+//! Production and test routing: reading which slot is live from AWS (never from a cached
+//! flag) and moving traffic between slots, in listener mode (ALB) or DNS mode (Route 53).
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+};
+
+use crate::config::{ServiceConfig, Traffic};
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::slot::Slot;
+
+/// How production traffic is split between the slots right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteState {
+    /// Weight of the blue slot.
+    pub blue: i64,
+    /// Weight of the green slot.
+    pub green: i64,
+    /// DNS mode: the records' TTL.
+    pub ttl: Option<i64>,
+}
+
+impl RouteState {
+    /// The weight of one slot.
+    pub fn weight(&self, slot: Slot) -> i64 {
+        match slot {
+            Slot::Blue => self.blue,
+            Slot::Green => self.green,
+        }
+    }
+
+    /// The slot that takes all production traffic; an error when traffic is split or absent.
+    pub fn live(&self) -> StepResult<Slot> {
+        match (self.blue > 0, self.green > 0) {
+            (true, false) => Ok(Slot::Blue),
+            (false, true) => Ok(Slot::Green),
+            _ => Err(StepError::UnexpectedRouting(format!(
+                "traffic is split blue={} green={}; finish or undo the previous switch first",
+                self.blue, self.green
+            ))),
+        }
+    }
+
+    /// The share of traffic (0–100) that goes to `slot`.
+    pub fn percent(&self, slot: Slot) -> i64 {
+        let total = self.blue + self.green;
+        if total == 0 {
+            0
+        } else {
+            self.weight(slot) * 100 / total
+        }
+    }
+}
+
+/// Reads production routing from the listener (or rule) or the Route 53 records.
+pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
+    match &config.traffic {
+        Traffic::Listener {
+            production_listener_arn,
+            production_rule_arn,
+            ..
+        } => {
+            let actions = match production_rule_arn {
+                Some(rule) => rule_actions(ctx, rule).await?,
+                None => listener_actions(ctx, production_listener_arn).await?,
+            };
+            weights_of(config, &actions)
+        }
+        Traffic::Dns { .. } => read_dns(ctx, config).await,
+    }
+}
+
+/// Which slot the test listener sends to (listener mode); `None` in DNS mode.
+pub async fn read_test(ctx: &Context, config: &ServiceConfig) -> StepResult<Option<Slot>> {
+    match &config.traffic {
+        Traffic::Listener {
+            test_listener_arn, ..
+        } => {
+            let state = weights_of(config, &listener_actions(ctx, test_listener_arn).await?)?;
+            state.live().map(Some)
+        }
+        Traffic::Dns { .. } => Ok(None),
+    }
+}
+
+/// Sends `percent` of production traffic to `slot` and the rest to the other slot, in one API
+/// call. Returns the Route 53 change id in DNS mode (wait for it with [`change_in_sync`]).
+pub async fn set_production(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    percent: i64,
+) -> StepResult<Option<String>> {
+    match &config.traffic {
+        Traffic::Listener {
+            production_listener_arn,
+            production_rule_arn,
+            ..
+        } => {
+            match production_rule_arn {
+                Some(rule) => {
+                    let actions = rule_actions(ctx, rule).await?;
+                    ctx.elb
+                        .modify_rule()
+                        .rule_arn(rule)
+                        .set_actions(Some(reweigh(config, actions, slot, percent)?))
+                        .send()
+                        .await
+                        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyRule", e))?;
+                }
+                None => {
+                    modify_listener(ctx, config, production_listener_arn, slot, percent).await?;
+                }
+            }
+            Ok(None)
+        }
+        Traffic::Dns { .. } => {
+            let ttl = read_dns(ctx, config).await?.ttl.unwrap_or(60);
+            upsert_dns(ctx, config, slot, percent, ttl).await.map(Some)
+        }
+    }
+}
+
+/// Points the test listener at `slot` (listener mode; nothing to do in DNS mode, where each
+/// slot has its own test endpoint).
+pub async fn point_test_listener(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+) -> StepResult<()> {
+    if let Traffic::Listener {
+        test_listener_arn, ..
+    } = &config.traffic
+        && read_test(ctx, config).await? != Some(slot)
+    {
+        modify_listener(ctx, config, test_listener_arn, slot, 100).await?;
+    }
+    Ok(())
+}
+
+/// DNS mode: sets the TTL of both weighted records, keeping their weights.
+pub async fn set_dns_ttl(
+    ctx: &Context,
+    config: &ServiceConfig,
+    ttl: i64,
+) -> StepResult<Option<String>> {
+    let state = read_dns(ctx, config).await?;
+    if state.ttl == Some(ttl) {
+        return Ok(None);
+    }
+    let live = state.live()?;
+    upsert_dns(ctx, config, live, state.percent(live), ttl)
+        .await
+        .map(Some)
+}
+
+/// Whether a Route 53 change has propagated to all authoritative servers.
+pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
+    let out = ctx
+        .route53
+        .get_change()
+        .id(change_id)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("route53:GetChange", e))?;
+    Ok(out
+        .change_info
+        .is_some_and(|c| c.status == ChangeStatus::Insync))
+}
+
+async fn listener_actions(ctx: &Context, listener_arn: &str) -> StepResult<Vec<Action>> {
+    let out = ctx
+        .elb
+        .describe_listeners()
+        .listener_arns(listener_arn)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_listener_not_found_exception() => StepError::ResourceNotFound {
+                kind: "listener",
+                id: listener_arn.to_owned(),
+            },
+            _ => StepError::from_sdk("elasticloadbalancing:DescribeListeners", e),
+        })?;
+    let listener = out
+        .listeners
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "listener",
+            id: listener_arn.to_owned(),
+        })?;
+    Ok(listener.default_actions.unwrap_or_default())
+}
+
+async fn rule_actions(ctx: &Context, rule_arn: &str) -> StepResult<Vec<Action>> {
+    let out = ctx
+        .elb
+        .describe_rules()
+        .rule_arns(rule_arn)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_rule_not_found_exception() => StepError::ResourceNotFound {
+                kind: "listener rule",
+                id: rule_arn.to_owned(),
+            },
+            _ => StepError::from_sdk("elasticloadbalancing:DescribeRules", e),
+        })?;
+    let rule = out
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "listener rule",
+            id: rule_arn.to_owned(),
+        })?;
+    Ok(rule.actions.unwrap_or_default())
+}
+
+async fn modify_listener(
+    ctx: &Context,
+    config: &ServiceConfig,
+    listener_arn: &str,
+    slot: Slot,
+    percent: i64,
+) -> StepResult<()> {
+    let actions = listener_actions(ctx, listener_arn).await?;
+    ctx.elb
+        .modify_listener()
+        .listener_arn(listener_arn)
+        .set_default_actions(Some(reweigh(config, actions, slot, percent)?))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyListener", e))?;
+    Ok(())
+}
+
+/// The forward action of a listener or rule; other actions (authentication, …) are kept as
+/// they are by [`reweigh`].
+fn forward_action(actions: &[Action]) -> StepResult<&Action> {
+    actions
+        .iter()
+        .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
+        .ok_or_else(|| StepError::UnexpectedRouting("no forward action on the listener".into()))
+}
+
+/// Maps a forward action's target groups to slot weights; a target group of neither slot
+/// taking traffic is an error.
+fn weights_of(config: &ServiceConfig, actions: &[Action]) -> StepResult<RouteState> {
+    let forward = forward_action(actions)?;
+    let tuples: Vec<(String, i64)> = match forward
+        .forward_config
+        .as_ref()
+        .and_then(|f| f.target_groups.as_ref())
+    {
+        Some(groups) if !groups.is_empty() => groups
+            .iter()
+            .map(|g| {
+                (
+                    g.target_group_arn.clone().unwrap_or_default(),
+                    // ALB treats a missing weight in a one-group forward as all traffic.
+                    g.weight
+                        .map(i64::from)
+                        .unwrap_or(if groups.len() == 1 { 1 } else { 0 }),
+                )
+            })
+            .collect(),
+        _ => vec![(forward.target_group_arn.clone().unwrap_or_default(), 1)],
+    };
+    let mut state = RouteState {
+        blue: 0,
+        green: 0,
+        ttl: None,
+    };
+    for (arn, weight) in tuples {
+        if arn == config.slots.blue.target_group_arn {
+            state.blue += weight;
+        } else if arn == config.slots.green.target_group_arn {
+            state.green += weight;
+        } else if weight > 0 {
+            return Err(StepError::UnexpectedRouting(format!(
+                "listener forwards to target group {arn}, which belongs to neither slot"
+            )));
+        }
+    }
+    Ok(state)
+}
+
+/// Rewrites the forward action to send `percent` to `slot` and the rest to the other slot.
+fn reweigh(
+    config: &ServiceConfig,
+    actions: Vec<Action>,
+    slot: Slot,
+    percent: i64,
+) -> StepResult<Vec<Action>> {
+    forward_action(&actions)?;
+    let percent = percent.clamp(0, 100) as i32;
+    let tuple = |s: Slot, weight: i32| {
+        TargetGroupTuple::builder()
+            .target_group_arn(&config.slots.get(s).target_group_arn)
+            .weight(weight)
+            .build()
+    };
+    Ok(actions
+        .into_iter()
+        .map(|action| {
+            if action.r#type != Some(ActionTypeEnum::Forward) {
+                return action;
+            }
+            let stickiness = action
+                .forward_config
+                .as_ref()
+                .and_then(|f| f.target_group_stickiness_config.clone());
+            let mut groups = vec![tuple(slot, percent)];
+            if percent < 100 {
+                groups.push(tuple(slot.other(), 100 - percent));
+            }
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .set_order(action.order)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .set_target_groups(Some(groups))
+                        .set_target_group_stickiness_config(stickiness)
+                        .build(),
+                )
+                .build()
+        })
+        .collect())
+}
+
+fn dns_names(config: &ServiceConfig) -> StepResult<(&str, &str)> {
+    match &config.traffic {
+        Traffic::Dns {
+            hosted_zone_id,
+            record_name,
+            ..
+        } => Ok((hosted_zone_id, record_name)),
+        Traffic::Listener { .. } => Err(StepError::ConfigInvalid(vec![
+            "traffic: not in DNS mode".into(),
+        ])),
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+async fn read_dns(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
+    let (zone, name) = dns_names(config)?;
+    let mut state = RouteState {
+        blue: 0,
+        green: 0,
+        ttl: None,
+    };
+    let mut found = [false, false];
+    let mut start_name = Some(name.to_owned());
+    let mut start_type = Some(RrType::Cname);
+    let mut start_id = None;
+    while let Some(record_name) = start_name.take() {
+        let out = ctx
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .start_record_name(record_name)
+            .set_start_record_type(start_type.take())
+            .set_start_record_identifier(start_id.take())
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_hosted_zone() => StepError::ResourceNotFound {
+                    kind: "hosted zone",
+                    id: zone.to_owned(),
+                },
+                _ => StepError::from_sdk("route53:ListResourceRecordSets", e),
+            })?;
+        let mut past_name = false;
+        for record in &out.resource_record_sets {
+            if !same_name(&record.name, name) {
+                past_name = true;
+                break;
+            }
+            for (i, slot) in Slot::ALL.into_iter().enumerate() {
+                if record.set_identifier.as_deref()
+                    == config.slots.get(slot).set_identifier.as_deref()
+                {
+                    found[i] = true;
+                    match slot {
+                        Slot::Blue => state.blue = record.weight.unwrap_or(0),
+                        Slot::Green => state.green = record.weight.unwrap_or(0),
+                    }
+                    state.ttl = record.ttl.or(state.ttl);
+                }
+            }
+        }
+        if out.is_truncated && !past_name {
+            start_name = out.next_record_name;
+            start_type = out.next_record_type;
+            start_id = out.next_record_identifier;
+        }
+    }
+    if found != [true, true] {
+        return Err(StepError::ResourceNotFound {
+            kind: "weighted record",
+            id: format!("{name} (set identifiers of both slots)"),
+        });
+    }
+    Ok(state)
+}
+
+async fn upsert_dns(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    percent: i64,
+    ttl: i64,
+) -> StepResult<String> {
+    let (zone, name) = dns_names(config)?;
+    let percent = percent.clamp(0, 100);
+    let record = |s: Slot, weight: i64| -> StepResult<Change> {
+        let slot_config = config.slots.get(s);
+        let value = slot_config.record_value.clone().unwrap_or_default();
+        let set = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::Cname)
+            .set_set_identifier(slot_config.set_identifier.clone())
+            .weight(weight)
+            .ttl(ttl)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(value)
+                    .build()
+                    .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?,
+            )
+            .build()
+            .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?;
+        Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(set)
+            .build()
+            .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))
+    };
+    let batch = ChangeBatch::builder()
+        .comment(format!("bluegreen: {percent}% to {slot}"))
+        .changes(record(slot, percent)?)
+        .changes(record(slot.other(), 100 - percent)?)
+        .build()
+        .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?;
+    let out = ctx
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("route53:ChangeResourceRecordSets", e))?;
+    Ok(out.change_info.map(|c| c.id).unwrap_or_default())
+}

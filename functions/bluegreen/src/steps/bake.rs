@@ -1,0 +1,94 @@
+//! Bake: watch the new slot for the bake time. Any configured CloudWatch alarm in `ALARM`, or
+//! an unhealthy target of the new live slot, fails the bake (and the state machine rolls back).
+//!
+//! The bake lasts at least as long as the DNS TTL in DNS mode, so the old slot stays up until
+//! no resolver can still send clients to it.
+
+use aws_sdk_cloudwatch::types::StateValue;
+
+use crate::config::Traffic;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::poll::{CheckInput, Poll, Started};
+use crate::record::{Change, Status};
+
+use super::health_check::target_health;
+use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+
+const STEP: &str = "bake";
+
+/// Starts the bake window; the returned deadline is when the bake succeeds.
+pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
+    let deployment = load_active(ctx, &input.deployment_id).await?;
+    let mut seconds = deployment.config.bake.seconds;
+    if let Traffic::Dns {
+        switch_ttl_seconds, ..
+    } = &deployment.config.traffic
+    {
+        seconds = seconds.max(*switch_ttl_seconds);
+    }
+    let change = Change::new().set("status", &Status::Baking);
+    let started = start_once(ctx, &deployment, STEP, seconds, 0, change).await?;
+    Ok(Started {
+        wait_seconds: seconds.min(30),
+        ..started
+    })
+}
+
+/// Looks at alarms and live targets; done once the bake time has passed cleanly.
+pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
+    let deployment = load_active(ctx, &input.deployment_id).await?;
+    let config = &deployment.config;
+    let mut problems = Vec::new();
+    if !config.bake.alarms.is_empty() {
+        let out = ctx
+            .cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(config.bake.alarms.clone()))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+        for alarm in out.metric_alarms.unwrap_or_default() {
+            if alarm.state_value == Some(StateValue::Alarm) {
+                problems.push(format!(
+                    "alarm {} is in ALARM: {}",
+                    alarm.alarm_name.unwrap_or_default(),
+                    alarm.state_reason.unwrap_or_default()
+                ));
+            }
+        }
+        for alarm in out.composite_alarms.unwrap_or_default() {
+            if alarm.state_value == Some(StateValue::Alarm) {
+                problems.push(format!(
+                    "composite alarm {} is in ALARM",
+                    alarm.alarm_name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let live = deployment.target_slot()?;
+    for target in target_health(ctx, config, live).await? {
+        if target.state == "unhealthy" {
+            problems.push(format!(
+                "live target {} is unhealthy ({})",
+                target.id, target.reason
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        let err = StepError::BakeFailed(problems.join("; "));
+        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+    }
+    let now = ctx.now();
+    if now >= input.deadline {
+        let detail = format!("no alarm and no unhealthy target on {live} during the bake");
+        record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+        return Ok(Poll::Done { detail });
+    }
+    let remaining = (input.deadline - now).num_seconds().max(1) as u64;
+    Ok(Poll::Pending {
+        wait_seconds: remaining.min(30),
+        attempt: input.attempt + 1,
+        detail: format!("baking, {remaining}s left"),
+    })
+}

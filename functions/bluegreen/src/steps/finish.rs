@@ -1,0 +1,82 @@
+//! Finish: after a clean bake, scale the old slot to zero (or keep it warm for the configured
+//! window, after which scheduled teardown scales it down), mark the new slot as plain live,
+//! delete clones, restore the DNS TTL, release the lock and hand it to a queued push.
+
+use chrono::Duration;
+
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
+use crate::record::{Records, Status};
+use crate::routing;
+
+use super::DeploymentRef;
+use super::cleanup::{self, Ended};
+
+const STEP: &str = "finish";
+
+/// Finishes a successful deployment.
+pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
+    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    if deployment.status.is_terminal() {
+        return Ok(Ended::of(&deployment));
+    }
+    let config = &deployment.config;
+    let new = deployment.target_slot()?;
+    let old = new.other();
+    let state = routing::read_production(ctx, config).await?;
+    if state.percent(new) != 100 {
+        return Err(StepError::UnexpectedRouting(format!(
+            "finish refused: production sends {}% to {new}, expected 100%",
+            state.percent(new)
+        )));
+    }
+    let mut done = vec![format!("{new} is live")];
+    let live_service =
+        ecs::describe_service(ctx, &config.cluster, &config.slots.get(new).service).await?;
+    if let Some(arn) = live_service.service_arn.as_deref() {
+        ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+    }
+    let old_name = &config.slots.get(old).service;
+    let keep_warm = config.finish.keep_warm_seconds;
+    if keep_warm == 0 {
+        let old_service = ecs::describe_service(ctx, &config.cluster, old_name).await?;
+        ecs::update_service(ctx, &config.cluster, old_name, None, 0).await?;
+        if let Some(arn) = old_service.service_arn.as_deref() {
+            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+        }
+        done.push(format!("{old_name} scaled to 0"));
+    } else {
+        let until = ctx.now() + Duration::seconds(keep_warm as i64);
+        let old_service = ecs::describe_service(ctx, &config.cluster, old_name).await?;
+        if let Some(arn) = old_service.service_arn.as_deref() {
+            ecs::tag_resource(
+                ctx,
+                arn,
+                vec![
+                    ecs::tag(TAG_MANAGED, "true"),
+                    ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
+                    ecs::tag(TAG_ROLE, "warm"),
+                    ecs::tag(TAG_EXPIRES, &until.to_rfc3339()),
+                ],
+            )
+            .await?;
+        }
+        done.push(format!("{old_name} kept warm until {}", until.to_rfc3339()));
+    }
+    let clones = cleanup::delete_clones(ctx, &deployment).await?;
+    if !clones.is_empty() {
+        done.push(format!("deleted clones {}", clones.join(", ")));
+    }
+    cleanup::restore_dns_ttl(ctx, &deployment).await?;
+    cleanup::end(
+        ctx,
+        &deployment,
+        Status::Succeeded,
+        STEP,
+        done.join("; "),
+        None,
+    )
+    .await
+}

@@ -1,0 +1,159 @@
+//! One module per deployment step. Each is idempotent: calling it again with the same input
+//! makes no further change and returns the same answer.
+
+pub mod abort;
+pub mod approval;
+pub mod bake;
+pub mod finish;
+pub mod health_check;
+pub mod launch_preprod;
+pub mod migrate;
+pub mod prepare;
+pub mod rollback;
+pub mod switch;
+pub mod sync_db;
+pub mod teardown;
+
+mod cleanup;
+
+use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::poll::Started;
+use crate::record::{Change, Deployment, Records};
+
+/// Input of steps that need only the deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentRef {
+    /// The deployment.
+    pub deployment_id: String,
+}
+
+/// Input of abort and rollback: the deployment and the failure that led here (the state
+/// machine's `Catch` puts the error name and cause into `error`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FailureInput {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The caught error, as Step Functions reports it.
+    #[serde(default)]
+    pub error: Option<CaughtError>,
+}
+
+/// An error caught by the state machine (`{"Error": …, "Cause": …}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CaughtError {
+    /// Error name, for example `MigrationFailed`.
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// Cause text.
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl FailureInput {
+    /// `Error: Cause`, or a default when the state machine gave none.
+    pub fn describe(&self) -> String {
+        match &self.error {
+            Some(e) if e.cause.is_empty() => e.error.clone(),
+            Some(e) => format!("{}: {}", e.error, e.cause),
+            None => "no cause given".into(),
+        }
+    }
+}
+
+/// Loads a deployment that has not ended.
+pub(crate) async fn load_active(ctx: &Context, deployment_id: &str) -> StepResult<Deployment> {
+    let deployment = Records::new(ctx).get(deployment_id).await?;
+    if deployment.status.is_terminal() {
+        return Err(StepError::DeploymentEnded {
+            id: deployment_id.to_owned(),
+            status: format!("{:?}", deployment.status),
+        });
+    }
+    Ok(deployment)
+}
+
+/// Starts a step once: the first call records `started` in the timeline (with `change`
+/// applied); later calls find that entry and return the same deadline.
+pub(crate) async fn start_once(
+    ctx: &Context,
+    deployment: &Deployment,
+    step: &str,
+    timeout_seconds: u64,
+    wait_seconds: u64,
+    change: Change,
+) -> StepResult<Started> {
+    let started_at = match started_at(deployment, step) {
+        Some(at) => at,
+        None => {
+            let now = ctx.now();
+            Records::new(ctx)
+                .update(
+                    &deployment.deployment_id,
+                    change.log(step, "started", "", now),
+                )
+                .await?;
+            now
+        }
+    };
+    Ok(Started {
+        deployment_id: deployment.deployment_id.clone(),
+        deadline: started_at + Duration::seconds(timeout_seconds as i64),
+        wait_seconds,
+    })
+}
+
+/// When `step` was first started, from the timeline.
+pub(crate) fn started_at(deployment: &Deployment, step: &str) -> Option<DateTime<Utc>> {
+    deployment
+        .timeline
+        .iter()
+        .find(|e| e.step == step && e.outcome == "started")
+        .map(|e| e.at)
+}
+
+/// Records a step's success once (a repeated check does not add a second entry).
+pub(crate) async fn record_done(
+    ctx: &Context,
+    deployment: &Deployment,
+    step: &str,
+    detail: &str,
+    change: Change,
+) -> StepResult<()> {
+    if deployment.has_outcome(step, "succeeded") {
+        return Ok(());
+    }
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            change.log(step, "succeeded", detail, ctx.now()),
+        )
+        .await
+}
+
+/// Records a step's failure (with its evidence) and returns the error to raise.
+pub(crate) async fn record_failed(
+    ctx: &Context,
+    deployment: &Deployment,
+    step: &str,
+    err: StepError,
+    change: Change,
+) -> StepError {
+    if !deployment.has_outcome(step, "failed") {
+        let logged = Records::new(ctx)
+            .update(
+                &deployment.deployment_id,
+                change.log(step, "failed", err.to_string(), ctx.now()),
+            )
+            .await;
+        if let Err(write_error) = logged {
+            // The step's own error matters more; the record write is best effort here.
+            tracing::warn!(error = %write_error, "could not record the failure");
+        }
+    }
+    err
+}

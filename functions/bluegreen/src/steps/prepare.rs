@@ -1,0 +1,278 @@
+//! Prepare: turn an ECR push into deployments — match service configs, take each service's
+//! lock (or queue behind the running deployment), read which slot is live from AWS, and create
+//! the deployment record.
+
+use chrono::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::config::{ApprovalPolicy, ServiceConfig};
+use crate::config_store::ConfigStore;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::event::{self, Intake, Push};
+use crate::lock::{Acquire, Enqueue, Locks};
+use crate::naming;
+use crate::record::{Change, Deployment, Records, Status};
+use crate::routing;
+use crate::slot::Slot;
+
+const STEP: &str = "prepare";
+
+/// What prepare made of one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Prepared {
+    /// Nothing to do, and why.
+    Ignored {
+        /// Why the event starts nothing.
+        reason: String,
+    },
+    /// One entry per matching service.
+    Deployments {
+        /// The deployments this push created or found.
+        deployments: Vec<Prepared1>,
+    },
+}
+
+/// One service's deployment as prepare left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Prepared1 {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The service.
+    pub service: String,
+    /// `started`, `queued` or `superseded`.
+    pub outcome: PreparedOutcome,
+    /// The live slot (started deployments only).
+    #[serde(default)]
+    pub live_slot: Option<Slot>,
+    /// The slot being deployed to (started deployments only).
+    #[serde(default)]
+    pub target_slot: Option<Slot>,
+    /// Whether a person must approve (the state machine skips approval when false).
+    pub approval_required: bool,
+    /// How long the approval may wait, for the state machine's task timeout.
+    pub approval_timeout_seconds: u64,
+}
+
+/// Where one service's deployment stands after prepare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PreparedOutcome {
+    /// Holds the lock; the pipeline continues.
+    Started,
+    /// Waiting behind the running deployment.
+    Queued,
+    /// A newer push replaced it.
+    Superseded,
+}
+
+/// Handles an EventBridge event, or `{"resume": "<deployment id>"}` for a queued deployment
+/// that has been handed the lock by the deployment before it.
+pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepared> {
+    if let Some(resume) = input.get("resume") {
+        let id = resume
+            .as_str()
+            .ok_or_else(|| StepError::EventMalformed("resume must be a deployment id".into()))?;
+        let one = resume_queued(ctx, id).await?;
+        return Ok(Prepared::Deployments {
+            deployments: vec![one],
+        });
+    }
+    let push = match event::parse(input)? {
+        Intake::Ignored(reason) => {
+            info!(%reason, "event ignored");
+            return Ok(Prepared::Ignored { reason });
+        }
+        Intake::Push(push) => push,
+    };
+    let configs: Vec<ServiceConfig> = ConfigStore::new(ctx)
+        .load_all()
+        .await?
+        .into_iter()
+        .filter(|c| c.source.repository == push.image.repository && c.matches_tag(&push.image.tag))
+        .collect();
+    if configs.is_empty() {
+        let reason = format!(
+            "no service watches {}:{}",
+            push.image.repository, push.image.tag
+        );
+        info!(%reason, "event ignored");
+        return Ok(Prepared::Ignored { reason });
+    }
+    let mut deployments = Vec::new();
+    for config in configs {
+        deployments.push(prepare_one(ctx, &push, config).await?);
+    }
+    Ok(Prepared::Deployments { deployments })
+}
+
+async fn prepare_one(ctx: &Context, push: &Push, config: ServiceConfig) -> StepResult<Prepared1> {
+    let id = naming::deployment_id(&config.name, &push.event_id, push.time);
+    let records = Records::new(ctx);
+    // A retried prepare finds the record the first attempt wrote and answers the same.
+    match records.get(&id).await {
+        Ok(existing) => return Ok(summary(&existing)),
+        Err(StepError::DeploymentNotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let locks = Locks::new(ctx);
+    loop {
+        match locks.acquire(&config.name, &id).await? {
+            Acquire::Held => {
+                let live = match read_live(ctx, &config).await {
+                    Ok(live) => live,
+                    Err(e) => {
+                        // Nothing else was touched: give the lock back so the service is not
+                        // blocked by a deployment that never started.
+                        locks.release(&config.name, &id).await?;
+                        return Err(e);
+                    }
+                };
+                let deployment = new_record(ctx, &id, push, config, Status::Preparing, Some(live));
+                let stored = records.create(&deployment).await?;
+                info!(deployment_id = %id, live_slot = %live, "deployment started");
+                return Ok(summary(&stored));
+            }
+            Acquire::HeldBy(holder) => match locks.enqueue(&config.name, &id, push.time).await? {
+                Enqueue::LockFree => continue,
+                Enqueue::Queued { superseded } => {
+                    let deployment = new_record(ctx, &id, push, config, Status::Queued, None);
+                    let stored = records.create(&deployment).await?;
+                    if let Some(old) = superseded {
+                        supersede(ctx, &old, &id).await?;
+                    }
+                    info!(deployment_id = %id, running = %holder, "queued behind running deployment");
+                    return Ok(summary(&stored));
+                }
+                Enqueue::Superseded { by } => {
+                    let mut deployment =
+                        new_record(ctx, &id, push, config, Status::Superseded, None);
+                    deployment.failure = Some(format!("superseded by newer push {by}"));
+                    let stored = records.create(&deployment).await?;
+                    return Ok(summary(&stored));
+                }
+            },
+        }
+    }
+}
+
+async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
+    let records = Records::new(ctx);
+    let deployment = records.get(id).await?;
+    if deployment.status != Status::Queued {
+        return Ok(summary(&deployment));
+    }
+    let holder = Locks::new(ctx).holder(&deployment.service).await?;
+    if holder.as_deref() != Some(id) {
+        return Err(StepError::LockLost {
+            service: deployment.service.clone(),
+            holder: holder.unwrap_or_else(|| "nobody".into()),
+        });
+    }
+    let live = read_live(ctx, &deployment.config).await?;
+    records
+        .update(
+            id,
+            Change::new()
+                .set("status", &Status::Preparing)
+                .set("live_slot", &live)
+                .log(
+                    STEP,
+                    "succeeded",
+                    format!("resumed from the queue; live slot {live}"),
+                    ctx.now(),
+                ),
+        )
+        .await?;
+    summary_of(ctx, id).await
+}
+
+async fn summary_of(ctx: &Context, id: &str) -> StepResult<Prepared1> {
+    Ok(summary(&Records::new(ctx).get(id).await?))
+}
+
+async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
+    Records::new(ctx)
+        .update(
+            old,
+            Change::new()
+                .set("status", &Status::Superseded)
+                .set("failure", &format!("superseded by newer push {by}"))
+                .log(
+                    STEP,
+                    "superseded",
+                    format!("replaced in the queue by {by}"),
+                    ctx.now(),
+                ),
+        )
+        .await
+}
+
+async fn read_live(ctx: &Context, config: &ServiceConfig) -> StepResult<Slot> {
+    routing::read_production(ctx, config).await?.live()
+}
+
+fn new_record(
+    ctx: &Context,
+    id: &str,
+    push: &Push,
+    config: ServiceConfig,
+    status: Status,
+    live: Option<Slot>,
+) -> Deployment {
+    let now = ctx.now();
+    let detail = match live {
+        Some(live) => format!("live slot {live}; deploying to {}", live.other()),
+        None => format!("{status:?}"),
+    };
+    Deployment {
+        deployment_id: id.to_owned(),
+        service: config.name.clone(),
+        status,
+        image: push.image.clone(),
+        event_id: push.event_id.clone(),
+        pushed_at: push.time,
+        expires_at: now + Duration::hours(config.preprod.ttl_hours as i64),
+        config,
+        live_slot: live,
+        created_at: now,
+        updated_at: now,
+        timeline: vec![crate::record::TimelineEntry {
+            step: STEP.into(),
+            at: now,
+            outcome: "succeeded".into(),
+            detail,
+        }],
+        preprod: None,
+        clones: Vec::new(),
+        migration_task_arn: None,
+        rehearsal_task_arn: None,
+        health_evidence: None,
+        approval: None,
+        switched_at: None,
+        failure: None,
+        dns_ttl: None,
+        handed_over_to: None,
+    }
+}
+
+fn summary(d: &Deployment) -> Prepared1 {
+    let outcome = match d.status {
+        Status::Queued => PreparedOutcome::Queued,
+        Status::Superseded => PreparedOutcome::Superseded,
+        _ => PreparedOutcome::Started,
+    };
+    let started = outcome == PreparedOutcome::Started;
+    Prepared1 {
+        deployment_id: d.deployment_id.clone(),
+        service: d.service.clone(),
+        outcome,
+        live_slot: d.live_slot.filter(|_| started),
+        target_slot: d.live_slot.map(Slot::other).filter(|_| started),
+        approval_required: d.config.approval.policy == ApprovalPolicy::Required,
+        approval_timeout_seconds: d.config.approval.timeout_seconds,
+    }
+}

@@ -1,0 +1,265 @@
+//! Switch: move production traffic to the new slot — all at once, or in canary/linear steps —
+//! and point the test listener at the old slot. Reads back what it wrote.
+//!
+//! Every call computes the traffic share the new slot should have *now* from the time the
+//! switch began, so `start` and each `check` are idempotent. In DNS mode the switch waits until
+//! the TTL lowered at launch has had time to reach resolvers, and for Route 53 to be INSYNC.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::{ApprovalPolicy, Shift, Traffic};
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::poll::{CheckInput, Poll, Started};
+use crate::record::{Change, Deployment, Records, Status};
+use crate::routing;
+
+use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+
+const STEP: &str = "switch";
+
+/// Applies the first traffic step (after the DNS TTL wait, if any).
+pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
+    let deployment = load_active(ctx, &input.deployment_id).await?;
+    ensure_approved(&deployment)?;
+    let timeout =
+        ttl_wait(ctx, &deployment).num_seconds().max(0) as u64 + shift_duration(&deployment) + 900;
+    let started = start_once(ctx, &deployment, STEP, timeout, 0, Change::new()).await?;
+    let wait_seconds = match advance(ctx, &input.deployment_id, started.deadline).await? {
+        Poll::Done { .. } => 0,
+        Poll::Pending { wait_seconds, .. } => wait_seconds,
+    };
+    Ok(Started {
+        wait_seconds,
+        ..started
+    })
+}
+
+/// Moves to the next traffic step when its time has come; done at 100 %.
+pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
+    match advance(ctx, &input.deployment_id, input.deadline).await? {
+        Poll::Pending {
+            wait_seconds,
+            detail,
+            ..
+        } => Ok(Poll::Pending {
+            wait_seconds,
+            attempt: input.attempt + 1,
+            detail,
+        }),
+        done => Ok(done),
+    }
+}
+
+fn ensure_approved(deployment: &Deployment) -> StepResult<()> {
+    if deployment.config.approval.policy == ApprovalPolicy::Auto {
+        return Ok(());
+    }
+    match deployment
+        .approval
+        .as_ref()
+        .and_then(|a| a.decision.as_deref())
+    {
+        Some("approved") => Ok(()),
+        Some(other) => Err(StepError::ApprovalRejected(format!("decision was {other}"))),
+        None => Err(StepError::SwitchFailed(
+            "refusing to switch: no approval recorded".into(),
+        )),
+    }
+}
+
+/// How long the DNS TTL wait still has to run.
+fn ttl_wait(ctx: &Context, deployment: &Deployment) -> Duration {
+    match &deployment.dns_ttl {
+        Some(ttl) => ttl.lowered_at + Duration::seconds(ttl.previous) - ctx.now(),
+        None => Duration::zero(),
+    }
+}
+
+fn shift_duration(deployment: &Deployment) -> u64 {
+    match &deployment.config.traffic {
+        Traffic::Listener {
+            shift: Some(Shift::Canary {
+                interval_seconds, ..
+            }),
+            ..
+        } => *interval_seconds,
+        Traffic::Listener {
+            shift:
+                Some(Shift::Linear {
+                    step_percent,
+                    interval_seconds,
+                }),
+            ..
+        } => interval_seconds * (100 / u64::from(*step_percent).max(1) + 1),
+        _ => 0,
+    }
+}
+
+/// The new slot's share `elapsed` after the switch began, and when the next step is due.
+pub fn schedule(shift: Option<&Shift>, elapsed: Duration) -> (i64, Option<Duration>) {
+    let secs = elapsed.num_seconds().max(0);
+    match shift {
+        None => (100, None),
+        Some(Shift::Canary {
+            percent,
+            interval_seconds,
+        }) => {
+            let interval = *interval_seconds as i64;
+            if secs < interval {
+                (
+                    i64::from(*percent),
+                    Some(Duration::seconds(interval - secs)),
+                )
+            } else {
+                (100, None)
+            }
+        }
+        Some(Shift::Linear {
+            step_percent,
+            interval_seconds,
+        }) => {
+            let interval = (*interval_seconds as i64).max(1);
+            let steps = secs / interval + 1;
+            let percent = (i64::from(*step_percent) * steps).min(100);
+            if percent >= 100 {
+                (100, None)
+            } else {
+                (percent, Some(Duration::seconds(steps * interval - secs)))
+            }
+        }
+    }
+}
+
+async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) -> StepResult<Poll> {
+    let deployment = load_active(ctx, deployment_id).await?;
+    let config = &deployment.config;
+    let target = deployment.target_slot()?;
+    let now = ctx.now();
+    let wait = ttl_wait(ctx, &deployment);
+    if wait > Duration::zero() {
+        return Ok(Poll::Pending {
+            wait_seconds: wait.num_seconds().max(1) as u64,
+            attempt: 0,
+            detail: "waiting for the old DNS TTL to expire before switching".into(),
+        });
+    }
+    let switched_at = match deployment.switched_at {
+        Some(at) => at,
+        None => {
+            Records::new(ctx)
+                .update(
+                    deployment_id,
+                    Change::new()
+                        .set("switched_at", &now)
+                        .set("status", &Status::Switching)
+                        .log(STEP, "traffic_moving", format!("to {target}"), now),
+                )
+                .await?;
+            now
+        }
+    };
+    let shift = match &config.traffic {
+        Traffic::Listener { shift, .. } => shift.as_ref(),
+        Traffic::Dns { .. } => None,
+    };
+    let (percent, next) = schedule(shift, now - switched_at);
+    let current = routing::read_production(ctx, config).await?;
+    if current.percent(target) != percent {
+        let change = routing::set_production(ctx, config, target, percent).await?;
+        let after = routing::read_production(ctx, config).await?;
+        if after.percent(target) != percent {
+            let err = StepError::SwitchFailed(format!(
+                "wrote {percent}% to {target} but read back {}%",
+                after.percent(target)
+            ));
+            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        }
+        if let Some(id) = change {
+            Records::new(ctx)
+                .update(deployment_id, Change::new().set("dns_change_id", &id))
+                .await?;
+        }
+    }
+    if let Some(change_id) = dns_change_id(ctx, deployment_id).await?
+        && !routing::change_in_sync(ctx, &change_id).await?
+    {
+        if now >= deadline {
+            let err = StepError::SwitchFailed(format!(
+                "Route 53 change {change_id} not INSYNC by the deadline"
+            ));
+            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        }
+        return Ok(Poll::Pending {
+            wait_seconds: 10,
+            attempt: 0,
+            detail: format!("{percent}% on {target}; waiting for Route 53 INSYNC"),
+        });
+    }
+    if let Some(next) = next {
+        return Ok(Poll::Pending {
+            wait_seconds: next.num_seconds().max(1) as u64,
+            attempt: 0,
+            detail: format!("{percent}% of production traffic on {target}"),
+        });
+    }
+    routing::point_test_listener(ctx, config, target.other()).await?;
+    let detail = format!(
+        "100% of production traffic on {target}; test listener on {}",
+        target.other()
+    );
+    record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+    Ok(Poll::Done { detail })
+}
+
+async fn dns_change_id(ctx: &Context, deployment_id: &str) -> StepResult<Option<String>> {
+    let out = ctx
+        .dynamodb
+        .get_item()
+        .table_name(&ctx.settings.deployments_table)
+        .key(
+            "deployment_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(deployment_id.to_owned()),
+        )
+        .projection_expression("dns_change_id")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
+    Ok(out
+        .item
+        .and_then(|i| i.get("dns_change_id").and_then(|v| v.as_s().ok()).cloned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_sends_its_share_until_the_interval_ends_then_everything() {
+        let canary = Shift::Canary {
+            percent: 10,
+            interval_seconds: 300,
+        };
+        assert_eq!(
+            schedule(Some(&canary), Duration::seconds(0)),
+            (10, Some(Duration::seconds(300)))
+        );
+        assert_eq!(schedule(Some(&canary), Duration::seconds(299)).0, 10);
+        assert_eq!(schedule(Some(&canary), Duration::seconds(300)), (100, None));
+    }
+
+    #[test]
+    fn linear_adds_a_step_per_interval_and_ends_at_one_hundred() {
+        let linear = Shift::Linear {
+            step_percent: 25,
+            interval_seconds: 60,
+        };
+        let shares: Vec<i64> = [0, 59, 60, 120, 180, 240]
+            .iter()
+            .map(|s| schedule(Some(&linear), Duration::seconds(*s)).0)
+            .collect();
+        assert_eq!(shares, vec![25, 25, 50, 75, 100, 100]);
+        assert_eq!(schedule(None, Duration::zero()), (100, None));
+    }
+}

@@ -1,0 +1,179 @@
+//! Scheduled teardown: remove pre-prod slots, warm old slots and database clones whose expiry
+//! has passed and that no running deployment owns. A slot that production routes to is never
+//! touched: the live slot is read from AWS for every service before anything is changed.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config_store::ConfigStore;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
+use crate::record::Records;
+use crate::routing;
+
+use super::cleanup;
+
+/// What teardown removed and what it left, with reasons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TeardownReport {
+    /// Resources removed (scaled to zero or deleted).
+    pub removed: Vec<String>,
+    /// Expired resources left in place, with the reason.
+    pub kept: Vec<String>,
+}
+
+/// Runs one teardown pass over every registered service and every tagged clone.
+pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
+    let now = ctx.now();
+    let mut report = TeardownReport::default();
+    for config in ConfigStore::new(ctx).load_all().await? {
+        let live = match routing::read_production(ctx, &config)
+            .await
+            .and_then(|s| s.live())
+        {
+            Ok(live) => live,
+            Err(e) => {
+                warn!(service = %config.name, error = %e, "live slot unknown; service skipped");
+                report
+                    .kept
+                    .push(format!("{}: live slot unknown ({e})", config.name));
+                continue;
+            }
+        };
+        let idle = &config.slots.get(live.other()).service;
+        let service = ecs::describe_service(ctx, &config.cluster, idle).await?;
+        let Some(arn) = service.service_arn.clone() else {
+            continue;
+        };
+        let tags = ecs::tags_of(ctx, &arn).await?;
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        if tag(TAG_ROLE).is_none() || !expired(tag(TAG_EXPIRES).as_deref(), now) {
+            continue;
+        }
+        if let Some(owner) = tag(TAG_DEPLOYMENT)
+            && running(ctx, &owner).await?
+        {
+            report
+                .kept
+                .push(format!("{idle}: deployment {owner} is still running"));
+            continue;
+        }
+        if service.desired_count > 0 {
+            ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;
+        }
+        ecs::untag_resource(ctx, &arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+        report
+            .removed
+            .push(format!("ECS service {}/{idle} scaled to 0", config.cluster));
+    }
+    remove_clones(ctx, now, &mut report).await?;
+    info!(
+        removed = report.removed.len(),
+        kept = report.kept.len(),
+        "teardown pass done"
+    );
+    Ok(report)
+}
+
+fn expired(expires_at: Option<&str>, now: DateTime<Utc>) -> bool {
+    expires_at
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t.to_utc() <= now)
+}
+
+/// Whether the deployment exists and has not ended.
+async fn running(ctx: &Context, deployment_id: &str) -> StepResult<bool> {
+    match Records::new(ctx).get(deployment_id).await {
+        Ok(d) => Ok(!d.status.is_terminal()),
+        Err(StepError::DeploymentNotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn rds_tag(tags: &Option<Vec<aws_sdk_rds::types::Tag>>, key: &str) -> Option<String> {
+    tags.as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|t| t.key.as_deref() == Some(key))
+        .and_then(|t| t.value.clone())
+}
+
+async fn remove_clones(
+    ctx: &Context,
+    now: DateTime<Utc>,
+    report: &mut TeardownReport,
+) -> StepResult<()> {
+    let mut instances = ctx
+        .rds
+        .describe_db_instances()
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(instance) = instances.next().await {
+        let instance = instance.map_err(|e| StepError::from_sdk("rds:DescribeDBInstances", e))?;
+        if instance.db_cluster_identifier.is_some() {
+            continue; // removed with its cluster below
+        }
+        let id = instance.db_instance_identifier.clone().unwrap_or_default();
+        if let Some(reason) = keep_clone(ctx, &instance.tag_list, now).await? {
+            if let Some(reason) = reason {
+                report.kept.push(format!("DB instance {id}: {reason}"));
+            }
+            continue;
+        }
+        cleanup::delete_instance(ctx, &id).await?;
+        report.removed.push(format!("DB instance {id} deleted"));
+    }
+    let mut clusters = ctx
+        .rds
+        .describe_db_clusters()
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(cluster) = clusters.next().await {
+        let cluster = cluster.map_err(|e| StepError::from_sdk("rds:DescribeDBClusters", e))?;
+        let id = cluster.db_cluster_identifier.clone().unwrap_or_default();
+        if let Some(reason) = keep_clone(ctx, &cluster.tag_list, now).await? {
+            if let Some(reason) = reason {
+                report.kept.push(format!("DB cluster {id}: {reason}"));
+            }
+            continue;
+        }
+        for member in cluster.db_cluster_members.unwrap_or_default() {
+            if let Some(instance) = member.db_instance_identifier {
+                cleanup::delete_instance(ctx, &instance).await?;
+            }
+        }
+        cleanup::delete_cluster(ctx, &id).await?;
+        report.removed.push(format!("DB cluster {id} deleted"));
+    }
+    Ok(())
+}
+
+/// `None` to delete; `Some(None)` to skip silently (not ours, not expired); `Some(Some(why))`
+/// to keep an expired clone that a running deployment still owns.
+async fn keep_clone(
+    ctx: &Context,
+    tags: &Option<Vec<aws_sdk_rds::types::Tag>>,
+    now: DateTime<Utc>,
+) -> StepResult<Option<Option<String>>> {
+    if rds_tag(tags, TAG_MANAGED).as_deref() != Some("true")
+        || !expired(rds_tag(tags, TAG_EXPIRES).as_deref(), now)
+    {
+        return Ok(Some(None));
+    }
+    if let Some(owner) = rds_tag(tags, TAG_DEPLOYMENT)
+        && running(ctx, &owner).await?
+    {
+        return Ok(Some(Some(format!("deployment {owner} is still running"))));
+    }
+    Ok(None)
+}
