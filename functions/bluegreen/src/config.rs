@@ -197,7 +197,7 @@ impl Default for Preprod {
 }
 
 /// How pre-prod gets its database.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// `none`, `shared` (default) or `isolated`.
@@ -218,6 +218,19 @@ pub struct Database {
     /// Instance class for clones (defaults to the source's class).
     #[serde(default)]
     pub clone_instance_class: Option<String>,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            strategy: DbStrategy::default(),
+            source: None,
+            rehearsal: false,
+            endpoint_env: default_db_env(),
+            clone_timeout_seconds: default_clone_timeout(),
+            clone_instance_class: None,
+        }
+    }
 }
 
 fn default_db_env() -> String {

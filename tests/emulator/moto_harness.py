@@ -1,0 +1,161 @@
+"""moto, in-process, plus a tiny loopback-only control API for what AWS decides and moto cannot.
+
+Started by the Rust test harness (tests/src/emulator.rs), one process per test. It binds
+127.0.0.1 on a free port, prints `PORT <n>` on stdout and serves until stdin closes (so it dies
+with the test process that started it).
+
+The control routes stand in for the parts of AWS that act on their own — the ECS scheduler,
+the container runtime, ELB health checks. They never change what moto does for an API call:
+
+  GET  /_bluegreen/network              default VPC id, two subnet ids, default security group id
+  POST /_bluegreen/ecs/task-stopped     {"task_arn", "exit_code" (int|null), "stop_code", "reason"}
+  POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason"}
+  POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
+  POST /_bluegreen/sns/published        {"topic_arn"} -> what was published to the topic
+"""
+
+import json
+import os
+import sys
+import threading
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.ec2.models import ec2_backends
+from moto.ecs.models import ecs_backends
+from moto.elbv2 import models as elbv2_models
+from moto.sns.models import sns_backends
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+# (target group ARN, target id) -> (state, reason); consulted before moto's own answer.
+HEALTH_OVERRIDES = {}
+_original_health_for = elbv2_models.FakeTargetGroup.health_for
+
+
+def _health_for(self, target, ec2_backend):
+    override = HEALTH_OVERRIDES.get((self.arn, target["Id"]))
+    if override is None:
+        return _original_health_for(self, target, ec2_backend)
+    state, reason = override
+    port = target.get("Port", self.port)
+    return elbv2_models.FakeHealthStatus(
+        target["Id"], port, self.health_check_port, state, reason, f"set by test: {reason}"
+    )
+
+
+elbv2_models.FakeTargetGroup.health_for = _health_for
+
+
+def _find_task(arn):
+    for tasks in ecs_backends[ACCOUNT][REGION].tasks.values():
+        for task_arn, task in tasks.items():
+            if task_arn == arn or task.task_arn == arn:
+                return task
+    raise KeyError(f"no task {arn}")
+
+
+def network(_body):
+    ec2 = ec2_backends[ACCOUNT][REGION]
+    vpc = next(v for v in ec2.vpcs.values() if v.is_default)
+    subnets = sorted(
+        (s for az in ec2.subnets.values() for s in az.values() if s.vpc_id == vpc.id),
+        key=lambda s: s.availability_zone,
+    )
+    group = next(
+        g for g in ec2.describe_security_groups() if g.vpc_id == vpc.id and g.name == "default"
+    )
+    return {"vpc_id": vpc.id, "subnet_ids": [s.id for s in subnets[:2]], "security_group_id": group.id}
+
+
+def task_stopped(body):
+    """The container runtime: the task's essential container exited (or never started)."""
+    task = _find_task(body["task_arn"])
+    task.last_status = "STOPPED"
+    task.desired_status = "STOPPED"
+    task.stop_code = body.get("stop_code", "EssentialContainerExited")
+    task.stopped_reason = body.get("reason", "Essential container in task exited")
+    for container in task.containers:
+        container.last_status = "STOPPED"
+        container.exitCode = body.get("exit_code")
+    return {"task_arn": task.task_arn}
+
+
+def rollout(body):
+    """The ECS scheduler: the service's primary deployment reached a rollout state."""
+    backend = ecs_backends[ACCOUNT][REGION]
+    service = backend.services[f"{body['cluster']}:{body['service']}"]
+    running = int(body.get("running", service.desired_count))
+    service.running_count = running
+    service.pending_count = max(service.desired_count - running, 0)
+    primary = dict(service.deployments[0]) if service.deployments else {}
+    primary.update(
+        {
+            "status": "PRIMARY",
+            "taskDefinition": service.task_definition,
+            "desiredCount": service.desired_count,
+            "runningCount": running,
+            "pendingCount": service.pending_count,
+            "rolloutState": body["state"],
+            "rolloutStateReason": body.get("reason", f"set by test: {body['state']}"),
+        }
+    )
+    service.deployments = [primary]
+    return {"service": service.arn}
+
+
+def target_health(body):
+    """ELB health checks: a target's health as the load balancer would report it."""
+    HEALTH_OVERRIDES[(body["target_group_arn"], body["target_id"])] = (
+        body["state"],
+        body.get("reason", "Target.ResponseCodeMismatch"),
+    )
+    return {}
+
+
+def published(body):
+    """What was published to a topic: [{"subject", "message"}], oldest first."""
+    topic = sns_backends[ACCOUNT][REGION].topics[body["topic_arn"]]
+    return [{"subject": n[2], "message": n[1]} for n in topic.sent_notifications]
+
+
+ROUTES = {
+    ("POST", "/_bluegreen/sns/published"): published,
+    ("GET", "/_bluegreen/network"): network,
+    ("POST", "/_bluegreen/ecs/task-stopped"): task_stopped,
+    ("POST", "/_bluegreen/ecs/rollout"): rollout,
+    ("POST", "/_bluegreen/elbv2/target-health"): target_health,
+}
+
+
+def main():
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ, start_response):
+        handler = ROUTES.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        if handler is None:
+            return moto_app(environ, start_response)
+        request = Request(environ)
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            response = Response(json.dumps(handler(body)), 200, mimetype="application/json")
+        except Exception as exc:  # the test sees the reason in its assertion message
+            response = Response(json.dumps({"error": repr(exc)}), 400, mimetype="application/json")
+        return response(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    port = server.server_port
+    # moto's Step Functions interpreter calls back to itself on MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"PORT {port}", flush=True)
+    # Serve until the parent closes our stdin (it exits or drops the emulator).
+    sys.stdin.read()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+//! A realistic AWS world in the emulator: default-VPC subnets and security group, an ALB with
+//! production and test listeners, blue and green target groups, an ECS cluster with blue and
+//! green services, a Route 53 zone with weighted records, an RDS instance with a snapshot, the
+//! DynamoDB tables, an SNS topic, an alarm — and the service config in SSM.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, KeyValuePair, LaunchType,
+    LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
+};
+use bluegreen::config::{
+    Approval, ApprovalPolicy, Bake, Database, DbStrategy, Finish, Health, ImageSource, Migration, Preprod,
+    ServiceConfig, SlotConfig, Slots, SmokeCheck, Traffic,
+};
+use bluegreen::config_store::ConfigStore;
+use bluegreen::routing::{self, RouteState};
+use bluegreen::{Context, Settings, Slot};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::{Emulator, SmokeApp};
+
+/// The account moto uses.
+pub const ACCOUNT: &str = "123456789012";
+/// The cluster of the demo service.
+pub const CLUSTER: &str = "shop-cluster";
+/// The repository the demo service watches.
+pub const REPOSITORY: &str = "shop/web";
+
+/// Everything a test needs: the emulator, a context for the steps, and the world's ids.
+pub struct World {
+    /// The emulator (stopped on drop).
+    pub emulator: Emulator,
+    /// The context steps run with; its clock can be moved with [`World::advance`].
+    pub ctx: Context,
+    /// Pre-prod's HTTP stand-in behind the test listener.
+    pub smoke: SmokeApp,
+    /// Subnets of the default VPC.
+    pub subnets: Vec<String>,
+    /// The default security group.
+    pub security_group: String,
+    /// Production listener.
+    pub production_listener: String,
+    /// Test listener.
+    pub test_listener: String,
+    /// Blue target group.
+    pub tg_blue: String,
+    /// Green target group.
+    pub tg_green: String,
+    /// Route 53 zone id.
+    pub zone_id: String,
+    /// SNS topic.
+    pub topic_arn: String,
+    offset: Arc<Mutex<chrono::Duration>>,
+}
+
+/// An EventBridge `ECR Image Action` push event, shaped as AWS documents it.
+pub fn push_event(tag: &str, digest_hex_char: char, event_id: &str, time: &str) -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": event_id,
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": ACCOUNT,
+        "time": time,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": REPOSITORY,
+            "image-digest": format!("sha256:{}", digest_hex_char.to_string().repeat(64)),
+            "action-type": "PUSH",
+            "image-tag": tag
+        }
+    })
+}
+
+impl World {
+    /// Starts an emulator and builds the world in it (blue live with 2 tasks, green at 0).
+    pub async fn build() -> World {
+        let emulator = Emulator::start().await;
+        let sdk = emulator.sdk_config().await;
+        let settings = Settings {
+            config_prefix: "/bluegreen/services/".into(),
+            deployments_table: "bluegreen-deployments".into(),
+            locks_table: "bluegreen-locks".into(),
+            topic_arn: None,
+            console_url: Some("https://console.example.com".into()),
+        };
+        let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
+        let clock_offset = offset.clone();
+        let ctx = Context::new(&sdk, settings).with_clock(Arc::new(move || {
+            Utc::now() + *clock_offset.lock().expect("clock lock")
+        }));
+        let network = emulator.control("GET", "/_bluegreen/network", json!({})).await;
+        let subnets: Vec<String> = network["subnet_ids"]
+            .as_array()
+            .expect("subnets")
+            .iter()
+            .map(|s| s.as_str().expect("subnet id").to_owned())
+            .collect();
+        let security_group = network["security_group_id"].as_str().expect("sg").to_owned();
+        let vpc = network["vpc_id"].as_str().expect("vpc").to_owned();
+
+        let lb = ctx
+            .elb
+            .create_load_balancer()
+            .name("shop-alb")
+            .set_subnets(Some(subnets.clone()))
+            .security_groups(&security_group)
+            .send()
+            .await
+            .expect("create ALB")
+            .load_balancers
+            .unwrap()
+            .remove(0)
+            .load_balancer_arn
+            .unwrap();
+        let mut tgs = Vec::new();
+        for name in ["shop-blue", "shop-green"] {
+            let tg = ctx
+                .elb
+                .create_target_group()
+                .name(name)
+                .protocol(ProtocolEnum::Http)
+                .port(8080)
+                .vpc_id(&vpc)
+                .target_type(TargetTypeEnum::Ip)
+                .health_check_path("/health")
+                .send()
+                .await
+                .expect("create target group")
+                .target_groups
+                .unwrap()
+                .remove(0)
+                .target_group_arn
+                .unwrap();
+            tgs.push(tg);
+        }
+        let listener = |port: i32, tg: String| {
+            let ctx = ctx.clone();
+            let lb = lb.clone();
+            async move {
+                ctx.elb
+                    .create_listener()
+                    .load_balancer_arn(lb)
+                    .protocol(ProtocolEnum::Http)
+                    .port(port)
+                    .default_actions(
+                        Action::builder()
+                            .r#type(ActionTypeEnum::Forward)
+                            .target_group_arn(tg)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .expect("create listener")
+                    .listeners
+                    .unwrap()
+                    .remove(0)
+                    .listener_arn
+                    .unwrap()
+            }
+        };
+        let production_listener = listener(80, tgs[0].clone()).await;
+        let test_listener = listener(8443, tgs[1].clone()).await;
+
+        let smoke = SmokeApp::start().await;
+        let world_topic = ctx
+            .sns
+            .create_topic()
+            .name("bluegreen")
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .unwrap();
+        let zone_id = ctx
+            .route53
+            .create_hosted_zone()
+            .name("example.com")
+            .caller_reference("bluegreen-tests")
+            .send()
+            .await
+            .expect("create zone")
+            .hosted_zone
+            .unwrap()
+            .id
+            .trim_start_matches("/hostedzone/")
+            .to_owned();
+
+        let world = World {
+            emulator,
+            ctx,
+            smoke,
+            subnets,
+            security_group,
+            production_listener,
+            test_listener,
+            tg_blue: tgs[0].clone(),
+            tg_green: tgs[1].clone(),
+            zone_id,
+            topic_arn: world_topic,
+            offset,
+        };
+        world.create_tables().await;
+        world.create_ecs().await;
+        world.create_records().await;
+        world.create_database().await;
+        world
+            .ctx
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name("shop-5xx")
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .send()
+            .await
+            .expect("create alarm");
+        world.put_config(&world.config()).await;
+        world
+    }
+
+    /// A context whose settings publish to the world's topic.
+    pub fn with_topic(mut self) -> World {
+        self.ctx.settings.topic_arn = Some(self.topic_arn.clone());
+        self
+    }
+
+    async fn create_tables(&self) {
+        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        for (table, key) in [("bluegreen-deployments", "deployment_id"), ("bluegreen-locks", "service")] {
+            self.ctx
+                .dynamodb
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
+                .send()
+                .await
+                .expect("create table");
+        }
+    }
+
+    async fn create_ecs(&self) {
+        let ecs = &self.ctx.ecs;
+        ecs.create_cluster().cluster_name(CLUSTER).send().await.expect("create cluster");
+        let container = ContainerDefinition::builder()
+            .name("web")
+            .image(format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1"))
+            .memory(512)
+            .essential(true)
+            .port_mappings(PortMapping::builder().container_port(8080).build())
+            .environment(KeyValuePair::builder().name("DATABASE_HOST").value("shop-db.prod.internal").build())
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", "/ecs/shop")
+                    .options("awslogs-stream-prefix", "shop")
+                    .options("awslogs-region", "us-east-1")
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let td = ecs
+            .register_task_definition()
+            .family("shop")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shop-execution"))
+            .container_definitions(container)
+            .send()
+            .await
+            .expect("register task definition")
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap();
+        for (slot, tg, count) in [(Slot::Blue, &self.tg_blue, 2), (Slot::Green, &self.tg_green, 0)] {
+            ecs.create_service()
+                .cluster(CLUSTER)
+                .service_name(format!("shop-{slot}"))
+                .task_definition(&td)
+                .desired_count(count)
+                .launch_type(LaunchType::Fargate)
+                .load_balancers(
+                    LoadBalancer::builder()
+                        .target_group_arn(tg)
+                        .container_name("web")
+                        .container_port(8080)
+                        .build(),
+                )
+                .network_configuration(
+                    NetworkConfiguration::builder()
+                        .awsvpc_configuration(
+                            AwsVpcConfiguration::builder()
+                                .set_subnets(Some(self.subnets.clone()))
+                                .security_groups(&self.security_group)
+                                .assign_public_ip(AssignPublicIp::Disabled)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("create service");
+        }
+        self.settle(Slot::Blue, "COMPLETED").await;
+        self.register_targets(Slot::Blue, 2).await;
+    }
+
+    async fn create_records(&self) {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        let mut batch = ChangeBatch::builder();
+        for (slot, weight) in [(Slot::Blue, 100), (Slot::Green, 0)] {
+            batch = batch.changes(
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(
+                        ResourceRecordSet::builder()
+                            .name("shop.example.com.")
+                            .r#type(RrType::Cname)
+                            .set_identifier(slot.as_str())
+                            .weight(weight)
+                            .ttl(300)
+                            .resource_records(
+                                ResourceRecord::builder().value(format!("shop-{slot}-alb.example.com")).build().unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+        }
+        self.ctx
+            .route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .change_batch(batch.build().unwrap())
+            .send()
+            .await
+            .expect("create records");
+    }
+
+    async fn create_database(&self) {
+        self.ctx
+            .rds
+            .create_db_instance()
+            .db_instance_identifier("shop-db")
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .master_username("shop")
+            .master_user_password("not-a-secret-1")
+            .allocated_storage(20)
+            .send()
+            .await
+            .expect("create DB instance");
+        self.ctx
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier("shop-db")
+            .db_snapshot_identifier("shop-db-nightly")
+            .send()
+            .await
+            .expect("create snapshot");
+    }
+
+    /// The demo service's config (listener mode, approval required, migration, shared DB).
+    pub fn config(&self) -> ServiceConfig {
+        let slot = |s: Slot, tg: &str| SlotConfig {
+            service: format!("shop-{s}"),
+            target_group_arn: tg.to_owned(),
+            test_url: None,
+            set_identifier: Some(s.as_str().into()),
+            record_value: Some(format!("shop-{s}-alb.example.com")),
+        };
+        ServiceConfig {
+            name: "shop".into(),
+            source: ImageSource {
+                repository: REPOSITORY.into(),
+                tags: vec!["v*".into(), "release-*".into()],
+            },
+            cluster: CLUSTER.into(),
+            container: "web".into(),
+            slots: Slots {
+                blue: slot(Slot::Blue, &self.tg_blue),
+                green: slot(Slot::Green, &self.tg_green),
+            },
+            traffic: Traffic::Listener {
+                production_listener_arn: self.production_listener.clone(),
+                test_listener_arn: self.test_listener.clone(),
+                production_rule_arn: None,
+                shift: None,
+            },
+            preprod: Preprod::default(),
+            database: Database {
+                strategy: DbStrategy::Shared,
+                ..Database::default()
+            },
+            migration: Some(Migration {
+                command: vec!["bin/migrate".into(), "up".into()],
+                timeout_seconds: 600,
+                rollback_command: None,
+            }),
+            health: Health {
+                test_url: Some(self.smoke.url.clone()),
+                smoke: vec![SmokeCheck {
+                    path: "/health".into(),
+                    expect_status: 200,
+                    body_contains: Some("ok".into()),
+                }],
+                consecutive_passes: 2,
+                request_timeout_ms: 2000,
+                timeout_seconds: 300,
+            },
+            approval: Approval {
+                policy: ApprovalPolicy::Required,
+                approvers: vec!["alice@example.com".into()],
+                timeout_seconds: 3600,
+            },
+            bake: Bake {
+                seconds: 60,
+                alarms: vec!["shop-5xx".into()],
+            },
+            finish: Finish::default(),
+        }
+    }
+
+    /// The config in DNS mode (weighted CNAMEs under shop.example.com).
+    pub fn dns_config(&self) -> ServiceConfig {
+        let mut config = self.config();
+        config.traffic = Traffic::Dns {
+            hosted_zone_id: self.zone_id.clone(),
+            record_name: "shop.example.com.".into(),
+            ttl_seconds: 300,
+            switch_ttl_seconds: 30,
+        };
+        config
+    }
+
+    /// Stores a config in SSM (validated first).
+    pub async fn put_config(&self, config: &ServiceConfig) {
+        ConfigStore::new(&self.ctx).put(config).await.expect("config stored");
+    }
+
+    /// Moves the context's clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.offset.lock().expect("clock lock") += by;
+    }
+
+    /// The context's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.ctx.now()
+    }
+
+    /// Production routing as AWS reports it.
+    pub async fn production(&self) -> RouteState {
+        routing::read_production(&self.ctx, &self.config()).await.expect("read production")
+    }
+
+    /// Production routing in DNS mode.
+    pub async fn production_dns(&self) -> RouteState {
+        routing::read_production(&self.ctx, &self.dns_config()).await.expect("read records")
+    }
+
+    /// Which slot the test listener forwards to.
+    pub async fn test_slot(&self) -> Option<Slot> {
+        routing::read_test(&self.ctx, &self.config()).await.expect("read test listener")
+    }
+
+    /// A slot's ECS service: (task definition, desired count, tags).
+    pub async fn service(&self, slot: Slot) -> (String, i32, Vec<(String, String)>) {
+        let s = bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}")).await.expect("service");
+        let tags = bluegreen::ecs::tags_of(&self.ctx, s.service_arn.as_deref().unwrap()).await.expect("tags");
+        (s.task_definition.unwrap_or_default(), s.desired_count, tags)
+    }
+
+    /// The ECS scheduler finished (or failed) the slot's rollout.
+    pub async fn settle(&self, slot: Slot, state: &str) {
+        self.emulator
+            .control(
+                "POST",
+                "/_bluegreen/ecs/rollout",
+                json!({"cluster": CLUSTER, "service": format!("shop-{slot}"), "state": state}),
+            )
+            .await;
+    }
+
+    /// `n` tasks of the slot registered in its target group (ECS would do this).
+    pub async fn register_targets(&self, slot: Slot, n: u8) {
+        let tg = self.tg(slot);
+        let octet = if slot == Slot::Blue { 1 } else { 2 };
+        let mut call = self.ctx.elb.register_targets().target_group_arn(tg);
+        for i in 0..n {
+            call = call.targets(TargetDescription::builder().id(format!("172.31.{octet}.{}", 10 + i)).port(8080).build());
+        }
+        call.send().await.expect("register targets");
+    }
+
+    /// ELB reports a target of the slot in `state`.
+    pub async fn set_target_health(&self, slot: Slot, index: u8, state: &str) {
+        let octet = if slot == Slot::Blue { 1 } else { 2 };
+        self.emulator
+            .control(
+                "POST",
+                "/_bluegreen/elbv2/target-health",
+                json!({"target_group_arn": self.tg(slot), "target_id": format!("172.31.{octet}.{}", 10 + index), "state": state}),
+            )
+            .await;
+    }
+
+    /// The container runtime stops a task with an exit code (or none).
+    pub async fn stop_task(&self, task_arn: &str, exit_code: Option<i32>, stop_code: &str) {
+        self.emulator
+            .control(
+                "POST",
+                "/_bluegreen/ecs/task-stopped",
+                json!({"task_arn": task_arn, "exit_code": exit_code, "stop_code": stop_code}),
+            )
+            .await;
+    }
+
+    /// Messages published to the world's topic.
+    pub async fn published(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .emulator
+            .control("POST", "/_bluegreen/sns/published", json!({"topic_arn": self.topic_arn}))
+            .await;
+        out.as_array().cloned().unwrap_or_default()
+    }
+
+    /// A slot's target group ARN.
+    pub fn tg(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Blue => &self.tg_blue,
+            Slot::Green => &self.tg_green,
+        }
+    }
+
+    /// Every task (running or stopped) started with `started_by`.
+    pub async fn tasks_started_by(&self, started_by: &str) -> Vec<String> {
+        let mut arns = Vec::new();
+        for status in [aws_sdk_ecs::types::DesiredStatus::Running, aws_sdk_ecs::types::DesiredStatus::Stopped] {
+            let out = self
+                .ctx
+                .ecs
+                .list_tasks()
+                .cluster(CLUSTER)
+                .started_by(started_by)
+                .desired_status(status)
+                .send()
+                .await
+                .expect("list tasks");
+            arns.extend(out.task_arns.unwrap_or_default());
+        }
+        arns
+    }
+
+    /// Identifiers of every DB instance.
+    pub async fn db_instances(&self) -> Vec<String> {
+        self.ctx
+            .rds
+            .describe_db_instances()
+            .send()
+            .await
+            .expect("describe DB instances")
+            .db_instances
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.db_instance_identifier)
+            .collect()
+    }
+}

@@ -1,0 +1,139 @@
+//! Drives a deployment through its steps the way the state machine does, so each test can
+//! start from the stage it is about.
+
+use bluegreen::Slot;
+use bluegreen::poll::{CheckInput, Poll, Started};
+use bluegreen::record::{Deployment, Records};
+use bluegreen::steps::approval::{self, Decision, RequestInput};
+use bluegreen::steps::prepare::{self, Prepared, PreparedOutcome};
+use bluegreen::steps::{
+    DeploymentRef, FailureInput, bake, health_check, launch_preprod, migrate, switch, sync_db,
+};
+use bluegreen_tests::{World, push_event};
+
+/// A fixed push time so deployment ids are predictable within a test.
+pub const PUSHED_AT: &str = "2026-11-21T10:00:00Z";
+
+pub fn id_ref(id: &str) -> DeploymentRef {
+    DeploymentRef { deployment_id: id.to_owned() }
+}
+
+pub fn check_of(started: &Started) -> CheckInput {
+    CheckInput {
+        deployment_id: started.deployment_id.clone(),
+        deadline: started.deadline,
+        attempt: 0,
+    }
+}
+
+pub fn failure(id: &str, error: &str) -> FailureInput {
+    serde_json::from_value(serde_json::json!({
+        "deployment_id": id,
+        "error": {"Error": error, "Cause": "caught by the test"}
+    }))
+    .unwrap()
+}
+
+pub async fn record(world: &World, id: &str) -> Deployment {
+    Records::new(&world.ctx).get(id).await.expect("record")
+}
+
+/// Prepares a push of `tag` and returns the started deployment's id.
+pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
+    let event = push_event(tag, 'a', event_id, PUSHED_AT);
+    match prepare::run(&world.ctx, &event).await.expect("prepare") {
+        Prepared::Deployments { deployments } => {
+            assert_eq!(deployments[0].outcome, PreparedOutcome::Started, "{deployments:?}");
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("push not prepared: {other:?}"),
+    }
+}
+
+pub async fn sync(world: &World, id: &str) {
+    let started = sync_db::start(&world.ctx, &id_ref(id)).await.expect("sync start");
+    let done = sync_db::check(&world.ctx, &check_of(&started)).await.expect("sync check");
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+}
+
+/// Starts the launch; ECS (the control API) completes the rollout and registers targets.
+pub async fn launch(world: &World, id: &str) {
+    let started = launch_preprod::start(&world.ctx, &id_ref(id)).await.expect("launch start");
+    let target = record(world, id).await.target_slot().unwrap();
+    world.settle(target, "COMPLETED").await;
+    world.register_targets(target, 2).await;
+    let done = launch_preprod::check(&world.ctx, &check_of(&started)).await.expect("launch check");
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+}
+
+/// Starts the migration and lets it exit with `exit_code`; returns the check's answer.
+pub async fn migrate_with(world: &World, id: &str, exit_code: Option<i32>) -> bluegreen::StepResult<Poll> {
+    let started = migrate::start(&world.ctx, &id_ref(id)).await.expect("migrate start");
+    let task = record(world, id).await.migration_task_arn.expect("migration task recorded");
+    world.stop_task(&task, exit_code, "EssentialContainerExited").await;
+    migrate::check(&world.ctx, &check_of(&started)).await
+}
+
+pub async fn health(world: &World, id: &str) -> bluegreen::StepResult<Poll> {
+    let started = health_check::start(&world.ctx, &id_ref(id)).await.expect("health start");
+    health_check::check(&world.ctx, &check_of(&started)).await
+}
+
+pub async fn request_approval(world: &World, id: &str) {
+    let input = RequestInput { deployment_id: id.to_owned(), task_token: format!("token-{id}") };
+    approval::request(&world.ctx, &input).await.expect("request approval");
+}
+
+pub fn decision(approve: bool) -> Decision {
+    Decision {
+        approve,
+        approver: "alice@example.com".into(),
+        reason: (!approve).then(|| "not today".to_owned()),
+        channel: "cli".into(),
+    }
+}
+
+pub async fn approve(world: &World, id: &str) {
+    request_approval(world, id).await;
+    approval::decide(&world.ctx, id, &decision(true)).await.expect("approve");
+}
+
+pub async fn switch_all(world: &World, id: &str) {
+    let started = switch::start(&world.ctx, &id_ref(id)).await.expect("switch start");
+    let done = switch::check(&world.ctx, &check_of(&started)).await.expect("switch check");
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+}
+
+pub async fn bake_start(world: &World, id: &str) -> Started {
+    bake::start(&world.ctx, &id_ref(id)).await.expect("bake start")
+}
+
+/// Runs a deployment from push to the end of the switch (green live).
+pub async fn deploy_to_switch(world: &World) -> String {
+    let id = prepare_push(world, "v2", "event-1").await;
+    sync(world, &id).await;
+    launch(world, &id).await;
+    assert!(matches!(migrate_with(world, &id, Some(0)).await.expect("migrate"), Poll::Done { .. }));
+    assert!(matches!(health(world, &id).await.expect("health"), Poll::Done { .. }));
+    approve(world, &id).await;
+    switch_all(world, &id).await;
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    id
+}
+
+/// Production still routes everything to blue, the test listener to green, green is back at
+/// zero tasks of its old revision, and no clone remains: the state before the deployment.
+pub async fn assert_untouched(world: &World, blue_td: &str) {
+    let production = world.production().await;
+    assert_eq!((production.blue, production.green), (1, 0), "production routing changed");
+    let (green_td, green_count, green_tags) = world.service(Slot::Green).await;
+    assert_eq!(green_count, 0, "pre-prod still has tasks");
+    assert_eq!(green_td, blue_td, "pre-prod still runs the new revision");
+    assert!(
+        !green_tags.iter().any(|(k, _)| k == "bluegreen:role"),
+        "pre-prod still tagged as pre-prod: {green_tags:?}"
+    );
+    let (live_td, live_count, _) = world.service(Slot::Blue).await;
+    assert_eq!((live_td.as_str(), live_count), (blue_td, 2), "the live slot changed");
+    assert_eq!(world.db_instances().await, vec!["shop-db".to_owned()], "a clone remains");
+}

@@ -1,0 +1,20 @@
+//! Every deployment step against a fresh moto emulator per test: happy path, idempotence
+//! (asserted by reading AWS state), each failure outcome, and bad input.
+
+mod common;
+
+mod abort;
+mod approval;
+mod bake;
+mod faults;
+mod finish;
+mod health_check;
+mod intake;
+mod launch_preprod;
+mod migrate;
+mod pipeline;
+mod prepare;
+mod rollback;
+mod switch;
+mod sync_db;
+mod teardown;
