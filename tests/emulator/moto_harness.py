@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.ec2.models import ec2_backends
+from moto.ecs import models as ecs_models
 from moto.ecs.models import ecs_backends
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
@@ -48,6 +49,21 @@ def _health_for(self, target, ec2_backend):
 
 
 elbv2_models.FakeTargetGroup.health_for = _health_for
+
+
+# moto copies a container definition's integer cpu/memory into a task's containers, where the
+# ECS API (and so the SDK) has strings; without this, every RunTask/DescribeTasks answer fails
+# to deserialise. Only the representation changes.
+_original_container_init = ecs_models.Container.__init__
+
+
+def _container_init(self, task_def):
+    _original_container_init(self, task_def)
+    self.cpu = None if self.cpu is None else str(self.cpu)
+    self.memory = None if self.memory is None else str(self.memory)
+
+
+ecs_models.Container.__init__ = _container_init
 
 
 def _find_task(arn):

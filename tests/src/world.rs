@@ -37,6 +37,8 @@ pub struct World {
     pub emulator: Emulator,
     /// The context steps run with; its clock can be moved with [`World::advance`].
     pub ctx: Context,
+    /// The SDK config pointing at the emulator (for tests that build their own clients).
+    pub sdk: aws_config::SdkConfig,
     /// Pre-prod's HTTP stand-in behind the test listener.
     pub smoke: SmokeApp,
     /// Subnets of the default VPC.
@@ -196,6 +198,7 @@ impl World {
         let world = World {
             emulator,
             ctx,
+            sdk,
             smoke,
             subnets,
             security_group,

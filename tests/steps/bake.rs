@@ -1,1 +1,49 @@
-//! TODO
+//! Bake: alarms and live target health during the bake time.
+
+use bluegreen::Slot;
+use bluegreen::poll::Poll;
+use bluegreen::steps::bake;
+use bluegreen_tests::World;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn a_quiet_bake_is_done_after_the_bake_time() {
+    let world = World::build().await;
+    let id = deploy_to_switch(&world).await;
+    let started = bake_start(&world, &id).await;
+    assert_eq!(bake_start(&world, &id).await, started, "same window on a rerun");
+    assert!(matches!(bake::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Pending { .. }));
+    world.advance(chrono::Duration::seconds(61));
+    assert!(matches!(bake::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Done { .. }));
+}
+
+#[tokio::test]
+async fn an_alarm_in_alarm_fails_the_bake_naming_it() {
+    let world = World::build().await;
+    let id = deploy_to_switch(&world).await;
+    let started = bake_start(&world, &id).await;
+    world
+        .ctx
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name("shop-5xx")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("5xx spike")
+        .send()
+        .await
+        .unwrap();
+    let err = bake::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    assert_eq!(err.name(), "BakeFailed");
+    assert!(err.to_string().contains("shop-5xx") && err.to_string().contains("5xx spike"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unhealthy_live_target_fails_the_bake() {
+    let world = World::build().await;
+    let id = deploy_to_switch(&world).await;
+    let started = bake_start(&world, &id).await;
+    world.set_target_health(Slot::Green, 0, "unhealthy").await;
+    let err = bake::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    assert!(err.to_string().contains("172.31.2.10"), "{err}");
+}
