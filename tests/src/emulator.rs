@@ -17,7 +17,10 @@ pub struct Emulator {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
 }
 
 /// The Python with moto: `BLUEGREEN_PYTHON`, else the project's `.venv`.
@@ -70,14 +73,23 @@ impl Emulator {
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "testing", "testing", None, None, "bluegreen-tests",
+                "testing",
+                "testing",
+                None,
+                None,
+                "bluegreen-tests",
             ))
             .load()
             .await
     }
 
     /// Calls a control route of the harness (see moto_harness.py).
-    pub async fn control(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    pub async fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let url = format!("{}{path}", self.endpoint);
         let request = match method {
             "GET" => self.http.get(url),
@@ -85,8 +97,9 @@ impl Emulator {
         };
         let response = request.send().await.expect("control route reachable");
         let status = response.status();
-        let value: serde_json::Value = serde_json::from_str(&response.text().await.unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null);
+        let value: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
         assert!(status.is_success(), "control {path} failed: {value}");
         value
     }

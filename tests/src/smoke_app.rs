@@ -24,7 +24,9 @@ impl SmokeApp {
         let app = Router::new()
             .route("/{*path}", get(answer))
             .with_state(answers.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("bound address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         SmokeApp { url, answers }
@@ -32,10 +34,10 @@ impl SmokeApp {
 
     /// Makes `path` (without the leading `/`) answer `status` with `body`.
     pub fn answer(&self, path: &str, status: u16, body: &str) {
-        self.answers
-            .lock()
-            .expect("answers lock")
-            .insert(path.trim_start_matches('/').to_owned(), (status, body.to_owned()));
+        self.answers.lock().expect("answers lock").insert(
+            path.trim_start_matches('/').to_owned(),
+            (status, body.to_owned()),
+        );
     }
 }
 
@@ -46,5 +48,8 @@ async fn answer(State(answers): State<Answers>, Path(path): Path<String>) -> (St
         .get(&path)
         .cloned()
         .unwrap_or((200, "ok version=new".into()));
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
 }

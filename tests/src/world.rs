@@ -6,15 +6,16 @@
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, KeyValuePair, LaunchType,
-    LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping,
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, KeyValuePair,
+    LaunchType, LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode,
+    PortMapping,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
 };
 use bluegreen::config::{
-    Approval, ApprovalPolicy, Bake, Database, DbStrategy, Finish, Health, ImageSource, Migration, Preprod,
-    ServiceConfig, SlotConfig, Slots, SmokeCheck, Traffic,
+    Approval, ApprovalPolicy, Bake, Database, DbStrategy, Finish, Health, ImageSource, Migration,
+    Preprod, ServiceConfig, SlotConfig, Slots, SmokeCheck, Traffic,
 };
 use bluegreen::config_store::ConfigStore;
 use bluegreen::routing::{self, RouteState};
@@ -61,7 +62,12 @@ pub struct World {
 }
 
 /// An EventBridge `ECR Image Action` push event, shaped as AWS documents it.
-pub fn push_event(tag: &str, digest_hex_char: char, event_id: &str, time: &str) -> serde_json::Value {
+pub fn push_event(
+    tag: &str,
+    digest_hex_char: char,
+    event_id: &str,
+    time: &str,
+) -> serde_json::Value {
     json!({
         "version": "0",
         "id": event_id,
@@ -98,14 +104,19 @@ impl World {
         let ctx = Context::new(&sdk, settings).with_clock(Arc::new(move || {
             Utc::now() + *clock_offset.lock().expect("clock lock")
         }));
-        let network = emulator.control("GET", "/_bluegreen/network", json!({})).await;
+        let network = emulator
+            .control("GET", "/_bluegreen/network", json!({}))
+            .await;
         let subnets: Vec<String> = network["subnet_ids"]
             .as_array()
             .expect("subnets")
             .iter()
             .map(|s| s.as_str().expect("subnet id").to_owned())
             .collect();
-        let security_group = network["security_group_id"].as_str().expect("sg").to_owned();
+        let security_group = network["security_group_id"]
+            .as_str()
+            .expect("sg")
+            .to_owned();
         let vpc = network["vpc_id"].as_str().expect("vpc").to_owned();
 
         let lb = ctx
@@ -225,7 +236,9 @@ impl World {
             .period(60)
             .evaluation_periods(1)
             .threshold(1.0)
-            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+            )
             .send()
             .await
             .expect("create alarm");
@@ -240,8 +253,13 @@ impl World {
     }
 
     async fn create_tables(&self) {
-        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-        for (table, key) in [("bluegreen-deployments", "deployment_id"), ("bluegreen-locks", "service")] {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        for (table, key) in [
+            ("bluegreen-deployments", "deployment_id"),
+            ("bluegreen-locks", "service"),
+        ] {
             self.ctx
                 .dynamodb
                 .create_table()
@@ -254,7 +272,13 @@ impl World {
                         .build()
                         .unwrap(),
                 )
-                .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
                 .send()
                 .await
                 .expect("create table");
@@ -263,14 +287,25 @@ impl World {
 
     async fn create_ecs(&self) {
         let ecs = &self.ctx.ecs;
-        ecs.create_cluster().cluster_name(CLUSTER).send().await.expect("create cluster");
+        ecs.create_cluster()
+            .cluster_name(CLUSTER)
+            .send()
+            .await
+            .expect("create cluster");
         let container = ContainerDefinition::builder()
             .name("web")
-            .image(format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1"))
+            .image(format!(
+                "{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1"
+            ))
             .memory(512)
             .essential(true)
             .port_mappings(PortMapping::builder().container_port(8080).build())
-            .environment(KeyValuePair::builder().name("DATABASE_HOST").value("shop-db.prod.internal").build())
+            .environment(
+                KeyValuePair::builder()
+                    .name("DATABASE_HOST")
+                    .value("shop-db.prod.internal")
+                    .build(),
+            )
             .log_configuration(
                 LogConfiguration::builder()
                     .log_driver(LogDriver::Awslogs)
@@ -297,7 +332,10 @@ impl World {
             .unwrap()
             .task_definition_arn
             .unwrap();
-        for (slot, tg, count) in [(Slot::Blue, &self.tg_blue, 2), (Slot::Green, &self.tg_green, 0)] {
+        for (slot, tg, count) in [
+            (Slot::Blue, &self.tg_blue, 2),
+            (Slot::Green, &self.tg_green, 0),
+        ] {
             ecs.create_service()
                 .cluster(CLUSTER)
                 .service_name(format!("shop-{slot}"))
@@ -332,7 +370,9 @@ impl World {
     }
 
     async fn create_records(&self) {
-        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        use aws_sdk_route53::types::{
+            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+        };
         let mut batch = ChangeBatch::builder();
         for (slot, weight) in [(Slot::Blue, 100), (Slot::Green, 0)] {
             batch = batch.changes(
@@ -346,7 +386,10 @@ impl World {
                             .weight(weight)
                             .ttl(300)
                             .resource_records(
-                                ResourceRecord::builder().value(format!("shop-{slot}-alb.example.com")).build().unwrap(),
+                                ResourceRecord::builder()
+                                    .value(format!("shop-{slot}-alb.example.com"))
+                                    .build()
+                                    .unwrap(),
                             )
                             .build()
                             .unwrap(),
@@ -463,7 +506,10 @@ impl World {
 
     /// Stores a config in SSM (validated first).
     pub async fn put_config(&self, config: &ServiceConfig) {
-        ConfigStore::new(&self.ctx).put(config).await.expect("config stored");
+        ConfigStore::new(&self.ctx)
+            .put(config)
+            .await
+            .expect("config stored");
     }
 
     /// Moves the context's clock forward.
@@ -478,23 +524,33 @@ impl World {
 
     /// Production routing as AWS reports it.
     pub async fn production(&self) -> RouteState {
-        routing::read_production(&self.ctx, &self.config()).await.expect("read production")
+        routing::read_production(&self.ctx, &self.config())
+            .await
+            .expect("read production")
     }
 
     /// Production routing in DNS mode.
     pub async fn production_dns(&self) -> RouteState {
-        routing::read_production(&self.ctx, &self.dns_config()).await.expect("read records")
+        routing::read_production(&self.ctx, &self.dns_config())
+            .await
+            .expect("read records")
     }
 
     /// Which slot the test listener forwards to.
     pub async fn test_slot(&self) -> Option<Slot> {
-        routing::read_test(&self.ctx, &self.config()).await.expect("read test listener")
+        routing::read_test(&self.ctx, &self.config())
+            .await
+            .expect("read test listener")
     }
 
     /// A slot's ECS service: (task definition, desired count, tags).
     pub async fn service(&self, slot: Slot) -> (String, i32, Vec<(String, String)>) {
-        let s = bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}")).await.expect("service");
-        let tags = bluegreen::ecs::tags_of(&self.ctx, s.service_arn.as_deref().unwrap()).await.expect("tags");
+        let s = bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}"))
+            .await
+            .expect("service");
+        let tags = bluegreen::ecs::tags_of(&self.ctx, s.service_arn.as_deref().unwrap())
+            .await
+            .expect("tags");
         (s.task_definition.unwrap_or_default(), s.desired_count, tags)
     }
 
@@ -515,7 +571,12 @@ impl World {
         let octet = if slot == Slot::Blue { 1 } else { 2 };
         let mut call = self.ctx.elb.register_targets().target_group_arn(tg);
         for i in 0..n {
-            call = call.targets(TargetDescription::builder().id(format!("172.31.{octet}.{}", 10 + i)).port(8080).build());
+            call = call.targets(
+                TargetDescription::builder()
+                    .id(format!("172.31.{octet}.{}", 10 + i))
+                    .port(8080)
+                    .build(),
+            );
         }
         call.send().await.expect("register targets");
     }
@@ -547,7 +608,11 @@ impl World {
     pub async fn published(&self) -> Vec<serde_json::Value> {
         let out = self
             .emulator
-            .control("POST", "/_bluegreen/sns/published", json!({"topic_arn": self.topic_arn}))
+            .control(
+                "POST",
+                "/_bluegreen/sns/published",
+                json!({"topic_arn": self.topic_arn}),
+            )
             .await;
         out.as_array().cloned().unwrap_or_default()
     }
@@ -563,7 +628,10 @@ impl World {
     /// Every task (running or stopped) started with `started_by`.
     pub async fn tasks_started_by(&self, started_by: &str) -> Vec<String> {
         let mut arns = Vec::new();
-        for status in [aws_sdk_ecs::types::DesiredStatus::Running, aws_sdk_ecs::types::DesiredStatus::Stopped] {
+        for status in [
+            aws_sdk_ecs::types::DesiredStatus::Running,
+            aws_sdk_ecs::types::DesiredStatus::Stopped,
+        ] {
             let out = self
                 .ctx
                 .ecs

@@ -16,20 +16,51 @@ async fn abort_restores_pre_prod_stops_the_migration_and_a_rerun_answers_the_sam
     let (blue_td, _, _) = world.service(Slot::Blue).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     launch(&world, &id).await;
-    bluegreen::steps::migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let first = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed")).await.unwrap();
+    bluegreen::steps::migrate::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    let first = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
     assert_eq!(first.status, Status::Aborted);
     assert_untouched(&world, &blue_td).await;
-    let migration = world.tasks_started_by(&naming::started_by(&id, "migrate")).await;
-    let described = world.ctx.ecs.describe_tasks().cluster("shop-cluster").tasks(&migration[0]).send().await.unwrap();
-    assert_eq!(described.tasks.unwrap()[0].desired_status.as_deref(), Some("STOPPED"), "the migration was stopped");
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None, "lock released");
+    let migration = world
+        .tasks_started_by(&naming::started_by(&id, "migrate"))
+        .await;
+    let described = world
+        .ctx
+        .ecs
+        .describe_tasks()
+        .cluster("shop-cluster")
+        .tasks(&migration[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.tasks.unwrap()[0].desired_status.as_deref(),
+        Some("STOPPED"),
+        "the migration was stopped"
+    );
+    assert_eq!(
+        Locks::new(&world.ctx).holder("shop").await.unwrap(),
+        None,
+        "lock released"
+    );
     let stored = record(&world, &id).await;
-    assert_eq!(stored.failure.as_deref(), Some("HealthCheckFailed: caught by the test"));
+    assert_eq!(
+        stored.failure.as_deref(),
+        Some("HealthCheckFailed: caught by the test")
+    );
 
-    let again = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed")).await.unwrap();
+    let again = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
     assert_eq!(again, first);
-    assert_eq!(record(&world, &id).await.updated_at, stored.updated_at, "nothing written twice");
+    assert_eq!(
+        record(&world, &id).await.updated_at,
+        stored.updated_at,
+        "nothing written twice"
+    );
 }
 
 #[tokio::test]
@@ -37,26 +68,53 @@ async fn abort_refuses_when_production_already_sends_traffic_to_pre_prod() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     launch(&world, &id).await;
-    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 100).await.unwrap();
-    let err = abort::run(&world.ctx, &failure(&id, "States.Timeout")).await.unwrap_err();
+    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 100)
+        .await
+        .unwrap();
+    let err = abort::run(&world.ctx, &failure(&id, "States.Timeout"))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "UnexpectedRouting", "{err}");
-    assert_eq!(world.service(Slot::Green).await.1, 2, "the slot serving production was not scaled down");
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        2,
+        "the slot serving production was not scaled down"
+    );
 }
 
 #[tokio::test]
 async fn abort_hands_the_lock_to_the_queued_push() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let queued = match prepare::run(&world.ctx, &push_event("v3", 'b', "event-2", "2026-11-21T10:05:00Z")).await.unwrap() {
+    let queued = match prepare::run(
+        &world.ctx,
+        &push_event("v3", 'b', "event-2", "2026-11-21T10:05:00Z"),
+    )
+    .await
+    .unwrap()
+    {
         Prepared::Deployments { deployments } => deployments[0].deployment_id.clone(),
         other => panic!("{other:?}"),
     };
-    let ended = abort::run(&world.ctx, &failure(&id, "LaunchFailed")).await.unwrap();
+    let ended = abort::run(&world.ctx, &failure(&id, "LaunchFailed"))
+        .await
+        .unwrap();
     assert_eq!(ended.next_deployment.as_deref(), Some(queued.as_str()));
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap().as_deref(), Some(queued.as_str()));
+    assert_eq!(
+        Locks::new(&world.ctx)
+            .holder("shop")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(queued.as_str())
+    );
     // The queued deployment resumes with the lock it was handed.
-    let resumed = prepare::run(&world.ctx, &serde_json::json!({"resume": queued})).await.unwrap();
-    let Prepared::Deployments { deployments } = resumed else { panic!() };
+    let resumed = prepare::run(&world.ctx, &serde_json::json!({"resume": queued}))
+        .await
+        .unwrap();
+    let Prepared::Deployments { deployments } = resumed else {
+        panic!()
+    };
     assert_eq!(deployments[0].target_slot, Some(Slot::Green));
     assert_eq!(record(&world, &queued).await.status, Status::Preparing);
 }

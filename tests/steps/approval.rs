@@ -17,9 +17,15 @@ async fn healthy(world: &World) -> String {
 async fn requesting_approval_stores_the_token_and_notifies_once_without_the_token() {
     let world = World::build().await.with_topic();
     let id = healthy(&world).await;
-    let input = RequestInput { deployment_id: id.clone(), task_token: "secret-token-123".into() };
+    let input = RequestInput {
+        deployment_id: id.clone(),
+        task_token: "secret-token-123".into(),
+    };
     let first = approval::request(&world.ctx, &input).await.unwrap();
-    assert!(matches!(first, Requested::Pending { notified: true, .. }), "{first:?}");
+    assert!(
+        matches!(first, Requested::Pending { notified: true, .. }),
+        "{first:?}"
+    );
     let again = approval::request(&world.ctx, &input).await.unwrap();
     assert_eq!(again, first);
     let stored = record(&world, &id).await;
@@ -27,9 +33,19 @@ async fn requesting_approval_stores_the_token_and_notifies_once_without_the_toke
     let published = world.published().await;
     assert_eq!(published.len(), 1, "notified exactly once: {published:?}");
     let message = published[0]["message"].as_str().unwrap();
-    assert!(message.contains("https://console.example.com/deployments/") && message.contains("2/2 targets healthy"), "{message}");
-    assert!(!message.contains("secret-token-123"), "the task token leaked into the notification");
-    assert!(!format!("{stored:?}").contains("secret-token-123"), "the token leaked into the record's Debug");
+    assert!(
+        message.contains("https://console.example.com/deployments/")
+            && message.contains("2/2 targets healthy"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("secret-token-123"),
+        "the task token leaked into the notification"
+    );
+    assert!(
+        !format!("{stored:?}").contains("secret-token-123"),
+        "the token leaked into the record's Debug"
+    );
 }
 
 #[tokio::test]
@@ -37,12 +53,22 @@ async fn a_decision_is_recorded_exactly_once_and_returns_the_token() {
     let world = World::build().await;
     let id = healthy(&world).await;
     request_approval(&world, &id).await;
-    let token = approval::decide(&world.ctx, &id, &decision(true)).await.unwrap();
+    let token = approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
     assert_eq!(token, format!("token-{id}"));
-    let second = approval::decide(&world.ctx, &id, &decision(false)).await.unwrap_err();
-    assert!(second.to_string().contains("not awaiting a decision"), "{second}");
+    let second = approval::decide(&world.ctx, &id, &decision(false))
+        .await
+        .unwrap_err();
+    assert!(
+        second.to_string().contains("not awaiting a decision"),
+        "{second}"
+    );
     let stored = record(&world, &id).await.approval.unwrap();
-    assert_eq!((stored.decision.as_deref(), stored.approver.as_deref()), (Some("approved"), Some("alice@example.com")));
+    assert_eq!(
+        (stored.decision.as_deref(), stored.approver.as_deref()),
+        (Some("approved"), Some("alice@example.com"))
+    );
 }
 
 #[tokio::test]
@@ -55,9 +81,16 @@ async fn concurrent_decisions_record_one_winner() {
         approval::decide(&world.ctx, &id, &yes),
         approval::decide(&world.ctx, &id, &no),
     );
-    assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "exactly one decision wins: {a:?} {b:?}");
+    assert_eq!(
+        a.is_ok() as u8 + b.is_ok() as u8,
+        1,
+        "exactly one decision wins: {a:?} {b:?}"
+    );
     let timeline = record(&world, &id).await.timeline;
-    let decisions = timeline.iter().filter(|e| e.outcome == "approved" || e.outcome == "rejected").count();
+    let decisions = timeline
+        .iter()
+        .filter(|e| e.outcome == "approved" || e.outcome == "rejected")
+        .count();
     assert_eq!(decisions, 1);
 }
 
@@ -68,13 +101,35 @@ async fn strangers_rejections_without_reason_and_late_decisions_are_refused() {
     request_approval(&world, &id).await;
     let mut stranger = decision(true);
     stranger.approver = "mallory@example.com".into();
-    assert!(approval::decide(&world.ctx, &id, &stranger).await.unwrap_err().to_string().contains("not an approver"));
+    assert!(
+        approval::decide(&world.ctx, &id, &stranger)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not an approver")
+    );
     let mut no_reason = decision(false);
     no_reason.reason = None;
-    assert!(approval::decide(&world.ctx, &id, &no_reason).await.unwrap_err().to_string().contains("needs a reason"));
+    assert!(
+        approval::decide(&world.ctx, &id, &no_reason)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("needs a reason")
+    );
     world.advance(chrono::Duration::hours(2));
-    assert_eq!(approval::decide(&world.ctx, &id, &decision(true)).await.unwrap_err().name(), "ApprovalTimedOut");
-    assert_eq!(record(&world, &id).await.approval.unwrap().decision, None, "nothing was recorded");
+    assert_eq!(
+        approval::decide(&world.ctx, &id, &decision(true))
+            .await
+            .unwrap_err()
+            .name(),
+        "ApprovalTimedOut"
+    );
+    assert_eq!(
+        record(&world, &id).await.approval.unwrap().decision,
+        None,
+        "nothing was recorded"
+    );
 }
 
 #[tokio::test]
@@ -85,8 +140,14 @@ async fn auto_policy_needs_no_person() {
     config.approval.approvers.clear();
     world.put_config(&config).await;
     let id = healthy(&world).await;
-    let input = RequestInput { deployment_id: id.clone(), task_token: "t".into() };
-    assert_eq!(approval::request(&world.ctx, &input).await.unwrap(), Requested::Automatic);
+    let input = RequestInput {
+        deployment_id: id.clone(),
+        task_token: "t".into(),
+    };
+    assert_eq!(
+        approval::request(&world.ctx, &input).await.unwrap(),
+        Requested::Automatic
+    );
     switch_all(&world, &id).await;
 }
 
@@ -94,6 +155,15 @@ async fn auto_policy_needs_no_person() {
 async fn an_empty_task_token_is_malformed() {
     let world = World::build().await;
     let id = healthy(&world).await;
-    let input = RequestInput { deployment_id: id, task_token: " ".into() };
-    assert_eq!(approval::request(&world.ctx, &input).await.unwrap_err().name(), "EventMalformed");
+    let input = RequestInput {
+        deployment_id: id,
+        task_token: " ".into(),
+    };
+    assert_eq!(
+        approval::request(&world.ctx, &input)
+            .await
+            .unwrap_err()
+            .name(),
+        "EventMalformed"
+    );
 }

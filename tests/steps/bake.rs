@@ -12,10 +12,20 @@ async fn a_quiet_bake_is_done_after_the_bake_time() {
     let world = World::build().await;
     let id = deploy_to_switch(&world).await;
     let started = bake_start(&world, &id).await;
-    assert_eq!(bake_start(&world, &id).await, started, "same window on a rerun");
-    assert!(matches!(bake::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Pending { .. }));
+    assert_eq!(
+        bake_start(&world, &id).await,
+        started,
+        "same window on a rerun"
+    );
+    assert!(matches!(
+        bake::check(&world.ctx, &check_of(&started)).await.unwrap(),
+        Poll::Pending { .. }
+    ));
     world.advance(chrono::Duration::seconds(61));
-    assert!(matches!(bake::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Done { .. }));
+    assert!(matches!(
+        bake::check(&world.ctx, &check_of(&started)).await.unwrap(),
+        Poll::Done { .. }
+    ));
 }
 
 #[tokio::test]
@@ -33,9 +43,14 @@ async fn an_alarm_in_alarm_fails_the_bake_naming_it() {
         .send()
         .await
         .unwrap();
-    let err = bake::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    let err = bake::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "BakeFailed");
-    assert!(err.to_string().contains("shop-5xx") && err.to_string().contains("5xx spike"), "{err}");
+    assert!(
+        err.to_string().contains("shop-5xx") && err.to_string().contains("5xx spike"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -44,6 +59,8 @@ async fn an_unhealthy_live_target_fails_the_bake() {
     let id = deploy_to_switch(&world).await;
     let started = bake_start(&world, &id).await;
     world.set_target_health(Slot::Green, 0, "unhealthy").await;
-    let err = bake::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    let err = bake::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("172.31.2.10"), "{err}");
 }

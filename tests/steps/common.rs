@@ -15,7 +15,9 @@ use bluegreen_tests::{World, push_event};
 pub const PUSHED_AT: &str = "2026-11-21T10:00:00Z";
 
 pub fn id_ref(id: &str) -> DeploymentRef {
-    DeploymentRef { deployment_id: id.to_owned() }
+    DeploymentRef {
+        deployment_id: id.to_owned(),
+    }
 }
 
 pub fn check_of(started: &Started) -> CheckInput {
@@ -43,7 +45,11 @@ pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
     let event = push_event(tag, 'a', event_id, PUSHED_AT);
     match prepare::run(&world.ctx, &event).await.expect("prepare") {
         Prepared::Deployments { deployments } => {
-            assert_eq!(deployments[0].outcome, PreparedOutcome::Started, "{deployments:?}");
+            assert_eq!(
+                deployments[0].outcome,
+                PreparedOutcome::Started,
+                "{deployments:?}"
+            );
             deployments[0].deployment_id.clone()
         }
         other => panic!("push not prepared: {other:?}"),
@@ -51,37 +57,63 @@ pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
 }
 
 pub async fn sync(world: &World, id: &str) {
-    let started = sync_db::start(&world.ctx, &id_ref(id)).await.expect("sync start");
-    let done = sync_db::check(&world.ctx, &check_of(&started)).await.expect("sync check");
+    let started = sync_db::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("sync start");
+    let done = sync_db::check(&world.ctx, &check_of(&started))
+        .await
+        .expect("sync check");
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
 }
 
 /// Starts the launch; ECS (the control API) completes the rollout and registers targets.
 pub async fn launch(world: &World, id: &str) {
-    let started = launch_preprod::start(&world.ctx, &id_ref(id)).await.expect("launch start");
+    let started = launch_preprod::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("launch start");
     let target = record(world, id).await.target_slot().unwrap();
     world.settle(target, "COMPLETED").await;
     world.register_targets(target, 2).await;
-    let done = launch_preprod::check(&world.ctx, &check_of(&started)).await.expect("launch check");
+    let done = launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .expect("launch check");
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
 }
 
 /// Starts the migration and lets it exit with `exit_code`; returns the check's answer.
-pub async fn migrate_with(world: &World, id: &str, exit_code: Option<i32>) -> bluegreen::StepResult<Poll> {
-    let started = migrate::start(&world.ctx, &id_ref(id)).await.expect("migrate start");
-    let task = record(world, id).await.migration_task_arn.expect("migration task recorded");
-    world.stop_task(&task, exit_code, "EssentialContainerExited").await;
+pub async fn migrate_with(
+    world: &World,
+    id: &str,
+    exit_code: Option<i32>,
+) -> bluegreen::StepResult<Poll> {
+    let started = migrate::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("migrate start");
+    let task = record(world, id)
+        .await
+        .migration_task_arn
+        .expect("migration task recorded");
+    world
+        .stop_task(&task, exit_code, "EssentialContainerExited")
+        .await;
     migrate::check(&world.ctx, &check_of(&started)).await
 }
 
 pub async fn health(world: &World, id: &str) -> bluegreen::StepResult<Poll> {
-    let started = health_check::start(&world.ctx, &id_ref(id)).await.expect("health start");
+    let started = health_check::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("health start");
     health_check::check(&world.ctx, &check_of(&started)).await
 }
 
 pub async fn request_approval(world: &World, id: &str) {
-    let input = RequestInput { deployment_id: id.to_owned(), task_token: format!("token-{id}") };
-    approval::request(&world.ctx, &input).await.expect("request approval");
+    let input = RequestInput {
+        deployment_id: id.to_owned(),
+        task_token: format!("token-{id}"),
+    };
+    approval::request(&world.ctx, &input)
+        .await
+        .expect("request approval");
 }
 
 pub fn decision(approve: bool) -> Decision {
@@ -95,17 +127,25 @@ pub fn decision(approve: bool) -> Decision {
 
 pub async fn approve(world: &World, id: &str) {
     request_approval(world, id).await;
-    approval::decide(&world.ctx, id, &decision(true)).await.expect("approve");
+    approval::decide(&world.ctx, id, &decision(true))
+        .await
+        .expect("approve");
 }
 
 pub async fn switch_all(world: &World, id: &str) {
-    let started = switch::start(&world.ctx, &id_ref(id)).await.expect("switch start");
-    let done = switch::check(&world.ctx, &check_of(&started)).await.expect("switch check");
+    let started = switch::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("switch start");
+    let done = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .expect("switch check");
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
 }
 
 pub async fn bake_start(world: &World, id: &str) -> Started {
-    bake::start(&world.ctx, &id_ref(id)).await.expect("bake start")
+    bake::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("bake start")
 }
 
 /// Runs a deployment from push to the end of the switch (green live).
@@ -113,8 +153,14 @@ pub async fn deploy_to_switch(world: &World) -> String {
     let id = prepare_push(world, "v2", "event-1").await;
     sync(world, &id).await;
     launch(world, &id).await;
-    assert!(matches!(migrate_with(world, &id, Some(0)).await.expect("migrate"), Poll::Done { .. }));
-    assert!(matches!(health(world, &id).await.expect("health"), Poll::Done { .. }));
+    assert!(matches!(
+        migrate_with(world, &id, Some(0)).await.expect("migrate"),
+        Poll::Done { .. }
+    ));
+    assert!(matches!(
+        health(world, &id).await.expect("health"),
+        Poll::Done { .. }
+    ));
     approve(world, &id).await;
     switch_all(world, &id).await;
     assert_eq!(world.production().await.live().unwrap(), Slot::Green);
@@ -125,7 +171,11 @@ pub async fn deploy_to_switch(world: &World) -> String {
 /// zero tasks of its old revision, and no clone remains: the state before the deployment.
 pub async fn assert_untouched(world: &World, blue_td: &str) {
     let production = world.production().await;
-    assert_eq!((production.blue, production.green), (1, 0), "production routing changed");
+    assert_eq!(
+        (production.blue, production.green),
+        (1, 0),
+        "production routing changed"
+    );
     let (green_td, green_count, green_tags) = world.service(Slot::Green).await;
     assert_eq!(green_count, 0, "pre-prod still has tasks");
     assert_eq!(green_td, blue_td, "pre-prod still runs the new revision");
@@ -134,6 +184,14 @@ pub async fn assert_untouched(world: &World, blue_td: &str) {
         "pre-prod still tagged as pre-prod: {green_tags:?}"
     );
     let (live_td, live_count, _) = world.service(Slot::Blue).await;
-    assert_eq!((live_td.as_str(), live_count), (blue_td, 2), "the live slot changed");
-    assert_eq!(world.db_instances().await, vec!["shop-db".to_owned()], "a clone remains");
+    assert_eq!(
+        (live_td.as_str(), live_count),
+        (blue_td, 2),
+        "the live slot changed"
+    );
+    assert_eq!(
+        world.db_instances().await,
+        vec!["shop-db".to_owned()],
+        "a clone remains"
+    );
 }

@@ -33,7 +33,10 @@ fn ecs_with(world: &World, rule: &Rule) -> aws_sdk_ecs::Client {
 }
 
 fn aws_error(code: &str) -> ErrorMetadata {
-    ErrorMetadata::builder().code(code).message(format!("{code} from the test")).build()
+    ErrorMetadata::builder()
+        .code(code)
+        .message(format!("{code} from the test"))
+        .build()
 }
 
 #[tokio::test]
@@ -49,32 +52,56 @@ async fn throttling_midway_is_retryable_and_the_retry_converges_on_one_launch() 
         .then_error(|| DescribeServicesError::generic(aws_error("ThrottlingException")));
     let mut throttled = world.ctx.clone();
     throttled.ecs = ecs_with(&world, &throttle);
-    let err = launch_preprod::start(&throttled, &id_ref(&id)).await.unwrap_err();
+    let err = launch_preprod::start(&throttled, &id_ref(&id))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "Throttled", "{err}");
     assert!(err.is_retryable());
 
     // Step Functions retries with a healthy API: one revision, the same service state.
-    launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     let (_, green_count, tags) = world.service(Slot::Green).await;
     assert_eq!(green_count, 2);
     assert!(tags.iter().any(|(k, _)| k == "bluegreen:role"));
-    let revisions = world.ctx.ecs.list_task_definitions().family_prefix("shop").send().await.unwrap();
-    assert_eq!(revisions.task_definition_arns.unwrap().len(), 2, "the retry reused the registered revision");
+    let revisions = world
+        .ctx
+        .ecs
+        .list_task_definitions()
+        .family_prefix("shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions.task_definition_arns.unwrap().len(),
+        2,
+        "the retry reused the registered revision"
+    );
 }
 
 #[tokio::test]
 async fn a_server_error_is_a_transient_error() {
     let world = World::build().await;
-    let unavailable = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners).then_http_response(|| {
-        aws_smithy_runtime_api::http::Response::new(
-            aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-            SdkBody::from("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
-        )
-    });
+    let unavailable = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners)
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+                SdkBody::from(
+                    "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>",
+                ),
+            )
+        });
     let mut ctx = world.ctx.clone();
-    ctx.elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&unavailable], |c| c
-        .retry_config(RetryConfig::disabled()));
-    let err = bluegreen::routing::read_production(&ctx, &world.config()).await.unwrap_err();
+    ctx.elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&unavailable],
+        |c| c.retry_config(RetryConfig::disabled())
+    );
+    let err = bluegreen::routing::read_production(&ctx, &world.config())
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "AwsTransient", "{err:?}");
     assert!(err.is_retryable());
 }
@@ -84,13 +111,20 @@ async fn a_lost_run_task_answer_never_starts_a_second_migration() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     launch(&world, &id).await;
-    let lost = mock!(aws_sdk_ecs::Client::run_task).then_error(|| RunTaskError::generic(aws_error("InternalFailure")));
+    let lost = mock!(aws_sdk_ecs::Client::run_task)
+        .then_error(|| RunTaskError::generic(aws_error("InternalFailure")));
     let mut ctx = world.ctx.clone();
     ctx.ecs = ecs_with(&world, &lost);
     let err = migrate::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("InternalFailure"));
     migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    assert_eq!(world.tasks_started_by(&naming::started_by(&id, "migrate")).await.len(), 1);
+    assert_eq!(
+        world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -102,7 +136,10 @@ async fn access_denied_is_a_non_retryable_aws_error_carrying_the_code() {
     let mut ctx = world.ctx.clone();
     ctx.ecs = ecs_with(&world, &denied);
     let err = launch_preprod::start(&ctx, &id_ref(&id)).await.unwrap_err();
-    assert_eq!((err.name(), err.aws_code()), ("AwsError", Some("AccessDeniedException")));
+    assert_eq!(
+        (err.name(), err.aws_code()),
+        ("AwsError", Some("AccessDeniedException"))
+    );
     assert!(!err.is_retryable());
     assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
 }

@@ -17,12 +17,26 @@ async fn finish_scales_the_old_slot_to_zero_releases_the_lock_and_is_idempotent(
     assert_eq!(world.service(Slot::Blue).await.1, 0);
     let (_, green_count, green_tags) = world.service(Slot::Green).await;
     assert_eq!(green_count, 2);
-    assert!(!green_tags.iter().any(|(k, _)| k == "bluegreen:role"), "the live slot is no longer pre-prod: {green_tags:?}");
+    assert!(
+        !green_tags.iter().any(|(k, _)| k == "bluegreen:role"),
+        "the live slot is no longer pre-prod: {green_tags:?}"
+    );
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
     let again = finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(again, first);
-    let subjects: Vec<String> = world.published().await.iter().map(|m| m["subject"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(subjects, vec!["bluegreen: shop awaiting approval".to_owned(), "bluegreen: shop succeeded".to_owned()]);
+    let subjects: Vec<String> = world
+        .published()
+        .await
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![
+            "bluegreen: shop awaiting approval".to_owned(),
+            "bluegreen: shop succeeded".to_owned()
+        ]
+    );
 }
 
 #[tokio::test]
@@ -35,15 +49,24 @@ async fn keep_warm_leaves_the_old_slot_running_and_tagged_with_its_expiry() {
     finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
     let (_, blue_count, blue_tags) = world.service(Slot::Blue).await;
     assert_eq!(blue_count, 2);
-    assert!(blue_tags.contains(&("bluegreen:role".into(), "warm".into())), "{blue_tags:?}");
+    assert!(
+        blue_tags.contains(&("bluegreen:role".into(), "warm".into())),
+        "{blue_tags:?}"
+    );
 }
 
 #[tokio::test]
 async fn finish_refuses_when_production_is_not_on_the_new_slot() {
     let world = World::build().await;
     let id = deploy_to_switch(&world).await;
-    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Blue, 100).await.unwrap();
+    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Blue, 100)
+        .await
+        .unwrap();
     let err = finish::run(&world.ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "UnexpectedRouting");
-    assert_eq!(world.service(Slot::Blue).await.1, 2, "the slot serving production kept its tasks");
+    assert_eq!(
+        world.service(Slot::Blue).await.1,
+        2,
+        "the slot serving production kept its tasks"
+    );
 }

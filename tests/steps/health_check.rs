@@ -18,10 +18,22 @@ async fn healthy_targets_and_passing_smoke_checks_are_done_with_evidence() {
     let world = World::build().await;
     let id = launched(&world).await;
     let done = health(&world, &id).await.unwrap();
-    let Poll::Done { detail } = done else { panic!("{done:?}") };
-    assert!(detail.contains("2/2 targets healthy") && detail.contains("2 consecutive round"), "{detail}");
-    assert_eq!(record(&world, &id).await.health_evidence.as_deref(), Some(detail.as_str()));
-    assert_eq!(world.test_slot().await, Some(Slot::Green), "the test listener points at pre-prod");
+    let Poll::Done { detail } = done else {
+        panic!("{done:?}")
+    };
+    assert!(
+        detail.contains("2/2 targets healthy") && detail.contains("2 consecutive round"),
+        "{detail}"
+    );
+    assert_eq!(
+        record(&world, &id).await.health_evidence.as_deref(),
+        Some(detail.as_str())
+    );
+    assert_eq!(
+        world.test_slot().await,
+        Some(Slot::Green),
+        "the test listener points at pre-prod"
+    );
 }
 
 #[tokio::test]
@@ -32,8 +44,17 @@ async fn a_wrong_status_fails_at_once_naming_the_path_and_what_came_back() {
     let err = health(&world, &id).await.unwrap_err();
     assert_eq!(err.name(), "HealthCheckFailed");
     let text = err.to_string();
-    assert!(text.contains("/health returned 503") && text.contains("database unreachable"), "{text}");
-    assert!(record(&world, &id).await.health_evidence.unwrap().contains("503"));
+    assert!(
+        text.contains("/health returned 503") && text.contains("database unreachable"),
+        "{text}"
+    );
+    assert!(
+        record(&world, &id)
+            .await
+            .health_evidence
+            .unwrap()
+            .contains("503")
+    );
 }
 
 #[tokio::test]
@@ -51,7 +72,9 @@ async fn unhealthy_targets_are_waited_for_and_fail_at_the_deadline_with_the_targ
     let id = launched(&world).await;
     world.set_target_health(Slot::Green, 1, "unhealthy").await;
     let started = health_check::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let pending = health_check::check(&world.ctx, &check_of(&started)).await.unwrap();
+    let pending = health_check::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
     assert!(matches!(pending, Poll::Pending { .. }), "{pending:?}");
     let mut late = check_of(&started);
     late.deadline = world.now() - chrono::Duration::seconds(1);
@@ -69,5 +92,8 @@ async fn an_unreachable_test_endpoint_fails_with_the_connection_error() {
     world.put_config(&config).await;
     let id = launched(&world).await;
     let err = health(&world, &id).await.unwrap_err();
-    assert!(err.to_string().contains("GET http://127.0.0.1:9/health"), "{err}");
+    assert!(
+        err.to_string().contains("GET http://127.0.0.1:9/health"),
+        "{err}"
+    );
 }

@@ -5,7 +5,8 @@ use bluegreen::event::{Intake, parse};
 
 fn sample(name: &str) -> serde_json::Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists")).expect("sample is JSON")
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists"))
+        .expect("sample is JSON")
 }
 
 #[test]
@@ -17,7 +18,10 @@ fn a_tagged_push_becomes_a_digest_pinned_image() {
     assert_eq!(push.image.tag, "v2");
     assert_eq!(
         push.image.pinned_uri(),
-        format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@{}", push.image.digest)
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@{}",
+            push.image.digest
+        )
     );
 }
 

@@ -12,32 +12,91 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
     let world = World::build().await;
     let (blue_td, _, _) = world.service(Slot::Blue).await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let first = launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let first = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     let (green_td, green_count, tags) = world.service(Slot::Green).await;
     assert_ne!(green_td, blue_td);
-    assert_eq!(green_count, 2, "pre-prod runs at the live slot's desired count");
-    assert!(tags.contains(&("bluegreen:deployment-id".into(), id.clone())), "{tags:?}");
+    assert_eq!(
+        green_count, 2,
+        "pre-prod runs at the live slot's desired count"
+    );
+    assert!(
+        tags.contains(&("bluegreen:deployment-id".into(), id.clone())),
+        "{tags:?}"
+    );
     assert!(tags.iter().any(|(k, _)| k == "bluegreen:expires-at"));
-    let td = world.ctx.ecs.describe_task_definition().task_definition(&green_td).send().await.unwrap();
+    let td = world
+        .ctx
+        .ecs
+        .describe_task_definition()
+        .task_definition(&green_td)
+        .send()
+        .await
+        .unwrap();
     let container = &td.task_definition.unwrap().container_definitions.unwrap()[0];
     assert_eq!(
         container.image.as_deref(),
-        Some(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@sha256:{}", "a".repeat(64)).as_str())
+        Some(
+            format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@sha256:{}",
+                "a".repeat(64)
+            )
+            .as_str()
+        )
     );
-    assert_eq!(container.memory, Some(512), "everything but the image is kept");
-    assert_eq!(container.environment.as_ref().unwrap()[0].value.as_deref(), Some("shop-db.prod.internal"));
+    assert_eq!(
+        container.memory,
+        Some(512),
+        "everything but the image is kept"
+    );
+    assert_eq!(
+        container.environment.as_ref().unwrap()[0].value.as_deref(),
+        Some("shop-db.prod.internal")
+    );
 
-    let second = launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let second = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(second, first, "same answer, same deadline");
-    assert_eq!(world.service(Slot::Green).await.0, green_td, "no second revision");
-    let families = world.ctx.ecs.list_task_definitions().family_prefix("shop").send().await.unwrap();
-    assert_eq!(families.task_definition_arns.unwrap().len(), 2, "one original + one pre-prod revision");
+    assert_eq!(
+        world.service(Slot::Green).await.0,
+        green_td,
+        "no second revision"
+    );
+    let families = world
+        .ctx
+        .ecs
+        .list_task_definitions()
+        .family_prefix("shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        families.task_definition_arns.unwrap().len(),
+        2,
+        "one original + one pre-prod revision"
+    );
 
     // Not done until ECS reports the rollout complete.
-    let pending = launch_preprod::check(&world.ctx, &check_of(&first)).await.unwrap();
-    assert!(matches!(pending, Poll::Pending { wait_seconds: 5, attempt: 1, .. }), "{pending:?}");
+    let pending = launch_preprod::check(&world.ctx, &check_of(&first))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            pending,
+            Poll::Pending {
+                wait_seconds: 5,
+                attempt: 1,
+                ..
+            }
+        ),
+        "{pending:?}"
+    );
     world.settle(Slot::Green, "COMPLETED").await;
-    let done = launch_preprod::check(&world.ctx, &check_of(&first)).await.unwrap();
+    let done = launch_preprod::check(&world.ctx, &check_of(&first))
+        .await
+        .unwrap();
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
 }
 
@@ -45,9 +104,13 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
 async fn a_failed_rollout_is_launch_failed() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let started = launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let started = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     world.settle(Slot::Green, "FAILED").await;
-    let err = launch_preprod::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    let err = launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "LaunchFailed", "{err}");
     assert!(err.to_string().contains("shop-green"), "{err}");
 }
@@ -56,7 +119,11 @@ async fn a_failed_rollout_is_launch_failed() {
 async fn a_rollout_still_in_progress_at_the_deadline_is_launch_failed() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let mut check = check_of(&launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap());
+    let mut check = check_of(
+        &launch_preprod::start(&world.ctx, &id_ref(&id))
+            .await
+            .unwrap(),
+    );
     check.deadline = world.now() - chrono::Duration::seconds(1);
     let err = launch_preprod::check(&world.ctx, &check).await.unwrap_err();
     assert_eq!(err.name(), "LaunchFailed");
@@ -70,9 +137,17 @@ async fn a_missing_container_or_unknown_deployment_is_a_typed_error_that_changes
     config.container = "api".into();
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let err = launch_preprod::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    let err = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "ConfigInvalid", "{err}");
-    assert_eq!(world.service(Slot::Green).await.1, 0, "the idle slot was not touched");
-    let err = launch_preprod::start(&world.ctx, &id_ref("shop-nope")).await.unwrap_err();
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "the idle slot was not touched"
+    );
+    let err = launch_preprod::start(&world.ctx, &id_ref("shop-nope"))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "DeploymentNotFound");
 }

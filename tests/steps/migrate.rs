@@ -20,21 +20,57 @@ async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes(
     let first = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let again = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(again, first);
-    let tasks = world.tasks_started_by(&naming::started_by(&id, "migrate")).await;
+    let tasks = world
+        .tasks_started_by(&naming::started_by(&id, "migrate"))
+        .await;
     assert_eq!(tasks.len(), 1, "a retry never starts a second migration");
-    let described = world.ctx.ecs.describe_tasks().cluster("shop-cluster").tasks(&tasks[0]).send().await.unwrap();
+    let described = world
+        .ctx
+        .ecs
+        .describe_tasks()
+        .cluster("shop-cluster")
+        .tasks(&tasks[0])
+        .send()
+        .await
+        .unwrap();
     let task = &described.tasks.unwrap()[0];
-    let preprod_td = record(&world, &id).await.preprod.unwrap().task_definition_arn;
-    assert_eq!(task.task_definition_arn.as_deref(), Some(preprod_td.as_str()));
-    let command = task.overrides.as_ref().unwrap().container_overrides.as_ref().unwrap()[0].command.clone();
-    assert_eq!(command, Some(vec!["bin/migrate".to_owned(), "up".to_owned()]));
+    let preprod_td = record(&world, &id)
+        .await
+        .preprod
+        .unwrap()
+        .task_definition_arn;
+    assert_eq!(
+        task.task_definition_arn.as_deref(),
+        Some(preprod_td.as_str())
+    );
+    let command = task
+        .overrides
+        .as_ref()
+        .unwrap()
+        .container_overrides
+        .as_ref()
+        .unwrap()[0]
+        .command
+        .clone();
+    assert_eq!(
+        command,
+        Some(vec!["bin/migrate".to_owned(), "up".to_owned()])
+    );
 
-    world.stop_task(&tasks[0], Some(0), "EssentialContainerExited").await;
+    world
+        .stop_task(&tasks[0], Some(0), "EssentialContainerExited")
+        .await;
     let done = migrate::check(&world.ctx, &check_of(&first)).await.unwrap();
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
     let again = migrate::check(&world.ctx, &check_of(&first)).await.unwrap();
     assert_eq!(again, done);
-    assert_eq!(world.tasks_started_by(&naming::started_by(&id, "migrate")).await.len(), 1);
+    assert_eq!(
+        world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -42,10 +78,27 @@ async fn a_non_zero_exit_is_migration_failed_with_the_exit_code_and_log_stream()
     let world = World::build().await;
     let id = launched(&world).await;
     let err = migrate_with(&world, &id, Some(3)).await.unwrap_err();
-    let bluegreen::StepError::MigrationFailed { exit_code, log_location, .. } = &err else { panic!("{err}") };
+    let bluegreen::StepError::MigrationFailed {
+        exit_code,
+        log_location,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
     assert_eq!(*exit_code, Some(3));
-    let task_id = record(&world, &id).await.migration_task_arn.unwrap().rsplit('/').next().unwrap().to_owned();
-    assert_eq!(log_location.as_deref(), Some(format!("/ecs/shop/shop/web/{task_id}").as_str()));
+    let task_id = record(&world, &id)
+        .await
+        .migration_task_arn
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        log_location.as_deref(),
+        Some(format!("/ecs/shop/shop/web/{task_id}").as_str())
+    );
     assert_eq!(err.name(), "MigrationFailed");
 }
 
@@ -56,10 +109,20 @@ async fn a_missing_exit_code_or_a_task_that_never_ran_is_migration_failed() {
     let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let task = record(&world, &id).await.migration_task_arn.unwrap();
     world.stop_task(&task, None, "TaskFailedToStart").await;
-    let err = migrate::check(&world.ctx, &check_of(&started)).await.unwrap_err();
-    let bluegreen::StepError::MigrationFailed { exit_code, reason, .. } = &err else { panic!("{err}") };
+    let err = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    let bluegreen::StepError::MigrationFailed {
+        exit_code, reason, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
     assert_eq!(*exit_code, None);
-    assert!(reason.contains("TaskFailedToStart") && reason.contains("no exit code"), "{reason}");
+    assert!(
+        reason.contains("TaskFailedToStart") && reason.contains("no exit code"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -71,8 +134,19 @@ async fn a_migration_past_its_deadline_is_stopped_and_timed_out() {
     let err = migrate::check(&world.ctx, &check).await.unwrap_err();
     assert_eq!(err.name(), "MigrationTimedOut", "{err}");
     let task = record(&world, &id).await.migration_task_arn.unwrap();
-    let described = world.ctx.ecs.describe_tasks().cluster("shop-cluster").tasks(&task).send().await.unwrap();
-    assert_eq!(described.tasks.unwrap()[0].desired_status.as_deref(), Some("STOPPED"));
+    let described = world
+        .ctx
+        .ecs
+        .describe_tasks()
+        .cluster("shop-cluster")
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.tasks.unwrap()[0].desired_status.as_deref(),
+        Some("STOPPED")
+    );
 }
 
 #[tokio::test]
@@ -83,8 +157,18 @@ async fn without_a_migration_the_step_is_done_at_once() {
     world.put_config(&config).await;
     let id = launched(&world).await;
     let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    assert!(matches!(migrate::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Done { .. }));
-    assert!(world.tasks_started_by(&naming::started_by(&id, "migrate")).await.is_empty());
+    assert!(matches!(
+        migrate::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Done { .. }
+    ));
+    assert!(
+        world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -92,21 +176,60 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
     let world = World::build().await;
     let mut config = world.config();
     config.database.rehearsal = true;
-    config.database.source = Some(bluegreen::config::DbSource::RdsInstance { identifier: "shop-db".into() });
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     sync(&world, &id).await;
     launch(&world, &id).await;
     let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let rehearsal = world.tasks_started_by(&naming::started_by(&id, "rehearsal")).await;
+    let rehearsal = world
+        .tasks_started_by(&naming::started_by(&id, "rehearsal"))
+        .await;
     assert_eq!(rehearsal.len(), 1);
-    assert!(world.tasks_started_by(&naming::started_by(&id, "migrate")).await.is_empty(), "production waits");
-    let described = world.ctx.ecs.describe_tasks().cluster("shop-cluster").tasks(&rehearsal[0]).send().await.unwrap();
-    let env = described.tasks.unwrap()[0].overrides.clone().unwrap().container_overrides.unwrap()[0].environment.clone().unwrap();
+    assert!(
+        world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await
+            .is_empty(),
+        "production waits"
+    );
+    let described = world
+        .ctx
+        .ecs
+        .describe_tasks()
+        .cluster("shop-cluster")
+        .tasks(&rehearsal[0])
+        .send()
+        .await
+        .unwrap();
+    let env = described.tasks.unwrap()[0]
+        .overrides
+        .clone()
+        .unwrap()
+        .container_overrides
+        .unwrap()[0]
+        .environment
+        .clone()
+        .unwrap();
     let clone_endpoint = record(&world, &id).await.clones[0].endpoint.clone();
-    assert_eq!(env[0].value, clone_endpoint, "the rehearsal talks to the clone");
-    world.stop_task(&rehearsal[0], Some(1), "EssentialContainerExited").await;
-    let err = migrate::check(&world.ctx, &check_of(&started)).await.unwrap_err();
+    assert_eq!(
+        env[0].value, clone_endpoint,
+        "the rehearsal talks to the clone"
+    );
+    world
+        .stop_task(&rehearsal[0], Some(1), "EssentialContainerExited")
+        .await;
+    let err = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("rehearsal"), "{err}");
-    assert!(world.tasks_started_by(&naming::started_by(&id, "migrate")).await.is_empty(), "production never migrated");
+    assert!(
+        world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await
+            .is_empty(),
+        "production never migrated"
+    );
 }

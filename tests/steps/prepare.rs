@@ -13,19 +13,38 @@ async fn a_matching_push_takes_the_lock_reads_the_live_slot_and_records_the_depl
     let world = World::build().await;
     let event = push_event("v2", 'a', "event-1", PUSHED_AT);
     let first = prepare::run(&world.ctx, &event).await.unwrap();
-    let Prepared::Deployments { deployments } = &first else { panic!("{first:?}") };
+    let Prepared::Deployments { deployments } = &first else {
+        panic!("{first:?}")
+    };
     let d = &deployments[0];
-    assert_eq!((d.outcome, d.live_slot, d.target_slot), (PreparedOutcome::Started, Some(Slot::Blue), Some(Slot::Green)));
+    assert_eq!(
+        (d.outcome, d.live_slot, d.target_slot),
+        (
+            PreparedOutcome::Started,
+            Some(Slot::Blue),
+            Some(Slot::Green)
+        )
+    );
     assert!(d.approval_required);
     let stored = record(&world, &d.deployment_id).await;
     assert_eq!(stored.status, Status::Preparing);
     assert_eq!(stored.image.tag, "v2");
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap().as_deref(), Some(d.deployment_id.as_str()));
+    assert_eq!(
+        Locks::new(&world.ctx)
+            .holder("shop")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(d.deployment_id.as_str())
+    );
 
     // Step Functions retries: the same answer, and the record is not rewritten.
     let again = prepare::run(&world.ctx, &event).await.unwrap();
     assert_eq!(again, first);
-    assert_eq!(record(&world, &d.deployment_id).await.updated_at, stored.updated_at);
+    assert_eq!(
+        record(&world, &d.deployment_id).await.updated_at,
+        stored.updated_at
+    );
 }
 
 #[tokio::test]
@@ -60,20 +79,30 @@ async fn a_push_during_a_deployment_is_queued_and_the_newest_queued_push_wins() 
     assert_eq!(second.outcome, PreparedOutcome::Queued);
     let third = queue("v4", "event-3", "2026-11-21T10:02:00Z").await;
     assert_eq!(third.outcome, PreparedOutcome::Queued);
-    assert_eq!(record(&world, &second.deployment_id).await.status, Status::Superseded);
+    assert_eq!(
+        record(&world, &second.deployment_id).await.status,
+        Status::Superseded
+    );
     // A late-arriving older push does not replace the newer queued one.
     let late = queue("v2-late", "event-0", "2026-11-21T10:00:30Z").await;
     assert_eq!(late.outcome, PreparedOutcome::Superseded);
     let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
-    assert_eq!((lock.holder.as_str(), lock.queued.as_deref()), (running.as_str(), Some(third.deployment_id.as_str())));
+    assert_eq!(
+        (lock.holder.as_str(), lock.queued.as_deref()),
+        (running.as_str(), Some(third.deployment_id.as_str()))
+    );
 }
 
 #[tokio::test]
 async fn unexpected_production_routing_is_an_error_and_releases_the_lock() {
     let world = World::build().await;
     // Production forwards half to each slot: not a state a deployment may start from.
-    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 50).await.unwrap();
-    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT)).await.unwrap_err();
+    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 50)
+        .await
+        .unwrap();
+    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "UnexpectedRouting", "{err}");
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
 }
@@ -95,8 +124,12 @@ async fn an_invalid_stored_config_fails_with_every_problem_and_touches_nothing()
         .send()
         .await
         .unwrap();
-    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT)).await.unwrap_err();
-    let bluegreen::StepError::ConfigInvalid(problems) = &err else { panic!("{err}") };
+    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT))
+        .await
+        .unwrap_err();
+    let bluegreen::StepError::ConfigInvalid(problems) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
 }

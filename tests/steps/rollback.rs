@@ -13,35 +13,85 @@ use crate::common::*;
 async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent() {
     let world = World::build().await.with_topic();
     let id = deploy_to_switch(&world).await;
-    let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed")).await.unwrap();
+    let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
     assert_eq!(first.status, Status::RolledBack);
     let production = world.production().await;
-    assert_eq!((production.percent(Slot::Blue), production.percent(Slot::Green)), (100, 0));
+    assert_eq!(
+        (
+            production.percent(Slot::Blue),
+            production.percent(Slot::Green)
+        ),
+        (100, 0)
+    );
     assert_eq!(world.test_slot().await, Some(Slot::Green));
     assert_eq!(world.service(Slot::Green).await.1, 0);
-    assert_eq!(world.service(Slot::Blue).await.1, 2, "the old slot kept serving");
+    assert_eq!(
+        world.service(Slot::Blue).await.1,
+        2,
+        "the old slot kept serving"
+    );
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
-    let subjects: Vec<String> = world.published().await.iter().map(|m| m["subject"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(subjects.last().map(String::as_str), Some("bluegreen: shop rolled back"), "{subjects:?}");
+    let subjects: Vec<String> = world
+        .published()
+        .await
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        subjects.last().map(String::as_str),
+        Some("bluegreen: shop rolled back"),
+        "{subjects:?}"
+    );
 
-    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed")).await.unwrap();
+    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
     assert_eq!(again, first);
-    assert_eq!(world.published().await.len(), subjects.len(), "no second notification");
+    assert_eq!(
+        world.published().await.len(),
+        subjects.len(),
+        "no second notification"
+    );
 }
 
 #[tokio::test]
 async fn a_configured_rollback_migration_runs_once() {
     let world = World::build().await;
     let mut config = world.config();
-    config.migration.as_mut().unwrap().rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
+    config.migration.as_mut().unwrap().rollback_command =
+        Some(vec!["bin/migrate".into(), "down".into()]);
     world.put_config(&config).await;
     let id = deploy_to_switch(&world).await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed")).await.unwrap();
-    let tasks = world.tasks_started_by(&naming::started_by(&id, "rollback")).await;
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    let tasks = world
+        .tasks_started_by(&naming::started_by(&id, "rollback"))
+        .await;
     assert_eq!(tasks.len(), 1);
-    let described = world.ctx.ecs.describe_tasks().cluster("shop-cluster").tasks(&tasks[0]).send().await.unwrap();
-    let command = described.tasks.unwrap()[0].overrides.clone().unwrap().container_overrides.unwrap()[0].command.clone();
-    assert_eq!(command, Some(vec!["bin/migrate".to_owned(), "down".to_owned()]));
+    let described = world
+        .ctx
+        .ecs
+        .describe_tasks()
+        .cluster("shop-cluster")
+        .tasks(&tasks[0])
+        .send()
+        .await
+        .unwrap();
+    let command = described.tasks.unwrap()[0]
+        .overrides
+        .clone()
+        .unwrap()
+        .container_overrides
+        .unwrap()[0]
+        .command
+        .clone();
+    assert_eq!(
+        command,
+        Some(vec!["bin/migrate".to_owned(), "down".to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -49,23 +99,32 @@ async fn rollback_in_the_middle_of_a_canary_restores_all_traffic() {
     let world = World::build().await;
     let mut config = world.config();
     if let bluegreen::config::Traffic::Listener { shift, .. } = &mut config.traffic {
-        *shift = Some(bluegreen::config::Shift::Linear { step_percent: 20, interval_seconds: 60 });
+        *shift = Some(bluegreen::config::Shift::Linear {
+            step_percent: 20,
+            interval_seconds: 60,
+        });
     }
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     launch(&world, &id).await;
     health(&world, &id).await.unwrap();
     approve(&world, &id).await;
-    bluegreen::steps::switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    bluegreen::steps::switch::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(world.production().await.percent(Slot::Green), 20);
-    rollback::run(&world.ctx, &failure(&id, "States.Timeout")).await.unwrap();
+    rollback::run(&world.ctx, &failure(&id, "States.Timeout"))
+        .await
+        .unwrap();
     assert_eq!(world.production().await.percent(Slot::Blue), 100);
 }
 
 #[tokio::test]
 async fn rollback_of_an_unknown_deployment_is_a_typed_error() {
     let world = World::build().await;
-    let err = rollback::run(&world.ctx, &failure("shop-missing", "BakeFailed")).await.unwrap_err();
+    let err = rollback::run(&world.ctx, &failure("shop-missing", "BakeFailed"))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "DeploymentNotFound");
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
 }

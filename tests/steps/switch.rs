@@ -26,7 +26,11 @@ async fn the_switch_moves_production_to_green_and_the_test_listener_to_blue_once
     assert_eq!(world.test_slot().await, Some(Slot::Blue));
     let switched_at = record(&world, &id).await.switched_at;
     switch_all(&world, &id).await;
-    assert_eq!(world.production().await, production, "a rerun changes nothing");
+    assert_eq!(
+        world.production().await,
+        production,
+        "a rerun changes nothing"
+    );
     assert_eq!(record(&world, &id).await.switched_at, switched_at);
 }
 
@@ -46,17 +50,36 @@ async fn a_canary_sends_its_share_first_and_everything_after_the_interval() {
     let world = World::build().await;
     let mut config = world.config();
     if let Traffic::Listener { shift, .. } = &mut config.traffic {
-        *shift = Some(Shift::Canary { percent: 10, interval_seconds: 300 });
+        *shift = Some(Shift::Canary {
+            percent: 10,
+            interval_seconds: 300,
+        });
     }
     world.put_config(&config).await;
     let id = approved(&world).await;
     let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(started.wait_seconds, 300);
     let production = world.production().await;
-    assert_eq!((production.percent(Slot::Green), production.percent(Slot::Blue)), (10, 90));
-    assert!(matches!(switch::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Pending { .. }));
+    assert_eq!(
+        (
+            production.percent(Slot::Green),
+            production.percent(Slot::Blue)
+        ),
+        (10, 90)
+    );
+    assert!(matches!(
+        switch::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Pending { .. }
+    ));
     world.advance(chrono::Duration::seconds(301));
-    assert!(matches!(switch::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Done { .. }));
+    assert!(matches!(
+        switch::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Done { .. }
+    ));
     assert_eq!(world.production().await.percent(Slot::Green), 100);
 }
 
@@ -66,14 +89,30 @@ async fn dns_mode_waits_for_the_old_ttl_then_swaps_weights_in_one_batch() {
     world.put_config(&world.dns_config()).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     launch(&world, &id).await;
-    assert_eq!(world.production_dns().await.ttl, Some(30), "TTL lowered ahead of the switch");
+    assert_eq!(
+        world.production_dns().await.ttl,
+        Some(30),
+        "TTL lowered ahead of the switch"
+    );
     health(&world, &id).await.unwrap();
     approve(&world, &id).await;
     let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    assert!(started.wait_seconds > 250, "waits out the old 300 s TTL: {started:?}");
-    assert_eq!(world.production_dns().await.live().unwrap(), Slot::Blue, "not switched yet");
+    assert!(
+        started.wait_seconds > 250,
+        "waits out the old 300 s TTL: {started:?}"
+    );
+    assert_eq!(
+        world.production_dns().await.live().unwrap(),
+        Slot::Blue,
+        "not switched yet"
+    );
     world.advance(chrono::Duration::seconds(301));
-    assert!(matches!(switch::check(&world.ctx, &check_of(&started)).await.unwrap(), Poll::Done { .. }));
+    assert!(matches!(
+        switch::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Done { .. }
+    ));
     let records = world.production_dns().await;
     assert_eq!((records.blue, records.green), (0, 100));
 }

@@ -11,7 +11,9 @@ use crate::common::*;
 async fn isolated(world: &World) {
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance { identifier: "shop-db".into() });
+    config.database.source = Some(DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
     world.put_config(&config).await;
 }
 
@@ -26,23 +28,70 @@ async fn isolated_mode_restores_a_tagged_clone_from_the_newest_snapshot_once() {
     let instances = world.db_instances().await;
     assert_eq!(instances.len(), 2, "one clone, not two: {instances:?}");
     let clone = instances.iter().find(|i| *i != "shop-db").unwrap().clone();
-    assert!(clone.starts_with("bg-shop-") && clone.ends_with("-preprod"), "{clone}");
-    let described = world.ctx.rds.describe_db_instances().db_instance_identifier(&clone).send().await.unwrap();
-    let tags = described.db_instances.unwrap()[0].tag_list.clone().unwrap_or_default();
-    assert!(tags.iter().any(|t| t.key.as_deref() == Some("bluegreen:deployment-id") && t.value.as_deref() == Some(id.as_str())), "{tags:?}");
-    assert!(tags.iter().any(|t| t.key.as_deref() == Some("bluegreen:expires-at")));
+    assert!(
+        clone.starts_with("bg-shop-") && clone.ends_with("-preprod"),
+        "{clone}"
+    );
+    let described = world
+        .ctx
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&clone)
+        .send()
+        .await
+        .unwrap();
+    let tags = described.db_instances.unwrap()[0]
+        .tag_list
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        tags.iter()
+            .any(|t| t.key.as_deref() == Some("bluegreen:deployment-id")
+                && t.value.as_deref() == Some(id.as_str())),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.key.as_deref() == Some("bluegreen:expires-at"))
+    );
 
-    let done = sync_db::check(&world.ctx, &check_of(&started)).await.unwrap();
+    let done = sync_db::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
     let stored = record(&world, &id).await;
-    assert!(stored.clones[0].endpoint.as_deref().is_some_and(|e| !e.is_empty()), "{:?}", stored.clones);
+    assert!(
+        stored.clones[0]
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| !e.is_empty()),
+        "{:?}",
+        stored.clones
+    );
 
     // Launch then carries the clone's endpoint into the pre-prod task definition.
     launch(&world, &id).await;
-    let td = record(&world, &id).await.preprod.unwrap().task_definition_arn;
-    let out = world.ctx.ecs.describe_task_definition().task_definition(td).send().await.unwrap();
-    let env = out.task_definition.unwrap().container_definitions.unwrap()[0].environment.clone().unwrap();
-    let host = env.iter().find(|kv| kv.name.as_deref() == Some("DATABASE_HOST")).unwrap();
+    let td = record(&world, &id)
+        .await
+        .preprod
+        .unwrap()
+        .task_definition_arn;
+    let out = world
+        .ctx
+        .ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .unwrap();
+    let env = out.task_definition.unwrap().container_definitions.unwrap()[0]
+        .environment
+        .clone()
+        .unwrap();
+    let host = env
+        .iter()
+        .find(|kv| kv.name.as_deref() == Some("DATABASE_HOST"))
+        .unwrap();
     assert_eq!(host.value, stored.clones[0].endpoint);
 }
 
@@ -60,19 +109,29 @@ async fn a_source_without_snapshots_is_sync_failed() {
     isolated(&world).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     // moto keeps an automated snapshot of every instance; AWS may have none yet.
-    let no_snapshots = mock!(aws_sdk_rds::Client::describe_db_snapshots)
-        .then_output(|| aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput::builder().build());
+    let no_snapshots = mock!(aws_sdk_rds::Client::describe_db_snapshots).then_output(|| {
+        aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput::builder().build()
+    });
     let mut ctx = world.ctx.clone();
     ctx.rds = aws_sdk_rds::Client::from_conf(
         aws_sdk_rds::config::Builder::from(&world.sdk)
-            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&no_snapshots).allow_passthrough())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&no_snapshots)
+                    .allow_passthrough(),
+            )
             .build(),
     );
     let err = sync_db::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "SyncFailed", "{err}");
     assert!(err.to_string().contains("no available snapshot"), "{err}");
 
-    assert_eq!(world.db_instances().await, vec!["shop-db".to_owned()], "no clone was created");
+    assert_eq!(
+        world.db_instances().await,
+        vec!["shop-db".to_owned()],
+        "no clone was created"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +139,9 @@ async fn a_missing_source_database_is_resource_not_found() {
     let world = World::build().await;
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance { identifier: "nope-db".into() });
+    config.database.source = Some(DbSource::RdsInstance {
+        identifier: "nope-db".into(),
+    });
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     let err = sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
@@ -104,17 +165,32 @@ async fn an_aurora_source_gets_a_copy_on_write_clone_with_one_instance() {
         .unwrap();
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::AuroraCluster { identifier: "shop-aurora".into() });
+    config.database.source = Some(DbSource::AuroraCluster {
+        identifier: "shop-aurora".into(),
+    });
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
     sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let clusters = world.ctx.rds.describe_db_clusters().send().await.unwrap().db_clusters.unwrap();
+    let clusters = world
+        .ctx
+        .rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters
+        .unwrap();
     let clones: Vec<_> = clusters
         .iter()
         .filter(|c| c.db_cluster_identifier.as_deref() != Some("shop-aurora"))
         .collect();
     assert_eq!(clones.len(), 1, "exactly one clone cluster");
     let clone_id = clones[0].db_cluster_identifier.clone().unwrap();
-    assert!(world.db_instances().await.contains(&format!("{clone_id}-1")));
+    assert!(
+        world
+            .db_instances()
+            .await
+            .contains(&format!("{clone_id}-1"))
+    );
 }

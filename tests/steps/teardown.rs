@@ -27,14 +27,29 @@ async fn an_expired_warm_slot_is_scaled_down_but_never_the_live_one() {
     config.finish.keep_warm_seconds = 600;
     world.put_config(&config).await;
     let id = deploy_to_switch(&world).await;
-    bluegreen::steps::finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
-    assert!(teardown::run(&world.ctx).await.unwrap().removed.is_empty(), "not expired yet");
+    bluegreen::steps::finish::run(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    assert!(
+        teardown::run(&world.ctx).await.unwrap().removed.is_empty(),
+        "not expired yet"
+    );
     world.advance(chrono::Duration::seconds(601));
     let report = teardown::run(&world.ctx).await.unwrap();
-    assert_eq!(report.removed, vec!["ECS service shop-cluster/shop-blue scaled to 0".to_owned()]);
+    assert_eq!(
+        report.removed,
+        vec!["ECS service shop-cluster/shop-blue scaled to 0".to_owned()]
+    );
     assert_eq!(world.service(Slot::Blue).await.1, 0);
-    assert_eq!(world.service(Slot::Green).await.1, 2, "the live slot is untouched");
-    assert!(teardown::run(&world.ctx).await.unwrap().removed.is_empty(), "a second pass removes nothing");
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        2,
+        "the live slot is untouched"
+    );
+    assert!(
+        teardown::run(&world.ctx).await.unwrap().removed.is_empty(),
+        "a second pass removes nothing"
+    );
 }
 
 #[tokio::test]
@@ -42,24 +57,37 @@ async fn an_orphaned_clone_past_its_expiry_is_deleted() {
     let world = World::build().await;
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance { identifier: "shop-db".into() });
+    config.database.source = Some(DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    bluegreen::steps::sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    bluegreen::steps::sync_db::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
     // The deployment ended without its clone being removed (say, abort crashed half-way).
     world
         .ctx
         .dynamodb
         .update_item()
         .table_name("bluegreen-deployments")
-        .key("deployment_id", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
+        .key(
+            "deployment_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
+        )
         .update_expression("SET clones = :none")
         .expression_attribute_values(":none", aws_sdk_dynamodb::types::AttributeValue::L(vec![]))
         .send()
         .await
         .unwrap();
-    abort::run(&world.ctx, &failure(&id, "SyncFailed")).await.unwrap();
-    assert_eq!(world.db_instances().await.len(), 2, "the orphan is still there");
+    abort::run(&world.ctx, &failure(&id, "SyncFailed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.db_instances().await.len(),
+        2,
+        "the orphan is still there"
+    );
     world.advance(chrono::Duration::hours(25));
     let report = teardown::run(&world.ctx).await.unwrap();
     assert_eq!(report.removed.len(), 1, "{report:?}");

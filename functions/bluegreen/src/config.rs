@@ -760,3 +760,103 @@ fn valid_arn(value: &str, service: &str) -> bool {
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ServiceConfig)).expect("schema serialises")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../docs/example-service.toml");
+
+    fn example() -> ServiceConfig {
+        ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    #[test]
+    fn the_documented_example_is_valid_and_survives_the_json_round_trip() {
+        let config = example();
+        config.validate().expect("the documented example is valid");
+        assert_eq!(ServiceConfig::from_json(&config.to_json()).unwrap(), config);
+        assert!(config.matches_tag("v1.2.3") && config.matches_tag("release-7"));
+        assert!(!config.matches_tag("latest"));
+    }
+
+    #[test]
+    fn validation_lists_every_problem_at_once() {
+        let mut config = example();
+        config.name = "Shop!".into();
+        config.slots.green.target_group_arn = "not-an-arn".into();
+        config.health.smoke.clear();
+        config.approval.approvers.clear();
+        config.preprod.launch_timeout_seconds = 0;
+        config.migration.as_mut().unwrap().timeout_seconds = 10 * MAX_TIMEOUT_SECONDS;
+        config.database.strategy = DbStrategy::Isolated;
+        config.database.source = None;
+        let StepError::ConfigInvalid(problems) = config.validate().unwrap_err() else {
+            panic!("not ConfigInvalid")
+        };
+        for field in [
+            "name:",
+            "slots.green.target_group_arn:",
+            "health.smoke:",
+            "approval.approvers:",
+            "preprod.launch_timeout_seconds:",
+            "migration.timeout_seconds:",
+            "database.source:",
+            "database.rehearsal:",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(field)),
+                "{field} missing from {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dns_mode_without_zone_records_or_identifiers_is_rejected() {
+        let mut config = example();
+        config.traffic = Traffic::Dns {
+            hosted_zone_id: String::new(),
+            record_name: String::new(),
+            ttl_seconds: 60,
+            switch_ttl_seconds: 120,
+        };
+        let problems = config.problems();
+        for field in [
+            "traffic.hosted_zone_id",
+            "traffic.record_name",
+            "traffic.switch_ttl_seconds",
+            "slots.blue.set_identifier",
+            "slots.green.record_value",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(field)),
+                "{field} missing from {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_strategies_are_rejected_when_parsing() {
+        let typo = EXAMPLE.replace("strategy = \"shared\"", "strategy = \"cloned\"");
+        let err = ServiceConfig::from_toml(&typo).unwrap_err();
+        assert!(err.to_string().contains("cloned"), "{err}");
+        let extra = format!("{EXAMPLE}\n[surprise]\nkey = 1\n");
+        assert_eq!(
+            ServiceConfig::from_toml(&extra).unwrap_err().name(),
+            "ConfigInvalid"
+        );
+    }
+
+    #[test]
+    fn the_committed_json_schema_matches_the_types() {
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/service-config.schema.json"))
+                .expect("committed schema is JSON");
+        assert_eq!(
+            committed,
+            json_schema(),
+            "docs/service-config.schema.json is stale: regenerate it with \
+             `cargo run -p bluegreen --example schema > docs/service-config.schema.json`"
+        );
+    }
+}
