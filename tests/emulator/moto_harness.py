@@ -147,12 +147,22 @@ ROUTES = {
 }
 
 
+# DynamoDB applies a conditional write atomically; moto checks and writes in two steps on a
+# threaded server, so two concurrent writes can both pass the check. Serialising DynamoDB calls
+# restores the guarantee the lock and the approval decision rely on.
+DYNAMODB_LOCK = threading.Lock()
+
+
 def main():
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
         handler = ROUTES.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
         if handler is None:
+            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+                with DYNAMODB_LOCK:
+                    # Consume the whole response inside the lock.
+                    return list(moto_app(environ, start_response))
             return moto_app(environ, start_response)
         request = Request(environ)
         try:

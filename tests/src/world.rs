@@ -647,6 +647,78 @@ impl World {
         arns
     }
 
+    /// A task as ECS describes it.
+    pub async fn task(&self, task_arn: &str) -> aws_sdk_ecs::types::Task {
+        let out = self
+            .ctx
+            .ecs
+            .describe_tasks()
+            .cluster(CLUSTER)
+            .tasks(task_arn)
+            .send()
+            .await
+            .expect("describe task");
+        out.tasks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .expect("the task exists")
+    }
+
+    /// The first container override a task was started with.
+    pub async fn task_override(&self, task_arn: &str) -> aws_sdk_ecs::types::ContainerOverride {
+        let task = self.task(task_arn).await;
+        task.overrides
+            .and_then(|o| o.container_overrides)
+            .and_then(|c| c.into_iter().next())
+            .expect("the task has a container override")
+    }
+
+    /// How many revisions the `shop` task definition family has.
+    pub async fn revisions(&self) -> usize {
+        let out = self
+            .ctx
+            .ecs
+            .list_task_definitions()
+            .family_prefix("shop")
+            .send()
+            .await
+            .expect("list revisions");
+        out.task_definition_arns.unwrap_or_default().len()
+    }
+
+    /// Puts a CloudWatch alarm into `ALARM` (as CloudWatch would on a metric breach).
+    pub async fn raise_alarm(&self, alarm: &str, reason: &str) {
+        self.ctx
+            .cloudwatch
+            .set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason(reason)
+            .send()
+            .await
+            .expect("set alarm state");
+    }
+
+    /// Stores the demo config with an isolated database cloned from `shop-db`.
+    pub async fn use_isolated_db(&self) {
+        let mut config = self.config();
+        config.database.strategy = DbStrategy::Isolated;
+        config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+            identifier: "shop-db".into(),
+        });
+        self.put_config(&config).await;
+    }
+
+    /// Subjects of the messages published to the world's topic, oldest first.
+    pub async fn published_subjects(&self) -> Vec<String> {
+        self.published()
+            .await
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Identifiers of every DB instance.
     pub async fn db_instances(&self) -> Vec<String> {
         self.ctx

@@ -27,17 +27,8 @@ async fn abort_restores_pre_prod_stops_the_migration_and_a_rerun_answers_the_sam
     let migration = world
         .tasks_started_by(&naming::started_by(&id, "migrate"))
         .await;
-    let described = world
-        .ctx
-        .ecs
-        .describe_tasks()
-        .cluster("shop-cluster")
-        .tasks(&migration[0])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        described.tasks.unwrap()[0].desired_status.as_deref(),
+        world.task(&migration[0]).await.desired_status.as_deref(),
         Some("STOPPED"),
         "the migration was stopped"
     );

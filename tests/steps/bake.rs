@@ -33,16 +33,7 @@ async fn an_alarm_in_alarm_fails_the_bake_naming_it() {
     let world = World::build().await;
     let id = deploy_to_switch(&world).await;
     let started = bake_start(&world, &id).await;
-    world
-        .ctx
-        .cloudwatch
-        .set_alarm_state()
-        .alarm_name("shop-5xx")
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("5xx spike")
-        .send()
-        .await
-        .unwrap();
+    world.raise_alarm("shop-5xx", "5xx spike").await;
     let err = bake::check(&world.ctx, &check_of(&started))
         .await
         .unwrap_err();

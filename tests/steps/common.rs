@@ -148,20 +148,25 @@ pub async fn bake_start(world: &World, id: &str) -> Started {
         .expect("bake start")
 }
 
-/// Runs a deployment from push to the end of the switch (green live).
-pub async fn deploy_to_switch(world: &World) -> String {
+/// Runs a deployment from push to awaiting approval (synced, launched, migrated, healthy).
+pub async fn deploy_to_approval(world: &World) -> String {
     let id = prepare_push(world, "v2", "event-1").await;
     sync(world, &id).await;
     launch(world, &id).await;
-    assert!(matches!(
-        migrate_with(world, &id, Some(0)).await.expect("migrate"),
-        Poll::Done { .. }
-    ));
-    assert!(matches!(
-        health(world, &id).await.expect("health"),
-        Poll::Done { .. }
-    ));
-    approve(world, &id).await;
+    let migrated = migrate_with(world, &id, Some(0)).await.expect("migrate");
+    assert!(matches!(migrated, Poll::Done { .. }), "{migrated:?}");
+    let healthy = health(world, &id).await.expect("health");
+    assert!(matches!(healthy, Poll::Done { .. }), "{healthy:?}");
+    request_approval(world, &id).await;
+    id
+}
+
+/// Runs a deployment from push to the end of the switch (green live).
+pub async fn deploy_to_switch(world: &World) -> String {
+    let id = deploy_to_approval(world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
     switch_all(world, &id).await;
     assert_eq!(world.production().await.live().unwrap(), Slot::Green);
     id

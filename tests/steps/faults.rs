@@ -65,16 +65,8 @@ async fn throttling_midway_is_retryable_and_the_retry_converges_on_one_launch() 
     let (_, green_count, tags) = world.service(Slot::Green).await;
     assert_eq!(green_count, 2);
     assert!(tags.iter().any(|(k, _)| k == "bluegreen:role"));
-    let revisions = world
-        .ctx
-        .ecs
-        .list_task_definitions()
-        .family_prefix("shop")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        revisions.task_definition_arns.unwrap().len(),
+        world.revisions().await,
         2,
         "the retry reused the registered revision"
     );

@@ -24,12 +24,7 @@ async fn finish_scales_the_old_slot_to_zero_releases_the_lock_and_is_idempotent(
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
     let again = finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(again, first);
-    let subjects: Vec<String> = world
-        .published()
-        .await
-        .iter()
-        .map(|m| m["subject"].as_str().unwrap().to_owned())
-        .collect();
+    let subjects = world.published_subjects().await;
     assert_eq!(
         subjects,
         vec![

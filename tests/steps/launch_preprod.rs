@@ -64,16 +64,8 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
         green_td,
         "no second revision"
     );
-    let families = world
-        .ctx
-        .ecs
-        .list_task_definitions()
-        .family_prefix("shop")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        families.task_definition_arns.unwrap().len(),
+        world.revisions().await,
         2,
         "one original + one pre-prod revision"
     );

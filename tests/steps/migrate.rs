@@ -24,16 +24,7 @@ async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes(
         .tasks_started_by(&naming::started_by(&id, "migrate"))
         .await;
     assert_eq!(tasks.len(), 1, "a retry never starts a second migration");
-    let described = world
-        .ctx
-        .ecs
-        .describe_tasks()
-        .cluster("shop-cluster")
-        .tasks(&tasks[0])
-        .send()
-        .await
-        .unwrap();
-    let task = &described.tasks.unwrap()[0];
+    let task = world.task(&tasks[0]).await;
     let preprod_td = record(&world, &id)
         .await
         .preprod
@@ -43,15 +34,7 @@ async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes(
         task.task_definition_arn.as_deref(),
         Some(preprod_td.as_str())
     );
-    let command = task
-        .overrides
-        .as_ref()
-        .unwrap()
-        .container_overrides
-        .as_ref()
-        .unwrap()[0]
-        .command
-        .clone();
+    let command = world.task_override(&tasks[0]).await.command;
     assert_eq!(
         command,
         Some(vec!["bin/migrate".to_owned(), "up".to_owned()])
@@ -134,17 +117,8 @@ async fn a_migration_past_its_deadline_is_stopped_and_timed_out() {
     let err = migrate::check(&world.ctx, &check).await.unwrap_err();
     assert_eq!(err.name(), "MigrationTimedOut", "{err}");
     let task = record(&world, &id).await.migration_task_arn.unwrap();
-    let described = world
-        .ctx
-        .ecs
-        .describe_tasks()
-        .cluster("shop-cluster")
-        .tasks(&task)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        described.tasks.unwrap()[0].desired_status.as_deref(),
+        world.task(&task).await.desired_status.as_deref(),
         Some("STOPPED")
     );
 }
@@ -195,23 +169,10 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
             .is_empty(),
         "production waits"
     );
-    let described = world
-        .ctx
-        .ecs
-        .describe_tasks()
-        .cluster("shop-cluster")
-        .tasks(&rehearsal[0])
-        .send()
+    let env = world
+        .task_override(&rehearsal[0])
         .await
-        .unwrap();
-    let env = described.tasks.unwrap()[0]
-        .overrides
-        .clone()
-        .unwrap()
-        .container_overrides
-        .unwrap()[0]
         .environment
-        .clone()
         .unwrap();
     let clone_endpoint = record(&world, &id).await.clones[0].endpoint.clone();
     assert_eq!(

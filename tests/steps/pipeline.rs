@@ -2,7 +2,6 @@
 //! untouched and no pre-prod resource or clone left; a failure after it returns traffic.
 
 use bluegreen::Slot;
-use bluegreen::config::{DbSource, DbStrategy};
 use bluegreen::lock::Locks;
 use bluegreen::poll::Poll;
 use bluegreen::record::Status;
@@ -14,12 +13,7 @@ use crate::common::*;
 /// A world whose pre-prod gets an isolated clone, so aborts must also remove a clone.
 async fn isolated_world() -> (World, String) {
     let world = World::build().await;
-    let mut config = world.config();
-    config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance {
-        identifier: "shop-db".into(),
-    });
-    world.put_config(&config).await;
+    world.use_isolated_db().await;
     let blue_td = world.service(Slot::Blue).await.0;
     (world, blue_td)
 }
@@ -94,12 +88,7 @@ async fn a_failed_health_check_aborts_with_production_untouched() {
 #[tokio::test]
 async fn a_rejected_approval_aborts_with_production_untouched() {
     let (world, blue_td) = isolated_world().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    launch(&world, &id).await;
-    migrate_with(&world, &id, Some(0)).await.unwrap();
-    health(&world, &id).await.unwrap();
-    request_approval(&world, &id).await;
+    let id = deploy_to_approval(&world).await;
     approval::decide(&world.ctx, &id, &decision(false))
         .await
         .unwrap();
@@ -114,12 +103,7 @@ async fn a_rejected_approval_aborts_with_production_untouched() {
 #[tokio::test]
 async fn an_approval_timeout_aborts_with_production_untouched() {
     let (world, blue_td) = isolated_world().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    launch(&world, &id).await;
-    migrate_with(&world, &id, Some(0)).await.unwrap();
-    health(&world, &id).await.unwrap();
-    request_approval(&world, &id).await;
+    let id = deploy_to_approval(&world).await;
     // The state machine's task timeout fires: States.Timeout, mapped to ApprovalTimedOut.
     abort_and_check(&world, &id, "ApprovalTimedOut", &blue_td).await;
 }
@@ -129,16 +113,7 @@ async fn a_bake_alarm_rolls_back_to_the_old_slot() {
     let world = World::build().await;
     let id = deploy_to_switch(&world).await;
     let started = bake_start(&world, &id).await;
-    world
-        .ctx
-        .cloudwatch
-        .set_alarm_state()
-        .alarm_name("shop-5xx")
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("errors")
-        .send()
-        .await
-        .unwrap();
+    world.raise_alarm("shop-5xx", "errors").await;
     let err = bake::check(&world.ctx, &check_of(&started))
         .await
         .unwrap_err();

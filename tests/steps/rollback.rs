@@ -33,12 +33,7 @@ async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent
         "the old slot kept serving"
     );
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
-    let subjects: Vec<String> = world
-        .published()
-        .await
-        .iter()
-        .map(|m| m["subject"].as_str().unwrap().to_owned())
-        .collect();
+    let subjects = world.published_subjects().await;
     assert_eq!(
         subjects.last().map(String::as_str),
         Some("bluegreen: shop rolled back"),
@@ -71,23 +66,7 @@ async fn a_configured_rollback_migration_runs_once() {
         .tasks_started_by(&naming::started_by(&id, "rollback"))
         .await;
     assert_eq!(tasks.len(), 1);
-    let described = world
-        .ctx
-        .ecs
-        .describe_tasks()
-        .cluster("shop-cluster")
-        .tasks(&tasks[0])
-        .send()
-        .await
-        .unwrap();
-    let command = described.tasks.unwrap()[0]
-        .overrides
-        .clone()
-        .unwrap()
-        .container_overrides
-        .unwrap()[0]
-        .command
-        .clone();
+    let command = world.task_override(&tasks[0]).await.command;
     assert_eq!(
         command,
         Some(vec!["bin/migrate".to_owned(), "down".to_owned()])
