@@ -56,6 +56,32 @@ pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
     }
 }
 
+/// Prepares a push and launches it on green.
+pub async fn launched(world: &World) -> String {
+    let id = prepare_push(world, "v2", "event-1").await;
+    launch(world, &id).await;
+    id
+}
+
+/// Starts the launch and lets ECS fail the rollout; returns the check's error.
+pub async fn failed_launch(world: &World, id: &str) -> bluegreen::StepError {
+    let started = launch_preprod::start(&world.ctx, &id_ref(id))
+        .await
+        .expect("launch start");
+    world.settle(Slot::Green, "FAILED").await;
+    launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .expect_err("the launch fails")
+}
+
+/// How many migration tasks the deployment has started.
+pub async fn migrations(world: &World, id: &str) -> usize {
+    world
+        .tasks_started_by(&bluegreen::naming::started_by(id, "migrate"))
+        .await
+        .len()
+}
+
 pub async fn sync(world: &World, id: &str) {
     let started = sync_db::start(&world.ctx, &id_ref(id))
         .await

@@ -13,7 +13,6 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock, mock_clien
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::error::ErrorMetadata;
 use bluegreen::Slot;
-use bluegreen::naming;
 use bluegreen::steps::{launch_preprod, migrate};
 use bluegreen_tests::World;
 
@@ -110,13 +109,7 @@ async fn a_lost_run_task_answer_never_starts_a_second_migration() {
     let err = migrate::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("InternalFailure"));
     migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    assert_eq!(
-        world
-            .tasks_started_by(&naming::started_by(&id, "migrate"))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(migrations(&world, &id).await, 1, "one migration task");
 }
 
 #[tokio::test]

@@ -7,12 +7,6 @@ use bluegreen_tests::World;
 
 use crate::common::*;
 
-async fn launched(world: &World) -> String {
-    let id = prepare_push(world, "v2", "event-1").await;
-    launch(world, &id).await;
-    id
-}
-
 #[tokio::test]
 async fn healthy_targets_and_passing_smoke_checks_are_done_with_evidence() {
     let world = World::build().await;

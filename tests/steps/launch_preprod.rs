@@ -96,13 +96,7 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
 async fn a_failed_rollout_is_launch_failed() {
     let world = World::build().await;
     let id = prepare_push(&world, "v2", "event-1").await;
-    let started = launch_preprod::start(&world.ctx, &id_ref(&id))
-        .await
-        .unwrap();
-    world.settle(Slot::Green, "FAILED").await;
-    let err = launch_preprod::check(&world.ctx, &check_of(&started))
-        .await
-        .unwrap_err();
+    let err = failed_launch(&world, &id).await;
     assert_eq!(err.name(), "LaunchFailed", "{err}");
     assert!(err.to_string().contains("shop-green"), "{err}");
 }

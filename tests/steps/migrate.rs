@@ -7,12 +7,6 @@ use bluegreen_tests::World;
 
 use crate::common::*;
 
-async fn launched(world: &World) -> String {
-    let id = prepare_push(world, "v2", "event-1").await;
-    launch(world, &id).await;
-    id
-}
-
 #[tokio::test]
 async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes() {
     let world = World::build().await;
@@ -47,13 +41,7 @@ async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes(
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
     let again = migrate::check(&world.ctx, &check_of(&first)).await.unwrap();
     assert_eq!(again, done);
-    assert_eq!(
-        world
-            .tasks_started_by(&naming::started_by(&id, "migrate"))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(migrations(&world, &id).await, 1, "one migration task");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use bluegreen::Slot;
 use bluegreen::lock::Locks;
 use bluegreen::poll::Poll;
 use bluegreen::record::Status;
-use bluegreen::steps::{abort, approval, bake, finish, launch_preprod, rollback, sync_db};
+use bluegreen::steps::{abort, approval, bake, finish, rollback, sync_db};
 use bluegreen_tests::World;
 
 use crate::common::*;
@@ -31,13 +31,7 @@ async fn a_failed_launch_aborts_with_production_untouched() {
     let (world, blue_td) = isolated_world().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     sync(&world, &id).await;
-    let started = launch_preprod::start(&world.ctx, &id_ref(&id))
-        .await
-        .unwrap();
-    world.settle(Slot::Green, "FAILED").await;
-    let err = launch_preprod::check(&world.ctx, &check_of(&started))
-        .await
-        .unwrap_err();
+    let err = failed_launch(&world, &id).await;
     abort_and_check(&world, &id, err.name(), &blue_td).await;
 }
 

@@ -8,19 +8,10 @@ use bluegreen_tests::World;
 
 use crate::common::*;
 
-async fn isolated(world: &World) {
-    let mut config = world.config();
-    config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance {
-        identifier: "shop-db".into(),
-    });
-    world.put_config(&config).await;
-}
-
 #[tokio::test]
 async fn isolated_mode_restores_a_tagged_clone_from_the_newest_snapshot_once() {
     let world = World::build().await;
-    isolated(&world).await;
+    world.use_isolated_db().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     let started = sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let again = sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
@@ -106,7 +97,7 @@ async fn shared_mode_without_rehearsal_clones_nothing() {
 #[tokio::test]
 async fn a_source_without_snapshots_is_sync_failed() {
     let world = World::build().await;
-    isolated(&world).await;
+    world.use_isolated_db().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     // moto keeps an automated snapshot of every instance; AWS may have none yet.
     let no_snapshots = mock!(aws_sdk_rds::Client::describe_db_snapshots).then_output(|| {

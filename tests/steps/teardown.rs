@@ -1,7 +1,6 @@
 //! Scheduled teardown: expired pre-prod and clones go; live slots and running deployments stay.
 
 use bluegreen::Slot;
-use bluegreen::config::{DbSource, DbStrategy};
 use bluegreen::steps::{abort, teardown};
 use bluegreen_tests::World;
 
@@ -55,12 +54,7 @@ async fn an_expired_warm_slot_is_scaled_down_but_never_the_live_one() {
 #[tokio::test]
 async fn an_orphaned_clone_past_its_expiry_is_deleted() {
     let world = World::build().await;
-    let mut config = world.config();
-    config.database.strategy = DbStrategy::Isolated;
-    config.database.source = Some(DbSource::RdsInstance {
-        identifier: "shop-db".into(),
-    });
-    world.put_config(&config).await;
+    world.use_isolated_db().await;
     let id = prepare_push(&world, "v2", "event-1").await;
     bluegreen::steps::sync_db::start(&world.ctx, &id_ref(&id))
         .await

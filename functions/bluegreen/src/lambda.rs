@@ -7,6 +7,7 @@ use std::pin::Pin;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
@@ -27,16 +28,30 @@ where
     let ctx = Context::from_env().await;
     let step = &step;
     let ctx = &ctx;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        // Every log line of the invocation carries the deployment id (never the task token).
+        let deployment_id = event
+            .payload
+            .get("deployment_id")
+            .or_else(|| event.payload.get("resume"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let span = tracing::info_span!(
+            "step",
+            deployment_id = %deployment_id,
+            request_id = %event.context.request_id
+        );
+        async move {
             let input: I = serde_json::from_value(event.payload)
                 .map_err(|e| Diagnostic::from(StepError::EventMalformed(e.to_string())))?;
             step(ctx.clone(), input).await.map_err(|e| {
                 tracing::error!(error_type = e.name(), error = %e, "step failed");
                 Diagnostic::from(e)
             })
-        },
-    ))
+        }
+        .instrument(span)
+    }))
     .await
 }
 
@@ -80,4 +95,32 @@ pub enum StartOrCheck {
     Start(crate::steps::DeploymentRef),
     /// Look once.
     Check(crate::poll::CheckInput),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_and_check_inputs_are_told_apart_by_their_action() {
+        let start: StartOrCheck = serde_json::from_value(
+            serde_json::json!({"action": "start", "deployment_id": "shop-1"}),
+        )
+        .unwrap();
+        assert!(matches!(start, StartOrCheck::Start(ref r) if r.deployment_id == "shop-1"));
+        let check: StartOrCheck = serde_json::from_value(serde_json::json!({
+            "action": "check", "deployment_id": "shop-1",
+            "deadline": "2026-11-21T10:00:00Z", "attempt": 3
+        }))
+        .unwrap();
+        assert!(matches!(check, StartOrCheck::Check(ref c) if c.attempt == 3));
+        let missing_deadline = serde_json::from_value::<StartOrCheck>(
+            serde_json::json!({"action": "check", "deployment_id": "shop-1"}),
+        );
+        assert!(missing_deadline.is_err());
+        let unknown = serde_json::from_value::<StartOrCheck>(
+            serde_json::json!({"action": "restart", "deployment_id": "shop-1"}),
+        );
+        assert!(unknown.is_err());
+    }
 }
