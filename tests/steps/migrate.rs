@@ -182,3 +182,17 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
         "production never migrated"
     );
 }
+
+#[tokio::test]
+async fn exit_zero_with_a_stop_code_other_than_an_essential_exit_is_migration_failed() {
+    let world = World::build().await;
+    let id = launched(&world).await;
+    let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    world.stop_task(&task, Some(0), "SpotInterruption").await;
+    let err = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "MigrationFailed");
+    assert!(err.to_string().contains("SpotInterruption"), "{err}");
+}

@@ -133,3 +133,27 @@ async fn an_invalid_stored_config_fails_with_every_problem_and_touches_nothing()
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn of_the_sample_events_only_the_tagged_push_starts_a_deployment() {
+    let world = World::build().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut started = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if let Prepared::Deployments { deployments } =
+            prepare::run(&world.ctx, &event).await.unwrap()
+        {
+            started.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                deployments[0].outcome,
+            ));
+        }
+    }
+    assert_eq!(
+        started,
+        vec![("ecr-push-tagged.json".to_owned(), PreparedOutcome::Started)]
+    );
+}
