@@ -30,6 +30,10 @@ pub struct Started {
     pub deadline: DateTime<Utc>,
     /// Seconds to wait before the first check.
     pub wait_seconds: u64,
+    /// The attempt number of the first check (always 0); the state machine's poll loop passes
+    /// it on like a check's answer.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// What a check returns.

@@ -104,6 +104,7 @@ pub(crate) async fn start_once(
         deployment_id: deployment.deployment_id.clone(),
         deadline: started_at + Duration::seconds(timeout_seconds as i64),
         wait_seconds,
+        attempt: 0,
     })
 }
 

@@ -1,0 +1,870 @@
+//! Executes a [`Definition`]: the state transitions, input/output processing, Retry and Catch,
+//! Map iterations, and an execution history like Step Functions' own.
+//!
+//! What a Task does is up to a [`TaskHandler`]; how time passes is up to a [`Clock`], so a
+//! local run can shorten waits (time scale) while every state sees consistent timestamps.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::definition::{Catcher, ChoiceRule, Definition, Io, Retrier, State, Transition};
+use crate::path::{self, PathError};
+
+/// A boxed future, for the object-safe traits below.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An error raised by a task or by the runner, in Step Functions' terms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// Error name (`MigrationFailed`, `States.Timeout`, …).
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// Cause text.
+    #[serde(rename = "Cause")]
+    pub cause: String,
+}
+
+impl Failure {
+    /// A failure with a name and a cause.
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        Failure {
+            error: error.into(),
+            cause: cause.into(),
+        }
+    }
+
+    fn runtime(err: PathError, state: &str) -> Self {
+        Failure::new("States.Runtime", format!("state {state:?}: {err}"))
+    }
+
+    fn as_json(&self) -> Value {
+        json!({"Error": self.error, "Cause": self.cause})
+    }
+}
+
+/// One task invocation as the runner hands it to the [`TaskHandler`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCall {
+    /// The state's name.
+    pub state: String,
+    /// The state's `Resource`.
+    pub resource: String,
+    /// The effective input (after `InputPath` and `Parameters`).
+    pub input: Value,
+    /// The task token, for `.waitForTaskToken` resources.
+    pub task_token: Option<String>,
+    /// The execution's id.
+    pub execution_id: String,
+}
+
+/// Carries out Task states.
+pub trait TaskHandler: Send + Sync {
+    /// Runs one task; an `Err` is matched against the state's Retry and Catch.
+    fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>>;
+}
+
+/// How time passes for an execution.
+pub trait Clock: Send + Sync {
+    /// The current (possibly virtual) time.
+    fn now(&self) -> DateTime<Utc>;
+    /// Lets `seconds` of (possibly virtual) time pass (a Wait state, a retry delay).
+    fn sleep(&self, seconds: f64) -> BoxFuture<'_, ()>;
+    /// Completes once `seconds` of (possibly virtual) time have passed, however they pass:
+    /// used for timeouts racing other work.
+    fn timer(&self, seconds: f64) -> BoxFuture<'_, ()>;
+}
+
+/// Real time.
+pub struct RealClock;
+
+impl Clock for RealClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn sleep(&self, seconds: f64) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(Duration::from_secs_f64(
+            seconds.max(0.0),
+        )))
+    }
+    fn timer(&self, seconds: f64) -> BoxFuture<'_, ()> {
+        self.sleep(seconds)
+    }
+}
+
+/// Virtual time that runs `scale` times as fast as real time: a 60 s Wait at scale 0.01 takes
+/// 0.6 s, and [`Clock::now`] moves on by the full 60 s. Share it with the steps' clock so both
+/// agree on deadlines.
+#[derive(Clone)]
+pub struct ScaledClock {
+    scale: f64,
+    offset: Arc<Mutex<chrono::Duration>>,
+    skipped: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+impl ScaledClock {
+    /// A clock where waits take `scale` of their real duration (0 = no real waiting).
+    pub fn new(scale: f64) -> Self {
+        ScaledClock {
+            scale: scale.clamp(0.0, 1.0),
+            offset: Arc::default(),
+            skipped: Arc::new(tokio::sync::watch::channel(()).0),
+        }
+    }
+
+    /// The current virtual time, for sharing with the steps' clock.
+    pub fn shared_now(&self) -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
+        let offset = self.offset.clone();
+        move || Utc::now() + *offset.lock().expect("clock lock")
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *self.offset.lock().expect("clock lock")
+    }
+    fn sleep(&self, seconds: f64) -> BoxFuture<'_, ()> {
+        let real = seconds.max(0.0) * self.scale;
+        let skipped = seconds.max(0.0) - real;
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs_f64(real)).await;
+            *self.offset.lock().expect("clock lock") +=
+                chrono::Duration::milliseconds((skipped * 1000.0) as i64);
+            self.skipped.send_replace(());
+        })
+    }
+    fn timer(&self, seconds: f64) -> BoxFuture<'_, ()> {
+        let deadline =
+            self.now() + chrono::Duration::milliseconds((seconds.max(0.0) * 1000.0) as i64);
+        Box::pin(async move {
+            let mut skips = self.skipped.subscribe();
+            loop {
+                let remaining = (deadline - self.now()).num_milliseconds();
+                if remaining <= 0 {
+                    return;
+                }
+                // Virtual time moves with real time and jumps when a wait is skipped.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(remaining as u64)) => {}
+                    changed = skips.changed() => if changed.is_err() { return; },
+                }
+            }
+        })
+    }
+}
+
+/// One entry of the execution history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEvent {
+    /// When (by the execution's clock).
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of history events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// The execution began.
+    ExecutionStarted {
+        /// Its input.
+        input: Value,
+    },
+    /// A state was entered.
+    StateEntered {
+        /// The state.
+        state: String,
+    },
+    /// A state was left.
+    StateExited {
+        /// The state.
+        state: String,
+    },
+    /// A task was started.
+    TaskScheduled {
+        /// The state.
+        state: String,
+        /// Its resource.
+        resource: String,
+    },
+    /// A task returned.
+    TaskSucceeded {
+        /// The state.
+        state: String,
+    },
+    /// A task failed.
+    TaskFailed {
+        /// The state.
+        state: String,
+        /// The error.
+        error: String,
+        /// The cause.
+        cause: String,
+    },
+    /// A failed state is retried.
+    Retrying {
+        /// The state.
+        state: String,
+        /// Which retry (1 = first).
+        attempt: u32,
+        /// The delay before it.
+        delay_seconds: f64,
+    },
+    /// An error was caught.
+    Caught {
+        /// The state.
+        state: String,
+        /// The error.
+        error: String,
+        /// Where the execution continues.
+        next: String,
+    },
+    /// A Wait state began waiting.
+    Waiting {
+        /// The state.
+        state: String,
+        /// For how long.
+        seconds: f64,
+    },
+    /// The execution succeeded.
+    ExecutionSucceeded {
+        /// Its output.
+        output: Value,
+    },
+    /// The execution failed.
+    ExecutionFailed {
+        /// The error.
+        error: String,
+        /// The cause.
+        cause: String,
+    },
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Reached a Succeed state or an End.
+    Succeeded(Value),
+    /// Reached a Fail state, or an error nothing caught.
+    Failed(Failure),
+}
+
+/// Receives history events as they happen (the CLI's live timeline).
+pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
+
+/// Runs executions of one definition.
+pub struct Runner {
+    definition: Definition,
+    state_machine_id: String,
+    tasks: Arc<dyn TaskHandler>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Observer>,
+}
+
+struct Execution {
+    id: String,
+    input: Value,
+    started: DateTime<Utc>,
+    history: Mutex<Vec<HistoryEvent>>,
+}
+
+/// The finished execution: its outcome and history.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Everything that happened, in order.
+    pub history: Vec<HistoryEvent>,
+}
+
+impl Finished {
+    /// The names of the states entered, in order (for comparing runs).
+    pub fn states_entered(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::StateEntered { state } => Some(state.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+enum Step {
+    Next(String, Value),
+    End(Value),
+}
+
+impl Runner {
+    /// A runner for `definition`; `state_machine_id` is `$$.StateMachine.Id`.
+    pub fn new(
+        definition: Definition,
+        state_machine_id: &str,
+        tasks: Arc<dyn TaskHandler>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Runner {
+            definition,
+            state_machine_id: state_machine_id.to_owned(),
+            tasks,
+            clock,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` for every history event as it happens.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs one execution to its end.
+    pub async fn run(&self, execution_id: &str, input: Value) -> Finished {
+        let execution = Execution {
+            id: execution_id.to_owned(),
+            input: input.clone(),
+            started: self.clock.now(),
+            history: Mutex::new(Vec::new()),
+        };
+        self.record(
+            &execution,
+            EventKind::ExecutionStarted {
+                input: input.clone(),
+            },
+        );
+        let body = self.run_machine(&execution, &self.definition, input, None);
+        let outcome = match self.definition.timeout_seconds {
+            Some(limit) => {
+                tokio::select! {
+                    outcome = body => outcome,
+                    () = self.clock.timer(limit as f64) => Err(Failure::new("States.Timeout", format!("execution exceeded {limit} s"))),
+                }
+            }
+            None => body.await,
+        };
+        let outcome = match outcome {
+            Ok(output) => {
+                self.record(
+                    &execution,
+                    EventKind::ExecutionSucceeded {
+                        output: output.clone(),
+                    },
+                );
+                Outcome::Succeeded(output)
+            }
+            Err(failure) => {
+                self.record(
+                    &execution,
+                    EventKind::ExecutionFailed {
+                        error: failure.error.clone(),
+                        cause: failure.cause.clone(),
+                    },
+                );
+                Outcome::Failed(failure)
+            }
+        };
+        Finished {
+            outcome,
+            history: execution.history.into_inner().expect("history lock"),
+        }
+    }
+
+    fn record(&self, execution: &Execution, kind: EventKind) {
+        let event = HistoryEvent {
+            at: self.clock.now(),
+            kind,
+        };
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+        execution.history.lock().expect("history lock").push(event);
+    }
+
+    fn run_machine<'a>(
+        &'a self,
+        execution: &'a Execution,
+        machine: &'a Definition,
+        input: Value,
+        map_item: Option<(usize, Value)>,
+    ) -> BoxFuture<'a, Result<Value, Failure>> {
+        Box::pin(async move {
+            let mut current = machine.start_at.clone();
+            let mut data = input;
+            loop {
+                let state = machine.states.get(&current).ok_or_else(|| {
+                    Failure::new(
+                        "States.Runtime",
+                        format!("state {current:?} does not exist"),
+                    )
+                })?;
+                self.record(
+                    execution,
+                    EventKind::StateEntered {
+                        state: current.clone(),
+                    },
+                );
+                let entered = self.clock.now();
+                let context = self.context(execution, &current, entered, map_item.as_ref(), None);
+                let step = self
+                    .run_state(execution, &current, state, data, &context)
+                    .await?;
+                self.record(
+                    execution,
+                    EventKind::StateExited {
+                        state: current.clone(),
+                    },
+                );
+                match step {
+                    Step::Next(next, output) => {
+                        current = next;
+                        data = output;
+                    }
+                    Step::End(output) => return Ok(output),
+                }
+            }
+        })
+    }
+
+    fn context(
+        &self,
+        execution: &Execution,
+        state: &str,
+        entered: DateTime<Utc>,
+        map_item: Option<&(usize, Value)>,
+        token: Option<&str>,
+    ) -> Value {
+        let mut context = json!({
+            "Execution": {
+                "Id": execution.id,
+                "Input": execution.input,
+                "StartTime": execution.started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+            "State": {"Name": state, "EnteredTime": entered.to_rfc3339_opts(SecondsFormat::Millis, true), "RetryCount": 0},
+            "StateMachine": {"Id": self.state_machine_id},
+        });
+        if let Some((index, value)) = map_item {
+            context["Map"] = json!({"Item": {"Index": index, "Value": value}});
+        }
+        if let Some(token) = token {
+            context["Task"] = json!({"Token": token});
+        }
+        context
+    }
+
+    async fn run_state(
+        &self,
+        execution: &Execution,
+        name: &str,
+        state: &State,
+        input: Value,
+        context: &Value,
+    ) -> Result<Step, Failure> {
+        let runtime = |e: PathError| Failure::runtime(e, name);
+        match state {
+            State::Pass(pass) => {
+                let effective = apply_input(&pass.io, pass.parameters.as_ref(), &input, context)
+                    .map_err(runtime)?;
+                let result = pass.result.clone().unwrap_or(effective);
+                let output = apply_output(&pass.io, input, result, context).map_err(runtime)?;
+                Ok(transition(&pass.transition, output))
+            }
+            State::Succeed(_) => Ok(Step::End(input)),
+            State::Fail(fail) => {
+                let error = match &fail.error_path {
+                    Some(p) => path::read(p, &input, context)
+                        .map_err(runtime)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    None => fail.error.clone().unwrap_or_else(|| "States.Fail".into()),
+                };
+                let cause = match &fail.cause_path {
+                    Some(p) => path::read(p, &input, context)
+                        .map_err(runtime)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    None => fail.cause.clone().unwrap_or_default(),
+                };
+                Err(Failure::new(error, cause))
+            }
+            State::Wait(wait) => {
+                let effective = match &wait.input_path {
+                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
+                    None => input.clone(),
+                };
+                let seconds = match (&wait.seconds, &wait.seconds_path) {
+                    (Some(s), _) => *s as f64,
+                    (None, Some(p)) => path::read(p, &effective, context)
+                        .map_err(runtime)?
+                        .as_f64()
+                        .ok_or_else(|| {
+                            Failure::new(
+                                "States.Runtime",
+                                format!("state {name:?}: SecondsPath is not a number"),
+                            )
+                        })?,
+                    (None, None) => 0.0,
+                };
+                self.record(
+                    execution,
+                    EventKind::Waiting {
+                        state: name.to_owned(),
+                        seconds,
+                    },
+                );
+                self.clock.sleep(seconds).await;
+                let output = match &wait.output_path {
+                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
+                    None => input,
+                };
+                Ok(transition(&wait.transition, output))
+            }
+            State::Choice(choice) => {
+                let effective = match &choice.input_path {
+                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
+                    None => input.clone(),
+                };
+                let next = choice
+                    .choices
+                    .iter()
+                    .map(|rule| {
+                        matches_rule(rule, &effective, context)
+                            .map(|m| m.then(|| rule.next.clone()))
+                    })
+                    .find_map(|r| r.transpose())
+                    .transpose()
+                    .map_err(runtime)?
+                    .or_else(|| choice.default.clone())
+                    .ok_or_else(|| {
+                        Failure::new(
+                            "States.NoChoiceMatched",
+                            format!("state {name:?}: no rule matched"),
+                        )
+                    })?;
+                let output = match &choice.output_path {
+                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
+                    None => input,
+                };
+                Ok(Step::Next(next, output))
+            }
+            State::Task(task) => {
+                let attempt = |ctx: Value| {
+                    let input = input.clone();
+                    async move {
+                        let token = task.resource.ends_with(".waitForTaskToken").then(|| {
+                            format!(
+                                "{}:{}:{}",
+                                execution.id,
+                                name,
+                                self.clock.now().timestamp_micros()
+                            )
+                        });
+                        let ctx = match &token {
+                            Some(t) => {
+                                let mut c = ctx;
+                                c["Task"] = json!({"Token": t});
+                                c
+                            }
+                            None => ctx,
+                        };
+                        let effective =
+                            apply_input(&task.io, task.parameters.as_ref(), &input, &ctx)
+                                .map_err(|e| Failure::runtime(e, name))?;
+                        let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
+                            (Some(p), _) => path::read(p, &effective, &ctx)
+                                .or_else(|_| path::read(p, &input, &ctx))
+                                .map_err(|e| Failure::runtime(e, name))?
+                                .as_f64(),
+                            (None, Some(s)) => Some(s as f64),
+                            (None, None) => None,
+                        };
+                        self.record(
+                            execution,
+                            EventKind::TaskScheduled {
+                                state: name.to_owned(),
+                                resource: task.resource.clone(),
+                            },
+                        );
+                        let call = TaskCall {
+                            state: name.to_owned(),
+                            resource: task.resource.clone(),
+                            input: effective,
+                            task_token: token,
+                            execution_id: execution.id.clone(),
+                        };
+                        let result = match timeout {
+                            Some(limit) => tokio::select! {
+                                r = self.tasks.invoke(call) => r,
+                                () = self.clock.timer(limit) => Err(Failure::new("States.Timeout", format!("task {name:?} timed out after {limit} s"))),
+                            },
+                            None => self.tasks.invoke(call).await,
+                        };
+                        match &result {
+                            Ok(_) => self.record(
+                                execution,
+                                EventKind::TaskSucceeded {
+                                    state: name.to_owned(),
+                                },
+                            ),
+                            Err(f) => self.record(
+                                execution,
+                                EventKind::TaskFailed {
+                                    state: name.to_owned(),
+                                    error: f.error.clone(),
+                                    cause: f.cause.clone(),
+                                },
+                            ),
+                        }
+                        let raw = result?;
+                        let selected = match &task.result_selector {
+                            Some(t) => path::template(t, &raw, &ctx)
+                                .map_err(|e| Failure::runtime(e, name))?,
+                            None => raw,
+                        };
+                        apply_output(&task.io, input, selected, &ctx)
+                            .map_err(|e| Failure::runtime(e, name))
+                    }
+                };
+                let outcome = self
+                    .with_retry(execution, name, &task.retry, context, attempt)
+                    .await;
+                self.finish(
+                    execution,
+                    name,
+                    &task.catch,
+                    &task.transition,
+                    input,
+                    outcome,
+                )
+            }
+            State::Map(map) => {
+                let processor = Definition::from_value(&map.item_processor)
+                    .map_err(|e| Failure::new("States.Runtime", format!("state {name:?}: {e}")))?;
+                let attempt = |ctx: Value| {
+                    let input = input.clone();
+                    let processor = &processor;
+                    async move {
+                        let effective = match &map.io.input_path {
+                            Some(p) => path::read(p, &input, &ctx)
+                                .map_err(|e| Failure::runtime(e, name))?,
+                            None => input.clone(),
+                        };
+                        let items = match &map.items_path {
+                            Some(p) => path::read(p, &effective, &ctx)
+                                .map_err(|e| Failure::runtime(e, name))?,
+                            None => effective.clone(),
+                        };
+                        let items = items.as_array().cloned().ok_or_else(|| {
+                            Failure::new(
+                                "States.Runtime",
+                                format!("state {name:?}: ItemsPath is not an array"),
+                            )
+                        })?;
+                        let mut results = Vec::new();
+                        for (index, item) in items.into_iter().enumerate() {
+                            let item_ctx = self.context(
+                                execution,
+                                name,
+                                self.clock.now(),
+                                Some(&(index, item.clone())),
+                                None,
+                            );
+                            let item_input = match &map.item_selector {
+                                Some(t) => path::template(t, &effective, &item_ctx)
+                                    .map_err(|e| Failure::runtime(e, name))?,
+                                None => item.clone(),
+                            };
+                            results.push(
+                                self.run_machine(
+                                    execution,
+                                    processor,
+                                    item_input,
+                                    Some((index, item)),
+                                )
+                                .await?,
+                            );
+                        }
+                        apply_output(&map.io, input, Value::Array(results), &ctx)
+                            .map_err(|e| Failure::runtime(e, name))
+                    }
+                };
+                let outcome = self
+                    .with_retry(execution, name, &map.retry, context, attempt)
+                    .await;
+                self.finish(execution, name, &map.catch, &map.transition, input, outcome)
+            }
+        }
+    }
+
+    /// Runs `attempt` and retries it as the state's retriers say.
+    async fn with_retry<F, Fut>(
+        &self,
+        execution: &Execution,
+        name: &str,
+        retriers: &[Retrier],
+        context: &Value,
+        attempt: F,
+    ) -> Result<Value, Failure>
+    where
+        F: Fn(Value) -> Fut,
+        Fut: Future<Output = Result<Value, Failure>>,
+    {
+        let mut counts = vec![0u32; retriers.len()];
+        let mut retries = 0u32;
+        loop {
+            let mut ctx = context.clone();
+            ctx["State"]["RetryCount"] = json!(retries);
+            let failure = match attempt(ctx).await {
+                Ok(output) => return Ok(output),
+                Err(f) => f,
+            };
+            if failure.error == "States.Runtime" {
+                return Err(failure);
+            }
+            let Some(index) = retriers
+                .iter()
+                .position(|r| error_matches(&r.error_equals, &failure.error))
+            else {
+                return Err(failure);
+            };
+            let retrier = &retriers[index];
+            if counts[index] >= retrier.max_attempts {
+                return Err(failure);
+            }
+            let mut delay =
+                retrier.interval_seconds as f64 * retrier.backoff_rate.powi(counts[index] as i32);
+            if let Some(max) = retrier.max_delay_seconds {
+                delay = delay.min(max as f64);
+            }
+            if retrier.jitter_strategy.as_deref() == Some("FULL") {
+                delay *= fastrand::f64();
+            }
+            counts[index] += 1;
+            retries += 1;
+            self.record(
+                execution,
+                EventKind::Retrying {
+                    state: name.to_owned(),
+                    attempt: counts[index],
+                    delay_seconds: delay,
+                },
+            );
+            self.clock.sleep(delay).await;
+        }
+    }
+
+    fn finish(
+        &self,
+        execution: &Execution,
+        name: &str,
+        catchers: &[Catcher],
+        next: &Transition,
+        input: Value,
+        outcome: Result<Value, Failure>,
+    ) -> Result<Step, Failure> {
+        match outcome {
+            Ok(output) => Ok(transition(next, output)),
+            Err(failure) if failure.error == "States.Runtime" => Err(failure),
+            Err(failure) => {
+                let Some(catcher) = catchers
+                    .iter()
+                    .find(|c| error_matches(&c.error_equals, &failure.error))
+                else {
+                    return Err(failure);
+                };
+                self.record(
+                    execution,
+                    EventKind::Caught {
+                        state: name.to_owned(),
+                        error: failure.error.clone(),
+                        next: catcher.next.clone(),
+                    },
+                );
+                let output = match &catcher.result_path {
+                    None => failure.as_json(),
+                    Some(None) => input,
+                    Some(Some(p)) => path::write(input, p, failure.as_json())
+                        .map_err(|e| Failure::runtime(e, name))?,
+                };
+                Ok(Step::Next(catcher.next.clone(), output))
+            }
+        }
+    }
+}
+
+/// `States.ALL` matches everything; `States.TaskFailed` everything but `States.Timeout`.
+pub fn error_matches(names: &[String], error: &str) -> bool {
+    names.iter().any(|n| {
+        n == error || n == "States.ALL" || (n == "States.TaskFailed" && error != "States.Timeout")
+    })
+}
+
+fn transition(transition: &Transition, output: Value) -> Step {
+    match &transition.next {
+        Some(next) if !transition.end => Step::Next(next.clone(), output),
+        _ => Step::End(output),
+    }
+}
+
+fn apply_input(
+    io: &Io,
+    parameters: Option<&Value>,
+    input: &Value,
+    context: &Value,
+) -> Result<Value, PathError> {
+    let selected = match &io.input_path {
+        Some(p) => path::read(p, input, context)?,
+        None => input.clone(),
+    };
+    match parameters {
+        Some(t) => path::template(t, &selected, context),
+        None => Ok(selected),
+    }
+}
+
+fn apply_output(io: &Io, input: Value, result: Value, context: &Value) -> Result<Value, PathError> {
+    let combined = match &io.result_path {
+        None => result,
+        Some(None) => input,
+        Some(Some(p)) => path::write(input, p, result)?,
+    };
+    match &io.output_path {
+        Some(p) => path::read(p, &combined, context),
+        None => Ok(combined),
+    }
+}
+
+fn matches_rule(rule: &ChoiceRule, input: &Value, context: &Value) -> Result<bool, PathError> {
+    if let Some(expected) = rule.is_present {
+        return Ok(path::is_present(&rule.variable, input, context) == expected);
+    }
+    // A missing variable is a runtime error, as in Step Functions; the definitions guard with
+    // IsPresent where a value may be absent.
+    let value = path::read(&rule.variable, input, context)?;
+    if let Some(expected) = &rule.string_equals {
+        return Ok(value.as_str() == Some(expected.as_str()));
+    }
+    if let Some(expected) = rule.boolean_equals {
+        return Ok(value.as_bool() == Some(expected));
+    }
+    if let Some(other) = &rule.timestamp_greater_than_equals_path {
+        let other = path::read(other, input, context)?;
+        let parse = |v: &Value| {
+            v.as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        };
+        return Ok(match (parse(&value), parse(&other)) {
+            (Some(a), Some(b)) => a >= b,
+            _ => false,
+        });
+    }
+    Ok(false)
+}

@@ -1,0 +1,318 @@
+//! Checks a loaded definition: ASL structure (every `Next` exists, every state is reachable, an
+//! end is reachable) and bluegreen's own rules (every step Task catches into Abort, Rollback or
+//! a Fail state; nothing after the switch catches into Abort; every loop has a deadline exit;
+//! every resource maps to a known step; every path parses).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::definition::{Definition, State};
+use crate::path;
+
+/// The Lambda placeholders the SAM template substitutes, and the step each one runs.
+pub const STEP_RESOURCES: &[(&str, &str)] = &[
+    ("${PrepareFunctionArn}", "prepare"),
+    ("${SyncDbFunctionArn}", "sync_db"),
+    ("${LaunchPreprodFunctionArn}", "launch_preprod"),
+    ("${MigrateFunctionArn}", "migrate"),
+    ("${HealthCheckFunctionArn}", "health_check"),
+    ("${RequestApprovalFunctionArn}", "request_approval"),
+    ("${SwitchFunctionArn}", "switch"),
+    ("${BakeFunctionArn}", "bake"),
+    ("${AbortFunctionArn}", "abort"),
+    ("${RollbackFunctionArn}", "rollback"),
+    ("${FinishFunctionArn}", "finish"),
+];
+
+/// The service integrations the definitions may use.
+pub const WAIT_FOR_TOKEN: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+/// Starting another execution (the deployment machine, or the next queued deployment).
+pub const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
+
+/// The step a Task state runs, if it runs one (also for waitForTaskToken tasks).
+pub fn step_of(task: &crate::definition::Task) -> Option<&'static str> {
+    let resource = if task.resource == WAIT_FOR_TOKEN {
+        task.parameters
+            .as_ref()
+            .and_then(|p| p.get("FunctionName"))
+            .and_then(|f| f.as_str())
+            .unwrap_or_default()
+    } else {
+        task.resource.as_str()
+    };
+    STEP_RESOURCES
+        .iter()
+        .find(|(r, _)| *r == resource)
+        .map(|(_, s)| *s)
+}
+
+/// Every problem found, as `state: message`; empty when the definition is sound.
+pub fn validate(definition: &Definition) -> Vec<String> {
+    let mut problems = Vec::new();
+    check_machine(definition, "", &mut problems);
+    problems
+}
+
+fn successors(state: &State) -> Vec<String> {
+    let mut next: Vec<String> = Vec::new();
+    match state {
+        State::Task(t) => {
+            next.extend(t.transition.next.clone());
+            next.extend(t.catch.iter().map(|c| c.next.clone()));
+        }
+        State::Map(m) => {
+            next.extend(m.transition.next.clone());
+            next.extend(m.catch.iter().map(|c| c.next.clone()));
+        }
+        State::Pass(p) => next.extend(p.transition.next.clone()),
+        State::Wait(w) => next.extend(w.transition.next.clone()),
+        State::Choice(c) => {
+            next.extend(c.choices.iter().map(|r| r.next.clone()));
+            next.extend(c.default.clone());
+        }
+        State::Succeed(_) | State::Fail(_) => {}
+    }
+    next
+}
+
+fn is_terminal(state: &State) -> bool {
+    match state {
+        State::Succeed(_) | State::Fail(_) => true,
+        State::Task(t) => t.transition.end,
+        State::Map(m) => m.transition.end,
+        State::Pass(p) => p.transition.end,
+        State::Wait(w) => w.transition.end,
+        State::Choice(_) => false,
+    }
+}
+
+fn reachable(definition: &Definition, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from.to_owned()];
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(state) = definition.states.get(&name) {
+            stack.extend(successors(state));
+        }
+    }
+    seen
+}
+
+fn check_machine(definition: &Definition, scope: &str, problems: &mut Vec<String>) {
+    let mut problem =
+        |state: &str, message: String| problems.push(format!("{scope}{state}: {message}"));
+    if !definition.states.contains_key(&definition.start_at) {
+        problem(
+            "StartAt",
+            format!("{:?} does not exist", definition.start_at),
+        );
+        return;
+    }
+    for (name, state) in &definition.states {
+        for next in successors(state) {
+            if !definition.states.contains_key(&next) {
+                problem(name, format!("Next {next:?} does not exist"));
+            }
+        }
+        let (transition_next, end) = match state {
+            State::Task(t) => (&t.transition.next, t.transition.end),
+            State::Map(m) => (&m.transition.next, m.transition.end),
+            State::Pass(p) => (&p.transition.next, p.transition.end),
+            State::Wait(w) => (&w.transition.next, w.transition.end),
+            _ => (&None, true),
+        };
+        if transition_next.is_some() == end {
+            problem(name, "needs exactly one of Next or End".into());
+        }
+        for p in paths_of(state) {
+            if let Some(rest) = p.strip_prefix("States.") {
+                problem(
+                    name,
+                    format!("intrinsic function States.{rest} is not supported"),
+                );
+            } else if let Err(e) =
+                path::read(&p, &serde_json::Value::Null, &serde_json::Value::Null)
+                && e.0.starts_with("invalid JSONPath")
+            {
+                problem(name, e.0);
+            }
+        }
+    }
+    let from_start = reachable(definition, &definition.start_at);
+    for name in definition.states.keys() {
+        if !from_start.contains(name) {
+            problem(name, "is unreachable".into());
+        }
+    }
+    for name in &from_start {
+        let can_end = reachable(definition, name)
+            .iter()
+            .any(|n| definition.states.get(n).is_some_and(is_terminal));
+        if !can_end {
+            problem(name, "no terminal state is reachable from here".into());
+        }
+    }
+    check_steps(definition, &mut problem);
+    check_loops(definition, &mut problem);
+    let mut nested = Vec::new();
+    for (name, state) in &definition.states {
+        if let State::Map(map) = state {
+            match Definition::from_value(&map.item_processor) {
+                Ok(inner) => check_machine(&inner, &format!("{scope}{name}/"), &mut nested),
+                Err(e) => problem(name, e.to_string()),
+            }
+        }
+    }
+    problems.extend(nested);
+}
+
+fn paths_of(state: &State) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    match state {
+        State::Task(t) => {
+            paths.extend(t.io.input_path.clone());
+            paths.extend(t.io.output_path.clone());
+            paths.extend(t.timeout_seconds_path.clone());
+            if let Some(Some(p)) = &t.io.result_path {
+                paths.push(p.clone());
+            }
+            for template in [&t.parameters, &t.result_selector].into_iter().flatten() {
+                paths.extend(path::template_paths(template));
+            }
+        }
+        State::Pass(p) => {
+            paths.extend(p.io.input_path.clone());
+            paths.extend(p.io.output_path.clone());
+            if let Some(t) = &p.parameters {
+                paths.extend(path::template_paths(t));
+            }
+        }
+        State::Map(m) => {
+            paths.extend(m.items_path.clone());
+            if let Some(t) = &m.item_selector {
+                paths.extend(path::template_paths(t));
+            }
+        }
+        State::Wait(w) => paths.extend(w.seconds_path.clone()),
+        State::Choice(c) => {
+            for rule in &c.choices {
+                paths.push(rule.variable.clone());
+                paths.extend(rule.timestamp_greater_than_equals_path.clone());
+            }
+        }
+        State::Fail(f) => {
+            paths.extend(f.error_path.clone());
+            paths.extend(f.cause_path.clone());
+        }
+        State::Succeed(_) => {}
+    }
+    paths
+}
+
+/// Every resource is known; every step Task except abort/rollback catches `States.ALL` into a
+/// path that reaches Abort, Rollback or a Fail state; nothing reachable from the switch
+/// catches into Abort (after the switch, failures must roll back).
+fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
+    let reaches_handler = |from: &str| {
+        reachable(definition, from).iter().any(|n| {
+            matches!(definition.states.get(n), Some(State::Fail(_)))
+                || matches!(definition.states.get(n), Some(State::Task(t)) if matches!(step_of(t), Some("abort" | "rollback")))
+        })
+    };
+    let mut switch_states = Vec::new();
+    for (name, state) in &definition.states {
+        let State::Task(task) = state else { continue };
+        if task.resource == START_EXECUTION {
+            continue;
+        }
+        let Some(step) = step_of(task) else {
+            problem(
+                name,
+                format!("resource {:?} is not a known bluegreen step", task.resource),
+            );
+            continue;
+        };
+        if step == "switch" {
+            switch_states.push(name.clone());
+        }
+        if matches!(step, "abort" | "rollback") {
+            continue;
+        }
+        let catch_all = task
+            .catch
+            .iter()
+            .find(|c| c.error_equals.iter().any(|e| e == "States.ALL"));
+        match catch_all {
+            None => problem(name, "has no Catch for States.ALL".into()),
+            Some(c) if !reaches_handler(&c.next) => problem(
+                name,
+                format!(
+                    "Catch -> {:?} never reaches Abort, Rollback or a Fail state",
+                    c.next
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for switch in switch_states {
+        for name in reachable(definition, &switch) {
+            if let Some(State::Task(task)) = definition.states.get(&name) {
+                for catcher in &task.catch {
+                    let into_abort = reachable(definition, &catcher.next).iter().any(|n| {
+                        matches!(definition.states.get(n), Some(State::Task(t)) if step_of(t) == Some("abort"))
+                    });
+                    if into_abort {
+                        problem(
+                            &name,
+                            "runs after the switch but catches into Abort (must roll back)".into(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every cycle must contain a Choice with a `TimestampGreaterThanEqualsPath` rule on
+/// `$$.State.EnteredTime` whose target leaves the cycle: the deadline exit.
+fn check_loops(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
+    let names: Vec<&String> = definition.states.keys().collect();
+    // For each state, everything reachable in one or more transitions.
+    let reach: BTreeMap<&String, BTreeSet<String>> = names
+        .iter()
+        .map(|n| {
+            let after: BTreeSet<String> = successors(&definition.states[*n])
+                .iter()
+                .flat_map(|s| reachable(definition, s))
+                .collect();
+            (*n, after)
+        })
+        .collect();
+    let mut reported = BTreeSet::new();
+    for name in &names {
+        if !reach[name].contains(*name) {
+            continue; // not on a cycle
+        }
+        let cycle: BTreeSet<&String> = names
+            .iter()
+            .copied()
+            .filter(|m| reach[name].contains(*m) && reach[*m].contains(*name))
+            .collect();
+        let key: Vec<&String> = cycle.iter().copied().collect();
+        if !reported.insert(key) {
+            continue;
+        }
+        let has_exit = cycle.iter().any(|m| match &definition.states[*m] {
+            State::Choice(choice) => choice.choices.iter().any(|r| {
+                r.variable == "$$.State.EnteredTime"
+                    && r.timestamp_greater_than_equals_path.is_some()
+                    && !cycle.contains(&r.next)
+            }),
+            _ => false,
+        });
+        if !has_exit {
+            problem(name, "is on a loop without a deadline exit".into());
+        }
+    }
+}
