@@ -13,7 +13,40 @@ pub struct Emulator {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
     _child: Child,
+    control: Control,
+}
+
+/// A handle on the harness's control routes that background tasks can own.
+#[derive(Clone)]
+pub struct Control {
+    endpoint: String,
     http: reqwest::Client,
+}
+
+impl Control {
+    /// Calls a control route of the harness (see moto_harness.py).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let url = format!("{}{path}", self.endpoint);
+        let request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).body(body.to_string()),
+        };
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let value: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(format!("control {path} failed: {value}"))
+        }
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -60,10 +93,14 @@ impl Emulator {
                 break port.trim().to_owned();
             }
         };
+        let endpoint = format!("http://127.0.0.1:{port}");
         Emulator {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            control: Control {
+                endpoint: endpoint.clone(),
+                http: reqwest::Client::new(),
+            },
+            endpoint,
             _child: child,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -83,24 +120,21 @@ impl Emulator {
             .await
     }
 
-    /// Calls a control route of the harness (see moto_harness.py).
+    /// Calls a control route of the harness; panics with the reason if it fails.
     pub async fn control(
         &self,
         method: &str,
         path: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        let url = format!("{}{path}", self.endpoint);
-        let request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url).body(body.to_string()),
-        };
-        let response = request.send().await.expect("control route reachable");
-        let status = response.status();
-        let value: serde_json::Value =
-            serde_json::from_str(&response.text().await.unwrap_or_default())
-                .unwrap_or(serde_json::Value::Null);
-        assert!(status.is_success(), "control {path} failed: {value}");
-        value
+        self.control
+            .call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A handle on the control routes for background tasks.
+    pub fn control_handle(&self) -> Control {
+        self.control.clone()
     }
 }

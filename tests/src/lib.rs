@@ -1,11 +1,13 @@
 //! Test harness for bluegreen: a moto emulator per test ([`Emulator`]), a realistic AWS world
 //! built in it ([`World`]), and a local HTTP app that stands in for pre-prod behind the test
-//! listener ([`SmokeApp`]).
+//! listener ([`SmokeApp`]), and a [`Simulator`] that plays ECS while a state machine runs.
 
 mod emulator;
+mod simulator;
 mod smoke_app;
 mod world;
 
-pub use emulator::Emulator;
+pub use emulator::{Control, Emulator};
+pub use simulator::Simulator;
 pub use smoke_app::SmokeApp;
 pub use world::{World, push_event};

@@ -20,8 +20,9 @@ pub struct Ended {
     /// `succeeded`, `aborted` or `rolled_back`.
     pub status: Status,
     /// A queued deployment that now holds the lock; the state machine starts it with
-    /// `{"resume": "<id>"}`.
-    #[serde(default)]
+    /// `{"deployment_id": "<id>"}`. Absent (not null) when there is none: the state machine
+    /// tests it with `IsPresent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_deployment: Option<String>,
     /// What was done.
     pub detail: String,

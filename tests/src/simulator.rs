@@ -1,0 +1,148 @@
+//! Plays the parts of AWS that act on their own while a state machine runs unattended: the ECS
+//! scheduler completes rollouts and registers the tasks in the slot's target group, and the
+//! container runtime ends bluegreen's one-off tasks with a chosen exit code.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use bluegreen::Slot;
+use serde_json::json;
+
+use crate::emulator::Control;
+use crate::world::{CLUSTER, World};
+
+/// Runs until dropped.
+pub struct Simulator {
+    task: tokio::task::JoinHandle<()>,
+    migration_exit: Arc<AtomicI32>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Simulator {
+    /// Starts playing ECS for the world's two slots.
+    pub fn start(world: &World) -> Simulator {
+        let ecs = world.ctx.ecs.clone();
+        let elb = world.ctx.elb.clone();
+        let control = world.emulator.control_handle();
+        let groups = [
+            (Slot::Blue, world.tg_blue.clone()),
+            (Slot::Green, world.tg_green.clone()),
+        ];
+        let migration_exit = Arc::new(AtomicI32::new(0));
+        let exit = migration_exit.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                for (slot, tg) in &groups {
+                    // Errors are transient here (the world is being changed under us): try again.
+                    let _ = settle_slot(&ecs, &elb, &control, *slot, tg).await;
+                }
+                let _ = finish_tasks(&ecs, &control, exit.load(Ordering::SeqCst)).await;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        });
+        Simulator {
+            task,
+            migration_exit,
+        }
+    }
+
+    /// The exit code one-off tasks (migrations) end with from now on.
+    pub fn set_migration_exit(&self, code: i32) {
+        self.migration_exit.store(code, Ordering::SeqCst);
+    }
+}
+
+async fn settle_slot(
+    ecs: &aws_sdk_ecs::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    control: &Control,
+    slot: Slot,
+    tg: &str,
+) -> Result<(), String> {
+    let name = format!("shop-{slot}");
+    let out = ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services(&name)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(service) = out.services.unwrap_or_default().into_iter().next() else {
+        return Ok(());
+    };
+    if service.desired_count == 0 {
+        return Ok(());
+    }
+    let primary = service
+        .deployments
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.status.as_deref() == Some("PRIMARY"));
+    let settled = primary.is_some_and(|d| {
+        d.task_definition == service.task_definition
+            && d.rollout_state.as_ref().map(|s| s.as_str()) == Some("COMPLETED")
+            && d.running_count >= service.desired_count
+    });
+    if !settled {
+        control
+            .call(
+                "POST",
+                "/_bluegreen/ecs/rollout",
+                json!({"cluster": CLUSTER, "service": name, "state": "COMPLETED"}),
+            )
+            .await?;
+    }
+    let health = elb
+        .describe_target_health()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let registered = health.target_health_descriptions.unwrap_or_default().len() as i32;
+    if registered < service.desired_count {
+        let octet = if slot == Slot::Blue { 1 } else { 2 };
+        let mut call = elb.register_targets().target_group_arn(tg);
+        for i in registered..service.desired_count {
+            call = call.targets(
+                TargetDescription::builder()
+                    .id(format!("172.31.{octet}.{}", 10 + i))
+                    .port(8080)
+                    .build(),
+            );
+        }
+        call.send().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn finish_tasks(
+    ecs: &aws_sdk_ecs::Client,
+    control: &Control,
+    exit_code: i32,
+) -> Result<(), String> {
+    let out = ecs
+        .list_tasks()
+        .cluster(CLUSTER)
+        .desired_status(DesiredStatus::Running)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    for arn in out.task_arns.unwrap_or_default() {
+        control
+            .call(
+                "POST",
+                "/_bluegreen/ecs/task-stopped",
+                json!({"task_arn": arn, "exit_code": exit_code, "stop_code": "EssentialContainerExited"}),
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! The committed definitions, run by the local runner with the real steps against moto, while a
+//! simulator plays ECS and a test "person" decides approvals: every path of the deployment
+//! definition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+use aws_smithy_types::error::ErrorMetadata;
+use bluegreen::record::{Records, Status};
+use bluegreen::steps::approval::{self, Decision};
+use bluegreen::{Context, Slot};
+use bluegreen_statemachine::local::LocalTasks;
+use bluegreen_statemachine::{
+    DEPLOYMENT_ASL, Definition, EventKind, Finished, INTAKE_ASL, Outcome, Runner, ScaledClock,
+};
+use bluegreen_tests::{Simulator, World, push_event};
+
+/// What the test's approver does with a deployment awaiting approval.
+#[derive(Clone, Copy, PartialEq)]
+enum Person {
+    Approves,
+    Rejects,
+    IsAway,
+}
+
+struct Local {
+    world: World,
+    clock: ScaledClock,
+    simulator: Simulator,
+}
+
+impl Local {
+    async fn new() -> Local {
+        let world = World::build().await;
+        let simulator = Simulator::start(&world);
+        // A virtual second lasts a real millisecond: waits shrink, deadlines stay consistent.
+        Local {
+            world,
+            clock: ScaledClock::new(0.001),
+            simulator,
+        }
+    }
+
+    fn ctx(&self) -> Context {
+        self.world
+            .ctx
+            .clone()
+            .with_clock(Arc::new(self.clock.shared_now()))
+    }
+
+    /// Feeds `event` to the intake machine, then runs every deployment execution it (and the
+    /// hand-overs after it) start, in order. Returns the deployment executions' results.
+    async fn run(
+        &self,
+        ctx: Context,
+        event: serde_json::Value,
+        person: Person,
+    ) -> Vec<(String, Finished)> {
+        let decider = spawn_person(ctx.clone(), person);
+        let tasks = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
+        let intake = Runner::new(
+            Definition::parse(INTAKE_ASL).unwrap(),
+            "arn:local:intake",
+            tasks.clone(),
+            Arc::new(self.clock.clone()),
+        );
+        let finished = intake.run("intake-1", event).await;
+        assert!(
+            matches!(finished.outcome, Outcome::Succeeded(_)),
+            "intake: {:?}",
+            finished.outcome
+        );
+        let deployment = Runner::new(
+            Definition::parse(DEPLOYMENT_ASL).unwrap(),
+            "arn:local:deployment",
+            tasks.clone(),
+            Arc::new(self.clock.clone()),
+        );
+        let mut results = Vec::new();
+        let mut queue = tasks.take_started();
+        while !queue.is_empty() {
+            for start in queue {
+                let finished = deployment.run(&start.name, start.input).await;
+                results.push((start.name, finished));
+            }
+            queue = tasks.take_started();
+        }
+        decider.abort();
+        results
+    }
+}
+
+/// A person watching the records who decides every deployment awaiting approval.
+fn spawn_person(ctx: Context, person: Person) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if person != Person::IsAway {
+                for deployment in Records::new(&ctx)
+                    .for_service("shop")
+                    .await
+                    .unwrap_or_default()
+                {
+                    if deployment.status == Status::AwaitingApproval {
+                        let decision = Decision {
+                            approve: person == Person::Approves,
+                            approver: "alice@example.com".into(),
+                            reason: Some("not this one".into()),
+                            channel: "cli".into(),
+                        };
+                        let _ = approval::decide(&ctx, &deployment.deployment_id, &decision).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+fn push(tag: &str, id: &str, time: &str) -> serde_json::Value {
+    push_event(tag, 'c', id, time)
+}
+
+fn only(results: &[(String, Finished)]) -> &Finished {
+    assert_eq!(results.len(), 1, "one deployment execution expected");
+    &results[0].1
+}
+
+fn error_of(finished: &Finished) -> &str {
+    match &finished.outcome {
+        Outcome::Failed(f) => &f.error,
+        Outcome::Succeeded(out) => panic!("succeeded: {out}"),
+    }
+}
+
+async fn assert_production_untouched(world: &World) {
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "pre-prod scaled back"
+    );
+    assert_eq!(world.service(Slot::Blue).await.1, 2);
+}
+
+#[tokio::test]
+async fn a_push_deploys_through_approval_and_production_moves_to_green() {
+    let local = Local::new().await;
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    let finished = only(&results);
+    assert!(
+        matches!(finished.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        finished.outcome
+    );
+    let entered = finished.states_entered();
+    for state in [
+        "SyncDb",
+        "LaunchPreprodWait",
+        "MigrateCheck",
+        "HealthCheckDone?",
+        "Approval",
+        "Switch",
+        "BakeCheck",
+        "Finish",
+        "Succeeded",
+    ] {
+        assert!(
+            entered.contains(&state.to_owned()),
+            "{state} missing from {entered:?}"
+        );
+    }
+    assert_eq!(local.world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(
+        local.world.service(Slot::Blue).await.1,
+        0,
+        "old slot scaled to zero"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_health_check_aborts_with_production_untouched() {
+    let local = Local::new().await;
+    local.world.smoke.answer("health", 503, "down");
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    let finished = only(&results);
+    assert_eq!(error_of(finished), "HealthCheckFailed");
+    assert!(finished.states_entered().contains(&"Aborted".to_owned()));
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
+async fn a_failed_migration_aborts_with_production_untouched() {
+    let local = Local::new().await;
+    local.simulator.set_migration_exit(3);
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    assert_eq!(error_of(only(&results)), "MigrationFailed");
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
+async fn a_rejected_approval_aborts_with_production_untouched() {
+    let local = Local::new().await;
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Rejects,
+        )
+        .await;
+    assert_eq!(error_of(only(&results)), "ApprovalRejected");
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
+async fn an_approval_nobody_gives_times_out_and_aborts() {
+    let local = Local::new().await;
+    let mut config = local.world.config();
+    config.approval.timeout_seconds = 600;
+    local.world.put_config(&config).await;
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::IsAway,
+        )
+        .await;
+    assert_eq!(error_of(only(&results)), "ApprovalTimedOut");
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
+async fn a_bake_alarm_rolls_back_with_traffic_restored() {
+    let local = Local::new().await;
+    local
+        .world
+        .raise_alarm("shop-5xx", "errors after the switch")
+        .await;
+    let results = local
+        .run(
+            local.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    let finished = only(&results);
+    assert_eq!(error_of(finished), "BakeFailed");
+    assert!(finished.states_entered().contains(&"RolledBack".to_owned()));
+    assert_eq!(local.world.production().await.live().unwrap(), Slot::Blue);
+    assert_eq!(
+        local.world.service(Slot::Blue).await.1,
+        2,
+        "the old slot kept serving"
+    );
+}
+
+#[tokio::test]
+async fn a_push_during_a_deployment_is_queued_then_deployed_after_the_first() {
+    let local = Local::new().await;
+    // The second push arrives while the first deployment holds the lock.
+    let first =
+        bluegreen::steps::prepare::run(&local.ctx(), &push("v2", "e-1", "2026-11-21T10:00:00Z"))
+            .await
+            .unwrap();
+    let first_id = match first {
+        bluegreen::steps::prepare::Prepared::Deployments { deployments } => {
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let queued = local
+        .run(
+            local.ctx(),
+            push("v3", "e-2", "2026-11-21T10:01:00Z"),
+            Person::Approves,
+        )
+        .await;
+    assert!(queued.is_empty(), "the second push is queued, not started");
+    // The first deployment runs; when it finishes it hands the lock to the queued one.
+    let tasks = Arc::new(LocalTasks::new(
+        local.ctx(),
+        Arc::new(local.clock.clone()),
+        5.0,
+    ));
+    let decider = spawn_person(local.ctx(), Person::Approves);
+    let deployment = Runner::new(
+        Definition::parse(DEPLOYMENT_ASL).unwrap(),
+        "arn:local:deployment",
+        tasks.clone(),
+        Arc::new(local.clock.clone()),
+    );
+    let first_run = deployment
+        .run(&first_id, serde_json::json!({"deployment_id": first_id}))
+        .await;
+    assert!(
+        matches!(first_run.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        first_run.outcome
+    );
+    let next = tasks.take_started();
+    assert_eq!(next.len(), 1, "the queued deployment was started");
+    let second_run = deployment.run(&next[0].name, next[0].input.clone()).await;
+    decider.abort();
+    assert!(
+        matches!(second_run.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        second_run.outcome
+    );
+    assert_eq!(
+        local.world.production().await.live().unwrap(),
+        Slot::Blue,
+        "the second deployment went back to blue"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_call_is_retried_by_the_definition_and_the_deployment_succeeds() {
+    let local = Local::new().await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let throttle = mock!(aws_sdk_ecs::Client::describe_services)
+        .match_requests(move |_| counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0)
+        .then_error(|| {
+            DescribeServicesError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("slow down")
+                    .build(),
+            )
+        });
+    let mut ctx = local.ctx();
+    ctx.ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&local.world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&throttle)
+                    .allow_passthrough(),
+            )
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    let results = local
+        .run(
+            ctx,
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    let finished = only(&results);
+    assert!(
+        matches!(finished.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        finished.outcome
+    );
+    let retried = finished
+        .history
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Retrying { state, .. } if state == "LaunchPreprod"));
+    assert!(retried, "the definition's Retry handled the throttle");
+}
