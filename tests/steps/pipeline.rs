@@ -135,6 +135,21 @@ async fn a_full_deployment_then_a_second_one_deploys_back_to_blue() {
     ));
     finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(record(&world, &id).await.status, Status::Succeeded);
+    // A replayed push event finds the finished deployment and starts nothing.
+    let replay = bluegreen::steps::prepare::run(
+        &world.ctx,
+        &bluegreen_tests::push_event("v2", 'a', "event-1", PUSHED_AT),
+    )
+    .await
+    .unwrap();
+    let bluegreen::steps::prepare::Prepared::Deployments { deployments } = replay else {
+        panic!("{replay:?}")
+    };
+    assert_eq!(
+        deployments[0].outcome,
+        bluegreen::steps::prepare::PreparedOutcome::Ended
+    );
+    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
 
     let second = prepare_push(&world, "v3", "event-2").await;
     assert_eq!(

@@ -135,12 +135,16 @@ async fn an_invalid_stored_config_fails_with_every_problem_and_touches_nothing()
 }
 
 #[tokio::test]
-async fn of_the_sample_events_only_the_tagged_push_starts_a_deployment() {
+async fn of_the_sample_events_only_the_tagged_pushes_start_deployments() {
     let world = World::build().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut started = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths {
         let event: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         if let Prepared::Deployments { deployments } =

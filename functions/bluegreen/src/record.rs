@@ -390,6 +390,17 @@ impl<'a> Records<'a> {
     /// Every record of `service`, newest first (a scan filtered by service; the stack adds a
     /// `service` index for large histories).
     pub async fn for_service(&self, service: &str) -> StepResult<Vec<Deployment>> {
+        self.scan_where("service", service).await
+    }
+
+    /// Every record with `status`, newest first.
+    pub async fn with_status(&self, status: Status) -> StepResult<Vec<Deployment>> {
+        let value = serde_json::to_value(status).expect("status serialises");
+        self.scan_where("status", value.as_str().unwrap_or_default())
+            .await
+    }
+
+    async fn scan_where(&self, field: &str, value: &str) -> StepResult<Vec<Deployment>> {
         let mut all = Vec::new();
         let mut start = None;
         loop {
@@ -398,9 +409,9 @@ impl<'a> Records<'a> {
                 .dynamodb
                 .scan()
                 .table_name(self.table())
-                .filter_expression("#service = :service")
-                .expression_attribute_names("#service", "service")
-                .expression_attribute_values(":service", AttributeValue::S(service.to_owned()))
+                .filter_expression("#field = :value")
+                .expression_attribute_names("#field", field)
+                .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

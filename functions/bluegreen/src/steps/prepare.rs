@@ -67,6 +67,8 @@ pub enum PreparedOutcome {
     Queued,
     /// A newer push replaced it.
     Superseded,
+    /// It already ran to its end (a replayed event): nothing more to do.
+    Ended,
 }
 
 /// Handles an EventBridge event, or `{"resume": "<deployment id>"}` for a queued deployment
@@ -263,6 +265,7 @@ fn summary(d: &Deployment) -> Prepared1 {
     let outcome = match d.status {
         Status::Queued => PreparedOutcome::Queued,
         Status::Superseded => PreparedOutcome::Superseded,
+        status if status.is_terminal() => PreparedOutcome::Ended,
         _ => PreparedOutcome::Started,
     };
     let started = outcome == PreparedOutcome::Started;

@@ -1,0 +1,81 @@
+//! A Mermaid flowchart of a definition: one node per state, solid edges for `Next`, `Choice`
+//! rules and defaults, dotted edges for `Catch`.
+
+use bluegreen_statemachine::Definition;
+use bluegreen_statemachine::definition::State;
+
+fn id(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+/// Renders `definition` as a Mermaid `flowchart TD`.
+pub fn mermaid(definition: &Definition) -> String {
+    let mut out = String::from("flowchart TD\n");
+    out.push_str(&format!(
+        "    start(( )) --> {}\n",
+        id(&definition.start_at)
+    ));
+    for (name, state) in &definition.states {
+        let node = id(name);
+        let shape = match state {
+            State::Choice(_) => format!("{node}{{\"{name}\"}}"),
+            State::Succeed(_) | State::Fail(_) => format!("{node}([\"{name}\"])"),
+            State::Wait(_) => format!("{node}[/\"{name}\"/]"),
+            _ => format!("{node}[\"{name}\"]"),
+        };
+        out.push_str(&format!("    {shape}\n"));
+        let mut edge = |to: &str, label: Option<String>, dotted: bool| {
+            let arrow = match (dotted, label) {
+                (true, Some(l)) => format!("-. \"{l}\" .->"),
+                (true, None) => "-.->".to_owned(),
+                (false, Some(l)) => format!("-- \"{l}\" -->"),
+                (false, None) => "-->".to_owned(),
+            };
+            out.push_str(&format!("    {node} {arrow} {}\n", id(to)));
+        };
+        match state {
+            State::Task(t) => {
+                if let Some(next) = &t.transition.next {
+                    edge(next, None, false);
+                }
+                for c in &t.catch {
+                    edge(&c.next, Some(c.error_equals.join(", ")), true);
+                }
+            }
+            State::Map(m) => {
+                if let Some(next) = &m.transition.next {
+                    edge(next, None, false);
+                }
+            }
+            State::Pass(p) => {
+                if let Some(next) = &p.transition.next {
+                    edge(next, None, false);
+                }
+            }
+            State::Wait(w) => {
+                if let Some(next) = &w.transition.next {
+                    edge(next, None, false);
+                }
+            }
+            State::Choice(c) => {
+                for rule in &c.choices {
+                    let condition = if let Some(v) = &rule.string_equals {
+                        format!("{} = {v}", rule.variable)
+                    } else if let Some(v) = rule.boolean_equals {
+                        format!("{} = {v}", rule.variable)
+                    } else if rule.is_present.is_some() {
+                        format!("{} present", rule.variable)
+                    } else {
+                        "past deadline".to_owned()
+                    };
+                    edge(&rule.next, Some(condition.replace('"', "'")), false);
+                }
+                if let Some(default) = &c.default {
+                    edge(default, Some("otherwise".into()), false);
+                }
+            }
+            State::Succeed(_) | State::Fail(_) => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,232 @@
+//! `bluegreen run`: one push, run through the intake and deployment definitions in-process,
+//! with a live timeline and a summary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen::Context;
+use bluegreen::record::{Records, Status};
+use bluegreen::steps::approval::{self, Decision};
+use bluegreen_statemachine::local::LocalTasks;
+use bluegreen_statemachine::{
+    DEPLOYMENT_ASL, Definition, EventKind, Finished, HistoryEvent, INTAKE_ASL, Outcome, Runner,
+    ScaledClock,
+};
+use chrono::{DateTime, Utc};
+
+/// Arguments of `bluegreen run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The EventBridge event (an ECR Image Action) to deploy, as a JSON file.
+    #[arg(long)]
+    event: PathBuf,
+    /// Approve automatically (as --approver) when the deployment awaits approval. Without
+    /// it, approve from another terminal with `bluegreen approve <deployment-id>`.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Who approves with --auto-approve (must be a listed approver).
+    #[arg(long, env = "BLUEGREEN_APPROVER", default_value = "local")]
+    approver: String,
+    /// How fast waits pass: 1 is real time, 0.01 makes a 60 s wait take 0.6 s.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+}
+
+/// Runs the command; exit 0 when every deployment succeeded.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let event: serde_json::Value = match std::fs::read_to_string(&args.event)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(event) => event,
+        Err(e) => return crate::fail(&format!("{}: {e}", args.event.display())),
+    };
+    let clock = ScaledClock::new(args.time_scale);
+    let ctx = Context::from_env()
+        .await
+        .with_clock(Arc::new(clock.shared_now()));
+    let approver = args
+        .auto_approve
+        .then(|| tokio::spawn(auto_approve(ctx.clone(), args.approver.clone())));
+    let tasks = Arc::new(LocalTasks::new(ctx.clone(), Arc::new(clock.clone()), 2.0));
+    let observer: bluegreen_statemachine::runner::Observer = Arc::new(print_event);
+    let runner = |text: &str, id: &str| -> Result<Runner, String> {
+        let definition = Definition::parse(text).map_err(|e| e.to_string())?;
+        Ok(
+            Runner::new(definition, id, tasks.clone(), Arc::new(clock.clone()))
+                .with_observer(observer.clone()),
+        )
+    };
+    let (intake, deployment) = match (
+        runner(INTAKE_ASL, "arn:local:stateMachine:bluegreen-intake"),
+        runner(
+            DEPLOYMENT_ASL,
+            "arn:local:stateMachine:bluegreen-deployment",
+        ),
+    ) {
+        (Ok(i), Ok(d)) => (i, d),
+        (Err(e), _) | (_, Err(e)) => return crate::fail(&e),
+    };
+
+    println!("== intake ({})", args.event.display());
+    let intake_run = intake.run("intake", event).await;
+    if let Outcome::Failed(f) = &intake_run.outcome {
+        return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
+    }
+    let mut all_succeeded = true;
+    let mut queue = tasks.take_started();
+    if queue.is_empty() {
+        println!(
+            "no deployment started (ignored, queued or superseded; see the prepare output above)"
+        );
+    }
+    while !queue.is_empty() {
+        for start in queue {
+            println!("\n== deployment {}", start.name);
+            let finished = deployment.run(&start.name, start.input).await;
+            all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
+            summary(&ctx, &start.name, &finished).await;
+        }
+        queue = tasks.take_started();
+    }
+    if let Some(handle) = approver {
+        handle.abort();
+    }
+    if all_succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Approves every deployment of any service that awaits approval, as `approver`.
+async fn auto_approve(ctx: Context, approver: String) {
+    loop {
+        for deployment in Records::new(&ctx)
+            .with_status(Status::AwaitingApproval)
+            .await
+            .unwrap_or_default()
+        {
+            let decision = Decision {
+                approve: true,
+                approver: approver.clone(),
+                reason: None,
+                channel: "cli".into(),
+            };
+            if approval::decide(&ctx, &deployment.deployment_id, &decision)
+                .await
+                .is_ok()
+            {
+                println!(
+                    "         approved {} as {approver} (--auto-approve)",
+                    deployment.deployment_id
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%H:%M:%S").to_string()
+}
+
+/// One line per event worth a person's attention.
+fn print_event(event: &HistoryEvent) {
+    let at = time(event.at);
+    match &event.kind {
+        EventKind::StateEntered { state } => println!("{at}  > {state}"),
+        EventKind::Waiting { seconds, .. } if *seconds > 0.0 => {
+            println!("{at}      waiting {seconds:.0}s")
+        }
+        EventKind::Retrying {
+            attempt,
+            delay_seconds,
+            ..
+        } => println!("{at}      retry {attempt} in {delay_seconds:.1}s"),
+        EventKind::TaskFailed { error, cause, .. } => {
+            println!("{at}      failed: {error}: {cause}")
+        }
+        EventKind::Caught { error, next, .. } => println!("{at}      caught {error} -> {next}"),
+        EventKind::ExecutionSucceeded { .. } => println!("{at}  = succeeded"),
+        EventKind::ExecutionFailed { error, cause } => println!("{at}  = failed: {error}: {cause}"),
+        _ => {}
+    }
+}
+
+/// The per-step durations (by the execution's clock) and the outcome, from the record too.
+async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
+    let mut durations: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut entered: Option<(String, DateTime<Utc>)> = None;
+    let mut order = Vec::new();
+    for event in &finished.history {
+        match &event.kind {
+            EventKind::StateEntered { state } => entered = Some((state.clone(), event.at)),
+            EventKind::StateExited { state } => {
+                if let Some((name, at)) = entered.take().filter(|(n, _)| n == state) {
+                    let Some(step) = step_of(&name).map(str::to_owned) else {
+                        continue;
+                    };
+                    if !durations.contains_key(&step) {
+                        order.push(step.clone());
+                    }
+                    let entry = durations.entry(step).or_default();
+                    entry.0 = order.len();
+                    entry.1 += (event.at - at).num_milliseconds() as f64 / 1000.0;
+                }
+            }
+            _ => {}
+        }
+    }
+    println!("\n   step               time");
+    for step in &order {
+        println!("   {step:<18} {:>7.1}s", durations[step].1);
+    }
+    let status = Records::new(ctx)
+        .get(deployment_id)
+        .await
+        .map(|d| d.status)
+        .unwrap_or(Status::Aborted);
+    match &finished.outcome {
+        Outcome::Succeeded(_) => println!("   outcome: {status:?}"),
+        Outcome::Failed(f) => println!("   outcome: {status:?} — {}: {}", f.error, f.cause),
+    }
+    // Read from AWS, not from the record: this is what production actually does now.
+    if let Ok(d) = Records::new(ctx).get(deployment_id).await {
+        match bluegreen::routing::read_production(ctx, &d.config).await {
+            Ok(state) => println!(
+                "   production traffic: blue {}%, green {}%",
+                state.percent(bluegreen::Slot::Blue),
+                state.percent(bluegreen::Slot::Green)
+            ),
+            Err(e) => println!("   production traffic: unknown ({e})"),
+        }
+    }
+}
+
+/// The steps of the deployment definition, for grouping a loop's states under its step.
+const STEPS: &[&str] = &[
+    "Resume",
+    "SyncDb",
+    "LaunchPreprod",
+    "Migrate",
+    "HealthCheck",
+    "Approval",
+    "Switch",
+    "Bake",
+    "Finish",
+    "Abort",
+    "Rollback",
+];
+
+/// `LaunchPreprodWait` -> `LaunchPreprod`; `None` for states that are not part of a step.
+fn step_of(state: &str) -> Option<&'static str> {
+    STEPS
+        .iter()
+        .filter(|s| state.starts_with(**s))
+        .max_by_key(|s| s.len())
+        .copied()
+}

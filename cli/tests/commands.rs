@@ -1,0 +1,84 @@
+//! The offline commands, run as a user would.
+
+use std::process::Command;
+
+fn bluegreen(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(args)
+        .output()
+        .expect("bluegreen runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn validate_accepts_the_definitions_and_the_documented_config() {
+    let (ok, stdout, stderr) =
+        bluegreen(&["validate", "--config", &repo("docs/example-service.toml")]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("2 definitions and 1 config file(s) are valid"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_lists_every_problem_of_a_bad_config_and_fails() {
+    let dir = std::env::temp_dir().join(format!("bluegreen-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    let example = std::fs::read_to_string(repo("docs/example-service.toml")).unwrap();
+    std::fs::write(
+        &bad,
+        example
+            .replace("approvers = [", "approvers = [] # ")
+            .replace("name = \"shop\"", "name = \"Shop!\""),
+    )
+    .unwrap();
+    let (ok, _, stderr) = bluegreen(&["validate", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("name:") && stderr.contains("approval.approvers:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+}
+
+#[test]
+fn graph_draws_every_state_and_the_catch_edges() {
+    let (ok, stdout, _) = bluegreen(&["graph"]);
+    assert!(ok);
+    assert!(stdout.starts_with("flowchart TD"));
+    for node in [
+        "Resume",
+        "LaunchPreprodCheck",
+        "Approval",
+        "Rollback",
+        "Aborted",
+    ] {
+        assert!(
+            stdout.contains(&format!("{node}["))
+                || stdout.contains(&format!("{node}("))
+                || stdout.contains(&format!("{node}{{")),
+            "{node}"
+        );
+    }
+    assert!(
+        stdout.contains("-. \"States.ALL\" .-> Abort"),
+        "catch edges are dotted"
+    );
+}
+
+#[test]
+fn run_with_a_missing_event_file_fails_clearly() {
+    let (ok, _, stderr) = bluegreen(&["run", "--event", "/nonexistent/event.json"]);
+    assert!(!ok);
+    assert!(stderr.contains("/nonexistent/event.json"), "{stderr}");
+}
