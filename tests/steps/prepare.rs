@@ -158,6 +158,12 @@ async fn of_the_sample_events_only_the_tagged_pushes_start_deployments() {
     }
     assert_eq!(
         started,
-        vec![("ecr-push-tagged.json".to_owned(), PreparedOutcome::Started)]
+        vec![
+            (
+                "ecr-push-tagged-v3.json".to_owned(),
+                PreparedOutcome::Started
+            ),
+            ("ecr-push-tagged.json".to_owned(), PreparedOutcome::Queued),
+        ]
     );
 }
