@@ -28,6 +28,7 @@ from moto.ecs import models as ecs_models
 from moto.ecs.models import ecs_backends
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
+from moto.awslambda_simple import models as lambda_simple
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -64,6 +65,27 @@ def _container_init(self, task_def):
 
 
 ecs_models.Container.__init__ = _container_init
+
+
+# moto's "simple" Lambda (used with its Step Functions interpreter) returns queued results as
+# payloads but cannot fail. Real Lambda reports a function error as a payload
+# {"errorType", "errorMessage"} plus the X-Amz-Function-Error header; add the header when a
+# queued result has that shape, so Retry/Catch on error names can be exercised.
+_original_simple_invoke = lambda_simple.LambdaSimpleBackend.invoke
+
+
+def _simple_invoke(self, function_name, qualifier, body, headers, response_headers):
+    result = _original_simple_invoke(self, function_name, qualifier, body, headers, response_headers)
+    try:
+        payload = json.loads(result)
+    except (TypeError, ValueError):
+        return result
+    if isinstance(payload, dict) and {"errorType", "errorMessage"} <= payload.keys():
+        response_headers["X-Amz-Function-Error"] = "Unhandled"
+    return result
+
+
+lambda_simple.LambdaSimpleBackend.invoke = _simple_invoke
 
 
 def _find_task(arn):

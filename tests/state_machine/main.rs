@@ -2,6 +2,8 @@
 //! simulator plays ECS and a test "person" decides approvals: every path of the deployment
 //! definition.
 
+mod conformance;
+
 use std::sync::Arc;
 use std::time::Duration;
 
