@@ -187,13 +187,7 @@ async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
     let mut decided = false;
     // Bounded: the interpreter finishes these paths in well under a second.
     for _ in 0..300 {
-        let history = sfn
-            .get_execution_history()
-            .execution_arn(&execution)
-            .max_results(1000)
-            .send()
-            .await
-            .expect("history");
+        let history = history_of(&sfn, &execution).await;
         if !decided
             && let Some(token) = history.events.iter().find_map(|e| {
                 let parameters = e.task_scheduled_event_details.as_ref()?.parameters.clone();
@@ -229,13 +223,7 @@ async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
             .expect("describe");
         if described.status.as_str() != "RUNNING" {
             // Read the history again: the one above may predate the end.
-            let history = sfn
-                .get_execution_history()
-                .execution_arn(&execution)
-                .max_results(1000)
-                .send()
-                .await
-                .expect("history");
+            let history = history_of(&sfn, &execution).await;
             let states = history
                 .events
                 .iter()
@@ -250,6 +238,18 @@ async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("moto's execution did not finish");
+}
+
+async fn history_of(
+    sfn: &aws_sdk_sfn::Client,
+    execution: &str,
+) -> aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput {
+    sfn.get_execution_history()
+        .execution_arn(execution)
+        .max_results(1000)
+        .send()
+        .await
+        .expect("history")
 }
 
 async fn assert_conforms(path: fn() -> Path, name: &str) {

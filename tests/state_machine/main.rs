@@ -53,6 +53,16 @@ impl Local {
             .with_clock(Arc::new(self.clock.shared_now()))
     }
 
+    /// Pushes `shop/web:v2` and runs what it starts, with `person` deciding approvals.
+    async fn deploy(&self, person: Person) -> Vec<(String, Finished)> {
+        self.run(
+            self.ctx(),
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            person,
+        )
+        .await
+    }
+
     /// Feeds `event` to the intake machine, then runs every deployment execution it (and the
     /// hand-overs after it) start, in order. Returns the deployment executions' results.
     async fn run(
@@ -150,13 +160,7 @@ async fn assert_production_untouched(world: &World) {
 #[tokio::test]
 async fn a_push_deploys_through_approval_and_production_moves_to_green() {
     let local = Local::new().await;
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+    let results = local.deploy(Person::Approves).await;
     let finished = only(&results);
     assert!(
         matches!(finished.outcome, Outcome::Succeeded(_)),
@@ -192,13 +196,7 @@ async fn a_push_deploys_through_approval_and_production_moves_to_green() {
 async fn a_failed_health_check_aborts_with_production_untouched() {
     let local = Local::new().await;
     local.world.smoke.answer("health", 503, "down");
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+    let results = local.deploy(Person::Approves).await;
     let finished = only(&results);
     assert_eq!(error_of(finished), "HealthCheckFailed");
     assert!(finished.states_entered().contains(&"Aborted".to_owned()));
@@ -209,13 +207,7 @@ async fn a_failed_health_check_aborts_with_production_untouched() {
 async fn a_failed_migration_aborts_with_production_untouched() {
     let local = Local::new().await;
     local.simulator.set_migration_exit(3);
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+    let results = local.deploy(Person::Approves).await;
     assert_eq!(error_of(only(&results)), "MigrationFailed");
     assert_production_untouched(&local.world).await;
 }
@@ -223,13 +215,7 @@ async fn a_failed_migration_aborts_with_production_untouched() {
 #[tokio::test]
 async fn a_rejected_approval_aborts_with_production_untouched() {
     let local = Local::new().await;
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Rejects,
-        )
-        .await;
+    let results = local.deploy(Person::Rejects).await;
     assert_eq!(error_of(only(&results)), "ApprovalRejected");
     assert_production_untouched(&local.world).await;
 }
@@ -240,13 +226,7 @@ async fn an_approval_nobody_gives_times_out_and_aborts() {
     let mut config = local.world.config();
     config.approval.timeout_seconds = 600;
     local.world.put_config(&config).await;
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::IsAway,
-        )
-        .await;
+    let results = local.deploy(Person::IsAway).await;
     assert_eq!(error_of(only(&results)), "ApprovalTimedOut");
     assert_production_untouched(&local.world).await;
 }
@@ -258,13 +238,7 @@ async fn a_bake_alarm_rolls_back_with_traffic_restored() {
         .world
         .raise_alarm("shop-5xx", "errors after the switch")
         .await;
-    let results = local
-        .run(
-            local.ctx(),
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+    let results = local.deploy(Person::Approves).await;
     let finished = only(&results);
     assert_eq!(error_of(finished), "BakeFailed");
     assert!(finished.states_entered().contains(&"RolledBack".to_owned()));
