@@ -3,7 +3,7 @@
 //! container runtime ends bluegreen's one-off tasks with a chosen exit code.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_ecs::types::DesiredStatus;
@@ -18,6 +18,7 @@ use crate::world::{CLUSTER, World};
 pub struct Simulator {
     task: tokio::task::JoinHandle<()>,
     migration_exit: Arc<AtomicI32>,
+    rollouts_fail: Arc<AtomicBool>,
 }
 
 impl Drop for Simulator {
@@ -38,11 +39,15 @@ impl Simulator {
         ];
         let migration_exit = Arc::new(AtomicI32::new(0));
         let exit = migration_exit.clone();
+        let rollouts_fail = Arc::new(AtomicBool::new(false));
+        let fail = rollouts_fail.clone();
         let task = tokio::spawn(async move {
             loop {
                 for (slot, tg) in &groups {
                     // Errors are transient here (the world is being changed under us): try again.
-                    let _ = settle_slot(&ecs, &elb, &control, *slot, tg).await;
+                    let _ =
+                        settle_slot(&ecs, &elb, &control, *slot, tg, fail.load(Ordering::SeqCst))
+                            .await;
                 }
                 let _ = finish_tasks(&ecs, &control, exit.load(Ordering::SeqCst)).await;
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -51,7 +56,13 @@ impl Simulator {
         Simulator {
             task,
             migration_exit,
+            rollouts_fail,
         }
+    }
+
+    /// From now on, new rollouts end FAILED (tasks that never become healthy).
+    pub fn fail_rollouts(&self) {
+        self.rollouts_fail.store(true, Ordering::SeqCst);
     }
 
     /// The exit code one-off tasks (migrations) end with from now on.
@@ -66,6 +77,7 @@ async fn settle_slot(
     control: &Control,
     slot: Slot,
     tg: &str,
+    fail: bool,
 ) -> Result<(), String> {
     let name = format!("shop-{slot}");
     let out = ecs
@@ -86,19 +98,31 @@ async fn settle_slot(
         .unwrap_or_default()
         .into_iter()
         .find(|d| d.status.as_deref() == Some("PRIMARY"));
-    let settled = primary.is_some_and(|d| {
+    let completed = primary.as_ref().is_some_and(|d| {
         d.task_definition == service.task_definition
             && d.rollout_state.as_ref().map(|s| s.as_str()) == Some("COMPLETED")
-            && d.running_count >= service.desired_count
+    });
+    if fail && completed {
+        return Ok(()); // only new rollouts fail
+    }
+    let state = if fail { "FAILED" } else { "COMPLETED" };
+    let settled = primary.is_some_and(|d| {
+        d.task_definition == service.task_definition
+            && d.rollout_state.as_ref().map(|s| s.as_str()) == Some(state)
+            && (fail || d.running_count >= service.desired_count)
     });
     if !settled {
         control
             .call(
                 "POST",
                 "/_bluegreen/ecs/rollout",
-                json!({"cluster": CLUSTER, "service": name, "state": "COMPLETED"}),
+                json!({"cluster": CLUSTER, "service": name, "state": state}),
             )
             .await?;
+    }
+    if fail {
+        // Tasks that never start register no targets.
+        return Ok(());
     }
     let health = elb
         .describe_target_health()

@@ -204,6 +204,29 @@ async fn a_failed_health_check_aborts_with_production_untouched() {
 }
 
 #[tokio::test]
+async fn a_failed_database_sync_aborts_with_production_untouched() {
+    let local = Local::new().await;
+    let mut config = local.world.config();
+    config.database.strategy = bluegreen::config::DbStrategy::Isolated;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "gone-db".into(),
+    });
+    local.world.put_config(&config).await;
+    let results = local.deploy(Person::Approves).await;
+    assert_eq!(error_of(only(&results)), "ResourceNotFound");
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
+async fn a_failed_launch_aborts_with_production_untouched() {
+    let local = Local::new().await;
+    local.simulator.fail_rollouts();
+    let results = local.deploy(Person::Approves).await;
+    assert_eq!(error_of(only(&results)), "LaunchFailed");
+    assert_production_untouched(&local.world).await;
+}
+
+#[tokio::test]
 async fn a_failed_migration_aborts_with_production_untouched() {
     let local = Local::new().await;
     local.simulator.set_migration_exit(3);
