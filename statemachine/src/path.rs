@@ -19,6 +19,15 @@ fn parse(path: &str) -> Result<JsonPath, PathError> {
     JsonPath::parse(path).map_err(|e| PathError(format!("invalid JSONPath {path:?}: {e}")))
 }
 
+/// Checks that `path` (or a `$$` context path) is valid JSONPath, without evaluating it.
+pub fn check(path: &str) -> Result<(), PathError> {
+    let path = match path.strip_prefix("$$") {
+        Some(rest) => format!("${rest}"),
+        None => path.to_owned(),
+    };
+    parse(&path).map(|_| ())
+}
+
 /// Reads `path` from `input`, or from `context` when it starts with `$$`. A definite path must
 /// select exactly one node; a wildcard path yields an array of what it selects.
 pub fn read(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {

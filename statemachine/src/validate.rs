@@ -131,10 +131,7 @@ fn check_machine(definition: &Definition, scope: &str, problems: &mut Vec<String
                     name,
                     format!("intrinsic function States.{rest} is not supported"),
                 );
-            } else if let Err(e) =
-                path::read(&p, &serde_json::Value::Null, &serde_json::Value::Null)
-                && e.0.starts_with("invalid JSONPath")
-            {
+            } else if let Err(e) = path::check(&p) {
                 problem(name, e.0);
             }
         }

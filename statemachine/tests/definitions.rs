@@ -109,6 +109,14 @@ fn validation_finds_broken_structure_and_broken_bluegreen_rules() {
             .any(|p| p.contains("not a known bluegreen step"))
     );
 
+    let mut bad_path = deployment();
+    bad_path["States"]["Finish"]["Parameters"]["deployment_id.$"] = json!("$.[[oops");
+    assert!(
+        problems(bad_path)
+            .iter()
+            .any(|p| p.starts_with("Finish: invalid JSONPath"))
+    );
+
     let mut intrinsic = deployment();
     intrinsic["States"]["SyncDbAgain"]["Parameters"]["attempt.$"] =
         json!("States.MathAdd($.check.attempt, 1)");

@@ -719,6 +719,14 @@ impl World {
             .collect()
     }
 
+    /// Which deployment holds the service's lock, if any.
+    pub async fn lock_holder(&self) -> Option<String> {
+        bluegreen::lock::Locks::new(&self.ctx)
+            .holder("shop")
+            .await
+            .expect("read lock")
+    }
+
     /// Identifiers of every DB instance.
     pub async fn db_instances(&self) -> Vec<String> {
         self.ctx

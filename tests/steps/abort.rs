@@ -1,7 +1,6 @@
 //! Abort: pre-prod back to how it was, production untouched, lock released or handed over.
 
 use bluegreen::Slot;
-use bluegreen::lock::Locks;
 use bluegreen::naming;
 use bluegreen::record::Status;
 use bluegreen::steps::abort;
@@ -32,11 +31,7 @@ async fn abort_restores_pre_prod_stops_the_migration_and_a_rerun_answers_the_sam
         Some("STOPPED"),
         "the migration was stopped"
     );
-    assert_eq!(
-        Locks::new(&world.ctx).holder("shop").await.unwrap(),
-        None,
-        "lock released"
-    );
+    assert_eq!(world.lock_holder().await, None, "lock released");
     let stored = record(&world, &id).await;
     assert_eq!(
         stored.failure.as_deref(),
@@ -91,14 +86,7 @@ async fn abort_hands_the_lock_to_the_queued_push() {
         .await
         .unwrap();
     assert_eq!(ended.next_deployment.as_deref(), Some(queued.as_str()));
-    assert_eq!(
-        Locks::new(&world.ctx)
-            .holder("shop")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(queued.as_str())
-    );
+    assert_eq!(world.lock_holder().await.as_deref(), Some(queued.as_str()));
     // The queued deployment resumes with the lock it was handed.
     let resumed = prepare::run(&world.ctx, &serde_json::json!({"resume": queued}))
         .await

@@ -1,7 +1,6 @@
 //! Finish: the old slot to zero (or warm), clones gone, lock released, outcome notified.
 
 use bluegreen::Slot;
-use bluegreen::lock::Locks;
 use bluegreen::record::Status;
 use bluegreen::steps::finish;
 use bluegreen_tests::World;
@@ -21,7 +20,7 @@ async fn finish_scales_the_old_slot_to_zero_releases_the_lock_and_is_idempotent(
         !green_tags.iter().any(|(k, _)| k == "bluegreen:role"),
         "the live slot is no longer pre-prod: {green_tags:?}"
     );
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
     let again = finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(again, first);
     let subjects = world.published_subjects().await;

@@ -2,7 +2,6 @@
 //! untouched and no pre-prod resource or clone left; a failure after it returns traffic.
 
 use bluegreen::Slot;
-use bluegreen::lock::Locks;
 use bluegreen::poll::Poll;
 use bluegreen::record::Status;
 use bluegreen::steps::{abort, approval, bake, finish, rollback, sync_db};
@@ -22,7 +21,7 @@ async fn abort_and_check(world: &World, id: &str, error: &str, blue_td: &str) {
     let ended = abort::run(&world.ctx, &failure(id, error)).await.unwrap();
     assert_eq!(ended.status, Status::Aborted);
     assert_untouched(world, blue_td).await;
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
     assert!(record(world, id).await.failure.unwrap().starts_with(error));
 }
 
@@ -149,7 +148,7 @@ async fn a_full_deployment_then_a_second_one_deploys_back_to_blue() {
         deployments[0].outcome,
         bluegreen::steps::prepare::PreparedOutcome::Ended
     );
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
 
     let second = prepare_push(&world, "v3", "event-2").await;
     assert_eq!(

@@ -30,11 +30,7 @@ async fn a_matching_push_takes_the_lock_reads_the_live_slot_and_records_the_depl
     assert_eq!(stored.status, Status::Preparing);
     assert_eq!(stored.image.tag, "v2");
     assert_eq!(
-        Locks::new(&world.ctx)
-            .holder("shop")
-            .await
-            .unwrap()
-            .as_deref(),
+        world.lock_holder().await.as_deref(),
         Some(d.deployment_id.as_str())
     );
 
@@ -58,7 +54,7 @@ async fn pushes_nobody_watches_are_ignored_and_change_nothing() {
         let out = prepare::run(&world.ctx, &event).await.unwrap();
         assert!(matches!(out, Prepared::Ignored { .. }), "{out:?}");
     }
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
 }
 
 #[tokio::test]
@@ -104,7 +100,7 @@ async fn unexpected_production_routing_is_an_error_and_releases_the_lock() {
         .await
         .unwrap_err();
     assert_eq!(err.name(), "UnexpectedRouting", "{err}");
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
 }
 
 #[tokio::test]
@@ -131,7 +127,7 @@ async fn an_invalid_stored_config_fails_with_every_problem_and_touches_nothing()
         panic!("{err}")
     };
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
 }
 
 #[tokio::test]

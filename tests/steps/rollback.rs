@@ -1,7 +1,6 @@
 //! Rollback: after the switch, traffic back to the old slot, verified; the failed slot to zero.
 
 use bluegreen::Slot;
-use bluegreen::lock::Locks;
 use bluegreen::naming;
 use bluegreen::record::Status;
 use bluegreen::steps::rollback;
@@ -32,7 +31,7 @@ async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent
         2,
         "the old slot kept serving"
     );
-    assert_eq!(Locks::new(&world.ctx).holder("shop").await.unwrap(), None);
+    assert_eq!(world.lock_holder().await, None);
     let subjects = world.published_subjects().await;
     assert_eq!(
         subjects.last().map(String::as_str),
