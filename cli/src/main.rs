@@ -1,15 +1,22 @@
-//! `bluegreen`: run a deployment locally with the real state machine definitions, decide
-//! approvals, validate definitions and configs, and draw the flow.
+//! `bluegreen`: run deployments locally, watch and decide them, roll back, manage service
+//! configs, serve the approval console, and check and draw the state machine definitions.
 //!
 //! Every command uses the default AWS credential chain and region; `AWS_ENDPOINT_URL` points it
-//! at an emulator (that is how `scripts/demo` runs it).
+//! at an emulator (that is how `scripts/demo` runs it). Exit status: 0 done, 1 refused or
+//! failed (the message says why), 2 bad usage.
 
+mod config_cmd;
+mod console;
 mod graph;
+mod ops;
+mod output;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use output::Output;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +25,9 @@ use clap::{Parser, Subcommand};
     about = "Blue/green deployments for ECS services"
 )]
 struct Cli {
+    /// `text` for people, `json` for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,25 +37,43 @@ enum Command {
     /// Run a deployment locally: the intake and deployment definitions execute in-process,
     /// calling the real steps against AWS (or the emulator in AWS_ENDPOINT_URL).
     Run(run::RunArgs),
-    /// Approve a deployment that awaits approval (records the decision the local runner waits on).
+    /// Serve the approval console on this machine (as you, for requests from this machine).
+    Console(console::ConsoleArgs),
+    /// Show each service's live slot and latest deployment (or one service's).
+    Status {
+        /// Only this service.
+        service: Option<String>,
+    },
+    /// List a service's deployments, newest first.
+    History {
+        /// The service.
+        service: String,
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Approve a deployment that awaits approval, as your AWS identity.
     Approve {
         /// The deployment id.
         deployment_id: String,
-        /// Who approves (must be a listed approver).
-        #[arg(long, env = "BLUEGREEN_APPROVER", default_value = "local")]
-        approver: String,
     },
-    /// Reject a deployment that awaits approval.
+    /// Reject a deployment that awaits approval, as your AWS identity.
     Reject {
         /// The deployment id.
         deployment_id: String,
         /// Why (required).
         #[arg(long)]
         reason: String,
-        /// Who rejects (must be a listed approver).
-        #[arg(long, env = "BLUEGREEN_APPROVER", default_value = "local")]
-        approver: String,
     },
+    /// Send a service's traffic back to the slot its last deployment replaced (only within
+    /// the keep-warm window, while that slot still runs).
+    Rollback {
+        /// The service.
+        service: String,
+    },
+    /// Validate, upload or read service configs.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Check the state machine definitions and, optionally, service config files.
     Validate {
         /// TOML service config files to validate.
@@ -63,17 +91,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let out = cli.output;
     match cli.command {
         Command::Run(args) => run::run(args).await,
-        Command::Approve {
-            deployment_id,
-            approver,
-        } => decide(&deployment_id, true, approver, None).await,
+        Command::Console(args) => console::serve(args).await,
+        Command::Status { service } => ops::status(out, service.as_deref()).await,
+        Command::History { service, limit } => ops::history(out, &service, limit).await,
+        Command::Approve { deployment_id } => ops::decide(out, &deployment_id, true, None).await,
         Command::Reject {
             deployment_id,
             reason,
-            approver,
-        } => decide(&deployment_id, false, approver, Some(reason)).await,
+        } => ops::decide(out, &deployment_id, false, Some(reason)).await,
+        Command::Rollback { service } => ops::rollback(out, &service).await,
+        Command::Config(command) => config_cmd::run(out, command).await,
         Command::Validate { configs } => validate(&configs),
         Command::Graph { intake } => {
             let text = if intake {
@@ -92,35 +122,10 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints `bluegreen: <message>` to stderr and returns the failure status.
 fn fail(message: &str) -> ExitCode {
     eprintln!("bluegreen: {message}");
     ExitCode::FAILURE
-}
-
-async fn decide(
-    deployment_id: &str,
-    approve: bool,
-    approver: String,
-    reason: Option<String>,
-) -> ExitCode {
-    let ctx = bluegreen::Context::from_env().await;
-    let decision = bluegreen::steps::approval::Decision {
-        approve,
-        approver,
-        reason,
-        channel: "cli".into(),
-    };
-    match bluegreen::steps::approval::decide(&ctx, deployment_id, &decision).await {
-        Ok(_token) => {
-            println!(
-                "{} {deployment_id} as {}",
-                if approve { "approved" } else { "rejected" },
-                decision.approver
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&format!("{}: {e}", e.name())),
-    }
 }
 
 fn validate(configs: &[std::path::PathBuf]) -> ExitCode {
@@ -144,16 +149,7 @@ fn validate(configs: &[std::path::PathBuf]) -> ExitCode {
             Err(e) => problems.push(format!("{name}: {e}")),
         }
     }
-    for path in configs {
-        let shown = path.display();
-        let result = std::fs::read_to_string(path)
-            .map_err(|e| bluegreen::StepError::ConfigInvalid(vec![e.to_string()]))
-            .and_then(|text| bluegreen::config::ServiceConfig::from_toml(&text))
-            .and_then(|config| config.validate());
-        if let Err(bluegreen::StepError::ConfigInvalid(list)) = result {
-            problems.extend(list.into_iter().map(|p| format!("{shown}: {p}")));
-        }
-    }
+    problems.extend(config_cmd::problems_of(configs));
     if problems.is_empty() {
         println!(
             "ok: 2 definitions and {} config file(s) are valid",

@@ -115,6 +115,7 @@ async fn auto_approve(ctx: Context, approver: String) {
                 approver: approver.clone(),
                 reason: None,
                 channel: "cli".into(),
+                link_nonce: None,
             };
             if approval::decide(&ctx, &deployment.deployment_id, &decision)
                 .await

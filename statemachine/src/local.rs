@@ -122,10 +122,9 @@ impl LocalTasks {
                         .unwrap_or_else(|| unreachable!("decided implies approval"));
                     return Err(Failure::new(
                         "ApprovalRejected",
-                        format!(
-                            "rejected by {}: {}",
-                            approval.approver.unwrap_or_default(),
-                            approval.reason.unwrap_or_default()
+                        approval::rejection_cause(
+                            &approval.approver.unwrap_or_default(),
+                            &approval.reason.unwrap_or_default(),
                         ),
                     ));
                 }

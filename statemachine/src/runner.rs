@@ -561,7 +561,8 @@ impl Runner {
                     async move {
                         let token = task.resource.ends_with(".waitForTaskToken").then(|| {
                             format!(
-                                "{}:{}:{}",
+                                "{}{}:{}:{}",
+                                bluegreen::steps::approval::LOCAL_TOKEN_PREFIX,
                                 execution.id,
                                 name,
                                 self.clock.now().timestamp_micros()

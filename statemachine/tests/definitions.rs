@@ -250,7 +250,7 @@ async fn the_happy_path_visits_every_step_in_order_and_succeeds() {
     assert!(
         approval["Payload"]["task_token"]
             .as_str()
-            .is_some_and(|t| t.starts_with("exec-1:Approval:"))
+            .is_some_and(|t| t.starts_with("bluegreen-local:exec-1:Approval:"))
     );
 }
 

@@ -12,6 +12,7 @@ the container runtime, ELB health checks. They never change what moto does for a
   POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason"}
   POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
   POST /_bluegreen/sns/published        {"topic_arn"} -> what was published to the topic
+                                        (subject, message, message attributes)
 """
 
 import json
@@ -155,9 +156,17 @@ def target_health(body):
 
 
 def published(body):
-    """What was published to a topic: [{"subject", "message"}], oldest first."""
+    """What was published to a topic: [{"subject", "message", "attributes"}], oldest first;
+    attributes maps each message attribute's name to its string value."""
     topic = sns_backends[ACCOUNT][REGION].topics[body["topic_arn"]]
-    return [{"subject": n[2], "message": n[1]} for n in topic.sent_notifications]
+    return [
+        {
+            "subject": n[2],
+            "message": n[1],
+            "attributes": {k: v.get("Value") for k, v in (n[3] or {}).items()},
+        }
+        for n in topic.sent_notifications
+    ]
 
 
 ROUTES = {

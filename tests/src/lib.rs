@@ -5,9 +5,10 @@
 mod emulator;
 mod simulator;
 mod smoke_app;
+pub mod stepfunctions;
 mod world;
 
 pub use emulator::{Control, Emulator};
 pub use simulator::Simulator;
 pub use smoke_app::SmokeApp;
-pub use world::{World, push_event};
+pub use world::{LINK_SECRET, MOTO_CALLER, World, push_event};

@@ -25,6 +25,12 @@ use serde_json::json;
 
 use crate::{Emulator, SmokeApp};
 
+/// The Secrets Manager secret holding the approval-link signing key.
+pub const LINK_SECRET: &str = "bluegreen/link-signing-key";
+
+/// Who moto's STS says the caller is (the CLI's and the local console's identity in tests).
+pub const MOTO_CALLER: &str = "arn:aws:sts::123456789012:user/moto";
+
 /// The account moto uses.
 pub const ACCOUNT: &str = "123456789012";
 /// The cluster of the demo service.
@@ -98,6 +104,8 @@ impl World {
             locks_table: "bluegreen-locks".into(),
             topic_arn: None,
             console_url: Some("https://console.example.com".into()),
+            link_secret_id: Some(LINK_SECRET.into()),
+            webhook_url: None,
         };
         let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
         let clock_offset = offset.clone();
@@ -242,6 +250,15 @@ impl World {
             .send()
             .await
             .expect("create alarm");
+        world
+            .ctx
+            .secrets
+            .create_secret()
+            .name(LINK_SECRET)
+            .secret_string("k3y-for-tests-only-0123456789abcdefghijklmnop")
+            .send()
+            .await
+            .expect("create the link signing secret");
         world.put_config(&world.config()).await;
         world
     }
@@ -481,7 +498,11 @@ impl World {
             },
             approval: Approval {
                 policy: ApprovalPolicy::Required,
-                approvers: vec!["alice@example.com".into()],
+                approvers: vec![
+                    "alice@example.com".into(),
+                    "bob@example.com".into(),
+                    MOTO_CALLER.into(),
+                ],
                 timeout_seconds: 3600,
             },
             bake: Bake {

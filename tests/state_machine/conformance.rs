@@ -16,6 +16,9 @@ use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, Failure, Outcome, Runner, ScaledClock, TaskCall, TaskHandler,
 };
 use bluegreen_tests::Emulator;
+use bluegreen_tests::stepfunctions::{
+    interpret_state_machines, scheduled_task_token, start_execution,
+};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-step";
@@ -143,9 +146,7 @@ async fn local_states(path: Path) -> (Vec<String>, Option<String>) {
 
 async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
     let emulator = Emulator::start().await;
-    emulator
-        .control("POST", "/moto-api/config", json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}))
-        .await;
+    interpret_state_machines(&emulator).await;
     let results: Vec<String> = path
         .answers
         .iter()
@@ -161,42 +162,23 @@ async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
             json!({"account_id": "123456789012", "region": "us-east-1", "results": results}),
         )
         .await;
-    let sfn = aws_sdk_sfn::Client::new(&emulator.sdk_config().await);
     let mut definition = DEPLOYMENT_ASL.to_owned();
     for (placeholder, _) in bluegreen_statemachine::validate::STEP_RESOURCES {
         definition = definition.replace(placeholder, FUNCTION);
     }
-    let machine = sfn
-        .create_state_machine()
-        .name("bluegreen-deployment")
-        .definition(definition)
-        .role_arn("arn:aws:iam::123456789012:role/bluegreen-states")
-        .send()
-        .await
-        .expect("create state machine")
-        .state_machine_arn;
-    let execution = sfn
-        .start_execution()
-        .state_machine_arn(machine)
-        .name(name)
-        .input(json!({"deployment_id": "shop-1"}).to_string())
-        .send()
-        .await
-        .expect("start execution")
-        .execution_arn;
+    let (sfn, execution) = start_execution(
+        &emulator,
+        "bluegreen-deployment",
+        &definition,
+        name,
+        &json!({"deployment_id": "shop-1"}),
+    )
+    .await;
     let mut decided = false;
     // Bounded: the interpreter finishes these paths in well under a second.
     for _ in 0..300 {
         let history = history_of(&sfn, &execution).await;
-        if !decided
-            && let Some(token) = history.events.iter().find_map(|e| {
-                let parameters = e.task_scheduled_event_details.as_ref()?.parameters.clone();
-                let parameters: Value = serde_json::from_str(&parameters).ok()?;
-                parameters["Payload"]["task_token"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-        {
+        if !decided && let Some(token) = scheduled_task_token(&history) {
             if path.approve {
                 sfn.send_task_success()
                     .task_token(token)

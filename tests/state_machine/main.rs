@@ -121,6 +121,7 @@ fn spawn_person(ctx: Context, person: Person) -> tokio::task::JoinHandle<()> {
                             approver: "alice@example.com".into(),
                             reason: Some("not this one".into()),
                             channel: "cli".into(),
+                            link_nonce: None,
                         };
                         let _ = approval::decide(&ctx, &deployment.deployment_id, &decision).await;
                     }

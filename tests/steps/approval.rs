@@ -31,17 +31,40 @@ async fn requesting_approval_stores_the_token_and_notifies_once_without_the_toke
     let stored = record(&world, &id).await;
     assert_eq!(stored.status, Status::AwaitingApproval);
     let published = world.published().await;
-    assert_eq!(published.len(), 1, "notified exactly once: {published:?}");
-    let message = published[0]["message"].as_str().unwrap();
-    assert!(
-        message.contains("https://console.example.com/deployments/")
-            && message.contains("2/2 targets healthy"),
-        "{message}"
+    let approvers = world.config().approval.approvers;
+    assert_eq!(
+        published.len(),
+        approvers.len(),
+        "one message per approver, once: {published:?}"
     );
-    assert!(
-        !message.contains("secret-token-123"),
-        "the task token leaked into the notification"
-    );
+    for (message, approver) in published.iter().zip(&approvers) {
+        assert_eq!(message["attributes"]["approver"], approver.as_str());
+        assert_eq!(message["attributes"]["kind"], "awaiting_approval");
+        let text = message["message"].as_str().unwrap();
+        assert!(
+            text.contains(&format!(
+                "https://console.example.com/deployments/{id}?link="
+            )) && text.contains("2/2 targets healthy"),
+            "{text}"
+        );
+        let token = text
+            .split("?link=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let key = world.ctx.signing_key().await.unwrap().unwrap();
+        let claims = bluegreen::links::verify(&key, token, &id, world.now()).unwrap();
+        assert_eq!(
+            &claims.approver, approver,
+            "each approver gets their own link"
+        );
+        assert!(
+            !text.contains("secret-token-123"),
+            "the task token leaked into the notification"
+        );
+    }
     assert!(
         !format!("{stored:?}").contains("secret-token-123"),
         "the token leaked into the record's Debug"
@@ -60,8 +83,11 @@ async fn a_decision_is_recorded_exactly_once_and_returns_the_token() {
     let second = approval::decide(&world.ctx, &id, &decision(false))
         .await
         .unwrap_err();
+    assert_eq!(second.name(), "NotAwaitingApproval");
     assert!(
-        second.to_string().contains("not awaiting a decision"),
+        second
+            .to_string()
+            .contains("already approved by alice@example.com via cli"),
         "{second}"
     );
     let stored = record(&world, &id).await.approval.unwrap();
@@ -101,13 +127,10 @@ async fn strangers_rejections_without_reason_and_late_decisions_are_refused() {
     request_approval(&world, &id).await;
     let mut stranger = decision(true);
     stranger.approver = "mallory@example.com".into();
-    assert!(
-        approval::decide(&world.ctx, &id, &stranger)
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("not an approver")
-    );
+    let refused = approval::decide(&world.ctx, &id, &stranger)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "NotAnApprover", "{refused}");
     let mut no_reason = decision(false);
     no_reason.reason = None;
     assert!(

@@ -148,6 +148,7 @@ pub fn decision(approve: bool) -> Decision {
         approver: "alice@example.com".into(),
         reason: (!approve).then(|| "not today".to_owned()),
         channel: "cli".into(),
+        link_nonce: None,
     }
 }
 
@@ -174,8 +175,8 @@ pub async fn bake_start(world: &World, id: &str) -> Started {
         .expect("bake start")
 }
 
-/// Runs a deployment from push to awaiting approval (synced, launched, migrated, healthy).
-pub async fn deploy_to_approval(world: &World) -> String {
+/// Runs a deployment from push to healthy pre-prod (synced, launched, migrated, healthy).
+pub async fn deploy_to_health(world: &World) -> String {
     let id = prepare_push(world, "v2", "event-1").await;
     sync(world, &id).await;
     launch(world, &id).await;
@@ -183,6 +184,12 @@ pub async fn deploy_to_approval(world: &World) -> String {
     assert!(matches!(migrated, Poll::Done { .. }), "{migrated:?}");
     let healthy = health(world, &id).await.expect("health");
     assert!(matches!(healthy, Poll::Done { .. }), "{healthy:?}");
+    id
+}
+
+/// Runs a deployment from push to awaiting approval.
+pub async fn deploy_to_approval(world: &World) -> String {
+    let id = deploy_to_health(world).await;
     request_approval(world, &id).await;
     id
 }

@@ -27,9 +27,12 @@ async fn finish_scales_the_old_slot_to_zero_releases_the_lock_and_is_idempotent(
     assert_eq!(
         subjects,
         vec![
-            "bluegreen: shop awaiting approval".to_owned(),
+            "bluegreen: shop awaits approval".to_owned(),
+            "bluegreen: shop awaits approval".to_owned(),
+            "bluegreen: shop awaits approval".to_owned(),
             "bluegreen: shop succeeded".to_owned()
-        ]
+        ],
+        "one approval request per approver (three), then the outcome"
     );
 }
 

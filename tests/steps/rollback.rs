@@ -35,7 +35,7 @@ async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent
     let subjects = world.published_subjects().await;
     assert_eq!(
         subjects.last().map(String::as_str),
-        Some("bluegreen: shop rolled back"),
+        Some("bluegreen: shop was rolled back"),
         "{subjects:?}"
     );
 

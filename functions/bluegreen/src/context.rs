@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::error::StepResult;
+
 /// Settings that come from the Lambda environment (or the CLI's flags).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -17,11 +19,18 @@ pub struct Settings {
     pub topic_arn: Option<String>,
     /// Base URL of the approval console, put into approval notifications.
     pub console_url: Option<String>,
+    /// Secrets Manager id (name or ARN) of the key that signs approval links; without it,
+    /// notifications carry no links and approvers decide from the CLI.
+    pub link_secret_id: Option<String>,
+    /// Optional Slack-compatible incoming webhook that receives the same notifications,
+    /// without signed links (a channel is shared; a link identifies one person).
+    pub webhook_url: Option<String>,
 }
 
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
-    /// `BLUEGREEN_TOPIC_ARN` and `BLUEGREEN_CONSOLE_URL`, with the stack's defaults.
+    /// `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID` and
+    /// `BLUEGREEN_WEBHOOK_URL`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -33,6 +42,8 @@ impl Settings {
             locks_table: var("BLUEGREEN_LOCKS_TABLE").unwrap_or_else(|| "bluegreen-locks".into()),
             topic_arn: var("BLUEGREEN_TOPIC_ARN"),
             console_url: var("BLUEGREEN_CONSOLE_URL"),
+            link_secret_id: var("BLUEGREEN_LINK_SECRET_ID"),
+            webhook_url: var("BLUEGREEN_WEBHOOK_URL"),
         }
     }
 }
@@ -69,11 +80,20 @@ pub struct Context {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// RDS.
     pub rds: aws_sdk_rds::Client,
+    /// Step Functions (delivering approval decisions).
+    pub sfn: aws_sdk_sfn::Client,
+    /// STS (who is calling, for the CLI and the local console).
+    pub sts: aws_sdk_sts::Client,
+    /// Secrets Manager (the approval-link signing key).
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// HTTP client for smoke checks.
     pub http: reqwest::Client,
     /// Settings.
     pub settings: Settings,
+    /// The AWS region the clients talk to (console log links).
+    pub region: Option<String>,
     clock: Clock,
+    signing_key: Arc<tokio::sync::OnceCell<Option<crate::links::SigningKey>>>,
 }
 
 impl Context {
@@ -88,12 +108,17 @@ impl Context {
             sns: aws_sdk_sns::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             rds: aws_sdk_rds::Client::new(sdk),
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("the HTTP client builds with static settings"),
             settings,
+            region: sdk.region().map(|r| r.to_string()),
             clock: Arc::new(Utc::now),
+            signing_key: Arc::default(),
         }
     }
 
@@ -110,6 +135,21 @@ impl Context {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The approval-link signing key from Secrets Manager, read once per process (a Lambda
+    /// container keeps it; rotating the secret takes effect in new containers). `None` when no
+    /// secret is configured.
+    pub async fn signing_key(&self) -> StepResult<Option<crate::links::SigningKey>> {
+        self.signing_key
+            .get_or_try_init(|| async {
+                match &self.settings.link_secret_id {
+                    Some(id) => crate::links::SigningKey::load(self, id).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The current time according to the context's clock.

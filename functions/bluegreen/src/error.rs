@@ -103,6 +103,25 @@ pub enum StepError {
     #[error("approval timed out")]
     ApprovalTimedOut,
 
+    /// The deployment is not waiting for a decision: it was decided already, or has not asked
+    /// for one.
+    #[error("no decision possible: {0}")]
+    NotAwaitingApproval(String),
+
+    /// The caller is not a listed approver of the service.
+    #[error("not an approver: {0}")]
+    NotAnApprover(String),
+
+    /// The decision was recorded, but Step Functions did not accept it (the execution timed
+    /// out or ended); the deployment will end as the state machine decides.
+    #[error("decision recorded but not delivered: {0}")]
+    DecisionNotDelivered(String),
+
+    /// A manual rollback is not possible now (no finished deployment, outside the keep-warm
+    /// window, the old slot is not running, or a deployment is in progress).
+    #[error("rollback refused: {0}")]
+    RollbackRefused(String),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -164,6 +183,10 @@ impl StepError {
             StepError::HealthCheckFailed(_) => "HealthCheckFailed",
             StepError::ApprovalRejected(_) => "ApprovalRejected",
             StepError::ApprovalTimedOut => "ApprovalTimedOut",
+            StepError::NotAwaitingApproval(_) => "NotAwaitingApproval",
+            StepError::NotAnApprover(_) => "NotAnApprover",
+            StepError::DecisionNotDelivered(_) => "DecisionNotDelivered",
+            StepError::RollbackRefused(_) => "RollbackRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",

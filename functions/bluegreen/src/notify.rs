@@ -1,33 +1,73 @@
-//! Notifications: one SNS message per event worth a person's attention (awaiting approval,
-//! succeeded, aborted, rolled back, superseded). Task tokens never appear in them.
+//! Notifications: an SNS message (and, when configured, a Slack-compatible webhook post) for
+//! exactly five events — awaiting approval, succeeded, aborted, rolled back, superseded. The
+//! [`Notice`] type is the whole list; nothing else is ever sent.
+//!
+//! Awaiting approval is published once per approver, each with that approver's signed link and
+//! the message attributes `kind` and `approver`, so an approver's subscription filters on its own
+//! address (`{"approver": ["alice@example.com"]}`) and never sees another's link. The webhook
+//! (a shared channel) gets no links, only the console page. Task tokens and the signing key
+//! never appear in any message.
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use tracing::warn;
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::links::{self, LinkClaims};
 use crate::record::{ApprovalState, Deployment};
 
-/// Tells approvers a deployment awaits them. Returns `false` when no topic is configured.
+/// The events worth a person's attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A deployment waits for an approver.
+    AwaitingApproval,
+    /// The new slot serves production.
+    Succeeded,
+    /// Failed before the switch; production untouched.
+    Aborted,
+    /// Traffic went back to the old slot (automatically or by an operator).
+    RolledBack,
+    /// A newer push replaced a queued deployment.
+    Superseded,
+}
+
+impl Notice {
+    /// The `kind` message attribute and the word used in subjects.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Notice::AwaitingApproval => "awaiting_approval",
+            Notice::Succeeded => "succeeded",
+            Notice::Aborted => "aborted",
+            Notice::RolledBack => "rolled_back",
+            Notice::Superseded => "superseded",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Notice::AwaitingApproval => "awaits approval",
+            Notice::Succeeded => "succeeded",
+            Notice::Aborted => "was aborted",
+            Notice::RolledBack => "was rolled back",
+            Notice::Superseded => "was superseded",
+        }
+    }
+}
+
+/// Tells each approver a deployment awaits them, with their own signed link when a signing key
+/// and console URL are configured. Returns `false` when no topic is configured.
 pub async fn approval_requested(
     ctx: &Context,
     deployment: &Deployment,
     approval: &ApprovalState,
 ) -> StepResult<bool> {
-    let link = ctx
-        .settings
-        .console_url
-        .as_deref()
-        .map(|base| {
-            format!(
-                "{}/deployments/{}",
-                base.trim_end_matches('/'),
-                deployment.deployment_id
-            )
-        })
-        .unwrap_or_else(|| format!("bluegreen approve {}", deployment.deployment_id));
-    let body = format!(
-        "{service} is ready to switch to {repo}:{tag} ({digest}).\n\
+    let key = ctx.signing_key().await?;
+    let console = ctx.settings.console_url.as_deref();
+    let evidence = format!(
+        "{service} is ready to switch to {repo}:{tag}\n\
+         Digest: {digest}\n\
          Health: {health}\n\
-         Approvers: {approvers}\n\
-         Decide before {expires}: {link}",
+         Decide before {expires}.",
         service = deployment.service,
         repo = deployment.image.repository,
         tag = deployment.image.tag,
@@ -36,58 +76,137 @@ pub async fn approval_requested(
             .health_evidence
             .as_deref()
             .unwrap_or("not recorded"),
-        approvers = deployment.config.approval.approvers.join(", "),
         expires = approval.expires_at.to_rfc3339(),
     );
-    publish(ctx, deployment, "awaiting approval", &body).await
+    let cli = format!(
+        "From a terminal: bluegreen approve {id}  |  bluegreen reject {id} --reason '…'",
+        id = deployment.deployment_id
+    );
+    let mut sent = false;
+    for approver in &deployment.config.approval.approvers {
+        let link = match (&key, console) {
+            (Some(key), Some(console)) => {
+                let claims =
+                    LinkClaims::new(&deployment.deployment_id, approver, approval.expires_at);
+                format!(
+                    "Your approval link (works once, for you only): {}\n",
+                    links::url(
+                        console,
+                        &deployment.deployment_id,
+                        &links::sign(key, &claims)
+                    )
+                )
+            }
+            _ => String::new(),
+        };
+        let body = format!("{evidence}\n{link}{cli}");
+        sent |= publish(
+            ctx,
+            deployment,
+            Notice::AwaitingApproval,
+            &body,
+            Some(approver),
+        )
+        .await?;
+    }
+    let page = console
+        .map(|c| {
+            format!(
+                "\nConsole: {}/deployments/{}",
+                c.trim_end_matches('/'),
+                deployment.deployment_id
+            )
+        })
+        .unwrap_or_default();
+    post_webhook(
+        ctx,
+        &format!(
+            "{evidence}\nApprovers ({}) have been sent their links.{page}",
+            deployment.config.approval.approvers.join(", ")
+        ),
+    )
+    .await;
+    Ok(sent)
 }
 
-/// Reports how a deployment ended (`succeeded`, `aborted`, `rolled back`, `superseded`).
+/// Reports how a deployment ended. Returns `false` when no topic is configured.
 pub async fn outcome(
     ctx: &Context,
     deployment: &Deployment,
-    outcome: &str,
+    notice: Notice,
     detail: &str,
 ) -> StepResult<bool> {
     let body = format!(
-        "Deployment {id} of {service} ({repo}:{tag}) {outcome}.\n{detail}",
+        "Deployment {id} of {service} ({repo}:{tag}) {words}.\n{detail}",
         id = deployment.deployment_id,
         service = deployment.service,
         repo = deployment.image.repository,
         tag = deployment.image.tag,
+        words = notice.words(),
     );
-    publish(ctx, deployment, outcome, &body).await
+    let sent = publish(ctx, deployment, notice, &body, None).await?;
+    post_webhook(ctx, &body).await;
+    Ok(sent)
+}
+
+fn attribute(value: &str) -> StepResult<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| StepError::EventMalformed(e.to_string()))
 }
 
 async fn publish(
     ctx: &Context,
     deployment: &Deployment,
-    what: &str,
+    notice: Notice,
     body: &str,
+    approver: Option<&str>,
 ) -> StepResult<bool> {
     let Some(topic) = ctx.settings.topic_arn.as_deref() else {
         return Ok(false);
     };
     // SNS subjects are limited to 100 characters.
-    let subject: String = format!("bluegreen: {} {what}", deployment.service)
+    let subject: String = format!("bluegreen: {} {}", deployment.service, notice.words())
         .chars()
         .take(100)
         .collect();
-    ctx.sns
+    let mut request = ctx
+        .sns
         .publish()
         .topic_arn(topic)
         .subject(subject)
         .message(body)
-        .message_attributes(
-            "deployment_id",
-            aws_sdk_sns::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(&deployment.deployment_id)
-                .build()
-                .map_err(|e| StepError::EventMalformed(e.to_string()))?,
-        )
+        .message_attributes("deployment_id", attribute(&deployment.deployment_id)?)
+        .message_attributes("service", attribute(&deployment.service)?)
+        .message_attributes("kind", attribute(notice.kind())?);
+    if let Some(approver) = approver {
+        request = request.message_attributes("approver", attribute(approver)?);
+    }
+    request
         .send()
         .await
         .map_err(|e| StepError::from_sdk("sns:Publish", e))?;
     Ok(true)
+}
+
+/// Posts `{"text": …}` to the webhook. A failed post is logged and dropped: a chat message
+/// must never fail or repeat a deployment step. The URL is a credential and is not logged.
+async fn post_webhook(ctx: &Context, text: &str) {
+    let Some(url) = ctx.settings.webhook_url.as_deref() else {
+        return;
+    };
+    let result = ctx
+        .http
+        .post(url)
+        .timeout(std::time::Duration::from_secs(5))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::json!({ "text": text }).to_string())
+        .send()
+        .await
+        .and_then(|r| r.error_for_status());
+    if let Err(e) = result {
+        warn!(status = ?e.status(), "the notification webhook did not accept the message");
+    }
 }

@@ -67,6 +67,16 @@ pub struct TimelineEntry {
     pub detail: String,
 }
 
+/// A CloudWatch Logs location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogLocation {
+    /// Log group.
+    pub group: String,
+    /// Log stream, when the stream name is known.
+    #[serde(default)]
+    pub stream: Option<String>,
+}
+
 /// What launch changed on the idle slot, so abort can put it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PreprodState {
@@ -119,6 +129,12 @@ pub struct ApprovalState {
     /// `console` or `cli`.
     #[serde(default)]
     pub channel: Option<String>,
+    /// The nonce of the signed link that decided, so that link cannot be used again.
+    #[serde(default)]
+    pub link_nonce: Option<String>,
+    /// When Step Functions accepted the decision (`SendTaskSuccess`/`SendTaskFailure`).
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for ApprovalState {
@@ -170,6 +186,9 @@ pub struct Deployment {
     /// The rehearsal migration task's ARN.
     #[serde(default)]
     pub rehearsal_task_arn: Option<String>,
+    /// Where the production migration logged, once it succeeded.
+    #[serde(default)]
+    pub migration_log: Option<LogLocation>,
     /// Health-check evidence shown to approvers.
     #[serde(default)]
     pub health_evidence: Option<String>,
@@ -239,7 +258,7 @@ impl Change {
         Change::default()
     }
 
-    /// Sets a top-level attribute to a serialisable value.
+    /// Sets an attribute to a serialisable value (`a.b` sets a nested one; `a` must exist).
     pub fn set<T: Serialize>(mut self, field: &str, value: &T) -> Self {
         let value = serde_dynamo::to_attribute_value(value).expect("record fields serialise");
         self.sets.push((field.to_owned(), value));
@@ -339,9 +358,17 @@ impl<'a> Records<'a> {
             serde_dynamo::to_attribute_value(now).expect("time serialises"),
         );
         for (i, (field, value)) in change.sets.into_iter().enumerate() {
-            names.insert(format!("#f{i}"), field);
+            // `a.b` names a nested attribute: one placeholder per part.
+            let path: Vec<String> = field
+                .split('.')
+                .enumerate()
+                .map(|(j, part)| {
+                    names.insert(format!("#f{i}_{j}"), part.to_owned());
+                    format!("#f{i}_{j}")
+                })
+                .collect();
             values.insert(format!(":v{i}"), value);
-            sets.push(format!("#f{i} = :v{i}"));
+            sets.push(format!("{} = :v{i}", path.join(".")));
         }
         if let Some(entry) = change.entry {
             names.insert("#timeline".to_owned(), "timeline".to_owned());
@@ -400,19 +427,35 @@ impl<'a> Records<'a> {
             .await
     }
 
+    /// The `limit` newest records of every service. A full scan: one table per account holds a
+    /// few records per deployment day; an index on `created_at` is the upgrade path.
+    pub async fn recent(&self, limit: usize) -> StepResult<Vec<Deployment>> {
+        let mut all = self.scan(None).await?;
+        all.truncate(limit);
+        Ok(all)
+    }
+
     async fn scan_where(&self, field: &str, value: &str) -> StepResult<Vec<Deployment>> {
+        self.scan(Some((field, value))).await
+    }
+
+    async fn scan(&self, filter: Option<(&str, &str)>) -> StepResult<Vec<Deployment>> {
         let mut all = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut request = self
                 .ctx
                 .dynamodb
                 .scan()
                 .table_name(self.table())
-                .filter_expression("#field = :value")
-                .expression_attribute_names("#field", field)
-                .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
-                .set_exclusive_start_key(start)
+                .set_exclusive_start_key(start);
+            if let Some((field, value)) = filter {
+                request = request
+                    .filter_expression("#field = :value")
+                    .expression_attribute_names("#field", field)
+                    .expression_attribute_values(":value", AttributeValue::S(value.to_owned()));
+            }
+            let out = request
                 .send()
                 .await
                 .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;

@@ -82,6 +82,8 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
                 decided_at: None,
                 reason: None,
                 channel: None,
+                link_nonce: None,
+                delivered_at: None,
             }
         }
     };
@@ -126,25 +128,135 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
 pub struct Decision {
     /// Approve or reject.
     pub approve: bool,
-    /// Who decided (must be a listed approver).
+    /// Who decided: the approver a signed link names, or the caller's IAM ARN (CLI, API).
     pub approver: String,
     /// Required when rejecting.
     #[serde(default)]
     pub reason: Option<String>,
     /// `console` or `cli`.
     pub channel: String,
+    /// The nonce of the signed link used, recorded so the link works once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_nonce: Option<String>,
+}
+
+/// Prefix of the task tokens the local runner issues. Step Functions never issues them: the
+/// local runner watches the deployment record for the decision instead of receiving
+/// `SendTaskSuccess`.
+pub const LOCAL_TOKEN_PREFIX: &str = "bluegreen-local:";
+
+/// Where a recorded decision went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivered {
+    /// Step Functions accepted `SendTaskSuccess`/`SendTaskFailure`.
+    StepFunctions,
+    /// A local runner waits on the record and picks the decision up itself.
+    LocalRunner,
+}
+
+/// Records the decision exactly once, then — and only then — sends it to the waiting
+/// execution: `SendTaskSuccess` with `{"decision": "approved", "approver": …}` or
+/// `SendTaskFailure` with error `ApprovalRejected`.
+pub async fn decide_and_send(
+    ctx: &Context,
+    deployment_id: &str,
+    decision: &Decision,
+) -> StepResult<Delivered> {
+    let token = decide(ctx, deployment_id, decision).await?;
+    if token.starts_with(LOCAL_TOKEN_PREFIX) {
+        return Ok(Delivered::LocalRunner);
+    }
+    let sent = if decision.approve {
+        ctx.sfn
+            .send_task_success()
+            .task_token(&token)
+            .output(
+                serde_json::json!({"decision": "approved", "approver": decision.approver})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| undeliverable("states:SendTaskSuccess", e))
+    } else {
+        ctx.sfn
+            .send_task_failure()
+            .task_token(&token)
+            .error("ApprovalRejected")
+            .cause(rejection_cause(
+                &decision.approver,
+                decision.reason.as_deref().unwrap_or_default(),
+            ))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| undeliverable("states:SendTaskFailure", e))
+    };
+    sent?;
+    Records::new(ctx)
+        .update(
+            deployment_id,
+            Change::new().set("approval.delivered_at", &ctx.now()).log(
+                STEP,
+                "delivered",
+                "sent to Step Functions",
+                ctx.now(),
+            ),
+        )
+        .await?;
+    Ok(Delivered::StepFunctions)
+}
+
+/// The `ApprovalRejected` cause the state machine carries into abort (and the local runner
+/// uses too).
+pub fn rejection_cause(approver: &str, reason: &str) -> String {
+    format!("rejected by {approver}: {reason}")
+}
+
+/// Step Functions' "that task is gone" answers become [`StepError::DecisionNotDelivered`];
+/// anything else keeps its usual mapping (retryable or not).
+fn undeliverable<E>(
+    operation: &'static str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StepError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    let error = StepError::from_sdk(operation, err);
+    match error.aws_code() {
+        Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
+            StepError::DecisionNotDelivered(format!(
+                "Step Functions answered {code}: the execution no longer waits for this decision"
+            ))
+        }
+        _ => error,
+    }
 }
 
 /// Records a decision exactly once (a conditional write: a double click or a second approver
 /// cannot decide twice). Returns the task token to send to Step Functions.
 pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> StepResult<String> {
     let deployment = load_active(ctx, deployment_id).await?;
-    check_decision(&deployment, decision, ctx.now())?;
+    let approver = check_decision(&deployment, decision, ctx.now())?;
     let now = ctx.now();
     let outcome = if decision.approve {
         "approved"
     } else {
         "rejected"
+    };
+    let optional = |value: &Option<String>| {
+        value
+            .clone()
+            .map(AttributeValue::S)
+            .unwrap_or(AttributeValue::Null(true))
     };
     let result = ctx
         .dynamodb
@@ -153,26 +265,20 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
         .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
         .update_expression(
             "SET approval.decision = :d, approval.approver = :who, approval.decided_at = :at, \
-             approval.reason = :why, approval.channel = :ch, updated_at = :at, \
-             timeline = list_append(timeline, :entry)",
+             approval.reason = :why, approval.channel = :ch, approval.link_nonce = :nonce, \
+             updated_at = :at, timeline = list_append(timeline, :entry)",
         )
         .condition_expression("#status = :waiting AND attribute_not_exists(approval.decision)")
         .expression_attribute_names("#status", "status")
         .expression_attribute_values(":d", AttributeValue::S(outcome.into()))
-        .expression_attribute_values(":who", AttributeValue::S(decision.approver.clone()))
+        .expression_attribute_values(":who", AttributeValue::S(approver.clone()))
         .expression_attribute_values(
             ":at",
             serde_dynamo::to_attribute_value(now).expect("time serialises"),
         )
-        .expression_attribute_values(
-            ":why",
-            decision
-                .reason
-                .clone()
-                .map(AttributeValue::S)
-                .unwrap_or(AttributeValue::Null(true)),
-        )
+        .expression_attribute_values(":why", optional(&decision.reason))
         .expression_attribute_values(":ch", AttributeValue::S(decision.channel.clone()))
+        .expression_attribute_values(":nonce", optional(&decision.link_nonce))
         .expression_attribute_values(":waiting", AttributeValue::S("awaiting_approval".into()))
         .expression_attribute_values(
             ":entry",
@@ -183,7 +289,7 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
                     outcome: outcome.into(),
                     detail: format!(
                         "by {} via {}{}",
-                        decision.approver,
+                        approver,
                         decision.channel,
                         decision
                             .reason
@@ -203,37 +309,65 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
             .attributes
             .and_then(|a| a.get("task_token").and_then(|t| t.as_s().ok()).cloned())
             .ok_or_else(|| {
-                StepError::EventMalformed("no task token stored for this deployment".into())
+                StepError::NotAwaitingApproval("no task token stored for this deployment".into())
             }),
-        Conditional::ConditionFailed => Err(StepError::EventMalformed(format!(
-            "deployment {deployment_id} is not awaiting a decision (already decided?)"
-        ))),
+        Conditional::ConditionFailed => {
+            let now_stored = Records::new(ctx).get(deployment_id).await?;
+            Err(StepError::NotAwaitingApproval(describe_decided(
+                &now_stored,
+            )))
+        }
     }
 }
 
+/// "approved by alice@example.com via console at …", or the status when nothing was decided.
+pub fn describe_decided(deployment: &Deployment) -> String {
+    match deployment
+        .approval
+        .as_ref()
+        .filter(|a| a.decision.is_some())
+    {
+        Some(a) => format!(
+            "deployment {} was already {} by {} via {} at {}",
+            deployment.deployment_id,
+            a.decision.as_deref().unwrap_or_default(),
+            a.approver.as_deref().unwrap_or("?"),
+            a.channel.as_deref().unwrap_or("?"),
+            a.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        ),
+        None => format!(
+            "deployment {} is {:?}, not awaiting approval",
+            deployment.deployment_id, deployment.status
+        ),
+    }
+}
+
+/// Checks the decision against the request and the config; returns the identity to record
+/// (the caller's own ARN even when it matched through its role, so the audit names the session).
 fn check_decision(
     deployment: &Deployment,
     decision: &Decision,
     now: chrono::DateTime<chrono::Utc>,
-) -> StepResult<()> {
-    let approval = deployment.approval.as_ref().ok_or_else(|| {
-        StepError::EventMalformed(format!(
-            "deployment {} has not requested approval",
-            deployment.deployment_id
-        ))
-    })?;
+) -> StepResult<String> {
+    let approval = deployment
+        .approval
+        .as_ref()
+        .filter(|_| deployment.status == Status::AwaitingApproval)
+        .ok_or_else(|| StepError::NotAwaitingApproval(describe_decided(deployment)))?;
+    if approval.decision.is_some() {
+        return Err(StepError::NotAwaitingApproval(describe_decided(deployment)));
+    }
     if now > approval.expires_at {
         return Err(StepError::ApprovalTimedOut);
     }
-    if !deployment
-        .config
-        .approval
-        .approvers
-        .contains(&decision.approver)
+    if crate::identity::listed_approver(&deployment.config.approval.approvers, &decision.approver)
+        .is_none()
     {
-        return Err(StepError::EventMalformed(format!(
-            "{} is not an approver of {}",
-            decision.approver, deployment.service
+        return Err(StepError::NotAnApprover(format!(
+            "{} is not an approver of {} (approvers: {})",
+            decision.approver,
+            deployment.service,
+            deployment.config.approval.approvers.join(", ")
         )));
     }
     if !decision.approve && decision.reason.as_deref().unwrap_or("").trim().is_empty() {
@@ -241,5 +375,5 @@ fn check_decision(
             "a rejection needs a reason".into(),
         ));
     }
-    Ok(())
+    Ok(decision.approver.clone())
 }

@@ -145,16 +145,16 @@ pub(crate) async fn end(
     Records::new(ctx)
         .update(&deployment.deployment_id, change)
         .await?;
-    let outcome = match status {
-        Status::Succeeded => "succeeded",
-        Status::Aborted => "aborted",
-        _ => "rolled back",
+    let notice = match status {
+        Status::Succeeded => notify::Notice::Succeeded,
+        Status::Aborted => notify::Notice::Aborted,
+        _ => notify::Notice::RolledBack,
     };
     let message = match &failure {
         Some(f) => format!("{detail}\nCause: {f}"),
         None => detail.clone(),
     };
-    if let Err(e) = notify::outcome(ctx, deployment, outcome, &message).await {
+    if let Err(e) = notify::outcome(ctx, deployment, notice, &message).await {
         // The deployment has ended either way; a lost notification must not undo that.
         warn!(error = %e, "could not publish the outcome");
     }

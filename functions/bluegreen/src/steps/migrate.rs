@@ -13,7 +13,7 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::naming;
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment};
+use crate::record::{Change, Deployment, LogLocation};
 
 use super::launch_preprod::{describe_task_definition, set_env};
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
@@ -74,6 +74,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     } else {
         &[Phase::Production]
     };
+    let mut log = None;
     for &phase in phases {
         let task = ensure_task(ctx, &deployment, phase, &migration.command).await?;
         let task_arn = task.task_arn.clone().unwrap_or_default();
@@ -114,14 +115,26 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             };
             return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
         }
+        log = task_log(ctx, &deployment, &task).await;
     }
     let detail = if rehearsal {
         "rehearsal and production migration exited 0".to_owned()
     } else {
         "migration exited 0".to_owned()
     };
-    record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+    // The console links the approver to this log as the migration's evidence.
+    let change = match &log {
+        Some(log) => Change::new().set("migration_log", log),
+        None => Change::new(),
+    };
+    record_done(ctx, &deployment, STEP, &detail, change).await?;
     Ok(Poll::Done { detail })
+}
+
+/// Where the task's migration container logged, if it uses awslogs.
+async fn task_log(ctx: &Context, deployment: &Deployment, task: &Task) -> Option<LogLocation> {
+    let task_id = task.task_arn.as_deref()?.rsplit('/').next()?;
+    task_log_of(ctx, task, &deployment.config.container, task_id).await
 }
 
 fn rehearsal_endpoint(deployment: &Deployment) -> Option<String> {
@@ -343,14 +356,27 @@ async fn outcome(ctx: &Context, deployment: &Deployment, task: &Task) -> StepRes
     })
 }
 
-/// `group/stream` from the task definition's awslogs configuration:
-/// stream = `<prefix>/<container>/<task id>`.
+/// `group/stream` from the task definition's awslogs configuration, for error messages.
 async fn log_location(
     ctx: &Context,
     task: &Task,
     container: &str,
     task_id: &str,
 ) -> Option<String> {
+    let log = task_log_of(ctx, task, container, task_id).await?;
+    Some(match log.stream {
+        Some(stream) => format!("{}/{stream}", log.group),
+        None => log.group,
+    })
+}
+
+/// The task's awslogs group and stream (`<prefix>/<container>/<task id>`).
+async fn task_log_of(
+    ctx: &Context,
+    task: &Task,
+    container: &str,
+    task_id: &str,
+) -> Option<LogLocation> {
     let td = task.task_definition_arn.as_deref()?;
     let (definition, _) = describe_task_definition(ctx, td).await.ok()?;
     let log = definition
@@ -362,9 +388,9 @@ async fn log_location(
         return None;
     }
     let options = log.options.unwrap_or_default();
-    let group = options.get("awslogs-group")?;
-    match options.get("awslogs-stream-prefix") {
-        Some(prefix) => Some(format!("{group}/{prefix}/{container}/{task_id}")),
-        None => Some(group.clone()),
-    }
+    let group = options.get("awslogs-group")?.clone();
+    let stream = options
+        .get("awslogs-stream-prefix")
+        .map(|prefix| format!("{prefix}/{container}/{task_id}"));
+    Some(LogLocation { group, stream })
 }

@@ -14,6 +14,7 @@ use crate::error::{StepError, StepResult};
 use crate::event::{self, Intake, Push};
 use crate::lock::{Acquire, Enqueue, Locks};
 use crate::naming;
+use crate::notify;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
@@ -154,6 +155,7 @@ async fn prepare_one(ctx: &Context, push: &Push, config: ServiceConfig) -> StepR
                         new_record(ctx, &id, push, config, Status::Superseded, None);
                     deployment.failure = Some(format!("superseded by newer push {by}"));
                     let stored = records.create(&deployment).await?;
+                    notify_superseded(ctx, &stored, &by).await;
                     return Ok(summary(&stored));
                 }
             },
@@ -197,7 +199,8 @@ async fn summary_of(ctx: &Context, id: &str) -> StepResult<Prepared1> {
 }
 
 async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
-    Records::new(ctx)
+    let records = Records::new(ctx);
+    records
         .update(
             old,
             Change::new()
@@ -210,7 +213,18 @@ async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
                     ctx.now(),
                 ),
         )
-        .await
+        .await?;
+    notify_superseded(ctx, &records.get(old).await?, by).await;
+    Ok(())
+}
+
+/// Tells people a queued push will not be deployed. A lost message is logged, not retried: the
+/// record already says superseded, and a retry of prepare must not queue anything twice.
+async fn notify_superseded(ctx: &Context, deployment: &Deployment, by: &str) {
+    let detail = format!("A newer push ({by}) will be deployed instead.");
+    if let Err(e) = notify::outcome(ctx, deployment, notify::Notice::Superseded, &detail).await {
+        tracing::warn!(error = %e, "could not publish the superseded notice");
+    }
 }
 
 async fn read_live(ctx: &Context, config: &ServiceConfig) -> StepResult<Slot> {
@@ -252,6 +266,7 @@ fn new_record(
         clones: Vec::new(),
         migration_task_arn: None,
         rehearsal_task_arn: None,
+        migration_log: None,
         health_evidence: None,
         approval: None,
         switched_at: None,

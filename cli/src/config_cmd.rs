@@ -1,0 +1,123 @@
+//! `bluegreen config validate|put|get`: service configs are authored as TOML files, validated
+//! with every problem listed, and stored as JSON in SSM under the config prefix.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bluegreen::config::ServiceConfig;
+use bluegreen::config_store::ConfigStore;
+use bluegreen::{Context, StepError};
+use serde::Serialize;
+
+use crate::output::Output;
+
+/// The `config` subcommands.
+#[derive(clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate TOML config files; lists every problem of every file.
+    Validate {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate a TOML config file and store it in SSM (replacing the service's config).
+    Put {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print a service's stored config as TOML (or JSON with --output json).
+    Get {
+        /// The service.
+        service: String,
+    },
+}
+
+fn load(path: &Path) -> Result<ServiceConfig, StepError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StepError::ConfigInvalid(vec![format!("{}: {e}", path.display())]))?;
+    let config = ServiceConfig::from_toml(&text)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Every problem of every file, each prefixed with its file.
+pub fn problems_of(files: &[PathBuf]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for path in files {
+        match load(path) {
+            Ok(_) => {}
+            Err(StepError::ConfigInvalid(list)) => {
+                problems.extend(list.into_iter().map(|p| format!("{}: {p}", path.display())))
+            }
+            Err(other) => problems.push(format!("{}: {other}", path.display())),
+        }
+    }
+    problems
+}
+
+#[derive(Serialize)]
+struct Validated<'a> {
+    valid: bool,
+    files: usize,
+    problems: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Stored {
+    service: String,
+    parameter: String,
+}
+
+/// Runs a `config` subcommand.
+pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Validate { files } => {
+            let problems = problems_of(&files);
+            let report = Validated {
+                valid: problems.is_empty(),
+                files: files.len(),
+                problems: &problems,
+            };
+            if problems.is_empty() {
+                out.show(&report, |r| {
+                    println!("ok: {} config file(s) are valid", r.files)
+                })
+            } else {
+                out.show(&report, |r| {
+                    for p in r.problems {
+                        eprintln!("{p}");
+                    }
+                });
+                crate::fail(&format!("{} problem(s)", problems.len()))
+            }
+        }
+        ConfigCommand::Put { file } => {
+            let config = match load(&file) {
+                Ok(c) => c,
+                Err(e) => return out.error(&e),
+            };
+            let ctx = Context::from_env().await;
+            let store = ConfigStore::new(&ctx);
+            match store.put(&config).await {
+                Ok(()) => out.show(
+                    &Stored {
+                        parameter: store.parameter_name(&config.name),
+                        service: config.name.clone(),
+                    },
+                    |s| println!("stored {} in {}", s.service, s.parameter),
+                ),
+                Err(e) => out.error(&e),
+            }
+        }
+        ConfigCommand::Get { service } => {
+            let ctx = Context::from_env().await;
+            match ConfigStore::new(&ctx).load(&service).await {
+                Ok(config) => out.show(&config, |c| match toml::to_string_pretty(c) {
+                    Ok(text) => print!("{text}"),
+                    Err(e) => eprintln!("bluegreen: cannot print TOML: {e}"),
+                }),
+                Err(e) => out.error(&e),
+            }
+        }
+    }
+}

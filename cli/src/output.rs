@@ -1,0 +1,65 @@
+//! Human-readable or JSON output, and errors with their stable names.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Text,
+    /// One JSON document on stdout for scripts.
+    Json,
+}
+
+impl Output {
+    /// Prints `value` as JSON, or calls `text` to print it for people.
+    pub fn show<T: Serialize>(self, value: &T, text: impl FnOnce(&T)) -> ExitCode {
+        match self {
+            Output::Json => match serde_json::to_string_pretty(value) {
+                Ok(json) => println!("{json}"),
+                Err(e) => return crate::fail(&format!("cannot print JSON: {e}")),
+            },
+            Output::Text => text(value),
+        }
+        ExitCode::SUCCESS
+    }
+
+    /// Reports a step error: `{"error": name, "message": …}` on stderr in JSON mode, else
+    /// `bluegreen: Name: message`. Always exit status 1.
+    pub fn error(self, e: &bluegreen::StepError) -> ExitCode {
+        match self {
+            Output::Json => {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": e.name(), "message": e.to_string()})
+                );
+                ExitCode::FAILURE
+            }
+            Output::Text => crate::fail(&format!("{}: {e}", e.name())),
+        }
+    }
+}
+
+/// Prints rows as columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,198 @@
+//! Operator actions outside the state machine: a manual rollback within the keep-warm window.
+//!
+//! After a deployment succeeds, its old slot can be kept running for
+//! `finish.keep_warm_seconds`. Inside that window an operator can send production back to it
+//! with `bluegreen rollback <service>`. The rollback takes the service's lock (so no deployment
+//! reads the routing mid-change), refuses unless the old slot is actually running, verifies
+//! the routing it wrote, records who did it on the deployment, and notifies.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config_store::ConfigStore;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::lock::{Acquire, Locks};
+use crate::naming::{TAG_EXPIRES, TAG_ROLE};
+use crate::notify::{self, Notice};
+use crate::record::{Change, Deployment, Records, Status};
+use crate::routing;
+use crate::slot::Slot;
+
+const STEP: &str = "manual_rollback";
+
+/// Longest an operator waits for a Route 53 change to reach every name server.
+const DNS_SYNC_ATTEMPTS: u32 = 60;
+
+/// What a manual rollback did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManualRollback {
+    /// The deployment that was rolled back (now `rolled_back`).
+    pub deployment_id: String,
+    /// The service.
+    pub service: String,
+    /// The slot that serves production again.
+    pub live_slot: Slot,
+    /// The slot traffic left (scaled to zero).
+    pub from_slot: Slot,
+    /// Who asked for it.
+    pub operator: String,
+    /// What was done.
+    pub detail: String,
+    /// A push queued meanwhile that now holds the service's lock; its execution must be
+    /// started (the CLI prints how).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_deployment: Option<String>,
+}
+
+/// Sends production traffic of `service` back to the slot its last successful deployment
+/// replaced. Refuses ([`StepError::RollbackRefused`]) when a deployment is in progress, the
+/// last deployment that moved traffic is not a success, the keep-warm window has passed, or
+/// the old slot has no running task.
+pub async fn manual_rollback(
+    ctx: &Context,
+    service: &str,
+    operator: &str,
+) -> StepResult<ManualRollback> {
+    // An unknown service is ServiceNotFound, not a refusal.
+    ConfigStore::new(ctx).load(service).await?;
+    let deployments = Records::new(ctx).for_service(service).await?;
+    if let Some(running) = deployments
+        .iter()
+        .find(|d| !d.status.is_terminal() && d.status != Status::Queued)
+    {
+        return Err(StepError::RollbackRefused(format!(
+            "deployment {} is in progress ({:?}); reject or let it finish first",
+            running.deployment_id, running.status
+        )));
+    }
+    let last = deployments
+        .iter()
+        .find(|d| matches!(d.status, Status::Succeeded | Status::RolledBack))
+        .ok_or_else(|| {
+            StepError::RollbackRefused(format!("{service} has no successful deployment"))
+        })?;
+    if last.status == Status::RolledBack {
+        return Err(StepError::RollbackRefused(format!(
+            "the last deployment that moved traffic ({}) was already rolled back",
+            last.deployment_id
+        )));
+    }
+    let warm_until =
+        finished_at(last) + Duration::seconds(last.config.finish.keep_warm_seconds as i64);
+    if ctx.now() > warm_until {
+        return Err(StepError::RollbackRefused(format!(
+            "the keep-warm window of {} ended at {} (finish.keep_warm_seconds = {}); deploy the \
+             previous image instead",
+            last.deployment_id,
+            warm_until.to_rfc3339(),
+            last.config.finish.keep_warm_seconds
+        )));
+    }
+    let lock_id = format!("{}-manual-rollback", last.deployment_id);
+    let locks = Locks::new(ctx);
+    if let Acquire::HeldBy(holder) = locks.acquire(service, &lock_id).await? {
+        return Err(StepError::RollbackRefused(format!(
+            "deployment {holder} holds the lock of {service}"
+        )));
+    }
+    let result = roll_back(ctx, last, operator).await;
+    // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
+    let next = locks.release(service, &lock_id).await?;
+    let (detail, live_slot, from_slot) = result?;
+    Ok(ManualRollback {
+        deployment_id: last.deployment_id.clone(),
+        service: service.to_owned(),
+        live_slot,
+        from_slot,
+        operator: operator.to_owned(),
+        detail,
+        next_deployment: next,
+    })
+}
+
+/// When the deployment finished (its `finish` entry), or its last update.
+fn finished_at(deployment: &Deployment) -> DateTime<Utc> {
+    deployment
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.step == "finish")
+        .map(|e| e.at)
+        .unwrap_or(deployment.updated_at)
+}
+
+async fn roll_back(
+    ctx: &Context,
+    deployment: &Deployment,
+    operator: &str,
+) -> StepResult<(String, Slot, Slot)> {
+    let config = &deployment.config;
+    let bad = deployment.target_slot()?;
+    let good = bad.other();
+    let state = routing::read_production(ctx, config).await?;
+    if state.percent(bad) != 100 {
+        return Err(StepError::RollbackRefused(format!(
+            "production sends {}% to {bad}, not 100%: routing changed outside bluegreen",
+            state.percent(bad)
+        )));
+    }
+    let good_name = &config.slots.get(good).service;
+    let good_service = ecs::describe_service(ctx, &config.cluster, good_name).await?;
+    if good_service.running_count < 1 || good_service.desired_count < 1 {
+        return Err(StepError::RollbackRefused(format!(
+            "{good_name} runs {} of {} tasks: the old slot is no longer warm",
+            good_service.running_count, good_service.desired_count
+        )));
+    }
+    if let Some(change) = routing::set_production(ctx, config, good, 100).await? {
+        wait_in_sync(ctx, &change).await?;
+    }
+    let after = routing::read_production(ctx, config).await?;
+    if after.percent(good) != 100 {
+        return Err(StepError::RollbackFailed(format!(
+            "wrote 100% to {good} but read back {}%",
+            after.percent(good)
+        )));
+    }
+    let mut done = vec![format!("production traffic back on {good} ({good_name})")];
+    if let Some(arn) = good_service.service_arn.as_deref() {
+        // It is live again: scheduled teardown must not scale it down as an expired warm slot.
+        ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+    }
+    routing::point_test_listener(ctx, config, bad).await?;
+    let bad_name = &config.slots.get(bad).service;
+    ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
+    done.push(format!("{bad_name} scaled to 0"));
+    let detail = format!("manual rollback by {operator}: {}", done.join("; "));
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new()
+                .set("status", &Status::RolledBack)
+                .set("failure", &format!("manually rolled back by {operator}"))
+                .log(STEP, "succeeded", detail.clone(), ctx.now()),
+        )
+        .await?;
+    if let Err(e) = notify::outcome(ctx, deployment, Notice::RolledBack, &detail).await {
+        warn!(error = %e, "could not publish the manual rollback");
+    }
+    info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback done");
+    Ok((detail, good, bad))
+}
+
+async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {
+    for _ in 0..DNS_SYNC_ATTEMPTS {
+        if routing::change_in_sync(ctx, change).await? {
+            return Ok(());
+        }
+        // An operator command, not a Lambda step: waiting in-process is what the user expects.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    Err(StepError::RollbackFailed(format!(
+        "Route 53 change {change} was not INSYNC after {} s",
+        DNS_SYNC_ATTEMPTS * 2
+    )))
+}

@@ -1,0 +1,256 @@
+//! The console's HTML: plain server-rendered pages (maud escapes every value) with a little CSS
+//! that reads on a phone. No scripts.
+
+use bluegreen::record::{Deployment, LogLocation, Status};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+const STYLE: &str = "
+body{font:16px/1.45 system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1c2330}
+header{background:#1f3b57;color:#fff;padding:.8rem 1rem}header a{color:#fff;text-decoration:none;font-weight:600}
+main{max-width:52rem;margin:0 auto;padding:1rem}
+section{background:#fff;border-radius:.5rem;padding:1rem;margin:0 0 1rem;box-shadow:0 1px 2px #0002}
+h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:0 0 .6rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:0}dt{color:#5a6472}dd{margin:0;overflow-wrap:anywhere}
+code{font-size:.85em;overflow-wrap:anywhere}
+table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.35rem .3rem;border-bottom:1px solid #e3e6ea;vertical-align:top}
+.status{display:inline-block;padding:.05rem .5rem;border-radius:1rem;font-size:.85rem;background:#e3e6ea}
+.awaiting_approval{background:#ffe8a3}.succeeded{background:#c9f0d3}.aborted,.rolled_back{background:#f8cdcd}
+.actions{display:flex;flex-wrap:wrap;gap:.8rem;align-items:flex-end}
+.actions form{flex:1 1 14rem}
+button{font:inherit;padding:.7rem 1.2rem;border:0;border-radius:.4rem;color:#fff;cursor:pointer;width:100%}
+.approve{background:#1a7f37}.reject{background:#b42318}
+textarea{font:inherit;width:100%;box-sizing:border-box;min-height:4rem;margin:.3rem 0}
+.notice{border-left:4px solid #1f3b57}.refused{border-left:4px solid #b42318}
+@media(max-width:30rem){dl{grid-template-columns:1fr}dt{font-weight:600}}
+";
+
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · bluegreen" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header { a href="/" { "bluegreen" } " · approval console" }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn status(status: Status) -> Markup {
+    let name = serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    html! { span class={ "status " (name) } { (name.replace('_', " ")) } }
+}
+
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Pending and recent deployments. `own` is the deployment (and link) of a link holder, the
+/// only row they can open.
+pub fn list(pending: &[Deployment], recent: &[Deployment], own: Option<(&str, &str)>) -> Markup {
+    let row = |d: &Deployment| {
+        let href = match own {
+            Some((id, link)) if id == d.deployment_id => {
+                Some(format!("/deployments/{}?link={link}", d.deployment_id))
+            }
+            Some(_) => None,
+            None => Some(format!("/deployments/{}", d.deployment_id)),
+        };
+        html! {
+            tr {
+                td {
+                    @if let Some(href) = &href { a href=(href) { (d.service) } } @else { (d.service) }
+                }
+                td { code { (d.image.tag) } }
+                td { (status(d.status)) }
+                td { (time(d.updated_at)) }
+            }
+        }
+    };
+    page(
+        "Deployments",
+        html! {
+            section {
+                h1 { "Awaiting approval" }
+                @if pending.is_empty() {
+                    p { "Nothing is waiting for a decision." }
+                } @else {
+                    table { tr { th { "Service" } th { "Tag" } th { "Status" } th { "Updated" } }
+                        @for d in pending { (row(d)) } }
+                }
+            }
+            section {
+                h2 { "Recent deployments" }
+                table { tr { th { "Service" } th { "Tag" } th { "Status" } th { "Updated" } }
+                    @for d in recent { (row(d)) } }
+            }
+        },
+    )
+}
+
+/// The CloudWatch console URL of a log group (and stream).
+fn log_url(region: &str, log: &LogLocation) -> String {
+    // The console's fragment wants each name URL-encoded twice; `/` is the only character of
+    // ECS log names that needs it.
+    let encode = |s: &str| s.replace('/', "$252F");
+    let mut url = format!(
+        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}",
+        encode(&log.group)
+    );
+    if let Some(stream) = &log.stream {
+        url.push_str(&format!("/log-events/{}", encode(stream)));
+    }
+    url
+}
+
+fn log_name(log: &LogLocation) -> String {
+    match &log.stream {
+        Some(stream) => format!("{}/{stream}", log.group),
+        None => log.group.clone(),
+    }
+}
+
+/// One deployment's evidence, and the decision form when it awaits one. `link` goes back in
+/// the form so the decision is authenticated by the same link.
+pub fn detail(d: &Deployment, viewer: &str, link: Option<&str>, region: Option<&str>) -> Markup {
+    let migration = d.timeline.iter().rev().find(|e| e.step == "migrate");
+    let test_url = d
+        .target_slot()
+        .ok()
+        .and_then(|slot| d.config.slots.get(slot).test_url.clone())
+        .or_else(|| d.config.health.test_url.clone());
+    let awaiting = d.status == Status::AwaitingApproval
+        && d.approval.as_ref().is_some_and(|a| a.decision.is_none());
+    page(
+        &format!("{} {}", d.service, d.image.tag),
+        html! {
+            section {
+                h1 { (d.service) " → " code { (d.image.tag) } " " (status(d.status)) }
+                dl {
+                    dt { "Deployment" } dd { code { (d.deployment_id) } }
+                    dt { "Image" } dd { code { (d.image.repository) ":" (d.image.tag) } }
+                    dt { "Digest" } dd { code { (d.image.digest) } }
+                    dt { "Pushed" } dd { (time(d.pushed_at)) }
+                    @if let (Some(live), Ok(target)) = (d.live_slot, d.target_slot()) {
+                        dt { "Switch" } dd { (live) " (live) → " (target) " (pre-prod)" }
+                    }
+                    dt { "Test URL" } dd {
+                        @if let Some(url) = &test_url { a href=(url) rel="noreferrer" { (url) } } @else { "—" }
+                    }
+                }
+            }
+            section {
+                h2 { "Evidence" }
+                dl {
+                    dt { "Health checks" } dd { (d.health_evidence.as_deref().unwrap_or("not recorded")) }
+                    dt { "Migration" } dd {
+                        @match migration {
+                            Some(e) => { (e.outcome) ": " (e.detail) }
+                            None => { "not run" }
+                        }
+                        @if let Some(log) = &d.migration_log {
+                            br;
+                            @match region {
+                                Some(region) => { a href=(log_url(region, log)) rel="noreferrer" { "log: " (log_name(log)) } }
+                                None => { "log: " code { (log_name(log)) } }
+                            }
+                        }
+                    }
+                    @if let Some(clone) = d.clones.first() {
+                        dt { "Database" } dd { (clone.purpose) ": " code { (clone.identifier) } }
+                    }
+                }
+            }
+            @if let Some(a) = &d.approval {
+                section class="notice" {
+                    h2 { "Approval" }
+                    dl {
+                        dt { "Requested" } dd { (time(a.requested_at)) }
+                        dt { "Decide before" } dd { (time(a.expires_at)) }
+                        dt { "Approvers" } dd { (d.config.approval.approvers.join(", ")) }
+                        @if let Some(decision) = &a.decision {
+                            dt { "Decision" } dd {
+                                (decision) " by " (a.approver.as_deref().unwrap_or("?"))
+                                " via " (a.channel.as_deref().unwrap_or("?"))
+                                @if let Some(at) = a.decided_at { " at " (time(at)) }
+                                @if let Some(reason) = &a.reason { ": " (reason) }
+                            }
+                        }
+                    }
+                    @if awaiting {
+                        p { "You are deciding as " strong { (viewer) } "." }
+                        div class="actions" {
+                            form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                                input type="hidden" name="decision" value="approve";
+                                @if let Some(link) = link { input type="hidden" name="link" value=(link); }
+                                button class="approve" type="submit" { "Approve and switch" }
+                            }
+                            form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                                input type="hidden" name="decision" value="reject";
+                                @if let Some(link) = link { input type="hidden" name="link" value=(link); }
+                                label for="reason" { "Reason for rejecting (required)" }
+                                textarea id="reason" name="reason" required {}
+                                button class="reject" type="submit" { "Reject" }
+                            }
+                        }
+                    }
+                }
+            }
+            section {
+                h2 { "Timeline" }
+                table {
+                    tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } }
+                    @for e in &d.timeline {
+                        tr { td { (time(e.at)) } td { (e.step) } td { (e.outcome) } td { (e.detail) } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The answer to a decision.
+pub fn decided(d: &Deployment, approved: bool, sent_to_step_functions: bool) -> Markup {
+    let next = if approved {
+        "The deployment continues to the switch."
+    } else {
+        "The deployment will be aborted; production is untouched."
+    };
+    page(
+        "Decision recorded",
+        html! {
+            section class="notice" {
+                h1 { @if approved { "Approved" } @else { "Rejected" } }
+                p { (d.service) " " code { (d.image.tag) } " — " (next) }
+                p { "Recorded for "
+                    (d.approval.as_ref().and_then(|a| a.approver.as_deref()).unwrap_or("?"))
+                    @if sent_to_step_functions { "; Step Functions has been told." } @else { "; the local runner picks it up." }
+                }
+                p { a href={ "/deployments/" (d.deployment_id) } { "Deployment page" } }
+            }
+        },
+    )
+}
+
+/// Why a request changed nothing.
+pub fn refusal(title: &str, message: &str) -> Markup {
+    page(
+        title,
+        html! {
+            section class="refused" {
+                h1 { (title) }
+                p { (message) }
+                p { "Nothing was changed." }
+            }
+        },
+    )
+}

@@ -1,0 +1,239 @@
+//! Decisions are recorded exactly once, and only then sent to the waiting Step Functions
+//! execution: moto's own interpreter runs a `waitForTaskToken` task and must see the
+//! `SendTaskSuccess`/`SendTaskFailure` the console sends.
+
+use std::time::Duration;
+
+use bluegreen_tests::stepfunctions::{
+    interpret_state_machines, scheduled_task_token, start_execution,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::*;
+
+/// A state machine whose one task waits for the approval token, like the deployment
+/// definition's `Approval` state.
+const WAITING: &str = r#"{
+  "StartAt": "Approval",
+  "States": {
+    "Approval": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+      "Parameters": {
+        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-request-approval",
+        "Payload": {"deployment_id.$": "$.deployment_id", "task_token.$": "$$.Task.Token"}
+      },
+      "ResultPath": "$.approval",
+      "Next": "Switch"
+    },
+    "Switch": {"Type": "Succeed"}
+  }
+}"#;
+
+/// A console, and a deployment awaiting approval whose task token belongs to an execution
+/// waiting in moto's interpreter.
+async fn awaiting_in_moto() -> (bluegreen_tests::World, Served, String, Waiting) {
+    let (world, console) = with_console().await;
+    let id = deploy_to_health(&world).await;
+    let waiting = waiting_execution(&world, &id).await;
+    request_with(&world, &id, &waiting.token).await;
+    (world, console, id, waiting)
+}
+
+struct Waiting {
+    sfn: aws_sdk_sfn::Client,
+    execution: String,
+    token: String,
+}
+
+/// Starts an execution of [`WAITING`] in moto's interpreter and reads the token it waits with.
+async fn waiting_execution(world: &bluegreen_tests::World, deployment_id: &str) -> Waiting {
+    interpret_state_machines(&world.emulator).await;
+    let (sfn, execution) = start_execution(
+        &world.emulator,
+        "approval-wait",
+        WAITING,
+        deployment_id,
+        &json!({ "deployment_id": deployment_id }),
+    )
+    .await;
+    // Bounded wait for the interpreter to schedule the task.
+    for _ in 0..100 {
+        let history = sfn
+            .get_execution_history()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .expect("history");
+        if let Some(token) = scheduled_task_token(&history) {
+            return Waiting {
+                sfn,
+                execution,
+                token,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("moto never scheduled the waiting task");
+}
+
+/// The execution's final status, error and output, once it has left RUNNING.
+async fn ended(waiting: &Waiting) -> (String, Option<String>, Option<String>, Option<String>) {
+    for _ in 0..100 {
+        let d = waiting
+            .sfn
+            .describe_execution()
+            .execution_arn(&waiting.execution)
+            .send()
+            .await
+            .expect("describe");
+        if d.status.as_str() != "RUNNING" {
+            return (d.status.as_str().to_owned(), d.error, d.cause, d.output);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the execution is still waiting");
+}
+
+async fn running(waiting: &Waiting) -> bool {
+    waiting
+        .sfn
+        .describe_execution()
+        .execution_arn(&waiting.execution)
+        .send()
+        .await
+        .expect("describe")
+        .status
+        .as_str()
+        == "RUNNING"
+}
+
+#[tokio::test]
+async fn an_approval_from_a_link_resumes_the_waiting_execution() {
+    let (world, console, id, waiting) = awaiting_in_moto().await;
+    assert!(
+        running(&waiting).await,
+        "nothing may resume it before a decision"
+    );
+    let token = token_of(&link_for(&world, &id, "alice@example.com").await);
+    let (status, page) = post_decision(
+        &console.url,
+        &id,
+        &[("decision", "approve"), ("link", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Step Functions has been told"), "{page}");
+    assert!(
+        !page.contains(&waiting.token),
+        "the task token is on the page"
+    );
+    let (status, _, _, output) = ended(&waiting).await;
+    assert_eq!(status, "SUCCEEDED");
+    let output: Value = serde_json::from_str(&output.unwrap()).unwrap();
+    assert_eq!(
+        output["approval"],
+        json!({"decision": "approved", "approver": "alice@example.com"})
+    );
+    let approval = stored(&world, &id).await.approval.unwrap();
+    assert!(approval.delivered_at.is_some(), "delivery not recorded");
+}
+
+#[tokio::test]
+async fn a_rejection_fails_the_waiting_execution_with_approval_rejected() {
+    let (world, console, id, waiting) = awaiting_in_moto().await;
+    let token = token_of(&link_for(&world, &id, "bob@example.com").await);
+    let (status, page) = post_decision(
+        &console.url,
+        &id,
+        &[
+            ("decision", "reject"),
+            ("reason", "p99 latency doubled"),
+            ("link", &token),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, error, _, _) = ended(&waiting).await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("ApprovalRejected"));
+    // moto's interpreter drops the cause of SendTaskFailure (neither DescribeExecution nor
+    // the history carries it), so only the error name is checked against moto. The cause text
+    // comes from approval::rejection_cause, which the local runner uses too.
+}
+
+#[tokio::test]
+async fn concurrent_clicks_by_two_approvers_record_and_send_one_decision() {
+    let (world, console, id, waiting) = awaiting_in_moto().await;
+    let alice = token_of(&link_for(&world, &id, "alice@example.com").await);
+    let bob = token_of(&link_for(&world, &id, "bob@example.com").await);
+    // Alice double-clicks approve three times while Bob rejects three times.
+    let attempts = (0..6).map(|i| {
+        let (url, id) = (console.url.clone(), id.clone());
+        let (alice, bob) = (alice.clone(), bob.clone());
+        tokio::spawn(async move {
+            let fields: Vec<(&str, &str)> = if i % 2 == 0 {
+                vec![("decision", "approve"), ("link", &alice)]
+            } else {
+                vec![
+                    ("decision", "reject"),
+                    ("reason", "not now"),
+                    ("link", &bob),
+                ]
+            };
+            post_decision(&url, &id, &fields).await.0
+        })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "exactly one decision wins: {statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let d = stored(&world, &id).await;
+    let decisions = d
+        .timeline
+        .iter()
+        .filter(|e| e.outcome == "approved" || e.outcome == "rejected")
+        .count();
+    assert_eq!(decisions, 1, "{:?}", d.timeline);
+    let (status, _, _, _) = ended(&waiting).await;
+    let approved = d.approval.unwrap().decision.as_deref() == Some("approved");
+    assert_eq!(status, if approved { "SUCCEEDED" } else { "FAILED" });
+}
+
+#[tokio::test]
+async fn the_cli_identity_decides_through_the_same_record_and_delivery() {
+    let world = World::build().await;
+    let id = deploy_to_health(&world).await;
+    let waiting = waiting_execution(&world, &id).await;
+    request_with(&world, &id, &waiting.token).await;
+    let me = bluegreen::identity::caller_arn(&world.ctx).await.unwrap();
+    assert_eq!(me, bluegreen_tests::MOTO_CALLER);
+    let decision = bluegreen::steps::approval::Decision {
+        approve: true,
+        approver: me.clone(),
+        reason: None,
+        channel: "cli".into(),
+        link_nonce: None,
+    };
+    let delivered = approval::decide_and_send(&world.ctx, &id, &decision)
+        .await
+        .unwrap();
+    assert_eq!(delivered, approval::Delivered::StepFunctions);
+    assert_eq!(ended(&waiting).await.0, "SUCCEEDED");
+    let again = approval::decide_and_send(&world.ctx, &id, &decision)
+        .await
+        .unwrap_err();
+    assert_eq!(again.name(), "NotAwaitingApproval");
+}
