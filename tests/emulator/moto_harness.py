@@ -30,6 +30,8 @@ from moto.ecs.models import ecs_backends
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
+from moto.events import responses as events_responses
+from moto.events.models import EventPattern
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -87,6 +89,19 @@ def _simple_invoke(self, function_name, qualifier, body, headers, response_heade
 
 
 lambda_simple.LambdaSimpleBackend.invoke = _simple_invoke
+
+
+# moto 5.2.1 answers TestEventPattern with an empty body (the operation is a stub), while its
+# own rule matching (EventPattern, what PutEvents uses to pick rules) is complete. Answer the
+# API call with that matcher, so the stack's rule pattern is tested through the real
+# EventBridge operation and moto's real matcher.
+def _test_event_pattern(self):
+    pattern = EventPattern.load(self._get_param("EventPattern"))
+    event = json.loads(self._get_param("Event"))
+    return json.dumps({"Result": pattern.matches_event(event)}), self.response_headers
+
+
+events_responses.EventsHandler.test_event_pattern = _test_event_pattern
 
 
 def _find_task(arn):

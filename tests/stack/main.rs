@@ -1,0 +1,183 @@
+//! The SAM stack in infra/template.yaml, checked against the code it deploys: the ECR rule's
+//! pattern against every sample event (through EventBridge's TestEventPattern on the emulator),
+//! the state machines' substitutions against their definitions' placeholders, and the functions
+//! against the workspace's Lambda crates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use bluegreen_tests::Emulator;
+use serde_json::{Value, json};
+use serde_norway::Value as Yaml;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The template, with CloudFormation's short intrinsic tags kept as `{"!Tag": value}`.
+fn template() -> Value {
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("template");
+    let yaml: Yaml = serde_norway::from_str(&text).expect("template is YAML");
+    to_json(yaml)
+}
+
+fn to_json(yaml: Yaml) -> Value {
+    match yaml {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => json!(b),
+        Yaml::Number(n) => serde_json::to_value(n).expect("number"),
+        Yaml::String(s) => json!(s),
+        Yaml::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => {
+            json!({ tagged.tag.to_string(): to_json(tagged.value) })
+        }
+    }
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    &template["Resources"][name]
+}
+
+/// Replaces `{"!Ref": parameter}` with the value given for that parameter.
+fn resolve(value: &Value, parameters: &BTreeMap<&str, Value>) -> Value {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("!Ref") => {
+            let name = map["!Ref"].as_str().expect("Ref names a parameter");
+            parameters
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no test value for parameter {name}"))
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, parameters)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, parameters)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn the_ecr_rule_starts_the_intake_only_for_tagged_pushes_to_watched_repositories() {
+    let template = template();
+    let pattern = &resource(&template, "IntakeStateMachine")["Properties"]["Events"]["EcrPush"]["Properties"]
+        ["Pattern"];
+    let parameters = BTreeMap::from([("RepositoryNames", json!(["shop/web"]))]);
+    let pattern = resolve(pattern, &parameters).to_string();
+
+    // Every sample must be decided here: adding one to events/ without deciding fails.
+    let expected = BTreeMap::from([
+        ("ecr-push-tagged.json", true),
+        ("ecr-push-tagged-v3.json", true),
+        ("ecr-push-digest-only.json", false),
+        ("ecr-push-failed.json", false),
+        ("ecr-delete.json", false),
+        ("ecr-push-other-repository.json", false),
+        ("scheduled-teardown.json", false),
+    ]);
+    let samples: BTreeSet<String> = std::fs::read_dir(repo().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert_eq!(
+        samples,
+        expected.keys().map(|k| k.to_string()).collect(),
+        "events/ and this table differ"
+    );
+
+    let emulator = Emulator::start().await;
+    let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config().await);
+    let mut seen = BTreeMap::new();
+    for name in expected.keys() {
+        let event = std::fs::read_to_string(repo().join("events").join(name)).unwrap();
+        let matched = events
+            .test_event_pattern()
+            .event_pattern(&pattern)
+            .event(event)
+            .send()
+            .await
+            .expect("TestEventPattern")
+            .result;
+        seen.insert(*name, matched);
+    }
+    assert_eq!(seen, expected, "pattern: {pattern}");
+}
+
+/// `${Name}` placeholders in a definition file.
+fn placeholders(path: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+#[test]
+fn each_state_machine_substitutes_exactly_its_definitions_placeholders() {
+    let template = template();
+    for machine in ["DeploymentStateMachine", "IntakeStateMachine"] {
+        let properties = &resource(&template, machine)["Properties"];
+        let uri = properties["DefinitionUri"].as_str().unwrap();
+        let definition = repo().join("infra").join(uri);
+        let substituted: BTreeSet<String> = properties["DefinitionSubstitutions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(substituted, placeholders(&definition), "{machine}");
+    }
+}
+
+#[test]
+fn every_lambda_crate_is_a_function_with_its_own_log_group_and_role() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut binaries = BTreeSet::new();
+    for (name, r) in resources {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        binaries.insert(
+            r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let properties = &r["Properties"];
+        let group = properties["LoggingConfig"]["LogGroup"]["!Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} logs to an undeclared group"));
+        let group_name = resources[group]["Properties"]["LogGroupName"]["!Sub"]
+            .as_str()
+            .unwrap();
+        let function_name = properties["FunctionName"]["!Sub"].as_str().unwrap();
+        assert_eq!(group_name, format!("/aws/lambda/{function_name}"), "{name}");
+        assert!(
+            properties["Role"]["!GetAtt"].is_string(),
+            "{name} has no role of its own"
+        );
+    }
+    let crates: BTreeSet<String> = std::fs::read_dir(repo().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("src/main.rs").is_file())
+        .map(|p| {
+            let manifest = std::fs::read_to_string(p.join("Cargo.toml")).unwrap();
+            let name = manifest
+                .lines()
+                .find_map(|l| l.strip_prefix("name = \""))
+                .unwrap();
+            name.trim_end_matches('"').to_owned()
+        })
+        .collect();
+    assert_eq!(binaries, crates);
+}
