@@ -232,9 +232,9 @@ where
 {
     let error = StepError::from_sdk(operation, err);
     match error.aws_code() {
-        Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
+        Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
             StepError::DecisionNotDelivered(format!(
-                "Step Functions answered {code}: the execution no longer waits for this decision"
+                "the execution no longer waits for this decision ({error})"
             ))
         }
         _ => error,
