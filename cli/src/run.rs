@@ -212,10 +212,11 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
 const STEPS: &[&str] = &[
     "Resume",
     "SyncDb",
-    "LaunchPreprod",
     "Migrate",
+    "LaunchPreprod",
     "HealthCheck",
     "Approval",
+    "Promote",
     "Switch",
     "Bake",
     "Finish",

@@ -12,7 +12,7 @@ use bluegreen::record::Records;
 use bluegreen::steps::approval::{self, RequestInput, Requested};
 use bluegreen::steps::{
     DeploymentRef, FailureInput, abort, bake, finish, health_check, launch_preprod, migrate,
-    prepare, rollback, switch, sync_db,
+    prepare, promote, rollback, switch, sync_db,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,6 +77,7 @@ impl LocalTasks {
             }
             "migrate" => start_or_check!(migrate, ctx, input),
             "health_check" => start_or_check!(health_check, ctx, input),
+            "promote" => start_or_check!(promote, ctx, input),
             "switch" => start_or_check!(switch, ctx, input),
             "bake" => start_or_check!(bake, ctx, input),
             "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),

@@ -16,6 +16,7 @@ pub const STEP_RESOURCES: &[(&str, &str)] = &[
     ("${MigrateFunctionArn}", "migrate"),
     ("${HealthCheckFunctionArn}", "health_check"),
     ("${RequestApprovalFunctionArn}", "request_approval"),
+    ("${PromoteFunctionArn}", "promote"),
     ("${SwitchFunctionArn}", "switch"),
     ("${BakeFunctionArn}", "bake"),
     ("${AbortFunctionArn}", "abort"),

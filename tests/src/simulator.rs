@@ -2,8 +2,9 @@
 //! scheduler completes rollouts and registers the tasks in the slot's target group, and the
 //! container runtime ends bluegreen's one-off tasks with a chosen exit code.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::types::DesiredStatus;
@@ -18,8 +19,12 @@ use crate::world::{CLUSTER, World};
 pub struct Simulator {
     task: tokio::task::JoinHandle<()>,
     migration_exit: Arc<AtomicI32>,
+    exit_by_kind: ExitCodes,
     rollouts_fail: Arc<AtomicBool>,
 }
+
+/// Exit codes by the `startedBy` kind of a one-off task (`rehearsal`, `migrate`, `rollback`).
+type ExitCodes = Arc<Mutex<HashMap<String, i32>>>;
 
 impl Drop for Simulator {
     fn drop(&mut self) {
@@ -39,6 +44,8 @@ impl Simulator {
         ];
         let migration_exit = Arc::new(AtomicI32::new(0));
         let exit = migration_exit.clone();
+        let exit_by_kind: ExitCodes = Arc::default();
+        let by_kind = exit_by_kind.clone();
         let rollouts_fail = Arc::new(AtomicBool::new(false));
         let fail = rollouts_fail.clone();
         let task = tokio::spawn(async move {
@@ -49,13 +56,14 @@ impl Simulator {
                         settle_slot(&ecs, &elb, &control, *slot, tg, fail.load(Ordering::SeqCst))
                             .await;
                 }
-                let _ = finish_tasks(&ecs, &control, exit.load(Ordering::SeqCst)).await;
+                let _ = finish_tasks(&ecs, &control, exit.load(Ordering::SeqCst), &by_kind).await;
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         });
         Simulator {
             task,
             migration_exit,
+            exit_by_kind,
             rollouts_fail,
         }
     }
@@ -68,6 +76,15 @@ impl Simulator {
     /// The exit code one-off tasks (migrations) end with from now on.
     pub fn set_migration_exit(&self, code: i32) {
         self.migration_exit.store(code, Ordering::SeqCst);
+    }
+
+    /// The exit code one-off tasks whose `startedBy` ends with `-<kind>` end with from now on
+    /// (`rehearsal`: a migration on a clone, `migrate`: on production, `rollback`).
+    pub fn set_exit_for(&self, kind: &str, code: i32) {
+        self.exit_by_kind
+            .lock()
+            .expect("exit codes")
+            .insert(kind.to_owned(), code);
     }
 }
 
@@ -150,7 +167,8 @@ async fn settle_slot(
 async fn finish_tasks(
     ecs: &aws_sdk_ecs::Client,
     control: &Control,
-    exit_code: i32,
+    default_exit: i32,
+    by_kind: &ExitCodes,
 ) -> Result<(), String> {
     let out = ecs
         .list_tasks()
@@ -159,12 +177,33 @@ async fn finish_tasks(
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    for arn in out.task_arns.unwrap_or_default() {
+    let arns = out.task_arns.unwrap_or_default();
+    if arns.is_empty() {
+        return Ok(());
+    }
+    let tasks = ecs
+        .describe_tasks()
+        .cluster(CLUSTER)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .tasks
+        .unwrap_or_default();
+    for task in tasks {
+        let started_by = task.started_by.unwrap_or_default();
+        let exit_code = by_kind
+            .lock()
+            .expect("exit codes")
+            .iter()
+            .find(|(kind, _)| started_by.ends_with(&format!("-{kind}")))
+            .map(|(_, code)| *code)
+            .unwrap_or(default_exit);
         control
             .call(
                 "POST",
                 "/_bluegreen/ecs/task-stopped",
-                json!({"task_arn": arn, "exit_code": exit_code, "stop_code": "EssentialContainerExited"}),
+                json!({"task_arn": task.task_arn, "exit_code": exit_code, "stop_code": "EssentialContainerExited"}),
             )
             .await?;
     }

@@ -484,6 +484,8 @@ impl World {
                 command: vec!["bin/migrate".into(), "up".into()],
                 timeout_seconds: 600,
                 rollback_command: None,
+                run: None,
+                maintenance: false,
             }),
             health: Health {
                 test_url: Some(self.smoke.url.clone()),
@@ -746,6 +748,28 @@ impl World {
             .holder("shop")
             .await
             .expect("read lock")
+    }
+
+    /// The production listener's rules other than its default action, as `(priority, ARN)`.
+    pub async fn listener_rules(&self) -> Vec<(String, String)> {
+        self.ctx
+            .elb
+            .describe_rules()
+            .listener_arn(&self.production_listener)
+            .send()
+            .await
+            .expect("describe rules")
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.is_default != Some(true))
+            .map(|r| {
+                (
+                    r.priority.unwrap_or_default(),
+                    r.rule_arn.unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     /// Identifiers of every DB instance.

@@ -3,6 +3,7 @@
 //! definition.
 
 mod conformance;
+mod database;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -376,6 +377,6 @@ async fn a_throttled_call_is_retried_by_the_definition_and_the_deployment_succee
     let retried = finished
         .history
         .iter()
-        .any(|e| matches!(&e.kind, EventKind::Retrying { state, .. } if state == "LaunchPreprod"));
+        .any(|e| matches!(&e.kind, EventKind::Retrying { state, .. } if state == "Migrate"));
     assert!(retried, "the definition's Retry handled the throttle");
 }

@@ -115,9 +115,11 @@ pub async fn migrate_with(
     let started = migrate::start(&world.ctx, &id_ref(id))
         .await
         .expect("migrate start");
-    let task = record(world, id)
-        .await
+    // The production migration, or (isolated) the migration on pre-prod's clone.
+    let recorded = record(world, id).await;
+    let task = recorded
         .migration_task_arn
+        .or(recorded.rehearsal_task_arn)
         .expect("migration task recorded");
     world
         .stop_task(&task, exit_code, "EssentialContainerExited")

@@ -278,10 +278,46 @@ pub struct Migration {
     /// How long the migration may run before it is stopped and `MigrationTimedOut`.
     #[serde(default = "default_migration_timeout")]
     pub timeout_seconds: u64,
-    /// Optional explicit rollback migration, run by rollback. Schema is never reverted
-    /// silently: without this, rollback leaves the schema as the migration left it.
+    /// Optional explicit rollback migration. It runs as a tracked one-off task, waited for
+    /// like the migration, on rollback and on an abort after the production migration
+    /// succeeded. Schema is never reverted silently: without it, the schema stays as the
+    /// migration left it.
     #[serde(default)]
     pub rollback_command: Option<Vec<String>>,
+    /// When the production migration runs (`shared` and `none` strategies): `before_launch`
+    /// (default: before pre-prod starts, so pre-prod tests the new code on the migrated schema;
+    /// migrations must be expand/contract) or `after_approval` (pre-prod tests against the
+    /// current schema; the migration runs after approval, before the switch). `isolated`
+    /// always migrates its clone before launch and production after approval, so only
+    /// `after_approval` (or nothing) is accepted there.
+    #[serde(default)]
+    pub run: Option<MigrationRun>,
+    /// Listener mode only: while the production migration runs, production answers a fixed
+    /// 503 page (an ALB fixed-response rule bluegreen adds above every other rule and always
+    /// removes).
+    #[serde(default)]
+    pub maintenance: bool,
+}
+
+/// When the production migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationRun {
+    /// Before pre-prod launches (expand/contract migrations).
+    #[default]
+    BeforeLaunch,
+    /// After approval, before any production traffic moves.
+    AfterApproval,
+}
+
+impl Migration {
+    /// When the production migration runs for `strategy` (`isolated`: always after approval).
+    pub fn run_for(&self, strategy: DbStrategy) -> MigrationRun {
+        match strategy {
+            DbStrategy::Isolated => MigrationRun::AfterApproval,
+            _ => self.run.unwrap_or_default(),
+        }
+    }
 }
 
 fn default_migration_timeout() -> u64 {
@@ -645,6 +681,22 @@ impl ServiceConfig {
         }
         if db.endpoint_env.trim().is_empty() {
             p.add("database.endpoint_env", "must not be empty");
+        }
+        if let Some(m) = &self.migration {
+            if db.strategy == DbStrategy::Isolated && m.run == Some(MigrationRun::BeforeLaunch) {
+                p.add(
+                    "migration.run",
+                    "'isolated' migrates its clone before launch and production only after \
+                     approval; use 'after_approval' or leave it out",
+                );
+            }
+            if m.maintenance && matches!(self.traffic, Traffic::Dns { .. }) {
+                p.add(
+                    "migration.maintenance",
+                    "needs traffic mode 'listener' (a fixed-response rule on the production \
+                     listener); DNS mode cannot show a maintenance page",
+                );
+            }
         }
         p.timeout("database.clone_timeout_seconds", db.clone_timeout_seconds);
     }

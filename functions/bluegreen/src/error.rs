@@ -134,6 +134,20 @@ pub enum StepError {
     #[error("rollback failed: {0}")]
     RollbackFailed(String),
 
+    /// A slot that is about to receive (or receives) production traffic would use a database
+    /// clone: the guard refuses before any traffic moves to it.
+    #[error("production must never run on a clone: {0}")]
+    ProductionOnClone(String),
+
+    /// Maintenance mode could not be switched on or off on the production listener.
+    #[error("maintenance mode failed: {0}")]
+    MaintenanceFailed(String),
+
+    /// A record or another piece of bluegreen's own state breaks an invariant (unreadable,
+    /// missing a field an earlier step always writes). Not the caller's input.
+    #[error("internal invariant broken: {0}")]
+    Internal(String),
+
     /// AWS throttled the request; safe to retry with backoff.
     #[error("throttled by {operation}: {message}")]
     Throttled {
@@ -190,6 +204,9 @@ impl StepError {
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",
+            StepError::ProductionOnClone(_) => "ProductionOnClone",
+            StepError::MaintenanceFailed(_) => "MaintenanceFailed",
+            StepError::Internal(_) => "Internal",
             StepError::Throttled { .. } => "Throttled",
             StepError::AwsTransient { .. } => "AwsTransient",
             StepError::Aws { .. } => "AwsError",

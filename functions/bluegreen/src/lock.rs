@@ -154,6 +154,33 @@ impl<'a> Locks<'a> {
         }
     }
 
+    /// Marks the lock held by `deployment_id` as needing a person: it stays held (no other
+    /// deployment of the service starts on a production a person must look at first), and
+    /// `needs_attention` says why. Marking a lock one does not hold changes nothing.
+    pub async fn mark_needs_attention(
+        &self,
+        service: &str,
+        deployment_id: &str,
+        reason: &str,
+    ) -> StepResult<bool> {
+        let result = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(service)))
+            .update_expression("SET needs_attention = :reason")
+            .condition_expression("deployment_id = :me")
+            .expression_attribute_values(":me", s(deployment_id))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        Ok(matches!(
+            conditional("dynamodb:UpdateItem", result)?,
+            Conditional::Written(_)
+        ))
+    }
+
     /// Releases the lock held by `deployment_id`. If a deployment is queued, the lock passes to
     /// it instead and its id is returned, so no other push can slip in between. Releasing a
     /// lock one no longer holds changes nothing and returns `None`.
@@ -226,6 +253,8 @@ pub struct LockItem {
     pub holder: String,
     /// The deployment queued behind it.
     pub queued: Option<String>,
+    /// Why a person must look before the lock is released, when the holder ended that way.
+    pub needs_attention: Option<String>,
 }
 
 impl LockItem {
@@ -234,6 +263,7 @@ impl LockItem {
         LockItem {
             holder: text("deployment_id").unwrap_or_default(),
             queued: text("queued_id"),
+            needs_attention: text("needs_attention"),
         }
     }
 }

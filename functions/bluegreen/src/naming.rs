@@ -10,7 +10,10 @@ pub const TAG_MANAGED: &str = "bluegreen:managed";
 pub const TAG_DEPLOYMENT: &str = "bluegreen:deployment-id";
 /// Tag with the RFC 3339 time after which scheduled teardown may remove the resource.
 pub const TAG_EXPIRES: &str = "bluegreen:expires-at";
-/// Tag with the role of a slot service: `preprod` or `warm`.
+/// Tag on a task definition revision bluegreen registered: `preprod` or `production`.
+pub const TAG_PURPOSE: &str = "bluegreen:purpose";
+/// Tag with the role of a slot service (`preprod` or `warm`) or of a listener rule
+/// (`maintenance`).
 pub const TAG_ROLE: &str = "bluegreen:role";
 
 fn short_hash(parts: &[&str], hex_chars: usize) -> String {
@@ -37,12 +40,19 @@ pub fn started_by(deployment_id: &str, kind: &str) -> String {
     format!("bg-{}-{kind}", short_hash(&[deployment_id], 16))
 }
 
+/// Every clone bluegreen creates is named with this prefix (IAM policies and the guard that
+/// keeps production off clones rely on it).
+pub const CLONE_PREFIX: &str = "bg-";
+
 /// The identifier of a database clone: lowercase, starts with a letter, at most 63 characters,
 /// no double hyphens — valid for both RDS instances and Aurora clusters.
 pub fn clone_identifier(service: &str, deployment_id: &str, purpose: &str) -> String {
     let service: String = service.chars().take(30).collect();
     let service = service.trim_end_matches('-');
-    format!("bg-{service}-{}-{purpose}", short_hash(&[deployment_id], 8))
+    format!(
+        "{CLONE_PREFIX}{service}-{}-{purpose}",
+        short_hash(&[deployment_id], 8)
+    )
 }
 
 #[cfg(test)]

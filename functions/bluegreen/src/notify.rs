@@ -1,5 +1,6 @@
 //! Notifications: an SNS message (and, when configured, a Slack-compatible webhook post) for
-//! exactly five events — awaiting approval, succeeded, aborted, rolled back, superseded. The
+//! exactly six events — awaiting approval, succeeded, aborted, rolled back, needs attention,
+//! superseded. The
 //! [`Notice`] type is the whole list; nothing else is ever sent.
 //!
 //! Awaiting approval is published once per approver, each with that approver's signed link and
@@ -29,6 +30,8 @@ pub enum Notice {
     RolledBack,
     /// A newer push replaced a queued deployment.
     Superseded,
+    /// The deployment ended in a state a person must resolve; the lock stays held.
+    NeedsAttention,
 }
 
 impl Notice {
@@ -40,6 +43,7 @@ impl Notice {
             Notice::Aborted => "aborted",
             Notice::RolledBack => "rolled_back",
             Notice::Superseded => "superseded",
+            Notice::NeedsAttention => "needs_attention",
         }
     }
 
@@ -50,6 +54,7 @@ impl Notice {
             Notice::Aborted => "was aborted",
             Notice::RolledBack => "was rolled back",
             Notice::Superseded => "was superseded",
+            Notice::NeedsAttention => "needs attention",
         }
     }
 }
@@ -67,6 +72,7 @@ pub async fn approval_requested(
         "{service} is ready to switch to {repo}:{tag}\n\
          Digest: {digest}\n\
          Health: {health}\n\
+         Database: {database}\n\
          Decide before {expires}.",
         service = deployment.service,
         repo = deployment.image.repository,
@@ -76,6 +82,7 @@ pub async fn approval_requested(
             .health_evidence
             .as_deref()
             .unwrap_or("not recorded"),
+        database = crate::db_plan::approver_note(deployment),
         expires = approval.expires_at.to_rfc3339(),
     );
     let cli = format!(

@@ -41,6 +41,9 @@ pub enum Status {
     Aborted,
     /// Failed after the switch; traffic is back on the old slot.
     RolledBack,
+    /// The deployment ended in a state a person must look at (a failed rollback migration, a
+    /// clone that a slot still references); the service's lock stays held until then.
+    NeedsAttention,
 }
 
 impl Status {
@@ -48,7 +51,11 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Status::Superseded | Status::Succeeded | Status::Aborted | Status::RolledBack
+            Status::Superseded
+                | Status::Succeeded
+                | Status::Aborted
+                | Status::RolledBack
+                | Status::NeedsAttention
         )
     }
 }
@@ -95,15 +102,98 @@ pub struct PreprodState {
 /// A database clone made for this deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DbClone {
-    /// `rds_instance` or `aurora_cluster`.
-    pub kind: String,
-    /// The clone's identifier.
+    /// What was cloned.
+    pub kind: CloneKind,
+    /// The clone's identifier (the cluster's, for Aurora).
     pub identifier: String,
-    /// `preprod` or `rehearsal`.
-    pub purpose: String,
+    /// What the clone is for.
+    pub purpose: ClonePurpose,
     /// The endpoint address once available.
     #[serde(default)]
     pub endpoint: Option<String>,
+}
+
+impl DbClone {
+    /// The DB instance that serves the clone (Aurora: the one writer bluegreen adds).
+    pub fn instance_identifier(&self) -> String {
+        match self.kind {
+            CloneKind::RdsInstance => self.identifier.clone(),
+            CloneKind::AuroraCluster => format!("{}-1", self.identifier),
+        }
+    }
+}
+
+/// What a clone was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloneKind {
+    /// An RDS instance restored from a snapshot.
+    RdsInstance,
+    /// An Aurora copy-on-write cluster clone.
+    AuroraCluster,
+}
+
+/// What a clone is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClonePurpose {
+    /// `isolated`: pre-prod and its migration run against it.
+    Preprod,
+    /// `shared` with a rehearsal: the migration is tried on it before production.
+    Rehearsal,
+}
+
+impl ClonePurpose {
+    /// The word used in clone names and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClonePurpose::Preprod => "preprod",
+            ClonePurpose::Rehearsal => "rehearsal",
+        }
+    }
+}
+
+impl std::fmt::Display for ClonePurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Task definition revisions registered for this deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskDefinitions {
+    /// The pushed image on pre-prod's database (a clone in `isolated` mode).
+    #[serde(default)]
+    pub preprod: Option<String>,
+    /// `isolated` only: the pushed image on production's database, registered after approval.
+    #[serde(default)]
+    pub production: Option<String>,
+}
+
+/// How a tracked one-off task (the production or rollback migration) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Started, not seen stopped yet.
+    Running,
+    /// Its essential container exited 0.
+    Succeeded,
+    /// It stopped any other way, or was stopped at its deadline.
+    Failed,
+}
+
+/// A tracked one-off task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrackedTask {
+    /// The ECS task.
+    pub task_arn: String,
+    /// When bluegreen started it.
+    pub started_at: DateTime<Utc>,
+    /// How it stands.
+    pub state: TaskState,
+    /// Exit code and reason once stopped.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// The approval request and decision.
@@ -180,12 +270,21 @@ pub struct Deployment {
     /// Clones made for this deployment.
     #[serde(default)]
     pub clones: Vec<DbClone>,
-    /// The migration task's ARN.
+    /// Task definitions registered for this deployment.
+    #[serde(default)]
+    pub task_definitions: TaskDefinitions,
+    /// The production migration task's ARN.
     #[serde(default)]
     pub migration_task_arn: Option<String>,
-    /// The rehearsal migration task's ARN.
+    /// The ARN of the migration run against a clone (rehearsal, or `isolated` pre-prod).
     #[serde(default)]
     pub rehearsal_task_arn: Option<String>,
+    /// The production migration, once started: whether production's schema has changed.
+    #[serde(default)]
+    pub production_migration: Option<TrackedTask>,
+    /// The rollback migration, once started by abort or rollback.
+    #[serde(default)]
+    pub rollback_migration: Option<TrackedTask>,
     /// Where the production migration logged, once it succeeded.
     #[serde(default)]
     pub migration_log: Option<LogLocation>,
@@ -234,6 +333,33 @@ impl Deployment {
     /// The slot that was live at the start.
     pub fn old_slot(&self) -> StepResult<Slot> {
         self.target_slot().map(Slot::other)
+    }
+
+    /// Refuses unless a person approved (or the policy is `auto`). Steps after the approval
+    /// re-check the recorded decision rather than trusting that they were reached.
+    pub fn ensure_approved(&self) -> StepResult<()> {
+        if self.config.approval.policy == crate::config::ApprovalPolicy::Auto {
+            return Ok(());
+        }
+        match self.approval.as_ref().and_then(|a| a.decision.as_deref()) {
+            Some("approved") => Ok(()),
+            Some(other) => Err(StepError::ApprovalRejected(format!("decision was {other}"))),
+            None => Err(StepError::SwitchFailed(
+                "refusing to switch: no approval recorded".into(),
+            )),
+        }
+    }
+
+    /// The clone made for `purpose`, if any.
+    pub fn clone_for(&self, purpose: ClonePurpose) -> Option<&DbClone> {
+        self.clones.iter().find(|c| c.purpose == purpose)
+    }
+
+    /// Whether the production migration ran to a successful end (production's schema changed).
+    pub fn production_migrated(&self) -> bool {
+        self.production_migration
+            .as_ref()
+            .is_some_and(|m| m.state == TaskState::Succeeded)
     }
 
     /// Whether the timeline already has `outcome` for `step`.

@@ -1,6 +1,7 @@
 //! The console's HTML: plain server-rendered pages (maud escapes every value) with a little CSS
 //! that reads on a phone. No scripts.
 
+use bluegreen::db_plan;
 use bluegreen::record::{Deployment, LogLocation, Status};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -166,8 +167,9 @@ pub fn detail(d: &Deployment, viewer: &str, link: Option<&str>, region: Option<&
                         }
                     }
                     @if let Some(clone) = d.clones.first() {
-                        dt { "Database" } dd { (clone.purpose) ": " code { (clone.identifier) } }
+                        dt { "Clone" } dd { (clone.purpose) ": " code { (clone.identifier) } }
                     }
+                    dt { "Database" } dd class="database" { (db_plan::approver_note(d)) }
                 }
             }
             @if let Some(a) = &d.approval {
@@ -221,9 +223,17 @@ pub fn detail(d: &Deployment, viewer: &str, link: Option<&str>, region: Option<&
 /// The answer to a decision.
 pub fn decided(d: &Deployment, approved: bool, sent_to_step_functions: bool) -> Markup {
     let next = if approved {
-        "The deployment continues to the switch."
+        match db_plan::plan(&d.config).after_approval {
+            Some(_) => "The deployment continues: the new slot is made ready on production's \
+                        database, then traffic switches."
+                .to_owned(),
+            None => "The deployment continues to the switch.".to_owned(),
+        }
     } else {
-        "The deployment will be aborted; production is untouched."
+        format!(
+            "The deployment will be aborted; production traffic stays where it is. {}",
+            db_plan::rejection_effect(d)
+        )
     };
     page(
         "Decision recorded",

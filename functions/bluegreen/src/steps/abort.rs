@@ -1,5 +1,7 @@
 //! Abort: the failure path before the switch. Puts the pre-prod slot back the way it was,
-//! stops a running migration, deletes clones, restores the DNS TTL, releases the lock.
+//! stops a running migration, runs the rollback migration when the production migration had
+//! succeeded (and waits for it), then the shared ending: maintenance off, clones deleted, DNS
+//! TTL restored, lock released.
 //!
 //! Abort never touches production routing, and refuses to act if production no longer runs
 //! entirely on the old slot — scaling down a slot that serves traffic would leave production
@@ -12,9 +14,10 @@ use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::record::{Records, Status};
 use crate::routing;
 
+use crate::migration;
+
 use super::FailureInput;
-use super::cleanup::{self, Ended};
-use super::migrate;
+use super::cleanup::{self, Ended, RollbackMigration};
 
 const STEP: &str = "abort";
 
@@ -37,7 +40,7 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         }
         routing::point_test_listener(ctx, config, old.other()).await?;
     }
-    migrate::stop_running(ctx, &deployment).await?;
+    done.extend(migration::stop_running(ctx, &deployment).await?);
     if let Some(preprod) = &deployment.preprod {
         let previous = (!preprod.previous_task_definition.is_empty())
             .then_some(preprod.previous_task_definition.as_str());
@@ -58,18 +61,24 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             preprod.service, preprod.previous_desired_count
         ));
     }
-    let clones = cleanup::delete_clones(ctx, &deployment).await?;
-    if !clones.is_empty() {
-        done.push(format!("deleted clones {}", clones.join(", ")));
+    // Stopped tasks are recorded by now; read what the record says about production's schema.
+    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    let mut status = Status::Aborted;
+    match cleanup::rollback_migration(ctx, &deployment).await? {
+        RollbackMigration::Waiting(waiting) => return Ok(waiting),
+        RollbackMigration::Done(note) => done.push(note),
+        RollbackMigration::Failed(note) => {
+            done.push(note);
+            status = Status::NeedsAttention;
+        }
     }
-    cleanup::restore_dns_ttl(ctx, &deployment).await?;
-    done.push("production untouched".into());
-    cleanup::end(
+    done.push("production traffic untouched".into());
+    cleanup::close(
         ctx,
         &deployment,
-        Status::Aborted,
+        status,
         STEP,
-        done.join("; "),
+        done.into_iter().filter(|d| !d.is_empty()).collect(),
         Some(input.describe()),
     )
     .await

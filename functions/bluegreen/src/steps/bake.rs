@@ -8,14 +8,17 @@ use aws_sdk_cloudwatch::types::StateValue;
 
 use crate::config::Traffic;
 use crate::context::Context;
+use crate::db_guard;
 use crate::error::{StepError, StepResult};
+use crate::health::target_health;
 use crate::poll::{CheckInput, Poll, Started};
 use crate::record::{Change, Status};
 
-use super::health_check::target_health;
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
 const STEP: &str = "bake";
+/// How often the bake looks at alarms, targets and the database guard.
+const LOOK_EVERY_SECONDS: u64 = 30;
 
 /// Starts the bake window; the returned deadline is when the bake succeeds.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
@@ -30,7 +33,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let change = Change::new().set("status", &Status::Baking);
     let started = start_once(ctx, &deployment, STEP, seconds, 0, change).await?;
     Ok(Started {
-        wait_seconds: seconds.min(30),
+        wait_seconds: seconds.min(LOOK_EVERY_SECONDS),
         ..started
     })
 }
@@ -75,6 +78,9 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             ));
         }
     }
+    if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, live).await {
+        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+    }
     if !problems.is_empty() {
         let err = StepError::BakeFailed(problems.join("; "));
         return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
@@ -87,7 +93,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     }
     let remaining = (input.deadline - now).num_seconds().max(1) as u64;
     Ok(Poll::Pending {
-        wait_seconds: remaining.min(30),
+        wait_seconds: remaining.min(LOOK_EVERY_SECONDS),
         attempt: input.attempt + 1,
         detail: format!("baking, {remaining}s left"),
     })

@@ -1,23 +1,38 @@
-//! What every terminal path shares: remove clones, restore the DNS TTL, release the lock
-//! (handing it to a queued deployment), write the final status and notify.
+//! What every ending (abort, rollback, finish) shares: the rollback migration, waited for;
+//! then maintenance mode off, clones deleted (never one a running slot still uses), the DNS
+//! TTL restored, and the lock released (handed to a queued deployment) — or, when a person
+//! must look, kept and marked — with the final status written and notified.
 
+use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::context::Context;
+use crate::db_guard;
+use crate::db_plan::MigrationTask;
 use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
+use crate::maintenance;
+use crate::migration::{self, Progress, Run};
 use crate::notify;
-use crate::record::{Change, Deployment, Records, Status};
+use crate::rds;
+use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState};
 use crate::routing;
 
-/// How a deployment ended; the same answer however often the terminal step runs.
+/// How often an ending looks at a running rollback migration.
+const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
+/// How long past the rollback migration's own deadline the state machine keeps calling the
+/// ending before it gives up on it (the ending stops the task at its deadline itself).
+const ENDING_GRACE_SECONDS: i64 = 300;
+
+/// How a deployment ended; the same answer however often the ending runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ended {
     /// The deployment.
     pub deployment_id: String,
-    /// `succeeded`, `aborted` or `rolled_back`.
+    /// `succeeded`, `aborted`, `rolled_back` or `needs_attention` — or, while `wait` is
+    /// present, the status it has while the ending waits.
     pub status: Status,
     /// A queued deployment that now holds the lock; the state machine starts it with
     /// `{"deployment_id": "<id>"}`. Absent (not null) when there is none: the state machine
@@ -26,6 +41,19 @@ pub struct Ended {
     pub next_deployment: Option<String>,
     /// What was done.
     pub detail: String,
+    /// Present while the ending waits for the rollback migration: call it again after
+    /// `wait.seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<EndingWait>,
+}
+
+/// An ending that is not finished yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EndingWait {
+    /// Seconds until the next call.
+    pub seconds: u64,
+    /// After this the state machine stops calling (the ending has already given up by then).
+    pub deadline: DateTime<Utc>,
 }
 
 impl Ended {
@@ -40,75 +68,152 @@ impl Ended {
                 .last()
                 .map(|e| e.detail.clone())
                 .unwrap_or_default(),
+            wait: None,
+        }
+    }
+
+    fn waiting(deployment: &Deployment, detail: String, deadline: DateTime<Utc>) -> Self {
+        Ended {
+            deployment_id: deployment.deployment_id.clone(),
+            status: deployment.status,
+            next_deployment: None,
+            detail,
+            wait: Some(EndingWait {
+                seconds: ROLLBACK_MIGRATION_POLL_SECONDS,
+                deadline: deadline + Duration::seconds(ENDING_GRACE_SECONDS),
+            }),
         }
     }
 }
 
-/// Deletes the deployment's database clones; clones already gone are fine.
-pub(crate) async fn delete_clones(
+/// Where the rollback migration stands for an ending.
+pub(crate) enum RollbackMigration {
+    /// Finished, or not needed: what to say about the schema.
+    Done(String),
+    /// Still running: the ending answers [`Ended`] with `wait`.
+    Waiting(Ended),
+    /// Failed or timed out: the deployment needs a person.
+    Failed(String),
+}
+
+/// Runs `migration.rollback_command` — only when the production migration succeeded (so
+/// production's schema changed) — as a tracked one-off task of the new image on production's
+/// database, and reports where it stands. A production migration that failed or was stopped
+/// may have partly applied; running a rollback command after it could revert an earlier,
+/// good migration, so it is not run, and the ending says so.
+pub(crate) async fn rollback_migration(
     ctx: &Context,
     deployment: &Deployment,
-) -> StepResult<Vec<String>> {
+) -> StepResult<RollbackMigration> {
+    let Some(migration) = &deployment.config.migration else {
+        return Ok(RollbackMigration::Done(String::new()));
+    };
+    match deployment.production_migration.as_ref().map(|m| m.state) {
+        None => {
+            return Ok(RollbackMigration::Done(
+                "production schema untouched (the production migration never ran)".into(),
+            ));
+        }
+        Some(TaskState::Failed | TaskState::Running) => {
+            return Ok(RollbackMigration::Done(format!(
+                "the production migration did not finish cleanly ({}); it may have partly \
+                 applied — no rollback command was run",
+                deployment
+                    .production_migration
+                    .as_ref()
+                    .map(|m| m.detail.as_str())
+                    .unwrap_or_default()
+            )));
+        }
+        Some(TaskState::Succeeded) => {}
+    }
+    let Some(command) = &migration.rollback_command else {
+        return Ok(RollbackMigration::Done(
+            "the production migration ran; no rollback_command is configured, so the schema \
+             stays migrated"
+                .into(),
+        ));
+    };
+    let task_definition = deployment
+        .task_definitions
+        .production
+        .clone()
+        .or_else(|| deployment.task_definitions.preprod.clone())
+        .ok_or_else(|| {
+            StepError::Internal("production migrated but no task definition recorded".into())
+        })?;
+    // Never revert a clone's schema thinking it is production's (or the other way round).
+    if let Err(e) =
+        db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await
+    {
+        return Ok(RollbackMigration::Failed(format!(
+            "rollback migration not run: {e}"
+        )));
+    }
+    let started_at = deployment
+        .rollback_migration
+        .as_ref()
+        .map(|t| t.started_at)
+        .unwrap_or_else(|| ctx.now());
+    let deadline = migration::deadline_of(deployment, started_at);
+    let run = Run {
+        task: MigrationTask::Rollback,
+        command,
+        task_definition: &task_definition,
+        env: Vec::new(),
+    };
+    match migration::advance(ctx, deployment, &run, deadline).await {
+        Ok(Progress::Running(detail)) => Ok(RollbackMigration::Waiting(Ended::waiting(
+            deployment, detail, deadline,
+        ))),
+        Ok(Progress::Succeeded(_)) => Ok(RollbackMigration::Done(format!(
+            "rollback migration `{}` exited 0",
+            command.join(" ")
+        ))),
+        Err(e @ (StepError::MigrationFailed { .. } | StepError::MigrationTimedOut { .. })) => Ok(
+            RollbackMigration::Failed(format!("rollback migration failed: {e}")),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+/// The last part of every ending: maintenance off, clones deleted unless a running slot uses
+/// one (then the deployment needs a person), DNS TTL restored, then [`end`].
+pub(crate) async fn close(
+    ctx: &Context,
+    deployment: &Deployment,
+    mut status: Status,
+    step: &str,
+    mut done: Vec<String>,
+    failure: Option<String>,
+) -> StepResult<Ended> {
+    if maintenance::switch_off(ctx, deployment).await? {
+        done.push("maintenance page removed".into());
+    }
+    let in_use = db_guard::clones_in_use(ctx, &deployment.config, &deployment.clones).await?;
     let mut deleted = Vec::new();
     for clone in &deployment.clones {
-        match clone.kind.as_str() {
-            "aurora_cluster" => {
-                delete_instance(ctx, &format!("{}-1", clone.identifier)).await?;
-                delete_cluster(ctx, &clone.identifier).await?;
-            }
-            _ => delete_instance(ctx, &clone.identifier).await?,
+        if let Some((_, evidence)) = in_use.iter().find(|(id, _)| *id == clone.identifier) {
+            status = Status::NeedsAttention;
+            done.push(format!(
+                "kept clone {} because a running slot uses it ({evidence})",
+                clone.identifier
+            ));
+            continue;
+        }
+        if clone.kind == CloneKind::AuroraCluster {
+            rds::delete_instance(ctx, &clone.instance_identifier()).await?;
+            rds::delete_cluster(ctx, &clone.identifier).await?;
+        } else {
+            rds::delete_instance(ctx, &clone.identifier).await?;
         }
         deleted.push(clone.identifier.clone());
     }
-    Ok(deleted)
-}
-
-pub(crate) async fn delete_instance(ctx: &Context, identifier: &str) -> StepResult<()> {
-    match ctx
-        .rds
-        .delete_db_instance()
-        .db_instance_identifier(identifier)
-        .skip_final_snapshot(true)
-        .delete_automated_backups(true)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-        {
-            Ok(())
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_invalid_db_instance_state_fault()) =>
-        {
-            // Already being deleted.
-            Ok(())
-        }
-        Err(e) => Err(StepError::from_sdk("rds:DeleteDBInstance", e)),
+    if !deleted.is_empty() {
+        done.push(format!("deleted clones {}", deleted.join(", ")));
     }
-}
-
-pub(crate) async fn delete_cluster(ctx: &Context, identifier: &str) -> StepResult<()> {
-    match ctx
-        .rds
-        .delete_db_cluster()
-        .db_cluster_identifier(identifier)
-        .skip_final_snapshot(true)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(StepError::from_sdk("rds:DeleteDBCluster", e)),
-    }
+    restore_dns_ttl(ctx, deployment).await?;
+    end(ctx, deployment, status, step, done.join("; "), failure).await
 }
 
 /// DNS mode: puts the TTL back to what it was before the deployment lowered it.
@@ -129,9 +234,18 @@ pub(crate) async fn end(
     detail: String,
     failure: Option<String>,
 ) -> StepResult<Ended> {
-    let next = Locks::new(ctx)
-        .release(&deployment.service, &deployment.deployment_id)
-        .await?;
+    let locks = Locks::new(ctx);
+    let next = if status == Status::NeedsAttention {
+        // The lock stays held, marked: nothing else deploys until a person has looked.
+        locks
+            .mark_needs_attention(&deployment.service, &deployment.deployment_id, &detail)
+            .await?;
+        None
+    } else {
+        locks
+            .release(&deployment.service, &deployment.deployment_id)
+            .await?
+    };
     let mut change =
         Change::new()
             .set("status", &status)
@@ -148,12 +262,26 @@ pub(crate) async fn end(
     let notice = match status {
         Status::Succeeded => notify::Notice::Succeeded,
         Status::Aborted => notify::Notice::Aborted,
+        Status::NeedsAttention => notify::Notice::NeedsAttention,
         _ => notify::Notice::RolledBack,
     };
-    let message = match &failure {
+    let mut message = match &failure {
         Some(f) => format!("{detail}\nCause: {f}"),
         None => detail.clone(),
     };
+    if status == Status::NeedsAttention {
+        let live = routing::read_production(ctx, &deployment.config)
+            .await
+            .ok()
+            .and_then(|r| r.live().ok())
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown (read the production listener)".into());
+        message.push_str(&format!(
+            "\nProduction traffic is on: {live}. The service stays locked. When the database \
+             and slots are checked, release it with: bluegreen unlock {}",
+            deployment.service
+        ));
+    }
     if let Err(e) = notify::outcome(ctx, deployment, notice, &message).await {
         // The deployment has ended either way; a lost notification must not undo that.
         warn!(error = %e, "could not publish the outcome");
@@ -164,5 +292,6 @@ pub(crate) async fn end(
         status,
         next_deployment: next,
         detail,
+        wait: None,
     })
 }

@@ -1,6 +1,7 @@
 //! Finish: after a clean bake, scale the old slot to zero (or keep it warm for the configured
 //! window, after which scheduled teardown scales it down), mark the new slot as plain live,
-//! delete clones, restore the DNS TTL, release the lock and hand it to a queued push.
+//! then the shared ending: maintenance off, clones deleted (never one a running slot uses),
+//! DNS TTL restored, lock released and handed to a queued push.
 
 use chrono::Duration;
 
@@ -65,18 +66,5 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
         }
         done.push(format!("{old_name} kept warm until {}", until.to_rfc3339()));
     }
-    let clones = cleanup::delete_clones(ctx, &deployment).await?;
-    if !clones.is_empty() {
-        done.push(format!("deleted clones {}", clones.join(", ")));
-    }
-    cleanup::restore_dns_ttl(ctx, &deployment).await?;
-    cleanup::end(
-        ctx,
-        &deployment,
-        Status::Succeeded,
-        STEP,
-        done.join("; "),
-        None,
-    )
-    .await
+    cleanup::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await
 }

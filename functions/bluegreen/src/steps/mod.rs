@@ -9,6 +9,7 @@ pub mod health_check;
 pub mod launch_preprod;
 pub mod migrate;
 pub mod prepare;
+pub mod promote;
 pub mod rollback;
 pub mod switch;
 pub mod sync_db;

@@ -1,20 +1,20 @@
 //! Rollback: the failure path after the switch. Sends all production traffic back to the old
 //! slot and verifies it, points the test listener at the failed slot, scales the failed slot to
-//! zero, starts the optional rollback-migration command, and ends the deployment.
+//! zero, runs the optional rollback migration and waits for it, then the shared ending.
 //!
 //! Schema is never reverted silently: without an explicit `rollback_command`, the schema stays
-//! as the migration left it (migrations must be backward compatible in `shared` mode).
+//! as the migration left it (migrations must be backward compatible). A rollback migration
+//! that fails leaves the deployment needing a person, never "rolled back".
 
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::naming::{self, TAG_EXPIRES, TAG_ROLE};
-use crate::record::{Change, Records, Status};
+use crate::naming::{TAG_EXPIRES, TAG_ROLE};
+use crate::record::{Records, Status};
 use crate::routing;
 
 use super::FailureInput;
-use super::cleanup::{self, Ended};
-use super::migrate;
+use super::cleanup::{self, Ended, RollbackMigration};
 
 const STEP: &str = "rollback";
 
@@ -48,36 +48,21 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         }
         done.push(format!("{} scaled to 0", preprod.service));
     }
-    if let Some(command) = config
-        .migration
-        .as_ref()
-        .and_then(|m| m.rollback_command.clone())
-    {
-        let started_by = naming::started_by(&deployment.deployment_id, "rollback");
-        let task = match migrate::find_task(ctx, config, &started_by).await? {
-            Some(task) => task,
-            None => migrate::run_task(ctx, &deployment, &started_by, &command, None).await?,
-        };
-        let arn = task.task_arn.unwrap_or_default();
-        Records::new(ctx)
-            .update(
-                &deployment.deployment_id,
-                Change::new().set("rollback_task_arn", &arn),
-            )
-            .await?;
-        done.push(format!("rollback migration started as {arn}"));
+    let mut status = Status::RolledBack;
+    match cleanup::rollback_migration(ctx, &deployment).await? {
+        RollbackMigration::Waiting(waiting) => return Ok(waiting),
+        RollbackMigration::Done(note) => done.push(note),
+        RollbackMigration::Failed(note) => {
+            done.push(note);
+            status = Status::NeedsAttention;
+        }
     }
-    let clones = cleanup::delete_clones(ctx, &deployment).await?;
-    if !clones.is_empty() {
-        done.push(format!("deleted clones {}", clones.join(", ")));
-    }
-    cleanup::restore_dns_ttl(ctx, &deployment).await?;
-    cleanup::end(
+    cleanup::close(
         ctx,
         &deployment,
-        Status::RolledBack,
+        status,
         STEP,
-        done.join("; "),
+        done.into_iter().filter(|d| !d.is_empty()).collect(),
         Some(input.describe()),
     )
     .await

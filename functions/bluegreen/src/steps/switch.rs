@@ -7,8 +7,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::{ApprovalPolicy, Shift, Traffic};
+use crate::config::{Shift, Traffic};
 use crate::context::Context;
+use crate::db_guard;
 use crate::error::{StepError, StepResult};
 use crate::poll::{CheckInput, Poll, Started};
 use crate::record::{Change, Deployment, Records, Status};
@@ -21,7 +22,7 @@ const STEP: &str = "switch";
 /// Applies the first traffic step (after the DNS TTL wait, if any).
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
-    ensure_approved(&deployment)?;
+    deployment.ensure_approved()?;
     let timeout =
         ttl_wait(ctx, &deployment).num_seconds().max(0) as u64 + shift_duration(&deployment) + 900;
     let started = start_once(ctx, &deployment, STEP, timeout, 0, Change::new()).await?;
@@ -48,23 +49,6 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             detail,
         }),
         done => Ok(done),
-    }
-}
-
-fn ensure_approved(deployment: &Deployment) -> StepResult<()> {
-    if deployment.config.approval.policy == ApprovalPolicy::Auto {
-        return Ok(());
-    }
-    match deployment
-        .approval
-        .as_ref()
-        .and_then(|a| a.decision.as_deref())
-    {
-        Some("approved") => Ok(()),
-        Some(other) => Err(StepError::ApprovalRejected(format!("decision was {other}"))),
-        None => Err(StepError::SwitchFailed(
-            "refusing to switch: no approval recorded".into(),
-        )),
     }
 }
 
@@ -166,6 +150,11 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     let (percent, next) = schedule(shift, now - switched_at);
     let current = routing::read_production(ctx, config).await?;
     if current.percent(target) != percent {
+        // Independent of the flow that should already have re-pointed it: no traffic moves to
+        // a slot that would use a database clone.
+        if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, target).await {
+            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        }
         let change = routing::set_production(ctx, config, target, percent).await?;
         let after = routing::read_production(ctx, config).await?;
         if after.percent(target) != percent {

@@ -9,13 +9,14 @@ use tracing::{info, warn};
 
 use crate::config_store::ConfigStore;
 use crate::context::Context;
+use crate::db_guard;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
+use crate::maintenance;
 use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
+use crate::rds;
 use crate::record::Records;
 use crate::routing;
-
-use super::cleanup;
 
 /// What teardown removed and what it left, with reasons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -30,7 +31,18 @@ pub struct TeardownReport {
 pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
     let now = ctx.now();
     let mut report = TeardownReport::default();
+    // Database settings of every running slot: a clone one of them names is never deleted.
+    let mut in_use = Vec::new();
     for config in ConfigStore::new(ctx).load_all().await? {
+        in_use.extend(db_guard::env_values_in_use(ctx, &config).await?);
+        for (rule, owner) in maintenance::rules_of(ctx, &config).await? {
+            if !running(ctx, &owner).await? {
+                maintenance::delete(ctx, &rule).await?;
+                report.removed.push(format!(
+                    "maintenance rule {rule} of ended deployment {owner}"
+                ));
+            }
+        }
         let live = match routing::read_production(ctx, &config)
             .await
             .and_then(|s| s.live())
@@ -74,7 +86,7 @@ pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
             .removed
             .push(format!("ECS service {}/{idle} scaled to 0", config.cluster));
     }
-    remove_clones(ctx, now, &mut report).await?;
+    remove_clones(ctx, now, &in_use, &mut report).await?;
     info!(
         removed = report.removed.len(),
         kept = report.kept.len(),
@@ -109,8 +121,10 @@ fn rds_tag(tags: &Option<Vec<aws_sdk_rds::types::Tag>>, key: &str) -> Option<Str
 async fn remove_clones(
     ctx: &Context,
     now: DateTime<Utc>,
+    in_use: &[String],
     report: &mut TeardownReport,
 ) -> StepResult<()> {
+    let used = |id: &str| in_use.iter().any(|value| value.contains(id));
     let mut instances = ctx
         .rds
         .describe_db_instances()
@@ -129,7 +143,13 @@ async fn remove_clones(
             }
             continue;
         }
-        cleanup::delete_instance(ctx, &id).await?;
+        if used(&id) {
+            report.kept.push(format!(
+                "DB instance {id}: a running slot's task definition uses it"
+            ));
+            continue;
+        }
+        rds::delete_instance(ctx, &id).await?;
         report.removed.push(format!("DB instance {id} deleted"));
     }
     let mut clusters = ctx
@@ -147,12 +167,18 @@ async fn remove_clones(
             }
             continue;
         }
+        if used(&id) {
+            report.kept.push(format!(
+                "DB cluster {id}: a running slot's task definition uses it"
+            ));
+            continue;
+        }
         for member in cluster.db_cluster_members.unwrap_or_default() {
             if let Some(instance) = member.db_instance_identifier {
-                cleanup::delete_instance(ctx, &instance).await?;
+                rds::delete_instance(ctx, &instance).await?;
             }
         }
-        cleanup::delete_cluster(ctx, &id).await?;
+        rds::delete_cluster(ctx, &id).await?;
         report.removed.push(format!("DB cluster {id} deleted"));
     }
     Ok(())

@@ -1,0 +1,186 @@
+//! The guard that keeps production off database clones, independent of the flow that should
+//! already have made sure of it: before traffic moves to a slot and before the bake ends, no
+//! container of that slot's task definitions may carry a clone's identifier or address — the
+//! clones recorded on the deployment and every `bg-…` instance or cluster in the account. And
+//! cleanup never deletes a clone that a running slot still references.
+
+use aws_sdk_ecs::types::Service;
+
+use crate::config::ServiceConfig;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::rds;
+use crate::record::{DbClone, Deployment};
+use crate::slot::Slot;
+
+/// What identifies one clone: its identifiers and known addresses.
+struct CloneMarks {
+    identifier: String,
+    marks: Vec<String>,
+}
+
+impl CloneMarks {
+    fn found_in(&self, value: &str) -> bool {
+        let value = value.to_ascii_lowercase();
+        self.marks
+            .iter()
+            .any(|m| !m.is_empty() && value.contains(&m.to_ascii_lowercase()))
+    }
+}
+
+fn marks_of(clone: &DbClone) -> CloneMarks {
+    CloneMarks {
+        identifier: clone.identifier.clone(),
+        marks: [
+            Some(clone.identifier.clone()),
+            Some(clone.instance_identifier()),
+            clone.endpoint.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    }
+}
+
+async fn every_clone(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<CloneMarks>> {
+    let mut all: Vec<CloneMarks> = deployment.clones.iter().map(marks_of).collect();
+    for (identifier, addresses) in rds::clone_addresses(ctx).await? {
+        let mut marks = addresses;
+        marks.push(identifier.clone());
+        all.push(CloneMarks { identifier, marks });
+    }
+    Ok(all)
+}
+
+/// `container NAME=value` for every environment value of `service`'s task definitions (its
+/// own and those of its deployments in progress) that points at one of `clones`.
+async fn references(
+    ctx: &Context,
+    service: &Service,
+    clones: &[CloneMarks],
+) -> StepResult<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for td in task_definitions_of(service) {
+        let (definition, _) = ecs::describe_task_definition(ctx, &td).await?;
+        for (container, name, value) in ecs::all_env(&definition) {
+            if let Some(clone) = clones.iter().find(|c| c.found_in(&value)) {
+                found.push((
+                    clone.identifier.clone(),
+                    format!("{td}: container {container} {name}={value}"),
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Refuses with `ProductionOnClone` if `slot`'s service would reach a clone.
+pub async fn ensure_production_database(
+    ctx: &Context,
+    deployment: &Deployment,
+    slot: Slot,
+) -> StepResult<()> {
+    let config = &deployment.config;
+    let service =
+        ecs::describe_service(ctx, &config.cluster, &config.slots.get(slot).service).await?;
+    let clones = every_clone(ctx, deployment).await?;
+    let found = references(ctx, &service, &clones).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let evidence: Vec<String> = found.into_iter().map(|(_, e)| e).collect();
+    Err(StepError::ProductionOnClone(format!(
+        "{slot} ({}) points at a database clone: {}",
+        config.slots.get(slot).service,
+        evidence.join("; ")
+    )))
+}
+
+/// Refuses with `ProductionOnClone` if task definition `td` points at a clone (checked before a
+/// production or rollback migration runs with it).
+pub async fn ensure_task_definition_on_production(
+    ctx: &Context,
+    deployment: &Deployment,
+    td: &str,
+) -> StepResult<()> {
+    let clones = every_clone(ctx, deployment).await?;
+    let (definition, _) = ecs::describe_task_definition(ctx, td).await?;
+    let found: Vec<String> = ecs::all_env(&definition)
+        .into_iter()
+        .filter(|(_, _, value)| clones.iter().any(|c| c.found_in(value)))
+        .map(|(container, name, value)| format!("container {container} {name}={value}"))
+        .collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::ProductionOnClone(format!(
+            "task definition {td} points at a database clone: {}",
+            found.join("; ")
+        )))
+    }
+}
+
+/// For each of the deployment's clones that a running slot (desired count above zero) still
+/// references: `(clone identifier, evidence)`. Cleanup keeps those.
+pub async fn clones_in_use(
+    ctx: &Context,
+    config: &ServiceConfig,
+    clones: &[DbClone],
+) -> StepResult<Vec<(String, String)>> {
+    if clones.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<CloneMarks> = clones.iter().map(marks_of).collect();
+    let mut in_use = Vec::new();
+    for slot in Slot::ALL {
+        let name = &config.slots.get(slot).service;
+        let service = match ecs::describe_service(ctx, &config.cluster, name).await {
+            Ok(service) => service,
+            Err(StepError::ResourceNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if service.desired_count == 0 {
+            continue;
+        }
+        for (identifier, evidence) in references(ctx, &service, &marks).await? {
+            in_use.push((identifier, format!("{slot} ({name}) uses it: {evidence}")));
+        }
+    }
+    Ok(in_use)
+}
+
+/// Every environment value of every task definition of the service's slots that run tasks
+/// (desired count above zero): what scheduled teardown must not pull a database from under.
+pub async fn env_values_in_use(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<String>> {
+    let mut values = Vec::new();
+    for slot in Slot::ALL {
+        let name = &config.slots.get(slot).service;
+        let service = match ecs::describe_service(ctx, &config.cluster, name).await {
+            Ok(service) => service,
+            Err(StepError::ResourceNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if service.desired_count == 0 {
+            continue;
+        }
+        for td in task_definitions_of(&service) {
+            let (definition, _) = ecs::describe_task_definition(ctx, &td).await?;
+            values.extend(ecs::all_env(&definition).into_iter().map(|(_, _, v)| v));
+        }
+    }
+    Ok(values)
+}
+
+/// The service's task definition and those of its deployments in progress.
+fn task_definitions_of(service: &Service) -> Vec<String> {
+    let mut all: Vec<String> = service.task_definition.iter().cloned().collect();
+    for d in service.deployments.as_deref().unwrap_or_default() {
+        if let Some(td) = &d.task_definition
+            && !all.contains(td)
+        {
+            all.push(td.clone());
+        }
+    }
+    all
+}

@@ -1,0 +1,368 @@
+//! Migration tasks: the one-off ECS tasks that run the configured migration (against a clone or
+//! production) and the rollback migration. A task is found by its `startedBy` value (derived
+//! from the deployment and the task's kind) before one is started, so a retry never launches a
+//! second one. The production and rollback migrations are tracked on the record, because
+//! whether production's schema changed decides what abort and rollback must do — and ECS
+//! forgets stopped tasks after an hour, the record does not.
+
+use aws_sdk_ecs::types::Task;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::context::Context;
+use crate::db_plan::MigrationTask;
+use crate::ecs::{self, OneOff};
+use crate::error::{StepError, StepResult};
+use crate::maintenance;
+use crate::naming;
+use crate::record::{Change, Deployment, LogLocation, Records, TaskState, TrackedTask};
+
+/// How a migration task stands after one look.
+#[derive(Debug)]
+pub enum Progress {
+    /// Still running: what it is doing.
+    Running(String),
+    /// Exited 0; where it logged.
+    Succeeded(Option<LogLocation>),
+}
+
+/// What to run: which migration, which command, on which task definition, with which
+/// environment overrides.
+pub struct Run<'a> {
+    /// Which migration.
+    pub task: MigrationTask,
+    /// The command.
+    pub command: &'a [String],
+    /// The task definition (the pushed image; its database setting decides where it runs).
+    pub task_definition: &'a str,
+    /// Environment overrides, `(name, value)`.
+    pub env: Vec<(String, String)>,
+}
+
+/// The `startedBy` value of a deployment's migration task.
+pub fn started_by(deployment: &Deployment, task: MigrationTask) -> String {
+    naming::started_by(&deployment.deployment_id, task.kind())
+}
+
+/// Looks once at the migration task (starting it if it is not there yet): running, succeeded,
+/// or an error (`MigrationFailed`, or `MigrationTimedOut` after stopping it at `deadline`).
+pub async fn advance(
+    ctx: &Context,
+    deployment: &Deployment,
+    run: &Run<'_>,
+    deadline: DateTime<Utc>,
+) -> StepResult<Progress> {
+    let task = ensure(ctx, deployment, run).await?;
+    let task_arn = task.task_arn.clone().unwrap_or_default();
+    if task.last_status.as_deref() != Some("STOPPED") {
+        if ctx.now() >= deadline {
+            ecs::stop_task(
+                ctx,
+                &deployment.config.cluster,
+                &task_arn,
+                "bluegreen: migration deadline passed",
+            )
+            .await?;
+            let err = StepError::MigrationTimedOut { task_arn };
+            track(
+                ctx,
+                deployment,
+                run.task,
+                &task,
+                TaskState::Failed,
+                &err.to_string(),
+            )
+            .await?;
+            return Err(err);
+        }
+        let status = task.last_status.clone().unwrap_or_default();
+        return Ok(Progress::Running(format!(
+            "{} task {task_arn} is {status}",
+            run.task.words()
+        )));
+    }
+    match outcome(ctx, deployment, &task).await {
+        Ok(()) => {
+            track(
+                ctx,
+                deployment,
+                run.task,
+                &task,
+                TaskState::Succeeded,
+                "exit code 0",
+            )
+            .await?;
+            Ok(Progress::Succeeded(task_log(ctx, deployment, &task).await))
+        }
+        Err(err) => {
+            track(
+                ctx,
+                deployment,
+                run.task,
+                &task,
+                TaskState::Failed,
+                &err.to_string(),
+            )
+            .await?;
+            Err(err)
+        }
+    }
+}
+
+/// The production migration, behind the maintenance page when configured: switched on before
+/// the task starts and off as soon as it stopped, whatever its outcome.
+pub async fn advance_production(
+    ctx: &Context,
+    deployment: &Deployment,
+    task_definition: &str,
+    deadline: DateTime<Utc>,
+) -> StepResult<Progress> {
+    let Some(migration) = &deployment.config.migration else {
+        return Ok(Progress::Succeeded(None));
+    };
+    if deployment.production_migrated() {
+        return Ok(Progress::Succeeded(deployment.migration_log.clone()));
+    }
+    if migration.maintenance {
+        maintenance::switch_on(ctx, deployment).await?;
+    }
+    let run = Run {
+        task: MigrationTask::Production,
+        command: &migration.command,
+        task_definition,
+        env: Vec::new(),
+    };
+    let progress = advance(ctx, deployment, &run, deadline).await;
+    if !matches!(progress, Ok(Progress::Running(_))) && migration.maintenance {
+        maintenance::switch_off(ctx, deployment).await?;
+    }
+    progress
+}
+
+/// Finds the task by `startedBy`, or starts it; records its ARN (and, for the production and
+/// rollback migrations, that it runs).
+async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Task> {
+    let config = &deployment.config;
+    let started_by = started_by(deployment, run.task);
+    let task = match ecs::find_task(ctx, &config.cluster, &started_by).await? {
+        Some(task) => task,
+        None => {
+            let target = deployment.target_slot()?;
+            let started = ecs::run_task(
+                ctx,
+                OneOff {
+                    cluster: &config.cluster,
+                    network_of: &config.slots.get(target).service,
+                    task_definition: run.task_definition,
+                    container: &config.container,
+                    command: run.command,
+                    env: run.env.clone(),
+                    started_by: &started_by,
+                    tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
+                },
+            )
+            .await?;
+            started.map_err(|reason| StepError::MigrationFailed {
+                exit_code: None,
+                reason: format!("{}: {reason}", run.task.words()),
+                log_location: None,
+            })?
+        }
+    };
+    let arn = task.task_arn.clone().unwrap_or_default();
+    let change = match run.task {
+        MigrationTask::OnClone if deployment.rehearsal_task_arn.as_deref() != Some(&arn) => {
+            Some(Change::new().set("rehearsal_task_arn", &arn))
+        }
+        MigrationTask::Production if deployment.production_migration.is_none() => Some(
+            Change::new()
+                .set("migration_task_arn", &arn)
+                .set("production_migration", &running(&arn, ctx.now())),
+        ),
+        MigrationTask::Rollback if deployment.rollback_migration.is_none() => {
+            Some(Change::new().set("rollback_migration", &running(&arn, ctx.now())))
+        }
+        _ => None,
+    };
+    if let Some(change) = change {
+        Records::new(ctx)
+            .update(&deployment.deployment_id, change)
+            .await?;
+    }
+    Ok(task)
+}
+
+fn running(task_arn: &str, at: DateTime<Utc>) -> TrackedTask {
+    TrackedTask {
+        task_arn: task_arn.to_owned(),
+        started_at: at,
+        state: TaskState::Running,
+        detail: String::new(),
+    }
+}
+
+/// Records how a tracked (production or rollback) migration ended.
+async fn track(
+    ctx: &Context,
+    deployment: &Deployment,
+    kind: MigrationTask,
+    task: &Task,
+    state: TaskState,
+    detail: &str,
+) -> StepResult<()> {
+    let field = match kind {
+        MigrationTask::Production => "production_migration",
+        MigrationTask::Rollback => "rollback_migration",
+        MigrationTask::OnClone => return Ok(()),
+    };
+    let arn = task.task_arn.clone().unwrap_or_default();
+    let started_at = match kind {
+        MigrationTask::Production => deployment.production_migration.as_ref(),
+        _ => deployment.rollback_migration.as_ref(),
+    }
+    .map(|t| t.started_at)
+    .unwrap_or_else(|| ctx.now());
+    let tracked = TrackedTask {
+        task_arn: arn,
+        started_at,
+        state,
+        detail: detail.to_owned(),
+    };
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().set(field, &tracked),
+        )
+        .await
+}
+
+/// When a tracked migration started `at` must have finished.
+pub fn deadline_of(deployment: &Deployment, at: DateTime<Utc>) -> DateTime<Utc> {
+    let timeout = deployment
+        .config
+        .migration
+        .as_ref()
+        .map(|m| m.timeout_seconds)
+        .unwrap_or_default();
+    at + Duration::seconds(timeout as i64)
+}
+
+/// Stops the deployment's migration tasks that still run (abort). A production migration
+/// stopped here is recorded as failed: it may have partly applied.
+pub async fn stop_running(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
+    let mut stopped = Vec::new();
+    for kind in [MigrationTask::OnClone, MigrationTask::Production] {
+        let started_by = started_by(deployment, kind);
+        if let Some(task) = ecs::find_task(ctx, &deployment.config.cluster, &started_by).await?
+            && task.last_status.as_deref() != Some("STOPPED")
+        {
+            let arn = task.task_arn.clone().unwrap_or_default();
+            ecs::stop_task(
+                ctx,
+                &deployment.config.cluster,
+                &arn,
+                "bluegreen: deployment aborted",
+            )
+            .await?;
+            track(
+                ctx,
+                deployment,
+                kind,
+                &task,
+                TaskState::Failed,
+                "stopped by abort while it ran",
+            )
+            .await?;
+            stopped.push(format!("stopped the {} {arn}", kind.words()));
+        }
+    }
+    Ok(stopped)
+}
+
+/// Where the task's migration container logged, if it uses awslogs.
+async fn task_log(ctx: &Context, deployment: &Deployment, task: &Task) -> Option<LogLocation> {
+    let task_id = task.task_arn.as_deref()?.rsplit('/').next()?;
+    task_log_of(ctx, task, &deployment.config.container, task_id).await
+}
+
+/// Success means: stopped because the essential container exited, with exit code 0.
+async fn outcome(ctx: &Context, deployment: &Deployment, task: &Task) -> StepResult<()> {
+    let container_name = &deployment.config.container;
+    let container = task
+        .containers
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|c| c.name.as_deref() == Some(container_name.as_str()));
+    let exit_code = container.and_then(|c| c.exit_code);
+    let stop_code = task
+        .stop_code
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    let essential_exit = stop_code.is_empty() || stop_code == "EssentialContainerExited";
+    if essential_exit && exit_code == Some(0) {
+        return Ok(());
+    }
+    let mut reason = match (stop_code.as_str(), task.stopped_reason.as_deref()) {
+        ("", None) => "task stopped".to_owned(),
+        ("", Some(r)) => r.to_owned(),
+        (code, None) => code.to_owned(),
+        (code, Some(r)) => format!("{code}: {r}"),
+    };
+    if let Some(container_reason) = container.and_then(|c| c.reason.as_deref()) {
+        reason.push_str(&format!(" ({container_reason})"));
+    }
+    if exit_code.is_none() {
+        reason.push_str(" — the container reported no exit code");
+    }
+    let task_id = task
+        .task_arn
+        .as_deref()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default();
+    let log_location = log_location(ctx, task, container_name, task_id).await;
+    Err(StepError::MigrationFailed {
+        exit_code,
+        reason,
+        log_location,
+    })
+}
+
+/// `group/stream` from the task definition's awslogs configuration, for error messages.
+async fn log_location(
+    ctx: &Context,
+    task: &Task,
+    container: &str,
+    task_id: &str,
+) -> Option<String> {
+    let log = task_log_of(ctx, task, container, task_id).await?;
+    Some(match log.stream {
+        Some(stream) => format!("{}/{stream}", log.group),
+        None => log.group,
+    })
+}
+
+/// The task's awslogs group and stream (`<prefix>/<container>/<task id>`).
+async fn task_log_of(
+    ctx: &Context,
+    task: &Task,
+    container: &str,
+    task_id: &str,
+) -> Option<LogLocation> {
+    let td = task.task_definition_arn.as_deref()?;
+    let (definition, _) = ecs::describe_task_definition(ctx, td).await.ok()?;
+    let log = definition
+        .container_definitions?
+        .into_iter()
+        .find(|c| c.name.as_deref() == Some(container))?
+        .log_configuration?;
+    if log.log_driver.as_str() != "awslogs" {
+        return None;
+    }
+    let options = log.options.unwrap_or_default();
+    let group = options.get("awslogs-group")?.clone();
+    let stream = options
+        .get("awslogs-stream-prefix")
+        .map(|prefix| format!("{prefix}/{container}/{task_id}"));
+    Some(LogLocation { group, stream })
+}

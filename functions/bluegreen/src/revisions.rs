@@ -1,0 +1,119 @@
+//! The task definition revisions a deployment registers, both derived from the live slot's
+//! current revision with the container image pinned to the pushed digest:
+//!
+//! - **pre-prod**: in `isolated` mode with the database setting (`database.endpoint_env`)
+//!   replaced by pre-prod's clone; otherwise production's settings unchanged;
+//! - **production** (`isolated` only, after approval): every setting as the live slot has it,
+//!   so the database is production's — copied from AWS, never typed into config.
+//!
+//! Each is registered once: the record keeps its ARN, and a retry whose earlier response was
+//! lost finds it as the family's latest revision by its tags.
+
+use crate::config::DbStrategy;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
+use crate::record::{Change, ClonePurpose, Deployment, Records};
+
+/// Which revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// What pre-prod runs before approval (and the migrations before launch).
+    Preprod,
+    /// `isolated`: what the new slot runs after approval, on production's database.
+    Production,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Preprod => "preprod",
+            Purpose::Production => "production",
+        }
+    }
+}
+
+/// The revision for `purpose`, registered if it does not exist yet.
+pub async fn ensure(
+    ctx: &Context,
+    deployment: &Deployment,
+    purpose: Purpose,
+) -> StepResult<String> {
+    let recorded = match purpose {
+        Purpose::Preprod => &deployment.task_definitions.preprod,
+        Purpose::Production => &deployment.task_definitions.production,
+    };
+    if let Some(arn) = recorded {
+        return Ok(arn.clone());
+    }
+    let config = &deployment.config;
+    let live_slot = deployment.old_slot()?;
+    let live_service = &config.slots.get(live_slot).service;
+    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
+    let live_td = live
+        .task_definition
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "task definition of the live slot",
+            id: live_service.clone(),
+        })?;
+    let (base, _) = ecs::describe_task_definition(ctx, &live_td).await?;
+    let family = base.family.clone().unwrap_or_default();
+    let tags = vec![
+        ecs::tag(TAG_MANAGED, "true"),
+        ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
+        ecs::tag(TAG_PURPOSE, purpose.as_str()),
+    ];
+    let arn = match ecs::latest_revision_tagged(ctx, &family, &tags).await? {
+        Some(arn) => arn,
+        None => {
+            let mut containers = base.container_definitions.clone().unwrap_or_default();
+            let container = containers
+                .iter_mut()
+                .find(|c| c.name.as_deref() == Some(config.container.as_str()))
+                .ok_or_else(|| {
+                    StepError::ConfigInvalid(vec![format!(
+                        "container: {:?} is not a container of task definition {live_td}",
+                        config.container
+                    )])
+                })?;
+            container.image = Some(deployment.image.pinned_uri());
+            if config.database.strategy == DbStrategy::Isolated {
+                let env = &config.database.endpoint_env;
+                if ecs::env_value(&base, &config.container, env).is_none() {
+                    // Without it, pre-prod would not use its clone and bluegreen could not
+                    // tell which database production uses.
+                    return Err(StepError::ConfigInvalid(vec![format!(
+                        "database.endpoint_env: the live slot's task definition {live_td} \
+                         sets no {env} in container {:?}",
+                        config.container
+                    )]));
+                }
+                if purpose == Purpose::Preprod {
+                    let endpoint = deployment
+                        .clone_for(ClonePurpose::Preprod)
+                        .and_then(|c| c.endpoint.clone())
+                        .ok_or_else(|| {
+                            StepError::SyncFailed(
+                                "isolated mode: no clone endpoint; run sync DB first".into(),
+                            )
+                        })?;
+                    ecs::set_env(&mut container.environment, env, &endpoint);
+                }
+            }
+            ecs::register_revision(ctx, base, containers, tags).await?
+        }
+    };
+    let mut registered = deployment.task_definitions.clone();
+    match purpose {
+        Purpose::Preprod => registered.preprod = Some(arn.clone()),
+        Purpose::Production => registered.production = Some(arn.clone()),
+    }
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().set("task_definitions", &registered),
+        )
+        .await?;
+    Ok(arn)
+}

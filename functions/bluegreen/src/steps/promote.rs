@@ -1,0 +1,183 @@
+//! Promote: after approval and before any production traffic moves, make the approved slot
+//! ready for production, as the database plan says:
+//!
+//! - `isolated`: register the slot's production revision (the live slot's task definition with
+//!   the pushed image: production's database setting, copied from AWS), run the production
+//!   migration with it, roll the slot out on it, health-check it again through the test
+//!   listener, and verify it no longer references a clone;
+//! - `shared`/`none` with `migration.run = "after_approval"`: run the production migration
+//!   (behind the maintenance page when configured) and health-check again;
+//! - otherwise nothing.
+//!
+//! A failure here aborts: production traffic never moved. Each check walks the phases from the
+//! start and asks AWS where each stands (the migration task by `startedBy`, the service's
+//! primary deployment), so a retry or a lost response repeats nothing.
+
+use crate::context::Context;
+use crate::db_guard;
+use crate::db_plan::{self, AfterApproval};
+use crate::ecs::{self, Rollout};
+use crate::error::{StepError, StepResult};
+use crate::health::{self, Assessment};
+use crate::migration::{self, Progress};
+use crate::poll::{CheckInput, Poll, Started, pending};
+use crate::record::{Change, Deployment};
+use crate::revisions::{self, Purpose};
+
+use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+
+const STEP: &str = "promote";
+/// Deadline of the step when it has nothing to do (it answers done at the first check).
+const NOTHING_TO_DO_SECONDS: u64 = 60;
+/// Seconds before the first look.
+const FIRST_LOOK_SECONDS: u64 = 10;
+
+/// Re-checks the approval, registers the production revision (isolated) and starts the
+/// production migration.
+pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
+    let deployment = load_active(ctx, &input.deployment_id).await?;
+    deployment.ensure_approved()?;
+    let Some(after) = db_plan::plan(&deployment.config).after_approval else {
+        return start_once(
+            ctx,
+            &deployment,
+            STEP,
+            NOTHING_TO_DO_SECONDS,
+            0,
+            Change::new(),
+        )
+        .await;
+    };
+    let started = start_once(
+        ctx,
+        &deployment,
+        STEP,
+        timeout_seconds(&deployment),
+        FIRST_LOOK_SECONDS,
+        Change::new(),
+    )
+    .await?;
+    if let Err(err) = advance(ctx, &deployment, after).await {
+        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+    }
+    Ok(started)
+}
+
+/// Walks the phases; done when the slot is migrated, rolled out and healthy on production's
+/// database.
+pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
+    let deployment = load_active(ctx, &input.deployment_id).await?;
+    let Some(after) = db_plan::plan(&deployment.config).after_approval else {
+        let detail = "nothing to do after approval".to_owned();
+        record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+        return Ok(Poll::Done { detail });
+    };
+    let now = ctx.now();
+    match advance(ctx, &deployment, after).await {
+        Ok(Phase::Waiting(detail)) if now >= input.deadline => {
+            let err = StepError::HealthCheckFailed(format!(
+                "not ready for production by the deadline: {detail}"
+            ));
+            Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await)
+        }
+        Ok(Phase::Waiting(detail)) => Ok(pending(input, now, detail)),
+        Ok(Phase::Ready(detail)) => {
+            record_done(
+                ctx,
+                &deployment,
+                STEP,
+                &detail,
+                Change::new().set("health_evidence", &detail),
+            )
+            .await?;
+            Ok(Poll::Done { detail })
+        }
+        Err(err) => Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await),
+    }
+}
+
+enum Phase {
+    Waiting(String),
+    Ready(String),
+}
+
+async fn advance(
+    ctx: &Context,
+    deployment: &Deployment,
+    after: AfterApproval,
+) -> StepResult<Phase> {
+    let config = &deployment.config;
+    let target = deployment.target_slot()?;
+    let mut done = Vec::new();
+    let task_definition = if after.repoint {
+        let td = revisions::ensure(ctx, deployment, Purpose::Production).await?;
+        done.push(format!(
+            "{} re-pointed to production's database ({})",
+            config.slots.get(target).service,
+            config.database.endpoint_env
+        ));
+        td
+    } else {
+        revisions::ensure(ctx, deployment, Purpose::Preprod).await?
+    };
+    if after.migrate {
+        db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await?;
+        let started_at = deployment
+            .production_migration
+            .as_ref()
+            .map(|m| m.started_at)
+            .unwrap_or_else(|| ctx.now());
+        let deadline = migration::deadline_of(deployment, started_at);
+        match migration::advance_production(ctx, deployment, &task_definition, deadline).await? {
+            Progress::Running(detail) => return Ok(Phase::Waiting(detail)),
+            Progress::Succeeded(_) => done.push("production migration exited 0".into()),
+        }
+    }
+    let desired = deployment
+        .preprod
+        .as_ref()
+        .map(|p| p.desired_count)
+        .ok_or_else(|| StepError::Internal("promote before pre-prod launched".into()))?;
+    if after.repoint {
+        let service = &config.slots.get(target).service;
+        let current = ecs::describe_service(ctx, &config.cluster, service).await?;
+        if current.task_definition.as_deref() != Some(task_definition.as_str()) {
+            ecs::update_service(
+                ctx,
+                &config.cluster,
+                service,
+                Some(&task_definition),
+                desired,
+            )
+            .await?;
+        }
+        match ecs::rollout(ctx, &config.cluster, service, &task_definition, desired).await? {
+            Rollout::InProgress(progress) => return Ok(Phase::Waiting(progress)),
+            Rollout::Failed(reason) => return Err(StepError::LaunchFailed(reason)),
+            Rollout::Completed(detail) => done.push(detail),
+        }
+    }
+    match health::assess(ctx, config, target, desired).await? {
+        Assessment::Waiting(evidence) => return Ok(Phase::Waiting(evidence)),
+        Assessment::Failed(evidence) => {
+            return Err(StepError::HealthCheckFailed(format!(
+                "after approval, on production's database: {evidence}"
+            )));
+        }
+        Assessment::Passed(report) => done.push(format!("health re-checked: {report}")),
+    }
+    db_guard::ensure_production_database(ctx, deployment, target).await?;
+    Ok(Phase::Ready(done.join("; ")))
+}
+
+/// The migration, the rollout and the health re-check, one after the other.
+fn timeout_seconds(deployment: &Deployment) -> u64 {
+    let config = &deployment.config;
+    config
+        .migration
+        .as_ref()
+        .map(|m| m.timeout_seconds)
+        .unwrap_or_default()
+        + config.preprod.launch_timeout_seconds
+        + config.health.timeout_seconds
+}

@@ -1,0 +1,445 @@
+//! Every database strategy through every outcome, on the committed definition with the real
+//! steps: what production sees at the end, read from AWS — which slot serves, which database
+//! endpoint each slot's task definition carries, which migrations ran against which database
+//! (task definition plus overrides), that no clone and no maintenance rule is left, and that
+//! the lock is free.
+
+use bluegreen::Slot;
+use bluegreen::config::{DbSource, DbStrategy, MigrationRun, ServiceConfig};
+use bluegreen::record::{Deployment, Records, Status, TaskState};
+use bluegreen_statemachine::Outcome;
+
+use super::{Local, Person};
+
+/// Production's database, as the live slot's task definition has it in the test world.
+const PRODUCTION_DB: &str = "shop-db.prod.internal";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    None,
+    SharedBeforeLaunch,
+    SharedAfterApproval,
+    SharedWithRehearsal,
+    IsolatedRds,
+    IsolatedAurora,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Success,
+    MigrationFails,
+    HealthFails,
+    Rejected,
+    BakeAlarm,
+}
+
+impl Strategy {
+    fn has_migration(self) -> bool {
+        self != Strategy::None
+    }
+
+    /// The migration also runs on a clone before launch.
+    fn migrates_a_clone(self) -> bool {
+        matches!(
+            self,
+            Strategy::SharedWithRehearsal | Strategy::IsolatedRds | Strategy::IsolatedAurora
+        )
+    }
+
+    fn migrates_production_before_approval(self) -> bool {
+        matches!(
+            self,
+            Strategy::SharedBeforeLaunch | Strategy::SharedWithRehearsal
+        )
+    }
+
+    async fn configure(self, local: &Local) -> ServiceConfig {
+        let world = &local.world;
+        let mut config = world.config();
+        if let Some(migration) = config.migration.as_mut() {
+            migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
+        }
+        let rds = Some(DbSource::RdsInstance {
+            identifier: "shop-db".into(),
+        });
+        match self {
+            Strategy::None => {
+                config.database.strategy = DbStrategy::None;
+                config.migration = None;
+            }
+            Strategy::SharedBeforeLaunch => {}
+            Strategy::SharedAfterApproval => {
+                config.migration.as_mut().unwrap().run = Some(MigrationRun::AfterApproval);
+            }
+            Strategy::SharedWithRehearsal => {
+                config.database.rehearsal = true;
+                config.database.source = rds;
+            }
+            Strategy::IsolatedRds => {
+                config.database.strategy = DbStrategy::Isolated;
+                config.database.source = rds;
+            }
+            Strategy::IsolatedAurora => {
+                world
+                    .ctx
+                    .rds
+                    .create_db_cluster()
+                    .db_cluster_identifier("shop-aurora")
+                    .engine("aurora-postgresql")
+                    .master_username("shop")
+                    .master_user_password("not-a-secret-1")
+                    .send()
+                    .await
+                    .expect("create Aurora cluster");
+                config.database.strategy = DbStrategy::Isolated;
+                config.database.source = Some(DbSource::AuroraCluster {
+                    identifier: "shop-aurora".into(),
+                });
+            }
+        }
+        world.put_config(&config).await;
+        config
+    }
+}
+
+/// What must be true at the end of a case.
+#[derive(Debug)]
+struct Expected {
+    error: Option<&'static str>,
+    status: Status,
+    live: Slot,
+    clone_migrated: bool,
+    production_migrated: bool,
+    production_migration_succeeded: bool,
+    rolled_back_schema: bool,
+}
+
+fn expected(strategy: Strategy, case: Case) -> Expected {
+    let (error, status, live) = match case {
+        Case::Success => (None, Status::Succeeded, Slot::Green),
+        Case::MigrationFails => (Some("MigrationFailed"), Status::Aborted, Slot::Blue),
+        Case::HealthFails => (Some("HealthCheckFailed"), Status::Aborted, Slot::Blue),
+        Case::Rejected => (Some("ApprovalRejected"), Status::Aborted, Slot::Blue),
+        Case::BakeAlarm => (Some("BakeFailed"), Status::RolledBack, Slot::Blue),
+    };
+    // A strategy whose only pre-approval migration is production's fails there; one that
+    // migrates a clone first fails on the clone (and production is never migrated).
+    let reaches_after_approval = matches!(case, Case::Success | Case::BakeAlarm)
+        || (case == Case::MigrationFails && strategy == Strategy::SharedAfterApproval);
+    let production_migrated = strategy.has_migration()
+        && if strategy.migrates_production_before_approval() {
+            !(case == Case::MigrationFails && strategy.migrates_a_clone())
+        } else {
+            reaches_after_approval
+        };
+    let production_migration_succeeded = production_migrated && case != Case::MigrationFails;
+    Expected {
+        error,
+        status,
+        live,
+        clone_migrated: strategy.migrates_a_clone(),
+        production_migrated,
+        production_migration_succeeded,
+        rolled_back_schema: production_migration_succeeded && case != Case::Success,
+    }
+}
+
+/// The database a one-off task ran against: its override, else its task definition's setting.
+async fn database_of_task(local: &Local, task_arn: &str) -> String {
+    let task = local.world.task(task_arn).await;
+    let overridden = task
+        .overrides
+        .and_then(|o| o.container_overrides)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|c| c.environment.unwrap_or_default())
+        .find(|kv| kv.name.as_deref() == Some("DATABASE_HOST"))
+        .and_then(|kv| kv.value);
+    match overridden {
+        Some(host) => host,
+        None => database_of(local, task.task_definition_arn.as_deref().unwrap()).await,
+    }
+}
+
+async fn database_of(local: &Local, task_definition: &str) -> String {
+    let (td, _) = bluegreen::ecs::describe_task_definition(&local.world.ctx, task_definition)
+        .await
+        .expect("task definition");
+    bluegreen::ecs::env_value(&td, "web", "DATABASE_HOST").expect("DATABASE_HOST is set")
+}
+
+/// The databases the deployment's migration tasks of `kind` ran against.
+async fn migrations_of(local: &Local, deployment: &Deployment, kind: &str) -> Vec<String> {
+    let started_by = bluegreen::naming::started_by(&deployment.deployment_id, kind);
+    let mut databases = Vec::new();
+    for arn in local.world.tasks_started_by(&started_by).await {
+        databases.push(database_of_task(local, &arn).await);
+    }
+    databases
+}
+
+async fn run_case(strategy: Strategy, case: Case) {
+    let local = Local::new().await;
+    strategy.configure(&local).await;
+    let person = match case {
+        Case::Rejected => Person::Rejects,
+        _ => Person::Approves,
+    };
+    match case {
+        Case::MigrationFails => {
+            let kind = if strategy.migrates_a_clone() {
+                "rehearsal"
+            } else {
+                "migrate"
+            };
+            local.simulator.set_exit_for(kind, 3);
+        }
+        Case::HealthFails => local.world.smoke.answer("health", 503, "down"),
+        Case::BakeAlarm => {
+            local
+                .world
+                .raise_alarm("shop-5xx", "errors after the switch")
+                .await
+        }
+        _ => {}
+    }
+    let results = local.deploy(person).await;
+    let finished = &super::only(&results);
+    let want = expected(strategy, case);
+    let label = format!("{strategy:?} / {case:?}");
+    match (want.error, &finished.outcome) {
+        (None, Outcome::Succeeded(_)) => {}
+        (Some(error), Outcome::Failed(f)) => assert_eq!(f.error, error, "{label}: {f:?}"),
+        (_, outcome) => panic!("{label}: expected {:?}, got {outcome:?}", want.error),
+    }
+    let world = &local.world;
+    let deployment = Records::new(&world.ctx)
+        .get(&results[0].0)
+        .await
+        .expect("record");
+    assert_eq!(deployment.status, want.status, "{label}: record status");
+
+    // Production: the expected slot serves, runs tasks, and every slot is on production's DB.
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        want.live,
+        "{label}: which slot serves production"
+    );
+    assert!(
+        world.service(want.live).await.1 > 0,
+        "{label}: the serving slot runs tasks"
+    );
+    for slot in Slot::ALL {
+        let (td, _, _) = world.service(slot).await;
+        assert_eq!(
+            database_of(&local, &td).await,
+            PRODUCTION_DB,
+            "{label}: {slot}'s task definition must carry production's database"
+        );
+    }
+
+    // Which migrations ran, against which database.
+    let clone_endpoints: Vec<String> = deployment
+        .clones
+        .iter()
+        .filter_map(|c| c.endpoint.clone())
+        .collect();
+    let on_clone = migrations_of(&local, &deployment, "rehearsal").await;
+    if want.clone_migrated {
+        assert_eq!(on_clone.len(), 1, "{label}: one migration on the clone");
+        assert!(
+            clone_endpoints.contains(&on_clone[0]) && on_clone[0] != PRODUCTION_DB,
+            "{label}: the clone migration ran against {} (clones: {clone_endpoints:?})",
+            on_clone[0]
+        );
+    } else {
+        assert!(on_clone.is_empty(), "{label}: no clone migration");
+    }
+    let on_production = migrations_of(&local, &deployment, "migrate").await;
+    if want.production_migrated {
+        assert_eq!(
+            on_production,
+            vec![PRODUCTION_DB.to_owned()],
+            "{label}: the production migration ran once, on production"
+        );
+    } else {
+        assert!(
+            on_production.is_empty(),
+            "{label}: production's schema untouched"
+        );
+    }
+    assert_eq!(
+        deployment.production_migrated(),
+        want.production_migration_succeeded,
+        "{label}: recorded production migration {:?}",
+        deployment.production_migration
+    );
+    let rollbacks = migrations_of(&local, &deployment, "rollback").await;
+    if want.rolled_back_schema {
+        assert_eq!(
+            rollbacks,
+            vec![PRODUCTION_DB.to_owned()],
+            "{label}: the rollback migration ran on production"
+        );
+        assert_eq!(
+            deployment.rollback_migration.as_ref().map(|t| t.state),
+            Some(TaskState::Succeeded),
+            "{label}: the rollback migration was waited for"
+        );
+    } else {
+        assert!(rollbacks.is_empty(), "{label}: no rollback migration");
+    }
+
+    // Isolated: pre-prod ran on its clone; after approval the slot was re-pointed.
+    if matches!(strategy, Strategy::IsolatedRds | Strategy::IsolatedAurora) {
+        let preprod = deployment.task_definitions.preprod.as_deref().unwrap();
+        let preprod_db = database_of(&local, preprod).await;
+        assert!(
+            clone_endpoints.contains(&preprod_db),
+            "{label}: pre-prod ran on {preprod_db}, not its clone"
+        );
+        if let Some(production) = deployment.task_definitions.production.as_deref() {
+            assert_eq!(database_of(&local, production).await, PRODUCTION_DB);
+        }
+    }
+
+    // Nothing left behind.
+    let clones: Vec<String> = world
+        .db_instances()
+        .await
+        .into_iter()
+        .filter(|id| id.starts_with("bg-"))
+        .collect();
+    assert!(clones.is_empty(), "{label}: clones left: {clones:?}");
+    let clusters: Vec<String> = world
+        .ctx
+        .rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.db_cluster_identifier)
+        .filter(|id| id.starts_with("bg-"))
+        .collect();
+    assert!(
+        clusters.is_empty(),
+        "{label}: clone clusters left: {clusters:?}"
+    );
+    assert!(
+        world.listener_rules().await.is_empty(),
+        "{label}: a rule (maintenance page) was left on the production listener"
+    );
+    assert_eq!(world.lock_holder().await, None, "{label}: lock released");
+}
+
+macro_rules! matrix {
+    ($($name:ident: $strategy:ident, $case:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                run_case(Strategy::$strategy, Case::$case).await;
+            }
+        )*
+    };
+}
+
+matrix! {
+    no_database_succeeds: None, Success;
+    no_database_health_failure_aborts: None, HealthFails;
+    no_database_rejection_aborts: None, Rejected;
+    no_database_bake_alarm_rolls_back: None, BakeAlarm;
+    shared_before_launch_succeeds: SharedBeforeLaunch, Success;
+    shared_before_launch_migration_failure_aborts: SharedBeforeLaunch, MigrationFails;
+    shared_before_launch_health_failure_rolls_the_schema_back: SharedBeforeLaunch, HealthFails;
+    shared_before_launch_rejection_rolls_the_schema_back: SharedBeforeLaunch, Rejected;
+    shared_before_launch_bake_alarm_rolls_back_traffic_and_schema: SharedBeforeLaunch, BakeAlarm;
+    shared_after_approval_succeeds: SharedAfterApproval, Success;
+    shared_after_approval_migration_failure_aborts_before_traffic_moves: SharedAfterApproval, MigrationFails;
+    shared_after_approval_health_failure_leaves_production_unmigrated: SharedAfterApproval, HealthFails;
+    shared_after_approval_rejection_leaves_production_unmigrated: SharedAfterApproval, Rejected;
+    shared_after_approval_bake_alarm_rolls_back_traffic_and_schema: SharedAfterApproval, BakeAlarm;
+    shared_with_rehearsal_succeeds: SharedWithRehearsal, Success;
+    shared_with_rehearsal_failed_rehearsal_never_touches_production: SharedWithRehearsal, MigrationFails;
+    shared_with_rehearsal_health_failure_rolls_the_schema_back: SharedWithRehearsal, HealthFails;
+    shared_with_rehearsal_rejection_rolls_the_schema_back: SharedWithRehearsal, Rejected;
+    shared_with_rehearsal_bake_alarm_rolls_back: SharedWithRehearsal, BakeAlarm;
+    isolated_rds_succeeds_on_production_database: IsolatedRds, Success;
+    isolated_rds_clone_migration_failure_aborts: IsolatedRds, MigrationFails;
+    isolated_rds_health_failure_aborts: IsolatedRds, HealthFails;
+    isolated_rds_rejection_aborts: IsolatedRds, Rejected;
+    isolated_rds_bake_alarm_rolls_back: IsolatedRds, BakeAlarm;
+    isolated_aurora_succeeds_on_production_database: IsolatedAurora, Success;
+    isolated_aurora_clone_migration_failure_aborts: IsolatedAurora, MigrationFails;
+    isolated_aurora_health_failure_aborts: IsolatedAurora, HealthFails;
+    isolated_aurora_rejection_aborts: IsolatedAurora, Rejected;
+    isolated_aurora_bake_alarm_rolls_back: IsolatedAurora, BakeAlarm;
+}
+
+/// After approval, the isolated production migration fails: abort, traffic never moved,
+/// the record says production's migration failed and no rollback command was run for it.
+#[tokio::test]
+async fn isolated_production_migration_failure_after_approval_aborts_and_says_so() {
+    let local = Local::new().await;
+    Strategy::IsolatedRds.configure(&local).await;
+    local.simulator.set_exit_for("migrate", 3);
+    let results = local.deploy(Person::Approves).await;
+    assert_eq!(super::error_of(super::only(&results)), "MigrationFailed");
+    let deployment = Records::new(&local.world.ctx)
+        .get(&results[0].0)
+        .await
+        .unwrap();
+    assert_eq!(deployment.status, Status::Aborted);
+    assert_eq!(
+        deployment.production_migration.as_ref().map(|m| m.state),
+        Some(TaskState::Failed)
+    );
+    assert_eq!(
+        migrations_of(&local, &deployment, "migrate").await,
+        vec![PRODUCTION_DB.to_owned()]
+    );
+    assert!(
+        migrations_of(&local, &deployment, "rollback")
+            .await
+            .is_empty()
+    );
+    let ending = &deployment.timeline.last().unwrap().detail;
+    assert!(
+        ending.contains("may have partly applied") && ending.contains("no rollback command"),
+        "{ending}"
+    );
+    assert_eq!(local.world.production().await.live().unwrap(), Slot::Blue);
+    assert_eq!(
+        database_of(&local, &local.world.service(Slot::Blue).await.0).await,
+        PRODUCTION_DB
+    );
+    assert!(
+        !local
+            .world
+            .db_instances()
+            .await
+            .iter()
+            .any(|i| i.starts_with("bg-"))
+    );
+    assert_eq!(local.world.lock_holder().await, None);
+}
+
+/// Maintenance mode through a whole deployment: the page is removed at the end (the page
+/// while the migration runs is shown by the promote step's own test).
+#[tokio::test]
+async fn shared_after_approval_with_maintenance_succeeds_and_removes_the_page() {
+    let local = Local::new().await;
+    let mut config = Strategy::SharedAfterApproval.configure(&local).await;
+    config.migration.as_mut().unwrap().maintenance = true;
+    local.world.put_config(&config).await;
+    let results = local.deploy(Person::Approves).await;
+    assert!(
+        matches!(super::only(&results).outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        super::only(&results).outcome
+    );
+    assert!(local.world.listener_rules().await.is_empty());
+    assert_eq!(local.world.production().await.live().unwrap(), Slot::Green);
+}
