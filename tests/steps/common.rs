@@ -106,7 +106,8 @@ pub async fn launch(world: &World, id: &str) {
     assert!(matches!(done, Poll::Done { .. }), "{done:?}");
 }
 
-/// Starts the migration and lets it exit with `exit_code`; returns the check's answer.
+/// Starts the migration and lets it (if any runs before launch) exit with `exit_code`;
+/// returns the check's answer.
 pub async fn migrate_with(
     world: &World,
     id: &str,
@@ -115,15 +116,14 @@ pub async fn migrate_with(
     let started = migrate::start(&world.ctx, &id_ref(id))
         .await
         .expect("migrate start");
-    // The production migration, or (isolated) the migration on pre-prod's clone.
+    // The production migration, or (isolated) the migration on pre-prod's clone; none when
+    // the plan runs nothing before launch (`migration.run = "after_approval"`).
     let recorded = record(world, id).await;
-    let task = recorded
-        .migration_task_arn
-        .or(recorded.rehearsal_task_arn)
-        .expect("migration task recorded");
-    world
-        .stop_task(&task, exit_code, "EssentialContainerExited")
-        .await;
+    if let Some(task) = recorded.migration_task_arn.or(recorded.rehearsal_task_arn) {
+        world
+            .stop_task(&task, exit_code, "EssentialContainerExited")
+            .await;
+    }
     migrate::check(&world.ctx, &check_of(&started)).await
 }
 

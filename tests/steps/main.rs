@@ -6,6 +6,7 @@ mod common;
 mod abort;
 mod approval;
 mod bake;
+mod database;
 mod faults;
 mod finish;
 mod health_check;

@@ -1,7 +1,6 @@
 //! Rollback: after the switch, traffic back to the old slot, verified; the failed slot to zero.
 
 use bluegreen::Slot;
-use bluegreen::naming;
 use bluegreen::record::Status;
 use bluegreen::steps::rollback;
 use bluegreen_tests::World;
@@ -47,28 +46,6 @@ async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent
         world.published().await.len(),
         subjects.len(),
         "no second notification"
-    );
-}
-
-#[tokio::test]
-async fn a_configured_rollback_migration_runs_once() {
-    let world = World::build().await;
-    let mut config = world.config();
-    config.migration.as_mut().unwrap().rollback_command =
-        Some(vec!["bin/migrate".into(), "down".into()]);
-    world.put_config(&config).await;
-    let id = deploy_to_switch(&world).await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
-    let tasks = world
-        .tasks_started_by(&naming::started_by(&id, "rollback"))
-        .await;
-    assert_eq!(tasks.len(), 1);
-    let command = world.task_override(&tasks[0]).await.command;
-    assert_eq!(
-        command,
-        Some(vec!["bin/migrate".to_owned(), "down".to_owned()])
     );
 }
 

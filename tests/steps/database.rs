@@ -1,0 +1,410 @@
+//! Database safety, step by step: the guard that keeps production off clones, cleanup that
+//! never deletes a clone a running slot uses, the post-approval re-point, rollback migrations
+//! waited for before the lock is released, the maintenance page while production migrates, and
+//! what approvers are told.
+
+use bluegreen::Slot;
+use bluegreen::config::{DbStrategy, MigrationRun};
+use bluegreen::lock::Locks;
+use bluegreen::poll::Poll;
+use bluegreen::record::{Status, TaskState};
+use bluegreen::steps::{abort, approval, migrate, promote, rollback, switch};
+use bluegreen_tests::World;
+
+use crate::common::*;
+
+const PRODUCTION_DB: &str = "shop-db.prod.internal";
+
+async fn database_of(world: &World, task_definition: &str) -> String {
+    let (td, _) = bluegreen::ecs::describe_task_definition(&world.ctx, task_definition)
+        .await
+        .unwrap();
+    bluegreen::ecs::env_value(&td, "web", "DATABASE_HOST").unwrap()
+}
+
+/// An isolated deployment, synced, migrated on its clone, launched on it and healthy.
+async fn isolated_to_health(world: &World) -> String {
+    world.use_isolated_db().await;
+    let id = prepare_push(world, "v2", "event-1").await;
+    sync(world, &id).await;
+    let migrated = migrate_with(world, &id, Some(0)).await.expect("migrate");
+    assert!(matches!(migrated, Poll::Done { .. }), "{migrated:?}");
+    launch(world, &id).await;
+    let healthy = health(world, &id).await.expect("health");
+    assert!(matches!(healthy, Poll::Done { .. }), "{healthy:?}");
+    id
+}
+
+#[tokio::test]
+async fn a_switch_to_a_slot_on_a_clone_is_refused_and_production_stays_where_it_is() {
+    let world = World::build().await;
+    let id = isolated_to_health(&world).await;
+    approve(&world, &id).await;
+    // The promote step is skipped (a bug, a hand-edited definition): green still runs on the
+    // clone. The guard in the switch refuses before any traffic moves.
+    let green_db = database_of(&world, &world.service(Slot::Green).await.0).await;
+    assert!(green_db.starts_with("bg-shop-"), "{green_db}");
+    let err = switch::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "ProductionOnClone", "{err}");
+    assert!(err.to_string().contains(&green_db), "{err}");
+    let production = world.production().await;
+    assert_eq!((production.blue, production.green), (1, 0));
+    assert!(record(&world, &id).await.has_outcome("switch", "failed"));
+}
+
+#[tokio::test]
+async fn promote_repoints_the_isolated_slot_to_production_migrates_it_and_only_then_is_ready() {
+    let world = World::build().await;
+    let id = isolated_to_health(&world).await;
+    approve(&world, &id).await;
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let deployment = record(&world, &id).await;
+    let production_td = deployment.task_definitions.production.clone().unwrap();
+    assert_eq!(database_of(&world, &production_td).await, PRODUCTION_DB);
+    assert_ne!(
+        Some(&production_td),
+        deployment.task_definitions.preprod.as_ref()
+    );
+    // The production migration runs with the production revision, no override.
+    let migration = deployment.migration_task_arn.clone().unwrap();
+    let task = world.task(&migration).await;
+    assert_eq!(
+        task.task_definition_arn.as_deref(),
+        Some(production_td.as_str())
+    );
+    assert_eq!(
+        deployment.production_migration.as_ref().map(|m| m.state),
+        Some(TaskState::Running)
+    );
+    // Nothing moved while it runs.
+    let check = check_of(&started);
+    assert!(matches!(
+        promote::check(&world.ctx, &check).await.unwrap(),
+        Poll::Pending { .. }
+    ));
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    world
+        .stop_task(&migration, Some(0), "EssentialContainerExited")
+        .await;
+    // The slot rolls out on the production revision; until ECS completes it, not ready.
+    let rolling = promote::check(&world.ctx, &check).await.unwrap();
+    assert!(matches!(rolling, Poll::Pending { .. }), "{rolling:?}");
+    assert_eq!(world.service(Slot::Green).await.0, production_td);
+    world.settle(Slot::Green, "COMPLETED").await;
+    let ready = promote::check(&world.ctx, &check).await.unwrap();
+    assert!(matches!(ready, Poll::Done { .. }), "{ready:?}");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    switch_all(&world, &id).await;
+    let serving = world.service(Slot::Green).await.0;
+    assert_eq!(database_of(&world, &serving).await, PRODUCTION_DB);
+}
+
+#[tokio::test]
+async fn an_isolated_service_whose_live_task_definition_lacks_the_database_setting_is_refused() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.database.strategy = DbStrategy::Isolated;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    config.database.endpoint_env = "DATABASE_URL".into();
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    let err = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "ConfigInvalid");
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
+    assert!(
+        world
+            .tasks_started_by(&bluegreen::naming::started_by(&id, "rehearsal"))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn cleanup_keeps_a_clone_that_a_running_slot_uses_and_the_deployment_needs_attention() {
+    let world = World::build().await.with_topic();
+    world.use_isolated_db().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    // Someone points the live slot at pre-prod's revision (the clone's database) by hand.
+    let clone_td = record(&world, &id).await.task_definitions.preprod.unwrap();
+    world
+        .ctx
+        .ecs
+        .update_service()
+        .cluster("shop-cluster")
+        .service("shop-blue")
+        .task_definition(&clone_td)
+        .send()
+        .await
+        .unwrap();
+    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::NeedsAttention);
+    let clone = record(&world, &id).await.clones[0].identifier.clone();
+    assert!(
+        world.db_instances().await.contains(&clone),
+        "the clone production uses was deleted"
+    );
+    let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+    assert_eq!(lock.holder, id, "the lock stays with the deployment");
+    assert!(
+        lock.needs_attention.unwrap().contains(&clone),
+        "the lock says why"
+    );
+    let last = world.published().await.pop().unwrap();
+    assert_eq!(last["subject"], "bluegreen: shop needs attention");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("bluegreen unlock shop"),
+        "{last}"
+    );
+}
+
+async fn with_rollback_command(world: &World) {
+    let mut config = world.config();
+    config.migration.as_mut().unwrap().rollback_command =
+        Some(vec!["bin/migrate".into(), "down".into()]);
+    world.put_config(&config).await;
+}
+
+#[tokio::test]
+async fn rollback_waits_for_the_rollback_migration_before_it_releases_the_lock() {
+    let world = World::build().await.with_topic();
+    with_rollback_command(&world).await;
+    let id = deploy_to_switch(&world).await;
+    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    let wait = waiting.wait.clone().expect("the ending waits");
+    assert!(wait.seconds > 0);
+    // Traffic is back at once; the lock is not released while the schema is being reverted.
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    assert_eq!(world.lock_holder().await, Some(id.clone()));
+    let deployment = record(&world, &id).await;
+    assert!(!deployment.status.is_terminal(), "{:?}", deployment.status);
+    let task = deployment.rollback_migration.unwrap().task_arn;
+    assert_eq!(
+        world.task_override(&task).await.command,
+        Some(vec!["bin/migrate".to_owned(), "down".to_owned()])
+    );
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::RolledBack);
+    assert!(ended.wait.is_none());
+    assert_eq!(world.lock_holder().await, None);
+    let deployment = record(&world, &id).await;
+    assert_eq!(
+        deployment.rollback_migration.map(|t| t.state),
+        Some(TaskState::Succeeded)
+    );
+    assert!(
+        deployment
+            .timeline
+            .last()
+            .unwrap()
+            .detail
+            .contains("rollback migration `bin/migrate down` exited 0")
+    );
+    let rollbacks = world
+        .tasks_started_by(&bluegreen::naming::started_by(&id, "rollback"))
+        .await;
+    assert_eq!(rollbacks.len(), 1, "started once");
+}
+
+#[tokio::test]
+async fn a_failed_rollback_migration_needs_attention_and_keeps_the_lock() {
+    let world = World::build().await.with_topic();
+    with_rollback_command(&world).await;
+    let id = deploy_to_switch(&world).await;
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    let task = record(&world, &id)
+        .await
+        .rollback_migration
+        .unwrap()
+        .task_arn;
+    world
+        .stop_task(&task, Some(4), "EssentialContainerExited")
+        .await;
+    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::NeedsAttention, "never 'rolled back'");
+    assert!(
+        ended.detail.contains("exit code Some(4)"),
+        "{}",
+        ended.detail
+    );
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        Slot::Blue,
+        "traffic stays on the old slot"
+    );
+    let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+    assert_eq!(lock.holder, id);
+    assert!(lock.needs_attention.is_some());
+    let message = world.published().await.pop().unwrap();
+    assert_eq!(message["subject"], "bluegreen: shop needs attention");
+    let text = message["message"].as_str().unwrap();
+    assert!(text.contains("Production traffic is on: blue"), "{text}");
+    assert!(text.contains("bluegreen unlock shop"), "{text}");
+}
+
+#[tokio::test]
+async fn the_maintenance_page_is_up_exactly_while_the_production_migration_runs() {
+    let world = World::build().await;
+    let mut config = world.config();
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    assert!(
+        world
+            .tasks_started_by(&bluegreen::naming::started_by(&id, "migrate"))
+            .await
+            .is_empty(),
+        "nothing ran on production before approval"
+    );
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    assert!(world.listener_rules().await.is_empty());
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let rules = world.listener_rules().await;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let rule = world
+        .ctx
+        .elb
+        .describe_rules()
+        .rule_arns(&rules[0].1)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap()
+        .remove(0);
+    let action = &rule.actions.unwrap()[0];
+    assert_eq!(
+        action
+            .fixed_response_config
+            .as_ref()
+            .and_then(|f| f.status_code.as_deref()),
+        Some("503")
+    );
+    // A retried start adds no second page.
+    promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1);
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let done = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+    assert!(world.listener_rules().await.is_empty(), "the page is down");
+    assert!(record(&world, &id).await.production_migrated());
+}
+
+#[tokio::test]
+async fn a_failed_production_migration_takes_the_maintenance_page_down_too() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.migration.as_mut().unwrap().maintenance = true;
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    let err = migrate_with(&world, &id, Some(5)).await.unwrap_err();
+    assert_eq!(err.name(), "MigrationFailed");
+    assert!(world.listener_rules().await.is_empty());
+    let ended = abort::run(&world.ctx, &failure(&id, "MigrationFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::Aborted);
+    assert!(
+        ended.detail.contains("may have partly applied"),
+        "{}",
+        ended.detail
+    );
+}
+
+#[tokio::test]
+async fn maintenance_mode_in_dns_mode_is_a_config_error() {
+    let world = World::build().await;
+    let mut config = world.dns_config();
+    config.migration.as_mut().unwrap().maintenance = true;
+    let problems = config.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("migration.maintenance")),
+        "{problems:?}"
+    );
+    config.database.strategy = DbStrategy::Isolated;
+    config.migration.as_mut().unwrap().run = Some(MigrationRun::BeforeLaunch);
+    assert!(
+        config
+            .problems()
+            .iter()
+            .any(|p| p.starts_with("migration.run"))
+    );
+}
+
+/// The approval message tells the truth about production's schema, for both shared settings.
+#[tokio::test]
+async fn approvers_are_told_whether_the_production_migration_already_ran() {
+    for (run, says, rejecting) in [
+        (
+            MigrationRun::BeforeLaunch,
+            "The production migration has already run on production's database; rejecting \
+             will not revert it",
+            "bluegreen will run the rollback command `bin/migrate down`",
+        ),
+        (
+            MigrationRun::AfterApproval,
+            "The production database is untouched: the production migration runs only after \
+             approval",
+            "After approval and before any traffic moves, the new slot is migrated on \
+             production, health-checked again.",
+        ),
+    ] {
+        let world = World::build().await.with_topic();
+        let mut config = world.config();
+        let migration = config.migration.as_mut().unwrap();
+        migration.run = Some(run);
+        migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
+        world.put_config(&config).await;
+        let id = prepare_push(&world, "v2", "event-1").await;
+        sync(&world, &id).await;
+        let migrated = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+        if let Some(task) = record(&world, &id).await.migration_task_arn {
+            world
+                .stop_task(&task, Some(0), "EssentialContainerExited")
+                .await;
+        }
+        migrate::check(&world.ctx, &check_of(&migrated))
+            .await
+            .unwrap();
+        launch(&world, &id).await;
+        health(&world, &id).await.unwrap();
+        request_approval(&world, &id).await;
+        let message = world.published().await.pop().unwrap();
+        let text = message["message"].as_str().unwrap();
+        assert!(text.contains(says), "{run:?}: {text}");
+        assert!(text.contains(rejecting), "{run:?}: {text}");
+    }
+}
