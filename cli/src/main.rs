@@ -71,6 +71,12 @@ enum Command {
         /// The service.
         service: String,
     },
+    /// Release a service whose last deployment ended needing attention (after you checked its
+    /// database and slots); refused while a deployment is in progress.
+    Unlock {
+        /// The service.
+        service: String,
+    },
     /// Validate, upload or read service configs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -103,6 +109,7 @@ async fn main() -> ExitCode {
             reason,
         } => ops::decide(out, &deployment_id, false, Some(reason)).await,
         Command::Rollback { service } => ops::rollback(out, &service).await,
+        Command::Unlock { service } => ops::unlock(out, &service).await,
         Command::Config(command) => config_cmd::run(out, command).await,
         Command::Validate { configs } => validate(&configs),
         Command::Graph { intake } => {

@@ -228,13 +228,36 @@ pub async fn rollback(out: Output, service: &str) -> ExitCode {
                 "rolled back {} ({}): {}",
                 d.service, d.deployment_id, d.detail
             );
-            if let Some(next) = &d.next_deployment {
-                println!(
-                    "queued deployment {next} now holds the lock: start the deployment state \
-                     machine with {{\"deployment_id\": \"{next}\"}} (name {next})"
-                );
-            }
+            print_next(d.next_deployment.as_deref());
         }),
         Err(e) => out.error(&e),
+    }
+}
+
+/// `bluegreen unlock <service>`.
+pub async fn unlock(out: Output, service: &str) -> ExitCode {
+    let ctx = Context::from_env().await;
+    let operator = match who(&ctx).await {
+        Ok(arn) => arn,
+        Err(e) => return out.error(&e),
+    };
+    match operator::unlock(&ctx, service, &operator).await {
+        Ok(done) => out.show(&done, |d| {
+            println!(
+                "unlocked {} (held by {}) as {}",
+                d.service, d.released_from, d.operator
+            );
+            print_next(d.next_deployment.as_deref());
+        }),
+        Err(e) => out.error(&e),
+    }
+}
+
+fn print_next(next: Option<&str>) {
+    if let Some(next) = next {
+        println!(
+            "queued deployment {next} now holds the lock: start the deployment state machine \
+             with {{\"deployment_id\": \"{next}\"}} (name {next})"
+        );
     }
 }

@@ -6,6 +6,7 @@
 use bluegreen::Slot;
 use bluegreen::config::{DbStrategy, MigrationRun};
 use bluegreen::lock::Locks;
+use bluegreen::operator;
 use bluegreen::poll::Poll;
 use bluegreen::record::{Status, TaskState};
 use bluegreen::steps::{abort, approval, migrate, promote, rollback, switch};
@@ -261,6 +262,35 @@ async fn a_failed_rollback_migration_needs_attention_and_keeps_the_lock() {
     let text = message["message"].as_str().unwrap();
     assert!(text.contains("Production traffic is on: blue"), "{text}");
     assert!(text.contains("bluegreen unlock shop"), "{text}");
+
+    // The command the message names releases it, and says who did.
+    let unlocked = operator::unlock(&world.ctx, "shop", "arn:aws:iam::1:user/oncall")
+        .await
+        .unwrap();
+    assert_eq!(unlocked.released_from, id);
+    assert_eq!(world.lock_holder().await, None);
+    let last = record(&world, &id).await.timeline.pop().unwrap();
+    assert_eq!(
+        (last.step.as_str(), last.outcome.as_str()),
+        ("unlock", "succeeded")
+    );
+    assert!(
+        last.detail.contains("arn:aws:iam::1:user/oncall"),
+        "{}",
+        last.detail
+    );
+    let again = operator::unlock(&world.ctx, "shop", "x").await.unwrap_err();
+    assert_eq!(again.name(), "UnlockRefused");
+}
+
+#[tokio::test]
+async fn unlock_is_refused_while_the_holder_is_in_progress() {
+    let world = World::build().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let err = operator::unlock(&world.ctx, "shop", "x").await.unwrap_err();
+    assert_eq!(err.name(), "UnlockRefused", "{err}");
+    assert!(err.to_string().contains(&id), "{err}");
+    assert_eq!(world.lock_holder().await, Some(id));
 }
 
 #[tokio::test]

@@ -122,6 +122,11 @@ pub enum StepError {
     #[error("rollback refused: {0}")]
     RollbackRefused(String),
 
+    /// `bluegreen unlock` is not safe now (the holder is still in progress, or nothing is
+    /// locked).
+    #[error("unlock refused: {0}")]
+    UnlockRefused(String),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -201,6 +206,7 @@ impl StepError {
             StepError::NotAnApprover(_) => "NotAnApprover",
             StepError::DecisionNotDelivered(_) => "DecisionNotDelivered",
             StepError::RollbackRefused(_) => "RollbackRefused",
+            StepError::UnlockRefused(_) => "UnlockRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",

@@ -1,4 +1,5 @@
-//! Operator actions outside the state machine: a manual rollback within the keep-warm window.
+//! Operator actions outside the state machine: a manual rollback within the keep-warm window,
+//! and releasing a service whose last deployment ended needing attention.
 //!
 //! After a deployment succeeds, its old slot can be kept running for
 //! `finish.keep_warm_seconds`. Inside that window an operator can send production back to it
@@ -195,4 +196,67 @@ async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {
         "Route 53 change {change} was not INSYNC after {} s",
         DNS_SYNC_ATTEMPTS * 2
     )))
+}
+
+/// What `bluegreen unlock` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unlocked {
+    /// The service.
+    pub service: String,
+    /// The ended deployment that held the lock.
+    pub released_from: String,
+    /// Who asked for it.
+    pub operator: String,
+    /// A push queued meanwhile that now holds the service's lock; its execution must be
+    /// started (the CLI prints how).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_deployment: Option<String>,
+}
+
+/// Releases `service`'s lock held by a deployment that has ended — typically one that ended
+/// needing attention (a failed rollback migration, a clone a running slot uses), once a person
+/// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress:
+/// its execution releases the lock itself. The release is recorded on the holder's timeline.
+pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<Unlocked> {
+    let locks = Locks::new(ctx);
+    let lock = locks
+        .read(service)
+        .await?
+        .ok_or_else(|| StepError::UnlockRefused(format!("{service} is not locked")))?;
+    match Records::new(ctx).get(&lock.holder).await {
+        Ok(holder) if !holder.status.is_terminal() => {
+            return Err(StepError::UnlockRefused(format!(
+                "deployment {} is in progress ({:?}); it releases the lock when it ends",
+                holder.deployment_id, holder.status
+            )));
+        }
+        Ok(holder) => {
+            let reason = lock
+                .needs_attention
+                .as_deref()
+                .unwrap_or("no reason recorded");
+            Records::new(ctx)
+                .update(
+                    &holder.deployment_id,
+                    Change::new().log(
+                        "unlock",
+                        "succeeded",
+                        format!("lock released by {operator} (it was kept because: {reason})"),
+                        ctx.now(),
+                    ),
+                )
+                .await?;
+        }
+        // A lock whose holder has no record (a manual rollback's, say) is released as it is.
+        Err(StepError::DeploymentNotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let next = locks.release(service, &lock.holder).await?;
+    info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
+    Ok(Unlocked {
+        service: service.to_owned(),
+        released_from: lock.holder,
+        operator: operator.to_owned(),
+        next_deployment: next,
+    })
 }
