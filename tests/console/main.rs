@@ -8,6 +8,7 @@
 mod common;
 
 mod browser;
+mod database;
 mod decisions;
 mod links;
 mod notifications;
