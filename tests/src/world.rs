@@ -772,6 +772,20 @@ impl World {
             .collect()
     }
 
+    /// An Aurora PostgreSQL cluster `shop-aurora` (a source for copy-on-write clones).
+    pub async fn create_aurora_cluster(&self) {
+        self.ctx
+            .rds
+            .create_db_cluster()
+            .db_cluster_identifier("shop-aurora")
+            .engine("aurora-postgresql")
+            .master_username("shop")
+            .master_user_password("not-a-secret-1")
+            .send()
+            .await
+            .expect("create Aurora cluster");
+    }
+
     /// Identifiers of every DB instance.
     pub async fn db_instances(&self) -> Vec<String> {
         self.ctx

@@ -80,17 +80,7 @@ impl Strategy {
                 config.database.source = rds;
             }
             Strategy::IsolatedAurora => {
-                world
-                    .ctx
-                    .rds
-                    .create_db_cluster()
-                    .db_cluster_identifier("shop-aurora")
-                    .engine("aurora-postgresql")
-                    .master_username("shop")
-                    .master_user_password("not-a-secret-1")
-                    .send()
-                    .await
-                    .expect("create Aurora cluster");
+                world.create_aurora_cluster().await;
                 config.database.strategy = DbStrategy::Isolated;
                 config.database.source = Some(DbSource::AuroraCluster {
                     identifier: "shop-aurora".into(),

@@ -438,3 +438,57 @@ async fn approvers_are_told_whether_the_production_migration_already_ran() {
         assert!(text.contains(rejecting), "{run:?}: {text}");
     }
 }
+
+/// An ending retried after it recorded the rollback migration's success but before it ended
+/// (its last write was lost), at a time ECS no longer lists the stopped task: the rollback
+/// migration is not run a second time.
+#[tokio::test]
+async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let world = World::build().await;
+    with_rollback_command(&world).await;
+    let id = deploy_to_switch(&world).await;
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    let task = record(&world, &id)
+        .await
+        .rollback_migration
+        .unwrap()
+        .task_arn;
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    // The final status write "was lost": the record still says baking.
+    bluegreen::record::Records::new(&world.ctx)
+        .update(
+            &id,
+            bluegreen::record::Change::new().set("status", &Status::Baking),
+        )
+        .await
+        .unwrap();
+    let forgotten = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_output(|| aws_sdk_ecs::operation::list_tasks::ListTasksOutput::builder().build());
+    let mut ctx = world.ctx.clone();
+    ctx.ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&forgotten)
+                    .allow_passthrough(),
+            )
+            .build(),
+    );
+    let ended = rollback::run(&ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::RolledBack);
+    let rollbacks = world
+        .tasks_started_by(&bluegreen::naming::started_by(&id, "rollback"))
+        .await;
+    assert_eq!(rollbacks.len(), 1, "the rollback migration ran twice");
+}

@@ -143,17 +143,7 @@ async fn a_missing_source_database_is_resource_not_found() {
 #[tokio::test]
 async fn an_aurora_source_gets_a_copy_on_write_clone_with_one_instance() {
     let world = World::build().await;
-    world
-        .ctx
-        .rds
-        .create_db_cluster()
-        .db_cluster_identifier("shop-aurora")
-        .engine("aurora-postgresql")
-        .master_username("shop")
-        .master_user_password("not-a-secret-1")
-        .send()
-        .await
-        .unwrap();
+    world.create_aurora_cluster().await;
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
     config.database.source = Some(DbSource::AuroraCluster {

@@ -133,16 +133,7 @@ pub async fn clones_in_use(
     }
     let marks: Vec<CloneMarks> = clones.iter().map(marks_of).collect();
     let mut in_use = Vec::new();
-    for slot in Slot::ALL {
-        let name = &config.slots.get(slot).service;
-        let service = match ecs::describe_service(ctx, &config.cluster, name).await {
-            Ok(service) => service,
-            Err(StepError::ResourceNotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        if service.desired_count == 0 {
-            continue;
-        }
+    for (slot, name, service) in running_slots(ctx, config).await? {
         for (identifier, evidence) in references(ctx, &service, &marks).await? {
             in_use.push((identifier, format!("{slot} ({name}) uses it: {evidence}")));
         }
@@ -154,16 +145,7 @@ pub async fn clones_in_use(
 /// (desired count above zero): what scheduled teardown must not pull a database from under.
 pub async fn env_values_in_use(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<String>> {
     let mut values = Vec::new();
-    for slot in Slot::ALL {
-        let name = &config.slots.get(slot).service;
-        let service = match ecs::describe_service(ctx, &config.cluster, name).await {
-            Ok(service) => service,
-            Err(StepError::ResourceNotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        if service.desired_count == 0 {
-            continue;
-        }
+    for (_, _, service) in running_slots(ctx, config).await? {
         for td in task_definitions_of(&service) {
             let (definition, _) = ecs::describe_task_definition(ctx, &td).await?;
             values.extend(ecs::all_env(&definition).into_iter().map(|(_, _, v)| v));
@@ -183,4 +165,21 @@ fn task_definitions_of(service: &Service) -> Vec<String> {
         }
     }
     all
+}
+
+/// The slot services that exist and should run tasks (desired count above zero).
+async fn running_slots(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<(Slot, String, Service)>> {
+    let mut running = Vec::new();
+    for slot in Slot::ALL {
+        let name = config.slots.get(slot).service.clone();
+        match ecs::describe_service(ctx, &config.cluster, &name).await {
+            Ok(service) if service.desired_count > 0 => running.push((slot, name, service)),
+            Ok(_) | Err(StepError::ResourceNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(running)
 }

@@ -113,16 +113,6 @@ pub async fn delete(ctx: &Context, rule_arn: &str) -> StepResult<()> {
     }
 }
 
-/// Whether a maintenance rule of `deployment` is on the production listener.
-pub async fn is_on(ctx: &Context, deployment: &Deployment) -> StepResult<bool> {
-    let listener = production_listener(&deployment.config)?;
-    let rules = rules(ctx, listener).await?;
-    Ok(tagged(ctx, &rules)
-        .await?
-        .iter()
-        .any(|(_, tags)| is_maintenance_of(tags, &deployment.deployment_id)))
-}
-
 fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
     match &config.traffic {
         Traffic::Listener {

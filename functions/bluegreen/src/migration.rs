@@ -51,6 +51,21 @@ pub async fn advance(
     run: &Run<'_>,
     deadline: DateTime<Utc>,
 ) -> StepResult<Progress> {
+    // A tracked migration that already ended is never looked up or started again: ECS forgets
+    // stopped tasks after about an hour, and a second `down 1` would revert a good migration.
+    match tracked(deployment, run.task).map(|t| (t.state, t.detail.clone())) {
+        Some((TaskState::Succeeded, _)) => {
+            return Ok(Progress::Succeeded(deployment.migration_log.clone()));
+        }
+        Some((TaskState::Failed, detail)) => {
+            return Err(StepError::MigrationFailed {
+                exit_code: None,
+                reason: format!("the {} already failed: {detail}", run.task.words()),
+                log_location: None,
+            });
+        }
+        Some((TaskState::Running, _)) | None => {}
+    }
     let task = ensure(ctx, deployment, run).await?;
     let task_arn = task.task_arn.clone().unwrap_or_default();
     if task.last_status.as_deref() != Some("STOPPED") {
@@ -145,6 +160,18 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
     let started_by = started_by(deployment, run.task);
     let task = match ecs::find_task(ctx, &config.cluster, &started_by).await? {
         Some(task) => task,
+        None if tracked(deployment, run.task).is_some() => {
+            // Recorded as started, but ECS no longer knows it: starting another could run the
+            // migration twice. A person must look.
+            return Err(StepError::MigrationFailed {
+                exit_code: None,
+                reason: format!(
+                    "the {} was started but ECS no longer knows its task",
+                    run.task.words()
+                ),
+                log_location: None,
+            });
+        }
         None => {
             let target = deployment.target_slot()?;
             let started = ecs::run_task(
@@ -200,6 +227,15 @@ fn running(task_arn: &str, at: DateTime<Utc>) -> TrackedTask {
     }
 }
 
+/// The record of a tracked (production or rollback) migration, once started.
+fn tracked(deployment: &Deployment, kind: MigrationTask) -> Option<&TrackedTask> {
+    match kind {
+        MigrationTask::Production => deployment.production_migration.as_ref(),
+        MigrationTask::Rollback => deployment.rollback_migration.as_ref(),
+        MigrationTask::OnClone => None,
+    }
+}
+
 /// Records how a tracked (production or rollback) migration ended.
 async fn track(
     ctx: &Context,
@@ -215,12 +251,9 @@ async fn track(
         MigrationTask::OnClone => return Ok(()),
     };
     let arn = task.task_arn.clone().unwrap_or_default();
-    let started_at = match kind {
-        MigrationTask::Production => deployment.production_migration.as_ref(),
-        _ => deployment.rollback_migration.as_ref(),
-    }
-    .map(|t| t.started_at)
-    .unwrap_or_else(|| ctx.now());
+    let started_at = tracked(deployment, kind)
+        .map(|t| t.started_at)
+        .unwrap_or_else(|| ctx.now());
     let tracked = TrackedTask {
         task_arn: arn,
         started_at,

@@ -17,7 +17,7 @@ use crate::routing;
 use crate::migration;
 
 use super::FailureInput;
-use super::cleanup::{self, Ended, RollbackMigration};
+use super::cleanup::{self, Ended};
 
 const STEP: &str = "abort";
 
@@ -63,15 +63,13 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     }
     // Stopped tasks are recorded by now; read what the record says about production's schema.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-    let mut status = Status::Aborted;
-    match cleanup::rollback_migration(ctx, &deployment).await? {
-        RollbackMigration::Waiting(waiting) => return Ok(waiting),
-        RollbackMigration::Done(note) => done.push(note),
-        RollbackMigration::Failed(note) => {
-            done.push(note);
-            status = Status::NeedsAttention;
-        }
-    }
+    let status =
+        match cleanup::settle_rollback_migration(ctx, &deployment, Status::Aborted, &mut done)
+            .await?
+        {
+            Ok(status) => status,
+            Err(waiting) => return Ok(waiting),
+        };
     done.push("production traffic untouched".into());
     cleanup::close(
         ctx,

@@ -86,8 +86,30 @@ impl Ended {
     }
 }
 
+/// Runs [`rollback_migration`] for an ending whose status would be `status`: the answer to
+/// return at once while it runs (`Err`), or the status to end with (`NeedsAttention` when it
+/// failed), with what it did added to `done`.
+pub(crate) async fn settle_rollback_migration(
+    ctx: &Context,
+    deployment: &Deployment,
+    status: Status,
+    done: &mut Vec<String>,
+) -> StepResult<Result<Status, Ended>> {
+    Ok(match rollback_migration(ctx, deployment).await? {
+        RollbackMigration::Waiting(waiting) => Err(waiting),
+        RollbackMigration::Done(note) => {
+            done.push(note);
+            Ok(status)
+        }
+        RollbackMigration::Failed(note) => {
+            done.push(note);
+            Ok(Status::NeedsAttention)
+        }
+    })
+}
+
 /// Where the rollback migration stands for an ending.
-pub(crate) enum RollbackMigration {
+enum RollbackMigration {
     /// Finished, or not needed: what to say about the schema.
     Done(String),
     /// Still running: the ending answers [`Ended`] with `wait`.
@@ -101,7 +123,7 @@ pub(crate) enum RollbackMigration {
 /// database, and reports where it stands. A production migration that failed or was stopped
 /// may have partly applied; running a rollback command after it could revert an earlier,
 /// good migration, so it is not run, and the ending says so.
-pub(crate) async fn rollback_migration(
+async fn rollback_migration(
     ctx: &Context,
     deployment: &Deployment,
 ) -> StepResult<RollbackMigration> {

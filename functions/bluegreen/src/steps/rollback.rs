@@ -14,7 +14,7 @@ use crate::record::{Records, Status};
 use crate::routing;
 
 use super::FailureInput;
-use super::cleanup::{self, Ended, RollbackMigration};
+use super::cleanup::{self, Ended};
 
 const STEP: &str = "rollback";
 
@@ -48,15 +48,13 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         }
         done.push(format!("{} scaled to 0", preprod.service));
     }
-    let mut status = Status::RolledBack;
-    match cleanup::rollback_migration(ctx, &deployment).await? {
-        RollbackMigration::Waiting(waiting) => return Ok(waiting),
-        RollbackMigration::Done(note) => done.push(note),
-        RollbackMigration::Failed(note) => {
-            done.push(note);
-            status = Status::NeedsAttention;
-        }
-    }
+    let status =
+        match cleanup::settle_rollback_migration(ctx, &deployment, Status::RolledBack, &mut done)
+            .await?
+        {
+            Ok(status) => status,
+            Err(waiting) => return Ok(waiting),
+        };
     cleanup::close(
         ctx,
         &deployment,
