@@ -87,3 +87,54 @@ async fn an_orphaned_clone_past_its_expiry_is_deleted() {
     assert_eq!(report.removed.len(), 1, "{report:?}");
     assert_eq!(world.db_instances().await, vec!["shop-db".to_owned()]);
 }
+
+#[tokio::test]
+async fn teardown_keeps_an_expired_clone_a_running_slot_uses_and_removes_a_stale_maintenance_page()
+{
+    let world = World::build().await;
+    world.use_isolated_db().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    // The live slot was pointed at pre-prod's revision (the clone) by hand; the deployment
+    // ended needing attention and kept its clone.
+    let clone_td = record(&world, &id).await.task_definitions.preprod.unwrap();
+    world
+        .ctx
+        .ecs
+        .update_service()
+        .cluster("shop-cluster")
+        .service("shop-blue")
+        .task_definition(&clone_td)
+        .send()
+        .await
+        .unwrap();
+    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, bluegreen::record::Status::NeedsAttention);
+    // A maintenance page the ended deployment left behind (its ending crashed, say).
+    bluegreen::maintenance::switch_on(&world.ctx, &record(&world, &id).await)
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1);
+    world.advance(chrono::Duration::hours(25));
+    let report = teardown::run(&world.ctx).await.unwrap();
+    let clone = record(&world, &id).await.clones[0].identifier.clone();
+    assert!(world.db_instances().await.contains(&clone), "{report:?}");
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.contains(&clone) && k.contains("running slot")),
+        "{report:?}"
+    );
+    assert!(world.listener_rules().await.is_empty(), "{report:?}");
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|r| r.contains("maintenance rule")),
+        "{report:?}"
+    );
+}
