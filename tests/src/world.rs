@@ -577,6 +577,19 @@ impl World {
         (s.task_definition.unwrap_or_default(), s.desired_count, tags)
     }
 
+    /// Points a slot's ECS service at another task definition (an operator's hand edit).
+    pub async fn set_task_definition(&self, slot: Slot, task_definition: &str) {
+        self.ctx
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(format!("shop-{slot}"))
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("update service");
+    }
+
     /// The ECS scheduler finished (or failed) the slot's rollout.
     pub async fn settle(&self, slot: Slot, state: &str) {
         self.emulator

@@ -235,3 +235,18 @@ pub async fn assert_untouched(world: &World, blue_td: &str) {
         "a clone remains"
     );
 }
+
+/// An isolated deployment launched on its clone, whose live slot someone pointed at
+/// pre-prod's revision by hand, then aborted: the ending must keep the clone.
+pub async fn aborted_with_the_clone_in_use(world: &World) -> (String, bluegreen::steps::Ended) {
+    world.use_isolated_db().await;
+    let id = prepare_push(world, "v2", "event-1").await;
+    sync(world, &id).await;
+    launch(world, &id).await;
+    let clone_td = record(world, &id).await.task_definitions.preprod.unwrap();
+    world.set_task_definition(Slot::Blue, &clone_td).await;
+    let ended = bluegreen::steps::abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    (id, ended)
+}

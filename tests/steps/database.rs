@@ -127,25 +127,7 @@ async fn an_isolated_service_whose_live_task_definition_lacks_the_database_setti
 #[tokio::test]
 async fn cleanup_keeps_a_clone_that_a_running_slot_uses_and_the_deployment_needs_attention() {
     let world = World::build().await.with_topic();
-    world.use_isolated_db().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    launch(&world, &id).await;
-    // Someone points the live slot at pre-prod's revision (the clone's database) by hand.
-    let clone_td = record(&world, &id).await.task_definitions.preprod.unwrap();
-    world
-        .ctx
-        .ecs
-        .update_service()
-        .cluster("shop-cluster")
-        .service("shop-blue")
-        .task_definition(&clone_td)
-        .send()
-        .await
-        .unwrap();
-    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
-        .await
-        .unwrap();
+    let (id, ended) = aborted_with_the_clone_in_use(&world).await;
     assert_eq!(ended.status, Status::NeedsAttention);
     let clone = record(&world, &id).await.clones[0].identifier.clone();
     assert!(
@@ -174,6 +156,28 @@ async fn with_rollback_command(world: &World) {
     config.migration.as_mut().unwrap().rollback_command =
         Some(vec!["bin/migrate".into(), "down".into()]);
     world.put_config(&config).await;
+}
+
+/// Rolls a switched deployment back with a rollback command whose task exits with
+/// `exit_code`; returns the deployment and the ending's final answer.
+async fn rolled_back_with(world: &World, exit_code: i32) -> (String, bluegreen::steps::Ended) {
+    with_rollback_command(world).await;
+    let id = deploy_to_switch(world).await;
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    let task = record(world, &id)
+        .await
+        .rollback_migration
+        .unwrap()
+        .task_arn;
+    world
+        .stop_task(&task, Some(exit_code), "EssentialContainerExited")
+        .await;
+    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    (id, ended)
 }
 
 #[tokio::test]
@@ -227,22 +231,7 @@ async fn rollback_waits_for_the_rollback_migration_before_it_releases_the_lock()
 #[tokio::test]
 async fn a_failed_rollback_migration_needs_attention_and_keeps_the_lock() {
     let world = World::build().await.with_topic();
-    with_rollback_command(&world).await;
-    let id = deploy_to_switch(&world).await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
-    let task = record(&world, &id)
-        .await
-        .rollback_migration
-        .unwrap()
-        .task_arn;
-    world
-        .stop_task(&task, Some(4), "EssentialContainerExited")
-        .await;
-    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let (id, ended) = rolled_back_with(&world, 4).await;
     assert_eq!(ended.status, Status::NeedsAttention, "never 'rolled back'");
     assert!(
         ended.detail.contains("exit code Some(4)"),
@@ -446,22 +435,7 @@ async fn approvers_are_told_whether_the_production_migration_already_ran() {
 async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
     use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
     let world = World::build().await;
-    with_rollback_command(&world).await;
-    let id = deploy_to_switch(&world).await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
-    let task = record(&world, &id)
-        .await
-        .rollback_migration
-        .unwrap()
-        .task_arn;
-    world
-        .stop_task(&task, Some(0), "EssentialContainerExited")
-        .await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let (id, _) = rolled_back_with(&world, 0).await;
     // The final status write "was lost": the record still says baking.
     bluegreen::record::Records::new(&world.ctx)
         .update(

@@ -92,26 +92,7 @@ async fn an_orphaned_clone_past_its_expiry_is_deleted() {
 async fn teardown_keeps_an_expired_clone_a_running_slot_uses_and_removes_a_stale_maintenance_page()
 {
     let world = World::build().await;
-    world.use_isolated_db().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    launch(&world, &id).await;
-    // The live slot was pointed at pre-prod's revision (the clone) by hand; the deployment
-    // ended needing attention and kept its clone.
-    let clone_td = record(&world, &id).await.task_definitions.preprod.unwrap();
-    world
-        .ctx
-        .ecs
-        .update_service()
-        .cluster("shop-cluster")
-        .service("shop-blue")
-        .task_definition(&clone_td)
-        .send()
-        .await
-        .unwrap();
-    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
-        .await
-        .unwrap();
+    let (id, ended) = aborted_with_the_clone_in_use(&world).await;
     assert_eq!(ended.status, bluegreen::record::Status::NeedsAttention);
     // A maintenance page the ended deployment left behind (its ending crashed, say).
     bluegreen::maintenance::switch_on(&world.ctx, &record(&world, &id).await)

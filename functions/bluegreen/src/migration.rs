@@ -95,32 +95,14 @@ pub async fn advance(
             run.task.words()
         )));
     }
-    match outcome(ctx, deployment, &task).await {
-        Ok(()) => {
-            track(
-                ctx,
-                deployment,
-                run.task,
-                &task,
-                TaskState::Succeeded,
-                "exit code 0",
-            )
-            .await?;
-            Ok(Progress::Succeeded(task_log(ctx, deployment, &task).await))
-        }
-        Err(err) => {
-            track(
-                ctx,
-                deployment,
-                run.task,
-                &task,
-                TaskState::Failed,
-                &err.to_string(),
-            )
-            .await?;
-            Err(err)
-        }
-    }
+    let result = outcome(ctx, deployment, &task).await;
+    let (state, detail) = match &result {
+        Ok(()) => (TaskState::Succeeded, "exit code 0".to_owned()),
+        Err(err) => (TaskState::Failed, err.to_string()),
+    };
+    track(ctx, deployment, run.task, &task, state, &detail).await?;
+    result?;
+    Ok(Progress::Succeeded(task_log(ctx, deployment, &task).await))
 }
 
 /// The production migration, behind the maintenance page when configured: switched on before

@@ -17,6 +17,8 @@ pub mod teardown;
 
 mod cleanup;
 
+pub use cleanup::{Ended, EndingWait};
+
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
