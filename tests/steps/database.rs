@@ -60,6 +60,7 @@ async fn promote_repoints_the_isolated_slot_to_production_migrates_it_and_only_t
     approve(&world, &id).await;
     let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let deployment = record(&world, &id).await;
+    assert_eq!(deployment.status, Status::Promoting);
     let production_td = deployment.task_definitions.production.clone().unwrap();
     assert_eq!(database_of(&world, &production_td).await, PRODUCTION_DB);
     assert_ne!(

@@ -31,6 +31,9 @@ pub enum Status {
     Preprod,
     /// Waiting for a person.
     AwaitingApproval,
+    /// Approved; the slot is being made ready on production's database (migration, rollout,
+    /// health re-check) before any traffic moves.
+    Promoting,
     /// Moving traffic.
     Switching,
     /// Watching the new slot.

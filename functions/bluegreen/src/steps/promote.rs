@@ -21,7 +21,7 @@ use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
 use crate::migration::{self, Progress};
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment};
+use crate::record::{Change, Deployment, Status};
 use crate::revisions::{self, Purpose};
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
@@ -54,7 +54,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         STEP,
         timeout_seconds(&deployment),
         FIRST_LOOK_SECONDS,
-        Change::new(),
+        Change::new().set("status", &Status::Promoting),
     )
     .await?;
     if let Err(err) = advance(ctx, &deployment, after).await {
