@@ -467,3 +467,56 @@ async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
         .await;
     assert_eq!(rollbacks.len(), 1, "the rollback migration ran twice");
 }
+
+/// After approval the production migration ran, but the re-check on production's database
+/// fails: abort, traffic never moved, and the rollback command reverts what ran on production
+/// (waited for) before the lock is released.
+#[tokio::test]
+async fn a_failed_recheck_after_the_production_migration_aborts_and_reverts_the_schema() {
+    let world = World::build().await;
+    let mut config = world.config();
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    world.smoke.answer("health", 500, "new schema, old bug");
+    let err = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "HealthCheckFailed", "{err}");
+    assert!(err.to_string().contains("after approval"), "{err}");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    let waiting = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert!(waiting.wait.is_some(), "the abort waits for the rollback");
+    assert_eq!(world.lock_holder().await, Some(id.clone()));
+    let rollback = record(&world, &id)
+        .await
+        .rollback_migration
+        .unwrap()
+        .task_arn;
+    world
+        .stop_task(&rollback, Some(0), "EssentialContainerExited")
+        .await;
+    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::Aborted);
+    assert!(
+        ended.detail.contains("rollback migration"),
+        "{}",
+        ended.detail
+    );
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+}
