@@ -12,7 +12,7 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment};
 use crate::routing;
 
-use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
 const STEP: &str = "health_check";
 
@@ -48,14 +48,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         Assessment::Waiting(evidence) => Ok(pending(input, now, evidence)),
         Assessment::Failed(evidence) => Err(fail(ctx, &deployment, evidence).await),
         Assessment::Passed(detail) => {
-            record_done(
-                ctx,
-                &deployment,
-                STEP,
-                &detail,
-                Change::new().set("health_evidence", &detail),
-            )
-            .await?;
+            record_healthy(ctx, &deployment, STEP, &detail).await?;
             Ok(Poll::Done { detail })
         }
     }

@@ -16,11 +16,11 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
 
-use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+use super::{
+    DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
+};
 
 const STEP: &str = "migrate";
-/// Deadline of the step when it has nothing to run (it answers done at the first check).
-const NOTHING_TO_RUN_SECONDS: u64 = 60;
 /// Seconds before the first look at a started migration task.
 const FIRST_LOOK_SECONDS: u64 = 15;
 
@@ -43,15 +43,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         .as_ref()
         .filter(|_| !plan.before_launch.is_empty())
     else {
-        return start_once(
-            ctx,
-            &deployment,
-            STEP,
-            NOTHING_TO_RUN_SECONDS,
-            0,
-            Change::new(),
-        )
-        .await;
+        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
     };
     let started = start_once(
         ctx,

@@ -120,6 +120,39 @@ pub(crate) fn started_at(deployment: &Deployment, step: &str) -> Option<DateTime
         .map(|e| e.at)
 }
 
+/// Deadline of a step that has nothing to do for this deployment: its first check, at once,
+/// answers done.
+const NOTHING_TO_DO_SECONDS: u64 = 60;
+
+/// Starts a step that has nothing to do for this deployment (checked at once, done then).
+pub(crate) async fn start_with_nothing_to_do(
+    ctx: &Context,
+    deployment: &Deployment,
+    step: &str,
+) -> StepResult<Started> {
+    start_once(
+        ctx,
+        deployment,
+        step,
+        NOTHING_TO_DO_SECONDS,
+        0,
+        Change::new(),
+    )
+    .await
+}
+
+/// Records a health-checked step's success with its evidence, which approvers and operators
+/// read on the record.
+pub(crate) async fn record_healthy(
+    ctx: &Context,
+    deployment: &Deployment,
+    step: &str,
+    detail: &str,
+) -> StepResult<()> {
+    let change = Change::new().set("health_evidence", &detail);
+    record_done(ctx, deployment, step, detail, change).await
+}
+
 /// Records a step's success once (a repeated check does not add a second entry).
 pub(crate) async fn record_done(
     ctx: &Context,

@@ -24,11 +24,12 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, Status};
 use crate::revisions::{self, Purpose};
 
-use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+use super::{
+    DeploymentRef, load_active, record_done, record_failed, record_healthy, start_once,
+    start_with_nothing_to_do,
+};
 
 const STEP: &str = "promote";
-/// Deadline of the step when it has nothing to do (it answers done at the first check).
-const NOTHING_TO_DO_SECONDS: u64 = 60;
 /// Seconds before the first look.
 const FIRST_LOOK_SECONDS: u64 = 10;
 
@@ -38,15 +39,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let deployment = load_active(ctx, &input.deployment_id).await?;
     deployment.ensure_approved()?;
     let Some(after) = db_plan::plan(&deployment.config).after_approval else {
-        return start_once(
-            ctx,
-            &deployment,
-            STEP,
-            NOTHING_TO_DO_SECONDS,
-            0,
-            Change::new(),
-        )
-        .await;
+        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
     };
     let started = start_once(
         ctx,
@@ -82,14 +75,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         }
         Ok(Phase::Waiting(detail)) => Ok(pending(input, now, detail)),
         Ok(Phase::Ready(detail)) => {
-            record_done(
-                ctx,
-                &deployment,
-                STEP,
-                &detail,
-                Change::new().set("health_evidence", &detail),
-            )
-            .await?;
+            record_healthy(ctx, &deployment, STEP, &detail).await?;
             Ok(Poll::Done { detail })
         }
         Err(err) => Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await),
