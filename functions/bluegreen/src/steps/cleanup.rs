@@ -165,12 +165,15 @@ async fn rollback_migration(
             StepError::Internal("production migrated but no task definition recorded".into())
         })?;
     // Never revert a clone's schema thinking it is production's (or the other way round).
-    if let Err(e) =
-        db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await
-    {
-        return Ok(RollbackMigration::Failed(format!(
-            "rollback migration not run: {e}"
-        )));
+    match db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await {
+        Err(e @ StepError::ProductionOnClone(_)) => {
+            return Ok(RollbackMigration::Failed(format!(
+                "rollback migration not run: {e}"
+            )));
+        }
+        // A throttled or failed look is not a verdict: the state machine retries the ending.
+        Err(e) => return Err(e),
+        Ok(()) => {}
     }
     let started_at = deployment
         .rollback_migration

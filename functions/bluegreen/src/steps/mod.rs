@@ -172,7 +172,9 @@ pub(crate) async fn record_done(
         .await
 }
 
-/// Records a step's failure (with its evidence) and returns the error to raise.
+/// Records a step's failure (with its evidence) and returns the error to raise. A retryable
+/// error (throttling, a 5xx) is returned unrecorded: the state machine retries the step, so it
+/// has not failed.
 pub(crate) async fn record_failed(
     ctx: &Context,
     deployment: &Deployment,
@@ -180,7 +182,7 @@ pub(crate) async fn record_failed(
     err: StepError,
     change: Change,
 ) -> StepError {
-    if !deployment.has_outcome(step, "failed") {
+    if !err.is_retryable() && !deployment.has_outcome(step, "failed") {
         let logged = Records::new(ctx)
             .update(
                 &deployment.deployment_id,
