@@ -21,7 +21,7 @@ where
     I: DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
     F: Fn(Context, I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<O, StepError>> + Send,
+    Fut: Future<Output = Result<O, StepError>> + Send + 'static,
 {
     // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, as set by the stack.
     lambda_runtime::tracing::init_default_subscriber();
@@ -45,7 +45,13 @@ where
         async move {
             let input: I = serde_json::from_value(event.payload)
                 .map_err(|e| Diagnostic::from(StepError::EventMalformed(e.to_string())))?;
-            step(ctx.clone(), input).await.map_err(|e| {
+            // Boxed and type-erased: a step's future nests every SDK call's future several
+            // async functions deep; erasing it here keeps the runtime's future shallow enough
+            // for the compiler's layout queries (a fresh build of the teardown handler
+            // overflowed their depth limit without it).
+            let answer: Pin<Box<dyn Future<Output = Result<O, StepError>> + Send>> =
+                Box::pin(step(ctx.clone(), input));
+            answer.await.map_err(|e| {
                 tracing::error!(error_type = e.name(), error = %e, "step failed");
                 Diagnostic::from(e)
             })
