@@ -799,6 +799,21 @@ impl World {
             .expect("create Aurora cluster");
     }
 
+    /// Identifiers of every DB cluster.
+    pub async fn db_clusters(&self) -> Vec<String> {
+        self.ctx
+            .rds
+            .describe_db_clusters()
+            .send()
+            .await
+            .expect("describe DB clusters")
+            .db_clusters
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.db_cluster_identifier)
+            .collect()
+    }
+
     /// Identifiers of every DB instance.
     pub async fn db_instances(&self) -> Vec<String> {
         self.ctx

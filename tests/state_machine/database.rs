@@ -302,16 +302,9 @@ async fn run_case(strategy: Strategy, case: Case) {
         .collect();
     assert!(clones.is_empty(), "{label}: clones left: {clones:?}");
     let clusters: Vec<String> = world
-        .ctx
-        .rds
-        .describe_db_clusters()
-        .send()
+        .db_clusters()
         .await
-        .unwrap()
-        .db_clusters
-        .unwrap_or_default()
         .into_iter()
-        .filter_map(|c| c.db_cluster_identifier)
         .filter(|id| id.starts_with("bg-"))
         .collect();
     assert!(

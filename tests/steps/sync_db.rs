@@ -153,21 +153,14 @@ async fn an_aurora_source_gets_a_copy_on_write_clone_with_one_instance() {
     let id = prepare_push(&world, "v2", "event-1").await;
     sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
     sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let clusters = world
-        .ctx
-        .rds
-        .describe_db_clusters()
-        .send()
+    let clones: Vec<String> = world
+        .db_clusters()
         .await
-        .unwrap()
-        .db_clusters
-        .unwrap();
-    let clones: Vec<_> = clusters
-        .iter()
-        .filter(|c| c.db_cluster_identifier.as_deref() != Some("shop-aurora"))
+        .into_iter()
+        .filter(|c| c != "shop-aurora")
         .collect();
     assert_eq!(clones.len(), 1, "exactly one clone cluster");
-    let clone_id = clones[0].db_cluster_identifier.clone().unwrap();
+    let clone_id = clones[0].clone();
     assert!(
         world
             .db_instances()
