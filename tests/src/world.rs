@@ -33,6 +33,11 @@ pub const MOTO_CALLER: &str = "arn:aws:sts::123456789012:user/moto";
 
 /// The account moto uses.
 pub const ACCOUNT: &str = "123456789012";
+/// The deployment state machine's ARN in the world's settings. The machine itself exists only
+/// once a test creates it ([`World::create_deployment_machine`]); until then every execution
+/// looks absent, as after a failed hand-over.
+pub const DEPLOYMENT_MACHINE_ARN: &str =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-deployment";
 /// The cluster of the demo service.
 pub const CLUSTER: &str = "shop-cluster";
 /// The repository the demo service watches.
@@ -106,6 +111,7 @@ impl World {
             console_url: Some("https://console.example.com".into()),
             link_secret_id: Some(LINK_SECRET.into()),
             webhook_url: None,
+            deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
         };
         let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
         let clock_offset = offset.clone();
@@ -753,6 +759,72 @@ impl World {
             .iter()
             .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// Creates the deployment state machine of the world's settings in moto. moto does not
+    /// interpret it (unless a test turns that on), so executions stay RUNNING until stopped:
+    /// exactly the states the reconciler must tell apart.
+    pub async fn create_deployment_machine(&self) {
+        self.ctx
+            .sfn
+            .create_state_machine()
+            .name("bluegreen-deployment")
+            .definition(r#"{"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": true}}}"#)
+            .role_arn("arn:aws:iam::123456789012:role/bluegreen-states")
+            .send()
+            .await
+            .expect("create deployment machine");
+    }
+
+    /// Starts the execution of deployment `id`, as the intake or a hand-over would.
+    pub async fn start_execution(&self, id: &str) {
+        bluegreen::executions::start(&self.ctx, id)
+            .await
+            .expect("start execution");
+    }
+
+    /// Stops deployment `id`'s execution by hand, as a person in the console would.
+    pub async fn stop_execution(&self, id: &str) {
+        self.ctx
+            .sfn
+            .stop_execution()
+            .execution_arn(
+                self.ctx
+                    .settings
+                    .execution_arn(id)
+                    .expect("machine ARN set"),
+            )
+            .send()
+            .await
+            .expect("stop execution");
+    }
+
+    /// Step Functions' status of deployment `id`'s execution, `None` if there is none.
+    pub async fn execution_status(&self, id: &str) -> Option<String> {
+        let arn = self
+            .ctx
+            .settings
+            .execution_arn(id)
+            .expect("machine ARN set");
+        match self
+            .ctx
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => Some(out.status.as_str().to_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// The service's lock as stored, if held.
+    pub async fn lock(&self, service: &str) -> Option<bluegreen::lock::LockItem> {
+        bluegreen::lock::Locks::new(&self.ctx)
+            .read(service)
+            .await
+            .expect("read lock")
     }
 
     /// Which deployment holds the service's lock, if any.

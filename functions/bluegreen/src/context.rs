@@ -25,12 +25,17 @@ pub struct Settings {
     /// Optional Slack-compatible incoming webhook that receives the same notifications,
     /// without signed links (a channel is shared; a link identifies one person).
     pub webhook_url: Option<String>,
+    /// ARN of the deployment state machine. Executions are named after their deployment, so
+    /// this gives each lock holder's execution ARN (recorded on the lock) and lets the
+    /// reconciler and operator commands look at, stop and start executions. Absent in local
+    /// runs, where the local runner executes the definition in-process.
+    pub deployment_machine_arn: Option<String>,
 }
 
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
-    /// `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID` and
-    /// `BLUEGREEN_WEBHOOK_URL`, with the stack's defaults.
+    /// `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
+    /// `BLUEGREEN_WEBHOOK_URL` and `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -44,7 +49,20 @@ impl Settings {
             console_url: var("BLUEGREEN_CONSOLE_URL"),
             link_secret_id: var("BLUEGREEN_LINK_SECRET_ID"),
             webhook_url: var("BLUEGREEN_WEBHOOK_URL"),
+            deployment_machine_arn: var("BLUEGREEN_DEPLOYMENT_MACHINE_ARN"),
         }
+    }
+}
+
+impl Settings {
+    /// The ARN of the execution that runs `deployment_id` (executions are named after their
+    /// deployment), when the deployment machine is known.
+    pub fn execution_arn(&self, deployment_id: &str) -> Option<String> {
+        let machine = self.deployment_machine_arn.as_deref()?;
+        Some(format!(
+            "{}:{deployment_id}",
+            machine.replacen(":stateMachine:", ":execution:", 1)
+        ))
     }
 }
 

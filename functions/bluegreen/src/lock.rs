@@ -1,9 +1,18 @@
 //! One deployment per service at a time: a lock item per service in DynamoDB, taken and released
 //! with conditional writes, with a one-slot queue where the newest push wins.
+//!
+//! The item outlives its holders: `started_order` remembers the newest push that ever took the
+//! lock, so a push older than it — delivered late, out of order, as EventBridge may — is
+//! superseded instead of deploying an older image after a newer one. The holder's execution
+//! ARN is recorded so the reconciler can tell a holder whose execution has ended.
+//!
+//! Attributes: `service` (key); while held: `deployment_id`, `execution_arn` (when the
+//! deployment machine is known), `acquired_at`, `lease_until` (operator holds only),
+//! `needs_attention`; `queued_id`, `queued_order`; always: `started_order`.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;
@@ -16,6 +25,12 @@ pub enum Acquire {
     Held,
     /// Another deployment holds it.
     HeldBy(String),
+    /// The lock is free, but a newer push than this one has already been deployed (or is
+    /// deploying): this push must not deploy after it.
+    Stale {
+        /// The newer deployment.
+        newer: String,
+    },
 }
 
 /// The outcome of queueing behind a running deployment.
@@ -26,13 +41,53 @@ pub enum Enqueue {
         /// The older queued deployment, now superseded.
         superseded: Option<String>,
     },
-    /// A newer push is already queued; this one is superseded.
+    /// A newer push is already queued or running; this one is superseded.
     Superseded {
-        /// The newer queued deployment.
+        /// The newer deployment.
         by: String,
     },
     /// The running deployment ended meanwhile; take the lock instead.
     LockFree,
+}
+
+/// The outcome of [`Locks::release_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// The caller did not hold the lock: nothing was written, not even the other item.
+    NotHolder,
+    /// Released (`next` is `None`) or handed to the queued deployment `next`; the other item
+    /// was written in the same transaction.
+    Released {
+        /// The queued deployment that holds the lock now.
+        next: Option<String>,
+    },
+}
+
+/// Where a push stands among the service's pushes: push time, then deployment id. ECR's
+/// events carry whole seconds, so pushes in the same second are ordered by deployment id (a
+/// hash of the EventBridge event id): arbitrary, but the same answer in every process and on
+/// every retry, which is what a lock needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PushOrder(String);
+
+impl PushOrder {
+    /// The order of deployment `deployment_id`, pushed at `pushed_at`. Zero-padded
+    /// milliseconds, so DynamoDB's string comparison agrees with time order.
+    pub fn new(pushed_at: DateTime<Utc>, deployment_id: &str) -> Self {
+        PushOrder(format!(
+            "{:015}#{deployment_id}",
+            pushed_at.timestamp_millis().max(0)
+        ))
+    }
+
+    /// The deployment this order belongs to.
+    pub fn deployment_id(&self) -> &str {
+        self.0.split_once('#').map(|(_, id)| id).unwrap_or_default()
+    }
+
+    fn value(&self) -> AttributeValue {
+        s(&self.0)
+    }
 }
 
 /// The per-service lock table.
@@ -48,6 +103,9 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+/// What ends when a holder lets go: everything about the holding, nothing about the order.
+const HOLDING: &str = "deployment_id, execution_arn, acquired_at, lease_until, needs_attention";
+
 impl<'a> Locks<'a> {
     /// The locks table of the context.
     pub fn new(ctx: &'a Context) -> Self {
@@ -58,9 +116,19 @@ impl<'a> Locks<'a> {
         &self.ctx.settings.locks_table
     }
 
-    /// Takes the lock for `deployment_id`, or reports who holds it. Taking a lock one already
-    /// holds succeeds and changes nothing (Step Functions retries).
-    pub async fn acquire(&self, service: &str, deployment_id: &str) -> StepResult<Acquire> {
+    fn execution_arn(&self, deployment_id: &str) -> AttributeValue {
+        s(&self
+            .ctx
+            .settings
+            .execution_arn(deployment_id)
+            .unwrap_or_default())
+    }
+
+    /// Takes the lock for the push `order`, or reports who holds it, or that a newer push has
+    /// already taken it. Taking a lock one already holds succeeds and changes nothing (Step
+    /// Functions retries).
+    pub async fn acquire(&self, service: &str, order: &PushOrder) -> StepResult<Acquire> {
+        let id = order.deployment_id();
         let result = self
             .ctx
             .dynamodb
@@ -68,21 +136,62 @@ impl<'a> Locks<'a> {
             .table_name(self.table())
             .set_key(Some(key(service)))
             .update_expression(
-                "SET deployment_id = :id, acquired_at = if_not_exists(acquired_at, :now)",
+                "SET deployment_id = :id, started_order = :o, execution_arn = :arn, \
+                 acquired_at = if_not_exists(acquired_at, :now)",
             )
-            .condition_expression("attribute_not_exists(service) OR deployment_id = :id")
-            .expression_attribute_values(":id", s(deployment_id))
+            .condition_expression(
+                "deployment_id = :id OR (attribute_not_exists(deployment_id) AND \
+                 (attribute_not_exists(started_order) OR started_order < :o))",
+            )
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":o", order.value())
+            .expression_attribute_values(":arn", self.execution_arn(id))
             .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339()))
             .send()
             .await;
         match conditional("dynamodb:UpdateItem", result)? {
             Conditional::Written(_) => Ok(Acquire::Held),
-            Conditional::ConditionFailed => match self.holder(service).await? {
-                Some(holder) if holder == deployment_id => Ok(Acquire::Held),
-                Some(holder) => Ok(Acquire::HeldBy(holder)),
-                // Released between our write and our read: try once more.
-                None => Box::pin(self.acquire(service, deployment_id)).await,
+            Conditional::ConditionFailed => match self.read(service).await? {
+                Some(lock) if lock.holder == id => Ok(Acquire::Held),
+                Some(lock) => Ok(Acquire::HeldBy(lock.holder)),
+                None => match self.started_order(service).await? {
+                    Some(newer) if newer >= *order => Ok(Acquire::Stale {
+                        newer: newer.deployment_id().to_owned(),
+                    }),
+                    // Released between our write and our read: try once more.
+                    _ => Box::pin(self.acquire(service, order)).await,
+                },
             },
+        }
+    }
+
+    /// Takes a free lock for an operator action that is not a deployment (a manual rollback),
+    /// until `lease_until`: a CLI interrupted mid-way leaves a lock the reconciler frees once
+    /// the lease has passed. Does not change the push order.
+    pub async fn hold(
+        &self,
+        service: &str,
+        holder: &str,
+        lease_until: DateTime<Utc>,
+    ) -> StepResult<Acquire> {
+        let result = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(service)))
+            .update_expression("SET deployment_id = :id, lease_until = :lease, acquired_at = :now")
+            .condition_expression("attribute_not_exists(deployment_id)")
+            .expression_attribute_values(":id", s(holder))
+            .expression_attribute_values(":lease", s(&lease_until.to_rfc3339()))
+            .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339()))
+            .send()
+            .await;
+        match conditional("dynamodb:UpdateItem", result)? {
+            Conditional::Written(_) => Ok(Acquire::Held),
+            Conditional::ConditionFailed => Ok(Acquire::HeldBy(
+                self.holder(service).await?.unwrap_or_default(),
+            )),
         }
     }
 
@@ -91,8 +200,27 @@ impl<'a> Locks<'a> {
         Ok(self.read(service).await?.map(|l| l.holder))
     }
 
-    /// Reads the lock item.
+    /// Reads the lock; `None` when nobody holds it.
     pub async fn read(&self, service: &str) -> StepResult<Option<LockItem>> {
+        Ok(self
+            .read_item(service)
+            .await?
+            .and_then(|item| LockItem::from_item(&item)))
+    }
+
+    /// The newest push that has taken the lock, held or not.
+    async fn started_order(&self, service: &str) -> StepResult<Option<PushOrder>> {
+        Ok(self.read_item(service).await?.and_then(|item| {
+            item.get("started_order")
+                .and_then(|v| v.as_s().ok())
+                .map(|o| PushOrder(o.clone()))
+        }))
+    }
+
+    async fn read_item(
+        &self,
+        service: &str,
+    ) -> StepResult<Option<HashMap<String, AttributeValue>>> {
         let out = self
             .ctx
             .dynamodb
@@ -103,54 +231,91 @@ impl<'a> Locks<'a> {
             .send()
             .await
             .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
-        Ok(out.item.map(|item| LockItem::from_item(&item)))
+        Ok(out.item)
     }
 
-    /// Queues `deployment_id` (pushed at `pushed_at`) behind the running deployment. The newest
-    /// push wins: an older queued deployment is returned as superseded; a push older than the
-    /// queued one is itself superseded. Queueing the same deployment twice changes nothing.
-    pub async fn enqueue(
-        &self,
-        service: &str,
-        deployment_id: &str,
-        pushed_at: DateTime<Utc>,
-    ) -> StepResult<Enqueue> {
+    /// Every service whose lock is held (the reconciler's sweep). The table has one small item
+    /// per service, so this is a scan of the service count, not of history.
+    pub async fn held(&self) -> StepResult<Vec<(String, LockItem)>> {
+        let mut held = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ctx
+                .dynamodb
+                .scan()
+                .table_name(self.table())
+                .filter_expression("attribute_exists(deployment_id)")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                let service = item.get("service").and_then(|v| v.as_s().ok()).cloned();
+                if let (Some(service), Some(lock)) = (service, LockItem::from_item(&item)) {
+                    held.push((service, lock));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(held);
+            }
+        }
+    }
+
+    /// Queues the push `order` behind the running deployment. The newest push wins: an older
+    /// queued deployment is returned as superseded; a push older than the queued one or than
+    /// the running one is itself superseded. Queueing the same deployment twice changes nothing.
+    pub async fn enqueue(&self, service: &str, order: &PushOrder) -> StepResult<Enqueue> {
+        let id = order.deployment_id();
         let result = self
             .ctx
             .dynamodb
             .update_item()
             .table_name(self.table())
             .set_key(Some(key(service)))
-            .update_expression("SET queued_id = :qid, queued_at_ms = :t")
+            .update_expression("SET queued_id = :qid, queued_order = :o")
             .condition_expression(
                 "attribute_exists(deployment_id) AND deployment_id <> :qid \
-                 AND (attribute_not_exists(queued_id) OR queued_id = :qid OR queued_at_ms < :t)",
+                 AND (attribute_not_exists(started_order) OR started_order < :o) \
+                 AND (attribute_not_exists(queued_id) OR queued_id = :qid \
+                      OR attribute_not_exists(queued_order) OR queued_order < :o)",
             )
-            .expression_attribute_values(":qid", s(deployment_id))
-            .expression_attribute_values(
-                ":t",
-                AttributeValue::N(pushed_at.timestamp_millis().to_string()),
-            )
-            .return_values(ReturnValue::AllOld)
+            .expression_attribute_values(":qid", s(id))
+            .expression_attribute_values(":o", order.value())
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match conditional("dynamodb:UpdateItem", result)? {
             Conditional::Written(out) => {
-                let previous = out.attributes.map(|a| LockItem::from_item(&a));
-                let superseded = previous
-                    .and_then(|p| p.queued)
-                    .filter(|q| q != deployment_id);
+                let superseded = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("queued_id"))
+                    .and_then(|v| v.as_s().ok())
+                    .filter(|q| q.as_str() != id)
+                    .cloned();
                 Ok(Enqueue::Queued { superseded })
             }
-            Conditional::ConditionFailed => match self.read(service).await? {
-                None => Ok(Enqueue::LockFree),
-                Some(lock) if lock.holder == deployment_id => Ok(Enqueue::LockFree),
-                Some(lock) => match lock.queued {
-                    Some(newer) => Ok(Enqueue::Superseded { by: newer }),
-                    // The queue emptied between write and read: try again.
-                    None => Box::pin(self.enqueue(service, deployment_id, pushed_at)).await,
-                },
-            },
+            Conditional::ConditionFailed => {
+                let started = self.started_order(service).await?;
+                match self.read(service).await? {
+                    None => Ok(Enqueue::LockFree),
+                    Some(lock) if lock.holder == id => Ok(Enqueue::LockFree),
+                    Some(_) if started.as_ref().is_some_and(|s| s >= order) => {
+                        Ok(Enqueue::Superseded {
+                            by: started
+                                .map(|s| s.deployment_id().to_owned())
+                                .unwrap_or_default(),
+                        })
+                    }
+                    Some(lock) => match lock.queued {
+                        Some(newer) => Ok(Enqueue::Superseded { by: newer }),
+                        // The queue emptied between write and read: try again.
+                        None => Box::pin(self.enqueue(service, order)).await,
+                    },
+                }
+            }
         }
     }
 
@@ -181,76 +346,100 @@ impl<'a> Locks<'a> {
         ))
     }
 
-    /// Releases the lock held by `deployment_id`. If a deployment is queued, the lock passes to
-    /// it instead and its id is returned, so no other push can slip in between. Releasing a
-    /// lock one no longer holds changes nothing and returns `None`.
-    pub async fn release(&self, service: &str, deployment_id: &str) -> StepResult<Option<String>> {
+    /// Releases the lock held by `holder`. If a deployment is queued, the lock passes to it
+    /// instead and its id is returned, so no other push can slip in between. Releasing a lock
+    /// one no longer holds changes nothing and returns `None`.
+    pub async fn release(&self, service: &str, holder: &str) -> StepResult<Option<String>> {
+        Ok(
+            match self.release_with(service, holder, |_| Ok(None)).await? {
+                Released::NotHolder => None,
+                Released::Released { next } => next,
+            },
+        )
+    }
+
+    /// [`Locks::release`], and in the same DynamoDB transaction the write `also(next)` returns
+    /// (the holder's final record, naming the deployment that takes over). Either both happen
+    /// or neither: a retried ending never finds the lock handed over but its own record
+    /// unwritten. A failed condition on either item (the queue changed, the record is gone) is
+    /// read again, up to three times.
+    pub async fn release_with(
+        &self,
+        service: &str,
+        holder: &str,
+        also: impl Fn(Option<&str>) -> StepResult<Option<Update>>,
+    ) -> StepResult<Released> {
         for _ in 0..3 {
             let Some(lock) = self.read(service).await? else {
-                return Ok(None);
+                return Ok(Released::NotHolder);
             };
-            if lock.holder != deployment_id {
-                return Ok(None);
+            if lock.holder != holder {
+                return Ok(Released::NotHolder);
             }
-            let written = match &lock.queued {
-                Some(next) => {
-                    let result = self
-                        .ctx
-                        .dynamodb
-                        .update_item()
-                        .table_name(self.table())
-                        .set_key(Some(key(service)))
-                        .update_expression(
-                            "SET deployment_id = :next, acquired_at = :now REMOVE queued_id, queued_at_ms",
-                        )
-                        .condition_expression("deployment_id = :me AND queued_id = :next")
-                        .expression_attribute_values(":me", s(deployment_id))
-                        .expression_attribute_values(":next", s(next))
-                        .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339()))
-                        .send()
-                        .await;
-                    matches!(
-                        conditional("dynamodb:UpdateItem", result)?,
-                        Conditional::Written(_)
+            let lock_write = match &lock.queued {
+                Some(next) => Update::builder()
+                    .table_name(self.table())
+                    .set_key(Some(key(service)))
+                    .update_expression(
+                        "SET deployment_id = :next, started_order = queued_order, \
+                         execution_arn = :arn, acquired_at = :now \
+                         REMOVE queued_id, queued_order, lease_until, needs_attention",
                     )
-                }
-                None => {
-                    let result = self
-                        .ctx
-                        .dynamodb
-                        .delete_item()
-                        .table_name(self.table())
-                        .set_key(Some(key(service)))
-                        .condition_expression(
-                            "deployment_id = :me AND attribute_not_exists(queued_id)",
-                        )
-                        .expression_attribute_values(":me", s(deployment_id))
-                        .send()
-                        .await;
-                    matches!(
-                        conditional("dynamodb:DeleteItem", result)?,
-                        Conditional::Written(_)
-                    )
-                }
+                    .condition_expression("deployment_id = :me AND queued_id = :next")
+                    .expression_attribute_values(":me", s(holder))
+                    .expression_attribute_values(":next", s(next))
+                    .expression_attribute_values(":arn", self.execution_arn(next))
+                    .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339())),
+                None => Update::builder()
+                    .table_name(self.table())
+                    .set_key(Some(key(service)))
+                    .update_expression(format!("REMOVE {HOLDING}"))
+                    .condition_expression("deployment_id = :me AND attribute_not_exists(queued_id)")
+                    .expression_attribute_values(":me", s(holder)),
             };
-            // A failed condition means someone queued (or the queue changed) between our read
-            // and our write: read again.
-            if written {
-                return Ok(lock.queued);
+            let lock_write = lock_write
+                .build()
+                .map_err(|e| StepError::Internal(format!("the lock release is incomplete: {e}")))?;
+            let mut items = vec![TransactWriteItem::builder().update(lock_write).build()];
+            if let Some(record) = also(lock.queued.as_deref())? {
+                items.push(TransactWriteItem::builder().update(record).build());
+            }
+            let result = self
+                .ctx
+                .dynamodb
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Released::Released { next: lock.queued }),
+                // A failed condition: someone queued (or the queue changed) between our read
+                // and our write. Read again.
+                Err(e)
+                    if aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&e)
+                        == Some("TransactionCanceledException") => {}
+                Err(e) => return Err(StepError::from_sdk("dynamodb:TransactWriteItems", e)),
             }
         }
         Err(StepError::AwsTransient {
-            operation: "dynamodb:ReleaseLock",
+            operation: "dynamodb:TransactWriteItems",
             message: "the lock item kept changing; retry".into(),
         })
     }
 }
 
-/// The lock item.
+/// A held lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockItem {
-    /// The deployment holding the lock.
+    /// The deployment (or operator action) holding the lock.
     pub holder: String,
+    /// The holder's Step Functions execution, when it is a deployment and the deployment
+    /// machine is known.
+    pub execution_arn: Option<String>,
+    /// When the holder took it.
+    pub acquired_at: Option<DateTime<Utc>>,
+    /// Operator holds only: after this the reconciler may free the lock.
+    pub lease_until: Option<DateTime<Utc>>,
     /// The deployment queued behind it.
     pub queued: Option<String>,
     /// Why a person must look before the lock is released, when the holder ended that way.
@@ -258,12 +447,45 @@ pub struct LockItem {
 }
 
 impl LockItem {
-    fn from_item(item: &HashMap<String, AttributeValue>) -> Self {
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        LockItem {
-            holder: text("deployment_id").unwrap_or_default(),
+    /// The lock in `item`; `None` when nobody holds it.
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Option<Self> {
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .filter(|v| !v.is_empty())
+                .cloned()
+        };
+        let time = |name: &str| {
+            text(name)
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some(LockItem {
+            holder: text("deployment_id")?,
+            execution_arn: text("execution_arn"),
+            acquired_at: time("acquired_at"),
+            lease_until: time("lease_until"),
             queued: text("queued_id"),
             needs_attention: text("needs_attention"),
-        }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_order_sorts_by_time_then_id_as_strings_do() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let early = PushOrder::new(t("2026-01-01T00:00:09Z"), "shop-b");
+        let late = PushOrder::new(t("2026-01-01T00:00:10Z"), "shop-a");
+        let same_second = PushOrder::new(t("2026-01-01T00:00:10Z"), "shop-c");
+        assert!(early < late && late < same_second);
+        assert!(
+            early.0 < late.0,
+            "string order is time order across digit counts"
+        );
+        assert_eq!(same_second.deployment_id(), "shop-c");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -418,6 +418,70 @@ impl Change {
     }
 }
 
+/// A [`Change`] as a DynamoDB update expression with its placeholders.
+struct UpdateExpression {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Change {
+    /// The update expression for this change, bumping `updated_at` to `now`. Every name goes
+    /// through a placeholder, so no field can collide with a DynamoDB reserved word.
+    fn into_expression(self, now: DateTime<Utc>) -> UpdateExpression {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
+        values.insert(
+            ":updated_at".to_owned(),
+            serde_dynamo::to_attribute_value(now).expect("time serialises"),
+        );
+        for (i, (field, value)) in self.sets.into_iter().enumerate() {
+            // `a.b` names a nested attribute: one placeholder per part.
+            let path: Vec<String> = field
+                .split('.')
+                .enumerate()
+                .map(|(j, part)| {
+                    names.insert(format!("#f{i}_{j}"), part.to_owned());
+                    format!("#f{i}_{j}")
+                })
+                .collect();
+            values.insert(format!(":v{i}"), value);
+            sets.push(format!("{} = :v{i}", path.join(".")));
+        }
+        if let Some(entry) = self.entry {
+            names.insert("#timeline".to_owned(), "timeline".to_owned());
+            values.insert(
+                ":entry".to_owned(),
+                AttributeValue::L(vec![
+                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
+                ]),
+            );
+            values.insert(":empty".to_owned(), AttributeValue::L(vec![]));
+            sets.push("#timeline = list_append(if_not_exists(#timeline, :empty), :entry)".into());
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !self.removes.is_empty() {
+            let removes: Vec<String> = self
+                .removes
+                .into_iter()
+                .enumerate()
+                .map(|(i, field)| {
+                    names.insert(format!("#r{i}"), field);
+                    format!("#r{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        UpdateExpression {
+            expression,
+            names,
+            values,
+        }
+    }
+}
+
 /// Reads and writes deployment records.
 pub struct Records<'a> {
     ctx: &'a Context,
@@ -477,62 +541,17 @@ impl<'a> Records<'a> {
 
     /// Applies a change to an existing record and bumps `updated_at`.
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
-        let now = self.ctx.now();
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
-        values.insert(
-            ":updated_at".to_owned(),
-            serde_dynamo::to_attribute_value(now).expect("time serialises"),
-        );
-        for (i, (field, value)) in change.sets.into_iter().enumerate() {
-            // `a.b` names a nested attribute: one placeholder per part.
-            let path: Vec<String> = field
-                .split('.')
-                .enumerate()
-                .map(|(j, part)| {
-                    names.insert(format!("#f{i}_{j}"), part.to_owned());
-                    format!("#f{i}_{j}")
-                })
-                .collect();
-            values.insert(format!(":v{i}"), value);
-            sets.push(format!("{} = :v{i}", path.join(".")));
-        }
-        if let Some(entry) = change.entry {
-            names.insert("#timeline".to_owned(), "timeline".to_owned());
-            values.insert(
-                ":entry".to_owned(),
-                AttributeValue::L(vec![
-                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
-                ]),
-            );
-            values.insert(":empty".to_owned(), AttributeValue::L(vec![]));
-            sets.push("#timeline = list_append(if_not_exists(#timeline, :empty), :entry)".into());
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !change.removes.is_empty() {
-            let removes: Vec<String> = change
-                .removes
-                .into_iter()
-                .enumerate()
-                .map(|(i, field)| {
-                    names.insert(format!("#r{i}"), field);
-                    format!("#r{i}")
-                })
-                .collect();
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
+        let written = change.into_expression(self.ctx.now());
         let result = self
             .ctx
             .dynamodb
             .update_item()
             .table_name(self.table())
             .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .update_expression(expression)
+            .update_expression(written.expression)
             .condition_expression("attribute_exists(deployment_id)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(written.names))
+            .set_expression_attribute_values(Some(written.values))
             .send()
             .await;
         match conditional("dynamodb:UpdateItem", result)? {
@@ -541,6 +560,21 @@ impl<'a> Records<'a> {
                 Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
             }
         }
+    }
+
+    /// The same write as [`Records::update`], as one item of a DynamoDB transaction (the lock
+    /// release that ends a deployment writes its record in the same transaction).
+    pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> StepResult<Update> {
+        let written = change.into_expression(self.ctx.now());
+        Update::builder()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_expression(written.expression)
+            .condition_expression("attribute_exists(deployment_id)")
+            .set_expression_attribute_names(Some(written.names))
+            .set_expression_attribute_values(Some(written.values))
+            .build()
+            .map_err(|e| StepError::Internal(format!("the record write is incomplete: {e}")))
     }
 
     /// Every record of `service`, newest first (a scan filtered by service; the stack adds a

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::MigrationTask;
 use crate::error::{StepError, StepResult};
-use crate::lock::Locks;
+use crate::lock::{Locks, Released};
 use crate::maintenance;
 use crate::migration::{self, Progress, Run};
 use crate::notify;
@@ -259,31 +259,56 @@ pub(crate) async fn end(
     detail: String,
     failure: Option<String>,
 ) -> StepResult<Ended> {
+    let records = Records::new(ctx);
+    // A retried ending whose first attempt took effect (its answer lost) answers what that
+    // attempt did: the same status and the same next deployment, never a second hand-over.
+    let current = records.get(&deployment.deployment_id).await?;
+    if current.status.is_terminal() {
+        return Ok(Ended::of(&current));
+    }
+    let change = |next: Option<&str>| {
+        let mut change =
+            Change::new()
+                .set("status", &status)
+                .log(step, "succeeded", detail.clone(), ctx.now());
+        if let Some(failure) = &failure {
+            change = change.set("failure", failure);
+        }
+        if let Some(next) = next {
+            change = change.set("handed_over_to", &next);
+        }
+        change
+    };
     let locks = Locks::new(ctx);
     let next = if status == Status::NeedsAttention {
         // The lock stays held, marked: nothing else deploys until a person has looked.
         locks
             .mark_needs_attention(&deployment.service, &deployment.deployment_id, &detail)
             .await?;
+        records
+            .update(&deployment.deployment_id, change(None))
+            .await?;
         None
     } else {
-        locks
-            .release(&deployment.service, &deployment.deployment_id)
-            .await?
+        // Release (or hand over) and the final record in one transaction.
+        let released = locks
+            .release_with(&deployment.service, &deployment.deployment_id, |next| {
+                records
+                    .update_in_transaction(&deployment.deployment_id, change(next))
+                    .map(Some)
+            })
+            .await?;
+        match released {
+            Released::Released { next } => next,
+            // An operator unlocked it already: only the record is ours to write.
+            Released::NotHolder => {
+                records
+                    .update(&deployment.deployment_id, change(None))
+                    .await?;
+                None
+            }
+        }
     };
-    let mut change =
-        Change::new()
-            .set("status", &status)
-            .log(step, "succeeded", detail.clone(), ctx.now());
-    if let Some(failure) = &failure {
-        change = change.set("failure", failure);
-    }
-    if let Some(next) = &next {
-        change = change.set("handed_over_to", next);
-    }
-    Records::new(ctx)
-        .update(&deployment.deployment_id, change)
-        .await?;
     let notice = match status {
         Status::Succeeded => notify::Notice::Succeeded,
         Status::Aborted => notify::Notice::Aborted,
@@ -295,6 +320,7 @@ pub(crate) async fn end(
         None => detail.clone(),
     };
     if status == Status::NeedsAttention {
+        crate::metrics::needs_attention(&deployment.service, &deployment.deployment_id, ctx.now());
         let live = routing::read_production(ctx, &deployment.config)
             .await
             .ok()
