@@ -40,9 +40,22 @@ pub async fn record(world: &World, id: &str) -> Deployment {
     Records::new(&world.ctx).get(id).await.expect("record")
 }
 
+/// When the push of `event_id` happened: [`PUSHED_AT`] plus the event's number in seconds
+/// (`event-3` is 3 s later than `event-0`), so a test's later events are later pushes, as the
+/// lock's push order requires.
+pub fn pushed_at(event_id: &str) -> String {
+    let n: i64 = event_id
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (chrono::DateTime::parse_from_rfc3339(PUSHED_AT).unwrap() + chrono::Duration::seconds(n))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Prepares a push of `tag` and returns the started deployment's id.
 pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
-    let event = push_event(tag, 'a', event_id, PUSHED_AT);
+    let event = push_event(tag, 'a', event_id, &pushed_at(event_id));
     match prepare::run(&world.ctx, &event).await.expect("prepare") {
         Prepared::Deployments { deployments } => {
             assert_eq!(

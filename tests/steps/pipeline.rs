@@ -137,7 +137,7 @@ async fn a_full_deployment_then_a_second_one_deploys_back_to_blue() {
     // A replayed push event finds the finished deployment and starts nothing.
     let replay = bluegreen::steps::prepare::run(
         &world.ctx,
-        &bluegreen_tests::push_event("v2", 'a', "event-1", PUSHED_AT),
+        &bluegreen_tests::push_event("v2", 'a', "event-1", &pushed_at("event-1")),
     )
     .await
     .unwrap();

@@ -2,8 +2,8 @@
 
 use bluegreen::Slot;
 use bluegreen::lock::Locks;
-use bluegreen::record::Status;
-use bluegreen::steps::prepare::{self, Prepared, PreparedOutcome};
+use bluegreen::record::{Records, Status};
+use bluegreen::steps::prepare::{self, Prepared, Prepared1, PreparedOutcome};
 use bluegreen_tests::{World, push_event};
 
 use crate::common::*;
@@ -89,45 +89,192 @@ async fn a_push_during_a_deployment_is_queued_and_the_newest_queued_push_wins() 
     );
 }
 
+/// Prepares `event` and returns its one service's answer.
+async fn only_answer(world: &World, event: &serde_json::Value) -> Prepared1 {
+    match prepare::run(&world.ctx, event).await.unwrap() {
+        Prepared::Deployments { deployments } if deployments.len() == 1 => deployments[0].clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn unexpected_production_routing_is_an_error_and_releases_the_lock() {
+async fn unexpected_production_routing_fails_that_service_and_releases_the_lock() {
     let world = World::build().await;
     // Production forwards half to each slot: not a state a deployment may start from.
     bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 50)
         .await
         .unwrap();
-    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT))
-        .await
-        .unwrap_err();
-    assert_eq!(err.name(), "UnexpectedRouting", "{err}");
+    let answer = only_answer(&world, &push_event("v2", 'a', "event-1", PUSHED_AT)).await;
+    assert_eq!(answer.outcome, PreparedOutcome::Failed);
+    assert!(
+        answer
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("UnexpectedRouting"),
+        "{answer:?}"
+    );
     assert_eq!(world.lock_holder().await, None);
+    assert!(
+        Records::new(&world.ctx)
+            .get(&answer.deployment_id)
+            .await
+            .is_err()
+    );
 }
 
-#[tokio::test]
-async fn an_invalid_stored_config_fails_with_every_problem_and_touches_nothing() {
-    let world = World::build().await;
-    let mut bad = serde_json::to_value(world.config()).unwrap();
-    bad["health"]["smoke"] = serde_json::json!([]);
-    bad["approval"]["approvers"] = serde_json::json!([]);
+async fn store_raw_config(world: &World, name: &str, value: &serde_json::Value) {
     world
         .ctx
         .ssm
         .put_parameter()
-        .name("/bluegreen/services/shop")
-        .value(bad.to_string())
+        .name(format!("/bluegreen/services/{name}"))
+        .value(value.to_string())
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .overwrite(true)
         .send()
         .await
         .unwrap();
-    let err = prepare::run(&world.ctx, &push_event("v2", 'a', "event-1", PUSHED_AT))
-        .await
-        .unwrap_err();
-    let bluegreen::StepError::ConfigInvalid(problems) = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[tokio::test]
+async fn an_invalid_stored_config_fails_its_service_with_every_problem_and_touches_nothing() {
+    let world = World::build().await;
+    let mut bad = serde_json::to_value(world.config()).unwrap();
+    bad["health"]["smoke"] = serde_json::json!([]);
+    bad["approval"]["approvers"] = serde_json::json!([]);
+    store_raw_config(&world, "shop", &bad).await;
+    let answer = only_answer(&world, &push_event("v2", 'a', "event-1", PUSHED_AT)).await;
+    assert_eq!(answer.outcome, PreparedOutcome::Failed);
+    let error = answer.error.unwrap();
+    assert!(error.starts_with("ConfigInvalid"), "{error}");
+    assert_eq!(
+        error.matches("/bluegreen/services/shop:").count(),
+        2,
+        "{error}"
+    );
     assert_eq!(world.lock_holder().await, None);
+}
+
+#[tokio::test]
+async fn one_service_failing_does_not_stop_the_others_watching_the_same_repository() {
+    let world = World::build().await;
+    // `admin` watches the same repository but its production listener does not exist;
+    // `broken` watches it too with a config that does not validate; `shop` is fine.
+    let mut admin = world.config();
+    admin.name = "admin".into();
+    if let bluegreen::config::Traffic::Listener {
+        production_listener_arn,
+        ..
+    } = &mut admin.traffic
+    {
+        *production_listener_arn = format!("{production_listener_arn}0");
+    }
+    world.put_config(&admin).await;
+    let mut broken = serde_json::to_value(world.config()).unwrap();
+    broken["name"] = "broken".into();
+    broken["approval"]["approvers"] = serde_json::json!([]);
+    store_raw_config(&world, "broken", &broken).await;
+
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+    let Prepared::Deployments { deployments } = prepare::run(&world.ctx, &event).await.unwrap()
+    else {
+        panic!("not prepared")
+    };
+    let outcome = |service: &str| {
+        deployments
+            .iter()
+            .find(|d| d.service == service)
+            .unwrap_or_else(|| panic!("no answer for {service}: {deployments:?}"))
+            .clone()
+    };
+    assert_eq!(deployments.len(), 3, "{deployments:?}");
+    assert_eq!(outcome("shop").outcome, PreparedOutcome::Started);
+    assert_eq!(outcome("admin").outcome, PreparedOutcome::Failed);
+    assert_eq!(outcome("broken").outcome, PreparedOutcome::Failed);
+    assert!(
+        outcome("broken")
+            .error
+            .unwrap()
+            .starts_with("ConfigInvalid")
+    );
+    let locks = Locks::new(&world.ctx);
+    assert_eq!(
+        locks.holder("admin").await.unwrap(),
+        None,
+        "admin's lock given back"
+    );
+    assert_eq!(locks.holder("broken").await.unwrap(), None);
+    assert_eq!(
+        locks.holder("shop").await.unwrap(),
+        Some(outcome("shop").deployment_id)
+    );
+}
+
+#[tokio::test]
+async fn a_push_older_than_the_running_deployment_is_superseded_never_queued() {
+    let world = World::build().await;
+    let running = prepare_push(&world, "v3", "event-2").await;
+    // An older push delivered late (EventBridge does not order events).
+    let late = only_answer(
+        &world,
+        &push_event("v2", 'b', "event-1", "2026-11-21T09:59:00Z"),
+    )
+    .await;
+    assert_eq!(late.outcome, PreparedOutcome::Superseded, "{late:?}");
+    let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+    assert_eq!((lock.holder, lock.queued), (running.clone(), None));
+    let recorded = record(&world, &late.deployment_id).await;
+    assert!(recorded.failure.unwrap().contains(&running));
+}
+
+#[tokio::test]
+async fn a_push_older_than_the_last_deployment_never_deploys_after_it_even_once_it_ended() {
+    let world = World::build().await;
+    let newer = prepare_push(&world, "v3", "event-2").await;
+    bluegreen::steps::abort::run(&world.ctx, &failure(&newer, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(world.lock_holder().await, None);
+    let late = only_answer(
+        &world,
+        &push_event("v2", 'b', "event-1", "2026-11-21T09:59:00Z"),
+    )
+    .await;
+    assert_eq!(late.outcome, PreparedOutcome::Superseded, "{late:?}");
+    assert_eq!(
+        world.lock_holder().await,
+        None,
+        "the old image did not take the lock"
+    );
+    // A newer push still deploys.
+    let next = only_answer(
+        &world,
+        &push_event("v4", 'c', "event-3", "2026-11-21T10:10:00Z"),
+    )
+    .await;
+    assert_eq!(next.outcome, PreparedOutcome::Started);
+}
+
+#[tokio::test]
+async fn pushes_in_the_same_second_are_ordered_the_same_way_whichever_arrives_first() {
+    // Two pushes stamped with the same second, prepared in both orders in two worlds: the
+    // same one ends up deploying (after the running one), the other superseded.
+    let mut winners = Vec::new();
+    for order in [["event-a", "event-b"], ["event-b", "event-a"]] {
+        let world = World::build().await;
+        prepare_push(&world, "v2", "event-1").await;
+        for event in order {
+            only_answer(
+                &world,
+                &push_event("v5", 'b', event, "2026-11-21T10:05:00Z"),
+            )
+            .await;
+        }
+        let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+        winners.push(lock.queued.expect("one queued"));
+    }
+    assert_eq!(winners[0], winners[1]);
 }
 
 #[tokio::test]
@@ -159,7 +306,12 @@ async fn of_the_sample_events_only_the_tagged_pushes_start_deployments() {
                 "ecr-push-tagged-v3.json".to_owned(),
                 PreparedOutcome::Started
             ),
-            ("ecr-push-tagged.json".to_owned(), PreparedOutcome::Queued),
+            // Pushed an hour before v3: older than the running deployment, so it never
+            // deploys after it.
+            (
+                "ecr-push-tagged.json".to_owned(),
+                PreparedOutcome::Superseded
+            ),
         ]
     );
 }

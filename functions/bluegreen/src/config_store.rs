@@ -58,6 +58,37 @@ impl<'a> ConfigStore<'a> {
         Ok(configs)
     }
 
+    /// Loads every config under the prefix, each on its own: a config that does not parse or
+    /// validate is returned as [`InvalidConfig`] beside the good ones, so one team's broken
+    /// config stops only that team's deployments (intake and teardown use this).
+    pub async fn load_each(&self) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
+        let mut pages = self
+            .ctx
+            .ssm
+            .get_parameters_by_path()
+            .path(self.ctx.settings.config_prefix.trim_end_matches('/'))
+            .recursive(false)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        let mut configs = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StepError::from_sdk("ssm:GetParametersByPath", e))?;
+            for parameter in page.parameters.unwrap_or_default() {
+                let name = parameter.name.unwrap_or_default();
+                let value = parameter.value.unwrap_or_default();
+                configs.push(match parse(&name, &value) {
+                    Ok(config) => Ok(config),
+                    Err(StepError::ConfigInvalid(problems)) => {
+                        Err(InvalidConfig::new(&name, &value, problems))
+                    }
+                    Err(other) => return Err(other),
+                });
+            }
+        }
+        Ok(configs)
+    }
+
     /// Loads one service's config; [`StepError::ServiceNotFound`] if there is none.
     pub async fn load(&self, service: &str) -> StepResult<ServiceConfig> {
         let name = self.parameter_name(service);
@@ -106,6 +137,41 @@ impl<'a> ConfigStore<'a> {
             .await
             .map_err(|e| StepError::from_sdk("ssm:PutParameter", e))?;
         Ok(())
+    }
+}
+
+/// A stored config that does not parse or validate, with what can still be read from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidConfig {
+    /// The SSM parameter.
+    pub parameter: String,
+    /// The service it is for: its `name` if that much is readable, else the parameter's last
+    /// path segment.
+    pub service: String,
+    /// The repository it watches, if that much is readable: an invalid config whose push
+    /// arrives is reported for that service, not ignored.
+    pub repository: Option<String>,
+    /// Every problem, prefixed with the parameter name.
+    pub problems: Vec<String>,
+}
+
+impl InvalidConfig {
+    fn new(parameter: &str, value: &str, problems: Vec<String>) -> Self {
+        let raw: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
+        InvalidConfig {
+            parameter: parameter.to_owned(),
+            service: raw["name"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| parameter.rsplit('/').next().unwrap_or_default().to_owned()),
+            repository: raw["source"]["repository"].as_str().map(str::to_owned),
+            problems,
+        }
+    }
+
+    /// The error a push for this service gets.
+    pub fn error(&self) -> StepError {
+        StepError::ConfigInvalid(self.problems.clone())
     }
 }
 

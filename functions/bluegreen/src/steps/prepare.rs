@@ -5,14 +5,14 @@
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{ApprovalPolicy, ServiceConfig};
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::event::{self, Intake, Push};
-use crate::lock::{Acquire, Enqueue, Locks};
+use crate::lock::{Acquire, Enqueue, Locks, PushOrder};
 use crate::naming;
 use crate::notify;
 use crate::record::{Change, Deployment, Records, Status};
@@ -56,6 +56,24 @@ pub struct Prepared1 {
     pub approval_required: bool,
     /// How long the approval may wait, for the state machine's task timeout.
     pub approval_timeout_seconds: u64,
+    /// `Failed` only: the error's stable name and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Prepared1 {
+    fn failed(deployment_id: String, service: String, error: &StepError) -> Self {
+        Prepared1 {
+            deployment_id,
+            service,
+            outcome: PreparedOutcome::Failed,
+            live_slot: None,
+            target_slot: None,
+            approval_required: false,
+            approval_timeout_seconds: 0,
+            error: Some(format!("{}: {error}", error.name())),
+        }
+    }
 }
 
 /// Where one service's deployment stands after prepare.
@@ -70,6 +88,9 @@ pub enum PreparedOutcome {
     Superseded,
     /// It already ran to its end (a replayed event): nothing more to do.
     Ended,
+    /// This service could not be prepared (its config is invalid, its routing unreadable, …);
+    /// `error` says why. Nothing of it was left behind, and other services went on.
+    Failed,
 }
 
 /// Handles an EventBridge event, or `{"resume": "<deployment id>"}` for a queued deployment
@@ -91,13 +112,26 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         }
         Intake::Push(push) => push,
     };
-    let configs: Vec<ServiceConfig> = ConfigStore::new(ctx)
-        .load_all()
-        .await?
-        .into_iter()
-        .filter(|c| c.source.repository == push.image.repository && c.matches_tag(&push.image.tag))
-        .collect();
-    if configs.is_empty() {
+    let mut matching = Vec::new();
+    let mut invalid = Vec::new();
+    for stored in ConfigStore::new(ctx).load_each().await? {
+        match stored {
+            Ok(c)
+                if c.source.repository == push.image.repository
+                    && c.matches_tag(&push.image.tag) =>
+            {
+                matching.push(c)
+            }
+            Ok(_) => {}
+            // A broken config is only this service's problem; it is reported when a push for
+            // its repository arrives, and otherwise left to `bluegreen config validate`.
+            Err(bad) if bad.repository.as_deref() == Some(push.image.repository.as_str()) => {
+                invalid.push(bad)
+            }
+            Err(bad) => warn!(parameter = %bad.parameter, "invalid service config skipped"),
+        }
+    }
+    if matching.is_empty() && invalid.is_empty() {
         let reason = format!(
             "no service watches {}:{}",
             push.image.repository, push.image.tag
@@ -106,61 +140,114 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         return Ok(Prepared::Ignored { reason });
     }
     let mut deployments = Vec::new();
-    for config in configs {
-        deployments.push(prepare_one(ctx, &push, config).await?);
+    for bad in invalid {
+        warn!(service = %bad.service, error = %bad.error(), "push for an invalid config");
+        deployments.push(Prepared1::failed(
+            naming::deployment_id(&bad.service, &push.event_id, push.time),
+            bad.service.clone(),
+            &bad.error(),
+        ));
+    }
+    for config in matching {
+        let service = config.name.clone();
+        let id = naming::deployment_id(&service, &push.event_id, push.time);
+        match prepare_one(ctx, &push, &id, config).await {
+            Ok(one) => deployments.push(one),
+            // Step Functions retries the whole intake; every service's prepare is idempotent
+            // (the record it wrote is found again), so a retry repeats nothing.
+            Err(e) if e.is_retryable() => return Err(e),
+            // One service's failure stops only that service: what it took is given back.
+            Err(e) => {
+                warn!(%service, deployment_id = %id, error = %e, "service not prepared");
+                give_back(ctx, &service, &id).await?;
+                deployments.push(Prepared1::failed(id, service, &e));
+            }
+        }
     }
     Ok(Prepared::Deployments { deployments })
 }
 
-async fn prepare_one(ctx: &Context, push: &Push, config: ServiceConfig) -> StepResult<Prepared1> {
-    let id = naming::deployment_id(&config.name, &push.event_id, push.time);
+/// Releases the lock `id` took if no record of it was written (a record, once written, is
+/// ended by its own flow or by the reconciler, never dropped here).
+async fn give_back(ctx: &Context, service: &str, id: &str) -> StepResult<()> {
+    match Records::new(ctx).get(id).await {
+        Err(StepError::DeploymentNotFound(_)) => {
+            Locks::new(ctx).release(service, id).await?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+async fn prepare_one(
+    ctx: &Context,
+    push: &Push,
+    id: &str,
+    config: ServiceConfig,
+) -> StepResult<Prepared1> {
     let records = Records::new(ctx);
     // A retried prepare finds the record the first attempt wrote and answers the same.
-    match records.get(&id).await {
+    match records.get(id).await {
         Ok(existing) => return Ok(summary(&existing)),
         Err(StepError::DeploymentNotFound(_)) => {}
         Err(e) => return Err(e),
     }
     let locks = Locks::new(ctx);
+    let order = PushOrder::new(push.time, id);
     loop {
-        match locks.acquire(&config.name, &id).await? {
+        match locks.acquire(&config.name, &order).await? {
             Acquire::Held => {
                 let live = match read_live(ctx, &config).await {
                     Ok(live) => live,
                     Err(e) => {
                         // Nothing else was touched: give the lock back so the service is not
                         // blocked by a deployment that never started.
-                        locks.release(&config.name, &id).await?;
+                        locks.release(&config.name, id).await?;
                         return Err(e);
                     }
                 };
-                let deployment = new_record(ctx, &id, push, config, Status::Preparing, Some(live));
+                let deployment = new_record(ctx, id, push, config, Status::Preparing, Some(live));
                 let stored = records.create(&deployment).await?;
                 info!(deployment_id = %id, live_slot = %live, "deployment started");
                 return Ok(summary(&stored));
             }
-            Acquire::HeldBy(holder) => match locks.enqueue(&config.name, &id, push.time).await? {
+            Acquire::Stale { newer } => {
+                return superseded_record(ctx, id, push, config, &newer).await;
+            }
+            Acquire::HeldBy(holder) => match locks.enqueue(&config.name, &order).await? {
                 Enqueue::LockFree => continue,
                 Enqueue::Queued { superseded } => {
-                    let deployment = new_record(ctx, &id, push, config, Status::Queued, None);
+                    let deployment = new_record(ctx, id, push, config, Status::Queued, None);
                     let stored = records.create(&deployment).await?;
                     if let Some(old) = superseded {
-                        supersede(ctx, &old, &id).await?;
+                        supersede(ctx, &old, id).await?;
                     }
                     info!(deployment_id = %id, running = %holder, "queued behind running deployment");
                     return Ok(summary(&stored));
                 }
                 Enqueue::Superseded { by } => {
-                    let mut deployment =
-                        new_record(ctx, &id, push, config, Status::Superseded, None);
-                    deployment.failure = Some(format!("superseded by newer push {by}"));
-                    let stored = records.create(&deployment).await?;
-                    notify_superseded(ctx, &stored, &by).await;
-                    return Ok(summary(&stored));
+                    return superseded_record(ctx, id, push, config, &by).await;
                 }
             },
         }
     }
+}
+
+/// Records a push that arrived after a newer one (queued, running or already deployed): it
+/// never deploys.
+async fn superseded_record(
+    ctx: &Context,
+    id: &str,
+    push: &Push,
+    config: ServiceConfig,
+    by: &str,
+) -> StepResult<Prepared1> {
+    let mut deployment = new_record(ctx, id, push, config, Status::Superseded, None);
+    deployment.failure = Some(format!("superseded by newer push {by}"));
+    let stored = Records::new(ctx).create(&deployment).await?;
+    notify_superseded(ctx, &stored, by).await;
+    Ok(summary(&stored))
 }
 
 async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
@@ -295,5 +382,6 @@ fn summary(d: &Deployment) -> Prepared1 {
         target_slot: d.live_slot.map(Slot::other).filter(|_| started),
         approval_required: d.config.approval.policy == ApprovalPolicy::Required,
         approval_timeout_seconds: d.config.approval.timeout_seconds,
+        error: None,
     }
 }
