@@ -25,3 +25,15 @@ pub use runner::{
 pub const DEPLOYMENT_ASL: &str = include_str!("../deployment.asl.json");
 /// The intake definition, as committed.
 pub const INTAKE_ASL: &str = include_str!("../intake.asl.json");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_deployment_timeout_is_the_one_config_validation_budgets_for() {
+        let definition: serde_json::Value = serde_json::from_str(super::DEPLOYMENT_ASL).unwrap();
+        assert_eq!(
+            definition["TimeoutSeconds"].as_u64(),
+            Some(bluegreen::config::EXECUTION_TIMEOUT_SECONDS)
+        );
+    }
+}

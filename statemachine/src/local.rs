@@ -12,7 +12,7 @@ use bluegreen::record::Records;
 use bluegreen::steps::approval::{self, RequestInput, Requested};
 use bluegreen::steps::{
     DeploymentRef, FailureInput, abort, bake, finish, health_check, launch_preprod, migrate,
-    prepare, promote, rollback, switch, sync_db,
+    prepare, promote, reconcile, rollback, switch, sync_db,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,6 +83,10 @@ impl LocalTasks {
             "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),
             "rollback" => answer(rollback::run(ctx, &parse::<FailureInput>(input)?).await),
             "finish" => answer(finish::run(ctx, &parse::<DeploymentRef>(input)?).await),
+            "reconcile" => {
+                let request = reconcile::Request::parse(&input).map_err(failure)?;
+                answer(reconcile::run(ctx, &request).await)
+            }
             other => Err(Failure::new(
                 "States.TaskFailed",
                 format!("no local handler for step {other}"),

@@ -22,6 +22,7 @@ pub const STEP_RESOURCES: &[(&str, &str)] = &[
     ("${AbortFunctionArn}", "abort"),
     ("${RollbackFunctionArn}", "rollback"),
     ("${FinishFunctionArn}", "finish"),
+    ("${ReconcileFunctionArn}", "reconcile"),
 ];
 
 /// The service integrations the definitions may use.
@@ -208,34 +209,33 @@ fn paths_of(state: &State) -> Vec<String> {
     paths
 }
 
-/// Every resource is known; every step Task except abort/rollback catches `States.ALL` into a
-/// path that reaches Abort, Rollback or a Fail state; nothing reachable from the switch
-/// catches into Abort (after the switch, failures must roll back).
+/// Every resource is known; every Task (steps, endings, starts of other executions) catches
+/// `States.ALL` into a path that reaches Abort, Rollback or a Fail state — nothing can fail
+/// out of a definition without passing a handler; nothing reachable from the switch catches
+/// into Abort (after the switch, failures must roll back).
 fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
-    let reaches_handler = |from: &str| {
+    // A step's failure must end the deployment as a failure; a hand-over start or the
+    // reconciler may end in Succeed (the deployment itself has ended by then).
+    let reaches_handler = |from: &str, lenient: bool| {
         reachable(definition, from).iter().any(|n| {
             matches!(definition.states.get(n), Some(State::Fail(_)))
+                || (lenient && matches!(definition.states.get(n), Some(State::Succeed(_))))
                 || matches!(definition.states.get(n), Some(State::Task(t)) if matches!(step_of(t), Some("abort" | "rollback")))
         })
     };
     let mut switch_states = Vec::new();
     for (name, state) in &definition.states {
         let State::Task(task) = state else { continue };
-        if task.resource == START_EXECUTION {
-            continue;
-        }
-        let Some(step) = step_of(task) else {
+        let step = step_of(task);
+        if step.is_none() && task.resource != START_EXECUTION {
             problem(
                 name,
                 format!("resource {:?} is not a known bluegreen step", task.resource),
             );
             continue;
-        };
-        if step == "switch" {
-            switch_states.push(name.clone());
         }
-        if matches!(step, "abort" | "rollback") {
-            continue;
+        if step == Some("switch") {
+            switch_states.push(name.clone());
         }
         let catch_all = task
             .catch
@@ -243,13 +243,15 @@ fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
             .find(|c| c.error_equals.iter().any(|e| e == "States.ALL"));
         match catch_all {
             None => problem(name, "has no Catch for States.ALL".into()),
-            Some(c) if !reaches_handler(&c.next) => problem(
-                name,
-                format!(
-                    "Catch -> {:?} never reaches Abort, Rollback or a Fail state",
-                    c.next
-                ),
-            ),
+            Some(c) if !reaches_handler(&c.next, matches!(step, None | Some("reconcile"))) => {
+                problem(
+                    name,
+                    format!(
+                        "Catch -> {:?} never reaches Abort, Rollback or an end state",
+                        c.next
+                    ),
+                )
+            }
             Some(_) => {}
         }
     }

@@ -380,3 +380,65 @@ async fn a_throttled_call_is_retried_by_the_definition_and_the_deployment_succee
         .any(|e| matches!(&e.kind, EventKind::Retrying { state, .. } if state == "Migrate"));
     assert!(retried, "the definition's Retry handled the throttle");
 }
+
+#[tokio::test]
+async fn an_abort_that_fails_for_good_ends_needing_attention_with_the_lock_kept_and_marked() {
+    let local = Local::new().await;
+    local.world.smoke.answer("health", 503, "down");
+    // Abort scales pre-prod back to 0; that call is denied (a broken IAM policy, say).
+    let denied = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| r.desired_count() == Some(0))
+        .then_error(|| {
+            aws_sdk_ecs::operation::update_service::UpdateServiceError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+    let mut ctx = local.ctx();
+    ctx.ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&local.world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&denied)
+                    .allow_passthrough(),
+            )
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    let results = local
+        .run(
+            ctx,
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    let (id, finished) = &results[0];
+    assert_eq!(error_of(finished), "NeedsAttention");
+    let states = finished.states_entered();
+    assert!(states.contains(&"EndingFailed".to_owned()), "{states:?}");
+    // What production sees: still blue; the lock kept for a person, marked with the cause.
+    assert_eq!(local.world.production().await.live().unwrap(), Slot::Blue);
+    let recorded = Records::new(&local.world.ctx).get(id).await.unwrap();
+    assert_eq!(recorded.status, Status::NeedsAttention);
+    assert!(
+        recorded
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("HealthCheckFailed"),
+        "the original cause stays the failure: {:?}",
+        recorded.failure
+    );
+    let lock = local.world.lock("shop").await.expect("kept");
+    assert_eq!(&lock.holder, id);
+    assert!(
+        lock.needs_attention
+            .as_deref()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{lock:?}"
+    );
+}

@@ -15,6 +15,7 @@ mod launch_preprod;
 mod migrate;
 mod pipeline;
 mod prepare;
+mod reconcile;
 mod rollback;
 mod switch;
 mod sync_db;

@@ -10,6 +10,7 @@ pub mod launch_preprod;
 pub mod migrate;
 pub mod prepare;
 pub mod promote;
+pub mod reconcile;
 pub mod rollback;
 pub mod switch;
 pub mod sync_db;

@@ -1,0 +1,96 @@
+//! Step Functions executions of the deployment machine: is one running, start one, stop one.
+//! Executions are named after their deployment, so a deployment id is all it takes.
+
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+
+/// What Step Functions says about a deployment's execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// Running (or waiting to be redriven by a person): its own flow will end it.
+    Running,
+    /// Ended with this status (`SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`).
+    Ended(String),
+    /// There is none (never started: a hand-over or intake start that failed).
+    Missing,
+}
+
+impl Execution {
+    /// Whether the deployment's flow is still in charge of it.
+    pub fn is_running(&self) -> bool {
+        matches!(self, Execution::Running)
+    }
+}
+
+fn machine(ctx: &Context) -> StepResult<&str> {
+    ctx.settings
+        .deployment_machine_arn
+        .as_deref()
+        .ok_or_else(|| {
+            StepError::Internal(
+                "BLUEGREEN_DEPLOYMENT_MACHINE_ARN is not set: executions cannot be looked at"
+                    .into(),
+            )
+        })
+}
+
+fn arn(ctx: &Context, deployment_id: &str) -> StepResult<String> {
+    machine(ctx)?;
+    Ok(ctx
+        .settings
+        .execution_arn(deployment_id)
+        .unwrap_or_default())
+}
+
+/// Where `deployment_id`'s execution stands.
+pub async fn status(ctx: &Context, deployment_id: &str) -> StepResult<Execution> {
+    let result = ctx
+        .sfn
+        .describe_execution()
+        .execution_arn(arn(ctx, deployment_id)?)
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(match out.status.as_str() {
+            "RUNNING" | "PENDING_REDRIVE" => Execution::Running,
+            other => Execution::Ended(other.to_owned()),
+        }),
+        Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(Execution::Missing),
+        Err(e) => Err(StepError::from_sdk("states:DescribeExecution", e)),
+    }
+}
+
+/// Starts `deployment_id`'s execution with the input every deployment execution gets. Starting
+/// one that is already running with that input is accepted by Step Functions as the same call.
+pub async fn start(ctx: &Context, deployment_id: &str) -> StepResult<()> {
+    ctx.sfn
+        .start_execution()
+        .state_machine_arn(machine(ctx)?)
+        .name(deployment_id)
+        .input(json!({"deployment_id": deployment_id}).to_string())
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("states:StartExecution", e))?;
+    Ok(())
+}
+
+/// Stops `deployment_id`'s execution, saying who and why. Stopping one that has ended changes
+/// nothing.
+pub async fn stop(ctx: &Context, deployment_id: &str, cause: &str) -> StepResult<()> {
+    let result = ctx
+        .sfn
+        .stop_execution()
+        .execution_arn(arn(ctx, deployment_id)?)
+        .error("StoppedByOperator")
+        .cause(cause)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(()),
+        Err(e) => Err(StepError::from_sdk("states:StopExecution", e)),
+    }
+}

@@ -1,0 +1,400 @@
+//! Reconcile: nothing is left locked by a deployment whose execution is no longer running.
+//!
+//! Runs on Step Functions status changes of the deployment machine (FAILED, TIMED_OUT,
+//! ABORTED), on a schedule (the sweep over every held lock), when an ending fails inside an
+//! execution (the state machine's Catch), and when starting a queued deployment failed. For
+//! each service whose lock holder has no running execution it decides from the record:
+//!
+//! | holder's record                          | action                                          |
+//! |------------------------------------------|-------------------------------------------------|
+//! | before the switch (preparing … promoting)| abort (pre-prod restored, clones removed)       |
+//! | switching or baking (traffic may move)   | needs attention (a person decides)              |
+//! | queued (handed the lock, never started)  | start its execution                             |
+//! | ended, lock not released                 | release / hand over, start the next             |
+//! | needs attention                          | nothing: `bluegreen unlock` once checked        |
+//! | no record (operator hold, lost prepare)  | release once the lease / grace has passed       |
+//!
+//! Every action is the same the flow itself would take, so running it twice, or concurrently
+//! with the execution's own ending, converges: endings are idempotent and the lock release is
+//! conditional on the holder.
+
+use chrono::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::executions::{self, Execution};
+use crate::lock::{LockItem, Locks};
+use crate::record::{Deployment, Records, Status};
+
+use super::cleanup::{self, Ended};
+use super::{CaughtError, FailureInput, abort};
+
+const STEP: &str = "reconcile";
+
+/// How long a lock may be held by a deployment with no record (a prepare that took the lock
+/// and failed before writing it) before the reconciler frees it. Prepare writes the record
+/// within seconds of taking the lock; its retries take at most a few minutes.
+const UNRECORDED_HOLD_GRACE_SECONDS: i64 = 900;
+
+/// What the reconciler did about one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reconciled {
+    /// The service.
+    pub service: String,
+    /// The lock holder looked at, if the service was locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// What was done.
+    pub action: Action,
+    /// Why, for logs and people.
+    pub detail: String,
+    /// A deployment whose execution was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+}
+
+/// The reconciler's decision for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing to do: not locked, or the holder's execution is running.
+    Nothing,
+    /// The holder was aborted (production untouched).
+    Aborted,
+    /// The abort is waiting for a rollback migration; the next sweep continues it.
+    Waiting,
+    /// The holder ended needing a person; the lock stays held and marked.
+    NeedsAttention,
+    /// The lock was released (or handed to the queued deployment).
+    Released,
+    /// The holder's execution was started.
+    Started,
+    /// This service could not be reconciled now; `detail` says why (the sweep tries again).
+    Failed,
+}
+
+/// What the reconcile Lambda is asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Every held lock (the scheduled sweep).
+    Sweep,
+    /// The service of this deployment (its execution changed status).
+    Deployment(String),
+    /// An ending (abort, rollback, finish) failed inside the execution: record needs-attention.
+    EndingFailed(EndingFailure),
+    /// Starting this deployment's execution failed after it was handed the lock: try again.
+    Start(String),
+}
+
+impl Request {
+    /// Reads the Lambda input: an EventBridge "Step Functions Execution Status Change" event,
+    /// a scheduled event, or the state machine's `{"ending_failed": …}` / `{"start": …}`.
+    pub fn parse(input: &serde_json::Value) -> StepResult<Request> {
+        match input["detail-type"].as_str() {
+            Some("Scheduled Event") => return Ok(Request::Sweep),
+            Some("Step Functions Execution Status Change") => {
+                let name = input["detail"]["name"].as_str().ok_or_else(|| {
+                    StepError::EventMalformed("status change without detail.name".into())
+                })?;
+                return Ok(Request::Deployment(name.to_owned()));
+            }
+            Some(other) => {
+                return Err(StepError::EventMalformed(format!(
+                    "reconcile does not handle {other:?} events"
+                )));
+            }
+            None => {}
+        }
+        serde_json::from_value(input.clone())
+            .map_err(|e| StepError::EventMalformed(format!("reconcile input: {e}")))
+    }
+}
+
+/// An ending that failed inside the execution, as the state machine's `EndingFailed` state
+/// passes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EndingFailure {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The ending's own error.
+    #[serde(default)]
+    pub error: Option<CaughtError>,
+    /// The execution's state when the ending failed; its `error`, when present, is the failure
+    /// the ending was handling (absent for finish).
+    #[serde(default)]
+    pub state: Option<serde_json::Value>,
+}
+
+impl EndingFailure {
+    /// The failure the ending was handling, if it was handling one.
+    fn original(&self) -> Option<CaughtError> {
+        let error = self.state.as_ref()?.get("error")?;
+        serde_json::from_value(error.clone()).ok()
+    }
+}
+
+/// Carries out `request`; one answer per service looked at.
+pub async fn run(ctx: &Context, request: &Request) -> StepResult<Vec<Reconciled>> {
+    match request {
+        Request::Sweep => sweep(ctx).await,
+        Request::Deployment(id) => {
+            let deployment = match Records::new(ctx).get(id).await {
+                Ok(d) => d,
+                // An execution of no deployment of ours (or a record since deleted).
+                Err(StepError::DeploymentNotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            Ok(vec![service(ctx, &deployment.service).await?])
+        }
+        Request::EndingFailed(input) => {
+            let ended = ending_failed(ctx, input).await?;
+            let deployment = Records::new(ctx).get(&ended.deployment_id).await?;
+            Ok(vec![Reconciled {
+                service: deployment.service,
+                holder: Some(ended.deployment_id),
+                action: Action::NeedsAttention,
+                detail: ended.detail,
+                started: None,
+            }])
+        }
+        Request::Start(id) => {
+            let deployment = Records::new(ctx).get(id).await?;
+            Ok(vec![service(ctx, &deployment.service).await?])
+        }
+    }
+}
+
+/// Reconciles every service whose lock is held. One service's failure is reported in its
+/// answer and does not stop the others.
+pub async fn sweep(ctx: &Context) -> StepResult<Vec<Reconciled>> {
+    let mut answers = Vec::new();
+    for (name, _) in Locks::new(ctx).held().await? {
+        answers.push(match service(ctx, &name).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!(service = %name, error = %e, "could not reconcile");
+                Reconciled {
+                    service: name,
+                    holder: None,
+                    action: Action::Failed,
+                    detail: format!("{}: {e}", e.name()),
+                    started: None,
+                }
+            }
+        });
+    }
+    Ok(answers)
+}
+
+/// Reconciles one service (see the module table).
+pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
+    let answer = |holder: Option<&str>, action, detail: String| Reconciled {
+        service: service.to_owned(),
+        holder: holder.map(str::to_owned),
+        action,
+        detail,
+        started: None,
+    };
+    let Some(lock) = Locks::new(ctx).read(service).await? else {
+        return Ok(answer(None, Action::Nothing, "not locked".into()));
+    };
+    let holder = lock.holder.clone();
+    let deployment = match Records::new(ctx).get(&holder).await {
+        Ok(d) => d,
+        Err(StepError::DeploymentNotFound(_)) => {
+            return unrecorded_holder(ctx, service, &lock).await;
+        }
+        Err(e) => return Err(e),
+    };
+    if deployment.status == Status::NeedsAttention {
+        if lock.needs_attention.is_none() {
+            let reason = deployment.failure.clone().unwrap_or_default();
+            Locks::new(ctx)
+                .mark_needs_attention(service, &holder, &reason)
+                .await?;
+        }
+        return Ok(answer(
+            Some(&holder),
+            Action::NeedsAttention,
+            format!("waits for a person: bluegreen unlock {service}"),
+        ));
+    }
+    let execution = executions::status(ctx, &holder).await?;
+    if execution.is_running() {
+        return Ok(answer(
+            Some(&holder),
+            Action::Nothing,
+            "its execution is running".into(),
+        ));
+    }
+    let ended_how = match &execution {
+        Execution::Ended(status) => format!("its execution ended {status}"),
+        Execution::Missing => "it has no execution".into(),
+        Execution::Running => unreachable!("handled above"),
+    };
+    if deployment.status.is_terminal() {
+        let next = Locks::new(ctx).release(service, &holder).await?;
+        let mut done = answer(
+            Some(&holder),
+            Action::Released,
+            format!(
+                "{holder} had ended ({:?}) without releasing the lock",
+                deployment.status
+            ),
+        );
+        done.started = start_next(ctx, next).await?;
+        return Ok(done);
+    }
+    if deployment.status == Status::Queued && execution == Execution::Missing {
+        executions::start(ctx, &holder).await?;
+        info!(deployment_id = %holder, "started a queued deployment that held the lock");
+        let mut done = answer(
+            Some(&holder),
+            Action::Started,
+            format!("{ended_how}; started"),
+        );
+        done.started = Some(holder);
+        return Ok(done);
+    }
+    let cause = CaughtError {
+        error: "ExecutionEnded".into(),
+        cause: format!(
+            "{ended_how} while the deployment was {:?}",
+            deployment.status
+        ),
+    };
+    let ended = if traffic_may_have_moved(&deployment) {
+        needs_attention(ctx, &deployment, &cause).await?
+    } else {
+        abort_or_attention(ctx, &deployment, cause).await?
+    };
+    let action = match (&ended.wait, ended.status) {
+        (Some(_), _) => Action::Waiting,
+        (None, Status::NeedsAttention) => Action::NeedsAttention,
+        (None, _) => Action::Aborted,
+    };
+    let mut done = answer(Some(&holder), action, ended.detail.clone());
+    done.started = start_next(ctx, ended.next_deployment).await?;
+    info!(%service, deployment_id = %holder, ?action, "reconciled");
+    Ok(done)
+}
+
+/// Whether production traffic may have moved: a person must decide between finishing and
+/// rolling back, the reconciler will not guess.
+fn traffic_may_have_moved(deployment: &Deployment) -> bool {
+    matches!(deployment.status, Status::Switching | Status::Baking)
+}
+
+/// Aborts as the execution's Catch would have; an abort that cannot finish makes the
+/// deployment need attention (never a retry loop: the sweep would repeat it forever).
+pub(crate) async fn abort_or_attention(
+    ctx: &Context,
+    deployment: &Deployment,
+    cause: CaughtError,
+) -> StepResult<Ended> {
+    let input = FailureInput {
+        deployment_id: deployment.deployment_id.clone(),
+        error: Some(cause),
+    };
+    match abort::run(ctx, &input).await {
+        Ok(ended) => Ok(ended),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(e) => {
+            let cause = CaughtError {
+                error: e.name().into(),
+                cause: format!("abort after {}: {e}", input.describe()),
+            };
+            needs_attention(ctx, deployment, &cause).await
+        }
+    }
+}
+
+/// An ending (abort, rollback, finish) failed inside the execution: the deployment needs a
+/// person, with the cause. Idempotent: a deployment that has ended answers how it ended.
+pub async fn ending_failed(ctx: &Context, input: &EndingFailure) -> StepResult<Ended> {
+    let mut deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    if deployment.status.is_terminal() {
+        return Ok(Ended::of(&deployment));
+    }
+    let cause = input.error.clone().unwrap_or(CaughtError {
+        error: "Unknown".into(),
+        cause: "the ending failed without a cause".into(),
+    });
+    // The failure the ending was handling is why the deployment failed; keep it as such.
+    if deployment.failure.is_none() {
+        deployment.failure = input
+            .original()
+            .map(|o| format!("{}: {}", o.error, o.cause));
+    }
+    needs_attention(ctx, &deployment, &cause).await
+}
+
+async fn needs_attention(
+    ctx: &Context,
+    deployment: &Deployment,
+    cause: &CaughtError,
+) -> StepResult<Ended> {
+    let detail = format!(
+        "{}: {}; pre-prod, clones and routing were left as they are for a person to check",
+        cause.error, cause.cause
+    );
+    // The original failure (why it was ending) stays the record's failure when there is one.
+    let failure = deployment
+        .failure
+        .clone()
+        .unwrap_or_else(|| format!("{}: {}", cause.error, cause.cause));
+    cleanup::end(
+        ctx,
+        deployment,
+        Status::NeedsAttention,
+        STEP,
+        detail,
+        Some(failure),
+    )
+    .await
+}
+
+/// A lock whose holder has no record: an operator action's hold (released after its lease)
+/// or a prepare that took the lock and failed before writing the record (after a grace).
+async fn unrecorded_holder(
+    ctx: &Context,
+    service: &str,
+    lock: &LockItem,
+) -> StepResult<Reconciled> {
+    let now = ctx.now();
+    let free_after = lock.lease_until.or_else(|| {
+        lock.acquired_at
+            .map(|t| t + Duration::seconds(UNRECORDED_HOLD_GRACE_SECONDS))
+    });
+    let mut answer = Reconciled {
+        service: service.to_owned(),
+        holder: Some(lock.holder.clone()),
+        action: Action::Nothing,
+        detail: String::new(),
+        started: None,
+    };
+    if let Some(until) = free_after.filter(|t| *t > now) {
+        answer.detail = format!(
+            "held without a deployment record until {}",
+            until.to_rfc3339()
+        );
+        return Ok(answer);
+    }
+    let next = Locks::new(ctx).release(service, &lock.holder).await?;
+    warn!(%service, holder = %lock.holder, "freed a lock held without a deployment record");
+    answer.action = Action::Released;
+    answer.detail = "held without a deployment record past its lease; released".into();
+    answer.started = start_next(ctx, next).await?;
+    Ok(answer)
+}
+
+/// Starts the queued deployment that was handed the lock.
+pub(crate) async fn start_next(ctx: &Context, next: Option<String>) -> StepResult<Option<String>> {
+    let Some(next) = next else { return Ok(None) };
+    executions::start(ctx, &next).await?;
+    Ok(Some(next))
+}

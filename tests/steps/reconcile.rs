@@ -1,0 +1,278 @@
+//! The reconciler: deployments whose execution failed, timed out, was stopped or never
+//! started end in a known state, the lock consistent. Each test stops a real (moto)
+//! execution at a stage and asserts what production sees afterwards.
+
+use bluegreen::Slot;
+use bluegreen::lock::Locks;
+use bluegreen::record::Status;
+use bluegreen::steps::prepare::{self, Prepared, PreparedOutcome};
+use bluegreen::steps::reconcile::{self, Action, Request};
+use bluegreen::steps::{abort, finish};
+use bluegreen_tests::{World, push_event};
+
+use crate::common::*;
+
+/// Stages before the switch at which an execution can stop.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Prepared,
+    Synced,
+    Launched,
+    AwaitingApproval,
+}
+
+async fn deploy_until(world: &World, stage: Stage) -> String {
+    let id = prepare_push(world, "v2", "event-1").await;
+    if matches!(stage, Stage::Prepared) {
+        return id;
+    }
+    sync(world, &id).await;
+    if matches!(stage, Stage::Synced) {
+        return id;
+    }
+    launch(world, &id).await;
+    if matches!(stage, Stage::Launched) {
+        return id;
+    }
+    let migrated = migrate_with(world, &id, Some(0)).await.expect("migrate");
+    assert!(format!("{migrated:?}").contains("Done"), "{migrated:?}");
+    health(world, &id).await.expect("health");
+    request_approval(world, &id).await;
+    id
+}
+
+async fn reconcile_shop(world: &World) -> reconcile::Reconciled {
+    reconcile::service(&world.ctx, "shop")
+        .await
+        .expect("reconcile")
+}
+
+#[tokio::test]
+async fn an_execution_stopped_at_any_stage_before_the_switch_is_aborted_leaving_production_as_it_was()
+ {
+    for stage in [
+        Stage::Prepared,
+        Stage::Synced,
+        Stage::Launched,
+        Stage::AwaitingApproval,
+    ] {
+        let world = World::build().await.with_topic();
+        world.use_isolated_db().await;
+        world.create_deployment_machine().await;
+        let (blue_td, _, _) = world.service(Slot::Blue).await;
+        let id = deploy_until(&world, stage).await;
+        world.start_execution(&id).await;
+
+        // While the execution runs, the reconciler leaves it alone.
+        let running = reconcile_shop(&world).await;
+        assert_eq!(running.action, Action::Nothing, "{stage:?}: {running:?}");
+        assert!(!record(&world, &id).await.status.is_terminal(), "{stage:?}");
+
+        world.stop_execution(&id).await;
+        let done = reconcile_shop(&world).await;
+        assert_eq!(done.action, Action::Aborted, "{stage:?}: {done:?}");
+        assert_untouched(&world, &blue_td).await;
+        let ended = record(&world, &id).await;
+        assert_eq!(ended.status, Status::Aborted, "{stage:?}");
+        assert!(
+            ended
+                .failure
+                .as_deref()
+                .unwrap_or_default()
+                .contains("ABORTED"),
+            "{stage:?}: the cause names how the execution ended: {:?}",
+            ended.failure
+        );
+        assert_eq!(world.lock("shop").await, None, "{stage:?}: lock released");
+        assert!(
+            world
+                .published_subjects()
+                .await
+                .iter()
+                .any(|s| s.contains("aborted")),
+            "{stage:?}: people were told"
+        );
+
+        // Running again (the sweep after the status-change event) changes nothing.
+        let again = reconcile_shop(&world).await;
+        assert_eq!(again.action, Action::Nothing, "{stage:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_execution_stopped_after_the_switch_needs_attention_and_keeps_traffic_and_lock() {
+    let world = World::build().await.with_topic();
+    world.create_deployment_machine().await;
+    let id = deploy_to_switch(&world).await;
+    world.start_execution(&id).await;
+    world.stop_execution(&id).await;
+
+    let done = reconcile_shop(&world).await;
+    assert_eq!(done.action, Action::NeedsAttention, "{done:?}");
+    // The reconciler does not guess between finishing and rolling back: traffic stays where
+    // the switch put it, both slots keep running, the lock stays held and marked.
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.service(Slot::Blue).await.1, 2, "old slot still up");
+    assert_eq!(world.service(Slot::Green).await.1, 2, "new slot still up");
+    let lock = world.lock("shop").await.expect("still locked");
+    assert_eq!(lock.holder, id);
+    assert!(lock.needs_attention.is_some(), "{lock:?}");
+    assert_eq!(record(&world, &id).await.status, Status::NeedsAttention);
+    let messages = world.published().await;
+    let notice = messages
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap_or_default().contains("needs"))
+        .expect("a needs-attention notification");
+    let body = notice["message"].as_str().unwrap_or_default();
+    assert!(body.contains("bluegreen unlock shop"), "{body}");
+    assert!(body.contains("Production traffic is on: green"), "{body}");
+
+    // A second pass notifies nobody again and changes nothing.
+    let again = reconcile_shop(&world).await;
+    assert_eq!(again.action, Action::NeedsAttention);
+    assert_eq!(world.published().await.len(), messages.len());
+}
+
+#[tokio::test]
+async fn a_queued_deployment_handed_the_lock_without_an_execution_is_started_by_the_sweep() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let first = prepare_push(&world, "v2", "event-1").await;
+    let second = queue_push(&world, "v3", "event-2", "2026-11-21T10:05:00Z").await;
+    // The first aborts and hands over; the hand-over's StartExecution is lost.
+    let ended = abort::run(&world.ctx, &failure(&first, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.next_deployment.as_deref(), Some(second.as_str()));
+    assert_eq!(world.execution_status(&second).await, None);
+
+    let swept = reconcile::run(&world.ctx, &Request::Sweep).await.unwrap();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].action, Action::Started, "{swept:?}");
+    assert_eq!(
+        world.execution_status(&second).await.as_deref(),
+        Some("RUNNING")
+    );
+    assert_eq!(world.lock_holder().await.as_deref(), Some(second.as_str()));
+    // The started execution now owns it; another sweep leaves it alone.
+    let again = reconcile::run(&world.ctx, &Request::Sweep).await.unwrap();
+    assert_eq!(again[0].action, Action::Nothing, "{again:?}");
+}
+
+#[tokio::test]
+async fn an_ending_that_failed_inside_the_execution_records_needs_attention_with_both_causes() {
+    let world = World::build().await.with_topic();
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let request = Request::parse(&serde_json::json!({
+        "ending_failed": {
+            "deployment_id": id,
+            "error": {"Error": "AwsError", "Cause": "AccessDenied on rds:DeleteDBInstance"}
+        }
+    }))
+    .unwrap();
+    let answers = reconcile::run(&world.ctx, &request).await.unwrap();
+    assert_eq!(answers[0].action, Action::NeedsAttention);
+    let recorded = record(&world, &id).await;
+    assert_eq!(recorded.status, Status::NeedsAttention);
+    assert!(
+        recorded
+            .timeline
+            .last()
+            .unwrap()
+            .detail
+            .contains("AccessDenied"),
+        "{:?}",
+        recorded.timeline.last()
+    );
+    let lock = world.lock("shop").await.expect("kept");
+    assert!(lock.needs_attention.unwrap().contains("AccessDenied"));
+    // Idempotent under the state machine's retry.
+    let again = reconcile::run(&world.ctx, &request).await.unwrap();
+    assert_eq!(again[0].action, Action::NeedsAttention);
+    assert_eq!(world.published().await.len(), 1, "notified once");
+}
+
+#[tokio::test]
+async fn a_lock_held_past_its_lease_without_a_record_is_freed_and_the_queue_goes_on() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let locks = Locks::new(&world.ctx);
+    // A manual rollback whose CLI was interrupted: a hold with a lease, no deployment record.
+    let lease = world.now() + chrono::Duration::minutes(15);
+    locks
+        .hold("shop", "shop-x-manual-rollback", lease)
+        .await
+        .unwrap();
+    let queued = queue_push(&world, "v3", "event-2", "2026-11-21T10:05:00Z").await;
+
+    let early = reconcile_shop(&world).await;
+    assert_eq!(early.action, Action::Nothing, "the lease holds: {early:?}");
+    world.advance(chrono::Duration::minutes(16));
+    let late = reconcile_shop(&world).await;
+    assert_eq!(late.action, Action::Released, "{late:?}");
+    assert_eq!(late.started.as_deref(), Some(queued.as_str()));
+    assert_eq!(world.lock_holder().await.as_deref(), Some(queued.as_str()));
+    assert_eq!(
+        world.execution_status(&queued).await.as_deref(),
+        Some("RUNNING")
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_reads_status_change_and_scheduled_events_and_refuses_others() {
+    let changed = serde_json::json!({
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {"name": "shop-20261121T100000-abcdef", "status": "TIMED_OUT"}
+    });
+    assert_eq!(
+        Request::parse(&changed).unwrap(),
+        Request::Deployment("shop-20261121T100000-abcdef".into())
+    );
+    let scheduled =
+        serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.scheduler"});
+    assert_eq!(Request::parse(&scheduled).unwrap(), Request::Sweep);
+    let other = serde_json::json!({"detail-type": "ECR Image Action"});
+    assert_eq!(Request::parse(&other).unwrap_err().name(), "EventMalformed");
+    assert_eq!(
+        Request::parse(&serde_json::json!({"start": 3}))
+            .unwrap_err()
+            .name(),
+        "EventMalformed"
+    );
+}
+
+#[tokio::test]
+async fn a_finish_whose_answer_was_lost_hands_over_once_when_retried() {
+    let world = World::build().await;
+    let id = deploy_to_switch(&world).await;
+    let queued = queue_push(&world, "v3", "event-2", "2026-11-21T10:05:00Z").await;
+    let first = finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(first.next_deployment.as_deref(), Some(queued.as_str()));
+    // Step Functions retries (the Lambda's answer was lost): the same next deployment, and the
+    // lock is not handed over a second time.
+    let retried = finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(retried.next_deployment.as_deref(), Some(queued.as_str()));
+    assert_eq!(retried.status, Status::Succeeded);
+    assert_eq!(
+        record(&world, &id).await.handed_over_to.as_deref(),
+        Some(queued.as_str())
+    );
+    assert_eq!(world.lock_holder().await.as_deref(), Some(queued.as_str()));
+}
+
+/// Pushes `tag` at `time` while another deployment holds the lock; returns the queued id.
+pub async fn queue_push(world: &World, tag: &str, event_id: &str, time: &str) -> String {
+    let event = push_event(tag, 'b', event_id, time);
+    match prepare::run(&world.ctx, &event).await.expect("prepare") {
+        Prepared::Deployments { deployments } => {
+            assert_eq!(
+                deployments[0].outcome,
+                PreparedOutcome::Queued,
+                "{deployments:?}"
+            );
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("not queued: {other:?}"),
+    }
+}
