@@ -77,6 +77,13 @@ enum Command {
         /// The service.
         service: String,
     },
+    /// Abort a deployment before its switch: stop its execution, put pre-prod back, remove its
+    /// clones and release the lock (to a queued push, if any). Refused once traffic may have
+    /// moved.
+    Abort {
+        /// The deployment id.
+        deployment_id: String,
+    },
     /// Validate, upload or read service configs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -110,6 +117,7 @@ async fn main() -> ExitCode {
         } => ops::decide(out, &deployment_id, false, Some(reason)).await,
         Command::Rollback { service } => ops::rollback(out, &service).await,
         Command::Unlock { service } => ops::unlock(out, &service).await,
+        Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Config(command) => config_cmd::run(out, command).await,
         Command::Validate { configs } => validate(&configs),
         Command::Graph { intake } => {

@@ -253,11 +253,32 @@ pub async fn unlock(out: Output, service: &str) -> ExitCode {
     }
 }
 
+/// `bluegreen abort <deployment-id>`.
+pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
+    let ctx = Context::from_env().await;
+    let operator = match who(&ctx).await {
+        Ok(arn) => arn,
+        Err(e) => return out.error(&e),
+    };
+    match operator::abort(&ctx, deployment_id, &operator).await {
+        Ok(done) => out.show(&done, |d| {
+            println!("{} is {:?}: {}", d.deployment_id, d.status, d.detail);
+            print_next(d.next_deployment.as_deref());
+        }),
+        Err(e) => out.error(&e),
+    }
+}
+
 fn print_next(next: Option<&str>) {
     if let Some(next) = next {
-        println!(
-            "queued deployment {next} now holds the lock: start the deployment state machine \
-             with {{\"deployment_id\": \"{next}\"}} (name {next})"
-        );
+        if std::env::var_os("BLUEGREEN_DEPLOYMENT_MACHINE_ARN").is_some() {
+            println!("queued deployment {next} now holds the lock; its execution was started");
+        } else {
+            println!(
+                "queued deployment {next} now holds the lock: start the deployment state \
+                 machine with {{\"deployment_id\": \"{next}\"}} (name {next}), or set \
+                 BLUEGREEN_DEPLOYMENT_MACHINE_ARN and bluegreen starts it"
+            );
+        }
     }
 }

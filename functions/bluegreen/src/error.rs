@@ -127,6 +127,11 @@ pub enum StepError {
     #[error("unlock refused: {0}")]
     UnlockRefused(String),
 
+    /// `bluegreen abort` is not possible for this deployment (it has ended, is only queued, or
+    /// traffic may already have moved — that is a rollback's job).
+    #[error("abort refused: {0}")]
+    AbortRefused(String),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -207,6 +212,7 @@ impl StepError {
             StepError::DecisionNotDelivered(_) => "DecisionNotDelivered",
             StepError::RollbackRefused(_) => "RollbackRefused",
             StepError::UnlockRefused(_) => "UnlockRefused",
+            StepError::AbortRefused(_) => "AbortRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",

@@ -1,5 +1,6 @@
 //! Operator actions outside the state machine: a manual rollback within the keep-warm window,
-//! and releasing a service whose last deployment ended needing attention.
+//! releasing a service whose last deployment ended needing attention, and aborting a
+//! deployment before its switch.
 //!
 //! After a deployment succeeds, its old slot can be kept running for
 //! `finish.keep_warm_seconds`. Inside that window an operator can send production back to it
@@ -15,15 +16,22 @@ use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
+use crate::executions;
 use crate::lock::{Acquire, Locks};
 use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::notify::{self, Notice};
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
+use crate::steps::CaughtError;
+use crate::steps::reconcile;
 
 const STEP: &str = "manual_rollback";
 
+/// How long a manual rollback holds the service's lock at most: if the CLI is interrupted,
+/// the reconciler frees the lock after this (the rollback itself takes seconds, a DNS one up
+/// to two minutes).
+const MANUAL_ROLLBACK_LEASE_SECONDS: i64 = 900;
 /// Longest an operator waits for a Route 53 change to reach every name server.
 const DNS_SYNC_ATTEMPTS: u32 = 60;
 
@@ -94,7 +102,8 @@ pub async fn manual_rollback(
     }
     let lock_id = format!("{}-manual-rollback", last.deployment_id);
     let locks = Locks::new(ctx);
-    if let Acquire::HeldBy(holder) = locks.acquire(service, &lock_id).await? {
+    let lease_until = ctx.now() + Duration::seconds(MANUAL_ROLLBACK_LEASE_SECONDS);
+    if let Acquire::HeldBy(holder) = locks.hold(service, &lock_id, lease_until).await? {
         return Err(StepError::RollbackRefused(format!(
             "deployment {holder} holds the lock of {service}"
         )));
@@ -102,6 +111,7 @@ pub async fn manual_rollback(
     let result = roll_back(ctx, last, operator).await;
     // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
     let next = locks.release(service, &lock_id).await?;
+    let next = start_next_if_known(ctx, next).await?;
     let (detail, live_slot, from_slot) = result?;
     Ok(ManualRollback {
         deployment_id: last.deployment_id.clone(),
@@ -223,6 +233,15 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
         .read(service)
         .await?
         .ok_or_else(|| StepError::UnlockRefused(format!("{service} is not locked")))?;
+    if ctx.settings.deployment_machine_arn.is_some()
+        && executions::status(ctx, &lock.holder).await?.is_running()
+    {
+        return Err(StepError::UnlockRefused(format!(
+            "the execution of {} is running; it releases the lock when it ends (or use \
+             bluegreen abort {})",
+            lock.holder, lock.holder
+        )));
+    }
     match Records::new(ctx).get(&lock.holder).await {
         Ok(holder) if !holder.status.is_terminal() => {
             return Err(StepError::UnlockRefused(format!(
@@ -253,9 +272,80 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
     }
     let next = locks.release(service, &lock.holder).await?;
     info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
+    let next = start_next_if_known(ctx, next).await?;
     Ok(Unlocked {
         service: service.to_owned(),
         released_from: lock.holder,
+        operator: operator.to_owned(),
+        next_deployment: next,
+    })
+}
+
+/// Starts the queued deployment a released lock passed to, when the deployment machine is
+/// known (in the stack); elsewhere the caller is told to start it.
+async fn start_next_if_known(ctx: &Context, next: Option<String>) -> StepResult<Option<String>> {
+    if ctx.settings.deployment_machine_arn.is_some() {
+        reconcile::start_next(ctx, next.clone()).await?;
+    }
+    Ok(next)
+}
+
+/// What `bluegreen abort` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aborted {
+    /// The deployment.
+    pub deployment_id: String,
+    /// How it ended: `aborted`, or `needs_attention` when the abort itself could not finish.
+    pub status: Status,
+    /// What was done.
+    pub detail: String,
+    /// Who asked for it.
+    pub operator: String,
+    /// A queued deployment that now holds the lock (its execution has been started when the
+    /// deployment machine is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_deployment: Option<String>,
+}
+
+/// Aborts a deployment that has not moved traffic: stops its execution (so no later step runs),
+/// then runs the same abort the state machine would — pre-prod restored, clones removed, lock
+/// released or handed over — with the operator named as the cause. Refuses
+/// ([`StepError::AbortRefused`]) once traffic may have moved (switching, baking: the flow
+/// rolls back itself, or use `bluegreen rollback` after it), for a queued deployment, and for
+/// one that has ended.
+pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepResult<Aborted> {
+    let deployment = Records::new(ctx).get(deployment_id).await?;
+    let refuse = |why: String| Err(StepError::AbortRefused(why));
+    match deployment.status {
+        s if s.is_terminal() => return refuse(format!("{deployment_id} has ended ({s:?})")),
+        Status::Queued => {
+            return refuse(format!(
+                "{deployment_id} is queued and has touched nothing; a newer push supersedes it"
+            ));
+        }
+        Status::Switching | Status::Baking => {
+            return refuse(format!(
+                "{deployment_id} is {:?}: traffic may have moved, so ending it is a rollback \
+                 (it rolls back on its own when bake fails; after it ends, bluegreen rollback {})",
+                deployment.status, deployment.service
+            ));
+        }
+        _ => {}
+    }
+    if ctx.settings.deployment_machine_arn.is_some() {
+        executions::stop(ctx, deployment_id, &format!("aborted by {operator}")).await?;
+    }
+    let cause = CaughtError {
+        error: "AbortedByOperator".into(),
+        cause: format!("aborted by {operator}"),
+    };
+    let ended = reconcile::abort_or_attention(ctx, &deployment, cause).await?;
+    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
+    info!(%deployment_id, %operator, status = ?ended.status, "aborted by an operator");
+    Ok(Aborted {
+        deployment_id: deployment_id.to_owned(),
+        status: ended.status,
+        detail: ended.detail,
         operator: operator.to_owned(),
         next_deployment: next,
     })
