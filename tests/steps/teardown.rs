@@ -119,3 +119,54 @@ async fn teardown_keeps_an_expired_clone_a_running_slot_uses_and_removes_a_stale
         "{report:?}"
     );
 }
+
+#[tokio::test]
+async fn teardown_goes_on_past_a_service_it_cannot_read_and_leaves_locked_slots_alone() {
+    let world = World::build().await;
+    // `gone`: a registered service whose slot services were deleted by hand.
+    let mut gone = world.config();
+    gone.name = "gone".into();
+    gone.cluster = "deleted-cluster".into();
+    world.put_config(&gone).await;
+    // `shop`: an expired pre-prod, but the service is locked (an operator's manual rollback).
+    let id = launched(&world).await;
+    // Its deployment ended without cleaning up (so teardown would scale it down) and the lock
+    // went to an operator.
+    bluegreen::record::Records::new(&world.ctx)
+        .update(
+            &id,
+            bluegreen::record::Change::new().set("status", &bluegreen::record::Status::Aborted),
+        )
+        .await
+        .unwrap();
+    bluegreen::lock::Locks::new(&world.ctx)
+        .release("shop", &id)
+        .await
+        .unwrap();
+    bluegreen::lock::Locks::new(&world.ctx)
+        .hold(
+            "shop",
+            "shop-x-manual-rollback",
+            world.now() + chrono::Duration::hours(48),
+        )
+        .await
+        .unwrap();
+    world.advance(chrono::Duration::hours(25));
+    let report = teardown::run(&world.ctx).await.unwrap();
+    assert!(
+        report.kept.iter().any(|k| k.starts_with("gone:")),
+        "the unreadable service is reported: {report:?}"
+    );
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.contains("locked by shop-x-manual-rollback")),
+        "{report:?}"
+    );
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        2,
+        "locked slot left running"
+    );
+}

@@ -7,11 +7,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::db_guard;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
+use crate::lock::Locks;
 use crate::maintenance;
 use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
 use crate::rds;
@@ -27,72 +29,129 @@ pub struct TeardownReport {
     pub kept: Vec<String>,
 }
 
-/// Runs one teardown pass over every registered service and every tagged clone.
+/// Runs one teardown pass over every registered service and every tagged clone. Each service
+/// is handled on its own: an invalid config, a deleted slot service or a failing call is
+/// reported in `kept` and the pass goes on. Clones are removed only when every service's
+/// running task definitions could be read — a clone one of them might use is never guessed
+/// unused.
 pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
     let now = ctx.now();
     let mut report = TeardownReport::default();
     // Database settings of every running slot: a clone one of them names is never deleted.
     let mut in_use = Vec::new();
-    for config in ConfigStore::new(ctx).load_all().await? {
-        in_use.extend(db_guard::env_values_in_use(ctx, &config).await?);
-        for (rule, owner) in maintenance::rules_of(ctx, &config).await? {
-            if !running(ctx, &owner).await? {
-                maintenance::delete(ctx, &rule).await?;
-                report.removed.push(format!(
-                    "maintenance rule {rule} of ended deployment {owner}"
+    let mut unseen = Vec::new();
+    for stored in ConfigStore::new(ctx).load_each().await? {
+        let config = match stored {
+            Ok(config) => config,
+            Err(bad) => {
+                report.kept.push(format!(
+                    "{}: config invalid, its resources left alone ({})",
+                    bad.service,
+                    bad.problems.join("; ")
                 ));
-            }
-        }
-        let live = match routing::read_production(ctx, &config)
-            .await
-            .and_then(|s| s.live())
-        {
-            Ok(live) => live,
-            Err(e) => {
-                warn!(service = %config.name, error = %e, "live slot unknown; service skipped");
-                report
-                    .kept
-                    .push(format!("{}: live slot unknown ({e})", config.name));
+                unseen.push(bad.service);
                 continue;
             }
         };
-        let idle = &config.slots.get(live.other()).service;
-        let service = ecs::describe_service(ctx, &config.cluster, idle).await?;
-        let Some(arn) = service.service_arn.clone() else {
-            continue;
-        };
-        let tags = ecs::tags_of(ctx, &arn).await?;
-        let tag = |k: &str| {
-            tags.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        if tag(TAG_ROLE).is_none() || !expired(tag(TAG_EXPIRES).as_deref(), now) {
-            continue;
+        match db_guard::env_values_in_use(ctx, &config).await {
+            Ok(values) => in_use.extend(values),
+            Err(e) => {
+                report.kept.push(format!(
+                    "{}: running task definitions unreadable ({e})",
+                    config.name
+                ));
+                unseen.push(config.name.clone());
+                continue;
+            }
         }
-        if let Some(owner) = tag(TAG_DEPLOYMENT)
-            && running(ctx, &owner).await?
-        {
-            report
-                .kept
-                .push(format!("{idle}: deployment {owner} is still running"));
-            continue;
+        if let Err(e) = tear_down_service(ctx, &config, now, &mut report).await {
+            warn!(service = %config.name, error = %e, "service skipped this pass");
+            report.kept.push(format!("{}: {e}", config.name));
         }
-        if service.desired_count > 0 {
-            ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;
-        }
-        ecs::untag_resource(ctx, &arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-        report
-            .removed
-            .push(format!("ECS service {}/{idle} scaled to 0", config.cluster));
     }
-    remove_clones(ctx, now, &in_use, &mut report).await?;
+    if unseen.is_empty() {
+        remove_clones(ctx, now, &in_use, &mut report).await?;
+    } else {
+        report.kept.push(format!(
+            "expired clones: not removed this pass, because what {} runs is unknown",
+            unseen.join(", ")
+        ));
+    }
     info!(
         removed = report.removed.len(),
         kept = report.kept.len(),
         "teardown pass done"
     );
     Ok(report)
+}
+
+/// One service: its ended deployments' maintenance rules, and its expired idle slot — unless
+/// the service is locked (a deployment, an operator action or a person owns its slots now).
+async fn tear_down_service(
+    ctx: &Context,
+    config: &ServiceConfig,
+    now: DateTime<Utc>,
+    report: &mut TeardownReport,
+) -> StepResult<()> {
+    // A maintenance page of an ended deployment answers production with 503s: it goes even
+    // while the service is locked (by a deployment a person must look at, say).
+    for (rule, owner) in maintenance::rules_of(ctx, config).await? {
+        if !running(ctx, &owner).await? {
+            maintenance::delete(ctx, &rule).await?;
+            report.removed.push(format!(
+                "maintenance rule {rule} of ended deployment {owner}"
+            ));
+        }
+    }
+    if let Some(lock) = Locks::new(ctx).read(&config.name).await? {
+        report.kept.push(format!(
+            "{}: slots left alone, locked by {}",
+            config.name, lock.holder
+        ));
+        return Ok(());
+    }
+    let live = match routing::read_production(ctx, config)
+        .await
+        .and_then(|s| s.live())
+    {
+        Ok(live) => live,
+        Err(e) => {
+            report
+                .kept
+                .push(format!("{}: live slot unknown ({e})", config.name));
+            return Ok(());
+        }
+    };
+    let idle = &config.slots.get(live.other()).service;
+    let service = ecs::describe_service(ctx, &config.cluster, idle).await?;
+    let Some(arn) = service.service_arn.clone() else {
+        return Ok(());
+    };
+    let tags = ecs::tags_of(ctx, &arn).await?;
+    let tag = |k: &str| {
+        tags.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    if tag(TAG_ROLE).is_none() || !expired(tag(TAG_EXPIRES).as_deref(), now) {
+        return Ok(());
+    }
+    if let Some(owner) = tag(TAG_DEPLOYMENT)
+        && running(ctx, &owner).await?
+    {
+        report
+            .kept
+            .push(format!("{idle}: deployment {owner} is still running"));
+        return Ok(());
+    }
+    if service.desired_count > 0 {
+        ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;
+    }
+    ecs::untag_resource(ctx, &arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+    report
+        .removed
+        .push(format!("ECS service {}/{idle} scaled to 0", config.cluster));
+    Ok(())
 }
 
 fn expired(expires_at: Option<&str>, now: DateTime<Utc>) -> bool {
