@@ -13,6 +13,13 @@ use crate::slot::Slot;
 /// Upper bound for any single timeout: Step Functions executions are capped at one year, but a
 /// deployment that waits more than a day for anything is a mistake in the config.
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
+/// The deployment state machine's `TimeoutSeconds` (48 h). A config whose waits cannot all fit
+/// would let the execution time out mid-way, so validation refuses it (a test keeps this equal
+/// to the definition).
+pub const EXECUTION_TIMEOUT_SECONDS: u64 = 48 * 60 * 60;
+/// What the execution needs beyond the configured waits: step calls, retries, the ending's
+/// grace (an hour, generous: a step call takes seconds).
+const EXECUTION_OVERHEAD_SECONDS: u64 = 60 * 60;
 
 /// One service under bluegreen management.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -565,7 +572,94 @@ impl ServiceConfig {
         if self.finish.keep_warm_seconds > 7 * MAX_TIMEOUT_SECONDS {
             p.add("finish.keep_warm_seconds", "must be at most 7 days");
         }
+        let waits = self.execution_waits();
+        let total: u64 = waits.iter().map(|(_, s)| s).sum::<u64>() + EXECUTION_OVERHEAD_SECONDS;
+        if total > EXECUTION_TIMEOUT_SECONDS {
+            let parts: Vec<String> = waits.iter().map(|(f, s)| format!("{f} {s}")).collect();
+            p.add(
+                "timeouts",
+                &format!(
+                    "the longest deployment waits {total} s ({} + {EXECUTION_OVERHEAD_SECONDS} \
+                     for the steps themselves), more than the execution's limit of \
+                     {EXECUTION_TIMEOUT_SECONDS} s: shorten one of them",
+                    parts.join(" + ")
+                ),
+            );
+        }
         p.0
+    }
+
+    /// Every wait a deployment of this config can go through in one execution, longest case,
+    /// with the config field that sets it: clone, migrations before launch, launch, health,
+    /// approval, what promote repeats after approval, the traffic shift, bake, and the ending's
+    /// rollback migration. Keep-warm is not waited for in the execution (teardown ends it).
+    pub fn execution_waits(&self) -> Vec<(&'static str, u64)> {
+        let plan = crate::db_plan::plan(self);
+        let mut waits = Vec::new();
+        if plan.clone.is_some() {
+            waits.push((
+                "database.clone_timeout_seconds",
+                self.database.clone_timeout_seconds,
+            ));
+        }
+        let migration = self
+            .migration
+            .as_ref()
+            .map(|m| m.timeout_seconds)
+            .unwrap_or(0);
+        for _ in &plan.before_launch {
+            waits.push(("migration.timeout_seconds", migration));
+        }
+        waits.push((
+            "preprod.launch_timeout_seconds",
+            self.preprod.launch_timeout_seconds,
+        ));
+        waits.push(("health.timeout_seconds", self.health.timeout_seconds));
+        if self.approval.policy == ApprovalPolicy::Required {
+            waits.push(("approval.timeout_seconds", self.approval.timeout_seconds));
+        }
+        if let Some(after) = &plan.after_approval {
+            if after.migrate {
+                waits.push(("migration.timeout_seconds", migration));
+            }
+            if after.repoint {
+                waits.push((
+                    "preprod.launch_timeout_seconds",
+                    self.preprod.launch_timeout_seconds,
+                ));
+            }
+            waits.push(("health.timeout_seconds", self.health.timeout_seconds));
+        }
+        if let Traffic::Listener {
+            shift: Some(shift), ..
+        } = &self.traffic
+        {
+            let (step, interval) = match shift {
+                Shift::Canary {
+                    interval_seconds, ..
+                } => (100, *interval_seconds),
+                Shift::Linear {
+                    step_percent,
+                    interval_seconds,
+                } => (u64::from((*step_percent).max(1)), *interval_seconds),
+            };
+            waits.push((
+                "traffic.shift.interval_seconds",
+                interval * 100u64.div_ceil(step),
+            ));
+        }
+        if let Traffic::Dns { ttl_seconds, .. } = &self.traffic {
+            waits.push(("traffic.ttl_seconds", *ttl_seconds));
+        }
+        waits.push(("bake.seconds", self.bake.seconds));
+        if self
+            .migration
+            .as_ref()
+            .is_some_and(|m| m.rollback_command.is_some())
+        {
+            waits.push(("migration.timeout_seconds", migration));
+        }
+        waits
     }
 
     fn traffic_problems(&self, p: &mut Problems) {
@@ -830,6 +924,32 @@ mod tests {
         assert_eq!(ServiceConfig::from_json(&config.to_json()).unwrap(), config);
         assert!(config.matches_tag("v1.2.3") && config.matches_tag("release-7"));
         assert!(!config.matches_tag("latest"));
+    }
+
+    #[test]
+    fn waits_that_cannot_fit_in_one_execution_are_refused_naming_each_field_and_the_sum() {
+        let mut config = example();
+        assert!(config.validate().is_ok());
+        config.approval.timeout_seconds = MAX_TIMEOUT_SECONDS;
+        config.bake.seconds = MAX_TIMEOUT_SECONDS;
+        let problems = config.problems();
+        let timeouts = problems
+            .iter()
+            .find(|p| p.starts_with("timeouts"))
+            .unwrap_or_else(|| panic!("{problems:?}"));
+        assert!(
+            timeouts.contains("approval.timeout_seconds 86400"),
+            "{timeouts}"
+        );
+        assert!(timeouts.contains("bake.seconds 86400"), "{timeouts}");
+        let total: u64 = config.execution_waits().iter().map(|(_, s)| s).sum();
+        assert!(
+            timeouts.contains(&(total + EXECUTION_OVERHEAD_SECONDS).to_string()),
+            "{timeouts}"
+        );
+        // Each alone is fine; it is the sum that does not fit.
+        config.bake.seconds = 60;
+        assert!(config.validate().is_ok(), "{:?}", config.problems());
     }
 
     #[test]
