@@ -133,6 +133,43 @@ fn spawn_person(ctx: Context, person: Person) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// An AWS error answer with `code`.
+fn aws_error(code: &str) -> ErrorMetadata {
+    ErrorMetadata::builder()
+        .code(code)
+        .message(format!("{code} from the test"))
+        .build()
+}
+
+impl Local {
+    /// [`Local::deploy`] with an ECS client whose calls reach moto except those `rule`
+    /// answers (no SDK retries: the definition's `Retry` and `Catch` are what is under test).
+    async fn deploy_with_ecs(&self, rule: &aws_smithy_mocks::Rule) -> Vec<(String, Finished)> {
+        let mut ctx = self.ctx();
+        ctx.ecs = ecs_with(&self.world, rule);
+        self.run(
+            ctx,
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await
+    }
+}
+
+fn ecs_with(world: &World, rule: &aws_smithy_mocks::Rule) -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(rule)
+                    .allow_passthrough(),
+            )
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    )
+}
+
 fn push(tag: &str, id: &str, time: &str) -> serde_json::Value {
     push_event(tag, 'c', id, time)
 }
@@ -341,33 +378,8 @@ async fn a_throttled_call_is_retried_by_the_definition_and_the_deployment_succee
     let counter = calls.clone();
     let throttle = mock!(aws_sdk_ecs::Client::describe_services)
         .match_requests(move |_| counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0)
-        .then_error(|| {
-            DescribeServicesError::generic(
-                ErrorMetadata::builder()
-                    .code("ThrottlingException")
-                    .message("slow down")
-                    .build(),
-            )
-        });
-    let mut ctx = local.ctx();
-    ctx.ecs = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&local.world.sdk)
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&throttle)
-                    .allow_passthrough(),
-            )
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
-    let results = local
-        .run(
-            ctx,
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+        .then_error(|| DescribeServicesError::generic(aws_error("ThrottlingException")));
+    let results = local.deploy_with_ecs(&throttle).await;
     let finished = only(&results);
     assert!(
         matches!(finished.outcome, Outcome::Succeeded(_)),
@@ -389,32 +401,11 @@ async fn an_abort_that_fails_for_good_ends_needing_attention_with_the_lock_kept_
     let denied = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(|r| r.desired_count() == Some(0))
         .then_error(|| {
-            aws_sdk_ecs::operation::update_service::UpdateServiceError::generic(
-                ErrorMetadata::builder()
-                    .code("AccessDeniedException")
-                    .message("not allowed")
-                    .build(),
-            )
+            aws_sdk_ecs::operation::update_service::UpdateServiceError::generic(aws_error(
+                "AccessDeniedException",
+            ))
         });
-    let mut ctx = local.ctx();
-    ctx.ecs = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&local.world.sdk)
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&denied)
-                    .allow_passthrough(),
-            )
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
-    let results = local
-        .run(
-            ctx,
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
+    let results = local.deploy_with_ecs(&denied).await;
     let (id, finished) = &results[0];
     assert_eq!(error_of(finished), "NeedsAttention");
     let states = finished.states_entered();

@@ -29,26 +29,12 @@ impl<'a> ConfigStore<'a> {
     /// whole load with every problem listed, naming the parameter: a broken config must be
     /// fixed, not silently skipped.
     pub async fn load_all(&self) -> StepResult<Vec<ServiceConfig>> {
-        let mut pages = self
-            .ctx
-            .ssm
-            .get_parameters_by_path()
-            .path(self.ctx.settings.config_prefix.trim_end_matches('/'))
-            .recursive(false)
-            .with_decryption(true)
-            .into_paginator()
-            .send();
         let mut configs = Vec::new();
         let mut problems = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StepError::from_sdk("ssm:GetParametersByPath", e))?;
-            for parameter in page.parameters.unwrap_or_default() {
-                let name = parameter.name.unwrap_or_default();
-                match parse(&name, parameter.value.as_deref().unwrap_or("")) {
-                    Ok(config) => configs.push(config),
-                    Err(StepError::ConfigInvalid(p)) => problems.extend(p),
-                    Err(other) => return Err(other),
-                }
+        for stored in self.load_each().await? {
+            match stored {
+                Ok(config) => configs.push(config),
+                Err(invalid) => problems.extend(invalid.problems),
             }
         }
         if !problems.is_empty() {

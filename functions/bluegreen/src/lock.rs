@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
@@ -129,27 +130,22 @@ impl<'a> Locks<'a> {
     /// Functions retries).
     pub async fn acquire(&self, service: &str, order: &PushOrder) -> StepResult<Acquire> {
         let id = order.deployment_id();
-        let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .update_expression(
+        let written = self
+            .update_if(
+                service,
                 "SET deployment_id = :id, started_order = :o, execution_arn = :arn, \
                  acquired_at = if_not_exists(acquired_at, :now)",
-            )
-            .condition_expression(
                 "deployment_id = :id OR (attribute_not_exists(deployment_id) AND \
                  (attribute_not_exists(started_order) OR started_order < :o))",
+                [
+                    (":id", s(id)),
+                    (":o", order.value()),
+                    (":arn", self.execution_arn(id)),
+                    (":now", s(&self.ctx.now().to_rfc3339())),
+                ],
             )
-            .expression_attribute_values(":id", s(id))
-            .expression_attribute_values(":o", order.value())
-            .expression_attribute_values(":arn", self.execution_arn(id))
-            .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339()))
-            .send()
-            .await;
-        match conditional("dynamodb:UpdateItem", result)? {
+            .await?;
+        match written {
             Conditional::Written(_) => Ok(Acquire::Held),
             Conditional::ConditionFailed => match self.read(service).await? {
                 Some(lock) if lock.holder == id => Ok(Acquire::Held),
@@ -174,25 +170,55 @@ impl<'a> Locks<'a> {
         holder: &str,
         lease_until: DateTime<Utc>,
     ) -> StepResult<Acquire> {
-        let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .update_expression("SET deployment_id = :id, lease_until = :lease, acquired_at = :now")
-            .condition_expression("attribute_not_exists(deployment_id)")
-            .expression_attribute_values(":id", s(holder))
-            .expression_attribute_values(":lease", s(&lease_until.to_rfc3339()))
-            .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339()))
-            .send()
-            .await;
-        match conditional("dynamodb:UpdateItem", result)? {
+        let written = self
+            .update_if(
+                service,
+                "SET deployment_id = :id, lease_until = :lease, acquired_at = :now",
+                "attribute_not_exists(deployment_id)",
+                [
+                    (":id", s(holder)),
+                    (":lease", s(&lease_until.to_rfc3339())),
+                    (":now", s(&self.ctx.now().to_rfc3339())),
+                ],
+            )
+            .await?;
+        match written {
             Conditional::Written(_) => Ok(Acquire::Held),
             Conditional::ConditionFailed => Ok(Acquire::HeldBy(
                 self.holder(service).await?.unwrap_or_default(),
             )),
         }
+    }
+
+    /// One conditional write to `service`'s lock item; the item as it was before is returned
+    /// with a successful write (enqueue reports whom it superseded from it).
+    async fn update_if<const N: usize>(
+        &self,
+        service: &str,
+        update: &str,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> StepResult<Conditional<HashMap<String, AttributeValue>>> {
+        let mut request = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(service)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        Ok(
+            match conditional("dynamodb:UpdateItem", request.send().await)? {
+                Conditional::Written(out) => {
+                    Conditional::Written(out.attributes.unwrap_or_default())
+                }
+                Conditional::ConditionFailed => Conditional::ConditionFailed,
+            },
+        )
     }
 
     /// Who holds the lock, if anyone.
@@ -268,30 +294,21 @@ impl<'a> Locks<'a> {
     /// the running one is itself superseded. Queueing the same deployment twice changes nothing.
     pub async fn enqueue(&self, service: &str, order: &PushOrder) -> StepResult<Enqueue> {
         let id = order.deployment_id();
-        let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .update_expression("SET queued_id = :qid, queued_order = :o")
-            .condition_expression(
+        let written = self
+            .update_if(
+                service,
+                "SET queued_id = :qid, queued_order = :o",
                 "attribute_exists(deployment_id) AND deployment_id <> :qid \
                  AND (attribute_not_exists(started_order) OR started_order < :o) \
                  AND (attribute_not_exists(queued_id) OR queued_id = :qid \
                       OR attribute_not_exists(queued_order) OR queued_order < :o)",
+                [(":qid", s(id)), (":o", order.value())],
             )
-            .expression_attribute_values(":qid", s(id))
-            .expression_attribute_values(":o", order.value())
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await;
-        match conditional("dynamodb:UpdateItem", result)? {
-            Conditional::Written(out) => {
-                let superseded = out
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get("queued_id"))
+            .await?;
+        match written {
+            Conditional::Written(previous) => {
+                let superseded = previous
+                    .get("queued_id")
                     .and_then(|v| v.as_s().ok())
                     .filter(|q| q.as_str() != id)
                     .cloned();
@@ -328,22 +345,15 @@ impl<'a> Locks<'a> {
         deployment_id: &str,
         reason: &str,
     ) -> StepResult<bool> {
-        let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .update_expression("SET needs_attention = :reason")
-            .condition_expression("deployment_id = :me")
-            .expression_attribute_values(":me", s(deployment_id))
-            .expression_attribute_values(":reason", s(reason))
-            .send()
-            .await;
-        Ok(matches!(
-            conditional("dynamodb:UpdateItem", result)?,
-            Conditional::Written(_)
-        ))
+        let written = self
+            .update_if(
+                service,
+                "SET needs_attention = :reason",
+                "deployment_id = :me",
+                [(":me", s(deployment_id)), (":reason", s(reason))],
+            )
+            .await?;
+        Ok(matches!(written, Conditional::Written(_)))
     }
 
     /// Releases the lock held by `holder`. If a deployment is queued, the lock passes to it
@@ -411,14 +421,32 @@ impl<'a> Locks<'a> {
                 .set_transact_items(Some(items))
                 .send()
                 .await;
-            match result {
+            let cancelled = match result {
                 Ok(_) => return Ok(Released::Released { next: lock.queued }),
-                // A failed condition: someone queued (or the queue changed) between our read
-                // and our write. Read again.
-                Err(e)
-                    if aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&e)
-                        == Some("TransactionCanceledException") => {}
-                Err(e) => return Err(StepError::from_sdk("dynamodb:TransactWriteItems", e)),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        c.cancellation_reasons().to_vec()
+                    }
+                    _ => return Err(StepError::from_sdk("dynamodb:TransactWriteItems", e)),
+                },
+            };
+            // Reasons come in item order: [lock, other item]. A failed condition on the lock
+            // means someone queued (or the queue changed) between our read and our write: read
+            // again. On the other item it will not change by reading again: say which.
+            let failed = |i: usize| {
+                cancelled.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+            };
+            if failed(1) {
+                return Err(StepError::Internal(format!(
+                    "releasing {service}'s lock: the write made with it was refused (its \
+                     record is missing?); nothing was written"
+                )));
+            }
+            if !failed(0) {
+                return Err(StepError::AwsTransient {
+                    operation: "dynamodb:TransactWriteItems",
+                    message: format!("transaction cancelled: {cancelled:?}"),
+                });
             }
         }
         Err(StepError::AwsTransient {

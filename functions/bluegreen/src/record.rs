@@ -541,17 +541,17 @@ impl<'a> Records<'a> {
 
     /// Applies a change to an existing record and bumps `updated_at`.
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
-        let written = change.into_expression(self.ctx.now());
+        let write = self.update_in_transaction(deployment_id, change)?;
         let result = self
             .ctx
             .dynamodb
             .update_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .update_expression(written.expression)
-            .condition_expression("attribute_exists(deployment_id)")
-            .set_expression_attribute_names(Some(written.names))
-            .set_expression_attribute_values(Some(written.values))
+            .table_name(write.table_name)
+            .set_key(Some(write.key))
+            .update_expression(write.update_expression)
+            .set_condition_expression(write.condition_expression)
+            .set_expression_attribute_names(write.expression_attribute_names)
+            .set_expression_attribute_values(write.expression_attribute_values)
             .send()
             .await;
         match conditional("dynamodb:UpdateItem", result)? {
@@ -562,7 +562,7 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// The same write as [`Records::update`], as one item of a DynamoDB transaction (the lock
+    /// The write [`Records::update`] makes, as one item of a DynamoDB transaction (the lock
     /// release that ends a deployment writes its record in the same transaction).
     pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> StepResult<Update> {
         let written = change.into_expression(self.ctx.now());
