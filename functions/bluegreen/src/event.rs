@@ -102,27 +102,59 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
     let Some(tag) = detail.image_tag.filter(|t| !t.is_empty()) else {
         return Ok(Intake::Ignored("digest-only push (no tag to match)".into()));
     };
-    let digest = detail
-        .image_digest
-        .filter(|d| valid_digest(d))
-        .ok_or_else(|| {
-            StepError::EventMalformed("successful push without a sha256 digest".into())
-        })?;
-    let event_id = event
-        .id
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| StepError::EventMalformed("event has no id".into()))?;
-    let account = event
-        .account
-        .filter(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
-        .ok_or_else(|| StepError::EventMalformed("event has no 12-digit account".into()))?;
-    let region = event
-        .region
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| StepError::EventMalformed("event has no region".into()))?;
+    // Every value below ends up in a record, a lock key, a task definition and resource tags:
+    // a value ECR could not have sent is refused here, naming the field, before anything is
+    // matched or touched (rather than failing half-way when ECS refuses it as a tag).
+    let malformed = |field: &str, value: &str, rule: &str| {
+        StepError::EventMalformed(format!("{field} {value:?} is not {rule}"))
+    };
+    if !valid_repository(&detail.repository_name) {
+        return Err(malformed(
+            "detail.repository-name",
+            &detail.repository_name,
+            "an ECR repository name (2-256 characters: lowercase path components of a-z, 0-9 \
+             and single '.', '_' or '-' between them, separated by '/')",
+        ));
+    }
+    if !valid_tag(&tag) {
+        return Err(malformed(
+            "detail.image-tag",
+            &tag,
+            "an image tag (1-128 characters of A-Z, a-z, 0-9, '_', '.', '-', not starting with \
+             '.' or '-')",
+        ));
+    }
+    let digest = detail.image_digest.unwrap_or_default();
+    if !valid_digest(&digest) {
+        return Err(malformed(
+            "detail.image-digest",
+            &digest,
+            "a sha256 digest (\"sha256:\" and 64 lowercase hex digits)",
+        ));
+    }
+    let event_id = event.id.unwrap_or_default();
+    if event_id.is_empty() || event_id.len() > 256 || event_id.chars().any(char::is_control) {
+        return Err(malformed(
+            "id",
+            &event_id,
+            "an EventBridge event id (1-256 characters)",
+        ));
+    }
+    let account = event.account.unwrap_or_default();
+    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+        return Err(malformed("account", &account, "a 12-digit AWS account id"));
+    }
+    let region = event.region.unwrap_or_default();
+    if !valid_region(&region) {
+        return Err(malformed(
+            "region",
+            &region,
+            "an AWS region name (like us-east-1)",
+        ));
+    }
     let time = event
         .time
-        .ok_or_else(|| StepError::EventMalformed("event has no time".into()))?;
+        .ok_or_else(|| StepError::EventMalformed("time: the event has no time".into()))?;
     Ok(Intake::Push(Push {
         event_id,
         time,
@@ -137,7 +169,50 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
 }
 
 fn valid_digest(digest: &str) -> bool {
-    digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// ECR's repository name grammar: `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`,
+/// 2-256 characters.
+fn valid_repository(name: &str) -> bool {
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.split(['.', '_', '-']).all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            })
+    };
+    (2..=256).contains(&name.len()) && name.split('/').all(component)
+}
+
+/// The image tag grammar (Docker's, which ECR enforces): `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn valid_tag(tag: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    tag.len() <= 128
+        && tag.chars().all(allowed)
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An AWS region name: lowercase words joined by '-', ending in a number (`us-east-1`,
+/// `us-gov-west-1`, `ap-southeast-3`).
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && region.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1]
+            .parse::<u8>()
+            .is_ok_and(|_| parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit()))
 }
