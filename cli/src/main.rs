@@ -84,6 +84,12 @@ enum Command {
         /// The deployment id.
         deployment_id: String,
     },
+    /// Run the ending of a deployment that needs attention once more, after you fixed what
+    /// stopped it (finish if its bake passed, rollback if traffic moved, else abort).
+    Retry {
+        /// The deployment id.
+        deployment_id: String,
+    },
     /// Validate, upload or read service configs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -118,6 +124,7 @@ async fn main() -> ExitCode {
         Command::Rollback { service } => ops::rollback(out, &service).await,
         Command::Unlock { service } => ops::unlock(out, &service).await,
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
+        Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
         Command::Config(command) => config_cmd::run(out, command).await,
         Command::Validate { configs } => validate(&configs),
         Command::Graph { intake } => {

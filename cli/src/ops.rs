@@ -1,5 +1,5 @@
 //! Operator commands over deployment records and AWS: status, history, approve/reject,
-//! rollback. Identity for decisions and rollbacks is the caller's AWS principal (STS).
+//! rollback, unlock, abort, retry. Identity for decisions and rollbacks is the caller's AWS principal (STS).
 
 use std::process::ExitCode;
 
@@ -215,58 +215,86 @@ pub async fn decide(
     }
 }
 
-/// `bluegreen rollback <service>`.
-pub async fn rollback(out: Output, service: &str) -> ExitCode {
+/// Runs an operator action as the caller's AWS identity and shows its answer.
+async fn as_operator<T, Fut>(
+    out: Output,
+    action: impl FnOnce(Context, String) -> Fut,
+    text: impl FnOnce(&T),
+) -> ExitCode
+where
+    T: Serialize,
+    Fut: std::future::Future<Output = StepResult<T>>,
+{
     let ctx = Context::from_env().await;
     let operator = match who(&ctx).await {
         Ok(arn) => arn,
         Err(e) => return out.error(&e),
     };
-    match operator::manual_rollback(&ctx, service, &operator).await {
-        Ok(done) => out.show(&done, |d| {
+    match action(ctx, operator).await {
+        Ok(done) => out.show(&done, text),
+        Err(e) => out.error(&e),
+    }
+}
+
+/// `bluegreen rollback <service>`.
+pub async fn rollback(out: Output, service: &str) -> ExitCode {
+    as_operator(
+        out,
+        |ctx, operator| async move { operator::manual_rollback(&ctx, service, &operator).await },
+        |d| {
             println!(
                 "rolled back {} ({}): {}",
                 d.service, d.deployment_id, d.detail
             );
             print_next(d.next_deployment.as_deref());
-        }),
-        Err(e) => out.error(&e),
-    }
+        },
+    )
+    .await
 }
 
 /// `bluegreen unlock <service>`.
 pub async fn unlock(out: Output, service: &str) -> ExitCode {
-    let ctx = Context::from_env().await;
-    let operator = match who(&ctx).await {
-        Ok(arn) => arn,
-        Err(e) => return out.error(&e),
-    };
-    match operator::unlock(&ctx, service, &operator).await {
-        Ok(done) => out.show(&done, |d| {
+    as_operator(
+        out,
+        |ctx, operator| async move { operator::unlock(&ctx, service, &operator).await },
+        |d| {
             println!(
                 "unlocked {} (held by {}) as {}",
                 d.service, d.released_from, d.operator
             );
             print_next(d.next_deployment.as_deref());
-        }),
-        Err(e) => out.error(&e),
-    }
+        },
+    )
+    .await
 }
 
 /// `bluegreen abort <deployment-id>`.
 pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
-    let ctx = Context::from_env().await;
-    let operator = match who(&ctx).await {
-        Ok(arn) => arn,
-        Err(e) => return out.error(&e),
-    };
-    match operator::abort(&ctx, deployment_id, &operator).await {
-        Ok(done) => out.show(&done, |d| {
+    as_operator(
+        out,
+        |ctx, operator| async move { operator::abort(&ctx, deployment_id, &operator).await },
+        |d| {
             println!("{} is {:?}: {}", d.deployment_id, d.status, d.detail);
             print_next(d.next_deployment.as_deref());
-        }),
-        Err(e) => out.error(&e),
-    }
+        },
+    )
+    .await
+}
+
+/// `bluegreen retry <deployment-id>`.
+pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
+    as_operator(
+        out,
+        |ctx, operator| async move { operator::retry(&ctx, deployment_id, &operator).await },
+        |d| {
+            println!(
+                "re-ran {} of {}: {:?}: {}",
+                d.ending, d.deployment_id, d.status, d.detail
+            );
+            print_next(d.next_deployment.as_deref());
+        },
+    )
+    .await
 }
 
 fn print_next(next: Option<&str>) {

@@ -276,3 +276,124 @@ pub async fn queue_push(world: &World, tag: &str, event_id: &str, time: &str) ->
         other => panic!("not queued: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_hand_over_whose_record_write_is_refused_hands_nothing_over() {
+    let world = World::build().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let queued = queue_push(&world, "v3", "event-2", "2026-11-21T10:05:00Z").await;
+    let records = bluegreen::record::Records::new(&world.ctx);
+    // The ending's record write fails its condition (the record is gone): the lock must not
+    // move without it.
+    let err = Locks::new(&world.ctx)
+        .release_with("shop", &id, |_| {
+            records
+                .update_in_transaction("shop-no-such-deployment", bluegreen::record::Change::new())
+                .map(Some)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Internal", "{err}");
+    let lock = world.lock("shop").await.expect("still held");
+    assert_eq!((lock.holder, lock.queued), (id, Some(queued)));
+}
+
+const OPERATOR: &str = "arn:aws:iam::123456789012:user/oncall";
+
+#[tokio::test]
+async fn an_operator_abort_stops_the_execution_and_leaves_production_as_it_was() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let (blue_td, _, _) = world.service(Slot::Blue).await;
+    let id = deploy_until(&world, Stage::AwaitingApproval).await;
+    world.start_execution(&id).await;
+
+    let done = bluegreen::operator::abort(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Aborted, "{done:?}");
+    assert_eq!(
+        world.execution_status(&id).await.as_deref(),
+        Some("ABORTED")
+    );
+    assert_untouched(&world, &blue_td).await;
+    assert_eq!(world.lock("shop").await, None);
+    let recorded = record(&world, &id).await;
+    assert!(
+        recorded.failure.unwrap().contains(OPERATOR),
+        "the operator is on the record"
+    );
+    // Twice: refused, nothing changes.
+    let again = bluegreen::operator::abort(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(again.name(), "AbortRefused");
+}
+
+#[tokio::test]
+async fn an_operator_abort_after_the_switch_is_refused_and_moves_nothing() {
+    let world = World::build().await;
+    let id = deploy_to_switch(&world).await;
+    let err = bluegreen::operator::abort(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "AbortRefused", "{err}");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_service() {
+    let world = World::build().await;
+    let (blue_td, _, _) = world.service(Slot::Blue).await;
+    let (id, ended) = aborted_with_the_clone_in_use(&world).await;
+    assert_eq!(ended.status, Status::NeedsAttention);
+
+    // Nothing fixed yet: the retry runs the abort again and it needs attention again.
+    let unchanged = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap();
+    assert_eq!(
+        (unchanged.ending, unchanged.status),
+        ("abort", Status::NeedsAttention)
+    );
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+
+    // The person points the live slot back at its own revision (production's database).
+    world.set_task_definition(Slot::Blue, &blue_td).await;
+    let fixed = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap();
+    assert_eq!((fixed.ending, fixed.status), ("abort", Status::Aborted));
+    assert_untouched(&world, &blue_td).await;
+    assert_eq!(world.lock("shop").await, None, "service free again");
+    let recorded = record(&world, &id).await;
+    assert!(
+        recorded
+            .timeline
+            .iter()
+            .any(|e| e.step == "retry" && e.detail.contains(OPERATOR)),
+        "the retry is audited"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_lock() {
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let err = bluegreen::operator::retry(&world.ctx, &running, OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "RetryRefused", "{err}");
+
+    let world = World::build().await;
+    let (id, _) = aborted_with_the_clone_in_use(&world).await;
+    bluegreen::operator::unlock(&world.ctx, "shop", OPERATOR)
+        .await
+        .unwrap();
+    let err = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "RetryRefused", "{err}");
+    assert!(err.to_string().contains("no longer holds"), "{err}");
+}

@@ -132,6 +132,11 @@ pub enum StepError {
     #[error("abort refused: {0}")]
     AbortRefused(String),
 
+    /// `bluegreen retry` is not possible for this deployment (it does not need attention, or
+    /// no longer holds its service's lock).
+    #[error("retry refused: {0}")]
+    RetryRefused(String),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -213,6 +218,7 @@ impl StepError {
             StepError::RollbackRefused(_) => "RollbackRefused",
             StepError::UnlockRefused(_) => "UnlockRefused",
             StepError::AbortRefused(_) => "AbortRefused",
+            StepError::RetryRefused(_) => "RetryRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",

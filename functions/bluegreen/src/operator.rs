@@ -23,8 +23,8 @@ use crate::notify::{self, Notice};
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
-use crate::steps::CaughtError;
 use crate::steps::reconcile;
+use crate::steps::{CaughtError, DeploymentRef, FailureInput, abort, finish, rollback};
 
 const STEP: &str = "manual_rollback";
 
@@ -344,6 +344,123 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
     info!(%deployment_id, %operator, status = ?ended.status, "aborted by an operator");
     Ok(Aborted {
         deployment_id: deployment_id.to_owned(),
+        status: ended.status,
+        detail: ended.detail,
+        operator: operator.to_owned(),
+        next_deployment: next,
+    })
+}
+
+/// How long `bluegreen retry` waits, at most, for a rollback migration the ending runs.
+const RETRY_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3 * 60 * 60);
+
+/// What `bluegreen retry` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retried {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The ending that was run again: `abort`, `rollback` or `finish`.
+    pub ending: &'static str,
+    /// How it ended this time (`needs_attention` again if what stopped it is still there).
+    pub status: Status,
+    /// What was done.
+    pub detail: String,
+    /// Who asked for it.
+    pub operator: String,
+    /// A queued deployment that now holds the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_deployment: Option<String>,
+}
+
+/// Runs the ending of a deployment that needs attention once more, after a person fixed what
+/// stopped it (pointed a slot back at production's database, restored a permission, …): finish
+/// if its bake succeeded, rollback if traffic moved, else abort. The ending decides from AWS
+/// as always, so it ends needing attention again if the cause is still there. Refuses
+/// ([`StepError::RetryRefused`]) unless the deployment needs attention and still holds its
+/// service's lock (after `unlock`, another deployment may be running). Recorded on the
+/// timeline with the operator.
+pub async fn retry(ctx: &Context, deployment_id: &str, operator: &str) -> StepResult<Retried> {
+    let records = Records::new(ctx);
+    let deployment = records.get(deployment_id).await?;
+    if deployment.status != Status::NeedsAttention {
+        return Err(StepError::RetryRefused(format!(
+            "{deployment_id} is {:?}; only a deployment that needs attention is retried",
+            deployment.status
+        )));
+    }
+    let holder = Locks::new(ctx).holder(&deployment.service).await?;
+    if holder.as_deref() != Some(deployment_id) {
+        return Err(StepError::RetryRefused(format!(
+            "{deployment_id} no longer holds the lock of {} (held by {}); its slots may belong \
+             to another deployment now",
+            deployment.service,
+            holder.as_deref().unwrap_or("nobody")
+        )));
+    }
+    let (ending, resume) = if deployment.has_outcome("bake", "succeeded") {
+        ("finish", Status::Baking)
+    } else if deployment.switched_at.is_some() {
+        ("rollback", Status::Baking)
+    } else {
+        ("abort", Status::Preprod)
+    };
+    records
+        .update(
+            deployment_id,
+            Change::new().set("status", &resume).log(
+                "retry",
+                "started",
+                format!("{operator} re-runs {ending}"),
+                ctx.now(),
+            ),
+        )
+        .await?;
+    let input = FailureInput {
+        deployment_id: deployment_id.to_owned(),
+        error: Some(CaughtError {
+            error: "RetriedByOperator".into(),
+            cause: format!("{ending} retried by {operator}"),
+        }),
+    };
+    let started = tokio::time::Instant::now();
+    let ended = loop {
+        let result = match ending {
+            "finish" => {
+                finish::run(
+                    ctx,
+                    &DeploymentRef {
+                        deployment_id: deployment_id.to_owned(),
+                    },
+                )
+                .await
+            }
+            "rollback" => rollback::run(ctx, &input).await,
+            _ => abort::run(ctx, &input).await,
+        };
+        let deployment = records.get(deployment_id).await?;
+        match result {
+            Ok(ended) => match &ended.wait {
+                // An operator command waits in-process, as the state machine would.
+                Some(wait) if started.elapsed() < RETRY_WAIT_LIMIT => {
+                    tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
+                }
+                _ => break ended,
+            },
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                let cause = CaughtError {
+                    error: e.name().into(),
+                    cause: format!("{ending} retried by {operator}: {e}"),
+                };
+                break reconcile::needs_attention(ctx, &deployment, &cause).await?;
+            }
+        }
+    };
+    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
+    info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
+    Ok(Retried {
+        deployment_id: deployment_id.to_owned(),
+        ending,
         status: ended.status,
         detail: ended.detail,
         operator: operator.to_owned(),

@@ -333,7 +333,7 @@ pub async fn ending_failed(ctx: &Context, input: &EndingFailure) -> StepResult<E
     needs_attention(ctx, &deployment, &cause).await
 }
 
-async fn needs_attention(
+pub(crate) async fn needs_attention(
     ctx: &Context,
     deployment: &Deployment,
     cause: &CaughtError,
