@@ -315,3 +315,114 @@ async fn of_the_sample_events_only_the_tagged_pushes_start_deployments() {
         ]
     );
 }
+
+#[tokio::test]
+async fn concurrent_pushes_for_services_sharing_a_repository_leave_one_running_each_and_the_newest_queued()
+ {
+    let world = World::build().await;
+    let services = ["shop", "admin", "search"];
+    for name in &services[1..] {
+        let mut config = world.config();
+        config.name = (*name).into();
+        world.put_config(&config).await;
+    }
+    // 20 pushes of one repository, one a minute apart, all prepared at once (three services
+    // watch it): as many intakes racing for the same three locks as EventBridge may start.
+    let pushes = 20;
+    let mut handles = Vec::new();
+    for i in 0..pushes {
+        let ctx = world.ctx.clone();
+        let event = push_event(
+            &format!("v{i}"),
+            'b',
+            &format!("burst-{i}"),
+            &format!("2026-11-21T10:{i:02}:00Z"),
+        );
+        handles.push(tokio::spawn(async move {
+            prepare::run(&ctx, &event).await.expect("prepare")
+        }));
+    }
+    let mut answers = Vec::new();
+    for handle in handles {
+        match handle.await.unwrap() {
+            Prepared::Deployments { deployments } => answers.extend(deployments),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        answers.len(),
+        pushes * services.len(),
+        "one answer per push and service"
+    );
+    let records = Records::new(&world.ctx);
+    for service in services {
+        let mine: Vec<&Prepared1> = answers.iter().filter(|a| a.service == service).collect();
+        let started: Vec<&&Prepared1> = mine
+            .iter()
+            .filter(|a| a.outcome == PreparedOutcome::Started)
+            .collect();
+        assert_eq!(started.len(), 1, "{service}: exactly one runs: {mine:?}");
+        let lock = Locks::new(&world.ctx).read(service).await.unwrap().unwrap();
+        assert_eq!(lock.holder, started[0].deployment_id, "{service}");
+        // The newest push either runs or waits; every other one is superseded, none lost.
+        let newest = mine
+            .iter()
+            .find(|a| a.deployment_id.contains("T101900"))
+            .expect("newest answered");
+        if lock.holder != newest.deployment_id {
+            assert_eq!(
+                lock.queued.as_deref(),
+                Some(newest.deployment_id.as_str()),
+                "{service}"
+            );
+        }
+        let mut superseded = 0;
+        for answer in &mine {
+            let status = records.get(&answer.deployment_id).await.unwrap().status;
+            match status {
+                Status::Superseded => superseded += 1,
+                Status::Preparing | Status::Queued => {}
+                other => panic!("{service}: {} is {other:?}", answer.deployment_id),
+            }
+        }
+        let waiting = usize::from(lock.queued.is_some());
+        assert_eq!(superseded, pushes - 1 - waiting, "{service}");
+        // When the running one ends, the newest push takes over.
+        bluegreen::steps::abort::run(&world.ctx, &failure(&lock.holder, "HealthCheckFailed"))
+            .await
+            .unwrap();
+        let after = Locks::new(&world.ctx).read(service).await.unwrap();
+        if waiting == 1 {
+            assert_eq!(after.unwrap().holder, newest.deployment_id, "{service}");
+        } else {
+            assert_eq!(after, None, "{service}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_push_whose_prepare_gave_the_lock_back_takes_it_again_when_retried() {
+    // Found by the fault campaign: prepare takes the lock, reading the live slot is throttled,
+    // prepare gives the lock back and Step Functions retries — the retry must not find its
+    // own push "older than the last one" and supersede itself.
+    let world = World::build().await;
+    let locks = Locks::new(&world.ctx);
+    let order = bluegreen::lock::PushOrder::new(world.now(), "shop-retried");
+    assert_eq!(
+        locks.acquire("shop", &order).await.unwrap(),
+        bluegreen::lock::Acquire::Held
+    );
+    locks.release("shop", "shop-retried").await.unwrap();
+    assert_eq!(
+        locks.acquire("shop", &order).await.unwrap(),
+        bluegreen::lock::Acquire::Held
+    );
+    // An older push is still refused.
+    locks.release("shop", "shop-retried").await.unwrap();
+    let older =
+        bluegreen::lock::PushOrder::new(world.now() - chrono::Duration::seconds(1), "shop-older");
+    assert!(matches!(
+        locks.acquire("shop", &older).await.unwrap(),
+        bluegreen::lock::Acquire::Stale { .. }
+    ));
+}

@@ -135,8 +135,10 @@ impl<'a> Locks<'a> {
                 service,
                 "SET deployment_id = :id, started_order = :o, execution_arn = :arn, \
                  acquired_at = if_not_exists(acquired_at, :now)",
+                // `<=`: the same push may take the lock again — its prepare gave it back
+                // after a transient failure and Step Functions retries.
                 "deployment_id = :id OR (attribute_not_exists(deployment_id) AND \
-                 (attribute_not_exists(started_order) OR started_order < :o))",
+                 (attribute_not_exists(started_order) OR started_order <= :o))",
                 [
                     (":id", s(id)),
                     (":o", order.value()),
@@ -151,7 +153,7 @@ impl<'a> Locks<'a> {
                 Some(lock) if lock.holder == id => Ok(Acquire::Held),
                 Some(lock) => Ok(Acquire::HeldBy(lock.holder)),
                 None => match self.started_order(service).await? {
-                    Some(newer) if newer >= *order => Ok(Acquire::Stale {
+                    Some(newer) if newer > *order => Ok(Acquire::Stale {
                         newer: newer.deployment_id().to_owned(),
                     }),
                     // Released between our write and our read: try once more.
