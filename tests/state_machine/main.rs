@@ -4,6 +4,7 @@
 
 mod conformance;
 mod database;
+mod faults;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +73,25 @@ impl Local {
         event: serde_json::Value,
         person: Person,
     ) -> Vec<(String, Finished)> {
-        let decider = spawn_person(ctx.clone(), person);
+        let (intake, results) = self.run_any(ctx, event, person).await;
+        assert!(
+            matches!(intake.outcome, Outcome::Succeeded(_)),
+            "intake: {:?}",
+            intake.outcome
+        );
+        results
+    }
+
+    /// [`Local::run`], whatever the intake's outcome: the intake's result and the deployment
+    /// executions' results. The person decides through the world's own clients, so the
+    /// clients under test are used by the definitions alone.
+    async fn run_any(
+        &self,
+        ctx: Context,
+        event: serde_json::Value,
+        person: Person,
+    ) -> (Finished, Vec<(String, Finished)>) {
+        let decider = spawn_person(self.ctx(), person);
         let tasks = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
         let intake = Runner::new(
             Definition::parse(INTAKE_ASL).unwrap(),
@@ -81,11 +100,6 @@ impl Local {
             Arc::new(self.clock.clone()),
         );
         let finished = intake.run("intake-1", event).await;
-        assert!(
-            matches!(finished.outcome, Outcome::Succeeded(_)),
-            "intake: {:?}",
-            finished.outcome
-        );
         let deployment = Runner::new(
             Definition::parse(DEPLOYMENT_ASL).unwrap(),
             "arn:local:deployment",
@@ -102,7 +116,7 @@ impl Local {
             queue = tasks.take_started();
         }
         decider.abort();
-        results
+        (finished, results)
     }
 }
 

@@ -1,0 +1,395 @@
+//! The fault campaign: the committed definitions run by the local runner with the real steps,
+//! while one AWS call at a time is answered with a fault, and the end state is read back from
+//! AWS.
+//!
+//! A dry run records every AWS call a deployment makes (service, operation, in order). Each
+//! case then repeats the deployment with the 1st or the 2nd call of one operation answered
+//! with `ThrottlingException`, a 503, or `AccessDenied` — always **after the call reached the
+//! emulator**, so a write has taken effect and only its answer is lost: the hardest version of
+//! each fault for a retry. After the run, as the execution's FAILED event would, the reconciler
+//! looks at the service; then the case is **safe** when the deployment is
+//! - `succeeded` with production on the new slot;
+//! - `aborted` with production routing, the live slot and pre-prod as before and no clone;
+//! - `rolled_back` with traffic on the old slot;
+//! - `needs_attention` with the lock held and marked and a notification published;
+//! - or was never created (the intake refused the push) with the lock free,
+//!
+//! and no lock is held by a deployment that has ended otherwise. SNS is recorded but not
+//! faulted: notifications are best effort (in Lambda the SDK's own retries cover transient
+//! SNS errors; here SDK retries are off so the definition's `Retry` is what is tested).
+//!
+//! `scripts/test` runs a representative subset (every eleventh case, so each fault kind and
+//! occurrence comes up); `scripts/faults` runs all
+//! (`BLUEGREEN_FAULTS=all`) and prints one line per case and a closing summary.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_config::retry::RetryConfig;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use bluegreen::record::{Records, Status};
+use bluegreen::steps::reconcile;
+use bluegreen::{Context, Slot};
+
+use super::{Local, Person, push};
+
+/// How a call is answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// `ThrottlingException` (JSON) / `Throttling` (query): retryable.
+    Throttled,
+    /// HTTP 503: transient.
+    Unavailable,
+    /// `AccessDeniedException` / `AccessDenied`: permanent.
+    Denied,
+}
+
+const FAULTS: [Fault; 3] = [Fault::Throttled, Fault::Unavailable, Fault::Denied];
+
+/// One case: the `occurrence`-th call of `operation` on `service` gets `fault`.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    service: String,
+    operation: String,
+    occurrence: usize,
+    fault: Fault,
+}
+
+/// What the interceptor does and saw.
+#[derive(Debug, Default)]
+struct Plan {
+    target: Option<Target>,
+    calls: Mutex<Vec<(String, String)>>,
+    fired: AtomicBool,
+}
+
+/// Marks the one call that gets the fault.
+#[derive(Debug, Clone)]
+struct Inject(Fault);
+
+impl Storable for Inject {
+    type Storer = StoreReplace<Self>;
+}
+
+#[derive(Debug, Clone)]
+struct FaultInterceptor(Arc<Plan>);
+
+impl Intercept for FaultInterceptor {
+    fn name(&self) -> &'static str {
+        "bluegreen-fault-campaign"
+    }
+
+    // Not `read_before_execution`: for a client's own interceptors that runs before the
+    // operation's configuration (its `Metadata`) is in the bag.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(meta) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let call = (meta.service().to_owned(), meta.name().to_owned());
+        let mut calls = self.0.calls.lock().unwrap();
+        calls.push(call.clone());
+        let occurrence = calls.iter().filter(|c| **c == call).count();
+        if let Some(t) = &self.0.target
+            && (t.service.as_str(), t.operation.as_str(), t.occurrence)
+                == (call.0.as_str(), call.1.as_str(), occurrence)
+        {
+            cfg.interceptor_state().store_put(Inject(t.fault));
+            self.0.fired.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Inject(fault)) = cfg.load::<Inject>().cloned() {
+            let service = cfg
+                .load::<Metadata>()
+                .map(|m| m.service().to_owned())
+                .unwrap_or_default();
+            *context.response_mut() = error_response(&service, fault);
+        }
+        Ok(())
+    }
+}
+
+/// The error answer `service` would give, in its protocol.
+fn error_response(
+    service: &str,
+    fault: Fault,
+) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    let json = matches!(service, "ECS" | "DynamoDB" | "SSM" | "SFN");
+    let (status, code) = match (fault, json) {
+        (Fault::Throttled, true) => (400, "ThrottlingException"),
+        (Fault::Throttled, false) => (400, "Throttling"),
+        (Fault::Unavailable, _) => (503, "ServiceUnavailable"),
+        (Fault::Denied, true) => (400, "AccessDeniedException"),
+        (Fault::Denied, false) => (403, "AccessDenied"),
+    };
+    let (content_type, body) = if json {
+        (
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"injected by the fault campaign"}}"#),
+        )
+    } else {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>injected by the fault campaign</Message></Error>\
+                 <RequestId>fault</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    let mut response = aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+        SdkBody::from(body),
+    );
+    response.headers_mut().insert("content-type", content_type);
+    response
+}
+
+/// `ctx` with every AWS client going through `interceptor`, SDK retries off.
+fn faulty(
+    mut ctx: Context,
+    sdk: &aws_config::SdkConfig,
+    interceptor: &FaultInterceptor,
+) -> Context {
+    macro_rules! client {
+        ($field:ident, $krate:ident) => {
+            ctx.$field = $krate::Client::from_conf(
+                $krate::config::Builder::from(sdk)
+                    .interceptor(interceptor.clone())
+                    .retry_config(RetryConfig::disabled())
+                    .build(),
+            );
+        };
+    }
+    client!(ecs, aws_sdk_ecs);
+    client!(elb, aws_sdk_elasticloadbalancingv2);
+    client!(route53, aws_sdk_route53);
+    client!(dynamodb, aws_sdk_dynamodb);
+    client!(ssm, aws_sdk_ssm);
+    client!(rds, aws_sdk_rds);
+    client!(sns, aws_sdk_sns);
+    ctx
+}
+
+/// Which world a case runs in.
+#[derive(Debug, Clone, Copy)]
+enum Flavour {
+    /// Shared database, listener mode (the default world).
+    Shared,
+    /// Isolated database cloned from an RDS instance.
+    Isolated,
+}
+
+async fn world(flavour: Flavour) -> Local {
+    let mut local = Local::new().await;
+    local.world.ctx.settings.topic_arn = Some(local.world.topic_arn.clone());
+    if let Flavour::Isolated = flavour {
+        local.world.use_isolated_db().await;
+    }
+    local
+}
+
+/// Runs one deployment with `target` (or none: the dry run); returns what the interceptor saw.
+async fn deploy(local: &Local, target: Option<Target>) -> Arc<Plan> {
+    let plan = Arc::new(Plan {
+        target,
+        ..Plan::default()
+    });
+    let ctx = faulty(
+        local.ctx(),
+        &local.world.sdk,
+        &FaultInterceptor(plan.clone()),
+    );
+    local
+        .run_any(
+            ctx,
+            push("v2", "e-1", "2026-11-21T10:00:00Z"),
+            Person::Approves,
+        )
+        .await;
+    plan
+}
+
+/// The cases for `flavour`: the 1st and 2nd call of every operation the dry run made, with
+/// every fault (SNS excluded, see the module doc).
+async fn cases(flavour: Flavour) -> Vec<Target> {
+    let local = world(flavour).await;
+    let plan = deploy(&local, None).await;
+    let calls = plan.calls.lock().unwrap().clone();
+    let mut operations: Vec<(String, String, usize)> = Vec::new();
+    for call in &calls {
+        match operations
+            .iter_mut()
+            .find(|(s, o, _)| (s, o) == (&call.0, &call.1))
+        {
+            Some(op) => op.2 += 1,
+            None => operations.push((call.0.clone(), call.1.clone(), 1)),
+        }
+    }
+    let mut cases = Vec::new();
+    for (service, operation, count) in operations {
+        if service == "SNS" {
+            continue;
+        }
+        for occurrence in 1..=count.min(2) {
+            for fault in FAULTS {
+                cases.push(Target {
+                    service: service.clone(),
+                    operation: operation.clone(),
+                    occurrence,
+                    fault,
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// Reads the end state from AWS; `Ok(outcome)` when safe, `Err(why)` when not.
+async fn verdict(local: &Local) -> Result<String, String> {
+    let world = &local.world;
+    let id =
+        bluegreen::naming::deployment_id("shop", "e-1", "2026-11-21T10:00:00Z".parse().unwrap());
+    let mut deployment = match Records::new(&world.ctx).get(&id).await {
+        Ok(d) => d,
+        Err(bluegreen::StepError::DeploymentNotFound(_)) => {
+            return match world.lock("shop").await {
+                None => Ok("refused at intake, nothing held".into()),
+                Some(lock) => Err(format!("no deployment, but the lock is held: {lock:?}")),
+            };
+        }
+        Err(e) => return Err(format!("record unreadable: {e}")),
+    };
+    if !deployment.status.is_terminal() {
+        // As the execution's FAILED event would: the reconciler decides.
+        reconcile::service(&world.ctx, "shop")
+            .await
+            .map_err(|e| format!("reconciler failed: {e}"))?;
+        deployment = Records::new(&world.ctx).get(&id).await.unwrap();
+    }
+    let production = world.production().await;
+    let lock = world.lock("shop").await;
+    let green = world.service(Slot::Green).await.1;
+    let clones: Vec<String> = world
+        .db_instances()
+        .await
+        .into_iter()
+        .filter(|i| i != "shop-db")
+        .collect();
+    let status = deployment.status;
+    let fail = |why: &str| {
+        Err(format!(
+            "{status:?}: {why} (production {production:?}, green {green}, lock {lock:?}, clones {clones:?})"
+        ))
+    };
+    if status != Status::NeedsAttention && lock.as_ref().is_some_and(|l| l.holder == id) {
+        return fail("ended but still holds the lock");
+    }
+    match status {
+        Status::Succeeded if production.live().ok() != Some(Slot::Green) => fail("not on green"),
+        Status::Aborted if (production.blue, production.green) != (1, 0) => {
+            fail("production routing changed")
+        }
+        Status::Aborted if green != 0 => fail("pre-prod still running"),
+        Status::Aborted | Status::Succeeded | Status::RolledBack if !clones.is_empty() => {
+            fail("a clone is left")
+        }
+        Status::RolledBack if production.live().ok() != Some(Slot::Blue) => {
+            fail("not back on blue")
+        }
+        Status::NeedsAttention => {
+            let marked = lock
+                .as_ref()
+                .is_some_and(|l| l.holder == id && l.needs_attention.is_some());
+            let told = world
+                .published_subjects()
+                .await
+                .iter()
+                .any(|s| s.contains("needs"));
+            match (marked, told) {
+                (true, true) => Ok("needs_attention".into()),
+                (false, _) => fail("lock not held and marked"),
+                (_, false) => fail("nobody was told"),
+            }
+        }
+        Status::Succeeded | Status::Aborted | Status::RolledBack => {
+            Ok(format!("{status:?}").to_lowercase())
+        }
+        _ => fail("not ended after the reconciler"),
+    }
+}
+
+/// Runs every case of `flavour` whose index `keep` selects; prints a line per case and the
+/// flavour's summary; fails if any case is unsafe.
+async fn campaign(flavour: Flavour) {
+    let all = std::env::var("BLUEGREEN_FAULTS").as_deref() == Ok("all");
+    let cases = cases(flavour).await;
+    assert!(
+        cases.len() > 20,
+        "the dry run saw too few calls: {}",
+        cases.len()
+    );
+    let (mut ran, mut safe, mut unreached, mut unsafe_cases) = (0, 0, 0, Vec::new());
+    for (i, target) in cases.into_iter().enumerate() {
+        if !all && i % 11 != 0 {
+            continue;
+        }
+        let local = world(flavour).await;
+        let plan = deploy(&local, Some(target.clone())).await;
+        let name = format!(
+            "{flavour:?} {}:{}#{} {:?}",
+            target.service, target.operation, target.occurrence, target.fault
+        );
+        if !plan.fired.load(Ordering::SeqCst) {
+            unreached += 1;
+            println!("fault {name} -> not reached (the run made fewer calls)");
+            continue;
+        }
+        ran += 1;
+        match verdict(&local).await {
+            Ok(outcome) => {
+                safe += 1;
+                println!("fault {name} -> {outcome}: safe");
+            }
+            Err(why) => {
+                println!("fault {name} -> UNSAFE: {why}");
+                unsafe_cases.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    println!(
+        "faults: {ran} cases, {safe} safe, {} unsafe ({flavour:?}; {unreached} not reached)",
+        unsafe_cases.len()
+    );
+    assert!(unsafe_cases.is_empty(), "unsafe: {unsafe_cases:#?}");
+}
+
+#[tokio::test]
+async fn fault_campaign_shared_database() {
+    campaign(Flavour::Shared).await;
+}
+
+#[tokio::test]
+async fn fault_campaign_isolated_database() {
+    campaign(Flavour::Isolated).await;
+}
