@@ -181,3 +181,51 @@ fn every_lambda_crate_is_a_function_with_its_own_log_group_and_role() {
         .collect();
     assert_eq!(binaries, crates);
 }
+
+#[test]
+fn the_only_alarm_watches_the_metric_needs_attention_endings_emit() {
+    let template = template();
+    let alarms: Vec<(&String, &Value)> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let properties = &alarms[0].1["Properties"];
+    // The namespace and name the code writes (metrics.rs); not AWS/States ExecutionsFailed,
+    // which counts every ordinary abort.
+    assert_eq!(properties["Namespace"], bluegreen::metrics::NAMESPACE);
+    assert_eq!(
+        properties["MetricName"],
+        bluegreen::metrics::NEEDS_ATTENTION
+    );
+    let line = bluegreen::metrics::needs_attention_line("shop", "shop-1", chrono::Utc::now());
+    let doc: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        properties["Namespace"]
+    );
+}
+
+#[test]
+fn the_reconciler_hears_every_way_a_deployment_execution_can_end_badly() {
+    let template = template();
+    let events = &resource(&template, "ReconcileFunction")["Properties"]["Events"];
+    let pattern = &events["ExecutionEnded"]["Properties"]["Pattern"];
+    assert_eq!(pattern["source"][0], "aws.states");
+    let statuses: BTreeSet<&str> = pattern["detail"]["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(statuses, BTreeSet::from(["FAILED", "TIMED_OUT", "ABORTED"]));
+    assert_eq!(events["Sweep"]["Type"], "ScheduleV2");
+    // The machine's ARN the functions are given is the machine the rule listens to.
+    let environment = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        environment["BLUEGREEN_DEPLOYMENT_MACHINE_ARN"],
+        pattern["detail"]["stateMachineArn"][0]
+    );
+}

@@ -18,6 +18,11 @@
 //! faulted: notifications are best effort (in Lambda the SDK's own retries cover transient
 //! SNS errors; here SDK retries are off so the definition's `Retry` is what is tested).
 //!
+//! A second family breaks each Task state the dry run entered, the first time it runs and
+//! after its work took effect: the function **crashes** (`Lambda.Unknown`: the state's Catch
+//! decides), or the execution is **stopped** by hand while the task runs (nothing of the
+//! definition runs after it; the reconciler decides, as after a stop, a failure or a timeout).
+//!
 //! `scripts/test` runs a representative subset (every eleventh case, so each fault kind and
 //! occurrence comes up); `scripts/faults` runs all
 //! (`BLUEGREEN_FAULTS=all`) and prints one line per case and a closing summary.
@@ -38,6 +43,11 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use bluegreen::record::{Records, Status};
 use bluegreen::steps::reconcile;
 use bluegreen::{Context, Slot};
+use bluegreen_statemachine::local::LocalTasks;
+use bluegreen_statemachine::runner::BoxFuture;
+use bluegreen_statemachine::{Failure, TaskCall, TaskHandler};
+use serde_json::Value;
+use tokio::sync::Notify;
 
 use super::{Local, Person, push};
 
@@ -165,6 +175,65 @@ fn error_response(
     response
 }
 
+/// How a Task state is broken, the first time it runs, after its work took effect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Break {
+    /// The function crashed (`Lambda.Unknown`, not retried): the state's Catch decides.
+    Crashed,
+    /// The execution was stopped by hand while the task ran: nothing of the definition runs
+    /// after it, the reconciler decides.
+    Stopped,
+}
+
+/// What the breaking task handler is to do, and saw.
+#[derive(Debug, Default)]
+struct Breaking {
+    target: Option<(String, Break)>,
+    entered: Mutex<Vec<String>>,
+    fired: AtomicBool,
+    stopped: Notify,
+}
+
+/// The local task handler, breaking one state.
+struct Breaker {
+    inner: Arc<LocalTasks>,
+    breaking: Arc<Breaking>,
+}
+
+impl TaskHandler for Breaker {
+    fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>> {
+        Box::pin(async move {
+            let state = call.state.clone();
+            {
+                let mut entered = self.breaking.entered.lock().unwrap();
+                if !entered.contains(&state) {
+                    entered.push(state.clone());
+                }
+            }
+            let target = self
+                .breaking
+                .target
+                .as_ref()
+                .filter(|(s, _)| *s == state)
+                .map(|(_, how)| *how);
+            let answer = self.inner.invoke(call).await;
+            match target {
+                Some(how) if !self.breaking.fired.swap(true, Ordering::SeqCst) => match how {
+                    Break::Crashed => Err(Failure::new(
+                        "Lambda.Unknown",
+                        "the function crashed after its work (injected)".to_owned(),
+                    )),
+                    Break::Stopped => {
+                        self.breaking.stopped.notify_one();
+                        std::future::pending().await
+                    }
+                },
+                _ => answer,
+            }
+        })
+    }
+}
+
 /// `ctx` with every AWS client going through `interceptor`, SDK retries off.
 fn faulty(
     mut ctx: Context,
@@ -209,35 +278,88 @@ async fn world(flavour: Flavour) -> Local {
     local
 }
 
-/// Runs one deployment with `target` (or none: the dry run); returns what the interceptor saw.
-async fn deploy(local: &Local, target: Option<Target>) -> Arc<Plan> {
+/// One case of the campaign.
+#[derive(Debug, Clone, PartialEq)]
+enum Case {
+    /// One AWS call answered with a fault.
+    Call(Target),
+    /// One Task state broken.
+    State(String, Break),
+}
+
+impl Case {
+    fn name(&self) -> String {
+        match self {
+            Case::Call(t) => format!(
+                "{}:{}#{} {:?}",
+                t.service, t.operation, t.occurrence, t.fault
+            ),
+            Case::State(state, how) => format!("state {state} {how:?}"),
+        }
+    }
+}
+
+/// What a run saw and whether its fault fired.
+struct Seen {
+    calls: Vec<(String, String)>,
+    states: Vec<String>,
+    fired: bool,
+}
+
+/// Runs one deployment with `case` (or none: the dry run).
+async fn deploy(local: &Local, case: Option<&Case>) -> Seen {
     let plan = Arc::new(Plan {
-        target,
+        target: match case {
+            Some(Case::Call(t)) => Some(t.clone()),
+            _ => None,
+        },
         ..Plan::default()
+    });
+    let breaking = Arc::new(Breaking {
+        target: match case {
+            Some(Case::State(state, how)) => Some((state.clone(), *how)),
+            _ => None,
+        },
+        ..Breaking::default()
     });
     let ctx = faulty(
         local.ctx(),
         &local.world.sdk,
         &FaultInterceptor(plan.clone()),
     );
-    local
-        .run_any(
-            ctx,
-            push("v2", "e-1", "2026-11-21T10:00:00Z"),
-            Person::Approves,
-        )
-        .await;
-    plan
+    let for_wrap = breaking.clone();
+    let wrap = move |inner: Arc<LocalTasks>| -> Arc<dyn TaskHandler> {
+        Arc::new(Breaker {
+            inner,
+            breaking: for_wrap.clone(),
+        })
+    };
+    let run = local.run_wrapped(
+        ctx,
+        push("v2", "e-1", "2026-11-21T10:00:00Z"),
+        Person::Approves,
+        &wrap,
+    );
+    // A stop drops the running execution where it is.
+    tokio::select! {
+        _ = run => {}
+        _ = breaking.stopped.notified() => {}
+    }
+    Seen {
+        calls: plan.calls.lock().unwrap().clone(),
+        states: breaking.entered.lock().unwrap().clone(),
+        fired: plan.fired.load(Ordering::SeqCst) || breaking.fired.load(Ordering::SeqCst),
+    }
 }
 
 /// The cases for `flavour`: the 1st and 2nd call of every operation the dry run made, with
-/// every fault (SNS excluded, see the module doc).
-async fn cases(flavour: Flavour) -> Vec<Target> {
+/// every fault (SNS excluded, see the module doc); and every Task state it entered, crashed
+/// and stopped.
+async fn cases(flavour: Flavour) -> Vec<Case> {
     let local = world(flavour).await;
-    let plan = deploy(&local, None).await;
-    let calls = plan.calls.lock().unwrap().clone();
+    let seen = deploy(&local, None).await;
     let mut operations: Vec<(String, String, usize)> = Vec::new();
-    for call in &calls {
+    for call in &seen.calls {
         match operations
             .iter_mut()
             .find(|(s, o, _)| (s, o) == (&call.0, &call.1))
@@ -253,13 +375,18 @@ async fn cases(flavour: Flavour) -> Vec<Target> {
         }
         for occurrence in 1..=count.min(2) {
             for fault in FAULTS {
-                cases.push(Target {
+                cases.push(Case::Call(Target {
                     service: service.clone(),
                     operation: operation.clone(),
                     occurrence,
                     fault,
-                });
+                }));
             }
+        }
+    }
+    for state in seen.states {
+        for how in [Break::Crashed, Break::Stopped] {
+            cases.push(Case::State(state.clone(), how));
         }
     }
     cases
@@ -333,7 +460,11 @@ async fn verdict(local: &Local) -> Result<String, String> {
             }
         }
         Status::Succeeded | Status::Aborted | Status::RolledBack => {
-            Ok(format!("{status:?}").to_lowercase())
+            Ok(serde_json::to_value(status)
+                .unwrap()
+                .as_str()
+                .unwrap_or_default()
+                .to_owned())
         }
         _ => fail("not ended after the reconciler"),
     }
@@ -343,6 +474,8 @@ async fn verdict(local: &Local) -> Result<String, String> {
 /// flavour's summary; fails if any case is unsafe.
 async fn campaign(flavour: Flavour) {
     let all = std::env::var("BLUEGREEN_FAULTS").as_deref() == Ok("all");
+    // Only the cases whose name contains this (for working on one family).
+    let only = std::env::var("BLUEGREEN_FAULTS_ONLY").unwrap_or_default();
     let cases = cases(flavour).await;
     assert!(
         cases.len() > 20,
@@ -350,17 +483,14 @@ async fn campaign(flavour: Flavour) {
         cases.len()
     );
     let (mut ran, mut safe, mut unreached, mut unsafe_cases) = (0, 0, 0, Vec::new());
-    for (i, target) in cases.into_iter().enumerate() {
-        if !all && i % 11 != 0 {
+    for (i, case) in cases.into_iter().enumerate() {
+        if (!all && i % 11 != 0) || !case.name().contains(&only) {
             continue;
         }
         let local = world(flavour).await;
-        let plan = deploy(&local, Some(target.clone())).await;
-        let name = format!(
-            "{flavour:?} {}:{}#{} {:?}",
-            target.service, target.operation, target.occurrence, target.fault
-        );
-        if !plan.fired.load(Ordering::SeqCst) {
+        let seen = deploy(&local, Some(&case)).await;
+        let name = format!("{flavour:?} {}", case.name());
+        if !seen.fired {
             unreached += 1;
             println!("fault {name} -> not reached (the run made fewer calls)");
             continue;

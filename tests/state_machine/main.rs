@@ -91,8 +91,28 @@ impl Local {
         event: serde_json::Value,
         person: Person,
     ) -> (Finished, Vec<(String, Finished)>) {
-        let decider = spawn_person(self.ctx(), person);
-        let tasks = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
+        self.run_wrapped(ctx, event, person, &|tasks| tasks).await
+    }
+
+    /// [`Local::run_any`] with the task handler `wrap` makes of the local one (the fault
+    /// campaign crashes or stops a state with it).
+    async fn run_wrapped(
+        &self,
+        ctx: Context,
+        event: serde_json::Value,
+        person: Person,
+        wrap: &dyn Fn(Arc<LocalTasks>) -> Arc<dyn bluegreen_statemachine::TaskHandler>,
+    ) -> (Finished, Vec<(String, Finished)>) {
+        // Aborted however the run ends, also when the caller drops it mid-way (a stop).
+        struct Decider(tokio::task::JoinHandle<()>);
+        impl Drop for Decider {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _decider = Decider(spawn_person(self.ctx(), person));
+        let local = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
+        let tasks = wrap(local.clone());
         let intake = Runner::new(
             Definition::parse(INTAKE_ASL).unwrap(),
             "arn:local:intake",
@@ -107,15 +127,14 @@ impl Local {
             Arc::new(self.clock.clone()),
         );
         let mut results = Vec::new();
-        let mut queue = tasks.take_started();
+        let mut queue = local.take_started();
         while !queue.is_empty() {
             for start in queue {
                 let finished = deployment.run(&start.name, start.input).await;
                 results.push((start.name, finished));
             }
-            queue = tasks.take_started();
+            queue = local.take_started();
         }
-        decider.abort();
         (finished, results)
     }
 }
