@@ -426,3 +426,39 @@ async fn a_push_whose_prepare_gave_the_lock_back_takes_it_again_when_retried() {
         bluegreen::lock::Acquire::Stale { .. }
     ));
 }
+
+#[tokio::test]
+async fn people_are_told_about_an_invalid_config_once_per_version() {
+    let world = World::build().await.with_topic();
+    let mut bad = serde_json::to_value(world.config()).unwrap();
+    bad["approval"]["approvers"] = serde_json::json!([]);
+    store_raw_config(&world, "shop", &bad).await;
+    for event in ["event-1", "event-2"] {
+        let answer = only_answer(&world, &push_event("v2", 'a', event, &pushed_at(event))).await;
+        assert_eq!(answer.outcome, PreparedOutcome::Failed);
+    }
+    assert_eq!(
+        told_invalid(&world).await,
+        1,
+        "a push storm sends one message"
+    );
+    // A new version, still broken: one more message.
+    bad["approval"]["timeout_seconds"] = 0.into();
+    store_raw_config(&world, "shop", &bad).await;
+    only_answer(
+        &world,
+        &push_event("v2", 'a', "event-3", &pushed_at("event-3")),
+    )
+    .await;
+    assert_eq!(told_invalid(&world).await, 2);
+    assert_eq!(world.lock_holder().await, None);
+}
+
+async fn told_invalid(world: &World) -> usize {
+    world
+        .published_subjects()
+        .await
+        .iter()
+        .filter(|s| s.contains("invalid config"))
+        .count()
+}

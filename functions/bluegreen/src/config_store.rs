@@ -65,9 +65,12 @@ impl<'a> ConfigStore<'a> {
                 let value = parameter.value.unwrap_or_default();
                 configs.push(match parse(&name, &value) {
                     Ok(config) => Ok(config),
-                    Err(StepError::ConfigInvalid(problems)) => {
-                        Err(InvalidConfig::new(&name, &value, problems))
-                    }
+                    Err(StepError::ConfigInvalid(problems)) => Err(InvalidConfig::new(
+                        &name,
+                        parameter.version,
+                        &value,
+                        problems,
+                    )),
                     Err(other) => return Err(other),
                 });
             }
@@ -139,10 +142,12 @@ pub struct InvalidConfig {
     pub repository: Option<String>,
     /// Every problem, prefixed with the parameter name.
     pub problems: Vec<String>,
+    /// The parameter's version: people are told once per version.
+    pub version: i64,
 }
 
 impl InvalidConfig {
-    fn new(parameter: &str, value: &str, problems: Vec<String>) -> Self {
+    fn new(parameter: &str, version: i64, value: &str, problems: Vec<String>) -> Self {
         let raw: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
         InvalidConfig {
             parameter: parameter.to_owned(),
@@ -152,6 +157,7 @@ impl InvalidConfig {
                 .unwrap_or_else(|| parameter.rsplit('/').next().unwrap_or_default().to_owned()),
             repository: raw["source"]["repository"].as_str().map(str::to_owned),
             problems,
+            version,
         }
     }
 

@@ -223,6 +223,25 @@ impl<'a> Locks<'a> {
         )
     }
 
+    /// Records that people were told about version `version` of the service's invalid config;
+    /// `true` the first time for that version (so a push storm sends one message, and a new
+    /// broken version sends another). Does not touch the holding.
+    pub async fn first_report_of_invalid_config(
+        &self,
+        service: &str,
+        version: i64,
+    ) -> StepResult<bool> {
+        let written = self
+            .update_if(
+                service,
+                "SET invalid_config_reported = :v",
+                "attribute_not_exists(invalid_config_reported) OR invalid_config_reported <> :v",
+                [(":v", AttributeValue::N(version.to_string()))],
+            )
+            .await?;
+        Ok(matches!(written, Conditional::Written(_)))
+    }
+
     /// Who holds the lock, if anyone.
     pub async fn holder(&self, service: &str) -> StepResult<Option<String>> {
         Ok(self.read(service).await?.map(|l| l.holder))

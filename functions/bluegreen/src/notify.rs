@@ -32,6 +32,8 @@ pub enum Notice {
     Superseded,
     /// The deployment ended in a state a person must resolve; the lock stays held.
     NeedsAttention,
+    /// A push arrived for a service whose stored config is invalid: nothing was deployed.
+    ConfigInvalid,
 }
 
 impl Notice {
@@ -44,6 +46,7 @@ impl Notice {
             Notice::RolledBack => "rolled_back",
             Notice::Superseded => "superseded",
             Notice::NeedsAttention => "needs_attention",
+            Notice::ConfigInvalid => "config_invalid",
         }
     }
 
@@ -55,6 +58,7 @@ impl Notice {
             Notice::RolledBack => "was rolled back",
             Notice::Superseded => "was superseded",
             Notice::NeedsAttention => "needs attention",
+            Notice::ConfigInvalid => "has an invalid config",
         }
     }
 }
@@ -109,7 +113,7 @@ pub async fn approval_requested(
         let body = format!("{evidence}\n{link}{cli}");
         sent |= publish(
             ctx,
-            deployment,
+            (&deployment.service, &deployment.deployment_id),
             Notice::AwaitingApproval,
             &body,
             Some(approver),
@@ -151,7 +155,39 @@ pub async fn outcome(
         tag = deployment.image.tag,
         words = notice.words(),
     );
-    let sent = publish(ctx, deployment, notice, &body, None).await?;
+    let sent = publish(
+        ctx,
+        (&deployment.service, &deployment.deployment_id),
+        notice,
+        &body,
+        None,
+    )
+    .await?;
+    post_webhook(ctx, &body).await;
+    Ok(sent)
+}
+
+/// Tells people a push for `service` deployed nothing because its stored config is invalid,
+/// listing every problem. Returns `false` when no topic is configured.
+pub async fn config_invalid(
+    ctx: &Context,
+    service: &str,
+    deployment_id: &str,
+    problems: &[String],
+) -> StepResult<bool> {
+    let body = format!(
+        "A push for {service} deployed nothing: its stored config is invalid.\n{}\nFix it with \
+         bluegreen config validate / put; the next push deploys.",
+        problems.join("\n")
+    );
+    let sent = publish(
+        ctx,
+        (service, deployment_id),
+        Notice::ConfigInvalid,
+        &body,
+        None,
+    )
+    .await?;
     post_webhook(ctx, &body).await;
     Ok(sent)
 }
@@ -164,9 +200,10 @@ fn attribute(value: &str) -> StepResult<MessageAttributeValue> {
         .map_err(|e| StepError::EventMalformed(e.to_string()))
 }
 
+/// Publishes about `(service, deployment id)`.
 async fn publish(
     ctx: &Context,
-    deployment: &Deployment,
+    (service, deployment_id): (&str, &str),
     notice: Notice,
     body: &str,
     approver: Option<&str>,
@@ -175,7 +212,7 @@ async fn publish(
         return Ok(false);
     };
     // SNS subjects are limited to 100 characters.
-    let subject: String = format!("bluegreen: {} {}", deployment.service, notice.words())
+    let subject: String = format!("bluegreen: {service} {}", notice.words())
         .chars()
         .take(100)
         .collect();
@@ -185,8 +222,8 @@ async fn publish(
         .topic_arn(topic)
         .subject(subject)
         .message(body)
-        .message_attributes("deployment_id", attribute(&deployment.deployment_id)?)
-        .message_attributes("service", attribute(&deployment.service)?)
+        .message_attributes("deployment_id", attribute(deployment_id)?)
+        .message_attributes("service", attribute(service)?)
         .message_attributes("kind", attribute(notice.kind())?);
     if let Some(approver) = approver {
         request = request.message_attributes("approver", attribute(approver)?);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::{ApprovalPolicy, ServiceConfig};
-use crate::config_store::ConfigStore;
+use crate::config_store::{ConfigStore, InvalidConfig};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::event::{self, Intake, Push};
@@ -142,11 +142,9 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     let mut deployments = Vec::new();
     for bad in invalid {
         warn!(service = %bad.service, error = %bad.error(), "push for an invalid config");
-        deployments.push(Prepared1::failed(
-            naming::deployment_id(&bad.service, &push.event_id, push.time),
-            bad.service.clone(),
-            &bad.error(),
-        ));
+        let id = naming::deployment_id(&bad.service, &push.event_id, push.time);
+        report_invalid_config(ctx, &bad, &id).await?;
+        deployments.push(Prepared1::failed(id, bad.service.clone(), &bad.error()));
     }
     for config in matching {
         let service = config.name.clone();
@@ -165,6 +163,19 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         }
     }
     Ok(Prepared::Deployments { deployments })
+}
+
+/// Tells people once per config version that pushes for its service deploy nothing. A lost
+/// message is logged, not retried (the marker is written first, so a retry cannot repeat it).
+async fn report_invalid_config(ctx: &Context, bad: &InvalidConfig, id: &str) -> StepResult<()> {
+    if Locks::new(ctx)
+        .first_report_of_invalid_config(&bad.service, bad.version)
+        .await?
+        && let Err(e) = notify::config_invalid(ctx, &bad.service, id, &bad.problems).await
+    {
+        warn!(error = %e, "could not publish the invalid-config notice");
+    }
+    Ok(())
 }
 
 /// Releases the lock `id` took if no record of it was written (a record, once written, is
