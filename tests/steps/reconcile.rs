@@ -397,3 +397,21 @@ async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_
     assert_eq!(err.name(), "RetryRefused", "{err}");
     assert!(err.to_string().contains("no longer holds"), "{err}");
 }
+
+#[tokio::test]
+async fn a_prepared_deployment_whose_intake_never_started_it_is_started_not_aborted() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    // The intake prepared it (lock, record) but its StartExecution failed for good.
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let swept = reconcile::run(&world.ctx, &Request::Start(id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(swept[0].action, Action::Started, "{swept:?}");
+    assert_eq!(
+        world.execution_status(&id).await.as_deref(),
+        Some("RUNNING")
+    );
+    assert_eq!(record(&world, &id).await.status, Status::Preparing);
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+}

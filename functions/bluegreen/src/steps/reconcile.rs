@@ -9,7 +9,7 @@
 //! |------------------------------------------|-------------------------------------------------|
 //! | before the switch (preparing … promoting)| abort (pre-prod restored, clones removed)       |
 //! | switching or baking (traffic may move)   | needs attention (a person decides)              |
-//! | queued (handed the lock, never started)  | start its execution                             |
+//! | queued or preparing, never started       | start its execution                             |
 //! | ended, lock not released                 | release / hand over, start the next             |
 //! | needs attention                          | nothing: `bluegreen unlock` once checked        |
 //! | no record (operator hold, lost prepare)  | release once the lease / grace has passed       |
@@ -249,9 +249,13 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
         done.started = start_next(ctx, next).await?;
         return Ok(done);
     }
-    if deployment.status == Status::Queued && execution == Execution::Missing {
+    // Never started: handed the lock from the queue, or prepared by an intake whose
+    // StartExecution failed. Nothing after prepare has run, so it is started, not aborted.
+    if matches!(deployment.status, Status::Queued | Status::Preparing)
+        && execution == Execution::Missing
+    {
         executions::start(ctx, &holder).await?;
-        info!(deployment_id = %holder, "started a queued deployment that held the lock");
+        info!(deployment_id = %holder, "started a deployment that held the lock without an execution");
         let mut done = answer(
             Some(&holder),
             Action::Started,
