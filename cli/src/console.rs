@@ -1,20 +1,20 @@
-//! `bluegreen console`: the approval console served from this machine.
+//! `bluegreen console`: the approval console served on this machine (loopback only).
 //!
-//! Requests from this machine (loopback) act as the operator's AWS identity (STS), like the
-//! CLI; requests from elsewhere (with `--listen 0.0.0.0:…`) must carry a signed link.
+//! Pages are read with your AWS credentials and requests from this machine act as your AWS
+//! identity (STS). Against an emulator on this machine the pages also decide; against AWS they
+//! are read-only and name the CLI command, because decisions are the operator API's alone. See
+//! [`bluegreen_console::local`] for the Host and CSRF checks.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
 use bluegreen::{Context, identity};
-use bluegreen_console::CallerIdentity;
 
 /// Arguments of `bluegreen console`.
 #[derive(clap::Args)]
 pub struct ConsoleArgs {
-    /// Address to listen on.
+    /// Loopback address to listen on (the console never serves other machines: deploy the
+    /// stack's console for them).
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: SocketAddr,
     /// Serve links only: do not act as your AWS identity even for local requests.
@@ -24,6 +24,13 @@ pub struct ConsoleArgs {
 
 /// Serves until interrupted.
 pub async fn serve(args: ConsoleArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() {
+        return crate::fail(&format!(
+            "refusing to listen on {}: the local console serves this machine only \
+             (127.0.0.1 or ::1); others use the stack's console",
+            args.listen
+        ));
+    }
     let ctx = Context::from_env().await;
     let operator = if args.links_only {
         None
@@ -48,21 +55,10 @@ pub async fn serve(args: ConsoleArgs) -> ExitCode {
         Some(arn) => println!("requests from this machine act as {arn}"),
         None => println!("links only"),
     }
-    let app = bluegreen_console::router(ctx).layer(middleware::from_fn(
-        move |mut request: Request, next: Next| {
-            let operator = operator.clone();
-            async move {
-                let local = request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
-                if let (true, Some(arn)) = (local, operator) {
-                    request.extensions_mut().insert(CallerIdentity(arn));
-                }
-                next.run(request).await
-            }
-        },
-    ));
+    if !ctx.on_loopback_emulator() {
+        println!("read-only against AWS: decide with `bluegreen approve` / `bluegreen reject`");
+    }
+    let app = bluegreen_console::local::app(ctx, address, operator);
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

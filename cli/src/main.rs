@@ -5,6 +5,7 @@
 //! at an emulator (that is how `scripts/demo` runs it). Exit status: 0 done, 1 refused or
 //! failed (the message says why), 2 bad usage.
 
+mod api;
 mod config_cmd;
 mod console;
 mod graph;

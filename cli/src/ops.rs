@@ -1,14 +1,18 @@
-//! Operator commands over deployment records and AWS: status, history, approve/reject,
-//! rollback, unlock, abort, retry. Identity for decisions and rollbacks is the caller's AWS principal (STS).
+//! Operator commands: status and history read records and AWS with the caller's credentials;
+//! approve/reject, rollback, unlock, abort and retry go through the operator API ([`api`]),
+//! which acts as the principal AWS verified.
 
 use std::process::ExitCode;
 
 use bluegreen::config_store::ConfigStore;
 use bluegreen::record::{Deployment, Records};
-use bluegreen::steps::approval::{self, Decision, Delivered};
+use bluegreen::steps::approval::{self, Decided, Decision, Delivered};
 use bluegreen::{Context, StepError, StepResult, identity, operator, routing};
+use bluegreen_console::api::ActionRequest;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::api::{self, Failure, Route};
 use crate::output::{Output, table};
 
 /// One service's line of `status`.
@@ -162,86 +166,118 @@ async fn who(ctx: &Context) -> Result<String, StepError> {
     identity::caller_arn(ctx).await
 }
 
-#[derive(Debug, Serialize)]
-struct Decided {
-    deployment_id: String,
-    decision: &'static str,
-    approver: String,
-    delivered: Delivered,
+/// `s` when it can be one segment of an API path (deployment ids and service names are made
+/// of these characters; anything else is refused before a request is signed).
+fn segment(kind: &str, s: &str) -> Result<String, Failure> {
+    let valid = !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s != "."
+        && s != "..";
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(Failure {
+            name: "EventMalformed".into(),
+            message: format!("{s:?} is not a {kind}"),
+        })
+    }
 }
 
-/// `bluegreen approve|reject <deployment-id>`: records the decision once as the caller's IAM
-/// identity (channel `cli`), then sends it to the waiting execution.
+fn step_failure(e: StepError) -> Failure {
+    Failure {
+        name: e.name().into(),
+        message: e.to_string(),
+    }
+}
+
+/// Runs an operator action through the operator API (`path`), or — against an emulator on
+/// this machine — in this process as the caller's AWS identity, and shows its answer.
+async fn as_operator<T, Fut>(
+    out: Output,
+    path: Result<String, Failure>,
+    body: ActionRequest,
+    direct: impl FnOnce(Context, String) -> Fut,
+    text: impl FnOnce(&T),
+) -> ExitCode
+where
+    T: Serialize + DeserializeOwned,
+    Fut: std::future::Future<Output = StepResult<T>>,
+{
+    let done = async {
+        let path = path?;
+        match api::route().await? {
+            Route::Api(client) => client.post::<T>(&path, &body).await,
+            Route::Direct(ctx) => {
+                let caller = who(&ctx).await.map_err(step_failure)?;
+                direct(*ctx, caller).await.map_err(step_failure)
+            }
+        }
+    };
+    match done.await {
+        Ok(done) => out.show(&done, text),
+        Err(f) => out.failure(&f.name, &f.message),
+    }
+}
+
+/// `bluegreen approve|reject <deployment-id>`: the operator API records the decision once as
+/// the caller's IAM identity and sends it to the waiting execution; repeating a decision that
+/// was recorded but not delivered sends it again.
 pub async fn decide(
     out: Output,
     deployment_id: &str,
     approve: bool,
     reason: Option<String>,
 ) -> ExitCode {
-    let ctx = Context::from_env().await;
-    let approver = match who(&ctx).await {
-        Ok(arn) => arn,
-        Err(e) => return out.error(&e),
-    };
-    let decision = Decision {
-        approve,
-        approver: approver.clone(),
-        reason,
-        channel: "cli".into(),
-        link_nonce: None,
-    };
-    match approval::decide_and_send(&ctx, deployment_id, &decision).await {
-        Ok(delivered) => out.show(
-            &Decided {
+    let verb = if approve { "approve" } else { "reject" };
+    let path = segment("deployment id", deployment_id)
+        .map(|id| format!("/api/v1/deployments/{id}/{verb}"));
+    let direct_reason = reason.clone();
+    as_operator(
+        out,
+        path,
+        ActionRequest { reason },
+        |ctx, approver| async move {
+            let decision = Decision {
+                approve,
+                approver: approver.clone(),
+                reason: direct_reason,
+                channel: "cli".into(),
+                link_nonce: None,
+            };
+            let delivered = approval::decide_and_send(&ctx, deployment_id, &decision).await?;
+            Ok(Decided {
                 deployment_id: deployment_id.to_owned(),
-                decision: if approve { "approved" } else { "rejected" },
+                decision: if approve { "approved" } else { "rejected" }.into(),
                 approver,
                 delivered,
-            },
-            |d| {
-                println!(
-                    "{} {} as {}; {}",
-                    d.decision,
-                    d.deployment_id,
-                    d.approver,
-                    match d.delivered {
-                        Delivered::StepFunctions => "Step Functions has been told",
-                        Delivered::LocalRunner => "the local runner picks it up",
-                    }
-                )
-            },
-        ),
-        Err(e) => out.error(&e),
-    }
-}
-
-/// Runs an operator action as the caller's AWS identity and shows its answer.
-async fn as_operator<T, Fut>(
-    out: Output,
-    action: impl FnOnce(Context, String) -> Fut,
-    text: impl FnOnce(&T),
-) -> ExitCode
-where
-    T: Serialize,
-    Fut: std::future::Future<Output = StepResult<T>>,
-{
-    let ctx = Context::from_env().await;
-    let operator = match who(&ctx).await {
-        Ok(arn) => arn,
-        Err(e) => return out.error(&e),
-    };
-    match action(ctx, operator).await {
-        Ok(done) => out.show(&done, text),
-        Err(e) => out.error(&e),
-    }
+            })
+        },
+        |d: &Decided| {
+            println!(
+                "{} {} as {}; {}",
+                d.decision,
+                d.deployment_id,
+                d.approver,
+                match d.delivered {
+                    Delivered::StepFunctions => "Step Functions has been told",
+                    Delivered::LocalRunner => "the local runner picks it up",
+                }
+            )
+        },
+    )
+    .await
 }
 
 /// `bluegreen rollback <service>`.
 pub async fn rollback(out: Output, service: &str) -> ExitCode {
     as_operator(
         out,
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/rollback")),
+        ActionRequest::default(),
         |ctx, operator| async move { operator::manual_rollback(&ctx, service, &operator).await },
-        |d| {
+        |d: &operator::ManualRollback| {
             println!(
                 "rolled back {} ({}): {}",
                 d.service, d.deployment_id, d.detail
@@ -256,8 +292,10 @@ pub async fn rollback(out: Output, service: &str) -> ExitCode {
 pub async fn unlock(out: Output, service: &str) -> ExitCode {
     as_operator(
         out,
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/unlock")),
+        ActionRequest::default(),
         |ctx, operator| async move { operator::unlock(&ctx, service, &operator).await },
-        |d| {
+        |d: &operator::Unlocked| {
             println!(
                 "unlocked {} (held by {}) as {}",
                 d.service, d.released_from, d.operator
@@ -272,8 +310,10 @@ pub async fn unlock(out: Output, service: &str) -> ExitCode {
 pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
     as_operator(
         out,
+        segment("deployment id", deployment_id).map(|id| format!("/api/v1/deployments/{id}/abort")),
+        ActionRequest::default(),
         |ctx, operator| async move { operator::abort(&ctx, deployment_id, &operator).await },
-        |d| {
+        |d: &operator::Aborted| {
             println!("{} is {:?}: {}", d.deployment_id, d.status, d.detail);
             print_next(d.next_deployment.as_deref());
         },
@@ -285,8 +325,12 @@ pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
 pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
     as_operator(
         out,
-        |ctx, operator| async move { operator::retry(&ctx, deployment_id, &operator).await },
-        |d| {
+        segment("deployment id", deployment_id).map(|id| format!("/api/v1/deployments/{id}/retry")),
+        ActionRequest::default(),
+        |ctx, operator| async move {
+            operator::retry(&ctx, deployment_id, &operator, operator::RETRY_WAIT_LIMIT).await
+        },
+        |d: &operator::Retried| {
             println!(
                 "re-ran {} of {}: {:?}: {}",
                 d.ending, d.deployment_id, d.status, d.detail

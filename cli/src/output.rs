@@ -29,15 +29,17 @@ impl Output {
     /// Reports a step error: `{"error": name, "message": …}` on stderr in JSON mode, else
     /// `bluegreen: Name: message`. Always exit status 1.
     pub fn error(self, e: &bluegreen::StepError) -> ExitCode {
+        self.failure(e.name(), &e.to_string())
+    }
+
+    /// Reports a failure by its stable name (a step error's, or the operator API's).
+    pub fn failure(self, name: &str, message: &str) -> ExitCode {
         match self {
             Output::Json => {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"error": e.name(), "message": e.to_string()})
-                );
+                eprintln!("{}", serde_json::json!({"error": name, "message": message}));
                 ExitCode::FAILURE
             }
-            Output::Text => crate::fail(&format!("{}: {e}", e.name())),
+            Output::Text => crate::fail(&format!("{name}: {message}")),
         }
     }
 }

@@ -23,13 +23,12 @@ pub struct RunArgs {
     /// The EventBridge event (an ECR Image Action) to deploy, as a JSON file.
     #[arg(long)]
     event: PathBuf,
-    /// Approve automatically (as --approver) when the deployment awaits approval. Without
-    /// it, approve from another terminal with `bluegreen approve <deployment-id>`.
+    /// Approve automatically, as your AWS identity (STS), whenever a deployment of this run
+    /// awaits approval. Only against an emulator on this machine (`AWS_ENDPOINT_URL` on
+    /// loopback); your identity must be a listed approver. Without it, approve from another
+    /// terminal with `bluegreen approve <deployment-id>`.
     #[arg(long)]
     auto_approve: bool,
-    /// Who approves with --auto-approve (must be a listed approver).
-    #[arg(long, env = "BLUEGREEN_APPROVER", default_value = "local")]
-    approver: String,
     /// How fast waits pass: 1 is real time, 0.01 makes a 60 s wait take 0.6 s.
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
@@ -48,9 +47,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let ctx = Context::from_env()
         .await
         .with_clock(Arc::new(clock.shared_now()));
-    let approver = args
-        .auto_approve
-        .then(|| tokio::spawn(auto_approve(ctx.clone(), args.approver.clone())));
+    let approver = if args.auto_approve {
+        match auto_approver(&ctx).await {
+            Ok(arn) => Some(tokio::spawn(auto_approve(ctx.clone(), arn))),
+            Err(message) => return crate::fail(&message),
+        }
+    } else {
+        None
+    };
     let tasks = Arc::new(LocalTasks::new(ctx.clone(), Arc::new(clock.clone()), 2.0));
     let observer: bluegreen_statemachine::runner::Observer = Arc::new(print_event);
     let runner = |text: &str, id: &str| -> Result<Runner, String> {
@@ -102,8 +106,25 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Approves every deployment of any service that awaits approval, as `approver`.
+/// Who `--auto-approve` approves as: the caller's own identity, and only on an emulator on
+/// this machine — approving without a person is a development convenience, never a way around
+/// the operator API.
+async fn auto_approver(ctx: &Context) -> Result<String, String> {
+    if !ctx.on_loopback_emulator() {
+        return Err(format!(
+            "--auto-approve is refused: it works only against an emulator on this machine              (AWS_ENDPOINT_URL on 127.0.0.1 or localhost), and the endpoint is {}",
+            ctx.endpoint_url.as_deref().unwrap_or("AWS itself")
+        ));
+    }
+    bluegreen::identity::caller_arn(ctx)
+        .await
+        .map_err(|e| format!("--auto-approve needs your identity ({}: {e})", e.name()))
+}
+
+/// Approves every deployment of any service that awaits approval, as `approver`; says once
+/// per deployment why when the approval is refused (e.g. `approver` is not listed).
 async fn auto_approve(ctx: Context, approver: String) {
+    let mut refused = std::collections::BTreeSet::new();
     loop {
         for deployment in Records::new(&ctx)
             .with_status(Status::AwaitingApproval)
@@ -117,14 +138,17 @@ async fn auto_approve(ctx: Context, approver: String) {
                 channel: "cli".into(),
                 link_nonce: None,
             };
-            if approval::decide(&ctx, &deployment.deployment_id, &decision)
-                .await
-                .is_ok()
-            {
-                println!(
+            match approval::decide(&ctx, &deployment.deployment_id, &decision).await {
+                Ok(_) => println!(
                     "         approved {} as {approver} (--auto-approve)",
                     deployment.deployment_id
-                );
+                ),
+                Err(e) if refused.insert(deployment.deployment_id.clone()) => println!(
+                    "         --auto-approve could not approve {}: {}: {e}",
+                    deployment.deployment_id,
+                    e.name()
+                ),
+                Err(_) => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

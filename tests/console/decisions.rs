@@ -2,118 +2,27 @@
 //! execution: moto's own interpreter runs a `waitForTaskToken` task and must see the
 //! `SendTaskSuccess`/`SendTaskFailure` the console sends.
 
-use std::time::Duration;
-
-use bluegreen_tests::stepfunctions::{
-    interpret_state_machines, scheduled_task_token, start_execution,
-};
+use bluegreen_tests::stepfunctions::Waiting;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::*;
-
-/// A state machine whose one task waits for the approval token, like the deployment
-/// definition's `Approval` state.
-const WAITING: &str = r#"{
-  "StartAt": "Approval",
-  "States": {
-    "Approval": {
-      "Type": "Task",
-      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-      "Parameters": {
-        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-request-approval",
-        "Payload": {"deployment_id.$": "$.deployment_id", "task_token.$": "$$.Task.Token"}
-      },
-      "ResultPath": "$.approval",
-      "Next": "Switch"
-    },
-    "Switch": {"Type": "Succeed"}
-  }
-}"#;
 
 /// A console, and a deployment awaiting approval whose task token belongs to an execution
 /// waiting in moto's interpreter.
 async fn awaiting_in_moto() -> (bluegreen_tests::World, Served, String, Waiting) {
     let (world, console) = with_console().await;
     let id = deploy_to_health(&world).await;
-    let waiting = waiting_execution(&world, &id).await;
+    let waiting = Waiting::start(&world, &id).await;
     request_with(&world, &id, &waiting.token).await;
     (world, console, id, waiting)
-}
-
-struct Waiting {
-    sfn: aws_sdk_sfn::Client,
-    execution: String,
-    token: String,
-}
-
-/// Starts an execution of [`WAITING`] in moto's interpreter and reads the token it waits with.
-async fn waiting_execution(world: &bluegreen_tests::World, deployment_id: &str) -> Waiting {
-    interpret_state_machines(&world.emulator).await;
-    let (sfn, execution) = start_execution(
-        &world.emulator,
-        "approval-wait",
-        WAITING,
-        deployment_id,
-        &json!({ "deployment_id": deployment_id }),
-    )
-    .await;
-    // Bounded wait for the interpreter to schedule the task.
-    for _ in 0..100 {
-        let history = sfn
-            .get_execution_history()
-            .execution_arn(&execution)
-            .send()
-            .await
-            .expect("history");
-        if let Some(token) = scheduled_task_token(&history) {
-            return Waiting {
-                sfn,
-                execution,
-                token,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("moto never scheduled the waiting task");
-}
-
-/// The execution's final status, error and output, once it has left RUNNING.
-async fn ended(waiting: &Waiting) -> (String, Option<String>, Option<String>, Option<String>) {
-    for _ in 0..100 {
-        let d = waiting
-            .sfn
-            .describe_execution()
-            .execution_arn(&waiting.execution)
-            .send()
-            .await
-            .expect("describe");
-        if d.status.as_str() != "RUNNING" {
-            return (d.status.as_str().to_owned(), d.error, d.cause, d.output);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the execution is still waiting");
-}
-
-async fn running(waiting: &Waiting) -> bool {
-    waiting
-        .sfn
-        .describe_execution()
-        .execution_arn(&waiting.execution)
-        .send()
-        .await
-        .expect("describe")
-        .status
-        .as_str()
-        == "RUNNING"
 }
 
 #[tokio::test]
 async fn an_approval_from_a_link_resumes_the_waiting_execution() {
     let (world, console, id, waiting) = awaiting_in_moto().await;
     assert!(
-        running(&waiting).await,
+        waiting.running().await,
         "nothing may resume it before a decision"
     );
     let token = token_of(&link_for(&world, &id, "alice@example.com").await);
@@ -129,7 +38,7 @@ async fn an_approval_from_a_link_resumes_the_waiting_execution() {
         !page.contains(&waiting.token),
         "the task token is on the page"
     );
-    let (status, _, _, output) = ended(&waiting).await;
+    let (status, _, _, output) = waiting.ended().await;
     assert_eq!(status, "SUCCEEDED");
     let output: Value = serde_json::from_str(&output.unwrap()).unwrap();
     assert_eq!(
@@ -155,7 +64,7 @@ async fn a_rejection_fails_the_waiting_execution_with_approval_rejected() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let (status, error, _, _) = ended(&waiting).await;
+    let (status, error, _, _) = waiting.ended().await;
     assert_eq!(status, "FAILED");
     assert_eq!(error.as_deref(), Some("ApprovalRejected"));
     // moto's interpreter drops the cause of SendTaskFailure (neither DescribeExecution nor
@@ -207,7 +116,7 @@ async fn concurrent_clicks_by_two_approvers_record_and_send_one_decision() {
         .filter(|e| e.outcome == "approved" || e.outcome == "rejected")
         .count();
     assert_eq!(decisions, 1, "{:?}", d.timeline);
-    let (status, _, _, _) = ended(&waiting).await;
+    let (status, _, _, _) = waiting.ended().await;
     let approved = d.approval.unwrap().decision.as_deref() == Some("approved");
     assert_eq!(status, if approved { "SUCCEEDED" } else { "FAILED" });
 }
@@ -216,7 +125,7 @@ async fn concurrent_clicks_by_two_approvers_record_and_send_one_decision() {
 async fn the_cli_identity_decides_through_the_same_record_and_delivery() {
     let world = World::build().await;
     let id = deploy_to_health(&world).await;
-    let waiting = waiting_execution(&world, &id).await;
+    let waiting = Waiting::start(&world, &id).await;
     request_with(&world, &id, &waiting.token).await;
     let me = bluegreen::identity::caller_arn(&world.ctx).await.unwrap();
     assert_eq!(me, bluegreen_tests::MOTO_CALLER);
@@ -231,7 +140,7 @@ async fn the_cli_identity_decides_through_the_same_record_and_delivery() {
         .await
         .unwrap();
     assert_eq!(delivered, approval::Delivered::StepFunctions);
-    assert_eq!(ended(&waiting).await.0, "SUCCEEDED");
+    assert_eq!(waiting.ended().await.0, "SUCCEEDED");
     let again = approval::decide_and_send(&world.ctx, &id, &decision)
         .await
         .unwrap_err();

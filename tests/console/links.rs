@@ -43,9 +43,11 @@ async fn a_valid_link_shows_the_evidence_and_never_the_task_token() {
         token_of(&link_for(&world, &id, "alice@example.com").await)
     ))
     .await;
+    // A link opens its own deployment only: the list page sends its holder there, without
+    // listing anyone else's deployments.
     assert_eq!(status, StatusCode::OK);
     assert!(
-        list.contains("Awaiting approval") && list.contains("shop"),
+        list.contains(d.image.digest.as_str()) && !list.contains("Recent deployments"),
         "{list}"
     );
 }

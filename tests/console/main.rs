@@ -10,6 +10,7 @@ mod common;
 mod browser;
 mod database;
 mod decisions;
+mod hardening;
 mod links;
 mod notifications;
 mod operator;

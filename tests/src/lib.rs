@@ -3,6 +3,8 @@
 //! listener ([`SmokeApp`]), and a [`Simulator`] that plays ECS while a state machine runs.
 
 mod emulator;
+pub mod function_url;
+pub mod recorder;
 mod simulator;
 mod smoke_app;
 pub mod stepfunctions;

@@ -59,3 +59,97 @@ pub fn scheduled_task_token(
             .map(str::to_owned)
     })
 }
+
+/// A state machine whose one task waits for the approval token, like the deployment
+/// definition's `Approval` state.
+const WAITING: &str = r#"{
+  "StartAt": "Approval",
+  "States": {
+    "Approval": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+      "Parameters": {
+        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-request-approval",
+        "Payload": {"deployment_id.$": "$.deployment_id", "task_token.$": "$$.Task.Token"}
+      },
+      "ResultPath": "$.approval",
+      "Next": "Switch"
+    },
+    "Switch": {"Type": "Succeed"}
+  }
+}"#;
+
+/// An execution in moto's interpreter waiting in an approval task, and the token it waits
+/// with: decisions sent to Step Functions must reach it.
+pub struct Waiting {
+    /// The emulator's Step Functions client.
+    pub sfn: aws_sdk_sfn::Client,
+    /// The execution's ARN.
+    pub execution: String,
+    /// The task token it waits with.
+    pub token: String,
+}
+
+impl Waiting {
+    /// Starts the waiting execution for `deployment_id` and reads its token.
+    pub async fn start(world: &crate::World, deployment_id: &str) -> Self {
+        interpret_state_machines(&world.emulator).await;
+        let (sfn, execution) = start_execution(
+            &world.emulator,
+            "approval-wait",
+            WAITING,
+            deployment_id,
+            &json!({ "deployment_id": deployment_id }),
+        )
+        .await;
+        // Bounded wait for the interpreter to schedule the task.
+        for _ in 0..100 {
+            let history = sfn
+                .get_execution_history()
+                .execution_arn(&execution)
+                .send()
+                .await
+                .expect("history");
+            if let Some(token) = scheduled_task_token(&history) {
+                return Waiting {
+                    sfn,
+                    execution,
+                    token,
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto never scheduled the waiting task");
+    }
+
+    /// The execution's final status, error, cause and output, once it has left RUNNING.
+    pub async fn ended(&self) -> (String, Option<String>, Option<String>, Option<String>) {
+        for _ in 0..100 {
+            let d = self
+                .sfn
+                .describe_execution()
+                .execution_arn(&self.execution)
+                .send()
+                .await
+                .expect("describe");
+            if d.status.as_str() != "RUNNING" {
+                return (d.status.as_str().to_owned(), d.error, d.cause, d.output);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the execution is still waiting");
+    }
+
+    /// Whether it still waits.
+    pub async fn running(&self) -> bool {
+        self.sfn
+            .describe_execution()
+            .execution_arn(&self.execution)
+            .send()
+            .await
+            .expect("describe")
+            .status
+            .as_str()
+            == "RUNNING"
+    }
+}

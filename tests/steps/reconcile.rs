@@ -350,21 +350,34 @@ async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_serv
     assert_eq!(ended.status, Status::NeedsAttention);
 
     // Nothing fixed yet: the retry runs the abort again and it needs attention again.
-    let unchanged = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
-        .await
-        .unwrap();
+    let unchanged = bluegreen::operator::retry(
+        &world.ctx,
+        &id,
+        OPERATOR,
+        bluegreen::operator::RETRY_WAIT_LIMIT,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (unchanged.ending, unchanged.status),
-        ("abort", Status::NeedsAttention)
+        ("abort".to_owned(), Status::NeedsAttention)
     );
     assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
 
     // The person points the live slot back at its own revision (production's database).
     world.set_task_definition(Slot::Blue, &blue_td).await;
-    let fixed = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
-        .await
-        .unwrap();
-    assert_eq!((fixed.ending, fixed.status), ("abort", Status::Aborted));
+    let fixed = bluegreen::operator::retry(
+        &world.ctx,
+        &id,
+        OPERATOR,
+        bluegreen::operator::RETRY_WAIT_LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (fixed.ending, fixed.status),
+        ("abort".to_owned(), Status::Aborted)
+    );
     assert_untouched(&world, &blue_td).await;
     assert_eq!(world.lock("shop").await, None, "service free again");
     let recorded = record(&world, &id).await;
@@ -381,9 +394,14 @@ async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_serv
 async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_lock() {
     let world = World::build().await;
     let running = prepare_push(&world, "v2", "event-1").await;
-    let err = bluegreen::operator::retry(&world.ctx, &running, OPERATOR)
-        .await
-        .unwrap_err();
+    let err = bluegreen::operator::retry(
+        &world.ctx,
+        &running,
+        OPERATOR,
+        bluegreen::operator::RETRY_WAIT_LIMIT,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "RetryRefused", "{err}");
 
     let world = World::build().await;
@@ -391,9 +409,14 @@ async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_
     bluegreen::operator::unlock(&world.ctx, "shop", OPERATOR)
         .await
         .unwrap();
-    let err = bluegreen::operator::retry(&world.ctx, &id, OPERATOR)
-        .await
-        .unwrap_err();
+    let err = bluegreen::operator::retry(
+        &world.ctx,
+        &id,
+        OPERATOR,
+        bluegreen::operator::RETRY_WAIT_LIMIT,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "RetryRefused", "{err}");
     assert!(err.to_string().contains("no longer holds"), "{err}");
 }

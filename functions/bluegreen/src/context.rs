@@ -110,6 +110,9 @@ pub struct Context {
     pub settings: Settings,
     /// The AWS region the clients talk to (console log links).
     pub region: Option<String>,
+    /// The endpoint every client was pointed at (`AWS_ENDPOINT_URL`), if any: set for an
+    /// emulator, absent for AWS.
+    pub endpoint_url: Option<String>,
     clock: Clock,
     signing_key: Arc<tokio::sync::OnceCell<Option<crate::links::SigningKey>>>,
 }
@@ -135,6 +138,7 @@ impl Context {
                 .expect("the HTTP client builds with static settings"),
             settings,
             region: sdk.region().map(|r| r.to_string()),
+            endpoint_url: sdk.endpoint_url().map(str::to_owned),
             clock: Arc::new(Utc::now),
             signing_key: Arc::default(),
         }
@@ -170,8 +174,63 @@ impl Context {
             .cloned()
     }
 
+    /// Whether every client talks to an emulator on this machine (`AWS_ENDPOINT_URL` names a
+    /// loopback address). Only then may the CLI record decisions itself (`run --auto-approve`,
+    /// the local console): against AWS, decisions are the operator API's alone.
+    pub fn on_loopback_emulator(&self) -> bool {
+        self.endpoint_url.as_deref().is_some_and(is_loopback_url)
+    }
+
     /// The current time according to the context's clock.
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+}
+
+/// Whether `url` (`scheme://host[:port]/…`) names this machine: `localhost`, `127.0.0.0/8` or
+/// `[::1]`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Userinfo (`user@host`) would let `http://127.0.0.1@evil.example` pass a prefix check.
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "http://127.3.2.1",
+            "http://[::1]:5000",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            "http://127.0.0.1@evil.example:5000",
+            "http://127.0.0.1.evil.example",
+            "http://10.0.0.1:5000",
+            "localhost:5000",
+            "",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 }

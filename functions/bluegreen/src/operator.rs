@@ -9,7 +9,7 @@
 //! the routing it wrote, records who did it on the deployment, and notifies.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config_store::ConfigStore;
@@ -36,7 +36,7 @@ const MANUAL_ROLLBACK_LEASE_SECONDS: i64 = 900;
 const DNS_SYNC_ATTEMPTS: u32 = 60;
 
 /// What a manual rollback did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManualRollback {
     /// The deployment that was rolled back (now `rolled_back`).
     pub deployment_id: String,
@@ -209,7 +209,7 @@ async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {
 }
 
 /// What `bluegreen unlock` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unlocked {
     /// The service.
     pub service: String,
@@ -291,7 +291,7 @@ async fn start_next_if_known(ctx: &Context, next: Option<String>) -> StepResult<
 }
 
 /// What `bluegreen abort` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Aborted {
     /// The deployment.
     pub deployment_id: String,
@@ -351,16 +351,17 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
     })
 }
 
-/// How long `bluegreen retry` waits, at most, for a rollback migration the ending runs.
-const RETRY_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3 * 60 * 60);
+/// How long `bluegreen retry` waits, at most, for a rollback migration the ending runs when
+/// run by the CLI itself (on an emulator: a person at a terminal can wait for a long one).
+pub const RETRY_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3 * 60 * 60);
 
 /// What `bluegreen retry` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retried {
     /// The deployment.
     pub deployment_id: String,
     /// The ending that was run again: `abort`, `rollback` or `finish`.
-    pub ending: &'static str,
+    pub ending: String,
     /// How it ended this time (`needs_attention` again if what stopped it is still there).
     pub status: Status,
     /// What was done.
@@ -379,7 +380,16 @@ pub struct Retried {
 /// ([`StepError::RetryRefused`]) unless the deployment needs attention and still holds its
 /// service's lock (after `unlock`, another deployment may be running). Recorded on the
 /// timeline with the operator.
-pub async fn retry(ctx: &Context, deployment_id: &str, operator: &str) -> StepResult<Retried> {
+///
+/// `wait_limit` bounds the in-process wait for a rollback migration: [`RETRY_WAIT_LIMIT`] from
+/// the CLI on an emulator, less than the Lambda timeout from the operator API. Past it, the
+/// deployment is left as the ending left it and the answer says so.
+pub async fn retry(
+    ctx: &Context,
+    deployment_id: &str,
+    operator: &str,
+    wait_limit: std::time::Duration,
+) -> StepResult<Retried> {
     let records = Records::new(ctx);
     let deployment = records.get(deployment_id).await?;
     if deployment.status != Status::NeedsAttention {
@@ -441,7 +451,7 @@ pub async fn retry(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
         match result {
             Ok(ended) => match &ended.wait {
                 // An operator command waits in-process, as the state machine would.
-                Some(wait) if started.elapsed() < RETRY_WAIT_LIMIT => {
+                Some(wait) if started.elapsed() < wait_limit => {
                     tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
                 }
                 _ => break ended,
@@ -460,7 +470,7 @@ pub async fn retry(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
     info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
     Ok(Retried {
         deployment_id: deployment_id.to_owned(),
-        ending,
+        ending: ending.to_owned(),
         status: ended.status,
         detail: ended.detail,
         operator: operator.to_owned(),

@@ -517,6 +517,25 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// The task token the approval wait stored (`None` when there is none). Read on its own,
+    /// so it never travels inside a [`Deployment`].
+    pub async fn task_token(&self, deployment_id: &str) -> StepResult<Option<String>> {
+        let out = self
+            .ctx
+            .dynamodb
+            .get_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .projection_expression("task_token")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("task_token")?.as_s().ok().cloned()))
+    }
+
     /// Reads a record; [`StepError::DeploymentNotFound`] if there is none.
     pub async fn get(&self, deployment_id: &str) -> StepResult<Deployment> {
         let out = self

@@ -1,28 +1,36 @@
 //! The bluegreen approval console: server-rendered pages that show what is about to go live
-//! and let an approver approve or reject it.
+//! and let an approver approve or reject it, and the operator API behind IAM.
 //!
-//! The same [`router`] runs in Lambda (`src/main.rs`, behind a function URL or API Gateway) and
-//! locally (`bluegreen console`). Who is deciding is established in one of two ways:
+//! The same pages run in Lambda (`src/main.rs`, [`lambda_app`]) and locally
+//! (`bluegreen console`, [`local`]). Who is deciding is established in one of two ways:
 //!
 //! - a **signed link** (`?link=…`, see [`bluegreen::links`]) from the approver's notification:
 //!   it names the approver and one deployment, expires with the approval window and works for
 //!   one decision;
-//! - a **[`CallerIdentity`]** that AWS established: the IAM principal API Gateway or a function
-//!   URL verified with SigV4 (inserted by the Lambda binary), or the operator's own credentials
-//!   for the local console (STS, inserted by `bluegreen console`). Nothing a client sends can
-//!   set it.
+//! - a **[`CallerIdentity`]** that AWS established: the IAM principal a function URL with
+//!   `AuthType AWS_IAM` (or API Gateway) verified with SigV4, inserted by [`lambda_app`] from
+//!   the request context; or, on an emulator only, the local operator's credentials. Nothing a
+//!   client sends can set it.
+//!
+//! A link's signature is checked before anything is read from DynamoDB, so forged links cost
+//! the table nothing; a link holder sees their own deployment only (the list page sends them
+//! there), so anonymous callers never cause a table-wide read. Server errors show a reference,
+//! never AWS's error text; the text is logged with the reference.
 //!
 //! Every page is sent with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so a
 //! link never leaks to the test URL or the log console through a `Referer` header. Request
 //! URIs are never logged (they carry links).
 
+pub mod api;
+pub mod local;
 mod pages;
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bluegreen::links::{self, LinkClaims, LinkError};
@@ -35,22 +43,64 @@ use tracing::{info, warn};
 /// How many ended deployments the list page shows.
 const RECENT: usize = 20;
 
-/// A principal AWS authenticated (SigV4 through API Gateway or a function URL, or the local
-/// operator's credentials). Only server code inserts it; requests cannot.
+/// A principal AWS authenticated (SigV4 through a function URL or API Gateway, or the local
+/// operator's credentials on an emulator). Only server code inserts it; requests cannot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity(pub String);
 
-/// The console's router over `ctx`.
+/// The console's pages over `ctx`: list, deployment, decision form.
 pub fn router(ctx: Context) -> Router {
-    Router::new()
-        .route("/", get(list))
-        .route("/deployments/{id}", get(detail))
-        .route("/deployments/{id}/decision", post(decide))
+    pages_router()
         .with_state(Arc::new(ctx))
         .layer(axum::middleware::map_response(security_headers))
 }
 
-async fn security_headers(mut response: Response) -> Response {
+fn pages_router() -> Router<Arc<Context>> {
+    Router::new()
+        .route("/", get(list))
+        .route("/deployments/{id}", get(detail))
+        .route("/deployments/{id}/decision", post(decide))
+}
+
+/// What the Lambda binary serves: the pages and the operator API ([`api`]), with the IAM
+/// principal a function URL (`AuthType AWS_IAM`) or API Gateway verified as the
+/// [`CallerIdentity`]. Behind a function URL with `AuthType NONE` there never is one: pages
+/// need a link and every API route answers 401.
+pub fn lambda_app(ctx: Context) -> Router {
+    pages_router()
+        .merge(api::routes())
+        .with_state(Arc::new(ctx))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(identify))
+}
+
+/// The IAM principal API Gateway (REST or HTTP API) or a function URL authenticated, if the
+/// route uses IAM authorization. Taken from the invocation's request context, which the client
+/// cannot write.
+fn iam_principal(request: &Request) -> Option<String> {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    match request.extensions().request_context_ref()? {
+        // Function URLs send API Gateway's payload format 2.0.
+        RequestContext::ApiGatewayV2(context) => {
+            context.authorizer.as_ref()?.iam.as_ref()?.user_arn.clone()
+        }
+        RequestContext::ApiGatewayV1(context) => context.identity.user_arn.clone(),
+        // Other integrations carry no IAM identity: such requests need a link.
+        _ => None,
+    }
+}
+
+async fn identify(mut request: Request, next: Next) -> Response {
+    // Only the request context says who is calling, whatever else the request carries.
+    request.extensions_mut().remove::<CallerIdentity>();
+    if let Some(arn) = iam_principal(&request) {
+        request.extensions_mut().insert(CallerIdentity(arn));
+    }
+    next.run(request).await
+}
+
+pub(crate) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
@@ -69,6 +119,7 @@ async fn security_headers(mut response: Response) -> Response {
 
 type Shared = State<Arc<Context>>;
 type Identity = Option<Extension<CallerIdentity>>;
+type Local = Option<Extension<local::LocalRequest>>;
 
 #[derive(Debug, Deserialize)]
 struct LinkQuery {
@@ -78,7 +129,7 @@ struct LinkQuery {
 /// Who may see or decide a deployment on this request.
 #[derive(Debug, Clone)]
 enum Viewer {
-    /// Holder of a valid, unused link for this deployment.
+    /// Holder of a valid link for this deployment.
     Link(LinkClaims),
     /// An AWS-authenticated principal.
     Principal(String),
@@ -94,14 +145,14 @@ impl Viewer {
 }
 
 /// A page that explains why nothing happened.
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     title: &'static str,
     message: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             status,
             title,
@@ -127,25 +178,51 @@ impl From<LinkError> for Refusal {
     }
 }
 
+/// The HTTP status and page title for a step error.
+pub(crate) fn status_of(e: &StepError) -> (StatusCode, &'static str) {
+    match e {
+        StepError::DeploymentNotFound(_) => (StatusCode::NOT_FOUND, "No such deployment"),
+        StepError::ServiceNotFound(_) => (StatusCode::NOT_FOUND, "No such service"),
+        StepError::NotAwaitingApproval(_) | StepError::DeploymentEnded { .. } => {
+            (StatusCode::CONFLICT, "Nothing to decide")
+        }
+        StepError::ApprovalTimedOut => (StatusCode::GONE, "Too late"),
+        StepError::NotAnApprover(_) => (StatusCode::FORBIDDEN, "Not an approver"),
+        StepError::EventMalformed(_) => (StatusCode::BAD_REQUEST, "Incomplete request"),
+        StepError::RollbackRefused(_)
+        | StepError::UnlockRefused(_)
+        | StepError::AbortRefused(_)
+        | StepError::RetryRefused(_) => (StatusCode::CONFLICT, "Refused"),
+        StepError::DecisionNotDelivered(_) => {
+            (StatusCode::BAD_GATEWAY, "Decision recorded, not delivered")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
+    }
+}
+
+/// A short random reference that ties what a caller saw to the log line with the details.
+pub(crate) fn reference() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
 impl From<StepError> for Refusal {
     fn from(e: StepError) -> Self {
-        let (status, title) = match &e {
-            StepError::DeploymentNotFound(_) => (StatusCode::NOT_FOUND, "No such deployment"),
-            StepError::NotAwaitingApproval(_) | StepError::DeploymentEnded { .. } => {
-                (StatusCode::CONFLICT, "Nothing to decide")
-            }
-            StepError::ApprovalTimedOut => (StatusCode::GONE, "Too late"),
-            StepError::NotAnApprover(_) => (StatusCode::FORBIDDEN, "Not an approver"),
-            StepError::EventMalformed(_) => (StatusCode::BAD_REQUEST, "Incomplete decision"),
-            StepError::DecisionNotDelivered(_) => {
-                (StatusCode::BAD_GATEWAY, "Decision recorded, not delivered")
-            }
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
-        };
-        if status.is_server_error() {
-            warn!(error = %e, name = e.name(), "console request failed");
+        let (status, title) = status_of(&e);
+        if !status.is_server_error() {
+            return Refusal::new(status, title, format!("{} ({})", e, e.name()));
         }
-        Refusal::new(status, title, format!("{} ({})", e, e.name()))
+        // AWS's error text (ARNs, policy names, throttling detail) is for the log, not for
+        // whoever holds a link.
+        let reference = reference();
+        warn!(%reference, error = %e, name = e.name(), "console request failed");
+        let message = match e {
+            StepError::DecisionNotDelivered(_) => format!(
+                "the decision is recorded but Step Functions has not received it; make the same \
+                 decision again to re-send it (reference {reference})"
+            ),
+            _ => format!("the request failed (reference {reference}); try again later"),
+        };
+        Refusal::new(status, title, message)
     }
 }
 
@@ -159,32 +236,22 @@ async fn key(ctx: &Context) -> Result<bluegreen::links::SigningKey, Refusal> {
     })
 }
 
-/// Establishes the viewer of `deployment`: a link must be valid for it and unused; without a
-/// link, an AWS-authenticated identity is needed.
+/// Establishes who is asking about deployment `id` before anything is read: a link's
+/// signature, expiry and deployment are checked here (whether it was used needs the record:
+/// [`unused`]). Without a link, an AWS-authenticated identity is needed.
 async fn viewer(
     ctx: &Context,
-    deployment: &Deployment,
+    id: &str,
     link: Option<&str>,
     identity: &Identity,
 ) -> Result<Viewer, Refusal> {
     match (link.filter(|l| !l.is_empty()), identity) {
-        (Some(token), _) => {
-            let claims = links::verify(
-                &key(ctx).await?,
-                token,
-                &deployment.deployment_id,
-                ctx.now(),
-            )?;
-            let used = deployment
-                .approval
-                .as_ref()
-                .and_then(|a| a.link_nonce.as_deref())
-                == Some(claims.nonce.as_str());
-            if used {
-                return Err(LinkError::Used.into());
-            }
-            Ok(Viewer::Link(claims))
-        }
+        (Some(token), _) => Ok(Viewer::Link(links::verify(
+            &key(ctx).await?,
+            token,
+            id,
+            ctx.now(),
+        )?)),
         (None, Some(Extension(CallerIdentity(arn)))) => Ok(Viewer::Principal(arn.clone())),
         (None, None) => Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
@@ -195,39 +262,45 @@ async fn viewer(
     }
 }
 
-async fn list(State(ctx): Shared, Query(query): Query<LinkQuery>, identity: Identity) -> Response {
-    let link_holder = match query.link.as_deref().filter(|l| !l.is_empty()) {
-        Some(token) => match link_claims(&ctx, token).await {
-            Ok(claims) => Some((claims, token.to_owned())),
-            Err(refusal) => return refusal.into_response(),
-        },
-        None => None,
-    };
-    if link_holder.is_none() && identity.is_none() {
-        return Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "Sign-in needed",
-            "open the approval link from your notification",
-        )
-        .into_response();
-    }
-    let records = Records::new(&ctx);
-    let pending = records.with_status(Status::AwaitingApproval).await;
-    let recent = records.recent(RECENT).await;
-    match (pending, recent) {
-        (Ok(pending), Ok(recent)) => {
-            let own = link_holder
-                .as_ref()
-                .map(|(claims, token)| (claims.deployment_id.as_str(), token.as_str()));
-            pages::list(&pending, &recent, own).into_response()
+/// Refuses a link whose nonce already decided `deployment`.
+fn unused(viewer: &Viewer, deployment: &Deployment) -> Result<(), Refusal> {
+    if let Viewer::Link(claims) = viewer {
+        let used = deployment
+            .approval
+            .as_ref()
+            .and_then(|a| a.link_nonce.as_deref())
+            == Some(claims.nonce.as_str());
+        if used {
+            return Err(LinkError::Used.into());
         }
-        (Err(e), _) | (_, Err(e)) => Refusal::from(e).into_response(),
     }
+    Ok(())
 }
 
-/// A link's claims for the list page: signature and expiry (it may name any deployment).
-async fn link_claims(ctx: &Context, token: &str) -> Result<LinkClaims, Refusal> {
-    Ok(links::verify_unscoped(&key(ctx).await?, token, ctx.now())?)
+async fn list(State(ctx): Shared, Query(query): Query<LinkQuery>, identity: Identity) -> Response {
+    let listed = async {
+        if let Some(token) = query.link.as_deref().filter(|l| !l.is_empty()) {
+            // A link opens one deployment: send its holder there, reading nothing.
+            let claims = links::verify_unscoped(&key(&ctx).await?, token, ctx.now())?;
+            return Ok(Redirect::to(&format!(
+                "/deployments/{}?link={token}",
+                claims.deployment_id
+            ))
+            .into_response());
+        }
+        if identity.is_none() {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "Sign-in needed",
+                "open the approval link from your notification",
+            ));
+        }
+        let records = Records::new(&ctx);
+        let pending = records.with_status(Status::AwaitingApproval).await?;
+        let recent = records.recent(RECENT).await?;
+        Ok(pages::list(&pending, &recent).into_response())
+    };
+    listed.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn detail(
@@ -235,24 +308,29 @@ async fn detail(
     Path(id): Path<String>,
     Query(query): Query<LinkQuery>,
     identity: Identity,
+    local: Local,
 ) -> Response {
-    let deployment = match Records::new(&ctx).get(&id).await {
-        Ok(d) => d,
-        Err(e) => return Refusal::from(e).into_response(),
-    };
-    match viewer(&ctx, &deployment, query.link.as_deref(), &identity).await {
-        Ok(viewer) => pages::detail(
-            &deployment,
-            viewer.name(),
-            query
-                .link
-                .as_deref()
-                .filter(|_| matches!(viewer, Viewer::Link(_))),
-            ctx.region.as_deref(),
+    let shown = async {
+        let viewer = viewer(&ctx, &id, query.link.as_deref(), &identity).await?;
+        let deployment = Records::new(&ctx).get(&id).await?;
+        unused(&viewer, &deployment)?;
+        let link = query
+            .link
+            .as_deref()
+            .filter(|_| matches!(viewer, Viewer::Link(_)));
+        let form = match local.as_ref().map(|Extension(l)| l) {
+            Some(l) if !l.decides => None,
+            Some(l) => Some(pages::FormFields {
+                link,
+                csrf: Some(&l.csrf),
+            }),
+            None => Some(pages::FormFields { link, csrf: None }),
+        };
+        Ok::<_, Refusal>(
+            pages::detail(&deployment, viewer.name(), form, ctx.region.as_deref()).into_response(),
         )
-        .into_response(),
-        Err(refusal) => refusal.into_response(),
-    }
+    };
+    shown.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +340,9 @@ struct DecisionForm {
     reason: Option<String>,
     #[serde(default)]
     link: Option<String>,
+    /// The local console's per-process token ([`local`]); other consoles send none.
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 async fn decide(
@@ -269,12 +350,13 @@ async fn decide(
     Path(id): Path<String>,
     headers: HeaderMap,
     identity: Identity,
+    local: Local,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    match decide_inner(&ctx, &id, &headers, &identity, form).await {
-        Ok(page) => page,
-        Err(refusal) => refusal.into_response(),
-    }
+    let local = local.map(|Extension(l)| l);
+    decide_inner(&ctx, &id, &headers, &identity, local.as_ref(), form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn decide_inner(
@@ -282,8 +364,12 @@ async fn decide_inner(
     id: &str,
     headers: &HeaderMap,
     identity: &Identity,
+    local: Option<&local::LocalRequest>,
     form: DecisionForm,
 ) -> Result<Response, Refusal> {
+    if let Some(local) = local {
+        local.check_decision_form(form.csrf.as_deref())?;
+    }
     let approve = match form.decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -295,8 +381,7 @@ async fn decide_inner(
             ));
         }
     };
-    let deployment = Records::new(ctx).get(id).await?;
-    let viewer = viewer(ctx, &deployment, form.link.as_deref(), identity).await?;
+    let viewer = viewer(ctx, id, form.link.as_deref(), identity).await?;
     if matches!(viewer, Viewer::Principal(_)) && !same_origin(headers) {
         // An identity comes with every request (like a cookie); a form posted from another
         // site must not be able to use it. A link in the form is proof enough on its own.
@@ -306,6 +391,8 @@ async fn decide_inner(
             "decisions must be posted from the console's own page",
         ));
     }
+    let deployment = Records::new(ctx).get(id).await?;
+    unused(&viewer, &deployment)?;
     let decision = Decision {
         approve,
         approver: viewer.name().to_owned(),

@@ -55,22 +55,13 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// Pending and recent deployments. `own` is the deployment (and link) of a link holder, the
-/// only row they can open.
-pub fn list(pending: &[Deployment], recent: &[Deployment], own: Option<(&str, &str)>) -> Markup {
+/// Pending and recent deployments (for an AWS-authenticated viewer; link holders only ever
+/// see their own deployment).
+pub fn list(pending: &[Deployment], recent: &[Deployment]) -> Markup {
     let row = |d: &Deployment| {
-        let href = match own {
-            Some((id, link)) if id == d.deployment_id => {
-                Some(format!("/deployments/{}?link={link}", d.deployment_id))
-            }
-            Some(_) => None,
-            None => Some(format!("/deployments/{}", d.deployment_id)),
-        };
         html! {
             tr {
-                td {
-                    @if let Some(href) = &href { a href=(href) { (d.service) } } @else { (d.service) }
-                }
+                td { a href={ "/deployments/" (d.deployment_id) } { (d.service) } }
                 td { code { (d.image.tag) } }
                 td { (status(d.status)) }
                 td { (time(d.updated_at)) }
@@ -120,9 +111,30 @@ fn log_name(log: &LogLocation) -> String {
     }
 }
 
-/// One deployment's evidence, and the decision form when it awaits one. `link` goes back in
-/// the form so the decision is authenticated by the same link.
-pub fn detail(d: &Deployment, viewer: &str, link: Option<&str>, region: Option<&str>) -> Markup {
+/// The hidden fields a decision form carries back: the link that authenticates it, and the
+/// local console's CSRF token.
+#[derive(Debug, Clone, Copy)]
+pub struct FormFields<'a> {
+    /// The signed link the page was opened with.
+    pub link: Option<&'a str>,
+    /// The local console's per-process token.
+    pub csrf: Option<&'a str>,
+}
+
+/// One deployment's evidence, and the decision forms when it awaits one and this console takes
+/// decisions (`form`); otherwise the CLI command that decides.
+pub fn detail(
+    d: &Deployment,
+    viewer: &str,
+    form: Option<FormFields<'_>>,
+    region: Option<&str>,
+) -> Markup {
+    let hidden = |fields: &FormFields<'_>| {
+        html! {
+            @if let Some(link) = fields.link { input type="hidden" name="link" value=(link); }
+            @if let Some(csrf) = fields.csrf { input type="hidden" name="csrf" value=(csrf); }
+        }
+    };
     let migration = d.timeline.iter().rev().find(|e| e.step == "migrate");
     let test_url = d
         .target_slot()
@@ -188,22 +200,26 @@ pub fn detail(d: &Deployment, viewer: &str, link: Option<&str>, region: Option<&
                             }
                         }
                     }
-                    @if awaiting {
+                    @if let (true, Some(fields)) = (awaiting, &form) {
                         p { "You are deciding as " strong { (viewer) } "." }
                         div class="actions" {
                             form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
                                 input type="hidden" name="decision" value="approve";
-                                @if let Some(link) = link { input type="hidden" name="link" value=(link); }
+                                (hidden(fields))
                                 button class="approve" type="submit" { "Approve and switch" }
                             }
                             form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
                                 input type="hidden" name="decision" value="reject";
-                                @if let Some(link) = link { input type="hidden" name="link" value=(link); }
+                                (hidden(fields))
                                 label for="reason" { "Reason for rejecting (required)" }
                                 textarea id="reason" name="reason" required {}
                                 button class="reject" type="submit" { "Reject" }
                             }
                         }
+                    } @else if awaiting {
+                        p { "Decide with " code { "bluegreen approve " (d.deployment_id) } " or "
+                            code { "bluegreen reject " (d.deployment_id) " --reason …" }
+                            ": against AWS, decisions go through the operator API." }
                     }
                 }
             }

@@ -3,15 +3,16 @@
 //! config in SSM, a local HTTP app behind the test endpoint), and plays ECS while deployments
 //! run. Prints `AWS_ENDPOINT_URL=<url>` and `READY`, then serves until its stdin closes.
 
-use bluegreen_tests::{Simulator, World};
+use bluegreen_tests::{MOTO_CALLER, Simulator, World};
 use tokio::io::AsyncReadExt;
 
 #[tokio::main]
 async fn main() {
     let world = World::build().await;
     let mut config = world.config();
-    // The demo approves as "demo" (scripts/demo sets BLUEGREEN_APPROVER) and bakes for a minute.
-    config.approval.approvers.push("demo".into());
+    // The demo approves with `run --auto-approve`, as the emulator's caller identity (an
+    // approver in the test world's config), and bakes for a minute.
+    assert!(config.approval.approvers.iter().any(|a| a == MOTO_CALLER));
     config.bake.seconds = 60;
     world.put_config(&config).await;
     let _simulator = Simulator::start(&world);

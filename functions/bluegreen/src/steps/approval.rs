@@ -155,6 +155,19 @@ pub enum Delivered {
     LocalRunner,
 }
 
+/// The answer to a decision, as the operator API returns it and the CLI prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Decided {
+    /// The deployment.
+    pub deployment_id: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Who the decision is recorded for.
+    pub approver: String,
+    /// Where it went.
+    pub delivered: Delivered,
+}
+
 /// Records the decision exactly once, then — and only then — sends it to the waiting
 /// execution: `SendTaskSuccess` with `{"decision": "approved", "approver": …}` or
 /// `SendTaskFailure` with error `ApprovalRejected`.
@@ -234,7 +247,8 @@ where
     match error.aws_code() {
         Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
             StepError::DecisionNotDelivered(format!(
-                "the execution no longer waits for this decision ({error})"
+                "the execution no longer waits for this decision: it timed out, was stopped, or \
+                 already received it ({error})"
             ))
         }
         _ => error,
@@ -243,9 +257,28 @@ where
 
 /// Records a decision exactly once (a conditional write: a double click or a second approver
 /// cannot decide twice). Returns the task token to send to Step Functions.
+///
+/// Who may decide is read from the service's **current** config, not from the copy the record
+/// took when the deployment started: an approver removed since is refused, and nobody with
+/// write access to the record can add themselves. A decision that was recorded but never
+/// delivered (`SendTaskSuccess` failed) is handed back for re-delivery when the same approver
+/// makes the same decision again.
 pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> StepResult<String> {
     let deployment = load_active(ctx, deployment_id).await?;
-    let approver = check_decision(&deployment, decision, ctx.now())?;
+    let current = crate::config_store::ConfigStore::new(ctx)
+        .load(&deployment.service)
+        .await?;
+    if let Some(token) =
+        undelivered(ctx, &deployment, decision, &current.approval.approvers).await?
+    {
+        return Ok(token);
+    }
+    let approver = check_decision(
+        &deployment,
+        decision,
+        &current.approval.approvers,
+        ctx.now(),
+    )?;
     let now = ctx.now();
     let outcome = if decision.approve {
         "approved"
@@ -342,11 +375,48 @@ pub fn describe_decided(deployment: &Deployment) -> String {
     }
 }
 
-/// Checks the decision against the request and the config; returns the identity to record
-/// (the caller's own ARN even when it matched through its role, so the audit names the session).
+/// The stored task token when `decision` repeats a recorded decision that never reached Step
+/// Functions (same approver, same verdict, no `delivered_at`, still awaiting approval), so the
+/// caller can send it again. Anyone else gets `None` and the usual "already decided" answer.
+async fn undelivered(
+    ctx: &Context,
+    deployment: &Deployment,
+    decision: &Decision,
+    approvers: &[String],
+) -> StepResult<Option<String>> {
+    let Some(recorded) = deployment.approval.as_ref() else {
+        return Ok(None);
+    };
+    let verdict = if decision.approve {
+        "approved"
+    } else {
+        "rejected"
+    };
+    let repeat = deployment.status == Status::AwaitingApproval
+        && recorded.delivered_at.is_none()
+        && recorded.decision.as_deref() == Some(verdict)
+        && recorded.approver.as_deref() == Some(decision.approver.as_str())
+        && crate::identity::listed_approver(approvers, &decision.approver).is_some();
+    if !repeat {
+        return Ok(None);
+    }
+    tracing::info!(
+        deployment_id = %deployment.deployment_id,
+        approver = %decision.approver,
+        "re-delivering a recorded decision Step Functions never received"
+    );
+    Records::new(ctx)
+        .task_token(&deployment.deployment_id)
+        .await
+}
+
+/// Checks the decision against the request and the service's current approvers; returns the
+/// identity to record (the caller's own ARN even when it matched through its role, so the
+/// audit names the session).
 fn check_decision(
     deployment: &Deployment,
     decision: &Decision,
+    approvers: &[String],
     now: chrono::DateTime<chrono::Utc>,
 ) -> StepResult<String> {
     let approval = deployment
@@ -360,14 +430,12 @@ fn check_decision(
     if now > approval.expires_at {
         return Err(StepError::ApprovalTimedOut);
     }
-    if crate::identity::listed_approver(&deployment.config.approval.approvers, &decision.approver)
-        .is_none()
-    {
+    if crate::identity::listed_approver(approvers, &decision.approver).is_none() {
         return Err(StepError::NotAnApprover(format!(
-            "{} is not an approver of {} (approvers: {})",
+            "{} is not an approver of {} (approvers in its current config: {})",
             decision.approver,
             deployment.service,
-            deployment.config.approval.approvers.join(", ")
+            approvers.join(", ")
         )));
     }
     if !decision.approve && decision.reason.as_deref().unwrap_or("").trim().is_empty() {

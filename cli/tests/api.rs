@@ -1,0 +1,328 @@
+//! Decisions and operator actions through the operator API, as a user runs them: the
+//! `bluegreen` binary signs its requests with SigV4 and sends them to a stand-in for the
+//! stack's function URL with `AuthType AWS_IAM` ([`IamFunctionUrl`]: verifies the signature,
+//! then invokes the console's Lambda app with the principal in the request context). The CLI's
+//! own AWS endpoint is an [`AwsCallRecorder`], so the tests list every AWS call the CLI made:
+//! with the API, none — it needs no DynamoDB write and no `states:SendTask*`.
+
+#[allow(dead_code)]
+#[path = "../../tests/steps/common.rs"]
+mod common;
+
+use tokio::process::Command;
+
+use bluegreen::record::Records;
+use bluegreen::steps::approval::{self, RequestInput};
+use bluegreen_tests::World;
+use bluegreen_tests::function_url::{IamFunctionUrl, Principal};
+use bluegreen_tests::recorder::AwsCallRecorder;
+use bluegreen_tests::stepfunctions::Waiting;
+use common::*;
+
+/// Runs `bluegreen` as `who`, with the operator API at `api` and every AWS call going to `aws`
+/// (asynchronously: the API stand-in is served by this test's runtime).
+async fn bluegreen_as(
+    who: &Principal,
+    api: &str,
+    aws: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(args)
+        .env("BLUEGREEN_API_URL", api)
+        .env("AWS_ENDPOINT_URL", aws)
+        .env("AWS_ACCESS_KEY_ID", &who.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &who.secret_key)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .expect("bluegreen runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The approver, a principal who is not one, and a world whose service lists the approver.
+struct Setup {
+    world: World,
+    id: String,
+    waiting: Waiting,
+    alice: Principal,
+    mallory: Principal,
+    api: IamFunctionUrl,
+    recorder: AwsCallRecorder,
+}
+
+/// A deployment awaiting approval whose token belongs to an execution waiting in moto, and
+/// the operator API over the world's context.
+async fn setup() -> Setup {
+    let world = World::build().await;
+    let alice = Principal::user("alice");
+    let mallory = Principal::user("mallory");
+    let mut config = world.config();
+    config.approval.approvers = vec![alice.arn.clone()];
+    world.put_config(&config).await;
+    let id = deploy_to_health(&world).await;
+    let waiting = Waiting::start(&world, &id).await;
+    approval::request(
+        &world.ctx,
+        &RequestInput {
+            deployment_id: id.clone(),
+            task_token: waiting.token.clone(),
+        },
+    )
+    .await
+    .expect("request approval");
+    let api = IamFunctionUrl::serve(
+        bluegreen_console::lambda_app(world.ctx.clone()),
+        &[alice.clone(), mallory.clone()],
+    )
+    .await;
+    Setup {
+        world,
+        id,
+        waiting,
+        alice,
+        mallory,
+        api,
+        recorder: AwsCallRecorder::start().await,
+    }
+}
+
+#[tokio::test]
+async fn an_approvers_decision_goes_through_the_api_and_the_cli_makes_no_aws_call() {
+    let s = setup().await;
+    assert!(s.waiting.running().await);
+    let (code, stdout, stderr) =
+        bluegreen_as(&s.alice, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "approved {} as {}; Step Functions has been told",
+            s.id, s.alice.arn
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        s.recorder.calls(),
+        Vec::<String>::new(),
+        "the CLI called AWS itself"
+    );
+    assert_eq!(s.waiting.ended().await.0, "SUCCEEDED");
+    let approval = Records::new(&s.world.ctx)
+        .get(&s.id)
+        .await
+        .unwrap()
+        .approval
+        .unwrap();
+    assert_eq!(approval.decision.as_deref(), Some("approved"));
+    assert_eq!(approval.approver.as_deref(), Some(s.alice.arn.as_str()));
+    assert_eq!(approval.channel.as_deref(), Some("api"));
+    assert!(approval.delivered_at.is_some());
+
+    // Delivered once: the same approval again is refused, not re-sent.
+    let (code, _, stderr) =
+        bluegreen_as(&s.alice, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("NotAwaitingApproval"), "{stderr}");
+    assert_eq!(s.recorder.calls(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_non_approver_an_approver_removed_since_the_start_and_unsigned_calls_are_refused() {
+    let s = setup().await;
+    let (code, _, stderr) =
+        bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("NotAnApprover"), "{stderr}");
+
+    // Alice is taken off the service's config after the deployment started; the record's
+    // copy of the config still lists her, and must not count.
+    let mut config = s.world.config();
+    config.approval.approvers = vec!["someone-else@example.com".into()];
+    s.world.put_config(&config).await;
+    let (code, _, stderr) =
+        bluegreen_as(&s.alice, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("NotAnApprover") && stderr.contains("current config"),
+        "{stderr}"
+    );
+
+    // Not signed, or signed with a key AWS does not know: refused before the function runs.
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/api/v1/deployments/{}/approve", s.api.url, s.id))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403);
+    let stranger = Principal {
+        secret_key: "guessed".into(),
+        ..s.alice.clone()
+    };
+    let (code, _, stderr) =
+        bluegreen_as(&stranger, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("Forbidden") && stderr.contains("OperatorPolicy"),
+        "{stderr}"
+    );
+
+    let d = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
+    assert!(
+        d.config.approval.approvers.contains(&s.alice.arn),
+        "the record's copy still names alice"
+    );
+    assert_eq!(d.approval.unwrap().decision, None, "nothing was decided");
+    assert!(s.waiting.running().await, "the execution still waits");
+    assert_eq!(s.recorder.calls(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approver() {
+    let s = setup().await;
+    // The first API instance cannot reach Step Functions (a closed port, no retries).
+    let mut cut_off = s.world.ctx.clone();
+    cut_off.sfn = aws_sdk_sfn::Client::from_conf(
+        s.world
+            .ctx
+            .sfn
+            .config()
+            .to_builder()
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let broken = IamFunctionUrl::serve(
+        bluegreen_console::lambda_app(cut_off),
+        std::slice::from_ref(&s.alice),
+    )
+    .await;
+    let (code, _, stderr) =
+        bluegreen_as(&s.alice, &broken.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let recorded = Records::new(&s.world.ctx)
+        .get(&s.id)
+        .await
+        .unwrap()
+        .approval
+        .unwrap();
+    assert_eq!(recorded.decision.as_deref(), Some("approved"));
+    assert_eq!(recorded.delivered_at, None);
+    assert!(
+        s.waiting.running().await,
+        "nothing reached the execution yet"
+    );
+
+    // Someone else cannot push the recorded decision through, nor decide otherwise.
+    let (code, _, stderr) = bluegreen_as(
+        &s.mallory,
+        &s.api.url,
+        &s.recorder.url,
+        &["reject", &s.id, "--reason", "no"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("NotAnApprover") || stderr.contains("NotAwaitingApproval"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) =
+        bluegreen_as(&s.alice, &s.api.url, &s.recorder.url, &["approve", &s.id]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Step Functions has been told"), "{stdout}");
+    let (status, _, _, output) = s.waiting.ended().await;
+    assert_eq!(status, "SUCCEEDED");
+    assert!(output.unwrap().contains(&s.alice.arn));
+    let d = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
+    assert!(d.approval.unwrap().delivered_at.is_some());
+    assert_eq!(
+        d.timeline
+            .iter()
+            .filter(|e| e.outcome == "approved")
+            .count(),
+        1,
+        "recorded once: {:?}",
+        d.timeline
+    );
+    assert_eq!(s.recorder.calls(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
+    let s = setup().await;
+    let (code, stdout, stderr) = bluegreen_as(
+        &s.mallory,
+        &s.api.url,
+        &s.recorder.url,
+        &["--output", "json", "abort", &s.id],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let aborted: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(aborted["operator"], s.mallory.arn.as_str());
+    let d = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
+    assert_eq!(d.status, bluegreen::record::Status::Aborted);
+    assert!(
+        d.failure.unwrap_or_default().contains(&s.mallory.arn),
+        "the record names who aborted"
+    );
+    assert_eq!(s.recorder.calls(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn without_the_api_decisions_and_auto_approval_are_refused_against_aws() {
+    let nobody = Principal::user("alice");
+    // No BLUEGREEN_API_URL and AWS (not a loopback emulator) as the endpoint.
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["approve", "shop-20261123T100000-abc"])
+        .env_remove("BLUEGREEN_API_URL")
+        .env("AWS_ENDPOINT_URL", "https://bluegreen-test.invalid")
+        .env("AWS_ACCESS_KEY_ID", &nobody.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &nobody.secret_key)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("ApiNotConfigured") && stderr.contains("BLUEGREEN_API_URL"),
+        "{stderr}"
+    );
+
+    let recorder = AwsCallRecorder::start().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args([
+            "run",
+            "--event",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../events/ecr-push-tagged.json"
+            ),
+            "--auto-approve",
+        ])
+        .env("AWS_ENDPOINT_URL", "https://bluegreen-test.invalid")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &recorder.url)
+        .env("AWS_ACCESS_KEY_ID", &nobody.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &nobody.secret_key)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--auto-approve is refused"), "{stderr}");
+    assert_eq!(
+        recorder.calls(),
+        Vec::<String>::new(),
+        "refused before any call"
+    );
+}

@@ -1,0 +1,190 @@
+//! The operator API: the only place decisions and operator actions are taken against AWS.
+//!
+//! Served by the console function behind a function URL with `AuthType AWS_IAM` (see
+//! docs/console.md for why not API Gateway): AWS verifies the caller's SigV4 signature and
+//! puts the principal in the request context, which [`crate::lambda_app`] turns into the
+//! [`CallerIdentity`]. A request without one is answered 401 before anything is read. So a
+//! person needs `lambda:InvokeFunctionUrl` on this function and nothing else: no DynamoDB write,
+//! no `states:SendTask*` (the stack's `OperatorPolicy`).
+//!
+//! Routes (JSON in, JSON out; errors are `{"error": <stable name>, "message": …}`):
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `POST /api/v1/deployments/{id}/approve` `{"reason"?}` | approve as the caller |
+//! | `POST /api/v1/deployments/{id}/reject` `{"reason"}` | reject as the caller |
+//! | `POST /api/v1/deployments/{id}/abort` | [`operator::abort`] |
+//! | `POST /api/v1/deployments/{id}/retry` | [`operator::retry`] |
+//! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`] |
+//! | `POST /api/v1/services/{service}/unlock` | [`operator::unlock`] |
+//!
+//! Approvals check the caller against the approvers of the service's current config
+//! ([`approval::decide`]); operator actions are open to every caller the IAM policy admits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use bluegreen::steps::approval::{self, Decided, Decision};
+use bluegreen::{Context, StepResult, operator};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::{CallerIdentity, reference, status_of};
+
+/// How long `retry` may wait for a rollback migration inside one API call: under the
+/// function's 15-minute limit, with room to answer.
+const API_RETRY_WAIT_LIMIT: Duration = Duration::from_secs(12 * 60);
+
+/// The body of every API request (`{}` when there is nothing to say).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ActionRequest {
+    /// Why (required to reject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An API error body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The stable error name ([`StepError::name`], or `Unauthenticated`).
+    pub error: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+pub(crate) fn routes() -> Router<Arc<Context>> {
+    Router::new()
+        .route("/api/v1/deployments/{id}/approve", post(approve))
+        .route("/api/v1/deployments/{id}/reject", post(reject))
+        .route("/api/v1/deployments/{id}/abort", post(abort))
+        .route("/api/v1/deployments/{id}/retry", post(retry))
+        .route("/api/v1/services/{service}/rollback", post(rollback))
+        .route("/api/v1/services/{service}/unlock", post(unlock))
+}
+
+type Caller = Option<Extension<CallerIdentity>>;
+type Shared = State<Arc<Context>>;
+
+/// Runs `action` as the authenticated caller and answers with its JSON, or the error's.
+async fn as_caller<T, F, Fut>(caller: Caller, action: F) -> Response
+where
+    T: Serialize,
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = StepResult<T>>,
+{
+    let Some(Extension(CallerIdentity(arn))) = caller else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(ApiError {
+                error: "Unauthenticated".into(),
+                message: "the operator API needs a SigV4-signed request (function URL with \
+                          AuthType AWS_IAM)"
+                    .into(),
+            }),
+        )
+            .into_response();
+    };
+    match action(arn.clone()).await {
+        Ok(done) => Json(done).into_response(),
+        Err(e) => {
+            let (status, _) = status_of(&e);
+            if status.is_server_error() {
+                warn!(reference = %reference(), caller = %arn, error = %e, name = e.name(), "API request failed");
+            }
+            // Callers are authenticated operators: they see the whole message.
+            (
+                status,
+                Json(ApiError {
+                    error: e.name().into(),
+                    message: e.to_string(),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn decide(
+    ctx: &Context,
+    id: &str,
+    approve: bool,
+    approver: String,
+    reason: Option<String>,
+) -> StepResult<Decided> {
+    let decision = Decision {
+        approve,
+        approver,
+        reason: reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+        channel: "api".into(),
+        link_nonce: None,
+    };
+    let delivered = approval::decide_and_send(ctx, id, &decision).await?;
+    info!(deployment_id = %id, approver = %decision.approver, approve, delivered = ?delivered, "decision recorded");
+    Ok(Decided {
+        deployment_id: id.to_owned(),
+        decision: if approve { "approved" } else { "rejected" }.into(),
+        approver: decision.approver,
+        delivered,
+    })
+}
+
+async fn approve(
+    State(ctx): Shared,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Option<Json<ActionRequest>>,
+) -> Response {
+    let reason = body.and_then(|Json(b)| b.reason);
+    as_caller(caller, |who| async move {
+        decide(&ctx, &id, true, who, reason).await
+    })
+    .await
+}
+
+async fn reject(
+    State(ctx): Shared,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Option<Json<ActionRequest>>,
+) -> Response {
+    let reason = body.and_then(|Json(b)| b.reason);
+    as_caller(caller, |who| async move {
+        decide(&ctx, &id, false, who, reason).await
+    })
+    .await
+}
+
+async fn abort(State(ctx): Shared, Path(id): Path<String>, caller: Caller) -> Response {
+    as_caller(caller, |who| async move {
+        operator::abort(&ctx, &id, &who).await
+    })
+    .await
+}
+
+async fn retry(State(ctx): Shared, Path(id): Path<String>, caller: Caller) -> Response {
+    as_caller(caller, |who| async move {
+        operator::retry(&ctx, &id, &who, API_RETRY_WAIT_LIMIT).await
+    })
+    .await
+}
+
+async fn rollback(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
+    as_caller(caller, |who| async move {
+        operator::manual_rollback(&ctx, &service, &who).await
+    })
+    .await
+}
+
+async fn unlock(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
+    as_caller(caller, |who| async move {
+        operator::unlock(&ctx, &service, &who).await
+    })
+    .await
+}

@@ -1,0 +1,114 @@
+//! The console served from this machine (`bluegreen console`).
+//!
+//! A loopback port is reachable from any web page the operator opens: a page can post a form
+//! to it, and under DNS rebinding a foreign name resolves to 127.0.0.1 so `Origin` and `Host`
+//! both name the attacker's site. So the local console answers only requests whose `Host` is
+//! `127.0.0.1:<port>`, `localhost:<port>` or `[::1]:<port>`, and every decision form carries a
+//! token made for this process (a page elsewhere cannot read it: same-origin policy).
+//!
+//! Decisions are taken here only against an emulator on this machine; against AWS the pages
+//! are read-only and name the CLI command, because decisions are the operator API's alone.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bluegreen::Context;
+
+use crate::{CallerIdentity, Refusal};
+
+/// What the local console attaches to each request it accepted.
+#[derive(Debug, Clone)]
+pub struct LocalRequest {
+    /// The token every decision form must carry back.
+    pub(crate) csrf: String,
+    /// Whether this console takes decisions (an emulator on this machine).
+    pub(crate) decides: bool,
+}
+
+impl LocalRequest {
+    /// Refuses a decision form without this process's token, or any decision against AWS.
+    pub(crate) fn check_decision_form(&self, csrf: Option<&str>) -> Result<(), Refusal> {
+        if !self.decides {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "Decide with the CLI",
+                "against AWS, decisions go through the operator API: use `bluegreen approve` or \
+                 `bluegreen reject`",
+            ));
+        }
+        if !csrf.is_some_and(|sent| constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "Form not from this console",
+                "the decision form did not carry this console's token; open the deployment page \
+                 again and decide there",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The console for `bluegreen console` listening on `address` (which must be a loopback
+/// address): pages over `ctx`, requests from this machine acting as `operator` when given.
+pub fn app(ctx: Context, address: SocketAddr, operator: Option<String>) -> Router {
+    let port = address.port();
+    let hosts: Arc<[String]> = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ]
+    .into();
+    let accepted = LocalRequest {
+        csrf: format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        decides: ctx.on_loopback_emulator(),
+    };
+    crate::router(ctx)
+        .layer(middleware::from_fn(
+            move |mut request: Request, next: Next| {
+                let hosts = hosts.clone();
+                let accepted = accepted.clone();
+                let operator = operator.clone();
+                async move {
+                    let host = request
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    if !hosts.contains(&host) {
+                        return Refusal::new(
+                            StatusCode::MISDIRECTED_REQUEST,
+                            "Wrong address",
+                            format!("this console answers only at http://{}/", hosts[0]),
+                        )
+                        .into_response();
+                    }
+                    let from_here = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+                    request.extensions_mut().remove::<CallerIdentity>();
+                    if let (true, Some(arn)) = (from_here, operator) {
+                        request.extensions_mut().insert(CallerIdentity(arn));
+                    }
+                    request.extensions_mut().insert(accepted);
+                    let response: Response = next.run(request).await;
+                    response
+                }
+            },
+        ))
+        .layer(middleware::map_response(crate::security_headers))
+}

@@ -1,0 +1,273 @@
+//! The consoles under abuse. The public console (the Lambda app behind a function URL with
+//! `AuthType NONE`) checks a link before it reads the table: forged, altered and expired links
+//! cost DynamoDB nothing (counted at the client), and server errors show a reference, not
+//! AWS's text. The local console answers only its own loopback `Host` (DNS rebinding) and
+//! takes a decision only from a form that carries its per-process token (CSRF).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use bluegreen::Context;
+use bluegreen_tests::MOTO_CALLER;
+use reqwest::StatusCode;
+
+use crate::*;
+
+/// Counts the requests a client sends.
+#[derive(Debug, Clone, Default)]
+struct Counter(Arc<AtomicUsize>);
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "bluegreen-request-counter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Counter {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `ctx` with its DynamoDB requests counted.
+fn counted(ctx: &Context) -> (Context, Counter) {
+    let counter = Counter::default();
+    let mut ctx = ctx.clone();
+    ctx.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        ctx.dynamodb
+            .config()
+            .to_builder()
+            .interceptor(counter.clone())
+            .build(),
+    );
+    (ctx, counter)
+}
+
+/// Serves `app` on `listener`.
+fn serve_app(app: axum::Router, listener: tokio::net::TcpListener) -> Served {
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("console serves");
+    });
+    Served { url, task }
+}
+
+#[tokio::test]
+async fn the_public_console_refuses_forged_and_expired_links_without_reading_the_table() {
+    let (public, url) = listener().await;
+    let world = world_with_console(&url).await;
+    let id = awaiting(&world, LOCAL_TOKEN).await;
+    let (ctx, dynamodb) = counted(&world.ctx);
+    let console = serve_app(bluegreen_console::lambda_app(ctx), public);
+    let token = token_of(&link_for(&world, &id, "alice@example.com").await);
+    let mut altered = token.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let other_deployment = id.replace("shop-", "shop-x");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for link in [altered.as_str(), "made.up", ""] {
+        let page = client
+            .get(format!("{}/deployments/{id}?link={link}", console.url))
+            .send()
+            .await
+            .unwrap();
+        answers.push(page.status());
+        let list = client
+            .get(format!("{}/?link={link}", console.url))
+            .send()
+            .await
+            .unwrap();
+        answers.push(list.status());
+        let (status, _) = post_decision(
+            &console.url,
+            &id,
+            &[("decision", "approve"), ("link", link)],
+        )
+        .await;
+        answers.push(status);
+    }
+    // A genuine link, but for another deployment's page.
+    let (status, _) = get(&format!(
+        "{}/deployments/{other_deployment}?link={token}",
+        console.url
+    ))
+    .await;
+    answers.push(status);
+    // The API routes need an IAM principal, which this function URL never has.
+    let api = client
+        .post(format!("{}/api/v1/deployments/{id}/approve", console.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    answers.push(api.status());
+    assert!(
+        answers
+            .iter()
+            .all(|s| matches!(*s, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED)),
+        "{answers:?}"
+    );
+    assert_eq!(dynamodb.count(), 0, "a refused request read the table");
+
+    // An expired link: the clock moves past the approval window.
+    let (late_ctx, late_reads) = counted(
+        &world
+            .ctx
+            .clone()
+            .with_clock(Arc::new(|| chrono::Utc::now() + chrono::Duration::days(2))),
+    );
+    let (late_listener, _) = listener().await;
+    let late = serve_app(bluegreen_console::lambda_app(late_ctx), late_listener);
+    let (status, page) = get(&format!("{}/deployments/{id}?link={token}", late.url)).await;
+    assert_eq!(status, StatusCode::GONE, "{page}");
+    assert_eq!(late_reads.count(), 0);
+
+    // The counter counts: the genuine link reads the record.
+    let (status, _) = get(&format!("{}/deployments/{id}?link={token}", console.url)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(dynamodb.count() > 0);
+    assert_eq!(stored(&world, &id).await.approval.unwrap().decision, None);
+}
+
+#[tokio::test]
+async fn server_errors_show_a_reference_and_never_aws_text() {
+    let (public, url) = listener().await;
+    let world = world_with_console(&url).await;
+    let id = awaiting(&world, LOCAL_TOKEN).await;
+    let token = token_of(&link_for(&world, &id, "alice@example.com").await);
+    // The table is gone (a misconfigured stack): DynamoDB answers ResourceNotFoundException
+    // with the table's name in its text.
+    let mut ctx = world.ctx.clone();
+    ctx.settings.deployments_table = "bluegreen-secret-table-name".into();
+    let console = serve_app(bluegreen_console::lambda_app(ctx), public);
+    let (status, page) = get(&format!("{}/deployments/{id}?link={token}", console.url)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{page}");
+    assert!(page.contains("reference"), "{page}");
+    assert!(
+        !page.contains("bluegreen-secret-table-name") && !page.contains("ResourceNotFound"),
+        "AWS error text reached an anonymous caller: {page}"
+    );
+}
+
+/// The local console on a loopback port, acting as moto's caller; its address.
+async fn local_console(ctx: Context) -> (Served, SocketAddr) {
+    let (listener, _) = listener().await;
+    let address = listener.local_addr().unwrap();
+    let app = bluegreen_console::local::app(ctx, address, Some(MOTO_CALLER.to_owned()));
+    (serve_app(app, listener), address)
+}
+
+/// The value of the hidden `csrf` field in a page.
+fn csrf_of(page: &str) -> Option<String> {
+    let at = page.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(page[at..].split('"').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn the_local_console_answers_only_its_own_host_and_forms_with_its_token() {
+    let world = World::build().await;
+    let id = awaiting(&world, LOCAL_TOKEN).await;
+    let (console, address) = local_console(world.ctx.clone()).await;
+    let client = reqwest::Client::new();
+
+    // DNS rebinding: a foreign name resolved to 127.0.0.1 sends its own Host (and Origin).
+    let rebound = client
+        .post(format!("{}/deployments/{id}/decision", console.url))
+        .header("host", format!("attacker.example:{}", address.port()))
+        .header(
+            "origin",
+            format!("http://attacker.example:{}", address.port()),
+        )
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+    let page = client
+        .get(format!("{}/deployments/{id}", console.url))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::MISDIRECTED_REQUEST);
+
+    // A form posted from another page (no token, or a made-up one).
+    for fields in [
+        vec![("decision", "approve")],
+        vec![("decision", "approve"), ("csrf", "0000")],
+    ] {
+        let (status, page) = post_decision(&console.url, &id, &fields).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+        assert!(page.contains("token"), "{page}");
+    }
+    assert_eq!(stored(&world, &id).await.approval.unwrap().decision, None);
+
+    // The console's own page, at its own address, carries the token that works.
+    let (status, page) = get(&format!(
+        "http://localhost:{}/deployments/{id}",
+        address.port()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let csrf = csrf_of(&page).expect("the decision form carries a token");
+    let (status, page) = post_decision(
+        &console.url,
+        &id,
+        &[("decision", "approve"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let approval = stored(&world, &id).await.approval.unwrap();
+    assert_eq!(approval.approver.as_deref(), Some(MOTO_CALLER));
+
+    // Another console process has another token.
+    let (other, _) = local_console(world.ctx.clone()).await;
+    let (_, other_page) = get(&format!("{}/deployments/{id}", other.url)).await;
+    assert_ne!(csrf_of(&other_page), Some(csrf));
+}
+
+#[tokio::test]
+async fn the_local_console_against_aws_shows_pages_and_takes_no_decision() {
+    let world = World::build().await;
+    let id = awaiting(&world, LOCAL_TOKEN).await;
+    // The same clients, but the context says it talks to AWS (no loopback endpoint).
+    let mut ctx = world.ctx.clone();
+    ctx.endpoint_url = None;
+    let (console, _) = local_console(ctx).await;
+    let (status, page) = get(&format!("{}/deployments/{id}", console.url)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        csrf_of(&page).is_none() && page.contains(&format!("bluegreen approve {id}")),
+        "{page}"
+    );
+    let (status, page) = post_decision(&console.url, &id, &[("decision", "approve")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(stored(&world, &id).await.approval.unwrap().decision, None);
+}
