@@ -229,3 +229,83 @@ fn the_reconciler_hears_every_way_a_deployment_execution_can_end_badly() {
         pattern["detail"]["stateMachineArn"][0]
     );
 }
+
+#[test]
+fn people_decide_only_through_the_iam_authenticated_operator_api() {
+    let template = template();
+    let api = resource(&template, "OperatorApiFunction");
+    let console = resource(&template, "ConsoleFunction");
+    // The operator API is the console's binary behind a URL only SigV4-signed calls reach.
+    assert_eq!(
+        api["Metadata"]["BuildProperties"]["Binary"],
+        console["Metadata"]["BuildProperties"]["Binary"]
+    );
+    assert_eq!(
+        api["Properties"]["FunctionUrlConfig"]["AuthType"],
+        "AWS_IAM"
+    );
+    assert_eq!(
+        console["Properties"]["FunctionUrlConfig"]["AuthType"],
+        "NONE"
+    );
+    // Both are capped, so a flood is throttled and never takes the steps' concurrency.
+    for (function, parameter) in [
+        (api, "OperatorApiConcurrency"),
+        (console, "ConsoleConcurrency"),
+    ] {
+        assert_eq!(
+            function["Properties"]["ReservedConcurrentExecutions"],
+            json!({ "!Ref": parameter })
+        );
+        assert!(template["Parameters"][parameter]["Default"].is_number());
+    }
+    // What people are given: invoke that URL (IAM-authenticated only), and read.
+    let policy = resource(&template, "OperatorPolicy");
+    assert_eq!(policy["Metadata"]["bluegreen"]["audience"], "people");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let invoke = statements
+        .iter()
+        .find(|s| s["Action"] == "lambda:InvokeFunctionUrl")
+        .expect("the policy lets people call the operator API");
+    assert_eq!(
+        invoke["Resource"],
+        json!({ "!GetAtt": "OperatorApiFunction.Arn" })
+    );
+    assert_eq!(
+        invoke["Condition"]["StringEquals"]["lambda:FunctionUrlAuthType"],
+        "AWS_IAM"
+    );
+    let actions: Vec<String> = statements
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            v => vec![v.as_str().unwrap().to_owned()],
+        })
+        .collect();
+    for action in &actions {
+        let read = action.starts_with("dynamodb:")
+            && ["GetItem", "Query", "Scan"]
+                .iter()
+                .any(|r| action.ends_with(r));
+        assert!(
+            !action.starts_with("states:") && (read || !action.starts_with("dynamodb:")),
+            "people may not {action}"
+        );
+    }
+    // The functions that decide read the approvers from the current config.
+    for role in ["ConsoleRole", "OperatorApiRole"] {
+        assert!(
+            resource(&template, role)["Properties"]["ManagedPolicyArns"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({ "!Ref": "ConfigReadPolicy" })),
+            "{role} cannot read the current approvers"
+        );
+    }
+    assert_eq!(
+        template["Outputs"]["OperatorApiUrl"]["Value"],
+        json!({ "!GetAtt": "OperatorApiFunctionUrl.FunctionUrl" })
+    );
+}
