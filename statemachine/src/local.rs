@@ -83,6 +83,10 @@ impl LocalTasks {
             "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),
             "rollback" => answer(rollback::run(ctx, &parse::<FailureInput>(input)?).await),
             "finish" => answer(finish::run(ctx, &parse::<DeploymentRef>(input)?).await),
+            // The approval wait's timeout path (the wait itself is `WAIT_FOR_TOKEN`).
+            "request_approval" => answer(
+                approval::settle_timeout(ctx, &parse::<approval::TimedOutInput>(input)?).await,
+            ),
             "reconcile" => {
                 let request = reconcile::Request::parse(&input).map_err(failure)?;
                 answer(reconcile::run(ctx, &request).await)

@@ -327,17 +327,53 @@ async fn a_rejected_approval_aborts() {
 }
 
 #[tokio::test]
-async fn an_approval_timeout_becomes_approval_timed_out_and_aborts() {
-    let tasks = Arc::new(Scripted::default().on(
-        "Approval",
-        vec![Err(Failure::new("States.Timeout", "no decision"))],
-    ));
+async fn an_approval_timeout_settles_from_the_record_and_aborts_without_a_decision() {
+    let tasks = Arc::new(
+        Scripted::default()
+            .on(
+                "Approval",
+                vec![Err(Failure::new("States.Timeout", "no decision"))],
+            )
+            .on(
+                "ApprovalTimedOut",
+                vec![Err(Failure::new("ApprovalTimedOut", "approval timed out"))],
+            ),
+    );
     let finished = run(tasks.clone()).await;
     assert_eq!(failed_with(&finished.outcome), "ApprovalTimedOut");
+    assert_eq!(
+        tasks.calls_to("ApprovalTimedOut")[0],
+        json!({"deployment_id": "shop-1", "timed_out": true})
+    );
     assert_eq!(
         tasks.calls_to("Abort")[0]["error"]["Error"],
         "ApprovalTimedOut"
     );
+    assert!(tasks.calls_to("Switch").is_empty());
+}
+
+#[tokio::test]
+async fn an_approval_recorded_in_time_but_never_delivered_goes_on_at_the_timeout() {
+    let tasks = Arc::new(
+        Scripted::default()
+            .on(
+                "Approval",
+                vec![Err(Failure::new("States.Timeout", "no decision"))],
+            )
+            .on(
+                "ApprovalTimedOut",
+                vec![Ok(json!({"decision": "approved", "approver": "alice@example.com"}))],
+            ),
+    );
+    let finished = run(tasks.clone()).await;
+    assert!(
+        matches!(finished.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        finished.outcome
+    );
+    assert!(tasks.calls_to("Abort").is_empty());
+    assert!(!tasks.calls_to("Switch").is_empty(), "the switch ran");
+    assert!(!tasks.calls_to("Promote").is_empty(), "promote ran first");
 }
 
 #[tokio::test]

@@ -581,6 +581,46 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// Applies `change` only while `condition` holds (placeholders in `names` and `values`,
+    /// which must not start with `#f`, `#r`, `:v` or name `:updated_at`/`:entry`/`:empty`).
+    /// `Ok(false)` when the condition did not hold (nothing written).
+    pub async fn update_if(
+        &self,
+        deployment_id: &str,
+        change: Change,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
+    ) -> StepResult<bool> {
+        let mut written = change.into_expression(self.ctx.now());
+        for (placeholder, name) in names {
+            written
+                .names
+                .insert((*placeholder).to_owned(), (*name).to_owned());
+        }
+        for (placeholder, value) in values {
+            written
+                .values
+                .insert((*placeholder).to_owned(), value.clone());
+        }
+        let result = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_expression(written.expression)
+            .condition_expression(format!("attribute_exists(deployment_id) AND ({condition})"))
+            .set_expression_attribute_names(Some(written.names))
+            .set_expression_attribute_values(Some(written.values))
+            .send()
+            .await;
+        Ok(matches!(
+            conditional("dynamodb:UpdateItem", result)?,
+            Conditional::Written(_)
+        ))
+    }
+
     /// The write [`Records::update`] makes, as one item of a DynamoDB transaction (the lock
     /// release that ends a deployment writes its record in the same transaction).
     pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> StepResult<Update> {

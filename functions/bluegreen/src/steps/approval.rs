@@ -123,6 +123,94 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
     })
 }
 
+/// Input of the approval wait's timeout path (`ApprovalTimedOut` in the definition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimedOutInput {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Always `true`: tells this input from a [`RequestInput`].
+    pub timed_out: bool,
+}
+
+/// What the request-approval function is asked to do.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ApprovalCall {
+    /// The `waitForTaskToken` task: store the token, notify.
+    Request(RequestInput),
+    /// The wait timed out: settle from the record.
+    TimedOut(TimedOutInput),
+}
+
+/// The answer of [`settle_timeout`] when a decision was recorded in time: what
+/// `SendTaskSuccess` would have carried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Settled {
+    /// `approved`.
+    pub decision: String,
+    /// Who approved.
+    pub approver: String,
+}
+
+/// The recorded decision of a wait that timed out, `timed_out`.
+pub const TIMED_OUT: &str = "timed_out";
+
+/// Settles an approval wait that Step Functions timed out. A decision recorded in time but never
+/// delivered (its `SendTaskSuccess` failed) is not lost: an approval is answered as if delivered
+/// (the definition goes on to promote), a rejection fails with `ApprovalRejected`. Without a
+/// decision, `timed_out` is recorded with one conditional write — a decision racing it either
+/// lands first (and counts) or is refused after — and the answer is `ApprovalTimedOut`.
+pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<Settled> {
+    let records = Records::new(ctx);
+    let now = ctx.now();
+    let closed = records
+        .update_if(
+            &input.deployment_id,
+            Change::new()
+                .set("approval.decision", &TIMED_OUT)
+                .set("approval.decided_at", &now)
+                .log(STEP, TIMED_OUT, "nobody decided before the approval timeout", now),
+            "#status = :waiting AND attribute_exists(approval) AND attribute_not_exists(approval.decision)",
+            &[("#status", "status")],
+            &[(":waiting", AttributeValue::S("awaiting_approval".into()))],
+        )
+        .await?;
+    if closed {
+        return Err(StepError::ApprovalTimedOut);
+    }
+    let deployment = records.get(&input.deployment_id).await?;
+    let Some(approval) = deployment.approval.as_ref() else {
+        return Err(StepError::NotAwaitingApproval(describe_decided(&deployment)));
+    };
+    match approval.decision.as_deref() {
+        Some("approved") => {
+            if approval.delivered_at.is_none() {
+                records
+                    .update(
+                        &input.deployment_id,
+                        Change::new().set("approval.delivered_at", &now).log(
+                            STEP,
+                            "delivered",
+                            "recorded in time, taken from the record at the approval timeout",
+                            now,
+                        ),
+                    )
+                    .await?;
+            }
+            Ok(Settled {
+                decision: "approved".into(),
+                approver: approval.approver.clone().unwrap_or_default(),
+            })
+        }
+        Some("rejected") => Err(StepError::ApprovalRejected(rejection_cause(
+            approval.approver.as_deref().unwrap_or_default(),
+            approval.reason.as_deref().unwrap_or_default(),
+        ))),
+        Some(_) => Err(StepError::ApprovalTimedOut),
+        None => Err(StepError::NotAwaitingApproval(describe_decided(&deployment))),
+    }
+}
+
 /// A person's decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision {
@@ -360,6 +448,11 @@ pub fn describe_decided(deployment: &Deployment) -> String {
         .as_ref()
         .filter(|a| a.decision.is_some())
     {
+        Some(a) if a.decision.as_deref() == Some(TIMED_OUT) => format!(
+            "deployment {}: the approval window closed at {} without a decision",
+            deployment.deployment_id,
+            a.expires_at.to_rfc3339()
+        ),
         Some(a) => format!(
             "deployment {} was already {} by {} via {} at {}",
             deployment.deployment_id,
