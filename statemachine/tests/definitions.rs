@@ -362,7 +362,9 @@ async fn an_approval_recorded_in_time_but_never_delivered_goes_on_at_the_timeout
             )
             .on(
                 "ApprovalTimedOut",
-                vec![Ok(json!({"decision": "approved", "approver": "alice@example.com"}))],
+                vec![Ok(
+                    json!({"decision": "approved", "approver": "alice@example.com"}),
+                )],
             ),
     );
     let finished = run(tasks.clone()).await;

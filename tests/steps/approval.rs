@@ -190,3 +190,108 @@ async fn an_empty_task_token_is_malformed() {
         "EventMalformed"
     );
 }
+
+/// A deployment awaiting approval with `token` stored.
+async fn awaiting(world: &World, token: &str) -> String {
+    let id = healthy(world).await;
+    approval::request(
+        &world.ctx,
+        &RequestInput {
+            deployment_id: id.clone(),
+            task_token: token.into(),
+        },
+    )
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn at_the_timeout_an_approval_recorded_in_time_but_never_delivered_still_counts() {
+    let world = World::build().await;
+    let id = awaiting(&world, "token-whose-delivery-failed").await;
+    // Recorded (the conditional write), then SendTaskSuccess failed: nothing marked delivered.
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        record(&world, &id).await.approval.unwrap().delivered_at,
+        None
+    );
+    let input = approval::TimedOutInput {
+        deployment_id: id.clone(),
+        timed_out: true,
+    };
+    let settled = approval::settle_timeout(&world.ctx, &input).await.unwrap();
+    assert_eq!(
+        (settled.decision.as_str(), settled.approver.as_str()),
+        ("approved", "alice@example.com")
+    );
+    let stored = record(&world, &id).await;
+    let approval = stored.approval.unwrap();
+    assert!(approval.delivered_at.is_some());
+    assert_eq!(approval.decision.as_deref(), Some("approved"));
+    // The switch step accepts it: the recorded decision is an approval.
+    assert!(stored.timeline.iter().any(|e| e.outcome == "delivered"));
+    // Settling again (the task retried) answers the same.
+    assert_eq!(
+        approval::settle_timeout(&world.ctx, &input).await.unwrap(),
+        settled
+    );
+}
+
+#[tokio::test]
+async fn at_the_timeout_without_a_decision_the_window_closes_and_no_later_decision_lands() {
+    let world = World::build().await;
+    let id = awaiting(&world, "token").await;
+    let input = approval::TimedOutInput {
+        deployment_id: id.clone(),
+        timed_out: true,
+    };
+    let err = approval::settle_timeout(&world.ctx, &input)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "ApprovalTimedOut");
+    assert_eq!(
+        record(&world, &id)
+            .await
+            .approval
+            .unwrap()
+            .decision
+            .as_deref(),
+        Some(approval::TIMED_OUT)
+    );
+    let late = approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap_err();
+    assert_eq!(late.name(), "NotAwaitingApproval");
+    assert!(late.to_string().contains("closed"), "{late}");
+    assert_eq!(
+        approval::settle_timeout(&world.ctx, &input)
+            .await
+            .unwrap_err()
+            .name(),
+        "ApprovalTimedOut",
+        "a retried settle answers the same"
+    );
+}
+
+#[tokio::test]
+async fn at_the_timeout_a_rejection_recorded_in_time_aborts_as_rejected() {
+    let world = World::build().await;
+    let id = awaiting(&world, "token").await;
+    approval::decide(&world.ctx, &id, &decision(false))
+        .await
+        .unwrap();
+    let err = approval::settle_timeout(
+        &world.ctx,
+        &approval::TimedOutInput {
+            deployment_id: id,
+            timed_out: true,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "ApprovalRejected");
+    assert!(err.to_string().contains("not today"), "{err}");
+}

@@ -69,7 +69,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("numbers: requests, client concurrency, console concurrency"))
+        .map(|a| {
+            a.parse()
+                .expect("numbers: requests, client concurrency, console concurrency")
+        })
         .collect();
     let requests = args.first().copied().unwrap_or(2000);
     let clients = args.get(1).copied().unwrap_or(32);
@@ -108,7 +111,11 @@ async fn main() {
     let reads = Counter::default();
     let mut ctx = world.ctx.clone();
     ctx.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        ctx.dynamodb.config().to_builder().interceptor(reads.clone()).build(),
+        ctx.dynamodb
+            .config()
+            .to_builder()
+            .interceptor(reads.clone())
+            .build(),
     );
     // Lambda's reserved concurrency: at most `capacity` invocations at once, the rest 429.
     let slots = Arc::new(Semaphore::new(capacity));
@@ -126,9 +133,12 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
 
     let http = reqwest::Client::builder()
@@ -142,7 +152,14 @@ async fn main() {
     for i in 0..requests {
         // 3 in 5 forged (altered or made-up key), 1 in 5 expired, 1 in 5 valid.
         let (kind, link) = match i % 5 {
-            0 | 1 => (Kind::Forged, if i % 2 == 0 { forged.clone() } else { made_up.clone() }),
+            0 | 1 => (
+                Kind::Forged,
+                if i % 2 == 0 {
+                    forged.clone()
+                } else {
+                    made_up.clone()
+                },
+            ),
             2 => (Kind::Forged, forged.clone()),
             3 => (Kind::Expired, expired.clone()),
             _ => (Kind::Valid, valid.clone()),

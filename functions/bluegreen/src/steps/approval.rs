@@ -180,7 +180,9 @@ pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<
     }
     let deployment = records.get(&input.deployment_id).await?;
     let Some(approval) = deployment.approval.as_ref() else {
-        return Err(StepError::NotAwaitingApproval(describe_decided(&deployment)));
+        return Err(StepError::NotAwaitingApproval(describe_decided(
+            &deployment,
+        )));
     };
     match approval.decision.as_deref() {
         Some("approved") => {
@@ -207,7 +209,9 @@ pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<
             approval.reason.as_deref().unwrap_or_default(),
         ))),
         Some(_) => Err(StepError::ApprovalTimedOut),
-        None => Err(StepError::NotAwaitingApproval(describe_decided(&deployment))),
+        None => Err(StepError::NotAwaitingApproval(describe_decided(
+            &deployment,
+        ))),
     }
 }
 
