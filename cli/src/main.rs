@@ -6,6 +6,7 @@
 //! failed (the message says why), 2 bad usage.
 
 mod api;
+mod approvers;
 mod config_cmd;
 mod console;
 mod graph;
@@ -94,6 +95,10 @@ enum Command {
     /// Validate, upload or read service configs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Subscribe approvers with per-approver filter policies, or check that no subscription
+    /// can receive someone else's approval link.
+    #[command(subcommand)]
+    Approvers(approvers::ApproversCommand),
     /// Check the state machine definitions and, optionally, service config files.
     Validate {
         /// TOML service config files to validate.
@@ -127,6 +132,7 @@ async fn main() -> ExitCode {
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
         Command::Config(command) => config_cmd::run(out, command).await,
+        Command::Approvers(command) => approvers::run(out, command).await,
         Command::Validate { configs } => validate(&configs),
         Command::Graph { intake } => {
             let text = if intake {

@@ -101,3 +101,133 @@ async fn a_superseded_push_is_announced() {
         "the running deployment carries on"
     );
 }
+
+/// An HTTP endpoint that keeps the bodies SNS delivers to it.
+async fn sns_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let keep = received.clone();
+    let app = Router::new().route(
+        "/sns",
+        post(move |body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let (listener, url) = listener().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("{url}/sns"), received)
+}
+
+#[tokio::test]
+async fn each_approvers_filtered_subscription_receives_only_their_own_link() {
+    use bluegreen::subscriptions;
+    let (world, _console) = with_console().await;
+    let sns = &world.ctx.sns;
+    // Subscriptions as `bluegreen approvers subscribe` makes them (HTTP endpoints here, where
+    // moto delivers and applies filter policies; e-mail in AWS), and a team channel that asks
+    // for outcomes only.
+    let mut inboxes = Vec::new();
+    for (who, filter) in [
+        (
+            "alice@example.com",
+            subscriptions::approver_filter("alice@example.com"),
+        ),
+        (
+            "bob@example.com",
+            subscriptions::approver_filter("bob@example.com"),
+        ),
+        (
+            "team",
+            r#"{"kind": ["succeeded", "aborted", "rolled_back"]}"#.to_owned(),
+        ),
+    ] {
+        let (url, inbox) = sns_endpoint().await;
+        sns.subscribe()
+            .topic_arn(&world.topic_arn)
+            .protocol("http")
+            .endpoint(url)
+            .attributes("FilterPolicy", filter)
+            .send()
+            .await
+            .expect("subscribe");
+        inboxes.push((who, inbox));
+    }
+    assert_eq!(subscriptions::audit(&world.ctx).await.unwrap(), vec![]);
+
+    let id = awaiting(&world, LOCAL_TOKEN).await;
+    let alice_link = token_of(&link_for(&world, &id, "alice@example.com").await);
+    let bob_link = token_of(&link_for(&world, &id, "bob@example.com").await);
+    for (who, inbox) in &inboxes {
+        let bodies = inbox.lock().unwrap().clone();
+        let with = |link: &str| bodies.iter().filter(|b| b.contains(link)).count();
+        match *who {
+            "alice@example.com" => assert_eq!(
+                (with(&alice_link), with(&bob_link), bodies.len()),
+                (1, 0, 1)
+            ),
+            "bob@example.com" => assert_eq!(
+                (with(&alice_link), with(&bob_link), bodies.len()),
+                (0, 1, 1)
+            ),
+            _ => assert!(bodies.iter().all(|b| !b.contains("?link=")), "{bodies:?}"),
+        }
+    }
+
+    // A subscription without a filter (or with one admitting everyone) would see every link:
+    // the audit names it.
+    let (open, _) = sns_endpoint().await;
+    sns.subscribe()
+        .topic_arn(&world.topic_arn)
+        .protocol("http")
+        .endpoint(&open)
+        .send()
+        .await
+        .expect("subscribe");
+    let exposed = subscriptions::audit(&world.ctx).await.unwrap();
+    assert_eq!(exposed.len(), 1, "{exposed:?}");
+    assert!(
+        exposed[0].endpoint.ends_with(&open) && exposed[0].problem.contains("no filter policy")
+    );
+}
+
+#[tokio::test]
+async fn subscribing_a_services_approvers_gives_each_their_own_filter_once() {
+    let world = World::build().await.with_topic();
+    let config = world.config();
+    let first = bluegreen::subscriptions::subscribe_approvers(&world.ctx, &config)
+        .await
+        .unwrap();
+    let emails: Vec<&str> = first.iter().map(|s| s.approver.as_str()).collect();
+    assert_eq!(
+        emails,
+        ["alice@example.com", "bob@example.com"],
+        "IAM principals get no links"
+    );
+    let again = bluegreen::subscriptions::subscribe_approvers(&world.ctx, &config)
+        .await
+        .unwrap();
+    assert_eq!(first, again, "a repeat answers the same subscriptions");
+    for s in &first {
+        let attributes = world
+            .ctx
+            .sns
+            .get_subscription_attributes()
+            .subscription_arn(&s.subscription_arn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        assert_eq!(
+            attributes["FilterPolicy"],
+            bluegreen::subscriptions::approver_filter(&s.approver)
+        );
+    }
+    assert_eq!(
+        bluegreen::subscriptions::audit(&world.ctx).await.unwrap(),
+        vec![]
+    );
+}

@@ -34,6 +34,7 @@ pub mod revisions;
 pub mod routing;
 pub mod slot;
 pub mod steps;
+pub mod subscriptions;
 
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};

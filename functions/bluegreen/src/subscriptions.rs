@@ -1,0 +1,201 @@
+//! Approval links reach only their approver: each approval request is published once per
+//! approver with the message attribute `approver`, and each approver's subscription carries a
+//! filter policy that admits only their own address. [`subscribe_approvers`] makes those
+//! subscriptions (e-mail), [`audit`] finds every subscription on the topic that could receive
+//! someone else's link (no filter policy, a filter that admits more than one approver, or one
+//! that does not exclude approval requests).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::ServiceConfig;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+
+/// The filter policy of `approver`'s subscription: approval requests for them only.
+pub fn approver_filter(approver: &str) -> String {
+    json!({ "approver": [approver] }).to_string()
+}
+
+/// Why a subscription with this filter policy (and scope) could receive another approver's
+/// link, or `None` when it cannot.
+pub fn exposes_links(filter_policy: Option<&str>, scope: Option<&str>) -> Option<String> {
+    let Some(text) = filter_policy.filter(|t| !t.trim().is_empty()) else {
+        return Some("no filter policy: it receives every approver's link".into());
+    };
+    if scope.is_some_and(|s| s != "MessageAttributes") {
+        return Some(format!(
+            "filter policy scope {}: bluegreen's attributes are not filtered",
+            scope.unwrap_or_default()
+        ));
+    }
+    let Ok(Value::Object(policy)) = serde_json::from_str::<Value>(text) else {
+        return Some("the filter policy is not a JSON object".into());
+    };
+    let exact = |key: &str| -> Option<Vec<String>> {
+        policy
+            .get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    if exact("approver").is_some_and(|values| values.len() == 1) {
+        return None;
+    }
+    if exact("kind").is_some_and(|kinds| !kinds.iter().any(|k| k == "awaiting_approval")) {
+        return None;
+    }
+    Some(
+        "its filter admits approval requests for more than one approver (pin `approver` to one \
+         address, or list `kind`s without awaiting_approval)"
+            .into(),
+    )
+}
+
+/// A subscription that could receive someone else's link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exposed {
+    /// The subscription.
+    pub subscription_arn: String,
+    /// Protocol and endpoint, e.g. `email alice@example.com`.
+    pub endpoint: String,
+    /// Why.
+    pub problem: String,
+}
+
+fn topic(ctx: &Context) -> StepResult<&str> {
+    ctx.settings.topic_arn.as_deref().ok_or_else(|| {
+        StepError::ConfigInvalid(vec![
+            "BLUEGREEN_TOPIC_ARN is not set (the stack's TopicArn output)".into(),
+        ])
+    })
+}
+
+/// Every confirmed subscription on the topic that could receive another approver's link.
+/// Pending confirmations have no attributes yet and are listed as such.
+pub async fn audit(ctx: &Context) -> StepResult<Vec<Exposed>> {
+    let topic = topic(ctx)?;
+    let mut exposed = Vec::new();
+    let mut pages = ctx
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StepError::from_sdk("sns:ListSubscriptionsByTopic", e))?;
+        for subscription in page.subscriptions.unwrap_or_default() {
+            let arn = subscription.subscription_arn.unwrap_or_default();
+            let endpoint = format!(
+                "{} {}",
+                subscription.protocol.unwrap_or_default(),
+                subscription.endpoint.unwrap_or_default()
+            );
+            if !arn.starts_with("arn:") {
+                exposed.push(Exposed {
+                    subscription_arn: arn,
+                    endpoint,
+                    problem: "pending confirmation: check it again once confirmed".into(),
+                });
+                continue;
+            }
+            let attributes = ctx
+                .sns
+                .get_subscription_attributes()
+                .subscription_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("sns:GetSubscriptionAttributes", e))?
+                .attributes
+                .unwrap_or_default();
+            if let Some(problem) = exposes_links(
+                attributes.get("FilterPolicy").map(String::as_str),
+                attributes.get("FilterPolicyScope").map(String::as_str),
+            ) {
+                exposed.push(Exposed {
+                    subscription_arn: arn,
+                    endpoint,
+                    problem,
+                });
+            }
+        }
+    }
+    Ok(exposed)
+}
+
+/// What [`subscribe_approvers`] did for one approver.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscribed {
+    /// The approver's address.
+    pub approver: String,
+    /// The subscription (`pending confirmation` until the approver confirms the e-mail).
+    pub subscription_arn: String,
+}
+
+/// Subscribes each e-mail approver of `config` to the topic with [`approver_filter`] (SNS
+/// answers the existing subscription for a repeat; an existing one with another filter is an
+/// error naming it). IAM principals among the approvers get no links and are skipped.
+pub async fn subscribe_approvers(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<Subscribed>> {
+    let topic = topic(ctx)?;
+    let mut done = Vec::new();
+    for approver in config.approval.approvers.iter().filter(|a| a.contains('@')) {
+        let out = ctx
+            .sns
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("email")
+            .endpoint(approver)
+            .attributes("FilterPolicy", approver_filter(approver))
+            .attributes("FilterPolicyScope", "MessageAttributes")
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("sns:Subscribe", e))?;
+        done.push(Subscribed {
+            approver: approver.clone(),
+            subscription_arn: out
+                .subscription_arn
+                .unwrap_or_else(|| "pending confirmation".into()),
+        });
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_filters_that_pin_one_approver_or_exclude_approval_requests_are_safe() {
+        assert_eq!(
+            exposes_links(Some(&approver_filter("alice@example.com")), None),
+            None
+        );
+        assert_eq!(
+            exposes_links(
+                Some(r#"{"kind": ["succeeded", "aborted"]}"#),
+                Some("MessageAttributes")
+            ),
+            None
+        );
+        for unsafe_policy in [
+            None,
+            Some(""),
+            Some(r#"{"approver": ["alice@example.com", "bob@example.com"]}"#),
+            Some(r#"{"approver": [{"prefix": ""}]}"#),
+            Some(r#"{"kind": ["awaiting_approval"]}"#),
+            Some(r#"{"service": ["shop"]}"#),
+            Some("not json"),
+        ] {
+            assert!(
+                exposes_links(unsafe_policy, None).is_some(),
+                "{unsafe_policy:?}"
+            );
+        }
+        assert!(exposes_links(Some(&approver_filter("a@b.c")), Some("MessageBody")).is_some());
+    }
+}
