@@ -53,7 +53,7 @@ struct Setup {
     waiting: Waiting,
     alice: Principal,
     mallory: Principal,
-    api: IamFunctionUrl,
+    api: bluegreen_tests::serving::Served,
     recorder: AwsCallRecorder,
 }
 
@@ -277,48 +277,46 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     assert_eq!(s.recorder.calls(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn without_the_api_decisions_and_auto_approval_are_refused_against_aws() {
+/// Runs `bluegreen` with `env`, against AWS (a non-loopback endpoint) and without the API.
+async fn against_aws(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let nobody = Principal::user("alice");
-    // No BLUEGREEN_API_URL and AWS (not a loopback emulator) as the endpoint.
     let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args(["approve", "shop-20261123T100000-abc"])
+        .args(args)
         .env_remove("BLUEGREEN_API_URL")
         .env("AWS_ENDPOINT_URL", "https://bluegreen-test.invalid")
         .env("AWS_ACCESS_KEY_ID", &nobody.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &nobody.secret_key)
         .env("AWS_REGION", "us-east-1")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn without_the_api_decisions_and_auto_approval_are_refused_against_aws() {
+    let (code, stderr) = against_aws(&["approve", "shop-20261123T100000-abc"], &[]).await;
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("ApiNotConfigured") && stderr.contains("BLUEGREEN_API_URL"),
         "{stderr}"
     );
 
     let recorder = AwsCallRecorder::start().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args([
-            "run",
-            "--event",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../events/ecr-push-tagged.json"
-            ),
-            "--auto-approve",
-        ])
-        .env("AWS_ENDPOINT_URL", "https://bluegreen-test.invalid")
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &recorder.url)
-        .env("AWS_ACCESS_KEY_ID", &nobody.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &nobody.secret_key)
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let (code, stderr) = against_aws(
+        &["run", "--event", event, "--auto-approve"],
+        &[("AWS_ENDPOINT_URL_DYNAMODB", recorder.url.as_str())],
+    )
+    .await;
+    assert_eq!(code, Some(1));
     assert!(stderr.contains("--auto-approve is refused"), "{stderr}");
     assert_eq!(
         recorder.calls(),

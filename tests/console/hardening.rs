@@ -6,72 +6,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use bluegreen::Context;
 use bluegreen_tests::MOTO_CALLER;
+use bluegreen_tests::serving::{count_dynamodb as counted, serve as serve_app};
 use reqwest::StatusCode;
 
 use crate::*;
-
-/// Counts the requests a client sends.
-#[derive(Debug, Clone, Default)]
-struct Counter(Arc<AtomicUsize>);
-
-impl Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "bluegreen-request-counter"
-    }
-
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-impl Counter {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// `ctx` with its DynamoDB requests counted.
-fn counted(ctx: &Context) -> (Context, Counter) {
-    let counter = Counter::default();
-    let mut ctx = ctx.clone();
-    ctx.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        ctx.dynamodb
-            .config()
-            .to_builder()
-            .interceptor(counter.clone())
-            .build(),
-    );
-    (ctx, counter)
-}
-
-/// Serves `app` on `listener`.
-fn serve_app(app: axum::Router, listener: tokio::net::TcpListener) -> Served {
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("console serves");
-    });
-    Served { url, task }
-}
 
 #[tokio::test]
 async fn the_public_console_refuses_forged_and_expired_links_without_reading_the_table() {

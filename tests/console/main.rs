@@ -15,8 +15,6 @@ mod links;
 mod notifications;
 mod operator;
 
-use std::net::SocketAddr;
-
 use bluegreen::Context;
 use bluegreen::record::{Deployment, Records};
 use bluegreen::steps::approval::{self, RequestInput};
@@ -25,25 +23,12 @@ use bluegreen_tests::World;
 
 use common::*;
 
-/// The console served on a free loopback port, stopped on drop.
-pub struct Served {
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub use bluegreen_tests::serving::Served;
 
 /// A listener on a free loopback port and its base URL (bound before serving, so links can
 /// name it).
 pub async fn listener() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = bluegreen_tests::serving::loopback_listener().await;
     let url = format!("http://{}", listener.local_addr().unwrap());
     (listener, url)
 }
@@ -55,16 +40,7 @@ pub fn serve(ctx: Context, listener: tokio::net::TcpListener, operator: Option<&
     if let Some(arn) = operator {
         app = app.layer(axum::Extension(CallerIdentity(arn.to_owned())));
     }
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("console serves");
-    });
-    Served { url, task }
+    bluegreen_tests::serving::serve(app, listener)
 }
 
 /// A world whose notifications go to its topic and whose links point at a console about to be

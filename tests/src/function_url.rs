@@ -49,22 +49,12 @@ impl Principal {
     }
 }
 
-/// The stand-in, serving on a loopback port until dropped.
-pub struct IamFunctionUrl {
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for IamFunctionUrl {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The stand-in ([`IamFunctionUrl::serve`]).
+pub struct IamFunctionUrl;
 
 impl IamFunctionUrl {
     /// Serves `function` (the console's Lambda app) behind IAM auth for `principals`.
-    pub async fn serve(function: Router, principals: &[Principal]) -> Self {
+    pub async fn serve(function: Router, principals: &[Principal]) -> crate::serving::Served {
         let known: Arc<HashMap<String, Principal>> = Arc::new(
             principals
                 .iter()
@@ -76,19 +66,7 @@ impl IamFunctionUrl {
             let function = function.clone();
             async move { invoke(&known, function, request).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("function URL serves");
-        });
-        IamFunctionUrl { url, task }
+        crate::serving::serve(app, crate::serving::loopback_listener().await)
     }
 }
 

@@ -5,6 +5,7 @@
 mod emulator;
 pub mod function_url;
 pub mod recorder;
+pub mod serving;
 mod simulator;
 mod smoke_app;
 pub mod stepfunctions;

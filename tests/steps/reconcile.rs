@@ -350,14 +350,7 @@ async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_serv
     assert_eq!(ended.status, Status::NeedsAttention);
 
     // Nothing fixed yet: the retry runs the abort again and it needs attention again.
-    let unchanged = bluegreen::operator::retry(
-        &world.ctx,
-        &id,
-        OPERATOR,
-        bluegreen::operator::RETRY_WAIT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let unchanged = retry(&world, &id).await.unwrap();
     assert_eq!(
         (unchanged.ending, unchanged.status),
         ("abort".to_owned(), Status::NeedsAttention)
@@ -366,14 +359,7 @@ async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_serv
 
     // The person points the live slot back at its own revision (production's database).
     world.set_task_definition(Slot::Blue, &blue_td).await;
-    let fixed = bluegreen::operator::retry(
-        &world.ctx,
-        &id,
-        OPERATOR,
-        bluegreen::operator::RETRY_WAIT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let fixed = retry(&world, &id).await.unwrap();
     assert_eq!(
         (fixed.ending, fixed.status),
         ("abort".to_owned(), Status::Aborted)
@@ -394,14 +380,7 @@ async fn a_retry_after_the_cause_is_fixed_ends_the_deployment_and_frees_the_serv
 async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_lock() {
     let world = World::build().await;
     let running = prepare_push(&world, "v2", "event-1").await;
-    let err = bluegreen::operator::retry(
-        &world.ctx,
-        &running,
-        OPERATOR,
-        bluegreen::operator::RETRY_WAIT_LIMIT,
-    )
-    .await
-    .unwrap_err();
+    let err = retry(&world, &running).await.unwrap_err();
     assert_eq!(err.name(), "RetryRefused", "{err}");
 
     let world = World::build().await;
@@ -409,14 +388,7 @@ async fn a_retry_is_refused_unless_the_deployment_needs_attention_and_holds_the_
     bluegreen::operator::unlock(&world.ctx, "shop", OPERATOR)
         .await
         .unwrap();
-    let err = bluegreen::operator::retry(
-        &world.ctx,
-        &id,
-        OPERATOR,
-        bluegreen::operator::RETRY_WAIT_LIMIT,
-    )
-    .await
-    .unwrap_err();
+    let err = retry(&world, &id).await.unwrap_err();
     assert_eq!(err.name(), "RetryRefused", "{err}");
     assert!(err.to_string().contains("no longer holds"), "{err}");
 }
@@ -437,4 +409,15 @@ async fn a_prepared_deployment_whose_intake_never_started_it_is_started_not_abor
     );
     assert_eq!(record(&world, &id).await.status, Status::Preparing);
     assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+}
+
+/// `bluegreen retry` as the operator, with the CLI's wait limit.
+async fn retry(world: &World, id: &str) -> bluegreen::StepResult<bluegreen::operator::Retried> {
+    bluegreen::operator::retry(
+        &world.ctx,
+        id,
+        OPERATOR,
+        bluegreen::operator::RETRY_WAIT_LIMIT,
+    )
+    .await
 }

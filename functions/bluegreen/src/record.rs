@@ -520,36 +520,52 @@ impl<'a> Records<'a> {
     /// The task token the approval wait stored (`None` when there is none). Read on its own,
     /// so it never travels inside a [`Deployment`].
     pub async fn task_token(&self, deployment_id: &str) -> StepResult<Option<String>> {
-        let out = self
+        self.string_attribute(deployment_id, "task_token").await
+    }
+
+    /// One string attribute written outside the [`Deployment`] type (the task token, a DNS
+    /// change id), read consistently; `None` when absent.
+    pub async fn string_attribute(
+        &self,
+        deployment_id: &str,
+        name: &str,
+    ) -> StepResult<Option<String>> {
+        Ok(self
+            .item(deployment_id, Some(name))
+            .await?
+            .and_then(|item| item.get(name)?.as_s().ok().cloned()))
+    }
+
+    /// The record's item (only the attribute `only`, when given), read consistently.
+    async fn item(
+        &self,
+        deployment_id: &str,
+        only: Option<&str>,
+    ) -> StepResult<Option<HashMap<String, AttributeValue>>> {
+        let mut request = self
             .ctx
             .dynamodb
             .get_item()
             .table_name(self.table())
             .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .projection_expression("task_token")
-            .consistent_read(true)
+            .consistent_read(true);
+        if let Some(name) = only {
+            request = request
+                .projection_expression("#attribute")
+                .expression_attribute_names("#attribute", name);
+        }
+        let out = request
             .send()
             .await
             .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
-        Ok(out
-            .item
-            .and_then(|item| item.get("task_token")?.as_s().ok().cloned()))
+        Ok(out.item)
     }
 
     /// Reads a record; [`StepError::DeploymentNotFound`] if there is none.
     pub async fn get(&self, deployment_id: &str) -> StepResult<Deployment> {
-        let out = self
-            .ctx
-            .dynamodb
-            .get_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
-        let item = out
-            .item
+        let item = self
+            .item(deployment_id, None)
+            .await?
             .ok_or_else(|| StepError::DeploymentNotFound(deployment_id.to_owned()))?;
         serde_dynamo::from_item(item).map_err(|e| {
             StepError::EventMalformed(format!(
@@ -560,24 +576,19 @@ impl<'a> Records<'a> {
 
     /// Applies a change to an existing record and bumps `updated_at`.
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
-        let write = self.update_in_transaction(deployment_id, change)?;
-        let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(write.table_name)
-            .set_key(Some(write.key))
-            .update_expression(write.update_expression)
-            .set_condition_expression(write.condition_expression)
-            .set_expression_attribute_names(write.expression_attribute_names)
-            .set_expression_attribute_values(write.expression_attribute_values)
-            .send()
-            .await;
-        match conditional("dynamodb:UpdateItem", result)? {
-            Conditional::Written(_) => Ok(()),
-            Conditional::ConditionFailed => {
-                Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
-            }
+        if self
+            .update_if(
+                deployment_id,
+                change,
+                "attribute_exists(deployment_id)",
+                &[],
+                &[],
+            )
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
         }
     }
 

@@ -139,24 +139,32 @@ async fn approve(
     State(ctx): Shared,
     Path(id): Path<String>,
     caller: Caller,
-    body: Option<Json<ActionRequest>>,
+    body: Body,
 ) -> Response {
-    let reason = body.and_then(|Json(b)| b.reason);
-    as_caller(caller, |who| async move {
-        decide(&ctx, &id, true, who, reason).await
-    })
-    .await
+    decision(ctx, id, true, caller, body).await
 }
 
 async fn reject(
     State(ctx): Shared,
     Path(id): Path<String>,
     caller: Caller,
-    body: Option<Json<ActionRequest>>,
+    body: Body,
+) -> Response {
+    decision(ctx, id, false, caller, body).await
+}
+
+type Body = Option<Json<ActionRequest>>;
+
+async fn decision(
+    ctx: Arc<Context>,
+    id: String,
+    approve: bool,
+    caller: Caller,
+    body: Body,
 ) -> Response {
     let reason = body.and_then(|Json(b)| b.reason);
     as_caller(caller, |who| async move {
-        decide(&ctx, &id, false, who, reason).await
+        decide(&ctx, &id, approve, who, reason).await
     })
     .await
 }

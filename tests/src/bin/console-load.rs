@@ -13,16 +13,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -31,25 +24,6 @@ use bluegreen::links::{self, LinkClaims};
 use bluegreen::steps::approval::{self, RequestInput};
 use bluegreen_tests::World;
 use tokio::sync::Semaphore;
-
-#[derive(Debug, Clone, Default)]
-struct Counter(Arc<AtomicUsize>);
-
-impl Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "console-load-dynamodb-counter"
-    }
-
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -108,15 +82,7 @@ async fn main() {
         &LinkClaims::new(&id, "mallory@example.com", now + chrono::Duration::hours(1)),
     );
 
-    let reads = Counter::default();
-    let mut ctx = world.ctx.clone();
-    ctx.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        ctx.dynamodb
-            .config()
-            .to_builder()
-            .interceptor(reads.clone())
-            .build(),
-    );
+    let (ctx, reads) = bluegreen_tests::serving::count_dynamodb(&world.ctx);
     // Lambda's reserved concurrency: at most `capacity` invocations at once, the rest 429.
     let slots = Arc::new(Semaphore::new(capacity));
     let app = bluegreen_console::lambda_app(ctx).layer(axum::middleware::from_fn(
@@ -130,16 +96,9 @@ async fn main() {
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let console =
+        bluegreen_tests::serving::serve(app, bluegreen_tests::serving::loopback_listener().await);
+    let base = console.url.clone();
 
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -224,7 +183,7 @@ async fn main() {
         .and_then(|(s, _)| s.get(&200).copied())
         .unwrap_or(0);
     let throttled: usize = by_kind.values().filter_map(|(s, _)| s.get(&429)).sum();
-    let dynamodb = reads.0.load(Ordering::SeqCst);
+    let dynamodb = reads.count();
     // Each valid page is one GetItem; anything beyond came from a forged or expired link.
     let leaked = dynamodb.saturating_sub(valid_pages);
     println!(

@@ -202,22 +202,9 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
 }
 
 async fn dns_change_id(ctx: &Context, deployment_id: &str) -> StepResult<Option<String>> {
-    let out = ctx
-        .dynamodb
-        .get_item()
-        .table_name(&ctx.settings.deployments_table)
-        .key(
-            "deployment_id",
-            aws_sdk_dynamodb::types::AttributeValue::S(deployment_id.to_owned()),
-        )
-        .projection_expression("dns_change_id")
-        .consistent_read(true)
-        .send()
+    Records::new(ctx)
+        .string_attribute(deployment_id, "dns_change_id")
         .await
-        .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
-    Ok(out
-        .item
-        .and_then(|i| i.get("dns_change_id").and_then(|v| v.as_s().ok()).cloned()))
 }
 
 #[cfg(test)]
