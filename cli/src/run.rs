@@ -112,7 +112,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
 async fn auto_approver(ctx: &Context) -> Result<String, String> {
     if !ctx.on_loopback_emulator() {
         return Err(format!(
-            "--auto-approve is refused: it works only against an emulator on this machine              (AWS_ENDPOINT_URL on 127.0.0.1 or localhost), and the endpoint is {}",
+            "--auto-approve is refused: it works only against an emulator on this machine \
+             (AWS_ENDPOINT_URL on 127.0.0.1 or localhost), and the endpoint is {}",
             ctx.endpoint_url.as_deref().unwrap_or("AWS itself")
         ));
     }

@@ -295,3 +295,17 @@ async fn at_the_timeout_a_rejection_recorded_in_time_aborts_as_rejected() {
     assert_eq!(err.name(), "ApprovalRejected");
     assert!(err.to_string().contains("not today"), "{err}");
 }
+
+#[tokio::test]
+async fn a_repeated_decision_for_a_local_runner_is_already_decided_not_re_sent() {
+    let world = World::build().await;
+    let id = awaiting(&world, "bluegreen-local:run:Approval:1").await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    // The local runner reads the record; there is nothing to deliver again.
+    let again = approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap_err();
+    assert_eq!(again.name(), "NotAwaitingApproval", "{again}");
+}

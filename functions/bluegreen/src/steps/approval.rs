@@ -497,14 +497,19 @@ async fn undelivered(
     if !repeat {
         return Ok(None);
     }
-    tracing::info!(
-        deployment_id = %deployment.deployment_id,
-        approver = %decision.approver,
-        "re-delivering a recorded decision Step Functions never received"
-    );
-    Records::new(ctx)
+    let token = Records::new(ctx)
         .task_token(&deployment.deployment_id)
-        .await
+        .await?
+        // A local runner reads the decision from the record: nothing to deliver again.
+        .filter(|t| !t.starts_with(LOCAL_TOKEN_PREFIX));
+    if token.is_some() {
+        tracing::info!(
+            deployment_id = %deployment.deployment_id,
+            approver = %decision.approver,
+            "re-delivering a recorded decision Step Functions never received"
+        );
+    }
+    Ok(token)
 }
 
 /// Checks the decision against the request and the service's current approvers; returns the
