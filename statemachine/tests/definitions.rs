@@ -326,19 +326,21 @@ async fn a_rejected_approval_aborts() {
     assert_eq!(tasks.calls_to("Abort").len(), 1);
 }
 
-#[tokio::test]
-async fn an_approval_timeout_settles_from_the_record_and_aborts_without_a_decision() {
-    let tasks = Arc::new(
+/// Tasks whose approval wait times out and whose timeout path answers `settled`.
+fn timing_out(settled: Result<Value, Failure>) -> Arc<Scripted> {
+    Arc::new(
         Scripted::default()
             .on(
                 "Approval",
                 vec![Err(Failure::new("States.Timeout", "no decision"))],
             )
-            .on(
-                "ApprovalTimedOut",
-                vec![Err(Failure::new("ApprovalTimedOut", "approval timed out"))],
-            ),
-    );
+            .on("ApprovalTimedOut", vec![settled]),
+    )
+}
+
+#[tokio::test]
+async fn an_approval_timeout_settles_from_the_record_and_aborts_without_a_decision() {
+    let tasks = timing_out(Err(Failure::new("ApprovalTimedOut", "approval timed out")));
     let finished = run(tasks.clone()).await;
     assert_eq!(failed_with(&finished.outcome), "ApprovalTimedOut");
     assert_eq!(
@@ -354,19 +356,9 @@ async fn an_approval_timeout_settles_from_the_record_and_aborts_without_a_decisi
 
 #[tokio::test]
 async fn an_approval_recorded_in_time_but_never_delivered_goes_on_at_the_timeout() {
-    let tasks = Arc::new(
-        Scripted::default()
-            .on(
-                "Approval",
-                vec![Err(Failure::new("States.Timeout", "no decision"))],
-            )
-            .on(
-                "ApprovalTimedOut",
-                vec![Ok(
-                    json!({"decision": "approved", "approver": "alice@example.com"}),
-                )],
-            ),
-    );
+    let tasks = timing_out(Ok(
+        json!({"decision": "approved", "approver": "alice@example.com"}),
+    ));
     let finished = run(tasks.clone()).await;
     assert!(
         matches!(finished.outcome, Outcome::Succeeded(_)),
