@@ -258,6 +258,17 @@ async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approve
 #[tokio::test]
 async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     let s = setup().await;
+    // Refusals come back with their stable names: the deployment still holds the lock and
+    // does not need attention.
+    for (args, refusal) in [
+        (["--output", "json", "unlock", "shop"], "UnlockRefused"),
+        (["--output", "json", "retry", s.id.as_str()], "RetryRefused"),
+    ] {
+        let (code, _, stderr) = bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &args).await;
+        assert_eq!(code, 1, "{stderr}");
+        let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
+        assert_eq!(error["error"], refusal, "{stderr}");
+    }
     let (code, stdout, stderr) = bluegreen_as(
         &s.mallory,
         &s.api.url,
