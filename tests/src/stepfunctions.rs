@@ -102,8 +102,9 @@ impl Waiting {
             &json!({ "deployment_id": deployment_id }),
         )
         .await;
-        // Bounded wait for the interpreter to schedule the task.
-        for _ in 0..100 {
+        // Bounded wait (30 s) for the interpreter to schedule the task: generous, because the
+        // tests run beside another test binary and moto shares two cores with them.
+        for _ in 0..600 {
             let history = sfn
                 .get_execution_history()
                 .execution_arn(&execution)
@@ -124,7 +125,7 @@ impl Waiting {
 
     /// The execution's final status, error, cause and output, once it has left RUNNING.
     pub async fn ended(&self) -> (String, Option<String>, Option<String>, Option<String>) {
-        for _ in 0..100 {
+        for _ in 0..600 {
             let d = self
                 .sfn
                 .describe_execution()
