@@ -188,17 +188,7 @@ async fn a_non_approver_an_approver_removed_since_the_start_and_unsigned_calls_a
 async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approver() {
     let s = setup().await;
     // The first API instance cannot reach Step Functions (a closed port, no retries).
-    let mut cut_off = s.world.ctx.clone();
-    cut_off.sfn = aws_sdk_sfn::Client::from_conf(
-        s.world
-            .ctx
-            .sfn
-            .config()
-            .to_builder()
-            .endpoint_url("http://127.0.0.1:9")
-            .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
-            .build(),
-    );
+    let cut_off = bluegreen_tests::stepfunctions::cut_off_from_step_functions(&s.world.ctx);
     let broken = IamFunctionUrl::serve(
         bluegreen_console::lambda_app(cut_off),
         std::slice::from_ref(&s.alice),

@@ -146,3 +146,56 @@ async fn the_cli_identity_decides_through_the_same_record_and_delivery() {
         .unwrap_err();
     assert_eq!(again.name(), "NotAwaitingApproval");
 }
+
+#[tokio::test]
+async fn a_link_decision_whose_delivery_failed_is_re_sent_by_the_same_link() {
+    let (world, console, id, waiting) = awaiting_in_moto().await;
+    // The first console cannot reach Step Functions: the approval is recorded, not delivered.
+    let (listener, _) = listener().await;
+    let cut_off = serve(
+        bluegreen_tests::stepfunctions::cut_off_from_step_functions(&world.ctx),
+        listener,
+        None,
+    );
+    let token = token_of(&link_for(&world, &id, "alice@example.com").await);
+    let approve = [("decision", "approve"), ("link", token.as_str())];
+    let (status, page) = post_decision(&cut_off.url, &id, &approve).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{page}");
+    assert!(page.contains("make the same decision again"), "{page}");
+    assert!(
+        !page.contains("127.0.0.1:9"),
+        "AWS/transport text shown: {page}"
+    );
+    let recorded = stored(&world, &id).await.approval.unwrap();
+    assert_eq!(
+        (recorded.decision.as_deref(), recorded.delivered_at),
+        (Some("approved"), None)
+    );
+    assert!(waiting.running().await);
+
+    // The same link cannot decide otherwise...
+    let (status, page) = post_decision(
+        &console.url,
+        &id,
+        &[("decision", "reject"), ("reason", "no"), ("link", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("already been used"), "{page}");
+    // ...but the same approval again is re-sent and reaches the execution, recorded once.
+    let (status, page) = post_decision(&console.url, &id, &approve).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(waiting.ended().await.0, "SUCCEEDED");
+    let d = stored(&world, &id).await;
+    assert!(d.approval.unwrap().delivered_at.is_some());
+    assert_eq!(
+        d.timeline
+            .iter()
+            .filter(|e| e.outcome == "approved")
+            .count(),
+        1
+    );
+    // Delivered now: the link is used up.
+    let (status, _) = post_decision(&console.url, &id, &approve).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

@@ -217,10 +217,16 @@ impl From<StepError> for Refusal {
         warn!(%reference, error = %e, name = e.name(), "console request failed");
         let message = match e {
             StepError::DecisionNotDelivered(_) => format!(
-                "the decision is recorded but Step Functions has not received it; make the same \
-                 decision again to re-send it (reference {reference})"
+                "the decision is recorded, but the deployment no longer waits for it (its \
+                 approval window closed or it was stopped); it ends as the state machine decides \
+                 (reference {reference})"
             ),
-            _ => format!("the request failed (reference {reference}); try again later"),
+            // A decision may be recorded and not yet delivered: the same decision again (the
+            // same link or identity) re-sends it.
+            _ => format!(
+                "the request failed (reference {reference}); if you were deciding, make the same \
+                 decision again: a recorded decision is re-sent, never made twice"
+            ),
         };
         Refusal::new(status, title, message)
     }
@@ -275,6 +281,18 @@ fn unused(viewer: &Viewer, deployment: &Deployment) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Whether a link that already decided `deployment` is used again to make the same decision
+/// while Step Functions never received it (its `SendTaskSuccess` failed): that is the one way
+/// a link holder re-sends their decision ([`approval::decide`] re-delivers it).
+fn repeats_undelivered(viewer: &Viewer, deployment: &Deployment, approve: bool) -> bool {
+    let (Viewer::Link(claims), Some(recorded)) = (viewer, deployment.approval.as_ref()) else {
+        return false;
+    };
+    recorded.link_nonce.as_deref() == Some(claims.nonce.as_str())
+        && recorded.delivered_at.is_none()
+        && recorded.decision.as_deref() == Some(if approve { "approved" } else { "rejected" })
 }
 
 async fn list(State(ctx): Shared, Query(query): Query<LinkQuery>, identity: Identity) -> Response {
@@ -392,7 +410,9 @@ async fn decide_inner(
         ));
     }
     let deployment = Records::new(ctx).get(id).await?;
-    unused(&viewer, &deployment)?;
+    if !repeats_undelivered(&viewer, &deployment, approve) {
+        unused(&viewer, &deployment)?;
+    }
     let decision = Decision {
         approve,
         approver: viewer.name().to_owned(),
