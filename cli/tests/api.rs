@@ -231,16 +231,8 @@ async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approve
     let (status, _, _, output) = s.waiting.ended().await;
     assert_eq!(status, "SUCCEEDED");
     assert!(output.unwrap().contains(&s.alice.arn));
-    let d = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
-    assert!(d.approval.unwrap().delivered_at.is_some());
-    assert_eq!(
-        d.timeline
-            .iter()
-            .filter(|e| e.outcome == "approved")
-            .count(),
-        1,
-        "recorded once: {:?}",
-        d.timeline
+    bluegreen_tests::stepfunctions::assert_approved_once_and_delivered(
+        &Records::new(&s.world.ctx).get(&s.id).await.unwrap(),
     );
     assert_eq!(s.recorder.calls(), Vec::<String>::new());
 }

@@ -186,15 +186,7 @@ async fn a_link_decision_whose_delivery_failed_is_re_sent_by_the_same_link() {
     let (status, page) = post_decision(&console.url, &id, &approve).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(waiting.ended().await.0, "SUCCEEDED");
-    let d = stored(&world, &id).await;
-    assert!(d.approval.unwrap().delivered_at.is_some());
-    assert_eq!(
-        d.timeline
-            .iter()
-            .filter(|e| e.outcome == "approved")
-            .count(),
-        1
-    );
+    bluegreen_tests::stepfunctions::assert_approved_once_and_delivered(&stored(&world, &id).await);
     // Delivered now: the link is used up.
     let (status, _) = post_decision(&console.url, &id, &approve).await;
     assert_eq!(status, StatusCode::CONFLICT);

@@ -169,3 +169,18 @@ pub fn cut_off_from_step_functions(ctx: &bluegreen::Context) -> bluegreen::Conte
     );
     cut_off
 }
+
+/// Asserts that `deployment`'s approval was recorded once and delivered.
+pub fn assert_approved_once_and_delivered(deployment: &bluegreen::record::Deployment) {
+    let approval = deployment.approval.as_ref().expect("an approval");
+    assert!(
+        approval.delivered_at.is_some(),
+        "not delivered: {approval:?}"
+    );
+    let approvals = deployment
+        .timeline
+        .iter()
+        .filter(|e| e.outcome == "approved")
+        .count();
+    assert_eq!(approvals, 1, "recorded once: {:?}", deployment.timeline);
+}
