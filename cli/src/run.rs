@@ -233,27 +233,8 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
     }
 }
 
-/// The steps of the deployment definition, for grouping a loop's states under its step.
-const STEPS: &[&str] = &[
-    "Resume",
-    "SyncDb",
-    "Migrate",
-    "LaunchPreprod",
-    "HealthCheck",
-    "Approval",
-    "Promote",
-    "Switch",
-    "Bake",
-    "Finish",
-    "Abort",
-    "Rollback",
-];
-
-/// `LaunchPreprodWait` -> `LaunchPreprod`; `None` for states that are not part of a step.
+/// The label of the step a state belongs to (`LaunchPreprodWait` -> "Launch pre-prod"), from
+/// the step registry; `None` for states that are not part of a step.
 fn step_of(state: &str) -> Option<&'static str> {
-    STEPS
-        .iter()
-        .filter(|s| state.starts_with(**s))
-        .max_by_key(|s| s.len())
-        .copied()
+    bluegreen::steps::registry::by_state(state).map(|s| s.label)
 }

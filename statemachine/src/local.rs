@@ -7,19 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use bluegreen::Context;
 use bluegreen::StepError;
-use bluegreen::lambda::StartOrCheck;
 use bluegreen::record::Records;
 use bluegreen::steps::approval::{self, RequestInput, Requested};
-use bluegreen::steps::{
-    DeploymentRef, FailureInput, abort, bake, finish, health_check, launch_preprod, migrate,
-    prepare, promote, reconcile, rollback, switch, sync_db,
-};
-use serde::Serialize;
+use bluegreen::steps::registry;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::runner::{BoxFuture, Clock, Failure, TaskCall, TaskHandler};
-use crate::validate::{START_EXECUTION, STEP_RESOURCES, WAIT_FOR_TOKEN};
+use crate::validate::{START_EXECUTION, WAIT_FOR_TOKEN};
 
 /// An execution a task asked to start.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,16 +35,6 @@ pub struct LocalTasks {
     started: Mutex<Vec<StartRequest>>,
 }
 
-/// Runs a start/check step on `{"action": …}` input.
-macro_rules! start_or_check {
-    ($step:ident, $ctx:expr, $input:expr) => {
-        match parse::<StartOrCheck>($input)? {
-            StartOrCheck::Start(i) => answer($step::start($ctx, &i).await),
-            StartOrCheck::Check(i) => answer($step::check($ctx, &i).await),
-        }
-    };
-}
-
 impl LocalTasks {
     /// Tasks over `ctx`; approval decisions are looked for every `approval_poll_seconds` of
     /// the clock's time.
@@ -65,37 +50,6 @@ impl LocalTasks {
     /// The executions tasks asked to start since the last call, oldest first.
     pub fn take_started(&self) -> Vec<StartRequest> {
         std::mem::take(&mut *self.started.lock().expect("started lock"))
-    }
-
-    async fn step(&self, step: &str, input: Value) -> Result<Value, Failure> {
-        let ctx = &self.ctx;
-        match step {
-            "prepare" => answer(prepare::run(ctx, &input).await),
-            "sync_db" => start_or_check!(sync_db, ctx, input),
-            "launch_preprod" => {
-                start_or_check!(launch_preprod, ctx, input)
-            }
-            "migrate" => start_or_check!(migrate, ctx, input),
-            "health_check" => start_or_check!(health_check, ctx, input),
-            "promote" => start_or_check!(promote, ctx, input),
-            "switch" => start_or_check!(switch, ctx, input),
-            "bake" => start_or_check!(bake, ctx, input),
-            "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),
-            "rollback" => answer(rollback::run(ctx, &parse::<FailureInput>(input)?).await),
-            "finish" => answer(finish::run(ctx, &parse::<DeploymentRef>(input)?).await),
-            // The approval wait's timeout path (the wait itself is `WAIT_FOR_TOKEN`).
-            "request_approval" => answer(
-                approval::settle_timeout(ctx, &parse::<approval::TimedOutInput>(input)?).await,
-            ),
-            "reconcile" => {
-                let request = reconcile::Request::parse(&input).map_err(failure)?;
-                answer(reconcile::run(ctx, &request).await)
-            }
-            other => Err(Failure::new(
-                "States.TaskFailed",
-                format!("no local handler for step {other}"),
-            )),
-        }
     }
 
     /// Requests approval, then waits until the record holds a decision (the task's timeout,
@@ -162,17 +116,13 @@ impl TaskHandler for LocalTasks {
                     Ok(json!({"ExecutionArn": arn, "StartDate": self.clock.now().to_rfc3339()}))
                 }
                 resource => {
-                    let step = STEP_RESOURCES
-                        .iter()
-                        .find(|(r, _)| *r == resource)
-                        .map(|(_, s)| *s)
-                        .ok_or_else(|| {
-                            Failure::new(
-                                "States.TaskFailed",
-                                format!("unknown resource {resource}"),
-                            )
-                        })?;
-                    self.step(step, call.input).await
+                    // The same dispatch the Lambda binary uses.
+                    let step = registry::by_placeholder(resource).ok_or_else(|| {
+                        Failure::new("States.TaskFailed", format!("unknown resource {resource}"))
+                    })?;
+                    registry::invoke(&self.ctx, step, call.input)
+                        .await
+                        .map_err(failure)
                 }
             }
         })
@@ -182,12 +132,6 @@ impl TaskHandler for LocalTasks {
 /// A step error as Step Functions reports a Lambda error: its stable name and message.
 fn failure(err: StepError) -> Failure {
     Failure::new(err.name(), err.to_string())
-}
-
-fn answer<T: Serialize>(result: Result<T, StepError>) -> Result<Value, Failure> {
-    result
-        .map(|v| serde_json::to_value(v).expect("step outputs serialise"))
-        .map_err(failure)
 }
 
 fn parse<T: DeserializeOwned>(input: Value) -> Result<T, Failure> {

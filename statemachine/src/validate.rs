@@ -5,32 +5,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bluegreen::steps::registry::{self, ABORT, RECONCILE, ROLLBACK, SWITCH};
+
 use crate::definition::{Definition, State};
 use crate::path;
-
-/// The Lambda placeholders the SAM template substitutes, and the step each one runs.
-pub const STEP_RESOURCES: &[(&str, &str)] = &[
-    ("${PrepareFunctionArn}", "prepare"),
-    ("${SyncDbFunctionArn}", "sync_db"),
-    ("${LaunchPreprodFunctionArn}", "launch_preprod"),
-    ("${MigrateFunctionArn}", "migrate"),
-    ("${HealthCheckFunctionArn}", "health_check"),
-    ("${RequestApprovalFunctionArn}", "request_approval"),
-    ("${PromoteFunctionArn}", "promote"),
-    ("${SwitchFunctionArn}", "switch"),
-    ("${BakeFunctionArn}", "bake"),
-    ("${AbortFunctionArn}", "abort"),
-    ("${RollbackFunctionArn}", "rollback"),
-    ("${FinishFunctionArn}", "finish"),
-    ("${ReconcileFunctionArn}", "reconcile"),
-];
 
 /// The service integrations the definitions may use.
 pub const WAIT_FOR_TOKEN: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
 /// Starting another execution (the deployment machine, or the next queued deployment).
 pub const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 
-/// The step a Task state runs, if it runs one (also for waitForTaskToken tasks).
+/// The step a Task state runs (its registry name), if it runs one (also for
+/// waitForTaskToken tasks): resources are `${…FunctionArn}` placeholders of
+/// [`bluegreen::steps::registry::STEPS`].
 pub fn step_of(task: &crate::definition::Task) -> Option<&'static str> {
     let resource = if task.resource == WAIT_FOR_TOKEN {
         task.parameters
@@ -41,10 +28,7 @@ pub fn step_of(task: &crate::definition::Task) -> Option<&'static str> {
     } else {
         task.resource.as_str()
     };
-    STEP_RESOURCES
-        .iter()
-        .find(|(r, _)| *r == resource)
-        .map(|(_, s)| *s)
+    registry::by_placeholder(resource).map(|s| s.name)
 }
 
 /// Every problem found, as `state: message`; empty when the definition is sound.
@@ -220,7 +204,7 @@ fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
         reachable(definition, from).iter().any(|n| {
             matches!(definition.states.get(n), Some(State::Fail(_)))
                 || (lenient && matches!(definition.states.get(n), Some(State::Succeed(_))))
-                || matches!(definition.states.get(n), Some(State::Task(t)) if matches!(step_of(t), Some("abort" | "rollback")))
+                || matches!(definition.states.get(n), Some(State::Task(t)) if step_of(t).is_some_and(|s| s == ABORT.name || s == ROLLBACK.name))
         })
     };
     let mut switch_states = Vec::new();
@@ -234,7 +218,7 @@ fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
             );
             continue;
         }
-        if step == Some("switch") {
+        if step == Some(SWITCH.name) {
             switch_states.push(name.clone());
         }
         let catch_all = task
@@ -243,7 +227,7 @@ fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
             .find(|c| c.error_equals.iter().any(|e| e == "States.ALL"));
         match catch_all {
             None => problem(name, "has no Catch for States.ALL".into()),
-            Some(c) if !reaches_handler(&c.next, matches!(step, None | Some("reconcile"))) => {
+            Some(c) if !reaches_handler(&c.next, step.is_none_or(|s| s == RECONCILE.name)) => {
                 problem(
                     name,
                     format!(
@@ -260,7 +244,7 @@ fn check_steps(definition: &Definition, problem: &mut dyn FnMut(&str, String)) {
             if let Some(State::Task(task)) = definition.states.get(&name) {
                 for catcher in &task.catch {
                     let into_abort = reachable(definition, &catcher.next).iter().any(|n| {
-                        matches!(definition.states.get(n), Some(State::Task(t)) if step_of(t) == Some("abort"))
+                        matches!(definition.states.get(n), Some(State::Task(t)) if step_of(t) == Some(ABORT.name))
                     });
                     if into_abort {
                         problem(

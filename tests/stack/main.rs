@@ -182,6 +182,44 @@ fn every_lambda_crate_is_a_function_with_its_own_log_group_and_role() {
     assert_eq!(binaries, crates);
 }
 
+/// The stack and the step registry agree: each registered step is a function running the step
+/// binary with `BLUEGREEN_STEP` naming it, every function running the step binary is a
+/// registered step, and the deployment machine substitutes each step in its definition with
+/// that step's function. Forgetting the stack when adding a step fails here.
+#[test]
+fn every_registered_step_is_a_function_of_the_stack_and_nothing_else_runs_the_step_binary() {
+    use bluegreen::steps::registry::{STEP_BINARY, STEP_VARIABLE, STEPS, Shape};
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let serving: BTreeMap<String, String> = resources
+        .iter()
+        .filter(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == STEP_BINARY)
+        .map(|(name, r)| {
+            let step = r["Properties"]["Environment"]["Variables"][STEP_VARIABLE]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} runs {STEP_BINARY} without {STEP_VARIABLE}"));
+            (name.clone(), step.to_owned())
+        })
+        .collect();
+    let registered: BTreeMap<String, String> = STEPS
+        .iter()
+        .map(|s| (format!("{}Function", s.function), s.name.to_owned()))
+        .collect();
+    assert_eq!(serving, registered);
+
+    let substitutions =
+        &resource(&template, "DeploymentStateMachine")["Properties"]["DefinitionSubstitutions"];
+    for step in STEPS.iter().filter(|s| s.shape != Shape::Scheduled) {
+        let placeholder = step.placeholder();
+        let key = placeholder.trim_start_matches("${").trim_end_matches('}');
+        assert_eq!(
+            substitutions[key]["!GetAtt"],
+            format!("{}Function.Arn", step.function),
+            "{key}"
+        );
+    }
+}
+
 #[test]
 fn the_only_alarm_watches_the_metric_needs_attention_endings_emit() {
     let template = template();

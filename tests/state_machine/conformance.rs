@@ -163,8 +163,8 @@ async fn moto_states(path: Path, name: &str) -> (Vec<String>, Option<String>) {
         )
         .await;
     let mut definition = DEPLOYMENT_ASL.to_owned();
-    for (placeholder, _) in bluegreen_statemachine::validate::STEP_RESOURCES {
-        definition = definition.replace(placeholder, FUNCTION);
+    for step in bluegreen::steps::registry::STEPS {
+        definition = definition.replace(&step.placeholder(), FUNCTION);
     }
     let (sfn, execution) = start_execution(
         &emulator,

@@ -158,8 +158,13 @@ pub enum StepError {
     #[error("maintenance mode failed: {0}")]
     MaintenanceFailed(String),
 
-    /// A record or another piece of bluegreen's own state breaks an invariant (unreadable,
-    /// missing a field an earlier step always writes). Not the caller's input.
+    /// A deployment record or lock item in DynamoDB cannot be read as bluegreen's record type
+    /// (edited by hand, or written by an incompatible version). Not the caller's input.
+    #[error("record unreadable: {0}")]
+    RecordInvalid(String),
+
+    /// One of bluegreen's own invariants is broken (a field an earlier step always writes is
+    /// missing, a request could not be built). A bug or a hand edit; not the caller's input.
     #[error("internal invariant broken: {0}")]
     Internal(String),
 
@@ -194,6 +199,56 @@ pub enum StepError {
 }
 
 impl StepError {
+    /// Every stable error name ([`StepError::name`] of each variant): the state machine's
+    /// `Retry`/`Catch` may name these and nothing else.
+    pub const NAMES: &[&str] = &[
+        "EventMalformed",
+        "ConfigInvalid",
+        "ServiceNotFound",
+        "ResourceNotFound",
+        "DeploymentNotFound",
+        "DeploymentEnded",
+        "UnexpectedRouting",
+        "LockLost",
+        "LaunchFailed",
+        "SyncFailed",
+        "MigrationFailed",
+        "MigrationTimedOut",
+        "HealthCheckFailed",
+        "ApprovalRejected",
+        "ApprovalTimedOut",
+        "NotAwaitingApproval",
+        "NotAnApprover",
+        "DecisionNotDelivered",
+        "RollbackRefused",
+        "UnlockRefused",
+        "AbortRefused",
+        "RetryRefused",
+        "SwitchFailed",
+        "BakeFailed",
+        "RollbackFailed",
+        "ProductionOnClone",
+        "MaintenanceFailed",
+        "RecordInvalid",
+        "Internal",
+        "Throttled",
+        "AwsTransient",
+        "AwsError",
+    ];
+
+    /// Names only operator commands (CLI, console, operator API) raise, as refusals of a
+    /// person's request. They are not part of the state machine's contract: no step raises
+    /// them and no `Retry`/`Catch` names them (a test holds both).
+    pub const OPERATOR_ONLY: &[&str] = &[
+        "NotAwaitingApproval",
+        "NotAnApprover",
+        "DecisionNotDelivered",
+        "RollbackRefused",
+        "UnlockRefused",
+        "AbortRefused",
+        "RetryRefused",
+    ];
+
     /// The stable error name used as the Lambda error type and in the state machine.
     pub fn name(&self) -> &'static str {
         match self {
@@ -224,6 +279,7 @@ impl StepError {
             StepError::RollbackFailed(_) => "RollbackFailed",
             StepError::ProductionOnClone(_) => "ProductionOnClone",
             StepError::MaintenanceFailed(_) => "MaintenanceFailed",
+            StepError::RecordInvalid(_) => "RecordInvalid",
             StepError::Internal(_) => "Internal",
             StepError::Throttled { .. } => "Throttled",
             StepError::AwsTransient { .. } => "AwsTransient",
@@ -351,6 +407,73 @@ mod tests {
         assert_eq!(diagnostic.error_type, "MigrationFailed");
         assert!(diagnostic.error_message.contains("exit code Some(3)"));
         assert!(diagnostic.error_message.contains("/ecs/app/migrate/abc"));
+    }
+
+    #[test]
+    fn names_lists_each_variants_name_once() {
+        let text = String::new;
+        let every = [
+            StepError::EventMalformed(text()),
+            StepError::ConfigInvalid(vec![]),
+            StepError::ServiceNotFound(text()),
+            StepError::ResourceNotFound {
+                kind: "k",
+                id: text(),
+            },
+            StepError::DeploymentNotFound(text()),
+            StepError::DeploymentEnded {
+                id: text(),
+                status: text(),
+            },
+            StepError::UnexpectedRouting(text()),
+            StepError::LockLost {
+                service: text(),
+                holder: text(),
+            },
+            StepError::LaunchFailed(text()),
+            StepError::SyncFailed(text()),
+            StepError::MigrationFailed {
+                exit_code: None,
+                reason: text(),
+                log_location: None,
+            },
+            StepError::MigrationTimedOut { task_arn: text() },
+            StepError::HealthCheckFailed(text()),
+            StepError::ApprovalRejected(text()),
+            StepError::ApprovalTimedOut,
+            StepError::NotAwaitingApproval(text()),
+            StepError::NotAnApprover(text()),
+            StepError::DecisionNotDelivered(text()),
+            StepError::RollbackRefused(text()),
+            StepError::UnlockRefused(text()),
+            StepError::AbortRefused(text()),
+            StepError::RetryRefused(text()),
+            StepError::SwitchFailed(text()),
+            StepError::BakeFailed(text()),
+            StepError::RollbackFailed(text()),
+            StepError::ProductionOnClone(text()),
+            StepError::MaintenanceFailed(text()),
+            StepError::RecordInvalid(text()),
+            StepError::Internal(text()),
+            StepError::Throttled {
+                operation: "o",
+                message: text(),
+            },
+            StepError::AwsTransient {
+                operation: "o",
+                message: text(),
+            },
+            StepError::Aws {
+                operation: "o",
+                code: text(),
+                message: text(),
+            },
+        ];
+        let names: Vec<&str> = every.iter().map(StepError::name).collect();
+        assert_eq!(names, StepError::NAMES);
+        for name in StepError::OPERATOR_ONLY {
+            assert!(StepError::NAMES.contains(name), "{name}");
+        }
     }
 
     #[test]

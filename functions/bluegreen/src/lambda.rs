@@ -10,9 +10,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::context::Context;
-use crate::error::{StepError, StepResult};
-use crate::poll::{CheckInput, Poll, Started};
-use crate::steps::DeploymentRef;
+use crate::error::StepError;
 
 /// Runs a step as a Lambda function. `step` receives the parsed input; a payload that does
 /// not parse is an `EventMalformed` error and nothing is called.
@@ -61,36 +59,24 @@ where
     .await
 }
 
-/// Runs a step with a start and a check as one Lambda function whose input says which
-/// (`{"action": "start" | "check", …}`).
-pub async fn serve_polling<S, SFut, C, CFut>(
-    start: S,
-    check: C,
-) -> Result<(), lambda_runtime::Error>
-where
-    S: Fn(Context, DeploymentRef) -> SFut + Send + Sync + 'static,
-    SFut: Future<Output = StepResult<Started>> + Send + 'static,
-    C: Fn(Context, CheckInput) -> CFut + Send + Sync + 'static,
-    CFut: Future<Output = StepResult<Poll>> + Send + 'static,
-{
-    type Answer = Pin<Box<dyn Future<Output = StepResult<serde_json::Value>> + Send>>;
-    serve(move |ctx, input: StartOrCheck| -> Answer {
-        match input {
-            StartOrCheck::Start(input) => {
-                let started = start(ctx, input);
-                Box::pin(async move { Ok(to_json(&started.await?)) })
-            }
-            StartOrCheck::Check(input) => {
-                let polled = check(ctx, input);
-                Box::pin(async move { Ok(to_json(&polled.await?)) })
-            }
-        }
+/// Runs the registered step that `BLUEGREEN_STEP` names (see [`crate::steps::registry`]).
+/// An unset or unknown name fails at init, before the function takes any event, with the
+/// names it knows.
+pub async fn serve_registered_step() -> Result<(), lambda_runtime::Error> {
+    use crate::steps::registry::{self, STEP_VARIABLE, STEPS};
+    let name = std::env::var(STEP_VARIABLE).unwrap_or_default();
+    let Some(step) = registry::by_name(&name) else {
+        let known: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        return Err(format!(
+            "{STEP_VARIABLE}={name:?} names no bluegreen step; known: {}",
+            known.join(", ")
+        )
+        .into());
+    };
+    serve(move |ctx, input: serde_json::Value| async move {
+        registry::invoke(&ctx, step, input).await
     })
     .await
-}
-
-fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).expect("step outputs serialise")
 }
 
 /// Input of the steps that have a start and a check (`{"action": "start" | "check", …}`).

@@ -197,7 +197,7 @@ fn attribute(value: &str) -> StepResult<MessageAttributeValue> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| StepError::EventMalformed(e.to_string()))
+        .map_err(|e| StepError::Internal(format!("SNS message attribute: {e}")))
 }
 
 /// Publishes about `(service, deployment id)`.

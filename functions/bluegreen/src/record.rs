@@ -326,7 +326,7 @@ impl Deployment {
     /// The slot being deployed to (the idle one at the start).
     pub fn target_slot(&self) -> StepResult<Slot> {
         self.live_slot.map(Slot::other).ok_or_else(|| {
-            StepError::EventMalformed(format!(
+            StepError::Internal(format!(
                 "deployment {} has not read its live slot yet",
                 self.deployment_id
             ))
@@ -568,7 +568,7 @@ impl<'a> Records<'a> {
             .await?
             .ok_or_else(|| StepError::DeploymentNotFound(deployment_id.to_owned()))?;
         serde_dynamo::from_item(item).map_err(|e| {
-            StepError::EventMalformed(format!(
+            StepError::RecordInvalid(format!(
                 "deployment record {deployment_id} is unreadable: {e}"
             ))
         })
@@ -694,7 +694,7 @@ impl<'a> Records<'a> {
                 .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;
             for item in out.items.unwrap_or_default() {
                 let d: Deployment = serde_dynamo::from_item(item).map_err(|e| {
-                    StepError::EventMalformed(format!("unreadable deployment record: {e}"))
+                    StepError::RecordInvalid(format!("unreadable deployment record: {e}"))
                 })?;
                 all.push(d);
             }

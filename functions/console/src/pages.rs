@@ -3,6 +3,7 @@
 
 use bluegreen::db_plan;
 use bluegreen::record::{Deployment, LogLocation, Status};
+use bluegreen::steps::registry;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const STYLE: &str = "
@@ -135,7 +136,11 @@ pub fn detail(
             @if let Some(csrf) = fields.csrf { input type="hidden" name="csrf" value=(csrf); }
         }
     };
-    let migration = d.timeline.iter().rev().find(|e| e.step == "migrate");
+    let migration = d
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.step == registry::MIGRATE.name);
     let test_url = d
         .target_slot()
         .ok()
@@ -228,7 +233,7 @@ pub fn detail(
                 table {
                     tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } }
                     @for e in &d.timeline {
-                        tr { td { (time(e.at)) } td { (e.step) } td { (e.outcome) } td { (e.detail) } }
+                        tr { td { (time(e.at)) } td { (registry::label(&e.step)) } td { (e.outcome) } td { (e.detail) } }
                     }
                 }
             }

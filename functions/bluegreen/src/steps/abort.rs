@@ -19,7 +19,7 @@ use crate::migration;
 use super::FailureInput;
 use super::cleanup::{self, Ended};
 
-const STEP: &str = "abort";
+const STEP: &str = super::registry::ABORT.name;
 
 /// Aborts the deployment.
 pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {

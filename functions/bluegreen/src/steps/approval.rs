@@ -17,7 +17,7 @@ use crate::record::{ApprovalState, Change, Deployment, Records, Status};
 
 use super::load_active;
 
-const STEP: &str = "approval";
+const STEP: &str = super::registry::APPROVAL.name;
 
 /// Input from the state machine's `waitForTaskToken` task.
 #[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,7 +16,7 @@ use crate::record::{Change, Status};
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = "bake";
+const STEP: &str = super::registry::BAKE.name;
 /// How often the bake looks at alarms, targets and the database guard.
 const LOOK_EVERY_SECONDS: u64 = 30;
 

@@ -15,7 +15,7 @@ use crate::routing;
 use super::DeploymentRef;
 use super::cleanup::{self, Ended};
 
-const STEP: &str = "finish";
+const STEP: &str = super::registry::FINISH.name;
 
 /// Finishes a successful deployment.
 pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {

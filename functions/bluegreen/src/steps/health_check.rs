@@ -14,7 +14,7 @@ use crate::routing;
 
 use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
-const STEP: &str = "health_check";
+const STEP: &str = super::registry::HEALTH_CHECK.name;
 
 /// Points the test listener at pre-prod and starts the health-check window.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {

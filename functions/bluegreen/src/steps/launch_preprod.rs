@@ -17,7 +17,7 @@ use crate::routing;
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = "launch_preprod";
+const STEP: &str = super::registry::LAUNCH_PREPROD.name;
 /// Seconds before the first look at the rollout (ECS takes at least this long to start tasks).
 const FIRST_LOOK_SECONDS: u64 = 10;
 

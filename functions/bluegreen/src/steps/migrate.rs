@@ -20,7 +20,7 @@ use super::{
     DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
 };
 
-const STEP: &str = "migrate";
+const STEP: &str = super::registry::MIGRATE.name;
 /// Seconds before the first look at a started migration task.
 const FIRST_LOOK_SECONDS: u64 = 15;
 

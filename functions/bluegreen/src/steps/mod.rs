@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod prepare;
 pub mod promote;
 pub mod reconcile;
+pub mod registry;
 pub mod rollback;
 pub mod switch;
 pub mod sync_db;

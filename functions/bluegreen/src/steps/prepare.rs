@@ -19,7 +19,7 @@ use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
 
-const STEP: &str = "prepare";
+const STEP: &str = super::registry::PREPARE.name;
 
 /// What prepare made of one event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

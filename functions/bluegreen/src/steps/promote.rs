@@ -29,7 +29,7 @@ use super::{
     start_with_nothing_to_do,
 };
 
-const STEP: &str = "promote";
+const STEP: &str = super::registry::PROMOTE.name;
 /// Seconds before the first look.
 const FIRST_LOOK_SECONDS: u64 = 10;
 

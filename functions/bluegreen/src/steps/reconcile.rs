@@ -32,7 +32,7 @@ use crate::record::{Deployment, Records, Status};
 use super::cleanup::{self, Ended};
 use super::{CaughtError, FailureInput, abort};
 
-const STEP: &str = "reconcile";
+const STEP: &str = super::registry::RECONCILE.name;
 
 /// How long a lock may be held by a deployment with no record (a prepare that took the lock
 /// and failed before writing it) before the reconciler frees it. Prepare writes the record

@@ -16,7 +16,7 @@ use crate::routing;
 use super::FailureInput;
 use super::cleanup::{self, Ended};
 
-const STEP: &str = "rollback";
+const STEP: &str = super::registry::ROLLBACK.name;
 
 /// Rolls the deployment back.
 pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {

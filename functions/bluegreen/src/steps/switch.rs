@@ -17,7 +17,7 @@ use crate::routing;
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = "switch";
+const STEP: &str = super::registry::SWITCH.name;
 
 /// Applies the first traffic step (after the DNS TTL wait, if any).
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {

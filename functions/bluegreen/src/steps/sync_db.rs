@@ -18,7 +18,7 @@ use crate::record::{Change, CloneKind, ClonePurpose, DbClone, Deployment, Record
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = "sync_db";
+const STEP: &str = super::registry::SYNC_DB.name;
 /// Seconds before the first look at a clone being created (RDS takes minutes).
 const FIRST_LOOK_SECONDS: u64 = 30;
 
