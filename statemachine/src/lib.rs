@@ -10,6 +10,7 @@
 //! - [`Runner`] executes it with a [`TaskHandler`] and a [`Clock`], recording a history.
 
 pub mod definition;
+pub mod generate;
 pub mod local;
 pub mod path;
 pub mod runner;

@@ -289,8 +289,8 @@ pub const TEARDOWN: Step = Step {
 pub const STEPS: &[Step] = &[
     PREPARE,
     SYNC_DB,
-    LAUNCH_PREPROD,
     MIGRATE,
+    LAUNCH_PREPROD,
     HEALTH_CHECK,
     APPROVAL,
     PROMOTE,
