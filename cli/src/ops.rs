@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use bluegreen::config_store::ConfigStore;
-use bluegreen::record::{Deployment, Records};
+use bluegreen::record::{Deployment, Records, Verdict};
 use bluegreen::steps::approval::{self, Decided, Decision, Delivered};
 use bluegreen::{Context, StepError, StepResult, identity, operator, routing};
 use bluegreen_console::api::ActionRequest;
@@ -131,7 +131,7 @@ pub async fn history(out: Output, service: &str, limit: usize) -> ExitCode {
                     .and_then(|a| {
                         Some(format!(
                             "{} by {} ({})",
-                            a.decision.as_deref()?,
+                            a.decision?,
                             a.approver.as_deref().unwrap_or("?"),
                             a.channel.as_deref().unwrap_or("?")
                         ))
@@ -249,7 +249,7 @@ pub async fn decide(
             let delivered = approval::decide_and_send(&ctx, deployment_id, &decision).await?;
             Ok(Decided {
                 deployment_id: deployment_id.to_owned(),
-                decision: if approve { "approved" } else { "rejected" }.into(),
+                decision: Verdict::of(approve),
                 approver,
                 delivered,
             })

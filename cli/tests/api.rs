@@ -119,7 +119,10 @@ async fn an_approvers_decision_goes_through_the_api_and_the_cli_makes_no_aws_cal
         .unwrap()
         .approval
         .unwrap();
-    assert_eq!(approval.decision.as_deref(), Some("approved"));
+    assert_eq!(
+        approval.decision,
+        Some(bluegreen::record::Verdict::Approved)
+    );
     assert_eq!(approval.approver.as_deref(), Some(s.alice.arn.as_str()));
     assert_eq!(approval.channel.as_deref(), Some("api"));
     assert!(approval.delivered_at.is_some());
@@ -203,7 +206,10 @@ async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approve
         .unwrap()
         .approval
         .unwrap();
-    assert_eq!(recorded.decision.as_deref(), Some("approved"));
+    assert_eq!(
+        recorded.decision,
+        Some(bluegreen::record::Verdict::Approved)
+    );
     assert_eq!(recorded.delivered_at, None);
     assert!(
         s.waiting.running().await,

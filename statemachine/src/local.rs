@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bluegreen::Context;
 use bluegreen::StepError;
-use bluegreen::record::Records;
+use bluegreen::record::{Records, Verdict};
 use bluegreen::steps::approval::{self, RequestInput, Requested};
 use bluegreen::steps::registry;
 use serde::de::DeserializeOwned;
@@ -67,17 +67,14 @@ impl LocalTasks {
                 .get(&request.deployment_id)
                 .await
                 .map_err(failure)?;
-            let decided = deployment
-                .approval
-                .as_ref()
-                .and_then(|a| a.decision.clone());
-            match decided.as_deref() {
-                Some("approved") => {
+            let decided = deployment.approval.as_ref().and_then(|a| a.decision);
+            match decided {
+                Some(Verdict::Approved) => {
                     let approver = deployment
                         .approval
                         .and_then(|a| a.approver)
                         .unwrap_or_default();
-                    return Ok(json!({"decision": "approved", "approver": approver}));
+                    return Ok(json!({"decision": Verdict::Approved, "approver": approver}));
                 }
                 Some(_) => {
                     let approval = deployment

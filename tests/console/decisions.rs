@@ -113,11 +113,14 @@ async fn concurrent_clicks_by_two_approvers_record_and_send_one_decision() {
     let decisions = d
         .timeline
         .iter()
-        .filter(|e| e.outcome == "approved" || e.outcome == "rejected")
+        .filter(|e| {
+            e.outcome == bluegreen::record::StepOutcome::Approved
+                || e.outcome == bluegreen::record::StepOutcome::Rejected
+        })
         .count();
     assert_eq!(decisions, 1, "{:?}", d.timeline);
     let (status, _, _, _) = waiting.ended().await;
-    let approved = d.approval.unwrap().decision.as_deref() == Some("approved");
+    let approved = d.approval.unwrap().decision == Some(bluegreen::record::Verdict::Approved);
     assert_eq!(status, if approved { "SUCCEEDED" } else { "FAILED" });
 }
 
@@ -168,8 +171,8 @@ async fn a_link_decision_whose_delivery_failed_is_re_sent_by_the_same_link() {
     );
     let recorded = stored(&world, &id).await.approval.unwrap();
     assert_eq!(
-        (recorded.decision.as_deref(), recorded.delivered_at),
-        (Some("approved"), None)
+        (recorded.decision, recorded.delivered_at),
+        (Some(bluegreen::record::Verdict::Approved), None)
     );
     assert!(waiting.running().await);
 

@@ -135,11 +135,15 @@ async fn a_used_link_cannot_decide_or_show_again() {
     let approval = stored(&world, &id).await.approval.unwrap();
     assert_eq!(
         (
-            approval.decision.as_deref(),
+            approval.decision,
             approval.approver.as_deref(),
             approval.channel.as_deref()
         ),
-        (Some("approved"), Some("alice@example.com"), Some("console"))
+        (
+            Some(bluegreen::record::Verdict::Approved),
+            Some("alice@example.com"),
+            Some("console")
+        )
     );
 }
 

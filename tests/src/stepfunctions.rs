@@ -180,7 +180,7 @@ pub fn assert_approved_once_and_delivered(deployment: &bluegreen::record::Deploy
     let approvals = deployment
         .timeline
         .iter()
-        .filter(|e| e.outcome == "approved")
+        .filter(|e| e.outcome == bluegreen::record::StepOutcome::Approved)
         .count();
     assert_eq!(approvals, 1, "recorded once: {:?}", deployment.timeline);
 }

@@ -92,8 +92,11 @@ async fn a_decision_is_recorded_exactly_once_and_returns_the_token() {
     );
     let stored = record(&world, &id).await.approval.unwrap();
     assert_eq!(
-        (stored.decision.as_deref(), stored.approver.as_deref()),
-        (Some("approved"), Some("alice@example.com"))
+        (stored.decision, stored.approver.as_deref()),
+        (
+            Some(bluegreen::record::Verdict::Approved),
+            Some("alice@example.com")
+        )
     );
 }
 
@@ -115,7 +118,10 @@ async fn concurrent_decisions_record_one_winner() {
     let timeline = record(&world, &id).await.timeline;
     let decisions = timeline
         .iter()
-        .filter(|e| e.outcome == "approved" || e.outcome == "rejected")
+        .filter(|e| {
+            e.outcome == bluegreen::record::StepOutcome::Approved
+                || e.outcome == bluegreen::record::StepOutcome::Rejected
+        })
         .count();
     assert_eq!(decisions, 1);
 }
@@ -224,15 +230,23 @@ async fn at_the_timeout_an_approval_recorded_in_time_but_never_delivered_still_c
     };
     let settled = approval::settle_timeout(&world.ctx, &input).await.unwrap();
     assert_eq!(
-        (settled.decision.as_str(), settled.approver.as_str()),
-        ("approved", "alice@example.com")
+        (settled.decision, settled.approver.as_str()),
+        (bluegreen::record::Verdict::Approved, "alice@example.com")
     );
     let stored = record(&world, &id).await;
     let approval = stored.approval.unwrap();
     assert!(approval.delivered_at.is_some());
-    assert_eq!(approval.decision.as_deref(), Some("approved"));
+    assert_eq!(
+        approval.decision,
+        Some(bluegreen::record::Verdict::Approved)
+    );
     // The switch step accepts it: the recorded decision is an approval.
-    assert!(stored.timeline.iter().any(|e| e.outcome == "delivered"));
+    assert!(
+        stored
+            .timeline
+            .iter()
+            .any(|e| e.outcome == bluegreen::record::StepOutcome::Delivered)
+    );
     // Settling again (the task retried) answers the same.
     assert_eq!(
         approval::settle_timeout(&world.ctx, &input).await.unwrap(),
@@ -253,13 +267,8 @@ async fn at_the_timeout_without_a_decision_the_window_closes_and_no_later_decisi
         .unwrap_err();
     assert_eq!(err.name(), "ApprovalTimedOut");
     assert_eq!(
-        record(&world, &id)
-            .await
-            .approval
-            .unwrap()
-            .decision
-            .as_deref(),
-        Some(approval::TIMED_OUT)
+        record(&world, &id).await.approval.unwrap().decision,
+        Some(bluegreen::record::Verdict::TimedOut)
     );
     let late = approval::decide(&world.ctx, &id, &decision(true))
         .await

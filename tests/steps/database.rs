@@ -50,7 +50,11 @@ async fn a_switch_to_a_slot_on_a_clone_is_refused_and_production_stays_where_it_
     assert!(err.to_string().contains(&green_db), "{err}");
     let production = world.production().await;
     assert_eq!((production.blue, production.green), (1, 0));
-    assert!(record(&world, &id).await.has_outcome("switch", "failed"));
+    assert!(
+        record(&world, &id)
+            .await
+            .has_outcome("switch", bluegreen::record::StepOutcome::Failed)
+    );
 }
 
 #[tokio::test]
@@ -439,10 +443,7 @@ async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
     let (id, _) = rolled_back_with(&world, 0).await;
     // The final status write "was lost": the record still says baking.
     bluegreen::record::Records::new(&world.ctx)
-        .update(
-            &id,
-            bluegreen::record::Change::new().set("status", &Status::Baking),
-        )
+        .update(&id, bluegreen::record::Change::new().status(Status::Baking))
         .await
         .unwrap();
     let forgotten = mock!(aws_sdk_ecs::Client::list_tasks)

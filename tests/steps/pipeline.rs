@@ -88,8 +88,11 @@ async fn a_rejected_approval_aborts_with_production_untouched() {
     abort_and_check(&world, &id, "ApprovalRejected", &blue_td).await;
     let approval = record(&world, &id).await.approval.unwrap();
     assert_eq!(
-        (approval.decision.as_deref(), approval.reason.as_deref()),
-        (Some("rejected"), Some("not today"))
+        (approval.decision, approval.reason.as_deref()),
+        (
+            Some(bluegreen::record::Verdict::Rejected),
+            Some("not today")
+        )
     );
 }
 

@@ -135,7 +135,7 @@ async fn teardown_goes_on_past_a_service_it_cannot_read_and_leaves_locked_slots_
     bluegreen::record::Records::new(&world.ctx)
         .update(
             &id,
-            bluegreen::record::Change::new().set("status", &bluegreen::record::Status::Aborted),
+            bluegreen::record::Change::new().status(bluegreen::record::Status::Aborted),
         )
         .await
         .unwrap();

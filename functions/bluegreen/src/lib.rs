@@ -13,6 +13,7 @@ pub mod context;
 pub mod db_guard;
 pub mod db_plan;
 pub mod ecs;
+pub mod ending;
 pub mod error;
 pub mod event;
 pub mod executions;

@@ -180,15 +180,13 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
     let arn = task.task_arn.clone().unwrap_or_default();
     let change = match run.task {
         MigrationTask::OnClone if deployment.rehearsal_task_arn.as_deref() != Some(&arn) => {
-            Some(Change::new().set("rehearsal_task_arn", &arn))
+            Some(Change::new().rehearsal_task_arn(&arn))
         }
-        MigrationTask::Production if deployment.production_migration.is_none() => Some(
-            Change::new()
-                .set("migration_task_arn", &arn)
-                .set("production_migration", &running(&arn, ctx.now())),
-        ),
+        MigrationTask::Production if deployment.production_migration.is_none() => {
+            Some(Change::new().production_migration(&running(&arn, ctx.now())))
+        }
         MigrationTask::Rollback if deployment.rollback_migration.is_none() => {
-            Some(Change::new().set("rollback_migration", &running(&arn, ctx.now())))
+            Some(Change::new().rollback_migration(&running(&arn, ctx.now())))
         }
         _ => None,
     };
@@ -227,11 +225,9 @@ async fn track(
     state: TaskState,
     detail: &str,
 ) -> StepResult<()> {
-    let field = match kind {
-        MigrationTask::Production => "production_migration",
-        MigrationTask::Rollback => "rollback_migration",
-        MigrationTask::OnClone => return Ok(()),
-    };
+    if kind == MigrationTask::OnClone {
+        return Ok(());
+    }
     let arn = task.task_arn.clone().unwrap_or_default();
     let started_at = tracked(deployment, kind)
         .map(|t| t.started_at)
@@ -245,7 +241,10 @@ async fn track(
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            Change::new().set(field, &tracked),
+            match kind {
+                MigrationTask::Rollback => Change::new().rollback_migration(&tracked),
+                _ => Change::new().production_migration(&tracked),
+            },
         )
         .await
 }

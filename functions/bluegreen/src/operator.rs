@@ -20,10 +20,12 @@ use crate::executions;
 use crate::lock::{Acquire, Locks};
 use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::notify::{self, Notice};
+use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
 use crate::steps::reconcile;
+use crate::steps::registry::{ABORT, BAKE, FINISH, ROLLBACK};
 use crate::steps::{CaughtError, DeploymentRef, FailureInput, abort, finish, rollback};
 
 const STEP: &str = "manual_rollback";
@@ -130,7 +132,7 @@ fn finished_at(deployment: &Deployment) -> DateTime<Utc> {
         .timeline
         .iter()
         .rev()
-        .find(|e| e.step == "finish")
+        .find(|e| e.step == FINISH.name)
         .map(|e| e.at)
         .unwrap_or(deployment.updated_at)
 }
@@ -158,15 +160,11 @@ async fn roll_back(
             good_service.running_count, good_service.desired_count
         )));
     }
-    if let Some(change) = routing::set_production(ctx, config, good, 100).await? {
+    let change = routing::set_production_verified(ctx, config, good, 100)
+        .await?
+        .map_err(StepError::RollbackFailed)?;
+    if let Some(change) = change {
         wait_in_sync(ctx, &change).await?;
-    }
-    let after = routing::read_production(ctx, config).await?;
-    if after.percent(good) != 100 {
-        return Err(StepError::RollbackFailed(format!(
-            "wrote 100% to {good} but read back {}%",
-            after.percent(good)
-        )));
     }
     let mut done = vec![format!("production traffic back on {good} ({good_name})")];
     if let Some(arn) = good_service.service_arn.as_deref() {
@@ -182,9 +180,9 @@ async fn roll_back(
         .update(
             &deployment.deployment_id,
             Change::new()
-                .set("status", &Status::RolledBack)
-                .set("failure", &format!("manually rolled back by {operator}"))
-                .log(STEP, "succeeded", detail.clone(), ctx.now()),
+                .status(Status::RolledBack)
+                .failure(&format!("manually rolled back by {operator}"))
+                .log(STEP, StepOutcome::Succeeded, detail.clone(), ctx.now()),
         )
         .await?;
     if let Err(e) = notify::outcome(ctx, deployment, Notice::RolledBack, &detail).await {
@@ -259,7 +257,7 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
                     &holder.deployment_id,
                     Change::new().log(
                         "unlock",
-                        "succeeded",
+                        StepOutcome::Succeeded,
                         format!("lock released by {operator} (it was kept because: {reason})"),
                         ctx.now(),
                     ),
@@ -407,19 +405,19 @@ pub async fn retry(
             holder.as_deref().unwrap_or("nobody")
         )));
     }
-    let (ending, resume) = if deployment.has_outcome("bake", "succeeded") {
-        ("finish", Status::Baking)
+    let (ending, resume) = if deployment.has_outcome(BAKE.name, StepOutcome::Succeeded) {
+        (FINISH.name, Status::Baking)
     } else if deployment.switched_at.is_some() {
-        ("rollback", Status::Baking)
+        (ROLLBACK.name, Status::Baking)
     } else {
-        ("abort", Status::Preprod)
+        (ABORT.name, Status::Preprod)
     };
     records
         .update(
             deployment_id,
-            Change::new().set("status", &resume).log(
+            Change::new().status(resume).log(
                 "retry",
-                "started",
+                StepOutcome::Started,
                 format!("{operator} re-runs {ending}"),
                 ctx.now(),
             ),
@@ -435,7 +433,7 @@ pub async fn retry(
     let started = tokio::time::Instant::now();
     let ended = loop {
         let result = match ending {
-            "finish" => {
+            e if e == FINISH.name => {
                 finish::run(
                     ctx,
                     &DeploymentRef {
@@ -444,7 +442,7 @@ pub async fn retry(
                 )
                 .await
             }
-            "rollback" => rollback::run(ctx, &input).await,
+            e if e == ROLLBACK.name => rollback::run(ctx, &input).await,
             _ => abort::run(ctx, &input).await,
         };
         let deployment = records.get(deployment_id).await?;

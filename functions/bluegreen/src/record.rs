@@ -17,6 +17,9 @@ use crate::error::{Conditional, StepError, StepResult, conditional};
 use crate::event::Image;
 use crate::slot::Slot;
 
+/// The attribute that holds the approval wait's task token (outside [`Deployment`]).
+const TASK_TOKEN: &str = "task_token";
+
 /// Where a deployment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +66,105 @@ impl Status {
     }
 }
 
+/// What happened to a step, as its timeline entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The step began (its deadline counts from here).
+    Started,
+    /// The step did its work.
+    Succeeded,
+    /// The step failed; the detail says why.
+    Failed,
+    /// A newer push replaced this one before it started.
+    Superseded,
+    /// The switch began moving production traffic.
+    TrafficMoving,
+    /// Approval was requested.
+    Requested,
+    /// Approvers were notified.
+    Notified,
+    /// The policy approved without a person.
+    AutoApproved,
+    /// A decision reached the waiting execution.
+    Delivered,
+    /// A person approved.
+    Approved,
+    /// A person rejected.
+    Rejected,
+    /// Nobody decided in time.
+    TimedOut,
+    /// An outcome this version does not know (written by a newer one); shown as `other`.
+    #[serde(other)]
+    Other,
+}
+
+impl StepOutcome {
+    /// The stored (snake case) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Started => "started",
+            StepOutcome::Succeeded => "succeeded",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Superseded => "superseded",
+            StepOutcome::TrafficMoving => "traffic_moving",
+            StepOutcome::Requested => "requested",
+            StepOutcome::Notified => "notified",
+            StepOutcome::AutoApproved => "auto_approved",
+            StepOutcome::Delivered => "delivered",
+            StepOutcome::Approved => "approved",
+            StepOutcome::Rejected => "rejected",
+            StepOutcome::TimedOut => "timed_out",
+            StepOutcome::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recorded approval decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A person approved.
+    Approved,
+    /// A person rejected.
+    Rejected,
+    /// Nobody decided before the approval timeout (written by the state machine's timeout
+    /// settlement).
+    TimedOut,
+}
+
+impl Verdict {
+    /// A person's verdict: approved or rejected.
+    pub fn of(approve: bool) -> Self {
+        if approve {
+            Verdict::Approved
+        } else {
+            Verdict::Rejected
+        }
+    }
+
+    /// The timeline outcome that records it.
+    pub fn outcome(self) -> StepOutcome {
+        match self {
+            Verdict::Approved => StepOutcome::Approved,
+            Verdict::Rejected => StepOutcome::Rejected,
+            Verdict::TimedOut => StepOutcome::TimedOut,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.outcome().fmt(f)
+    }
+}
+
 /// One line of a deployment's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineEntry {
@@ -70,8 +172,8 @@ pub struct TimelineEntry {
     pub step: String,
     /// When it was recorded.
     pub at: DateTime<Utc>,
-    /// `started`, `succeeded`, `failed`, …
-    pub outcome: String,
+    /// What happened.
+    pub outcome: StepOutcome,
     /// Human-readable detail.
     #[serde(default)]
     pub detail: String,
@@ -206,10 +308,10 @@ pub struct ApprovalState {
     pub requested_at: DateTime<Utc>,
     /// Latest time a decision is accepted.
     pub expires_at: DateTime<Utc>,
-    /// `approved` or `rejected`, once decided. Absent (not null) until then, so the decision
-    /// write can be conditional on `attribute_not_exists(approval.decision)`.
+    /// The verdict, once decided. Absent (not null) until then, so the decision write can be
+    /// conditional on `attribute_not_exists(approval.decision)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<String>,
+    pub decision: Option<Verdict>,
     /// Who decided.
     #[serde(default)]
     pub approver: Option<String>,
@@ -311,6 +413,9 @@ pub struct Deployment {
     /// The queued deployment that received the lock when this one ended.
     #[serde(default)]
     pub handed_over_to: Option<String>,
+    /// The Route 53 change the switch made last (DNS mode), until it is INSYNC.
+    #[serde(default)]
+    pub dns_change_id: Option<String>,
 }
 
 /// DNS mode: the record TTL lowered ahead of the switch.
@@ -344,8 +449,8 @@ impl Deployment {
         if self.config.approval.policy == crate::config::ApprovalPolicy::Auto {
             return Ok(());
         }
-        match self.approval.as_ref().and_then(|a| a.decision.as_deref()) {
-            Some("approved") => Ok(()),
+        match self.approval.as_ref().and_then(|a| a.decision) {
+            Some(Verdict::Approved) => Ok(()),
             Some(other) => Err(StepError::ApprovalRejected(format!("decision was {other}"))),
             None => Err(StepError::SwitchFailed(
                 "refusing to switch: no approval recorded".into(),
@@ -366,7 +471,7 @@ impl Deployment {
     }
 
     /// Whether the timeline already has `outcome` for `step`.
-    pub fn has_outcome(&self, step: &str, outcome: &str) -> bool {
+    pub fn has_outcome(&self, step: &str, outcome: StepOutcome) -> bool {
         self.timeline
             .iter()
             .any(|e| e.step == step && e.outcome == outcome)
@@ -377,7 +482,6 @@ impl Deployment {
 #[derive(Debug, Default)]
 pub struct Change {
     sets: Vec<(String, AttributeValue)>,
-    removes: Vec<String>,
     entry: Option<TimelineEntry>,
 }
 
@@ -388,30 +492,120 @@ impl Change {
     }
 
     /// Sets an attribute to a serialisable value (`a.b` sets a nested one; `a` must exist).
-    pub fn set<T: Serialize>(mut self, field: &str, value: &T) -> Self {
+    /// Private: callers use the typed setters below, so every attribute bluegreen writes is a
+    /// field of [`Deployment`] (or the task token, kept out of it on purpose).
+    fn set<T: Serialize>(mut self, field: &str, value: &T) -> Self {
         let value = serde_dynamo::to_attribute_value(value).expect("record fields serialise");
         self.sets.push((field.to_owned(), value));
         self
     }
 
-    /// Removes a top-level attribute.
-    pub fn remove(mut self, field: &str) -> Self {
-        self.removes.push(field.to_owned());
-        self
+    /// Sets [`Deployment::status`].
+    pub fn status(self, status: Status) -> Self {
+        self.set("status", &status)
+    }
+
+    /// Sets [`Deployment::failure`].
+    pub fn failure(self, failure: &str) -> Self {
+        self.set("failure", &failure)
+    }
+
+    /// Sets [`Deployment::handed_over_to`].
+    pub fn handed_over_to(self, next: &str) -> Self {
+        self.set("handed_over_to", &next)
+    }
+
+    /// Sets [`Deployment::live_slot`].
+    pub fn live_slot(self, slot: Slot) -> Self {
+        self.set("live_slot", &slot)
+    }
+
+    /// Sets [`Deployment::task_definitions`].
+    pub fn task_definitions(self, registered: &TaskDefinitions) -> Self {
+        self.set("task_definitions", registered)
+    }
+
+    /// Sets [`Deployment::clones`].
+    pub fn clones(self, clones: &[DbClone]) -> Self {
+        self.set("clones", &clones)
+    }
+
+    /// Sets [`Deployment::preprod`].
+    pub fn preprod(self, preprod: &PreprodState) -> Self {
+        self.set("preprod", preprod)
+    }
+
+    /// Sets [`Deployment::migration_log`].
+    pub fn migration_log(self, log: &LogLocation) -> Self {
+        self.set("migration_log", log)
+    }
+
+    /// Sets [`Deployment::health_evidence`].
+    pub fn health_evidence(self, evidence: &str) -> Self {
+        self.set("health_evidence", &evidence)
+    }
+
+    /// Sets [`Deployment::switched_at`].
+    pub fn switched_at(self, at: DateTime<Utc>) -> Self {
+        self.set("switched_at", &at)
+    }
+
+    /// Sets [`Deployment::dns_ttl`].
+    pub fn dns_ttl(self, ttl: &DnsTtl) -> Self {
+        self.set("dns_ttl", ttl)
+    }
+
+    /// Sets [`Deployment::dns_change_id`].
+    pub fn dns_change_id(self, change_id: &str) -> Self {
+        self.set("dns_change_id", &change_id)
+    }
+
+    /// Sets [`Deployment::rehearsal_task_arn`].
+    pub fn rehearsal_task_arn(self, arn: &str) -> Self {
+        self.set("rehearsal_task_arn", &arn)
+    }
+
+    /// Sets [`Deployment::production_migration`] (and [`Deployment::migration_task_arn`]
+    /// when the task is first started).
+    pub fn production_migration(self, task: &TrackedTask) -> Self {
+        self.set("migration_task_arn", &task.task_arn)
+            .set("production_migration", task)
+    }
+
+    /// Sets [`Deployment::rollback_migration`].
+    pub fn rollback_migration(self, task: &TrackedTask) -> Self {
+        self.set("rollback_migration", task)
+    }
+
+    /// Sets [`Deployment::approval`] (a new request; any earlier decision is replaced).
+    pub fn approval(self, approval: &ApprovalState) -> Self {
+        self.set("approval", approval)
+    }
+
+    /// Sets [`ApprovalState::delivered_at`] (`approval` must exist).
+    pub fn approval_delivered_at(self, at: DateTime<Utc>) -> Self {
+        self.set("approval.delivered_at", &at)
+    }
+
+    /// Stores the approval wait's task token: its own attribute, outside [`Deployment`], so it
+    /// never travels with a record that is shown or logged (read it with
+    /// [`Records::task_token`]).
+    pub fn task_token(self, token: &str) -> Self {
+        self.set(TASK_TOKEN, &token)
     }
 
     /// Appends a timeline entry.
     pub fn log(
         mut self,
         step: &str,
-        outcome: &str,
+        outcome: StepOutcome,
         detail: impl Into<String>,
         at: DateTime<Utc>,
     ) -> Self {
         self.entry = Some(TimelineEntry {
             step: step.to_owned(),
             at,
-            outcome: outcome.to_owned(),
+            outcome,
             detail: detail.into(),
         });
         self
@@ -461,25 +655,33 @@ impl Change {
             values.insert(":empty".to_owned(), AttributeValue::L(vec![]));
             sets.push("#timeline = list_append(if_not_exists(#timeline, :empty), :entry)".into());
         }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !self.removes.is_empty() {
-            let removes: Vec<String> = self
-                .removes
-                .into_iter()
-                .enumerate()
-                .map(|(i, field)| {
-                    names.insert(format!("#r{i}"), field);
-                    format!("#r{i}")
-                })
-                .collect();
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
+        let expression = format!("SET {}", sets.join(", "));
         UpdateExpression {
             expression,
             names,
             values,
         }
     }
+}
+
+/// A person's decision as [`Records::record_decision`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedDecision<'a> {
+    /// Approved or rejected.
+    pub verdict: Verdict,
+    /// Who decided.
+    pub approver: &'a str,
+    /// The reason given (required for a rejection by the caller).
+    pub reason: Option<&'a str>,
+    /// `console`, `cli`, `api`.
+    pub channel: &'a str,
+    /// The signed link's nonce, when a link decided.
+    pub link_nonce: Option<&'a str>,
+}
+
+/// `awaiting_approval`, as stored.
+fn awaiting_approval() -> AttributeValue {
+    serde_dynamo::to_attribute_value(Status::AwaitingApproval).expect("status serialises")
 }
 
 /// Reads and writes deployment records.
@@ -520,12 +722,12 @@ impl<'a> Records<'a> {
     /// The task token the approval wait stored (`None` when there is none). Read on its own,
     /// so it never travels inside a [`Deployment`].
     pub async fn task_token(&self, deployment_id: &str) -> StepResult<Option<String>> {
-        self.string_attribute(deployment_id, "task_token").await
+        self.string_attribute(deployment_id, TASK_TOKEN).await
     }
 
-    /// One string attribute written outside the [`Deployment`] type (the task token, a DNS
-    /// change id), read consistently; `None` when absent.
-    pub async fn string_attribute(
+    /// One string attribute written outside the [`Deployment`] type (the task token), read
+    /// consistently; `None` when absent.
+    async fn string_attribute(
         &self,
         deployment_id: &str,
         name: &str,
@@ -595,7 +797,7 @@ impl<'a> Records<'a> {
     /// Applies `change` only while `condition` holds (placeholders in `names` and `values`,
     /// which must not start with `#f`, `#r`, `:v` or name `:updated_at`/`:entry`/`:empty`).
     /// `Ok(false)` when the condition did not hold (nothing written).
-    pub async fn update_if(
+    async fn update_if(
         &self,
         deployment_id: &str,
         change: Change,
@@ -630,6 +832,95 @@ impl<'a> Records<'a> {
             conditional("dynamodb:UpdateItem", result)?,
             Conditional::Written(_)
         ))
+    }
+
+    /// Records a person's decision once: only while the deployment awaits approval and nothing
+    /// is decided yet. Returns the stored task token to deliver it with, or `None` when the
+    /// condition did not hold (decided already, or no longer waiting): nothing was written.
+    pub async fn record_decision(
+        &self,
+        deployment_id: &str,
+        decision: &RecordedDecision<'_>,
+        entry: TimelineEntry,
+    ) -> StepResult<Option<String>> {
+        let optional = |value: Option<&str>| {
+            value
+                .map(|v| AttributeValue::S(v.to_owned()))
+                .unwrap_or(AttributeValue::Null(true))
+        };
+        let at = serde_dynamo::to_attribute_value(entry.at).expect("time serialises");
+        let result = self
+            .ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_expression(
+                "SET approval.decision = :d, approval.approver = :who, approval.decided_at = :at, \
+                 approval.reason = :why, approval.channel = :ch, approval.link_nonce = :nonce, \
+                 updated_at = :at, timeline = list_append(timeline, :entry)",
+            )
+            .condition_expression("#status = :waiting AND attribute_not_exists(approval.decision)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":d",
+                serde_dynamo::to_attribute_value(decision.verdict).expect("verdict serialises"),
+            )
+            .expression_attribute_values(":who", AttributeValue::S(decision.approver.to_owned()))
+            .expression_attribute_values(":at", at)
+            .expression_attribute_values(":why", optional(decision.reason))
+            .expression_attribute_values(":ch", AttributeValue::S(decision.channel.to_owned()))
+            .expression_attribute_values(":nonce", optional(decision.link_nonce))
+            .expression_attribute_values(":waiting", awaiting_approval())
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![
+                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
+                ]),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match conditional("dynamodb:UpdateItem", result)? {
+            Conditional::Written(out) => Ok(Some(
+                out.attributes
+                    .and_then(|a| a.get(TASK_TOKEN).and_then(|t| t.as_s().ok()).cloned())
+                    .ok_or_else(|| {
+                        StepError::NotAwaitingApproval(
+                            "no task token stored for this deployment".into(),
+                        )
+                    })?,
+            )),
+            Conditional::ConditionFailed => Ok(None),
+        }
+    }
+
+    /// Closes the approval window: records `timed_out` only while the deployment awaits
+    /// approval and nothing is decided (a racing decision lands first or is refused after).
+    /// `Ok(false)` when the condition did not hold.
+    pub async fn close_approval_window(
+        &self,
+        deployment_id: &str,
+        step: &str,
+        at: DateTime<Utc>,
+    ) -> StepResult<bool> {
+        let change = Change::new()
+            .set("approval.decision", &Verdict::TimedOut)
+            .set("approval.decided_at", &at)
+            .log(
+                step,
+                StepOutcome::TimedOut,
+                "nobody decided before the approval timeout",
+                at,
+            );
+        self.update_if(
+            deployment_id,
+            change,
+            "#status = :waiting AND attribute_exists(approval) AND attribute_not_exists(approval.decision)",
+            &[("#status", "status")],
+            &[(":waiting", awaiting_approval())],
+        )
+        .await
     }
 
     /// The write [`Records::update`] makes, as one item of a DynamoDB transaction (the lock
@@ -712,6 +1003,34 @@ impl<'a> Records<'a> {
 /// never printed, logged or shown by anything that reads records.
 pub async fn store_task_token(ctx: &Context, deployment_id: &str, token: &str) -> StepResult<()> {
     Records::new(ctx)
-        .update(deployment_id, Change::new().set("task_token", &token))
+        .update(deployment_id, Change::new().task_token(token))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_verdicts_are_stored_by_their_snake_names() {
+        assert_eq!(
+            serde_json::to_value(StepOutcome::TrafficMoving).unwrap(),
+            "traffic_moving"
+        );
+        assert_eq!(StepOutcome::AutoApproved.to_string(), "auto_approved");
+        assert_eq!(
+            serde_json::to_value(Verdict::TimedOut).unwrap(),
+            "timed_out"
+        );
+        assert_eq!(Verdict::of(false).outcome(), StepOutcome::Rejected);
+    }
+
+    #[test]
+    fn an_outcome_a_newer_version_wrote_still_reads() {
+        let entry: TimelineEntry = serde_json::from_value(serde_json::json!({
+            "step": "switch", "at": "2026-11-23T10:00:00Z", "outcome": "paused_by_newer_version"
+        }))
+        .unwrap();
+        assert_eq!(entry.outcome, StepOutcome::Other);
+    }
 }

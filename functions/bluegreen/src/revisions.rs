@@ -112,7 +112,7 @@ pub async fn ensure(
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            Change::new().set("task_definitions", &registered),
+            Change::new().task_definitions(&registered),
         )
         .await?;
     Ok(arn)

@@ -125,6 +125,32 @@ pub async fn set_production(
     }
 }
 
+/// Sends `percent` of production traffic to `slot` unless it already gets exactly that, then
+/// reads production back and compares: bluegreen's one "write traffic, read it back,
+/// compare". `Ok(Err(mismatch))` describes a read-back that differs (the caller names the
+/// error: a switch, a rollback); `Ok(Ok(change))` carries the Route 53 change id when DNS was
+/// written (wait for it with [`change_in_sync`]).
+pub async fn set_production_verified(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    percent: i64,
+) -> StepResult<Result<Option<String>, String>> {
+    let change = if read_production(ctx, config).await?.percent(slot) != percent {
+        set_production(ctx, config, slot, percent).await?
+    } else {
+        None
+    };
+    let after = read_production(ctx, config).await?;
+    if after.percent(slot) != percent {
+        return Ok(Err(format!(
+            "wrote {percent}% to {slot} but read back {}%",
+            after.percent(slot)
+        )));
+    }
+    Ok(Ok(change))
+}
+
 /// Points the test listener at `slot` (listener mode; nothing to do in DNS mode, where each
 /// slot has its own test endpoint).
 pub async fn point_test_listener(

@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use bluegreen::record::Verdict;
 use bluegreen::steps::approval::{self, Decided, Decision};
 use bluegreen::{Context, StepResult, operator};
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,7 @@ async fn decide(
     info!(deployment_id = %id, approver = %decision.approver, approve, delivered = ?delivered, "decision recorded");
     Ok(Decided {
         deployment_id: id.to_owned(),
-        decision: if approve { "approved" } else { "rejected" }.into(),
+        decision: Verdict::of(approve),
         approver: decision.approver,
         delivered,
     })

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bluegreen::links::{self, LinkClaims, LinkError};
-use bluegreen::record::{Deployment, Records, Status};
+use bluegreen::record::{Deployment, Records, Status, Verdict};
 use bluegreen::steps::approval::{self, Decision, Delivered};
 use bluegreen::{Context, StepError};
 use serde::Deserialize;
@@ -292,7 +292,7 @@ fn repeats_undelivered(viewer: &Viewer, deployment: &Deployment, approve: bool) 
     };
     recorded.link_nonce.as_deref() == Some(claims.nonce.as_str())
         && recorded.delivered_at.is_none()
-        && recorded.decision.as_deref() == Some(if approve { "approved" } else { "rejected" })
+        && recorded.decision == Some(Verdict::of(approve))
 }
 
 async fn list(State(ctx): Shared, Query(query): Query<LinkQuery>, identity: Identity) -> Response {

@@ -8,76 +8,13 @@
 //! without a healthy side.
 
 use crate::context::Context;
-use crate::ecs;
-use crate::error::{StepError, StepResult};
-use crate::naming::{TAG_EXPIRES, TAG_ROLE};
-use crate::record::{Records, Status};
-use crate::routing;
-
-use crate::migration;
+use crate::ending::{self, Ended};
+use crate::error::StepResult;
 
 use super::FailureInput;
-use super::cleanup::{self, Ended};
 
-const STEP: &str = super::registry::ABORT.name;
-
-/// Aborts the deployment.
+/// Aborts the deployment (the sequence lives in [`crate::ending::abort`], which the
+/// reconciler runs too).
 pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
-    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-    if deployment.status.is_terminal() {
-        return Ok(Ended::of(&deployment));
-    }
-    let config = &deployment.config;
-    let mut done = Vec::new();
-    if let Some(old) = deployment.live_slot {
-        let state = routing::read_production(ctx, config).await?;
-        if state.weight(old.other()) > 0 {
-            return Err(StepError::UnexpectedRouting(format!(
-                "abort refused: production sends {}% to {} (the pre-prod slot); use rollback",
-                state.percent(old.other()),
-                old.other()
-            )));
-        }
-        routing::point_test_listener(ctx, config, old.other()).await?;
-    }
-    done.extend(migration::stop_running(ctx, &deployment).await?);
-    if let Some(preprod) = &deployment.preprod {
-        let previous = (!preprod.previous_task_definition.is_empty())
-            .then_some(preprod.previous_task_definition.as_str());
-        ecs::update_service(
-            ctx,
-            &config.cluster,
-            &preprod.service,
-            previous,
-            preprod.previous_desired_count,
-        )
-        .await?;
-        let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
-        if let Some(arn) = service.service_arn.as_deref() {
-            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-        }
-        done.push(format!(
-            "{} back to {} task(s) of its previous revision",
-            preprod.service, preprod.previous_desired_count
-        ));
-    }
-    // Stopped tasks are recorded by now; read what the record says about production's schema.
-    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-    let status =
-        match cleanup::settle_rollback_migration(ctx, &deployment, Status::Aborted, &mut done)
-            .await?
-        {
-            Ok(status) => status,
-            Err(waiting) => return Ok(waiting),
-        };
-    done.push("production traffic untouched".into());
-    cleanup::close(
-        ctx,
-        &deployment,
-        status,
-        STEP,
-        done.into_iter().filter(|d| !d.is_empty()).collect(),
-        Some(input.describe()),
-    )
-    .await
+    ending::abort(ctx, input).await
 }

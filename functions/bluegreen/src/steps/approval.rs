@@ -5,15 +5,17 @@
 //! notification. Sending `SendTaskSuccess`/`SendTaskFailure` with it is the job of whoever
 //! records the decision (console or CLI), after [`decide`] succeeded.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ApprovalPolicy;
 use crate::context::Context;
-use crate::error::{Conditional, StepError, StepResult, conditional};
-use crate::record::{ApprovalState, Change, Deployment, Records, Status};
+use crate::error::{StepError, StepResult};
+use crate::record::{
+    ApprovalState, Change, Deployment, RecordedDecision, Records, Status, StepOutcome,
+    TimelineEntry, Verdict,
+};
 
 use super::load_active;
 
@@ -59,11 +61,11 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let records = Records::new(ctx);
     if deployment.config.approval.policy == ApprovalPolicy::Auto {
-        if !deployment.has_outcome(STEP, "auto_approved") {
+        if !deployment.has_outcome(STEP, StepOutcome::AutoApproved) {
             records
                 .update(
                     &deployment.deployment_id,
-                    Change::new().log(STEP, "auto_approved", "policy auto", ctx.now()),
+                    Change::new().log(STEP, StepOutcome::AutoApproved, "policy auto", ctx.now()),
                 )
                 .await?;
         }
@@ -89,12 +91,12 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
     };
     // The token may differ on a retry of the state; the newest one is the one that works.
     let mut change = Change::new()
-        .set("task_token", &input.task_token)
-        .set("approval", &approval);
+        .task_token(&input.task_token)
+        .approval(&approval);
     if deployment.approval.is_none() {
-        change = change.set("status", &Status::AwaitingApproval).log(
+        change = change.status(Status::AwaitingApproval).log(
             STEP,
-            "requested",
+            StepOutcome::Requested,
             format!(
                 "approvers: {}",
                 deployment.config.approval.approvers.join(", ")
@@ -103,7 +105,7 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
         );
     }
     records.update(&deployment.deployment_id, change).await?;
-    let notified = if deployment.has_outcome(STEP, "notified") {
+    let notified = if deployment.has_outcome(STEP, StepOutcome::Notified) {
         true
     } else {
         let sent = crate::notify::approval_requested(ctx, &deployment, &approval).await?;
@@ -111,7 +113,7 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
             records
                 .update(
                     &deployment.deployment_id,
-                    Change::new().log(STEP, "notified", "SNS", ctx.now()),
+                    Change::new().log(STEP, StepOutcome::Notified, "SNS", ctx.now()),
                 )
                 .await?;
         }
@@ -146,14 +148,11 @@ pub enum ApprovalCall {
 /// `SendTaskSuccess` would have carried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Settled {
-    /// `approved`.
-    pub decision: String,
+    /// Always approved (a rejection is an error).
+    pub decision: Verdict,
     /// Who approved.
     pub approver: String,
 }
-
-/// The recorded decision of a wait that timed out, `timed_out`.
-pub const TIMED_OUT: &str = "timed_out";
 
 /// Settles an approval wait that Step Functions timed out. A decision recorded in time but never
 /// delivered (its `SendTaskSuccess` failed) is not lost: an approval is answered as if delivered
@@ -164,16 +163,7 @@ pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<
     let records = Records::new(ctx);
     let now = ctx.now();
     let closed = records
-        .update_if(
-            &input.deployment_id,
-            Change::new()
-                .set("approval.decision", &TIMED_OUT)
-                .set("approval.decided_at", &now)
-                .log(STEP, TIMED_OUT, "nobody decided before the approval timeout", now),
-            "#status = :waiting AND attribute_exists(approval) AND attribute_not_exists(approval.decision)",
-            &[("#status", "status")],
-            &[(":waiting", AttributeValue::S("awaiting_approval".into()))],
-        )
+        .close_approval_window(&input.deployment_id, STEP, now)
         .await?;
     if closed {
         return Err(StepError::ApprovalTimedOut);
@@ -184,15 +174,15 @@ pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<
             &deployment,
         )));
     };
-    match approval.decision.as_deref() {
-        Some("approved") => {
+    match approval.decision {
+        Some(Verdict::Approved) => {
             if approval.delivered_at.is_none() {
                 records
                     .update(
                         &input.deployment_id,
-                        Change::new().set("approval.delivered_at", &now).log(
+                        Change::new().approval_delivered_at(now).log(
                             STEP,
-                            "delivered",
+                            StepOutcome::Delivered,
                             "recorded in time, taken from the record at the approval timeout",
                             now,
                         ),
@@ -200,15 +190,15 @@ pub async fn settle_timeout(ctx: &Context, input: &TimedOutInput) -> StepResult<
                     .await?;
             }
             Ok(Settled {
-                decision: "approved".into(),
+                decision: Verdict::Approved,
                 approver: approval.approver.clone().unwrap_or_default(),
             })
         }
-        Some("rejected") => Err(StepError::ApprovalRejected(rejection_cause(
+        Some(Verdict::Rejected) => Err(StepError::ApprovalRejected(rejection_cause(
             approval.approver.as_deref().unwrap_or_default(),
             approval.reason.as_deref().unwrap_or_default(),
         ))),
-        Some(_) => Err(StepError::ApprovalTimedOut),
+        Some(Verdict::TimedOut) => Err(StepError::ApprovalTimedOut),
         None => Err(StepError::NotAwaitingApproval(describe_decided(
             &deployment,
         ))),
@@ -252,8 +242,8 @@ pub enum Delivered {
 pub struct Decided {
     /// The deployment.
     pub deployment_id: String,
-    /// `approved` or `rejected`.
-    pub decision: String,
+    /// Approved or rejected.
+    pub decision: Verdict,
     /// Who the decision is recorded for.
     pub approver: String,
     /// Where it went.
@@ -277,7 +267,7 @@ pub async fn decide_and_send(
             .send_task_success()
             .task_token(&token)
             .output(
-                serde_json::json!({"decision": "approved", "approver": decision.approver})
+                serde_json::json!({"decision": Verdict::Approved, "approver": decision.approver})
                     .to_string(),
             )
             .send()
@@ -302,9 +292,9 @@ pub async fn decide_and_send(
     Records::new(ctx)
         .update(
             deployment_id,
-            Change::new().set("approval.delivered_at", &ctx.now()).log(
+            Change::new().approval_delivered_at(ctx.now()).log(
                 STEP,
-                "delivered",
+                StepOutcome::Delivered,
                 "sent to Step Functions",
                 ctx.now(),
             ),
@@ -372,72 +362,37 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
         ctx.now(),
     )?;
     let now = ctx.now();
-    let outcome = if decision.approve {
-        "approved"
-    } else {
-        "rejected"
+    let verdict = Verdict::of(decision.approve);
+    let entry = TimelineEntry {
+        step: STEP.into(),
+        at: now,
+        outcome: verdict.outcome(),
+        detail: format!(
+            "by {} via {}{}",
+            approver,
+            decision.channel,
+            decision
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
     };
-    let optional = |value: &Option<String>| {
-        value
-            .clone()
-            .map(AttributeValue::S)
-            .unwrap_or(AttributeValue::Null(true))
+    let recorded = RecordedDecision {
+        verdict,
+        approver: &approver,
+        reason: decision.reason.as_deref(),
+        channel: &decision.channel,
+        link_nonce: decision.link_nonce.as_deref(),
     };
-    let result = ctx
-        .dynamodb
-        .update_item()
-        .table_name(&ctx.settings.deployments_table)
-        .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-        .update_expression(
-            "SET approval.decision = :d, approval.approver = :who, approval.decided_at = :at, \
-             approval.reason = :why, approval.channel = :ch, approval.link_nonce = :nonce, \
-             updated_at = :at, timeline = list_append(timeline, :entry)",
-        )
-        .condition_expression("#status = :waiting AND attribute_not_exists(approval.decision)")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":d", AttributeValue::S(outcome.into()))
-        .expression_attribute_values(":who", AttributeValue::S(approver.clone()))
-        .expression_attribute_values(
-            ":at",
-            serde_dynamo::to_attribute_value(now).expect("time serialises"),
-        )
-        .expression_attribute_values(":why", optional(&decision.reason))
-        .expression_attribute_values(":ch", AttributeValue::S(decision.channel.clone()))
-        .expression_attribute_values(":nonce", optional(&decision.link_nonce))
-        .expression_attribute_values(":waiting", AttributeValue::S("awaiting_approval".into()))
-        .expression_attribute_values(
-            ":entry",
-            AttributeValue::L(vec![
-                serde_dynamo::to_attribute_value(crate::record::TimelineEntry {
-                    step: STEP.into(),
-                    at: now,
-                    outcome: outcome.into(),
-                    detail: format!(
-                        "by {} via {}{}",
-                        approver,
-                        decision.channel,
-                        decision
-                            .reason
-                            .as_deref()
-                            .map(|r| format!(": {r}"))
-                            .unwrap_or_default()
-                    ),
-                })
-                .expect("entry serialises"),
-            ]),
-        )
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-        .send()
-        .await;
-    match conditional("dynamodb:UpdateItem", result)? {
-        Conditional::Written(out) => out
-            .attributes
-            .and_then(|a| a.get("task_token").and_then(|t| t.as_s().ok()).cloned())
-            .ok_or_else(|| {
-                StepError::NotAwaitingApproval("no task token stored for this deployment".into())
-            }),
-        Conditional::ConditionFailed => {
-            let now_stored = Records::new(ctx).get(deployment_id).await?;
+    let records = Records::new(ctx);
+    match records
+        .record_decision(deployment_id, &recorded, entry)
+        .await?
+    {
+        Some(token) => Ok(token),
+        None => {
+            let now_stored = records.get(deployment_id).await?;
             Err(StepError::NotAwaitingApproval(describe_decided(
                 &now_stored,
             )))
@@ -452,7 +407,7 @@ pub fn describe_decided(deployment: &Deployment) -> String {
         .as_ref()
         .filter(|a| a.decision.is_some())
     {
-        Some(a) if a.decision.as_deref() == Some(TIMED_OUT) => format!(
+        Some(a) if a.decision == Some(Verdict::TimedOut) => format!(
             "deployment {}: the approval window closed at {} without a decision",
             deployment.deployment_id,
             a.expires_at.to_rfc3339()
@@ -460,7 +415,9 @@ pub fn describe_decided(deployment: &Deployment) -> String {
         Some(a) => format!(
             "deployment {} was already {} by {} via {} at {}",
             deployment.deployment_id,
-            a.decision.as_deref().unwrap_or_default(),
+            a.decision
+                .map(Verdict::outcome)
+                .unwrap_or(StepOutcome::Other),
             a.approver.as_deref().unwrap_or("?"),
             a.channel.as_deref().unwrap_or("?"),
             a.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default()
@@ -484,14 +441,9 @@ async fn undelivered(
     let Some(recorded) = deployment.approval.as_ref() else {
         return Ok(None);
     };
-    let verdict = if decision.approve {
-        "approved"
-    } else {
-        "rejected"
-    };
     let repeat = deployment.status == Status::AwaitingApproval
         && recorded.delivered_at.is_none()
-        && recorded.decision.as_deref() == Some(verdict)
+        && recorded.decision == Some(Verdict::of(decision.approve))
         && recorded.approver.as_deref() == Some(decision.approver.as_str())
         && crate::identity::listed_approver(approvers, &decision.approver).is_some();
     if !repeat {

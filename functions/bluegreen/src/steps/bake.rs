@@ -30,7 +30,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     {
         seconds = seconds.max(*switch_ttl_seconds);
     }
-    let change = Change::new().set("status", &Status::Baking);
+    let change = Change::new().status(Status::Baking);
     let started = start_once(ctx, &deployment, STEP, seconds, 0, change).await?;
     Ok(Started {
         wait_seconds: seconds.min(LOOK_EVERY_SECONDS),

@@ -13,7 +13,7 @@ use crate::record::{Records, Status};
 use crate::routing;
 
 use super::DeploymentRef;
-use super::cleanup::{self, Ended};
+use crate::ending::{self, Ended};
 
 const STEP: &str = super::registry::FINISH.name;
 
@@ -66,5 +66,5 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
         }
         done.push(format!("{old_name} kept warm until {}", until.to_rfc3339()));
     }
-    cleanup::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await
+    ending::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await
 }

@@ -55,7 +55,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
 }
 
 async fn fail(ctx: &Context, deployment: &Deployment, evidence: String) -> StepError {
-    let change = Change::new().set("health_evidence", &evidence);
+    let change = Change::new().health_evidence(&evidence);
     record_failed(
         ctx,
         deployment,

@@ -52,9 +52,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             Records::new(ctx)
                 .update(
                     &deployment.deployment_id,
-                    Change::new()
-                        .set("preprod", &state)
-                        .set("status", &Status::Preparing),
+                    Change::new().preprod(&state).status(Status::Preparing),
                 )
                 .await?;
             state
@@ -121,7 +119,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
                 &deployment,
                 STEP,
                 &detail,
-                Change::new().set("status", &Status::Preprod),
+                Change::new().status(Status::Preprod),
             )
             .await?;
             Ok(Poll::Done { detail })
@@ -163,13 +161,10 @@ async fn lower_dns_ttl(ctx: &Context, deployment: &Deployment) -> StepResult<()>
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            Change::new().set(
-                "dns_ttl",
-                &DnsTtl {
-                    previous,
-                    lowered_at: ctx.now(),
-                },
-            ),
+            Change::new().dns_ttl(&DnsTtl {
+                previous,
+                lowered_at: ctx.now(),
+            }),
         )
         .await
 }

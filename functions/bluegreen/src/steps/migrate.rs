@@ -68,7 +68,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         Ok(Stage::Done { detail, log }) => {
             // The console links the approver to this log as the migration's evidence.
             let change = match &log {
-                Some(log) => Change::new().set("migration_log", log),
+                Some(log) => Change::new().migration_log(log),
                 None => Change::new(),
             };
             record_done(ctx, &deployment, STEP, &detail, change).await?;

@@ -17,9 +17,7 @@ pub mod switch;
 pub mod sync_db;
 pub mod teardown;
 
-mod cleanup;
-
-pub use cleanup::{Ended, EndingWait};
+pub use crate::ending::{Ended, EndingWait};
 
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
@@ -28,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::poll::Started;
+use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records};
 
 /// Input of steps that need only the deployment.
@@ -99,7 +98,7 @@ pub(crate) async fn start_once(
             Records::new(ctx)
                 .update(
                     &deployment.deployment_id,
-                    change.log(step, "started", "", now),
+                    change.log(step, StepOutcome::Started, "", now),
                 )
                 .await?;
             now
@@ -118,7 +117,7 @@ pub(crate) fn started_at(deployment: &Deployment, step: &str) -> Option<DateTime
     deployment
         .timeline
         .iter()
-        .find(|e| e.step == step && e.outcome == "started")
+        .find(|e| e.step == step && e.outcome == StepOutcome::Started)
         .map(|e| e.at)
 }
 
@@ -151,7 +150,7 @@ pub(crate) async fn record_healthy(
     step: &str,
     detail: &str,
 ) -> StepResult<()> {
-    let change = Change::new().set("health_evidence", &detail);
+    let change = Change::new().health_evidence(detail);
     record_done(ctx, deployment, step, detail, change).await
 }
 
@@ -163,13 +162,13 @@ pub(crate) async fn record_done(
     detail: &str,
     change: Change,
 ) -> StepResult<()> {
-    if deployment.has_outcome(step, "succeeded") {
+    if deployment.has_outcome(step, StepOutcome::Succeeded) {
         return Ok(());
     }
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            change.log(step, "succeeded", detail, ctx.now()),
+            change.log(step, StepOutcome::Succeeded, detail, ctx.now()),
         )
         .await
 }
@@ -184,11 +183,11 @@ pub(crate) async fn record_failed(
     err: StepError,
     change: Change,
 ) -> StepError {
-    if !err.is_retryable() && !deployment.has_outcome(step, "failed") {
+    if !err.is_retryable() && !deployment.has_outcome(step, StepOutcome::Failed) {
         let logged = Records::new(ctx)
             .update(
                 &deployment.deployment_id,
-                change.log(step, "failed", err.to_string(), ctx.now()),
+                change.log(step, StepOutcome::Failed, err.to_string(), ctx.now()),
             )
             .await;
         if let Err(write_error) = logged {

@@ -15,6 +15,7 @@ use crate::event::{self, Intake, Push};
 use crate::lock::{Acquire, Enqueue, Locks, PushOrder};
 use crate::naming;
 use crate::notify;
+use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
@@ -278,15 +279,12 @@ async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
     records
         .update(
             id,
-            Change::new()
-                .set("status", &Status::Preparing)
-                .set("live_slot", &live)
-                .log(
-                    STEP,
-                    "succeeded",
-                    format!("resumed from the queue; live slot {live}"),
-                    ctx.now(),
-                ),
+            Change::new().status(Status::Preparing).live_slot(live).log(
+                STEP,
+                StepOutcome::Succeeded,
+                format!("resumed from the queue; live slot {live}"),
+                ctx.now(),
+            ),
         )
         .await?;
     summary_of(ctx, id).await
@@ -302,11 +300,11 @@ async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
         .update(
             old,
             Change::new()
-                .set("status", &Status::Superseded)
-                .set("failure", &format!("superseded by newer push {by}"))
+                .status(Status::Superseded)
+                .failure(&format!("superseded by newer push {by}"))
                 .log(
                     STEP,
-                    "superseded",
+                    StepOutcome::Superseded,
                     format!("replaced in the queue by {by}"),
                     ctx.now(),
                 ),
@@ -357,7 +355,7 @@ fn new_record(
         timeline: vec![crate::record::TimelineEntry {
             step: STEP.into(),
             at: now,
-            outcome: "succeeded".into(),
+            outcome: StepOutcome::Succeeded,
             detail,
         }],
         preprod: None,
@@ -374,6 +372,7 @@ fn new_record(
         failure: None,
         dns_ttl: None,
         handed_over_to: None,
+        dns_change_id: None,
     }
 }
 

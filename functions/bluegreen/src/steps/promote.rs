@@ -47,7 +47,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         STEP,
         timeout_seconds(&deployment),
         FIRST_LOOK_SECONDS,
-        Change::new().set("status", &Status::Promoting),
+        Change::new().status(Status::Promoting),
     )
     .await?;
     if let Err(err) = advance(ctx, &deployment, after).await {

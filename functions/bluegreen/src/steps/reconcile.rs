@@ -29,8 +29,8 @@ use crate::executions::{self, Execution};
 use crate::lock::{LockItem, Locks};
 use crate::record::{Deployment, Records, Status};
 
-use super::cleanup::{self, Ended};
-use super::{CaughtError, FailureInput, abort};
+use super::{CaughtError, FailureInput};
+use crate::ending::{self, Ended};
 
 const STEP: &str = super::registry::RECONCILE.name;
 
@@ -304,7 +304,7 @@ pub(crate) async fn abort_or_attention(
         deployment_id: deployment.deployment_id.clone(),
         error: Some(cause),
     };
-    match abort::run(ctx, &input).await {
+    match ending::abort(ctx, &input).await {
         Ok(ended) => Ok(ended),
         Err(e) if e.is_retryable() => Err(e),
         Err(e) => {
@@ -351,7 +351,7 @@ pub(crate) async fn needs_attention(
         .failure
         .clone()
         .unwrap_or_else(|| format!("{}: {}", cause.error, cause.cause));
-    cleanup::end(
+    ending::end(
         ctx,
         deployment,
         Status::NeedsAttention,

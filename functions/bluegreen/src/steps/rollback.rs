@@ -14,7 +14,7 @@ use crate::record::{Records, Status};
 use crate::routing;
 
 use super::FailureInput;
-use super::cleanup::{self, Ended};
+use crate::ending::{self, Ended};
 
 const STEP: &str = super::registry::ROLLBACK.name;
 
@@ -28,16 +28,9 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let old = deployment.old_slot()?;
     let failed = old.other();
     let mut done = Vec::new();
-    if routing::read_production(ctx, config).await?.percent(old) != 100 {
-        routing::set_production(ctx, config, old, 100).await?;
-    }
-    let after = routing::read_production(ctx, config).await?;
-    if after.percent(old) != 100 {
-        return Err(StepError::RollbackFailed(format!(
-            "wrote 100% to {old} but read back {}%",
-            after.percent(old)
-        )));
-    }
+    routing::set_production_verified(ctx, config, old, 100)
+        .await?
+        .map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));
     routing::point_test_listener(ctx, config, failed).await?;
     if let Some(preprod) = &deployment.preprod {
@@ -49,13 +42,13 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         done.push(format!("{} scaled to 0", preprod.service));
     }
     let status =
-        match cleanup::settle_rollback_migration(ctx, &deployment, Status::RolledBack, &mut done)
+        match ending::settle_rollback_migration(ctx, &deployment, Status::RolledBack, &mut done)
             .await?
         {
             Ok(status) => status,
             Err(waiting) => return Ok(waiting),
         };
-    cleanup::close(
+    ending::close(
         ctx,
         &deployment,
         status,

@@ -12,12 +12,17 @@ use crate::context::Context;
 use crate::db_guard;
 use crate::error::{StepError, StepResult};
 use crate::poll::{CheckInput, Poll, Started};
+use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
 const STEP: &str = super::registry::SWITCH.name;
+
+/// How often the switch looks at a pending Route 53 change: changes usually reach INSYNC
+/// within a minute, and each look is one cheap GetChange.
+const ROUTE53_SYNC_POLL_SECONDS: u64 = 10;
 
 /// Applies the first traffic step (after the DNS TTL wait, if any).
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
@@ -135,9 +140,14 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
                 .update(
                     deployment_id,
                     Change::new()
-                        .set("switched_at", &now)
-                        .set("status", &Status::Switching)
-                        .log(STEP, "traffic_moving", format!("to {target}"), now),
+                        .switched_at(now)
+                        .status(Status::Switching)
+                        .log(
+                            STEP,
+                            StepOutcome::TrafficMoving,
+                            format!("to {target}"),
+                            now,
+                        ),
                 )
                 .await?;
             now
@@ -148,6 +158,9 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         Traffic::Dns { .. } => None,
     };
     let (percent, next) = schedule(shift, now - switched_at);
+    // The Route 53 change this step wrote last (on the record, since an earlier check may
+    // have written it).
+    let mut dns_change = deployment.dns_change_id.clone();
     let current = routing::read_production(ctx, config).await?;
     if current.percent(target) != percent {
         // Independent of the flow that should already have re-pointed it: no traffic moves to
@@ -155,22 +168,21 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, target).await {
             return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
         }
-        let change = routing::set_production(ctx, config, target, percent).await?;
-        let after = routing::read_production(ctx, config).await?;
-        if after.percent(target) != percent {
-            let err = StepError::SwitchFailed(format!(
-                "wrote {percent}% to {target} but read back {}%",
-                after.percent(target)
-            ));
-            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
-        }
+        let change = match routing::set_production_verified(ctx, config, target, percent).await? {
+            Ok(change) => change,
+            Err(mismatch) => {
+                let err = StepError::SwitchFailed(mismatch);
+                return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+            }
+        };
         if let Some(id) = change {
             Records::new(ctx)
-                .update(deployment_id, Change::new().set("dns_change_id", &id))
+                .update(deployment_id, Change::new().dns_change_id(&id))
                 .await?;
+            dns_change = Some(id);
         }
     }
-    if let Some(change_id) = dns_change_id(ctx, deployment_id).await?
+    if let Some(change_id) = dns_change
         && !routing::change_in_sync(ctx, &change_id).await?
     {
         if now >= deadline {
@@ -180,7 +192,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
         }
         return Ok(Poll::Pending {
-            wait_seconds: 10,
+            wait_seconds: ROUTE53_SYNC_POLL_SECONDS,
             attempt: 0,
             detail: format!("{percent}% on {target}; waiting for Route 53 INSYNC"),
         });
@@ -199,12 +211,6 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     );
     record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
     Ok(Poll::Done { detail })
-}
-
-async fn dns_change_id(ctx: &Context, deployment_id: &str) -> StepResult<Option<String>> {
-    Records::new(ctx)
-        .string_attribute(deployment_id, "dns_change_id")
-        .await
 }
 
 #[cfg(test)]

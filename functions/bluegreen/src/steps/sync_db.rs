@@ -62,10 +62,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         let mut clones = deployment.clones.clone();
         clones.push(clone);
         Records::new(ctx)
-            .update(
-                &deployment.deployment_id,
-                Change::new().set("clones", &clones),
-            )
+            .update(&deployment.deployment_id, Change::new().clones(&clones))
             .await?;
     }
     let tags = vec![
@@ -153,7 +150,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             &deployment,
             STEP,
             &detail,
-            Change::new().set("clones", &clones),
+            Change::new().clones(&clones),
         )
         .await?;
         return Ok(Poll::Done { detail });

@@ -1,7 +1,8 @@
 //! What every ending (abort, rollback, finish) shares: the rollback migration, waited for;
 //! then maintenance mode off, clones deleted (never one a running slot still uses), the DNS
 //! TTL restored, and the lock released (handed to a queued deployment) — or, when a person
-//! must look, kept and marked — with the final status written and notified.
+//! must look, kept and marked — with the final status written and notified. Also the abort
+//! sequence itself ([`abort`]), which the abort step and the reconciler both run.
 
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
@@ -11,14 +12,19 @@ use tracing::{info, warn};
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::MigrationTask;
+use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::lock::{Locks, Released};
 use crate::maintenance;
 use crate::migration::{self, Progress, Run};
+use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::notify;
 use crate::rds;
+use crate::record::StepOutcome;
 use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState};
 use crate::routing;
+use crate::steps::FailureInput;
+use crate::steps::registry::ABORT;
 
 /// How often an ending looks at a running rollback migration.
 const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
@@ -267,15 +273,17 @@ pub(crate) async fn end(
         return Ok(Ended::of(&current));
     }
     let change = |next: Option<&str>| {
-        let mut change =
-            Change::new()
-                .set("status", &status)
-                .log(step, "succeeded", detail.clone(), ctx.now());
+        let mut change = Change::new().status(status).log(
+            step,
+            StepOutcome::Succeeded,
+            detail.clone(),
+            ctx.now(),
+        );
         if let Some(failure) = &failure {
-            change = change.set("failure", failure);
+            change = change.failure(failure);
         }
         if let Some(next) = next {
-            change = change.set("handed_over_to", &next);
+            change = change.handed_over_to(&next);
         }
         change
     };
@@ -345,4 +353,64 @@ pub(crate) async fn end(
         detail,
         wait: None,
     })
+}
+
+/// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
+/// (which aborts a deployment whose execution died before the switch).
+pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
+    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    if deployment.status.is_terminal() {
+        return Ok(Ended::of(&deployment));
+    }
+    let config = &deployment.config;
+    let mut done = Vec::new();
+    if let Some(old) = deployment.live_slot {
+        let state = routing::read_production(ctx, config).await?;
+        if state.weight(old.other()) > 0 {
+            return Err(StepError::UnexpectedRouting(format!(
+                "abort refused: production sends {}% to {} (the pre-prod slot); use rollback",
+                state.percent(old.other()),
+                old.other()
+            )));
+        }
+        routing::point_test_listener(ctx, config, old.other()).await?;
+    }
+    done.extend(migration::stop_running(ctx, &deployment).await?);
+    if let Some(preprod) = &deployment.preprod {
+        let previous = (!preprod.previous_task_definition.is_empty())
+            .then_some(preprod.previous_task_definition.as_str());
+        ecs::update_service(
+            ctx,
+            &config.cluster,
+            &preprod.service,
+            previous,
+            preprod.previous_desired_count,
+        )
+        .await?;
+        let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
+        if let Some(arn) = service.service_arn.as_deref() {
+            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+        }
+        done.push(format!(
+            "{} back to {} task(s) of its previous revision",
+            preprod.service, preprod.previous_desired_count
+        ));
+    }
+    // Stopped tasks are recorded by now; read what the record says about production's schema.
+    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    let status =
+        match settle_rollback_migration(ctx, &deployment, Status::Aborted, &mut done).await? {
+            Ok(status) => status,
+            Err(waiting) => return Ok(waiting),
+        };
+    done.push("production traffic untouched".into());
+    close(
+        ctx,
+        &deployment,
+        status,
+        ABORT.name,
+        done.into_iter().filter(|d| !d.is_empty()).collect(),
+        Some(input.describe()),
+    )
+    .await
 }
