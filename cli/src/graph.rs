@@ -35,7 +35,7 @@ pub fn mermaid(definition: &Definition) -> String {
         };
         match state {
             State::Task(t) => {
-                if let Some(next) = &t.transition.next {
+                if let Some(next) = &t.flow.transition.next {
                     edge(next, None, false);
                 }
                 for c in &t.catch {
@@ -43,12 +43,12 @@ pub fn mermaid(definition: &Definition) -> String {
                 }
             }
             State::Map(m) => {
-                if let Some(next) = &m.transition.next {
+                if let Some(next) = &m.flow.transition.next {
                     edge(next, None, false);
                 }
             }
             State::Pass(p) => {
-                if let Some(next) = &p.transition.next {
+                if let Some(next) = &p.flow.transition.next {
                     edge(next, None, false);
                 }
             }

@@ -44,7 +44,6 @@ pub enum State {
 #[serde(rename_all = "PascalCase")]
 pub struct Transition {
     /// The next state.
-    #[serde(default)]
     pub next: Option<String>,
     /// Whether this state ends the execution.
     #[serde(default)]
@@ -56,13 +55,11 @@ pub struct Transition {
 #[serde(rename_all = "PascalCase")]
 pub struct Io {
     /// Selects the part of the input the state sees.
-    #[serde(default)]
     pub input_path: Option<String>,
     /// Where the result goes in the input: absent = `$`, `null` discards it.
     #[serde(default, deserialize_with = "present")]
     pub result_path: Option<Option<String>>,
     /// Selects the part of the output passed on.
-    #[serde(default)]
     pub output_path: Option<String>,
 }
 
@@ -87,10 +84,8 @@ pub struct Retrier {
     #[serde(default = "two")]
     pub backoff_rate: f64,
     /// Delay cap.
-    #[serde(default)]
     pub max_delay_seconds: Option<u64>,
     /// `FULL` or `NONE`.
-    #[serde(default)]
     pub jitter_strategy: Option<String>,
 }
 
@@ -117,30 +112,11 @@ pub struct Catcher {
     pub next: String,
 }
 
-/// A Task state.
+/// What Task, Pass and Map states share: their input/output paths, where they go next, and
+/// a free-text comment.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Task {
-    /// The resource (a `${…FunctionArn}` placeholder or an integration ARN).
-    pub resource: String,
-    /// Payload template.
-    #[serde(default)]
-    pub parameters: Option<Value>,
-    /// Result template.
-    #[serde(default)]
-    pub result_selector: Option<Value>,
-    /// Timeout from the input.
-    #[serde(default)]
-    pub timeout_seconds_path: Option<String>,
-    /// Fixed timeout.
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
-    /// Retriers, in order.
-    #[serde(default)]
-    pub retry: Vec<Retrier>,
-    /// Catchers, in order.
-    #[serde(default)]
-    pub catch: Vec<Catcher>,
+pub struct Flow {
     /// Input/output paths.
     #[serde(flatten)]
     pub io: Io,
@@ -148,8 +124,42 @@ pub struct Task {
     #[serde(flatten)]
     pub transition: Transition,
     /// Free text.
-    #[serde(default)]
     pub comment: Option<String>,
+}
+
+/// The fields of [`Flow`], as ASL spells them.
+const FLOW_FIELDS: &[&str] = &[
+    "InputPath",
+    "ResultPath",
+    "OutputPath",
+    "Next",
+    "End",
+    "Comment",
+];
+
+/// A Task state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Task {
+    /// The resource (a `${…FunctionArn}` placeholder or an integration ARN).
+    pub resource: String,
+    /// Payload template.
+    pub parameters: Option<Value>,
+    /// Result template.
+    pub result_selector: Option<Value>,
+    /// Timeout from the input.
+    pub timeout_seconds_path: Option<String>,
+    /// Fixed timeout.
+    pub timeout_seconds: Option<u64>,
+    /// Retriers, in order.
+    #[serde(default)]
+    pub retry: Vec<Retrier>,
+    /// Catchers, in order.
+    #[serde(default)]
+    pub catch: Vec<Catcher>,
+    /// Paths, where to go, comment.
+    #[serde(flatten)]
+    pub flow: Flow,
 }
 
 /// A Choice state.
@@ -159,16 +169,12 @@ pub struct Choice {
     /// Rules, tried in order.
     pub choices: Vec<ChoiceRule>,
     /// Where to go when no rule matches.
-    #[serde(default)]
     pub default: Option<String>,
     /// Input path.
-    #[serde(default)]
     pub input_path: Option<String>,
     /// Output path.
-    #[serde(default)]
     pub output_path: Option<String>,
     /// Free text.
-    #[serde(default)]
     pub comment: Option<String>,
 }
 
@@ -181,16 +187,12 @@ pub struct ChoiceRule {
     /// Where to go when the rule matches.
     pub next: String,
     /// String equality.
-    #[serde(default)]
     pub string_equals: Option<String>,
     /// Boolean equality.
-    #[serde(default)]
     pub boolean_equals: Option<bool>,
     /// Whether the variable's path exists.
-    #[serde(default)]
     pub is_present: Option<bool>,
     /// Timestamp comparison against another path.
-    #[serde(default)]
     pub timestamp_greater_than_equals_path: Option<String>,
 }
 
@@ -199,22 +201,17 @@ pub struct ChoiceRule {
 #[serde(rename_all = "PascalCase")]
 pub struct Wait {
     /// Fixed seconds.
-    #[serde(default)]
     pub seconds: Option<u64>,
     /// Seconds from the input.
-    #[serde(default)]
     pub seconds_path: Option<String>,
     /// Input path.
-    #[serde(default)]
     pub input_path: Option<String>,
     /// Output path.
-    #[serde(default)]
     pub output_path: Option<String>,
     /// Next or End.
     #[serde(flatten)]
     pub transition: Transition,
     /// Free text.
-    #[serde(default)]
     pub comment: Option<String>,
 }
 
@@ -223,20 +220,12 @@ pub struct Wait {
 #[serde(rename_all = "PascalCase")]
 pub struct Pass {
     /// Template for the result.
-    #[serde(default)]
     pub parameters: Option<Value>,
     /// A fixed result.
-    #[serde(default)]
     pub result: Option<Value>,
-    /// Input/output paths.
+    /// Paths, where to go, comment.
     #[serde(flatten)]
-    pub io: Io,
-    /// Next or End.
-    #[serde(flatten)]
-    pub transition: Transition,
-    /// Free text.
-    #[serde(default)]
-    pub comment: Option<String>,
+    pub flow: Flow,
 }
 
 /// A Succeed state.
@@ -244,7 +233,6 @@ pub struct Pass {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Succeed {
     /// Free text.
-    #[serde(default)]
     pub comment: Option<String>,
 }
 
@@ -253,19 +241,14 @@ pub struct Succeed {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Fail {
     /// Fixed error name.
-    #[serde(default)]
     pub error: Option<String>,
     /// Fixed cause.
-    #[serde(default)]
     pub cause: Option<String>,
     /// Error name from the input.
-    #[serde(default)]
     pub error_path: Option<String>,
     /// Cause from the input.
-    #[serde(default)]
     pub cause_path: Option<String>,
     /// Free text.
-    #[serde(default)]
     pub comment: Option<String>,
 }
 
@@ -274,15 +257,12 @@ pub struct Fail {
 #[serde(rename_all = "PascalCase")]
 pub struct MapState {
     /// The array to iterate.
-    #[serde(default)]
     pub items_path: Option<String>,
     /// Template for each item (may use `$$.Map.Item.Value` / `Index`).
-    #[serde(default)]
     pub item_selector: Option<Value>,
     /// The per-item state machine.
     pub item_processor: Value,
     /// Maximum parallel iterations (the local runner runs them one after another).
-    #[serde(default)]
     pub max_concurrency: Option<u64>,
     /// Retriers.
     #[serde(default)]
@@ -290,15 +270,9 @@ pub struct MapState {
     /// Catchers.
     #[serde(default)]
     pub catch: Vec<Catcher>,
-    /// Input/output paths.
+    /// Paths, where to go, comment.
     #[serde(flatten)]
-    pub io: Io,
-    /// Next or End.
-    #[serde(flatten)]
-    pub transition: Transition,
-    /// Free text.
-    #[serde(default)]
-    pub comment: Option<String>,
+    pub flow: Flow,
 }
 
 /// Why a definition did not load.
@@ -395,61 +369,53 @@ fn check_state(name: &str, state: &State, raw: &Value) -> Result<(), LoadError> 
         state: name.to_owned(),
         message,
     };
-    let allowed: &[&str] = match state {
-        State::Task(_) => &[
-            "Type",
-            "Resource",
-            "Parameters",
-            "ResultSelector",
-            "TimeoutSecondsPath",
-            "TimeoutSeconds",
-            "Retry",
-            "Catch",
-            "InputPath",
-            "ResultPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Comment",
-        ],
-        State::Pass(_) => &[
-            "Type",
-            "Parameters",
-            "Result",
-            "InputPath",
-            "ResultPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Comment",
-        ],
-        State::Map(_) => &[
-            "Type",
-            "ItemsPath",
-            "ItemSelector",
-            "ItemProcessor",
-            "MaxConcurrency",
-            "Retry",
-            "Catch",
-            "InputPath",
-            "ResultPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Comment",
-        ],
-        State::Wait(_) => &[
-            "Type",
-            "Seconds",
-            "SecondsPath",
-            "InputPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Comment",
-        ],
-        _ => &[],
+    let (own, flow): (&[&str], bool) = match state {
+        State::Task(_) => (
+            &[
+                "Type",
+                "Resource",
+                "Parameters",
+                "ResultSelector",
+                "TimeoutSecondsPath",
+                "TimeoutSeconds",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        State::Pass(_) => (&["Type", "Parameters", "Result"], true),
+        State::Map(_) => (
+            &[
+                "Type",
+                "ItemsPath",
+                "ItemSelector",
+                "ItemProcessor",
+                "MaxConcurrency",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        State::Wait(_) => (
+            &[
+                "Type",
+                "Seconds",
+                "SecondsPath",
+                "InputPath",
+                "OutputPath",
+                "Next",
+                "End",
+                "Comment",
+            ],
+            false,
+        ),
+        _ => (&[], false),
     };
+    let allowed: Vec<&str> = own
+        .iter()
+        .chain(if flow { FLOW_FIELDS } else { &[] })
+        .copied()
+        .collect();
     if !allowed.is_empty() {
         for key in raw.as_object().into_iter().flat_map(|o| o.keys()) {
             if !allowed.contains(&key.as_str()) {

@@ -105,35 +105,40 @@ impl Serialize for Object {
 /// Retries of every Lambda step: bluegreen's own retryable errors (throttling, AWS 5xx) and
 /// Lambda's transient invoke failures. Everything else is a decision for the Catch.
 fn step_retry() -> Vec<Object> {
-    vec![obj! {
-        "ErrorEquals": json!([
+    retry(
+        &[
             "Throttled",
             "AwsTransient",
             "Lambda.ServiceException",
             "Lambda.TooManyRequestsException",
-            "Lambda.SdkClientException"
-        ]),
-        "IntervalSeconds": json!(2),
-        "MaxAttempts": json!(5),
-        "BackoffRate": json!(2.0),
-        "MaxDelaySeconds": json!(60),
-        "JitterStrategy": "FULL",
-    }]
+            "Lambda.SdkClientException",
+        ],
+        (2, 5, 60),
+    )
 }
 
 /// Retries of a hand-over's `states:startExecution`: the account's execution limit and
 /// throttling pass; longer spacing than a step's, since they clear slowly.
 fn start_retry() -> Vec<Object> {
-    vec![obj! {
-        "ErrorEquals": json!([
+    retry(
+        &[
             "StepFunctions.ExecutionLimitExceededException",
             "StepFunctions.ThrottlingException",
-            "States.TaskFailed"
-        ]),
-        "IntervalSeconds": json!(5),
-        "MaxAttempts": json!(6),
+            "States.TaskFailed",
+        ],
+        (5, 6, 120),
+    )
+}
+
+/// One Retry rule: `(first interval, attempts, longest delay)` in seconds, doubling with
+/// full jitter.
+fn retry(errors: &[&str], (interval, attempts, max_delay): (u32, u32, u32)) -> Vec<Object> {
+    vec![obj! {
+        "ErrorEquals": json!(errors),
+        "IntervalSeconds": json!(interval),
+        "MaxAttempts": json!(attempts),
         "BackoffRate": json!(2.0),
-        "MaxDelaySeconds": json!(120),
+        "MaxDelaySeconds": json!(max_delay),
         "JitterStrategy": "FULL",
     }]
 }
@@ -610,9 +615,7 @@ mod tests {
                                 .iter()
                                 .any(|p| name.starts_with(p));
                             assert!(
-                                foreign
-                                    || (StepError::NAMES.contains(&name)
-                                        && !StepError::OPERATOR_ONLY.contains(&name)),
+                                foreign || StepError::CONTRACT.contains(&name),
                                 "{clause} names {name}, which is no state-machine error"
                             );
                         }

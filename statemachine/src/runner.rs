@@ -469,11 +469,13 @@ impl Runner {
         let runtime = |e: PathError| Failure::runtime(e, name);
         match state {
             State::Pass(pass) => {
-                let effective = apply_input(&pass.io, pass.parameters.as_ref(), &input, context)
-                    .map_err(runtime)?;
+                let effective =
+                    apply_input(&pass.flow.io, pass.parameters.as_ref(), &input, context)
+                        .map_err(runtime)?;
                 let result = pass.result.clone().unwrap_or(effective);
-                let output = apply_output(&pass.io, input, result, context).map_err(runtime)?;
-                Ok(transition(&pass.transition, output))
+                let output =
+                    apply_output(&pass.flow.io, input, result, context).map_err(runtime)?;
+                Ok(transition(&pass.flow.transition, output))
             }
             State::Succeed(_) => Ok(Step::End(input)),
             State::Fail(fail) => {
@@ -577,7 +579,7 @@ impl Runner {
                             None => ctx,
                         };
                         let effective =
-                            apply_input(&task.io, task.parameters.as_ref(), &input, &ctx)
+                            apply_input(&task.flow.io, task.parameters.as_ref(), &input, &ctx)
                                 .map_err(|e| Failure::runtime(e, name))?;
                         let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
                             (Some(p), _) => path::read(p, &effective, &ctx)
@@ -630,7 +632,7 @@ impl Runner {
                                 .map_err(|e| Failure::runtime(e, name))?,
                             None => raw,
                         };
-                        apply_output(&task.io, input, selected, &ctx)
+                        apply_output(&task.flow.io, input, selected, &ctx)
                             .map_err(|e| Failure::runtime(e, name))
                     }
                 };
@@ -641,7 +643,7 @@ impl Runner {
                     execution,
                     name,
                     &task.catch,
-                    &task.transition,
+                    &task.flow.transition,
                     input,
                     outcome,
                 )
@@ -653,7 +655,7 @@ impl Runner {
                     let input = input.clone();
                     let processor = &processor;
                     async move {
-                        let effective = match &map.io.input_path {
+                        let effective = match &map.flow.io.input_path {
                             Some(p) => path::read(p, &input, &ctx)
                                 .map_err(|e| Failure::runtime(e, name))?,
                             None => input.clone(),
@@ -693,14 +695,21 @@ impl Runner {
                                 .await?,
                             );
                         }
-                        apply_output(&map.io, input, Value::Array(results), &ctx)
+                        apply_output(&map.flow.io, input, Value::Array(results), &ctx)
                             .map_err(|e| Failure::runtime(e, name))
                     }
                 };
                 let outcome = self
                     .with_retry(execution, name, &map.retry, context, attempt)
                     .await;
-                self.finish(execution, name, &map.catch, &map.transition, input, outcome)
+                self.finish(
+                    execution,
+                    name,
+                    &map.catch,
+                    &map.flow.transition,
+                    input,
+                    outcome,
+                )
             }
         }
     }

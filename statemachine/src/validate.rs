@@ -42,14 +42,14 @@ fn successors(state: &State) -> Vec<String> {
     let mut next: Vec<String> = Vec::new();
     match state {
         State::Task(t) => {
-            next.extend(t.transition.next.clone());
+            next.extend(t.flow.transition.next.clone());
             next.extend(t.catch.iter().map(|c| c.next.clone()));
         }
         State::Map(m) => {
-            next.extend(m.transition.next.clone());
+            next.extend(m.flow.transition.next.clone());
             next.extend(m.catch.iter().map(|c| c.next.clone()));
         }
-        State::Pass(p) => next.extend(p.transition.next.clone()),
+        State::Pass(p) => next.extend(p.flow.transition.next.clone()),
         State::Wait(w) => next.extend(w.transition.next.clone()),
         State::Choice(c) => {
             next.extend(c.choices.iter().map(|r| r.next.clone()));
@@ -63,9 +63,9 @@ fn successors(state: &State) -> Vec<String> {
 fn is_terminal(state: &State) -> bool {
     match state {
         State::Succeed(_) | State::Fail(_) => true,
-        State::Task(t) => t.transition.end,
-        State::Map(m) => m.transition.end,
-        State::Pass(p) => p.transition.end,
+        State::Task(t) => t.flow.transition.end,
+        State::Map(m) => m.flow.transition.end,
+        State::Pass(p) => p.flow.transition.end,
         State::Wait(w) => w.transition.end,
         State::Choice(_) => false,
     }
@@ -102,9 +102,9 @@ fn check_machine(definition: &Definition, scope: &str, problems: &mut Vec<String
             }
         }
         let (transition_next, end) = match state {
-            State::Task(t) => (&t.transition.next, t.transition.end),
-            State::Map(m) => (&m.transition.next, m.transition.end),
-            State::Pass(p) => (&p.transition.next, p.transition.end),
+            State::Task(t) => (&t.flow.transition.next, t.flow.transition.end),
+            State::Map(m) => (&m.flow.transition.next, m.flow.transition.end),
+            State::Pass(p) => (&p.flow.transition.next, p.flow.transition.end),
             State::Wait(w) => (&w.transition.next, w.transition.end),
             _ => (&None, true),
         };
@@ -154,10 +154,10 @@ fn paths_of(state: &State) -> Vec<String> {
     let mut paths: Vec<String> = Vec::new();
     match state {
         State::Task(t) => {
-            paths.extend(t.io.input_path.clone());
-            paths.extend(t.io.output_path.clone());
+            paths.extend(t.flow.io.input_path.clone());
+            paths.extend(t.flow.io.output_path.clone());
             paths.extend(t.timeout_seconds_path.clone());
-            if let Some(Some(p)) = &t.io.result_path {
+            if let Some(Some(p)) = &t.flow.io.result_path {
                 paths.push(p.clone());
             }
             for template in [&t.parameters, &t.result_selector].into_iter().flatten() {
@@ -165,8 +165,8 @@ fn paths_of(state: &State) -> Vec<String> {
             }
         }
         State::Pass(p) => {
-            paths.extend(p.io.input_path.clone());
-            paths.extend(p.io.output_path.clone());
+            paths.extend(p.flow.io.input_path.clone());
+            paths.extend(p.flow.io.output_path.clone());
             if let Some(t) = &p.parameters {
                 paths.extend(path::template_paths(t));
             }

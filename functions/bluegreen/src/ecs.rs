@@ -6,8 +6,11 @@ use aws_sdk_ecs::types::{
     TaskDefinition, TaskDefinitionField, TaskOverride,
 };
 
+use chrono::{DateTime, Utc};
+
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
 
 /// Describes one ECS service; [`StepError::ResourceNotFound`] if it is missing or inactive.
 pub async fn describe_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<Service> {
@@ -69,6 +72,39 @@ pub async fn tag_resource(ctx: &Context, arn: &str, tags: Vec<Tag>) -> StepResul
         .send()
         .await
         .map_err(|e| StepError::from_sdk("ecs:TagResource", e))?;
+    Ok(())
+}
+
+/// Marks a slot's service as held for `deployment_id` in `role` (`preprod`, `warm`) until
+/// `expires`: the scheduled teardown scales a marked slot down once it has expired.
+pub async fn mark_slot(
+    ctx: &Context,
+    cluster: &str,
+    service: &str,
+    deployment_id: &str,
+    role: &str,
+    expires: DateTime<Utc>,
+) -> StepResult<()> {
+    let described = describe_service(ctx, cluster, service).await?;
+    if let Some(arn) = described.service_arn.as_deref() {
+        let tags = vec![
+            tag(TAG_MANAGED, "true"),
+            tag(TAG_DEPLOYMENT, deployment_id),
+            tag(TAG_ROLE, role),
+            tag(TAG_EXPIRES, &expires.to_rfc3339()),
+        ];
+        tag_resource(ctx, arn, tags).await?;
+    }
+    Ok(())
+}
+
+/// Clears a slot's role and expiry marks: it is live again, or idle, and the scheduled
+/// teardown must not scale it down as an expired pre-prod or warm slot.
+pub async fn unmark_slot(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
+    let described = describe_service(ctx, cluster, service).await?;
+    if let Some(arn) = described.service_arn.as_deref() {
+        untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+    }
     Ok(())
 }
 

@@ -17,7 +17,6 @@ use crate::error::{StepError, StepResult};
 use crate::lock::{Locks, Released};
 use crate::maintenance;
 use crate::migration::{self, Progress, Run};
-use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::notify;
 use crate::rds;
 use crate::record::StepOutcome;
@@ -283,7 +282,7 @@ pub(crate) async fn end(
             change = change.failure(failure);
         }
         if let Some(next) = next {
-            change = change.handed_over_to(&next);
+            change = change.handed_over_to(next);
         }
         change
     };
@@ -387,10 +386,7 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             preprod.previous_desired_count,
         )
         .await?;
-        let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
-        if let Some(arn) = service.service_arn.as_deref() {
-            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-        }
+        ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
         done.push(format!(
             "{} back to {} task(s) of its previous revision",
             preprod.service, preprod.previous_desired_count

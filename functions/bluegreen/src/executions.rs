@@ -1,5 +1,6 @@
-//! Step Functions executions of the deployment machine: is one running, start one, stop one.
-//! Executions are named after their deployment, so a deployment id is all it takes.
+//! The Step Functions adapter: executions of the deployment machine (is one running, start
+//! one, stop one; executions are named after their deployment, so a deployment id is all it
+//! takes) and task tokens (delivering an approval decision to a waiting execution).
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::json;
@@ -92,5 +93,64 @@ pub async fn stop(ctx: &Context, deployment_id: &str, cause: &str) -> StepResult
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(()),
         Err(e) => Err(StepError::from_sdk("states:StopExecution", e)),
+    }
+}
+
+/// Completes the task waiting on `token` with `output` (JSON). An execution that no longer
+/// waits (timed out, stopped, already answered) is [`StepError::DecisionNotDelivered`].
+pub async fn send_task_success(ctx: &Context, token: &str, output: &str) -> StepResult<()> {
+    ctx.sfn
+        .send_task_success()
+        .task_token(token)
+        .output(output)
+        .send()
+        .await
+        .map_err(|e| undeliverable("states:SendTaskSuccess", e))?;
+    Ok(())
+}
+
+/// Fails the task waiting on `token` with `error` and `cause`; see [`send_task_success`].
+pub async fn send_task_failure(
+    ctx: &Context,
+    token: &str,
+    error: &str,
+    cause: &str,
+) -> StepResult<()> {
+    ctx.sfn
+        .send_task_failure()
+        .task_token(token)
+        .error(error)
+        .cause(cause)
+        .send()
+        .await
+        .map_err(|e| undeliverable("states:SendTaskFailure", e))?;
+    Ok(())
+}
+
+/// Step Functions' "that task is gone" answers become [`StepError::DecisionNotDelivered`];
+/// anything else keeps its usual mapping (retryable or not).
+fn undeliverable<E>(
+    operation: &'static str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StepError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    let error = StepError::from_sdk(operation, err);
+    match error.aws_code() {
+        Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
+            StepError::DecisionNotDelivered(format!(
+                "the execution no longer waits for this decision: it timed out, was stopped, or \
+                 already received it ({error})"
+            ))
+        }
+        _ => error,
     }
 }

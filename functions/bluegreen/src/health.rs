@@ -7,7 +7,8 @@ use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 
 use crate::config::{ServiceConfig, SmokeCheck};
 use crate::context::Context;
-use crate::error::{StepError, StepResult};
+use crate::elb;
+use crate::error::StepResult;
 use crate::slot::Slot;
 
 /// How many characters of a response body an error message quotes.
@@ -71,22 +72,8 @@ pub async fn target_health(
     slot: Slot,
 ) -> StepResult<Vec<TargetState>> {
     let arn = &config.slots.get(slot).target_group_arn;
-    let out = ctx
-        .elb
-        .describe_target_health()
-        .target_group_arn(arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_target_group_not_found_exception() => StepError::ResourceNotFound {
-                kind: "target group",
-                id: arn.clone(),
-            },
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeTargetHealth", e),
-        })?;
-    Ok(out
-        .target_health_descriptions
-        .unwrap_or_default()
+    Ok(elb::target_health(ctx, arn)
+        .await?
         .into_iter()
         .map(|d| {
             let health = d.target_health;

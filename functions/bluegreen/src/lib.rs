@@ -7,12 +7,14 @@
 //! Errors are [`StepError`]s whose [`StepError::name`] is the stable error type the state
 //! machine's `Retry` and `Catch` clauses match.
 
+pub mod alarms;
 pub mod config;
 pub mod config_store;
 pub mod context;
 pub mod db_guard;
 pub mod db_plan;
 pub mod ecs;
+pub mod elb;
 pub mod ending;
 pub mod error;
 pub mod event;
@@ -32,6 +34,7 @@ pub mod poll;
 pub mod rds;
 pub mod record;
 pub mod revisions;
+pub mod route53;
 pub mod routing;
 pub mod slot;
 pub mod steps;

@@ -11,6 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
+use crate::elb;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE};
 use crate::record::Deployment;
@@ -20,14 +21,12 @@ const ROLE: &str = "maintenance";
 /// What production answers while the migration runs.
 const PAGE: &str = "<!doctype html><title>Maintenance</title>\
                     <h1>Down for maintenance</h1><p>We will be back in a few minutes.</p>";
-/// DescribeTags takes at most this many ARNs per call.
-const TAGS_PER_CALL: usize = 20;
 
 /// Adds the maintenance rule for `deployment` unless it is there.
 pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
     let listener = production_listener(&deployment.config)?;
-    let rules = rules(ctx, listener).await?;
-    let tagged = tagged(ctx, &rules).await?;
+    let rules = elb::listener_rules(ctx, listener).await?;
+    let tagged = elb::rule_tags(ctx, &rules).await?;
     if tagged
         .iter()
         .any(|(_, tags)| is_maintenance_of(tags, &deployment.deployment_id))
@@ -49,18 +48,12 @@ pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()>
         .field("path-pattern")
         .path_pattern_config(PathPatternConditionConfig::builder().values("/*").build())
         .build();
-    ctx.elb
-        .create_rule()
-        .listener_arn(listener)
-        .priority(priority)
-        .conditions(every_path)
-        .actions(action)
-        .tags(tag(TAG_MANAGED, "true"))
-        .tags(tag(TAG_DEPLOYMENT, &deployment.deployment_id))
-        .tags(tag(TAG_ROLE, ROLE))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateRule", e))?;
+    let tags = vec![
+        tag(TAG_MANAGED, "true"),
+        tag(TAG_DEPLOYMENT, &deployment.deployment_id),
+        tag(TAG_ROLE, ROLE),
+    ];
+    elb::create_rule(ctx, listener, priority, every_path, action, tags).await?;
     Ok(())
 }
 
@@ -83,8 +76,8 @@ pub async fn rules_of(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<(
     let Ok(listener) = production_listener(config) else {
         return Ok(Vec::new());
     };
-    let rules = rules(ctx, listener).await?;
-    Ok(tagged(ctx, &rules)
+    let rules = elb::listener_rules(ctx, listener).await?;
+    Ok(elb::rule_tags(ctx, &rules)
         .await?
         .into_iter()
         .filter(|(_, tags)| role_of(tags) == Some(ROLE))
@@ -101,16 +94,7 @@ pub async fn rules_of(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<(
 
 /// Deletes one rule (one already gone is fine).
 pub async fn delete(ctx: &Context, rule_arn: &str) -> StepResult<()> {
-    match ctx.elb.delete_rule().rule_arn(rule_arn).send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_rule_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(StepError::from_sdk("elasticloadbalancing:DeleteRule", e)),
-    }
+    elb::delete_rule(ctx, rule_arn).await
 }
 
 fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
@@ -140,55 +124,6 @@ fn is_maintenance_of(tags: &[Tag], deployment_id: &str) -> bool {
         && tags.iter().any(|t| {
             t.key.as_deref() == Some(TAG_DEPLOYMENT) && t.value.as_deref() == Some(deployment_id)
         })
-}
-
-/// The listener's rules other than the default one.
-async fn rules(ctx: &Context, listener: &str) -> StepResult<Vec<Rule>> {
-    let mut all = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = ctx
-            .elb
-            .describe_rules()
-            .listener_arn(listener)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeRules", e))?;
-        all.extend(
-            out.rules
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.is_default != Some(true)),
-        );
-        marker = out.next_marker;
-        if marker.is_none() {
-            break;
-        }
-    }
-    Ok(all)
-}
-
-/// The rules with their tags.
-async fn tagged(ctx: &Context, rules: &[Rule]) -> StepResult<Vec<(String, Vec<Tag>)>> {
-    let arns: Vec<String> = rules.iter().filter_map(|r| r.rule_arn.clone()).collect();
-    let mut found = Vec::new();
-    for chunk in arns.chunks(TAGS_PER_CALL) {
-        let out = ctx
-            .elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
-        for description in out.tag_descriptions.unwrap_or_default() {
-            found.push((
-                description.resource_arn.unwrap_or_default(),
-                description.tags.unwrap_or_default(),
-            ));
-        }
-    }
-    Ok(found)
 }
 
 /// A priority above every existing rule: one less than the smallest in use (1 when there are

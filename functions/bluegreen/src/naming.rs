@@ -15,6 +15,10 @@ pub const TAG_PURPOSE: &str = "bluegreen:purpose";
 /// Tag with the role of a slot service (`preprod` or `warm`) or of a listener rule
 /// (`maintenance`).
 pub const TAG_ROLE: &str = "bluegreen:role";
+/// `bluegreen:role` of a slot running a deployment's pre-prod.
+pub const ROLE_PREPROD: &str = "preprod";
+/// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).
+pub const ROLE_WARM: &str = "warm";
 
 fn short_hash(parts: &[&str], hex_chars: usize) -> String {
     let mut hasher = Sha256::new();

@@ -237,6 +237,10 @@ async fn publish(
 
 /// Posts `{"text": …}` to the webhook. A failed post is logged and dropped: a chat message
 /// must never fail or repeat a deployment step. The URL is a credential and is not logged.
+/// A chat webhook that does not answer in this time is given up on: it is best effort, and a
+/// step must not spend its Lambda time on it.
+const WEBHOOK_TIMEOUT_SECONDS: u64 = 5;
+
 async fn post_webhook(ctx: &Context, text: &str) {
     let Some(url) = ctx.settings.webhook_url.as_deref() else {
         return;
@@ -244,7 +248,7 @@ async fn post_webhook(ctx: &Context, text: &str) {
     let result = ctx
         .http
         .post(url)
-        .timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(WEBHOOK_TIMEOUT_SECONDS))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::json!({ "text": text }).to_string())
         .send()

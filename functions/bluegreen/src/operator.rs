@@ -18,7 +18,6 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::executions;
 use crate::lock::{Acquire, Locks};
-use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
@@ -36,6 +35,8 @@ const STEP: &str = "manual_rollback";
 const MANUAL_ROLLBACK_LEASE_SECONDS: i64 = 900;
 /// Longest an operator waits for a Route 53 change to reach every name server.
 const DNS_SYNC_ATTEMPTS: u32 = 60;
+/// Seconds between two looks at the Route 53 change (GetChange is cheap; a person waits).
+const DNS_SYNC_POLL_SECONDS: u64 = 2;
 
 /// What a manual rollback did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,10 +168,8 @@ async fn roll_back(
         wait_in_sync(ctx, &change).await?;
     }
     let mut done = vec![format!("production traffic back on {good} ({good_name})")];
-    if let Some(arn) = good_service.service_arn.as_deref() {
-        // It is live again: scheduled teardown must not scale it down as an expired warm slot.
-        ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-    }
+    // It is live again: scheduled teardown must not scale it down as an expired warm slot.
+    ecs::unmark_slot(ctx, &config.cluster, good_name).await?;
     routing::point_test_listener(ctx, config, bad).await?;
     let bad_name = &config.slots.get(bad).service;
     ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
@@ -198,11 +197,11 @@ async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {
             return Ok(());
         }
         // An operator command, not a Lambda step: waiting in-process is what the user expects.
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(DNS_SYNC_POLL_SECONDS)).await;
     }
     Err(StepError::RollbackFailed(format!(
         "Route 53 change {change} was not INSYNC after {} s",
-        DNS_SYNC_ATTEMPTS * 2
+        u64::from(DNS_SYNC_ATTEMPTS) * DNS_SYNC_POLL_SECONDS
     )))
 }
 

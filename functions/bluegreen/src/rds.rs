@@ -186,6 +186,36 @@ async fn writer_class(ctx: &Context, cluster: &DbCluster) -> StepResult<String> 
     }
 }
 
+/// Every DB instance in the account and region, every page.
+pub async fn all_instances(ctx: &Context) -> StepResult<Vec<DbInstance>> {
+    let mut pages = ctx
+        .rds
+        .describe_db_instances()
+        .into_paginator()
+        .items()
+        .send();
+    let mut all = Vec::new();
+    while let Some(instance) = pages.next().await {
+        all.push(instance.map_err(|e| StepError::from_sdk("rds:DescribeDBInstances", e))?);
+    }
+    Ok(all)
+}
+
+/// Every DB cluster in the account and region, every page.
+pub async fn all_clusters(ctx: &Context) -> StepResult<Vec<DbCluster>> {
+    let mut pages = ctx
+        .rds
+        .describe_db_clusters()
+        .into_paginator()
+        .items()
+        .send();
+    let mut all = Vec::new();
+    while let Some(cluster) = pages.next().await {
+        all.push(cluster.map_err(|e| StepError::from_sdk("rds:DescribeDBClusters", e))?);
+    }
+    Ok(all)
+}
+
 /// Deletes a DB instance without a final snapshot; one already gone or being deleted is fine.
 pub async fn delete_instance(ctx: &Context, identifier: &str) -> StepResult<()> {
     match ctx

@@ -185,7 +185,6 @@ pub struct LogLocation {
     /// Log group.
     pub group: String,
     /// Log stream, when the stream name is known.
-    #[serde(default)]
     pub stream: Option<String>,
 }
 
@@ -214,7 +213,6 @@ pub struct DbClone {
     /// What the clone is for.
     pub purpose: ClonePurpose,
     /// The endpoint address once available.
-    #[serde(default)]
     pub endpoint: Option<String>,
 }
 
@@ -268,10 +266,8 @@ impl std::fmt::Display for ClonePurpose {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskDefinitions {
     /// The pushed image on pre-prod's database (a clone in `isolated` mode).
-    #[serde(default)]
     pub preprod: Option<String>,
     /// `isolated` only: the pushed image on production's database, registered after approval.
-    #[serde(default)]
     pub production: Option<String>,
 }
 
@@ -313,22 +309,16 @@ pub struct ApprovalState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Verdict>,
     /// Who decided.
-    #[serde(default)]
     pub approver: Option<String>,
     /// When.
-    #[serde(default)]
     pub decided_at: Option<DateTime<Utc>>,
     /// Reason given with a rejection.
-    #[serde(default)]
     pub reason: Option<String>,
     /// `console` or `cli`.
-    #[serde(default)]
     pub channel: Option<String>,
     /// The nonce of the signed link that decided, so that link cannot be used again.
-    #[serde(default)]
     pub link_nonce: Option<String>,
     /// When Step Functions accepted the decision (`SendTaskSuccess`/`SendTaskFailure`).
-    #[serde(default)]
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -360,7 +350,6 @@ pub struct Deployment {
     /// The service config as it was when the deployment started.
     pub config: ServiceConfig,
     /// The slot that was live when the deployment started (read from AWS).
-    #[serde(default)]
     pub live_slot: Option<Slot>,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -370,7 +359,6 @@ pub struct Deployment {
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
     /// What launch changed.
-    #[serde(default)]
     pub preprod: Option<PreprodState>,
     /// Clones made for this deployment.
     #[serde(default)]
@@ -379,42 +367,30 @@ pub struct Deployment {
     #[serde(default)]
     pub task_definitions: TaskDefinitions,
     /// The production migration task's ARN.
-    #[serde(default)]
     pub migration_task_arn: Option<String>,
     /// The ARN of the migration run against a clone (rehearsal, or `isolated` pre-prod).
-    #[serde(default)]
     pub rehearsal_task_arn: Option<String>,
     /// The production migration, once started: whether production's schema has changed.
-    #[serde(default)]
     pub production_migration: Option<TrackedTask>,
     /// The rollback migration, once started by abort or rollback.
-    #[serde(default)]
     pub rollback_migration: Option<TrackedTask>,
     /// Where the production migration logged, once it succeeded.
-    #[serde(default)]
     pub migration_log: Option<LogLocation>,
     /// Health-check evidence shown to approvers.
-    #[serde(default)]
     pub health_evidence: Option<String>,
     /// The approval.
-    #[serde(default)]
     pub approval: Option<ApprovalState>,
     /// When traffic started to move to the new slot.
-    #[serde(default)]
     pub switched_at: Option<DateTime<Utc>>,
     /// When pre-prod resources of this deployment may be torn down.
     pub expires_at: DateTime<Utc>,
     /// Why the deployment failed, for aborted and rolled-back deployments.
-    #[serde(default)]
     pub failure: Option<String>,
     /// DNS mode: the TTL before bluegreen lowered it, and when.
-    #[serde(default)]
     pub dns_ttl: Option<DnsTtl>,
     /// The queued deployment that received the lock when this one ended.
-    #[serde(default)]
     pub handed_over_to: Option<String>,
     /// The Route 53 change the switch made last (DNS mode), until it is INSYNC.
-    #[serde(default)]
     pub dns_change_id: Option<String>,
 }
 

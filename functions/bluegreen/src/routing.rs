@@ -5,13 +5,14 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
 };
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::slot::Slot;
+use crate::{elb, route53};
 
 /// How production traffic is split between the slots right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +66,8 @@ pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResul
             ..
         } => {
             let actions = match production_rule_arn {
-                Some(rule) => rule_actions(ctx, rule).await?,
-                None => listener_actions(ctx, production_listener_arn).await?,
+                Some(rule) => elb::rule_actions(ctx, rule).await?,
+                None => elb::listener_actions(ctx, production_listener_arn).await?,
             };
             weights_of(config, &actions)
         }
@@ -80,7 +81,10 @@ pub async fn read_test(ctx: &Context, config: &ServiceConfig) -> StepResult<Opti
         Traffic::Listener {
             test_listener_arn, ..
         } => {
-            let state = weights_of(config, &listener_actions(ctx, test_listener_arn).await?)?;
+            let state = weights_of(
+                config,
+                &elb::listener_actions(ctx, test_listener_arn).await?,
+            )?;
             state.live().map(Some)
         }
         Traffic::Dns { .. } => Ok(None),
@@ -103,17 +107,12 @@ pub async fn set_production(
         } => {
             match production_rule_arn {
                 Some(rule) => {
-                    let actions = rule_actions(ctx, rule).await?;
-                    ctx.elb
-                        .modify_rule()
-                        .rule_arn(rule)
-                        .set_actions(Some(reweigh(config, actions, slot, percent)?))
-                        .send()
-                        .await
-                        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyRule", e))?;
+                    let actions = elb::rule_actions(ctx, rule).await?;
+                    elb::set_rule_actions(ctx, rule, reweigh(config, actions, slot, percent)?)
+                        .await?;
                 }
                 None => {
-                    modify_listener(ctx, config, production_listener_arn, slot, percent).await?;
+                    reweigh_listener(ctx, config, production_listener_arn, slot, percent).await?;
                 }
             }
             Ok(None)
@@ -163,7 +162,7 @@ pub async fn point_test_listener(
     } = &config.traffic
         && read_test(ctx, config).await? != Some(slot)
     {
-        modify_listener(ctx, config, test_listener_arn, slot, 100).await?;
+        reweigh_listener(ctx, config, test_listener_arn, slot, 100).await?;
     }
     Ok(())
 }
@@ -186,86 +185,19 @@ pub async fn set_dns_ttl(
 
 /// Whether a Route 53 change has propagated to all authoritative servers.
 pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
-    let out = ctx
-        .route53
-        .get_change()
-        .id(change_id)
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("route53:GetChange", e))?;
-    Ok(out
-        .change_info
-        .is_some_and(|c| c.status == ChangeStatus::Insync))
+    route53::change_in_sync(ctx, change_id).await
 }
 
-async fn listener_actions(ctx: &Context, listener_arn: &str) -> StepResult<Vec<Action>> {
-    let out = ctx
-        .elb
-        .describe_listeners()
-        .listener_arns(listener_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_listener_not_found_exception() => StepError::ResourceNotFound {
-                kind: "listener",
-                id: listener_arn.to_owned(),
-            },
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeListeners", e),
-        })?;
-    let listener = out
-        .listeners
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "listener",
-            id: listener_arn.to_owned(),
-        })?;
-    Ok(listener.default_actions.unwrap_or_default())
-}
-
-async fn rule_actions(ctx: &Context, rule_arn: &str) -> StepResult<Vec<Action>> {
-    let out = ctx
-        .elb
-        .describe_rules()
-        .rule_arns(rule_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_rule_not_found_exception() => StepError::ResourceNotFound {
-                kind: "listener rule",
-                id: rule_arn.to_owned(),
-            },
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeRules", e),
-        })?;
-    let rule = out
-        .rules
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "listener rule",
-            id: rule_arn.to_owned(),
-        })?;
-    Ok(rule.actions.unwrap_or_default())
-}
-
-async fn modify_listener(
+/// Sends `percent` of a listener's forward action to `slot`, keeping its other actions.
+async fn reweigh_listener(
     ctx: &Context,
     config: &ServiceConfig,
     listener_arn: &str,
     slot: Slot,
     percent: i64,
 ) -> StepResult<()> {
-    let actions = listener_actions(ctx, listener_arn).await?;
-    ctx.elb
-        .modify_listener()
-        .listener_arn(listener_arn)
-        .set_default_actions(Some(reweigh(config, actions, slot, percent)?))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyListener", e))?;
-    Ok(())
+    let actions = elb::listener_actions(ctx, listener_arn).await?;
+    elb::set_listener_actions(ctx, listener_arn, reweigh(config, actions, slot, percent)?).await
 }
 
 /// The forward action of a listener or rule; other actions (authentication, …) are kept as
@@ -388,49 +320,19 @@ async fn read_dns(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteStat
         ttl: None,
     };
     let mut found = [false, false];
-    let mut start_name = Some(name.to_owned());
-    let mut start_type = Some(RrType::Cname);
-    let mut start_id = None;
-    while let Some(record_name) = start_name.take() {
-        let out = ctx
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .start_record_name(record_name)
-            .set_start_record_type(start_type.take())
-            .set_start_record_identifier(start_id.take())
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_hosted_zone() => StepError::ResourceNotFound {
-                    kind: "hosted zone",
-                    id: zone.to_owned(),
-                },
-                _ => StepError::from_sdk("route53:ListResourceRecordSets", e),
-            })?;
-        let mut past_name = false;
-        for record in &out.resource_record_sets {
-            if !same_name(&record.name, name) {
-                past_name = true;
-                break;
-            }
-            for (i, slot) in Slot::ALL.into_iter().enumerate() {
-                if record.set_identifier.as_deref()
-                    == config.slots.get(slot).set_identifier.as_deref()
-                {
-                    found[i] = true;
-                    match slot {
-                        Slot::Blue => state.blue = record.weight.unwrap_or(0),
-                        Slot::Green => state.green = record.weight.unwrap_or(0),
-                    }
-                    state.ttl = record.ttl.or(state.ttl);
+    let records =
+        route53::record_sets(ctx, zone, name, RrType::Cname, |n| same_name(n, name)).await?;
+    for record in &records {
+        for (i, slot) in Slot::ALL.into_iter().enumerate() {
+            if record.set_identifier.as_deref() == config.slots.get(slot).set_identifier.as_deref()
+            {
+                found[i] = true;
+                match slot {
+                    Slot::Blue => state.blue = record.weight.unwrap_or(0),
+                    Slot::Green => state.green = record.weight.unwrap_or(0),
                 }
+                state.ttl = record.ttl.or(state.ttl);
             }
-        }
-        if out.is_truncated && !past_name {
-            start_name = out.next_record_name;
-            start_type = out.next_record_type;
-            start_id = out.next_record_identifier;
         }
     }
     if found != [true, true] {
@@ -480,13 +382,5 @@ async fn upsert_dns(
         .changes(record(slot.other(), 100 - percent)?)
         .build()
         .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?;
-    let out = ctx
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("route53:ChangeResourceRecordSets", e))?;
-    Ok(out.change_info.map(|c| c.id).unwrap_or_default())
+    route53::change_record_sets(ctx, zone, batch).await
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ApprovalPolicy;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::executions;
 use crate::record::{
     ApprovalState, Change, Deployment, RecordedDecision, Records, Status, StepOutcome,
     TimelineEntry, Verdict,
@@ -262,33 +263,17 @@ pub async fn decide_and_send(
     if token.starts_with(LOCAL_TOKEN_PREFIX) {
         return Ok(Delivered::LocalRunner);
     }
-    let sent = if decision.approve {
-        ctx.sfn
-            .send_task_success()
-            .task_token(&token)
-            .output(
-                serde_json::json!({"decision": Verdict::Approved, "approver": decision.approver})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| undeliverable("states:SendTaskSuccess", e))
+    if decision.approve {
+        let output =
+            serde_json::json!({"decision": Verdict::Approved, "approver": decision.approver});
+        executions::send_task_success(ctx, &token, &output.to_string()).await?;
     } else {
-        ctx.sfn
-            .send_task_failure()
-            .task_token(&token)
-            .error("ApprovalRejected")
-            .cause(rejection_cause(
-                &decision.approver,
-                decision.reason.as_deref().unwrap_or_default(),
-            ))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| undeliverable("states:SendTaskFailure", e))
-    };
-    sent?;
+        let cause = rejection_cause(
+            &decision.approver,
+            decision.reason.as_deref().unwrap_or_default(),
+        );
+        executions::send_task_failure(ctx, &token, "ApprovalRejected", &cause).await?;
+    }
     Records::new(ctx)
         .update(
             deployment_id,
@@ -307,34 +292,6 @@ pub async fn decide_and_send(
 /// uses too).
 pub fn rejection_cause(approver: &str, reason: &str) -> String {
     format!("rejected by {approver}: {reason}")
-}
-
-/// Step Functions' "that task is gone" answers become [`StepError::DecisionNotDelivered`];
-/// anything else keeps its usual mapping (retryable or not).
-fn undeliverable<E>(
-    operation: &'static str,
-    err: aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> StepError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    let error = StepError::from_sdk(operation, err);
-    match error.aws_code() {
-        Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
-            StepError::DecisionNotDelivered(format!(
-                "the execution no longer waits for this decision: it timed out, was stopped, or \
-                 already received it ({error})"
-            ))
-        }
-        _ => error,
-    }
 }
 
 /// Records a decision exactly once (a conditional write: a double click or a second approver

@@ -4,8 +4,7 @@
 //! The bake lasts at least as long as the DNS TTL in DNS mode, so the old slot stays up until
 //! no resolver can still send clients to it.
 
-use aws_sdk_cloudwatch::types::StateValue;
-
+use crate::alarms;
 use crate::config::Traffic;
 use crate::context::Context;
 use crate::db_guard;
@@ -42,33 +41,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
 pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let config = &deployment.config;
-    let mut problems = Vec::new();
-    if !config.bake.alarms.is_empty() {
-        let out = ctx
-            .cloudwatch
-            .describe_alarms()
-            .set_alarm_names(Some(config.bake.alarms.clone()))
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
-        for alarm in out.metric_alarms.unwrap_or_default() {
-            if alarm.state_value == Some(StateValue::Alarm) {
-                problems.push(format!(
-                    "alarm {} is in ALARM: {}",
-                    alarm.alarm_name.unwrap_or_default(),
-                    alarm.state_reason.unwrap_or_default()
-                ));
-            }
-        }
-        for alarm in out.composite_alarms.unwrap_or_default() {
-            if alarm.state_value == Some(StateValue::Alarm) {
-                problems.push(format!(
-                    "composite alarm {} is in ALARM",
-                    alarm.alarm_name.unwrap_or_default()
-                ));
-            }
-        }
-    }
+    let mut problems = alarms::firing(ctx, &config.bake.alarms).await?;
     let live = deployment.target_slot()?;
     for target in target_health(ctx, config, live).await? {
         if target.state == "unhealthy" {

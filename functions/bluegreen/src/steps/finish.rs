@@ -8,7 +8,7 @@ use chrono::Duration;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
+use crate::naming::ROLE_WARM;
 use crate::record::{Records, Status};
 use crate::routing;
 
@@ -34,36 +34,17 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
         )));
     }
     let mut done = vec![format!("{new} is live")];
-    let live_service =
-        ecs::describe_service(ctx, &config.cluster, &config.slots.get(new).service).await?;
-    if let Some(arn) = live_service.service_arn.as_deref() {
-        ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-    }
+    ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(new).service).await?;
     let old_name = &config.slots.get(old).service;
     let keep_warm = config.finish.keep_warm_seconds;
     if keep_warm == 0 {
-        let old_service = ecs::describe_service(ctx, &config.cluster, old_name).await?;
         ecs::update_service(ctx, &config.cluster, old_name, None, 0).await?;
-        if let Some(arn) = old_service.service_arn.as_deref() {
-            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-        }
+        ecs::unmark_slot(ctx, &config.cluster, old_name).await?;
         done.push(format!("{old_name} scaled to 0"));
     } else {
         let until = ctx.now() + Duration::seconds(keep_warm as i64);
-        let old_service = ecs::describe_service(ctx, &config.cluster, old_name).await?;
-        if let Some(arn) = old_service.service_arn.as_deref() {
-            ecs::tag_resource(
-                ctx,
-                arn,
-                vec![
-                    ecs::tag(TAG_MANAGED, "true"),
-                    ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
-                    ecs::tag(TAG_ROLE, "warm"),
-                    ecs::tag(TAG_EXPIRES, &until.to_rfc3339()),
-                ],
-            )
-            .await?;
-        }
+        let id = &deployment.deployment_id;
+        ecs::mark_slot(ctx, &config.cluster, old_name, id, ROLE_WARM, until).await?;
         done.push(format!("{old_name} kept warm until {}", until.to_rfc3339()));
     }
     ending::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await

@@ -16,6 +16,9 @@ use super::{DeploymentRef, load_active, record_failed, record_healthy, start_onc
 
 const STEP: &str = super::registry::HEALTH_CHECK.name;
 
+/// The first look after launch: targets take a few seconds to register and start checks.
+const FIRST_LOOK_SECONDS: u64 = 5;
+
 /// Points the test listener at pre-prod and starts the health-check window.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
@@ -25,7 +28,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         &deployment,
         STEP,
         deployment.config.health.timeout_seconds,
-        5,
+        FIRST_LOOK_SECONDS,
         Change::new(),
     )
     .await

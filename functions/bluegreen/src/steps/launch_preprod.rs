@@ -9,7 +9,7 @@ use crate::config::Traffic;
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
-use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
+use crate::naming::ROLE_PREPROD;
 use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, DnsTtl, PreprodState, Records, Status};
 use crate::revisions::{self, Purpose};
@@ -66,20 +66,15 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         preprod.desired_count,
     )
     .await?;
-    let idle = ecs::describe_service(ctx, &config.cluster, idle_name).await?;
-    if let Some(arn) = idle.service_arn.as_deref() {
-        ecs::tag_resource(
-            ctx,
-            arn,
-            vec![
-                ecs::tag(TAG_MANAGED, "true"),
-                ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
-                ecs::tag(TAG_EXPIRES, &deployment.expires_at.to_rfc3339()),
-                ecs::tag(TAG_ROLE, "preprod"),
-            ],
-        )
-        .await?;
-    }
+    ecs::mark_slot(
+        ctx,
+        &config.cluster,
+        idle_name,
+        &deployment.deployment_id,
+        ROLE_PREPROD,
+        deployment.expires_at,
+    )
+    .await?;
     lower_dns_ttl(ctx, &deployment).await?;
     start_once(
         ctx,

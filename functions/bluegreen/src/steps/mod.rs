@@ -121,6 +121,10 @@ pub(crate) fn started_at(deployment: &Deployment, step: &str) -> Option<DateTime
         .map(|e| e.at)
 }
 
+/// The first check comes at once: the step knows already (nothing to do, or the check itself
+/// makes the first move).
+pub(crate) const CHECK_AT_ONCE: u64 = 0;
+
 /// Deadline of a step that has nothing to do for this deployment: its first check, at once,
 /// answers done.
 const NOTHING_TO_DO_SECONDS: u64 = 60;
@@ -136,7 +140,7 @@ pub(crate) async fn start_with_nothing_to_do(
         deployment,
         step,
         NOTHING_TO_DO_SECONDS,
-        0,
+        CHECK_AT_ONCE,
         Change::new(),
     )
     .await

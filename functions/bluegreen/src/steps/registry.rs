@@ -129,7 +129,7 @@ pub const SYNC_DB: Step = Step {
     label: "Sync database",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
-    raises: &["SyncFailed", "ResourceNotFound", "LockLost"],
+    raises: &["SyncFailed", "ResourceNotFound"],
 };
 /// `launch_preprod`.
 pub const LAUNCH_PREPROD: Step = Step {
@@ -141,9 +141,9 @@ pub const LAUNCH_PREPROD: Step = Step {
     on_failure: OnFailure::Abort,
     raises: &[
         "LaunchFailed",
+        "ConfigInvalid",
         "ResourceNotFound",
-        "LockLost",
-        "ProductionOnClone",
+        "UnexpectedRouting",
     ],
 };
 /// `migrate`.
@@ -157,8 +157,8 @@ pub const MIGRATE: Step = Step {
     raises: &[
         "MigrationFailed",
         "MigrationTimedOut",
+        "ConfigInvalid",
         "ResourceNotFound",
-        "LockLost",
     ],
 };
 /// `health_check`.
@@ -169,7 +169,7 @@ pub const HEALTH_CHECK: Step = Step {
     label: "Health check",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
-    raises: &["HealthCheckFailed", "ResourceNotFound", "LockLost"],
+    raises: &["HealthCheckFailed", "ResourceNotFound"],
 };
 /// `approval`.
 pub const APPROVAL: Step = Step {
@@ -179,7 +179,7 @@ pub const APPROVAL: Step = Step {
     label: "Approval",
     shape: Shape::Approval,
     on_failure: OnFailure::Abort,
-    raises: &["ApprovalRejected", "ApprovalTimedOut"],
+    raises: &["ApprovalRejected", "ApprovalTimedOut", "ConfigInvalid"],
 };
 /// `promote`.
 pub const PROMOTE: Step = Step {
@@ -192,10 +192,13 @@ pub const PROMOTE: Step = Step {
     raises: &[
         "MigrationFailed",
         "MigrationTimedOut",
-        "MaintenanceFailed",
-        "ProductionOnClone",
         "LaunchFailed",
-        "LockLost",
+        "HealthCheckFailed",
+        "ProductionOnClone",
+        "MaintenanceFailed",
+        "ApprovalRejected",
+        "ConfigInvalid",
+        "ResourceNotFound",
     ],
 };
 /// `switch`.
@@ -208,9 +211,10 @@ pub const SWITCH: Step = Step {
     on_failure: OnFailure::Rollback,
     raises: &[
         "SwitchFailed",
-        "UnexpectedRouting",
+        "ApprovalRejected",
         "ProductionOnClone",
-        "LockLost",
+        "UnexpectedRouting",
+        "ConfigInvalid",
     ],
 };
 /// `bake`.
@@ -221,7 +225,7 @@ pub const BAKE: Step = Step {
     label: "Bake",
     shape: Shape::Polling,
     on_failure: OnFailure::Rollback,
-    raises: &["BakeFailed", "LockLost"],
+    raises: &["BakeFailed", "ProductionOnClone", "ResourceNotFound"],
 };
 /// `finish`.
 pub const FINISH: Step = Step {
@@ -231,7 +235,12 @@ pub const FINISH: Step = Step {
     label: "Finish",
     shape: Shape::Ending,
     on_failure: OnFailure::EndingFailed,
-    raises: &["LockLost"],
+    raises: &[
+        "UnexpectedRouting",
+        "ProductionOnClone",
+        "MigrationFailed",
+        "MigrationTimedOut",
+    ],
 };
 /// `abort`.
 pub const ABORT: Step = Step {
@@ -245,6 +254,8 @@ pub const ABORT: Step = Step {
         "UnexpectedRouting",
         "MaintenanceFailed",
         "ProductionOnClone",
+        "MigrationFailed",
+        "MigrationTimedOut",
     ],
 };
 /// `rollback`.
@@ -260,6 +271,8 @@ pub const ROLLBACK: Step = Step {
         "UnexpectedRouting",
         "MaintenanceFailed",
         "ProductionOnClone",
+        "MigrationFailed",
+        "MigrationTimedOut",
     ],
 };
 /// `reconcile`.
@@ -420,13 +433,8 @@ mod tests {
         for step in STEPS {
             for name in step.errors() {
                 assert!(
-                    StepError::NAMES.contains(&name),
-                    "{} lists {name}, which no StepError variant is named",
-                    step.name
-                );
-                assert!(
-                    !StepError::OPERATOR_ONLY.contains(&name),
-                    "{} lists {name}, which only operator commands raise",
+                    StepError::CONTRACT.contains(&name),
+                    "{} lists {name}, which is not a state-machine error name",
                     step.name
                 );
             }

@@ -9,7 +9,6 @@
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::record::{Records, Status};
 use crate::routing;
 
@@ -35,10 +34,7 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     routing::point_test_listener(ctx, config, failed).await?;
     if let Some(preprod) = &deployment.preprod {
         ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
-        let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
-        if let Some(arn) = service.service_arn.as_deref() {
-            ecs::untag_resource(ctx, arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
-        }
+        ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
         done.push(format!("{} scaled to 0", preprod.service));
     }
     let status =

@@ -16,9 +16,13 @@ use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 
-use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+use super::{CHECK_AT_ONCE, DeploymentRef, load_active, record_done, record_failed, start_once};
 
 const STEP: &str = super::registry::SWITCH.name;
+
+/// The switch's deadline beyond its planned waits (DNS TTL, traffic shift): time for a
+/// Route 53 change to reach INSYNC and for throttled checks to be retried.
+const SWITCH_MARGIN_SECONDS: u64 = 900;
 
 /// How often the switch looks at a pending Route 53 change: changes usually reach INSYNC
 /// within a minute, and each look is one cheap GetChange.
@@ -28,9 +32,18 @@ const ROUTE53_SYNC_POLL_SECONDS: u64 = 10;
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     deployment.ensure_approved()?;
-    let timeout =
-        ttl_wait(ctx, &deployment).num_seconds().max(0) as u64 + shift_duration(&deployment) + 900;
-    let started = start_once(ctx, &deployment, STEP, timeout, 0, Change::new()).await?;
+    let timeout = ttl_wait(ctx, &deployment).num_seconds().max(0) as u64
+        + shift_duration(&deployment)
+        + SWITCH_MARGIN_SECONDS;
+    let started = start_once(
+        ctx,
+        &deployment,
+        STEP,
+        timeout,
+        CHECK_AT_ONCE,
+        Change::new(),
+    )
+    .await?;
     let wait_seconds = match advance(ctx, &input.deployment_id, started.deadline).await? {
         Poll::Done { .. } => 0,
         Poll::Pending { wait_seconds, .. } => wait_seconds,

@@ -16,7 +16,9 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::rds;
 use crate::record::{Change, CloneKind, ClonePurpose, DbClone, Deployment, Records};
 
-use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
+use super::{
+    DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
+};
 
 const STEP: &str = super::registry::SYNC_DB.name;
 /// Seconds before the first look at a clone being created (RDS takes minutes).
@@ -52,7 +54,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let timeout = deployment.config.database.clone_timeout_seconds;
     let Some((purpose, source)) = wanted(&deployment) else {
-        return start_once(ctx, &deployment, STEP, timeout, 0, Change::new()).await;
+        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
     };
     let clone = clone_of(&deployment, purpose, source);
     let identifier = clone.identifier.clone();

@@ -184,14 +184,7 @@ async fn remove_clones(
     report: &mut TeardownReport,
 ) -> StepResult<()> {
     let used = |id: &str| in_use.iter().any(|value| value.contains(id));
-    let mut instances = ctx
-        .rds
-        .describe_db_instances()
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(instance) = instances.next().await {
-        let instance = instance.map_err(|e| StepError::from_sdk("rds:DescribeDBInstances", e))?;
+    for instance in rds::all_instances(ctx).await? {
         if instance.db_cluster_identifier.is_some() {
             continue; // removed with its cluster below
         }
@@ -211,14 +204,7 @@ async fn remove_clones(
         rds::delete_instance(ctx, &id).await?;
         report.removed.push(format!("DB instance {id} deleted"));
     }
-    let mut clusters = ctx
-        .rds
-        .describe_db_clusters()
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(cluster) = clusters.next().await {
-        let cluster = cluster.map_err(|e| StepError::from_sdk("rds:DescribeDBClusters", e))?;
+    for cluster in rds::all_clusters(ctx).await? {
         let id = cluster.db_cluster_identifier.clone().unwrap_or_default();
         if let Some(reason) = keep_clone(ctx, &cluster.tag_list, now).await? {
             if let Some(reason) = reason {

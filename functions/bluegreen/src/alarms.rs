@@ -1,0 +1,40 @@
+//! The CloudWatch adapter: which of a service's alarms are firing.
+
+use aws_sdk_cloudwatch::types::StateValue;
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+
+/// One line per named alarm (metric or composite) that is in ALARM now, with CloudWatch's
+/// reason; empty when none is (or no names are given, without a call).
+pub async fn firing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = ctx
+        .cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+    let mut firing = Vec::new();
+    for alarm in out.metric_alarms.unwrap_or_default() {
+        if alarm.state_value == Some(StateValue::Alarm) {
+            firing.push(format!(
+                "alarm {} is in ALARM: {}",
+                alarm.alarm_name.unwrap_or_default(),
+                alarm.state_reason.unwrap_or_default()
+            ));
+        }
+    }
+    for alarm in out.composite_alarms.unwrap_or_default() {
+        if alarm.state_value == Some(StateValue::Alarm) {
+            firing.push(format!(
+                "composite alarm {} is in ALARM",
+                alarm.alarm_name.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(firing)
+}
