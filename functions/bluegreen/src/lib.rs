@@ -43,3 +43,6 @@ pub mod subscriptions;
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};
 pub use slot::Slot;
+
+#[cfg(test)]
+mod architecture_tests;

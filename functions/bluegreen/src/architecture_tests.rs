@@ -1,0 +1,82 @@
+//! The library's shape, held by tests: steps never import each other, and each AWS client is
+//! called from its one adapter module (DynamoDB from the record and lock modules only).
+
+use std::path::{Path, PathBuf};
+
+use crate::steps::registry::STEPS;
+
+fn source_files(dir: &Path, into: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            source_files(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push(path);
+        }
+    }
+}
+
+fn sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    source_files(&root, &mut files);
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .strip_prefix(&root)
+                .expect("under src")
+                .to_string_lossy()
+                .replace('\\', "/");
+            (name, std::fs::read_to_string(&p).expect("readable source"))
+        })
+        .collect()
+}
+
+#[test]
+fn no_step_module_imports_another_step() {
+    for (file, text) in sources().iter().filter(|(f, _)| f.starts_with("steps/")) {
+        for step in STEPS {
+            for import in [
+                format!("super::{}", step.name),
+                format!("steps::{}", step.name),
+            ] {
+                let found = text.match_indices(&import).any(|(i, _)| {
+                    !text[i + import.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                assert!(!found, "{file} imports the {} step ({import})", step.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn each_aws_client_is_called_from_its_adapter_only() {
+    let adapters: &[(&str, &[&str])] = &[
+        ("ecs", &["ecs.rs"]),
+        ("elb", &["elb.rs"]),
+        ("rds", &["rds.rs"]),
+        ("route53", &["route53.rs"]),
+        ("dynamodb", &["record.rs", "lock.rs"]),
+        ("ssm", &["config_store.rs"]),
+        ("cloudwatch", &["alarms.rs"]),
+        ("sfn", &["executions.rs"]),
+        ("sts", &["identity.rs"]),
+        ("secrets", &["links.rs"]),
+        ("sns", &["notify.rs", "subscriptions.rs"]),
+    ];
+    for (file, text) in sources() {
+        if file == "context.rs" || file == "architecture_tests.rs" {
+            continue; // builds the clients; this test names them
+        }
+        // Whitespace removed: a call chain is split over lines by rustfmt.
+        let compact: String = text.split_whitespace().collect();
+        for (client, allowed) in adapters {
+            let calls = compact.contains(&format!("ctx.{client}."));
+            assert!(
+                !calls || allowed.contains(&file.as_str()),
+                "{file} calls the {client} client; only {allowed:?} may"
+            );
+        }
+    }
+}
