@@ -147,6 +147,14 @@ pub async fn health(world: &World, id: &str) -> bluegreen::StepResult<Poll> {
     health_check::check(&world.ctx, &check_of(&started)).await
 }
 
+/// Starts the health check and looks once with its deadline already passed: the verdict.
+pub async fn health_past_deadline(world: &World, id: &str) -> bluegreen::StepResult<Poll> {
+    let started = health_check::start(&world.ctx, &id_ref(id)).await.unwrap();
+    let mut late = check_of(&started);
+    late.deadline = world.now() - chrono::Duration::seconds(1);
+    health_check::check(&world.ctx, &late).await
+}
+
 pub async fn request_approval(world: &World, id: &str) {
     let input = RequestInput {
         deployment_id: id.to_owned(),

@@ -31,11 +31,16 @@ async fn healthy_targets_and_passing_smoke_checks_are_done_with_evidence() {
 }
 
 #[tokio::test]
-async fn a_wrong_status_fails_at_once_naming_the_path_and_what_came_back() {
+async fn a_wrong_status_is_tried_again_and_fails_at_the_deadline_naming_the_path_and_what_came_back()
+ {
     let world = World::build().await;
     let id = launched(&world).await;
     world.smoke.answer("health", 503, "database unreachable");
-    let err = health(&world, &id).await.unwrap_err();
+    let Poll::Pending { detail, .. } = health(&world, &id).await.unwrap() else {
+        panic!("a failed smoke round inside the window is not a verdict");
+    };
+    assert!(detail.contains("/health returned 503"), "{detail}");
+    let err = health_past_deadline(&world, &id).await.unwrap_err();
     assert_eq!(err.name(), "HealthCheckFailed");
     let text = err.to_string();
     assert!(
@@ -56,7 +61,7 @@ async fn a_body_without_the_expected_text_fails() {
     let world = World::build().await;
     let id = launched(&world).await;
     world.smoke.answer("health", 200, "maintenance");
-    let err = health(&world, &id).await.unwrap_err();
+    let err = health_past_deadline(&world, &id).await.unwrap_err();
     assert!(err.to_string().contains("lacks \"ok\""), "{err}");
 }
 
@@ -85,9 +90,33 @@ async fn an_unreachable_test_endpoint_fails_with_the_connection_error() {
     config.health.test_url = Some("http://127.0.0.1:9".into());
     world.put_config(&config).await;
     let id = launched(&world).await;
-    let err = health(&world, &id).await.unwrap_err();
+    let err = health_past_deadline(&world, &id).await.unwrap_err();
     assert!(
         err.to_string().contains("GET http://127.0.0.1:9/health"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_service_that_fails_its_first_smoke_round_and_then_passes_is_healthy() {
+    let world = World::build().await;
+    let id = launched(&world).await;
+    world.smoke.answer("health", 502, "warming up");
+    let started = health_check::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let first = health_check::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    let Poll::Pending { attempt, .. } = first else {
+        panic!("{first:?}")
+    };
+    world.smoke.answer("health", 200, "ok");
+    let mut next = check_of(&started);
+    next.attempt = attempt;
+    let done = health_check::check(&world.ctx, &next).await.unwrap();
+    let Poll::Done { detail } = done else {
+        panic!("{done:?}")
+    };
+    assert!(detail.contains("2 consecutive round"), "{detail}");
+    let stored = record(&world, &id).await;
+    assert!(!stored.has_outcome("health_check", bluegreen::record::StepOutcome::Failed));
 }

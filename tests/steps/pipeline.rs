@@ -74,7 +74,7 @@ async fn a_failed_health_check_aborts_with_production_untouched() {
     launch(&world, &id).await;
     migrate_with(&world, &id, Some(0)).await.unwrap();
     world.smoke.answer("health", 500, "boom");
-    let err = health(&world, &id).await.unwrap_err();
+    let err = health_past_deadline(&world, &id).await.unwrap_err();
     abort_and_check(&world, &id, err.name(), &blue_td).await;
 }
 

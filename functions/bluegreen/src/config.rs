@@ -341,13 +341,14 @@ pub struct Health {
     /// HTTP smoke checks run against the test endpoint.
     #[serde(default)]
     pub smoke: Vec<SmokeCheck>,
-    /// How many consecutive rounds of all smoke checks must pass.
+    /// How many rounds of all smoke checks must pass in a row; a failed round is tried again
+    /// at the next look, until `timeout_seconds`.
     #[serde(default = "default_passes")]
     pub consecutive_passes: u32,
     /// Per-request timeout.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
-    /// How long targets may take to become healthy.
+    /// How long targets may take to become healthy and pass a clean run of smoke rounds.
     #[serde(default = "default_health_timeout")]
     pub timeout_seconds: u64,
 }
