@@ -185,15 +185,13 @@ async fn run_case(strategy: Strategy, case: Case) {
             local.simulator.set_exit_for(kind, 3);
         }
         Case::HealthFails => local.world.smoke.answer("health", 503, "down"),
-        Case::BakeAlarm => {
-            local
-                .world
-                .raise_alarm("shop-5xx", "errors after the switch")
-                .await
-        }
         _ => {}
     }
-    let results = local.deploy(person).await;
+    let results = if case == Case::BakeAlarm {
+        local.deploy_with_alarm_at_bake(person).await
+    } else {
+        local.deploy(person).await
+    };
     let finished = &super::only(&results);
     let want = expected(strategy, case);
     let label = format!("{strategy:?} / {case:?}");

@@ -139,6 +139,61 @@ impl Local {
     }
 }
 
+/// Puts the service's alarm into ALARM when the bake starts, after traffic moved: a breach
+/// the new version causes.
+struct AlarmAtBake {
+    inner: Arc<LocalTasks>,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl bluegreen_statemachine::TaskHandler for AlarmAtBake {
+    fn invoke(
+        &self,
+        call: bluegreen_statemachine::TaskCall,
+    ) -> bluegreen_statemachine::runner::BoxFuture<
+        '_,
+        Result<serde_json::Value, bluegreen_statemachine::Failure>,
+    > {
+        Box::pin(async move {
+            if call.resource == bluegreen::steps::registry::BAKE.placeholder()
+                && call.input["action"] == "start"
+            {
+                self.cloudwatch
+                    .set_alarm_state()
+                    .alarm_name("shop-5xx")
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                    .state_reason("errors after the switch")
+                    .send()
+                    .await
+                    .expect("set alarm state");
+            }
+            self.inner.invoke(call).await
+        })
+    }
+}
+
+impl Local {
+    /// [`Local::deploy`], with the service's alarm raised as the bake starts.
+    async fn deploy_with_alarm_at_bake(&self, person: Person) -> Vec<(String, Finished)> {
+        let cloudwatch = self.world.ctx.cloudwatch.clone();
+        let (intake, results) = self
+            .run_wrapped(
+                self.ctx(),
+                push("v2", "e-1", "2026-11-21T10:00:00Z"),
+                person,
+                &|tasks| {
+                    Arc::new(AlarmAtBake {
+                        inner: tasks,
+                        cloudwatch: cloudwatch.clone(),
+                    })
+                },
+            )
+            .await;
+        assert!(matches!(intake.outcome, Outcome::Succeeded(_)));
+        results
+    }
+}
+
 /// A person watching the records who decides every deployment awaiting approval.
 fn spawn_person(ctx: Context, person: Person) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -327,13 +382,41 @@ async fn an_approval_nobody_gives_times_out_and_aborts() {
 }
 
 #[tokio::test]
-async fn a_bake_alarm_rolls_back_with_traffic_restored() {
+async fn an_alarm_already_firing_before_the_switch_aborts_with_production_untouched() {
     let local = Local::new().await;
     local
         .world
-        .raise_alarm("shop-5xx", "errors after the switch")
+        .raise_alarm("shop-5xx", "errors before the switch")
         .await;
     let results = local.deploy(Person::Approves).await;
+    let finished = only(&results);
+    assert_eq!(error_of(finished), "AlarmFiring");
+    let entered = finished.states_entered();
+    assert!(entered.contains(&"Aborted".to_owned()), "{entered:?}");
+    assert!(!entered.contains(&"Switch".to_owned()), "{entered:?}");
+    assert_production_untouched(&local.world).await;
+    let deployment = Records::new(&local.world.ctx)
+        .for_service("shop")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(deployment.status, Status::Aborted);
+    assert!(
+        deployment
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("shop-5xx"),
+        "{:?}",
+        deployment.failure
+    );
+    assert!(deployment.switched_at.is_none());
+}
+
+#[tokio::test]
+async fn a_bake_alarm_rolls_back_with_traffic_restored() {
+    let local = Local::new().await;
+    let results = local.deploy_with_alarm_at_bake(Person::Approves).await;
     let finished = only(&results);
     assert_eq!(error_of(finished), "BakeFailed");
     assert!(finished.states_entered().contains(&"RolledBack".to_owned()));

@@ -4,7 +4,7 @@
 use bluegreen::Slot;
 use bluegreen::poll::Poll;
 use bluegreen::record::Status;
-use bluegreen::steps::{abort, approval, bake, finish, rollback, sync_db};
+use bluegreen::steps::{abort, approval, bake, finish, promote, rollback, sync_db};
 use bluegreen_tests::World;
 
 use crate::common::*;
@@ -75,6 +75,25 @@ async fn a_failed_health_check_aborts_with_production_untouched() {
     migrate_with(&world, &id, Some(0)).await.unwrap();
     world.smoke.answer("health", 500, "boom");
     let err = health_past_deadline(&world, &id).await.unwrap_err();
+    abort_and_check(&world, &id, err.name(), &blue_td).await;
+}
+
+#[tokio::test]
+async fn an_alarm_firing_before_the_switch_fails_promote_and_aborts_with_production_untouched() {
+    let world = World::build().await;
+    let blue_td = world.service(Slot::Blue).await.0;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    world.raise_alarm("shop-5xx", "5xx above threshold").await;
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let err = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "AlarmFiring", "{err}");
+    assert!(err.to_string().contains("shop-5xx"), "{err}");
+    assert!(record(&world, &id).await.switched_at.is_none());
     abort_and_check(&world, &id, err.name(), &blue_td).await;
 }
 

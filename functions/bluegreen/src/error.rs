@@ -141,6 +141,11 @@ pub enum StepError {
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
 
+    /// One of the service's alarms (`bake.alarms`) is in ALARM just before the switch: no
+    /// traffic moves to a service that is already alarming; the deployment aborts.
+    #[error("alarm firing before the switch: {0}")]
+    AlarmFiring(String),
+
     /// An alarm fired or live targets went unhealthy during the bake period.
     #[error("bake failed: {0}")]
     BakeFailed(String),
@@ -219,6 +224,7 @@ impl StepError {
         "ApprovalRejected",
         "ApprovalTimedOut",
         "SwitchFailed",
+        "AlarmFiring",
         "BakeFailed",
         "RollbackFailed",
         "ProductionOnClone",
@@ -269,6 +275,7 @@ impl StepError {
             StepError::AbortRefused(_) => "AbortRefused",
             StepError::RetryRefused(_) => "RetryRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
+            StepError::AlarmFiring(_) => "AlarmFiring",
             StepError::BakeFailed(_) => "BakeFailed",
             StepError::RollbackFailed(_) => "RollbackFailed",
             StepError::ProductionOnClone(_) => "ProductionOnClone",
@@ -443,6 +450,7 @@ mod tests {
             StepError::AbortRefused(text()),
             StepError::RetryRefused(text()),
             StepError::SwitchFailed(text()),
+            StepError::AlarmFiring(text()),
             StepError::BakeFailed(text()),
             StepError::RollbackFailed(text()),
             StepError::ProductionOnClone(text()),

@@ -13,6 +13,7 @@
 //! start and asks AWS where each stands (the migration task by `startedBy`, the service's
 //! primary deployment), so a retry or a lost response repeats nothing.
 
+use crate::alarms;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::{self, AfterApproval};
@@ -61,7 +62,10 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
 pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let Some(after) = db_plan::plan(&deployment.config).after_approval else {
-        let detail = "nothing to do after approval".to_owned();
+        if let Err(err) = ensure_no_alarm(ctx, &deployment).await {
+            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        }
+        let detail = "nothing to do after approval; no alarm firing".to_owned();
         record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     };
@@ -75,10 +79,28 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         }
         Ok(Phase::Waiting(detail)) => Ok(pending(input, now, detail)),
         Ok(Phase::Ready(detail)) => {
+            if let Err(err) = ensure_no_alarm(ctx, &deployment).await {
+                return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+            }
             record_healthy(ctx, &deployment, STEP, &detail).await?;
             Ok(Poll::Done { detail })
         }
         Err(err) => Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await),
+    }
+}
+
+/// Promote is the last step before the switch: a service whose alarms already fire must not
+/// get traffic (the bake would only roll it back after users met it). Refused with
+/// [`StepError::AlarmFiring`]; the deployment aborts with production untouched.
+async fn ensure_no_alarm(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    let firing = alarms::firing(ctx, &deployment.config.bake.alarms).await?;
+    if firing.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::AlarmFiring(format!(
+            "{}; nothing was switched",
+            firing.join("; ")
+        )))
     }
 }
 

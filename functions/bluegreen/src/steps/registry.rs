@@ -197,6 +197,7 @@ pub const PROMOTE: Step = Step {
         "ProductionOnClone",
         "MaintenanceFailed",
         "ApprovalRejected",
+        "AlarmFiring",
         "ConfigInvalid",
         "ResourceNotFound",
     ],
