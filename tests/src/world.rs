@@ -11,7 +11,9 @@ use aws_sdk_ecs::types::{
     PortMapping,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
+    HostHeaderConditionConfig, ProtocolEnum, RuleCondition, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
 };
 use bluegreen::config::{
     Approval, ApprovalPolicy, Bake, Database, DbStrategy, Finish, Health, ImageSource, Migration,
@@ -727,6 +729,97 @@ impl World {
             .await
             .expect("list revisions");
         out.task_definition_arns.unwrap_or_default().len()
+    }
+
+    /// Rule mode: a host-header rule on the production listener forwarding to blue (the
+    /// listener's default action keeps forwarding to blue too), and the stored config moving
+    /// that rule. Returns the config.
+    pub async fn use_rule_mode(&self) -> ServiceConfig {
+        let forward_blue = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&self.tg_blue)
+                            .weight(100)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let host = RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .values("shop.example.com")
+                    .build(),
+            )
+            .build();
+        let rule = self
+            .ctx
+            .elb
+            .create_rule()
+            .listener_arn(&self.production_listener)
+            .priority(10)
+            .conditions(host)
+            .actions(forward_blue)
+            .send()
+            .await
+            .expect("create rule")
+            .rules
+            .unwrap_or_default()
+            .remove(0)
+            .rule_arn
+            .expect("rule arn");
+        let mut config = self.config();
+        if let Traffic::Listener {
+            production_rule_arn,
+            ..
+        } = &mut config.traffic
+        {
+            *production_rule_arn = Some(rule);
+        }
+        self.put_config(&config).await;
+        config
+    }
+
+    /// Makes the production listener's default action a fixed 404 (rule mode, where only the
+    /// rule serves the service).
+    pub async fn default_action_not_found(&self) {
+        self.ctx
+            .elb
+            .modify_listener()
+            .listener_arn(&self.production_listener)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("modify listener");
+    }
+
+    /// The production listener's default actions, as ELB has them.
+    pub async fn default_actions(&self) -> Vec<Action> {
+        self.ctx
+            .elb
+            .describe_listeners()
+            .listener_arns(&self.production_listener)
+            .send()
+            .await
+            .expect("describe listeners")
+            .listeners
+            .unwrap_or_default()
+            .remove(0)
+            .default_actions
+            .unwrap_or_default()
     }
 
     /// Puts a CloudWatch alarm into `ALARM` (as CloudWatch would on a metric breach).

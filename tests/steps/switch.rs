@@ -116,3 +116,52 @@ async fn dns_mode_waits_for_the_old_ttl_then_swaps_weights_in_one_batch() {
     let records = world.production_dns().await;
     assert_eq!((records.blue, records.green), (0, 100));
 }
+
+#[tokio::test]
+async fn in_rule_mode_the_default_action_follows_the_rule_so_nothing_is_left_on_the_scaled_down_slot()
+ {
+    let world = World::build().await;
+    let mut config = world.use_rule_mode().await;
+    config.finish.keep_warm_seconds = 0;
+    world.put_config(&config).await;
+    let id = approved(&world).await;
+    switch_all(&world, &id).await;
+    let rule = bluegreen::routing::read_production(&world.ctx, &config)
+        .await
+        .unwrap();
+    assert_eq!(rule.live().unwrap(), Slot::Green, "the rule moved");
+    // world.production() reads the listener's default action.
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        Slot::Green,
+        "the default action follows the rule"
+    );
+    bluegreen::steps::finish::run(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.service(Slot::Blue).await.1,
+        0,
+        "the old slot scaled to 0"
+    );
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+}
+
+#[tokio::test]
+async fn in_rule_mode_a_default_action_that_is_not_a_slot_is_left_alone() {
+    let world = World::build().await;
+    world.use_rule_mode().await;
+    world.default_action_not_found().await;
+    let id = approved(&world).await;
+    switch_all(&world, &id).await;
+    let defaults = world.default_actions().await;
+    assert_eq!(defaults.len(), 1);
+    assert_eq!(
+        defaults[0]
+            .fixed_response_config
+            .as_ref()
+            .and_then(|f| f.status_code.as_deref()),
+        Some("404"),
+        "{defaults:?}"
+    );
+}
