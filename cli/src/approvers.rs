@@ -48,7 +48,7 @@ pub async fn run(out: Output, command: ApproversCommand) -> ExitCode {
             Ok(exposed) => {
                 let code = out.show(&exposed, |exposed| {
                     if exposed.is_empty() {
-                        println!("every subscription receives only its own approver's links");
+                        outln!("every subscription receives only its own approver's links");
                     } else {
                         let rows: Vec<Vec<String>> = exposed
                             .iter()

@@ -80,7 +80,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
             };
             if problems.is_empty() {
                 out.show(&report, |r| {
-                    println!("ok: {} config file(s) are valid", r.files)
+                    outln!("ok: {} config file(s) are valid", r.files)
                 })
             } else {
                 out.show(&report, |r| {
@@ -104,7 +104,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
                         parameter: store.parameter_name(&config.name),
                         service: config.name.clone(),
                     },
-                    |s| println!("stored {} in {}", s.service, s.parameter),
+                    |s| outln!("stored {} in {}", s.service, s.parameter),
                 ),
                 Err(e) => out.error(&e),
             }
@@ -113,7 +113,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
             let ctx = Context::from_env().await;
             match ConfigStore::new(&ctx).load(&service).await {
                 Ok(config) => out.show(&config, |c| match toml::to_string_pretty(c) {
-                    Ok(text) => print!("{text}"),
+                    Ok(text) => out!("{text}"),
                     Err(e) => eprintln!("bluegreen: cannot print TOML: {e}"),
                 }),
                 Err(e) => out.error(&e),

@@ -50,13 +50,13 @@ pub async fn serve(args: ConsoleArgs) -> ExitCode {
         Err(e) => return crate::fail(&format!("cannot listen on {}: {e}", args.listen)),
     };
     let address = listener.local_addr().unwrap_or(args.listen);
-    println!("bluegreen console on http://{address}/");
+    outln!("bluegreen console on http://{address}/");
     match &operator {
-        Some(arn) => println!("requests from this machine act as {arn}"),
-        None => println!("links only"),
+        Some(arn) => outln!("requests from this machine act as {arn}"),
+        None => outln!("links only"),
     }
     if !ctx.on_loopback_emulator() {
-        println!("read-only against AWS: decide with `bluegreen approve` / `bluegreen reject`");
+        outln!("read-only against AWS: decide with `bluegreen approve` / `bluegreen reject`");
     }
     let app = bluegreen_console::local::app(ctx, address, operator);
     let served = axum::serve(

@@ -5,6 +5,22 @@
 //! at an emulator (that is how `scripts/demo` runs it). Exit status: 0 done, 1 refused or
 //! failed (the message says why), 2 bad usage.
 
+/// `println!` for the CLI's output: a reader that went away (`bluegreen status | head -1`)
+/// ends the command quietly with status 141 (128 + SIGPIPE, as a shell reports a tool that
+/// its pipe killed) instead of a panic; any other write error ends it with status 1.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!($($arg)*))
+    };
+}
+
 mod api;
 mod approvers;
 mod config_cmd;
@@ -142,7 +158,7 @@ async fn main() -> ExitCode {
             };
             match bluegreen_statemachine::Definition::parse(text) {
                 Ok(definition) => {
-                    print!("{}", graph::mermaid(&definition));
+                    out!("{}", graph::mermaid(&definition));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
@@ -180,7 +196,7 @@ fn validate(configs: &[std::path::PathBuf]) -> ExitCode {
     }
     problems.extend(config_cmd::problems_of(configs));
     if problems.is_empty() {
-        println!(
+        outln!(
             "ok: 2 definitions and {} config file(s) are valid",
             configs.len()
         );

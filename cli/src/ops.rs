@@ -255,7 +255,7 @@ pub async fn decide(
             })
         },
         |d: &Decided| {
-            println!(
+            outln!(
                 "{} {} as {}; {}",
                 d.decision,
                 d.deployment_id,
@@ -278,9 +278,11 @@ pub async fn rollback(out: Output, service: &str) -> ExitCode {
         ActionRequest::default(),
         |ctx, operator| async move { operator::manual_rollback(&ctx, service, &operator).await },
         |d: &operator::ManualRollback| {
-            println!(
+            outln!(
                 "rolled back {} ({}): {}",
-                d.service, d.deployment_id, d.detail
+                d.service,
+                d.deployment_id,
+                d.detail
             );
             print_next(d.next_deployment.as_deref());
         },
@@ -296,9 +298,11 @@ pub async fn unlock(out: Output, service: &str) -> ExitCode {
         ActionRequest::default(),
         |ctx, operator| async move { operator::unlock(&ctx, service, &operator).await },
         |d: &operator::Unlocked| {
-            println!(
+            outln!(
                 "unlocked {} (held by {}) as {}",
-                d.service, d.released_from, d.operator
+                d.service,
+                d.released_from,
+                d.operator
             );
             print_next(d.next_deployment.as_deref());
         },
@@ -314,7 +318,7 @@ pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
         ActionRequest::default(),
         |ctx, operator| async move { operator::abort(&ctx, deployment_id, &operator).await },
         |d: &operator::Aborted| {
-            println!("{} is {:?}: {}", d.deployment_id, d.status, d.detail);
+            outln!("{} is {}: {}", d.deployment_id, d.status, d.detail);
             print_next(d.next_deployment.as_deref());
         },
     )
@@ -331,9 +335,12 @@ pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
             operator::retry(&ctx, deployment_id, &operator, operator::RETRY_WAIT_LIMIT).await
         },
         |d: &operator::Retried| {
-            println!(
+            outln!(
                 "re-ran {} of {}: {:?}: {}",
-                d.ending, d.deployment_id, d.status, d.detail
+                d.ending,
+                d.deployment_id,
+                d.status,
+                d.detail
             );
             print_next(d.next_deployment.as_deref());
         },
@@ -344,9 +351,9 @@ pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
 fn print_next(next: Option<&str>) {
     if let Some(next) = next {
         if std::env::var_os("BLUEGREEN_DEPLOYMENT_MACHINE_ARN").is_some() {
-            println!("queued deployment {next} now holds the lock; its execution was started");
+            outln!("queued deployment {next} now holds the lock; its execution was started");
         } else {
-            println!(
+            outln!(
                 "queued deployment {next} now holds the lock: start the deployment state \
                  machine with {{\"deployment_id\": \"{next}\"}} (name {next}), or set \
                  BLUEGREEN_DEPLOYMENT_MACHINE_ARN and bluegreen starts it"

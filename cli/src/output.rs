@@ -18,7 +18,7 @@ impl Output {
     pub fn show<T: Serialize>(self, value: &T, text: impl FnOnce(&T)) -> ExitCode {
         match self {
             Output::Json => match serde_json::to_string_pretty(value) {
-                Ok(json) => println!("{json}"),
+                Ok(json) => outln!("{json}"),
                 Err(e) => return crate::fail(&format!("cannot print JSON: {e}")),
             },
             Output::Text => text(value),
@@ -58,10 +58,24 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Writes the CLI's output to stdout (see `outln!`): a closed pipe exits quietly with 141,
+/// another write error exits with 1 and says so on stderr.
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("bluegreen: cannot write the output: {e}");
+        std::process::exit(1);
     }
 }

@@ -75,7 +75,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         (Err(e), _) | (_, Err(e)) => return crate::fail(&e),
     };
 
-    println!("== intake ({})", args.event.display());
+    outln!("== intake ({})", args.event.display());
     let intake_run = intake.run("intake", event).await;
     if let Outcome::Failed(f) = &intake_run.outcome {
         return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
@@ -83,13 +83,13 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let mut all_succeeded = true;
     let mut queue = tasks.take_started();
     if queue.is_empty() {
-        println!(
+        outln!(
             "no deployment started (ignored, queued or superseded; see the prepare output above)"
         );
     }
     while !queue.is_empty() {
         for start in queue {
-            println!("\n== deployment {}", start.name);
+            outln!("\n== deployment {}", start.name);
             let finished = deployment.run(&start.name, start.input).await;
             all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
             summary(&ctx, &start.name, &finished).await;
@@ -140,11 +140,11 @@ async fn auto_approve(ctx: Context, approver: String) {
                 link_nonce: None,
             };
             match approval::decide(&ctx, &deployment.deployment_id, &decision).await {
-                Ok(_) => println!(
+                Ok(_) => outln!(
                     "         approved {} as {approver} (--auto-approve)",
                     deployment.deployment_id
                 ),
-                Err(e) if refused.insert(deployment.deployment_id.clone()) => println!(
+                Err(e) if refused.insert(deployment.deployment_id.clone()) => outln!(
                     "         --auto-approve could not approve {}: {}: {e}",
                     deployment.deployment_id,
                     e.name()
@@ -164,21 +164,21 @@ fn time(at: DateTime<Utc>) -> String {
 fn print_event(event: &HistoryEvent) {
     let at = time(event.at);
     match &event.kind {
-        EventKind::StateEntered { state } => println!("{at}  > {state}"),
+        EventKind::StateEntered { state } => outln!("{at}  > {state}"),
         EventKind::Waiting { seconds, .. } if *seconds > 0.0 => {
-            println!("{at}      waiting {seconds:.0}s")
+            outln!("{at}      waiting {seconds:.0}s")
         }
         EventKind::Retrying {
             attempt,
             delay_seconds,
             ..
-        } => println!("{at}      retry {attempt} in {delay_seconds:.1}s"),
+        } => outln!("{at}      retry {attempt} in {delay_seconds:.1}s"),
         EventKind::TaskFailed { error, cause, .. } => {
-            println!("{at}      failed: {error}: {cause}")
+            outln!("{at}      failed: {error}: {cause}")
         }
-        EventKind::Caught { error, next, .. } => println!("{at}      caught {error} -> {next}"),
-        EventKind::ExecutionSucceeded { .. } => println!("{at}  = succeeded"),
-        EventKind::ExecutionFailed { error, cause } => println!("{at}  = failed: {error}: {cause}"),
+        EventKind::Caught { error, next, .. } => outln!("{at}      caught {error} -> {next}"),
+        EventKind::ExecutionSucceeded { .. } => outln!("{at}  = succeeded"),
+        EventKind::ExecutionFailed { error, cause } => outln!("{at}  = failed: {error}: {cause}"),
         _ => {}
     }
 }
@@ -207,9 +207,9 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
             _ => {}
         }
     }
-    println!("\n   step               time");
+    outln!("\n   step               time");
     for step in &order {
-        println!("   {step:<18} {:>7.1}s", durations[step].1);
+        outln!("   {step:<18} {:>7.1}s", durations[step].1);
     }
     let status = Records::new(ctx)
         .get(deployment_id)
@@ -217,18 +217,18 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
         .map(|d| d.status)
         .unwrap_or(Status::Aborted);
     match &finished.outcome {
-        Outcome::Succeeded(_) => println!("   outcome: {status:?}"),
-        Outcome::Failed(f) => println!("   outcome: {status:?} — {}: {}", f.error, f.cause),
+        Outcome::Succeeded(_) => outln!("   outcome: {status:?}"),
+        Outcome::Failed(f) => outln!("   outcome: {status:?} — {}: {}", f.error, f.cause),
     }
     // Read from AWS, not from the record: this is what production actually does now.
     if let Ok(d) = Records::new(ctx).get(deployment_id).await {
         match bluegreen::routing::read_production(ctx, &d.config).await {
-            Ok(state) => println!(
+            Ok(state) => outln!(
                 "   production traffic: blue {}%, green {}%",
                 state.percent(bluegreen::Slot::Blue),
                 state.percent(bluegreen::Slot::Green)
             ),
-            Err(e) => println!("   production traffic: unknown ({e})"),
+            Err(e) => outln!("   production traffic: unknown ({e})"),
         }
     }
 }

@@ -82,3 +82,31 @@ fn run_with_a_missing_event_file_fails_clearly() {
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/event.json"), "{stderr}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    // The reader is gone before the command starts: every write meets a closed pipe, as in
+    // `bluegreen graph | true`.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .arg("graph")
+        .stdout(writer)
+        .output()
+        .expect("bluegreen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_rejection_without_a_reason_is_a_usage_error_naming_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["reject", "shop-20261121T100000-8da979"])
+        .output()
+        .expect("bluegreen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Usage errors exit 2 (as clap's, and the README says so); refusals exit 1.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--reason"), "{stderr}");
+}

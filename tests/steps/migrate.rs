@@ -68,7 +68,7 @@ async fn a_non_zero_exit_is_migration_failed_with_the_exit_code_and_log_stream()
         .to_owned();
     assert_eq!(
         log_location.as_deref(),
-        Some(format!("/ecs/shop/shop/web/{task_id}").as_str())
+        Some(format!("log group /ecs/shop, stream shop/web/{task_id}").as_str())
     );
     assert_eq!(err.name(), "MigrationFailed");
 }

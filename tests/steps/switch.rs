@@ -107,12 +107,16 @@ async fn dns_mode_waits_for_the_old_ttl_then_swaps_weights_in_one_batch() {
         "not switched yet"
     );
     world.advance(chrono::Duration::seconds(301));
-    assert!(matches!(
-        switch::check(&world.ctx, &check_of(&started))
-            .await
-            .unwrap(),
-        Poll::Done { .. }
-    ));
+    let done = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    let Poll::Done { detail } = done else {
+        panic!("{done:?}")
+    };
+    assert!(
+        !detail.contains("test listener"),
+        "DNS mode has no test listener: {detail}"
+    );
     let records = world.production_dns().await;
     assert_eq!((records.blue, records.green), (0, 100));
 }

@@ -72,7 +72,8 @@ pub enum StepError {
 
     /// The migration task ended without success.
     #[error(
-        "migration failed: exit code {exit_code:?}, {reason} (logs: {})",
+        "migration failed: {}, {reason} (logs: {})",
+        exit_code.map_or_else(|| "no exit code".to_owned(), |c| format!("exit code {c}")),
         log_location.as_deref().unwrap_or("no log configuration")
     )]
     MigrationFailed {
@@ -406,7 +407,11 @@ mod tests {
         }
         .into();
         assert_eq!(diagnostic.error_type, "MigrationFailed");
-        assert!(diagnostic.error_message.contains("exit code Some(3)"));
+        assert!(
+            diagnostic.error_message.contains("exit code 3,"),
+            "{}",
+            diagnostic.error_message
+        );
         assert!(diagnostic.error_message.contains("/ecs/app/migrate/abc"));
     }
 

@@ -342,7 +342,8 @@ async fn outcome(ctx: &Context, deployment: &Deployment, task: &Task) -> StepRes
     })
 }
 
-/// `group/stream` from the task definition's awslogs configuration, for error messages.
+/// `log group G, stream S` from the task definition's awslogs configuration, for error
+/// messages (a group name may itself contain `/`, so the two are named, not joined).
 async fn log_location(
     ctx: &Context,
     task: &Task,
@@ -351,8 +352,8 @@ async fn log_location(
 ) -> Option<String> {
     let log = task_log_of(ctx, task, container, task_id).await?;
     Some(match log.stream {
-        Some(stream) => format!("{}/{stream}", log.group),
-        None => log.group,
+        Some(stream) => format!("log group {}, stream {stream}", log.group),
+        None => format!("log group {}", log.group),
     })
 }
 

@@ -76,7 +76,7 @@ pub async fn manual_rollback(
         .find(|d| !d.status.is_terminal() && d.status != Status::Queued)
     {
         return Err(StepError::RollbackRefused(format!(
-            "deployment {} is in progress ({:?}); reject or let it finish first",
+            "deployment {} is in progress ({}); reject or let it finish first",
             running.deployment_id, running.status
         )));
     }
@@ -242,7 +242,7 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
     match Records::new(ctx).get(&lock.holder).await {
         Ok(holder) if !holder.status.is_terminal() => {
             return Err(StepError::UnlockRefused(format!(
-                "deployment {} is in progress ({:?}); it releases the lock when it ends",
+                "deployment {} is in progress ({}); it releases the lock when it ends",
                 holder.deployment_id, holder.status
             )));
         }
@@ -322,7 +322,7 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
         }
         Status::Switching | Status::Baking => {
             return refuse(format!(
-                "{deployment_id} is {:?}: traffic may have moved, so ending it is a rollback \
+                "{deployment_id} is {}: traffic may have moved, so ending it is a rollback \
                  (it rolls back on its own when bake fails; after it ends, bluegreen rollback {})",
                 deployment.status, deployment.service
             ));
@@ -391,7 +391,7 @@ pub async fn retry(
     let deployment = records.get(deployment_id).await?;
     if deployment.status != Status::NeedsAttention {
         return Err(StepError::RetryRefused(format!(
-            "{deployment_id} is {:?}; only a deployment that needs attention is retried",
+            "{deployment_id} is {}; only a deployment that needs attention is retried",
             deployment.status
         )));
     }

@@ -66,6 +66,16 @@ impl Status {
     }
 }
 
+impl std::fmt::Display for Status {
+    /// The stored name (`awaiting_approval`), as people read it in messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// What happened to a step, as its timeline entry says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -999,6 +1009,12 @@ mod tests {
             "timed_out"
         );
         assert_eq!(Verdict::of(false).outcome(), StepOutcome::Rejected);
+    }
+
+    #[test]
+    fn statuses_read_in_messages_as_they_are_stored() {
+        assert_eq!(Status::AwaitingApproval.to_string(), "awaiting_approval");
+        assert_eq!(Status::Queued.to_string(), "queued");
     }
 
     #[test]

@@ -380,7 +380,7 @@ pub fn describe_decided(deployment: &Deployment) -> String {
             a.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default()
         ),
         None => format!(
-            "deployment {} is {:?}, not awaiting approval",
+            "deployment {} is {}, not awaiting approval",
             deployment.deployment_id, deployment.status
         ),
     }

@@ -75,7 +75,7 @@ pub(crate) async fn load_active(ctx: &Context, deployment_id: &str) -> StepResul
     if deployment.status.is_terminal() {
         return Err(StepError::DeploymentEnded {
             id: deployment_id.to_owned(),
-            status: format!("{:?}", deployment.status),
+            status: deployment.status.to_string(),
         });
     }
     Ok(deployment)

@@ -242,7 +242,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             Some(&holder),
             Action::Released,
             format!(
-                "{holder} had ended ({:?}) without releasing the lock",
+                "{holder} had ended ({}) without releasing the lock",
                 deployment.status
             ),
         );

@@ -218,10 +218,14 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         });
     }
     routing::point_test_listener(ctx, config, target.other()).await?;
-    let detail = format!(
-        "100% of production traffic on {target}; test listener on {}",
-        target.other()
-    );
+    let detail = match &config.traffic {
+        Traffic::Listener { .. } => format!(
+            "100% of production traffic on {target}; test listener on {}",
+            target.other()
+        ),
+        // DNS mode has no test listener: each slot keeps its own test endpoint.
+        Traffic::Dns { .. } => format!("100% of production traffic on {target}"),
+    };
     record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
     Ok(Poll::Done { detail })
 }
