@@ -110,3 +110,31 @@ fn a_rejection_without_a_reason_is_a_usage_error_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--reason"), "{stderr}");
 }
+
+#[test]
+fn the_command_the_example_config_tells_people_to_run_validates_it() {
+    let example = std::fs::read_to_string(repo("docs/example-service.toml")).unwrap();
+    let quoted = example
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| {
+            l.split('`')
+                .nth(1)
+                .filter(|c| c.starts_with("bluegreen config validate"))
+        })
+        .expect("the header names the validate command");
+    let args: Vec<String> = quoted
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a.starts_with("docs/") {
+                repo(a)
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, stdout, stderr) = bluegreen(&args);
+    assert!(ok, "`{quoted}`: {stdout}{stderr}");
+}
