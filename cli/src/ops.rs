@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use bluegreen::config_store::ConfigStore;
-use bluegreen::record::{Deployment, Records, Verdict};
+use bluegreen::lock::Locks;
+use bluegreen::record::{Deployment, Records, Status, Verdict};
 use bluegreen::steps::approval::{self, Decided, Decision, Delivered};
 use bluegreen::{Context, StepError, StepResult, identity, operator, routing};
 use bluegreen_console::api::ActionRequest;
@@ -21,7 +22,11 @@ struct ServiceStatus {
     service: String,
     /// Production routing read from AWS now, e.g. `blue 100%`.
     production: String,
+    /// The deployment that holds the service (its lock), else the newest one that ran: not a
+    /// queued push, which waits behind it.
     latest: Option<Deployment>,
+    /// Pushes waiting for the service, oldest first.
+    queued: Vec<String>,
 }
 
 fn routing_text(state: StepResult<routing::RouteState>) -> String {
@@ -64,14 +69,32 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
     };
     let mut lines = Vec::new();
     for config in configs {
-        let latest = match Records::new(&ctx).for_service(&config.name).await {
-            Ok(all) => all.into_iter().next(),
+        let all = match Records::new(&ctx).for_service(&config.name).await {
+            Ok(all) => all,
             Err(e) => return out.error(&e),
         };
+        let holder = match Locks::new(&ctx).holder(&config.name).await {
+            Ok(holder) => holder,
+            Err(e) => return out.error(&e),
+        };
+        let waiting = |d: &&Deployment| matches!(d.status, Status::Queued | Status::Superseded);
+        let latest = all
+            .iter()
+            .find(|d| holder.as_deref() == Some(d.deployment_id.as_str()))
+            .or_else(|| all.iter().find(|d| !waiting(d)))
+            .or(all.first())
+            .cloned();
+        let queued = all
+            .iter()
+            .rev()
+            .filter(|d| d.status == Status::Queued)
+            .map(|d| d.deployment_id.clone())
+            .collect();
         lines.push(ServiceStatus {
             production: routing_text(routing::read_production(&ctx, &config).await),
             service: config.name,
             latest,
+            queued,
         });
     }
     out.show(&lines, |lines| {
@@ -85,6 +108,7 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
                     d.image.tag.clone(),
                     status_name(d),
                     when(d.updated_at),
+                    l.queued.join(", "),
                 ],
                 None => vec![
                     l.service.clone(),
@@ -93,6 +117,7 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
                     String::new(),
                     String::new(),
                     String::new(),
+                    l.queued.join(", "),
                 ],
             })
             .collect();
@@ -104,6 +129,7 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
                 "TAG",
                 "STATUS",
                 "UPDATED",
+                "QUEUED",
             ],
             &rows,
         );

@@ -80,12 +80,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
     if let Outcome::Failed(f) = &intake_run.outcome {
         return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
     }
+    if let Outcome::Succeeded(output) = &intake_run.outcome {
+        for line in prepared_lines(&ctx, &output["prepared"]).await {
+            outln!("   {line}");
+        }
+    }
     let mut all_succeeded = true;
     let mut queue = tasks.take_started();
     if queue.is_empty() {
-        outln!(
-            "no deployment started (ignored, queued or superseded; see the prepare output above)"
-        );
+        outln!("no deployment started in this run (why is above)");
     }
     while !queue.is_empty() {
         for start in queue {
@@ -181,6 +184,50 @@ fn print_event(event: &HistoryEvent) {
         EventKind::ExecutionFailed { error, cause } => outln!("{at}  = failed: {error}: {cause}"),
         _ => {}
     }
+}
+
+/// What prepare did with the push, one line per service: the deployment id and, for a push
+/// that does not start now, why and what happens next.
+async fn prepared_lines(ctx: &Context, prepared: &serde_json::Value) -> Vec<String> {
+    use bluegreen::steps::prepare::{Prepared, PreparedOutcome};
+    let Ok(prepared) = serde_json::from_value::<Prepared>(prepared.clone()) else {
+        return vec![format!("prepare answered {prepared}")];
+    };
+    let deployments = match prepared {
+        Prepared::Ignored { reason } => return vec![format!("push ignored: {reason}")],
+        Prepared::Deployments { deployments } => deployments,
+    };
+    let mut lines = Vec::new();
+    for d in deployments {
+        let (service, id) = (&d.service, &d.deployment_id);
+        lines.push(match d.outcome {
+            PreparedOutcome::Started => format!("{service}: {id} started"),
+            PreparedOutcome::Queued => {
+                let holder = bluegreen::lock::Locks::new(ctx)
+                    .holder(service)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "the running deployment".into());
+                format!(
+                    "{service}: {id} queued behind {holder}; it starts when that one ends \
+                     (`bluegreen status {service}`)"
+                )
+            }
+            PreparedOutcome::Superseded => format!(
+                "{service}: {id} superseded: a newer push of {service} is queued or has run \
+                 (pushes deploy in push order)"
+            ),
+            PreparedOutcome::Ended => {
+                format!("{service}: {id} already ran to its end (a replayed event)")
+            }
+            PreparedOutcome::Failed => format!(
+                "{service}: {id} not prepared: {}",
+                d.error.as_deref().unwrap_or("no cause given")
+            ),
+        });
+    }
+    lines
 }
 
 /// The per-step durations (by the execution's clock) and the outcome, from the record too.

@@ -132,3 +132,34 @@ async fn config_put_validates_stores_and_get_reads_back() {
         "a refused put changed nothing"
     );
 }
+
+#[tokio::test]
+async fn a_queued_push_says_whom_it_waits_for_and_status_shows_the_deployment_holding_the_service()
+{
+    let world = World::build().await;
+    let first = awaiting(&world).await;
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged-v3.json"
+    );
+    let (code, stdout, stderr) = bluegreen(&world, &["run", "--event", event]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let queued = world
+        .lock("shop")
+        .await
+        .and_then(|l| l.queued)
+        .expect("the push is queued on the lock");
+    assert!(
+        stdout.contains(&format!("shop: {queued} queued behind {first}")),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = bluegreen(&world, &["--output", "json", "status", "shop"]);
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        status[0]["latest"]["deployment_id"],
+        first.as_str(),
+        "the deployment awaiting approval, not the newer queued push: {status}"
+    );
+    assert_eq!(status[0]["queued"], serde_json::json!([queued]));
+}
