@@ -1,5 +1,6 @@
 //! A Mermaid flowchart of a definition: one node per state, solid edges for `Next`, `Choice`
-//! rules and defaults, dotted edges for `Catch`.
+//! rules and defaults, dotted edges for `Catch`; a Map's item processor is drawn inside it as a
+//! subgraph.
 
 use bluegreen_statemachine::Definition;
 use bluegreen_statemachine::definition::State;
@@ -15,6 +16,14 @@ pub fn mermaid(definition: &Definition) -> String {
         "    start(( )) --> {}\n",
         id(&definition.start_at)
     ));
+    states(definition, "", &mut out);
+    out
+}
+
+/// The states of `definition`, their node ids prefixed with `prefix` (a Map's item processor
+/// is drawn with its Map's id as the prefix, so its names cannot collide with the outer ones).
+fn states(definition: &Definition, prefix: &str, out: &mut String) {
+    let id = |name: &str| format!("{prefix}{}", id(name));
     for (name, state) in &definition.states {
         let node = id(name);
         let shape = match state {
@@ -45,6 +54,22 @@ pub fn mermaid(definition: &Definition) -> String {
             State::Map(m) => {
                 if let Some(next) = &m.flow.transition.next {
                     edge(next, None, false);
+                }
+                for c in &m.catch {
+                    edge(&c.next, Some(c.error_equals.join(", ")), true);
+                }
+                if let Ok(processor) = Definition::from_value(&m.item_processor) {
+                    let inner = format!("{node}_");
+                    out.push_str(&format!(
+                        "    subgraph {inner}items [\"{name}: for each item\"]\n"
+                    ));
+                    out.push_str(&format!(
+                        "    {inner}start(( )) --> {inner}{}\n",
+                        self::id(&processor.start_at)
+                    ));
+                    states(&processor, &inner, out);
+                    out.push_str("    end\n");
+                    out.push_str(&format!("    {node} -- \"each item\" --> {inner}items\n"));
                 }
             }
             State::Pass(p) => {
@@ -77,5 +102,4 @@ pub fn mermaid(definition: &Definition) -> String {
             State::Succeed(_) | State::Fail(_) => {}
         }
     }
-    out
 }

@@ -29,9 +29,20 @@ pub struct RunArgs {
     /// terminal with `bluegreen approve <deployment-id>`.
     #[arg(long)]
     auto_approve: bool,
-    /// How fast waits pass: 1 is real time, 0.01 makes a 60 s wait take 0.6 s.
-    #[arg(long, default_value_t = 1.0)]
+    /// How fast waits pass: 1 is real time, 0.01 makes a 60 s wait take 0.6 s, 0 skips them
+    /// (a number from 0 to 1).
+    #[arg(long, default_value_t = 1.0, value_parser = time_scale)]
     time_scale: f64,
+}
+
+/// `--time-scale`: a number from 0 to 1 (a negative or larger scale has no meaning; it used to
+/// be clamped silently).
+fn time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if (0.0..=1.0).contains(&scale) => Ok(scale),
+        Ok(_) => Err(format!("{text} is not between 0 and 1")),
+        Err(e) => Err(format!("{text:?} is not a number: {e}")),
+    }
 }
 
 /// Runs the command; exit 0 when every deployment succeeded.

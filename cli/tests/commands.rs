@@ -138,3 +138,28 @@ fn the_command_the_example_config_tells_people_to_run_validates_it() {
     let (ok, stdout, stderr) = bluegreen(&args);
     assert!(ok, "`{quoted}`: {stdout}{stderr}");
 }
+
+#[test]
+fn the_intake_graph_draws_the_maps_item_processor() {
+    let (ok, stdout, stderr) = bluegreen(&["graph", "--intake"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("subgraph StartDeployments_items")
+            && stdout.contains("StartDeployments_StartDeployment")
+            && stdout.contains("StartDeployments_StartLater"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_time_scale_outside_zero_to_one_is_refused_before_anything_runs() {
+    for scale in ["--time-scale=-1", "--time-scale=2", "--time-scale=fast"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(["run", "--event", "/nonexistent/event.json", scale])
+            .output()
+            .expect("bluegreen runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{scale}: {stderr}");
+        assert!(stderr.contains("--time-scale"), "{scale}: {stderr}");
+    }
+}
