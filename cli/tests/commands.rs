@@ -163,3 +163,25 @@ fn a_time_scale_outside_zero_to_one_is_refused_before_anything_runs() {
         assert!(stderr.contains("--time-scale"), "{scale}: {stderr}");
     }
 }
+
+#[test]
+fn an_unreachable_endpoint_is_reported_as_its_causes_not_a_debug_dump() {
+    // Nothing listens on the discard port: every call is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["history", "shop"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("bluegreen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(
+        !stderr.contains("DispatchFailure {") && !stderr.contains("ConnectorError {"),
+        "{stderr}"
+    );
+}

@@ -163,3 +163,24 @@ async fn a_queued_push_says_whom_it_waits_for_and_status_shows_the_deployment_ho
     );
     assert_eq!(status[0]["queued"], serde_json::json!([queued]));
 }
+
+#[tokio::test]
+async fn a_missing_table_is_named() {
+    let world = World::build().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["history", "shop"])
+        .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("BLUEGREEN_DEPLOYMENTS_TABLE", "shop-deployments-typo")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("bluegreen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DynamoDB table \"shop-deployments-typo\" does not exist"),
+        "{stderr}"
+    );
+}

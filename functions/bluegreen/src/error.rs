@@ -307,9 +307,10 @@ impl StepError {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let code = err.code().unwrap_or_default().to_owned();
-        let message = err.message().map(str::to_owned).unwrap_or_else(|| {
-            aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
-        });
+        let message = err
+            .message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| error_chain(&err));
         if THROTTLING_CODES.contains(&code.as_str()) {
             return StepError::Throttled { operation, message };
         }
@@ -340,6 +341,35 @@ impl StepError {
             StepError::Aws { code, .. } => Some(code),
             _ => None,
         }
+    }
+}
+
+/// An error and its sources as people read them: `dispatch failure: io error: … Connection
+/// refused (os error 111)`, each cause once, without the Debug dump the SDK's own context
+/// display appends.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        // A wrapper often repeats its source's text; keep each cause once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Names the table when DynamoDB says a table does not exist (its own message, "Requested
+/// resource not found", does not): [`StepError::ResourceNotFound`] for `table`.
+pub(crate) fn in_table(err: StepError, table: &str) -> StepError {
+    match err.aws_code() {
+        Some("ResourceNotFoundException") => StepError::ResourceNotFound {
+            kind: "DynamoDB table",
+            id: table.to_owned(),
+        },
+        _ => err,
     }
 }
 
@@ -488,6 +518,17 @@ mod tests {
             names, listed,
             "each variant in exactly one list, nothing else"
         );
+    }
+
+    #[test]
+    fn a_connection_error_reads_as_its_causes_without_a_debug_dump() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("io error")]
+        struct Outer(#[source] std::io::Error);
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let text = error_chain(&Outer(refused));
+        assert_eq!(text, "io error: Connection refused");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;
-use crate::error::{Conditional, StepError, StepResult, conditional};
+use crate::error::{Conditional, StepError, StepResult, conditional, in_table};
 
 /// The outcome of trying to take a service's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,9 @@ impl<'a> Locks<'a> {
             request = request.expression_attribute_values(name, value);
         }
         Ok(
-            match conditional("dynamodb:UpdateItem", request.send().await)? {
+            match conditional("dynamodb:UpdateItem", request.send().await)
+                .map_err(|e| in_table(e, self.table()))?
+            {
                 Conditional::Written(out) => {
                     Conditional::Written(out.attributes.unwrap_or_default())
                 }
@@ -277,7 +279,7 @@ impl<'a> Locks<'a> {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
+            .map_err(|e| in_table(StepError::from_sdk("dynamodb:GetItem", e), self.table()))?;
         Ok(out.item)
     }
 
@@ -296,7 +298,7 @@ impl<'a> Locks<'a> {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;
+                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Scan", e), self.table()))?;
             for item in out.items.unwrap_or_default() {
                 let service = item.get("service").and_then(|v| v.as_s().ok()).cloned();
                 if let (Some(service), Some(lock)) = (service, LockItem::from_item(&item)) {
@@ -448,7 +450,12 @@ impl<'a> Locks<'a> {
                     Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                         c.cancellation_reasons().to_vec()
                     }
-                    _ => return Err(StepError::from_sdk("dynamodb:TransactWriteItems", e)),
+                    _ => {
+                        return Err(in_table(
+                            StepError::from_sdk("dynamodb:TransactWriteItems", e),
+                            self.table(),
+                        ));
+                    }
                 },
             };
             // Reasons come in item order: [lock, other item]. A failed condition on the lock

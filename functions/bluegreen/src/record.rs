@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ServiceConfig;
 use crate::context::Context;
-use crate::error::{Conditional, StepError, StepResult, conditional};
+use crate::error::{Conditional, StepError, StepResult, conditional, in_table};
 use crate::event::Image;
 use crate::slot::Slot;
 
@@ -699,7 +699,7 @@ impl<'a> Records<'a> {
             .condition_expression("attribute_not_exists(deployment_id)")
             .send()
             .await;
-        match conditional("dynamodb:PutItem", result)? {
+        match conditional("dynamodb:PutItem", result).map_err(|e| in_table(e, self.table()))? {
             Conditional::Written(_) => Ok(deployment.clone()),
             Conditional::ConditionFailed => self.get(&deployment.deployment_id).await,
         }
@@ -745,7 +745,7 @@ impl<'a> Records<'a> {
         let out = request
             .send()
             .await
-            .map_err(|e| StepError::from_sdk("dynamodb:GetItem", e))?;
+            .map_err(|e| in_table(StepError::from_sdk("dynamodb:GetItem", e), self.table()))?;
         Ok(out.item)
     }
 
@@ -815,7 +815,7 @@ impl<'a> Records<'a> {
             .send()
             .await;
         Ok(matches!(
-            conditional("dynamodb:UpdateItem", result)?,
+            conditional("dynamodb:UpdateItem", result).map_err(|e| in_table(e, self.table()))?,
             Conditional::Written(_)
         ))
     }
@@ -867,7 +867,7 @@ impl<'a> Records<'a> {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match conditional("dynamodb:UpdateItem", result)? {
+        match conditional("dynamodb:UpdateItem", result).map_err(|e| in_table(e, self.table()))? {
             Conditional::Written(out) => Ok(Some(
                 out.attributes
                     .and_then(|a| a.get(TASK_TOKEN).and_then(|t| t.as_s().ok()).cloned())
@@ -968,7 +968,7 @@ impl<'a> Records<'a> {
             let out = request
                 .send()
                 .await
-                .map_err(|e| StepError::from_sdk("dynamodb:Scan", e))?;
+                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Scan", e), self.table()))?;
             for item in out.items.unwrap_or_default() {
                 let d: Deployment = serde_dynamo::from_item(item).map_err(|e| {
                     StepError::RecordInvalid(format!("unreadable deployment record: {e}"))
