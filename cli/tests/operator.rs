@@ -184,3 +184,45 @@ async fn a_missing_table_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn auto_approve_that_is_refused_says_why_at_once_instead_of_waiting_silently() {
+    let world = World::build().await;
+    // The caller (moto's identity) is not an approver of this service.
+    let mut config = world.config();
+    config.approval.approvers = vec!["alice@example.com".into()];
+    // A short window: the local runner looks at the record every 2 virtual seconds.
+    config.approval.timeout_seconds = 60;
+    world.put_config(&config).await;
+    let _ecs = bluegreen_tests::Simulator::start(&world);
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args([
+            "run",
+            "--event",
+            event,
+            "--auto-approve",
+            "--time-scale",
+            "0.001",
+        ])
+        .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .expect("bluegreen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let refusals: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("--auto-approve could not approve"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "said once: {stdout}");
+    assert!(refusals[0].contains("NotAnApprover"), "{stdout}");
+    assert!(stdout.contains("ApprovalTimedOut"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
