@@ -318,3 +318,26 @@ async fn a_repeated_decision_for_a_local_runner_is_already_decided_not_re_sent()
         .unwrap_err();
     assert_eq!(again.name(), "NotAwaitingApproval", "{again}");
 }
+
+#[tokio::test]
+async fn a_decision_from_a_clock_behind_the_request_is_never_recorded_before_it() {
+    let world = World::build().await;
+    // The request is written on a clock an hour ahead (a time-scaled run, or a drifting host);
+    // the decision comes from a process on real time.
+    world.advance(chrono::Duration::hours(1));
+    let id = awaiting(&world, "bluegreen-local:run:Approval:1").await;
+    let real_time = world
+        .ctx
+        .clone()
+        .with_clock(std::sync::Arc::new(chrono::Utc::now));
+    approval::decide(&real_time, &id, &decision(true))
+        .await
+        .unwrap();
+    let approval = record(&world, &id).await.approval.unwrap();
+    let decided_at = approval.decided_at.unwrap();
+    assert!(
+        decided_at >= approval.requested_at,
+        "decided {decided_at} before the request at {}",
+        approval.requested_at
+    );
+}

@@ -318,7 +318,11 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
         &current.approval.approvers,
         ctx.now(),
     )?;
-    let now = ctx.now();
+    // A decision never precedes its request, whatever the deciding process's clock says: hosts
+    // drift, and a `bluegreen run --time-scale` writes its records on a virtual clock that runs
+    // ahead of the real one another terminal decides with.
+    let requested_at = deployment.approval.as_ref().map(|a| a.requested_at);
+    let now = requested_at.map_or(ctx.now(), |at| ctx.now().max(at));
     let verdict = Verdict::of(decision.approve);
     let entry = TimelineEntry {
         step: STEP.into(),
