@@ -13,8 +13,14 @@ use common::*;
 
 /// Runs `bluegreen` against the world's emulator; (exit code, stdout, stderr).
 fn bluegreen(world: &World, args: &[&str]) -> (i32, String, String) {
+    bluegreen_with(world, args, &[])
+}
+
+/// [`bluegreen`] with extra environment variables.
+fn bluegreen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
         .args(args)
+        .envs(env.iter().copied())
         .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -167,18 +173,12 @@ async fn a_queued_push_says_whom_it_waits_for_and_status_shows_the_deployment_ho
 #[tokio::test]
 async fn a_missing_table_is_named() {
     let world = World::build().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args(["history", "shop"])
-        .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("BLUEGREEN_DEPLOYMENTS_TABLE", "shop-deployments-typo")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("bluegreen runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = bluegreen_with(
+        &world,
+        &["history", "shop"],
+        &[("BLUEGREEN_DEPLOYMENTS_TABLE", "shop-deployments-typo")],
+    );
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("DynamoDB table \"shop-deployments-typo\" does not exist"),
         "{stderr}"

@@ -803,11 +803,7 @@ impl<'a> Records<'a> {
                 .insert((*placeholder).to_owned(), value.clone());
         }
         let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_request(deployment_id)
             .update_expression(written.expression)
             .condition_expression(format!("attribute_exists(deployment_id) AND ({condition})"))
             .set_expression_attribute_names(Some(written.names))
@@ -818,6 +814,18 @@ impl<'a> Records<'a> {
             conditional("dynamodb:UpdateItem", result).map_err(|e| in_table(e, self.table()))?,
             Conditional::Written(_)
         ))
+    }
+
+    /// An UpdateItem of one record, before its expressions.
+    fn update_request(
+        &self,
+        deployment_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.ctx
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
     }
 
     /// Records a person's decision once: only while the deployment awaits approval and nothing
@@ -836,11 +844,7 @@ impl<'a> Records<'a> {
         };
         let at = serde_dynamo::to_attribute_value(entry.at).expect("time serialises");
         let result = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
+            .update_request(deployment_id)
             .update_expression(
                 "SET approval.decision = :d, approval.approver = :who, approval.decided_at = :at, \
                  approval.reason = :why, approval.channel = :ch, approval.link_nonce = :nonce, \

@@ -140,14 +140,22 @@ pub async fn set_production_verified(
     } else {
         None
     };
-    // Also when the rule was already right: a retry after a crash between the two writes.
+    // Rule mode: the listener's default action follows the rule when it forwards only to this
+    // service's slots; otherwise requests the rule does not match would keep going to the old
+    // slot, which finish scales to 0. A default that does something else (a fixed response,
+    // another service's target group) is left alone. Checked also when the rule was already
+    // right: a retry after a crash between the two writes.
     if let Traffic::Listener {
-        production_listener_arn,
+        production_listener_arn: listener,
         production_rule_arn: Some(_),
         ..
     } = &config.traffic
     {
-        default_follows_rule(ctx, config, production_listener_arn, slot, percent).await?;
+        let defaults = elb::listener_actions(ctx, listener).await?;
+        if weights_of(config, &defaults).is_ok_and(|w| w.percent(slot) != percent) {
+            let reweighed = reweigh(config, defaults, slot, percent)?;
+            elb::set_listener_actions(ctx, listener, reweighed).await?;
+        }
     }
     let after = read_production(ctx, config).await?;
     if after.percent(slot) != percent {
@@ -195,28 +203,6 @@ pub async fn set_dns_ttl(
 /// Whether a Route 53 change has propagated to all authoritative servers.
 pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
     route53::change_in_sync(ctx, change_id).await
-}
-
-/// Rule mode: the listener's default action follows the rule when it forwards only to this
-/// service's slots. Otherwise requests the rule does not match would keep going to the old
-/// slot, which finish scales to 0. A default action that does something else (a fixed
-/// response, another service's target group) is left alone.
-async fn default_follows_rule(
-    ctx: &Context,
-    config: &ServiceConfig,
-    listener_arn: &str,
-    slot: Slot,
-    percent: i64,
-) -> StepResult<()> {
-    let defaults = elb::listener_actions(ctx, listener_arn).await?;
-    let Ok(current) = weights_of(config, &defaults) else {
-        return Ok(());
-    };
-    if current.percent(slot) != percent {
-        elb::set_listener_actions(ctx, listener_arn, reweigh(config, defaults, slot, percent)?)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Sends `percent` of a listener's forward action to `slot`, keeping its other actions.
