@@ -16,16 +16,23 @@ fn bluegreen(world: &World, args: &[&str]) -> (i32, String, String) {
     bluegreen_with(world, args, &[])
 }
 
-/// [`bluegreen`] with extra environment variables.
-fn bluegreen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+/// `bluegreen args` pointed at the world's emulator, not yet run.
+fn command(world: &World, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
+    command
         .args(args)
-        .envs(env.iter().copied())
         .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_PROFILE");
+    command
+}
+
+/// [`bluegreen`] with extra environment variables.
+fn bluegreen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = command(world, args)
+        .envs(env.iter().copied())
         .output()
         .expect("bluegreen runs");
     (
@@ -199,20 +206,16 @@ async fn auto_approve_that_is_refused_says_why_at_once_instead_of_waiting_silent
         env!("CARGO_MANIFEST_DIR"),
         "/../events/ecr-push-tagged.json"
     );
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args([
-            "run",
-            "--event",
-            event,
-            "--auto-approve",
-            "--time-scale",
-            "0.001",
-        ])
-        .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
+    // Async: the simulator playing ECS runs on this test's runtime meanwhile.
+    let args = [
+        "run",
+        "--event",
+        event,
+        "--auto-approve",
+        "--time-scale",
+        "0.001",
+    ];
+    let out = tokio::process::Command::from(command(&world, &args))
         .output()
         .await
         .expect("bluegreen runs");
