@@ -347,3 +347,59 @@ fn people_decide_only_through_the_iam_authenticated_operator_api() {
         json!({ "!GetAtt": "OperatorApiFunctionUrl.FunctionUrl" })
     );
 }
+
+/// Every IAM action a function's role grants, from its managed and inline policies.
+fn role_actions(template: &Value, function: &str) -> BTreeSet<String> {
+    let role = resource(template, function)["Properties"]["Role"]["!GetAtt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{function} has no role"))
+        .trim_end_matches(".Arn")
+        .to_owned();
+    let role = &resource(template, &role)["Properties"];
+    let mut documents: Vec<&Value> = role["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| &p["PolicyDocument"])
+        .collect();
+    for arn in role["ManagedPolicyArns"].as_array().into_iter().flatten() {
+        if let Some(name) = arn["!Ref"].as_str() {
+            documents.push(&resource(template, name)["Properties"]["PolicyDocument"]);
+        }
+    }
+    documents
+        .iter()
+        .flat_map(|d| d["Statement"].as_array().into_iter().flatten())
+        .flat_map(|s| match &s["Action"] {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .map(str::to_owned)
+                .collect(),
+            Value::String(a) => vec![a.clone()],
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// Calls the steps make that an earlier version's roles lacked: promote reads the alarms
+/// before the switch (without the grant, every deployment with alarms would abort with
+/// AccessDenied); in rule mode, the switch and the endings move the listener's default action
+/// along with the rule.
+#[test]
+fn the_roles_grant_what_the_steps_call() {
+    let template = template();
+    for (function, action) in [
+        ("PromoteFunction", "cloudwatch:DescribeAlarms"),
+        ("BakeFunction", "cloudwatch:DescribeAlarms"),
+        ("SwitchFunction", "elasticloadbalancing:ModifyListener"),
+        ("SwitchFunction", "elasticloadbalancing:ModifyRule"),
+        ("RollbackFunction", "elasticloadbalancing:ModifyListener"),
+        ("AbortFunction", "elasticloadbalancing:ModifyListener"),
+    ] {
+        assert!(
+            role_actions(&template, function).contains(action),
+            "{function}'s role does not grant {action}"
+        );
+    }
+}
