@@ -401,5 +401,13 @@ fn the_roles_grant_what_the_steps_call() {
             role_actions(&template, function).contains(action),
             "{function}'s role does not grant {action}"
         );
-    }
+    } // People's read-only policy: `bluegreen status` reads who holds each service.
+    let people = resource(&template, "OperatorPolicy")["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    assert!(
+        people.iter().any(|s| s["Action"] == "dynamodb:GetItem"
+            && s["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })),
+        "the operator policy cannot read the locks table"
+    );
 }
