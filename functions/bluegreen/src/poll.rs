@@ -57,12 +57,16 @@ pub enum Poll {
 }
 
 /// Backoff for check loops: 5, 10, 20, 40, 60, 60, … seconds, never past the deadline by more
-/// than the minimum.
+/// than a second. The remaining time is rounded up, so the last look lands at or just after
+/// the deadline: the step itself gives the verdict there, with its evidence. (Rounded down,
+/// the last look landed a fraction of a second before the deadline, answered "pending", and
+/// the definition's deadline exit then failed the step as a bare `States.Timeout`.)
 pub fn backoff(attempt: u32, now: DateTime<Utc>, deadline: DateTime<Utc>) -> u64 {
     const FIRST: u64 = 5;
     const MAX: u64 = 60;
+    // 16 doublings are far past MAX; the cap keeps the shift from overflowing.
     let delay = FIRST.saturating_mul(1u64 << attempt.min(16)).min(MAX);
-    let remaining = (deadline - now).num_seconds().max(0) as u64;
+    let remaining = ((deadline - now).num_milliseconds().max(0) as u64).div_ceil(1000);
     delay.min(remaining.max(1))
 }
 
@@ -93,5 +97,7 @@ mod tests {
         let now = Utc::now();
         assert_eq!(backoff(5, now, now + Duration::seconds(7)), 7);
         assert_eq!(backoff(5, now, now - Duration::seconds(7)), 1);
+        // A fraction of a second left rounds up: the next look is past the deadline.
+        assert_eq!(backoff(5, now, now + Duration::milliseconds(1_400)), 2);
     }
 }
