@@ -80,3 +80,27 @@ fn each_aws_client_is_called_from_its_adapter_only() {
         }
     }
 }
+
+/// A step module without a registry row is never dispatched, generated or deployed: every
+/// `pub mod` of steps/ (but the registry) is a registered step.
+#[test]
+fn every_step_module_is_registered() {
+    let mod_rs = sources()
+        .into_iter()
+        .find(|(f, _)| f == "steps/mod.rs")
+        .expect("steps/mod.rs")
+        .1;
+    let modules: Vec<&str> = mod_rs
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .filter(|m| *m != "registry")
+        .collect();
+    // Not vacuous: the steps are found (a changed layout of mod.rs must not pass silently).
+    assert!(modules.len() >= 13, "{modules:?}");
+    for module in modules {
+        assert!(
+            crate::steps::registry::by_name(module).is_some(),
+            "steps/{module}.rs has no row in the step registry"
+        );
+    }
+}
