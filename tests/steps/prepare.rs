@@ -462,3 +462,287 @@ async fn told_invalid(world: &World) -> usize {
         .filter(|s| s.contains("invalid config"))
         .count()
 }
+
+/// A DynamoDB client whose `enqueue` (the UpdateItem that sets `queued_id`) fails with `code`
+/// without reaching the emulator; every other call goes through.
+fn dynamodb_refusing_enqueue(world: &World, code: &'static str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let refuse = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|r| {
+            r.update_expression()
+                .is_some_and(|e| e.contains("queued_id ="))
+        })
+        .then_error(move || {
+            UpdateItemError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code(code)
+                    .message(format!("{code} from the test"))
+                    .build(),
+            )
+        });
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&refuse)
+                    .allow_passthrough(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_queued_push_whose_queueing_failed_after_its_record_was_written_is_queued_when_retried() {
+    // A queued push's record is written before the lock's queue names it (so whoever
+    // supersedes it or hands it the lock finds its record). If queueing then fails, the
+    // retry must queue it, not answer "queued" from the record while the lock knows nothing.
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
+    let mut throttled = world.ctx.clone();
+    throttled.dynamodb = dynamodb_refusing_enqueue(&world, "ThrottlingException");
+    let err = prepare::run(&throttled, &event).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    let Prepared::Deployments { deployments } = prepare::run(&world.ctx, &event).await.unwrap()
+    else {
+        panic!("not prepared")
+    };
+    let queued = &deployments[0];
+    assert_eq!(queued.outcome, PreparedOutcome::Queued);
+    let lock = world.lock("shop").await.expect("held");
+    assert_eq!(lock.holder, running);
+    assert_eq!(lock.queued.as_deref(), Some(queued.deployment_id.as_str()));
+
+    // And it deploys when the running one ends.
+    bluegreen::steps::abort::run(&world.ctx, &failure(&running, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.lock_holder().await.as_deref(),
+        Some(queued.deployment_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_push_whose_queueing_answer_was_lost_stays_queued_and_deploys_next() {
+    // The enqueue reached DynamoDB; only its answer was lost. The lock names the push, so
+    // its record must stay queued (not be ended as "could not be queued").
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
+    let mut lost = world.ctx.clone();
+    lost.dynamodb = dynamodb_refusing_enqueue(&world, "AccessDeniedException");
+    let Prepared::Deployments { deployments } = prepare::run(&lost, &event).await.unwrap() else {
+        panic!("not prepared")
+    };
+    let answer = &deployments[0];
+    assert_eq!(answer.outcome, PreparedOutcome::Failed, "{answer:?}");
+    assert_eq!(
+        record(&world, &answer.deployment_id).await.status,
+        Status::Queued
+    );
+    bluegreen::steps::abort::run(&world.ctx, &failure(&running, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.lock_holder().await.as_deref(),
+        Some(answer.deployment_id.as_str())
+    );
+}
+
+/// Sends DynamoDB requests that mention `marker` to a table that does not exist, so DynamoDB
+/// itself refuses them before anything is written (a refusal, unlike a lost answer).
+#[derive(Debug)]
+struct MisdirectRequests {
+    marker: &'static str,
+    table: String,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for MisdirectRequests {
+    fn name(&self) -> &'static str {
+        "bluegreen-test-misdirect"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request_mut();
+        let Some(text) = request
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+        else {
+            return Ok(());
+        };
+        if text.contains(self.marker) {
+            let body = text.replace(
+                &format!("\"{}\"", self.table),
+                "\"bluegreen-test-no-such-table\"",
+            );
+            request
+                .headers_mut()
+                .insert("content-length", body.len().to_string());
+            *request.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_push_that_could_not_be_queued_is_recorded_aborted_not_left_queued() {
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
+    let mut refused = world.ctx.clone();
+    refused.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        world
+            .ctx
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(MisdirectRequests {
+                marker: "queued_id =",
+                table: world.ctx.settings.locks_table.clone(),
+            })
+            .build(),
+    );
+    let Prepared::Deployments { deployments } = prepare::run(&refused, &event).await.unwrap()
+    else {
+        panic!("not prepared")
+    };
+    let failed = &deployments[0];
+    assert_eq!(failed.outcome, PreparedOutcome::Failed, "{failed:?}");
+    let stored = record(&world, &failed.deployment_id).await;
+    assert_eq!(stored.status, Status::Aborted);
+    assert!(
+        stored
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("not queued: ResourceNotFound")),
+        "{:?}",
+        stored.failure
+    );
+    // The running deployment keeps its lock, and nothing is queued behind it.
+    let lock = world.lock("shop").await.expect("held");
+    assert_eq!((lock.holder, lock.queued), (running, None));
+}
+
+/// Holds the first DynamoDB `PutItem` whose body mentions `marker` until the test lets it go:
+/// forces one interleaving of two prepares without timing anything. Blocks its worker thread,
+/// so the test runs on a multi-threaded runtime.
+#[derive(Debug)]
+struct PauseFirstPut {
+    marker: String,
+    paused: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    resume: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for PauseFirstPut {
+    fn name(&self) -> &'static str {
+        "bluegreen-test-pause"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request();
+        let is_put = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.ends_with(".PutItem"));
+        let mentions = request
+            .body()
+            .bytes()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains(&self.marker));
+        if is_put
+            && mentions
+            && let Some(paused) = self.paused.lock().unwrap().take()
+        {
+            paused.send(()).unwrap();
+            // `block_in_place`: the runtime moves this worker's other tasks elsewhere while
+            // it waits (else they wait too). Bounded, so a test whose other side never comes
+            // fails instead of hanging.
+            tokio::task::block_in_place(|| {
+                self.resume
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(30))
+            })
+            .map_err(|_| "the test never let the held request go")?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_push_that_arrives_while_an_older_one_is_writing_its_queued_record_wins_cleanly() {
+    // Found by CI under load: the older push was already in the lock's queue but had not
+    // written its record when the newer push replaced it, so superseding it failed (no
+    // record), the newer push was reported failed, and the older record stayed "queued"
+    // forever. Here the older push is held right at its record write.
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let older = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
+    let newer = push_event("v4", 'c', "event-3", &pushed_at("event-3"));
+    let older_id = bluegreen::naming::deployment_id(
+        "shop",
+        "event-2",
+        chrono::DateTime::parse_from_rfc3339(&pushed_at("event-2"))
+            .unwrap()
+            .into(),
+    );
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
+    let mut held = world.ctx.clone();
+    held.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        world
+            .ctx
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(PauseFirstPut {
+                marker: format!("\"{older_id}\""),
+                paused: std::sync::Mutex::new(Some(paused_tx)),
+                resume: std::sync::Mutex::new(resume_rx),
+            })
+            .build(),
+    );
+    let first = tokio::spawn(async move { prepare::run(&held, &older).await });
+    tokio::task::spawn_blocking(move || {
+        paused_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the older push reached its record write")
+    })
+    .await
+    .unwrap();
+    let t0 = std::time::Instant::now(); let second = prepare::run(&world.ctx, &newer).await.unwrap(); eprintln!("SECOND {:?} {second:?}", t0.elapsed());
+    resume_tx.send(()).unwrap();
+    let first = first.await.unwrap().unwrap();
+
+    let outcome = |p: &Prepared| match p {
+        Prepared::Deployments { deployments } => {
+            (deployments[0].deployment_id.clone(), deployments[0].outcome)
+        }
+        other => panic!("{other:?}"),
+    };
+    let (newer_id, newer_outcome) = outcome(&second);
+    assert_eq!(
+        outcome(&first),
+        (older_id.clone(), PreparedOutcome::Superseded)
+    );
+    assert_eq!(newer_outcome, PreparedOutcome::Queued);
+    assert_eq!(record(&world, &older_id).await.status, Status::Superseded);
+    assert_eq!(record(&world, &newer_id).await.status, Status::Queued);
+    let lock = world.lock("shop").await.expect("held");
+    assert_eq!((lock.holder, lock.queued), (running, Some(newer_id)));
+}

@@ -667,7 +667,11 @@ pub struct RecordedDecision<'a> {
 
 /// `awaiting_approval`, as stored.
 fn awaiting_approval() -> AttributeValue {
-    serde_dynamo::to_attribute_value(Status::AwaitingApproval).expect("status serialises")
+    status_value(Status::AwaitingApproval)
+}
+
+fn status_value(status: Status) -> AttributeValue {
+    serde_dynamo::to_attribute_value(status).expect("status serialises")
 }
 
 /// Reads and writes deployment records.
@@ -778,6 +782,25 @@ impl<'a> Records<'a> {
         } else {
             Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
         }
+    }
+
+    /// Applies `change` only while the record's status is `status`. `Ok(false)` when it is
+    /// not, or there is no record: nothing was written (two writers racing to move a record
+    /// out of one status, like two pushes superseding the same queued one, write it once).
+    pub async fn update_while(
+        &self,
+        deployment_id: &str,
+        status: Status,
+        change: Change,
+    ) -> StepResult<bool> {
+        self.update_if(
+            deployment_id,
+            change,
+            "#status = :status",
+            &[("#status", "status")],
+            &[(":status", status_value(status))],
+        )
+        .await
     }
 
     /// Applies `change` only while `condition` holds (placeholders in `names` and `values`,

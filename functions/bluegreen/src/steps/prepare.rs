@@ -158,7 +158,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
             // One service's failure stops only that service: what it took is given back.
             Err(e) => {
                 warn!(%service, deployment_id = %id, error = %e, "service not prepared");
-                give_back(ctx, &service, &id).await?;
+                give_back(ctx, &service, &id, &e).await?;
                 deployments.push(Prepared1::failed(id, service, &e));
             }
         }
@@ -179,19 +179,52 @@ async fn report_invalid_config(ctx: &Context, bad: &InvalidConfig, id: &str) -> 
     Ok(())
 }
 
-/// Releases the lock `id` took if no record of it was written (a record, once written, is
-/// ended by its own flow or by the reconciler, never dropped here).
-async fn give_back(ctx: &Context, service: &str, id: &str) -> StepResult<()> {
-    match Records::new(ctx).get(id).await {
+/// Gives back what a failed prepare of `id` took. With no record written, the lock it may
+/// hold is released. A record, once written, is ended by its own flow or by the reconciler
+/// (which sweeps held locks) — except a queued record the lock does not name: nothing would
+/// ever end it, so it is ended here as aborted (it touched nothing) with the error that
+/// stopped it, rather than left showing "queued" for a push that will never deploy.
+async fn give_back(ctx: &Context, service: &str, id: &str, error: &StepError) -> StepResult<()> {
+    let records = Records::new(ctx);
+    let locks = Locks::new(ctx);
+    match records.get(id).await {
         Err(StepError::DeploymentNotFound(_)) => {
-            Locks::new(ctx).release(service, id).await?;
+            locks.release(service, id).await?;
             Ok(())
         }
         Err(e) => Err(e),
+        Ok(d) if d.status == Status::Queued => {
+            let lock = locks.read(service).await?;
+            let named = lock.is_some_and(|l| l.holder == id || l.queued.as_deref() == Some(id));
+            if !named {
+                let why = format!("not queued: {}: {error}", error.name());
+                records
+                    .update_while(
+                        id,
+                        Status::Queued,
+                        Change::new().status(Status::Aborted).failure(&why).log(
+                            STEP,
+                            StepOutcome::Failed,
+                            why.clone(),
+                            ctx.now(),
+                        ),
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
         Ok(_) => Ok(()),
     }
 }
 
+/// Prepares one service's deployment of the push.
+///
+/// A queued deployment's record is written *before* the lock's queue names it, so the lock
+/// never names a deployment without a record: the push that supersedes it in the queue, and
+/// the ending that hands it the lock, always find its record. A record already queued (this is
+/// a retry, or the first attempt stopped right after writing it) goes through the queue again
+/// instead of being answered as it stands, so a push is never left recorded as queued while
+/// the lock knows nothing of it.
 async fn prepare_one(
     ctx: &Context,
     push: &Push,
@@ -199,51 +232,72 @@ async fn prepare_one(
     config: ServiceConfig,
 ) -> StepResult<Prepared1> {
     let records = Records::new(ctx);
-    // A retried prepare finds the record the first attempt wrote and answers the same.
-    match records.get(id).await {
+    let mut recorded_queued = match records.get(id).await {
+        Ok(existing) if existing.status == Status::Queued => true,
+        // A retried prepare finds the record the first attempt wrote and answers the same.
         Ok(existing) => return Ok(summary(&existing)),
-        Err(StepError::DeploymentNotFound(_)) => {}
+        Err(StepError::DeploymentNotFound(_)) => false,
         Err(e) => return Err(e),
-    }
+    };
     let locks = Locks::new(ctx);
     let order = PushOrder::new(push.time, id);
     loop {
         match locks.acquire(&config.name, &order).await? {
-            Acquire::Held => {
-                let live = match read_live(ctx, &config).await {
-                    Ok(live) => live,
-                    Err(e) => {
-                        // Nothing else was touched: give the lock back so the service is not
-                        // blocked by a deployment that never started.
-                        locks.release(&config.name, id).await?;
-                        return Err(e);
-                    }
-                };
-                let deployment = new_record(ctx, id, push, config, Status::Preparing, Some(live));
-                let stored = records.create(&deployment).await?;
-                info!(deployment_id = %id, live_slot = %live, "deployment started");
-                return Ok(summary(&stored));
+            // The lock came free while this push waited to queue, or an ending handed it over:
+            // the record exists, so it is resumed (and, if that fails, left holding the lock
+            // for its execution or the reconciler to end, never dropped here).
+            Acquire::Held if recorded_queued => return resume_queued(ctx, id).await,
+            Acquire::Held => return start_new(ctx, push, id, config).await,
+            Acquire::Stale { newer } if recorded_queued => {
+                return supersede_own(ctx, id, &newer).await;
             }
             Acquire::Stale { newer } => {
                 return superseded_record(ctx, id, push, config, &newer).await;
             }
-            Acquire::HeldBy(holder) => match locks.enqueue(&config.name, &order).await? {
-                Enqueue::LockFree => continue,
-                Enqueue::Queued { superseded } => {
-                    let deployment = new_record(ctx, id, push, config, Status::Queued, None);
-                    let stored = records.create(&deployment).await?;
-                    if let Some(old) = superseded {
-                        supersede(ctx, &old, id).await?;
+            Acquire::HeldBy(holder) => {
+                if !recorded_queued {
+                    let deployment =
+                        new_record(ctx, id, push, config.clone(), Status::Queued, None);
+                    records.create(&deployment).await?;
+                    recorded_queued = true;
+                }
+                match locks.enqueue(&config.name, &order).await? {
+                    Enqueue::LockFree => continue,
+                    Enqueue::Queued { superseded } => {
+                        if let Some(old) = superseded {
+                            supersede(ctx, &old, id).await?;
+                        }
+                        info!(deployment_id = %id, running = %holder, "queued behind running deployment");
+                        return summary_of(ctx, id).await;
                     }
-                    info!(deployment_id = %id, running = %holder, "queued behind running deployment");
-                    return Ok(summary(&stored));
+                    Enqueue::Superseded { by } => return supersede_own(ctx, id, &by).await,
                 }
-                Enqueue::Superseded { by } => {
-                    return superseded_record(ctx, id, push, config, &by).await;
-                }
-            },
+            }
         }
     }
+}
+
+/// Starts a deployment that has just taken a free lock: reads the live slot, writes the
+/// record. The lock goes back if the live slot cannot be read, since nothing else was touched.
+async fn start_new(
+    ctx: &Context,
+    push: &Push,
+    id: &str,
+    config: ServiceConfig,
+) -> StepResult<Prepared1> {
+    let live = match read_live(ctx, &config).await {
+        Ok(live) => live,
+        Err(e) => {
+            // No record was written: give the lock back so the service is not blocked by a
+            // deployment that never started.
+            Locks::new(ctx).release(&config.name, id).await?;
+            return Err(e);
+        }
+    };
+    let deployment = new_record(ctx, id, push, config, Status::Preparing, Some(live));
+    let stored = Records::new(ctx).create(&deployment).await?;
+    info!(deployment_id = %id, live_slot = %live, "deployment started");
+    Ok(summary(&stored))
 }
 
 /// Records a push that arrived after a newer one (queued, running or already deployed): it
@@ -260,6 +314,12 @@ async fn superseded_record(
     let stored = Records::new(ctx).create(&deployment).await?;
     notify_superseded(ctx, &stored, by).await;
     Ok(summary(&stored))
+}
+
+/// This push's own queued record, found superseded by `by` when it tried to queue.
+async fn supersede_own(ctx: &Context, id: &str, by: &str) -> StepResult<Prepared1> {
+    supersede(ctx, id, by).await?;
+    summary_of(ctx, id).await
 }
 
 async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
@@ -294,11 +354,15 @@ async fn summary_of(ctx: &Context, id: &str) -> StepResult<Prepared1> {
     Ok(summary(&Records::new(ctx).get(id).await?))
 }
 
+/// Marks the queued deployment `old` superseded by `by`, once: the newer push that replaced it
+/// in the queue and `old`'s own retried prepare may both get here, and only the first writes
+/// and notifies.
 async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
     let records = Records::new(ctx);
-    records
-        .update(
+    let written = records
+        .update_while(
             old,
+            Status::Queued,
             Change::new()
                 .status(Status::Superseded)
                 .failure(&format!("superseded by newer push {by}"))
@@ -310,7 +374,9 @@ async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
                 ),
         )
         .await?;
-    notify_superseded(ctx, &records.get(old).await?, by).await;
+    if written {
+        notify_superseded(ctx, &records.get(old).await?, by).await;
+    }
     Ok(())
 }
 
