@@ -1,5 +1,6 @@
-//! `bluegreen config validate|put|get`: service configs are authored as TOML files, validated
-//! with every problem listed, and stored as JSON in SSM under the config prefix.
+//! `bluegreen config validate|put|get|delete|reindex`: service configs are authored as TOML
+//! files, validated with every problem listed, and stored as JSON in SSM under the config
+//! prefix, with the service index (which services watch a repository) kept beside them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +31,14 @@ pub enum ConfigCommand {
         /// The service.
         service: String,
     },
+    /// Delete a service's config and its index entries (its slots and records stay).
+    Delete {
+        /// The service.
+        service: String,
+    },
+    /// Make the service index agree with the configs in SSM (after configs were written by
+    /// another tool while the stack's index_config function was not there to see it).
+    Reindex,
 }
 
 fn load(path: &Path) -> Result<ServiceConfig, StepError> {
@@ -106,6 +115,43 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
                     },
                     |s| outln!("stored {} in {}", s.service, s.parameter),
                 ),
+                Err(e) => out.error(&e),
+            }
+        }
+        ConfigCommand::Delete { service } => {
+            let ctx = Context::from_env().await;
+            let store = ConfigStore::new(&ctx);
+            match store.delete(&service).await {
+                Ok(()) => out.show(
+                    &Stored {
+                        parameter: store.parameter_name(&service),
+                        service: service.clone(),
+                    },
+                    |s| outln!("deleted {} ({})", s.service, s.parameter),
+                ),
+                Err(e) => out.error(&e),
+            }
+        }
+        ConfigCommand::Reindex => {
+            let ctx = Context::from_env().await;
+            match ConfigStore::new(&ctx).reindex().await {
+                Ok(report) => out.show(&report, |r| {
+                    for line in &r.indexed {
+                        outln!("indexed {line}");
+                    }
+                    for line in &r.removed {
+                        outln!("removed {line}");
+                    }
+                    for parameter in &r.unreadable {
+                        outln!("not indexed (no readable source.repository): {parameter}");
+                    }
+                    outln!(
+                        "{} config(s); {} entr(ies) written, {} removed",
+                        r.configs,
+                        r.indexed.len(),
+                        r.removed.len()
+                    )
+                }),
                 Err(e) => out.error(&e),
             }
         }

@@ -5,44 +5,15 @@
 use std::process::ExitCode;
 
 use bluegreen::config_store::ConfigStore;
-use bluegreen::lock::Locks;
-use bluegreen::record::{Deployment, Records, Status, Verdict};
+use bluegreen::record::{Deployment, Records, Verdict};
 use bluegreen::steps::approval::{self, Decided, Decision, Delivered};
-use bluegreen::{Context, StepError, StepResult, identity, operator, routing};
+use bluegreen::{Context, StepError, StepResult, identity, operator};
 use bluegreen_console::api::ActionRequest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{self, Failure, Route};
 use crate::output::{Output, table};
-
-/// One service's line of `status`.
-#[derive(Debug, Serialize)]
-struct ServiceStatus {
-    service: String,
-    /// Production routing read from AWS now, e.g. `blue 100%`.
-    production: String,
-    /// The deployment that holds the service (its lock), else the newest one that ran: not a
-    /// queued push, which waits behind it.
-    latest: Option<Deployment>,
-    /// Pushes waiting for the service, oldest first.
-    queued: Vec<String>,
-}
-
-fn routing_text(state: StepResult<routing::RouteState>) -> String {
-    match state {
-        Ok(state) => {
-            let b = state.percent(bluegreen::Slot::Blue);
-            let g = state.percent(bluegreen::Slot::Green);
-            match (b, g) {
-                (100, _) => "blue 100%".into(),
-                (_, 100) => "green 100%".into(),
-                _ => format!("blue {b}% / green {g}%"),
-            }
-        }
-        Err(e) => format!("unreadable: {}", e.name()),
-    }
-}
 
 fn status_name(d: &Deployment) -> String {
     serde_json::to_value(d.status)
@@ -69,33 +40,10 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
     };
     let mut lines = Vec::new();
     for config in configs {
-        let all = match Records::new(&ctx).for_service(&config.name).await {
-            Ok(all) => all,
+        match bluegreen::status::of(&ctx, config).await {
+            Ok(line) => lines.push(line),
             Err(e) => return out.error(&e),
-        };
-        let holder = match Locks::new(&ctx).holder(&config.name).await {
-            Ok(holder) => holder,
-            Err(e) => return out.error(&e),
-        };
-        let waiting = |d: &&Deployment| matches!(d.status, Status::Queued | Status::Superseded);
-        let latest = all
-            .iter()
-            .find(|d| holder.as_deref() == Some(d.deployment_id.as_str()))
-            .or_else(|| all.iter().find(|d| !waiting(d)))
-            .or(all.first())
-            .cloned();
-        let queued = all
-            .iter()
-            .rev()
-            .filter(|d| d.status == Status::Queued)
-            .map(|d| d.deployment_id.clone())
-            .collect();
-        lines.push(ServiceStatus {
-            production: routing_text(routing::read_production(&ctx, &config).await),
-            service: config.name,
-            latest,
-            queued,
-        });
+        }
     }
     out.show(&lines, |lines| {
         let rows: Vec<Vec<String>> = lines
@@ -142,11 +90,10 @@ pub async fn history(out: Output, service: &str, limit: usize) -> ExitCode {
     if let Err(e) = ConfigStore::new(&ctx).load(service).await {
         return out.error(&e);
     }
-    let mut all = match Records::new(&ctx).for_service(service).await {
+    let all = match Records::new(&ctx).for_service(service, limit).await {
         Ok(all) => all,
         Err(e) => return out.error(&e),
     };
-    all.truncate(limit);
     out.show(&all, |all| {
         let rows: Vec<Vec<String>> = all
             .iter()

@@ -2,12 +2,12 @@
 //! clients make.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bluegreen::Context;
@@ -46,14 +46,25 @@ pub fn serve(app: axum::Router, listener: tokio::net::TcpListener) -> Served {
     Served { url, task }
 }
 
-/// Counts the requests a client sends (an interceptor, before each request is serialised).
+/// Counts the requests a client sends (an interceptor, before each request is serialised),
+/// and remembers each as `Service:Operation`.
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<AtomicUsize>);
+pub struct RequestCounter(Arc<Mutex<Vec<String>>>);
 
 impl RequestCounter {
     /// Requests so far.
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.lock().expect("counter lock").len()
+    }
+
+    /// Every request so far, as `Service:Operation`, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().expect("counter lock").clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn reset(&self) {
+        self.0.lock().expect("counter lock").clear();
     }
 }
 
@@ -66,9 +77,13 @@ impl Intercept for RequestCounter {
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        let call = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}:{}", m.service(), m.name()))
+            .unwrap_or_else(|| "unknown".into());
+        self.0.lock().expect("counter lock").push(call);
         Ok(())
     }
 }
@@ -83,6 +98,33 @@ pub fn count_dynamodb(ctx: &Context) -> (Context, RequestCounter) {
             .to_builder()
             .interceptor(counter.clone())
             .build(),
+    );
+    (ctx, counter)
+}
+
+/// `ctx` with every AWS request it makes counted, whichever client makes it.
+pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
+    let counter = RequestCounter::default();
+    let mut ctx = ctx.clone();
+    macro_rules! counted {
+        ($($field:ident: $sdk:ident),* $(,)?) => {
+            $(ctx.$field = $sdk::Client::from_conf(
+                ctx.$field.config().to_builder().interceptor(counter.clone()).build(),
+            );)*
+        };
+    }
+    counted!(
+        ecs: aws_sdk_ecs,
+        elb: aws_sdk_elasticloadbalancingv2,
+        route53: aws_sdk_route53,
+        dynamodb: aws_sdk_dynamodb,
+        ssm: aws_sdk_ssm,
+        sns: aws_sdk_sns,
+        cloudwatch: aws_sdk_cloudwatch,
+        rds: aws_sdk_rds,
+        sfn: aws_sdk_sfn,
+        sts: aws_sdk_sts,
+        secrets: aws_sdk_secretsmanager,
     );
     (ctx, counter)
 }

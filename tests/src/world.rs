@@ -109,6 +109,7 @@ impl World {
             config_prefix: "/bluegreen/services/".into(),
             deployments_table: "bluegreen-deployments".into(),
             locks_table: "bluegreen-locks".into(),
+            services_table: "bluegreen-services".into(),
             topic_arn: None,
             console_url: Some("https://console.example.com".into()),
             link_secret_id: Some(LINK_SECRET.into()),
@@ -278,33 +279,8 @@ impl World {
     }
 
     async fn create_tables(&self) {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        for (table, key) in [
-            ("bluegreen-deployments", "deployment_id"),
-            ("bluegreen-locks", "service"),
-        ] {
-            self.ctx
-                .dynamodb
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(key)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .unwrap(),
-                )
-                .send()
+        for table in bluegreen::tables::TABLES {
+            bluegreen::tables::create(&self.ctx, table)
                 .await
                 .expect("create table");
         }

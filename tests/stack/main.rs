@@ -43,9 +43,23 @@ fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
     &template["Resources"][name]
 }
 
-/// Replaces `{"!Ref": parameter}` with the value given for that parameter.
+/// Replaces `{"!Ref": parameter}` with the value given for that parameter, and the parameters
+/// of a `{"!Sub": "…${Parameter}…"}` string.
 fn resolve(value: &Value, parameters: &BTreeMap<&str, Value>) -> Value {
     match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("!Sub") => {
+            let mut text = map["!Sub"].as_str().expect("a !Sub string").to_owned();
+            for (name, value) in parameters {
+                if let Some(v) = value.as_str() {
+                    text = text.replace(&format!("${{{name}}}"), v);
+                }
+            }
+            assert!(
+                !text.contains("${"),
+                "no test value for a parameter of {text}"
+            );
+            json!(text)
+        }
         Value::Object(map) if map.len() == 1 && map.contains_key("!Ref") => {
             let name = map["!Ref"].as_str().expect("Ref names a parameter");
             parameters
@@ -63,23 +77,36 @@ fn resolve(value: &Value, parameters: &BTreeMap<&str, Value>) -> Value {
     }
 }
 
+/// Each EventBridge rule's pattern against every sample event (through EventBridge's
+/// TestEventPattern on the emulator): the ECR rule starts the intake only for tagged pushes to
+/// watched repositories; the SSM rule re-indexes only changes under the config path.
 #[tokio::test]
-async fn the_ecr_rule_starts_the_intake_only_for_tagged_pushes_to_watched_repositories() {
+async fn the_event_rules_match_exactly_the_events_they_are_for() {
     let template = template();
-    let pattern = &resource(&template, "IntakeStateMachine")["Properties"]["Events"]["EcrPush"]["Properties"]
-        ["Pattern"];
-    let parameters = BTreeMap::from([("RepositoryNames", json!(["shop/web"]))]);
-    let pattern = resolve(pattern, &parameters).to_string();
+    let parameters = BTreeMap::from([
+        ("RepositoryNames", json!(["shop/web"])),
+        ("ConfigPath", json!("/bluegreen/services")),
+    ]);
+    let pattern_of = |function: &str, event: &str| {
+        let pattern =
+            &resource(&template, function)["Properties"]["Events"][event]["Properties"]["Pattern"];
+        assert!(pattern.is_object(), "{function} has no {event} rule");
+        resolve(pattern, &parameters).to_string()
+    };
+    let intake = pattern_of("IntakeStateMachine", "EcrPush");
+    let index = pattern_of("IndexConfigFunction", "ConfigChanged");
 
     // Every sample must be decided here: adding one to events/ without deciding fails.
+    // (sample, starts the intake, re-indexes a config)
     let expected = BTreeMap::from([
-        ("ecr-push-tagged.json", true),
-        ("ecr-push-tagged-v3.json", true),
-        ("ecr-push-digest-only.json", false),
-        ("ecr-push-failed.json", false),
-        ("ecr-delete.json", false),
-        ("ecr-push-other-repository.json", false),
-        ("scheduled-teardown.json", false),
+        ("ecr-push-tagged.json", (true, false)),
+        ("ecr-push-tagged-v3.json", (true, false)),
+        ("ecr-push-digest-only.json", (false, false)),
+        ("ecr-push-failed.json", (false, false)),
+        ("ecr-delete.json", (false, false)),
+        ("ecr-push-other-repository.json", (false, false)),
+        ("scheduled-teardown.json", (false, false)),
+        ("ssm-config-change.json", (false, true)),
     ]);
     let samples: BTreeSet<String> = std::fs::read_dir(repo().join("events"))
         .unwrap()
@@ -94,23 +121,39 @@ async fn the_ecr_rule_starts_the_intake_only_for_tagged_pushes_to_watched_reposi
 
     let emulator = Emulator::start().await;
     let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config().await);
+    let matches = |pattern: String, event: String| {
+        let events = events.clone();
+        async move {
+            events
+                .test_event_pattern()
+                .event_pattern(pattern)
+                .event(event)
+                .send()
+                .await
+                .expect("TestEventPattern")
+                .result
+        }
+    };
     let mut seen = BTreeMap::new();
     for name in expected.keys() {
         let event = std::fs::read_to_string(repo().join("events").join(name)).unwrap();
-        let matched = events
-            .test_event_pattern()
-            .event_pattern(&pattern)
-            .event(event)
-            .send()
-            .await
-            .expect("TestEventPattern")
-            .result;
-        seen.insert(*name, matched);
+        let decided = (
+            matches(intake.clone(), event.clone()).await,
+            matches(index.clone(), event.clone()).await,
+        );
+        seen.insert(*name, decided);
     }
-    assert_eq!(seen, expected, "pattern: {pattern}");
+    assert_eq!(seen, expected, "patterns: {intake} / {index}");
+
+    // A parameter outside the config path (another team's, or a sibling path) is not ours.
+    let mut outside: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events/ssm-config-change.json")).unwrap(),
+    )
+    .unwrap();
+    outside["detail"]["name"] = json!("/bluegreen/services-old/shop");
+    assert!(!matches(index.clone(), outside.to_string()).await);
 }
 
-/// `${Name}` placeholders in a definition file.
 fn placeholders(path: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(path).unwrap();
     text.split("${")
@@ -209,7 +252,7 @@ fn every_registered_step_is_a_function_of_the_stack_and_nothing_else_runs_the_st
 
     let substitutions =
         &resource(&template, "DeploymentStateMachine")["Properties"]["DefinitionSubstitutions"];
-    for step in STEPS.iter().filter(|s| s.shape != Shape::Scheduled) {
+    for step in STEPS.iter().filter(|s| s.shape != Shape::Standalone) {
         let placeholder = step.placeholder();
         let key = placeholder.trim_start_matches("${").trim_end_matches('}');
         assert_eq!(
@@ -410,4 +453,136 @@ fn the_roles_grant_what_the_steps_call() {
             && s["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })),
         "the operator policy cannot read the locks table"
     );
+}
+
+/// `(attribute, key type)` pairs of a `KeySchema`.
+fn key_schema(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_array()
+        .expect("a KeySchema")
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap().to_owned(),
+                k["KeyType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An index as the template declares it: name, key schema, projection type.
+type IndexShape = (String, Vec<(String, String)>, Value);
+
+fn expected_keys(hash: &str, range: Option<&str>) -> Vec<(String, String)> {
+    let mut keys = vec![(hash.to_owned(), "HASH".to_owned())];
+    keys.extend(range.map(|r| (r.to_owned(), "RANGE".to_owned())));
+    keys
+}
+
+/// The tables and indexes the code reads (functions/bluegreen/src/tables.rs, which the test
+/// world and `init --local` create) are the ones the stack declares, and every function knows
+/// each table's name. A Query on an index the stack lacks would fail only in a real account.
+#[test]
+fn the_stack_declares_the_tables_and_indexes_the_code_queries() {
+    let template = template();
+    let declared: BTreeSet<&str> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::DynamoDB::Table")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let known: BTreeSet<&str> = bluegreen::tables::TABLES
+        .iter()
+        .map(|t| t.resource)
+        .collect();
+    assert_eq!(declared, known);
+    for table in bluegreen::tables::TABLES {
+        let p = &resource(&template, table.resource)["Properties"];
+        assert_eq!(
+            key_schema(&p["KeySchema"]),
+            expected_keys(table.hash, table.range),
+            "{}",
+            table.resource
+        );
+        let attributes: BTreeSet<&str> = p["AttributeDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                assert_eq!(a["AttributeType"], "S");
+                a["AttributeName"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            attributes,
+            table.key_attributes().into_iter().collect(),
+            "{}",
+            table.resource
+        );
+        let indexes: Vec<IndexShape> = p["GlobalSecondaryIndexes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                (
+                    i["IndexName"].as_str().unwrap().to_owned(),
+                    key_schema(&i["KeySchema"]),
+                    i["Projection"]["ProjectionType"].clone(),
+                )
+            })
+            .collect();
+        let wanted: Vec<IndexShape> = table
+            .indexes
+            .iter()
+            .map(|i| {
+                (
+                    i.name.to_owned(),
+                    expected_keys(i.hash, Some(i.range)),
+                    json!("ALL"),
+                )
+            })
+            .collect();
+        assert_eq!(indexes, wanted, "{}", table.resource);
+    }
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, table) in [
+        ("BLUEGREEN_DEPLOYMENTS_TABLE", "DeploymentsTable"),
+        ("BLUEGREEN_LOCKS_TABLE", "LocksTable"),
+        ("BLUEGREEN_SERVICES_TABLE", "ServicesTable"),
+    ] {
+        assert_eq!(variables[variable], json!({ "!Ref": table }), "{variable}");
+    }
+}
+
+/// Readers query indexes; none may scan the deployments table (its history grows without
+/// bound). Before the indexes, the console, the operator API and people's policy held Scan.
+#[test]
+fn no_role_or_policy_may_scan_the_deployments_table() {
+    let template = template();
+    for (name, r) in template["Resources"].as_object().unwrap() {
+        let mut statements: Vec<&Value> = Vec::new();
+        if r["Type"] == "AWS::IAM::ManagedPolicy" {
+            statements.extend(
+                r["Properties"]["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .unwrap(),
+            );
+        }
+        if r["Type"] == "AWS::IAM::Role" {
+            for p in r["Properties"]["Policies"].as_array().into_iter().flatten() {
+                statements.extend(p["PolicyDocument"]["Statement"].as_array().unwrap());
+            }
+        }
+        for s in statements {
+            let scans = match &s["Action"] {
+                Value::Array(a) => a.contains(&json!("dynamodb:Scan")),
+                action => action == "dynamodb:Scan",
+            };
+            assert!(
+                !scans || s["Resource"] != json!({ "!GetAtt": "DeploymentsTable.Arn" }),
+                "{name} may scan the deployments table"
+            );
+        }
+    }
 }

@@ -200,7 +200,7 @@ fn spawn_person(ctx: Context, person: Person) -> tokio::task::JoinHandle<()> {
         loop {
             if person != Person::IsAway {
                 for deployment in Records::new(&ctx)
-                    .for_service("shop")
+                    .for_service("shop", usize::MAX)
                     .await
                     .unwrap_or_default()
                 {
@@ -396,7 +396,7 @@ async fn an_alarm_already_firing_before_the_switch_aborts_with_production_untouc
     assert!(!entered.contains(&"Switch".to_owned()), "{entered:?}");
     assert_production_untouched(&local.world).await;
     let deployment = Records::new(&local.world.ctx)
-        .for_service("shop")
+        .for_service("shop", usize::MAX)
         .await
         .unwrap()
         .remove(0);

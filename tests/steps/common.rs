@@ -271,3 +271,12 @@ pub async fn aborted_with_the_clone_in_use(world: &World) -> (String, bluegreen:
         .unwrap();
     (id, ended)
 }
+
+/// The "Parameter Store Change" event SSM sends when the config of `service` is written or
+/// deleted (events/ssm-config-change.json, for that parameter).
+pub fn parameter_changed(service: &str) -> serde_json::Value {
+    let sample = include_str!("../../events/ssm-config-change.json");
+    let mut event: serde_json::Value = serde_json::from_str(sample).expect("sample event");
+    event["detail"]["name"] = format!("/bluegreen/services/{service}").into();
+    event
+}

@@ -17,6 +17,7 @@ mod pipeline;
 mod prepare;
 mod reconcile;
 mod rollback;
+mod service_index;
 mod switch;
 mod sync_db;
 mod teardown;

@@ -123,6 +123,8 @@ async fn unexpected_production_routing_fails_that_service_and_releases_the_lock(
     );
 }
 
+/// Writes a config straight into SSM (as a person or another tool would, unvalidated) and
+/// delivers the "Parameter Store Change" event SSM sends for it to the index_config function.
 async fn store_raw_config(world: &World, name: &str, value: &serde_json::Value) {
     world
         .ctx
@@ -135,6 +137,9 @@ async fn store_raw_config(world: &World, name: &str, value: &serde_json::Value) 
         .send()
         .await
         .unwrap();
+    bluegreen::steps::index_config::run(&world.ctx, &parameter_changed(name))
+        .await
+        .expect("indexed");
 }
 
 #[tokio::test]
@@ -725,7 +730,9 @@ async fn a_newer_push_that_arrives_while_an_older_one_is_writing_its_queued_reco
     })
     .await
     .unwrap();
-    let t0 = std::time::Instant::now(); let second = prepare::run(&world.ctx, &newer).await.unwrap(); eprintln!("SECOND {:?} {second:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let second = prepare::run(&world.ctx, &newer).await.unwrap();
+    eprintln!("SECOND {:?} {second:?}", t0.elapsed());
     resume_tx.send(()).unwrap();
     let first = first.await.unwrap().unwrap();
 

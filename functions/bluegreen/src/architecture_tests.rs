@@ -1,5 +1,6 @@
 //! The library's shape, held by tests: steps never import each other, and each AWS client is
-//! called from its one adapter module (DynamoDB from the record and lock modules only).
+//! called from its one adapter module (DynamoDB from the record, lock and service-index
+//! modules, and the table definitions that create them).
 
 use std::path::{Path, PathBuf};
 
@@ -57,7 +58,10 @@ fn each_aws_client_is_called_from_its_adapter_only() {
         ("elb", &["elb.rs"]),
         ("rds", &["rds.rs"]),
         ("route53", &["route53.rs"]),
-        ("dynamodb", &["record.rs", "lock.rs"]),
+        (
+            "dynamodb",
+            &["record.rs", "lock.rs", "service_index.rs", "tables.rs"],
+        ),
         ("ssm", &["config_store.rs"]),
         ("cloudwatch", &["alarms.rs"]),
         ("sfn", &["executions.rs"]),
@@ -103,4 +107,34 @@ fn every_step_module_is_registered() {
             "steps/{module}.rs has no row in the step registry"
         );
     }
+}
+
+/// Nothing in a request path scans a table (intake, steps, the console, the CLI's reads): the
+/// one scan is the reconciler's sweep over the locks table, one small item per service, on a
+/// schedule.
+#[test]
+fn the_only_scan_is_the_sweep_over_the_locks_table() {
+    let mut scans = Vec::new();
+    for (file, text) in sources() {
+        if file == "architecture_tests.rs" {
+            continue;
+        }
+        let compact: String = text.split_whitespace().collect();
+        for _ in compact.matches(".scan()") {
+            scans.push(file.clone());
+        }
+    }
+    assert_eq!(scans, ["lock.rs"], "scans outside the sweep");
+    let lock = sources()
+        .into_iter()
+        .find(|(f, _)| f == "lock.rs")
+        .expect("lock.rs")
+        .1;
+    let held = lock.find("pub async fn held(").expect("the sweep's held()");
+    let scan = lock.find(".scan()").expect("its scan");
+    let next_fn = lock[held + 1..].find("pub async fn").map(|i| i + held + 1);
+    assert!(
+        scan > held && next_fn.is_none_or(|n| scan < n),
+        "the locks table's scan is in held() only"
+    );
 }

@@ -1,13 +1,32 @@
-//! Service configs in SSM Parameter Store: one JSON parameter per service under one prefix.
+//! Service configs in SSM Parameter Store: one JSON parameter per service under one prefix,
+//! found by repository through the service index ([`crate::service_index`]), so reading the
+//! configs a push can match costs the same with one service or a thousand.
 
-use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use aws_sdk_ssm::types::{Parameter, ParameterTier, ParameterType};
 
 use crate::config::ServiceConfig;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::service_index::ServiceIndex;
 
 /// Standard-tier parameters hold at most 4 KiB; larger configs need the advanced tier.
 const STANDARD_TIER_LIMIT: usize = 4096;
+
+/// `GetParameters` takes at most ten names a call.
+const GET_PARAMETERS_MAX: usize = 10;
+
+/// What `reindex` changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reindexed {
+    /// Configs under the prefix (valid or not).
+    pub configs: usize,
+    /// `service -> repository` entries written (missing or moved).
+    pub indexed: Vec<String>,
+    /// Entries removed (their config is gone or watches another repository).
+    pub removed: Vec<String>,
+    /// Parameters whose repository cannot be read: not indexed, listed for people.
+    pub unreadable: Vec<String>,
+}
 
 /// Reads and writes service configs under the context's prefix.
 pub struct ConfigStore<'a> {
@@ -46,7 +65,8 @@ impl<'a> ConfigStore<'a> {
 
     /// Loads every config under the prefix, each on its own: a config that does not parse or
     /// validate is returned as [`InvalidConfig`] beside the good ones, so one team's broken
-    /// config stops only that team's deployments (intake and teardown use this).
+    /// config stops only that team's deployments. Reads every parameter: for people's
+    /// commands and the reindex, never a request path (intake reads [`ConfigStore::watching`]).
     pub async fn load_each(&self) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
         let mut pages = self
             .ctx
@@ -61,21 +81,192 @@ impl<'a> ConfigStore<'a> {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| StepError::from_sdk("ssm:GetParametersByPath", e))?;
             for parameter in page.parameters.unwrap_or_default() {
-                let name = parameter.name.unwrap_or_default();
-                let value = parameter.value.unwrap_or_default();
-                configs.push(match parse(&name, &value) {
-                    Ok(config) => Ok(config),
-                    Err(StepError::ConfigInvalid(problems)) => Err(InvalidConfig::new(
-                        &name,
-                        parameter.version,
-                        &value,
-                        problems,
-                    )),
-                    Err(other) => return Err(other),
-                });
+                configs.push(stored(parameter)?);
             }
         }
         Ok(configs)
+    }
+
+    /// The configs of the services the index names for `repository`, each on its own as in
+    /// [`ConfigStore::load_each`]. Index entries whose config is gone or watches another
+    /// repository now are skipped (the index may name more than is true, never less).
+    pub async fn watching(
+        &self,
+        repository: &str,
+    ) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
+        let services = ServiceIndex::new(self.ctx).watching(repository).await?;
+        let mut found = Vec::new();
+        for stored in self.load_many(&services).await? {
+            let watches = match &stored {
+                Ok(config) => config.source.repository == repository,
+                Err(bad) => bad.repository.as_deref() == Some(repository),
+            };
+            if watches {
+                found.push(stored);
+            } else {
+                tracing::info!(%repository, "index entry of a config that moved skipped");
+            }
+        }
+        Ok(found)
+    }
+
+    /// The configs of `services` (ten a `GetParameters` call), each on its own; a service
+    /// without a parameter is left out.
+    pub async fn load_many(
+        &self,
+        services: &[String],
+    ) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
+        let mut configs = Vec::new();
+        for chunk in services.chunks(GET_PARAMETERS_MAX) {
+            let out = self
+                .ctx
+                .ssm
+                .get_parameters()
+                .set_names(Some(chunk.iter().map(|s| self.parameter_name(s)).collect()))
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("ssm:GetParameters", e))?;
+            for parameter in out.parameters.unwrap_or_default() {
+                configs.push(stored(parameter)?);
+            }
+        }
+        Ok(configs)
+    }
+
+    /// Makes the index agree with the parameters under the prefix: every config indexed
+    /// under the repository it names, every other entry removed. For configs written by
+    /// other tools than `bluegreen config put`; the `index_config` function does the same for
+    /// one parameter on each SSM change event.
+    pub async fn reindex(&self) -> StepResult<Reindexed> {
+        let index = ServiceIndex::new(self.ctx);
+        let mut report = Reindexed::default();
+        let mut listed = Vec::new();
+        for stored in self.load_each().await? {
+            report.configs += 1;
+            let (service, repository) = match &stored {
+                Ok(c) => (c.name.clone(), Some(c.source.repository.clone())),
+                Err(bad) => (bad.service.clone(), bad.repository.clone()),
+            };
+            let Some(repository) = repository else {
+                let parameter = stored.err().map(|b| b.parameter).unwrap_or_default();
+                report.unreadable.push(parameter);
+                continue;
+            };
+            if self.index_one(&service, &repository).await? {
+                report.indexed.push(format!("{service} -> {repository}"));
+            }
+            report
+                .removed
+                .extend(self.forget_others(&service, &repository).await?);
+            listed.push(service);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = index.services_after(after.as_deref(), 100).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.service.clone());
+            for known in page {
+                if !listed.contains(&known.service) {
+                    index.remove(&known.service).await?;
+                    report
+                        .removed
+                        .push(format!("{} (no config)", known.service));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Indexes one parameter as it is now (the SSM change event's handler): its repository's
+    /// entry written, any other removed; a deleted parameter is removed from the index.
+    pub async fn reindex_parameter(&self, parameter: &str) -> StepResult<Reindexed> {
+        let Some(service) = parameter.strip_prefix(&self.ctx.settings.config_prefix) else {
+            return Ok(Reindexed::default()); // not a service config
+        };
+        let mut report = Reindexed::default();
+        match self.load_many(&[service.to_owned()]).await?.pop() {
+            None => {
+                ServiceIndex::new(self.ctx).remove(service).await?;
+                report.removed.push(format!("{service} (no config)"));
+            }
+            Some(stored) => {
+                report.configs = 1;
+                let repository = match &stored {
+                    Ok(c) => Some(c.source.repository.clone()),
+                    Err(bad) => bad.repository.clone(),
+                };
+                match repository {
+                    Some(repository) => {
+                        if self.index_one(service, &repository).await? {
+                            report.indexed.push(format!("{service} -> {repository}"));
+                        }
+                        report
+                            .removed
+                            .extend(self.forget_others(service, &repository).await?);
+                    }
+                    None => report.unreadable.push(parameter.to_owned()),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes `service -> repository` unless the index has it already; `true` if written.
+    async fn index_one(&self, service: &str, repository: &str) -> StepResult<bool> {
+        let index = ServiceIndex::new(self.ctx);
+        let known = index.service(service).await?;
+        if known.as_ref().is_some_and(|k| {
+            k.repository == repository && k.repositories.iter().any(|r| r == repository)
+        }) {
+            return Ok(false);
+        }
+        index.add(service, repository).await?;
+        Ok(true)
+    }
+
+    /// Removes `service`'s entries under every repository but `keep`.
+    async fn forget_others(&self, service: &str, keep: &str) -> StepResult<Vec<String>> {
+        let index = ServiceIndex::new(self.ctx);
+        let mut removed = Vec::new();
+        let Some(known) = index.service(service).await? else {
+            return Ok(removed);
+        };
+        for old in known.repositories.iter().filter(|r| r.as_str() != keep) {
+            if index.forget_repository(service, old).await? {
+                removed.push(format!("{service} -> {old}"));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes a service's config and its index entries. Deleting a config that is not there
+    /// is [`StepError::ServiceNotFound`]; its index entries are removed all the same.
+    pub async fn delete(&self, service: &str) -> StepResult<()> {
+        let result = self
+            .ctx
+            .ssm
+            .delete_parameter()
+            .name(self.parameter_name(service))
+            .send()
+            .await;
+        // The parameter first: an entry without a config is skipped by readers, a config
+        // without an entry would be missed.
+        let missing = match result {
+            Ok(_) => false,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                true
+            }
+            Err(e) => return Err(StepError::from_sdk("ssm:DeleteParameter", e)),
+        };
+        ServiceIndex::new(self.ctx).remove(service).await?;
+        if missing {
+            return Err(StepError::ServiceNotFound(service.to_owned()));
+        }
+        Ok(())
     }
 
     /// Loads one service's config; [`StepError::ServiceNotFound`] if there is none.
@@ -106,8 +297,20 @@ impl<'a> ConfigStore<'a> {
 
     /// Validates and stores a config (overwriting the previous version). Nothing is written
     /// when validation fails.
+    ///
+    /// The index entry is written before the parameter, and the entry of a repository the
+    /// service watched before is removed after: stopped anywhere, the index names at least
+    /// what SSM holds (a config is never missed by intake; a stale entry is skipped).
     pub async fn put(&self, config: &ServiceConfig) -> StepResult<()> {
         config.validate()?;
+        let repository = &config.source.repository;
+        self.index_one(&config.name, repository).await?;
+        self.store(config).await?;
+        self.forget_others(&config.name, repository).await?;
+        Ok(())
+    }
+
+    async fn store(&self, config: &ServiceConfig) -> StepResult<()> {
         let value = config.to_json();
         let tier = if value.len() > STANDARD_TIER_LIMIT {
             ParameterTier::Advanced
@@ -126,6 +329,22 @@ impl<'a> ConfigStore<'a> {
             .await
             .map_err(|e| StepError::from_sdk("ssm:PutParameter", e))?;
         Ok(())
+    }
+}
+
+/// One stored parameter, parsed: the config, or what can be read of an invalid one.
+fn stored(parameter: Parameter) -> StepResult<Result<ServiceConfig, InvalidConfig>> {
+    let name = parameter.name.unwrap_or_default();
+    let value = parameter.value.unwrap_or_default();
+    match parse(&name, &value) {
+        Ok(config) => Ok(Ok(config)),
+        Err(StepError::ConfigInvalid(problems)) => Ok(Err(InvalidConfig::new(
+            &name,
+            parameter.version,
+            &value,
+            problems,
+        ))),
+        Err(other) => Err(other),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Settings {
     pub deployments_table: String,
     /// DynamoDB table of per-service locks (partition key `service`).
     pub locks_table: String,
+    /// DynamoDB table of the service index (`pk`, `sk`): which services watch a repository.
+    pub services_table: String,
     /// SNS topic for approval requests and outcomes; notifications are skipped when absent.
     pub topic_arn: Option<String>,
     /// Base URL of the approval console, put into approval notifications.
@@ -34,7 +36,7 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
-    /// `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
+    /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
     /// `BLUEGREEN_WEBHOOK_URL` and `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -45,6 +47,8 @@ impl Settings {
             deployments_table: var("BLUEGREEN_DEPLOYMENTS_TABLE")
                 .unwrap_or_else(|| "bluegreen-deployments".into()),
             locks_table: var("BLUEGREEN_LOCKS_TABLE").unwrap_or_else(|| "bluegreen-locks".into()),
+            services_table: var("BLUEGREEN_SERVICES_TABLE")
+                .unwrap_or_else(|| "bluegreen-services".into()),
             topic_arn: var("BLUEGREEN_TOPIC_ARN"),
             console_url: var("BLUEGREEN_CONSOLE_URL"),
             link_secret_id: var("BLUEGREEN_LINK_SECRET_ID"),

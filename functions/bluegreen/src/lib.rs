@@ -36,9 +36,12 @@ pub mod record;
 pub mod revisions;
 pub mod route53;
 pub mod routing;
+pub mod service_index;
 pub mod slot;
+pub mod status;
 pub mod steps;
 pub mod subscriptions;
+pub mod tables;
 
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};

@@ -70,22 +70,26 @@ pub async fn manual_rollback(
 ) -> StepResult<ManualRollback> {
     // An unknown service is ServiceNotFound, not a refusal.
     ConfigStore::new(ctx).load(service).await?;
-    let deployments = Records::new(ctx).for_service(service).await?;
-    if let Some(running) = deployments
-        .iter()
-        .find(|d| !d.status.is_terminal() && d.status != Status::Queued)
-    {
+    // A deployment in progress holds the service's lock (read, not searched for in history).
+    if let Some(lock) = Locks::new(ctx).read(service).await? {
+        let status = match Records::new(ctx).get(&lock.holder).await {
+            Ok(d) => d.status.to_string(),
+            Err(_) => "no record".into(),
+        };
         return Err(StepError::RollbackRefused(format!(
-            "deployment {} is in progress ({}); reject or let it finish first",
-            running.deployment_id, running.status
+            "deployment {} is in progress ({status}); reject or let it finish first",
+            lock.holder
         )));
     }
-    let last = deployments
-        .iter()
-        .find(|d| matches!(d.status, Status::Succeeded | Status::RolledBack))
+    let last = Records::new(ctx)
+        .newest_for_service(service, |d| {
+            matches!(d.status, Status::Succeeded | Status::RolledBack)
+        })
+        .await?
         .ok_or_else(|| {
             StepError::RollbackRefused(format!("{service} has no successful deployment"))
         })?;
+    let last = &last;
     if last.status == Status::RolledBack {
         return Err(StepError::RollbackRefused(format!(
             "the last deployment that moved traffic ({}) was already rolled back",

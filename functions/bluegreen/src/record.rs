@@ -3,6 +3,10 @@
 //!
 //! Steps change a record with targeted `UpdateItem` expressions (never a whole-item put), so a
 //! step and the console writing an approval decision cannot overwrite each other.
+//!
+//! Readers go through the table's indexes ([`crate::tables::DEPLOYMENTS`]): by service, by
+//! status, and all records newest first. Nothing here scans, so `history`, `status` and the
+//! console cost the same with ten records or ten million.
 
 use std::collections::HashMap;
 
@@ -16,6 +20,7 @@ use crate::context::Context;
 use crate::error::{Conditional, StepError, StepResult, conditional, in_table};
 use crate::event::Image;
 use crate::slot::Slot;
+use crate::tables::{self, Index};
 
 /// The attribute that holds the approval wait's task token (outside [`Deployment`]).
 const TASK_TOKEN: &str = "task_token";
@@ -361,8 +366,14 @@ pub struct Deployment {
     pub config: ServiceConfig,
     /// The slot that was live when the deployment started (read from AWS).
     pub live_slot: Option<Slot>,
-    /// Created.
+    /// Created (the sort key of every index; written with a fixed number of digits, so
+    /// DynamoDB's string order is time order).
+    #[serde(with = "sortable_time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
+    /// The partition of the `recent` index (the same for every record).
+    #[serde(default)]
+    pub listed: Listed,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
     /// What happened, in order.
@@ -402,6 +413,34 @@ pub struct Deployment {
     pub handed_over_to: Option<String>,
     /// The Route 53 change the switch made last (DNS mode), until it is INSYNC.
     pub dns_change_id: Option<String>,
+}
+
+/// The one partition of the `recent` index: every record is listed in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Listed {
+    /// Listed with every other record.
+    #[default]
+    All,
+}
+
+/// RFC 3339 with microseconds always written (`2026-11-21T10:00:00.000000Z`): chrono's own
+/// form drops zero fractions, and `10:00:00Z` sorts after `10:00:00.5Z` as a string. Any
+/// RFC 3339 time is read.
+mod sortable_time {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// DNS mode: the record TTL lowered ahead of the switch.
@@ -951,66 +990,94 @@ impl<'a> Records<'a> {
             .map_err(|e| StepError::Internal(format!("the record write is incomplete: {e}")))
     }
 
-    /// Every record of `service`, newest first (a scan filtered by service; the stack adds a
-    /// `service` index for large histories).
-    pub async fn for_service(&self, service: &str) -> StepResult<Vec<Deployment>> {
-        self.scan_where("service", service).await
-    }
-
-    /// Every record with `status`, newest first.
-    pub async fn with_status(&self, status: Status) -> StepResult<Vec<Deployment>> {
-        let value = serde_json::to_value(status).expect("status serialises");
-        self.scan_where("status", value.as_str().unwrap_or_default())
+    /// Up to `limit` records of `service`, newest first (the `by_service` index).
+    pub async fn for_service(&self, service: &str, limit: usize) -> StepResult<Vec<Deployment>> {
+        self.query(&tables::BY_SERVICE, service, |found| found.len() >= limit)
             .await
     }
 
-    /// The `limit` newest records of every service. A full scan: one table per account holds a
-    /// few records per deployment day; an index on `created_at` is the upgrade path.
+    /// The newest record of `service` that `wanted` accepts, reading newest first and only as
+    /// far back as it takes.
+    pub async fn newest_for_service(
+        &self,
+        service: &str,
+        wanted: impl Fn(&Deployment) -> bool,
+    ) -> StepResult<Option<Deployment>> {
+        let read = self
+            .query(&tables::BY_SERVICE, service, |found| {
+                found.last().is_some_and(&wanted)
+            })
+            .await?;
+        Ok(read.into_iter().find(|d| wanted(d)))
+    }
+
+    /// Every record with `status`, newest first (the `by_status` index: as many records as
+    /// are in that status, e.g. awaiting approval, not the table's history).
+    pub async fn with_status(&self, status: Status) -> StepResult<Vec<Deployment>> {
+        let value = serde_json::to_value(status).expect("status serialises");
+        self.query(
+            &tables::BY_STATUS,
+            value.as_str().unwrap_or_default(),
+            |_| false,
+        )
+        .await
+    }
+
+    /// The `limit` newest records of every service (the `recent` index).
     pub async fn recent(&self, limit: usize) -> StepResult<Vec<Deployment>> {
-        let mut all = self.scan(None).await?;
-        all.truncate(limit);
-        Ok(all)
+        let partition = serde_json::to_value(Listed::All).expect("listed serialises");
+        self.query(
+            &tables::RECENT,
+            partition.as_str().unwrap_or_default(),
+            |found| found.len() >= limit,
+        )
+        .await
     }
 
-    async fn scan_where(&self, field: &str, value: &str) -> StepResult<Vec<Deployment>> {
-        self.scan(Some((field, value))).await
-    }
-
-    async fn scan(&self, filter: Option<(&str, &str)>) -> StepResult<Vec<Deployment>> {
-        let mut all = Vec::new();
+    /// Records whose `index` key is `value`, newest first, page by page until `enough` says
+    /// so (checked after each record) or the index has no more.
+    async fn query(
+        &self,
+        index: &Index,
+        value: &str,
+        enough: impl Fn(&[Deployment]) -> bool,
+    ) -> StepResult<Vec<Deployment>> {
+        let mut found = Vec::new();
         let mut start = None;
         loop {
-            let mut request = self
+            let out = self
                 .ctx
                 .dynamodb
-                .scan()
+                .query()
                 .table_name(self.table())
-                .set_exclusive_start_key(start);
-            if let Some((field, value)) = filter {
-                request = request
-                    .filter_expression("#field = :value")
-                    .expression_attribute_names("#field", field)
-                    .expression_attribute_values(":value", AttributeValue::S(value.to_owned()));
-            }
-            let out = request
+                .index_name(index.name)
+                .key_condition_expression("#key = :value")
+                .expression_attribute_names("#key", index.hash)
+                .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
+                .scan_index_forward(false)
+                .limit(QUERY_PAGE)
+                .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Scan", e), self.table()))?;
+                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Query", e), self.table()))?;
             for item in out.items.unwrap_or_default() {
-                let d: Deployment = serde_dynamo::from_item(item).map_err(|e| {
+                found.push(serde_dynamo::from_item(item).map_err(|e| {
                     StepError::RecordInvalid(format!("unreadable deployment record: {e}"))
-                })?;
-                all.push(d);
+                })?);
+                if enough(&found) {
+                    return Ok(found);
+                }
             }
             start = out.last_evaluated_key;
             if start.is_none() {
-                break;
+                return Ok(found);
             }
         }
-        all.sort_by_key(|d| std::cmp::Reverse(d.created_at));
-        Ok(all)
     }
 }
+
+/// Records a Query page asks for: a `history` screen, or the console's list, in one request.
+const QUERY_PAGE: i32 = 25;
 
 /// The task token of a deployment awaiting approval. Kept apart from [`Deployment`] so it is
 /// never printed, logged or shown by anything that reads records.

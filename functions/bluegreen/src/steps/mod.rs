@@ -6,6 +6,7 @@ pub mod approval;
 pub mod bake;
 pub mod finish;
 pub mod health_check;
+pub mod index_config;
 pub mod launch_preprod;
 pub mod migrate;
 pub mod prepare;

@@ -115,7 +115,12 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     };
     let mut matching = Vec::new();
     let mut invalid = Vec::new();
-    for stored in ConfigStore::new(ctx).load_each().await? {
+    // Only the configs indexed under the pushed repository are read: a push costs the same
+    // however many services the account has.
+    for stored in ConfigStore::new(ctx)
+        .watching(&push.image.repository)
+        .await?
+    {
         match stored {
             Ok(c)
                 if c.source.repository == push.image.repository
@@ -417,6 +422,7 @@ fn new_record(
         config,
         live_slot: live,
         created_at: now,
+        listed: Default::default(),
         updated_at: now,
         timeline: vec![crate::record::TimelineEntry {
             step: STEP.into(),

@@ -35,8 +35,9 @@ pub enum Shape {
     /// The reconciler: invoked when an ending fails, when a hand-over cannot start the next
     /// execution, and on a schedule.
     Reconciler,
-    /// Not part of the deployment definition (the scheduled teardown).
-    Scheduled,
+    /// Not part of the deployment definition: its own trigger (the scheduled teardown, the
+    /// config indexer on SSM change events).
+    Standalone,
 }
 
 /// Where the deployment goes when a step fails after its retries.
@@ -292,13 +293,24 @@ pub const TEARDOWN: Step = Step {
     state: "",
     function: "Teardown",
     label: "Teardown",
-    shape: Shape::Scheduled,
+    shape: Shape::Standalone,
+    on_failure: OnFailure::Nowhere,
+    raises: &[],
+};
+
+/// `index_config`.
+pub const INDEX_CONFIG: Step = Step {
+    name: "index_config",
+    state: "",
+    function: "IndexConfig",
+    label: "Index config",
+    shape: Shape::Standalone,
     on_failure: OnFailure::Nowhere,
     raises: &[],
 };
 
 /// Every step, in the order a deployment runs them (endings, the reconciler and the
-/// scheduled teardown last). The generator chains the [`Shape::Polling`] and
+/// standalone functions last). The generator chains the [`Shape::Polling`] and
 /// [`Shape::Approval`] steps in this order between `Resume` and `Finish`.
 pub const STEPS: &[Step] = &[
     PREPARE,
@@ -315,6 +327,7 @@ pub const STEPS: &[Step] = &[
     ROLLBACK,
     RECONCILE,
     TEARDOWN,
+    INDEX_CONFIG,
 ];
 
 /// The step with this snake name.
@@ -385,6 +398,7 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
             "reconcile" => answer(reconcile::run(ctx, &reconcile::Request::parse(&input)?).await),
             // The scheduled event's content is not used.
             "teardown" => answer(teardown::run(ctx).await),
+            "index_config" => answer(index_config::run(ctx, &input).await),
             other => Err(StepError::Internal(format!(
                 "step {other} is in the registry but has no dispatch"
             ))),
@@ -451,7 +465,7 @@ mod tests {
             .endpoint_url("http://127.0.0.1:9")
             .build();
         let ctx = Context::new(&sdk, crate::context::Settings::from_env());
-        for step in STEPS.iter().filter(|s| s.shape != Shape::Scheduled) {
+        for step in STEPS.iter().filter(|s| s.shape != Shape::Standalone) {
             let err = invoke(&ctx, step, serde_json::json!(["not", "an", "input"]))
                 .await
                 .expect_err(step.name);

@@ -1,6 +1,12 @@
 //! Scheduled teardown: remove pre-prod slots, warm old slots and database clones whose expiry
 //! has passed and that no running deployment owns. A slot that production routes to is never
 //! touched: the live slot is read from AWS for every service before anything is changed.
+//!
+//! Each run is bounded: it takes the next page of services from the service index (a cursor
+//! there says where the last run stopped) and a bounded number of clones, so its cost does not
+//! grow with the number of services; the account is covered over several runs.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -19,6 +25,18 @@ use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
 use crate::rds;
 use crate::record::Records;
 use crate::routing;
+use crate::service_index::ServiceIndex;
+
+/// Services one run looks at. Each costs a handful of ELB, ECS and DynamoDB reads; a run
+/// stays well inside the function's timeout, and the whole account is covered every
+/// `ceil(services / SERVICES_PER_RUN)` runs.
+const SERVICES_PER_RUN: i32 = 25;
+
+/// Expired clones one run deletes at most; the rest go next run.
+const CLONES_PER_RUN: usize = 10;
+
+/// The cursor (in the service index) where the last run stopped.
+const CURSOR: &str = "teardown";
 
 /// What teardown removed and what it left, with reasons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,20 +45,29 @@ pub struct TeardownReport {
     pub removed: Vec<String>,
     /// Expired resources left in place, with the reason.
     pub kept: Vec<String>,
+    /// The services this run looked at (a page of the service index).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Where the next run starts (the last service looked at); `None`: from the beginning.
+    #[serde(default)]
+    pub continues_after: Option<String>,
 }
 
-/// Runs one teardown pass over every registered service and every tagged clone. Each service
-/// is handled on its own: an invalid config, a deleted slot service or a failing call is
-/// reported in `kept` and the pass goes on. Clones are removed only when every service's
-/// running task definitions could be read — a clone one of them might use is never guessed
-/// unused.
+/// Runs one bounded teardown pass: the next [`SERVICES_PER_RUN`] services of the index after
+/// where the last run stopped, then up to [`CLONES_PER_RUN`] expired clones. Each service is
+/// handled on its own: an invalid config, a deleted slot service or a failing call is
+/// reported in `kept` and the pass goes on. A clone is removed only when the task
+/// definitions its service's slots run could be read and none names it.
 pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
     let now = ctx.now();
     let mut report = TeardownReport::default();
-    // Database settings of every running slot: a clone one of them names is never deleted.
-    let mut in_use = Vec::new();
-    let mut unseen = Vec::new();
-    for stored in ConfigStore::new(ctx).load_each().await? {
+    let index = ServiceIndex::new(ctx);
+    let after = index.cursor(CURSOR).await?;
+    let page = index
+        .services_after(after.as_deref(), SERVICES_PER_RUN)
+        .await?;
+    report.services = page.iter().map(|s| s.service.clone()).collect();
+    for stored in ConfigStore::new(ctx).load_many(&report.services).await? {
         let config = match stored {
             Ok(config) => config,
             Err(bad) => {
@@ -49,35 +76,25 @@ pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
                     bad.service,
                     bad.problems.join("; ")
                 ));
-                unseen.push(bad.service);
                 continue;
             }
         };
-        match db_guard::env_values_in_use(ctx, &config).await {
-            Ok(values) => in_use.extend(values),
-            Err(e) => {
-                report.kept.push(format!(
-                    "{}: running task definitions unreadable ({e})",
-                    config.name
-                ));
-                unseen.push(config.name.clone());
-                continue;
-            }
-        }
         if let Err(e) = tear_down_service(ctx, &config, now, &mut report).await {
             warn!(service = %config.name, error = %e, "service skipped this pass");
             report.kept.push(format!("{}: {e}", config.name));
         }
     }
-    if unseen.is_empty() {
-        remove_clones(ctx, now, &in_use, &mut report).await?;
-    } else {
-        report.kept.push(format!(
-            "expired clones: not removed this pass, because what {} runs is unknown",
-            unseen.join(", ")
-        ));
-    }
+    // A full page may have more after it; a short one was the end: start over next run.
+    report.continues_after = match report.services.last() {
+        Some(last) if report.services.len() as i32 == SERVICES_PER_RUN => Some(last.clone()),
+        _ => None,
+    };
+    index
+        .set_cursor(CURSOR, report.continues_after.as_deref())
+        .await?;
+    remove_clones(ctx, now, &mut report).await?;
     info!(
+        services = report.services.len(),
         removed = report.removed.len(),
         kept = report.kept.len(),
         "teardown pass done"
@@ -180,42 +197,37 @@ fn rds_tag(tags: &Option<Vec<aws_sdk_rds::types::Tag>>, key: &str) -> Option<Str
 async fn remove_clones(
     ctx: &Context,
     now: DateTime<Utc>,
-    in_use: &[String],
     report: &mut TeardownReport,
 ) -> StepResult<()> {
-    let used = |id: &str| in_use.iter().any(|value| value.contains(id));
+    let mut uses = CloneUses::default();
+    let mut removed = 0;
     for instance in rds::all_instances(ctx).await? {
         if instance.db_cluster_identifier.is_some() {
             continue; // removed with its cluster below
         }
+        if removed >= CLONES_PER_RUN {
+            return Ok(());
+        }
         let id = instance.db_instance_identifier.clone().unwrap_or_default();
-        if let Some(reason) = keep_clone(ctx, &instance.tag_list, now).await? {
+        if let Some(reason) = keep_clone(ctx, &instance.tag_list, now, &id, &mut uses).await? {
             if let Some(reason) = reason {
                 report.kept.push(format!("DB instance {id}: {reason}"));
             }
             continue;
         }
-        if used(&id) {
-            report.kept.push(format!(
-                "DB instance {id}: a running slot's task definition uses it"
-            ));
-            continue;
-        }
         rds::delete_instance(ctx, &id).await?;
         report.removed.push(format!("DB instance {id} deleted"));
+        removed += 1;
     }
     for cluster in rds::all_clusters(ctx).await? {
+        if removed >= CLONES_PER_RUN {
+            return Ok(());
+        }
         let id = cluster.db_cluster_identifier.clone().unwrap_or_default();
-        if let Some(reason) = keep_clone(ctx, &cluster.tag_list, now).await? {
+        if let Some(reason) = keep_clone(ctx, &cluster.tag_list, now, &id, &mut uses).await? {
             if let Some(reason) = reason {
                 report.kept.push(format!("DB cluster {id}: {reason}"));
             }
-            continue;
-        }
-        if used(&id) {
-            report.kept.push(format!(
-                "DB cluster {id}: a running slot's task definition uses it"
-            ));
             continue;
         }
         for member in cluster.db_cluster_members.unwrap_or_default() {
@@ -225,26 +237,70 @@ async fn remove_clones(
         }
         rds::delete_cluster(ctx, &id).await?;
         report.removed.push(format!("DB cluster {id} deleted"));
+        removed += 1;
     }
     Ok(())
 }
 
+/// What each service's running slots name in their task definitions, read once per run and
+/// only for services that own an expired clone.
+#[derive(Default)]
+struct CloneUses(HashMap<String, Result<Vec<String>, String>>);
+
+impl CloneUses {
+    /// Why the clone `id`, made by a deployment of `service`, must stay: a running slot of
+    /// the service names it, or what they run cannot be read (never guessed unused).
+    async fn keeps(&mut self, ctx: &Context, service: &str, id: &str) -> Option<String> {
+        if !self.0.contains_key(service) {
+            let values = match ConfigStore::new(ctx).load(service).await {
+                Ok(config) => db_guard::env_values_in_use(ctx, &config)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            self.0.insert(service.to_owned(), values);
+        }
+        match &self.0[service] {
+            Ok(values) if values.iter().any(|v| v.contains(id)) => {
+                Some("a running slot's task definition uses it".into())
+            }
+            Ok(_) => None,
+            Err(e) => Some(format!("what {service}'s slots run is unknown ({e})")),
+        }
+    }
+}
+
 /// `None` to delete; `Some(None)` to skip silently (not ours, not expired); `Some(Some(why))`
-/// to keep an expired clone that a running deployment still owns.
+/// to keep an expired clone: its deployment still runs, its owner is unknown, or its
+/// service's slots use it (or what they run cannot be read).
 async fn keep_clone(
     ctx: &Context,
     tags: &Option<Vec<aws_sdk_rds::types::Tag>>,
     now: DateTime<Utc>,
+    id: &str,
+    uses: &mut CloneUses,
 ) -> StepResult<Option<Option<String>>> {
     if rds_tag(tags, TAG_MANAGED).as_deref() != Some("true")
         || !expired(rds_tag(tags, TAG_EXPIRES).as_deref(), now)
     {
         return Ok(Some(None));
     }
-    if let Some(owner) = rds_tag(tags, TAG_DEPLOYMENT)
-        && running(ctx, &owner).await?
-    {
-        return Ok(Some(Some(format!("deployment {owner} is still running"))));
-    }
-    Ok(None)
+    let Some(owner) = rds_tag(tags, TAG_DEPLOYMENT) else {
+        return Ok(Some(Some(
+            "no deployment tag: its service is unknown".into(),
+        )));
+    };
+    let service = match Records::new(ctx).get(&owner).await {
+        Ok(d) if !d.status.is_terminal() => {
+            return Ok(Some(Some(format!("deployment {owner} is still running"))));
+        }
+        Ok(d) => d.service,
+        Err(StepError::DeploymentNotFound(_)) => {
+            return Ok(Some(Some(format!(
+                "deployment {owner} has no record: its service is unknown"
+            ))));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(uses.keeps(ctx, &service, id).await.map(Some))
 }

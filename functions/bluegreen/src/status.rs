@@ -1,0 +1,75 @@
+//! What `bluegreen status` shows for a service: production's routing read from AWS now, the
+//! deployment holding the service (its lock) or else the newest one that ran, and the push
+//! waiting behind it. Every read is by key or by index: the cost does not grow with the
+//! service's history.
+
+use serde::Serialize;
+
+use crate::config::ServiceConfig;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::lock::Locks;
+use crate::record::{Deployment, Records, Status};
+use crate::routing::{self, RouteState};
+use crate::slot::Slot;
+
+/// One service's line of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// The service.
+    pub service: String,
+    /// Production routing read from AWS now, e.g. `blue 100%`.
+    pub production: String,
+    /// The deployment that holds the service (its lock), else the newest one that ran: not a
+    /// queued push, which waits behind it.
+    pub latest: Option<Deployment>,
+    /// The push waiting for the service (the lock's queue holds one: the newest wins).
+    pub queued: Vec<String>,
+}
+
+/// The status of the service `config` describes.
+pub async fn of(ctx: &Context, config: ServiceConfig) -> StepResult<ServiceStatus> {
+    let records = Records::new(ctx);
+    let lock = Locks::new(ctx).read(&config.name).await?;
+    let holder = match &lock {
+        Some(lock) => match records.get(&lock.holder).await {
+            Ok(d) => Some(d),
+            Err(StepError::DeploymentNotFound(_)) => None, // an operator's hold
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let waiting = |d: &Deployment| matches!(d.status, Status::Queued | Status::Superseded);
+    let latest = match holder {
+        Some(d) => Some(d),
+        None => match records
+            .newest_for_service(&config.name, |d| !waiting(d))
+            .await?
+        {
+            Some(d) => Some(d),
+            None => records.for_service(&config.name, 1).await?.pop(),
+        },
+    };
+    Ok(ServiceStatus {
+        production: routing_text(routing::read_production(ctx, &config).await),
+        service: config.name,
+        latest,
+        queued: lock.and_then(|l| l.queued).into_iter().collect(),
+    })
+}
+
+/// `blue 100%`, `blue 90% / green 10%`, or why routing could not be read.
+fn routing_text(state: StepResult<RouteState>) -> String {
+    match state {
+        Ok(state) => {
+            let b = state.percent(Slot::Blue);
+            let g = state.percent(Slot::Green);
+            match (b, g) {
+                (100, _) => "blue 100%".into(),
+                (_, 100) => "green 100%".into(),
+                _ => format!("blue {b}% / green {g}%"),
+            }
+        }
+        Err(e) => format!("unreadable: {}", e.name()),
+    }
+}
