@@ -25,10 +25,13 @@ mod api;
 mod approvers;
 mod config_cmd;
 mod console;
+mod doctor;
 mod graph;
+mod init;
 mod ops;
 mod output;
 mod run;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -62,6 +65,9 @@ enum Command {
         /// Only this service.
         service: Option<String>,
     },
+    /// Follow a deployment until it ends (for CI after a push): exit 0 when it succeeded, 1 when
+    /// it aborted, rolled back, was superseded or needs attention, 2 on --timeout.
+    Wait(wait::WaitArgs),
     /// List a service's deployments, newest first.
     History {
         /// The service.
@@ -108,6 +114,19 @@ enum Command {
         /// The deployment id.
         deployment_id: String,
     },
+    /// Check the installation and a service's config (or every service's) against AWS,
+    /// read-only, listing every problem with its fix: exit 0 when there is nothing to fix.
+    Doctor {
+        /// Only this service (the installation is always checked).
+        service: Option<String>,
+    },
+    /// Create the stack's tables, link secret and topic in a local emulator
+    /// (AWS_ENDPOINT_URL on localhost) and print the environment to export.
+    Init {
+        /// Required: init only ever creates resources in a local emulator.
+        #[arg(long)]
+        local: bool,
+    },
     /// Validate, upload or read service configs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -137,6 +156,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run::run(args).await,
         Command::Console(args) => console::serve(args).await,
         Command::Status { service } => ops::status(out, service.as_deref()).await,
+        Command::Wait(args) => wait::run(out, args).await,
         Command::History { service, limit } => ops::history(out, &service, limit).await,
         Command::Approve { deployment_id } => ops::decide(out, &deployment_id, true, None).await,
         Command::Reject {
@@ -147,6 +167,8 @@ async fn main() -> ExitCode {
         Command::Unlock { service } => ops::unlock(out, &service).await,
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
+        Command::Init { local } => init::run(out, local).await,
+        Command::Doctor { service } => doctor::run(out, service.as_deref()).await,
         Command::Config(command) => config_cmd::run(out, command).await,
         Command::Approvers(command) => approvers::run(out, command).await,
         Command::Validate { configs } => validate(&configs),

@@ -186,6 +186,13 @@ impl World {
                             .target_group_arn(tg)
                             .build(),
                     )
+                    // As docs/deploy.md asks: bluegreen's roles modify only tagged listeners.
+                    .tags(
+                        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                            .key("bluegreen:managed")
+                            .value("true")
+                            .build(),
+                    )
                     .send()
                     .await
                     .expect("create listener")
@@ -343,6 +350,12 @@ impl World {
                 .task_definition(&td)
                 .desired_count(count)
                 .launch_type(LaunchType::Fargate)
+                .tags(
+                    aws_sdk_ecs::types::Tag::builder()
+                        .key("bluegreen:managed")
+                        .value("true")
+                        .build(),
+                )
                 .load_balancers(
                     LoadBalancer::builder()
                         .target_group_arn(tg)
@@ -517,6 +530,65 @@ impl World {
             .put(config)
             .await
             .expect("config stored");
+    }
+
+    /// The ARN of a slot's ECS service.
+    pub async fn service_arn(&self, slot: Slot) -> String {
+        bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}"))
+            .await
+            .expect("slot service")
+            .service_arn
+            .expect("its ARN")
+    }
+
+    /// Another target group in the world's VPC (HTTP on 8080, IP targets).
+    pub async fn create_target_group(&self, name: &str) -> String {
+        let vpc = self
+            .ctx
+            .elb
+            .describe_target_groups()
+            .target_group_arns(&self.tg_blue)
+            .send()
+            .await
+            .expect("describe target group")
+            .target_groups
+            .unwrap()
+            .remove(0)
+            .vpc_id
+            .unwrap();
+        self.ctx
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("create target group")
+            .target_groups
+            .unwrap()
+            .remove(0)
+            .target_group_arn
+            .unwrap()
+    }
+
+    /// Makes the test listener forward to `target_group` (as a person might by hand).
+    pub async fn point_test_listener_at(&self, target_group: &str) {
+        self.ctx
+            .elb
+            .modify_listener()
+            .listener_arn(&self.test_listener)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(target_group)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("modify the test listener");
     }
 
     /// Moves the context's clock forward.

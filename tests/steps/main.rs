@@ -7,6 +7,7 @@ mod abort;
 mod approval;
 mod bake;
 mod database;
+mod doctor;
 mod faults;
 mod finish;
 mod health_check;

@@ -1,4 +1,4 @@
-//! The CloudWatch adapter: which of a service's alarms are firing.
+//! The CloudWatch adapter: which of a service's alarms are firing, and which do not exist.
 
 use aws_sdk_cloudwatch::types::StateValue;
 
@@ -37,4 +37,35 @@ pub async fn firing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>> 
         }
     }
     Ok(firing)
+}
+
+/// The named alarms (metric or composite) that do not exist.
+pub async fn missing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = ctx
+        .cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+    let mut found: Vec<String> = out
+        .metric_alarms
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| a.alarm_name)
+        .collect();
+    found.extend(
+        out.composite_alarms
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| a.alarm_name),
+    );
+    Ok(names
+        .iter()
+        .filter(|n| !found.contains(n))
+        .cloned()
+        .collect())
 }

@@ -108,8 +108,10 @@ pub struct Context {
     pub sts: aws_sdk_sts::Client,
     /// Secrets Manager (the approval-link signing key).
     pub secrets: aws_sdk_secretsmanager::Client,
-    /// HTTP client for smoke checks.
-    pub http: reqwest::Client,
+    /// HTTP client for smoke checks and the webhook, built on first use ([`Context::http`]):
+    /// building it loads the system's root certificates, which most steps never need, and a
+    /// cold start should not pay for.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
     /// Settings.
     pub settings: Settings,
     /// The AWS region the clients talk to (console log links).
@@ -136,10 +138,7 @@ impl Context {
             sfn: aws_sdk_sfn::Client::new(sdk),
             sts: aws_sdk_sts::Client::new(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("the HTTP client builds with static settings"),
+            http: Arc::default(),
             settings,
             region: sdk.region().map(|r| r.to_string()),
             endpoint_url: sdk.endpoint_url().map(str::to_owned),
@@ -183,6 +182,17 @@ impl Context {
     /// the local console): against AWS, decisions are the operator API's alone.
     pub fn on_loopback_emulator(&self) -> bool {
         self.endpoint_url.as_deref().is_some_and(is_loopback_url)
+    }
+
+    /// The HTTP client for smoke checks and the webhook (redirects are not followed: a smoke
+    /// check judges the answer it gets).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client builds with static settings")
+        })
     }
 
     /// The current time according to the context's clock.

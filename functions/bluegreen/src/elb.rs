@@ -4,7 +4,7 @@
 //! `routing` and `maintenance`, not here.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, Rule, RuleCondition, Tag, TargetHealthDescription,
+    Action, Rule, RuleCondition, Tag, TargetGroup, TargetHealthDescription,
 };
 
 use crate::context::Context;
@@ -205,4 +205,51 @@ fn rule_not_found(arn: &str) -> StepError {
         kind: "listener rule",
         id: arn.to_owned(),
     }
+}
+
+/// The target group, or `None` when there is none with that ARN.
+pub async fn target_group(ctx: &Context, arn: &str) -> StepResult<Option<TargetGroup>> {
+    let out = ctx
+        .elb
+        .describe_target_groups()
+        .target_group_arns(arn)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StepError::from_sdk(
+            "elasticloadbalancing:DescribeTargetGroups",
+            e,
+        )),
+    }
+}
+
+/// The tags of one ELB resource (listener, rule, target group) as `(key, value)` pairs;
+/// `None` when ELB describes no such resource.
+pub async fn tags_of(ctx: &Context, arn: &str) -> StepResult<Option<Vec<(String, String)>>> {
+    let out = ctx
+        .elb
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+    Ok(out
+        .tag_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.resource_arn.as_deref() == Some(arn))
+        .map(|d| {
+            d.tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                .collect()
+        }))
 }

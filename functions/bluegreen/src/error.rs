@@ -138,6 +138,12 @@ pub enum StepError {
     #[error("retry refused: {0}")]
     RetryRefused(String),
 
+    /// A set-up command refused to act: `init --local` against something other than a
+    /// loopback emulator, `adopt` of a service whose shape blue/green cannot take over, or
+    /// `adopt --undo` after a deployment used what it created. Nothing was changed.
+    #[error("set-up refused: {0}")]
+    SetupRefused(String),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -248,6 +254,7 @@ impl StepError {
         "UnlockRefused",
         "AbortRefused",
         "RetryRefused",
+        "SetupRefused",
     ];
 
     /// The stable error name used as the Lambda error type and in the state machine.
@@ -275,6 +282,7 @@ impl StepError {
             StepError::UnlockRefused(_) => "UnlockRefused",
             StepError::AbortRefused(_) => "AbortRefused",
             StepError::RetryRefused(_) => "RetryRefused",
+            StepError::SetupRefused(_) => "SetupRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::AlarmFiring(_) => "AlarmFiring",
             StepError::BakeFailed(_) => "BakeFailed",
@@ -484,6 +492,7 @@ mod tests {
             StepError::UnlockRefused(text()),
             StepError::AbortRefused(text()),
             StepError::RetryRefused(text()),
+            StepError::SetupRefused(text()),
             StepError::SwitchFailed(text()),
             StepError::AlarmFiring(text()),
             StepError::BakeFailed(text()),

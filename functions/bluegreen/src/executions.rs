@@ -154,3 +154,18 @@ where
         _ => error,
     }
 }
+
+/// Whether the deployment state machine the settings name exists.
+pub async fn machine_exists(ctx: &Context) -> StepResult<bool> {
+    match ctx
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(machine(ctx)?)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("StateMachineDoesNotExist") => Ok(false),
+        Err(e) => Err(StepError::from_sdk("states:DescribeStateMachine", e)),
+    }
+}

@@ -118,7 +118,7 @@ async fn probe(
 ) -> Result<(), String> {
     let url = format!("{}{}", base.trim_end_matches('/'), check.path);
     let response = ctx
-        .http
+        .http()
         .get(&url)
         .timeout(timeout)
         .send()

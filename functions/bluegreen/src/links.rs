@@ -60,6 +60,40 @@ impl SigningKey {
         SigningKey::new(text.as_bytes().to_vec())
     }
 
+    /// Creates the secret `name` with a fresh random key (as the stack's generated secret), or
+    /// finds it: `(ARN, created)`. For `bluegreen init --local`; in an account the stack owns it.
+    pub async fn create_secret(ctx: &Context, name: &str) -> StepResult<(String, bool)> {
+        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+        // 64 hex characters of randomness (two v4 UUIDs' 244 random bits).
+        let key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let created = ctx
+            .secrets
+            .create_secret()
+            .name(name)
+            .description("HMAC key that signs bluegreen approval links")
+            .secret_string(key)
+            .send()
+            .await;
+        match created {
+            Ok(out) => Ok((out.arn.unwrap_or_default(), true)),
+            Err(e) if e.code() == Some("ResourceExistsException") => {
+                let out = ctx
+                    .secrets
+                    .describe_secret()
+                    .secret_id(name)
+                    .send()
+                    .await
+                    .map_err(|e| StepError::from_sdk("secretsmanager:DescribeSecret", e))?;
+                Ok((out.arn.unwrap_or_default(), false))
+            }
+            Err(e) => Err(StepError::from_sdk("secretsmanager:CreateSecret", e)),
+        }
+    }
+
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.update(payload);

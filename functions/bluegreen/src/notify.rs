@@ -246,7 +246,7 @@ async fn post_webhook(ctx: &Context, text: &str) {
         return;
     };
     let result = ctx
-        .http
+        .http()
         .post(url)
         .timeout(std::time::Duration::from_secs(WEBHOOK_TIMEOUT_SECONDS))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -256,5 +256,38 @@ async fn post_webhook(ctx: &Context, text: &str) {
         .and_then(|r| r.error_for_status());
     if let Err(e) = result {
         warn!(status = ?e.status(), "the notification webhook did not accept the message");
+    }
+}
+
+/// Creates the notification topic `name`, or finds it (SNS answers the existing topic's ARN
+/// for a repeat). For `bluegreen init --local`; in an account the stack owns it.
+pub async fn create_topic(ctx: &Context, name: &str) -> StepResult<String> {
+    let out = ctx
+        .sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("sns:CreateTopic", e))?;
+    Ok(out.topic_arn.unwrap_or_default())
+}
+
+/// Whether the topic exists.
+pub async fn topic_exists(ctx: &Context, topic_arn: &str) -> StepResult<bool> {
+    match ctx
+        .sns
+        .get_topic_attributes()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StepError::from_sdk("sns:GetTopicAttributes", e)),
     }
 }

@@ -317,3 +317,23 @@ pub async fn clone_addresses(ctx: &Context) -> StepResult<Vec<(String, Vec<Strin
     }
     Ok(found)
 }
+
+/// The DB cluster, or `None` when there is none with that identifier.
+pub async fn describe_cluster(ctx: &Context, identifier: &str) -> StepResult<Option<DbCluster>> {
+    let out = ctx
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(identifier)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out.db_clusters.unwrap_or_default().into_iter().next()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StepError::from_sdk("rds:DescribeDBClusters", e)),
+    }
+}

@@ -1011,6 +1011,26 @@ impl<'a> Records<'a> {
         Ok(read.into_iter().find(|d| wanted(d)))
     }
 
+    /// The newest record of `service` created at or after `since` that `wanted` accepts,
+    /// reading newest first and no further back than `since`.
+    pub async fn newest_for_service_since(
+        &self,
+        service: &str,
+        since: DateTime<Utc>,
+        wanted: impl Fn(&Deployment) -> bool,
+    ) -> StepResult<Option<Deployment>> {
+        let read = self
+            .query(&tables::BY_SERVICE, service, |found| {
+                found
+                    .last()
+                    .is_some_and(|d| d.created_at < since || wanted(d))
+            })
+            .await?;
+        Ok(read
+            .into_iter()
+            .find(|d| d.created_at >= since && wanted(d)))
+    }
+
     /// Every record with `status`, newest first (the `by_status` index: as many records as
     /// are in that status, e.g. awaiting approval, not the table's history).
     pub async fn with_status(&self, status: Status) -> StepResult<Vec<Deployment>> {

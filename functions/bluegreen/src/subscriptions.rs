@@ -124,6 +124,61 @@ pub async fn audit(ctx: &Context) -> StepResult<Vec<Exposed>> {
     Ok(exposed)
 }
 
+/// The e-mail approvers of `config` with no confirmed-or-pending subscription on the topic
+/// that carries their own filter policy ([`approver_filter`]): their approval links reach
+/// nobody (or, without the filter, reach everyone).
+pub async fn unsubscribed_approvers(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<String>> {
+    let topic = topic(ctx)?;
+    let mut filters: Vec<(String, Option<String>)> = Vec::new();
+    let mut pages = ctx
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StepError::from_sdk("sns:ListSubscriptionsByTopic", e))?;
+        for subscription in page.subscriptions.unwrap_or_default() {
+            let endpoint = subscription.endpoint.unwrap_or_default();
+            let arn = subscription.subscription_arn.unwrap_or_default();
+            let filter = if arn.starts_with("arn:") {
+                ctx.sns
+                    .get_subscription_attributes()
+                    .subscription_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| StepError::from_sdk("sns:GetSubscriptionAttributes", e))?
+                    .attributes
+                    .unwrap_or_default()
+                    .remove("FilterPolicy")
+            } else {
+                None // pending confirmation: its filter is set once confirmed
+            };
+            filters.push((endpoint, filter));
+        }
+    }
+    let filtered = |approver: &str| {
+        let wanted: serde_json::Value =
+            serde_json::from_str(&approver_filter(approver)).unwrap_or_default();
+        filters.iter().any(|(endpoint, filter)| {
+            endpoint.eq_ignore_ascii_case(approver)
+                && filter.as_deref().is_none_or(|f| {
+                    serde_json::from_str::<serde_json::Value>(f).ok().as_ref() == Some(&wanted)
+                })
+        })
+    };
+    Ok(config
+        .approval
+        .approvers
+        .iter()
+        .filter(|a| a.contains('@') && !filtered(a))
+        .cloned()
+        .collect())
+}
+
 /// What [`subscribe_approvers`] did for one approver.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Subscribed {

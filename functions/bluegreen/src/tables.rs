@@ -162,6 +162,33 @@ pub async fn create(ctx: &Context, table: &Table) -> StepResult<bool> {
     }
 }
 
+/// What is missing of `table` in the account: `None` when all of it is there, else the table
+/// itself (`Some(vec![])`) or the names of its missing indexes.
+pub async fn missing(ctx: &Context, table: &Table) -> StepResult<Option<Vec<&'static str>>> {
+    let name = table.name(&ctx.settings);
+    let out = ctx.dynamodb.describe_table().table_name(name).send().await;
+    let described = match out {
+        Ok(out) => out.table,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(Some(Vec::new())),
+        Err(e) => return Err(StepError::from_sdk("dynamodb:DescribeTable", e)),
+    };
+    let Some(described) = described else {
+        return Ok(Some(Vec::new()));
+    };
+    let present: Vec<&str> = described
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name.as_deref())
+        .collect();
+    let absent: Vec<&'static str> = table
+        .indexes
+        .iter()
+        .map(|i| i.name)
+        .filter(|n| !present.contains(n))
+        .collect();
+    Ok((!absent.is_empty()).then_some(absent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

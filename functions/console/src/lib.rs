@@ -192,7 +192,8 @@ pub(crate) fn status_of(e: &StepError) -> (StatusCode, &'static str) {
         StepError::RollbackRefused(_)
         | StepError::UnlockRefused(_)
         | StepError::AbortRefused(_)
-        | StepError::RetryRefused(_) => (StatusCode::CONFLICT, "Refused"),
+        | StepError::RetryRefused(_)
+        | StepError::SetupRefused(_) => (StatusCode::CONFLICT, "Refused"),
         StepError::DecisionNotDelivered(_) => {
             (StatusCode::BAD_GATEWAY, "Decision recorded, not delivered")
         }

@@ -1,0 +1,175 @@
+//! `bluegreen wait`: follows one deployment until it ends, for people and for the CI pipeline
+//! that pushed its image. Exit status: 0 when the new image serves production; 1 when the
+//! deployment aborted, rolled back, was superseded by a newer push or needs attention; 2 when
+//! `--timeout` passed first (as for bad usage).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bluegreen::Context;
+use bluegreen::follow::{self, Ending, Target};
+use bluegreen::record::{Deployment, TimelineEntry};
+use bluegreen::steps::registry;
+use serde::Serialize;
+
+use crate::output::Output;
+
+/// Exit status when the timeout passed before the deployment ended.
+const TIMED_OUT: u8 = 2;
+
+/// `bluegreen wait` arguments.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["deployment", "digest", "tag"])))]
+pub struct WaitArgs {
+    /// The deployment id.
+    #[arg(long)]
+    deployment: Option<String>,
+    /// The service (with --digest or --tag).
+    #[arg(long, required_unless_present = "deployment")]
+    service: Option<String>,
+    /// The pushed image's digest (`sha256:…`).
+    #[arg(long, requires = "service")]
+    digest: Option<String>,
+    /// The pushed tag.
+    #[arg(long, requires = "service")]
+    tag: Option<String>,
+    /// With --digest or --tag: only deployments created this long before the wait started
+    /// count (an earlier push of the same tag is not this one).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    since: Duration,
+    /// Give up (exit status 2) after this long.
+    #[arg(long, default_value = "60m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How often to look.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+}
+
+impl WaitArgs {
+    fn target(&self) -> Target {
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(self.since).unwrap_or(chrono::Duration::MAX);
+        let service = self.service.clone().unwrap_or_default();
+        match (&self.deployment, &self.digest, &self.tag) {
+            (Some(id), _, _) => Target::Deployment(id.clone()),
+            (None, Some(digest), _) => Target::Digest {
+                service,
+                digest: digest.clone(),
+                since,
+            },
+            (None, None, tag) => Target::Tag {
+                service,
+                tag: tag.clone().unwrap_or_default(),
+                since,
+            },
+        }
+    }
+}
+
+/// What `--output json` prints at the end.
+#[derive(Serialize)]
+struct Waited<'a> {
+    outcome: &'a str,
+    deployment: Option<&'a Deployment>,
+}
+
+fn line(entry: &TimelineEntry) -> String {
+    format!(
+        "{}  {:<16} {:<10} {}",
+        entry.at.format("%H:%M:%S"),
+        registry::label(&entry.step),
+        entry.outcome.as_str(),
+        entry.detail
+    )
+}
+
+/// `bluegreen wait`.
+pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
+    let ctx = Context::from_env().await;
+    let target = args.target();
+    let started = Instant::now();
+    let live = out == Output::Text && std::io::stderr().is_terminal();
+    let mut shown = 0;
+    let mut announced = false;
+    loop {
+        let found = match follow::find(&ctx, &target).await {
+            Ok(found) => found,
+            Err(e) => return out.error(&e),
+        };
+        if let Some(d) = &found {
+            if !announced && out == Output::Text {
+                outln!(
+                    "following {} ({}:{})",
+                    d.deployment_id,
+                    d.service,
+                    d.image.tag
+                );
+                announced = true;
+            }
+            if out == Output::Text {
+                for entry in d.timeline.iter().skip(shown) {
+                    if live {
+                        eprint!("\r\x1b[K");
+                    }
+                    outln!("{}", line(entry));
+                }
+            }
+            shown = d.timeline.len();
+            if let Some(ending) = Ending::of(d.status) {
+                return finish(out, d, ending);
+            }
+        }
+        if started.elapsed() >= args.timeout {
+            let what = match &found {
+                Some(d) => format!("{} is still {}", d.deployment_id, d.status),
+                None => "no deployment of that push was found".into(),
+            };
+            if out == Output::Json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"outcome": "timed_out", "deployment": found})
+                );
+            }
+            eprintln!(
+                "bluegreen: timed out after {}: {what}",
+                humantime::format_duration(args.timeout)
+            );
+            return ExitCode::from(TIMED_OUT);
+        }
+        if live {
+            let status = found
+                .as_ref()
+                .map_or("not prepared yet".to_owned(), |d| d.status.to_string());
+            eprint!("\r\x1b[K  {status} ({}s)", started.elapsed().as_secs());
+        }
+        tokio::time::sleep(
+            args.interval
+                .min(args.timeout.saturating_sub(started.elapsed())),
+        )
+        .await;
+    }
+}
+
+fn finish(out: Output, d: &Deployment, ending: Ending) -> ExitCode {
+    let outcome = d.status.to_string();
+    out.show(
+        &Waited {
+            outcome: &outcome,
+            deployment: Some(d),
+        },
+        |_| match ending {
+            Ending::Succeeded => outln!("{} succeeded", d.deployment_id),
+            Ending::Failed => outln!(
+                "{} ended {}: {}",
+                d.deployment_id,
+                d.status,
+                d.failure.as_deref().unwrap_or("see bluegreen history")
+            ),
+        },
+    );
+    match ending {
+        Ending::Succeeded => ExitCode::SUCCESS,
+        Ending::Failed => ExitCode::FAILURE,
+    }
+}

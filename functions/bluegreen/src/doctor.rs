@@ -1,0 +1,463 @@
+//! `bluegreen doctor`: checks a service's config and the installation against AWS before the
+//! first push, read-only, and lists every finding at once with what to do about it — instead
+//! of a deployment failing halfway on the first of them.
+//!
+//! Each finding has a stable `code` (scripts and tests match it), the resource it is about,
+//! what is wrong and the fix. A check that cannot be made (access denied, say) is a finding
+//! too (`check-failed`), so the others still run.
+
+use serde::Serialize;
+
+use crate::alarms;
+use crate::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
+use crate::context::Context;
+use crate::ecs;
+use crate::elb;
+use crate::error::StepError;
+use crate::executions;
+use crate::links::SigningKey;
+use crate::naming::TAG_MANAGED;
+use crate::notify;
+use crate::rds;
+use crate::routing;
+use crate::service_index::ServiceIndex;
+use crate::slot::Slot;
+use crate::subscriptions;
+use crate::tables::{self, TABLES};
+
+/// One thing that would stop or endanger a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable kebab-case name, e.g. `target-group-not-attached`.
+    pub code: &'static str,
+    /// What it is about (a service, a slot, an ARN, a table).
+    pub subject: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+}
+
+/// Findings collected for one subject.
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, code: &'static str, subject: &str, problem: String, fix: &str) {
+        self.0.push(Finding {
+            code,
+            subject: subject.to_owned(),
+            problem,
+            fix: fix.to_owned(),
+        });
+    }
+
+    /// A check that could not be made: recorded, and the others go on.
+    fn failed(&mut self, subject: &str, e: &StepError) {
+        self.add(
+            "check-failed",
+            subject,
+            format!("could not be checked: {e}"),
+            "give the caller read access to it (see the OperatorPolicy), then run doctor again",
+        );
+    }
+}
+
+/// The installation: the stack's tables and indexes, the link secret, the topic and the
+/// deployment state machine that the settings name.
+pub async fn installation(ctx: &Context) -> Vec<Finding> {
+    let mut f = Findings(Vec::new());
+    for table in TABLES {
+        let name = table.name(&ctx.settings);
+        match tables::missing(ctx, table).await {
+            Ok(None) => {}
+            Ok(Some(indexes)) if indexes.is_empty() => f.add(
+                "table-missing",
+                name,
+                format!("DynamoDB table {name} does not exist"),
+                "deploy the stack (or `bluegreen init --local` on an emulator), or set the \
+                 BLUEGREEN_*_TABLE variables to its table names",
+            ),
+            Ok(Some(indexes)) => f.add(
+                "index-missing",
+                name,
+                format!("table {name} lacks the index(es) {}", indexes.join(", ")),
+                "update the stack: its template declares every index bluegreen queries",
+            ),
+            Err(e) => f.failed(name, &e),
+        }
+    }
+    if let Some(secret) = &ctx.settings.link_secret_id
+        && let Err(e) = SigningKey::load(ctx, secret).await
+    {
+        f.add(
+            "link-secret-missing",
+            secret,
+            format!("the approval-link signing secret cannot be read: {e}"),
+            "set BLUEGREEN_LINK_SECRET_ID to the stack's LinkSigningSecretArn output",
+        );
+    }
+    if let Some(topic) = &ctx.settings.topic_arn {
+        match notify::topic_exists(ctx, topic).await {
+            Ok(true) => {}
+            Ok(false) => f.add(
+                "topic-missing",
+                topic,
+                format!("SNS topic {topic} does not exist"),
+                "set BLUEGREEN_TOPIC_ARN to the stack's TopicArn output",
+            ),
+            Err(e) => f.failed(topic, &e),
+        }
+    }
+    if let Some(machine) = &ctx.settings.deployment_machine_arn {
+        match executions::machine_exists(ctx).await {
+            Ok(true) => {}
+            Ok(false) => f.add(
+                "state-machine-missing",
+                machine,
+                format!("state machine {machine} does not exist"),
+                "set BLUEGREEN_DEPLOYMENT_MACHINE_ARN to the stack's DeploymentStateMachineArn",
+            ),
+            Err(e) => f.failed(machine, &e),
+        }
+    }
+    f.0
+}
+
+/// One service's config against what AWS has.
+pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
+    let mut f = Findings(Vec::new());
+    index(ctx, config, &mut f).await;
+    for slot in Slot::ALL {
+        slot_service(ctx, config, slot, &mut f).await;
+    }
+    match &config.traffic {
+        Traffic::Listener {
+            production_listener_arn,
+            test_listener_arn,
+            production_rule_arn,
+            ..
+        } => {
+            for slot in Slot::ALL {
+                target_group(ctx, config, slot, &mut f).await;
+            }
+            let live = production(ctx, config, &mut f).await;
+            test_listener(ctx, config, test_listener_arn, live, &mut f).await;
+            let mut switched = vec![production_listener_arn, test_listener_arn];
+            switched.extend(production_rule_arn);
+            for arn in switched {
+                // One that does not exist is reported as missing already.
+                if !f
+                    .0
+                    .iter()
+                    .any(|x| x.subject == *arn && x.code.ends_with("-missing"))
+                {
+                    tagged(ctx, arn, &mut f).await;
+                }
+            }
+        }
+        Traffic::Dns { .. } => {
+            production(ctx, config, &mut f).await;
+        }
+    }
+    database(ctx, config, &mut f).await;
+    match alarms::missing(ctx, &config.bake.alarms).await {
+        Ok(missing) => {
+            for alarm in missing {
+                f.add(
+                    "alarm-missing",
+                    &alarm,
+                    format!("bake alarm {alarm} does not exist"),
+                    "create it in CloudWatch, or remove it from bake.alarms",
+                );
+            }
+        }
+        Err(e) => f.failed("bake.alarms", &e),
+    }
+    approvers(ctx, config, &mut f).await;
+    f.0
+}
+
+async fn index(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    match ServiceIndex::new(ctx)
+        .watching(&config.source.repository)
+        .await
+    {
+        Ok(services) if services.contains(&config.name) => {}
+        Ok(_) => f.add(
+            "config-not-indexed",
+            &config.name,
+            format!(
+                "the service index does not list {} under {}: its pushes are not deployed",
+                config.name, config.source.repository
+            ),
+            "run `bluegreen config reindex` (configs written outside `bluegreen config put` \
+             are indexed by the stack's index_config function)",
+        ),
+        Err(e) => f.failed(&config.name, &e),
+    }
+}
+
+async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
+    let slot_config = config.slots.get(slot);
+    let subject = format!("{}/{}", config.cluster, slot_config.service);
+    let service = match ecs::describe_service(ctx, &config.cluster, &slot_config.service).await {
+        Ok(service) => service,
+        Err(StepError::ResourceNotFound {
+            kind: "ECS cluster",
+            ..
+        }) => {
+            if !f.0.iter().any(|x| x.code == "cluster-missing") {
+                f.add(
+                    "cluster-missing",
+                    &config.cluster,
+                    format!("ECS cluster {} does not exist", config.cluster),
+                    "set `cluster` to the cluster the slot services run in",
+                );
+            }
+            return;
+        }
+        Err(StepError::ResourceNotFound { .. }) => {
+            f.add(
+                "service-missing",
+                &subject,
+                format!("{slot} slot: ECS service {subject} does not exist"),
+                "create it (`bluegreen adopt` makes the second slot from an existing service), \
+                 or fix slots.<slot>.service",
+            );
+            return;
+        }
+        Err(e) => return f.failed(&subject, &e),
+    };
+    let arn = service.service_arn.clone().unwrap_or_default();
+    match ecs::tags_of(ctx, &arn).await {
+        Ok(tags) if tags.iter().any(|(k, v)| k == TAG_MANAGED && v == "true") => {}
+        Ok(_) => f.add(
+            "service-untagged",
+            &subject,
+            format!("{slot} slot: {subject} is not tagged {TAG_MANAGED}=true"),
+            "tag it (bluegreen scales and updates only services tagged as its own)",
+        ),
+        Err(e) => f.failed(&subject, &e),
+    }
+    if let Some(td) = &service.task_definition {
+        match ecs::describe_task_definition(ctx, td).await {
+            Ok((definition, _)) => {
+                let containers: Vec<&str> = definition
+                    .container_definitions()
+                    .iter()
+                    .filter_map(|c| c.name.as_deref())
+                    .collect();
+                if !containers.contains(&config.container.as_str()) {
+                    f.add(
+                        "container-missing",
+                        &subject,
+                        format!(
+                            "{slot} slot: task definition {td} has no container {:?} (it has {})",
+                            config.container,
+                            containers.join(", ")
+                        ),
+                        "set `container` to the container that runs the pushed image",
+                    );
+                }
+            }
+            Err(e) => f.failed(td, &e),
+        }
+    }
+    if matches!(config.traffic, Traffic::Listener { .. }) {
+        let attached = service
+            .load_balancers()
+            .iter()
+            .any(|lb| lb.target_group_arn.as_deref() == Some(&slot_config.target_group_arn));
+        if !attached {
+            f.add(
+                "target-group-not-attached",
+                &subject,
+                format!(
+                    "{slot} slot: {subject} does not register its tasks in {}",
+                    slot_config.target_group_arn
+                ),
+                "attach the target group to the service's load balancer configuration, or fix \
+                 slots.<slot>.target_group_arn",
+            );
+        }
+    }
+}
+
+/// A listener or rule bluegreen switches must carry the managed tag: the stack's roles may
+/// modify only tagged ones.
+async fn tagged(ctx: &Context, arn: &str, f: &mut Findings) {
+    match elb::tags_of(ctx, arn).await {
+        Ok(None) => {} // no such listener: the routing checks say so
+        Ok(Some(tags)) if tags.iter().any(|(k, v)| k == TAG_MANAGED && v == "true") => {}
+        Ok(Some(_)) => f.add(
+            "listener-untagged",
+            arn,
+            format!("{arn} is not tagged {TAG_MANAGED}=true: the switch would be AccessDenied"),
+            "tag it (bluegreen's roles modify only tagged listeners and rules)",
+        ),
+        Err(StepError::Aws { code, .. })
+            if code.ends_with("NotFound") || code.ends_with("NotFoundException") => {}
+        Err(e) => f.failed(arn, &e),
+    }
+}
+
+async fn target_group(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
+    let arn = &config.slots.get(slot).target_group_arn;
+    match elb::target_group(ctx, arn).await {
+        Ok(Some(_)) => {}
+        Ok(None) => f.add(
+            "target-group-missing",
+            arn,
+            format!("{slot} slot: target group {arn} does not exist"),
+            "create it, or fix slots.<slot>.target_group_arn",
+        ),
+        Err(e) => f.failed(arn, &e),
+    }
+}
+
+/// Production routing: the listener, rule or records exist and send everything to one slot.
+/// Returns the live slot when it could be read.
+async fn production(ctx: &Context, config: &ServiceConfig, f: &mut Findings) -> Option<Slot> {
+    let subject = format!("{} production routing", config.name);
+    let state = match routing::read_production(ctx, config).await {
+        Ok(state) => state,
+        Err(StepError::ResourceNotFound { kind, id }) => {
+            let code = match kind {
+                "listener" => "listener-missing",
+                "listener rule" => "rule-missing",
+                "hosted zone" => "hosted-zone-missing",
+                _ => "dns-records-missing",
+            };
+            f.add(
+                code,
+                &id,
+                format!("{kind} {id} does not exist"),
+                "fix the traffic section of the config to name what production uses",
+            );
+            return None;
+        }
+        Err(StepError::UnexpectedRouting(why)) => {
+            f.add(
+                "production-routing-unexpected",
+                &subject,
+                why,
+                "make production forward to exactly one slot's target group (or records)",
+            );
+            return None;
+        }
+        Err(e) => {
+            f.failed(&subject, &e);
+            return None;
+        }
+    };
+    match state.live() {
+        Ok(live) => Some(live),
+        Err(e) => {
+            f.add(
+                "production-routing-unexpected",
+                &subject,
+                e.to_string(),
+                "send all of production to one slot before the first deployment",
+            );
+            None
+        }
+    }
+}
+
+async fn test_listener(
+    ctx: &Context,
+    config: &ServiceConfig,
+    arn: &str,
+    live: Option<Slot>,
+    f: &mut Findings,
+) {
+    match routing::read_test(ctx, config).await {
+        Ok(Some(slot)) if Some(slot) == live => f.add(
+            "test-listener-routing",
+            arn,
+            format!("the test listener forwards to the live {slot} slot, not the idle one"),
+            "point the test listener at the idle slot's target group",
+        ),
+        Ok(_) => {}
+        Err(StepError::ResourceNotFound { kind, id }) => f.add(
+            "test-listener-missing",
+            &id,
+            format!("{kind} {id} does not exist"),
+            "create a test listener (`bluegreen adopt --test-port`) or fix test_listener_arn",
+        ),
+        Err(e) => f.add(
+            "test-listener-routing",
+            arn,
+            e.to_string(),
+            "point the test listener at the idle slot's target group",
+        ),
+    }
+}
+
+async fn database(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    let needs_source =
+        config.database.strategy == DbStrategy::Isolated || config.database.rehearsal;
+    let Some(source) = config.database.source.as_ref().filter(|_| needs_source) else {
+        return;
+    };
+    let (kind, found) = match source {
+        DbSource::RdsInstance { identifier } => (
+            "RDS instance",
+            rds::describe_instance(ctx, identifier)
+                .await
+                .map(|i| i.is_some()),
+        ),
+        DbSource::AuroraCluster { identifier } => (
+            "Aurora cluster",
+            rds::describe_cluster(ctx, identifier)
+                .await
+                .map(|c| c.is_some()),
+        ),
+    };
+    let id = match source {
+        DbSource::RdsInstance { identifier } | DbSource::AuroraCluster { identifier } => identifier,
+    };
+    match found {
+        Ok(true) => {}
+        Ok(false) => f.add(
+            "database-source-missing",
+            id,
+            format!("{kind} {id}, which pre-prod's database is cloned from, does not exist"),
+            "fix database.source to name production's database",
+        ),
+        Err(e) => f.failed(id, &e),
+    }
+}
+
+async fn approvers(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    if !config.approval.approvers.iter().any(|a| a.contains('@')) {
+        return;
+    }
+    if ctx.settings.topic_arn.is_none() {
+        f.add(
+            "topic-unset",
+            &config.name,
+            "approvers are e-mail addresses but BLUEGREEN_TOPIC_ARN is not set: nobody is \
+             told a deployment awaits them"
+                .into(),
+            "set BLUEGREEN_TOPIC_ARN to the stack's TopicArn output",
+        );
+        return;
+    }
+    match subscriptions::unsubscribed_approvers(ctx, config).await {
+        Ok(missing) => {
+            for approver in missing {
+                f.add(
+                    "approver-not-subscribed",
+                    &approver,
+                    format!(
+                        "approver {approver} has no subscription with their own filter policy: \
+                         their approval links reach nobody"
+                    ),
+                    "run `bluegreen approvers subscribe <service>`",
+                );
+            }
+        }
+        Err(e) => f.failed(&config.name, &e),
+    }
+}

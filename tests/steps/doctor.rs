@@ -1,0 +1,320 @@
+//! `doctor`: a healthy installation and service have no findings; each broken setup a new
+//! user hits is found, named, and nothing else is reported beside it. Each test breaks one
+//! thing in a healthy world, the way a person would get it wrong.
+
+use bluegreen::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
+use bluegreen::doctor;
+use bluegreen::subscriptions;
+use bluegreen_tests::World;
+
+/// A world set up as docs/deploy.md asks: topic and approver subscriptions, the deployment
+/// machine, tagged slots and listeners.
+async fn healthy() -> World {
+    let world = World::build().await.with_topic();
+    world.create_deployment_machine().await;
+    subscriptions::subscribe_approvers(&world.ctx, &world.config())
+        .await
+        .expect("subscribe");
+    world
+}
+
+/// Every finding code for `config` and the installation, sorted.
+async fn codes(world: &World, config: &ServiceConfig) -> Vec<&'static str> {
+    let mut found: Vec<&'static str> = doctor::installation(&world.ctx)
+        .await
+        .into_iter()
+        .chain(doctor::service(&world.ctx, config).await)
+        .map(|f| f.code)
+        .collect();
+    found.sort();
+    found
+}
+
+/// Stores `config` (so it is indexed, as `config put` does) and returns its findings.
+async fn stored(world: &World, config: &ServiceConfig) -> Vec<&'static str> {
+    world.put_config(config).await;
+    codes(world, config).await
+}
+
+fn listener_mut(config: &mut ServiceConfig) -> (&mut String, &mut String, &mut Option<String>) {
+    match &mut config.traffic {
+        Traffic::Listener {
+            production_listener_arn,
+            test_listener_arn,
+            production_rule_arn,
+            ..
+        } => (
+            production_listener_arn,
+            test_listener_arn,
+            production_rule_arn,
+        ),
+        Traffic::Dns { .. } => panic!("a listener config"),
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_listener_setup_has_no_findings_and_each_finding_says_what_to_do() {
+    let world = healthy().await;
+    assert_eq!(codes(&world, &world.config()).await, Vec::<&str>::new());
+    let dns = {
+        let mut c = world.dns_config();
+        c.name = "shop-dns".into();
+        c
+    };
+    assert_eq!(stored(&world, &dns).await, Vec::<&str>::new());
+    // And a finding carries a subject, the problem and a fix.
+    let mut broken = world.config();
+    broken.container = "api".into();
+    let findings = doctor::service(&world.ctx, &broken).await;
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f.subject.is_empty() && !f.problem.is_empty() && !f.fix.is_empty()),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_container_name_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.container = "api".into();
+    // Two slots run the same task definition: one finding each.
+    assert_eq!(stored(&world, &config).await, ["container-missing"; 2]);
+}
+
+#[tokio::test]
+async fn slot_services_in_another_cluster_are_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.cluster = "payments-cluster".into();
+    assert_eq!(stored(&world, &config).await, ["cluster-missing"]);
+}
+
+#[tokio::test]
+async fn a_misspelt_slot_service_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.slots.green.service = "shop-gren".into();
+    assert_eq!(stored(&world, &config).await, ["service-missing"]);
+}
+
+#[tokio::test]
+async fn an_untagged_slot_service_is_found() {
+    let world = healthy().await;
+    let arn = world.service_arn(bluegreen::Slot::Green).await;
+    world
+        .ctx
+        .ecs
+        .untag_resource()
+        .resource_arn(arn)
+        .tag_keys("bluegreen:managed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(codes(&world, &world.config()).await, ["service-untagged"]);
+}
+
+#[tokio::test]
+async fn an_untagged_listener_is_found() {
+    let world = healthy().await;
+    world
+        .ctx
+        .elb
+        .remove_tags()
+        .resource_arns(&world.test_listener)
+        .tag_keys("bluegreen:managed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(codes(&world, &world.config()).await, ["listener-untagged"]);
+}
+
+#[tokio::test]
+async fn a_target_group_arn_that_names_nothing_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.slots.green.target_group_arn = world
+        .tg(bluegreen::Slot::Green)
+        .replace("shop-green", "shop-gren");
+    // Missing, not attached to the slot's service, and production/test routing no longer
+    // names it (the test listener forwards to a group of neither slot).
+    let found = stored(&world, &config).await;
+    assert!(found.contains(&"target-group-missing"), "{found:?}");
+    assert!(found.contains(&"target-group-not-attached"), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_target_group_not_attached_to_its_slot_service_is_found() {
+    let world = healthy().await;
+    // A third target group of the same VPC, which the green service does not register in:
+    // the test listener is moved to it too, so only the attachment is wrong.
+    let other = world.create_target_group("shop-green-2").await;
+    let mut config = world.config();
+    config.slots.green.target_group_arn = other.clone();
+    world.point_test_listener_at(&other).await;
+    assert_eq!(stored(&world, &config).await, ["target-group-not-attached"]);
+}
+
+#[tokio::test]
+async fn a_missing_production_listener_and_rule_are_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    *listener_mut(&mut config).0 = format!("{}0", world.production_listener);
+    let found = stored(&world, &config).await;
+    assert_eq!(found, ["listener-missing"]);
+    let mut config = world.config();
+    *listener_mut(&mut config).2 = Some(
+        world
+            .production_listener
+            .replace(":listener/", ":listener-rule/")
+            + "/0123456789abcdef",
+    );
+    assert_eq!(stored(&world, &config).await, ["rule-missing"]);
+}
+
+#[tokio::test]
+async fn production_forwarding_to_both_slots_is_found() {
+    let world = healthy().await;
+    bluegreen::routing::set_production(&world.ctx, &world.config(), bluegreen::Slot::Green, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(&world, &world.config()).await,
+        ["production-routing-unexpected"]
+    );
+}
+
+#[tokio::test]
+async fn a_test_listener_on_the_live_slot_is_found() {
+    let world = healthy().await;
+    world
+        .point_test_listener_at(world.tg(bluegreen::Slot::Blue))
+        .await;
+    assert_eq!(
+        codes(&world, &world.config()).await,
+        ["test-listener-routing"]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_test_listener_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    *listener_mut(&mut config).1 = format!("{}0", world.test_listener);
+    assert_eq!(stored(&world, &config).await, ["test-listener-missing"]);
+}
+
+#[tokio::test]
+async fn a_dns_setup_with_a_wrong_zone_or_missing_records_is_found() {
+    let world = healthy().await;
+    let mut config = world.dns_config();
+    if let Traffic::Dns { hosted_zone_id, .. } = &mut config.traffic {
+        *hosted_zone_id = "Z0000000000000NOPE".into();
+    }
+    assert_eq!(stored(&world, &config).await, ["hosted-zone-missing"]);
+    let mut config = world.dns_config();
+    config.slots.green.set_identifier = Some("green-2".into());
+    assert_eq!(stored(&world, &config).await, ["dns-records-missing"]);
+}
+
+#[tokio::test]
+async fn a_database_source_that_does_not_exist_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.database.strategy = DbStrategy::Isolated;
+    config.database.source = Some(DbSource::RdsInstance {
+        identifier: "shop-db-old".into(),
+    });
+    assert_eq!(stored(&world, &config).await, ["database-source-missing"]);
+    config.database.source = Some(DbSource::AuroraCluster {
+        identifier: "shop-aurora".into(),
+    });
+    assert_eq!(stored(&world, &config).await, ["database-source-missing"]);
+}
+
+#[tokio::test]
+async fn a_bake_alarm_that_does_not_exist_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.bake.alarms.push("shop-latency".into());
+    assert_eq!(stored(&world, &config).await, ["alarm-missing"]);
+}
+
+#[tokio::test]
+async fn an_approver_without_a_filtered_subscription_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.approval.approvers.push("carol@example.com".into());
+    assert_eq!(stored(&world, &config).await, ["approver-not-subscribed"]);
+    // Without a topic at all, nobody is told: one finding says so.
+    let mut no_topic = World::build().await;
+    no_topic.create_deployment_machine().await;
+    no_topic.ctx.settings.topic_arn = None;
+    assert_eq!(codes(&no_topic, &no_topic.config()).await, ["topic-unset"]);
+}
+
+#[tokio::test]
+async fn a_config_missing_from_the_index_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.name = "admin".into();
+    // Written straight into SSM, its change event never handled.
+    world
+        .ctx
+        .ssm
+        .put_parameter()
+        .name("/bluegreen/services/admin")
+        .value(config.to_json())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(codes(&world, &config).await, ["config-not-indexed"]);
+}
+
+#[tokio::test]
+async fn missing_tables_indexes_secret_topic_and_state_machine_are_found() {
+    let world = healthy().await;
+    let mut ctx = world.ctx.clone();
+    ctx.settings.services_table = "bluegreen-services-typo".into();
+    ctx.settings.link_secret_id = Some("bluegreen/no-such-secret".into());
+    ctx.settings.topic_arn = Some(format!("{}-typo", world.topic_arn));
+    ctx.settings.deployment_machine_arn =
+        Some("arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-typo".into());
+    let mut found: Vec<&str> = doctor::installation(&ctx)
+        .await
+        .into_iter()
+        .map(|f| f.code)
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "link-secret-missing",
+            "state-machine-missing",
+            "table-missing",
+            "topic-missing"
+        ]
+    );
+    // A deployments table from before the indexes.
+    world
+        .ctx
+        .dynamodb
+        .delete_table()
+        .table_name("bluegreen-deployments")
+        .send()
+        .await
+        .unwrap();
+    let old = bluegreen::tables::Table {
+        indexes: &[],
+        ..bluegreen::tables::DEPLOYMENTS
+    };
+    bluegreen::tables::create(&world.ctx, &old).await.unwrap();
+    let found: Vec<&str> = doctor::installation(&world.ctx)
+        .await
+        .into_iter()
+        .map(|f| f.code)
+        .collect();
+    assert_eq!(found, ["index-missing"]);
+}
