@@ -185,3 +185,26 @@ fn an_unreachable_endpoint_is_reported_as_its_causes_not_a_debug_dump() {
         "{stderr}"
     );
 }
+
+#[test]
+fn config_validate_reports_every_schema_error_of_a_file_at_once() {
+    let dir = std::env::temp_dir().join(format!("bluegreen-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("schema.toml");
+    let example = std::fs::read_to_string(repo("docs/example-service.toml")).unwrap();
+    // An unknown key at the top, a misspelt key in a table, and a required field removed.
+    let text = format!("colour = \"blue\"\n{example}")
+        .replace("container = ", "containr = ")
+        .replace("[bake]", "[bake]\nsecnds = 60");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, stderr) = bluegreen(&["config", "validate", bad.to_str().unwrap()]);
+    assert!(!ok);
+    for needle in ["colour", "containr", "container", "secnds"] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    let reported = stderr
+        .lines()
+        .filter(|l| l.contains("schema.toml:"))
+        .count();
+    assert!(reported >= 3, "one line a problem: {stderr}");
+}

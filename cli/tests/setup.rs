@@ -223,3 +223,355 @@ async fn wait_exits_2_when_the_timeout_passes_first_and_says_where_the_deploymen
         text(&out.stderr)
     );
 }
+
+/// `bluegreen args` against the world, to its end: (exit code, stdout, stderr).
+fn run_cli(world: &World, args: &[&str]) -> (i32, String, String) {
+    let out = command(&world.emulator.endpoint, args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// The world as a team has it before bluegreen: one ECS service (`shop-blue`) behind the
+/// ALB's production listener — no second slot, no test listener, no tags, no config.
+async fn single_service_world() -> World {
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    bluegreen::ecs::delete_service(ctx, "shop-cluster", "shop-green")
+        .await
+        .unwrap();
+    bluegreen::elb::delete_listener(ctx, &world.test_listener)
+        .await
+        .unwrap();
+    bluegreen::elb::delete_target_group(ctx, world.tg(bluegreen::Slot::Green))
+        .await
+        .unwrap();
+    bluegreen::config_store::ConfigStore::new(ctx)
+        .delete("shop")
+        .await
+        .unwrap();
+    let blue = world.service_arn(bluegreen::Slot::Blue).await;
+    bluegreen::ecs::untag_resource(ctx, &blue, &["bluegreen:managed"])
+        .await
+        .unwrap();
+    bluegreen::elb::remove_tags(ctx, &world.production_listener, &["bluegreen:managed"])
+        .await
+        .unwrap();
+    world
+}
+
+/// What makes up the service's blue/green shape in AWS now, to compare before and after.
+async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
+    let ctx = &world.ctx;
+    let green = bluegreen::ecs::describe_service(ctx, "shop-cluster", "shop-green")
+        .await
+        .is_ok();
+    let lb = world
+        .ctx
+        .elb
+        .describe_listeners()
+        .listener_arns(&world.production_listener)
+        .send()
+        .await
+        .unwrap()
+        .listeners
+        .unwrap()[0]
+        .load_balancer_arn
+        .clone()
+        .unwrap();
+    let mut ports: Vec<i32> = bluegreen::elb::listeners_of(ctx, &lb)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| l.port)
+        .collect();
+    ports.sort();
+    let green_tg = bluegreen::elb::target_group_named(ctx, "shop-green")
+        .await
+        .unwrap()
+        .is_some();
+    let config = bluegreen::config_store::ConfigStore::new(ctx)
+        .load("shop")
+        .await
+        .is_ok();
+    let tagged = bluegreen::ecs::tags_of(ctx, &world.service_arn(bluegreen::Slot::Blue).await)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k == "bluegreen:managed");
+    (green, ports, green_tg, config, tagged)
+}
+
+#[tokio::test]
+async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_it() {
+    // The README's first hour: an emulator with the team's one service and nothing of
+    // bluegreen's — `init --local` creates its tables, then adopt, doctor, a push, wait.
+    let world = single_service_world().await;
+    for table in bluegreen::tables::TABLES {
+        world
+            .ctx
+            .dynamodb
+            .delete_table()
+            .table_name(table.name(&world.ctx.settings))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, _, stderr) = run_cli(&world, &["init", "--local"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches(": created").count(), 3, "the 3 tables: {stderr}");
+    let before = shape(&world).await;
+    assert_eq!(before, (false, vec![80], false, false, false));
+    let smoke = world.smoke.url.clone();
+    let adopt = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "adopt",
+            "--cluster",
+            "shop-cluster",
+            "--service",
+            "shop-blue",
+            "--test-port",
+            "8443",
+            "--repository",
+            "shop/web",
+            "--tag",
+            "v*",
+            "--approver",
+            bluegreen_tests::MOTO_CALLER,
+            "--test-url",
+            smoke.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let dir = std::env::temp_dir().join(format!("bluegreen-adopt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml_path = dir.join("shop.toml");
+    let toml_arg = toml_path.to_str().unwrap().to_owned();
+
+    // The plan changes nothing.
+    let (code, stdout, stderr) = run_cli(&world, &adopt(&[]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("would create target group shop-green"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would create ECS service shop-cluster/shop-green"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would create test listener :8443"),
+        "{stdout}"
+    );
+    assert_eq!(shape(&world).await, before, "a plan creates nothing");
+
+    // Applied, then applied again: the second run changes nothing and says so.
+    let mut apply = adopt(&["--apply", "--config-out"]);
+    apply.push(&toml_arg);
+    let (code, stdout, stderr) = run_cli(&world, &apply);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        shape(&world).await,
+        (true, vec![80, 8443], true, true, true)
+    );
+    let written =
+        bluegreen::config::ServiceConfig::from_toml(&std::fs::read_to_string(&toml_path).unwrap())
+            .expect("the written TOML is a valid config");
+    let (code, stdout, _) = run_cli(&world, &apply);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to change"), "{stdout}");
+    assert_eq!(
+        bluegreen::config_store::ConfigStore::new(&world.ctx)
+            .load("shop")
+            .await
+            .unwrap(),
+        written,
+        "SSM holds what was written to disk"
+    );
+    // Production still forwards to the existing service's group.
+    let production = bluegreen::elb::listener_actions(&world.ctx, &world.production_listener)
+        .await
+        .unwrap();
+    assert_eq!(
+        production[0].target_group_arn.as_deref(),
+        Some(world.tg(bluegreen::Slot::Blue))
+    );
+
+    // Undone before anything was deployed: the world is as it was.
+    let (code, stdout, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(shape(&world).await, before, "{stdout}");
+
+    // Adopted again, checked, deployed.
+    let (code, _, stderr) = run_cli(&world, &apply);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run_cli(&world, &["doctor", "shop"]);
+    assert_eq!(code, 0, "doctor finds nothing to fix: {stdout}{stderr}");
+    let config = bluegreen::config_store::ConfigStore::new(&world.ctx)
+        .load("shop")
+        .await
+        .unwrap();
+    let green_tg = config.slots.green.target_group_arn.clone();
+    let _ecs = bluegreen_tests::Simulator::start_with(
+        &world,
+        [
+            (
+                bluegreen::Slot::Blue,
+                world.tg(bluegreen::Slot::Blue).to_owned(),
+            ),
+            (bluegreen::Slot::Green, green_tg.clone()),
+        ],
+    );
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    // In the background: the simulator plays ECS on this runtime meanwhile.
+    let out = spawn(
+        &world.emulator.endpoint,
+        &[
+            "run",
+            "--event",
+            event,
+            "--auto-approve",
+            "--time-scale",
+            "0.01",
+        ],
+    )
+    .await
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let production = bluegreen::elb::listener_actions(&world.ctx, &world.production_listener)
+        .await
+        .unwrap();
+    let serving = production[0]
+        .forward_config
+        .as_ref()
+        .map(|f| {
+            f.target_groups()
+                .iter()
+                .filter(|g| g.weight.unwrap_or(1) > 0)
+                .filter_map(|g| g.target_group_arn.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_else(|| production[0].target_group_arn.clone().into_iter().collect());
+    assert_eq!(
+        serving,
+        [green_tg],
+        "production serves the adopted green slot"
+    );
+    let green = bluegreen::ecs::describe_service(&world.ctx, "shop-cluster", "shop-green")
+        .await
+        .unwrap();
+    assert!(
+        green
+            .task_definition
+            .as_deref()
+            .is_some_and(|td| td != "arn:aws:ecs:us-east-1:123456789012:task-definition/shop:1"),
+        "green runs the pushed image's revision: {:?}",
+        green.task_definition
+    );
+
+    // What a CI pipeline does after its push: wait for the outcome.
+    let (code, stdout, stderr) = run_cli(
+        &world,
+        &[
+            "wait",
+            "--service",
+            "shop",
+            "--digest",
+            // events/ecr-push-tagged.json's image.
+            "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678",
+            "--timeout",
+            "10s",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+
+    // Once deployed, undo is refused and changes nothing.
+    let (code, _, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("SetupRefused"), "{stderr}");
+    assert!(shape(&world).await.0, "the green slot is still there");
+}
+
+#[tokio::test]
+async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
+    let world = World::build().await;
+    // A worker without a load balancer.
+    world
+        .ctx
+        .ecs
+        .create_service()
+        .cluster("shop-cluster")
+        .service_name("shop-worker")
+        .task_definition("shop:1")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let (code, _, stderr) = run_cli(
+        &world,
+        &[
+            "adopt",
+            "--cluster",
+            "shop-cluster",
+            "--service",
+            "shop-worker",
+            "--test-port",
+            "9443",
+            "--repository",
+            "shop/web",
+            "--apply",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("SetupRefused") && stderr.contains("no load balancer"),
+        "{stderr}"
+    );
+    // A name adopt would create that someone else's resource already has: shop-blue's green
+    // twin exists and was not made by adopt.
+    let (code, _, stderr) = run_cli(
+        &world,
+        &[
+            "adopt",
+            "--cluster",
+            "shop-cluster",
+            "--service",
+            "shop-blue",
+            "--test-port",
+            "9443",
+            "--repository",
+            "shop/web",
+            "--approver",
+            "a@example.com",
+            "--apply",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("SetupRefused") && stderr.contains("was not created by adopting"),
+        "{stderr}"
+    );
+    assert!(
+        bluegreen::elb::tags_of(&world.ctx, &world.production_listener)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .all(|(k, _)| k != "bluegreen:adopt-tagged"),
+        "nothing was tagged"
+    );
+}

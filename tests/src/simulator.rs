@@ -35,13 +35,21 @@ impl Drop for Simulator {
 impl Simulator {
     /// Starts playing ECS for the world's two slots.
     pub fn start(world: &World) -> Simulator {
+        Simulator::start_with(
+            world,
+            [
+                (Slot::Blue, world.tg_blue.clone()),
+                (Slot::Green, world.tg_green.clone()),
+            ],
+        )
+    }
+
+    /// Starts playing ECS for the services `shop-<slot>` registering in these target groups
+    /// (a world whose slots were made by `bluegreen adopt`, say).
+    pub fn start_with(world: &World, groups: [(Slot, String); 2]) -> Simulator {
         let ecs = world.ctx.ecs.clone();
         let elb = world.ctx.elb.clone();
         let control = world.emulator.control_handle();
-        let groups = [
-            (Slot::Blue, world.tg_blue.clone()),
-            (Slot::Green, world.tg_green.clone()),
-        ];
         let migration_exit = Arc::new(AtomicI32::new(0));
         let exit = migration_exit.clone();
         let exit_by_kind: ExitCodes = Arc::default();

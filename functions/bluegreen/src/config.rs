@@ -519,10 +519,10 @@ impl ServiceConfig {
             if s.service.trim().is_empty() {
                 p.add(&format!("{at}.service"), "must not be empty");
             }
-            p.arn(
+            p.elb_arn(
                 &format!("{at}.target_group_arn"),
                 &s.target_group_arn,
-                "elasticloadbalancing",
+                ElbResource::TargetGroup,
             );
             if let Some(url) = &s.test_url {
                 p.url(&format!("{at}.test_url"), url);
@@ -671,21 +671,21 @@ impl ServiceConfig {
                 production_rule_arn,
                 shift,
             } => {
-                p.arn(
+                p.elb_arn(
                     "traffic.production_listener_arn",
                     production_listener_arn,
-                    "elasticloadbalancing",
+                    ElbResource::Listener,
                 );
-                p.arn(
+                p.elb_arn(
                     "traffic.test_listener_arn",
                     test_listener_arn,
-                    "elasticloadbalancing",
+                    ElbResource::Listener,
                 );
                 if production_listener_arn == test_listener_arn {
                     p.add("traffic", "production and test listeners must differ");
                 }
                 if let Some(rule) = production_rule_arn {
-                    p.arn("traffic.production_rule_arn", rule, "elasticloadbalancing");
+                    p.elb_arn("traffic.production_rule_arn", rule, ElbResource::Rule);
                 }
                 match shift {
                     Some(Shift::Canary {
@@ -874,6 +874,32 @@ impl Problems {
         }
     }
 
+    /// An ELB ARN of the kind the field needs: a listener ARN where a target group belongs
+    /// is found here, not halfway through a deployment.
+    fn elb_arn(&mut self, field: &str, value: &str, kind: ElbResource) {
+        if !valid_arn(value, "elasticloadbalancing") {
+            return self.arn(field, value, "elasticloadbalancing");
+        }
+        let resource = value.splitn(6, ':').nth(5).unwrap_or_default();
+        // `targetgroup/<name>/<id>`, `listener/app/<lb>/<lb id>/<id>`,
+        // `listener-rule/app/<lb>/<lb id>/<listener id>/<id>`.
+        let (prefix, segments) = match kind {
+            ElbResource::TargetGroup => ("targetgroup/", 3),
+            ElbResource::Listener => ("listener/", 5),
+            ElbResource::Rule => ("listener-rule/", 6),
+        };
+        let parts: Vec<&str> = resource.split('/').collect();
+        if !resource.starts_with(prefix)
+            || parts.len() != segments
+            || parts.iter().any(|p| p.is_empty())
+        {
+            self.add(
+                field,
+                &format!("{value:?} is not {} ARN (…:{prefix}…)", kind.article_name()),
+            );
+        }
+    }
+
     fn url(&mut self, field: &str, value: &str) {
         if !(value.starts_with("http://") || value.starts_with("https://")) || value.len() < 10 {
             self.add(field, &format!("{value:?} is not an http(s) URL"));
@@ -888,6 +914,24 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The ELB resource an ARN field names.
+#[derive(Debug, Clone, Copy)]
+enum ElbResource {
+    TargetGroup,
+    Listener,
+    Rule,
+}
+
+impl ElbResource {
+    fn article_name(self) -> &'static str {
+        match self {
+            ElbResource::TargetGroup => "a target group",
+            ElbResource::Listener => "a listener",
+            ElbResource::Rule => "a listener rule",
+        }
+    }
 }
 
 /// `arn:partition:service:region:account:resource`, with the expected service.
@@ -916,6 +960,46 @@ mod tests {
 
     fn example() -> ServiceConfig {
         ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    #[test]
+    fn an_arn_of_the_wrong_elb_resource_is_a_problem_naming_the_field() {
+        let mut config = example();
+        let listener = match &config.traffic {
+            Traffic::Listener {
+                production_listener_arn,
+                ..
+            } => production_listener_arn.clone(),
+            Traffic::Dns { .. } => unreachable!("the example is listener mode"),
+        };
+        config.slots.blue.target_group_arn = listener.clone();
+        config.slots.green.target_group_arn =
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:tg-green".into();
+        if let Traffic::Listener {
+            test_listener_arn,
+            production_rule_arn,
+            ..
+        } = &mut config.traffic
+        {
+            *test_listener_arn = example().slots.blue.target_group_arn;
+            *production_rule_arn = Some(listener);
+        }
+        let problems = config.problems();
+        for (field, kind) in [
+            ("slots.blue.target_group_arn", "not a target group ARN"),
+            ("slots.green.target_group_arn", "not a target group ARN"),
+            ("traffic.test_listener_arn", "not a listener ARN"),
+            ("traffic.production_rule_arn", "not a listener rule ARN"),
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(field) && p.contains(kind)),
+                "{field}: {problems:?}"
+            );
+        }
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(example().problems().is_empty());
     }
 
     #[test]

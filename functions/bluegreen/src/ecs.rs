@@ -442,3 +442,83 @@ pub async fn rollout(
         Rollout::InProgress(progress)
     })
 }
+
+/// Creates service `name` in `cluster` as a copy of `like` — task definition, launch type or
+/// capacity provider strategy, platform version, network configuration, service registries,
+/// deployment settings — registering in `target_group_arn` (same container and port), with
+/// `desired_count` tasks and `tags`.
+pub async fn create_service_like(
+    ctx: &Context,
+    cluster: &str,
+    name: &str,
+    like: &Service,
+    target_group_arn: &str,
+    desired_count: i32,
+    tags: &[(&str, &str)],
+) -> StepResult<Service> {
+    let load_balancers = like
+        .load_balancers()
+        .iter()
+        .map(|lb| {
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(target_group_arn)
+                .set_container_name(lb.container_name.clone())
+                .set_container_port(lb.container_port)
+                .build()
+        })
+        .collect();
+    let out = ctx
+        .ecs
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .set_task_definition(like.task_definition.clone())
+        .set_launch_type(
+            like.launch_type
+                .clone()
+                .filter(|_| like.capacity_provider_strategy().is_empty()),
+        )
+        .set_capacity_provider_strategy(
+            Some(like.capacity_provider_strategy().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_platform_version(like.platform_version.clone())
+        .set_network_configuration(like.network_configuration.clone())
+        .set_service_registries(Some(like.service_registries().to_vec()).filter(|s| !s.is_empty()))
+        .set_deployment_configuration(like.deployment_configuration.clone())
+        .set_health_check_grace_period_seconds(like.health_check_grace_period_seconds)
+        .set_placement_constraints(
+            Some(like.placement_constraints().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_placement_strategy(Some(like.placement_strategy().to_vec()).filter(|s| !s.is_empty()))
+        .enable_execute_command(like.enable_execute_command)
+        .set_load_balancers(Some(load_balancers))
+        .desired_count(desired_count)
+        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:CreateService", e))?;
+    out.service
+        .ok_or_else(|| StepError::Internal(format!("CreateService {name} answered no service")))
+}
+
+/// Deletes a service (scaled to 0 first by `force`); one already gone is fine.
+pub async fn delete_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
+    match ctx
+        .ecs
+        .delete_service()
+        .cluster(cluster)
+        .service(service)
+        .force(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_service_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StepError::from_sdk("ecs:DeleteService", e)),
+    }
+}

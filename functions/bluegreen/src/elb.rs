@@ -253,3 +253,187 @@ pub async fn tags_of(ctx: &Context, arn: &str) -> StepResult<Option<Vec<(String,
                 .collect()
         }))
 }
+
+fn elb_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+/// The target group named `name`, or `None`.
+pub async fn target_group_named(ctx: &Context, name: &str) -> StepResult<Option<TargetGroup>> {
+    let out = ctx.elb.describe_target_groups().names(name).send().await;
+    match out {
+        Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StepError::from_sdk(
+            "elasticloadbalancing:DescribeTargetGroups",
+            e,
+        )),
+    }
+}
+
+/// Creates target group `name` with `like`'s protocol, port, VPC, target type and health
+/// check settings, tagged `tags`.
+pub async fn create_target_group_like(
+    ctx: &Context,
+    name: &str,
+    like: &TargetGroup,
+    tags: &[(&str, &str)],
+) -> StepResult<TargetGroup> {
+    let out = ctx
+        .elb
+        .create_target_group()
+        .name(name)
+        .set_protocol(like.protocol.clone())
+        .set_protocol_version(like.protocol_version.clone())
+        .set_port(like.port)
+        .set_vpc_id(like.vpc_id.clone())
+        .set_target_type(like.target_type.clone())
+        .set_ip_address_type(like.ip_address_type.clone())
+        .set_health_check_protocol(like.health_check_protocol.clone())
+        .set_health_check_port(like.health_check_port.clone())
+        .set_health_check_enabled(like.health_check_enabled)
+        .set_health_check_path(like.health_check_path.clone())
+        .set_health_check_interval_seconds(like.health_check_interval_seconds)
+        .set_health_check_timeout_seconds(like.health_check_timeout_seconds)
+        .set_healthy_threshold_count(like.healthy_threshold_count)
+        .set_unhealthy_threshold_count(like.unhealthy_threshold_count)
+        .set_matcher(like.matcher.clone())
+        .set_tags(Some(elb_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateTargetGroup", e))?;
+    out.target_groups
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| StepError::Internal(format!("CreateTargetGroup {name} answered no group")))
+}
+
+/// Deletes a target group (one already gone is fine).
+pub async fn delete_target_group(ctx: &Context, arn: &str) -> StepResult<()> {
+    // DeleteTargetGroup succeeds for a group that is already gone.
+    ctx.elb
+        .delete_target_group()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))?;
+    Ok(())
+}
+
+/// Every listener of a load balancer.
+pub async fn listeners_of(
+    ctx: &Context,
+    load_balancer_arn: &str,
+) -> StepResult<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>> {
+    let out = ctx
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(load_balancer_arn)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
+    Ok(out.listeners.unwrap_or_default())
+}
+
+/// A forward of everything to one target group.
+pub fn forward_to(target_group_arn: &str) -> Action {
+    Action::builder()
+        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+        .target_group_arn(target_group_arn)
+        .build()
+}
+
+/// Creates a listener on `port` like `like` (protocol, certificates, SSL policy) forwarding
+/// everything to `target_group_arn`, tagged `tags`.
+pub async fn create_listener_like(
+    ctx: &Context,
+    like: &aws_sdk_elasticloadbalancingv2::types::Listener,
+    port: i32,
+    target_group_arn: &str,
+    tags: &[(&str, &str)],
+) -> StepResult<aws_sdk_elasticloadbalancingv2::types::Listener> {
+    let out = ctx
+        .elb
+        .create_listener()
+        .set_load_balancer_arn(like.load_balancer_arn.clone())
+        .set_protocol(like.protocol.clone())
+        .port(port)
+        .set_certificates(like.certificates.clone())
+        .set_ssl_policy(like.ssl_policy.clone())
+        .default_actions(forward_to(target_group_arn))
+        .set_tags(Some(elb_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateListener", e))?;
+    out.listeners
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| StepError::Internal(format!("CreateListener :{port} answered no listener")))
+}
+
+/// Deletes a listener; one already gone is fine.
+pub async fn delete_listener(ctx: &Context, arn: &str) -> StepResult<()> {
+    match ctx.elb.delete_listener().listener_arn(arn).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_listener_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StepError::from_sdk(
+            "elasticloadbalancing:DeleteListener",
+            e,
+        )),
+    }
+}
+
+/// Adds tags to ELB resources.
+pub async fn add_tags(ctx: &Context, arn: &str, tags: &[(&str, &str)]) -> StepResult<()> {
+    ctx.elb
+        .add_tags()
+        .resource_arns(arn)
+        .set_tags(Some(elb_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:AddTags", e))?;
+    Ok(())
+}
+
+/// Removes tags from an ELB resource.
+pub async fn remove_tags(ctx: &Context, arn: &str, keys: &[&str]) -> StepResult<()> {
+    ctx.elb
+        .remove_tags()
+        .resource_arns(arn)
+        .set_tag_keys(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:RemoveTags", e))?;
+    Ok(())
+}
+
+/// The DNS name of a load balancer.
+pub async fn load_balancer_dns(ctx: &Context, arn: &str) -> StepResult<Option<String>> {
+    let out = ctx
+        .elb
+        .describe_load_balancers()
+        .load_balancer_arns(arn)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+    Ok(out
+        .load_balancers
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .and_then(|lb| lb.dns_name))
+}

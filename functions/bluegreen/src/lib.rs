@@ -7,6 +7,7 @@
 //! Errors are [`StepError`]s whose [`StepError::name`] is the stable error type the state
 //! machine's `Retry` and `Catch` clauses match.
 
+pub mod adopt;
 pub mod alarms;
 pub mod config;
 pub mod config_store;

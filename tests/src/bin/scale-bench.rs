@@ -168,6 +168,31 @@ async fn status(world: &World, repeats: usize) -> Cost {
     .0
 }
 
+/// A control, not bluegreen: one raw Query of 20 items on the `by_service` index, straight
+/// through the SDK. How long the emulator itself takes to answer a Query as its table grows
+/// (moto evaluates a Query by walking the table; DynamoDB reads only the items returned).
+async fn raw_query(world: &World, repeats: usize) -> Cost {
+    measure(&world.ctx, repeats, |ctx, _| async move {
+        ctx.dynamodb
+            .query()
+            .table_name(&ctx.settings.deployments_table)
+            .index_name("by_service")
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", "service")
+            .expression_attribute_values(
+                ":s",
+                aws_sdk_dynamodb::types::AttributeValue::S("shop".into()),
+            )
+            .scan_index_forward(false)
+            .limit(20)
+            .send()
+            .await
+            .expect("raw query");
+    })
+    .await
+    .0
+}
+
 /// The console's list page, as an AWS-authenticated viewer, through the console's router.
 async fn console_list(world: &World, repeats: usize) -> Cost {
     measure(&world.ctx, repeats, |ctx, _| async move {
@@ -319,19 +344,21 @@ async fn main() {
             .await
             .unwrap()
             .len();
-        let (h, s, c) = (
+        let (h, s, c, q) = (
             history(&world, args.repeats).await,
             status(&world, args.repeats).await,
             console_list(&world, args.repeats).await,
+            raw_query(&world, args.repeats).await,
         );
         println!(
-            "| {total} | {} | {} | {} | {} | {} | {} |",
+            "| {total} | {} | {} | {} | {} | {} | {} | {} |",
             h.requests,
             ms(h.wall),
             s.requests,
             ms(s.wall),
             c.requests,
-            ms(c.wall)
+            ms(c.wall),
+            ms(q.wall)
         );
         rows.push((total, h, s, c));
     }

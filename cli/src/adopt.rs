@@ -1,0 +1,125 @@
+//! `bluegreen adopt`: plan, apply or undo taking an existing ECS service behind an ALB over
+//! into blue/green (see `bluegreen::adopt`). Without `--apply` it only says what it would do.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bluegreen::Context;
+use bluegreen::adopt::{self, Request};
+
+use crate::output::Output;
+
+/// `bluegreen adopt` arguments.
+#[derive(clap::Args)]
+pub struct AdoptArgs {
+    /// The ECS cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The existing ECS service (it becomes the blue slot).
+    #[arg(long)]
+    service: Option<String>,
+    /// The config's name (default: the service's, without a -blue suffix).
+    #[arg(long)]
+    name: Option<String>,
+    /// The production listener, if more than one forwards to the service's target group.
+    #[arg(long)]
+    listener: Option<String>,
+    /// An existing test listener to point at the new slot.
+    #[arg(long, conflicts_with = "test_port")]
+    test_listener: Option<String>,
+    /// Port of the test listener to create (on the production listener's load balancer).
+    #[arg(long)]
+    test_port: Option<i32>,
+    /// The ECR repository whose pushes deploy the service.
+    #[arg(long)]
+    repository: Option<String>,
+    /// Tag patterns that deploy (repeatable).
+    #[arg(long = "tag", default_value = "v*")]
+    tags: Vec<String>,
+    /// Who may approve (repeatable): e-mail addresses or IAM ARNs.
+    #[arg(long = "approver")]
+    approvers: Vec<String>,
+    /// Base URL of the test listener for smoke checks (default: the load balancer's DNS name
+    /// and the test port).
+    #[arg(long)]
+    test_url: Option<String>,
+    /// Where to write the config as TOML (default: <name>.toml).
+    #[arg(long)]
+    config_out: Option<PathBuf>,
+    /// Create what the plan lists.
+    #[arg(long, conflicts_with = "undo")]
+    apply: bool,
+    /// Remove what adopting this service created (only before anything was deployed).
+    #[arg(long, value_name = "NAME")]
+    undo: Option<String>,
+}
+
+fn required(value: &Option<String>, flag: &str) -> Result<String, ExitCode> {
+    value
+        .clone()
+        .ok_or_else(|| crate::fail(&format!("adopt needs {flag}")))
+}
+
+/// `bluegreen adopt`.
+pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
+    let ctx = Context::from_env().await;
+    if let Some(name) = &args.undo {
+        return match adopt::undo(&ctx, name).await {
+            Ok(removed) => out.show(&removed, |removed| {
+                for r in removed {
+                    outln!("removed {r}");
+                }
+            }),
+            Err(e) => out.error(&e),
+        };
+    }
+    let request = match (|| {
+        Ok::<_, ExitCode>(Request {
+            cluster: required(&args.cluster, "--cluster")?,
+            service: required(&args.service, "--service")?,
+            name: args.name.clone(),
+            production_listener_arn: args.listener.clone(),
+            test_listener_arn: args.test_listener.clone(),
+            test_port: args.test_port,
+            repository: required(&args.repository, "--repository")?,
+            tags: args.tags.clone(),
+            approvers: args.approvers.clone(),
+            test_url: args.test_url.clone(),
+        })
+    })() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let adopted = match adopt::adopt(&ctx, &request, args.apply).await {
+        Ok(a) => a,
+        Err(e) => return out.error(&e),
+    };
+    if args.apply {
+        let path = args
+            .config_out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.toml", adopted.config.name)));
+        let text = match toml::to_string_pretty(&adopted.config) {
+            Ok(text) => text,
+            Err(e) => return crate::fail(&format!("cannot write the config as TOML: {e}")),
+        };
+        if let Err(e) = std::fs::write(&path, text) {
+            return crate::fail(&format!("cannot write {}: {e}", path.display()));
+        }
+        eprintln!("config written to {}", path.display());
+    }
+    out.show(&adopted, |a| {
+        for change in &a.changes {
+            outln!("{change}");
+        }
+        match (a.changed, args.apply) {
+            (false, _) => outln!("nothing to change: {} is adopted", a.config.name),
+            (true, false) => outln!("run again with --apply to make these changes"),
+            (true, true) => outln!(
+                "adopted {}: check it with `bluegreen doctor {}`",
+                a.config.name,
+                a.config.name
+            ),
+        }
+    })
+}
