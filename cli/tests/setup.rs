@@ -321,7 +321,11 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     }
     let (code, _, stderr) = run_cli(&world, &["init", "--local"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stderr.matches(": created").count(), 3, "the 3 tables: {stderr}");
+    assert_eq!(
+        stderr.matches(": created").count(),
+        3,
+        "the 3 tables: {stderr}"
+    );
     let before = shape(&world).await;
     assert_eq!(before, (false, vec![80], false, false, false));
     let smoke = world.smoke.url.clone();

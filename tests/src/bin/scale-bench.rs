@@ -331,9 +331,9 @@ async fn main() {
         args.repeats
     );
     println!(
-        "| deployment records | history shop (20): requests | ms | status shop: requests | ms | console list: requests | ms |"
+        "| deployment records | history shop (20): requests | ms | status shop: requests | ms | console list: requests | ms | control: one raw Query, ms |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for records in [0, args.records] {
         if records > 0 {
