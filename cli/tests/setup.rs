@@ -27,6 +27,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Runs `bluegreen args` to its end without blocking the test's runtime (a simulator may be
+/// playing ECS on it meanwhile).
+async fn finished(endpoint: &str, args: &[&str]) -> Output {
+    spawn(endpoint, args).await.await.expect("bluegreen ran")
+}
+
 /// Runs `bluegreen args` in the background; its output once it exits (bounded: a wait that
 /// never ends fails the test instead of hanging it).
 async fn spawn(endpoint: &str, args: &[&str]) -> tokio::task::JoinHandle<Output> {
@@ -175,7 +181,7 @@ async fn wait_exits_1_when_the_deployment_aborts() {
 async fn wait_exits_2_when_the_timeout_passes_first_and_says_where_the_deployment_is() {
     let world = World::build().await;
     let id = deploy_to_approval(&world).await;
-    let out = spawn(
+    let out = finished(
         &world.emulator.endpoint,
         &[
             "--output",
@@ -189,9 +195,7 @@ async fn wait_exits_2_when_the_timeout_passes_first_and_says_where_the_deploymen
             "200ms",
         ],
     )
-    .await
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains(&format!("{id} is still awaiting_approval")),
@@ -201,7 +205,7 @@ async fn wait_exits_2_when_the_timeout_passes_first_and_says_where_the_deploymen
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["outcome"], "timed_out");
     // A tag nobody pushed is not found, and says so.
-    let out = spawn(
+    let out = finished(
         &world.emulator.endpoint,
         &[
             "wait",
@@ -213,9 +217,7 @@ async fn wait_exits_2_when_the_timeout_passes_first_and_says_where_the_deploymen
             "1s",
         ],
     )
-    .await
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no deployment of that push was found"),
@@ -434,7 +436,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         "/../events/ecr-push-tagged.json"
     );
     // In the background: the simulator plays ECS on this runtime meanwhile.
-    let out = spawn(
+    let out = finished(
         &world.emulator.endpoint,
         &[
             "run",
@@ -445,9 +447,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
             "0.01",
         ],
     )
-    .await
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         out.status.code(),
         Some(0),

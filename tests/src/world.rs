@@ -100,6 +100,26 @@ pub fn push_event(
     })
 }
 
+/// A target group `name` in `vpc`: HTTP on 8080, IP targets, health checked on `/health`.
+async fn create_target_group(ctx: &Context, name: &str, vpc: &str) -> String {
+    ctx.elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(vpc)
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_path("/health")
+        .send()
+        .await
+        .expect("create target group")
+        .target_groups
+        .unwrap()
+        .remove(0)
+        .target_group_arn
+        .unwrap()
+}
+
 impl World {
     /// Starts an emulator and builds the world in it (blue live with 2 tasks, green at 0).
     pub async fn build() -> World {
@@ -152,24 +172,7 @@ impl World {
             .unwrap();
         let mut tgs = Vec::new();
         for name in ["shop-blue", "shop-green"] {
-            let tg = ctx
-                .elb
-                .create_target_group()
-                .name(name)
-                .protocol(ProtocolEnum::Http)
-                .port(8080)
-                .vpc_id(&vpc)
-                .target_type(TargetTypeEnum::Ip)
-                .health_check_path("/health")
-                .send()
-                .await
-                .expect("create target group")
-                .target_groups
-                .unwrap()
-                .remove(0)
-                .target_group_arn
-                .unwrap();
-            tgs.push(tg);
+            tgs.push(create_target_group(&ctx, name, &vpc).await);
         }
         let listener = |port: i32, tg: String| {
             let ctx = ctx.clone();
@@ -556,22 +559,7 @@ impl World {
             .remove(0)
             .vpc_id
             .unwrap();
-        self.ctx
-            .elb
-            .create_target_group()
-            .name(name)
-            .protocol(ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .expect("create target group")
-            .target_groups
-            .unwrap()
-            .remove(0)
-            .target_group_arn
-            .unwrap()
+        create_target_group(&self.ctx, name, &vpc).await
     }
 
     /// Makes the test listener forward to `target_group` (as a person might by hand).

@@ -27,6 +27,14 @@ async fn prepared(world: &World, event: &serde_json::Value) -> Vec<(String, Prep
     }
 }
 
+/// The services the index lists under `repository`.
+async fn watching(world: &World, repository: &str) -> Vec<String> {
+    ServiceIndex::new(&world.ctx)
+        .watching(repository)
+        .await
+        .unwrap()
+}
+
 /// Registers `n` services named `<prefix>-<i>` watching `repository` (their slots are the
 /// world's: only their configs matter here).
 async fn register(world: &World, prefix: &str, repository: &str, n: usize) {
@@ -103,13 +111,7 @@ async fn a_config_written_straight_into_ssm_is_found_once_its_change_event_is_ha
     write_raw(&world, "admin", &config).await;
     let event = push_event("v2", 'a', "event-1", PUSHED_AT);
     // SSM's event has not been handled yet: the index does not know admin.
-    assert_eq!(
-        ServiceIndex::new(&world.ctx)
-            .watching("shop/web")
-            .await
-            .unwrap(),
-        ["shop"]
-    );
+    assert_eq!(watching(&world, "shop/web").await, ["shop"]);
     let report = index_config::run(&world.ctx, &parameter_changed("admin"))
         .await
         .unwrap();
@@ -151,6 +153,12 @@ async fn a_service_moved_to_another_repository_stops_getting_the_old_repositorys
         prepared(&world, &moved).await,
         [("shop".to_owned(), PreparedOutcome::Started)]
     );
+    // Deleted after the move (its old entry's removal is remembered on the service's item,
+    // its new one is current): nothing is left under either repository.
+    ConfigStore::new(&world.ctx).delete("shop").await.unwrap();
+    assert!(watching(&world, "shop/web").await.is_empty());
+    assert!(watching(&world, "shop/web-v2").await.is_empty());
+    assert!(index.service("shop").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -198,13 +206,7 @@ async fn a_deleted_config_leaves_no_index_entry_and_its_pushes_are_ignored() {
     let world = World::build().await;
     let store = ConfigStore::new(&world.ctx);
     store.delete("shop").await.unwrap();
-    assert!(
-        ServiceIndex::new(&world.ctx)
-            .watching("shop/web")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(watching(&world, "shop/web").await.is_empty());
     assert!(
         prepared(&world, &push_event("v2", 'a', "event-1", PUSHED_AT))
             .await
@@ -230,13 +232,7 @@ async fn a_parameter_change_event_outside_the_config_path_or_of_another_kind_cha
     wrong["detail-type"] = "Scheduled Event".into();
     let err = index_config::run(&world.ctx, &wrong).await.unwrap_err();
     assert_eq!(err.name(), "EventMalformed", "{err}");
-    assert_eq!(
-        ServiceIndex::new(&world.ctx)
-            .watching("shop/web")
-            .await
-            .unwrap(),
-        ["shop"]
-    );
+    assert_eq!(watching(&world, "shop/web").await, ["shop"]);
 }
 
 #[tokio::test]

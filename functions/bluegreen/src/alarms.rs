@@ -11,13 +11,7 @@ pub async fn firing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>> 
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let out = ctx
-        .cloudwatch
-        .describe_alarms()
-        .set_alarm_names(Some(names.to_vec()))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+    let out = describe(ctx, names).await?;
     let mut firing = Vec::new();
     for alarm in out.metric_alarms.unwrap_or_default() {
         if alarm.state_value == Some(StateValue::Alarm) {
@@ -44,13 +38,7 @@ pub async fn missing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>>
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let out = ctx
-        .cloudwatch
-        .describe_alarms()
-        .set_alarm_names(Some(names.to_vec()))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+    let out = describe(ctx, names).await?;
     let mut found: Vec<String> = out
         .metric_alarms
         .unwrap_or_default()
@@ -68,4 +56,16 @@ pub async fn missing(ctx: &Context, names: &[String]) -> StepResult<Vec<String>>
         .filter(|n| !found.contains(n))
         .cloned()
         .collect())
+}
+
+async fn describe(
+    ctx: &Context,
+    names: &[String],
+) -> StepResult<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput> {
+    ctx.cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))
 }

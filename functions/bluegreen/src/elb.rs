@@ -209,13 +209,19 @@ fn rule_not_found(arn: &str) -> StepError {
 
 /// The target group, or `None` when there is none with that ARN.
 pub async fn target_group(ctx: &Context, arn: &str) -> StepResult<Option<TargetGroup>> {
-    let out = ctx
-        .elb
-        .describe_target_groups()
-        .target_group_arns(arn)
-        .send()
-        .await;
-    match out {
+    describe_target_group(ctx.elb.describe_target_groups().target_group_arns(arn)).await
+}
+
+/// The target group named `name`, or `None`.
+pub async fn target_group_named(ctx: &Context, name: &str) -> StepResult<Option<TargetGroup>> {
+    describe_target_group(ctx.elb.describe_target_groups().names(name)).await
+}
+
+/// The first group a DescribeTargetGroups request answers; `None` for TargetGroupNotFound.
+async fn describe_target_group(
+    request: aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::builders::DescribeTargetGroupsFluentBuilder,
+) -> StepResult<Option<TargetGroup>> {
+    match request.send().await {
         Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
         Err(e)
             if e.as_service_error()
@@ -258,24 +264,6 @@ fn elb_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
         .collect()
-}
-
-/// The target group named `name`, or `None`.
-pub async fn target_group_named(ctx: &Context, name: &str) -> StepResult<Option<TargetGroup>> {
-    let out = ctx.elb.describe_target_groups().names(name).send().await;
-    match out {
-        Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_target_group_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(StepError::from_sdk(
-            "elasticloadbalancing:DescribeTargetGroups",
-            e,
-        )),
-    }
 }
 
 /// Creates target group `name` with `like`'s protocol, port, VPC, target type and health

@@ -992,6 +992,9 @@ impl<'a> Records<'a> {
 
     /// Up to `limit` records of `service`, newest first (the `by_service` index).
     pub async fn for_service(&self, service: &str, limit: usize) -> StepResult<Vec<Deployment>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         self.query(&tables::BY_SERVICE, service, |found| found.len() >= limit)
             .await
     }
@@ -1045,6 +1048,9 @@ impl<'a> Records<'a> {
 
     /// The `limit` newest records of every service (the `recent` index).
     pub async fn recent(&self, limit: usize) -> StepResult<Vec<Deployment>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let partition = serde_json::to_value(Listed::All).expect("listed serialises");
         self.query(
             &tables::RECENT,

@@ -176,11 +176,15 @@ impl<'a> ServiceIndex<'a> {
         let Some(known) = self.service(service).await? else {
             return Ok(());
         };
+        // Each item once: a transaction refuses two operations on the same item.
+        let repositories: std::collections::BTreeSet<&String> = known
+            .repositories
+            .iter()
+            .chain([&known.repository])
+            .filter(|r| !r.is_empty())
+            .collect();
         let mut writes: Vec<TransactWriteItem> = Vec::new();
-        for repository in known.repositories.iter().chain([&known.repository]) {
-            if repository.is_empty() {
-                continue;
-            }
+        for repository in repositories {
             let delete = Delete::builder()
                 .table_name(self.table())
                 .set_key(Some(key(&repository_partition(repository), service)))
@@ -188,7 +192,6 @@ impl<'a> ServiceIndex<'a> {
                 .map_err(|e| StepError::Internal(format!("index entry: {e}")))?;
             writes.push(TransactWriteItem::builder().delete(delete).build());
         }
-        writes.dedup();
         let item = Delete::builder()
             .table_name(self.table())
             .set_key(Some(key(SERVICE_PARTITION, service)))

@@ -72,11 +72,21 @@ fn topic(ctx: &Context) -> StepResult<&str> {
     })
 }
 
-/// Every confirmed subscription on the topic that could receive another approver's link.
-/// Pending confirmations have no attributes yet and are listed as such.
-pub async fn audit(ctx: &Context) -> StepResult<Vec<Exposed>> {
+/// One subscription of the topic, with its filter (confirmed ones only: a pending
+/// confirmation has no attributes yet).
+struct TopicSubscription {
+    arn: String,
+    protocol: String,
+    endpoint: String,
+    pending: bool,
+    filter_policy: Option<String>,
+    filter_scope: Option<String>,
+}
+
+/// Every subscription of the topic, every page, with its filter policy.
+async fn topic_subscriptions(ctx: &Context) -> StepResult<Vec<TopicSubscription>> {
     let topic = topic(ctx)?;
-    let mut exposed = Vec::new();
+    let mut all = Vec::new();
     let mut pages = ctx
         .sns
         .list_subscriptions_by_topic()
@@ -87,38 +97,49 @@ pub async fn audit(ctx: &Context) -> StepResult<Vec<Exposed>> {
         let page = page.map_err(|e| StepError::from_sdk("sns:ListSubscriptionsByTopic", e))?;
         for subscription in page.subscriptions.unwrap_or_default() {
             let arn = subscription.subscription_arn.unwrap_or_default();
-            let endpoint = format!(
-                "{} {}",
-                subscription.protocol.unwrap_or_default(),
-                subscription.endpoint.unwrap_or_default()
-            );
-            if !arn.starts_with("arn:") {
-                exposed.push(Exposed {
-                    subscription_arn: arn,
-                    endpoint,
-                    problem: "pending confirmation: check it again once confirmed".into(),
-                });
-                continue;
-            }
-            let attributes = ctx
-                .sns
-                .get_subscription_attributes()
-                .subscription_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| StepError::from_sdk("sns:GetSubscriptionAttributes", e))?
-                .attributes
-                .unwrap_or_default();
-            if let Some(problem) = exposes_links(
-                attributes.get("FilterPolicy").map(String::as_str),
-                attributes.get("FilterPolicyScope").map(String::as_str),
-            ) {
-                exposed.push(Exposed {
-                    subscription_arn: arn,
-                    endpoint,
-                    problem,
-                });
-            }
+            let pending = !arn.starts_with("arn:");
+            let mut attributes = if pending {
+                Default::default()
+            } else {
+                ctx.sns
+                    .get_subscription_attributes()
+                    .subscription_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| StepError::from_sdk("sns:GetSubscriptionAttributes", e))?
+                    .attributes
+                    .unwrap_or_default()
+            };
+            all.push(TopicSubscription {
+                arn,
+                protocol: subscription.protocol.unwrap_or_default(),
+                endpoint: subscription.endpoint.unwrap_or_default(),
+                pending,
+                filter_policy: attributes.remove("FilterPolicy"),
+                filter_scope: attributes.remove("FilterPolicyScope"),
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// Every confirmed subscription on the topic that could receive another approver's link.
+/// Pending confirmations have no attributes yet and are listed as such.
+pub async fn audit(ctx: &Context) -> StepResult<Vec<Exposed>> {
+    let mut exposed = Vec::new();
+    for s in topic_subscriptions(ctx).await? {
+        let endpoint = format!("{} {}", s.protocol, s.endpoint);
+        let problem = if s.pending {
+            Some("pending confirmation: check it again once confirmed".to_owned())
+        } else {
+            exposes_links(s.filter_policy.as_deref(), s.filter_scope.as_deref())
+        };
+        if let Some(problem) = problem {
+            exposed.push(Exposed {
+                subscription_arn: s.arn,
+                endpoint,
+                problem,
+            });
         }
     }
     Ok(exposed)
@@ -131,43 +152,16 @@ pub async fn unsubscribed_approvers(
     ctx: &Context,
     config: &ServiceConfig,
 ) -> StepResult<Vec<String>> {
-    let topic = topic(ctx)?;
-    let mut filters: Vec<(String, Option<String>)> = Vec::new();
-    let mut pages = ctx
-        .sns
-        .list_subscriptions_by_topic()
-        .topic_arn(topic)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StepError::from_sdk("sns:ListSubscriptionsByTopic", e))?;
-        for subscription in page.subscriptions.unwrap_or_default() {
-            let endpoint = subscription.endpoint.unwrap_or_default();
-            let arn = subscription.subscription_arn.unwrap_or_default();
-            let filter = if arn.starts_with("arn:") {
-                ctx.sns
-                    .get_subscription_attributes()
-                    .subscription_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| StepError::from_sdk("sns:GetSubscriptionAttributes", e))?
-                    .attributes
-                    .unwrap_or_default()
-                    .remove("FilterPolicy")
-            } else {
-                None // pending confirmation: its filter is set once confirmed
-            };
-            filters.push((endpoint, filter));
-        }
-    }
+    let subscriptions = topic_subscriptions(ctx).await?;
     let filtered = |approver: &str| {
-        let wanted: serde_json::Value =
-            serde_json::from_str(&approver_filter(approver)).unwrap_or_default();
-        filters.iter().any(|(endpoint, filter)| {
-            endpoint.eq_ignore_ascii_case(approver)
-                && filter.as_deref().is_none_or(|f| {
-                    serde_json::from_str::<serde_json::Value>(f).ok().as_ref() == Some(&wanted)
-                })
+        let wanted: Value = serde_json::from_str(&approver_filter(approver)).unwrap_or_default();
+        subscriptions.iter().any(|s| {
+            s.endpoint.eq_ignore_ascii_case(approver)
+                // A pending confirmation gets its filter once confirmed.
+                && (s.pending
+                    || s.filter_policy.as_deref().is_some_and(|f| {
+                        serde_json::from_str::<Value>(f).ok().as_ref() == Some(&wanted)
+                    }))
         })
     };
     Ok(config
