@@ -368,9 +368,7 @@ pub async fn adopt(ctx: &Context, req: &Request, apply: bool) -> StepResult<Adop
                 expect_status: 200,
                 body_contains: None,
             }],
-            consecutive_passes: 3,
-            request_timeout_ms: 2000,
-            timeout_seconds: 600,
+            ..Health::default()
         },
         approval: Approval {
             approvers: req.approvers.clone(),

@@ -353,6 +353,18 @@ pub struct Health {
     pub timeout_seconds: u64,
 }
 
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            test_url: None,
+            smoke: Vec::new(),
+            consecutive_passes: default_passes(),
+            request_timeout_ms: default_request_timeout(),
+            timeout_seconds: default_health_timeout(),
+        }
+    }
+}
+
 fn default_passes() -> u32 {
     3
 }
