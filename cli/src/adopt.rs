@@ -39,6 +39,12 @@ pub struct AdoptArgs {
     /// Who may approve (repeatable): e-mail addresses or IAM ARNs.
     #[arg(long = "approver")]
     approvers: Vec<String>,
+    /// DNS mode: the hosted zone of the service's record (with --dns-record).
+    #[arg(long, requires = "dns_record", conflicts_with_all = ["test_port", "test_listener"])]
+    dns_zone: Option<String>,
+    /// DNS mode: the service's name, a simple CNAME to its load balancer.
+    #[arg(long, requires = "dns_zone")]
+    dns_record: Option<String>,
     /// Base URL of the test listener for smoke checks (default: the load balancer's DNS name
     /// and the test port).
     #[arg(long)]
@@ -85,6 +91,12 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
             tags: args.tags.clone(),
             approvers: args.approvers.clone(),
             test_url: args.test_url.clone(),
+            dns: args.dns_zone.clone().zip(args.dns_record.clone()).map(
+                |(hosted_zone_id, record_name)| adopt::DnsTarget {
+                    hosted_zone_id,
+                    record_name,
+                },
+            ),
         })
     })() {
         Ok(r) => r,

@@ -579,3 +579,218 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
         "nothing was tagged"
     );
 }
+
+/// The DNS name of the world's ALB.
+async fn alb_dns(world: &World) -> String {
+    let lb = world
+        .ctx
+        .elb
+        .describe_listeners()
+        .listener_arns(&world.production_listener)
+        .send()
+        .await
+        .unwrap()
+        .listeners
+        .unwrap()[0]
+        .load_balancer_arn
+        .clone()
+        .unwrap();
+    bluegreen::elb::load_balancer_dns(&world.ctx, &lb)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `shop.example.com`'s CNAME records as `(set identifier, weight, value)`, sorted.
+async fn records(world: &World) -> Vec<(Option<String>, Option<i64>, String)> {
+    let mut found: Vec<_> =
+        bluegreen::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let value = r.resource_records()[0].value.clone();
+                (r.set_identifier, r.weight, value)
+            })
+            .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy_and_undo() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    // One service, its name a simple CNAME to its ALB.
+    let world = single_service_world().await;
+    let dns = alb_dns(&world).await;
+    let mut batch = ChangeBatch::builder();
+    for record in bluegreen::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
+        .await
+        .unwrap()
+    {
+        batch = batch.changes(
+            Change::builder()
+                .action(ChangeAction::Delete)
+                .resource_record_set(record)
+                .build()
+                .unwrap(),
+        );
+    }
+    let simple = ResourceRecordSet::builder()
+        .name("shop.example.com.")
+        .r#type(RrType::Cname)
+        .ttl(120)
+        .resource_records(ResourceRecord::builder().value(&dns).build().unwrap())
+        .build()
+        .unwrap();
+    // UPSERT, not CREATE: moto would refuse undo's CREATE of the same record as already in
+    // its journal (see below).
+    batch = batch.changes(
+        Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(simple)
+            .build()
+            .unwrap(),
+    );
+    bluegreen::route53::change_record_sets(&world.ctx, &world.zone_id, batch.build().unwrap())
+        .await
+        .unwrap();
+    let before = records(&world).await;
+    assert_eq!(before, [(None, None, dns.clone())]);
+
+    let zone = world.zone_id.clone();
+    let smoke = world.smoke.url.clone();
+    let apply = [
+        "adopt",
+        "--cluster",
+        "shop-cluster",
+        "--service",
+        "shop-blue",
+        "--dns-zone",
+        zone.as_str(),
+        "--dns-record",
+        "shop.example.com",
+        "--repository",
+        "shop/web",
+        "--approver",
+        bluegreen_tests::MOTO_CALLER,
+        "--test-url",
+        smoke.as_str(),
+        "--config-out",
+        "/dev/null",
+        "--apply",
+    ];
+    let (code, stdout, stderr) = run_cli(&world, &apply);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let green_dns = bluegreen::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+        .await
+        .unwrap()
+        .and_then(|lb| lb.dns_name)
+        .expect("a green load balancer");
+    assert_eq!(
+        records(&world).await,
+        [
+            (Some("blue".into()), Some(100), dns.clone()),
+            (Some("green".into()), Some(0), green_dns.clone())
+        ],
+        "resolvers still get blue's load balancer"
+    );
+    let (code, stdout, _) = run_cli(&world, &apply);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to change"), "{stdout}");
+
+    // Undone: the simple record, no green load balancer.
+    let (code, stdout, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(records(&world).await, before);
+    assert!(
+        bluegreen::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!shape(&world).await.0, "no green service");
+
+    // Adopted again and deployed: DNS moves to green. (moto refuses a CREATE identical to one
+    // in its change journal while a record of that name exists — the first adopt's — though
+    // the same batch deletes it; Route 53 applies a batch as one transaction. A new TTL makes
+    // the second adopt's changes new to moto.)
+    let upsert = ResourceRecordSet::builder()
+        .name("shop.example.com.")
+        .r#type(RrType::Cname)
+        .ttl(90)
+        .resource_records(ResourceRecord::builder().value(&dns).build().unwrap())
+        .build()
+        .unwrap();
+    let batch = ChangeBatch::builder()
+        .changes(
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(upsert)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    bluegreen::route53::change_record_sets(&world.ctx, &world.zone_id, batch)
+        .await
+        .unwrap();
+    let (code, _, stderr) = run_cli(&world, &apply);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run_cli(&world, &["doctor", "shop"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let config = bluegreen::config_store::ConfigStore::new(&world.ctx)
+        .load("shop")
+        .await
+        .unwrap();
+    let _ecs = bluegreen_tests::Simulator::start_with(
+        &world,
+        [
+            (
+                bluegreen::Slot::Blue,
+                world.tg(bluegreen::Slot::Blue).to_owned(),
+            ),
+            (
+                bluegreen::Slot::Green,
+                config.slots.green.target_group_arn.clone(),
+            ),
+        ],
+    );
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let out = finished(
+        &world.emulator.endpoint,
+        &[
+            "run",
+            "--event",
+            event,
+            "--auto-approve",
+            "--time-scale",
+            "0.01",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let weights: Vec<(Option<String>, Option<i64>)> = records(&world)
+        .await
+        .into_iter()
+        .map(|(id, weight, _)| (id, weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            (Some("blue".into()), Some(0)),
+            (Some("green".into()), Some(100))
+        ]
+    );
+}

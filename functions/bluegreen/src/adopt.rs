@@ -1,8 +1,11 @@
 //! `bluegreen adopt`: takes an ordinary ECS service behind an ALB listener (what most teams
 //! have) and creates what blue/green needs from what exists — the second slot's target group
 //! (a copy of the first, health check included), the second service (a copy of the first at
-//! desired count 0), a test listener if there is none, the `bluegreen:managed` tags — and the
-//! validated config that points at them.
+//! desired count 0), the `bluegreen:managed` tags, and the validated config that points at
+//! them. Listener mode adds a test listener on the same load balancer. DNS mode (the service's
+//! name is a Route 53 CNAME to its load balancer) adds a second load balancer like the first
+//! and turns the CNAME into the weighted pair — blue 100 with the same value, green 0 — in one
+//! change batch, so resolvers' answers do not change.
 //!
 //! Without `apply` it only plans: the same walk, reading only, says what it would create.
 //! With `apply` each piece is looked for before it is created (by name, or by the tags adopt
@@ -11,7 +14,8 @@
 //! and is refused once a deployment has used them.
 //!
 //! Production traffic is never moved: the production listener keeps forwarding to the
-//! existing service's target group, which becomes the blue slot.
+//! existing service's target group, which becomes the blue slot, and DNS keeps answering
+//! blue's load balancer.
 
 use aws_sdk_ecs::types::Service;
 use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, Listener, TargetGroup};
@@ -29,6 +33,7 @@ use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
 use crate::naming::TAG_MANAGED;
 use crate::record::Records;
+use crate::route53;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
 pub const TAG_CREATED: &str = "bluegreen:adopt-created";
@@ -62,8 +67,19 @@ pub struct Request {
     /// Who may approve.
     pub approvers: Vec<String>,
     /// The test listener's base URL for smoke checks (default: the load balancer's DNS name
-    /// and the test port).
+    /// and the test port; in DNS mode each slot's load balancer).
     pub test_url: Option<String>,
+    /// DNS mode: the Route 53 record that names the service (instead of a test listener).
+    pub dns: Option<DnsTarget>,
+}
+
+/// The record DNS mode switches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsTarget {
+    /// Hosted zone id.
+    pub hosted_zone_id: String,
+    /// The record's name, e.g. `shop.example.com`.
+    pub record_name: String,
 }
 
 /// What adopt did, or would do.
@@ -211,200 +227,434 @@ async fn production_listener(
     }
 }
 
+/// Stands for an ARN or name a plan would create.
+const PENDING: &str = "(created by --apply)";
+
+/// The TTL of a record Route 53 answered without one.
+const DEFAULT_DNS_TTL: i64 = 300;
+
+/// How production is routed once adopted, as the walk found or made it.
+struct Routing {
+    traffic: Traffic,
+    /// `health.test_url` (listener mode: the test listener).
+    test_url: Option<String>,
+    /// Each slot's own test URL, blue then green (DNS mode: its load balancer, unless
+    /// `--test-url` names one endpoint for both).
+    slot_urls: [Option<String>; 2],
+    /// DNS mode: each slot's record value (its load balancer's DNS name), blue then green.
+    record_values: [Option<String>; 2],
+}
+
+/// The tags of everything adopting `name` creates.
+fn created(name: &str) -> [(&'static str, &str); 2] {
+    [(TAG_MANAGED, "true"), (TAG_CREATED, name)]
+}
+
+/// One adopt run: what it was asked, whether it applies, and what it changed (or would).
+struct Walk<'a> {
+    ctx: &'a Context,
+    req: &'a Request,
+    apply: bool,
+    name: String,
+    changes: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn note(&mut self, what: String) {
+        let line = if self.apply {
+            what
+        } else {
+            format!("would {what}")
+        };
+        self.changes.push(line);
+    }
+
+    /// The green target group, a copy of blue's.
+    async fn green_target_group(&mut self, found: &Existing) -> StepResult<String> {
+        let blue = found
+            .target_group
+            .target_group_arn
+            .clone()
+            .unwrap_or_default();
+        let base = found.target_group.target_group_name.as_deref();
+        let name = green_name(base.unwrap_or(&self.name), ELB_NAME_MAX);
+        if let Some(tg) = elb::target_group_named(self.ctx, &name).await? {
+            let arn = tg.target_group_arn.unwrap_or_default();
+            let tags = elb::tags_of(self.ctx, &arn).await?.unwrap_or_default();
+            ours(tags, &self.name, &arn)?;
+            return Ok(arn);
+        }
+        self.note(format!("create target group {name} (a copy of {blue})"));
+        if !self.apply {
+            return Ok(PENDING.into());
+        }
+        let adopter = self.name.clone();
+        let created = created(&adopter);
+        let tg =
+            elb::create_target_group_like(self.ctx, &name, &found.target_group, &created).await?;
+        Ok(tg.target_group_arn.unwrap_or_default())
+    }
+
+    /// Listener mode: the test listener forwards to green, and both listeners are tagged.
+    async fn listener_routing(&mut self, found: &Existing, green_tg: &str) -> StepResult<Routing> {
+        let production = found.production.listener_arn.clone().unwrap_or_default();
+        let test = test_listener(self, found, green_tg)
+            .await?
+            .and_then(|l| l.listener_arn)
+            .unwrap_or_else(|| PENDING.into());
+        self.managed_tags(found, &[production.clone(), test.clone()])
+            .await?;
+        let test_url = match &self.req.test_url {
+            Some(url) => url.clone(),
+            None => {
+                let dns = blue_dns(self.ctx, found).await?;
+                let port = self.req.test_port.unwrap_or_default();
+                format!("{}://{dns}:{port}", scheme(&found.production))
+            }
+        };
+        Ok(Routing {
+            traffic: Traffic::Listener {
+                production_listener_arn: production,
+                test_listener_arn: test,
+                production_rule_arn: None,
+                shift: None,
+            },
+            test_url: Some(test_url),
+            slot_urls: [None, None],
+            record_values: [None, None],
+        })
+    }
+
+    /// DNS mode: a green load balancer and listener like blue's, and the record made the
+    /// weighted pair (blue 100, green 0).
+    async fn dns_routing(
+        &mut self,
+        found: &Existing,
+        green_tg: &str,
+        dns: &DnsTarget,
+    ) -> StepResult<Routing> {
+        let green = self.green_balancer(found, green_tg).await?;
+        self.managed_tags(found, &[]).await?;
+        let blue = blue_dns(self.ctx, found).await?;
+        let ttl = self.weighted_records(dns, &blue, &green).await?;
+        let scheme = scheme(&found.production);
+        let url = |value: &str| {
+            let own = self.req.test_url.is_none();
+            own.then(|| format!("{scheme}://{value}"))
+        };
+        Ok(Routing {
+            traffic: Traffic::Dns {
+                hosted_zone_id: dns.hosted_zone_id.clone(),
+                record_name: dns.record_name.clone(),
+                ttl_seconds: u64::try_from(ttl).unwrap_or_default(),
+                switch_ttl_seconds: crate::config::default_switch_ttl(),
+            },
+            test_url: self.req.test_url.clone(),
+            slot_urls: [url(&blue), url(&green)],
+            record_values: [Some(blue.clone()), Some(green.clone())],
+        })
+    }
+
+    /// The green load balancer (a copy of blue's) with a listener like production's forwarding
+    /// to green. Returns its DNS name.
+    async fn green_balancer(&mut self, found: &Existing, green_tg: &str) -> StepResult<String> {
+        let blue_arn = found
+            .production
+            .load_balancer_arn
+            .clone()
+            .unwrap_or_default();
+        let blue = elb::load_balancer(self.ctx, &blue_arn)
+            .await?
+            .ok_or_else(|| StepError::ResourceNotFound {
+                kind: "load balancer",
+                id: blue_arn.clone(),
+            })?;
+        let base = blue.load_balancer_name.as_deref();
+        let name = green_name(base.unwrap_or(&self.name), ELB_NAME_MAX);
+        let adopter = self.name.clone();
+        let created = created(&adopter);
+        let balancer = match elb::load_balancer_named(self.ctx, &name).await? {
+            Some(lb) => {
+                let arn = lb.load_balancer_arn.clone().unwrap_or_default();
+                let tags = elb::tags_of(self.ctx, &arn).await?.unwrap_or_default();
+                ours(tags, &self.name, &arn)?;
+                lb
+            }
+            None => {
+                self.note(format!(
+                    "create load balancer {name} (a copy of {blue_arn})"
+                ));
+                if !self.apply {
+                    return Ok(PENDING.into());
+                }
+                elb::create_load_balancer_like(self.ctx, &name, &blue, &created).await?
+            }
+        };
+        let arn = balancer.load_balancer_arn.clone().unwrap_or_default();
+        let port = found.production.port.unwrap_or_default();
+        let listeners = elb::listeners_of(self.ctx, &arn).await?;
+        if !listeners.iter().any(|l| l.port == Some(port)) {
+            self.note(format!(
+                "create listener :{port} on {name}, forwarding to green"
+            ));
+            if self.apply {
+                let like = &found.production;
+                elb::create_listener_like(self.ctx, like, &arn, port, green_tg, &created).await?;
+            }
+        }
+        Ok(balancer.dns_name.unwrap_or_default())
+    }
+
+    /// The green service, a copy of blue's at desired count 0.
+    async fn green_service(&mut self, found: &Existing, green_tg: &str) -> StepResult<String> {
+        let name = green_name(&self.req.service, usize::MAX);
+        match ecs::describe_service(self.ctx, &self.req.cluster, &name).await {
+            Ok(service) => {
+                let arn = service.service_arn.unwrap_or_default();
+                ours(ecs::tags_of(self.ctx, &arn).await?, &self.name, &arn)?;
+            }
+            Err(StepError::ResourceNotFound { .. }) => {
+                let cluster = &self.req.cluster;
+                let from = &self.req.service;
+                self.note(format!(
+                    "create ECS service {cluster}/{name} (a copy of {from}, 0 tasks)"
+                ));
+                if self.apply {
+                    let adopter = self.name.clone();
+                    let created = created(&adopter);
+                    let (ctx, like) = (self.ctx, &found.service);
+                    ecs::create_service_like(ctx, cluster, &name, like, green_tg, 0, &created)
+                        .await?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(name)
+    }
+
+    /// `bluegreen:managed` on the existing service and on `listeners` (the stack's roles
+    /// change only tagged ones), marked so undo removes what adopt added.
+    async fn managed_tags(&mut self, found: &Existing, listeners: &[String]) -> StepResult<()> {
+        let managed =
+            |tags: &[(String, String)]| tags.iter().any(|(k, v)| k == TAG_MANAGED && v == "true");
+        let service_arn = found.service.service_arn.clone().unwrap_or_default();
+        if !managed(&ecs::tags_of(self.ctx, &service_arn).await?) {
+            self.note(format!("tag {} {TAG_MANAGED}=true", self.req.service));
+            if self.apply {
+                let tags = vec![
+                    ecs::tag(TAG_MANAGED, "true"),
+                    ecs::tag(TAG_TAGGED, &self.name),
+                ];
+                ecs::tag_resource(self.ctx, &service_arn, tags).await?;
+            }
+        }
+        for arn in listeners.iter().filter(|a| a.as_str() != PENDING) {
+            if !managed(&elb::tags_of(self.ctx, arn).await?.unwrap_or_default()) {
+                self.note(format!("tag listener {arn} {TAG_MANAGED}=true"));
+                if self.apply {
+                    let tags = [(TAG_MANAGED, "true"), (TAG_TAGGED, self.name.as_str())];
+                    elb::add_tags(self.ctx, arn, &tags).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DNS mode: the record becomes the weighted pair — blue 100 with its current value,
+    /// green 0 — in one change batch, so what resolvers are answered does not change. Returns
+    /// the record's TTL.
+    async fn weighted_records(
+        &mut self,
+        dns: &DnsTarget,
+        blue: &str,
+        green: &str,
+    ) -> StepResult<i64> {
+        let records =
+            route53::cname_records(self.ctx, &dns.hosted_zone_id, &dns.record_name).await?;
+        let ids: Vec<Option<&str>> = records
+            .iter()
+            .map(|r| r.set_identifier.as_deref())
+            .collect();
+        if ids == [Some("blue"), Some("green")] || ids == [Some("green"), Some("blue")] {
+            return Ok(records[0].ttl.unwrap_or(DEFAULT_DNS_TTL));
+        }
+        let [simple] = records.as_slice() else {
+            return Err(refuse(format!(
+                "{} has {} CNAME record(s), not one simple record for adopt to turn into the \
+                 blue/green pair",
+                dns.record_name,
+                records.len()
+            )));
+        };
+        let current = simple
+            .resource_records()
+            .first()
+            .map(|r| r.value.trim_end_matches('.').to_owned())
+            .unwrap_or_default();
+        if simple.set_identifier.is_some() || !current.eq_ignore_ascii_case(blue) {
+            return Err(refuse(format!(
+                "{} ({current}, set {:?}) is not a simple record pointing at {}'s load \
+                 balancer ({blue})",
+                dns.record_name, simple.set_identifier, self.req.service
+            )));
+        }
+        let ttl = simple.ttl.unwrap_or(DEFAULT_DNS_TTL);
+        self.note(format!(
+            "make {} weighted: blue 100 ({blue}), green 0 ({green})",
+            dns.record_name
+        ));
+        if self.apply {
+            let batch = route53::weighted_pair_for(simple, green)?;
+            route53::change_record_sets(self.ctx, &dns.hosted_zone_id, batch).await?;
+        }
+        Ok(ttl)
+    }
+
+    /// The config that points at what the walk found and made.
+    fn config(
+        &self,
+        found: &Existing,
+        slots: [(String, String); 2],
+        routing: Routing,
+    ) -> ServiceConfig {
+        let [(blue_service, blue_tg), (green_service, green_tg)] = slots;
+        let [blue_url, green_url] = routing.slot_urls;
+        let [blue_value, green_value] = routing.record_values;
+        let slot = |service, tg, id: &str, test_url, record_value| SlotConfig {
+            service,
+            target_group_arn: tg,
+            test_url,
+            set_identifier: Some(id.to_owned()),
+            record_value,
+        };
+        ServiceConfig {
+            name: self.name.clone(),
+            source: ImageSource {
+                repository: self.req.repository.clone(),
+                tags: self.req.tags.clone(),
+            },
+            cluster: self.req.cluster.clone(),
+            container: found.container.clone(),
+            slots: Slots {
+                blue: slot(blue_service, blue_tg, "blue", blue_url, blue_value),
+                green: slot(green_service, green_tg, "green", green_url, green_value),
+            },
+            traffic: routing.traffic,
+            preprod: Preprod::default(),
+            database: Database::default(),
+            migration: None,
+            health: Health {
+                test_url: routing.test_url,
+                smoke: vec![SmokeCheck {
+                    path: found
+                        .target_group
+                        .health_check_path
+                        .clone()
+                        .unwrap_or_else(|| "/".into()),
+                    expect_status: 200,
+                    body_contains: None,
+                }],
+                ..Health::default()
+            },
+            approval: Approval {
+                approvers: self.req.approvers.clone(),
+                ..Approval::default()
+            },
+            bake: Bake::default(),
+            finish: Finish::default(),
+        }
+    }
+
+    /// Stores the config (validated) unless SSM holds it already; a plan checks everything
+    /// but the ARNs still to be created.
+    async fn store(&mut self, config: &ServiceConfig) -> StepResult<()> {
+        if !self.apply {
+            let problems: Vec<String> = config
+                .problems()
+                .into_iter()
+                .filter(|p| !p.contains(PENDING))
+                .collect();
+            if !problems.is_empty() {
+                return Err(StepError::ConfigInvalid(problems));
+            }
+            self.note(format!("store the config {}", config.name));
+            return Ok(());
+        }
+        config.validate()?;
+        let store = ConfigStore::new(self.ctx);
+        match store.load(&config.name).await {
+            Ok(stored) if stored == *config => Ok(()),
+            Ok(_) | Err(StepError::ServiceNotFound(_)) | Err(StepError::ConfigInvalid(_)) => {
+                store.put(config).await?;
+                self.note(format!(
+                    "store the config {}",
+                    store.parameter_name(&config.name)
+                ));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Plans (`apply` false) or applies adopting `req`. See the module docs.
 pub async fn adopt(ctx: &Context, req: &Request, apply: bool) -> StepResult<Adopted> {
     let found = existing(ctx, req).await?;
     let name = req.name.clone().unwrap_or_else(|| {
-        req.service
-            .strip_suffix("-blue")
-            .unwrap_or(&req.service)
-            .to_owned()
+        let base = req.service.strip_suffix("-blue").unwrap_or(&req.service);
+        base.to_owned()
     });
-    let mut changes = Vec::new();
-    let mut note = |what: String| {
-        changes.push(if apply { what } else { format!("would {what}") });
+    let mut walk = Walk {
+        ctx,
+        req,
+        apply,
+        name,
+        changes: Vec::new(),
     };
-    let pending = "(created by --apply)".to_owned();
-    let created_tag = [(TAG_MANAGED, "true"), (TAG_CREATED, name.as_str())];
-
-    // 1. The green target group, a copy of blue's.
     let blue_tg = found
         .target_group
         .target_group_arn
         .clone()
         .unwrap_or_default();
-    let tg_name = green_name(
-        found
-            .target_group
-            .target_group_name
-            .as_deref()
-            .unwrap_or(&name),
-        ELB_NAME_MAX,
-    );
-    let green_tg = match elb::target_group_named(ctx, &tg_name).await? {
-        Some(tg) => {
-            let arn = tg.target_group_arn.unwrap_or_default();
-            ours(
-                elb::tags_of(ctx, &arn).await?.unwrap_or_default(),
-                &name,
-                &arn,
-            )?;
-            arn
-        }
-        None if apply => {
-            let tg =
-                elb::create_target_group_like(ctx, &tg_name, &found.target_group, &created_tag)
-                    .await?;
-            note(format!(
-                "create target group {tg_name} (a copy of {blue_tg})"
-            ));
-            tg.target_group_arn.unwrap_or_default()
-        }
-        None => {
-            note(format!(
-                "create target group {tg_name} (a copy of {blue_tg})"
-            ));
-            pending.clone()
-        }
+    let green_tg = walk.green_target_group(&found).await?;
+    // The green target group is attached to a load balancer (test listener or green
+    // balancer) before the green service registers in it: ECS requires that.
+    let routing = match &req.dns {
+        None => walk.listener_routing(&found, &green_tg).await?,
+        Some(dns) => walk.dns_routing(&found, &green_tg, dns).await?,
     };
-
-    // 2. The test listener, forwarding to green (it must exist before the green service
-    //    registers in the group: ECS wants a group attached to a load balancer).
-    let test = test_listener(ctx, req, &found, &green_tg, &name, apply, &mut note).await?;
-    let test_arn = test
-        .as_ref()
-        .and_then(|l| l.listener_arn.clone())
-        .unwrap_or_else(|| pending.clone());
-
-    // 3. The green service, a copy of blue's at desired count 0.
-    let green_service = green_name(&req.service, usize::MAX);
-    match ecs::describe_service(ctx, &req.cluster, &green_service).await {
-        Ok(service) => {
-            let arn = service.service_arn.unwrap_or_default();
-            ours(ecs::tags_of(ctx, &arn).await?, &name, &arn)?;
-        }
-        Err(StepError::ResourceNotFound { .. }) => {
-            if apply {
-                ecs::create_service_like(
-                    ctx,
-                    &req.cluster,
-                    &green_service,
-                    &found.service,
-                    &green_tg,
-                    0,
-                    &created_tag,
-                )
-                .await?;
-            }
-            note(format!(
-                "create ECS service {}/{green_service} (a copy of {}, 0 tasks)",
-                req.cluster, req.service
-            ));
-        }
-        Err(e) => return Err(e),
-    }
-
-    // 4. The managed tags on what exists (the roles of the stack switch only tagged ones).
-    let service_arn = found.service.service_arn.clone().unwrap_or_default();
-    let service_tags = ecs::tags_of(ctx, &service_arn).await?;
-    if !service_tags
-        .iter()
-        .any(|(k, v)| k == TAG_MANAGED && v == "true")
-    {
-        if apply {
-            let tags = vec![ecs::tag(TAG_MANAGED, "true"), ecs::tag(TAG_TAGGED, &name)];
-            ecs::tag_resource(ctx, &service_arn, tags).await?;
-        }
-        note(format!("tag {} {TAG_MANAGED}=true", req.service));
-    }
-    let production_arn = found.production.listener_arn.clone().unwrap_or_default();
-    let mut to_tag = vec![production_arn.clone()];
-    if test.is_some() {
-        to_tag.push(test_arn.clone());
-    }
-    for arn in to_tag {
-        let tags = elb::tags_of(ctx, &arn).await?.unwrap_or_default();
-        if !tags.iter().any(|(k, v)| k == TAG_MANAGED && v == "true") {
-            if apply {
-                elb::add_tags(ctx, &arn, &[(TAG_MANAGED, "true"), (TAG_TAGGED, &name)]).await?;
-            }
-            note(format!("tag listener {arn} {TAG_MANAGED}=true"));
-        }
-    }
-
-    // 5. The config, validated, in SSM and indexed.
-    let config = ServiceConfig {
-        name: name.clone(),
-        source: ImageSource {
-            repository: req.repository.clone(),
-            tags: req.tags.clone(),
-        },
-        cluster: req.cluster.clone(),
-        container: found.container.clone(),
-        slots: Slots {
-            blue: slot(&req.service, &blue_tg, "blue"),
-            green: slot(&green_service, &green_tg, "green"),
-        },
-        traffic: Traffic::Listener {
-            production_listener_arn: production_arn,
-            test_listener_arn: test_arn,
-            production_rule_arn: None,
-            shift: None,
-        },
-        preprod: Preprod::default(),
-        database: Database::default(),
-        migration: None,
-        health: Health {
-            test_url: Some(match &req.test_url {
-                Some(url) => url.clone(),
-                None => test_url(ctx, &found, req).await?,
-            }),
-            smoke: vec![SmokeCheck {
-                path: found
-                    .target_group
-                    .health_check_path
-                    .clone()
-                    .unwrap_or_else(|| "/".into()),
-                expect_status: 200,
-                body_contains: None,
-            }],
-            ..Health::default()
-        },
-        approval: Approval {
-            approvers: req.approvers.clone(),
-            ..Approval::default()
-        },
-        bake: Bake::default(),
-        finish: Finish::default(),
-    };
-    if apply {
-        config.validate()?;
-        let store = ConfigStore::new(ctx);
-        match store.load(&name).await {
-            Ok(stored) if stored == config => {}
-            Ok(_) | Err(StepError::ServiceNotFound(_)) | Err(StepError::ConfigInvalid(_)) => {
-                store.put(&config).await?;
-                note(format!("store the config {}", store.parameter_name(&name)));
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        // ARNs still to be created make a plan's config invalid; everything else is checked.
-        let problems: Vec<String> = config
-            .problems()
-            .into_iter()
-            .filter(|p| !p.contains(&pending))
-            .collect();
-        if !problems.is_empty() {
-            return Err(StepError::ConfigInvalid(problems));
-        }
-        note(format!("store the config {name}"));
-    }
+    let green_service = walk.green_service(&found, &green_tg).await?;
+    let slots = [(req.service.clone(), blue_tg), (green_service, green_tg)];
+    let config = walk.config(&found, slots, routing);
+    walk.store(&config).await?;
     Ok(Adopted {
-        changed: !changes.is_empty(),
-        changes,
+        changed: !walk.changes.is_empty(),
+        changes: walk.changes,
         config,
     })
+}
+
+/// `http` or `https`, as production's listener speaks.
+fn scheme(listener: &Listener) -> &'static str {
+    match listener.protocol.as_ref().map(|p| p.as_str()) {
+        Some("HTTPS") => "https",
+        _ => "http",
+    }
+}
+
+/// The DNS name of the existing service's load balancer.
+async fn blue_dns(ctx: &Context, found: &Existing) -> StepResult<String> {
+    let arn = found
+        .production
+        .load_balancer_arn
+        .as_deref()
+        .unwrap_or_default();
+    elb::load_balancer_dns(ctx, arn)
+        .await?
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "load balancer",
+            id: arn.to_owned(),
+        })
 }
 
 /// A resource with the name adopt would give must be one adopt created for `name`; anything
@@ -419,38 +669,21 @@ fn ours(tags: Vec<(String, String)>, name: &str, arn: &str) -> StepResult<()> {
     }
 }
 
-fn slot(service: &str, target_group: &str, set_identifier: &str) -> SlotConfig {
-    SlotConfig {
-        service: service.to_owned(),
-        target_group_arn: target_group.to_owned(),
-        test_url: None,
-        set_identifier: Some(set_identifier.to_owned()),
-        record_value: None,
-    }
-}
-
-/// The test listener: the one given, one adopt created before (by port), or a new one on
-/// `test_port`. `None` only when planning one that does not exist yet.
+/// Listener mode: the test listener — the one given, the one adopt created before (found by
+/// its port, forwarding to green), or a new one on `test_port`. `None` only when planning one
+/// that does not exist yet.
 async fn test_listener(
-    ctx: &Context,
-    req: &Request,
+    walk: &mut Walk<'_>,
     found: &Existing,
     green_tg: &str,
-    name: &str,
-    apply: bool,
-    note: &mut impl FnMut(String),
 ) -> StepResult<Option<Listener>> {
+    let req = walk.req;
     let balancer = found
         .production
         .load_balancer_arn
         .clone()
         .unwrap_or_default();
-    let listeners = elb::listeners_of(ctx, &balancer).await?;
-    let forwards_green = |l: &Listener| {
-        l.default_actions()
-            .first()
-            .is_some_and(|a| a.target_group_arn.as_deref() == Some(green_tg))
-    };
+    let listeners = elb::listeners_of(walk.ctx, &balancer).await?;
     let existing = match (&req.test_listener_arn, req.test_port) {
         (Some(arn), _) => Some(
             listeners
@@ -462,76 +695,57 @@ async fn test_listener(
         (None, Some(port)) => listeners.iter().find(|l| l.port == Some(port)).cloned(),
         (None, None) => {
             return Err(refuse(
-                "the service has no test listener yet: give --test-port (adopt creates one) \
-                 or --test-listener",
+                "the service has no test listener yet: give --test-port (adopt creates one), \
+                 --test-listener, or --dns-zone and --dns-record for DNS mode",
             ));
         }
     };
-    if existing.as_ref().and_then(|l| l.listener_arn.as_deref())
-        == found.production.listener_arn.as_deref()
-    {
+    let Some(listener) = existing else {
+        let port = req.test_port.unwrap_or_default();
+        walk.note(format!("create test listener :{port} on {balancer}"));
+        if !walk.apply {
+            return Ok(None);
+        }
+        let adopter = walk.name.clone();
+        let created = created(&adopter);
+        let listener = elb::create_listener_like(
+            walk.ctx,
+            &found.production,
+            &balancer,
+            port,
+            green_tg,
+            &created,
+        )
+        .await?;
+        return Ok(Some(listener));
+    };
+    let arn = listener.listener_arn.clone().unwrap_or_default();
+    if Some(arn.as_str()) == found.production.listener_arn.as_deref() {
         return Err(refuse(
             "the test listener cannot be the production listener",
         ));
     }
-    match existing {
-        Some(listener) if forwards_green(&listener) => Ok(Some(listener)),
-        Some(listener) if req.test_listener_arn.is_none() => Err(refuse(format!(
-            "port {} of {balancer} is taken by listener {} (not adopt's): choose another \
-             --test-port or pass it as --test-listener",
-            listener.port.unwrap_or_default(),
-            listener.listener_arn.as_deref().unwrap_or_default()
-        ))),
-        Some(listener) => {
-            let arn = listener.listener_arn.clone().unwrap_or_default();
-            if apply {
-                elb::set_listener_actions(ctx, &arn, vec![elb::forward_to(green_tg)]).await?;
-            }
-            note(format!(
-                "point test listener {arn} at the green target group"
-            ));
-            Ok(Some(listener))
-        }
-        None => {
-            let port = req.test_port.unwrap_or_default();
-            note(format!("create test listener :{port} on {balancer}"));
-            if !apply {
-                return Ok(None);
-            }
-            let created = elb::create_listener_like(
-                ctx,
-                &found.production,
-                port,
-                green_tg,
-                &[(TAG_MANAGED, "true"), (TAG_CREATED, name)],
-            )
-            .await?;
-            Ok(Some(created))
-        }
+    let forwards_green = listener
+        .default_actions()
+        .first()
+        .is_some_and(|a| a.target_group_arn.as_deref() == Some(green_tg));
+    if forwards_green {
+        return Ok(Some(listener));
     }
-}
-
-/// `http(s)://<load balancer DNS name>:<test port>`.
-async fn test_url(ctx: &Context, found: &Existing, req: &Request) -> StepResult<String> {
-    let scheme = match found.production.protocol.as_ref().map(|p| p.as_str()) {
-        Some("HTTPS") => "https",
-        _ => "http",
-    };
-    let balancer = found
-        .production
-        .load_balancer_arn
-        .as_deref()
-        .unwrap_or_default();
-    let host = elb::load_balancer_dns(ctx, balancer)
-        .await?
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "load balancer",
-            id: balancer.to_owned(),
-        })?;
-    Ok(format!(
-        "{scheme}://{host}:{}",
-        req.test_port.unwrap_or(8443)
-    ))
+    if req.test_listener_arn.is_none() {
+        return Err(refuse(format!(
+            "port {} of {balancer} is taken by listener {arn} (not adopt's): choose another \
+             --test-port or pass it as --test-listener",
+            listener.port.unwrap_or_default()
+        )));
+    }
+    walk.note(format!(
+        "point test listener {arn} at the green target group"
+    ));
+    if walk.apply {
+        elb::set_listener_actions(walk.ctx, &arn, vec![elb::forward_to(green_tg)]).await?;
+    }
+    Ok(Some(listener))
 }
 
 /// Removes what adopting `name` created (the green service, target group and test listener,
@@ -553,6 +767,14 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
         )));
     }
     let mut removed = Vec::new();
+    if let Traffic::Dns {
+        hosted_zone_id,
+        record_name,
+        ..
+    } = &config.traffic
+    {
+        removed.extend(simple_record_again(ctx, hosted_zone_id, record_name).await?);
+    }
     for slot in [&config.slots.green, &config.slots.blue] {
         let Ok(service) = ecs::describe_service(ctx, &config.cluster, &slot.service).await else {
             continue;
@@ -585,6 +807,19 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
         }
     }
     for slot in [&config.slots.green, &config.slots.blue] {
+        // DNS mode: the green load balancer adopt made (with its listener) goes first; the
+        // target group cannot be deleted while a listener forwards to it.
+        let balancers = elb::target_group(ctx, &slot.target_group_arn)
+            .await?
+            .map(|tg| tg.load_balancer_arns().to_vec())
+            .unwrap_or_default();
+        for balancer in balancers {
+            let tags = elb::tags_of(ctx, &balancer).await?.unwrap_or_default();
+            if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
+                elb::delete_load_balancer(ctx, &balancer).await?;
+                removed.push(format!("load balancer {balancer}"));
+            }
+        }
         let tags = elb::tags_of(ctx, &slot.target_group_arn)
             .await?
             .unwrap_or_default();
@@ -596,4 +831,20 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
     ConfigStore::new(ctx).delete(name).await?;
     removed.push(format!("config {name}"));
     Ok(removed)
+}
+
+/// DNS mode: the weighted pair adopt made becomes the simple record again, with blue's value.
+async fn simple_record_again(ctx: &Context, zone: &str, name: &str) -> StepResult<Vec<String>> {
+    let records = route53::cname_records(ctx, zone, name).await?;
+    let Some(blue) = records
+        .iter()
+        .find(|r| r.set_identifier.as_deref() == Some("blue"))
+    else {
+        return Ok(Vec::new()); // already simple (an undo stopped half-way)
+    };
+    let batch = route53::simple_for(&records, blue)?;
+    route53::change_record_sets(ctx, zone, batch).await?;
+    Ok(vec![format!(
+        "the weighted records of {name} (simple again)"
+    )])
 }

@@ -147,7 +147,7 @@ pub enum Traffic {
 fn default_dns_ttl() -> u64 {
     300
 }
-fn default_switch_ttl() -> u64 {
+pub(crate) fn default_switch_ttl() -> u64 {
     30
 }
 

@@ -339,11 +339,12 @@ pub fn forward_to(target_group_arn: &str) -> Action {
         .build()
 }
 
-/// Creates a listener on `port` like `like` (protocol, certificates, SSL policy) forwarding
-/// everything to `target_group_arn`, tagged `tags`.
+/// Creates a listener on `load_balancer_arn`'s `port` like `like` (protocol, certificates,
+/// SSL policy), forwarding everything to `target_group_arn`, tagged `tags`.
 pub async fn create_listener_like(
     ctx: &Context,
     like: &aws_sdk_elasticloadbalancingv2::types::Listener,
+    load_balancer_arn: &str,
     port: i32,
     target_group_arn: &str,
     tags: &[(&str, &str)],
@@ -351,7 +352,7 @@ pub async fn create_listener_like(
     let out = ctx
         .elb
         .create_listener()
-        .set_load_balancer_arn(like.load_balancer_arn.clone())
+        .load_balancer_arn(load_balancer_arn)
         .set_protocol(like.protocol.clone())
         .port(port)
         .set_certificates(like.certificates.clone())
@@ -411,17 +412,95 @@ pub async fn remove_tags(ctx: &Context, arn: &str, keys: &[&str]) -> StepResult<
 
 /// The DNS name of a load balancer.
 pub async fn load_balancer_dns(ctx: &Context, arn: &str) -> StepResult<Option<String>> {
+    Ok(load_balancer(ctx, arn).await?.and_then(|lb| lb.dns_name))
+}
+
+/// A load balancer, or `None` when there is none with that ARN.
+pub async fn load_balancer(
+    ctx: &Context,
+    arn: &str,
+) -> StepResult<Option<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
+    load_balancer_where(ctx.elb.describe_load_balancers().load_balancer_arns(arn)).await
+}
+
+/// The load balancer named `name`, or `None`.
+pub async fn load_balancer_named(
+    ctx: &Context,
+    name: &str,
+) -> StepResult<Option<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
+    load_balancer_where(ctx.elb.describe_load_balancers().names(name)).await
+}
+
+async fn load_balancer_where(
+    request: aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::builders::DescribeLoadBalancersFluentBuilder,
+) -> StepResult<Option<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
+    match request.send().await {
+        Ok(out) => Ok(out.load_balancers.unwrap_or_default().into_iter().next()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_load_balancer_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StepError::from_sdk(
+            "elasticloadbalancing:DescribeLoadBalancers",
+            e,
+        )),
+    }
+}
+
+/// Creates load balancer `name` like `like`: type, scheme, subnets (of its availability
+/// zones), security groups and IP address type, tagged `tags`.
+pub async fn create_load_balancer_like(
+    ctx: &Context,
+    name: &str,
+    like: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer,
+    tags: &[(&str, &str)],
+) -> StepResult<aws_sdk_elasticloadbalancingv2::types::LoadBalancer> {
+    let subnets: Vec<String> = like
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id.clone())
+        .collect();
     let out = ctx
         .elb
-        .describe_load_balancers()
-        .load_balancer_arns(arn)
+        .create_load_balancer()
+        .name(name)
+        .set_type(like.r#type.clone())
+        .set_scheme(like.scheme.clone())
+        .set_subnets(Some(subnets))
+        .set_security_groups(Some(like.security_groups().to_vec()).filter(|g| !g.is_empty()))
+        .set_ip_address_type(like.ip_address_type.clone())
+        .set_tags(Some(elb_tags(tags)))
         .send()
         .await
-        .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
-    Ok(out
-        .load_balancers
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateLoadBalancer", e))?;
+    out.load_balancers
         .unwrap_or_default()
         .into_iter()
         .next()
-        .and_then(|lb| lb.dns_name))
+        .ok_or_else(|| StepError::Internal(format!("CreateLoadBalancer {name} answered none")))
+}
+
+/// Deletes a load balancer (one already gone is fine).
+pub async fn delete_load_balancer(ctx: &Context, arn: &str) -> StepResult<()> {
+    match ctx
+        .elb
+        .delete_load_balancer()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_load_balancer_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StepError::from_sdk(
+            "elasticloadbalancing:DeleteLoadBalancer",
+            e,
+        )),
+    }
 }

@@ -2,7 +2,9 @@
 //! changing them, following a change to INSYNC). What the records mean (the weighted split
 //! between the slots) is decided by `routing`.
 
-use aws_sdk_route53::types::{ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+};
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
@@ -84,4 +86,95 @@ pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> 
     Ok(out
         .change_info
         .is_some_and(|c| c.status == ChangeStatus::Insync))
+}
+
+/// Every CNAME record set of `name` in the zone (names compared without the trailing dot).
+pub async fn cname_records(
+    ctx: &Context,
+    zone: &str,
+    name: &str,
+) -> StepResult<Vec<ResourceRecordSet>> {
+    let bare = name.trim_end_matches('.');
+    record_sets(ctx, zone, name, RrType::Cname, |n| {
+        n.trim_end_matches('.').eq_ignore_ascii_case(bare)
+    })
+    .await
+}
+
+fn batch_error(e: impl std::fmt::Display) -> StepError {
+    StepError::Internal(format!("a Route 53 change is incomplete: {e}"))
+}
+
+fn weighted(
+    name: &str,
+    set: &str,
+    weight: i64,
+    value: &str,
+    ttl: i64,
+) -> StepResult<ResourceRecordSet> {
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::Cname)
+        .set_identifier(set)
+        .weight(weight)
+        .ttl(ttl)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(batch_error)?,
+        )
+        .build()
+        .map_err(batch_error)
+}
+
+fn change(action: ChangeAction, record: ResourceRecordSet) -> StepResult<Change> {
+    Change::builder()
+        .action(action)
+        .resource_record_set(record)
+        .build()
+        .map_err(batch_error)
+}
+
+/// One batch that replaces the simple record `simple` with the weighted pair: `blue` at
+/// weight 100 with `simple`'s value and TTL, `green` at 0 with `green_value`.
+pub fn weighted_pair_for(simple: &ResourceRecordSet, green_value: &str) -> StepResult<ChangeBatch> {
+    let value = simple
+        .resource_records()
+        .first()
+        .map(|r| r.value.clone())
+        .unwrap_or_default();
+    let ttl = simple.ttl.unwrap_or_default();
+    ChangeBatch::builder()
+        .changes(change(ChangeAction::Delete, simple.clone())?)
+        .changes(change(
+            ChangeAction::Create,
+            weighted(&simple.name, "blue", 100, &value, ttl)?,
+        )?)
+        .changes(change(
+            ChangeAction::Create,
+            weighted(&simple.name, "green", 0, green_value, ttl)?,
+        )?)
+        .build()
+        .map_err(batch_error)
+}
+
+/// One batch that replaces the weighted `pair` with one simple record of `blue`'s value and
+/// TTL (undoing [`weighted_pair_for`]).
+pub fn simple_for(pair: &[ResourceRecordSet], blue: &ResourceRecordSet) -> StepResult<ChangeBatch> {
+    let simple = ResourceRecordSet::builder()
+        .name(&blue.name)
+        .r#type(RrType::Cname)
+        .set_ttl(blue.ttl)
+        .set_resource_records(Some(blue.resource_records().to_vec()))
+        .build()
+        .map_err(batch_error)?;
+    let mut batch = ChangeBatch::builder();
+    for record in pair {
+        batch = batch.changes(change(ChangeAction::Delete, record.clone())?);
+    }
+    batch
+        .changes(change(ChangeAction::Create, simple)?)
+        .build()
+        .map_err(batch_error)
 }
