@@ -161,29 +161,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
                 Err(e) => out.error(&e),
             }
         }
-        ConfigCommand::Reindex => {
-            let ctx = Context::from_env().await;
-            match ConfigStore::new(&ctx).reindex().await {
-                Ok(report) => out.show(&report, |r| {
-                    for line in &r.indexed {
-                        outln!("indexed {line}");
-                    }
-                    for line in &r.removed {
-                        outln!("removed {line}");
-                    }
-                    for parameter in &r.unreadable {
-                        outln!("not indexed (no readable source.repository): {parameter}");
-                    }
-                    outln!(
-                        "{} config(s); {} entr(ies) written, {} removed",
-                        r.configs,
-                        r.indexed.len(),
-                        r.removed.len()
-                    )
-                }),
-                Err(e) => out.error(&e),
-            }
-        }
+        ConfigCommand::Reindex => reindex(out).await,
         ConfigCommand::Get { service } => {
             let ctx = Context::from_env().await;
             match ConfigStore::new(&ctx).load(&service).await {
@@ -194,5 +172,30 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
                 Err(e) => out.error(&e),
             }
         }
+    }
+}
+
+/// `bluegreen config reindex`: the service index made to agree with SSM.
+async fn reindex(out: Output) -> ExitCode {
+    let ctx = Context::from_env().await;
+    match ConfigStore::new(&ctx).reindex().await {
+        Ok(report) => out.show(&report, |r| {
+            for line in &r.indexed {
+                outln!("indexed {line}");
+            }
+            for line in &r.removed {
+                outln!("removed {line}");
+            }
+            for parameter in &r.unreadable {
+                outln!("not indexed (no readable source.repository): {parameter}");
+            }
+            outln!(
+                "{} config(s); {} entr(ies) written, {} removed",
+                r.configs,
+                r.indexed.len(),
+                r.removed.len()
+            )
+        }),
+        Err(e) => out.error(&e),
     }
 }

@@ -794,3 +794,43 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
         ]
     );
 }
+
+#[tokio::test]
+async fn config_reindex_and_delete_keep_the_service_index_with_ssm() {
+    let world = World::build().await;
+    let mut admin = world.config();
+    admin.name = "admin".into();
+    // Written by another tool, its change event never handled.
+    world
+        .ctx
+        .ssm
+        .put_parameter()
+        .name("/bluegreen/services/admin")
+        .value(admin.to_json())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = run_cli(&world, &["config", "reindex"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("indexed admin -> shop/web"), "{stdout}");
+    let (code, stdout, _) = run_cli(&world, &["config", "reindex"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("0 entr(ies) written, 0 removed"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run_cli(&world, &["config", "delete", "admin"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("deleted admin"), "{stdout}");
+    assert_eq!(
+        bluegreen::service_index::ServiceIndex::new(&world.ctx)
+            .watching("shop/web")
+            .await
+            .unwrap(),
+        ["shop"]
+    );
+    let (code, _, stderr) = run_cli(&world, &["config", "delete", "admin"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("ServiceNotFound"), "{stderr}");
+}

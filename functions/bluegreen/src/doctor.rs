@@ -239,30 +239,7 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         ),
         Err(e) => f.failed(&subject, &e),
     }
-    if let Some(td) = &service.task_definition {
-        match ecs::describe_task_definition(ctx, td).await {
-            Ok((definition, _)) => {
-                let containers: Vec<&str> = definition
-                    .container_definitions()
-                    .iter()
-                    .filter_map(|c| c.name.as_deref())
-                    .collect();
-                if !containers.contains(&config.container.as_str()) {
-                    f.add(
-                        "container-missing",
-                        &subject,
-                        format!(
-                            "{slot} slot: task definition {td} has no container {:?} (it has {})",
-                            config.container,
-                            containers.join(", ")
-                        ),
-                        "set `container` to the container that runs the pushed image",
-                    );
-                }
-            }
-            Err(e) => f.failed(td, &e),
-        }
-    }
+    container(ctx, config, slot, &service, &subject, f).await;
     if matches!(config.traffic, Traffic::Listener { .. }) {
         let attached = service
             .load_balancers()
@@ -298,6 +275,42 @@ async fn tagged(ctx: &Context, arn: &str, f: &mut Findings) {
         Err(StepError::Aws { code, .. })
             if code.ends_with("NotFound") || code.ends_with("NotFoundException") => {}
         Err(e) => f.failed(arn, &e),
+    }
+}
+
+/// The slot service's task definition has the container the config names.
+async fn container(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    service: &aws_sdk_ecs::types::Service,
+    subject: &str,
+    f: &mut Findings,
+) {
+    let Some(td) = &service.task_definition else {
+        return;
+    };
+    match ecs::describe_task_definition(ctx, td).await {
+        Ok((definition, _)) => {
+            let containers: Vec<&str> = definition
+                .container_definitions()
+                .iter()
+                .filter_map(|c| c.name.as_deref())
+                .collect();
+            if !containers.contains(&config.container.as_str()) {
+                f.add(
+                    "container-missing",
+                    subject,
+                    format!(
+                        "{slot} slot: task definition {td} has no container {:?} (it has {})",
+                        config.container,
+                        containers.join(", ")
+                    ),
+                    "set `container` to the container that runs the pushed image",
+                );
+            }
+        }
+        Err(e) => f.failed(td, &e),
     }
 }
 
