@@ -4,7 +4,8 @@
 //!
 //! Each finding has a stable `code` (scripts and tests match it), the resource it is about,
 //! what is wrong and the fix. A check that cannot be made (access denied, say) is a finding
-//! too (`check-failed`), so the others still run.
+//! too (`check-failed`), so the others still run. It describes resources only: it never reads
+//! the link-signing key (its secret's metadata says whether it exists).
 
 use serde::Serialize;
 
@@ -86,15 +87,17 @@ pub async fn installation(ctx: &Context) -> Vec<Finding> {
             Err(e) => f.failed(name, &e),
         }
     }
-    if let Some(secret) = &ctx.settings.link_secret_id
-        && let Err(e) = SigningKey::load(ctx, secret).await
-    {
-        f.add(
-            "link-secret-missing",
-            secret,
-            format!("the approval-link signing secret cannot be read: {e}"),
-            "set BLUEGREEN_LINK_SECRET_ID to the stack's LinkSigningSecretArn output",
-        );
+    if let Some(secret) = &ctx.settings.link_secret_id {
+        match SigningKey::secret_exists(ctx, secret).await {
+            Ok(true) => {}
+            Ok(false) => f.add(
+                "link-secret-missing",
+                secret,
+                format!("the approval-link signing secret {secret} does not exist"),
+                "set BLUEGREEN_LINK_SECRET_ID to the stack's LinkSigningSecretArn output",
+            ),
+            Err(e) => f.failed(secret, &e),
+        }
     }
     if let Some(topic) = &ctx.settings.topic_arn {
         match notify::topic_exists(ctx, topic).await {

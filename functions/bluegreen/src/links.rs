@@ -60,6 +60,23 @@ impl SigningKey {
         SigningKey::new(text.as_bytes().to_vec())
     }
 
+    /// Whether the secret exists, read from its metadata only (`DescribeSecret`): checking
+    /// an installation must not need the key itself.
+    pub async fn secret_exists(ctx: &Context, secret_id: &str) -> StepResult<bool> {
+        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+        match ctx
+            .secrets
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(false),
+            Err(e) => Err(StepError::from_sdk("secretsmanager:DescribeSecret", e)),
+        }
+    }
+
     /// Creates the secret `name` with a fresh random key (as the stack's generated secret), or
     /// finds it: `(ARN, created)`. For `bluegreen init --local`; in an account the stack owns it.
     pub async fn create_secret(ctx: &Context, name: &str) -> StepResult<(String, bool)> {
