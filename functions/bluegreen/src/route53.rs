@@ -105,7 +105,8 @@ fn batch_error(e: impl std::fmt::Display) -> StepError {
     StepError::Internal(format!("a Route 53 change is incomplete: {e}"))
 }
 
-fn weighted(
+/// A weighted CNAME record set: `name` → `value` for set `set` at `weight`.
+pub fn weighted(
     name: &str,
     set: &str,
     weight: i64,
@@ -128,7 +129,8 @@ fn weighted(
         .map_err(batch_error)
 }
 
-fn change(action: ChangeAction, record: ResourceRecordSet) -> StepResult<Change> {
+/// One change of a batch.
+pub fn change(action: ChangeAction, record: ResourceRecordSet) -> StepResult<Change> {
     Change::builder()
         .action(action)
         .resource_record_set(record)

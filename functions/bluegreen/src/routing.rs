@@ -4,9 +4,7 @@
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
 };
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, RrType};
 
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
@@ -373,25 +371,11 @@ async fn upsert_dns(
     let record = |s: Slot, weight: i64| -> StepResult<Change> {
         let slot_config = config.slots.get(s);
         let value = slot_config.record_value.clone().unwrap_or_default();
-        let set = ResourceRecordSet::builder()
-            .name(name)
-            .r#type(RrType::Cname)
-            .set_set_identifier(slot_config.set_identifier.clone())
-            .weight(weight)
-            .ttl(ttl)
-            .resource_records(
-                ResourceRecord::builder()
-                    .value(value)
-                    .build()
-                    .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?,
-            )
-            .build()
-            .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?;
-        Change::builder()
-            .action(ChangeAction::Upsert)
-            .resource_record_set(set)
-            .build()
-            .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))
+        let set = slot_config.set_identifier.clone().unwrap_or_default();
+        route53::change(
+            ChangeAction::Upsert,
+            route53::weighted(name, &set, weight, &value, ttl)?,
+        )
     };
     let batch = ChangeBatch::builder()
         .comment(format!("bluegreen: {percent}% to {slot}"))
