@@ -58,12 +58,13 @@ pub async fn prepare_push(world: &World, tag: &str, event_id: &str) -> String {
     let event = push_event(tag, 'a', event_id, &pushed_at(event_id));
     match prepare::run(&world.ctx, &event).await.expect("prepare") {
         Prepared::Deployments { deployments } => {
-            assert_eq!(
-                deployments[0].outcome,
-                PreparedOutcome::Started,
-                "{deployments:?}"
-            );
-            deployments[0].deployment_id.clone()
+            // The world's service (others may watch the same repository).
+            let shop = deployments
+                .iter()
+                .find(|d| d.service == "shop")
+                .unwrap_or_else(|| panic!("shop not prepared: {deployments:?}"));
+            assert_eq!(shop.outcome, PreparedOutcome::Started, "{deployments:?}");
+            shop.deployment_id.clone()
         }
         other => panic!("push not prepared: {other:?}"),
     }

@@ -127,7 +127,11 @@ impl<'a> ConfigStore<'a> {
                 .send()
                 .await
                 .map_err(|e| StepError::from_sdk("ssm:GetParameters", e))?;
-            for parameter in out.parameters.unwrap_or_default() {
+            // GetParameters answers in no particular order: sorted by name, the same push
+            // prepares its services in the same order every time.
+            let mut parameters = out.parameters.unwrap_or_default();
+            parameters.sort_by(|a, b| a.name.cmp(&b.name));
+            for parameter in parameters {
                 configs.push(stored(parameter)?);
             }
         }
