@@ -306,6 +306,46 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
     (green, ports, green_tg, config, tagged)
 }
 
+/// Runs `events/ecr-push-tagged.json` through `bluegreen run --auto-approve` against an adopted
+/// world (the simulator plays ECS for blue's target group and adopt's green one) and asserts it
+/// deployed; the callers then check where production traffic went.
+async fn deploy_the_tagged_push(world: &World, green_target_group: &str) {
+    let _ecs = bluegreen_tests::Simulator::start_with(
+        world,
+        [
+            (
+                bluegreen::Slot::Blue,
+                world.tg(bluegreen::Slot::Blue).to_owned(),
+            ),
+            (bluegreen::Slot::Green, green_target_group.to_owned()),
+        ],
+    );
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    // In the background: the simulator plays ECS on this runtime meanwhile.
+    let out = finished(
+        &world.emulator.endpoint,
+        &[
+            "run",
+            "--event",
+            event,
+            "--auto-approve",
+            "--time-scale",
+            "0.01",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_it() {
     // The README's first hour: an emulator with the team's one service and nothing of
@@ -421,40 +461,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         .await
         .unwrap();
     let green_tg = config.slots.green.target_group_arn.clone();
-    let _ecs = bluegreen_tests::Simulator::start_with(
-        &world,
-        [
-            (
-                bluegreen::Slot::Blue,
-                world.tg(bluegreen::Slot::Blue).to_owned(),
-            ),
-            (bluegreen::Slot::Green, green_tg.clone()),
-        ],
-    );
-    let event = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/ecr-push-tagged.json"
-    );
-    // In the background: the simulator plays ECS on this runtime meanwhile.
-    let out = finished(
-        &world.emulator.endpoint,
-        &[
-            "run",
-            "--event",
-            event,
-            "--auto-approve",
-            "--time-scale",
-            "0.01",
-        ],
-    )
-    .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    deploy_the_tagged_push(&world, &green_tg).await;
     let production = bluegreen::elb::listener_actions(&world.ctx, &world.production_listener)
         .await
         .unwrap();
@@ -745,42 +752,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
         .load("shop")
         .await
         .unwrap();
-    let _ecs = bluegreen_tests::Simulator::start_with(
-        &world,
-        [
-            (
-                bluegreen::Slot::Blue,
-                world.tg(bluegreen::Slot::Blue).to_owned(),
-            ),
-            (
-                bluegreen::Slot::Green,
-                config.slots.green.target_group_arn.clone(),
-            ),
-        ],
-    );
-    let event = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/ecr-push-tagged.json"
-    );
-    let out = finished(
-        &world.emulator.endpoint,
-        &[
-            "run",
-            "--event",
-            event,
-            "--auto-approve",
-            "--time-scale",
-            "0.01",
-        ],
-    )
-    .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    deploy_the_tagged_push(&world, &config.slots.green.target_group_arn).await;
     let weights: Vec<(Option<String>, Option<i64>)> = records(&world)
         .await
         .into_iter()
