@@ -468,9 +468,30 @@ async fn told_invalid(world: &World) -> usize {
         .count()
 }
 
-/// A DynamoDB client whose `enqueue` (the UpdateItem that sets `queued_id`) fails with `code`
-/// without reaching the emulator; every other call goes through.
-fn dynamodb_refusing_enqueue(world: &World, code: &'static str) -> aws_sdk_dynamodb::Client {
+/// A DynamoDB client whose `enqueue` (the UpdateItem that sets `queued_id`) is answered with
+/// `code`; every other call goes through. With passthrough the request still reaches the
+/// emulator and takes effect (aws-smithy-mocks replaces the answer after the attempt): this is
+/// a lost answer. Add [`MisdirectRequests`] to the same client to make it a refusal.
+fn dynamodb_losing_enqueue_answer(world: &World, code: &'static str) -> aws_sdk_dynamodb::Client {
+    dynamodb_answering_enqueue_with(aws_sdk_dynamodb::config::Builder::from(&world.sdk), code)
+}
+
+/// A DynamoDB client whose `enqueue` is refused (misdirected to a table that does not exist,
+/// so nothing is written) and answered `ThrottlingException`: a retryable failure that left the
+/// lock's queue as it was, as when DynamoDB throttles the write.
+pub(crate) fn dynamodb_throttling_enqueue(world: &World) -> aws_sdk_dynamodb::Client {
+    let builder =
+        aws_sdk_dynamodb::config::Builder::from(&world.sdk).interceptor(MisdirectRequests {
+            marker: "queued_id =",
+            table: world.ctx.settings.locks_table.clone(),
+        });
+    dynamodb_answering_enqueue_with(builder, "ThrottlingException")
+}
+
+fn dynamodb_answering_enqueue_with(
+    builder: aws_sdk_dynamodb::config::Builder,
+    code: &'static str,
+) -> aws_sdk_dynamodb::Client {
     use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
     use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
     let refuse = mock!(aws_sdk_dynamodb::Client::update_item)
@@ -487,7 +508,7 @@ fn dynamodb_refusing_enqueue(world: &World, code: &'static str) -> aws_sdk_dynam
             )
         });
     aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&world.sdk)
+        builder
             .interceptor(
                 MockResponseInterceptor::new()
                     .rule_mode(RuleMode::MatchAny)
@@ -508,9 +529,15 @@ async fn a_queued_push_whose_queueing_failed_after_its_record_was_written_is_que
     let running = prepare_push(&world, "v2", "event-1").await;
     let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
     let mut throttled = world.ctx.clone();
-    throttled.dynamodb = dynamodb_refusing_enqueue(&world, "ThrottlingException");
+    throttled.dynamodb = dynamodb_throttling_enqueue(&world);
     let err = prepare::run(&throttled, &event).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
+    let lock = world.lock("shop").await.expect("held");
+    assert_eq!(
+        (&lock.holder, &lock.queued),
+        (&running, &None),
+        "nothing queued yet"
+    );
 
     let Prepared::Deployments { deployments } = prepare::run(&world.ctx, &event).await.unwrap()
     else {
@@ -540,7 +567,7 @@ async fn a_push_whose_queueing_answer_was_lost_stays_queued_and_deploys_next() {
     let running = prepare_push(&world, "v2", "event-1").await;
     let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
     let mut lost = world.ctx.clone();
-    lost.dynamodb = dynamodb_refusing_enqueue(&world, "AccessDeniedException");
+    lost.dynamodb = dynamodb_losing_enqueue_answer(&world, "AccessDeniedException");
     let Prepared::Deployments { deployments } = prepare::run(&lost, &event).await.unwrap() else {
         panic!("not prepared")
     };

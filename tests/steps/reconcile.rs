@@ -11,6 +11,7 @@ use bluegreen::steps::{abort, finish};
 use bluegreen_tests::{World, push_event};
 
 use crate::common::*;
+use crate::prepare::dynamodb_throttling_enqueue;
 
 /// Stages before the switch at which an execution can stop.
 #[derive(Debug, Clone, Copy)]
@@ -420,4 +421,130 @@ async fn retry(world: &World, id: &str) -> bluegreen::StepResult<bluegreen::oper
         bluegreen::operator::RETRY_WAIT_LIMIT,
     )
     .await
+}
+
+/// A push whose intake gave up after writing its queued record and before the lock's queue
+/// named it (enqueue throttled past every retry): returns its id. The lock knows nothing of it.
+async fn unqueued_push(world: &World, tag: &str, event_id: &str) -> String {
+    let event = push_event(tag, 'b', event_id, &pushed_at(event_id));
+    let mut throttled = world.ctx.clone();
+    throttled.dynamodb = dynamodb_throttling_enqueue(world);
+    let err = prepare::run(&throttled, &event).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let queued = bluegreen::record::Records::new(&world.ctx)
+        .with_status(Status::Queued)
+        .await
+        .unwrap();
+    let [only] = queued.as_slice() else {
+        panic!("one queued record: {queued:?}")
+    };
+    let lock = world.lock("shop").await;
+    assert!(
+        lock.is_none_or(|l| l.queued.as_deref() != Some(only.deployment_id.as_str())),
+        "the lock does not name it"
+    );
+    only.deployment_id.clone()
+}
+
+/// The sweep's answer about `id`.
+async fn swept_answer(world: &World, id: &str) -> Option<reconcile::Reconciled> {
+    reconcile::run(&world.ctx, &Request::Sweep)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.holder.as_deref() == Some(id))
+}
+
+#[tokio::test]
+async fn a_queued_push_the_lock_lost_is_queued_again_by_the_sweep_after_the_grace_and_deploys_next()
+{
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let lost = unqueued_push(&world, "v3", "event-2").await;
+
+    // Within the grace the intake may still be retrying: the sweep leaves it alone.
+    assert_eq!(swept_answer(&world, &lost).await, None);
+    assert_eq!(world.lock("shop").await.unwrap().queued, None);
+
+    world.advance(chrono::Duration::minutes(16));
+    let answer = swept_answer(&world, &lost).await.expect("answered");
+    assert_eq!(answer.action, Action::Requeued, "{answer:?}");
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(
+        (lock.holder.as_str(), lock.queued.as_deref()),
+        (running.as_str(), Some(lost.as_str()))
+    );
+    assert_eq!(record(&world, &lost).await.status, Status::Queued);
+    // A second sweep finds the lock naming it and does nothing more.
+    assert_eq!(swept_answer(&world, &lost).await, None);
+
+    // The running deployment ends: the lock goes to the push that had been lost.
+    abort::run(&world.ctx, &failure(&running, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(world.lock_holder().await.as_deref(), Some(lost.as_str()));
+}
+
+#[tokio::test]
+async fn a_queued_push_the_lock_lost_takes_the_free_service_and_its_execution_is_started() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let lost = unqueued_push(&world, "v3", "event-2").await;
+    // The running deployment ends with nothing queued: the service is free.
+    abort::run(&world.ctx, &failure(&running, "HealthCheckFailed"))
+        .await
+        .unwrap();
+    assert_eq!(world.lock_holder().await, None);
+
+    world.advance(chrono::Duration::minutes(16));
+    let answer = swept_answer(&world, &lost).await.expect("answered");
+    assert_eq!(answer.action, Action::Started, "{answer:?}");
+    assert_eq!(answer.started.as_deref(), Some(lost.as_str()));
+    assert_eq!(world.lock_holder().await.as_deref(), Some(lost.as_str()));
+    assert_eq!(
+        world.execution_status(&lost).await.as_deref(),
+        Some("RUNNING")
+    );
+}
+
+#[tokio::test]
+async fn a_queued_push_the_lock_lost_is_superseded_when_a_newer_push_is_queued() {
+    let world = World::build().await.with_topic();
+    world.create_deployment_machine().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let lost = unqueued_push(&world, "v3", "event-2").await;
+    let newer = queue_push(&world, "v4", "event-3", &pushed_at("event-3")).await;
+
+    world.advance(chrono::Duration::minutes(16));
+    let answer = swept_answer(&world, &lost).await.expect("answered");
+    assert_eq!(answer.action, Action::Superseded, "{answer:?}");
+    let recorded = record(&world, &lost).await;
+    assert_eq!(recorded.status, Status::Superseded);
+    assert!(
+        recorded
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&newer),
+        "{:?}",
+        recorded.failure
+    );
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(
+        (lock.holder.as_str(), lock.queued.as_deref()),
+        (running.as_str(), Some(newer.as_str())),
+        "the newer push keeps its place"
+    );
+    let superseded_notices = world
+        .published()
+        .await
+        .iter()
+        .filter(|m| {
+            let m = m.to_string();
+            m.contains(&lost) && m.contains("newer push")
+        })
+        .count();
+    assert_eq!(superseded_notices, 1, "people are told once");
 }

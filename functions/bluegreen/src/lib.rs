@@ -35,6 +35,7 @@ pub mod naming;
 pub mod notify;
 pub mod operator;
 pub mod poll;
+pub mod queue;
 pub mod rds;
 pub mod record;
 pub mod revisions;

@@ -12,9 +12,10 @@ use crate::config_store::{ConfigStore, InvalidConfig};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::event::{self, Intake, Push};
-use crate::lock::{Acquire, Enqueue, Locks, PushOrder};
+use crate::lock::{Acquire, Locks, PushOrder};
 use crate::naming;
 use crate::notify;
+use crate::queue::{self, Placed};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
@@ -237,48 +238,37 @@ async fn prepare_one(
     config: ServiceConfig,
 ) -> StepResult<Prepared1> {
     let records = Records::new(ctx);
-    let mut recorded_queued = match records.get(id).await {
+    let recorded_queued = match records.get(id).await {
         Ok(existing) if existing.status == Status::Queued => true,
         // A retried prepare finds the record the first attempt wrote and answers the same.
         Ok(existing) => return Ok(summary(&existing)),
         Err(StepError::DeploymentNotFound(_)) => false,
         Err(e) => return Err(e),
     };
-    let locks = Locks::new(ctx);
     let order = PushOrder::new(push.time, id);
-    loop {
-        match locks.acquire(&config.name, &order).await? {
-            // The lock came free while this push waited to queue, or an ending handed it over:
-            // the record exists, so it is resumed (and, if that fails, left holding the lock
-            // for its execution or the reconciler to end, never dropped here).
-            Acquire::Held if recorded_queued => return resume_queued(ctx, id).await,
+    if !recorded_queued {
+        match Locks::new(ctx).acquire(&config.name, &order).await? {
             Acquire::Held => return start_new(ctx, push, id, config).await,
-            Acquire::Stale { newer } if recorded_queued => {
-                return supersede_own(ctx, id, &newer).await;
-            }
             Acquire::Stale { newer } => {
                 return superseded_record(ctx, id, push, config, &newer).await;
             }
-            Acquire::HeldBy(holder) => {
-                if !recorded_queued {
-                    let deployment =
-                        new_record(ctx, id, push, config.clone(), Status::Queued, None);
-                    records.create(&deployment).await?;
-                    recorded_queued = true;
-                }
-                match locks.enqueue(&config.name, &order).await? {
-                    Enqueue::LockFree => continue,
-                    Enqueue::Queued { superseded } => {
-                        if let Some(old) = superseded {
-                            supersede(ctx, &old, id).await?;
-                        }
-                        info!(deployment_id = %id, running = %holder, "queued behind running deployment");
-                        return summary_of(ctx, id).await;
-                    }
-                    Enqueue::Superseded { by } => return supersede_own(ctx, id, &by).await,
-                }
+            // Written before the lock's queue names it (see above).
+            Acquire::HeldBy(_) => {
+                let deployment = new_record(ctx, id, push, config.clone(), Status::Queued, None);
+                records.create(&deployment).await?;
             }
         }
+    }
+    match queue::place(ctx, &config.name, &order, STEP).await? {
+        // The lock came free while this push queued, or an ending handed it over: the record
+        // exists, so it is resumed (and, if that fails, left holding the lock for its
+        // execution or the reconciler to end, never dropped here).
+        Placed::Holds => resume_queued(ctx, id).await,
+        Placed::Queued { holder } => {
+            info!(deployment_id = %id, running = %holder, "queued behind running deployment");
+            summary_of(ctx, id).await
+        }
+        Placed::Superseded { .. } => summary_of(ctx, id).await,
     }
 }
 
@@ -317,14 +307,8 @@ async fn superseded_record(
     let mut deployment = new_record(ctx, id, push, config, Status::Superseded, None);
     deployment.failure = Some(format!("superseded by newer push {by}"));
     let stored = Records::new(ctx).create(&deployment).await?;
-    notify_superseded(ctx, &stored, by).await;
+    queue::notify_superseded(ctx, &stored, by).await;
     Ok(summary(&stored))
-}
-
-/// This push's own queued record, found superseded by `by` when it tried to queue.
-async fn supersede_own(ctx: &Context, id: &str, by: &str) -> StepResult<Prepared1> {
-    supersede(ctx, id, by).await?;
-    summary_of(ctx, id).await
 }
 
 async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
@@ -357,41 +341,6 @@ async fn resume_queued(ctx: &Context, id: &str) -> StepResult<Prepared1> {
 
 async fn summary_of(ctx: &Context, id: &str) -> StepResult<Prepared1> {
     Ok(summary(&Records::new(ctx).get(id).await?))
-}
-
-/// Marks the queued deployment `old` superseded by `by`, once: the newer push that replaced it
-/// in the queue and `old`'s own retried prepare may both get here, and only the first writes
-/// and notifies.
-async fn supersede(ctx: &Context, old: &str, by: &str) -> StepResult<()> {
-    let records = Records::new(ctx);
-    let written = records
-        .update_while(
-            old,
-            Status::Queued,
-            Change::new()
-                .status(Status::Superseded)
-                .failure(&format!("superseded by newer push {by}"))
-                .log(
-                    STEP,
-                    StepOutcome::Superseded,
-                    format!("replaced in the queue by {by}"),
-                    ctx.now(),
-                ),
-        )
-        .await?;
-    if written {
-        notify_superseded(ctx, &records.get(old).await?, by).await;
-    }
-    Ok(())
-}
-
-/// Tells people a queued push will not be deployed. A lost message is logged, not retried: the
-/// record already says superseded, and a retry of prepare must not queue anything twice.
-async fn notify_superseded(ctx: &Context, deployment: &Deployment, by: &str) {
-    let detail = format!("A newer push ({by}) will be deployed instead.");
-    if let Err(e) = notify::outcome(ctx, deployment, notify::Notice::Superseded, &detail).await {
-        tracing::warn!(error = %e, "could not publish the superseded notice");
-    }
 }
 
 async fn read_live(ctx: &Context, config: &ServiceConfig) -> StepResult<Slot> {

@@ -14,6 +14,10 @@
 //! | needs attention                          | nothing: `bluegreen unlock` once checked        |
 //! | no record (operator hold, lost prepare)  | release once the lease / grace has passed       |
 //!
+//! The sweep also looks at every `queued` record the lock does not name (an intake that wrote
+//! the record and then gave up before queueing it): after a grace it is put through the queue
+//! as its prepare would have been — queued, started if the service is free, or superseded.
+//!
 //! Every action is the same the flow itself would take, so running it twice, or concurrently
 //! with the execution's own ending, converges: endings are idempotent and the lock release is
 //! conditional on the holder.
@@ -26,7 +30,8 @@ use tracing::{info, warn};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::executions::{self, Execution};
-use crate::lock::{LockItem, Locks};
+use crate::lock::{LockItem, Locks, PushOrder};
+use crate::queue::{self, Placed};
 use crate::record::{Deployment, Records, Status};
 
 use super::{CaughtError, FailureInput};
@@ -38,6 +43,11 @@ const STEP: &str = super::registry::RECONCILE.name;
 /// and failed before writing it) before the reconciler frees it. Prepare writes the record
 /// within seconds of taking the lock; its retries take at most a few minutes.
 const UNRECORDED_HOLD_GRACE_SECONDS: i64 = 900;
+
+/// How long a `queued` record may go unnamed by its service's lock before the sweep queues it.
+/// Prepare queues it within a second of writing it; the intake's retries of prepare (five, at
+/// most a minute apart) are over within minutes, after which nothing else would.
+const UNQUEUED_RECORD_GRACE_SECONDS: i64 = 900;
 
 /// What the reconciler did about one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -70,6 +80,10 @@ pub enum Action {
     NeedsAttention,
     /// The lock was released (or handed to the queued deployment).
     Released,
+    /// A queued deployment the lock had lost track of was queued again behind the holder.
+    Requeued,
+    /// A queued deployment the lock had lost track of was found superseded by a newer push.
+    Superseded,
     /// The holder's execution was started.
     Started,
     /// This service could not be reconciled now; `detail` says why (the sweep tries again).
@@ -187,7 +201,70 @@ pub async fn sweep(ctx: &Context) -> StepResult<Vec<Reconciled>> {
             }
         });
     }
+    answers.extend(sweep_unqueued(ctx).await?);
     Ok(answers)
+}
+
+/// Puts every `queued` record that its service's lock does not name, and that is older than
+/// the grace, through the queue (see [`queue::place`]): queued behind the holder, started when
+/// the service is free, or superseded by a newer push. Without this a push whose intake failed
+/// between writing its record and queueing it would show "queued" forever and never deploy.
+async fn sweep_unqueued(ctx: &Context) -> StepResult<Vec<Reconciled>> {
+    let oldest = ctx.now() - Duration::seconds(UNQUEUED_RECORD_GRACE_SECONDS);
+    let mut answers = Vec::new();
+    for deployment in Records::new(ctx).with_status(Status::Queued).await? {
+        if deployment.created_at > oldest {
+            continue;
+        }
+        let id = deployment.deployment_id.clone();
+        let answer = match requeue(ctx, &deployment).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!(deployment_id = %id, error = %e, "could not requeue");
+                Some(Reconciled {
+                    service: deployment.service.clone(),
+                    holder: Some(id),
+                    action: Action::Failed,
+                    detail: format!("{}: {e}", e.name()),
+                    started: None,
+                })
+            }
+        };
+        answers.extend(answer);
+    }
+    Ok(answers)
+}
+
+/// One unqueued record: `None` when the lock names it after all (nothing to do).
+async fn requeue(ctx: &Context, deployment: &Deployment) -> StepResult<Option<Reconciled>> {
+    let id = deployment.deployment_id.as_str();
+    let service = deployment.service.as_str();
+    let lock = Locks::new(ctx).read(service).await?;
+    if lock.is_some_and(|l| l.holder == id || l.queued.as_deref() == Some(id)) {
+        return Ok(None);
+    }
+    let order = PushOrder::new(deployment.pushed_at, id);
+    let answer = |action, detail: String| Reconciled {
+        service: service.to_owned(),
+        holder: Some(id.to_owned()),
+        action,
+        detail,
+        started: None,
+    };
+    let done = match queue::place(ctx, service, &order, STEP).await? {
+        // It holds the lock with no execution: the module's "never started" row starts it.
+        Placed::Holds => self::service(ctx, service).await?,
+        Placed::Queued { holder } => answer(
+            Action::Requeued,
+            format!("queued record the lock had lost; queued again behind {holder}"),
+        ),
+        Placed::Superseded { by } => answer(
+            Action::Superseded,
+            format!("queued record the lock had lost; superseded by newer push {by}"),
+        ),
+    };
+    warn!(deployment_id = %id, action = ?done.action, "requeued a queued record the lock did not name");
+    Ok(Some(done))
 }
 
 /// Reconciles one service (see the module table).
