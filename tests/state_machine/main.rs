@@ -513,7 +513,9 @@ async fn a_throttled_call_is_retried_by_the_definition_and_the_deployment_succee
 async fn an_abort_that_fails_for_good_ends_needing_attention_with_the_lock_kept_and_marked() {
     let local = Local::new().await;
     local.world.smoke.answer("health", 503, "down");
-    // Abort scales pre-prod back to 0; that call is denied (a broken IAM policy, say).
+    // Abort scales pre-prod back to 0; that call answers AccessDenied (a broken IAM policy,
+    // say). aws-smithy-mocks replaces the answer after the attempt, so moto still scales it:
+    // what is under test is the ending meeting a permanent error, not pre-prod's count.
     let denied = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(|r| r.desired_count() == Some(0))
         .then_error(|| {
