@@ -517,6 +517,41 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     assert!(shape(&world).await.0, "the green slot is still there");
 }
 
+/// What adopt could create or change, to compare before and after a refusal: the cluster's
+/// services, the account's target groups, the ALB's listener ports and every stored config.
+async fn adoptable_state(world: &World) -> (Vec<String>, Vec<String>, Vec<i32>, usize) {
+    let mut services = world
+        .ctx
+        .ecs
+        .list_services()
+        .cluster("shop-cluster")
+        .send()
+        .await
+        .unwrap()
+        .service_arns()
+        .to_vec();
+    services.sort();
+    let mut groups: Vec<String> = world
+        .ctx
+        .elb
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()
+        .iter()
+        .filter_map(|g| g.target_group_arn.clone())
+        .collect();
+    groups.sort();
+    let (_, ports, ..) = shape(world).await;
+    let configs = bluegreen::config_store::ConfigStore::new(&world.ctx)
+        .load_each()
+        .await
+        .unwrap()
+        .len();
+    (services, groups, ports, configs)
+}
+
 #[tokio::test]
 async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
     let world = World::build().await;
@@ -552,6 +587,80 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
         stderr.contains("SetupRefused") && stderr.contains("no load balancer"),
         "{stderr}"
     );
+    // Shapes adopt cannot switch between two slots: each refused by name, nothing created.
+    let lb = |tg: &str| {
+        aws_sdk_ecs::types::LoadBalancer::builder()
+            .target_group_arn(tg)
+            .container_name("web")
+            .container_port(8080)
+            .build()
+    };
+    let blue_tg = world.tg(bluegreen::Slot::Blue).to_owned();
+    let green_tg = world.tg(bluegreen::Slot::Green).to_owned();
+    let classic = aws_sdk_ecs::types::LoadBalancer::builder()
+        .load_balancer_name("shop-classic-elb")
+        .container_name("web")
+        .container_port(8080)
+        .build();
+    let code_deploy = aws_sdk_ecs::types::DeploymentController::builder()
+        .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+        .build()
+        .unwrap();
+    let shapes = [
+        (
+            "shop-codedeploy",
+            vec![lb(&blue_tg)],
+            Some(code_deploy),
+            "blue/green controller already",
+        ),
+        ("shop-classic", vec![classic], None, "classic ELB"),
+        (
+            "shop-two-groups",
+            vec![lb(&blue_tg), lb(&green_tg)],
+            None,
+            "registers in 2 target groups",
+        ),
+    ];
+    for (service, balancers, controller, refusal) in shapes {
+        world
+            .ctx
+            .ecs
+            .create_service()
+            .cluster("shop-cluster")
+            .service_name(service)
+            .task_definition("shop:1")
+            .desired_count(1)
+            .set_load_balancers(Some(balancers))
+            .set_deployment_controller(controller)
+            .send()
+            .await
+            .unwrap();
+        let before = adoptable_state(&world).await;
+        let args = [
+            "adopt",
+            "--cluster",
+            "shop-cluster",
+            "--service",
+            service,
+            "--test-port",
+            "9443",
+            "--repository",
+            "shop/web",
+            "--apply",
+        ];
+        let (code, _, stderr) = run_cli(&world, &args);
+        assert_eq!(code, 1, "{service}: {stderr}");
+        assert!(
+            stderr.contains("SetupRefused") && stderr.contains(refusal),
+            "{service}: {stderr}"
+        );
+        assert_eq!(
+            adoptable_state(&world).await,
+            before,
+            "{service}: adopt created nothing"
+        );
+    }
+
     // A name adopt would create that someone else's resource already has: shop-blue's green
     // twin exists and was not made by adopt.
     let (code, _, stderr) = run_cli(
