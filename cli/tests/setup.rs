@@ -264,13 +264,9 @@ async fn single_service_world() -> World {
     world
 }
 
-/// What makes up the service's blue/green shape in AWS now, to compare before and after.
-async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
-    let ctx = &world.ctx;
-    let green = bluegreen::ecs::describe_service(ctx, "shop-cluster", "shop-green")
-        .await
-        .is_ok();
-    let lb = world
+/// The ARN of the world's ALB (the production listener's load balancer).
+async fn alb_arn(world: &World) -> String {
+    world
         .ctx
         .elb
         .describe_listeners()
@@ -282,7 +278,16 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
         .unwrap()[0]
         .load_balancer_arn
         .clone()
-        .unwrap();
+        .unwrap()
+}
+
+/// What makes up the service's blue/green shape in AWS now, to compare before and after.
+async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
+    let ctx = &world.ctx;
+    let green = bluegreen::ecs::describe_service(ctx, "shop-cluster", "shop-green")
+        .await
+        .is_ok();
+    let lb = alb_arn(world).await;
     let mut ports: Vec<i32> = bluegreen::elb::listeners_of(ctx, &lb)
         .await
         .unwrap()
@@ -698,19 +703,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
 
 /// The DNS name of the world's ALB.
 async fn alb_dns(world: &World) -> String {
-    let lb = world
-        .ctx
-        .elb
-        .describe_listeners()
-        .listener_arns(&world.production_listener)
-        .send()
-        .await
-        .unwrap()
-        .listeners
-        .unwrap()[0]
-        .load_balancer_arn
-        .clone()
-        .unwrap();
+    let lb = alb_arn(world).await;
     bluegreen::elb::load_balancer_dns(&world.ctx, &lb)
         .await
         .unwrap()
