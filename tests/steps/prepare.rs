@@ -478,7 +478,8 @@ fn dynamodb_losing_enqueue_answer(world: &World, code: &'static str) -> aws_sdk_
 
 /// A DynamoDB client whose `enqueue` is refused (misdirected to a table that does not exist,
 /// so nothing is written) and answered `ThrottlingException`: a retryable failure that left the
-/// lock's queue as it was, as when DynamoDB throttles the write.
+/// lock's queue as it was, as when DynamoDB throttles the write. (Any other request whose body
+/// says `queued_id =`, such as a hand-over's condition, is misdirected too.)
 pub(crate) fn dynamodb_throttling_enqueue(world: &World) -> aws_sdk_dynamodb::Client {
     let builder =
         aws_sdk_dynamodb::config::Builder::from(&world.sdk).interceptor(MisdirectRequests {

@@ -468,6 +468,21 @@ async fn a_queued_push_the_lock_lost_is_queued_again_by_the_sweep_after_the_grac
     assert_eq!(world.lock("shop").await.unwrap().queued, None);
 
     world.advance(chrono::Duration::minutes(16));
+    // The sweep's own enqueue is throttled: reported failed with the cause, nothing changed.
+    let mut throttled = world.ctx.clone();
+    throttled.dynamodb = dynamodb_throttling_enqueue(&world);
+    let failed = reconcile::run(&throttled, &Request::Sweep)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.holder.as_deref() == Some(lost.as_str()))
+        .expect("answered");
+    assert_eq!(failed.action, Action::Failed, "{failed:?}");
+    assert!(failed.detail.starts_with("Throttled"), "{failed:?}");
+    assert_eq!(world.lock("shop").await.unwrap().queued, None);
+    assert_eq!(record(&world, &lost).await.status, Status::Queued);
+
+    // The next sweep does it.
     let answer = swept_answer(&world, &lost).await.expect("answered");
     assert_eq!(answer.action, Action::Requeued, "{answer:?}");
     let lock = world.lock("shop").await.unwrap();

@@ -31,39 +31,51 @@ pub enum Placed {
     },
 }
 
-/// Puts the queued deployment `deployment_id` (of `service`, in push order `order`) through
-/// the lock: its record must already exist, so whoever supersedes it or hands it the lock finds
-/// it. Idempotent: the lock's writes are conditional on push order, so a retry, or a prepare
-/// and a sweep doing it at once, reach the same answer. `step` names who writes the timeline.
+/// Puts the queued deployment `order.deployment_id()` of `service` through the lock: its
+/// record must already exist, so whoever supersedes it or hands it the lock finds it.
+/// Idempotent: the lock's writes are conditional on push order, so a retry, or a prepare and a
+/// sweep doing it at once, reach the same answer. `step` names who writes the timeline.
 pub async fn place(
     ctx: &Context,
     service: &str,
     order: &PushOrder,
     step: &str,
 ) -> StepResult<Placed> {
-    let locks = Locks::new(ctx);
+    match Locks::new(ctx).acquire(service, order).await? {
+        Acquire::Held => Ok(Placed::Holds),
+        Acquire::Stale { newer } => {
+            supersede(ctx, order.deployment_id(), &newer, step).await?;
+            Ok(Placed::Superseded { by: newer })
+        }
+        Acquire::HeldBy(holder) => queue_behind(ctx, service, order, &holder, step).await,
+    }
+}
+
+/// [`place`] for a caller that has just seen `holder` holding the lock (prepare, which needed
+/// that answer to know it must write a queued record): goes straight to the queue instead of
+/// asking for the lock a second time.
+pub async fn queue_behind(
+    ctx: &Context,
+    service: &str,
+    order: &PushOrder,
+    holder: &str,
+    step: &str,
+) -> StepResult<Placed> {
     let id = order.deployment_id();
-    loop {
-        match locks.acquire(service, order).await? {
-            Acquire::Held => return Ok(Placed::Holds),
-            Acquire::Stale { newer } => {
-                supersede(ctx, id, &newer, step).await?;
-                return Ok(Placed::Superseded { by: newer });
+    match Locks::new(ctx).enqueue(service, order).await? {
+        // The holder ended between the two calls: try to take the lock again.
+        Enqueue::LockFree => Box::pin(place(ctx, service, order, step)).await,
+        Enqueue::Queued { superseded } => {
+            if let Some(old) = superseded {
+                supersede(ctx, &old, id, step).await?;
             }
-            Acquire::HeldBy(holder) => match locks.enqueue(service, order).await? {
-                // The holder ended between the two calls: try to take the lock again.
-                Enqueue::LockFree => continue,
-                Enqueue::Queued { superseded } => {
-                    if let Some(old) = superseded {
-                        supersede(ctx, &old, id, step).await?;
-                    }
-                    return Ok(Placed::Queued { holder });
-                }
-                Enqueue::Superseded { by } => {
-                    supersede(ctx, id, &by, step).await?;
-                    return Ok(Placed::Superseded { by });
-                }
-            },
+            Ok(Placed::Queued {
+                holder: holder.to_owned(),
+            })
+        }
+        Enqueue::Superseded { by } => {
+            supersede(ctx, id, &by, step).await?;
+            Ok(Placed::Superseded { by })
         }
     }
 }

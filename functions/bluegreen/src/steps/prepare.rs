@@ -246,20 +246,23 @@ async fn prepare_one(
         Err(e) => return Err(e),
     };
     let order = PushOrder::new(push.time, id);
-    if !recorded_queued {
+    let placed = if recorded_queued {
+        queue::place(ctx, &config.name, &order, STEP).await?
+    } else {
         match Locks::new(ctx).acquire(&config.name, &order).await? {
             Acquire::Held => return start_new(ctx, push, id, config).await,
             Acquire::Stale { newer } => {
                 return superseded_record(ctx, id, push, config, &newer).await;
             }
             // Written before the lock's queue names it (see above).
-            Acquire::HeldBy(_) => {
+            Acquire::HeldBy(holder) => {
                 let deployment = new_record(ctx, id, push, config.clone(), Status::Queued, None);
                 records.create(&deployment).await?;
+                queue::queue_behind(ctx, &config.name, &order, &holder, STEP).await?
             }
         }
-    }
-    match queue::place(ctx, &config.name, &order, STEP).await? {
+    };
+    match placed {
         // The lock came free while this push queued, or an ending handed it over: the record
         // exists, so it is resumed (and, if that fails, left holding the lock for its
         // execution or the reconciler to end, never dropped here).

@@ -263,7 +263,7 @@ async fn requeue(ctx: &Context, deployment: &Deployment) -> StepResult<Option<Re
             format!("queued record the lock had lost; superseded by newer push {by}"),
         ),
     };
-    warn!(deployment_id = %id, action = ?done.action, "requeued a queued record the lock did not name");
+    warn!(deployment_id = %id, action = ?done.action, "put a queued record the lock did not name through the queue");
     Ok(Some(done))
 }
 
