@@ -5,7 +5,9 @@ Started by the Rust test harness (tests/src/emulator.rs), one process per test. 
 with the test process that started it).
 
 The control routes stand in for the parts of AWS that act on their own — the ECS scheduler,
-the container runtime, ELB health checks. They never change what moto does for an API call:
+the container runtime, ELB health checks. They never change what moto does for an API call,
+except that a task is never advanced by being described (below): only StopTask or the
+task-stopped route ends it.
 
   GET  /_bluegreen/network              default VPC id, two subnet ids, default security group id
   POST /_bluegreen/ecs/task-stopped     {"task_arn", "exit_code" (int|null), "stop_code", "reason"}
@@ -32,6 +34,7 @@ from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
 from moto.events import responses as events_responses
 from moto.events.models import EventPattern
+from moto.moto_api import state_manager
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -53,6 +56,19 @@ def _health_for(self, target, ec2_backend):
 
 
 elbv2_models.FakeTargetGroup.health_for = _health_for
+
+
+# moto advances an ECS task one state (DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED, exit code
+# 0) on every DescribeTasks of it, so a one-off task nobody stops "succeeds" after four looks:
+# the outcome would be decided by how often bluegreen polls, not by the test. Freeze the
+# progression (manual, after a billion looks; `"times": -1` does not freeze, moto's tick check
+# is `tick >= times`), so a task stays RUNNING until StopTask or the control route below stops
+# it. BLUEGREEN_HARNESS_TASKS_ADVANCE=1 restores moto's behaviour (only to show what the guard
+# test `a_task_nobody_stops_stays_running_however_often_it_is_described` catches).
+if os.environ.get("BLUEGREEN_HARNESS_TASKS_ADVANCE") != "1":
+    state_manager.set_transition(
+        model_name="ecs::task", transition={"progression": "manual", "times": 1_000_000_000}
+    )
 
 
 # moto copies a container definition's integer cpu/memory into a task's containers, where the

@@ -44,6 +44,44 @@ async fn the_migration_runs_once_with_the_command_override_and_exit_zero_passes(
     assert_eq!(migrations(&world, &id).await, 1, "one migration task");
 }
 
+/// The harness's guard: moto would advance a task one state per DescribeTasks and "succeed" it
+/// with exit code 0 after four looks, so a migration's outcome would depend on how often it is
+/// polled. In the harness only a test (or its simulator) ends a task.
+#[tokio::test]
+async fn a_task_nobody_stops_stays_running_however_often_it_is_described() {
+    let world = World::build().await;
+    let id = launched(&world).await;
+    let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    for look in 1..=10 {
+        let described = world.task(&task).await;
+        assert_eq!(
+            (
+                described.last_status.as_deref(),
+                described.desired_status.as_deref()
+            ),
+            (Some("RUNNING"), Some("RUNNING")),
+            "look {look}"
+        );
+    }
+    for look in 1..=10 {
+        let poll = migrate::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap();
+        assert!(
+            matches!(poll, Poll::Pending { .. }),
+            "check {look}: {poll:?}"
+        );
+    }
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let done = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+}
+
 #[tokio::test]
 async fn a_non_zero_exit_is_migration_failed_with_the_exit_code_and_log_stream() {
     let world = World::build().await;
