@@ -118,7 +118,7 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
         if let Err(e) = std::fs::write(&path, text) {
             return crate::fail(&format!("cannot write {}: {e}", path.display()));
         }
-        eprintln!("config written to {}", path.display());
+        errln!("config written to {}", path.display());
     }
     out.show(&adopted, |a| {
         for change in &a.changes {

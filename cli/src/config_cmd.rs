@@ -123,7 +123,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
             } else {
                 out.show(&report, |r| {
                     for p in r.problems {
-                        eprintln!("{p}");
+                        errln!("{p}");
                     }
                 });
                 crate::fail(&format!("{} problem(s)", problems.len()))
@@ -167,7 +167,7 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
             match ConfigStore::new(&ctx).load(&service).await {
                 Ok(config) => out.show(&config, |c| match toml::to_string_pretty(c) {
                     Ok(text) => out!("{text}"),
-                    Err(e) => eprintln!("bluegreen: cannot print TOML: {e}"),
+                    Err(e) => errln!("bluegreen: cannot print TOML: {e}"),
                 }),
                 Err(e) => out.error(&e),
             }

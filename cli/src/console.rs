@@ -59,11 +59,7 @@ pub async fn serve(args: ConsoleArgs) -> ExitCode {
         outln!("read-only against AWS: decide with `bluegreen approve` / `bluegreen reject`");
     }
     let app = bluegreen_console::local::app(ctx, address, operator);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let served = bluegreen_console::local::serve(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;

@@ -22,15 +22,15 @@ pub async fn run(out: Output, local: bool) -> ExitCode {
         Ok(installed) => out.show(&installed, |i| {
             for (table, created) in &i.tables {
                 let what = if *created { "created" } else { "already there" };
-                eprintln!("table {table}: {what}");
+                errln!("table {table}: {what}");
             }
-            eprintln!("topic {}", i.topic_arn);
+            errln!("topic {}", i.topic_arn);
             let what = if i.link_secret.1 {
                 "created"
             } else {
                 "already there"
             };
-            eprintln!("link secret {}: {what}", i.link_secret.0);
+            errln!("link secret {}: {what}", i.link_secret.0);
             for (name, value) in &i.environment {
                 outln!("export {name}={value}");
             }

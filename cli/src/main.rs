@@ -14,6 +14,13 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` through the same rendering of untrusted text as [`outln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// `print!` with [`outln!`]'s handling of a closed pipe.
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -197,7 +204,7 @@ async fn main() -> ExitCode {
 
 /// Prints `bluegreen: <message>` to stderr and returns the failure status.
 fn fail(message: &str) -> ExitCode {
-    eprintln!("bluegreen: {message}");
+    errln!("bluegreen: {message}");
     ExitCode::FAILURE
 }
 
@@ -231,7 +238,7 @@ fn validate(configs: &[std::path::PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         for p in &problems {
-            eprintln!("{p}");
+            errln!("{p}");
         }
         fail(&format!("{} problem(s)", problems.len()))
     }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use bluegreen::text;
 use serde::Serialize;
 
 /// How results are printed.
@@ -36,7 +37,7 @@ impl Output {
     pub fn failure(self, name: &str, message: &str) -> ExitCode {
         match self {
             Output::Json => {
-                eprintln!("{}", serde_json::json!({"error": name, "message": message}));
+                errln!("{}", serde_json::json!({"error": name, "message": message}));
                 ExitCode::FAILURE
             }
             Output::Text => crate::fail(&format!("{name}: {message}")),
@@ -44,10 +45,16 @@ impl Output {
     }
 }
 
-/// Prints rows as columns padded to their widest cell.
+/// Prints rows as columns padded to their widest cell. Each cell is one line of text from
+/// wherever it came ([`bluegreen::text::line`]): a line break or a control sequence in a value
+/// is shown, never acted on, so one value can never forge another row.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| text::line(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
         }
@@ -61,21 +68,31 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
 
 /// Writes the CLI's output to stdout (see `outln!`): a closed pipe exits quietly with 141,
-/// another write error exits with 1 and says so on stderr.
-pub fn write_out(text: std::fmt::Arguments<'_>) {
+/// another write error exits with 1 and says so on stderr. Everything passes through
+/// [`bluegreen::text::lines`]: the CLI prints records, AWS messages and config values, and no
+/// control sequence among them reaches the terminal raw (JSON output reads back the same).
+pub fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    let written = args.to_string();
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_fmt(text) {
+    if let Err(e) = stdout.write_all(text::lines(&written).as_bytes()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(141);
         }
-        eprintln!("bluegreen: cannot write the output: {e}");
+        write_err(format_args!("bluegreen: cannot write the output: {e}\n"));
         std::process::exit(1);
     }
+}
+
+/// Writes to stderr (see `errln!`), through [`bluegreen::text::lines`] as [`write_out`] does.
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let written = args.to_string();
+    let _ = std::io::stderr().write_all(text::lines(&written).as_bytes());
 }

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bluegreen::Context;
 use bluegreen::record::{Records, Status};
 use bluegreen::steps::approval::{self, Decision};
+use bluegreen::{Context, text};
 use bluegreen_statemachine::local::LocalTasks;
 use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, EventKind, Finished, HistoryEvent, INTAKE_ASL, Outcome, Runner,
@@ -188,11 +188,13 @@ fn print_event(event: &HistoryEvent) {
             ..
         } => outln!("{at}      retry {attempt} in {delay_seconds:.1}s"),
         EventKind::TaskFailed { error, cause, .. } => {
-            outln!("{at}      failed: {error}: {cause}")
+            outln!("{at}      failed: {error}: {}", text::line(cause))
         }
         EventKind::Caught { error, next, .. } => outln!("{at}      caught {error} -> {next}"),
         EventKind::ExecutionSucceeded { .. } => outln!("{at}  = succeeded"),
-        EventKind::ExecutionFailed { error, cause } => outln!("{at}  = failed: {error}: {cause}"),
+        EventKind::ExecutionFailed { error, cause } => {
+            outln!("{at}  = failed: {error}: {}", text::line(cause))
+        }
         _ => {}
     }
 }
@@ -276,7 +278,11 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
         .unwrap_or(Status::Aborted);
     match &finished.outcome {
         Outcome::Succeeded(_) => outln!("   outcome: {status:?}"),
-        Outcome::Failed(f) => outln!("   outcome: {status:?} — {}: {}", f.error, f.cause),
+        Outcome::Failed(f) => outln!(
+            "   outcome: {status:?} — {}: {}",
+            text::line(&f.error),
+            text::line(&f.cause)
+        ),
     }
     // Read from AWS, not from the record: this is what production actually does now.
     if let Ok(d) = Records::new(ctx).get(deployment_id).await {

@@ -80,7 +80,7 @@ fn line(entry: &TimelineEntry) -> String {
         entry.at.format("%H:%M:%S"),
         registry::label(&entry.step),
         entry.outcome.as_str(),
-        entry.detail
+        bluegreen::text::line(&entry.detail)
     )
 }
 
@@ -131,7 +131,7 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
                     serde_json::json!({"outcome": "timed_out", "deployment": found})
                 );
             }
-            eprintln!(
+            errln!(
                 "bluegreen: timed out after {}: {what}",
                 humantime::format_duration(args.timeout)
             );
@@ -141,7 +141,12 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
             let status = found
                 .as_ref()
                 .map_or("not prepared yet".to_owned(), |d| d.status.to_string());
-            eprint!("\r\x1b[K  {status} ({}s)", started.elapsed().as_secs());
+            // The erase-line sequence is ours; the status is shown, never acted on.
+            eprint!(
+                "\r\x1b[K  {} ({}s)",
+                bluegreen::text::line(&status),
+                started.elapsed().as_secs()
+            );
         }
         tokio::time::sleep(
             args.interval

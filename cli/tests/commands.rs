@@ -208,3 +208,34 @@ fn config_validate_reports_every_schema_error_of_a_file_at_once() {
         .count();
     assert!(reported >= 3, "one line a problem: {stderr}");
 }
+
+#[test]
+fn config_validate_refuses_control_characters_naming_each_field_and_prints_none() {
+    let dir = std::env::temp_dir().join(format!("bluegreen-controls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("controls.toml");
+    let example = std::fs::read_to_string(repo("docs/example-service.toml")).unwrap();
+    // TOML's own escapes write the raw characters into the parsed strings.
+    let text = example
+        .replace("name = \"shop\"", "name = \"shop\\u001b]0;pwned\\u0007\"")
+        .replace(
+            "approvers = [\"alice@example.com\"",
+            "approvers = [\"alice@example.com\\u001b[8m\", \"   \"",
+        );
+    assert_ne!(text, example);
+    std::fs::write(&bad, text).unwrap();
+    let (ok, stdout, stderr) = bluegreen(&["config", "validate", bad.to_str().unwrap()]);
+    assert!(!ok);
+    for needle in [
+        "name: contains the control character \\x1b at character 5",
+        "approval.approvers[0]: contains the control character \\x1b at character 18",
+        "approval.approvers[1]: must name an approver, not be blank",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    let raw = |s: &str| {
+        s.chars()
+            .any(|c| c != '\n' && bluegreen::text::is_hidden(c))
+    };
+    assert!(!raw(&stderr) && !raw(&stdout), "{stderr}");
+}

@@ -229,3 +229,187 @@ async fn auto_approve_that_is_refused_says_why_at_once_instead_of_waiting_silent
     assert!(stdout.contains("ApprovalTimedOut"), "{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}");
 }
+
+/// The rejection reason an attacker holding one approval link sent (issue 33), whole.
+const HOSTILE_REASON: &str = "ünïcødé 🚀 \u{202e}RTL\u{202c} \x00NUL \x07BEL \x1b[31mANSI-RED\x1b[0m \x1b]0;pwned-title\x07 \r\nX-Injected: header\r\n<svg onload=alert(1)>";
+
+/// The first character in `output` a screen would act on or hide (a control other than the
+/// printer's own line feeds, a bidi control, an invisible character), if any.
+fn acted_on(output: &str) -> Option<(usize, char)> {
+    output
+        .chars()
+        .enumerate()
+        .find(|(_, c)| *c != '\n' && bluegreen::text::is_hidden(*c))
+}
+
+/// Waits (polling the table) until the service has a deployment awaiting approval.
+async fn deployment_awaiting_approval(world: &World) -> String {
+    use bluegreen::record::{Records, Status};
+    for _ in 0..600 {
+        let waiting = Records::new(&world.ctx)
+            .with_status(Status::AwaitingApproval)
+            .await
+            .expect("records readable");
+        if let Some(d) = waiting.first() {
+            return d.deployment_id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no deployment reached its approval within a minute");
+}
+
+#[tokio::test]
+async fn a_hostile_reason_is_refused_at_the_console_and_a_stored_one_is_shown_never_acted_on() {
+    use bluegreen::record::{RecordedDecision, Records, Status, TimelineEntry, Verdict};
+    let world = World::build().await.with_topic();
+    let _ecs = bluegreen_tests::Simulator::start(&world);
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let mut run = command(&world, &["run", "--event", event, "--time-scale", "0.01"]);
+    run.env("BLUEGREEN_TOPIC_ARN", &world.topic_arn);
+    let mut run = tokio::process::Command::from(run);
+    let run = tokio::spawn(async move { run.output().await.expect("bluegreen runs") });
+    let id = deployment_awaiting_approval(&world).await;
+
+    // 1. Through the console (as its operator, with the page's form token): refused, named,
+    //    nothing recorded or sent.
+    let listener = bluegreen_tests::serving::loopback_listener().await;
+    let address = listener.local_addr().unwrap();
+    let app =
+        bluegreen_console::local::app(world.ctx.clone(), address, Some(MOTO_CALLER.to_owned()));
+    let console = bluegreen_tests::serving::serve_local_console(app, listener);
+    let client = reqwest::Client::new();
+    let page_url = format!("{}/deployments/{id}", console.url);
+    let page = client
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's form token")
+        .to_owned();
+    let refused = client
+        .post(format!("{page_url}/decision"))
+        .form(&[
+            ("decision", "reject"),
+            ("reason", HOSTILE_REASON),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let refusal = refused.text().await.unwrap();
+    assert!(
+        refusal.contains("InputRefused") && refusal.contains("reason: contains the control"),
+        "{refusal}"
+    );
+    assert_eq!(acted_on(&refusal), None, "{refusal}");
+    let unchanged = Records::new(&world.ctx).get(&id).await.unwrap();
+    assert_eq!(unchanged.status, Status::AwaitingApproval);
+    assert_eq!(unchanged.approval.as_ref().unwrap().decision, None);
+    let stored = serde_json::to_string(&unchanged).unwrap();
+    assert!(
+        !stored.contains("pwned"),
+        "nothing of the reason was stored"
+    );
+
+    // 2. What an older version or a hand edit could have stored: the same reason, raw. Every
+    //    output shows it and none acts on it.
+    let now = world.now();
+    let recorded = Records::new(&world.ctx)
+        .record_decision(
+            &id,
+            &RecordedDecision {
+                verdict: Verdict::Rejected,
+                approver: MOTO_CALLER,
+                reason: Some(HOSTILE_REASON),
+                channel: "console",
+                link_nonce: None,
+            },
+            TimelineEntry {
+                step: "approval".into(),
+                at: now,
+                outcome: Verdict::Rejected.outcome(),
+                detail: format!("by {MOTO_CALLER} via console: {HOSTILE_REASON}"),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(recorded.is_some(), "the raw decision was planted");
+    let ran = run.await.unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert_eq!(ran.status.code(), Some(1), "{stdout}");
+    assert_eq!(acted_on(&stdout), None, "the runner's output: {stdout}");
+    let outcome = stdout
+        .lines()
+        .find(|l| l.contains("outcome:"))
+        .expect("an outcome line");
+    assert!(
+        outcome.contains("ApprovalRejected")
+            && outcome.contains("\\u202eRTL\\u202c \\x00NUL \\x07BEL \\x1b[31mANSI-RED")
+            && outcome.contains("\\r\\nX-Injected: header\\r\\n<svg"),
+        "one line, every control shown: {outcome}"
+    );
+
+    let notices = world.published().await;
+    let aborted = notices
+        .iter()
+        .find(|n| n["attributes"]["kind"] == "aborted")
+        .expect("an aborted notice");
+    for part in ["subject", "message"] {
+        let text = aborted[part].as_str().unwrap();
+        assert_eq!(acted_on(text), None, "the notice's {part}: {text}");
+    }
+    assert!(
+        aborted["message"]
+            .as_str()
+            .unwrap()
+            .contains("\\x1b]0;pwned-title\\x07"),
+        "{aborted}"
+    );
+
+    let (code, history, _) = bluegreen(&world, &["history", "shop"]);
+    assert_eq!(code, 0);
+    assert_eq!(acted_on(&history), None, "history: {history}");
+    let rows: Vec<&str> = history.lines().collect();
+    assert_eq!(rows.len(), 2, "a header and exactly one row: {history}");
+    assert!(
+        rows[1].contains(&id) && rows[1].contains("\\u202e"),
+        "{history}"
+    );
+    let (code, json, _) = bluegreen(&world, &["--output", "json", "history", "shop"]);
+    assert_eq!(code, 0);
+    assert_eq!(acted_on(&json), None, "history JSON: {json}");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+    assert_eq!(
+        parsed[0]["approval"]["reason"], HOSTILE_REASON,
+        "JSON's escapes read back as what was stored"
+    );
+    let (code, status, _) = bluegreen(&world, &["status"]);
+    assert_eq!(code, 0);
+    assert_eq!(acted_on(&status), None, "status: {status}");
+    assert_eq!(status.lines().count(), 2, "{status}");
+
+    let page = client
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(acted_on(&page), None, "the console page");
+    assert!(
+        page.contains("\\x1b[31mANSI-RED") && page.contains("&lt;svg onload"),
+        "shown, escaped: {page}"
+    );
+}

@@ -46,6 +46,18 @@ pub fn serve(app: axum::Router, listener: tokio::net::TcpListener) -> Served {
     Served { url, task }
 }
 
+/// Serves the local console's `app` on `listener` as `bluegreen console` does: through its
+/// front door ([`bluegreen_console::local::serve`]).
+pub fn serve_local_console(app: axum::Router, listener: tokio::net::TcpListener) -> Served {
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let task = tokio::spawn(async move {
+        bluegreen_console::local::serve(listener, app, std::future::pending())
+            .await
+            .expect("the local console serves");
+    });
+    Served { url, task }
+}
+
 /// Counts the requests a client sends (an interceptor, before each request is serialised),
 /// and remembers each as `Service:Operation`.
 #[derive(Debug, Clone, Default)]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{StepError, StepResult};
 use crate::slot::Slot;
+use crate::text;
 
 /// Upper bound for any single timeout: Step Functions executions are capped at one year, but a
 /// deployment that waits more than a day for anything is a mistake in the config.
@@ -503,6 +504,7 @@ impl ServiceConfig {
                 "must be 1-40 characters of a-z, 0-9 and '-', starting with a letter",
             );
         }
+        self.text_problems(&mut p);
         if self.source.repository.trim().is_empty() {
             p.add("source.repository", "must not be empty");
         }
@@ -600,6 +602,33 @@ impl ServiceConfig {
             );
         }
         p.0
+    }
+
+    /// Strings no person means to write (control characters, or longer than
+    /// [`text::CONFIG_STRING_MAX_CHARS`]) in any field, each named; and approvers that name
+    /// nobody (blank, or padded with spaces that no identity carries).
+    fn text_problems(&self, p: &mut Problems) {
+        match serde_json::to_value(self) {
+            Ok(doc) => {
+                for refused in text::refused_strings(&doc, text::CONFIG_STRING_MAX_CHARS) {
+                    p.0.push(refused.to_string());
+                }
+            }
+            Err(e) => p.add("config", &format!("cannot be read back as JSON: {e}")),
+        }
+        for (i, approver) in self.approval.approvers.iter().enumerate() {
+            if approver.trim().is_empty() {
+                p.add(
+                    &format!("approval.approvers[{i}]"),
+                    "must name an approver, not be blank",
+                );
+            } else if approver.trim() != approver {
+                p.add(
+                    &format!("approval.approvers[{i}]"),
+                    &format!("{approver:?} has spaces around it; no identity matches that"),
+                );
+            }
+        }
     }
 
     /// Every wait a deployment of this config can go through in one execution, longest case,
@@ -870,8 +899,10 @@ impl ServiceConfig {
 struct Problems(Vec<String>);
 
 impl Problems {
+    /// Adds a problem. Messages quote what was found (a parser's error quotes the value), and
+    /// problems are printed and published: what a screen would act on is shown, not passed.
     fn add(&mut self, field: &str, message: &str) {
-        self.0.push(format!("{field}: {message}"));
+        self.0.push(format!("{field}: {}", text::line(message)));
     }
 
     fn timeout(&mut self, field: &str, seconds: u64) {
@@ -972,6 +1003,26 @@ mod tests {
 
     fn example() -> ServiceConfig {
         ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    /// Found by the fuzz campaign: globset's error quoted the pattern, control characters
+    /// and all, into a problem that is printed and published.
+    #[test]
+    fn a_problem_quoting_a_value_shows_its_control_characters() {
+        let mut config = example();
+        config.source.tags = vec!["[\u{0}\u{1b}".into()];
+        let problems = config.problems();
+        let glob = problems
+            .iter()
+            .find(|p| p.starts_with("source.tags[0]: is not a valid glob"))
+            .unwrap_or_else(|| panic!("{problems:?}"));
+        assert!(!glob.chars().any(crate::text::is_hidden), "{glob}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("source.tags[0]: contains the control character \\x00")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -144,6 +144,11 @@ pub enum StepError {
     #[error("set-up refused: {0}")]
     SetupRefused(String),
 
+    /// Text a person sent (an approval or rejection reason) holds what no person means to write
+    /// (a control character) or is too long; nothing was recorded ([`crate::text`]).
+    #[error("input refused: {0}")]
+    InputRefused(#[from] crate::text::TextRefused),
+
     /// The traffic switch could not be applied or verified.
     #[error("traffic switch failed: {0}")]
     SwitchFailed(String),
@@ -255,6 +260,7 @@ impl StepError {
         "AbortRefused",
         "RetryRefused",
         "SetupRefused",
+        "InputRefused",
     ];
 
     /// The stable error name used as the Lambda error type and in the state machine.
@@ -283,6 +289,7 @@ impl StepError {
             StepError::AbortRefused(_) => "AbortRefused",
             StepError::RetryRefused(_) => "RetryRefused",
             StepError::SetupRefused(_) => "SetupRefused",
+            StepError::InputRefused(_) => "InputRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",
             StepError::AlarmFiring(_) => "AlarmFiring",
             StepError::BakeFailed(_) => "BakeFailed",
@@ -493,6 +500,11 @@ mod tests {
             StepError::AbortRefused(text()),
             StepError::RetryRefused(text()),
             StepError::SetupRefused(text()),
+            StepError::InputRefused(crate::text::TextRefused::TooLong {
+                field: text(),
+                chars: 2,
+                limit: 1,
+            }),
             StepError::SwitchFailed(text()),
             StepError::AlarmFiring(text()),
             StepError::BakeFailed(text()),

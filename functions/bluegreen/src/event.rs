@@ -92,12 +92,15 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
         .map_err(|e| StepError::EventMalformed(format!("ECR Image Action detail: {e}")))?;
     if detail.action_type != "PUSH" {
         return Ok(Intake::Ignored(format!(
-            "action {} is not a PUSH",
+            "action {:?} is not a PUSH",
             detail.action_type
         )));
     }
     if detail.result != "SUCCESS" {
-        return Ok(Intake::Ignored(format!("push result is {}", detail.result)));
+        return Ok(Intake::Ignored(format!(
+            "push result is {:?}",
+            detail.result
+        )));
     }
     let Some(tag) = detail.image_tag.filter(|t| !t.is_empty()) else {
         return Ok(Intake::Ignored("digest-only push (no tag to match)".into()));
@@ -215,4 +218,28 @@ fn valid_region(region: &str) -> bool {
         && parts[parts.len() - 1]
             .parse::<u8>()
             .is_ok_and(|_| parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the fuzz campaign: the reason an event is ignored is printed by `bluegreen run`
+    /// and logged; it quoted the event's action raw.
+    #[test]
+    fn an_ignored_events_reason_shows_what_it_quotes() {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/ecr-push-tagged.json")).unwrap();
+        event["detail"]["action-type"] = "\u{1b}]0;x\u{7}".into();
+        let Intake::Ignored(reason) = parse(&event).unwrap() else {
+            panic!("not ignored")
+        };
+        assert_eq!(reason, "action \"\\u{1b}]0;x\\u{7}\" is not a PUSH");
+        event["detail"]["action-type"] = "PUSH".into();
+        event["detail"]["result"] = "\u{202e}FAILURE".into();
+        let Intake::Ignored(reason) = parse(&event).unwrap() else {
+            panic!("not ignored")
+        };
+        assert!(!reason.chars().any(crate::text::is_hidden), "{reason}");
+    }
 }

@@ -12,6 +12,16 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::error::StepError;
 
+/// Starts the Lambda log subscriber: JSON with AWS_LAMBDA_LOG_FORMAT=JSON (as the stack sets
+/// it), the level from AWS_LAMBDA_LOG_LEVEL, and every line written through
+/// [`crate::text::lines`], so a value from outside (an error quoting input, a reason) cannot
+/// put a control sequence into the log stream or onto the screen of whoever tails it.
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber_with_writer(|| {
+        crate::text::VisibleWriter(std::io::stdout())
+    });
+}
+
 /// Runs a step as a Lambda function. `step` receives the parsed input; a payload that does
 /// not parse is an `EventMalformed` error and nothing is called.
 pub async fn serve<I, O, F, Fut>(step: F) -> Result<(), lambda_runtime::Error>
@@ -21,8 +31,7 @@ where
     F: Fn(Context, I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, StepError>> + Send + 'static,
 {
-    // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, as set by the stack.
-    lambda_runtime::tracing::init_default_subscriber();
+    init_logging();
     let ctx = Context::from_env().await;
     let step = &step;
     let ctx = &ctx;

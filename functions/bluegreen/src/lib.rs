@@ -47,6 +47,7 @@ pub mod status;
 pub mod steps;
 pub mod subscriptions;
 pub mod tables;
+pub mod text;
 
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};

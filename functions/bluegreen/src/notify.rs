@@ -16,6 +16,7 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::links::{self, LinkClaims};
 use crate::record::{ApprovalState, Deployment};
+use crate::text;
 
 /// The events worth a person's attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,8 +212,10 @@ async fn publish(
     let Some(topic) = ctx.settings.topic_arn.as_deref() else {
         return Ok(false);
     };
-    // SNS subjects are limited to 100 characters.
-    let subject: String = format!("bluegreen: {service} {}", notice.words())
+    // SNS subjects are one line of at most 100 characters. Subject and body are text for
+    // people's mail clients and terminals: whatever a record quotes (a reason, an AWS error)
+    // is shown, never acted on (crate::text).
+    let subject: String = text::line(&format!("bluegreen: {service} {}", notice.words()))
         .chars()
         .take(100)
         .collect();
@@ -221,7 +224,7 @@ async fn publish(
         .publish()
         .topic_arn(topic)
         .subject(subject)
-        .message(body)
+        .message(text::lines(body))
         .message_attributes("deployment_id", attribute(deployment_id)?)
         .message_attributes("service", attribute(service)?)
         .message_attributes("kind", attribute(notice.kind())?);
@@ -241,7 +244,7 @@ async fn publish(
 /// step must not spend its Lambda time on it.
 const WEBHOOK_TIMEOUT_SECONDS: u64 = 5;
 
-async fn post_webhook(ctx: &Context, text: &str) {
+async fn post_webhook(ctx: &Context, message: &str) {
     let Some(url) = ctx.settings.webhook_url.as_deref() else {
         return;
     };
@@ -250,7 +253,7 @@ async fn post_webhook(ctx: &Context, text: &str) {
         .post(url)
         .timeout(std::time::Duration::from_secs(WEBHOOK_TIMEOUT_SECONDS))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::json!({ "text": text }).to_string())
+        .body(serde_json::json!({ "text": text::lines(message) }).to_string())
         .send()
         .await
         .and_then(|r| r.error_for_status());

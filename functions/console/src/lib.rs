@@ -22,6 +22,7 @@
 //! URIs are never logged (they carry links).
 
 pub mod api;
+pub mod front;
 pub mod local;
 mod pages;
 
@@ -48,11 +49,37 @@ const RECENT: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity(pub String);
 
+/// The largest request body the console reads: a decision form (a reason of at most
+/// [`bluegreen::text::REASON_MAX_CHARS`] characters and a link) or an operator API request.
+/// Larger bodies are answered 413 with the console's headers.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The console's pages over `ctx`: list, deployment, decision form.
 pub fn router(ctx: Context) -> Router {
-    pages_router()
+    answered(pages_router())
         .with_state(Arc::new(ctx))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Every request gets a page that names the problem, even where no route matches (404), the
+/// method is wrong (405) or the body is too large (413).
+fn answered(routes: Router<Arc<Context>>) -> Router<Arc<Context>> {
+    routes
+        .fallback(|| async {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "No such page",
+                "nothing is served at this address",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "this address does not take that method",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 fn pages_router() -> Router<Arc<Context>> {
@@ -67,8 +94,7 @@ fn pages_router() -> Router<Arc<Context>> {
 /// [`CallerIdentity`]. Behind a function URL with `AuthType NONE` there never is one: pages
 /// need a link and every API route answers 401.
 pub fn lambda_app(ctx: Context) -> Router {
-    pages_router()
-        .merge(api::routes())
+    answered(pages_router().merge(api::routes()))
         .with_state(Arc::new(ctx))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(identify))
@@ -189,6 +215,7 @@ pub(crate) fn status_of(e: &StepError) -> (StatusCode, &'static str) {
         StepError::ApprovalTimedOut => (StatusCode::GONE, "Too late"),
         StepError::NotAnApprover(_) => (StatusCode::FORBIDDEN, "Not an approver"),
         StepError::EventMalformed(_) => (StatusCode::BAD_REQUEST, "Incomplete request"),
+        StepError::InputRefused(_) => (StatusCode::BAD_REQUEST, "Text refused"),
         StepError::RollbackRefused(_)
         | StepError::UnlockRefused(_)
         | StepError::AbortRefused(_)

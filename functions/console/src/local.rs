@@ -111,4 +111,36 @@ pub fn app(ctx: Context, address: SocketAddr, operator: Option<String>) -> Route
             },
         ))
         .layer(middleware::map_response(crate::security_headers))
+        .layer(middleware::map_response(|r: Response| async {
+            with_local_headers(r)
+        }))
+}
+
+/// What every local answer carries besides the security headers: `Connection: close`, so
+/// each connection serves one request and every request head passes the front door
+/// ([`crate::front`]).
+pub(crate) fn with_local_headers(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Serves the local console (`app`, from [`app`]) on `listener` until `shutdown` completes,
+/// every request head read first by the front door ([`crate::front`]) with the console's
+/// limits, and the peer's address available to the app.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = crate::front::CheckedListener::new(listener)?.tap_io(|_| {});
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

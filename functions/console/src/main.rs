@@ -4,8 +4,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, as set by the stack.
-    lambda_http::tracing::init_default_subscriber();
+    bluegreen::lambda::init_logging();
     let ctx = bluegreen::Context::from_env().await;
     lambda_http::run(bluegreen_console::lambda_app(ctx)).await
 }

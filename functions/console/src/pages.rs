@@ -26,7 +26,16 @@ textarea{font:inherit;width:100%;box-sizing:border-box;min-height:4rem;margin:.3
 @media(max-width:30rem){dl{grid-template-columns:1fr}dt{font-weight:600}}
 ";
 
+/// Every page, whole. maud escapes markup in every value; what it passes through (controls,
+/// bidi overrides, invisible characters a record may quote) is then shown escaped
+/// ([`bluegreen::text::lines`]): the page's own markup holds none of them, so only values
+/// change, and the escapes hold no markup characters.
 fn page(title: &str, body: Markup) -> Markup {
+    let markup = page_markup(title, body).into_string();
+    PreEscaped(bluegreen::text::lines(&markup).into_owned())
+}
+
+fn page_markup(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

@@ -223,6 +223,18 @@ pub struct Decision {
     pub link_nonce: Option<String>,
 }
 
+impl Decision {
+    /// The decision with its reason as it is stored ([`crate::text::reason`]): one line,
+    /// trimmed, none when empty; a reason with control characters or too long is refused
+    /// ([`StepError::InputRefused`]) before anything is read or written.
+    pub fn normalised(&self) -> StepResult<Decision> {
+        Ok(Decision {
+            reason: crate::text::reason(self.reason.as_deref().unwrap_or_default())?,
+            ..self.clone()
+        })
+    }
+}
+
 /// Prefix of the task tokens the local runner issues. Step Functions never issues them: the
 /// local runner watches the deployment record for the decision instead of receiving
 /// `SendTaskSuccess`.
@@ -259,6 +271,7 @@ pub async fn decide_and_send(
     deployment_id: &str,
     decision: &Decision,
 ) -> StepResult<Delivered> {
+    let decision = &decision.normalised()?;
     let token = decide(ctx, deployment_id, decision).await?;
     if token.starts_with(LOCAL_TOKEN_PREFIX) {
         return Ok(Delivered::LocalRunner);
@@ -303,6 +316,7 @@ pub fn rejection_cause(approver: &str, reason: &str) -> String {
 /// delivered (`SendTaskSuccess` failed) is handed back for re-delivery when the same approver
 /// makes the same decision again.
 pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> StepResult<String> {
+    let decision = &decision.normalised()?;
     let deployment = load_active(ctx, deployment_id).await?;
     let current = crate::config_store::ConfigStore::new(ctx)
         .load(&deployment.service)
