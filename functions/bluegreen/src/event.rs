@@ -136,11 +136,15 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
         ));
     }
     let event_id = event.id.unwrap_or_default();
-    if event_id.is_empty() || event_id.len() > 256 || event_id.chars().any(char::is_control) {
+    // EventBridge assigns ids (UUIDs); whatever an event carries here is printed and stored.
+    if event_id.is_empty()
+        || event_id.len() > 256
+        || !event_id.chars().all(|c| c.is_ascii_graphic())
+    {
         return Err(malformed(
             "id",
             &event_id,
-            "an EventBridge event id (1-256 characters)",
+            "an EventBridge event id (1-256 printable ASCII characters)",
         ));
     }
     let account = event.account.unwrap_or_default();
@@ -241,5 +245,17 @@ mod tests {
             panic!("not ignored")
         };
         assert!(!reason.chars().any(crate::text::is_hidden), "{reason}");
+    }
+
+    /// Found by the long fuzz campaign: an id with a bidi override was accepted and stored.
+    #[test]
+    fn an_event_id_is_printable_ascii() {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/ecr-push-tagged.json")).unwrap();
+        for id in ["\u{202e}", "a b", "é"] {
+            event["id"] = id.into();
+            let err = parse(&event).unwrap_err();
+            assert!(err.to_string().contains("printable ASCII"), "{id:?}: {err}");
+        }
     }
 }
