@@ -72,6 +72,8 @@ async fn init_local_creates_the_stacks_tables_secret_and_topic_once() {
         bluegreen::Settings::from_env(),
     );
     let described = ctx
+        .sdk()
+        .unwrap()
         .dynamodb
         .describe_table()
         .table_name("bluegreen-deployments")
@@ -241,13 +243,13 @@ fn run_cli(world: &World, args: &[&str]) -> (i32, String, String) {
 async fn single_service_world() -> World {
     let world = World::build().await;
     let ctx = &world.ctx;
-    bluegreen::ecs::delete_service(ctx, "shop-cluster", "shop-green")
+    bluegreen::direct::ecs::delete_service(ctx, "shop-cluster", "shop-green")
         .await
         .unwrap();
-    bluegreen::elb::delete_listener(ctx, &world.test_listener)
+    bluegreen::direct::elb::delete_listener(ctx, &world.test_listener)
         .await
         .unwrap();
-    bluegreen::elb::delete_target_group(ctx, world.tg(bluegreen::Slot::Green))
+    bluegreen::direct::elb::delete_target_group(ctx, world.tg(bluegreen::Slot::Green))
         .await
         .unwrap();
     bluegreen::config_store::ConfigStore::new(ctx)
@@ -255,10 +257,10 @@ async fn single_service_world() -> World {
         .await
         .unwrap();
     let blue = world.service_arn(bluegreen::Slot::Blue).await;
-    bluegreen::ecs::untag_resource(ctx, &blue, &["bluegreen:managed"])
+    bluegreen::direct::ecs::untag_resource(ctx, &blue, &["bluegreen:managed"])
         .await
         .unwrap();
-    bluegreen::elb::remove_tags(ctx, &world.production_listener, &["bluegreen:managed"])
+    bluegreen::direct::elb::remove_tags(ctx, &world.production_listener, &["bluegreen:managed"])
         .await
         .unwrap();
     world
@@ -267,7 +269,7 @@ async fn single_service_world() -> World {
 /// The ARN of the world's ALB (the production listener's load balancer).
 async fn alb_arn(world: &World) -> String {
     world
-        .ctx
+        .aws
         .elb
         .describe_listeners()
         .listener_arns(&world.production_listener)
@@ -288,14 +290,14 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
         .await
         .is_ok();
     let lb = alb_arn(world).await;
-    let mut ports: Vec<i32> = bluegreen::elb::listeners_of(ctx, &lb)
+    let mut ports: Vec<i32> = bluegreen::direct::elb::listeners_of(ctx, &lb)
         .await
         .unwrap()
         .into_iter()
         .filter_map(|l| l.port)
         .collect();
     ports.sort();
-    let green_tg = bluegreen::elb::target_group_named(ctx, "shop-green")
+    let green_tg = bluegreen::direct::elb::target_group_named(ctx, "shop-green")
         .await
         .unwrap()
         .is_some();
@@ -303,11 +305,12 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
         .load("shop")
         .await
         .is_ok();
-    let tagged = bluegreen::ecs::tags_of(ctx, &world.service_arn(bluegreen::Slot::Blue).await)
-        .await
-        .unwrap()
-        .iter()
-        .any(|(k, _)| k == "bluegreen:managed");
+    let tagged =
+        bluegreen::direct::ecs::tags_of(ctx, &world.service_arn(bluegreen::Slot::Blue).await)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == "bluegreen:managed");
     (green, ports, green_tg, config, tagged)
 }
 
@@ -358,7 +361,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     let world = single_service_world().await;
     for table in bluegreen::tables::TABLES {
         world
-            .ctx
+            .aws
             .dynamodb
             .delete_table()
             .table_name(table.name(&world.ctx.settings))
@@ -443,9 +446,10 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         "SSM holds what was written to disk"
     );
     // Production still forwards to the existing service's group.
-    let production = bluegreen::elb::listener_actions(&world.ctx, &world.production_listener)
-        .await
-        .unwrap();
+    let production =
+        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
+            .await
+            .unwrap();
     assert_eq!(
         production[0].target_group_arn.as_deref(),
         Some(world.tg(bluegreen::Slot::Blue))
@@ -467,9 +471,10 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         .unwrap();
     let green_tg = config.slots.green.target_group_arn.clone();
     deploy_the_tagged_push(&world, &green_tg).await;
-    let production = bluegreen::elb::listener_actions(&world.ctx, &world.production_listener)
-        .await
-        .unwrap();
+    let production =
+        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
+            .await
+            .unwrap();
     let serving = production[0]
         .forward_config
         .as_ref()
@@ -526,7 +531,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
 /// services, the account's target groups, the ALB's listener ports and every stored config.
 async fn adoptable_state(world: &World) -> (Vec<String>, Vec<String>, Vec<i32>, usize) {
     let mut services = world
-        .ctx
+        .aws
         .ecs
         .list_services()
         .cluster("shop-cluster")
@@ -537,7 +542,7 @@ async fn adoptable_state(world: &World) -> (Vec<String>, Vec<String>, Vec<i32>, 
         .to_vec();
     services.sort();
     let mut groups: Vec<String> = world
-        .ctx
+        .aws
         .elb
         .describe_target_groups()
         .send()
@@ -562,7 +567,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
     let world = World::build().await;
     // A worker without a load balancer.
     world
-        .ctx
+        .aws
         .ecs
         .create_service()
         .cluster("shop-cluster")
@@ -628,7 +633,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
     ];
     for (service, balancers, controller, refusal) in shapes {
         world
-            .ctx
+            .aws
             .ecs
             .create_service()
             .cluster("shop-cluster")
@@ -691,7 +696,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
         "{stderr}"
     );
     assert!(
-        bluegreen::elb::tags_of(&world.ctx, &world.production_listener)
+        bluegreen::direct::elb::tags_of(&world.ctx, &world.production_listener)
             .await
             .unwrap()
             .unwrap()
@@ -704,7 +709,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
 /// The DNS name of the world's ALB.
 async fn alb_dns(world: &World) -> String {
     let lb = alb_arn(world).await;
-    bluegreen::elb::load_balancer_dns(&world.ctx, &lb)
+    bluegreen::direct::elb::load_balancer_dns(&world.ctx, &lb)
         .await
         .unwrap()
         .unwrap()
@@ -713,7 +718,7 @@ async fn alb_dns(world: &World) -> String {
 /// `shop.example.com`'s CNAME records as `(set identifier, weight, value)`, sorted.
 async fn records(world: &World) -> Vec<(Option<String>, Option<i64>, String)> {
     let mut found: Vec<_> =
-        bluegreen::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
+        bluegreen::direct::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
             .await
             .unwrap()
             .into_iter()
@@ -735,9 +740,10 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     let world = single_service_world().await;
     let dns = alb_dns(&world).await;
     let mut batch = ChangeBatch::builder();
-    for record in bluegreen::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
-        .await
-        .unwrap()
+    for record in
+        bluegreen::direct::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
+            .await
+            .unwrap()
     {
         batch = batch.changes(
             Change::builder()
@@ -763,9 +769,13 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
             .build()
             .unwrap(),
     );
-    bluegreen::route53::change_record_sets(&world.ctx, &world.zone_id, batch.build().unwrap())
-        .await
-        .unwrap();
+    bluegreen::direct::route53::change_record_sets(
+        &world.ctx,
+        &world.zone_id,
+        batch.build().unwrap(),
+    )
+    .await
+    .unwrap();
     let before = records(&world).await;
     assert_eq!(before, [(None, None, dns.clone())]);
 
@@ -793,7 +803,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     ];
     let (code, stdout, stderr) = run_cli(&world, &apply);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let green_dns = bluegreen::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+    let green_dns = bluegreen::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
         .await
         .unwrap()
         .and_then(|lb| lb.dns_name)
@@ -815,7 +825,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(records(&world).await, before);
     assert!(
-        bluegreen::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+        bluegreen::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
             .await
             .unwrap()
             .is_none()
@@ -843,7 +853,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
         )
         .build()
         .unwrap();
-    bluegreen::route53::change_record_sets(&world.ctx, &world.zone_id, batch)
+    bluegreen::direct::route53::change_record_sets(&world.ctx, &world.zone_id, batch)
         .await
         .unwrap();
     let (code, _, stderr) = run_cli(&world, &apply);
@@ -876,7 +886,7 @@ async fn config_reindex_and_delete_keep_the_service_index_with_ssm() {
     admin.name = "admin".into();
     // Written by another tool, its change event never handled.
     world
-        .ctx
+        .aws
         .ssm
         .put_parameter()
         .name("/bluegreen/services/admin")

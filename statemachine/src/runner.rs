@@ -150,6 +150,7 @@ impl Clock for ScaledClock {
                 }
                 // Virtual time moves with real time and jumps when a wait is skipped.
                 tokio::select! {
+                    biased;
                     () = tokio::time::sleep(Duration::from_millis(remaining as u64)) => {}
                     changed = skips.changed() => if changed.is_err() { return; },
                 }
@@ -259,6 +260,9 @@ pub enum Outcome {
 /// Receives history events as they happen (the CLI's live timeline).
 pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
 
+/// A number in `0..1` for each FULL-jitter retry delay (a seeded simulation passes its own).
+pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
+
 /// Runs executions of one definition.
 pub struct Runner {
     definition: Definition,
@@ -266,6 +270,7 @@ pub struct Runner {
     tasks: Arc<dyn TaskHandler>,
     clock: Arc<dyn Clock>,
     observer: Option<Observer>,
+    jitter: Jitter,
 }
 
 struct Execution {
@@ -316,7 +321,14 @@ impl Runner {
             tasks,
             clock,
             observer: None,
+            jitter: Arc::new(fastrand::f64),
         }
+    }
+
+    /// Draws FULL-jitter factors from `jitter` instead of the process's own generator.
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// Calls `observer` for every history event as it happens.
@@ -342,7 +354,9 @@ impl Runner {
         let body = self.run_machine(&execution, &self.definition, input, None);
         let outcome = match self.definition.timeout_seconds {
             Some(limit) => {
+                // Biased (polled in order): a seeded simulation replays the same run.
                 tokio::select! {
+                    biased;
                     outcome = body => outcome,
                     () = self.clock.timer(limit as f64) => Err(Failure::new("States.Timeout", format!("execution exceeded {limit} s"))),
                 }
@@ -605,6 +619,7 @@ impl Runner {
                         };
                         let result = match timeout {
                             Some(limit) => tokio::select! {
+                                biased;
                                 r = self.tasks.invoke(call) => r,
                                 () = self.clock.timer(limit) => Err(Failure::new("States.Timeout", format!("task {name:?} timed out after {limit} s"))),
                             },
@@ -755,7 +770,7 @@ impl Runner {
                 delay = delay.min(max as f64);
             }
             if retrier.jitter_strategy.as_deref() == Some("FULL") {
-                delay *= fastrand::f64();
+                delay *= (self.jitter)();
             }
             counts[index] += 1;
             retries += 1;

@@ -125,7 +125,7 @@ async fn sns_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn each_approvers_filtered_subscription_receives_only_their_own_link() {
     use bluegreen::subscriptions;
     let (world, _console) = with_console().await;
-    let sns = &world.ctx.sns;
+    let sns = &world.aws.sns;
     // Subscriptions as `bluegreen approvers subscribe` makes them (HTTP endpoints here, where
     // moto delivers and applies filter policies; e-mail in AWS), and a team channel that asks
     // for outcomes only.
@@ -212,7 +212,7 @@ async fn subscribing_a_services_approvers_gives_each_their_own_filter_once() {
     assert_eq!(first, again, "a repeat answers the same subscriptions");
     for s in &first {
         let attributes = world
-            .ctx
+            .aws
             .sns
             .get_subscription_attributes()
             .subscription_arn(&s.subscription_arn)

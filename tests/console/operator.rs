@@ -90,7 +90,7 @@ async fn a_rollback_refuses_when_the_old_slot_no_longer_runs() {
     finished_with_warm_blue(&world).await;
     // Someone scaled the warm slot down by hand.
     world
-        .ctx
+        .aws
         .ecs
         .update_service()
         .cluster("shop-cluster")

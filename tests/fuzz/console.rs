@@ -223,7 +223,9 @@ fn the_console_answers_every_request_with_its_headers_and_stores_no_control() {
             let stored = serde_json::to_value(&stored).unwrap();
             prop_assert!(!stores_refused(&stored), "stored: {stored}");
             // Gone again, so the list page reads what one input left, not what all of them did.
-            ctx.dynamodb
+            ctx.sdk()
+                .unwrap()
+                .dynamodb
                 .delete_item()
                 .table_name(&ctx.settings.deployments_table)
                 .key(

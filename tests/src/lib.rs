@@ -4,8 +4,10 @@
 
 mod emulator;
 pub mod function_url;
+pub mod memory;
 pub mod recorder;
 pub mod serving;
+pub mod sim;
 mod simulator;
 mod smoke_app;
 pub mod stepfunctions;
@@ -14,4 +16,18 @@ mod world;
 pub use emulator::{Control, Emulator};
 pub use simulator::Simulator;
 pub use smoke_app::SmokeApp;
-pub use world::{LINK_SECRET, MOTO_CALLER, World, push_event};
+pub use world::{
+    ACCOUNT, CLUSTER, DEPLOYMENT_MACHINE_ARN, LINK_SECRET, MOTO_CALLER, Names, REPOSITORY, World,
+    push_event, service_config, standard_settings,
+};
+
+/// `ctx` with some of its SDK clients replaced (scripted answers with `aws-smithy-mocks`,
+/// interceptors): every port is rebuilt over the changed clients.
+pub fn with_client(
+    ctx: &bluegreen::Context,
+    change: impl FnOnce(&mut bluegreen::aws::Sdk),
+) -> bluegreen::Context {
+    let mut clients = ctx.sdk().expect("SDK clients").clone();
+    change(&mut clients);
+    ctx.clone().with_sdk(clients)
+}

@@ -103,25 +103,25 @@ impl Intercept for RequestCounter {
 /// `ctx` with its DynamoDB requests counted.
 pub fn count_dynamodb(ctx: &Context) -> (Context, RequestCounter) {
     let counter = RequestCounter::default();
-    let mut ctx = ctx.clone();
-    ctx.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        ctx.dynamodb
+    let mut sdk = ctx.sdk().expect("SDK clients").clone();
+    sdk.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        sdk.dynamodb
             .config()
             .to_builder()
             .interceptor(counter.clone())
             .build(),
     );
-    (ctx, counter)
+    (ctx.clone().with_sdk(sdk), counter)
 }
 
 /// `ctx` with every AWS request it makes counted, whichever client makes it.
 pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
     let counter = RequestCounter::default();
-    let mut ctx = ctx.clone();
+    let mut clients = ctx.sdk().expect("SDK clients").clone();
     macro_rules! counted {
         ($($field:ident: $sdk:ident),* $(,)?) => {
-            $(ctx.$field = $sdk::Client::from_conf(
-                ctx.$field.config().to_builder().interceptor(counter.clone()).build(),
+            $(clients.$field = $sdk::Client::from_conf(
+                clients.$field.config().to_builder().interceptor(counter.clone()).build(),
             );)*
         };
     }
@@ -138,5 +138,5 @@ pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
         sts: aws_sdk_sts,
         secrets: aws_sdk_secretsmanager,
     );
-    (ctx, counter)
+    (ctx.clone().with_sdk(clients), counter)
 }

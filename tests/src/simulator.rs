@@ -47,8 +47,8 @@ impl Simulator {
     /// Starts playing ECS for the services `shop-<slot>` registering in these target groups
     /// (a world whose slots were made by `bluegreen adopt`, say).
     pub fn start_with(world: &World, groups: [(Slot, String); 2]) -> Simulator {
-        let ecs = world.ctx.ecs.clone();
-        let elb = world.ctx.elb.clone();
+        let ecs = world.aws.ecs.clone();
+        let elb = world.aws.elb.clone();
         let control = world.emulator.control_handle();
         let migration_exit = Arc::new(AtomicI32::new(0));
         let exit = migration_exit.clone();

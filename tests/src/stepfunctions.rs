@@ -158,16 +158,17 @@ impl Waiting {
 /// `ctx` whose Step Functions calls fail at once (a closed port, no retries): a decision is
 /// recorded and its delivery fails, as when `SendTaskSuccess` is throttled or times out.
 pub fn cut_off_from_step_functions(ctx: &bluegreen::Context) -> bluegreen::Context {
-    let mut cut_off = ctx.clone();
-    cut_off.sfn = aws_sdk_sfn::Client::from_conf(
-        ctx.sfn
+    let mut clients = ctx.sdk().expect("SDK clients").clone();
+    clients.sfn = aws_sdk_sfn::Client::from_conf(
+        clients
+            .sfn
             .config()
             .to_builder()
             .endpoint_url("http://127.0.0.1:9")
             .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
             .build(),
     );
-    cut_off
+    ctx.clone().with_sdk(clients)
 }
 
 /// Asserts that `deployment`'s approval was recorded once and delivered.

@@ -53,6 +53,8 @@ pub struct World {
     pub ctx: Context,
     /// The SDK config pointing at the emulator (for tests that build their own clients).
     pub sdk: aws_config::SdkConfig,
+    /// SDK clients on the emulator: how tests arrange and inspect AWS state directly.
+    pub aws: bluegreen::aws::Sdk,
     /// Pre-prod's HTTP stand-in behind the test listener.
     pub smoke: SmokeApp,
     /// Subnets of the default VPC.
@@ -72,6 +74,109 @@ pub struct World {
     /// SNS topic.
     pub topic_arn: String,
     offset: Arc<Mutex<chrono::Duration>>,
+}
+
+/// The settings every test world runs with (no topic until [`World::with_topic`]).
+pub fn standard_settings() -> Settings {
+    Settings {
+        config_prefix: "/bluegreen/services/".into(),
+        deployments_table: "bluegreen-deployments".into(),
+        locks_table: "bluegreen-locks".into(),
+        services_table: "bluegreen-services".into(),
+        topic_arn: None,
+        console_url: Some("https://console.example.com".into()),
+        link_secret_id: Some(LINK_SECRET.into()),
+        webhook_url: None,
+        deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
+    }
+}
+
+/// The identifiers of a world's resources: the emulator assigns them; the in-memory world
+/// (`crate::memory::world`) makes them up in the same shapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// Blue target group ARN.
+    pub tg_blue: String,
+    /// Green target group ARN.
+    pub tg_green: String,
+    /// Production listener ARN.
+    pub production_listener: String,
+    /// Test listener ARN.
+    pub test_listener: String,
+    /// Route 53 zone id.
+    pub zone_id: String,
+    /// SNS topic ARN.
+    pub topic_arn: String,
+    /// Pre-prod's test URL.
+    pub test_url: String,
+}
+
+/// The demo service's config (listener mode, approval required, migration, shared DB) over
+/// `names`.
+pub fn service_config(names: &Names) -> ServiceConfig {
+    let slot = |s: Slot, tg: &str| SlotConfig {
+        service: format!("shop-{s}"),
+        target_group_arn: tg.to_owned(),
+        test_url: None,
+        set_identifier: Some(s.as_str().into()),
+        record_value: Some(format!("shop-{s}-alb.example.com")),
+    };
+    ServiceConfig {
+        name: "shop".into(),
+        source: ImageSource {
+            repository: REPOSITORY.into(),
+            tags: vec!["v*".into(), "release-*".into()],
+        },
+        cluster: CLUSTER.into(),
+        container: "web".into(),
+        slots: Slots {
+            blue: slot(Slot::Blue, &names.tg_blue),
+            green: slot(Slot::Green, &names.tg_green),
+        },
+        traffic: Traffic::Listener {
+            production_listener_arn: names.production_listener.clone(),
+            test_listener_arn: names.test_listener.clone(),
+            production_rule_arn: None,
+            shift: None,
+        },
+        preprod: Preprod::default(),
+        database: Database {
+            strategy: DbStrategy::Shared,
+            ..Database::default()
+        },
+        migration: Some(Migration {
+            command: vec!["bin/migrate".into(), "up".into()],
+            timeout_seconds: 600,
+            rollback_command: None,
+            run: None,
+            maintenance: false,
+        }),
+        health: Health {
+            test_url: Some(names.test_url.clone()),
+            smoke: vec![SmokeCheck {
+                path: "/health".into(),
+                expect_status: 200,
+                body_contains: Some("ok".into()),
+            }],
+            consecutive_passes: 2,
+            request_timeout_ms: 2000,
+            timeout_seconds: 300,
+        },
+        approval: Approval {
+            policy: ApprovalPolicy::Required,
+            approvers: vec![
+                "alice@example.com".into(),
+                "bob@example.com".into(),
+                MOTO_CALLER.into(),
+            ],
+            timeout_seconds: 3600,
+        },
+        bake: Bake {
+            seconds: 60,
+            alarms: vec!["shop-5xx".into()],
+        },
+        finish: Finish::default(),
+    }
 }
 
 /// An EventBridge `ECR Image Action` push event, shaped as AWS documents it.
@@ -101,8 +206,8 @@ pub fn push_event(
 }
 
 /// A target group `name` in `vpc`: HTTP on 8080, IP targets, health checked on `/health`.
-async fn create_target_group(ctx: &Context, name: &str, vpc: &str) -> String {
-    ctx.elb
+async fn create_target_group(aws: &bluegreen::aws::Sdk, name: &str, vpc: &str) -> String {
+    aws.elb
         .create_target_group()
         .name(name)
         .protocol(ProtocolEnum::Http)
@@ -125,22 +230,13 @@ impl World {
     pub async fn build() -> World {
         let emulator = Emulator::start().await;
         let sdk = emulator.sdk_config().await;
-        let settings = Settings {
-            config_prefix: "/bluegreen/services/".into(),
-            deployments_table: "bluegreen-deployments".into(),
-            locks_table: "bluegreen-locks".into(),
-            services_table: "bluegreen-services".into(),
-            topic_arn: None,
-            console_url: Some("https://console.example.com".into()),
-            link_secret_id: Some(LINK_SECRET.into()),
-            webhook_url: None,
-            deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
-        };
+        let settings = standard_settings();
         let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
         let clock_offset = offset.clone();
         let ctx = Context::new(&sdk, settings).with_clock(Arc::new(move || {
             Utc::now() + *clock_offset.lock().expect("clock lock")
         }));
+        let aws = ctx.sdk().expect("SDK clients on the emulator").clone();
         let network = emulator
             .control("GET", "/_bluegreen/network", json!({}))
             .await;
@@ -156,7 +252,7 @@ impl World {
             .to_owned();
         let vpc = network["vpc_id"].as_str().expect("vpc").to_owned();
 
-        let lb = ctx
+        let lb = aws
             .elb
             .create_load_balancer()
             .name("shop-alb")
@@ -172,13 +268,13 @@ impl World {
             .unwrap();
         let mut tgs = Vec::new();
         for name in ["shop-blue", "shop-green"] {
-            tgs.push(create_target_group(&ctx, name, &vpc).await);
+            tgs.push(create_target_group(&aws, name, &vpc).await);
         }
         let listener = |port: i32, tg: String| {
-            let ctx = ctx.clone();
+            let aws = aws.clone();
             let lb = lb.clone();
             async move {
-                ctx.elb
+                aws.elb
                     .create_listener()
                     .load_balancer_arn(lb)
                     .protocol(ProtocolEnum::Http)
@@ -210,7 +306,7 @@ impl World {
         let test_listener = listener(8443, tgs[1].clone()).await;
 
         let smoke = SmokeApp::start().await;
-        let world_topic = ctx
+        let world_topic = aws
             .sns
             .create_topic()
             .name("bluegreen")
@@ -219,7 +315,7 @@ impl World {
             .expect("create topic")
             .topic_arn
             .unwrap();
-        let zone_id = ctx
+        let zone_id = aws
             .route53
             .create_hosted_zone()
             .name("example.com")
@@ -237,6 +333,7 @@ impl World {
             emulator,
             ctx,
             sdk,
+            aws,
             smoke,
             subnets,
             security_group,
@@ -253,7 +350,7 @@ impl World {
         world.create_records().await;
         world.create_database().await;
         world
-            .ctx
+            .aws
             .cloudwatch
             .put_metric_alarm()
             .alarm_name("shop-5xx")
@@ -270,7 +367,7 @@ impl World {
             .await
             .expect("create alarm");
         world
-            .ctx
+            .aws
             .secrets
             .create_secret()
             .name(LINK_SECRET)
@@ -297,7 +394,7 @@ impl World {
     }
 
     async fn create_ecs(&self) {
-        let ecs = &self.ctx.ecs;
+        let ecs = &self.aws.ecs;
         ecs.create_cluster()
             .cluster_name(CLUSTER)
             .send()
@@ -415,7 +512,7 @@ impl World {
                     .unwrap(),
             );
         }
-        self.ctx
+        self.aws
             .route53
             .change_resource_record_sets()
             .hosted_zone_id(&self.zone_id)
@@ -426,7 +523,7 @@ impl World {
     }
 
     async fn create_database(&self) {
-        self.ctx
+        self.aws
             .rds
             .create_db_instance()
             .db_instance_identifier("shop-db")
@@ -438,7 +535,7 @@ impl World {
             .send()
             .await
             .expect("create DB instance");
-        self.ctx
+        self.aws
             .rds
             .create_db_snapshot()
             .db_instance_identifier("shop-db")
@@ -450,68 +547,19 @@ impl World {
 
     /// The demo service's config (listener mode, approval required, migration, shared DB).
     pub fn config(&self) -> ServiceConfig {
-        let slot = |s: Slot, tg: &str| SlotConfig {
-            service: format!("shop-{s}"),
-            target_group_arn: tg.to_owned(),
-            test_url: None,
-            set_identifier: Some(s.as_str().into()),
-            record_value: Some(format!("shop-{s}-alb.example.com")),
-        };
-        ServiceConfig {
-            name: "shop".into(),
-            source: ImageSource {
-                repository: REPOSITORY.into(),
-                tags: vec!["v*".into(), "release-*".into()],
-            },
-            cluster: CLUSTER.into(),
-            container: "web".into(),
-            slots: Slots {
-                blue: slot(Slot::Blue, &self.tg_blue),
-                green: slot(Slot::Green, &self.tg_green),
-            },
-            traffic: Traffic::Listener {
-                production_listener_arn: self.production_listener.clone(),
-                test_listener_arn: self.test_listener.clone(),
-                production_rule_arn: None,
-                shift: None,
-            },
-            preprod: Preprod::default(),
-            database: Database {
-                strategy: DbStrategy::Shared,
-                ..Database::default()
-            },
-            migration: Some(Migration {
-                command: vec!["bin/migrate".into(), "up".into()],
-                timeout_seconds: 600,
-                rollback_command: None,
-                run: None,
-                maintenance: false,
-            }),
-            health: Health {
-                test_url: Some(self.smoke.url.clone()),
-                smoke: vec![SmokeCheck {
-                    path: "/health".into(),
-                    expect_status: 200,
-                    body_contains: Some("ok".into()),
-                }],
-                consecutive_passes: 2,
-                request_timeout_ms: 2000,
-                timeout_seconds: 300,
-            },
-            approval: Approval {
-                policy: ApprovalPolicy::Required,
-                approvers: vec![
-                    "alice@example.com".into(),
-                    "bob@example.com".into(),
-                    MOTO_CALLER.into(),
-                ],
-                timeout_seconds: 3600,
-            },
-            bake: Bake {
-                seconds: 60,
-                alarms: vec!["shop-5xx".into()],
-            },
-            finish: Finish::default(),
+        service_config(&self.names())
+    }
+
+    /// The identifiers the emulator gave this world's resources.
+    pub fn names(&self) -> Names {
+        Names {
+            tg_blue: self.tg_blue.clone(),
+            tg_green: self.tg_green.clone(),
+            production_listener: self.production_listener.clone(),
+            test_listener: self.test_listener.clone(),
+            zone_id: self.zone_id.clone(),
+            topic_arn: self.topic_arn.clone(),
+            test_url: self.smoke.url.clone(),
         }
     }
 
@@ -540,14 +588,13 @@ impl World {
         bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}"))
             .await
             .expect("slot service")
-            .service_arn
-            .expect("its ARN")
+            .arn
     }
 
     /// Another target group in the world's VPC (HTTP on 8080, IP targets).
     pub async fn create_target_group(&self, name: &str) -> String {
         let vpc = self
-            .ctx
+            .aws
             .elb
             .describe_target_groups()
             .target_group_arns(&self.tg_blue)
@@ -559,12 +606,12 @@ impl World {
             .remove(0)
             .vpc_id
             .unwrap();
-        create_target_group(&self.ctx, name, &vpc).await
+        create_target_group(&self.aws, name, &vpc).await
     }
 
     /// Makes the test listener forward to `target_group` (as a person might by hand).
     pub async fn point_test_listener_at(&self, target_group: &str) {
-        self.ctx
+        self.aws
             .elb
             .modify_listener()
             .listener_arn(&self.test_listener)
@@ -615,15 +662,13 @@ impl World {
         let s = bluegreen::ecs::describe_service(&self.ctx, CLUSTER, &format!("shop-{slot}"))
             .await
             .expect("service");
-        let tags = bluegreen::ecs::tags_of(&self.ctx, s.service_arn.as_deref().unwrap())
-            .await
-            .expect("tags");
+        let tags = self.ctx.ports.compute.tags_of(&s.arn).await.expect("tags");
         (s.task_definition.unwrap_or_default(), s.desired_count, tags)
     }
 
     /// Points a slot's ECS service at another task definition (an operator's hand edit).
     pub async fn set_task_definition(&self, slot: Slot, task_definition: &str) {
-        self.ctx
+        self.aws
             .ecs
             .update_service()
             .cluster(CLUSTER)
@@ -649,7 +694,7 @@ impl World {
     pub async fn register_targets(&self, slot: Slot, n: u8) {
         let tg = self.tg(slot);
         let octet = if slot == Slot::Blue { 1 } else { 2 };
-        let mut call = self.ctx.elb.register_targets().target_group_arn(tg);
+        let mut call = self.aws.elb.register_targets().target_group_arn(tg);
         for i in 0..n {
             call = call.targets(
                 TargetDescription::builder()
@@ -713,7 +758,7 @@ impl World {
             aws_sdk_ecs::types::DesiredStatus::Stopped,
         ] {
             let out = self
-                .ctx
+                .aws
                 .ecs
                 .list_tasks()
                 .cluster(CLUSTER)
@@ -730,7 +775,7 @@ impl World {
     /// A task as ECS describes it.
     pub async fn task(&self, task_arn: &str) -> aws_sdk_ecs::types::Task {
         let out = self
-            .ctx
+            .aws
             .ecs
             .describe_tasks()
             .cluster(CLUSTER)
@@ -757,7 +802,7 @@ impl World {
     /// How many revisions the `shop` task definition family has.
     pub async fn revisions(&self) -> usize {
         let out = self
-            .ctx
+            .aws
             .ecs
             .list_task_definitions()
             .family_prefix("shop")
@@ -793,7 +838,7 @@ impl World {
             )
             .build();
         let rule = self
-            .ctx
+            .aws
             .elb
             .create_rule()
             .listener_arn(&self.production_listener)
@@ -823,7 +868,7 @@ impl World {
     /// Makes the production listener's default action a fixed 404 (rule mode, where only the
     /// rule serves the service).
     pub async fn default_action_not_found(&self) {
-        self.ctx
+        self.aws
             .elb
             .modify_listener()
             .listener_arn(&self.production_listener)
@@ -844,7 +889,7 @@ impl World {
 
     /// The production listener's default actions, as ELB has them.
     pub async fn default_actions(&self) -> Vec<Action> {
-        self.ctx
+        self.aws
             .elb
             .describe_listeners()
             .listener_arns(&self.production_listener)
@@ -860,7 +905,7 @@ impl World {
 
     /// Puts a CloudWatch alarm into `ALARM` (as CloudWatch would on a metric breach).
     pub async fn raise_alarm(&self, alarm: &str, reason: &str) {
-        self.ctx
+        self.aws
             .cloudwatch
             .set_alarm_state()
             .alarm_name(alarm)
@@ -894,7 +939,7 @@ impl World {
     /// interpret it (unless a test turns that on), so executions stay RUNNING until stopped:
     /// exactly the states the reconciler must tell apart.
     pub async fn create_deployment_machine(&self) {
-        self.ctx
+        self.aws
             .sfn
             .create_state_machine()
             .name("bluegreen-deployment")
@@ -914,7 +959,7 @@ impl World {
 
     /// Stops deployment `id`'s execution by hand, as a person in the console would.
     pub async fn stop_execution(&self, id: &str) {
-        self.ctx
+        self.aws
             .sfn
             .stop_execution()
             .execution_arn(
@@ -936,7 +981,7 @@ impl World {
             .execution_arn(id)
             .expect("machine ARN set");
         match self
-            .ctx
+            .aws
             .sfn
             .describe_execution()
             .execution_arn(arn)
@@ -966,7 +1011,7 @@ impl World {
 
     /// The production listener's rules other than its default action, as `(priority, ARN)`.
     pub async fn listener_rules(&self) -> Vec<(String, String)> {
-        self.ctx
+        self.aws
             .elb
             .describe_rules()
             .listener_arn(&self.production_listener)
@@ -988,7 +1033,7 @@ impl World {
 
     /// An Aurora PostgreSQL cluster `shop-aurora` (a source for copy-on-write clones).
     pub async fn create_aurora_cluster(&self) {
-        self.ctx
+        self.aws
             .rds
             .create_db_cluster()
             .db_cluster_identifier("shop-aurora")
@@ -1002,7 +1047,7 @@ impl World {
 
     /// Identifiers of every DB cluster.
     pub async fn db_clusters(&self) -> Vec<String> {
-        self.ctx
+        self.aws
             .rds
             .describe_db_clusters()
             .send()
@@ -1017,7 +1062,7 @@ impl World {
 
     /// Identifiers of every DB instance.
     pub async fn db_instances(&self) -> Vec<String> {
-        self.ctx
+        self.aws
             .rds
             .describe_db_instances()
             .send()

@@ -152,10 +152,11 @@ async fn database_of_task(local: &Local, task_arn: &str) -> String {
 }
 
 async fn database_of(local: &Local, task_definition: &str) -> String {
-    let (td, _) = bluegreen::ecs::describe_task_definition(&local.world.ctx, task_definition)
+    let td = bluegreen::ecs::describe_task_definition(&local.world.ctx, task_definition)
         .await
         .expect("task definition");
-    bluegreen::ecs::env_value(&td, "web", "DATABASE_HOST").expect("DATABASE_HOST is set")
+    td.env_value("web", "DATABASE_HOST")
+        .expect("DATABASE_HOST is set")
 }
 
 /// The databases the deployment's migration tasks of `kind` ran against.

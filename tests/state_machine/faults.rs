@@ -238,14 +238,11 @@ impl TaskHandler for Breaker {
 }
 
 /// `ctx` with every AWS client going through `interceptor`, SDK retries off.
-fn faulty(
-    mut ctx: Context,
-    sdk: &aws_config::SdkConfig,
-    interceptor: &FaultInterceptor,
-) -> Context {
+fn faulty(ctx: Context, sdk: &aws_config::SdkConfig, interceptor: &FaultInterceptor) -> Context {
+    let mut clients = ctx.sdk().expect("SDK clients").clone();
     macro_rules! client {
         ($field:ident, $krate:ident) => {
-            ctx.$field = $krate::Client::from_conf(
+            clients.$field = $krate::Client::from_conf(
                 $krate::config::Builder::from(sdk)
                     .interceptor(interceptor.clone())
                     .retry_config(RetryConfig::disabled())
@@ -260,7 +257,7 @@ fn faulty(
     client!(ssm, aws_sdk_ssm);
     client!(rds, aws_sdk_rds);
     client!(sns, aws_sdk_sns);
-    ctx
+    ctx.with_sdk(clients)
 }
 
 /// Which world a case runs in.

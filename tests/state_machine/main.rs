@@ -175,7 +175,7 @@ impl bluegreen_statemachine::TaskHandler for AlarmAtBake {
 impl Local {
     /// [`Local::deploy`], with the service's alarm raised as the bake starts.
     async fn deploy_with_alarm_at_bake(&self, person: Person) -> Vec<(String, Finished)> {
-        let cloudwatch = self.world.ctx.cloudwatch.clone();
+        let cloudwatch = self.world.aws.cloudwatch.clone();
         let (intake, results) = self
             .run_wrapped(
                 self.ctx(),
@@ -233,8 +233,8 @@ impl Local {
     /// [`Local::deploy`] with an ECS client whose calls reach moto except those `rule`
     /// answers (no SDK retries: the definition's `Retry` and `Catch` are what is under test).
     async fn deploy_with_ecs(&self, rule: &aws_smithy_mocks::Rule) -> Vec<(String, Finished)> {
-        let mut ctx = self.ctx();
-        ctx.ecs = ecs_with(&self.world, rule);
+        let ctx =
+            bluegreen_tests::with_client(&self.ctx(), |c| c.ecs = ecs_with(&self.world, rule));
         self.run(
             ctx,
             push("v2", "e-1", "2026-11-21T10:00:00Z"),

@@ -17,10 +17,10 @@ use crate::common::*;
 const PRODUCTION_DB: &str = "shop-db.prod.internal";
 
 async fn database_of(world: &World, task_definition: &str) -> String {
-    let (td, _) = bluegreen::ecs::describe_task_definition(&world.ctx, task_definition)
+    let td = bluegreen::ecs::describe_task_definition(&world.ctx, task_definition)
         .await
         .unwrap();
-    bluegreen::ecs::env_value(&td, "web", "DATABASE_HOST").unwrap()
+    td.env_value("web", "DATABASE_HOST").unwrap()
 }
 
 /// An isolated deployment, synced, migrated on its clone, launched on it and healthy.
@@ -307,7 +307,7 @@ async fn the_maintenance_page_is_up_exactly_while_the_production_migration_runs(
     let rules = world.listener_rules().await;
     assert_eq!(rules.len(), 1, "{rules:?}");
     let rule = world
-        .ctx
+        .aws
         .elb
         .describe_rules()
         .rule_arns(&rules[0].1)
@@ -444,17 +444,18 @@ async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
         .unwrap();
     let forgotten = mock!(aws_sdk_ecs::Client::list_tasks)
         .then_output(|| aws_sdk_ecs::operation::list_tasks::ListTasksOutput::builder().build());
-    let mut ctx = world.ctx.clone();
-    ctx.ecs = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&world.sdk)
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&forgotten)
-                    .allow_passthrough(),
-            )
-            .build(),
-    );
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.ecs = aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&forgotten)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    });
     let ended = rollback::run(&ctx, &failure(&id, "BakeFailed"))
         .await
         .unwrap();

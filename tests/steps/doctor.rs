@@ -104,7 +104,7 @@ async fn an_untagged_slot_service_is_found() {
     let world = healthy().await;
     let arn = world.service_arn(bluegreen::Slot::Green).await;
     world
-        .ctx
+        .aws
         .ecs
         .untag_resource()
         .resource_arn(arn)
@@ -119,7 +119,7 @@ async fn an_untagged_slot_service_is_found() {
 async fn an_untagged_listener_is_found() {
     let world = healthy().await;
     world
-        .ctx
+        .aws
         .elb
         .remove_tags()
         .resource_arns(&world.test_listener)
@@ -261,7 +261,7 @@ async fn a_config_missing_from_the_index_is_found() {
     config.name = "admin".into();
     // Written straight into SSM, its change event never handled.
     world
-        .ctx
+        .aws
         .ssm
         .put_parameter()
         .name("/bluegreen/services/admin")
@@ -299,7 +299,7 @@ async fn missing_tables_indexes_secret_topic_and_state_machine_are_found() {
     );
     // A deployments table from before the indexes.
     world
-        .ctx
+        .aws
         .dynamodb
         .delete_table()
         .table_name("bluegreen-deployments")

@@ -49,8 +49,8 @@ async fn throttling_midway_is_retryable_and_the_retry_converges_on_one_launch() 
     let throttle = mock!(aws_sdk_ecs::Client::describe_services)
         .match_requests(move |_| counter.fetch_add(1, Ordering::SeqCst) == 2)
         .then_error(|| DescribeServicesError::generic(aws_error("ThrottlingException")));
-    let mut throttled = world.ctx.clone();
-    throttled.ecs = ecs_with(&world, &throttle);
+    let throttled =
+        bluegreen_tests::with_client(&world.ctx, |c| c.ecs = ecs_with(&world, &throttle));
     let err = launch_preprod::start(&throttled, &id_ref(&id))
         .await
         .unwrap_err();
@@ -83,13 +83,14 @@ async fn a_server_error_is_a_transient_error() {
                 ),
             )
         });
-    let mut ctx = world.ctx.clone();
-    ctx.elb = mock_client!(
-        aws_sdk_elasticloadbalancingv2,
-        RuleMode::MatchAny,
-        [&unavailable],
-        |c| c.retry_config(RetryConfig::disabled())
-    );
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = mock_client!(
+            aws_sdk_elasticloadbalancingv2,
+            RuleMode::MatchAny,
+            [&unavailable],
+            |c| c.retry_config(RetryConfig::disabled())
+        )
+    });
     let err = bluegreen::routing::read_production(&ctx, &world.config())
         .await
         .unwrap_err();
@@ -104,8 +105,7 @@ async fn a_lost_run_task_answer_never_starts_a_second_migration() {
     launch(&world, &id).await;
     let lost = mock!(aws_sdk_ecs::Client::run_task)
         .then_error(|| RunTaskError::generic(aws_error("InternalFailure")));
-    let mut ctx = world.ctx.clone();
-    ctx.ecs = ecs_with(&world, &lost);
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| c.ecs = ecs_with(&world, &lost));
     let err = migrate::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("InternalFailure"));
     migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
@@ -118,8 +118,7 @@ async fn access_denied_is_a_non_retryable_aws_error_carrying_the_code() {
     let id = prepare_push(&world, "v2", "event-1").await;
     let denied = mock!(aws_sdk_ecs::Client::describe_services)
         .then_error(|| DescribeServicesError::generic(aws_error("AccessDeniedException")));
-    let mut ctx = world.ctx.clone();
-    ctx.ecs = ecs_with(&world, &denied);
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| c.ecs = ecs_with(&world, &denied));
     let err = launch_preprod::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(
         (err.name(), err.aws_code()),
@@ -127,4 +126,65 @@ async fn access_denied_is_a_non_retryable_aws_error_carrying_the_code() {
     );
     assert!(!err.is_retryable());
     assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
+}
+
+/// A lock release cancelled by DynamoDB for a conflict with another write to the lock item (a
+/// push queueing at that moment), with no condition failed, is retryable: the ending is retried
+/// by the state machine, not turned into needs-attention. Nothing was written.
+#[tokio::test]
+async fn a_lock_release_cancelled_for_a_conflict_is_retryable_and_changes_nothing() {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    let world = World::build().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let conflict = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(|| {
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .message("Transaction cancelled")
+                .cancellation_reasons(
+                    CancellationReason::builder()
+                        .code("TransactionConflict")
+                        .build(),
+                )
+                .cancellation_reasons(CancellationReason::builder().code("None").build())
+                .build(),
+        )
+    });
+    // The lock as it is, answered by the mock (a transaction that reached the emulator would
+    // take effect there before its answer is replaced).
+    let holder = id.clone();
+    let lock = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+        use aws_sdk_dynamodb::types::AttributeValue as Av;
+        aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+            .item("service", Av::S("shop".into()))
+            .item("deployment_id", Av::S(holder.clone()))
+            .build()
+    });
+    // Nothing reaches the emulator: the mocked client answers every call itself.
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&lock, &conflict],
+            |c| c.retry_config(RetryConfig::disabled())
+        )
+    });
+    let records = bluegreen::record::Records::new(&ctx);
+    let err = bluegreen::lock::Locks::new(&ctx)
+        .release_with("shop", &id, |_| {
+            Ok(Some(records.update_in_transaction(
+                &id,
+                bluegreen::record::Change::new(),
+            )))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "AwsTransient", "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        world.lock_holder().await.as_deref(),
+        Some(id.as_str()),
+        "still held"
+    );
 }

@@ -205,7 +205,7 @@ async fn a_malformed_push_changes_nothing_in_aws() {
     }
     assert_eq!(world.lock_holder().await, None);
     let records = world
-        .ctx
+        .aws
         .dynamodb
         .scan()
         .table_name("bluegreen-deployments")

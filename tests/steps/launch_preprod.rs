@@ -27,7 +27,7 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
     );
     assert!(tags.iter().any(|(k, _)| k == "bluegreen:expires-at"));
     let td = world
-        .ctx
+        .aws
         .ecs
         .describe_task_definition()
         .task_definition(&green_td)

@@ -42,7 +42,7 @@ async fn a_failed_sync_aborts_with_production_untouched() {
     // The clone is gone before it became available (deleted by hand, say).
     let clone = record(&world, &id).await.clones[0].identifier.clone();
     world
-        .ctx
+        .aws
         .rds
         .delete_db_instance()
         .db_instance_identifier(&clone)

@@ -127,7 +127,7 @@ async fn unexpected_production_routing_fails_that_service_and_releases_the_lock(
 /// delivers the "Parameter Store Change" event SSM sends for it to the index_config function.
 async fn store_raw_config(world: &World, name: &str, value: &serde_json::Value) {
     world
-        .ctx
+        .aws
         .ssm
         .put_parameter()
         .name(format!("/bluegreen/services/{name}"))
@@ -478,12 +478,11 @@ fn dynamodb_losing_enqueue_answer(world: &World, code: &'static str) -> aws_sdk_
 
 /// A DynamoDB client whose `enqueue` is refused (misdirected to a table that does not exist,
 /// so nothing is written) and answered `ThrottlingException`: a retryable failure that left the
-/// lock's queue as it was, as when DynamoDB throttles the write. (Any other request whose body
-/// says `queued_id =`, such as a hand-over's condition, is misdirected too.)
+/// lock's queue as it was, as when DynamoDB throttles the write.
 pub(crate) fn dynamodb_throttling_enqueue(world: &World) -> aws_sdk_dynamodb::Client {
     let builder =
         aws_sdk_dynamodb::config::Builder::from(&world.sdk).interceptor(MisdirectRequests {
-            marker: "queued_id =",
+            marker: ENQUEUE_MARKER,
             table: world.ctx.settings.locks_table.clone(),
         });
     dynamodb_answering_enqueue_with(builder, "ThrottlingException")
@@ -497,8 +496,8 @@ fn dynamodb_answering_enqueue_with(
     use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
     let refuse = mock!(aws_sdk_dynamodb::Client::update_item)
         .match_requests(|r| {
-            r.update_expression()
-                .is_some_and(|e| e.contains("queued_id ="))
+            r.expression_attribute_names()
+                .is_some_and(|names| names.values().any(|n| n == "queued_order"))
         })
         .then_error(move || {
             UpdateItemError::generic(
@@ -529,8 +528,9 @@ async fn a_queued_push_whose_queueing_failed_after_its_record_was_written_is_que
     let world = World::build().await;
     let running = prepare_push(&world, "v2", "event-1").await;
     let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
-    let mut throttled = world.ctx.clone();
-    throttled.dynamodb = dynamodb_throttling_enqueue(&world);
+    let throttled = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_throttling_enqueue(&world)
+    });
     let err = prepare::run(&throttled, &event).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     let lock = world.lock("shop").await.expect("held");
@@ -567,8 +567,9 @@ async fn a_push_whose_queueing_answer_was_lost_stays_queued_and_deploys_next() {
     let world = World::build().await;
     let running = prepare_push(&world, "v2", "event-1").await;
     let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
-    let mut lost = world.ctx.clone();
-    lost.dynamodb = dynamodb_losing_enqueue_answer(&world, "AccessDeniedException");
+    let lost = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_losing_enqueue_answer(&world, "AccessDeniedException")
+    });
     let Prepared::Deployments { deployments } = prepare::run(&lost, &event).await.unwrap() else {
         panic!("not prepared")
     };
@@ -587,8 +588,12 @@ async fn a_push_whose_queueing_answer_was_lost_stays_queued_and_deploys_next() {
     );
 }
 
-/// Sends DynamoDB requests that mention `marker` to a table that does not exist, so DynamoDB
-/// itself refuses them before anything is written (a refusal, unlike a lost answer).
+/// What only the lock's enqueue sends in an UpdateItem: the attribute `queued_order` (a
+/// hand-over names it too, but in a TransactWriteItems).
+const ENQUEUE_MARKER: &str = "\"queued_order\"";
+
+/// Sends every UpdateItem whose body holds `marker` to a table that does not exist, so DynamoDB
+/// itself refuses it before anything is written (a refusal, unlike a lost answer).
 #[derive(Debug)]
 struct MisdirectRequests {
     marker: &'static str,
@@ -607,6 +612,13 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for MisdirectReques
         _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let request = context.request_mut();
+        let update_item = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.ends_with(".UpdateItem"));
+        if !update_item {
+            return Ok(());
+        }
         let Some(text) = request
             .body()
             .bytes()
@@ -633,19 +645,20 @@ async fn a_push_that_could_not_be_queued_is_recorded_aborted_not_left_queued() {
     let world = World::build().await;
     let running = prepare_push(&world, "v2", "event-1").await;
     let event = push_event("v3", 'b', "event-2", &pushed_at("event-2"));
-    let mut refused = world.ctx.clone();
-    refused.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        world
-            .ctx
-            .dynamodb
-            .config()
-            .to_builder()
-            .interceptor(MisdirectRequests {
-                marker: "queued_id =",
-                table: world.ctx.settings.locks_table.clone(),
-            })
-            .build(),
-    );
+    let refused = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            world
+                .aws
+                .dynamodb
+                .config()
+                .to_builder()
+                .interceptor(MisdirectRequests {
+                    marker: ENQUEUE_MARKER,
+                    table: world.ctx.settings.locks_table.clone(),
+                })
+                .build(),
+        )
+    });
     let Prepared::Deployments { deployments } = prepare::run(&refused, &event).await.unwrap()
     else {
         panic!("not prepared")
@@ -736,20 +749,21 @@ async fn a_newer_push_that_arrives_while_an_older_one_is_writing_its_queued_reco
     );
     let (paused_tx, paused_rx) = std::sync::mpsc::channel();
     let (resume_tx, resume_rx) = std::sync::mpsc::channel();
-    let mut held = world.ctx.clone();
-    held.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        world
-            .ctx
-            .dynamodb
-            .config()
-            .to_builder()
-            .interceptor(PauseFirstPut {
-                marker: format!("\"{older_id}\""),
-                paused: std::sync::Mutex::new(Some(paused_tx)),
-                resume: std::sync::Mutex::new(resume_rx),
-            })
-            .build(),
-    );
+    let held = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            world
+                .aws
+                .dynamodb
+                .config()
+                .to_builder()
+                .interceptor(PauseFirstPut {
+                    marker: format!("\"{older_id}\""),
+                    paused: std::sync::Mutex::new(Some(paused_tx)),
+                    resume: std::sync::Mutex::new(resume_rx),
+                })
+                .build(),
+        )
+    });
     let first = tokio::spawn(async move { prepare::run(&held, &older).await });
     tokio::task::spawn_blocking(move || {
         paused_rx

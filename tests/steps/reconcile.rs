@@ -288,9 +288,10 @@ async fn a_hand_over_whose_record_write_is_refused_hands_nothing_over() {
     // move without it.
     let err = Locks::new(&world.ctx)
         .release_with("shop", &id, |_| {
-            records
-                .update_in_transaction("shop-no-such-deployment", bluegreen::record::Change::new())
-                .map(Some)
+            Ok(Some(records.update_in_transaction(
+                "shop-no-such-deployment",
+                bluegreen::record::Change::new(),
+            )))
         })
         .await
         .unwrap_err();
@@ -427,8 +428,9 @@ async fn retry(world: &World, id: &str) -> bluegreen::StepResult<bluegreen::oper
 /// named it (enqueue throttled past every retry): returns its id. The lock knows nothing of it.
 async fn unqueued_push(world: &World, tag: &str, event_id: &str) -> String {
     let event = push_event(tag, 'b', event_id, &pushed_at(event_id));
-    let mut throttled = world.ctx.clone();
-    throttled.dynamodb = dynamodb_throttling_enqueue(world);
+    let throttled = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_throttling_enqueue(world)
+    });
     let err = prepare::run(&throttled, &event).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     let queued = bluegreen::record::Records::new(&world.ctx)
@@ -469,8 +471,9 @@ async fn a_queued_push_the_lock_lost_is_queued_again_by_the_sweep_after_the_grac
 
     world.advance(chrono::Duration::minutes(16));
     // The sweep's own enqueue is throttled: reported failed with the cause, nothing changed.
-    let mut throttled = world.ctx.clone();
-    throttled.dynamodb = dynamodb_throttling_enqueue(&world);
+    let throttled = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_throttling_enqueue(&world)
+    });
     let failed = reconcile::run(&throttled, &Request::Sweep)
         .await
         .unwrap()

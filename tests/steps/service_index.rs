@@ -48,7 +48,7 @@ async fn register(world: &World, prefix: &str, repository: &str, n: usize) {
 
 async fn write_raw(world: &World, service: &str, config: &bluegreen::config::ServiceConfig) {
     world
-        .ctx
+        .aws
         .ssm
         .put_parameter()
         .name(format!("/bluegreen/services/{service}"))
@@ -166,7 +166,7 @@ async fn an_index_entry_whose_config_went_is_skipped_and_reindex_removes_it() {
     let world = World::build().await;
     // The parameter is deleted behind bluegreen's back, its change event lost.
     world
-        .ctx
+        .aws
         .ssm
         .delete_parameter()
         .name("/bluegreen/services/shop")

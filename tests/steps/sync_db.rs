@@ -24,7 +24,7 @@ async fn isolated_mode_restores_a_tagged_clone_from_the_newest_snapshot_once() {
         "{clone}"
     );
     let described = world
-        .ctx
+        .aws
         .rds
         .describe_db_instances()
         .db_instance_identifier(&clone)
@@ -68,7 +68,7 @@ async fn isolated_mode_restores_a_tagged_clone_from_the_newest_snapshot_once() {
         .unwrap()
         .task_definition_arn;
     let out = world
-        .ctx
+        .aws
         .ecs
         .describe_task_definition()
         .task_definition(td)
@@ -103,17 +103,18 @@ async fn a_source_without_snapshots_is_sync_failed() {
     let no_snapshots = mock!(aws_sdk_rds::Client::describe_db_snapshots).then_output(|| {
         aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput::builder().build()
     });
-    let mut ctx = world.ctx.clone();
-    ctx.rds = aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(&world.sdk)
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&no_snapshots)
-                    .allow_passthrough(),
-            )
-            .build(),
-    );
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.rds = aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&no_snapshots)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    });
     let err = sync_db::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "SyncFailed", "{err}");
     assert!(err.to_string().contains("no available snapshot"), "{err}");

@@ -61,7 +61,7 @@ async fn an_orphaned_clone_past_its_expiry_is_deleted() {
         .unwrap();
     // The deployment ended without its clone being removed (say, abort crashed half-way).
     world
-        .ctx
+        .aws
         .dynamodb
         .update_item()
         .table_name("bluegreen-deployments")

@@ -27,13 +27,13 @@ use crate::config::{
 };
 use crate::config_store::ConfigStore;
 use crate::context::Context;
-use crate::ecs;
-use crate::elb;
+use crate::direct::ecs;
+use crate::direct::elb;
+use crate::direct::route53;
 use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
 use crate::naming::TAG_MANAGED;
 use crate::record::Records;
-use crate::route53;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
 pub const TAG_CREATED: &str = "bluegreen:adopt-created";

@@ -2,15 +2,11 @@
 //! found by repository through the service index ([`crate::service_index`]), so reading the
 //! configs a push can match costs the same with one service or a thousand.
 
-use aws_sdk_ssm::types::{Parameter, ParameterTier, ParameterType};
-
 use crate::config::ServiceConfig;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::ports::parameters::Parameter;
 use crate::service_index::ServiceIndex;
-
-/// Standard-tier parameters hold at most 4 KiB; larger configs need the advanced tier.
-const STANDARD_TIER_LIMIT: usize = 4096;
 
 /// `GetParameters` takes at most ten names a call.
 const GET_PARAMETERS_MAX: usize = 10;
@@ -68,21 +64,15 @@ impl<'a> ConfigStore<'a> {
     /// config stops only that team's deployments. Reads every parameter: for people's
     /// commands and the reindex, never a request path (intake reads [`ConfigStore::watching`]).
     pub async fn load_each(&self) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
-        let mut pages = self
+        let parameters = self
             .ctx
-            .ssm
-            .get_parameters_by_path()
-            .path(self.ctx.settings.config_prefix.trim_end_matches('/'))
-            .recursive(false)
-            .with_decryption(true)
-            .into_paginator()
-            .send();
+            .ports
+            .parameters
+            .by_path(self.ctx.settings.config_prefix.trim_end_matches('/'))
+            .await?;
         let mut configs = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StepError::from_sdk("ssm:GetParametersByPath", e))?;
-            for parameter in page.parameters.unwrap_or_default() {
-                configs.push(stored(parameter)?);
-            }
+        for parameter in parameters {
+            configs.push(stored(parameter)?);
         }
         Ok(configs)
     }
@@ -118,18 +108,10 @@ impl<'a> ConfigStore<'a> {
     ) -> StepResult<Vec<Result<ServiceConfig, InvalidConfig>>> {
         let mut configs = Vec::new();
         for chunk in services.chunks(GET_PARAMETERS_MAX) {
-            let out = self
-                .ctx
-                .ssm
-                .get_parameters()
-                .set_names(Some(chunk.iter().map(|s| self.parameter_name(s)).collect()))
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| StepError::from_sdk("ssm:GetParameters", e))?;
+            let names: Vec<String> = chunk.iter().map(|s| self.parameter_name(s)).collect();
+            let mut parameters = self.ctx.ports.parameters.get_many(&names).await?;
             // GetParameters answers in no particular order: sorted by name, the same push
             // prepares its services in the same order every time.
-            let mut parameters = out.parameters.unwrap_or_default();
             parameters.sort_by(|a, b| a.name.cmp(&b.name));
             for parameter in parameters {
                 configs.push(stored(parameter)?);
@@ -247,25 +229,14 @@ impl<'a> ConfigStore<'a> {
     /// Deletes a service's config and its index entries. Deleting a config that is not there
     /// is [`StepError::ServiceNotFound`]; its index entries are removed all the same.
     pub async fn delete(&self, service: &str) -> StepResult<()> {
-        let result = self
-            .ctx
-            .ssm
-            .delete_parameter()
-            .name(self.parameter_name(service))
-            .send()
-            .await;
         // The parameter first: an entry without a config is skipped by readers, a config
         // without an entry would be missed.
-        let missing = match result {
-            Ok(_) => false,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                true
-            }
-            Err(e) => return Err(StepError::from_sdk("ssm:DeleteParameter", e)),
-        };
+        let missing = !self
+            .ctx
+            .ports
+            .parameters
+            .delete(&self.parameter_name(service))
+            .await?;
         ServiceIndex::new(self.ctx).remove(service).await?;
         if missing {
             return Err(StepError::ServiceNotFound(service.to_owned()));
@@ -276,26 +247,9 @@ impl<'a> ConfigStore<'a> {
     /// Loads one service's config; [`StepError::ServiceNotFound`] if there is none.
     pub async fn load(&self, service: &str) -> StepResult<ServiceConfig> {
         let name = self.parameter_name(service);
-        let out = self
-            .ctx
-            .ssm
-            .get_parameter()
-            .name(&name)
-            .with_decryption(true)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                let value = out.parameter.and_then(|p| p.value).unwrap_or_default();
-                parse(&name, &value)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                Err(StepError::ServiceNotFound(service.to_owned()))
-            }
-            Err(e) => Err(StepError::from_sdk("ssm:GetParameter", e)),
+        match self.ctx.ports.parameters.get(&name).await? {
+            Some(parameter) => parse(&name, &parameter.value),
+            None => Err(StepError::ServiceNotFound(service.to_owned())),
         }
     }
 
@@ -315,39 +269,26 @@ impl<'a> ConfigStore<'a> {
     }
 
     async fn store(&self, config: &ServiceConfig) -> StepResult<()> {
-        let value = config.to_json();
-        let tier = if value.len() > STANDARD_TIER_LIMIT {
-            ParameterTier::Advanced
-        } else {
-            ParameterTier::Standard
-        };
         self.ctx
-            .ssm
-            .put_parameter()
-            .name(self.parameter_name(&config.name))
-            .value(value)
-            .r#type(ParameterType::String)
-            .tier(tier)
-            .overwrite(true)
-            .send()
+            .ports
+            .parameters
+            .put(&self.parameter_name(&config.name), &config.to_json())
             .await
-            .map_err(|e| StepError::from_sdk("ssm:PutParameter", e))?;
-        Ok(())
     }
 }
 
 /// One stored parameter, parsed: the config, or what can be read of an invalid one.
 fn stored(parameter: Parameter) -> StepResult<Result<ServiceConfig, InvalidConfig>> {
-    let name = parameter.name.unwrap_or_default();
-    let value = parameter.value.unwrap_or_default();
+    let Parameter {
+        name,
+        value,
+        version,
+    } = parameter;
     match parse(&name, &value) {
         Ok(config) => Ok(Ok(config)),
-        Err(StepError::ConfigInvalid(problems)) => Ok(Err(InvalidConfig::new(
-            &name,
-            parameter.version,
-            &value,
-            problems,
-        ))),
+        Err(StepError::ConfigInvalid(problems)) => {
+            Ok(Err(InvalidConfig::new(&name, version, &value, problems)))
+        }
         Err(other) => Err(other),
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::StepResult;
+use crate::aws::Sdk;
+use crate::error::{StepError, StepResult};
+use crate::ports::Ports;
 
 /// Settings that come from the Lambda environment (or the CLI's flags).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,35 +85,14 @@ pub fn normalise_prefix(prefix: &str) -> String {
 /// A source of the current time; tests replace it to move past expiries.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// AWS clients, settings and clock shared by all steps. Cheap to clone.
+/// The ports, settings and clock shared by all steps. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
-    /// ECS.
-    pub ecs: aws_sdk_ecs::Client,
-    /// Elastic Load Balancing v2.
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
-    /// Route 53.
-    pub route53: aws_sdk_route53::Client,
-    /// DynamoDB.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// SSM Parameter Store.
-    pub ssm: aws_sdk_ssm::Client,
-    /// SNS.
-    pub sns: aws_sdk_sns::Client,
-    /// CloudWatch.
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// RDS.
-    pub rds: aws_sdk_rds::Client,
-    /// Step Functions (delivering approval decisions).
-    pub sfn: aws_sdk_sfn::Client,
-    /// STS (who is calling, for the CLI and the local console).
-    pub sts: aws_sdk_sts::Client,
-    /// Secrets Manager (the approval-link signing key).
-    pub secrets: aws_sdk_secretsmanager::Client,
-    /// HTTP client for smoke checks and the webhook, built on first use ([`Context::http`]):
-    /// building it loads the system's root certificates, which most steps never need, and a
-    /// cold start should not pay for.
-    http: Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// What bluegreen needs from AWS ([`crate::ports`]): the SDK, or an in-memory world.
+    pub ports: Ports,
+    /// The SDK clients behind the ports, when they are the SDK's: set-up and diagnosis
+    /// commands (`adopt`, `doctor`, `install`) call AWS directly ([`Context::sdk`]).
+    sdk: Option<Arc<Sdk>>,
     /// Settings.
     pub settings: Settings,
     /// The AWS region the clients talk to (console log links).
@@ -124,25 +105,29 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds every client from one shared SDK config.
+    /// Every port over the SDK, built once from one shared SDK config.
     pub fn new(sdk: &aws_types::SdkConfig, settings: Settings) -> Self {
+        let clients = Sdk::new(sdk);
         Context {
-            ecs: aws_sdk_ecs::Client::new(sdk),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
-            route53: aws_sdk_route53::Client::new(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            sns: aws_sdk_sns::Client::new(sdk),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
-            rds: aws_sdk_rds::Client::new(sdk),
-            sfn: aws_sdk_sfn::Client::new(sdk),
-            sts: aws_sdk_sts::Client::new(sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(sdk),
-            http: Arc::default(),
+            ports: clients.ports(),
+            sdk: Some(Arc::new(clients)),
             settings,
             region: sdk.region().map(|r| r.to_string()),
             endpoint_url: sdk.endpoint_url().map(str::to_owned),
             clock: Arc::new(Utc::now),
+            signing_key: Arc::default(),
+        }
+    }
+
+    /// A context over other ports (the tests' in-memory AWS): no SDK clients, no endpoint.
+    pub fn with_ports(ports: Ports, settings: Settings, clock: Clock) -> Self {
+        Context {
+            ports,
+            sdk: None,
+            settings,
+            region: Some("us-east-1".into()),
+            endpoint_url: None,
+            clock,
             signing_key: Arc::default(),
         }
     }
@@ -154,6 +139,24 @@ impl Context {
             .load()
             .await;
         Context::new(&sdk, Settings::from_env())
+    }
+
+    /// The same context over other SDK clients: every port rebuilt over them (tests wrap a
+    /// client with interceptors or scripted answers this way).
+    pub fn with_sdk(mut self, sdk: Sdk) -> Self {
+        self.ports = sdk.ports();
+        self.sdk = Some(Arc::new(sdk));
+        self
+    }
+
+    /// The SDK clients, for the commands that call AWS directly; [`StepError::Internal`] in
+    /// a context over other ports.
+    pub fn sdk(&self) -> StepResult<&Sdk> {
+        self.sdk.as_deref().ok_or_else(|| {
+            StepError::Internal(
+                "this operation calls AWS directly and has no in-memory equivalent".into(),
+            )
+        })
     }
 
     /// Replaces the clock (tests, and the local runner's time scale).
@@ -182,17 +185,6 @@ impl Context {
     /// the local console): against AWS, decisions are the operator API's alone.
     pub fn on_loopback_emulator(&self) -> bool {
         self.endpoint_url.as_deref().is_some_and(is_loopback_url)
-    }
-
-    /// The HTTP client for smoke checks and the webhook (redirects are not followed: a smoke
-    /// check judges the answer it gets).
-    pub fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("the HTTP client builds with static settings")
-        })
     }
 
     /// The current time according to the context's clock.

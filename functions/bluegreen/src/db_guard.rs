@@ -4,13 +4,12 @@
 //! clones recorded on the deployment and every `bg-…` instance or cluster in the account. And
 //! cleanup never deletes a clone that a running slot still references.
 
-use aws_sdk_ecs::types::Service;
-
 use crate::config::ServiceConfig;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::rds;
+use crate::naming::CLONE_PREFIX;
+use crate::ports::compute::ServiceState as Service;
 use crate::record::{DbClone, Deployment};
 use crate::slot::Slot;
 
@@ -45,12 +44,34 @@ fn marks_of(clone: &DbClone) -> CloneMarks {
 
 async fn every_clone(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<CloneMarks>> {
     let mut all: Vec<CloneMarks> = deployment.clones.iter().map(marks_of).collect();
-    for (identifier, addresses) in rds::clone_addresses(ctx).await? {
+    for (identifier, addresses) in clone_addresses(ctx).await? {
         let mut marks = addresses;
         marks.push(identifier.clone());
         all.push(CloneMarks { identifier, marks });
     }
     Ok(all)
+}
+
+/// Every bluegreen clone in the account (instances and clusters named `bg-…`) with the
+/// addresses a client would use to reach it: the guard compares task definitions against these.
+async fn clone_addresses(ctx: &Context) -> StepResult<Vec<(String, Vec<String>)>> {
+    let databases = &ctx.ports.databases;
+    let mut found: Vec<(String, Vec<String>)> = databases
+        .all_instances()
+        .await?
+        .into_iter()
+        .filter(|i| i.identifier.starts_with(CLONE_PREFIX))
+        .map(|i| (i.identifier, i.endpoint.into_iter().collect()))
+        .collect();
+    found.extend(
+        databases
+            .all_clusters()
+            .await?
+            .into_iter()
+            .filter(|c| c.identifier.starts_with(CLONE_PREFIX))
+            .map(|c| (c.identifier, c.endpoints)),
+    );
+    Ok(found)
 }
 
 /// `container NAME=value` for every environment value of `service`'s task definitions (its
@@ -62,8 +83,8 @@ async fn references(
 ) -> StepResult<Vec<(String, String)>> {
     let mut found = Vec::new();
     for td in task_definitions_of(service) {
-        let (definition, _) = ecs::describe_task_definition(ctx, &td).await?;
-        for (container, name, value) in ecs::all_env(&definition) {
+        let definition = ecs::describe_task_definition(ctx, &td).await?;
+        for (container, name, value) in definition.all_env() {
             if let Some(clone) = clones.iter().find(|c| c.found_in(&value)) {
                 found.push((
                     clone.identifier.clone(),
@@ -105,8 +126,9 @@ pub async fn ensure_task_definition_on_production(
     td: &str,
 ) -> StepResult<()> {
     let clones = every_clone(ctx, deployment).await?;
-    let (definition, _) = ecs::describe_task_definition(ctx, td).await?;
-    let found: Vec<String> = ecs::all_env(&definition)
+    let definition = ecs::describe_task_definition(ctx, td).await?;
+    let found: Vec<String> = definition
+        .all_env()
         .into_iter()
         .filter(|(_, _, value)| clones.iter().any(|c| c.found_in(value)))
         .map(|(container, name, value)| format!("container {container} {name}={value}"))
@@ -147,8 +169,8 @@ pub async fn env_values_in_use(ctx: &Context, config: &ServiceConfig) -> StepRes
     let mut values = Vec::new();
     for (_, _, service) in running_slots(ctx, config).await? {
         for td in task_definitions_of(&service) {
-            let (definition, _) = ecs::describe_task_definition(ctx, &td).await?;
-            values.extend(ecs::all_env(&definition).into_iter().map(|(_, _, v)| v));
+            let definition = ecs::describe_task_definition(ctx, &td).await?;
+            values.extend(definition.all_env().into_iter().map(|(_, _, v)| v));
         }
     }
     Ok(values)
@@ -157,7 +179,7 @@ pub async fn env_values_in_use(ctx: &Context, config: &ServiceConfig) -> StepRes
 /// The service's task definition and those of its deployments in progress.
 fn task_definitions_of(service: &Service) -> Vec<String> {
     let mut all: Vec<String> = service.task_definition.iter().cloned().collect();
-    for d in service.deployments.as_deref().unwrap_or_default() {
+    for d in &service.deployments {
         if let Some(td) = &d.task_definition
             && !all.contains(td)
         {

@@ -12,14 +12,13 @@ use serde::Serialize;
 use crate::alarms;
 use crate::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
 use crate::context::Context;
-use crate::ecs;
-use crate::elb;
+use crate::direct::ecs;
+use crate::direct::elb;
 use crate::error::StepError;
 use crate::executions;
 use crate::links::SigningKey;
 use crate::naming::TAG_MANAGED;
 use crate::notify;
-use crate::rds;
 use crate::routing;
 use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
@@ -419,13 +418,17 @@ async fn database(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
     let (kind, found) = match source {
         DbSource::RdsInstance { identifier } => (
             "RDS instance",
-            rds::describe_instance(ctx, identifier)
+            ctx.ports
+                .databases
+                .describe_instance(identifier)
                 .await
                 .map(|i| i.is_some()),
         ),
         DbSource::AuroraCluster { identifier } => (
             "Aurora cluster",
-            rds::describe_cluster(ctx, identifier)
+            ctx.ports
+                .databases
+                .describe_cluster(identifier)
                 .await
                 .map(|c| c.is_some()),
         ),

@@ -18,7 +18,6 @@ use crate::lock::{Locks, Released};
 use crate::maintenance;
 use crate::migration::{self, Progress, Run};
 use crate::notify;
-use crate::rds;
 use crate::record::StepOutcome;
 use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState};
 use crate::routing;
@@ -231,11 +230,14 @@ pub(crate) async fn close(
             ));
             continue;
         }
+        let databases = &ctx.ports.databases;
         if clone.kind == CloneKind::AuroraCluster {
-            rds::delete_instance(ctx, &clone.instance_identifier()).await?;
-            rds::delete_cluster(ctx, &clone.identifier).await?;
+            databases
+                .delete_instance(&clone.instance_identifier())
+                .await?;
+            databases.delete_cluster(&clone.identifier).await?;
         } else {
-            rds::delete_instance(ctx, &clone.identifier).await?;
+            databases.delete_instance(&clone.identifier).await?;
         }
         deleted.push(clone.identifier.clone());
     }
@@ -252,6 +254,23 @@ pub(crate) async fn restore_dns_ttl(ctx: &Context, deployment: &Deployment) -> S
         routing::set_dns_ttl(ctx, &deployment.config, ttl.previous).await?;
     }
     Ok(())
+}
+
+/// Writes an ending's final record (without a lock release): `Some(how it ended)` when
+/// another ending (a racing abort, the reconciler) ended the deployment first — this one then
+/// changes nothing and answers that.
+async fn write_final(
+    ctx: &Context,
+    deployment_id: &str,
+    change: Change,
+) -> StepResult<Option<Ended>> {
+    match Records::new(ctx).update(deployment_id, change).await {
+        Ok(()) => Ok(None),
+        Err(StepError::DeploymentEnded { id, .. }) => {
+            Ok(Some(Ended::of(&Records::new(ctx).get(&id).await?)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Releases the lock, writes the final status and notifies. `failure` is the cause for
@@ -292,26 +311,29 @@ pub(crate) async fn end(
         locks
             .mark_needs_attention(&deployment.service, &deployment.deployment_id, &detail)
             .await?;
-        records
-            .update(&deployment.deployment_id, change(None))
-            .await?;
+        if let Some(ended) = write_final(ctx, &deployment.deployment_id, change(None)).await? {
+            return Ok(ended);
+        }
         None
     } else {
         // Release (or hand over) and the final record in one transaction.
         let released = locks
             .release_with(&deployment.service, &deployment.deployment_id, |next| {
-                records
-                    .update_in_transaction(&deployment.deployment_id, change(next))
-                    .map(Some)
+                Ok(Some(records.update_in_transaction(
+                    &deployment.deployment_id,
+                    change(next),
+                )))
             })
             .await?;
         match released {
             Released::Released { next } => next,
             // An operator unlocked it already: only the record is ours to write.
             Released::NotHolder => {
-                records
-                    .update(&deployment.deployment_id, change(None))
-                    .await?;
+                if let Some(ended) =
+                    write_final(ctx, &deployment.deployment_id, change(None)).await?
+                {
+                    return Ok(ended);
+                }
                 None
             }
         }

@@ -362,7 +362,7 @@ impl StepError {
 /// An error and its sources as people read them: `dispatch failure: io error: … Connection
 /// refused (os error 111)`, each cause once, without the Debug dump the SDK's own context
 /// display appends.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(err);
     while let Some(e) = current {

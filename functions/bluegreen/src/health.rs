@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
-
 use crate::config::{ServiceConfig, SmokeCheck};
 use crate::context::Context;
-use crate::elb;
 use crate::error::StepResult;
 use crate::slot::Slot;
 
@@ -72,23 +69,16 @@ pub async fn target_health(
     slot: Slot,
 ) -> StepResult<Vec<TargetState>> {
     let arn = &config.slots.get(slot).target_group_arn;
-    Ok(elb::target_health(ctx, arn)
+    Ok(ctx
+        .ports
+        .load_balancing
+        .target_health(arn)
         .await?
         .into_iter()
-        .map(|d| {
-            let health = d.target_health;
-            TargetState {
-                id: d.target.and_then(|t| t.id).unwrap_or_default(),
-                state: health
-                    .as_ref()
-                    .and_then(|h| h.state.clone())
-                    .unwrap_or(TargetHealthStateEnum::Unavailable)
-                    .as_str()
-                    .to_owned(),
-                reason: health
-                    .and_then(|h| h.description.or(h.reason.map(|r| r.as_str().to_owned())))
-                    .unwrap_or_default(),
-            }
+        .map(|t| TargetState {
+            id: t.id,
+            state: t.state,
+            reason: t.reason,
         })
         .collect())
 }
@@ -117,24 +107,13 @@ async fn probe(
     timeout: Duration,
 ) -> Result<(), String> {
     let url = format!("{}{}", base.trim_end_matches('/'), check.path);
-    let response = ctx
-        .http()
-        .get(&url)
-        .timeout(timeout)
-        .send()
+    let answer = ctx
+        .ports
+        .smoke
+        .get(&url, timeout)
         .await
-        .map_err(|e| {
-            format!(
-                "GET {url}: {}",
-                if e.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    e.to_string()
-                }
-            )
-        })?;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let (status, body) = (answer.status, answer.body);
     if status != check.expect_status {
         return Err(format!(
             "GET {url} returned {status}, expected {}; body: {}",

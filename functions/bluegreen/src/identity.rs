@@ -4,21 +4,11 @@
 //! and/or IAM principal ARNs (for the CLI and API clients).
 
 use crate::context::Context;
-use crate::error::{StepError, StepResult};
+use crate::error::StepResult;
 
 /// The ARN of the credentials in use (STS `GetCallerIdentity`, which needs no permission).
 pub async fn caller_arn(ctx: &Context) -> StepResult<String> {
-    let out = ctx
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("sts:GetCallerIdentity", e))?;
-    out.arn.ok_or_else(|| StepError::Aws {
-        operation: "sts:GetCallerIdentity",
-        code: "NoArn".into(),
-        message: "STS returned no caller ARN".into(),
-    })
+    ctx.ports.identity.caller_arn().await
 }
 
 /// The entry of `approvers` that `who` is, if any. An assumed-role session

@@ -45,19 +45,17 @@ impl SigningKey {
 
     /// Reads the key from the secret's `SecretString` (the stack generates it).
     pub async fn load(ctx: &Context, secret_id: &str) -> StepResult<Self> {
-        let out = ctx
+        let text = ctx
+            .ports
             .secrets
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("secretsmanager:GetSecretValue", e))?;
-        let text = out.secret_string().ok_or_else(|| {
-            StepError::ConfigInvalid(vec![format!(
-                "secret {secret_id} has no SecretString (binary secrets are not supported)"
-            )])
-        })?;
-        SigningKey::new(text.as_bytes().to_vec())
+            .secret_string(secret_id)
+            .await?
+            .ok_or_else(|| {
+                StepError::ConfigInvalid(vec![format!(
+                    "secret {secret_id} has no SecretString (binary secrets are not supported)"
+                )])
+            })?;
+        SigningKey::new(text.into_bytes())
     }
 
     /// Whether the secret exists, read from its metadata only (`DescribeSecret`): checking
@@ -65,6 +63,7 @@ impl SigningKey {
     pub async fn secret_exists(ctx: &Context, secret_id: &str) -> StepResult<bool> {
         use aws_smithy_types::error::metadata::ProvideErrorMetadata;
         match ctx
+            .sdk()?
             .secrets
             .describe_secret()
             .secret_id(secret_id)
@@ -88,6 +87,7 @@ impl SigningKey {
             uuid::Uuid::new_v4().simple()
         );
         let created = ctx
+            .sdk()?
             .secrets
             .create_secret()
             .name(name)
@@ -99,6 +99,7 @@ impl SigningKey {
             Ok(out) => Ok((out.arn.unwrap_or_default(), true)),
             Err(e) if e.code() == Some("ResourceExistsException") => {
                 let out = ctx
+                    .sdk()?
                     .secrets
                     .describe_secret()
                     .secret_id(name)

@@ -10,14 +10,12 @@
 //! deployment machine is known), `acquired_at`, `lease_until` (operator holds only),
 //! `needs_attention`; `queued_id`, `queued_order`; always: `started_order`.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use serde_dynamo::{AttributeValue, Item};
 
 use crate::context::Context;
-use crate::error::{Conditional, StepError, StepResult, conditional, in_table};
+use crate::error::{StepError, StepResult};
+use crate::ports::tables::{Cond, Path, Returns, Update, Write, WriteOp, Written};
 
 /// The outcome of trying to take a service's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +94,33 @@ pub struct Locks<'a> {
     ctx: &'a Context,
 }
 
-fn key(service: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("service".to_owned(), AttributeValue::S(service.to_owned()))])
+fn key(service: &str) -> Item {
+    let mut key = Item::default();
+    key.insert("service".into(), s(service));
+    key
 }
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+fn set(field: &str, value: AttributeValue) -> Update {
+    Update::Set(Path::of(field), value)
+}
+
+/// `field = "value"`.
+fn is(field: &str, value: &str) -> Cond {
+    Cond::Eq(Path::of(field), s(value))
+}
+
 /// What ends when a holder lets go: everything about the holding, nothing about the order.
-const HOLDING: &str = "deployment_id, execution_arn, acquired_at, lease_until, needs_attention";
+const HOLDING: [&str; 5] = [
+    "deployment_id",
+    "execution_arn",
+    "acquired_at",
+    "lease_until",
+    "needs_attention",
+];
 
 impl<'a> Locks<'a> {
     /// The locks table of the context.
@@ -133,23 +148,29 @@ impl<'a> Locks<'a> {
         let written = self
             .update_if(
                 service,
-                "SET deployment_id = :id, started_order = :o, execution_arn = :arn, \
-                 acquired_at = if_not_exists(acquired_at, :now)",
+                vec![
+                    set("deployment_id", s(id)),
+                    set("started_order", order.value()),
+                    set("execution_arn", self.execution_arn(id)),
+                    Update::SetIfAbsent(Path::of("acquired_at"), s(&self.ctx.now().to_rfc3339())),
+                ],
                 // `<=`: the same push may take the lock again — its prepare gave it back
                 // after a transient failure and Step Functions retries.
-                "deployment_id = :id OR (attribute_not_exists(deployment_id) AND \
-                 (attribute_not_exists(started_order) OR started_order <= :o))",
-                [
-                    (":id", s(id)),
-                    (":o", order.value()),
-                    (":arn", self.execution_arn(id)),
-                    (":now", s(&self.ctx.now().to_rfc3339())),
-                ],
+                Cond::Or(vec![
+                    is("deployment_id", id),
+                    Cond::And(vec![
+                        Cond::absent("deployment_id"),
+                        Cond::Or(vec![
+                            Cond::absent("started_order"),
+                            Cond::Le(Path::of("started_order"), order.value()),
+                        ]),
+                    ]),
+                ]),
             )
             .await?;
         match written {
-            Conditional::Written(_) => Ok(Acquire::Held),
-            Conditional::ConditionFailed => match self.read(service).await? {
+            Written::Applied(_) => Ok(Acquire::Held),
+            Written::ConditionFailed => match self.read(service).await? {
                 Some(lock) if lock.holder == id => Ok(Acquire::Held),
                 Some(lock) => Ok(Acquire::HeldBy(lock.holder)),
                 None => match self.started_order(service).await? {
@@ -175,18 +196,17 @@ impl<'a> Locks<'a> {
         let written = self
             .update_if(
                 service,
-                "SET deployment_id = :id, lease_until = :lease, acquired_at = :now",
-                "attribute_not_exists(deployment_id)",
-                [
-                    (":id", s(holder)),
-                    (":lease", s(&lease_until.to_rfc3339())),
-                    (":now", s(&self.ctx.now().to_rfc3339())),
+                vec![
+                    set("deployment_id", s(holder)),
+                    set("lease_until", s(&lease_until.to_rfc3339())),
+                    set("acquired_at", s(&self.ctx.now().to_rfc3339())),
                 ],
+                Cond::absent("deployment_id"),
             )
             .await?;
         match written {
-            Conditional::Written(_) => Ok(Acquire::Held),
-            Conditional::ConditionFailed => Ok(Acquire::HeldBy(
+            Written::Applied(_) => Ok(Acquire::Held),
+            Written::ConditionFailed => Ok(Acquire::HeldBy(
                 self.holder(service).await?.unwrap_or_default(),
             )),
         }
@@ -194,35 +214,25 @@ impl<'a> Locks<'a> {
 
     /// One conditional write to `service`'s lock item; the item as it was before is returned
     /// with a successful write (enqueue reports whom it superseded from it).
-    async fn update_if<const N: usize>(
+    async fn update_if(
         &self,
         service: &str,
-        update: &str,
-        condition: &str,
-        values: [(&str, AttributeValue); N],
-    ) -> StepResult<Conditional<HashMap<String, AttributeValue>>> {
-        let mut request = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
-        for (name, value) in values {
-            request = request.expression_attribute_values(name, value);
-        }
-        Ok(
-            match conditional("dynamodb:UpdateItem", request.send().await)
-                .map_err(|e| in_table(e, self.table()))?
-            {
-                Conditional::Written(out) => {
-                    Conditional::Written(out.attributes.unwrap_or_default())
-                }
-                Conditional::ConditionFailed => Conditional::ConditionFailed,
-            },
-        )
+        updates: Vec<Update>,
+        condition: Cond,
+    ) -> StepResult<Written> {
+        self.ctx
+            .ports
+            .tables
+            .write(
+                Write {
+                    table: self.table().to_owned(),
+                    key: key(service),
+                    op: WriteOp::Update(updates),
+                    condition: Some(condition),
+                },
+                Returns::Old,
+            )
+            .await
     }
 
     /// Records that people were told about version `version` of the service's invalid config;
@@ -233,15 +243,18 @@ impl<'a> Locks<'a> {
         service: &str,
         version: i64,
     ) -> StepResult<bool> {
+        let version = AttributeValue::N(version.to_string());
         let written = self
             .update_if(
                 service,
-                "SET invalid_config_reported = :v",
-                "attribute_not_exists(invalid_config_reported) OR invalid_config_reported <> :v",
-                [(":v", AttributeValue::N(version.to_string()))],
+                vec![set("invalid_config_reported", version.clone())],
+                Cond::Or(vec![
+                    Cond::absent("invalid_config_reported"),
+                    Cond::Ne(Path::of("invalid_config_reported"), version),
+                ]),
             )
             .await?;
-        Ok(matches!(written, Conditional::Written(_)))
+        Ok(matches!(written, Written::Applied(_)))
     }
 
     /// Who holds the lock, if anyone.
@@ -259,28 +272,21 @@ impl<'a> Locks<'a> {
 
     /// The newest push that has taken the lock, held or not.
     async fn started_order(&self, service: &str) -> StepResult<Option<PushOrder>> {
-        Ok(self.read_item(service).await?.and_then(|item| {
-            item.get("started_order")
-                .and_then(|v| v.as_s().ok())
-                .map(|o| PushOrder(o.clone()))
-        }))
+        Ok(self
+            .read_item(service)
+            .await?
+            .and_then(|item| match item.get("started_order") {
+                Some(AttributeValue::S(order)) => Some(PushOrder(order.clone())),
+                _ => None,
+            }))
     }
 
-    async fn read_item(
-        &self,
-        service: &str,
-    ) -> StepResult<Option<HashMap<String, AttributeValue>>> {
-        let out = self
-            .ctx
-            .dynamodb
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key(service)))
-            .consistent_read(true)
-            .send()
+    async fn read_item(&self, service: &str) -> StepResult<Option<Item>> {
+        self.ctx
+            .ports
+            .tables
+            .get(self.table(), &key(service), None)
             .await
-            .map_err(|e| in_table(StepError::from_sdk("dynamodb:GetItem", e), self.table()))?;
-        Ok(out.item)
     }
 
     /// Every service whose lock is held (the reconciler's sweep). The table has one small item
@@ -288,24 +294,24 @@ impl<'a> Locks<'a> {
     pub async fn held(&self) -> StepResult<Vec<(String, LockItem)>> {
         let mut held = Vec::new();
         let mut start = None;
+        let filter = Cond::exists("deployment_id");
         loop {
-            let out = self
+            let page = self
                 .ctx
-                .dynamodb
-                .scan()
-                .table_name(self.table())
-                .filter_expression("attribute_exists(deployment_id)")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Scan", e), self.table()))?;
-            for item in out.items.unwrap_or_default() {
-                let service = item.get("service").and_then(|v| v.as_s().ok()).cloned();
+                .ports
+                .tables
+                .scan(self.table(), Some(&filter), start)
+                .await?;
+            for item in page.items {
+                let service = match item.get("service") {
+                    Some(AttributeValue::S(service)) => Some(service.clone()),
+                    _ => None,
+                };
                 if let (Some(service), Some(lock)) = (service, LockItem::from_item(&item)) {
                     held.push((service, lock));
                 }
             }
-            start = out.last_evaluated_key;
+            start = page.last_key;
             if start.is_none() {
                 return Ok(held);
             }
@@ -320,24 +326,32 @@ impl<'a> Locks<'a> {
         let written = self
             .update_if(
                 service,
-                "SET queued_id = :qid, queued_order = :o",
-                "attribute_exists(deployment_id) AND deployment_id <> :qid \
-                 AND (attribute_not_exists(started_order) OR started_order < :o) \
-                 AND (attribute_not_exists(queued_id) OR queued_id = :qid \
-                      OR attribute_not_exists(queued_order) OR queued_order < :o)",
-                [(":qid", s(id)), (":o", order.value())],
+                vec![set("queued_id", s(id)), set("queued_order", order.value())],
+                Cond::And(vec![
+                    Cond::exists("deployment_id"),
+                    Cond::Ne(Path::of("deployment_id"), s(id)),
+                    Cond::Or(vec![
+                        Cond::absent("started_order"),
+                        Cond::Lt(Path::of("started_order"), order.value()),
+                    ]),
+                    Cond::Or(vec![
+                        Cond::absent("queued_id"),
+                        is("queued_id", id),
+                        Cond::absent("queued_order"),
+                        Cond::Lt(Path::of("queued_order"), order.value()),
+                    ]),
+                ]),
             )
             .await?;
         match written {
-            Conditional::Written(previous) => {
-                let superseded = previous
-                    .get("queued_id")
-                    .and_then(|v| v.as_s().ok())
-                    .filter(|q| q.as_str() != id)
-                    .cloned();
+            Written::Applied(previous) => {
+                let superseded = match previous.as_ref().and_then(|p| p.get("queued_id")) {
+                    Some(AttributeValue::S(queued)) if queued != id => Some(queued.clone()),
+                    _ => None,
+                };
                 Ok(Enqueue::Queued { superseded })
             }
-            Conditional::ConditionFailed => {
+            Written::ConditionFailed => {
                 let started = self.started_order(service).await?;
                 match self.read(service).await? {
                     None => Ok(Enqueue::LockFree),
@@ -371,12 +385,11 @@ impl<'a> Locks<'a> {
         let written = self
             .update_if(
                 service,
-                "SET needs_attention = :reason",
-                "deployment_id = :me",
-                [(":me", s(deployment_id)), (":reason", s(reason))],
+                vec![set("needs_attention", s(reason))],
+                is("deployment_id", deployment_id),
             )
             .await?;
-        Ok(matches!(written, Conditional::Written(_)))
+        Ok(matches!(written, Written::Applied(_)))
     }
 
     /// Releases the lock held by `holder`. If a deployment is queued, the lock passes to it
@@ -400,7 +413,7 @@ impl<'a> Locks<'a> {
         &self,
         service: &str,
         holder: &str,
-        also: impl Fn(Option<&str>) -> StepResult<Option<Update>>,
+        also: impl Fn(Option<&str>) -> StepResult<Option<Write>>,
     ) -> StepResult<Released> {
         for _ in 0..3 {
             let Some(lock) = self.read(service).await? else {
@@ -409,61 +422,52 @@ impl<'a> Locks<'a> {
             if lock.holder != holder {
                 return Ok(Released::NotHolder);
             }
-            let lock_write = match &lock.queued {
-                Some(next) => Update::builder()
-                    .table_name(self.table())
-                    .set_key(Some(key(service)))
-                    .update_expression(
-                        "SET deployment_id = :next, started_order = queued_order, \
-                         execution_arn = :arn, acquired_at = :now \
-                         REMOVE queued_id, queued_order, lease_until, needs_attention",
-                    )
-                    .condition_expression("deployment_id = :me AND queued_id = :next")
-                    .expression_attribute_values(":me", s(holder))
-                    .expression_attribute_values(":next", s(next))
-                    .expression_attribute_values(":arn", self.execution_arn(next))
-                    .expression_attribute_values(":now", s(&self.ctx.now().to_rfc3339())),
-                None => Update::builder()
-                    .table_name(self.table())
-                    .set_key(Some(key(service)))
-                    .update_expression(format!("REMOVE {HOLDING}"))
-                    .condition_expression("deployment_id = :me AND attribute_not_exists(queued_id)")
-                    .expression_attribute_values(":me", s(holder)),
-            };
-            let lock_write = lock_write
-                .build()
-                .map_err(|e| StepError::Internal(format!("the lock release is incomplete: {e}")))?;
-            let mut items = vec![TransactWriteItem::builder().update(lock_write).build()];
-            if let Some(record) = also(lock.queued.as_deref())? {
-                items.push(TransactWriteItem::builder().update(record).build());
-            }
-            let result = self
-                .ctx
-                .dynamodb
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await;
-            let cancelled = match result {
-                Ok(_) => return Ok(Released::Released { next: lock.queued }),
-                Err(e) => match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                        c.cancellation_reasons().to_vec()
+            let (updates, condition) = match &lock.queued {
+                Some(next) => {
+                    let mut updates = vec![
+                        set("deployment_id", s(next)),
+                        Update::Copy {
+                            to: Path::of("started_order"),
+                            from: Path::of("queued_order"),
+                        },
+                        set("execution_arn", self.execution_arn(next)),
+                        set("acquired_at", s(&self.ctx.now().to_rfc3339())),
+                    ];
+                    for field in [
+                        "queued_id",
+                        "queued_order",
+                        "lease_until",
+                        "needs_attention",
+                    ] {
+                        updates.push(Update::Remove(Path::of(field)));
                     }
-                    _ => {
-                        return Err(in_table(
-                            StepError::from_sdk("dynamodb:TransactWriteItems", e),
-                            self.table(),
-                        ));
-                    }
-                },
+                    let condition =
+                        Cond::And(vec![is("deployment_id", holder), is("queued_id", next)]);
+                    (updates, condition)
+                }
+                None => (
+                    HOLDING
+                        .iter()
+                        .map(|field| Update::Remove(Path::of(field)))
+                        .collect(),
+                    Cond::And(vec![is("deployment_id", holder), Cond::absent("queued_id")]),
+                ),
             };
-            // Reasons come in item order: [lock, other item]. A failed condition on the lock
+            let mut writes = vec![Write {
+                table: self.table().to_owned(),
+                key: key(service),
+                op: WriteOp::Update(updates),
+                condition: Some(condition),
+            }];
+            writes.extend(also(lock.queued.as_deref())?);
+            let cancelled = match self.ctx.ports.tables.transact(writes).await? {
+                Ok(()) => return Ok(Released::Released { next: lock.queued }),
+                Err(cancelled) => cancelled,
+            };
+            // Failures come in write order: [lock, other item]. A failed condition on the lock
             // means someone queued (or the queue changed) between our read and our write: read
             // again. On the other item it will not change by reading again: say which.
-            let failed = |i: usize| {
-                cancelled.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-            };
+            let failed = |i: usize| cancelled.failed.get(i).copied().unwrap_or(false);
             if failed(1) {
                 return Err(StepError::Internal(format!(
                     "releasing {service}'s lock: the write made with it was refused (its \
@@ -473,7 +477,7 @@ impl<'a> Locks<'a> {
             if !failed(0) {
                 return Err(StepError::AwsTransient {
                     operation: "dynamodb:TransactWriteItems",
-                    message: format!("transaction cancelled: {cancelled:?}"),
+                    message: format!("transaction cancelled: {:?}", cancelled.failed),
                 });
             }
         }
@@ -504,12 +508,10 @@ pub struct LockItem {
 
 impl LockItem {
     /// The lock in `item`; `None` when nobody holds it.
-    fn from_item(item: &HashMap<String, AttributeValue>) -> Option<Self> {
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .filter(|v| !v.is_empty())
-                .cloned()
+    fn from_item(item: &Item) -> Option<Self> {
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(value)) if !value.is_empty() => Some(value.clone()),
+            _ => None,
         };
         let time = |name: &str| {
             text(name)

@@ -4,16 +4,12 @@
 //! deployment, and removes it when the migration stopped. The rule is found by its tags, so a
 //! retry never adds a second one; abort, rollback, finish and teardown always remove it.
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, Rule,
-    RuleCondition, Tag,
-};
-
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
-use crate::elb;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE};
+use crate::ports::compute::Tags;
+use crate::ports::load_balancing::{FixedResponseRule, RuleState};
 use crate::record::Deployment;
 
 /// The `bluegreen:role` tag value of a maintenance rule.
@@ -25,35 +21,28 @@ const PAGE: &str = "<!doctype html><title>Maintenance</title>\
 /// Adds the maintenance rule for `deployment` unless it is there.
 pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
     let listener = production_listener(&deployment.config)?;
-    let rules = elb::listener_rules(ctx, listener).await?;
-    let tagged = elb::rule_tags(ctx, &rules).await?;
-    if tagged
+    let rules = ctx.ports.load_balancing.rules(listener).await?;
+    if rules
         .iter()
-        .any(|(_, tags)| is_maintenance_of(tags, &deployment.deployment_id))
+        .any(|rule| is_maintenance_of(&rule.tags, &deployment.deployment_id))
     {
         return Ok(());
     }
-    let priority = top_priority(&rules)?;
-    let action = Action::builder()
-        .r#type(ActionTypeEnum::FixedResponse)
-        .fixed_response_config(
-            FixedResponseActionConfig::builder()
-                .status_code("503")
-                .content_type("text/html")
-                .message_body(PAGE)
-                .build(),
-        )
-        .build();
-    let every_path = RuleCondition::builder()
-        .field("path-pattern")
-        .path_pattern_config(PathPatternConditionConfig::builder().values("/*").build())
-        .build();
-    let tags = vec![
-        tag(TAG_MANAGED, "true"),
-        tag(TAG_DEPLOYMENT, &deployment.deployment_id),
-        tag(TAG_ROLE, ROLE),
-    ];
-    elb::create_rule(ctx, listener, priority, every_path, action, tags).await?;
+    let page = FixedResponseRule {
+        priority: top_priority(&rules)?,
+        status_code: "503".into(),
+        content_type: "text/html".into(),
+        body: PAGE.into(),
+        tags: vec![
+            tag(TAG_MANAGED, "true"),
+            tag(TAG_DEPLOYMENT, &deployment.deployment_id),
+            tag(TAG_ROLE, ROLE),
+        ],
+    };
+    ctx.ports
+        .load_balancing
+        .create_fixed_response_rule(listener, &page)
+        .await?;
     Ok(())
 }
 
@@ -76,25 +65,20 @@ pub async fn rules_of(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<(
     let Ok(listener) = production_listener(config) else {
         return Ok(Vec::new());
     };
-    let rules = elb::listener_rules(ctx, listener).await?;
-    Ok(elb::rule_tags(ctx, &rules)
-        .await?
+    let rules = ctx.ports.load_balancing.rules(listener).await?;
+    Ok(rules
         .into_iter()
-        .filter(|(_, tags)| role_of(tags) == Some(ROLE))
-        .map(|(arn, tags)| {
-            let owner = tags
-                .iter()
-                .find(|t| t.key.as_deref() == Some(TAG_DEPLOYMENT))
-                .and_then(|t| t.value.clone())
-                .unwrap_or_default();
-            (arn, owner)
+        .filter(|rule| role_of(&rule.tags) == Some(ROLE))
+        .map(|rule| {
+            let owner = tag_value(&rule.tags, TAG_DEPLOYMENT).unwrap_or_default();
+            (rule.arn, owner.to_owned())
         })
         .collect())
 }
 
 /// Deletes one rule (one already gone is fine).
 pub async fn delete(ctx: &Context, rule_arn: &str) -> StepResult<()> {
-    elb::delete_rule(ctx, rule_arn).await
+    ctx.ports.load_balancing.delete_rule(rule_arn).await
 }
 
 fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
@@ -109,30 +93,24 @@ fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
     }
 }
 
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
+fn tag(key: &str, value: &str) -> (String, String) {
+    (key.to_owned(), value.to_owned())
 }
 
-fn role_of(tags: &[Tag]) -> Option<&str> {
-    tags.iter()
-        .find(|t| t.key.as_deref() == Some(TAG_ROLE))
-        .and_then(|t| t.value.as_deref())
+fn tag_value<'a>(tags: &'a Tags, key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn is_maintenance_of(tags: &[Tag], deployment_id: &str) -> bool {
-    role_of(tags) == Some(ROLE)
-        && tags.iter().any(|t| {
-            t.key.as_deref() == Some(TAG_DEPLOYMENT) && t.value.as_deref() == Some(deployment_id)
-        })
+fn role_of(tags: &Tags) -> Option<&str> {
+    tag_value(tags, TAG_ROLE)
 }
 
-/// A priority above every existing rule: one less than the smallest in use (1 when there are
-/// none). Refused when priority 1 is taken: the page must come before every other rule.
-fn top_priority(rules: &[Rule]) -> StepResult<i32> {
-    let lowest = rules
-        .iter()
-        .filter_map(|r| r.priority.as_deref()?.parse::<i32>().ok())
-        .min();
+fn is_maintenance_of(tags: &Tags, deployment_id: &str) -> bool {
+    role_of(tags) == Some(ROLE) && tag_value(tags, TAG_DEPLOYMENT) == Some(deployment_id)
+}
+
+fn top_priority(rules: &[RuleState]) -> StepResult<i32> {
+    let lowest = rules.iter().filter_map(|r| r.priority).min();
     match lowest {
         None => Ok(1),
         Some(1) => Err(StepError::MaintenanceFailed(

@@ -5,15 +5,15 @@
 //! whether production's schema changed decides what abort and rollback must do — and ECS
 //! forgets stopped tasks after an hour, the record does not.
 
-use aws_sdk_ecs::types::Task;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::context::Context;
 use crate::db_plan::MigrationTask;
-use crate::ecs::{self, OneOff};
+use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::maintenance;
 use crate::naming;
+use crate::ports::compute::{OneOff, TaskState as Task};
 use crate::record::{Change, Deployment, LogLocation, Records, TaskState, TrackedTask};
 
 /// How a migration task stands after one look.
@@ -67,16 +67,17 @@ pub async fn advance(
         Some((TaskState::Running, _)) | None => {}
     }
     let task = ensure(ctx, deployment, run).await?;
-    let task_arn = task.task_arn.clone().unwrap_or_default();
-    if task.last_status.as_deref() != Some("STOPPED") {
+    let task_arn = task.arn.clone();
+    if !task.is_stopped() {
         if ctx.now() >= deadline {
-            ecs::stop_task(
-                ctx,
-                &deployment.config.cluster,
-                &task_arn,
-                "bluegreen: migration deadline passed",
-            )
-            .await?;
+            ctx.ports
+                .compute
+                .stop_task(
+                    &deployment.config.cluster,
+                    &task_arn,
+                    "bluegreen: migration deadline passed",
+                )
+                .await?;
             let err = StepError::MigrationTimedOut { task_arn };
             track(
                 ctx,
@@ -89,7 +90,7 @@ pub async fn advance(
             .await?;
             return Err(err);
         }
-        let status = task.last_status.clone().unwrap_or_default();
+        let status = &task.last_status;
         return Ok(Progress::Running(format!(
             "{} task {task_arn} is {status}",
             run.task.words()
@@ -140,7 +141,12 @@ pub async fn advance_production(
 async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Task> {
     let config = &deployment.config;
     let started_by = started_by(deployment, run.task);
-    let task = match ecs::find_task(ctx, &config.cluster, &started_by).await? {
+    let task = match ctx
+        .ports
+        .compute
+        .find_task(&config.cluster, &started_by)
+        .await?
+    {
         Some(task) => task,
         None if tracked(deployment, run.task).is_some() => {
             // Recorded as started, but ECS no longer knows it: starting another could run the
@@ -156,20 +162,23 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
         }
         None => {
             let target = deployment.target_slot()?;
-            let started = ecs::run_task(
-                ctx,
-                OneOff {
-                    cluster: &config.cluster,
-                    network_of: &config.slots.get(target).service,
-                    task_definition: run.task_definition,
-                    container: &config.container,
-                    command: run.command,
+            let started = ctx
+                .ports
+                .compute
+                .run_task(&OneOff {
+                    cluster: config.cluster.clone(),
+                    network_of: config.slots.get(target).service.clone(),
+                    task_definition: run.task_definition.to_owned(),
+                    container: config.container.clone(),
+                    command: run.command.to_vec(),
                     env: run.env.clone(),
-                    started_by: &started_by,
+                    // One task per deployment and kind, whatever happens to the answer (the
+                    // startedBy lookup above cannot see a task ECS has not listed yet).
+                    client_token: started_by.clone(),
+                    started_by: started_by.clone(),
                     tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
-                },
-            )
-            .await?;
+                })
+                .await?;
             started.map_err(|reason| StepError::MigrationFailed {
                 exit_code: None,
                 reason: format!("{}: {reason}", run.task.words()),
@@ -177,7 +186,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
             })?
         }
     };
-    let arn = task.task_arn.clone().unwrap_or_default();
+    let arn = task.arn.clone();
     let change = match run.task {
         MigrationTask::OnClone if deployment.rehearsal_task_arn.as_deref() != Some(&arn) => {
             Some(Change::new().rehearsal_task_arn(&arn))
@@ -228,7 +237,7 @@ async fn track(
     if kind == MigrationTask::OnClone {
         return Ok(());
     }
-    let arn = task.task_arn.clone().unwrap_or_default();
+    let arn = task.arn.clone();
     let started_at = tracked(deployment, kind)
         .map(|t| t.started_at)
         .unwrap_or_else(|| ctx.now());
@@ -260,23 +269,50 @@ pub fn deadline_of(deployment: &Deployment, at: DateTime<Utc>) -> DateTime<Utc> 
     at + Duration::seconds(timeout as i64)
 }
 
+/// The deployment's migration tasks (on the clone, on production, rollback) that ECS does not
+/// report stopped, as `the <kind> <task ARN>`.
+pub async fn still_running(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
+    let mut running = Vec::new();
+    for kind in [
+        MigrationTask::OnClone,
+        MigrationTask::Production,
+        MigrationTask::Rollback,
+    ] {
+        if let Some(task) = ctx
+            .ports
+            .compute
+            .find_task(&deployment.config.cluster, &started_by(deployment, kind))
+            .await?
+            && !task.is_stopped()
+        {
+            running.push(format!("the {} {}", kind.words(), task.arn));
+        }
+    }
+    Ok(running)
+}
+
 /// Stops the deployment's migration tasks that still run (abort). A production migration
 /// stopped here is recorded as failed: it may have partly applied.
 pub async fn stop_running(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
     let mut stopped = Vec::new();
     for kind in [MigrationTask::OnClone, MigrationTask::Production] {
         let started_by = started_by(deployment, kind);
-        if let Some(task) = ecs::find_task(ctx, &deployment.config.cluster, &started_by).await?
-            && task.last_status.as_deref() != Some("STOPPED")
+        if let Some(task) = ctx
+            .ports
+            .compute
+            .find_task(&deployment.config.cluster, &started_by)
+            .await?
+            && !task.is_stopped()
         {
-            let arn = task.task_arn.clone().unwrap_or_default();
-            ecs::stop_task(
-                ctx,
-                &deployment.config.cluster,
-                &arn,
-                "bluegreen: deployment aborted",
-            )
-            .await?;
+            let arn = task.arn.clone();
+            ctx.ports
+                .compute
+                .stop_task(
+                    &deployment.config.cluster,
+                    &arn,
+                    "bluegreen: deployment aborted",
+                )
+                .await?;
             track(
                 ctx,
                 deployment,
@@ -294,25 +330,15 @@ pub async fn stop_running(ctx: &Context, deployment: &Deployment) -> StepResult<
 
 /// Where the task's migration container logged, if it uses awslogs.
 async fn task_log(ctx: &Context, deployment: &Deployment, task: &Task) -> Option<LogLocation> {
-    let task_id = task.task_arn.as_deref()?.rsplit('/').next()?;
-    task_log_of(ctx, task, &deployment.config.container, task_id).await
+    task_log_of(ctx, task, &deployment.config.container, task.id()).await
 }
 
 /// Success means: stopped because the essential container exited, with exit code 0.
 async fn outcome(ctx: &Context, deployment: &Deployment, task: &Task) -> StepResult<()> {
     let container_name = &deployment.config.container;
-    let container = task
-        .containers
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|c| c.name.as_deref() == Some(container_name.as_str()));
+    let container = task.containers.iter().find(|c| c.name == *container_name);
     let exit_code = container.and_then(|c| c.exit_code);
-    let stop_code = task
-        .stop_code
-        .as_ref()
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default();
+    let stop_code = task.stop_code.clone().unwrap_or_default();
     let essential_exit = stop_code.is_empty() || stop_code == "EssentialContainerExited";
     if essential_exit && exit_code == Some(0) {
         return Ok(());
@@ -329,12 +355,7 @@ async fn outcome(ctx: &Context, deployment: &Deployment, task: &Task) -> StepRes
     if exit_code.is_none() {
         reason.push_str(" — the container reported no exit code");
     }
-    let task_id = task
-        .task_arn
-        .as_deref()
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default();
-    let log_location = log_location(ctx, task, container_name, task_id).await;
+    let log_location = log_location(ctx, task, container_name, task.id()).await;
     Err(StepError::MigrationFailed {
         exit_code,
         reason,
@@ -364,20 +385,21 @@ async fn task_log_of(
     container: &str,
     task_id: &str,
 ) -> Option<LogLocation> {
-    let td = task.task_definition_arn.as_deref()?;
-    let (definition, _) = ecs::describe_task_definition(ctx, td).await.ok()?;
-    let log = definition
-        .container_definitions?
-        .into_iter()
-        .find(|c| c.name.as_deref() == Some(container))?
-        .log_configuration?;
-    if log.log_driver.as_str() != "awslogs" {
+    let definition = ecs::describe_task_definition(ctx, &task.task_definition)
+        .await
+        .ok()?;
+    let (driver, options) = definition.container(container)?.log.clone()?;
+    if driver != "awslogs" {
         return None;
     }
-    let options = log.options.unwrap_or_default();
-    let group = options.get("awslogs-group")?.clone();
-    let stream = options
-        .get("awslogs-stream-prefix")
-        .map(|prefix| format!("{prefix}/{container}/{task_id}"));
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let group = option("awslogs-group")?;
+    let stream =
+        option("awslogs-stream-prefix").map(|prefix| format!("{prefix}/{container}/{task_id}"));
     Some(LogLocation { group, stream })
 }

@@ -9,12 +9,10 @@
 //! (a shared channel) gets no links, only the console page. Task tokens and the signing key
 //! never appear in any message.
 
-use aws_sdk_sns::types::MessageAttributeValue;
-use tracing::warn;
-
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::links::{self, LinkClaims};
+use crate::ports::notifications::Message;
 use crate::record::{ApprovalState, Deployment};
 use crate::text;
 
@@ -193,14 +191,6 @@ pub async fn config_invalid(
     Ok(sent)
 }
 
-fn attribute(value: &str) -> StepResult<MessageAttributeValue> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| StepError::Internal(format!("SNS message attribute: {e}")))
-}
-
 /// Publishes about `(service, deployment id)`.
 async fn publish(
     ctx: &Context,
@@ -219,53 +209,40 @@ async fn publish(
         .chars()
         .take(100)
         .collect();
-    let mut request = ctx
-        .sns
-        .publish()
-        .topic_arn(topic)
-        .subject(subject)
-        .message(text::lines(body))
-        .message_attributes("deployment_id", attribute(deployment_id)?)
-        .message_attributes("service", attribute(service)?)
-        .message_attributes("kind", attribute(notice.kind())?);
+    let mut attributes = vec![
+        ("deployment_id".to_owned(), deployment_id.to_owned()),
+        ("service".to_owned(), service.to_owned()),
+        ("kind".to_owned(), notice.kind().to_owned()),
+    ];
     if let Some(approver) = approver {
-        request = request.message_attributes("approver", attribute(approver)?);
+        attributes.push(("approver".to_owned(), approver.to_owned()));
     }
-    request
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("sns:Publish", e))?;
+    let message = Message {
+        subject,
+        body: text::lines(body).into_owned(),
+        attributes,
+    };
+    ctx.ports.notifications.publish(topic, &message).await?;
     Ok(true)
 }
 
 /// Posts `{"text": …}` to the webhook. A failed post is logged and dropped: a chat message
 /// must never fail or repeat a deployment step. The URL is a credential and is not logged.
-/// A chat webhook that does not answer in this time is given up on: it is best effort, and a
-/// step must not spend its Lambda time on it.
-const WEBHOOK_TIMEOUT_SECONDS: u64 = 5;
-
 async fn post_webhook(ctx: &Context, message: &str) {
     let Some(url) = ctx.settings.webhook_url.as_deref() else {
         return;
     };
-    let result = ctx
-        .http()
-        .post(url)
-        .timeout(std::time::Duration::from_secs(WEBHOOK_TIMEOUT_SECONDS))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::json!({ "text": text::lines(message) }).to_string())
-        .send()
-        .await
-        .and_then(|r| r.error_for_status());
-    if let Err(e) = result {
-        warn!(status = ?e.status(), "the notification webhook did not accept the message");
-    }
+    ctx.ports
+        .notifications
+        .post_webhook(url, &text::lines(message))
+        .await;
 }
 
 /// Creates the notification topic `name`, or finds it (SNS answers the existing topic's ARN
 /// for a repeat). For `bluegreen init --local`; in an account the stack owns it.
 pub async fn create_topic(ctx: &Context, name: &str) -> StepResult<String> {
     let out = ctx
+        .sdk()?
         .sns
         .create_topic()
         .name(name)
@@ -278,6 +255,7 @@ pub async fn create_topic(ctx: &Context, name: &str) -> StepResult<String> {
 /// Whether the topic exists.
 pub async fn topic_exists(ctx: &Context, topic_arn: &str) -> StepResult<bool> {
     match ctx
+        .sdk()?
         .sns
         .get_topic_attributes()
         .topic_arn(topic_arn)

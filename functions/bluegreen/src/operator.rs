@@ -179,15 +179,23 @@ async fn roll_back(
     ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
     done.push(format!("{bad_name} scaled to 0"));
     let detail = format!("manual rollback by {operator}: {}", done.join("; "));
-    Records::new(ctx)
-        .update(
+    // The one change of an ended record: a success becomes a rollback, once.
+    let rolled_back = Records::new(ctx)
+        .update_while(
             &deployment.deployment_id,
+            Status::Succeeded,
             Change::new()
                 .status(Status::RolledBack)
                 .failure(&format!("manually rolled back by {operator}"))
                 .log(STEP, StepOutcome::Succeeded, detail.clone(), ctx.now()),
         )
         .await?;
+    if !rolled_back {
+        return Err(StepError::RollbackRefused(format!(
+            "{} is no longer the succeeded deployment (rolled back meanwhile?)",
+            deployment.deployment_id
+        )));
+    }
     if let Err(e) = notify::outcome(ctx, deployment, Notice::RolledBack, &detail).await {
         warn!(error = %e, "could not publish the manual rollback");
     }
@@ -226,8 +234,8 @@ pub struct Unlocked {
 
 /// Releases `service`'s lock held by a deployment that has ended — typically one that ended
 /// needing attention (a failed rollback migration, a clone a running slot uses), once a person
-/// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress:
-/// its execution releases the lock itself. The release is recorded on the holder's timeline.
+/// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress
+/// (its execution releases the lock itself) or one of its migration tasks still runs. The release is recorded on the holder's timeline.
 pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<Unlocked> {
     let locks = Locks::new(ctx);
     let lock = locks
@@ -251,11 +259,21 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
             )));
         }
         Ok(holder) => {
+            // The next deployment would migrate the same database while this one's migration
+            // (its rollback, typically) still runs. Found by the simulator (seed 2532).
+            let running = crate::migration::still_running(ctx, &holder).await?;
+            if !running.is_empty() {
+                return Err(StepError::UnlockRefused(format!(
+                    "{} of {} still runs; wait until it has stopped (or stop it), then unlock",
+                    running.join(" and "),
+                    holder.deployment_id
+                )));
+            }
             let reason = lock
                 .needs_attention
                 .as_deref()
                 .unwrap_or("no reason recorded");
-            Records::new(ctx)
+            let noted = Records::new(ctx)
                 .update(
                     &holder.deployment_id,
                     Change::new().log(
@@ -265,7 +283,13 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
                         ctx.now(),
                     ),
                 )
-                .await?;
+                .await;
+            match noted {
+                // A holder that ended without releasing the lock keeps its record as it ended;
+                // the release is logged with the operator below.
+                Ok(()) | Err(StepError::DeploymentEnded { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         // A lock whose holder has no record (a manual rollback's, say) is released as it is.
         Err(StepError::DeploymentNotFound(_)) => {}

@@ -8,17 +8,16 @@
 //! status, and all records newest first. Nothing here scans, so `history`, `status` and the
 //! console cost the same with ten records or ten million.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_dynamo::{AttributeValue, Item};
 
 use crate::config::ServiceConfig;
 use crate::context::Context;
-use crate::error::{Conditional, StepError, StepResult, conditional, in_table};
+use crate::error::{StepError, StepResult};
 use crate::event::Image;
+use crate::ports::tables::{Cond, Path, Query, Returns, Update, Write, WriteOp, Written};
 use crate::slot::Slot;
 use crate::tables::{self, Index};
 
@@ -637,55 +636,23 @@ impl Change {
     }
 }
 
-/// A [`Change`] as a DynamoDB update expression with its placeholders.
-struct UpdateExpression {
-    expression: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
 impl Change {
-    /// The update expression for this change, bumping `updated_at` to `now`. Every name goes
-    /// through a placeholder, so no field can collide with a DynamoDB reserved word.
-    fn into_expression(self, now: DateTime<Utc>) -> UpdateExpression {
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
-        values.insert(
-            ":updated_at".to_owned(),
+    /// The change as typed updates, bumping `updated_at` to `now`.
+    fn into_updates(self, now: DateTime<Utc>) -> Vec<Update> {
+        let mut updates = vec![Update::Set(
+            Path::of("updated_at"),
             serde_dynamo::to_attribute_value(now).expect("time serialises"),
-        );
-        for (i, (field, value)) in self.sets.into_iter().enumerate() {
-            // `a.b` names a nested attribute: one placeholder per part.
-            let path: Vec<String> = field
-                .split('.')
-                .enumerate()
-                .map(|(j, part)| {
-                    names.insert(format!("#f{i}_{j}"), part.to_owned());
-                    format!("#f{i}_{j}")
-                })
-                .collect();
-            values.insert(format!(":v{i}"), value);
-            sets.push(format!("{} = :v{i}", path.join(".")));
+        )];
+        for (field, value) in self.sets {
+            updates.push(Update::Set(Path::of(&field), value));
         }
         if let Some(entry) = self.entry {
-            names.insert("#timeline".to_owned(), "timeline".to_owned());
-            values.insert(
-                ":entry".to_owned(),
-                AttributeValue::L(vec![
-                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
-                ]),
-            );
-            values.insert(":empty".to_owned(), AttributeValue::L(vec![]));
-            sets.push("#timeline = list_append(if_not_exists(#timeline, :empty), :entry)".into());
+            updates.push(Update::Append(
+                Path::of("timeline"),
+                vec![serde_dynamo::to_attribute_value(entry).expect("entry serialises")],
+            ));
         }
-        let expression = format!("SET {}", sets.join(", "));
-        UpdateExpression {
-            expression,
-            names,
-            values,
-        }
+        updates
     }
 }
 
@@ -704,11 +671,6 @@ pub struct RecordedDecision<'a> {
     pub link_nonce: Option<&'a str>,
 }
 
-/// `awaiting_approval`, as stored.
-fn awaiting_approval() -> AttributeValue {
-    status_value(Status::AwaitingApproval)
-}
-
 fn status_value(status: Status) -> AttributeValue {
     serde_dynamo::to_attribute_value(status).expect("status serialises")
 }
@@ -716,6 +678,16 @@ fn status_value(status: Status) -> AttributeValue {
 /// Reads and writes deployment records.
 pub struct Records<'a> {
     ctx: &'a Context,
+}
+
+/// The record's key.
+fn key(deployment_id: &str) -> Item {
+    let mut key = Item::default();
+    key.insert(
+        "deployment_id".into(),
+        AttributeValue::S(deployment_id.to_owned()),
+    );
+    key
 }
 
 impl<'a> Records<'a> {
@@ -731,71 +703,49 @@ impl<'a> Records<'a> {
     /// Creates the record unless one with the same id exists; returns the stored record either
     /// way, so a retried prepare sees what the first attempt wrote.
     pub async fn create(&self, deployment: &Deployment) -> StepResult<Deployment> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(deployment).expect("deployment serialises");
-        let result = self
+        let item: Item = serde_dynamo::to_item(deployment).expect("deployment serialises");
+        let written = self
             .ctx
-            .dynamodb
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(deployment_id)")
-            .send()
-            .await;
-        match conditional("dynamodb:PutItem", result).map_err(|e| in_table(e, self.table()))? {
-            Conditional::Written(_) => Ok(deployment.clone()),
-            Conditional::ConditionFailed => self.get(&deployment.deployment_id).await,
+            .ports
+            .tables
+            .write(
+                Write {
+                    table: self.table().to_owned(),
+                    key: key(&deployment.deployment_id),
+                    op: WriteOp::Put(item),
+                    condition: Some(Cond::absent("deployment_id")),
+                },
+                Returns::Nothing,
+            )
+            .await?;
+        match written {
+            Written::Applied(_) => Ok(deployment.clone()),
+            Written::ConditionFailed => self.get(&deployment.deployment_id).await,
         }
     }
 
     /// The task token the approval wait stored (`None` when there is none). Read on its own,
     /// so it never travels inside a [`Deployment`].
     pub async fn task_token(&self, deployment_id: &str) -> StepResult<Option<String>> {
-        self.string_attribute(deployment_id, TASK_TOKEN).await
-    }
-
-    /// One string attribute written outside the [`Deployment`] type (the task token), read
-    /// consistently; `None` when absent.
-    async fn string_attribute(
-        &self,
-        deployment_id: &str,
-        name: &str,
-    ) -> StepResult<Option<String>> {
         Ok(self
-            .item(deployment_id, Some(name))
-            .await?
-            .and_then(|item| item.get(name)?.as_s().ok().cloned()))
-    }
-
-    /// The record's item (only the attribute `only`, when given), read consistently.
-    async fn item(
-        &self,
-        deployment_id: &str,
-        only: Option<&str>,
-    ) -> StepResult<Option<HashMap<String, AttributeValue>>> {
-        let mut request = self
             .ctx
-            .dynamodb
-            .get_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .consistent_read(true);
-        if let Some(name) = only {
-            request = request
-                .projection_expression("#attribute")
-                .expression_attribute_names("#attribute", name);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| in_table(StepError::from_sdk("dynamodb:GetItem", e), self.table()))?;
-        Ok(out.item)
+            .ports
+            .tables
+            .get(self.table(), &key(deployment_id), Some(&[TASK_TOKEN]))
+            .await?
+            .and_then(|item| match item.get(TASK_TOKEN) {
+                Some(AttributeValue::S(token)) => Some(token.clone()),
+                _ => None,
+            }))
     }
 
     /// Reads a record; [`StepError::DeploymentNotFound`] if there is none.
     pub async fn get(&self, deployment_id: &str) -> StepResult<Deployment> {
         let item = self
-            .item(deployment_id, None)
+            .ctx
+            .ports
+            .tables
+            .get(self.table(), &key(deployment_id), None)
             .await?
             .ok_or_else(|| StepError::DeploymentNotFound(deployment_id.to_owned()))?;
         serde_dynamo::from_item(item).map_err(|e| {
@@ -805,22 +755,35 @@ impl<'a> Records<'a> {
         })
     }
 
-    /// Applies a change to an existing record and bumps `updated_at`.
+    /// Applies a change to an existing record that has not ended, and bumps `updated_at`. An
+    /// ended record (superseded, succeeded, aborted, rolled back) is never changed by it: a step
+    /// still in flight when an abort ended its deployment gets [`StepError::DeploymentEnded`]
+    /// instead of writing over the ending. A record that needs attention can still be changed
+    /// (an operator's retry resumes it). Found by the simulator (seed 1169): a launch in flight
+    /// wrote `preparing` over an operator's abort.
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
+        let not_ended = Cond::And(
+            [
+                Status::Superseded,
+                Status::Succeeded,
+                Status::Aborted,
+                Status::RolledBack,
+            ]
+            .into_iter()
+            .map(|s| Cond::Ne(Path::of("status"), status_value(s)))
+            .collect(),
+        );
         if self
-            .update_if(
-                deployment_id,
-                change,
-                "attribute_exists(deployment_id)",
-                &[],
-                &[],
-            )
+            .update_if(deployment_id, change, Some(not_ended))
             .await?
         {
-            Ok(())
-        } else {
-            Err(StepError::DeploymentNotFound(deployment_id.to_owned()))
+            return Ok(());
         }
+        let current = self.get(deployment_id).await?;
+        Err(StepError::DeploymentEnded {
+            id: deployment_id.to_owned(),
+            status: current.status.to_string(),
+        })
     }
 
     /// Applies `change` only while the record's status is `status`. `Ok(false)` when it is
@@ -832,62 +795,37 @@ impl<'a> Records<'a> {
         status: Status,
         change: Change,
     ) -> StepResult<bool> {
-        self.update_if(
-            deployment_id,
-            change,
-            "#status = :status",
-            &[("#status", "status")],
-            &[(":status", status_value(status))],
-        )
-        .await
+        self.update_if(deployment_id, change, Some(status_is(status)))
+            .await
     }
 
-    /// Applies `change` only while `condition` holds (placeholders in `names` and `values`,
-    /// which must not start with `#f`, `#r`, `:v` or name `:updated_at`/`:entry`/`:empty`).
-    /// `Ok(false)` when the condition did not hold (nothing written).
+    /// The write that applies `change` to an existing record, only if `condition` holds too.
+    fn write_of(&self, deployment_id: &str, change: Change, condition: Option<Cond>) -> Write {
+        let exists = Cond::exists("deployment_id");
+        Write {
+            table: self.table().to_owned(),
+            key: key(deployment_id),
+            op: WriteOp::Update(change.into_updates(self.ctx.now())),
+            condition: Some(match condition {
+                Some(condition) => Cond::And(vec![exists, condition]),
+                None => exists,
+            }),
+        }
+    }
+
+    /// Applies `change` only while `condition` holds. `Ok(false)` when it did not (nothing
+    /// written).
     async fn update_if(
         &self,
         deployment_id: &str,
         change: Change,
-        condition: &str,
-        names: &[(&str, &str)],
-        values: &[(&str, AttributeValue)],
+        condition: Option<Cond>,
     ) -> StepResult<bool> {
-        let mut written = change.into_expression(self.ctx.now());
-        for (placeholder, name) in names {
-            written
-                .names
-                .insert((*placeholder).to_owned(), (*name).to_owned());
-        }
-        for (placeholder, value) in values {
-            written
-                .values
-                .insert((*placeholder).to_owned(), value.clone());
-        }
-        let result = self
-            .update_request(deployment_id)
-            .update_expression(written.expression)
-            .condition_expression(format!("attribute_exists(deployment_id) AND ({condition})"))
-            .set_expression_attribute_names(Some(written.names))
-            .set_expression_attribute_values(Some(written.values))
-            .send()
-            .await;
+        let write = self.write_of(deployment_id, change, condition);
         Ok(matches!(
-            conditional("dynamodb:UpdateItem", result).map_err(|e| in_table(e, self.table()))?,
-            Conditional::Written(_)
+            self.ctx.ports.tables.write(write, Returns::Nothing).await?,
+            Written::Applied(_)
         ))
-    }
-
-    /// An UpdateItem of one record, before its expressions.
-    fn update_request(
-        &self,
-        deployment_id: &str,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
     }
 
     /// Records a person's decision once: only while the deployment awaits approval and nothing
@@ -904,46 +842,53 @@ impl<'a> Records<'a> {
                 .map(|v| AttributeValue::S(v.to_owned()))
                 .unwrap_or(AttributeValue::Null(true))
         };
-        let at = serde_dynamo::to_attribute_value(entry.at).expect("time serialises");
-        let result = self
-            .update_request(deployment_id)
-            .update_expression(
-                "SET approval.decision = :d, approval.approver = :who, approval.decided_at = :at, \
-                 approval.reason = :why, approval.channel = :ch, approval.link_nonce = :nonce, \
-                 updated_at = :at, timeline = list_append(timeline, :entry)",
-            )
-            .condition_expression("#status = :waiting AND attribute_not_exists(approval.decision)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(
-                ":d",
+        let at: AttributeValue =
+            serde_dynamo::to_attribute_value(entry.at).expect("time serialises");
+        let set = |field: &str, value: AttributeValue| Update::Set(Path::of(field), value);
+        let updates = vec![
+            set(
+                "approval.decision",
                 serde_dynamo::to_attribute_value(decision.verdict).expect("verdict serialises"),
-            )
-            .expression_attribute_values(":who", AttributeValue::S(decision.approver.to_owned()))
-            .expression_attribute_values(":at", at)
-            .expression_attribute_values(":why", optional(decision.reason))
-            .expression_attribute_values(":ch", AttributeValue::S(decision.channel.to_owned()))
-            .expression_attribute_values(":nonce", optional(decision.link_nonce))
-            .expression_attribute_values(":waiting", awaiting_approval())
-            .expression_attribute_values(
-                ":entry",
-                AttributeValue::L(vec![
-                    serde_dynamo::to_attribute_value(entry).expect("entry serialises"),
-                ]),
-            )
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match conditional("dynamodb:UpdateItem", result).map_err(|e| in_table(e, self.table()))? {
-            Conditional::Written(out) => Ok(Some(
-                out.attributes
-                    .and_then(|a| a.get(TASK_TOKEN).and_then(|t| t.as_s().ok()).cloned())
-                    .ok_or_else(|| {
-                        StepError::NotAwaitingApproval(
-                            "no task token stored for this deployment".into(),
-                        )
-                    })?,
+            ),
+            set(
+                "approval.approver",
+                AttributeValue::S(decision.approver.to_owned()),
+            ),
+            set("approval.decided_at", at.clone()),
+            set("approval.reason", optional(decision.reason)),
+            set(
+                "approval.channel",
+                AttributeValue::S(decision.channel.to_owned()),
+            ),
+            set("approval.link_nonce", optional(decision.link_nonce)),
+            set("updated_at", at),
+            Update::Append(
+                Path::of("timeline"),
+                vec![serde_dynamo::to_attribute_value(entry).expect("entry serialises")],
+            ),
+        ];
+        let write = Write {
+            table: self.table().to_owned(),
+            key: key(deployment_id),
+            op: WriteOp::Update(updates),
+            condition: Some(Cond::And(vec![
+                status_is(Status::AwaitingApproval),
+                Cond::absent("approval.decision"),
+            ])),
+        };
+        match self.ctx.ports.tables.write(write, Returns::New).await? {
+            Written::Applied(item) => Ok(Some(
+                item.and_then(|a| match a.get(TASK_TOKEN) {
+                    Some(AttributeValue::S(token)) => Some(token.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    StepError::NotAwaitingApproval(
+                        "no task token stored for this deployment".into(),
+                    )
+                })?,
             )),
-            Conditional::ConditionFailed => Ok(None),
+            Written::ConditionFailed => Ok(None),
         }
     }
 
@@ -968,26 +913,19 @@ impl<'a> Records<'a> {
         self.update_if(
             deployment_id,
             change,
-            "#status = :waiting AND attribute_exists(approval) AND attribute_not_exists(approval.decision)",
-            &[("#status", "status")],
-            &[(":waiting", awaiting_approval())],
+            Some(Cond::And(vec![
+                status_is(Status::AwaitingApproval),
+                Cond::exists("approval"),
+                Cond::absent("approval.decision"),
+            ])),
         )
         .await
     }
 
-    /// The write [`Records::update`] makes, as one item of a DynamoDB transaction (the lock
+    /// The write [`Records::update`] makes, to go in one transaction with another (the lock
     /// release that ends a deployment writes its record in the same transaction).
-    pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> StepResult<Update> {
-        let written = change.into_expression(self.ctx.now());
-        Update::builder()
-            .table_name(self.table())
-            .key("deployment_id", AttributeValue::S(deployment_id.to_owned()))
-            .update_expression(written.expression)
-            .condition_expression("attribute_exists(deployment_id)")
-            .set_expression_attribute_names(Some(written.names))
-            .set_expression_attribute_values(Some(written.values))
-            .build()
-            .map_err(|e| StepError::Internal(format!("the record write is incomplete: {e}")))
+    pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> Write {
+        self.write_of(deployment_id, change, None)
     }
 
     /// Up to `limit` records of `service`, newest first (the `by_service` index).
@@ -1069,24 +1007,18 @@ impl<'a> Records<'a> {
         enough: impl Fn(&[Deployment]) -> bool,
     ) -> StepResult<Vec<Deployment>> {
         let mut found = Vec::new();
-        let mut start = None;
+        let mut query = Query {
+            table: self.table().to_owned(),
+            index: Some(index.name.to_owned()),
+            partition: (index.hash.to_owned(), AttributeValue::S(value.to_owned())),
+            descending: true,
+            limit: Some(QUERY_PAGE),
+            start_after: None,
+            consistent: false,
+        };
         loop {
-            let out = self
-                .ctx
-                .dynamodb
-                .query()
-                .table_name(self.table())
-                .index_name(index.name)
-                .key_condition_expression("#key = :value")
-                .expression_attribute_names("#key", index.hash)
-                .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
-                .scan_index_forward(false)
-                .limit(QUERY_PAGE)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| in_table(StepError::from_sdk("dynamodb:Query", e), self.table()))?;
-            for item in out.items.unwrap_or_default() {
+            let page = self.ctx.ports.tables.query(&query).await?;
+            for item in page.items {
                 found.push(serde_dynamo::from_item(item).map_err(|e| {
                     StepError::RecordInvalid(format!("unreadable deployment record: {e}"))
                 })?);
@@ -1094,16 +1026,21 @@ impl<'a> Records<'a> {
                     return Ok(found);
                 }
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
+            query.start_after = page.last_key;
+            if query.start_after.is_none() {
                 return Ok(found);
             }
         }
     }
 }
 
+/// `status = <status>`, as stored.
+fn status_is(status: Status) -> Cond {
+    Cond::Eq(Path::of("status"), status_value(status))
+}
+
 /// Records a Query page asks for: a `history` screen, or the console's list, in one request.
-const QUERY_PAGE: i32 = 25;
+const QUERY_PAGE: usize = 25;
 
 /// The task token of a deployment awaiting approval. Kept apart from [`Deployment`] so it is
 /// never printed, logged or shown by anything that reads records.

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
+use crate::ports::compute::{RevisionOverlay, TaskDefinitionState};
 use crate::record::{Change, ClonePurpose, Deployment, Records};
 
 /// Which revision.
@@ -32,6 +33,52 @@ impl Purpose {
             Purpose::Production => "production",
         }
     }
+}
+
+/// What the revision for `purpose` changes in the live slot's `base`: the pushed image, and
+/// in `isolated` mode pre-prod's clone as the database setting.
+fn overlay(
+    deployment: &Deployment,
+    base: &TaskDefinitionState,
+    purpose: Purpose,
+) -> StepResult<RevisionOverlay> {
+    let config = &deployment.config;
+    if base.container(&config.container).is_none() {
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "container: {:?} is not a container of task definition {}",
+            config.container, base.arn
+        )]));
+    }
+    let mut overlay = RevisionOverlay {
+        images: vec![(config.container.clone(), deployment.image.pinned_uri())],
+        environment: Vec::new(),
+    };
+    if config.database.strategy == DbStrategy::Isolated {
+        let env = &config.database.endpoint_env;
+        if base.env_value(&config.container, env).is_none() {
+            // Without it, pre-prod would not use its clone and bluegreen could not tell which
+            // database production uses.
+            return Err(StepError::ConfigInvalid(vec![format!(
+                "database.endpoint_env: the live slot's task definition {} sets no {env} in \
+                 container {:?}",
+                base.arn, config.container
+            )]));
+        }
+        if purpose == Purpose::Preprod {
+            let endpoint = deployment
+                .clone_for(ClonePurpose::Preprod)
+                .and_then(|c| c.endpoint.clone())
+                .ok_or_else(|| {
+                    StepError::SyncFailed(
+                        "isolated mode: no clone endpoint; run sync DB first".into(),
+                    )
+                })?;
+            overlay
+                .environment
+                .push((config.container.clone(), env.clone(), endpoint));
+        }
+    }
+    Ok(overlay)
 }
 
 /// The revision for `purpose`, registered if it does not exist yet.
@@ -57,51 +104,20 @@ pub async fn ensure(
             kind: "task definition of the live slot",
             id: live_service.clone(),
         })?;
-    let (base, _) = ecs::describe_task_definition(ctx, &live_td).await?;
-    let family = base.family.clone().unwrap_or_default();
+    let base = ecs::describe_task_definition(ctx, &live_td).await?;
     let tags = vec![
         ecs::tag(TAG_MANAGED, "true"),
         ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
         ecs::tag(TAG_PURPOSE, purpose.as_str()),
     ];
-    let arn = match ecs::latest_revision_tagged(ctx, &family, &tags).await? {
+    let arn = match ecs::latest_revision_tagged(ctx, &base.family, &tags).await? {
         Some(arn) => arn,
         None => {
-            let mut containers = base.container_definitions.clone().unwrap_or_default();
-            let container = containers
-                .iter_mut()
-                .find(|c| c.name.as_deref() == Some(config.container.as_str()))
-                .ok_or_else(|| {
-                    StepError::ConfigInvalid(vec![format!(
-                        "container: {:?} is not a container of task definition {live_td}",
-                        config.container
-                    )])
-                })?;
-            container.image = Some(deployment.image.pinned_uri());
-            if config.database.strategy == DbStrategy::Isolated {
-                let env = &config.database.endpoint_env;
-                if ecs::env_value(&base, &config.container, env).is_none() {
-                    // Without it, pre-prod would not use its clone and bluegreen could not
-                    // tell which database production uses.
-                    return Err(StepError::ConfigInvalid(vec![format!(
-                        "database.endpoint_env: the live slot's task definition {live_td} \
-                         sets no {env} in container {:?}",
-                        config.container
-                    )]));
-                }
-                if purpose == Purpose::Preprod {
-                    let endpoint = deployment
-                        .clone_for(ClonePurpose::Preprod)
-                        .and_then(|c| c.endpoint.clone())
-                        .ok_or_else(|| {
-                            StepError::SyncFailed(
-                                "isolated mode: no clone endpoint; run sync DB first".into(),
-                            )
-                        })?;
-                    ecs::set_env(&mut container.environment, env, &endpoint);
-                }
-            }
-            ecs::register_revision(ctx, base, containers, tags).await?
+            let overlay = overlay(deployment, &base, purpose)?;
+            ctx.ports
+                .compute
+                .register_revision(&base.arn, &overlay, &tags)
+                .await?
         }
     };
     let mut registered = deployment.task_definitions.clone();

@@ -1,16 +1,12 @@
 //! Production and test routing: reading which slot is live from AWS (never from a cached
 //! flag) and moving traffic between slots, in listener mode (ALB) or DNS mode (Route 53).
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
-};
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, RrType};
-
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::ports::dns::WeightedRecord;
+use crate::ports::load_balancing::{Route, WeightedGroup};
 use crate::slot::Slot;
-use crate::{elb, route53};
 
 /// How production traffic is split between the slots right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +59,11 @@ pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResul
             production_rule_arn,
             ..
         } => {
-            let actions = match production_rule_arn {
-                Some(rule) => elb::rule_actions(ctx, rule).await?,
-                None => elb::listener_actions(ctx, production_listener_arn).await?,
+            let route = match production_rule_arn {
+                Some(rule) => Route::Rule(rule.clone()),
+                None => Route::Listener(production_listener_arn.clone()),
             };
-            weights_of(config, &actions)
+            weights_of(config, forward(ctx, &route).await?)
         }
         Traffic::Dns { .. } => read_dns(ctx, config).await,
     }
@@ -79,10 +75,8 @@ pub async fn read_test(ctx: &Context, config: &ServiceConfig) -> StepResult<Opti
         Traffic::Listener {
             test_listener_arn, ..
         } => {
-            let state = weights_of(
-                config,
-                &elb::listener_actions(ctx, test_listener_arn).await?,
-            )?;
+            let route = Route::Listener(test_listener_arn.clone());
+            let state = weights_of(config, forward(ctx, &route).await?)?;
             state.live().map(Some)
         }
         Traffic::Dns { .. } => Ok(None),
@@ -103,16 +97,11 @@ pub async fn set_production(
             production_rule_arn,
             ..
         } => {
-            match production_rule_arn {
-                Some(rule) => {
-                    let actions = elb::rule_actions(ctx, rule).await?;
-                    elb::set_rule_actions(ctx, rule, reweigh(config, actions, slot, percent)?)
-                        .await?;
-                }
-                None => {
-                    reweigh_listener(ctx, config, production_listener_arn, slot, percent).await?;
-                }
-            }
+            let route = match production_rule_arn {
+                Some(rule) => Route::Rule(rule.clone()),
+                None => Route::Listener(production_listener_arn.clone()),
+            };
+            reweigh(ctx, config, &route, slot, percent).await?;
             Ok(None)
         }
         Traffic::Dns { .. } => {
@@ -149,10 +138,13 @@ pub async fn set_production_verified(
         ..
     } = &config.traffic
     {
-        let defaults = elb::listener_actions(ctx, listener).await?;
-        if weights_of(config, &defaults).is_ok_and(|w| w.percent(slot) != percent) {
-            let reweighed = reweigh(config, defaults, slot, percent)?;
-            elb::set_listener_actions(ctx, listener, reweighed).await?;
+        let route = Route::Listener(listener.clone());
+        let defaults = ctx.ports.load_balancing.forward(&route).await?;
+        if defaults
+            .and_then(|groups| weights_of(config, groups).ok())
+            .is_some_and(|w| w.percent(slot) != percent)
+        {
+            reweigh(ctx, config, &route, slot, percent).await?;
         }
     }
     let after = read_production(ctx, config).await?;
@@ -177,7 +169,8 @@ pub async fn point_test_listener(
     } = &config.traffic
         && read_test(ctx, config).await? != Some(slot)
     {
-        reweigh_listener(ctx, config, test_listener_arn, slot, 100).await?;
+        let route = Route::Listener(test_listener_arn.clone());
+        reweigh(ctx, config, &route, slot, 100).await?;
     }
     Ok(())
 }
@@ -200,59 +193,54 @@ pub async fn set_dns_ttl(
 
 /// Whether a Route 53 change has propagated to all authoritative servers.
 pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
-    route53::change_in_sync(ctx, change_id).await
+    ctx.ports.dns.change_in_sync(change_id).await
 }
 
-/// Sends `percent` of a listener's forward action to `slot`, keeping its other actions.
-async fn reweigh_listener(
+/// The target groups of the route's forward action; no forward action is unexpected routing.
+async fn forward(ctx: &Context, route: &Route) -> StepResult<Vec<WeightedGroup>> {
+    ctx.ports
+        .load_balancing
+        .forward(route)
+        .await?
+        .ok_or_else(|| StepError::UnexpectedRouting("no forward action on the listener".into()))
+}
+
+/// Sends `percent` of the route's forward action to `slot` and the rest to the other slot,
+/// in one call (its other actions and its stickiness kept).
+async fn reweigh(
     ctx: &Context,
     config: &ServiceConfig,
-    listener_arn: &str,
+    route: &Route,
     slot: Slot,
     percent: i64,
 ) -> StepResult<()> {
-    let actions = elb::listener_actions(ctx, listener_arn).await?;
-    elb::set_listener_actions(ctx, listener_arn, reweigh(config, actions, slot, percent)?).await
-}
-
-/// The forward action of a listener or rule; other actions (authentication, …) are kept as
-/// they are by [`reweigh`].
-fn forward_action(actions: &[Action]) -> StepResult<&Action> {
-    actions
-        .iter()
-        .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
-        .ok_or_else(|| StepError::UnexpectedRouting("no forward action on the listener".into()))
+    let percent = percent.clamp(0, 100) as i32;
+    let mut groups = vec![(config.slots.get(slot).target_group_arn.clone(), percent)];
+    if percent < 100 {
+        groups.push((
+            config.slots.get(slot.other()).target_group_arn.clone(),
+            100 - percent,
+        ));
+    }
+    ctx.ports.load_balancing.set_forward(route, &groups).await
 }
 
 /// Maps a forward action's target groups to slot weights; a target group of neither slot
 /// taking traffic is an error.
-fn weights_of(config: &ServiceConfig, actions: &[Action]) -> StepResult<RouteState> {
-    let forward = forward_action(actions)?;
-    let tuples: Vec<(String, i64)> = match forward
-        .forward_config
-        .as_ref()
-        .and_then(|f| f.target_groups.as_ref())
-    {
-        Some(groups) if !groups.is_empty() => groups
-            .iter()
-            .map(|g| {
-                (
-                    g.target_group_arn.clone().unwrap_or_default(),
-                    // ALB treats a missing weight in a one-group forward as all traffic.
-                    g.weight
-                        .map(i64::from)
-                        .unwrap_or(if groups.len() == 1 { 1 } else { 0 }),
-                )
-            })
-            .collect(),
-        _ => vec![(forward.target_group_arn.clone().unwrap_or_default(), 1)],
-    };
+fn weights_of(config: &ServiceConfig, groups: Vec<WeightedGroup>) -> StepResult<RouteState> {
+    let single = groups.len() == 1;
     let mut state = RouteState {
         blue: 0,
         green: 0,
         ttl: None,
     };
-    for (arn, weight) in tuples {
+    for group in groups {
+        // ALB treats a missing weight in a one-group forward as all traffic.
+        let weight = group
+            .weight
+            .map(i64::from)
+            .unwrap_or(if single { 1 } else { 0 });
+        let arn = group.target_group_arn;
         if arn == config.slots.blue.target_group_arn {
             state.blue += weight;
         } else if arn == config.slots.green.target_group_arn {
@@ -264,49 +252,6 @@ fn weights_of(config: &ServiceConfig, actions: &[Action]) -> StepResult<RouteSta
         }
     }
     Ok(state)
-}
-
-/// Rewrites the forward action to send `percent` to `slot` and the rest to the other slot.
-fn reweigh(
-    config: &ServiceConfig,
-    actions: Vec<Action>,
-    slot: Slot,
-    percent: i64,
-) -> StepResult<Vec<Action>> {
-    forward_action(&actions)?;
-    let percent = percent.clamp(0, 100) as i32;
-    let tuple = |s: Slot, weight: i32| {
-        TargetGroupTuple::builder()
-            .target_group_arn(&config.slots.get(s).target_group_arn)
-            .weight(weight)
-            .build()
-    };
-    Ok(actions
-        .into_iter()
-        .map(|action| {
-            if action.r#type != Some(ActionTypeEnum::Forward) {
-                return action;
-            }
-            let stickiness = action
-                .forward_config
-                .as_ref()
-                .and_then(|f| f.target_group_stickiness_config.clone());
-            let mut groups = vec![tuple(slot, percent)];
-            if percent < 100 {
-                groups.push(tuple(slot.other(), 100 - percent));
-            }
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .set_order(action.order)
-                .forward_config(
-                    ForwardActionConfig::builder()
-                        .set_target_groups(Some(groups))
-                        .set_target_group_stickiness_config(stickiness)
-                        .build(),
-                )
-                .build()
-        })
-        .collect())
 }
 
 fn dns_names(config: &ServiceConfig) -> StepResult<(&str, &str)> {
@@ -322,11 +267,6 @@ fn dns_names(config: &ServiceConfig) -> StepResult<(&str, &str)> {
     }
 }
 
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
 async fn read_dns(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
     let (zone, name) = dns_names(config)?;
     let mut state = RouteState {
@@ -335,8 +275,7 @@ async fn read_dns(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteStat
         ttl: None,
     };
     let mut found = [false, false];
-    let records =
-        route53::record_sets(ctx, zone, name, RrType::Cname, |n| same_name(n, name)).await?;
+    let records = ctx.ports.dns.cname_records(zone, name).await?;
     for record in &records {
         for (i, slot) in Slot::ALL.into_iter().enumerate() {
             if record.set_identifier.as_deref() == config.slots.get(slot).set_identifier.as_deref()
@@ -368,20 +307,22 @@ async fn upsert_dns(
 ) -> StepResult<String> {
     let (zone, name) = dns_names(config)?;
     let percent = percent.clamp(0, 100);
-    let record = |s: Slot, weight: i64| -> StepResult<Change> {
+    let record = |s: Slot, weight: i64| {
         let slot_config = config.slots.get(s);
-        let value = slot_config.record_value.clone().unwrap_or_default();
-        let set = slot_config.set_identifier.clone().unwrap_or_default();
-        route53::change(
-            ChangeAction::Upsert,
-            route53::weighted(name, &set, weight, &value, ttl)?,
-        )
+        WeightedRecord {
+            name: name.to_owned(),
+            set_identifier: Some(slot_config.set_identifier.clone().unwrap_or_default()),
+            weight: Some(weight),
+            ttl: Some(ttl),
+            value: slot_config.record_value.clone().unwrap_or_default(),
+        }
     };
-    let batch = ChangeBatch::builder()
-        .comment(format!("bluegreen: {percent}% to {slot}"))
-        .changes(record(slot, percent)?)
-        .changes(record(slot.other(), 100 - percent)?)
-        .build()
-        .map_err(|e| StepError::ConfigInvalid(vec![e.to_string()]))?;
-    route53::change_record_sets(ctx, zone, batch).await
+    ctx.ports
+        .dns
+        .upsert(
+            zone,
+            &[record(slot, percent), record(slot.other(), 100 - percent)],
+            &format!("bluegreen: {percent}% to {slot}"),
+        )
+        .await
 }

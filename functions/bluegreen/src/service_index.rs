@@ -15,16 +15,11 @@
 //! the old one after, and a parameter written by any other tool is indexed by the
 //! `index_config` function on SSM's change event (or `bluegreen config reindex`).
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-
-use aws_sdk_dynamodb::error::SdkError;
-use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_dynamo::{AttributeValue, Item};
 
 use crate::context::Context;
-use crate::error::{StepError, StepResult, in_table};
+use crate::error::StepResult;
+use crate::ports::tables::{Cond, Path, Query, Returns, Update, Write, WriteOp};
 
 const SERVICE_PARTITION: &str = "service";
 const CURSOR_PARTITION: &str = "cursor";
@@ -37,8 +32,19 @@ fn repository_partition(repository: &str) -> String {
     format!("repository#{repository}")
 }
 
-fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+fn key(pk: &str, sk: &str) -> Item {
+    let mut key = Item::default();
+    key.insert("pk".into(), s(pk));
+    key.insert("sk".into(), s(sk));
+    key
+}
+
+/// The string attribute `name` of `item`.
+fn text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
 }
 
 /// What the index knows of one service.
@@ -53,16 +59,16 @@ pub struct IndexedService {
 }
 
 impl IndexedService {
-    fn from_item(item: &HashMap<String, AttributeValue>) -> Option<Self> {
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    fn from_item(item: &Item) -> Option<Self> {
+        let mut repositories = match item.get("repositories") {
+            Some(AttributeValue::Ss(set)) => set.clone(),
+            _ => Vec::new(),
+        };
+        repositories.sort();
         Some(IndexedService {
-            service: text("sk")?,
-            repository: text("repository").unwrap_or_default(),
-            repositories: item
-                .get("repositories")
-                .and_then(|v| v.as_ss().ok())
-                .cloned()
-                .unwrap_or_default(),
+            service: text(item, "sk")?,
+            repository: text(item, "repository").unwrap_or_default(),
+            repositories,
         })
     }
 }
@@ -82,23 +88,13 @@ impl<'a> ServiceIndex<'a> {
         &self.ctx.settings.services_table
     }
 
-    fn error<E>(&self, operation: &'static str, e: SdkError<E, HttpResponse>) -> StepError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        in_table(StepError::from_sdk(operation, e), self.table())
-    }
-
     /// Every service indexed under `repository`, in name order (consistent reads: a config
     /// put a moment ago is seen).
     pub async fn watching(&self, repository: &str) -> StepResult<Vec<String>> {
         let items = self
             .query(&repository_partition(repository), None, None)
             .await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| item.get("sk")?.as_s().ok().cloned())
-            .collect())
+        Ok(items.iter().filter_map(|item| text(item, "sk")).collect())
     }
 
     /// Up to `limit` indexed services after `after` in name order (all of them from the
@@ -124,22 +120,17 @@ impl<'a> ServiceIndex<'a> {
     /// Records that `service` watches `repository` (the entry and the service's item, in one
     /// transaction). Writing what is already there changes nothing.
     pub async fn add(&self, service: &str, repository: &str) -> StepResult<()> {
-        let entry = Put::builder()
-            .table_name(self.table())
-            .set_item(Some(key(&repository_partition(repository), service)))
-            .build()
-            .map_err(|e| StepError::Internal(format!("index entry: {e}")))?;
-        let item = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(key(SERVICE_PARTITION, service)))
-            .update_expression("SET repository = :r ADD repositories :rs")
-            .expression_attribute_values(":r", s(repository))
-            .expression_attribute_values(":rs", AttributeValue::Ss(vec![repository.to_owned()]))
-            .build()
-            .map_err(|e| StepError::Internal(format!("index service item: {e}")))?;
+        let entry_key = key(&repository_partition(repository), service);
         self.transact(vec![
-            TransactWriteItem::builder().put(entry).build(),
-            TransactWriteItem::builder().update(item).build(),
+            self.write(entry_key.clone(), WriteOp::Put(entry_key), None),
+            self.write(
+                key(SERVICE_PARTITION, service),
+                WriteOp::Update(vec![
+                    Update::Set(Path::of("repository"), s(repository)),
+                    Update::AddToSet(Path::of("repositories"), vec![repository.to_owned()]),
+                ]),
+                None,
+            ),
         ])
         .await
         .map(|_| ())
@@ -148,25 +139,25 @@ impl<'a> ServiceIndex<'a> {
     /// Removes `service`'s entry under `repository`, unless `repository` is what the service
     /// watches now (a concurrent put moved it back). `Ok(false)` when it was kept.
     pub async fn forget_repository(&self, service: &str, repository: &str) -> StepResult<bool> {
-        let entry = Delete::builder()
-            .table_name(self.table())
-            .set_key(Some(key(&repository_partition(repository), service)))
-            .build()
-            .map_err(|e| StepError::Internal(format!("index entry: {e}")))?;
-        let item = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(key(SERVICE_PARTITION, service)))
-            .update_expression("DELETE repositories :rs")
-            // Kept when the service watches `repository` again, or is gone from the index
-            // (an Update would create its item again).
-            .condition_expression("attribute_exists(pk) AND repository <> :r")
-            .expression_attribute_values(":r", s(repository))
-            .expression_attribute_values(":rs", AttributeValue::Ss(vec![repository.to_owned()]))
-            .build()
-            .map_err(|e| StepError::Internal(format!("index service item: {e}")))?;
         self.transact(vec![
-            TransactWriteItem::builder().delete(entry).build(),
-            TransactWriteItem::builder().update(item).build(),
+            self.write(
+                key(&repository_partition(repository), service),
+                WriteOp::Delete,
+                None,
+            ),
+            self.write(
+                key(SERVICE_PARTITION, service),
+                WriteOp::Update(vec![Update::DeleteFromSet(
+                    Path::of("repositories"),
+                    vec![repository.to_owned()],
+                )]),
+                // Kept when the service watches `repository` again, or is gone from the index
+                // (an Update would create its item again).
+                Some(Cond::And(vec![
+                    Cond::exists("pk"),
+                    Cond::Ne(Path::of("repository"), s(repository)),
+                ])),
+            ),
         ])
         .await
     }
@@ -183,21 +174,17 @@ impl<'a> ServiceIndex<'a> {
             .chain([&known.repository])
             .filter(|r| !r.is_empty())
             .collect();
-        let mut writes: Vec<TransactWriteItem> = Vec::new();
-        for repository in repositories {
-            let delete = Delete::builder()
-                .table_name(self.table())
-                .set_key(Some(key(&repository_partition(repository), service)))
-                .build()
-                .map_err(|e| StepError::Internal(format!("index entry: {e}")))?;
-            writes.push(TransactWriteItem::builder().delete(delete).build());
-        }
-        let item = Delete::builder()
-            .table_name(self.table())
-            .set_key(Some(key(SERVICE_PARTITION, service)))
-            .build()
-            .map_err(|e| StepError::Internal(format!("index service item: {e}")))?;
-        writes.push(TransactWriteItem::builder().delete(item).build());
+        let mut writes: Vec<Write> = repositories
+            .into_iter()
+            .map(|repository| {
+                self.write(
+                    key(&repository_partition(repository), service),
+                    WriteOp::Delete,
+                    None,
+                )
+            })
+            .collect();
+        writes.push(self.write(key(SERVICE_PARTITION, service), WriteOp::Delete, None));
         // A transaction holds at most 100 items; a service never had that many repositories.
         self.transact(writes).await.map(|_| ())
     }
@@ -207,42 +194,45 @@ impl<'a> ServiceIndex<'a> {
         Ok(self
             .get(CURSOR_PARTITION, name)
             .await?
-            .and_then(|item| item.get("resume_after")?.as_s().ok().cloned()))
+            .and_then(|item| text(&item, "resume_after")))
     }
 
     /// Records where the sweep `name` stopped; `None` starts the next run from the beginning.
     pub async fn set_cursor(&self, name: &str, after: Option<&str>) -> StepResult<()> {
-        let request = self
-            .ctx
-            .dynamodb
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(CURSOR_PARTITION, name)));
-        let request = match after {
-            Some(after) => request
-                .update_expression("SET resume_after = :a")
-                .expression_attribute_values(":a", s(after)),
-            None => request.update_expression("REMOVE resume_after"),
+        let update = match after {
+            Some(after) => Update::Set(Path::of("resume_after"), s(after)),
+            None => Update::Remove(Path::of("resume_after")),
         };
-        request
-            .send()
-            .await
-            .map_err(|e| self.error("dynamodb:UpdateItem", e))?;
+        self.ctx
+            .ports
+            .tables
+            .write(
+                self.write(
+                    key(CURSOR_PARTITION, name),
+                    WriteOp::Update(vec![update]),
+                    None,
+                ),
+                Returns::Nothing,
+            )
+            .await?;
         Ok(())
     }
 
-    async fn get(&self, pk: &str, sk: &str) -> StepResult<Option<HashMap<String, AttributeValue>>> {
-        let out = self
-            .ctx
-            .dynamodb
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
+    fn write(&self, key: Item, op: WriteOp, condition: Option<Cond>) -> Write {
+        Write {
+            table: self.table().to_owned(),
+            key,
+            op,
+            condition,
+        }
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> StepResult<Option<Item>> {
+        self.ctx
+            .ports
+            .tables
+            .get(self.table(), &key(pk, sk), None)
             .await
-            .map_err(|e| self.error("dynamodb:GetItem", e))?;
-        Ok(out.item)
     }
 
     /// The items of partition `pk` in sort order, after `after`, up to `limit` (all pages
@@ -252,54 +242,39 @@ impl<'a> ServiceIndex<'a> {
         pk: &str,
         after: Option<&str>,
         limit: Option<i32>,
-    ) -> StepResult<Vec<HashMap<String, AttributeValue>>> {
-        let mut items = Vec::new();
-        let mut start = after.map(|a| key(pk, a));
+    ) -> StepResult<Vec<Item>> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut query = Query {
+            table: self.table().to_owned(),
+            index: None,
+            partition: ("pk".to_owned(), s(pk)),
+            descending: false,
+            limit: None,
+            start_after: after.map(|a| key(pk, a)),
+            consistent: true,
+        };
         loop {
-            let out = self
-                .ctx
-                .dynamodb
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .consistent_read(true)
-                .set_limit(limit.map(|l| l - items.len() as i32))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.error("dynamodb:Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
+            query.limit = limit.map(|l| (l as usize).saturating_sub(items.len()));
+            let page = self.ctx.ports.tables.query(&query).await?;
+            items.extend(page.items);
+            query.start_after = page.last_key;
             let full = limit.is_some_and(|l| items.len() as i32 >= l);
-            if start.is_none() || full {
+            if query.start_after.is_none() || full {
                 return Ok(items);
             }
         }
     }
 
     /// Runs a transaction; `Ok(false)` when a condition in it did not hold (nothing written).
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> StepResult<bool> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        match self
-            .ctx
-            .dynamodb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c))
-                    if c.cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(self.error("dynamodb:TransactWriteItems", e)),
-            },
+    /// Cancelled for a conflict with another write, it is retryable.
+    async fn transact(&self, writes: Vec<Write>) -> StepResult<bool> {
+        match self.ctx.ports.tables.transact(writes).await? {
+            Ok(()) => Ok(true),
+            Err(cancelled) if cancelled.failed.iter().any(|f| *f) => Ok(false),
+            Err(cancelled) => Err(crate::error::StepError::AwsTransient {
+                operation: "dynamodb:TransactWriteItems",
+                message: format!("transaction cancelled: {:?}", cancelled.failed),
+            }),
         }
     }
 }

@@ -88,6 +88,7 @@ async fn topic_subscriptions(ctx: &Context) -> StepResult<Vec<TopicSubscription>
     let topic = topic(ctx)?;
     let mut all = Vec::new();
     let mut pages = ctx
+        .sdk()?
         .sns
         .list_subscriptions_by_topic()
         .topic_arn(topic)
@@ -101,7 +102,8 @@ async fn topic_subscriptions(ctx: &Context) -> StepResult<Vec<TopicSubscription>
             let mut attributes = if pending {
                 Default::default()
             } else {
-                ctx.sns
+                ctx.sdk()?
+                    .sns
                     .get_subscription_attributes()
                     .subscription_arn(&arn)
                     .send()
@@ -193,6 +195,7 @@ pub async fn subscribe_approvers(
     let mut done = Vec::new();
     for approver in config.approval.approvers.iter().filter(|a| a.contains('@')) {
         let out = ctx
+            .sdk()?
             .sns
             .subscribe()
             .topic_arn(topic)

@@ -123,6 +123,7 @@ fn key(name: &str, kind: KeyType) -> StepResult<KeySchemaElement> {
 pub async fn create(ctx: &Context, table: &Table) -> StepResult<bool> {
     let name = table.name(&ctx.settings);
     let mut request = ctx
+        .sdk()?
         .dynamodb
         .create_table()
         .table_name(name)
@@ -166,7 +167,13 @@ pub async fn create(ctx: &Context, table: &Table) -> StepResult<bool> {
 /// itself (`Some(vec![])`) or the names of its missing indexes.
 pub async fn missing(ctx: &Context, table: &Table) -> StepResult<Option<Vec<&'static str>>> {
     let name = table.name(&ctx.settings);
-    let out = ctx.dynamodb.describe_table().table_name(name).send().await;
+    let out = ctx
+        .sdk()?
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await;
     let described = match out {
         Ok(out) => out.table,
         Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(Some(Vec::new())),

@@ -173,7 +173,9 @@ async fn status(world: &World, repeats: usize) -> Cost {
 /// (moto evaluates a Query by walking the table; DynamoDB reads only the items returned).
 async fn raw_query(world: &World, repeats: usize) -> Cost {
     measure(&world.ctx, repeats, |ctx, _| async move {
-        ctx.dynamodb
+        ctx.sdk()
+            .expect("SDK clients")
+            .dynamodb
             .query()
             .table_name(&ctx.settings.deployments_table)
             .index_name("by_service")
@@ -243,7 +245,7 @@ async fn seed_records(world: &World, n: usize) {
             let mut pending = Some(std::mem::take(&mut batch));
             while let Some(items) = pending.take().filter(|b| !b.is_empty()) {
                 let out = world
-                    .ctx
+                    .aws
                     .dynamodb
                     .batch_write_item()
                     .request_items(&world.ctx.settings.deployments_table, items)

@@ -3,56 +3,14 @@
 //! resource. What the actions mean (which slot is live, the maintenance page) is decided by
 //! `routing` and `maintenance`, not here.
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, Rule, RuleCondition, Tag, TargetGroup, TargetHealthDescription,
-};
+use aws_sdk_elasticloadbalancingv2::types::{Action, Tag, TargetGroup};
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 
-/// DescribeTags takes at most this many ARNs per call.
-const TAGS_PER_CALL: usize = 20;
-
 /// The default actions of a listener.
 pub async fn listener_actions(ctx: &Context, listener_arn: &str) -> StepResult<Vec<Action>> {
-    let out = ctx
-        .elb
-        .describe_listeners()
-        .listener_arns(listener_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_listener_not_found_exception() => listener_not_found(listener_arn),
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeListeners", e),
-        })?;
-    let listener = out
-        .listeners
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| listener_not_found(listener_arn))?;
-    Ok(listener.default_actions.unwrap_or_default())
-}
-
-/// The actions of one listener rule.
-pub async fn rule_actions(ctx: &Context, rule_arn: &str) -> StepResult<Vec<Action>> {
-    let out = ctx
-        .elb
-        .describe_rules()
-        .rule_arns(rule_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_rule_not_found_exception() => rule_not_found(rule_arn),
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeRules", e),
-        })?;
-    let rule = out
-        .rules
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| rule_not_found(rule_arn))?;
-    Ok(rule.actions.unwrap_or_default())
+    crate::aws::load_balancing::listener_actions(&ctx.sdk()?.elb, listener_arn).await
 }
 
 /// Replaces a listener's default actions (one call: the whole split changes at once).
@@ -61,7 +19,8 @@ pub async fn set_listener_actions(
     listener_arn: &str,
     actions: Vec<Action>,
 ) -> StepResult<()> {
-    ctx.elb
+    ctx.sdk()?
+        .elb
         .modify_listener()
         .listener_arn(listener_arn)
         .set_default_actions(Some(actions))
@@ -71,150 +30,20 @@ pub async fn set_listener_actions(
     Ok(())
 }
 
-/// Replaces a rule's actions.
-pub async fn set_rule_actions(
-    ctx: &Context,
-    rule_arn: &str,
-    actions: Vec<Action>,
-) -> StepResult<()> {
-    ctx.elb
-        .modify_rule()
-        .rule_arn(rule_arn)
-        .set_actions(Some(actions))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyRule", e))?;
-    Ok(())
-}
-
-/// A listener's rules other than the default one, every page.
-pub async fn listener_rules(ctx: &Context, listener_arn: &str) -> StepResult<Vec<Rule>> {
-    let mut all = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = ctx
-            .elb
-            .describe_rules()
-            .listener_arn(listener_arn)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeRules", e))?;
-        all.extend(
-            out.rules
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.is_default != Some(true)),
-        );
-        marker = out.next_marker;
-        if marker.is_none() {
-            break;
-        }
-    }
-    Ok(all)
-}
-
-/// The rules with their tags: `(rule ARN, tags)`.
-pub async fn rule_tags(ctx: &Context, rules: &[Rule]) -> StepResult<Vec<(String, Vec<Tag>)>> {
-    let arns: Vec<String> = rules.iter().filter_map(|r| r.rule_arn.clone()).collect();
-    let mut found = Vec::new();
-    for chunk in arns.chunks(TAGS_PER_CALL) {
-        let out = ctx
-            .elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
-        for description in out.tag_descriptions.unwrap_or_default() {
-            found.push((
-                description.resource_arn.unwrap_or_default(),
-                description.tags.unwrap_or_default(),
-            ));
-        }
-    }
-    Ok(found)
-}
-
-/// Adds a rule to a listener, tagged at creation (so it is never untagged, even briefly).
-pub async fn create_rule(
-    ctx: &Context,
-    listener_arn: &str,
-    priority: i32,
-    condition: RuleCondition,
-    action: Action,
-    tags: Vec<Tag>,
-) -> StepResult<()> {
-    ctx.elb
-        .create_rule()
-        .listener_arn(listener_arn)
-        .priority(priority)
-        .conditions(condition)
-        .actions(action)
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateRule", e))?;
-    Ok(())
-}
-
-/// Deletes one rule (one already gone is fine).
-pub async fn delete_rule(ctx: &Context, rule_arn: &str) -> StepResult<()> {
-    match ctx.elb.delete_rule().rule_arn(rule_arn).send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_rule_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(StepError::from_sdk("elasticloadbalancing:DeleteRule", e)),
-    }
-}
-
-/// The health of every target registered in a target group.
-pub async fn target_health(
-    ctx: &Context,
-    target_group_arn: &str,
-) -> StepResult<Vec<TargetHealthDescription>> {
-    let out = ctx
-        .elb
-        .describe_target_health()
-        .target_group_arn(target_group_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_target_group_not_found_exception() => StepError::ResourceNotFound {
-                kind: "target group",
-                id: target_group_arn.to_owned(),
-            },
-            _ => StepError::from_sdk("elasticloadbalancing:DescribeTargetHealth", e),
-        })?;
-    Ok(out.target_health_descriptions.unwrap_or_default())
-}
-
-fn listener_not_found(arn: &str) -> StepError {
-    StepError::ResourceNotFound {
-        kind: "listener",
-        id: arn.to_owned(),
-    }
-}
-
-fn rule_not_found(arn: &str) -> StepError {
-    StepError::ResourceNotFound {
-        kind: "listener rule",
-        id: arn.to_owned(),
-    }
-}
-
 /// The target group, or `None` when there is none with that ARN.
 pub async fn target_group(ctx: &Context, arn: &str) -> StepResult<Option<TargetGroup>> {
-    describe_target_group(ctx.elb.describe_target_groups().target_group_arns(arn)).await
+    describe_target_group(
+        ctx.sdk()?
+            .elb
+            .describe_target_groups()
+            .target_group_arns(arn),
+    )
+    .await
 }
 
 /// The target group named `name`, or `None`.
 pub async fn target_group_named(ctx: &Context, name: &str) -> StepResult<Option<TargetGroup>> {
-    describe_target_group(ctx.elb.describe_target_groups().names(name)).await
+    describe_target_group(ctx.sdk()?.elb.describe_target_groups().names(name)).await
 }
 
 /// The first group a DescribeTargetGroups request answers; `None` for TargetGroupNotFound.
@@ -240,6 +69,7 @@ async fn describe_target_group(
 /// `None` when ELB describes no such resource.
 pub async fn tags_of(ctx: &Context, arn: &str) -> StepResult<Option<Vec<(String, String)>>> {
     let out = ctx
+        .sdk()?
         .elb
         .describe_tags()
         .resource_arns(arn)
@@ -275,6 +105,7 @@ pub async fn create_target_group_like(
     tags: &[(&str, &str)],
 ) -> StepResult<TargetGroup> {
     let out = ctx
+        .sdk()?
         .elb
         .create_target_group()
         .name(name)
@@ -307,7 +138,8 @@ pub async fn create_target_group_like(
 /// Deletes a target group (one already gone is fine).
 pub async fn delete_target_group(ctx: &Context, arn: &str) -> StepResult<()> {
     // DeleteTargetGroup succeeds for a group that is already gone.
-    ctx.elb
+    ctx.sdk()?
+        .elb
         .delete_target_group()
         .target_group_arn(arn)
         .send()
@@ -322,6 +154,7 @@ pub async fn listeners_of(
     load_balancer_arn: &str,
 ) -> StepResult<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>> {
     let out = ctx
+        .sdk()?
         .elb
         .describe_listeners()
         .load_balancer_arn(load_balancer_arn)
@@ -350,6 +183,7 @@ pub async fn create_listener_like(
     tags: &[(&str, &str)],
 ) -> StepResult<aws_sdk_elasticloadbalancingv2::types::Listener> {
     let out = ctx
+        .sdk()?
         .elb
         .create_listener()
         .load_balancer_arn(load_balancer_arn)
@@ -371,7 +205,14 @@ pub async fn create_listener_like(
 
 /// Deletes a listener; one already gone is fine.
 pub async fn delete_listener(ctx: &Context, arn: &str) -> StepResult<()> {
-    match ctx.elb.delete_listener().listener_arn(arn).send().await {
+    match ctx
+        .sdk()?
+        .elb
+        .delete_listener()
+        .listener_arn(arn)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e)
             if e.as_service_error()
@@ -388,7 +229,8 @@ pub async fn delete_listener(ctx: &Context, arn: &str) -> StepResult<()> {
 
 /// Adds tags to ELB resources.
 pub async fn add_tags(ctx: &Context, arn: &str, tags: &[(&str, &str)]) -> StepResult<()> {
-    ctx.elb
+    ctx.sdk()?
+        .elb
         .add_tags()
         .resource_arns(arn)
         .set_tags(Some(elb_tags(tags)))
@@ -400,7 +242,8 @@ pub async fn add_tags(ctx: &Context, arn: &str, tags: &[(&str, &str)]) -> StepRe
 
 /// Removes tags from an ELB resource.
 pub async fn remove_tags(ctx: &Context, arn: &str, keys: &[&str]) -> StepResult<()> {
-    ctx.elb
+    ctx.sdk()?
+        .elb
         .remove_tags()
         .resource_arns(arn)
         .set_tag_keys(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
@@ -420,7 +263,13 @@ pub async fn load_balancer(
     ctx: &Context,
     arn: &str,
 ) -> StepResult<Option<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
-    load_balancer_where(ctx.elb.describe_load_balancers().load_balancer_arns(arn)).await
+    load_balancer_where(
+        ctx.sdk()?
+            .elb
+            .describe_load_balancers()
+            .load_balancer_arns(arn),
+    )
+    .await
 }
 
 /// The load balancer named `name`, or `None`.
@@ -428,7 +277,7 @@ pub async fn load_balancer_named(
     ctx: &Context,
     name: &str,
 ) -> StepResult<Option<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
-    load_balancer_where(ctx.elb.describe_load_balancers().names(name)).await
+    load_balancer_where(ctx.sdk()?.elb.describe_load_balancers().names(name)).await
 }
 
 async fn load_balancer_where(
@@ -463,6 +312,7 @@ pub async fn create_load_balancer_like(
         .filter_map(|z| z.subnet_id.clone())
         .collect();
     let out = ctx
+        .sdk()?
         .elb
         .create_load_balancer()
         .name(name)
@@ -485,6 +335,7 @@ pub async fn create_load_balancer_like(
 /// Deletes a load balancer (one already gone is fine).
 pub async fn delete_load_balancer(ctx: &Context, arn: &str) -> StepResult<()> {
     match ctx
+        .sdk()?
         .elb
         .delete_load_balancer()
         .load_balancer_arn(arn)

@@ -1,61 +1,14 @@
-//! The Route 53 adapter: every Route 53 call bluegreen makes (reading one name's record sets,
-//! changing them, following a change to INSYNC). What the records mean (the weighted split
-//! between the slots) is decided by `routing`.
+//! Route 53 calls of the set-up commands (`adopt` turning a simple record into the weighted
+//! pair and back). The steps reach Route 53 through the `Dns` port; the listing is shared
+//! with its adapter.
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
 
+use crate::aws;
+use crate::aws::dns::batch_error;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
-
-/// Every record set of `name` and `record_type` in the zone (all set identifiers), following
-/// the listing's pages until it moves past the name. `same_name` compares names as Route 53
-/// returns them (trailing dot, case).
-pub async fn record_sets(
-    ctx: &Context,
-    zone: &str,
-    name: &str,
-    record_type: RrType,
-    same_name: impl Fn(&str) -> bool,
-) -> StepResult<Vec<ResourceRecordSet>> {
-    let mut found = Vec::new();
-    let mut start_name = Some(name.to_owned());
-    let mut start_type = Some(record_type);
-    let mut start_id = None;
-    while let Some(record_name) = start_name.take() {
-        let out = ctx
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .start_record_name(record_name)
-            .set_start_record_type(start_type.take())
-            .set_start_record_identifier(start_id.take())
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_hosted_zone() => StepError::ResourceNotFound {
-                    kind: "hosted zone",
-                    id: zone.to_owned(),
-                },
-                _ => StepError::from_sdk("route53:ListResourceRecordSets", e),
-            })?;
-        let mut past_name = false;
-        for record in out.resource_record_sets {
-            if !same_name(&record.name) {
-                past_name = true;
-                break;
-            }
-            found.push(record);
-        }
-        if out.is_truncated && !past_name {
-            start_name = out.next_record_name;
-            start_type = out.next_record_type;
-            start_id = out.next_record_identifier;
-        }
-    }
-    Ok(found)
-}
+use crate::ports::dns::WeightedRecord;
 
 /// Applies a change batch; returns the change id to follow with [`change_in_sync`].
 pub async fn change_record_sets(
@@ -64,6 +17,7 @@ pub async fn change_record_sets(
     batch: ChangeBatch,
 ) -> StepResult<String> {
     let out = ctx
+        .sdk()?
         .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -74,35 +28,13 @@ pub async fn change_record_sets(
     Ok(out.change_info.map(|c| c.id).unwrap_or_default())
 }
 
-/// Whether a Route 53 change has propagated to all authoritative servers.
-pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
-    let out = ctx
-        .route53
-        .get_change()
-        .id(change_id)
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("route53:GetChange", e))?;
-    Ok(out
-        .change_info
-        .is_some_and(|c| c.status == ChangeStatus::Insync))
-}
-
 /// Every CNAME record set of `name` in the zone (names compared without the trailing dot).
 pub async fn cname_records(
     ctx: &Context,
     zone: &str,
     name: &str,
 ) -> StepResult<Vec<ResourceRecordSet>> {
-    let bare = name.trim_end_matches('.');
-    record_sets(ctx, zone, name, RrType::Cname, |n| {
-        n.trim_end_matches('.').eq_ignore_ascii_case(bare)
-    })
-    .await
-}
-
-fn batch_error(e: impl std::fmt::Display) -> StepError {
-    StepError::Internal(format!("a Route 53 change is incomplete: {e}"))
+    aws::dns::cname_record_sets(&ctx.sdk()?.route53, zone, name).await
 }
 
 /// A weighted CNAME record set: `name` → `value` for set `set` at `weight`.
@@ -113,20 +45,13 @@ pub fn weighted(
     value: &str,
     ttl: i64,
 ) -> StepResult<ResourceRecordSet> {
-    ResourceRecordSet::builder()
-        .name(name)
-        .r#type(RrType::Cname)
-        .set_identifier(set)
-        .weight(weight)
-        .ttl(ttl)
-        .resource_records(
-            ResourceRecord::builder()
-                .value(value)
-                .build()
-                .map_err(batch_error)?,
-        )
-        .build()
-        .map_err(batch_error)
+    aws::dns::record_set(&WeightedRecord {
+        name: name.to_owned(),
+        set_identifier: Some(set.to_owned()),
+        weight: Some(weight),
+        value: value.to_owned(),
+        ttl: Some(ttl),
+    })
 }
 
 /// One change of a batch.

@@ -287,7 +287,7 @@ pub async fn decide_and_send(
         );
         executions::send_task_failure(ctx, &token, "ApprovalRejected", &cause).await?;
     }
-    Records::new(ctx)
+    let noted = Records::new(ctx)
         .update(
             deployment_id,
             Change::new().approval_delivered_at(ctx.now()).log(
@@ -297,8 +297,12 @@ pub async fn decide_and_send(
                 ctx.now(),
             ),
         )
-        .await?;
-    Ok(Delivered::StepFunctions)
+        .await;
+    match noted {
+        // Delivered; the execution already acted on it and ended (a rejection aborts).
+        Ok(()) | Err(StepError::DeploymentEnded { .. }) => Ok(Delivered::StepFunctions),
+        Err(e) => Err(e),
+    }
 }
 
 /// The `ApprovalRejected` cause the state machine carries into abort (and the local runner

@@ -13,7 +13,7 @@ use crate::db_plan;
 use crate::error::{StepError, StepResult};
 use crate::naming::{self, TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED};
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::rds;
+use crate::ports::databases::CloneRequest;
 use crate::record::{Change, CloneKind, ClonePurpose, DbClone, Deployment, Records};
 
 use super::{
@@ -67,26 +67,31 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             .update(&deployment.deployment_id, Change::new().clones(&clones))
             .await?;
     }
-    let tags = vec![
-        rds::tag(TAG_MANAGED, "true"),
-        rds::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
-        rds::tag(TAG_EXPIRES, &deployment.expires_at.to_rfc3339()),
-    ];
+    let tags = [
+        (TAG_MANAGED, "true"),
+        (TAG_DEPLOYMENT, deployment.deployment_id.as_str()),
+        (TAG_EXPIRES, &deployment.expires_at.to_rfc3339()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let class = deployment.config.database.clone_instance_class.clone();
-    match source {
+    let request = match source {
         DbSource::RdsInstance {
             identifier: source_id,
-        } => {
-            if rds::describe_instance(ctx, &instance_id).await?.is_none() {
-                rds::restore_instance(ctx, source_id, &identifier, class, tags).await?;
-            }
-        }
+        } => CloneRequest::Snapshot {
+            source: source_id.clone(),
+            clone: identifier,
+            class,
+        },
         DbSource::AuroraCluster {
             identifier: source_id,
-        } => {
-            rds::clone_cluster(ctx, source_id, &identifier, &instance_id, class, tags).await?;
-        }
-    }
+        } => CloneRequest::CopyOnWrite {
+            source: source_id.clone(),
+            clone: identifier,
+            instance: instance_id,
+            class,
+        },
+    };
+    ctx.ports.databases.create_clone(&request, &tags).await?;
     start_once(
         ctx,
         &deployment,
@@ -113,10 +118,10 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let identifier = clone.identifier.clone();
     let instance_id = clone.instance_identifier();
     let now = ctx.now();
-    let instance = rds::describe_instance(ctx, &instance_id).await?;
+    let instance = ctx.ports.databases.describe_instance(&instance_id).await?;
     let status = instance
         .as_ref()
-        .and_then(|i| i.db_instance_status.clone())
+        .map(|i| i.status.clone())
         .unwrap_or_else(|| "missing".into());
     if [
         "failed",
@@ -131,10 +136,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
     }
     if status == "available" {
-        let endpoint = instance
-            .and_then(|i| i.endpoint)
-            .and_then(|e| e.address)
-            .unwrap_or_default();
+        let endpoint = instance.and_then(|i| i.endpoint).unwrap_or_default();
         let clones: Vec<DbClone> = deployment
             .clones
             .iter()

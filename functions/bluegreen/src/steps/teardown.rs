@@ -22,7 +22,7 @@ use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
 use crate::maintenance;
 use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
-use crate::rds;
+use crate::ports::compute::Tags;
 use crate::record::Records;
 use crate::routing;
 use crate::service_index::ServiceIndex;
@@ -141,10 +141,8 @@ async fn tear_down_service(
     };
     let idle = &config.slots.get(live.other()).service;
     let service = ecs::describe_service(ctx, &config.cluster, idle).await?;
-    let Some(arn) = service.service_arn.clone() else {
-        return Ok(());
-    };
-    let tags = ecs::tags_of(ctx, &arn).await?;
+    let arn = service.arn.clone();
+    let tags = ctx.ports.compute.tags_of(&arn).await?;
     let tag = |k: &str| {
         tags.iter()
             .find(|(key, _)| key == k)
@@ -164,7 +162,10 @@ async fn tear_down_service(
     if service.desired_count > 0 {
         ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;
     }
-    ecs::untag_resource(ctx, &arn, &[TAG_ROLE, TAG_EXPIRES]).await?;
+    ctx.ports
+        .compute
+        .untag_resource(&arn, &[TAG_ROLE, TAG_EXPIRES])
+        .await?;
     report
         .removed
         .push(format!("ECS service {}/{idle} scaled to 0", config.cluster));
@@ -186,12 +187,8 @@ async fn running(ctx: &Context, deployment_id: &str) -> StepResult<bool> {
     }
 }
 
-fn rds_tag(tags: &Option<Vec<aws_sdk_rds::types::Tag>>, key: &str) -> Option<String> {
-    tags.as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|t| t.key.as_deref() == Some(key))
-        .and_then(|t| t.value.clone())
+fn rds_tag(tags: &Tags, key: &str) -> Option<String> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
 async fn remove_clones(
@@ -201,41 +198,40 @@ async fn remove_clones(
 ) -> StepResult<()> {
     let mut uses = CloneUses::default();
     let mut removed = 0;
-    for instance in rds::all_instances(ctx).await? {
-        if instance.db_cluster_identifier.is_some() {
+    let databases = &ctx.ports.databases;
+    for instance in databases.all_instances().await? {
+        if instance.cluster.is_some() {
             continue; // removed with its cluster below
         }
         if removed >= CLONES_PER_RUN {
             return Ok(());
         }
-        let id = instance.db_instance_identifier.clone().unwrap_or_default();
-        if let Some(reason) = keep_clone(ctx, &instance.tag_list, now, &id, &mut uses).await? {
+        let id = instance.identifier.clone();
+        if let Some(reason) = keep_clone(ctx, &instance.tags, now, &id, &mut uses).await? {
             if let Some(reason) = reason {
                 report.kept.push(format!("DB instance {id}: {reason}"));
             }
             continue;
         }
-        rds::delete_instance(ctx, &id).await?;
+        databases.delete_instance(&id).await?;
         report.removed.push(format!("DB instance {id} deleted"));
         removed += 1;
     }
-    for cluster in rds::all_clusters(ctx).await? {
+    for cluster in databases.all_clusters().await? {
         if removed >= CLONES_PER_RUN {
             return Ok(());
         }
-        let id = cluster.db_cluster_identifier.clone().unwrap_or_default();
-        if let Some(reason) = keep_clone(ctx, &cluster.tag_list, now, &id, &mut uses).await? {
+        let id = cluster.identifier.clone();
+        if let Some(reason) = keep_clone(ctx, &cluster.tags, now, &id, &mut uses).await? {
             if let Some(reason) = reason {
                 report.kept.push(format!("DB cluster {id}: {reason}"));
             }
             continue;
         }
-        for member in cluster.db_cluster_members.unwrap_or_default() {
-            if let Some(instance) = member.db_instance_identifier {
-                rds::delete_instance(ctx, &instance).await?;
-            }
+        for instance in &cluster.members {
+            databases.delete_instance(instance).await?;
         }
-        rds::delete_cluster(ctx, &id).await?;
+        databases.delete_cluster(&id).await?;
         report.removed.push(format!("DB cluster {id} deleted"));
         removed += 1;
     }
@@ -275,7 +271,7 @@ impl CloneUses {
 /// service's slots use it (or what they run cannot be read).
 async fn keep_clone(
     ctx: &Context,
-    tags: &Option<Vec<aws_sdk_rds::types::Tag>>,
+    tags: &Tags,
     now: DateTime<Utc>,
     id: &str,
     uses: &mut CloneUses,

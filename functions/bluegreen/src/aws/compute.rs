@@ -1,0 +1,410 @@
+//! [`Compute`] over ECS.
+
+use aws_sdk_ecs::types::{
+    ContainerDefinition, ContainerOverride, DesiredStatus, KeyValuePair, Service, Tag, Task,
+    TaskDefinition, TaskDefinitionField, TaskOverride,
+};
+
+use crate::error::{StepError, StepResult};
+use crate::ports::compute::{
+    Compute, ContainerExit, ContainerState, OneOff, RevisionOverlay, ServiceDeployment,
+    ServiceState, Tags, TaskDefinitionState, TaskState,
+};
+
+/// ECS through the SDK.
+pub struct Ecs(pub aws_sdk_ecs::Client);
+
+fn tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn pairs(tags: Vec<Tag>) -> Tags {
+    tags.into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect()
+}
+
+fn service_state(service: Service) -> ServiceState {
+    ServiceState {
+        arn: service.service_arn.unwrap_or_default(),
+        name: service.service_name.unwrap_or_default(),
+        task_definition: service.task_definition,
+        desired_count: service.desired_count,
+        running_count: service.running_count,
+        deployments: service
+            .deployments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| ServiceDeployment {
+                status: d.status.unwrap_or_default(),
+                task_definition: d.task_definition,
+                desired_count: d.desired_count,
+                running_count: d.running_count,
+                rollout_state: d.rollout_state.map(|s| s.as_str().to_owned()),
+                rollout_reason: d.rollout_state_reason,
+            })
+            .collect(),
+    }
+}
+
+fn task_state(task: Task) -> TaskState {
+    TaskState {
+        arn: task.task_arn.unwrap_or_default(),
+        task_definition: task.task_definition_arn.unwrap_or_default(),
+        started_by: task.started_by.unwrap_or_default(),
+        last_status: task.last_status.unwrap_or_default(),
+        desired_status: task.desired_status.unwrap_or_default(),
+        stop_code: task.stop_code.map(|c| c.as_str().to_owned()),
+        stopped_reason: task.stopped_reason,
+        containers: task
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ContainerExit {
+                name: c.name.unwrap_or_default(),
+                exit_code: c.exit_code,
+                reason: c.reason,
+            })
+            .collect(),
+    }
+}
+
+fn definition_state(td: &TaskDefinition, tags: Tags) -> TaskDefinitionState {
+    TaskDefinitionState {
+        arn: td.task_definition_arn.clone().unwrap_or_default(),
+        family: td.family.clone().unwrap_or_default(),
+        containers: td
+            .container_definitions()
+            .iter()
+            .map(|c| ContainerState {
+                name: c.name.clone().unwrap_or_default(),
+                image: c.image.clone().unwrap_or_default(),
+                environment: c
+                    .environment()
+                    .iter()
+                    .map(|kv| {
+                        (
+                            kv.name.clone().unwrap_or_default(),
+                            kv.value.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+                log: c.log_configuration.as_ref().map(|log| {
+                    let mut options: Vec<(String, String)> = log
+                        .options
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    options.sort();
+                    (log.log_driver.as_str().to_owned(), options)
+                }),
+            })
+            .collect(),
+        tags,
+    }
+}
+
+/// Sets (or replaces) one environment variable.
+fn set_env(env: &mut Option<Vec<KeyValuePair>>, name: &str, value: &str) {
+    let vars = env.get_or_insert_with(Vec::new);
+    vars.retain(|kv| kv.name.as_deref() != Some(name));
+    vars.push(KeyValuePair::builder().name(name).value(value).build());
+}
+
+/// `base`'s containers with `overlay` applied; a container the overlay names that `base` does
+/// not have is [`StepError::ConfigInvalid`].
+fn overlaid(
+    base: &TaskDefinition,
+    overlay: &RevisionOverlay,
+) -> StepResult<Vec<ContainerDefinition>> {
+    let mut containers = base.container_definitions.clone().unwrap_or_default();
+    let arn = base.task_definition_arn.as_deref().unwrap_or_default();
+    let find = |name: &str| -> StepResult<usize> {
+        containers
+            .iter()
+            .position(|c| c.name.as_deref() == Some(name))
+            .ok_or_else(|| {
+                StepError::ConfigInvalid(vec![format!(
+                    "container: {name:?} is not a container of task definition {arn}"
+                )])
+            })
+    };
+    let mut images = Vec::new();
+    for (container, image) in &overlay.images {
+        images.push((find(container)?, image.clone()));
+    }
+    let mut env = Vec::new();
+    for (container, name, value) in &overlay.environment {
+        env.push((find(container)?, name.clone(), value.clone()));
+    }
+    for (i, image) in images {
+        containers[i].image = Some(image);
+    }
+    for (i, name, value) in env {
+        set_env(&mut containers[i].environment, &name, &value);
+    }
+    Ok(containers)
+}
+
+/// A task definition (by ARN, `family:revision` or family) with its tags, as the SDK answers
+/// it (the set-up commands copy whole definitions).
+pub(crate) async fn describe_definition(
+    client: &aws_sdk_ecs::Client,
+    name: &str,
+) -> StepResult<(TaskDefinition, Tags)> {
+    let out = client
+        .describe_task_definition()
+        .task_definition(name)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_client_exception() => StepError::ResourceNotFound {
+                kind: "task definition",
+                id: name.to_owned(),
+            },
+            _ => StepError::from_sdk("ecs:DescribeTaskDefinition", e),
+        })?;
+    let tags = pairs(out.tags.unwrap_or_default());
+    let td = out
+        .task_definition
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "task definition",
+            id: name.to_owned(),
+        })?;
+    Ok((td, tags))
+}
+
+/// One ACTIVE service as the SDK answers it; [`StepError::ResourceNotFound`] when it (or its
+/// cluster) is missing or inactive.
+pub(crate) async fn describe_sdk_service(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> StepResult<Service> {
+    let out = client
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_cluster_not_found_exception() => StepError::ResourceNotFound {
+                kind: "ECS cluster",
+                id: cluster.to_owned(),
+            },
+            _ => StepError::from_sdk("ecs:DescribeServices", e),
+        })?;
+    out.services
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.status.as_deref() == Some("ACTIVE"))
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "ECS service",
+            id: format!("{cluster}/{service}"),
+        })
+}
+
+#[async_trait::async_trait]
+impl Compute for Ecs {
+    async fn describe_service(&self, cluster: &str, service: &str) -> StepResult<ServiceState> {
+        describe_sdk_service(&self.0, cluster, service)
+            .await
+            .map(service_state)
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: Option<&str>,
+        desired_count: i32,
+    ) -> StepResult<()> {
+        self.0
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .set_task_definition(task_definition.map(str::to_owned))
+            .desired_count(desired_count)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;
+        Ok(())
+    }
+
+    async fn tag_resource(&self, arn: &str, tags_to_add: &[(String, String)]) -> StepResult<()> {
+        self.0
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags(tags_to_add)))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:TagResource", e))?;
+        Ok(())
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[&str]) -> StepResult<()> {
+        self.0
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:UntagResource", e))?;
+        Ok(())
+    }
+
+    async fn tags_of(&self, arn: &str) -> StepResult<Tags> {
+        let out = self
+            .0
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:ListTagsForResource", e))?;
+        Ok(pairs(out.tags.unwrap_or_default()))
+    }
+
+    async fn describe_task_definition(&self, name: &str) -> StepResult<TaskDefinitionState> {
+        let (td, tags) = describe_definition(&self.0, name).await?;
+        Ok(definition_state(&td, tags))
+    }
+
+    async fn register_revision(
+        &self,
+        base: &str,
+        overlay: &RevisionOverlay,
+        with_tags: &[(String, String)],
+    ) -> StepResult<String> {
+        let (base, _) = describe_definition(&self.0, base).await?;
+        let containers = overlaid(&base, overlay)?;
+        let out = self
+            .0
+            .register_task_definition()
+            .set_family(base.family)
+            .set_container_definitions(Some(containers))
+            .set_task_role_arn(base.task_role_arn)
+            .set_execution_role_arn(base.execution_role_arn)
+            .set_network_mode(base.network_mode)
+            .set_volumes(base.volumes)
+            .set_placement_constraints(base.placement_constraints)
+            .set_requires_compatibilities(base.requires_compatibilities)
+            .set_cpu(base.cpu)
+            .set_memory(base.memory)
+            .set_pid_mode(base.pid_mode)
+            .set_ipc_mode(base.ipc_mode)
+            .set_proxy_configuration(base.proxy_configuration)
+            .set_ephemeral_storage(base.ephemeral_storage)
+            .set_runtime_platform(base.runtime_platform)
+            .set_tags(Some(tags(with_tags)))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+        out.task_definition
+            .and_then(|t| t.task_definition_arn)
+            .ok_or_else(|| StepError::AwsTransient {
+                operation: "ecs:RegisterTaskDefinition",
+                message: "no task definition in the response".into(),
+            })
+    }
+
+    async fn run_task(&self, task: &OneOff) -> StepResult<Result<TaskState, String>> {
+        let service = describe_sdk_service(&self.0, &task.cluster, &task.network_of).await?;
+        let mut environment = None;
+        for (name, value) in &task.env {
+            set_env(&mut environment, name, value);
+        }
+        let overrides = TaskOverride::builder()
+            .container_overrides(
+                ContainerOverride::builder()
+                    .name(&task.container)
+                    .set_command(Some(task.command.clone()))
+                    .set_environment(environment)
+                    .build(),
+            )
+            .build();
+        let out = self
+            .0
+            .run_task()
+            .cluster(&task.cluster)
+            .task_definition(&task.task_definition)
+            .count(1)
+            .started_by(&task.started_by)
+            .client_token(&task.client_token)
+            .overrides(overrides)
+            .set_network_configuration(service.network_configuration)
+            .set_launch_type(service.launch_type)
+            .set_capacity_provider_strategy(
+                service.capacity_provider_strategy.filter(|s| !s.is_empty()),
+            )
+            .set_platform_version(service.platform_version)
+            .set_tags(Some(tags(&task.tags)))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:RunTask", e))?;
+        if let Some(failure) = out.failures.unwrap_or_default().into_iter().next() {
+            return Ok(Err(format!(
+                "RunTask failed: {} {}",
+                failure.reason.unwrap_or_default(),
+                failure.detail.unwrap_or_default()
+            )));
+        }
+        out.tasks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|t| Ok(task_state(t)))
+            .ok_or_else(|| StepError::AwsTransient {
+                operation: "ecs:RunTask",
+                message: "no task and no failure in the response".into(),
+            })
+    }
+
+    async fn find_task(&self, cluster: &str, started_by: &str) -> StepResult<Option<TaskState>> {
+        let mut arns = Vec::new();
+        for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let out = self
+                .0
+                .list_tasks()
+                .cluster(cluster)
+                .started_by(started_by)
+                .desired_status(status)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("ecs:ListTasks", e))?;
+            arns.extend(out.task_arns.unwrap_or_default());
+        }
+        let Some(arn) = arns.into_iter().next() else {
+            return Ok(None);
+        };
+        let out = self
+            .0
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:DescribeTasks", e))?;
+        Ok(out
+            .tasks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(task_state))
+    }
+
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> StepResult<()> {
+        self.0
+            .stop_task()
+            .cluster(cluster)
+            .task(task_arn)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:StopTask", e))?;
+        Ok(())
+    }
+}

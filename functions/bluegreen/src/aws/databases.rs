@@ -1,0 +1,339 @@
+//! [`Databases`] over RDS.
+
+use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+
+use crate::error::{StepError, StepResult};
+use crate::ports::compute::Tags;
+use crate::ports::databases::{CloneRequest, Databases, DbClusterState, DbInstanceState};
+
+/// The writer class of an Aurora clone when the source's writer cannot be read.
+const FALLBACK_INSTANCE_CLASS: &str = "db.r6g.large";
+
+/// RDS through the SDK.
+pub struct Rds(pub aws_sdk_rds::Client);
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn pairs(tags: Option<Vec<Tag>>) -> Tags {
+    tags.unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect()
+}
+
+fn instance_state(instance: DbInstance) -> DbInstanceState {
+    DbInstanceState {
+        identifier: instance.db_instance_identifier.unwrap_or_default(),
+        status: instance.db_instance_status.unwrap_or_default(),
+        endpoint: instance.endpoint.and_then(|e| e.address),
+        cluster: instance.db_cluster_identifier,
+        tags: pairs(instance.tag_list),
+    }
+}
+
+fn cluster_state(cluster: DbCluster) -> DbClusterState {
+    DbClusterState {
+        identifier: cluster.db_cluster_identifier.unwrap_or_default(),
+        status: cluster.status.unwrap_or_default(),
+        endpoints: [cluster.endpoint, cluster.reader_endpoint]
+            .into_iter()
+            .flatten()
+            .collect(),
+        members: cluster
+            .db_cluster_members
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.db_instance_identifier)
+            .collect(),
+        tags: pairs(cluster.tag_list),
+    }
+}
+
+impl Rds {
+    async fn sdk_instance(&self, identifier: &str) -> StepResult<Option<DbInstance>> {
+        match self
+            .0
+            .describe_db_instances()
+            .db_instance_identifier(identifier)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_instances.unwrap_or_default().into_iter().next()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StepError::from_sdk("rds:DescribeDBInstances", e)),
+        }
+    }
+
+    async fn sdk_cluster(&self, identifier: &str) -> StepResult<Option<DbCluster>> {
+        match self
+            .0
+            .describe_db_clusters()
+            .db_cluster_identifier(identifier)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_clusters.unwrap_or_default().into_iter().next()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StepError::from_sdk("rds:DescribeDBClusters", e)),
+        }
+    }
+
+    /// An RDS instance restored from `source`'s newest available snapshot, in its subnet
+    /// group and security groups, never public.
+    async fn restore_instance(
+        &self,
+        source: &str,
+        clone: &str,
+        class: Option<String>,
+        tags: Vec<Tag>,
+    ) -> StepResult<()> {
+        if self.sdk_instance(clone).await?.is_some() {
+            return Ok(());
+        }
+        let Some(original) = self.sdk_instance(source).await? else {
+            return Err(StepError::ResourceNotFound {
+                kind: "DB instance",
+                id: source.to_owned(),
+            });
+        };
+        let snapshots = self
+            .0
+            .describe_db_snapshots()
+            .db_instance_identifier(source)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("rds:DescribeDBSnapshots", e))?;
+        let newest = snapshots
+            .db_snapshots
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.status.as_deref() == Some("available"))
+            .max_by_key(|s| s.snapshot_create_time.map(|t| t.secs()).unwrap_or(0))
+            .and_then(|s| s.db_snapshot_identifier)
+            .ok_or_else(|| {
+                StepError::SyncFailed(format!("no available snapshot of {source} to restore"))
+            })?;
+        let security_groups: Vec<String> = original
+            .vpc_security_groups
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|g| g.vpc_security_group_id)
+            .collect();
+        self.0
+            .restore_db_instance_from_db_snapshot()
+            .db_instance_identifier(clone)
+            .db_snapshot_identifier(newest)
+            .set_db_instance_class(class.or(original.db_instance_class))
+            .set_db_subnet_group_name(
+                original
+                    .db_subnet_group
+                    .and_then(|g| g.db_subnet_group_name),
+            )
+            .set_vpc_security_group_ids((!security_groups.is_empty()).then_some(security_groups))
+            .publicly_accessible(false)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("rds:RestoreDBInstanceFromDBSnapshot", e))?;
+        Ok(())
+    }
+
+    /// An Aurora copy-on-write clone of `source` with one writer instance (what exists of it
+    /// is kept).
+    async fn clone_cluster(
+        &self,
+        source: &str,
+        clone: &str,
+        instance: &str,
+        class: Option<String>,
+        tags: Vec<Tag>,
+    ) -> StepResult<()> {
+        let original =
+            self.sdk_cluster(source)
+                .await?
+                .ok_or_else(|| StepError::ResourceNotFound {
+                    kind: "DB cluster",
+                    id: source.to_owned(),
+                })?;
+        if self.sdk_cluster(clone).await?.is_none() {
+            self.0
+                .restore_db_cluster_to_point_in_time()
+                .db_cluster_identifier(clone)
+                .source_db_cluster_identifier(source)
+                .restore_type("copy-on-write")
+                .use_latest_restorable_time(true)
+                .set_db_subnet_group_name(original.db_subnet_group.clone())
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("rds:RestoreDBClusterToPointInTime", e))?;
+        }
+        if self.sdk_instance(instance).await?.is_none() {
+            // A copy-on-write clone has storage but no compute: add one writer instance.
+            let class = match class {
+                Some(c) => c,
+                None => self.writer_class(&original).await?,
+            };
+            self.0
+                .create_db_instance()
+                .db_instance_identifier(instance)
+                .db_cluster_identifier(clone)
+                .engine(
+                    original
+                        .engine
+                        .unwrap_or_else(|| "aurora-postgresql".into()),
+                )
+                .db_instance_class(class)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("rds:CreateDBInstance", e))?;
+        }
+        Ok(())
+    }
+
+    /// The class of `cluster`'s writer instance (a fallback when it cannot be read).
+    async fn writer_class(&self, cluster: &DbCluster) -> StepResult<String> {
+        let writer = cluster
+            .db_cluster_members
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|m| m.is_cluster_writer == Some(true))
+            .and_then(|m| m.db_instance_identifier.clone());
+        match writer {
+            Some(id) => Ok(self
+                .sdk_instance(&id)
+                .await?
+                .and_then(|i| i.db_instance_class)
+                .unwrap_or_else(|| FALLBACK_INSTANCE_CLASS.into())),
+            None => Ok(FALLBACK_INSTANCE_CLASS.into()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Databases for Rds {
+    async fn describe_instance(&self, identifier: &str) -> StepResult<Option<DbInstanceState>> {
+        Ok(self.sdk_instance(identifier).await?.map(instance_state))
+    }
+
+    async fn describe_cluster(&self, identifier: &str) -> StepResult<Option<DbClusterState>> {
+        Ok(self.sdk_cluster(identifier).await?.map(cluster_state))
+    }
+
+    async fn create_clone(
+        &self,
+        request: &CloneRequest,
+        tags: &[(String, String)],
+    ) -> StepResult<()> {
+        match request {
+            CloneRequest::Snapshot {
+                source,
+                clone,
+                class,
+            } => {
+                self.restore_instance(source, clone, class.clone(), sdk_tags(tags))
+                    .await
+            }
+            CloneRequest::CopyOnWrite {
+                source,
+                clone,
+                instance,
+                class,
+            } => {
+                self.clone_cluster(source, clone, instance, class.clone(), sdk_tags(tags))
+                    .await
+            }
+        }
+    }
+
+    async fn all_instances(&self) -> StepResult<Vec<DbInstanceState>> {
+        let mut pages = self
+            .0
+            .describe_db_instances()
+            .into_paginator()
+            .items()
+            .send();
+        let mut all = Vec::new();
+        while let Some(instance) = pages.next().await {
+            all.push(instance_state(instance.map_err(|e| {
+                StepError::from_sdk("rds:DescribeDBInstances", e)
+            })?));
+        }
+        Ok(all)
+    }
+
+    async fn all_clusters(&self) -> StepResult<Vec<DbClusterState>> {
+        let mut pages = self
+            .0
+            .describe_db_clusters()
+            .into_paginator()
+            .items()
+            .send();
+        let mut all = Vec::new();
+        while let Some(cluster) = pages.next().await {
+            all.push(cluster_state(
+                cluster.map_err(|e| StepError::from_sdk("rds:DescribeDBClusters", e))?,
+            ));
+        }
+        Ok(all)
+    }
+
+    async fn delete_instance(&self, identifier: &str) -> StepResult<()> {
+        match self
+            .0
+            .delete_db_instance()
+            .db_instance_identifier(identifier)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    // Gone, or already being deleted.
+                    s.is_db_instance_not_found_fault() || s.is_invalid_db_instance_state_fault()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StepError::from_sdk("rds:DeleteDBInstance", e)),
+        }
+    }
+
+    async fn delete_cluster(&self, identifier: &str) -> StepResult<()> {
+        match self
+            .0
+            .delete_db_cluster()
+            .db_cluster_identifier(identifier)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StepError::from_sdk("rds:DeleteDBCluster", e)),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! [`LoadBalancing`] over ELBv2.
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
+    PathPatternConditionConfig, Rule, RuleCondition, Tag, TargetGroupTuple, TargetHealthStateEnum,
+};
+
+use crate::error::{StepError, StepResult};
+use crate::ports::compute::Tags;
+use crate::ports::load_balancing::{
+    FixedResponseRule, LoadBalancing, Route, RuleState, TargetHealth, WeightedGroup,
+};
+
+/// DescribeTags takes at most this many ARNs per call.
+const TAGS_PER_CALL: usize = 20;
+
+/// ELBv2 through the SDK.
+pub struct Elb(pub aws_sdk_elasticloadbalancingv2::Client);
+
+fn not_found(kind: &'static str, arn: &str) -> StepError {
+    StepError::ResourceNotFound {
+        kind,
+        id: arn.to_owned(),
+    }
+}
+
+/// The forward action's groups as ELB reports them (a plain `TargetGroupArn` forward is one
+/// group without a weight).
+fn groups_of(forward: &Action) -> Vec<WeightedGroup> {
+    match forward
+        .forward_config
+        .as_ref()
+        .and_then(|f| f.target_groups.as_ref())
+    {
+        Some(groups) if !groups.is_empty() => groups
+            .iter()
+            .map(|g| WeightedGroup {
+                target_group_arn: g.target_group_arn.clone().unwrap_or_default(),
+                weight: g.weight,
+            })
+            .collect(),
+        _ => vec![WeightedGroup {
+            target_group_arn: forward.target_group_arn.clone().unwrap_or_default(),
+            weight: None,
+        }],
+    }
+}
+
+fn is_forward(action: &Action) -> bool {
+    action.r#type == Some(ActionTypeEnum::Forward)
+}
+
+/// `actions` with the forward action's groups replaced (stickiness and order kept, every
+/// other action as it was).
+fn reweighed(actions: Vec<Action>, groups: &[(String, i32)]) -> StepResult<Vec<Action>> {
+    if !actions.iter().any(is_forward) {
+        return Err(StepError::UnexpectedRouting(
+            "no forward action on the listener".into(),
+        ));
+    }
+    let tuples: Vec<TargetGroupTuple> = groups
+        .iter()
+        .map(|(arn, weight)| {
+            TargetGroupTuple::builder()
+                .target_group_arn(arn)
+                .weight(*weight)
+                .build()
+        })
+        .collect();
+    Ok(actions
+        .into_iter()
+        .map(|action| {
+            if !is_forward(&action) {
+                return action;
+            }
+            let stickiness = action
+                .forward_config
+                .as_ref()
+                .and_then(|f| f.target_group_stickiness_config.clone());
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .set_order(action.order)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .set_target_groups(Some(tuples.clone()))
+                        .set_target_group_stickiness_config(stickiness)
+                        .build(),
+                )
+                .build()
+        })
+        .collect())
+}
+
+/// A listener's default actions as the SDK answers them (the set-up commands copy them).
+pub(crate) async fn listener_actions(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    arn: &str,
+) -> StepResult<Vec<Action>> {
+    let out = client
+        .describe_listeners()
+        .listener_arns(arn)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_listener_not_found_exception() => not_found("listener", arn),
+            _ => StepError::from_sdk("elasticloadbalancing:DescribeListeners", e),
+        })?;
+    let listener = out
+        .listeners
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found("listener", arn))?;
+    Ok(listener.default_actions.unwrap_or_default())
+}
+
+impl Elb {
+    async fn actions(&self, route: &Route) -> StepResult<Vec<Action>> {
+        match route {
+            Route::Listener(arn) => listener_actions(&self.0, arn).await,
+            Route::Rule(arn) => {
+                let out = self
+                    .0
+                    .describe_rules()
+                    .rule_arns(arn)
+                    .send()
+                    .await
+                    .map_err(|e| match e.as_service_error() {
+                        Some(s) if s.is_rule_not_found_exception() => {
+                            not_found("listener rule", arn)
+                        }
+                        _ => StepError::from_sdk("elasticloadbalancing:DescribeRules", e),
+                    })?;
+                let rule = out
+                    .rules
+                    .unwrap_or_default()
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| not_found("listener rule", arn))?;
+                Ok(rule.actions.unwrap_or_default())
+            }
+        }
+    }
+
+    /// A listener's rules other than the default one, every page.
+    async fn listener_rules(&self, listener_arn: &str) -> StepResult<Vec<Rule>> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .0
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeRules", e))?;
+            all.extend(
+                out.rules
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.is_default != Some(true)),
+            );
+            marker = out.next_marker;
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Each ARN's tags.
+    async fn tags(&self, arns: &[String]) -> StepResult<Vec<(String, Tags)>> {
+        let mut found = Vec::new();
+        for chunk in arns.chunks(TAGS_PER_CALL) {
+            let out = self
+                .0
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+            for description in out.tag_descriptions.unwrap_or_default() {
+                found.push((
+                    description.resource_arn.unwrap_or_default(),
+                    description
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                        .collect(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait::async_trait]
+impl LoadBalancing for Elb {
+    async fn forward(&self, route: &Route) -> StepResult<Option<Vec<WeightedGroup>>> {
+        Ok(self
+            .actions(route)
+            .await?
+            .iter()
+            .find(|a| is_forward(a))
+            .map(groups_of))
+    }
+
+    async fn set_forward(&self, route: &Route, groups: &[(String, i32)]) -> StepResult<()> {
+        let actions = reweighed(self.actions(route).await?, groups)?;
+        match route {
+            Route::Listener(arn) => {
+                self.0
+                    .modify_listener()
+                    .listener_arn(arn)
+                    .set_default_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyListener", e))?;
+            }
+            Route::Rule(arn) => {
+                self.0
+                    .modify_rule()
+                    .rule_arn(arn)
+                    .set_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyRule", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rules(&self, listener_arn: &str) -> StepResult<Vec<RuleState>> {
+        let rules = self.listener_rules(listener_arn).await?;
+        let arns: Vec<String> = rules.iter().filter_map(|r| r.rule_arn.clone()).collect();
+        let tags = self.tags(&arns).await?;
+        Ok(rules
+            .into_iter()
+            .map(|r| {
+                let arn = r.rule_arn.unwrap_or_default();
+                RuleState {
+                    priority: r.priority.as_deref().and_then(|p| p.parse().ok()),
+                    tags: tags
+                        .iter()
+                        .find(|(a, _)| *a == arn)
+                        .map(|(_, t)| t.clone())
+                        .unwrap_or_default(),
+                    arn,
+                }
+            })
+            .collect())
+    }
+
+    async fn create_fixed_response_rule(
+        &self,
+        listener_arn: &str,
+        rule: &FixedResponseRule,
+    ) -> StepResult<()> {
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code(&rule.status_code)
+                    .content_type(&rule.content_type)
+                    .message_body(&rule.body)
+                    .build(),
+            )
+            .build();
+        let every_path = RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(PathPatternConditionConfig::builder().values("/*").build())
+            .build();
+        self.0
+            .create_rule()
+            .listener_arn(listener_arn)
+            .priority(rule.priority)
+            .conditions(every_path)
+            .actions(action)
+            .set_tags(Some(
+                rule.tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateRule", e))?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> StepResult<()> {
+        match self.0.delete_rule().rule_arn(rule_arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_rule_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StepError::from_sdk("elasticloadbalancing:DeleteRule", e)),
+        }
+    }
+
+    async fn target_health(&self, target_group_arn: &str) -> StepResult<Vec<TargetHealth>> {
+        let out = self
+            .0
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_target_group_not_found_exception() => {
+                    not_found("target group", target_group_arn)
+                }
+                _ => StepError::from_sdk("elasticloadbalancing:DescribeTargetHealth", e),
+            })?;
+        Ok(out
+            .target_health_descriptions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| {
+                let health = d.target_health;
+                TargetHealth {
+                    id: d.target.and_then(|t| t.id).unwrap_or_default(),
+                    state: health
+                        .as_ref()
+                        .and_then(|h| h.state.clone())
+                        .unwrap_or(TargetHealthStateEnum::Unavailable)
+                        .as_str()
+                        .to_owned(),
+                    reason: health
+                        .and_then(|h| h.description.or(h.reason.map(|r| r.as_str().to_owned())))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,136 @@
+//! ECS calls of the set-up and diagnosis commands (`adopt`, `doctor`), made directly with the
+//! SDK: they read and copy whole services, which the steps' [`crate::ports::Compute`] port
+//! deliberately does not model.
+
+use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
+
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+
+/// Describes one ECS service; [`StepError::ResourceNotFound`] if it is missing or inactive.
+pub async fn describe_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<Service> {
+    crate::aws::compute::describe_sdk_service(&ctx.sdk()?.ecs, cluster, service).await
+}
+
+/// Builds an ECS tag.
+pub fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// Adds tags to an ECS resource (tagging is idempotent).
+pub async fn tag_resource(ctx: &Context, arn: &str, tags: Vec<Tag>) -> StepResult<()> {
+    use crate::ports::Compute;
+    let pairs: Vec<(String, String)> = tags
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+        .tag_resource(arn, &pairs)
+        .await
+}
+
+/// Removes tags from an ECS resource (removing absent tags is fine).
+pub async fn untag_resource(ctx: &Context, arn: &str, keys: &[&str]) -> StepResult<()> {
+    use crate::ports::Compute;
+    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+        .untag_resource(arn, keys)
+        .await
+}
+
+/// The tags of an ECS resource as `(key, value)` pairs.
+pub async fn tags_of(ctx: &Context, arn: &str) -> StepResult<Vec<(String, String)>> {
+    use crate::ports::Compute;
+    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+        .tags_of(arn)
+        .await
+}
+
+/// A task definition and its tags.
+pub async fn describe_task_definition(
+    ctx: &Context,
+    name: &str,
+) -> StepResult<(TaskDefinition, Vec<(String, String)>)> {
+    crate::aws::compute::describe_definition(&ctx.sdk()?.ecs, name).await
+}
+
+/// Creates service `name` in `cluster` as a copy of `like` — task definition, launch type or
+/// capacity provider strategy, platform version, network configuration, service registries,
+/// deployment settings — registering in `target_group_arn` (same container and port), with
+/// `desired_count` tasks and `tags`.
+pub async fn create_service_like(
+    ctx: &Context,
+    cluster: &str,
+    name: &str,
+    like: &Service,
+    target_group_arn: &str,
+    desired_count: i32,
+    tags: &[(&str, &str)],
+) -> StepResult<Service> {
+    let load_balancers = like
+        .load_balancers()
+        .iter()
+        .map(|lb| {
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(target_group_arn)
+                .set_container_name(lb.container_name.clone())
+                .set_container_port(lb.container_port)
+                .build()
+        })
+        .collect();
+    let out = ctx
+        .sdk()?
+        .ecs
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .set_task_definition(like.task_definition.clone())
+        .set_launch_type(
+            like.launch_type
+                .clone()
+                .filter(|_| like.capacity_provider_strategy().is_empty()),
+        )
+        .set_capacity_provider_strategy(
+            Some(like.capacity_provider_strategy().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_platform_version(like.platform_version.clone())
+        .set_network_configuration(like.network_configuration.clone())
+        .set_service_registries(Some(like.service_registries().to_vec()).filter(|s| !s.is_empty()))
+        .set_deployment_configuration(like.deployment_configuration.clone())
+        .set_health_check_grace_period_seconds(like.health_check_grace_period_seconds)
+        .set_placement_constraints(
+            Some(like.placement_constraints().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_placement_strategy(Some(like.placement_strategy().to_vec()).filter(|s| !s.is_empty()))
+        .enable_execute_command(like.enable_execute_command)
+        .set_load_balancers(Some(load_balancers))
+        .desired_count(desired_count)
+        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:CreateService", e))?;
+    out.service
+        .ok_or_else(|| StepError::Internal(format!("CreateService {name} answered no service")))
+}
+
+/// Deletes a service (scaled to 0 first by `force`); one already gone is fine.
+pub async fn delete_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
+    match ctx
+        .sdk()?
+        .ecs
+        .delete_service()
+        .cluster(cluster)
+        .service(service)
+        .force(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_service_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StepError::from_sdk("ecs:DeleteService", e)),
+    }
+}

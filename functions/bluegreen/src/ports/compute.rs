@@ -1,0 +1,236 @@
+//! ECS: the slots' services, the task definitions bluegreen derives, and one-off migration
+//! tasks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StepResult;
+
+/// Tags as `(key, value)` pairs.
+pub type Tags = Vec<(String, String)>;
+
+/// An ECS service as bluegreen reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The service's ARN.
+    pub arn: String,
+    /// The service's name.
+    pub name: String,
+    /// The task definition the service is set to run.
+    pub task_definition: Option<String>,
+    /// Tasks it is asked to run.
+    pub desired_count: i32,
+    /// Tasks running now.
+    pub running_count: i32,
+    /// Its deployments (ECS keeps the primary and the ones it is draining).
+    pub deployments: Vec<ServiceDeployment>,
+}
+
+impl ServiceState {
+    /// The deployment ECS is rolling out (`PRIMARY`), if any.
+    pub fn primary(&self) -> Option<&ServiceDeployment> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+}
+
+/// One deployment of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDeployment {
+    /// `PRIMARY`, `ACTIVE` (draining) or `INACTIVE`.
+    pub status: String,
+    /// The task definition it rolls out.
+    pub task_definition: Option<String>,
+    /// Tasks it wants.
+    pub desired_count: i32,
+    /// Tasks of it running.
+    pub running_count: i32,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub rollout_state: Option<String>,
+    /// Why, when ECS says.
+    pub rollout_reason: Option<String>,
+}
+
+/// A task definition revision: its containers (what bluegreen reads and changes) and tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefinitionState {
+    /// `arn:aws:ecs:…:task-definition/<family>:<revision>`.
+    pub arn: String,
+    /// The family.
+    pub family: String,
+    /// Its containers.
+    pub containers: Vec<ContainerState>,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+impl TaskDefinitionState {
+    /// The container named `name`.
+    pub fn container(&self, name: &str) -> Option<&ContainerState> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// The value of environment variable `name` in `container`, if set.
+    pub fn env_value(&self, container: &str, name: &str) -> Option<String> {
+        self.container(container)?
+            .environment
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every environment value of every container, as `(container, name, value)`.
+    pub fn all_env(&self) -> Vec<(String, String, String)> {
+        self.containers
+            .iter()
+            .flat_map(|c| {
+                c.environment
+                    .iter()
+                    .map(move |(n, v)| (c.name.clone(), n.clone(), v.clone()))
+            })
+            .collect()
+    }
+}
+
+/// One container of a task definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Its name.
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// Its plain environment variables, in order.
+    pub environment: Vec<(String, String)>,
+    /// Its log driver and options (`awslogs`, `awslogs-group`, …), when configured.
+    pub log: Option<(String, Vec<(String, String)>)>,
+}
+
+/// What a new revision changes in its base: container images and environment values; every
+/// other setting of the base is copied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RevisionOverlay {
+    /// `(container, image)`.
+    pub images: Vec<(String, String)>,
+    /// `(container, name, value)`: set, replacing any earlier value.
+    pub environment: Vec<(String, String, String)>,
+}
+
+/// What a one-off task runs: which container of which task definition, with which command and
+/// environment overrides, in the network of which service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneOff {
+    /// Cluster.
+    pub cluster: String,
+    /// The service whose network configuration and launch type the task borrows.
+    pub network_of: String,
+    /// Task definition ARN.
+    pub task_definition: String,
+    /// Container whose command is overridden.
+    pub container: String,
+    /// The command.
+    pub command: Vec<String>,
+    /// Environment overrides, `(name, value)`.
+    pub env: Vec<(String, String)>,
+    /// The `startedBy` value a retry finds the task by.
+    pub started_by: String,
+    /// RunTask's idempotency token: the same token with the same parameters starts one task
+    /// (ECS honours it for 24 hours), so a retry whose first answer was lost — and whose task
+    /// `ListTasks` does not show yet — gets the task already started, not a second one.
+    pub client_token: String,
+    /// Tags for the task.
+    pub tags: Tags,
+}
+
+/// An ECS task as bluegreen reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+    /// The task's ARN.
+    pub arn: String,
+    /// The task definition it runs.
+    pub task_definition: String,
+    /// Its `startedBy`.
+    pub started_by: String,
+    /// `PROVISIONING` … `RUNNING` … `STOPPED`.
+    pub last_status: String,
+    /// `RUNNING` or `STOPPED` (asked to stop).
+    pub desired_status: String,
+    /// Why it stopped (`EssentialContainerExited`, `TaskFailedToStart`, `UserInitiated`, …).
+    pub stop_code: Option<String>,
+    /// ECS's words for it.
+    pub stopped_reason: Option<String>,
+    /// Its containers' exits.
+    pub containers: Vec<ContainerExit>,
+}
+
+impl TaskState {
+    /// Whether ECS reports the task stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.last_status == "STOPPED"
+    }
+
+    /// The task's id (the last segment of its ARN).
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+/// A container of a task, once it exited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerExit {
+    /// Its name.
+    pub name: String,
+    /// Its exit code, when it ran.
+    pub exit_code: Option<i32>,
+    /// ECS's reason, when it did not.
+    pub reason: Option<String>,
+}
+
+/// ECS, as far as the steps use it.
+#[async_trait::async_trait]
+pub trait Compute: Send + Sync {
+    /// One service; [`crate::StepError::ResourceNotFound`] when it (or its cluster) is
+    /// missing or inactive.
+    async fn describe_service(&self, cluster: &str, service: &str) -> StepResult<ServiceState>;
+
+    /// Sets a service's task definition (when given) and desired count: a set-to-value,
+    /// idempotent.
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: Option<&str>,
+        desired_count: i32,
+    ) -> StepResult<()>;
+
+    /// Adds tags to an ECS resource (idempotent).
+    async fn tag_resource(&self, arn: &str, tags: &[(String, String)]) -> StepResult<()>;
+
+    /// Removes tags (removing absent tags is fine).
+    async fn untag_resource(&self, arn: &str, keys: &[&str]) -> StepResult<()>;
+
+    /// An ECS resource's tags.
+    async fn tags_of(&self, arn: &str) -> StepResult<Tags>;
+
+    /// A task definition (by ARN, `family:revision` or family for the latest ACTIVE one) with
+    /// its tags; [`crate::StepError::ResourceNotFound`] when there is none.
+    async fn describe_task_definition(&self, name: &str) -> StepResult<TaskDefinitionState>;
+
+    /// Registers a new revision of `base`'s family: `base` with `overlay` applied and every
+    /// other setting copied, tagged with `tags`. Returns its ARN. Not idempotent: a retry
+    /// finds an earlier registration as the family's latest revision by its tags.
+    async fn register_revision(
+        &self,
+        base: &str,
+        overlay: &RevisionOverlay,
+        tags: &[(String, String)],
+    ) -> StepResult<String>;
+
+    /// Starts one task, once per [`OneOff::client_token`]. A placement failure is
+    /// `Err(reason)` inside `Ok`.
+    async fn run_task(&self, task: &OneOff) -> StepResult<Result<TaskState, String>>;
+
+    /// The task started with `started_by` (running or stopped), described. ECS lists tasks
+    /// eventually: one just started may not be found yet.
+    async fn find_task(&self, cluster: &str, started_by: &str) -> StepResult<Option<TaskState>>;
+
+    /// Stops a task (stopping a stopped task is harmless).
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> StepResult<()>;
+}

@@ -1,0 +1,94 @@
+//! ELBv2: the forward actions bluegreen moves, the maintenance rules it adds, and target
+//! health.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StepResult;
+
+use super::compute::Tags;
+
+/// Where a forward action lives: a listener's default actions, or one rule's actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Route {
+    /// The listener's default actions.
+    Listener(String),
+    /// One listener rule's actions.
+    Rule(String),
+}
+
+/// One target group of a forward action and its weight, as ELB reports it: a one-group
+/// forward may carry no weight (all traffic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightedGroup {
+    /// The target group's ARN.
+    pub target_group_arn: String,
+    /// Its weight, when ELB reports one.
+    pub weight: Option<i32>,
+}
+
+/// A listener rule other than the default one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// The rule's ARN.
+    pub arn: String,
+    /// Its priority.
+    pub priority: Option<i32>,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+/// A fixed response served by a rule for every path (the maintenance page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedResponseRule {
+    /// The rule's priority.
+    pub priority: i32,
+    /// HTTP status, like `503`.
+    pub status_code: String,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+    /// Tags set at creation.
+    pub tags: Tags,
+}
+
+/// A registered target's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    /// The target (an IP address or instance id).
+    pub id: String,
+    /// `healthy`, `unhealthy`, `initial`, `draining`, `unused`, `unavailable`.
+    pub state: String,
+    /// ELB's description or reason code.
+    pub reason: String,
+}
+
+/// ELBv2, as far as the steps use it.
+#[async_trait::async_trait]
+pub trait LoadBalancing: Send + Sync {
+    /// The target groups of the route's forward action; `None` when the route has no forward
+    /// action (a fixed response, a redirect). [`crate::StepError::ResourceNotFound`] when
+    /// the listener or rule is missing.
+    async fn forward(&self, route: &Route) -> StepResult<Option<Vec<WeightedGroup>>>;
+
+    /// Replaces the route's forward action's target groups with `groups` (`(ARN, weight)`),
+    /// in one call, keeping its stickiness, its order and every other action. A set-to-value:
+    /// idempotent.
+    async fn set_forward(&self, route: &Route, groups: &[(String, i32)]) -> StepResult<()>;
+
+    /// A listener's rules other than the default one, with their tags.
+    async fn rules(&self, listener_arn: &str) -> StepResult<Vec<RuleState>>;
+
+    /// Adds a rule answering every path with a fixed response, tagged at creation.
+    async fn create_fixed_response_rule(
+        &self,
+        listener_arn: &str,
+        rule: &FixedResponseRule,
+    ) -> StepResult<()>;
+
+    /// Deletes one rule (one already gone is fine).
+    async fn delete_rule(&self, rule_arn: &str) -> StepResult<()>;
+
+    /// The health of every target registered in a target group.
+    async fn target_health(&self, target_group_arn: &str) -> StepResult<Vec<TargetHealth>>;
+}

@@ -1,0 +1,437 @@
+//! The contract between the two worlds: the same scenarios, run through the SDK adapters on
+//! the emulator and through the in-memory AWS, must leave AWS holding the same things. Each
+//! scenario returns what it saw and what AWS holds at its end (read through the ports), as
+//! JSON; the two are compared whole. A known divergence (AWS's own behaviour that one world
+//! models and the other does not, like ECS deployments moto never creates) is left out of the
+//! comparison and listed in docs/simulation.md.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bluegreen::config_store::ConfigStore;
+use bluegreen::lock::Locks;
+use bluegreen::ports::compute::RevisionOverlay;
+use bluegreen::record::{Records, Status};
+use bluegreen::steps::approval::{self, Decision, RequestInput};
+use bluegreen::steps::prepare;
+use bluegreen::{Context, Slot, routing};
+use bluegreen_tests::memory::{Immediate, world as memory_world};
+use bluegreen_tests::{CLUSTER, MOTO_CALLER, Names, World, push_event};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// The moment both worlds' clocks stand at.
+fn fixed_clock() -> bluegreen::context::Clock {
+    let at: DateTime<Utc> = "2026-11-21T10:30:00Z".parse().unwrap();
+    Arc::new(move || at)
+}
+
+type Scenario = for<'a> fn(&'a Context, &'a Names) -> Pin<Box<dyn Future<Output = Value> + 'a>>;
+
+/// Runs `scenario` in both worlds and compares what each saw and holds.
+async fn in_both_worlds(name: &str, scenario: Scenario) {
+    let world = World::build().await;
+    let emulated = world.ctx.clone().with_clock(fixed_clock());
+    let (_memory, in_memory) =
+        memory_world::build(&world.names(), Arc::new(Immediate), fixed_clock()).await;
+    let names = world.names();
+    let on_emulator = scenario(&emulated, &names).await;
+    let in_memory = scenario(&in_memory, &names).await;
+    assert_eq!(
+        serde_json::to_string_pretty(&on_emulator).unwrap(),
+        serde_json::to_string_pretty(&in_memory).unwrap(),
+        "{name}: the worlds differ (left: the emulator, right: in memory)"
+    );
+}
+
+/// A push of `tag`, event `event_id`, pushed at `time`.
+fn push(tag: &str, event_id: &str, time: &str) -> Value {
+    push_event(tag, tag.chars().last().unwrap_or('a'), event_id, time)
+}
+
+/// The record of `id` as JSON, or the error's name.
+async fn record(ctx: &Context, id: &str) -> Value {
+    match Records::new(ctx).get(id).await {
+        Ok(d) => serde_json::to_value(d).unwrap(),
+        Err(e) => json!({ "error": e.name() }),
+    }
+}
+
+/// The lock of `service`: holder, queued, needs attention.
+async fn lock(ctx: &Context, service: &str) -> Value {
+    match Locks::new(ctx).read(service).await.unwrap() {
+        Some(l) => {
+            json!({"holder": l.holder, "queued": l.queued, "needs_attention": l.needs_attention})
+        }
+        None => Value::Null,
+    }
+}
+
+fn prepared_ids(prepared: &prepare::Prepared) -> Vec<(String, String)> {
+    match prepared {
+        prepare::Prepared::Deployments { deployments } => deployments
+            .iter()
+            .map(|d| (d.deployment_id.clone(), format!("{:?}", d.outcome)))
+            .collect(),
+        prepare::Prepared::Ignored { reason } => vec![("ignored".into(), reason.clone())],
+    }
+}
+
+fn pushes_queue_and_supersede<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let mut seen = Vec::new();
+        for (tag, event, time) in [
+            ("v2", "event-1", "2026-11-21T10:00:00Z"),
+            ("v3", "event-2", "2026-11-21T10:05:00Z"),
+            ("v4", "event-3", "2026-11-21T10:10:00Z"),
+            // Older than the running one: superseded at once.
+            ("v1", "event-4", "2026-11-21T09:00:00Z"),
+        ] {
+            let prepared = prepare::run(ctx, &push(tag, event, time)).await.unwrap();
+            seen.push(prepared_ids(&prepared));
+        }
+        let ids: Vec<String> = seen.iter().flatten().map(|(id, _)| id.clone()).collect();
+        let mut records = Vec::new();
+        for id in &ids {
+            records.push(record(ctx, id).await);
+        }
+        let queued = Records::new(ctx).with_status(Status::Queued).await.unwrap();
+        json!({
+            "prepared": seen,
+            "records": records,
+            "lock": lock(ctx, "shop").await,
+            "queued": queued.iter().map(|d| d.deployment_id.clone()).collect::<Vec<_>>(),
+            "history": Records::new(ctx).for_service("shop", 10).await.unwrap()
+                .iter().map(|d| (d.deployment_id.clone(), d.status)).collect::<Vec<_>>(),
+        })
+    })
+}
+
+fn a_decision_is_recorded_once<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let prepared = prepare::run(ctx, &push("v2", "event-1", "2026-11-21T10:00:00Z"))
+            .await
+            .unwrap();
+        let id = prepared_ids(&prepared)[0].0.clone();
+        Records::new(ctx)
+            .update(
+                &id,
+                bluegreen::record::Change::new().status(Status::Preprod),
+            )
+            .await
+            .unwrap();
+        let requested = approval::request(
+            ctx,
+            &RequestInput {
+                deployment_id: id.clone(),
+                task_token: "bluegreen-local:contract:Approval:1".into(),
+            },
+        )
+        .await
+        .map(|r| format!("{r:?}"))
+        .map_err(|e| e.name());
+        let decide = |approve: bool, reason: &str| Decision {
+            approve,
+            approver: MOTO_CALLER.into(),
+            reason: Some(reason.into()),
+            channel: "cli".into(),
+            link_nonce: None,
+        };
+        let first = approval::decide(ctx, &id, &decide(false, "p99 doubled\non /cart"))
+            .await
+            .map_err(|e| e.name());
+        let second = approval::decide(ctx, &id, &decide(true, "ok"))
+            .await
+            .map_err(|e| e.name());
+        json!({
+            "requested": requested,
+            "first": first,
+            "second": second,
+            "record": record(ctx, &id).await,
+            "pending": Records::new(ctx).with_status(Status::AwaitingApproval).await.unwrap().len(),
+        })
+    })
+}
+
+fn a_lock_is_handed_over_with_its_record<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let first = prepared_ids(
+            &prepare::run(ctx, &push("v2", "event-1", "2026-11-21T10:00:00Z"))
+                .await
+                .unwrap(),
+        )[0]
+        .0
+        .clone();
+        let next = prepared_ids(
+            &prepare::run(ctx, &push("v3", "event-2", "2026-11-21T10:05:00Z"))
+                .await
+                .unwrap(),
+        )[0]
+        .0
+        .clone();
+        let records = Records::new(ctx);
+        let released = Locks::new(ctx)
+            .release_with("shop", &first, |handed| {
+                Ok(Some(
+                    records.update_in_transaction(
+                        &first,
+                        bluegreen::record::Change::new()
+                            .status(Status::Aborted)
+                            .handed_over_to(handed.unwrap_or("nobody")),
+                    ),
+                ))
+            })
+            .await
+            .map(|r| format!("{r:?}"))
+            .map_err(|e| e.name());
+        let refused = Locks::new(ctx)
+            .release_with("shop", &next, |_| {
+                Ok(Some(records.update_in_transaction(
+                    "shop-no-such-deployment",
+                    bluegreen::record::Change::new(),
+                )))
+            })
+            .await
+            .map(|r| format!("{r:?}"))
+            .map_err(|e| e.name());
+        let marked = Locks::new(ctx)
+            .mark_needs_attention("shop", &next, "a test")
+            .await
+            .unwrap();
+        json!({
+            "released": released,
+            "refused": refused,
+            "marked": marked,
+            "first": record(ctx, &first).await,
+            "lock": lock(ctx, "shop").await,
+            "held": Locks::new(ctx).held().await.unwrap().into_iter()
+                .map(|(s, l)| (s, l.holder)).collect::<Vec<_>>(),
+        })
+    })
+}
+
+fn configs_are_stored_indexed_and_removed<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let store = ConfigStore::new(ctx);
+        let mut other = store.load("shop").await.unwrap();
+        other.name = "cart".into();
+        other.source.repository = "cart/web".into();
+        store.put(&other).await.unwrap();
+        other.source.repository = "cart/api".into();
+        store.put(&other).await.unwrap();
+        let watching_web = store.watching("cart/web").await.unwrap().len();
+        let watching_api = store.watching("cart/api").await.unwrap().len();
+        let all: Vec<String> = store
+            .load_all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let many: Vec<String> = store
+            .load_many(&["shop".into(), "cart".into(), "gone".into()])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.map(|c| c.name).unwrap_or_default())
+            .collect();
+        let deleted = store.delete("cart").await.map_err(|e| e.name());
+        let deleted_again = store.delete("cart").await.map_err(|e| e.name());
+        json!({
+            "watching": [watching_web, watching_api],
+            "all": all,
+            "many": many,
+            "deleted": deleted.is_ok(),
+            "deleted_again": deleted_again.err(),
+            "after": store.watching("cart/api").await.unwrap().len(),
+        })
+    })
+}
+
+fn a_revision_overlays_the_live_one<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let compute = &ctx.ports.compute;
+        let live = compute
+            .describe_service(CLUSTER, "shop-blue")
+            .await
+            .unwrap();
+        let base = compute
+            .describe_task_definition(live.task_definition.as_deref().unwrap())
+            .await
+            .unwrap();
+        let overlay = RevisionOverlay {
+            images: vec![("web".into(), "repo@sha256:abc".into())],
+            environment: vec![("web".into(), "DATABASE_HOST".into(), "bg-clone".into())],
+        };
+        let tags = vec![("bluegreen:deployment".to_owned(), "d-1".to_owned())];
+        let arn = compute
+            .register_revision(&base.arn, &overlay, &tags)
+            .await
+            .unwrap();
+        let latest = bluegreen::ecs::latest_revision_tagged(ctx, &base.family, &tags)
+            .await
+            .unwrap();
+        let bad = compute
+            .register_revision(
+                &base.arn,
+                &RevisionOverlay {
+                    images: vec![("nope".into(), "x".into())],
+                    environment: Vec::new(),
+                },
+                &tags,
+            )
+            .await
+            .map_err(|e| e.name());
+        let revision = compute.describe_task_definition(&arn).await.unwrap();
+        compute
+            .update_service(CLUSTER, "shop-green", Some(&arn), 3)
+            .await
+            .unwrap();
+        bluegreen::ecs::mark_slot(ctx, CLUSTER, "shop-green", "d-1", "preprod", ctx.now())
+            .await
+            .unwrap();
+        let green = compute
+            .describe_service(CLUSTER, "shop-green")
+            .await
+            .unwrap();
+        let mut green_tags = compute.tags_of(&green.arn).await.unwrap();
+        green_tags.sort();
+        bluegreen::ecs::unmark_slot(ctx, CLUSTER, "shop-green")
+            .await
+            .unwrap();
+        let mut unmarked = compute.tags_of(&green.arn).await.unwrap();
+        unmarked.sort();
+        let missing = compute
+            .describe_service(CLUSTER, "shop-purple")
+            .await
+            .map_err(|e| e.name());
+        json!({
+            "arn_is_latest": latest.as_deref() == Some(arn.as_str()),
+            "containers": revision.containers.iter()
+                .map(|c| (c.name.clone(), c.image.clone(), c.environment.clone()))
+                .collect::<Vec<_>>(),
+            "revision_tags": revision.tags,
+            "bad": bad.err(),
+            "green": [green.task_definition == Some(arn), green.desired_count == 3],
+            "green_tags": green_tags,
+            "unmarked": unmarked,
+            "missing": missing.err(),
+        })
+    })
+}
+
+fn production_moves_and_reads_back<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let config = ConfigStore::new(ctx).load("shop").await.unwrap();
+        let before = routing::read_production(ctx, &config).await.unwrap();
+        let canary = routing::set_production_verified(ctx, &config, Slot::Green, 10)
+            .await
+            .unwrap();
+        let split = routing::read_production(ctx, &config).await.unwrap();
+        let all = routing::set_production_verified(ctx, &config, Slot::Green, 100)
+            .await
+            .unwrap();
+        let after = routing::read_production(ctx, &config).await.unwrap();
+        routing::point_test_listener(ctx, &config, Slot::Blue)
+            .await
+            .unwrap();
+        let test = routing::read_test(ctx, &config).await.unwrap();
+        let weights = |r: routing::RouteState| (r.blue, r.green);
+        json!({
+            "before": weights(before),
+            "canary": canary.is_ok(),
+            "split": weights(split),
+            "all": all.is_ok(),
+            "after": weights(after),
+            "test": test,
+        })
+    })
+}
+
+fn dns_weights_move_in_one_batch<'a>(
+    ctx: &'a Context,
+    names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        let mut config = ConfigStore::new(ctx).load("shop").await.unwrap();
+        let missing = ctx
+            .ports
+            .dns
+            .cname_records("ZNOSUCHZONE", "x")
+            .await
+            .map_err(|e| e.name());
+        config.traffic = bluegreen::config::Traffic::Dns {
+            hosted_zone_id: names.zone_id.clone(),
+            record_name: "shop.example.com.".into(),
+            ttl_seconds: 300,
+            switch_ttl_seconds: 30,
+        };
+        let before = routing::read_production(ctx, &config).await.unwrap();
+        routing::set_dns_ttl(ctx, &config, 30).await.unwrap();
+        let lowered = routing::read_production(ctx, &config).await.unwrap();
+        routing::set_production(ctx, &config, Slot::Green, 100)
+            .await
+            .unwrap();
+        let after = routing::read_production(ctx, &config).await.unwrap();
+        json!({
+            "missing_zone": missing.err(),
+            "before": [before.blue, before.green, before.ttl.unwrap_or_default()],
+            "lowered": lowered.ttl,
+            "after": [after.blue, after.green],
+        })
+    })
+}
+
+#[tokio::test]
+async fn pushes_are_queued_and_superseded_alike() {
+    in_both_worlds("pushes", pushes_queue_and_supersede).await;
+}
+
+#[tokio::test]
+async fn a_decision_is_recorded_once_alike() {
+    in_both_worlds("decision", a_decision_is_recorded_once).await;
+}
+
+#[tokio::test]
+async fn a_lock_is_handed_over_with_its_record_alike() {
+    in_both_worlds("hand-over", a_lock_is_handed_over_with_its_record).await;
+}
+
+#[tokio::test]
+async fn configs_are_stored_indexed_and_removed_alike() {
+    in_both_worlds("configs", configs_are_stored_indexed_and_removed).await;
+}
+
+#[tokio::test]
+async fn a_revision_overlays_the_live_one_alike() {
+    in_both_worlds("revision", a_revision_overlays_the_live_one).await;
+}
+
+#[tokio::test]
+async fn production_moves_and_reads_back_alike() {
+    in_both_worlds("routing", production_moves_and_reads_back).await;
+}
+
+#[tokio::test]
+async fn dns_weights_move_in_one_batch_alike() {
+    in_both_worlds("dns", dns_weights_move_in_one_batch).await;
+}

@@ -1,0 +1,241 @@
+//! The small services in memory: DynamoDB's port over [`super::tables`], SSM parameters, SNS
+//! and the webhook, CloudWatch alarms, STS, Secrets Manager, and the test endpoints' answers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bluegreen::StepError;
+use bluegreen::ports::notifications::Message;
+use bluegreen::ports::parameters::Parameter;
+use bluegreen::ports::smoke::Answer;
+use bluegreen::ports::tables::{Cancelled, Cond, Page, Query, Returns, Write, Written};
+use bluegreen::ports::{Alarms, Identity, Notifications, Parameters, Secrets, SmokeClient, Tables};
+use serde_dynamo::Item;
+
+use super::{MemoryAws, not_found};
+
+/// What was published and posted.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationsState {
+    /// `(topic, message)`, in order.
+    pub published: Vec<(String, Message)>,
+    /// `(webhook URL, text)`, in order.
+    pub posted: Vec<(String, String)>,
+}
+
+/// CloudWatch alarms: name → in ALARM.
+#[derive(Debug, Clone, Default)]
+pub struct AlarmState {
+    /// Every alarm and whether it fires.
+    pub alarms: BTreeMap<String, bool>,
+}
+
+/// What the test endpoints answer: by URL prefix (longest first), else 200 `ok`.
+#[derive(Debug, Clone, Default)]
+pub struct SmokeState {
+    /// URL prefix → the answer (or why there is none).
+    pub answers: BTreeMap<String, Result<Answer, String>>,
+}
+
+#[async_trait::async_trait]
+impl Tables for MemoryAws {
+    async fn get(
+        &self,
+        table: &str,
+        key: &Item,
+        projection: Option<&[&str]>,
+    ) -> Result<Option<Item>, StepError> {
+        self.call("dynamodb:GetItem", |s| s.tables.get(table, key, projection))
+            .await
+    }
+
+    async fn write(&self, write: Write, returns: Returns) -> Result<Written, StepError> {
+        let operation = match write.op {
+            bluegreen::ports::tables::WriteOp::Put(_) => "dynamodb:PutItem",
+            bluegreen::ports::tables::WriteOp::Update(_) => "dynamodb:UpdateItem",
+            bluegreen::ports::tables::WriteOp::Delete => "dynamodb:DeleteItem",
+        };
+        self.call(operation, |s| s.tables.write(&write, returns))
+            .await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<Result<(), Cancelled>, StepError> {
+        self.call("dynamodb:TransactWriteItems", |s| {
+            s.tables.transact(&writes)
+        })
+        .await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StepError> {
+        self.call("dynamodb:Query", |s| s.tables.query(query)).await
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        filter: Option<&Cond>,
+        start_after: Option<Item>,
+    ) -> Result<Page, StepError> {
+        self.call("dynamodb:Scan", |s| {
+            s.tables.scan(table, filter, start_after.as_ref())
+        })
+        .await
+    }
+}
+
+fn parameter(name: &str, (value, version): &(String, i64)) -> Parameter {
+    Parameter {
+        name: name.to_owned(),
+        value: value.clone(),
+        version: *version,
+    }
+}
+
+#[async_trait::async_trait]
+impl Parameters for MemoryAws {
+    async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
+        self.call("ssm:GetParameter", |s| {
+            Ok(s.parameters.get(name).map(|p| parameter(name, p)))
+        })
+        .await
+    }
+
+    async fn get_many(&self, names: &[String]) -> Result<Vec<Parameter>, StepError> {
+        self.call("ssm:GetParameters", |s| {
+            // "In any order": the reverse of what was asked, so callers that need an order
+            // must make it themselves.
+            Ok(names
+                .iter()
+                .rev()
+                .filter_map(|n| s.parameters.get(n).map(|p| parameter(n, p)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn by_path(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
+        self.call("ssm:GetParametersByPath", |s| {
+            let prefix = format!("{}/", path.trim_end_matches('/'));
+            Ok(s.parameters
+                .iter()
+                .filter(|(n, _)| {
+                    n.strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.contains('/'))
+                })
+                .map(|(n, p)| parameter(n, p))
+                .collect())
+        })
+        .await
+    }
+
+    async fn put(&self, name: &str, value: &str) -> Result<(), StepError> {
+        self.call("ssm:PutParameter", |s| {
+            let version = s.parameters.get(name).map(|(_, v)| v + 1).unwrap_or(1);
+            s.parameters
+                .insert(name.to_owned(), (value.to_owned(), version));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StepError> {
+        self.call("ssm:DeleteParameter", |s| {
+            Ok(s.parameters.remove(name).is_some())
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifications for MemoryAws {
+    async fn publish(&self, topic_arn: &str, message: &Message) -> Result<(), StepError> {
+        self.call("sns:Publish", |s| {
+            s.notifications
+                .published
+                .push((topic_arn.to_owned(), message.clone()));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn post_webhook(&self, url: &str, text: &str) {
+        // Best effort, as the SDK world's: a lost post is not an error.
+        let _ = self
+            .call("webhook:Post", |s| {
+                s.notifications
+                    .posted
+                    .push((url.to_owned(), text.to_owned()));
+                Ok(())
+            })
+            .await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Alarms for MemoryAws {
+    async fn firing(&self, names: &[String]) -> Result<Vec<String>, StepError> {
+        self.call("cloudwatch:DescribeAlarms", |s| {
+            Ok(names
+                .iter()
+                .filter(|n| s.alarms.alarms.get(*n) == Some(&true))
+                .map(|n| format!("alarm {n} is in ALARM: simulated"))
+                .collect())
+        })
+        .await
+    }
+
+    async fn missing(&self, names: &[String]) -> Result<Vec<String>, StepError> {
+        self.call("cloudwatch:DescribeAlarms", |s| {
+            Ok(names
+                .iter()
+                .filter(|n| !s.alarms.alarms.contains_key(*n))
+                .cloned()
+                .collect())
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Identity for MemoryAws {
+    async fn caller_arn(&self) -> Result<String, StepError> {
+        self.call("sts:GetCallerIdentity", |s| Ok(s.caller.clone()))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Secrets for MemoryAws {
+    async fn secret_string(&self, id: &str) -> Result<Option<String>, StepError> {
+        self.call("secretsmanager:GetSecretValue", |s| {
+            s.secrets
+                .get(id)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| not_found("secret", id))
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl SmokeClient for MemoryAws {
+    async fn get(&self, url: &str, _timeout: Duration) -> Result<Answer, String> {
+        self.call("http:Get", |s| {
+            let answer = s
+                .smoke
+                .answers
+                .iter()
+                .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+                .max_by_key(|(prefix, _)| prefix.len())
+                .map(|(_, answer)| answer.clone())
+                .unwrap_or(Ok(Answer {
+                    status: 200,
+                    body: "ok".into(),
+                }));
+            Ok(answer)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+    }
+}

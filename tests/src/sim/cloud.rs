@@ -1,0 +1,239 @@
+//! What AWS does on its own, played against the in-memory state: the ECS scheduler (rollouts
+//! complete or fail, targets register healthy or not), the container runtime (tasks start,
+//! run for a while and exit with the scenario's code, or stop when asked), RDS (clones become
+//! available, deleted ones go), Route 53 (changes reach INSYNC), and the application itself
+//! (a bad image fails its smoke checks through the test listener, an alarming one fires the
+//! bake alarm once it serves production).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bluegreen::ports::compute::TaskState;
+use bluegreen::ports::load_balancing::{Route, TargetHealth};
+use bluegreen::ports::smoke::Answer;
+
+use crate::Names;
+use crate::memory::{MemoryAws, State};
+
+use super::rng::Rng;
+use super::scenario::Scenario;
+
+/// How often AWS's own work is looked at.
+const TICK: Duration = Duration::from_secs(5);
+
+/// When each pending piece of AWS's work completes (virtual seconds since the start).
+#[derive(Default)]
+struct Due(BTreeMap<String, u64>);
+
+impl Due {
+    /// Whether `key` is due now; the first time it is asked, it is given a time `after`
+    /// (a range of seconds) from now.
+    fn reached(&mut self, key: &str, now: u64, rng: &Rng, after: (u64, u64)) -> bool {
+        let due = *self
+            .0
+            .entry(key.to_owned())
+            .or_insert_with(|| now + after.0 + rng.below(after.1 - after.0 + 1));
+        if now >= due {
+            self.0.remove(key);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Plays AWS until dropped.
+pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names) {
+    let mut due = Due::default();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = super::clock::elapsed().as_secs();
+        aws.with(|state| {
+            tasks(state, &mut due, now, &rng, &scenario);
+            services(state, &mut due, now, &rng, &scenario);
+            databases(state, &mut due, now, &rng);
+            application(state, &scenario, &names);
+        });
+    }
+}
+
+/// The exit code a migration task started with `started_by` ends with.
+fn exit_code(task: &TaskState, scenario: &Scenario, state: &State) -> i32 {
+    let kind = task.started_by.rsplit('-').next().unwrap_or_default();
+    let image = state
+        .ecs
+        .definition(&task.task_definition)
+        .and_then(|d| d.containers.first().map(|c| c.image.clone()))
+        .unwrap_or_default();
+    scenario.migration_exit(kind, &image)
+}
+
+fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scenario) {
+    let arns: Vec<String> = state.ecs.tasks.keys().cloned().collect();
+    for arn in arns {
+        let task = &state.ecs.tasks[&arn];
+        if task.state.last_status == "STOPPED" {
+            continue;
+        }
+        // ECS lists a task a little after it started.
+        if !task.listed && due.reached(&format!("{arn}:listed"), now, rng, (0, 3)) {
+            state.ecs.tasks.get_mut(&arn).expect("task").listed = true;
+        }
+        let task = &state.ecs.tasks[&arn];
+        if task.state.desired_status == "STOPPED" {
+            if due.reached(&format!("{arn}:stop"), now, rng, (1, 30)) {
+                let task = state.ecs.tasks.get_mut(&arn).expect("task");
+                task.state.last_status = "STOPPED".into();
+                task.state.stop_code = Some("UserInitiated".into());
+                for c in &mut task.state.containers {
+                    c.exit_code = Some(143);
+                }
+            }
+            continue;
+        }
+        if task.state.last_status == "PROVISIONING" {
+            if due.reached(&format!("{arn}:start"), now, rng, (1, 20)) {
+                state
+                    .ecs
+                    .tasks
+                    .get_mut(&arn)
+                    .expect("task")
+                    .state
+                    .last_status = "RUNNING".into();
+            }
+            continue;
+        }
+        if due.reached(&format!("{arn}:exit"), now, rng, scenario.migration_seconds) {
+            let code = exit_code(&state.ecs.tasks[&arn].state, scenario, state);
+            let task = state.ecs.tasks.get_mut(&arn).expect("task");
+            task.state.last_status = "STOPPED".into();
+            task.state.desired_status = "STOPPED".into();
+            task.state.stop_code = Some("EssentialContainerExited".into());
+            task.state.stopped_reason = Some("Essential container in task exited".into());
+            for c in &mut task.state.containers {
+                c.exit_code = Some(code);
+            }
+        }
+    }
+}
+
+fn services(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scenario) {
+    let keys: Vec<String> = state.ecs.services.keys().cloned().collect();
+    for key in keys {
+        let (primary, desired, target_group) = {
+            let model = &state.ecs.services[&key];
+            let Some(primary) = model.state.primary().cloned() else {
+                continue;
+            };
+            (
+                primary,
+                model.state.desired_count,
+                model.target_group.clone(),
+            )
+        };
+        if primary.rollout_state.as_deref() != Some("IN_PROGRESS") {
+            continue;
+        }
+        let td = primary.task_definition.clone().unwrap_or_default();
+        if !due.reached(
+            &format!("{key}:{td}:{desired}"),
+            now,
+            rng,
+            scenario.rollout_seconds,
+        ) {
+            continue;
+        }
+        let image = state
+            .ecs
+            .definition(&td)
+            .and_then(|d| d.containers.first().map(|c| c.image.clone()))
+            .unwrap_or_default();
+        let fails = desired > 0 && scenario.rollout_fails(&image);
+        let model = state.ecs.services.get_mut(&key).expect("service");
+        let primary = model
+            .state
+            .deployments
+            .iter_mut()
+            .find(|d| d.status == "PRIMARY")
+            .expect("primary");
+        if fails {
+            primary.rollout_state = Some("FAILED".into());
+            primary.rollout_reason = Some("tasks failed to start (simulated)".into());
+            continue;
+        }
+        primary.rollout_state = Some("COMPLETED".into());
+        primary.running_count = desired;
+        primary.desired_count = desired;
+        model.state.deployments.retain(|d| d.status == "PRIMARY");
+        model.state.running_count = desired;
+        let octet = 10 + key.len() % 200;
+        state.elb.targets.insert(
+            target_group,
+            (0..desired)
+                .map(|i| TargetHealth {
+                    id: format!("10.{octet}.0.{}", 10 + i),
+                    state: "healthy".into(),
+                    reason: String::new(),
+                })
+                .collect(),
+        );
+    }
+}
+
+fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng) {
+    let creating = state
+        .rds
+        .instances
+        .values()
+        .any(|i| i.status == "creating" || i.status == "deleting")
+        || state
+            .rds
+            .clusters
+            .values()
+            .any(|c| c.status == "creating" || c.status == "deleting");
+    if creating && due.reached("rds", now, rng, (60, 600)) {
+        state.rds.settle();
+    }
+    if state.dns.changes.values().any(|s| !s) && due.reached("route53", now, rng, (5, 60)) {
+        state.dns.sync_all();
+    }
+}
+
+/// The pushed application as it behaves: what the test endpoint answers for the image behind
+/// the test listener, and whether the bake alarm fires for the image production runs.
+fn application(state: &mut State, scenario: &Scenario, names: &Names) {
+    let image_behind = |state: &State, route: &Route| -> Option<String> {
+        let groups = state.elb.forward_of(route).ok().flatten()?;
+        let group = groups.iter().max_by_key(|g| g.weight.unwrap_or(1))?;
+        let service = state
+            .ecs
+            .services
+            .values()
+            .find(|s| s.target_group == group.target_group_arn)?;
+        let td = service.state.task_definition.as_deref()?;
+        state
+            .ecs
+            .definition(td)?
+            .containers
+            .first()
+            .map(|c| c.image.clone())
+    };
+    let test = image_behind(state, &Route::Listener(names.test_listener.clone()));
+    match test.filter(|image| scenario.smoke_fails(image)) {
+        Some(_) => {
+            state.smoke.answers.insert(
+                names.test_url.clone(),
+                Ok(Answer {
+                    status: 500,
+                    body: "broken build (simulated)".into(),
+                }),
+            );
+        }
+        None => {
+            state.smoke.answers.remove(&names.test_url);
+        }
+    }
+    let production = image_behind(state, &Route::Listener(names.production_listener.clone()));
+    let firing = production.is_some_and(|image| scenario.alarms(&image));
+    state.alarms.alarms.insert("shop-5xx".into(), firing);
+}

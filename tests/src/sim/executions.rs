@@ -1,0 +1,308 @@
+//! Step Functions, played: each execution is the committed definition run by the local
+//! interpreter on virtual time, its tasks invoking the real steps as Lambda would — each
+//! invocation on its own (a stopped execution does not stop it), within the function's
+//! timeout (a crashed invocation is a timeout). Approval waits end by a task token, as in
+//! Step Functions. When an execution ends, its status-change event goes to the reconciler,
+//! sometimes late, twice, or not at all.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bluegreen::steps::approval::{self, RequestInput, Requested};
+use bluegreen::steps::reconcile::{self, Request};
+use bluegreen::steps::registry;
+use bluegreen::{Context, StepError};
+use bluegreen_statemachine::runner::{BoxFuture, Failure, TaskCall, TaskHandler};
+use bluegreen_statemachine::{DEPLOYMENT_ASL, Definition, Outcome, Runner};
+use serde_json::{Value, json};
+
+use crate::memory::{MemoryAws, Starter};
+
+use super::clock::{SimClock, stamp};
+use super::rng::Rng;
+
+/// How long a step function may run (the stack's default Lambda timeout).
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often an approval wait looks at its token.
+const TOKEN_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the executions the in-memory Step Functions starts.
+pub struct SimExecutions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Context,
+    aws: MemoryAws,
+    rng: Rng,
+    trace: Arc<Mutex<Vec<String>>>,
+    running: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
+    event_trouble: bool,
+    tokens: Mutex<u64>,
+}
+
+impl std::fmt::Debug for SimExecutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimExecutions")
+    }
+}
+
+impl SimExecutions {
+    /// Executions over `ctx` and `aws`.
+    pub fn new(
+        ctx: Context,
+        aws: MemoryAws,
+        rng: Rng,
+        trace: Arc<Mutex<Vec<String>>>,
+        event_trouble: bool,
+    ) -> Self {
+        SimExecutions {
+            inner: Arc::new(Inner {
+                ctx,
+                aws,
+                rng,
+                trace,
+                running: Mutex::new(BTreeMap::new()),
+                event_trouble,
+                tokens: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// The task handler executions run their tasks with.
+    pub fn tasks(&self) -> Arc<dyn TaskHandler> {
+        Arc::new(SimTasks(self.inner.clone()))
+    }
+
+    /// FULL-jitter factors from the run's generator.
+    pub fn jitter(&self) -> bluegreen_statemachine::runner::Jitter {
+        self.inner.rng.jitter()
+    }
+}
+
+impl Inner {
+    fn trace(&self, line: String) {
+        self.trace
+            .lock()
+            .expect("trace")
+            .push(format!("{} {line}", stamp()));
+    }
+
+    /// Delivers execution `name`'s status change to the reconciler, as EventBridge would:
+    /// usually within seconds, sometimes late, twice, or never.
+    fn deliver_status_change(self: &Arc<Self>, name: &str) {
+        let copies = match (self.event_trouble, self.rng.below(100)) {
+            (true, 0..=4) => 0,
+            (true, 5..=9) => 2,
+            _ => 1,
+        };
+        for _ in 0..copies {
+            let late = if self.event_trouble && self.rng.chance(100) {
+                60 + self.rng.below(1800)
+            } else {
+                1 + self.rng.below(10)
+            };
+            let inner = self.clone();
+            let name = name.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(late)).await;
+                let answer = invocation(&inner.ctx, move |ctx| async move {
+                    reconcile::run(&ctx, &Request::Deployment(name))
+                        .await
+                        .map(|_| ())
+                })
+                .await;
+                if let Err(e) = answer {
+                    inner.trace(format!("reconcile after a status change: {e}"));
+                }
+            });
+        }
+    }
+}
+
+impl Starter for SimExecutions {
+    fn started(&self, _machine: &str, name: &str, input: &str) {
+        let inner = self.inner.clone();
+        let key = name.to_owned();
+        let name = name.to_owned();
+        let input: Value = serde_json::from_str(input).unwrap_or(Value::Null);
+        let handle = tokio::spawn(async move {
+            let definition = Definition::parse(DEPLOYMENT_ASL).expect("the committed definition");
+            let runner = Runner::new(
+                definition,
+                "arn:sim:stateMachine:bluegreen-deployment",
+                Arc::new(SimTasks(inner.clone())),
+                Arc::new(SimClock),
+            )
+            .with_jitter(inner.rng.jitter());
+            let finished = runner.run(&name, input).await;
+            let status = match &finished.outcome {
+                Outcome::Succeeded(_) => "SUCCEEDED".to_owned(),
+                Outcome::Failed(f) if f.error == "States.Timeout" => "TIMED_OUT".to_owned(),
+                Outcome::Failed(_) => "FAILED".to_owned(),
+            };
+            inner.trace(format!("execution {name} ended {status}"));
+            inner.aws.with(|s| {
+                if let Some(e) = s.workflow.executions.get_mut(&name)
+                    && e.status == "RUNNING"
+                {
+                    e.status = status;
+                }
+            });
+            inner.running.lock().expect("running").remove(&name);
+            inner.deliver_status_change(&name);
+        });
+        self.inner
+            .running
+            .lock()
+            .expect("running")
+            .insert(key, handle.abort_handle());
+    }
+
+    fn stopped(&self, name: &str) {
+        if let Some(handle) = self.inner.running.lock().expect("running").remove(name) {
+            handle.abort();
+        }
+        self.inner.trace(format!("execution {name} stopped"));
+        self.inner.deliver_status_change(name);
+    }
+}
+
+/// Runs `step` as one Lambda invocation: on its own task (it outlives a stopped execution),
+/// at most [`LAMBDA_TIMEOUT`] (a crashed invocation never answers: a timeout).
+pub async fn invocation<F, Fut, T>(ctx: &Context, step: F) -> Result<T, String>
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StepError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = tokio::spawn(step(ctx.clone()));
+    match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
+        Ok(Ok(answer)) => answer.map_err(|e| format!("{}: {e}", e.name())),
+        Ok(Err(joined)) => Err(format!("Lambda.Unknown: {joined}")),
+        Err(_) => Err("Sandbox.Timedout: Task timed out".into()),
+    }
+}
+
+/// The tasks of the simulated executions.
+struct SimTasks(Arc<Inner>);
+
+impl SimTasks {
+    /// A Lambda task: the step through the registry's dispatch, as the Lambda binary runs it.
+    async fn lambda(&self, resource: &str, input: Value) -> Result<Value, Failure> {
+        let step = registry::by_placeholder(resource).ok_or_else(|| {
+            Failure::new("States.TaskFailed", format!("unknown resource {resource}"))
+        })?;
+        let ctx = self.0.ctx.clone();
+        let handle = tokio::spawn(async move { registry::invoke(&ctx, step, input).await });
+        match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
+            Ok(Ok(Ok(output))) => Ok(output),
+            Ok(Ok(Err(e))) => Err(Failure::new(e.name(), e.to_string())),
+            Ok(Err(joined)) => Err(Failure::new("Lambda.Unknown", joined.to_string())),
+            Err(_) => Err(Failure::new(
+                "Sandbox.Timedout",
+                "Task timed out after 60.00 seconds",
+            )),
+        }
+    }
+
+    /// `.waitForTaskToken`: the request-approval step gets a fresh token, then the task waits
+    /// until Step Functions is sent an answer for it (or the state's timeout ends the wait).
+    async fn approval(&self, input: Value) -> Result<Value, Failure> {
+        let request: RequestInput =
+            serde_json::from_value(input.get("Payload").cloned().unwrap_or(Value::Null))
+                .map_err(|e| Failure::new("EventMalformed", e.to_string()))?;
+        let token = {
+            let mut n = self.0.tokens.lock().expect("tokens");
+            *n += 1;
+            format!("sim-token-{n}")
+        };
+        self.0
+            .aws
+            .with(|s| s.workflow.tokens.insert(token.clone(), None));
+        let guard = TokenGuard {
+            aws: self.0.aws.clone(),
+            token: token.clone(),
+        };
+        let ctx = self.0.ctx.clone();
+        let with_token = RequestInput {
+            deployment_id: request.deployment_id.clone(),
+            task_token: token.clone(),
+        };
+        let handle = tokio::spawn(async move { approval::request(&ctx, &with_token).await });
+        match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
+            Ok(Ok(Ok(Requested::Automatic))) => return Ok(json!({"decision": "automatic"})),
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => return Err(Failure::new(e.name(), e.to_string())),
+            Ok(Err(joined)) => return Err(Failure::new("Lambda.Unknown", joined.to_string())),
+            Err(_) => return Err(Failure::new("Sandbox.Timedout", "Task timed out")),
+        }
+        loop {
+            let answer = self
+                .0
+                .aws
+                .with(|s| s.workflow.tokens.get(&token).cloned().flatten());
+            match answer {
+                Some(Ok(output)) => {
+                    drop(guard);
+                    return Ok(serde_json::from_str(&output).unwrap_or(Value::Null));
+                }
+                Some(Err((error, cause))) => return Err(Failure::new(error, cause)),
+                None => tokio::time::sleep(TOKEN_POLL).await,
+            }
+        }
+    }
+
+    /// `states:startExecution`: through the in-memory Step Functions (which runs it).
+    async fn start_execution(&self, input: Value) -> Result<Value, Failure> {
+        let machine = input["StateMachineArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let name = input["Name"].as_str().unwrap_or_default().to_owned();
+        let execution_input = input["Input"].to_string();
+        self.0
+            .ctx
+            .ports
+            .workflow
+            .start(&machine, &name, &execution_input)
+            .await
+            .map_err(|e| Failure::new(format!("StepFunctions.{}", e.name()), e.to_string()))?;
+        Ok(json!({"ExecutionArn": format!("{machine}:{name}")}))
+    }
+}
+
+/// Whoever stops waiting for a token (timed out, stopped, answered) makes it answer nothing
+/// any more: Step Functions refuses a late `SendTask*` with TaskTimedOut.
+struct TokenGuard {
+    aws: MemoryAws,
+    token: String,
+}
+
+impl Drop for TokenGuard {
+    fn drop(&mut self) {
+        self.aws.with(|s| {
+            if let Some(slot @ None) = s.workflow.tokens.get_mut(&self.token) {
+                *slot = Some(Err((
+                    "States.Timeout".into(),
+                    "nobody waits any more".into(),
+                )));
+            }
+        });
+    }
+}
+
+impl TaskHandler for SimTasks {
+    fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>> {
+        Box::pin(async move {
+            match call.resource.as_str() {
+                bluegreen_statemachine::validate::WAIT_FOR_TOKEN => self.approval(call.input).await,
+                bluegreen_statemachine::validate::START_EXECUTION => {
+                    self.start_execution(call.input).await
+                }
+                resource => self.lambda(resource, call.input).await,
+            }
+        })
+    }
+}

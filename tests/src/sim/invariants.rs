@@ -1,0 +1,431 @@
+//! What must hold of the in-memory AWS after every call that changed it, and at the end of a
+//! run. Read from AWS's state itself — routes, services, tasks, rules, records, locks — not
+//! from what bluegreen says it did.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bluegreen::config::{ServiceConfig, Traffic};
+use bluegreen::lock::PushOrder;
+use bluegreen::ports::load_balancing::Route;
+use bluegreen::record::{Deployment, Status};
+use bluegreen::{Settings, Slot};
+
+use crate::memory::State;
+
+/// A broken invariant: when, after which call, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time since the start.
+    pub at: String,
+    /// The call after which it was seen (`quiescence` at the end).
+    pub after: String,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// The invariants of one run, with what they remember between checks.
+pub struct Invariants {
+    settings: Settings,
+    configs: BTreeMap<String, ServiceConfig>,
+    seen: Mutex<Seen>,
+    violations: Mutex<Vec<Violation>>,
+    /// The records as the last DynamoDB write left them (other calls do not change them).
+    records: Mutex<Vec<Deployment>>,
+}
+
+/// What earlier checks saw.
+#[derive(Default)]
+struct Seen {
+    /// The last status of each deployment.
+    statuses: BTreeMap<String, Status>,
+    /// Per service, the newest push that ever moved production traffic.
+    newest_switched: BTreeMap<String, PushOrder>,
+    /// Deployments already counted as having moved traffic.
+    switched: Vec<String>,
+}
+
+/// Whether a deployment may go from `before` to `after`: an ended one stays as it ended,
+/// except that a success can be rolled back by an operator inside its keep-warm window, and
+/// one that needs attention can be retried to an end.
+fn may_move(before: Status, after: Status) -> bool {
+    before == after
+        || !before.is_terminal()
+        || before == Status::NeedsAttention
+        || (before == Status::Succeeded && after == Status::RolledBack)
+}
+
+/// Whether an operation only reads.
+fn reads_only(operation: &str) -> bool {
+    let action = operation.split(':').nth(1).unwrap_or(operation);
+    ["Describe", "Get", "List", "Query", "Scan"]
+        .iter()
+        .any(|p| action.starts_with(p))
+}
+
+impl Invariants {
+    /// Invariants over `configs` (by service) under `settings`.
+    pub fn new(settings: Settings, configs: Vec<ServiceConfig>) -> Self {
+        Invariants {
+            settings,
+            configs: configs.into_iter().map(|c| (c.name.clone(), c)).collect(),
+            seen: Mutex::new(Seen::default()),
+            violations: Mutex::new(Vec::new()),
+            records: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every violation so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.violations.lock().expect("violations").clone()
+    }
+
+    fn violated(&self, after: &str, what: String) {
+        let mut all = self.violations.lock().expect("violations");
+        // The same breach seen after every later call is one finding.
+        if !all.iter().any(|v| v.what == what) {
+            all.push(Violation {
+                at: super::clock::stamp(),
+                after: after.to_owned(),
+                what,
+            });
+        }
+    }
+
+    /// The records in `state`.
+    fn records(&self, state: &State) -> Vec<Deployment> {
+        state
+            .tables
+            .items(&self.settings.deployments_table)
+            .into_iter()
+            .filter_map(|item| serde_dynamo::from_item(item).ok())
+            .collect()
+    }
+
+    /// After a call that changed AWS: everything that must hold at every moment.
+    pub fn check(&self, operation: &str, state: &State) {
+        if reads_only(operation) {
+            return;
+        }
+        let mut cached = self.records.lock().expect("records");
+        if operation.starts_with("dynamodb:") {
+            *cached = self.records(state);
+        }
+        let records = cached.clone();
+        drop(cached);
+        for config in self.configs.values() {
+            self.production_is_served(operation, state, config);
+            self.one_deployment_at_a_time(operation, &records, config);
+        }
+        self.one_migration_at_a_time(operation, state);
+        self.history_moves_forward(operation, &records);
+    }
+
+    /// Production forwards only to slots that run tasks, on production's database.
+    fn production_is_served(&self, operation: &str, state: &State, config: &ServiceConfig) {
+        for (slot, weight) in production_weights(state, config) {
+            if weight == 0 {
+                continue;
+            }
+            let service_name = &config.slots.get(slot).service;
+            let Some(service) = state.ecs.service(&config.cluster, service_name) else {
+                self.violated(
+                    operation,
+                    format!("production forwards to {slot}, which has no service"),
+                );
+                continue;
+            };
+            if service.state.desired_count == 0 || service.state.running_count == 0 {
+                self.violated(
+                    operation,
+                    format!(
+                        "{}: production forwards {weight} to {slot} ({service_name}), which runs {}/{} tasks",
+                        config.name, service.state.running_count, service.state.desired_count
+                    ),
+                );
+            }
+            let mut definitions: Vec<&str> = service
+                .state
+                .task_definition
+                .iter()
+                .map(String::as_str)
+                .collect();
+            definitions.extend(
+                service
+                    .state
+                    .deployments
+                    .iter()
+                    .filter_map(|d| d.task_definition.as_deref()),
+            );
+            for td in definitions {
+                let Some(definition) = state.ecs.definition(td) else {
+                    continue;
+                };
+                for (container, name, value) in definition.all_env() {
+                    if value.contains(bluegreen::naming::CLONE_PREFIX) && value.contains(".sim.rds")
+                    {
+                        self.violated(
+                            operation,
+                            format!(
+                                "{}: production forwards to {slot}, whose {td} has {container} {name}={value} (a clone)",
+                                config.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// At most one deployment of a service is past queueing and not ended.
+    fn one_deployment_at_a_time(
+        &self,
+        operation: &str,
+        records: &[Deployment],
+        config: &ServiceConfig,
+    ) {
+        let active: Vec<&str> = records
+            .iter()
+            .filter(|d| d.service == config.name)
+            .filter(|d| !d.status.is_terminal() && d.status != Status::Queued)
+            .map(|d| d.deployment_id.as_str())
+            .collect();
+        if active.len() > 1 {
+            self.violated(
+                operation,
+                format!(
+                    "{}: {} deployments active at once: {}",
+                    config.name,
+                    active.len(),
+                    active.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// At most one migration task (rehearsal, production or rollback) runs per cluster.
+    fn one_migration_at_a_time(&self, operation: &str, state: &State) {
+        let mut running: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for task in state.ecs.tasks.values() {
+            if task.state.last_status != "STOPPED" && task.state.started_by.starts_with("bg-") {
+                running
+                    .entry(task.cluster.as_str())
+                    .or_default()
+                    .push(task.state.started_by.as_str());
+            }
+        }
+        for (cluster, tasks) in running {
+            if tasks.len() > 1 {
+                self.violated(
+                    operation,
+                    format!(
+                        "{cluster}: {} migration tasks run at once: {}",
+                        tasks.len(),
+                        tasks.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Ended deployments stay ended, and no push older than one that reached production ever
+    /// reaches it after.
+    fn history_moves_forward(&self, operation: &str, records: &[Deployment]) {
+        let mut seen = self.seen.lock().expect("seen");
+        for d in records {
+            if let Some(before) = seen.statuses.get(&d.deployment_id).copied()
+                && !may_move(before, d.status)
+            {
+                self.violated(
+                    operation,
+                    format!(
+                        "{} went from {before} to {} after it ended",
+                        d.deployment_id, d.status
+                    ),
+                );
+            }
+            seen.statuses.insert(d.deployment_id.clone(), d.status);
+            if d.switched_at.is_some() && !seen.switched.contains(&d.deployment_id) {
+                seen.switched.push(d.deployment_id.clone());
+                let order = PushOrder::new(d.pushed_at, &d.deployment_id);
+                match seen.newest_switched.get(&d.service) {
+                    Some(newest) if *newest > order => self.violated(
+                        operation,
+                        format!(
+                            "{}: {} moved production after the newer {}",
+                            d.service,
+                            d.deployment_id,
+                            newest.deployment_id()
+                        ),
+                    ),
+                    _ => {
+                        seen.newest_switched.insert(d.service.clone(), order);
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the end of a run, when nothing runs any more.
+    pub fn check_quiescent(&self, state: &State) {
+        let records = self.records(state);
+        let after = "quiescence";
+        let locks = state.tables.items(&self.settings.locks_table);
+        let text = |item: &serde_dynamo::Item, name: &str| match item.get(name) {
+            Some(serde_dynamo::AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        // A push queued behind a deployment that needs attention waits for a person, not
+        // for bluegreen: the lock is released by `unlock` or `retry`.
+        let waits_for_a_person = |d: &Deployment| {
+            d.status == Status::Queued
+                && locks.iter().any(|lock| {
+                    text(lock, "queued_id").as_deref() == Some(d.deployment_id.as_str())
+                        && records.iter().any(|holder| {
+                            text(lock, "deployment_id").as_deref()
+                                == Some(holder.deployment_id.as_str())
+                                && holder.status == Status::NeedsAttention
+                        })
+                })
+        };
+        for d in &records {
+            if !d.status.is_terminal() && !waits_for_a_person(d) {
+                self.violated(
+                    after,
+                    format!("{} is still {} at the end", d.deployment_id, d.status),
+                );
+            }
+        }
+        for (name, execution) in &state.workflow.executions {
+            if execution.status == "RUNNING" {
+                self.violated(after, format!("execution {name} still runs at the end"));
+            }
+        }
+        for lock in &locks {
+            let holder = match lock.get("deployment_id") {
+                Some(serde_dynamo::AttributeValue::S(h)) => h.clone(),
+                _ => continue,
+            };
+            let attention = records
+                .iter()
+                .any(|d| d.deployment_id == holder && d.status == Status::NeedsAttention);
+            if !attention && !lock.contains_key("lease_until") {
+                self.violated(
+                    after,
+                    format!("the lock is held by {holder}, which does not need attention"),
+                );
+            }
+        }
+        let attention: Vec<&Deployment> = records
+            .iter()
+            .filter(|d| d.status == Status::NeedsAttention)
+            .collect();
+        for rule in state.elb.rules.values() {
+            if rule.fixed.is_some() {
+                self.violated(
+                    after,
+                    format!("a maintenance rule is left at priority {}", rule.priority),
+                );
+            }
+        }
+        for (id, instance) in &state.rds.instances {
+            let owned_by_attention = attention
+                .iter()
+                .any(|d| d.clones.iter().any(|c| id.starts_with(&c.identifier)));
+            if id.starts_with(bluegreen::naming::CLONE_PREFIX)
+                && instance.status != "deleting"
+                && !owned_by_attention
+            {
+                self.violated(after, format!("clone {id} is left ({})", instance.status));
+            }
+        }
+        for config in self.configs.values() {
+            let weights = production_weights(state, config);
+            let live: Vec<Slot> = weights
+                .iter()
+                .filter(|(_, w)| *w > 0)
+                .map(|(s, _)| *s)
+                .collect();
+            if live.len() != 1 {
+                self.violated(
+                    after,
+                    format!(
+                        "{}: production is split or served by none: {weights:?}",
+                        config.name
+                    ),
+                );
+                continue;
+            }
+            let idle = live[0].other();
+            let service = state
+                .ecs
+                .service(&config.cluster, &config.slots.get(idle).service);
+            let warm = records.iter().any(|d| {
+                d.service == config.name
+                    && (d.status == Status::NeedsAttention || config.finish.keep_warm_seconds > 0)
+            });
+            if service.is_some_and(|s| s.state.desired_count > 0) && !warm {
+                self.violated(
+                    after,
+                    format!("{}: the idle slot {idle} still runs tasks", config.name),
+                );
+            }
+        }
+    }
+}
+
+/// Each slot's share of production, as the service's routes forward it.
+fn production_weights(state: &State, config: &ServiceConfig) -> Vec<(Slot, i64)> {
+    let mut weights = vec![(Slot::Blue, 0), (Slot::Green, 0)];
+    match &config.traffic {
+        Traffic::Listener {
+            production_listener_arn,
+            production_rule_arn,
+            ..
+        } => {
+            let route = match production_rule_arn {
+                Some(rule) => Route::Rule(rule.clone()),
+                None => Route::Listener(production_listener_arn.clone()),
+            };
+            let groups = state
+                .elb
+                .forward_of(&route)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let single = groups.len() == 1;
+            for group in groups {
+                let weight = group
+                    .weight
+                    .map(i64::from)
+                    .unwrap_or(if single { 1 } else { 0 });
+                for (slot, w) in weights.iter_mut() {
+                    if config.slots.get(*slot).target_group_arn == group.target_group_arn {
+                        *w += weight;
+                    }
+                }
+            }
+        }
+        Traffic::Dns {
+            hosted_zone_id,
+            record_name,
+            ..
+        } => {
+            for record in state.dns.zones.get(hosted_zone_id).into_iter().flatten() {
+                if !record
+                    .name
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(record_name.trim_end_matches('.'))
+                {
+                    continue;
+                }
+                for (slot, w) in weights.iter_mut() {
+                    if config.slots.get(*slot).set_identifier == record.set_identifier {
+                        *w += record.weight.unwrap_or(0);
+                    }
+                }
+            }
+        }
+    }
+    weights
+}

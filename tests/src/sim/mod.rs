@@ -1,0 +1,280 @@
+//! The deterministic simulator: one thread, a virtual clock, one seeded PRNG, the real steps
+//! and the committed state machine definitions over the in-memory AWS.
+//!
+//! A seed makes a world ([`scenario`]): the service's database strategy and approval policy,
+//! pushes that arrive late, out of order and twice, images that fail their rollout, smoke
+//! checks, migrations or alarms, AWS calls that are throttled, lose their answers or crash the
+//! invocation that made them, status-change events that are late, doubled or lost, and people
+//! who approve, reject, abort, retry, unlock and roll back at random moments. Every AWS call
+//! waits a random virtual latency, so concurrent executions, operators and sweeps interleave
+//! differently for every seed. After every call that changed AWS the invariants are checked
+//! ([`invariants`]); at the end, the quiescent ones.
+//!
+//! A run is a function of its seed and [`Knobs`]: `scripts/simulate --seed S` replays it, and a
+//! failing seed is shrunk by switching kinds of trouble off while it still fails.
+
+mod actors;
+pub mod clock;
+mod cloud;
+mod conductor;
+mod executions;
+pub mod invariants;
+mod rng;
+pub mod scenario;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use invariants::Violation;
+pub use scenario::Knobs;
+
+use crate::memory::{self, MemoryAws};
+
+/// The longest a run's phase goes on past the last push: every execution, approval window and
+/// sweep has ended by then in a correct run.
+const SETTLE: Duration = Duration::from_secs(24 * 3600);
+/// How often a run looks whether everything has come to rest.
+const LOOK: Duration = Duration::from_secs(600);
+
+/// What one run found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// The knobs it ran with.
+    pub knobs: Knobs,
+    /// Broken invariants, in the order seen.
+    pub violations: Vec<Violation>,
+    /// AWS calls made.
+    pub calls: u64,
+    /// The deployments' end statuses, `(id, status)`.
+    pub deployments: Vec<(String, String)>,
+    /// What happened (faults, operators' actions, executions' ends), in order.
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    /// Whether every invariant held.
+    pub fn safe(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs seed `seed` with `knobs` to its end.
+pub fn run(seed: u64, knobs: Knobs) -> Report {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(simulate(seed, knobs))
+}
+
+async fn simulate(seed: u64, knobs: Knobs) -> Report {
+    clock::start();
+    let rng = rng::Rng::new(seed);
+    let names = memory::world::made_up_names();
+    let scenario = scenario::Scenario::generate(&rng, knobs, &names);
+    let settings = crate::standard_settings();
+    let invariants = Arc::new(invariants::Invariants::new(
+        settings.clone(),
+        vec![scenario.config.clone()],
+    ));
+    let trace: actors::Trace = Arc::new(Mutex::new(Vec::new()));
+    let conductor = Arc::new(conductor::SimConductor::new(
+        rng.clone(),
+        invariants.clone(),
+        trace.clone(),
+    ));
+    let (aws, ctx) = memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
+    bluegreen::config_store::ConfigStore::new(&ctx)
+        .put(&scenario.config)
+        .await
+        .expect("the scenario's config is valid");
+    let executions = Arc::new(executions::SimExecutions::new(
+        ctx.clone(),
+        aws.clone(),
+        rng.clone(),
+        trace.clone(),
+        knobs.event_trouble,
+    ));
+    aws.with(|s| s.workflow.starter = Some(executions.clone()));
+    conductor.arm(scenario.faults);
+
+    let actors = vec![
+        tokio::spawn(cloud::run(
+            aws.clone(),
+            rng.clone(),
+            scenario.clone(),
+            names.clone(),
+        )),
+        tokio::spawn(actors::pushes(
+            scenario.clone(),
+            executions.clone(),
+            trace.clone(),
+        )),
+        tokio::spawn(actors::schedules(ctx.clone(), trace.clone())),
+    ];
+    let mut people = Vec::new();
+    if knobs.operators {
+        people.push(tokio::spawn(actors::approvers(
+            ctx.clone(),
+            rng.clone(),
+            scenario.clone(),
+            trace.clone(),
+        )));
+        people.push(tokio::spawn(actors::operators(
+            ctx.clone(),
+            rng.clone(),
+            scenario.clone(),
+            trace.clone(),
+        )));
+    } else {
+        people.push(tokio::spawn(actors::approvers(
+            ctx.clone(),
+            rng.clone(),
+            scenario::Scenario {
+                approves: 1000,
+                rejects: 0,
+                ..scenario.clone()
+            },
+            trace.clone(),
+        )));
+    }
+    let last = scenario
+        .pushes
+        .iter()
+        .map(|p| p.delivered_after + 30)
+        .max()
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(last)).await;
+    settle(&aws, &settings).await;
+    // People stop; AWS and the schedules run on until every execution has ended.
+    for person in people {
+        person.abort();
+    }
+    conductor.arm(conductor::FaultRates::NONE);
+    settle(&aws, &settings).await;
+    for actor in actors {
+        actor.abort();
+    }
+    aws.with(|state| invariants.check_quiescent(state));
+    finish(
+        seed,
+        knobs,
+        &aws,
+        &invariants,
+        &conductor,
+        &trace,
+        &settings,
+    )
+}
+
+/// Waits until nothing runs any more (looked at twice in a row, so a sweep has passed), or
+/// [`SETTLE`].
+async fn settle(aws: &MemoryAws, settings: &bluegreen::Settings) {
+    let mut calm = 0;
+    let mut waited = Duration::ZERO;
+    while waited < SETTLE && calm < 2 {
+        tokio::time::sleep(LOOK).await;
+        waited += LOOK;
+        calm = if aws.with(|s| at_rest(s, settings)) {
+            calm + 1
+        } else {
+            0
+        };
+    }
+}
+
+/// No execution, task or deployment in progress.
+fn at_rest(state: &memory::State, settings: &bluegreen::Settings) -> bool {
+    let executions = state
+        .workflow
+        .executions
+        .values()
+        .all(|e| e.status != "RUNNING");
+    let tasks = state
+        .ecs
+        .tasks
+        .values()
+        .all(|t| t.state.last_status == "STOPPED");
+    let records = state
+        .tables
+        .items(&settings.deployments_table)
+        .into_iter()
+        .filter_map(|item| serde_dynamo::from_item::<_, bluegreen::record::Deployment>(item).ok())
+        .all(|d| d.status.is_terminal() || d.status == bluegreen::record::Status::Queued);
+    executions && tasks && records
+}
+
+fn finish(
+    seed: u64,
+    knobs: Knobs,
+    aws: &MemoryAws,
+    invariants: &invariants::Invariants,
+    conductor: &conductor::SimConductor,
+    trace: &actors::Trace,
+    settings: &bluegreen::Settings,
+) -> Report {
+    let deployments = aws.with(|s| {
+        s.tables
+            .items(&settings.deployments_table)
+            .into_iter()
+            .filter_map(|item| {
+                serde_dynamo::from_item::<_, bluegreen::record::Deployment>(item).ok()
+            })
+            .map(|d| (d.deployment_id, d.status.to_string()))
+            .collect()
+    });
+    Report {
+        seed,
+        knobs,
+        violations: invariants.violations(),
+        calls: conductor.calls(),
+        deployments,
+        trace: trace.lock().expect("trace").clone(),
+    }
+}
+
+/// `report`'s seed with as much trouble switched off as still breaks an invariant: the
+/// smallest knobs found, and that run's report.
+pub fn shrink(report: &Report) -> Report {
+    let mut best = report.clone();
+    let candidates: [fn(Knobs) -> Knobs; 5] = [
+        |k| Knobs { faults: false, ..k },
+        |k| Knobs {
+            operators: false,
+            ..k
+        },
+        |k| Knobs {
+            event_trouble: false,
+            ..k
+        },
+        |k| Knobs {
+            bad_images: false,
+            ..k
+        },
+        |k| Knobs {
+            pushes: k.pushes.saturating_sub(1).max(1),
+            ..k
+        },
+    ];
+    loop {
+        let mut smaller = None;
+        for candidate in candidates {
+            let knobs = candidate(best.knobs);
+            if knobs == best.knobs {
+                continue;
+            }
+            let attempt = run(best.seed, knobs);
+            if !attempt.safe() {
+                smaller = Some(attempt);
+                break;
+            }
+        }
+        match smaller {
+            Some(attempt) => best = attempt,
+            None => return best,
+        }
+    }
+}
