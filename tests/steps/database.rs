@@ -438,10 +438,17 @@ async fn a_retried_ending_never_runs_the_rollback_migration_twice() {
     let world = World::build().await;
     let (id, _) = rolled_back_with(&world, 0).await;
     // The final status write "was lost": the record still says baking.
-    bluegreen::record::Records::new(&world.ctx)
-        .update(&id, bluegreen::record::Change::new().status(Status::Baking))
-        .await
-        .unwrap();
+    // (`update` refuses ended records, so the test rewinds it while it is rolled back.)
+    assert!(
+        bluegreen::record::Records::new(&world.ctx)
+            .update_while(
+                &id,
+                Status::RolledBack,
+                bluegreen::record::Change::new().status(Status::Baking),
+            )
+            .await
+            .unwrap()
+    );
     let forgotten = mock!(aws_sdk_ecs::Client::list_tasks)
         .then_output(|| aws_sdk_ecs::operation::list_tasks::ListTasksOutput::builder().build());
     let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
