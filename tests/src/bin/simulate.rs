@@ -4,7 +4,7 @@
 //! ```text
 //! simulate --seeds N [--from K]      seeds K .. K+N
 //! simulate --seed S [--no-faults] [--no-operators] [--no-bad-images] [--no-event-trouble]
-//!          [--pushes P] [--trace]    one seed, replayed (with its trace)
+//!          [--pushes P] [--trace] [--calls]    one seed, replayed (with its trace)
 //! ```
 
 use std::process::ExitCode;
@@ -17,6 +17,7 @@ struct Args {
     seeds: u64,
     knobs: Knobs,
     trace: bool,
+    calls: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -25,6 +26,7 @@ fn args() -> Result<Args, String> {
         seeds: 1,
         knobs: Knobs::default(),
         trace: false,
+        calls: false,
     };
     let mut it = std::env::args().skip(1);
     let number = |v: Option<String>, flag: &str| -> Result<u64, String> {
@@ -46,6 +48,10 @@ fn args() -> Result<Args, String> {
             "--no-bad-images" => args.knobs.bad_images = false,
             "--no-event-trouble" => args.knobs.event_trouble = false,
             "--trace" => args.trace = true,
+            "--calls" => {
+                args.trace = true;
+                args.calls = true;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -64,7 +70,7 @@ fn main() -> ExitCode {
     let (mut safe, mut unsafe_, mut calls) = (0u64, 0u64, 0u64);
     let mut ends = std::collections::BTreeMap::<String, u64>::new();
     for seed in args.from..args.from + args.seeds {
-        let report = sim::run(seed, args.knobs);
+        let report = sim::run_traced(seed, args.knobs, args.calls);
         calls += report.calls;
         for (_, status) in &report.deployments {
             *ends.entry(status.clone()).or_default() += 1;

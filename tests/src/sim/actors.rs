@@ -115,7 +115,8 @@ pub async fn approvers(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
             let trace = trace.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(delay)).await;
-                let answer = invocation(&ctx, move |ctx| async move {
+                let actor = if approve { "approve" } else { "reject" }.to_owned();
+                let answer = invocation(&ctx, actor, move |ctx| async move {
                     approval::decide_and_send(&ctx, &id, &decision).await
                 })
                 .await;
@@ -158,7 +159,7 @@ pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
             let trace = trace.clone();
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                let answer = invocation(&ctx, move |ctx| async move {
+                let answer = invocation(&ctx, action.to_owned(), move |ctx| async move {
                     match action {
                         "abort" => operator::abort(&ctx, &id, OPERATOR)
                             .await
@@ -194,7 +195,7 @@ pub async fn schedules(ctx: Context, trace: Trace) {
     loop {
         tokio::time::sleep(Duration::from_secs(300)).await;
         minutes += 5;
-        let answer = invocation(&ctx, |ctx| async move {
+        let answer = invocation(&ctx, "sweep".into(), |ctx| async move {
             reconcile::run(&ctx, &Request::Sweep).await.map(|_| ())
         })
         .await;
@@ -202,7 +203,7 @@ pub async fn schedules(ctx: Context, trace: Trace) {
             note(&trace, format!("sweep: {e}"));
         }
         if minutes % 30 == 0 {
-            let answer = invocation(&ctx, |ctx| async move {
+            let answer = invocation(&ctx, "teardown".into(), |ctx| async move {
                 steps::teardown::run(&ctx).await.map(|_| ())
             })
             .await;

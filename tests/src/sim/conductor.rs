@@ -37,17 +37,26 @@ pub struct SimConductor {
     invariants: Arc<Invariants>,
     trace: Arc<Mutex<Vec<String>>>,
     calls: Mutex<u64>,
+    /// Whether every call that changed AWS goes into the trace (`--calls`).
+    trace_calls: bool,
 }
 
 impl SimConductor {
     /// A conductor drawing from `rng`, checking `invariants`, writing to `trace`.
-    pub fn new(rng: Rng, invariants: Arc<Invariants>, trace: Arc<Mutex<Vec<String>>>) -> Self {
+    /// With `trace_calls`, every call that changed AWS is traced with its actor.
+    pub fn new(
+        rng: Rng,
+        invariants: Arc<Invariants>,
+        trace: Arc<Mutex<Vec<String>>>,
+        trace_calls: bool,
+    ) -> Self {
         SimConductor {
             rng,
             faults: Mutex::new(FaultRates::NONE),
             invariants,
             trace,
             calls: Mutex::new(0),
+            trace_calls,
         }
     }
 
@@ -99,6 +108,13 @@ impl Conductor for SimConductor {
     }
 
     fn applied(&self, operation: &'static str, state: &State) {
+        if self.trace_calls {
+            self.trace.lock().expect("trace").push(format!(
+                "{} {} {operation}",
+                super::clock::stamp(),
+                super::executions::actor()
+            ));
+        }
         self.invariants.check(operation, state);
     }
 }

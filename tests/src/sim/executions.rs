@@ -27,6 +27,17 @@ const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often an approval wait looks at its token.
 const TOKEN_POLL: Duration = Duration::from_secs(1);
 
+tokio::task_local! {
+    /// Who is making the AWS calls of the current invocation (`state@execution`, `abort`,
+    /// `sweep`, …): what `--calls` prints next to each call that changed AWS.
+    pub static ACTOR: String;
+}
+
+/// The current invocation's [`ACTOR`], or `-` outside one.
+pub fn actor() -> String {
+    ACTOR.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+}
+
 /// Runs the executions the in-memory Step Functions starts.
 pub struct SimExecutions {
     inner: Arc<Inner>,
@@ -107,7 +118,8 @@ impl Inner {
             let name = name.to_owned();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(late)).await;
-                let answer = invocation(&inner.ctx, move |ctx| async move {
+                let actor = format!("reconcile@{name}");
+                let answer = invocation(&inner.ctx, actor, move |ctx| async move {
                     reconcile::run(&ctx, &Request::Deployment(name))
                         .await
                         .map(|_| ())
@@ -170,14 +182,15 @@ impl Starter for SimExecutions {
 }
 
 /// Runs `step` as one Lambda invocation: on its own task (it outlives a stopped execution),
-/// at most [`LAMBDA_TIMEOUT`] (a crashed invocation never answers: a timeout).
-pub async fn invocation<F, Fut, T>(ctx: &Context, step: F) -> Result<T, String>
+/// at most [`LAMBDA_TIMEOUT`] (a crashed invocation never answers: a timeout). `actor` names
+/// it in the call trace.
+pub async fn invocation<F, Fut, T>(ctx: &Context, actor: String, step: F) -> Result<T, String>
 where
     F: FnOnce(Context) -> Fut,
     Fut: std::future::Future<Output = Result<T, StepError>> + Send + 'static,
     T: Send + 'static,
 {
-    let handle = tokio::spawn(step(ctx.clone()));
+    let handle = tokio::spawn(ACTOR.scope(actor, step(ctx.clone())));
     match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
         Ok(Ok(answer)) => answer.map_err(|e| format!("{}: {e}", e.name())),
         Ok(Err(joined)) => Err(format!("Lambda.Unknown: {joined}")),
@@ -190,12 +203,16 @@ struct SimTasks(Arc<Inner>);
 
 impl SimTasks {
     /// A Lambda task: the step through the registry's dispatch, as the Lambda binary runs it.
-    async fn lambda(&self, resource: &str, input: Value) -> Result<Value, Failure> {
+    async fn lambda(&self, actor: String, resource: &str, input: Value) -> Result<Value, Failure> {
         let step = registry::by_placeholder(resource).ok_or_else(|| {
             Failure::new("States.TaskFailed", format!("unknown resource {resource}"))
         })?;
         let ctx = self.0.ctx.clone();
-        let handle = tokio::spawn(async move { registry::invoke(&ctx, step, input).await });
+        let handle =
+            tokio::spawn(ACTOR.scope(
+                actor,
+                async move { registry::invoke(&ctx, step, input).await },
+            ));
         match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
             Ok(Ok(Ok(output))) => Ok(output),
             Ok(Ok(Err(e))) => Err(Failure::new(e.name(), e.to_string())),
@@ -301,7 +318,10 @@ impl TaskHandler for SimTasks {
                 bluegreen_statemachine::validate::START_EXECUTION => {
                     self.start_execution(call.input).await
                 }
-                resource => self.lambda(resource, call.input).await,
+                resource => {
+                    let actor = format!("{}@{}", call.state, call.execution_id);
+                    self.lambda(actor, resource, call.input).await
+                }
             }
         })
     }

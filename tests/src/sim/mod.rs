@@ -62,15 +62,21 @@ impl Report {
 
 /// Runs seed `seed` with `knobs` to its end.
 pub fn run(seed: u64, knobs: Knobs) -> Report {
+    run_traced(seed, knobs, false)
+}
+
+/// [`run`], and with `trace_calls` every AWS call that changed something is in the trace with
+/// the invocation that made it (`scripts/simulate --seed S --calls`).
+pub fn run_traced(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a runtime");
-    runtime.block_on(simulate(seed, knobs))
+    runtime.block_on(simulate(seed, knobs, trace_calls))
 }
 
-async fn simulate(seed: u64, knobs: Knobs) -> Report {
+async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
     clock::start();
     let rng = rng::Rng::new(seed);
     let names = memory::world::made_up_names();
@@ -85,6 +91,7 @@ async fn simulate(seed: u64, knobs: Knobs) -> Report {
         rng.clone(),
         invariants.clone(),
         trace.clone(),
+        trace_calls,
     ));
     let (aws, ctx) = memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
     bluegreen::config_store::ConfigStore::new(&ctx)
@@ -216,23 +223,30 @@ fn finish(
     trace: &actors::Trace,
     settings: &bluegreen::Settings,
 ) -> Report {
-    let deployments = aws.with(|s| {
+    let records: Vec<bluegreen::record::Deployment> = aws.with(|s| {
         s.tables
             .items(&settings.deployments_table)
             .into_iter()
-            .filter_map(|item| {
-                serde_dynamo::from_item::<_, bluegreen::record::Deployment>(item).ok()
-            })
-            .map(|d| (d.deployment_id, d.status.to_string()))
+            .filter_map(|item| serde_dynamo::from_item(item).ok())
             .collect()
     });
+    // How each deployment ended closes the trace: a replay shows why, not only what.
+    let mut trace = trace.lock().expect("trace").clone();
+    for d in &records {
+        let last = d.timeline.last().map(|e| e.detail.as_str()).unwrap_or("");
+        trace.push(format!("end {} {}: {last}", d.deployment_id, d.status));
+    }
+    let deployments = records
+        .into_iter()
+        .map(|d| (d.deployment_id, d.status.to_string()))
+        .collect();
     Report {
         seed,
         knobs,
         violations: invariants.violations(),
         calls: conductor.calls(),
         deployments,
-        trace: trace.lock().expect("trace").clone(),
+        trace,
     }
 }
 
