@@ -66,12 +66,16 @@ impl Expressions {
             Cond::Ne(p, v) => compare(self, p, "<>", v),
             Cond::Lt(p, v) => compare(self, p, "<", v),
             Cond::Le(p, v) => compare(self, p, "<=", v),
-            Cond::And(all) => self.joined(all, " AND ")?,
-            Cond::Or(any) => self.joined(any, " OR ")?,
+            Cond::And(_) => self.joined(&flattened(cond), " AND ")?,
+            Cond::Or(_) => self.joined(&flattened(cond), " OR ")?,
         })
     }
 
-    fn joined(&mut self, parts: &[Cond], with: &str) -> StepResult<String> {
+    fn joined(&mut self, parts: &[&Cond], with: &str) -> StepResult<String> {
+        if let [only] = parts {
+            // DynamoDB refuses redundant parentheses: `((a))`.
+            return self.condition(only);
+        }
         if parts.is_empty() {
             return Err(StepError::Internal("an empty AND/OR condition".into()));
         }
@@ -407,5 +411,65 @@ impl Tables for DynamoDb {
                 .collect(),
             last_key: out.last_evaluated_key.map(item),
         })
+    }
+}
+
+/// The parts of an AND (or OR) with nested ANDs (ORs) lifted into it: `a AND (b AND c)` is
+/// `(a AND b AND c)`, which DynamoDB takes (it refuses the redundant parentheses otherwise).
+fn flattened(condition: &Cond) -> Vec<&Cond> {
+    let mut parts = Vec::new();
+    match condition {
+        Cond::And(all) => {
+            for part in all {
+                match part {
+                    Cond::And(_) => parts.extend(flattened(part)),
+                    other => parts.push(other),
+                }
+            }
+        }
+        Cond::Or(any) => {
+            for part in any {
+                match part {
+                    Cond::Or(_) => parts.extend(flattened(part)),
+                    other => parts.push(other),
+                }
+            }
+        }
+        other => parts.push(other),
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DynamoDB refuses `((a))` ("redundant parentheses"): nested ANDs are lifted and a lone
+    /// part is not wrapped. (Found when the fence nested the record's conditions.)
+    #[test]
+    fn nested_and_single_conditions_render_without_redundant_parentheses() {
+        let mut e = Expressions::default();
+        let nested = Cond::And(vec![
+            Cond::exists("a"),
+            Cond::And(vec![Cond::And(vec![Cond::absent("b")]), Cond::absent("c")]),
+        ]);
+        assert_eq!(
+            e.condition(&nested).unwrap(),
+            "(attribute_exists(#n0) AND attribute_not_exists(#n1) AND attribute_not_exists(#n2))"
+        );
+        let mut e = Expressions::default();
+        assert_eq!(
+            e.condition(&Cond::And(vec![Cond::absent("b")])).unwrap(),
+            "attribute_not_exists(#n0)"
+        );
+        let mut e = Expressions::default();
+        let mixed = Cond::And(vec![
+            Cond::exists("a"),
+            Cond::Or(vec![Cond::absent("b"), Cond::Or(vec![Cond::absent("c")])]),
+        ]);
+        assert_eq!(
+            e.condition(&mixed).unwrap(),
+            "(attribute_exists(#n0) AND (attribute_not_exists(#n1) OR attribute_not_exists(#n2)))"
+        );
     }
 }
