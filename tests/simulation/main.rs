@@ -3,6 +3,8 @@
 //! invariant checked after every AWS call and at the end. `scripts/simulate` runs the long
 //! campaign. A broken invariant fails the test with the shrunk seed's replay command.
 
+mod interleavings;
+
 use bluegreen_tests::sim::{self, Knobs};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -107,10 +109,16 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn prepared(conductor: Arc<Scripted>) -> (MemoryAws, bluegreen::Context, String) {
-    let names = memory_world::made_up_names();
-    let (aws, ctx) =
-        memory_world::build(&names, conductor.clone(), Arc::new(chrono::Utc::now)).await;
+    let (aws, ctx, id) = prepared_under(conductor.clone()).await;
     conductor.aws.set(aws.clone()).ok();
+    (aws, ctx, id)
+}
+
+/// The standard in-memory world under `conductor`, with one push prepared: its deployment
+/// holds the service's lock.
+async fn prepared_under(conductor: Arc<dyn Conductor>) -> (MemoryAws, bluegreen::Context, String) {
+    let names = memory_world::made_up_names();
+    let (aws, ctx) = memory_world::build(&names, conductor, Arc::new(chrono::Utc::now)).await;
     let event = bluegreen_tests::push_event("v2", 'a', "event-1", "2026-11-21T10:00:00Z");
     let prepare::Prepared::Deployments { deployments } = prepare::run(&ctx, &event).await.unwrap()
     else {

@@ -250,6 +250,16 @@ fn every_registered_step_is_a_function_of_the_stack_and_nothing_else_runs_the_st
         .collect();
     assert_eq!(serving, registered);
 
+    // The fence's lease lasts a step's Lambda timeout: the registry's must be the stack's.
+    let default_timeout = template["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    for step in STEPS {
+        let function = resource(&template, &format!("{}Function", step.function));
+        let timeout = function["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap_or(default_timeout);
+        assert_eq!(timeout, step.timeout_seconds, "{}", step.function);
+    }
+
     let substitutions =
         &resource(&template, "DeploymentStateMachine")["Properties"]["DefinitionSubstitutions"];
     for step in STEPS.iter().filter(|s| s.shape != Shape::Standalone) {

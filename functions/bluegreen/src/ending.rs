@@ -14,6 +14,7 @@ use crate::db_guard;
 use crate::db_plan::MigrationTask;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
+use crate::fence;
 use crate::lock::{Locks, Released};
 use crate::maintenance;
 use crate::migration::{self, Progress, Run};
@@ -29,6 +30,9 @@ const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
 /// How long past the rollback migration's own deadline the state machine keeps calling the
 /// ending before it gives up on it (the ending stops the task at its deadline itself).
 const ENDING_GRACE_SECONDS: i64 = 300;
+/// The longest ECS lets a task run after StopTask (its maximum `stopTimeout`): how long an
+/// abort expects a migration it stopped to take to stop.
+const TASK_STOP_SECONDS: i64 = 120;
 
 /// How a deployment ended; the same answer however often the ending runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -264,7 +268,7 @@ async fn write_final(
     deployment_id: &str,
     change: Change,
 ) -> StepResult<Option<Ended>> {
-    match Records::new(ctx).update(deployment_id, change).await {
+    match Records::new(ctx).update_ending(deployment_id, change).await {
         Ok(()) => Ok(None),
         Err(StepError::DeploymentEnded { id, .. }) => {
             Ok(Some(Ended::of(&Records::new(ctx).get(&id).await?)))
@@ -379,9 +383,37 @@ pub(crate) async fn end(
 /// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
 /// (which aborts a deployment whose execution died before the switch).
 pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
+    // Fence first: from this write on no step invocation changes the status or acts on AWS
+    // (an operator's abort has set the mark already; a failure's or the reconciler's sets it
+    // here). Then wait until no invocation that claimed the deployment before the mark can
+    // still act, so what is read from AWS below is what stays.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
     if deployment.status.is_terminal() {
         return Ok(Ended::of(&deployment));
+    }
+    if deployment.abort_requested.is_none() {
+        let by = match &input.error {
+            Some(caught) => format!("the abort after {}", caught.error),
+            None => "the abort".to_owned(),
+        };
+        if let fence::AbortMark::Refused(ended) =
+            fence::request_abort(ctx, &input.deployment_id, &by, &[]).await?
+        {
+            return Ok(Ended::of(&ended));
+        }
+    }
+    if let Some(lease) = fence::live_lease(&deployment, ctx.now()) {
+        let detail = format!(
+            "waiting for the {} step in flight (it can act until {}) before reading AWS",
+            lease.step, lease.until
+        );
+        // One wait to the lease's end, not a poll: each call of the ending is one more
+        // invocation that can fail.
+        let mut waiting = Ended::waiting(&deployment, detail, lease.until);
+        if let Some(wait) = &mut waiting.wait {
+            wait.seconds = (lease.until - ctx.now()).num_seconds().max(1) as u64 + 1;
+        }
+        return Ok(waiting);
     }
     let config = &deployment.config;
     let mut done = Vec::new();
@@ -397,6 +429,23 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         routing::point_test_listener(ctx, config, old.other()).await?;
     }
     done.extend(migration::stop_running(ctx, &deployment).await?);
+    // A stopped task keeps running through its stop timeout (SIGTERM, then SIGKILL up to two
+    // minutes later): its migration may still be writing. The lock is not handed on until ECS
+    // reports every one of them stopped, so the next deployment's migration never overlaps it
+    // (found by the simulator, seeds 3370 and 4421). The state machine or the next sweep calls
+    // the abort again; everything before this point is idempotent.
+    let stopping = migration::still_running(ctx, &deployment).await?;
+    if !stopping.is_empty() {
+        let detail = format!(
+            "waiting for {} to stop before the lock is released",
+            stopping.join(" and ")
+        );
+        return Ok(Ended::waiting(
+            &deployment,
+            detail,
+            ctx.now() + Duration::seconds(TASK_STOP_SECONDS),
+        ));
+    }
     if let Some(preprod) = &deployment.preprod {
         let previous = (!preprod.previous_task_definition.is_empty())
             .then_some(preprod.previous_task_definition.as_str());

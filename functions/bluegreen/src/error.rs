@@ -48,6 +48,16 @@ pub enum StepError {
         status: String,
     },
 
+    /// The step was fenced out: an abort was requested while it ran, so it changed nothing
+    /// more (the ending observes AWS after it and undoes what it did). Never retried.
+    #[error("deployment {id:?} is being aborted; this step stops here: {why}")]
+    Fenced {
+        /// The deployment.
+        id: String,
+        /// Who asked for the abort, and when.
+        why: String,
+    },
+
     /// Production routing is not in a state bluegreen understands (for example both slots take
     /// traffic, or the listener forwards to a target group that belongs to neither slot).
     #[error("production routing is unexpected: {0}")]
@@ -226,6 +236,7 @@ impl StepError {
         "ResourceNotFound",
         "DeploymentNotFound",
         "DeploymentEnded",
+        "Fenced",
         "UnexpectedRouting",
         "LockLost",
         "LaunchFailed",
@@ -272,6 +283,7 @@ impl StepError {
             StepError::ResourceNotFound { .. } => "ResourceNotFound",
             StepError::DeploymentNotFound(_) => "DeploymentNotFound",
             StepError::DeploymentEnded { .. } => "DeploymentEnded",
+            StepError::Fenced { .. } => "Fenced",
             StepError::UnexpectedRouting(_) => "UnexpectedRouting",
             StepError::LockLost { .. } => "LockLost",
             StepError::LaunchFailed(_) => "LaunchFailed",
@@ -472,6 +484,10 @@ mod tests {
                 id: text(),
             },
             StepError::DeploymentNotFound(text()),
+            StepError::Fenced {
+                id: text(),
+                why: text(),
+            },
             StepError::DeploymentEnded {
                 id: text(),
                 status: text(),

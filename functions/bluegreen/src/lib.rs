@@ -22,6 +22,7 @@ pub mod ending;
 pub mod error;
 pub mod event;
 pub mod executions;
+pub mod fence;
 pub mod follow;
 pub mod health;
 pub mod identity;

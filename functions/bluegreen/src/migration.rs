@@ -121,6 +121,7 @@ pub async fn advance_production(
         return Ok(Progress::Succeeded(deployment.migration_log.clone()));
     }
     if migration.maintenance {
+        crate::fence::guard(ctx, &deployment.deployment_id, "the maintenance page").await?;
         maintenance::switch_on(ctx, deployment).await?;
     }
     let run = Run {
@@ -161,6 +162,16 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
             });
         }
         None => {
+            // A step starting a migration stops here once an abort was requested; the
+            // rollback migration is the ending's own and is not fenced.
+            if run.task != MigrationTask::Rollback {
+                crate::fence::guard(
+                    ctx,
+                    &deployment.deployment_id,
+                    &format!("starting the {}", run.task.words()),
+                )
+                .await?;
+            }
             let target = deployment.target_slot()?;
             let started = ctx
                 .ports

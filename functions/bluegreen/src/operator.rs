@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::executions;
+use crate::fence;
 use crate::lock::{Acquire, Locks};
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
@@ -357,6 +358,33 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
         }
         _ => {}
     }
+    // The request is one conditional write: either a step moved the deployment to switching
+    // first (then this is refused: it is a rollback now), or no step moves its status or acts
+    // on AWS after it (see `fence`).
+    match fence::request_abort(
+        ctx,
+        deployment_id,
+        operator,
+        &[Status::Queued, Status::Switching, Status::Baking],
+    )
+    .await?
+    {
+        fence::AbortMark::Requested => {}
+        fence::AbortMark::AlreadyRequested(earlier) => {
+            return refuse(format!(
+                "{deployment_id} is already being aborted (asked by {} at {}); the abort \
+                 finishes on its own (the reconciler's sweep completes one that stopped)",
+                earlier.by, earlier.at
+            ));
+        }
+        fence::AbortMark::Refused(current) => {
+            return refuse(format!(
+                "{deployment_id} is {} now: traffic may have moved, so ending it is a \
+                 rollback (after it ends, bluegreen rollback {})",
+                current.status, current.service
+            ));
+        }
+    }
     if ctx.settings.deployment_machine_arn.is_some() {
         executions::stop(ctx, deployment_id, &format!("aborted by {operator}")).await?;
     }
@@ -439,8 +467,10 @@ pub async fn retry(
     } else {
         (ABORT.name, Status::Preprod)
     };
+    // The operator re-opens an ending: an ending's write (an abort requested earlier does
+    // not stop it).
     records
-        .update(
+        .update_ending(
             deployment_id,
             Change::new().status(resume).log(
                 "retry",

@@ -412,6 +412,36 @@ pub struct Deployment {
     pub handed_over_to: Option<String>,
     /// The Route 53 change the switch made last (DNS mode), until it is INSYNC.
     pub dns_change_id: Option<String>,
+    /// Set once, when an abort is requested (by an operator, or by the ending that runs the
+    /// abort): from then on no step changes the status or acts on AWS (see `fence`).
+    /// Absent, not null, until then: the fence's conditions test its absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_requested: Option<AbortRequest>,
+    /// The step invocation in flight, and until when it can still act: an abort observes AWS
+    /// only after it (see `fence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflight: Option<Inflight>,
+}
+
+/// Who asked for an abort, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AbortRequest {
+    /// The operator, or the ending that aborts (`abort` after a failure or a dead execution).
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A step invocation's lease on its deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Inflight {
+    /// The invocation's token (only it releases the lease).
+    pub token: String,
+    /// The step.
+    pub step: String,
+    /// The invocation's start plus its function's timeout and a margin: Lambda ends every
+    /// invocation by its timeout, so nothing it does can land after this.
+    pub until: DateTime<Utc>,
 }
 
 /// The one partition of the `recent` index: every record is listed in it.
@@ -506,6 +536,7 @@ impl Deployment {
 #[derive(Debug, Default)]
 pub struct Change {
     sets: Vec<(String, AttributeValue)>,
+    removes: Vec<String>,
     entry: Option<TimelineEntry>,
 }
 
@@ -521,6 +552,27 @@ impl Change {
     fn set<T: Serialize>(mut self, field: &str, value: &T) -> Self {
         let value = serde_dynamo::to_attribute_value(value).expect("record fields serialise");
         self.sets.push((field.to_owned(), value));
+        self
+    }
+
+    /// Whether the change moves [`Deployment::status`].
+    fn sets_status(&self) -> bool {
+        self.sets.iter().any(|(field, _)| field == "status")
+    }
+
+    /// Sets [`Deployment::abort_requested`].
+    pub fn abort_requested(self, request: &AbortRequest) -> Self {
+        self.set(ABORT_REQUESTED, request)
+    }
+
+    /// Sets [`Deployment::inflight`].
+    pub fn inflight(self, inflight: &Inflight) -> Self {
+        self.set("inflight", inflight)
+    }
+
+    /// Removes [`Deployment::inflight`].
+    pub fn no_inflight(mut self) -> Self {
+        self.removes.push("inflight".to_owned());
         self
     }
 
@@ -646,6 +698,9 @@ impl Change {
         for (field, value) in self.sets {
             updates.push(Update::Set(Path::of(&field), value));
         }
+        for field in self.removes {
+            updates.push(Update::Remove(Path::of(&field)));
+        }
         if let Some(entry) = self.entry {
             updates.push(Update::Append(
                 Path::of("timeline"),
@@ -671,7 +726,7 @@ pub struct RecordedDecision<'a> {
     pub link_nonce: Option<&'a str>,
 }
 
-fn status_value(status: Status) -> AttributeValue {
+pub(crate) fn status_value(status: Status) -> AttributeValue {
     serde_dynamo::to_attribute_value(status).expect("status serialises")
 }
 
@@ -761,20 +816,42 @@ impl<'a> Records<'a> {
     /// instead of writing over the ending. A record that needs attention can still be changed
     /// (an operator's retry resumes it). Found by the simulator (seed 1169): a launch in flight
     /// wrote `preparing` over an operator's abort.
+    ///
+    /// A change of status is also fenced: once an abort was requested only the ending moves
+    /// the record ([`Records::update_ending`]), and a step's status write answers
+    /// [`StepError::Fenced`] (the write and the abort request are ordered by the table, so a
+    /// step either moved the status first — and the abort sees it — or changes nothing).
+    /// Facts a step records about what it did (a task started, a slot scaled) are written
+    /// either way: the ending needs them to undo it.
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
-        let not_ended = Cond::And(
-            [
-                Status::Superseded,
-                Status::Succeeded,
-                Status::Aborted,
-                Status::RolledBack,
-            ]
-            .into_iter()
-            .map(|s| Cond::Ne(Path::of("status"), status_value(s)))
-            .collect(),
-        );
+        let mut condition = vec![not_ended()];
+        if change.sets_status() {
+            condition.push(Cond::absent(ABORT_REQUESTED));
+        }
         if self
-            .update_if(deployment_id, change, Some(not_ended))
+            .update_if(deployment_id, change, Some(Cond::And(condition)))
+            .await?
+        {
+            return Ok(());
+        }
+        let current = self.get(deployment_id).await?;
+        Err(match &current.abort_requested {
+            Some(request) if !current.status.is_terminal() => StepError::Fenced {
+                id: deployment_id.to_owned(),
+                why: format!("an abort was requested by {} at {}", request.by, request.at),
+            },
+            _ => StepError::DeploymentEnded {
+                id: deployment_id.to_owned(),
+                status: current.status.to_string(),
+            },
+        })
+    }
+
+    /// [`Records::update`] for an ending (abort, rollback, finish, needs-attention): applies
+    /// while the record has not ended, whether or not an abort was requested.
+    pub async fn update_ending(&self, deployment_id: &str, change: Change) -> StepResult<()> {
+        if self
+            .update_if(deployment_id, change, Some(not_ended()))
             .await?
         {
             return Ok(());
@@ -784,6 +861,22 @@ impl<'a> Records<'a> {
             id: deployment_id.to_owned(),
             status: current.status.to_string(),
         })
+    }
+
+    /// Applies `change` only while `condition` holds and the record has not ended; `Ok(false)`
+    /// when either does not (nothing written). The fence's writes.
+    pub(crate) async fn update_unless_ended(
+        &self,
+        deployment_id: &str,
+        change: Change,
+        condition: Cond,
+    ) -> StepResult<bool> {
+        self.update_if(
+            deployment_id,
+            change,
+            Some(Cond::And(vec![not_ended(), condition])),
+        )
+        .await
     }
 
     /// Applies `change` only while the record's status is `status`. `Ok(false)` when it is
@@ -871,9 +964,11 @@ impl<'a> Records<'a> {
             table: self.table().to_owned(),
             key: key(deployment_id),
             op: WriteOp::Update(updates),
+            // An abort requested in the meantime wins: no decision lands after it.
             condition: Some(Cond::And(vec![
                 status_is(Status::AwaitingApproval),
                 Cond::absent("approval.decision"),
+                Cond::absent(ABORT_REQUESTED),
             ])),
         };
         match self.ctx.ports.tables.write(write, Returns::New).await? {
@@ -1035,6 +1130,24 @@ impl<'a> Records<'a> {
 }
 
 /// `status = <status>`, as stored.
+/// The record's attribute an abort request sets.
+pub(crate) const ABORT_REQUESTED: &str = "abort_requested";
+
+/// The record has not ended (needs-attention has not: an operator's retry resumes it).
+fn not_ended() -> Cond {
+    Cond::And(
+        [
+            Status::Superseded,
+            Status::Succeeded,
+            Status::Aborted,
+            Status::RolledBack,
+        ]
+        .into_iter()
+        .map(|s| Cond::Ne(Path::of("status"), status_value(s)))
+        .collect(),
+    )
+}
+
 fn status_is(status: Status) -> Cond {
     Cond::Eq(Path::of("status"), status_value(status))
 }

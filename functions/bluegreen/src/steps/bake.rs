@@ -19,6 +19,14 @@ const STEP: &str = super::registry::BAKE.name;
 /// How often the bake looks at alarms, targets and the database guard.
 const LOOK_EVERY_SECONDS: u64 = 30;
 
+/// How far the poll's deadline lies past the end of the bake. A check that finds a few
+/// seconds of bake left answers "pending"; the definition's `Done?` then compares the clock
+/// with the deadline after the invocation has ended (its lease released, see `fence`), which
+/// may be past the bake's end by then. Without this slack a quiet bake could time out and roll
+/// back a good deployment (seen in the state-machine suite, where a real millisecond is a
+/// virtual second).
+const DEADLINE_SLACK_SECONDS: u64 = 300;
+
 /// Starts the bake window; the returned deadline is when the bake succeeds.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
@@ -30,7 +38,15 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         seconds = seconds.max(*switch_ttl_seconds);
     }
     let change = Change::new().status(Status::Baking);
-    let started = start_once(ctx, &deployment, STEP, seconds, 0, change).await?;
+    let started = start_once(
+        ctx,
+        &deployment,
+        STEP,
+        seconds + DEADLINE_SLACK_SECONDS,
+        0,
+        change,
+    )
+    .await?;
     Ok(Started {
         wait_seconds: seconds.min(LOOK_EVERY_SECONDS),
         ..started
@@ -59,12 +75,13 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
     }
     let now = ctx.now();
-    if now >= input.deadline {
+    let bake_ends = input.deadline - chrono::Duration::seconds(DEADLINE_SLACK_SECONDS as i64);
+    if now >= bake_ends {
         let detail = format!("no alarm and no unhealthy target on {live} during the bake");
         record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     }
-    let remaining = (input.deadline - now).num_seconds().max(1) as u64;
+    let remaining = (bake_ends - now).num_seconds().max(1) as u64;
     Ok(Poll::Pending {
         wait_seconds: remaining.min(LOOK_EVERY_SECONDS),
         attempt: input.attempt + 1,

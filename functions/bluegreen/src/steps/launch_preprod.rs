@@ -58,6 +58,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             state
         }
     };
+    crate::fence::guard(ctx, &deployment.deployment_id, "scaling pre-prod up").await?;
     ecs::update_service(
         ctx,
         &config.cluster,

@@ -397,6 +397,8 @@ fn new_record(
         dns_ttl: None,
         handed_over_to: None,
         dns_change_id: None,
+        abort_requested: None,
+        inflight: None,
     }
 }
 

@@ -150,6 +150,7 @@ async fn advance(
         let service = &config.slots.get(target).service;
         let current = ecs::describe_service(ctx, &config.cluster, service).await?;
         if current.task_definition.as_deref() != Some(task_definition.as_str()) {
+            crate::fence::guard(ctx, &deployment.deployment_id, "re-pointing the new slot").await?;
             ecs::update_service(
                 ctx,
                 &config.cluster,

@@ -73,6 +73,9 @@ pub struct Step {
     /// The error names the step raises besides [`COMMON_ERRORS`] (each is a
     /// [`StepError::name`]).
     pub raises: &'static [&'static str],
+    /// The function's Lambda timeout (the stack's `Timeout`, a test holds them equal): no
+    /// invocation acts after it, which bounds the fence's lease.
+    pub timeout_seconds: u64,
 }
 
 impl Step {
@@ -95,6 +98,7 @@ pub const COMMON_ERRORS: &[&str] = &[
     "AwsError",
     "DeploymentNotFound",
     "DeploymentEnded",
+    "Fenced",
     "EventMalformed",
     "RecordInvalid",
     "Internal",
@@ -111,6 +115,7 @@ pub const PREPARE: Step = Step {
     name: "prepare",
     state: "Resume",
     function: "Prepare",
+    timeout_seconds: 30,
     label: "Prepare",
     shape: Shape::Resume,
     on_failure: OnFailure::Abort,
@@ -127,6 +132,7 @@ pub const SYNC_DB: Step = Step {
     name: "sync_db",
     state: "SyncDb",
     function: "SyncDb",
+    timeout_seconds: 60,
     label: "Sync database",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -137,6 +143,7 @@ pub const LAUNCH_PREPROD: Step = Step {
     name: "launch_preprod",
     state: "LaunchPreprod",
     function: "LaunchPreprod",
+    timeout_seconds: 60,
     label: "Launch pre-prod",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -152,6 +159,7 @@ pub const MIGRATE: Step = Step {
     name: "migrate",
     state: "Migrate",
     function: "Migrate",
+    timeout_seconds: 60,
     label: "Migrate",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -167,6 +175,7 @@ pub const HEALTH_CHECK: Step = Step {
     name: "health_check",
     state: "HealthCheck",
     function: "HealthCheck",
+    timeout_seconds: 120,
     label: "Health check",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -177,6 +186,7 @@ pub const APPROVAL: Step = Step {
     name: "approval",
     state: "Approval",
     function: "RequestApproval",
+    timeout_seconds: 30,
     label: "Approval",
     shape: Shape::Approval,
     on_failure: OnFailure::Abort,
@@ -187,6 +197,7 @@ pub const PROMOTE: Step = Step {
     name: "promote",
     state: "Promote",
     function: "Promote",
+    timeout_seconds: 120,
     label: "Promote",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -208,6 +219,7 @@ pub const SWITCH: Step = Step {
     name: "switch",
     state: "Switch",
     function: "Switch",
+    timeout_seconds: 60,
     label: "Switch traffic",
     shape: Shape::Polling,
     on_failure: OnFailure::Rollback,
@@ -224,6 +236,7 @@ pub const BAKE: Step = Step {
     name: "bake",
     state: "Bake",
     function: "Bake",
+    timeout_seconds: 30,
     label: "Bake",
     shape: Shape::Polling,
     on_failure: OnFailure::Rollback,
@@ -234,6 +247,7 @@ pub const FINISH: Step = Step {
     name: "finish",
     state: "Finish",
     function: "Finish",
+    timeout_seconds: 120,
     label: "Finish",
     shape: Shape::Ending,
     on_failure: OnFailure::EndingFailed,
@@ -249,6 +263,7 @@ pub const ABORT: Step = Step {
     name: "abort",
     state: "Abort",
     function: "Abort",
+    timeout_seconds: 120,
     label: "Abort",
     shape: Shape::Ending,
     on_failure: OnFailure::EndingFailed,
@@ -265,6 +280,7 @@ pub const ROLLBACK: Step = Step {
     name: "rollback",
     state: "Rollback",
     function: "Rollback",
+    timeout_seconds: 120,
     label: "Roll back",
     shape: Shape::Ending,
     on_failure: OnFailure::EndingFailed,
@@ -282,6 +298,7 @@ pub const RECONCILE: Step = Step {
     name: "reconcile",
     state: "EndingFailed",
     function: "Reconcile",
+    timeout_seconds: 300,
     label: "Reconcile",
     shape: Shape::Reconciler,
     on_failure: OnFailure::Nowhere,
@@ -292,6 +309,7 @@ pub const TEARDOWN: Step = Step {
     name: "teardown",
     state: "",
     function: "Teardown",
+    timeout_seconds: 300,
     label: "Teardown",
     shape: Shape::Standalone,
     on_failure: OnFailure::Nowhere,
@@ -303,6 +321,7 @@ pub const INDEX_CONFIG: Step = Step {
     name: "index_config",
     state: "",
     function: "IndexConfig",
+    timeout_seconds: 30,
     label: "Index config",
     shape: Shape::Standalone,
     on_failure: OnFailure::Nowhere,
@@ -359,12 +378,17 @@ pub fn label(name: &str) -> &str {
 /// nests every SDK call several async functions deep).
 pub type Answer<'a> = Pin<Box<dyn Future<Output = StepResult<Value>> + Send + 'a>>;
 
-/// Runs a start/check step on `{"action": …}` input.
+/// Runs a start/check step on `{"action": …}` input, as one leased invocation of the
+/// deployment (see `crate::fence`): input that does not parse touches nothing.
 macro_rules! start_or_check {
-    ($step:ident, $ctx:expr, $input:expr) => {
+    ($step:ident, $ctx:expr, $registered:expr, $input:expr) => {
         match parse::<StartOrCheck>($input)? {
-            StartOrCheck::Start(i) => answer($step::start($ctx, &i).await),
-            StartOrCheck::Check(i) => answer($step::check($ctx, &i).await),
+            StartOrCheck::Start(i) => answer(
+                fence::leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i)).await,
+            ),
+            StartOrCheck::Check(i) => answer(
+                fence::leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i)).await,
+            ),
         }
     };
 }
@@ -374,23 +398,36 @@ macro_rules! start_or_check {
 /// `EventMalformed` and nothing is called.
 pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer<'a> {
     use super::*;
+    use crate::fence;
     Box::pin(async move {
         match step.name {
             "prepare" => answer(prepare::run(ctx, &input).await),
-            "sync_db" => start_or_check!(sync_db, ctx, input),
-            "launch_preprod" => start_or_check!(launch_preprod, ctx, input),
-            "migrate" => start_or_check!(migrate, ctx, input),
-            "health_check" => start_or_check!(health_check, ctx, input),
-            "promote" => start_or_check!(promote, ctx, input),
-            "switch" => start_or_check!(switch, ctx, input),
-            "bake" => start_or_check!(bake, ctx, input),
+            "sync_db" => start_or_check!(sync_db, ctx, step, input),
+            "launch_preprod" => start_or_check!(launch_preprod, ctx, step, input),
+            "migrate" => start_or_check!(migrate, ctx, step, input),
+            "health_check" => start_or_check!(health_check, ctx, step, input),
+            "promote" => start_or_check!(promote, ctx, step, input),
+            "switch" => start_or_check!(switch, ctx, step, input),
+            "bake" => start_or_check!(bake, ctx, step, input),
             "approval" => match parse::<approval::ApprovalCall>(input)? {
-                approval::ApprovalCall::Request(request) => {
-                    answer(approval::request(ctx, &request).await)
-                }
-                approval::ApprovalCall::TimedOut(timed_out) => {
-                    answer(approval::settle_timeout(ctx, &timed_out).await)
-                }
+                approval::ApprovalCall::Request(request) => answer(
+                    fence::leased(
+                        ctx,
+                        &request.deployment_id,
+                        step,
+                        approval::request(ctx, &request),
+                    )
+                    .await,
+                ),
+                approval::ApprovalCall::TimedOut(timed_out) => answer(
+                    fence::leased(
+                        ctx,
+                        &timed_out.deployment_id,
+                        step,
+                        approval::settle_timeout(ctx, &timed_out),
+                    )
+                    .await,
+                ),
             },
             "finish" => answer(finish::run(ctx, &parse::<DeploymentRef>(input)?).await),
             "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),

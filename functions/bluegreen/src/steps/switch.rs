@@ -181,6 +181,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, target).await {
             return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
         }
+        crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
         let change = match routing::set_production_verified(ctx, config, target, percent).await? {
             Ok(change) => change,
             Err(mismatch) => {

@@ -91,6 +91,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             class,
         },
     };
+    crate::fence::guard(ctx, &deployment.deployment_id, "creating a clone").await?;
     ctx.ports.databases.create_clone(&request, &tags).await?;
     start_once(
         ctx,

@@ -1,0 +1,321 @@
+//! Forced interleavings of an abort with a step in flight (issue 21, DESIGN 16/17): the step
+//! is paused at one of its AWS calls, the racing action runs to its end, the step goes on.
+//! Each test asserts what production sees afterwards, from the in-memory AWS: where the
+//! production listener forwards, each slot's count, the record, the lock.
+//!
+//! Found by the simulator first (seed 6755: a Switch invocation moved production onto the
+//! pre-prod slot after an operator's abort had scaled that slot to 0 and released the lock).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bluegreen::Context;
+use bluegreen::record::{ApprovalState, Change, Records, Status, Verdict};
+use bluegreen::slot::Slot;
+use bluegreen::steps::registry::{self, SWITCH};
+use bluegreen::steps::{DeploymentRef, launch_preprod};
+use bluegreen_tests::memory::{Conductor, Fate, MemoryAws, State};
+
+use super::block_on;
+use serde_json::json;
+
+type Racing = Box<dyn FnOnce(Context) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Answers every call at once; before the `nth` call of `operation` it runs the racing action
+/// to its end (its own calls go through here too, unpaused).
+#[derive(Default)]
+struct Pause {
+    at: Mutex<Option<(&'static str, usize, Racing)>>,
+    seen: Mutex<usize>,
+    ctx: OnceLock<Context>,
+    ran: Mutex<bool>,
+}
+
+impl Pause {
+    fn arm(&self, operation: &'static str, nth: usize, racing: Racing) {
+        *self.at.lock().unwrap() = Some((operation, nth, racing));
+        *self.seen.lock().unwrap() = 0;
+    }
+
+    fn ran(&self) -> bool {
+        *self.ran.lock().unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl Conductor for Pause {
+    async fn before(&self, operation: &'static str) -> Fate {
+        let racing = {
+            let mut at = self.at.lock().unwrap();
+            match at.as_ref() {
+                Some((op, nth, _)) if *op == operation => {
+                    let mut seen = self.seen.lock().unwrap();
+                    *seen += 1;
+                    if *seen == *nth {
+                        at.take().map(|(_, _, racing)| racing)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(racing) = racing {
+            racing(self.ctx.get().expect("the world").clone()).await;
+            *self.ran.lock().unwrap() = true;
+        }
+        Fate::Answer
+    }
+
+    fn applied(&self, _operation: &'static str, _state: &State) {}
+}
+
+/// A deployment approved and about to switch: pre-prod (green) launched and running its
+/// tasks, production (blue) on the listener, the record `promoting`.
+async fn ready_to_switch(pause: Arc<Pause>) -> (MemoryAws, Context, String) {
+    let (aws, ctx, id) = super::prepared_under(pause.clone()).await;
+    pause.ctx.set(ctx.clone()).ok();
+    launch_preprod::start(
+        &ctx,
+        &DeploymentRef {
+            deployment_id: id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    // ECS has started pre-prod's tasks.
+    aws.with(|s| {
+        let green = s
+            .ecs
+            .services
+            .get_mut(&format!("{}/shop-green", bluegreen_tests::CLUSTER))
+            .unwrap();
+        green.state.running_count = green.state.desired_count;
+    });
+    let now = ctx.now();
+    Records::new(&ctx)
+        .update(
+            &id,
+            Change::new()
+                .status(Status::Promoting)
+                .approval(&approval(now, Some(Verdict::Approved))),
+        )
+        .await
+        .unwrap();
+    (aws, ctx, id)
+}
+
+/// An approval requested at `now`, decided `decision` by alice at once (or undecided).
+fn approval(now: chrono::DateTime<chrono::Utc>, decision: Option<Verdict>) -> ApprovalState {
+    let decided = decision.is_some();
+    ApprovalState {
+        requested_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        decision,
+        approver: decided.then(|| "alice".to_owned()),
+        decided_at: decided.then_some(now),
+        reason: None,
+        channel: decided.then(|| "cli".to_owned()),
+        link_nonce: None,
+        delivered_at: decided.then_some(now),
+    }
+}
+
+/// The Switch step as its Lambda runs it (leased), from its start.
+async fn switch(ctx: &Context, id: &str) -> Result<serde_json::Value, bluegreen::StepError> {
+    registry::invoke(
+        ctx,
+        &SWITCH,
+        json!({"action": "start", "deployment_id": id}),
+    )
+    .await
+}
+
+/// What production sees: the share of production traffic on green, green's desired and
+/// running counts, the record's status, the lock's holder.
+async fn seen(ctx: &Context, id: &str) -> (i64, i32, i32, Status, Option<String>) {
+    let record = Records::new(ctx).get(id).await.unwrap();
+    let routing = bluegreen::routing::read_production(ctx, &record.config)
+        .await
+        .unwrap();
+    let green = ctx
+        .ports
+        .compute
+        .describe_service(bluegreen_tests::CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    let holder = bluegreen::lock::Locks::new(ctx)
+        .holder("shop")
+        .await
+        .unwrap();
+    (
+        routing.percent(Slot::Green),
+        green.desired_count,
+        green.running_count,
+        record.status,
+        holder,
+    )
+}
+
+fn operator_abort(id: &str) -> Racing {
+    let id = id.to_owned();
+    Box::new(move |ctx: Context| {
+        Box::pin(async move {
+            let _ = bluegreen::operator::abort(&ctx, &id, "bob").await;
+        })
+    })
+}
+
+/// The abort lands after the Switch invocation claimed the deployment, before it wrote
+/// `switching` (the interleaving of seed 6755): the abort waits for the invocation, the
+/// invocation is fenced out at its status write, production never moves, and the abort then
+/// ends the deployment with pre-prod scaled back.
+#[test]
+fn an_abort_after_the_switch_claimed_the_deployment_fences_the_switch_out() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        // UpdateItem 1 is the claim, 2 the step's start entry, 3 `switching`.
+        pause.arm("dynamodb:UpdateItem", 3, operator_abort(&id));
+        let err = switch(&ctx, &id).await.unwrap_err();
+        assert!(pause.ran());
+        assert_eq!(err.name(), "Fenced", "{err}");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.abort_requested.as_ref().unwrap().by, "bob");
+        assert_eq!(
+            record.inflight, None,
+            "the fenced invocation released its lease"
+        );
+        let (green_share, _, _, status, holder) = seen(&ctx, &id).await;
+        assert_eq!(green_share, 0, "production never moved");
+        assert_eq!(
+            status,
+            Status::Promoting,
+            "the abort waited for the invocation"
+        );
+        assert_eq!(holder.as_deref(), Some(id.as_str()));
+
+        // The abort goes on (the reconciler's sweep, or the operator's abort once more).
+        let ended = bluegreen::ending::abort(
+            &ctx,
+            &bluegreen::steps::FailureInput {
+                deployment_id: id.clone(),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
+        let (green_share, green_desired, _, status, holder) = seen(&ctx, &id).await;
+        assert_eq!(
+            (green_share, green_desired, status, holder),
+            (0, 0, Status::Aborted, None)
+        );
+    });
+}
+
+/// The abort lands before the Switch invocation claimed the deployment: the abort ends it at
+/// once, and the invocation changes nothing.
+#[test]
+fn an_abort_before_the_switch_claims_the_deployment_ends_it_and_the_switch_does_nothing() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        pause.arm("dynamodb:UpdateItem", 1, operator_abort(&id));
+        let err = switch(&ctx, &id).await.unwrap_err();
+        assert!(pause.ran());
+        assert_eq!(err.name(), "DeploymentEnded", "{err}");
+        let (green_share, green_desired, _, status, holder) = seen(&ctx, &id).await;
+        assert_eq!(
+            (green_share, green_desired, status, holder),
+            (0, 0, Status::Aborted, None)
+        );
+    });
+}
+
+/// The abort lands while the Switch moves the listener (after `switching` was written): the
+/// abort is refused (ending it now is a rollback), production moves onto green, which runs
+/// its tasks, and the deployment goes on.
+#[test]
+fn an_abort_after_the_switch_moved_the_status_is_refused_and_production_stays_served() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        let refused = Arc::new(Mutex::new(None));
+        let answer = refused.clone();
+        let racing_id = id.clone();
+        pause.arm(
+            "elasticloadbalancing:ModifyListener",
+            1,
+            Box::new(move |ctx: Context| {
+                Box::pin(async move {
+                    let err = bluegreen::operator::abort(&ctx, &racing_id, "bob")
+                        .await
+                        .unwrap_err();
+                    *answer.lock().unwrap() = Some(err.name().to_owned());
+                })
+            }),
+        );
+        switch(&ctx, &id).await.unwrap();
+        assert_eq!(refused.lock().unwrap().as_deref(), Some("AbortRefused"));
+        let (green_share, green_desired, green_running, status, holder) = seen(&ctx, &id).await;
+        assert_eq!(green_share, 100);
+        assert!(
+            green_desired > 0 && green_running > 0,
+            "green serves production"
+        );
+        assert_eq!(status, Status::Switching);
+        assert_eq!(holder.as_deref(), Some(id.as_str()));
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.abort_requested, None);
+        assert_eq!(record.inflight, None);
+    });
+}
+
+/// An approval and an abort within a second: once the abort was requested, the decision is
+/// not recorded (and so never delivered), whatever the approver's link says.
+#[test]
+fn a_decision_after_an_abort_request_is_not_recorded() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        Records::new(&ctx)
+            .update(&id, Change::new().status(Status::AwaitingApproval))
+            .await
+            .unwrap();
+        let now = ctx.now();
+        Records::new(&ctx)
+            .update(&id, Change::new().approval(&approval(now, None)))
+            .await
+            .unwrap();
+        assert_eq!(
+            bluegreen::fence::request_abort(&ctx, &id, "bob", &[])
+                .await
+                .unwrap(),
+            bluegreen::fence::AbortMark::Requested
+        );
+        let decided = Records::new(&ctx)
+            .record_decision(
+                &id,
+                &bluegreen::record::RecordedDecision {
+                    verdict: Verdict::Approved,
+                    approver: "alice",
+                    reason: None,
+                    channel: "cli",
+                    link_nonce: None,
+                },
+                bluegreen::record::TimelineEntry {
+                    step: "approval".into(),
+                    at: now,
+                    outcome: bluegreen::record::StepOutcome::Approved,
+                    detail: "approved by alice".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(decided, None, "nothing recorded");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.approval.unwrap().decision, None);
+    });
+}
