@@ -319,3 +319,44 @@ fn a_decision_after_an_abort_request_is_not_recorded() {
         assert_eq!(record.approval.unwrap().decision, None);
     });
 }
+
+/// A retry of a step that takes over the lease of an earlier attempt still running (Step
+/// Functions retries on some Lambda errors while the first invocation may go on): releasing
+/// the retry's lease keeps the deployment leased until the earlier attempt's end, so an abort
+/// still waits for it.
+#[test]
+fn a_retry_taking_over_a_live_lease_keeps_the_earlier_attempts_end() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause).await;
+        let first = bluegreen::fence::claim(&ctx, &id, &SWITCH).await.unwrap();
+        let first_until = Records::new(&ctx)
+            .get(&id)
+            .await
+            .unwrap()
+            .inflight
+            .unwrap()
+            .until;
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        let retry = bluegreen::fence::claim(&ctx, &id, &SWITCH).await.unwrap();
+        assert_eq!(retry.earlier_until, Some(first_until));
+        bluegreen::fence::release(&ctx, &retry).await;
+        let left = Records::new(&ctx).get(&id).await.unwrap().inflight;
+        assert_eq!(left.map(|l| l.until), Some(first_until), "still leased");
+        // The first attempt's own release finds the lease no longer its own: nothing changes.
+        bluegreen::fence::release(&ctx, &first).await;
+        let ended = bluegreen::ending::abort(
+            &ctx,
+            &bluegreen::steps::FailureInput {
+                deployment_id: id.clone(),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(ended.wait.is_some(), "the abort waits: {}", ended.detail);
+        let (green_share, green_desired, _, status, _) = seen(&ctx, &id).await;
+        assert_eq!((green_share, status), (0, Status::Promoting));
+        assert!(green_desired > 0, "nothing undone while an attempt may act");
+    });
+}

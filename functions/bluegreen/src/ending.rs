@@ -30,9 +30,10 @@ const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
 /// How long past the rollback migration's own deadline the state machine keeps calling the
 /// ending before it gives up on it (the ending stops the task at its deadline itself).
 const ENDING_GRACE_SECONDS: i64 = 300;
-/// The longest ECS lets a task run after StopTask (its maximum `stopTimeout`): how long an
-/// abort expects a migration it stopped to take to stop.
-const TASK_STOP_SECONDS: i64 = 120;
+/// How long after the abort request a migration task it stopped may still be reported
+/// running before the abort gives up waiting (needs-attention): ECS's longest `stopTimeout`
+/// (120 s) plus the time an agent takes to report, with room to spare.
+const TASK_STOP_BOUND_SECONDS: i64 = 600;
 
 /// How a deployment ended; the same answer however often the ending runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -402,6 +403,12 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             return Ok(Ended::of(&ended));
         }
     }
+    // Read again after the mark: a claim that landed between the first read and the mark
+    // holds a lease the first read cannot show.
+    let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+    if deployment.status.is_terminal() {
+        return Ok(Ended::of(&deployment));
+    }
     if let Some(lease) = fence::live_lease(&deployment, ctx.now()) {
         let detail = format!(
             "waiting for the {} step in flight (it can act until {}) before reading AWS",
@@ -434,16 +441,30 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     // reports every one of them stopped, so the next deployment's migration never overlaps it
     // (found by the simulator, seeds 3370 and 4421). The state machine or the next sweep calls
     // the abort again; everything before this point is idempotent.
-    let stopping = migration::still_running(ctx, &deployment).await?;
+    // Only the tasks the abort stops: the rollback migration is the ending's own, tracked to
+    // its deadline by `settle_rollback_migration` below. The wait is bounded from the abort
+    // request: a task ECS never reports stopped (a lost agent) ends in needs-attention with
+    // the lock kept, not in a wait for ever.
+    let stopping = migration::stopping(ctx, &deployment).await?;
+    let mut stuck = None;
     if !stopping.is_empty() {
-        let detail = format!(
-            "waiting for {} to stop before the lock is released",
+        let asked = deployment
+            .abort_requested
+            .as_ref()
+            .map(|r| r.at)
+            .unwrap_or_else(|| ctx.now());
+        let bound = asked + Duration::seconds(TASK_STOP_BOUND_SECONDS);
+        if ctx.now() < bound {
+            let detail = format!(
+                "waiting for {} to stop before the lock is released",
+                stopping.join(" and ")
+            );
+            return Ok(Ended::waiting(&deployment, detail, bound));
+        }
+        stuck = Some(format!(
+            "{} still running {TASK_STOP_BOUND_SECONDS} s after the abort stopped it: the \
+             lock is kept, no rollback migration runs; check the task in ECS",
             stopping.join(" and ")
-        );
-        return Ok(Ended::waiting(
-            &deployment,
-            detail,
-            ctx.now() + Duration::seconds(TASK_STOP_SECONDS),
         ));
     }
     if let Some(preprod) = &deployment.preprod {
@@ -465,11 +486,18 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     }
     // Stopped tasks are recorded by now; read what the record says about production's schema.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-    let status =
-        match settle_rollback_migration(ctx, &deployment, Status::Aborted, &mut done).await? {
-            Ok(status) => status,
-            Err(waiting) => return Ok(waiting),
-        };
+    let status = match stuck {
+        Some(note) => {
+            done.push(note);
+            Status::NeedsAttention
+        }
+        None => {
+            match settle_rollback_migration(ctx, &deployment, Status::Aborted, &mut done).await? {
+                Ok(status) => status,
+                Err(waiting) => return Ok(waiting),
+            }
+        }
+    };
     done.push("production traffic untouched".into());
     close(
         ctx,

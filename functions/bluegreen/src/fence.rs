@@ -44,50 +44,87 @@ pub struct Lease {
     pub deployment_id: String,
     /// This invocation's token.
     pub token: String,
+    /// The end of an earlier invocation's live lease this one took over.
+    pub earlier_until: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// How often a claim re-reads and tries again when another invocation claimed in between.
+const CLAIM_ATTEMPTS: usize = 5;
 
 /// Claims the deployment for one invocation of `step`: fails with [`StepError::Fenced`] when
 /// an abort was requested, [`StepError::DeploymentEnded`] when it has ended. A live lease of
-/// another invocation of the same deployment is taken over: Step Functions runs one step of an
-/// execution at a time and retries it only after the earlier attempt failed or timed out.
+/// another invocation is taken over (Step Functions retries a task on some Lambda errors while
+/// the earlier attempt may still run), and its end is kept: releasing this lease leaves the
+/// deployment leased until the earlier invocation cannot act any more.
 pub async fn claim(ctx: &Context, deployment_id: &str, step: &Step) -> StepResult<Lease> {
-    let now = ctx.now();
-    let token = format!(
-        "{}-{}",
-        step.name,
-        now.timestamp_nanos_opt().unwrap_or_default()
-    );
-    let inflight = Inflight {
-        token: token.clone(),
-        step: step.name.to_owned(),
-        until: now + Duration::seconds(step.timeout_seconds as i64 + LEASE_MARGIN_SECONDS),
-    };
-    let claimed = Records::new(ctx)
-        .update_unless_ended(
-            deployment_id,
-            Change::new().inflight(&inflight),
-            Cond::absent(ABORT_REQUESTED),
-        )
-        .await?;
-    if !claimed {
-        let current = Records::new(ctx).get(deployment_id).await?;
-        return Err(refusal(&current, &format!("the {} step", step.name)));
+    let records = Records::new(ctx);
+    for _ in 0..CLAIM_ATTEMPTS {
+        let current = records.get(deployment_id).await?;
+        if current.status.is_terminal() || current.abort_requested.is_some() {
+            return Err(refusal(&current, &format!("the {} step", step.name)));
+        }
+        let now = ctx.now();
+        let token = format!(
+            "{}-{}",
+            step.name,
+            now.timestamp_nanos_opt().unwrap_or_default()
+        );
+        let earlier_until =
+            live_lease(&current, now).map(|l| l.earlier_until.map_or(l.until, |e| e.max(l.until)));
+        let inflight = Inflight {
+            token: token.clone(),
+            step: step.name.to_owned(),
+            until: now + Duration::seconds(step.timeout_seconds as i64 + LEASE_MARGIN_SECONDS),
+            earlier_until,
+        };
+        // Unchanged since the read: no other claim landed in between.
+        let unchanged = match &current.inflight {
+            Some(seen) => Cond::Eq(
+                Path::of("inflight.token"),
+                serde_dynamo::AttributeValue::S(seen.token.clone()),
+            ),
+            None => Cond::absent("inflight"),
+        };
+        if records
+            .update_unless_ended(
+                deployment_id,
+                Change::new().inflight(&inflight),
+                Cond::And(vec![Cond::absent(ABORT_REQUESTED), unchanged]),
+            )
+            .await?
+        {
+            return Ok(Lease {
+                deployment_id: deployment_id.to_owned(),
+                token,
+                earlier_until,
+            });
+        }
     }
-    Ok(Lease {
-        deployment_id: deployment_id.to_owned(),
-        token,
+    Err(StepError::AwsTransient {
+        operation: "dynamodb:UpdateItem",
+        message: format!("the lease on {deployment_id} changed on every attempt to claim it"),
     })
 }
 
-/// Clears the lease if it is still this invocation's. A failure is only logged: the lease then
-/// runs out at its `until`, and an abort waits that long.
+/// Ends this invocation's lease if it is still its own: removed, or — when it took over a
+/// lease that is still live — left until that lease's end. A failure is only logged: the lease
+/// then runs out at its `until`, and an abort waits that long.
 pub async fn release(ctx: &Context, lease: &Lease) {
     let mine = Cond::Eq(
         Path::of("inflight.token"),
         serde_dynamo::AttributeValue::S(lease.token.clone()),
     );
+    let change = match lease.earlier_until {
+        Some(until) if until > ctx.now() => Change::new().inflight(&Inflight {
+            token: format!("{}-released", lease.token),
+            step: "an earlier attempt".to_owned(),
+            until,
+            earlier_until: None,
+        }),
+        _ => Change::new().no_inflight(),
+    };
     if let Err(e) = Records::new(ctx)
-        .update_unless_ended(&lease.deployment_id, Change::new().no_inflight(), mine)
+        .update_unless_ended(&lease.deployment_id, change, mine)
         .await
     {
         warn!(deployment_id = %lease.deployment_id, error = %e, "could not release the step's lease");

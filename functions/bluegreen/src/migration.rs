@@ -283,12 +283,25 @@ pub fn deadline_of(deployment: &Deployment, at: DateTime<Utc>) -> DateTime<Utc> 
 /// The deployment's migration tasks (on the clone, on production, rollback) that ECS does not
 /// report stopped, as `the <kind> <task ARN>`.
 pub async fn still_running(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
+    running_of(
+        ctx,
+        deployment,
+        &[
+            MigrationTask::OnClone,
+            MigrationTask::Production,
+            MigrationTask::Rollback,
+        ],
+    )
+    .await
+}
+
+async fn running_of(
+    ctx: &Context,
+    deployment: &Deployment,
+    kinds: &[MigrationTask],
+) -> StepResult<Vec<String>> {
     let mut running = Vec::new();
-    for kind in [
-        MigrationTask::OnClone,
-        MigrationTask::Production,
-        MigrationTask::Rollback,
-    ] {
+    for &kind in kinds {
         if let Some(task) = ctx
             .ports
             .compute
@@ -300,6 +313,17 @@ pub async fn still_running(ctx: &Context, deployment: &Deployment) -> StepResult
         }
     }
     Ok(running)
+}
+
+/// The deployment's migration tasks that [`stop_running`] stops (on the clone, on production)
+/// and that ECS does not report stopped yet, as `the <kind> <task ARN>`.
+pub async fn stopping(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
+    running_of(
+        ctx,
+        deployment,
+        &[MigrationTask::OnClone, MigrationTask::Production],
+    )
+    .await
 }
 
 /// Stops the deployment's migration tasks that still run (abort). A production migration

@@ -442,6 +442,11 @@ pub struct Inflight {
     /// The invocation's start plus its function's timeout and a margin: Lambda ends every
     /// invocation by its timeout, so nothing it does can land after this.
     pub until: DateTime<Utc>,
+    /// When this invocation took over the live lease of an earlier one (a retry while the
+    /// earlier attempt may still run), that lease's end: releasing keeps the deployment leased
+    /// until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_until: Option<DateTime<Utc>>,
 }
 
 /// The one partition of the `recent` index: every record is listed in it.

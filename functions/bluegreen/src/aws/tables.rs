@@ -417,27 +417,18 @@ impl Tables for DynamoDb {
 /// The parts of an AND (or OR) with nested ANDs (ORs) lifted into it: `a AND (b AND c)` is
 /// `(a AND b AND c)`, which DynamoDB takes (it refuses the redundant parentheses otherwise).
 fn flattened(condition: &Cond) -> Vec<&Cond> {
-    let mut parts = Vec::new();
-    match condition {
-        Cond::And(all) => {
-            for part in all {
-                match part {
-                    Cond::And(_) => parts.extend(flattened(part)),
-                    other => parts.push(other),
-                }
-            }
+    let (Cond::And(parts) | Cond::Or(parts)) = condition else {
+        return vec![condition];
+    };
+    let mut lifted = Vec::new();
+    for part in parts {
+        if std::mem::discriminant(part) == std::mem::discriminant(condition) {
+            lifted.extend(flattened(part));
+        } else {
+            lifted.push(part);
         }
-        Cond::Or(any) => {
-            for part in any {
-                match part {
-                    Cond::Or(_) => parts.extend(flattened(part)),
-                    other => parts.push(other),
-                }
-            }
-        }
-        other => parts.push(other),
     }
-    parts
+    lifted
 }
 
 #[cfg(test)]
