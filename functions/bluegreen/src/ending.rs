@@ -381,16 +381,20 @@ pub(crate) async fn end(
     })
 }
 
-/// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
-/// (which aborts a deployment whose execution died before the switch).
-pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
+/// The abort's fence: sets the abort mark if absent and reads the record again. `Err` is the
+/// answer to give now: the deployment has ended, or a step invocation may still act (wait to
+/// its lease's end).
+async fn fence_for_abort(
+    ctx: &Context,
+    input: &FailureInput,
+) -> StepResult<Result<Deployment, Ended>> {
     // Fence first: from this write on no step invocation changes the status or acts on AWS
     // (an operator's abort has set the mark already; a failure's or the reconciler's sets it
     // here). Then wait until no invocation that claimed the deployment before the mark can
     // still act, so what is read from AWS below is what stays.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
     if deployment.status.is_terminal() {
-        return Ok(Ended::of(&deployment));
+        return Ok(Err(Ended::of(&deployment)));
     }
     if deployment.abort_requested.is_none() {
         let by = match &input.error {
@@ -400,14 +404,14 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         if let fence::AbortMark::Refused(ended) =
             fence::request_abort(ctx, &input.deployment_id, &by, &[]).await?
         {
-            return Ok(Ended::of(&ended));
+            return Ok(Err(Ended::of(&ended)));
         }
     }
     // Read again after the mark: a claim that landed between the first read and the mark
     // holds a lease the first read cannot show.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
     if deployment.status.is_terminal() {
-        return Ok(Ended::of(&deployment));
+        return Ok(Err(Ended::of(&deployment)));
     }
     if let Some(lease) = fence::live_lease(&deployment, ctx.now()) {
         let detail = format!(
@@ -420,8 +424,53 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         if let Some(wait) = &mut waiting.wait {
             wait.seconds = (lease.until - ctx.now()).num_seconds().max(1) as u64 + 1;
         }
-        return Ok(waiting);
+        return Ok(Err(waiting));
     }
+    Ok(Ok(deployment))
+}
+
+/// Whether the migration tasks the abort stopped have stopped: `Ok(None)` yes; `Ok(Some)` one
+/// is still reported running past the bound (what to tell people); `Err` the answer to give
+/// while waiting.
+async fn stopped_tasks_settled(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> StepResult<Result<Option<String>, Ended>> {
+    // Only the tasks the abort stops: the rollback migration is the ending's own, tracked to
+    // its deadline by `settle_rollback_migration` in `abort`. The wait is bounded from the abort
+    // request: a task ECS never reports stopped (a lost agent) ends in needs-attention with
+    // the lock kept, not in a wait for ever.
+    let stopping = migration::stopping(ctx, deployment).await?;
+    if !stopping.is_empty() {
+        let asked = deployment
+            .abort_requested
+            .as_ref()
+            .map(|r| r.at)
+            .unwrap_or_else(|| ctx.now());
+        let bound = asked + Duration::seconds(TASK_STOP_BOUND_SECONDS);
+        if ctx.now() < bound {
+            let detail = format!(
+                "waiting for {} to stop before the lock is released",
+                stopping.join(" and ")
+            );
+            return Ok(Err(Ended::waiting(deployment, detail, bound)));
+        }
+        return Ok(Ok(Some(format!(
+            "{} still running {TASK_STOP_BOUND_SECONDS} s after the abort stopped it: the \
+             lock is kept, no rollback migration runs; check the task in ECS",
+            stopping.join(" and ")
+        ))));
+    }
+    Ok(Ok(None))
+}
+
+/// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
+/// (which aborts a deployment whose execution died before the switch).
+pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
+    let deployment = match fence_for_abort(ctx, input).await? {
+        Ok(deployment) => deployment,
+        Err(answer) => return Ok(answer),
+    };
     let config = &deployment.config;
     let mut done = Vec::new();
     if let Some(old) = deployment.live_slot {
@@ -441,32 +490,10 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     // reports every one of them stopped, so the next deployment's migration never overlaps it
     // (found by the simulator, seeds 3370 and 4421). The state machine or the next sweep calls
     // the abort again; everything before this point is idempotent.
-    // Only the tasks the abort stops: the rollback migration is the ending's own, tracked to
-    // its deadline by `settle_rollback_migration` below. The wait is bounded from the abort
-    // request: a task ECS never reports stopped (a lost agent) ends in needs-attention with
-    // the lock kept, not in a wait for ever.
-    let stopping = migration::stopping(ctx, &deployment).await?;
-    let mut stuck = None;
-    if !stopping.is_empty() {
-        let asked = deployment
-            .abort_requested
-            .as_ref()
-            .map(|r| r.at)
-            .unwrap_or_else(|| ctx.now());
-        let bound = asked + Duration::seconds(TASK_STOP_BOUND_SECONDS);
-        if ctx.now() < bound {
-            let detail = format!(
-                "waiting for {} to stop before the lock is released",
-                stopping.join(" and ")
-            );
-            return Ok(Ended::waiting(&deployment, detail, bound));
-        }
-        stuck = Some(format!(
-            "{} still running {TASK_STOP_BOUND_SECONDS} s after the abort stopped it: the \
-             lock is kept, no rollback migration runs; check the task in ECS",
-            stopping.join(" and ")
-        ));
-    }
+    let stuck = match stopped_tasks_settled(ctx, &deployment).await? {
+        Ok(stuck) => stuck,
+        Err(waiting) => return Ok(waiting),
+    };
     if let Some(preprod) = &deployment.preprod {
         let previous = (!preprod.previous_task_definition.is_empty())
             .then_some(preprod.previous_task_definition.as_str());
