@@ -336,6 +336,24 @@ fn a_revision_overlays_the_live_one<'a>(
     })
 }
 
+fn an_unknown_task_is_described_as_none<'a>(
+    ctx: &'a Context,
+    _names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        // ECS forgets stopped tasks after about an hour: a recorded ARN it no longer knows is
+        // an answer (`None`), not an error, so an abort or a check can go on from the record.
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{CLUSTER}/0123456789abcdef");
+        let described = ctx
+            .ports
+            .compute
+            .describe_task(CLUSTER, &arn)
+            .await
+            .map_err(|e| e.name());
+        json!({ "described": described })
+    })
+}
+
 fn production_moves_and_reads_back<'a>(
     ctx: &'a Context,
     _names: &'a Names,
@@ -424,6 +442,11 @@ async fn configs_are_stored_indexed_and_removed_alike() {
 #[tokio::test]
 async fn a_revision_overlays_the_live_one_alike() {
     in_both_worlds("revision", a_revision_overlays_the_live_one).await;
+}
+
+#[tokio::test]
+async fn an_unknown_task_is_described_as_none_alike() {
+    in_both_worlds("unknown task", an_unknown_task_is_described_as_none).await;
 }
 
 #[tokio::test]

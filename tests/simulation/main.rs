@@ -60,7 +60,11 @@ fn a_sample_of_seeded_deployments_keeps_every_invariant() {
 //   ran twice at once (`a_lost_run_task_answer_on_a_task_not_listed_yet_starts_one_migration`);
 // - seed 2532: a deployment ended needing attention while its rollback migration ran; an
 //   operator unlocked and the queued push's production migration started beside it
-//   (`unlock_is_refused_while_the_holders_migration_still_runs`).
+//   (`unlock_is_refused_while_the_holders_migration_still_runs`);
+// - seed 2390: an operator aborted two seconds after a migration's `RunTask`; `ListTasks`
+//   did not list the task yet, the abort stopped nothing and handed the lock on, and the next
+//   push's migration ran beside it
+//   (`an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -117,8 +121,20 @@ async fn prepared(conductor: Arc<Scripted>) -> (MemoryAws, bluegreen::Context, S
 /// The standard in-memory world under `conductor`, with one push prepared: its deployment
 /// holds the service's lock.
 async fn prepared_under(conductor: Arc<dyn Conductor>) -> (MemoryAws, bluegreen::Context, String) {
+    prepared_with(conductor, |_| {}).await
+}
+
+/// [`prepared_under`], with the service's config changed by `configure` before the push.
+async fn prepared_with(
+    conductor: Arc<dyn Conductor>,
+    configure: impl FnOnce(&mut bluegreen::config::ServiceConfig),
+) -> (MemoryAws, bluegreen::Context, String) {
     let names = memory_world::made_up_names();
     let (aws, ctx) = memory_world::build(&names, conductor, Arc::new(chrono::Utc::now)).await;
+    let store = bluegreen::config_store::ConfigStore::new(&ctx);
+    let mut config = store.load("shop").await.unwrap();
+    configure(&mut config);
+    store.put(&config).await.unwrap();
     let event = bluegreen_tests::push_event("v2", 'a', "event-1", "2026-11-21T10:00:00Z");
     let prepare::Prepared::Deployments { deployments } = prepare::run(&ctx, &event).await.unwrap()
     else {
@@ -193,6 +209,159 @@ fn a_lost_run_task_answer_on_a_task_not_listed_yet_starts_one_migration() {
         migrate::start(&ctx, &input).await.unwrap();
         assert_eq!(aws.with(|s| s.ecs.tasks.len()), 1, "one migration task");
     });
+}
+
+#[test]
+fn an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let (aws, ctx, id) = prepared(conductor).await;
+        let input = DeploymentRef {
+            deployment_id: id.clone(),
+        };
+        migrate::start(&ctx, &input).await.unwrap();
+        let task = aws
+            .with(|s| s.ecs.tasks.keys().next().cloned())
+            .expect("a task");
+        let task_of = |aws: &MemoryAws| aws.with(|s| s.ecs.tasks[&task].clone());
+        assert!(!task_of(&aws).listed, "ECS does not show the task yet");
+
+        // The operator aborts while ECS shows nothing of the task: the abort must not end.
+        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+        assert!(first.detail.contains(&task), "{}", first.detail);
+        let holder = || async {
+            bluegreen::lock::Locks::new(&ctx)
+                .holder("shop")
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            holder().await.as_deref(),
+            Some(id.as_str()),
+            "the lock is kept"
+        );
+
+        // ECS shows it: the abort's next round stops it, and waits for it to stop.
+        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+        let again = abort_again(&ctx, &id).await;
+        assert!(again.wait.is_some(), "{}", again.detail);
+        assert_eq!(task_of(&aws).state.desired_status, "STOPPED");
+        assert_eq!(holder().await.as_deref(), Some(id.as_str()), "still kept");
+
+        // ECS reports it stopped by the abort: it may have partly applied, so the deployment
+        // needs a person and the lock stays (marked) — the next push waits.
+        stopped(&aws, &task, "UserInitiated", Some(143));
+        let last = abort_again(&ctx, &id).await;
+        assert_eq!(last.status, Status::NeedsAttention, "{}", last.detail);
+        assert!(
+            last.detail.contains("may have partly applied"),
+            "{}",
+            last.detail
+        );
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        let migration = record.production_migration.unwrap();
+        assert_eq!(migration.state, bluegreen::record::TaskState::Failed);
+        assert!(
+            migration.detail.contains("UserInitiated"),
+            "{}",
+            migration.detail
+        );
+        assert_eq!(holder().await.as_deref(), Some(id.as_str()));
+        let lock = bluegreen::lock::Locks::new(&ctx)
+            .read("shop")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(lock.needs_attention.is_some());
+    });
+}
+
+/// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
+fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
+    aws.with(|s| {
+        let task = &mut s.ecs.tasks.get_mut(task).unwrap().state;
+        task.last_status = "STOPPED".into();
+        task.stop_code = Some(stop_code.into());
+        for container in &mut task.containers {
+            container.exit_code = exit_code;
+        }
+    });
+}
+
+/// The production migration exited 0 on its own just as the abort stopped it, with the record
+/// still saying `running` (the next check was a minute away): the abort judges it from ECS,
+/// so the schema is known migrated and the rollback command runs — not "may have partly
+/// applied" with the new schema left under the old code (issue 21, item 5).
+#[test]
+fn an_abort_judges_a_migration_that_exited_zero_before_it_was_stopped_from_ecs() {
+    block_on(async {
+        let (aws, ctx, id) = prepared_with(Arc::new(Scripted::default()), |config| {
+            config.migration.as_mut().unwrap().rollback_command =
+                Some(vec!["bin/migrate".into(), "down".into()]);
+        })
+        .await;
+        migrate::start(
+            &ctx,
+            &DeploymentRef {
+                deployment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let task = aws
+            .with(|s| s.ecs.tasks.keys().next().cloned())
+            .expect("a task");
+        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+        // The container had exited 0 before the stop reached it.
+        stopped(&aws, &task, "EssentialContainerExited", Some(0));
+        let waiting = abort_again(&ctx, &id).await;
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(
+            record.production_migration.as_ref().map(|m| m.state),
+            Some(bluegreen::record::TaskState::Succeeded)
+        );
+        let rollback = record
+            .rollback_migration
+            .expect("the rollback migration started");
+        assert!(waiting.wait.is_some(), "{}", waiting.detail);
+        let command = aws.with(|s| s.ecs.tasks[&rollback.task_arn].command.clone());
+        assert_eq!(command, vec!["bin/migrate".to_owned(), "down".to_owned()]);
+        aws.with(|s| s.ecs.tasks.get_mut(&rollback.task_arn).unwrap().listed = true);
+        stopped(
+            &aws,
+            &rollback.task_arn,
+            "EssentialContainerExited",
+            Some(0),
+        );
+        let last = abort_again(&ctx, &id).await;
+        assert_eq!(last.status, Status::Aborted, "{}", last.detail);
+        assert!(
+            last.detail.contains("rollback migration"),
+            "{}",
+            last.detail
+        );
+        let holder = bluegreen::lock::Locks::new(&ctx)
+            .holder("shop")
+            .await
+            .unwrap();
+        assert_eq!(holder, None);
+    });
+}
+
+/// The abort's next round, as the state machine or the reconciler's sweep runs it.
+async fn abort_again(ctx: &bluegreen::Context, id: &str) -> bluegreen::ending::Ended {
+    bluegreen::ending::abort(
+        ctx,
+        &bluegreen::steps::FailureInput {
+            deployment_id: id.to_owned(),
+            error: None,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 #[test]

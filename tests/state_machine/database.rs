@@ -123,6 +123,13 @@ fn expected(strategy: Strategy, case: Case) -> Expected {
             reaches_after_approval
         };
     let production_migration_succeeded = production_migrated && case != Case::MigrationFails;
+    // A production migration that failed may have partly applied: a person must look, and the
+    // service stays locked (a failure on a clone leaves production untouched: aborted).
+    let (error, status) = if production_migrated && case == Case::MigrationFails {
+        (Some("NeedsAttention"), Status::NeedsAttention)
+    } else {
+        (error, status)
+    };
     Expected {
         error,
         status,
@@ -314,7 +321,16 @@ async fn run_case(strategy: Strategy, case: Case) {
         world.listener_rules().await.is_empty(),
         "{label}: a rule (maintenance page) was left on the production listener"
     );
-    assert_eq!(world.lock_holder().await, None, "{label}: lock released");
+    let holder = world.lock_holder().await;
+    if want.status == Status::NeedsAttention {
+        assert_eq!(
+            holder,
+            Some(deployment.deployment_id.clone()),
+            "{label}: lock kept"
+        );
+    } else {
+        assert_eq!(holder, None, "{label}: lock released");
+    }
 }
 
 macro_rules! matrix {
@@ -334,12 +350,12 @@ matrix! {
     no_database_rejection_aborts: None, Rejected;
     no_database_bake_alarm_rolls_back: None, BakeAlarm;
     shared_before_launch_succeeds: SharedBeforeLaunch, Success;
-    shared_before_launch_migration_failure_aborts: SharedBeforeLaunch, MigrationFails;
+    shared_before_launch_migration_failure_needs_attention: SharedBeforeLaunch, MigrationFails;
     shared_before_launch_health_failure_rolls_the_schema_back: SharedBeforeLaunch, HealthFails;
     shared_before_launch_rejection_rolls_the_schema_back: SharedBeforeLaunch, Rejected;
     shared_before_launch_bake_alarm_rolls_back_traffic_and_schema: SharedBeforeLaunch, BakeAlarm;
     shared_after_approval_succeeds: SharedAfterApproval, Success;
-    shared_after_approval_migration_failure_aborts_before_traffic_moves: SharedAfterApproval, MigrationFails;
+    shared_after_approval_migration_failure_needs_attention_before_traffic_moves: SharedAfterApproval, MigrationFails;
     shared_after_approval_health_failure_leaves_production_unmigrated: SharedAfterApproval, HealthFails;
     shared_after_approval_rejection_leaves_production_unmigrated: SharedAfterApproval, Rejected;
     shared_after_approval_bake_alarm_rolls_back_traffic_and_schema: SharedAfterApproval, BakeAlarm;
@@ -360,20 +376,21 @@ matrix! {
     isolated_aurora_bake_alarm_rolls_back: IsolatedAurora, BakeAlarm;
 }
 
-/// After approval, the isolated production migration fails: abort, traffic never moved,
-/// the record says production's migration failed and no rollback command was run for it.
+/// After approval, the isolated production migration fails: traffic never moved, no rollback
+/// command runs for it, and the deployment needs a person with the lock kept (production's
+/// schema may be half-migrated: the next push must not migrate it blindly).
 #[tokio::test]
-async fn isolated_production_migration_failure_after_approval_aborts_and_says_so() {
+async fn isolated_production_migration_failure_after_approval_needs_attention_and_says_so() {
     let local = Local::new().await;
     Strategy::IsolatedRds.configure(&local).await;
     local.simulator.set_exit_for("migrate", 3);
     let results = local.deploy(Person::Approves).await;
-    assert_eq!(super::error_of(super::only(&results)), "MigrationFailed");
+    assert_eq!(super::error_of(super::only(&results)), "NeedsAttention");
     let deployment = Records::new(&local.world.ctx)
         .get(&results[0].0)
         .await
         .unwrap();
-    assert_eq!(deployment.status, Status::Aborted);
+    assert_eq!(deployment.status, Status::NeedsAttention);
     assert_eq!(
         deployment.production_migration.as_ref().map(|m| m.state),
         Some(TaskState::Failed)
@@ -405,7 +422,11 @@ async fn isolated_production_migration_failure_after_approval_aborts_and_says_so
             .iter()
             .any(|i| i.starts_with("bg-"))
     );
-    assert_eq!(local.world.lock_holder().await, None);
+    assert_eq!(
+        local.world.lock_holder().await.as_deref(),
+        Some(deployment.deployment_id.as_str()),
+        "the service stays locked"
+    );
 }
 
 /// Maintenance mode through a whole deployment: the page is removed at the end (the page

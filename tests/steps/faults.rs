@@ -188,3 +188,80 @@ async fn a_lock_release_cancelled_for_a_conflict_is_retryable_and_changes_nothin
         "still held"
     );
 }
+
+/// The production migration succeeded and its outcome was recorded, but the invocation died
+/// (or was throttled) before it took the maintenance page down: the retried check must still
+/// take it down (before, the retry saw "migrated" and returned, and production answered 503
+/// through the approval wait and the bake).
+#[tokio::test]
+async fn a_check_retried_after_the_migration_was_recorded_still_takes_the_page_down() {
+    use bluegreen::config::MigrationRun;
+    use bluegreen::record::{Change, Records, TaskState, TrackedTask};
+    use bluegreen::steps::{approval, promote};
+
+    let world = World::build().await;
+    let mut config = world.config();
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1, "the page is up");
+    let recorded = record(&world, &id).await.production_migration.unwrap();
+    world
+        .stop_task(&recorded.task_arn, Some(0), "EssentialContainerExited")
+        .await;
+    // What the first attempt left: the outcome recorded, the page still up.
+    Records::new(&world.ctx)
+        .update(
+            &id,
+            Change::new().production_migration(&TrackedTask {
+                state: TaskState::Succeeded,
+                detail: "exit code 0".into(),
+                ..recorded
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1);
+
+    // Step Functions retries the check.
+    let _ = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(world.listener_rules().await.is_empty(), "the page is down");
+}
+
+/// A look at the migration that fails for a reason of its own (DescribeTasks throttled) says
+/// nothing about the task: the page stays up while it may still run.
+#[tokio::test]
+async fn a_throttled_look_at_a_running_production_migration_keeps_the_page_up() {
+    use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
+    use bluegreen::config::MigrationRun;
+    use bluegreen::steps::{approval, promote};
+
+    let world = World::build().await;
+    let mut config = world.config();
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let throttle = mock!(aws_sdk_ecs::Client::describe_tasks)
+        .then_error(|| DescribeTasksError::generic(aws_error("ThrottlingException")));
+    let throttled =
+        bluegreen_tests::with_client(&world.ctx, |c| c.ecs = ecs_with(&world, &throttle));
+    let err = promote::check(&throttled, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(world.listener_rules().await.len(), 1, "the page stays up");
+}

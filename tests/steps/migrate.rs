@@ -138,8 +138,10 @@ async fn a_missing_exit_code_or_a_task_that_never_ran_is_migration_failed() {
 async fn a_migration_past_its_deadline_is_stopped_and_timed_out() {
     let world = World::build().await;
     let id = launched(&world).await;
-    let mut check = check_of(&migrate::start(&world.ctx, &id_ref(&id)).await.unwrap());
-    check.deadline = world.now() - chrono::Duration::seconds(1);
+    let check = check_of(&migrate::start(&world.ctx, &id_ref(&id)).await.unwrap());
+    // The deadline is the task's own: `timeout_seconds` from its recorded start.
+    let timeout = world.config().migration.unwrap().timeout_seconds as i64;
+    world.advance(chrono::Duration::seconds(timeout + 1));
     let err = migrate::check(&world.ctx, &check).await.unwrap_err();
     assert_eq!(err.name(), "MigrationTimedOut", "{err}");
     let task = record(&world, &id).await.migration_task_arn.unwrap();
@@ -219,6 +221,54 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
             .is_empty(),
         "production never migrated"
     );
+}
+
+/// A rehearsal that takes most of `migration.timeout_seconds` leaves the production migration
+/// its whole timeout, counted from its own start (issue 21, item 4).
+#[tokio::test]
+async fn a_slow_rehearsal_leaves_the_production_migration_its_whole_timeout() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.database.rehearsal = true;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    let timeout = config.migration.as_ref().unwrap().timeout_seconds as i64;
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let rehearsal = world
+        .tasks_started_by(&naming::started_by(&id, "rehearsal"))
+        .await;
+    // The rehearsal exits 0 just before the timeout; the production migration starts then.
+    world.advance(chrono::Duration::seconds(timeout - 10));
+    world
+        .stop_task(&rehearsal[0], Some(0), "EssentialContainerExited")
+        .await;
+    let running = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(running, Poll::Pending { .. }), "{running:?}");
+    let production = record(&world, &id).await.migration_task_arn.unwrap();
+    // Past the rehearsal's start + timeout, well within the production migration's own.
+    world.advance(chrono::Duration::seconds(timeout / 2));
+    let still = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(still, Poll::Pending { .. }), "{still:?}");
+    assert_eq!(
+        world.task(&production).await.desired_status.as_deref(),
+        Some("RUNNING"),
+        "not asked to stop"
+    );
+    // Past its own deadline, it is stopped.
+    world.advance(chrono::Duration::seconds(timeout));
+    let err = migrate::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "MigrationTimedOut", "{err}");
 }
 
 #[tokio::test]

@@ -155,9 +155,14 @@ pub fn rejection_effect(deployment: &Deployment) -> String {
                      schema stays as the migration left it)."
                 .to_owned(),
         },
-        Some(_) => "The production migration was started on production's database and did not \
-                    finish cleanly; it may have partly applied, and bluegreen will not run a \
-                    rollback command for it."
+        Some(TaskState::NeverRan) => "The production migration never started (ECS could not \
+                                      start its task): production's database is untouched; \
+                                      rejecting aborts the deployment."
+            .to_owned(),
+        Some(_) => "The production migration was started on production's database and has not \
+                    finished cleanly; it may have partly applied: bluegreen will not run a \
+                    rollback command for it, and the deployment will need a person (the \
+                    service stays locked until someone checks the schema and unlocks it)."
             .to_owned(),
         None => "The production database is untouched: the production migration runs only \
                  after approval; rejecting leaves it as it is."

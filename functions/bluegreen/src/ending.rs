@@ -130,8 +130,8 @@ enum RollbackMigration {
 /// Runs `migration.rollback_command` — only when the production migration succeeded (so
 /// production's schema changed) — as a tracked one-off task of the new image on production's
 /// database, and reports where it stands. A production migration that failed or was stopped
-/// may have partly applied; running a rollback command after it could revert an earlier,
-/// good migration, so it is not run, and the ending says so.
+/// may have partly applied: running a rollback command after it could revert an earlier,
+/// good migration, so none is run, and the deployment needs a person (the lock is kept).
 async fn rollback_migration(
     ctx: &Context,
     deployment: &Deployment,
@@ -139,24 +139,35 @@ async fn rollback_migration(
     let Some(migration) = &deployment.config.migration else {
         return Ok(RollbackMigration::Done(String::new()));
     };
-    match deployment.production_migration.as_ref().map(|m| m.state) {
+    let production = migration::settled_production(ctx, deployment).await?;
+    match production.as_ref().map(|m| (m.state, m.detail.as_str())) {
         None => {
             return Ok(RollbackMigration::Done(
                 "production schema untouched (the production migration never ran)".into(),
             ));
         }
-        Some(TaskState::Failed | TaskState::Running) => {
+        Some((TaskState::NeverRan, detail)) => {
             return Ok(RollbackMigration::Done(format!(
-                "the production migration did not finish cleanly ({}); it may have partly \
-                 applied — no rollback command was run",
-                deployment
-                    .production_migration
-                    .as_ref()
-                    .map(|m| m.detail.as_str())
-                    .unwrap_or_default()
+                "production schema untouched (the production migration never started: {detail})"
             )));
         }
-        Some(TaskState::Succeeded) => {}
+        // A schema that may be half-migrated is what needs-attention is for: the lock stays,
+        // so the next push does not migrate an unknown schema (and a rollback command could
+        // revert an earlier, good migration, so none is run).
+        Some((TaskState::Failed, detail)) => {
+            return Ok(RollbackMigration::Failed(format!(
+                "the production migration did not finish cleanly ({detail}); it may have partly \
+                 applied — no rollback command was run; check production's schema"
+            )));
+        }
+        Some((TaskState::Running, _)) => {
+            return Ok(RollbackMigration::Failed(
+                "the production migration is recorded running and ECS does not report it \
+                 stopped: production's schema is unknown — no rollback command was run"
+                    .into(),
+            ));
+        }
+        Some((TaskState::Succeeded, _)) => {}
     }
     let Some(command) = &migration.rollback_command else {
         return Ok(RollbackMigration::Done(

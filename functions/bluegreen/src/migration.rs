@@ -1,7 +1,7 @@
 //! Migration tasks: the one-off ECS tasks that run the configured migration (against a clone or
-//! production) and the rollback migration. A task is found by its `startedBy` value (derived
-//! from the deployment and the task's kind) before one is started, so a retry never launches a
-//! second one. The production and rollback migrations are tracked on the record, because
+//! production) and the rollback migration. A task is found by its recorded ARN or its
+//! `startedBy` value (derived from the deployment and the task's kind) before one is started,
+//! and started with that value as its client token, so a retry never launches a second one. The production and rollback migrations are tracked on the record, because
 //! whether production's schema changed decides what abort and rollback must do — and ECS
 //! forgets stopped tasks after an hour, the record does not.
 
@@ -44,20 +44,27 @@ pub fn started_by(deployment: &Deployment, task: MigrationTask) -> String {
 }
 
 /// Looks once at the migration task (starting it if it is not there yet): running, succeeded,
-/// or an error (`MigrationFailed`, or `MigrationTimedOut` after stopping it at `deadline`).
+/// or an error (`MigrationFailed`, or `MigrationTimedOut` after stopping it at its deadline).
+/// A task whose start is recorded has its own deadline, `migration.timeout_seconds` from that
+/// start (a slow rehearsal must not eat the production migration's time); `deadline` is for a
+/// task whose start is not recorded yet.
 pub async fn advance(
     ctx: &Context,
     deployment: &Deployment,
     run: &Run<'_>,
     deadline: DateTime<Utc>,
 ) -> StepResult<Progress> {
+    let deadline = recorded(deployment, run.task)
+        .and_then(|(_, started_at)| started_at)
+        .map(|at| deadline_of(deployment, at))
+        .unwrap_or(deadline);
     // A tracked migration that already ended is never looked up or started again: ECS forgets
     // stopped tasks after about an hour, and a second `down 1` would revert a good migration.
     match tracked(deployment, run.task).map(|t| (t.state, t.detail.clone())) {
         Some((TaskState::Succeeded, _)) => {
             return Ok(Progress::Succeeded(deployment.migration_log.clone()));
         }
-        Some((TaskState::Failed, detail)) => {
+        Some((TaskState::Failed | TaskState::NeverRan, detail)) => {
             return Err(StepError::MigrationFailed {
                 exit_code: None,
                 reason: format!("the {} already failed: {detail}", run.task.words()),
@@ -66,7 +73,12 @@ pub async fn advance(
         }
         Some((TaskState::Running, _)) | None => {}
     }
-    let task = ensure(ctx, deployment, run).await?;
+    let Some(task) = ensure(ctx, deployment, run).await? else {
+        return Ok(Progress::Running(format!(
+            "{} task started; ECS does not show it yet",
+            run.task.words()
+        )));
+    };
     let task_arn = task.arn.clone();
     if !task.is_stopped() {
         if ctx.now() >= deadline {
@@ -97,17 +109,67 @@ pub async fn advance(
         )));
     }
     let result = outcome(ctx, deployment, &task).await;
-    let (state, detail) = match &result {
-        Ok(()) => (TaskState::Succeeded, "exit code 0".to_owned()),
-        Err(err) => (TaskState::Failed, err.to_string()),
-    };
+    let (state, detail) = judged(&task, &result);
     track(ctx, deployment, run.task, &task, state, &detail).await?;
     result?;
     Ok(Progress::Succeeded(task_log(ctx, deployment, &task).await))
 }
 
+/// How a stopped task's outcome is recorded.
+fn judged(task: &Task, outcome: &StepResult<()>) -> (TaskState, String) {
+    match outcome {
+        Ok(()) => (TaskState::Succeeded, "exit code 0".to_owned()),
+        // ECS never started its container: nothing of the migration ran.
+        Err(err) if task.stop_code.as_deref() == Some("TaskFailedToStart") => {
+            (TaskState::NeverRan, err.to_string())
+        }
+        Err(err) => (TaskState::Failed, err.to_string()),
+    }
+}
+
+/// The production migration as an ending must judge it. A record that still says `running`
+/// is resolved from ECS first, and the verdict recorded: its task may have exited 0 since the
+/// last check (then production's schema changed and the rollback command must run), or been
+/// stopped by the abort (then it may have partly applied). A task ECS still shows running is
+/// left `running`: nothing is concluded from it.
+pub async fn settled_production(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> StepResult<Option<TrackedTask>> {
+    let Some(tracked) = deployment.production_migration.clone() else {
+        return Ok(None);
+    };
+    if tracked.state != TaskState::Running {
+        return Ok(Some(tracked));
+    }
+    let (state, detail) = match locate(ctx, deployment, MigrationTask::Production).await? {
+        Located::Seen(task) if task.is_stopped() => {
+            judged(&task, &outcome(ctx, deployment, &task).await)
+        }
+        Located::Forgotten => (
+            TaskState::Failed,
+            "ECS no longer knows its task: how it ended is unknown".to_owned(),
+        ),
+        _ => return Ok(Some(tracked)),
+    };
+    let settled = TrackedTask {
+        state,
+        detail,
+        ..tracked
+    };
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().production_migration(&settled),
+        )
+        .await?;
+    Ok(Some(settled))
+}
+
 /// The production migration, behind the maintenance page when configured: switched on before
-/// the task starts and off as soon as it stopped, whatever its outcome.
+/// the task starts and off exactly when the task is known stopped (or never started) — never
+/// while it may still run, and on every path that learns it stopped, including a retry of a
+/// step whose first attempt recorded the outcome but could not take the page down.
 pub async fn advance_production(
     ctx: &Context,
     deployment: &Deployment,
@@ -118,6 +180,9 @@ pub async fn advance_production(
         return Ok(Progress::Succeeded(None));
     };
     if deployment.production_migrated() {
+        if migration.maintenance {
+            maintenance::switch_off(ctx, deployment).await?;
+        }
         return Ok(Progress::Succeeded(deployment.migration_log.clone()));
     }
     if migration.maintenance {
@@ -131,25 +196,87 @@ pub async fn advance_production(
         env: Vec::new(),
     };
     let progress = advance(ctx, deployment, &run, deadline).await;
-    if !matches!(progress, Ok(Progress::Running(_))) && migration.maintenance {
+    // `MigrationTimedOut` asked ECS to stop a task that may still be writing (its stop
+    // timeout): the page stays, and the ending removes it once the task stopped. A transient
+    // error says nothing about the task: the page stays for the retry.
+    let stopped = matches!(
+        progress,
+        Ok(Progress::Succeeded(_)) | Err(StepError::MigrationFailed { .. })
+    );
+    if stopped && migration.maintenance {
         maintenance::switch_off(ctx, deployment).await?;
     }
     progress
 }
 
-/// Finds the task by `startedBy`, or starts it; records its ARN (and, for the production and
-/// rollback migrations, that it runs).
-async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Task> {
-    let config = &deployment.config;
-    let started_by = started_by(deployment, run.task);
-    let task = match ctx
-        .ports
-        .compute
-        .find_task(&config.cluster, &started_by)
+/// How long after a task was started ECS may still not show it. AWS documents its reads
+/// (`ListTasks` and `DescribeTasks`) as eventually consistent and suggests backing off for up
+/// to five minutes; past that, a recorded task ECS does not show is taken as forgotten.
+const VISIBILITY_SECONDS: i64 = 300;
+
+/// Where one of a deployment's migration tasks stands, as far as ECS shows it.
+enum Located {
+    /// ECS shows it.
+    Seen(Task),
+    /// Recorded as started less than [`VISIBILITY_SECONDS`] ago; ECS does not show it yet.
+    NotYetShown(String),
+    /// Recorded as started, but ECS does not know it (any more).
+    Forgotten,
+    /// Never started: nothing recorded, nothing listed.
+    NotStarted,
+}
+
+/// The recorded ARN of a deployment's migration task of `kind`, and when it was started.
+fn recorded(deployment: &Deployment, kind: MigrationTask) -> Option<(&str, Option<DateTime<Utc>>)> {
+    match kind {
+        MigrationTask::OnClone => deployment
+            .rehearsal_task_arn
+            .as_deref()
+            .map(|arn| (arn, deployment.rehearsal_started_at)),
+        _ => tracked(deployment, kind).map(|t| (t.task_arn.as_str(), Some(t.started_at))),
+    }
+}
+
+/// Looks the task up by its recorded ARN first and by `startedBy` second. The recorded ARN
+/// matters most right after the start: `ListTasks` may not list a task for a few seconds, and
+/// an abort that trusted it stopped nothing while the migration ran on (simulator, seed 2390).
+async fn locate(
+    ctx: &Context,
+    deployment: &Deployment,
+    kind: MigrationTask,
+) -> StepResult<Located> {
+    let cluster = &deployment.config.cluster;
+    let compute = &ctx.ports.compute;
+    let recorded = recorded(deployment, kind);
+    if let Some((arn, _)) = recorded
+        && let Some(task) = compute.describe_task(cluster, arn).await?
+    {
+        return Ok(Located::Seen(task));
+    }
+    if let Some(task) = compute
+        .find_task(cluster, &started_by(deployment, kind))
         .await?
     {
-        Some(task) => task,
-        None if tracked(deployment, run.task).is_some() => {
+        return Ok(Located::Seen(task));
+    }
+    let visible_by = |at: DateTime<Utc>| at + Duration::seconds(VISIBILITY_SECONDS);
+    Ok(match recorded {
+        None => Located::NotStarted,
+        Some((arn, Some(at))) if ctx.now() < visible_by(at) => Located::NotYetShown(arn.into()),
+        Some(_) => Located::Forgotten,
+    })
+}
+
+/// Finds the task (by its recorded ARN or `startedBy`), or starts it; records its ARN (and,
+/// for the production and rollback migrations, that it runs). `None` while ECS does not show a
+/// task just started.
+async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Option<Task>> {
+    let config = &deployment.config;
+    let started_by = started_by(deployment, run.task);
+    let task = match locate(ctx, deployment, run.task).await? {
+        Located::Seen(task) => task,
+        Located::NotYetShown(_) => return Ok(None),
+        Located::Forgotten => {
             // Recorded as started, but ECS no longer knows it: starting another could run the
             // migration twice. A person must look.
             return Err(StepError::MigrationFailed {
@@ -161,7 +288,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                 log_location: None,
             });
         }
-        None => {
+        Located::NotStarted => {
             // A step starting a migration stops here once an abort was requested; the
             // rollback migration is the ending's own and is not fenced.
             if run.task != MigrationTask::Rollback {
@@ -184,7 +311,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                     command: run.command.to_vec(),
                     env: run.env.clone(),
                     // One task per deployment and kind, whatever happens to the answer (the
-                    // startedBy lookup above cannot see a task ECS has not listed yet).
+                    // lookup above cannot see a task ECS has not listed yet).
                     client_token: started_by.clone(),
                     started_by: started_by.clone(),
                     tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
@@ -200,7 +327,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
     let arn = task.arn.clone();
     let change = match run.task {
         MigrationTask::OnClone if deployment.rehearsal_task_arn.as_deref() != Some(&arn) => {
-            Some(Change::new().rehearsal_task_arn(&arn))
+            Some(Change::new().rehearsal_task(&arn, ctx.now()))
         }
         MigrationTask::Production if deployment.production_migration.is_none() => {
             Some(Change::new().production_migration(&running(&arn, ctx.now())))
@@ -215,7 +342,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
             .update(&deployment.deployment_id, change)
             .await?;
     }
-    Ok(task)
+    Ok(Some(task))
 }
 
 fn running(task_arn: &str, at: DateTime<Utc>) -> TrackedTask {
@@ -302,21 +429,22 @@ async fn running_of(
 ) -> StepResult<Vec<String>> {
     let mut running = Vec::new();
     for &kind in kinds {
-        if let Some(task) = ctx
-            .ports
-            .compute
-            .find_task(&deployment.config.cluster, &started_by(deployment, kind))
-            .await?
-            && !task.is_stopped()
-        {
-            running.push(format!("the {} {}", kind.words(), task.arn));
+        match locate(ctx, deployment, kind).await? {
+            Located::Seen(task) if !task.is_stopped() => {
+                running.push(format!("the {} {}", kind.words(), task.arn));
+            }
+            Located::NotYetShown(arn) => running.push(format!(
+                "the {} {arn} (started; ECS does not show it yet)",
+                kind.words()
+            )),
+            _ => {}
         }
     }
     Ok(running)
 }
 
 /// The deployment's migration tasks that [`stop_running`] stops (on the clone, on production)
-/// and that ECS does not report stopped yet, as `the <kind> <task ARN>`.
+/// and that ECS does not report stopped yet (or does not show yet), as `the <kind> <task ARN>`.
 pub async fn stopping(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
     running_of(
         ctx,
@@ -326,39 +454,30 @@ pub async fn stopping(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<
     .await
 }
 
-/// Stops the deployment's migration tasks that still run (abort). A production migration
-/// stopped here is recorded as failed: it may have partly applied.
+/// Stops the deployment's migration tasks that still run (abort). The production migration
+/// stays recorded `running` until ECS reports it stopped: [`settled_production`] then judges
+/// it from how it stopped (it may have exited 0 on its own just before the stop). A task ECS
+/// does not show yet is left to the next call: [`stopping`] counts it, so the abort waits and
+/// comes back.
 pub async fn stop_running(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
     let mut stopped = Vec::new();
     for kind in [MigrationTask::OnClone, MigrationTask::Production] {
-        let started_by = started_by(deployment, kind);
-        if let Some(task) = ctx
-            .ports
+        let Located::Seen(task) = locate(ctx, deployment, kind).await? else {
+            continue;
+        };
+        if task.is_stopped() {
+            continue;
+        }
+        let arn = task.arn.clone();
+        ctx.ports
             .compute
-            .find_task(&deployment.config.cluster, &started_by)
-            .await?
-            && !task.is_stopped()
-        {
-            let arn = task.arn.clone();
-            ctx.ports
-                .compute
-                .stop_task(
-                    &deployment.config.cluster,
-                    &arn,
-                    "bluegreen: deployment aborted",
-                )
-                .await?;
-            track(
-                ctx,
-                deployment,
-                kind,
-                &task,
-                TaskState::Failed,
-                "stopped by abort while it ran",
+            .stop_task(
+                &deployment.config.cluster,
+                &arn,
+                "bluegreen: deployment aborted",
             )
             .await?;
-            stopped.push(format!("stopped the {} {arn}", kind.words()));
-        }
+        stopped.push(format!("stopped the {} {arn}", kind.words()));
     }
     Ok(stopped)
 }

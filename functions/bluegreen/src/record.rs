@@ -293,8 +293,11 @@ pub enum TaskState {
     Running,
     /// Its essential container exited 0.
     Succeeded,
-    /// It stopped any other way, or was stopped at its deadline.
+    /// It stopped any other way, or was stopped at its deadline: it may have partly applied.
     Failed,
+    /// ECS stopped it before its container started (`TaskFailedToStart`: placement, image
+    /// pull, secrets): nothing of it ran.
+    NeverRan,
 }
 
 /// A tracked one-off task.
@@ -390,6 +393,9 @@ pub struct Deployment {
     pub migration_task_arn: Option<String>,
     /// The ARN of the migration run against a clone (rehearsal, or `isolated` pre-prod).
     pub rehearsal_task_arn: Option<String>,
+    /// When that task was started (older records do not have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal_started_at: Option<DateTime<Utc>>,
     /// The production migration, once started: whether production's schema has changed.
     pub production_migration: Option<TrackedTask>,
     /// The rollback migration, once started by abort or rollback.
@@ -641,9 +647,10 @@ impl Change {
         self.set("dns_change_id", &change_id)
     }
 
-    /// Sets [`Deployment::rehearsal_task_arn`].
-    pub fn rehearsal_task_arn(self, arn: &str) -> Self {
+    /// Sets [`Deployment::rehearsal_task_arn`] and [`Deployment::rehearsal_started_at`].
+    pub fn rehearsal_task(self, arn: &str, started_at: DateTime<Utc>) -> Self {
         self.set("rehearsal_task_arn", &arn)
+            .set("rehearsal_started_at", &started_at)
     }
 
     /// Sets [`Deployment::production_migration`] (and [`Deployment::migration_task_arn`]

@@ -42,7 +42,7 @@ pub struct TaskModel {
     pub state: TaskState,
     /// Its cluster.
     pub cluster: String,
-    /// Whether `ListTasks` shows it yet (ECS lists tasks eventually).
+    /// Whether `ListTasks` and `DescribeTasks` show it yet (ECS reads are eventual).
     pub listed: bool,
     /// The command it runs.
     pub command: Vec<String>,
@@ -369,6 +369,23 @@ impl Compute for MemoryAws {
                 .tasks
                 .values()
                 .find(|t| t.cluster == cluster && t.listed && t.state.started_by == started_by)
+                .map(|t| t.state.clone()))
+        })
+        .await
+    }
+
+    async fn describe_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+    ) -> Result<Option<TaskState>, StepError> {
+        // Modelled as pessimistically as ListTasks: a task just started is invisible to every
+        // read until it is listed (AWS documents DescribeTasks as eventually consistent too).
+        self.call("ecs:DescribeTasks", |s| {
+            Ok(s.ecs
+                .tasks
+                .get(task_arn)
+                .filter(|t| t.cluster == cluster && t.listed)
                 .map(|t| t.state.clone()))
         })
         .await

@@ -380,11 +380,16 @@ impl Compute for Ecs {
         let Some(arn) = arns.into_iter().next() else {
             return Ok(None);
         };
+        self.describe_task(cluster, &arn).await
+    }
+
+    async fn describe_task(&self, cluster: &str, task_arn: &str) -> StepResult<Option<TaskState>> {
+        // An unknown task is a `MISSING` failure in the answer, not an error.
         let out = self
             .0
             .describe_tasks()
             .cluster(cluster)
-            .tasks(arn)
+            .tasks(task_arn)
             .send()
             .await
             .map_err(|e| StepError::from_sdk("ecs:DescribeTasks", e))?;

@@ -231,6 +231,11 @@ pub trait Compute: Send + Sync {
     /// eventually: one just started may not be found yet.
     async fn find_task(&self, cluster: &str, started_by: &str) -> StepResult<Option<TaskState>>;
 
+    /// One task by its ARN (running or stopped); `None` when ECS does not know it: not yet
+    /// (ECS describes tasks eventually too) or no longer (it forgets stopped tasks after about
+    /// an hour).
+    async fn describe_task(&self, cluster: &str, task_arn: &str) -> StepResult<Option<TaskState>>;
+
     /// Stops a task (stopping a stopped task is harmless).
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> StepResult<()>;
 }

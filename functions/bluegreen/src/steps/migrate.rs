@@ -45,11 +45,14 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     else {
         return start_with_nothing_to_do(ctx, &deployment, STEP).await;
     };
+    // Each migration has its own deadline from its own start (see `migration::advance`); the
+    // step, which may run two one after the other (rehearsal, then production), looks for as
+    // long as both may take.
     let started = start_once(
         ctx,
         &deployment,
         STEP,
-        migration.timeout_seconds,
+        migration.timeout_seconds * plan.before_launch.len() as u64,
         FIRST_LOOK_SECONDS,
         Change::new(),
     )

@@ -387,6 +387,7 @@ fn new_record(
         task_definitions: Default::default(),
         migration_task_arn: None,
         rehearsal_task_arn: None,
+        rehearsal_started_at: None,
         production_migration: None,
         rollback_migration: None,
         migration_log: None,
