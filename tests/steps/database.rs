@@ -340,6 +340,146 @@ async fn the_maintenance_page_is_up_exactly_while_the_production_migration_runs(
     assert!(record(&world, &id).await.production_migrated());
 }
 
+/// Another team's host on the shared production listener: a fixed 200 for `api.example.com`
+/// at `priority`. Returns its ARN.
+pub(crate) async fn other_teams_rule(world: &World, priority: i32) -> String {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig, RuleCondition,
+    };
+    world
+        .aws
+        .elb
+        .create_rule()
+        .listener_arn(&world.production_listener)
+        .priority(priority)
+        .conditions(
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    HostHeaderConditionConfig::builder()
+                        .values("api.example.com")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .status_code("200")
+                        .content_type("text/plain")
+                        .message_body("api")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create rule")
+        .rules
+        .unwrap_or_default()
+        .remove(0)
+        .rule_arn
+        .expect("rule arn")
+}
+
+/// A rule's priority and host-header values.
+async fn rule_of(world: &World, arn: &str) -> (String, Vec<String>) {
+    let rule = world
+        .aws
+        .elb
+        .describe_rules()
+        .rule_arns(arn)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap()
+        .remove(0);
+    let hosts = rule
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.host_header_config.and_then(|h| h.values))
+        .flatten()
+        .collect();
+    (rule.priority.unwrap_or_default(), hosts)
+}
+
+/// On a shared listener in rule mode the page answers only the service's own host, directly
+/// above its rule: another team's host is served throughout (issue 21, item 3).
+#[tokio::test]
+async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic() {
+    let world = World::build().await;
+    let mut config = world.use_rule_mode().await;
+    let other = other_teams_rule(&world, 5).await;
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let before: Vec<(String, String)> = world.listener_rules().await;
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let page: Vec<String> = world
+        .listener_rules()
+        .await
+        .into_iter()
+        .filter(|r| !before.contains(r))
+        .map(|(_, arn)| arn)
+        .collect();
+    assert_eq!(page.len(), 1, "one page");
+    assert_eq!(
+        rule_of(&world, &page[0]).await,
+        ("9".to_owned(), vec!["shop.example.com".to_owned()]),
+        "directly above the production rule (10), for its host only"
+    );
+    assert_eq!(
+        rule_of(&world, &other).await,
+        ("5".to_owned(), vec!["api.example.com".to_owned()]),
+        "the other team's rule is untouched"
+    );
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let _ = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await, before, "the page is gone");
+}
+
+/// With the listener's default action as the route, a page for every path would answer 503
+/// for another team's host too: refused before anything runs on production.
+#[tokio::test]
+async fn in_listener_mode_a_shared_listener_refuses_the_maintenance_page_and_changes_nothing() {
+    let world = World::build().await;
+    let mut config = world.config();
+    let other = other_teams_rule(&world, 5).await;
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let err = promote::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "ConfigInvalid", "{err}");
+    assert!(err.to_string().contains(&other), "{err}");
+    assert_eq!(world.listener_rules().await.len(), 1, "no page added");
+    assert!(
+        world
+            .tasks_started_by(&bluegreen::naming::started_by(&id, "migrate"))
+            .await
+            .is_empty(),
+        "production never migrated"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_production_migration_takes_the_maintenance_page_down_too() {
     let world = World::build().await;
@@ -354,12 +494,15 @@ async fn a_failed_production_migration_takes_the_maintenance_page_down_too() {
     let ended = abort::run(&world.ctx, &failure(&id, "MigrationFailed"))
         .await
         .unwrap();
-    assert_eq!(ended.status, Status::Aborted);
+    // The schema may be half-migrated: a person must look before anything else deploys.
+    assert_eq!(ended.status, Status::NeedsAttention);
     assert!(
         ended.detail.contains("may have partly applied"),
         "{}",
         ended.detail
     );
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+    assert!(world.listener_rules().await.is_empty(), "no page is left");
 }
 
 #[tokio::test]

@@ -318,3 +318,18 @@ async fn missing_tables_indexes_secret_topic_and_state_machine_are_found() {
         .collect();
     assert_eq!(found, ["index-missing"]);
 }
+
+/// Maintenance mode on a shared listener: the page could not go up without answering 503 for
+/// another team's host, and `doctor` says so before a migration finds out.
+#[tokio::test]
+async fn a_maintenance_page_on_a_shared_listener_is_found() {
+    let world = healthy().await;
+    let mut config = world.config();
+    config.migration.as_mut().unwrap().maintenance = true;
+    assert_eq!(stored(&world, &config).await, Vec::<&str>::new());
+    crate::database::other_teams_rule(&world, 5).await;
+    assert_eq!(
+        stored(&world, &config).await,
+        vec!["maintenance-page-unplaceable"]
+    );
+}

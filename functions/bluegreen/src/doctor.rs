@@ -162,6 +162,7 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
         }
     }
     database(ctx, config, &mut f).await;
+    maintenance_page(ctx, config, &mut f).await;
     match alarms::missing(ctx, &config.bake.alarms).await {
         Ok(missing) => {
             for alarm in missing {
@@ -445,6 +446,39 @@ async fn database(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
             "fix database.source to name production's database",
         ),
         Err(e) => f.failed(id, &e),
+    }
+}
+
+/// Whether the maintenance page could go up where the production migration would put it:
+/// the same decision the migration makes (`maintenance::placement`), asked now, not at 3 am.
+async fn maintenance_page(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    let Traffic::Listener {
+        production_listener_arn,
+        ..
+    } = &config.traffic
+    else {
+        return;
+    };
+    if !config.migration.as_ref().is_some_and(|m| m.maintenance) {
+        return;
+    }
+    let placed = match ctx
+        .ports
+        .load_balancing
+        .rules(production_listener_arn)
+        .await
+    {
+        Ok(rules) => crate::maintenance::placement(config, &rules),
+        Err(e) => return f.failed(production_listener_arn, &e),
+    };
+    if let Err(e) = placed {
+        f.add(
+            "maintenance-page-unplaceable",
+            production_listener_arn,
+            e.to_string(),
+            "route the service through its own rule with a free priority directly above it, or \
+             set migration.maintenance = false",
+        );
     }
 }
 

@@ -1,16 +1,20 @@
 //! Maintenance mode (listener mode, `migration.maintenance = true`): while the production
-//! migration runs, production answers a fixed 503 page. bluegreen adds an ALB fixed-response
-//! rule matching every path above every other rule of the production listener, tagged with the
-//! deployment, and removes it when the migration stopped. The rule is found by its tags, so a
-//! retry never adds a second one; abort, rollback, finish and teardown always remove it.
+//! migration runs, production answers a fixed 503 page — and only production of this service.
+//! In rule mode the page copies the production rule's conditions and sits directly above it
+//! (priority − 1), so other hosts and paths on a shared listener are served as before. With the
+//! listener's default action as the route, the page matches every path above every rule, so it
+//! is refused when the listener carries rules for anything but this service's slots. The rule
+//! is tagged with the deployment and found by its tags, so a retry never adds a second one;
+//! abort, rollback, finish and teardown always remove it.
 
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE};
 use crate::ports::compute::Tags;
-use crate::ports::load_balancing::{FixedResponseRule, RuleState};
+use crate::ports::load_balancing::{Condition, FixedResponseRule, RuleState};
 use crate::record::Deployment;
+use crate::slot::Slot;
 
 /// The `bluegreen:role` tag value of a maintenance rule.
 const ROLE: &str = "maintenance";
@@ -28,8 +32,10 @@ pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()>
     {
         return Ok(());
     }
+    let (priority, conditions) = placement(&deployment.config, &rules)?;
     let page = FixedResponseRule {
-        priority: top_priority(&rules)?,
+        priority,
+        conditions,
         status_code: "503".into(),
         content_type: "text/html".into(),
         body: PAGE.into(),
@@ -44,6 +50,74 @@ pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()>
         .create_fixed_response_rule(listener, &page)
         .await?;
     Ok(())
+}
+
+/// Where the page goes and what it matches, from the production listener's `rules`: the
+/// production rule's conditions directly above it (rule mode), or every path above every rule
+/// (listener mode, refused when a rule serves anything but this service's slots).
+pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<(i32, Vec<Condition>)> {
+    let Traffic::Listener {
+        production_rule_arn,
+        ..
+    } = &config.traffic
+    else {
+        return Err(not_listener_mode());
+    };
+    let Some(rule_arn) = production_rule_arn else {
+        let foreign: Vec<&str> = rules
+            .iter()
+            .filter(|r| role_of(&r.tags) != Some(ROLE) && !serves_only_slots_of(config, r))
+            .map(|r| r.arn.as_str())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(StepError::ConfigInvalid(vec![format!(
+                "migration.maintenance: the production listener has rules for other traffic \
+                 ({}); a maintenance page for every path above them would answer 503 for it \
+                 too. Route the service through its own rule (traffic.production_rule_arn) or \
+                 set migration.maintenance = false",
+                foreign.join(", ")
+            )]));
+        }
+        return Ok((top_priority(rules)?, vec![Condition::every_path()]));
+    };
+    let production =
+        rules
+            .iter()
+            .find(|r| r.arn == *rule_arn)
+            .ok_or_else(|| StepError::ResourceNotFound {
+                kind: "listener rule",
+                id: rule_arn.clone(),
+            })?;
+    let above = production.priority.map(|p| p - 1).unwrap_or_default();
+    if above < 1 {
+        return Err(StepError::MaintenanceFailed(format!(
+            "the production rule {rule_arn} has priority 1: there is no priority above it for \
+             the maintenance page"
+        )));
+    }
+    if let Some(taken) = rules.iter().find(|r| r.priority == Some(above)) {
+        return Err(StepError::MaintenanceFailed(format!(
+            "priority {above}, directly above the production rule {rule_arn}, is taken by rule \
+             {}; the maintenance page must sit directly above the production rule (leave \
+             priority {above} free)",
+            taken.arn
+        )));
+    }
+    Ok((above, production.conditions.clone()))
+}
+
+/// Whether a rule only forwards to the service's own slots.
+fn serves_only_slots_of(config: &ServiceConfig, rule: &RuleState) -> bool {
+    let slots: Vec<&str> = Slot::ALL
+        .iter()
+        .map(|s| config.slots.get(*s).target_group_arn.as_str())
+        .collect();
+    !rule.answers_itself
+        && !rule.target_groups.is_empty()
+        && rule
+            .target_groups
+            .iter()
+            .all(|g| slots.contains(&g.as_str()))
 }
 
 /// Removes every maintenance rule of `deployment` (none is fine). Returns whether one was
@@ -87,10 +161,14 @@ fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
             production_listener_arn,
             ..
         } => Ok(production_listener_arn),
-        Traffic::Dns { .. } => Err(StepError::ConfigInvalid(vec![
-            "migration.maintenance: needs traffic mode 'listener'".into(),
-        ])),
+        Traffic::Dns { .. } => Err(not_listener_mode()),
     }
+}
+
+fn not_listener_mode() -> StepError {
+    StepError::ConfigInvalid(vec![
+        "migration.maintenance: needs traffic mode 'listener'".into(),
+    ])
 }
 
 fn tag(key: &str, value: &str) -> (String, String) {
@@ -119,5 +197,104 @@ fn top_priority(rules: &[RuleState]) -> StepResult<i32> {
                 .into(),
         )),
         Some(p) => Ok(p - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../docs/example-service.toml");
+    const RULE: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/1/2/3";
+
+    fn config(rule_mode: bool) -> ServiceConfig {
+        let mut config = ServiceConfig::from_toml(EXAMPLE).expect("the example parses");
+        if let Traffic::Listener {
+            production_rule_arn,
+            ..
+        } = &mut config.traffic
+        {
+            *production_rule_arn = rule_mode.then(|| RULE.to_owned());
+        }
+        config
+    }
+
+    fn host(name: &str) -> Condition {
+        Condition {
+            field: "host-header".into(),
+            header_name: None,
+            values: vec![name.into()],
+        }
+    }
+
+    fn rule(arn: &str, priority: i32, groups: &[&str], conditions: Vec<Condition>) -> RuleState {
+        RuleState {
+            arn: arn.into(),
+            priority: Some(priority),
+            tags: Vec::new(),
+            conditions,
+            target_groups: groups.iter().map(|g| g.to_string()).collect(),
+            answers_itself: groups.is_empty(),
+        }
+    }
+
+    #[test]
+    fn in_rule_mode_the_page_copies_the_production_rule_directly_above_it() {
+        let config = config(true);
+        let blue = config.slots.blue.target_group_arn.clone();
+        let rules = vec![
+            rule(
+                "other-team",
+                5,
+                &["tg-other"],
+                vec![host("api.example.com")],
+            ),
+            rule(RULE, 10, &[&blue], vec![host("shop.example.com")]),
+        ];
+        let (priority, conditions) = placement(&config, &rules).unwrap();
+        assert_eq!(priority, 9);
+        assert_eq!(conditions, vec![host("shop.example.com")]);
+    }
+
+    #[test]
+    fn in_rule_mode_a_taken_priority_above_the_production_rule_is_refused() {
+        let config = config(true);
+        let rules = vec![
+            rule(
+                "other-team",
+                9,
+                &["tg-other"],
+                vec![host("api.example.com")],
+            ),
+            rule(RULE, 10, &["tg"], vec![host("shop.example.com")]),
+        ];
+        let err = placement(&config, &rules).unwrap_err();
+        assert_eq!(err.name(), "MaintenanceFailed");
+        assert!(err.to_string().contains("other-team"), "{err}");
+        let first = vec![rule(RULE, 1, &["tg"], vec![host("shop.example.com")])];
+        assert_eq!(
+            placement(&config, &first).unwrap_err().name(),
+            "MaintenanceFailed"
+        );
+    }
+
+    #[test]
+    fn in_listener_mode_rules_for_other_traffic_refuse_the_page() {
+        let config = config(false);
+        let blue = config.slots.blue.target_group_arn.clone();
+        let own = rule("own", 20, &[&blue], vec![host("shop.example.com")]);
+        let (priority, conditions) = placement(&config, std::slice::from_ref(&own)).unwrap();
+        assert_eq!((priority, conditions), (19, vec![Condition::every_path()]));
+        let foreign = rule("admin", 30, &["tg-admin"], vec![host("admin.example.com")]);
+        let redirect = rule("to-https", 40, &[], vec![host("shop.example.com")]);
+        let err = placement(&config, &[own, foreign, redirect]).unwrap_err();
+        assert_eq!(err.name(), "ConfigInvalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("admin") && text.contains("to-https"),
+            "{text}"
+        );
+        assert!(!text.contains("own,"), "{text}");
     }
 }

@@ -6,7 +6,7 @@ use bluegreen::StepError;
 use bluegreen::ports::LoadBalancing;
 use bluegreen::ports::compute::Tags;
 use bluegreen::ports::load_balancing::{
-    FixedResponseRule, Route, RuleState, TargetHealth, WeightedGroup,
+    Condition, FixedResponseRule, Route, RuleState, TargetHealth, WeightedGroup,
 };
 
 use super::{MemoryAws, not_found};
@@ -44,6 +44,8 @@ pub struct RuleModel {
     pub fixed: Option<FixedResponseRule>,
     /// Its tags.
     pub tags: Tags,
+    /// The requests it matches.
+    pub conditions: Vec<Condition>,
 }
 
 impl ElbState {
@@ -127,6 +129,14 @@ impl LoadBalancing for MemoryAws {
                     arn: arn.clone(),
                     priority: Some(r.priority),
                     tags: r.tags.clone(),
+                    conditions: r.conditions.clone(),
+                    target_groups: r
+                        .forward
+                        .iter()
+                        .flatten()
+                        .map(|g| g.target_group_arn.clone())
+                        .collect(),
+                    answers_itself: r.fixed.is_some(),
                 })
                 .collect())
         })
@@ -167,6 +177,7 @@ impl LoadBalancing for MemoryAws {
                     forward: None,
                     fixed: Some(rule.clone()),
                     tags: rule.tags.clone(),
+                    conditions: rule.conditions.clone(),
                 },
             );
             Ok(())

@@ -2,13 +2,15 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
-    PathPatternConditionConfig, Rule, RuleCondition, Tag, TargetGroupTuple, TargetHealthStateEnum,
+    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
+    PathPatternConditionConfig, QueryStringConditionConfig, QueryStringKeyValuePair, Rule,
+    RuleCondition, SourceIpConditionConfig, Tag, TargetGroupTuple, TargetHealthStateEnum,
 };
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::Tags;
 use crate::ports::load_balancing::{
-    FixedResponseRule, LoadBalancing, Route, RuleState, TargetHealth, WeightedGroup,
+    Condition, FixedResponseRule, LoadBalancing, Route, RuleState, TargetHealth, WeightedGroup,
 };
 
 /// DescribeTags takes at most this many ARNs per call.
@@ -22,6 +24,119 @@ fn not_found(kind: &'static str, arn: &str) -> StepError {
         kind,
         id: arn.to_owned(),
     }
+}
+
+/// A rule condition as the port states it. ELB reports a condition's values in its typed
+/// config (and, for host and path, in the legacy `Values` too); the typed one wins.
+fn condition_of(c: &RuleCondition) -> Condition {
+    let field = c.field.clone().unwrap_or_default();
+    let typed = match field.as_str() {
+        "host-header" => c.host_header_config.as_ref().and_then(|h| h.values.clone()),
+        "path-pattern" => c
+            .path_pattern_config
+            .as_ref()
+            .and_then(|p| p.values.clone()),
+        "http-header" => c.http_header_config.as_ref().and_then(|h| h.values.clone()),
+        "http-request-method" => c
+            .http_request_method_config
+            .as_ref()
+            .and_then(|m| m.values.clone()),
+        "source-ip" => c.source_ip_config.as_ref().and_then(|s| s.values.clone()),
+        "query-string" => c.query_string_config.as_ref().and_then(|q| {
+            q.values.as_ref().map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|p| {
+                        let key = p.key.as_deref().unwrap_or_default();
+                        format!("{key}={}", p.value.as_deref().unwrap_or_default())
+                    })
+                    .collect()
+            })
+        }),
+        _ => None,
+    };
+    Condition {
+        header_name: c
+            .http_header_config
+            .as_ref()
+            .and_then(|h| h.http_header_name.clone()),
+        values: typed
+            .filter(|v| !v.is_empty())
+            .or_else(|| c.values.clone())
+            .unwrap_or_default(),
+        field,
+    }
+}
+
+/// The SDK's form of a port condition (typed config for every field).
+fn sdk_condition(c: &Condition) -> RuleCondition {
+    let values = Some(c.values.clone());
+    let builder = RuleCondition::builder().field(&c.field);
+    match c.field.as_str() {
+        "host-header" => builder.host_header_config(
+            HostHeaderConditionConfig::builder()
+                .set_values(values)
+                .build(),
+        ),
+        "path-pattern" => builder.path_pattern_config(
+            PathPatternConditionConfig::builder()
+                .set_values(values)
+                .build(),
+        ),
+        "http-header" => builder.http_header_config(
+            HttpHeaderConditionConfig::builder()
+                .set_http_header_name(c.header_name.clone())
+                .set_values(values)
+                .build(),
+        ),
+        "http-request-method" => builder.http_request_method_config(
+            HttpRequestMethodConditionConfig::builder()
+                .set_values(values)
+                .build(),
+        ),
+        "source-ip" => builder.source_ip_config(
+            SourceIpConditionConfig::builder()
+                .set_values(values)
+                .build(),
+        ),
+        "query-string" => builder.query_string_config(
+            QueryStringConditionConfig::builder()
+                .set_values(Some(
+                    c.values
+                        .iter()
+                        .map(|pair| {
+                            let (key, value) = pair.split_once('=').unwrap_or(("", pair));
+                            QueryStringKeyValuePair::builder()
+                                .set_key((!key.is_empty()).then(|| key.to_owned()))
+                                .value(value)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build(),
+        ),
+        _ => builder.set_values(values),
+    }
+    .build()
+}
+
+/// The target groups a rule's forward actions send to, and whether one of its actions answers
+/// by itself.
+fn targets_of(actions: &[Action]) -> (Vec<String>, bool) {
+    let mut groups = Vec::new();
+    let mut answers_itself = false;
+    for action in actions {
+        match action.r#type {
+            Some(ActionTypeEnum::Forward) => {
+                groups.extend(groups_of(action).into_iter().map(|g| g.target_group_arn))
+            }
+            Some(ActionTypeEnum::FixedResponse | ActionTypeEnum::Redirect) => {
+                answers_itself = true;
+            }
+            _ => {}
+        }
+    }
+    (groups, answers_itself)
 }
 
 /// The forward action's groups as ELB reports them (a plain `TargetGroupArn` forward is one
@@ -239,6 +354,8 @@ impl LoadBalancing for Elb {
             .into_iter()
             .map(|r| {
                 let arn = r.rule_arn.unwrap_or_default();
+                let (target_groups, answers_itself) =
+                    targets_of(r.actions.as_deref().unwrap_or_default());
                 RuleState {
                     priority: r.priority.as_deref().and_then(|p| p.parse().ok()),
                     tags: tags
@@ -246,6 +363,15 @@ impl LoadBalancing for Elb {
                         .find(|(a, _)| *a == arn)
                         .map(|(_, t)| t.clone())
                         .unwrap_or_default(),
+                    conditions: r
+                        .conditions
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(condition_of)
+                        .collect(),
+                    target_groups,
+                    answers_itself,
                     arn,
                 }
             })
@@ -267,15 +393,11 @@ impl LoadBalancing for Elb {
                     .build(),
             )
             .build();
-        let every_path = RuleCondition::builder()
-            .field("path-pattern")
-            .path_pattern_config(PathPatternConditionConfig::builder().values("/*").build())
-            .build();
         self.0
             .create_rule()
             .listener_arn(listener_arn)
             .priority(rule.priority)
-            .conditions(every_path)
+            .set_conditions(Some(rule.conditions.iter().map(sdk_condition).collect()))
             .actions(action)
             .set_tags(Some(
                 rule.tags

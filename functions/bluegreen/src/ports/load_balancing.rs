@@ -26,6 +26,29 @@ pub struct WeightedGroup {
     pub weight: Option<i32>,
 }
 
+/// One condition of a listener rule, as ELB states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// `host-header`, `path-pattern`, `http-header`, `http-request-method`, `query-string` or
+    /// `source-ip`.
+    pub field: String,
+    /// For `http-header`: the header's name.
+    pub header_name: Option<String>,
+    /// Its values (for `query-string`: `key=value`, or `=value` for a value without a key).
+    pub values: Vec<String>,
+}
+
+impl Condition {
+    /// Every request: the path pattern `/*`.
+    pub fn every_path() -> Condition {
+        Condition {
+            field: "path-pattern".into(),
+            header_name: None,
+            values: vec!["/*".into()],
+        }
+    }
+}
+
 /// A listener rule other than the default one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleState {
@@ -35,13 +58,21 @@ pub struct RuleState {
     pub priority: Option<i32>,
     /// Its tags.
     pub tags: Tags,
+    /// The requests it matches.
+    pub conditions: Vec<Condition>,
+    /// The target groups its forward actions send to.
+    pub target_groups: Vec<String>,
+    /// Whether one of its actions answers by itself (a fixed response or a redirect).
+    pub answers_itself: bool,
 }
 
-/// A fixed response served by a rule for every path (the maintenance page).
+/// A fixed response served by a rule (the maintenance page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedResponseRule {
     /// The rule's priority.
     pub priority: i32,
+    /// The requests it answers.
+    pub conditions: Vec<Condition>,
     /// HTTP status, like `503`.
     pub status_code: String,
     /// `Content-Type`.
