@@ -360,3 +360,57 @@ fn a_retry_taking_over_a_live_lease_keeps_the_earlier_attempts_end() {
         assert!(green_desired > 0, "nothing undone while an attempt may act");
     });
 }
+
+/// A retried approval request (Step Functions retried the state: a new task token) racing a
+/// decision: the decision recorded between the retry's read and its write is neither erased
+/// nor left undelivered — the retry sends it to the new token at once, instead of the
+/// execution waiting out the approval timeout (issue 21, item 9).
+#[test]
+fn a_retried_approval_request_keeps_and_delivers_a_decision_recorded_in_between() {
+    use bluegreen::steps::approval::{self, Decision, RequestInput};
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (aws, ctx, id) = super::prepared_under(pause.clone()).await;
+        pause.ctx.set(ctx.clone()).ok();
+        aws.with(|s| {
+            for token in ["token-1", "token-2"] {
+                s.workflow.tokens.insert(token.into(), None);
+            }
+        });
+        let request = |token: &str| RequestInput {
+            deployment_id: id.clone(),
+            task_token: token.into(),
+        };
+        approval::request(&ctx, &request("token-1")).await.unwrap();
+        // The retry has read the record; alice approves before it writes. Her answer went to
+        // the first token (lost with the first attempt): nothing was delivered.
+        let deciding = id.clone();
+        pause.arm(
+            "dynamodb:UpdateItem",
+            1,
+            Box::new(move |ctx: Context| {
+                Box::pin(async move {
+                    let decision = Decision {
+                        approve: true,
+                        approver: "alice@example.com".into(),
+                        reason: None,
+                        channel: "cli".into(),
+                        link_nonce: None,
+                    };
+                    let token = approval::decide(&ctx, &deciding, &decision).await.unwrap();
+                    assert_eq!(token, "token-1");
+                })
+            }),
+        );
+        approval::request(&ctx, &request("token-2")).await.unwrap();
+        assert!(pause.ran());
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        let recorded = record.approval.unwrap();
+        assert_eq!(recorded.decision, Some(Verdict::Approved), "not erased");
+        assert!(recorded.delivered_at.is_some(), "delivered");
+        let sent = aws.with(|s| s.workflow.tokens["token-2"].clone());
+        let output: serde_json::Value = serde_json::from_str(&sent.unwrap().unwrap()).unwrap();
+        assert_eq!(output["decision"], "approved");
+        assert_eq!(output["approver"], "alice@example.com");
+    });
+}

@@ -847,16 +847,34 @@ impl<'a> Records<'a> {
             return Ok(());
         }
         let current = self.get(deployment_id).await?;
-        Err(match &current.abort_requested {
-            Some(request) if !current.status.is_terminal() => StepError::Fenced {
-                id: deployment_id.to_owned(),
-                why: format!("an abort was requested by {} at {}", request.by, request.at),
-            },
-            _ => StepError::DeploymentEnded {
-                id: deployment_id.to_owned(),
-                status: current.status.to_string(),
-            },
-        })
+        Err(refusal(&current))
+    }
+
+    /// Opens the approval window: applies `change` (which records the approval and the
+    /// status) only while no approval is recorded, the record has not ended and no abort was
+    /// requested. `Ok(false)` when an approval is already there: a concurrent request wrote it
+    /// first, and writing it again could erase a decision recorded since.
+    pub async fn open_approval(&self, deployment_id: &str, change: Change) -> StepResult<bool> {
+        let condition = Cond::And(vec![
+            not_ended(),
+            Cond::absent(ABORT_REQUESTED),
+            // Not `approval` itself: a record stores an absent approval as NULL.
+            Cond::absent("approval.requested_at"),
+        ]);
+        if self
+            .update_if(deployment_id, change, Some(condition))
+            .await?
+        {
+            return Ok(true);
+        }
+        let current = self.get(deployment_id).await?;
+        if current.approval.is_some()
+            && !current.status.is_terminal()
+            && current.abort_requested.is_none()
+        {
+            return Ok(false);
+        }
+        Err(refusal(&current))
     }
 
     /// [`Records::update`] for an ending (abort, rollback, finish, needs-attention): applies
@@ -1146,6 +1164,20 @@ impl<'a> Records<'a> {
 pub(crate) const ABORT_REQUESTED: &str = "abort_requested";
 
 /// The record has not ended (needs-attention has not: an operator's retry resumes it).
+/// Why a conditional write to `current` was refused: fenced by an abort request, or ended.
+fn refusal(current: &Deployment) -> StepError {
+    match &current.abort_requested {
+        Some(request) if !current.status.is_terminal() => StepError::Fenced {
+            id: current.deployment_id.clone(),
+            why: format!("an abort was requested by {} at {}", request.by, request.at),
+        },
+        _ => StepError::DeploymentEnded {
+            id: current.deployment_id.clone(),
+            status: current.status.to_string(),
+        },
+    }
+}
+
 fn not_ended() -> Cond {
     Cond::And(
         [

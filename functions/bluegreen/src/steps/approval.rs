@@ -90,22 +90,33 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
             }
         }
     };
-    // The token may differ on a retry of the state; the newest one is the one that works.
-    let mut change = Change::new()
-        .task_token(&input.task_token)
-        .approval(&approval);
-    if deployment.approval.is_none() {
-        change = change.status(Status::AwaitingApproval).log(
-            STEP,
-            StepOutcome::Requested,
-            format!(
-                "approvers: {}",
-                deployment.config.approval.approvers.join(", ")
-            ),
-            ctx.now(),
-        );
+    // The token may differ on a retry of the state; the newest one is the one that works. A
+    // retry writes only the token: writing the approval read above again would erase a
+    // decision recorded since.
+    let id = &deployment.deployment_id;
+    let token = || Change::new().task_token(&input.task_token);
+    let opened = deployment.approval.is_none()
+        && records
+            .open_approval(
+                id,
+                token()
+                    .approval(&approval)
+                    .status(Status::AwaitingApproval)
+                    .log(
+                        STEP,
+                        StepOutcome::Requested,
+                        format!(
+                            "approvers: {}",
+                            deployment.config.approval.approvers.join(", ")
+                        ),
+                        ctx.now(),
+                    ),
+            )
+            .await?;
+    if !opened {
+        records.update(id, token()).await?;
+        redeliver(ctx, id, &input.task_token).await?;
     }
-    records.update(&deployment.deployment_id, change).await?;
     let notified = if deployment.has_outcome(STEP, StepOutcome::Notified) {
         true
     } else {
@@ -124,6 +135,70 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
         expires_at: approval.expires_at,
         notified,
     })
+}
+
+/// A decision recorded before a retried request wrote its token went to the earlier token,
+/// which no longer works: it is sent to `token` now, so the execution goes on at once instead
+/// of waiting for the approval timeout to settle it.
+async fn redeliver(ctx: &Context, deployment_id: &str, token: &str) -> StepResult<()> {
+    let deployment = Records::new(ctx).get(deployment_id).await?;
+    let Some(approval) = deployment.approval.as_ref() else {
+        return Ok(());
+    };
+    let (Some(verdict), None) = (approval.decision, approval.delivered_at) else {
+        return Ok(());
+    };
+    if token.starts_with(LOCAL_TOKEN_PREFIX) || verdict == Verdict::TimedOut {
+        return Ok(());
+    }
+    let approver = approval.approver.clone().unwrap_or_default();
+    send(
+        ctx,
+        token,
+        verdict == Verdict::Approved,
+        &approver,
+        approval.reason.as_deref(),
+    )
+    .await?;
+    note_delivered(ctx, deployment_id, "sent to the retried request's token").await
+}
+
+/// Sends a decision to the waiting task: `SendTaskSuccess` with `{"decision": "approved",
+/// "approver": …}` or `SendTaskFailure` with error `ApprovalRejected`.
+async fn send(
+    ctx: &Context,
+    token: &str,
+    approve: bool,
+    approver: &str,
+    reason: Option<&str>,
+) -> StepResult<()> {
+    if approve {
+        let output = serde_json::json!({"decision": Verdict::Approved, "approver": approver});
+        executions::send_task_success(ctx, token, &output.to_string()).await
+    } else {
+        let cause = rejection_cause(approver, reason.unwrap_or_default());
+        executions::send_task_failure(ctx, token, "ApprovalRejected", &cause).await
+    }
+}
+
+/// Notes that the decision reached Step Functions (an execution that already acted on it and
+/// ended is fine).
+async fn note_delivered(ctx: &Context, deployment_id: &str, how: &str) -> StepResult<()> {
+    let noted = Records::new(ctx)
+        .update(
+            deployment_id,
+            Change::new().approval_delivered_at(ctx.now()).log(
+                STEP,
+                StepOutcome::Delivered,
+                how,
+                ctx.now(),
+            ),
+        )
+        .await;
+    match noted {
+        Ok(()) | Err(StepError::DeploymentEnded { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Input of the approval wait's timeout path (`ApprovalTimedOut` in the definition).
@@ -276,33 +351,16 @@ pub async fn decide_and_send(
     if token.starts_with(LOCAL_TOKEN_PREFIX) {
         return Ok(Delivered::LocalRunner);
     }
-    if decision.approve {
-        let output =
-            serde_json::json!({"decision": Verdict::Approved, "approver": decision.approver});
-        executions::send_task_success(ctx, &token, &output.to_string()).await?;
-    } else {
-        let cause = rejection_cause(
-            &decision.approver,
-            decision.reason.as_deref().unwrap_or_default(),
-        );
-        executions::send_task_failure(ctx, &token, "ApprovalRejected", &cause).await?;
-    }
-    let noted = Records::new(ctx)
-        .update(
-            deployment_id,
-            Change::new().approval_delivered_at(ctx.now()).log(
-                STEP,
-                StepOutcome::Delivered,
-                "sent to Step Functions",
-                ctx.now(),
-            ),
-        )
-        .await;
-    match noted {
-        // Delivered; the execution already acted on it and ended (a rejection aborts).
-        Ok(()) | Err(StepError::DeploymentEnded { .. }) => Ok(Delivered::StepFunctions),
-        Err(e) => Err(e),
-    }
+    send(
+        ctx,
+        &token,
+        decision.approve,
+        &decision.approver,
+        decision.reason.as_deref(),
+    )
+    .await?;
+    note_delivered(ctx, deployment_id, "sent to Step Functions").await?;
+    Ok(Delivered::StepFunctions)
 }
 
 /// The `ApprovalRejected` cause the state machine carries into abort (and the local runner
