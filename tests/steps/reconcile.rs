@@ -193,6 +193,76 @@ async fn an_ending_that_failed_inside_the_execution_records_needs_attention_with
     assert_eq!(world.published().await.len(), 1, "notified once");
 }
 
+/// The reconciler's answer to an ending that failed inside the execution.
+fn ending_failed(id: &str) -> Request {
+    Request::parse(&serde_json::json!({
+        "ending_failed": {
+            "deployment_id": id,
+            "error": {"Error": "AwsError", "Cause": "AccessDenied on rds:DeleteDBInstance"}
+        }
+    }))
+    .unwrap()
+}
+
+/// A world whose service runs its migration behind the maintenance page.
+async fn with_maintenance() -> World {
+    let world = World::build().await.with_topic();
+    let mut config = world.config();
+    config.migration.as_mut().unwrap().maintenance = true;
+    world.put_config(&config).await;
+    world
+}
+
+/// A deployment that needs a person takes its maintenance page down: production must not
+/// answer 503 for the hours a person may take (issue 21, item 9).
+#[tokio::test]
+async fn needs_attention_takes_the_maintenance_page_down() {
+    let world = with_maintenance().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    bluegreen::maintenance::switch_on(&world.ctx, &record(&world, &id).await)
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1, "the page is up");
+    let answers = reconcile::run(&world.ctx, &ending_failed(&id))
+        .await
+        .unwrap();
+    assert_eq!(answers[0].action, Action::NeedsAttention);
+    assert!(world.listener_rules().await.is_empty(), "the page is down");
+    let detail = record(&world, &id)
+        .await
+        .timeline
+        .last()
+        .unwrap()
+        .detail
+        .clone();
+    assert!(detail.contains("maintenance page removed"), "{detail}");
+}
+
+/// ... unless its migration still runs: then the page protects production's schema.
+#[tokio::test]
+async fn needs_attention_keeps_the_maintenance_page_while_the_migration_runs() {
+    let world = with_maintenance().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    bluegreen::steps::migrate::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await.len(), 1, "the page is up");
+    let answers = reconcile::run(&world.ctx, &ending_failed(&id))
+        .await
+        .unwrap();
+    assert_eq!(answers[0].action, Action::NeedsAttention);
+    assert_eq!(world.listener_rules().await.len(), 1, "kept while it runs");
+    let detail = record(&world, &id)
+        .await
+        .timeline
+        .last()
+        .unwrap()
+        .detail
+        .clone();
+    assert!(detail.contains("stays up while"), "{detail}");
+}
+
 #[tokio::test]
 async fn a_lock_held_past_its_lease_without_a_record_is_freed_and_the_queue_goes_on() {
     let world = World::build().await;

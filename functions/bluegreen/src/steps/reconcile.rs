@@ -419,10 +419,14 @@ pub(crate) async fn needs_attention(
     deployment: &Deployment,
     cause: &CaughtError,
 ) -> StepResult<Ended> {
-    let detail = format!(
+    let mut detail = format!(
         "{}: {}; pre-prod, clones and routing were left as they are for a person to check",
         cause.error, cause.cause
     );
+    let page = maintenance_page_down(ctx, deployment).await;
+    if !page.is_empty() {
+        detail.push_str(&format!("; {page}"));
+    }
     // The original failure (why it was ending) stays the record's failure when there is one.
     let failure = deployment
         .failure
@@ -437,6 +441,32 @@ pub(crate) async fn needs_attention(
         Some(failure),
     )
     .await
+}
+
+/// Production answers 503 while a maintenance page is up, and a person may take hours to
+/// come: a deployment that needs one takes its page down — unless one of its migration tasks
+/// still runs (then the page protects production's schema, and the person decides). Never
+/// fails the ending: what happened is said in the detail (teardown removes a page left up).
+async fn maintenance_page_down(ctx: &Context, deployment: &Deployment) -> String {
+    let running = match crate::migration::still_running(ctx, deployment).await {
+        Ok(running) => running,
+        Err(e) => {
+            return format!(
+                "the maintenance page, if any, was left up: could not look for running migrations ({e})"
+            );
+        }
+    };
+    if !running.is_empty() {
+        return format!(
+            "the maintenance page, if any, stays up while {} runs",
+            running.join(" and ")
+        );
+    }
+    match crate::maintenance::switch_off(ctx, deployment).await {
+        Ok(true) => "maintenance page removed".into(),
+        Ok(false) => String::new(),
+        Err(e) => format!("the maintenance page could not be removed ({e}); teardown removes it"),
+    }
 }
 
 /// A lock whose holder has no record: an operator action's hold (released after its lease)
