@@ -47,6 +47,39 @@ fn a_sample_of_seeded_deployments_keeps_every_invariant() {
     );
 }
 
+/// A rotating sample of the interleaving campaign (`scripts/simulate --interleavings` runs all
+/// of it): `BLUEGREEN_RACES` cases (60 here), spread over every world and action, from an
+/// offset that moves each day.
+#[test]
+fn a_sample_of_forced_interleavings_keeps_every_invariant() {
+    let cases = sim::race::cases();
+    let sample = env("BLUEGREEN_RACES", 60).max(1) as usize;
+    let stride = (cases.len() / sample).max(1);
+    let day = chrono::Utc::now().timestamp() as usize / 86_400;
+    let mut unsafe_cases = Vec::new();
+    let mut ran = 0;
+    for case in cases.iter().skip(day % stride).step_by(stride) {
+        ran += 1;
+        let report = sim::race_case(*case, false);
+        assert!(report.raced_at.is_some(), "{case}: the action never raced");
+        if !report.safe() {
+            let found: Vec<String> = report.violations.iter().map(|v| v.what.clone()).collect();
+            unsafe_cases.push(format!(
+                "{case}: {}\n  replay: scripts/simulate --case \"{case}\" --calls",
+                found.join("; ")
+            ));
+        }
+    }
+    println!(
+        "interleavings: {ran} of {} cases (offset {}), {} unsafe",
+        cases.len(),
+        day % stride,
+        unsafe_cases.len()
+    );
+    assert!(ran >= sample.min(cases.len()) / 2, "the sample ran");
+    assert!(unsafe_cases.is_empty(), "{}", unsafe_cases.join("\n"));
+}
+
 // Regressions for the bugs the simulator found, each a focused test on the in-memory AWS with
 // the interleaving forced. (A seed replays a run only as long as the code makes the same calls
 // in the same order: after a fix, the seed that found a bug is a different run, so the seeds

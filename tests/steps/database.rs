@@ -413,6 +413,8 @@ async fn rule_of(world: &World, arn: &str) -> (String, Vec<String>) {
 async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic() {
     let world = World::build().await;
     let mut config = world.use_rule_mode().await;
+    // A shared listener: what no rule matches is answered 404, not by this service.
+    world.default_action_not_found().await;
     let other = other_teams_rule(&world, 5).await;
     let migration = config.migration.as_mut().unwrap();
     migration.run = Some(MigrationRun::AfterApproval);
@@ -450,6 +452,52 @@ async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic
         .await
         .unwrap();
     assert_eq!(world.listener_rules().await, before, "the page is gone");
+}
+
+/// In rule mode with the listener's default action forwarding to the service too (bluegreen
+/// keeps it following the rule), what no rule matches is the service's traffic as well: a
+/// second page answers it, below every rule, and both come down after the migration.
+#[tokio::test]
+async fn in_rule_mode_a_default_action_to_the_service_gets_its_own_page_below_every_rule() {
+    let world = World::build().await;
+    let mut config = world.use_rule_mode().await;
+    let other = other_teams_rule(&world, 5).await;
+    let migration = config.migration.as_mut().unwrap();
+    migration.run = Some(MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    let before: Vec<(String, String)> = world.listener_rules().await;
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    // A retried start adds nothing.
+    promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let mut pages = Vec::new();
+    for (_, arn) in world.listener_rules().await {
+        if !before.iter().any(|(_, b)| *b == arn) {
+            pages.push(rule_of(&world, &arn).await);
+        }
+    }
+    pages.sort();
+    assert_eq!(
+        pages,
+        vec![
+            ("11".to_owned(), Vec::<String>::new()),
+            ("9".to_owned(), vec!["shop.example.com".to_owned()]),
+        ],
+        "the rule's host above it; every path below the last rule"
+    );
+    assert_eq!(rule_of(&world, &other).await.0, "5");
+    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let _ = promote::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert_eq!(world.listener_rules().await, before, "both pages are gone");
 }
 
 /// With the listener's default action as the route, a page for every path would answer 503

@@ -83,3 +83,61 @@ async fn rollback_of_an_unknown_deployment_is_a_typed_error() {
     assert_eq!(err.name(), "DeploymentNotFound");
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
 }
+
+/// DNS mode: the weights go back at once, but resolvers keep the failed slot's answer for up
+/// to the switch TTL; the failed slot keeps its tasks until then, and is scaled down after.
+#[tokio::test]
+async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
+    let world = World::build().await.with_topic();
+    world.put_config(&world.dns_config()).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    launch(&world, &id).await;
+    health(&world, &id).await.unwrap();
+    approve(&world, &id).await;
+    let started = bluegreen::steps::switch::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    world.advance(chrono::Duration::seconds(301));
+    bluegreen::steps::switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert_eq!(world.production_dns().await.live().unwrap(), Slot::Green);
+    let serving = world.service(Slot::Green).await.1;
+    assert!(serving > 0);
+
+    let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(first.wait.is_some(), "{}", first.detail);
+    let records = world.production_dns().await;
+    assert_eq!(
+        (records.blue, records.green),
+        (100, 0),
+        "traffic back at once"
+    );
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        serving,
+        "green keeps its tasks"
+    );
+    assert_eq!(world.lock_holder().await, Some(id.clone()));
+
+    // A retry before the TTL passed waits for the same moment.
+    world.advance(chrono::Duration::seconds(10));
+    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.wait.as_ref().map(|w| w.deadline),
+        first.wait.as_ref().map(|w| w.deadline)
+    );
+    assert_eq!(world.service(Slot::Green).await.1, serving);
+
+    world.advance(chrono::Duration::seconds(21));
+    let done = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::RolledBack, "{}", done.detail);
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+    assert_eq!(world.lock_holder().await, None);
+}

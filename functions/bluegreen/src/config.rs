@@ -690,8 +690,15 @@ impl ServiceConfig {
                 interval * 100u64.div_ceil(step),
             ));
         }
-        if let Traffic::Dns { ttl_seconds, .. } = &self.traffic {
+        if let Traffic::Dns {
+            ttl_seconds,
+            switch_ttl_seconds,
+            ..
+        } = &self.traffic
+        {
             waits.push(("traffic.ttl_seconds", *ttl_seconds));
+            // A rollback keeps the failed slot until cached answers for it expire.
+            waits.push(("traffic.switch_ttl_seconds", *switch_ttl_seconds));
         }
         waits.push(("bake.seconds", self.bake.seconds));
         if self

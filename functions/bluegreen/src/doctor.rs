@@ -468,7 +468,9 @@ async fn maintenance_page(ctx: &Context, config: &ServiceConfig, f: &mut Finding
         .rules(production_listener_arn)
         .await
     {
-        Ok(rules) => crate::maintenance::placement(config, &rules),
+        // Whether the default action also serves the service only adds a page below every
+        // rule; that it fits (short of priority 50000) is not checked here.
+        Ok(rules) => crate::maintenance::placement(config, &rules, false),
         Err(e) => return f.failed(production_listener_arn, &e),
     };
     if let Err(e) = placed {

@@ -81,7 +81,11 @@ impl Ended {
         }
     }
 
-    fn waiting(deployment: &Deployment, detail: String, deadline: DateTime<Utc>) -> Self {
+    pub(crate) fn waiting(
+        deployment: &Deployment,
+        detail: String,
+        deadline: DateTime<Utc>,
+    ) -> Self {
         Ended {
             deployment_id: deployment.deployment_id.clone(),
             status: deployment.status,
@@ -232,7 +236,15 @@ pub(crate) async fn close(
     mut done: Vec<String>,
     failure: Option<String>,
 ) -> StepResult<Ended> {
-    if maintenance::switch_off(ctx, deployment).await? {
+    // The page stays while one of the deployment's migrations may still write (an abort that
+    // gave up waiting for a stopped task): it protects production's schema until a person acts.
+    let running = migration::still_running(ctx, deployment).await?;
+    if !running.is_empty() {
+        done.push(format!(
+            "the maintenance page, if any, stays up while {} runs",
+            running.join(" and ")
+        ));
+    } else if maintenance::switch_off(ctx, deployment).await? {
         done.push("maintenance page removed".into());
     }
     let in_use = db_guard::clones_in_use(ctx, &deployment.config, &deployment.clones).await?;

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE};
 use crate::ports::compute::Tags;
-use crate::ports::load_balancing::{Condition, FixedResponseRule, RuleState};
+use crate::ports::load_balancing::{Condition, FixedResponseRule, Route, RuleState};
 use crate::record::Deployment;
 use crate::slot::Slot;
 
@@ -22,40 +22,64 @@ const ROLE: &str = "maintenance";
 const PAGE: &str = "<!doctype html><title>Maintenance</title>\
                     <h1>Down for maintenance</h1><p>We will be back in a few minutes.</p>";
 
-/// Adds the maintenance rule for `deployment` unless it is there.
+/// The highest priority a listener rule may have (the last evaluated).
+const LAST_PRIORITY: i32 = 50_000;
+
+/// Adds the maintenance page for `deployment` (one rule, or two: see [`placement`]); a page
+/// already there is not added again, so a retry after a partial switch-on completes it.
 pub async fn switch_on(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
-    let listener = production_listener(&deployment.config)?;
-    let rules = ctx.ports.load_balancing.rules(listener).await?;
-    if rules
-        .iter()
-        .any(|rule| is_maintenance_of(&rule.tags, &deployment.deployment_id))
-    {
-        return Ok(());
-    }
-    let (priority, conditions) = placement(&deployment.config, &rules)?;
-    let page = FixedResponseRule {
-        priority,
-        conditions,
-        status_code: "503".into(),
-        content_type: "text/html".into(),
-        body: PAGE.into(),
-        tags: vec![
-            tag(TAG_MANAGED, "true"),
-            tag(TAG_DEPLOYMENT, &deployment.deployment_id),
-            tag(TAG_ROLE, ROLE),
-        ],
-    };
-    ctx.ports
-        .load_balancing
-        .create_fixed_response_rule(listener, &page)
+    let config = &deployment.config;
+    let listener = production_listener(config)?;
+    let balancing = &ctx.ports.load_balancing;
+    let (own, others): (Vec<RuleState>, Vec<RuleState>) = balancing
+        .rules(listener)
+        .await?
+        .into_iter()
+        .partition(|rule| is_maintenance_of(&rule.tags, &deployment.deployment_id));
+    let default = balancing
+        .forward(&Route::Listener(listener.to_owned()))
         .await?;
+    let default_serves_the_service = default.is_some_and(|groups| {
+        !groups.is_empty()
+            && groups
+                .iter()
+                .all(|g| slot_groups(config).contains(&g.target_group_arn.as_str()))
+    });
+    for (priority, conditions) in placement(config, &others, default_serves_the_service)? {
+        if own.iter().any(|rule| rule.priority == Some(priority)) {
+            continue;
+        }
+        let page = FixedResponseRule {
+            priority,
+            conditions,
+            status_code: "503".into(),
+            content_type: "text/html".into(),
+            body: PAGE.into(),
+            tags: vec![
+                tag(TAG_MANAGED, "true"),
+                tag(TAG_DEPLOYMENT, &deployment.deployment_id),
+                tag(TAG_ROLE, ROLE),
+            ],
+        };
+        balancing
+            .create_fixed_response_rule(listener, &page)
+            .await?;
+    }
     Ok(())
 }
 
-/// Where the page goes and what it matches, from the production listener's `rules`: the
-/// production rule's conditions directly above it (rule mode), or every path above every rule
-/// (listener mode, refused when a rule serves anything but this service's slots).
-pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<(i32, Vec<Condition>)> {
+/// Where the page goes and what it matches, from the production listener's `rules` (the
+/// deployment's own pages left out) and whether its default action forwards to this service:
+/// - rule mode: the production rule's conditions directly above it; and when the default
+///   action forwards to the service too (bluegreen keeps it following the rule), every path
+///   below every rule, since whatever no rule matches is the service's traffic as well;
+/// - listener mode: every path above every rule, refused when a rule serves anything but this
+///   service's slots.
+pub fn placement(
+    config: &ServiceConfig,
+    rules: &[RuleState],
+    default_serves_the_service: bool,
+) -> StepResult<Vec<(i32, Vec<Condition>)>> {
     let Traffic::Listener {
         production_rule_arn,
         ..
@@ -78,7 +102,7 @@ pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<(i32
                 foreign.join(", ")
             )]));
         }
-        return Ok((top_priority(rules)?, vec![Condition::every_path()]));
+        return Ok(vec![(top_priority(rules)?, vec![Condition::every_path()])]);
     };
     let production =
         rules
@@ -103,15 +127,32 @@ pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<(i32
             taken.arn
         )));
     }
-    Ok((above, production.conditions.clone()))
+    let mut pages = vec![(above, production.conditions.clone())];
+    if default_serves_the_service {
+        let last = rules.iter().filter_map(|r| r.priority).max().unwrap_or(0) + 1;
+        if last > LAST_PRIORITY {
+            return Err(StepError::MaintenanceFailed(format!(
+                "the listener's default action forwards to the service, and no priority is \
+                 left below its last rule ({LAST_PRIORITY} is the highest) for the page that \
+                 answers what no rule matches"
+            )));
+        }
+        pages.push((last, vec![Condition::every_path()]));
+    }
+    Ok(pages)
+}
+
+/// The service's two target groups.
+fn slot_groups(config: &ServiceConfig) -> Vec<&str> {
+    Slot::ALL
+        .iter()
+        .map(|s| config.slots.get(*s).target_group_arn.as_str())
+        .collect()
 }
 
 /// Whether a rule only forwards to the service's own slots.
 fn serves_only_slots_of(config: &ServiceConfig, rule: &RuleState) -> bool {
-    let slots: Vec<&str> = Slot::ALL
-        .iter()
-        .map(|s| config.slots.get(*s).target_group_arn.as_str())
-        .collect();
+    let slots = slot_groups(config);
     !rule.answers_itself
         && !rule.target_groups.is_empty()
         && rule
@@ -252,9 +293,18 @@ mod tests {
             ),
             rule(RULE, 10, &[&blue], vec![host("shop.example.com")]),
         ];
-        let (priority, conditions) = placement(&config, &rules).unwrap();
-        assert_eq!(priority, 9);
-        assert_eq!(conditions, vec![host("shop.example.com")]);
+        let pages = placement(&config, &rules, false).unwrap();
+        assert_eq!(pages, vec![(9, vec![host("shop.example.com")])]);
+        // The default action forwards to the service too: what no rule matches gets a page
+        // below every rule.
+        let pages = placement(&config, &rules, true).unwrap();
+        assert_eq!(
+            pages,
+            vec![
+                (9, vec![host("shop.example.com")]),
+                (11, vec![Condition::every_path()])
+            ]
+        );
     }
 
     #[test]
@@ -269,12 +319,12 @@ mod tests {
             ),
             rule(RULE, 10, &["tg"], vec![host("shop.example.com")]),
         ];
-        let err = placement(&config, &rules).unwrap_err();
+        let err = placement(&config, &rules, false).unwrap_err();
         assert_eq!(err.name(), "MaintenanceFailed");
         assert!(err.to_string().contains("other-team"), "{err}");
         let first = vec![rule(RULE, 1, &["tg"], vec![host("shop.example.com")])];
         assert_eq!(
-            placement(&config, &first).unwrap_err().name(),
+            placement(&config, &first, false).unwrap_err().name(),
             "MaintenanceFailed"
         );
     }
@@ -284,11 +334,11 @@ mod tests {
         let config = config(false);
         let blue = config.slots.blue.target_group_arn.clone();
         let own = rule("own", 20, &[&blue], vec![host("shop.example.com")]);
-        let (priority, conditions) = placement(&config, std::slice::from_ref(&own)).unwrap();
-        assert_eq!((priority, conditions), (19, vec![Condition::every_path()]));
+        let pages = placement(&config, std::slice::from_ref(&own), false).unwrap();
+        assert_eq!(pages, vec![(19, vec![Condition::every_path()])]);
         let foreign = rule("admin", 30, &["tg-admin"], vec![host("admin.example.com")]);
         let redirect = rule("to-https", 40, &[], vec![host("shop.example.com")]);
-        let err = placement(&config, &[own, foreign, redirect]).unwrap_err();
+        let err = placement(&config, &[own, foreign, redirect], false).unwrap_err();
         assert_eq!(err.name(), "ConfigInvalid");
         let text = err.to_string();
         assert!(

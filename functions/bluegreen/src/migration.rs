@@ -1,9 +1,10 @@
 //! Migration tasks: the one-off ECS tasks that run the configured migration (against a clone or
 //! production) and the rollback migration. A task is found by its recorded ARN or its
 //! `startedBy` value (derived from the deployment and the task's kind) before one is started,
-//! and started with that value as its client token, so a retry never launches a second one. The production and rollback migrations are tracked on the record, because
-//! whether production's schema changed decides what abort and rollback must do — and ECS
-//! forgets stopped tasks after an hour, the record does not.
+//! and started with that value as its client token, so a retry never launches a second one.
+//! The production and rollback migrations are tracked on the record, because whether
+//! production's schema changed decides what abort and rollback must do — and ECS forgets
+//! stopped tasks after an hour, the record does not.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -119,49 +120,92 @@ pub async fn advance(
 fn judged(task: &Task, outcome: &StepResult<()>) -> (TaskState, String) {
     match outcome {
         Ok(()) => (TaskState::Succeeded, "exit code 0".to_owned()),
-        // ECS never started its container: nothing of the migration ran.
-        Err(err) if task.stop_code.as_deref() == Some("TaskFailedToStart") => {
+        // ECS never started the task's containers: nothing of the migration ran. (A container
+        // with an exit code ran, whatever the task's stop code says.)
+        Err(
+            err @ StepError::MigrationFailed {
+                exit_code: None, ..
+            },
+        ) if task.stop_code.as_deref() == Some("TaskFailedToStart")
+            && task.containers.iter().all(|c| c.exit_code.is_none()) =>
+        {
             (TaskState::NeverRan, err.to_string())
         }
         Err(err) => (TaskState::Failed, err.to_string()),
     }
 }
 
-/// The production migration as an ending must judge it. A record that still says `running`
-/// is resolved from ECS first, and the verdict recorded: its task may have exited 0 since the
-/// last check (then production's schema changed and the rollback command must run), or been
-/// stopped by the abort (then it may have partly applied). A task ECS still shows running is
-/// left `running`: nothing is concluded from it.
+/// The production migration as an ending must judge it ([`settle`]): its task may have exited
+/// 0 since the last check (then production's schema changed and the rollback command must
+/// run), been stopped by the abort (then it may have partly applied), or have started with its
+/// start never recorded (the answer lost, the invocation dead).
 pub async fn settled_production(
     ctx: &Context,
     deployment: &Deployment,
 ) -> StepResult<Option<TrackedTask>> {
-    let Some(tracked) = deployment.production_migration.clone() else {
-        return Ok(None);
-    };
-    if tracked.state != TaskState::Running {
-        return Ok(Some(tracked));
+    settle(ctx, deployment, MigrationTask::Production).await
+}
+
+/// [`settle`] for the production and the rollback migration: what a deployment that needs a
+/// person, or is unlocked, records so its record says what production's schema went through.
+pub async fn settle_tracked(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    for kind in [MigrationTask::Production, MigrationTask::Rollback] {
+        settle(ctx, deployment, kind).await?;
     }
-    let (state, detail) = match locate(ctx, deployment, MigrationTask::Production).await? {
-        Located::Seen(task) if task.is_stopped() => {
-            judged(&task, &outcome(ctx, deployment, &task).await)
+    Ok(())
+}
+
+/// Brings the record's migration of `kind` up to what ECS says, and answers it: a task ECS
+/// shows that the record does not name is recorded; one the record calls `running` that ECS
+/// reports stopped is judged from how it stopped, and one ECS no longer knows is recorded as
+/// failed with an unknown end. A task still running stays `running`: nothing is concluded.
+async fn settle(
+    ctx: &Context,
+    deployment: &Deployment,
+    kind: MigrationTask,
+) -> StepResult<Option<TrackedTask>> {
+    let recorded = tracked(deployment, kind).cloned();
+    if recorded
+        .as_ref()
+        .is_some_and(|t| t.state != TaskState::Running)
+    {
+        return Ok(recorded);
+    }
+    let settled = match locate(ctx, deployment, kind).await? {
+        Located::Seen(task) => {
+            let (state, detail) = if task.is_stopped() {
+                judged(&task, &outcome(ctx, deployment, &task).await)
+            } else {
+                (TaskState::Running, String::new())
+            };
+            if recorded.is_some() && state == TaskState::Running {
+                return Ok(recorded);
+            }
+            TrackedTask {
+                task_arn: task.arn.clone(),
+                started_at: recorded
+                    .as_ref()
+                    .map_or_else(|| ctx.now(), |t| t.started_at),
+                state,
+                detail,
+            }
         }
-        Located::Forgotten => (
-            TaskState::Failed,
-            "ECS no longer knows its task: how it ended is unknown".to_owned(),
-        ),
-        _ => return Ok(Some(tracked)),
+        Located::Forgotten => match recorded.clone() {
+            Some(recorded) => TrackedTask {
+                state: TaskState::Failed,
+                detail: "ECS no longer knows its task: how it ended is unknown".to_owned(),
+                ..recorded
+            },
+            None => return Ok(None),
+        },
+        Located::NotYetShown(_) | Located::NotStarted => return Ok(recorded),
     };
-    let settled = TrackedTask {
-        state,
-        detail,
-        ..tracked
+    let change = match kind {
+        MigrationTask::Rollback => Change::new().rollback_migration(&settled),
+        _ => Change::new().production_migration(&settled),
     };
     Records::new(ctx)
-        .update(
-            &deployment.deployment_id,
-            Change::new().production_migration(&settled),
-        )
+        .update(&deployment.deployment_id, change)
         .await?;
     Ok(Some(settled))
 }

@@ -270,6 +270,8 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
                     holder.deployment_id
                 )));
             }
+            // What its migrations did is on the record before anything else deploys.
+            crate::migration::settle_tracked(ctx, &holder).await?;
             let reason = lock
                 .needs_attention
                 .as_deref()

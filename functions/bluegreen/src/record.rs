@@ -1163,7 +1163,6 @@ impl<'a> Records<'a> {
 /// The record's attribute an abort request sets.
 pub(crate) const ABORT_REQUESTED: &str = "abort_requested";
 
-/// The record has not ended (needs-attention has not: an operator's retry resumes it).
 /// Why a conditional write to `current` was refused: fenced by an abort request, or ended.
 fn refusal(current: &Deployment) -> StepError {
     match &current.abort_requested {
@@ -1178,6 +1177,7 @@ fn refusal(current: &Deployment) -> StepError {
     }
 }
 
+/// The record has not ended (needs-attention has not: an operator's retry resumes it).
 fn not_ended() -> Cond {
     Cond::And(
         [

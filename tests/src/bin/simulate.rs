@@ -5,10 +5,14 @@
 //! simulate --seeds N [--from K]      seeds K .. K+N
 //! simulate --seed S [--no-faults] [--no-operators] [--no-bad-images] [--no-event-trouble]
 //!          [--pushes P] [--trace] [--calls]    one seed, replayed (with its trace)
+//! simulate --interleavings [--part I/N]      the interleaving campaign (every Nth case from I)
+//! simulate --case "<world> <action> @<n>" [--calls]   one case, replayed with its trace
 //! ```
 
 use std::process::ExitCode;
 use std::time::Instant;
+
+use bluegreen_tests::sim::race::{Action, Case, World};
 
 use bluegreen_tests::sim::{self, Knobs};
 
@@ -58,7 +62,101 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
+fn parse_case(text: &str) -> Result<Case, String> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let bad = || format!("--case wants \"<world> <action> @<n>\", not {text:?}");
+    let [world, action, at] = parts[..] else {
+        return Err(bad());
+    };
+    Ok(Case {
+        world: World::named(world).ok_or_else(bad)?,
+        action: Action::named(action).ok_or_else(bad)?,
+        at: at
+            .strip_prefix('@')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(bad)?,
+    })
+}
+
+/// `--interleavings [--part I/N]` and `--case C [--calls]`; `None` for the seed modes.
+fn interleavings() -> Option<ExitCode> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    if let Some(text) = value("--case") {
+        let case = match parse_case(&text) {
+            Ok(case) => case,
+            Err(e) => {
+                eprintln!("simulate: {e}");
+                return Some(ExitCode::from(2));
+            }
+        };
+        let report = sim::race_case(case, argv.iter().any(|a| a == "--calls"));
+        for line in &report.trace {
+            println!("  {line}");
+        }
+        return Some(print_case(&case, &report));
+    }
+    if !argv.iter().any(|a| a == "--interleavings") {
+        return None;
+    }
+    let (part, parts) = value("--part")
+        .and_then(|p| {
+            let (i, n) = p.split_once('/')?;
+            Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?.max(1)))
+        })
+        .unwrap_or((0, 1));
+    let started = Instant::now();
+    let (mut total, mut unsafe_) = (0u64, 0u64);
+    for (i, case) in sim::race::cases().into_iter().enumerate() {
+        if i % parts != part {
+            continue;
+        }
+        total += 1;
+        if print_case(&case, &sim::race_case(case, false)) != ExitCode::SUCCESS {
+            unsafe_ += 1;
+        }
+    }
+    println!(
+        "interleavings: {total} cases, {} safe, {unsafe_} unsafe ({:.1} s)",
+        total - unsafe_,
+        started.elapsed().as_secs_f64()
+    );
+    Some(if unsafe_ == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One line for a case (and its broken invariants, with the replay command).
+fn print_case(case: &Case, report: &sim::Report) -> ExitCode {
+    let ends: Vec<&str> = report.deployments.iter().map(|(_, s)| s.as_str()).collect();
+    let before = report.raced_at.as_deref().unwrap_or("(never reached)");
+    let raced = report.raced_at.is_some() || case.at == 0;
+    let verdict = match (report.safe(), raced) {
+        (true, true) => "safe",
+        (true, false) => "NOT RACED",
+        (false, _) => "UNSAFE",
+    };
+    println!("{case} before {before}: {verdict}; {}", ends.join(", "));
+    if report.safe() && raced {
+        return ExitCode::SUCCESS;
+    }
+    for v in &report.violations {
+        println!("  {} after {}: {}", v.at, v.after, v.what);
+    }
+    println!("  replay: scripts/simulate --case \"{case}\" --calls");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = interleavings() {
+        return code;
+    }
     let args = match args() {
         Ok(a) => a,
         Err(e) => {

@@ -26,7 +26,7 @@ const OPERATOR: &str = MOTO_CALLER;
 /// What an actor writes down.
 pub type Trace = Arc<Mutex<Vec<String>>>;
 
-fn note(trace: &Trace, line: String) {
+pub(super) fn note(trace: &Trace, line: String) {
     trace
         .lock()
         .expect("trace")

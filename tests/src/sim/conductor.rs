@@ -2,6 +2,8 @@
 //! concurrent actors interleave differently for every seed), may be faulted, and is followed
 //! by the invariant checks on the state it left.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,8 +32,23 @@ impl FaultRates {
     };
 }
 
+/// An action that runs to its end before the `at`-th changing call of a step invocation
+/// (the interleaving campaign, [`super::race`]).
+pub struct Racer {
+    /// Before which changing step call (1-based).
+    pub at: u64,
+    /// The action.
+    pub run: Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
+}
+
 /// Conducts the in-memory AWS for one seed.
 pub struct SimConductor {
+    /// Changing calls made by step invocations so far.
+    step_changes: Mutex<u64>,
+    /// The armed racer, until it ran.
+    racer: Mutex<Option<Racer>>,
+    /// Where the racer ran: the paused invocation and its call.
+    raced_at: Mutex<Option<String>>,
     rng: Rng,
     faults: Mutex<FaultRates>,
     invariants: Arc<Invariants>,
@@ -51,6 +68,9 @@ impl SimConductor {
         trace_calls: bool,
     ) -> Self {
         SimConductor {
+            step_changes: Mutex::new(0),
+            racer: Mutex::new(None),
+            raced_at: Mutex::new(None),
             rng,
             faults: Mutex::new(FaultRates::NONE),
             invariants,
@@ -68,6 +88,47 @@ impl SimConductor {
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         *self.calls.lock().expect("calls")
+    }
+
+    /// Arms `racer`.
+    pub fn race(&self, racer: Racer) {
+        *self.racer.lock().expect("racer") = Some(racer);
+    }
+
+    /// Changing calls made by step invocations so far.
+    pub fn step_changes(&self) -> u64 {
+        *self.step_changes.lock().expect("step changes")
+    }
+
+    /// The paused invocation and call the racer ran before, once it ran.
+    pub fn raced_at(&self) -> Option<String> {
+        self.raced_at.lock().expect("raced at").clone()
+    }
+
+    /// Runs the racer when this is the changing step call it waits for.
+    async fn maybe_race(&self, operation: &'static str) {
+        let actor = super::executions::actor();
+        if !actor.contains('@') || !super::race::changes(operation) {
+            return;
+        }
+        let seen = {
+            let mut seen = self.step_changes.lock().expect("step changes");
+            *seen += 1;
+            *seen
+        };
+        let racer = {
+            let mut racer = self.racer.lock().expect("racer");
+            match racer.as_ref() {
+                Some(r) if r.at == seen => racer.take(),
+                _ => None,
+            }
+        };
+        if let Some(racer) = racer {
+            *self.raced_at.lock().expect("raced at") = Some(format!("{actor} {operation}"));
+            // Its own task: the action runs to its end even if the paused invocation reaches
+            // its Lambda timeout meanwhile (then the invocation dies there, as a Lambda would).
+            let _ = tokio::spawn((racer.run)()).await;
+        }
     }
 
     fn fate(&self) -> Fate {
@@ -96,6 +157,7 @@ impl Conductor for SimConductor {
             _ => 2_000 + self.rng.below(8_000),
         };
         tokio::time::sleep(Duration::from_millis(latency)).await;
+        self.maybe_race(operation).await;
         let fate = self.fate();
         *self.calls.lock().expect("calls") += 1;
         if fate != Fate::Answer {

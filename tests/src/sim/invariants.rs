@@ -316,6 +316,7 @@ impl Invariants {
                 );
             }
         }
+        self.migrations_tracked_to_an_outcome(state, &records);
         let attention: Vec<&Deployment> = records
             .iter()
             .filter(|d| d.status == Status::NeedsAttention)
@@ -369,6 +370,59 @@ impl Invariants {
                     after,
                     format!("{}: the idle slot {idle} still runs tasks", config.name),
                 );
+            }
+        }
+    }
+}
+
+impl Invariants {
+    /// Every production or rollback migration task ECS ran is on its deployment's record, and
+    /// no record still calls one `running` once everything has come to rest: what production's
+    /// schema went through is known (issue 21).
+    fn migrations_tracked_to_an_outcome(&self, state: &State, records: &[Deployment]) {
+        let after = "quiescence";
+        let holders: Vec<String> = state
+            .tables
+            .items(&self.settings.locks_table)
+            .iter()
+            .filter_map(|lock| match lock.get("deployment_id") {
+                Some(serde_dynamo::AttributeValue::S(h)) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        for d in records {
+            // A deployment that needs a person and still holds the lock has not been looked at
+            // yet: `unlock` (or `retry`) settles its migrations before anything else deploys.
+            if d.status == Status::NeedsAttention && holders.contains(&d.deployment_id) {
+                continue;
+            }
+            for (kind, tracked) in [
+                ("migrate", d.production_migration.as_ref()),
+                ("rollback", d.rollback_migration.as_ref()),
+            ] {
+                let started_by = bluegreen::naming::started_by(&d.deployment_id, kind);
+                let ran = state
+                    .ecs
+                    .tasks
+                    .values()
+                    .any(|t| t.state.started_by == started_by);
+                match tracked {
+                    None if ran => self.violated(
+                        after,
+                        format!(
+                            "{}: a {kind} task ran and is not on the record",
+                            d.deployment_id
+                        ),
+                    ),
+                    Some(t) if t.state == bluegreen::record::TaskState::Running => self.violated(
+                        after,
+                        format!(
+                            "{}: its {kind} task {} is still recorded running at the end ({})",
+                            d.deployment_id, t.task_arn, d.status
+                        ),
+                    ),
+                    _ => {}
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ mod cloud;
 mod conductor;
 mod executions;
 pub mod invariants;
+pub mod race;
 mod rng;
 pub mod scenario;
 
@@ -51,6 +52,10 @@ pub struct Report {
     pub deployments: Vec<(String, String)>,
     /// What happened (faults, operators' actions, executions' ends), in order.
     pub trace: Vec<String>,
+    /// Calls that may change AWS made by step invocations ([`race`] counts cases by them).
+    pub step_changes: u64,
+    /// In a [`race`] case: the paused invocation and call its action ran before.
+    pub raced_at: Option<String>,
 }
 
 impl Report {
@@ -68,19 +73,56 @@ pub fn run(seed: u64, knobs: Knobs) -> Report {
 /// [`run`], and with `trace_calls` every AWS call that changed something is in the trace with
 /// the invocation that made it (`scripts/simulate --seed S --calls`).
 pub fn run_traced(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
+    block_on(simulate(seed, knobs, trace_calls, None))
+}
+
+/// The seed every [`race`] case runs with (its latencies; nothing else is random there).
+const RACE_SEED: u64 = 1;
+
+/// Runs one case of the interleaving campaign ([`race`]): one push, no faults, no bad images,
+/// an approver who approves; `case.action` runs before the `case.at`-th changing step call.
+/// `at = 0` runs the deployment unraced (its [`Report::step_changes`] counts the cases).
+pub fn race_case(case: race::Case, trace_calls: bool) -> Report {
+    let knobs = Knobs {
+        faults: false,
+        operators: false,
+        bad_images: false,
+        pushes: 1,
+        event_trouble: false,
+    };
+    block_on(simulate(RACE_SEED, knobs, trace_calls, Some(case)))
+}
+
+fn block_on(run: impl std::future::Future<Output = Report>) -> Report {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a runtime");
-    runtime.block_on(simulate(seed, knobs, trace_calls))
+    runtime.block_on(run)
 }
 
-async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
+/// `scenario` made into a race case's fixed world: `case.world`'s database, one push on time.
+fn raced(mut scenario: scenario::Scenario, case: race::Case) -> scenario::Scenario {
+    case.world.configure(&mut scenario.config);
+    scenario.config.approval.policy = bluegreen::config::ApprovalPolicy::Required;
+    scenario.pushes.truncate(1);
+    for push in &mut scenario.pushes {
+        push.delivered_after = push.pushed_after;
+        push.duplicated = false;
+    }
+    scenario.faults = conductor::FaultRates::NONE;
+    scenario
+}
+
+async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race::Case>) -> Report {
     clock::start();
     let rng = rng::Rng::new(seed);
     let names = memory::world::made_up_names();
-    let scenario = scenario::Scenario::generate(&rng, knobs, &names);
+    let mut scenario = scenario::Scenario::generate(&rng, knobs, &names);
+    if let Some(case) = case {
+        scenario = raced(scenario, case);
+    }
     let settings = crate::standard_settings();
     let invariants = Arc::new(invariants::Invariants::new(
         settings.clone(),
@@ -107,6 +149,18 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
     ));
     aws.with(|s| s.workflow.starter = Some(executions.clone()));
     conductor.arm(scenario.faults);
+    if let Some(case) = case.filter(|c| c.at > 0) {
+        let (ctx, trace) = (ctx.clone(), trace.clone());
+        conductor.race(conductor::Racer {
+            at: case.at,
+            run: Box::new(move || {
+                Box::pin(async move {
+                    let answer = race::act(ctx, case.action).await;
+                    actors::note(&trace, format!("race {}: {answer}", case.action.name()));
+                })
+            }),
+        });
+    }
 
     let actors = vec![
         tokio::spawn(cloud::run(
@@ -247,6 +301,8 @@ fn finish(
         calls: conductor.calls(),
         deployments,
         trace,
+        step_changes: conductor.step_changes(),
+        raced_at: conductor.raced_at(),
     }
 }
 

@@ -384,7 +384,8 @@ impl Compute for Ecs {
     }
 
     async fn describe_task(&self, cluster: &str, task_arn: &str) -> StepResult<Option<TaskState>> {
-        // An unknown task is a `MISSING` failure in the answer, not an error.
+        // An unknown task is a `MISSING` failure in the answer, not an error; any other
+        // failure says nothing about the task.
         let out = self
             .0
             .describe_tasks()
@@ -393,12 +394,22 @@ impl Compute for Ecs {
             .send()
             .await
             .map_err(|e| StepError::from_sdk("ecs:DescribeTasks", e))?;
-        Ok(out
-            .tasks
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .map(task_state))
+        if let Some(task) = out.tasks.unwrap_or_default().into_iter().next() {
+            return Ok(Some(task_state(task)));
+        }
+        match out.failures.unwrap_or_default().into_iter().next() {
+            Some(failure) if failure.reason.as_deref() != Some("MISSING") => {
+                Err(StepError::AwsTransient {
+                    operation: "ecs:DescribeTasks",
+                    message: format!(
+                        "{}: {}",
+                        failure.reason.unwrap_or_default(),
+                        failure.detail.unwrap_or_default()
+                    ),
+                })
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> StepResult<()> {

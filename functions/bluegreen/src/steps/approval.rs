@@ -152,15 +152,20 @@ async fn redeliver(ctx: &Context, deployment_id: &str, token: &str) -> StepResul
         return Ok(());
     }
     let approver = approval.approver.clone().unwrap_or_default();
-    send(
+    let sent = send(
         ctx,
         token,
         verdict == Verdict::Approved,
         &approver,
         approval.reason.as_deref(),
     )
-    .await?;
-    note_delivered(ctx, deployment_id, "sent to the retried request's token").await
+    .await;
+    match sent {
+        Ok(()) => note_delivered(ctx, deployment_id, "sent to the retried request's token").await,
+        // The decider sent it to this token first: the execution has it.
+        Err(StepError::DecisionNotDelivered(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends a decision to the waiting task: `SendTaskSuccess` with `{"decision": "approved",

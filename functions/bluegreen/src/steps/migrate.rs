@@ -33,6 +33,12 @@ enum Stage {
     },
 }
 
+/// Added to each migration's timeout in the step's own deadline: a migration starts after
+/// the one before it was seen done (a check's backoff, up to a minute later) and ECS may show
+/// it late; its own deadline (`migration::advance`) must come before the step's, so a slow
+/// migration is stopped and reported as timed out, never cut off by the state machine.
+const MIGRATION_SLACK_SECONDS: u64 = 120;
+
 /// Starts the first migration before launch (if the plan has any).
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
@@ -52,7 +58,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         ctx,
         &deployment,
         STEP,
-        migration.timeout_seconds * plan.before_launch.len() as u64,
+        (migration.timeout_seconds + MIGRATION_SLACK_SECONDS) * plan.before_launch.len() as u64,
         FIRST_LOOK_SECONDS,
         Change::new(),
     )
@@ -107,6 +113,13 @@ async fn advance(
     let mut log = None;
     for task in plan.before_launch {
         let (progress, note) = match task {
+            // The production migration starts only after the rehearsal exited 0: once it is
+            // recorded, the rehearsal is not looked up again (ECS forgets a stopped task after
+            // about an hour, and a forgotten rehearsal is no failure).
+            MigrationTask::OnClone if deployment.production_migration.is_some() => {
+                done.push("migration on the clone exited 0".to_owned());
+                continue;
+            }
             MigrationTask::OnClone => {
                 let clone = plan
                     .clone

@@ -423,6 +423,13 @@ pub(crate) async fn needs_attention(
         "{}: {}; pre-prod, clones and routing were left as they are for a person to check",
         cause.error, cause.cause
     );
+    // What its migrations did goes on the record now if ECS can tell (best effort: `unlock`
+    // settles it again before anything else deploys).
+    if let Err(e) = crate::migration::settle_tracked(ctx, deployment).await {
+        detail.push_str(&format!(
+            "; its migrations' outcomes could not be read ({e})"
+        ));
+    }
     let page = maintenance_page_down(ctx, deployment).await;
     if !page.is_empty() {
         detail.push_str(&format!("; {page}"));
