@@ -353,13 +353,20 @@ async fn a_failed_launch_aborts_with_production_untouched() {
     assert_production_untouched(&local.world).await;
 }
 
+/// The production migration (shared, before launch) exits 3: it may have partly applied, so
+/// the deployment needs a person and keeps the lock; traffic never moved and pre-prod is back.
 #[tokio::test]
-async fn a_failed_migration_aborts_with_production_untouched() {
+async fn a_failed_production_migration_needs_attention_with_traffic_untouched() {
     let local = Local::new().await;
     local.simulator.set_migration_exit(3);
     let results = local.deploy(Person::Approves).await;
-    assert_eq!(error_of(only(&results)), "MigrationFailed");
+    assert_eq!(error_of(only(&results)), "NeedsAttention");
     assert_production_untouched(&local.world).await;
+    assert_eq!(
+        local.world.lock_holder().await.as_deref(),
+        Some(results[0].0.as_str()),
+        "the service stays locked"
+    );
 }
 
 #[tokio::test]
