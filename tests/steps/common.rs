@@ -281,3 +281,20 @@ pub fn parameter_changed(service: &str) -> serde_json::Value {
     event["detail"]["name"] = format!("/bluegreen/services/{service}").into();
     event
 }
+
+/// `config` with the production migration after approval behind the maintenance page, stored;
+/// a push deployed to approval and approved. Returns its deployment id.
+pub async fn approved_with_maintenance(
+    world: &World,
+    mut config: bluegreen::config::ServiceConfig,
+) -> String {
+    let migration = config.migration.as_mut().expect("a migration");
+    migration.run = Some(bluegreen::config::MigrationRun::AfterApproval);
+    migration.maintenance = true;
+    world.put_config(&config).await;
+    let id = deploy_to_approval(world).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    id
+}

@@ -412,18 +412,11 @@ async fn rule_of(world: &World, arn: &str) -> (String, Vec<String>) {
 #[tokio::test]
 async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic() {
     let world = World::build().await;
-    let mut config = world.use_rule_mode().await;
+    let config = world.use_rule_mode().await;
     // A shared listener: what no rule matches is answered 404, not by this service.
     world.default_action_not_found().await;
     let other = other_teams_rule(&world, 5).await;
-    let migration = config.migration.as_mut().unwrap();
-    migration.run = Some(MigrationRun::AfterApproval);
-    migration.maintenance = true;
-    world.put_config(&config).await;
-    let id = deploy_to_approval(&world).await;
-    approval::decide(&world.ctx, &id, &decision(true))
-        .await
-        .unwrap();
+    let id = approved_with_maintenance(&world, config).await;
     let before: Vec<(String, String)> = world.listener_rules().await;
     let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let page: Vec<String> = world
@@ -460,16 +453,9 @@ async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic
 #[tokio::test]
 async fn in_rule_mode_a_default_action_to_the_service_gets_its_own_page_below_every_rule() {
     let world = World::build().await;
-    let mut config = world.use_rule_mode().await;
+    let config = world.use_rule_mode().await;
     let other = other_teams_rule(&world, 5).await;
-    let migration = config.migration.as_mut().unwrap();
-    migration.run = Some(MigrationRun::AfterApproval);
-    migration.maintenance = true;
-    world.put_config(&config).await;
-    let id = deploy_to_approval(&world).await;
-    approval::decide(&world.ctx, &id, &decision(true))
-        .await
-        .unwrap();
+    let id = approved_with_maintenance(&world, config).await;
     let before: Vec<(String, String)> = world.listener_rules().await;
     let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
     // A retried start adds nothing.
@@ -505,16 +491,9 @@ async fn in_rule_mode_a_default_action_to_the_service_gets_its_own_page_below_ev
 #[tokio::test]
 async fn in_listener_mode_a_shared_listener_refuses_the_maintenance_page_and_changes_nothing() {
     let world = World::build().await;
-    let mut config = world.config();
+    let config = world.config();
     let other = other_teams_rule(&world, 5).await;
-    let migration = config.migration.as_mut().unwrap();
-    migration.run = Some(MigrationRun::AfterApproval);
-    migration.maintenance = true;
-    world.put_config(&config).await;
-    let id = deploy_to_approval(&world).await;
-    approval::decide(&world.ctx, &id, &decision(true))
-        .await
-        .unwrap();
+    let id = approved_with_maintenance(&world, config).await;
     let err = promote::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "ConfigInvalid", "{err}");
     assert!(err.to_string().contains(&other), "{err}");

@@ -195,20 +195,11 @@ async fn a_lock_release_cancelled_for_a_conflict_is_retryable_and_changes_nothin
 /// through the approval wait and the bake).
 #[tokio::test]
 async fn a_check_retried_after_the_migration_was_recorded_still_takes_the_page_down() {
-    use bluegreen::config::MigrationRun;
     use bluegreen::record::{Change, Records, TaskState, TrackedTask};
-    use bluegreen::steps::{approval, promote};
+    use bluegreen::steps::promote;
 
     let world = World::build().await;
-    let mut config = world.config();
-    let migration = config.migration.as_mut().unwrap();
-    migration.run = Some(MigrationRun::AfterApproval);
-    migration.maintenance = true;
-    world.put_config(&config).await;
-    let id = deploy_to_approval(&world).await;
-    approval::decide(&world.ctx, &id, &decision(true))
-        .await
-        .unwrap();
+    let id = approved_with_maintenance(&world, world.config()).await;
     let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(world.listener_rules().await.len(), 1, "the page is up");
     let recorded = record(&world, &id).await.production_migration.unwrap();
@@ -241,19 +232,10 @@ async fn a_check_retried_after_the_migration_was_recorded_still_takes_the_page_d
 #[tokio::test]
 async fn a_throttled_look_at_a_running_production_migration_keeps_the_page_up() {
     use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
-    use bluegreen::config::MigrationRun;
-    use bluegreen::steps::{approval, promote};
+    use bluegreen::steps::promote;
 
     let world = World::build().await;
-    let mut config = world.config();
-    let migration = config.migration.as_mut().unwrap();
-    migration.run = Some(MigrationRun::AfterApproval);
-    migration.maintenance = true;
-    world.put_config(&config).await;
-    let id = deploy_to_approval(&world).await;
-    approval::decide(&world.ctx, &id, &decision(true))
-        .await
-        .unwrap();
+    let id = approved_with_maintenance(&world, world.config()).await;
     let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
     let throttle = mock!(aws_sdk_ecs::Client::describe_tasks)
         .then_error(|| DescribeTasksError::generic(aws_error("ThrottlingException")));
