@@ -437,14 +437,19 @@ async fn in_rule_mode_the_maintenance_page_answers_only_the_services_own_traffic
         ("5".to_owned(), vec!["api.example.com".to_owned()]),
         "the other team's rule is untouched"
     );
-    let task = record(&world, &id).await.migration_task_arn.unwrap();
+    migration_exits_zero(&world, &id, &started).await;
+    assert_eq!(world.listener_rules().await, before, "the page is gone");
+}
+
+/// The production migration exits 0 and the next check sees it.
+async fn migration_exits_zero(world: &World, id: &str, started: &bluegreen::poll::Started) {
+    let task = record(world, id).await.migration_task_arn.unwrap();
     world
         .stop_task(&task, Some(0), "EssentialContainerExited")
         .await;
-    let _ = promote::check(&world.ctx, &check_of(&started))
+    let _ = promote::check(&world.ctx, &check_of(started))
         .await
         .unwrap();
-    assert_eq!(world.listener_rules().await, before, "the page is gone");
 }
 
 /// In rule mode with the listener's default action forwarding to the service too (bluegreen
@@ -476,13 +481,7 @@ async fn in_rule_mode_a_default_action_to_the_service_gets_its_own_page_below_ev
         "the rule's host above it; every path below the last rule"
     );
     assert_eq!(rule_of(&world, &other).await.0, "5");
-    let task = record(&world, &id).await.migration_task_arn.unwrap();
-    world
-        .stop_task(&task, Some(0), "EssentialContainerExited")
-        .await;
-    let _ = promote::check(&world.ctx, &check_of(&started))
-        .await
-        .unwrap();
+    migration_exits_zero(&world, &id, &started).await;
     assert_eq!(world.listener_rules().await, before, "both pages are gone");
 }
 

@@ -173,8 +173,9 @@ async fn without_a_migration_the_step_is_done_at_once() {
     );
 }
 
-#[tokio::test]
-async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_migration() {
+/// A world with `database.rehearsal = true`, a push synced and launched, the Migrate step
+/// started: `(world, deployment id, the step's start, the rehearsal tasks)`.
+async fn rehearsal_started() -> (World, String, bluegreen::poll::Started, Vec<String>) {
     let world = World::build().await;
     let mut config = world.config();
     config.database.rehearsal = true;
@@ -189,6 +190,12 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
     let rehearsal = world
         .tasks_started_by(&naming::started_by(&id, "rehearsal"))
         .await;
+    (world, id, started, rehearsal)
+}
+
+#[tokio::test]
+async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_migration() {
+    let (world, id, started, rehearsal) = rehearsal_started().await;
     assert_eq!(rehearsal.len(), 1);
     assert!(
         world
@@ -227,21 +234,8 @@ async fn a_rehearsal_runs_on_the_clone_first_and_its_failure_stops_production_mi
 /// its whole timeout, counted from its own start (issue 21, item 4).
 #[tokio::test]
 async fn a_slow_rehearsal_leaves_the_production_migration_its_whole_timeout() {
-    let world = World::build().await;
-    let mut config = world.config();
-    config.database.rehearsal = true;
-    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
-        identifier: "shop-db".into(),
-    });
-    let timeout = config.migration.as_ref().unwrap().timeout_seconds as i64;
-    world.put_config(&config).await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    launch(&world, &id).await;
-    let started = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
-    let rehearsal = world
-        .tasks_started_by(&naming::started_by(&id, "rehearsal"))
-        .await;
+    let (world, id, started, rehearsal) = rehearsal_started().await;
+    let timeout = world.config().migration.unwrap().timeout_seconds as i64;
     // The rehearsal exits 0 just before the timeout; the production migration starts then.
     world.advance(chrono::Duration::seconds(timeout - 10));
     world

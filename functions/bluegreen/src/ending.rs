@@ -20,7 +20,7 @@ use crate::maintenance;
 use crate::migration::{self, Progress, Run};
 use crate::notify;
 use crate::record::StepOutcome;
-use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState};
+use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState, TrackedTask};
 use crate::routing;
 use crate::steps::FailureInput;
 use crate::steps::registry::ABORT;
@@ -144,34 +144,8 @@ async fn rollback_migration(
         return Ok(RollbackMigration::Done(String::new()));
     };
     let production = migration::settled_production(ctx, deployment).await?;
-    match production.as_ref().map(|m| (m.state, m.detail.as_str())) {
-        None => {
-            return Ok(RollbackMigration::Done(
-                "production schema untouched (the production migration never ran)".into(),
-            ));
-        }
-        Some((TaskState::NeverRan, detail)) => {
-            return Ok(RollbackMigration::Done(format!(
-                "production schema untouched (the production migration never started: {detail})"
-            )));
-        }
-        // A schema that may be half-migrated is what needs-attention is for: the lock stays,
-        // so the next push does not migrate an unknown schema (and a rollback command could
-        // revert an earlier, good migration, so none is run).
-        Some((TaskState::Failed, detail)) => {
-            return Ok(RollbackMigration::Failed(format!(
-                "the production migration did not finish cleanly ({detail}); it may have partly \
-                 applied — no rollback command was run; check production's schema"
-            )));
-        }
-        Some((TaskState::Running, _)) => {
-            return Ok(RollbackMigration::Failed(
-                "the production migration is recorded running and ECS does not report it \
-                 stopped: production's schema is unknown — no rollback command was run"
-                    .into(),
-            ));
-        }
-        Some((TaskState::Succeeded, _)) => {}
+    if let Some(verdict) = schema_verdict(production.as_ref()) {
+        return Ok(verdict);
     }
     let Some(command) = &migration.rollback_command else {
         return Ok(RollbackMigration::Done(
@@ -180,6 +154,42 @@ async fn rollback_migration(
                 .into(),
         ));
     };
+    run_rollback_command(ctx, deployment, command).await
+}
+
+/// What an ending concludes about production's schema before any rollback command, from
+/// the settled production migration: `None` when it succeeded (the rollback command decides).
+fn schema_verdict(production: Option<&TrackedTask>) -> Option<RollbackMigration> {
+    Some(match production.map(|m| (m.state, m.detail.as_str())) {
+        None => RollbackMigration::Done(
+            "production schema untouched (the production migration never ran)".into(),
+        ),
+        Some((TaskState::NeverRan, detail)) => RollbackMigration::Done(format!(
+            "production schema untouched (the production migration never started: {detail})"
+        )),
+        // A schema that may be half-migrated is what needs-attention is for: the lock stays,
+        // so the next push does not migrate an unknown schema (and a rollback command could
+        // revert an earlier, good migration, so none is run).
+        Some((TaskState::Failed, detail)) => RollbackMigration::Failed(format!(
+            "the production migration did not finish cleanly ({detail}); it may have partly \
+             applied — no rollback command was run; check production's schema"
+        )),
+        Some((TaskState::Running, _)) => RollbackMigration::Failed(
+            "the production migration is recorded running and ECS does not report it \
+             stopped: production's schema is unknown — no rollback command was run"
+                .into(),
+        ),
+        Some((TaskState::Succeeded, _)) => return None,
+    })
+}
+
+/// Runs `command` as the tracked rollback migration on production's database (never on a
+/// clone), and reports where it stands.
+async fn run_rollback_command(
+    ctx: &Context,
+    deployment: &Deployment,
+    command: &[String],
+) -> StepResult<RollbackMigration> {
     let task_definition = deployment
         .task_definitions
         .production
@@ -366,15 +376,36 @@ pub(crate) async fn end(
             }
         }
     };
+    notify_ended(ctx, deployment, status, &detail, failure.as_deref()).await;
+    info!(deployment_id = %deployment.deployment_id, ?status, next = ?next, "deployment ended");
+    Ok(Ended {
+        deployment_id: deployment.deployment_id.clone(),
+        status,
+        next_deployment: next,
+        detail,
+        wait: None,
+    })
+}
+
+/// Tells people how the deployment ended (a needs-attention notice says where production
+/// traffic is and the command that releases the service). The deployment has ended either way:
+/// a lost notification is logged, never an error.
+async fn notify_ended(
+    ctx: &Context,
+    deployment: &Deployment,
+    status: Status,
+    detail: &str,
+    failure: Option<&str>,
+) {
     let notice = match status {
         Status::Succeeded => notify::Notice::Succeeded,
         Status::Aborted => notify::Notice::Aborted,
         Status::NeedsAttention => notify::Notice::NeedsAttention,
         _ => notify::Notice::RolledBack,
     };
-    let mut message = match &failure {
+    let mut message = match failure {
         Some(f) => format!("{detail}\nCause: {f}"),
-        None => detail.clone(),
+        None => detail.to_owned(),
     };
     if status == Status::NeedsAttention {
         crate::metrics::needs_attention(&deployment.service, &deployment.deployment_id, ctx.now());
@@ -391,17 +422,8 @@ pub(crate) async fn end(
         ));
     }
     if let Err(e) = notify::outcome(ctx, deployment, notice, &message).await {
-        // The deployment has ended either way; a lost notification must not undo that.
         warn!(error = %e, "could not publish the outcome");
     }
-    info!(deployment_id = %deployment.deployment_id, ?status, next = ?next, "deployment ended");
-    Ok(Ended {
-        deployment_id: deployment.deployment_id.clone(),
-        status,
-        next_deployment: next,
-        detail,
-        wait: None,
-    })
 }
 
 /// The abort's fence: sets the abort mark if absent and reads the record again. `Err` is the

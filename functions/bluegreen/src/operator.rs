@@ -428,6 +428,64 @@ pub struct Retried {
     pub next_deployment: Option<String>,
 }
 
+/// Which ending a retry re-runs, and the status it resumes from: finish after a good bake,
+/// rollback once traffic moved, abort before.
+fn ending_to_retry(deployment: &Deployment) -> (&'static str, Status) {
+    if deployment.has_outcome(BAKE.name, StepOutcome::Succeeded) {
+        (FINISH.name, Status::Baking)
+    } else if deployment.switched_at.is_some() {
+        (ROLLBACK.name, Status::Baking)
+    } else {
+        (ABORT.name, Status::Preprod)
+    }
+}
+
+/// Runs `ending` until it has ended, waiting in-process (as the state machine would) while it
+/// asks to, up to `wait_limit`; an ending that fails for good leaves the deployment needing
+/// attention with the cause.
+async fn run_ending_to_its_end(
+    ctx: &Context,
+    ending: &str,
+    operator: &str,
+    input: &FailureInput,
+    wait_limit: std::time::Duration,
+) -> StepResult<crate::steps::Ended> {
+    let deployment_id = &input.deployment_id;
+    let started = tokio::time::Instant::now();
+    loop {
+        let result = match ending {
+            e if e == FINISH.name => {
+                finish::run(
+                    ctx,
+                    &DeploymentRef {
+                        deployment_id: deployment_id.to_owned(),
+                    },
+                )
+                .await
+            }
+            e if e == ROLLBACK.name => rollback::run(ctx, input).await,
+            _ => abort::run(ctx, input).await,
+        };
+        let deployment = Records::new(ctx).get(deployment_id).await?;
+        match result {
+            Ok(ended) => match &ended.wait {
+                Some(wait) if started.elapsed() < wait_limit => {
+                    tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
+                }
+                _ => return Ok(ended),
+            },
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                let cause = CaughtError {
+                    error: e.name().into(),
+                    cause: format!("{ending} retried by {operator}: {e}"),
+                };
+                return reconcile::needs_attention(ctx, &deployment, &cause).await;
+            }
+        }
+    }
+}
+
 /// Runs the ending of a deployment that needs attention once more, after a person fixed what
 /// stopped it (pointed a slot back at production's database, restored a permission, …): finish
 /// if its bake succeeded, rollback if traffic moved, else abort. The ending decides from AWS
@@ -462,13 +520,7 @@ pub async fn retry(
             holder.as_deref().unwrap_or("nobody")
         )));
     }
-    let (ending, resume) = if deployment.has_outcome(BAKE.name, StepOutcome::Succeeded) {
-        (FINISH.name, Status::Baking)
-    } else if deployment.switched_at.is_some() {
-        (ROLLBACK.name, Status::Baking)
-    } else {
-        (ABORT.name, Status::Preprod)
-    };
+    let (ending, resume) = ending_to_retry(&deployment);
     // The operator re-opens an ending: an ending's write (an abort requested earlier does
     // not stop it).
     records
@@ -489,40 +541,7 @@ pub async fn retry(
             cause: format!("{ending} retried by {operator}"),
         }),
     };
-    let started = tokio::time::Instant::now();
-    let ended = loop {
-        let result = match ending {
-            e if e == FINISH.name => {
-                finish::run(
-                    ctx,
-                    &DeploymentRef {
-                        deployment_id: deployment_id.to_owned(),
-                    },
-                )
-                .await
-            }
-            e if e == ROLLBACK.name => rollback::run(ctx, &input).await,
-            _ => abort::run(ctx, &input).await,
-        };
-        let deployment = records.get(deployment_id).await?;
-        match result {
-            Ok(ended) => match &ended.wait {
-                // An operator command waits in-process, as the state machine would.
-                Some(wait) if started.elapsed() < wait_limit => {
-                    tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
-                }
-                _ => break ended,
-            },
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => {
-                let cause = CaughtError {
-                    error: e.name().into(),
-                    cause: format!("{ending} retried by {operator}: {e}"),
-                };
-                break reconcile::needs_attention(ctx, &deployment, &cause).await?;
-            }
-        }
-    };
+    let ended = run_ending_to_its_end(ctx, ending, operator, &input, wait_limit).await?;
     let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
     info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
     Ok(Retried {

@@ -62,15 +62,7 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let records = Records::new(ctx);
     if deployment.config.approval.policy == ApprovalPolicy::Auto {
-        if !deployment.has_outcome(STEP, StepOutcome::AutoApproved) {
-            records
-                .update(
-                    &deployment.deployment_id,
-                    Change::new().log(STEP, StepOutcome::AutoApproved, "policy auto", ctx.now()),
-                )
-                .await?;
-        }
-        return Ok(Requested::Automatic);
+        return auto_approved(ctx, &deployment).await;
     }
     let approval = match &deployment.approval {
         Some(existing) => existing.clone(),
@@ -135,6 +127,19 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
         expires_at: approval.expires_at,
         notified,
     })
+}
+
+/// `approval.policy = "auto"`: the request is answered at once, noted once on the timeline.
+async fn auto_approved(ctx: &Context, deployment: &Deployment) -> StepResult<Requested> {
+    if !deployment.has_outcome(STEP, StepOutcome::AutoApproved) {
+        Records::new(ctx)
+            .update(
+                &deployment.deployment_id,
+                Change::new().log(STEP, StepOutcome::AutoApproved, "policy auto", ctx.now()),
+            )
+            .await?;
+    }
+    Ok(Requested::Automatic)
 }
 
 /// A decision recorded before a retried request wrote its token went to the earlier token,

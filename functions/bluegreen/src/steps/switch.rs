@@ -133,6 +133,34 @@ pub fn schedule(shift: Option<&Shift>, elapsed: Duration) -> (i64, Option<Durati
     }
 }
 
+/// When the switch began: from the record, or now (written with the `switching` status, which
+/// an abort request fences out).
+async fn switched_at(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: crate::Slot,
+    now: DateTime<Utc>,
+) -> StepResult<DateTime<Utc>> {
+    if let Some(at) = deployment.switched_at {
+        return Ok(at);
+    }
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new()
+                .switched_at(now)
+                .status(Status::Switching)
+                .log(
+                    STEP,
+                    StepOutcome::TrafficMoving,
+                    format!("to {target}"),
+                    now,
+                ),
+        )
+        .await?;
+    Ok(now)
+}
+
 async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) -> StepResult<Poll> {
     let deployment = load_active(ctx, deployment_id).await?;
     let config = &deployment.config;
@@ -146,26 +174,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             detail: "waiting for the old DNS TTL to expire before switching".into(),
         });
     }
-    let switched_at = match deployment.switched_at {
-        Some(at) => at,
-        None => {
-            Records::new(ctx)
-                .update(
-                    deployment_id,
-                    Change::new()
-                        .switched_at(now)
-                        .status(Status::Switching)
-                        .log(
-                            STEP,
-                            StepOutcome::TrafficMoving,
-                            format!("to {target}"),
-                            now,
-                        ),
-                )
-                .await?;
-            now
-        }
-    };
+    let switched_at = switched_at(ctx, &deployment, target, now).await?;
     let shift = match &config.traffic {
         Traffic::Listener { shift, .. } => shift.as_ref(),
         Traffic::Dns { .. } => None,
