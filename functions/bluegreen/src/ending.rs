@@ -581,3 +581,49 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(state: TaskState, detail: &str) -> TrackedTask {
+        TrackedTask {
+            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/c/1".into(),
+            started_at: chrono::Utc::now(),
+            state,
+            detail: detail.into(),
+        }
+    }
+
+    fn words(verdict: Option<RollbackMigration>) -> (&'static str, String) {
+        match verdict {
+            None => ("run the rollback command", String::new()),
+            Some(RollbackMigration::Done(note)) => ("done", note),
+            Some(RollbackMigration::Failed(note)) => ("needs a person", note),
+            Some(RollbackMigration::Waiting(_)) => ("waiting", String::new()),
+        }
+    }
+
+    #[test]
+    fn only_a_schema_that_may_be_half_migrated_needs_a_person() {
+        assert_eq!(words(schema_verdict(None)).0, "done");
+        let never = tracked(TaskState::NeverRan, "TaskFailedToStart");
+        let (what, note) = words(schema_verdict(Some(&never)));
+        assert_eq!(what, "done");
+        assert!(note.contains("untouched"), "{note}");
+        let failed = tracked(TaskState::Failed, "exit code 3");
+        let (what, note) = words(schema_verdict(Some(&failed)));
+        assert_eq!(what, "needs a person");
+        assert!(
+            note.contains("exit code 3") && note.contains("partly"),
+            "{note}"
+        );
+        let running = tracked(TaskState::Running, "");
+        assert_eq!(words(schema_verdict(Some(&running))).0, "needs a person");
+        let succeeded = tracked(TaskState::Succeeded, "exit code 0");
+        assert_eq!(
+            words(schema_verdict(Some(&succeeded))).0,
+            "run the rollback command"
+        );
+    }
+}
