@@ -11,7 +11,8 @@ task-stopped route ends it.
 
   GET  /_bluegreen/network              default VPC id, two subnet ids, default security group id
   POST /_bluegreen/ecs/task-stopped     {"task_arn", "exit_code" (int|null), "stop_code", "reason"}
-  POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason"}
+  POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason",
+                                         "draining" (task definition ARNs still draining)}
   POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
   POST /_bluegreen/sns/published        {"topic_arn"} -> what was published to the topic
                                         (subject, message, message attributes)
@@ -173,7 +174,20 @@ def rollout(body):
             "rolloutStateReason": body.get("reason", f"set by test: {body['state']}"),
         }
     )
-    service.deployments = [primary]
+    # Older deployments ECS is still draining (their tasks not yet replaced): ACTIVE.
+    draining = [
+        {
+            "id": f"ecs-svc/draining-{i}",
+            "status": "ACTIVE",
+            "taskDefinition": td,
+            "desiredCount": 0,
+            "runningCount": running,
+            "pendingCount": 0,
+            "rolloutState": "COMPLETED",
+        }
+        for i, td in enumerate(body.get("draining", []))
+    ]
+    service.deployments = [primary] + draining
     return {"service": service.arn}
 
 

@@ -690,6 +690,23 @@ impl World {
             .await;
     }
 
+    /// The ECS scheduler reports the slot's primary deployment in `state` while older
+    /// deployments of `draining` (task definition ARNs) still replace their tasks.
+    pub async fn settle_draining(&self, slot: Slot, state: &str, draining: &[&str]) {
+        self.emulator
+            .control(
+                "POST",
+                "/_bluegreen/ecs/rollout",
+                json!({
+                    "cluster": CLUSTER,
+                    "service": format!("shop-{slot}"),
+                    "state": state,
+                    "draining": draining,
+                }),
+            )
+            .await;
+    }
+
     /// `n` tasks of the slot registered in its target group (ECS would do this).
     pub async fn register_targets(&self, slot: Slot, n: u8) {
         let tg = self.tg(slot);

@@ -233,6 +233,144 @@ async fn rollback_waits_for_the_rollback_migration_before_it_releases_the_lock()
     assert_eq!(rollbacks.len(), 1, "started once");
 }
 
+/// Issue 21, item 7: a rollback retried through the operator API, whose wait limit ends
+/// while the rollback migration still runs, is carried on by the reconciler's sweep — left
+/// alone while the retry's process may still run it, then waited for, then ended rolled back
+/// — never marked needs-attention (nor its lock handed on) while its migration runs.
+#[tokio::test]
+async fn a_retried_rollback_left_waiting_is_continued_by_the_sweep_never_marked() {
+    use bluegreen::record::{Change, Records};
+    use bluegreen::steps::reconcile::{self, Action, EndingFailure};
+    let world = World::build().await.with_topic();
+    with_rollback_command(&world).await;
+    let id = deploy_to_switch(&world).await;
+    // The rollback failed inside the execution (its listener write was denied): a person.
+    let failed = reconcile::ending_failed(
+        &world.ctx,
+        &EndingFailure {
+            deployment_id: id.clone(),
+            error: Some(bluegreen::steps::CaughtError {
+                error: "AwsAccessDenied".into(),
+                cause: "elasticloadbalancing:ModifyListener was denied".into(),
+            }),
+            state: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed.status, Status::NeedsAttention);
+    let notices_before = world.published().await.len();
+
+    // The person fixed the permission and retries through the API, whose wait is cut short.
+    let retried = operator::retry(&world.ctx, &id, "oncall", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        (retried.ending.as_str(), retried.status),
+        ("rollback", Status::Baking)
+    );
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    let task = record(&world, &id)
+        .await
+        .rollback_migration
+        .expect("the rollback migration started")
+        .task_arn;
+
+    // While the retry's process may still run the ending, the sweep leaves it alone.
+    let mut resumed = record(&world, &id)
+        .await
+        .resumed
+        .expect("the retry is recorded");
+    assert!(
+        resumed.until <= world.now(),
+        "the retry handed the ending over"
+    );
+    resumed.until = world.now() + chrono::Duration::minutes(5);
+    Records::new(&world.ctx)
+        .update_ending(&id, Change::new().resumed(&resumed))
+        .await
+        .unwrap();
+    let left = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(left.action, Action::Nothing, "{left:?}");
+
+    // Past that bound the sweep continues the rollback: it waits for the migration.
+    world.advance(chrono::Duration::minutes(6));
+    let waiting = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(waiting.action, Action::Waiting, "{waiting:?}");
+    let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+    assert_eq!(
+        lock.holder, id,
+        "the lock stays while the schema is reverted"
+    );
+    assert!(lock.needs_attention.is_none(), "not marked: {lock:?}");
+    assert_eq!(record(&world, &id).await.status, Status::Baking);
+    assert_eq!(
+        world.published().await.len(),
+        notices_before,
+        "nobody told to unlock"
+    );
+
+    // The rollback migration exits 0: the next sweep ends it rolled back, the service free.
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let ended = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(ended.action, Action::Ended, "{ended:?}");
+    let deployment = record(&world, &id).await;
+    assert_eq!(deployment.status, Status::RolledBack);
+    assert_eq!(
+        deployment.rollback_migration.map(|t| t.state),
+        Some(TaskState::Succeeded)
+    );
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    let (_, green_count, _) = world.service(Slot::Green).await;
+    assert_eq!(green_count, 0, "the failed slot is scaled down");
+    let rollbacks = world
+        .tasks_started_by(&bluegreen::naming::started_by(&id, "rollback"))
+        .await;
+    assert_eq!(rollbacks.len(), 1, "the rollback migration ran once");
+    let subjects = world.published_subjects().await;
+    let since_the_retry = &subjects[notices_before..];
+    assert!(
+        since_the_retry.len() == 1 && since_the_retry[0].contains("rolled back"),
+        "{since_the_retry:?}"
+    );
+}
+
+/// A rollback whose execution died while it waited for its rollback migration (stopped,
+/// timed out) is continued by the sweep — it had chosen its ending — not handed to a person
+/// while the migration still reverts the schema.
+#[tokio::test]
+async fn a_rollback_whose_execution_died_while_its_migration_ran_is_continued_by_the_sweep() {
+    use bluegreen::steps::reconcile::{self, Action};
+    let world = World::build().await.with_topic();
+    with_rollback_command(&world).await;
+    let id = deploy_to_switch(&world).await;
+    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(waiting.wait.is_some());
+    // No execution runs any more (this world has no deployment machine: `Missing`).
+    let swept = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(swept.action, Action::Waiting, "{swept:?}");
+    let lock = Locks::new(&world.ctx).read("shop").await.unwrap().unwrap();
+    assert!(lock.needs_attention.is_none(), "{lock:?}");
+    let task = record(&world, &id)
+        .await
+        .rollback_migration
+        .unwrap()
+        .task_arn;
+    world
+        .stop_task(&task, Some(0), "EssentialContainerExited")
+        .await;
+    let ended = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(ended.action, Action::Ended, "{ended:?}");
+    assert_eq!(record(&world, &id).await.status, Status::RolledBack);
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+}
+
 #[tokio::test]
 async fn a_failed_rollback_migration_needs_attention_and_keeps_the_lock() {
     let world = World::build().await.with_topic();

@@ -78,6 +78,42 @@ pub async fn unmark_slot(ctx: &Context, cluster: &str, service: &str) -> StepRes
         .await
 }
 
+/// The slot marks (`bluegreen:deployment-id`, `bluegreen:role`, `bluegreen:expires-at`) a slot's
+/// service carries now; empty when it is not marked (a live or idle slot).
+pub async fn slot_marks(
+    ctx: &Context,
+    service: &ServiceState,
+) -> StepResult<std::collections::BTreeMap<String, String>> {
+    let tags = ctx.ports.compute.tags_of(&service.arn).await?;
+    let marks: std::collections::BTreeMap<String, String> = tags
+        .into_iter()
+        .filter(|(key, _)| [TAG_DEPLOYMENT, TAG_ROLE, TAG_EXPIRES].contains(&key.as_str()))
+        .collect();
+    // Only a slot with a role is marked; a deployment tag alone is what `mark_slot` leaves
+    // after `unmark_slot`.
+    Ok(if marks.contains_key(TAG_ROLE) {
+        marks
+    } else {
+        Default::default()
+    })
+}
+
+/// Puts back the slot marks [`slot_marks`] read (a warm slot's role and expiry), or clears
+/// them when there were none.
+pub async fn restore_slot_marks(
+    ctx: &Context,
+    cluster: &str,
+    service: &str,
+    marks: &std::collections::BTreeMap<String, String>,
+) -> StepResult<()> {
+    if marks.is_empty() {
+        return unmark_slot(ctx, cluster, service).await;
+    }
+    let described = describe_service(ctx, cluster, service).await?;
+    let tags: Vec<(String, String)> = marks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    ctx.ports.compute.tag_resource(&described.arn, &tags).await
+}
+
 /// The latest revision of `family` if it carries every tag in `tags`: how a retry finds the
 /// revision an earlier attempt registered (its response may have been lost).
 pub async fn latest_revision_tagged(

@@ -20,7 +20,9 @@ use crate::maintenance;
 use crate::migration::{self, Progress, Run};
 use crate::notify;
 use crate::record::StepOutcome;
-use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState, TrackedTask};
+use crate::record::{
+    Change, CloneKind, Deployment, PreprodState, Records, Status, TaskState, TrackedTask,
+};
 use crate::routing;
 use crate::steps::FailureInput;
 use crate::steps::registry::ABORT;
@@ -509,6 +511,41 @@ async fn stopped_tasks_settled(
     Ok(Ok(None))
 }
 
+/// A pre-prod slot put back to a running count (a warm slot) keeps its pre-prod tasks until
+/// ECS has replaced them: their deployment drains, still naming the pre-prod revision (in
+/// isolated mode, the clone). The clone is deleted only after that, or the guard that keeps
+/// running slots' databases would (rightly) see it in use and make the abort need a person.
+/// `Err` is the answer to give while waiting; the wait is bounded by the launch timeout from
+/// the abort request, after which the ending goes on (and the guard decides).
+async fn preprod_drained(
+    ctx: &Context,
+    deployment: &Deployment,
+    preprod: &PreprodState,
+) -> StepResult<Result<(), Ended>> {
+    if preprod.previous_desired_count == 0 || deployment.clones.is_empty() {
+        return Ok(Ok(()));
+    }
+    let config = &deployment.config;
+    let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
+    let draining = service
+        .deployments
+        .iter()
+        .any(|d| d.task_definition.as_deref() == Some(&preprod.task_definition_arn));
+    let asked = deployment
+        .abort_requested
+        .as_ref()
+        .map_or_else(|| ctx.now(), |r| r.at);
+    let bound = asked + Duration::seconds(config.preprod.launch_timeout_seconds as i64);
+    if !draining || ctx.now() >= bound {
+        return Ok(Ok(()));
+    }
+    let detail = format!(
+        "waiting for {} to replace its pre-prod tasks before the clone is deleted",
+        preprod.service
+    );
+    Ok(Err(Ended::waiting(deployment, detail, bound)))
+}
+
 /// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
 /// (which aborts a deployment whose execution died before the switch).
 pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
@@ -550,11 +587,21 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             preprod.previous_desired_count,
         )
         .await?;
-        ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
+        // A warm slot stays warm, with its own expiry: teardown scales it down in time.
+        ecs::restore_slot_marks(
+            ctx,
+            &config.cluster,
+            &preprod.service,
+            &preprod.previous_marks,
+        )
+        .await?;
         done.push(format!(
             "{} back to {} task(s) of its previous revision",
             preprod.service, preprod.previous_desired_count
         ));
+        if let Err(waiting) = preprod_drained(ctx, &deployment, preprod).await? {
+            return Ok(waiting);
+        }
     }
     // Stopped tasks are recorded by now; read what the record says about production's schema.
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;

@@ -392,6 +392,24 @@ impl<'a> Locks<'a> {
         Ok(matches!(written, Written::Applied(_)))
     }
 
+    /// Clears the needs-attention mark of the lock held by `deployment_id`, when a person
+    /// re-runs its ending (`retry`): it is in progress again, and sets the mark anew if it
+    /// ends needing attention again. Changes nothing on a lock one does not hold.
+    pub async fn clear_needs_attention(
+        &self,
+        service: &str,
+        deployment_id: &str,
+    ) -> StepResult<bool> {
+        let written = self
+            .update_if(
+                service,
+                vec![Update::Remove(Path::of("needs_attention"))],
+                is("deployment_id", deployment_id),
+            )
+            .await?;
+        Ok(matches!(written, Written::Applied(_)))
+    }
+
     /// Releases the lock held by `holder`. If a deployment is queued, the lock passes to it
     /// instead and its id is returned, so no other push can slip in between. Releasing a lock
     /// one no longer holds changes nothing and returns `None`.

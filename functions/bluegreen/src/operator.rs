@@ -21,12 +21,12 @@ use crate::fence;
 use crate::lock::{Acquire, Locks};
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
-use crate::record::{Change, Deployment, Records, Status};
+use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
 use crate::routing;
 use crate::slot::Slot;
 use crate::steps::reconcile;
 use crate::steps::registry::{ABORT, BAKE, FINISH, ROLLBACK};
-use crate::steps::{CaughtError, DeploymentRef, FailureInput, abort, finish, rollback};
+use crate::steps::{CaughtError, FailureInput};
 
 const STEP: &str = "manual_rollback";
 
@@ -410,6 +410,10 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
 /// run by the CLI itself (on an emulator: a person at a terminal can wait for a long one).
 pub const RETRY_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3 * 60 * 60);
 
+/// Added to a retry's wait limit for the bound on its process: one pass of the ending may
+/// begin just before the limit (the operator API's 12 minutes + this = its function's 15).
+const RETRY_PASS_MARGIN_SECONDS: i64 = 3 * 60;
+
 /// What `bluegreen retry` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retried {
@@ -442,46 +446,48 @@ fn ending_to_retry(deployment: &Deployment) -> (&'static str, Status) {
 
 /// Runs `ending` until it has ended, waiting in-process (as the state machine would) while it
 /// asks to, up to `wait_limit`; an ending that fails for good leaves the deployment needing
-/// attention with the cause.
+/// attention with the cause. An ending still waiting at the limit is handed to the
+/// reconciler's sweep (the record's `resumed.until` brought forward to now), which continues
+/// it from then on.
 async fn run_ending_to_its_end(
     ctx: &Context,
     ending: &str,
-    operator: &str,
     input: &FailureInput,
     wait_limit: std::time::Duration,
 ) -> StepResult<crate::steps::Ended> {
-    let deployment_id = &input.deployment_id;
     let started = tokio::time::Instant::now();
     loop {
-        let result = match ending {
-            e if e == FINISH.name => {
-                finish::run(
-                    ctx,
-                    &DeploymentRef {
-                        deployment_id: deployment_id.to_owned(),
-                    },
-                )
-                .await
-            }
-            e if e == ROLLBACK.name => rollback::run(ctx, input).await,
-            _ => abort::run(ctx, input).await,
+        let ended = reconcile::run_ending_once(ctx, ending, input).await?;
+        let Some(wait) = &ended.wait else {
+            return Ok(ended);
         };
-        let deployment = Records::new(ctx).get(deployment_id).await?;
-        match result {
-            Ok(ended) => match &ended.wait {
-                Some(wait) if started.elapsed() < wait_limit => {
-                    tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
-                }
-                _ => return Ok(ended),
-            },
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => {
-                let cause = CaughtError {
-                    error: e.name().into(),
-                    cause: format!("{ending} retried by {operator}: {e}"),
-                };
-                return reconcile::needs_attention(ctx, &deployment, &cause).await;
-            }
+        let wait = std::time::Duration::from_secs(wait.seconds);
+        if started.elapsed() + wait > wait_limit {
+            hand_over_to_the_sweep(ctx, &input.deployment_id).await;
+            return Ok(ended);
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Tells the reconciler's sweep that no retry process carries the deployment's ending on any
+/// more. A failure is only logged: the sweep then waits for the retry's recorded bound.
+async fn hand_over_to_the_sweep(ctx: &Context, deployment_id: &str) {
+    let records = Records::new(ctx);
+    let handed = async {
+        let current = records.get(deployment_id).await?;
+        let Some(mut resumed) = current.resumed else {
+            return Ok(());
+        };
+        resumed.until = ctx.now();
+        records
+            .update_ending(deployment_id, Change::new().resumed(&resumed))
+            .await
+    };
+    match handed.await {
+        Ok(()) | Err(StepError::DeploymentEnded { .. }) => {}
+        Err(e) => {
+            warn!(%deployment_id, error = %e, "could not hand the retried ending to the sweep")
         }
     }
 }
@@ -521,18 +527,32 @@ pub async fn retry(
         )));
     }
     let (ending, resume) = ending_to_retry(&deployment);
+    let now = ctx.now();
+    // While this process may still run the ending, the reconciler's sweep leaves it alone
+    // (two runs of one ending at once would race each other); past it, the sweep continues it.
+    let resumed = ResumedEnding {
+        ending: ending.to_owned(),
+        by: operator.to_owned(),
+        at: now,
+        until: now
+            + Duration::from_std(wait_limit).unwrap_or(Duration::days(1))
+            + Duration::seconds(RETRY_PASS_MARGIN_SECONDS),
+    };
     // The operator re-opens an ending: an ending's write (an abort requested earlier does
     // not stop it).
     records
         .update_ending(
             deployment_id,
-            Change::new().status(resume).log(
+            Change::new().status(resume).resumed(&resumed).log(
                 "retry",
                 StepOutcome::Started,
                 format!("{operator} re-runs {ending}"),
-                ctx.now(),
+                now,
             ),
         )
+        .await?;
+    Locks::new(ctx)
+        .clear_needs_attention(&deployment.service, deployment_id)
         .await?;
     let input = FailureInput {
         deployment_id: deployment_id.to_owned(),
@@ -541,7 +561,7 @@ pub async fn retry(
             cause: format!("{ending} retried by {operator}"),
         }),
     };
-    let ended = run_ending_to_its_end(ctx, ending, operator, &input, wait_limit).await?;
+    let ended = run_ending_to_its_end(ctx, ending, &input, wait_limit).await?;
     let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
     info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
     Ok(Retried {

@@ -8,6 +8,8 @@
 //! status, and all records newest first. Nothing here scans, so `history`, `status` and the
 //! console cost the same with ten records or ten million.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -215,6 +217,11 @@ pub struct PreprodState {
     pub previous_desired_count: i32,
     /// The desired count launch set.
     pub desired_count: i32,
+    /// The service's slot marks before launch re-marked it as pre-prod (`bluegreen:role`,
+    /// `bluegreen:expires-at`, `bluegreen:deployment-id` — a warm slot's): an abort puts them back,
+    /// so the scheduled teardown still scales a warm slot down when its time is up.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous_marks: BTreeMap<String, String>,
 }
 
 /// A database clone made for this deployment.
@@ -427,6 +434,25 @@ pub struct Deployment {
     /// only after it (see `fence`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inflight: Option<Inflight>,
+    /// The ending an operator re-ran with `retry` (see `operator::retry`), once one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<ResumedEnding>,
+}
+
+/// An ending an operator re-ran with `retry`. The retry carries it on in its own process
+/// until `until`; after that the reconciler's sweep continues it (it never guesses another
+/// ending for it, and never marks it needing attention while it is merely waiting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResumedEnding {
+    /// `abort`, `rollback` or `finish`.
+    pub ending: String,
+    /// The operator.
+    pub by: String,
+    /// When the retry started.
+    pub at: DateTime<Utc>,
+    /// Until when the retry's own process may still run the ending: its wait limit plus a
+    /// margin, brought forward to the moment it hands a waiting ending over.
+    pub until: DateTime<Utc>,
 }
 
 /// Who asked for an abort, and when.
@@ -574,6 +600,11 @@ impl Change {
     /// Sets [`Deployment::abort_requested`].
     pub fn abort_requested(self, request: &AbortRequest) -> Self {
         self.set(ABORT_REQUESTED, request)
+    }
+
+    /// Sets [`Deployment::resumed`].
+    pub fn resumed(self, resumed: &ResumedEnding) -> Self {
+        self.set("resumed", resumed)
     }
 
     /// Sets [`Deployment::inflight`].

@@ -38,6 +38,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             .await?;
             let idle = ecs::describe_service(ctx, &config.cluster, idle_name).await?;
             let task_definition_arn = revisions::ensure(ctx, &deployment, Purpose::Preprod).await?;
+            let previous_marks = ecs::slot_marks(ctx, &idle).await?;
             let state = PreprodState {
                 service: idle_name.clone(),
                 task_definition_arn,
@@ -47,6 +48,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
                     .preprod
                     .desired_count
                     .unwrap_or(live.desired_count.max(1)),
+                previous_marks,
             };
             // Recorded before the service changes, so abort can always put it back.
             Records::new(ctx)

@@ -8,6 +8,8 @@
 //! | holder's record                          | action                                          |
 //! |------------------------------------------|-------------------------------------------------|
 //! | before the switch (preparing … promoting)| abort (pre-prod restored, clones removed)       |
+//! | an ending already chosen (an operator's  | continue it, once a retry's own process is past |
+//! | `retry`, a rollback under way)           | its bound (waits, ends, or needs attention)     |
 //! | switching or baking (traffic may move)   | needs attention (a person decides)              |
 //! | queued or preparing, never started       | start its execution                             |
 //! | ended, lock not released                 | release / hand over, start the next             |
@@ -36,6 +38,8 @@ use crate::record::{Deployment, Records, Status};
 
 use super::{CaughtError, FailureInput};
 use crate::ending::{self, Ended};
+
+use super::registry::{ABORT, FINISH, ROLLBACK};
 
 const STEP: &str = super::registry::RECONCILE.name;
 
@@ -74,8 +78,12 @@ pub enum Action {
     Nothing,
     /// The holder was aborted (production untouched).
     Aborted,
-    /// The abort is waiting for a rollback migration; the next sweep continues it.
+    /// The holder's ending is waiting (for a step in flight, a migration, cached DNS
+    /// answers); the next sweep continues it.
     Waiting,
+    /// The holder's ending already chosen (an operator's retry, a rollback under way) was
+    /// continued and has ended: rolled back or succeeded (`detail` says how).
+    Ended,
     /// The holder ended needing a person; the lock stays held and marked.
     NeedsAttention,
     /// The lock was released (or handed to the queued deployment).
@@ -341,6 +349,16 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
         done.started = Some(holder);
         return Ok(done);
     }
+    if let Some(resumed) = deployment.resumed.as_ref().filter(|r| r.until > ctx.now()) {
+        return Ok(answer(
+            Some(&holder),
+            Action::Nothing,
+            format!(
+                "{} re-runs its {} (retry at {}); the sweep continues it after {}",
+                resumed.by, resumed.ending, resumed.at, resumed.until
+            ),
+        ));
+    }
     let cause = CaughtError {
         error: "ExecutionEnded".into(),
         cause: format!(
@@ -348,15 +366,24 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             deployment.status
         ),
     };
-    let ended = if traffic_may_have_moved(&deployment) {
-        needs_attention(ctx, &deployment, &cause).await?
-    } else {
-        abort_or_attention(ctx, &deployment, cause).await?
+    let ended = match chosen_ending(&deployment) {
+        Some(ending) => {
+            let input = FailureInput {
+                deployment_id: holder.clone(),
+                error: Some(cause),
+            };
+            run_ending_once(ctx, ending, &input).await?
+        }
+        None if traffic_may_have_moved(&deployment) => {
+            needs_attention(ctx, &deployment, &cause).await?
+        }
+        None => abort_or_attention(ctx, &deployment, cause).await?,
     };
     let action = match (&ended.wait, ended.status) {
         (Some(_), _) => Action::Waiting,
         (None, Status::NeedsAttention) => Action::NeedsAttention,
-        (None, _) => Action::Aborted,
+        (None, Status::Aborted) => Action::Aborted,
+        (None, _) => Action::Ended,
     };
     let mut done = answer(Some(&holder), action, ended.detail.clone());
     done.started = start_next(ctx, ended.next_deployment).await?;
@@ -368,6 +395,63 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
 /// rolling back, the reconciler will not guess.
 fn traffic_may_have_moved(deployment: &Deployment) -> bool {
     matches!(deployment.status, Status::Switching | Status::Baking)
+}
+
+/// The ending already chosen for a deployment whose execution is gone, which the reconciler
+/// continues rather than guessing: the one an operator re-ran with `retry`, or a rollback that
+/// had begun (traffic going back, its rollback migration started). Continuing it is what the
+/// execution would have done; marking it needs-attention while it merely waits (for cached
+/// DNS answers, for its rollback migration) would hand a person a deployment still changing.
+fn chosen_ending(deployment: &Deployment) -> Option<&str> {
+    if let Some(resumed) = &deployment.resumed {
+        return Some(match resumed.ending.as_str() {
+            e if e == FINISH.name => FINISH.name,
+            e if e == ROLLBACK.name => ROLLBACK.name,
+            _ => ABORT.name,
+        });
+    }
+    let rolling_back = deployment.rollback_migration.is_some()
+        || super::started_at(deployment, ROLLBACK.name).is_some();
+    (traffic_may_have_moved(deployment) && rolling_back).then_some(ROLLBACK.name)
+}
+
+/// Runs `ending` (`finish`, `rollback` or `abort`) once, as the execution would: its answer
+/// may ask to wait (the caller comes back). An ending that fails for good makes the
+/// deployment need attention with the cause (never a retry loop); a transient failure is
+/// returned for the caller's retry.
+pub(crate) async fn run_ending_once(
+    ctx: &Context,
+    ending: &str,
+    input: &FailureInput,
+) -> StepResult<Ended> {
+    let result = match ending {
+        e if e == FINISH.name => {
+            super::finish::run(
+                ctx,
+                &super::DeploymentRef {
+                    deployment_id: input.deployment_id.clone(),
+                },
+            )
+            .await
+        }
+        e if e == ROLLBACK.name => super::rollback::run(ctx, input).await,
+        _ => ending::abort(ctx, input).await,
+    };
+    match result {
+        Ok(ended) => Ok(ended),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(e) => {
+            let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+            if deployment.status.is_terminal() {
+                return Ok(Ended::of(&deployment));
+            }
+            let cause = CaughtError {
+                error: e.name().into(),
+                cause: format!("{ending} after {}: {e}", input.describe()),
+            };
+            needs_attention(ctx, &deployment, &cause).await
+        }
+    }
 }
 
 /// Aborts as the execution's Catch would have; an abort that cannot finish makes the
