@@ -341,3 +341,70 @@ async fn a_decision_from_a_clock_behind_the_request_is_never_recorded_before_it(
         approval.requested_at
     );
 }
+
+/// Issue 21, item 9: a request whose first attempt opened the window and failed before it
+/// notified anyone, decided in between (the console lists it): the retried request sends the
+/// decision on and does not tell approvers "approval requested" for a decided deployment.
+#[tokio::test]
+async fn a_retried_request_does_not_ask_approvers_about_a_deployment_already_decided() {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let world = World::build().await.with_topic();
+    let id = healthy(&world).await;
+    let unavailable = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .error(|| {
+            aws_sdk_sns::operation::publish::PublishError::AuthorizationErrorException(
+                aws_sdk_sns::types::error::AuthorizationErrorException::builder()
+                    .message("not allowed to publish")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    let failing = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&unavailable)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    });
+    let first = RequestInput {
+        deployment_id: id.clone(),
+        task_token: "token-first".into(),
+    };
+    approval::request(&failing, &first).await.unwrap_err();
+    // (The mock answers after the call reached SNS: the first approver's message went out.)
+    let before = world.published().await.len();
+    assert_eq!(record(&world, &id).await.status, Status::AwaitingApproval);
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+
+    let retried = RequestInput {
+        deployment_id: id.clone(),
+        task_token: "token-retried".into(),
+    };
+    let answer = approval::request(&world.ctx, &retried).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            Requested::Pending {
+                notified: false,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    let published = world.published().await;
+    assert_eq!(published.len(), before, "{published:?}");
+    let approval = record(&world, &id).await.approval.unwrap();
+    assert_eq!(
+        approval.decision,
+        Some(bluegreen::record::Verdict::Approved)
+    );
+}

@@ -84,16 +84,13 @@ async fn rollback_of_an_unknown_deployment_is_a_typed_error() {
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
 }
 
-/// DNS mode: the weights go back at once, but resolvers keep the failed slot's answer for up
-/// to the switch TTL; the failed slot keeps its tasks until then, and is scaled down after.
-#[tokio::test]
-async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
-    let world = World::build().await.with_topic();
+/// A DNS-mode deployment switched to green; returns its id and green's task count.
+async fn switched_by_dns(world: &World) -> (String, i32) {
     world.put_config(&world.dns_config()).await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    launch(&world, &id).await;
-    health(&world, &id).await.unwrap();
-    approve(&world, &id).await;
+    let id = prepare_push(world, "v2", "event-1").await;
+    launch(world, &id).await;
+    health(world, &id).await.unwrap();
+    approve(world, &id).await;
     let started = bluegreen::steps::switch::start(&world.ctx, &id_ref(&id))
         .await
         .unwrap();
@@ -104,6 +101,15 @@ async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
     assert_eq!(world.production_dns().await.live().unwrap(), Slot::Green);
     let serving = world.service(Slot::Green).await.1;
     assert!(serving > 0);
+    (id, serving)
+}
+
+/// DNS mode: the weights go back at once, but resolvers keep the failed slot's answer for up
+/// to the switch TTL; the failed slot keeps its tasks until then, and is scaled down after.
+#[tokio::test]
+async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
+    let world = World::build().await.with_topic();
+    let (id, serving) = switched_by_dns(&world).await;
 
     let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
         .await
@@ -134,6 +140,107 @@ async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
     assert_eq!(world.service(Slot::Green).await.1, serving);
 
     world.advance(chrono::Duration::seconds(21));
+    let done = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::RolledBack, "{}", done.detail);
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+    assert_eq!(world.lock_holder().await, None);
+}
+
+/// DNS mode: the TTL starts to count only once Route 53 serves the weights back everywhere
+/// (INSYNC): while the change is PENDING the failed slot keeps its tasks however long that
+/// takes, and the switch TTL is counted from the moment it is seen INSYNC.
+#[tokio::test]
+async fn a_dns_rollback_counts_the_ttl_from_when_route53_is_in_sync() {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let world = World::build().await.with_topic();
+    let (id, serving) = switched_by_dns(&world).await;
+    let pending = mock!(aws_sdk_route53::Client::get_change)
+        .sequence()
+        .output(|| {
+            aws_sdk_route53::operation::get_change::GetChangeOutput::builder()
+                .change_info(
+                    aws_sdk_route53::types::ChangeInfo::builder()
+                        .id("C-PENDING")
+                        .status(aws_sdk_route53::types::ChangeStatus::Pending)
+                        .submitted_at(aws_smithy_types::DateTime::from_secs(0))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let propagating = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.route53 = aws_sdk_route53::Client::from_conf(
+            aws_sdk_route53::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&pending)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    });
+    let first = rollback::run(&propagating, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(
+        first.detail.contains("waiting for Route 53"),
+        "{}",
+        first.detail
+    );
+    let records = world.production_dns().await;
+    assert_eq!(
+        (records.blue, records.green),
+        (100, 0),
+        "traffic back at once"
+    );
+    let back = record(&world, &id)
+        .await
+        .dns_back
+        .expect("the write is recorded");
+    assert!(
+        back.change_id.is_some() && back.in_sync_at.is_none(),
+        "{back:?}"
+    );
+
+    // Longer than the TTL, still PENDING: the failed slot keeps its tasks.
+    world.advance(chrono::Duration::seconds(120));
+    let still = rollback::run(&propagating, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(
+        still.detail.contains("waiting for Route 53"),
+        "{}",
+        still.detail
+    );
+    assert_eq!(world.service(Slot::Green).await.1, serving);
+
+    // INSYNC now: the TTL counts from here.
+    let synced = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(
+        synced.detail.contains("cached answers"),
+        "{}",
+        synced.detail
+    );
+    let ttl = match &world.dns_config().traffic {
+        bluegreen::config::Traffic::Dns {
+            switch_ttl_seconds, ..
+        } => *switch_ttl_seconds as i64,
+        other => panic!("{other:?}"),
+    };
+    world.advance(chrono::Duration::seconds(ttl - 1));
+    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(waiting.wait.is_some(), "{}", waiting.detail);
+    assert_eq!(world.service(Slot::Green).await.1, serving);
+    world.advance(chrono::Duration::seconds(2));
     let done = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
         .await
         .unwrap();

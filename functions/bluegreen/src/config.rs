@@ -22,6 +22,10 @@ pub const EXECUTION_TIMEOUT_SECONDS: u64 = 48 * 60 * 60;
 /// grace (an hour, generous: a step call takes seconds).
 const EXECUTION_OVERHEAD_SECONDS: u64 = 60 * 60;
 
+/// How long a DNS rollback waits for Route 53 to serve the weights back everywhere (INSYNC,
+/// usually well under a minute) before it starts the switch TTL's clock anyway.
+pub const DNS_IN_SYNC_BOUND_SECONDS: u64 = 600;
+
 /// One service under bluegreen management.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -697,8 +701,12 @@ impl ServiceConfig {
         } = &self.traffic
         {
             waits.push(("traffic.ttl_seconds", *ttl_seconds));
-            // A rollback keeps the failed slot until cached answers for it expire.
-            waits.push(("traffic.switch_ttl_seconds", *switch_ttl_seconds));
+            // A rollback keeps the failed slot until cached answers for it expire, counted
+            // from Route 53's INSYNC (waited for up to 10 minutes).
+            waits.push((
+                "traffic.switch_ttl_seconds",
+                *switch_ttl_seconds + DNS_IN_SYNC_BOUND_SECONDS,
+            ));
         }
         waits.push(("bake.seconds", self.bake.seconds));
         if self

@@ -434,6 +434,9 @@ pub struct Deployment {
     /// only after it (see `fence`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inflight: Option<Inflight>,
+    /// DNS mode: the rollback's write of the weights back to the old slot, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_back: Option<DnsBack>,
     /// The ending an operator re-ran with `retry` (see `operator::retry`), once one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<ResumedEnding>,
@@ -516,6 +519,20 @@ pub struct DnsTtl {
     pub previous: i64,
     /// When it was lowered; the switch waits until `previous` seconds have passed.
     pub lowered_at: DateTime<Utc>,
+}
+
+/// DNS mode: production's weights written back to the old slot by a rollback. Resolvers may
+/// answer with the failed slot until the switch TTL has passed since Route 53 served the new
+/// weights everywhere, so the failed slot keeps its tasks until `in_sync_at` + that TTL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DnsBack {
+    /// The Route 53 change, when this rollback wrote one (a retry that found the weights
+    /// already back knows none: it counts from when it first looked).
+    pub change_id: Option<String>,
+    /// When the weights were written (or found) back.
+    pub written_at: DateTime<Utc>,
+    /// When the change was first seen INSYNC (or the wait for it gave up).
+    pub in_sync_at: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
@@ -671,6 +688,11 @@ impl Change {
     /// Sets [`Deployment::dns_ttl`].
     pub fn dns_ttl(self, ttl: &DnsTtl) -> Self {
         self.set("dns_ttl", ttl)
+    }
+
+    /// Sets [`Deployment::dns_back`].
+    pub fn dns_back(self, back: &DnsBack) -> Self {
+        self.set("dns_back", back)
     }
 
     /// Sets [`Deployment::dns_change_id`].

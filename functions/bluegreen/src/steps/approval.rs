@@ -105,12 +105,19 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
                     ),
             )
             .await?;
-    if !opened {
+    // A decision recorded before this retry (its first attempt failed after opening the
+    // window) needs no one asked any more: approvers are not told "approval requested" for
+    // a deployment someone has already decided.
+    let decided = if opened {
+        false
+    } else {
         records.update(id, token()).await?;
-        redeliver(ctx, id, &input.task_token).await?;
-    }
+        redeliver(ctx, id, &input.task_token).await?
+    };
     let notified = if deployment.has_outcome(STEP, StepOutcome::Notified) {
         true
+    } else if decided {
+        false
     } else {
         let sent = crate::notify::approval_requested(ctx, &deployment, &approval).await?;
         if sent {
@@ -144,17 +151,20 @@ async fn auto_approved(ctx: &Context, deployment: &Deployment) -> StepResult<Req
 
 /// A decision recorded before a retried request wrote its token went to the earlier token,
 /// which no longer works: it is sent to `token` now, so the execution goes on at once instead
-/// of waiting for the approval timeout to settle it.
-async fn redeliver(ctx: &Context, deployment_id: &str, token: &str) -> StepResult<()> {
+/// of waiting for the approval timeout to settle it. Answers whether a decision is recorded.
+async fn redeliver(ctx: &Context, deployment_id: &str, token: &str) -> StepResult<bool> {
     let deployment = Records::new(ctx).get(deployment_id).await?;
     let Some(approval) = deployment.approval.as_ref() else {
-        return Ok(());
+        return Ok(false);
     };
-    let (Some(verdict), None) = (approval.decision, approval.delivered_at) else {
-        return Ok(());
+    let Some(verdict) = approval.decision else {
+        return Ok(false);
     };
-    if token.starts_with(LOCAL_TOKEN_PREFIX) || verdict == Verdict::TimedOut {
-        return Ok(());
+    if approval.delivered_at.is_some()
+        || token.starts_with(LOCAL_TOKEN_PREFIX)
+        || verdict == Verdict::TimedOut
+    {
+        return Ok(true);
     }
     let approver = approval.approver.clone().unwrap_or_default();
     let sent = send(
@@ -166,11 +176,14 @@ async fn redeliver(ctx: &Context, deployment_id: &str, token: &str) -> StepResul
     )
     .await;
     match sent {
-        Ok(()) => note_delivered(ctx, deployment_id, "sent to the retried request's token").await,
+        Ok(()) => {
+            note_delivered(ctx, deployment_id, "sent to the retried request's token").await?;
+        }
         // The decider sent it to this token first: the execution has it.
-        Err(StepError::DecisionNotDelivered(_)) => Ok(()),
-        Err(e) => Err(e),
+        Err(StepError::DecisionNotDelivered(_)) => {}
+        Err(e) => return Err(e),
     }
+    Ok(true)
 }
 
 /// Sends a decision to the waiting task: `SendTaskSuccess` with `{"decision": "approved",

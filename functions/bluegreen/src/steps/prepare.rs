@@ -400,6 +400,7 @@ fn new_record(
         dns_change_id: None,
         abort_requested: None,
         inflight: None,
+        dns_back: None,
         resumed: None,
     }
 }

@@ -8,11 +8,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::Traffic;
+use crate::config::{DNS_IN_SYNC_BOUND_SECONDS, Traffic};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::record::{Change, Deployment, Records, Status, StepOutcome};
+use crate::record::{Change, Deployment, DnsBack, Records, Status, StepOutcome};
 use crate::routing;
 
 use super::FailureInput;
@@ -30,18 +30,24 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let old = deployment.old_slot()?;
     let failed = old.other();
     let mut done = Vec::new();
-    routing::set_production_verified(ctx, config, old, 100)
+    let change = routing::set_production_verified(ctx, config, old, 100)
         .await?
         .map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));
     routing::point_test_listener(ctx, config, failed).await?;
-    if let Some(until) = cached_answers_expire(ctx, &deployment).await? {
-        let detail = format!(
-            "production traffic back on {old}; {failed} keeps its tasks until resolvers' cached \
-             answers for it expire ({})",
-            until.to_rfc3339()
-        );
-        return Ok(Ended::waiting(&deployment, detail, until));
+    if let Some(wait) = cached_answers_expire(ctx, &deployment, change).await? {
+        let detail = match &wait {
+            DnsWait::InSync { change_id, .. } => format!(
+                "production traffic back on {old}; waiting for Route 53 to serve change \
+                 {change_id} everywhere before the switch TTL starts to count"
+            ),
+            DnsWait::CachedAnswers(until) => format!(
+                "production traffic back on {old}; {failed} keeps its tasks until resolvers' \
+                 cached answers for it expire ({})",
+                until.to_rfc3339()
+            ),
+        };
+        return Ok(Ended::waiting(&deployment, detail, wait.until()));
     }
     if let Some(preprod) = &deployment.preprod {
         ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
@@ -66,33 +72,87 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     .await
 }
 
+/// What a DNS rollback still waits for before it scales the failed slot down.
+#[derive(Debug, Clone, PartialEq)]
+enum DnsWait {
+    /// Route 53 has not reported the change INSYNC yet (until the bound).
+    InSync {
+        change_id: String,
+        bound: DateTime<Utc>,
+    },
+    /// Resolvers may still hold the failed slot's answer until then.
+    CachedAnswers(DateTime<Utc>),
+}
+
+impl DnsWait {
+    fn until(&self) -> DateTime<Utc> {
+        match self {
+            DnsWait::InSync { bound, .. } => *bound,
+            DnsWait::CachedAnswers(until) => *until,
+        }
+    }
+}
+
 /// DNS mode: resolvers keep answering with the failed slot for up to the record's TTL after
-/// the weights moved back, so its clients would fail if it were scaled down at once. The time
-/// traffic went back is written to the timeline on the first call (a retry keeps it); `Some`
-/// until that time plus the switch TTL. Listener mode moves traffic at once: `None`.
+/// Route 53 serves the weights back everywhere (INSYNC), so its clients would fail if it were
+/// scaled down at once. The write (with `change`, the Route 53 change this call made, if any)
+/// and the moment it is first seen INSYNC go on the record, so a retry keeps the same clock.
+/// `Some` while waiting; listener mode moves traffic at once: `None`.
 async fn cached_answers_expire(
     ctx: &Context,
     deployment: &Deployment,
-) -> StepResult<Option<DateTime<Utc>>> {
+    change: Option<String>,
+) -> StepResult<Option<DnsWait>> {
     let Traffic::Dns {
         switch_ttl_seconds, ..
     } = &deployment.config.traffic
     else {
         return Ok(None);
     };
-    let back_at = match super::started_at(deployment, STEP) {
-        Some(at) => at,
+    let records = Records::new(ctx);
+    let now = ctx.now();
+    let mut back = match &deployment.dns_back {
+        Some(back) => back.clone(),
         None => {
-            let now = ctx.now();
-            Records::new(ctx)
+            let back = DnsBack {
+                change_id: change,
+                written_at: now,
+                in_sync_at: None,
+            };
+            records
                 .update_ending(
                     &deployment.deployment_id,
-                    Change::new().log(STEP, StepOutcome::Started, "production traffic back", now),
+                    Change::new().dns_back(&back).log(
+                        STEP,
+                        StepOutcome::Started,
+                        "production traffic back",
+                        now,
+                    ),
                 )
+                .await?;
+            back
+        }
+    };
+    let in_sync_at = match back.in_sync_at {
+        Some(at) => at,
+        None => {
+            let bound = back.written_at + Duration::seconds(DNS_IN_SYNC_BOUND_SECONDS as i64);
+            if let Some(change_id) = &back.change_id
+                && now < bound
+                && !routing::change_in_sync(ctx, change_id).await?
+            {
+                return Ok(Some(DnsWait::InSync {
+                    change_id: change_id.clone(),
+                    bound,
+                }));
+            }
+            back.in_sync_at = Some(now);
+            records
+                .update_ending(&deployment.deployment_id, Change::new().dns_back(&back))
                 .await?;
             now
         }
     };
-    let until = back_at + Duration::seconds(*switch_ttl_seconds as i64);
-    Ok((ctx.now() < until).then_some(until))
+    let until = in_sync_at + Duration::seconds(*switch_ttl_seconds as i64);
+    Ok((now < until).then_some(DnsWait::CachedAnswers(until)))
 }
