@@ -414,3 +414,79 @@ fn a_retried_approval_request_keeps_and_delivers_a_decision_recorded_in_between(
         assert_eq!(output["approver"], "alice@example.com");
     });
 }
+
+/// Issue 21 (the epoch): the execution died while its Switch invocation was moving traffic;
+/// the sweep marks the deployment needs-attention and an operator retries (a rollback). The
+/// retry starts a new generation of the deployment: the rollback waits until the in-flight
+/// invocation's lease has ended (rolling back beside it would let it move production onto a
+/// slot the rollback has just scaled to 0), the invocation is fenced out of anything after
+/// its current call, and the sweep then finishes the rollback: production back on blue,
+/// green scaled down, the service free.
+#[test]
+fn a_retry_waits_out_a_step_in_flight_of_the_dead_execution_and_fences_it_out() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        let racing_id = id.clone();
+        let retried = Arc::new(Mutex::new(None));
+        let answer = retried.clone();
+        pause.arm(
+            "elasticloadbalancing:ModifyListener",
+            1,
+            Box::new(move |ctx: Context| {
+                Box::pin(async move {
+                    let swept = bluegreen::steps::reconcile::service(&ctx, "shop")
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        swept.action,
+                        bluegreen::steps::reconcile::Action::NeedsAttention,
+                        "{swept:?}"
+                    );
+                    let retry = bluegreen::operator::retry(
+                        &ctx,
+                        &racing_id,
+                        "bob",
+                        std::time::Duration::ZERO,
+                    )
+                    .await;
+                    *answer.lock().unwrap() = Some(retry);
+                })
+            }),
+        );
+        let switched = switch(&ctx, &id).await;
+        assert!(pause.ran());
+        let retry = retried.lock().unwrap().take().unwrap().unwrap();
+        assert_eq!(retry.ending, "rollback");
+        assert_eq!(retry.status, Status::Baking, "{}", retry.detail);
+        assert!(retry.detail.contains("step in flight"), "{}", retry.detail);
+        // The invocation's move (it had passed its guard) landed; nothing after it did.
+        let (green_share, green_desired, _, status, _) = seen(&ctx, &id).await;
+        assert_eq!((green_share, status), (100, Status::Baking), "{switched:?}");
+        assert!(
+            green_desired > 0,
+            "green still runs the traffic it was given"
+        );
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.inflight, None, "the invocation released its lease");
+
+        // The sweep carries the rollback on (the retry handed it over).
+        let done = bluegreen::steps::reconcile::service(&ctx, "shop")
+            .await
+            .unwrap();
+        assert_eq!(
+            done.action,
+            bluegreen::steps::reconcile::Action::Ended,
+            "{done:?}"
+        );
+        let (green_share, green_desired, _, status, holder) = seen(&ctx, &id).await;
+        assert_eq!(
+            (green_share, green_desired, status, holder),
+            (0, 0, Status::RolledBack, None)
+        );
+
+        // A redrive of the dead execution's steps changes nothing now.
+        let late = switch(&ctx, &id).await.unwrap_err();
+        assert_eq!(late.name(), "DeploymentEnded", "{late}");
+    });
+}

@@ -29,7 +29,8 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::ports::tables::{Cond, Path};
 use crate::record::{
-    ABORT_REQUESTED, AbortRequest, Change, Deployment, Inflight, Records, Status, status_value,
+    ABORT_REQUESTED, AbortRequest, Change, Deployment, Inflight, RESUMED, Records, Status,
+    status_value,
 };
 use crate::steps::registry::Step;
 
@@ -60,7 +61,7 @@ pub async fn claim(ctx: &Context, deployment_id: &str, step: &Step) -> StepResul
     let records = Records::new(ctx);
     for _ in 0..CLAIM_ATTEMPTS {
         let current = records.get(deployment_id).await?;
-        if current.status.is_terminal() || current.abort_requested.is_some() {
+        if fenced_out(&current) {
             return Err(refusal(&current, &format!("the {} step", step.name)));
         }
         let now = ctx.now();
@@ -89,7 +90,11 @@ pub async fn claim(ctx: &Context, deployment_id: &str, step: &Step) -> StepResul
             .update_unless_ended(
                 deployment_id,
                 Change::new().inflight(&inflight),
-                Cond::And(vec![Cond::absent(ABORT_REQUESTED), unchanged]),
+                Cond::And(vec![
+                    Cond::absent(ABORT_REQUESTED),
+                    Cond::absent(RESUMED),
+                    unchanged,
+                ]),
             )
             .await?
         {
@@ -150,24 +155,48 @@ pub async fn leased<T>(
 /// meanwhile, [`StepError::DeploymentEnded`] if it has ended.
 pub async fn guard(ctx: &Context, deployment_id: &str, action: &str) -> StepResult<()> {
     let current = Records::new(ctx).get(deployment_id).await?;
-    if current.status.is_terminal() || current.abort_requested.is_some() {
+    if fenced_out(&current) {
         return Err(refusal(&current, action));
     }
     Ok(())
 }
 
+/// Whether no step invocation may act on `deployment` any more: it has ended, an abort was
+/// requested, or an operator re-ran its ending (`retry`). The last is the deployment's new
+/// generation: the execution it belonged to is over, and an invocation of that execution
+/// still in flight (or a redrive of it) must not act beside the ending the operator runs.
+fn fenced_out(deployment: &Deployment) -> bool {
+    deployment.status.is_terminal()
+        || deployment.abort_requested.is_some()
+        || deployment.resumed.is_some()
+}
+
 /// Why a claim or guard on `deployment` stops `what`.
 fn refusal(deployment: &Deployment, what: &str) -> StepError {
-    match &deployment.abort_requested {
-        Some(request) if !deployment.status.is_terminal() => StepError::Fenced {
-            id: deployment.deployment_id.clone(),
+    let id = deployment.deployment_id.clone();
+    if deployment.status.is_terminal() {
+        return StepError::DeploymentEnded {
+            id,
+            status: deployment.status.to_string(),
+        };
+    }
+    match (&deployment.abort_requested, &deployment.resumed) {
+        (Some(request), _) => StepError::Fenced {
+            id,
             why: format!(
                 "an abort was requested by {} at {}; {what} does nothing more",
                 request.by, request.at
             ),
         },
-        _ => StepError::DeploymentEnded {
-            id: deployment.deployment_id.clone(),
+        (None, Some(resumed)) => StepError::Fenced {
+            id,
+            why: format!(
+                "{} re-ran its {} at {}; {what} does nothing more",
+                resumed.by, resumed.ending, resumed.at
+            ),
+        },
+        (None, None) => StepError::DeploymentEnded {
+            id,
             status: deployment.status.to_string(),
         },
     }

@@ -621,7 +621,7 @@ impl Change {
 
     /// Sets [`Deployment::resumed`].
     pub fn resumed(self, resumed: &ResumedEnding) -> Self {
-        self.set("resumed", resumed)
+        self.set(RESUMED, resumed)
     }
 
     /// Sets [`Deployment::inflight`].
@@ -891,7 +891,15 @@ impl<'a> Records<'a> {
     pub async fn update(&self, deployment_id: &str, change: Change) -> StepResult<()> {
         let mut condition = vec![not_ended()];
         if change.sets_status() {
+            // A step never moves a deployment that needs a person, is being aborted, or whose
+            // ending an operator re-ran: a step invocation still in flight then would revive
+            // it or write over the ending.
             condition.push(Cond::absent(ABORT_REQUESTED));
+            condition.push(Cond::absent(RESUMED));
+            condition.push(Cond::Ne(
+                Path::of("status"),
+                status_value(Status::NeedsAttention),
+            ));
         }
         if self
             .update_if(deployment_id, change, Some(Cond::And(condition)))
@@ -1215,13 +1223,22 @@ impl<'a> Records<'a> {
 /// `status = <status>`, as stored.
 /// The record's attribute an abort request sets.
 pub(crate) const ABORT_REQUESTED: &str = "abort_requested";
+/// The attribute [`Deployment::resumed`] is stored in.
+pub(crate) const RESUMED: &str = "resumed";
 
 /// Why a conditional write to `current` was refused: fenced by an abort request, or ended.
 fn refusal(current: &Deployment) -> StepError {
-    match &current.abort_requested {
-        Some(request) if !current.status.is_terminal() => StepError::Fenced {
+    match (&current.abort_requested, &current.resumed) {
+        (Some(request), _) if !current.status.is_terminal() => StepError::Fenced {
             id: current.deployment_id.clone(),
             why: format!("an abort was requested by {} at {}", request.by, request.at),
+        },
+        (None, Some(resumed)) if !current.status.is_terminal() => StepError::Fenced {
+            id: current.deployment_id.clone(),
+            why: format!(
+                "{} re-ran its {} at {}",
+                resumed.by, resumed.ending, resumed.at
+            ),
         },
         _ => StepError::DeploymentEnded {
             id: current.deployment_id.clone(),

@@ -424,6 +424,21 @@ pub(crate) async fn run_ending_once(
     ending: &str,
     input: &FailureInput,
 ) -> StepResult<Ended> {
+    // A step invocation of the execution that was running may still act until its lease
+    // ends (the abort waits for it itself): rolling back or finishing beside it would race it.
+    if ending != ABORT.name {
+        let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+        if deployment.status.is_terminal() {
+            return Ok(Ended::of(&deployment));
+        }
+        if let Some(lease) = crate::fence::live_lease(&deployment, ctx.now()) {
+            let detail = format!(
+                "waiting for the {} step in flight (it can act until {}) before the {ending}",
+                lease.step, lease.until
+            );
+            return Ok(Ended::waiting(&deployment, detail, lease.until));
+        }
+    }
     let result = match ending {
         e if e == FINISH.name => {
             super::finish::run(
