@@ -490,3 +490,86 @@ fn a_retry_waits_out_a_step_in_flight_of_the_dead_execution_and_fences_it_out() 
         assert_eq!(late.name(), "DeploymentEnded", "{late}");
     });
 }
+
+/// Issue 21, item 8: two abort endings at once — the operator's and the reconciler's (started
+/// by the execution's ABORTED event) — both reach the rollback migration: the second runs to
+/// its end while the first is paused just before its `RunTask`. The schema is reverted once:
+/// one rollback task (the client token makes the first's late `RunTask` answer the same task),
+/// and the record names it.
+#[test]
+fn two_aborts_at_once_run_the_rollback_command_once() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (aws, ctx, id) = super::prepared_with(pause.clone(), |config| {
+            config.migration.as_mut().unwrap().rollback_command =
+                Some(vec!["bin/migrate".into(), "down".into()]);
+        })
+        .await;
+        pause.ctx.set(ctx.clone()).ok();
+        bluegreen::steps::migrate::start(
+            &ctx,
+            &DeploymentRef {
+                deployment_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        // The production migration ran (before launch) and exited 0.
+        let migration = aws.with(|s| s.ecs.tasks.keys().next().cloned()).unwrap();
+        aws.with(|s| {
+            let task = s.ecs.tasks.get_mut(&migration).unwrap();
+            task.listed = true;
+            task.state.last_status = "STOPPED".into();
+            task.state.stop_code = Some("EssentialContainerExited".into());
+            for container in &mut task.state.containers {
+                container.exit_code = Some(0);
+            }
+        });
+        let racing_id = id.clone();
+        pause.arm(
+            "ecs:RunTask",
+            1,
+            Box::new(move |ctx: Context| {
+                Box::pin(async move {
+                    // The reconciler's abort, as it runs after the ABORTED event.
+                    let _ = bluegreen::ending::abort(
+                        &ctx,
+                        &bluegreen::steps::FailureInput {
+                            deployment_id: racing_id,
+                            error: Some(bluegreen::steps::CaughtError {
+                                error: "ExecutionEnded".into(),
+                                cause: "its execution ended ABORTED".into(),
+                            }),
+                        },
+                    )
+                    .await;
+                })
+            }),
+        );
+        let first = bluegreen::ending::abort(
+            &ctx,
+            &bluegreen::steps::FailureInput {
+                deployment_id: id.clone(),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(pause.ran());
+        assert!(first.wait.is_some(), "{}", first.detail);
+        let rollbacks: Vec<String> = aws.with(|s| {
+            s.ecs
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.command == ["bin/migrate", "down"])
+                .map(|(arn, _)| arn.clone())
+                .collect()
+        });
+        assert_eq!(rollbacks.len(), 1, "the rollback command ran twice");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(
+            record.rollback_migration.map(|t| t.task_arn),
+            Some(rollbacks[0].clone())
+        );
+    });
+}
