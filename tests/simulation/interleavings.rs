@@ -92,6 +92,18 @@ async fn ready_to_switch(pause: Arc<Pause>) -> (MemoryAws, Context, String) {
             .get_mut(&format!("{}/shop-green", bluegreen_tests::CLUSTER))
             .unwrap();
         green.state.running_count = green.state.desired_count;
+        // …and registered them, healthy, in its target group.
+        let (group, count) = (green.target_group.clone(), green.state.desired_count);
+        s.elb.targets.insert(
+            group,
+            (0..count)
+                .map(|i| bluegreen::ports::load_balancing::TargetHealth {
+                    id: format!("10.0.2.{}", 10 + i),
+                    state: "healthy".into(),
+                    reason: String::new(),
+                })
+                .collect(),
+        );
     });
     let now = ctx.now();
     Records::new(&ctx)
@@ -571,5 +583,46 @@ fn two_aborts_at_once_run_the_rollback_command_once() {
             record.rollback_migration.map(|t| t.task_arn),
             Some(rollbacks[0].clone())
         );
+    });
+}
+
+/// A retry and an unlock of the same deployment at once (the unlock lands between the retry's
+/// reads and its write): the retry's one transaction finds the lock no longer its
+/// deployment's and changes nothing — never a rollback or finish run beside the next push.
+#[test]
+fn a_retry_racing_an_unlock_changes_nothing_once_the_lock_is_gone() {
+    block_on(async {
+        let pause = Arc::new(Pause::default());
+        let (_aws, ctx, id) = ready_to_switch(pause.clone()).await;
+        Records::new(&ctx)
+            .update_ending(&id, Change::new().status(Status::NeedsAttention))
+            .await
+            .unwrap();
+        bluegreen::lock::Locks::new(&ctx)
+            .mark_needs_attention("shop", &id, "a person must look")
+            .await
+            .unwrap();
+        pause.arm(
+            "dynamodb:TransactWriteItems",
+            1,
+            Box::new(|ctx: Context| {
+                Box::pin(async move {
+                    bluegreen::operator::unlock(&ctx, "shop", "carol")
+                        .await
+                        .unwrap();
+                })
+            }),
+        );
+        let err = bluegreen::operator::retry(&ctx, &id, "bob", std::time::Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(pause.ran());
+        assert_eq!(err.name(), "RetryRefused", "{err}");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.status, Status::NeedsAttention);
+        assert_eq!(record.resumed, None, "the retry wrote nothing");
+        let (green_share, green_desired, _, _, holder) = seen(&ctx, &id).await;
+        assert_eq!((green_share, holder), (0, None));
+        assert!(green_desired > 0, "no ending ran: pre-prod left as it was");
     });
 }

@@ -679,6 +679,20 @@ impl World {
             .expect("update service");
     }
 
+    /// Sets a slot's desired count, as Application Auto Scaling or a person would (moto runs
+    /// that many tasks at once).
+    pub async fn scale(&self, slot: Slot, count: i32) {
+        self.aws
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(format!("shop-{slot}"))
+            .desired_count(count)
+            .send()
+            .await
+            .expect("update service");
+    }
+
     /// The ECS scheduler finished (or failed) the slot's rollout.
     pub async fn settle(&self, slot: Slot, state: &str) {
         self.emulator

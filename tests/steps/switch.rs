@@ -169,3 +169,102 @@ async fn in_rule_mode_a_default_action_that_is_not_a_slot_is_left_alone() {
         "{defaults:?}"
     );
 }
+
+/// Issue 23: pre-prod runs one task (`preprod.desired_count = 1`, the cost-saving setting) and
+/// production autoscaled from 2 to 4 tasks during the approval wait. The switch scales green
+/// to production's current count first (on the timeline), moves no traffic while green has
+/// fewer healthy targets than that, and then moves it.
+#[tokio::test]
+async fn the_switch_first_scales_the_new_slot_to_productions_current_count() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.preprod.desired_count = Some(1);
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let started = bluegreen::steps::launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    world.settle(Slot::Green, "COMPLETED").await;
+    world.register_targets(Slot::Green, 1).await;
+    let launched = bluegreen::steps::launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(launched, Poll::Done { .. }), "{launched:?}");
+    assert_eq!(world.service(Slot::Green).await.1, 1, "pre-prod is small");
+    health(&world, &id).await.unwrap();
+    approve(&world, &id).await;
+    // Production autoscaled while people decided.
+    world.scale(Slot::Blue, 4).await;
+
+    let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert!(started.wait_seconds > 0, "{started:?}");
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        4,
+        "scaled to production's count"
+    );
+    assert_eq!(
+        world.production().await.percent(Slot::Green),
+        0,
+        "nothing moved yet"
+    );
+    let deployment = record(&world, &id).await;
+    assert!(deployment.switched_at.is_none(), "the switch has not begun");
+    let scaled = deployment
+        .timeline
+        .iter()
+        .find(|e| e.outcome == bluegreen::record::StepOutcome::Scaled)
+        .expect("the timeline says so");
+    assert!(scaled.detail.contains("from 1 to 4"), "{}", scaled.detail);
+
+    // Green runs 4 tasks but only 1 target is healthy yet: still nothing moves.
+    let waiting = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(waiting, Poll::Pending { .. }), "{waiting:?}");
+    assert_eq!(world.production().await.percent(Slot::Green), 0);
+
+    world.register_targets(Slot::Green, 4).await;
+    let done = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.service(Slot::Green).await.1, 4);
+}
+
+/// Issue 23: during a canary, production (still mostly on blue) scales out again: the next
+/// step waits until green matches blue's new count, then moves.
+#[tokio::test]
+async fn each_canary_step_waits_for_the_new_slot_to_match_production_again() {
+    let world = World::build().await;
+    let mut config = world.config();
+    if let Traffic::Listener { shift, .. } = &mut config.traffic {
+        *shift = Some(Shift::Canary {
+            percent: 10,
+            interval_seconds: 300,
+        });
+    }
+    world.put_config(&config).await;
+    let id = approved(&world).await;
+    let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(world.production().await.percent(Slot::Green), 10);
+    world.scale(Slot::Blue, 3).await;
+    world.advance(chrono::Duration::seconds(301));
+    let waiting = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(waiting, Poll::Pending { .. }), "{waiting:?}");
+    assert_eq!(
+        world.production().await.percent(Slot::Green),
+        10,
+        "held at the canary"
+    );
+    assert_eq!(world.service(Slot::Green).await.1, 3);
+    world.register_targets(Slot::Green, 3).await;
+    let done = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+    assert_eq!(world.production().await.percent(Slot::Green), 100);
+}

@@ -676,6 +676,11 @@ impl ServiceConfig {
             }
             waits.push(("health.timeout_seconds", self.health.timeout_seconds));
         }
+        // The switch first scales the new slot to production's current count (capacity).
+        waits.push((
+            "preprod.launch_timeout_seconds",
+            self.preprod.launch_timeout_seconds,
+        ));
         if let Traffic::Listener {
             shift: Some(shift), ..
         } = &self.traffic

@@ -337,7 +337,9 @@ pub(crate) async fn end(
             detail.clone(),
             ctx.now(),
         );
-        if let Some(failure) = &failure {
+        // The first failure recorded is why the deployment failed: a later one (the retry
+        // that re-ran the ending, the execution that died while it waited) does not replace it.
+        if let Some(failure) = failure.as_ref().filter(|_| current.failure.is_none()) {
             change = change.failure(failure);
         }
         if let Some(next) = next {

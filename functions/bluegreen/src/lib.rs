@@ -10,6 +10,7 @@
 pub mod adopt;
 pub mod alarms;
 pub mod aws;
+pub mod capacity;
 pub mod config;
 pub mod config_store;
 pub mod context;

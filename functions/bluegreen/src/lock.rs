@@ -392,22 +392,31 @@ impl<'a> Locks<'a> {
         Ok(matches!(written, Written::Applied(_)))
     }
 
-    /// Clears the needs-attention mark of the lock held by `deployment_id`, when a person
-    /// re-runs its ending (`retry`): it is in progress again, and sets the mark anew if it
-    /// ends needing attention again. Changes nothing on a lock one does not hold.
-    pub async fn clear_needs_attention(
+    /// Re-opens the deployment holding the lock for an operator's `retry`, in one transaction:
+    /// the lock's needs-attention mark is cleared (it is in progress again; its ending marks
+    /// it anew if it needs a person again) and `record` — the record's write, conditional on
+    /// it still needing attention — is applied, only while `deployment_id` holds the lock.
+    /// `Ok(false)` when either condition failed (nothing written): another retry, or an
+    /// `unlock` that handed the lock on, came first.
+    pub async fn reopen(
         &self,
         service: &str,
         deployment_id: &str,
+        record: Write,
     ) -> StepResult<bool> {
-        let written = self
-            .update_if(
-                service,
-                vec![Update::Remove(Path::of("needs_attention"))],
-                is("deployment_id", deployment_id),
-            )
-            .await?;
-        Ok(matches!(written, Written::Applied(_)))
+        let lock = Write {
+            table: self.table().to_owned(),
+            key: key(service),
+            op: WriteOp::Update(vec![Update::Remove(Path::of("needs_attention"))]),
+            condition: Some(is("deployment_id", deployment_id)),
+        };
+        Ok(self
+            .ctx
+            .ports
+            .tables
+            .transact(vec![lock, record])
+            .await?
+            .is_ok())
     }
 
     /// Releases the lock held by `holder`. If a deployment is queued, the lock passes to it

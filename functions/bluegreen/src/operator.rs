@@ -18,7 +18,7 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::executions;
 use crate::fence;
-use crate::lock::{Acquire, Locks};
+use crate::lock::{Acquire, Locks, Released};
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
@@ -252,7 +252,7 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
             lock.holder, lock.holder
         )));
     }
-    match Records::new(ctx).get(&lock.holder).await {
+    let holder_log = match Records::new(ctx).get(&lock.holder).await {
         Ok(holder) if !holder.status.is_terminal() => {
             return Err(StepError::UnlockRefused(format!(
                 "deployment {} is in progress ({}); it releases the lock when it ends",
@@ -276,29 +276,46 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
                 .needs_attention
                 .as_deref()
                 .unwrap_or("no reason recorded");
-            let noted = Records::new(ctx)
-                .update(
-                    &holder.deployment_id,
-                    Change::new().log(
-                        "unlock",
-                        StepOutcome::Succeeded,
-                        format!("lock released by {operator} (it was kept because: {reason})"),
-                        ctx.now(),
-                    ),
-                )
-                .await;
-            match noted {
-                // A holder that ended without releasing the lock keeps its record as it ended;
-                // the release is logged with the operator below.
-                Ok(()) | Err(StepError::DeploymentEnded { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            // Logged in the lock's own transaction, which holds only while the holder has
+            // still ended: a `retry` that re-opened it meanwhile makes the unlock change nothing.
+            Some(Records::new(ctx).update_in_transaction_while(
+                &holder.deployment_id,
+                &ENDED,
+                Change::new().log(
+                    "unlock",
+                    StepOutcome::Succeeded,
+                    format!("lock released by {operator} (it was kept because: {reason})"),
+                    ctx.now(),
+                ),
+            ))
         }
         // A lock whose holder has no record (a manual rollback's, say) is released as it is.
-        Err(StepError::DeploymentNotFound(_)) => {}
+        Err(StepError::DeploymentNotFound(_)) => None,
         Err(e) => return Err(e),
-    }
-    let next = locks.release(service, &lock.holder).await?;
+    };
+    let released = locks
+        .release_with(service, &lock.holder, |_| Ok(holder_log.clone()))
+        .await;
+    let next = match released {
+        Ok(Released::Released { next }) => next,
+        Ok(Released::NotHolder) => {
+            return Err(StepError::UnlockRefused(format!(
+                "the lock of {service} changed meanwhile (no longer held by {}); look again",
+                lock.holder
+            )));
+        }
+        Err(e) if holder_log.is_some() => {
+            let now = Records::new(ctx).get(&lock.holder).await?;
+            if !now.status.is_terminal() {
+                return Err(StepError::UnlockRefused(format!(
+                    "{} is {} again (retried meanwhile); it releases the lock when it ends",
+                    lock.holder, now.status
+                )));
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
     let next = start_next_if_known(ctx, next).await?;
     Ok(Unlocked {
@@ -317,6 +334,15 @@ async fn start_next_if_known(ctx: &Context, next: Option<String>) -> StepResult<
     }
     Ok(next)
 }
+
+/// The statuses of a deployment that has ended, needing attention included.
+const ENDED: [Status; 5] = [
+    Status::Superseded,
+    Status::Succeeded,
+    Status::Aborted,
+    Status::RolledBack,
+    Status::NeedsAttention,
+];
 
 /// What `bluegreen abort` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -435,6 +461,15 @@ pub struct Retried {
 /// Which ending a retry re-runs, and the status it resumes from: finish after a good bake,
 /// rollback once traffic moved, abort before.
 fn ending_to_retry(deployment: &Deployment) -> (&'static str, Status) {
+    // A deployment retried before re-runs the ending chosen then: a step of its dead
+    // execution may have logged an outcome since (a bake check "succeeded" after the sweep
+    // marked it), and the ending, once begun, is not swapped for another.
+    match deployment.resumed.as_ref().map(|r| r.ending.as_str()) {
+        Some(e) if e == FINISH.name => return (FINISH.name, Status::Baking),
+        Some(e) if e == ROLLBACK.name => return (ROLLBACK.name, Status::Baking),
+        Some(e) if e == ABORT.name => return (ABORT.name, Status::Preprod),
+        _ => {}
+    }
     if deployment.has_outcome(BAKE.name, StepOutcome::Succeeded) {
         (FINISH.name, Status::Baking)
     } else if deployment.switched_at.is_some() {
@@ -445,43 +480,66 @@ fn ending_to_retry(deployment: &Deployment) -> (&'static str, Status) {
 }
 
 /// Runs `ending` until it has ended, waiting in-process (as the state machine would) while it
-/// asks to, up to `wait_limit`; an ending that fails for good leaves the deployment needing
-/// attention with the cause. An ending still waiting at the limit is handed to the
-/// reconciler's sweep (the record's `resumed.until` brought forward to now), which continues
-/// it from then on.
+/// asks to, up to `wait_limit` (by the context's clock, as the sweep reads `resumed.until`);
+/// an ending that fails for good leaves the deployment needing attention with the cause. An
+/// ending still waiting at the limit, or this process failing, hands it to the reconciler's
+/// sweep (`resumed.until` brought forward to now), which continues it from then on; a pass
+/// that finds the ending no longer this retry's (handed over, or re-run by another retry)
+/// stops.
 async fn run_ending_to_its_end(
     ctx: &Context,
     ending: &str,
     input: &FailureInput,
+    mine: &ResumedEnding,
     wait_limit: std::time::Duration,
 ) -> StepResult<crate::steps::Ended> {
-    let started = tokio::time::Instant::now();
+    let limit = mine.at + Duration::from_std(wait_limit).unwrap_or(Duration::days(1));
     loop {
-        let ended = reconcile::run_ending_once(ctx, ending, input).await?;
+        let ended = match reconcile::run_ending_once(ctx, ending, input).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                hand_over_to_the_sweep(ctx, &input.deployment_id, mine).await;
+                return Err(e);
+            }
+        };
         let Some(wait) = &ended.wait else {
             return Ok(ended);
         };
-        let wait = std::time::Duration::from_secs(wait.seconds);
-        if started.elapsed() + wait > wait_limit {
-            hand_over_to_the_sweep(ctx, &input.deployment_id).await;
+        let seconds = Duration::seconds(wait.seconds as i64);
+        if ctx.now() + seconds > limit {
+            hand_over_to_the_sweep(ctx, &input.deployment_id, mine).await;
             return Ok(ended);
         }
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(std::time::Duration::from_secs(wait.seconds)).await;
+        let current = Records::new(ctx).get(&input.deployment_id).await?;
+        if current.resumed.as_ref() != Some(mine) {
+            return Ok(crate::steps::Ended {
+                detail: format!(
+                    "{}; the ending was handed to the reconciler's sweep meanwhile",
+                    ended.detail
+                ),
+                ..ended
+            });
+        }
     }
 }
 
 /// Tells the reconciler's sweep that no retry process carries the deployment's ending on any
-/// more. A failure is only logged: the sweep then waits for the retry's recorded bound.
-async fn hand_over_to_the_sweep(ctx: &Context, deployment_id: &str) {
+/// more — if the ending is still `mine` (another retry's is left alone). A failure is only
+/// logged: the sweep then waits for the retry's recorded bound.
+async fn hand_over_to_the_sweep(ctx: &Context, deployment_id: &str, mine: &ResumedEnding) {
     let records = Records::new(ctx);
     let handed = async {
         let current = records.get(deployment_id).await?;
-        let Some(mut resumed) = current.resumed else {
+        if current.resumed.as_ref() != Some(mine) {
             return Ok(());
+        }
+        let handed = ResumedEnding {
+            until: ctx.now(),
+            ..mine.clone()
         };
-        resumed.until = ctx.now();
         records
-            .update_ending(deployment_id, Change::new().resumed(&resumed))
+            .update_ending(deployment_id, Change::new().resumed(&handed))
             .await
     };
     match handed.await {
@@ -538,22 +596,28 @@ pub async fn retry(
             + Duration::from_std(wait_limit).unwrap_or(Duration::days(1))
             + Duration::seconds(RETRY_PASS_MARGIN_SECONDS),
     };
-    // The operator re-opens an ending: an ending's write (an abort requested earlier does
-    // not stop it).
-    records
-        .update_ending(
-            deployment_id,
-            Change::new().status(resume).resumed(&resumed).log(
-                "retry",
-                StepOutcome::Started,
-                format!("{operator} re-runs {ending}"),
-                now,
-            ),
-        )
-        .await?;
-    Locks::new(ctx)
-        .clear_needs_attention(&deployment.service, deployment_id)
-        .await?;
+    // The operator re-opens an ending: one transaction, only while the deployment still
+    // needs attention and holds the lock — a second retry, or an `unlock` that handed the lock
+    // on, between the reads above and this write makes it change nothing.
+    let reopen = records.update_in_transaction_while(
+        deployment_id,
+        &[Status::NeedsAttention],
+        Change::new().status(resume).resumed(&resumed).log(
+            "retry",
+            StepOutcome::Started,
+            format!("{operator} re-runs {ending}"),
+            now,
+        ),
+    );
+    if !Locks::new(ctx)
+        .reopen(&deployment.service, deployment_id, reopen)
+        .await?
+    {
+        return Err(StepError::RetryRefused(format!(
+            "{deployment_id} changed while the retry started (another retry, or an unlock, \
+             came first); look at it again"
+        )));
+    }
     let input = FailureInput {
         deployment_id: deployment_id.to_owned(),
         error: Some(CaughtError {
@@ -561,7 +625,7 @@ pub async fn retry(
             cause: format!("{ending} retried by {operator}"),
         }),
     };
-    let ended = run_ending_to_its_end(ctx, ending, &input, wait_limit).await?;
+    let ended = run_ending_to_its_end(ctx, ending, &input, &resumed, wait_limit).await?;
     let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
     info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
     Ok(Retried {

@@ -96,6 +96,8 @@ pub enum StepOutcome {
     Superseded,
     /// The switch began moving production traffic.
     TrafficMoving,
+    /// The new slot was scaled to match production's task count before traffic moved.
+    Scaled,
     /// Approval was requested.
     Requested,
     /// Approvers were notified.
@@ -124,6 +126,7 @@ impl StepOutcome {
             StepOutcome::Failed => "failed",
             StepOutcome::Superseded => "superseded",
             StepOutcome::TrafficMoving => "traffic_moving",
+            StepOutcome::Scaled => "scaled",
             StepOutcome::Requested => "requested",
             StepOutcome::Notified => "notified",
             StepOutcome::AutoApproved => "auto_approved",
@@ -1112,6 +1115,18 @@ impl<'a> Records<'a> {
     /// release that ends a deployment writes its record in the same transaction).
     pub fn update_in_transaction(&self, deployment_id: &str, change: Change) -> Write {
         self.write_of(deployment_id, change, None)
+    }
+
+    /// [`Records::update_in_transaction`], applied only while the record's status is one of
+    /// `statuses` (the transaction is cancelled otherwise).
+    pub fn update_in_transaction_while(
+        &self,
+        deployment_id: &str,
+        statuses: &[Status],
+        change: Change,
+    ) -> Write {
+        let condition = Cond::Or(statuses.iter().map(|s| status_is(*s)).collect());
+        self.write_of(deployment_id, change, Some(condition))
     }
 
     /// Up to `limit` records of `service`, newest first (the `by_service` index).

@@ -368,6 +368,14 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
     };
     let ended = match chosen_ending(&deployment) {
         Some(ending) => {
+            // A retried ending goes on with the retry's cause, as the retry ran it.
+            let cause = match &deployment.resumed {
+                Some(resumed) => CaughtError {
+                    error: "RetriedByOperator".into(),
+                    cause: format!("{} retried by {}", resumed.ending, resumed.by),
+                },
+                None => cause,
+            };
             let input = FailureInput {
                 deployment_id: holder.clone(),
                 error: Some(cause),

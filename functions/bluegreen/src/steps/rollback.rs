@@ -12,6 +12,7 @@ use crate::config::{DNS_IN_SYNC_BOUND_SECONDS, Traffic};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
+use crate::ports::tables::Cond;
 use crate::record::{Change, Deployment, DnsBack, Records, Status, StepOutcome};
 use crate::routing;
 
@@ -119,8 +120,10 @@ async fn cached_answers_expire(
                 written_at: now,
                 in_sync_at: None,
             };
-            records
-                .update_ending(
+            // Once: a second run of the rollback at the same moment (which found the weights
+            // already back, so knows no change id) must not write over the first's.
+            let first = records
+                .update_unless_ended(
                     &deployment.deployment_id,
                     Change::new().dns_back(&back).log(
                         STEP,
@@ -128,9 +131,18 @@ async fn cached_answers_expire(
                         "production traffic back",
                         now,
                     ),
+                    Cond::absent("dns_back"),
                 )
                 .await?;
-            back
+            if first {
+                back
+            } else {
+                match records.get(&deployment.deployment_id).await?.dns_back {
+                    Some(recorded) => recorded,
+                    // The record has ended meanwhile: nothing is left to wait for.
+                    None => return Ok(None),
+                }
+            }
         }
     };
     let in_sync_at = match back.in_sync_at {

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::capacity::{self, Capacity};
 use crate::config::{Shift, Traffic};
 use crate::context::Context;
 use crate::db_guard;
@@ -24,6 +25,9 @@ const STEP: &str = super::registry::SWITCH.name;
 /// Route 53 change to reach INSYNC and for throttled checks to be retried.
 const SWITCH_MARGIN_SECONDS: u64 = 900;
 
+/// How often the switch looks at a new slot still starting the tasks production needs.
+const CAPACITY_POLL_SECONDS: u64 = 15;
+
 /// How often the switch looks at a pending Route 53 change: changes usually reach INSYNC
 /// within a minute, and each look is one cheap GetChange.
 const ROUTE53_SYNC_POLL_SECONDS: u64 = 10;
@@ -32,8 +36,10 @@ const ROUTE53_SYNC_POLL_SECONDS: u64 = 10;
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     deployment.ensure_approved()?;
+    // The launch timeout: time to scale the new slot to production's count first.
     let timeout = ttl_wait(ctx, &deployment).num_seconds().max(0) as u64
         + shift_duration(&deployment)
+        + deployment.config.preprod.launch_timeout_seconds
         + SWITCH_MARGIN_SECONDS;
     let started = start_once(
         ctx,
@@ -68,6 +74,33 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         }),
         done => Ok(done),
     }
+}
+
+/// `Some(pending)` while the new slot does not yet run production's current task count
+/// (see [`crate::capacity`]); it is scaled up on the first look. Past the switch's deadline
+/// it is `SwitchFailed`: traffic did not move onto a slot too small for it.
+async fn capacity_wait(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: crate::Slot,
+    deadline: DateTime<Utc>,
+) -> StepResult<Option<Poll>> {
+    Ok(
+        match capacity::ensure(ctx, deployment, target, STEP).await? {
+            Capacity::Ready => None,
+            Capacity::Waiting(detail) if ctx.now() >= deadline => {
+                let err = StepError::SwitchFailed(format!(
+                    "the new slot did not match production's task count by the deadline: {detail}"
+                ));
+                return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+            }
+            Capacity::Waiting(detail) => Some(Poll::Pending {
+                wait_seconds: CAPACITY_POLL_SECONDS,
+                attempt: 0,
+                detail,
+            }),
+        },
+    )
 }
 
 /// How long the DNS TTL wait still has to run.
@@ -174,6 +207,13 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             detail: "waiting for the old DNS TTL to expire before switching".into(),
         });
     }
+    // Capacity follows production: the first move waits (before the switch begins, so an
+    // abort is still an abort) until the new slot runs production's current task count.
+    if deployment.switched_at.is_none()
+        && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
+    {
+        return Ok(waiting);
+    }
     let switched_at = switched_at(ctx, &deployment, target, now).await?;
     let shift = match &config.traffic {
         Traffic::Listener { shift, .. } => shift.as_ref(),
@@ -185,6 +225,12 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     let mut dns_change = deployment.dns_change_id.clone();
     let current = routing::read_production(ctx, config).await?;
     if current.percent(target) != percent {
+        // Each later canary or linear step, too: production may have scaled out meanwhile.
+        if deployment.switched_at.is_some()
+            && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
+        {
+            return Ok(waiting);
+        }
         // Independent of the flow that should already have re-pointed it: no traffic moves to
         // a slot that would use a database clone.
         if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, target).await {
