@@ -495,7 +495,7 @@ async fn run_ending_to_its_end(
 ) -> StepResult<crate::steps::Ended> {
     let limit = mine.at + Duration::from_std(wait_limit).unwrap_or(Duration::days(1));
     loop {
-        let ended = match reconcile::run_ending_once(ctx, ending, input).await {
+        let ended = match crate::steps::registry::run_ending_once(ctx, ending, input).await {
             Ok(ended) => ended,
             Err(e) => {
                 hand_over_to_the_sweep(ctx, &input.deployment_id, mine).await;

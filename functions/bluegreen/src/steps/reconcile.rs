@@ -380,7 +380,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
                 deployment_id: holder.clone(),
                 error: Some(cause),
             };
-            run_ending_once(ctx, ending, &input).await?
+            super::registry::run_ending_once(ctx, ending, &input).await?
         }
         None if traffic_may_have_moved(&deployment) => {
             needs_attention(ctx, &deployment, &cause).await?
@@ -421,60 +421,6 @@ fn chosen_ending(deployment: &Deployment) -> Option<&str> {
     let rolling_back = deployment.rollback_migration.is_some()
         || super::started_at(deployment, ROLLBACK.name).is_some();
     (traffic_may_have_moved(deployment) && rolling_back).then_some(ROLLBACK.name)
-}
-
-/// Runs `ending` (`finish`, `rollback` or `abort`) once, as the execution would: its answer
-/// may ask to wait (the caller comes back). An ending that fails for good makes the
-/// deployment need attention with the cause (never a retry loop); a transient failure is
-/// returned for the caller's retry.
-pub(crate) async fn run_ending_once(
-    ctx: &Context,
-    ending: &str,
-    input: &FailureInput,
-) -> StepResult<Ended> {
-    // A step invocation of the execution that was running may still act until its lease
-    // ends (the abort waits for it itself): rolling back or finishing beside it would race it.
-    if ending != ABORT.name {
-        let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-        if deployment.status.is_terminal() {
-            return Ok(Ended::of(&deployment));
-        }
-        if let Some(lease) = crate::fence::live_lease(&deployment, ctx.now()) {
-            let detail = format!(
-                "waiting for the {} step in flight (it can act until {}) before the {ending}",
-                lease.step, lease.until
-            );
-            return Ok(Ended::waiting(&deployment, detail, lease.until));
-        }
-    }
-    let result = match ending {
-        e if e == FINISH.name => {
-            super::finish::run(
-                ctx,
-                &super::DeploymentRef {
-                    deployment_id: input.deployment_id.clone(),
-                },
-            )
-            .await
-        }
-        e if e == ROLLBACK.name => super::rollback::run(ctx, input).await,
-        _ => ending::abort(ctx, input).await,
-    };
-    match result {
-        Ok(ended) => Ok(ended),
-        Err(e) if e.is_retryable() => Err(e),
-        Err(e) => {
-            let deployment = Records::new(ctx).get(&input.deployment_id).await?;
-            if deployment.status.is_terminal() {
-                return Ok(Ended::of(&deployment));
-            }
-            let cause = CaughtError {
-                error: e.name().into(),
-                cause: format!("{ending} after {}: {e}", input.describe()),
-            };
-            needs_attention(ctx, &deployment, &cause).await
-        }
-    }
 }
 
 /// Aborts as the execution's Catch would have; an abort that cannot finish makes the

@@ -451,6 +451,65 @@ fn parse<T: DeserializeOwned>(input: Value) -> StepResult<T> {
     serde_json::from_value(input).map_err(|e| StepError::EventMalformed(e.to_string()))
 }
 
+/// Runs `ending` (`finish`, `rollback` or `abort`) once, as the execution would: its answer
+/// may ask to wait (the caller comes back). An ending that fails for good makes the
+/// deployment need attention with the cause (never a retry loop); a transient failure is
+/// returned for the caller's retry.
+pub(crate) async fn run_ending_once(
+    ctx: &Context,
+    ending: &str,
+    input: &super::FailureInput,
+) -> StepResult<crate::ending::Ended> {
+    use super::*;
+    // A step invocation of the execution that was running may still act until its lease
+    // ends (the abort waits for it itself): rolling back or finishing beside it would race it.
+    if ending != ABORT.name {
+        let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+        if deployment.status.is_terminal() {
+            return Ok(crate::ending::Ended::of(&deployment));
+        }
+        if let Some(lease) = crate::fence::live_lease(&deployment, ctx.now()) {
+            let detail = format!(
+                "waiting for the {} step in flight (it can act until {}) before the {ending}",
+                lease.step, lease.until
+            );
+            return Ok(crate::ending::Ended::waiting(
+                &deployment,
+                detail,
+                lease.until,
+            ));
+        }
+    }
+    let result = match ending {
+        e if e == FINISH.name => {
+            finish::run(
+                ctx,
+                &DeploymentRef {
+                    deployment_id: input.deployment_id.clone(),
+                },
+            )
+            .await
+        }
+        e if e == ROLLBACK.name => rollback::run(ctx, input).await,
+        _ => abort::run(ctx, input).await,
+    };
+    match result {
+        Ok(ended) => Ok(ended),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(e) => {
+            let deployment = Records::new(ctx).get(&input.deployment_id).await?;
+            if deployment.status.is_terminal() {
+                return Ok(crate::ending::Ended::of(&deployment));
+            }
+            let cause = CaughtError {
+                error: e.name().into(),
+                cause: format!("{ending} after {}: {e}", input.describe()),
+            };
+            reconcile::needs_attention(ctx, &deployment, &cause).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
