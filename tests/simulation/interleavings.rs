@@ -482,6 +482,27 @@ fn a_retry_waits_out_a_step_in_flight_of_the_dead_execution_and_fences_it_out() 
         let record = Records::new(&ctx).get(&id).await.unwrap();
         assert_eq!(record.inflight, None, "the invocation released its lease");
 
+        // A redrive of the dead execution reaching its rollback state does nothing: the
+        // retry's ending is the one that runs.
+        let redriven = registry::invoke(
+            &ctx,
+            &registry::ROLLBACK,
+            json!({"deployment_id": id, "error": {"Error": "BakeFailed", "Cause": "redriven"}}),
+        )
+        .await
+        .unwrap();
+        assert!(redriven.get("wait").is_none(), "{redriven}");
+        assert!(
+            redriven["detail"]
+                .as_str()
+                .unwrap()
+                .contains("does nothing"),
+            "{redriven}"
+        );
+        let (green_share, green_desired, _, status, _) = seen(&ctx, &id).await;
+        assert_eq!((green_share, status), (100, Status::Baking), "untouched");
+        assert!(green_desired > 0);
+
         // The sweep carries the rollback on (the retry handed it over).
         let done = bluegreen::steps::reconcile::service(&ctx, "shop")
             .await

@@ -429,9 +429,20 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
                     .await,
                 ),
             },
-            "finish" => answer(finish::run(ctx, &parse::<DeploymentRef>(input)?).await),
-            "abort" => answer(abort::run(ctx, &parse::<FailureInput>(input)?).await),
-            "rollback" => answer(rollback::run(ctx, &parse::<FailureInput>(input)?).await),
+            // Endings as the state machine calls them: an execution whose deployment an
+            // operator retried does nothing (see `fence::unless_resumed`).
+            "finish" => {
+                let i = parse::<DeploymentRef>(input)?;
+                answer(fence::unless_resumed(ctx, &i.deployment_id, finish::run(ctx, &i)).await)
+            }
+            "abort" => {
+                let i = parse::<FailureInput>(input)?;
+                answer(fence::unless_resumed(ctx, &i.deployment_id, abort::run(ctx, &i)).await)
+            }
+            "rollback" => {
+                let i = parse::<FailureInput>(input)?;
+                answer(fence::unless_resumed(ctx, &i.deployment_id, rollback::run(ctx, &i)).await)
+            }
             "reconcile" => answer(reconcile::run(ctx, &reconcile::Request::parse(&input)?).await),
             // The scheduled event's content is not used.
             "teardown" => answer(teardown::run(ctx).await),
