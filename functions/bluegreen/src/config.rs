@@ -681,38 +681,7 @@ impl ServiceConfig {
             "preprod.launch_timeout_seconds",
             self.preprod.launch_timeout_seconds,
         ));
-        if let Traffic::Listener {
-            shift: Some(shift), ..
-        } = &self.traffic
-        {
-            let (step, interval) = match shift {
-                Shift::Canary {
-                    interval_seconds, ..
-                } => (100, *interval_seconds),
-                Shift::Linear {
-                    step_percent,
-                    interval_seconds,
-                } => (u64::from((*step_percent).max(1)), *interval_seconds),
-            };
-            waits.push((
-                "traffic.shift.interval_seconds",
-                interval * 100u64.div_ceil(step),
-            ));
-        }
-        if let Traffic::Dns {
-            ttl_seconds,
-            switch_ttl_seconds,
-            ..
-        } = &self.traffic
-        {
-            waits.push(("traffic.ttl_seconds", *ttl_seconds));
-            // A rollback keeps the failed slot until cached answers for it expire, counted
-            // from Route 53's INSYNC (waited for up to 10 minutes).
-            waits.push((
-                "traffic.switch_ttl_seconds",
-                *switch_ttl_seconds + DNS_IN_SYNC_BOUND_SECONDS,
-            ));
-        }
+        waits.extend(self.traffic_waits());
         waits.push(("bake.seconds", self.bake.seconds));
         if self
             .migration
@@ -722,6 +691,44 @@ impl ServiceConfig {
             waits.push(("migration.timeout_seconds", migration));
         }
         waits
+    }
+
+    /// The waits the traffic mode adds: the shift's steps (listener mode); the lowered TTL
+    /// before the switch and, on a rollback, the switch TTL after Route 53 is INSYNC (DNS mode).
+    fn traffic_waits(&self) -> Vec<(&'static str, u64)> {
+        match &self.traffic {
+            Traffic::Listener {
+                shift: Some(shift), ..
+            } => {
+                let (step, interval) = match shift {
+                    Shift::Canary {
+                        interval_seconds, ..
+                    } => (100, *interval_seconds),
+                    Shift::Linear {
+                        step_percent,
+                        interval_seconds,
+                    } => (u64::from((*step_percent).max(1)), *interval_seconds),
+                };
+                vec![(
+                    "traffic.shift.interval_seconds",
+                    interval * 100u64.div_ceil(step),
+                )]
+            }
+            Traffic::Listener { shift: None, .. } => Vec::new(),
+            Traffic::Dns {
+                ttl_seconds,
+                switch_ttl_seconds,
+                ..
+            } => vec![
+                ("traffic.ttl_seconds", *ttl_seconds),
+                // A rollback keeps the failed slot until cached answers for it expire, counted
+                // from Route 53's INSYNC (waited for up to 10 minutes).
+                (
+                    "traffic.switch_ttl_seconds",
+                    *switch_ttl_seconds + DNS_IN_SYNC_BOUND_SECONDS,
+                ),
+            ],
+        }
     }
 
     fn traffic_problems(&self, p: &mut Problems) {

@@ -252,7 +252,49 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
             lock.holder, lock.holder
         )));
     }
-    let holder_log = match Records::new(ctx).get(&lock.holder).await {
+    let holder_log = holder_released_log(ctx, &lock, operator).await?;
+    let released = locks
+        .release_with(service, &lock.holder, |_| Ok(holder_log.clone()))
+        .await;
+    let next = match released {
+        Ok(Released::Released { next }) => next,
+        Ok(Released::NotHolder) => {
+            return Err(StepError::UnlockRefused(format!(
+                "the lock of {service} changed meanwhile (no longer held by {}); look again",
+                lock.holder
+            )));
+        }
+        Err(e) if holder_log.is_some() => {
+            let now = Records::new(ctx).get(&lock.holder).await?;
+            if !now.status.is_terminal() {
+                return Err(StepError::UnlockRefused(format!(
+                    "{} is {} again (retried meanwhile); it releases the lock when it ends",
+                    lock.holder, now.status
+                )));
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
+    let next = start_next_if_known(ctx, next).await?;
+    Ok(Unlocked {
+        service: service.to_owned(),
+        released_from: lock.holder,
+        operator: operator.to_owned(),
+        next_deployment: next,
+    })
+}
+
+/// The checks `unlock` makes on the lock's holder before releasing, and the record write that
+/// rides the release: refused while the holder is in progress or one of its migrations runs;
+/// what its migrations did is settled first; `None` for a holder without a record.
+async fn holder_released_log(
+    ctx: &Context,
+    lock: &crate::lock::LockItem,
+    operator: &str,
+) -> StepResult<Option<crate::ports::tables::Write>> {
+    Ok(match Records::new(ctx).get(&lock.holder).await {
         Ok(holder) if !holder.status.is_terminal() => {
             return Err(StepError::UnlockRefused(format!(
                 "deployment {} is in progress ({}); it releases the lock when it ends",
@@ -292,37 +334,6 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
         // A lock whose holder has no record (a manual rollback's, say) is released as it is.
         Err(StepError::DeploymentNotFound(_)) => None,
         Err(e) => return Err(e),
-    };
-    let released = locks
-        .release_with(service, &lock.holder, |_| Ok(holder_log.clone()))
-        .await;
-    let next = match released {
-        Ok(Released::Released { next }) => next,
-        Ok(Released::NotHolder) => {
-            return Err(StepError::UnlockRefused(format!(
-                "the lock of {service} changed meanwhile (no longer held by {}); look again",
-                lock.holder
-            )));
-        }
-        Err(e) if holder_log.is_some() => {
-            let now = Records::new(ctx).get(&lock.holder).await?;
-            if !now.status.is_terminal() {
-                return Err(StepError::UnlockRefused(format!(
-                    "{} is {} again (retried meanwhile); it releases the lock when it ends",
-                    lock.holder, now.status
-                )));
-            }
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
-    let next = start_next_if_known(ctx, next).await?;
-    Ok(Unlocked {
-        service: service.to_owned(),
-        released_from: lock.holder,
-        operator: operator.to_owned(),
-        next_deployment: next,
     })
 }
 

@@ -359,34 +359,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             ),
         ));
     }
-    let cause = CaughtError {
-        error: "ExecutionEnded".into(),
-        cause: format!(
-            "{ended_how} while the deployment was {:?}",
-            deployment.status
-        ),
-    };
-    let ended = match chosen_ending(&deployment) {
-        Some(ending) => {
-            // A retried ending goes on with the retry's cause, as the retry ran it.
-            let cause = match &deployment.resumed {
-                Some(resumed) => CaughtError {
-                    error: "RetriedByOperator".into(),
-                    cause: format!("{} retried by {}", resumed.ending, resumed.by),
-                },
-                None => cause,
-            };
-            let input = FailureInput {
-                deployment_id: holder.clone(),
-                error: Some(cause),
-            };
-            super::registry::run_ending_once(ctx, ending, &input).await?
-        }
-        None if traffic_may_have_moved(&deployment) => {
-            needs_attention(ctx, &deployment, &cause).await?
-        }
-        None => abort_or_attention(ctx, &deployment, cause).await?,
-    };
+    let ended = end_orphaned(ctx, &deployment, &ended_how).await?;
     let action = match (&ended.wait, ended.status) {
         (Some(_), _) => Action::Waiting,
         (None, Status::NeedsAttention) => Action::NeedsAttention,
@@ -397,6 +370,44 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
     done.started = start_next(ctx, ended.next_deployment).await?;
     info!(%service, deployment_id = %holder, ?action, "reconciled");
     Ok(done)
+}
+
+/// Ends (or carries on ending) a deployment whose execution is gone, as the execution would
+/// have: the ending already chosen (see [`chosen_ending`]), a person once traffic may have
+/// moved, else an abort.
+async fn end_orphaned(
+    ctx: &Context,
+    deployment: &Deployment,
+    ended_how: &str,
+) -> StepResult<Ended> {
+    let cause = CaughtError {
+        error: "ExecutionEnded".into(),
+        cause: format!(
+            "{ended_how} while the deployment was {:?}",
+            deployment.status
+        ),
+    };
+    Ok(match chosen_ending(deployment) {
+        Some(ending) => {
+            // A retried ending goes on with the retry's cause, as the retry ran it.
+            let cause = match &deployment.resumed {
+                Some(resumed) => CaughtError {
+                    error: "RetriedByOperator".into(),
+                    cause: format!("{} retried by {}", resumed.ending, resumed.by),
+                },
+                None => cause,
+            };
+            let input = FailureInput {
+                deployment_id: deployment.deployment_id.clone(),
+                error: Some(cause),
+            };
+            super::registry::run_ending_once(ctx, ending, &input).await?
+        }
+        None if traffic_may_have_moved(deployment) => {
+            needs_attention(ctx, deployment, &cause).await?
+        }
+        None => abort_or_attention(ctx, deployment, cause).await?,
+    })
 }
 
 /// Whether production traffic may have moved: a person must decide between finishing and

@@ -231,23 +231,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         {
             return Ok(waiting);
         }
-        // Independent of the flow that should already have re-pointed it: no traffic moves to
-        // a slot that would use a database clone.
-        if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, target).await {
-            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
-        }
-        crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
-        let change = match routing::set_production_verified(ctx, config, target, percent).await? {
-            Ok(change) => change,
-            Err(mismatch) => {
-                let err = StepError::SwitchFailed(mismatch);
-                return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
-            }
-        };
-        if let Some(id) = change {
-            Records::new(ctx)
-                .update(deployment_id, Change::new().dns_change_id(&id))
-                .await?;
+        if let Some(id) = move_traffic(ctx, &deployment, target, percent).await? {
             dns_change = Some(id);
         }
     }
@@ -284,6 +268,38 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     };
     record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
     Ok(Poll::Done { detail })
+}
+
+/// Moves `percent` of production traffic to `target` — never onto a slot that would use a
+/// database clone, never after an abort was requested — and reads it back. Returns the Route 53
+/// change it made (DNS mode), recorded so a later check follows it to INSYNC.
+async fn move_traffic(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: crate::Slot,
+    percent: i64,
+) -> StepResult<Option<String>> {
+    let deployment_id = &deployment.deployment_id;
+    // Independent of the flow that should already have re-pointed it: no traffic moves to a
+    // slot that would use a database clone.
+    if let Err(err) = db_guard::ensure_production_database(ctx, deployment, target).await {
+        return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+    }
+    crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
+    let change =
+        match routing::set_production_verified(ctx, &deployment.config, target, percent).await? {
+            Ok(change) => change,
+            Err(mismatch) => {
+                let err = StepError::SwitchFailed(mismatch);
+                return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+            }
+        };
+    if let Some(id) = &change {
+        Records::new(ctx)
+            .update(deployment_id, Change::new().dns_change_id(id))
+            .await?;
+    }
+    Ok(change)
 }
 
 #[cfg(test)]
