@@ -209,15 +209,7 @@ fn an_abort_after_the_switch_claimed_the_deployment_fences_the_switch_out() {
         assert_eq!(holder.as_deref(), Some(id.as_str()));
 
         // The abort goes on (the reconciler's sweep, or the operator's abort once more).
-        let ended = bluegreen::ending::abort(
-            &ctx,
-            &bluegreen::steps::FailureInput {
-                deployment_id: id.clone(),
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        let ended = super::abort_again(&ctx, &id).await;
         assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
         let (green_share, green_desired, _, status, holder) = seen(&ctx, &id).await;
         assert_eq!(
@@ -357,15 +349,7 @@ fn a_retry_taking_over_a_live_lease_keeps_the_earlier_attempts_end() {
         assert_eq!(left.map(|l| l.until), Some(first_until), "still leased");
         // The first attempt's own release finds the lease no longer its own: nothing changes.
         bluegreen::fence::release(&ctx, &first).await;
-        let ended = bluegreen::ending::abort(
-            &ctx,
-            &bluegreen::steps::FailureInput {
-                deployment_id: id.clone(),
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        let ended = super::abort_again(&ctx, &id).await;
         assert!(ended.wait.is_some(), "the abort waits: {}", ended.detail);
         let (green_share, green_desired, _, status, _) = seen(&ctx, &id).await;
         assert_eq!((green_share, status), (0, Status::Promoting));
@@ -579,15 +563,7 @@ fn two_aborts_at_once_run_the_rollback_command_once() {
                 })
             }),
         );
-        let first = bluegreen::ending::abort(
-            &ctx,
-            &bluegreen::steps::FailureInput {
-                deployment_id: id.clone(),
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        let first = super::abort_again(&ctx, &id).await;
         assert!(pause.ran());
         assert!(first.wait.is_some(), "{}", first.detail);
         let rollbacks: Vec<String> = aws.with(|s| {

@@ -168,9 +168,7 @@ async fn with_rollback_command(world: &World) {
 async fn rolled_back_with(world: &World, exit_code: i32) -> (String, bluegreen::steps::Ended) {
     with_rollback_command(world).await;
     let id = deploy_to_switch(world).await;
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    roll_back(world, &id).await;
     let task = record(world, &id)
         .await
         .rollback_migration
@@ -179,9 +177,7 @@ async fn rolled_back_with(world: &World, exit_code: i32) -> (String, bluegreen::
     world
         .stop_task(&task, Some(exit_code), "EssentialContainerExited")
         .await;
-    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let ended = roll_back(world, &id).await;
     (id, ended)
 }
 
@@ -190,9 +186,7 @@ async fn rollback_waits_for_the_rollback_migration_before_it_releases_the_lock()
     let world = World::build().await.with_topic();
     with_rollback_command(&world).await;
     let id = deploy_to_switch(&world).await;
-    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let waiting = roll_back(&world, &id).await;
     let wait = waiting.wait.clone().expect("the ending waits");
     assert!(wait.seconds > 0);
     // Traffic is back at once; the lock is not released while the schema is being reverted.
@@ -208,9 +202,7 @@ async fn rollback_waits_for_the_rollback_migration_before_it_releases_the_lock()
     world
         .stop_task(&task, Some(0), "EssentialContainerExited")
         .await;
-    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let ended = roll_back(&world, &id).await;
     assert_eq!(ended.status, Status::RolledBack);
     assert!(ended.wait.is_none());
     assert_eq!(world.lock_holder().await, None);
@@ -347,9 +339,7 @@ async fn a_rollback_whose_execution_died_while_its_migration_ran_is_continued_by
     let world = World::build().await.with_topic();
     with_rollback_command(&world).await;
     let id = deploy_to_switch(&world).await;
-    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let waiting = roll_back(&world, &id).await;
     assert!(waiting.wait.is_some());
     // No execution runs any more (this world has no deployment machine: `Missing`).
     let swept = reconcile::service(&world.ctx, "shop").await.unwrap();
@@ -831,4 +821,11 @@ async fn a_failed_recheck_after_the_production_migration_aborts_and_reverts_the_
     );
     assert_eq!(world.lock_holder().await, None);
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+}
+
+/// One call of the rollback ending after a failed bake, as the state machine makes it.
+async fn roll_back(world: &World, id: &str) -> bluegreen::steps::Ended {
+    rollback::run(&world.ctx, &failure(id, "BakeFailed"))
+        .await
+        .expect("rollback")
 }

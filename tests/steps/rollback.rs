@@ -11,9 +11,7 @@ use crate::common::*;
 async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent() {
     let world = World::build().await.with_topic();
     let id = deploy_to_switch(&world).await;
-    let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let first = roll_back(&world, &id).await;
     assert_eq!(first.status, Status::RolledBack);
     let production = world.production().await;
     assert_eq!(
@@ -38,9 +36,7 @@ async fn rollback_returns_traffic_to_blue_scales_green_to_zero_and_is_idempotent
         "{subjects:?}"
     );
 
-    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let again = roll_back(&world, &id).await;
     assert_eq!(again, first);
     assert_eq!(
         world.published().await.len(),
@@ -111,9 +107,7 @@ async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
     let world = World::build().await.with_topic();
     let (id, serving) = switched_by_dns(&world).await;
 
-    let first = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let first = roll_back(&world, &id).await;
     assert!(first.wait.is_some(), "{}", first.detail);
     let records = world.production_dns().await;
     assert_eq!(
@@ -130,9 +124,7 @@ async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
 
     // A retry before the TTL passed waits for the same moment.
     world.advance(chrono::Duration::seconds(10));
-    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let again = roll_back(&world, &id).await;
     assert_eq!(
         again.wait.as_ref().map(|w| w.deadline),
         first.wait.as_ref().map(|w| w.deadline)
@@ -140,9 +132,7 @@ async fn a_dns_rollback_keeps_the_failed_slot_until_cached_answers_expire() {
     assert_eq!(world.service(Slot::Green).await.1, serving);
 
     world.advance(chrono::Duration::seconds(21));
-    let done = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let done = roll_back(&world, &id).await;
     assert_eq!(done.status, Status::RolledBack, "{}", done.detail);
     assert_eq!(world.service(Slot::Green).await.1, 0);
     assert_eq!(world.lock_holder().await, None);
@@ -220,9 +210,7 @@ async fn a_dns_rollback_counts_the_ttl_from_when_route53_is_in_sync() {
     assert_eq!(world.service(Slot::Green).await.1, serving);
 
     // INSYNC now: the TTL counts from here.
-    let synced = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let synced = roll_back(&world, &id).await;
     assert!(
         synced.detail.contains("cached answers"),
         "{}",
@@ -235,16 +223,19 @@ async fn a_dns_rollback_counts_the_ttl_from_when_route53_is_in_sync() {
         other => panic!("{other:?}"),
     };
     world.advance(chrono::Duration::seconds(ttl - 1));
-    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let waiting = roll_back(&world, &id).await;
     assert!(waiting.wait.is_some(), "{}", waiting.detail);
     assert_eq!(world.service(Slot::Green).await.1, serving);
     world.advance(chrono::Duration::seconds(2));
-    let done = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap();
+    let done = roll_back(&world, &id).await;
     assert_eq!(done.status, Status::RolledBack, "{}", done.detail);
     assert_eq!(world.service(Slot::Green).await.1, 0);
     assert_eq!(world.lock_holder().await, None);
+}
+
+/// One call of the rollback ending after a failed bake, as the state machine makes it.
+async fn roll_back(world: &World, id: &str) -> bluegreen::steps::Ended {
+    rollback::run(&world.ctx, &failure(id, "BakeFailed"))
+        .await
+        .expect("rollback")
 }

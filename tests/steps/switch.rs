@@ -8,6 +8,18 @@ use bluegreen_tests::World;
 
 use crate::common::*;
 
+/// The world's service switches by a canary: 10 %, then everything after 300 s.
+async fn with_canary(world: &World) {
+    let mut config = world.config();
+    if let Traffic::Listener { shift, .. } = &mut config.traffic {
+        *shift = Some(Shift::Canary {
+            percent: 10,
+            interval_seconds: 300,
+        });
+    }
+    world.put_config(&config).await;
+}
+
 async fn approved(world: &World) -> String {
     let id = prepare_push(world, "v2", "event-1").await;
     launch(world, &id).await;
@@ -48,14 +60,7 @@ async fn without_an_approval_the_switch_refuses_and_production_stays() {
 #[tokio::test]
 async fn a_canary_sends_its_share_first_and_everything_after_the_interval() {
     let world = World::build().await;
-    let mut config = world.config();
-    if let Traffic::Listener { shift, .. } = &mut config.traffic {
-        *shift = Some(Shift::Canary {
-            percent: 10,
-            interval_seconds: 300,
-        });
-    }
-    world.put_config(&config).await;
+    with_canary(&world).await;
     let id = approved(&world).await;
     let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(started.wait_seconds, 300);
@@ -238,14 +243,7 @@ async fn the_switch_first_scales_the_new_slot_to_productions_current_count() {
 #[tokio::test]
 async fn each_canary_step_waits_for_the_new_slot_to_match_production_again() {
     let world = World::build().await;
-    let mut config = world.config();
-    if let Traffic::Listener { shift, .. } = &mut config.traffic {
-        *shift = Some(Shift::Canary {
-            percent: 10,
-            interval_seconds: 300,
-        });
-    }
-    world.put_config(&config).await;
+    with_canary(&world).await;
     let id = approved(&world).await;
     let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
     assert_eq!(world.production().await.percent(Slot::Green), 10);

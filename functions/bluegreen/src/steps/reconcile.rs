@@ -296,12 +296,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
         Err(e) => return Err(e),
     };
     if deployment.status == Status::NeedsAttention {
-        if lock.needs_attention.is_none() {
-            let reason = deployment.failure.clone().unwrap_or_default();
-            Locks::new(ctx)
-                .mark_needs_attention(service, &holder, &reason)
-                .await?;
-        }
+        mark_if_unmarked(ctx, &lock, &deployment).await?;
         return Ok(answer(
             Some(&holder),
             Action::NeedsAttention,
@@ -316,11 +311,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             "its execution is running".into(),
         ));
     }
-    let ended_how = match &execution {
-        Execution::Ended(status) => format!("its execution ended {status}"),
-        Execution::Missing => "it has no execution".into(),
-        Execution::Running => unreachable!("handled above"),
-    };
+    let ended_how = execution_ended_how(&execution);
     if deployment.status.is_terminal() {
         let next = Locks::new(ctx).release(service, &holder).await?;
         let mut done = answer(
@@ -370,6 +361,31 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
     done.started = start_next(ctx, ended.next_deployment).await?;
     info!(%service, deployment_id = %holder, ?action, "reconciled");
     Ok(done)
+}
+
+/// Marks a lock whose holder needs attention (an ending that crashed before marking it), so
+/// `status` and `unlock` show why it is held.
+async fn mark_if_unmarked(
+    ctx: &Context,
+    lock: &LockItem,
+    deployment: &Deployment,
+) -> StepResult<()> {
+    if lock.needs_attention.is_none() {
+        let reason = deployment.failure.clone().unwrap_or_default();
+        Locks::new(ctx)
+            .mark_needs_attention(&deployment.service, &lock.holder, &reason)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How a holder's execution is gone, for the record and the answer.
+fn execution_ended_how(execution: &Execution) -> String {
+    match execution {
+        Execution::Ended(status) => format!("its execution ended {status}"),
+        Execution::Missing => "it has no execution".into(),
+        Execution::Running => "its execution is running".into(),
+    }
 }
 
 /// Ends (or carries on ending) a deployment whose execution is gone, as the execution would
