@@ -16,6 +16,14 @@ task-stopped route ends it.
   POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
   POST /_bluegreen/sns/published        {"topic_arn"} -> what was published to the topic
                                         (subject, message, message attributes)
+  POST /_bluegreen/autoscaling/run      Application Auto Scaling runs every ECS service's
+                                        policies once (clamps desired counts, see below)
+
+Application Auto Scaling: moto stores scalable targets and policies but never acts on them.
+Two things AWS does are modelled: RegisterScalableTarget moves an active service's desired count
+into the new [min, max] at once, and /_bluegreen/autoscaling/run plays a policy running: a
+service below its minimum scales out to it, one above its maximum scales in — unless that
+direction is suspended on its scalable target.
 """
 
 import json
@@ -36,6 +44,8 @@ from moto.awslambda_simple import models as lambda_simple
 from moto.events import responses as events_responses
 from moto.events.models import EventPattern
 from moto.moto_api import state_manager
+from moto.applicationautoscaling import models as aas_models
+from moto.applicationautoscaling.models import applicationautoscaling_backends
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -119,6 +129,49 @@ def _test_event_pattern(self):
 
 
 events_responses.EventsHandler.test_event_pattern = _test_event_pattern
+
+
+def _clamp(target, scale_out=True, scale_in=True):
+    """Moves the ECS service of `target` into its [min, max] in the allowed directions."""
+    _, cluster, name = target.resource_id.split("/")
+    service = ecs_backends[ACCOUNT][REGION].services.get(f"{cluster}:{name}")
+    if service is None:
+        return
+    desired = service.desired_count
+    if scale_out and target.min_capacity is not None and desired < target.min_capacity:
+        service.desired_count = target.min_capacity
+    elif scale_in and target.max_capacity is not None and desired > target.max_capacity:
+        service.desired_count = target.max_capacity
+
+
+_original_register = aas_models.ApplicationAutoscalingBackend.register_scalable_target
+
+
+def _register_scalable_target(self, namespace, r_id, dimension, *args, **kwargs):
+    target = _original_register(self, namespace, r_id, dimension, *args, **kwargs)
+    if namespace == "ecs":
+        _clamp(target)
+    return target
+
+
+aas_models.ApplicationAutoscalingBackend.register_scalable_target = _register_scalable_target
+
+
+def autoscaling_run(_body):
+    """Application Auto Scaling: every ECS scalable target with a policy is acted on once."""
+    backend = applicationautoscaling_backends[ACCOUNT][REGION]
+    acted = []
+    for target in backend.targets.get("ecs:service:DesiredCount", {}).values():
+        if not any(p.resource_id == target.resource_id for p in backend.policies.values()):
+            continue
+        suspended = target.suspended_state or {}
+        _clamp(
+            target,
+            scale_out=not suspended.get("DynamicScalingOutSuspended", False),
+            scale_in=not suspended.get("DynamicScalingInSuspended", False),
+        )
+        acted.append(target.resource_id)
+    return {"acted_on": acted}
 
 
 def _find_task(arn):
@@ -220,6 +273,7 @@ ROUTES = {
     ("POST", "/_bluegreen/ecs/task-stopped"): task_stopped,
     ("POST", "/_bluegreen/ecs/rollout"): rollout,
     ("POST", "/_bluegreen/elbv2/target-health"): target_health,
+    ("POST", "/_bluegreen/autoscaling/run"): autoscaling_run,
 }
 
 

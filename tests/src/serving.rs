@@ -137,6 +137,7 @@ pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
         sfn: aws_sdk_sfn,
         sts: aws_sdk_sts,
         secrets: aws_sdk_secretsmanager,
+        autoscaling: aws_sdk_applicationautoscaling,
     );
     (ctx.clone().with_sdk(clients), counter)
 }

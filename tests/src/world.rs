@@ -693,6 +693,88 @@ impl World {
             .expect("update service");
     }
 
+    /// Production autoscales, as a team's IaC sets it up: `slot` gets a scalable target of
+    /// `min..max` and a target tracking policy on requests per target of its own target group
+    /// (behind the production listener's load balancer), registered through the SDK.
+    pub async fn autoscale(&self, slot: Slot, min: i32, max: i32) {
+        use bluegreen::ports::scaling::{
+            PolicyKind, ScalableTarget, ScalingPolicy, Suspended, TrackedMetric,
+        };
+        let resource = bluegreen::autoscaling::resource_id(CLUSTER, &format!("shop-{slot}"));
+        let scaling = &self.ctx.ports.scaling;
+        let target = ScalableTarget {
+            min,
+            max,
+            suspended: Suspended::default(),
+        };
+        scaling
+            .register(&resource, &target)
+            .await
+            .expect("register");
+        // app/<lb name>/<lb id>/targetgroup/<tg name>/<tg id>, from the listener and TG ARNs.
+        let lb = self
+            .production_listener
+            .split_once(":listener/")
+            .and_then(|(_, l)| l.rsplit_once('/'))
+            .map(|(lb, _)| lb.to_owned())
+            .expect("listener ARN");
+        let arn = self.tg(slot);
+        let tg = &arn[arn.find("targetgroup/").expect("TG ARN")..];
+        let policy = ScalingPolicy {
+            name: "requests-per-target".into(),
+            kind: PolicyKind::TargetTracking {
+                target_value: 1000.0,
+                metric: TrackedMetric::Predefined {
+                    metric_type: "ALBRequestCountPerTarget".into(),
+                    resource_label: Some(format!("{lb}/{tg}")),
+                },
+                scale_out_cooldown: Some(60),
+                scale_in_cooldown: Some(300),
+                disable_scale_in: None,
+            },
+        };
+        scaling
+            .put_policy(&resource, &policy)
+            .await
+            .expect("put policy");
+    }
+
+    /// A slot's scalable target, as Application Auto Scaling holds it.
+    pub async fn scalable_target(
+        &self,
+        slot: Slot,
+    ) -> Option<bluegreen::ports::scaling::ScalableTarget> {
+        let resource = bluegreen::autoscaling::resource_id(CLUSTER, &format!("shop-{slot}"));
+        self.ctx
+            .ports
+            .scaling
+            .target(&resource)
+            .await
+            .expect("describe")
+    }
+
+    /// A slot's scaling policies.
+    pub async fn scaling_policies(
+        &self,
+        slot: Slot,
+    ) -> Vec<bluegreen::ports::scaling::ScalingPolicy> {
+        let resource = bluegreen::autoscaling::resource_id(CLUSTER, &format!("shop-{slot}"));
+        self.ctx
+            .ports
+            .scaling
+            .policies(&resource)
+            .await
+            .expect("describe")
+    }
+
+    /// Application Auto Scaling runs every policy once (the harness plays it: a slot below
+    /// its minimum scales out to it unless scale-out is suspended, and so on).
+    pub async fn run_autoscaling(&self) {
+        self.emulator
+            .control("POST", "/_bluegreen/autoscaling/run", json!({}))
+            .await;
+    }
+
     /// The ECS scheduler finished (or failed) the slot's rollout.
     pub async fn settle(&self, slot: Slot, state: &str) {
         self.emulator

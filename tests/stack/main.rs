@@ -435,7 +435,8 @@ fn role_actions(template: &Value, function: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Calls the steps make that an earlier version's roles lacked: promote reads the alarms
+/// Calls the steps make that an earlier version's roles lacked (the switch's capacity check
+/// once ran without ECS rights at all): promote reads the alarms
 /// before the switch (without the grant, every deployment with alarms would abort with
 /// AccessDenied); in rule mode, the switch and the endings move the listener's default action
 /// along with the rule.
@@ -449,6 +450,51 @@ fn the_roles_grant_what_the_steps_call() {
         ("SwitchFunction", "elasticloadbalancing:ModifyRule"),
         ("RollbackFunction", "elasticloadbalancing:ModifyListener"),
         ("AbortFunction", "elasticloadbalancing:ModifyListener"),
+        // Capacity follows production: the switch reads both slots and scales the new one.
+        ("SwitchFunction", "ecs:DescribeServices"),
+        ("SwitchFunction", "ecs:UpdateService"),
+        // Production's autoscaling moves with it (docs/autoscaling.md).
+        (
+            "LaunchPreprodFunction",
+            "application-autoscaling:PutScalingPolicy",
+        ),
+        (
+            "LaunchPreprodFunction",
+            "application-autoscaling:PutScheduledAction",
+        ),
+        (
+            "SwitchFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "FinishFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "RollbackFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "AbortFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "TeardownFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "ReconcileFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "OperatorApiFunction",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        (
+            "SwitchFunction",
+            "application-autoscaling:DescribeScalingPolicies",
+        ),
+        ("SwitchFunction", "cloudwatch:PutMetricAlarm"),
     ] {
         assert!(
             role_actions(&template, function).contains(action),

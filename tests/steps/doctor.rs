@@ -333,3 +333,42 @@ async fn a_maintenance_page_on_a_shared_listener_is_found() {
         vec!["maintenance-page-unplaceable"]
     );
 }
+
+/// Issue 23: an idle slot that autoscales beside production (an IaC apply registered it as
+/// written in the code) is found; production's own autoscaling, and an idle slot at rest, are
+/// not findings.
+#[tokio::test]
+async fn an_idle_slot_that_can_come_back_is_found() {
+    use bluegreen::Slot;
+    use bluegreen::ports::scaling::{ScalableTarget, Suspended};
+    let world = healthy().await;
+    let config = world.config();
+    world.autoscale(Slot::Blue, 2, 8).await;
+    let resource = bluegreen::autoscaling::resource_id(&config.cluster, "shop-green");
+    let at_rest = ScalableTarget {
+        min: 0,
+        max: 8,
+        suspended: Suspended::ALL,
+    };
+    world
+        .ctx
+        .ports
+        .scaling
+        .register(&resource, &at_rest)
+        .await
+        .unwrap();
+    assert_eq!(stored(&world, &config).await, Vec::<&str>::new());
+    let reverted = ScalableTarget {
+        min: 2,
+        max: 8,
+        suspended: Suspended::default(),
+    };
+    world
+        .ctx
+        .ports
+        .scaling
+        .register(&resource, &reverted)
+        .await
+        .unwrap();
+    assert_eq!(stored(&world, &config).await, vec!["idle-slot-autoscales"]);
+}

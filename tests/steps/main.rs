@@ -5,6 +5,7 @@ mod common;
 
 mod abort;
 mod approval;
+mod autoscaling;
 mod bake;
 mod database;
 mod doctor;

@@ -7,7 +7,10 @@
 //! linear step: if the new slot has fewer tasks than the live slot wants or runs, it is scaled
 //! up (the timeline says so) and the move waits until ECS runs that many tasks and the slot's
 //! target group has that many healthy targets. The new slot is never scaled down here.
+//! Production's autoscaling comes first ([`autoscaling`], serving: production's range,
+//! scale-in suspended through the bake).
 
+use crate::autoscaling::{self, Stance};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::StepResult;
@@ -47,6 +50,7 @@ pub async fn ensure(
     step: &str,
 ) -> StepResult<Capacity> {
     let config = &deployment.config;
+    carry_autoscaling(ctx, deployment, target, step).await?;
     let live_name = &config.slots.get(target.other()).service;
     let target_name = &config.slots.get(target).service;
     let live = ecs::describe_service(ctx, &config.cluster, live_name).await?;
@@ -84,6 +88,31 @@ pub async fn ensure(
         )));
     }
     Ok(Capacity::Ready)
+}
+
+/// Gives `target` production's autoscaling, serving (scale-in suspended through the bake):
+/// with AWS, registering production's minimum raises the slot to it at once.
+async fn carry_autoscaling(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: Slot,
+    step: &str,
+) -> StepResult<()> {
+    let config = &deployment.config;
+    let Some(carry) = autoscaling::plan_carry(ctx, config, target, Stance::Serving).await? else {
+        return Ok(());
+    };
+    if carry.is_empty() {
+        return Ok(());
+    }
+    crate::fence::guard(ctx, &deployment.deployment_id, "carrying autoscaling").await?;
+    autoscaling::carry(ctx, &carry).await?;
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().log(step, StepOutcome::Scaled, carry.describe(), ctx.now()),
+        )
+        .await
 }
 
 #[cfg(test)]

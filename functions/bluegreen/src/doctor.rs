@@ -143,6 +143,7 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
                 target_group(ctx, config, slot, &mut f).await;
             }
             let live = production(ctx, config, &mut f).await;
+            autoscaling(ctx, config, live, &mut f).await;
             test_listener(ctx, config, test_listener_arn, live, &mut f).await;
             let mut switched = vec![production_listener_arn, test_listener_arn];
             switched.extend(production_rule_arn);
@@ -158,7 +159,8 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
             }
         }
         Traffic::Dns { .. } => {
-            production(ctx, config, &mut f).await;
+            let live = production(ctx, config, &mut f).await;
+            autoscaling(ctx, config, live, &mut f).await;
         }
     }
     database(ctx, config, &mut f).await;
@@ -377,6 +379,21 @@ async fn production(ctx: &Context, config: &ServiceConfig, f: &mut Findings) -> 
             );
             None
         }
+    }
+}
+
+/// The slots' autoscaling: the idle slot cannot come back, production is not left suspended
+/// (see [`crate::autoscaling::problems`]).
+async fn autoscaling(ctx: &Context, config: &ServiceConfig, live: Option<Slot>, f: &mut Findings) {
+    let Some(live) = live else { return };
+    let subject = format!("{} autoscaling", config.name);
+    match crate::autoscaling::check(ctx, config, live).await {
+        Ok(found) => {
+            for (code, problem, fix) in found {
+                f.add(code, &subject, problem, &fix);
+            }
+        }
+        Err(e) => f.failed(&subject, &e),
     }
 }
 

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::autoscaling;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::MigrationTask;
@@ -581,6 +582,8 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     if let Some(preprod) = &deployment.preprod {
         let previous = (!preprod.previous_task_definition.is_empty())
             .then_some(preprod.previous_task_definition.as_str());
+        // At rest first: a switch that began gave it production's minimum.
+        autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
         ecs::update_service(
             ctx,
             &config.cluster,

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::autoscaling;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
@@ -166,6 +167,10 @@ async fn roll_back(
             good_service.running_count, good_service.desired_count
         )));
     }
+    // Production's autoscaling first, so the slot taking traffic back can scale with it.
+    if let Some(target) = &deployment.retired_scaling {
+        autoscaling::restore(ctx, &config.cluster, good_name, target).await?;
+    }
     let change = routing::set_production_verified(ctx, config, good, 100)
         .await?
         .map_err(StepError::RollbackFailed)?;
@@ -177,6 +182,7 @@ async fn roll_back(
     ecs::unmark_slot(ctx, &config.cluster, good_name).await?;
     routing::point_test_listener(ctx, config, bad).await?;
     let bad_name = &config.slots.get(bad).service;
+    autoscaling::rest(ctx, &config.cluster, bad_name).await?;
     ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
     done.push(format!("{bad_name} scaled to 0"));
     let detail = format!("manual rollback by {operator}: {}", done.join("; "));

@@ -96,7 +96,8 @@ pub enum StepOutcome {
     Superseded,
     /// The switch began moving production traffic.
     TrafficMoving,
-    /// The new slot was scaled to match production's task count before traffic moved.
+    /// A slot's task count or autoscaling was changed to follow production (the new slot
+    /// scaled to production's count, production's autoscaling carried to it).
     Scaled,
     /// Approval was requested.
     Requested,
@@ -443,6 +444,10 @@ pub struct Deployment {
     /// The ending an operator re-ran with `retry` (see `operator::retry`), once one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<ResumedEnding>,
+    /// The old slot's scalable target as it was when finish put it at rest (production's own
+    /// autoscaling), written once: a manual rollback gives it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_scaling: Option<crate::ports::scaling::ScalableTarget>,
 }
 
 /// An ending an operator re-ran with `retry`. The retry carries it on in its own process
@@ -691,6 +696,11 @@ impl Change {
     /// Sets [`Deployment::dns_ttl`].
     pub fn dns_ttl(self, ttl: &DnsTtl) -> Self {
         self.set("dns_ttl", ttl)
+    }
+
+    /// Sets [`Deployment::retired_scaling`].
+    pub fn retired_scaling(self, target: &crate::ports::scaling::ScalableTarget) -> Self {
+        self.set("retired_scaling", target)
     }
 
     /// Sets [`Deployment::dns_back`].

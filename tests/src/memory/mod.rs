@@ -17,6 +17,7 @@ mod databases;
 mod dns;
 mod load_balancing;
 mod misc;
+mod scaling;
 pub mod tables;
 mod workflow;
 pub mod world;
@@ -31,6 +32,7 @@ pub use databases::RdsState;
 pub use dns::DnsState;
 pub use load_balancing::{ElbState, ListenerModel, RuleModel};
 pub use misc::{AlarmState, NotificationsState, SmokeState};
+pub use scaling::ScalingState;
 pub use workflow::{ExecutionModel, Starter, WorkflowState};
 
 /// What happens to one call.
@@ -96,6 +98,8 @@ pub struct State {
     pub secrets: std::collections::BTreeMap<String, String>,
     /// What the test endpoints answer.
     pub smoke: SmokeState,
+    /// Application Auto Scaling.
+    pub scaling: ScalingState,
 }
 
 /// The in-memory AWS behind every port; clones share the state.
@@ -130,6 +134,7 @@ impl MemoryAws {
             identity: Arc::new(self.clone()),
             secrets: Arc::new(self.clone()),
             smoke: Arc::new(self.clone()),
+            scaling: Arc::new(self.clone()),
         }
     }
 

@@ -170,3 +170,43 @@ pub async fn build(
         .expect("the standard config is stored");
     (aws, ctx)
 }
+
+/// Production autoscales: blue (live) gets a scalable target of `min..max` and a target
+/// tracking policy on requests per target of its own target group, as a team's IaC makes it.
+pub fn autoscale_blue(state: &mut State, names: &Names, min: i32, max: i32) {
+    use bluegreen::ports::scaling::{
+        PolicyKind, ScalableTarget, ScalingPolicy, Suspended, TrackedMetric,
+    };
+    let resource = bluegreen::autoscaling::resource_id(CLUSTER, "shop-blue");
+    state.scaling.targets.insert(
+        resource.clone(),
+        ScalableTarget {
+            min,
+            max,
+            suspended: Suspended::default(),
+        },
+    );
+    let target_group = names
+        .tg_blue
+        .split_once("targetgroup/")
+        .map(|(_, tg)| tg)
+        .expect("a target group ARN");
+    state.scaling.policies.insert(
+        resource,
+        vec![ScalingPolicy {
+            name: "requests-per-target".into(),
+            kind: PolicyKind::TargetTracking {
+                target_value: 1000.0,
+                metric: TrackedMetric::Predefined {
+                    metric_type: "ALBRequestCountPerTarget".into(),
+                    resource_label: Some(format!(
+                        "app/shop-alb/3333333333333333/targetgroup/{target_group}"
+                    )),
+                },
+                scale_out_cooldown: Some(60),
+                scale_in_cooldown: Some(300),
+                disable_scale_in: None,
+            },
+        }],
+    );
+}

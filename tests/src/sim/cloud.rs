@@ -53,6 +53,10 @@ pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names) {
             services(state, &mut due, now, &rng, &scenario);
             databases(state, &mut due, now, &rng);
             application(state, &scenario, &names);
+            // Application Auto Scaling acts on its own: now and then its policies run.
+            if scenario.autoscaled && rng.chance(100) {
+                state.run_scaling_policies();
+            }
         });
     }
 }

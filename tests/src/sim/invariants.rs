@@ -371,11 +371,56 @@ impl Invariants {
                     format!("{}: the idle slot {idle} still runs tasks", config.name),
                 );
             }
+            let attention = records
+                .iter()
+                .any(|d| d.service == config.name && d.status == Status::NeedsAttention);
+            if !attention {
+                self.autoscaling_follows_production(state, config, live[0]);
+            }
         }
     }
 }
 
 impl Invariants {
+    /// Where production autoscaled, it still does on the slot that serves it, and the idle
+    /// slot's scalable target can no longer bring it back (minimum 0).
+    fn autoscaling_follows_production(&self, state: &State, config: &ServiceConfig, live: Slot) {
+        if state.scaling.targets.is_empty() {
+            return;
+        }
+        let after = "quiescence";
+        let resource = |slot: Slot| {
+            bluegreen::autoscaling::resource_id(&config.cluster, &config.slots.get(slot).service)
+        };
+        match state.scaling.targets.get(&resource(live)) {
+            None => self.violated(
+                after,
+                format!("{}: production on {live} no longer autoscales", config.name),
+            ),
+            Some(t) if t.suspended.scale_in || t.suspended.scale_out || t.min < 1 => self.violated(
+                after,
+                format!(
+                    "{}: production's autoscaling on {live} is left {t:?}",
+                    config.name
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(t) = state.scaling.targets.get(&resource(live.other()))
+            && t.min > 0
+        {
+            self.violated(
+                after,
+                format!(
+                    "{}: the idle slot {} keeps a minimum of {}: a policy brings it back",
+                    config.name,
+                    live.other(),
+                    t.min
+                ),
+            );
+        }
+    }
+
     /// Every production or rollback migration task ECS ran is on its deployment's record, and
     /// no record still calls one `running` once everything has come to rest: what production's
     /// schema went through is known (issue 21).

@@ -140,6 +140,9 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         .put(&scenario.config)
         .await
         .expect("the scenario's config is valid");
+    if scenario.autoscaled {
+        aws.with(|s| memory::world::autoscale_blue(s, &names, 2, 6));
+    }
     let executions = Arc::new(executions::SimExecutions::new(
         ctx.clone(),
         aws.clone(),

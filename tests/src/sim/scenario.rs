@@ -106,6 +106,9 @@ pub struct Scenario {
     pub rejects: u64,
     /// Per thousand deployments: an operator aborts it at some moment.
     pub aborts: u64,
+    /// Production autoscales (blue has a scalable target and a policy) and Application Auto
+    /// Scaling runs its policies now and then.
+    pub autoscaled: bool,
 }
 
 fn digest_of(image: &str) -> Option<char> {
@@ -186,6 +189,7 @@ impl Scenario {
             approves: 600 + rng.below(400),
             rejects: rng.below(200),
             aborts: if knobs.operators { rng.below(300) } else { 0 },
+            autoscaled: rng.chance(500),
         }
     }
 

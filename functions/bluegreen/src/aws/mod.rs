@@ -11,6 +11,7 @@ mod identity;
 pub(crate) mod load_balancing;
 mod notifications;
 mod parameters;
+mod scaling;
 mod secrets;
 mod smoke;
 mod tables;
@@ -46,6 +47,8 @@ pub struct Sdk {
     pub sts: aws_sdk_sts::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// Application Auto Scaling.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl Sdk {
@@ -63,6 +66,7 @@ impl Sdk {
             sfn: aws_sdk_sfn::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
         }
     }
 
@@ -81,6 +85,7 @@ impl Sdk {
             identity: Arc::new(identity::Sts(self.sts.clone())),
             secrets: Arc::new(secrets::SecretsManager(self.secrets.clone())),
             smoke: Arc::new(smoke::Reqwest::default()),
+            scaling: Arc::new(scaling::ApplicationAutoScaling(self.autoscaling.clone())),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod load_balancing;
 pub mod notifications;
 pub mod parameters;
+pub mod scaling;
 pub mod secrets;
 pub mod smoke;
 pub mod tables;
@@ -35,6 +36,7 @@ pub use identity::Identity;
 pub use load_balancing::LoadBalancing;
 pub use notifications::Notifications;
 pub use parameters::Parameters;
+pub use scaling::Scaling;
 pub use secrets::Secrets;
 pub use smoke::SmokeClient;
 pub use tables::Tables;
@@ -67,4 +69,6 @@ pub struct Ports {
     pub secrets: Arc<dyn Secrets>,
     /// HTTP smoke checks against test endpoints.
     pub smoke: Arc<dyn SmokeClient>,
+    /// Application Auto Scaling: the slots' scalable targets and policies.
+    pub scaling: Arc<dyn Scaling>,
 }

@@ -1,10 +1,12 @@
 //! Finish: after a clean bake, scale the old slot to zero (or keep it warm for the configured
 //! window, after which scheduled teardown scales it down), mark the new slot as plain live,
+//! hand production's autoscaling to it ([`autoscaling::hand_over`]),
 //! then the shared ending: maintenance off, clones deleted (never one a running slot uses),
 //! DNS TTL restored, lock released and handed to a queued push.
 
 use chrono::Duration;
 
+use crate::autoscaling;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
@@ -35,6 +37,8 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
     }
     let mut done = vec![format!("{new} is live")];
     ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(new).service).await?;
+    // Before the old slot is scaled down: once at rest, no policy brings it back.
+    done.extend(autoscaling::hand_over(ctx, &deployment, new).await?);
     let old_name = &config.slots.get(old).service;
     let keep_warm = config.finish.keep_warm_seconds;
     if keep_warm == 0 {

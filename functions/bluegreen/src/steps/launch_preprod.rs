@@ -5,13 +5,14 @@
 //! what the idle service looked like, and updates the idle service. `check` waits for the
 //! service's primary deployment of that revision to complete.
 
+use crate::autoscaling::{self, Stance};
 use crate::config::Traffic;
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment, DnsTtl, PreprodState, Records, Status};
+use crate::record::{Change, Deployment, DnsTtl, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::routing;
 
@@ -78,6 +79,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         deployment.expires_at,
     )
     .await?;
+    carry_autoscaling(ctx, &deployment, target, preprod.desired_count).await?;
     lower_dns_ttl(ctx, &deployment).await?;
     start_once(
         ctx,
@@ -88,6 +90,31 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         Change::new(),
     )
     .await
+}
+
+/// Copies production's autoscaling to pre-prod, held (see [`autoscaling`]): a policy that
+/// cannot be copied shows on the timeline before anyone approves, not at the switch.
+async fn carry_autoscaling(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: crate::slot::Slot,
+    preprod_count: i32,
+) -> StepResult<()> {
+    let stance = Stance::Held { preprod_count };
+    let Some(carry) = autoscaling::plan_carry(ctx, &deployment.config, target, stance).await?
+    else {
+        return Ok(());
+    };
+    if carry.is_empty() {
+        return Ok(());
+    }
+    autoscaling::carry(ctx, &carry).await?;
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().log(STEP, StepOutcome::Scaled, carry.describe(), ctx.now()),
+        )
+        .await
 }
 
 /// Checks whether the pre-prod service runs the new revision at the desired count.

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::autoscaling;
 use crate::config::{DNS_IN_SYNC_BOUND_SECONDS, Traffic};
 use crate::context::Context;
 use crate::ecs;
@@ -51,6 +52,8 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         return Ok(Ended::waiting(&deployment, detail, wait.until()));
     }
     if let Some(preprod) = &deployment.preprod {
+        // At rest first: the switch gave it production's minimum.
+        autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
         ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
         ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
         done.push(format!("{} scaled to 0", preprod.service));

@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::autoscaling;
 use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
@@ -159,6 +160,7 @@ async fn tear_down_service(
             .push(format!("{idle}: deployment {owner} is still running"));
         return Ok(());
     }
+    autoscaling::rest(ctx, &config.cluster, idle).await?;
     if service.desired_count > 0 {
         ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;
     }
