@@ -81,6 +81,11 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
             ],
             &rows,
         );
+        for l in lines {
+            for problem in &l.guard {
+                println!("! {}: {problem}", l.service);
+            }
+        }
     })
 }
 

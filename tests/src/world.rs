@@ -176,6 +176,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
             alarms: vec!["shop-5xx".into()],
         },
         finish: Finish::default(),
+        guard: Default::default(),
     }
 }
 

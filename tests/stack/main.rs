@@ -273,30 +273,50 @@ fn every_registered_step_is_a_function_of_the_stack_and_nothing_else_runs_the_st
     }
 }
 
+/// The stack's two alarms watch exactly the metrics the code writes (metrics.rs): the
+/// needs-attention endings and the live-slot guard's violations — not AWS/States
+/// ExecutionsFailed, which counts every ordinary abort.
 #[test]
-fn the_only_alarm_watches_the_metric_needs_attention_endings_emit() {
+fn the_alarms_watch_the_metrics_the_code_emits() {
     let template = template();
-    let alarms: Vec<(&String, &Value)> = template["Resources"]
+    let mut watched: Vec<(String, String)> = template["Resources"]
         .as_object()
         .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|r| {
+            let p = &r["Properties"];
+            (
+                p["Namespace"].as_str().unwrap().to_owned(),
+                p["MetricName"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    let properties = &alarms[0].1["Properties"];
-    // The namespace and name the code writes (metrics.rs); not AWS/States ExecutionsFailed,
-    // which counts every ordinary abort.
-    assert_eq!(properties["Namespace"], bluegreen::metrics::NAMESPACE);
+    watched.sort();
+    let ns = bluegreen::metrics::NAMESPACE.to_owned();
     assert_eq!(
-        properties["MetricName"],
-        bluegreen::metrics::NEEDS_ATTENTION
+        watched,
+        vec![
+            (
+                ns.clone(),
+                bluegreen::metrics::LIVE_SLOT_VIOLATIONS.to_owned()
+            ),
+            (ns.clone(), bluegreen::metrics::NEEDS_ATTENTION.to_owned()),
+        ]
     );
-    let line = bluegreen::metrics::needs_attention_line("shop", "shop-1", chrono::Utc::now());
-    let doc: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(
-        doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-        properties["Namespace"]
-    );
+    for line in [
+        bluegreen::metrics::needs_attention_line("shop", "shop-1", chrono::Utc::now()),
+        bluegreen::metrics::live_slot_violations_line("shop", 1, chrono::Utc::now()),
+    ] {
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], ns);
+        let name = directive["Metrics"][0]["Name"].as_str().unwrap();
+        assert!(
+            watched.iter().any(|(_, m)| m == name),
+            "{name} has no alarm"
+        );
+    }
 }
 
 #[test]
@@ -495,6 +515,9 @@ fn the_roles_grant_what_the_steps_call() {
             "application-autoscaling:DescribeScalingPolicies",
         ),
         ("SwitchFunction", "cloudwatch:PutMetricAlarm"),
+        // The live-slot guard in the sweep: configs, the index page and its cursor, the lock.
+        ("ReconcileFunction", "ssm:GetParameters"),
+        ("ReconcileFunction", "dynamodb:Query"),
     ] {
         assert!(
             role_actions(&template, function).contains(action),
@@ -509,6 +532,48 @@ fn the_roles_grant_what_the_steps_call() {
             && s["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })),
         "the operator policy cannot read the locks table"
     );
+}
+
+/// Issue 22: teardown leaves locked services alone, so its role must read the locks table
+/// itself — `dynamodb:GetItem` on the services table (which it has) is not enough. Without it
+/// every service was "kept" with AccessDenied and expired pre-prod ran for ever.
+#[test]
+fn teardown_may_read_the_locks_table() {
+    let template = template();
+    let role = resource(&template, "TeardownRole");
+    let grants = role["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .chain(
+            role["Properties"]["ManagedPolicyArns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|arn| arn["!Ref"].as_str())
+                .flat_map(|name| {
+                    resource(&template, name)["Properties"]["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                }),
+        )
+        .any(|st| {
+            let actions = match &st["Action"] {
+                Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+                Value::String(a) => vec![a.as_str()],
+                _ => vec![],
+            };
+            actions.contains(&"dynamodb:GetItem")
+                && st["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })
+        });
+    assert!(grants, "TeardownRole cannot read the locks table");
 }
 
 /// `(attribute, key type)` pairs of a `KeySchema`.

@@ -11,6 +11,7 @@ mod database;
 mod doctor;
 mod faults;
 mod finish;
+mod guard;
 mod health_check;
 mod intake;
 mod launch_preprod;

@@ -562,6 +562,7 @@ impl Walk<'_> {
             },
             bake: Bake::default(),
             finish: Finish::default(),
+            guard: Default::default(),
         }
     }
 

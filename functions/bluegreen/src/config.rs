@@ -62,6 +62,9 @@ pub struct ServiceConfig {
     /// What happens to the old slot after a successful bake.
     #[serde(default)]
     pub finish: Finish,
+    /// The live-slot guard between deployments (see `guard`).
+    #[serde(default)]
+    pub guard: Guard,
 }
 
 /// Image repository and tag patterns that start a deployment.
@@ -471,6 +474,18 @@ pub struct Finish {
     /// once. Scheduled teardown scales it down once the window has passed.
     #[serde(default)]
     pub keep_warm_seconds: u64,
+}
+
+/// The live-slot guard: what it may do besides reporting.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    /// Repair by itself when the repair is unambiguous: production sends all of its traffic to
+    /// a slot that runs nothing while the other runs tasks (an IaC apply reverted the route) —
+    /// that slot is scaled back to the other's count. Traffic is never moved. Default false:
+    /// report only.
+    #[serde(default)]
+    pub repair: bool,
 }
 
 impl ServiceConfig {

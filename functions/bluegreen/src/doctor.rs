@@ -144,6 +144,9 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
             }
             let live = production(ctx, config, &mut f).await;
             autoscaling(ctx, config, live, &mut f).await;
+            if live.is_some() {
+                live_slots(ctx, config, &mut f).await;
+            }
             test_listener(ctx, config, test_listener_arn, live, &mut f).await;
             let mut switched = vec![production_listener_arn, test_listener_arn];
             switched.extend(production_rule_arn);
@@ -161,6 +164,9 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
         Traffic::Dns { .. } => {
             let live = production(ctx, config, &mut f).await;
             autoscaling(ctx, config, live, &mut f).await;
+            if live.is_some() {
+                live_slots(ctx, config, &mut f).await;
+            }
         }
     }
     database(ctx, config, &mut f).await;
@@ -379,6 +385,32 @@ async fn production(ctx: &Context, config: &ServiceConfig, f: &mut Findings) -> 
             );
             None
         }
+    }
+}
+
+/// The live-slot guard's invariant (see [`crate::guard`]): production on slots that run tasks,
+/// the idle slot at rest. Checked while no deployment holds the service.
+async fn live_slots(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    let subject = format!("{} slots", config.name);
+    // A slot service that does not exist is reported already; there is nothing to judge.
+    if f.0
+        .iter()
+        .any(|x| matches!(x.code, "service-missing" | "cluster-missing"))
+    {
+        return;
+    }
+    match crate::lock::Locks::new(ctx).read(&config.name).await {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => return f.failed(&subject, &e),
+    }
+    match crate::guard::findings(ctx, config).await {
+        Ok(found) => {
+            for (code, problem, fix) in found {
+                f.add(code, &subject, problem, &fix);
+            }
+        }
+        Err(e) => f.failed(&subject, &e),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod event;
 pub mod executions;
 pub mod fence;
 pub mod follow;
+pub mod guard;
 pub mod health;
 pub mod identity;
 pub mod install;

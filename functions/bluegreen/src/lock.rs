@@ -257,6 +257,39 @@ impl<'a> Locks<'a> {
         Ok(matches!(written, Written::Applied(_)))
     }
 
+    /// Records that people were told about the live-slot guard's violations `fingerprint`
+    /// (see `guard`); `true` the first time for that set (one notice per distinct violation,
+    /// however many sweeps see it). Does not touch the holding.
+    pub async fn first_report_of_guard(
+        &self,
+        service: &str,
+        fingerprint: &str,
+    ) -> StepResult<bool> {
+        let written = self
+            .update_if(
+                service,
+                vec![set("guard_reported", s(fingerprint))],
+                Cond::Or(vec![
+                    Cond::absent("guard_reported"),
+                    Cond::Ne(Path::of("guard_reported"), s(fingerprint)),
+                ]),
+            )
+            .await?;
+        Ok(matches!(written, Written::Applied(_)))
+    }
+
+    /// Forgets the guard's last report once the service is healthy again, so a recurrence is
+    /// told again. Writes only when there is something to forget.
+    pub async fn guard_cleared(&self, service: &str) -> StepResult<()> {
+        self.update_if(
+            service,
+            vec![Update::Remove(Path::of("guard_reported"))],
+            Cond::exists("guard_reported"),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Who holds the lock, if anyone.
     pub async fn holder(&self, service: &str) -> StepResult<Option<String>> {
         Ok(self.read(service).await?.map(|l| l.holder))

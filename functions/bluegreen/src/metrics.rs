@@ -3,7 +3,8 @@
 //!
 //! `bluegreen/NeedsAttention` is the metric the stack's alarm watches: it counts deployments
 //! that ended needing a person, and nothing else (ordinary aborts and rollbacks are the
-//! product working, not an incident).
+//! product working, not an incident). `bluegreen/LiveSlotViolations` is the live-slot guard's
+//! (a second alarm): production's slots out of shape between deployments.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -12,6 +13,9 @@ use serde_json::json;
 pub const NAMESPACE: &str = "bluegreen";
 /// Deployments that ended needing a person.
 pub const NEEDS_ATTENTION: &str = "NeedsAttention";
+/// Violations the live-slot guard found (`guard`): production on a slot that runs nothing,
+/// an idle slot running outside a warm window.
+pub const LIVE_SLOT_VIOLATIONS: &str = "LiveSlotViolations";
 
 /// The EMF line counting one needs-attention ending of `deployment_id` (a property, searchable
 /// in the logs, not a dimension: the alarm watches the total).
@@ -40,6 +44,33 @@ pub fn needs_attention(service: &str, deployment_id: &str, at: DateTime<Utc>) {
     }
 }
 
+/// The EMF line counting the live-slot guard's `count` violations for `service`.
+pub fn live_slot_violations_line(service: &str, count: usize, at: DateTime<Utc>) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": LIVE_SLOT_VIOLATIONS, "Unit": "Count"}],
+            }],
+        },
+        LIVE_SLOT_VIOLATIONS: count,
+        "service": service,
+    })
+    .to_string()
+}
+
+/// Emits the live-slot guard's metric when running in Lambda, and returns its line (the
+/// guard's report carries it, so tests and the CLI see what CloudWatch would count).
+pub fn live_slot_violations(service: &str, count: usize, at: DateTime<Utc>) -> String {
+    let line = live_slot_violations_line(service, count, at);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        println!("{line}");
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +91,15 @@ mod tests {
             !line.contains('\n'),
             "one line, or the pipeline reads two documents"
         );
+    }
+
+    #[test]
+    fn the_live_slot_line_counts_the_violations() {
+        let line = live_slot_violations_line("shop", 2, DateTime::UNIX_EPOCH);
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Metrics"][0]["Name"], LIVE_SLOT_VIOLATIONS);
+        assert_eq!(doc[LIVE_SLOT_VIOLATIONS], 2);
+        assert_eq!(doc["service"], "shop");
     }
 }

@@ -33,6 +33,8 @@ pub enum Notice {
     NeedsAttention,
     /// A push arrived for a service whose stored config is invalid: nothing was deployed.
     ConfigInvalid,
+    /// The live-slot guard found production's slots out of shape between deployments.
+    LiveSlot,
 }
 
 impl Notice {
@@ -46,6 +48,7 @@ impl Notice {
             Notice::Superseded => "superseded",
             Notice::NeedsAttention => "needs_attention",
             Notice::ConfigInvalid => "config_invalid",
+            Notice::LiveSlot => "live_slot",
         }
     }
 
@@ -58,6 +61,7 @@ impl Notice {
             Notice::Superseded => "was superseded",
             Notice::NeedsAttention => "needs attention",
             Notice::ConfigInvalid => "has an invalid config",
+            Notice::LiveSlot => "production slots out of shape",
         }
     }
 }
@@ -187,6 +191,19 @@ pub async fn config_invalid(
         None,
     )
     .await?;
+    post_webhook(ctx, &body).await;
+    Ok(sent)
+}
+
+/// Tells people the live-slot guard found `service`'s slots out of shape (`lines`: each
+/// violation with its repair, and a repair made). Returns `false` when no topic is configured.
+pub async fn live_slot(ctx: &Context, service: &str, lines: &[String]) -> StepResult<bool> {
+    let body = format!(
+        "The live-slot guard found {service}'s slots out of shape (no deployment holds it):\n{}\n\
+         bluegreen never moves traffic by itself; `bluegreen doctor {service}` shows the routes.",
+        lines.join("\n")
+    );
+    let sent = publish(ctx, (service, "-"), Notice::LiveSlot, &body, None).await?;
     post_webhook(ctx, &body).await;
     Ok(sent)
 }

@@ -1,6 +1,7 @@
 //! What `bluegreen status` shows for a service: production's routing read from AWS now, the
 //! deployment holding the service (its lock) or else the newest one that ran, and the push
-//! waiting behind it. Every read is by key or by index: the cost does not grow with the
+//! waiting behind it, and what the live-slot guard finds while nobody deploys. Every read is by
+//! key or by index: the cost does not grow with the
 //! service's history.
 
 use serde::Serialize;
@@ -8,6 +9,7 @@ use serde::Serialize;
 use crate::config::ServiceConfig;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
+use crate::guard;
 use crate::lock::Locks;
 use crate::record::{Deployment, Records, Status};
 use crate::routing::{self, RouteState};
@@ -25,6 +27,9 @@ pub struct ServiceStatus {
     pub latest: Option<Deployment>,
     /// The push waiting for the service (the lock's queue holds one: the newest wins).
     pub queued: Vec<String>,
+    /// What the live-slot guard finds now, with the repair, while no deployment holds the
+    /// service (see [`crate::guard`]); empty when all is well or a deployment holds it.
+    pub guard: Vec<String>,
 }
 
 /// The status of the service `config` describes.
@@ -50,7 +55,18 @@ pub async fn of(ctx: &Context, config: ServiceConfig) -> StepResult<ServiceStatu
             None => records.for_service(&config.name, 1).await?.pop(),
         },
     };
+    let guard = match &lock {
+        Some(_) => Vec::new(),
+        None => match guard::findings(ctx, &config).await {
+            Ok(found) => found
+                .into_iter()
+                .map(|(_, problem, fix)| format!("{problem}: {fix}"))
+                .collect(),
+            Err(e) => vec![format!("live-slot guard could not check: {e}")],
+        },
+    };
     Ok(ServiceStatus {
+        guard,
         production: routing_text(routing::read_production(ctx, &config).await),
         service: config.name,
         latest,

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::executions::{self, Execution};
+use crate::guard;
 use crate::lock::{LockItem, Locks, PushOrder};
 use crate::queue::{self, Placed};
 use crate::record::{Deployment, Records, Status};
@@ -96,6 +97,9 @@ pub enum Action {
     Started,
     /// This service could not be reconciled now; `detail` says why (the sweep tries again).
     Failed,
+    /// The live-slot guard found the service's slots out of shape (`detail`: what, and the
+    /// repair); reported, and repaired when `guard.repair` allows.
+    GuardViolation,
 }
 
 /// What the reconcile Lambda is asked to do.
@@ -210,7 +214,52 @@ pub async fn sweep(ctx: &Context) -> StepResult<Vec<Reconciled>> {
         });
     }
     answers.extend(sweep_unqueued(ctx).await?);
+    answers.extend(guard_pass(ctx).await);
     Ok(answers)
+}
+
+/// The live-slot guard over the next page of managed services (see [`guard`]): a line for
+/// each service out of shape, or whose check failed. A push queued behind a repair's hold is
+/// started.
+async fn guard_pass(ctx: &Context) -> Vec<Reconciled> {
+    let checked = match guard::sweep(ctx).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            warn!(error = %e, "live-slot guard skipped this sweep");
+            return Vec::new();
+        }
+    };
+    let mut answers = Vec::new();
+    for (service, result) in checked {
+        let (action, detail, started) = match result {
+            Ok(g) if g.violations.as_ref().is_some_and(|v| !v.is_empty()) => {
+                let started = match start_next(ctx, g.handed_over.clone()).await {
+                    Ok(started) => started,
+                    Err(e) => {
+                        warn!(%service, error = %e, "could not start the push the repair held");
+                        None
+                    }
+                };
+                let mut lines = g.lines;
+                lines.extend(g.repaired);
+                (Action::GuardViolation, lines.join("; "), started)
+            }
+            Ok(_) => continue,
+            Err(e) => (
+                Action::Failed,
+                format!("live-slot guard: {}: {e}", e.name()),
+                None,
+            ),
+        };
+        answers.push(Reconciled {
+            service,
+            holder: None,
+            action,
+            detail,
+            started,
+        });
+    }
+    answers
 }
 
 /// Puts every `queued` record that its service's lock does not name, and that is older than

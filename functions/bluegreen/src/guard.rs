@@ -1,0 +1,451 @@
+//! The live-slot guard (DESIGN 20): a standing invariant, checked for every managed service
+//! between deployments — by the reconciler's scheduled sweep, `status` and `doctor`.
+//!
+//! - Production forwards only to slots that run tasks and, in listener mode, have healthy
+//!   targets. An IaC apply that puts the listener back on the target group written in the code
+//!   (after a blue→green deployment, the slot bluegreen scaled to 0), or a person's console
+//!   click, breaks it: a production outage nothing else in bluegreen would notice.
+//! - The idle slot runs nothing, unless it is warm (tagged by finish, inside its window).
+//!   Application Auto Scaling reviving an old slot, or an apply resetting its desired count,
+//!   breaks it: a second copy of production, paid for and unmanaged.
+//!
+//! A service whose lock is held is not judged: a deployment (or a person) owns its slots then,
+//! and they are in between on purpose. A violation is reported within one sweep — an EMF
+//! metric (`bluegreen/LiveSlotViolations`, the stack's alarm), one notice per distinct
+//! violation (naming what routes where and the command that repairs it), a line in `status`
+//! and a `doctor` finding. With `guard.repair = true` the one unambiguous repair is made:
+//! the slot production forwards all of its traffic to, running nothing, is scaled back to the
+//! count of the slot that does run (under the lock, as an operator would). The guard never
+//! moves traffic.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::{ServiceConfig, Traffic};
+use crate::config_store::ConfigStore;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::StepResult;
+use crate::health;
+use crate::lock::{Acquire, Locks};
+use crate::naming::{ROLE_WARM, TAG_EXPIRES, TAG_ROLE};
+use crate::routing;
+use crate::service_index::ServiceIndex;
+use crate::slot::Slot;
+
+/// Seconds the guard's repair holds the lock for (a crashed sweep frees it after this).
+const REPAIR_LEASE_SECONDS: i64 = 300;
+
+/// One slot as the guard sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotSeen {
+    /// Which slot.
+    pub slot: Slot,
+    /// Its ECS service.
+    pub service: String,
+    /// The share of production it receives, in percent.
+    pub percent: i64,
+    /// Tasks ECS is asked to run.
+    pub desired: i32,
+    /// Tasks running.
+    pub running: i32,
+    /// Healthy targets in its target group (listener mode; `None` when not read).
+    pub healthy: Option<i32>,
+    /// Until when it may stay warm: `Some` when finish tagged it warm.
+    pub warm_until: Option<DateTime<Utc>>,
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum Violation {
+    /// Production forwards to a slot that runs no task or has no healthy target.
+    ProductionOnEmptySlot {
+        /// The slot.
+        slot: Slot,
+        /// Its service.
+        service: String,
+        /// The share of production it receives.
+        percent: i64,
+        /// Tasks running.
+        running: i32,
+        /// Healthy targets, when read.
+        healthy: Option<i32>,
+    },
+    /// The idle slot runs tasks, and is not a warm slot inside its window.
+    IdleSlotRunning {
+        /// The slot.
+        slot: Slot,
+        /// Its service.
+        service: String,
+        /// Tasks it is asked to run.
+        desired: i32,
+    },
+}
+
+impl Violation {
+    /// The stable name (`production-on-empty-slot`, `idle-slot-running`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Violation::ProductionOnEmptySlot { .. } => "production-on-empty-slot",
+            Violation::IdleSlotRunning { .. } => "idle-slot-running",
+        }
+    }
+
+    /// What is wrong, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Violation::ProductionOnEmptySlot {
+                slot,
+                service,
+                percent,
+                running,
+                healthy,
+            } => format!(
+                "production sends {percent}% to {slot} ({service}), which runs {running} task(s){}",
+                healthy.map_or(String::new(), |h| format!(" with {h} healthy target(s)"))
+            ),
+            Violation::IdleSlotRunning {
+                slot,
+                service,
+                desired,
+            } => format!(
+                "the idle slot {slot} ({service}) runs {desired} task(s) outside a warm window"
+            ),
+        }
+    }
+
+    /// The command that repairs it.
+    pub fn repair_command(&self, config: &ServiceConfig, seen: &[SlotSeen]) -> String {
+        match self {
+            Violation::ProductionOnEmptySlot { slot, service, .. } => {
+                let other = seen.iter().find(|s| s.slot == slot.other());
+                let count = other.map_or(1, |o| o.desired.max(1));
+                format!(
+                    "the routes were changed outside bluegreen (an IaC apply?): point them back \
+                     at {} ({}), or run `aws ecs update-service --cluster {} --service {service} \
+                     --desired-count {count}`; then tell IaC to ignore the routes' forward \
+                     actions (docs/iac.md)",
+                    slot.other(),
+                    config.slots.get(slot.other()).service,
+                    config.cluster
+                )
+            }
+            Violation::IdleSlotRunning { service, .. } => format!(
+                "`aws ecs update-service --cluster {} --service {service} --desired-count 0`, \
+                 and put its scalable target at rest (docs/autoscaling.md)",
+                config.cluster
+            ),
+        }
+    }
+}
+
+/// The violations among `seen` (both slots) at `now`.
+pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for slot in seen {
+        let starved = slot.running < 1 || slot.healthy.is_some_and(|h| h < 1);
+        if slot.percent > 0 && starved {
+            found.push(Violation::ProductionOnEmptySlot {
+                slot: slot.slot,
+                service: slot.service.clone(),
+                percent: slot.percent,
+                running: slot.running,
+                healthy: slot.healthy,
+            });
+        }
+        let warm = slot.warm_until.is_some_and(|until| now < until);
+        if slot.percent == 0 && slot.desired > 0 && !warm {
+            found.push(Violation::IdleSlotRunning {
+                slot: slot.slot,
+                service: slot.service.clone(),
+                desired: slot.desired,
+            });
+        }
+    }
+    found
+}
+
+/// The one repair the guard may make by itself, when it is unambiguous: production sends all
+/// of its traffic to one slot that runs nothing, and the other slot runs tasks — scale the
+/// first to the second's count. `None` otherwise (a split, both empty, or nothing wrong).
+pub fn repair(seen: &[SlotSeen]) -> Option<(Slot, i32)> {
+    let starved = seen
+        .iter()
+        .find(|s| s.percent == 100 && s.desired < 1 && s.running < 1)?;
+    let serving = seen.iter().find(|s| s.slot == starved.slot.other())?;
+    (serving.running > 0).then_some((starved.slot, serving.desired.max(serving.running)))
+}
+
+/// A stable name of a set of violations (codes and slots, not counts), so each distinct
+/// violation is told once.
+pub fn fingerprint(violations: &[Violation]) -> String {
+    let mut parts: Vec<String> = violations
+        .iter()
+        .map(|v| match v {
+            Violation::ProductionOnEmptySlot { slot, .. }
+            | Violation::IdleSlotRunning { slot, .. } => format!("{}:{slot}", v.code()),
+        })
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+/// Reads both slots: production's routing, each service's counts and warm tag, and the healthy
+/// targets of the slots that receive traffic (listener mode).
+pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<SlotSeen>> {
+    let routes = routing::read_production(ctx, config).await?;
+    let mut seen = Vec::new();
+    for slot in Slot::ALL {
+        let name = &config.slots.get(slot).service;
+        let service = ecs::describe_service(ctx, &config.cluster, name).await?;
+        let tags = ctx.ports.compute.tags_of(&service.arn).await?;
+        let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let warm_until = (tag(TAG_ROLE).map(String::as_str) == Some(ROLE_WARM))
+            .then(|| tag(TAG_EXPIRES))
+            .flatten()
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let percent = routes.percent(slot);
+        let healthy = match &config.traffic {
+            Traffic::Listener { .. } if percent > 0 => Some(
+                health::target_health(ctx, config, slot)
+                    .await?
+                    .iter()
+                    .filter(|t| t.state == "healthy")
+                    .count() as i32,
+            ),
+            _ => None,
+        };
+        seen.push(SlotSeen {
+            slot,
+            service: name.clone(),
+            percent,
+            desired: service.desired_count,
+            running: service.running_count,
+            healthy,
+            warm_until,
+        });
+    }
+    Ok(seen)
+}
+
+/// What the guard would report for `config`'s service now, without telling anyone or
+/// repairing (`status`, `doctor`): `(code, what is wrong, the repair)` per violation.
+pub async fn findings(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<(&'static str, String, String)>> {
+    let seen = observe(ctx, config).await?;
+    Ok(assess(&seen, ctx.now())
+        .iter()
+        .map(|v| (v.code(), v.describe(), v.repair_command(config, &seen)))
+        .collect())
+}
+
+/// What the guard found for one service, and what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guarded {
+    /// The service.
+    pub service: String,
+    /// `None`: not judged (its lock is held: a deployment or a person owns its slots).
+    pub violations: Option<Vec<Violation>>,
+    /// What it said about each violation and how to repair it, one line each.
+    pub lines: Vec<String>,
+    /// The repair it made (`guard.repair = true`), if any.
+    pub repaired: Option<String>,
+    /// Whether people were told this time (each distinct violation is told once).
+    pub notified: bool,
+    /// A queued push the repair's lock was handed to (the sweep starts it).
+    pub handed_over: Option<String>,
+    /// The EMF line emitted for the violations (`bluegreen/LiveSlotViolations`), if any.
+    pub metric: Option<String>,
+}
+
+/// Checks `config`'s service once: judged only while its lock is free; reported (metric, one
+/// notice per distinct violation) and, when configured and unambiguous, repaired.
+pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded> {
+    let locks = Locks::new(ctx);
+    let mut guarded = Guarded {
+        service: config.name.clone(),
+        violations: None,
+        lines: Vec::new(),
+        repaired: None,
+        notified: false,
+        handed_over: None,
+        metric: None,
+    };
+    if locks.read(&config.name).await?.is_some() {
+        return Ok(guarded);
+    }
+    let seen = observe(ctx, config).await?;
+    let violations = assess(&seen, ctx.now());
+    guarded.lines = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.describe(), v.repair_command(config, &seen)))
+        .collect();
+    if violations.is_empty() {
+        locks.guard_cleared(&config.name).await?;
+    } else {
+        guarded.metric = Some(crate::metrics::live_slot_violations(
+            &config.name,
+            violations.len(),
+            ctx.now(),
+        ));
+        if config.guard.repair
+            && let Some((slot, count)) = repair(&seen)
+        {
+            (guarded.repaired, guarded.handed_over) = repair_slot(ctx, config, slot, count).await?;
+        }
+        if locks
+            .first_report_of_guard(&config.name, &fingerprint(&violations))
+            .await?
+        {
+            let mut body = guarded.lines.clone();
+            body.extend(guarded.repaired.clone());
+            guarded.notified = crate::notify::live_slot(ctx, &config.name, &body).await?;
+        }
+        warn!(service = %config.name, violations = ?violations, "live-slot guard");
+    }
+    guarded.violations = Some(violations);
+    Ok(guarded)
+}
+
+/// Services the guard looks at per sweep: a fleet larger than this is covered in
+/// `ceil(services / GUARD_SERVICES_PER_SWEEP)` sweeps (the cursor `guard` in the service index
+/// says where the next one starts).
+pub const GUARD_SERVICES_PER_SWEEP: i32 = 100;
+
+const CURSOR: &str = "guard";
+
+/// One pass of the guard over the next page of managed services (the service index). A
+/// service whose config is invalid or whose check fails is reported as such and the pass goes
+/// on: `Err` is one per service, never for the pass.
+pub async fn sweep(ctx: &Context) -> StepResult<Vec<(String, StepResult<Guarded>)>> {
+    let index = ServiceIndex::new(ctx);
+    let after = index.cursor(CURSOR).await?;
+    let page = index
+        .services_after(after.as_deref(), GUARD_SERVICES_PER_SWEEP)
+        .await?;
+    let names: Vec<String> = page.iter().map(|s| s.service.clone()).collect();
+    let mut results = Vec::new();
+    for stored in ConfigStore::new(ctx).load_many(&names).await? {
+        results.push(match stored {
+            Ok(config) => (config.name.clone(), check(ctx, &config).await),
+            Err(bad) => (
+                bad.service.clone(),
+                Err(crate::error::StepError::ConfigInvalid(bad.problems)),
+            ),
+        });
+    }
+    let next = match names.last() {
+        Some(last) if names.len() as i32 == GUARD_SERVICES_PER_SWEEP => Some(last.as_str()),
+        _ => None,
+    };
+    index.set_cursor(CURSOR, next).await?;
+    Ok(results)
+}
+
+/// Scales `slot` to `count` under the service's lock (a deployment starting meanwhile waits
+/// for it, and the guard never scales under a deployment). Returns what it did (`None` when
+/// the lock was taken meanwhile) and the queued push the lock went to on release.
+async fn repair_slot(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    count: i32,
+) -> StepResult<(Option<String>, Option<String>)> {
+    let locks = Locks::new(ctx);
+    let holder = format!("{}-guard-repair", config.name);
+    let lease = ctx.now() + chrono::Duration::seconds(REPAIR_LEASE_SECONDS);
+    if let Acquire::HeldBy(_) = locks.hold(&config.name, &holder, lease).await? {
+        return Ok((None, None));
+    }
+    let name = &config.slots.get(slot).service;
+    let result = ecs::update_service(ctx, &config.cluster, name, None, count).await;
+    // Released whatever happened; a push queued behind the hold is started by the caller.
+    let next = locks.release(&config.name, &holder).await?;
+    result?;
+    info!(service = %config.name, %slot, count, "live-slot guard repaired");
+    Ok((
+        Some(format!(
+            "repaired (guard.repair): {slot} ({name}) scaled to {count} task(s), production's \
+             count"
+        )),
+        next,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(slot: Slot, percent: i64, desired: i32, running: i32) -> SlotSeen {
+        SlotSeen {
+            slot,
+            service: format!("shop-{slot}"),
+            percent,
+            desired,
+            running,
+            healthy: (percent > 0).then_some(running),
+            warm_until: None,
+        }
+    }
+
+    #[test]
+    fn a_healthy_pair_has_no_violation() {
+        let now = Utc::now();
+        assert!(
+            assess(
+                &[seen(Slot::Blue, 100, 2, 2), seen(Slot::Green, 0, 0, 0)],
+                now
+            )
+            .is_empty()
+        );
+        let mut warm = seen(Slot::Green, 0, 2, 2);
+        warm.warm_until = Some(now + chrono::Duration::minutes(5));
+        assert!(assess(&[seen(Slot::Blue, 100, 2, 2), warm.clone()], now).is_empty());
+        warm.warm_until = Some(now - chrono::Duration::minutes(5));
+        assert_eq!(
+            assess(&[seen(Slot::Blue, 100, 2, 2), warm], now)[0].code(),
+            "idle-slot-running",
+            "a warm window that passed"
+        );
+    }
+
+    #[test]
+    fn a_reverted_route_is_production_on_an_empty_slot_and_repairable() {
+        // After blue→green, an apply pointed the listener back at blue (scaled to 0).
+        let world = [seen(Slot::Blue, 100, 0, 0), seen(Slot::Green, 0, 6, 6)];
+        let found = assess(&world, Utc::now());
+        let codes: Vec<_> = found.iter().map(Violation::code).collect();
+        assert_eq!(codes, vec!["production-on-empty-slot", "idle-slot-running"]);
+        assert_eq!(repair(&world), Some((Slot::Blue, 6)));
+        assert_eq!(
+            fingerprint(&found),
+            "idle-slot-running:green,production-on-empty-slot:blue"
+        );
+    }
+
+    #[test]
+    fn running_tasks_without_healthy_targets_starve_production_too() {
+        let mut blue = seen(Slot::Blue, 100, 2, 2);
+        blue.healthy = Some(0);
+        let found = assess(&[blue.clone(), seen(Slot::Green, 0, 0, 0)], Utc::now());
+        assert_eq!(found[0].code(), "production-on-empty-slot");
+        assert_eq!(
+            repair(&[blue, seen(Slot::Green, 0, 0, 0)]),
+            None,
+            "not a count problem"
+        );
+    }
+
+    #[test]
+    fn only_an_unambiguous_repair_is_offered() {
+        let split = [seen(Slot::Blue, 50, 0, 0), seen(Slot::Green, 50, 2, 2)];
+        assert_eq!(repair(&split), None, "a split is for a person");
+        let both_empty = [seen(Slot::Blue, 100, 0, 0), seen(Slot::Green, 0, 0, 0)];
+        assert_eq!(repair(&both_empty), None, "no count to restore");
+    }
+}
