@@ -109,6 +109,14 @@ async fn production_is_switched_onto_its_grown_count_and_its_autoscaling_moves_w
         8,
         "production's count now"
     );
+    assert_eq!(
+        world.scalable_target(Slot::Blue).await.map(|t| t.suspended),
+        Some(Suspended {
+            scale_in: true,
+            ..Suspended::default()
+        }),
+        "production keeps its tasks while traffic moves away from it"
+    );
     assert_eq!(world.production().await.percent(Slot::Green), 0);
     world.settle(Slot::Green, "COMPLETED").await;
     world.register_targets(Slot::Green, 8).await;
@@ -133,7 +141,7 @@ async fn production_is_switched_onto_its_grown_count_and_its_autoscaling_moves_w
         })
     );
     let deployment = record(&world, &id).await;
-    assert_eq!(deployment.retired_scaling, Some(production_scaling()));
+    assert_eq!(deployment.production_scaling, Some(production_scaling()));
     let scaled: Vec<&str> = deployment
         .timeline
         .iter()
@@ -154,11 +162,24 @@ async fn production_is_switched_onto_its_grown_count_and_its_autoscaling_moves_w
         "no second copy of production"
     );
     assert_eq!(world.service(Slot::Green).await.1, 8);
-    // A repeated finish finds the rested blue, and keeps the recorded target.
-    finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
+    // The hand-over again (a retried finish whose answer was lost): it finds blue at rest
+    // and still hands green production's recorded target, never the rested one.
+    let deployment = record(&world, &id).await;
+    bluegreen::autoscaling::hand_over(&world.ctx, &deployment, Slot::Green)
+        .await
+        .unwrap();
+    let mut unrecorded = deployment.clone();
+    unrecorded.production_scaling = None;
+    bluegreen::autoscaling::hand_over(&world.ctx, &unrecorded, Slot::Green)
+        .await
+        .unwrap();
     assert_eq!(
         world.scalable_target(Slot::Green).await,
         Some(production_scaling())
+    );
+    assert_eq!(
+        world.scalable_target(Slot::Blue).await.map(|t| t.min),
+        Some(0)
     );
 }
 
@@ -246,4 +267,132 @@ async fn a_rollback_puts_the_failed_slot_at_rest_before_scaling_it_down() {
     world.run_autoscaling().await;
     assert_eq!(world.service(Slot::Green).await.1, 0);
     assert_eq!(world.service(Slot::Blue).await.1, 2);
+}
+
+/// An abort after the switch began (production frozen, green given production's minimum) but
+/// before any traffic moved: production gets its own target back, green rests at its old
+/// count.
+#[tokio::test]
+async fn an_abort_after_the_switch_began_gives_production_its_autoscaling_back() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.preprod.desired_count = Some(1);
+    world.put_config(&config).await;
+    world.autoscale(Slot::Blue, 2, 10).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let started = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    world.settle(Slot::Green, "COMPLETED").await;
+    world.register_targets(Slot::Green, 1).await;
+    launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    health(&world, &id).await.unwrap();
+    approve(&world, &id).await;
+    let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert!(
+        started.wait_seconds > 0,
+        "green is still scaling: {started:?}"
+    );
+    assert_eq!(world.production().await.percent(Slot::Green), 0);
+    assert!(
+        world
+            .scalable_target(Slot::Blue)
+            .await
+            .unwrap()
+            .suspended
+            .scale_in
+    );
+
+    let ended = bluegreen::steps::abort::run(&world.ctx, &failure(&id, "SwitchFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
+    assert_eq!(
+        world.scalable_target(Slot::Blue).await,
+        Some(ScalableTarget {
+            min: 2,
+            max: 10,
+            suspended: Suspended::default()
+        })
+    );
+    assert_eq!(
+        world
+            .scalable_target(Slot::Green)
+            .await
+            .map(|t| (t.min, t.suspended)),
+        Some((0, Suspended::ALL))
+    );
+    world.run_autoscaling().await;
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+}
+
+/// A step policy is driven by alarms that name its ARN, which bluegreen does not copy: without
+/// the team's own policy on green the launch refuses, naming it, before pre-prod runs.
+#[tokio::test]
+async fn a_policy_that_cannot_follow_production_refuses_the_launch() {
+    use bluegreen::ports::scaling::ScalingPolicy;
+    let world = World::build().await;
+    world.autoscale(Slot::Blue, 2, 10).await;
+    let blue = bluegreen::autoscaling::resource_id("shop-cluster", "shop-blue");
+    let step = ScalingPolicy {
+        name: "cpu-step".into(),
+        kind: PolicyKind::Step {
+            adjustment_type: Some("ChangeInCapacity".into()),
+            steps: vec![bluegreen::ports::scaling::StepAdjustment {
+                lower: Some(0.0),
+                upper: None,
+                adjustment: 2,
+            }],
+            min_adjustment_magnitude: None,
+            cooldown: Some(60),
+            metric_aggregation_type: Some("Average".into()),
+            alarms: Vec::new(),
+        },
+    };
+    world
+        .ctx
+        .ports
+        .scaling
+        .put_policy(&blue, &step)
+        .await
+        .unwrap();
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let err = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed");
+    assert!(err.to_string().contains("cpu-step"), "{err}");
+    assert_eq!(world.service(Slot::Green).await.1, 0, "pre-prod never ran");
+    assert_eq!(world.scalable_target(Slot::Green).await, None);
+}
+
+/// A manual rollback gives the old slot the target production has now (IaC raised its
+/// maximum after finish), not the one recorded at the switch.
+#[tokio::test]
+async fn a_manual_rollback_takes_productions_current_range_back() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.finish.keep_warm_seconds = 3600;
+    world.put_config(&config).await;
+    world.autoscale(Slot::Blue, 2, 12).await;
+    let id = deploy_to_switch(&world).await;
+    finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
+    world.settle(Slot::Blue, "COMPLETED").await;
+    let green = bluegreen::autoscaling::resource_id("shop-cluster", "shop-green");
+    let raised = ScalableTarget {
+        min: 2,
+        max: 30,
+        suspended: Suspended::default(),
+    };
+    world
+        .ctx
+        .ports
+        .scaling
+        .register(&green, &raised)
+        .await
+        .unwrap();
+    manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
+    assert_eq!(world.scalable_target(Slot::Blue).await, Some(raised));
 }

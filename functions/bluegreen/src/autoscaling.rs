@@ -75,14 +75,21 @@ pub struct SlotNames<'a> {
     pub service: &'a str,
     /// Its target group ARN (`targetgroup/<name>/<id>` in resource labels and dimensions).
     pub target_group_arn: &'a str,
+    /// Whether both slots' target groups sit behind the same load balancer (listener mode),
+    /// so a per-target-group metric (`app/<lb>/…/targetgroup/…`, the `LoadBalancer` and
+    /// `TargetGroup` dimensions) can be re-pointed by swapping the target group alone. In DNS
+    /// mode each slot has its own load balancer, which bluegreen does not look up.
+    pub shared_load_balancer: bool,
 }
 
 impl<'a> SlotNames<'a> {
-    /// The names of a configured slot.
-    pub fn of(slot: &'a crate::config::SlotConfig) -> Self {
+    /// The names of `slot` of `config`.
+    pub fn of(config: &'a ServiceConfig, slot: Slot) -> Self {
+        let slot_config = config.slots.get(slot);
         SlotNames {
-            service: &slot.service,
-            target_group_arn: &slot.target_group_arn,
+            service: &slot_config.service,
+            target_group_arn: &slot_config.target_group_arn,
+            shared_load_balancer: matches!(config.traffic, crate::config::Traffic::Listener { .. }),
         }
     }
 }
@@ -106,6 +113,23 @@ pub fn repoint(
         (Some(f), Some(t)) if value == f => t.to_owned(),
         _ => value.to_owned(),
     };
+    let per_target_group = |metric: &TrackedMetric| match metric {
+        TrackedMetric::Predefined { resource_label, .. } => resource_label.is_some(),
+        TrackedMetric::Customized { dimensions, .. } => dimensions
+            .iter()
+            .any(|(n, _)| n == "TargetGroup" || n == "LoadBalancer"),
+        TrackedMetric::MetricMath => false,
+    };
+    if let PolicyKind::TargetTracking { metric, .. } = &policy.kind
+        && per_target_group(metric)
+        && !to.shared_load_balancer
+    {
+        return Err(format!(
+            "policy {}: its metric names the live slot's load balancer and target group, and {} \
+             has a load balancer of its own",
+            policy.name, to.service
+        ));
+    }
     let kind = match &policy.kind {
         PolicyKind::TargetTracking {
             target_value,
@@ -202,8 +226,9 @@ pub struct CopyPlan {
     pub put_actions: Vec<ScheduledAction>,
     /// Scheduled actions the slot has and the live slot does not.
     pub delete_actions: Vec<String>,
-    /// What is not copied, or needs a person, and why (for the timeline and `doctor`).
-    pub notes: Vec<String>,
+    /// Live policies bluegreen cannot carry and the receiving slot does not have from the
+    /// team either, and why: production would lose them at finish.
+    pub uncarried: Vec<String>,
 }
 
 impl CopyPlan {
@@ -218,6 +243,13 @@ impl CopyPlan {
 
 /// The writes that make `to`'s policies and scheduled actions equal `from`'s, re-pointed.
 /// Anything `to` already holds unchanged is left alone.
+///
+/// What bluegreen cannot re-point — a step policy (CloudWatch alarms name its ARN, and alarms
+/// are not copied), metric math, predictive scaling, a per-target-group metric across two load
+/// balancers — must be given to `to` by the team (IaC, one per slot): a same-named policy on
+/// `to` (for a step policy, one with alarms) is then left exactly as it is. Without one it is
+/// listed in [`CopyPlan::uncarried`], and the launch or switch refuses rather than leave
+/// production without it.
 pub fn plan_copy(
     from: (&[ScalingPolicy], &[ScheduledAction]),
     to: (&[ScalingPolicy], &[ScheduledAction]),
@@ -225,25 +257,26 @@ pub fn plan_copy(
 ) -> CopyPlan {
     let mut plan = CopyPlan::default();
     for policy in from.0 {
-        match repoint(policy, names.0, names.1) {
+        let held = to.0.iter().find(|p| p.name == policy.name);
+        let copy = match &policy.kind {
+            PolicyKind::Step { .. } => Err(format!(
+                "step policy {}: CloudWatch alarms invoke it by its ARN, and bluegreen does not \
+                 copy alarms",
+                policy.name
+            )),
+            _ => repoint(policy, names.0, names.1),
+        };
+        match copy {
             Ok(copy) => {
-                if let PolicyKind::Step { alarms, .. } = &copy.kind
-                    && !alarms.is_empty()
-                {
-                    plan.notes.push(format!(
-                        "step policy {}: its alarms ({}) invoke the live slot's policy only; \
-                         give {} an alarm of its own",
-                        copy.name,
-                        alarms.join(", "),
-                        names.1.service
-                    ));
-                }
-                let held = to.0.iter().find(|p| p.name == copy.name);
                 if !held.is_some_and(|p| same_policy(p, &copy)) {
                     plan.put_policies.push(copy);
                 }
             }
-            Err(why) => plan.notes.push(why),
+            Err(_) if held.is_some_and(provided_by_the_team) => {}
+            Err(why) => plan.uncarried.push(format!(
+                "{why}: give {} its own policy {} (IaC, one per slot; docs/autoscaling.md)",
+                names.1.service, policy.name
+            )),
         }
     }
     plan.delete_policies =
@@ -262,6 +295,17 @@ pub fn plan_copy(
             .map(|a| a.name.clone())
             .collect();
     plan
+}
+
+/// Whether a policy on the receiving slot is the team's own copy of one bluegreen cannot
+/// carry (bluegreen never writes such a policy): a step policy some alarm invokes, or any
+/// other kind it does not write.
+fn provided_by_the_team(policy: &ScalingPolicy) -> bool {
+    match &policy.kind {
+        PolicyKind::Step { alarms, .. } => !alarms.is_empty(),
+        PolicyKind::TargetTracking { .. } => true,
+        PolicyKind::Other(_) => true,
+    }
 }
 
 /// Two policies are the same when they differ at most in the alarms AWS attached to them
@@ -321,6 +365,22 @@ impl Carry {
         self.register.is_none() && self.copy.is_empty()
     }
 
+    /// `Err(refuse(why))` when a live policy cannot be carried (see [`plan_copy`]): a typed
+    /// step failure before anything moved, naming each policy and what the team must add.
+    pub fn refuse_uncarried(
+        &self,
+        refuse: impl FnOnce(String) -> crate::error::StepError,
+    ) -> StepResult<()> {
+        if self.copy.uncarried.is_empty() {
+            return Ok(());
+        }
+        Err(refuse(format!(
+            "production's autoscaling cannot follow it to {}: {}",
+            self.services.0,
+            self.copy.uncarried.join("; ")
+        )))
+    }
+
     /// What it does, for the timeline.
     pub fn describe(&self) -> String {
         let (to, from) = &self.services;
@@ -343,7 +403,6 @@ impl Carry {
                 self.copy.put_actions.len()
             ));
         }
-        done.extend(self.copy.notes.iter().cloned());
         done.join("; ")
     }
 }
@@ -369,7 +428,7 @@ pub async fn plan_carry(
         Stance::Serving => serving(&live_target),
     };
     let register = (scaling.target(&new).await? != Some(wanted)).then_some(wanted);
-    let (from, into) = (SlotNames::of(live_slot), SlotNames::of(new_slot));
+    let (from, into) = (SlotNames::of(config, to.other()), SlotNames::of(config, to));
     let copy = plan_copy(
         (
             &scaling.policies(&live).await?,
@@ -432,11 +491,75 @@ pub async fn rest(
     Ok(Some(current))
 }
 
-/// Finish: production's autoscaling moves for good. The old slot's scalable target (still
-/// production's own: nothing changed it while it was live) is recorded once, then the new
-/// slot gets it (scale-in resumed after the bake) and the old slot is put at rest before it is
-/// scaled down. A repeated finish uses the recorded target, never the rested one it finds.
-/// Returns the timeline line, `None` when production does not autoscale.
+/// Production's scalable target as it was before bluegreen touched it, recorded once on the
+/// deployment: the first caller reads it from the live slot (`old`) and writes it with
+/// `attribute_not_exists`; every later caller — a retry, a second finish, a racing ending —
+/// gets the recorded one, never a target bluegreen has since frozen or rested. `None` when
+/// production does not autoscale (or the record ended meanwhile).
+async fn production_target(
+    ctx: &Context,
+    deployment: &Deployment,
+    old: Slot,
+) -> StepResult<Option<ScalableTarget>> {
+    if let Some(recorded) = deployment.production_scaling {
+        return Ok(Some(recorded));
+    }
+    let config = &deployment.config;
+    let resource = resource_id(&config.cluster, &config.slots.get(old).service);
+    let Some(current) = ctx.ports.scaling.target(&resource).await? else {
+        return Ok(None);
+    };
+    let records = Records::new(ctx);
+    let first = records
+        .update_unless_ended(
+            &deployment.deployment_id,
+            Change::new().production_scaling(&current),
+            Cond::absent("production_scaling"),
+        )
+        .await?;
+    if first {
+        return Ok(Some(current));
+    }
+    Ok(records
+        .get(&deployment.deployment_id)
+        .await?
+        .production_scaling)
+}
+
+/// Before the first traffic move: production's target is recorded, then the live slot's
+/// scale-in is suspended until the deployment ends — as traffic drains from it through a
+/// canary and the bake, its policies must not shrink the slot a rollback sends everything
+/// back to. Returns the timeline line when it changed something.
+pub async fn freeze_production(
+    ctx: &Context,
+    deployment: &Deployment,
+    live: Slot,
+) -> StepResult<Option<String>> {
+    let Some(production) = production_target(ctx, deployment, live).await? else {
+        return Ok(None);
+    };
+    let config = &deployment.config;
+    let service = &config.slots.get(live).service;
+    let frozen = ScalableTarget {
+        suspended: Suspended {
+            scale_in: true,
+            ..production.suspended
+        },
+        ..production
+    };
+    let resource = resource_id(&config.cluster, service);
+    if ctx.ports.scaling.target(&resource).await? == Some(frozen) {
+        return Ok(None);
+    }
+    ctx.ports.scaling.register(&resource, &frozen).await?;
+    Ok(Some(format!(
+        "{service} (production) scale-in suspended while traffic moves away from it"
+    )))
+}
+
+/// Finish: production's autoscaling moves for good. The new slot gets production's recorded
+/// target (scale-in resumed after the bake) and the old slot is put at rest before it is
+/// scaled down. Returns the timeline line, `None` when production does not autoscale.
 pub async fn hand_over(
     ctx: &Context,
     deployment: &Deployment,
@@ -444,48 +567,60 @@ pub async fn hand_over(
 ) -> StepResult<Option<String>> {
     let config = &deployment.config;
     let old = new.other();
-    let retired = match deployment.retired_scaling {
-        Some(target) => target,
-        None => {
-            let resource = resource_id(&config.cluster, &config.slots.get(old).service);
-            let Some(current) = ctx.ports.scaling.target(&resource).await? else {
-                return Ok(None);
-            };
-            let records = Records::new(ctx);
-            let first = records
-                .update_unless_ended(
-                    &deployment.deployment_id,
-                    Change::new().retired_scaling(&current),
-                    Cond::absent("retired_scaling"),
-                )
-                .await?;
-            if first {
-                current
-            } else {
-                match records
-                    .get(&deployment.deployment_id)
-                    .await?
-                    .retired_scaling
-                {
-                    Some(recorded) => recorded,
-                    None => return Ok(None), // ended meanwhile: someone else finished it
-                }
-            }
-        }
+    let Some(production) = production_target(ctx, deployment, old).await? else {
+        return Ok(None);
     };
     let cluster = &config.cluster;
-    restore(ctx, cluster, &config.slots.get(new).service, &retired).await?;
+    restore(ctx, cluster, &config.slots.get(new).service, &production).await?;
     rest(ctx, cluster, &config.slots.get(old).service).await?;
     Ok(Some(format!(
         "{} autoscales {}..{} (scale-in resumed); {} at rest (min 0, scaling suspended)",
         config.slots.get(new).service,
-        retired.min,
-        retired.max,
+        production.min,
+        production.max,
         config.slots.get(old).service
     )))
 }
 
-/// Gives `service` the scalable target `target` again (production's own, recorded at finish).
+/// A bake rollback or an abort, production back on (or never off) `live`: it gets
+/// production's recorded target back (scale-in resumed). Nothing when nothing was recorded
+/// (the switch never froze it).
+pub async fn give_back(ctx: &Context, deployment: &Deployment, live: Slot) -> StepResult<()> {
+    if let Some(production) = &deployment.production_scaling {
+        let config = &deployment.config;
+        restore(
+            ctx,
+            &config.cluster,
+            &config.slots.get(live).service,
+            production,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A manual rollback from `bad` (production since finish): the target production has *now*
+/// — IaC or people may have changed its range since finish — with the suspended state
+/// production had before the deployment; the recorded target when `bad` has none. `None` when
+/// production does not autoscale.
+pub async fn taken_back(
+    ctx: &Context,
+    deployment: &Deployment,
+    bad: Slot,
+) -> StepResult<Option<ScalableTarget>> {
+    let config = &deployment.config;
+    let resource = resource_id(&config.cluster, &config.slots.get(bad).service);
+    let current = ctx.ports.scaling.target(&resource).await?;
+    Ok(match (current, deployment.production_scaling) {
+        (Some(now), Some(recorded)) => Some(ScalableTarget {
+            suspended: recorded.suspended,
+            ..now
+        }),
+        (now, recorded) => now.or(recorded),
+    })
+}
+
+/// Gives `service` the scalable target `target` (production's own) unless it has it already.
 pub async fn restore(
     ctx: &Context,
     cluster: &str,
@@ -502,11 +637,11 @@ pub async fn restore(
 /// What is wrong with the slots' autoscaling while no deployment runs, as `(code, problem,
 /// fix)`: the idle slot able to come back (a minimum above 0, or scaling not suspended — an
 /// IaC apply re-registered it), production's scaling left suspended (a bake that never
-/// finished), and what a deployment would not copy.
+/// finished), and what a deployment could not carry (its launch would refuse).
 pub fn problems(
     live: (&str, Option<&ScalableTarget>),
     idle: (&str, Option<&ScalableTarget>),
-    not_copied: &[String],
+    uncarried: &[String],
 ) -> Vec<(&'static str, String, String)> {
     let mut found = Vec::new();
     if let (Some(idle_target), Some(_)) = (idle.1, live.1)
@@ -538,11 +673,13 @@ pub fn problems(
                 .to_owned(),
         ));
     }
-    for why in not_copied {
+    for why in uncarried {
         found.push((
-            "autoscaling-not-copied",
+            "autoscaling-not-carried",
             format!("{}: {why}", live.0),
-            "manage it in IaC for both slots (docs/autoscaling.md)".to_owned(),
+            "the next deployment's launch refuses until it is provided for both slots \
+             (docs/autoscaling.md)"
+                .to_owned(),
         ));
     }
     found
@@ -560,22 +697,25 @@ pub async fn check(
     let idle_id = resource_id(&config.cluster, &idle_slot.service);
     let live_target = scaling.target(&live_id).await?;
     let idle_target = scaling.target(&idle_id).await?;
-    let not_copied = match live_target {
+    let uncarried = match live_target {
         Some(_) => {
-            let (from, to) = (SlotNames::of(live_slot), SlotNames::of(idle_slot));
+            let (from, to) = (
+                SlotNames::of(config, live),
+                SlotNames::of(config, live.other()),
+            );
             plan_copy(
                 (&scaling.policies(&live_id).await?, &[]),
-                (&[], &[]),
+                (&scaling.policies(&idle_id).await?, &[]),
                 (&from, &to),
             )
-            .notes
+            .uncarried
         }
         None => Vec::new(),
     };
     Ok(problems(
         (&live_slot.service, live_target.as_ref()),
         (&idle_slot.service, idle_target.as_ref()),
-        &not_copied,
+        &uncarried,
     ))
 }
 
@@ -591,10 +731,12 @@ mod tests {
             SlotNames {
                 service: "shop-blue",
                 target_group_arn: TG_BLUE,
+                shared_load_balancer: true,
             },
             SlotNames {
                 service: "shop-green",
                 target_group_arn: TG_GREEN,
+                shared_load_balancer: true,
             },
         )
     }
@@ -735,13 +877,13 @@ mod tests {
     }
 
     #[test]
-    fn what_cannot_be_copied_is_said_not_guessed() {
+    fn what_cannot_be_carried_is_refused_unless_the_team_gave_the_slot_its_own() {
         let (blue, green) = names();
         let predictive = ScalingPolicy {
             name: "forecast".into(),
             kind: PolicyKind::Other("PredictiveScaling".into()),
         };
-        let step = ScalingPolicy {
+        let step = |alarms: Vec<String>| ScalingPolicy {
             name: "step".into(),
             kind: PolicyKind::Step {
                 adjustment_type: Some("ChangeInCapacity".into()),
@@ -749,18 +891,31 @@ mod tests {
                 min_adjustment_magnitude: None,
                 cooldown: Some(60),
                 metric_aggregation_type: None,
-                alarms: vec!["shop-cpu-high".into()],
+                alarms,
             },
         };
-        let plan = plan_copy((&[predictive, step], &[]), (&[], &[]), (&blue, &green));
-        assert_eq!(plan.put_policies.len(), 1, "the step policy is copied");
-        assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
-        assert!(
-            plan.notes[0].contains("PredictiveScaling"),
-            "{:?}",
-            plan.notes
-        );
-        assert!(plan.notes[1].contains("shop-cpu-high"), "{:?}", plan.notes);
+        let live = [predictive.clone(), step(vec!["shop-cpu-high".into()])];
+        let plan = plan_copy((&live, &[]), (&[], &[]), (&blue, &green));
+        assert!(plan.put_policies.is_empty(), "neither is written");
+        assert_eq!(plan.uncarried.len(), 2, "{:?}", plan.uncarried);
+        assert!(plan.uncarried[0].contains("PredictiveScaling"));
+        assert!(plan.uncarried[1].contains("alarms"));
+        // The team's own per-slot copies (the step one with its own alarm) are left alone.
+        let theirs = [predictive, step(vec!["shop-green-cpu-high".into()])];
+        let plan = plan_copy((&live, &[]), (&theirs, &[]), (&blue, &green));
+        assert!(plan.uncarried.is_empty() && plan.is_empty(), "{plan:?}");
+        // A step policy without an alarm on the slot is not the team's: still uncarried.
+        let plan = plan_copy((&live, &[]), (&[step(Vec::new())], &[]), (&blue, &green));
+        assert_eq!(plan.uncarried.len(), 2);
+    }
+
+    #[test]
+    fn per_target_group_metrics_across_two_load_balancers_are_not_guessed() {
+        let (blue, mut green) = names();
+        green.shared_load_balancer = false;
+        let policy = requests_per_target("app/shop-alb/123/targetgroup/shop-blue/aaa");
+        let why = repoint(&policy, &blue, &green).unwrap_err();
+        assert!(why.contains("load balancer of its own"), "{why}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use crate::autoscaling::{self, Stance};
 use crate::context::Context;
 use crate::ecs;
-use crate::error::StepResult;
+use crate::error::{StepError, StepResult};
 use crate::health;
 use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::slot::Slot;
@@ -91,7 +91,9 @@ pub async fn ensure(
 }
 
 /// Gives `target` production's autoscaling, serving (scale-in suspended through the bake):
-/// with AWS, registering production's minimum raises the slot to it at once.
+/// with AWS, registering production's minimum raises the slot to it at once. Production's own
+/// target is recorded and its scale-in frozen first (see [`autoscaling::freeze_production`]).
+/// A policy that cannot be carried fails the switch before any traffic moves.
 async fn carry_autoscaling(
     ctx: &Context,
     deployment: &Deployment,
@@ -102,15 +104,23 @@ async fn carry_autoscaling(
     let Some(carry) = autoscaling::plan_carry(ctx, config, target, Stance::Serving).await? else {
         return Ok(());
     };
-    if carry.is_empty() {
+    carry.refuse_uncarried(StepError::SwitchFailed)?;
+    crate::fence::guard(ctx, &deployment.deployment_id, "carrying autoscaling").await?;
+    let mut done: Vec<String> = autoscaling::freeze_production(ctx, deployment, target.other())
+        .await?
+        .into_iter()
+        .collect();
+    if !carry.is_empty() {
+        autoscaling::carry(ctx, &carry).await?;
+        done.push(carry.describe());
+    }
+    if done.is_empty() {
         return Ok(());
     }
-    crate::fence::guard(ctx, &deployment.deployment_id, "carrying autoscaling").await?;
-    autoscaling::carry(ctx, &carry).await?;
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            Change::new().log(step, StepOutcome::Scaled, carry.describe(), ctx.now()),
+            Change::new().log(step, StepOutcome::Scaled, done.join("; "), ctx.now()),
         )
         .await
 }

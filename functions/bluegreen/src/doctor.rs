@@ -419,6 +419,12 @@ async fn live_slots(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
 async fn autoscaling(ctx: &Context, config: &ServiceConfig, live: Option<Slot>, f: &mut Findings) {
     let Some(live) = live else { return };
     let subject = format!("{} autoscaling", config.name);
+    // A deployment in progress suspends scaling on purpose (see crate::autoscaling).
+    match crate::lock::Locks::new(ctx).read(&config.name).await {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => return f.failed(&subject, &e),
+    }
     match crate::autoscaling::check(ctx, config, live).await {
         Ok(found) => {
             for (code, problem, fix) in found {

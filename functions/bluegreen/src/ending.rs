@@ -568,6 +568,8 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             )));
         }
         routing::point_test_listener(ctx, config, old.other()).await?;
+        // A switch that began froze production's scale-in: it gets its own target back.
+        autoscaling::give_back(ctx, &deployment, old).await?;
     }
     done.extend(migration::stop_running(ctx, &deployment).await?);
     // A stopped task keeps running through its stop timeout (SIGTERM, then SIGKILL up to two

@@ -167,9 +167,15 @@ async fn roll_back(
             good_service.running_count, good_service.desired_count
         )));
     }
-    // Production's autoscaling first, so the slot taking traffic back can scale with it.
-    if let Some(target) = &deployment.retired_scaling {
-        autoscaling::restore(ctx, &config.cluster, good_name, target).await?;
+    // Production's autoscaling and count first, so the slot taking traffic back can carry it.
+    let bad_name = &config.slots.get(bad).service;
+    let bad_service = ecs::describe_service(ctx, &config.cluster, bad_name).await?;
+    if let Some(target) = autoscaling::taken_back(ctx, deployment, bad).await? {
+        autoscaling::restore(ctx, &config.cluster, good_name, &target).await?;
+    }
+    let need = crate::capacity::needed(bad_service.desired_count, bad_service.running_count);
+    if let Some(count) = crate::capacity::scale_to(good_service.desired_count, need) {
+        ecs::update_service(ctx, &config.cluster, good_name, None, count).await?;
     }
     let change = routing::set_production_verified(ctx, config, good, 100)
         .await?
@@ -181,7 +187,6 @@ async fn roll_back(
     // It is live again: scheduled teardown must not scale it down as an expired warm slot.
     ecs::unmark_slot(ctx, &config.cluster, good_name).await?;
     routing::point_test_listener(ctx, config, bad).await?;
-    let bad_name = &config.slots.get(bad).service;
     autoscaling::rest(ctx, &config.cluster, bad_name).await?;
     ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
     done.push(format!("{bad_name} scaled to 0"));

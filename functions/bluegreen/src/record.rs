@@ -444,10 +444,11 @@ pub struct Deployment {
     /// The ending an operator re-ran with `retry` (see `operator::retry`), once one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<ResumedEnding>,
-    /// The old slot's scalable target as it was when finish put it at rest (production's own
-    /// autoscaling), written once: a manual rollback gives it back.
+    /// Production's scalable target as it was before the switch froze its scale-in (see
+    /// `autoscaling`), written once: finish hands it to the new slot, a rollback or an abort
+    /// gives it back to the old one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retired_scaling: Option<crate::ports::scaling::ScalableTarget>,
+    pub production_scaling: Option<crate::ports::scaling::ScalableTarget>,
 }
 
 /// An ending an operator re-ran with `retry`. The retry carries it on in its own process
@@ -698,9 +699,9 @@ impl Change {
         self.set("dns_ttl", ttl)
     }
 
-    /// Sets [`Deployment::retired_scaling`].
-    pub fn retired_scaling(self, target: &crate::ports::scaling::ScalableTarget) -> Self {
-        self.set("retired_scaling", target)
+    /// Sets [`Deployment::production_scaling`].
+    pub fn production_scaling(self, target: &crate::ports::scaling::ScalableTarget) -> Self {
+        self.set("production_scaling", target)
     }
 
     /// Sets [`Deployment::dns_back`].

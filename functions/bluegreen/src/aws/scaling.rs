@@ -30,7 +30,9 @@ fn to_chrono(t: &SmithyTime) -> Option<DateTime<Utc>> {
 }
 
 fn to_smithy(t: &DateTime<Utc>) -> SmithyTime {
-    SmithyTime::from_secs(t.timestamp())
+    // Whole precision: a copy must compare equal to what it was copied from, or every look
+    // would write it again.
+    SmithyTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
 }
 
 fn tracked(config: &TargetTrackingScalingPolicyConfiguration) -> TrackedMetric {

@@ -62,6 +62,8 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         }
     };
     crate::fence::guard(ctx, &deployment.deployment_id, "scaling pre-prod up").await?;
+    // First: a policy that cannot follow production refuses the launch before pre-prod runs.
+    carry_autoscaling(ctx, &deployment, target, preprod.desired_count).await?;
     ecs::update_service(
         ctx,
         &config.cluster,
@@ -79,7 +81,6 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         deployment.expires_at,
     )
     .await?;
-    carry_autoscaling(ctx, &deployment, target, preprod.desired_count).await?;
     lower_dns_ttl(ctx, &deployment).await?;
     start_once(
         ctx,
@@ -92,8 +93,9 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     .await
 }
 
-/// Copies production's autoscaling to pre-prod, held (see [`autoscaling`]): a policy that
-/// cannot be copied shows on the timeline before anyone approves, not at the switch.
+/// Copies production's autoscaling to pre-prod, held (see [`autoscaling`]). A policy that
+/// cannot follow production (and that the team did not give the idle slot itself) fails the
+/// launch with `LaunchFailed` naming it, before anyone approves — not at the switch.
 async fn carry_autoscaling(
     ctx: &Context,
     deployment: &Deployment,
@@ -105,6 +107,7 @@ async fn carry_autoscaling(
     else {
         return Ok(());
     };
+    carry.refuse_uncarried(StepError::LaunchFailed)?;
     if carry.is_empty() {
         return Ok(());
     }

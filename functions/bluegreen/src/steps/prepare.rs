@@ -402,7 +402,7 @@ fn new_record(
         inflight: None,
         dns_back: None,
         resumed: None,
-        retired_scaling: None,
+        production_scaling: None,
     }
 }
 

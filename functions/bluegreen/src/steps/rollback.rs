@@ -36,6 +36,8 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         .await?
         .map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));
+    // Its scale-in was frozen while traffic moved away; production's own target again.
+    autoscaling::give_back(ctx, &deployment, old).await?;
     routing::point_test_listener(ctx, config, failed).await?;
     if let Some(wait) = cached_answers_expire(ctx, &deployment, change).await? {
         let detail = match &wait {
