@@ -129,6 +129,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         },
         cluster: CLUSTER.into(),
         container: "web".into(),
+        task_definition: Default::default(),
         slots: Slots {
             blue: slot(Slot::Blue, &names.tg_blue),
             green: slot(Slot::Green, &names.tg_green),

@@ -19,6 +19,7 @@ mod migrate;
 mod pipeline;
 mod prepare;
 mod reconcile;
+mod revisions;
 mod rollback;
 mod service_index;
 mod switch;

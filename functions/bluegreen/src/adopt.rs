@@ -535,6 +535,7 @@ impl Walk<'_> {
             },
             cluster: self.req.cluster.clone(),
             container: found.container.clone(),
+            task_definition: Default::default(),
             slots: Slots {
                 blue: slot(blue_service, blue_tg, "blue", blue_url, blue_value),
                 green: slot(green_service, green_tg, "green", green_url, green_value),

@@ -946,7 +946,7 @@ mod tests {
                 ("green", Some(&rested)),
                 &["policy x: metric math".into()]
             )),
-            vec!["live-slot-scaling-suspended", "autoscaling-not-copied"]
+            vec!["live-slot-scaling-suspended", "autoscaling-not-carried"]
         );
     }
 }

@@ -38,6 +38,9 @@ pub struct ServiceConfig {
     pub cluster: String,
     /// Name of the container whose image is replaced in the task definition.
     pub container: String,
+    /// Which task definition revision the new one is made from.
+    #[serde(default)]
+    pub task_definition: TaskDefinitionSource,
     /// The two slots.
     pub slots: Slots,
     /// How production traffic reaches a slot.
@@ -474,6 +477,32 @@ pub struct Finish {
     /// once. Scheduled teardown scales it down once the window has passed.
     #[serde(default)]
     pub keep_warm_seconds: u64,
+}
+
+/// Which revision a deployment's task definitions are made from (the pushed image is always
+/// pinned over it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefinitionSource {
+    /// `live` (default): the live slot's current revision. `family`: the newest revision of
+    /// the family that bluegreen did not register — IaC owns env, secrets, CPU, sidecars, and
+    /// bluegreen overlays only the image digest (docs/iac.md).
+    #[serde(default)]
+    pub source: RevisionSource,
+    /// With `source = "family"`: the family (default: the live slot's revision's family).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+}
+
+/// Where a deployment's base revision comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevisionSource {
+    /// The live slot's current revision.
+    #[default]
+    Live,
+    /// The newest revision of the family that bluegreen did not register.
+    Family,
 }
 
 /// The live-slot guard: what it may do besides reporting.

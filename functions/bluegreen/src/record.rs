@@ -294,6 +294,10 @@ pub struct TaskDefinitions {
     pub preprod: Option<String>,
     /// `isolated` only: the pushed image on production's database, registered after approval.
     pub production: Option<String>,
+    /// The revision both were made from (`task_definition.source`: the live slot's, or the
+    /// family's newest one bluegreen did not register), chosen once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// How a tracked one-off task (the production or rollback migration) stands.

@@ -6,10 +6,15 @@
 //! - **production** (`isolated` only, after approval): every setting as the live slot has it,
 //!   so the database is production's — copied from AWS, never typed into config.
 //!
+//! Both are made from one base revision, chosen once and recorded (`task_definitions.base`):
+//! the live slot's current one, or with `task_definition.source = "family"` the newest
+//! revision of the family bluegreen did not register (IaC owns the task definition; bluegreen
+//! overlays only the image digest and, isolated, the clone).
+//!
 //! Each is registered once: the record keeps its ARN, and a retry whose earlier response was
 //! lost finds it as the family's latest revision by its tags.
 
-use crate::config::DbStrategy;
+use crate::config::{DbStrategy, RevisionSource};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
@@ -81,6 +86,55 @@ fn overlay(
     Ok(overlay)
 }
 
+/// How far back [`choose_base`] looks past bluegreen's own revisions of a family.
+const MAX_REVISIONS_BACK: u32 = 100;
+
+/// The revision a deployment starts from (`task_definition.source`): the live slot's current
+/// one, or the newest revision of the family that bluegreen did not register (no
+/// `bluegreen:purpose` tag) — its own pre-prod and production revisions share the family.
+async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskDefinitionState> {
+    let config = &deployment.config;
+    let live_slot = deployment.old_slot()?;
+    let live_service = &config.slots.get(live_slot).service;
+    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
+    let live_td = live
+        .task_definition
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "task definition of the live slot",
+            id: live_service.clone(),
+        })?;
+    if config.task_definition.source == RevisionSource::Live {
+        return ecs::describe_task_definition(ctx, &live_td).await;
+    }
+    let family = match &config.task_definition.family {
+        Some(family) => family.clone(),
+        None => ecs::describe_task_definition(ctx, &live_td).await?.family,
+    };
+    let mut candidate = ecs::describe_task_definition(ctx, &family).await?;
+    for _ in 0..MAX_REVISIONS_BACK {
+        if !candidate.tags.iter().any(|(k, _)| k == TAG_PURPOSE) {
+            return Ok(candidate);
+        }
+        let revision = revision_of(&candidate.arn)
+            .filter(|r| *r > 1)
+            .ok_or_else(|| StepError::ResourceNotFound {
+                kind: "task definition revision not registered by bluegreen",
+                id: family.clone(),
+            })?;
+        candidate =
+            ecs::describe_task_definition(ctx, &format!("{family}:{}", revision - 1)).await?;
+    }
+    Err(StepError::ResourceNotFound {
+        kind: "task definition revision not registered by bluegreen (looked 100 back)",
+        id: family,
+    })
+}
+
+/// The revision number of `…:task-definition/<family>:<revision>`.
+fn revision_of(arn: &str) -> Option<u32> {
+    arn.rsplit_once(':')?.1.parse().ok()
+}
+
 /// The revision for `purpose`, registered if it does not exist yet.
 pub async fn ensure(
     ctx: &Context,
@@ -94,17 +148,10 @@ pub async fn ensure(
     if let Some(arn) = recorded {
         return Ok(arn.clone());
     }
-    let config = &deployment.config;
-    let live_slot = deployment.old_slot()?;
-    let live_service = &config.slots.get(live_slot).service;
-    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
-    let live_td = live
-        .task_definition
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "task definition of the live slot",
-            id: live_service.clone(),
-        })?;
-    let base = ecs::describe_task_definition(ctx, &live_td).await?;
+    let base = match &deployment.task_definitions.base {
+        Some(arn) => ecs::describe_task_definition(ctx, arn).await?,
+        None => choose_base(ctx, deployment).await?,
+    };
     let tags = vec![
         ecs::tag(TAG_MANAGED, "true"),
         ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
@@ -121,6 +168,7 @@ pub async fn ensure(
         }
     };
     let mut registered = deployment.task_definitions.clone();
+    registered.base = Some(base.arn.clone());
     match purpose {
         Purpose::Preprod => registered.preprod = Some(arn.clone()),
         Purpose::Production => registered.production = Some(arn.clone()),
