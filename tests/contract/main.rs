@@ -419,6 +419,92 @@ fn dns_weights_move_in_one_batch<'a>(
     })
 }
 
+fn autoscaling_is_carried_and_clamped<'a>(
+    ctx: &'a Context,
+    names: &'a Names,
+) -> Pin<Box<dyn Future<Output = Value> + 'a>> {
+    Box::pin(async move {
+        use bluegreen::autoscaling::{self, Stance};
+        use bluegreen::ports::scaling::{
+            PolicyKind, ScalableTarget, ScalingPolicy, Suspended, TrackedMetric,
+        };
+        let config = ConfigStore::new(ctx).load("shop").await.unwrap();
+        let scaling = &ctx.ports.scaling;
+        let blue = autoscaling::resource_id(CLUSTER, "shop-blue");
+        let green = autoscaling::resource_id(CLUSTER, "shop-green");
+        let count = |service: &'static str| async move {
+            bluegreen::ecs::describe_service(ctx, CLUSTER, service)
+                .await
+                .unwrap()
+                .desired_count
+        };
+        // Production as IaC registers it: 3..9 raises blue from 2 to 3 at once.
+        let production = ScalableTarget {
+            min: 3,
+            max: 9,
+            suspended: Suspended::default(),
+        };
+        scaling.register(&blue, &production).await.unwrap();
+        let tg = &names.tg_blue[names.tg_blue.find("targetgroup/").unwrap()..];
+        let policy = ScalingPolicy {
+            name: "requests".into(),
+            kind: PolicyKind::TargetTracking {
+                target_value: 500.0,
+                metric: TrackedMetric::Predefined {
+                    metric_type: "ALBRequestCountPerTarget".into(),
+                    resource_label: Some(format!("app/shop-alb/3333/{tg}")),
+                },
+                scale_out_cooldown: Some(60),
+                scale_in_cooldown: None,
+                disable_scale_in: None,
+            },
+        };
+        scaling.put_policy(&blue, &policy).await.unwrap();
+        let held =
+            autoscaling::plan_carry(ctx, &config, Slot::Green, Stance::Held { preprod_count: 1 })
+                .await
+                .unwrap()
+                .unwrap();
+        autoscaling::carry(ctx, &held).await.unwrap();
+        let green_held = (
+            scaling.target(&green).await.unwrap(),
+            count("shop-green").await,
+        );
+        let serving = autoscaling::plan_carry(ctx, &config, Slot::Green, Stance::Serving)
+            .await
+            .unwrap()
+            .unwrap();
+        autoscaling::carry(ctx, &serving).await.unwrap();
+        let again = autoscaling::plan_carry(ctx, &config, Slot::Green, Stance::Serving)
+            .await
+            .unwrap()
+            .unwrap();
+        // Not vacuous in either world: the registration raised green to production's minimum.
+        assert_eq!(count("shop-green").await, 3);
+        assert_eq!(green_held.1, 0, "held: pre-prod's count is not raised");
+        let rested = autoscaling::rest(ctx, CLUSTER, "shop-blue").await.unwrap();
+        json!({
+            "blue_count": count("shop-blue").await,
+            "green_held": green_held,
+            "green_serving": (scaling.target(&green).await.unwrap(), count("shop-green").await),
+            "green_policies": scaling.policies(&green).await.unwrap(),
+            "nothing_left_to_carry": again.is_empty(),
+            "blue_before_rest": rested,
+            "blue_at_rest": scaling.target(&blue).await.unwrap(),
+            "delete_missing": scaling.delete_policy(&green, "no-such-policy").await.map_err(|e| e.name()),
+            "unknown_service": scaling
+                .register(&autoscaling::resource_id(CLUSTER, "no-such"), &production)
+                .await
+                .map_err(|e| e.aws_code().map(str::to_owned)),
+        })
+    })
+}
+
+#[tokio::test]
+async fn autoscaling_is_carried_and_clamped_alike() {
+    in_both_worlds("autoscaling", autoscaling_is_carried_and_clamped).await;
+}
+
 #[tokio::test]
 async fn pushes_are_queued_and_superseded_alike() {
     in_both_worlds("pushes", pushes_queue_and_supersede).await;

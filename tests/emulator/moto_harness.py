@@ -20,8 +20,10 @@ task-stopped route ends it.
                                         policies once (clamps desired counts, see below)
 
 Application Auto Scaling: moto stores scalable targets and policies but never acts on them.
-Two things AWS does are modelled: RegisterScalableTarget moves an active service's desired count
-into the new [min, max] at once, and /_bluegreen/autoscaling/run plays a policy running: a
+Three things AWS does are modelled: RegisterScalableTarget moves an active service's desired
+count into the new [min, max] at once, deleting a policy that does not exist answers
+ObjectNotFoundException (moto: ValidationException), and /_bluegreen/autoscaling/run plays a
+policy running: a
 service below its minimum scales out to it, one above its maximum scales in — unless that
 direction is suspended on its scalable target.
 """
@@ -45,6 +47,7 @@ from moto.events import responses as events_responses
 from moto.events.models import EventPattern
 from moto.moto_api import state_manager
 from moto.applicationautoscaling import models as aas_models
+from moto.core.exceptions import JsonRESTError
 from moto.applicationautoscaling.models import applicationautoscaling_backends
 
 ACCOUNT = "123456789012"
@@ -155,6 +158,28 @@ def _register_scalable_target(self, namespace, r_id, dimension, *args, **kwargs)
 
 
 aas_models.ApplicationAutoscalingBackend.register_scalable_target = _register_scalable_target
+
+
+class _ObjectNotFound(JsonRESTError):
+    def __init__(self, message):
+        super().__init__("ObjectNotFoundException", message)
+
+
+_original_delete_policy = aas_models.ApplicationAutoscalingBackend.delete_scaling_policy
+
+
+def _delete_scaling_policy(self, policy_name, *args, **kwargs):
+    """AWS answers ObjectNotFoundException for a policy that does not exist; moto answers
+    ValidationException, which a retried delete could not tell from a bad request."""
+    try:
+        return _original_delete_policy(self, policy_name, *args, **kwargs)
+    except aas_models.AWSValidationException as exc:
+        if "No scaling policy found" in exc.message:
+            raise _ObjectNotFound(exc.message) from exc
+        raise
+
+
+aas_models.ApplicationAutoscalingBackend.delete_scaling_policy = _delete_scaling_policy
 
 
 def autoscaling_run(_body):
