@@ -19,6 +19,9 @@ task-stopped route ends it.
   POST /_bluegreen/autoscaling/run      Application Auto Scaling runs every ECS service's
                                         policies once (clamps desired counts, see below)
 
+CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
+does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
+
 Application Auto Scaling: moto stores scalable targets and policies but never acts on them.
 Three things AWS does are modelled: RegisterScalableTarget moves an active service's desired
 count into the new [min, max] at once, deleting a policy that does not exist answers
@@ -43,6 +46,7 @@ from moto.ecs.models import ecs_backends
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
+from moto.cloudwatch import responses as cloudwatch_responses
 from moto.events import responses as events_responses
 from moto.events.models import EventPattern
 from moto.moto_api import state_manager
@@ -197,6 +201,29 @@ def autoscaling_run(_body):
         )
         acted.append(target.resource_id)
     return {"acted_on": acted}
+
+
+_original_describe_alarms = cloudwatch_responses.CloudWatchResponse.describe_alarms
+
+
+def _describe_alarms(self):
+    """AWS returns composite alarms only when AlarmTypes asks for them ("If you omit this
+    parameter, only metric alarms are returned"); moto returns both always."""
+    result = _original_describe_alarms(self)
+    types = self._get_param("AlarmTypes", []) or ["MetricAlarm"]
+    if "CompositeAlarm" not in types:
+        result.result["CompositeAlarms"] = []
+    if "MetricAlarm" not in types:
+        result.result["MetricAlarms"] = []
+    return result
+
+
+cloudwatch_responses.CloudWatchResponse.describe_alarms = _describe_alarms
+# PutCompositeAlarm is not routed by moto 5.2.1 (HTTP 500); its put_metric_alarm already stores
+# an AlarmRule as a composite alarm.
+cloudwatch_responses.CloudWatchResponse.put_composite_alarm = (
+    cloudwatch_responses.CloudWatchResponse.put_metric_alarm
+)
 
 
 def _find_task(arn):

@@ -55,3 +55,41 @@ async fn an_unhealthy_live_target_fails_the_bake() {
         .unwrap_err();
     assert!(err.to_string().contains("172.31.2.10"), "{err}");
 }
+
+/// Issue 22: a composite alarm in `bake.alarms` (AWS answers composites only when
+/// `AlarmTypes` asks for them; the harness answers the same) is watched like a metric alarm:
+/// doctor finds it, and its ALARM fails the bake.
+#[tokio::test]
+async fn a_composite_alarm_fails_the_bake_like_a_metric_alarm() {
+    let world = World::build().await;
+    world
+        .aws
+        .cloudwatch
+        .put_composite_alarm()
+        .alarm_name("shop-health")
+        .alarm_rule("ALARM(shop-5xx)")
+        .send()
+        .await
+        .expect("composite alarm");
+    let mut config = world.config();
+    config.bake.alarms = vec!["shop-health".into()];
+    world.put_config(&config).await;
+    let names = vec!["shop-health".to_owned()];
+    assert_eq!(
+        bluegreen::alarms::missing(&world.ctx, &names)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "it exists"
+    );
+    let id = deploy_to_switch(&world).await;
+    let started = bake_start(&world, &id).await;
+    world
+        .raise_alarm("shop-health", "5xx above threshold")
+        .await;
+    let err = bake::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "BakeFailed");
+    assert!(err.to_string().contains("shop-health"), "{err}");
+}

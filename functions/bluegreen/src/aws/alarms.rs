@@ -1,6 +1,6 @@
 //! [`Alarms`] over CloudWatch.
 
-use aws_sdk_cloudwatch::types::StateValue;
+use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 
 use crate::error::{StepError, StepResult};
 use crate::ports::alarms::Alarms;
@@ -8,17 +8,47 @@ use crate::ports::alarms::Alarms;
 /// CloudWatch through the SDK.
 pub struct CloudWatch(pub aws_sdk_cloudwatch::Client);
 
+/// `(name, state, reason)` of an alarm, metric or composite.
+type Seen = (String, Option<StateValue>, Option<String>);
+
 impl CloudWatch {
-    async fn describe(
-        &self,
-        names: &[String],
-    ) -> StepResult<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput> {
-        self.0
+    /// Every alarm of `names`, both kinds, every page. Without `AlarmTypes` AWS answers
+    /// metric alarms only ("even if composite alarms exist"), so a composite alarm in
+    /// `bake.alarms` would be invisible to the bake and reported missing by `doctor`.
+    async fn describe(&self, names: &[String]) -> StepResult<(Vec<Seen>, Vec<Seen>)> {
+        let mut metric = Vec::new();
+        let mut composite = Vec::new();
+        let mut pages = self
+            .0
             .describe_alarms()
             .set_alarm_names(Some(names.to_vec()))
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StepError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+            metric.extend(page.metric_alarms.unwrap_or_default().into_iter().map(|a| {
+                (
+                    a.alarm_name.unwrap_or_default(),
+                    a.state_value,
+                    a.state_reason,
+                )
+            }));
+            composite.extend(
+                page.composite_alarms
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| {
+                        (
+                            a.alarm_name.unwrap_or_default(),
+                            a.state_value,
+                            a.state_reason,
+                        )
+                    }),
+            );
+        }
+        Ok((metric, composite))
     }
 }
 
@@ -28,23 +58,19 @@ impl Alarms for CloudWatch {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.describe(names).await?;
+        let (metric, composite) = self.describe(names).await?;
         let mut firing = Vec::new();
-        for alarm in out.metric_alarms.unwrap_or_default() {
-            if alarm.state_value == Some(StateValue::Alarm) {
+        for (name, state, reason) in metric {
+            if state == Some(StateValue::Alarm) {
                 firing.push(format!(
-                    "alarm {} is in ALARM: {}",
-                    alarm.alarm_name.unwrap_or_default(),
-                    alarm.state_reason.unwrap_or_default()
+                    "alarm {name} is in ALARM: {}",
+                    reason.unwrap_or_default()
                 ));
             }
         }
-        for alarm in out.composite_alarms.unwrap_or_default() {
-            if alarm.state_value == Some(StateValue::Alarm) {
-                firing.push(format!(
-                    "composite alarm {} is in ALARM",
-                    alarm.alarm_name.unwrap_or_default()
-                ));
+        for (name, state, _) in composite {
+            if state == Some(StateValue::Alarm) {
+                firing.push(format!("composite alarm {name} is in ALARM"));
             }
         }
         Ok(firing)
@@ -54,19 +80,12 @@ impl Alarms for CloudWatch {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.describe(names).await?;
-        let mut found: Vec<String> = out
-            .metric_alarms
-            .unwrap_or_default()
+        let (metric, composite) = self.describe(names).await?;
+        let found: Vec<String> = metric
             .into_iter()
-            .filter_map(|a| a.alarm_name)
+            .chain(composite)
+            .map(|(name, _, _)| name)
             .collect();
-        found.extend(
-            out.composite_alarms
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|a| a.alarm_name),
-        );
         Ok(names
             .iter()
             .filter(|n| !found.contains(n))
