@@ -13,6 +13,8 @@ task-stopped route ends it.
   POST /_bluegreen/ecs/task-stopped     {"task_arn", "exit_code" (int|null), "stop_code", "reason"}
   POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason",
                                          "draining" (task definition ARNs still draining)}
+  POST /_bluegreen/ecs/circuit-breaker  {"cluster", "service", "previous", "reason"}: the breaker
+                                        rolled the primary back to `previous`
   POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
   POST /_bluegreen/sns/published        {"topic_arn"} -> what was published to the topic
                                         (subject, message, message attributes)
@@ -296,6 +298,39 @@ def rollout(body):
     return {"service": service.arn}
 
 
+def circuit_breaker(body):
+    """ECS's deployment circuit breaker gave up on the primary deployment and rolls back: the
+    service is set back to `previous` (the last completed revision) in a new PRIMARY, and the
+    failed deployment drains as ACTIVE / FAILED."""
+    backend = ecs_backends[ACCOUNT][REGION]
+    service = backend.services[f"{body['cluster']}:{body['service']}"]
+    failed_td = service.task_definition
+    service.task_definition = body["previous"]
+    service.deployments = [
+        {
+            "id": "ecs-svc/rollback",
+            "status": "PRIMARY",
+            "taskDefinition": body["previous"],
+            "desiredCount": service.desired_count,
+            "runningCount": 0,
+            "pendingCount": service.desired_count,
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/previous",
+        },
+        {
+            "id": "ecs-svc/failed",
+            "status": "ACTIVE",
+            "taskDefinition": failed_td,
+            "desiredCount": 0,
+            "runningCount": 0,
+            "pendingCount": 0,
+            "rolloutState": "FAILED",
+            "rolloutStateReason": body.get("reason", "ECS deployment circuit breaker: tasks failed to start."),
+        },
+    ]
+    return {"service": service.arn}
+
+
 def target_health(body):
     """ELB health checks: a target's health as the load balancer would report it."""
     HEALTH_OVERRIDES[(body["target_group_arn"], body["target_id"])] = (
@@ -324,6 +359,7 @@ ROUTES = {
     ("GET", "/_bluegreen/network"): network,
     ("POST", "/_bluegreen/ecs/task-stopped"): task_stopped,
     ("POST", "/_bluegreen/ecs/rollout"): rollout,
+    ("POST", "/_bluegreen/ecs/circuit-breaker"): circuit_breaker,
     ("POST", "/_bluegreen/elbv2/target-health"): target_health,
     ("POST", "/_bluegreen/autoscaling/run"): autoscaling_run,
 }

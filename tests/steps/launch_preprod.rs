@@ -137,3 +137,36 @@ async fn a_missing_container_or_unknown_deployment_is_a_typed_error_that_changes
         .unwrap_err();
     assert_eq!(err.name(), "DeploymentNotFound");
 }
+
+/// Issue 22: ECS's deployment circuit breaker gives up on pre-prod's revision and rolls the
+/// service back to its previous one (PRIMARY on the old revision, ours draining as FAILED).
+/// The launch fails at the next look with the breaker's reason — not after waiting out its
+/// whole timeout with "not stable by the deadline".
+#[tokio::test]
+async fn a_circuit_breaker_rollback_fails_the_launch_with_its_reason() {
+    let world = World::build().await;
+    let (previous, _, _) = world.service(Slot::Green).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let started = launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .unwrap();
+    world
+        .emulator
+        .control(
+            "POST",
+            "/_bluegreen/ecs/circuit-breaker",
+            serde_json::json!({
+                "cluster": "shop-cluster",
+                "service": "shop-green",
+                "previous": previous,
+                "reason": "ECS deployment circuit breaker: tasks failed to start.",
+            }),
+        )
+        .await;
+    let err = launch_preprod::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed");
+    assert!(err.to_string().contains("tasks failed to start"), "{err}");
+    assert!(err.to_string().contains("rolled it back"), "{err}");
+}

@@ -149,6 +149,30 @@ pub async fn rollout(
     Ok(judge_rollout(&described, task_definition, desired))
 }
 
+/// Why ECS's deployment circuit breaker rolled `task_definition` back, when it did: the
+/// deployment of it is FAILED (draining, no longer primary), or the primary rolling back names
+/// the breaker. Without this the launch would wait out its whole timeout on a revision ECS had
+/// already given up, and report "not stable by the deadline".
+fn rolled_back(service: &ServiceState, task_definition: &str) -> Option<String> {
+    let failed = service.deployments.iter().find(|d| {
+        d.status != "PRIMARY"
+            && d.task_definition.as_deref() == Some(task_definition)
+            && d.rollout_state.as_deref() == Some("FAILED")
+    });
+    if let Some(failed) = failed {
+        return Some(
+            failed
+                .rollout_reason
+                .clone()
+                .unwrap_or_else(|| "its deployment failed".into()),
+        );
+    }
+    service
+        .primary()
+        .and_then(|p| p.rollout_reason.clone())
+        .filter(|reason| reason.contains("circuit breaker"))
+}
+
 /// What a service's state says of its rollout of `task_definition`.
 pub fn judge_rollout(service: &ServiceState, task_definition: &str, desired: i32) -> Rollout {
     let name = &service.name;
@@ -161,6 +185,15 @@ pub fn judge_rollout(service: &ServiceState, task_definition: &str, desired: i32
         "rollout {state}, running {}/{desired}",
         primary.running_count
     );
+    if !ours && let Some(reason) = rolled_back(service, task_definition) {
+        return Rollout::Failed(format!(
+            "{name} did not start {task_definition}; ECS rolled it back to {}: {reason}",
+            primary
+                .task_definition
+                .as_deref()
+                .unwrap_or("the previous revision")
+        ));
+    }
     if ours && state == "FAILED" {
         Rollout::Failed(format!(
             "{name} did not start: {}",
