@@ -76,6 +76,10 @@ async fn a_route_reverted_to_the_scaled_down_slot_is_reported_by_the_next_sweep(
         detail.contains("the idle slot green (shop-green) runs 2 task(s)"),
         "{detail}"
     );
+    assert!(
+        !detail.contains("--service shop-green --desired-count 0"),
+        "never advise removing what production ran: {detail}"
+    );
 
     let notices = live_slot_notices(&world.published().await);
     assert_eq!(notices.len(), 1, "{notices:?}");
@@ -123,14 +127,19 @@ async fn a_route_reverted_to_the_scaled_down_slot_is_reported_by_the_next_sweep(
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
 }
 
+/// `guard.repair` makes the one unambiguous repair: an apply swapped the slots' counts (blue,
+/// which production forwards to, at 0; green running the same release) — blue is scaled back
+/// to green's count under the lock, and no traffic moves.
 #[tokio::test]
-async fn with_guard_repair_the_sweep_scales_the_slot_production_forwards_to_and_moves_nothing() {
+async fn with_guard_repair_a_live_slot_reset_to_zero_is_scaled_back_and_nothing_moves() {
     let world = World::build().await.with_topic();
     let mut config = world.config();
     config.guard.repair = true;
     world.put_config(&config).await;
-    deployed_to_green(&world).await;
-    apply_reverts_the_route(&world).await;
+    world.scale(Slot::Blue, 0).await;
+    world.settle(Slot::Blue, "COMPLETED").await;
+    world.scale(Slot::Green, 2).await;
+    world.settle(Slot::Green, "COMPLETED").await;
 
     let answers = guard_answers(&world).await;
     assert_eq!(answers.len(), 1, "{answers:?}");
@@ -161,6 +170,33 @@ async fn with_guard_repair_the_sweep_scales_the_slot_production_forwards_to_and_
         notices[0].contains("repaired (guard.repair)"),
         "{notices:?}"
     );
+}
+
+/// After a route was reverted onto the previous release, scaling that slot up would roll
+/// production back to the old image: even with `guard.repair` the guard only reports, and
+/// never advises removing the slot that ran production.
+#[tokio::test]
+async fn a_reverted_route_onto_the_previous_release_is_not_repaired() {
+    let world = World::build().await.with_topic();
+    let mut config = world.config();
+    config.guard.repair = true;
+    world.put_config(&config).await;
+    deployed_to_green(&world).await;
+    apply_reverts_the_route(&world).await;
+    let answers = guard_answers(&world).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(
+        !answers[0].detail.contains("repaired"),
+        "{}",
+        answers[0].detail
+    );
+    assert!(
+        answers[0].detail.contains("keep shop-green"),
+        "no advice to scale the old production down: {}",
+        answers[0].detail
+    );
+    assert_eq!(world.service(Slot::Blue).await.1, 0);
+    assert_eq!(world.service(Slot::Green).await.1, 2);
 }
 
 /// While a deployment holds the service its slots are in between on purpose: not judged.

@@ -510,9 +510,9 @@ pub enum RevisionSource {
 #[serde(deny_unknown_fields)]
 pub struct Guard {
     /// Repair by itself when the repair is unambiguous: production sends all of its traffic to
-    /// a slot that runs nothing while the other runs tasks (an IaC apply reverted the route) —
-    /// that slot is scaled back to the other's count. Traffic is never moved. Default false:
-    /// report only.
+    /// a slot that runs nothing while the other runs tasks of the same release (an apply reset
+    /// the live slot's count) — that slot is scaled back to the other's count. Traffic is never
+    /// moved. Default false: report only.
     #[serde(default)]
     pub repair: bool,
 }
@@ -575,6 +575,7 @@ impl ServiceConfig {
         if self.container.trim().is_empty() {
             p.add("container", "must not be empty");
         }
+        self.task_definition_problems(&mut p);
         for slot in Slot::ALL {
             let s = self.slots.get(slot);
             let at = format!("slots.{slot}");
@@ -655,6 +656,30 @@ impl ServiceConfig {
     /// Strings no person means to write (control characters, or longer than
     /// [`text::CONFIG_STRING_MAX_CHARS`]) in any field, each named; and approvers that name
     /// nobody (blank, or padded with spaces that no identity carries).
+    /// `task_definition.family`: a family name, used only with `source = "family"`.
+    fn task_definition_problems(&self, p: &mut Problems) {
+        if let Some(family) = &self.task_definition.family {
+            // A family name, not `family:revision` or an ARN: the walk appends revisions.
+            let valid = !family.is_empty()
+                && family.len() <= 255
+                && family
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                p.add(
+                    "task_definition.family",
+                    "must be a task definition family name (letters, digits, '-', '_'), \
+                 without a revision",
+                );
+            } else if self.task_definition.source == RevisionSource::Live {
+                p.add(
+                    "task_definition.family",
+                    "is used only with source = \"family\"",
+                );
+            }
+        }
+    }
+
     fn text_problems(&self, p: &mut Problems) {
         match serde_json::to_value(self) {
             Ok(doc) => {
@@ -1169,6 +1194,30 @@ mod tests {
         // Each alone is fine; it is the sum that does not fit.
         config.bake.seconds = 60;
         assert!(config.validate().is_ok(), "{:?}", config.problems());
+    }
+
+    #[test]
+    fn a_task_definition_family_is_a_bare_family_used_only_from_the_family() {
+        let mut config: ServiceConfig = toml::from_str(EXAMPLE).unwrap();
+        config.task_definition.source = RevisionSource::Family;
+        config.task_definition.family = Some("shop:3".into());
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.contains("task_definition.family")),
+            "{:?}",
+            config.problems()
+        );
+        config.task_definition.family = Some("shop".into());
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        config.task_definition.source = RevisionSource::Live;
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.contains("only with source"))
+        );
     }
 
     #[test]

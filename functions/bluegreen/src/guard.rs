@@ -15,10 +15,11 @@
 //! violation (naming what routes where and the command that repairs it), a line in `status`
 //! and a `doctor` finding. With `guard.repair = true` the one unambiguous repair is made:
 //! the slot production forwards all of its traffic to, running nothing, is scaled back to the
-//! count of the slot that does run (under the lock, as an operator would). The guard never
-//! moves traffic.
+//! count of the slot that does run *the same release* (under the lock, as an operator would,
+//! after looking again). A route reverted onto the previous release is only reported. The
+//! guard never moves traffic.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -29,13 +30,16 @@ use crate::ecs;
 use crate::error::StepResult;
 use crate::health;
 use crate::lock::{Acquire, Locks};
-use crate::naming::{ROLE_WARM, TAG_EXPIRES, TAG_ROLE};
+use crate::naming::{TAG_EXPIRES, TAG_ROLE};
 use crate::routing;
 use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
 
 /// Seconds the guard's repair holds the lock for (a crashed sweep frees it after this).
 const REPAIR_LEASE_SECONDS: i64 = 300;
+/// How long after its expiry a tagged (warm or pre-prod) slot is still scheduled teardown's to
+/// scale down before the guard calls it a violation: a few of teardown's hourly passes.
+const TEARDOWN_GRACE_SECONDS: i64 = 6 * 3600;
 
 /// One slot as the guard sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +56,11 @@ pub struct SlotSeen {
     pub running: i32,
     /// Healthy targets in its target group (listener mode; `None` when not read).
     pub healthy: Option<i32>,
-    /// Until when it may stay warm: `Some` when finish tagged it warm.
+    /// Until when it may keep running: `Some` when bluegreen tagged it with a role (warm after
+    /// finish, pre-prod left behind) and an expiry — scheduled teardown scales it down.
     pub warm_until: Option<DateTime<Utc>>,
+    /// The task definition it runs.
+    pub task_definition: Option<String>,
 }
 
 /// A broken invariant.
@@ -82,6 +89,9 @@ pub enum Violation {
         /// Tasks it is asked to run.
         desired: i32,
     },
+    /// Production's routes give neither slot any weight (DNS: both weights 0 — Route 53 then
+    /// answers both records alike).
+    ProductionUnrouted,
 }
 
 impl Violation {
@@ -90,6 +100,7 @@ impl Violation {
         match self {
             Violation::ProductionOnEmptySlot { .. } => "production-on-empty-slot",
             Violation::IdleSlotRunning { .. } => "idle-slot-running",
+            Violation::ProductionUnrouted => "production-unrouted",
         }
     }
 
@@ -113,6 +124,9 @@ impl Violation {
             } => format!(
                 "the idle slot {slot} ({service}) runs {desired} task(s) outside a warm window"
             ),
+            Violation::ProductionUnrouted => {
+                "production's routes give neither slot any weight".to_owned()
+            }
         }
     }
 
@@ -132,17 +146,36 @@ impl Violation {
                     config.cluster
                 )
             }
-            Violation::IdleSlotRunning { service, .. } => format!(
-                "`aws ecs update-service --cluster {} --service {service} --desired-count 0`, \
-                 and put its scalable target at rest (docs/autoscaling.md)",
-                config.cluster
-            ),
+            Violation::IdleSlotRunning { slot, service, .. } => {
+                let other = seen.iter().find(|s| s.slot == slot.other());
+                if other.is_some_and(|o| o.percent > 0 && (o.running < 1 || o.healthy == Some(0))) {
+                    // The routes moved off it: it is what production ran. Never advise removing it.
+                    format!(
+                        "keep {service}: it is what production ran before the routes moved off \
+                         it; point production back at it first"
+                    )
+                } else {
+                    format!(
+                        "`aws ecs update-service --cluster {} --service {service} \
+                         --desired-count 0`, and put its scalable target at rest \
+                         (docs/autoscaling.md)",
+                        config.cluster
+                    )
+                }
+            }
+            Violation::ProductionUnrouted => "point production at the slot that runs tasks \
+                 (`bluegreen doctor` shows both); Route 53 answers every record of a name when \
+                 all weights are 0"
+                .to_owned(),
         }
     }
 }
 
 /// The violations among `seen` (both slots) at `now`.
 pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
+    if seen.iter().all(|s| s.percent == 0) {
+        return vec![Violation::ProductionUnrouted];
+    }
     let mut found = Vec::new();
     for slot in seen {
         let starved = slot.running < 1 || slot.healthy.is_some_and(|h| h < 1);
@@ -155,7 +188,12 @@ pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
                 healthy: slot.healthy,
             });
         }
-        let warm = slot.warm_until.is_some_and(|until| now < until);
+        // Scheduled teardown scales an expired slot down on its next pass over the service
+        // (hourly, a page of services at a time): not a violation until it had its chance.
+        let teardowns = slot
+            .warm_until
+            .is_some_and(|until| now < until + Duration::seconds(TEARDOWN_GRACE_SECONDS));
+        let warm = teardowns;
         if slot.percent == 0 && slot.desired > 0 && !warm {
             found.push(Violation::IdleSlotRunning {
                 slot: slot.slot,
@@ -168,14 +206,22 @@ pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
 }
 
 /// The one repair the guard may make by itself, when it is unambiguous: production sends all
-/// of its traffic to one slot that runs nothing, and the other slot runs tasks — scale the
-/// first to the second's count. `None` otherwise (a split, both empty, or nothing wrong).
+/// of its traffic to one slot that runs nothing, the other slot runs tasks *of the same
+/// revision* — scale the first to the second's count. `None` otherwise (a split, both empty,
+/// different releases, or nothing wrong).
 pub fn repair(seen: &[SlotSeen]) -> Option<(Slot, i32)> {
     let starved = seen
         .iter()
         .find(|s| s.percent == 100 && s.desired < 1 && s.running < 1)?;
     let serving = seen.iter().find(|s| s.slot == starved.slot.other())?;
-    (serving.running > 0).then_some((starved.slot, serving.desired.max(serving.running)))
+    // Scaling the starved slot back brings back the revision it runs: only when that is the
+    // release the other slot runs (an apply reset the live slot's count). After a route was
+    // reverted onto the previous release, scaling it up would roll production back to the
+    // old image (maybe on a migrated schema): that is a person's decision.
+    let same_release =
+        starved.task_definition.is_some() && starved.task_definition == serving.task_definition;
+    (serving.running > 0 && same_release)
+        .then_some((starved.slot, serving.desired.max(serving.running)))
 }
 
 /// A stable name of a set of violations (codes and slots, not counts), so each distinct
@@ -186,6 +232,7 @@ pub fn fingerprint(violations: &[Violation]) -> String {
         .map(|v| match v {
             Violation::ProductionOnEmptySlot { slot, .. }
             | Violation::IdleSlotRunning { slot, .. } => format!("{}:{slot}", v.code()),
+            Violation::ProductionUnrouted => v.code().to_owned(),
         })
         .collect();
     parts.sort();
@@ -202,9 +249,8 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
         let service = ecs::describe_service(ctx, &config.cluster, name).await?;
         let tags = ctx.ports.compute.tags_of(&service.arn).await?;
         let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-        let warm_until = (tag(TAG_ROLE).map(String::as_str) == Some(ROLE_WARM))
-            .then(|| tag(TAG_EXPIRES))
-            .flatten()
+        let warm_until = tag(TAG_ROLE)
+            .and(tag(TAG_EXPIRES))
             .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
             .map(|t| t.with_timezone(&Utc));
         let percent = routes.percent(slot);
@@ -226,6 +272,7 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             running: service.running_count,
             healthy,
             warm_until,
+            task_definition: service.task_definition.clone(),
         });
     }
     Ok(seen)
@@ -285,18 +332,28 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
         .iter()
         .map(|v| format!("{}: {}", v.describe(), v.repair_command(config, &seen)))
         .collect();
+    // A deployment may have taken the service while the guard looked (TOCTOU): its shape is
+    // then on purpose, not a violation.
+    if locks.read(&config.name).await?.is_some() {
+        return Ok(guarded);
+    }
+    // Every judged service counts, 0 included: the alarm's datapoints then say "all well" as
+    // well as "broken", and it does not fall back to OK between two sweeps of a violation.
+    guarded.metric = Some(crate::metrics::live_slot_violations(
+        &config.name,
+        violations.len(),
+        ctx.now(),
+    ));
     if violations.is_empty() {
         locks.guard_cleared(&config.name).await?;
     } else {
-        guarded.metric = Some(crate::metrics::live_slot_violations(
-            &config.name,
-            violations.len(),
-            ctx.now(),
-        ));
         if config.guard.repair
-            && let Some((slot, count)) = repair(&seen)
+            && let Some((slot, _)) = repair(&seen)
         {
-            (guarded.repaired, guarded.handed_over) = repair_slot(ctx, config, slot, count).await?;
+            match repair_slot(ctx, config, slot).await {
+                Ok((repaired, next)) => (guarded.repaired, guarded.handed_over) = (repaired, next),
+                Err(e) => guarded.repaired = Some(format!("repair failed: {e}")),
+            }
         }
         if locks
             .first_report_of_guard(&config.name, &fingerprint(&violations))
@@ -304,7 +361,14 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
         {
             let mut body = guarded.lines.clone();
             body.extend(guarded.repaired.clone());
-            guarded.notified = crate::notify::live_slot(ctx, &config.name, &body).await?;
+            match crate::notify::live_slot(ctx, &config.name, &body).await {
+                Ok(sent) => guarded.notified = sent,
+                Err(e) => {
+                    // Told nobody: forget the report so the next sweep tells again.
+                    locks.guard_cleared(&config.name).await?;
+                    return Err(e);
+                }
+            }
         }
         warn!(service = %config.name, violations = ?violations, "live-slot guard");
     }
@@ -315,7 +379,7 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
 /// Services the guard looks at per sweep: a fleet larger than this is covered in
 /// `ceil(services / GUARD_SERVICES_PER_SWEEP)` sweeps (the cursor `guard` in the service index
 /// says where the next one starts).
-pub const GUARD_SERVICES_PER_SWEEP: i32 = 100;
+pub const GUARD_SERVICES_PER_SWEEP: i32 = 50;
 
 const CURSOR: &str = "guard";
 
@@ -354,19 +418,29 @@ async fn repair_slot(
     ctx: &Context,
     config: &ServiceConfig,
     slot: Slot,
-    count: i32,
 ) -> StepResult<(Option<String>, Option<String>)> {
     let locks = Locks::new(ctx);
     let holder = format!("{}-guard-repair", config.name);
-    let lease = ctx.now() + chrono::Duration::seconds(REPAIR_LEASE_SECONDS);
+    let lease = ctx.now() + Duration::seconds(REPAIR_LEASE_SECONDS);
     if let Acquire::HeldBy(_) = locks.hold(&config.name, &holder, lease).await? {
         return Ok((None, None));
     }
     let name = &config.slots.get(slot).service;
-    let result = ecs::update_service(ctx, &config.cluster, name, None, count).await;
+    // Looked at again under the lock: the repair holds only for what AWS shows now.
+    let still = observe(ctx, config).await.map(|seen| repair(&seen));
+    let result = match still {
+        Ok(Some((s, c))) if s == slot => ecs::update_service(ctx, &config.cluster, name, None, c)
+            .await
+            .map(|()| c),
+        Ok(_) => {
+            let next = locks.release(&config.name, &holder).await?;
+            return Ok((None, next));
+        }
+        Err(e) => Err(e),
+    };
     // Released whatever happened; a push queued behind the hold is started by the caller.
     let next = locks.release(&config.name, &holder).await?;
-    result?;
+    let count = result?;
     info!(service = %config.name, %slot, count, "live-slot guard repaired");
     Ok((
         Some(format!(
@@ -382,6 +456,11 @@ mod tests {
     use super::*;
 
     fn seen(slot: Slot, percent: i64, desired: i32, running: i32) -> SlotSeen {
+        let release = if slot == Slot::Blue {
+            "shop:6"
+        } else {
+            "shop:7"
+        };
         SlotSeen {
             slot,
             service: format!("shop-{slot}"),
@@ -390,6 +469,7 @@ mod tests {
             running,
             healthy: (percent > 0).then_some(running),
             warm_until: None,
+            task_definition: Some(release.into()),
         }
     }
 
@@ -407,10 +487,15 @@ mod tests {
         warm.warm_until = Some(now + chrono::Duration::minutes(5));
         assert!(assess(&[seen(Slot::Blue, 100, 2, 2), warm.clone()], now).is_empty());
         warm.warm_until = Some(now - chrono::Duration::minutes(5));
+        assert!(
+            assess(&[seen(Slot::Blue, 100, 2, 2), warm.clone()], now).is_empty(),
+            "just expired: teardown's to scale down on its next pass"
+        );
+        warm.warm_until = Some(now - chrono::Duration::hours(7));
         assert_eq!(
             assess(&[seen(Slot::Blue, 100, 2, 2), warm], now)[0].code(),
             "idle-slot-running",
-            "a warm window that passed"
+            "teardown had its chances"
         );
     }
 
@@ -421,7 +506,18 @@ mod tests {
         let found = assess(&world, Utc::now());
         let codes: Vec<_> = found.iter().map(Violation::code).collect();
         assert_eq!(codes, vec!["production-on-empty-slot", "idle-slot-running"]);
-        assert_eq!(repair(&world), Some((Slot::Blue, 6)));
+        assert_eq!(
+            repair(&world),
+            None,
+            "blue runs the previous release: a person decides"
+        );
+        let mut reset = world.clone();
+        reset[0].task_definition = reset[1].task_definition.clone();
+        assert_eq!(
+            repair(&reset),
+            Some((Slot::Blue, 6)),
+            "an apply reset the live slot's count: same release, scaled back"
+        );
         assert_eq!(
             fingerprint(&found),
             "idle-slot-running:green,production-on-empty-slot:blue"
@@ -438,6 +534,20 @@ mod tests {
             repair(&[blue, seen(Slot::Green, 0, 0, 0)]),
             None,
             "not a count problem"
+        );
+    }
+
+    #[test]
+    fn routes_that_weigh_neither_slot_are_their_own_violation() {
+        let found = assess(
+            &[seen(Slot::Blue, 0, 2, 2), seen(Slot::Green, 0, 0, 0)],
+            Utc::now(),
+        );
+        let codes: Vec<_> = found.iter().map(Violation::code).collect();
+        assert_eq!(
+            codes,
+            vec!["production-unrouted"],
+            "no advice to scale blue down"
         );
     }
 

@@ -12,6 +12,9 @@ pub const TAG_DEPLOYMENT: &str = "bluegreen:deployment-id";
 pub const TAG_EXPIRES: &str = "bluegreen:expires-at";
 /// Tag on a task definition revision bluegreen registered: `preprod` or `production`.
 pub const TAG_PURPOSE: &str = "bluegreen:purpose";
+/// Tag on a task definition revision bluegreen registered: the revision it was made from
+/// (`task_definition.source = "family"` walks back to it instead of through every revision).
+pub const TAG_BASE: &str = "bluegreen:base";
 /// Tag with the role of a slot service (`preprod` or `warm`) or of a listener rule
 /// (`maintenance`).
 pub const TAG_ROLE: &str = "bluegreen:role";

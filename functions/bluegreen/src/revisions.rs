@@ -18,7 +18,7 @@ use crate::config::{DbStrategy, RevisionSource};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
+use crate::naming::{TAG_BASE, TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
 use crate::ports::compute::{RevisionOverlay, TaskDefinitionState};
 use crate::record::{Change, ClonePurpose, Deployment, Records};
 
@@ -111,18 +111,39 @@ async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskD
         None => ecs::describe_task_definition(ctx, &live_td).await?.family,
     };
     let mut candidate = ecs::describe_task_definition(ctx, &family).await?;
+    let mut revision = revision_of(&candidate.arn).unwrap_or(0);
     for _ in 0..MAX_REVISIONS_BACK {
-        if !candidate.tags.iter().any(|(k, _)| k == TAG_PURPOSE) {
+        let tag = |key: &str| {
+            candidate
+                .tags
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        // bluegreen's own revisions: tagged with their purpose, or (older versions) only with
+        // the deployment that registered them. `bluegreen:managed` alone says nothing: IaC's
+        // default tags may carry it.
+        if tag(TAG_PURPOSE).is_none() && tag(TAG_DEPLOYMENT).is_none() {
             return Ok(candidate);
         }
-        let revision = revision_of(&candidate.arn)
-            .filter(|r| *r > 1)
-            .ok_or_else(|| StepError::ResourceNotFound {
-                kind: "task definition revision not registered by bluegreen",
-                id: family.clone(),
+        // The newest of bluegreen's revisions names the base its deployment chose — the
+        // family's newest of IaC's then; anything IaC registered later is above it.
+        if let Some(base) = tag(TAG_BASE) {
+            return ecs::describe_task_definition(ctx, &base).await;
+        }
+        candidate = loop {
+            revision = revision.checked_sub(1).filter(|r| *r > 0).ok_or_else(|| {
+                StepError::ResourceNotFound {
+                    kind: "task definition revision not registered by bluegreen",
+                    id: family.clone(),
+                }
             })?;
-        candidate =
-            ecs::describe_task_definition(ctx, &format!("{family}:{}", revision - 1)).await?;
+            // A deleted revision leaves a gap in the numbers: look further down.
+            match ecs::describe_task_definition(ctx, &format!("{family}:{revision}")).await {
+                Err(StepError::ResourceNotFound { .. }) => continue,
+                found => break found?,
+            }
+        };
     }
     Err(StepError::ResourceNotFound {
         kind: "task definition revision not registered by bluegreen (looked 100 back)",
@@ -148,14 +169,21 @@ pub async fn ensure(
     if let Some(arn) = recorded {
         return Ok(arn.clone());
     }
+    let from_family = deployment.config.task_definition.source == RevisionSource::Family;
     let base = match &deployment.task_definitions.base {
-        Some(arn) => ecs::describe_task_definition(ctx, arn).await?,
-        None => choose_base(ctx, deployment).await?,
+        // From the family, both revisions share the base chosen first. From the live slot,
+        // the production revision reads it again after approval: production's settings as
+        // they are then (a failover may have moved its database meanwhile).
+        Some(arn) if from_family || purpose == Purpose::Preprod => {
+            ecs::describe_task_definition(ctx, arn).await?
+        }
+        _ => choose_base(ctx, deployment).await?,
     };
     let tags = vec![
         ecs::tag(TAG_MANAGED, "true"),
         ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
         ecs::tag(TAG_PURPOSE, purpose.as_str()),
+        ecs::tag(TAG_BASE, &base.arn),
     ];
     let arn = match ecs::latest_revision_tagged(ctx, &base.family, &tags).await? {
         Some(arn) => arn,
@@ -168,7 +196,7 @@ pub async fn ensure(
         }
     };
     let mut registered = deployment.task_definitions.clone();
-    registered.base = Some(base.arn.clone());
+    registered.base.get_or_insert_with(|| base.arn.clone());
     match purpose {
         Purpose::Preprod => registered.preprod = Some(arn.clone()),
         Purpose::Production => registered.production = Some(arn.clone()),
