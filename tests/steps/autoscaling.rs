@@ -24,6 +24,24 @@ fn production_scaling() -> ScalableTarget {
     }
 }
 
+/// Green (the bad or aborted slot) is at rest and stays at 0 when every policy runs.
+async fn assert_green_rests_at_zero(world: &World) {
+    assert_eq!(
+        world
+            .scalable_target(Slot::Green)
+            .await
+            .map(|t| (t.min, t.suspended)),
+        Some((0, Suspended::ALL)),
+        "at rest"
+    );
+    world.run_autoscaling().await;
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "no policy brings it back"
+    );
+}
+
 /// The resource label of a slot's copied requests-per-target policy.
 async fn tracked_label(world: &World, slot: Slot) -> String {
     let policies = world.scaling_policies(slot).await;
@@ -223,19 +241,7 @@ async fn a_manual_rollback_gives_production_its_autoscaling_back() {
     manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
     assert_eq!(world.scalable_target(Slot::Blue).await, Some(production));
-    assert_eq!(
-        world
-            .scalable_target(Slot::Green)
-            .await
-            .map(|t| (t.min, t.suspended)),
-        Some((0, Suspended::ALL))
-    );
-    world.run_autoscaling().await;
-    assert_eq!(
-        world.service(Slot::Green).await.1,
-        0,
-        "the bad slot stays down"
-    );
+    assert_green_rests_at_zero(&world).await;
     assert_eq!(world.service(Slot::Blue).await.1, 2);
 }
 
@@ -317,15 +323,7 @@ async fn an_abort_after_the_switch_began_gives_production_its_autoscaling_back()
             suspended: Suspended::default()
         })
     );
-    assert_eq!(
-        world
-            .scalable_target(Slot::Green)
-            .await
-            .map(|t| (t.min, t.suspended)),
-        Some((0, Suspended::ALL))
-    );
-    world.run_autoscaling().await;
-    assert_eq!(world.service(Slot::Green).await.1, 0);
+    assert_green_rests_at_zero(&world).await;
 }
 
 /// A step policy is driven by alarms that name its ARN, which bluegreen does not copy: without

@@ -107,29 +107,6 @@ pub fn repoint(
     from: &SlotNames,
     to: &SlotNames,
 ) -> Result<ScalingPolicy, String> {
-    let from_tg = target_group_label(from.target_group_arn);
-    let to_tg = target_group_label(to.target_group_arn);
-    let swap_tg = |value: &str| match (from_tg, to_tg) {
-        (Some(f), Some(t)) if value == f => t.to_owned(),
-        _ => value.to_owned(),
-    };
-    let per_target_group = |metric: &TrackedMetric| match metric {
-        TrackedMetric::Predefined { resource_label, .. } => resource_label.is_some(),
-        TrackedMetric::Customized { dimensions, .. } => dimensions
-            .iter()
-            .any(|(n, _)| n == "TargetGroup" || n == "LoadBalancer"),
-        TrackedMetric::MetricMath => false,
-    };
-    if let PolicyKind::TargetTracking { metric, .. } = &policy.kind
-        && per_target_group(metric)
-        && !to.shared_load_balancer
-    {
-        return Err(format!(
-            "policy {}: its metric names the live slot's load balancer and target group, and {} \
-             has a load balancer of its own",
-            policy.name, to.service
-        ));
-    }
     let kind = match &policy.kind {
         PolicyKind::TargetTracking {
             target_value,
@@ -139,55 +116,8 @@ pub fn repoint(
             disable_scale_in,
         } => PolicyKind::TargetTracking {
             target_value: *target_value,
-            metric: match metric {
-                TrackedMetric::Predefined {
-                    metric_type,
-                    resource_label,
-                } => TrackedMetric::Predefined {
-                    metric_type: metric_type.clone(),
-                    resource_label: match resource_label {
-                        Some(label) => {
-                            Some(repoint_label(label, from_tg, to_tg).ok_or_else(|| {
-                                format!(
-                                    "policy {}: its resource label {label} does not name the \
-                                     live slot's target group",
-                                    policy.name
-                                )
-                            })?)
-                        }
-                        None => None,
-                    },
-                },
-                TrackedMetric::Customized {
-                    metric_name,
-                    namespace,
-                    dimensions,
-                    statistic,
-                    unit,
-                } => TrackedMetric::Customized {
-                    metric_name: metric_name.clone(),
-                    namespace: namespace.clone(),
-                    dimensions: dimensions
-                        .iter()
-                        .map(|(name, value)| {
-                            let value = match name.as_str() {
-                                "TargetGroup" => swap_tg(value),
-                                "ServiceName" if value == from.service => to.service.to_owned(),
-                                _ => value.clone(),
-                            };
-                            (name.clone(), value)
-                        })
-                        .collect(),
-                    statistic: statistic.clone(),
-                    unit: unit.clone(),
-                },
-                TrackedMetric::MetricMath => {
-                    return Err(format!(
-                        "policy {}: metric math is not re-pointed; copy it by hand",
-                        policy.name
-                    ));
-                }
-            },
+            metric: repoint_metric(metric, from, to)
+                .map_err(|why| format!("policy {}: {why}", policy.name))?,
             scale_out_cooldown: *scale_out_cooldown,
             scale_in_cooldown: *scale_in_cooldown,
             disable_scale_in: *disable_scale_in,
@@ -200,6 +130,74 @@ pub fn repoint(
     Ok(ScalingPolicy {
         name: policy.name.clone(),
         kind,
+    })
+}
+
+/// Whether a tracked metric names a load balancer or target group (a per-slot name).
+fn per_target_group(metric: &TrackedMetric) -> bool {
+    match metric {
+        TrackedMetric::Predefined { resource_label, .. } => resource_label.is_some(),
+        TrackedMetric::Customized { dimensions, .. } => dimensions
+            .iter()
+            .any(|(n, _)| n == "TargetGroup" || n == "LoadBalancer"),
+        TrackedMetric::MetricMath => false,
+    }
+}
+
+/// The tracked metric with `from`'s names replaced by `to`'s (see [`repoint`]).
+fn repoint_metric(
+    metric: &TrackedMetric,
+    from: &SlotNames,
+    to: &SlotNames,
+) -> Result<TrackedMetric, String> {
+    if per_target_group(metric) && !to.shared_load_balancer {
+        return Err(format!(
+            "its metric names the live slot's load balancer and target group, and {} has a \
+             load balancer of its own",
+            to.service
+        ));
+    }
+    let from_tg = target_group_label(from.target_group_arn);
+    let to_tg = target_group_label(to.target_group_arn);
+    Ok(match metric {
+        TrackedMetric::Predefined {
+            metric_type,
+            resource_label,
+        } => TrackedMetric::Predefined {
+            metric_type: metric_type.clone(),
+            resource_label: match resource_label {
+                Some(label) => Some(repoint_label(label, from_tg, to_tg).ok_or_else(|| {
+                    format!("its resource label {label} does not name the live slot's target group")
+                })?),
+                None => None,
+            },
+        },
+        TrackedMetric::Customized {
+            metric_name,
+            namespace,
+            dimensions,
+            statistic,
+            unit,
+        } => TrackedMetric::Customized {
+            metric_name: metric_name.clone(),
+            namespace: namespace.clone(),
+            dimensions: dimensions
+                .iter()
+                .map(|(name, value)| {
+                    let value = match (name.as_str(), from_tg, to_tg) {
+                        ("TargetGroup", Some(f), Some(t)) if value == f => t.to_owned(),
+                        ("ServiceName", _, _) if value == from.service => to.service.to_owned(),
+                        _ => value.clone(),
+                    };
+                    (name.clone(), value)
+                })
+                .collect(),
+            statistic: statistic.clone(),
+            unit: unit.clone(),
+        },
+        TrackedMetric::MetricMath => {
+            return Err("metric math is not re-pointed; copy it by hand".into());
+        }
     })
 }
 

@@ -551,6 +551,26 @@ async fn preprod_drained(
 
 /// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
 /// (which aborts a deployment whose execution died before the switch).
+/// An abort leaves production where it is: refused (`UnexpectedRouting`) once any of it goes
+/// to the pre-prod slot (that is a rollback's job); the test listener back on pre-prod's slot,
+/// and production's own autoscaling back (a switch that began froze its scale-in).
+async fn production_stays(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    let Some(old) = deployment.live_slot else {
+        return Ok(());
+    };
+    let config = &deployment.config;
+    let state = routing::read_production(ctx, config).await?;
+    if state.weight(old.other()) > 0 {
+        return Err(StepError::UnexpectedRouting(format!(
+            "abort refused: production sends {}% to {} (the pre-prod slot); use rollback",
+            state.percent(old.other()),
+            old.other()
+        )));
+    }
+    routing::point_test_listener(ctx, config, old.other()).await?;
+    autoscaling::give_back(ctx, deployment, old).await
+}
+
 pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let deployment = match fence_for_abort(ctx, input).await? {
         Ok(deployment) => deployment,
@@ -558,19 +578,7 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     };
     let config = &deployment.config;
     let mut done = Vec::new();
-    if let Some(old) = deployment.live_slot {
-        let state = routing::read_production(ctx, config).await?;
-        if state.weight(old.other()) > 0 {
-            return Err(StepError::UnexpectedRouting(format!(
-                "abort refused: production sends {}% to {} (the pre-prod slot); use rollback",
-                state.percent(old.other()),
-                old.other()
-            )));
-        }
-        routing::point_test_listener(ctx, config, old.other()).await?;
-        // A switch that began froze production's scale-in: it gets its own target back.
-        autoscaling::give_back(ctx, &deployment, old).await?;
-    }
+    production_stays(ctx, &deployment).await?;
     done.extend(migration::stop_running(ctx, &deployment).await?);
     // A stopped task keeps running through its stop timeout (SIGTERM, then SIGKILL up to two
     // minutes later): its migration may still be writing. The lock is not handed on until ECS

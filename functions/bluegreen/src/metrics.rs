@@ -17,57 +17,60 @@ pub const NEEDS_ATTENTION: &str = "NeedsAttention";
 /// an idle slot running outside a warm window.
 pub const LIVE_SLOT_VIOLATIONS: &str = "LiveSlotViolations";
 
-/// The EMF line counting one needs-attention ending of `deployment_id` (a property, searchable
-/// in the logs, not a dimension: the alarm watches the total).
-pub fn needs_attention_line(service: &str, deployment_id: &str, at: DateTime<Utc>) -> String {
-    json!({
+/// One EMF document: `metric` (a count, no dimensions: the alarms watch the total) with
+/// `value`, and `properties` (searchable in the logs) beside it.
+fn emf_line(metric: &str, value: usize, at: DateTime<Utc>, properties: &[(&str, &str)]) -> String {
+    let mut doc = json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [[]],
-                "Metrics": [{"Name": NEEDS_ATTENTION, "Unit": "Count"}],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
             }],
         },
-        NEEDS_ATTENTION: 1,
-        "service": service,
-        "deployment_id": deployment_id,
-    })
-    .to_string()
+        metric: value,
+    });
+    for (name, text) in properties {
+        doc[*name] = json!(text);
+    }
+    doc.to_string()
 }
 
-/// Emits the needs-attention metric when running in Lambda (elsewhere there is no log pipeline
-/// to read it, and the line would only clutter a terminal).
-pub fn needs_attention(service: &str, deployment_id: &str, at: DateTime<Utc>) {
+/// Prints `line` when running in Lambda (elsewhere there is no log pipeline to read it, and
+/// the line would only clutter a terminal).
+fn emit(line: &str) {
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        println!("{}", needs_attention_line(service, deployment_id, at));
+        println!("{line}");
     }
+}
+
+/// The EMF line counting one needs-attention ending of `deployment_id` (a property, searchable
+/// in the logs, not a dimension: the alarm watches the total).
+pub fn needs_attention_line(service: &str, deployment_id: &str, at: DateTime<Utc>) -> String {
+    emf_line(
+        NEEDS_ATTENTION,
+        1,
+        at,
+        &[("service", service), ("deployment_id", deployment_id)],
+    )
+}
+
+/// Emits the needs-attention metric when running in Lambda.
+pub fn needs_attention(service: &str, deployment_id: &str, at: DateTime<Utc>) {
+    emit(&needs_attention_line(service, deployment_id, at));
 }
 
 /// The EMF line counting the live-slot guard's `count` violations for `service`.
 pub fn live_slot_violations_line(service: &str, count: usize, at: DateTime<Utc>) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": at.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [{"Name": LIVE_SLOT_VIOLATIONS, "Unit": "Count"}],
-            }],
-        },
-        LIVE_SLOT_VIOLATIONS: count,
-        "service": service,
-    })
-    .to_string()
+    emf_line(LIVE_SLOT_VIOLATIONS, count, at, &[("service", service)])
 }
 
 /// Emits the live-slot guard's metric when running in Lambda, and returns its line (the
 /// guard's report carries it, so tests and the CLI see what CloudWatch would count).
 pub fn live_slot_violations(service: &str, count: usize, at: DateTime<Utc>) -> String {
     let line = live_slot_violations_line(service, count, at);
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        println!("{line}");
-    }
+    emit(&line);
     line
 }
 
