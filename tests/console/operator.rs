@@ -4,7 +4,7 @@
 
 use bluegreen::Slot;
 use bluegreen::operator::manual_rollback;
-use bluegreen::record::Status;
+use bluegreen::record::{Status, StepOutcome};
 use bluegreen::steps::finish;
 
 use crate::*;
@@ -44,8 +44,13 @@ async fn a_rollback_in_the_keep_warm_window_sends_traffic_back_once() {
     );
     let d = stored(&world, &id).await;
     assert_eq!(d.status, Status::RolledBack);
-    let entry = d.timeline.last().unwrap();
-    assert_eq!(entry.step, "manual_rollback");
+    let steps: Vec<&str> = d.timeline.iter().map(|e| e.step.as_str()).collect();
+    assert_eq!(
+        steps[steps.len() - 2..],
+        ["manual_rollback", "manual_rollback_retire"],
+        "traffic moved, then the bad slot retired"
+    );
+    let entry = &d.timeline[d.timeline.len() - 2];
     assert!(entry.detail.contains(OPERATOR), "{entry:?}");
     assert_eq!(world.lock_holder().await, None, "the lock is released");
     let kinds: Vec<String> = world
@@ -61,6 +66,177 @@ async fn a_rollback_in_the_keep_warm_window_sends_traffic_back_once() {
         .unwrap_err();
     assert_eq!(again.name(), "RollbackRefused");
     assert!(again.to_string().contains("already rolled back"), "{again}");
+}
+
+/// The clean-up after traffic moved fails (ECS's answer to its first call, un-tagging blue, is
+/// lost): the record already says `rolled_back` — production is on blue — and running the
+/// command again finishes the clean-up instead of refusing.
+#[tokio::test]
+async fn a_rollback_whose_clean_up_fails_is_recorded_and_finished_by_running_it_again() {
+    let world = World::build().await.with_topic();
+    let id = finished_with_warm_blue(&world).await;
+    let failing = untagging_fails(&world);
+    let failed = manual_rollback(&failing, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(failed.name(), "RollbackFailed", "{failed}");
+    let told = failed.to_string();
+    assert!(
+        told.contains("production traffic back on blue")
+            && told.contains("run `bluegreen rollback shop` again"),
+        "{told}"
+    );
+    assert_eq!(world.production().await.percent(Slot::Blue), 100);
+    assert_eq!(world.service(Slot::Green).await.1, 2, "not scaled down yet");
+    let d = stored(&world, &id).await;
+    assert_eq!(
+        d.status,
+        Status::RolledBack,
+        "the record says where traffic is"
+    );
+    let last = d.timeline.last().unwrap();
+    assert_eq!(
+        (last.step.as_str(), last.outcome),
+        ("manual_rollback_retire", StepOutcome::Failed)
+    );
+    assert_eq!(world.lock_holder().await, None, "the lock is released");
+    let rolled_back_notices = || async {
+        let subjects = world.published_subjects().await;
+        subjects
+            .iter()
+            .filter(|s| s.ends_with("rolled back"))
+            .count()
+    };
+    assert_eq!(rolled_back_notices().await, 1, "people are told at once");
+
+    let finished = manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
+    assert!(finished.detail.contains("finished"), "{}", finished.detail);
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "the bad slot is retired"
+    );
+    assert_eq!(world.test_slot().await, Some(Slot::Green));
+    assert_eq!(world.production().await.percent(Slot::Blue), 100);
+    let d = stored(&world, &id).await;
+    assert_eq!(d.status, Status::RolledBack);
+    assert!(d.has_outcome("manual_rollback_retire", StepOutcome::Succeeded));
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(rolled_back_notices().await, 1, "told once");
+
+    let again = manual_rollback(&world.ctx, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already rolled back"), "{again}");
+}
+
+/// A context whose ECS `UntagResource` answers are lost (the call reaches the emulator).
+fn untagging_fails(world: &World) -> bluegreen::Context {
+    use aws_sdk_ecs::operation::untag_resource::UntagResourceError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let lost = mock!(aws_sdk_ecs::Client::untag_resource)
+        .sequence()
+        .error(|| {
+            UntagResourceError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("ServerException")
+                    .message("ECS is having a bad day")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    bluegreen_tests::with_client(&world.ctx, |c| {
+        c.ecs = aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&lost)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    })
+}
+
+/// A manual rollback left unfinished is finished only while production is still on the slot
+/// it went back to: a route changed since is a person's to look at.
+#[tokio::test]
+async fn finishing_a_rollback_refuses_when_production_moved_since() {
+    let world = World::build().await;
+    finished_with_warm_blue(&world).await;
+    let failing = untagging_fails(&world);
+    manual_rollback(&failing, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    // Someone puts production back on green by hand before finishing.
+    bluegreen::routing::set_production(&world.ctx, &world.config(), Slot::Green, 100)
+        .await
+        .unwrap();
+    let refused = manual_rollback(&world.ctx, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "RollbackRefused");
+    assert!(
+        refused.to_string().contains("routing changed since"),
+        "{refused}"
+    );
+    assert_eq!(world.service(Slot::Green).await.1, 2, "green serves: kept");
+}
+
+/// DNS mode: the weights go back at once, but resolvers may answer green for one more TTL, so
+/// green keeps its tasks, tagged to expire then, and the scheduled teardown scales it down.
+#[tokio::test]
+async fn a_dns_manual_rollback_keeps_the_bad_slot_for_one_ttl_then_teardown_retires_it() {
+    use bluegreen::steps::{switch, teardown};
+    let world = World::build().await;
+    let mut config = world.dns_config();
+    config.finish.keep_warm_seconds = 3600;
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    launch(&world, &id).await;
+    health(&world, &id).await.unwrap();
+    approve(&world, &id).await;
+    let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    world.advance(chrono::Duration::seconds(301));
+    switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    finish::run(&world.ctx, &id_ref(&id)).await.expect("finish");
+    world.settle(Slot::Blue, "COMPLETED").await;
+    let serving = world.service(Slot::Green).await.1;
+    assert!(serving > 0);
+
+    let done = manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
+    assert_eq!(world.production_dns().await.live().unwrap(), Slot::Blue);
+    assert!(done.detail.contains("TTL (300 s)"), "{}", done.detail);
+    let (_, green_count, tags) = world.service(Slot::Green).await;
+    assert_eq!(green_count, serving, "cached answers may still reach green");
+    let expires = tags
+        .iter()
+        .find(|(k, _)| k == "bluegreen:expires-at")
+        .map(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).unwrap())
+        .expect("green is tagged to expire");
+    let ttl_left = expires.to_utc() - world.now();
+    assert!(
+        ttl_left > chrono::Duration::seconds(290) && ttl_left <= chrono::Duration::seconds(300),
+        "expires one TTL after the rollback: {expires}"
+    );
+    assert_eq!(stored(&world, &id).await.status, Status::RolledBack);
+
+    teardown::run(&world.ctx).await.unwrap();
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        serving,
+        "not expired yet"
+    );
+    world.advance(chrono::Duration::seconds(301));
+    teardown::run(&world.ctx).await.unwrap();
+    assert_eq!(world.service(Slot::Green).await.1, 0, "teardown retired it");
+    assert!(world.service(Slot::Blue).await.1 > 0, "blue serves");
+    assert_eq!(world.production_dns().await.live().unwrap(), Slot::Blue);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::autoscaling;
+use crate::config::Traffic;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
@@ -20,6 +21,7 @@ use crate::error::{StepError, StepResult};
 use crate::executions;
 use crate::fence;
 use crate::lock::{Acquire, Locks, Released};
+use crate::naming::ROLE_WARM;
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
@@ -30,6 +32,8 @@ use crate::steps::registry::{ABORT, BAKE, FINISH, ROLLBACK};
 use crate::steps::{CaughtError, FailureInput};
 
 const STEP: &str = "manual_rollback";
+/// Timeline step of a manual rollback's second half: the slot production left is retired.
+const RETIRE_STEP: &str = "manual_rollback_retire";
 
 /// How long a manual rollback holds the service's lock at most: if the CLI is interrupted,
 /// the reconciler frees the lock after this (the rollback itself takes seconds, a DNS one up
@@ -92,7 +96,9 @@ pub async fn manual_rollback(
             StepError::RollbackRefused(format!("{service} has no successful deployment"))
         })?;
     let last = &last;
-    if last.status == Status::RolledBack {
+    // A manual rollback whose clean-up did not finish is finished by running it again.
+    let finishing = retirement_pending(last);
+    if last.status == Status::RolledBack && !finishing {
         return Err(StepError::RollbackRefused(format!(
             "the last deployment that moved traffic ({}) was already rolled back",
             last.deployment_id
@@ -100,7 +106,7 @@ pub async fn manual_rollback(
     }
     let warm_until =
         finished_at(last) + Duration::seconds(last.config.finish.keep_warm_seconds as i64);
-    if ctx.now() > warm_until {
+    if !finishing && ctx.now() > warm_until {
         return Err(StepError::RollbackRefused(format!(
             "the keep-warm window of {} ended at {} (finish.keep_warm_seconds = {}); deploy the \
              previous image instead",
@@ -117,7 +123,11 @@ pub async fn manual_rollback(
             "deployment {holder} holds the lock of {service}"
         )));
     }
-    let result = roll_back(ctx, last, operator).await;
+    let result = if finishing {
+        finish_retirement(ctx, last, operator).await
+    } else {
+        roll_back(ctx, last, operator).await
+    };
     // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
     let next = locks.release(service, &lock_id).await?;
     let next = start_next_if_known(ctx, next).await?;
@@ -180,18 +190,11 @@ async fn roll_back(
     let change = routing::set_production_verified(ctx, config, good, 100)
         .await?
         .map_err(StepError::RollbackFailed)?;
-    if let Some(change) = change {
-        wait_in_sync(ctx, &change).await?;
-    }
-    let mut done = vec![format!("production traffic back on {good} ({good_name})")];
-    // It is live again: scheduled teardown must not scale it down as an expired warm slot.
-    ecs::unmark_slot(ctx, &config.cluster, good_name).await?;
-    routing::point_test_listener(ctx, config, bad).await?;
-    autoscaling::rest(ctx, &config.cluster, bad_name).await?;
-    ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
-    done.push(format!("{bad_name} scaled to 0"));
-    let detail = format!("manual rollback by {operator}: {}", done.join("; "));
-    // The one change of an ended record: a success becomes a rollback, once.
+    // Recorded at once: from here on production is on `good` whatever fails next, and the
+    // record must say so (found by the simulator, seed 5626: a lost answer while resting the
+    // bad slot left the record `succeeded` and refused every later rollback).
+    let moved =
+        format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
     let rolled_back = Records::new(ctx)
         .update_while(
             &deployment.deployment_id,
@@ -199,7 +202,7 @@ async fn roll_back(
             Change::new()
                 .status(Status::RolledBack)
                 .failure(&format!("manually rolled back by {operator}"))
-                .log(STEP, StepOutcome::Succeeded, detail.clone(), ctx.now()),
+                .log(STEP, StepOutcome::Succeeded, moved.clone(), ctx.now()),
         )
         .await?;
     if !rolled_back {
@@ -208,11 +211,132 @@ async fn roll_back(
             deployment.deployment_id
         )));
     }
+    let retired = async {
+        // The bad slot keeps its tasks until every Route 53 name server answers `good`.
+        if let Some(change) = change {
+            wait_in_sync(ctx, &change).await?;
+        }
+        retire_and_log(ctx, deployment).await
+    }
+    .await;
+    let detail = match &retired {
+        Ok(done) => format!("{moved}; {done}"),
+        Err(e) => format!("{moved}; {}", unfinished(deployment, bad, e)),
+    };
     if let Err(e) = notify::outcome(ctx, deployment, Notice::RolledBack, &detail).await {
         warn!(error = %e, "could not publish the manual rollback");
     }
     info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback done");
-    Ok((detail, good, bad))
+    match retired {
+        Ok(_) => Ok((detail, good, bad)),
+        Err(_) => Err(StepError::RollbackFailed(detail)),
+    }
+}
+
+/// Whether `deployment` was rolled back by hand and the slot it left still awaits its
+/// clean-up (it failed, or the operator's command stopped between the two halves).
+pub fn retirement_pending(deployment: &Deployment) -> bool {
+    deployment.status == Status::RolledBack
+        && deployment.timeline.iter().any(|e| e.step == STEP)
+        && !deployment.has_outcome(RETIRE_STEP, StepOutcome::Succeeded)
+}
+
+/// Finishes a manual rollback whose clean-up did not: production must still be entirely on
+/// the slot it went back to (anything else is a change made since, for a person to look at).
+async fn finish_retirement(
+    ctx: &Context,
+    deployment: &Deployment,
+    operator: &str,
+) -> StepResult<(String, Slot, Slot)> {
+    let bad = deployment.target_slot()?;
+    let good = bad.other();
+    let state = routing::read_production(ctx, &deployment.config).await?;
+    if state.percent(good) != 100 {
+        return Err(StepError::RollbackRefused(format!(
+            "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
+            state.percent(good),
+            deployment.deployment_id
+        )));
+    }
+    let done = retire_and_log(ctx, deployment)
+        .await
+        .map_err(|e| StepError::RollbackFailed(unfinished(deployment, bad, &e)))?;
+    info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback finished");
+    Ok((
+        format!(
+            "manual rollback of {} finished by {operator}: {done}",
+            deployment.deployment_id
+        ),
+        good,
+        bad,
+    ))
+}
+
+/// What the operator reads when the clean-up failed: production is safe, the command is safe
+/// to run again.
+fn unfinished(deployment: &Deployment, bad: Slot, error: &StepError) -> String {
+    format!(
+        "retiring {} failed ({}: {error}); run `bluegreen rollback {}` again to finish",
+        deployment.config.slots.get(bad).service,
+        error.name(),
+        deployment.service
+    )
+}
+
+/// Retires the slot production left and notes the outcome on the (rolled back) record.
+async fn retire_and_log(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
+    let retired = retire(ctx, deployment).await;
+    let (outcome, detail) = match &retired {
+        Ok(done) => (StepOutcome::Succeeded, done.clone()),
+        Err(e) => (StepOutcome::Failed, format!("{}: {e}", e.name())),
+    };
+    let logged = Records::new(ctx)
+        .update_while(
+            &deployment.deployment_id,
+            Status::RolledBack,
+            Change::new().log(RETIRE_STEP, outcome, detail, ctx.now()),
+        )
+        .await;
+    let done = retired?;
+    // The clean-up happened; an unrecorded one is only re-done (idempotently) by a rerun.
+    if let Err(e) = logged {
+        warn!(error = %e, "could not record the retired slot");
+    }
+    Ok(done)
+}
+
+/// The clean-up after production went back to the good slot, each call idempotent: the good
+/// slot loses its warm tag, the test listener points at the bad slot, whose autoscaling is put
+/// at rest (a policy would otherwise bring it back) before it is scaled to zero. In DNS mode
+/// resolvers may answer the bad slot for one more TTL: it keeps its tasks, tagged to expire
+/// then, and the scheduled teardown scales it down.
+async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
+    let config = &deployment.config;
+    let bad = deployment.target_slot()?;
+    let good = bad.other();
+    let bad_name = &config.slots.get(bad).service;
+    // It is live again: scheduled teardown must not scale it down as an expired warm slot.
+    ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
+    routing::point_test_listener(ctx, config, bad).await?;
+    autoscaling::rest(ctx, &config.cluster, bad_name).await?;
+    if let Traffic::Dns {
+        ttl_seconds,
+        switch_ttl_seconds,
+        ..
+    } = &config.traffic
+    {
+        let ttl = (*ttl_seconds).max(*switch_ttl_seconds);
+        let until = ctx.now() + Duration::seconds(ttl as i64);
+        let id = &deployment.deployment_id;
+        ecs::mark_slot(ctx, &config.cluster, bad_name, id, ROLE_WARM, until).await?;
+        return Ok(format!(
+            "{bad_name} keeps its tasks for the record's TTL ({ttl} s): scheduled teardown \
+             scales it to 0 after {}",
+            until.to_rfc3339()
+        ));
+    }
+    ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
+    Ok(format!("{bad_name} scaled to 0"))
 }
 
 async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {

@@ -134,7 +134,7 @@ pub async fn approvers(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
 }
 
 /// Operators: abort a running deployment now and then; retry or unlock one that needs
-/// attention; roll back right after a success.
+/// attention; roll back right after a success, and run an unfinished rollback again.
 pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace) {
     let mut acted = BTreeSet::new();
     loop {
@@ -151,9 +151,11 @@ pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
                 }
                 Status::NeedsAttention => *rng.pick(&["retry", "retry", "unlock"]),
                 Status::Succeeded if rng.chance(50) => "rollback",
+                Status::RolledBack if operator::retirement_pending(&d) => "finish-rollback",
                 _ => continue,
             };
-            if !acted.insert((id.clone(), action)) {
+            // An unfinished rollback is run again until it finishes, as its error says.
+            if action != "finish-rollback" && !acted.insert((id.clone(), action)) {
                 continue;
             }
             let trace = trace.clone();
