@@ -161,6 +161,45 @@ fn untagging_fails(world: &World) -> bluegreen::Context {
     })
 }
 
+/// Nobody runs the rollback again: the live-slot guard's next look sees the bad slot still
+/// running and finishes what the person asked for.
+#[tokio::test]
+async fn the_guard_finishes_a_manual_rollback_whose_clean_up_failed() {
+    let world = World::build().await;
+    let id = finished_with_warm_blue(&world).await;
+    manual_rollback(&untagging_fails(&world), "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(world.service(Slot::Green).await.1, 2);
+
+    let guarded = bluegreen::guard::check(&world.ctx, &world.config())
+        .await
+        .unwrap();
+    let repaired = guarded.repaired.unwrap_or_default();
+    assert!(
+        repaired.contains(&format!("finished the manual rollback of {id}")),
+        "{repaired}"
+    );
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "the bad slot is retired"
+    );
+    assert_eq!(world.production().await.percent(Slot::Blue), 100);
+    let d = stored(&world, &id).await;
+    assert!(d.has_outcome("manual_rollback_retire", StepOutcome::Succeeded));
+    assert_eq!(
+        world.lock_holder().await,
+        None,
+        "the guard gave the lock back"
+    );
+
+    let again = bluegreen::guard::check(&world.ctx, &world.config())
+        .await
+        .unwrap();
+    assert_eq!(again.violations, Some(vec![]), "{:?}", again.lines);
+}
+
 /// A manual rollback left unfinished is finished only while production is still on the slot
 /// it went back to: a route changed since is a person's to look at.
 #[tokio::test]

@@ -31,6 +31,8 @@ use crate::error::StepResult;
 use crate::health;
 use crate::lock::{Acquire, Locks};
 use crate::naming::{TAG_EXPIRES, TAG_ROLE};
+use crate::record::{Records, Status};
+use crate::retirement;
 use crate::routing;
 use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
@@ -347,7 +349,17 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
     if violations.is_empty() {
         locks.guard_cleared(&config.name).await?;
     } else {
-        if config.guard.repair
+        if let Some(slot) = idle_slot_running(&violations) {
+            // Not a repair of the guard's choosing: a person asked for it (see `retirement`).
+            match finish_manual_rollback(ctx, config, slot).await {
+                Ok((finished, next)) => {
+                    (guarded.repaired, guarded.handed_over) = (finished, next);
+                }
+                Err(e) => guarded.repaired = Some(format!("finishing the rollback failed: {e}")),
+            }
+        }
+        if guarded.repaired.is_none()
+            && config.guard.repair
             && let Some((slot, _)) = repair(&seen)
         {
             match repair_slot(ctx, config, slot).await {
@@ -411,44 +423,83 @@ pub async fn sweep(ctx: &Context) -> StepResult<Vec<(String, StepResult<Guarded>
     Ok(results)
 }
 
-/// Scales `slot` to `count` under the service's lock (a deployment starting meanwhile waits
-/// for it, and the guard never scales under a deployment). Returns what it did (`None` when
-/// the lock was taken meanwhile) and the queued push the lock went to on release.
-async fn repair_slot(
-    ctx: &Context,
-    config: &ServiceConfig,
-    slot: Slot,
-) -> StepResult<(Option<String>, Option<String>)> {
+/// The idle slot a violation says still runs, if any.
+fn idle_slot_running(violations: &[Violation]) -> Option<Slot> {
+    violations.iter().find_map(|v| match v {
+        Violation::IdleSlotRunning { slot, .. } => Some(*slot),
+        _ => None,
+    })
+}
+
+/// What the guard did under the service's lock (`None`: nothing, the lock was taken meanwhile
+/// or AWS no longer showed the reason), and the queued push the lock went to on release.
+type UnderLock = (Option<String>, Option<String>);
+
+/// Runs `act` holding the service's lock (a deployment starting meanwhile waits for it, and the
+/// guard never changes anything under a deployment); released whatever happened.
+async fn under_lock<F, Fut>(ctx: &Context, config: &ServiceConfig, act: F) -> StepResult<UnderLock>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = StepResult<Option<String>>>,
+{
     let locks = Locks::new(ctx);
     let holder = format!("{}-guard-repair", config.name);
     let lease = ctx.now() + Duration::seconds(REPAIR_LEASE_SECONDS);
     if let Acquire::HeldBy(_) = locks.hold(&config.name, &holder, lease).await? {
         return Ok((None, None));
     }
-    let name = &config.slots.get(slot).service;
-    // Looked at again under the lock: the repair holds only for what AWS shows now.
-    let still = observe(ctx, config).await.map(|seen| repair(&seen));
-    let result = match still {
-        Ok(Some((s, c))) if s == slot => ecs::update_service(ctx, &config.cluster, name, None, c)
-            .await
-            .map(|()| c),
-        Ok(_) => {
-            let next = locks.release(&config.name, &holder).await?;
-            return Ok((None, next));
-        }
-        Err(e) => Err(e),
-    };
-    // Released whatever happened; a push queued behind the hold is started by the caller.
+    let result = act().await;
+    // A push queued behind the hold is started by the caller.
     let next = locks.release(&config.name, &holder).await?;
-    let count = result?;
-    info!(service = %config.name, %slot, count, "live-slot guard repaired");
-    Ok((
-        Some(format!(
+    Ok((result?, next))
+}
+
+/// Scales `slot` to production's count under the service's lock, if AWS still shows that
+/// repair when looked at again under it.
+async fn repair_slot(ctx: &Context, config: &ServiceConfig, slot: Slot) -> StepResult<UnderLock> {
+    under_lock(ctx, config, || async {
+        let name = &config.slots.get(slot).service;
+        let count = match observe(ctx, config).await.map(|seen| repair(&seen))? {
+            Some((s, count)) if s == slot => count,
+            _ => return Ok(None),
+        };
+        ecs::update_service(ctx, &config.cluster, name, None, count).await?;
+        info!(service = %config.name, %slot, count, "live-slot guard repaired");
+        Ok(Some(format!(
             "repaired (guard.repair): {slot} ({name}) scaled to {count} task(s), production's \
              count"
-        )),
-        next,
-    ))
+        )))
+    })
+    .await
+}
+
+/// Finishes the manual rollback a person ran when its clean-up did not (the slot it left,
+/// `slot`, still runs): the newest deployment that moved traffic was rolled back by hand, its
+/// retirement is pending, and production is still entirely on the other slot (checked under
+/// the lock by [`retirement::finish`]).
+async fn finish_manual_rollback(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+) -> StepResult<UnderLock> {
+    let last = Records::new(ctx)
+        .newest_for_service(&config.name, |d| {
+            matches!(d.status, Status::Succeeded | Status::RolledBack)
+        })
+        .await?;
+    let Some(last) = last.filter(|d| retirement::pending(d) && d.target_slot().ok() == Some(slot))
+    else {
+        return Ok((None, None));
+    };
+    under_lock(ctx, config, || async {
+        let (done, ..) = retirement::finish(ctx, &last).await?;
+        info!(service = %config.name, deployment_id = %last.deployment_id, "guard finished a manual rollback");
+        Ok(Some(format!(
+            "finished the manual rollback of {}: {done}",
+            last.deployment_id
+        )))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::autoscaling;
-use crate::config::Traffic;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
@@ -21,19 +20,17 @@ use crate::error::{StepError, StepResult};
 use crate::executions;
 use crate::fence;
 use crate::lock::{Acquire, Locks, Released};
-use crate::naming::ROLE_WARM;
 use crate::notify::{self, Notice};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
+use crate::retirement;
 use crate::routing;
 use crate::slot::Slot;
 use crate::steps::reconcile;
 use crate::steps::registry::{ABORT, BAKE, FINISH, ROLLBACK};
 use crate::steps::{CaughtError, FailureInput};
 
-const STEP: &str = "manual_rollback";
-/// Timeline step of a manual rollback's second half: the slot production left is retired.
-const RETIRE_STEP: &str = "manual_rollback_retire";
+const STEP: &str = retirement::MANUAL_ROLLBACK_STEP;
 
 /// How long a manual rollback holds the service's lock at most: if the CLI is interrupted,
 /// the reconciler frees the lock after this (the rollback itself takes seconds, a DNS one up
@@ -97,7 +94,7 @@ pub async fn manual_rollback(
         })?;
     let last = &last;
     // A manual rollback whose clean-up did not finish is finished by running it again.
-    let finishing = retirement_pending(last);
+    let finishing = retirement::pending(last);
     if last.status == Status::RolledBack && !finishing {
         return Err(StepError::RollbackRefused(format!(
             "the last deployment that moved traffic ({}) was already rolled back",
@@ -123,11 +120,18 @@ pub async fn manual_rollback(
             "deployment {holder} holds the lock of {service}"
         )));
     }
-    let result = if finishing {
-        finish_retirement(ctx, last, operator).await
-    } else {
-        roll_back(ctx, last, operator).await
-    };
+    let result =
+        if finishing {
+            retirement::finish(ctx, last)
+            .await
+            .map(|(done, good, bad)| {
+                info!(deployment_id = %last.deployment_id, %operator, "manual rollback finished");
+                let id = &last.deployment_id;
+                (format!("manual rollback of {id} finished by {operator}: {done}"), good, bad)
+            })
+        } else {
+            roll_back(ctx, last, operator).await
+        };
     // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
     let next = locks.release(service, &lock_id).await?;
     let next = start_next_if_known(ctx, next).await?;
@@ -216,12 +220,12 @@ async fn roll_back(
         if let Some(change) = change {
             wait_in_sync(ctx, &change).await?;
         }
-        retire_and_log(ctx, deployment).await
+        retirement::retire_and_log(ctx, deployment).await
     }
     .await;
     let detail = match &retired {
         Ok(done) => format!("{moved}; {done}"),
-        Err(e) => format!("{moved}; {}", unfinished(deployment, bad, e)),
+        Err(e) => format!("{moved}; {}", retirement::unfinished(deployment, bad, e)),
     };
     if let Err(e) = notify::outcome(ctx, deployment, Notice::RolledBack, &detail).await {
         warn!(error = %e, "could not publish the manual rollback");
@@ -231,112 +235,6 @@ async fn roll_back(
         Ok(_) => Ok((detail, good, bad)),
         Err(_) => Err(StepError::RollbackFailed(detail)),
     }
-}
-
-/// Whether `deployment` was rolled back by hand and the slot it left still awaits its
-/// clean-up (it failed, or the operator's command stopped between the two halves).
-pub fn retirement_pending(deployment: &Deployment) -> bool {
-    deployment.status == Status::RolledBack
-        && deployment.timeline.iter().any(|e| e.step == STEP)
-        && !deployment.has_outcome(RETIRE_STEP, StepOutcome::Succeeded)
-}
-
-/// Finishes a manual rollback whose clean-up did not: production must still be entirely on
-/// the slot it went back to (anything else is a change made since, for a person to look at).
-async fn finish_retirement(
-    ctx: &Context,
-    deployment: &Deployment,
-    operator: &str,
-) -> StepResult<(String, Slot, Slot)> {
-    let bad = deployment.target_slot()?;
-    let good = bad.other();
-    let state = routing::read_production(ctx, &deployment.config).await?;
-    if state.percent(good) != 100 {
-        return Err(StepError::RollbackRefused(format!(
-            "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
-            state.percent(good),
-            deployment.deployment_id
-        )));
-    }
-    let done = retire_and_log(ctx, deployment)
-        .await
-        .map_err(|e| StepError::RollbackFailed(unfinished(deployment, bad, &e)))?;
-    info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback finished");
-    Ok((
-        format!(
-            "manual rollback of {} finished by {operator}: {done}",
-            deployment.deployment_id
-        ),
-        good,
-        bad,
-    ))
-}
-
-/// What the operator reads when the clean-up failed: production is safe, the command is safe
-/// to run again.
-fn unfinished(deployment: &Deployment, bad: Slot, error: &StepError) -> String {
-    format!(
-        "retiring {} failed ({}: {error}); run `bluegreen rollback {}` again to finish",
-        deployment.config.slots.get(bad).service,
-        error.name(),
-        deployment.service
-    )
-}
-
-/// Retires the slot production left and notes the outcome on the (rolled back) record.
-async fn retire_and_log(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
-    let retired = retire(ctx, deployment).await;
-    let (outcome, detail) = match &retired {
-        Ok(done) => (StepOutcome::Succeeded, done.clone()),
-        Err(e) => (StepOutcome::Failed, format!("{}: {e}", e.name())),
-    };
-    let logged = Records::new(ctx)
-        .update_while(
-            &deployment.deployment_id,
-            Status::RolledBack,
-            Change::new().log(RETIRE_STEP, outcome, detail, ctx.now()),
-        )
-        .await;
-    let done = retired?;
-    // The clean-up happened; an unrecorded one is only re-done (idempotently) by a rerun.
-    if let Err(e) = logged {
-        warn!(error = %e, "could not record the retired slot");
-    }
-    Ok(done)
-}
-
-/// The clean-up after production went back to the good slot, each call idempotent: the good
-/// slot loses its warm tag, the test listener points at the bad slot, whose autoscaling is put
-/// at rest (a policy would otherwise bring it back) before it is scaled to zero. In DNS mode
-/// resolvers may answer the bad slot for one more TTL: it keeps its tasks, tagged to expire
-/// then, and the scheduled teardown scales it down.
-async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
-    let config = &deployment.config;
-    let bad = deployment.target_slot()?;
-    let good = bad.other();
-    let bad_name = &config.slots.get(bad).service;
-    // It is live again: scheduled teardown must not scale it down as an expired warm slot.
-    ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
-    routing::point_test_listener(ctx, config, bad).await?;
-    autoscaling::rest(ctx, &config.cluster, bad_name).await?;
-    if let Traffic::Dns {
-        ttl_seconds,
-        switch_ttl_seconds,
-        ..
-    } = &config.traffic
-    {
-        let ttl = (*ttl_seconds).max(*switch_ttl_seconds);
-        let until = ctx.now() + Duration::seconds(ttl as i64);
-        let id = &deployment.deployment_id;
-        ecs::mark_slot(ctx, &config.cluster, bad_name, id, ROLE_WARM, until).await?;
-        return Ok(format!(
-            "{bad_name} keeps its tasks for the record's TTL ({ttl} s): scheduled teardown \
-             scales it to 0 after {}",
-            until.to_rfc3339()
-        ));
-    }
-    ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
-    Ok(format!("{bad_name} scaled to 0"))
 }
 
 async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {

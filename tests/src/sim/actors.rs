@@ -151,7 +151,7 @@ pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
                 }
                 Status::NeedsAttention => *rng.pick(&["retry", "retry", "unlock"]),
                 Status::Succeeded if rng.chance(50) => "rollback",
-                Status::RolledBack if operator::retirement_pending(&d) => "finish-rollback",
+                Status::RolledBack if bluegreen::retirement::pending(&d) => "finish-rollback",
                 _ => continue,
             };
             // An unfinished rollback is run again until it finishes, as its error says.

@@ -1,0 +1,123 @@
+//! The second half of a manual rollback: retiring the slot production left.
+//!
+//! `bluegreen rollback` records the deployment as `rolled_back` as soon as production's routing
+//! is back on the good slot, and only then retires the bad one (test listener, autoscaling at
+//! rest, 0 tasks — or, in DNS mode, one more TTL and teardown). A clean-up that failed or was
+//! interrupted is *pending*: the operator's next `rollback` finishes it, and so does the
+//! live-slot guard when it sees the bad slot still running.
+
+use chrono::Duration;
+use tracing::warn;
+
+use crate::autoscaling;
+use crate::config::Traffic;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::naming::ROLE_WARM;
+use crate::record::{Change, Deployment, Records, Status, StepOutcome};
+use crate::routing;
+use crate::slot::Slot;
+
+/// Timeline step of a manual rollback's first half: production traffic moved back.
+pub const MANUAL_ROLLBACK_STEP: &str = "manual_rollback";
+/// Timeline step of a manual rollback's second half: the slot production left is retired.
+pub const RETIRE_STEP: &str = "manual_rollback_retire";
+
+/// Whether `deployment` was rolled back by hand and the slot it left still awaits its
+/// clean-up (it failed, or the operator's command stopped between the two halves).
+pub fn pending(deployment: &Deployment) -> bool {
+    deployment.status == Status::RolledBack
+        && deployment
+            .timeline
+            .iter()
+            .any(|e| e.step == MANUAL_ROLLBACK_STEP)
+        && !deployment.has_outcome(RETIRE_STEP, StepOutcome::Succeeded)
+}
+
+/// Finishes a manual rollback whose clean-up did not: production must still be entirely on
+/// the slot it went back to (anything else is a change made since, for a person to look at).
+/// The caller holds the service's lock. Returns what was done, the good and the bad slot.
+pub async fn finish(ctx: &Context, deployment: &Deployment) -> StepResult<(String, Slot, Slot)> {
+    let bad = deployment.target_slot()?;
+    let good = bad.other();
+    let state = routing::read_production(ctx, &deployment.config).await?;
+    if state.percent(good) != 100 {
+        return Err(StepError::RollbackRefused(format!(
+            "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
+            state.percent(good),
+            deployment.deployment_id
+        )));
+    }
+    let done = retire_and_log(ctx, deployment)
+        .await
+        .map_err(|e| StepError::RollbackFailed(unfinished(deployment, bad, &e)))?;
+    Ok((done, good, bad))
+}
+
+/// What the operator reads when the clean-up failed: production is safe, the command is safe
+/// to run again.
+pub fn unfinished(deployment: &Deployment, bad: Slot, error: &StepError) -> String {
+    format!(
+        "retiring {} failed ({}: {error}); run `bluegreen rollback {}` again to finish",
+        deployment.config.slots.get(bad).service,
+        error.name(),
+        deployment.service
+    )
+}
+
+/// Retires the slot production left and notes the outcome on the (rolled back) record.
+pub async fn retire_and_log(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
+    let retired = retire(ctx, deployment).await;
+    let (outcome, detail) = match &retired {
+        Ok(done) => (StepOutcome::Succeeded, done.clone()),
+        Err(e) => (StepOutcome::Failed, format!("{}: {e}", e.name())),
+    };
+    let logged = Records::new(ctx)
+        .update_while(
+            &deployment.deployment_id,
+            Status::RolledBack,
+            Change::new().log(RETIRE_STEP, outcome, detail, ctx.now()),
+        )
+        .await;
+    let done = retired?;
+    // The clean-up happened; an unrecorded one is only re-done (idempotently) by a rerun.
+    if let Err(e) = logged {
+        warn!(error = %e, "could not record the retired slot");
+    }
+    Ok(done)
+}
+
+/// The clean-up after production went back to the good slot, each call idempotent: the good
+/// slot loses its warm tag, the test listener points at the bad slot, whose autoscaling is put
+/// at rest (a policy would otherwise bring it back) before it is scaled to zero. In DNS mode
+/// resolvers may answer the bad slot for one more TTL: it keeps its tasks, tagged to expire
+/// then, and the scheduled teardown scales it down.
+async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
+    let config = &deployment.config;
+    let bad = deployment.target_slot()?;
+    let good = bad.other();
+    let bad_name = &config.slots.get(bad).service;
+    // It is live again: scheduled teardown must not scale it down as an expired warm slot.
+    ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
+    routing::point_test_listener(ctx, config, bad).await?;
+    autoscaling::rest(ctx, &config.cluster, bad_name).await?;
+    if let Traffic::Dns {
+        ttl_seconds,
+        switch_ttl_seconds,
+        ..
+    } = &config.traffic
+    {
+        let ttl = (*ttl_seconds).max(*switch_ttl_seconds);
+        let until = ctx.now() + Duration::seconds(ttl as i64);
+        let id = &deployment.deployment_id;
+        ecs::mark_slot(ctx, &config.cluster, bad_name, id, ROLE_WARM, until).await?;
+        return Ok(format!(
+            "{bad_name} keeps its tasks for the record's TTL ({ttl} s): scheduled teardown \
+             scales it to 0 after {}",
+            until.to_rfc3339()
+        ));
+    }
+    ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
+    Ok(format!("{bad_name} scaled to 0"))
+}
