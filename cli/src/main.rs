@@ -103,6 +103,13 @@ enum Command {
         /// The service.
         service: String,
     },
+    /// Send the image production runs now through the full flow again — pre-prod, approval,
+    /// switch, bake — with the service's current config, task definition family and secrets:
+    /// a config-only release. Refused while a deployment is in progress.
+    Redeploy {
+        /// The service.
+        service: String,
+    },
     /// Release a service whose last deployment ended needing attention (after you checked its
     /// database and slots); refused while a deployment is in progress.
     Unlock {
@@ -177,6 +184,7 @@ async fn main() -> ExitCode {
         } => ops::decide(out, &deployment_id, false, Some(reason)).await,
         Command::Rollback { service } => ops::rollback(out, &service).await,
         Command::Unlock { service } => ops::unlock(out, &service).await,
+        Command::Redeploy { service } => ops::redeploy(out, &service).await,
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
         Command::Init { local } => init::run(out, local).await,

@@ -215,7 +215,10 @@ pub async fn decide(
     as_operator(
         out,
         path,
-        ActionRequest { reason },
+        ActionRequest {
+            reason,
+            request_id: None,
+        },
         |ctx, approver| async move {
             let decision = Decision {
                 approve,
@@ -263,6 +266,44 @@ pub async fn rollback(out: Output, service: &str) -> ExitCode {
                 d.detail
             );
             print_next(d.next_deployment.as_deref());
+        },
+    )
+    .await
+}
+
+/// `bluegreen redeploy <service>`: one request id per command, so a request the API answered
+/// but whose answer was lost, sent again, finds the deployment it started.
+pub async fn redeploy(out: Output, service: &str) -> ExitCode {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let direct_id = request_id.clone();
+    as_operator(
+        out,
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/redeploy")),
+        ActionRequest {
+            reason: None,
+            request_id: Some(request_id),
+        },
+        |ctx, operator| async move {
+            bluegreen::release::redeploy(&ctx, service, &operator, &direct_id).await
+        },
+        |r: &bluegreen::release::Requested| {
+            outln!(
+                "redeploying {} as {}: {} ({}), {:?}",
+                r.service,
+                r.deployment_id,
+                r.image,
+                r.tag,
+                r.outcome
+            );
+            if r.execution_started {
+                outln!("its execution was started; follow it with `bluegreen wait --deployment {}`", r.deployment_id);
+            } else {
+                outln!(
+                    "start the deployment state machine with {{\"deployment_id\": \"{id}\"}} \
+                     (name {id}), or run it here: bluegreen run --deployment {id}",
+                    id = r.deployment_id
+                );
+            }
         },
     )
     .await

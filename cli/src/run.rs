@@ -21,8 +21,12 @@ use chrono::{DateTime, Utc};
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The EventBridge event (an ECR Image Action) to deploy, as a JSON file.
+    #[arg(long, required_unless_present = "deployment", conflicts_with = "deployment")]
+    event: Option<PathBuf>,
+    /// Instead of an event: run the deployment definition for a deployment already prepared
+    /// (what `bluegreen redeploy` prints against an emulator).
     #[arg(long)]
-    event: PathBuf,
+    deployment: Option<String>,
     /// Approve automatically, as your AWS identity (STS), whenever a deployment of this run
     /// awaits approval. Only against an emulator on this machine (`AWS_ENDPOINT_URL` on
     /// loopback); your identity must be a listed approver. Without it, approve from another
@@ -47,12 +51,15 @@ fn time_scale(text: &str) -> Result<f64, String> {
 
 /// Runs the command; exit 0 when every deployment succeeded.
 pub async fn run(args: RunArgs) -> ExitCode {
-    let event: serde_json::Value = match std::fs::read_to_string(&args.event)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-    {
-        Ok(event) => event,
-        Err(e) => return crate::fail(&format!("{}: {e}", args.event.display())),
+    let event = match &args.event {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(event) => Some((path.display().to_string(), event)),
+            Err(e) => return crate::fail(&format!("{}: {e}", path.display())),
+        },
+        None => None,
     };
     let clock = ScaledClock::new(args.time_scale);
     let ctx = Context::from_env()
@@ -86,18 +93,29 @@ pub async fn run(args: RunArgs) -> ExitCode {
         (Err(e), _) | (_, Err(e)) => return crate::fail(&e),
     };
 
-    outln!("== intake ({})", args.event.display());
-    let intake_run = intake.run("intake", event).await;
-    if let Outcome::Failed(f) = &intake_run.outcome {
-        return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
-    }
-    if let Outcome::Succeeded(output) = &intake_run.outcome {
-        for line in prepared_lines(&ctx, &output["prepared"]).await {
-            outln!("   {line}");
+    let mut queue = match (event, args.deployment) {
+        (Some((path, event)), _) => {
+            outln!("== intake ({path})");
+            let intake_run = intake.run("intake", event).await;
+            if let Outcome::Failed(f) = &intake_run.outcome {
+                return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
+            }
+            if let Outcome::Succeeded(output) = &intake_run.outcome {
+                for line in prepared_lines(&ctx, &output["prepared"]).await {
+                    outln!("   {line}");
+                }
+            }
+            tasks.take_started()
         }
-    }
+        // Prepared already (a redeploy): its execution, with the input every one gets.
+        (None, Some(id)) => vec![bluegreen_statemachine::local::StartRequest {
+            state_machine: "arn:local:stateMachine:bluegreen-deployment".into(),
+            input: serde_json::json!({ "deployment_id": id }),
+            name: id,
+        }],
+        (None, None) => return crate::fail("give --event or --deployment"),
+    };
     let mut all_succeeded = true;
-    let mut queue = tasks.take_started();
     if queue.is_empty() {
         outln!("no deployment started in this run (why is above)");
     }

@@ -247,10 +247,12 @@ async fn a_decision_recorded_but_not_delivered_is_sent_again_by_the_same_approve
 async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     let s = setup().await;
     // Refusals come back with their stable names: the deployment still holds the lock and
-    // does not need attention.
+    // does not need attention (the lock is unchanged by them: the abort below still works).
     for (args, refusal) in [
         (["--output", "json", "unlock", "shop"], "UnlockRefused"),
         (["--output", "json", "retry", s.id.as_str()], "RetryRefused"),
+        // A redeploy names the live image, which the running deployment replaces: refused.
+        (["--output", "json", "redeploy", "shop"], "ReleaseRefused"),
     ] {
         let (code, _, stderr) = bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &args).await;
         assert_eq!(code, 1, "{stderr}");

@@ -314,27 +314,36 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
     (green, ports, green_tg, config, tagged)
 }
 
+/// The target groups production forwards to with a weight.
+async fn serving(world: &World) -> Vec<String> {
+    let production =
+        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
+            .await
+            .unwrap();
+    production[0]
+        .forward_config
+        .as_ref()
+        .map(|f| {
+            f.target_groups()
+                .iter()
+                .filter(|g| g.weight.unwrap_or(1) > 0)
+                .filter_map(|g| g.target_group_arn.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_else(|| production[0].target_group_arn.clone().into_iter().collect())
+}
+
 /// Runs `events/ecr-push-tagged.json` through `bluegreen run --auto-approve` against an adopted
 /// world (the simulator plays ECS for blue's target group and adopt's green one) and asserts it
 /// deployed; the callers then check where production traffic went.
 async fn deploy_the_tagged_push(world: &World, green_target_group: &str) {
-    let _ecs = bluegreen_tests::Simulator::start_with(
-        world,
-        [
-            (
-                bluegreen::Slot::Blue,
-                world.tg(bluegreen::Slot::Blue).to_owned(),
-            ),
-            (bluegreen::Slot::Green, green_target_group.to_owned()),
-        ],
-    );
     let event = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../events/ecr-push-tagged.json"
     );
-    // In the background: the simulator plays ECS on this runtime meanwhile.
-    let out = finished(
-        &world.emulator.endpoint,
+    run_with_ecs_played(
+        world,
+        green_target_group,
         &[
             "run",
             "--event",
@@ -345,6 +354,23 @@ async fn deploy_the_tagged_push(world: &World, green_target_group: &str) {
         ],
     )
     .await;
+}
+
+/// Runs `bluegreen <args>` (a `run`) to a successful end while the simulator plays ECS for
+/// blue's target group and adopt's green one.
+async fn run_with_ecs_played(world: &World, green_target_group: &str, args: &[&str]) {
+    let _ecs = bluegreen_tests::Simulator::start_with(
+        world,
+        [
+            (
+                bluegreen::Slot::Blue,
+                world.tg(bluegreen::Slot::Blue).to_owned(),
+            ),
+            (bluegreen::Slot::Green, green_target_group.to_owned()),
+        ],
+    );
+    // In the background: the simulator plays ECS on this runtime meanwhile.
+    let out = finished(&world.emulator.endpoint, args).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -471,24 +497,9 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         .unwrap();
     let green_tg = config.slots.green.target_group_arn.clone();
     deploy_the_tagged_push(&world, &green_tg).await;
-    let production =
-        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
-            .await
-            .unwrap();
-    let serving = production[0]
-        .forward_config
-        .as_ref()
-        .map(|f| {
-            f.target_groups()
-                .iter()
-                .filter(|g| g.weight.unwrap_or(1) > 0)
-                .filter_map(|g| g.target_group_arn.clone())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_else(|| production[0].target_group_arn.clone().into_iter().collect());
     assert_eq!(
-        serving,
-        [green_tg],
+        serving(&world).await,
+        [green_tg.clone()],
         "production serves the adopted green slot"
     );
     let green = bluegreen::ecs::describe_service(&world.ctx, "shop-cluster", "shop-green")
@@ -519,6 +530,40 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
+
+    // A config-only release: the live image through the whole flow again, run on this machine.
+    let (code, stdout, stderr) = run_cli(&world, &["--output", "json", "redeploy", "shop"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let requested: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let id = requested["deployment_id"].as_str().unwrap().to_owned();
+    let live_image = bluegreen::ecs::describe_task_definition(
+        &world.ctx,
+        green.task_definition.as_deref().unwrap(),
+    )
+    .await
+    .unwrap()
+    .container("web")
+    .unwrap()
+    .image
+    .clone();
+    assert_eq!(requested["image"], live_image.as_str(), "the live digest");
+    run_with_ecs_played(
+        &world,
+        &green_tg,
+        &["run", "--deployment", &id, "--auto-approve", "--time-scale", "0.01"],
+    )
+    .await;
+    assert_eq!(
+        serving(&world).await,
+        [world.tg(bluegreen::Slot::Blue).to_owned()],
+        "production back on blue, through the full flow"
+    );
+    let redeployed = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(redeployed.status, bluegreen::record::Status::Succeeded);
+    assert!(redeployed.approval.is_some_and(|a| a.decision.is_some()), "it was approved");
 
     // Once deployed, undo is refused and changes nothing.
     let (code, _, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);

@@ -14,6 +14,7 @@ mod hardening;
 mod links;
 mod notifications;
 mod operator;
+mod release;
 
 use bluegreen::Context;
 use bluegreen::record::{Deployment, Records};

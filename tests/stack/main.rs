@@ -539,9 +539,38 @@ fn the_roles_grant_what_the_steps_call() {
 /// every service was "kept" with AccessDenied and expired pre-prod ran for ever.
 #[test]
 fn teardown_may_read_the_locks_table() {
+    assert!(
+        role_grants("TeardownRole", "dynamodb:GetItem", "LocksTable.Arn"),
+        "TeardownRole cannot read the locks table"
+    );
+}
+
+/// `bluegreen redeploy` prepares its deployment in the operator API, which writes the record
+/// as prepare does (a conditional `PutItem`); `RecordsPolicy` only reads and updates.
+#[test]
+fn the_operator_api_may_create_the_record_a_redeploy_starts() {
+    assert!(
+        role_grants("OperatorApiRole", "dynamodb:PutItem", "DeploymentsTable.Arn"),
+        "OperatorApiRole cannot create deployment records"
+    );
+    assert!(role_grants(
+        "OperatorApiRole",
+        "ecs:DescribeTaskDefinition",
+        "*"
+    ));
+}
+
+/// Whether `role` (its inline policies and the managed policies it references) allows
+/// `action` on `on` (a `!GetAtt` name, or `*`).
+fn role_grants(role: &str, action: &str, on: &str) -> bool {
     let template = template();
-    let role = resource(&template, "TeardownRole");
-    let grants = role["Properties"]["Policies"]
+    let role = resource(&template, role);
+    let wanted = if on == "*" {
+        json!("*")
+    } else {
+        json!({ "!GetAtt": on })
+    };
+    role["Properties"]["Policies"]
         .as_array()
         .into_iter()
         .flatten()
@@ -570,10 +599,8 @@ fn teardown_may_read_the_locks_table() {
                 Value::String(a) => vec![a.as_str()],
                 _ => vec![],
             };
-            actions.contains(&"dynamodb:GetItem")
-                && st["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })
-        });
-    assert!(grants, "TeardownRole cannot read the locks table");
+            actions.contains(&action) && st["Resource"] == wanted
+        })
 }
 
 /// `(attribute, key type)` pairs of a `KeySchema`.

@@ -148,6 +148,12 @@ pub enum StepError {
     #[error("retry refused: {0}")]
     RetryRefused(String),
 
+    /// A deployment a person asked for without a push (`bluegreen redeploy`) cannot start: the
+    /// live image is not an ECR image pinned by digest, or not from the service's repository.
+    /// Nothing was changed.
+    #[error("release refused: {0}")]
+    ReleaseRefused(String),
+
     /// A set-up command refused to act: `init --local` against something other than a
     /// loopback emulator, `adopt` of a service whose shape blue/green cannot take over, or
     /// `adopt --undo` after a deployment used what it created. Nothing was changed.
@@ -300,6 +306,7 @@ impl StepError {
             StepError::UnlockRefused(_) => "UnlockRefused",
             StepError::AbortRefused(_) => "AbortRefused",
             StepError::RetryRefused(_) => "RetryRefused",
+            StepError::ReleaseRefused(_) => "ReleaseRefused",
             StepError::SetupRefused(_) => "SetupRefused",
             StepError::InputRefused(_) => "InputRefused",
             StepError::SwitchFailed(_) => "SwitchFailed",

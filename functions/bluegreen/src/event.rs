@@ -54,6 +54,28 @@ impl Image {
             self.account, self.region, self.repository, self.digest
         )
     }
+
+    /// The image a task definition names, when it is an ECR image pinned by digest (what
+    /// [`Image::pinned_uri`] writes); `None` for a tag reference or another registry. The tag
+    /// is not in the reference: it is left empty.
+    pub fn from_pinned_uri(uri: &str) -> Option<Image> {
+        let (reference, digest) = uri.split_once('@')?;
+        let (host, repository) = reference.split_once('/')?;
+        let (account, rest) = host.split_once(".dkr.ecr.")?;
+        let region = rest.strip_suffix(".amazonaws.com")?;
+        let valid = account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && valid_region(region)
+            && valid_repository(repository)
+            && valid_digest(digest);
+        valid.then(|| Image {
+            repository: repository.to_owned(),
+            tag: String::new(),
+            digest: digest.to_owned(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+        })
+    }
 }
 
 /// A push that can start a deployment.
@@ -65,6 +87,9 @@ pub struct Push {
     pub time: DateTime<Utc>,
     /// The image.
     pub image: Image,
+    /// Who asked for it, when a person did (`bluegreen redeploy`) rather than a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// What intake made of an event.
@@ -172,6 +197,7 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
             account,
             region,
         },
+        requested_by: None,
     }))
 }
 
@@ -227,6 +253,32 @@ fn valid_region(region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_uri_reads_back_as_the_image_it_was_written_from() {
+        let image = Image {
+            repository: "team/shop".into(),
+            tag: String::new(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        };
+        assert_eq!(Image::from_pinned_uri(&image.pinned_uri()), Some(image));
+    }
+
+    #[test]
+    fn a_tag_reference_or_another_registry_is_not_a_pinned_image() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for uri in [
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1".to_owned(),
+            format!("docker.io/library/nginx@{digest}"),
+            format!("12345.dkr.ecr.us-east-1.amazonaws.com/shop@{digest}"),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:short".to_owned(),
+            format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/Shop@{digest}"),
+        ] {
+            assert_eq!(Image::from_pinned_uri(&uri), None, "{uri}");
+        }
+    }
 
     /// Found by the fuzz campaign: the reason an event is ignored is printed by `bluegreen run`
     /// and logged; it quoted the event's action raw.

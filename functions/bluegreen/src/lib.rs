@@ -43,6 +43,7 @@ pub mod poll;
 pub mod ports;
 pub mod queue;
 pub mod record;
+pub mod release;
 pub mod retirement;
 pub mod revisions;
 pub mod routing;

@@ -17,6 +17,7 @@
 //! | `POST /api/v1/deployments/{id}/retry` | [`operator::retry`] |
 //! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`] |
 //! | `POST /api/v1/services/{service}/unlock` | [`operator::unlock`] |
+//! | `POST /api/v1/services/{service}/redeploy` `{"request_id"?}` | [`release::redeploy`] |
 //!
 //! Approvals check the caller against the approvers of the service's current config
 //! ([`approval::decide`]); operator actions are open to every caller the IAM policy admits.
@@ -31,7 +32,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bluegreen::record::Verdict;
 use bluegreen::steps::approval::{self, Decided, Decision};
-use bluegreen::{Context, StepResult, operator};
+use bluegreen::{Context, StepResult, operator, release};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -47,6 +48,10 @@ pub struct ActionRequest {
     /// Why (required to reject).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Makes a request that starts something idempotent (`redeploy`): the same id again
+    /// answers what the first request started. The CLI sends a fresh UUID per command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An API error body.
@@ -66,6 +71,7 @@ pub(crate) fn routes() -> Router<Arc<Context>> {
         .route("/api/v1/deployments/{id}/retry", post(retry))
         .route("/api/v1/services/{service}/rollback", post(rollback))
         .route("/api/v1/services/{service}/unlock", post(unlock))
+        .route("/api/v1/services/{service}/redeploy", post(redeploy))
 }
 
 type Caller = Option<Extension<CallerIdentity>>;
@@ -194,6 +200,22 @@ async fn rollback(State(ctx): Shared, Path(service): Path<String>, caller: Calle
 async fn unlock(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
     as_caller(caller, |who| async move {
         operator::unlock(&ctx, &service, &who).await
+    })
+    .await
+}
+
+async fn redeploy(
+    State(ctx): Shared,
+    Path(service): Path<String>,
+    caller: Caller,
+    body: Body,
+) -> Response {
+    // Without an id (a hand-made request) every request is a new one.
+    let request_id = body
+        .and_then(|Json(b)| b.request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    as_caller(caller, |who| async move {
+        release::redeploy(&ctx, &service, &who, &request_id).await
     })
     .await
 }

@@ -220,6 +220,7 @@ pub(crate) fn status_of(e: &StepError) -> (StatusCode, &'static str) {
         | StepError::UnlockRefused(_)
         | StepError::AbortRefused(_)
         | StepError::RetryRefused(_)
+        | StepError::ReleaseRefused(_)
         | StepError::SetupRefused(_) => (StatusCode::CONFLICT, "Refused"),
         StepError::DecisionNotDelivered(_) => {
             (StatusCode::BAD_GATEWAY, "Decision recorded, not delivered")

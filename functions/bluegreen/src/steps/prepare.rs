@@ -156,20 +156,48 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     for config in matching {
         let service = config.name.clone();
         let id = naming::deployment_id(&service, &push.event_id, push.time);
-        match prepare_one(ctx, &push, &id, config).await {
+        match prepare_service(ctx, &push, config, WhenLocked::Queue).await {
             Ok(one) => deployments.push(one),
             // Step Functions retries the whole intake; every service's prepare is idempotent
             // (the record it wrote is found again), so a retry repeats nothing.
             Err(e) if e.is_retryable() => return Err(e),
-            // One service's failure stops only that service: what it took is given back.
-            Err(e) => {
-                warn!(%service, deployment_id = %id, error = %e, "service not prepared");
-                give_back(ctx, &service, &id, &e).await?;
-                deployments.push(Prepared1::failed(id, service, &e));
-            }
+            // One service's failure stops only that service (what it took was given back).
+            Err(e) => deployments.push(Prepared1::failed(id, service, &e)),
         }
     }
     Ok(Prepared::Deployments { deployments })
+}
+
+/// What [`prepare_service`] does when another deployment holds the service's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenLocked {
+    /// Join the queue (a push: the newest queued push deploys next).
+    Queue,
+    /// Refuse with [`StepError::ReleaseRefused`], writing nothing: a redeploy names the image
+    /// live *now*, which the running deployment is about to replace.
+    Refuse,
+}
+
+/// Prepares `push` for one service — a push's, or one a person asked for (see
+/// [`crate::release`]): the lock taken (or, as `when_locked` says, the queue joined), the live
+/// slot read, the record written; its deployment id is [`naming::deployment_id`] of the push.
+/// On an error a retry will not pass, what it took is given back before the error is returned.
+pub async fn prepare_service(
+    ctx: &Context,
+    push: &Push,
+    config: ServiceConfig,
+    when_locked: WhenLocked,
+) -> StepResult<Prepared1> {
+    let service = config.name.clone();
+    let id = naming::deployment_id(&service, &push.event_id, push.time);
+    match prepare_one(ctx, push, &id, config, when_locked).await {
+        Err(e) if !e.is_retryable() => {
+            warn!(%service, deployment_id = %id, error = %e, "service not prepared");
+            give_back(ctx, &service, &id, &e).await?;
+            Err(e)
+        }
+        prepared => prepared,
+    }
 }
 
 /// Tells people once per config version that pushes for its service deploy nothing. A lost
@@ -236,6 +264,7 @@ async fn prepare_one(
     push: &Push,
     id: &str,
     config: ServiceConfig,
+    when_locked: WhenLocked,
 ) -> StepResult<Prepared1> {
     let records = Records::new(ctx);
     let recorded_queued = match records.get(id).await {
@@ -253,6 +282,11 @@ async fn prepare_one(
             Acquire::Held => return start_new(ctx, push, id, config).await,
             Acquire::Stale { newer } => {
                 return superseded_record(ctx, id, push, config, &newer).await;
+            }
+            Acquire::HeldBy(holder) if when_locked == WhenLocked::Refuse => {
+                return Err(StepError::ReleaseRefused(format!(
+                    "deployment {holder} is in progress; ask again once it has ended"
+                )));
             }
             // Written before the lock's queue names it (see above).
             Acquire::HeldBy(holder) => {
@@ -359,10 +393,13 @@ fn new_record(
     live: Option<Slot>,
 ) -> Deployment {
     let now = ctx.now();
-    let detail = match live {
+    let mut detail = match live {
         Some(live) => format!("live slot {live}; deploying to {}", live.other()),
         None => format!("{status:?}"),
     };
+    if let Some(who) = &push.requested_by {
+        detail.push_str(&format!("; requested by {who}, without a push"));
+    }
     Deployment {
         deployment_id: id.to_owned(),
         service: config.name.clone(),
@@ -406,7 +443,8 @@ fn new_record(
     }
 }
 
-fn summary(d: &Deployment) -> Prepared1 {
+/// What prepare answers for the deployment `d` as it stands.
+pub fn summary(d: &Deployment) -> Prepared1 {
     let outcome = match d.status {
         Status::Queued => PreparedOutcome::Queued,
         Status::Superseded => PreparedOutcome::Superseded,

@@ -1,0 +1,180 @@
+//! Deployments a person starts without a push. `bluegreen redeploy <service>` sends the image
+//! production runs now through the full flow — pre-prod, approval, switch, bake — picking up
+//! what changed around it: the service's config, the family's newest revision
+//! (`task_definition.source = "family"`, docs/iac.md), secrets rotated since the tasks started.
+//! A config-only release is therefore never a rolling update on production.
+//!
+//! The deployment is prepared exactly as a push's ([`prepare::prepare_service`]: the same lock,
+//! record and approval rules), except that it never queues: it names the image live *now*,
+//! which a running deployment is about to replace, so it is refused while one runs. In the
+//! stack its execution is started here; a lost start is started by the reconciler's sweep (a
+//! held lock whose execution never started).
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::ServiceConfig;
+use crate::config_store::ConfigStore;
+use crate::context::Context;
+use crate::ecs;
+use crate::error::{StepError, StepResult};
+use crate::event::{Image, Push};
+use crate::executions;
+use crate::record::Records;
+use crate::routing;
+use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
+
+/// Longest request id accepted (the CLI sends a UUID).
+const MAX_REQUEST_ID: usize = 64;
+/// How many of the service's newest records are searched for a request already answered.
+const REQUESTS_REMEMBERED: usize = 20;
+/// The tag recorded for a live image no deployment record names (an adopted service).
+const UNKNOWN_TAG: &str = "live";
+
+/// What `bluegreen redeploy` started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Requested {
+    /// The new deployment.
+    pub deployment_id: String,
+    /// The service.
+    pub service: String,
+    /// `started` (it holds the lock), or what became of it.
+    pub outcome: PreparedOutcome,
+    /// The digest-pinned image it deploys.
+    pub image: String,
+    /// The tag recorded with it (the tag the live image was deployed as).
+    pub tag: String,
+    /// Who asked for it.
+    pub operator: String,
+    /// Whether its execution was started here (in the stack); otherwise the caller starts it
+    /// (the CLI says how).
+    pub execution_started: bool,
+}
+
+/// Sends the image `service` runs in production now through the full deployment flow, as
+/// `operator`. `request_id` makes the request idempotent: asking again with the same id
+/// answers the deployment the first request started.
+///
+/// Errors: [`StepError::ServiceNotFound`], [`StepError::ReleaseRefused`] (a deployment is in
+/// progress, or the live image is not an ECR image of the service's repository pinned by
+/// digest), [`StepError::EventMalformed`] (a request id that is not one).
+pub async fn redeploy(
+    ctx: &Context,
+    service: &str,
+    operator: &str,
+    request_id: &str,
+) -> StepResult<Requested> {
+    let config = ConfigStore::new(ctx).load(service).await?;
+    let event_id = event_id(request_id)?;
+    let records = Records::new(ctx);
+    let answered = records
+        .for_service(service, REQUESTS_REMEMBERED)
+        .await?
+        .into_iter()
+        .find(|d| d.event_id == event_id);
+    if let Some(existing) = answered {
+        let outcome = prepare::summary(&existing).outcome;
+        return Ok(Requested {
+            deployment_id: existing.deployment_id,
+            service: existing.service,
+            outcome,
+            image: existing.image.pinned_uri(),
+            tag: existing.image.tag,
+            operator: operator.to_owned(),
+            execution_started: false,
+        });
+    }
+    let mut image = live_image(ctx, &config).await?;
+    image.tag = records
+        .newest_for_service(service, |d| d.image.digest == image.digest)
+        .await?
+        .map_or_else(|| UNKNOWN_TAG.to_owned(), |d| d.image.tag);
+    let push = Push {
+        event_id,
+        time: ctx.now(),
+        image: image.clone(),
+        requested_by: Some(operator.to_owned()),
+    };
+    let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Refuse).await?;
+    let started = prepared.outcome == PreparedOutcome::Started;
+    let execution_started = started && start_execution(ctx, &prepared.deployment_id).await;
+    info!(
+        %service, deployment_id = %prepared.deployment_id, %operator, digest = %image.digest,
+        "redeploy requested"
+    );
+    Ok(Requested {
+        deployment_id: prepared.deployment_id,
+        service: service.to_owned(),
+        outcome: prepared.outcome,
+        image: image.pinned_uri(),
+        tag: image.tag,
+        operator: operator.to_owned(),
+        execution_started,
+    })
+}
+
+/// The record's event id for a person's request: what makes a retried request find the
+/// deployment it started.
+fn event_id(request_id: &str) -> StepResult<String> {
+    let valid = !request_id.is_empty()
+        && request_id.len() <= MAX_REQUEST_ID
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid {
+        return Err(StepError::EventMalformed(format!(
+            "request id {request_id:?} is not 1-{MAX_REQUEST_ID} letters, digits or '-'"
+        )));
+    }
+    Ok(format!("redeploy-{request_id}"))
+}
+
+/// The image production's live slot runs, read from its task definition's container.
+async fn live_image(ctx: &Context, config: &ServiceConfig) -> StepResult<Image> {
+    let live = routing::read_production(ctx, config).await?.live()?;
+    let live_service = &config.slots.get(live).service;
+    let task_definition = ecs::describe_service(ctx, &config.cluster, live_service)
+        .await?
+        .task_definition
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "task definition of the live slot",
+            id: live_service.clone(),
+        })?;
+    let described = ecs::describe_task_definition(ctx, &task_definition).await?;
+    let container = described.container(&config.container).ok_or_else(|| {
+        StepError::ConfigInvalid(vec![format!(
+            "container: {:?} is not a container of task definition {task_definition}",
+            config.container
+        )])
+    })?;
+    let image = Image::from_pinned_uri(&container.image).ok_or_else(|| {
+        StepError::ReleaseRefused(format!(
+            "{live_service} runs {}, not an ECR image pinned by digest: push a tag the service \
+             watches to deploy it",
+            container.image
+        ))
+    })?;
+    if image.repository != config.source.repository {
+        return Err(StepError::ReleaseRefused(format!(
+            "{live_service} runs an image of repository {}, not of {} (source.repository)",
+            image.repository, config.source.repository
+        )));
+    }
+    Ok(image)
+}
+
+/// Starts the deployment's execution when the deployment machine is known (in the stack).
+/// A failed start is not the request's failure: the record holds the lock, and the
+/// reconciler's sweep starts an execution that never started.
+async fn start_execution(ctx: &Context, deployment_id: &str) -> bool {
+    if ctx.settings.deployment_machine_arn.is_none() {
+        return false;
+    }
+    match executions::start(ctx, deployment_id).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(%deployment_id, error = %e, "could not start the execution; the sweep will");
+            false
+        }
+    }
+}
