@@ -98,10 +98,14 @@ enum Command {
         reason: String,
     },
     /// Send a service's traffic back to the slot its last deployment replaced (only within
-    /// the keep-warm window, while that slot still runs).
+    /// the keep-warm window, while that slot still runs); with --to, deploy an earlier
+    /// deployment's image and task definition again through the full flow (any time).
     Rollback {
         /// The service.
         service: String,
+        /// An earlier deployment of the service (its id) to go back to.
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Send the image production runs now through the full flow again — pre-prod, approval,
     /// switch, bake — with the service's current config, task definition family and secrets:
@@ -182,7 +186,11 @@ async fn main() -> ExitCode {
             deployment_id,
             reason,
         } => ops::decide(out, &deployment_id, false, Some(reason)).await,
-        Command::Rollback { service } => ops::rollback(out, &service).await,
+        Command::Rollback { service, to: None } => ops::rollback(out, &service).await,
+        Command::Rollback {
+            service,
+            to: Some(to),
+        } => ops::rollback_to(out, &service, &to).await,
         Command::Unlock { service } => ops::unlock(out, &service).await,
         Command::Redeploy { service } => ops::redeploy(out, &service).await,
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,

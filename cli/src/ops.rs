@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use bluegreen::config_store::ConfigStore;
 use bluegreen::record::{Deployment, Records, Verdict};
 use bluegreen::steps::approval::{self, Decided, Decision, Delivered};
-use bluegreen::{Context, StepError, StepResult, identity, operator};
+use bluegreen::{Context, StepError, StepResult, identity, operator, release};
 use bluegreen_console::api::ActionRequest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -217,7 +217,7 @@ pub async fn decide(
         path,
         ActionRequest {
             reason,
-            request_id: None,
+            ..ActionRequest::default()
         },
         |ctx, approver| async move {
             let decision = Decision {
@@ -280,33 +280,63 @@ pub async fn redeploy(out: Output, service: &str) -> ExitCode {
         out,
         segment("service name", service).map(|s| format!("/api/v1/services/{s}/redeploy")),
         ActionRequest {
-            reason: None,
             request_id: Some(request_id),
+            ..ActionRequest::default()
         },
         |ctx, operator| async move {
-            bluegreen::release::redeploy(&ctx, service, &operator, &direct_id).await
+            release::redeploy(&ctx, service, &operator, &direct_id).await
         },
-        |r: &bluegreen::release::Requested| {
-            outln!(
-                "redeploying {} as {}: {} ({}), {:?}",
-                r.service,
-                r.deployment_id,
-                r.image,
-                r.tag,
-                r.outcome
-            );
-            if r.execution_started {
-                outln!("its execution was started; follow it with `bluegreen wait --deployment {}`", r.deployment_id);
-            } else {
-                outln!(
-                    "start the deployment state machine with {{\"deployment_id\": \"{id}\"}} \
-                     (name {id}), or run it here: bluegreen run --deployment {id}",
-                    id = r.deployment_id
-                );
-            }
-        },
+        print_requested,
     )
     .await
+}
+
+/// `bluegreen rollback <service> --to <deployment-id>`.
+pub async fn rollback_to(out: Output, service: &str, to: &str) -> ExitCode {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let direct_id = request_id.clone();
+    let target = match segment("deployment id", to) {
+        Ok(target) => target,
+        Err(f) => return out.failure(&f.name, &f.message),
+    };
+    as_operator(
+        out,
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/rollback")),
+        ActionRequest {
+            request_id: Some(request_id),
+            to: Some(target.clone()),
+            ..ActionRequest::default()
+        },
+        |ctx, operator| async move {
+            release::roll_back_to(&ctx, service, &target, &operator, &direct_id).await
+        },
+        print_requested,
+    )
+    .await
+}
+
+fn print_requested(r: &release::Requested) {
+    outln!(
+        "deploying {} to {} as {}: {} ({}), {:?}",
+        r.image,
+        r.service,
+        r.deployment_id,
+        r.tag,
+        r.operator,
+        r.outcome
+    );
+    if r.execution_started {
+        outln!(
+            "its execution was started; follow it with `bluegreen wait --deployment {}`",
+            r.deployment_id
+        );
+    } else {
+        outln!(
+            "start the deployment state machine with {{\"deployment_id\": \"{id}\"}} (name \
+             {id}), or run it here: bluegreen run --deployment {id}",
+            id = r.deployment_id
+        );
+    }
 }
 
 /// `bluegreen unlock <service>`.

@@ -21,7 +21,11 @@ use chrono::{DateTime, Utc};
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The EventBridge event (an ECR Image Action) to deploy, as a JSON file.
-    #[arg(long, required_unless_present = "deployment", conflicts_with = "deployment")]
+    #[arg(
+        long,
+        required_unless_present = "deployment",
+        conflicts_with = "deployment"
+    )]
     event: Option<PathBuf>,
     /// Instead of an event: run the deployment definition for a deployment already prepared
     /// (what `bluegreen redeploy` prints against an emulator).

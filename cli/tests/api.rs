@@ -259,6 +259,21 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
         let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
         assert_eq!(error["error"], refusal, "{stderr}");
     }
+    // Back to a deployment that never served production: refused by name, through the API.
+    let (code, _, stderr) = bluegreen_as(
+        &s.mallory,
+        &s.api.url,
+        &s.recorder.url,
+        &["--output", "json", "rollback", "shop", "--to", &s.id],
+    )
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
+    assert_eq!(error["error"], "ReleaseRefused", "{stderr}");
+    assert!(
+        error["message"].as_str().unwrap().contains("never served"),
+        "{stderr}"
+    );
     let (code, stdout, stderr) = bluegreen_as(
         &s.mallory,
         &s.api.url,

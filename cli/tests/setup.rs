@@ -550,7 +550,14 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     run_with_ecs_played(
         &world,
         &green_tg,
-        &["run", "--deployment", &id, "--auto-approve", "--time-scale", "0.01"],
+        &[
+            "run",
+            "--deployment",
+            &id,
+            "--auto-approve",
+            "--time-scale",
+            "0.01",
+        ],
     )
     .await;
     assert_eq!(
@@ -563,7 +570,10 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         .await
         .unwrap();
     assert_eq!(redeployed.status, bluegreen::record::Status::Succeeded);
-    assert!(redeployed.approval.is_some_and(|a| a.decision.is_some()), "it was approved");
+    assert!(
+        redeployed.approval.is_some_and(|a| a.decision.is_some()),
+        "it was approved"
+    );
 
     // Once deployed, undo is refused and changes nothing.
     let (code, _, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);

@@ -2,14 +2,15 @@
 //! production runs now goes through the full flow again — pre-prod on the family's newest
 //! revision, approval, switch — never as a rolling update on production; it is refused while
 //! a deployment runs or when the live image is not pinned by digest, and a repeated request
-//! answers the deployment the first one started.
+//! answers the deployment the first one started. `bluegreen rollback --to`: an earlier
+//! deployment's digest and revision through the same flow, long after the warm window.
 
 use bluegreen::Slot;
 use bluegreen::config::RevisionSource;
+use bluegreen::poll::Poll;
 use bluegreen::ports::compute::RevisionOverlay;
 use bluegreen::record::Status;
 use bluegreen::release::{self, Requested};
-use bluegreen::poll::Poll;
 use bluegreen::steps::prepare::PreparedOutcome;
 use bluegreen::steps::{approval, finish, switch};
 
@@ -63,18 +64,26 @@ async fn a_redeploy_sends_the_live_digest_through_approval_on_the_familys_newest
     assert_eq!(requested.tag, "v2", "the tag it was deployed as");
     assert!(requested.execution_started);
     let id = requested.deployment_id.clone();
-    assert!(world.execution_status(&id).await.is_some(), "started in Step Functions");
+    assert!(
+        world.execution_status(&id).await.is_some(),
+        "started in Step Functions"
+    );
     assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
     let d = record(&world, &id).await;
     assert_eq!(d.image, live.image);
     assert_eq!(d.live_slot, Some(Slot::Green));
     assert!(
-        d.timeline[0].detail.contains(&format!("requested by {OPERATOR}")),
+        d.timeline[0]
+            .detail
+            .contains(&format!("requested by {OPERATOR}")),
         "{:?}",
         d.timeline[0]
     );
     let again = redeploy(&world, "req-1").await.unwrap();
-    assert_eq!(again.deployment_id, id, "the same request, the same deployment");
+    assert_eq!(
+        again.deployment_id, id,
+        "the same request, the same deployment"
+    );
 
     // Pre-prod (blue) runs IaC's new setting with the live digest; production is untouched.
     sync(&world, &id).await;
@@ -102,7 +111,11 @@ async fn a_redeploy_sends_the_live_digest_through_approval_on_the_familys_newest
         .expect("approve");
     switch_all(&world, &id).await;
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
-    assert_eq!(world.service(Slot::Blue).await.0, preprod, "the new setting serves");
+    assert_eq!(
+        world.service(Slot::Blue).await.0,
+        preprod,
+        "the new setting serves"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +128,10 @@ async fn a_redeploy_is_refused_while_a_deployment_runs_and_changes_nothing() {
     assert!(refused.to_string().contains(&running), "{refused}");
     assert_eq!(world.lock_holder().await.as_deref(), Some(running.as_str()));
     let lock = world.lock("shop").await.unwrap();
-    assert_eq!(lock.queued, None, "not queued behind it: it would deploy the old image");
+    assert_eq!(
+        lock.queued, None,
+        "not queued behind it: it would deploy the old image"
+    );
     let records = bluegreen::record::Records::new(&world.ctx)
         .for_service("shop", 10)
         .await
@@ -132,7 +148,12 @@ async fn a_live_image_not_pinned_by_digest_is_refused() {
     let world = World::build().await;
     let refused = redeploy(&world, "req-3").await.unwrap_err();
     assert_eq!(refused.name(), "ReleaseRefused", "{refused}");
-    assert!(refused.to_string().contains("not an ECR image pinned by digest"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("not an ECR image pinned by digest"),
+        "{refused}"
+    );
     assert_eq!(world.lock_holder().await, None);
     let unknown = release::redeploy(&world.ctx, "nope", OPERATOR, "req-4")
         .await
@@ -140,4 +161,115 @@ async fn a_live_image_not_pinned_by_digest_is_refused() {
     assert_eq!(unknown.name(), "ServiceNotFound");
     let malformed = redeploy(&world, "not an id!").await.unwrap_err();
     assert_eq!(malformed.name(), "EventMalformed");
+}
+
+/// Runs a push of `tag` (digest of `digest_char`s) through to a finished deployment.
+async fn deploy_and_finish(world: &World, tag: &str, digest_char: char, event_id: &str) -> String {
+    let event = bluegreen_tests::push_event(tag, digest_char, event_id, &pushed_at(event_id));
+    let id = match bluegreen::steps::prepare::run(&world.ctx, &event)
+        .await
+        .unwrap()
+    {
+        bluegreen::steps::prepare::Prepared::Deployments { deployments } => {
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    sync(world, &id).await;
+    launch(world, &id).await;
+    migrate_with(world, &id, Some(0)).await.expect("migrate");
+    health(world, &id).await.expect("health");
+    request_approval(world, &id).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    switch_all(world, &id).await;
+    finish::run(&world.ctx, &id_ref(&id)).await.expect("finish");
+    assert_eq!(record(world, &id).await.status, Status::Succeeded);
+    id
+}
+
+#[tokio::test]
+async fn a_rollback_to_an_earlier_deployment_sends_its_digest_and_revision_through_the_flow() {
+    let world = World::build().await;
+    let v2 = deploy_and_finish(&world, "v2", 'a', "event-1").await;
+    let v2_revision = record(&world, &v2).await.task_definitions.preprod.unwrap();
+    // A setting changed on production after v2 (by hand or by IaC): v3 starts from it.
+    let changed = iac_changes_the_task_definition(&world).await;
+    world.set_task_definition(Slot::Green, &changed).await;
+    let v3 = deploy_and_finish(&world, "v3", 'b', "event-2").await;
+    let v3_revision = record(&world, &v3).await.task_definitions.preprod.unwrap();
+    let v3_ran = bluegreen::ecs::describe_task_definition(&world.ctx, &v3_revision)
+        .await
+        .unwrap();
+    assert_eq!(v3_ran.env_value("web", "FEATURE_X").as_deref(), Some("on"));
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    // Long after any keep-warm window: green (v2's slot) runs nothing any more.
+    world.advance(chrono::Duration::days(3));
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+
+    let requested = release::roll_back_to(&world.ctx, "shop", &v2, OPERATOR, "req-9")
+        .await
+        .unwrap();
+    assert_eq!(requested.outcome, PreparedOutcome::Started);
+    assert_eq!(requested.tag, "v2");
+    let id = requested.deployment_id;
+    let d = record(&world, &id).await;
+    assert_eq!(d.image, record(&world, &v2).await.image, "v2's digest");
+    assert!(
+        d.timeline[0]
+            .detail
+            .contains(&format!("rollback to {v2} requested by {OPERATOR}")),
+        "{:?}",
+        d.timeline[0]
+    );
+
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    let preprod = record(&world, &id).await.task_definitions.preprod.unwrap();
+    let (ran, now) = (
+        bluegreen::ecs::describe_task_definition(&world.ctx, &v2_revision)
+            .await
+            .unwrap(),
+        bluegreen::ecs::describe_task_definition(&world.ctx, &preprod)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(now.containers, ran.containers, "what v2 ran");
+    assert_eq!(now.env_value("web", "FEATURE_X"), None, "not v3's settings");
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        Slot::Blue,
+        "v3 serves meanwhile"
+    );
+    migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    health(&world, &id).await.expect("health");
+    request_approval(&world, &id).await;
+    assert_eq!(record(&world, &id).await.status, Status::AwaitingApproval);
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    switch_all(&world, &id).await;
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.service(Slot::Green).await.0, preprod);
+    assert_eq!(
+        record(&world, &v3).await.status,
+        Status::Succeeded,
+        "v3's record stays"
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_to_a_deployment_that_never_served_or_does_not_exist_is_refused() {
+    let world = World::build().await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let refused = release::roll_back_to(&world.ctx, "shop", &running, OPERATOR, "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "ReleaseRefused", "{refused}");
+    let missing = release::roll_back_to(&world.ctx, "shop", "shop-nope", OPERATOR, "req-2")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.name(), "DeploymentNotFound", "{missing}");
+    assert_eq!(world.lock_holder().await.as_deref(), Some(running.as_str()));
 }

@@ -550,7 +550,11 @@ fn teardown_may_read_the_locks_table() {
 #[test]
 fn the_operator_api_may_create_the_record_a_redeploy_starts() {
     assert!(
-        role_grants("OperatorApiRole", "dynamodb:PutItem", "DeploymentsTable.Arn"),
+        role_grants(
+            "OperatorApiRole",
+            "dynamodb:PutItem",
+            "DeploymentsTable.Arn"
+        ),
         "OperatorApiRole cannot create deployment records"
     );
     assert!(role_grants(

@@ -87,9 +87,22 @@ pub struct Push {
     pub time: DateTime<Utc>,
     /// The image.
     pub image: Image,
-    /// Who asked for it, when a person did (`bluegreen redeploy`) rather than a push.
+    /// What a person asked for, when a person did rather than a push (see `release`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<String>,
+    pub requested: Option<PersonRequest>,
+}
+
+/// A deployment a person asked for without a push (`bluegreen redeploy`, `rollback --to`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PersonRequest {
+    /// Who asked (their IAM principal).
+    pub by: String,
+    /// What they asked for, for the timeline (`redeploy`, `rollback to <deployment id>`).
+    pub what: String,
+    /// The task definition revision to start from instead of choosing one (`rollback --to`:
+    /// the one that deployment started from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_task_definition: Option<String>,
 }
 
 /// What intake made of an event.
@@ -197,7 +210,7 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
             account,
             region,
         },
-        requested_by: None,
+        requested: None,
     }))
 }
 

@@ -3,6 +3,8 @@
 //! what changed around it: the service's config, the family's newest revision
 //! (`task_definition.source = "family"`, docs/iac.md), secrets rotated since the tasks started.
 //! A config-only release is therefore never a rolling update on production.
+//! `bluegreen rollback <service> --to <deployment>` sends an earlier deployment's image and
+//! task definition through the same flow: a rollback after the keep-warm window.
 //!
 //! The deployment is prepared exactly as a push's ([`prepare::prepare_service`]: the same lock,
 //! record and approval rules), except that it never queues: it names the image live *now*,
@@ -18,9 +20,9 @@ use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
-use crate::event::{Image, Push};
+use crate::event::{Image, PersonRequest, Push};
 use crate::executions;
-use crate::record::Records;
+use crate::record::{Records, Status};
 use crate::routing;
 use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
 
@@ -65,57 +67,135 @@ pub async fn redeploy(
     request_id: &str,
 ) -> StepResult<Requested> {
     let config = ConfigStore::new(ctx).load(service).await?;
-    let event_id = event_id(request_id)?;
-    let records = Records::new(ctx);
-    let answered = records
-        .for_service(service, REQUESTS_REMEMBERED)
-        .await?
-        .into_iter()
-        .find(|d| d.event_id == event_id);
-    if let Some(existing) = answered {
-        let outcome = prepare::summary(&existing).outcome;
-        return Ok(Requested {
-            deployment_id: existing.deployment_id,
-            service: existing.service,
-            outcome,
-            image: existing.image.pinned_uri(),
-            tag: existing.image.tag,
-            operator: operator.to_owned(),
-            execution_started: false,
-        });
+    let event_id = event_id("redeploy", request_id)?;
+    if let Some(answered) = answered(ctx, service, &event_id, operator).await? {
+        return Ok(answered);
     }
     let mut image = live_image(ctx, &config).await?;
-    image.tag = records
+    image.tag = Records::new(ctx)
         .newest_for_service(service, |d| d.image.digest == image.digest)
         .await?
         .map_or_else(|| UNKNOWN_TAG.to_owned(), |d| d.image.tag);
+    let request = PersonRequest {
+        by: operator.to_owned(),
+        what: "redeploy".into(),
+        base_task_definition: None,
+    };
+    start(ctx, config, event_id, image, request).await
+}
+
+/// Sends the image and task definition of an earlier deployment of `service`, `target`,
+/// through the full deployment flow (pre-prod, approval, switch, bake) — a rollback after the
+/// keep-warm window, when the old slot no longer runs. Pre-prod starts from the revision
+/// `target` started from, with its digest: what it ran (in `isolated` mode the production
+/// revision takes production's database settings as they are now).
+///
+/// Errors: as [`redeploy`], and [`StepError::DeploymentNotFound`]; `ReleaseRefused` when
+/// `target` is another service's or never served production.
+pub async fn roll_back_to(
+    ctx: &Context,
+    service: &str,
+    target: &str,
+    operator: &str,
+    request_id: &str,
+) -> StepResult<Requested> {
+    let config = ConfigStore::new(ctx).load(service).await?;
+    let event_id = event_id("rollback", request_id)?;
+    if let Some(answered) = answered(ctx, service, &event_id, operator).await? {
+        return Ok(answered);
+    }
+    let earlier = Records::new(ctx).get(target).await?;
+    if earlier.service != service {
+        return Err(StepError::ReleaseRefused(format!(
+            "{target} is a deployment of {}, not of {service}",
+            earlier.service
+        )));
+    }
+    if !matches!(earlier.status, Status::Succeeded | Status::RolledBack) {
+        return Err(StepError::ReleaseRefused(format!(
+            "{target} never served production (it is {}): roll back to a deployment that did",
+            earlier.status
+        )));
+    }
+    // Records from before `base` was kept name the revision pre-prod ran, which carries the
+    // same digest: starting from it gives the same revision.
+    let revisions = &earlier.task_definitions;
+    let base = revisions
+        .base
+        .clone()
+        .or_else(|| revisions.preprod.clone())
+        .ok_or_else(|| {
+            StepError::ReleaseRefused(format!("{target} recorded no task definition"))
+        })?;
+    let request = PersonRequest {
+        by: operator.to_owned(),
+        what: format!("rollback to {target}"),
+        base_task_definition: Some(base),
+    };
+    start(ctx, config, event_id, earlier.image.clone(), request).await
+}
+
+/// Prepares the deployment of `image` a person asked for (never queued) and starts its
+/// execution.
+async fn start(
+    ctx: &Context,
+    config: ServiceConfig,
+    event_id: String,
+    image: Image,
+    request: PersonRequest,
+) -> StepResult<Requested> {
+    let service = config.name.clone();
+    let operator = request.by.clone();
     let push = Push {
         event_id,
         time: ctx.now(),
         image: image.clone(),
-        requested_by: Some(operator.to_owned()),
+        requested: Some(request),
     };
     let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Refuse).await?;
     let started = prepared.outcome == PreparedOutcome::Started;
     let execution_started = started && start_execution(ctx, &prepared.deployment_id).await;
     info!(
         %service, deployment_id = %prepared.deployment_id, %operator, digest = %image.digest,
-        "redeploy requested"
+        "release requested"
     );
     Ok(Requested {
         deployment_id: prepared.deployment_id,
-        service: service.to_owned(),
+        service,
         outcome: prepared.outcome,
         image: image.pinned_uri(),
         tag: image.tag,
-        operator: operator.to_owned(),
+        operator,
         execution_started,
     })
 }
 
-/// The record's event id for a person's request: what makes a retried request find the
-/// deployment it started.
-fn event_id(request_id: &str) -> StepResult<String> {
+/// The deployment an earlier request with `event_id` started, if any (a retried call).
+async fn answered(
+    ctx: &Context,
+    service: &str,
+    event_id: &str,
+    operator: &str,
+) -> StepResult<Option<Requested>> {
+    let found = Records::new(ctx)
+        .for_service(service, REQUESTS_REMEMBERED)
+        .await?
+        .into_iter()
+        .find(|d| d.event_id == event_id);
+    Ok(found.map(|existing| Requested {
+        outcome: prepare::summary(&existing).outcome,
+        image: existing.image.pinned_uri(),
+        deployment_id: existing.deployment_id,
+        service: existing.service,
+        tag: existing.image.tag,
+        operator: operator.to_owned(),
+        execution_started: false,
+    }))
+}
+
+/// The record's event id for a person's request (`kind`: `redeploy`, `rollback`): what makes
+/// a retried request find the deployment it started.
+fn event_id(kind: &str, request_id: &str) -> StepResult<String> {
     let valid = !request_id.is_empty()
         && request_id.len() <= MAX_REQUEST_ID
         && request_id
@@ -126,7 +206,7 @@ fn event_id(request_id: &str) -> StepResult<String> {
             "request id {request_id:?} is not 1-{MAX_REQUEST_ID} letters, digits or '-'"
         )));
     }
-    Ok(format!("redeploy-{request_id}"))
+    Ok(format!("{kind}-{request_id}"))
 }
 
 /// The image production's live slot runs, read from its task definition's container.

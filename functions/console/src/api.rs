@@ -15,7 +15,7 @@
 //! | `POST /api/v1/deployments/{id}/reject` `{"reason"}` | reject as the caller |
 //! | `POST /api/v1/deployments/{id}/abort` | [`operator::abort`] |
 //! | `POST /api/v1/deployments/{id}/retry` | [`operator::retry`] |
-//! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`] |
+//! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`]; with `{"to", "request_id"?}` [`release::roll_back_to`] |
 //! | `POST /api/v1/services/{service}/unlock` | [`operator::unlock`] |
 //! | `POST /api/v1/services/{service}/redeploy` `{"request_id"?}` | [`release::redeploy`] |
 //!
@@ -52,6 +52,10 @@ pub struct ActionRequest {
     /// answers what the first request started. The CLI sends a fresh UUID per command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// `rollback` only: roll back to this earlier deployment through the full flow
+    /// ([`release::roll_back_to`]) instead of sending traffic to the warm slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// An API error body.
@@ -190,9 +194,22 @@ async fn retry(State(ctx): Shared, Path(id): Path<String>, caller: Caller) -> Re
     .await
 }
 
-async fn rollback(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
+async fn rollback(
+    State(ctx): Shared,
+    Path(service): Path<String>,
+    caller: Caller,
+    body: Body,
+) -> Response {
+    let ActionRequest { to, request_id, .. } = body.map(|Json(b)| b).unwrap_or_default();
+    let Some(to) = to else {
+        return as_caller(caller, |who| async move {
+            operator::manual_rollback(&ctx, &service, &who).await
+        })
+        .await;
+    };
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     as_caller(caller, |who| async move {
-        operator::manual_rollback(&ctx, &service, &who).await
+        release::roll_back_to(&ctx, &service, &to, &who, &request_id).await
     })
     .await
 }

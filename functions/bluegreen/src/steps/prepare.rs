@@ -397,8 +397,11 @@ fn new_record(
         Some(live) => format!("live slot {live}; deploying to {}", live.other()),
         None => format!("{status:?}"),
     };
-    if let Some(who) = &push.requested_by {
-        detail.push_str(&format!("; requested by {who}, without a push"));
+    if let Some(request) = &push.requested {
+        detail.push_str(&format!(
+            "; {} requested by {}, without a push",
+            request.what, request.by
+        ));
     }
     Deployment {
         deployment_id: id.to_owned(),
@@ -421,7 +424,14 @@ fn new_record(
         }],
         preprod: None,
         clones: Vec::new(),
-        task_definitions: Default::default(),
+        // A rollback to an older deployment starts from the revision that one started from.
+        task_definitions: crate::record::TaskDefinitions {
+            base: push
+                .requested
+                .as_ref()
+                .and_then(|r| r.base_task_definition.clone()),
+            ..Default::default()
+        },
         migration_task_arn: None,
         rehearsal_task_arn: None,
         rehearsal_started_at: None,
