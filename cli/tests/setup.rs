@@ -499,7 +499,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     deploy_the_tagged_push(&world, &green_tg).await;
     assert_eq!(
         serving(&world).await,
-        [green_tg.clone()],
+        std::slice::from_ref(&green_tg),
         "production serves the adopted green slot"
     );
     let green = bluegreen::ecs::describe_service(&world.ctx, "shop-cluster", "shop-green")

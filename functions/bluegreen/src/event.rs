@@ -87,9 +87,10 @@ pub struct Push {
     pub time: DateTime<Utc>,
     /// The image.
     pub image: Image,
-    /// What a person asked for, when a person did rather than a push (see `release`).
+    /// What a person asked for, when a person did rather than a push (see `release`). Boxed:
+    /// a push from ECR, the common case, carries none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested: Option<PersonRequest>,
+    pub requested: Option<Box<PersonRequest>>,
 }
 
 /// A deployment a person asked for without a push (`bluegreen redeploy`, `rollback --to`).

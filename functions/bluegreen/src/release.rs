@@ -150,7 +150,7 @@ async fn start(
         event_id,
         time: ctx.now(),
         image: image.clone(),
-        requested: Some(request),
+        requested: Some(Box::new(request)),
     };
     let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Refuse).await?;
     let started = prepared.outcome == PreparedOutcome::Started;
