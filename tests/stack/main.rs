@@ -545,6 +545,18 @@ fn teardown_may_read_the_locks_table() {
     );
 }
 
+/// Config validation bounds a look's smoke rounds by the health-check function's timeout
+/// (issue 22): the constant it uses is the template's.
+#[test]
+fn the_smoke_budget_is_the_health_check_functions_timeout() {
+    let template = template();
+    let timeout = resource(&template, "HealthCheckFunction")["Properties"]["Timeout"].as_u64();
+    assert_eq!(
+        timeout,
+        Some(bluegreen::config::HEALTH_CHECK_FUNCTION_TIMEOUT_SECONDS)
+    );
+}
+
 /// `bluegreen redeploy` prepares its deployment in the operator API, which writes the record
 /// as prepare does (a conditional `PutItem`); `RecordsPolicy` only reads and updates.
 #[test]

@@ -376,6 +376,13 @@ impl Default for Health {
     }
 }
 
+/// The health-check function's timeout in `infra/template.yaml` (a stack test holds the two
+/// equal).
+pub const HEALTH_CHECK_FUNCTION_TIMEOUT_SECONDS: u64 = 120;
+/// How long one look's smoke rounds may take at most: the function's timeout less what the
+/// look's other calls (target health, the record) need.
+pub const SMOKE_BUDGET_SECONDS: u64 = HEALTH_CHECK_FUNCTION_TIMEOUT_SECONDS - 20;
+
 fn default_passes() -> u32 {
     3
 }
@@ -968,6 +975,27 @@ impl ServiceConfig {
         if h.request_timeout_ms == 0 || h.request_timeout_ms > 60_000 {
             p.add("health.request_timeout_ms", "must be between 1 and 60000");
         }
+        // One look runs every round of every check; each request may take its whole timeout.
+        // Past the function's timeout Lambda kills the look (`Sandbox.Timedout`) and the
+        // deployment aborts with no evidence, so such a config is refused up front.
+        let worst_ms = u64::from(h.consecutive_passes)
+            .saturating_mul(h.smoke.len() as u64)
+            .saturating_mul(h.request_timeout_ms);
+        if worst_ms > SMOKE_BUDGET_SECONDS * 1000 {
+            p.add(
+                "health.consecutive_passes",
+                &format!(
+                    "{} round(s) × {} check(s) in health.smoke × health.request_timeout_ms {} \
+                     may take {} s, longer than the {SMOKE_BUDGET_SECONDS} s a look of the \
+                     health-check function has (its timeout is \
+                     {HEALTH_CHECK_FUNCTION_TIMEOUT_SECONDS} s): lower one of them",
+                    h.consecutive_passes,
+                    h.smoke.len(),
+                    h.request_timeout_ms,
+                    worst_ms.div_ceil(1000)
+                ),
+            );
+        }
         p.timeout("health.timeout_seconds", h.timeout_seconds);
     }
 
@@ -1099,6 +1127,35 @@ mod tests {
 
     fn example() -> ServiceConfig {
         ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    /// Issue 22: smoke rounds that could outlast the health-check function are refused, naming
+    /// the fields; the defaults and the budget's edge pass.
+    #[test]
+    fn smoke_rounds_longer_than_the_health_check_function_are_a_problem() {
+        let mut config = example();
+        let check = config.health.smoke[0].clone();
+        config.health.smoke = vec![check; 5];
+        config.health.consecutive_passes = 10;
+        config.health.request_timeout_ms = 2000;
+        let at_the_edge = config.problems();
+        assert!(
+            !at_the_edge
+                .iter()
+                .any(|p| p.contains("health-check function")),
+            "10 × 5 × 2 s = 100 s fits: {at_the_edge:?}"
+        );
+        config.health.request_timeout_ms = 2001;
+        let problems = config.problems();
+        let problem = problems
+            .iter()
+            .find(|p| p.contains("health-check function"))
+            .unwrap_or_else(|| panic!("{problems:?}"));
+        assert!(
+            problem.starts_with("health.consecutive_passes: 10 round(s) × 5 check(s)")
+                && problem.contains("may take 101 s"),
+            "{problem}"
+        );
     }
 
     /// Found by the fuzz campaign: globset's error quoted the pattern, control characters
