@@ -288,6 +288,10 @@ async fn a_rollback_after_the_window_or_during_a_deployment_is_refused() {
         .unwrap_err();
     assert_eq!(late.name(), "RollbackRefused");
     assert!(late.to_string().contains("keep-warm window"), "{late}");
+    assert!(
+        late.to_string().contains("bluegreen rollback shop --to"),
+        "{late}"
+    );
     assert_eq!(world.production().await.live().unwrap(), Slot::Green);
 
     let busy = prepare_push(&world, "v3", "event-9").await;

@@ -105,8 +105,9 @@ pub async fn manual_rollback(
         finished_at(last) + Duration::seconds(last.config.finish.keep_warm_seconds as i64);
     if !finishing && ctx.now() > warm_until {
         return Err(StepError::RollbackRefused(format!(
-            "the keep-warm window of {} ended at {} (finish.keep_warm_seconds = {}); deploy the \
-             previous image instead",
+            "the keep-warm window of {} ended at {} (finish.keep_warm_seconds = {}); deploy an \
+             earlier deployment again through the full flow: bluegreen rollback {service} --to \
+             <deployment-id> (bluegreen history {service} lists them)",
             last.deployment_id,
             warm_until.to_rfc3339(),
             last.config.finish.keep_warm_seconds

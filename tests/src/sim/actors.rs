@@ -134,7 +134,8 @@ pub async fn approvers(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
 }
 
 /// Operators: abort a running deployment now and then; retry or unlock one that needs
-/// attention; roll back right after a success, and run an unfinished rollback again.
+/// attention; roll back right after a success, and run an unfinished rollback again; redeploy
+/// what runs, or a deployment that served, through the full flow.
 pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace) {
     let mut acted = BTreeSet::new();
     loop {
@@ -151,6 +152,10 @@ pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
                 }
                 Status::NeedsAttention => *rng.pick(&["retry", "retry", "unlock"]),
                 Status::Succeeded if rng.chance(50) => "rollback",
+                // A config-only release, or this deployment again later (`rollback --to`).
+                Status::Succeeded | Status::RolledBack if rng.chance(20) => {
+                    *rng.pick(&["redeploy", "rollback-to"])
+                }
                 Status::RolledBack if bluegreen::retirement::pending(&d) => "finish-rollback",
                 _ => continue,
             };
@@ -172,6 +177,20 @@ pub async fn operators(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
                         "unlock" => operator::unlock(&ctx, "shop", OPERATOR)
                             .await
                             .map(|a| format!("{a:?}")),
+                        "redeploy" => {
+                            bluegreen::release::redeploy(&ctx, "shop", OPERATOR, &request(&id))
+                                .await
+                                .map(|a| format!("{a:?}"))
+                        }
+                        "rollback-to" => bluegreen::release::roll_back_to(
+                            &ctx,
+                            "shop",
+                            &id,
+                            OPERATOR,
+                            &request(&id),
+                        )
+                        .await
+                        .map(|a| format!("{a:?}")),
                         _ => operator::manual_rollback(&ctx, "shop", OPERATOR)
                             .await
                             .map(|a| format!("{a:?}")),
@@ -214,4 +233,14 @@ pub async fn schedules(ctx: Context, trace: Trace) {
             }
         }
     }
+}
+
+/// A request id for a person's release request about deployment `id` (one request per
+/// deployment and action: the operator acts once on each).
+fn request(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .rev()
+        .take(40)
+        .collect()
 }
