@@ -301,7 +301,7 @@ pub async fn rollback_to(out: Output, service: &str, to: &str) -> ExitCode {
     };
     as_operator(
         out,
-        segment("service name", service).map(|s| format!("/api/v1/services/{s}/rollback")),
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/rollback-to")),
         ActionRequest {
             request_id: Some(request_id),
             to: Some(target.clone()),
@@ -330,11 +330,11 @@ fn print_requested(r: &release::Requested) {
             "its execution was started; follow it with `bluegreen wait --deployment {}`",
             r.deployment_id
         );
-    } else {
+    } else if r.outcome == bluegreen::steps::prepare::PreparedOutcome::Started {
         outln!(
-            "start the deployment state machine with {{\"deployment_id\": \"{id}\"}} (name \
-             {id}), or run it here: bluegreen run --deployment {id}",
-            id = r.deployment_id
+            "its execution is not running yet: in the stack the reconciler's sweep starts it \
+             within minutes; against an emulator run it here: bluegreen run --deployment {}",
+            r.deployment_id
         );
     }
 }

@@ -251,7 +251,7 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     for (args, refusal) in [
         (["--output", "json", "unlock", "shop"], "UnlockRefused"),
         (["--output", "json", "retry", s.id.as_str()], "RetryRefused"),
-        // A redeploy names the live image, which the running deployment replaces: refused.
+        // The world's live image is a tag (`:v1`), not a digest: nothing to redeploy.
         (["--output", "json", "redeploy", "shop"], "ReleaseRefused"),
     ] {
         let (code, _, stderr) = bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &args).await;
@@ -259,7 +259,7 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
         let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
         assert_eq!(error["error"], refusal, "{stderr}");
     }
-    // Back to a deployment that never served production: refused by name, through the API.
+    // Back to a deployment that did not succeed: refused by name, through the API.
     let (code, _, stderr) = bluegreen_as(
         &s.mallory,
         &s.api.url,

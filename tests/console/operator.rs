@@ -130,7 +130,8 @@ async fn a_rollback_whose_clean_up_fails_is_recorded_and_finished_by_running_it_
     assert!(again.to_string().contains("already rolled back"), "{again}");
 }
 
-/// A context whose ECS `UntagResource` answers are lost (the call reaches the emulator).
+/// A context whose ECS `UntagResource` answers are lost: aws-smithy-mocks replaces a modeled
+/// error after the real client sent the request, so the call took effect in the emulator.
 fn untagging_fails(world: &World) -> bluegreen::Context {
     use aws_sdk_ecs::operation::untag_resource::UntagResourceError;
     use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
@@ -159,6 +160,62 @@ fn untagging_fails(world: &World) -> bluegreen::Context {
                 .build(),
         )
     })
+}
+
+/// The answer to the routing write is lost after it took effect: production is on blue, but
+/// the command failed before recording anything but its intent. Running it again sees the
+/// intent and the routing, records the rollback and retires green (seed 5626's class, one
+/// call earlier).
+#[tokio::test]
+async fn a_rollback_whose_routing_answer_was_lost_is_finished_by_running_it_again() {
+    use aws_sdk_elasticloadbalancingv2::operation::modify_listener::ModifyListenerError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let world = World::build().await.with_topic();
+    let id = finished_with_warm_blue(&world).await;
+    let lost = mock!(aws_sdk_elasticloadbalancingv2::Client::modify_listener)
+        .sequence()
+        .error(|| {
+            ModifyListenerError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("InternalFailure")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    let failing = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&lost)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    });
+    manual_rollback(&failing, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        world.production().await.percent(Slot::Blue),
+        100,
+        "it took effect"
+    );
+    let d = stored(&world, &id).await;
+    assert_eq!(d.status, Status::Succeeded, "only the intent is recorded");
+    assert!(d.has_outcome("manual_rollback", StepOutcome::Started));
+    assert_eq!(world.lock_holder().await, None);
+
+    let finished = manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
+    assert!(finished.detail.contains("finished"), "{}", finished.detail);
+    let d = stored(&world, &id).await;
+    assert_eq!(d.status, Status::RolledBack);
+    assert!(d.has_outcome("manual_rollback_retire", StepOutcome::Succeeded));
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+    assert_eq!(world.production().await.percent(Slot::Blue), 100);
 }
 
 /// Nobody runs the rollback again: the live-slot guard's next look sees the bad slot still

@@ -79,6 +79,8 @@ async fn a_redeploy_sends_the_live_digest_through_approval_on_the_familys_newest
         "{:?}",
         d.timeline[0]
     );
+    // Asked again later (a retried call): a new time would make a new deployment id.
+    world.advance(chrono::Duration::seconds(5));
     let again = redeploy(&world, "req-1").await.unwrap();
     assert_eq!(
         again.deployment_id, id,
@@ -267,9 +269,89 @@ async fn a_rollback_to_a_deployment_that_never_served_or_does_not_exist_is_refus
         .await
         .unwrap_err();
     assert_eq!(refused.name(), "ReleaseRefused", "{refused}");
+    assert!(refused.to_string().contains("not succeeded"), "{refused}");
     let missing = release::roll_back_to(&world.ctx, "shop", "shop-nope", OPERATOR, "req-2")
         .await
         .unwrap_err();
     assert_eq!(missing.name(), "DeploymentNotFound", "{missing}");
     assert_eq!(world.lock_holder().await.as_deref(), Some(running.as_str()));
+}
+
+/// Family mode: a rollback's revisions start from the old base but do not name it as the
+/// family's base, so the next push still starts from IaC's newest revision.
+#[tokio::test]
+async fn after_a_rollback_to_the_next_push_starts_from_the_familys_newest_revision() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.task_definition.source = RevisionSource::Family;
+    world.put_config(&config).await;
+    let v2 = deploy_and_finish(&world, "v2", 'a', "event-1").await;
+    let iac = iac_changes_the_task_definition(&world).await;
+    deploy_and_finish(&world, "v3", 'b', "event-2").await;
+
+    let back = release::roll_back_to(&world.ctx, "shop", &v2, OPERATOR, "req-5")
+        .await
+        .unwrap()
+        .deployment_id;
+    sync(&world, &back).await;
+    launch(&world, &back).await;
+    assert_ne!(
+        record(&world, &back).await.task_definitions.base.as_deref(),
+        Some(iac.as_str()),
+        "the rollback starts from v2's base"
+    );
+    migrate_with(&world, &back, Some(0)).await.expect("migrate");
+    health(&world, &back).await.expect("health");
+    request_approval(&world, &back).await;
+    approval::decide(&world.ctx, &back, &decision(true))
+        .await
+        .expect("approve");
+    switch_all(&world, &back).await;
+    finish::run(&world.ctx, &id_ref(&back))
+        .await
+        .expect("finish");
+
+    let event = bluegreen_tests::push_event("v4", 'c', "event-4", &pushed_at("event-4"));
+    let next = match bluegreen::steps::prepare::run(&world.ctx, &event)
+        .await
+        .unwrap()
+    {
+        bluegreen::steps::prepare::Prepared::Deployments { deployments } => {
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    launch(&world, &next).await;
+    assert_eq!(
+        record(&world, &next).await.task_definitions.base.as_deref(),
+        Some(iac.as_str()),
+        "IaC's newest revision, not the one the rollback started from"
+    );
+}
+
+/// A push made before a person's request, whose event arrives after it (EventBridge delivers
+/// late), is newer than the request — it names a newer image — so it queues behind it and
+/// deploys next, rather than being superseded by a request for an older image.
+#[tokio::test]
+async fn a_late_event_of_an_earlier_push_queues_behind_a_redeploy_instead_of_being_dropped() {
+    let world = World::build().await;
+    v2_live_from_the_family(&world).await;
+    let requested = redeploy(&world, "req-7").await.unwrap();
+    assert_eq!(requested.outcome, PreparedOutcome::Started);
+    let event = bluegreen_tests::push_event("v3", 'b', "event-3", &pushed_at("event-3"));
+    let late = match bluegreen::steps::prepare::run(&world.ctx, &event)
+        .await
+        .unwrap()
+    {
+        bluegreen::steps::prepare::Prepared::Deployments { deployments } => deployments[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        record(&world, &late.deployment_id).await.pushed_at < world.now(),
+        "pushed before the request"
+    );
+    assert_eq!(late.outcome, PreparedOutcome::Queued, "{late:?}");
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(lock.holder, requested.deployment_id);
+    assert_eq!(lock.queued.as_deref(), Some(late.deployment_id.as_str()));
 }

@@ -519,7 +519,8 @@ pub struct Guard {
     /// Repair by itself when the repair is unambiguous: production sends all of its traffic to
     /// a slot that runs nothing while the other runs tasks of the same release (an apply reset
     /// the live slot's count) — that slot is scaled back to the other's count. Traffic is never
-    /// moved. Default false: report only.
+    /// moved. Default false: report only (a manual rollback whose clean-up did not finish is
+    /// finished either way: a person asked for it).
     #[serde(default)]
     pub repair: bool,
 }

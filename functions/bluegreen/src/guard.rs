@@ -16,8 +16,10 @@
 //! and a `doctor` finding. With `guard.repair = true` the one unambiguous repair is made:
 //! the slot production forwards all of its traffic to, running nothing, is scaled back to the
 //! count of the slot that does run *the same release* (under the lock, as an operator would,
-//! after looking again). A route reverted onto the previous release is only reported. The
-//! guard never moves traffic.
+//! after looking again). A route reverted onto the previous release is only reported. One more
+//! it makes whatever `guard.repair` says, because a person asked for it: a manual rollback
+//! whose clean-up did not finish is finished (see [`crate::retirement`]). The guard never
+//! moves traffic.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -423,6 +425,9 @@ pub async fn sweep(ctx: &Context) -> StepResult<Vec<(String, StepResult<Guarded>
     Ok(results)
 }
 
+/// Who the guard is, on the records it writes.
+const GUARD: &str = "the live-slot guard";
+
 /// The idle slot a violation says still runs, if any.
 fn idle_slot_running(violations: &[Violation]) -> Option<Slot> {
     violations.iter().find_map(|v| match v {
@@ -437,7 +442,12 @@ type UnderLock = (Option<String>, Option<String>);
 
 /// Runs `act` holding the service's lock (a deployment starting meanwhile waits for it, and the
 /// guard never changes anything under a deployment); released whatever happened.
-async fn under_lock<F, Fut>(ctx: &Context, config: &ServiceConfig, act: F) -> StepResult<UnderLock>
+async fn under_lock<F, Fut>(
+    ctx: &Context,
+    config: &ServiceConfig,
+    what: &str,
+    act: F,
+) -> StepResult<UnderLock>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = StepResult<Option<String>>>,
@@ -449,15 +459,18 @@ where
         return Ok((None, None));
     }
     let result = act().await;
-    // A push queued behind the hold is started by the caller.
+    // A push queued behind the hold is started by the caller, even when `act` failed.
     let next = locks.release(&config.name, &holder).await?;
-    Ok((result?, next))
+    Ok(match result {
+        Ok(done) => (done, next),
+        Err(e) => (Some(format!("{what} failed: {e}")), next),
+    })
 }
 
 /// Scales `slot` to production's count under the service's lock, if AWS still shows that
 /// repair when looked at again under it.
 async fn repair_slot(ctx: &Context, config: &ServiceConfig, slot: Slot) -> StepResult<UnderLock> {
-    under_lock(ctx, config, || async {
+    under_lock(ctx, config, "repair", || async {
         let name = &config.slots.get(slot).service;
         let count = match observe(ctx, config).await.map(|seen| repair(&seen))? {
             Some((s, count)) if s == slot => count,
@@ -487,12 +500,17 @@ async fn finish_manual_rollback(
             matches!(d.status, Status::Succeeded | Status::RolledBack)
         })
         .await?;
-    let Some(last) = last.filter(|d| retirement::pending(d) && d.target_slot().ok() == Some(slot))
-    else {
+    // Only on the deployment's own terms: the slot it left, the routing and slots it knew.
+    let same_service = |d: &crate::record::Deployment| {
+        d.config.slots == config.slots && d.config.traffic == config.traffic
+    };
+    let Some(last) = last.filter(|d| {
+        retirement::pending(d) && d.target_slot().ok() == Some(slot) && same_service(d)
+    }) else {
         return Ok((None, None));
     };
-    under_lock(ctx, config, || async {
-        let (done, ..) = retirement::finish(ctx, &last).await?;
+    under_lock(ctx, config, "finishing the manual rollback", || async {
+        let (done, ..) = retirement::finish(ctx, &last, GUARD).await?;
         info!(service = %config.name, deployment_id = %last.deployment_id, "guard finished a manual rollback");
         Ok(Some(format!(
             "finished the manual rollback of {}: {done}",

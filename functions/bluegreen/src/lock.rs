@@ -79,6 +79,12 @@ impl PushOrder {
         ))
     }
 
+    /// The push time this order carries.
+    pub fn pushed_at(&self) -> Option<DateTime<Utc>> {
+        let millis = self.0.split_once('#')?.0.parse::<i64>().ok()?;
+        DateTime::from_timestamp_millis(millis)
+    }
+
     /// The deployment this order belongs to.
     pub fn deployment_id(&self) -> &str {
         self.0.split_once('#').map(|(_, id)| id).unwrap_or_default()
@@ -304,7 +310,8 @@ impl<'a> Locks<'a> {
     }
 
     /// The newest push that has taken the lock, held or not.
-    async fn started_order(&self, service: &str) -> StepResult<Option<PushOrder>> {
+    /// The order of the newest push that ever took the service's lock, if any.
+    pub async fn started_order(&self, service: &str) -> StepResult<Option<PushOrder>> {
         Ok(self
             .read_item(service)
             .await?

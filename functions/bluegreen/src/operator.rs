@@ -50,7 +50,8 @@ pub struct ManualRollback {
     pub service: String,
     /// The slot that serves production again.
     pub live_slot: Slot,
-    /// The slot traffic left (scaled to zero).
+    /// The slot traffic left (retired: scaled to zero, or in DNS mode left to teardown after
+    /// one TTL).
     pub from_slot: Slot,
     /// Who asked for it.
     pub operator: String,
@@ -93,7 +94,7 @@ pub async fn manual_rollback(
             StepError::RollbackRefused(format!("{service} has no successful deployment"))
         })?;
     let last = &last;
-    // A manual rollback whose clean-up did not finish is finished by running it again.
+    // A manual rollback that did not finish is finished by running it again.
     let finishing = retirement::pending(last);
     if last.status == Status::RolledBack && !finishing {
         return Err(StepError::RollbackRefused(format!(
@@ -121,18 +122,7 @@ pub async fn manual_rollback(
             "deployment {holder} holds the lock of {service}"
         )));
     }
-    let result =
-        if finishing {
-            retirement::finish(ctx, last)
-            .await
-            .map(|(done, good, bad)| {
-                info!(deployment_id = %last.deployment_id, %operator, "manual rollback finished");
-                let id = &last.deployment_id;
-                (format!("manual rollback of {id} finished by {operator}: {done}"), good, bad)
-            })
-        } else {
-            roll_back(ctx, last, operator).await
-        };
+    let result = roll_back(ctx, last, operator).await;
     // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
     let next = locks.release(service, &lock_id).await?;
     let next = start_next_if_known(ctx, next).await?;
@@ -159,6 +149,9 @@ fn finished_at(deployment: &Deployment) -> DateTime<Utc> {
         .unwrap_or(deployment.updated_at)
 }
 
+/// Sends production back to the good slot, records the rollback, retires the bad slot. A
+/// rollback a person started before (its intent is on the record) whose traffic is already
+/// back is only finished.
 async fn roll_back(
     ctx: &Context,
     deployment: &Deployment,
@@ -168,6 +161,24 @@ async fn roll_back(
     let bad = deployment.target_slot()?;
     let good = bad.other();
     let state = routing::read_production(ctx, config).await?;
+    if retirement::pending(deployment) && state.percent(good) == 100 {
+        let (done, ..) = retirement::finish(ctx, deployment, operator).await?;
+        info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback finished");
+        let id = &deployment.deployment_id;
+        return Ok((
+            format!("manual rollback of {id} finished by {operator}: {done}"),
+            good,
+            bad,
+        ));
+    }
+    if deployment.status == Status::RolledBack {
+        // Recorded as back on `good`, yet it is not: a change made since, for a person.
+        return Err(StepError::RollbackRefused(format!(
+            "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
+            state.percent(good),
+            deployment.deployment_id
+        )));
+    }
     if state.percent(bad) != 100 {
         return Err(StepError::RollbackRefused(format!(
             "production sends {}% to {bad}, not 100%: routing changed outside bluegreen",
@@ -180,6 +191,23 @@ async fn roll_back(
         return Err(StepError::RollbackRefused(format!(
             "{good_name} runs {} of {} tasks: the old slot is no longer warm",
             good_service.running_count, good_service.desired_count
+        )));
+    }
+    // The intent goes on the record before traffic moves: if what follows stops or its answer
+    // is lost after it took effect, running the command again (or the guard) finds the
+    // rollback and finishes it (found by the simulator, seed 5626).
+    let intent = format!("manual rollback by {operator}: sending production back to {good}");
+    let noted = Records::new(ctx)
+        .update_while(
+            &deployment.deployment_id,
+            Status::Succeeded,
+            Change::new().log(STEP, StepOutcome::Started, intent, ctx.now()),
+        )
+        .await?;
+    if !noted {
+        return Err(StepError::RollbackRefused(format!(
+            "{} is no longer the succeeded deployment (rolled back meanwhile?)",
+            deployment.deployment_id
         )));
     }
     // Production's autoscaling and count first, so the slot taking traffic back can carry it.
@@ -195,27 +223,9 @@ async fn roll_back(
     let change = routing::set_production_verified(ctx, config, good, 100)
         .await?
         .map_err(StepError::RollbackFailed)?;
-    // Recorded at once: from here on production is on `good` whatever fails next, and the
-    // record must say so (found by the simulator, seed 5626: a lost answer while resting the
-    // bad slot left the record `succeeded` and refused every later rollback).
     let moved =
         format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
-    let rolled_back = Records::new(ctx)
-        .update_while(
-            &deployment.deployment_id,
-            Status::Succeeded,
-            Change::new()
-                .status(Status::RolledBack)
-                .failure(&format!("manually rolled back by {operator}"))
-                .log(STEP, StepOutcome::Succeeded, moved.clone(), ctx.now()),
-        )
-        .await?;
-    if !rolled_back {
-        return Err(StepError::RollbackRefused(format!(
-            "{} is no longer the succeeded deployment (rolled back meanwhile?)",
-            deployment.deployment_id
-        )));
-    }
+    retirement::record_rolled_back(ctx, deployment, operator, &moved).await?;
     let retired = async {
         // The bad slot keeps its tasks until every Route 53 name server answers `good`.
         if let Some(change) = change {

@@ -298,6 +298,11 @@ pub struct TaskDefinitions {
     /// family's newest one bluegreen did not register), chosen once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// The base was given, not chosen (`rollback --to`: the revision that deployment started
+    /// from). Both revisions are made from it, and they do not name it as the family's base
+    /// for the next deployment (`bluegreen:base`): the family walk steps past them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned_base: bool,
 }
 
 /// How a tracked one-off task (the production or rollback migration) stands.

@@ -12,6 +12,7 @@
 //! stack its execution is started here; a lost start is started by the reconciler's sweep (a
 //! held lock whose execution never started).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -22,6 +23,7 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::event::{Image, PersonRequest, Push};
 use crate::executions;
+use crate::lock::Locks;
 use crate::record::{Records, Status};
 use crate::routing;
 use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
@@ -88,10 +90,10 @@ pub async fn redeploy(
 /// through the full deployment flow (pre-prod, approval, switch, bake) — a rollback after the
 /// keep-warm window, when the old slot no longer runs. Pre-prod starts from the revision
 /// `target` started from, with its digest: what it ran (in `isolated` mode the production
-/// revision takes production's database settings as they are now).
+/// revision takes production's database setting, `database.endpoint_env`, as it is now).
 ///
 /// Errors: as [`redeploy`], and [`StepError::DeploymentNotFound`]; `ReleaseRefused` when
-/// `target` is another service's or never served production.
+/// `target` is another service's or did not succeed.
 pub async fn roll_back_to(
     ctx: &Context,
     service: &str,
@@ -111,9 +113,10 @@ pub async fn roll_back_to(
             earlier.service
         )));
     }
-    if !matches!(earlier.status, Status::Succeeded | Status::RolledBack) {
+    // A rolled-back deployment was judged bad (by its bake or a person): not a way back.
+    if earlier.status != Status::Succeeded {
         return Err(StepError::ReleaseRefused(format!(
-            "{target} never served production (it is {}): roll back to a deployment that did",
+            "{target} is {}, not succeeded: roll back to a deployment that succeeded",
             earlier.status
         )));
     }
@@ -148,7 +151,7 @@ async fn start(
     let operator = request.by.clone();
     let push = Push {
         event_id,
-        time: ctx.now(),
+        time: request_order(ctx, &service).await?,
         image: image.clone(),
         requested: Some(Box::new(request)),
     };
@@ -168,6 +171,17 @@ async fn start(
         operator,
         execution_started,
     })
+}
+
+/// Where a person's request stands among the service's pushes: just after the newest push
+/// that took the lock, not at the time of asking. A push made before the request whose event
+/// arrives after it (EventBridge delivers late) is then still newer, and deploys after it —
+/// with the time of asking it would be superseded by a request naming an older image.
+async fn request_order(ctx: &Context, service: &str) -> StepResult<DateTime<Utc>> {
+    let newest = Locks::new(ctx).started_order(service).await?;
+    Ok(newest
+        .and_then(|order| order.pushed_at())
+        .map_or_else(|| ctx.now(), |t| t + chrono::Duration::milliseconds(1)))
 }
 
 /// The deployment an earlier request with `event_id` started, if any (a retried call).

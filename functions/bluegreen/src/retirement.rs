@@ -24,24 +24,68 @@ pub const MANUAL_ROLLBACK_STEP: &str = "manual_rollback";
 /// Timeline step of a manual rollback's second half: the slot production left is retired.
 pub const RETIRE_STEP: &str = "manual_rollback_retire";
 
-/// Whether `deployment` was rolled back by hand and the slot it left still awaits its
-/// clean-up (it failed, or the operator's command stopped between the two halves).
+/// Whether a person started a manual rollback of `deployment` (its intent is on the record,
+/// written before traffic moved) and the slot it left is not retired yet: the command stopped,
+/// an answer was lost, or the clean-up failed. Records from before the intent was written are
+/// never pending.
 pub fn pending(deployment: &Deployment) -> bool {
-    deployment.status == Status::RolledBack
-        && deployment
-            .timeline
-            .iter()
-            .any(|e| e.step == MANUAL_ROLLBACK_STEP)
+    matches!(deployment.status, Status::Succeeded | Status::RolledBack)
+        && deployment.has_outcome(MANUAL_ROLLBACK_STEP, StepOutcome::Started)
         && !deployment.has_outcome(RETIRE_STEP, StepOutcome::Succeeded)
 }
 
-/// Finishes a manual rollback whose clean-up did not: production must still be entirely on
-/// the slot it went back to (anything else is a change made since, for a person to look at).
-/// The caller holds the service's lock. Returns what was done, the good and the bad slot.
-pub async fn finish(ctx: &Context, deployment: &Deployment) -> StepResult<(String, Slot, Slot)> {
+/// Records the deployment as rolled back by `operator` (once; `Ok(true)` when this call did).
+/// A record already rolled back is fine: an earlier attempt's write took effect though its
+/// answer was lost.
+pub async fn record_rolled_back(
+    ctx: &Context,
+    deployment: &Deployment,
+    operator: &str,
+    detail: &str,
+) -> StepResult<bool> {
+    let records = Records::new(ctx);
+    let written = records
+        .update_while(
+            &deployment.deployment_id,
+            Status::Succeeded,
+            Change::new()
+                .status(Status::RolledBack)
+                .failure(&format!("manually rolled back by {operator}"))
+                .log(
+                    MANUAL_ROLLBACK_STEP,
+                    StepOutcome::Succeeded,
+                    detail.to_owned(),
+                    ctx.now(),
+                ),
+        )
+        .await?;
+    if written {
+        return Ok(true);
+    }
+    let now = records.get(&deployment.deployment_id).await?;
+    if now.status == Status::RolledBack {
+        return Ok(false);
+    }
+    Err(StepError::RollbackRefused(format!(
+        "{} is {} now, not succeeded: look before finishing its rollback",
+        deployment.deployment_id, now.status
+    )))
+}
+
+/// Finishes a manual rollback a person started whose traffic is already back: production must
+/// still be entirely on the good slot, and that slot must run tasks (anything else is a
+/// change made since, for a person to look at). The record says `rolled_back`, then the bad
+/// slot is retired. The caller holds the service's lock. Returns what was done, the good and
+/// the bad slot.
+pub async fn finish(
+    ctx: &Context,
+    deployment: &Deployment,
+    operator: &str,
+) -> StepResult<(String, Slot, Slot)> {
+    let config = &deployment.config;
     let bad = deployment.target_slot()?;
     let good = bad.other();
-    let state = routing::read_production(ctx, &deployment.config).await?;
+    let state = routing::read_production(ctx, config).await?;
     if state.percent(good) != 100 {
         return Err(StepError::RollbackRefused(format!(
             "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
@@ -49,6 +93,17 @@ pub async fn finish(ctx: &Context, deployment: &Deployment) -> StepResult<(Strin
             deployment.deployment_id
         )));
     }
+    let good_name = &config.slots.get(good).service;
+    let serving = ecs::describe_service(ctx, &config.cluster, good_name).await?;
+    if serving.running_count < 1 {
+        return Err(StepError::RollbackRefused(format!(
+            "{good_name}, which production is on, runs no task: the slot it left may be the \
+             only one running; look before retiring it"
+        )));
+    }
+    let moved =
+        format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
+    record_rolled_back(ctx, deployment, operator, &moved).await?;
     let done = retire_and_log(ctx, deployment)
         .await
         .map_err(|e| StepError::RollbackFailed(unfinished(deployment, bad, &e)))?;

@@ -151,6 +151,36 @@ async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskD
     })
 }
 
+/// `isolated` mode, a given base (`rollback --to`): production's database setting as the live
+/// slot has it now — the earlier deployment's may name a database a failover has replaced.
+async fn production_database_now(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> StepResult<Vec<(String, String, String)>> {
+    let config = &deployment.config;
+    if config.database.strategy != DbStrategy::Isolated {
+        return Ok(Vec::new());
+    }
+    let live_service = &config.slots.get(deployment.old_slot()?).service;
+    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
+    let live_td = live
+        .task_definition
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "task definition of the live slot",
+            id: live_service.clone(),
+        })?;
+    let env = &config.database.endpoint_env;
+    let value = ecs::describe_task_definition(ctx, &live_td)
+        .await?
+        .env_value(&config.container, env)
+        .ok_or_else(|| {
+            StepError::ConfigInvalid(vec![format!(
+                "database.endpoint_env: the live slot's task definition {live_td} sets no {env}"
+            )])
+        })?;
+    Ok(vec![(config.container.clone(), env.clone(), value)])
+}
+
 /// The revision number of `…:task-definition/<family>:<revision>`.
 fn revision_of(arn: &str) -> Option<u32> {
     arn.rsplit_once(':')?.1.parse().ok()
@@ -170,25 +200,35 @@ pub async fn ensure(
         return Ok(arn.clone());
     }
     let from_family = deployment.config.task_definition.source == RevisionSource::Family;
+    let pinned = deployment.task_definitions.pinned_base;
     let base = match &deployment.task_definitions.base {
-        // From the family, both revisions share the base chosen first. From the live slot,
-        // the production revision reads it again after approval: production's settings as
-        // they are then (a failover may have moved its database meanwhile).
-        Some(arn) if from_family || purpose == Purpose::Preprod => {
+        // From the family (or a given base), both revisions share the base chosen first.
+        // From the live slot, the production revision reads it again after approval:
+        // production's settings as they are then (a failover may have moved its database).
+        Some(arn) if from_family || pinned || purpose == Purpose::Preprod => {
             ecs::describe_task_definition(ctx, arn).await?
         }
         _ => choose_base(ctx, deployment).await?,
     };
-    let tags = vec![
+    let mut tags = vec![
         ecs::tag(TAG_MANAGED, "true"),
         ecs::tag(TAG_DEPLOYMENT, &deployment.deployment_id),
         ecs::tag(TAG_PURPOSE, purpose.as_str()),
-        ecs::tag(TAG_BASE, &base.arn),
     ];
+    // A given base is not the family's newest: naming it would send the next deployment's
+    // family walk back to it.
+    if !pinned {
+        tags.push(ecs::tag(TAG_BASE, &base.arn));
+    }
     let arn = match ecs::latest_revision_tagged(ctx, &base.family, &tags).await? {
         Some(arn) => arn,
         None => {
-            let overlay = overlay(deployment, &base, purpose)?;
+            let mut overlay = overlay(deployment, &base, purpose)?;
+            if pinned && purpose == Purpose::Production {
+                overlay
+                    .environment
+                    .extend(production_database_now(ctx, deployment).await?);
+            }
             ctx.ports
                 .compute
                 .register_revision(&base.arn, &overlay, &tags)

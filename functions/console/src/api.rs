@@ -15,7 +15,8 @@
 //! | `POST /api/v1/deployments/{id}/reject` `{"reason"}` | reject as the caller |
 //! | `POST /api/v1/deployments/{id}/abort` | [`operator::abort`] |
 //! | `POST /api/v1/deployments/{id}/retry` | [`operator::retry`] |
-//! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`]; with `{"to", "request_id"?}` [`release::roll_back_to`] |
+//! | `POST /api/v1/services/{service}/rollback` | [`operator::manual_rollback`] |
+//! | `POST /api/v1/services/{service}/rollback-to` `{"to", "request_id"?}` | [`release::roll_back_to`] |
 //! | `POST /api/v1/services/{service}/unlock` | [`operator::unlock`] |
 //! | `POST /api/v1/services/{service}/redeploy` `{"request_id"?}` | [`release::redeploy`] |
 //!
@@ -52,8 +53,8 @@ pub struct ActionRequest {
     /// answers what the first request started. The CLI sends a fresh UUID per command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// `rollback` only: roll back to this earlier deployment through the full flow
-    /// ([`release::roll_back_to`]) instead of sending traffic to the warm slot.
+    /// `rollback-to` only: the earlier deployment to deploy again through the full flow
+    /// ([`release::roll_back_to`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
@@ -76,6 +77,7 @@ pub(crate) fn routes() -> Router<Arc<Context>> {
         .route("/api/v1/services/{service}/rollback", post(rollback))
         .route("/api/v1/services/{service}/unlock", post(unlock))
         .route("/api/v1/services/{service}/redeploy", post(redeploy))
+        .route("/api/v1/services/{service}/rollback-to", post(rollback_to))
 }
 
 type Caller = Option<Extension<CallerIdentity>>;
@@ -194,21 +196,29 @@ async fn retry(State(ctx): Shared, Path(id): Path<String>, caller: Caller) -> Re
     .await
 }
 
-async fn rollback(
+async fn rollback(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
+    as_caller(caller, |who| async move {
+        operator::manual_rollback(&ctx, &service, &who).await
+    })
+    .await
+}
+
+/// Its own route, not a body field of `rollback`: a request whose body is lost or misspelt
+/// must not turn into an immediate traffic switch.
+async fn rollback_to(
     State(ctx): Shared,
     Path(service): Path<String>,
     caller: Caller,
     body: Body,
 ) -> Response {
     let ActionRequest { to, request_id, .. } = body.map(|Json(b)| b).unwrap_or_default();
-    let Some(to) = to else {
-        return as_caller(caller, |who| async move {
-            operator::manual_rollback(&ctx, &service, &who).await
-        })
-        .await;
-    };
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     as_caller(caller, |who| async move {
+        let to = to.ok_or_else(|| {
+            bluegreen::StepError::EventMalformed(
+                "rollback-to needs {\"to\": \"<deployment id>\"}".into(),
+            )
+        })?;
         release::roll_back_to(&ctx, &service, &to, &who, &request_id).await
     })
     .await

@@ -275,6 +275,11 @@ async fn prepare_one(
         Err(e) => return Err(e),
     };
     let order = PushOrder::new(push.time, id);
+    if recorded_queued && when_locked == WhenLocked::Refuse {
+        return Err(StepError::ReleaseRefused(format!(
+            "{id} is queued; a person's request never queues"
+        )));
+    }
     let placed = if recorded_queued {
         queue::place(ctx, &config.name, &order, STEP).await?
     } else {
@@ -425,12 +430,16 @@ fn new_record(
         preprod: None,
         clones: Vec::new(),
         // A rollback to an older deployment starts from the revision that one started from.
-        task_definitions: crate::record::TaskDefinitions {
-            base: push
+        task_definitions: {
+            let base = push
                 .requested
                 .as_ref()
-                .and_then(|r| r.base_task_definition.clone()),
-            ..Default::default()
+                .and_then(|r| r.base_task_definition.clone());
+            crate::record::TaskDefinitions {
+                pinned_base: base.is_some(),
+                base,
+                ..Default::default()
+            }
         },
         migration_task_arn: None,
         rehearsal_task_arn: None,
