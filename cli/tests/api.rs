@@ -271,7 +271,7 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
     assert_eq!(error["error"], "ReleaseRefused", "{stderr}");
     assert!(
-        error["message"].as_str().unwrap().contains("never served"),
+        error["message"].as_str().unwrap().contains("not succeeded"),
         "{stderr}"
     );
     let (code, stdout, stderr) = bluegreen_as(

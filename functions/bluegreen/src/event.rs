@@ -56,21 +56,23 @@ impl Image {
     }
 
     /// The image a task definition names, when it is an ECR image pinned by digest (what
-    /// [`Image::pinned_uri`] writes); `None` for a tag reference or another registry. The tag
-    /// is not in the reference: it is left empty.
+    /// [`Image::pinned_uri`] writes, or `repo:tag@sha256:…`, where the digest is what runs);
+    /// `None` for a tag reference or another registry. The tag is the reference's, if any.
     pub fn from_pinned_uri(uri: &str) -> Option<Image> {
         let (reference, digest) = uri.split_once('@')?;
-        let (host, repository) = reference.split_once('/')?;
+        let (host, path) = reference.split_once('/')?;
+        let (repository, tag) = path.split_once(':').unwrap_or((path, ""));
         let (account, rest) = host.split_once(".dkr.ecr.")?;
         let region = rest.strip_suffix(".amazonaws.com")?;
         let valid = account.len() == 12
             && account.chars().all(|c| c.is_ascii_digit())
             && valid_region(region)
             && valid_repository(repository)
+            && (tag.is_empty() || valid_tag(tag))
             && valid_digest(digest);
         valid.then(|| Image {
             repository: repository.to_owned(),
-            tag: String::new(),
+            tag: tag.to_owned(),
             digest: digest.to_owned(),
             account: account.to_owned(),
             region: region.to_owned(),
@@ -277,7 +279,16 @@ mod tests {
             account: "123456789012".into(),
             region: "eu-west-1".into(),
         };
-        assert_eq!(Image::from_pinned_uri(&image.pinned_uri()), Some(image));
+        assert_eq!(
+            Image::from_pinned_uri(&image.pinned_uri()),
+            Some(image.clone())
+        );
+        let tagged = format!(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/shop:v7@{}",
+            image.digest
+        );
+        let read = Image::from_pinned_uri(&tagged).unwrap();
+        assert_eq!((read.tag.as_str(), read.digest), ("v7", image.digest));
     }
 
     #[test]

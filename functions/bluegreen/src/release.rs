@@ -74,10 +74,15 @@ pub async fn redeploy(
         return Ok(answered);
     }
     let mut image = live_image(ctx, &config).await?;
-    image.tag = Records::new(ctx)
+    let deployed_as = Records::new(ctx)
         .newest_for_service(service, |d| d.image.digest == image.digest)
         .await?
-        .map_or_else(|| UNKNOWN_TAG.to_owned(), |d| d.image.tag);
+        .map(|d| d.image.tag);
+    image.tag = match deployed_as {
+        Some(tag) => tag,
+        None if !image.tag.is_empty() => image.tag,
+        None => UNKNOWN_TAG.to_owned(),
+    };
     let request = PersonRequest {
         by: operator.to_owned(),
         what: "redeploy".into(),
