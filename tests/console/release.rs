@@ -8,7 +8,6 @@
 use bluegreen::Slot;
 use bluegreen::config::RevisionSource;
 use bluegreen::poll::Poll;
-use bluegreen::ports::compute::RevisionOverlay;
 use bluegreen::record::Status;
 use bluegreen::release::{self, Requested};
 use bluegreen::steps::prepare::PreparedOutcome;
@@ -31,18 +30,7 @@ async fn v2_live_from_the_family(world: &World) -> String {
 /// IaC registers a new revision of the family (a new setting) and production keeps running
 /// the revision it runs: a config-only change waiting for a release.
 async fn iac_changes_the_task_definition(world: &World) -> String {
-    let live = world.service(Slot::Green).await.0;
-    let overlay = RevisionOverlay {
-        images: Vec::new(),
-        environment: vec![("web".into(), "FEATURE_X".into(), "on".into())],
-    };
-    world
-        .ctx
-        .ports
-        .compute
-        .register_revision(&live, &overlay, &[])
-        .await
-        .expect("register")
+    iac_registers_a_revision_from(world, Slot::Green).await
 }
 
 async fn redeploy(world: &World, request_id: &str) -> bluegreen::StepResult<Requested> {

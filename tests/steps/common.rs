@@ -298,3 +298,21 @@ pub async fn approved_with_maintenance(
         .expect("approve");
     id
 }
+
+/// What IaC does when the code's task definition changes: a new revision of the family (here a
+/// new setting, `FEATURE_X=on`) made from what `slot` runs, while production keeps running
+/// the revision it runs.
+pub async fn iac_registers_a_revision_from(world: &World, slot: Slot) -> String {
+    let live = world.service(slot).await.0;
+    let overlay = bluegreen::ports::compute::RevisionOverlay {
+        images: Vec::new(),
+        environment: vec![("web".into(), "FEATURE_X".into(), "on".into())],
+    };
+    world
+        .ctx
+        .ports
+        .compute
+        .register_revision(&live, &overlay, &[])
+        .await
+        .expect("register")
+}

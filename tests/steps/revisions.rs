@@ -4,27 +4,13 @@
 
 use bluegreen::Slot;
 use bluegreen::config::RevisionSource;
-use bluegreen::ports::compute::RevisionOverlay;
 use bluegreen::steps::finish;
 use bluegreen_tests::World;
 
 use crate::common::*;
 
-/// What IaC does when the code's task definition changes: a new revision of the family (here a
-/// new setting), while production keeps running the revision it runs.
 async fn iac_registers_a_revision(world: &World) -> String {
-    let live = world.service(Slot::Blue).await.0;
-    let overlay = RevisionOverlay {
-        images: Vec::new(),
-        environment: vec![("web".into(), "FEATURE_X".into(), "on".into())],
-    };
-    world
-        .ctx
-        .ports
-        .compute
-        .register_revision(&live, &overlay, &[])
-        .await
-        .expect("register")
+    iac_registers_a_revision_from(world, Slot::Blue).await
 }
 
 async fn feature_and_image(world: &World, arn: &str) -> (Option<String>, String) {

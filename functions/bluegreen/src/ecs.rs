@@ -21,6 +21,22 @@ pub async fn describe_service(
     ctx.ports.compute.describe_service(cluster, service).await
 }
 
+/// The task definition the live slot's service `service` runs;
+/// [`crate::StepError::ResourceNotFound`] when it names none.
+pub async fn live_task_definition(
+    ctx: &Context,
+    cluster: &str,
+    service: &str,
+) -> StepResult<String> {
+    describe_service(ctx, cluster, service)
+        .await?
+        .task_definition
+        .ok_or_else(|| crate::StepError::ResourceNotFound {
+            kind: "task definition of the live slot",
+            id: service.to_owned(),
+        })
+}
+
 /// Sets a service's task definition and desired count (either may be left as it is).
 pub async fn update_service(
     ctx: &Context,

@@ -21,6 +21,7 @@ use crate::executions;
 use crate::fence;
 use crate::lock::{Acquire, Locks, Released};
 use crate::notify::{self, Notice};
+use crate::ports::compute::ServiceState;
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
 use crate::retirement;
@@ -151,7 +152,7 @@ fn finished_at(deployment: &Deployment) -> DateTime<Utc> {
 
 /// Sends production back to the good slot, records the rollback, retires the bad slot. A
 /// rollback a person started before (its intent is on the record) whose traffic is already
-/// back is only finished.
+/// back, or that is recorded as back, is only finished.
 async fn roll_back(
     ctx: &Context,
     deployment: &Deployment,
@@ -161,23 +162,14 @@ async fn roll_back(
     let bad = deployment.target_slot()?;
     let good = bad.other();
     let state = routing::read_production(ctx, config).await?;
-    if retirement::pending(deployment) && state.percent(good) == 100 {
+    let traffic_back = state.percent(good) == 100 || deployment.status == Status::RolledBack;
+    if retirement::pending(deployment) && traffic_back {
+        // `finish` refuses a route changed since the rollback.
         let (done, ..) = retirement::finish(ctx, deployment, operator).await?;
         info!(deployment_id = %deployment.deployment_id, %operator, "manual rollback finished");
         let id = &deployment.deployment_id;
-        return Ok((
-            format!("manual rollback of {id} finished by {operator}: {done}"),
-            good,
-            bad,
-        ));
-    }
-    if deployment.status == Status::RolledBack {
-        // Recorded as back on `good`, yet it is not: a change made since, for a person.
-        return Err(StepError::RollbackRefused(format!(
-            "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
-            state.percent(good),
-            deployment.deployment_id
-        )));
+        let detail = format!("manual rollback of {id} finished by {operator}: {done}");
+        return Ok((detail, good, bad));
     }
     if state.percent(bad) != 100 {
         return Err(StepError::RollbackRefused(format!(
@@ -185,46 +177,16 @@ async fn roll_back(
             state.percent(bad)
         )));
     }
-    let good_name = &config.slots.get(good).service;
-    let good_service = ecs::describe_service(ctx, &config.cluster, good_name).await?;
-    if good_service.running_count < 1 || good_service.desired_count < 1 {
-        return Err(StepError::RollbackRefused(format!(
-            "{good_name} runs {} of {} tasks: the old slot is no longer warm",
-            good_service.running_count, good_service.desired_count
-        )));
-    }
-    // The intent goes on the record before traffic moves: if what follows stops or its answer
-    // is lost after it took effect, running the command again (or the guard) finds the
-    // rollback and finishes it (found by the simulator, seed 5626).
-    let intent = format!("manual rollback by {operator}: sending production back to {good}");
-    let noted = Records::new(ctx)
-        .update_while(
-            &deployment.deployment_id,
-            Status::Succeeded,
-            Change::new().log(STEP, StepOutcome::Started, intent, ctx.now()),
-        )
-        .await?;
-    if !noted {
-        return Err(StepError::RollbackRefused(format!(
-            "{} is no longer the succeeded deployment (rolled back meanwhile?)",
-            deployment.deployment_id
-        )));
-    }
-    // Production's autoscaling and count first, so the slot taking traffic back can carry it.
-    let bad_name = &config.slots.get(bad).service;
-    let bad_service = ecs::describe_service(ctx, &config.cluster, bad_name).await?;
-    if let Some(target) = autoscaling::taken_back(ctx, deployment, bad).await? {
-        autoscaling::restore(ctx, &config.cluster, good_name, &target).await?;
-    }
-    let need = crate::capacity::needed(bad_service.desired_count, bad_service.running_count);
-    if let Some(count) = crate::capacity::scale_to(good_service.desired_count, need) {
-        ecs::update_service(ctx, &config.cluster, good_name, None, count).await?;
-    }
+    let good_service = warm_slot(ctx, config, good).await?;
+    note_intent(ctx, deployment, operator, good).await?;
+    give_production_capacity(ctx, deployment, &good_service).await?;
     let change = routing::set_production_verified(ctx, config, good, 100)
         .await?
         .map_err(StepError::RollbackFailed)?;
-    let moved =
-        format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
+    let moved = format!(
+        "manual rollback by {operator}: production traffic back on {good} ({})",
+        config.slots.get(good).service
+    );
     retirement::record_rolled_back(ctx, deployment, operator, &moved).await?;
     let retired = async {
         // The bad slot keeps its tasks until every Route 53 name server answers `good`.
@@ -246,6 +208,71 @@ async fn roll_back(
         Ok(_) => Ok((detail, good, bad)),
         Err(_) => Err(StepError::RollbackFailed(detail)),
     }
+}
+
+/// The slot production goes back to, refused unless it still runs tasks.
+async fn warm_slot(
+    ctx: &Context,
+    config: &crate::config::ServiceConfig,
+    good: Slot,
+) -> StepResult<ServiceState> {
+    let name = &config.slots.get(good).service;
+    let service = ecs::describe_service(ctx, &config.cluster, name).await?;
+    if service.running_count < 1 || service.desired_count < 1 {
+        return Err(StepError::RollbackRefused(format!(
+            "{name} runs {} of {} tasks: the old slot is no longer warm",
+            service.running_count, service.desired_count
+        )));
+    }
+    Ok(service)
+}
+
+/// Writes the rollback's intent on the record before traffic moves: if what follows stops or
+/// its answer is lost after it took effect, running the command again (or the guard) finds
+/// the rollback and finishes it (found by the simulator, seed 5626).
+async fn note_intent(
+    ctx: &Context,
+    deployment: &Deployment,
+    operator: &str,
+    good: Slot,
+) -> StepResult<()> {
+    let intent = format!("manual rollback by {operator}: sending production back to {good}");
+    let noted = Records::new(ctx)
+        .update_while(
+            &deployment.deployment_id,
+            Status::Succeeded,
+            Change::new().log(STEP, StepOutcome::Started, intent, ctx.now()),
+        )
+        .await?;
+    if !noted {
+        return Err(StepError::RollbackRefused(format!(
+            "{} is no longer the succeeded deployment (rolled back meanwhile?)",
+            deployment.deployment_id
+        )));
+    }
+    Ok(())
+}
+
+/// Gives the slot taking traffic back production's autoscaling and task count first, so it
+/// can carry production.
+async fn give_production_capacity(
+    ctx: &Context,
+    deployment: &Deployment,
+    good: &ServiceState,
+) -> StepResult<()> {
+    let config = &deployment.config;
+    let bad = deployment.target_slot()?;
+    let good_name = &config.slots.get(bad.other()).service;
+    let bad_name = &config.slots.get(bad).service;
+    let bad_service = ecs::describe_service(ctx, &config.cluster, bad_name).await?;
+    if let Some(target) = autoscaling::taken_back(ctx, deployment, bad).await? {
+        autoscaling::restore(ctx, &config.cluster, good_name, &target).await?;
+    }
+    let need = crate::capacity::needed(bad_service.desired_count, bad_service.running_count);
+    if let Some(count) = crate::capacity::scale_to(good.desired_count, need) {
+        ecs::update_service(ctx, &config.cluster, good_name, None, count).await?;
+    }
+    Ok(())
 }
 
 async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {

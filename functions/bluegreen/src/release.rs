@@ -232,13 +232,7 @@ fn event_id(kind: &str, request_id: &str) -> StepResult<String> {
 async fn live_image(ctx: &Context, config: &ServiceConfig) -> StepResult<Image> {
     let live = routing::read_production(ctx, config).await?.live()?;
     let live_service = &config.slots.get(live).service;
-    let task_definition = ecs::describe_service(ctx, &config.cluster, live_service)
-        .await?
-        .task_definition
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "task definition of the live slot",
-            id: live_service.clone(),
-        })?;
+    let task_definition = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
     let described = ecs::describe_task_definition(ctx, &task_definition).await?;
     let container = described.container(&config.container).ok_or_else(|| {
         StepError::ConfigInvalid(vec![format!(

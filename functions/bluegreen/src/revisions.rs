@@ -94,15 +94,8 @@ const MAX_REVISIONS_BACK: u32 = 100;
 /// `bluegreen:purpose` tag) — its own pre-prod and production revisions share the family.
 async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskDefinitionState> {
     let config = &deployment.config;
-    let live_slot = deployment.old_slot()?;
-    let live_service = &config.slots.get(live_slot).service;
-    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
-    let live_td = live
-        .task_definition
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "task definition of the live slot",
-            id: live_service.clone(),
-        })?;
+    let live_service = &config.slots.get(deployment.old_slot()?).service;
+    let live_td = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
     if config.task_definition.source == RevisionSource::Live {
         return ecs::describe_task_definition(ctx, &live_td).await;
     }
@@ -162,13 +155,7 @@ async fn production_database_now(
         return Ok(Vec::new());
     }
     let live_service = &config.slots.get(deployment.old_slot()?).service;
-    let live = ecs::describe_service(ctx, &config.cluster, live_service).await?;
-    let live_td = live
-        .task_definition
-        .ok_or_else(|| StepError::ResourceNotFound {
-            kind: "task definition of the live slot",
-            id: live_service.clone(),
-        })?;
+    let live_td = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
     let env = &config.database.endpoint_env;
     let value = ecs::describe_task_definition(ctx, &live_td)
         .await?
