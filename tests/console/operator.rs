@@ -257,6 +257,39 @@ async fn the_guard_finishes_a_manual_rollback_whose_clean_up_failed() {
     assert_eq!(again.violations, Some(vec![]), "{:?}", again.lines);
 }
 
+/// The guard finishes a rollback only on the deployment's own terms: once the service's slots
+/// or routing changed in its config (here green's test URL), what the old record names may not
+/// be what runs now — it reports, and leaves the slot to a person.
+#[tokio::test]
+async fn the_guard_leaves_an_unfinished_rollback_alone_once_the_services_config_changed() {
+    let world = World::build().await;
+    let id = finished_with_warm_blue(&world).await;
+    manual_rollback(&untagging_fails(&world), "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    let mut config = world.config();
+    config.finish.keep_warm_seconds = 3600;
+    config.slots.green.test_url = Some("http://green.internal:8443".into());
+    world.put_config(&config).await;
+
+    let guarded = bluegreen::guard::check(&world.ctx, &config).await.unwrap();
+    assert_eq!(guarded.repaired, None, "{:?}", guarded.lines);
+    assert!(
+        guarded
+            .violations
+            .unwrap_or_default()
+            .iter()
+            .any(|v| v.code() == "idle-slot-running"),
+        "still reported"
+    );
+    assert_eq!(world.service(Slot::Green).await.1, 2, "left to a person");
+    assert!(
+        !stored(&world, &id)
+            .await
+            .has_outcome("manual_rollback_retire", StepOutcome::Succeeded)
+    );
+}
+
 /// A manual rollback left unfinished is finished only while production is still on the slot
 /// it went back to: a route changed since is a person's to look at.
 #[tokio::test]
