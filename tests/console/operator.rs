@@ -52,6 +52,19 @@ async fn a_rollback_in_the_keep_warm_window_sends_traffic_back_once() {
     );
     let entry = &d.timeline[d.timeline.len() - 2];
     assert!(entry.detail.contains(OPERATOR), "{entry:?}");
+    assert!(!bluegreen::retirement::pending(&d), "finished");
+    // The same record without its retirement is pending; one written before the intent
+    // existed (no `manual_rollback` started) never is: nothing would finish an old rollback.
+    let mut unfinished = d.clone();
+    unfinished
+        .timeline
+        .retain(|e| e.step != "manual_rollback_retire");
+    assert!(bluegreen::retirement::pending(&unfinished));
+    let mut old_format = unfinished.clone();
+    old_format
+        .timeline
+        .retain(|e| !(e.step == "manual_rollback" && e.outcome == StepOutcome::Started));
+    assert!(!bluegreen::retirement::pending(&old_format));
     assert_eq!(world.lock_holder().await, None, "the lock is released");
     let kinds: Vec<String> = world
         .published()
