@@ -159,9 +159,7 @@ async fn roll_back(
     operator: &str,
 ) -> StepResult<(String, Slot, Slot)> {
     let config = &deployment.config;
-    let bad = deployment.target_slot()?;
-    let good = bad.other();
-    let state = routing::read_production(ctx, config).await?;
+    let (good, bad, state) = retirement::traffic_of(ctx, deployment).await?;
     let traffic_back = state.percent(good) == 100 || deployment.status == Status::RolledBack;
     if retirement::pending(deployment) && traffic_back {
         // `finish` refuses a route changed since the rollback.

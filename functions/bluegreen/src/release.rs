@@ -68,11 +68,10 @@ pub async fn redeploy(
     operator: &str,
     request_id: &str,
 ) -> StepResult<Requested> {
-    let config = ConfigStore::new(ctx).load(service).await?;
-    let event_id = event_id("redeploy", request_id)?;
-    if let Some(answered) = answered(ctx, service, &event_id, operator).await? {
-        return Ok(answered);
-    }
+    let (config, event_id) = match received(ctx, service, "redeploy", request_id, operator).await? {
+        Received::New { config, event_id } => (*config, event_id),
+        Received::Answered(answered) => return Ok(answered),
+    };
     let mut image = live_image(ctx, &config).await?;
     let deployed_as = Records::new(ctx)
         .newest_for_service(service, |d| d.image.digest == image.digest)
@@ -106,11 +105,10 @@ pub async fn roll_back_to(
     operator: &str,
     request_id: &str,
 ) -> StepResult<Requested> {
-    let config = ConfigStore::new(ctx).load(service).await?;
-    let event_id = event_id("rollback", request_id)?;
-    if let Some(answered) = answered(ctx, service, &event_id, operator).await? {
-        return Ok(answered);
-    }
+    let (config, event_id) = match received(ctx, service, "rollback", request_id, operator).await? {
+        Received::New { config, event_id } => (*config, event_id),
+        Received::Answered(answered) => return Ok(answered),
+    };
     let earlier = Records::new(ctx).get(target).await?;
     if earlier.service != service {
         return Err(StepError::ReleaseRefused(format!(
@@ -187,6 +185,36 @@ async fn request_order(ctx: &Context, service: &str) -> StepResult<DateTime<Utc>
     Ok(newest
         .and_then(|order| order.pushed_at())
         .map_or_else(|| ctx.now(), |t| t + chrono::Duration::milliseconds(1)))
+}
+
+/// A person's request as received: new (the service's config and the request's event id), or
+/// one an earlier call with the same request id already answered.
+enum Received {
+    New {
+        config: Box<ServiceConfig>,
+        event_id: String,
+    },
+    Answered(Requested),
+}
+
+/// Reads the service's config ([`StepError::ServiceNotFound`] first), checks the request id
+/// and looks for the deployment an earlier call with it started.
+async fn received(
+    ctx: &Context,
+    service: &str,
+    kind: &str,
+    request_id: &str,
+    operator: &str,
+) -> StepResult<Received> {
+    let config = ConfigStore::new(ctx).load(service).await?;
+    let event_id = event_id(kind, request_id)?;
+    Ok(match answered(ctx, service, &event_id, operator).await? {
+        Some(answered) => Received::Answered(answered),
+        None => Received::New {
+            config: Box::new(config),
+            event_id,
+        },
+    })
 }
 
 /// The deployment an earlier request with `event_id` started, if any (a retried call).

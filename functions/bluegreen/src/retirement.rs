@@ -72,6 +72,17 @@ pub async fn record_rolled_back(
     )))
 }
 
+/// The slot a manual rollback of `deployment` goes back to, the slot it leaves, and where
+/// production's traffic is now.
+pub async fn traffic_of(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> StepResult<(Slot, Slot, routing::RouteState)> {
+    let bad = deployment.target_slot()?;
+    let state = routing::read_production(ctx, &deployment.config).await?;
+    Ok((bad.other(), bad, state))
+}
+
 /// Finishes a manual rollback a person started whose traffic is already back: production must
 /// still be entirely on the good slot, and that slot must run tasks (anything else is a
 /// change made since, for a person to look at). The record says `rolled_back`, then the bad
@@ -83,9 +94,7 @@ pub async fn finish(
     operator: &str,
 ) -> StepResult<(String, Slot, Slot)> {
     let config = &deployment.config;
-    let bad = deployment.target_slot()?;
-    let good = bad.other();
-    let state = routing::read_production(ctx, config).await?;
+    let (good, bad, state) = traffic_of(ctx, deployment).await?;
     if state.percent(good) != 100 {
         return Err(StepError::RollbackRefused(format!(
             "production sends {}% to {good}, not 100%: routing changed since the rollback of {}",
