@@ -107,6 +107,20 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Deploy an image of the service's repository through the full flow — pre-prod,
+    /// approval, switch, bake — without a push: a tag (resolved to the digest it names now;
+    /// both are recorded) or a digest. Queues behind a running deployment, as a push does.
+    #[command(group(clap::ArgGroup::new("image").required(true).args(["tag", "digest"])))]
+    Deploy {
+        /// The service.
+        service: String,
+        /// A tag of the service's repository.
+        #[arg(long)]
+        tag: Option<String>,
+        /// A digest (sha256:…) of the service's repository.
+        #[arg(long)]
+        digest: Option<String>,
+    },
     /// Send the image production runs now through the full flow again — pre-prod, approval,
     /// switch, bake — with the service's current config, task definition family and secrets:
     /// a config-only release. Refused while a deployment is in progress.
@@ -193,6 +207,11 @@ async fn main() -> ExitCode {
         } => ops::rollback_to(out, &service, &to).await,
         Command::Unlock { service } => ops::unlock(out, &service).await,
         Command::Redeploy { service } => ops::redeploy(out, &service).await,
+        Command::Deploy {
+            service,
+            tag,
+            digest,
+        } => ops::deploy(out, &service, tag, digest).await,
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
         Command::Init { local } => init::run(out, local).await,

@@ -291,6 +291,38 @@ pub async fn redeploy(out: Output, service: &str) -> ExitCode {
     .await
 }
 
+/// `bluegreen deploy <service> --tag T | --digest D` (clap makes sure exactly one is given;
+/// the API checks again).
+pub async fn deploy(
+    out: Output,
+    service: &str,
+    tag: Option<String>,
+    digest: Option<String>,
+) -> ExitCode {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let direct_id = request_id.clone();
+    let request = ActionRequest {
+        request_id: Some(request_id),
+        tag,
+        digest,
+        ..ActionRequest::default()
+    };
+    let image = match request.image() {
+        Ok(image) => image,
+        Err(e) => return out.failure(e.name(), &e.to_string()),
+    };
+    as_operator(
+        out,
+        segment("service name", service).map(|s| format!("/api/v1/services/{s}/deploy")),
+        request,
+        |ctx, operator| async move {
+            release::deploy(&ctx, service, &image, &operator, &direct_id).await
+        },
+        print_requested,
+    )
+    .await
+}
+
 /// `bluegreen rollback <service> --to <deployment-id>`.
 pub async fn rollback_to(out: Output, service: &str, to: &str) -> ExitCode {
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -330,6 +362,8 @@ fn print_requested(r: &release::Requested) {
             "its execution was started; follow it with `bluegreen wait --deployment {}`",
             r.deployment_id
         );
+    } else if r.outcome == bluegreen::steps::prepare::PreparedOutcome::Queued {
+        outln!("queued behind the running deployment: it starts when that one ends");
     } else if r.outcome == bluegreen::steps::prepare::PreparedOutcome::Started {
         outln!(
             "its execution is not running yet: in the stack the reconciler's sweep starts it \

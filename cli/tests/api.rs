@@ -259,6 +259,36 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
         let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
         assert_eq!(error["error"], refusal, "{stderr}");
     }
+    // `deploy`: a tag ECR does not hold is refused by name; one it holds queues behind the
+    // running deployment, as the caller, and the CLI made no AWS call of its own.
+    let digest = s.world.push_image("v3", "app-3").await;
+    for (tag, refusal) in [("v9", Some("ReleaseRefused")), ("v3", None)] {
+        let args = ["--output", "json", "deploy", "shop", "--tag", tag];
+        let (code, stdout, stderr) =
+            bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &args).await;
+        match refusal {
+            Some(refusal) => {
+                assert_eq!(code, 1, "{stderr}");
+                let error: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+                assert_eq!(error["error"], refusal, "{stderr}");
+            }
+            None => {
+                assert_eq!(code, 0, "{stderr}");
+                let started: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                assert_eq!(started["outcome"], "queued", "{stdout}");
+                assert_eq!(started["operator"], s.mallory.arn.as_str());
+                assert!(started["image"].as_str().unwrap().ends_with(&digest));
+                let lock = s.world.lock("shop").await.unwrap();
+                assert_eq!(
+                    lock.queued.as_ref(),
+                    started["deployment_id"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .as_ref()
+                );
+            }
+        }
+    }
     // Back to a deployment that did not succeed: refused by name, through the API.
     let (code, _, stderr) = bluegreen_as(
         &s.mallory,
@@ -290,6 +320,11 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
         d.failure.unwrap_or_default().contains(&s.mallory.arn),
         "the record names who aborted"
     );
+    // The queued deploy was handed the lock; starting its execution failed here (the world
+    // has no deployment machine), which the abort's answer does not turn into a failure: the
+    // reconciler's sweep starts it.
+    let next = aborted["next_deployment"].as_str().expect("handed over");
+    assert_eq!(s.world.lock_holder().await.as_deref(), Some(next));
     assert_eq!(s.recorder.calls(), Vec::<String>::new());
 }
 

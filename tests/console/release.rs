@@ -4,14 +4,18 @@
 //! a deployment runs or when the live image is not pinned by digest, and a repeated request
 //! answers the deployment the first one started. `bluegreen rollback --to`: an earlier
 //! deployment's digest and revision through the same flow, long after the warm window.
+//! `bluegreen deploy --tag | --digest`: an image of the repository ECR holds, without a push.
 
 use bluegreen::Slot;
 use bluegreen::config::RevisionSource;
 use bluegreen::poll::Poll;
+use bluegreen::ports::registry::ImageReference;
 use bluegreen::record::Status;
 use bluegreen::release::{self, Requested};
 use bluegreen::steps::prepare::PreparedOutcome;
 use bluegreen::steps::{approval, finish, switch};
+
+use bluegreen_tests::{ACCOUNT, REPOSITORY};
 
 use crate::*;
 
@@ -342,4 +346,174 @@ async fn a_late_event_of_an_earlier_push_queues_behind_a_redeploy_instead_of_bei
     let lock = world.lock("shop").await.unwrap();
     assert_eq!(lock.holder, requested.deployment_id);
     assert_eq!(lock.queued.as_deref(), Some(late.deployment_id.as_str()));
+}
+
+async fn deploy(
+    world: &World,
+    image: ImageReference,
+    request_id: &str,
+) -> bluegreen::StepResult<Requested> {
+    release::deploy(&world.ctx, "shop", &image, OPERATOR, request_id).await
+}
+
+/// `bluegreen deploy --tag`: ECR resolves the tag to the digest it names, both are recorded,
+/// and the image goes through pre-prod and the approval gate as a push's would.
+#[tokio::test]
+async fn a_deploy_by_tag_resolves_the_digest_in_ecr_and_waits_for_approval() {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let digest = world.push_image("v3", "app-3").await;
+
+    let requested = deploy(&world, ImageReference::Tag("v3".into()), "req-d1")
+        .await
+        .unwrap();
+    assert_eq!(requested.outcome, PreparedOutcome::Started);
+    let pinned = format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}@{digest}");
+    assert_eq!(requested.image, pinned);
+    assert_eq!(requested.tag, "v3");
+    assert!(requested.execution_started);
+    let id = requested.deployment_id.clone();
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+    let d = record(&world, &id).await;
+    assert_eq!(
+        (d.image.digest.as_str(), d.image.tag.as_str()),
+        (digest.as_str(), "v3")
+    );
+    assert!(
+        d.timeline[0]
+            .detail
+            .contains(&format!("deploy tag v3 requested by {OPERATOR}")),
+        "{:?}",
+        d.timeline[0]
+    );
+    // The tag moves on in ECR; the same request still answers the deployment it started.
+    world.push_image("v3", "app-3-rebuilt").await;
+    world.advance(chrono::Duration::seconds(5));
+    let again = deploy(&world, ImageReference::Tag("v3".into()), "req-d1")
+        .await
+        .unwrap();
+    assert_eq!(again.deployment_id, id);
+    assert_eq!(again.image, pinned, "the digest resolved the first time");
+
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    let preprod = record(&world, &id).await.task_definitions.preprod.unwrap();
+    let td = bluegreen::ecs::describe_task_definition(&world.ctx, &preprod)
+        .await
+        .unwrap();
+    assert_eq!(
+        td.container("web").unwrap().image,
+        pinned,
+        "pinned by digest"
+    );
+    migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    health(&world, &id).await.expect("health");
+    request_approval(&world, &id).await;
+    assert_eq!(record(&world, &id).await.status, Status::AwaitingApproval);
+    let refused = switch::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(refused.name(), "SwitchFailed", "{refused}");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    switch_all(&world, &id).await;
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.service(Slot::Green).await.0, preprod);
+}
+
+/// `bluegreen deploy --digest`: the tag recorded is the image's tag the service watches; behind
+/// a running deployment a chosen image queues as a push does; an image ECR does not hold, or
+/// a tag or digest that cannot be one, is refused by name and writes nothing.
+#[tokio::test]
+async fn a_deploy_by_digest_records_the_watched_tag_queues_behind_a_deployment_and_refuses_unknown_images()
+ {
+    let world = World::build().await;
+    let digest = world.push_image("build-77", "app-4").await;
+    assert_eq!(
+        world.push_image("v4", "app-4").await,
+        digest,
+        "one image, two tags"
+    );
+    let running = prepare_push(&world, "v2", "event-1").await;
+
+    let queued = deploy(&world, ImageReference::Digest(digest.clone()), "req-d2")
+        .await
+        .unwrap();
+    assert_eq!(queued.outcome, PreparedOutcome::Queued, "{queued:?}");
+    assert_eq!(queued.tag, "v4", "the tag the service's patterns match");
+    assert!(!queued.execution_started);
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(lock.holder, running);
+    assert_eq!(lock.queued.as_deref(), Some(queued.deployment_id.as_str()));
+    assert_eq!(
+        record(&world, &queued.deployment_id).await.image.digest,
+        digest
+    );
+
+    let written = |world: &World| {
+        let ctx = world.ctx.clone();
+        async move {
+            bluegreen::record::Records::new(&ctx)
+                .for_service("shop", 10)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let before = written(&world).await;
+    let missing = deploy(&world, ImageReference::Tag("v9".into()), "req-d3")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.name(), "ReleaseRefused", "{missing}");
+    assert!(
+        missing.to_string().contains("has no image with tag v9"),
+        "{missing}"
+    );
+    for bad in [
+        ImageReference::Tag("-v1".into()),
+        ImageReference::Digest("sha256:zz".into()),
+    ] {
+        let malformed = deploy(&world, bad, "req-d4").await.unwrap_err();
+        assert_eq!(malformed.name(), "EventMalformed", "{malformed}");
+    }
+    assert_eq!(written(&world).await, before, "nothing written");
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(lock.queued.as_deref(), Some(queued.deployment_id.as_str()));
+}
+
+/// A deployment that succeeded shows an operator (an AWS identity: the operator API's people)
+/// how to deploy it again or roll back to it; a link holder, who may only decide the approval
+/// the link was sent for, is not shown them.
+#[tokio::test]
+async fn a_succeeded_deployment_offers_its_release_commands_to_operators_not_link_holders() {
+    let (world, _public) = crate::with_console().await;
+    let id = crate::awaiting(&world, crate::LOCAL_TOKEN).await;
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    switch_all(&world, &id).await;
+    finish::run(&world.ctx, &id_ref(&id)).await.expect("finish");
+    let d = record(&world, &id).await;
+    assert_eq!(d.status, Status::Succeeded);
+    let rollback = format!("bluegreen rollback shop --to {id}");
+    let deploy = format!("bluegreen deploy shop --digest {}", d.image.digest);
+
+    let link = crate::link_for(&world, &id, "alice@example.com").await;
+    let (status, page) = crate::get(&link).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&d.image.digest),
+        "the link shows the deployment: {page}"
+    );
+    assert!(
+        !page.contains(&rollback) && !page.contains("bluegreen deploy"),
+        "{page}"
+    );
+
+    let (listener, url) = crate::listener().await;
+    let _operator_console = crate::serve(world.ctx.clone(), listener, Some(OPERATOR));
+    let (status, page) = crate::get(&format!("{url}/deployments/{id}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    assert!(page.contains(&rollback), "{page}");
+    assert!(page.contains(&deploy), "{page}");
 }

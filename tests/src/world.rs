@@ -628,6 +628,52 @@ impl World {
             .expect("modify the test listener");
     }
 
+    /// Pushes an image to the emulator's ECR repository [`REPOSITORY`] (created on the first
+    /// push) with `tag`, and returns its digest. `content` tells images apart: the same
+    /// content under another tag is the same image (ECR moves or adds the tag). No event is
+    /// sent: tests deliver (or drop) it themselves.
+    pub async fn push_image(&self, tag: &str, content: &str) -> String {
+        let ecr = &self.aws.ecr;
+        if let Err(e) = ecr
+            .create_repository()
+            .repository_name(REPOSITORY)
+            .send()
+            .await
+        {
+            let exists = e
+                .as_service_error()
+                .is_some_and(|s| s.is_repository_already_exists_exception());
+            assert!(exists, "create the repository: {e:?}");
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": format!("sha256:{}", sha256_hex(content)),
+            },
+            // moto derives the image digest from the layers' digests.
+            "layers": [{
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 32654,
+                "digest": format!("sha256:{}", sha256_hex(content)),
+            }],
+        });
+        let out = ecr
+            .put_image()
+            .repository_name(REPOSITORY)
+            .image_manifest(manifest.to_string())
+            .image_tag(tag)
+            .send()
+            .await
+            .expect("put the image");
+        out.image
+            .and_then(|i| i.image_id)
+            .and_then(|id| id.image_digest)
+            .expect("ECR names the pushed digest")
+    }
+
     /// Moves the context's clock forward.
     pub fn advance(&self, by: chrono::Duration) {
         *self.offset.lock().expect("clock lock") += by;
@@ -1189,4 +1235,11 @@ impl World {
             .filter_map(|i| i.db_instance_identifier)
             .collect()
     }
+}
+
+/// 64 hex digits that differ for different `text` (a fake image config's digest; ECR does
+/// not read the config blob).
+fn sha256_hex(text: &str) -> String {
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex:0>64}").chars().rev().take(64).collect()
 }

@@ -515,6 +515,12 @@ fn the_roles_grant_what_the_steps_call() {
             "application-autoscaling:DescribeScalingPolicies",
         ),
         ("SwitchFunction", "cloudwatch:PutMetricAlarm"),
+        // `deploy --tag` resolves the tag in ECR; the missed-push sweep reads the repositories,
+        // prepares as intake does and starts what it prepared.
+        ("OperatorApiFunction", "ecr:DescribeImages"),
+        ("MissedPushesFunction", "ecr:DescribeImages"),
+        ("MissedPushesFunction", "states:StartExecution"),
+        ("MissedPushesFunction", "dynamodb:UpdateItem"),
         // The live-slot guard in the sweep: configs, the index page and its cursor, the lock.
         ("ReconcileFunction", "ssm:GetParameters"),
         ("ReconcileFunction", "dynamodb:Query"),
@@ -573,6 +579,16 @@ fn the_operator_api_may_create_the_record_a_redeploy_starts() {
         "OperatorApiRole",
         "ecs:DescribeTaskDefinition",
         "*"
+    ));
+}
+
+/// The missed-push sweep creates records as intake's prepare does.
+#[test]
+fn the_missed_push_sweep_may_create_records() {
+    assert!(role_grants(
+        "MissedPushesRole",
+        "dynamodb:PutItem",
+        "DeploymentsTable.Arn"
     ));
 }
 

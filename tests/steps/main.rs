@@ -16,6 +16,7 @@ mod health_check;
 mod intake;
 mod launch_preprod;
 mod migrate;
+mod missed_pushes;
 mod pipeline;
 mod prepare;
 mod reconcile;

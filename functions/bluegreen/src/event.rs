@@ -217,7 +217,7 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
     }))
 }
 
-fn valid_digest(digest: &str) -> bool {
+pub(crate) fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
             && hex
@@ -242,7 +242,7 @@ fn valid_repository(name: &str) -> bool {
 }
 
 /// The image tag grammar (Docker's, which ECR enforces): `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     tag.len() <= 128
         && tag.chars().all(allowed)

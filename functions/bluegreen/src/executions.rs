@@ -41,6 +41,23 @@ pub async fn start(ctx: &Context, deployment_id: &str) -> StepResult<()> {
         .await
 }
 
+/// Starts the deployment's execution when the deployment machine is known (in the stack;
+/// locally the caller runs it) and says whether it did. A failed start is not the caller's
+/// failure: the record holds the lock, and the reconciler's sweep starts an execution that
+/// never started.
+pub async fn start_in_stack(ctx: &Context, deployment_id: &str) -> bool {
+    if ctx.settings.deployment_machine_arn.is_none() {
+        return false;
+    }
+    match start(ctx, deployment_id).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%deployment_id, error = %e, "could not start the execution; the sweep will");
+            false
+        }
+    }
+}
+
 /// Stops `deployment_id`'s execution (one that is missing or ended is fine).
 pub async fn stop(ctx: &Context, deployment_id: &str, cause: &str) -> StepResult<()> {
     ctx.ports

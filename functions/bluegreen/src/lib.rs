@@ -36,6 +36,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod metrics;
 pub mod migration;
+pub mod missed_pushes;
 pub mod naming;
 pub mod notify;
 pub mod operator;

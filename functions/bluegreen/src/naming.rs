@@ -41,6 +41,12 @@ pub fn deployment_id(service: &str, event_id: &str, pushed_at: DateTime<Utc>) ->
     )
 }
 
+/// The event id of a push the missed-push sweep deploys (`crate::missed_pushes`): one per
+/// digest, so every sweep, and intake when the push's event arrives late, finds its record.
+pub fn missed_push_event_id(digest: &str) -> String {
+    format!("missed-push-{digest}")
+}
+
 /// The ECS `startedBy` value of a deployment's migration task (`kind` = `migrate`,
 /// `rehearsal` or `rollback`). ECS allows at most 36 characters, so it is a hash.
 pub fn started_by(deployment_id: &str, kind: &str) -> String {

@@ -126,7 +126,7 @@ pub async fn manual_rollback(
     let result = roll_back(ctx, last, operator).await;
     // Whatever happened, the lock goes back (to a push queued meanwhile, if any).
     let next = locks.release(service, &lock_id).await?;
-    let next = start_next_if_known(ctx, next).await?;
+    let next = start_next_if_known(ctx, next).await;
     let (detail, live_slot, from_slot) = result?;
     Ok(ManualRollback {
         deployment_id: last.deployment_id.clone(),
@@ -346,7 +346,7 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
         Err(e) => return Err(e),
     };
     info!(%service, holder = %lock.holder, %operator, "lock released by an operator");
-    let next = start_next_if_known(ctx, next).await?;
+    let next = start_next_if_known(ctx, next).await;
     Ok(Unlocked {
         service: service.to_owned(),
         released_from: lock.holder,
@@ -407,12 +407,15 @@ async fn holder_released_log(
 }
 
 /// Starts the queued deployment a released lock passed to, when the deployment machine is
-/// known (in the stack); elsewhere the caller is told to start it.
-async fn start_next_if_known(ctx: &Context, next: Option<String>) -> StepResult<Option<String>> {
-    if ctx.settings.deployment_machine_arn.is_some() {
-        reconcile::start_next(ctx, next.clone()).await?;
+/// known (in the stack); elsewhere the caller is told to start it. A failed start is not the
+/// operator action's failure — what the person asked for is done, and saying otherwise would
+/// make them do it again: the next deployment holds the lock, and the reconciler's sweep
+/// starts an execution that never started.
+async fn start_next_if_known(ctx: &Context, next: Option<String>) -> Option<String> {
+    if let Some(next) = &next {
+        executions::start_in_stack(ctx, next).await;
     }
-    Ok(next)
+    next
 }
 
 /// The statuses of a deployment that has ended, needing attention included.
@@ -501,7 +504,7 @@ pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepRe
         cause: format!("aborted by {operator}"),
     };
     let ended = reconcile::abort_or_attention(ctx, &deployment, cause).await?;
-    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
+    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await;
     info!(%deployment_id, %operator, status = ?ended.status, "aborted by an operator");
     Ok(Aborted {
         deployment_id: deployment_id.to_owned(),
@@ -706,7 +709,7 @@ pub async fn retry(
         }),
     };
     let ended = run_ending_to_its_end(ctx, ending, &input, &resumed, wait_limit).await?;
-    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await?;
+    let next = start_next_if_known(ctx, ended.next_deployment.clone()).await;
     info!(%deployment_id, %operator, ending, status = ?ended.status, "ending retried");
     Ok(Retried {
         deployment_id: deployment_id.to_owned(),

@@ -1,4 +1,6 @@
-//! Deployments a person starts without a push. `bluegreen redeploy <service>` sends the image
+//! Deployments a person starts without a push. `bluegreen deploy <service> --tag T | --digest D`
+//! deploys an image of the service's repository that ECR holds, resolving a tag to the digest it
+//! names now (both are recorded). `bluegreen redeploy <service>` sends the image
 //! production runs now through the full flow — pre-prod, approval, switch, bake — picking up
 //! what changed around it: the service's config, the family's newest revision
 //! (`task_definition.source = "family"`, docs/iac.md), secrets rotated since the tasks started.
@@ -7,14 +9,15 @@
 //! task definition through the same flow: a rollback after the keep-warm window.
 //!
 //! The deployment is prepared exactly as a push's ([`prepare::prepare_service`]: the same lock,
-//! record and approval rules), except that it never queues: it names the image live *now*,
-//! which a running deployment is about to replace, so it is refused while one runs. In the
+//! record and approval rules). A chosen image queues behind a running deployment as a push
+//! does; a redeploy or a rollback never queues: it names the image live *now* (or an earlier
+//! one), which the running deployment is about to replace, so it is refused while one runs. In the
 //! stack its execution is started here; a lost start is started by the reconciler's sweep (a
 //! held lock whose execution never started).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
@@ -24,6 +27,7 @@ use crate::error::{StepError, StepResult};
 use crate::event::{Image, PersonRequest, Push};
 use crate::executions;
 use crate::lock::Locks;
+use crate::ports::registry::ImageReference;
 use crate::record::{Records, Status};
 use crate::routing;
 use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
@@ -34,25 +38,96 @@ const MAX_REQUEST_ID: usize = 64;
 const REQUESTS_REMEMBERED: usize = 20;
 /// The tag recorded for a live image no deployment record names (an adopted service).
 const UNKNOWN_TAG: &str = "live";
+/// The tag recorded for an image deployed by a digest that has no tag in ECR.
+const UNTAGGED: &str = "untagged";
 
-/// What `bluegreen redeploy` started.
+/// What `bluegreen deploy`, `redeploy` or `rollback --to` started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Requested {
     /// The new deployment.
     pub deployment_id: String,
     /// The service.
     pub service: String,
-    /// `started` (it holds the lock), or what became of it.
+    /// `started` (it holds the lock), `queued` (a chosen image, behind a running deployment),
+    /// or what became of it.
     pub outcome: PreparedOutcome,
     /// The digest-pinned image it deploys.
     pub image: String,
-    /// The tag recorded with it (the tag the live image was deployed as).
+    /// The tag recorded with it (the tag asked for, or the one the image was deployed as).
     pub tag: String,
     /// Who asked for it.
     pub operator: String,
     /// Whether its execution was started here (in the stack); otherwise the caller starts it
     /// (the CLI says how).
     pub execution_started: bool,
+}
+
+/// Deploys the image `reference` names in the service's repository (`source.repository`) as
+/// `operator`, through the full flow; a tag is resolved to the digest it names now, and both
+/// are recorded. With `--digest`, the recorded tag is the image's first tag that the service's
+/// patterns match (else its first tag, else `untagged`). The tag need not match the
+/// service's patterns: a person chose it, and the approval rules gate it as they gate a push.
+/// Behind a running deployment it queues as a push does (the newest queued wins).
+/// `request_id` makes the request idempotent.
+///
+/// Errors: [`StepError::ServiceNotFound`], [`StepError::EventMalformed`] (a tag, digest or
+/// request id that cannot be one), [`StepError::ReleaseRefused`] (ECR has no such image),
+/// [`StepError::ResourceNotFound`] (the repository does not exist).
+pub async fn deploy(
+    ctx: &Context,
+    service: &str,
+    reference: &ImageReference,
+    operator: &str,
+    request_id: &str,
+) -> StepResult<Requested> {
+    let (config, event_id) = match received(ctx, service, "deploy", request_id, operator).await? {
+        Received::New { config, event_id } => (*config, event_id),
+        Received::Answered(answered) => return Ok(answered),
+    };
+    let asked = match reference {
+        ImageReference::Tag(tag) if crate::event::valid_tag(tag) => format!("tag {tag}"),
+        ImageReference::Digest(d) if crate::event::valid_digest(d) => format!("digest {d}"),
+        ImageReference::Tag(bad) | ImageReference::Digest(bad) => {
+            return Err(StepError::EventMalformed(format!(
+                "{bad:?} is not an image tag (1-128 of A-Z a-z 0-9 _ . -) or a digest \
+                 (sha256: and 64 lowercase hex digits)"
+            )));
+        }
+    };
+    let repository = &config.source.repository;
+    let found = ctx
+        .ports
+        .registry
+        .image(None, repository, reference)
+        .await?
+        .ok_or_else(|| {
+            StepError::ReleaseRefused(format!(
+                "ECR repository {repository} has no image with {asked}"
+            ))
+        })?;
+    let tag = match reference {
+        ImageReference::Tag(tag) => tag.clone(),
+        ImageReference::Digest(_) => found
+            .tags
+            .iter()
+            .find(|t| config.matches_tag(t))
+            .or(found.tags.first())
+            .cloned()
+            .unwrap_or_else(|| UNTAGGED.to_owned()),
+    };
+    let image = Image {
+        repository: repository.clone(),
+        tag,
+        digest: found.digest,
+        account: found.registry,
+        region: found.region,
+    };
+    let request = PersonRequest {
+        by: operator.to_owned(),
+        what: format!("deploy {asked}"),
+        base_task_definition: None,
+    };
+    start(ctx, config, event_id, image, request, WhenLocked::Queue).await
 }
 
 /// Sends the image `service` runs in production now through the full deployment flow, as
@@ -87,7 +162,7 @@ pub async fn redeploy(
         what: "redeploy".into(),
         base_task_definition: None,
     };
-    start(ctx, config, event_id, image, request).await
+    start(ctx, config, event_id, image, request, WhenLocked::Refuse).await
 }
 
 /// Sends the image and task definition of an earlier deployment of `service`, `target`,
@@ -138,17 +213,26 @@ pub async fn roll_back_to(
         what: format!("rollback to {target}"),
         base_task_definition: Some(base),
     };
-    start(ctx, config, event_id, earlier.image.clone(), request).await
+    start(
+        ctx,
+        config,
+        event_id,
+        earlier.image.clone(),
+        request,
+        WhenLocked::Refuse,
+    )
+    .await
 }
 
-/// Prepares the deployment of `image` a person asked for (never queued) and starts its
-/// execution.
+/// Prepares the deployment of `image` a person asked for and starts its execution when it
+/// holds the lock (`when_locked`: queue behind a running deployment, or refuse).
 async fn start(
     ctx: &Context,
     config: ServiceConfig,
     event_id: String,
     image: Image,
     request: PersonRequest,
+    when_locked: WhenLocked,
 ) -> StepResult<Requested> {
     let service = config.name.clone();
     let operator = request.by.clone();
@@ -158,9 +242,10 @@ async fn start(
         image: image.clone(),
         requested: Some(Box::new(request)),
     };
-    let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Refuse).await?;
+    let prepared = prepare::prepare_service(ctx, &push, config, when_locked).await?;
     let started = prepared.outcome == PreparedOutcome::Started;
-    let execution_started = started && start_execution(ctx, &prepared.deployment_id).await;
+    let execution_started =
+        started && executions::start_in_stack(ctx, &prepared.deployment_id).await;
     info!(
         %service, deployment_id = %prepared.deployment_id, %operator, digest = %image.digest,
         "release requested"
@@ -240,8 +325,8 @@ async fn answered(
     }))
 }
 
-/// The record's event id for a person's request (`kind`: `redeploy`, `rollback`): what makes
-/// a retried request find the deployment it started.
+/// The record's event id for a person's request (`kind`: `deploy`, `redeploy`, `rollback`):
+/// what makes a retried request find the deployment it started.
 fn event_id(kind: &str, request_id: &str) -> StepResult<String> {
     let valid = !request_id.is_empty()
         && request_id.len() <= MAX_REQUEST_ID
@@ -282,20 +367,4 @@ async fn live_image(ctx: &Context, config: &ServiceConfig) -> StepResult<Image> 
         )));
     }
     Ok(image)
-}
-
-/// Starts the deployment's execution when the deployment machine is known (in the stack).
-/// A failed start is not the request's failure: the record holds the lock, and the
-/// reconciler's sweep starts an execution that never started.
-async fn start_execution(ctx: &Context, deployment_id: &str) -> bool {
-    if ctx.settings.deployment_machine_arn.is_none() {
-        return false;
-    }
-    match executions::start(ctx, deployment_id).await {
-        Ok(()) => true,
-        Err(e) => {
-            warn!(%deployment_id, error = %e, "could not start the execution; the sweep will");
-            false
-        }
-    }
 }

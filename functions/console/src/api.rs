@@ -19,6 +19,7 @@
 //! | `POST /api/v1/services/{service}/rollback-to` `{"to", "request_id"?}` | [`release::roll_back_to`] |
 //! | `POST /api/v1/services/{service}/unlock` | [`operator::unlock`] |
 //! | `POST /api/v1/services/{service}/redeploy` `{"request_id"?}` | [`release::redeploy`] |
+//! | `POST /api/v1/services/{service}/deploy` `{"tag" \| "digest", "request_id"?}` | [`release::deploy`] |
 //!
 //! Approvals check the caller against the approvers of the service's current config
 //! ([`approval::decide`]); operator actions are open to every caller the IAM policy admits.
@@ -31,9 +32,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use bluegreen::ports::registry::ImageReference;
 use bluegreen::record::Verdict;
 use bluegreen::steps::approval::{self, Decided, Decision};
-use bluegreen::{Context, StepResult, operator, release};
+use bluegreen::{Context, StepError, StepResult, operator, release};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -57,6 +59,25 @@ pub struct ActionRequest {
     /// ([`release::roll_back_to`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// `deploy` only: the tag of the service's repository to deploy (resolved to its digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `deploy` only: the digest (`sha256:…`) of the service's repository to deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl ActionRequest {
+    /// The image a `deploy` request names: exactly one of `tag` and `digest`.
+    pub fn image(&self) -> StepResult<ImageReference> {
+        match (&self.tag, &self.digest) {
+            (Some(tag), None) => Ok(ImageReference::Tag(tag.clone())),
+            (None, Some(digest)) => Ok(ImageReference::Digest(digest.clone())),
+            _ => Err(StepError::EventMalformed(
+                "name the image to deploy with exactly one of \"tag\" and \"digest\"".into(),
+            )),
+        }
+    }
 }
 
 /// An API error body.
@@ -77,6 +98,7 @@ pub(crate) fn routes() -> Router<Arc<Context>> {
         .route("/api/v1/services/{service}/rollback", post(rollback))
         .route("/api/v1/services/{service}/unlock", post(unlock))
         .route("/api/v1/services/{service}/redeploy", post(redeploy))
+        .route("/api/v1/services/{service}/deploy", post(deploy))
         .route("/api/v1/services/{service}/rollback-to", post(rollback_to))
 }
 
@@ -227,6 +249,24 @@ async fn rollback_to(
 async fn unlock(State(ctx): Shared, Path(service): Path<String>, caller: Caller) -> Response {
     as_caller(caller, |who| async move {
         operator::unlock(&ctx, &service, &who).await
+    })
+    .await
+}
+
+async fn deploy(
+    State(ctx): Shared,
+    Path(service): Path<String>,
+    caller: Caller,
+    body: Body,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    // Without an id (a hand-made request) every request is a new one.
+    let request_id = body
+        .request_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    as_caller(caller, |who| async move {
+        release::deploy(&ctx, &service, &body.image()?, &who, &request_id).await
     })
     .await
 }

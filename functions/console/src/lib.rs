@@ -374,7 +374,14 @@ async fn detail(
             None => Some(pages::FormFields { link, csrf: None }),
         };
         Ok::<_, Refusal>(
-            pages::detail(&deployment, viewer.name(), form, ctx.region.as_deref()).into_response(),
+            pages::detail(
+                &deployment,
+                viewer.name(),
+                matches!(viewer, Viewer::Principal(_)),
+                form,
+                ctx.region.as_deref(),
+            )
+            .into_response(),
         )
     };
     shown.await.unwrap_or_else(IntoResponse::into_response)

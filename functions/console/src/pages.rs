@@ -132,10 +132,13 @@ pub struct FormFields<'a> {
 }
 
 /// One deployment's evidence, and the decision forms when it awaits one and this console takes
-/// decisions (`form`); otherwise the CLI command that decides.
+/// decisions (`form`); otherwise the CLI command that decides. An `operator` (an AWS
+/// identity, who may call the operator API — never a link holder) is shown, on a deployment
+/// that succeeded, the commands that deploy it again or roll back to it.
 pub fn detail(
     d: &Deployment,
     viewer: &str,
+    operator: bool,
     form: Option<FormFields<'_>>,
     region: Option<&str>,
 ) -> Markup {
@@ -237,6 +240,9 @@ pub fn detail(
                     }
                 }
             }
+            @if operator && d.status == Status::Succeeded {
+                (release_actions(d))
+            }
             section {
                 h2 { "Timeline" }
                 table {
@@ -248,6 +254,22 @@ pub fn detail(
             }
         },
     )
+}
+
+/// What an operator can do with a deployment that succeeded: send it through the full flow
+/// again (a rollback to it, any time after the warm window), or deploy its image on the
+/// service's current task definition. Commands, not buttons: they go through the operator API
+/// as the person who runs them.
+fn release_actions(d: &Deployment) -> Markup {
+    html! {
+        section class="release" {
+            h2 { "Deploy again or roll back to this" }
+            p { "Its image and task definition, through pre-prod, approval and the switch:" }
+            p { code { "bluegreen rollback " (d.service) " --to " (d.deployment_id) } }
+            p { "Its image on the service's current task definition:" }
+            p { code { "bluegreen deploy " (d.service) " --digest " (d.image.digest) } }
+        }
+    }
 }
 
 /// The answer to a decision.

@@ -1,5 +1,6 @@
 //! The small services in memory: DynamoDB's port over [`super::tables`], SSM parameters, SNS
-//! and the webhook, CloudWatch alarms, STS, Secrets Manager, and the test endpoints' answers.
+//! and the webhook, CloudWatch alarms, STS, Secrets Manager, ECR's images, and the test
+//! endpoints' answers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,9 +8,12 @@ use std::time::Duration;
 use bluegreen::StepError;
 use bluegreen::ports::notifications::Message;
 use bluegreen::ports::parameters::Parameter;
+use bluegreen::ports::registry::{ImageReference, RegistryImage};
 use bluegreen::ports::smoke::Answer;
 use bluegreen::ports::tables::{Cancelled, Cond, Page, Query, Returns, Write, Written};
-use bluegreen::ports::{Alarms, Identity, Notifications, Parameters, Secrets, SmokeClient, Tables};
+use bluegreen::ports::{
+    Alarms, Identity, Notifications, Parameters, Registry, Secrets, SmokeClient, Tables,
+};
 use serde_dynamo::Item;
 
 use super::{MemoryAws, not_found};
@@ -237,5 +241,53 @@ impl SmokeClient for MemoryAws {
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
+    }
+}
+
+/// ECR's `DescribeImages` over [`super::State::registry`]: any registry id names the one
+/// in-memory registry.
+#[async_trait::async_trait]
+impl Registry for MemoryAws {
+    async fn image(
+        &self,
+        _registry: Option<&str>,
+        repository: &str,
+        reference: &ImageReference,
+    ) -> Result<Option<RegistryImage>, StepError> {
+        self.call("ecr:DescribeImages", |s| {
+            let images = s
+                .registry
+                .get(repository)
+                .ok_or_else(|| not_found("ECR repository", repository))?;
+            Ok(images
+                .iter()
+                .find(|i| match reference {
+                    ImageReference::Tag(tag) => i.tags.contains(tag),
+                    ImageReference::Digest(digest) => &i.digest == digest,
+                })
+                .cloned())
+        })
+        .await
+    }
+
+    async fn tagged_images(
+        &self,
+        _registry: Option<&str>,
+        repository: &str,
+        limit: usize,
+    ) -> Result<Vec<RegistryImage>, StepError> {
+        self.call("ecr:DescribeImages", |s| {
+            let images = s
+                .registry
+                .get(repository)
+                .ok_or_else(|| not_found("ECR repository", repository))?;
+            Ok(images
+                .iter()
+                .filter(|i| !i.tags.is_empty())
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+        .await
     }
 }

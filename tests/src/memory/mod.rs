@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use bluegreen::StepError;
 use bluegreen::ports::Ports;
+use bluegreen::ports::registry::RegistryImage;
 
 pub use compute::{EcsState, ServiceModel, TaskModel};
 pub use databases::RdsState;
@@ -100,6 +101,8 @@ pub struct State {
     pub smoke: SmokeState,
     /// Application Auto Scaling.
     pub scaling: ScalingState,
+    /// ECR: repository → its images (tags move between them as ECR moves them).
+    pub registry: std::collections::BTreeMap<String, Vec<RegistryImage>>,
 }
 
 /// The in-memory AWS behind every port; clones share the state.
@@ -135,6 +138,7 @@ impl MemoryAws {
             secrets: Arc::new(self.clone()),
             smoke: Arc::new(self.clone()),
             scaling: Arc::new(self.clone()),
+            registry: Arc::new(self.clone()),
         }
     }
 

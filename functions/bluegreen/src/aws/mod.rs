@@ -11,6 +11,7 @@ mod identity;
 pub(crate) mod load_balancing;
 mod notifications;
 mod parameters;
+mod registry;
 mod scaling;
 mod secrets;
 mod smoke;
@@ -49,6 +50,8 @@ pub struct Sdk {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// Application Auto Scaling.
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
 }
 
 impl Sdk {
@@ -67,6 +70,7 @@ impl Sdk {
             sts: aws_sdk_sts::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
         }
     }
 
@@ -86,6 +90,7 @@ impl Sdk {
             secrets: Arc::new(secrets::SecretsManager(self.secrets.clone())),
             smoke: Arc::new(smoke::Reqwest::default()),
             scaling: Arc::new(scaling::ApplicationAutoScaling(self.autoscaling.clone())),
+            registry: Arc::new(registry::Ecr(self.ecr.clone())),
         }
     }
 }

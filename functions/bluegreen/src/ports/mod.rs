@@ -20,6 +20,7 @@ pub mod identity;
 pub mod load_balancing;
 pub mod notifications;
 pub mod parameters;
+pub mod registry;
 pub mod scaling;
 pub mod secrets;
 pub mod smoke;
@@ -36,6 +37,7 @@ pub use identity::Identity;
 pub use load_balancing::LoadBalancing;
 pub use notifications::Notifications;
 pub use parameters::Parameters;
+pub use registry::Registry;
 pub use scaling::Scaling;
 pub use secrets::Secrets;
 pub use smoke::SmokeClient;
@@ -71,4 +73,6 @@ pub struct Ports {
     pub smoke: Arc<dyn SmokeClient>,
     /// Application Auto Scaling: the slots' scalable targets and policies.
     pub scaling: Arc<dyn Scaling>,
+    /// ECR: the images of the services' repositories.
+    pub registry: Arc<dyn Registry>,
 }

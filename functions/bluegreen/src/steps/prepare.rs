@@ -155,6 +155,12 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     }
     for config in matching {
         let service = config.name.clone();
+        // A push the missed-push sweep deployed before its event arrived: the same deployment.
+        if let Some(swept) = swept(ctx, &service, &push).await? {
+            info!(%service, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
+            deployments.push(summary(&swept));
+            continue;
+        }
         let id = naming::deployment_id(&service, &push.event_id, push.time);
         match prepare_service(ctx, &push, config, WhenLocked::Queue).await {
             Ok(one) => deployments.push(one),
@@ -166,6 +172,21 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         }
     }
     Ok(Prepared::Deployments { deployments })
+}
+
+/// How far before a push's event time intake looks for the missed-push sweep's deployment of
+/// its image (the sweep records ECR's push time, the event has whole seconds; clocks differ).
+const SWEPT_SEARCH_SLACK_SECONDS: i64 = 3600;
+
+/// The deployment the missed-push sweep ([`crate::missed_pushes`]) started for this push's
+/// image, if any: intake answers it instead of deploying the image a second time when the
+/// event arrives late.
+async fn swept(ctx: &Context, service: &str, push: &Push) -> StepResult<Option<Deployment>> {
+    let event_id = naming::missed_push_event_id(&push.image.digest);
+    let since = push.time - Duration::seconds(SWEPT_SEARCH_SLACK_SECONDS);
+    Records::new(ctx)
+        .newest_for_service_since(service, since, |d| d.event_id == event_id)
+        .await
 }
 
 /// What [`prepare_service`] does when another deployment holds the service's lock.

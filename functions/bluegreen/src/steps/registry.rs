@@ -316,6 +316,18 @@ pub const TEARDOWN: Step = Step {
     raises: &[],
 };
 
+/// `missed_pushes`.
+pub const MISSED_PUSHES: Step = Step {
+    name: "missed_pushes",
+    state: "",
+    function: "MissedPushes",
+    timeout_seconds: 300,
+    label: "Missed pushes",
+    shape: Shape::Standalone,
+    on_failure: OnFailure::Nowhere,
+    raises: &[],
+};
+
 /// `index_config`.
 pub const INDEX_CONFIG: Step = Step {
     name: "index_config",
@@ -346,6 +358,7 @@ pub const STEPS: &[Step] = &[
     ROLLBACK,
     RECONCILE,
     TEARDOWN,
+    MISSED_PUSHES,
     INDEX_CONFIG,
 ];
 
@@ -446,6 +459,7 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
             "reconcile" => answer(reconcile::run(ctx, &reconcile::Request::parse(&input)?).await),
             // The scheduled event's content is not used.
             "teardown" => answer(teardown::run(ctx).await),
+            "missed_pushes" => answer(crate::missed_pushes::run(ctx).await),
             "index_config" => answer(index_config::run(ctx, &input).await),
             other => Err(StepError::Internal(format!(
                 "step {other} is in the registry but has no dispatch"
