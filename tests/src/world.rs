@@ -88,6 +88,7 @@ pub fn standard_settings() -> Settings {
         link_secret_id: Some(LINK_SECRET.into()),
         webhook_url: None,
         deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
+        account_id: Some(ACCOUNT.into()),
     }
 }
 
@@ -126,6 +127,8 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         source: ImageSource {
             repository: REPOSITORY.into(),
             tags: vec!["v*".into(), "release-*".into()],
+            registry: None,
+            pull_from: Default::default(),
         },
         cluster: CLUSTER.into(),
         container: "web".into(),

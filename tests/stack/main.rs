@@ -105,6 +105,10 @@ async fn the_event_rules_match_exactly_the_events_they_are_for() {
         ("ecr-push-failed.json", (false, false)),
         ("ecr-delete.json", (false, false)),
         ("ecr-push-other-repository.json", (false, false)),
+        // Decided in prepare by the service's source.registry and pull_from.
+        ("ecr-push-foreign-account.json", (true, false)),
+        ("ecr-push-other-region.json", (true, false)),
+        ("ecr-replication-action.json", (true, false)),
         ("scheduled-teardown.json", (false, false)),
         ("ssm-config-change.json", (false, true)),
     ]);

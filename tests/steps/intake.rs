@@ -51,6 +51,18 @@ fn malformed_events_are_typed_errors() {
         assert!(matches!(err, StepError::EventMalformed(_)), "{bad}: {err}");
         assert_eq!(err.name(), "EventMalformed");
     }
+    // A replication names the registry it came from: one that cannot be is refused by field.
+    let mut replica = sample("ecr-replication-action.json");
+    replica["detail"]["source-account"] = "12345".into();
+    let err = parse(&replica).unwrap_err();
+    assert!(err.to_string().contains("detail.source-account"), "{err}");
+    replica["detail"]["source-account"] = "123456789012".into();
+    replica["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("source-region");
+    let err = parse(&replica).unwrap_err();
+    assert!(err.to_string().contains("detail.source-region"), "{err}");
     let mut no_digest = sample("ecr-push-tagged.json");
     no_digest["detail"]["image-digest"] = "latest".into();
     assert_eq!(parse(&no_digest).unwrap_err().name(), "EventMalformed");
@@ -288,4 +300,136 @@ async fn malformed_configs_are_refused_before_anything_is_stored() {
         .await
         .unwrap();
     assert_eq!(stored_after, stored_before, "the stored config changed");
+}
+
+/// Issue 27 item 3: where an image comes from. A forwarded event of another account, a push in
+/// another region and a replica are each taken or ignored by the service's `source.registry`
+/// and `source.pull_from`, with a reason that names both registries; nothing is written for an
+/// ignored one.
+mod registries {
+    use bluegreen::config::{PullFrom, RegistryLocation};
+    use bluegreen::steps::prepare::{self, Prepared, PreparedOutcome};
+    use bluegreen_tests::{ACCOUNT, World};
+
+    use super::sample;
+
+    async fn prepared(world: &World, event: &str) -> Prepared {
+        prepare::run(&world.ctx, &sample(event)).await.unwrap()
+    }
+
+    fn ignored(outcome: Prepared, why: &str) {
+        match outcome {
+            Prepared::Ignored { reason } => assert!(reason.contains(why), "{reason}"),
+            other => panic!("not ignored: {other:?}"),
+        }
+    }
+
+    /// The started deployment's pinned image.
+    async fn started_image(world: &World, outcome: Prepared) -> String {
+        let Prepared::Deployments { deployments } = outcome else {
+            panic!("not prepared: {outcome:?}")
+        };
+        assert_eq!(
+            deployments[0].outcome,
+            PreparedOutcome::Started,
+            "{deployments:?}"
+        );
+        let d = bluegreen::record::Records::new(&world.ctx)
+            .get(&deployments[0].deployment_id)
+            .await
+            .unwrap();
+        d.image.pinned_uri()
+    }
+
+    #[tokio::test]
+    async fn another_accounts_forwarded_push_deploys_only_for_a_service_that_names_that_registry() {
+        let world = World::build().await;
+        ignored(
+            prepared(&world, "ecr-push-foreign-account.json").await,
+            &format!(
+                "shop watches shop/web in registry {ACCOUNT} in us-east-1, not 210987654321 in us-east-1"
+            ),
+        );
+        assert_eq!(world.lock_holder().await, None, "nothing taken");
+
+        let mut config = world.config();
+        config.source.registry = Some(RegistryLocation {
+            account: "210987654321".into(),
+            region: "us-east-1".into(),
+        });
+        world.put_config(&config).await;
+        // Now the stack's own account is the other registry.
+        ignored(
+            prepared(&world, "ecr-push-tagged.json").await,
+            &format!("not {ACCOUNT} in us-east-1"),
+        );
+        let image = started_image(
+            &world,
+            prepared(&world, "ecr-push-foreign-account.json").await,
+        )
+        .await;
+        assert!(
+            image.starts_with("210987654321.dkr.ecr.us-east-1.amazonaws.com/shop/web@sha256:"),
+            "{image}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_on_a_local_replica_waits_for_the_replication_and_pulls_in_its_own_region() {
+        let world = World::build().await;
+        // By default a push in another region is another registry, and replicas are not taken.
+        ignored(
+            prepared(&world, "ecr-push-other-region.json").await,
+            "not 123456789012 in us-west-2",
+        );
+        ignored(
+            prepared(&world, "ecr-replication-action.json").await,
+            "not 123456789012 in us-west-2",
+        );
+
+        let mut config = world.config();
+        config.source.registry = Some(RegistryLocation {
+            account: ACCOUNT.into(),
+            region: "us-west-2".into(),
+        });
+        config.source.pull_from = PullFrom::LocalReplica;
+        world.put_config(&config).await;
+        ignored(
+            prepared(&world, "ecr-push-other-region.json").await,
+            "waits for the replica of this push in us-east-1",
+        );
+        assert_eq!(world.lock_holder().await, None);
+        let image = started_image(
+            &world,
+            prepared(&world, "ecr-replication-action.json").await,
+        )
+        .await;
+        assert!(
+            image.starts_with(&format!(
+                "{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shop/web@"
+            )),
+            "pulled from the replica in the stack's region: {image}"
+        );
+    }
+
+    #[tokio::test]
+    async fn replicas_are_refused_to_a_service_that_pulls_from_the_pushed_registry() {
+        let world = World::build().await;
+        let mut config = world.config();
+        config.source.registry = Some(RegistryLocation {
+            account: ACCOUNT.into(),
+            region: "us-west-2".into(),
+        });
+        world.put_config(&config).await;
+        ignored(
+            prepared(&world, "ecr-replication-action.json").await,
+            "pulls from the registry pushed to (source.pull_from = \"event\")",
+        );
+        let image =
+            started_image(&world, prepared(&world, "ecr-push-other-region.json").await).await;
+        assert!(
+            image.starts_with(&format!("{ACCOUNT}.dkr.ecr.us-west-2.amazonaws.com/")),
+            "{image}"
+        );
+    }
 }

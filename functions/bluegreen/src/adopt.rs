@@ -532,6 +532,8 @@ impl Walk<'_> {
             source: ImageSource {
                 repository: self.req.repository.clone(),
                 tags: self.req.tags.clone(),
+                registry: None,
+                pull_from: Default::default(),
             },
             cluster: self.req.cluster.clone(),
             container: found.container.clone(),

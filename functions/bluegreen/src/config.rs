@@ -79,6 +79,46 @@ pub struct ImageSource {
     /// Tag glob patterns (`*`, `?`, `[abc]`); a push matches if any pattern matches a tag.
     /// Digest-only pushes (no tag) never match.
     pub tags: Vec<String>,
+    /// The registry the service's images are pushed to (default: the account and region the
+    /// stack runs in). A push to the same repository name in any other registry — another
+    /// account's forwarded event, another region's — is ignored, naming both registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryLocation>,
+    /// Where the service's tasks pull the image from: `event` (default), the registry the push
+    /// happened in; `local-replica`, the replica ECR replication made in the stack's region
+    /// (deployments then start from the "ECR Replication Action" event, when the replica
+    /// exists, and the image is pinned in the stack's region).
+    #[serde(default, skip_serializing_if = "PullFrom::is_event")]
+    pub pull_from: PullFrom,
+}
+
+use crate::event::Push;
+pub use crate::event::RegistryLocation;
+
+/// Where the stack runs: the registry a service watches unless its config names one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackRegistry {
+    /// The stack's account, when known.
+    pub account: Option<String>,
+    /// The stack's region, when known.
+    pub region: Option<String>,
+}
+
+/// Where tasks pull a service's image from (`source.pull_from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullFrom {
+    /// The registry the push happened in.
+    #[default]
+    Event,
+    /// ECR replication's copy in the stack's region.
+    LocalReplica,
+}
+
+impl PullFrom {
+    fn is_event(&self) -> bool {
+        *self == PullFrom::Event
+    }
 }
 
 /// The blue and green slots.
@@ -564,6 +604,24 @@ impl ServiceConfig {
         if self.source.repository.trim().is_empty() {
             p.add("source.repository", "must not be empty");
         }
+        if let Some(registry) = &self.source.registry {
+            if registry.account.len() != 12 || !registry.account.chars().all(|c| c.is_ascii_digit())
+            {
+                p.add(
+                    "source.registry.account",
+                    &format!("{:?} is not a 12-digit AWS account id", registry.account),
+                );
+            }
+            if !crate::event::valid_region(&registry.region) {
+                p.add(
+                    "source.registry.region",
+                    &format!(
+                        "{:?} is not an AWS region name (like us-east-1)",
+                        registry.region
+                    ),
+                );
+            }
+        }
         if self.source.tags.is_empty() {
             p.add("source.tags", "must list at least one tag pattern");
         }
@@ -1009,6 +1067,81 @@ impl ServiceConfig {
             .or(self.health.test_url.as_deref())
     }
 
+    /// Whether the service takes `push` by where it comes from (its tag is [`Self::matches_tag`]'s
+    /// question): the push's registry — for a replication, the registry it was replicated
+    /// from — must be `source.registry` (default: `stack`, the stack's account and region,
+    /// where known); and a replication is taken only with `source.pull_from = "local-replica"`,
+    /// which in turn waits for the replication of a push made in another region. `Err` says
+    /// why not, naming both sides.
+    pub fn takes_from(&self, push: &Push, stack: &StackRegistry) -> Result<(), String> {
+        let pushed_to = push
+            .replicated_from
+            .clone()
+            .unwrap_or_else(|| RegistryLocation {
+                account: push.image.account.clone(),
+                region: push.image.region.clone(),
+            });
+        let watched = self.source.registry.clone().or_else(|| {
+            Some(RegistryLocation {
+                account: stack.account.clone()?,
+                region: stack.region.clone()?,
+            })
+        });
+        if let Some(watched) = watched.filter(|w| *w != pushed_to) {
+            return Err(format!(
+                "{} watches {} in registry {watched}, not {pushed_to}",
+                self.name, self.source.repository
+            ));
+        }
+        let here = stack.region.as_deref();
+        match (self.source.pull_from, &push.replicated_from) {
+            (PullFrom::Event, Some(_)) => Err(format!(
+                "{} pulls from the registry pushed to (source.pull_from = \"event\"), not from \
+                 replicas",
+                self.name
+            )),
+            (PullFrom::LocalReplica, Some(_)) if here.is_some_and(|r| r != push.image.region) => {
+                Err(format!(
+                    "{} pulls from its replica in {}, not {}",
+                    self.name,
+                    here.unwrap_or_default(),
+                    push.image.region
+                ))
+            }
+            (PullFrom::LocalReplica, None) if here.is_some_and(|r| r != push.image.region) => {
+                Err(format!(
+                    "{} waits for the replica of this push in {} (source.pull_from = \
+                     \"local-replica\")",
+                    self.name,
+                    here.unwrap_or_default()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The registry (account id; `None`: the caller's) that holds the images the service
+    /// deploys, as the stack's ECR client in `stack_region` can read it: the local replica with
+    /// `pull_from = "local-replica"`, else `source.registry`. `Err` when that registry is in
+    /// another region (`deploy --tag` and the missed-push sweep read ECR in the stack's region
+    /// only).
+    pub fn registry_to_read(&self, stack_region: Option<&str>) -> Result<Option<&str>, String> {
+        let Some(registry) = self.source.registry.as_ref() else {
+            return Ok(None);
+        };
+        if self.source.pull_from == PullFrom::LocalReplica {
+            return Ok(None);
+        }
+        if stack_region.is_some_and(|here| here != registry.region) {
+            return Err(format!(
+                "{}'s registry ({registry}) is in another region than the stack: set \
+                 source.pull_from = \"local-replica\" to read its replica here",
+                self.name
+            ));
+        }
+        Ok(Some(&registry.account))
+    }
+
     /// Whether `tag` matches one of the source tag patterns.
     pub fn matches_tag(&self, tag: &str) -> bool {
         self.source.tags.iter().any(|pattern| {
@@ -1132,6 +1265,38 @@ mod tests {
 
     /// Issue 22: smoke rounds that could outlast the health-check function are refused, naming
     /// the fields; the defaults and the budget's edge pass.
+    #[test]
+    fn a_registry_that_cannot_be_one_is_a_problem_naming_the_field() {
+        let mut config = example();
+        config.source.registry = Some(RegistryLocation {
+            account: "2109876543".into(),
+            region: "mars-1".into(),
+        });
+        let problems = config.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("source.registry.account: "))
+                && problems
+                    .iter()
+                    .any(|p| p.starts_with("source.registry.region: ")),
+            "{problems:?}"
+        );
+        config.source.registry = Some(RegistryLocation {
+            account: "210987654321".into(),
+            region: "eu-west-1".into(),
+        });
+        assert_eq!(config.problems(), Vec::<String>::new());
+        // deploy --tag and the sweep read ECR in the stack's region only.
+        assert!(config.registry_to_read(Some("us-east-1")).is_err());
+        assert_eq!(
+            config.registry_to_read(Some("eu-west-1")),
+            Ok(Some("210987654321"))
+        );
+        config.source.pull_from = PullFrom::LocalReplica;
+        assert_eq!(config.registry_to_read(Some("us-east-1")), Ok(None));
+    }
+
     #[test]
     fn smoke_rounds_longer_than_the_health_check_function_are_a_problem() {
         let mut config = example();

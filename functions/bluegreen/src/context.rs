@@ -34,12 +34,16 @@ pub struct Settings {
     /// reconciler and operator commands look at, stop and start executions. Absent in local
     /// runs, where the local runner executes the definition in-process.
     pub deployment_machine_arn: Option<String>,
+    /// The account the stack runs in: a service's `source.registry` defaults to it (with the
+    /// stack's region). Unknown in local runs, where only a configured registry is checked.
+    pub account_id: Option<String>,
 }
 
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
     /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
-    /// `BLUEGREEN_WEBHOOK_URL` and `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, with the stack's defaults.
+    /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN` and `BLUEGREEN_ACCOUNT_ID`,
+    /// with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -56,6 +60,7 @@ impl Settings {
             link_secret_id: var("BLUEGREEN_LINK_SECRET_ID"),
             webhook_url: var("BLUEGREEN_WEBHOOK_URL"),
             deployment_machine_arn: var("BLUEGREEN_DEPLOYMENT_MACHINE_ARN"),
+            account_id: var("BLUEGREEN_ACCOUNT_ID"),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Intake of EventBridge `ECR Image Action` events.
+//! Intake of EventBridge `ECR Image Action` and `ECR Replication Action` events.
 //!
 //! The event shape is the one AWS documents for Amazon ECR
 //! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-eventbridge.html>). Only a
@@ -17,7 +17,8 @@ use crate::error::{StepError, StepResult};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct EcrImageAction {
-    /// `PUSH` or `DELETE`.
+    /// `PUSH` or `DELETE` (a replication's says `REPLICATE`; it is not relied on).
+    #[serde(default)]
     pub action_type: String,
     /// `SUCCESS` or `FAILURE`.
     pub result: String,
@@ -29,6 +30,12 @@ pub struct EcrImageAction {
     /// Absent for digest-only pushes.
     #[serde(default)]
     pub image_tag: Option<String>,
+    /// "ECR Replication Action" only: the account the image was replicated from.
+    #[serde(default)]
+    pub source_account: Option<String>,
+    /// "ECR Replication Action" only: the region the image was replicated from.
+    #[serde(default)]
+    pub source_region: Option<String>,
 }
 
 /// A pushed image, pinned by digest.
@@ -80,6 +87,22 @@ impl Image {
     }
 }
 
+/// A private ECR registry: an account in a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryLocation {
+    /// The registry's account id (12 digits).
+    pub account: String,
+    /// The registry's region, like `us-east-1`.
+    pub region: String,
+}
+
+impl std::fmt::Display for RegistryLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.account, self.region)
+    }
+}
+
 /// A push that can start a deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Push {
@@ -87,8 +110,12 @@ pub struct Push {
     pub event_id: String,
     /// When ECR emitted the event; orders queued pushes.
     pub time: DateTime<Utc>,
-    /// The image.
+    /// The image (for a replication: the replica, in the registry the event came from).
     pub image: Image,
+    /// For an "ECR Replication Action": the registry the image was pushed to and replicated
+    /// from. `None` for a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicated_from: Option<RegistryLocation>,
     /// What a person asked for, when a person did rather than a push (see `release`). Boxed:
     /// a push from ECR, the common case, carries none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,65 +144,36 @@ pub enum Intake {
     Ignored(String),
 }
 
-/// Parses an EventBridge event (as JSON) into an [`Intake`].
+/// The detail type of a push's event.
+const IMAGE_ACTION: &str = "ECR Image Action";
+/// The detail type of an image ECR replication copied into this registry.
+const REPLICATION_ACTION: &str = "ECR Replication Action";
+
+/// Parses an EventBridge event (as JSON) into an [`Intake`]: an "ECR Image Action" `PUSH`, or
+/// an "ECR Replication Action" (the replica, in the registry the event came from, and the
+/// registry it was replicated from; whether a service takes it is the service's
+/// `source.pull_from`).
 ///
-/// Returns [`StepError::EventMalformed`] when the JSON is not an ECR Image Action event.
+/// Returns [`StepError::EventMalformed`] when the JSON is not such an event or holds a value
+/// ECR could not have sent.
 pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
     let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(event.clone())
         .map_err(|e| StepError::EventMalformed(format!("not an EventBridge event: {e}")))?;
-    if event.source != "aws.ecr" || event.detail_type != "ECR Image Action" {
+    let replication = event.detail_type == REPLICATION_ACTION;
+    if event.source != "aws.ecr" || !(event.detail_type == IMAGE_ACTION || replication) {
         return Ok(Intake::Ignored(format!(
-            "event is {:?} from {:?}, not an ECR Image Action",
+            "event is {:?} from {:?}, not an ECR Image Action or ECR Replication Action",
             event.detail_type, event.source
         )));
     }
     let detail: EcrImageAction = serde_json::from_value(event.detail)
-        .map_err(|e| StepError::EventMalformed(format!("ECR Image Action detail: {e}")))?;
-    if detail.action_type != "PUSH" {
-        return Ok(Intake::Ignored(format!(
-            "action {:?} is not a PUSH",
-            detail.action_type
-        )));
+        .map_err(|e| StepError::EventMalformed(format!("{} detail: {e}", event.detail_type)))?;
+    if let Some(reason) = not_a_deployable_image(&detail, replication) {
+        return Ok(Intake::Ignored(reason));
     }
-    if detail.result != "SUCCESS" {
-        return Ok(Intake::Ignored(format!(
-            "push result is {:?}",
-            detail.result
-        )));
-    }
-    let Some(tag) = detail.image_tag.filter(|t| !t.is_empty()) else {
-        return Ok(Intake::Ignored("digest-only push (no tag to match)".into()));
-    };
-    // Every value below ends up in a record, a lock key, a task definition and resource tags:
-    // a value ECR could not have sent is refused here, naming the field, before anything is
-    // matched or touched (rather than failing half-way when ECS refuses it as a tag).
-    let malformed = |field: &str, value: &str, rule: &str| {
-        StepError::EventMalformed(format!("{field} {value:?} is not {rule}"))
-    };
-    if !valid_repository(&detail.repository_name) {
-        return Err(malformed(
-            "detail.repository-name",
-            &detail.repository_name,
-            "an ECR repository name (2-256 characters: lowercase path components of a-z, 0-9 \
-             and single '.', '_' or '-' between them, separated by '/')",
-        ));
-    }
-    if !valid_tag(&tag) {
-        return Err(malformed(
-            "detail.image-tag",
-            &tag,
-            "an image tag (1-128 characters of A-Z, a-z, 0-9, '_', '.', '-', not starting with \
-             '.' or '-')",
-        ));
-    }
-    let digest = detail.image_digest.unwrap_or_default();
-    if !valid_digest(&digest) {
-        return Err(malformed(
-            "detail.image-digest",
-            &digest,
-            "a sha256 digest (\"sha256:\" and 64 lowercase hex digits)",
-        ));
-    }
+    let tag = detail.image_tag.clone().unwrap_or_default();
+    let digest = detail.image_digest.clone().unwrap_or_default();
+    check_image(&detail.repository_name, &tag, &digest)?;
     let event_id = event.id.unwrap_or_default();
     // EventBridge assigns ids (UUIDs); whatever an event carries here is printed and stored.
     if event_id.is_empty()
@@ -188,18 +186,17 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
             "an EventBridge event id (1-256 printable ASCII characters)",
         ));
     }
-    let account = event.account.unwrap_or_default();
-    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-        return Err(malformed("account", &account, "a 12-digit AWS account id"));
-    }
-    let region = event.region.unwrap_or_default();
-    if !valid_region(&region) {
-        return Err(malformed(
-            "region",
-            &region,
-            "an AWS region name (like us-east-1)",
-        ));
-    }
+    let here = registry("account", event.account, "region", event.region)?;
+    let replicated_from = if replication {
+        Some(registry(
+            "detail.source-account",
+            detail.source_account,
+            "detail.source-region",
+            detail.source_region,
+        )?)
+    } else {
+        None
+    };
     let time = event
         .time
         .ok_or_else(|| StepError::EventMalformed("time: the event has no time".into()))?;
@@ -210,11 +207,89 @@ pub fn parse(event: &serde_json::Value) -> StepResult<Intake> {
             repository: detail.repository_name,
             tag,
             digest,
-            account,
-            region,
+            account: here.account,
+            region: here.region,
         },
         requested: None,
+        replicated_from,
     }))
+}
+
+/// Why an image event cannot start a deployment (a failed push or replication, a delete, an
+/// image without a tag), or `None` when it can.
+fn not_a_deployable_image(detail: &EcrImageAction, replication: bool) -> Option<String> {
+    // A replication event is about the replica whatever its action type says.
+    if !replication && detail.action_type != "PUSH" {
+        return Some(format!("action {:?} is not a PUSH", detail.action_type));
+    }
+    let what = if replication { "replication" } else { "push" };
+    if detail.result != "SUCCESS" {
+        return Some(format!("{what} result is {:?}", detail.result));
+    }
+    match detail.image_tag.as_deref() {
+        None | Some("") => Some(format!("digest-only {what} (no tag to match)")),
+        Some(_) => None,
+    }
+}
+
+/// Every value below ends up in a record, a lock key, a task definition and resource tags: a
+/// value ECR could not have sent is refused here, naming the field, before anything is matched
+/// or touched (rather than failing half-way when ECS refuses it as a tag).
+fn check_image(repository: &str, tag: &str, digest: &str) -> StepResult<()> {
+    if !valid_repository(repository) {
+        return Err(malformed(
+            "detail.repository-name",
+            repository,
+            "an ECR repository name (2-256 characters: lowercase path components of a-z, 0-9 \
+             and single '.', '_' or '-' between them, separated by '/')",
+        ));
+    }
+    if !valid_tag(tag) {
+        return Err(malformed(
+            "detail.image-tag",
+            tag,
+            "an image tag (1-128 characters of A-Z, a-z, 0-9, '_', '.', '-', not starting with \
+             '.' or '-')",
+        ));
+    }
+    if !valid_digest(digest) {
+        return Err(malformed(
+            "detail.image-digest",
+            digest,
+            "a sha256 digest (\"sha256:\" and 64 lowercase hex digits)",
+        ));
+    }
+    Ok(())
+}
+
+/// The registry an event's `account_field` and `region_field` name, checked.
+fn registry(
+    account_field: &str,
+    account: Option<String>,
+    region_field: &str,
+    region: Option<String>,
+) -> StepResult<RegistryLocation> {
+    let account = account.unwrap_or_default();
+    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+        return Err(malformed(
+            account_field,
+            &account,
+            "a 12-digit AWS account id",
+        ));
+    }
+    let region = region.unwrap_or_default();
+    if !valid_region(&region) {
+        return Err(malformed(
+            region_field,
+            &region,
+            "an AWS region name (like us-east-1)",
+        ));
+    }
+    Ok(RegistryLocation { account, region })
+}
+
+fn malformed(field: &str, value: &str, rule: &str) -> StepError {
+    StepError::EventMalformed(format!("{field} {value:?} is not {rule}"))
 }
 
 pub(crate) fn valid_digest(digest: &str) -> bool {
@@ -254,7 +329,7 @@ pub(crate) fn valid_tag(tag: &str) -> bool {
 
 /// An AWS region name: lowercase words joined by '-', ending in a number (`us-east-1`,
 /// `us-gov-west-1`, `ap-southeast-3`).
-fn valid_region(region: &str) -> bool {
+pub(crate) fn valid_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && region.len() <= 32

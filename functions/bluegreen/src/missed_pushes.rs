@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
-use crate::error::StepResult;
+use crate::error::{StepError, StepResult};
 use crate::event::{Image, Push};
 use crate::executions;
 use crate::naming;
@@ -127,10 +127,13 @@ async fn sweep_service(
     else {
         return Ok(());
     };
+    let registry = config
+        .registry_to_read(ctx.region.as_deref())
+        .map_err(StepError::ReleaseRefused)?;
     let images = ctx
         .ports
         .registry
-        .tagged_images(None, &config.source.repository, IMAGES_PER_REPOSITORY)
+        .tagged_images(registry, &config.source.repository, IMAGES_PER_REPOSITORY)
         .await?;
     let Some((image, tag)) = newest_missed(&config, &images, &newest, now) else {
         return Ok(());
@@ -153,6 +156,7 @@ async fn sweep_service(
             region: image.region.clone(),
         },
         requested: None,
+        replicated_from: None,
     };
     let service = config.name.clone();
     let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Queue).await?;

@@ -95,10 +95,13 @@ pub async fn deploy(
         }
     };
     let repository = &config.source.repository;
+    let registry = config
+        .registry_to_read(ctx.region.as_deref())
+        .map_err(StepError::ReleaseRefused)?;
     let found = ctx
         .ports
         .registry
-        .image(None, repository, reference)
+        .image(registry, repository, reference)
         .await?
         .ok_or_else(|| {
             StepError::ReleaseRefused(format!(
@@ -241,6 +244,7 @@ async fn start(
         time: request_order(ctx, &service).await?,
         image: image.clone(),
         requested: Some(Box::new(request)),
+        replicated_from: None,
     };
     let prepared = prepare::prepare_service(ctx, &push, config, when_locked).await?;
     let started = prepared.outcome == PreparedOutcome::Started;

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::config::{ApprovalPolicy, ServiceConfig};
+use crate::config::{ApprovalPolicy, ServiceConfig, StackRegistry};
 use crate::config_store::{ConfigStore, InvalidConfig};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
@@ -114,35 +114,27 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         }
         Intake::Push(push) => push,
     };
-    let mut matching = Vec::new();
-    let mut invalid = Vec::new();
-    // Only the configs indexed under the pushed repository are read: a push costs the same
-    // however many services the account has.
-    for stored in ConfigStore::new(ctx)
-        .watching(&push.image.repository)
-        .await?
-    {
-        match stored {
-            Ok(c)
-                if c.source.repository == push.image.repository
-                    && c.matches_tag(&push.image.tag) =>
-            {
-                matching.push(c)
-            }
-            Ok(_) => {}
-            // A broken config is only this service's problem; it is reported when a push for
-            // its repository arrives, and otherwise left to `bluegreen config validate`.
-            Err(bad) if bad.repository.as_deref() == Some(push.image.repository.as_str()) => {
-                invalid.push(bad)
-            }
-            Err(bad) => warn!(parameter = %bad.parameter, "invalid service config skipped"),
-        }
-    }
+    let Watchers {
+        matching,
+        invalid,
+        elsewhere,
+    } = watchers(ctx, &push).await?;
     if matching.is_empty() && invalid.is_empty() {
-        let reason = format!(
-            "no service watches {}:{}",
-            push.image.repository, push.image.tag
-        );
+        let reason = if elsewhere.is_empty() {
+            format!(
+                "no service watches {}:{}",
+                push.image.repository, push.image.tag
+            )
+        } else {
+            format!(
+                "{}:{} from {} in {}: {}",
+                push.image.repository,
+                push.image.tag,
+                push.image.account,
+                push.image.region,
+                elsewhere.join("; ")
+            )
+        };
         info!(%reason, "event ignored");
         return Ok(Prepared::Ignored { reason });
     }
@@ -187,6 +179,60 @@ async fn swept(ctx: &Context, service: &str, push: &Push) -> StepResult<Option<D
     Records::new(ctx)
         .newest_for_service_since(service, since, |d| d.event_id == event_id)
         .await
+}
+
+/// The services a push concerns, from the configs indexed under its repository.
+struct Watchers {
+    /// Valid configs that take it.
+    matching: Vec<ServiceConfig>,
+    /// Invalid configs of its repository (reported, never deployed).
+    invalid: Vec<InvalidConfig>,
+    /// Why services watching the same repository name and tag did not take it (another
+    /// registry, region or pull source).
+    elsewhere: Vec<String>,
+}
+
+/// Reads the configs watching the push's repository and sorts them. Only the configs indexed
+/// under the pushed repository are read: a push costs the same however many services the
+/// account has.
+async fn watchers(ctx: &Context, push: &Push) -> StepResult<Watchers> {
+    let mut matching = Vec::new();
+    let mut invalid = Vec::new();
+    let mut elsewhere = Vec::new();
+    let stack = StackRegistry {
+        account: ctx.settings.account_id.clone(),
+        region: ctx.region.clone(),
+    };
+    for stored in ConfigStore::new(ctx)
+        .watching(&push.image.repository)
+        .await?
+    {
+        match stored {
+            Ok(c)
+                if c.source.repository == push.image.repository
+                    && c.matches_tag(&push.image.tag) =>
+            {
+                // Same repository name, another registry (a forwarded event of another
+                // account, another region, a replica the service does not pull from).
+                match c.takes_from(push, &stack) {
+                    Ok(()) => matching.push(c),
+                    Err(why) => elsewhere.push(why),
+                }
+            }
+            Ok(_) => {}
+            // A broken config is only this service's problem; it is reported when a push for
+            // its repository arrives, and otherwise left to `bluegreen config validate`.
+            Err(bad) if bad.repository.as_deref() == Some(push.image.repository.as_str()) => {
+                invalid.push(bad)
+            }
+            Err(bad) => warn!(parameter = %bad.parameter, "invalid service config skipped"),
+        }
+    }
+    Ok(Watchers {
+        matching,
+        invalid,
+        elsewhere,
+    })
 }
 
 /// What [`prepare_service`] does when another deployment holds the service's lock.
