@@ -60,6 +60,22 @@ fn resolve(value: &Value, parameters: &BTreeMap<&str, Value>) -> Value {
             );
             json!(text)
         }
+        // `!If [condition, then, else]`, the condition read from the template's `Conditions`
+        // (the forms the template uses: `!Not`, `!Equals`, `!Ref`).
+        Value::Object(map) if map.len() == 1 && map.contains_key("!If") => {
+            let [name, then, otherwise] = map["!If"].as_array().expect("!If list").as_slice()
+            else {
+                panic!("!If takes three items")
+            };
+            let name = name.as_str().expect("a condition name");
+            let condition = &template()["Conditions"][name];
+            assert!(!condition.is_null(), "no condition {name}");
+            if holds(condition, parameters) {
+                resolve(then, parameters)
+            } else {
+                resolve(otherwise, parameters)
+            }
+        }
         Value::Object(map) if map.len() == 1 && map.contains_key("!Ref") => {
             let name = map["!Ref"].as_str().expect("Ref names a parameter");
             parameters
@@ -77,24 +93,41 @@ fn resolve(value: &Value, parameters: &BTreeMap<&str, Value>) -> Value {
     }
 }
 
+/// Whether a template condition holds for `parameters`.
+fn holds(condition: &Value, parameters: &BTreeMap<&str, Value>) -> bool {
+    match condition {
+        Value::Object(map) if map.contains_key("!Not") => !holds(&map["!Not"][0], parameters),
+        Value::Object(map) if map.contains_key("!Equals") => {
+            let pair = map["!Equals"].as_array().expect("!Equals list");
+            resolve(&pair[0], parameters) == resolve(&pair[1], parameters)
+        }
+        other => panic!("condition form not handled here: {other}"),
+    }
+}
+
 /// Each EventBridge rule's pattern against every sample event (through EventBridge's
 /// TestEventPattern on the emulator): the ECR rule starts the intake only for tagged pushes to
 /// watched repositories; the SSM rule re-indexes only changes under the config path.
 #[tokio::test]
 async fn the_event_rules_match_exactly_the_events_they_are_for() {
     let template = template();
+    // The stack's default: pushes of every repository go to the intake, which decides through
+    // the service index (no per-service parameter).
     let parameters = BTreeMap::from([
-        ("RepositoryNames", json!(["shop/web"])),
+        ("RepositoryPrefix", json!("")),
         ("ConfigPath", json!("/bluegreen/services")),
     ]);
-    let pattern_of = |function: &str, event: &str| {
+    let pattern_of = |function: &str, event: &str, parameters: &BTreeMap<&str, Value>| {
         let pattern =
             &resource(&template, function)["Properties"]["Events"][event]["Properties"]["Pattern"];
         assert!(pattern.is_object(), "{function} has no {event} rule");
-        resolve(pattern, &parameters).to_string()
+        resolve(pattern, parameters).to_string()
     };
-    let intake = pattern_of("IntakeStateMachine", "EcrPush");
-    let index = pattern_of("IndexConfigFunction", "ConfigChanged");
+    let intake = pattern_of("IntakeStateMachine", "EcrPush", &parameters);
+    let index = pattern_of("IndexConfigFunction", "ConfigChanged", &parameters);
+    let mut with_prefix = parameters.clone();
+    with_prefix.insert("RepositoryPrefix", json!("shop/"));
+    let shop_only = pattern_of("IntakeStateMachine", "EcrPush", &with_prefix);
 
     // Every sample must be decided here: adding one to events/ without deciding fails.
     // (sample, starts the intake, re-indexes a config)
@@ -104,7 +137,8 @@ async fn the_event_rules_match_exactly_the_events_they_are_for() {
         ("ecr-push-digest-only.json", (false, false)),
         ("ecr-push-failed.json", (false, false)),
         ("ecr-delete.json", (false, false)),
-        ("ecr-push-other-repository.json", (false, false)),
+        // Every repository by default: the service index decides in prepare.
+        ("ecr-push-other-repository.json", (true, false)),
         // Decided in prepare by the service's source.registry and pull_from.
         ("ecr-push-foreign-account.json", (true, false)),
         ("ecr-push-other-region.json", (true, false)),
@@ -148,6 +182,19 @@ async fn the_event_rules_match_exactly_the_events_they_are_for() {
         seen.insert(*name, decided);
     }
     assert_eq!(seen, expected, "patterns: {intake} / {index}");
+    // With RepositoryPrefix, only the repositories under it reach the intake.
+    for (name, starts) in [
+        ("ecr-push-tagged.json", true),
+        ("ecr-push-other-repository.json", false),
+        ("ecr-push-digest-only.json", false),
+    ] {
+        let event = std::fs::read_to_string(repo().join("events").join(name)).unwrap();
+        assert_eq!(
+            matches(shop_only.clone(), event).await,
+            starts,
+            "{name} with prefix shop/: {shop_only}"
+        );
+    }
 
     // A parameter outside the config path (another team's, or a sibling path) is not ours.
     let mut outside: Value = serde_json::from_str(
@@ -596,16 +643,90 @@ fn the_missed_push_sweep_may_create_records() {
     ));
 }
 
+/// Issue 22: CloudWatch cannot use the AWS-managed SNS key, so an alarm whose topic is
+/// encrypted with `alias/aws/sns` never notifies anyone. Every alarm's topic is unencrypted or
+/// encrypted with a key of the stack whose policy lets CloudWatch use it, and every role that
+/// may publish to such a topic may use its key (SNS encrypts with a data key of it).
+#[test]
+fn the_alarms_can_publish_to_their_encrypted_topic() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let of_type = |kind: &'static str| {
+        resources
+            .iter()
+            .filter(move |(_, r)| r["Type"] == kind)
+            .map(|(name, r)| (name.clone(), r))
+    };
+    let mut topics = BTreeSet::new();
+    for (alarm, resource) in of_type("AWS::CloudWatch::Alarm") {
+        for action in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+            for target in resource["Properties"][action]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let topic = target["!Ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{alarm}'s {action} is not a topic of the stack"));
+                topics.insert(topic.to_owned());
+            }
+        }
+    }
+    assert!(!topics.is_empty(), "no alarm notifies a topic");
+    for topic in &topics {
+        let key = &resource(&template, topic)["Properties"]["KmsMasterKeyId"];
+        if key.is_null() {
+            continue;
+        }
+        let key = key["!Ref"].as_str().unwrap_or_else(|| {
+            panic!("{topic} is encrypted with {key}, not a key of the stack: CloudWatch cannot use an AWS-managed key")
+        });
+        let policy = &resource(&template, key)["Properties"]["KeyPolicy"]["Statement"];
+        let cloudwatch_may = |action: &str| {
+            policy.as_array().into_iter().flatten().any(|s| {
+                s["Effect"] == "Allow"
+                    && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                    && s["Action"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&json!(action)))
+            })
+        };
+        assert!(
+            cloudwatch_may("kms:Decrypt") && cloudwatch_may("kms:GenerateDataKey*"),
+            "{key}'s policy does not let CloudWatch publish to {topic}"
+        );
+        let publishers: Vec<String> = of_type("AWS::IAM::Role")
+            .map(|(name, _)| name)
+            .filter(|role| role_grants_on(role, "sns:Publish", &json!({ "!Ref": topic })))
+            .collect();
+        assert!(!publishers.is_empty(), "nobody publishes to {topic}");
+        let key_arn = json!({ "!GetAtt": format!("{key}.Arn") });
+        for role in &publishers {
+            for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+                assert!(
+                    role_grants_on(role, action, &key_arn),
+                    "{role} publishes to {topic} but may not use its key ({action})"
+                );
+            }
+        }
+    }
+}
+
 /// Whether `role` (its inline policies and the managed policies it references) allows
 /// `action` on `on` (a `!GetAtt` name, or `*`).
 fn role_grants(role: &str, action: &str, on: &str) -> bool {
-    let template = template();
-    let role = resource(&template, role);
     let wanted = if on == "*" {
         json!("*")
     } else {
         json!({ "!GetAtt": on })
     };
+    role_grants_on(role, action, &wanted)
+}
+
+/// Whether `role` allows `action` on the resource written as `wanted` in the template.
+fn role_grants_on(role: &str, action: &str, wanted: &Value) -> bool {
+    let template = template();
+    let role = resource(&template, role);
     role["Properties"]["Policies"]
         .as_array()
         .into_iter()
@@ -635,7 +756,7 @@ fn role_grants(role: &str, action: &str, on: &str) -> bool {
                 Value::String(a) => vec![a.as_str()],
                 _ => vec![],
             };
-            actions.contains(&action) && st["Resource"] == wanted
+            actions.contains(&action) && st["Resource"] == *wanted
         })
 }
 

@@ -103,6 +103,30 @@ async fn a_push_makes_the_same_requests_with_one_service_or_with_forty_on_other_
     assert!(alone.contains(&"DynamoDB:Query".to_owned()), "{alone:?}");
 }
 
+/// The intake rule takes pushes of every repository of the account (no per-service stack
+/// parameter, issue 27 item 4): a push nobody watches costs one intake execution whose prepare
+/// makes a single DynamoDB query (the index) and writes nothing, however many services the
+/// account has (the cost per push is in README, "Scale and cold start").
+#[tokio::test]
+async fn a_push_to_an_unwatched_repository_costs_one_index_query_and_writes_nothing() {
+    let world = World::build().await;
+    register(&world, "other", "billing/api", 40).await;
+    let mut event = push_event("v2", 'a', "event-1", &pushed_at("event-1"));
+    event["detail"]["repository-name"] = serde_json::json!("tools/ci-runner");
+    let (counted, requests) = count_all(&world.ctx);
+    let out = prepare::run(&counted, &event).await.unwrap();
+    match out {
+        Prepared::Ignored { reason } => {
+            assert!(
+                reason.contains("no service watches tools/ci-runner:v2"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(requests.calls(), vec!["DynamoDB:Query".to_owned()]);
+}
+
 #[tokio::test]
 async fn a_config_written_straight_into_ssm_is_found_once_its_change_event_is_handled() {
     let world = World::build().await;
