@@ -24,6 +24,12 @@ task-stopped route ends it.
 CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
 does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
 
+ECR: an image's imagePushedAt keeps its fraction of a second, as AWS's does (moto: whole seconds).
+
+Pages: DescribeAlarms, RDS's DescribeDB{Snapshots,ClusterSnapshots,Instances,Clusters} and ECR's
+DescribeImages answer one page of AWS's default size and a token for the rest (moto answers
+everything at once).
+
 Application Auto Scaling: moto stores scalable targets and policies but never acts on them.
 Three things AWS does are modelled: RegisterScalableTarget moves an active service's desired
 count into the new [min, max] at once, deleting a policy that does not exist answers
@@ -35,6 +41,7 @@ direction is suspended on its scalable target.
 
 import json
 import os
+from datetime import datetime, timezone
 import sys
 import threading
 
@@ -49,7 +56,11 @@ from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
 from moto.cloudwatch import responses as cloudwatch_responses
+from moto.cloudwatch.exceptions import ValidationError as CloudWatchValidationError
 from moto.events import responses as events_responses
+from moto.rds import responses as rds_responses
+from moto.ecr import responses as ecr_responses
+from moto.ecr import models as ecr_models
 from moto.events.models import EventPattern
 from moto.moto_api import state_manager
 from moto.applicationautoscaling import models as aas_models
@@ -210,7 +221,11 @@ _original_describe_alarms = cloudwatch_responses.CloudWatchResponse.describe_ala
 
 def _describe_alarms(self):
     """AWS returns composite alarms only when AlarmTypes asks for them ("If you omit this
-    parameter, only metric alarms are returned"); moto returns both always."""
+    parameter, only metric alarms are returned"); moto returns both always. AWS takes at most
+    100 AlarmNames; moto any number."""
+    if len(self._get_param("AlarmNames", []) or []) > 100:
+        # "AlarmNames: Maximum number of 100 items" (DescribeAlarms API reference).
+        raise CloudWatchValidationError("AlarmNames: at most 100 items")
     result = _original_describe_alarms(self)
     types = self._get_param("AlarmTypes", []) or ["MetricAlarm"]
     if "CompositeAlarm" not in types:
@@ -226,6 +241,54 @@ cloudwatch_responses.CloudWatchResponse.describe_alarms = _describe_alarms
 cloudwatch_responses.CloudWatchResponse.put_composite_alarm = (
     cloudwatch_responses.CloudWatchResponse.put_metric_alarm
 )
+
+
+def _paged(responses_class, method, items, size_param, default_size, token_in, token_out):
+    """Pages a list answer as AWS does: at most `size_param` (or AWS's default page size)
+    items, and a token for the rest. moto answers these calls in one page whatever their size,
+    so code that read only the first page passed every test (issue 22). The token is the
+    offset; `items` are the answer's lists, paged together in order."""
+    original = getattr(responses_class, method)
+
+    def paged(self):
+        result = original(self)
+        body = result.result
+        size = int(self._get_param(size_param) or default_size)
+        start = int(self._get_param(token_in) or 0)
+        pool = [(key, item) for key in items for item in body.get(key) or []]
+        page = pool[start : start + size]
+        for key in items:
+            body[key] = [item for k, item in page if k == key]
+        body[token_out] = str(start + size) if start + size < len(pool) else None
+        return result
+
+    setattr(responses_class, method, paged)
+
+
+# Page sizes are AWS's defaults (each API reference's MaxRecords/maxResults).
+_paged(cloudwatch_responses.CloudWatchResponse, "describe_alarms",
+       ["MetricAlarms", "CompositeAlarms"], "MaxRecords", 50, "NextToken", "NextToken")
+for _method, _key in [
+    ("describe_db_snapshots", "DBSnapshots"),
+    ("describe_db_cluster_snapshots", "DBClusterSnapshots"),
+    ("describe_db_instances", "DBInstances"),
+    ("describe_db_clusters", "DBClusters"),
+]:
+    _paged(rds_responses.RDSResponse, _method, [_key], "MaxRecords", 100, "Marker", "Marker")
+_paged(ecr_responses.ECRResponse, "describe_images", ["imageDetails"], "maxResults", 100,
+       "nextToken", "nextToken")
+
+_original_image_init = ecr_models.Image.__init__
+
+
+def _image_init(self, *args, **kwargs):
+    """ECR's imagePushedAt has sub-second precision; moto truncates it to the second, so two
+    pushes in one second looked equally new and "the newest image" was decided by digest."""
+    _original_image_init(self, *args, **kwargs)
+    self.image_pushed_at = datetime.now(timezone.utc).timestamp()
+
+
+ecr_models.Image.__init__ = _image_init
 
 
 def _find_task(arn):

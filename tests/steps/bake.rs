@@ -93,3 +93,48 @@ async fn a_composite_alarm_fails_the_bake_like_a_metric_alarm() {
     assert_eq!(err.name(), "BakeFailed");
     assert!(err.to_string().contains("shop-health"), "{err}");
 }
+
+/// A service watching more alarms than one `DescribeAlarms` answers (AWS: 50 a page, at most
+/// 100 names a request; the harness answers the same): the one in ALARM far down the list
+/// fails the bake, and none of them is reported missing (issue 22).
+#[tokio::test]
+async fn an_alarm_past_the_first_page_and_the_first_hundred_names_fails_the_bake() {
+    let world = World::build().await;
+    let names: Vec<String> = (0..130).map(|n| format!("shop-p{n:03}")).collect();
+    for name in &names {
+        world
+            .aws
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("TargetResponseTime")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut config = world.config();
+    config.bake.alarms = names.clone();
+    world.put_config(&config).await;
+    assert_eq!(
+        bluegreen::alarms::missing(&world.ctx, &names)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    let id = deploy_to_switch(&world).await;
+    let started = bake_start(&world, &id).await;
+    world.raise_alarm("shop-p121", "p99 above 1 s").await;
+    let err = bake::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "BakeFailed");
+    assert!(err.to_string().contains("shop-p121"), "{err}");
+}

@@ -159,3 +159,28 @@ async fn a_missing_repository_is_reported_and_the_sweep_goes_on() {
         "{report:?}"
     );
 }
+
+/// ECR answers `DescribeImages` at most 1,000 images a page (the harness pages as AWS does): a
+/// repository with a long history has its newest push on a later page, and the sweep must
+/// deploy that one, not the newest of the first page (issue 22).
+#[tokio::test]
+async fn the_newest_image_on_a_later_page_is_the_one_deployed() {
+    let world = World::build().await;
+    prepare_push(&world, "v2", "event-1").await;
+    let older = world.push_image("v3", "app-3").await;
+    for n in 0..999 {
+        world
+            .push_image(&format!("dev-{n}"), &format!("dev-{n}"))
+            .await;
+    }
+    let newest = world.push_image("v4", "app-4").await;
+    world.advance(chrono::Duration::seconds(
+        missed_pushes::EVENT_GRACE_SECONDS + 60,
+    ));
+    let swept = missed_pushes::run(&world.ctx).await.unwrap();
+    assert_eq!(swept.deployed.len(), 1, "{swept:?}");
+    let records = records_of_shop(&world).await;
+    let digests: Vec<&str> = records.iter().map(|d| d.image.digest.as_str()).collect();
+    assert!(digests.contains(&newest.as_str()), "{digests:?}");
+    assert!(!digests.contains(&older.as_str()), "{digests:?}");
+}

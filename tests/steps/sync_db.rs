@@ -86,6 +86,73 @@ async fn isolated_mode_restores_a_tagged_clone_from_the_newest_snapshot_once() {
     assert_eq!(host.value, stored.clones[0].endpoint);
 }
 
+/// AWS answers `DescribeDBSnapshots` 100 a page (the harness pages as AWS does): an instance
+/// with months of snapshots has its newest on a later page, and the clone must come from it,
+/// not from the newest of the first page (issue 22). The newest snapshot is told apart by the
+/// storage the instance had when it was taken.
+#[tokio::test]
+async fn the_clone_comes_from_the_newest_snapshot_on_any_page() {
+    let world = World::build().await;
+    world.use_isolated_db().await;
+    let rds = &world.aws.rds;
+    for n in 0..100 {
+        rds.create_db_snapshot()
+            .db_instance_identifier("shop-db")
+            .db_snapshot_identifier(format!("shop-db-daily-{n:03}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    rds.modify_db_instance()
+        .db_instance_identifier("shop-db")
+        .allocated_storage(64)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_snapshot()
+        .db_instance_identifier("shop-db")
+        .db_snapshot_identifier("shop-db-newest")
+        .send()
+        .await
+        .unwrap();
+    let first_page = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        first_page.marker.is_some()
+            && !first_page
+                .db_snapshots
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s.db_snapshot_identifier.as_deref() == Some("shop-db-newest")),
+        "the newest snapshot must be on a later page for this test to mean anything"
+    );
+
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let clone = world
+        .db_instances()
+        .await
+        .into_iter()
+        .find(|i| i != "shop-db")
+        .expect("a clone");
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier(&clone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.db_instances.unwrap()[0].allocated_storage,
+        Some(64),
+        "restored from an older snapshot than shop-db-newest"
+    );
+}
+
 #[tokio::test]
 async fn shared_mode_without_rehearsal_clones_nothing() {
     let world = World::build().await;

@@ -110,19 +110,30 @@ impl Rds {
                 id: source.to_owned(),
             });
         };
-        let snapshots = self
+        // Every page: AWS answers 100 snapshots a page, and an instance with daily automated
+        // and manual snapshots has more; the newest can be on any page.
+        let mut pages = self
             .0
             .describe_db_snapshots()
             .db_instance_identifier(source)
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("rds:DescribeDBSnapshots", e))?;
-        let newest = snapshots
-            .db_snapshots
-            .unwrap_or_default()
+            .into_paginator()
+            .items()
+            .send();
+        let mut available = Vec::new();
+        while let Some(snapshot) = pages.next().await {
+            let snapshot =
+                snapshot.map_err(|e| StepError::from_sdk("rds:DescribeDBSnapshots", e))?;
+            if snapshot.status.as_deref() == Some("available") {
+                available.push(snapshot);
+            }
+        }
+        let newest = available
             .into_iter()
-            .filter(|s| s.status.as_deref() == Some("available"))
-            .max_by_key(|s| s.snapshot_create_time.map(|t| t.secs()).unwrap_or(0))
+            .max_by_key(|s| {
+                s.snapshot_create_time
+                    .map(|t| (t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default()
+            })
             .and_then(|s| s.db_snapshot_identifier)
             .ok_or_else(|| {
                 StepError::SyncFailed(format!("no available snapshot of {source} to restore"))
