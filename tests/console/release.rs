@@ -481,6 +481,46 @@ async fn a_deploy_by_digest_records_the_watched_tag_queues_behind_a_deployment_a
     assert_eq!(lock.queued.as_deref(), Some(queued.deployment_id.as_str()));
 }
 
+/// A person's `deploy` behind a running deployment and a queued push replaces the queued
+/// push (the person asked after it was queued), instead of being superseded by it and never
+/// running while the command reported success (review of issue 27).
+#[tokio::test]
+async fn a_deploy_behind_a_queued_push_replaces_it() {
+    let world = World::build().await;
+    let digest = world.push_image("v4", "app-4").await;
+    let running = prepare_push(&world, "v2", "event-1").await;
+    let event = bluegreen_tests::push_event("v3", 'b', "event-2", &pushed_at("event-2"));
+    let pushed = match bluegreen::steps::prepare::run(&world.ctx, &event)
+        .await
+        .unwrap()
+    {
+        bluegreen::steps::prepare::Prepared::Deployments { deployments } => {
+            deployments[0].deployment_id.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        world.lock("shop").await.unwrap().queued.as_deref(),
+        Some(pushed.as_str())
+    );
+
+    let requested = deploy(&world, ImageReference::Digest(digest.clone()), "req-q1")
+        .await
+        .unwrap();
+    assert_eq!(requested.outcome, PreparedOutcome::Queued, "{requested:?}");
+    let lock = world.lock("shop").await.unwrap();
+    assert_eq!(lock.holder, running);
+    assert_eq!(
+        lock.queued.as_deref(),
+        Some(requested.deployment_id.as_str())
+    );
+    assert_eq!(record(&world, &pushed).await.status, Status::Superseded);
+    assert_eq!(
+        record(&world, &requested.deployment_id).await.image.digest,
+        digest
+    );
+}
+
 /// A deployment that succeeded shows an operator (an AWS identity: the operator API's people)
 /// how to deploy it again or roll back to it; a link holder, who may only decide the approval
 /// the link was sent for, is not shown them.

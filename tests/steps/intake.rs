@@ -412,6 +412,27 @@ mod registries {
         );
     }
 
+    /// A replication into another account, forwarded to the stack's bus, is not the local
+    /// replica: pinning it would pull from that account's registry (review of issue 27).
+    #[tokio::test]
+    async fn a_replica_in_another_account_is_not_the_local_replica() {
+        let world = World::build().await;
+        let mut config = world.config();
+        config.source.registry = Some(RegistryLocation {
+            account: ACCOUNT.into(),
+            region: "us-west-2".into(),
+        });
+        config.source.pull_from = PullFrom::LocalReplica;
+        world.put_config(&config).await;
+        let mut event = sample("ecr-replication-action.json");
+        event["account"] = serde_json::json!("210987654321");
+        ignored(
+            prepare::run(&world.ctx, &event).await.unwrap(),
+            &format!("shop pulls from its replica in account {ACCOUNT}, not 210987654321"),
+        );
+        assert_eq!(world.lock_holder().await, None, "nothing taken");
+    }
+
     #[tokio::test]
     async fn replicas_are_refused_to_a_service_that_pulls_from_the_pushed_registry() {
         let world = World::build().await;

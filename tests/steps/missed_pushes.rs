@@ -184,3 +184,45 @@ async fn the_newest_image_on_a_later_page_is_the_one_deployed() {
     assert!(digests.contains(&newest.as_str()), "{digests:?}");
     assert!(!digests.contains(&older.as_str()), "{digests:?}");
 }
+
+/// A person's `deploy` (or `rollback --to`) after a push whose event was lost: the person chose
+/// what runs, so the sweep does not deploy the lost push over it later, although the request
+/// is ordered among the pushes just after the running one (review of issue 27).
+#[tokio::test]
+async fn a_lost_push_made_before_a_persons_deploy_is_left_alone() {
+    let world = World::build().await;
+    prepare_push(&world, "v2", "event-1").await;
+    let chosen = world.push_image("v1", "app-1").await;
+    let lost = world.push_image("v3", "app-3").await;
+    world.advance(chrono::Duration::seconds(60));
+    let requested = bluegreen::release::deploy(
+        &world.ctx,
+        "shop",
+        &bluegreen::ports::registry::ImageReference::Digest(chosen.clone()),
+        "arn:aws:iam::123456789012:user/on-call",
+        "req-rollback-1",
+    )
+    .await
+    .unwrap();
+    assert!(
+        record(&world, &requested.deployment_id).await.pushed_at
+            < records_of_shop(&world)
+                .await
+                .iter()
+                .map(|d| d.created_at)
+                .max()
+                .unwrap(),
+        "ordered among the pushes, not at the time of asking"
+    );
+    world.advance(chrono::Duration::seconds(
+        missed_pushes::EVENT_GRACE_SECONDS + 60,
+    ));
+    let swept = missed_pushes::run(&world.ctx).await.unwrap();
+    assert!(swept.deployed.is_empty(), "{swept:?}");
+    let digests: Vec<String> = records_of_shop(&world)
+        .await
+        .into_iter()
+        .map(|d| d.image.digest)
+        .collect();
+    assert!(!digests.contains(&lost), "{digests:?}");
+}

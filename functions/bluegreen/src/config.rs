@@ -1100,6 +1100,21 @@ impl ServiceConfig {
                  replicas",
                 self.name
             )),
+            // The replica this service pulls is in the stack's account: a replication into
+            // any other account (forwarded here) would pin that account's registry.
+            (PullFrom::LocalReplica, Some(_))
+                if stack
+                    .account
+                    .as_deref()
+                    .is_some_and(|a| a != push.image.account) =>
+            {
+                Err(format!(
+                    "{} pulls from its replica in account {}, not {}",
+                    self.name,
+                    stack.account.as_deref().unwrap_or_default(),
+                    push.image.account
+                ))
+            }
             (PullFrom::LocalReplica, Some(_)) if here.is_some_and(|r| r != push.image.region) => {
                 Err(format!(
                     "{} pulls from its replica in {}, not {}",

@@ -321,6 +321,23 @@ impl<'a> Locks<'a> {
             }))
     }
 
+    /// The newest push order the service's lock holds: the queued push's when one waits
+    /// (it is newer than the running one, or it could not have queued), else the running
+    /// one's.
+    pub async fn newest_order(&self, service: &str) -> StepResult<Option<PushOrder>> {
+        let Some(item) = self.read_item(service).await? else {
+            return Ok(None);
+        };
+        let order = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(order)) => Some(PushOrder(order.clone())),
+            _ => None,
+        };
+        Ok([order("started_order"), order("queued_order")]
+            .into_iter()
+            .flatten()
+            .max_by_key(PushOrder::pushed_at))
+    }
+
     async fn read_item(&self, service: &str) -> StepResult<Option<Item>> {
         self.ctx
             .ports

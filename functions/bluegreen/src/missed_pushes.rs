@@ -160,6 +160,14 @@ async fn sweep_service(
     };
     let service = config.name.clone();
     let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Queue).await?;
+    if prepared.outcome == PreparedOutcome::Superseded {
+        // The lock already holds a newer push: nothing was deployed.
+        report.skipped.push(format!(
+            "{service}: {tag}@{} is older than what the lock holds ({})",
+            image.digest, prepared.deployment_id
+        ));
+        return Ok(());
+    }
     if prepared.outcome == PreparedOutcome::Started {
         executions::start_in_stack(ctx, &prepared.deployment_id).await;
     }
@@ -175,7 +183,8 @@ async fn sweep_service(
 }
 
 /// The decision: the newest image of `images` (and the tag it matched) that `config` watches,
-/// pushed after the service's `newest` deployment and at least [`EVENT_GRACE_SECONDS`] before
+/// pushed after the service's `newest` deployment (after it was asked for, when a person asked
+/// for it) and at least [`EVENT_GRACE_SECONDS`] before
 /// `now`, unless it is the image `newest` deploys. Ties on push time go to the greater digest,
 /// so every run picks the same one.
 pub fn newest_missed<'a>(
@@ -185,12 +194,20 @@ pub fn newest_missed<'a>(
     now: DateTime<Utc>,
 ) -> Option<(&'a RegistryImage, &'a str)> {
     let settled = now - Duration::seconds(EVENT_GRACE_SECONDS);
+    // A person's request is ordered among the pushes by the lock, not by when it was asked
+    // (release::request_order): an image pushed before the request and never deployed is
+    // history once a person chose what runs — deploying it would undo their rollback.
+    let after = if naming::is_request_event_id(&newest.event_id) {
+        newest.pushed_at.max(newest.created_at)
+    } else {
+        newest.pushed_at
+    };
     let (image, tag) = images
         .iter()
         .filter(|i| i.repository == config.source.repository)
         .filter_map(|i| Some((i, i.tags.iter().find(|t| config.matches_tag(t))?)))
         .max_by(|(a, _), (b, _)| (a.pushed_at, &a.digest).cmp(&(b.pushed_at, &b.digest)))?;
-    let missed = image.pushed_at > newest.pushed_at
+    let missed = image.pushed_at > after
         && image.pushed_at <= settled
         && image.digest != newest.image.digest;
     missed.then_some((image, tag.as_str()))

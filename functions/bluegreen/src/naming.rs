@@ -47,6 +47,25 @@ pub fn missed_push_event_id(digest: &str) -> String {
     format!("missed-push-{digest}")
 }
 
+/// The kinds of a person's release request (`bluegreen deploy`, `redeploy`, `rollback --to`).
+pub const REQUEST_KINDS: [&str; 3] = ["deploy", "redeploy", "rollback"];
+
+/// The record's event id for a person's release request of `kind` (one of
+/// [`REQUEST_KINDS`]): what makes a retried request find the deployment it started.
+pub fn request_event_id(kind: &str, request_id: &str) -> String {
+    format!("{kind}-{request_id}")
+}
+
+/// Whether a record's event id is a person's request rather than a push (EventBridge's event
+/// ids are UUIDs, the sweep's start with `missed-push-`: neither starts with a request kind).
+pub fn is_request_event_id(event_id: &str) -> bool {
+    REQUEST_KINDS.iter().any(|kind| {
+        event_id
+            .strip_prefix(kind)
+            .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
 /// The ECS `startedBy` value of a deployment's migration task (`kind` = `migrate`,
 /// `rehearsal` or `rollback`). ECS allows at most 36 characters, so it is a hash.
 pub fn started_by(deployment_id: &str, kind: &str) -> String {

@@ -27,6 +27,7 @@ use crate::error::{StepError, StepResult};
 use crate::event::{Image, PersonRequest, Push};
 use crate::executions;
 use crate::lock::Locks;
+use crate::naming;
 use crate::ports::registry::ImageReference;
 use crate::record::{Records, Status};
 use crate::routing;
@@ -265,12 +266,15 @@ async fn start(
     })
 }
 
-/// Where a person's request stands among the service's pushes: just after the newest push
-/// that took the lock, not at the time of asking. A push made before the request whose event
-/// arrives after it (EventBridge delivers late) is then still newer, and deploys after it —
-/// with the time of asking it would be superseded by a request naming an older image.
+/// Where a person's request stands among the service's pushes: just after the newest push the
+/// lock holds (the queued one, else the running one), not at the time of asking. A queued push
+/// is then superseded by the request (a person asked after it was queued; ordered before it,
+/// the request itself was superseded and never ran), and a push made before the request whose
+/// event arrives after it (EventBridge delivers late) is still newer than the running one and
+/// deploys after the request — with the time of asking it would be superseded by a request
+/// naming an older image.
 async fn request_order(ctx: &Context, service: &str) -> StepResult<DateTime<Utc>> {
-    let newest = Locks::new(ctx).started_order(service).await?;
+    let newest = Locks::new(ctx).newest_order(service).await?;
     Ok(newest
         .and_then(|order| order.pushed_at())
         .map_or_else(|| ctx.now(), |t| t + chrono::Duration::milliseconds(1)))
@@ -342,7 +346,7 @@ fn event_id(kind: &str, request_id: &str) -> StepResult<String> {
             "request id {request_id:?} is not 1-{MAX_REQUEST_ID} letters, digits or '-'"
         )));
     }
-    Ok(format!("{kind}-{request_id}"))
+    Ok(naming::request_event_id(kind, request_id))
 }
 
 /// The image production's live slot runs, read from its task definition's container.
