@@ -633,13 +633,19 @@ fn the_operator_api_may_create_the_record_a_redeploy_starts() {
     ));
 }
 
-/// The missed-push sweep creates records as intake's prepare does.
+/// The missed-push sweep creates records as intake's prepare does, and moves its cursor in
+/// the services table (RecordsPolicy's `UpdateItem` is on the deployments table only).
 #[test]
 fn the_missed_push_sweep_may_create_records() {
     assert!(role_grants(
         "MissedPushesRole",
         "dynamodb:PutItem",
         "DeploymentsTable.Arn"
+    ));
+    assert!(role_grants(
+        "MissedPushesRole",
+        "dynamodb:UpdateItem",
+        "ServicesTable.Arn"
     ));
 }
 
