@@ -13,6 +13,8 @@ task-stopped route ends it.
   POST /_bluegreen/ecs/task-stopped     {"task_arn", "exit_code" (int|null), "stop_code", "reason"}
   POST /_bluegreen/ecs/rollout          {"cluster", "service", "state", "running", "reason",
                                          "draining" (task definition ARNs still draining)}
+  POST /_bluegreen/ecs/list-lag         {"on"}: while on, tasks started are not listed by ListTasks
+                                        (eventual consistency); off lists them again
   POST /_bluegreen/ecs/circuit-breaker  {"cluster", "service", "previous", "reason"}: the breaker
                                         rolled the primary back to `previous`
   POST /_bluegreen/elbv2/target-health  {"target_group_arn", "target_id", "state", "reason"}
@@ -52,6 +54,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.ec2.models import ec2_backends
 from moto.ecs import models as ecs_models
 from moto.ecs.models import ecs_backends
+from moto.ecs import responses as ecs_responses
+from moto.core.responses import ActionResult
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
@@ -417,7 +421,51 @@ def published(body):
     ]
 
 
+# ECS: RunTask honours its clientToken as AWS does (the same token answers the tasks it
+# started; moto starts new ones), and ListTasks can lag behind RunTask (AWS's ECS reads are
+# eventually consistent: a task just started may not be listed yet).
+RUN_TASK_TOKENS = {}
+LIST_LAG = {"on": False}
+UNLISTED = set()
+_original_run_task = ecs_responses.EC2ContainerServiceResponse.run_task
+
+
+def _run_task(self):
+    token = self._get_param("clientToken")
+    key = (self._get_param("cluster", "default"), token)
+    if token and key in RUN_TASK_TOKENS:
+        tasks = [t for t in (_find_task(arn) for arn in RUN_TASK_TOKENS[key]) if t is not None]
+        return ActionResult({"tasks": tasks, "failures": []})
+    result = _original_run_task(self)
+    arns = [task.task_arn for task in result.result["tasks"]]
+    if token:
+        RUN_TASK_TOKENS[key] = arns
+    if LIST_LAG["on"]:
+        UNLISTED.update(arns)
+    return result
+
+
+ecs_responses.EC2ContainerServiceResponse.run_task = _run_task
+_original_list_tasks = ecs_models.EC2ContainerServiceBackend.list_tasks
+
+
+def _list_tasks(self, *args, **kwargs):
+    return [t for t in _original_list_tasks(self, *args, **kwargs) if t.task_arn not in UNLISTED]
+
+
+ecs_models.EC2ContainerServiceBackend.list_tasks = _list_tasks
+
+
+def list_lag(body):
+    """While on, tasks started are left out of ListTasks; turning it off lists them all."""
+    LIST_LAG["on"] = bool(body["on"])
+    if not LIST_LAG["on"]:
+        UNLISTED.clear()
+    return {"unlisted": len(UNLISTED)}
+
+
 ROUTES = {
+    ("POST", "/_bluegreen/ecs/list-lag"): list_lag,
     ("POST", "/_bluegreen/sns/published"): published,
     ("GET", "/_bluegreen/network"): network,
     ("POST", "/_bluegreen/ecs/task-stopped"): task_stopped,

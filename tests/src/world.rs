@@ -826,6 +826,15 @@ impl World {
             .await;
     }
 
+    /// ECS's reads lag behind its writes (`on`): tasks started from now on are not listed by
+    /// `ListTasks` until the lag is switched off again (AWS documents its ECS reads as
+    /// eventually consistent).
+    pub async fn ecs_list_lag(&self, on: bool) {
+        self.emulator
+            .control("POST", "/_bluegreen/ecs/list-lag", json!({ "on": on }))
+            .await;
+    }
+
     /// The ECS scheduler finished (or failed) the slot's rollout.
     pub async fn settle(&self, slot: Slot, state: &str) {
         self.emulator

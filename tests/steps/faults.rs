@@ -112,6 +112,30 @@ async fn a_lost_run_task_answer_never_starts_a_second_migration() {
     assert_eq!(migrations(&world, &id).await, 1, "one migration task");
 }
 
+/// The same, when ECS has not listed the task yet (its reads are eventually consistent; the
+/// harness plays the lag): the retry cannot find the task, and it is RunTask's client token
+/// (AWS answers the task that token started; the harness does the same) that keeps it to one
+/// migration (issue 22).
+#[tokio::test]
+async fn a_lost_run_task_answer_while_ecs_does_not_list_the_task_yet_starts_one_migration() {
+    let world = World::build().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    launch(&world, &id).await;
+    world.ecs_list_lag(true).await;
+    let lost = mock!(aws_sdk_ecs::Client::run_task)
+        .then_error(|| RunTaskError::generic(aws_error("InternalFailure")));
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| c.ecs = ecs_with(&world, &lost));
+    migrate::start(&ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(
+        migrations(&world, &id).await,
+        0,
+        "the task is not listed yet: the retry cannot find it"
+    );
+    migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    world.ecs_list_lag(false).await;
+    assert_eq!(migrations(&world, &id).await, 1, "one migration task");
+}
+
 #[tokio::test]
 async fn access_denied_is_a_non_retryable_aws_error_carrying_the_code() {
     let world = World::build().await;

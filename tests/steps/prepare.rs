@@ -795,3 +795,160 @@ async fn a_newer_push_that_arrives_while_an_older_one_is_writing_its_queued_reco
     let lock = world.lock("shop").await.expect("held");
     assert_eq!((lock.holder, lock.queued), (running, Some(newer_id)));
 }
+
+/// ELBv2 with the first `DescribeListeners` (the first service's live-slot read) throttled, or
+/// every one of them with `always`.
+fn elb_throttling(world: &World, always: bool) -> aws_sdk_elasticloadbalancingv2::Client {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let throttle = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners)
+        .match_requests(move |_| always || calls.fetch_add(1, Ordering::SeqCst) == 0)
+        .then_error(|| {
+            DescribeListenersError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+    aws_sdk_elasticloadbalancingv2::Client::from_conf(
+        aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&throttle)
+                    .allow_passthrough(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+/// The service's only record.
+async fn only_record(world: &World, service: &str) -> bluegreen::record::Deployment {
+    let mut records = Records::new(&world.ctx)
+        .for_service(service, 5)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{service}: {records:?}");
+    records.remove(0)
+}
+
+/// Issue 22 item 3: a retryable error for one of two services watching a repository stops only
+/// that one. The other is prepared in the same attempt (record, lock); the throttled one is
+/// parked as a queued record with the error, its lock not taken; the intake's retry prepares
+/// it and answers the other's deployment again, the same one.
+#[tokio::test]
+async fn a_retryable_error_for_one_service_never_stops_the_others() {
+    let world = World::build().await;
+    let mut admin = world.config();
+    admin.name = "admin".into();
+    world.put_config(&admin).await;
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+    let throttled =
+        bluegreen_tests::with_client(&world.ctx, |c| c.elb = elb_throttling(&world, false));
+    let err = prepare::run(&throttled, &event).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // Whichever service was looked at first was throttled; the other was prepared anyway.
+    let (admin_record, shop_record) = (
+        only_record(&world, "admin").await,
+        only_record(&world, "shop").await,
+    );
+    let (parked, prepared) = if admin_record.status == Status::Queued {
+        (admin_record, shop_record)
+    } else {
+        (shop_record, admin_record)
+    };
+    assert_eq!(parked.status, Status::Queued, "{parked:?}");
+    assert_eq!(prepared.status, Status::Preparing, "{prepared:?}");
+    assert!(
+        parked.timeline[0]
+            .detail
+            .contains("not prepared: Throttled"),
+        "{:?}",
+        parked.timeline
+    );
+    let locks = Locks::new(&world.ctx);
+    assert_eq!(locks.holder(&parked.service).await.unwrap(), None);
+    assert_eq!(
+        locks.holder(&prepared.service).await.unwrap().as_deref(),
+        Some(prepared.deployment_id.as_str())
+    );
+
+    // Step Functions retries the intake with a healthy API.
+    let Prepared::Deployments { deployments } = prepare::run(&world.ctx, &event).await.unwrap()
+    else {
+        panic!("not prepared")
+    };
+    assert_eq!(deployments.len(), 2, "{deployments:?}");
+    for d in &deployments {
+        assert_eq!(d.outcome, PreparedOutcome::Started, "{d:?}");
+        assert_eq!(
+            locks.holder(&d.service).await.unwrap().as_deref(),
+            Some(d.deployment_id.as_str())
+        );
+    }
+    assert!(
+        deployments
+            .iter()
+            .any(|d| d.deployment_id == prepared.deployment_id),
+        "the same deployment answered again: {deployments:?}"
+    );
+    assert_eq!(
+        only_record(&world, &parked.service).await.status,
+        Status::Preparing
+    );
+}
+
+/// Issue 22 item 3: a push whose prepare fails on every one of the intake's attempts leaves a
+/// queued record with the cause (the intake ends `Rejected`), and the reconciler's sweep puts
+/// it through the queue after its grace (or, when a retry already put it there and it holds
+/// the lock, starts the execution it never got) — the push is not lost with the intake.
+#[tokio::test]
+async fn a_push_whose_prepare_kept_failing_is_recorded_and_the_reconciler_deploys_it() {
+    // One attempt (an intake that stopped at once: the record is not in the lock) and the
+    // intake's six (the first and five retries: a retry put it through the queue).
+    for attempts in [1, 6] {
+        recovered_after(attempts).await;
+    }
+}
+
+async fn recovered_after(attempts: usize) {
+    let world = World::build().await;
+    world.create_deployment_machine().await;
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+    let throttled =
+        bluegreen_tests::with_client(&world.ctx, |c| c.elb = elb_throttling(&world, true));
+    for _ in 0..attempts {
+        let err = prepare::run(&throttled, &event).await.unwrap_err();
+        assert_eq!(err.name(), "Throttled", "{err}");
+    }
+    let parked = only_record(&world, "shop").await;
+    assert_eq!(parked.status, Status::Queued);
+    assert!(
+        parked.timeline[0].detail.contains("Rate exceeded"),
+        "the cause is recorded: {:?}",
+        parked.timeline
+    );
+    // A retry put the parked record through the queue, so it may hold the lock (its prepare
+    // failed after that); nobody else does.
+    let holder = world.lock_holder().await;
+    assert!(
+        holder.is_none() || holder.as_deref() == Some(parked.deployment_id.as_str()),
+        "{holder:?}"
+    );
+
+    world.advance(chrono::Duration::minutes(16));
+    bluegreen::steps::reconcile::sweep(&world.ctx)
+        .await
+        .unwrap();
+    let id = parked.deployment_id;
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+    assert!(
+        world.execution_status(&id).await.is_some(),
+        "its execution was started"
+    );
+}

@@ -145,25 +145,71 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         report_invalid_config(ctx, &bad, &id).await?;
         deployments.push(Prepared1::failed(id, bad.service.clone(), &bad.error()));
     }
+    let mut retry = None;
     for config in matching {
         let service = config.name.clone();
-        // A push the missed-push sweep deployed before its event arrived: the same deployment.
-        if let Some(swept) = swept(ctx, &service, &push).await? {
-            info!(%service, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
-            deployments.push(summary(&swept));
-            continue;
-        }
         let id = naming::deployment_id(&service, &push.event_id, push.time);
-        match prepare_service(ctx, &push, config, WhenLocked::Queue).await {
+        match prepare_watcher(ctx, &push, config.clone()).await {
             Ok(one) => deployments.push(one),
-            // Step Functions retries the whole intake; every service's prepare is idempotent
-            // (the record it wrote is found again), so a retry repeats nothing.
-            Err(e) if e.is_retryable() => return Err(e),
+            // A retryable error stops only this service: the services after it are prepared
+            // now, and this one's push is parked (see `park`). Step Functions then retries the
+            // whole intake; every service's prepare is idempotent (the record it wrote is found
+            // again), so a retry repeats nothing and goes through the queue with the parked one.
+            Err(e) if e.is_retryable() => {
+                warn!(%service, deployment_id = %id, error = %e, "service not prepared yet; parked for a retry");
+                if let Err(parking) = park(ctx, &push, &id, config, &e).await {
+                    warn!(%service, error = %parking, "could not park the push");
+                }
+                retry.get_or_insert(e);
+            }
             // One service's failure stops only that service (what it took was given back).
             Err(e) => deployments.push(Prepared1::failed(id, service, &e)),
         }
     }
-    Ok(Prepared::Deployments { deployments })
+    match retry {
+        Some(e) => Err(e),
+        None => Ok(Prepared::Deployments { deployments }),
+    }
+}
+
+/// One watching service's deployment of the push; a push the missed-push sweep deployed
+/// before its event arrived answers that deployment.
+async fn prepare_watcher(
+    ctx: &Context,
+    push: &Push,
+    config: ServiceConfig,
+) -> StepResult<Prepared1> {
+    if let Some(swept) = swept(ctx, &config.name, push).await? {
+        info!(service = %config.name, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
+        return Ok(summary(&swept));
+    }
+    prepare_service(ctx, push, config, WhenLocked::Queue).await
+}
+
+/// Parks a push whose prepare failed with a retryable error: a `queued` record that the lock
+/// does not name, with the error on its timeline (a record already written is left as it is).
+/// The intake's retry finds it and puts it through the queue; if every retry fails too (the
+/// intake ends `Rejected`), the reconciler's sweep of unqueued records does, after its grace.
+/// Without it, a push whose prepare kept failing left nothing behind and never deployed.
+async fn park(
+    ctx: &Context,
+    push: &Push,
+    id: &str,
+    config: ServiceConfig,
+    error: &StepError,
+) -> StepResult<()> {
+    let mut deployment = new_record(ctx, id, push, config, Status::Queued, None);
+    deployment.timeline = vec![crate::record::TimelineEntry {
+        step: STEP.into(),
+        at: ctx.now(),
+        outcome: StepOutcome::Failed,
+        detail: format!(
+            "not prepared: {}: {error}; parked as queued (the intake's retry, or the \
+             reconciler's sweep after every retry failed, puts it through the queue)",
+            error.name()
+        ),
+    }];
+    Records::new(ctx).create(&deployment).await.map(drop)
 }
 
 /// How far before a push's event time intake looks for the missed-push sweep's deployment of
