@@ -717,6 +717,57 @@ impl World {
         (s.task_definition.unwrap_or_default(), s.desired_count, tags)
     }
 
+    /// Registers a revision of the `shop` family whose `web` container has exactly `environment`
+    /// and `secrets` (`(name, valueFrom)`), as the app's own IaC would, and points the live
+    /// (blue) slot at it. Returns its ARN.
+    pub async fn live_revision_with(
+        &self,
+        environment: &[(&str, &str)],
+        secrets: &[(&str, &str)],
+    ) -> String {
+        let mut container = ContainerDefinition::builder()
+            .name("web")
+            .image(format!(
+                "{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1"
+            ))
+            .memory(512)
+            .essential(true)
+            .port_mappings(PortMapping::builder().container_port(8080).build());
+        for (name, value) in environment {
+            container =
+                container.environment(KeyValuePair::builder().name(*name).value(*value).build());
+        }
+        for (name, from) in secrets {
+            container = container.secrets(
+                aws_sdk_ecs::types::Secret::builder()
+                    .name(*name)
+                    .value_from(*from)
+                    .build()
+                    .expect("secret"),
+            );
+        }
+        let td = self
+            .aws
+            .ecs
+            .register_task_definition()
+            .family("shop")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shop-execution"))
+            .container_definitions(container.build())
+            .send()
+            .await
+            .expect("register task definition")
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap();
+        self.set_task_definition(Slot::Blue, &td).await;
+        td
+    }
+
     /// Points a slot's ECS service at another task definition (an operator's hand edit).
     pub async fn set_task_definition(&self, slot: Slot, task_definition: &str) {
         self.aws

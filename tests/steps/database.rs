@@ -129,6 +129,85 @@ async fn an_isolated_service_whose_live_task_definition_lacks_the_database_setti
     );
 }
 
+const DATABASE_URL_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/database-url-AbCdEf";
+
+/// A world with `shared` + `rehearsal` whose live revision's `web` container has exactly
+/// `environment` and `secrets`, and a push prepared and synced: `(world, deployment id)`.
+async fn rehearsal_with(environment: &[(&str, &str)], secrets: &[(&str, &str)]) -> (World, String) {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.database.rehearsal = true;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    world.put_config(&config).await;
+    world.live_revision_with(environment, secrets).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    (world, id)
+}
+
+/// Issue 24 item 3: `shared` + `rehearsal` for an app that reads `DATABASE_URL` from a secret.
+/// The rehearsal only overrides `endpoint_env` (`DATABASE_HOST`), which this app never reads:
+/// it would have migrated production before approval and reported it as "on the clone". The
+/// revision is refused before any task runs, naming what the task definition really uses.
+#[tokio::test]
+async fn a_rehearsal_for_an_app_reading_its_database_url_from_a_secret_is_refused_before_anything_runs()
+ {
+    let (world, id) = rehearsal_with(
+        &[("DB_POOL", "5")],
+        &[("DATABASE_URL", DATABASE_URL_SECRET)],
+    )
+    .await;
+    let err = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "ConfigInvalid", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("sets no DATABASE_HOST; it has secret DATABASE_URL")
+            && text.contains("the rehearsal would run on production's database"),
+        "{text}"
+    );
+    for kind in ["rehearsal", "migrate"] {
+        assert!(
+            world
+                .tasks_started_by(&bluegreen::naming::started_by(&id, kind))
+                .await
+                .is_empty(),
+            "no {kind} task"
+        );
+    }
+}
+
+/// A plain `DATABASE_HOST` beside a `DATABASE_URL` secret: the app may read either, so the
+/// rehearsal is refused too; beside a password secret (`DB_PASSWORD`, the usual split) it runs
+/// on the clone.
+#[tokio::test]
+async fn a_rehearsal_runs_only_when_the_host_variable_is_the_apps_only_database_address() {
+    let (world, id) = rehearsal_with(
+        &[("DATABASE_HOST", PRODUCTION_DB)],
+        &[("DATABASE_URL", DATABASE_URL_SECRET)],
+    )
+    .await;
+    let err = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sets DATABASE_HOST, but also secret DATABASE_URL"),
+        "{err}"
+    );
+
+    let (world, id) = rehearsal_with(
+        &[("DATABASE_HOST", PRODUCTION_DB)],
+        &[("DB_PASSWORD", DATABASE_URL_SECRET)],
+    )
+    .await;
+    migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let rehearsal = world
+        .tasks_started_by(&bluegreen::naming::started_by(&id, "rehearsal"))
+        .await;
+    assert_eq!(rehearsal.len(), 1, "the rehearsal runs on the clone");
+}
+
 #[tokio::test]
 async fn cleanup_keeps_a_clone_that_a_running_slot_uses_and_the_deployment_needs_attention() {
     let world = World::build().await.with_topic();

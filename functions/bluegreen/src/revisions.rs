@@ -58,17 +58,28 @@ fn overlay(
         images: vec![(config.container.clone(), deployment.image.pinned_uri())],
         environment: Vec::new(),
     };
-    if config.database.strategy == DbStrategy::Isolated {
-        let env = &config.database.endpoint_env;
-        if base.env_value(&config.container, env).is_none() {
-            // Without it, pre-prod would not use its clone and bluegreen could not tell which
-            // database production uses.
+    let rehearsal = config.database.strategy == DbStrategy::Shared && config.database.rehearsal;
+    if config.database.strategy == DbStrategy::Isolated || rehearsal {
+        // Without it, pre-prod (isolated) or the rehearsal would not use its clone — it would
+        // run on production's database — and bluegreen could not tell which one production
+        // uses.
+        if let Some(problem) =
+            not_repointable(base, &config.container, &config.database.endpoint_env)
+        {
             return Err(StepError::ConfigInvalid(vec![format!(
-                "database.endpoint_env: the live slot's task definition {} sets no {env} in \
-                 container {:?}",
-                base.arn, config.container
+                "database.endpoint_env: {problem}; the {} would run on production's database \
+                 (bluegreen re-points only a plain environment variable that the app reads \
+                 its database host from)",
+                if rehearsal {
+                    "rehearsal"
+                } else {
+                    "isolated pre-prod"
+                },
             )]));
         }
+    }
+    if config.database.strategy == DbStrategy::Isolated {
+        let env = &config.database.endpoint_env;
         if purpose == Purpose::Preprod {
             let endpoint = deployment
                 .clone_for(ClonePurpose::Preprod)
@@ -84,6 +95,61 @@ fn overlay(
         }
     }
     Ok(overlay)
+}
+
+/// Why the database setting `env` of `container` in `base` is not the one the app's database
+/// comes from, as far as the task definition shows: absent as a plain variable, also set by a
+/// secret, or beside another setting that carries a database host (a `DATABASE_URL`-like
+/// variable or secret, which apps usually prefer). `None` when `env` is re-pointable.
+pub fn not_repointable(base: &TaskDefinitionState, container: &str, env: &str) -> Option<String> {
+    let c = base.container(container)?;
+    let at = format!("container {container:?} of {}", base.arn);
+    if c.secrets.iter().any(|(name, _)| name == env) {
+        return Some(format!(
+            "{at} reads {env} from a secret, not a plain variable"
+        ));
+    }
+    let others: Vec<String> = c
+        .environment
+        .iter()
+        .map(|(name, _)| (name, "variable"))
+        .chain(c.secrets.iter().map(|(name, _)| (name, "secret")))
+        .filter(|(name, _)| *name != env && carries_a_database_host(name))
+        .map(|(name, kind)| format!("{kind} {name}"))
+        .collect();
+    let plain = c.environment.iter().any(|(name, _)| name == env);
+    match (plain, others.is_empty()) {
+        (true, true) => None,
+        (true, false) => Some(format!(
+            "{at} sets {env}, but also {}, which the app may read its database from instead",
+            others.join(", ")
+        )),
+        (false, true) => Some(format!("{at} sets no {env}")),
+        (false, false) => Some(format!("{at} sets no {env}; it has {}", others.join(", "))),
+    }
+}
+
+/// Whether a variable's name says it holds a whole database address (a URL, DSN or connection
+/// string), which names a host of its own.
+/// Judged by whole words of the name (`FEEDBACK_URL` is no database).
+fn carries_a_database_host(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    has(&["URL", "URI", "DSN", "CONNECTION", "CONN"])
+        && has(&[
+            "DATABASE",
+            "DB",
+            "POSTGRES",
+            "POSTGRESQL",
+            "PG",
+            "MYSQL",
+            "MARIADB",
+            "SQL",
+            "JDBC",
+            "RDS",
+            "AURORA",
+        ])
 }
 
 /// How far back [`choose_base`] looks past bluegreen's own revisions of a family.
@@ -235,4 +301,57 @@ pub async fn ensure(
         )
         .await?;
     Ok(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::compute::ContainerState;
+
+    fn web(environment: &[(&str, &str)], secrets: &[(&str, &str)]) -> TaskDefinitionState {
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        TaskDefinitionState {
+            arn: "arn:aws:ecs:us-east-1:1:task-definition/shop:3".into(),
+            family: "shop".into(),
+            containers: vec![ContainerState {
+                name: "web".into(),
+                image: "shop:v1".into(),
+                environment: pairs(environment),
+                secrets: pairs(secrets),
+                environment_files: Vec::new(),
+                log: None,
+            }],
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_a_plain_host_variable_that_is_the_only_database_address_is_repointable() {
+        let host = ("DATABASE_HOST", "db.prod");
+        for (td, repointable) in [
+            (web(&[host], &[]), true),
+            (web(&[host], &[("DB_PASSWORD", "arn:s")]), true),
+            (web(&[host, ("REDIS_URL", "redis://r")], &[]), true),
+            (web(&[host, ("FEEDBACK_URL", "https://f")], &[]), true),
+            (web(&[], &[]), false),
+            (web(&[], &[("DATABASE_HOST", "arn:s")]), false),
+            (web(&[host], &[("DATABASE_URL", "arn:s")]), false),
+            (
+                web(&[host, ("JDBC_CONNECTION_STRING", "jdbc:…")], &[]),
+                false,
+            ),
+            (web(&[host], &[("PG_DSN", "arn:p")]), false),
+        ] {
+            assert_eq!(
+                not_repointable(&td, "web", "DATABASE_HOST").is_none(),
+                repointable,
+                "{:?}",
+                td.containers[0]
+            );
+        }
+    }
 }

@@ -47,6 +47,8 @@ pub fn standard_state(names: &Names, settings: &Settings) -> State {
             name: "web".into(),
             image: format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1"),
             environment: vec![("DATABASE_HOST".into(), "shop-db.prod.internal".into())],
+            secrets: Vec::new(),
+            environment_files: Vec::new(),
             log: Some((
                 "awslogs".into(),
                 vec![

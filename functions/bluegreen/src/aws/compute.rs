@@ -91,6 +91,16 @@ fn definition_state(td: &TaskDefinition, tags: Tags) -> TaskDefinitionState {
                         )
                     })
                     .collect(),
+                secrets: c
+                    .secrets()
+                    .iter()
+                    .map(|s| (s.name.clone(), s.value_from.clone()))
+                    .collect(),
+                environment_files: c
+                    .environment_files()
+                    .iter()
+                    .map(|f| f.value.clone())
+                    .collect(),
                 log: c.log_configuration.as_ref().map(|log| {
                     let mut options: Vec<(String, String)> = log
                         .options

@@ -99,6 +99,13 @@ pub struct ContainerState {
     pub image: String,
     /// Its plain environment variables, in order.
     pub environment: Vec<(String, String)>,
+    /// Its `secrets`: `(name, valueFrom)` — the variable a Secrets Manager secret or SSM
+    /// parameter is read into, and where from (never the value).
+    #[serde(default)]
+    pub secrets: Vec<(String, String)>,
+    /// Its `environmentFiles` (S3 ARNs): variables ECS reads from files at start.
+    #[serde(default)]
+    pub environment_files: Vec<String>,
     /// Its log driver and options (`awslogs`, `awslogs-group`, …), when configured.
     pub log: Option<(String, Vec<(String, String)>)>,
 }
