@@ -56,6 +56,7 @@ from moto.ecs import models as ecs_models
 from moto.ecs.models import ecs_backends
 from moto.ecs import responses as ecs_responses
 from moto.core.responses import ActionResult
+from moto.ecs.exceptions import InvalidParameterException as EcsInvalidParameter
 from moto.elbv2 import models as elbv2_models
 from moto.sns.models import sns_backends
 from moto.awslambda_simple import models as lambda_simple
@@ -421,7 +422,9 @@ def published(body):
     ]
 
 
-# ECS: RunTask honours its clientToken as AWS does (the same token answers the tasks it
+# ECS: capacity providers (moto ignores them): UpdateService with a strategy clears the launch
+# type, RunTask refuses both at once and names the provider each task runs on.
+# RunTask honours its clientToken as AWS does (the same token answers the tasks it
 # started; moto starts new ones), and ListTasks can lag behind RunTask (AWS's ECS reads are
 # eventually consistent: a task just started may not be listed yet).
 RUN_TASK_TOKENS = {}
@@ -430,13 +433,37 @@ UNLISTED = set()
 _original_run_task = ecs_responses.EC2ContainerServiceResponse.run_task
 
 
+def _placed_on(strategy):
+    """The provider a single task of `strategy` lands on: the one with a base first (ECS
+    places the base before it weighs), else the heaviest."""
+    based = [item for item in strategy if int(item.get("base", 0)) > 0]
+    if based:
+        return based[0]["capacityProvider"]
+    return max(strategy, key=lambda item: int(item.get("weight", 0)))["capacityProvider"]
+
+
 def _run_task(self):
+    strategy = self._get_param("capacityProviderStrategy") or []
+    if strategy and self._get_param("launchType"):
+        # "Specifying both a launchType and capacityProviderStrategy is not supported."
+        raise EcsInvalidParameter("launchType and capacityProviderStrategy are exclusive")
     token = self._get_param("clientToken")
     key = (self._get_param("cluster", "default"), token)
     if token and key in RUN_TASK_TOKENS:
         tasks = [t for t in (_find_task(arn) for arn in RUN_TASK_TOKENS[key]) if t is not None]
         return ActionResult({"tasks": tasks, "failures": []})
+    if strategy and all(i["capacityProvider"].startswith("FARGATE") for i in strategy):
+        # moto runs tasks without container instances only for the FARGATE launch type.
+        if self.automated_parameter_parsing:
+            self.params["launchType"] = "FARGATE"
+        else:
+            body = json.loads(self.body)
+            body["launchType"] = "FARGATE"
+            self.body = json.dumps(body)
     result = _original_run_task(self)
+    for task in result.result["tasks"]:
+        # ECS names the provider a task runs on (moto ignores capacity providers).
+        task.capacity_provider_name = _placed_on(strategy) if strategy else None
     arns = [task.task_arn for task in result.result["tasks"]]
     if token:
         RUN_TASK_TOKENS[key] = arns
@@ -446,6 +473,20 @@ def _run_task(self):
 
 
 ecs_responses.EC2ContainerServiceResponse.run_task = _run_task
+_original_update_service = ecs_models.EC2ContainerServiceBackend.update_service
+
+
+def _update_service(self, properties):
+    """A service given a capacity provider strategy has no launch type any more, as in AWS
+    (moto keeps both, and stores the strategy only because it stores every property)."""
+    moving = bool(properties.get("capacity_provider_strategy"))
+    service = _original_update_service(self, properties)
+    if moving:
+        service.launch_type = None
+    return service
+
+
+ecs_models.EC2ContainerServiceBackend.update_service = _update_service
 _original_list_tasks = ecs_models.EC2ContainerServiceBackend.list_tasks
 
 

@@ -417,6 +417,7 @@ fn unlock_is_refused_while_the_holders_migration_still_runs() {
             .run_task(&bluegreen::ports::compute::OneOff {
                 cluster: bluegreen_tests::CLUSTER.into(),
                 network_of: "shop-green".into(),
+                on_demand: true,
                 task_definition: deployment_definition(&aws),
                 container: "web".into(),
                 command: vec!["bin/migrate".into(), "down".into()],

@@ -154,6 +154,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
             rollback_command: None,
             run: None,
             maintenance: false,
+            capacity: Default::default(),
         }),
         health: Health {
             test_url: Some(names.test_url.clone()),
@@ -766,6 +767,45 @@ impl World {
             .unwrap();
         self.set_task_definition(Slot::Blue, &td).await;
         td
+    }
+
+    /// Moves a slot's ECS service onto `strategy` (`(provider, base, weight)`), as a team
+    /// weighting its service to Fargate Spot would.
+    pub async fn capacity_strategy(&self, slot: Slot, strategy: &[(&str, i32, i32)]) {
+        let mut update = self
+            .aws
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(format!("shop-{slot}"))
+            .force_new_deployment(true);
+        for (provider, base, weight) in strategy {
+            update = update.capacity_provider_strategy(
+                aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+                    .capacity_provider(*provider)
+                    .base(*base)
+                    .weight(*weight)
+                    .build()
+                    .expect("strategy item"),
+            );
+        }
+        update.send().await.expect("update service");
+    }
+
+    /// The capacity provider ECS says a task runs on.
+    pub async fn capacity_provider_of(&self, task_arn: &str) -> Option<String> {
+        self.aws
+            .ecs
+            .describe_tasks()
+            .cluster(CLUSTER)
+            .tasks(task_arn)
+            .send()
+            .await
+            .expect("describe tasks")
+            .tasks
+            .unwrap_or_default()
+            .pop()
+            .and_then(|t| t.capacity_provider_name)
     }
 
     /// Points a slot's ECS service at another task definition (an operator's hand edit).

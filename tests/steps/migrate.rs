@@ -278,3 +278,37 @@ async fn exit_zero_with_a_stop_code_other_than_an_essential_exit_is_migration_fa
     assert_eq!(err.name(), "MigrationFailed");
     assert!(err.to_string().contains("SpotInterruption"), "{err}");
 }
+
+/// Issue 24 item 5: a service weighted to Fargate Spot runs its migration on on-demand Fargate
+/// by default (a Spot interruption would stop the migration part-way), and on its own strategy
+/// with `migration.capacity = "service"`. ECS's placement is the harness's (moto ignores
+/// capacity providers): the base first, else the heaviest provider.
+#[tokio::test]
+async fn a_spot_weighted_service_migrates_on_on_demand_capacity_unless_told_otherwise() {
+    use bluegreen::config::MigrationCapacity;
+    for (capacity, expected) in [
+        (MigrationCapacity::OnDemand, "FARGATE"),
+        (MigrationCapacity::Service, "FARGATE_SPOT"),
+    ] {
+        let world = World::build().await;
+        let mut config = world.config();
+        config.migration.as_mut().unwrap().capacity = capacity;
+        world.put_config(&config).await;
+        for slot in [bluegreen::Slot::Blue, bluegreen::Slot::Green] {
+            world
+                .capacity_strategy(slot, &[("FARGATE_SPOT", 0, 4), ("FARGATE", 0, 1)])
+                .await;
+        }
+        let id = prepare_push(&world, "v2", "event-1").await;
+        migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+        let tasks = world
+            .tasks_started_by(&naming::started_by(&id, "migrate"))
+            .await;
+        assert_eq!(tasks.len(), 1, "{capacity:?}");
+        assert_eq!(
+            world.capacity_provider_of(&tasks[0]).await.as_deref(),
+            Some(expected),
+            "{capacity:?}"
+        );
+    }
+}

@@ -355,6 +355,22 @@ pub struct Migration {
     /// removes).
     #[serde(default)]
     pub maintenance: bool,
+    /// The capacity migration tasks run on: `on_demand` (default: the service's capacity
+    /// provider strategy without Fargate Spot — a Spot interruption stops a migration part-way)
+    /// or `service` (the service's own strategy, Spot included).
+    #[serde(default)]
+    pub capacity: MigrationCapacity,
+}
+
+/// The capacity a migration task runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationCapacity {
+    /// The service's strategy without `FARGATE_SPOT` (`FARGATE` when nothing else is left).
+    #[default]
+    OnDemand,
+    /// The service's own launch type or capacity provider strategy.
+    Service,
 }
 
 /// When the production migration runs.

@@ -196,6 +196,7 @@ mod tests {
             rollback_command: None,
             run,
             maintenance: false,
+            capacity: Default::default(),
         });
         config
     }

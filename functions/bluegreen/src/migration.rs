@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::config::MigrationCapacity;
 use crate::context::Context;
 use crate::db_plan::MigrationTask;
 use crate::ecs;
@@ -350,6 +351,10 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                 .run_task(&OneOff {
                     cluster: config.cluster.clone(),
                     network_of: config.slots.get(target).service.clone(),
+                    on_demand: config
+                        .migration
+                        .as_ref()
+                        .is_none_or(|m| m.capacity == MigrationCapacity::OnDemand),
                     task_definition: run.task_definition.to_owned(),
                     container: config.container.clone(),
                     command: run.command.to_vec(),

@@ -1,8 +1,8 @@
 //! [`Compute`] over ECS.
 
 use aws_sdk_ecs::types::{
-    ContainerDefinition, ContainerOverride, DesiredStatus, KeyValuePair, Service, Tag, Task,
-    TaskDefinition, TaskDefinitionField, TaskOverride,
+    CapacityProviderStrategyItem, ContainerDefinition, ContainerOverride, DesiredStatus,
+    KeyValuePair, Service, Tag, Task, TaskDefinition, TaskDefinitionField, TaskOverride,
 };
 
 use crate::error::{StepError, StepResult};
@@ -115,6 +115,37 @@ fn definition_state(td: &TaskDefinition, tags: Tags) -> TaskDefinitionState {
             .collect(),
         tags,
     }
+}
+
+/// Fargate's interruptible capacity provider.
+const FARGATE_SPOT: &str = "FARGATE_SPOT";
+
+/// A capacity provider strategy without Fargate Spot, for a task that must not be interrupted
+/// part-way (a migration): the other providers keep their weights and bases, and `FARGATE`
+/// takes Spot's place when nothing else is left. A custom (EC2 Auto Scaling) provider is kept
+/// as it is: whether its instances are Spot is not visible here.
+fn without_spot(strategy: Vec<CapacityProviderStrategyItem>) -> Vec<CapacityProviderStrategyItem> {
+    if !strategy
+        .iter()
+        .any(|item| item.capacity_provider == FARGATE_SPOT)
+    {
+        return strategy;
+    }
+    let rest: Vec<_> = strategy
+        .into_iter()
+        .filter(|item| item.capacity_provider != FARGATE_SPOT)
+        .collect();
+    // What is left must still place a task (a weight or a base above 0).
+    if rest.iter().any(|item| item.weight > 0 || item.base > 0) {
+        return rest;
+    }
+    vec![
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE")
+            .weight(1)
+            .build()
+            .expect("a provider is set"),
+    ]
 }
 
 /// Sets (or replaces) one environment variable.
@@ -348,7 +379,10 @@ impl Compute for Ecs {
             .set_network_configuration(service.network_configuration)
             .set_launch_type(service.launch_type)
             .set_capacity_provider_strategy(
-                service.capacity_provider_strategy.filter(|s| !s.is_empty()),
+                service
+                    .capacity_provider_strategy
+                    .map(|s| if task.on_demand { without_spot(s) } else { s })
+                    .filter(|s| !s.is_empty()),
             )
             .set_platform_version(service.platform_version)
             .set_tags(Some(tags(&task.tags)))
@@ -432,5 +466,52 @@ impl Compute for Ecs {
             .await
             .map_err(|e| StepError::from_sdk("ecs:StopTask", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(provider: &str, base: i32, weight: i32) -> CapacityProviderStrategyItem {
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider(provider)
+            .base(base)
+            .weight(weight)
+            .build()
+            .unwrap()
+    }
+
+    fn names(strategy: &[CapacityProviderStrategyItem]) -> Vec<(String, i32, i32)> {
+        strategy
+            .iter()
+            .map(|i| (i.capacity_provider.clone(), i.base, i.weight))
+            .collect()
+    }
+
+    #[test]
+    fn a_migration_never_runs_on_fargate_spot() {
+        let on_demand = vec![("FARGATE".to_owned(), 0, 1)];
+        assert_eq!(
+            names(&without_spot(vec![item("FARGATE_SPOT", 0, 1)])),
+            on_demand
+        );
+        assert_eq!(
+            names(&without_spot(vec![
+                item("FARGATE", 1, 1),
+                item("FARGATE_SPOT", 0, 4)
+            ])),
+            vec![("FARGATE".to_owned(), 1, 1)]
+        );
+        assert_eq!(
+            names(&without_spot(vec![
+                item("FARGATE", 0, 0),
+                item("FARGATE_SPOT", 2, 1)
+            ])),
+            on_demand,
+            "what is left could not place a task"
+        );
+        let ec2 = vec![item("shop-asg", 0, 1)];
+        assert_eq!(names(&without_spot(ec2.clone())), names(&ec2));
     }
 }

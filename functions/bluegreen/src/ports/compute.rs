@@ -126,8 +126,11 @@ pub struct RevisionOverlay {
 pub struct OneOff {
     /// Cluster.
     pub cluster: String,
-    /// The service whose network configuration and launch type the task borrows.
+    /// The service whose network configuration and launch type (or capacity provider
+    /// strategy) the task borrows.
     pub network_of: String,
+    /// Run on on-demand capacity: the borrowed strategy without Fargate Spot.
+    pub on_demand: bool,
     /// Task definition ARN.
     pub task_definition: String,
     /// Container whose command is overridden.
