@@ -64,6 +64,7 @@ from moto.cloudwatch import responses as cloudwatch_responses
 from moto.cloudwatch.exceptions import ValidationError as CloudWatchValidationError
 from moto.events import responses as events_responses
 from moto.rds import responses as rds_responses
+from moto.rds import models as rds_models
 from moto.ecr import responses as ecr_responses
 from moto.ecr import models as ecr_models
 from moto.events.models import EventPattern
@@ -268,6 +269,23 @@ def _paged(responses_class, method, items, size_param, default_size, token_in, t
         return result
 
     setattr(responses_class, method, paged)
+
+
+# RestoreDBClusterToPointInTime: AWS gives the restored cluster the default security group and
+# the default cluster parameter group unless they are named, and no Serverless v2 scaling (a
+# db.serverless writer cannot be added without it). moto drops the security groups and the
+# parameter group but copies the scaling, so a clone without it looked fine.
+_original_restore_cluster = rds_models.RDSBackend.restore_db_cluster_to_point_in_time
+
+
+def _restore_cluster(self, *args, **kwargs):
+    cluster = _original_restore_cluster(self, *args, **kwargs)
+    if not kwargs.get("serverless_v2_scaling_configuration"):
+        cluster.serverless_v2_scaling_configuration = None
+    return cluster
+
+
+rds_models.RDSBackend.restore_db_cluster_to_point_in_time = _restore_cluster
 
 
 # Page sizes are AWS's defaults (each API reference's MaxRecords/maxResults).

@@ -236,3 +236,129 @@ async fn an_aurora_source_gets_a_copy_on_write_clone_with_one_instance() {
             .contains(&format!("{clone_id}-1"))
     );
 }
+
+/// Issue 24 item 4: an RDS clone carries the source's security groups and parameter group
+/// (AWS restores with the engine's default parameter group unless one is named; the harness
+/// answers the same).
+#[tokio::test]
+async fn an_rds_clone_carries_the_sources_security_groups_and_parameter_group() {
+    let world = World::build().await;
+    world.use_isolated_db().await;
+    let rds = &world.aws.rds;
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("shop-postgres")
+        .db_parameter_group_family("postgres16")
+        .description("production settings")
+        .send()
+        .await
+        .unwrap();
+    rds.modify_db_instance()
+        .db_instance_identifier("shop-db")
+        .db_parameter_group_name("shop-postgres")
+        .vpc_security_group_ids("sg-0a1b2c3d4e5f60718")
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let clone = world
+        .db_instances()
+        .await
+        .into_iter()
+        .find(|i| i != "shop-db")
+        .expect("a clone");
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier(&clone)
+        .send()
+        .await
+        .unwrap()
+        .db_instances
+        .unwrap()
+        .remove(0);
+    let groups: Vec<String> = described
+        .db_parameter_groups
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.db_parameter_group_name)
+        .collect();
+    assert_eq!(groups, vec!["shop-postgres".to_owned()]);
+    let security_groups: Vec<String> = described
+        .vpc_security_groups
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.vpc_security_group_id)
+        .collect();
+    assert_eq!(security_groups, vec!["sg-0a1b2c3d4e5f60718".to_owned()]);
+}
+
+/// Issue 24 item 4: an Aurora copy-on-write clone carries the source's security groups,
+/// cluster parameter group and Serverless v2 scaling (AWS restores with the default security
+/// group, the default parameter group and no scaling unless they are named; the harness
+/// answers the same).
+#[tokio::test]
+async fn an_aurora_clone_carries_the_sources_security_groups_parameter_group_and_scaling() {
+    let world = World::build().await;
+    let rds = &world.aws.rds;
+    rds.create_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("shop-aurora-params")
+        .db_parameter_group_family("aurora-postgresql16")
+        .description("production settings")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_cluster()
+        .db_cluster_identifier("shop-aurora")
+        .engine("aurora-postgresql")
+        .master_username("shop")
+        .master_user_password("not-a-secret-1")
+        .vpc_security_group_ids("sg-0a1b2c3d4e5f60718")
+        .db_cluster_parameter_group_name("shop-aurora-params")
+        .serverless_v2_scaling_configuration(
+            aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
+                .min_capacity(0.5)
+                .max_capacity(8.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut config = world.config();
+    config.database.strategy = DbStrategy::Isolated;
+    config.database.source = Some(DbSource::AuroraCluster {
+        identifier: "shop-aurora".into(),
+    });
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let clone = rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.db_cluster_identifier.as_deref() != Some("shop-aurora"))
+        .expect("a clone cluster");
+    let security_groups: Vec<String> = clone
+        .vpc_security_groups
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.vpc_security_group_id)
+        .collect();
+    assert_eq!(security_groups, vec!["sg-0a1b2c3d4e5f60718".to_owned()]);
+    assert_eq!(
+        clone.db_cluster_parameter_group.as_deref(),
+        Some("shop-aurora-params")
+    );
+    let scaling = clone
+        .serverless_v2_scaling_configuration
+        .expect("Serverless v2 scaling carried");
+    assert_eq!(
+        (scaling.min_capacity, scaling.max_capacity),
+        (Some(0.5), Some(8.0))
+    );
+}

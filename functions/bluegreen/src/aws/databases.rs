@@ -1,6 +1,6 @@
 //! [`Databases`] over RDS.
 
-use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use aws_sdk_rds::types::{DbCluster, DbInstance, ServerlessV2ScalingConfiguration, Tag};
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::Tags;
@@ -11,6 +11,12 @@ const FALLBACK_INSTANCE_CLASS: &str = "db.r6g.large";
 
 /// RDS through the SDK.
 pub struct Rds(pub aws_sdk_rds::Client);
+
+/// A parameter or option group name unless it is one of the engine's defaults
+/// (`default.postgres16`, `default:postgres-16`), which AWS uses when none is named.
+fn custom(group: Option<String>) -> Option<String> {
+    group.filter(|name| !name.starts_with("default.") && !name.starts_with("default:"))
+}
 
 fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
@@ -155,6 +161,23 @@ impl Rds {
                     .and_then(|g| g.db_subnet_group_name),
             )
             .set_vpc_security_group_ids((!security_groups.is_empty()).then_some(security_groups))
+            // AWS gives a restored instance the engine's default parameter group unless one is
+            // named: production's settings (timeouts, extensions, pool sizes) would be missing.
+            // The engine's own defaults (`default.…`, `default:…`) are what AWS picks anyway.
+            .set_db_parameter_group_name(custom(
+                original
+                    .db_parameter_groups
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|g| g.db_parameter_group_name),
+            ))
+            .set_option_group_name(custom(
+                original
+                    .option_group_memberships
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|g| g.option_group_name),
+            ))
             .publicly_accessible(false)
             .set_tags(Some(tags))
             .send()
@@ -181,6 +204,26 @@ impl Rds {
                     id: source.to_owned(),
                 })?;
         if self.sdk_cluster(clone).await?.is_none() {
+            // AWS gives a restored cluster the VPC's default security group (which tasks
+            // usually cannot reach), the engine's default parameter group and no Serverless v2
+            // scaling (a db.serverless writer cannot be added) unless they are named: the
+            // source's are.
+            let security_groups: Vec<String> = original
+                .vpc_security_groups
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|g| g.vpc_security_group_id)
+                .collect();
+            let scaling = original
+                .serverless_v2_scaling_configuration
+                .as_ref()
+                .map(|s| {
+                    ServerlessV2ScalingConfiguration::builder()
+                        .set_min_capacity(s.min_capacity)
+                        .set_max_capacity(s.max_capacity)
+                        .build()
+                });
             self.0
                 .restore_db_cluster_to_point_in_time()
                 .db_cluster_identifier(clone)
@@ -188,6 +231,13 @@ impl Rds {
                 .restore_type("copy-on-write")
                 .use_latest_restorable_time(true)
                 .set_db_subnet_group_name(original.db_subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!security_groups.is_empty()).then_some(security_groups),
+                )
+                .set_db_cluster_parameter_group_name(custom(
+                    original.db_cluster_parameter_group.clone(),
+                ))
+                .set_serverless_v2_scaling_configuration(scaling)
                 .set_tags(Some(tags.clone()))
                 .send()
                 .await
@@ -209,6 +259,7 @@ impl Rds {
                         .unwrap_or_else(|| "aurora-postgresql".into()),
                 )
                 .db_instance_class(class)
+                .publicly_accessible(false)
                 .set_tags(Some(tags))
                 .send()
                 .await
