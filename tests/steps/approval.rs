@@ -408,3 +408,34 @@ async fn a_retried_request_does_not_ask_approvers_about_a_deployment_already_dec
         Some(bluegreen::record::Verdict::Approved)
     );
 }
+
+/// Issue 22 item 4: config authorship is not approval. A person whom a config change names as
+/// an approver after the deployment started cannot decide it (nothing is recorded, it still
+/// waits); removing an approver takes effect at once; the approvers it started with decide.
+#[tokio::test]
+async fn an_approver_added_after_the_deployment_started_cannot_decide_it() {
+    let world = World::build().await;
+    let id = deploy_to_approval(&world).await;
+    let mut config = world.config();
+    config.approval.approvers.push("mallory@example.com".into());
+    config.approval.approvers.retain(|a| a != "bob@example.com");
+    world.put_config(&config).await;
+
+    let mut added = decision(true);
+    added.approver = "mallory@example.com".into();
+    let refused = approval::decide(&world.ctx, &id, &added).await.unwrap_err();
+    assert_eq!(refused.name(), "NotAnApprover", "{refused}");
+    let mut removed = decision(true);
+    removed.approver = "bob@example.com".into();
+    let refused = approval::decide(&world.ctx, &id, &removed)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "NotAnApprover", "{refused}");
+    let d = record(&world, &id).await;
+    assert_eq!(d.status, Status::AwaitingApproval);
+    assert_eq!(d.approval.unwrap().decision, None, "nothing recorded");
+
+    approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("alice was an approver when it started and still is");
+}

@@ -406,17 +406,11 @@ pub async fn decide(ctx: &Context, deployment_id: &str, decision: &Decision) -> 
     let current = crate::config_store::ConfigStore::new(ctx)
         .load(&deployment.service)
         .await?;
-    if let Some(token) =
-        undelivered(ctx, &deployment, decision, &current.approval.approvers).await?
-    {
+    let approvers = approvers_now(&deployment, &current.approval.approvers);
+    if let Some(token) = undelivered(ctx, &deployment, decision, &approvers).await? {
         return Ok(token);
     }
-    let approver = check_decision(
-        &deployment,
-        decision,
-        &current.approval.approvers,
-        ctx.now(),
-    )?;
+    let approver = check_decision(&deployment, decision, &approvers, ctx.now())?;
     // A decision never precedes its request, whatever the deciding process's clock says: hosts
     // drift, and a `bluegreen run --time-scale` writes its records on a virtual clock that runs
     // ahead of the real one another terminal decides with.
@@ -524,6 +518,22 @@ async fn undelivered(
     Ok(token)
 }
 
+/// Who may decide `deployment` now: the approvers its config named when it started who are
+/// still approvers in the service's `current` config. Removing an approver takes effect at
+/// once; adding one does not reach a deployment already on its way — otherwise whoever may
+/// write configs could name themselves and approve what is waiting (config authorship is not
+/// approval).
+pub fn approvers_now(deployment: &Deployment, current: &[String]) -> Vec<String> {
+    deployment
+        .config
+        .approval
+        .approvers
+        .iter()
+        .filter(|a| current.contains(a))
+        .cloned()
+        .collect()
+}
+
 /// Checks the decision against the request and the service's current approvers; returns the
 /// identity to record (the caller's own ARN even when it matched through its role, so the
 /// audit names the session).
@@ -546,7 +556,8 @@ fn check_decision(
     }
     if crate::identity::listed_approver(approvers, &decision.approver).is_none() {
         return Err(StepError::NotAnApprover(format!(
-            "{} is not an approver of {} (approvers in its current config: {})",
+            "{} is not an approver of this deployment of {} (its approvers, as when it \
+             started and still in the current config: {})",
             decision.approver,
             deployment.service,
             approvers.join(", ")
