@@ -89,6 +89,7 @@ pub fn standard_settings() -> Settings {
         webhook_url: None,
         deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
         account_id: Some(ACCOUNT.into()),
+        auto_approve: Default::default(),
     }
 }
 

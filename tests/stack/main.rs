@@ -602,6 +602,23 @@ fn teardown_may_read_the_locks_table() {
     );
 }
 
+/// Issue 22 item 4: which services may skip approval is the stack's to say (a parameter every
+/// function reads), not a config author's; the default is none.
+#[test]
+fn only_the_stack_allows_auto_approval() {
+    let template = template();
+    let parameter = &template["Parameters"]["AutoApproveServices"];
+    assert_eq!(parameter["Default"], "none");
+    assert_eq!(
+        template["Globals"]["Function"]["Environment"]["Variables"]["BLUEGREEN_AUTO_APPROVE_SERVICES"],
+        json!({ "!Ref": "AutoApproveServices" })
+    );
+    use bluegreen::context::AutoApprove;
+    assert!(!AutoApprove::parse(Some("none")).allows("shop"));
+    assert!(AutoApprove::parse(Some("billing,shop")).allows("shop"));
+    assert!(!AutoApprove::parse(Some("billing")).allows("shop"));
+}
+
 /// Config validation bounds a look's smoke rounds by the health-check function's timeout
 /// (issue 22): the constant it uses is the template's.
 #[test]

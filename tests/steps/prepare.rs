@@ -952,3 +952,42 @@ async fn recovered_after(attempts: usize) {
         "its execution was started"
     );
 }
+
+/// Issue 22 item 4: `approval.policy = "auto"` takes the stack's leave (`AutoApproveServices`),
+/// so that writing a config is not approving. A service the stack does not name is refused at
+/// prepare with the reason, and nothing is taken; one it names deploys without a person.
+#[tokio::test]
+async fn auto_approval_is_refused_unless_the_stack_allows_it_for_the_service() {
+    use bluegreen::context::AutoApprove;
+    let world = World::build().await;
+    let mut config = world.config();
+    config.approval.policy = bluegreen::config::ApprovalPolicy::Auto;
+    config.approval.approvers.clear();
+    world.put_config(&config).await;
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+
+    let mut stack = world.ctx.clone();
+    stack.settings.auto_approve = AutoApprove::parse(Some("none"));
+    let refused = only_answer_with(&stack, &event).await;
+    assert_eq!(refused.outcome, PreparedOutcome::Failed);
+    let error = refused.error.unwrap();
+    assert!(
+        error.starts_with("ConfigInvalid") && error.contains("\"auto\" is not allowed for shop"),
+        "{error}"
+    );
+    assert_eq!(world.lock_holder().await, None, "nothing taken");
+
+    stack.settings.auto_approve = AutoApprove::parse(Some("billing, shop"));
+    let allowed = only_answer_with(&stack, &event).await;
+    assert_eq!(allowed.outcome, PreparedOutcome::Started, "{allowed:?}");
+}
+
+async fn only_answer_with(ctx: &bluegreen::Context, event: &serde_json::Value) -> Prepared1 {
+    match prepare::run(ctx, event).await.unwrap() {
+        Prepared::Deployments { mut deployments } => {
+            assert_eq!(deployments.len(), 1, "{deployments:?}");
+            deployments.remove(0)
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -37,13 +37,53 @@ pub struct Settings {
     /// The account the stack runs in: a service's `source.registry` defaults to it (with the
     /// stack's region). Unknown in local runs, where only a configured registry is checked.
     pub account_id: Option<String>,
+    /// Which services may deploy with `approval.policy = "auto"` (no person approves). Set by
+    /// the stack (`AutoApproveServices`), so that writing a config is not approving: a config
+    /// author cannot switch a service's approvals off on their own.
+    pub auto_approve: AutoApprove,
+}
+
+/// The services allowed `approval.policy = "auto"` (`BLUEGREEN_AUTO_APPROVE_SERVICES`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AutoApprove {
+    /// Any service: unset, as in local runs on an emulator (the stack always sets it), or `*`.
+    #[default]
+    Any,
+    /// Only these (`none`: no service).
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl AutoApprove {
+    /// Parses the variable: unset or `*` is any service, `none` no service, otherwise a
+    /// comma-separated list of service names.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            None | Some("*") => AutoApprove::Any,
+            Some("none") | Some("") => AutoApprove::Only(Default::default()),
+            Some(list) => AutoApprove::Only(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether `service` may deploy without a person's approval.
+    pub fn allows(&self, service: &str) -> bool {
+        match self {
+            AutoApprove::Any => true,
+            AutoApprove::Only(services) => services.contains(service),
+        }
+    }
 }
 
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
     /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
-    /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN` and `BLUEGREEN_ACCOUNT_ID`,
-    /// with the stack's defaults.
+    /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, `BLUEGREEN_ACCOUNT_ID` and
+    /// `BLUEGREEN_AUTO_APPROVE_SERVICES`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -61,6 +101,11 @@ impl Settings {
             webhook_url: var("BLUEGREEN_WEBHOOK_URL"),
             deployment_machine_arn: var("BLUEGREEN_DEPLOYMENT_MACHINE_ARN"),
             account_id: var("BLUEGREEN_ACCOUNT_ID"),
+            auto_approve: AutoApprove::parse(
+                std::env::var("BLUEGREEN_AUTO_APPROVE_SERVICES")
+                    .ok()
+                    .as_deref(),
+            ),
         }
     }
 }

@@ -303,6 +303,14 @@ pub async fn prepare_service(
 ) -> StepResult<Prepared1> {
     let service = config.name.clone();
     let id = naming::deployment_id(&service, &push.event_id, push.time);
+    if config.approval.policy == ApprovalPolicy::Auto && !ctx.settings.auto_approve.allows(&service)
+    {
+        // Checked before anything is taken: nothing to give back.
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "approval.policy: \"auto\" is not allowed for {service} by the stack \
+             (AutoApproveServices): writing a config does not approve deployments"
+        )]));
+    }
     match prepare_one(ctx, push, &id, config, when_locked).await {
         Err(e) if !e.is_retryable() => {
             warn!(%service, deployment_id = %id, error = %e, "service not prepared");
