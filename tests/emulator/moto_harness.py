@@ -491,6 +491,17 @@ def _run_task(self):
 
 
 ecs_responses.EC2ContainerServiceResponse.run_task = _run_task
+_original_register_task_definition = ecs_responses.EC2ContainerServiceResponse.register_task_definition
+
+
+def _register_task_definition(self):
+    """Keeps `enableFaultInjection`, which moto drops (AWS stores and returns it)."""
+    result = _original_register_task_definition(self)
+    result.result["taskDefinition"].enable_fault_injection = self._get_param("enableFaultInjection")
+    return result
+
+
+ecs_responses.EC2ContainerServiceResponse.register_task_definition = _register_task_definition
 _original_update_service = ecs_models.EC2ContainerServiceBackend.update_service
 
 

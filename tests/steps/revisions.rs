@@ -74,3 +74,158 @@ async fn by_default_pre_prod_starts_from_what_production_runs() {
     let preprod = deployment.task_definitions.preprod.unwrap();
     assert_eq!(feature_and_image(&world, &preprod).await.0, None);
 }
+
+/// Issue 26 item 3: a revision bluegreen registers keeps everything of its base — every field
+/// `RegisterTaskDefinition` takes and the family's own tags (cost allocation, ownership; a
+/// tag-on-create policy may require them), with bluegreen's tags added. The base sets every
+/// field to something other than its default, and the two revisions are compared whole (their
+/// `Debug` forms, with only the revision's own identity and the overlaid image blanked), so a
+/// field bluegreen does not copy shows up as a difference here, not as a silent drop.
+#[tokio::test]
+async fn a_registered_revision_keeps_every_field_and_tag_of_its_base() {
+    use aws_sdk_ecs::types::*;
+    let world = World::build().await;
+    let container = ContainerDefinition::builder()
+        .name("web")
+        .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web:v1")
+        .cpu(128)
+        .memory(512)
+        .memory_reservation(256)
+        .essential(true)
+        .port_mappings(PortMapping::builder().container_port(8080).build())
+        .environment(
+            KeyValuePair::builder()
+                .name("DATABASE_HOST")
+                .value("db")
+                .build(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("DB_PASSWORD")
+                .value_from("arn:aws:ssm:us-east-1:123456789012:parameter/shop/db")
+                .build()
+                .unwrap(),
+        )
+        .docker_labels("team", "payments")
+        .stop_timeout(90)
+        .ulimits(
+            Ulimit::builder()
+                .name(UlimitName::Nofile)
+                .soft_limit(4096)
+                .hard_limit(8192)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let proxy = ContainerDefinition::builder()
+        .name("envoy")
+        .image("public.ecr.aws/envoy:v1.30")
+        .memory(128)
+        .essential(true)
+        .build();
+    let base = world
+        .aws
+        .ecs
+        .register_task_definition()
+        .family("shop")
+        .task_role_arn("arn:aws:iam::123456789012:role/ecs-tasks/shop-task")
+        .execution_role_arn("arn:aws:iam::123456789012:role/ecs-tasks/shop-execution")
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("512")
+        .memory("1024")
+        .container_definitions(container)
+        .container_definitions(proxy)
+        .volumes(Volume::builder().name("scratch").build())
+        .ephemeral_storage(EphemeralStorage::builder().size_in_gib(40).build())
+        .runtime_platform(
+            RuntimePlatform::builder()
+                .cpu_architecture(CpuArchitecture::Arm64)
+                .operating_system_family(OsFamily::Linux)
+                .build(),
+        )
+        .pid_mode(PidMode::Task)
+        .enable_fault_injection(true)
+        .tags(Tag::builder().key("cost-center").value("cc-1234").build())
+        .tags(Tag::builder().key("team").value("payments").build())
+        .tags(
+            Tag::builder()
+                .key("bluegreen:purpose")
+                .value("production")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap()
+        .task_definition_arn
+        .unwrap();
+    let overlay = bluegreen::ports::compute::RevisionOverlay {
+        images: vec![(
+            "web".into(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@sha256:aaaa".into(),
+        )],
+        environment: Vec::new(),
+    };
+    let ours = vec![("bluegreen:purpose".to_owned(), "preprod".to_owned())];
+    let registered = world
+        .ctx
+        .ports
+        .compute
+        .register_revision(&base, &overlay, &ours)
+        .await
+        .unwrap();
+
+    let described = |arn: String| {
+        let ecs = world.aws.ecs.clone();
+        async move {
+            let out = ecs
+                .describe_task_definition()
+                .task_definition(arn)
+                .include(TaskDefinitionField::Tags)
+                .send()
+                .await
+                .unwrap();
+            let mut td = out.task_definition.unwrap();
+            // The revision's own identity, and the image the overlay changes.
+            td.task_definition_arn = None;
+            td.revision = 0;
+            td.registered_at = None;
+            td.registered_by = None;
+            for c in td.container_definitions.iter_mut().flatten() {
+                if c.name.as_deref() == Some("web") {
+                    c.image = None;
+                }
+            }
+            let mut tags: Vec<(String, String)> = out
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                .collect();
+            tags.sort();
+            // `Debug` redacts the environment and repository credentials: compared apart.
+            let hidden: Vec<String> = td
+                .container_definitions
+                .iter()
+                .flatten()
+                .map(|c| format!("{:?} {:?}", c.environment, c.repository_credentials))
+                .collect();
+            (format!("{td:#?}"), hidden, tags)
+        }
+    };
+    let (base_td, base_hidden, base_tags) = described(base).await;
+    let (copy_td, copy_hidden, copy_tags) = described(registered).await;
+    assert_eq!(copy_td, base_td, "a field of the base was not copied");
+    assert!(base_hidden[0].contains("DATABASE_HOST"), "{base_hidden:?}");
+    assert_eq!(copy_hidden, base_hidden);
+    let expected: Vec<(String, String)> = base_tags
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("bluegreen:"))
+        .chain(ours)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(copy_tags, expected);
+}

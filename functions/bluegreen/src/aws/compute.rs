@@ -117,6 +117,35 @@ fn definition_state(td: &TaskDefinition, tags: Tags) -> TaskDefinitionState {
     }
 }
 
+/// The most tags an ECS resource takes.
+const MAX_TAGS: usize = 50;
+
+/// The tags of a new revision: its base's own (cost allocation and ownership tags, which a
+/// tag-on-create policy may require) without bluegreen's from an earlier deployment, then
+/// bluegreen's. More than ECS takes is refused by name rather than dropping the team's tags.
+fn revision_tags(
+    base: &[(String, String)],
+    ours: &[(String, String)],
+    base_arn: Option<&str>,
+) -> StepResult<Vec<Tag>> {
+    let mut merged: Vec<(String, String)> = base
+        .iter()
+        .filter(|(key, _)| !key.starts_with("bluegreen:") && !ours.iter().any(|(k, _)| k == key))
+        .cloned()
+        .collect();
+    merged.extend(ours.iter().cloned());
+    if merged.len() > MAX_TAGS {
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "task definition {} has {} tags of its own and bluegreen adds {}: ECS takes at most \
+             {MAX_TAGS}",
+            base_arn.unwrap_or("(base)"),
+            merged.len() - ours.len(),
+            ours.len()
+        )]));
+    }
+    Ok(tags(&merged))
+}
+
 /// Fargate's interruptible capacity provider.
 const FARGATE_SPOT: &str = "FARGATE_SPOT";
 
@@ -320,7 +349,8 @@ impl Compute for Ecs {
         overlay: &RevisionOverlay,
         with_tags: &[(String, String)],
     ) -> StepResult<String> {
-        let (base, _) = describe_definition(&self.0, base).await?;
+        let (base, base_tags) = describe_definition(&self.0, base).await?;
+        let revision_tags = revision_tags(&base_tags, with_tags, base.task_definition_arn())?;
         let containers = overlaid(&base, overlay)?;
         let out = self
             .0
@@ -340,7 +370,8 @@ impl Compute for Ecs {
             .set_proxy_configuration(base.proxy_configuration)
             .set_ephemeral_storage(base.ephemeral_storage)
             .set_runtime_platform(base.runtime_platform)
-            .set_tags(Some(tags(with_tags)))
+            .set_enable_fault_injection(base.enable_fault_injection)
+            .set_tags(Some(revision_tags))
             .send()
             .await
             .map_err(|e| StepError::from_sdk("ecs:RegisterTaskDefinition", e))?;
