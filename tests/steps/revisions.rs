@@ -229,3 +229,74 @@ async fn a_registered_revision_keeps_every_field_and_tag_of_its_base() {
         .collect();
     assert_eq!(copy_tags, expected);
 }
+
+/// Issue 26 item 4: `preprod.environment` (queues off, telemetry as pre-prod) is on pre-prod's
+/// revision only. After approval the new slot rolls out on a production revision without
+/// them before any traffic moves, so production never serves with pre-prod's variables.
+#[tokio::test]
+async fn preprod_variables_reach_pre_prod_only_and_production_rolls_out_without_them() {
+    use bluegreen::poll::Poll;
+    use bluegreen::steps::promote;
+    let world = World::build().await;
+    let mut config = world.config();
+    config.preprod.environment = [
+        ("WORKERS_ENABLED".to_owned(), "false".to_owned()),
+        ("DD_ENV".to_owned(), "preprod".to_owned()),
+    ]
+    .into();
+    world.put_config(&config).await;
+    let id = deploy_to_approval(&world).await;
+    let preprod = record(&world, &id).await.task_definitions.preprod.unwrap();
+    let variables = |arn: String| {
+        let ctx = world.ctx.clone();
+        async move {
+            let td = bluegreen::ecs::describe_task_definition(&ctx, &arn)
+                .await
+                .unwrap();
+            (
+                td.env_value("web", "WORKERS_ENABLED"),
+                td.env_value("web", "DD_ENV"),
+                td.env_value("web", "DATABASE_HOST"),
+            )
+        }
+    };
+    assert_eq!(
+        variables(preprod.clone()).await,
+        (
+            Some("false".into()),
+            Some("preprod".into()),
+            Some("shop-db.prod.internal".into())
+        )
+    );
+    assert_eq!(world.service(Slot::Green).await.0, preprod);
+
+    approve(&world, &id).await;
+    let started = promote::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let production = record(&world, &id)
+        .await
+        .task_definitions
+        .production
+        .expect("a production revision");
+    assert_eq!(
+        variables(production.clone()).await,
+        (None, None, Some("shop-db.prod.internal".into()))
+    );
+    assert_eq!(world.service(Slot::Green).await.0, production);
+    assert!(matches!(
+        promote::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Pending { .. }
+    ));
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    world.settle(Slot::Green, "COMPLETED").await;
+    assert!(matches!(
+        promote::check(&world.ctx, &check_of(&started))
+            .await
+            .unwrap(),
+        Poll::Done { .. }
+    ));
+    switch_all(&world, &id).await;
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+    assert_eq!(world.service(Slot::Green).await.0, production);
+}

@@ -4,6 +4,8 @@
 //! [`ServiceConfig::validate`], and stored as JSON in SSM Parameter Store (see
 //! [`crate::config_store`]). [`json_schema`] generates the JSON Schema from these types.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -235,6 +237,11 @@ pub struct Preprod {
     /// How long a pre-prod slot may exist before scheduled teardown removes it.
     #[serde(default = "default_ttl_hours")]
     pub ttl_hours: u64,
+    /// Environment variables set on pre-prod's revision only (the production revision never
+    /// gets them), to keep pre-prod out of production's side effects: for example
+    /// `WORKERS_ENABLED = "false"` (no queue consumers, no crons), `DD_ENV = "preprod"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
 }
 
 fn default_launch_timeout() -> u64 {
@@ -250,6 +257,7 @@ impl Default for Preprod {
             desired_count: None,
             launch_timeout_seconds: default_launch_timeout(),
             ttl_hours: default_ttl_hours(),
+            environment: BTreeMap::new(),
         }
     }
 }
@@ -691,6 +699,27 @@ impl ServiceConfig {
         );
         if self.preprod.ttl_hours == 0 || self.preprod.ttl_hours > 24 * 30 {
             p.add("preprod.ttl_hours", "must be between 1 and 720");
+        }
+        for name in self.preprod.environment.keys() {
+            let valid = !name.is_empty()
+                && name.len() <= 255
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                p.add(
+                    "preprod.environment",
+                    &format!("{name:?} is not an environment variable name (letters, digits, _)"),
+                );
+            }
+            if *name == self.database.endpoint_env {
+                p.add(
+                    "preprod.environment",
+                    &format!(
+                        "{name} is database.endpoint_env: pre-prod's database is bluegreen's to \
+                         set (its clone in isolated mode)"
+                    ),
+                );
+            }
         }
         self.database_problems(&mut p);
         if let Some(m) = &self.migration {
@@ -1326,6 +1355,29 @@ mod tests {
         );
         config.source.pull_from = PullFrom::LocalReplica;
         assert_eq!(config.registry_to_read(Some("us-east-1")), Ok(None));
+    }
+
+    #[test]
+    fn preprod_variables_need_valid_names_and_leave_the_database_setting_alone() {
+        let mut config = example();
+        config.preprod.environment = [
+            ("WORKERS_ENABLED".to_owned(), "false".to_owned()),
+            ("9LIVES".to_owned(), "x".to_owned()),
+            ("DATABASE_HOST".to_owned(), "elsewhere".to_owned()),
+        ]
+        .into();
+        let problems: Vec<String> = config
+            .problems()
+            .into_iter()
+            .filter(|p| p.starts_with("preprod.environment"))
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("\"9LIVES\" is not")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("DATABASE_HOST is database.endpoint_env"))
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl MigrationTask {
 /// What happens after approval, before any production traffic moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AfterApproval {
-    /// `isolated`: the new slot gets a task definition on production's database and rolls out.
+    /// The new slot gets the production revision and rolls out: on production's database
+    /// (`isolated`) and without pre-prod's own variables (`preprod.environment`).
     pub repoint: bool,
     /// The production migration runs now.
     pub migrate: bool,
@@ -79,13 +80,20 @@ pub fn plan(config: &ServiceConfig) -> DbPlan {
     if run == Some(MigrationRun::BeforeLaunch) {
         before_launch.push(MigrationTask::Production);
     }
-    let repoint = db.strategy == DbStrategy::Isolated;
+    // Pre-prod's revision is not production's when it has a clone or variables of its own:
+    // production then gets its own revision, rolled out before any traffic moves.
+    let repoint = db.strategy == DbStrategy::Isolated || !config.preprod.environment.is_empty();
     let migrate = run == Some(MigrationRun::AfterApproval);
     DbPlan {
         clone,
         before_launch,
         after_approval: (repoint || migrate).then_some(AfterApproval { repoint, migrate }),
     }
+}
+
+/// Whether the production revision differs from pre-prod's in its database setting.
+fn db_is_repointed(config: &ServiceConfig) -> bool {
+    config.database.strategy == DbStrategy::Isolated
 }
 
 /// What the approver is told about the database: where pre-prod ran, what already ran on
@@ -109,11 +117,14 @@ pub fn approver_note(deployment: &Deployment) -> String {
     lines.push(rejection_effect(deployment));
     if let Some(after) = plan.after_approval {
         let mut steps = Vec::new();
-        if after.repoint {
+        if after.repoint && db_is_repointed(config) {
             steps.push(format!(
                 "re-pointed to production's database ({} as the live slot has it)",
                 config.database.endpoint_env
             ));
+        }
+        if after.repoint && !config.preprod.environment.is_empty() {
+            steps.push("given production's environment (without preprod.environment)".to_owned());
         }
         if after.migrate {
             steps.push(if maintenance(config) {

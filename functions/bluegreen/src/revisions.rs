@@ -78,6 +78,16 @@ fn overlay(
             )]));
         }
     }
+    if purpose == Purpose::Preprod {
+        // Pre-prod only: kept out of production's side effects (queues, crons, telemetry).
+        overlay.environment.extend(
+            config
+                .preprod
+                .environment
+                .iter()
+                .map(|(name, value)| (config.container.clone(), name.clone(), value.clone())),
+        );
+    }
     if config.database.strategy == DbStrategy::Isolated {
         let env = &config.database.endpoint_env;
         if purpose == Purpose::Preprod {

@@ -119,11 +119,15 @@ async fn advance(
     let mut done = Vec::new();
     let task_definition = if after.repoint {
         let td = revisions::ensure(ctx, deployment, Purpose::Production).await?;
-        done.push(format!(
-            "{} re-pointed to production's database ({})",
-            config.slots.get(target).service,
-            config.database.endpoint_env
-        ));
+        let what = if config.database.strategy == crate::config::DbStrategy::Isolated {
+            format!(
+                "re-pointed to production's database ({})",
+                config.database.endpoint_env
+            )
+        } else {
+            "given production's environment (without preprod.environment)".to_owned()
+        };
+        done.push(format!("{} {what}", config.slots.get(target).service));
         td
     } else {
         revisions::ensure(ctx, deployment, Purpose::Preprod).await?
