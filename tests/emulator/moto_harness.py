@@ -28,7 +28,7 @@ does (moto answers both kinds always); PutCompositeAlarm is routed to moto's ala
 
 ECR: an image's imagePushedAt keeps its fraction of a second, as AWS's does (moto: whole seconds).
 
-Pages: DescribeAlarms, RDS's DescribeDB{Snapshots,ClusterSnapshots,Instances,Clusters} and ECR's
+Pages: DescribeAlarms, RDS's DescribeDB{Snapshots,ClusterSnapshots,Clusters} and ECR's
 DescribeImages answer one page of AWS's default size and a token for the rest (moto answers
 everything at once).
 
@@ -288,13 +288,13 @@ def _restore_cluster(self, *args, **kwargs):
 rds_models.RDSBackend.restore_db_cluster_to_point_in_time = _restore_cluster
 
 
-# Page sizes are AWS's defaults (each API reference's MaxRecords/maxResults).
+# Page sizes are AWS's defaults (each API reference's MaxRecords/maxResults). moto pages
+# DescribeDBInstances itself (100 a page); paging it again here would lose its later pages.
 _paged(cloudwatch_responses.CloudWatchResponse, "describe_alarms",
        ["MetricAlarms", "CompositeAlarms"], "MaxRecords", 50, "NextToken", "NextToken")
 for _method, _key in [
     ("describe_db_snapshots", "DBSnapshots"),
     ("describe_db_cluster_snapshots", "DBClusterSnapshots"),
-    ("describe_db_instances", "DBInstances"),
     ("describe_db_clusters", "DBClusters"),
 ]:
     _paged(rds_responses.RDSResponse, _method, [_key], "MaxRecords", 100, "Marker", "Marker")

@@ -439,3 +439,32 @@ async fn an_approver_added_after_the_deployment_started_cannot_decide_it() {
         .await
         .expect("alice was an approver when it started and still is");
 }
+
+/// A deployment prepared under `auto` while the stack allowed it is not approved by it once
+/// the stack no longer does (`AutoApproveServices` narrowed): the request is refused and
+/// nothing is noted as auto-approved (review of issue 22 item 4).
+#[tokio::test]
+async fn auto_approval_is_checked_again_against_the_stack_when_approval_is_requested() {
+    use bluegreen::context::AutoApprove;
+    let world = World::build().await;
+    let mut config = world.config();
+    config.approval.policy = bluegreen::config::ApprovalPolicy::Auto;
+    config.approval.approvers.clear();
+    world.put_config(&config).await;
+    let id = healthy(&world).await;
+    let mut narrowed = world.ctx.clone();
+    narrowed.settings.auto_approve = AutoApprove::parse(Some("none"));
+    let input = RequestInput {
+        deployment_id: id.clone(),
+        task_token: "t".into(),
+    };
+    let err = approval::request(&narrowed, &input).await.unwrap_err();
+    assert_eq!(err.name(), "ConfigInvalid", "{err}");
+    assert!(
+        !record(&world, &id)
+            .await
+            .timeline
+            .iter()
+            .any(|e| e.outcome == bluegreen::record::StepOutcome::AutoApproved)
+    );
+}

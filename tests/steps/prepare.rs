@@ -991,3 +991,86 @@ async fn only_answer_with(ctx: &bluegreen::Context, event: &serde_json::Value) -
         other => panic!("{other:?}"),
     }
 }
+
+/// A DynamoDB client whose queries of the deployments table (the sweep lookup of prepare) are
+/// answered `ThrottlingException`; everything else reaches the emulator.
+fn dynamodb_throttling_record_queries(world: &World) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::operation::query::QueryError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    let table = world.ctx.settings.deployments_table.clone();
+    let throttle = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(move |r| r.table_name() == Some(table.as_str()))
+        .then_error(|| {
+            QueryError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&world.sdk)
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&throttle)
+                    .allow_passthrough(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+/// When prepare cannot tell whether the missed-push sweep already deployed the push (its
+/// lookup is throttled), it parks nothing — a parked record could deploy the image a second
+/// time — and the intake's retry prepares it (review of issue 22 item 3).
+#[tokio::test]
+async fn a_push_whose_sweep_lookup_fails_parks_nothing_and_is_prepared_on_the_retry() {
+    let world = World::build().await;
+    let throttled = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_throttling_record_queries(&world)
+    });
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+    let err = prepare::run(&throttled, &event).await.unwrap_err();
+    assert_eq!(err.name(), "Throttled", "{err}");
+    assert!(
+        Records::new(&world.ctx)
+            .for_service("shop", 5)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing parked"
+    );
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(
+        only_answer(&world, &event).await.outcome,
+        PreparedOutcome::Started
+    );
+}
+
+/// A config asking for `auto` that the stack does not allow is refused before anything is
+/// looked up, even when the lookups fail: it is never parked (a parked record would carry the
+/// config past the check) (review of issue 22 item 4).
+#[tokio::test]
+async fn a_refused_auto_config_is_never_parked() {
+    use bluegreen::context::AutoApprove;
+    let world = World::build().await;
+    let mut config = world.config();
+    config.approval.policy = bluegreen::config::ApprovalPolicy::Auto;
+    config.approval.approvers.clear();
+    world.put_config(&config).await;
+    let mut stack = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.dynamodb = dynamodb_throttling_record_queries(&world)
+    });
+    stack.settings.auto_approve = AutoApprove::parse(Some("none"));
+    let event = push_event("v2", 'a', "event-1", PUSHED_AT);
+    let refused = only_answer_with(&stack, &event).await;
+    assert_eq!(refused.outcome, PreparedOutcome::Failed, "{refused:?}");
+    assert!(
+        Records::new(&world.ctx)
+            .for_service("shop", 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

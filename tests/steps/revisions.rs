@@ -281,6 +281,12 @@ async fn preprod_variables_reach_pre_prod_only_and_production_rolls_out_without_
         variables(production.clone()).await,
         (None, None, Some("shop-db.prod.internal".into()))
     );
+    // The production migration (before launch) ran on the production revision too.
+    let migration = record(&world, &id).await.migration_task_arn.unwrap();
+    assert_eq!(
+        world.task(&migration).await.task_definition_arn.as_deref(),
+        Some(production.as_str())
+    );
     assert_eq!(world.service(Slot::Green).await.0, production);
     assert!(matches!(
         promote::check(&world.ctx, &check_of(&started))

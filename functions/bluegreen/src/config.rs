@@ -711,12 +711,14 @@ impl ServiceConfig {
                     &format!("{name:?} is not an environment variable name (letters, digits, _)"),
                 );
             }
-            if *name == self.database.endpoint_env {
+            if *name == self.database.endpoint_env
+                || crate::revisions::carries_a_database_host(name)
+            {
                 p.add(
                     "preprod.environment",
                     &format!(
-                        "{name} is database.endpoint_env: pre-prod's database is bluegreen's to \
-                         set (its clone in isolated mode)"
+                        "{name} names a database: pre-prod's database is bluegreen's to set \
+                         (database.endpoint_env; its clone in isolated mode)"
                     ),
                 );
             }
@@ -1376,7 +1378,7 @@ mod tests {
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains("DATABASE_HOST is database.endpoint_env"))
+                .any(|p| p.contains("DATABASE_HOST names a database"))
         );
     }
 

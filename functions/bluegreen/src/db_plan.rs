@@ -193,6 +193,9 @@ mod tests {
     fn config(strategy: DbStrategy, rehearsal: bool, run: Option<MigrationRun>) -> ServiceConfig {
         let mut config: ServiceConfig =
             toml::from_str(include_str!("../../../docs/example-service.toml")).unwrap();
+        // The database plan alone: pre-prod variables add a production roll-out (tested
+        // with them in tests/steps/revisions.rs).
+        config.preprod.environment.clear();
         config.database = Database {
             strategy,
             rehearsal,

@@ -163,7 +163,7 @@ async fn sweep_service(
     if prepared.outcome == PreparedOutcome::Superseded {
         // The lock already holds a newer push: nothing was deployed.
         report.skipped.push(format!(
-            "{service}: {tag}@{} is older than what the lock holds ({})",
+            "{service}: {tag}@{} is older than what the lock holds (recorded as {}, superseded)",
             image.digest, prepared.deployment_id
         ));
         return Ok(());

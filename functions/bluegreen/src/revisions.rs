@@ -119,6 +119,12 @@ pub fn not_repointable(base: &TaskDefinitionState, container: &str, env: &str) -
             "{at} reads {env} from a secret, not a plain variable"
         ));
     }
+    if let Some(file) = c.environment_files.first() {
+        // What an environment file sets is not visible here; it may name the database.
+        return Some(format!(
+            "{at} reads variables from environment file {file}, which may set the database"
+        ));
+    }
     let others: Vec<String> = c
         .environment
         .iter()
@@ -141,25 +147,45 @@ pub fn not_repointable(base: &TaskDefinitionState, container: &str, env: &str) -
 
 /// Whether a variable's name says it holds a whole database address (a URL, DSN or connection
 /// string), which names a host of its own.
-/// Judged by whole words of the name (`FEEDBACK_URL` is no database).
-fn carries_a_database_host(name: &str) -> bool {
+/// Judged by whole words of the name (`FEEDBACK_URL` is no database): an address word with a
+/// database word (`DATABASE_URL`, `DB_HOST`, `SPRING_DATASOURCE_URL`), or a name that is one by
+/// itself (`PGHOST`, `DATABASEURL`, .NET's `ConnectionStrings__…`).
+pub fn carries_a_database_host(name: &str) -> bool {
     let name = name.to_ascii_uppercase();
     let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).collect();
     let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
-    has(&["URL", "URI", "DSN", "CONNECTION", "CONN"])
-        && has(&[
-            "DATABASE",
-            "DB",
-            "POSTGRES",
-            "POSTGRESQL",
-            "PG",
-            "MYSQL",
-            "MARIADB",
-            "SQL",
-            "JDBC",
-            "RDS",
-            "AURORA",
-        ])
+    has(&[
+        "PGHOST",
+        "PGHOSTADDR",
+        "DATABASEURL",
+        "DATABASEHOST",
+        "DBURL",
+        "DBHOST",
+        "CONNECTIONSTRINGS",
+        "CONNECTIONSTRING",
+    ]) || (has(&[
+        "URL",
+        "URI",
+        "DSN",
+        "CONNECTION",
+        "CONN",
+        "HOST",
+        "HOSTNAME",
+        "ENDPOINT",
+    ]) && has(&[
+        "DATABASE",
+        "DB",
+        "POSTGRES",
+        "POSTGRESQL",
+        "PG",
+        "MYSQL",
+        "MARIADB",
+        "SQL",
+        "JDBC",
+        "RDS",
+        "AURORA",
+        "DATASOURCE",
+    ]))
 }
 
 /// How far back [`choose_base`] looks past bluegreen's own revisions of a family.
@@ -355,6 +381,17 @@ mod tests {
                 false,
             ),
             (web(&[host], &[("PG_DSN", "arn:p")]), false),
+            (
+                web(&[host, ("SPRING_DATASOURCE_URL", "jdbc:…")], &[]),
+                false,
+            ),
+            (web(&[host, ("PGHOST", "db")], &[]), false),
+            (web(&[host, ("DB_HOST", "db")], &[]), false),
+            (
+                web(&[host], &[("ConnectionStrings__Default", "arn:c")]),
+                false,
+            ),
+            (web(&[host, ("REDIS_HOST", "r")], &[]), true),
         ] {
             assert_eq!(
                 not_repointable(&td, "web", "DATABASE_HOST").is_none(),

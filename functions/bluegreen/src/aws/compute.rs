@@ -130,7 +130,12 @@ fn revision_tags(
 ) -> StepResult<Vec<Tag>> {
     let mut merged: Vec<(String, String)> = base
         .iter()
-        .filter(|(key, _)| !key.starts_with("bluegreen:") && !ours.iter().any(|(k, _)| k == key))
+        // `aws:` tags are AWS's own (not writable, not counted).
+        .filter(|(key, _)| {
+            !key.starts_with("bluegreen:")
+                && !key.starts_with("aws:")
+                && !ours.iter().any(|(k, _)| k == key)
+        })
         .cloned()
         .collect();
     merged.extend(ours.iter().cloned());

@@ -138,6 +138,15 @@ pub async fn request(ctx: &Context, input: &RequestInput) -> StepResult<Requeste
 
 /// `approval.policy = "auto"`: the request is answered at once, noted once on the timeline.
 async fn auto_approved(ctx: &Context, deployment: &Deployment) -> StepResult<Requested> {
+    // Checked again here, on the record's copy: a record prepared before the stack narrowed
+    // `AutoApproveServices` (or carried past prepare some other way) is not approved by it.
+    if !ctx.settings.auto_approve.allows(&deployment.service) {
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "approval.policy: \"auto\" is not allowed for {} by the stack \
+             (AutoApproveServices); nothing was switched",
+            deployment.service
+        )]));
+    }
     if !deployment.has_outcome(STEP, StepOutcome::AutoApproved) {
         Records::new(ctx)
             .update(

@@ -143,6 +143,14 @@ async fn advance(
                 )
             }
             MigrationTask::Production => {
+                // Production's migration never runs with pre-prod's own variables: with
+                // `preprod.environment` it runs on the production revision (recorded, so the
+                // promote's roll-out and a rollback command use the same one).
+                let task_definition = if config.preprod.environment.is_empty() {
+                    task_definition.clone()
+                } else {
+                    revisions::ensure(ctx, deployment, Purpose::Production).await?
+                };
                 db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition)
                     .await?;
                 let progress =

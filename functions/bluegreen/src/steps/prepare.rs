@@ -149,7 +149,33 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     for config in matching {
         let service = config.name.clone();
         let id = naming::deployment_id(&service, &push.event_id, push.time);
-        match prepare_watcher(ctx, &push, config.clone()).await {
+        // Refused before anything is looked up or parked: a parked record would carry the
+        // config past this check (the reconciler puts it through the queue as it stands).
+        if let Err(e) = auto_approval_allowed(ctx, &config) {
+            deployments.push(Prepared1::failed(id, service, &e));
+            continue;
+        }
+        // A push the missed-push sweep deployed before its event arrived: the same deployment.
+        // When that cannot be told, nothing is parked (a parked record could deploy the same
+        // image a second time); the retry asks again.
+        match swept(ctx, &service, &push).await {
+            Ok(Some(swept)) => {
+                info!(%service, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
+                deployments.push(summary(&swept));
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) if e.is_retryable() => {
+                warn!(%service, error = %e, "could not tell whether the sweep deployed this push; retried");
+                retry.get_or_insert(e);
+                continue;
+            }
+            Err(e) => {
+                deployments.push(Prepared1::failed(id, service, &e));
+                continue;
+            }
+        }
+        match prepare_service(ctx, &push, config.clone(), WhenLocked::Queue).await {
             Ok(one) => deployments.push(one),
             // A retryable error stops only this service: the services after it are prepared
             // now, and this one's push is parked (see `park`). Step Functions then retries the
@@ -172,18 +198,19 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     }
 }
 
-/// One watching service's deployment of the push; a push the missed-push sweep deployed
-/// before its event arrived answers that deployment.
-async fn prepare_watcher(
-    ctx: &Context,
-    push: &Push,
-    config: ServiceConfig,
-) -> StepResult<Prepared1> {
-    if let Some(swept) = swept(ctx, &config.name, push).await? {
-        info!(service = %config.name, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
-        return Ok(summary(&swept));
+/// `approval.policy = "auto"` only where the stack allows it (`AutoApproveServices`): writing
+/// a config does not approve deployments.
+fn auto_approval_allowed(ctx: &Context, config: &ServiceConfig) -> StepResult<()> {
+    if config.approval.policy == ApprovalPolicy::Auto
+        && !ctx.settings.auto_approve.allows(&config.name)
+    {
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "approval.policy: \"auto\" is not allowed for {} by the stack \
+             (AutoApproveServices): writing a config does not approve deployments",
+            config.name
+        )]));
     }
-    prepare_service(ctx, push, config, WhenLocked::Queue).await
+    Ok(())
 }
 
 /// Parks a push whose prepare failed with a retryable error: a `queued` record that the lock
@@ -303,14 +330,8 @@ pub async fn prepare_service(
 ) -> StepResult<Prepared1> {
     let service = config.name.clone();
     let id = naming::deployment_id(&service, &push.event_id, push.time);
-    if config.approval.policy == ApprovalPolicy::Auto && !ctx.settings.auto_approve.allows(&service)
-    {
-        // Checked before anything is taken: nothing to give back.
-        return Err(StepError::ConfigInvalid(vec![format!(
-            "approval.policy: \"auto\" is not allowed for {service} by the stack \
-             (AutoApproveServices): writing a config does not approve deployments"
-        )]));
-    }
+    // Checked before anything is taken: nothing to give back.
+    auto_approval_allowed(ctx, &config)?;
     match prepare_one(ctx, push, &id, config, when_locked).await {
         Err(e) if !e.is_retryable() => {
             warn!(%service, deployment_id = %id, error = %e, "service not prepared");
