@@ -76,6 +76,21 @@ pub struct World {
     offset: Arc<Mutex<chrono::Duration>>,
 }
 
+/// A `RegisterTaskDefinition` of the `shop` family as the world's IaC writes it (Fargate,
+/// awsvpc, 256/512, the execution role), its containers still to add.
+fn shop_revision(
+    ecs: &aws_sdk_ecs::Client,
+) -> aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder
+{
+    ecs.register_task_definition()
+        .family("shop")
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shop-execution"))
+}
+
 /// The settings every test world runs with (no topic until [`World::with_topic`]).
 pub fn standard_settings() -> Settings {
     Settings {
@@ -431,14 +446,7 @@ impl World {
                     .unwrap(),
             )
             .build();
-        let td = ecs
-            .register_task_definition()
-            .family("shop")
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
-            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shop-execution"))
+        let td = shop_revision(ecs)
             .container_definitions(container)
             .send()
             .await
@@ -748,16 +756,7 @@ impl World {
                     .expect("secret"),
             );
         }
-        let td = self
-            .aws
-            .ecs
-            .register_task_definition()
-            .family("shop")
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
-            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shop-execution"))
+        let td = shop_revision(&self.aws.ecs)
             .container_definitions(container.build())
             .send()
             .await

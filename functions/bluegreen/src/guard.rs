@@ -402,11 +402,7 @@ const CURSOR: &str = "guard";
 /// on: `Err` is one per service, never for the pass.
 pub async fn sweep(ctx: &Context) -> StepResult<Vec<(String, StepResult<Guarded>)>> {
     let index = ServiceIndex::new(ctx);
-    let after = index.cursor(CURSOR).await?;
-    let page = index
-        .services_after(after.as_deref(), GUARD_SERVICES_PER_SWEEP)
-        .await?;
-    let names: Vec<String> = page.iter().map(|s| s.service.clone()).collect();
+    let names = index.next_page(CURSOR, GUARD_SERVICES_PER_SWEEP).await?;
     let mut results = Vec::new();
     for stored in ConfigStore::new(ctx).load_many(&names).await? {
         results.push(match stored {
@@ -417,11 +413,9 @@ pub async fn sweep(ctx: &Context) -> StepResult<Vec<(String, StepResult<Guarded>
             ),
         });
     }
-    let next = match names.last() {
-        Some(last) if names.len() as i32 == GUARD_SERVICES_PER_SWEEP => Some(last.as_str()),
-        _ => None,
-    };
-    index.set_cursor(CURSOR, next).await?;
+    index
+        .move_past(CURSOR, &names, GUARD_SERVICES_PER_SWEEP)
+        .await?;
     Ok(results)
 }
 

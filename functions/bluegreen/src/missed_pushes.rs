@@ -74,11 +74,7 @@ pub async fn run(ctx: &Context) -> StepResult<SweepReport> {
     let now = ctx.now();
     let mut report = SweepReport::default();
     let index = ServiceIndex::new(ctx);
-    let after = index.cursor(CURSOR).await?;
-    let page = index
-        .services_after(after.as_deref(), SERVICES_PER_RUN)
-        .await?;
-    report.services = page.iter().map(|s| s.service.clone()).collect();
+    report.services = index.next_page(CURSOR, SERVICES_PER_RUN).await?;
     for stored in ConfigStore::new(ctx).load_many(&report.services).await? {
         match stored {
             Ok(config) => {
@@ -95,12 +91,8 @@ pub async fn run(ctx: &Context) -> StepResult<SweepReport> {
             )),
         }
     }
-    report.continues_after = match report.services.last() {
-        Some(last) if report.services.len() as i32 == SERVICES_PER_RUN => Some(last.clone()),
-        _ => None,
-    };
-    index
-        .set_cursor(CURSOR, report.continues_after.as_deref())
+    report.continues_after = index
+        .move_past(CURSOR, &report.services, SERVICES_PER_RUN)
         .await?;
     info!(
         services = report.services.len(),

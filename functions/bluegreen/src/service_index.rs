@@ -108,6 +108,31 @@ impl<'a> ServiceIndex<'a> {
         Ok(items.iter().filter_map(IndexedService::from_item).collect())
     }
 
+    /// The next page of a bounded sweep that keeps its place in cursor `name`: up to `limit`
+    /// service names after where its last run stopped.
+    pub async fn next_page(&self, name: &str, limit: i32) -> StepResult<Vec<String>> {
+        let after = self.cursor(name).await?;
+        let page = self.services_after(after.as_deref(), limit).await?;
+        Ok(page.into_iter().map(|s| s.service).collect())
+    }
+
+    /// Moves cursor `name` past `page` (a [`ServiceIndex::next_page`] of `limit`): a full page
+    /// may have more after it, so the next run starts after its last service; a short one was
+    /// the end, so the next run starts over. Returns where the next run starts.
+    pub async fn move_past(
+        &self,
+        name: &str,
+        page: &[String],
+        limit: i32,
+    ) -> StepResult<Option<String>> {
+        let next = match page.last() {
+            Some(last) if page.len() as i32 == limit => Some(last.clone()),
+            _ => None,
+        };
+        self.set_cursor(name, next.as_deref()).await?;
+        Ok(next)
+    }
+
     /// What the index knows of `service`, if anything.
     pub async fn service(&self, service: &str) -> StepResult<Option<IndexedService>> {
         Ok(self

@@ -63,11 +63,7 @@ pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
     let now = ctx.now();
     let mut report = TeardownReport::default();
     let index = ServiceIndex::new(ctx);
-    let after = index.cursor(CURSOR).await?;
-    let page = index
-        .services_after(after.as_deref(), SERVICES_PER_RUN)
-        .await?;
-    report.services = page.iter().map(|s| s.service.clone()).collect();
+    report.services = index.next_page(CURSOR, SERVICES_PER_RUN).await?;
     for stored in ConfigStore::new(ctx).load_many(&report.services).await? {
         let config = match stored {
             Ok(config) => config,
@@ -85,13 +81,8 @@ pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
             report.kept.push(format!("{}: {e}", config.name));
         }
     }
-    // A full page may have more after it; a short one was the end: start over next run.
-    report.continues_after = match report.services.last() {
-        Some(last) if report.services.len() as i32 == SERVICES_PER_RUN => Some(last.clone()),
-        _ => None,
-    };
-    index
-        .set_cursor(CURSOR, report.continues_after.as_deref())
+    report.continues_after = index
+        .move_past(CURSOR, &report.services, SERVICES_PER_RUN)
         .await?;
     remove_clones(ctx, now, &mut report).await?;
     info!(
