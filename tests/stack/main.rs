@@ -619,6 +619,42 @@ fn only_the_stack_allows_auto_approval() {
     assert!(!AutoApprove::parse(Some("billing")).allows("shop"));
 }
 
+/// Issue 22 item 4: Route 53 records may be changed only in the hosted zones the stack is
+/// given (`DnsHostedZoneIds`), never in every zone of the account; without any, in none.
+#[test]
+fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
+    let template = template();
+    let mut statements = Vec::new();
+    for resource in template["Resources"].as_object().unwrap().values() {
+        let properties = &resource["Properties"];
+        let documents = std::iter::once(&properties["PolicyDocument"]).chain(
+            properties["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| &p["PolicyDocument"]),
+        );
+        for document in documents {
+            statements.extend(document["Statement"].as_array().into_iter().flatten());
+        }
+    }
+    let writes: Vec<&&Value> = statements
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("route53:ChangeResourceRecordSets"))
+        .collect();
+    assert!(!writes.is_empty(), "no Route 53 write at all");
+    for statement in writes {
+        let resource = statement["Resource"].to_string();
+        assert!(
+            resource.contains("DnsHostedZoneIds")
+                && resource.contains("HasDnsHostedZones")
+                && !resource.contains("hostedzone/*"),
+            "Route 53 write not limited to the given zones: {resource}"
+        );
+    }
+    assert_eq!(template["Parameters"]["DnsHostedZoneIds"]["Default"], "");
+}
+
 /// Config validation bounds a look's smoke rounds by the health-check function's timeout
 /// (issue 22): the constant it uses is the template's.
 #[test]
