@@ -640,7 +640,11 @@ fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
     }
     let writes: Vec<&&Value> = statements
         .iter()
-        .filter(|s| s["Action"].to_string().contains("route53:ChangeResourceRecordSets"))
+        .filter(|s| {
+            s["Action"]
+                .to_string()
+                .contains("route53:ChangeResourceRecordSets")
+        })
         .collect();
     assert!(!writes.is_empty(), "no Route 53 write at all");
     for statement in writes {
