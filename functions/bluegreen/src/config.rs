@@ -700,29 +700,7 @@ impl ServiceConfig {
         if self.preprod.ttl_hours == 0 || self.preprod.ttl_hours > 24 * 30 {
             p.add("preprod.ttl_hours", "must be between 1 and 720");
         }
-        for name in self.preprod.environment.keys() {
-            let valid = !name.is_empty()
-                && name.len() <= 255
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !valid {
-                p.add(
-                    "preprod.environment",
-                    &format!("{name:?} is not an environment variable name (letters, digits, _)"),
-                );
-            }
-            if *name == self.database.endpoint_env
-                || crate::revisions::carries_a_database_host(name)
-            {
-                p.add(
-                    "preprod.environment",
-                    &format!(
-                        "{name} names a database: pre-prod's database is bluegreen's to set \
-                         (database.endpoint_env; its clone in isolated mode)"
-                    ),
-                );
-            }
-        }
+        self.preprod_environment_problems(&mut p);
         self.database_problems(&mut p);
         if let Some(m) = &self.migration {
             if m.command.is_empty() || m.command.iter().all(|c| c.trim().is_empty()) {
@@ -910,6 +888,34 @@ impl ServiceConfig {
                     *switch_ttl_seconds + DNS_IN_SYNC_BOUND_SECONDS,
                 ),
             ],
+        }
+    }
+
+    /// `preprod.environment`: variable names, and none that names a database (pre-prod's
+    /// database is bluegreen's to set).
+    fn preprod_environment_problems(&self, p: &mut Problems) {
+        for name in self.preprod.environment.keys() {
+            let valid = !name.is_empty()
+                && name.len() <= 255
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                p.add(
+                    "preprod.environment",
+                    &format!("{name:?} is not an environment variable name (letters, digits, _)"),
+                );
+            }
+            if *name == self.database.endpoint_env
+                || crate::revisions::carries_a_database_host(name)
+            {
+                p.add(
+                    "preprod.environment",
+                    &format!(
+                        "{name} names a database: pre-prod's database is bluegreen's to set \
+                     (database.endpoint_env; its clone in isolated mode)"
+                    ),
+                );
+            }
         }
     }
 

@@ -116,34 +116,7 @@ impl Rds {
                 id: source.to_owned(),
             });
         };
-        // Every page: AWS answers 100 snapshots a page, and an instance with daily automated
-        // and manual snapshots has more; the newest can be on any page.
-        let mut pages = self
-            .0
-            .describe_db_snapshots()
-            .db_instance_identifier(source)
-            .into_paginator()
-            .items()
-            .send();
-        let mut available = Vec::new();
-        while let Some(snapshot) = pages.next().await {
-            let snapshot =
-                snapshot.map_err(|e| StepError::from_sdk("rds:DescribeDBSnapshots", e))?;
-            if snapshot.status.as_deref() == Some("available") {
-                available.push(snapshot);
-            }
-        }
-        let newest = available
-            .into_iter()
-            .max_by_key(|s| {
-                s.snapshot_create_time
-                    .map(|t| (t.secs(), t.subsec_nanos()))
-                    .unwrap_or_default()
-            })
-            .and_then(|s| s.db_snapshot_identifier)
-            .ok_or_else(|| {
-                StepError::SyncFailed(format!("no available snapshot of {source} to restore"))
-            })?;
+        let newest = self.newest_available_snapshot(source).await?;
         let security_groups: Vec<String> = original
             .vpc_security_groups
             .unwrap_or_default()
@@ -184,6 +157,39 @@ impl Rds {
             .await
             .map_err(|e| StepError::from_sdk("rds:RestoreDBInstanceFromDBSnapshot", e))?;
         Ok(())
+    }
+
+    /// The newest available snapshot of instance `source`, over every page: AWS answers 100
+    /// snapshots a page, and an instance with daily automated and manual snapshots has more;
+    /// the newest can be on any page.
+    async fn newest_available_snapshot(&self, source: &str) -> StepResult<String> {
+        let mut pages = self
+            .0
+            .describe_db_snapshots()
+            .db_instance_identifier(source)
+            .into_paginator()
+            .items()
+            .send();
+        let mut newest: Option<aws_sdk_rds::types::DbSnapshot> = None;
+        while let Some(snapshot) = pages.next().await {
+            let snapshot =
+                snapshot.map_err(|e| StepError::from_sdk("rds:DescribeDBSnapshots", e))?;
+            let time = |s: &aws_sdk_rds::types::DbSnapshot| {
+                s.snapshot_create_time
+                    .map(|t| (t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default()
+            };
+            if snapshot.status.as_deref() == Some("available")
+                && newest.as_ref().is_none_or(|n| time(&snapshot) >= time(n))
+            {
+                newest = Some(snapshot);
+            }
+        }
+        newest
+            .and_then(|s| s.db_snapshot_identifier)
+            .ok_or_else(|| {
+                StepError::SyncFailed(format!("no available snapshot of {source} to restore"))
+            })
     }
 
     /// An Aurora copy-on-write clone of `source` with one writer instance (what exists of it

@@ -13,7 +13,7 @@ use crate::db_plan::{self, MigrationTask};
 use crate::error::{StepError, StepResult};
 use crate::migration::{self, Progress, Run};
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment, LogLocation};
+use crate::record::{Change, DbClone, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
 
 use super::{
@@ -125,18 +125,15 @@ async fn advance(
                     .clone
                     .and_then(|purpose| deployment.clone_for(purpose))
                     .ok_or_else(|| StepError::Internal("no clone recorded by sync DB".into()))?;
-                let endpoint = clone.endpoint.clone().ok_or_else(|| {
-                    StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
-                })?;
-                let run = Run {
-                    task,
-                    command: &migration.command,
-                    task_definition: &task_definition,
-                    env: vec![(config.database.endpoint_env.clone(), endpoint)],
-                };
-                let progress = migration::advance(ctx, deployment, &run, deadline)
-                    .await
-                    .map_err(|e| on_clone(e, &clone.identifier))?;
+                let progress = on_the_clone(
+                    ctx,
+                    deployment,
+                    clone,
+                    &migration.command,
+                    &task_definition,
+                    deadline,
+                )
+                .await?;
                 (
                     progress,
                     format!("migration on clone {} exited 0", clone.identifier),
@@ -172,6 +169,30 @@ async fn advance(
         detail: done.join("; "),
         log,
     })
+}
+
+/// The migration run against `clone` (the rehearsal, or `isolated` pre-prod's), with the
+/// clone's endpoint in the task's database setting; a failure names the clone.
+async fn on_the_clone(
+    ctx: &Context,
+    deployment: &Deployment,
+    clone: &DbClone,
+    command: &[String],
+    task_definition: &str,
+    deadline: chrono::DateTime<chrono::Utc>,
+) -> StepResult<Progress> {
+    let endpoint = clone.endpoint.clone().ok_or_else(|| {
+        StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
+    })?;
+    let run = Run {
+        task: MigrationTask::OnClone,
+        command,
+        task_definition,
+        env: vec![(deployment.config.database.endpoint_env.clone(), endpoint)],
+    };
+    migration::advance(ctx, deployment, &run, deadline)
+        .await
+        .map_err(|e| on_clone(e, &clone.identifier))
 }
 
 /// Says that a failure happened on the clone, not on production.

@@ -120,21 +120,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         elsewhere,
     } = watchers(ctx, &push).await?;
     if matching.is_empty() && invalid.is_empty() {
-        let reason = if elsewhere.is_empty() {
-            format!(
-                "no service watches {}:{}",
-                push.image.repository, push.image.tag
-            )
-        } else {
-            format!(
-                "{}:{} from {} in {}: {}",
-                push.image.repository,
-                push.image.tag,
-                push.image.account,
-                push.image.region,
-                elsewhere.join("; ")
-            )
-        };
+        let reason = unwatched(&push, &elsewhere);
         info!(%reason, "event ignored");
         return Ok(Prepared::Ignored { reason });
     }
@@ -145,6 +131,40 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         report_invalid_config(ctx, &bad, &id).await?;
         deployments.push(Prepared1::failed(id, bad.service.clone(), &bad.error()));
     }
+    match prepare_watchers(ctx, &push, matching, &mut deployments).await {
+        Some(e) => Err(e),
+        None => Ok(Prepared::Deployments { deployments }),
+    }
+}
+
+/// Why a push no service takes is ignored: nobody watches it, or only in other registries.
+fn unwatched(push: &Push, elsewhere: &[String]) -> String {
+    if elsewhere.is_empty() {
+        format!(
+            "no service watches {}:{}",
+            push.image.repository, push.image.tag
+        )
+    } else {
+        format!(
+            "{}:{} from {} in {}: {}",
+            push.image.repository,
+            push.image.tag,
+            push.image.account,
+            push.image.region,
+            elsewhere.join("; ")
+        )
+    }
+}
+
+/// Prepares each watching service on its own, adding its answer to `deployments`; returns
+/// the first retryable error (after every service was tried), for Step Functions to retry the
+/// whole intake.
+async fn prepare_watchers(
+    ctx: &Context,
+    push: &Push,
+    matching: Vec<ServiceConfig>,
+    deployments: &mut Vec<Prepared1>,
+) -> Option<StepError> {
     let mut retry = None;
     for config in matching {
         let service = config.name.clone();
@@ -158,7 +178,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
         // A push the missed-push sweep deployed before its event arrived: the same deployment.
         // When that cannot be told, nothing is parked (a parked record could deploy the same
         // image a second time); the retry asks again.
-        match swept(ctx, &service, &push).await {
+        match swept(ctx, &service, push).await {
             Ok(Some(swept)) => {
                 info!(%service, deployment_id = %swept.deployment_id, "push already deployed by the sweep");
                 deployments.push(summary(&swept));
@@ -175,7 +195,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
                 continue;
             }
         }
-        match prepare_service(ctx, &push, config.clone(), WhenLocked::Queue).await {
+        match prepare_service(ctx, push, config.clone(), WhenLocked::Queue).await {
             Ok(one) => deployments.push(one),
             // A retryable error stops only this service: the services after it are prepared
             // now, and this one's push is parked (see `park`). Step Functions then retries the
@@ -183,7 +203,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
             // again), so a retry repeats nothing and goes through the queue with the parked one.
             Err(e) if e.is_retryable() => {
                 warn!(%service, deployment_id = %id, error = %e, "service not prepared yet; parked for a retry");
-                if let Err(parking) = park(ctx, &push, &id, config, &e).await {
+                if let Err(parking) = park(ctx, push, &id, config, &e).await {
                     warn!(%service, error = %parking, "could not park the push");
                 }
                 retry.get_or_insert(e);
@@ -192,10 +212,7 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
             Err(e) => deployments.push(Prepared1::failed(id, service, &e)),
         }
     }
-    match retry {
-        Some(e) => Err(e),
-        None => Ok(Prepared::Deployments { deployments }),
-    }
+    retry
 }
 
 /// `approval.policy = "auto"` only where the stack allows it (`AutoApproveServices`): writing
