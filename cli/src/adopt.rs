@@ -33,6 +33,10 @@ pub struct AdoptArgs {
     /// The ECR repository whose pushes deploy the service.
     #[arg(long)]
     repository: Option<String>,
+    /// The app's container (default: the one whose image comes from --repository, the
+    /// load-balanced one first; never a proxy sidecar in front of the app).
+    #[arg(long)]
+    container: Option<String>,
     /// Tag patterns that deploy (repeatable).
     #[arg(long = "tag", default_value = "v*")]
     tags: Vec<String>,
@@ -88,6 +92,7 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
             test_listener_arn: args.test_listener.clone(),
             test_port: args.test_port,
             repository: required(&args.repository, "--repository")?,
+            container: args.container.clone(),
             tags: args.tags.clone(),
             approvers: args.approvers.clone(),
             test_url: args.test_url.clone(),

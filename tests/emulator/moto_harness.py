@@ -26,6 +26,9 @@ task-stopped route ends it.
 CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
 does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
 
+ECS: a task has one container per container definition, as AWS reports it (moto: the first
+definition's only).
+
 ECR: an image's imagePushedAt keeps its fraction of a second, as AWS's does (moto: whole seconds).
 
 Pages: DescribeAlarms, RDS's DescribeDB{Snapshots,ClusterSnapshots,Clusters} and ECR's
@@ -121,6 +124,33 @@ def _container_init(self, task_def):
 
 
 ecs_models.Container.__init__ = _container_init
+
+
+# moto gives a task one container, the first definition's; ECS reports one per container
+# definition, each with its own name, image and exit code. A task of a proxy + app definition
+# would otherwise show only the proxy, and a migration's exit code would be read from the
+# wrong container (or not found at all).
+_original_task_init = ecs_models.Task.__init__
+
+
+def _task_init(self, cluster, task_definition, *args, **kwargs):
+    _original_task_init(self, cluster, task_definition, *args, **kwargs)
+    containers = []
+    for definition in task_definition.container_definitions:
+        container = ecs_models.Container(task_definition)
+        container.image = definition.get("image")
+        container.name = definition.get("name")
+        container.command = definition.get("command")
+        container.environment = definition.get("environment")
+        container.cpu = None if definition.get("cpu") is None else str(definition.get("cpu"))
+        container.memory = (
+            None if definition.get("memory") is None else str(definition.get("memory"))
+        )
+        containers.append(container)
+    self.containers = containers
+
+
+ecs_models.Task.__init__ = _task_init
 
 
 # moto's "simple" Lambda (used with its Step Functions interpreter) returns queued results as

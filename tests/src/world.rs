@@ -148,6 +148,8 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         },
         cluster: CLUSTER.into(),
         container: "web".into(),
+        containers: Vec::new(),
+        image_env: Vec::new(),
         task_definition: Default::default(),
         slots: Slots {
             blue: slot(Slot::Blue, &names.tg_blue),
@@ -756,8 +758,15 @@ impl World {
                     .expect("secret"),
             );
         }
+        self.live_revision_of(vec![container.build()]).await
+    }
+
+    /// Registers a revision of the `shop` family with exactly `containers` (a proxy in front
+    /// of the app, agents, a worker on the app's image — as real task definitions are) and
+    /// points the live (blue) slot at it. Returns its ARN.
+    pub async fn live_revision_of(&self, containers: Vec<ContainerDefinition>) -> String {
         let td = shop_revision(&self.aws.ecs)
-            .container_definitions(container.build())
+            .set_container_definitions(Some(containers))
             .send()
             .await
             .expect("register task definition")

@@ -83,6 +83,44 @@ async fn a_wrong_container_name_is_found() {
     assert_eq!(stored(&world, &config).await, ["container-missing"; 2]);
 }
 
+/// Issue 26 item 2: a `container` that runs a proxy's image (what adopt once chose for a
+/// proxied service) is found before a push writes the app into it.
+#[tokio::test]
+async fn a_container_running_a_sidecar_image_is_found() {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    let world = healthy().await;
+    let app = world.service(bluegreen::Slot::Blue).await.0;
+    let app = bluegreen::ecs::describe_task_definition(&world.ctx, &app)
+        .await
+        .unwrap()
+        .container("web")
+        .unwrap()
+        .image
+        .clone();
+    let define = |name: &str, image: &str| {
+        ContainerDefinition::builder()
+            .name(name)
+            .image(image)
+            .memory(128)
+            .build()
+    };
+    world
+        .live_revision_of(vec![
+            define("proxy", "public.ecr.aws/envoyproxy/envoy:v1.31"),
+            define("web", &app),
+        ])
+        .await;
+    let mut config = world.config();
+    config.container = "proxy".into();
+    // Blue runs the proxied revision; green's has no proxy at all.
+    assert_eq!(
+        stored(&world, &config).await,
+        ["container-image-not-from-source", "container-missing"]
+    );
+    config.container = "web".into();
+    assert_eq!(stored(&world, &config).await, Vec::<&str>::new());
+}
+
 #[tokio::test]
 async fn slot_services_in_another_cluster_are_found() {
     let world = healthy().await;

@@ -7,6 +7,7 @@ mod abort;
 mod approval;
 mod autoscaling;
 mod bake;
+mod containers;
 mod database;
 mod doctor;
 mod faults;

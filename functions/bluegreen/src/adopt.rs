@@ -21,6 +21,7 @@ use aws_sdk_ecs::types::Service;
 use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, Listener, TargetGroup};
 use serde::Serialize;
 
+use crate::app_containers::runs_image_of;
 use crate::config::{
     Approval, Bake, Database, Finish, Health, ImageSource, Preprod, ServiceConfig, SlotConfig,
     Slots, SmokeCheck, Traffic,
@@ -62,6 +63,9 @@ pub struct Request {
     pub test_port: Option<i32>,
     /// The ECR repository whose pushes deploy the service.
     pub repository: String,
+    /// The app's container (default: the one running an image of `repository`, preferring
+    /// the load-balanced one — never a proxy sidecar in front of the app).
+    pub container: Option<String>,
     /// Tag patterns that deploy.
     pub tags: Vec<String>,
     /// Who may approve.
@@ -96,7 +100,7 @@ pub struct Adopted {
 /// What exists of the service's current shape.
 struct Existing {
     service: Service,
-    container: String,
+    container: AppContainer,
     target_group: TargetGroup,
     production: Listener,
 }
@@ -166,12 +170,84 @@ async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
                 id: tg_arn.clone(),
             })?;
     let production = production_listener(ctx, req, &target_group).await?;
+    let container = app_container(ctx, req, &service, balancer.container_name.as_deref()).await?;
     Ok(Existing {
-        container: balancer.container_name.clone().unwrap_or_default(),
+        container,
         service,
         target_group,
         production,
     })
+}
+
+/// The app's container in the service's task definition, and whether the config must name it
+/// in `containers` (it was chosen by `--container` and runs an image from elsewhere). Chosen by
+/// image: a front proxy is often the load-balanced container, and every push would replace it
+/// with the app.
+async fn app_container(
+    ctx: &Context,
+    req: &Request,
+    service: &Service,
+    balanced: Option<&str>,
+) -> StepResult<AppContainer> {
+    let td = service.task_definition.as_deref().unwrap_or_default();
+    let (definition, _) = ecs::describe_task_definition(ctx, td).await?;
+    let named: Vec<(&str, &str)> = definition
+        .container_definitions()
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_deref().unwrap_or_default(),
+                c.image.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let listed = || {
+        named
+            .iter()
+            .map(|(name, image)| format!("{name} ({image})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(chosen) = &req.container {
+        let Some((_, image)) = named.iter().find(|(name, _)| name == chosen) else {
+            return Err(refuse(format!(
+                "--container {chosen:?} is not a container of {td}: it has {}",
+                listed()
+            )));
+        };
+        return Ok(AppContainer {
+            name: chosen.clone(),
+            named: !runs_image_of(image, &req.repository),
+        });
+    }
+    let apps: Vec<&str> = named
+        .iter()
+        .filter(|(_, image)| runs_image_of(image, &req.repository))
+        .map(|(name, _)| *name)
+        .collect();
+    let name = match (apps.as_slice(), balanced) {
+        ([], _) => {
+            return Err(refuse(format!(
+                "no container of {td} runs an image of {}: it has {}; pass --container with \
+                 the app's container, or the repository its image comes from",
+                req.repository,
+                listed()
+            )));
+        }
+        (apps, Some(b)) if apps.contains(&b) => b,
+        ([first, ..], _) => first,
+    };
+    Ok(AppContainer {
+        name: name.to_owned(),
+        named: false,
+    })
+}
+
+/// The container adopt wrote into the config.
+struct AppContainer {
+    name: String,
+    /// Whether `containers` must name it (its image is not from the repository).
+    named: bool,
 }
 
 /// The listener whose default action forwards everything to `target_group`.
@@ -536,7 +612,13 @@ impl Walk<'_> {
                 pull_from: Default::default(),
             },
             cluster: self.req.cluster.clone(),
-            container: found.container.clone(),
+            container: found.container.name.clone(),
+            containers: if found.container.named {
+                vec![found.container.name.clone()]
+            } else {
+                Vec::new()
+            },
+            image_env: Vec::new(),
             task_definition: Default::default(),
             slots: Slots {
                 blue: slot(blue_service, blue_tg, "blue", blue_url, blue_value),

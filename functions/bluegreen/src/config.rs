@@ -38,8 +38,20 @@ pub struct ServiceConfig {
     pub source: ImageSource,
     /// ECS cluster name or ARN that runs both slots.
     pub cluster: String,
-    /// Name of the container whose image is replaced in the task definition.
+    /// The app's container: one of those that get the pushed image (see `containers`), the
+    /// one migrations run in and whose database setting is read and re-pointed.
     pub container: String,
+    /// The containers that get the pushed image. Default (empty): every container whose image
+    /// comes from `source.repository` — a proxy or agent sidecar keeps its own image, a worker
+    /// running the app's image gets the new one — and `container` must be one of them. Name
+    /// them here when the task definition's app image comes from elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+    /// Environment variables set to the pushed tag (the digest for a push without one) in
+    /// every container that gets the pushed image, for example `["DD_VERSION"]`, so telemetry
+    /// names the release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_env: Vec<String>,
     /// Which task definition revision the new one is made from.
     #[serde(default)]
     pub task_definition: TaskDefinitionSource,
@@ -662,9 +674,7 @@ impl ServiceConfig {
         } else if self.cluster.starts_with("arn:") {
             p.arn("cluster", &self.cluster, "ecs");
         }
-        if self.container.trim().is_empty() {
-            p.add("container", "must not be empty");
-        }
+        self.container_problems(&mut p);
         self.task_definition_problems(&mut p);
         for slot in Slot::ALL {
             let s = self.slots.get(slot);
@@ -893,13 +903,51 @@ impl ServiceConfig {
 
     /// `preprod.environment`: variable names, and none that names a database (pre-prod's
     /// database is bluegreen's to set).
+    fn container_problems(&self, p: &mut Problems) {
+        if self.container.trim().is_empty() {
+            p.add("container", "must not be empty");
+        }
+        if !self.containers.is_empty() && !self.containers.contains(&self.container) {
+            p.add(
+                "containers",
+                &format!(
+                    "must include `container` ({:?}): migrations run in it and its database \
+                     setting is re-pointed, so it must run the pushed image",
+                    self.container
+                ),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &self.containers {
+            if name.trim().is_empty() || !seen.insert(name) {
+                p.add("containers", &format!("{name:?} is empty or listed twice"));
+            }
+        }
+        for name in &self.image_env {
+            if !env_name(name) {
+                p.add(
+                    "image_env",
+                    &format!("{name:?} is not an environment variable name (letters, digits, _)"),
+                );
+            }
+            if *name == self.database.endpoint_env
+                || crate::revisions::carries_a_database_host(name)
+                || self.preprod.environment.contains_key(name)
+            {
+                p.add(
+                    "image_env",
+                    &format!(
+                        "{name} is set elsewhere (the database setting or preprod.environment): \
+                         one variable, one owner"
+                    ),
+                );
+            }
+        }
+    }
+
     fn preprod_environment_problems(&self, p: &mut Problems) {
         for name in self.preprod.environment.keys() {
-            let valid = !name.is_empty()
-                && name.len() <= 255
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !valid {
+            if !env_name(name) {
                 p.add(
                     "preprod.environment",
                     &format!("{name:?} is not an environment variable name (letters, digits, _)"),
@@ -1276,6 +1324,14 @@ impl Problems {
     }
 }
 
+/// Whether `name` can be an environment variable's name in a task definition.
+fn env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -1329,6 +1385,34 @@ mod tests {
 
     fn example() -> ServiceConfig {
         ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    #[test]
+    fn containers_must_include_the_app_container_and_image_env_must_have_one_owner() {
+        let mut config = example();
+        config.containers = vec!["worker".into(), "worker".into()];
+        config.image_env = vec![
+            "DD_VERSION".into(),
+            "9LIVES".into(),
+            "DATABASE_URL".into(),
+            config.preprod.environment.keys().next().unwrap().clone(),
+        ];
+        let problems = config.problems();
+        let about = |field: &str| {
+            problems
+                .iter()
+                .filter(|p| p.starts_with(&format!("{field}:")))
+                .count()
+        };
+        assert_eq!(about("containers"), 2, "{problems:?}");
+        assert_eq!(about("image_env"), 3, "{problems:?}");
+        assert!(
+            !problems.iter().any(|p| p.contains("DD_VERSION")),
+            "{problems:?}"
+        );
+        config.containers = vec!["web".into(), "worker".into()];
+        config.image_env = vec!["DD_VERSION".into()];
+        assert_eq!(config.problems(), Vec::<String>::new());
     }
 
     /// Issue 22: smoke rounds that could outlast the health-check function are refused, naming

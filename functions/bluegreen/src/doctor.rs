@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::alarms;
+use crate::app_containers::{Named, app_containers};
 use crate::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::direct::ecs;
@@ -289,7 +290,8 @@ async fn tagged(ctx: &Context, arn: &str, f: &mut Findings) {
     }
 }
 
-/// The slot service's task definition has the container the config names.
+/// The slot service's task definition has the containers the config names, and by default
+/// `container` runs the app's image (not a proxy or agent sidecar the push would replace).
 async fn container(
     ctx: &Context,
     config: &ServiceConfig,
@@ -303,21 +305,38 @@ async fn container(
     };
     match ecs::describe_task_definition(ctx, td).await {
         Ok((definition, _)) => {
-            let containers: Vec<&str> = definition
+            let named: Vec<Named<'_>> = definition
                 .container_definitions()
                 .iter()
-                .filter_map(|c| c.name.as_deref())
+                .map(|c| Named {
+                    name: c.name.as_deref().unwrap_or_default(),
+                    image: c.image.as_deref().unwrap_or_default(),
+                })
                 .collect();
-            if !containers.contains(&config.container.as_str()) {
+            let Err(problem) = app_containers(config, &named, td) else {
+                return;
+            };
+            let main = named.iter().find(|c| c.name == config.container);
+            // By default, with `container` present, the only problem is its image.
+            if let (Some(main), true) = (main, config.containers.is_empty()) {
+                f.add(
+                    "container-image-not-from-source",
+                    subject,
+                    format!(
+                        "{slot} slot: container {:?} runs {}, not an image of {}: every push \
+                         would replace it with the app",
+                        main.name, main.image, config.source.repository
+                    ),
+                    "set `container` to the app's container, or name the containers the push \
+                     updates in `containers`",
+                );
+            } else {
                 f.add(
                     "container-missing",
                     subject,
-                    format!(
-                        "{slot} slot: task definition {td} has no container {:?} (it has {})",
-                        config.container,
-                        containers.join(", ")
-                    ),
-                    "set `container` to the container that runs the pushed image",
+                    format!("{slot} slot: {problem}"),
+                    "set `container` (and `containers`) to the containers that run the pushed \
+                     image",
                 );
             }
         }

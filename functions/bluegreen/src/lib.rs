@@ -9,6 +9,7 @@
 
 pub mod adopt;
 pub mod alarms;
+pub mod app_containers;
 pub mod autoscaling;
 pub mod aws;
 pub mod capacity;

@@ -14,7 +14,8 @@
 //! Each is registered once: the record keeps its ARN, and a retry whose earlier response was
 //! lost finds it as the family's latest revision by its tags.
 
-use crate::config::{DbStrategy, RevisionSource};
+use crate::app_containers::{self, Named};
+use crate::config::{DbStrategy, RevisionSource, ServiceConfig};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
@@ -40,32 +41,59 @@ impl Purpose {
     }
 }
 
-/// What the revision for `purpose` changes in the live slot's `base`: the pushed image, and
-/// in `isolated` mode pre-prod's clone as the database setting.
+/// The containers of `base` that get the pushed image (see [`app_containers`]); a config that
+/// names none safely is `ConfigInvalid`.
+pub fn app_containers_of(
+    config: &ServiceConfig,
+    base: &TaskDefinitionState,
+) -> StepResult<Vec<String>> {
+    let named: Vec<Named<'_>> = base
+        .containers
+        .iter()
+        .map(|c| Named {
+            name: &c.name,
+            image: &c.image,
+        })
+        .collect();
+    app_containers::app_containers(config, &named, &base.arn)
+        .map_err(|problem| StepError::ConfigInvalid(vec![problem]))
+}
+
+/// What the revision for `purpose` changes in the live slot's `base`, in every container that
+/// runs the app: the pushed image and `image_env`, pre-prod's own variables, and in `isolated`
+/// mode pre-prod's clone as the database setting.
 fn overlay(
     deployment: &Deployment,
     base: &TaskDefinitionState,
     purpose: Purpose,
 ) -> StepResult<RevisionOverlay> {
     let config = &deployment.config;
-    if base.container(&config.container).is_none() {
-        return Err(StepError::ConfigInvalid(vec![format!(
-            "container: {:?} is not a container of task definition {}",
-            config.container, base.arn
-        )]));
-    }
+    let apps = app_containers_of(config, base)?;
+    let version = app_containers::version_label(&deployment.image.tag, &deployment.image.digest);
     let mut overlay = RevisionOverlay {
-        images: vec![(config.container.clone(), deployment.image.pinned_uri())],
+        images: apps
+            .iter()
+            .map(|c| (c.clone(), deployment.image.pinned_uri()))
+            .collect(),
         environment: Vec::new(),
     };
+    for container in &apps {
+        overlay.environment.extend(
+            config
+                .image_env
+                .iter()
+                .map(|name| (container.clone(), name.clone(), version.clone())),
+        );
+    }
     let rehearsal = config.database.strategy == DbStrategy::Shared && config.database.rehearsal;
     if config.database.strategy == DbStrategy::Isolated || rehearsal {
         // Without it, pre-prod (isolated) or the rehearsal would not use its clone — it would
         // run on production's database — and bluegreen could not tell which one production
-        // uses.
-        if let Some(problem) =
-            not_repointable(base, &config.container, &config.database.endpoint_env)
-        {
+        // uses. Every app container counts: a worker beside the web container that kept
+        // production's address would write to production from pre-prod.
+        if let Some(problem) = apps.iter().find_map(|c| {
+            database_problem(base, c, &config.container, &config.database.endpoint_env)
+        }) {
             return Err(StepError::ConfigInvalid(vec![format!(
                 "database.endpoint_env: {problem}; the {} would run on production's database \
                  (bluegreen re-points only a plain environment variable that the app reads \
@@ -80,31 +108,63 @@ fn overlay(
     }
     if purpose == Purpose::Preprod {
         // Pre-prod only: kept out of production's side effects (queues, crons, telemetry).
-        overlay.environment.extend(
-            config
-                .preprod
-                .environment
-                .iter()
-                .map(|(name, value)| (config.container.clone(), name.clone(), value.clone())),
-        );
+        for container in &apps {
+            overlay.environment.extend(
+                config
+                    .preprod
+                    .environment
+                    .iter()
+                    .map(|(name, value)| (container.clone(), name.clone(), value.clone())),
+            );
+        }
     }
-    if config.database.strategy == DbStrategy::Isolated {
+    if config.database.strategy == DbStrategy::Isolated && purpose == Purpose::Preprod {
         let env = &config.database.endpoint_env;
-        if purpose == Purpose::Preprod {
-            let endpoint = deployment
-                .clone_for(ClonePurpose::Preprod)
-                .and_then(|c| c.endpoint.clone())
-                .ok_or_else(|| {
-                    StepError::SyncFailed(
-                        "isolated mode: no clone endpoint; run sync DB first".into(),
-                    )
-                })?;
+        let endpoint = deployment
+            .clone_for(ClonePurpose::Preprod)
+            .and_then(|c| c.endpoint.clone())
+            .ok_or_else(|| {
+                StepError::SyncFailed("isolated mode: no clone endpoint; run sync DB first".into())
+            })?;
+        for container in apps_setting(base, &apps, env) {
             overlay
                 .environment
-                .push((config.container.clone(), env.clone(), endpoint));
+                .push((container, env.clone(), endpoint.clone()));
         }
     }
     Ok(overlay)
+}
+
+/// The app containers of `base` that set `env` as a plain variable: those whose database
+/// setting is re-pointed (`container` always is: [`database_problem`] refuses it otherwise).
+fn apps_setting(base: &TaskDefinitionState, apps: &[String], env: &str) -> Vec<String> {
+    apps.iter()
+        .filter(|c| base.env_value(c, env).is_some())
+        .cloned()
+        .collect()
+}
+
+/// Why app container `name` would not follow a re-pointed database: `container` (`main`) must
+/// be re-pointable; another app container must be too unless it shows no database setting at
+/// all (an app image run as, say, a metrics exporter).
+fn database_problem(
+    base: &TaskDefinitionState,
+    name: &str,
+    main: &str,
+    env: &str,
+) -> Option<String> {
+    let c = base.container(name)?;
+    let uses_a_database = name == main
+        || !c.environment_files.is_empty()
+        || c.environment
+            .iter()
+            .chain(c.secrets.iter())
+            .any(|(n, _)| n == env || carries_a_database_host(n));
+    if uses_a_database {
+        not_repointable(base, name, env)
+    } else {
+        None
+    }
 }
 
 /// Why the database setting `env` of `container` in `base` is not the one the app's database
@@ -251,6 +311,7 @@ async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskD
 async fn production_database_now(
     ctx: &Context,
     deployment: &Deployment,
+    base: &TaskDefinitionState,
 ) -> StepResult<Vec<(String, String, String)>> {
     let config = &deployment.config;
     if config.database.strategy != DbStrategy::Isolated {
@@ -259,15 +320,24 @@ async fn production_database_now(
     let live_service = &config.slots.get(deployment.old_slot()?).service;
     let live_td = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
     let env = &config.database.endpoint_env;
-    let value = ecs::describe_task_definition(ctx, &live_td)
-        .await?
-        .env_value(&config.container, env)
-        .ok_or_else(|| {
-            StepError::ConfigInvalid(vec![format!(
-                "database.endpoint_env: the live slot's task definition {live_td} sets no {env}"
-            )])
-        })?;
-    Ok(vec![(config.container.clone(), env.clone(), value)])
+    let live = ecs::describe_task_definition(ctx, &live_td).await?;
+    let value = live.env_value(&config.container, env).ok_or_else(|| {
+        StepError::ConfigInvalid(vec![format!(
+            "database.endpoint_env: the live slot's task definition {live_td} sets no {env}"
+        )])
+    })?;
+    let apps = app_containers_of(config, &live)?;
+    // The given base is what gets the values: a container it does not have gets none.
+    Ok(apps_setting(&live, &apps, env)
+        .into_iter()
+        .filter(|container| base.container(container).is_some())
+        .map(|container| {
+            let value = live
+                .env_value(&container, env)
+                .unwrap_or_else(|| value.clone());
+            (container, env.clone(), value)
+        })
+        .collect())
 }
 
 /// The revision number of `…:task-definition/<family>:<revision>`.
@@ -316,7 +386,7 @@ pub async fn ensure(
             if pinned && purpose == Purpose::Production {
                 overlay
                     .environment
-                    .extend(production_database_now(ctx, deployment).await?);
+                    .extend(production_database_now(ctx, deployment, &base).await?);
             }
             ctx.ports
                 .compute
