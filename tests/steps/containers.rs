@@ -299,3 +299,56 @@ async fn adopt_chooses_the_app_container_by_image_not_the_load_balanced_proxy() 
         "{err}"
     );
 }
+
+/// `shared` + `rehearsal`: the rehearsal task runs the whole task definition, so the worker in
+/// it reads the database setting too — it gets the clone's address as the migration's
+/// container does, never production's; the proxy gets no override.
+#[tokio::test]
+async fn a_rehearsal_task_points_every_app_container_at_the_clone() {
+    let world = proxied_world(worker(&[("DATABASE_HOST", PRODUCTION_DB)])).await;
+    let mut config = world.config();
+    config.database.rehearsal = true;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    migrate::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let deployment = record(&world, &id).await;
+    let task = world
+        .task(
+            deployment
+                .rehearsal_task_arn
+                .as_deref()
+                .expect("a rehearsal"),
+        )
+        .await;
+    let clone = deployment
+        .clone_for(bluegreen::record::ClonePurpose::Rehearsal)
+        .and_then(|c| c.endpoint.clone())
+        .expect("the clone's endpoint");
+    let overridden: Vec<(String, Vec<(String, String)>)> = task
+        .overrides
+        .expect("overrides")
+        .container_overrides()
+        .iter()
+        .map(|o| {
+            (
+                o.name.clone().unwrap_or_default(),
+                o.environment()
+                    .iter()
+                    .map(|kv| (kv.name.clone().unwrap(), kv.value.clone().unwrap()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let on_clone = vec![("DATABASE_HOST".to_owned(), clone)];
+    assert_eq!(
+        overridden,
+        [
+            ("web".to_owned(), on_clone.clone()),
+            ("worker".to_owned(), on_clone)
+        ]
+    );
+}

@@ -137,7 +137,7 @@ fn overlay(
 
 /// The app containers of `base` that set `env` as a plain variable: those whose database
 /// setting is re-pointed (`container` always is: [`database_problem`] refuses it otherwise).
-fn apps_setting(base: &TaskDefinitionState, apps: &[String], env: &str) -> Vec<String> {
+pub fn apps_setting(base: &TaskDefinitionState, apps: &[String], env: &str) -> Vec<String> {
     apps.iter()
         .filter(|c| base.env_value(c, env).is_some())
         .cloned()

@@ -394,15 +394,22 @@ impl Compute for Ecs {
         for (name, value) in &task.env {
             set_env(&mut environment, name, value);
         }
-        let overrides = TaskOverride::builder()
-            .container_overrides(
+        let mut overrides = TaskOverride::builder().container_overrides(
+            ContainerOverride::builder()
+                .name(&task.container)
+                .set_command(Some(task.command.clone()))
+                .set_environment(environment.clone())
+                .build(),
+        );
+        for other in &task.env_also_in {
+            overrides = overrides.container_overrides(
                 ContainerOverride::builder()
-                    .name(&task.container)
-                    .set_command(Some(task.command.clone()))
-                    .set_environment(environment)
+                    .name(other)
+                    .set_environment(environment.clone())
                     .build(),
-            )
-            .build();
+            );
+        }
+        let overrides = overrides.build();
         let out = self
             .0
             .run_task()

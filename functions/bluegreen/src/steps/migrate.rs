@@ -10,6 +10,7 @@
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::{self, MigrationTask};
+use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::migration::{self, Progress, Run};
 use crate::poll::{CheckInput, Poll, Started, pending};
@@ -184,11 +185,21 @@ async fn on_the_clone(
     let endpoint = clone.endpoint.clone().ok_or_else(|| {
         StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
     })?;
+    // Every app container that reads the database setting runs on the clone, not only the one
+    // the command runs in: a worker beside it would otherwise rehearse on production.
+    let config = &deployment.config;
+    let env = &config.database.endpoint_env;
+    let definition = ecs::describe_task_definition(ctx, task_definition).await?;
+    let apps = revisions::app_containers_of(config, &definition)?;
     let run = Run {
         task: MigrationTask::OnClone,
         command,
         task_definition,
-        env: vec![(deployment.config.database.endpoint_env.clone(), endpoint)],
+        env: vec![(env.clone(), endpoint)],
+        env_also_in: revisions::apps_setting(&definition, &apps, env)
+            .into_iter()
+            .filter(|c| *c != config.container)
+            .collect(),
     };
     migration::advance(ctx, deployment, &run, deadline)
         .await
