@@ -160,6 +160,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
             test_listener_arn: names.test_listener.clone(),
             production_rule_arn: None,
             shift: None,
+            routes: Default::default(),
         },
         preprod: Preprod::default(),
         database: Database {
@@ -1136,6 +1137,93 @@ impl World {
         }
         self.put_config(&config).await;
         config
+    }
+
+    /// The other routes a service on a shared ALB has, each forwarding to blue and tagged
+    /// `bluegreen:managed=true`: a host rule and an `/admin/*` path rule on the production
+    /// listener, and an HTTP listener on port 8080. Returns their ARNs in that order.
+    pub async fn more_routes_to_blue(&self) -> [String; 3] {
+        let forward_blue = || {
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&self.tg_blue)
+                .build()
+        };
+        let managed = || {
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("bluegreen:managed")
+                .value("true")
+                .build()
+        };
+        let host = RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .values("api.shop.example.com")
+                    .build(),
+            )
+            .build();
+        let admin = RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(
+                aws_sdk_elasticloadbalancingv2::types::PathPatternConditionConfig::builder()
+                    .values("/admin/*")
+                    .build(),
+            )
+            .build();
+        let mut rules = Vec::new();
+        for (priority, condition) in [(20, host), (30, admin)] {
+            rules.push(
+                self.aws
+                    .elb
+                    .create_rule()
+                    .listener_arn(&self.production_listener)
+                    .priority(priority)
+                    .conditions(condition)
+                    .actions(forward_blue())
+                    .tags(managed())
+                    .send()
+                    .await
+                    .expect("create rule")
+                    .rules
+                    .unwrap_or_default()
+                    .remove(0)
+                    .rule_arn
+                    .expect("rule arn"),
+            );
+        }
+        let balancer = self
+            .aws
+            .elb
+            .describe_listeners()
+            .listener_arns(&self.production_listener)
+            .send()
+            .await
+            .expect("describe listener")
+            .listeners
+            .unwrap_or_default()
+            .remove(0)
+            .load_balancer_arn
+            .expect("its load balancer");
+        let http = self
+            .aws
+            .elb
+            .create_listener()
+            .load_balancer_arn(balancer)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .default_actions(forward_blue())
+            .tags(managed())
+            .send()
+            .await
+            .expect("create listener")
+            .listeners
+            .unwrap()
+            .remove(0)
+            .listener_arn
+            .unwrap();
+        let [host, admin] = <[String; 2]>::try_from(rules).expect("two rules");
+        [host, admin, http]
     }
 
     /// Makes the production listener's default action a fixed 404 (rule mode, where only the

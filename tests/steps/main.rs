@@ -23,6 +23,7 @@ mod prepare;
 mod reconcile;
 mod revisions;
 mod rollback;
+mod routes;
 mod service_index;
 mod switch;
 mod sync_db;

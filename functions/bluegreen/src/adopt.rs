@@ -394,6 +394,7 @@ impl Walk<'_> {
                 test_listener_arn: test,
                 production_rule_arn: None,
                 shift: None,
+                routes: Default::default(),
             },
             test_url: Some(test_url),
             slot_urls: [None, None],

@@ -192,6 +192,9 @@ pub enum Traffic {
         /// Optional gradual shift; absent means all at once.
         #[serde(default)]
         shift: Option<Shift>,
+        /// The other routes that move with production (see [`Routes`]); default none.
+        #[serde(default, skip_serializing_if = "Routes::is_primary_only")]
+        routes: Routes,
     },
     /// Route 53 weighted CNAME records, one per slot, under one name. (Alias A/AAAA records
     /// are not supported yet.)
@@ -207,6 +210,46 @@ pub enum Traffic {
         #[serde(default = "default_switch_ttl")]
         switch_ttl_seconds: u64,
     },
+}
+
+/// Which routes besides the production listener (or rule) move with production: on shared
+/// load balancers a service is often reached by several — a host rule, an `/admin/*` rule, an
+/// HTTP listener beside the HTTPS one. Every one moves at each step of the switch (canary and
+/// linear too) and is read back; the test listener never counts. Whatever the setting, a slot
+/// is never scaled to 0 while a route still forwards to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Routes {
+    /// `"primary"` (default: only the production listener or rule) or `"auto"`: every
+    /// listener default action and rule, on the load balancers of the slots' target groups,
+    /// that forwards to a slot — found again at every move.
+    Word(RoutesWord),
+    /// These listener and rule ARNs (each forwarding only to the slots).
+    Listed(Vec<String>),
+}
+
+/// The words [`Routes`] takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutesWord {
+    /// Only the production listener or rule.
+    #[default]
+    Primary,
+    /// Every route that forwards to a slot.
+    Auto,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::Word(RoutesWord::Primary)
+    }
+}
+
+impl Routes {
+    /// Only the production listener or rule moves (the default).
+    pub fn is_primary_only(&self) -> bool {
+        *self == Routes::Word(RoutesWord::Primary)
+    }
 }
 
 fn default_dns_ttl() -> u64 {
@@ -974,7 +1017,28 @@ impl ServiceConfig {
                 test_listener_arn,
                 production_rule_arn,
                 shift,
+                routes,
             } => {
+                if let Routes::Listed(arns) = routes {
+                    for (i, arn) in arns.iter().enumerate() {
+                        let field = format!("traffic.routes[{i}]");
+                        let kind = if arn.contains(":listener-rule/") {
+                            ElbResource::Rule
+                        } else {
+                            ElbResource::Listener
+                        };
+                        p.elb_arn(&field, arn, kind);
+                        if arn == test_listener_arn
+                            || arn == production_listener_arn
+                            || Some(arn) == production_rule_arn.as_ref()
+                        {
+                            p.add(
+                                &field,
+                                "is the production or test route itself: list only the others",
+                            );
+                        }
+                    }
+                }
                 p.elb_arn(
                     "traffic.production_listener_arn",
                     production_listener_arn,

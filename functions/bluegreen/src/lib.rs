@@ -48,6 +48,7 @@ pub mod record;
 pub mod release;
 pub mod retirement;
 pub mod revisions;
+pub mod routes;
 pub mod routing;
 pub mod service_index;
 pub mod slot;

@@ -165,6 +165,8 @@ async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
     // It is live again: scheduled teardown must not scale it down as an expired warm slot.
     ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
     routing::point_test_listener(ctx, config, bad).await?;
+    // Before it is put at rest: a route still on it would lose its traffic.
+    routing::ensure_unrouted(ctx, config, bad, "retiring the rolled-back slot").await?;
     autoscaling::rest(ctx, &config.cluster, bad_name).await?;
     if let Traffic::Dns {
         ttl_seconds,

@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::ports::dns::WeightedRecord;
 use crate::ports::load_balancing::{Route, WeightedGroup};
+use crate::routes;
 use crate::slot::Slot;
 
 /// How production traffic is split between the slots right now.
@@ -122,6 +123,9 @@ pub async fn set_production_verified(
     slot: Slot,
     percent: i64,
 ) -> StepResult<Result<Option<String>, String>> {
+    // Found and judged before anything moves: a route bluegreen may not move refuses the
+    // whole move, not half of it.
+    let companions = companion_routes(ctx, config).await?;
     let change = if read_production(ctx, config).await?.percent(slot) != percent {
         set_production(ctx, config, slot, percent).await?
     } else {
@@ -147,6 +151,13 @@ pub async fn set_production_verified(
             reweigh(ctx, config, &route, slot, percent).await?;
         }
     }
+    // The other routes at the same share, each checked also when production was already
+    // right (a retry after a crash between the writes).
+    for (route, state) in &companions {
+        if state.percent(slot) != percent {
+            reweigh(ctx, config, route, slot, percent).await?;
+        }
+    }
     let after = read_production(ctx, config).await?;
     if after.percent(slot) != percent {
         return Ok(Err(format!(
@@ -154,7 +165,78 @@ pub async fn set_production_verified(
             after.percent(slot)
         )));
     }
+    for (route, _) in &companions {
+        let read = weights_of(config, forward(ctx, route).await?)?;
+        if read.percent(slot) != percent {
+            return Ok(Err(format!(
+                "wrote {percent}% to {slot} on {} but read back {}%",
+                routes::describe(route),
+                read.percent(slot)
+            )));
+        }
+    }
     Ok(Ok(change))
+}
+
+/// Both slots' target groups.
+fn slot_target_groups(config: &ServiceConfig) -> Vec<String> {
+    Slot::ALL
+        .iter()
+        .map(|s| config.slots.get(*s).target_group_arn.clone())
+        .collect()
+}
+
+/// The routes that move with production and their weights now ([`routes::companions`]); by
+/// default none, without a call.
+async fn companion_routes(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<(Route, RouteState)>> {
+    match &config.traffic {
+        Traffic::Listener { routes, .. } if !routes.is_primary_only() => {
+            let observed = ctx
+                .ports
+                .load_balancing
+                .routes_to(&slot_target_groups(config))
+                .await?;
+            routes::companions(config, &observed).map_err(StepError::UnexpectedRouting)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Refuses (`UnexpectedRouting`, naming each route) while any route but the test listener
+/// still sends `slot` traffic — on every load balancer of the slots' target groups, whether or
+/// not the config names it — so `doing` (scaling `slot` to 0) never takes a route's traffic
+/// down. Listener mode; in DNS mode each slot has its own load balancer and production is the
+/// records.
+pub async fn ensure_unrouted(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    doing: &str,
+) -> StepResult<()> {
+    if !matches!(config.traffic, Traffic::Listener { .. }) {
+        return Ok(());
+    }
+    let observed = ctx
+        .ports
+        .load_balancing
+        .routes_to(&slot_target_groups(config))
+        .await?;
+    let still = routes::still_on(config, &observed, slot);
+    if still.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::UnexpectedRouting(format!(
+        "{doing} refused: {slot} still receives traffic from {}: move those routes first, or \
+         let the switch move them (traffic.routes = \"auto\", or list them)",
+        still
+            .iter()
+            .map(routes::describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// Points the test listener at `slot` (listener mode; nothing to do in DNS mode, where each
@@ -227,7 +309,10 @@ async fn reweigh(
 
 /// Maps a forward action's target groups to slot weights; a target group of neither slot
 /// taking traffic is an error.
-fn weights_of(config: &ServiceConfig, groups: Vec<WeightedGroup>) -> StepResult<RouteState> {
+pub(crate) fn weights_of(
+    config: &ServiceConfig,
+    groups: Vec<WeightedGroup>,
+) -> StepResult<RouteState> {
     let single = groups.len() == 1;
     let mut state = RouteState {
         blue: 0,

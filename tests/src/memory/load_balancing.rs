@@ -6,7 +6,7 @@ use bluegreen::StepError;
 use bluegreen::ports::LoadBalancing;
 use bluegreen::ports::compute::Tags;
 use bluegreen::ports::load_balancing::{
-    Condition, FixedResponseRule, Route, RuleState, TargetHealth, WeightedGroup,
+    Condition, FixedResponseRule, Route, RouteForward, RuleState, TargetHealth, WeightedGroup,
 };
 
 use super::{MemoryAws, not_found};
@@ -115,6 +115,47 @@ impl LoadBalancing for MemoryAws {
                     .collect(),
             );
             Ok(())
+        })
+        .await
+    }
+
+    /// The world has one load balancer: every listener and rule is on it. Listeners are
+    /// tagged as the world's set-up tags them; rules by their own tags.
+    async fn routes_to(
+        &self,
+        target_group_arns: &[String],
+    ) -> Result<Vec<RouteForward>, StepError> {
+        self.call("elasticloadbalancing:DescribeListeners", |s| {
+            let sends = |groups: &Option<Vec<WeightedGroup>>| {
+                groups.as_ref().is_some_and(|g| {
+                    g.iter()
+                        .any(|g| target_group_arns.contains(&g.target_group_arn))
+                })
+            };
+            let listeners = s
+                .elb
+                .listeners
+                .iter()
+                .filter(|(_, l)| sends(&l.forward))
+                .map(|(arn, l)| RouteForward {
+                    route: Route::Listener(arn.clone()),
+                    groups: l.forward.clone().unwrap_or_default(),
+                    managed: true,
+                });
+            let rules = s
+                .elb
+                .rules
+                .iter()
+                .filter(|(_, r)| sends(&r.forward))
+                .map(|(arn, r)| RouteForward {
+                    route: Route::Rule(arn.clone()),
+                    groups: r.forward.clone().unwrap_or_default(),
+                    managed: r
+                        .tags
+                        .iter()
+                        .any(|(k, v)| k == bluegreen::naming::TAG_MANAGED && v == "true"),
+                });
+            Ok(listeners.chain(rules).collect())
         })
         .await
     }

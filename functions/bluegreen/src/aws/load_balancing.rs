@@ -8,9 +8,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use crate::error::{StepError, StepResult};
+use crate::naming::TAG_MANAGED;
 use crate::ports::compute::Tags;
 use crate::ports::load_balancing::{
-    Condition, FixedResponseRule, LoadBalancing, Route, RuleState, TargetHealth, WeightedGroup,
+    Condition, FixedResponseRule, LoadBalancing, Route, RouteForward, RuleState, TargetHealth,
+    WeightedGroup,
 };
 
 /// DescribeTags takes at most this many ARNs per call.
@@ -283,6 +285,55 @@ impl Elb {
         }
     }
 
+    /// The load balancers the target groups are attached to.
+    async fn load_balancers_of(&self, target_group_arns: &[String]) -> StepResult<Vec<String>> {
+        let out = self
+            .0
+            .describe_target_groups()
+            .set_target_group_arns(Some(target_group_arns.to_vec()))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e))?;
+        let mut balancers: Vec<String> = out
+            .target_groups
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|g| g.load_balancer_arns.unwrap_or_default())
+            .collect();
+        balancers.sort();
+        balancers.dedup();
+        Ok(balancers)
+    }
+
+    /// Every listener of a load balancer, every page: `(ARN, default actions)`.
+    async fn listeners_of(
+        &self,
+        load_balancer_arn: &str,
+    ) -> StepResult<Vec<(String, Vec<Action>)>> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .0
+                .describe_listeners()
+                .load_balancer_arn(load_balancer_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
+            all.extend(out.listeners.unwrap_or_default().into_iter().map(|l| {
+                (
+                    l.listener_arn.unwrap_or_default(),
+                    l.default_actions.unwrap_or_default(),
+                )
+            }));
+            marker = out.next_marker;
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Each ARN's tags.
     async fn tags(&self, arns: &[String]) -> StepResult<Vec<(String, Tags)>> {
         let mut found = Vec::new();
@@ -344,6 +395,47 @@ impl LoadBalancing for Elb {
             }
         }
         Ok(())
+    }
+
+    async fn routes_to(&self, target_group_arns: &[String]) -> StepResult<Vec<RouteForward>> {
+        let sends_to_one = |groups: &[WeightedGroup]| {
+            groups
+                .iter()
+                .any(|g| target_group_arns.contains(&g.target_group_arn))
+        };
+        let forward_of = |actions: &[Action]| actions.iter().find(|a| is_forward(a)).map(groups_of);
+        let mut found = Vec::new();
+        for balancer in self.load_balancers_of(target_group_arns).await? {
+            for (listener, defaults) in self.listeners_of(&balancer).await? {
+                if let Some(groups) = forward_of(&defaults).filter(|g| sends_to_one(g)) {
+                    found.push((Route::Listener(listener.clone()), groups));
+                }
+                for rule in self.listener_rules(&listener).await? {
+                    let actions = rule.actions.as_deref().unwrap_or_default();
+                    if let Some(groups) = forward_of(actions).filter(|g| sends_to_one(g)) {
+                        found.push((Route::Rule(rule.rule_arn.unwrap_or_default()), groups));
+                    }
+                }
+            }
+        }
+        let arns: Vec<String> = found
+            .iter()
+            .map(|(route, _)| match route {
+                Route::Listener(arn) | Route::Rule(arn) => arn.clone(),
+            })
+            .collect();
+        let tags = self.tags(&arns).await?;
+        Ok(found
+            .into_iter()
+            .zip(arns)
+            .map(|((route, groups), arn)| RouteForward {
+                route,
+                groups,
+                managed: tags.iter().any(|(a, t)| {
+                    *a == arn && t.iter().any(|(k, v)| k == TAG_MANAGED && v == "true")
+                }),
+            })
+            .collect())
     }
 
     async fn rules(&self, listener_arn: &str) -> StepResult<Vec<RuleState>> {

@@ -66,6 +66,17 @@ pub struct RuleState {
     pub answers_itself: bool,
 }
 
+/// A route found on a load balancer, with what its forward action sends where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteForward {
+    /// The listener default action or rule.
+    pub route: Route,
+    /// Its forward action's target groups.
+    pub groups: Vec<WeightedGroup>,
+    /// Whether it is tagged `bluegreen:managed=true` (bluegreen's roles modify only those).
+    pub managed: bool,
+}
+
 /// A fixed response served by a rule (the maintenance page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedResponseRule {
@@ -106,6 +117,10 @@ pub trait LoadBalancing: Send + Sync {
     /// in one call, keeping its stickiness, its order and every other action. A set-to-value:
     /// idempotent.
     async fn set_forward(&self, route: &Route, groups: &[(String, i32)]) -> StepResult<()>;
+
+    /// Every listener default action and rule, on the load balancers `target_group_arns` are
+    /// attached to, whose forward action sends to at least one of them, every page read.
+    async fn routes_to(&self, target_group_arns: &[String]) -> StepResult<Vec<RouteForward>>;
 
     /// A listener's rules other than the default one, with their tags.
     async fn rules(&self, listener_arn: &str) -> StepResult<Vec<RuleState>>;

@@ -35,6 +35,9 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
             state.percent(new)
         )));
     }
+    // Every other route too: one the switch did not move (a host rule, an HTTP listener)
+    // would lose its traffic when the old slot scales down.
+    routing::ensure_unrouted(ctx, config, old, "finish").await?;
     let mut done = vec![format!("{new} is live")];
     ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(new).service).await?;
     // Before the old slot is scaled down: once at rest, no policy brings it back.

@@ -55,6 +55,7 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     }
     if let Some(preprod) = &deployment.preprod {
         // At rest first: the switch gave it production's minimum.
+        routing::ensure_unrouted(ctx, config, failed, "rollback's scale-down").await?;
         autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
         ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
         ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;

@@ -151,6 +151,10 @@ async fn tear_down_service(
             .push(format!("{idle}: deployment {owner} is still running"));
         return Ok(());
     }
+    if let Err(e) = routing::ensure_unrouted(ctx, config, live.other(), "teardown").await {
+        report.kept.push(format!("{idle}: {e}"));
+        return Ok(());
+    }
     autoscaling::rest(ctx, &config.cluster, idle).await?;
     if service.desired_count > 0 {
         ecs::update_service(ctx, &config.cluster, idle, None, 0).await?;

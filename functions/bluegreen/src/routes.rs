@@ -1,0 +1,256 @@
+//! The routes besides production's own: which move with it (`traffic.routes`), and which still
+//! send traffic to a slot about to be scaled down.
+//!
+//! On a shared load balancer a service is usually reached by more than the one listener or
+//! rule its config names: a host rule and an `/admin/*` rule, an HTTP listener beside the HTTPS
+//! one. A route the switch does not move keeps forwarding to the old slot, and scaling that
+//! slot to 0 takes the route's traffic down. Pure: the caller observes the routes
+//! ([`crate::ports::LoadBalancing::routes_to`]) and acts on the answer.
+
+use crate::config::{Routes, RoutesWord, ServiceConfig, Traffic};
+use crate::ports::load_balancing::{Route, RouteForward};
+use crate::routing::{RouteState, weights_of};
+use crate::slot::Slot;
+
+/// How a route is named in messages: `listener <ARN>` or `rule <ARN>`.
+pub fn describe(route: &Route) -> String {
+    match route {
+        Route::Listener(arn) => format!("listener {arn}"),
+        Route::Rule(arn) => format!("rule {arn}"),
+    }
+}
+
+/// The route an ARN names (rules have `:listener-rule/` in theirs).
+pub fn route_of(arn: &str) -> Route {
+    if arn.contains(":listener-rule/") {
+        Route::Rule(arn.to_owned())
+    } else {
+        Route::Listener(arn.to_owned())
+    }
+}
+
+/// Whether `route` is one the config already handles itself: the production listener (its
+/// default action, which follows the rule in rule mode), the production rule, the test
+/// listener (pre-prod's, never production traffic).
+fn own(config: &ServiceConfig, route: &Route) -> bool {
+    let Traffic::Listener {
+        production_listener_arn,
+        test_listener_arn,
+        production_rule_arn,
+        ..
+    } = &config.traffic
+    else {
+        return false;
+    };
+    match route {
+        Route::Listener(arn) => arn == production_listener_arn || arn == test_listener_arn,
+        Route::Rule(arn) => Some(arn) == production_rule_arn.as_ref(),
+    }
+}
+
+/// The routes that move with production, each with its slot weights now, from what was
+/// observed: none by default; with `"auto"` every observed route the config does not handle
+/// itself; a listed route must be among those observed. A route that also sends to a target
+/// group of neither slot, or that bluegreen may not modify (untagged), is refused before
+/// anything moves — moving part of a service's routes would split it across releases.
+pub fn companions(
+    config: &ServiceConfig,
+    observed: &[RouteForward],
+) -> Result<Vec<(Route, RouteState)>, String> {
+    let Traffic::Listener { routes, .. } = &config.traffic else {
+        return Ok(Vec::new());
+    };
+    let chosen: Vec<&RouteForward> = match routes {
+        Routes::Word(RoutesWord::Primary) => return Ok(Vec::new()),
+        Routes::Word(RoutesWord::Auto) => {
+            observed.iter().filter(|r| !own(config, &r.route)).collect()
+        }
+        Routes::Listed(arns) => {
+            let mut chosen = Vec::new();
+            for arn in arns {
+                let route = route_of(arn);
+                let found = observed.iter().find(|r| r.route == route).ok_or_else(|| {
+                    format!(
+                        "traffic.routes: {} forwards to neither slot's target group",
+                        describe(&route)
+                    )
+                })?;
+                chosen.push(found);
+            }
+            chosen
+        }
+    };
+    chosen
+        .into_iter()
+        .map(|r| {
+            let state = weights_of(config, r.groups.clone()).map_err(|_| {
+                format!(
+                    "{} also sends traffic to a target group of neither slot: bluegreen moves \
+                     only routes that forward to the slots alone",
+                    describe(&r.route)
+                )
+            })?;
+            if !r.managed {
+                return Err(format!(
+                    "{} forwards to the slots but is not tagged bluegreen:managed=true, so \
+                     bluegreen may not move it: tag it",
+                    describe(&r.route)
+                ));
+            }
+            Ok((r.route.clone(), state))
+        })
+        .collect()
+}
+
+/// The routes, other than the test listener, that send `slot` any traffic: scaling `slot` to
+/// 0 under them would take their traffic down.
+pub fn still_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -> Vec<Route> {
+    let Traffic::Listener {
+        test_listener_arn, ..
+    } = &config.traffic
+    else {
+        return Vec::new();
+    };
+    let target_group = &config.slots.get(slot).target_group_arn;
+    let single = |r: &RouteForward| r.groups.len() == 1;
+    observed
+        .iter()
+        .filter(|r| r.route != Route::Listener(test_listener_arn.clone()))
+        .filter(|r| {
+            r.groups.iter().any(|g| {
+                // A one-group forward without a weight sends everything (as weights_of reads).
+                &g.target_group_arn == target_group && g.weight.unwrap_or(i32::from(single(r))) > 0
+            })
+        })
+        .map(|r| r.route.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::load_balancing::WeightedGroup;
+
+    fn config(routes: Routes) -> ServiceConfig {
+        let mut c = ServiceConfig::from_toml(include_str!("../../../docs/example-service.toml"))
+            .expect("the documented example parses");
+        if let Traffic::Listener {
+            routes: r,
+            production_rule_arn,
+            ..
+        } = &mut c.traffic
+        {
+            *r = routes;
+            *production_rule_arn = None;
+        }
+        c
+    }
+
+    fn tg(c: &ServiceConfig, slot: Slot) -> String {
+        c.slots.get(slot).target_group_arn.clone()
+    }
+
+    fn forward(route: Route, groups: &[(&str, Option<i32>)], managed: bool) -> RouteForward {
+        RouteForward {
+            route,
+            groups: groups
+                .iter()
+                .map(|(arn, weight)| WeightedGroup {
+                    target_group_arn: arn.to_string(),
+                    weight: *weight,
+                })
+                .collect(),
+            managed,
+        }
+    }
+
+    const ADMIN: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/1/2/3";
+    const HTTP: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shop/1/9";
+
+    /// The world of the issue: the production listener, the test listener, an admin rule and
+    /// an HTTP listener, all but the test listener on blue.
+    fn observed(c: &ServiceConfig) -> Vec<RouteForward> {
+        let Traffic::Listener {
+            production_listener_arn,
+            test_listener_arn,
+            ..
+        } = &c.traffic
+        else {
+            unreachable!()
+        };
+        let blue = tg(c, Slot::Blue);
+        let green = tg(c, Slot::Green);
+        vec![
+            forward(
+                Route::Listener(production_listener_arn.clone()),
+                &[(&blue, None)],
+                true,
+            ),
+            forward(
+                Route::Listener(test_listener_arn.clone()),
+                &[(&green, None)],
+                true,
+            ),
+            forward(
+                Route::Rule(ADMIN.into()),
+                &[(&blue, Some(100)), (&green, Some(0))],
+                true,
+            ),
+            forward(Route::Listener(HTTP.into()), &[(&blue, None)], true),
+        ]
+    }
+
+    #[test]
+    fn by_default_nothing_else_moves_and_auto_moves_every_other_route_to_a_slot() {
+        let c = config(Routes::default());
+        assert_eq!(companions(&c, &observed(&c)), Ok(Vec::new()));
+        let c = config(Routes::Word(RoutesWord::Auto));
+        let moved: Vec<Route> = companions(&c, &observed(&c))
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(
+            moved,
+            [Route::Rule(ADMIN.into()), Route::Listener(HTTP.into())]
+        );
+    }
+
+    #[test]
+    fn a_listed_route_must_forward_to_a_slot_and_every_moved_route_must_be_movable() {
+        let c = config(Routes::Listed(vec![HTTP.into()]));
+        let moved = companions(&c, &observed(&c)).unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].1.blue, 1);
+
+        let elsewhere = format!("{HTTP}0");
+        let c = config(Routes::Listed(vec![elsewhere.clone()]));
+        let err = companions(&c, &observed(&c)).unwrap_err();
+        assert!(err.contains(&elsewhere), "{err}");
+
+        let c = config(Routes::Word(RoutesWord::Auto));
+        let mut world = observed(&c);
+        world[3].managed = false;
+        let err = companions(&c, &world).unwrap_err();
+        assert!(err.contains(HTTP) && err.contains("not tagged"), "{err}");
+        let mut world = observed(&c);
+        world[2].groups.push(WeightedGroup {
+            target_group_arn:
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/other/1".into(),
+            weight: Some(5),
+        });
+        let err = companions(&c, &world).unwrap_err();
+        assert!(err.contains(ADMIN) && err.contains("neither slot"), "{err}");
+    }
+
+    #[test]
+    fn a_slot_is_still_routed_while_any_route_but_the_test_listener_sends_it_traffic() {
+        let c = config(Routes::default());
+        let world = observed(&c);
+        assert_eq!(still_on(&c, &world, Slot::Green), Vec::<Route>::new());
+        let on_blue = still_on(&c, &world, Slot::Blue);
+        assert_eq!(on_blue.len(), 3, "{on_blue:?}");
+        assert!(on_blue.contains(&Route::Rule(ADMIN.into())));
+    }
+}

@@ -1,0 +1,172 @@
+//! Issue 26 item 1: routes as a set. A service on a shared ALB is reached by a host rule, an
+//! `/admin/*` rule and an HTTP listener besides its production listener. With
+//! `traffic.routes = "auto"` (or the routes listed) every one moves with production, step by
+//! step, and is read back; whatever the setting, no slot is scaled to 0 while a route still
+//! forwards to it. Asserted from ELB.
+
+use bluegreen::Slot;
+use bluegreen::config::{Routes, RoutesWord, ServiceConfig, Shift, Traffic};
+use bluegreen::ports::load_balancing::Route;
+use bluegreen::routes::route_of;
+use bluegreen::steps::{finish, switch};
+use bluegreen_tests::World;
+
+use crate::common::*;
+
+/// `(blue, green)` weights of a route, as ELB has them (a one-group forward without a weight
+/// is all traffic).
+async fn weights(world: &World, route: &Route) -> (i32, i32) {
+    let groups = world
+        .ctx
+        .ports
+        .load_balancing
+        .forward(route)
+        .await
+        .unwrap()
+        .expect("a forward action");
+    let single = groups.len() == 1;
+    let of = |slot: Slot| {
+        groups
+            .iter()
+            .filter(|g| g.target_group_arn == world.tg(slot))
+            .map(|g| g.weight.unwrap_or(if single { 100 } else { 0 }))
+            .sum::<i32>()
+    };
+    (of(Slot::Blue), of(Slot::Green))
+}
+
+fn with_routes(mut config: ServiceConfig, chosen: Routes) -> ServiceConfig {
+    if let Traffic::Listener { routes, .. } = &mut config.traffic {
+        *routes = chosen;
+    }
+    config
+}
+
+/// The production listener and the three other routes, all on blue.
+async fn shared_alb(world: &World, routes: Routes) -> Vec<Route> {
+    let more = world.more_routes_to_blue().await;
+    world.put_config(&with_routes(world.config(), routes)).await;
+    let mut all = vec![Route::Listener(world.production_listener.clone())];
+    all.extend(more.iter().map(|arn| route_of(arn)));
+    all
+}
+
+async fn all_weights(world: &World, routes: &[Route]) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for route in routes {
+        out.push(weights(world, route).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_route_to_the_service_moves_with_production_and_finish_leaves_none_on_the_old_slot() {
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let id = deploy_to_switch(&world).await;
+    assert_eq!(
+        all_weights(&world, &routes).await,
+        [(0, 100); 4],
+        "every route on green"
+    );
+    assert_eq!(
+        weights(&world, &Route::Listener(world.test_listener.clone())).await,
+        (100, 0),
+        "the test listener is pre-prod's: on blue now, never moved as production"
+    );
+    finish::run(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(world.service(Slot::Blue).await.1, 0, "blue scaled to 0");
+    let onto_blue: Vec<_> = world
+        .ctx
+        .ports
+        .load_balancing
+        .routes_to(&[world.tg(Slot::Blue).to_owned()])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.route != Route::Listener(world.test_listener.clone()))
+        .filter(|r| {
+            r.groups
+                .iter()
+                .any(|g| g.target_group_arn == world.tg(Slot::Blue) && g.weight != Some(0))
+        })
+        .collect();
+    assert_eq!(onto_blue, [], "nothing forwards to the scaled-down slot");
+}
+
+/// By default only the production listener moves; the three routes the switch left on blue
+/// make finish refuse, naming each, and nothing is scaled down.
+#[tokio::test]
+async fn a_route_left_on_the_old_slot_makes_finish_refuse_and_keeps_the_slot_running() {
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::default()).await;
+    let id = deploy_to_switch(&world).await;
+    assert_eq!(
+        all_weights(&world, &routes).await,
+        [(0, 100), (100, 0), (100, 0), (100, 0)]
+    );
+    let err = finish::run(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "UnexpectedRouting", "{err}");
+    let text = err.to_string();
+    for route in &routes[1..] {
+        let (Route::Listener(arn) | Route::Rule(arn)) = route;
+        assert!(text.contains(arn.as_str()), "names {arn}: {text}");
+    }
+    assert_eq!(world.service(Slot::Blue).await.1, 2, "blue keeps its tasks");
+    assert!(!record(&world, &id).await.status.is_terminal());
+    assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+}
+
+/// A canary moves every listed route to the canary share, then everything.
+#[tokio::test]
+async fn a_canary_moves_every_listed_route_step_by_step() {
+    let world = World::build().await;
+    let more = world.more_routes_to_blue().await;
+    let mut config = with_routes(world.config(), Routes::Listed(more.to_vec()));
+    if let Traffic::Listener { shift, .. } = &mut config.traffic {
+        *shift = Some(Shift::Canary {
+            percent: 10,
+            interval_seconds: 300,
+        });
+    }
+    world.put_config(&config).await;
+    let mut routes = vec![Route::Listener(world.production_listener.clone())];
+    routes.extend(more.iter().map(|arn| route_of(arn)));
+    let id = deploy_to_approval(&world).await;
+    approve(&world, &id).await;
+    let started = switch::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    assert_eq!(all_weights(&world, &routes).await, [(90, 10); 4]);
+    world.advance(chrono::Duration::seconds(301));
+    switch::check(&world.ctx, &check_of(&started))
+        .await
+        .unwrap();
+    assert_eq!(all_weights(&world, &routes).await, [(0, 100); 4]);
+}
+
+/// A route bluegreen may not modify (untagged) refuses the switch before anything moves:
+/// half a service's routes on the new release is no state to leave production in.
+#[tokio::test]
+async fn an_untagged_route_refuses_the_switch_before_anything_moves() {
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let Route::Listener(http) = &routes[3] else {
+        unreachable!()
+    };
+    world
+        .aws
+        .elb
+        .remove_tags()
+        .resource_arns(http)
+        .tag_keys("bluegreen:managed")
+        .send()
+        .await
+        .unwrap();
+    let id = deploy_to_approval(&world).await;
+    approve(&world, &id).await;
+    let err = switch::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    assert!(
+        err.to_string().contains(http.as_str()) && err.to_string().contains("not tagged"),
+        "{err}"
+    );
+    assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
+}
