@@ -82,6 +82,9 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
             &rows,
         );
         for l in lines {
+            for route in &l.routes {
+                println!("  {}: also {route}", l.service);
+            }
             for problem in &l.guard {
                 println!("! {}: {problem}", l.service);
             }

@@ -26,6 +26,9 @@ task-stopped route ends it.
 CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
 does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
 
+ECS: CreateService keeps the settings moto drops (health check grace period, execute command,
+managed tags, AZ rebalancing, placement, deployment configuration), as AWS does.
+
 ECS: a task has one container per container definition, as AWS reports it (moto: the first
 definition's only).
 
@@ -46,6 +49,8 @@ direction is suspended on its scalable target.
 
 import json
 import os
+
+from botocore import xform_name
 from datetime import datetime, timezone
 import sys
 import threading
@@ -532,6 +537,37 @@ def _register_task_definition(self):
 
 
 ecs_responses.EC2ContainerServiceResponse.register_task_definition = _register_task_definition
+_original_create_service = ecs_responses.EC2ContainerServiceResponse.create_service
+
+# CreateService settings moto accepts but drops, which AWS stores and DescribeServices returns:
+# a copy of a service (adopt) that lost one would pass every test and differ in AWS.
+KEPT_SERVICE_SETTINGS = [
+    "healthCheckGracePeriodSeconds",
+    "enableExecuteCommand",
+    "enableECSManagedTags",
+    "availabilityZoneRebalancing",
+    "placementConstraints",
+    "placementStrategy",
+    "deploymentConfiguration",
+]
+
+
+def _create_service(self):
+    result = _original_create_service(self)
+    service = result.result["service"]
+    for name in KEPT_SERVICE_SETTINGS:
+        value = self._get_param(name)
+        if value is not None:
+            setattr(service, xform_name(name), value)
+    # AWS shows Service Connect on the service's deployments.
+    connect = self._get_param("serviceConnectConfiguration")
+    if connect is not None:
+        for deployment in service.deployments:
+            deployment["serviceConnectConfiguration"] = connect
+    return result
+
+
+ecs_responses.EC2ContainerServiceResponse.create_service = _create_service
 _original_update_service = ecs_models.EC2ContainerServiceBackend.update_service
 
 

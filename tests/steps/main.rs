@@ -4,6 +4,7 @@
 mod common;
 
 mod abort;
+mod adopt_copies;
 mod approval;
 mod autoscaling;
 mod bake;

@@ -115,6 +115,17 @@ async fn a_route_left_on_the_old_slot_makes_finish_refuse_and_keeps_the_slot_run
     assert_eq!(world.service(Slot::Blue).await.1, 2, "blue keeps its tasks");
     assert!(!record(&world, &id).await.status.is_terminal());
     assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
+    // status shows each of them where it is.
+    let status = bluegreen::status::of(&world.ctx, world.config())
+        .await
+        .unwrap();
+    assert_eq!(status.production, "green 100%");
+    assert_eq!(status.routes.len(), 3, "{:?}", status.routes);
+    assert!(
+        status.routes.iter().all(|r| r.ends_with(": blue 100%")),
+        "{:?}",
+        status.routes
+    );
 }
 
 /// A canary moves every listed route to the canary share, then everything.

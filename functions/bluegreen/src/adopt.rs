@@ -33,7 +33,7 @@ use crate::direct::elb;
 use crate::direct::route53;
 use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
-use crate::naming::TAG_MANAGED;
+use crate::naming::{TAG_MANAGED, merge_tags};
 use crate::record::Records;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
@@ -135,6 +135,15 @@ async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
                 .deployment_controller
                 .as_ref()
                 .map(|c| c.r#type.as_str())
+        )));
+    }
+    if let Some(namespace) = ecs::service_connect_of(&service) {
+        return Err(refuse(format!(
+            "{} uses Service Connect (namespace {namespace}): a second slot cannot publish \
+             the same Service Connect names, and a copy without them would not be reachable \
+             as the service after the switch. Use ECS's own blue/green for it, or move its \
+             callers to the load balancer",
+            req.service
         )));
     }
     let balancers = service.load_balancers();
@@ -326,6 +335,21 @@ fn created(name: &str) -> [(&'static str, &str); 2] {
     [(TAG_MANAGED, "true"), (TAG_CREATED, name)]
 }
 
+/// The most tags an ECS resource takes.
+const ECS_MAX_TAGS: usize = 50;
+/// The most tags an ELB resource takes.
+const ELB_MAX_TAGS: usize = 50;
+
+fn owned(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn borrowed(tags: &[(String, String)]) -> Vec<(&str, &str)> {
+    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// One adopt run: what it was asked, whether it applies, and what it changed (or would).
 struct Walk<'a> {
     ctx: &'a Context,
@@ -354,21 +378,46 @@ impl Walk<'_> {
             .unwrap_or_default();
         let base = found.target_group.target_group_name.as_deref();
         let name = green_name(base.unwrap_or(&self.name), ELB_NAME_MAX);
-        if let Some(tg) = elb::target_group_named(self.ctx, &name).await? {
+        let blue_attributes = elb::target_group_attributes(self.ctx, &blue).await?;
+        let arn = if let Some(tg) = elb::target_group_named(self.ctx, &name).await? {
             let arn = tg.target_group_arn.unwrap_or_default();
             let tags = elb::tags_of(self.ctx, &arn).await?.unwrap_or_default();
             ours(tags, &self.name, &arn)?;
-            return Ok(arn);
+            arn
+        } else {
+            self.note(format!("create target group {name} (a copy of {blue})"));
+            if !self.apply {
+                return Ok(PENDING.into());
+            }
+            // Blue's own tags too (cost allocation, ownership), with adopt's.
+            let own = elb::tags_of(self.ctx, &blue).await?.unwrap_or_default();
+            let tags = merge_tags(&own, &owned(&created(&self.name)));
+            if tags.len() > ELB_MAX_TAGS {
+                return Err(refuse(format!(
+                    "target group {blue} has {} tags: with adopt's it would have more than \
+                     the {ELB_MAX_TAGS} ELB takes",
+                    own.len()
+                )));
+            }
+            let tg = elb::create_target_group_like(
+                self.ctx,
+                &name,
+                &found.target_group,
+                &borrowed(&tags),
+            )
+            .await?;
+            tg.target_group_arn.unwrap_or_default()
+        };
+        // Every attribute of blue's (deregistration delay, stickiness, slow start, algorithm):
+        // a green slot that drains or balances differently is another service. Checked on a
+        // group adopt made before too — a run stopped between the two calls.
+        if elb::target_group_attributes(self.ctx, &arn).await? != blue_attributes {
+            self.note(format!("copy the attributes of {blue} to {name}"));
+            if self.apply {
+                elb::set_target_group_attributes(self.ctx, &arn, &blue_attributes).await?;
+            }
         }
-        self.note(format!("create target group {name} (a copy of {blue})"));
-        if !self.apply {
-            return Ok(PENDING.into());
-        }
-        let adopter = self.name.clone();
-        let created = created(&adopter);
-        let tg =
-            elb::create_target_group_like(self.ctx, &name, &found.target_group, &created).await?;
-        Ok(tg.target_group_arn.unwrap_or_default())
+        Ok(arn)
     }
 
     /// Listener mode: the test listener forwards to green, and both listeners are tagged.
@@ -497,11 +546,28 @@ impl Walk<'_> {
                     "create ECS service {cluster}/{name} (a copy of {from}, 0 tasks)"
                 ));
                 if self.apply {
-                    let adopter = self.name.clone();
-                    let created = created(&adopter);
-                    let (ctx, like) = (self.ctx, &found.service);
-                    ecs::create_service_like(ctx, cluster, &name, like, green_tg, 0, &created)
-                        .await?;
+                    let like = &found.service;
+                    // Blue's own tags too (cost allocation, ownership), with adopt's.
+                    let blue_arn = like.service_arn.as_deref().unwrap_or_default();
+                    let own = ecs::tags_of(self.ctx, blue_arn).await?;
+                    let tags = merge_tags(&own, &owned(&created(&self.name)));
+                    if tags.len() > ECS_MAX_TAGS {
+                        return Err(refuse(format!(
+                            "{from} has {} tags: with adopt's the copy would have more than \
+                             the {ECS_MAX_TAGS} ECS takes",
+                            own.len()
+                        )));
+                    }
+                    ecs::create_service_like(
+                        self.ctx,
+                        cluster,
+                        &name,
+                        like,
+                        green_tg,
+                        0,
+                        &borrowed(&tags),
+                    )
+                    .await?;
                 }
             }
             Err(e) => return Err(e),

@@ -251,6 +251,18 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         ),
         Err(e) => f.failed(&subject, &e),
     }
+    if let Some(namespace) = ecs::service_connect_of(&service) {
+        f.add(
+            "service-connect-unsupported",
+            &subject,
+            format!(
+                "{slot} slot: {subject} uses Service Connect (namespace {namespace}): the two \
+                 slots cannot publish the same names, so callers would reach only one"
+            ),
+            "turn Service Connect off for the slots and call the service through its load \
+             balancer, or deploy it with ECS's own blue/green",
+        );
+    }
     container(ctx, config, slot, &service, &subject, f).await;
     if matches!(config.traffic, Traffic::Listener { .. }) {
         let attached = service

@@ -23,6 +23,24 @@ pub const ROLE_PREPROD: &str = "preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).
 pub const ROLE_WARM: &str = "warm";
 
+/// A resource's own tags with bluegreen's added: the team's (cost allocation, ownership — a
+/// tag-on-create policy may require them) kept, bluegreen's from earlier uses and AWS's own
+/// (`aws:`, not writable) dropped, `ours` winning a clash. The caller checks the count against
+/// the service's limit.
+pub fn merge_tags(own: &[(String, String)], ours: &[(String, String)]) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = own
+        .iter()
+        .filter(|(key, _)| {
+            !key.starts_with("bluegreen:")
+                && !key.starts_with("aws:")
+                && !ours.iter().any(|(k, _)| k == key)
+        })
+        .cloned()
+        .collect();
+    merged.extend(ours.iter().cloned());
+    merged
+}
+
 fn short_hash(parts: &[&str], hex_chars: usize) -> String {
     let mut hasher = Sha256::new();
     for part in parts {

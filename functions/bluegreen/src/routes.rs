@@ -102,6 +102,23 @@ pub fn companions(
         .collect()
 }
 
+/// Every observed route the config does not handle itself, with its slot weights (or why
+/// they cannot be read: it also sends to a target group of neither slot) — what `status`
+/// shows beside production.
+pub fn others(
+    config: &ServiceConfig,
+    observed: &[RouteForward],
+) -> Vec<(Route, Result<RouteState, String>)> {
+    observed
+        .iter()
+        .filter(|r| !own(config, &r.route))
+        .map(|r| {
+            let weights = weights_of(config, r.groups.clone()).map_err(|e| e.to_string());
+            (r.route.clone(), weights)
+        })
+        .collect()
+}
+
 /// The routes, other than the test listener, that send `slot` any traffic: scaling `slot` to
 /// 0 under them would take their traffic down.
 pub fn still_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -> Vec<Route> {

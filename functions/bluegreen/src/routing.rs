@@ -205,6 +205,23 @@ async fn companion_routes(
     }
 }
 
+/// Every other route to a slot on the slots' load balancers, with its weights
+/// ([`routes::others`]); none in DNS mode.
+pub async fn other_routes(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<(Route, Result<RouteState, String>)>> {
+    if !matches!(config.traffic, Traffic::Listener { .. }) {
+        return Ok(Vec::new());
+    }
+    let observed = ctx
+        .ports
+        .load_balancing
+        .routes_to(&slot_target_groups(config))
+        .await?;
+    Ok(routes::others(config, &observed))
+}
+
 /// Refuses (`UnexpectedRouting`, naming each route) while any route but the test listener
 /// still sends `slot` traffic — on every load balancer of the slots' target groups, whether or
 /// not the config names it — so `doing` (scaling `slot` to 0) never takes a route's traffic

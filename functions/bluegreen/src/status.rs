@@ -12,6 +12,7 @@ use crate::error::{StepError, StepResult};
 use crate::guard;
 use crate::lock::Locks;
 use crate::record::{Deployment, Records, Status};
+use crate::routes;
 use crate::routing::{self, RouteState};
 use crate::slot::Slot;
 
@@ -22,6 +23,10 @@ pub struct ServiceStatus {
     pub service: String,
     /// Production routing read from AWS now, e.g. `blue 100%`.
     pub production: String,
+    /// Every other route to a slot (listener mode: host and path rules, other listeners), as
+    /// `<route>: blue 100%`; whether the switch moves them is `traffic.routes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
     /// The deployment that holds the service (its lock), else the newest one that ran: not a
     /// queued push, which waits behind it.
     pub latest: Option<Deployment>,
@@ -65,8 +70,20 @@ pub async fn of(ctx: &Context, config: ServiceConfig) -> StepResult<ServiceStatu
             Err(e) => vec![format!("live-slot guard could not check: {e}")],
         },
     };
+    let routes = match routing::other_routes(ctx, &config).await {
+        Ok(found) => found
+            .into_iter()
+            .map(|(route, weights)| {
+                let text =
+                    weights.map_or_else(|e| format!("unreadable: {e}"), |w| routing_text(Ok(w)));
+                format!("{}: {text}", routes::describe(&route))
+            })
+            .collect(),
+        Err(e) => vec![format!("other routes unreadable: {}", e.name())],
+    };
     Ok(ServiceStatus {
         guard,
+        routes,
         production: routing_text(routing::read_production(ctx, &config).await),
         service: config.name,
         latest,

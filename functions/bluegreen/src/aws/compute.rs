@@ -128,17 +128,7 @@ fn revision_tags(
     ours: &[(String, String)],
     base_arn: Option<&str>,
 ) -> StepResult<Vec<Tag>> {
-    let mut merged: Vec<(String, String)> = base
-        .iter()
-        // `aws:` tags are AWS's own (not writable, not counted).
-        .filter(|(key, _)| {
-            !key.starts_with("bluegreen:")
-                && !key.starts_with("aws:")
-                && !ours.iter().any(|(k, _)| k == key)
-        })
-        .cloned()
-        .collect();
-    merged.extend(ours.iter().cloned());
+    let merged = crate::naming::merge_tags(base, ours);
     if merged.len() > MAX_TAGS {
         return Err(StepError::ConfigInvalid(vec![format!(
             "task definition {} has {} tags of its own and bluegreen adds {}: ECS takes at most \

@@ -12,6 +12,22 @@ pub async fn describe_service(ctx: &Context, cluster: &str, service: &str) -> St
     crate::aws::compute::describe_sdk_service(&ctx.sdk()?.ecs, cluster, service).await
 }
 
+/// The Service Connect namespace a service's deployments publish in, when Service Connect is
+/// on: a second slot cannot claim the same Service Connect names, so bluegreen's two-slot
+/// engine does not take such a service (issue 26; ECS's own blue/green does, issue 32).
+pub fn service_connect_of(service: &Service) -> Option<String> {
+    service
+        .deployments()
+        .iter()
+        .filter_map(|d| d.service_connect_configuration.as_ref())
+        .find(|c| c.enabled)
+        .map(|c| {
+            c.namespace
+                .clone()
+                .unwrap_or_else(|| "(the cluster's default)".into())
+        })
+}
+
 /// Builds an ECS tag.
 pub fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
@@ -102,6 +118,19 @@ pub async fn create_service_like(
         )
         .set_placement_strategy(Some(like.placement_strategy().to_vec()).filter(|s| !s.is_empty()))
         .enable_execute_command(like.enable_execute_command)
+        // What a copy must not drop (issue 26): how tasks are tagged, how they spread over
+        // zones, the volumes the primary deployment attaches.
+        .set_propagate_tags(like.propagate_tags.clone())
+        .enable_ecs_managed_tags(like.enable_ecs_managed_tags)
+        .set_availability_zone_rebalancing(like.availability_zone_rebalancing.clone())
+        .set_scheduling_strategy(like.scheduling_strategy.clone())
+        .set_volume_configurations(
+            like.deployments()
+                .iter()
+                .find(|d| d.status.as_deref() == Some("PRIMARY"))
+                .map(|d| d.volume_configurations().to_vec())
+                .filter(|v| !v.is_empty()),
+        )
         .set_load_balancers(Some(load_balancers))
         .desired_count(desired_count)
         .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))

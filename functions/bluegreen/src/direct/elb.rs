@@ -227,6 +227,59 @@ pub async fn delete_listener(ctx: &Context, arn: &str) -> StepResult<()> {
     }
 }
 
+/// A target group's attributes (deregistration delay, stickiness, slow start, algorithm, …)
+/// as `(key, value)`, sorted.
+pub async fn target_group_attributes(
+    ctx: &Context,
+    arn: &str,
+) -> StepResult<Vec<(String, String)>> {
+    let out = ctx
+        .sdk()?
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            StepError::from_sdk("elasticloadbalancing:DescribeTargetGroupAttributes", e)
+        })?;
+    let mut attributes: Vec<(String, String)> = out
+        .attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.key.unwrap_or_default(), a.value.unwrap_or_default()))
+        .collect();
+    attributes.sort();
+    Ok(attributes)
+}
+
+/// Sets a target group's attributes (a set-to-value: idempotent).
+pub async fn set_target_group_attributes(
+    ctx: &Context,
+    arn: &str,
+    attributes: &[(String, String)],
+) -> StepResult<()> {
+    ctx.sdk()?
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .set_attributes(Some(
+            attributes
+                .iter()
+                .map(|(k, v)| {
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+    Ok(())
+}
+
 /// Adds tags to ELB resources.
 pub async fn add_tags(ctx: &Context, arn: &str, tags: &[(&str, &str)]) -> StepResult<()> {
     ctx.sdk()?

@@ -1,0 +1,285 @@
+//! Issue 26 item 3: adopt's copies keep everything. The green service is a copy of blue with
+//! every setting CreateService takes and blue's own tags; the green target group has every
+//! attribute of blue's (deregistration delay, stickiness, slow start, algorithm) and its tags.
+//! Compared field by field from AWS after `adopt --apply`.
+
+use aws_sdk_ecs::types::{
+    AvailabilityZoneRebalancing, LaunchType, LoadBalancer, PropagateTags, Tag as EcsTag,
+};
+use aws_sdk_elasticloadbalancingv2::types::{Tag as ElbTag, TargetGroupAttribute};
+use bluegreen::Slot;
+use bluegreen::adopt::{Request, adopt};
+use bluegreen::direct::{ecs, elb};
+use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY, World};
+
+/// A world with blue's target group and the production listener only, and `api-blue`: a
+/// service with every copyable setting away from its default, tagged by its team.
+async fn team_service(world: &World) {
+    let ctx = &world.ctx;
+    ecs::delete_service(ctx, CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    elb::delete_listener(ctx, &world.test_listener)
+        .await
+        .unwrap();
+    elb::delete_target_group(ctx, world.tg(Slot::Green))
+        .await
+        .unwrap();
+    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    world
+        .aws
+        .ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("api-blue")
+        .set_task_definition(shop.task_definition.clone())
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(shop.network_configuration.clone())
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(world.tg(Slot::Blue))
+                .container_name("web")
+                .container_port(8080)
+                .build(),
+        )
+        .health_check_grace_period_seconds(45)
+        .enable_execute_command(true)
+        .enable_ecs_managed_tags(true)
+        .propagate_tags(PropagateTags::Service)
+        .availability_zone_rebalancing(AvailabilityZoneRebalancing::Enabled)
+        .tags(EcsTag::builder().key("team").value("shop").build())
+        .tags(EcsTag::builder().key("cost-center").value("42").build())
+        .send()
+        .await
+        .expect("create api-blue");
+    let attribute = |k: &str, v: &str| TargetGroupAttribute::builder().key(k).value(v).build();
+    world
+        .aws
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(world.tg(Slot::Blue))
+        .attributes(attribute("deregistration_delay.timeout_seconds", "30"))
+        .attributes(attribute("stickiness.enabled", "true"))
+        .attributes(attribute("stickiness.type", "lb_cookie"))
+        .attributes(attribute("stickiness.lb_cookie.duration_seconds", "3600"))
+        .attributes(attribute("slow_start.duration_seconds", "60"))
+        .attributes(attribute(
+            "load_balancing.algorithm.type",
+            "least_outstanding_requests",
+        ))
+        .send()
+        .await
+        .expect("blue's attributes");
+    world
+        .aws
+        .elb
+        .add_tags()
+        .resource_arns(world.tg(Slot::Blue))
+        .tags(ElbTag::builder().key("team").value("shop").build())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn request(world: &World) -> Request {
+    Request {
+        cluster: CLUSTER.into(),
+        service: "api-blue".into(),
+        name: Some("api".into()),
+        production_listener_arn: Some(world.production_listener.clone()),
+        test_listener_arn: None,
+        test_port: Some(8443),
+        repository: REPOSITORY.into(),
+        container: None,
+        tags: vec!["v*".into()],
+        approvers: vec![MOTO_CALLER.into()],
+        test_url: Some(world.smoke.url.clone()),
+        dns: None,
+    }
+}
+
+/// What a copy of a service must keep, as DescribeServices answers it.
+fn settings(s: &aws_sdk_ecs::types::Service) -> impl PartialEq + std::fmt::Debug {
+    (
+        (
+            s.task_definition.clone(),
+            s.launch_type.clone(),
+            s.network_configuration.clone(),
+            s.health_check_grace_period_seconds,
+            s.enable_execute_command,
+        ),
+        (
+            s.enable_ecs_managed_tags,
+            s.propagate_tags.clone(),
+            s.availability_zone_rebalancing.clone(),
+            s.placement_constraints.clone(),
+            s.placement_strategy.clone(),
+            s.scheduling_strategy.clone(),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn adopt_copies_every_service_setting_attribute_and_tag_of_blue() {
+    let world = World::build().await;
+    team_service(&world).await;
+    let adopted = adopt(&world.ctx, &request(&world), true)
+        .await
+        .expect("adopt --apply");
+    let ctx = &world.ctx;
+    let blue = ecs::describe_service(ctx, CLUSTER, "api-blue")
+        .await
+        .unwrap();
+    let green = ecs::describe_service(ctx, CLUSTER, "api-green")
+        .await
+        .unwrap();
+    assert_eq!(settings(&green), settings(&blue));
+    assert_eq!(green.desired_count, 0);
+    let green_tags = ecs::tags_of(ctx, green.service_arn.as_deref().unwrap())
+        .await
+        .unwrap();
+    for tag in [
+        ("team", "shop"),
+        ("cost-center", "42"),
+        ("bluegreen:managed", "true"),
+    ] {
+        assert!(
+            green_tags.contains(&(tag.0.to_owned(), tag.1.to_owned())),
+            "{tag:?} in {green_tags:?}"
+        );
+    }
+
+    let green_tg = adopted.config.slots.green.target_group_arn.clone();
+    let blue_attributes = elb::target_group_attributes(ctx, world.tg(Slot::Blue))
+        .await
+        .unwrap();
+    assert!(
+        blue_attributes.contains(&("slow_start.duration_seconds".into(), "60".into())),
+        "{blue_attributes:?}"
+    );
+    assert_eq!(
+        elb::target_group_attributes(ctx, &green_tg).await.unwrap(),
+        blue_attributes,
+        "every attribute of blue's"
+    );
+    let tg_tags = elb::tags_of(ctx, &green_tg).await.unwrap().unwrap();
+    assert!(
+        tg_tags.contains(&("team".into(), "shop".into())),
+        "{tg_tags:?}"
+    );
+
+    // A second run finds nothing to copy.
+    let again = adopt(&world.ctx, &request(&world), true).await.unwrap();
+    assert!(!again.changed, "{:?}", again.changes);
+}
+
+/// A run stopped after the target group was created and before its attributes were set is
+/// finished by the next one.
+#[tokio::test]
+async fn a_green_target_group_with_default_attributes_gets_blues_on_the_next_run() {
+    let world = World::build().await;
+    team_service(&world).await;
+    let adopted = adopt(&world.ctx, &request(&world), true).await.unwrap();
+    let green_tg = adopted.config.slots.green.target_group_arn.clone();
+    elb::set_target_group_attributes(
+        &world.ctx,
+        &green_tg,
+        &[("slow_start.duration_seconds".into(), "0".into())],
+    )
+    .await
+    .unwrap();
+    let planned = adopt(&world.ctx, &request(&world), false).await.unwrap();
+    assert!(
+        planned
+            .changes
+            .iter()
+            .any(|c| c.contains("copy the attributes")),
+        "{:?}",
+        planned.changes
+    );
+    adopt(&world.ctx, &request(&world), true).await.unwrap();
+    assert_eq!(
+        elb::target_group_attributes(&world.ctx, &green_tg)
+            .await
+            .unwrap(),
+        elb::target_group_attributes(&world.ctx, world.tg(Slot::Blue))
+            .await
+            .unwrap()
+    );
+}
+
+/// Issue 26 item 4: a service on Service Connect is refused by adopt (nothing created) and
+/// found by doctor: two slots cannot publish the same Service Connect names.
+#[tokio::test]
+async fn a_service_on_service_connect_is_refused_by_adopt_and_found_by_doctor() {
+    use aws_sdk_ecs::types::ServiceConnectConfiguration;
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    ecs::delete_service(ctx, CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    elb::delete_listener(ctx, &world.test_listener)
+        .await
+        .unwrap();
+    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    // The green slot, recreated on Service Connect (as a team that turned it on would have).
+    world
+        .aws
+        .ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("shop-green")
+        .set_task_definition(shop.task_definition.clone())
+        .desired_count(0)
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(shop.network_configuration.clone())
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(world.tg(Slot::Green))
+                .container_name("web")
+                .container_port(8080)
+                .build(),
+        )
+        .service_connect_configuration(
+            ServiceConnectConfiguration::builder()
+                .enabled(true)
+                .namespace("shop.internal")
+                .build(),
+        )
+        .tags(
+            EcsTag::builder()
+                .key("bluegreen:managed")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create shop-green");
+    let findings = bluegreen::doctor::service(ctx, &world.config()).await;
+    let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+    assert!(codes.contains(&"service-connect-unsupported"), "{codes:?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.problem.contains("shop.internal") && f.subject.ends_with("shop-green")),
+        "{findings:?}"
+    );
+
+    let mut req = request(&world);
+    req.service = "shop-green".into();
+    req.name = Some("connect".into());
+    let err = adopt(ctx, &req, true).await.unwrap_err();
+    assert_eq!(err.name(), "SetupRefused", "{err}");
+    assert!(err.to_string().contains("Service Connect"), "{err}");
+    assert!(
+        ecs::describe_service(ctx, CLUSTER, "shop-green-green")
+            .await
+            .is_err(),
+        "no copy made"
+    );
+}
