@@ -4,6 +4,7 @@
 
 mod emulator;
 pub mod function_url;
+pub mod iam;
 pub mod memory;
 pub mod recorder;
 pub mod serving;
@@ -11,6 +12,7 @@ pub mod sim;
 mod simulator;
 mod smoke_app;
 pub mod stepfunctions;
+pub mod template;
 mod world;
 
 pub use emulator::{Control, Emulator};

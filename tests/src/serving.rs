@@ -117,11 +117,16 @@ pub fn count_dynamodb(ctx: &Context) -> (Context, RequestCounter) {
 /// `ctx` with every AWS request it makes counted, whichever client makes it.
 pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
     let counter = RequestCounter::default();
+    (intercept_all(ctx, counter.clone()), counter)
+}
+
+/// `ctx` with `interceptor` on every one of its SDK clients.
+pub fn intercept_all(ctx: &Context, interceptor: impl Intercept + Clone + 'static) -> Context {
     let mut clients = ctx.sdk().expect("SDK clients").clone();
     macro_rules! counted {
         ($($field:ident: $sdk:ident),* $(,)?) => {
             $(clients.$field = $sdk::Client::from_conf(
-                clients.$field.config().to_builder().interceptor(counter.clone()).build(),
+                clients.$field.config().to_builder().interceptor(interceptor.clone()).build(),
             );)*
         };
     }
@@ -138,6 +143,7 @@ pub fn count_all(ctx: &Context) -> (Context, RequestCounter) {
         sts: aws_sdk_sts,
         secrets: aws_sdk_secretsmanager,
         autoscaling: aws_sdk_applicationautoscaling,
+        ecr: aws_sdk_ecr,
     );
-    (ctx.clone().with_sdk(clients), counter)
+    ctx.clone().with_sdk(clients)
 }

@@ -4,44 +4,11 @@
 //! against the workspace's Lambda crates.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bluegreen_tests::Emulator;
+use bluegreen_tests::template::{repo, resource, role_actions, template};
 use serde_json::{Value, json};
-use serde_norway::Value as Yaml;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The template, with CloudFormation's short intrinsic tags kept as `{"!Tag": value}`.
-fn template() -> Value {
-    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("template");
-    let yaml: Yaml = serde_norway::from_str(&text).expect("template is YAML");
-    to_json(yaml)
-}
-
-fn to_json(yaml: Yaml) -> Value {
-    match yaml {
-        Yaml::Null => Value::Null,
-        Yaml::Bool(b) => json!(b),
-        Yaml::Number(n) => serde_json::to_value(n).expect("number"),
-        Yaml::String(s) => json!(s),
-        Yaml::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
-                .collect(),
-        ),
-        Yaml::Tagged(tagged) => {
-            json!({ tagged.tag.to_string(): to_json(tagged.value) })
-        }
-    }
-}
-
-fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
-    &template["Resources"][name]
-}
 
 /// Replaces `{"!Ref": parameter}` with the value given for that parameter, and the parameters
 /// of a `{"!Sub": "…${Parameter}…"}` string.
@@ -470,40 +437,6 @@ fn people_decide_only_through_the_iam_authenticated_operator_api() {
         template["Outputs"]["OperatorApiUrl"]["Value"],
         json!({ "!GetAtt": "OperatorApiFunctionUrl.FunctionUrl" })
     );
-}
-
-/// Every IAM action a function's role grants, from its managed and inline policies.
-fn role_actions(template: &Value, function: &str) -> BTreeSet<String> {
-    let role = resource(template, function)["Properties"]["Role"]["!GetAtt"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{function} has no role"))
-        .trim_end_matches(".Arn")
-        .to_owned();
-    let role = &resource(template, &role)["Properties"];
-    let mut documents: Vec<&Value> = role["Policies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| &p["PolicyDocument"])
-        .collect();
-    for arn in role["ManagedPolicyArns"].as_array().into_iter().flatten() {
-        if let Some(name) = arn["!Ref"].as_str() {
-            documents.push(&resource(template, name)["Properties"]["PolicyDocument"]);
-        }
-    }
-    documents
-        .iter()
-        .flat_map(|d| d["Statement"].as_array().into_iter().flatten())
-        .flat_map(|s| match &s["Action"] {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str())
-                .map(str::to_owned)
-                .collect(),
-            Value::String(a) => vec![a.clone()],
-            _ => vec![],
-        })
-        .collect()
 }
 
 /// Calls the steps make that an earlier version's roles lacked (the switch's capacity check

@@ -20,6 +20,7 @@ use bluegreen_statemachine::local::LocalTasks;
 use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, EventKind, Finished, INTAKE_ASL, Outcome, Runner, ScaledClock,
 };
+use bluegreen_tests::iam;
 use bluegreen_tests::{Simulator, World, push_event};
 
 /// What the test's approver does with a deployment awaiting approval.
@@ -34,6 +35,8 @@ struct Local {
     world: World,
     clock: ScaledClock,
     simulator: Simulator,
+    /// Every request the steps made in this world's runs, each checked against its role.
+    checked: std::sync::Mutex<Vec<iam::Call>>,
 }
 
 impl Local {
@@ -45,6 +48,7 @@ impl Local {
             world,
             clock: ScaledClock::new(0.001),
             simulator,
+            checked: Default::default(),
         }
     }
 
@@ -111,8 +115,12 @@ impl Local {
             }
         }
         let _decider = Decider(spawn_person(self.ctx(), person));
+        // IAM by execution: every request a step makes is recorded as its function's and
+        // checked against that function's role once the executions end.
+        let (ctx, calls) = iam::recorded(&ctx);
         let local = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
-        let tasks = wrap(local.clone());
+        let tasks: Arc<dyn bluegreen_statemachine::TaskHandler> =
+            Arc::new(iam::AsFunction(wrap(local.clone())));
         let intake = Runner::new(
             Definition::parse(INTAKE_ASL).unwrap(),
             "arn:local:intake",
@@ -135,8 +143,50 @@ impl Local {
             }
             queue = local.take_started();
         }
+        let calls = calls.calls();
+        let denied = grants().denied(&calls);
+        assert!(
+            denied.is_empty(),
+            "requests the stack's roles do not allow (infra/template.yaml): {denied:#?}"
+        );
+        self.checked.lock().expect("checked").extend(calls);
         (finished, results)
     }
+}
+
+impl Local {
+    /// Invokes a standalone step (teardown, the reconciler's sweep) as the stack's schedule
+    /// does, as its function: its requests are checked against its role like the executions'.
+    async fn invoke_scheduled(&self, step: &bluegreen::steps::registry::Step) -> serde_json::Value {
+        let (ctx, calls) = iam::recorded(&self.ctx());
+        let local = Arc::new(LocalTasks::new(ctx, Arc::new(self.clock.clone()), 5.0));
+        let answer = bluegreen_statemachine::TaskHandler::invoke(
+            &iam::AsFunction(local),
+            bluegreen_statemachine::TaskCall {
+                state: step.state.into(),
+                resource: step.placeholder(),
+                input: serde_json::json!({"detail-type": "Scheduled Event", "detail": {}}),
+                task_token: None,
+                execution_id: "scheduled".into(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:?}", step.name));
+        let calls = calls.calls();
+        let denied = grants().denied(&calls);
+        assert!(
+            denied.is_empty(),
+            "requests the stack's roles do not allow (infra/template.yaml): {denied:#?}"
+        );
+        self.checked.lock().expect("checked").extend(calls);
+        answer
+    }
+}
+
+/// The stack's grants, read once.
+fn grants() -> &'static iam::Grants {
+    static GRANTS: std::sync::OnceLock<iam::Grants> = std::sync::OnceLock::new();
+    GRANTS.get_or_init(iam::Grants::of_the_stack)
 }
 
 /// Puts the service's alarm into ALARM when the bake starts, after traffic moved: a breach
@@ -316,6 +366,68 @@ async fn a_push_deploys_through_approval_and_production_moves_to_green() {
         local.world.service(Slot::Blue).await.1,
         0,
         "old slot scaled to zero"
+    );
+}
+
+/// Issue 22, IAM by execution: every request the functions make in a deployment that
+/// succeeds, one an approver rejects, one whose bake alarm rolls it back, and the scheduled
+/// teardown and sweep after them, is allowed by its function's role in infra/template.yaml
+/// (each run checks its own; this one also says how many and what no request needed).
+#[tokio::test]
+async fn every_request_the_functions_make_is_allowed_by_their_roles() {
+    use bluegreen::steps::registry::{RECONCILE, TEARDOWN};
+    let mut local = Local::new().await;
+    local.world.ctx.settings.topic_arn = Some(local.world.topic_arn.clone());
+    local.world.create_deployment_machine().await;
+    let succeeded = local.deploy(Person::Approves).await;
+    assert!(matches!(only(&succeeded).outcome, Outcome::Succeeded(_)));
+    let rejected = local
+        .run(
+            local.ctx(),
+            push("v3", "e-2", "2026-11-21T11:00:00Z"),
+            Person::Rejects,
+        )
+        .await;
+    assert_eq!(error_of(only(&rejected)), "ApprovalRejected");
+    local.invoke_scheduled(&TEARDOWN).await;
+    local.invoke_scheduled(&RECONCILE).await;
+    let alarmed = Local::new().await;
+    let rolled_back = alarmed.deploy_with_alarm_at_bake(Person::Approves).await;
+    assert_eq!(error_of(only(&rolled_back)), "BakeFailed");
+
+    let mut calls = local.checked.lock().unwrap().clone();
+    calls.extend(alarmed.checked.lock().unwrap().iter().cloned());
+    let functions: std::collections::BTreeSet<&str> =
+        calls.iter().map(|c| c.function.as_str()).collect();
+    for function in [
+        "PrepareFunction",
+        "SyncDbFunction",
+        "LaunchPreprodFunction",
+        "HealthCheckFunction",
+        "MigrateFunction",
+        "RequestApprovalFunction",
+        "PromoteFunction",
+        "SwitchFunction",
+        "BakeFunction",
+        "FinishFunction",
+        "AbortFunction",
+        "RollbackFunction",
+        "TeardownFunction",
+        "ReconcileFunction",
+    ] {
+        assert!(
+            functions.contains(function),
+            "{function} made no request: {functions:?}"
+        );
+    }
+    let unused = grants().unused(&calls);
+    println!(
+        "iam by execution: {} requests by {} functions checked, 0 denied; {} granted actions \
+         no request needed:\n  {}",
+        calls.len(),
+        functions.len(),
+        unused.len(),
+        unused.join("\n  ")
     );
 }
 
