@@ -181,3 +181,110 @@ async fn an_untagged_route_refuses_the_switch_before_anything_moves() {
     );
     assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
 }
+
+/// Whether an ELB resource is tagged `bluegreen:managed=true`.
+async fn managed(ctx: &bluegreen::Context, arn: &str) -> bool {
+    bluegreen::direct::elb::tags_of(ctx, arn)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, v)| k == "bluegreen:managed" && v == "true")
+}
+
+/// adopt takes a service a shared load balancer routes by rules (the production listener's
+/// default answers 404): the first rule becomes production, the other routes are listed to
+/// move with it, each tagged — and they do move, all of them, and undo takes the tags back.
+#[tokio::test]
+async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
+    use bluegreen::adopt::{Request, adopt, undo};
+    use bluegreen::direct::{ecs, elb};
+    use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    let [host, admin, http] = world.more_routes_to_blue().await;
+    elb::delete_listener(ctx, &http).await.unwrap();
+    world.default_action_not_found().await;
+    ecs::delete_service(ctx, CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    elb::delete_listener(ctx, &world.test_listener)
+        .await
+        .unwrap();
+    elb::delete_target_group(ctx, world.tg(Slot::Green))
+        .await
+        .unwrap();
+    bluegreen::config_store::ConfigStore::new(ctx)
+        .delete("shop")
+        .await
+        .unwrap();
+    for rule in [&host, &admin] {
+        elb::remove_tags(ctx, rule, &["bluegreen:managed"])
+            .await
+            .unwrap();
+    }
+    let request = Request {
+        cluster: CLUSTER.into(),
+        service: "shop-blue".into(),
+        name: None,
+        production_listener_arn: None,
+        test_listener_arn: None,
+        test_port: Some(8443),
+        repository: REPOSITORY.into(),
+        container: None,
+        tags: vec!["v*".into()],
+        approvers: vec![MOTO_CALLER.into()],
+        test_url: Some(world.smoke.url.clone()),
+        dns: None,
+    };
+    let adopted = adopt(ctx, &request, true).await.expect("adopt --apply");
+    let config = adopted.config;
+    let Traffic::Listener {
+        production_listener_arn,
+        production_rule_arn,
+        routes,
+        ..
+    } = &config.traffic
+    else {
+        panic!("listener mode")
+    };
+    assert_eq!(production_listener_arn, &world.production_listener);
+    assert_eq!(production_rule_arn.as_deref(), Some(host.as_str()));
+    assert_eq!(routes, &Routes::Listed(vec![admin.clone()]));
+    assert!(managed(ctx, &host).await && managed(ctx, &admin).await);
+
+    // What the switch does, then what finish checks.
+    bluegreen::routing::set_production_verified(ctx, &config, Slot::Green, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let green = config.slots.green.target_group_arn.clone();
+    for rule in [&host, &admin] {
+        let groups = ctx
+            .ports
+            .load_balancing
+            .forward(&Route::Rule(rule.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        let to_green: i32 = groups
+            .iter()
+            .filter(|g| g.target_group_arn == green)
+            .map(|g| g.weight.unwrap_or(100))
+            .sum();
+        assert_eq!(to_green, 100, "{rule}: {groups:?}");
+    }
+    bluegreen::routing::ensure_unrouted(ctx, &config, Slot::Blue, "finish")
+        .await
+        .expect("nothing left on blue");
+
+    bluegreen::routing::set_production_verified(ctx, &config, Slot::Blue, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    undo(ctx, "shop").await.expect("undo");
+    assert!(
+        !managed(ctx, &host).await && !managed(ctx, &admin).await,
+        "tags taken back"
+    );
+}

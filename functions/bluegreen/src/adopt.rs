@@ -18,13 +18,13 @@
 //! blue's load balancer.
 
 use aws_sdk_ecs::types::Service;
-use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, Listener, TargetGroup};
+use aws_sdk_elasticloadbalancingv2::types::{Listener, TargetGroup};
 use serde::Serialize;
 
 use crate::app_containers::runs_image_of;
 use crate::config::{
-    Approval, Bake, Database, Finish, Health, ImageSource, Preprod, ServiceConfig, SlotConfig,
-    Slots, SmokeCheck, Traffic,
+    Approval, Bake, Database, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
+    SlotConfig, Slots, SmokeCheck, Traffic,
 };
 use crate::config_store::ConfigStore;
 use crate::context::Context;
@@ -34,6 +34,7 @@ use crate::direct::route53;
 use crate::error::{StepError, StepResult};
 use crate::lock::Locks;
 use crate::naming::{TAG_MANAGED, merge_tags};
+use crate::ports::load_balancing::{Route, RouteForward};
 use crate::record::Records;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
@@ -103,6 +104,12 @@ struct Existing {
     container: AppContainer,
     target_group: TargetGroup,
     production: Listener,
+    /// The production rule, when a rule of that listener (a host or path rule on a shared
+    /// load balancer) routes the service rather than its default action.
+    rule: Option<String>,
+    /// Every other listener and rule that forwards to the service: they move with production
+    /// (`traffic.routes`).
+    others: Vec<String>,
 }
 
 fn refuse(why: impl Into<String>) -> StepError {
@@ -178,13 +185,15 @@ async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
                 kind: "target group",
                 id: tg_arn.clone(),
             })?;
-    let production = production_listener(ctx, req, &target_group).await?;
+    let (production, rule, others) = production_route(ctx, req, &target_group).await?;
     let container = app_container(ctx, req, &service, balancer.container_name.as_deref()).await?;
     Ok(Existing {
         container,
         service,
         target_group,
         production,
+        rule,
+        others,
     })
 }
 
@@ -259,57 +268,127 @@ struct AppContainer {
     named: bool,
 }
 
-/// The listener whose default action forwards everything to `target_group`.
-async fn production_listener(
+/// Production's route to `target_group` — a listener's default action, or else a rule (the
+/// shared-ALB norm: a host or path rule) — its listener, and every other route to it.
+async fn production_route(
     ctx: &Context,
     req: &Request,
     target_group: &TargetGroup,
-) -> StepResult<Listener> {
+) -> StepResult<(Listener, Option<String>, Vec<String>)> {
     let tg = target_group.target_group_arn.as_deref().unwrap_or_default();
-    let balancers = target_group.load_balancer_arns();
-    let [balancer] = balancers else {
+    // Each load balancer once (moto names one again for every route to the group).
+    let mut balancers = target_group.load_balancer_arns().to_vec();
+    balancers.sort();
+    balancers.dedup();
+    let [balancer] = balancers.as_slice() else {
         return Err(refuse(format!(
             "target group {tg} is attached to {} load balancers: adopt takes one",
             balancers.len()
         )));
     };
-    let forwards_here = |l: &Listener| {
-        let actions = l.default_actions();
-        actions.len() == 1
-            && actions[0].r#type == Some(ActionTypeEnum::Forward)
-            && (actions[0].target_group_arn.as_deref() == Some(tg)
-                || actions[0]
-                    .forward_config
-                    .as_ref()
-                    .is_some_and(|f| matches!(f.target_groups(), [one] if one.target_group_arn.as_deref() == Some(tg))))
+    let routes = ctx.ports.load_balancing.routes_to(&[tg.to_owned()]).await?;
+    let chosen = choose_production(&routes, tg, req.production_listener_arn.as_deref())
+        .map_err(|why| refuse(format!("{why} (load balancer {balancer})")))?;
+    let listener = elb::listeners_of(ctx, balancer)
+        .await?
+        .into_iter()
+        .find(|l| l.listener_arn.as_deref() == Some(chosen.listener.as_str()))
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "listener",
+            id: chosen.listener.clone(),
+        })?;
+    Ok((listener, chosen.rule, chosen.others))
+}
+
+/// What [`choose_production`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProductionRoute {
+    listener: String,
+    rule: Option<String>,
+    others: Vec<String>,
+}
+
+/// The listener a rule belongs to (`…:listener-rule/app/n/lb/listener/rule` →
+/// `…:listener/app/n/lb/listener`).
+fn listener_of_rule(rule: &str) -> String {
+    let listener = rule.replacen(":listener-rule/", ":listener/", 1);
+    listener
+        .rsplit_once('/')
+        .map_or(listener.clone(), |(head, _)| head.to_owned())
+}
+
+/// Chooses production among the routes to `tg`: the (given) listener whose default action
+/// forwards only to it, else the first rule that does (the rules come in priority order);
+/// every other route is one that moves with it, and must forward only to `tg` too — adopt
+/// cannot move part of a route that also serves another target group.
+fn choose_production(
+    routes: &[RouteForward],
+    tg: &str,
+    listener: Option<&str>,
+) -> Result<ProductionRoute, String> {
+    let only_here = |r: &RouteForward| {
+        r.groups
+            .iter()
+            .all(|g| g.target_group_arn == tg || g.weight == Some(0))
     };
-    let listeners = elb::listeners_of(ctx, balancer).await?;
-    let candidates: Vec<&Listener> = listeners
+    let on_listener = |r: &RouteForward| match (&r.route, listener) {
+        (_, None) => true,
+        (Route::Listener(arn), Some(l)) => arn == l,
+        (Route::Rule(arn), Some(l)) => listener_of_rule(arn) == l,
+    };
+    let candidates: Vec<&RouteForward> = routes
         .iter()
-        .filter(|l| match &req.production_listener_arn {
-            Some(arn) => l.listener_arn.as_deref() == Some(arn.as_str()),
-            None => forwards_here(l),
-        })
+        .filter(|r| only_here(r) && on_listener(r))
         .collect();
-    match candidates.as_slice() {
-        [one] if forwards_here(one) => Ok((*one).clone()),
-        [one] => Err(refuse(format!(
-            "listener {} does not forward everything to {tg} by its default action (listener \
-             rules are not adopted: write the config with production_rule_arn by hand)",
-            one.listener_arn.as_deref().unwrap_or_default()
-        ))),
-        [] => Err(refuse(format!(
-            "no listener of {balancer} forwards everything to {tg}{}",
-            req.production_listener_arn
-                .as_deref()
-                .map(|a| format!(" ({a} is not one of its listeners)"))
-                .unwrap_or_default()
-        ))),
-        _ => Err(refuse(format!(
-            "{} listeners forward to {tg}: say which is production with --listener",
-            candidates.len()
-        ))),
+    let defaults: Vec<&RouteForward> = candidates
+        .iter()
+        .copied()
+        .filter(|r| matches!(r.route, Route::Listener(_)))
+        .collect();
+    let production = match (defaults.as_slice(), candidates.first()) {
+        ([one], _) => one.route.clone(),
+        ([], Some(rule)) => rule.route.clone(),
+        ([], None) => {
+            return Err(match listener {
+                Some(l) => {
+                    format!("listener {l} has no default action or rule forwarding only to {tg}")
+                }
+                None => format!("no listener or rule forwards only to {tg}"),
+            });
+        }
+        (several, _) => {
+            return Err(format!(
+                "{} listeners forward to {tg}: say which is production with --listener",
+                several.len()
+            ));
+        }
+    };
+    let (listener, rule) = match &production {
+        Route::Listener(arn) => (arn.clone(), None),
+        Route::Rule(arn) => (listener_of_rule(arn), Some(arn.clone())),
+    };
+    let mut others = Vec::new();
+    for r in routes {
+        let arn = match &r.route {
+            Route::Listener(arn) | Route::Rule(arn) => arn,
+        };
+        // In rule mode the listener's default action follows the rule already.
+        if r.route == production || (rule.is_some() && *arn == listener) {
+            continue;
+        }
+        if !only_here(r) {
+            return Err(format!(
+                "{arn} forwards to {tg} and to other target groups: adopt cannot move part of \
+                 a route"
+            ));
+        }
+        others.push(arn.clone());
     }
+    Ok(ProductionRoute {
+        listener,
+        rule,
+        others,
+    })
 }
 
 /// Stands for an ARN or name a plan would create.
@@ -427,8 +506,11 @@ impl Walk<'_> {
             .await?
             .and_then(|l| l.listener_arn)
             .unwrap_or_else(|| PENDING.into());
-        self.managed_tags(found, &[production.clone(), test.clone()])
-            .await?;
+        // Every route bluegreen moves is tagged: its roles modify only tagged ones.
+        let mut tagged = vec![production.clone(), test.clone()];
+        tagged.extend(found.rule.iter().cloned());
+        tagged.extend(found.others.iter().cloned());
+        self.managed_tags(found, &tagged).await?;
         let test_url = match &self.req.test_url {
             Some(url) => url.clone(),
             None => {
@@ -441,9 +523,13 @@ impl Walk<'_> {
             traffic: Traffic::Listener {
                 production_listener_arn: production,
                 test_listener_arn: test,
-                production_rule_arn: None,
+                production_rule_arn: found.rule.clone(),
                 shift: None,
-                routes: Default::default(),
+                routes: if found.others.is_empty() {
+                    Routes::default()
+                } else {
+                    Routes::Listed(found.others.clone())
+                },
             },
             test_url: Some(test_url),
             slot_urls: [None, None],
@@ -593,7 +679,12 @@ impl Walk<'_> {
         }
         for arn in listeners.iter().filter(|a| a.as_str() != PENDING) {
             if !managed(&elb::tags_of(self.ctx, arn).await?.unwrap_or_default()) {
-                self.note(format!("tag listener {arn} {TAG_MANAGED}=true"));
+                let kind = if arn.contains(":listener-rule/") {
+                    "rule"
+                } else {
+                    "listener"
+                };
+                self.note(format!("tag {kind} {arn} {TAG_MANAGED}=true"));
                 if self.apply {
                     let tags = [(TAG_MANAGED, "true"), (TAG_TAGGED, self.name.as_str())];
                     elb::add_tags(self.ctx, arn, &tags).await?;
@@ -945,10 +1036,20 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
     if let Traffic::Listener {
         production_listener_arn,
         test_listener_arn,
+        production_rule_arn,
+        routes,
         ..
     } = &config.traffic
     {
-        for arn in [test_listener_arn, production_listener_arn] {
+        let listed = match routes {
+            Routes::Listed(arns) => arns.as_slice(),
+            Routes::Word(_) => &[],
+        };
+        let routes = [test_listener_arn, production_listener_arn]
+            .into_iter()
+            .chain(production_rule_arn)
+            .chain(listed);
+        for arn in routes {
             let tags = elb::tags_of(ctx, arn).await?.unwrap_or_default();
             if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
                 elb::delete_listener(ctx, arn).await?;
@@ -1000,4 +1101,68 @@ async fn simple_record_again(ctx: &Context, zone: &str, name: &str) -> StepResul
     Ok(vec![format!(
         "the weighted records of {name} (simple again)"
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::load_balancing::WeightedGroup;
+
+    const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/shop-blue/1";
+    const OTHER: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/billing/2";
+    const HTTPS: &str = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/alb/9/443";
+    const HOST: &str = "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/alb/9/443/10";
+    const ADMIN: &str = "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/alb/9/443/20";
+
+    fn route(route: Route, groups: &[&str]) -> RouteForward {
+        RouteForward {
+            route,
+            groups: groups
+                .iter()
+                .map(|g| WeightedGroup {
+                    target_group_arn: g.to_string(),
+                    weight: None,
+                })
+                .collect(),
+            managed: false,
+        }
+    }
+
+    #[test]
+    fn a_rule_belongs_to_the_listener_its_arn_names() {
+        assert_eq!(listener_of_rule(HOST), HTTPS);
+    }
+
+    #[test]
+    fn a_service_routed_by_rules_is_adopted_by_its_first_rule_with_the_others_moving_with_it() {
+        let routes = [
+            route(Route::Rule(HOST.into()), &[TG]),
+            route(Route::Rule(ADMIN.into()), &[TG]),
+        ];
+        assert_eq!(
+            choose_production(&routes, TG, None),
+            Ok(ProductionRoute {
+                listener: HTTPS.into(),
+                rule: Some(HOST.into()),
+                others: vec![ADMIN.into()],
+            })
+        );
+        // A listener's default action to the service wins over its rules.
+        let mut with_default = routes.to_vec();
+        with_default.push(route(Route::Listener(HTTPS.into()), &[TG]));
+        let chosen = choose_production(&with_default, TG, None).unwrap();
+        assert_eq!((chosen.listener.as_str(), chosen.rule), (HTTPS, None));
+        assert_eq!(chosen.others, [HOST, ADMIN]);
+    }
+
+    #[test]
+    fn a_route_shared_with_another_target_group_is_refused() {
+        let routes = [
+            route(Route::Rule(HOST.into()), &[TG]),
+            route(Route::Rule(ADMIN.into()), &[TG, OTHER]),
+        ];
+        let err = choose_production(&routes, TG, None).unwrap_err();
+        assert!(err.contains(ADMIN), "{err}");
+        assert!(choose_production(&[], TG, None).is_err());
+    }
 }
