@@ -211,3 +211,26 @@ async fn a_service_a_deployment_holds_is_not_judged() {
     assert_eq!(guarded.violations, None);
     assert!(live_slot_notices(&world.published().await).is_empty());
 }
+
+/// Issue 26: a host rule (or an HTTP listener) added outside bluegreen still forwards to the
+/// slot production left, which runs nothing: production's own route is fine, that host is
+/// down. The sweep reports each route by name; status and doctor show it.
+#[tokio::test]
+async fn another_route_left_on_the_scaled_down_slot_is_reported_by_the_next_sweep() {
+    let world = World::build().await.with_topic();
+    deployed_to_green(&world).await;
+    let [host, admin, http] = world.more_routes_to_blue().await;
+    let answers = guard_answers(&world).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let detail = &answers[0].detail;
+    for route in [&host, &admin, &http] {
+        assert!(detail.contains(route.as_str()), "names {route}: {detail}");
+    }
+    assert!(detail.contains("which runs no task"), "{detail}");
+    let codes: Vec<&str> = bluegreen::doctor::service(&world.ctx, &world.config())
+        .await
+        .iter()
+        .map(|f| f.code)
+        .collect();
+    assert!(codes.contains(&"route-on-empty-slot"), "{codes:?}");
+}

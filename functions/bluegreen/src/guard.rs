@@ -65,6 +65,9 @@ pub struct SlotSeen {
     pub warm_until: Option<DateTime<Utc>>,
     /// The task definition it runs.
     pub task_definition: Option<String>,
+    /// The other routes (listener mode: rules and listeners besides production's own and the
+    /// test listener) that send it traffic.
+    pub routes: Vec<String>,
 }
 
 /// A broken invariant.
@@ -96,6 +99,16 @@ pub enum Violation {
     /// Production's routes give neither slot any weight (DNS: both weights 0 — Route 53 then
     /// answers both records alike).
     ProductionUnrouted,
+    /// Another route to the service (a host rule, an HTTP listener) forwards to a slot that
+    /// runs no task: its traffic is down while production's own route is fine.
+    RouteOnEmptySlot {
+        /// The slot.
+        slot: Slot,
+        /// Its service.
+        service: String,
+        /// The routes.
+        routes: Vec<String>,
+    },
 }
 
 impl Violation {
@@ -105,6 +118,7 @@ impl Violation {
             Violation::ProductionOnEmptySlot { .. } => "production-on-empty-slot",
             Violation::IdleSlotRunning { .. } => "idle-slot-running",
             Violation::ProductionUnrouted => "production-unrouted",
+            Violation::RouteOnEmptySlot { .. } => "route-on-empty-slot",
         }
     }
 
@@ -131,6 +145,15 @@ impl Violation {
             Violation::ProductionUnrouted => {
                 "production's routes give neither slot any weight".to_owned()
             }
+            Violation::RouteOnEmptySlot {
+                slot,
+                service,
+                routes,
+            } => format!(
+                "{} still forward{} to {slot} ({service}), which runs no task",
+                routes.join(", "),
+                if routes.len() == 1 { "s" } else { "" }
+            ),
         }
     }
 
@@ -171,6 +194,12 @@ impl Violation {
                  (`bluegreen doctor` shows both); Route 53 answers every record of a name when \
                  all weights are 0"
                 .to_owned(),
+            Violation::RouteOnEmptySlot { slot, .. } => format!(
+                "point those routes at {} ({}), and let the switch move them from now on \
+                 (traffic.routes = \"auto\", or list them)",
+                slot.other(),
+                config.slots.get(slot.other()).service
+            ),
         }
     }
 }
@@ -183,6 +212,13 @@ pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
     let mut found = Vec::new();
     for slot in seen {
         let starved = slot.running < 1 || slot.healthy.is_some_and(|h| h < 1);
+        if slot.percent == 0 && !slot.routes.is_empty() && slot.running < 1 {
+            found.push(Violation::RouteOnEmptySlot {
+                slot: slot.slot,
+                service: slot.service.clone(),
+                routes: slot.routes.clone(),
+            });
+        }
         if slot.percent > 0 && starved {
             found.push(Violation::ProductionOnEmptySlot {
                 slot: slot.slot,
@@ -198,7 +234,8 @@ pub fn assess(seen: &[SlotSeen], now: DateTime<Utc>) -> Vec<Violation> {
             .warm_until
             .is_some_and(|until| now < until + Duration::seconds(TEARDOWN_GRACE_SECONDS));
         let warm = teardowns;
-        if slot.percent == 0 && slot.desired > 0 && !warm {
+        // A slot other routes forward to is serving them, not idle.
+        if slot.percent == 0 && slot.routes.is_empty() && slot.desired > 0 && !warm {
             found.push(Violation::IdleSlotRunning {
                 slot: slot.slot,
                 service: slot.service.clone(),
@@ -235,7 +272,8 @@ pub fn fingerprint(violations: &[Violation]) -> String {
         .iter()
         .map(|v| match v {
             Violation::ProductionOnEmptySlot { slot, .. }
-            | Violation::IdleSlotRunning { slot, .. } => format!("{}:{slot}", v.code()),
+            | Violation::IdleSlotRunning { slot, .. }
+            | Violation::RouteOnEmptySlot { slot, .. } => format!("{}:{slot}", v.code()),
             Violation::ProductionUnrouted => v.code().to_owned(),
         })
         .collect();
@@ -247,6 +285,7 @@ pub fn fingerprint(violations: &[Violation]) -> String {
 /// targets of the slots that receive traffic (listener mode).
 pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<SlotSeen>> {
     let routes = routing::read_production(ctx, config).await?;
+    let others = routing::other_routes(ctx, config).await?;
     let mut seen = Vec::new();
     for slot in Slot::ALL {
         let name = &config.slots.get(slot).service;
@@ -277,6 +316,11 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             healthy,
             warm_until,
             task_definition: service.task_definition.clone(),
+            routes: others
+                .iter()
+                .filter(|(_, weights)| weights.as_ref().is_ok_and(|w| w.weight(slot) > 0))
+                .map(|(route, _)| crate::routes::describe(route))
+                .collect(),
         });
     }
     Ok(seen)
@@ -533,7 +577,26 @@ mod tests {
             healthy: (percent > 0).then_some(running),
             warm_until: None,
             task_definition: Some(release.into()),
+            routes: Vec::new(),
         }
+    }
+
+    /// A host rule left on blue after production moved to green and blue scaled to 0: an
+    /// outage of that host that production's own route does not show.
+    #[test]
+    fn another_route_on_a_slot_that_runs_nothing_is_a_violation_and_keeps_it_from_being_idle() {
+        let now = Utc::now();
+        let rule = "rule arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/1/2/3";
+        let mut blue = seen(Slot::Blue, 0, 0, 0);
+        blue.routes = vec![rule.into()];
+        let violations = assess(&[blue.clone(), seen(Slot::Green, 100, 2, 2)], now);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].code(), "route-on-empty-slot");
+        assert!(violations[0].describe().contains(rule));
+        // Running, it serves the rule: not an idle slot to scale down.
+        blue.desired = 2;
+        blue.running = 2;
+        assert_eq!(assess(&[blue, seen(Slot::Green, 100, 2, 2)], now), []);
     }
 
     #[test]
