@@ -422,7 +422,7 @@ fn unlock_is_refused_while_the_holders_migration_still_runs() {
                 container: "web".into(),
                 command: vec!["bin/migrate".into(), "down".into()],
                 env: Vec::new(),
-                env_also_in: Vec::new(),
+                env_of_others: Vec::new(),
                 started_by: started_by.clone(),
                 client_token: started_by,
                 tags: Vec::new(),

@@ -10,6 +10,7 @@ mod autoscaling;
 mod bake;
 mod containers;
 mod database;
+mod database_urls;
 mod doctor;
 mod faults;
 mod finish;

@@ -333,6 +333,11 @@ pub struct Database {
     /// Environment variable that carries the clone's endpoint to pre-prod and the migration.
     #[serde(default = "default_db_env")]
     pub endpoint_env: String,
+    /// Instead of `endpoint_env`: the plain environment variable that holds the database's
+    /// URL (`postgres://app:pw@host:5432/shop`, `mysql://…`, `jdbc:postgresql://…`). bluegreen
+    /// rewrites only the host inside it; user, password, port, database and parameters stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
     /// How long creating a clone may take.
     #[serde(default = "default_clone_timeout")]
     pub clone_timeout_seconds: u64,
@@ -348,9 +353,25 @@ impl Default for Database {
             source: None,
             rehearsal: false,
             endpoint_env: default_db_env(),
+            url_env: None,
             clone_timeout_seconds: default_clone_timeout(),
             clone_instance_class: None,
         }
+    }
+}
+
+impl Database {
+    /// The variable bluegreen re-points at a clone: `url_env` when set, else `endpoint_env`.
+    pub fn setting(&self) -> &str {
+        self.url_env.as_deref().unwrap_or(&self.endpoint_env)
+    }
+
+    /// The setting's value pointed at the clone `host`, from production's `current` value
+    /// (see [`crate::endpoint::repointed`]); an error names the setting, never the value.
+    pub fn repointed(&self, current: Option<&str>, host: &str) -> Result<String, String> {
+        let url = self.url_env.is_some();
+        crate::endpoint::repointed(current.unwrap_or_default(), host, url)
+            .map_err(|why| format!("database.url_env: {}: {why}", self.setting()))
     }
 }
 
@@ -973,7 +994,7 @@ impl ServiceConfig {
                     &format!("{name:?} is not an environment variable name (letters, digits, _)"),
                 );
             }
-            if *name == self.database.endpoint_env
+            if *name == self.database.setting()
                 || crate::revisions::carries_a_database_host(name)
                 || self.preprod.environment.contains_key(name)
             {
@@ -996,9 +1017,7 @@ impl ServiceConfig {
                     &format!("{name:?} is not an environment variable name (letters, digits, _)"),
                 );
             }
-            if *name == self.database.endpoint_env
-                || crate::revisions::carries_a_database_host(name)
-            {
+            if *name == self.database.setting() || crate::revisions::carries_a_database_host(name) {
                 p.add(
                     "preprod.environment",
                     &format!(
@@ -1144,6 +1163,22 @@ impl ServiceConfig {
         }
         if db.endpoint_env.trim().is_empty() {
             p.add("database.endpoint_env", "must not be empty");
+        }
+        if let Some(url_env) = &db.url_env {
+            if !env_name(url_env) {
+                p.add(
+                    "database.url_env",
+                    &format!(
+                        "{url_env:?} is not an environment variable name (letters, digits, _)"
+                    ),
+                );
+            }
+            if db.endpoint_env != default_db_env() {
+                p.add(
+                    "database.url_env",
+                    "set endpoint_env (a bare host) or url_env (a URL), not both",
+                );
+            }
         }
         if let Some(m) = &self.migration {
             if db.strategy == DbStrategy::Isolated && m.run == Some(MigrationRun::BeforeLaunch) {
@@ -1449,6 +1484,25 @@ mod tests {
 
     fn example() -> ServiceConfig {
         ServiceConfig::from_toml(EXAMPLE).expect("the documented example parses")
+    }
+
+    #[test]
+    fn url_env_is_a_variable_name_and_excludes_endpoint_env() {
+        let mut config = example();
+        config.database.url_env = Some("DATABASE_URL".into());
+        assert_eq!(config.problems(), Vec::<String>::new());
+        assert_eq!(config.database.setting(), "DATABASE_URL");
+        config.database.endpoint_env = "DB_HOST".into();
+        config.database.url_env = Some("1URL".into());
+        let problems = config.problems();
+        assert_eq!(
+            problems
+                .iter()
+                .filter(|p| p.starts_with("database.url_env:"))
+                .count(),
+            2,
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -88,7 +88,11 @@ async fn references(
             if let Some(clone) = clones.iter().find(|c| c.found_in(&value)) {
                 found.push((
                     clone.identifier.clone(),
-                    format!("{td}: container {container} {name}={value}"),
+                    // A URL's password is not evidence.
+                    format!(
+                        "{td}: container {container} {name}={}",
+                        crate::endpoint::redacted(&value)
+                    ),
                 ));
             }
         }
@@ -131,7 +135,12 @@ pub async fn ensure_task_definition_on_production(
         .all_env()
         .into_iter()
         .filter(|(_, _, value)| clones.iter().any(|c| c.found_in(value)))
-        .map(|(container, name, value)| format!("container {container} {name}={value}"))
+        .map(|(container, name, value)| {
+            format!(
+                "container {container} {name}={}",
+                crate::endpoint::redacted(&value)
+            )
+        })
         .collect();
     if found.is_empty() {
         Ok(())

@@ -120,7 +120,7 @@ pub fn approver_note(deployment: &Deployment) -> String {
         if after.repoint && db_is_repointed(config) {
             steps.push(format!(
                 "re-pointed to production's database ({} as the live slot has it)",
-                config.database.endpoint_env
+                config.database.setting()
             ));
         }
         if after.repoint && !config.preprod.environment.is_empty() {

@@ -223,7 +223,7 @@ async fn run_rollback_command(
         command,
         task_definition: &task_definition,
         env: Vec::new(),
-        env_also_in: Vec::new(),
+        env_of_others: Vec::new(),
     };
     match migration::advance(ctx, deployment, &run, deadline).await {
         Ok(Progress::Running(detail)) => Ok(RollbackMigration::Waiting(Ended::waiting(

@@ -22,6 +22,7 @@ pub mod direct;
 pub mod doctor;
 pub mod ecs;
 pub mod ending;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod executions;

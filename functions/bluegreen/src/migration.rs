@@ -38,8 +38,8 @@ pub struct Run<'a> {
     pub task_definition: &'a str,
     /// Environment overrides, `(name, value)`.
     pub env: Vec<(String, String)>,
-    /// Other containers that get `env` too (see [`OneOff::env_also_in`]).
-    pub env_also_in: Vec<String>,
+    /// Other containers' overrides (see [`OneOff::env_of_others`]).
+    pub env_of_others: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// The `startedBy` value of a deployment's migration task.
@@ -241,7 +241,7 @@ pub async fn advance_production(
         command: &migration.command,
         task_definition,
         env: Vec::new(),
-        env_also_in: Vec::new(),
+        env_of_others: Vec::new(),
     };
     let progress = advance(ctx, deployment, &run, deadline).await;
     // `MigrationTimedOut` asked ECS to stop a task that may still be writing (its stop
@@ -362,7 +362,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                     container: config.container.clone(),
                     command: run.command.to_vec(),
                     env: run.env.clone(),
-                    env_also_in: run.env_also_in.clone(),
+                    env_of_others: run.env_of_others.clone(),
                     // One task per deployment and kind, whatever happens to the answer (the
                     // lookup above cannot see a task ECS has not listed yet).
                     client_token: started_by.clone(),

@@ -91,13 +91,20 @@ fn overlay(
         // run on production's database — and bluegreen could not tell which one production
         // uses. Every app container counts: a worker beside the web container that kept
         // production's address would write to production from pre-prod.
-        if let Some(problem) = apps.iter().find_map(|c| {
-            database_problem(base, c, &config.container, &config.database.endpoint_env)
-        }) {
+        let setting = config.database.setting();
+        if let Some(problem) = apps
+            .iter()
+            .find_map(|c| database_problem(base, c, &config.container, setting))
+        {
+            let field = if config.database.url_env.is_some() {
+                "database.url_env"
+            } else {
+                "database.endpoint_env"
+            };
             return Err(StepError::ConfigInvalid(vec![format!(
-                "database.endpoint_env: {problem}; the {} would run on production's database \
+                "{field}: {problem}; the {} would run on production's database \
                  (bluegreen re-points only a plain environment variable that the app reads \
-                 its database host from)",
+                 its database host or URL from)",
                 if rehearsal {
                     "rehearsal"
                 } else {
@@ -119,20 +126,41 @@ fn overlay(
         }
     }
     if config.database.strategy == DbStrategy::Isolated && purpose == Purpose::Preprod {
-        let env = &config.database.endpoint_env;
         let endpoint = deployment
             .clone_for(ClonePurpose::Preprod)
             .and_then(|c| c.endpoint.clone())
             .ok_or_else(|| {
                 StepError::SyncFailed("isolated mode: no clone endpoint; run sync DB first".into())
             })?;
-        for container in apps_setting(base, &apps, env) {
-            overlay
-                .environment
-                .push((container, env.clone(), endpoint.clone()));
-        }
+        overlay
+            .environment
+            .extend(on_the_clone(config, base, &apps, &endpoint)?);
     }
     Ok(overlay)
+}
+
+/// `(container, setting, value)` for every app container of `base` that sets the database
+/// setting, its value pointed at the clone `host` (a URL keeps all but its host).
+pub fn on_the_clone(
+    config: &ServiceConfig,
+    base: &TaskDefinitionState,
+    apps: &[String],
+    host: &str,
+) -> StepResult<Vec<(String, String, String)>> {
+    let setting = config.database.setting();
+    apps_setting(base, apps, setting)
+        .into_iter()
+        .map(|container| {
+            let current = base.env_value(&container, setting);
+            let value = config
+                .database
+                .repointed(current.as_deref(), host)
+                .map_err(|why| {
+                    StepError::ConfigInvalid(vec![format!("container {container}: {why}")])
+                })?;
+            Ok((container, setting.to_owned(), value))
+        })
+        .collect()
 }
 
 /// The app containers of `base` that set `env` as a plain variable: those whose database
@@ -319,11 +347,11 @@ async fn production_database_now(
     }
     let live_service = &config.slots.get(deployment.old_slot()?).service;
     let live_td = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
-    let env = &config.database.endpoint_env;
+    let env = config.database.setting();
     let live = ecs::describe_task_definition(ctx, &live_td).await?;
     let value = live.env_value(&config.container, env).ok_or_else(|| {
         StepError::ConfigInvalid(vec![format!(
-            "database.endpoint_env: the live slot's task definition {live_td} sets no {env}"
+            "database: the live slot's task definition {live_td} sets no {env}"
         )])
     })?;
     let apps = app_containers_of(config, &live)?;
@@ -335,7 +363,7 @@ async fn production_database_now(
             let value = live
                 .env_value(&container, env)
                 .unwrap_or_else(|| value.clone());
-            (container, env.clone(), value)
+            (container, env.to_owned(), value)
         })
         .collect())
 }

@@ -388,14 +388,18 @@ impl Compute for Ecs {
             ContainerOverride::builder()
                 .name(&task.container)
                 .set_command(Some(task.command.clone()))
-                .set_environment(environment.clone())
+                .set_environment(environment)
                 .build(),
         );
-        for other in &task.env_also_in {
+        for (other, env) in &task.env_of_others {
+            let mut environment = None;
+            for (name, value) in env {
+                set_env(&mut environment, name, value);
+            }
             overrides = overrides.container_overrides(
                 ContainerOverride::builder()
                     .name(other)
-                    .set_environment(environment.clone())
+                    .set_environment(environment)
                     .build(),
             );
         }

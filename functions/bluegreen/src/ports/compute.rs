@@ -139,10 +139,10 @@ pub struct OneOff {
     pub command: Vec<String>,
     /// Environment overrides, `(name, value)`.
     pub env: Vec<(String, String)>,
-    /// Other containers that get the same environment overrides (not the command): the app's
-    /// other containers that read the same database setting, so a worker in a rehearsal task
-    /// uses the clone the migration does.
-    pub env_also_in: Vec<String>,
+    /// Environment overrides of other containers (not the command): the app's other
+    /// containers that read the same database setting, so a worker in a rehearsal task uses
+    /// the clone the migration does. `(container, [(name, value)])`.
+    pub env_of_others: Vec<(String, Vec<(String, String)>)>,
     /// The `startedBy` value a retry finds the task by.
     pub started_by: String,
     /// RunTask's idempotency token: the same token with the same parameters starts one task

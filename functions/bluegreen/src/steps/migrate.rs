@@ -188,17 +188,23 @@ async fn on_the_clone(
     // Every app container that reads the database setting runs on the clone, not only the one
     // the command runs in: a worker beside it would otherwise rehearse on production.
     let config = &deployment.config;
-    let env = &config.database.endpoint_env;
     let definition = ecs::describe_task_definition(ctx, task_definition).await?;
     let apps = revisions::app_containers_of(config, &definition)?;
+    let (main, others): (Vec<_>, Vec<_>) =
+        revisions::on_the_clone(config, &definition, &apps, &endpoint)?
+            .into_iter()
+            .partition(|(container, ..)| *container == config.container);
     let run = Run {
         task: MigrationTask::OnClone,
         command,
         task_definition,
-        env: vec![(env.clone(), endpoint)],
-        env_also_in: revisions::apps_setting(&definition, &apps, env)
+        env: main
             .into_iter()
-            .filter(|c| *c != config.container)
+            .map(|(_, name, value)| (name, value))
+            .collect(),
+        env_of_others: others
+            .into_iter()
+            .map(|(container, name, value)| (container, vec![(name, value)]))
             .collect(),
     };
     migration::advance(ctx, deployment, &run, deadline)

@@ -122,7 +122,7 @@ async fn advance(
         let what = if config.database.strategy == crate::config::DbStrategy::Isolated {
             format!(
                 "re-pointed to production's database ({})",
-                config.database.endpoint_env
+                config.database.setting()
             )
         } else {
             "given production's environment (without preprod.environment)".to_owned()
