@@ -150,7 +150,7 @@ enum Command {
     /// Take an existing ECS service behind an ALB into blue/green: plan (default), --apply,
     /// or --undo NAME. Creates the second slot's target group and service, a test listener,
     /// the managed tags and the config; production traffic is not moved.
-    Adopt(adopt::AdoptArgs),
+    Adopt(Box<adopt::AdoptArgs>),
     /// Check the installation and a service's config (or every service's) against AWS,
     /// read-only, listing every problem with its fix: exit 0 when there is nothing to fix.
     Doctor {
@@ -215,7 +215,7 @@ async fn main() -> ExitCode {
         Command::Abort { deployment_id } => ops::abort(out, &deployment_id).await,
         Command::Retry { deployment_id } => ops::retry(out, &deployment_id).await,
         Command::Init { local } => init::run(out, local).await,
-        Command::Adopt(args) => adopt::run(out, args).await,
+        Command::Adopt(args) => adopt::run(out, *args).await,
         Command::Doctor { service } => doctor::run(out, service.as_deref()).await,
         Command::Config(command) => config_cmd::run(out, command).await,
         Command::Approvers(command) => approvers::run(out, command).await,

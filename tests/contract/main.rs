@@ -361,13 +361,20 @@ fn production_moves_and_reads_back<'a>(
     Box::pin(async move {
         let config = ConfigStore::new(ctx).load("shop").await.unwrap();
         let before = routing::read_production(ctx, &config).await.unwrap();
-        let canary = routing::set_production_verified(ctx, &config, Slot::Green, 10)
-            .await
-            .unwrap();
+        let canary =
+            routing::set_production_verified(ctx, &config, Slot::Green, 10, routing::Move::Forward)
+                .await
+                .unwrap();
         let split = routing::read_production(ctx, &config).await.unwrap();
-        let all = routing::set_production_verified(ctx, &config, Slot::Green, 100)
-            .await
-            .unwrap();
+        let all = routing::set_production_verified(
+            ctx,
+            &config,
+            Slot::Green,
+            100,
+            routing::Move::Forward,
+        )
+        .await
+        .unwrap();
         let after = routing::read_production(ctx, &config).await.unwrap();
         routing::point_test_listener(ctx, &config, Slot::Blue)
             .await

@@ -37,6 +37,9 @@ tokio::task_local! {
     static FUNCTION: String;
 }
 
+/// The function a request made outside any step is recorded as.
+pub const OUTSIDE_A_STEP: &str = "(outside a step)";
+
 /// One request: the function that made it, the IAM action it needs and, where the checker
 /// evaluates resources (DynamoDB), the resource's ARN.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,8 +52,11 @@ pub struct Call {
     pub resource: Option<String>,
 }
 
-/// Records the IAM action of every request made inside [`AsFunction`]; requests made outside
-/// one (the test's own arranging and reading) are not a function's and are left out.
+/// Records the IAM action of every request made through the recorded context, as the
+/// function's whose step is running ([`AsFunction`]). A request made outside any step (a task
+/// spawned by a step loses the task-local) is recorded as [`OUTSIDE_A_STEP`], which no role
+/// allows: the check fails rather than pass without looking. The test's own arranging and
+/// reading use other clients.
 #[derive(Debug, Clone, Default)]
 pub struct CallLog(Arc<Mutex<Vec<Call>>>);
 
@@ -72,9 +78,9 @@ impl Intercept for CallLog {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Ok(function) = FUNCTION.try_with(String::clone) else {
-            return Ok(());
-        };
+        let function = FUNCTION
+            .try_with(String::clone)
+            .unwrap_or_else(|_| OUTSIDE_A_STEP.to_owned());
         let Some(metadata) = cfg.load::<Metadata>() else {
             return Ok(());
         };

@@ -352,3 +352,33 @@ async fn a_rehearsal_task_points_every_app_container_at_the_clone() {
         ]
     );
 }
+
+/// A worker `containers` leaves out (it runs the app's image, but the team named only `web`)
+/// still reads production's database host: isolated pre-prod re-points it too, though its
+/// image is not the push.
+#[tokio::test]
+async fn isolated_pre_prod_re_points_a_container_that_containers_leaves_out() {
+    let world = proxied_world(worker(&[("DATABASE_HOST", PRODUCTION_DB)])).await;
+    world.use_isolated_db().await;
+    let mut config = world.config();
+    config.database.strategy = bluegreen::config::DbStrategy::Isolated;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    config.containers = vec!["web".into()];
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    let migrated = migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    assert!(matches!(migrated, bluegreen::poll::Poll::Done { .. }));
+    let deployment = record(&world, &id).await;
+    let td = revision(&world, &deployment.task_definitions.preprod.unwrap()).await;
+    let clone = td.env_value("web", "DATABASE_HOST").unwrap();
+    assert!(clone.starts_with("bg-shop-"), "{clone}");
+    assert_eq!(td.env_value("worker", "DATABASE_HOST"), Some(clone));
+    assert_eq!(
+        td.container("worker").unwrap().image,
+        app_image(),
+        "not named: keeps its image"
+    );
+}

@@ -254,10 +254,16 @@ async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
     assert!(managed(ctx, &host).await && managed(ctx, &admin).await);
 
     // What the switch does, then what finish checks.
-    bluegreen::routing::set_production_verified(ctx, &config, Slot::Green, 100)
-        .await
-        .unwrap()
-        .unwrap();
+    bluegreen::routing::set_production_verified(
+        ctx,
+        &config,
+        Slot::Green,
+        100,
+        bluegreen::routing::Move::Forward,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let green = config.slots.green.target_group_arn.clone();
     for rule in [&host, &admin] {
         let groups = ctx
@@ -278,13 +284,61 @@ async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
         .await
         .expect("nothing left on blue");
 
-    bluegreen::routing::set_production_verified(ctx, &config, Slot::Blue, 100)
-        .await
-        .unwrap()
-        .unwrap();
+    bluegreen::routing::set_production_verified(
+        ctx,
+        &config,
+        Slot::Blue,
+        100,
+        bluegreen::routing::Move::Back,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     undo(ctx, "shop").await.expect("undo");
     assert!(
         !managed(ctx, &host).await && !managed(ctx, &admin).await,
         "tags taken back"
+    );
+}
+
+/// A route that cannot be moved never holds production on the bad release. After a switch
+/// of every route, an IaC apply drops the HTTP listener's tag; the bake fails: the rollback
+/// moves production and every route it may back to blue, leaves that one — and green's tasks
+/// that serve it — and says so.
+#[tokio::test]
+async fn a_rollback_moves_back_every_route_it_may_and_never_scales_down_under_the_rest() {
+    use bluegreen::steps::rollback;
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let id = deploy_to_switch(&world).await;
+    assert_eq!(all_weights(&world, &routes).await, [(0, 100); 4]);
+    let Route::Listener(http) = &routes[3] else {
+        unreachable!()
+    };
+    world
+        .aws
+        .elb
+        .remove_tags()
+        .resource_arns(http)
+        .tag_keys("bluegreen:managed")
+        .send()
+        .await
+        .unwrap();
+    let green_tasks = world.service(Slot::Green).await.1;
+    assert!(green_tasks > 0);
+    let err = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "UnexpectedRouting", "{err}");
+    assert!(err.to_string().contains(http.as_str()), "{err}");
+    assert_eq!(
+        all_weights(&world, &routes).await,
+        [(100, 0), (100, 0), (100, 0), (0, 100)],
+        "production and every movable route back on blue"
+    );
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        green_tasks,
+        "green keeps serving the listener left on it"
     );
 }

@@ -36,6 +36,7 @@ use crate::lock::Locks;
 use crate::naming::{TAG_MANAGED, merge_tags};
 use crate::ports::load_balancing::{Route, RouteForward};
 use crate::record::Records;
+use crate::routes::listener_of_rule;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
 pub const TAG_CREATED: &str = "bluegreen:adopt-created";
@@ -308,15 +309,6 @@ struct ProductionRoute {
     others: Vec<String>,
 }
 
-/// The listener a rule belongs to (`…:listener-rule/app/n/lb/listener/rule` →
-/// `…:listener/app/n/lb/listener`).
-fn listener_of_rule(rule: &str) -> String {
-    let listener = rule.replacen(":listener-rule/", ":listener/", 1);
-    listener
-        .rsplit_once('/')
-        .map_or(listener.clone(), |(head, _)| head.to_owned())
-}
-
 /// Chooses production among the routes to `tg`: the (given) listener whose default action
 /// forwards only to it, else the first rule that does (the rules come in priority order);
 /// every other route is one that moves with it, and must forward only to `tg` too — adopt
@@ -372,8 +364,7 @@ fn choose_production(
         let arn = match &r.route {
             Route::Listener(arn) | Route::Rule(arn) => arn,
         };
-        // In rule mode the listener's default action follows the rule already.
-        if r.route == production || (rule.is_some() && *arn == listener) {
+        if r.route == production {
             continue;
         }
         if !only_here(r) {
@@ -382,7 +373,10 @@ fn choose_production(
                  a route"
             ));
         }
-        others.push(arn.clone());
+        // In rule mode the listener's default action follows the rule already.
+        if rule.is_none() || *arn != listener {
+            others.push(arn.clone());
+        }
     }
     Ok(ProductionRoute {
         listener,
@@ -1033,33 +1027,7 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
             removed.push(format!("tags of {}", slot.service));
         }
     }
-    if let Traffic::Listener {
-        production_listener_arn,
-        test_listener_arn,
-        production_rule_arn,
-        routes,
-        ..
-    } = &config.traffic
-    {
-        let listed = match routes {
-            Routes::Listed(arns) => arns.as_slice(),
-            Routes::Word(_) => &[],
-        };
-        let routes = [test_listener_arn, production_listener_arn]
-            .into_iter()
-            .chain(production_rule_arn)
-            .chain(listed);
-        for arn in routes {
-            let tags = elb::tags_of(ctx, arn).await?.unwrap_or_default();
-            if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
-                elb::delete_listener(ctx, arn).await?;
-                removed.push(format!("listener {arn}"));
-            } else if tags.iter().any(|(k, v)| k == TAG_TAGGED && v == name) {
-                elb::remove_tags(ctx, arn, &[TAG_MANAGED, TAG_TAGGED]).await?;
-                removed.push(format!("tags of listener {arn}"));
-            }
-        }
-    }
+    removed.extend(undo_routes(ctx, &config, name).await?);
     for slot in [&config.slots.green, &config.slots.blue] {
         // DNS mode: the green load balancer adopt made (with its listener) goes first; the
         // target group cannot be deleted while a listener forwards to it.
@@ -1084,6 +1052,40 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
     }
     ConfigStore::new(ctx).delete(name).await?;
     removed.push(format!("config {name}"));
+    Ok(removed)
+}
+
+/// Listener mode: the test listener adopt created goes, and the tags it put on the production
+/// listener, its rule and the other routes are taken back.
+async fn undo_routes(ctx: &Context, config: &ServiceConfig, name: &str) -> StepResult<Vec<String>> {
+    let mut removed = Vec::new();
+    if let Traffic::Listener {
+        production_listener_arn,
+        test_listener_arn,
+        production_rule_arn,
+        routes,
+        ..
+    } = &config.traffic
+    {
+        let listed = match routes {
+            Routes::Listed(arns) => arns.as_slice(),
+            Routes::Word(_) => &[],
+        };
+        let routes = [test_listener_arn, production_listener_arn]
+            .into_iter()
+            .chain(production_rule_arn)
+            .chain(listed);
+        for arn in routes {
+            let tags = elb::tags_of(ctx, arn).await?.unwrap_or_default();
+            if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
+                elb::delete_listener(ctx, arn).await?;
+                removed.push(format!("listener {arn}"));
+            } else if tags.iter().any(|(k, v)| k == TAG_TAGGED && v == name) {
+                elb::remove_tags(ctx, arn, &[TAG_MANAGED, TAG_TAGGED]).await?;
+                removed.push(format!("tags of {arn}"));
+            }
+        }
+    }
     Ok(removed)
 }
 

@@ -1039,24 +1039,12 @@ impl ServiceConfig {
                 routes,
             } => {
                 if let Routes::Listed(arns) = routes {
-                    for (i, arn) in arns.iter().enumerate() {
-                        let field = format!("traffic.routes[{i}]");
-                        let kind = if arn.contains(":listener-rule/") {
-                            ElbResource::Rule
-                        } else {
-                            ElbResource::Listener
-                        };
-                        p.elb_arn(&field, arn, kind);
-                        if arn == test_listener_arn
-                            || arn == production_listener_arn
-                            || Some(arn) == production_rule_arn.as_ref()
-                        {
-                            p.add(
-                                &field,
-                                "is the production or test route itself: list only the others",
-                            );
-                        }
-                    }
+                    let own = [
+                        Some(production_listener_arn),
+                        Some(test_listener_arn),
+                        production_rule_arn.as_ref(),
+                    ];
+                    routes_problems(arns, &own, p);
                 }
                 p.elb_arn(
                     "traffic.production_listener_arn",
@@ -1419,6 +1407,26 @@ impl Problems {
     fn url(&mut self, field: &str, value: &str) {
         if !(value.starts_with("http://") || value.starts_with("https://")) || value.len() < 10 {
             self.add(field, &format!("{value:?} is not an http(s) URL"));
+        }
+    }
+}
+
+/// `traffic.routes` as a list: each an ELB listener or rule ARN, none of them the config's own
+/// production or test route.
+fn routes_problems(arns: &[String], own: &[Option<&String>], p: &mut Problems) {
+    for (i, arn) in arns.iter().enumerate() {
+        let field = format!("traffic.routes[{i}]");
+        let kind = if arn.contains(":listener-rule/") {
+            ElbResource::Rule
+        } else {
+            ElbResource::Listener
+        };
+        p.elb_arn(&field, arn, kind);
+        if own.contains(&Some(arn)) {
+            p.add(
+                &field,
+                "is the production or test route itself: list only the others",
+            );
         }
     }
 }

@@ -20,11 +20,15 @@ struct CloneMarks {
 }
 
 impl CloneMarks {
-    fn found_in(&self, value: &str) -> bool {
+    /// The (longest) mark of this clone `value` carries: what evidence names instead of the
+    /// value, which may hold a password (a URL's, a JDBC `password=` parameter).
+    fn matched(&self, value: &str) -> Option<&str> {
         let value = value.to_ascii_lowercase();
         self.marks
             .iter()
-            .any(|m| !m.is_empty() && value.contains(&m.to_ascii_lowercase()))
+            .filter(|m| !m.is_empty() && value.contains(&m.to_ascii_lowercase()))
+            .max_by_key(|m| m.len())
+            .map(String::as_str)
     }
 }
 
@@ -85,14 +89,14 @@ async fn references(
     for td in task_definitions_of(service) {
         let definition = ecs::describe_task_definition(ctx, &td).await?;
         for (container, name, value) in definition.all_env() {
-            if let Some(clone) = clones.iter().find(|c| c.found_in(&value)) {
+            if let Some((clone, mark)) = clones
+                .iter()
+                .find_map(|c| c.matched(&value).map(|m| (c, m)))
+            {
+                // The value is not evidence (it may hold a password): what of the clone it names.
                 found.push((
                     clone.identifier.clone(),
-                    // A URL's password is not evidence.
-                    format!(
-                        "{td}: container {container} {name}={}",
-                        crate::endpoint::redacted(&value)
-                    ),
+                    format!("{td}: container {container} {name} points at {mark}"),
                 ));
             }
         }
@@ -134,12 +138,9 @@ pub async fn ensure_task_definition_on_production(
     let found: Vec<String> = definition
         .all_env()
         .into_iter()
-        .filter(|(_, _, value)| clones.iter().any(|c| c.found_in(value)))
-        .map(|(container, name, value)| {
-            format!(
-                "container {container} {name}={}",
-                crate::endpoint::redacted(&value)
-            )
+        .filter_map(|(container, name, value)| {
+            let mark = clones.iter().find_map(|c| c.matched(&value))?;
+            Some(format!("container {container} {name} points at {mark}"))
         })
         .collect();
     if found.is_empty() {

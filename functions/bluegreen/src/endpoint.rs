@@ -1,10 +1,21 @@
 //! How a task's database setting is pointed at a clone: a bare host (`database.endpoint_env`,
 //! `DATABASE_HOST=shop-db.prod.internal`) is replaced, a URL (`database.url_env`,
 //! `DATABASE_URL=postgres://app:pw@shop-db.prod.internal:5432/shop`, also `jdbc:` URLs) keeps
-//! everything but its host. Pure. Values may hold passwords: they never appear in an error,
-//! and [`redacted`] hides them wherever one must be shown.
+//! everything but its host. Pure. Values may hold passwords: they never appear in an error.
 
 use url::Url;
+
+/// URL parameters that name the server instead of the URL's host (libpq's `host`/`hostaddr`,
+/// MySQL's `socket`, JDBC drivers' `serverName`, …).
+const HOST_PARAMETERS: [&str; 7] = [
+    "host",
+    "hostaddr",
+    "server",
+    "servername",
+    "socket",
+    "unix_socket",
+    "sockethost",
+];
 
 /// JDBC's prefix before an ordinary URL (`jdbc:postgresql://host:5432/db`).
 const JDBC: &str = "jdbc:";
@@ -24,27 +35,22 @@ pub fn repointed(current: &str, host: &str, url: bool) -> Result<String, String>
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("its URL names no host (a socket path or a file?)".into());
     }
+    // libpq and most drivers prefer a host given as a parameter over the URL's: rewriting the
+    // URL's host alone would leave pre-prod on production.
+    if let Some(key) = parsed
+        .query_pairs()
+        .map(|(key, _)| key.to_ascii_lowercase())
+        .find(|key| HOST_PARAMETERS.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "its URL also names a host in its `{key}` parameter, which the driver would use; \
+             bluegreen rewrites only the URL's host"
+        ));
+    }
     parsed
         .set_host(Some(host))
         .map_err(|e| format!("the clone's host {host} does not fit its URL ({e})"))?;
     Ok(format!("{prefix}{parsed}"))
-}
-
-/// `value` with a URL's password replaced by `***` (any other value as it is), for evidence
-/// shown to people (the guard's refusals).
-pub fn redacted(value: &str) -> String {
-    let (prefix, rest) = match value.strip_prefix(JDBC) {
-        Some(rest) => (JDBC, rest),
-        None => ("", value),
-    };
-    match Url::parse(rest) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // A URL with a password has a host, so setting one cannot fail.
-            let _ = parsed.set_password(Some("***"));
-            format!("{prefix}{parsed}")
-        }
-        _ => value.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -89,16 +95,18 @@ mod tests {
         }
     }
 
+    /// A host in a parameter wins over the URL's with libpq: refused, naming the parameter.
     #[test]
-    fn a_password_is_never_shown() {
-        assert_eq!(
-            redacted("postgres://app:s3cret@h:5432/shop"),
-            "postgres://app:***@h:5432/shop"
-        );
-        assert_eq!(
-            redacted("jdbc:mysql://u:pw@h/db"),
-            "jdbc:mysql://u:***@h/db"
-        );
-        assert_eq!(redacted("shop-db.prod.internal"), "shop-db.prod.internal");
+    fn a_url_naming_its_host_in_a_parameter_is_refused() {
+        for url in [
+            "postgres://app:pw@prod-db:5432/shop?hostaddr=10.0.1.5",
+            "postgres://app:pw@prod-db/shop?sslmode=require&Host=prod-db",
+        ] {
+            let err = repointed(url, CLONE, true).unwrap_err();
+            assert!(
+                err.contains("parameter") && !err.contains("10.0.1.5"),
+                "{err}"
+            );
+        }
     }
 }

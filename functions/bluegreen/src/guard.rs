@@ -285,7 +285,14 @@ pub fn fingerprint(violations: &[Violation]) -> String {
 /// targets of the slots that receive traffic (listener mode).
 pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<SlotSeen>> {
     let routes = routing::read_production(ctx, config).await?;
-    let others = routing::other_routes(ctx, config).await?;
+    // Best-effort: the other routes are read on a shared load balancer (throttling, a rule
+    // deleted in between); production's own checks never wait on them.
+    let others = routing::observed_routes(ctx, config)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(service = %config.name, error = %e, "other routes unreadable");
+            Vec::new()
+        });
     let mut seen = Vec::new();
     for slot in Slot::ALL {
         let name = &config.slots.get(slot).service;
@@ -316,10 +323,9 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             healthy,
             warm_until,
             task_definition: service.task_definition.clone(),
-            routes: others
+            routes: crate::routes::others_on(config, &others, slot)
                 .iter()
-                .filter(|(_, weights)| weights.as_ref().is_ok_and(|w| w.weight(slot) > 0))
-                .map(|(route, _)| crate::routes::describe(route))
+                .map(crate::routes::describe)
                 .collect(),
         });
     }

@@ -178,7 +178,7 @@ async fn roll_back(
     let good_service = warm_slot(ctx, config, good).await?;
     note_intent(ctx, deployment, operator, good).await?;
     give_production_capacity(ctx, deployment, &good_service).await?;
-    let change = routing::set_production_verified(ctx, config, good, 100)
+    let change = routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
         .await?
         .map_err(StepError::RollbackFailed)?;
     let moved = format!(

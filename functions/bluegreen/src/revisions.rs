@@ -92,10 +92,12 @@ fn overlay(
         // uses. Every app container counts: a worker beside the web container that kept
         // production's address would write to production from pre-prod.
         let setting = config.database.setting();
-        if let Some(problem) = apps
-            .iter()
-            .find_map(|c| database_problem(base, c, &config.container, setting))
-        {
+        // Every container, not only the app's: a worker `containers` leaves out that reads
+        // production's address would run on production from pre-prod.
+        if let Some(problem) = base.containers.iter().find_map(|c| {
+            let app = apps.contains(&c.name);
+            database_problem(base, &c.name, &config.container, setting, app)
+        }) {
             let field = if config.database.url_env.is_some() {
                 "database.url_env"
             } else {
@@ -134,21 +136,22 @@ fn overlay(
             })?;
         overlay
             .environment
-            .extend(on_the_clone(config, base, &apps, &endpoint)?);
+            .extend(on_the_clone(config, base, &endpoint)?);
     }
     Ok(overlay)
 }
 
-/// `(container, setting, value)` for every app container of `base` that sets the database
-/// setting, its value pointed at the clone `host` (a URL keeps all but its host).
+/// `(container, setting, value)` for every container of `base` that sets the database
+/// setting — the app's and any other — its value pointed at the clone `host` (a URL keeps all
+/// but its host).
 pub fn on_the_clone(
     config: &ServiceConfig,
     base: &TaskDefinitionState,
-    apps: &[String],
     host: &str,
 ) -> StepResult<Vec<(String, String, String)>> {
     let setting = config.database.setting();
-    apps_setting(base, apps, setting)
+    let all: Vec<String> = base.containers.iter().map(|c| c.name.clone()).collect();
+    containers_setting(base, &all, setting)
         .into_iter()
         .map(|container| {
             let current = base.env_value(&container, setting);
@@ -163,27 +166,31 @@ pub fn on_the_clone(
         .collect()
 }
 
-/// The app containers of `base` that set `env` as a plain variable: those whose database
+/// The containers among `names` that set `env` as a plain variable: those whose database
 /// setting is re-pointed (`container` always is: [`database_problem`] refuses it otherwise).
-pub fn apps_setting(base: &TaskDefinitionState, apps: &[String], env: &str) -> Vec<String> {
-    apps.iter()
+pub fn containers_setting(base: &TaskDefinitionState, names: &[String], env: &str) -> Vec<String> {
+    names
+        .iter()
         .filter(|c| base.env_value(c, env).is_some())
         .cloned()
         .collect()
 }
 
-/// Why app container `name` would not follow a re-pointed database: `container` (`main`) must
-/// be re-pointable; another app container must be too unless it shows no database setting at
-/// all (an app image run as, say, a metrics exporter).
+/// Why container `name` would not follow a re-pointed database: `container` (`main`) must be
+/// re-pointable; any other container must be too unless it shows no database setting at all —
+/// an app container by its variables, secrets and environment files, any other container (a
+/// sidecar, or a worker `containers` leaves out) by its variables and secrets (an agent's
+/// environment file is no reason to refuse; a database setting in one is not seen).
 fn database_problem(
     base: &TaskDefinitionState,
     name: &str,
     main: &str,
     env: &str,
+    app: bool,
 ) -> Option<String> {
     let c = base.container(name)?;
     let uses_a_database = name == main
-        || !c.environment_files.is_empty()
+        || (app && !c.environment_files.is_empty())
         || c.environment
             .iter()
             .chain(c.secrets.iter())
@@ -356,7 +363,7 @@ async fn production_database_now(
     })?;
     let apps = app_containers_of(config, &live)?;
     // The given base is what gets the values: a container it does not have gets none.
-    Ok(apps_setting(&live, &apps, env)
+    Ok(containers_setting(&live, &apps, env)
         .into_iter()
         .filter(|container| base.container(container).is_some())
         .map(|container| {

@@ -20,6 +20,15 @@ pub fn describe(route: &Route) -> String {
     }
 }
 
+/// The listener a rule belongs to (`…:listener-rule/app/n/lb/listener/rule` →
+/// `…:listener/app/n/lb/listener`).
+pub fn listener_of_rule(rule: &str) -> String {
+    let listener = rule.replacen(":listener-rule/", ":listener/", 1);
+    listener
+        .rsplit_once('/')
+        .map_or(listener.clone(), |(head, _)| head.to_owned())
+}
+
 /// The route an ARN names (rules have `:listener-rule/` in theirs).
 pub fn route_of(arn: &str) -> Route {
     if arn.contains(":listener-rule/") {
@@ -44,62 +53,65 @@ fn own(config: &ServiceConfig, route: &Route) -> bool {
     };
     match route {
         Route::Listener(arn) => arn == production_listener_arn || arn == test_listener_arn,
-        Route::Rule(arn) => Some(arn) == production_rule_arn.as_ref(),
+        // A rule of the test listener is pre-prod's too (a host or header rule testers use).
+        Route::Rule(arn) => {
+            Some(arn) == production_rule_arn.as_ref() || listener_of_rule(arn) == *test_listener_arn
+        }
     }
 }
 
 /// The routes that move with production, each with its slot weights now, from what was
-/// observed: none by default; with `"auto"` every observed route the config does not handle
-/// itself; a listed route must be among those observed. A route that also sends to a target
-/// group of neither slot, or that bluegreen may not modify (untagged), is refused before
-/// anything moves — moving part of a service's routes would split it across releases.
+/// observed — and the problems of those that cannot be moved: none by default; with `"auto"`
+/// every observed route the config does not handle itself; a listed route must be among those
+/// observed. A route that also sends to a target group of neither slot, or that bluegreen may
+/// not modify (untagged), is a problem. A move forward refuses on any problem before anything
+/// moves (part of a service's routes on the new release is no state to leave production in); a
+/// move back moves what it can (see [`crate::routing::Move`]).
 pub fn companions(
     config: &ServiceConfig,
     observed: &[RouteForward],
-) -> Result<Vec<(Route, RouteState)>, String> {
+) -> (Vec<(Route, RouteState)>, Vec<String>) {
+    let mut problems = Vec::new();
     let Traffic::Listener { routes, .. } = &config.traffic else {
-        return Ok(Vec::new());
+        return (Vec::new(), problems);
     };
     let chosen: Vec<&RouteForward> = match routes {
-        Routes::Word(RoutesWord::Primary) => return Ok(Vec::new()),
+        Routes::Word(RoutesWord::Primary) => return (Vec::new(), problems),
         Routes::Word(RoutesWord::Auto) => {
             observed.iter().filter(|r| !own(config, &r.route)).collect()
         }
-        Routes::Listed(arns) => {
-            let mut chosen = Vec::new();
-            for arn in arns {
+        Routes::Listed(arns) => arns
+            .iter()
+            .filter_map(|arn| {
                 let route = route_of(arn);
-                let found = observed.iter().find(|r| r.route == route).ok_or_else(|| {
-                    format!(
+                let found = observed.iter().find(|r| r.route == route);
+                if found.is_none() {
+                    problems.push(format!(
                         "traffic.routes: {} forwards to neither slot's target group",
                         describe(&route)
-                    )
-                })?;
-                chosen.push(found);
-            }
-            chosen
-        }
+                    ));
+                }
+                found
+            })
+            .collect(),
     };
-    chosen
-        .into_iter()
-        .map(|r| {
-            let state = weights_of(config, r.groups.clone()).map_err(|_| {
-                format!(
-                    "{} also sends traffic to a target group of neither slot: bluegreen moves \
-                     only routes that forward to the slots alone",
-                    describe(&r.route)
-                )
-            })?;
-            if !r.managed {
-                return Err(format!(
-                    "{} forwards to the slots but is not tagged bluegreen:managed=true, so \
-                     bluegreen may not move it: tag it",
-                    describe(&r.route)
-                ));
-            }
-            Ok((r.route.clone(), state))
-        })
-        .collect()
+    let mut movable = Vec::new();
+    for r in chosen {
+        match weights_of(config, r.groups.clone()) {
+            Err(_) => problems.push(format!(
+                "{} also sends traffic to a target group of neither slot: bluegreen moves only \
+                 routes that forward to the slots alone",
+                describe(&r.route)
+            )),
+            Ok(_) if !r.managed => problems.push(format!(
+                "{} forwards to the slots but is not tagged bluegreen:managed=true, so \
+                 bluegreen may not move it: tag it",
+                describe(&r.route)
+            )),
+            Ok(state) => movable.push((r.route.clone(), state)),
+        }
+    }
+    (movable, problems)
 }
 
 /// Every observed route the config does not handle itself, with its slot weights (or why
@@ -128,19 +140,40 @@ pub fn still_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -
     else {
         return Vec::new();
     };
-    let target_group = &config.slots.get(slot).target_group_arn;
-    let single = |r: &RouteForward| r.groups.len() == 1;
     observed
         .iter()
-        .filter(|r| r.route != Route::Listener(test_listener_arn.clone()))
-        .filter(|r| {
-            r.groups.iter().any(|g| {
-                // A one-group forward without a weight sends everything (as weights_of reads).
-                &g.target_group_arn == target_group && g.weight.unwrap_or(i32::from(single(r))) > 0
-            })
-        })
+        .filter(|r| !is_test(&r.route, test_listener_arn))
+        .filter(|r| sends_to(config, r, slot))
         .map(|r| r.route.clone())
         .collect()
+}
+
+/// The routes besides production's own and the test listener's that send `slot` any
+/// traffic, also those that send some elsewhere too: what the live-slot guard watches.
+pub fn others_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -> Vec<Route> {
+    observed
+        .iter()
+        .filter(|r| !own(config, &r.route) && sends_to(config, r, slot))
+        .map(|r| r.route.clone())
+        .collect()
+}
+
+/// Whether `route` is the test listener or one of its rules.
+fn is_test(route: &Route, test_listener_arn: &str) -> bool {
+    match route {
+        Route::Listener(arn) => arn == test_listener_arn,
+        Route::Rule(arn) => listener_of_rule(arn) == test_listener_arn,
+    }
+}
+
+/// Whether the route gives `slot`'s target group any weight.
+fn sends_to(config: &ServiceConfig, r: &RouteForward, slot: Slot) -> bool {
+    let target_group = &config.slots.get(slot).target_group_arn;
+    let single = r.groups.len() == 1;
+    r.groups.iter().any(|g| {
+        // A one-group forward without a weight sends everything (as weights_of reads).
+        &g.target_group_arn == target_group && g.weight.unwrap_or(i32::from(single)) > 0
+    })
 }
 
 #[cfg(test)]
@@ -218,47 +251,104 @@ mod tests {
         ]
     }
 
+    /// The movable routes (and no problem), or the problems.
+    fn moved(
+        c: &ServiceConfig,
+        world: &[RouteForward],
+    ) -> Result<Vec<(Route, RouteState)>, String> {
+        let (movable, problems) = companions(c, world);
+        if problems.is_empty() {
+            Ok(movable)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
     #[test]
     fn by_default_nothing_else_moves_and_auto_moves_every_other_route_to_a_slot() {
         let c = config(Routes::default());
-        assert_eq!(companions(&c, &observed(&c)), Ok(Vec::new()));
+        assert_eq!(moved(&c, &observed(&c)), Ok(Vec::new()));
         let c = config(Routes::Word(RoutesWord::Auto));
-        let moved: Vec<Route> = companions(&c, &observed(&c))
+        let routes: Vec<Route> = moved(&c, &observed(&c))
             .unwrap()
             .into_iter()
             .map(|(r, _)| r)
             .collect();
         assert_eq!(
-            moved,
+            routes,
             [Route::Rule(ADMIN.into()), Route::Listener(HTTP.into())]
         );
+    }
+
+    /// A host rule on the test listener is pre-prod's: never moved as production, never a
+    /// route that keeps a slot from scaling down.
+    #[test]
+    fn rules_of_the_test_listener_are_pre_prods() {
+        let c = config(Routes::Word(RoutesWord::Auto));
+        let Traffic::Listener {
+            test_listener_arn, ..
+        } = &c.traffic
+        else {
+            unreachable!()
+        };
+        let rule = format!(
+            "{}/77",
+            test_listener_arn.replacen(":listener/", ":listener-rule/", 1)
+        );
+        assert_eq!(listener_of_rule(&rule), *test_listener_arn);
+        let mut world = observed(&c);
+        world.push(forward(
+            Route::Rule(rule.clone()),
+            &[(&tg(&c, Slot::Blue), None)],
+            true,
+        ));
+        let routes: Vec<Route> = moved(&c, &world)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert!(!routes.contains(&Route::Rule(rule.clone())), "{routes:?}");
+        assert!(!still_on(&c, &world, Slot::Blue).contains(&Route::Rule(rule)));
     }
 
     #[test]
     fn a_listed_route_must_forward_to_a_slot_and_every_moved_route_must_be_movable() {
         let c = config(Routes::Listed(vec![HTTP.into()]));
-        let moved = companions(&c, &observed(&c)).unwrap();
-        assert_eq!(moved.len(), 1);
-        assert_eq!(moved[0].1.blue, 1);
+        let routes = moved(&c, &observed(&c)).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].1.blue, 1);
 
         let elsewhere = format!("{HTTP}0");
         let c = config(Routes::Listed(vec![elsewhere.clone()]));
-        let err = companions(&c, &observed(&c)).unwrap_err();
+        let err = moved(&c, &observed(&c)).unwrap_err();
         assert!(err.contains(&elsewhere), "{err}");
 
         let c = config(Routes::Word(RoutesWord::Auto));
         let mut world = observed(&c);
         world[3].managed = false;
-        let err = companions(&c, &world).unwrap_err();
-        assert!(err.contains(HTTP) && err.contains("not tagged"), "{err}");
+        let (movable, problems) = companions(&c, &world);
+        assert_eq!(
+            movable.len(),
+            1,
+            "the admin rule can still be moved (a move back)"
+        );
+        assert!(
+            problems.len() == 1 && problems[0].contains(HTTP) && problems[0].contains("not tagged"),
+            "{problems:?}"
+        );
         let mut world = observed(&c);
         world[2].groups.push(WeightedGroup {
             target_group_arn:
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/other/1".into(),
             weight: Some(5),
         });
-        let err = companions(&c, &world).unwrap_err();
+        let err = moved(&c, &world).unwrap_err();
         assert!(err.contains(ADMIN) && err.contains("neither slot"), "{err}");
+        assert_eq!(
+            others_on(&c, &world, Slot::Blue).len(),
+            2,
+            "a mixed route is watched too"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Production and test routing: reading which slot is live from AWS (never from a cached
 //! flag) and moving traffic between slots, in listener mode (ALB) or DNS mode (Route 53).
 
+use tracing::warn;
+
 use crate::config::{ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
@@ -122,10 +124,9 @@ pub async fn set_production_verified(
     config: &ServiceConfig,
     slot: Slot,
     percent: i64,
+    way: Move,
 ) -> StepResult<Result<Option<String>, String>> {
-    // Found and judged before anything moves: a route bluegreen may not move refuses the
-    // whole move, not half of it.
-    let companions = companion_routes(ctx, config).await?;
+    let companions = companions_for(ctx, config, way).await?;
     let change = if read_production(ctx, config).await?.percent(slot) != percent {
         set_production(ctx, config, slot, percent).await?
     } else {
@@ -178,6 +179,39 @@ pub async fn set_production_verified(
     Ok(Ok(change))
 }
 
+/// The other routes a move takes along ([`Move`]): a move forward refuses on any route that
+/// cannot be moved; a move back takes what it can and logs the rest.
+async fn companions_for(
+    ctx: &Context,
+    config: &ServiceConfig,
+    way: Move,
+) -> StepResult<Vec<(Route, RouteState)>> {
+    Ok(match way {
+        // Found and judged before anything moves: a route bluegreen may not move refuses the
+        // whole move forward, not half of it.
+        Move::Forward => {
+            let (movable, problems) = companion_routes(ctx, config).await?;
+            if !problems.is_empty() {
+                return Err(StepError::UnexpectedRouting(problems.join("; ")));
+            }
+            movable
+        }
+        // Back to the release that served: nothing may hold production on the bad one.
+        Move::Back => match companion_routes(ctx, config).await {
+            Ok((movable, problems)) => {
+                for problem in problems {
+                    warn!(service = %config.name, %problem, "a route left where it is");
+                }
+                movable
+            }
+            Err(e) => {
+                warn!(service = %config.name, error = %e, "other routes unreadable");
+                Vec::new()
+            }
+        },
+    })
+}
+
 /// Both slots' target groups.
 fn slot_target_groups(config: &ServiceConfig) -> Vec<String> {
     Slot::ALL
@@ -186,12 +220,24 @@ fn slot_target_groups(config: &ServiceConfig) -> Vec<String> {
         .collect()
 }
 
-/// The routes that move with production and their weights now ([`routes::companions`]); by
-/// default none, without a call.
+/// Which way a move of production goes, which decides what a route that cannot be moved does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// Toward the new release (the switch): a route that cannot be moved refuses the move
+    /// before anything moves.
+    Forward,
+    /// Back to the release that served (rollback): production first, then every other route
+    /// that can be moved; one that cannot is left and logged, and no slot it forwards to is
+    /// scaled down ([`ensure_unrouted`]).
+    Back,
+}
+
+/// The routes that move with production and their weights now, and the problems of those
+/// that cannot ([`routes::companions`]); by default none, without a call.
 async fn companion_routes(
     ctx: &Context,
     config: &ServiceConfig,
-) -> StepResult<Vec<(Route, RouteState)>> {
+) -> StepResult<(Vec<(Route, RouteState)>, Vec<String>)> {
     match &config.traffic {
         Traffic::Listener { routes, .. } if !routes.is_primary_only() => {
             let observed = ctx
@@ -199,9 +245,9 @@ async fn companion_routes(
                 .load_balancing
                 .routes_to(&slot_target_groups(config))
                 .await?;
-            routes::companions(config, &observed).map_err(StepError::UnexpectedRouting)
+            Ok(routes::companions(config, &observed))
         }
-        _ => Ok(Vec::new()),
+        _ => Ok((Vec::new(), Vec::new())),
     }
 }
 
@@ -211,15 +257,21 @@ pub async fn other_routes(
     ctx: &Context,
     config: &ServiceConfig,
 ) -> StepResult<Vec<(Route, Result<RouteState, String>)>> {
+    Ok(routes::others(config, &observed_routes(ctx, config).await?))
+}
+
+/// Every route to a slot on the slots' load balancers (listener mode; none in DNS mode).
+pub async fn observed_routes(
+    ctx: &Context,
+    config: &ServiceConfig,
+) -> StepResult<Vec<crate::ports::load_balancing::RouteForward>> {
     if !matches!(config.traffic, Traffic::Listener { .. }) {
         return Ok(Vec::new());
     }
-    let observed = ctx
-        .ports
+    ctx.ports
         .load_balancing
         .routes_to(&slot_target_groups(config))
-        .await?;
-    Ok(routes::others(config, &observed))
+        .await
 }
 
 /// Refuses (`UnexpectedRouting`, naming each route) while any route but the test listener
@@ -233,14 +285,7 @@ pub async fn ensure_unrouted(
     slot: Slot,
     doing: &str,
 ) -> StepResult<()> {
-    if !matches!(config.traffic, Traffic::Listener { .. }) {
-        return Ok(());
-    }
-    let observed = ctx
-        .ports
-        .load_balancing
-        .routes_to(&slot_target_groups(config))
-        .await?;
+    let observed = observed_routes(ctx, config).await?;
     let still = routes::still_on(config, &observed, slot);
     if still.is_empty() {
         return Ok(());

@@ -185,15 +185,23 @@ async fn on_the_clone(
     let endpoint = clone.endpoint.clone().ok_or_else(|| {
         StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
     })?;
-    // Every app container that reads the database setting runs on the clone, not only the one
-    // the command runs in: a worker beside it would otherwise rehearse on production.
+    // Every container that reads the database setting runs on the clone, not only the one the
+    // command runs in: a worker beside it would otherwise rehearse on production.
     let config = &deployment.config;
     let definition = ecs::describe_task_definition(ctx, task_definition).await?;
-    let apps = revisions::app_containers_of(config, &definition)?;
-    let (main, others): (Vec<_>, Vec<_>) =
-        revisions::on_the_clone(config, &definition, &apps, &endpoint)?
-            .into_iter()
-            .partition(|(container, ..)| *container == config.container);
+    let (main, others): (Vec<_>, Vec<_>) = revisions::on_the_clone(config, &definition, &endpoint)?
+        .into_iter()
+        .partition(|(container, ..)| *container == config.container);
+    if main.is_empty() {
+        // Registering the revision refuses this; a migration meant for a clone never runs
+        // without its own container pointed at it.
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "database: container {} of {task_definition} sets no {}: the migration would not \
+             run on the clone",
+            config.container,
+            config.database.setting()
+        )]));
+    }
     let run = Run {
         task: MigrationTask::OnClone,
         command,

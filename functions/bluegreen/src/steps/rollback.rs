@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let old = deployment.old_slot()?;
     let failed = old.other();
     let mut done = Vec::new();
-    let change = routing::set_production_verified(ctx, config, old, 100)
+    let change = routing::set_production_verified(ctx, config, old, 100, routing::Move::Back)
         .await?
         .map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));

@@ -286,14 +286,21 @@ async fn move_traffic(
         return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
     }
     crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
-    let change =
-        match routing::set_production_verified(ctx, &deployment.config, target, percent).await? {
-            Ok(change) => change,
-            Err(mismatch) => {
-                let err = StepError::SwitchFailed(mismatch);
-                return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
-            }
-        };
+    let change = match routing::set_production_verified(
+        ctx,
+        &deployment.config,
+        target,
+        percent,
+        routing::Move::Forward,
+    )
+    .await?
+    {
+        Ok(change) => change,
+        Err(mismatch) => {
+            let err = StepError::SwitchFailed(mismatch);
+            return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+        }
+    };
     if let Some(id) = &change {
         Records::new(ctx)
             .update(deployment_id, Change::new().dns_change_id(id))
