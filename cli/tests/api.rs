@@ -15,6 +15,7 @@ use bluegreen::record::Records;
 use bluegreen::steps::approval::{self, RequestInput};
 use bluegreen_tests::World;
 use bluegreen_tests::function_url::{IamFunctionUrl, Principal};
+use bluegreen_tests::iam;
 use bluegreen_tests::recorder::AwsCallRecorder;
 use bluegreen_tests::stepfunctions::Waiting;
 use common::*;
@@ -55,6 +56,23 @@ struct Setup {
     mallory: Principal,
     api: bluegreen_tests::serving::Served,
     recorder: AwsCallRecorder,
+    /// Every request the operator API function made (IAM by execution).
+    calls: iam::CallLog,
+}
+
+impl Setup {
+    /// Every request the operator API function made was allowed by its role in
+    /// infra/template.yaml (issue 22, IAM by execution).
+    fn assert_allowed_by_its_role(&self) {
+        let calls = self.calls.calls();
+        assert!(!calls.is_empty(), "the API made no request");
+        assert!(calls.iter().all(|c| c.function == "OperatorApiFunction"));
+        let denied = iam::Grants::of_the_stack().denied(&calls);
+        assert!(
+            denied.is_empty(),
+            "requests the operator API's role does not allow: {denied:#?}"
+        );
+    }
 }
 
 /// A deployment awaiting approval whose token belongs to an execution waiting in moto, and
@@ -77,8 +95,9 @@ async fn setup() -> Setup {
     )
     .await
     .expect("request approval");
+    let (ctx, calls) = iam::recorded(&world.ctx);
     let api = IamFunctionUrl::serve(
-        bluegreen_console::lambda_app(world.ctx.clone()),
+        bluegreen_console::lambda_app(ctx),
         &[alice.clone(), mallory.clone()],
     )
     .await;
@@ -90,6 +109,7 @@ async fn setup() -> Setup {
         mallory,
         api,
         recorder: AwsCallRecorder::start().await,
+        calls,
     }
 }
 
@@ -113,6 +133,7 @@ async fn an_approvers_decision_goes_through_the_api_and_the_cli_makes_no_aws_cal
         "the CLI called AWS itself"
     );
     assert_eq!(s.waiting.ended().await.0, "SUCCEEDED");
+    s.assert_allowed_by_its_role();
     let approval = Records::new(&s.world.ctx)
         .get(&s.id)
         .await
@@ -326,6 +347,7 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     let next = aborted["next_deployment"].as_str().expect("handed over");
     assert_eq!(s.world.lock_holder().await.as_deref(), Some(next));
     assert_eq!(s.recorder.calls(), Vec::<String>::new());
+    s.assert_allowed_by_its_role();
 }
 
 /// Runs `bluegreen` with `env`, against AWS (a non-loopback endpoint) and without the API.

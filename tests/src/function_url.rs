@@ -142,7 +142,8 @@ async fn invoke(
     let request: http::Request<lambda_http::Body> = lambda_request.into();
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts, Body::from(body.to_vec()));
-    match function.oneshot(request).await {
+    // The stack's operator API function: its requests are that function's (IAM by execution).
+    match crate::iam::as_function("OperatorApiFunction", function.oneshot(request)).await {
         Ok(response) => response,
         Err(never) => match never {},
     }

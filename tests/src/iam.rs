@@ -183,6 +183,12 @@ pub fn recorded(ctx: &Context) -> (Context, CallLog) {
     (intercept_all(ctx, log.clone()), log)
 }
 
+/// Runs `work` as stack function `function` (see [`FUNCTION`]): its requests through a
+/// [`recorded`] context are that function's.
+pub async fn as_function<F: std::future::Future>(function: &str, work: F) -> F::Output {
+    FUNCTION.scope(function.to_owned(), work).await
+}
+
 /// A task handler that runs each step as its stack function (see [`FUNCTION`]).
 pub struct AsFunction(pub Arc<dyn TaskHandler>);
 
@@ -218,14 +224,19 @@ struct Statement {
 pub struct Grants(BTreeMap<String, Vec<Statement>>);
 
 impl Grants {
-    /// The grants of every function that runs a step.
+    /// The grants of every Lambda function of the stack.
     pub fn of_the_stack() -> Grants {
         let template = template();
+        let functions: BTreeSet<String> = template["Resources"]
+            .as_object()
+            .expect("resources")
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+            .filter(|(_, r)| r["Properties"]["Role"]["!GetAtt"].is_string())
+            .map(|(name, _)| name.clone())
+            .collect();
         Grants(
-            registry::STEPS
-                .iter()
-                .map(|s| format!("{}Function", s.function))
-                .collect::<BTreeSet<_>>()
+            functions
                 .into_iter()
                 .map(|f| {
                     let statements = role_statements(&template, &f)
@@ -256,6 +267,11 @@ impl Grants {
                         .is_none_or(|r| s.resources.iter().any(|p| matches(p, r)))
             })
         })
+    }
+
+    /// Whether the stack has a function of that name.
+    pub fn knows(&self, function: &str) -> bool {
+        self.0.contains_key(function)
     }
 
     /// Each call its function's role does not allow, as `Function: action on resource`,
