@@ -8,6 +8,7 @@ mod adopt_copies;
 mod approval;
 mod autoscaling;
 mod bake;
+mod cloud_map;
 mod containers;
 mod database;
 mod database_urls;

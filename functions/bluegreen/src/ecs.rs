@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::context::Context;
 use crate::error::StepResult;
 use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
-use crate::ports::compute::{ServiceState, TaskDefinitionState};
+use crate::ports::compute::{ServiceRegistry, ServiceState, TaskDefinitionState};
 
 /// Describes one ECS service; [`crate::StepError::ResourceNotFound`] if it is missing or
 /// inactive.
@@ -49,6 +49,24 @@ pub async fn update_service(
         .compute
         .update_service(cluster, service, task_definition, desired_count)
         .await
+}
+
+/// Gives a service exactly `registries` (Cloud Map) unless it has them already — each change
+/// rolls the service out again, so an unchanged one is not written. `true` when written.
+pub async fn ensure_registries(
+    ctx: &Context,
+    cluster: &str,
+    service: &str,
+    registries: &[ServiceRegistry],
+) -> StepResult<bool> {
+    if describe_service(ctx, cluster, service).await?.registries == registries {
+        return Ok(false);
+    }
+    ctx.ports
+        .compute
+        .set_registries(cluster, service, registries)
+        .await?;
+    Ok(true)
 }
 
 /// A task definition and its tags.

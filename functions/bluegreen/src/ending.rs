@@ -611,6 +611,13 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             &preprod.previous_marks,
         )
         .await?;
+        ecs::ensure_registries(
+            ctx,
+            &config.cluster,
+            &preprod.service,
+            &preprod.previous_registries,
+        )
+        .await?;
         done.push(format!(
             "{} back to {} task(s) of its previous revision",
             preprod.service, preprod.previous_desired_count

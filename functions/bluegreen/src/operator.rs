@@ -266,6 +266,9 @@ async fn give_production_capacity(
     if let Some(target) = autoscaling::taken_back(ctx, deployment, bad).await? {
         autoscaling::restore(ctx, &config.cluster, good_name, &target).await?;
     }
+    // Found again through service discovery (Cloud Map) before production's traffic arrives:
+    // finish took the warm slot's registries away.
+    ecs::ensure_registries(ctx, &config.cluster, good_name, &bad_service.registries).await?;
     let need = crate::capacity::needed(bad_service.desired_count, bad_service.running_count);
     if let Some(count) = crate::capacity::scale_to(good.desired_count, need) {
         ecs::update_service(ctx, &config.cluster, good_name, None, count).await?;

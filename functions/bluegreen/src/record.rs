@@ -226,6 +226,10 @@ pub struct PreprodState {
     /// so the scheduled teardown still scales a warm slot down when its time is up.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub previous_marks: BTreeMap<String, String>,
+    /// The service's registries (Cloud Map) before launch took them away — pre-prod must not
+    /// be found by production's callers before approval: an abort puts them back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_registries: Vec<crate::ports::compute::ServiceRegistry>,
 }
 
 /// A database clone made for this deployment.

@@ -234,6 +234,30 @@ impl Compute for MemoryAws {
         .await
     }
 
+    async fn set_registries(
+        &self,
+        cluster: &str,
+        service: &str,
+        registries: &[bluegreen::ports::compute::ServiceRegistry],
+    ) -> Result<(), StepError> {
+        self.call("ecs:UpdateService", |s| {
+            let model = s
+                .ecs
+                .services
+                .get_mut(&format!("{cluster}/{service}"))
+                .ok_or_else(|| {
+                    refused(
+                        "ecs:UpdateService",
+                        "ServiceNotFoundException",
+                        "Service not found.",
+                    )
+                })?;
+            model.state.registries = registries.to_vec();
+            Ok(())
+        })
+        .await
+    }
+
     async fn tag_resource(&self, arn: &str, tags: &[(String, String)]) -> Result<(), StepError> {
         self.call("ecs:TagResource", |s| {
             let current = s.ecs.tags.entry(arn.to_owned()).or_default();

@@ -87,6 +87,7 @@ pub fn standard_state(names: &Names, settings: &Settings) -> State {
                         rollout_state: Some("COMPLETED".into()),
                         rollout_reason: None,
                     }],
+                    registries: Vec::new(),
                 },
                 target_group: tg.clone(),
             },

@@ -8,7 +8,7 @@ use aws_sdk_ecs::types::{
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{
     Compute, ContainerExit, ContainerState, OneOff, RevisionOverlay, ServiceDeployment,
-    ServiceState, Tags, TaskDefinitionState, TaskState,
+    ServiceRegistry, ServiceState, Tags, TaskDefinitionState, TaskState,
 };
 
 /// ECS through the SDK.
@@ -44,6 +44,17 @@ fn service_state(service: Service) -> ServiceState {
                 running_count: d.running_count,
                 rollout_state: d.rollout_state.map(|s| s.as_str().to_owned()),
                 rollout_reason: d.rollout_state_reason,
+            })
+            .collect(),
+        registries: service
+            .service_registries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| ServiceRegistry {
+                registry_arn: r.registry_arn.unwrap_or_default(),
+                port: r.port,
+                container_name: r.container_name,
+                container_port: r.container_port,
             })
             .collect(),
     }
@@ -294,6 +305,34 @@ impl Compute for Ecs {
             .service(service)
             .set_task_definition(task_definition.map(str::to_owned))
             .desired_count(desired_count)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;
+        Ok(())
+    }
+
+    async fn set_registries(
+        &self,
+        cluster: &str,
+        service: &str,
+        registries: &[ServiceRegistry],
+    ) -> StepResult<()> {
+        let registries = registries
+            .iter()
+            .map(|r| {
+                aws_sdk_ecs::types::ServiceRegistry::builder()
+                    .registry_arn(&r.registry_arn)
+                    .set_port(r.port)
+                    .set_container_name(r.container_name.clone())
+                    .set_container_port(r.container_port)
+                    .build()
+            })
+            .collect();
+        self.0
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .set_service_registries(Some(registries))
             .send()
             .await
             .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;

@@ -23,6 +23,22 @@ pub struct ServiceState {
     pub running_count: i32,
     /// Its deployments (ECS keeps the primary and the ones it is draining).
     pub deployments: Vec<ServiceDeployment>,
+    /// Its service registries (Cloud Map): where its tasks register for callers to find.
+    #[serde(default)]
+    pub registries: Vec<ServiceRegistry>,
+}
+
+/// One service registry of a service (Cloud Map), as ECS states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ServiceRegistry {
+    /// The Cloud Map service's ARN.
+    pub registry_arn: String,
+    /// The port of an SRV record.
+    pub port: Option<i32>,
+    /// The container whose port an SRV record names.
+    pub container_name: Option<String>,
+    /// That container's port.
+    pub container_port: Option<i32>,
 }
 
 impl ServiceState {
@@ -212,6 +228,15 @@ pub trait Compute: Send + Sync {
         service: &str,
         task_definition: Option<&str>,
         desired_count: i32,
+    ) -> StepResult<()>;
+
+    /// Sets a service's registries (Cloud Map); `[]` removes them. ECS rolls the service out
+    /// again so its tasks register (or stop registering) accordingly.
+    async fn set_registries(
+        &self,
+        cluster: &str,
+        service: &str,
+        registries: &[ServiceRegistry],
     ) -> StepResult<()>;
 
     /// Adds tags to an ECS resource (idempotent).

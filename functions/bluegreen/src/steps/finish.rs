@@ -49,6 +49,9 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
         ecs::unmark_slot(ctx, &config.cluster, old_name).await?;
         done.push(format!("{old_name} scaled to 0"));
     } else {
+        // Warm for a fast rollback, not for callers: out of service discovery (Cloud Map)
+        // until a rollback brings it back.
+        ecs::ensure_registries(ctx, &config.cluster, old_name, &[]).await?;
         let until = ctx.now() + Duration::seconds(keep_warm as i64);
         let id = &deployment.deployment_id;
         ecs::mark_slot(ctx, &config.cluster, old_name, id, ROLE_WARM, until).await?;

@@ -50,6 +50,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
                     .desired_count
                     .unwrap_or(live.desired_count.max(1)),
                 previous_marks,
+                previous_registries: idle.registries.clone(),
             };
             // Recorded before the service changes, so abort can always put it back.
             Records::new(ctx)
@@ -64,6 +65,9 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     crate::fence::guard(ctx, &deployment.deployment_id, "scaling pre-prod up").await?;
     // First: a policy that cannot follow production refuses the launch before pre-prod runs.
     carry_autoscaling(ctx, &deployment, target, preprod.desired_count).await?;
+    // Out of production's service discovery until the switch: callers that find the service
+    // through Cloud Map must not reach an unapproved release.
+    ecs::ensure_registries(ctx, &config.cluster, idle_name, &[]).await?;
     ecs::update_service(
         ctx,
         &config.cluster,

@@ -11,11 +11,13 @@ use crate::capacity::{self, Capacity};
 use crate::config::{Shift, Traffic};
 use crate::context::Context;
 use crate::db_guard;
+use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::poll::{CheckInput, Poll, Started};
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
+use crate::slot::Slot;
 
 use super::{CHECK_AT_ONCE, DeploymentRef, load_active, record_done, record_failed, start_once};
 
@@ -194,6 +196,28 @@ async fn switched_at(
     Ok(now)
 }
 
+/// Before production's first request reaches it, the new slot gets the live slot's service
+/// registries (Cloud Map), which launch took away: callers that find the service through
+/// service discovery reach it from now on, as the load balancer's do. ECS rolls the slot out
+/// again to register its tasks; the old slot's stay registered until finish scales it down.
+async fn registries_follow(ctx: &Context, deployment: &Deployment, target: Slot) -> StepResult<()> {
+    let config = &deployment.config;
+    let live = ecs::describe_service(
+        ctx,
+        &config.cluster,
+        &config.slots.get(target.other()).service,
+    )
+    .await?;
+    ecs::ensure_registries(
+        ctx,
+        &config.cluster,
+        &config.slots.get(target).service,
+        &live.registries,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) -> StepResult<Poll> {
     let deployment = load_active(ctx, deployment_id).await?;
     let config = &deployment.config;
@@ -213,6 +237,9 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
     {
         return Ok(waiting);
+    }
+    if deployment.switched_at.is_none() {
+        registries_follow(ctx, &deployment, target).await?;
     }
     let switched_at = switched_at(ctx, &deployment, target, now).await?;
     let shift = match &config.traffic {
