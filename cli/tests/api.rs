@@ -134,6 +134,13 @@ async fn an_approvers_decision_goes_through_the_api_and_the_cli_makes_no_aws_cal
     );
     assert_eq!(s.waiting.ended().await.0, "SUCCEEDED");
     s.assert_allowed_by_its_role();
+    assert!(
+        s.calls
+            .calls()
+            .iter()
+            .any(|c| c.action == "states:SendTaskSuccess"),
+        "the decision's own call was checked"
+    );
     let approval = Records::new(&s.world.ctx)
         .get(&s.id)
         .await

@@ -269,11 +269,6 @@ impl Grants {
         })
     }
 
-    /// Whether the stack has a function of that name.
-    pub fn knows(&self, function: &str) -> bool {
-        self.0.contains_key(function)
-    }
-
     /// Each call its function's role does not allow, as `Function: action on resource`,
     /// once.
     pub fn denied(&self, calls: &[Call]) -> Vec<String> {

@@ -98,3 +98,20 @@ async fn a_warm_slot_leaves_cloud_map_and_a_rollback_to_it_brings_it_back() {
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
     assert_eq!(registered(&world, Slot::Blue).await, [REGISTRY]);
 }
+
+/// A bake that fails: the rollback takes the failed slot out of Cloud Map as soon as
+/// production is back, whatever keeps its tasks running.
+#[tokio::test]
+async fn a_rollback_takes_the_failed_slot_out_of_cloud_map() {
+    use bluegreen::steps::rollback;
+    let world = World::build().await;
+    with_cloud_map(&world).await;
+    let id = deploy_to_switch(&world).await;
+    assert_eq!(registered(&world, Slot::Green).await, [REGISTRY]);
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .expect("rollback");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+    assert_eq!(registered(&world, Slot::Green).await, Vec::<String>::new());
+    assert_eq!(registered(&world, Slot::Blue).await, [REGISTRY]);
+}

@@ -69,6 +69,25 @@ pub async fn ensure_registries(
     Ok(true)
 }
 
+/// Moves service discovery (Cloud Map) from `from` to `to` once production's traffic is on
+/// `to`: `to` gets `from`'s registries unless it has some, then `from` has none — a slot
+/// production left is not found by callers, whatever still keeps it running.
+pub async fn registries_to(ctx: &Context, cluster: &str, from: &str, to: &str) -> StepResult<()> {
+    let leaving = describe_service(ctx, cluster, from).await?.registries;
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    if describe_service(ctx, cluster, to)
+        .await?
+        .registries
+        .is_empty()
+    {
+        ensure_registries(ctx, cluster, to, &leaving).await?;
+    }
+    ensure_registries(ctx, cluster, from, &[]).await?;
+    Ok(())
+}
+
 /// A task definition and its tags.
 pub async fn describe_task_definition(
     ctx: &Context,

@@ -165,6 +165,14 @@ async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
     // It is live again: scheduled teardown must not scale it down as an expired warm slot.
     ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
     routing::point_test_listener(ctx, config, bad).await?;
+    // Out of service discovery (Cloud Map) whatever keeps it running below.
+    ecs::registries_to(
+        ctx,
+        &config.cluster,
+        bad_name,
+        &config.slots.get(good).service,
+    )
+    .await?;
     // Before it is put at rest: a route still on it would lose its traffic.
     routing::ensure_unrouted(ctx, config, bad, "retiring the rolled-back slot").await?;
     autoscaling::rest(ctx, &config.cluster, bad_name).await?;

@@ -361,11 +361,12 @@ async fn production_database_now(
             "database: the live slot's task definition {live_td} sets no {env}"
         )])
     })?;
-    let apps = app_containers_of(config, &live)?;
-    // The given base is what gets the values: a container it does not have gets none.
-    Ok(containers_setting(&live, &apps, env)
+    // Every container of the given base that sets it gets production's value now: the live
+    // definition's for that container, else the live main container's — never the old
+    // revision's (a failover may have replaced that database).
+    let all: Vec<String> = base.containers.iter().map(|c| c.name.clone()).collect();
+    Ok(containers_setting(base, &all, env)
         .into_iter()
-        .filter(|container| base.container(container).is_some())
         .map(|container| {
             let value = live
                 .env_value(&container, env)

@@ -132,11 +132,66 @@ pub async fn set_production_verified(
     } else {
         None
     };
-    // Rule mode: the listener's default action follows the rule when it forwards only to this
-    // service's slots; otherwise requests the rule does not match would keep going to the old
-    // slot, which finish scales to 0. A default that does something else (a fixed response,
-    // another service's target group) is left alone. Checked also when the rule was already
-    // right: a retry after a crash between the two writes.
+    // Once production moved back, nothing else may turn the move into a failure: every other
+    // route is tried, what fails is logged and left (and keeps its slot from scaling down).
+    let tolerated = |what: String, result: StepResult<()>| match (result, way) {
+        (Err(e), Move::Back) => {
+            warn!(service = %config.name, error = %e, "{what}: left where it is");
+            Ok(())
+        }
+        (result, _) => result,
+    };
+    tolerated(
+        "the production listener's default action".into(),
+        default_follows(ctx, config, slot, percent).await,
+    )?;
+    // The other routes at the same share, each checked also when production was already
+    // right (a retry after a crash between the writes).
+    for (route, state) in &companions {
+        if state.percent(slot) != percent {
+            let written = reweigh(ctx, config, route, slot, percent).await;
+            tolerated(routes::describe(route), written)?;
+        }
+    }
+    let after = read_production(ctx, config).await?;
+    if after.percent(slot) != percent {
+        return Ok(Err(format!(
+            "wrote {percent}% to {slot} but read back {}%",
+            after.percent(slot)
+        )));
+    }
+    for (route, _) in &companions {
+        let read = forward(ctx, route)
+            .await
+            .and_then(|g| weights_of(config, g));
+        let mismatch = match read {
+            Ok(read) if read.percent(slot) == percent => continue,
+            Ok(read) => format!(
+                "wrote {percent}% to {slot} on {} but read back {}%",
+                routes::describe(route),
+                read.percent(slot)
+            ),
+            Err(e) => format!("{}: {e}", routes::describe(route)),
+        };
+        match way {
+            Move::Forward => return Ok(Err(mismatch)),
+            Move::Back => warn!(service = %config.name, %mismatch, "a route left where it is"),
+        }
+    }
+    Ok(Ok(change))
+}
+
+/// Rule mode: the listener's default action follows the rule when it forwards only to this
+/// service's slots; otherwise requests the rule does not match would keep going to the old
+/// slot, which finish scales to 0. A default that does something else (a fixed response,
+/// another service's target group) is left alone. Checked also when the rule was already
+/// right: a retry after a crash between the two writes.
+async fn default_follows(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    percent: i64,
+) -> StepResult<()> {
     if let Traffic::Listener {
         production_listener_arn: listener,
         production_rule_arn: Some(_),
@@ -152,31 +207,7 @@ pub async fn set_production_verified(
             reweigh(ctx, config, &route, slot, percent).await?;
         }
     }
-    // The other routes at the same share, each checked also when production was already
-    // right (a retry after a crash between the writes).
-    for (route, state) in &companions {
-        if state.percent(slot) != percent {
-            reweigh(ctx, config, route, slot, percent).await?;
-        }
-    }
-    let after = read_production(ctx, config).await?;
-    if after.percent(slot) != percent {
-        return Ok(Err(format!(
-            "wrote {percent}% to {slot} but read back {}%",
-            after.percent(slot)
-        )));
-    }
-    for (route, _) in &companions {
-        let read = weights_of(config, forward(ctx, route).await?)?;
-        if read.percent(slot) != percent {
-            return Ok(Err(format!(
-                "wrote {percent}% to {slot} on {} but read back {}%",
-                routes::describe(route),
-                read.percent(slot)
-            )));
-        }
-    }
-    Ok(Ok(change))
+    Ok(())
 }
 
 /// The other routes a move takes along ([`Move`]): a move forward refuses on any route that

@@ -36,6 +36,14 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         .await?
         .map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));
+    // Callers that find the service through Cloud Map leave the failed release at once too.
+    ecs::registries_to(
+        ctx,
+        &config.cluster,
+        &config.slots.get(failed).service,
+        &config.slots.get(old).service,
+    )
+    .await?;
     // Its scale-in was frozen while traffic moved away; production's own target again.
     autoscaling::give_back(ctx, &deployment, old).await?;
     routing::point_test_listener(ctx, config, failed).await?;

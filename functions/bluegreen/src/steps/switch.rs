@@ -200,6 +200,8 @@ async fn switched_at(
 /// registries (Cloud Map), which launch took away: callers that find the service through
 /// service discovery reach it from now on, as the load balancer's do. ECS rolls the slot out
 /// again to register its tasks; the old slot's stay registered until finish scales it down.
+/// Cloud Map has no weights: during a canary its callers are spread by task count, not by the
+/// canary's share.
 async fn registries_follow(ctx: &Context, deployment: &Deployment, target: Slot) -> StepResult<()> {
     let config = &deployment.config;
     let live = ecs::describe_service(
@@ -237,9 +239,6 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
     {
         return Ok(waiting);
-    }
-    if deployment.switched_at.is_none() {
-        registries_follow(ctx, &deployment, target).await?;
     }
     let switched_at = switched_at(ctx, &deployment, target, now).await?;
     let shift = match &config.traffic {
@@ -313,6 +312,9 @@ async fn move_traffic(
         return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
     }
     crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
+    // After the guards, before the routes: found by Cloud Map's callers as by the load
+    // balancer's (a no-op once done, so each step checks it, a retry after a crash too).
+    registries_follow(ctx, deployment, target).await?;
     let change = match routing::set_production_verified(
         ctx,
         &deployment.config,
