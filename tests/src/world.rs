@@ -1139,6 +1139,22 @@ impl World {
         config
     }
 
+    /// Takes the second slot away — its service, its target group and the test listener — as a
+    /// team's world is before bluegreen (what `adopt` starts from). Blue and the production
+    /// listener stay.
+    pub async fn only_the_first_slot(&self) {
+        let ctx = &self.ctx;
+        bluegreen::direct::ecs::delete_service(ctx, CLUSTER, "shop-green")
+            .await
+            .expect("delete green");
+        bluegreen::direct::elb::delete_listener(ctx, &self.test_listener)
+            .await
+            .expect("delete the test listener");
+        bluegreen::direct::elb::delete_target_group(ctx, &self.tg_green)
+            .await
+            .expect("delete green's target group");
+    }
+
     /// The other routes a service on a shared ALB has, each forwarding to blue and tagged
     /// `bluegreen:managed=true`: a host rule and an `/admin/*` path rule on the production
     /// listener, and an HTTP listener on port 8080. Returns their ARNs in that order.

@@ -16,15 +16,7 @@ use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY, World};
 /// service with every copyable setting away from its default, tagged by its team.
 async fn team_service(world: &World) {
     let ctx = &world.ctx;
-    ecs::delete_service(ctx, CLUSTER, "shop-green")
-        .await
-        .unwrap();
-    elb::delete_listener(ctx, &world.test_listener)
-        .await
-        .unwrap();
-    elb::delete_target_group(ctx, world.tg(Slot::Green))
-        .await
-        .unwrap();
+    world.only_the_first_slot().await;
     let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
         .await
         .unwrap();

@@ -88,6 +88,25 @@ pub async fn failed_launch(world: &World, id: &str) -> bluegreen::StepError {
         .expect_err("the launch fails")
 }
 
+/// Prepares and syncs a push whose migration start is refused, and asserts that nothing ran:
+/// no migration task, pre-prod still at 0. Returns the refusal.
+pub async fn refused_before_anything_runs(world: &World) -> bluegreen::StepError {
+    let id = prepare_push(world, "v2", "event-1").await;
+    sync(world, &id).await;
+    let err = migrate::start(&world.ctx, &id_ref(&id))
+        .await
+        .expect_err("migrate refused");
+    assert!(
+        world
+            .tasks_started_by(&bluegreen::naming::started_by(&id, "migrate"))
+            .await
+            .is_empty(),
+        "no migration task"
+    );
+    assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
+    err
+}
+
 /// How many migration tasks the deployment has started.
 pub async fn migrations(world: &World, id: &str) -> usize {
     world

@@ -53,6 +53,20 @@ fn worker(env: &[(&str, &str)]) -> ContainerDefinition {
     container("worker", &app_image(), env)
 }
 
+/// Isolated: a push prepared, synced and migrated on its clone; pre-prod's revision and the
+/// clone's address its `web` container has.
+async fn isolated_preprod_revision(world: &World) -> (TaskDefinitionState, String) {
+    let id = prepare_push(world, "v2", "event-1").await;
+    sync(world, &id).await;
+    let migrated = migrate_with(world, &id, Some(0)).await.expect("migrate");
+    assert!(matches!(migrated, bluegreen::poll::Poll::Done { .. }));
+    let deployment = record(world, &id).await;
+    let td = revision(world, &deployment.task_definitions.preprod.unwrap()).await;
+    let clone = td.env_value("web", "DATABASE_HOST").unwrap();
+    assert!(clone.starts_with("bg-shop-"), "{clone}");
+    (td, clone)
+}
+
 async fn revision(world: &World, arn: &str) -> TaskDefinitionState {
     bluegreen::ecs::describe_task_definition(&world.ctx, arn)
         .await
@@ -171,14 +185,7 @@ async fn named_containers_are_the_only_ones_a_push_updates() {
 async fn isolated_pre_prod_re_points_every_app_container_to_its_clone() {
     let world = proxied_world(worker(&[("DATABASE_HOST", PRODUCTION_DB)])).await;
     world.use_isolated_db().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    let migrated = migrate_with(&world, &id, Some(0)).await.expect("migrate");
-    assert!(matches!(migrated, bluegreen::poll::Poll::Done { .. }));
-    let deployment = record(&world, &id).await;
-    let td = revision(&world, &deployment.task_definitions.preprod.unwrap()).await;
-    let clone = td.env_value("web", "DATABASE_HOST").unwrap();
-    assert!(clone.starts_with("bg-shop-"), "{clone}");
+    let (td, clone) = isolated_preprod_revision(&world).await;
     assert_eq!(td.env_value("worker", "DATABASE_HOST"), Some(clone));
     assert_eq!(td.env_value("proxy", "DATABASE_HOST"), None);
 }
@@ -196,22 +203,13 @@ async fn isolated_pre_prod_is_refused_when_a_worker_reads_its_database_from_a_se
     worker.secrets = Some(vec![secret]);
     let world = proxied_world(worker).await;
     world.use_isolated_db().await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    let err = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    let err = refused_before_anything_runs(&world).await;
     assert_eq!(err.name(), "ConfigInvalid", "{err}");
     assert!(
         err.to_string().contains("container \"worker\"")
             && err.to_string().contains("secret DATABASE_URL"),
         "{err}"
     );
-    assert!(
-        world
-            .tasks_started_by(&bluegreen::naming::started_by(&id, "migrate"))
-            .await
-            .is_empty()
-    );
-    assert_eq!(world.service(Slot::Green).await.1, 0);
 }
 
 /// adopt writes the app's container into the config, chosen by image: for a service whose
@@ -221,20 +219,10 @@ async fn isolated_pre_prod_is_refused_when_a_worker_reads_its_database_from_a_se
 async fn adopt_chooses_the_app_container_by_image_not_the_load_balanced_proxy() {
     use aws_sdk_ecs::types::LoadBalancer;
     use bluegreen::adopt::{Request, adopt};
-    use bluegreen::direct::{ecs, elb};
     let world = proxied_world(worker(&[])).await;
     let td = world.service(Slot::Blue).await.0;
     // Only blue's target group and the production listener exist, as before bluegreen.
-    let ctx = &world.ctx;
-    ecs::delete_service(ctx, CLUSTER, "shop-green")
-        .await
-        .unwrap();
-    elb::delete_listener(ctx, &world.test_listener)
-        .await
-        .unwrap();
-    elb::delete_target_group(ctx, world.tg(Slot::Green))
-        .await
-        .unwrap();
+    world.only_the_first_slot().await;
     world
         .aws
         .ecs
@@ -367,14 +355,7 @@ async fn isolated_pre_prod_re_points_a_container_that_containers_leaves_out() {
     });
     config.containers = vec!["web".into()];
     world.put_config(&config).await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    let migrated = migrate_with(&world, &id, Some(0)).await.expect("migrate");
-    assert!(matches!(migrated, bluegreen::poll::Poll::Done { .. }));
-    let deployment = record(&world, &id).await;
-    let td = revision(&world, &deployment.task_definitions.preprod.unwrap()).await;
-    let clone = td.env_value("web", "DATABASE_HOST").unwrap();
-    assert!(clone.starts_with("bg-shop-"), "{clone}");
+    let (td, clone) = isolated_preprod_revision(&world).await;
     assert_eq!(td.env_value("worker", "DATABASE_HOST"), Some(clone));
     assert_eq!(
         td.container("worker").unwrap().image,

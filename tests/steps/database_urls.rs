@@ -129,20 +129,11 @@ async fn a_rehearsal_runs_with_productions_url_on_the_clones_host() {
 #[tokio::test]
 async fn a_url_setting_that_holds_no_url_is_refused_before_anything_runs() {
     let (world, _) = url_world("shop-db.prod.internal", DbStrategy::Isolated).await;
-    let id = prepare_push(&world, "v2", "event-1").await;
-    sync(&world, &id).await;
-    let err = migrate::start(&world.ctx, &id_ref(&id)).await.unwrap_err();
+    let err = refused_before_anything_runs(&world).await;
     assert_eq!(err.name(), "ConfigInvalid", "{err}");
     assert!(
         err.to_string().contains("database.url_env: DATABASE_URL")
             && err.to_string().contains("not a URL"),
         "{err}"
     );
-    assert!(
-        world
-            .tasks_started_by(&bluegreen::naming::started_by(&id, "migrate"))
-            .await
-            .is_empty()
-    );
-    assert_eq!(world.service(Slot::Green).await.1, 0);
 }

@@ -6,6 +6,7 @@
 
 use bluegreen::Slot;
 use bluegreen::config::{Routes, RoutesWord, ServiceConfig, Shift, Traffic};
+use bluegreen::direct::elb;
 use bluegreen::ports::load_balancing::Route;
 use bluegreen::routes::route_of;
 use bluegreen::steps::{finish, switch};
@@ -163,13 +164,7 @@ async fn an_untagged_route_refuses_the_switch_before_anything_moves() {
     let Route::Listener(http) = &routes[3] else {
         unreachable!()
     };
-    world
-        .aws
-        .elb
-        .remove_tags()
-        .resource_arns(http)
-        .tag_keys("bluegreen:managed")
-        .send()
+    elb::remove_tags(&world.ctx, http, &["bluegreen:managed"])
         .await
         .unwrap();
     let id = deploy_to_approval(&world).await;
@@ -198,22 +193,13 @@ async fn managed(ctx: &bluegreen::Context, arn: &str) -> bool {
 #[tokio::test]
 async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
     use bluegreen::adopt::{Request, adopt, undo};
-    use bluegreen::direct::{ecs, elb};
     use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
     let world = World::build().await;
     let ctx = &world.ctx;
     let [host, admin, http] = world.more_routes_to_blue().await;
     elb::delete_listener(ctx, &http).await.unwrap();
     world.default_action_not_found().await;
-    ecs::delete_service(ctx, CLUSTER, "shop-green")
-        .await
-        .unwrap();
-    elb::delete_listener(ctx, &world.test_listener)
-        .await
-        .unwrap();
-    elb::delete_target_group(ctx, world.tg(Slot::Green))
-        .await
-        .unwrap();
+    world.only_the_first_slot().await;
     bluegreen::config_store::ConfigStore::new(ctx)
         .delete("shop")
         .await
@@ -315,13 +301,7 @@ async fn a_rollback_moves_back_every_route_it_may_and_never_scales_down_under_th
     let Route::Listener(http) = &routes[3] else {
         unreachable!()
     };
-    world
-        .aws
-        .elb
-        .remove_tags()
-        .resource_arns(http)
-        .tag_keys("bluegreen:managed")
-        .send()
+    elb::remove_tags(&world.ctx, http, &["bluegreen:managed"])
         .await
         .unwrap();
     let green_tasks = world.service(Slot::Green).await.1;

@@ -184,6 +184,24 @@ fn overlaid(
     Ok(containers)
 }
 
+/// The service an `UpdateService` names, or ECS's answer for one that does not exist.
+fn service_to_update<'a>(
+    s: &'a mut super::State,
+    cluster: &str,
+    service: &str,
+) -> Result<&'a mut ServiceModel, StepError> {
+    s.ecs
+        .services
+        .get_mut(&format!("{cluster}/{service}"))
+        .ok_or_else(|| {
+            refused(
+                "ecs:UpdateService",
+                "ServiceNotFoundException",
+                "Service not found.",
+            )
+        })
+}
+
 #[async_trait::async_trait]
 impl Compute for MemoryAws {
     async fn describe_service(
@@ -217,17 +235,7 @@ impl Compute for MemoryAws {
                     format!("task definition {td} does not exist"),
                 ));
             }
-            let model = s
-                .ecs
-                .services
-                .get_mut(&format!("{cluster}/{service}"))
-                .ok_or_else(|| {
-                    refused(
-                        "ecs:UpdateService",
-                        "ServiceNotFoundException",
-                        "Service not found.",
-                    )
-                })?;
+            let model = service_to_update(s, cluster, service)?;
             model.update(task_definition, desired_count);
             Ok(())
         })
@@ -241,17 +249,7 @@ impl Compute for MemoryAws {
         registries: &[bluegreen::ports::compute::ServiceRegistry],
     ) -> Result<(), StepError> {
         self.call("ecs:UpdateService", |s| {
-            let model = s
-                .ecs
-                .services
-                .get_mut(&format!("{cluster}/{service}"))
-                .ok_or_else(|| {
-                    refused(
-                        "ecs:UpdateService",
-                        "ServiceNotFoundException",
-                        "Service not found.",
-                    )
-                })?;
+            let model = service_to_update(s, cluster, service)?;
             model.state.registries = registries.to_vec();
             Ok(())
         })
