@@ -278,6 +278,7 @@ fn a_revision_overlays_the_live_one<'a>(
         let overlay = RevisionOverlay {
             images: vec![("web".into(), "repo@sha256:abc".into())],
             environment: vec![("web".into(), "DATABASE_HOST".into(), "bg-clone".into())],
+            secrets: Vec::new(),
         };
         let tags = vec![("bluegreen:deployment".to_owned(), "d-1".to_owned())];
         let arn = compute
@@ -292,7 +293,7 @@ fn a_revision_overlays_the_live_one<'a>(
                 &base.arn,
                 &RevisionOverlay {
                     images: vec![("nope".into(), "x".into())],
-                    environment: Vec::new(),
+                    ..RevisionOverlay::default()
                 },
                 &tags,
             )

@@ -1,18 +1,84 @@
 //! Every database strategy through every outcome, on the committed definition with the real
 //! steps: what production sees at the end, read from AWS — which slot serves, which database
 //! endpoint each slot's task definition carries, which migrations ran against which database
-//! (task definition plus overrides), that no clone and no maintenance rule is left, and that
-//! the lock is free.
+//! (task definition plus overrides), that no clone, no clone secret and no maintenance rule is
+//! left, and that the lock is free. The strategies that run on a clone (isolated, a rehearsal)
+//! also run with each form of database setting: a bare host, a URL, a Secrets Manager secret.
 
 use bluegreen::Slot;
 use bluegreen::config::{DbSource, DbStrategy, MigrationRun, ServiceConfig};
 use bluegreen::record::{Deployment, Records, Status, TaskState};
+use bluegreen::secret_reference::{
+    CLONE_SECRET_PREFIX, SecretReference, clone_secret_name, is_clone_secret,
+};
 use bluegreen_statemachine::Outcome;
 
 use super::{Local, Person};
 
 /// Production's database, as the live slot's task definition has it in the test world.
 const PRODUCTION_DB: &str = "shop-db.prod.internal";
+/// `url_env`: production's URL (the password must never reach a record or a message).
+const PRODUCTION_URL: &str = "postgres://shop:s3cret@shop-db.prod.internal:5432/shop";
+/// `secret`: production's secret, as RDS writes it.
+const PRODUCTION_SECRET: &str =
+    r#"{"username":"shop","password":"s3cret","host":"shop-db.prod.internal","port":5432}"#;
+
+/// How the app reads its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `DATABASE_HOST`, a bare host (`database.endpoint_env`).
+    Host,
+    /// `DATABASE_URL`, a URL (`database.url_env`).
+    Url,
+    /// `DB_SECRET` from a Secrets Manager secret (`database.secret`).
+    Secret,
+}
+
+impl Form {
+    /// The setting's name in the task definition.
+    fn setting(self) -> &'static str {
+        match self {
+            Form::Host => "DATABASE_HOST",
+            Form::Url => "DATABASE_URL",
+            Form::Secret => "DB_SECRET",
+        }
+    }
+
+    /// Gives the live slot a revision that reads the database this way, and the config the
+    /// matching setting.
+    async fn apply(self, local: &Local, config: &mut ServiceConfig) {
+        let world = &local.world;
+        match self {
+            Form::Host => {}
+            Form::Url => {
+                let td = world
+                    .live_revision_with(&[("DATABASE_URL", PRODUCTION_URL)], &[])
+                    .await;
+                // Both slots ran the app's definition before bluegreen: an abort puts
+                // pre-prod's slot back on it.
+                world.set_task_definition(Slot::Green, &td).await;
+                config.database.url_env = Some("DATABASE_URL".into());
+            }
+            Form::Secret => {
+                let arn = world
+                    .ctx
+                    .ports
+                    .secrets
+                    .create_secret(
+                        "shop/db",
+                        PRODUCTION_SECRET,
+                        None,
+                        &[("bluegreen:database-source".into(), "true".into())],
+                    )
+                    .await
+                    .expect("production's secret");
+                let td = world.live_revision_with(&[], &[("DB_SECRET", &arn)]).await;
+                world.set_task_definition(Slot::Green, &td).await;
+                config.database.secret = Some("DB_SECRET".into());
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strategy {
@@ -54,8 +120,13 @@ impl Strategy {
     }
 
     async fn configure(self, local: &Local) -> ServiceConfig {
+        self.configure_with(local, Form::Host).await
+    }
+
+    async fn configure_with(self, local: &Local, form: Form) -> ServiceConfig {
         let world = &local.world;
         let mut config = world.config();
+        form.apply(local, &mut config).await;
         if let Some(migration) = config.migration.as_mut() {
             migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
         }
@@ -141,44 +212,127 @@ fn expected(strategy: Strategy, case: Case) -> Expected {
     }
 }
 
-/// The database a one-off task ran against: its override, else its task definition's setting.
-async fn database_of_task(local: &Local, task_arn: &str) -> String {
-    let task = local.world.task(task_arn).await;
-    let overridden = task
-        .overrides
-        .and_then(|o| o.container_overrides)
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|c| c.environment.unwrap_or_default())
-        .find(|kv| kv.name.as_deref() == Some("DATABASE_HOST"))
-        .and_then(|kv| kv.value);
-    match overridden {
-        Some(host) => host,
-        None => database_of(local, task.task_definition_arn.as_deref().unwrap()).await,
+/// Reads which database a task definition or a task uses, for one form of setting.
+struct Databases<'a> {
+    local: &'a Local,
+    form: Form,
+    /// The deployment's clones: `(identifier, endpoint)`.
+    clones: Vec<(String, String)>,
+}
+
+impl<'a> Databases<'a> {
+    fn new(local: &'a Local, form: Form, deployment: &Deployment) -> Self {
+        Databases {
+            local,
+            form,
+            clones: deployment
+                .clones
+                .iter()
+                .filter_map(|c| Some((c.identifier.clone(), c.endpoint.clone()?)))
+                .collect(),
+        }
+    }
+
+    /// The host a value of the setting names (`scheme://user:password@host:port/db`).
+    fn host_in(&self, value: &str) -> String {
+        match self.form {
+            Form::Url => {
+                let after = value.split_once('@').expect("a URL with a user").1;
+                after.split([':', '/']).next().unwrap().to_owned()
+            }
+            Form::Host | Form::Secret => value.to_owned(),
+        }
+    }
+
+    /// The database a one-off task ran against: its override, else its task definition's.
+    async fn of_task(&self, task_arn: &str) -> String {
+        let task = self.local.world.task(task_arn).await;
+        let overridden = task
+            .overrides
+            .and_then(|o| o.container_overrides)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|c| c.environment.unwrap_or_default())
+            .find(|kv| kv.name.as_deref() == Some(self.form.setting()))
+            .and_then(|kv| kv.value);
+        match overridden {
+            Some(value) => self.host_in(&value),
+            None => self.of(task.task_definition_arn.as_deref().unwrap()).await,
+        }
+    }
+
+    /// The database `task_definition`'s `web` container reads. A clone's secret is deleted
+    /// with its clone, so a reference to one names that clone's endpoint (what the secret
+    /// held is asserted while it exists, in tests/steps/database_secrets.rs).
+    async fn of(&self, task_definition: &str) -> String {
+        let world = &self.local.world;
+        let td = bluegreen::ecs::describe_task_definition(&world.ctx, task_definition)
+            .await
+            .expect("task definition");
+        if self.form != Form::Secret {
+            let value = td
+                .env_value("web", self.form.setting())
+                .unwrap_or_else(|| panic!("{task_definition} sets {}", self.form.setting()));
+            return self.host_in(&value);
+        }
+        let from = td.secret_from("web", "DB_SECRET").expect("DB_SECRET");
+        if is_clone_secret(&from) {
+            return self
+                .clones
+                .iter()
+                .find(|(id, _)| from.contains(&clone_secret_name(id)))
+                .map(|(_, endpoint)| endpoint.clone())
+                .unwrap_or_else(|| panic!("{from} names none of {:?}", self.clones));
+        }
+        let text = world
+            .ctx
+            .ports
+            .secrets
+            .secret_string(&SecretReference::parse(&from).unwrap().secret_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["host"].as_str().unwrap().to_owned()
+    }
+
+    /// The databases the deployment's migration tasks of `kind` ran against.
+    async fn migrations(&self, deployment: &Deployment, kind: &str) -> Vec<String> {
+        let started_by = bluegreen::naming::started_by(&deployment.deployment_id, kind);
+        let mut databases = Vec::new();
+        for arn in self.local.world.tasks_started_by(&started_by).await {
+            databases.push(self.of_task(&arn).await);
+        }
+        databases
     }
 }
 
 async fn database_of(local: &Local, task_definition: &str) -> String {
-    let td = bluegreen::ecs::describe_task_definition(&local.world.ctx, task_definition)
-        .await
-        .expect("task definition");
-    td.env_value("web", "DATABASE_HOST")
-        .expect("DATABASE_HOST is set")
+    let databases = Databases {
+        local,
+        form: Form::Host,
+        clones: Vec::new(),
+    };
+    databases.of(task_definition).await
 }
 
-/// The databases the deployment's migration tasks of `kind` ran against.
+/// The databases the deployment's migration tasks of `kind` ran against (a bare host).
 async fn migrations_of(local: &Local, deployment: &Deployment, kind: &str) -> Vec<String> {
-    let started_by = bluegreen::naming::started_by(&deployment.deployment_id, kind);
-    let mut databases = Vec::new();
-    for arn in local.world.tasks_started_by(&started_by).await {
-        databases.push(database_of_task(local, &arn).await);
-    }
-    databases
+    Databases::new(local, Form::Host, deployment)
+        .migrations(deployment, kind)
+        .await
 }
 
-async fn run_case(strategy: Strategy, case: Case) {
+async fn run_case_with(strategy: Strategy, case: Case, form: Form) {
     let local = Local::new().await;
-    strategy.configure(&local).await;
+    strategy.configure_with(&local, form).await;
+    // Where the live slot reads its database secret from before the deployment.
+    let live = local.world.service(Slot::Blue).await.0;
+    let production_secret = bluegreen::ecs::describe_task_definition(&local.world.ctx, &live)
+        .await
+        .unwrap()
+        .secret_from("web", "DB_SECRET");
+    assert_eq!(production_secret.is_some(), form == Form::Secret);
     let person = match case {
         Case::Rejected => Person::Rejects,
         _ => Person::Approves,
@@ -202,7 +356,7 @@ async fn run_case(strategy: Strategy, case: Case) {
     };
     let finished = &super::only(&results);
     let want = expected(strategy, case);
-    let label = format!("{strategy:?} / {case:?}");
+    let label = format!("{strategy:?} / {case:?} / {form:?}");
     match (want.error, &finished.outcome) {
         (None, Outcome::Succeeded(_)) => {}
         (Some(error), Outcome::Failed(f)) => assert_eq!(f.error, error, "{label}: {f:?}"),
@@ -214,6 +368,7 @@ async fn run_case(strategy: Strategy, case: Case) {
         .await
         .expect("record");
     assert_eq!(deployment.status, want.status, "{label}: record status");
+    let databases = Databases::new(&local, form, &deployment);
 
     // Production: the expected slot serves, runs tasks, and every slot is on production's DB.
     assert_eq!(
@@ -228,10 +383,26 @@ async fn run_case(strategy: Strategy, case: Case) {
     for slot in Slot::ALL {
         let (td, _, _) = world.service(slot).await;
         assert_eq!(
-            database_of(&local, &td).await,
+            databases.of(&td).await,
             PRODUCTION_DB,
             "{label}: {slot}'s task definition must carry production's database"
         );
+        let definition = bluegreen::ecs::describe_task_definition(&world.ctx, &td)
+            .await
+            .unwrap();
+        match form {
+            Form::Url => assert_eq!(
+                definition.env_value("web", "DATABASE_URL").as_deref(),
+                Some(PRODUCTION_URL),
+                "{label}: {slot} keeps production's whole URL"
+            ),
+            Form::Secret => assert_eq!(
+                definition.secret_from("web", "DB_SECRET"),
+                production_secret,
+                "{label}: {slot} references production's secret, and only it"
+            ),
+            Form::Host => {}
+        }
     }
 
     // Which migrations ran, against which database.
@@ -240,7 +411,7 @@ async fn run_case(strategy: Strategy, case: Case) {
         .iter()
         .filter_map(|c| c.endpoint.clone())
         .collect();
-    let on_clone = migrations_of(&local, &deployment, "rehearsal").await;
+    let on_clone = databases.migrations(&deployment, "rehearsal").await;
     if want.clone_migrated {
         assert_eq!(on_clone.len(), 1, "{label}: one migration on the clone");
         assert!(
@@ -251,7 +422,7 @@ async fn run_case(strategy: Strategy, case: Case) {
     } else {
         assert!(on_clone.is_empty(), "{label}: no clone migration");
     }
-    let on_production = migrations_of(&local, &deployment, "migrate").await;
+    let on_production = databases.migrations(&deployment, "migrate").await;
     if want.production_migrated {
         assert_eq!(
             on_production,
@@ -270,7 +441,7 @@ async fn run_case(strategy: Strategy, case: Case) {
         "{label}: recorded production migration {:?}",
         deployment.production_migration
     );
-    let rollbacks = migrations_of(&local, &deployment, "rollback").await;
+    let rollbacks = databases.migrations(&deployment, "rollback").await;
     if want.rolled_back_schema {
         assert_eq!(
             rollbacks,
@@ -289,13 +460,13 @@ async fn run_case(strategy: Strategy, case: Case) {
     // Isolated: pre-prod ran on its clone; after approval the slot was re-pointed.
     if matches!(strategy, Strategy::IsolatedRds | Strategy::IsolatedAurora) {
         let preprod = deployment.task_definitions.preprod.as_deref().unwrap();
-        let preprod_db = database_of(&local, preprod).await;
+        let preprod_db = databases.of(preprod).await;
         assert!(
             clone_endpoints.contains(&preprod_db),
             "{label}: pre-prod ran on {preprod_db}, not its clone"
         );
         if let Some(production) = deployment.task_definitions.production.as_deref() {
-            assert_eq!(database_of(&local, production).await, PRODUCTION_DB);
+            assert_eq!(databases.of(production).await, PRODUCTION_DB);
         }
     }
 
@@ -317,6 +488,17 @@ async fn run_case(strategy: Strategy, case: Case) {
         clusters.is_empty(),
         "{label}: clone clusters left: {clusters:?}"
     );
+    let secrets = world
+        .ctx
+        .ports
+        .secrets
+        .secrets_named(CLONE_SECRET_PREFIX)
+        .await
+        .unwrap();
+    assert!(
+        secrets.is_empty(),
+        "{label}: clone secrets left: {secrets:?}"
+    );
     assert!(
         world.listener_rules().await.is_empty(),
         "{label}: a rule (maintenance page) was left on the production listener"
@@ -334,13 +516,22 @@ async fn run_case(strategy: Strategy, case: Case) {
 }
 
 macro_rules! matrix {
-    ($($name:ident: $strategy:ident, $case:ident;)*) => {
+    ($($name:ident: $strategy:ident, $case:ident $(, $form:ident)?;)*) => {
         $(
             #[tokio::test]
             async fn $name() {
-                run_case(Strategy::$strategy, Case::$case).await;
+                run_case_with(Strategy::$strategy, Case::$case, form!($($form)?)).await;
             }
         )*
+    };
+}
+
+macro_rules! form {
+    () => {
+        Form::Host
+    };
+    ($form:ident) => {
+        Form::$form
     };
 }
 
@@ -374,6 +565,27 @@ matrix! {
     isolated_aurora_health_failure_aborts: IsolatedAurora, HealthFails;
     isolated_aurora_rejection_aborts: IsolatedAurora, Rejected;
     isolated_aurora_bake_alarm_rolls_back: IsolatedAurora, BakeAlarm;
+    // The app reads a URL (`database.url_env`) or a secret (`database.secret`).
+    isolated_url_succeeds_on_production_database: IsolatedRds, Success, Url;
+    isolated_url_clone_migration_failure_aborts: IsolatedRds, MigrationFails, Url;
+    isolated_url_health_failure_aborts: IsolatedRds, HealthFails, Url;
+    isolated_url_rejection_aborts: IsolatedRds, Rejected, Url;
+    isolated_url_bake_alarm_rolls_back: IsolatedRds, BakeAlarm, Url;
+    isolated_secret_succeeds_on_production_database: IsolatedRds, Success, Secret;
+    isolated_secret_clone_migration_failure_aborts: IsolatedRds, MigrationFails, Secret;
+    isolated_secret_health_failure_aborts: IsolatedRds, HealthFails, Secret;
+    isolated_secret_rejection_aborts: IsolatedRds, Rejected, Secret;
+    isolated_secret_bake_alarm_rolls_back: IsolatedRds, BakeAlarm, Secret;
+    rehearsal_url_succeeds: SharedWithRehearsal, Success, Url;
+    rehearsal_url_failed_rehearsal_never_touches_production: SharedWithRehearsal, MigrationFails, Url;
+    rehearsal_url_health_failure_rolls_the_schema_back: SharedWithRehearsal, HealthFails, Url;
+    rehearsal_url_rejection_rolls_the_schema_back: SharedWithRehearsal, Rejected, Url;
+    rehearsal_url_bake_alarm_rolls_back: SharedWithRehearsal, BakeAlarm, Url;
+    rehearsal_secret_succeeds: SharedWithRehearsal, Success, Secret;
+    rehearsal_secret_failed_rehearsal_never_touches_production: SharedWithRehearsal, MigrationFails, Secret;
+    rehearsal_secret_health_failure_rolls_the_schema_back: SharedWithRehearsal, HealthFails, Secret;
+    rehearsal_secret_rejection_rolls_the_schema_back: SharedWithRehearsal, Rejected, Secret;
+    rehearsal_secret_bake_alarm_rolls_back: SharedWithRehearsal, BakeAlarm, Secret;
 }
 
 /// After approval, the isolated production migration fails: traffic never moved, no rollback

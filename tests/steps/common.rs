@@ -326,6 +326,7 @@ pub async fn iac_registers_a_revision_from(world: &World, slot: Slot) -> String 
     let overlay = bluegreen::ports::compute::RevisionOverlay {
         images: Vec::new(),
         environment: vec![("web".into(), "FEATURE_X".into(), "on".into())],
+        ..Default::default()
     };
     world
         .ctx

@@ -11,6 +11,7 @@ mod bake;
 mod cloud_map;
 mod containers;
 mod database;
+mod database_secrets;
 mod database_urls;
 mod doctor;
 mod faults;

@@ -166,7 +166,7 @@ async fn a_registered_revision_keeps_every_field_and_tag_of_its_base() {
             "web".into(),
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web@sha256:aaaa".into(),
         )],
-        environment: Vec::new(),
+        ..Default::default()
     };
     let ours = vec![("bluegreen:purpose".to_owned(), "preprod".to_owned())];
     let registered = world

@@ -338,6 +338,14 @@ pub struct Database {
     /// rewrites only the host inside it; user, password, port, database and parameters stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_env: Option<String>,
+    /// Instead of `endpoint_env`: the name of the `secrets` entry the app reads its database
+    /// from (a Secrets Manager secret: RDS's JSON with `host`, a JSON key such as `…:url::`,
+    /// or a URL). For a clone, bluegreen writes a per-deployment secret
+    /// `bluegreen/clone/<clone>` (production's value with only the host changed, encrypted
+    /// with production's key), points pre-prod's revision at it and deletes it with the
+    /// clone; production's revisions always reference production's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// How long creating a clone may take.
     #[serde(default = "default_clone_timeout")]
     pub clone_timeout_seconds: u64,
@@ -354,24 +362,62 @@ impl Default for Database {
             rehearsal: false,
             endpoint_env: default_db_env(),
             url_env: None,
+            secret: None,
             clone_timeout_seconds: default_clone_timeout(),
             clone_instance_class: None,
         }
     }
 }
 
+/// How the app reads its database, which decides how bluegreen points pre-prod at a clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbSettingForm {
+    /// A plain variable holding a bare host (`database.endpoint_env`): replaced.
+    Host,
+    /// A plain variable holding a URL (`database.url_env`): its host is replaced.
+    Url,
+    /// A `secrets` entry (`database.secret`): re-pointed at a per-deployment secret.
+    Secret,
+}
+
+impl DbSettingForm {
+    /// The config field that names the setting, for messages.
+    pub fn field(self) -> &'static str {
+        match self {
+            DbSettingForm::Host => "database.endpoint_env",
+            DbSettingForm::Url => "database.url_env",
+            DbSettingForm::Secret => "database.secret",
+        }
+    }
+}
+
 impl Database {
-    /// The variable bluegreen re-points at a clone: `url_env` when set, else `endpoint_env`.
+    /// The variable bluegreen re-points at a clone: `secret` or `url_env` when set, else
+    /// `endpoint_env`.
     pub fn setting(&self) -> &str {
-        self.url_env.as_deref().unwrap_or(&self.endpoint_env)
+        self.secret
+            .as_deref()
+            .or(self.url_env.as_deref())
+            .unwrap_or(&self.endpoint_env)
     }
 
-    /// The setting's value pointed at the clone `host`, from production's `current` value
+    /// How the setting carries the database.
+    pub fn form(&self) -> DbSettingForm {
+        if self.secret.is_some() {
+            DbSettingForm::Secret
+        } else if self.url_env.is_some() {
+            DbSettingForm::Url
+        } else {
+            DbSettingForm::Host
+        }
+    }
+
+    /// A plain variable's value pointed at the clone `host`, from production's `current` value
     /// (see [`crate::endpoint::repointed`]); an error names the setting, never the value.
     pub fn repointed(&self, current: Option<&str>, host: &str) -> Result<String, String> {
-        let url = self.url_env.is_some();
+        let url = self.form() == DbSettingForm::Url;
         crate::endpoint::repointed(current.unwrap_or_default(), host, url)
-            .map_err(|why| format!("database.url_env: {}: {why}", self.setting()))
+            .map_err(|why| format!("{}: {}: {why}", self.form().field(), self.setting()))
     }
 }
 
@@ -1022,7 +1068,8 @@ impl ServiceConfig {
                     "preprod.environment",
                     &format!(
                         "{name} names a database: pre-prod's database is bluegreen's to set \
-                     (database.endpoint_env; its clone in isolated mode)"
+                     ({}; its clone in isolated mode)",
+                        self.database.form().field()
                     ),
                 );
             }
@@ -1165,6 +1212,24 @@ impl ServiceConfig {
                 p.add(
                     "database.url_env",
                     "set endpoint_env (a bare host) or url_env (a URL), not both",
+                );
+            }
+        }
+        if let Some(secret) = &db.secret {
+            if !env_name(secret) {
+                p.add(
+                    "database.secret",
+                    &format!(
+                        "{secret:?} is not a `secrets` entry's name (letters, digits, _): name \
+                         the variable the secret is read into, not the secret"
+                    ),
+                );
+            }
+            if db.endpoint_env != default_db_env() || db.url_env.is_some() {
+                p.add(
+                    "database.secret",
+                    "set one of endpoint_env (a bare host), url_env (a URL) or secret (a \
+                     `secrets` entry), not several",
                 );
             }
         }

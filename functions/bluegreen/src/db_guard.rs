@@ -1,8 +1,11 @@
 //! The guard that keeps production off database clones, independent of the flow that should
 //! already have made sure of it: before traffic moves to a slot and before the bake ends, no
 //! container of that slot's task definitions may carry a clone's identifier or address — the
-//! clones recorded on the deployment and every `bg-…` instance or cluster in the account. And
-//! cleanup never deletes a clone that a running slot still references.
+//! clones recorded on the deployment and every `bg-…` instance or cluster in the account — in
+//! a plain value, a secret reference or an environment file's name, nor reference a secret
+//! bluegreen wrote for a clone (`bluegreen/clone/…`, whatever its clone's state). What a
+//! production secret or an environment file *holds* is not read. And cleanup never deletes a
+//! clone that a running slot still references.
 
 use crate::config::ServiceConfig;
 use crate::context::Context;
@@ -11,6 +14,7 @@ use crate::error::{StepError, StepResult};
 use crate::naming::CLONE_PREFIX;
 use crate::ports::compute::ServiceState as Service;
 use crate::record::{DbClone, Deployment};
+use crate::secret_reference::CLONE_SECRET_PREFIX;
 use crate::slot::Slot;
 
 /// What identifies one clone: its identifiers and known addresses.
@@ -53,6 +57,11 @@ async fn every_clone(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<C
         marks.push(identifier.clone());
         all.push(CloneMarks { identifier, marks });
     }
+    // A secret bluegreen wrote for a clone points at one, even once its clone is gone.
+    all.push(CloneMarks {
+        identifier: "a clone's secret".into(),
+        marks: vec![format!(":secret:{CLONE_SECRET_PREFIX}")],
+    });
     Ok(all)
 }
 
@@ -88,7 +97,7 @@ async fn references(
     let mut found = Vec::new();
     for td in task_definitions_of(service) {
         let definition = ecs::describe_task_definition(ctx, &td).await?;
-        for (container, name, value) in definition.all_env() {
+        for (container, name, value) in definition.all_references() {
             if let Some((clone, mark)) = clones
                 .iter()
                 .find_map(|c| c.matched(&value).map(|m| (c, m)))
@@ -136,7 +145,7 @@ pub async fn ensure_task_definition_on_production(
     let clones = every_clone(ctx, deployment).await?;
     let definition = ecs::describe_task_definition(ctx, td).await?;
     let found: Vec<String> = definition
-        .all_env()
+        .all_references()
         .into_iter()
         .filter_map(|(container, name, value)| {
             let mark = clones.iter().find_map(|c| c.matched(&value))?;
@@ -173,14 +182,15 @@ pub async fn clones_in_use(
     Ok(in_use)
 }
 
-/// Every environment value of every task definition of the service's slots that run tasks
-/// (desired count above zero): what scheduled teardown must not pull a database from under.
+/// Every value and reference (secret, environment file) of every task definition of the
+/// service's slots that run tasks (desired count above zero): what scheduled teardown must not
+/// pull a database or a clone's secret from under.
 pub async fn env_values_in_use(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<String>> {
     let mut values = Vec::new();
     for (_, _, service) in running_slots(ctx, config).await? {
         for td in task_definitions_of(&service) {
             let definition = ecs::describe_task_definition(ctx, &td).await?;
-            values.extend(definition.all_env().into_iter().map(|(_, _, v)| v));
+            values.extend(definition.all_references().into_iter().map(|(_, _, v)| v));
         }
     }
     Ok(values)

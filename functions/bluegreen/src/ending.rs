@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::autoscaling;
+use crate::clone_secret;
+use crate::config::DbSettingForm;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::MigrationTask;
@@ -280,6 +282,13 @@ pub(crate) async fn close(
             databases.delete_cluster(&clone.identifier).await?;
         } else {
             databases.delete_instance(&clone.identifier).await?;
+        }
+        // The secret that pointed pre-prod at this clone goes with it (a retry finds it gone).
+        if deployment.config.database.form() == DbSettingForm::Secret
+            && clone_secret::delete(ctx, clone).await?
+        {
+            deleted.push(format!("{} (and its secret)", clone.identifier));
+            continue;
         }
         deleted.push(clone.identifier.clone());
     }

@@ -298,6 +298,10 @@ pub struct TaskDefinitions {
     pub preprod: Option<String>,
     /// `isolated` only: the pushed image on production's database, registered after approval.
     pub production: Option<String>,
+    /// `shared` + `rehearsal` with `database.secret`: pre-prod's revision reading the
+    /// rehearsal clone's secret (ECS cannot override a secret for one task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<String>,
     /// The revision both were made from (`task_definition.source`: the live slot's, or the
     /// family's newest one bluegreen did not register), chosen once.
     #[serde(default, skip_serializing_if = "Option::is_none")]

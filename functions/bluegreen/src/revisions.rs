@@ -4,7 +4,9 @@
 //! - **pre-prod**: in `isolated` mode with the database setting (`database.endpoint_env`)
 //!   replaced by pre-prod's clone; otherwise production's settings unchanged;
 //! - **production** (`isolated` only, after approval): every setting as the live slot has it,
-//!   so the database is production's — copied from AWS, never typed into config.
+//!   so the database is production's — copied from AWS, never typed into config;
+//! - **rehearsal** (`shared` + `rehearsal` with `database.secret` only): pre-prod's revision
+//!   reading the rehearsal clone's secret, which a task override cannot change.
 //!
 //! Both are made from one base revision, chosen once and recorded (`task_definitions.base`):
 //! the live slot's current one, or with `task_definition.source = "family"` the newest
@@ -15,13 +17,14 @@
 //! lost finds it as the family's latest revision by its tags.
 
 use crate::app_containers::{self, Named};
-use crate::config::{DbStrategy, RevisionSource, ServiceConfig};
+use crate::clone_secret;
+use crate::config::{DbSettingForm, DbStrategy, RevisionSource, ServiceConfig};
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_BASE, TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
 use crate::ports::compute::{RevisionOverlay, TaskDefinitionState};
-use crate::record::{Change, ClonePurpose, Deployment, Records};
+use crate::record::{Change, ClonePurpose, DbClone, Deployment, Records};
 
 /// Which revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub enum Purpose {
     Preprod,
     /// `isolated`: what the new slot runs after approval, on production's database.
     Production,
+    /// `shared` + `rehearsal` with `database.secret`: what the rehearsal runs, on its clone.
+    Rehearsal,
 }
 
 impl Purpose {
@@ -37,6 +42,19 @@ impl Purpose {
         match self {
             Purpose::Preprod => "preprod",
             Purpose::Production => "production",
+            Purpose::Rehearsal => "rehearsal",
+        }
+    }
+
+    /// The clone this revision's database setting points at, if any.
+    fn clone(self, deployment: &Deployment) -> Option<&DbClone> {
+        let config = &deployment.config;
+        match self {
+            Purpose::Preprod if config.database.strategy == DbStrategy::Isolated => {
+                deployment.clone_for(ClonePurpose::Preprod)
+            }
+            Purpose::Rehearsal => deployment.clone_for(ClonePurpose::Rehearsal),
+            _ => None,
         }
     }
 }
@@ -76,6 +94,7 @@ fn overlay(
             .map(|c| (c.clone(), deployment.image.pinned_uri()))
             .collect(),
         environment: Vec::new(),
+        secrets: Vec::new(),
     };
     for container in &apps {
         overlay.environment.extend(
@@ -92,21 +111,19 @@ fn overlay(
         // uses. Every app container counts: a worker beside the web container that kept
         // production's address would write to production from pre-prod.
         let setting = config.database.setting();
+        let form = config.database.form();
         // Every container, not only the app's: a worker `containers` leaves out that reads
         // production's address would run on production from pre-prod.
         if let Some(problem) = base.containers.iter().find_map(|c| {
             let app = apps.contains(&c.name);
-            database_problem(base, &c.name, &config.container, setting, app)
+            database_problem(base, &c.name, &config.container, setting, form, app)
         }) {
-            let field = if config.database.url_env.is_some() {
-                "database.url_env"
-            } else {
-                "database.endpoint_env"
-            };
             return Err(StepError::ConfigInvalid(vec![format!(
-                "{field}: {problem}; the {} would run on production's database \
-                 (bluegreen re-points only a plain environment variable that the app reads \
-                 its database host or URL from)",
+                "{}: {problem}; the {} would run on production's database \
+                 (bluegreen re-points only the one setting the app reads its database host \
+                 or URL from: a plain variable, or a Secrets Manager secret with \
+                 database.secret)",
+                form.field(),
                 if rehearsal {
                     "rehearsal"
                 } else {
@@ -115,7 +132,7 @@ fn overlay(
             )]));
         }
     }
-    if purpose == Purpose::Preprod {
+    if purpose != Purpose::Production {
         // Pre-prod only: kept out of production's side effects (queues, crons, telemetry).
         for container in &apps {
             overlay.environment.extend(
@@ -127,7 +144,11 @@ fn overlay(
             );
         }
     }
-    if config.database.strategy == DbStrategy::Isolated && purpose == Purpose::Preprod {
+    // A secret is re-pointed by `ensure`, which writes the clone's own secret first.
+    if config.database.strategy == DbStrategy::Isolated
+        && purpose == Purpose::Preprod
+        && config.database.form() != DbSettingForm::Secret
+    {
         let endpoint = deployment
             .clone_for(ClonePurpose::Preprod)
             .and_then(|c| c.endpoint.clone())
@@ -186,6 +207,7 @@ fn database_problem(
     name: &str,
     main: &str,
     env: &str,
+    form: DbSettingForm,
     app: bool,
 ) -> Option<String> {
     let c = base.container(name)?;
@@ -196,23 +218,40 @@ fn database_problem(
             .chain(c.secrets.iter())
             .any(|(n, _)| n == env || carries_a_database_host(n));
     if uses_a_database {
-        not_repointable(base, name, env)
+        not_repointable(base, name, env, form)
     } else {
         None
     }
 }
 
 /// Why the database setting `env` of `container` in `base` is not the one the app's database
-/// comes from, as far as the task definition shows: absent as a plain variable, also set by a
-/// secret, or beside another setting that carries a database host (a `DATABASE_URL`-like
-/// variable or secret, which apps usually prefer). `None` when `env` is re-pointable.
-pub fn not_repointable(base: &TaskDefinitionState, container: &str, env: &str) -> Option<String> {
+/// comes from, as far as the task definition shows: absent in the form `form` says (a plain
+/// variable, or a `secrets` entry), set the other way, or beside another setting that carries
+/// a database host (a `DATABASE_URL`-like variable or secret, which apps usually prefer).
+/// `None` when `env` is re-pointable.
+pub fn not_repointable(
+    base: &TaskDefinitionState,
+    container: &str,
+    env: &str,
+    form: DbSettingForm,
+) -> Option<String> {
     let c = base.container(container)?;
     let at = format!("container {container:?} of {}", base.arn);
-    if c.secrets.iter().any(|(name, _)| name == env) {
-        return Some(format!(
-            "{at} reads {env} from a secret, not a plain variable"
-        ));
+    let from_secret = c.secrets.iter().any(|(name, _)| name == env);
+    let plain = c.environment.iter().any(|(name, _)| name == env);
+    match form {
+        DbSettingForm::Secret if plain => {
+            return Some(format!(
+                "{at} sets {env} as a plain variable, not from a secret"
+            ));
+        }
+        DbSettingForm::Host | DbSettingForm::Url if from_secret => {
+            return Some(format!(
+                "{at} reads {env} from a secret, not a plain variable (set database.secret = \
+                 {env:?} to re-point a Secrets Manager secret)"
+            ));
+        }
+        _ => {}
     }
     if let Some(file) = c.environment_files.first() {
         // What an environment file sets is not visible here; it may name the database.
@@ -228,8 +267,8 @@ pub fn not_repointable(base: &TaskDefinitionState, container: &str, env: &str) -
         .filter(|(name, _)| *name != env && carries_a_database_host(name))
         .map(|(name, kind)| format!("{kind} {name}"))
         .collect();
-    let plain = c.environment.iter().any(|(name, _)| name == env);
-    match (plain, others.is_empty()) {
+    let set = plain || from_secret;
+    match (set, others.is_empty()) {
         (true, true) => None,
         (true, false) => Some(format!(
             "{at} sets {env}, but also {}, which the app may read its database from instead",
@@ -341,22 +380,34 @@ async fn choose_base(ctx: &Context, deployment: &Deployment) -> StepResult<TaskD
     })
 }
 
+/// `(container, name, value)` settings of a revision.
+type Settings = Vec<(String, String, String)>;
+
 /// `isolated` mode, a given base (`rollback --to`): production's database setting as the live
-/// slot has it now — the earlier deployment's may name a database a failover has replaced.
+/// slot has it now — the earlier deployment's may name a database a failover has replaced —
+/// as plain variables and as `secrets` entries.
 async fn production_database_now(
     ctx: &Context,
     deployment: &Deployment,
     base: &TaskDefinitionState,
-) -> StepResult<Vec<(String, String, String)>> {
+) -> StepResult<(Settings, Settings)> {
     let config = &deployment.config;
     if config.database.strategy != DbStrategy::Isolated {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     }
     let live_service = &config.slots.get(deployment.old_slot()?).service;
     let live_td = ecs::live_task_definition(ctx, &config.cluster, live_service).await?;
     let env = config.database.setting();
+    let secret = config.database.form() == DbSettingForm::Secret;
     let live = ecs::describe_task_definition(ctx, &live_td).await?;
-    let value = live.env_value(&config.container, env).ok_or_else(|| {
+    let value_of = |container: &str| {
+        if secret {
+            live.secret_from(container, env)
+        } else {
+            live.env_value(container, env)
+        }
+    };
+    let value = value_of(&config.container).ok_or_else(|| {
         StepError::ConfigInvalid(vec![format!(
             "database: the live slot's task definition {live_td} sets no {env}"
         )])
@@ -364,16 +415,26 @@ async fn production_database_now(
     // Every container of the given base that sets it gets production's value now: the live
     // definition's for that container, else the live main container's — never the old
     // revision's (a failover may have replaced that database).
-    let all: Vec<String> = base.containers.iter().map(|c| c.name.clone()).collect();
-    Ok(containers_setting(base, &all, env)
-        .into_iter()
-        .map(|container| {
-            let value = live
-                .env_value(&container, env)
-                .unwrap_or_else(|| value.clone());
-            (container, env.to_owned(), value)
+    let setting: Settings = base
+        .containers
+        .iter()
+        .filter(|c| {
+            if secret {
+                base.secret_from(&c.name, env).is_some()
+            } else {
+                base.env_value(&c.name, env).is_some()
+            }
         })
-        .collect())
+        .map(|c| {
+            let value = value_of(&c.name).unwrap_or_else(|| value.clone());
+            (c.name.clone(), env.to_owned(), value)
+        })
+        .collect();
+    Ok(if secret {
+        (Vec::new(), setting)
+    } else {
+        (setting, Vec::new())
+    })
 }
 
 /// The revision number of `…:task-definition/<family>:<revision>`.
@@ -390,6 +451,7 @@ pub async fn ensure(
     let recorded = match purpose {
         Purpose::Preprod => &deployment.task_definitions.preprod,
         Purpose::Production => &deployment.task_definitions.production,
+        Purpose::Rehearsal => &deployment.task_definitions.rehearsal,
     };
     if let Some(arn) = recorded {
         return Ok(arn.clone());
@@ -400,7 +462,7 @@ pub async fn ensure(
         // From the family (or a given base), both revisions share the base chosen first.
         // From the live slot, the production revision reads it again after approval:
         // production's settings as they are then (a failover may have moved its database).
-        Some(arn) if from_family || pinned || purpose == Purpose::Preprod => {
+        Some(arn) if from_family || pinned || purpose != Purpose::Production => {
             ecs::describe_task_definition(ctx, arn).await?
         }
         _ => choose_base(ctx, deployment).await?,
@@ -420,9 +482,19 @@ pub async fn ensure(
         None => {
             let mut overlay = overlay(deployment, &base, purpose)?;
             if pinned && purpose == Purpose::Production {
+                let (environment, secrets) =
+                    production_database_now(ctx, deployment, &base).await?;
+                overlay.environment.extend(environment);
+                overlay.secrets.extend(secrets);
+            }
+            if deployment.config.database.form() == DbSettingForm::Secret
+                && let Some(clone) = purpose.clone(deployment)
+            {
+                // Written before the revision that reads it exists: a task never starts on a
+                // reference to a secret that is not there yet.
                 overlay
-                    .environment
-                    .extend(production_database_now(ctx, deployment, &base).await?);
+                    .secrets
+                    .extend(clone_secret::ensure(ctx, deployment, &base, clone).await?);
             }
             ctx.ports
                 .compute
@@ -435,6 +507,7 @@ pub async fn ensure(
     match purpose {
         Purpose::Preprod => registered.preprod = Some(arn.clone()),
         Purpose::Production => registered.production = Some(arn.clone()),
+        Purpose::Rehearsal => registered.rehearsal = Some(arn.clone()),
     }
     Records::new(ctx)
         .update(
@@ -500,7 +573,7 @@ mod tests {
             (web(&[host, ("REDIS_HOST", "r")], &[]), true),
         ] {
             assert_eq!(
-                not_repointable(&td, "web", "DATABASE_HOST").is_none(),
+                not_repointable(&td, "web", "DATABASE_HOST", DbSettingForm::Host).is_none(),
                 repointable,
                 "{:?}",
                 td.containers[0]

@@ -181,6 +181,18 @@ fn overlaid(
         container.environment.retain(|(n, _)| n != var);
         container.environment.push((var.clone(), value.clone()));
     }
+    for (name, secret, value_from) in &overlay.secrets {
+        let container = containers
+            .iter_mut()
+            .find(|c| &c.name == name)
+            .ok_or_else(|| missing(name))?;
+        let entry = container
+            .secrets
+            .iter_mut()
+            .find(|(n, _)| n == secret)
+            .ok_or_else(|| missing(&format!("{name} secret {secret}")))?;
+        entry.1.clone_from(value_from);
+    }
     Ok(containers)
 }
 

@@ -9,6 +9,7 @@ use bluegreen::StepError;
 use bluegreen::ports::notifications::Message;
 use bluegreen::ports::parameters::Parameter;
 use bluegreen::ports::registry::{ImageReference, RegistryImage};
+use bluegreen::ports::secrets::SecretInfo;
 use bluegreen::ports::smoke::Answer;
 use bluegreen::ports::tables::{Cancelled, Cond, Page, Query, Returns, Write, Written};
 use bluegreen::ports::{
@@ -208,15 +209,104 @@ impl Identity for MemoryAws {
     }
 }
 
+/// The ARN the in-memory Secrets Manager gives the secret `name`.
+pub fn secret_arn(name: &str) -> String {
+    format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf")
+}
+
+/// The name of the secret `id` (its name or ARN) if it exists.
+fn secret_name(s: &super::State, id: &str) -> Option<String> {
+    s.secrets
+        .keys()
+        .find(|name| *name == id || secret_arn(name) == id)
+        .cloned()
+}
+
+fn secret_info(s: &super::State, name: &str) -> SecretInfo {
+    SecretInfo {
+        arn: secret_arn(name),
+        name: name.to_owned(),
+        kms_key_id: None,
+        tags: s.secret_tags.get(name).cloned().unwrap_or_default(),
+    }
+}
+
 #[async_trait::async_trait]
 impl Secrets for MemoryAws {
-    async fn secret_string(&self, id: &str) -> Result<Option<String>, StepError> {
+    async fn secret_string_at(
+        &self,
+        id: &str,
+        _stage: Option<&str>,
+        _version: Option<&str>,
+    ) -> Result<Option<String>, StepError> {
         self.call("secretsmanager:GetSecretValue", |s| {
-            s.secrets
-                .get(id)
-                .cloned()
+            secret_name(s, id)
+                .and_then(|name| s.secrets.get(&name).cloned())
                 .map(Some)
                 .ok_or_else(|| not_found("secret", id))
+        })
+        .await
+    }
+
+    async fn describe_secret(&self, id: &str) -> Result<Option<SecretInfo>, StepError> {
+        self.call("secretsmanager:DescribeSecret", |s| {
+            Ok(secret_name(s, id).map(|name| secret_info(s, &name)))
+        })
+        .await
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        _kms_key_id: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<String, StepError> {
+        self.call("secretsmanager:CreateSecret", |s| {
+            if s.secrets.contains_key(name) {
+                return Err(StepError::Aws {
+                    operation: "secretsmanager:CreateSecret",
+                    code: "ResourceExistsException".into(),
+                    message: format!("the secret {name} already exists"),
+                });
+            }
+            s.secrets.insert(name.to_owned(), value.to_owned());
+            s.secret_tags.insert(name.to_owned(), tags.to_vec());
+            Ok(secret_arn(name))
+        })
+        .await
+    }
+
+    async fn put_secret_value(&self, id: &str, value: &str) -> Result<(), StepError> {
+        self.call("secretsmanager:PutSecretValue", |s| {
+            let name = secret_name(s, id).ok_or_else(|| not_found("secret", id))?;
+            s.secrets.insert(name, value.to_owned());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_secret(&self, id: &str) -> Result<bool, StepError> {
+        self.call("secretsmanager:DeleteSecret", |s| {
+            Ok(match secret_name(s, id) {
+                Some(name) => {
+                    s.secrets.remove(&name);
+                    s.secret_tags.remove(&name);
+                    true
+                }
+                None => false,
+            })
+        })
+        .await
+    }
+
+    async fn secrets_named(&self, prefix: &str) -> Result<Vec<SecretInfo>, StepError> {
+        self.call("secretsmanager:ListSecrets", |s| {
+            Ok(s.secrets
+                .keys()
+                .filter(|name| name.starts_with(prefix))
+                .map(|name| secret_info(s, name))
+                .collect())
         })
         .await
     }

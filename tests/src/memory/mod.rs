@@ -97,6 +97,8 @@ pub struct State {
     pub caller: String,
     /// Secrets Manager: id → secret string.
     pub secrets: std::collections::BTreeMap<String, String>,
+    /// Secrets Manager: name → tags.
+    pub secret_tags: std::collections::BTreeMap<String, Vec<(String, String)>>,
     /// What the test endpoints answer.
     pub smoke: SmokeState,
     /// Application Auto Scaling.

@@ -216,11 +216,28 @@ fn overlaid(
     for (container, name, value) in &overlay.environment {
         env.push((find(container)?, name.clone(), value.clone()));
     }
+    let mut secrets = Vec::new();
+    for (container, name, value_from) in &overlay.secrets {
+        secrets.push((find(container)?, container, name, value_from));
+    }
     for (i, image) in images {
         containers[i].image = Some(image);
     }
     for (i, name, value) in env {
         set_env(&mut containers[i].environment, &name, &value);
+    }
+    for (i, container, name, value_from) in secrets {
+        let entry = containers[i]
+            .secrets
+            .iter_mut()
+            .flatten()
+            .find(|s| s.name == *name)
+            .ok_or_else(|| {
+                StepError::ConfigInvalid(vec![format!(
+                    "container {container} of task definition {arn} has no secret {name}"
+                )])
+            })?;
+        entry.value_from.clone_from(value_from);
     }
     Ok(containers)
 }

@@ -93,6 +93,15 @@ impl TaskDefinitionState {
             .map(|(_, v)| v.clone())
     }
 
+    /// The `valueFrom` of `container`'s `secrets` entry `name`, if it has one.
+    pub fn secret_from(&self, container: &str, name: &str) -> Option<String> {
+        self.container(container)?
+            .secrets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Every environment value of every container, as `(container, name, value)`.
     pub fn all_env(&self) -> Vec<(String, String, String)> {
         self.containers
@@ -103,6 +112,26 @@ impl TaskDefinitionState {
                     .map(move |(n, v)| (c.name.clone(), n.clone(), v.clone()))
             })
             .collect()
+    }
+
+    /// Everything a container is told where to find its settings: every plain value, every
+    /// secret's `valueFrom` and every environment file, as `(container, what, value)` (`what`
+    /// is a variable's name, `secret NAME` or `environment file`).
+    pub fn all_references(&self) -> Vec<(String, String, String)> {
+        let mut all = self.all_env();
+        for c in &self.containers {
+            all.extend(
+                c.secrets
+                    .iter()
+                    .map(|(n, from)| (c.name.clone(), format!("secret {n}"), from.clone())),
+            );
+            all.extend(
+                c.environment_files
+                    .iter()
+                    .map(|f| (c.name.clone(), "environment file".to_owned(), f.clone())),
+            );
+        }
+        all
     }
 }
 
@@ -134,6 +163,10 @@ pub struct RevisionOverlay {
     pub images: Vec<(String, String)>,
     /// `(container, name, value)`: set, replacing any earlier value.
     pub environment: Vec<(String, String, String)>,
+    /// `(container, name, valueFrom)`: the `secrets` entry `name` read from `valueFrom`
+    /// instead (the entry must exist).
+    #[serde(default)]
+    pub secrets: Vec<(String, String, String)>,
 }
 
 /// What a one-off task runs: which container of which task definition, with which command and

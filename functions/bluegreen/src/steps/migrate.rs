@@ -7,6 +7,7 @@
 //! Tasks are found by `startedBy` before one is started (see [`crate::migration`]), so a retry
 //! never launches a second one.
 
+use crate::config::DbSettingForm;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::{self, MigrationTask};
@@ -14,8 +15,9 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::migration::{self, Progress, Run};
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, DbClone, Deployment, LogLocation};
+use crate::record::{Change, ClonePurpose, DbClone, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
+use crate::secret_reference::clone_secret_name;
 
 use super::{
     DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
@@ -185,9 +187,13 @@ async fn on_the_clone(
     let endpoint = clone.endpoint.clone().ok_or_else(|| {
         StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
     })?;
+    let config = &deployment.config;
+    if config.database.form() == DbSettingForm::Secret {
+        return on_the_clones_secret(ctx, deployment, clone, command, task_definition, deadline)
+            .await;
+    }
     // Every container that reads the database setting runs on the clone, not only the one the
     // command runs in: a worker beside it would otherwise rehearse on production.
-    let config = &deployment.config;
     let definition = ecs::describe_task_definition(ctx, task_definition).await?;
     let (main, others): (Vec<_>, Vec<_>) = revisions::on_the_clone(config, &definition, &endpoint)?
         .into_iter()
@@ -214,6 +220,47 @@ async fn on_the_clone(
             .into_iter()
             .map(|(container, name, value)| (container, vec![(name, value)]))
             .collect(),
+    };
+    migration::advance(ctx, deployment, &run, deadline)
+        .await
+        .map_err(|e| on_clone(e, &clone.identifier))
+}
+
+/// `database.secret`: the migration run against `clone` on a revision that reads the clone's
+/// own secret (isolated pre-prod's; the rehearsal's own for `shared`), never with overrides:
+/// ECS cannot override a secret. It runs only when that revision's command container reads
+/// the clone's secret.
+async fn on_the_clones_secret(
+    ctx: &Context,
+    deployment: &Deployment,
+    clone: &DbClone,
+    command: &[String],
+    preprod: &str,
+    deadline: chrono::DateTime<chrono::Utc>,
+) -> StepResult<Progress> {
+    let config = &deployment.config;
+    let task_definition = match clone.purpose {
+        ClonePurpose::Preprod => preprod.to_owned(),
+        ClonePurpose::Rehearsal => revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?,
+    };
+    let definition = ecs::describe_task_definition(ctx, &task_definition).await?;
+    let setting = config.database.setting();
+    let reads_the_clone = definition
+        .secret_from(&config.container, setting)
+        .is_some_and(|from| from.contains(&clone_secret_name(&clone.identifier)));
+    if !reads_the_clone {
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "database.secret: container {} of {task_definition} does not read {setting} from \
+             the clone's secret: the migration would not run on the clone",
+            config.container
+        )]));
+    }
+    let run = Run {
+        task: MigrationTask::OnClone,
+        command,
+        task_definition: &task_definition,
+        env: Vec::new(),
+        env_of_others: Vec::new(),
     };
     migration::advance(ctx, deployment, &run, deadline)
         .await

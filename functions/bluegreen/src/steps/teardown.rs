@@ -1,5 +1,5 @@
-//! Scheduled teardown: remove pre-prod slots, warm old slots and database clones whose expiry
-//! has passed and that no running deployment owns. A slot that production routes to is never
+//! Scheduled teardown: remove pre-prod slots, warm old slots, database clones and their
+//! secrets whose expiry has passed and that no running deployment owns. A slot that production routes to is never
 //! touched: the live slot is read from AWS for every service before anything is changed.
 //!
 //! Each run is bounded: it takes the next page of services from the service index (a cursor
@@ -26,6 +26,7 @@ use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
 use crate::ports::compute::Tags;
 use crate::record::Records;
 use crate::routing;
+use crate::secret_reference::CLONE_SECRET_PREFIX;
 use crate::service_index::ServiceIndex;
 
 /// Services one run looks at. Each costs a handful of ELB, ECS and DynamoDB reads; a run
@@ -230,6 +231,27 @@ async fn remove_clones(
         }
         databases.delete_cluster(&id).await?;
         report.removed.push(format!("DB cluster {id} deleted"));
+        removed += 1;
+    }
+    // A clone's secret (`database.secret`) whose ending did not delete it: judged like its
+    // clone, by the same tags and the same references from running slots.
+    for secret in ctx.ports.secrets.secrets_named(CLONE_SECRET_PREFIX).await? {
+        if removed >= CLONES_PER_RUN {
+            return Ok(());
+        }
+        let id = secret.name.trim_start_matches(CLONE_SECRET_PREFIX);
+        if let Some(reason) = keep_clone(ctx, &secret.tags, now, id, &mut uses).await? {
+            if let Some(reason) = reason {
+                report
+                    .kept
+                    .push(format!("secret {}: {reason}", secret.name));
+            }
+            continue;
+        }
+        ctx.ports.secrets.delete_secret(&secret.arn).await?;
+        report
+            .removed
+            .push(format!("secret {} deleted", secret.name));
         removed += 1;
     }
     Ok(())
