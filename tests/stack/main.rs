@@ -557,20 +557,7 @@ fn only_the_stack_allows_auto_approval() {
 #[test]
 fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
     let template = template();
-    let mut statements = Vec::new();
-    for resource in template["Resources"].as_object().unwrap().values() {
-        let properties = &resource["Properties"];
-        let documents = std::iter::once(&properties["PolicyDocument"]).chain(
-            properties["Policies"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| &p["PolicyDocument"]),
-        );
-        for document in documents {
-            statements.extend(document["Statement"].as_array().into_iter().flatten());
-        }
-    }
+    let statements = all_statements(&template);
     let writes: Vec<&&Value> = statements
         .iter()
         .filter(|s| {
@@ -590,6 +577,85 @@ fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
         );
     }
     assert_eq!(template["Parameters"]["DnsHostedZoneIds"]["Default"], "");
+}
+
+/// Every policy statement of the template: managed policies' and roles' inline ones.
+fn all_statements(template: &Value) -> Vec<&Value> {
+    let mut statements = Vec::new();
+    for resource in template["Resources"].as_object().unwrap().values() {
+        let properties = &resource["Properties"];
+        let documents = std::iter::once(&properties["PolicyDocument"]).chain(
+            properties["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| &p["PolicyDocument"]),
+        );
+        for document in documents {
+            statements.extend(document["Statement"].as_array().into_iter().flatten());
+        }
+    }
+    statements
+}
+
+/// Issue 24 (`database.secret`): the stack reads a production database secret only when it
+/// is tagged `bluegreen:database-source = true`, and writes or deletes secrets only under
+/// `bluegreen/clone/`, tagged as bluegreen's; the link key is the only other secret it reads.
+#[test]
+fn secrets_are_read_only_when_tagged_and_written_only_under_bluegreen_clone() {
+    let template = template();
+    let statements = all_statements(&template);
+    let of = |action: &str| -> Vec<&Value> {
+        statements
+            .iter()
+            .copied()
+            .filter(|s| s["Action"].to_string().contains(action))
+            .collect()
+    };
+    for action in [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:TagResource",
+    ] {
+        let grants = of(action);
+        assert!(!grants.is_empty(), "nothing grants {action}");
+        for statement in grants {
+            assert!(
+                statement["Resource"]
+                    .to_string()
+                    .contains("secret:bluegreen/clone/*")
+                    && statement["Condition"]
+                        .to_string()
+                        .contains("bluegreen:managed"),
+                "{action} beyond bluegreen's clone secrets: {statement}"
+            );
+        }
+    }
+    let reads = of("secretsmanager:GetSecretValue");
+    assert!(reads.len() >= 3, "{reads:?}");
+    for statement in reads {
+        let resource = statement["Resource"].to_string();
+        let condition = statement["Condition"].to_string();
+        assert!(
+            resource.contains("LinkSigningSecret")
+                || (resource.contains("secret:bluegreen/clone/*")
+                    && condition.contains("bluegreen:managed"))
+                || condition.contains("/bluegreen:database-source\":\"true\""),
+            "a secret read beyond the link key, tagged sources and clone secrets: {statement}"
+        );
+    }
+    // The functions that register pre-prod's and the rehearsal's revisions write them.
+    for role in ["LaunchPreprodRole", "MigrateRole"] {
+        assert!(
+            role_grants_on(
+                role,
+                "secretsmanager:CreateSecret",
+                &json!({ "!Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:bluegreen/clone/*" })
+            ),
+            "{role} cannot write a clone's secret"
+        );
+    }
 }
 
 /// Config validation bounds a look's smoke rounds by the health-check function's timeout
