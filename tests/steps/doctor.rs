@@ -276,6 +276,61 @@ async fn a_database_source_that_does_not_exist_is_found() {
     assert_eq!(stored(&world, &config).await, ["database-source-missing"]);
 }
 
+/// `database.secret`: a production secret the stack may not read (untagged), one that does
+/// not exist, an SSM parameter, and a slot that reads no such secret are each found; a tagged
+/// secret read by both slots is not.
+#[tokio::test]
+async fn a_database_secret_the_stack_cannot_use_is_found() {
+    let world = healthy().await;
+    let secrets = &world.ctx.ports.secrets;
+    let untagged = secrets
+        .create_secret("shop/db", r#"{"host":"db"}"#, None, &[])
+        .await
+        .unwrap();
+    let tagged = secrets
+        .create_secret(
+            "shop/db-tagged",
+            r#"{"host":"db"}"#,
+            None,
+            &[(bluegreen::naming::TAG_DATABASE_SOURCE.into(), "true".into())],
+        )
+        .await
+        .unwrap();
+    let mut config = world.config();
+    config.database.strategy = DbStrategy::Isolated;
+    config.database.source = Some(DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    config.database.secret = Some("DB_SECRET".into());
+    let both_slots_read = |value_from: String| {
+        let world = &world;
+        async move {
+            let td = world
+                .live_revision_with(&[], &[("DB_SECRET", &value_from)])
+                .await;
+            world.set_task_definition(bluegreen::Slot::Green, &td).await;
+        }
+    };
+    both_slots_read(tagged.clone()).await;
+    assert_eq!(stored(&world, &config).await, Vec::<&str>::new());
+    both_slots_read(untagged).await;
+    assert_eq!(stored(&world, &config).await, ["database-secret-untagged"]);
+    both_slots_read(format!("{tagged}-gone")).await;
+    assert_eq!(stored(&world, &config).await, ["database-secret-missing"]);
+    both_slots_read("arn:aws:ssm:us-east-1:123456789012:parameter/shop/db".into()).await;
+    // Once for the one reference both slots share.
+    assert_eq!(
+        stored(&world, &config).await,
+        ["database-secret-not-re-pointable"]
+    );
+    config.database.secret = Some("OTHER_SECRET".into());
+    both_slots_read(tagged).await;
+    assert_eq!(
+        stored(&world, &config).await,
+        ["database-secret-not-read", "database-secret-not-read"]
+    );
+}
+
 #[tokio::test]
 async fn a_bake_alarm_that_does_not_exist_is_found() {
     let world = healthy().await;

@@ -18,9 +18,10 @@ use crate::direct::elb;
 use crate::error::StepError;
 use crate::executions;
 use crate::links::SigningKey;
-use crate::naming::TAG_MANAGED;
+use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED};
 use crate::notify;
 use crate::routing;
+use crate::secret_reference::{SecretReference, is_clone_secret};
 use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
 use crate::subscriptions;
@@ -532,6 +533,90 @@ async fn database(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
             "fix database.source to name production's database",
         ),
         Err(e) => f.failed(id, &e),
+    }
+    if let Some(setting) = &config.database.secret {
+        database_secret(ctx, config, setting, f).await;
+    }
+}
+
+/// `database.secret`: each slot's task definition reads the setting from a Secrets Manager
+/// secret that exists and that the stack may read (tagged [`TAG_DATABASE_SOURCE`]); without
+/// the tag the first clone deployment fails with AccessDenied.
+async fn database_secret(ctx: &Context, config: &ServiceConfig, setting: &str, f: &mut Findings) {
+    let mut seen = Vec::new();
+    for slot in Slot::ALL {
+        let service = &config.slots.get(slot).service;
+        // A slot that cannot be read is reported by the slot checks.
+        let Ok(td) = crate::ecs::live_task_definition(ctx, &config.cluster, service).await else {
+            continue;
+        };
+        let definition = match crate::ecs::describe_task_definition(ctx, &td).await {
+            Ok(definition) => definition,
+            Err(e) => {
+                f.failed(&td, &e);
+                continue;
+            }
+        };
+        let Some(from) = definition.secret_from(&config.container, setting) else {
+            f.add(
+                "database-secret-not-read",
+                &td,
+                format!(
+                    "{slot} slot: container {} of {td} has no secret {setting}",
+                    config.container
+                ),
+                "set database.secret to the `secrets` entry the app reads its database from",
+            );
+            continue;
+        };
+        // Pre-prod of a deployment in progress reads its clone's secret: bluegreen's own.
+        if is_clone_secret(&from) || seen.contains(&from) {
+            continue;
+        }
+        seen.push(from.clone());
+        let reference = match SecretReference::parse(&from) {
+            Ok(reference) => reference,
+            Err(why) => {
+                f.add(
+                    "database-secret-not-re-pointable",
+                    &td,
+                    format!("{slot} slot: database.secret {setting}: {why}"),
+                    "keep the database setting in a Secrets Manager secret, or use url_env or \
+                     endpoint_env with a plain variable",
+                );
+                continue;
+            }
+        };
+        let id = &reference.secret_id;
+        match ctx.ports.secrets.describe_secret(id).await {
+            Ok(None) => f.add(
+                "database-secret-missing",
+                id,
+                format!("secret {id}, which {slot}'s {setting} reads, does not exist"),
+                "fix the task definition's valueFrom, or create the secret",
+            ),
+            Ok(Some(info))
+                if !info
+                    .tags
+                    .contains(&(TAG_DATABASE_SOURCE.into(), "true".into())) =>
+            {
+                f.add(
+                    "database-secret-untagged",
+                    id,
+                    format!(
+                        "secret {} is not tagged {TAG_DATABASE_SOURCE} = true: the stack may not \
+                         read it, so no clone can be pointed at",
+                        info.name
+                    ),
+                    &format!(
+                        "aws secretsmanager tag-resource --secret-id {id} --tags \
+                         Key={TAG_DATABASE_SOURCE},Value=true"
+                    ),
+                );
+            }
+            Ok(Some(_)) => {}
+            Err(e) => f.failed(id, &e),
+        }
     }
 }
 

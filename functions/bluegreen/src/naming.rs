@@ -18,6 +18,9 @@ pub const TAG_BASE: &str = "bluegreen:base";
 /// Tag with the role of a slot service (`preprod` or `warm`) or of a listener rule
 /// (`maintenance`).
 pub const TAG_ROLE: &str = "bluegreen:role";
+/// On a production database secret (`database.secret`): the stack's roles may read it. They
+/// read no other secret but the link key and bluegreen's own clone secrets.
+pub const TAG_DATABASE_SOURCE: &str = "bluegreen:database-source";
 /// `bluegreen:role` of a slot running a deployment's pre-prod.
 pub const ROLE_PREPROD: &str = "preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).
