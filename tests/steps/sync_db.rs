@@ -193,6 +193,45 @@ async fn a_source_without_snapshots_is_sync_failed() {
     );
 }
 
+/// Issue 24 item 4: a clone AWS refuses to create is `SyncFailed` naming the clone, the
+/// source and AWS's own words — not a bare AWS error.
+#[tokio::test]
+async fn a_clone_aws_refuses_is_sync_failed_with_what_aws_said() {
+    let world = World::build().await;
+    world.use_isolated_db().await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let refused = mock!(aws_sdk_rds::Client::restore_db_instance_from_db_snapshot).then_error(|| {
+        aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDBInstanceFromDBSnapshotError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("InvalidParameterCombination")
+                .message("RDS does not support creating a DB instance with the following combination: DBInstanceClass=db.t2.micro, Engine=postgres, EngineVersion=16.3")
+                .build(),
+        )
+    });
+    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.rds = aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&refused)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    });
+    let err = sync_db::start(&ctx, &id_ref(&id)).await.unwrap_err();
+    assert_eq!(err.name(), "SyncFailed", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("bg-shop-")
+            && text.contains("RDS instance shop-db")
+            && text.contains("InvalidParameterCombination")
+            && text.contains("DBInstanceClass=db.t2.micro"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_source_database_is_resource_not_found() {
     let world = World::build().await;
@@ -294,7 +333,8 @@ async fn an_rds_clone_carries_the_sources_security_groups_and_parameter_group() 
 }
 
 /// Issue 24 item 4: an Aurora copy-on-write clone carries the source's security groups,
-/// cluster parameter group and Serverless v2 scaling (AWS restores with the default security
+/// cluster parameter group, Serverless v2 scaling, and its writer the source writer's class
+/// and instance parameter group (AWS restores with the default security
 /// group, the default parameter group and no scaling unless they are named; the harness
 /// answers the same).
 #[tokio::test]
@@ -324,6 +364,23 @@ async fn an_aurora_clone_carries_the_sources_security_groups_parameter_group_and
         .send()
         .await
         .unwrap();
+    // Its writer, with an instance parameter group of its own.
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("shop-aurora-instance")
+        .db_parameter_group_family("aurora-postgresql16")
+        .description("production instance settings")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier("shop-aurora-writer")
+        .db_cluster_identifier("shop-aurora")
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.large")
+        .db_parameter_group_name("shop-aurora-instance")
+        .send()
+        .await
+        .unwrap();
     let mut config = world.config();
     config.database.strategy = DbStrategy::Isolated;
     config.database.source = Some(DbSource::AuroraCluster {
@@ -332,6 +389,28 @@ async fn an_aurora_clone_carries_the_sources_security_groups_parameter_group_and
     world.put_config(&config).await;
     let id = prepare_push(&world, "v2", "event-1").await;
     sync_db::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    let writer = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances
+        .unwrap_or_default()
+        .into_iter()
+        .find(|i| {
+            i.db_instance_identifier.as_deref() != Some("shop-aurora-writer")
+                && i.db_cluster_identifier.as_deref() != Some("shop-aurora")
+                && i.db_cluster_identifier.is_some()
+        })
+        .expect("the clone's writer");
+    assert_eq!(writer.db_instance_class.as_deref(), Some("db.r6g.large"));
+    let writer_groups: Vec<String> = writer
+        .db_parameter_groups
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.db_parameter_group_name)
+        .collect();
+    assert_eq!(writer_groups, vec!["shop-aurora-instance".to_owned()]);
     let clone = rds
         .describe_db_clusters()
         .send()

@@ -250,11 +250,18 @@ impl Rds {
                 .map_err(|e| StepError::from_sdk("rds:RestoreDBClusterToPointInTime", e))?;
         }
         if self.sdk_instance(instance).await?.is_none() {
-            // A copy-on-write clone has storage but no compute: add one writer instance.
-            let class = match class {
-                Some(c) => c,
-                None => self.writer_class(&original).await?,
-            };
+            // A copy-on-write clone has storage but no compute: add one writer instance, like
+            // the source's writer (its class, and its instance parameter group: AWS would
+            // otherwise give the engine's default).
+            let writer = self.writer(&original).await?;
+            let class = class
+                .or_else(|| writer.as_ref().and_then(|w| w.db_instance_class.clone()))
+                .unwrap_or_else(|| FALLBACK_INSTANCE_CLASS.into());
+            let parameter_group = writer
+                .and_then(|w| w.db_parameter_groups)
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|g| g.db_parameter_group_name);
             self.0
                 .create_db_instance()
                 .db_instance_identifier(instance)
@@ -265,6 +272,7 @@ impl Rds {
                         .unwrap_or_else(|| "aurora-postgresql".into()),
                 )
                 .db_instance_class(class)
+                .set_db_parameter_group_name(custom(parameter_group))
                 .publicly_accessible(false)
                 .set_tags(Some(tags))
                 .send()
@@ -274,8 +282,8 @@ impl Rds {
         Ok(())
     }
 
-    /// The class of `cluster`'s writer instance (a fallback when it cannot be read).
-    async fn writer_class(&self, cluster: &DbCluster) -> StepResult<String> {
+    /// `cluster`'s writer instance, if it has one that can be read.
+    async fn writer(&self, cluster: &DbCluster) -> StepResult<Option<DbInstance>> {
         let writer = cluster
             .db_cluster_members
             .as_deref()
@@ -284,12 +292,8 @@ impl Rds {
             .find(|m| m.is_cluster_writer == Some(true))
             .and_then(|m| m.db_instance_identifier.clone());
         match writer {
-            Some(id) => Ok(self
-                .sdk_instance(&id)
-                .await?
-                .and_then(|i| i.db_instance_class)
-                .unwrap_or_else(|| FALLBACK_INSTANCE_CLASS.into())),
-            None => Ok(FALLBACK_INSTANCE_CLASS.into()),
+            Some(id) => self.sdk_instance(&id).await,
+            None => Ok(None),
         }
     }
 }

@@ -58,6 +58,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     };
     let clone = clone_of(&deployment, purpose, source);
     let identifier = clone.identifier.clone();
+    let clone_id = identifier.clone();
     let instance_id = clone.instance_identifier();
     if !deployment.clones.iter().any(|c| c.identifier == identifier) {
         // Recorded before creation, so abort removes a clone whose creation was interrupted.
@@ -92,7 +93,11 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         },
     };
     crate::fence::guard(ctx, &deployment.deployment_id, "creating a clone").await?;
-    ctx.ports.databases.create_clone(&request, &tags).await?;
+    ctx.ports
+        .databases
+        .create_clone(&request, &tags)
+        .await
+        .map_err(|e| refused_clone(e, &clone_id, source))?;
     start_once(
         ctx,
         &deployment,
@@ -102,6 +107,26 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         Change::new(),
     )
     .await
+}
+
+/// A clone AWS refused to create (a class the engine does not offer, a parameter group of
+/// another family, a quota): `SyncFailed` naming the clone, its source and what AWS said, so
+/// the record and the notice say why. Transient errors stay retryable.
+fn refused_clone(err: StepError, clone: &str, source: &DbSource) -> StepError {
+    let source = match source {
+        DbSource::RdsInstance { identifier } => format!("RDS instance {identifier}"),
+        DbSource::AuroraCluster { identifier } => format!("Aurora cluster {identifier}"),
+    };
+    match err {
+        StepError::Aws {
+            operation,
+            code,
+            message,
+        } => StepError::SyncFailed(format!(
+            "AWS refused to create clone {clone} of {source}: {operation}: {code}: {message}"
+        )),
+        other => other,
+    }
 }
 
 /// Checks whether the clone is available and records its endpoint.
