@@ -280,7 +280,7 @@ impl<'a> Databases<'a> {
             return self
                 .clones
                 .iter()
-                .find(|(id, _)| from.contains(&clone_secret_name(id)))
+                .find(|(id, _)| from.contains(&clone_secret_name("shop", id)))
                 .map(|(_, endpoint)| endpoint.clone())
                 .unwrap_or_else(|| panic!("{from} names none of {:?}", self.clones));
         }

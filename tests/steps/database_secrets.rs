@@ -115,7 +115,7 @@ async fn isolated_pre_prod_reads_the_clones_secret_and_production_keeps_its_own(
     assert_eq!(world.service(Slot::Green).await.0, preprod);
     let preprod_secret = secret_of(&world, &preprod).await;
     assert!(
-        preprod_secret.contains(&clone_secret_name(&clone)),
+        preprod_secret.contains(&clone_secret_name("shop", &clone)),
         "{preprod_secret}"
     );
     let json = json_behind(&world, &preprod_secret).await;
@@ -126,7 +126,7 @@ async fn isolated_pre_prod_reads_the_clones_secret_and_production_keeps_its_own(
         .ctx
         .ports
         .secrets
-        .describe_secret(&clone_secret_name(&clone))
+        .describe_secret(&clone_secret_name("shop", &clone))
         .await
         .unwrap()
         .expect("the clone's secret");
@@ -202,7 +202,7 @@ async fn a_json_key_reference_keeps_its_key() {
     )
     .await;
     assert!(
-        preprod.contains(&clone_secret_name(&clone)) && preprod.ends_with(":host::"),
+        preprod.contains(&clone_secret_name("shop", &clone)) && preprod.ends_with(":host::"),
         "{preprod}"
     );
     assert_eq!(json_behind(&world, &preprod).await["host"], host.as_str());
@@ -240,7 +240,7 @@ async fn a_rehearsal_runs_on_the_rehearsal_clones_secret_and_production_migrates
         Some(rehearsal_td.as_str())
     );
     let rehearsal_secret = secret_of(&world, &rehearsal_td).await;
-    assert!(rehearsal_secret.contains(&clone_secret_name(&clone)));
+    assert!(rehearsal_secret.contains(&clone_secret_name("shop", &clone)));
     assert_eq!(
         json_behind(&world, &rehearsal_secret).await["host"],
         host.as_str()
@@ -248,6 +248,12 @@ async fn a_rehearsal_runs_on_the_rehearsal_clones_secret_and_production_migrates
 
     let preprod = deployment.task_definitions.preprod.clone().unwrap();
     assert_eq!(secret_of(&world, &preprod).await, production);
+    // The family's newest revision (what `run-task --task-definition shop` starts) is
+    // pre-prod's, never the rehearsal's, whose secret goes with the deployment.
+    let newest = bluegreen::ecs::describe_task_definition(&world.ctx, "shop")
+        .await
+        .unwrap();
+    assert_eq!(newest.arn, preprod);
     let production_migration = world
         .task(
             deployment
@@ -263,6 +269,87 @@ async fn a_rehearsal_runs_on_the_rehearsal_clones_secret_and_production_migrates
     );
 }
 
+/// Every entry that read production's secret reads the clone's copy: the app's setting, its
+/// other keys of the same secret (`DATABASE_URL` from `…:url::`), and a worker reading the
+/// whole JSON under another name; both address fields of the copy are moved.
+#[tokio::test]
+async fn every_reader_of_the_production_secret_reads_the_clones_copy() {
+    use aws_sdk_ecs::types::{ContainerDefinition, Secret};
+    let (world, _, production) = secret_world(
+        r#"{"host":"shop-db.prod.internal","url":"postgres://shop:s3cret@shop-db.prod.internal:5432/shop","password":"s3cret"}"#,
+        None,
+        DbStrategy::Isolated,
+    )
+    .await;
+    let image = world.service(Slot::Blue).await.0;
+    let image = bluegreen::ecs::describe_task_definition(&world.ctx, &image)
+        .await
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    let container = |name: &str, secrets: &[(&str, String)]| {
+        let mut c = ContainerDefinition::builder()
+            .name(name)
+            .image(&image)
+            .memory(128)
+            .essential(true);
+        for (n, from) in secrets {
+            c = c.secrets(Secret::builder().name(*n).value_from(from).build().unwrap());
+        }
+        c.build()
+    };
+    world
+        .live_revision_of(vec![
+            container(
+                "web",
+                &[
+                    ("DB_SECRET", format!("{production}:host::")),
+                    ("DATABASE_URL", format!("{production}:url::")),
+                ],
+            ),
+            container("worker", &[("DB_CREDENTIALS", production.clone())]),
+        ])
+        .await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    let deployment = record(&world, &id).await;
+    let (clone, host) = clone_of(&deployment, ClonePurpose::Preprod);
+    let preprod = bluegreen::ecs::describe_task_definition(
+        &world.ctx,
+        deployment.task_definitions.preprod.as_deref().unwrap(),
+    )
+    .await
+    .unwrap();
+    let copy = world
+        .ctx
+        .ports
+        .secrets
+        .describe_secret(&clone_secret_name("shop", &clone))
+        .await
+        .unwrap()
+        .expect("the clone's secret")
+        .arn;
+    for (container, name, expected) in [
+        ("web", "DB_SECRET", format!("{copy}:host::")),
+        ("web", "DATABASE_URL", format!("{copy}:url::")),
+        ("worker", "DB_CREDENTIALS", copy.clone()),
+    ] {
+        assert_eq!(
+            preprod.secret_from(container, name),
+            Some(expected),
+            "{container} {name}"
+        );
+    }
+    let json = json_behind(&world, &copy).await;
+    assert_eq!(json["host"], host.as_str());
+    assert_eq!(
+        json["url"],
+        format!("postgres://shop:s3cret@{host}:5432/shop").as_str()
+    );
+}
+
 /// Every ending deletes the clone's secret with the clone.
 #[tokio::test]
 async fn an_abort_deletes_the_clones_secret_with_the_clone() {
@@ -272,12 +359,12 @@ async fn an_abort_deletes_the_clones_secret_with_the_clone() {
     migrate_with(&world, &id, Some(0)).await.expect("migrate");
     launch(&world, &id).await;
     let (clone, _) = clone_of(&record(&world, &id).await, ClonePurpose::Preprod);
-    assert!(secret_exists(&world, &clone_secret_name(&clone)).await);
+    assert!(secret_exists(&world, &clone_secret_name("shop", &clone)).await);
     let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
         .await
         .unwrap();
     assert!(
-        !secret_exists(&world, &clone_secret_name(&clone)).await,
+        !secret_exists(&world, &clone_secret_name("shop", &clone)).await,
         "{ended:?}"
     );
     assert!(!world.db_instances().await.contains(&clone));
@@ -413,7 +500,7 @@ async fn teardown_deletes_an_orphaned_clone_secret_and_keeps_a_running_deploymen
     ] {
         secrets
             .create_secret(
-                &clone_secret_name(name),
+                &clone_secret_name("shop", name),
                 "{}",
                 None,
                 &[
@@ -427,11 +514,11 @@ async fn teardown_deletes_an_orphaned_clone_secret_and_keeps_a_running_deploymen
     }
     let report = teardown::run(&world.ctx).await.unwrap();
     assert!(
-        !secret_exists(&world, &clone_secret_name("bg-shop-orphan-preprod")).await,
+        !secret_exists(&world, &clone_secret_name("shop", "bg-shop-orphan-preprod")).await,
         "{report:?}"
     );
     assert!(
-        secret_exists(&world, &clone_secret_name("bg-shop-live-preprod")).await,
+        secret_exists(&world, &clone_secret_name("shop", "bg-shop-live-preprod")).await,
         "{report:?}"
     );
     assert!(

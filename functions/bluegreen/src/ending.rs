@@ -285,7 +285,7 @@ pub(crate) async fn close(
         }
         // The secret that pointed pre-prod at this clone goes with it (a retry finds it gone).
         if deployment.config.database.form() == DbSettingForm::Secret
-            && clone_secret::delete(ctx, clone).await?
+            && clone_secret::delete(ctx, &deployment.service, clone).await?
         {
             deleted.push(format!("{} (and its secret)", clone.identifier));
             continue;

@@ -67,11 +67,14 @@ const ADDRESS_KEYS: [&str; 7] = [
     "connectionstring",
 ];
 
-/// A secret's value `current` with the database address it holds pointed at `host`. With
-/// `json_key` (the `valueFrom` names one) the container reads only that field of a JSON
-/// object; without, the app reads the whole value: a JSON object (every address field is
-/// re-pointed: RDS's `host`, a `url`, …) or a URL. Everything else (user, password, port,
-/// database, other fields) is kept. An error says why, naming keys but never values.
+/// A secret's value `current` with the database address it holds pointed at `host`. A JSON
+/// object (RDS's format) gets every address field re-pointed (`host`, a `url`, a
+/// `DATABASE_URL`-like key), whichever key the task reads (`json_key`, which must be one of
+/// them) — another container may read another key of the same secret; a plain value must be
+/// a URL. Everything else (user, password, port, database, other fields) is kept. Fails
+/// closed: a value under an address key that is neither a host nor a URL, or production's
+/// host still named anywhere in the result (an `endpoint`, a nested object), is refused. An
+/// error says why, naming keys but never values.
 pub fn repointed_secret(
     current: &str,
     json_key: Option<&str>,
@@ -88,15 +91,23 @@ pub fn repointed_secret(
         return repointed(current, host, true)
             .map_err(|why| format!("the secret is neither a JSON object nor a URL: {why}"));
     };
-    let keys: Vec<String> = match json_key {
-        Some(key) => vec![key.to_owned()],
-        None => fields
-            .keys()
-            .filter(|key| is_address_key(key))
-            .cloned()
-            .collect(),
-    };
-    if keys.is_empty() {
+    if let Some(key) = json_key {
+        match fields.get(key) {
+            Some(serde_json::Value::String(value)) if is_address(key, value) => {}
+            Some(serde_json::Value::String(_)) => {
+                return Err(format!(
+                    "field `{key}` holds neither a host nor a URL (its name says no address)"
+                ));
+            }
+            _ => return Err(format!("its JSON has no text field `{key}`")),
+        }
+    }
+    let addresses: Vec<String> = fields
+        .iter()
+        .filter(|(key, value)| value.as_str().is_some_and(|v| is_address(key, v)))
+        .map(|(key, _)| key.clone())
+        .collect();
+    if addresses.is_empty() {
         let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
         names.sort_unstable();
         return Err(format!(
@@ -104,22 +115,97 @@ pub fn repointed_secret(
             names.join(", ")
         ));
     }
-    for key in keys {
+    let mut production_hosts = Vec::new();
+    for key in addresses {
         let Some(serde_json::Value::String(value)) = fields.get(&key) else {
-            return Err(format!("its JSON has no text field `{key}`"));
+            continue;
         };
-        let new = if value.contains("://") || value.starts_with(JDBC) {
-            repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?
-        } else if is_address_key(&key) {
-            host.to_owned()
+        let (old, new) = if is_url(value) {
+            let old = url_host(value).map_err(|why| format!("field `{key}`: {why}"))?;
+            (
+                old,
+                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?,
+            )
+        } else if let Some((old, port)) = bare_host(value) {
+            (old.to_owned(), format!("{host}{port}"))
         } else {
             return Err(format!(
-                "field `{key}` holds neither a host nor a URL (its name says no address)"
+                "field `{key}` holds neither a host nor a URL (a connection string?); \
+                 bluegreen re-points only those"
             ));
         };
+        production_hosts.push(old.to_ascii_lowercase());
         fields.insert(key, serde_json::Value::String(new));
     }
-    Ok(serde_json::Value::Object(fields).to_string())
+    let value = serde_json::Value::Object(fields);
+    if let Some(path) = still_naming(&value, &production_hosts, "") {
+        return Err(format!(
+            "field `{path}` still names production's database host after the host fields were \
+             re-pointed; bluegreen re-points `host` and URL fields only"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Whether a field of a secret holds the database's address: by its key, or as a URL.
+fn is_address(key: &str, value: &str) -> bool {
+    is_address_key(key) || (is_url(value) && url_host(value).is_ok())
+}
+
+fn is_url(value: &str) -> bool {
+    value.contains("://") || value.starts_with(JDBC)
+}
+
+/// The host a URL names (lowercase); an error without the value.
+fn url_host(value: &str) -> Result<String, String> {
+    let rest = value.strip_prefix(JDBC).unwrap_or(value);
+    let parsed = Url::parse(rest).map_err(|e| format!("its value is not a URL ({e})"))?;
+    parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| "its URL names no host".into())
+}
+
+/// `(host, ":port" or "")` when `value` is a bare host name, optionally with a port.
+fn bare_host(value: &str) -> Option<(&str, &str)> {
+    let (name, port) = match value.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, &value[name.len()..])
+        }
+        _ => (value, ""),
+    };
+    let host_like = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    host_like.then_some((name, port))
+}
+
+/// The path of the first string in `value` that names one of `hosts`.
+fn still_naming(value: &serde_json::Value, hosts: &[String], path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => {
+            let text = text.to_ascii_lowercase();
+            hosts
+                .iter()
+                .any(|h| text.contains(h.as_str()))
+                .then(|| path.to_owned())
+        }
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, v)| {
+            let path = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            still_naming(v, hosts, &path)
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| still_naming(v, hosts, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Whether a JSON key of a secret holds the database's address.
@@ -236,5 +322,25 @@ mod tests {
             assert!(err.contains(says), "{value}: {err}");
             assert!(!err.contains("s3cret"), "the value is shown: {err}");
         }
+    }
+
+    /// Every address field is re-pointed, whichever key the setting reads: another container
+    /// may read another key of the same secret.
+    #[test]
+    fn every_address_field_moves_whichever_key_the_setting_reads() {
+        let secret = r#"{"host":"db.prod","port":5432,"url":"postgres://u:s3cret@db.prod:5432/shop","password":"s3cret"}"#;
+        let value: serde_json::Value =
+            serde_json::from_str(&repointed_secret(secret, Some("host"), CLONE).unwrap()).unwrap();
+        assert_eq!(value["host"], CLONE);
+        assert_eq!(
+            value["url"],
+            format!("postgres://u:s3cret@{CLONE}:5432/shop")
+        );
+        assert_eq!(value["password"], "s3cret");
+        assert_eq!(value["port"], 5432);
+        // A field no address key names that still holds production's host fails closed.
+        let proxied = r#"{"host":"db.prod","proxy":"db.prod:6432"}"#;
+        let err = repointed_secret(proxied, Some("host"), CLONE).unwrap_err();
+        assert!(err.contains("field `proxy` still names"), "{err}");
     }
 }

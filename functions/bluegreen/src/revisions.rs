@@ -25,6 +25,7 @@ use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_BASE, TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
 use crate::ports::compute::{RevisionOverlay, TaskDefinitionState};
 use crate::record::{Change, ClonePurpose, DbClone, Deployment, Records};
+use crate::secret_reference::SecretReference;
 
 /// Which revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,15 +47,21 @@ impl Purpose {
         }
     }
 
-    /// The clone this revision's database setting points at, if any.
-    fn clone(self, deployment: &Deployment) -> Option<&DbClone> {
-        let config = &deployment.config;
+    /// Whether this revision's database setting must point at a clone.
+    fn runs_on_a_clone(self, deployment: &Deployment) -> bool {
         match self {
-            Purpose::Preprod if config.database.strategy == DbStrategy::Isolated => {
-                deployment.clone_for(ClonePurpose::Preprod)
-            }
+            Purpose::Preprod => deployment.config.database.strategy == DbStrategy::Isolated,
+            Purpose::Rehearsal => true,
+            Purpose::Production => false,
+        }
+    }
+
+    /// The clone this revision's database setting points at, once sync DB recorded it.
+    fn clone(self, deployment: &Deployment) -> Option<&DbClone> {
+        match self {
+            Purpose::Preprod => deployment.clone_for(ClonePurpose::Preprod),
             Purpose::Rehearsal => deployment.clone_for(ClonePurpose::Rehearsal),
-            _ => None,
+            Purpose::Production => None,
         }
     }
 }
@@ -210,6 +217,11 @@ fn database_problem(
     form: DbSettingForm,
     app: bool,
 ) -> Option<String> {
+    let production_secret = (form == DbSettingForm::Secret)
+        .then(|| base.secret_from(main, env))
+        .flatten()
+        .and_then(|from| SecretReference::parse(&from).ok())
+        .map(|r| r.secret_id);
     let c = base.container(name)?;
     let uses_a_database = name == main
         || (app && !c.environment_files.is_empty())
@@ -218,7 +230,7 @@ fn database_problem(
             .chain(c.secrets.iter())
             .any(|(n, _)| n == env || carries_a_database_host(n));
     if uses_a_database {
-        not_repointable(base, name, env, form)
+        not_repointable(base, name, env, form, production_secret.as_deref())
     } else {
         None
     }
@@ -228,12 +240,14 @@ fn database_problem(
 /// comes from, as far as the task definition shows: absent in the form `form` says (a plain
 /// variable, or a `secrets` entry), set the other way, or beside another setting that carries
 /// a database host (a `DATABASE_URL`-like variable or secret, which apps usually prefer).
-/// `None` when `env` is re-pointable.
+/// With `database.secret`, `production_secret` is the secret the setting reads (its ARN): any
+/// entry reading it counts as the setting. `None` when `env` is re-pointable.
 pub fn not_repointable(
     base: &TaskDefinitionState,
     container: &str,
     env: &str,
     form: DbSettingForm,
+    production_secret: Option<&str>,
 ) -> Option<String> {
     let c = base.container(container)?;
     let at = format!("container {container:?} of {}", base.arn);
@@ -259,15 +273,27 @@ pub fn not_repointable(
             "{at} reads variables from environment file {file}, which may set the database"
         ));
     }
+    // With `database.secret`, every entry reading the production secret the setting names —
+    // under any name or JSON key, in any container — reads the clone's copy (see
+    // `clone_secret`): it is the setting, not another address.
+    let same_secret = |from: &str| {
+        production_secret
+            .is_some_and(|id| SecretReference::parse(from).is_ok_and(|r| r.secret_id == id))
+    };
     let others: Vec<String> = c
         .environment
         .iter()
         .map(|(name, _)| (name, "variable"))
-        .chain(c.secrets.iter().map(|(name, _)| (name, "secret")))
+        .chain(
+            c.secrets
+                .iter()
+                .filter(|(_, from)| !same_secret(from))
+                .map(|(name, _)| (name, "secret")),
+        )
         .filter(|(name, _)| *name != env && carries_a_database_host(name))
         .map(|(name, kind)| format!("{kind} {name}"))
         .collect();
-    let set = plain || from_secret;
+    let set = plain || from_secret || c.secrets.iter().any(|(_, from)| same_secret(from));
     match (set, others.is_empty()) {
         (true, true) => None,
         (true, false) => Some(format!(
@@ -488,8 +514,15 @@ pub async fn ensure(
                 overlay.secrets.extend(secrets);
             }
             if deployment.config.database.form() == DbSettingForm::Secret
-                && let Some(clone) = purpose.clone(deployment)
+                && purpose.runs_on_a_clone(deployment)
             {
+                // Never a revision that should read a clone left reading production's secret.
+                let clone = purpose.clone(deployment).ok_or_else(|| {
+                    StepError::SyncFailed(format!(
+                        "no clone recorded for the {} revision; run sync DB first",
+                        purpose.as_str()
+                    ))
+                })?;
                 // Written before the revision that reads it exists: a task never starts on a
                 // reference to a secret that is not there yet.
                 overlay
@@ -502,14 +535,20 @@ pub async fn ensure(
                 .await?
         }
     };
-    let mut registered = deployment.task_definitions.clone();
+    // The record as it is now, not the step's copy: a revision registered since it was read
+    // (the same invocation's rehearsal revision, say) must not be written back out of it.
+    let records = Records::new(ctx);
+    let mut registered = records
+        .get(&deployment.deployment_id)
+        .await?
+        .task_definitions;
     registered.base.get_or_insert_with(|| base.arn.clone());
     match purpose {
         Purpose::Preprod => registered.preprod = Some(arn.clone()),
         Purpose::Production => registered.production = Some(arn.clone()),
         Purpose::Rehearsal => registered.rehearsal = Some(arn.clone()),
     }
-    Records::new(ctx)
+    records
         .update(
             &deployment.deployment_id,
             Change::new().task_definitions(&registered),
@@ -573,7 +612,7 @@ mod tests {
             (web(&[host, ("REDIS_HOST", "r")], &[]), true),
         ] {
             assert_eq!(
-                not_repointable(&td, "web", "DATABASE_HOST", DbSettingForm::Host).is_none(),
+                not_repointable(&td, "web", "DATABASE_HOST", DbSettingForm::Host, None).is_none(),
                 repointable,
                 "{:?}",
                 td.containers[0]

@@ -77,9 +77,16 @@ pub fn is_clone_secret(value_from: &str) -> bool {
     value_from.contains(&format!(":secret:{CLONE_SECRET_PREFIX}"))
 }
 
-/// The per-deployment secret's name for the clone `clone_identifier`.
-pub fn clone_secret_name(clone_identifier: &str) -> String {
-    format!("{CLONE_SECRET_PREFIX}{clone_identifier}")
+/// The per-deployment secret's name for the clone `clone_identifier` of `service`: one path
+/// segment per service, so a service's task execution role can be let read only its own
+/// clones' secrets (`bluegreen/clone/<service>/*`) — they hold production's credentials.
+pub fn clone_secret_name(service: &str, clone_identifier: &str) -> String {
+    format!("{CLONE_SECRET_PREFIX}{service}/{clone_identifier}")
+}
+
+/// The clone a clone secret's name is for (its last path segment).
+pub fn clone_of_secret(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
 }
 
 #[cfg(test)]

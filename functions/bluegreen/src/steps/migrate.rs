@@ -111,6 +111,15 @@ async fn advance(
             log: None,
         });
     }
+    // With a secret the rehearsal runs on a revision of its own, registered before pre-prod's:
+    // the family's newest revision (what `run-task --task-definition <family>` starts) is then
+    // pre-prod's, never one reading a clone's secret that goes with the deployment.
+    let rehearsal_revision = match plan.clone {
+        Some(ClonePurpose::Rehearsal) if config.database.form() == DbSettingForm::Secret => {
+            Some(revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?)
+        }
+        _ => None,
+    };
     let task_definition = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
     let mut done = Vec::new();
     let mut log = None;
@@ -133,7 +142,7 @@ async fn advance(
                     deployment,
                     clone,
                     &migration.command,
-                    &task_definition,
+                    rehearsal_revision.as_deref().unwrap_or(&task_definition),
                     deadline,
                 )
                 .await?;
@@ -226,28 +235,26 @@ async fn on_the_clone(
         .map_err(|e| on_clone(e, &clone.identifier))
 }
 
-/// `database.secret`: the migration run against `clone` on a revision that reads the clone's
-/// own secret (isolated pre-prod's; the rehearsal's own for `shared`), never with overrides:
-/// ECS cannot override a secret. It runs only when that revision's command container reads
-/// the clone's secret.
+/// `database.secret`: the migration run against `clone` on `task_definition`, which reads the
+/// clone's own secret (isolated pre-prod's revision; the rehearsal's own for `shared`), never
+/// with overrides: ECS cannot override a secret. It runs only when that revision's command
+/// container reads the clone's secret.
 async fn on_the_clones_secret(
     ctx: &Context,
     deployment: &Deployment,
     clone: &DbClone,
     command: &[String],
-    preprod: &str,
+    task_definition: &str,
     deadline: chrono::DateTime<chrono::Utc>,
 ) -> StepResult<Progress> {
     let config = &deployment.config;
-    let task_definition = match clone.purpose {
-        ClonePurpose::Preprod => preprod.to_owned(),
-        ClonePurpose::Rehearsal => revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?,
-    };
-    let definition = ecs::describe_task_definition(ctx, &task_definition).await?;
+    let definition = ecs::describe_task_definition(ctx, task_definition).await?;
     let setting = config.database.setting();
     let reads_the_clone = definition
         .secret_from(&config.container, setting)
-        .is_some_and(|from| from.contains(&clone_secret_name(&clone.identifier)));
+        .is_some_and(|from| {
+            from.contains(&clone_secret_name(&deployment.service, &clone.identifier))
+        });
     if !reads_the_clone {
         return Err(StepError::ConfigInvalid(vec![format!(
             "database.secret: container {} of {task_definition} does not read {setting} from \
@@ -258,7 +265,7 @@ async fn on_the_clones_secret(
     let run = Run {
         task: MigrationTask::OnClone,
         command,
-        task_definition: &task_definition,
+        task_definition,
         env: Vec::new(),
         env_of_others: Vec::new(),
     };

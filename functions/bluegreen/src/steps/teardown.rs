@@ -26,7 +26,7 @@ use crate::naming::{TAG_DEPLOYMENT, TAG_EXPIRES, TAG_MANAGED, TAG_ROLE};
 use crate::ports::compute::Tags;
 use crate::record::Records;
 use crate::routing;
-use crate::secret_reference::CLONE_SECRET_PREFIX;
+use crate::secret_reference::{CLONE_SECRET_PREFIX, clone_of_secret};
 use crate::service_index::ServiceIndex;
 
 /// Services one run looks at. Each costs a handful of ELB, ECS and DynamoDB reads; a run
@@ -239,7 +239,7 @@ async fn remove_clones(
         if removed >= CLONES_PER_RUN {
             return Ok(());
         }
-        let id = secret.name.trim_start_matches(CLONE_SECRET_PREFIX);
+        let id = clone_of_secret(&secret.name);
         if let Some(reason) = keep_clone(ctx, &secret.tags, now, id, &mut uses).await? {
             if let Some(reason) = reason {
                 report
