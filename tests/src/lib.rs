@@ -17,7 +17,7 @@ mod world;
 
 pub use emulator::{Control, Emulator};
 pub use simulator::Simulator;
-pub use smoke_app::SmokeApp;
+pub use smoke_app::{Seen, SmokeApp};
 pub use world::{
     ACCOUNT, CLUSTER, DEPLOYMENT_MACHINE_ARN, LINK_SECRET, MOTO_CALLER, Names, REPOSITORY, World,
     push_event, service_config, standard_settings,

@@ -178,9 +178,8 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         health: Health {
             test_url: Some(names.test_url.clone()),
             smoke: vec![SmokeCheck {
-                path: "/health".into(),
-                expect_status: 200,
                 body_contains: Some("ok".into()),
+                ..SmokeCheck::get("/health")
             }],
             consecutive_passes: 2,
             request_timeout_ms: 2000,

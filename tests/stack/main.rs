@@ -600,7 +600,9 @@ fn all_statements(template: &Value) -> Vec<&Value> {
 
 /// Issue 24 (`database.secret`): the stack reads a production database secret only when it
 /// is tagged `bluegreen:database-source = true`, and writes or deletes secrets only under
-/// `bluegreen/clone/`, tagged as bluegreen's; the link key is the only other secret it reads.
+/// `bluegreen/clone/`, tagged as bluegreen's; besides, it reads only the link key and smoke
+/// checks' header secrets tagged `bluegreen:smoke-header = true` (issue 25), the latter by
+/// the functions that run smoke checks.
 #[test]
 fn secrets_are_read_only_when_tagged_and_written_only_under_bluegreen_clone() {
     let template = template();
@@ -641,8 +643,20 @@ fn secrets_are_read_only_when_tagged_and_written_only_under_bluegreen_clone() {
             resource.contains("LinkSigningSecret")
                 || (resource.contains("secret:bluegreen/clone/*")
                     && condition.contains("bluegreen:managed"))
-                || condition.contains("/bluegreen:database-source\":\"true\""),
-            "a secret read beyond the link key, tagged sources and clone secrets: {statement}"
+                || condition.contains("/bluegreen:database-source\":\"true\"")
+                || condition.contains("/bluegreen:smoke-header\":\"true\""),
+            "a secret read beyond the link key, tagged sources and smoke headers, and clone \
+             secrets: {statement}"
+        );
+    }
+    for role in ["HealthCheckRole", "PromoteRole"] {
+        assert!(
+            role_grants_on(
+                role,
+                "secretsmanager:GetSecretValue",
+                &json!({ "!Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*" })
+            ),
+            "{role} runs smoke checks but cannot read their header secrets"
         );
     }
     // The functions that register pre-prod's and the rehearsal's revisions write them.

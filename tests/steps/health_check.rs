@@ -120,3 +120,138 @@ async fn a_service_that_fails_its_first_smoke_round_and_then_passes_is_healthy()
     let stored = record(&world, &id).await;
     assert!(!stored.has_outcome("health_check", bluegreen::record::StepOutcome::Failed));
 }
+
+/// Issue 25 item 3: smoke checks that match real apps — a method, headers (one read from
+/// Secrets Manager, never shown), a body, a host name, a JSON match — reach pre-prod as
+/// written; a JSON value that differs fails the round, naming the pointer.
+#[tokio::test]
+async fn a_smoke_check_sends_its_method_headers_body_and_host_and_matches_json() {
+    use bluegreen::config::{HeaderValue, JsonMatch, SecretHeader, SmokeCheck};
+    let world = World::build().await;
+    let token = world
+        .ctx
+        .ports
+        .secrets
+        .create_secret(
+            "shop/smoke-token",
+            r#"{"token":"t0ken-s3cret"}"#,
+            None,
+            &[("bluegreen:smoke-header".into(), "true".into())],
+        )
+        .await
+        .unwrap();
+    let mut config = world.config();
+    config.health.smoke = vec![
+        SmokeCheck {
+            json: Some(JsonMatch {
+                pointer: "/status".into(),
+                equals: "ok".into(),
+            }),
+            host: Some("shop.example.com".into()),
+            ..SmokeCheck::get("/health")
+        },
+        SmokeCheck {
+            method: "POST".into(),
+            headers: [
+                (
+                    "Authorization".to_owned(),
+                    HeaderValue::Secret(SecretHeader {
+                        secret: token,
+                        key: Some("token".into()),
+                    }),
+                ),
+                (
+                    "Content-Type".to_owned(),
+                    HeaderValue::Text("application/json".into()),
+                ),
+            ]
+            .into(),
+            body: Some(r#"{"sku":"smoke-1","quantity":1}"#.into()),
+            expect_status: 201,
+            ..SmokeCheck::get("/cart")
+        },
+    ];
+    world.put_config(&config).await;
+    world
+        .smoke
+        .answer("health", 200, r#"{"status":"ok","db":true}"#);
+    world.smoke.answer("cart", 201, r#"{"id":"c-1"}"#);
+    let id = launched(&world).await;
+    let done = health(&world, &id).await.unwrap();
+    assert!(matches!(done, Poll::Done { .. }), "{done:?}");
+
+    let seen = world.smoke.seen();
+    let health_check = seen
+        .iter()
+        .find(|s| s.path == "health")
+        .expect("GET /health");
+    assert_eq!(health_check.method, "GET");
+    assert!(
+        health_check
+            .header("host")
+            .is_some_and(|h| h.starts_with("shop.example.com")),
+        "{health_check:?}"
+    );
+    let cart = seen.iter().find(|s| s.path == "cart").expect("POST /cart");
+    assert_eq!(cart.method, "POST");
+    assert_eq!(cart.header("authorization"), Some("t0ken-s3cret"));
+    assert_eq!(cart.header("content-type"), Some("application/json"));
+    assert_eq!(cart.body, r#"{"sku":"smoke-1","quantity":1}"#);
+    let evidence = record(&world, &id)
+        .await
+        .health_evidence
+        .unwrap_or_default();
+    assert!(!evidence.contains("t0ken"), "{evidence}");
+
+    // A JSON value that differs fails the round, naming where; the token is never shown.
+    world
+        .smoke
+        .answer("health", 200, r#"{"status":"degraded","db":false}"#);
+    let Poll::Pending { detail, .. } = health(&world, &id).await.unwrap() else {
+        panic!("a failed round inside the window is not a verdict");
+    };
+    assert!(
+        detail.contains(r#"JSON at "/status" is "degraded", expected "ok""#)
+            && detail.contains("(Host shop.example.com)"),
+        "{detail}"
+    );
+    assert!(!detail.contains("t0ken"), "{detail}");
+}
+
+/// A header secret the check cannot use (no such key) is the step's error naming the header
+/// and the secret — a configuration problem, not a failed smoke round — and shows no value.
+#[tokio::test]
+async fn a_smoke_header_secret_without_its_key_is_refused_naming_the_header() {
+    use bluegreen::config::{HeaderValue, SecretHeader, SmokeCheck};
+    let world = World::build().await;
+    let token = world
+        .ctx
+        .ports
+        .secrets
+        .create_secret("shop/smoke-token", r#"{"other":"t0ken"}"#, None, &[])
+        .await
+        .unwrap();
+    let mut config = world.config();
+    config.health.smoke = vec![SmokeCheck {
+        headers: [(
+            "Authorization".to_owned(),
+            HeaderValue::Secret(SecretHeader {
+                secret: token,
+                key: Some("token".into()),
+            }),
+        )]
+        .into(),
+        ..SmokeCheck::get("/health")
+    }];
+    world.put_config(&config).await;
+    let id = launched(&world).await;
+    let err = health(&world, &id).await.unwrap_err();
+    assert_eq!(err.name(), "ConfigInvalid", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("headers.Authorization") && text.contains("no text field `token`"),
+        "{text}"
+    );
+    assert!(!text.contains("t0ken"), "{text}");
+    assert!(world.smoke.seen().is_empty(), "no request was sent");
+}

@@ -782,15 +782,13 @@ impl Walk<'_> {
             migration: None,
             health: Health {
                 test_url: routing.test_url,
-                smoke: vec![SmokeCheck {
-                    path: found
+                smoke: vec![SmokeCheck::get(
+                    found
                         .target_group
                         .health_check_path
-                        .clone()
-                        .unwrap_or_else(|| "/".into()),
-                    expect_status: 200,
-                    body_contains: None,
-                }],
+                        .as_deref()
+                        .unwrap_or("/"),
+                )],
                 ..Health::default()
             },
             approval: Approval {

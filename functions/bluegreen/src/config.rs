@@ -341,9 +341,10 @@ pub struct Database {
     /// Instead of `endpoint_env`: the name of the `secrets` entry the app reads its database
     /// from (a Secrets Manager secret: RDS's JSON with `host`, a JSON key such as `…:url::`,
     /// or a URL). For a clone, bluegreen writes a per-deployment secret
-    /// `bluegreen/clone/<clone>` (production's value with only the host changed, encrypted
-    /// with production's key), points pre-prod's revision at it and deletes it with the
-    /// clone; production's revisions always reference production's secret.
+    /// `bluegreen/clone/<service>/<clone>` (production's value with only its host fields
+    /// changed, encrypted with production's key), points every entry that read production's
+    /// secret in pre-prod's revision at it and deletes it with the clone; production's
+    /// revisions always reference production's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// How long creating a clone may take.
@@ -583,14 +584,101 @@ fn default_health_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmokeCheck {
+    /// HTTP method: `GET` (default), `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE` or `OPTIONS`.
+    #[serde(default = "default_method")]
+    pub method: String,
     /// Path, starting with `/`.
     pub path: String,
+    /// Request headers. A value is text, or `{ secret = "<Secrets Manager ARN>", key = "…" }`
+    /// read when the check runs (the secret must be tagged `bluegreen:smoke-header = true`);
+    /// header values are never logged or recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Request body (not with `GET` or `HEAD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The host name the app answers to (`shop.example.com`): sent as `Host` and used as the
+    /// TLS server name (certificate checked against it), while the request still goes to the
+    /// test URL's address. Without it, the test URL's host is both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Verify the TLS certificate (default `true`); `false` only for a test listener with a
+    /// self-signed certificate.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub verify_tls: bool,
     /// Expected HTTP status.
     #[serde(default = "default_status")]
     pub expect_status: u16,
     /// Optional substring the body must contain.
     #[serde(default)]
     pub body_contains: Option<String>,
+    /// The body must be JSON holding `equals` at `pointer` (RFC 6901: `/status`,
+    /// `/checks/0/ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonMatch>,
+}
+
+impl SmokeCheck {
+    /// `GET path`, expecting `200`, with nothing else set.
+    pub fn get(path: &str) -> SmokeCheck {
+        SmokeCheck {
+            method: default_method(),
+            path: path.to_owned(),
+            headers: BTreeMap::new(),
+            body: None,
+            host: None,
+            verify_tls: true,
+            expect_status: default_status(),
+            body_contains: None,
+            json: None,
+        }
+    }
+}
+
+/// A smoke-check header's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    /// The value itself.
+    Text(String),
+    /// Read from Secrets Manager when the check runs.
+    Secret(SecretHeader),
+}
+
+/// A header value kept in Secrets Manager (a token, a basic-auth pair).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretHeader {
+    /// The secret's ARN.
+    pub secret: String,
+    /// The JSON key holding the value, when the secret is a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A JSON value the answer must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonMatch {
+    /// Where, as a JSON pointer (RFC 6901).
+    pub pointer: String,
+    /// The value it must equal (any JSON value: `"ok"`, `true`, `3`).
+    pub equals: serde_json::Value,
+}
+
+/// The methods a smoke check may use.
+pub const SMOKE_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn default_status() -> u16 {
@@ -1270,6 +1358,7 @@ impl ServiceConfig {
                     "must be an HTTP status (100-599)",
                 );
             }
+            smoke_request_problems(i, check, p);
         }
         if !h.smoke.is_empty() {
             for slot in Slot::ALL {
@@ -1497,6 +1586,83 @@ fn routes_problems(arns: &[String], own: &[Option<&String>], p: &mut Problems) {
 }
 
 /// Whether `name` can be an environment variable's name in a task definition.
+/// What is wrong with smoke check `i`'s request: its method, headers, body, host, JSON match.
+fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
+    let at = |field: &str| format!("health.smoke[{i}].{field}");
+    if !SMOKE_METHODS.contains(&check.method.as_str()) {
+        p.add(
+            &at("method"),
+            &format!(
+                "{:?} is not one of {}",
+                check.method,
+                SMOKE_METHODS.join(", ")
+            ),
+        );
+    }
+    if check.body.is_some() && ["GET", "HEAD"].contains(&check.method.as_str()) {
+        p.add(
+            &at("body"),
+            &format!("a {} request has no body", check.method),
+        );
+    }
+    for (name, value) in &check.headers {
+        let field = at(&format!("headers.{name}"));
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.add(&field, "is not a header name");
+        }
+        // The host is its own field: it is also the TLS server name.
+        if ["host", "content-length", "transfer-encoding", "connection"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            p.add(
+                &field,
+                "is set by the client (use `host` for the host name)",
+            );
+        }
+        match value {
+            HeaderValue::Text(text) => {
+                if reqwest::header::HeaderValue::from_str(text).is_err() {
+                    p.add(&field, "is not a valid header value");
+                }
+            }
+            HeaderValue::Secret(secret) => {
+                if let Err(why) = crate::secret_reference::SecretReference::parse(&secret.secret) {
+                    p.add(&format!("{field}.secret"), &why);
+                }
+            }
+        }
+    }
+    if let Some(host) = &check.host
+        && !host_name(host)
+    {
+        p.add(&at("host"), &format!("{host:?} is not a host name"));
+    }
+    if let Some(json) = &check.json
+        && !json.pointer.is_empty()
+        && !json.pointer.starts_with('/')
+    {
+        p.add(
+            &at("json.pointer"),
+            "must be a JSON pointer: empty or starting with '/' (`/status`)",
+        );
+    }
+}
+
+/// Whether `name` is a DNS host name (letters, digits, `-`, dots between labels).
+fn host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 fn env_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
@@ -1576,6 +1742,97 @@ mod tests {
             2,
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn secret_is_an_entry_name_and_excludes_the_other_forms() {
+        let mut config = example();
+        config.database.secret = Some("DB_SECRET".into());
+        assert_eq!(config.problems(), Vec::<String>::new());
+        assert_eq!(config.database.form(), DbSettingForm::Secret);
+        config.database.url_env = Some("DATABASE_URL".into());
+        config.database.secret = Some("arn:aws:secretsmanager:x".into());
+        let problems: Vec<String> = config
+            .problems()
+            .into_iter()
+            .filter(|p| p.starts_with("database.secret:"))
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("not a `secrets` entry's name"),
+            "{problems:?}"
+        );
+    }
+
+    /// Issue 25 item 3: each smoke request field is checked, and named.
+    #[test]
+    fn a_smoke_checks_request_is_checked_field_by_field() {
+        let mut config = example();
+        let good = SmokeCheck {
+            method: "POST".into(),
+            headers: [
+                ("X-Api-Key".to_owned(), HeaderValue::Text("k".into())),
+                (
+                    "Authorization".to_owned(),
+                    HeaderValue::Secret(SecretHeader {
+                        secret: "arn:aws:secretsmanager:us-east-1:1:secret:smoke-AbCdEf".into(),
+                        key: Some("token".into()),
+                    }),
+                ),
+            ]
+            .into(),
+            body: Some("{}".into()),
+            host: Some("shop.example.com".into()),
+            json: Some(JsonMatch {
+                pointer: "/status".into(),
+                equals: "ok".into(),
+            }),
+            ..SmokeCheck::get("/cart")
+        };
+        config.health.smoke = vec![good.clone()];
+        assert_eq!(config.problems(), Vec::<String>::new());
+        config.health.smoke = vec![
+            SmokeCheck {
+                method: "FETCH".into(),
+                ..good.clone()
+            },
+            SmokeCheck {
+                method: "GET".into(),
+                headers: [
+                    ("Host".to_owned(), HeaderValue::Text("x".into())),
+                    ("Bad Name".to_owned(), HeaderValue::Text("x".into())),
+                    (
+                        "Authorization".to_owned(),
+                        HeaderValue::Secret(SecretHeader {
+                            secret: "smoke-token".into(),
+                            key: None,
+                        }),
+                    ),
+                ]
+                .into(),
+                host: Some("shop..example.com".into()),
+                json: Some(JsonMatch {
+                    pointer: "status".into(),
+                    equals: "ok".into(),
+                }),
+                ..good
+            },
+        ];
+        let problems = config.problems();
+        for field in [
+            "health.smoke[0].method",
+            "health.smoke[1].body",
+            "health.smoke[1].headers.Host",
+            "health.smoke[1].headers.Bad Name",
+            "health.smoke[1].headers.Authorization.secret",
+            "health.smoke[1].host",
+            "health.smoke[1].json.pointer",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(&format!("{field}:"))),
+                "{field} not named: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use crate::config::{ServiceConfig, SmokeCheck};
+use crate::config::{HeaderValue, JsonMatch, SecretHeader, ServiceConfig, SmokeCheck};
 use crate::context::Context;
-use crate::error::StepResult;
+use crate::error::{StepError, StepResult};
+use crate::ports::smoke::SmokeRequest;
 use crate::slot::Slot;
 
 /// How many characters of a response body an error message quotes.
@@ -45,7 +46,7 @@ pub async fn assess(
         )));
     }
     let base = config.test_url(slot).unwrap_or_default().to_owned();
-    Ok(match smoke(ctx, config, &base).await {
+    Ok(match smoke(ctx, config, &base).await? {
         Ok(report) => Assessment::Passed(format!("{healthy}/{desired} targets healthy; {report}")),
         Err(evidence) => Assessment::Failed(evidence),
     })
@@ -84,39 +85,103 @@ pub async fn target_health(
 }
 
 /// Runs `consecutive_passes` rounds of every smoke check; the first failure is the evidence.
-async fn smoke(ctx: &Context, config: &ServiceConfig, base: &str) -> Result<String, String> {
+/// A header kept in Secrets Manager that cannot be read is an error of the step (access,
+/// a missing key), not a failed check.
+async fn smoke(
+    ctx: &Context,
+    config: &ServiceConfig,
+    base: &str,
+) -> StepResult<Result<String, String>> {
     let timeout = Duration::from_millis(config.health.request_timeout_ms);
     let rounds = config.health.consecutive_passes;
+    let mut requests = Vec::new();
+    for check in &config.health.smoke {
+        requests.push((check, request(ctx, base, check).await?));
+    }
     for round in 1..=rounds {
-        for check in &config.health.smoke {
-            probe(ctx, base, check, timeout)
-                .await
-                .map_err(|e| format!("round {round}/{rounds}: {e}"))?;
+        for (check, request) in &requests {
+            if let Err(e) = probe(ctx, request, check, timeout).await {
+                return Ok(Err(format!("round {round}/{rounds}: {e}")));
+            }
         }
     }
-    Ok(format!(
+    Ok(Ok(format!(
         "{} smoke check(s) passed {rounds} consecutive round(s) against {base}",
         config.health.smoke.len()
-    ))
+    )))
+}
+
+/// `check`'s request against `base`, its secret header values read.
+async fn request(ctx: &Context, base: &str, check: &SmokeCheck) -> StepResult<SmokeRequest> {
+    let mut headers = Vec::new();
+    for (name, value) in &check.headers {
+        let value = match value {
+            HeaderValue::Text(text) => text.clone(),
+            HeaderValue::Secret(secret) => secret_header(ctx, name, secret).await?,
+        };
+        headers.push((name.clone(), value));
+    }
+    Ok(SmokeRequest {
+        method: check.method.clone(),
+        url: format!("{}{}", base.trim_end_matches('/'), check.path),
+        headers,
+        body: check.body.clone(),
+        host: check.host.clone(),
+        verify_tls: check.verify_tls,
+    })
+}
+
+/// A header's value from Secrets Manager (one JSON key of it, when `key` is set). Errors name
+/// the header and the secret, never a value.
+async fn secret_header(ctx: &Context, name: &str, secret: &SecretHeader) -> StepResult<String> {
+    let invalid = |why: &str| {
+        StepError::ConfigInvalid(vec![format!(
+            "health.smoke headers.{name}: secret {}: {why}",
+            secret.secret
+        )])
+    };
+    let text = ctx
+        .ports
+        .secrets
+        .secret_string(&secret.secret)
+        .await?
+        .ok_or_else(|| invalid("holds binary data, not text"))?;
+    let Some(key) = &secret.key else {
+        return Ok(text);
+    };
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|_| invalid("is not a JSON object, which `key` needs"))?;
+    match fields.get(key) {
+        Some(serde_json::Value::String(value)) => Ok(value.clone()),
+        _ => Err(invalid(&format!("has no text field `{key}`"))),
+    }
+}
+
+/// What a request is called in evidence: its method and URL, and the host it names.
+fn described(request: &SmokeRequest) -> String {
+    match &request.host {
+        Some(host) => format!("{} {} (Host {host})", request.method, request.url),
+        None => format!("{} {}", request.method, request.url),
+    }
 }
 
 async fn probe(
     ctx: &Context,
-    base: &str,
+    request: &SmokeRequest,
     check: &SmokeCheck,
     timeout: Duration,
 ) -> Result<(), String> {
-    let url = format!("{}{}", base.trim_end_matches('/'), check.path);
+    let what = described(request);
     let answer = ctx
         .ports
         .smoke
-        .get(&url, timeout)
+        .send(request, timeout)
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     let (status, body) = (answer.status, answer.body);
     if status != check.expect_status {
         return Err(format!(
-            "GET {url} returned {status}, expected {}; body: {}",
+            "{what} returned {status}, expected {}; body: {}",
             check.expect_status,
             excerpt(&body)
         ));
@@ -125,11 +190,29 @@ async fn probe(
         && !body.contains(needle.as_str())
     {
         return Err(format!(
-            "GET {url} body lacks {needle:?}; body: {}",
+            "{what} body lacks {needle:?}; body: {}",
             excerpt(&body)
         ));
     }
+    if let Some(json) = &check.json {
+        json_matches(&body, json)
+            .map_err(|why| format!("{what} {why}; body: {}", excerpt(&body)))?;
+    }
     Ok(())
+}
+
+/// Whether `body` is JSON holding `json.equals` at `json.pointer`.
+fn json_matches(body: &str, json: &JsonMatch) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("answered no JSON ({e})"))?;
+    match value.pointer(&json.pointer) {
+        Some(found) if *found == json.equals => Ok(()),
+        Some(found) => Err(format!(
+            "JSON at {:?} is {found}, expected {}",
+            json.pointer, json.equals
+        )),
+        None => Err(format!("JSON has nothing at {:?}", json.pointer)),
+    }
 }
 
 fn excerpt(body: &str) -> String {
@@ -138,4 +221,40 @@ fn excerpt(body: &str) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expect(pointer: &str, equals: serde_json::Value) -> JsonMatch {
+        JsonMatch {
+            pointer: pointer.into(),
+            equals,
+        }
+    }
+
+    #[test]
+    fn a_json_match_finds_the_value_at_its_pointer() {
+        let body = r#"{"status":"ok","checks":[{"db":true}],"version":3}"#;
+        assert!(json_matches(body, &expect("/status", "ok".into())).is_ok());
+        assert!(json_matches(body, &expect("/checks/0/db", true.into())).is_ok());
+        assert!(json_matches(body, &expect("/version", 3.into())).is_ok());
+        let wrong = json_matches(body, &expect("/status", "up".into())).unwrap_err();
+        assert!(wrong.contains(r#"is "ok", expected "up""#), "{wrong}");
+        let missing = json_matches(body, &expect("/nope", true.into())).unwrap_err();
+        assert!(missing.contains("nothing at"), "{missing}");
+        let html = json_matches("<html>", &expect("/status", "ok".into())).unwrap_err();
+        assert!(html.contains("no JSON"), "{html}");
+    }
+
+    #[test]
+    fn a_request_shows_no_header_value() {
+        let mut request = SmokeRequest::get("http://alb:8443/health");
+        request
+            .headers
+            .push(("Authorization".into(), "Bearer t0ken".into()));
+        assert!(!format!("{request:?}").contains("t0ken"));
+        assert!(!described(&request).contains("t0ken"));
+    }
 }

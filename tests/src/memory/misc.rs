@@ -10,7 +10,7 @@ use bluegreen::ports::notifications::Message;
 use bluegreen::ports::parameters::Parameter;
 use bluegreen::ports::registry::{ImageReference, RegistryImage};
 use bluegreen::ports::secrets::SecretInfo;
-use bluegreen::ports::smoke::Answer;
+use bluegreen::ports::smoke::{Answer, SmokeRequest};
 use bluegreen::ports::tables::{Cancelled, Cond, Page, Query, Returns, Write, Written};
 use bluegreen::ports::{
     Alarms, Identity, Notifications, Parameters, Registry, Secrets, SmokeClient, Tables,
@@ -314,7 +314,8 @@ impl Secrets for MemoryAws {
 
 #[async_trait::async_trait]
 impl SmokeClient for MemoryAws {
-    async fn get(&self, url: &str, _timeout: Duration) -> Result<Answer, String> {
+    async fn send(&self, request: &SmokeRequest, _timeout: Duration) -> Result<Answer, String> {
+        let url = request.url.as_str();
         self.call("http:Get", |s| {
             let answer = s
                 .smoke
