@@ -270,8 +270,9 @@ async fn a_rehearsal_runs_on_the_rehearsal_clones_secret_and_production_migrates
 }
 
 /// Every entry that read production's secret reads the clone's copy: the app's setting, its
-/// other keys of the same secret (`DATABASE_URL` from `…:url::`), and a worker reading the
-/// whole JSON under another name; both address fields of the copy are moved.
+/// other keys of the same secret (`DATABASE_URL` from `…:url::`), a worker reading the whole
+/// JSON under another name, one naming it by its partial ARN; both address fields of the copy
+/// are moved.
 #[tokio::test]
 async fn every_reader_of_the_production_secret_reads_the_clones_copy() {
     use aws_sdk_ecs::types::{ContainerDefinition, Secret};
@@ -309,6 +310,11 @@ async fn every_reader_of_the_production_secret_reads_the_clones_copy() {
                 ],
             ),
             container("worker", &[("DB_CREDENTIALS", production.clone())]),
+            // The same secret by its partial ARN (without Secrets Manager's random suffix).
+            container(
+                "reporter",
+                &[("DB_PARTIAL", production[..production.len() - 7].to_owned())],
+            ),
         ])
         .await;
     let id = prepare_push(&world, "v2", "event-1").await;
@@ -335,6 +341,7 @@ async fn every_reader_of_the_production_secret_reads_the_clones_copy() {
         ("web", "DB_SECRET", format!("{copy}:host::")),
         ("web", "DATABASE_URL", format!("{copy}:url::")),
         ("worker", "DB_CREDENTIALS", copy.clone()),
+        ("reporter", "DB_PARTIAL", copy.clone()),
     ] {
         assert_eq!(
             preprod.secret_from(container, name),

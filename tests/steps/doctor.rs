@@ -331,6 +331,51 @@ async fn a_database_secret_the_stack_cannot_use_is_found() {
     );
 }
 
+/// A smoke check's header secret the health check may not read (untagged) or that does not
+/// exist is found; a tagged one is not.
+#[tokio::test]
+async fn a_smoke_header_secret_the_health_check_cannot_read_is_found() {
+    use bluegreen::config::{HeaderValue, SecretHeader};
+    let world = healthy().await;
+    let secrets = &world.ctx.ports.secrets;
+    let tagged = secrets
+        .create_secret(
+            "shop/smoke-token",
+            "t0ken",
+            None,
+            &[(bluegreen::naming::TAG_SMOKE_HEADER.into(), "true".into())],
+        )
+        .await
+        .unwrap();
+    let untagged = secrets
+        .create_secret("shop/other-token", "t0ken", None, &[])
+        .await
+        .unwrap();
+    let mut config = world.config();
+    let with_secret = |config: &mut ServiceConfig, secret: &str| {
+        config.health.smoke[0].headers = [(
+            "Authorization".to_owned(),
+            HeaderValue::Secret(SecretHeader {
+                secret: secret.to_owned(),
+                key: None,
+            }),
+        )]
+        .into();
+    };
+    with_secret(&mut config, &tagged);
+    assert_eq!(stored(&world, &config).await, Vec::<&str>::new());
+    with_secret(&mut config, &untagged);
+    assert_eq!(
+        stored(&world, &config).await,
+        ["smoke-header-secret-untagged"]
+    );
+    with_secret(&mut config, &format!("{tagged}x"));
+    assert_eq!(
+        stored(&world, &config).await,
+        ["smoke-header-secret-missing"]
+    );
+}
+
 #[tokio::test]
 async fn a_bake_alarm_that_does_not_exist_is_found() {
     let world = healthy().await;

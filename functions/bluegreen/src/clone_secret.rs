@@ -10,6 +10,7 @@
 //! recorded. It is deleted with its clone ([`crate::ending`], and scheduled teardown for one
 //! an ending missed).
 
+use crate::config::DbSource;
 use crate::context::Context;
 use crate::endpoint;
 use crate::error::{StepError, StepResult};
@@ -67,13 +68,35 @@ pub async fn ensure(
         )
         .await?
         .ok_or_else(|| invalid("the secret holds binary data, not text".into()))?;
-    let value = endpoint::repointed_secret(&current, reference.json_key.as_deref(), host)
-        .map_err(invalid)?;
+    let production = source_endpoints(ctx, deployment).await?;
+    let value =
+        endpoint::repointed_secret(&current, reference.json_key.as_deref(), host, &production)
+            .map_err(invalid)?;
     let arn = write(ctx, deployment, clone, &value, source.kms_key_id.as_deref()).await?;
     Ok(entries
         .into_iter()
         .map(|(container, name, entry)| (container, name, entry.pointing_at(&arn)))
         .collect())
+}
+
+/// The addresses of the production database the clone is made from (an instance's endpoint;
+/// a cluster's writer and reader endpoints): none of them may stay in the clone's copy.
+async fn source_endpoints(ctx: &Context, deployment: &Deployment) -> StepResult<Vec<String>> {
+    let databases = &ctx.ports.databases;
+    Ok(match &deployment.config.database.source {
+        Some(DbSource::RdsInstance { identifier }) => databases
+            .describe_instance(identifier)
+            .await?
+            .and_then(|i| i.endpoint)
+            .into_iter()
+            .collect(),
+        Some(DbSource::AuroraCluster { identifier }) => databases
+            .describe_cluster(identifier)
+            .await?
+            .map(|c| c.endpoints)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    })
 }
 
 /// Every `secrets` entry of `base` that reads `production`'s secret — under the setting's name
@@ -87,10 +110,17 @@ fn entries_reading(
     let mut entries = Vec::new();
     for container in &base.containers {
         for (name, from) in &container.secrets {
+            if production.named_through_ssm(from) {
+                return Err(format!(
+                    "container {} reads the same secret through SSM as {name}; name it by its \
+                     ARN, which bluegreen can re-point",
+                    container.name
+                ));
+            }
             let Ok(entry) = SecretReference::parse(from) else {
                 continue; // an SSM parameter or another kind: not this secret
             };
-            if entry.secret_id != production.secret_id {
+            if !entry.same_secret(production) {
                 continue;
             }
             if (&entry.version_stage, &entry.version_id)
@@ -148,14 +178,16 @@ async fn write(
         Err(e) => return Err(e),
     };
     // An abort may have cleaned up between the look at the fence and the write: the copy of
-    // production's credentials must not outlive it.
-    if let Err(fenced) =
-        crate::fence::guard(ctx, &deployment.deployment_id, "writing the clone's secret").await
-    {
-        secrets.delete_secret(&arn).await?;
-        return Err(fenced);
+    // production's credentials must not outlive it. Only a refusal deletes it — any other
+    // error (a throttled read) leaves it for the retry, which finds it by name.
+    match crate::fence::guard(ctx, &deployment.deployment_id, "writing the clone's secret").await {
+        Err(refused @ (StepError::Fenced { .. } | StepError::DeploymentEnded { .. })) => {
+            secrets.delete_secret(&arn).await?;
+            Err(refused)
+        }
+        Err(other) => Err(other),
+        Ok(()) => Ok(arn),
     }
-    Ok(arn)
 }
 
 /// `existing` (this deployment's, by its tag) made to hold `value`.

@@ -589,9 +589,10 @@ pub struct SmokeCheck {
     pub method: String,
     /// Path, starting with `/`.
     pub path: String,
-    /// Request headers. A value is text, or `{ secret = "<Secrets Manager ARN>", key = "…" }`
-    /// read when the check runs (the secret must be tagged `bluegreen:smoke-header = true`);
-    /// header values are never logged or recorded.
+    /// Request headers. A value is text (part of the config, so stored and shown with it), or
+    /// `{ secret = "<Secrets Manager ARN>", key = "…" }` read when the check runs (the secret
+    /// must be tagged `bluegreen:smoke-header = true`): a secret's value is never logged or
+    /// recorded, and no header value appears in evidence.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, HeaderValue>,
     /// Request body (not with `GET` or `HEAD`).
@@ -1605,6 +1606,21 @@ fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
             &format!("a {} request has no body", check.method),
         );
     }
+    if check.method == "HEAD" && (check.body_contains.is_some() || check.json.is_some()) {
+        p.add(
+            &at("method"),
+            "a HEAD answer has no body for body_contains or json to match",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in check.headers.keys() {
+        if !seen.insert(name.to_ascii_lowercase()) {
+            p.add(
+                &at(&format!("headers.{name}")),
+                "is set twice (header names ignore case)",
+            );
+        }
+    }
     for (name, value) in &check.headers {
         let field = at(&format!("headers.{name}"));
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -1626,8 +1642,16 @@ fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
                 }
             }
             HeaderValue::Secret(secret) => {
-                if let Err(why) = crate::secret_reference::SecretReference::parse(&secret.secret) {
-                    p.add(&format!("{field}.secret"), &why);
+                match crate::secret_reference::SecretReference::parse(&secret.secret) {
+                    Err(_) => p.add(
+                        &format!("{field}.secret"),
+                        "must be a Secrets Manager secret's ARN",
+                    ),
+                    Ok(reference) if reference.secret_id != secret.secret => p.add(
+                        &format!("{field}.secret"),
+                        "must be the secret's ARN alone (a JSON key goes in `key`)",
+                    ),
+                    Ok(_) => {}
                 }
             }
         }
@@ -1648,9 +1672,11 @@ fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
     }
 }
 
-/// Whether `name` is a DNS host name (letters, digits, `-`, dots between labels).
+/// Whether `name` is a DNS host name (letters, digits, `-`, dots between labels), not an IP
+/// address (one would bypass the test URL's address).
 fn host_name(name: &str) -> bool {
-    !name.is_empty()
+    name.parse::<std::net::IpAddr>().is_err()
+        && !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
@@ -1815,11 +1841,35 @@ mod tests {
                     pointer: "status".into(),
                     equals: "ok".into(),
                 }),
+                ..good.clone()
+            },
+            SmokeCheck {
+                method: "HEAD".into(),
+                body: None,
+                headers: [
+                    ("X-Api-Key".to_owned(), HeaderValue::Text("a".into())),
+                    ("x-api-key".to_owned(), HeaderValue::Text("b".into())),
+                    (
+                        "Authorization".to_owned(),
+                        HeaderValue::Secret(SecretHeader {
+                            secret:
+                                "arn:aws:secretsmanager:us-east-1:1:secret:smoke-AbCdEf:token::"
+                                    .into(),
+                            key: None,
+                        }),
+                    ),
+                ]
+                .into(),
+                host: Some("10.0.0.1".into()),
                 ..good
             },
         ];
         let problems = config.problems();
         for field in [
+            "health.smoke[2].method",
+            "health.smoke[2].headers.x-api-key",
+            "health.smoke[2].headers.Authorization.secret",
+            "health.smoke[2].host",
             "health.smoke[0].method",
             "health.smoke[1].body",
             "health.smoke[1].headers.Host",

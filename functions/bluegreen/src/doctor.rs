@@ -11,14 +11,14 @@ use serde::Serialize;
 
 use crate::alarms;
 use crate::app_containers::{Named, app_containers};
-use crate::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
+use crate::config::{DbSource, DbStrategy, HeaderValue, ServiceConfig, Traffic};
 use crate::context::Context;
 use crate::direct::ecs;
 use crate::direct::elb;
 use crate::error::StepError;
 use crate::executions;
 use crate::links::SigningKey;
-use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED};
+use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_SMOKE_HEADER};
 use crate::notify;
 use crate::routing;
 use crate::secret_reference::{SecretReference, is_clone_secret};
@@ -172,6 +172,7 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
         }
     }
     database(ctx, config, &mut f).await;
+    smoke_header_secrets(ctx, config, &mut f).await;
     maintenance_page(ctx, config, &mut f).await;
     match alarms::missing(ctx, &config.bake.alarms).await {
         Ok(missing) => {
@@ -616,6 +617,54 @@ async fn database_secret(ctx: &Context, config: &ServiceConfig, setting: &str, f
             }
             Ok(Some(_)) => {}
             Err(e) => f.failed(id, &e),
+        }
+    }
+}
+
+/// Every smoke-check header kept in Secrets Manager exists and may be read by the checking
+/// functions (tagged [`TAG_SMOKE_HEADER`]); without the tag the first health check fails with
+/// AccessDenied, after the clone and the migration ran.
+async fn smoke_header_secrets(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    let mut seen = Vec::new();
+    for check in &config.health.smoke {
+        for value in check.headers.values() {
+            let HeaderValue::Secret(secret) = value else {
+                continue;
+            };
+            if seen.contains(&secret.secret) {
+                continue;
+            }
+            seen.push(secret.secret.clone());
+            let id = &secret.secret;
+            match ctx.ports.secrets.describe_secret(id).await {
+                Ok(None) => f.add(
+                    "smoke-header-secret-missing",
+                    id,
+                    format!("secret {id}, a smoke check's header, does not exist"),
+                    "fix health.smoke's header `secret`, or create the secret",
+                ),
+                Ok(Some(info))
+                    if !info
+                        .tags
+                        .contains(&(TAG_SMOKE_HEADER.into(), "true".into())) =>
+                {
+                    f.add(
+                        "smoke-header-secret-untagged",
+                        id,
+                        format!(
+                            "secret {} is not tagged {TAG_SMOKE_HEADER} = true: the health \
+                             check may not read it",
+                            info.name
+                        ),
+                        &format!(
+                            "aws secretsmanager tag-resource --secret-id {id} --tags \
+                             Key={TAG_SMOKE_HEADER},Value=true"
+                        ),
+                    );
+                }
+                Ok(Some(_)) => {}
+                Err(e) => f.failed(id, &e),
+            }
         }
     }
 }

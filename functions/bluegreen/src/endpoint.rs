@@ -69,16 +69,19 @@ const ADDRESS_KEYS: [&str; 7] = [
 
 /// A secret's value `current` with the database address it holds pointed at `host`. A JSON
 /// object (RDS's format) gets every address field re-pointed (`host`, a `url`, a
-/// `DATABASE_URL`-like key), whichever key the task reads (`json_key`, which must be one of
-/// them) — another container may read another key of the same secret; a plain value must be
-/// a URL. Everything else (user, password, port, database, other fields) is kept. Fails
-/// closed: a value under an address key that is neither a host nor a URL, or production's
-/// host still named anywhere in the result (an `endpoint`, a nested object), is refused. An
+/// `DATABASE_URL`-like key, and a URL under any other key that names production's database),
+/// whichever key the task reads (`json_key`, which must be one of them) — another container
+/// may read another key of the same secret; a plain value must be a URL. Everything else
+/// (user, password, port, database, a `redis_url`) is kept. Fails closed: a value under an
+/// address key that is neither a host nor a URL, or a production address still named anywhere
+/// in the result (an `endpoint`, a reader endpoint, a nested object) is refused —
+/// `production` lists the source database's own endpoints beside those the secret holds. An
 /// error says why, naming keys but never values.
 pub fn repointed_secret(
     current: &str,
     json_key: Option<&str>,
     host: &str,
+    production: &[String],
 ) -> Result<String, String> {
     let parsed: Option<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_str(current).ok();
@@ -91,23 +94,57 @@ pub fn repointed_secret(
         return repointed(current, host, true)
             .map_err(|why| format!("the secret is neither a JSON object nor a URL: {why}"));
     };
-    if let Some(key) = json_key {
-        match fields.get(key) {
-            Some(serde_json::Value::String(value)) if is_address(key, value) => {}
-            Some(serde_json::Value::String(_)) => {
-                return Err(format!(
-                    "field `{key}` holds neither a host nor a URL (its name says no address)"
-                ));
-            }
-            _ => return Err(format!("its JSON has no text field `{key}`")),
+    let text = |fields: &serde_json::Map<String, serde_json::Value>, key: &str| {
+        fields.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let mut production_hosts: Vec<String> =
+        production.iter().map(|h| h.to_ascii_lowercase()).collect();
+    // Fields named for an address: each must be a host or a URL; what they name is production.
+    let mut moved: Vec<(String, String)> = Vec::new();
+    for key in fields.keys().filter(|k| is_address_key(k)) {
+        let Some(value) = text(&fields, key) else {
+            continue;
+        };
+        let (old, new) = if is_url(&value) {
+            let old = url_host(&value).map_err(|why| format!("field `{key}`: {why}"))?;
+            let new =
+                repointed(&value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
+            (old, new)
+        } else if let Some((old, port)) = bare_host(&value) {
+            (old.to_ascii_lowercase(), format!("{host}{port}"))
+        } else {
+            return Err(format!(
+                "field `{key}` holds neither a host nor a URL (a connection string?); \
+                 bluegreen re-points only those"
+            ));
+        };
+        production_hosts.push(old);
+        moved.push((key.clone(), new));
+    }
+    // A URL under any other key moves only when it names production's database: a
+    // `redis_url` or a `sentry_dsn` stays where it points.
+    for (key, value) in &fields {
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        if is_address_key(key) || !is_url(value) {
+            continue;
+        }
+        if url_host(value).is_ok_and(|h| production_hosts.contains(&h)) {
+            let new =
+                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
+            moved.push((key.clone(), new));
         }
     }
-    let addresses: Vec<String> = fields
-        .iter()
-        .filter(|(key, value)| value.as_str().is_some_and(|v| is_address(key, v)))
-        .map(|(key, _)| key.clone())
-        .collect();
-    if addresses.is_empty() {
+    if let Some(key) = json_key
+        && !moved.iter().any(|(k, _)| k == key)
+    {
+        return Err(match text(&fields, key) {
+            Some(_) => format!("field `{key}` holds neither a host nor a URL of the database"),
+            None => format!("its JSON has no text field `{key}`"),
+        });
+    }
+    if moved.is_empty() {
         let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
         names.sort_unstable();
         return Err(format!(
@@ -115,41 +152,17 @@ pub fn repointed_secret(
             names.join(", ")
         ));
     }
-    let mut production_hosts = Vec::new();
-    for key in addresses {
-        let Some(serde_json::Value::String(value)) = fields.get(&key) else {
-            continue;
-        };
-        let (old, new) = if is_url(value) {
-            let old = url_host(value).map_err(|why| format!("field `{key}`: {why}"))?;
-            (
-                old,
-                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?,
-            )
-        } else if let Some((old, port)) = bare_host(value) {
-            (old.to_owned(), format!("{host}{port}"))
-        } else {
-            return Err(format!(
-                "field `{key}` holds neither a host nor a URL (a connection string?); \
-                 bluegreen re-points only those"
-            ));
-        };
-        production_hosts.push(old.to_ascii_lowercase());
+    for (key, new) in moved {
         fields.insert(key, serde_json::Value::String(new));
     }
     let value = serde_json::Value::Object(fields);
     if let Some(path) = still_naming(&value, &production_hosts, "") {
         return Err(format!(
-            "field `{path}` still names production's database host after the host fields were \
-             re-pointed; bluegreen re-points `host` and URL fields only"
+            "field `{path}` still names a production database address after the host fields \
+             were re-pointed; bluegreen re-points `host` and URL fields only"
         ));
     }
     Ok(value.to_string())
-}
-
-/// Whether a field of a secret holds the database's address: by its key, or as a URL.
-fn is_address(key: &str, value: &str) -> bool {
-    is_address_key(key) || (is_url(value) && url_host(value).is_ok())
 }
 
 fn is_url(value: &str) -> bool {
@@ -275,19 +288,21 @@ mod tests {
     fn a_secret_keeps_everything_but_the_host_it_names() {
         let rds = r#"{"username":"shop","password":"s3cret","engine":"postgres","host":"shop-db.prod.internal","port":5432,"dbname":"shop"}"#;
         let whole: serde_json::Value =
-            serde_json::from_str(&repointed_secret(rds, None, CLONE).unwrap()).unwrap();
+            serde_json::from_str(&repointed_secret(rds, None, CLONE, &[]).unwrap()).unwrap();
         assert_eq!(whole["host"], CLONE);
         assert_eq!(whole["password"], "s3cret");
         assert_eq!(whole["port"], 5432);
         let keyed: serde_json::Value =
-            serde_json::from_str(&repointed_secret(rds, Some("host"), CLONE).unwrap()).unwrap();
+            serde_json::from_str(&repointed_secret(rds, Some("host"), CLONE, &[]).unwrap())
+                .unwrap();
         assert_eq!(keyed["host"], CLONE);
         assert_eq!(keyed["username"], "shop");
 
         let with_url =
             r#"{"url":"postgres://shop:s3cret@shop-db.prod.internal:5432/shop","other":"x"}"#;
         let value: serde_json::Value =
-            serde_json::from_str(&repointed_secret(with_url, Some("url"), CLONE).unwrap()).unwrap();
+            serde_json::from_str(&repointed_secret(with_url, Some("url"), CLONE, &[]).unwrap())
+                .unwrap();
         assert_eq!(
             value["url"],
             format!("postgres://shop:s3cret@{CLONE}:5432/shop")
@@ -296,7 +311,7 @@ mod tests {
 
         let url = "mysql://shop:s3cret@shop-db.prod.internal:3306/shop";
         assert_eq!(
-            repointed_secret(url, None, CLONE).unwrap(),
+            repointed_secret(url, None, CLONE, &[]).unwrap(),
             format!("mysql://shop:s3cret@{CLONE}:3306/shop")
         );
     }
@@ -318,7 +333,7 @@ mod tests {
             ("s3cret", None, "neither a JSON object nor a URL"),
             ("s3cret", Some("host"), "no JSON object"),
         ] {
-            let err = repointed_secret(value, key, CLONE).unwrap_err();
+            let err = repointed_secret(value, key, CLONE, &[]).unwrap_err();
             assert!(err.contains(says), "{value}: {err}");
             assert!(!err.contains("s3cret"), "the value is shown: {err}");
         }
@@ -330,7 +345,8 @@ mod tests {
     fn every_address_field_moves_whichever_key_the_setting_reads() {
         let secret = r#"{"host":"db.prod","port":5432,"url":"postgres://u:s3cret@db.prod:5432/shop","password":"s3cret"}"#;
         let value: serde_json::Value =
-            serde_json::from_str(&repointed_secret(secret, Some("host"), CLONE).unwrap()).unwrap();
+            serde_json::from_str(&repointed_secret(secret, Some("host"), CLONE, &[]).unwrap())
+                .unwrap();
         assert_eq!(value["host"], CLONE);
         assert_eq!(
             value["url"],
@@ -340,7 +356,18 @@ mod tests {
         assert_eq!(value["port"], 5432);
         // A field no address key names that still holds production's host fails closed.
         let proxied = r#"{"host":"db.prod","proxy":"db.prod:6432"}"#;
-        let err = repointed_secret(proxied, Some("host"), CLONE).unwrap_err();
+        let err = repointed_secret(proxied, Some("host"), CLONE, &[]).unwrap_err();
         assert!(err.contains("field `proxy` still names"), "{err}");
+        // The source's own endpoints count too: Aurora's reader endpoint is no other host.
+        let aurora = r#"{"host":"x.cluster-abc.rds.amazonaws.com","reader_host":"x.cluster-ro-abc.rds.amazonaws.com"}"#;
+        let reader = ["x.cluster-ro-abc.rds.amazonaws.com".to_owned()];
+        let err = repointed_secret(aurora, None, CLONE, &reader).unwrap_err();
+        assert!(err.contains("field `reader_host` still names"), "{err}");
+        // A URL of another service stays; one naming the database moves.
+        let mixed = r#"{"host":"db.prod","redis_url":"redis://cache.prod:6379","replica":"postgres://u:p@db.prod/shop"}"#;
+        let value: serde_json::Value =
+            serde_json::from_str(&repointed_secret(mixed, None, CLONE, &[]).unwrap()).unwrap();
+        assert_eq!(value["redis_url"], "redis://cache.prod:6379");
+        assert_eq!(value["replica"], format!("postgres://u:p@{CLONE}/shop"));
     }
 }

@@ -21,6 +21,8 @@ pub const TAG_ROLE: &str = "bluegreen:role";
 /// On a production database secret (`database.secret`): the stack's roles may read it. They
 /// read no other secret but the link key and bluegreen's own clone secrets.
 pub const TAG_DATABASE_SOURCE: &str = "bluegreen:database-source";
+/// On a secret holding a smoke check's header value: the checking functions may read it.
+pub const TAG_SMOKE_HEADER: &str = "bluegreen:smoke-header";
 /// `bluegreen:role` of a slot running a deployment's pre-prod.
 pub const ROLE_PREPROD: &str = "preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).

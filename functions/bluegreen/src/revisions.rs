@@ -276,9 +276,11 @@ pub fn not_repointable(
     // With `database.secret`, every entry reading the production secret the setting names —
     // under any name or JSON key, in any container — reads the clone's copy (see
     // `clone_secret`): it is the setting, not another address.
+    let production = production_secret.and_then(|id| SecretReference::parse(id).ok());
     let same_secret = |from: &str| {
-        production_secret
-            .is_some_and(|id| SecretReference::parse(from).is_ok_and(|r| r.secret_id == id))
+        production
+            .as_ref()
+            .is_some_and(|p| SecretReference::parse(from).is_ok_and(|r| r.same_secret(p)))
     };
     let others: Vec<String> = c
         .environment

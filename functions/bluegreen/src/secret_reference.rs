@@ -62,6 +62,38 @@ impl SecretReference {
         })
     }
 
+    /// The secret's name: the ARN's last part, with the six characters Secrets Manager adds
+    /// after a `-` when `full` (a partial ARN has none).
+    fn name(&self, full: bool) -> &str {
+        let name = self.secret_id.rsplit(':').next().unwrap_or_default();
+        match name.rsplit_once('-') {
+            Some((base, suffix)) if full && suffix.len() == 6 => base,
+            _ => name,
+        }
+    }
+
+    /// Whether `other` names the same secret: the same ARN, or one a partial ARN (without
+    /// the random suffix) of the other.
+    pub fn same_secret(&self, other: &SecretReference) -> bool {
+        if self.secret_id == other.secret_id {
+            return true;
+        }
+        let prefix = |id: &str| id.rsplit_once(':').map(|(p, _)| p.to_owned());
+        prefix(&self.secret_id) == prefix(&other.secret_id)
+            && (self.name(true) == other.name(false) || self.name(false) == other.name(true))
+    }
+
+    /// Whether `value_from` reads this secret through SSM's
+    /// `/aws/reference/secretsmanager/<name>` parameter.
+    pub fn named_through_ssm(&self, value_from: &str) -> bool {
+        value_from
+            .split_once("/aws/reference/secretsmanager/")
+            .is_some_and(|(_, name)| {
+                let name = name.split(':').next().unwrap_or_default();
+                name == self.name(true) || name == self.name(false)
+            })
+    }
+
     /// The same reference to the secret `arn` (its current version): what a re-pointed
     /// container reads — the same JSON key, if any.
     pub fn pointing_at(&self, arn: &str) -> String {
@@ -110,6 +142,25 @@ mod tests {
         assert_eq!(plain.pointing_at(clone), clone);
         assert!(is_clone_secret(&keyed.pointing_at(clone)));
         assert!(!is_clone_secret(ARN));
+    }
+
+    #[test]
+    fn a_full_and_a_partial_arn_name_the_same_secret_and_ssm_references_are_seen() {
+        let full = SecretReference::parse(ARN).unwrap();
+        let partial =
+            SecretReference::parse("arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db")
+                .unwrap();
+        let other = SecretReference::parse(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db-replica-Zz9Yy8",
+        )
+        .unwrap();
+        assert!(full.same_secret(&partial) && partial.same_secret(&full));
+        assert!(!full.same_secret(&other) && !partial.same_secret(&other));
+        assert!(full.named_through_ssm("/aws/reference/secretsmanager/shop/db"));
+        assert!(full.named_through_ssm(
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/aws/reference/secretsmanager/shop/db"
+        ));
+        assert!(!full.named_through_ssm("/aws/reference/secretsmanager/shop/other"));
     }
 
     #[test]

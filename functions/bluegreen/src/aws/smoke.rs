@@ -1,23 +1,39 @@
 //! [`SmokeClient`] over reqwest.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::ports::smoke::{Answer, SmokeClient, SmokeRequest};
+
+/// How long a client made for a `host` (with the test URL's addresses resolved into it) is
+/// reused: the rounds of one look share it, and a load balancer's addresses, which change,
+/// are looked up again after this.
+const DEDICATED_CLIENT_SECONDS: u64 = 60;
+
+/// Which dedicated client: the host name, the test URL's host and port, TLS verification.
+type DedicatedKey = (String, String, u16, bool);
 
 /// HTTP over reqwest, the client built on first use: building it loads the system's root
 /// certificates, which most steps never need and a cold start should not pay for.
 #[derive(Default)]
-pub struct Reqwest(OnceLock<reqwest::Client>);
+pub struct Reqwest {
+    shared: OnceLock<reqwest::Client>,
+    dedicated: Mutex<HashMap<DedicatedKey, (Instant, reqwest::Client)>>,
+}
 
 fn builder() -> reqwest::ClientBuilder {
-    // A smoke check judges the answer it gets.
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+    reqwest::Client::builder()
+        // A smoke check judges the answer it gets.
+        .redirect(reqwest::redirect::Policy::none())
+        // Straight to the test listener: a proxy would resolve a `host` itself — production.
+        .no_proxy()
 }
 
 impl Reqwest {
     fn shared(&self) -> &reqwest::Client {
-        self.0.get_or_init(|| {
+        self.shared.get_or_init(|| {
             builder()
                 .build()
                 .expect("the HTTP client builds with static settings")
@@ -28,27 +44,60 @@ impl Reqwest {
     /// URL to request: with `host`, the URL names it (so it is the `Host` header and the TLS
     /// server name the certificate is checked against) and the client resolves it to the
     /// test URL's own addresses.
-    async fn dedicated(&self, request: &SmokeRequest) -> Result<(reqwest::Client, String), String> {
-        let mut builder = builder().tls_danger_accept_invalid_certs(!request.verify_tls);
-        let mut url = request.url.clone();
-        if let Some(host) = &request.host {
-            let mut parsed = url::Url::parse(&request.url)
-                .map_err(|e| format!("the test URL {} is not a URL ({e})", request.url))?;
-            let target = parsed.host_str().unwrap_or_default().to_owned();
-            let port = parsed.port_or_known_default().unwrap_or(80);
-            let addresses: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((target.as_str(), port))
-                    .await
-                    .map_err(|e| format!("cannot resolve {target}: {e}"))?
-                    .collect();
-            builder = builder.resolve_to_addrs(host, &addresses);
-            parsed
-                .set_host(Some(host))
+    async fn dedicated(
+        &self,
+        request: &SmokeRequest,
+        timeout: Duration,
+    ) -> Result<(reqwest::Client, String), String> {
+        let mut url = url::Url::parse(&request.url)
+            .map_err(|e| format!("the test URL {} is not a URL ({e})", request.url))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = url.host_str().unwrap_or_default().to_owned();
+        let host = request.host.clone().unwrap_or_default();
+        let key = (host.clone(), target, port, request.verify_tls);
+        if !host.is_empty() {
+            url.set_host(Some(&host))
                 .map_err(|e| format!("{host} does not fit the test URL ({e})"))?;
-            url = parsed.to_string();
+        }
+        let cached = self
+            .dedicated
+            .lock()
+            .expect("clients lock")
+            .get(&key)
+            .filter(|(made, _)| made.elapsed() < Duration::from_secs(DEDICATED_CLIENT_SECONDS))
+            .map(|(_, client)| client.clone());
+        if let Some(client) = cached {
+            return Ok((client, url.to_string()));
+        }
+        let mut builder = builder().tls_danger_accept_invalid_certs(!request.verify_tls);
+        if !host.is_empty() {
+            let addresses = addresses_of(&request.url, port, timeout).await?;
+            builder = builder.resolve_to_addrs(&host, &addresses);
         }
         let client = builder.build().map_err(|e| crate::error::error_chain(&e))?;
-        Ok((client, url))
+        self.dedicated
+            .lock()
+            .expect("clients lock")
+            .insert(key, (Instant::now(), client.clone()));
+        Ok((client, url.to_string()))
+    }
+}
+
+/// The addresses the test URL's host stands for (an IP address is itself), looked up within
+/// `timeout`.
+async fn addresses_of(url: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url} is not a URL ({e})"))?;
+    match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Ok(vec![SocketAddr::from((ip, port))]),
+        Some(url::Host::Ipv6(ip)) => Ok(vec![SocketAddr::from((ip, port))]),
+        Some(url::Host::Domain(name)) => {
+            let found = tokio::time::timeout(timeout, tokio::net::lookup_host((name, port)))
+                .await
+                .map_err(|_| format!("resolving {name} timed out"))?
+                .map_err(|e| format!("cannot resolve {name}: {e}"))?;
+            Ok(found.collect())
+        }
+        None => Err(format!("{url} names no host")),
     }
 }
 
@@ -58,7 +107,7 @@ impl SmokeClient for Reqwest {
         let (client, url) = if request.host.is_none() && request.verify_tls {
             (self.shared().clone(), request.url.clone())
         } else {
-            self.dedicated(request).await?
+            self.dedicated(request, timeout).await?
         };
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| format!("{} is not an HTTP method", request.method))?;

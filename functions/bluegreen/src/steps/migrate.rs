@@ -113,7 +113,9 @@ async fn advance(
     }
     // With a secret the rehearsal runs on a revision of its own, registered before pre-prod's:
     // the family's newest revision (what `run-task --task-definition <family>` starts) is then
-    // pre-prod's, never one reading a clone's secret that goes with the deployment.
+    // pre-prod's, on production's secret in `shared` — never the rehearsal's, whose secret
+    // goes with the deployment. (`isolated` pre-prod's own revision reads its clone's until
+    // the production revision is registered after approval.)
     let rehearsal_revision = match plan.clone {
         Some(ClonePurpose::Rehearsal) if config.database.form() == DbSettingForm::Secret => {
             Some(revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?)
