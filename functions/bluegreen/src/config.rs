@@ -1612,6 +1612,26 @@ fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
             "a HEAD answer has no body for body_contains or json to match",
         );
     }
+    header_problems(i, check, p);
+    if let Some(host) = &check.host
+        && !host_name(host)
+    {
+        p.add(&at("host"), &format!("{host:?} is not a host name"));
+    }
+    if let Some(json) = &check.json
+        && !json.pointer.is_empty()
+        && !json.pointer.starts_with('/')
+    {
+        p.add(
+            &at("json.pointer"),
+            "must be a JSON pointer: empty or starting with '/' (`/status`)",
+        );
+    }
+}
+
+/// What is wrong with smoke check `i`'s headers: names, duplicates, values, secrets.
+fn header_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
+    let at = |field: &str| format!("health.smoke[{i}].{field}");
     let mut seen = std::collections::BTreeSet::new();
     for name in check.headers.keys() {
         if !seen.insert(name.to_ascii_lowercase()) {
@@ -1655,20 +1675,6 @@ fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
                 }
             }
         }
-    }
-    if let Some(host) = &check.host
-        && !host_name(host)
-    {
-        p.add(&at("host"), &format!("{host:?} is not a host name"));
-    }
-    if let Some(json) = &check.json
-        && !json.pointer.is_empty()
-        && !json.pointer.starts_with('/')
-    {
-        p.add(
-            &at("json.pointer"),
-            "must be a JSON pointer: empty or starting with '/' (`/status`)",
-        );
     }
 }
 

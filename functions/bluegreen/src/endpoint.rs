@@ -94,52 +94,14 @@ pub fn repointed_secret(
         return repointed(current, host, true)
             .map_err(|why| format!("the secret is neither a JSON object nor a URL: {why}"));
     };
-    let text = |fields: &serde_json::Map<String, serde_json::Value>, key: &str| {
-        fields.get(key).and_then(|v| v.as_str()).map(str::to_owned)
-    };
     let mut production_hosts: Vec<String> =
         production.iter().map(|h| h.to_ascii_lowercase()).collect();
-    // Fields named for an address: each must be a host or a URL; what they name is production.
-    let mut moved: Vec<(String, String)> = Vec::new();
-    for key in fields.keys().filter(|k| is_address_key(k)) {
-        let Some(value) = text(&fields, key) else {
-            continue;
-        };
-        let (old, new) = if is_url(&value) {
-            let old = url_host(&value).map_err(|why| format!("field `{key}`: {why}"))?;
-            let new =
-                repointed(&value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
-            (old, new)
-        } else if let Some((old, port)) = bare_host(&value) {
-            (old.to_ascii_lowercase(), format!("{host}{port}"))
-        } else {
-            return Err(format!(
-                "field `{key}` holds neither a host nor a URL (a connection string?); \
-                 bluegreen re-points only those"
-            ));
-        };
-        production_hosts.push(old);
-        moved.push((key.clone(), new));
-    }
-    // A URL under any other key moves only when it names production's database: a
-    // `redis_url` or a `sentry_dsn` stays where it points.
-    for (key, value) in &fields {
-        let Some(value) = value.as_str() else {
-            continue;
-        };
-        if is_address_key(key) || !is_url(value) {
-            continue;
-        }
-        if url_host(value).is_ok_and(|h| production_hosts.contains(&h)) {
-            let new =
-                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
-            moved.push((key.clone(), new));
-        }
-    }
+    let mut moved = moved_addresses(&fields, host, &mut production_hosts)?;
+    moved.extend(moved_database_urls(&fields, host, &production_hosts)?);
     if let Some(key) = json_key
         && !moved.iter().any(|(k, _)| k == key)
     {
-        return Err(match text(&fields, key) {
+        return Err(match fields.get(key).and_then(|v| v.as_str()) {
             Some(_) => format!("field `{key}` holds neither a host nor a URL of the database"),
             None => format!("its JSON has no text field `{key}`"),
         });
@@ -163,6 +125,61 @@ pub fn repointed_secret(
         ));
     }
     Ok(value.to_string())
+}
+
+/// `(key, new value)` for every field named for an address (`host`, `url`, `DATABASE_URL`…):
+/// each must hold a host or a URL, whose host is production's (added to `production_hosts`).
+fn moved_addresses(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    host: &str,
+    production_hosts: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut moved = Vec::new();
+    for (key, value) in fields {
+        let Some(value) = value.as_str().filter(|_| is_address_key(key)) else {
+            continue;
+        };
+        let (old, new) = if is_url(value) {
+            let old = url_host(value).map_err(|why| format!("field `{key}`: {why}"))?;
+            let new =
+                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
+            (old, new)
+        } else if let Some((old, port)) = bare_host(value) {
+            (old.to_ascii_lowercase(), format!("{host}{port}"))
+        } else {
+            return Err(format!(
+                "field `{key}` holds neither a host nor a URL (a connection string?); \
+                 bluegreen re-points only those"
+            ));
+        };
+        production_hosts.push(old);
+        moved.push((key.clone(), new));
+    }
+    Ok(moved)
+}
+
+/// `(key, new value)` for every URL under any other key that names production's database:
+/// a `redis_url` or a `sentry_dsn` stays where it points.
+fn moved_database_urls(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    host: &str,
+    production_hosts: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let mut moved = Vec::new();
+    for (key, value) in fields {
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        if is_address_key(key) || !is_url(value) {
+            continue;
+        }
+        if url_host(value).is_ok_and(|h| production_hosts.contains(&h)) {
+            let new =
+                repointed(value, host, true).map_err(|why| format!("field `{key}`: {why}"))?;
+            moved.push((key.clone(), new));
+        }
+    }
+    Ok(moved)
 }
 
 fn is_url(value: &str) -> bool {

@@ -111,34 +111,7 @@ fn overlay(
                 .map(|name| (container.clone(), name.clone(), version.clone())),
         );
     }
-    let rehearsal = config.database.strategy == DbStrategy::Shared && config.database.rehearsal;
-    if config.database.strategy == DbStrategy::Isolated || rehearsal {
-        // Without it, pre-prod (isolated) or the rehearsal would not use its clone — it would
-        // run on production's database — and bluegreen could not tell which one production
-        // uses. Every app container counts: a worker beside the web container that kept
-        // production's address would write to production from pre-prod.
-        let setting = config.database.setting();
-        let form = config.database.form();
-        // Every container, not only the app's: a worker `containers` leaves out that reads
-        // production's address would run on production from pre-prod.
-        if let Some(problem) = base.containers.iter().find_map(|c| {
-            let app = apps.contains(&c.name);
-            database_problem(base, &c.name, &config.container, setting, form, app)
-        }) {
-            return Err(StepError::ConfigInvalid(vec![format!(
-                "{}: {problem}; the {} would run on production's database \
-                 (bluegreen re-points only the one setting the app reads its database host \
-                 or URL from: a plain variable, or a Secrets Manager secret with \
-                 database.secret)",
-                form.field(),
-                if rehearsal {
-                    "rehearsal"
-                } else {
-                    "isolated pre-prod"
-                },
-            )]));
-        }
-    }
+    ensure_repointable(config, base, &apps)?;
     if purpose != Purpose::Production {
         // Pre-prod only: kept out of production's side effects (queues, crons, telemetry).
         for container in &apps {
@@ -167,6 +140,45 @@ fn overlay(
             .extend(on_the_clone(config, base, &endpoint)?);
     }
     Ok(overlay)
+}
+
+/// `isolated` or a rehearsal: every container that reads a database reads it from the one
+/// setting bluegreen re-points (see [`database_problem`]); `ConfigInvalid` naming what the
+/// task definition uses otherwise.
+fn ensure_repointable(
+    config: &ServiceConfig,
+    base: &TaskDefinitionState,
+    apps: &[String],
+) -> StepResult<()> {
+    let rehearsal = config.database.strategy == DbStrategy::Shared && config.database.rehearsal;
+    if config.database.strategy == DbStrategy::Isolated || rehearsal {
+        // Without it, pre-prod (isolated) or the rehearsal would not use its clone — it would
+        // run on production's database — and bluegreen could not tell which one production
+        // uses. Every app container counts: a worker beside the web container that kept
+        // production's address would write to production from pre-prod.
+        let setting = config.database.setting();
+        let form = config.database.form();
+        // Every container, not only the app's: a worker `containers` leaves out that reads
+        // production's address would run on production from pre-prod.
+        if let Some(problem) = base.containers.iter().find_map(|c| {
+            let app = apps.contains(&c.name);
+            database_problem(base, &c.name, &config.container, setting, form, app)
+        }) {
+            return Err(StepError::ConfigInvalid(vec![format!(
+                "{}: {problem}; the {} would run on production's database \
+                 (bluegreen re-points only the one setting the app reads its database host \
+                 or URL from: a plain variable, or a Secrets Manager secret with \
+                 database.secret)",
+                form.field(),
+                if rehearsal {
+                    "rehearsal"
+                } else {
+                    "isolated pre-prod"
+                },
+            )]));
+        }
+    }
+    Ok(())
 }
 
 /// `(container, setting, value)` for every container of `base` that sets the database
@@ -508,55 +520,78 @@ pub async fn ensure(
     let arn = match ecs::latest_revision_tagged(ctx, &base.family, &tags).await? {
         Some(arn) => arn,
         None => {
-            let mut overlay = overlay(deployment, &base, purpose)?;
-            if pinned && purpose == Purpose::Production {
-                let (environment, secrets) =
-                    production_database_now(ctx, deployment, &base).await?;
-                overlay.environment.extend(environment);
-                overlay.secrets.extend(secrets);
-            }
-            if deployment.config.database.form() == DbSettingForm::Secret
-                && purpose.runs_on_a_clone(deployment)
-            {
-                // Never a revision that should read a clone left reading production's secret.
-                let clone = purpose.clone(deployment).ok_or_else(|| {
-                    StepError::SyncFailed(format!(
-                        "no clone recorded for the {} revision; run sync DB first",
-                        purpose.as_str()
-                    ))
-                })?;
-                // Written before the revision that reads it exists: a task never starts on a
-                // reference to a secret that is not there yet.
-                overlay
-                    .secrets
-                    .extend(clone_secret::ensure(ctx, deployment, &base, clone).await?);
-            }
+            let overlay = full_overlay(ctx, deployment, &base, purpose).await?;
             ctx.ports
                 .compute
                 .register_revision(&base.arn, &overlay, &tags)
                 .await?
         }
     };
-    // The record as it is now, not the step's copy: a revision registered since it was read
-    // (the same invocation's rehearsal revision, say) must not be written back out of it.
+    record_registered(ctx, deployment, purpose, &base.arn, &arn).await?;
+    Ok(arn)
+}
+
+/// Everything the revision for `purpose` changes in `base`: [`overlay`], production's
+/// database now for a given base, and — with `database.secret` — the clone's secret (written
+/// here, before the revision that reads it exists: a task never starts on a reference to a
+/// secret that is not there yet).
+async fn full_overlay(
+    ctx: &Context,
+    deployment: &Deployment,
+    base: &TaskDefinitionState,
+    purpose: Purpose,
+) -> StepResult<RevisionOverlay> {
+    let mut overlay = overlay(deployment, base, purpose)?;
+    if deployment.task_definitions.pinned_base && purpose == Purpose::Production {
+        let (environment, secrets) = production_database_now(ctx, deployment, base).await?;
+        overlay.environment.extend(environment);
+        overlay.secrets.extend(secrets);
+    }
+    if deployment.config.database.form() == DbSettingForm::Secret
+        && purpose.runs_on_a_clone(deployment)
+    {
+        // Never a revision that should read a clone left reading production's secret.
+        let clone = purpose.clone(deployment).ok_or_else(|| {
+            StepError::SyncFailed(format!(
+                "no clone recorded for the {} revision; run sync DB first",
+                purpose.as_str()
+            ))
+        })?;
+        overlay
+            .secrets
+            .extend(clone_secret::ensure(ctx, deployment, base, clone).await?);
+    }
+    Ok(overlay)
+}
+
+/// Records `arn` as the revision for `purpose` (and `base` as the base, once). From the
+/// record as it is now, not the step's copy: a revision registered since it was read (the
+/// same invocation's rehearsal revision, say) must not be written back out of it.
+async fn record_registered(
+    ctx: &Context,
+    deployment: &Deployment,
+    purpose: Purpose,
+    base: &str,
+    arn: &str,
+) -> StepResult<()> {
     let records = Records::new(ctx);
     let mut registered = records
         .get(&deployment.deployment_id)
         .await?
         .task_definitions;
-    registered.base.get_or_insert_with(|| base.arn.clone());
-    match purpose {
-        Purpose::Preprod => registered.preprod = Some(arn.clone()),
-        Purpose::Production => registered.production = Some(arn.clone()),
-        Purpose::Rehearsal => registered.rehearsal = Some(arn.clone()),
-    }
+    registered.base.get_or_insert_with(|| base.to_owned());
+    let slot = match purpose {
+        Purpose::Preprod => &mut registered.preprod,
+        Purpose::Production => &mut registered.production,
+        Purpose::Rehearsal => &mut registered.rehearsal,
+    };
+    *slot = Some(arn.to_owned());
     records
         .update(
             &deployment.deployment_id,
             Change::new().task_definitions(&registered),
         )
-        .await?;
-    Ok(arn)
+        .await
 }
 
 #[cfg(test)]

@@ -250,35 +250,49 @@ impl Rds {
                 .map_err(|e| StepError::from_sdk("rds:RestoreDBClusterToPointInTime", e))?;
         }
         if self.sdk_instance(instance).await?.is_none() {
-            // A copy-on-write clone has storage but no compute: add one writer instance, like
-            // the source's writer (its class, and its instance parameter group: AWS would
-            // otherwise give the engine's default).
-            let writer = self.writer(&original).await?;
-            let class = class
-                .or_else(|| writer.as_ref().and_then(|w| w.db_instance_class.clone()))
-                .unwrap_or_else(|| FALLBACK_INSTANCE_CLASS.into());
-            let parameter_group = writer
-                .and_then(|w| w.db_parameter_groups)
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|g| g.db_parameter_group_name);
-            self.0
-                .create_db_instance()
-                .db_instance_identifier(instance)
-                .db_cluster_identifier(clone)
-                .engine(
-                    original
-                        .engine
-                        .unwrap_or_else(|| "aurora-postgresql".into()),
-                )
-                .db_instance_class(class)
-                .set_db_parameter_group_name(custom(parameter_group))
-                .publicly_accessible(false)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| StepError::from_sdk("rds:CreateDBInstance", e))?;
+            self.add_writer(&original, clone, instance, class, tags)
+                .await?;
         }
+        Ok(())
+    }
+
+    /// A copy-on-write clone has storage but no compute: one writer instance, like the
+    /// source's writer (its class, and its instance parameter group: AWS would otherwise give
+    /// the engine's default).
+    async fn add_writer(
+        &self,
+        original: &DbCluster,
+        clone: &str,
+        instance: &str,
+        class: Option<String>,
+        tags: Vec<Tag>,
+    ) -> StepResult<()> {
+        let writer = self.writer(original).await?;
+        let class = class
+            .or_else(|| writer.as_ref().and_then(|w| w.db_instance_class.clone()))
+            .unwrap_or_else(|| FALLBACK_INSTANCE_CLASS.into());
+        let parameter_group = writer
+            .and_then(|w| w.db_parameter_groups)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|g| g.db_parameter_group_name);
+        self.0
+            .create_db_instance()
+            .db_instance_identifier(instance)
+            .db_cluster_identifier(clone)
+            .engine(
+                original
+                    .engine
+                    .clone()
+                    .unwrap_or_else(|| "aurora-postgresql".into()),
+            )
+            .db_instance_class(class)
+            .set_db_parameter_group_name(custom(parameter_group))
+            .publicly_accessible(false)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("rds:CreateDBInstance", e))?;
         Ok(())
     }
 

@@ -111,18 +111,7 @@ async fn advance(
             log: None,
         });
     }
-    // With a secret the rehearsal runs on a revision of its own, registered before pre-prod's:
-    // the family's newest revision (what `run-task --task-definition <family>` starts) is then
-    // pre-prod's, on production's secret in `shared` — never the rehearsal's, whose secret
-    // goes with the deployment. (`isolated` pre-prod's own revision reads its clone's until
-    // the production revision is registered after approval.)
-    let rehearsal_revision = match plan.clone {
-        Some(ClonePurpose::Rehearsal) if config.database.form() == DbSettingForm::Secret => {
-            Some(revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?)
-        }
-        _ => None,
-    };
-    let task_definition = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
+    let (task_definition, rehearsal_revision) = revisions_before_launch(ctx, deployment).await?;
     let mut done = Vec::new();
     let mut log = None;
     for task in plan.before_launch {
@@ -153,22 +142,10 @@ async fn advance(
                     format!("migration on clone {} exited 0", clone.identifier),
                 )
             }
-            MigrationTask::Production => {
-                // Production's migration never runs with pre-prod's own variables: with
-                // `preprod.environment` it runs on the production revision (recorded, so the
-                // promote's roll-out and a rollback command use the same one).
-                let task_definition = if config.preprod.environment.is_empty() {
-                    task_definition.clone()
-                } else {
-                    revisions::ensure(ctx, deployment, Purpose::Production).await?
-                };
-                db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition)
-                    .await?;
-                let progress =
-                    migration::advance_production(ctx, deployment, &task_definition, deadline)
-                        .await?;
-                (progress, "production migration exited 0".to_owned())
-            }
+            MigrationTask::Production => (
+                on_production(ctx, deployment, &task_definition, deadline).await?,
+                "production migration exited 0".to_owned(),
+            ),
             MigrationTask::Rollback => continue,
         };
         match progress {
@@ -183,6 +160,44 @@ async fn advance(
         detail: done.join("; "),
         log,
     })
+}
+
+/// Pre-prod's revision and, with `database.secret` and a rehearsal, the rehearsal's own —
+/// registered first: the family's newest revision (what `run-task --task-definition
+/// <family>` starts) is then pre-prod's, on production's secret in `shared`, never the
+/// rehearsal's, whose secret goes with the deployment. (`isolated` pre-prod's own revision
+/// reads its clone's until the production revision is registered after approval.)
+async fn revisions_before_launch(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> StepResult<(String, Option<String>)> {
+    let config = &deployment.config;
+    let rehearsal = match db_plan::plan(config).clone {
+        Some(ClonePurpose::Rehearsal) if config.database.form() == DbSettingForm::Secret => {
+            Some(revisions::ensure(ctx, deployment, Purpose::Rehearsal).await?)
+        }
+        _ => None,
+    };
+    let preprod = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
+    Ok((preprod, rehearsal))
+}
+
+/// The production migration before launch, on `preprod` — or, with `preprod.environment`,
+/// on the production revision (recorded, so the promote's roll-out and a rollback command use
+/// the same one): production's migration never runs with pre-prod's own variables.
+async fn on_production(
+    ctx: &Context,
+    deployment: &Deployment,
+    preprod: &str,
+    deadline: chrono::DateTime<chrono::Utc>,
+) -> StepResult<Progress> {
+    let task_definition = if deployment.config.preprod.environment.is_empty() {
+        preprod.to_owned()
+    } else {
+        revisions::ensure(ctx, deployment, Purpose::Production).await?
+    };
+    db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await?;
+    migration::advance_production(ctx, deployment, &task_definition, deadline).await
 }
 
 /// The migration run against `clone` (the rehearsal, or `isolated` pre-prod's), with the
