@@ -520,7 +520,8 @@ pub async fn ensure(
     let arn = match ecs::latest_revision_tagged(ctx, &base.family, &tags).await? {
         Some(arn) => arn,
         None => {
-            let overlay = full_overlay(ctx, deployment, &base, purpose).await?;
+            // Boxed: it holds the clone secret's calls; kept off the calling step's stack.
+            let overlay = Box::pin(full_overlay(ctx, deployment, &base, purpose)).await?;
             ctx.ports
                 .compute
                 .register_revision(&base.arn, &overlay, &tags)

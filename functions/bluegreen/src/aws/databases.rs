@@ -250,8 +250,8 @@ impl Rds {
                 .map_err(|e| StepError::from_sdk("rds:RestoreDBClusterToPointInTime", e))?;
         }
         if self.sdk_instance(instance).await?.is_none() {
-            self.add_writer(&original, clone, instance, class, tags)
-                .await?;
+            // Boxed: the clone's futures sit inside every step's; kept off the stack.
+            Box::pin(self.add_writer(&original, clone, instance, class, tags)).await?;
         }
         Ok(())
     }

@@ -111,7 +111,8 @@ async fn advance(
             log: None,
         });
     }
-    let (task_definition, rehearsal_revision) = revisions_before_launch(ctx, deployment).await?;
+    let (task_definition, rehearsal_revision) =
+        Box::pin(revisions_before_launch(ctx, deployment)).await?;
     let mut done = Vec::new();
     let mut log = None;
     for task in plan.before_launch {
@@ -143,7 +144,7 @@ async fn advance(
                 )
             }
             MigrationTask::Production => (
-                on_production(ctx, deployment, &task_definition, deadline).await?,
+                Box::pin(on_production(ctx, deployment, &task_definition, deadline)).await?,
                 "production migration exited 0".to_owned(),
             ),
             MigrationTask::Rollback => continue,
