@@ -161,6 +161,22 @@ async fn shared_mode_without_rehearsal_clones_nothing() {
     assert_eq!(world.db_instances().await, vec!["shop-db".to_owned()]);
 }
 
+/// The world's context with its RDS client answering `rule` (other calls reach moto).
+fn with_rds_rule(world: &World, rule: &aws_smithy_mocks::Rule) -> bluegreen::Context {
+    bluegreen_tests::with_client(&world.ctx, |c| {
+        c.rds = aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule)
+                        .allow_passthrough(),
+                )
+                .build(),
+        )
+    })
+}
+
 #[tokio::test]
 async fn a_source_without_snapshots_is_sync_failed() {
     let world = World::build().await;
@@ -170,18 +186,7 @@ async fn a_source_without_snapshots_is_sync_failed() {
     let no_snapshots = mock!(aws_sdk_rds::Client::describe_db_snapshots).then_output(|| {
         aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput::builder().build()
     });
-    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.rds = aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&no_snapshots)
-                        .allow_passthrough(),
-                )
-                .build(),
-        )
-    });
+    let ctx = with_rds_rule(&world, &no_snapshots);
     let err = sync_db::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "SyncFailed", "{err}");
     assert!(err.to_string().contains("no available snapshot"), "{err}");
@@ -208,18 +213,7 @@ async fn a_clone_aws_refuses_is_sync_failed_with_what_aws_said() {
                 .build(),
         )
     });
-    let ctx = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.rds = aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&refused)
-                        .allow_passthrough(),
-                )
-                .build(),
-        )
-    });
+    let ctx = with_rds_rule(&world, &refused);
     let err = sync_db::start(&ctx, &id_ref(&id)).await.unwrap_err();
     assert_eq!(err.name(), "SyncFailed", "{err}");
     let text = err.to_string();

@@ -15,6 +15,7 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::migration::{self, Progress, Run};
 use crate::poll::{CheckInput, Poll, Started, pending};
+use crate::ports::compute::TaskDefinitionState;
 use crate::record::{Change, ClonePurpose, DbClone, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
 use crate::secret_reference::clone_secret_name;
@@ -201,8 +202,10 @@ async fn on_production(
     migration::advance_production(ctx, deployment, &task_definition, deadline).await
 }
 
-/// The migration run against `clone` (the rehearsal, or `isolated` pre-prod's), with the
-/// clone's endpoint in the task's database setting; a failure names the clone.
+/// The migration run against `clone` (the rehearsal, or `isolated` pre-prod's) on
+/// `task_definition`, pointed at the clone: by environment overrides, or — with
+/// `database.secret` — by the revision itself reading the clone's secret (ECS cannot override
+/// a secret). A failure names the clone.
 async fn on_the_clone(
     ctx: &Context,
     deployment: &Deployment,
@@ -211,85 +214,84 @@ async fn on_the_clone(
     task_definition: &str,
     deadline: chrono::DateTime<chrono::Utc>,
 ) -> StepResult<Progress> {
-    let endpoint = clone.endpoint.clone().ok_or_else(|| {
-        StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
-    })?;
-    let config = &deployment.config;
-    if config.database.form() == DbSettingForm::Secret {
-        return on_the_clones_secret(ctx, deployment, clone, command, task_definition, deadline)
-            .await;
-    }
-    // Every container that reads the database setting runs on the clone, not only the one the
-    // command runs in: a worker beside it would otherwise rehearse on production.
     let definition = ecs::describe_task_definition(ctx, task_definition).await?;
-    let (main, others): (Vec<_>, Vec<_>) = revisions::on_the_clone(config, &definition, &endpoint)?
-        .into_iter()
-        .partition(|(container, ..)| *container == config.container);
-    if main.is_empty() {
-        // Registering the revision refuses this; a migration meant for a clone never runs
-        // without its own container pointed at it.
-        return Err(StepError::ConfigInvalid(vec![format!(
-            "database: container {} of {task_definition} sets no {}: the migration would not \
-             run on the clone",
-            config.container,
-            config.database.setting()
-        )]));
-    }
+    let (env, env_of_others) = if deployment.config.database.form() == DbSettingForm::Secret {
+        ensure_reads_the_clones_secret(deployment, clone, &definition)?;
+        (Vec::new(), Vec::new())
+    } else {
+        clone_overrides(deployment, clone, &definition)?
+    };
     let run = Run {
         task: MigrationTask::OnClone,
         command,
         task_definition,
-        env: main
-            .into_iter()
-            .map(|(_, name, value)| (name, value))
-            .collect(),
-        env_of_others: others
-            .into_iter()
-            .map(|(container, name, value)| (container, vec![(name, value)]))
-            .collect(),
+        env,
+        env_of_others,
     };
     migration::advance(ctx, deployment, &run, deadline)
         .await
         .map_err(|e| on_clone(e, &clone.identifier))
 }
 
-/// `database.secret`: the migration run against `clone` on `task_definition`, which reads the
-/// clone's own secret (isolated pre-prod's revision; the rehearsal's own for `shared`), never
-/// with overrides: ECS cannot override a secret. It runs only when that revision's command
-/// container reads the clone's secret.
-async fn on_the_clones_secret(
-    ctx: &Context,
+/// Overrides of the command container and of every other that reads the database setting,
+/// pointed at `clone`: a worker beside the command's container would otherwise rehearse on
+/// production. `(env, env_of_others)`, as [`Run`] takes them.
+#[allow(clippy::type_complexity)]
+fn clone_overrides(
     deployment: &Deployment,
     clone: &DbClone,
-    command: &[String],
-    task_definition: &str,
-    deadline: chrono::DateTime<chrono::Utc>,
-) -> StepResult<Progress> {
+    definition: &TaskDefinitionState,
+) -> StepResult<(Vec<(String, String)>, Vec<(String, Vec<(String, String)>)>)> {
     let config = &deployment.config;
-    let definition = ecs::describe_task_definition(ctx, task_definition).await?;
+    let endpoint = clone.endpoint.clone().ok_or_else(|| {
+        StepError::Internal(format!("clone {} has no endpoint", clone.identifier))
+    })?;
+    let (main, others): (Vec<_>, Vec<_>) = revisions::on_the_clone(config, definition, &endpoint)?
+        .into_iter()
+        .partition(|(container, ..)| *container == config.container);
+    if main.is_empty() {
+        // Registering the revision refuses this; a migration meant for a clone never runs
+        // without its own container pointed at it.
+        return Err(StepError::ConfigInvalid(vec![format!(
+            "database: container {} of {} sets no {}: the migration would not run on the clone",
+            config.container,
+            definition.arn,
+            config.database.setting()
+        )]));
+    }
+    Ok((
+        main.into_iter()
+            .map(|(_, name, value)| (name, value))
+            .collect(),
+        others
+            .into_iter()
+            .map(|(container, name, value)| (container, vec![(name, value)]))
+            .collect(),
+    ))
+}
+
+/// `database.secret`: the migration runs only when `definition`'s command container reads the
+/// clone's own secret (isolated pre-prod's revision; the rehearsal's own for `shared`).
+fn ensure_reads_the_clones_secret(
+    deployment: &Deployment,
+    clone: &DbClone,
+    definition: &TaskDefinitionState,
+) -> StepResult<()> {
+    let config = &deployment.config;
     let setting = config.database.setting();
     let reads_the_clone = definition
         .secret_from(&config.container, setting)
         .is_some_and(|from| {
             from.contains(&clone_secret_name(&deployment.service, &clone.identifier))
         });
-    if !reads_the_clone {
-        return Err(StepError::ConfigInvalid(vec![format!(
-            "database.secret: container {} of {task_definition} does not read {setting} from \
-             the clone's secret: the migration would not run on the clone",
-            config.container
-        )]));
+    if reads_the_clone {
+        return Ok(());
     }
-    let run = Run {
-        task: MigrationTask::OnClone,
-        command,
-        task_definition,
-        env: Vec::new(),
-        env_of_others: Vec::new(),
-    };
-    migration::advance(ctx, deployment, &run, deadline)
-        .await
-        .map_err(|e| on_clone(e, &clone.identifier))
+    Err(StepError::ConfigInvalid(vec![format!(
+        "database.secret: container {} of {} does not read {setting} from the clone's secret: \
+         the migration would not run on the clone",
+        config.container, definition.arn
+    )]))
 }
 
 /// Says that a failure happened on the clone, not on production.
