@@ -30,6 +30,14 @@ pub struct AdoptArgs {
     /// Port of the test listener to create (on the production listener's load balancer).
     #[arg(long)]
     test_port: Option<i32>,
+    /// Reach pre-prod through a rule on the production listener that matches only each
+    /// deployment's preview header (X-Bluegreen-Preview), instead of a test listener.
+    #[arg(long, conflicts_with_all = ["test_port", "test_listener", "dns_zone"])]
+    test_rule: bool,
+    /// The production host name, the one the certificate covers (default: the production
+    /// rule's host-header condition): the test URL uses it, never the load balancer's name.
+    #[arg(long)]
+    host: Option<String>,
     /// The ECR repository whose pushes deploy the service.
     #[arg(long)]
     repository: Option<String>,
@@ -49,8 +57,9 @@ pub struct AdoptArgs {
     /// DNS mode: the service's name, a simple CNAME to its load balancer.
     #[arg(long, requires = "dns_zone")]
     dns_record: Option<String>,
-    /// Base URL of the test listener for smoke checks (default: the load balancer's DNS name
-    /// and the test port).
+    /// Base URL of pre-prod for smoke checks (default: the production host name — --host or
+    /// the production rule's — else, for HTTP, the load balancer's DNS name; on the test port,
+    /// or production's with --test-rule).
     #[arg(long)]
     test_url: Option<String>,
     /// Where to write the config as TOML (default: <name>.toml).
@@ -91,6 +100,8 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
             production_listener_arn: args.listener.clone(),
             test_listener_arn: args.test_listener.clone(),
             test_port: args.test_port,
+            test_rule: args.test_rule,
+            host: args.host.clone(),
             repository: required(&args.repository, "--repository")?,
             container: args.container.clone(),
             tags: args.tags.clone(),

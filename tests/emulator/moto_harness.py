@@ -22,6 +22,9 @@ task-stopped route ends it.
                                         (subject, message, message attributes)
   POST /_bluegreen/autoscaling/run      Application Auto Scaling runs every ECS service's
                                         policies once (clamps desired counts, see below)
+  POST /_bluegreen/acm/certificate      {"domain"} -> {"arn"}: a certificate the team already has
+                                        for its domain (bluegreen never calls ACM; an HTTPS
+                                        listener needs one that exists)
 
 CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
 does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
@@ -59,6 +62,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.acm.models import acm_backends
 from moto.ec2.models import ec2_backends
 from moto.ecs import models as ecs_models
 from moto.ecs.models import ecs_backends
@@ -461,6 +465,14 @@ def target_health(body):
     return {}
 
 
+def certificate(body):
+    """The team's certificate for its domain, as ACM holds it."""
+    arn = acm_backends[ACCOUNT][REGION].request_certificate(
+        domain_name=body["domain"], idempotency_token=None, subject_alt_names=[], tags=[]
+    )
+    return {"arn": arn}
+
+
 def published(body):
     """What was published to a topic: [{"subject", "message", "attributes"}], oldest first;
     attributes maps each message attribute's name to its string value."""
@@ -609,6 +621,7 @@ ROUTES = {
     ("POST", "/_bluegreen/ecs/circuit-breaker"): circuit_breaker,
     ("POST", "/_bluegreen/elbv2/target-health"): target_health,
     ("POST", "/_bluegreen/autoscaling/run"): autoscaling_run,
+    ("POST", "/_bluegreen/acm/certificate"): certificate,
 }
 
 

@@ -2,6 +2,7 @@
 //! built in it ([`World`]), and a local HTTP app that stands in for pre-prod behind the test
 //! listener ([`SmokeApp`]), and a [`Simulator`] that plays ECS while a state machine runs.
 
+pub mod alb;
 mod emulator;
 pub mod function_url;
 pub mod iam;

@@ -157,7 +157,8 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         },
         traffic: Traffic::Listener {
             production_listener_arn: names.production_listener.clone(),
-            test_listener_arn: names.test_listener.clone(),
+            test_listener_arn: Some(names.test_listener.clone()),
+            test_rule: None,
             production_rule_arn: None,
             shift: None,
             routes: Default::default(),
@@ -1136,6 +1137,55 @@ impl World {
         }
         self.put_config(&config).await;
         config
+    }
+
+    /// `traffic.test_rule` on the rule mode of [`Self::use_rule_mode`]: no test listener (the
+    /// world's is deleted), smoke checks against `url` (a stand-in of the production listener,
+    /// [`crate::alb::ListenerFront`]). Returns the stored config.
+    pub async fn use_test_rule(&self, url: &str) -> ServiceConfig {
+        bluegreen::direct::elb::delete_listener(&self.ctx, &self.test_listener)
+            .await
+            .expect("delete the test listener");
+        let mut config = self.use_rule_mode().await;
+        if let Traffic::Listener {
+            test_listener_arn,
+            test_rule,
+            ..
+        } = &mut config.traffic
+        {
+            *test_listener_arn = None;
+            *test_rule = Some(bluegreen::config::TestRule::default());
+        }
+        config.health.test_url = Some(url.to_owned());
+        self.put_config(&config).await;
+        config
+    }
+
+    /// The production listener served over HTTPS on port 443, with the team's certificate for
+    /// `shop.example.com`.
+    pub async fn production_over_https(&self) {
+        let certificate = self
+            .emulator
+            .control(
+                "POST",
+                "/_bluegreen/acm/certificate",
+                json!({"domain": "shop.example.com"}),
+            )
+            .await;
+        self.aws
+            .elb
+            .modify_listener()
+            .listener_arn(&self.production_listener)
+            .protocol(ProtocolEnum::Https)
+            .port(443)
+            .certificates(
+                aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                    .certificate_arn(certificate["arn"].as_str().expect("a certificate ARN"))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("the production listener over HTTPS");
     }
 
     /// Takes the second slot away — its service, its target group and the test listener — as a

@@ -672,6 +672,65 @@ fn secrets_are_read_only_when_tagged_and_written_only_under_bluegreen_clone() {
     }
 }
 
+/// Issue 25 (`traffic.test_rule`): listener rules are added only to bluegreen-managed
+/// listeners, tagged at creation, and deleted only when they are a deployment's own (the
+/// maintenance page, the test rule); the launch adds the test rule and the health check makes
+/// sure of it, so both may.
+#[test]
+fn listener_rules_are_added_to_managed_listeners_and_deleted_only_when_bluegreens() {
+    let template = template();
+    let statements = all_statements(&template);
+    let of = |action: &str| -> Vec<&Value> {
+        statements
+            .iter()
+            .copied()
+            .filter(|s| s["Action"].to_string().contains(action))
+            .collect()
+    };
+    for statement in of("elasticloadbalancing:CreateRule") {
+        assert!(
+            statement["Condition"]
+                .to_string()
+                .contains("\"aws:ResourceTag/bluegreen:managed\":\"true\""),
+            "CreateRule on listeners bluegreen does not manage: {statement}"
+        );
+    }
+    let deletes = of("elasticloadbalancing:DeleteRule");
+    assert!(!deletes.is_empty());
+    for statement in deletes {
+        let condition = &statement["Condition"]["StringEquals"]["aws:ResourceTag/bluegreen:role"];
+        let roles: Vec<&str> = condition
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            roles,
+            ["maintenance", bluegreen::test_rule::ROLE],
+            "DeleteRule beyond a deployment's own rules: {statement}"
+        );
+    }
+    let rules = json!({ "!Sub": "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener/*" });
+    let tagged = json!({ "!Sub": "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener-rule/*" });
+    for role in ["LaunchPreprodRole", "HealthCheckRole"] {
+        assert!(
+            role_grants_on(role, "elasticloadbalancing:CreateRule", &rules)
+                && role_grants_on(role, "elasticloadbalancing:AddTags", &tagged),
+            "{role} cannot add the test rule"
+        );
+    }
+    for role in [
+        "EndingRole",
+        "ReconcileRole",
+        "TeardownRole",
+        "OperatorApiRole",
+    ] {
+        assert!(
+            role_grants_on(role, "elasticloadbalancing:DeleteRule", &tagged),
+            "{role} ends deployments but cannot remove their test rule"
+        );
+    }
+}
+
 /// Config validation bounds a look's smoke rounds by the health-check function's timeout
 /// (issue 22): the constant it uses is the template's.
 #[test]

@@ -431,6 +431,69 @@ async fn every_request_the_functions_make_is_allowed_by_their_roles() {
     );
 }
 
+/// Issue 25, a test rule through the definitions: the smoke checks reach pre-prod through the
+/// production listener with the deployment's header (and only they do), every request the
+/// functions make for the rule is allowed by their roles, and no rule is left after a
+/// success or a rejection.
+#[tokio::test]
+async fn a_test_rule_deployment_runs_through_the_definitions_and_leaves_no_rule() {
+    use bluegreen_tests::alb::ListenerFront;
+    let local = Local::new().await;
+    let world = &local.world;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let results = local.deploy(Person::Approves).await;
+    let (id, finished) = &results[0];
+    assert!(
+        matches!(finished.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        finished.outcome
+    );
+    let green = world.tg(Slot::Green).to_owned();
+    let checks: Vec<_> = front
+        .routed()
+        .into_iter()
+        .filter(|r| r.preview.is_some())
+        .collect();
+    assert!(
+        !checks.is_empty(),
+        "the smoke checks went through the listener"
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.preview.as_deref() == Some(id.as_str())
+                && c.target_group.as_deref() == Some(green.as_str())),
+        "{checks:?}"
+    );
+    let rules = |world: &World| {
+        let world_ctx = world.ctx.clone();
+        let listener = world.production_listener.clone();
+        async move {
+            world_ctx
+                .ports
+                .load_balancing
+                .rules(&listener)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.tags.iter().any(|(_, v)| v == bluegreen::test_rule::ROLE))
+                .count()
+        }
+    };
+    assert_eq!(rules(world).await, 0, "the rule went with the deployment");
+    let rejected = local
+        .run(
+            local.ctx(),
+            push("v3", "e-2", "2026-11-21T11:00:00Z"),
+            Person::Rejects,
+        )
+        .await;
+    assert_eq!(error_of(only(&rejected)), "ApprovalRejected");
+    assert_eq!(rules(world).await, 0, "nor after an abort");
+    assert_eq!(world.production().await.live().unwrap(), Slot::Green);
+}
+
 #[tokio::test]
 async fn a_failed_health_check_aborts_with_production_untouched() {
     let local = Local::new().await;

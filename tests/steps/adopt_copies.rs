@@ -84,6 +84,8 @@ fn request(world: &World) -> Request {
         production_listener_arn: Some(world.production_listener.clone()),
         test_listener_arn: None,
         test_port: Some(8443),
+        test_rule: false,
+        host: None,
         repository: REPOSITORY.into(),
         container: None,
         tags: vec!["v*".into()],

@@ -248,6 +248,8 @@ async fn adopt_chooses_the_app_container_by_image_not_the_load_balanced_proxy() 
         production_listener_arn: Some(world.production_listener.clone()),
         test_listener_arn: None,
         test_port: Some(8443),
+        test_rule: false,
+        host: None,
         repository: repository.into(),
         container: container.map(str::to_owned),
         tags: vec!["v*".into()],

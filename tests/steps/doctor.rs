@@ -36,7 +36,9 @@ async fn stored(world: &World, config: &ServiceConfig) -> Vec<&'static str> {
     codes(world, config).await
 }
 
-fn listener_mut(config: &mut ServiceConfig) -> (&mut String, &mut String, &mut Option<String>) {
+fn listener_mut(
+    config: &mut ServiceConfig,
+) -> (&mut String, &mut Option<String>, &mut Option<String>) {
     match &mut config.traffic {
         Traffic::Listener {
             production_listener_arn,
@@ -239,7 +241,7 @@ async fn a_test_listener_on_the_live_slot_is_found() {
 async fn a_missing_test_listener_is_found() {
     let world = healthy().await;
     let mut config = world.config();
-    *listener_mut(&mut config).1 = format!("{}0", world.test_listener);
+    *listener_mut(&mut config).1 = Some(format!("{}0", world.test_listener));
     // The real test listener is then a route the config does not know, forwarding to the
     // idle slot that runs nothing.
     assert_eq!(

@@ -32,3 +32,4 @@ mod service_index;
 mod switch;
 mod sync_db;
 mod teardown;
+mod test_rule;

@@ -216,6 +216,8 @@ async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
         production_listener_arn: None,
         test_listener_arn: None,
         test_port: Some(8443),
+        test_rule: false,
+        host: None,
         repository: REPOSITORY.into(),
         container: None,
         tags: vec!["v*".into()],

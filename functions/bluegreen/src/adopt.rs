@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::app_containers::runs_image_of;
 use crate::config::{
     Approval, Bake, Database, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
-    SlotConfig, Slots, SmokeCheck, Traffic,
+    SlotConfig, Slots, SmokeCheck, TestRule, Traffic,
 };
 use crate::config_store::ConfigStore;
 use crate::context::Context;
@@ -63,6 +63,12 @@ pub struct Request {
     pub test_listener_arn: Option<String>,
     /// Port for the test listener adopt creates.
     pub test_port: Option<i32>,
+    /// Reach pre-prod through a test rule on the production listener (`traffic.test_rule`)
+    /// instead of a test listener: no extra port.
+    pub test_rule: bool,
+    /// The production host name (what the certificate names), for the test URL and the
+    /// smoke checks' TLS server name; default: the production rule's host-header condition.
+    pub host: Option<String>,
     /// The ECR repository whose pushes deploy the service.
     pub repository: String,
     /// The app's container (default: the one running an image of `repository`, preferring
@@ -493,30 +499,39 @@ impl Walk<'_> {
         Ok(arn)
     }
 
-    /// Listener mode: the test listener forwards to green, and both listeners are tagged.
+    /// Listener mode: the test listener forwards to green (or, with `--test-rule`, each
+    /// deployment adds its test rule to the production listener), and every route is tagged.
     async fn listener_routing(&mut self, found: &Existing, green_tg: &str) -> StepResult<Routing> {
         let production = found.production.listener_arn.clone().unwrap_or_default();
-        let test = test_listener(self, found, green_tg)
-            .await?
-            .and_then(|l| l.listener_arn)
-            .unwrap_or_else(|| PENDING.into());
-        // Every route bluegreen moves is tagged: its roles modify only tagged ones.
-        let mut tagged = vec![production.clone(), test.clone()];
+        // The port the smoke checks go to: the test listener's, or production's own.
+        let (test, port) = if self.req.test_rule {
+            self.attach_behind_production(found, green_tg).await?;
+            (None, found.production.port)
+        } else {
+            let listener = test_listener(self, found, green_tg).await?;
+            let port = listener
+                .as_ref()
+                .and_then(|l| l.port)
+                .or(self.req.test_port);
+            let arn = listener.and_then(|l| l.listener_arn);
+            (Some(arn.unwrap_or_else(|| PENDING.into())), port)
+        };
+        // Every route bluegreen moves is tagged: its roles modify only tagged ones (and add
+        // test rules only to a tagged production listener).
+        let mut tagged = vec![production.clone()];
+        tagged.extend(test.iter().cloned());
         tagged.extend(found.rule.iter().cloned());
         tagged.extend(found.others.iter().cloned());
         self.managed_tags(found, &tagged).await?;
         let test_url = match &self.req.test_url {
             Some(url) => url.clone(),
-            None => {
-                let dns = blue_dns(self.ctx, found).await?;
-                let port = self.req.test_port.unwrap_or_default();
-                format!("{}://{dns}:{port}", scheme(&found.production))
-            }
+            None => self.test_url(found, port.unwrap_or_default()).await?,
         };
         Ok(Routing {
             traffic: Traffic::Listener {
                 production_listener_arn: production,
                 test_listener_arn: test,
+                test_rule: self.req.test_rule.then(TestRule::default),
                 production_rule_arn: found.rule.clone(),
                 shift: None,
                 routes: if found.others.is_empty() {
@@ -905,6 +920,94 @@ fn ours(tags: Vec<(String, String)>, name: &str, arn: &str) -> StepResult<()> {
     }
 }
 
+impl Walk<'_> {
+    /// The smoke checks' base URL when none is given: the production host name (`--host`, or
+    /// the production rule's host-header condition) — what the certificate names — on the
+    /// test listener's port, or on the production listener's with a test rule. Without a host
+    /// name an HTTP listener is reached by the load balancer's DNS name; an HTTPS one is
+    /// refused, since its certificate would not match that name.
+    async fn test_url(&self, found: &Existing, port: i32) -> StepResult<String> {
+        let scheme = scheme(&found.production);
+        let host = match &self.req.host {
+            Some(host) => Some(host.clone()),
+            None => self.rule_host(found).await?,
+        };
+        let host = match host {
+            Some(host) => host,
+            None if scheme == "https" => {
+                return Err(refuse(
+                    "the production listener is HTTPS and no host name was found (no \
+                     host-header condition on the production rule): give --host, the name the \
+                     certificate covers, or --test-url",
+                ));
+            }
+            None => blue_dns(self.ctx, found).await?,
+        };
+        Ok(url_of(scheme, &host, port))
+    }
+
+    /// With a test rule there is no test listener to put green's target group behind the
+    /// load balancer, which ECS requires of a service's target group: the production route
+    /// forwards to it at weight 0 (no request reaches it), as ECS's own blue/green does.
+    async fn attach_behind_production(
+        &mut self,
+        found: &Existing,
+        green_tg: &str,
+    ) -> StepResult<()> {
+        let route = match (&found.rule, &found.production.listener_arn) {
+            (Some(rule), _) => Route::Rule(rule.clone()),
+            (None, Some(listener)) => Route::Listener(listener.clone()),
+            (None, None) => return Ok(()),
+        };
+        let balancing = &self.ctx.ports.load_balancing;
+        let groups = balancing.forward(&route).await?.unwrap_or_default();
+        if groups.iter().any(|g| g.target_group_arn == green_tg) {
+            return Ok(());
+        }
+        let blue = found
+            .target_group
+            .target_group_arn
+            .clone()
+            .unwrap_or_default();
+        self.note(format!(
+            "forward to {green_tg} at weight 0 from {} (ECS needs the group behind the load \
+             balancer; no request reaches it)",
+            crate::routes::describe(&route)
+        ));
+        if self.apply {
+            balancing
+                .set_forward(&route, &[(blue, 100), (green_tg.to_owned(), 0)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The first host name of the production rule's host-header condition that names one
+    /// host (no wildcard).
+    async fn rule_host(&self, found: &Existing) -> StepResult<Option<String>> {
+        let (Some(rule), Some(listener)) = (&found.rule, &found.production.listener_arn) else {
+            return Ok(None);
+        };
+        let rules = self.ctx.ports.load_balancing.rules(listener).await?;
+        Ok(rules
+            .iter()
+            .filter(|r| r.arn == *rule)
+            .flat_map(|r| &r.conditions)
+            .filter(|c| c.field == "host-header")
+            .flat_map(|c| &c.values)
+            .find(|v| !v.contains(['*', '?']))
+            .cloned())
+    }
+}
+
+/// `scheme://host[:port]`, the port left out when it is the scheme's own.
+fn url_of(scheme: &str, host: &str, port: i32) -> String {
+    match (scheme, port) {
+        ("http", 80) | ("https", 443) => format!("{scheme}://{host}"),
+        _ => format!("{scheme}://{host}:{port}"),
+    }
+}
+
 /// Listener mode: the test listener — the one given, the one adopt created before (found by
 /// its port, forwarding to green), or a new one on `test_port`. `None` only when planning one
 /// that does not exist yet.
@@ -1069,8 +1172,9 @@ async fn undo_routes(ctx: &Context, config: &ServiceConfig, name: &str) -> StepR
             Routes::Listed(arns) => arns.as_slice(),
             Routes::Word(_) => &[],
         };
-        let routes = [test_listener_arn, production_listener_arn]
-            .into_iter()
+        let routes = test_listener_arn
+            .iter()
+            .chain([production_listener_arn])
             .chain(production_rule_arn)
             .chain(listed);
         for arn in routes {
@@ -1125,6 +1229,7 @@ mod tests {
                 })
                 .collect(),
             managed: false,
+            role: None,
         }
     }
 

@@ -179,13 +179,20 @@ pub struct SlotConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Traffic {
-    /// An ALB listener (or one rule of it) forwards to the live slot's target group; a test
-    /// listener forwards to the idle one.
+    /// An ALB listener (or one rule of it) forwards to the live slot's target group; pre-prod
+    /// is reached through a test listener or a test rule (exactly one of the two).
     Listener {
         /// ARN of the production listener.
         production_listener_arn: String,
-        /// ARN of the test listener used for smoke checks against pre-prod.
-        test_listener_arn: String,
+        /// ARN of the test listener (its own port) that forwards to the idle slot, for smoke
+        /// checks against pre-prod. Either this or `test_rule`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_listener_arn: Option<String>,
+        /// A rule on the production listener that forwards to pre-prod only the requests
+        /// carrying the deployment's preview header (no extra port, production's host name and
+        /// certificate). Either this or `test_listener_arn`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_rule: Option<TestRule>,
         /// Optional: switch this rule of the production listener instead of its default action.
         #[serde(default)]
         production_rule_arn: Option<String>,
@@ -210,6 +217,72 @@ pub enum Traffic {
         #[serde(default = "default_switch_ttl")]
         switch_ttl_seconds: u64,
     },
+}
+
+/// `traffic.test_rule`: pre-prod reached through the production listener. For each deployment
+/// bluegreen adds a rule that forwards to pre-prod's slot only requests whose `header` carries
+/// the deployment id (and, when `source_ips` is set, only from those networks), placed just
+/// above the production rule (or below every rule when production is the listener's default
+/// action), and removes it at every ending. Requests without the header never match it. The
+/// header is a routing key, not a credential: restrict who can reach pre-prod with
+/// `source_ips` or the app's own authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRule {
+    /// The header that selects pre-prod; the smoke checks send it with the deployment id.
+    #[serde(default = "default_preview_header")]
+    pub header: String,
+    /// Optional: only requests from these CIDR blocks (an ALB `source-ip` condition), for
+    /// example the VPC's range the checks run from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<String>,
+}
+
+impl Default for TestRule {
+    fn default() -> Self {
+        TestRule {
+            header: default_preview_header(),
+            source_ips: Vec::new(),
+        }
+    }
+}
+
+fn default_preview_header() -> String {
+    PREVIEW_HEADER.to_owned()
+}
+
+/// The header a test rule matches by default.
+pub const PREVIEW_HEADER: &str = "X-Bluegreen-Preview";
+
+/// How smoke checks reach pre-prod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestRoute<'a> {
+    /// A test listener on its own port, pointed at the idle slot.
+    Listener(&'a str),
+    /// A per-deployment rule on the production listener (`traffic.test_rule`).
+    Rule(&'a TestRule),
+    /// DNS mode: each slot's own test URL.
+    SlotUrls,
+}
+
+impl Traffic {
+    /// How smoke checks reach pre-prod. A listener config with neither a test listener nor a
+    /// test rule is refused by validation; read as a test rule with defaults it never reaches
+    /// production traffic.
+    pub fn test_route(&self) -> TestRoute<'_> {
+        static DEFAULT_RULE: std::sync::LazyLock<TestRule> =
+            std::sync::LazyLock::new(TestRule::default);
+        match self {
+            Traffic::Listener {
+                test_listener_arn: Some(arn),
+                ..
+            } => TestRoute::Listener(arn),
+            Traffic::Listener { test_rule, .. } => {
+                TestRoute::Rule(test_rule.as_ref().unwrap_or(&DEFAULT_RULE))
+            }
+            Traffic::Dns { .. } => TestRoute::SlotUrls,
+        }
+    }
 }
 
 /// Which routes besides the production listener (or rule) move with production: on shared
@@ -1170,6 +1243,7 @@ impl ServiceConfig {
             Traffic::Listener {
                 production_listener_arn,
                 test_listener_arn,
+                test_rule,
                 production_rule_arn,
                 shift,
                 routes,
@@ -1177,7 +1251,7 @@ impl ServiceConfig {
                 if let Routes::Listed(arns) = routes {
                     let own = [
                         Some(production_listener_arn),
-                        Some(test_listener_arn),
+                        test_listener_arn.as_ref(),
                         production_rule_arn.as_ref(),
                     ];
                     routes_problems(arns, &own, p);
@@ -1187,37 +1261,17 @@ impl ServiceConfig {
                     production_listener_arn,
                     ElbResource::Listener,
                 );
-                p.elb_arn(
-                    "traffic.test_listener_arn",
-                    test_listener_arn,
-                    ElbResource::Listener,
+                test_route_problems(
+                    production_listener_arn,
+                    test_listener_arn.as_deref(),
+                    test_rule.as_ref(),
+                    p,
                 );
-                if production_listener_arn == test_listener_arn {
-                    p.add("traffic", "production and test listeners must differ");
-                }
                 if let Some(rule) = production_rule_arn {
                     p.elb_arn("traffic.production_rule_arn", rule, ElbResource::Rule);
                 }
-                match shift {
-                    Some(Shift::Canary {
-                        percent,
-                        interval_seconds,
-                    }) => {
-                        if !(1..=99).contains(percent) {
-                            p.add("traffic.shift.percent", "must be between 1 and 99");
-                        }
-                        p.timeout("traffic.shift.interval_seconds", *interval_seconds);
-                    }
-                    Some(Shift::Linear {
-                        step_percent,
-                        interval_seconds,
-                    }) => {
-                        if !(1..=99).contains(step_percent) {
-                            p.add("traffic.shift.step_percent", "must be between 1 and 99");
-                        }
-                        p.timeout("traffic.shift.interval_seconds", *interval_seconds);
-                    }
-                    None => {}
+                if let Some(shift) = shift {
+                    shift_problems(shift, p);
                 }
             }
             Traffic::Dns {
@@ -1586,7 +1640,96 @@ fn routes_problems(arns: &[String], own: &[Option<&String>], p: &mut Problems) {
     }
 }
 
-/// Whether `name` can be an environment variable's name in a task definition.
+/// What is wrong with a listener config's way to pre-prod: exactly one of a test listener
+/// (another listener than production's) and a test rule (a header name ALB can match, CIDR
+/// blocks).
+fn test_route_problems(
+    production_listener_arn: &str,
+    test_listener_arn: Option<&str>,
+    test_rule: Option<&TestRule>,
+    p: &mut Problems,
+) {
+    match (test_listener_arn, test_rule) {
+        (Some(_), Some(_)) => p.add(
+            "traffic",
+            "set test_listener_arn or test_rule, not both: pre-prod is reached one way",
+        ),
+        (None, None) => p.add(
+            "traffic",
+            "listener mode needs a way to pre-prod: test_listener_arn (a listener on its own \
+             port) or test_rule (a header rule on the production listener)",
+        ),
+        (Some(arn), None) => {
+            p.elb_arn("traffic.test_listener_arn", arn, ElbResource::Listener);
+            if arn == production_listener_arn {
+                p.add("traffic", "production and test listeners must differ");
+            }
+        }
+        (None, Some(rule)) => {
+            let header = &rule.header;
+            // ALB matches header names of token characters, at most 40 of them.
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if header.is_empty() || header.len() > 40 || !header.chars().all(token) {
+                p.add(
+                    "traffic.test_rule.header",
+                    &format!("{header:?} is not an HTTP header name ALB can match (1-40 token characters)"),
+                );
+            }
+            if header.eq_ignore_ascii_case("host") {
+                p.add(
+                    "traffic.test_rule.header",
+                    "Host is matched by host-header conditions; name a header of its own",
+                );
+            }
+            // One rule holds five condition values: the header's one and four networks.
+            if rule.source_ips.len() > 4 {
+                p.add("traffic.test_rule.source_ips", "at most 4 CIDR blocks");
+            }
+            for (i, cidr) in rule.source_ips.iter().enumerate() {
+                if !is_cidr(cidr) {
+                    p.add(
+                        &format!("traffic.test_rule.source_ips[{i}]"),
+                        &format!("{cidr:?} is not a CIDR block like 10.0.0.0/16"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether `text` is an IPv4 or IPv6 CIDR block (`address/prefix`).
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+/// What is wrong with a gradual shift's steps and intervals.
+fn shift_problems(shift: &Shift, p: &mut Problems) {
+    let (field, percent, interval_seconds) = match shift {
+        Shift::Canary {
+            percent,
+            interval_seconds,
+        } => ("traffic.shift.percent", percent, interval_seconds),
+        Shift::Linear {
+            step_percent,
+            interval_seconds,
+        } => ("traffic.shift.step_percent", step_percent, interval_seconds),
+    };
+    if !(1..=99).contains(percent) {
+        p.add(field, "must be between 1 and 99");
+    }
+    p.timeout("traffic.shift.interval_seconds", *interval_seconds);
+}
+
 /// What is wrong with smoke check `i`'s request: its method, headers, body, host, JSON match.
 fn smoke_request_problems(i: usize, check: &SmokeCheck, p: &mut Problems) {
     let at = |field: &str| format!("health.smoke[{i}].{field}");
@@ -1695,6 +1838,7 @@ fn host_name(name: &str) -> bool {
         })
 }
 
+/// Whether `name` can be an environment variable's name in a task definition.
 fn env_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
@@ -2024,6 +2168,69 @@ mod tests {
     }
 
     #[test]
+    fn pre_prod_is_reached_by_a_test_listener_or_a_test_rule_never_both_or_neither() {
+        let with = |listener: Option<&str>, rule: Option<TestRule>| {
+            let mut config = example();
+            if let Traffic::Listener {
+                test_listener_arn,
+                test_rule,
+                ..
+            } = &mut config.traffic
+            {
+                *test_listener_arn = listener.map(str::to_owned);
+                *test_rule = rule;
+            }
+            config.problems()
+        };
+        let listener = match &example().traffic {
+            Traffic::Listener {
+                test_listener_arn, ..
+            } => test_listener_arn.clone().unwrap(),
+            Traffic::Dns { .. } => unreachable!("the example is listener mode"),
+        };
+        assert_eq!(with(None, Some(TestRule::default())), Vec::<String>::new());
+        let both = with(Some(&listener), Some(TestRule::default()));
+        assert!(both.len() == 1 && both[0].contains("not both"), "{both:?}");
+        let neither = with(None, None);
+        assert!(
+            neither.len() == 1 && neither[0].contains("a way to pre-prod"),
+            "{neither:?}"
+        );
+        let bad = TestRule {
+            header: "X Preview".into(),
+            source_ips: vec!["10.0.0.0/8".into(), "10.0.0.1".into(), "::/0".into()],
+        };
+        let problems = with(None, Some(bad));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("traffic.test_rule.header"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("traffic.test_rule.source_ips[1]"),
+            "{problems:?}"
+        );
+        let host = TestRule {
+            header: "host".into(),
+            ..TestRule::default()
+        };
+        assert_eq!(with(None, Some(host)).len(), 1);
+        // The TOML form: a table with defaults.
+        let text = include_str!("../../../docs/example-service.toml").replace(
+            &format!("test_listener_arn = \"{listener}\""),
+            "test_rule = { source_ips = [\"10.0.0.0/16\"] }",
+        );
+        let parsed = ServiceConfig::from_toml(&text).expect("a test rule parses");
+        assert_eq!(
+            parsed.traffic.test_route(),
+            TestRoute::Rule(&TestRule {
+                header: PREVIEW_HEADER.into(),
+                source_ips: vec!["10.0.0.0/16".into()],
+            })
+        );
+    }
+
+    #[test]
     fn an_arn_of_the_wrong_elb_resource_is_a_problem_naming_the_field() {
         let mut config = example();
         let listener = match &config.traffic {
@@ -2042,7 +2249,7 @@ mod tests {
             ..
         } = &mut config.traffic
         {
-            *test_listener_arn = example().slots.blue.target_group_arn;
+            *test_listener_arn = Some(example().slots.blue.target_group_arn);
             *production_rule_arn = Some(listener);
         }
         let problems = config.problems();

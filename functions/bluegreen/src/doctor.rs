@@ -18,7 +18,7 @@ use crate::direct::elb;
 use crate::error::StepError;
 use crate::executions;
 use crate::links::SigningKey;
-use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_SMOKE_HEADER};
+use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_ROLE, TAG_SMOKE_HEADER};
 use crate::notify;
 use crate::routing;
 use crate::secret_reference::{SecretReference, is_clone_secret};
@@ -26,6 +26,7 @@ use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
 use crate::subscriptions;
 use crate::tables::{self, TABLES};
+use crate::test_rule;
 
 /// One thing that would stop or endanger a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,8 +150,12 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
             if live.is_some() {
                 live_slots(ctx, config, &mut f).await;
             }
-            test_listener(ctx, config, test_listener_arn, live, &mut f).await;
-            let mut switched = vec![production_listener_arn, test_listener_arn];
+            match test_listener_arn {
+                Some(arn) => test_listener(ctx, config, arn, live, &mut f).await,
+                None => test_rule_room(ctx, config, production_listener_arn, &mut f).await,
+            }
+            let mut switched = vec![production_listener_arn];
+            switched.extend(test_listener_arn);
             switched.extend(production_rule_arn);
             for arn in switched {
                 // One that does not exist is reported as missing already.
@@ -495,6 +500,34 @@ async fn test_listener(
             e.to_string(),
             "point the test listener at the idle slot's target group",
         ),
+    }
+}
+
+/// With a test rule: the place the next deployment's rule would take on the production
+/// listener (`test_rule::placement`), asked now rather than at the launch.
+async fn test_rule_room(ctx: &Context, config: &ServiceConfig, listener: &str, f: &mut Findings) {
+    let rules = match ctx.ports.load_balancing.rules(listener).await {
+        Ok(rules) => rules,
+        // A missing listener is reported by the production check.
+        Err(StepError::ResourceNotFound { .. }) => return,
+        Err(e) => return f.failed(listener, &e),
+    };
+    let others: Vec<_> = rules
+        .into_iter()
+        .filter(|r| {
+            !r.tags
+                .iter()
+                .any(|(k, v)| k == TAG_ROLE && v == test_rule::ROLE)
+        })
+        .collect();
+    if let Err(e) = test_rule::placement(config, &others) {
+        f.add(
+            "test-rule-no-room",
+            listener,
+            e.to_string(),
+            "free a priority where the test rule goes, or use a test listener \
+             (traffic.test_listener_arn)",
+        );
     }
 }
 

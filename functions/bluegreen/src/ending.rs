@@ -29,6 +29,7 @@ use crate::record::{
 use crate::routing;
 use crate::steps::FailureInput;
 use crate::steps::registry::ABORT;
+use crate::test_rule;
 
 /// How often an ending looks at a running rollback migration.
 const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
@@ -242,7 +243,7 @@ async fn run_rollback_command(
     }
 }
 
-/// The last part of every ending: maintenance off, clones deleted unless a running slot uses
+/// The last part of every ending: maintenance off, the test rule removed, clones deleted unless a running slot uses
 /// one (then the deployment needs a person), DNS TTL restored, then [`end`].
 pub(crate) async fn close(
     ctx: &Context,
@@ -262,6 +263,10 @@ pub(crate) async fn close(
         ));
     } else if maintenance::switch_off(ctx, deployment).await? {
         done.push("maintenance page removed".into());
+    }
+    // Pre-prod is no longer this deployment's to show: its test rule goes at every ending.
+    if test_rule::remove(ctx, deployment).await? {
+        done.push("test rule removed".into());
     }
     let in_use = db_guard::clones_in_use(ctx, &deployment.config, &deployment.clones).await?;
     let mut deleted = Vec::new();

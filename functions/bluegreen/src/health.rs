@@ -23,10 +23,12 @@ pub enum Assessment {
     Failed(String),
 }
 
-/// Looks at `slot`: at least `desired` targets, all healthy, then the smoke checks.
+/// Looks at `slot`: at least `desired` targets, all healthy, then the smoke checks — with
+/// `deployment_id`'s preview header when pre-prod is reached through a test rule.
 pub async fn assess(
     ctx: &Context,
     config: &ServiceConfig,
+    deployment_id: &str,
     slot: Slot,
     desired: i32,
 ) -> StepResult<Assessment> {
@@ -46,7 +48,8 @@ pub async fn assess(
         )));
     }
     let base = config.test_url(slot).unwrap_or_default().to_owned();
-    Ok(match smoke(ctx, config, &base).await? {
+    let preview = crate::test_rule::header(config, deployment_id);
+    Ok(match smoke(ctx, config, &base, preview).await? {
         Ok(report) => Assessment::Passed(format!("{healthy}/{desired} targets healthy; {report}")),
         Err(evidence) => Assessment::Failed(evidence),
     })
@@ -91,12 +94,22 @@ async fn smoke(
     ctx: &Context,
     config: &ServiceConfig,
     base: &str,
+    preview: Option<(String, String)>,
 ) -> StepResult<Result<String, String>> {
     let timeout = Duration::from_millis(config.health.request_timeout_ms);
     let rounds = config.health.consecutive_passes;
     let mut requests = Vec::new();
     for check in &config.health.smoke {
-        requests.push((check, request(ctx, base, check).await?));
+        let mut request = request(ctx, base, check).await?;
+        // Through a test rule only the preview header reaches pre-prod; a check's own header
+        // of that name would send it to production instead.
+        if let Some((name, value)) = &preview {
+            request
+                .headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            request.headers.push((name.clone(), value.clone()));
+        }
+        requests.push((check, request));
     }
     for round in 1..=rounds {
         for (check, request) in &requests {
@@ -106,8 +119,12 @@ async fn smoke(
         }
     }
     Ok(Ok(format!(
-        "{} smoke check(s) passed {rounds} consecutive round(s) against {base}",
-        config.health.smoke.len()
+        "{} smoke check(s) passed {rounds} consecutive round(s) against {base}{}",
+        config.health.smoke.len(),
+        match &preview {
+            Some((name, _)) => format!(" with the test rule's {name} header"),
+            None => String::new(),
+        }
     )))
 }
 

@@ -59,6 +59,7 @@ pub mod status;
 pub mod steps;
 pub mod subscriptions;
 pub mod tables;
+pub mod test_rule;
 pub mod text;
 
 pub use context::{Context, Settings};

@@ -7,7 +7,7 @@
 //! slot to 0 takes the route's traffic down. Pure: the caller observes the routes
 //! ([`crate::ports::LoadBalancing::routes_to`]) and acts on the answer.
 
-use crate::config::{Routes, RoutesWord, ServiceConfig, Traffic};
+use crate::config::{Routes, RoutesWord, ServiceConfig, TestRoute, Traffic};
 use crate::ports::load_balancing::{Route, RouteForward};
 use crate::routing::{RouteState, weights_of};
 use crate::slot::Slot;
@@ -40,24 +40,22 @@ pub fn route_of(arn: &str) -> Route {
 
 /// Whether `route` is one the config already handles itself: the production listener (its
 /// default action, which follows the rule in rule mode), the production rule, the test
-/// listener (pre-prod's, never production traffic).
-fn own(config: &ServiceConfig, route: &Route) -> bool {
+/// listener (pre-prod's, never production traffic), and the rules bluegreen adds for one
+/// deployment (a test rule: pre-prod's too).
+fn own(config: &ServiceConfig, route: &RouteForward) -> bool {
     let Traffic::Listener {
         production_listener_arn,
-        test_listener_arn,
         production_rule_arn,
         ..
     } = &config.traffic
     else {
         return false;
     };
-    match route {
-        Route::Listener(arn) => arn == production_listener_arn || arn == test_listener_arn,
-        // A rule of the test listener is pre-prod's too (a host or header rule testers use).
-        Route::Rule(arn) => {
-            Some(arn) == production_rule_arn.as_ref() || listener_of_rule(arn) == *test_listener_arn
+    is_test(config, route)
+        || match &route.route {
+            Route::Listener(arn) => arn == production_listener_arn,
+            Route::Rule(arn) => Some(arn) == production_rule_arn.as_ref(),
         }
-    }
 }
 
 /// The routes that move with production, each with its slot weights now, from what was
@@ -77,9 +75,7 @@ pub fn companions(
     };
     let chosen: Vec<&RouteForward> = match routes {
         Routes::Word(RoutesWord::Primary) => return (Vec::new(), problems),
-        Routes::Word(RoutesWord::Auto) => {
-            observed.iter().filter(|r| !own(config, &r.route)).collect()
-        }
+        Routes::Word(RoutesWord::Auto) => observed.iter().filter(|r| !own(config, r)).collect(),
         Routes::Listed(arns) => arns
             .iter()
             .filter_map(|arn| {
@@ -123,7 +119,7 @@ pub fn others(
 ) -> Vec<(Route, Result<RouteState, String>)> {
     observed
         .iter()
-        .filter(|r| !own(config, &r.route))
+        .filter(|r| !own(config, r))
         .map(|r| {
             let weights = weights_of(config, r.groups.clone()).map_err(|e| e.to_string());
             (r.route.clone(), weights)
@@ -131,18 +127,15 @@ pub fn others(
         .collect()
 }
 
-/// The routes, other than the test listener, that send `slot` any traffic: scaling `slot` to
-/// 0 under them would take their traffic down.
+/// The routes, other than pre-prod's (the test listener, a test rule), that send `slot` any
+/// traffic: scaling `slot` to 0 under them would take their traffic down.
 pub fn still_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -> Vec<Route> {
-    let Traffic::Listener {
-        test_listener_arn, ..
-    } = &config.traffic
-    else {
+    if !matches!(config.traffic, Traffic::Listener { .. }) {
         return Vec::new();
-    };
+    }
     observed
         .iter()
-        .filter(|r| !is_test(&r.route, test_listener_arn))
+        .filter(|r| !is_test(config, r))
         .filter(|r| sends_to(config, r, slot))
         .map(|r| r.route.clone())
         .collect()
@@ -153,14 +146,21 @@ pub fn still_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -
 pub fn others_on(config: &ServiceConfig, observed: &[RouteForward], slot: Slot) -> Vec<Route> {
     observed
         .iter()
-        .filter(|r| !own(config, &r.route) && sends_to(config, r, slot))
+        .filter(|r| !own(config, r) && sends_to(config, r, slot))
         .map(|r| r.route.clone())
         .collect()
 }
 
-/// Whether `route` is the test listener or one of its rules.
-fn is_test(route: &Route, test_listener_arn: &str) -> bool {
-    match route {
+/// Whether `route` is pre-prod's: the test listener or one of its rules (a host or header
+/// rule testers use), or a test rule bluegreen added for a deployment.
+fn is_test(config: &ServiceConfig, route: &RouteForward) -> bool {
+    if route.role.as_deref() == Some(crate::test_rule::ROLE) {
+        return true;
+    }
+    let TestRoute::Listener(test_listener_arn) = config.traffic.test_route() else {
+        return false;
+    };
+    match &route.route {
         Route::Listener(arn) => arn == test_listener_arn,
         Route::Rule(arn) => listener_of_rule(arn) == test_listener_arn,
     }
@@ -211,6 +211,7 @@ mod tests {
                 })
                 .collect(),
             managed,
+            role: None,
         }
     }
 
@@ -238,7 +239,7 @@ mod tests {
                 true,
             ),
             forward(
-                Route::Listener(test_listener_arn.clone()),
+                Route::Listener(test_listener_arn.clone().expect("a test listener")),
                 &[(&green, None)],
                 true,
             ),
@@ -291,11 +292,12 @@ mod tests {
         else {
             unreachable!()
         };
+        let test_listener_arn = test_listener_arn.as_deref().expect("a test listener");
         let rule = format!(
             "{}/77",
             test_listener_arn.replacen(":listener/", ":listener-rule/", 1)
         );
-        assert_eq!(listener_of_rule(&rule), *test_listener_arn);
+        assert_eq!(listener_of_rule(&rule), test_listener_arn);
         let mut world = observed(&c);
         world.push(forward(
             Route::Rule(rule.clone()),
@@ -359,5 +361,36 @@ mod tests {
         let on_blue = still_on(&c, &world, Slot::Blue);
         assert_eq!(on_blue.len(), 3, "{on_blue:?}");
         assert!(on_blue.contains(&Route::Rule(ADMIN.into())));
+    }
+
+    /// A deployment's test rule on the production listener is pre-prod's: `auto` never moves
+    /// it with production and it never keeps a slot from scaling down; an untagged rule with
+    /// the same forward is a route like any other.
+    #[test]
+    fn a_test_rule_is_pre_prods_by_its_role_tag() {
+        let c = config(Routes::Word(RoutesWord::Auto));
+        let preview =
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/1/2/9";
+        let mut world = observed(&c);
+        let mut rule = forward(
+            Route::Rule(preview.into()),
+            &[(&tg(&c, Slot::Green), Some(100))],
+            true,
+        );
+        rule.role = Some(crate::test_rule::ROLE.into());
+        world.push(rule);
+        let moved_routes: Vec<Route> = moved(&c, &world)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert!(!moved_routes.contains(&Route::Rule(preview.into())));
+        assert_eq!(still_on(&c, &world, Slot::Green), Vec::<Route>::new());
+        assert!(others_on(&c, &world, Slot::Green).is_empty());
+        world.last_mut().unwrap().role = None;
+        assert_eq!(
+            still_on(&c, &world, Slot::Green),
+            [Route::Rule(preview.into())]
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use tracing::warn;
 
-use crate::config::{ServiceConfig, Traffic};
+use crate::config::{ServiceConfig, TestRoute, Traffic};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::ports::dns::WeightedRecord;
@@ -72,17 +72,16 @@ pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResul
     }
 }
 
-/// Which slot the test listener sends to (listener mode); `None` in DNS mode.
+/// Which slot the test listener sends to; `None` with a test rule (each deployment adds its
+/// own, see [`crate::test_rule`]) and in DNS mode.
 pub async fn read_test(ctx: &Context, config: &ServiceConfig) -> StepResult<Option<Slot>> {
-    match &config.traffic {
-        Traffic::Listener {
-            test_listener_arn, ..
-        } => {
-            let route = Route::Listener(test_listener_arn.clone());
+    match config.traffic.test_route() {
+        TestRoute::Listener(arn) => {
+            let route = Route::Listener(arn.to_owned());
             let state = weights_of(config, forward(ctx, &route).await?)?;
             state.live().map(Some)
         }
-        Traffic::Dns { .. } => Ok(None),
+        TestRoute::Rule(_) | TestRoute::SlotUrls => Ok(None),
     }
 }
 
@@ -332,19 +331,18 @@ pub async fn ensure_unrouted(
     )))
 }
 
-/// Points the test listener at `slot` (listener mode; nothing to do in DNS mode, where each
-/// slot has its own test endpoint).
+/// Points the test listener at `slot`. Nothing to do with a test rule (the deployment's rule
+/// is added at the health check and removed at its ending) or in DNS mode (each slot has its
+/// own test endpoint).
 pub async fn point_test_listener(
     ctx: &Context,
     config: &ServiceConfig,
     slot: Slot,
 ) -> StepResult<()> {
-    if let Traffic::Listener {
-        test_listener_arn, ..
-    } = &config.traffic
+    if let TestRoute::Listener(arn) = config.traffic.test_route()
         && read_test(ctx, config).await? != Some(slot)
     {
-        let route = Route::Listener(test_listener_arn.clone());
+        let route = Route::Listener(arn.to_owned());
         reweigh(ctx, config, &route, slot, 100).await?;
     }
     Ok(())

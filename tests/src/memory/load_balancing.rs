@@ -6,7 +6,8 @@ use bluegreen::StepError;
 use bluegreen::ports::LoadBalancing;
 use bluegreen::ports::compute::Tags;
 use bluegreen::ports::load_balancing::{
-    Condition, FixedResponseRule, Route, RouteForward, RuleState, TargetHealth, WeightedGroup,
+    Condition, FixedResponseRule, ForwardRule, Route, RouteForward, RuleState, TargetHealth,
+    WeightedGroup,
 };
 
 use super::{MemoryAws, not_found};
@@ -63,6 +64,34 @@ impl ElbState {
                 .map(|r| r.forward.clone())
                 .ok_or_else(|| not_found("listener rule", arn)),
         }
+    }
+}
+
+impl ElbState {
+    /// CreateRule: refused on a missing listener or a priority in use, as ELB refuses.
+    fn create_rule(&mut self, rule: RuleModel) -> Result<(), StepError> {
+        if !self.listeners.contains_key(&rule.listener) {
+            return Err(not_found("listener", &rule.listener));
+        }
+        if self
+            .rules
+            .values()
+            .any(|r| r.listener == rule.listener && r.priority == rule.priority)
+        {
+            return Err(super::refused(
+                "elasticloadbalancing:CreateRule",
+                "PriorityInUse",
+                format!("Priority '{}' is currently in use", rule.priority),
+            ));
+        }
+        self.created += 1;
+        let arn = format!(
+            "{}/rule-{:04}",
+            rule.listener.replace(":listener/", ":listener-rule/"),
+            self.created
+        );
+        self.rules.insert(arn, rule);
+        Ok(())
     }
 }
 
@@ -141,6 +170,7 @@ impl LoadBalancing for MemoryAws {
                     route: Route::Listener(arn.clone()),
                     groups: l.forward.clone().unwrap_or_default(),
                     managed: true,
+                    role: None,
                 });
             let rules = s
                 .elb
@@ -154,6 +184,11 @@ impl LoadBalancing for MemoryAws {
                         .tags
                         .iter()
                         .any(|(k, v)| k == bluegreen::naming::TAG_MANAGED && v == "true"),
+                    role: r
+                        .tags
+                        .iter()
+                        .find(|(k, _)| k == bluegreen::naming::TAG_ROLE)
+                        .map(|(_, v)| v.clone()),
                 });
             Ok(listeners.chain(rules).collect())
         })
@@ -189,39 +224,38 @@ impl LoadBalancing for MemoryAws {
         listener_arn: &str,
         rule: &FixedResponseRule,
     ) -> Result<(), StepError> {
+        let model = RuleModel {
+            listener: listener_arn.to_owned(),
+            priority: rule.priority,
+            forward: None,
+            fixed: Some(rule.clone()),
+            tags: rule.tags.clone(),
+            conditions: rule.conditions.clone(),
+        };
         self.call("elasticloadbalancing:CreateRule", |s| {
-            if !s.elb.listeners.contains_key(listener_arn) {
-                return Err(not_found("listener", listener_arn));
-            }
-            if s.elb
-                .rules
-                .values()
-                .any(|r| r.listener == listener_arn && r.priority == rule.priority)
-            {
-                return Err(super::refused(
-                    "elasticloadbalancing:CreateRule",
-                    "PriorityInUse",
-                    format!("Priority '{}' is currently in use", rule.priority),
-                ));
-            }
-            s.elb.created += 1;
-            let arn = format!(
-                "{}/rule-{:04}",
-                listener_arn.replace(":listener/", ":listener-rule/"),
-                s.elb.created
-            );
-            s.elb.rules.insert(
-                arn,
-                RuleModel {
-                    listener: listener_arn.to_owned(),
-                    priority: rule.priority,
-                    forward: None,
-                    fixed: Some(rule.clone()),
-                    tags: rule.tags.clone(),
-                    conditions: rule.conditions.clone(),
-                },
-            );
-            Ok(())
+            s.elb.create_rule(model)
+        })
+        .await
+    }
+
+    async fn create_forward_rule(
+        &self,
+        listener_arn: &str,
+        rule: &ForwardRule,
+    ) -> Result<(), StepError> {
+        let model = RuleModel {
+            listener: listener_arn.to_owned(),
+            priority: rule.priority,
+            forward: Some(vec![WeightedGroup {
+                target_group_arn: rule.target_group_arn.clone(),
+                weight: Some(100),
+            }]),
+            fixed: None,
+            tags: rule.tags.clone(),
+            conditions: rule.conditions.clone(),
+        };
+        self.call("elasticloadbalancing:CreateRule", |s| {
+            s.elb.create_rule(model)
         })
         .await
     }

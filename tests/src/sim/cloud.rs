@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bluegreen::naming::TAG_ROLE;
 use bluegreen::ports::compute::TaskState;
 use bluegreen::ports::load_balancing::{Route, TargetHealth};
 use bluegreen::ports::smoke::Answer;
@@ -222,7 +223,26 @@ fn application(state: &mut State, scenario: &Scenario, names: &Names) {
             .first()
             .map(|c| c.image.clone())
     };
-    let test = image_behind(state, &Route::Listener(names.test_listener.clone()));
+    // A smoke check through a test rule reaches pre-prod only while the rule is there; without
+    // it the request (header and all) reaches production, as ALB would route it.
+    let test_route = match state.elb.listeners.contains_key(&names.test_listener) {
+        true => Route::Listener(names.test_listener.clone()),
+        false => state
+            .elb
+            .rules
+            .iter()
+            .find(|(_, r)| {
+                r.listener == names.production_listener
+                    && r.tags
+                        .iter()
+                        .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)
+            })
+            .map_or_else(
+                || Route::Listener(names.production_listener.clone()),
+                |(arn, _)| Route::Rule(arn.clone()),
+            ),
+    };
+    let test = image_behind(state, &test_route);
     match test.filter(|image| scenario.smoke_fails(image)) {
         Some(_) => {
             state.smoke.answers.insert(

@@ -118,6 +118,8 @@ impl Invariants {
             self.one_deployment_at_a_time(operation, &records, config);
         }
         self.one_migration_at_a_time(operation, state);
+        self.test_rules_need_their_header(operation, state);
+        self.test_rules_end_with_their_deployment(operation, state, &records);
         self.history_moves_forward(operation, &records);
     }
 
@@ -173,6 +175,57 @@ impl Invariants {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// A test rule matches only requests with its deployment's preview header: ordinary
+    /// requests never reach pre-prod through it, wherever it sits.
+    fn test_rules_need_their_header(&self, operation: &str, state: &State) {
+        for rule in state.elb.rules.values() {
+            let Some(owner) = test_rule_owner(rule) else {
+                continue;
+            };
+            let header = rule.conditions.iter().any(|c| {
+                c.field == "http-header"
+                    && c.header_name.is_some()
+                    && c.values.iter().all(|v| v == owner)
+                    && !c.values.is_empty()
+            });
+            if !header {
+                self.violated(
+                    operation,
+                    format!(
+                        "the test rule of {owner} matches without its header: {:?}",
+                        rule.conditions
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Every ending removes its deployment's test rule before it writes the end: a rule
+    /// outlives its deployment only when the deployment needs a person (the reconciler's
+    /// removal is best effort; teardown takes what is left) or has no record yet.
+    fn test_rules_end_with_their_deployment(
+        &self,
+        operation: &str,
+        state: &State,
+        records: &[Deployment],
+    ) {
+        for rule in state.elb.rules.values() {
+            let Some(owner) = test_rule_owner(rule) else {
+                continue;
+            };
+            let status = records
+                .iter()
+                .find(|d| d.deployment_id == owner)
+                .map(|d| d.status);
+            if status.is_some_and(|s| s.is_terminal() && s != Status::NeedsAttention) {
+                self.violated(
+                    operation,
+                    format!("the test rule of {owner} ({status:?}) outlives it"),
+                );
             }
         }
     }
@@ -329,6 +382,7 @@ impl Invariants {
                 );
             }
         }
+
         for (id, instance) in &state.rds.instances {
             let owned_by_attention = attention
                 .iter()
@@ -527,4 +581,17 @@ fn production_weights(state: &State, config: &ServiceConfig) -> Vec<(Slot, i64)>
         }
     }
     weights
+}
+
+/// The deployment a test rule belongs to (`None`: not a test rule).
+fn test_rule_owner(rule: &crate::memory::RuleModel) -> Option<&str> {
+    let tag = |key: &str| {
+        rule.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    (tag(bluegreen::naming::TAG_ROLE) == Some(bluegreen::test_rule::ROLE))
+        .then(|| tag(bluegreen::naming::TAG_DEPLOYMENT))
+        .flatten()
 }

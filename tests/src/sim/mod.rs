@@ -143,6 +143,14 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     if scenario.autoscaled {
         aws.with(|s| memory::world::autoscale_blue(s, &names, 2, 6));
     }
+    // A world tested through a test rule has no test listener (it would be a route to a slot
+    // the config does not know).
+    if matches!(
+        scenario.config.traffic.test_route(),
+        bluegreen::config::TestRoute::Rule(_)
+    ) {
+        aws.with(|s| s.elb.listeners.remove(&names.test_listener));
+    }
     let executions = Arc::new(executions::SimExecutions::new(
         ctx.clone(),
         aws.clone(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use bluegreen::config::{
-    ApprovalPolicy, Database, DbSource, DbStrategy, MigrationRun, ServiceConfig,
+    ApprovalPolicy, Database, DbSource, DbStrategy, MigrationRun, ServiceConfig, TestRule, Traffic,
 };
 
 use crate::Names;
@@ -251,5 +251,17 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         config.approval.policy = ApprovalPolicy::Auto;
     }
     config.finish.keep_warm_seconds = *rng.pick(&[0, 0, 600]);
+    // One seed in four reaches pre-prod through a test rule on the production listener: each
+    // deployment's rule must be added before its checks and gone after its ending.
+    if rng.chance(250)
+        && let Traffic::Listener {
+            test_listener_arn,
+            test_rule,
+            ..
+        } = &mut config.traffic
+    {
+        *test_listener_arn = None;
+        *test_rule = Some(TestRule::default());
+    }
     config
 }

@@ -8,11 +8,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use crate::error::{StepError, StepResult};
-use crate::naming::TAG_MANAGED;
+use crate::naming::{TAG_MANAGED, TAG_ROLE};
 use crate::ports::compute::Tags;
 use crate::ports::load_balancing::{
-    Condition, FixedResponseRule, LoadBalancing, Route, RouteForward, RuleState, TargetHealth,
-    WeightedGroup,
+    Condition, FixedResponseRule, ForwardRule, LoadBalancing, Route, RouteForward, RuleState,
+    TargetHealth, WeightedGroup,
 };
 
 /// DescribeTags takes at most this many ARNs per call.
@@ -335,6 +335,32 @@ impl Elb {
     }
 
     /// Each ARN's tags.
+    /// CreateRule with one action, tagged at creation.
+    async fn create_rule(
+        &self,
+        listener_arn: &str,
+        priority: i32,
+        conditions: &[Condition],
+        action: Action,
+        tags: &Tags,
+    ) -> StepResult<()> {
+        self.0
+            .create_rule()
+            .listener_arn(listener_arn)
+            .priority(priority)
+            .set_conditions(Some(conditions.iter().map(sdk_condition).collect()))
+            .actions(action)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateRule", e))?;
+        Ok(())
+    }
+
     async fn tags(&self, arns: &[String]) -> StepResult<Vec<(String, Tags)>> {
         let mut found = Vec::new();
         for chunk in arns.chunks(TAGS_PER_CALL) {
@@ -425,15 +451,20 @@ impl LoadBalancing for Elb {
             })
             .collect();
         let tags = self.tags(&arns).await?;
+        let tag = |arn: &str, key: &str| {
+            tags.iter()
+                .find(|(a, _)| a == arn)
+                .and_then(|(_, t)| t.iter().find(|(k, _)| k == key))
+                .map(|(_, v)| v.clone())
+        };
         Ok(found
             .into_iter()
             .zip(arns)
             .map(|((route, groups), arn)| RouteForward {
                 route,
                 groups,
-                managed: tags.iter().any(|(a, t)| {
-                    *a == arn && t.iter().any(|(k, v)| k == TAG_MANAGED && v == "true")
-                }),
+                managed: tag(&arn, TAG_MANAGED).as_deref() == Some("true"),
+                role: tag(&arn, TAG_ROLE),
             })
             .collect())
     }
@@ -485,22 +516,38 @@ impl LoadBalancing for Elb {
                     .build(),
             )
             .build();
-        self.0
-            .create_rule()
-            .listener_arn(listener_arn)
-            .priority(rule.priority)
-            .set_conditions(Some(rule.conditions.iter().map(sdk_condition).collect()))
-            .actions(action)
-            .set_tags(Some(
-                rule.tags
-                    .iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| StepError::from_sdk("elasticloadbalancing:CreateRule", e))?;
-        Ok(())
+        self.create_rule(
+            listener_arn,
+            rule.priority,
+            &rule.conditions,
+            action,
+            &rule.tags,
+        )
+        .await
+    }
+
+    async fn create_forward_rule(&self, listener_arn: &str, rule: &ForwardRule) -> StepResult<()> {
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&rule.target_group_arn)
+                            .weight(100)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        self.create_rule(
+            listener_arn,
+            rule.priority,
+            &rule.conditions,
+            action,
+            &rule.tags,
+        )
+        .await
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> StepResult<()> {

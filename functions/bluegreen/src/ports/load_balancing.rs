@@ -75,6 +75,9 @@ pub struct RouteForward {
     pub groups: Vec<WeightedGroup>,
     /// Whether it is tagged `bluegreen:managed=true` (bluegreen's roles modify only those).
     pub managed: bool,
+    /// Its `bluegreen:role` tag: set on the rules bluegreen adds for one deployment (the
+    /// maintenance page, the test rule), which are never production's routes.
+    pub role: Option<String>,
 }
 
 /// A fixed response served by a rule (the maintenance page).
@@ -90,6 +93,19 @@ pub struct FixedResponseRule {
     pub content_type: String,
     /// The body.
     pub body: String,
+    /// Tags set at creation.
+    pub tags: Tags,
+}
+
+/// A rule forwarding to one target group (the test rule), tagged at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardRule {
+    /// The rule's priority.
+    pub priority: i32,
+    /// The requests it matches.
+    pub conditions: Vec<Condition>,
+    /// The target group it forwards to.
+    pub target_group_arn: String,
     /// Tags set at creation.
     pub tags: Tags,
 }
@@ -131,6 +147,9 @@ pub trait LoadBalancing: Send + Sync {
         listener_arn: &str,
         rule: &FixedResponseRule,
     ) -> StepResult<()>;
+
+    /// Adds a rule forwarding what it matches to one target group, tagged at creation.
+    async fn create_forward_rule(&self, listener_arn: &str, rule: &ForwardRule) -> StepResult<()>;
 
     /// Deletes one rule (one already gone is fine).
     async fn delete_rule(&self, rule_arn: &str) -> StepResult<()>;

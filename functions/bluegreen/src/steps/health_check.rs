@@ -13,6 +13,7 @@ use crate::health::{self, Assessment};
 use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment};
 use crate::routing;
+use crate::test_rule;
 
 use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
@@ -21,10 +22,13 @@ const STEP: &str = super::registry::HEALTH_CHECK.name;
 /// The first look after launch: targets take a few seconds to register and start checks.
 const FIRST_LOOK_SECONDS: u64 = 5;
 
-/// Points the test listener at pre-prod and starts the health-check window.
+/// Points the test route at pre-prod (the test listener, or the deployment's test rule on
+/// the production listener) and starts the health-check window.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
-    routing::point_test_listener(ctx, &deployment.config, deployment.target_slot()?).await?;
+    let target = deployment.target_slot()?;
+    routing::point_test_listener(ctx, &deployment.config, target).await?;
+    test_rule::ensure(ctx, &deployment, target).await?;
     start_once(
         ctx,
         &deployment,
@@ -46,7 +50,15 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         .map(|p| p.desired_count)
         .unwrap_or(1);
     let now = ctx.now();
-    match health::assess(ctx, &deployment.config, target, desired).await? {
+    match health::assess(
+        ctx,
+        &deployment.config,
+        &deployment.deployment_id,
+        target,
+        desired,
+    )
+    .await?
+    {
         Assessment::Waiting(evidence) | Assessment::Failed(evidence) if now >= input.deadline => {
             Err(fail(ctx, &deployment, evidence).await)
         }

@@ -15,6 +15,7 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, DnsTtl, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::routing;
+use crate::test_rule;
 
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
@@ -68,6 +69,10 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     // Out of production's service discovery until the switch: callers that find the service
     // through Cloud Map must not reach an unapproved release.
     ecs::ensure_registries(ctx, &config.cluster, idle_name, &[]).await?;
+    // With a test rule, the rule is pre-prod's way in and what puts its target group behind
+    // the load balancer: ELB reports the targets of a group no rule forwards to as `unused`,
+    // never healthy. Only requests with the deployment's preview header match it.
+    test_rule::ensure(ctx, &deployment, target).await?;
     ecs::update_service(
         ctx,
         &config.cluster,

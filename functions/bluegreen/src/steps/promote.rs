@@ -170,7 +170,7 @@ async fn advance(
             Rollout::Completed(detail) => done.push(detail),
         }
     }
-    match health::assess(ctx, config, target, desired).await? {
+    match health::assess(ctx, config, &deployment.deployment_id, target, desired).await? {
         Assessment::Waiting(evidence) => return Ok(Phase::Waiting(evidence)),
         Assessment::Failed(evidence) => {
             return Err(StepError::HealthCheckFailed(format!(

@@ -563,6 +563,14 @@ pub(crate) async fn needs_attention(
     if !page.is_empty() {
         detail.push_str(&format!("; {page}"));
     }
+    // Never fails the ending either: teardown removes a test rule left behind.
+    match crate::test_rule::remove(ctx, deployment).await {
+        Ok(true) => detail.push_str("; test rule removed"),
+        Ok(false) => {}
+        Err(e) => detail.push_str(&format!(
+            "; the test rule could not be removed ({e}); teardown removes it"
+        )),
+    }
     // The original failure (why it was ending) stays the record's failure when there is one.
     let failure = deployment
         .failure

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::capacity::{self, Capacity};
-use crate::config::{Shift, Traffic};
+use crate::config::{Shift, TestRoute, Traffic};
 use crate::context::Context;
 use crate::db_guard;
 use crate::ecs;
@@ -284,13 +284,16 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         });
     }
     routing::point_test_listener(ctx, config, target.other()).await?;
-    let detail = match &config.traffic {
-        Traffic::Listener { .. } => format!(
+    let detail = match config.traffic.test_route() {
+        TestRoute::Listener(_) => format!(
             "100% of production traffic on {target}; test listener on {}",
             target.other()
         ),
-        // DNS mode has no test listener: each slot keeps its own test endpoint.
-        Traffic::Dns { .. } => format!("100% of production traffic on {target}"),
+        // A test rule is the deployment's own (gone at its ending); in DNS mode each slot
+        // keeps its own test endpoint.
+        TestRoute::Rule(_) | TestRoute::SlotUrls => {
+            format!("100% of production traffic on {target}")
+        }
     };
     record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
     Ok(Poll::Done { detail })

@@ -28,6 +28,7 @@ use crate::record::Records;
 use crate::routing;
 use crate::secret_reference::{CLONE_SECRET_PREFIX, clone_of_secret};
 use crate::service_index::ServiceIndex;
+use crate::test_rule;
 
 /// Services one run looks at. Each costs a handful of ELB, ECS and DynamoDB reads; a run
 /// stays well inside the function's timeout, and the whole account is covered every
@@ -111,6 +112,15 @@ async fn tear_down_service(
             report.removed.push(format!(
                 "maintenance rule {rule} of ended deployment {owner}"
             ));
+        }
+    }
+    // A test rule an ending could not remove shows nothing anyone is deploying.
+    for (rule, owner) in test_rule::rules_of(ctx, config).await? {
+        if !running(ctx, &owner).await? {
+            maintenance::delete(ctx, &rule).await?;
+            report
+                .removed
+                .push(format!("test rule {rule} of ended deployment {owner}"));
         }
     }
     if let Some(lock) = Locks::new(ctx).read(&config.name).await? {

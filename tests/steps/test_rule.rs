@@ -1,0 +1,366 @@
+//! Issue 25 item 2: pre-prod reached through a test rule on the production listener instead of
+//! a test listener on its own port. Where requests go is asserted through a stand-in of the
+//! production listener that routes each request by the rules the emulator holds
+//! (`bluegreen_tests::alb`): with the deployment's preview header to pre-prod's target group,
+//! without it (or with another deployment's) to production's.
+
+use bluegreen::Slot;
+use bluegreen::config::Traffic;
+use bluegreen::naming::{TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE};
+use bluegreen::ports::load_balancing::{ForwardRule, RuleState};
+use bluegreen::record::Status;
+use bluegreen::steps::{abort, finish, rollback, teardown};
+use bluegreen::test_rule;
+use bluegreen_tests::World;
+use bluegreen_tests::alb::ListenerFront;
+
+use crate::common::*;
+
+const HEADER: &str = "X-Bluegreen-Preview";
+
+/// The test rules on the production listener.
+async fn test_rules(world: &World) -> Vec<RuleState> {
+    world
+        .ctx
+        .ports
+        .load_balancing
+        .rules(&world.production_listener)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.tags
+                .iter()
+                .any(|(k, v)| k == TAG_ROLE && v == test_rule::ROLE)
+        })
+        .collect()
+}
+
+/// Where a request for the shop goes, with these headers.
+async fn answered_by(front: &ListenerFront, headers: &[(&str, &str)]) -> Option<String> {
+    front
+        .get("/health", Some("shop.example.com"), headers)
+        .await
+}
+
+#[tokio::test]
+async fn a_test_rule_shows_pre_prod_only_to_the_deployments_header_and_goes_when_it_finishes() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let blue = Some(world.tg(Slot::Blue).to_owned());
+    let green = Some(world.tg(Slot::Green).to_owned());
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+
+    // Added at the launch, directly above the production rule (priority 10), matching only
+    // the deployment's header, forwarding to pre-prod's slot.
+    let rules = test_rules(&world).await;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].priority, Some(9));
+    assert_eq!(rules[0].target_groups, [world.tg(Slot::Green).to_owned()]);
+    assert_eq!(
+        rules[0].conditions,
+        test_rule::conditions(&Default::default(), &id)
+    );
+    // Ordinary requests, with or without the host, and a guess at the header: production.
+    assert_eq!(answered_by(&front, &[]).await, blue);
+    assert_eq!(front.get("/health", None, &[]).await, blue);
+    assert_eq!(answered_by(&front, &[(HEADER, "shop-guess")]).await, blue);
+    assert_eq!(
+        answered_by(&front, &[(HEADER, &id.to_uppercase())]).await,
+        green
+    );
+    assert_eq!(
+        answered_by(&front, &[("x-bluegreen-preview", &id)]).await,
+        green
+    );
+
+    let migrated = migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    assert!(matches!(migrated, bluegreen::poll::Poll::Done { .. }));
+    let before = front.routed().len();
+    let healthy = health(&world, &id).await.expect("health");
+    assert!(
+        matches!(healthy, bluegreen::poll::Poll::Done { .. }),
+        "{healthy:?}"
+    );
+    let checks: Vec<_> = front.routed().split_off(before);
+    assert_eq!(checks.len(), 2, "two rounds of one check: {checks:?}");
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.preview.as_deref() == Some(id.as_str()) && c.target_group == green),
+        "every smoke check carried the header and reached pre-prod: {checks:?}"
+    );
+
+    request_approval(&world, &id).await;
+    bluegreen::steps::approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .unwrap();
+    switch_all(&world, &id).await;
+    assert_eq!(answered_by(&front, &[]).await, green, "production on green");
+    let ended = finish::run(&world.ctx, &id_ref(&id)).await.expect("finish");
+    assert_eq!(ended.status, Status::Succeeded);
+    assert_eq!(
+        test_rules(&world).await,
+        [],
+        "the rule went with the deployment"
+    );
+    assert_eq!(answered_by(&front, &[(HEADER, &id)]).await, green);
+    assert_eq!(world.service(Slot::Blue).await.1, 0, "blue scaled to 0");
+}
+
+/// An abort scales pre-prod down under its own test rule (pre-prod's route, never one that
+/// keeps a slot up) and removes the rule; a rerun answers the same.
+#[tokio::test]
+async fn an_abort_removes_the_test_rule_and_leaves_production_where_it_was() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let id = deploy_to_health(&world).await;
+    assert_eq!(test_rules(&world).await.len(), 1);
+    let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .expect("abort");
+    assert_eq!(ended.status, Status::Aborted);
+    assert_eq!(test_rules(&world).await, []);
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "pre-prod scaled down"
+    );
+    let blue = Some(world.tg(Slot::Blue).to_owned());
+    assert_eq!(answered_by(&front, &[(HEADER, &id)]).await, blue);
+    let again = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
+        .await
+        .expect("abort again");
+    assert_eq!(again.status, Status::Aborted);
+}
+
+/// A rollback after the switch: production back on blue, the rule gone, green scaled down.
+#[tokio::test]
+async fn a_rollback_removes_the_test_rule_and_scales_the_failed_slot_down() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let id = deploy_to_switch(&world).await;
+    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .expect("rollback");
+    assert_eq!(ended.status, Status::RolledBack);
+    assert_eq!(test_rules(&world).await, []);
+    let blue = Some(world.tg(Slot::Blue).to_owned());
+    assert_eq!(answered_by(&front, &[]).await, blue);
+    assert_eq!(answered_by(&front, &[(HEADER, &id)]).await, blue);
+    assert_eq!(
+        world.service(Slot::Green).await.1,
+        0,
+        "the failed slot scaled down"
+    );
+}
+
+/// A test rule an ending could not remove (its deployment is over, or has no record) goes at
+/// the scheduled teardown; a running deployment's stays.
+#[tokio::test]
+async fn teardown_removes_test_rules_of_ended_deployments_only() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let id = launched(&world).await;
+    let left = ForwardRule {
+        priority: 5,
+        conditions: test_rule::conditions(&Default::default(), "shop-gone"),
+        target_group_arn: world.tg(Slot::Green).to_owned(),
+        tags: [
+            (TAG_MANAGED, "true"),
+            (TAG_DEPLOYMENT, "shop-gone"),
+            (TAG_ROLE, test_rule::ROLE),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+    };
+    world
+        .ctx
+        .ports
+        .load_balancing
+        .create_forward_rule(&world.production_listener, &left)
+        .await
+        .unwrap();
+    assert_eq!(test_rules(&world).await.len(), 2);
+    let report = teardown::run(&world.ctx).await.unwrap();
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|r| r.contains("test rule") && r.contains("shop-gone")),
+        "{report:?}"
+    );
+    let kept = test_rules(&world).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].tags.contains(&(TAG_DEPLOYMENT.to_owned(), id)));
+}
+
+/// No free priority above the production rule: the launch is refused before pre-prod runs,
+/// naming the rule in the way, and doctor says so beforehand.
+#[tokio::test]
+async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    let config = world.use_test_rule(&front.url).await;
+    for priority in 1..10 {
+        world
+            .ctx
+            .ports
+            .load_balancing
+            .create_forward_rule(
+                &world.production_listener,
+                &ForwardRule {
+                    priority,
+                    conditions: vec![bluegreen::ports::load_balancing::Condition {
+                        field: "host-header".into(),
+                        header_name: None,
+                        values: vec![format!("team{priority}.example.com")],
+                    }],
+                    target_group_arn: world.tg(Slot::Blue).to_owned(),
+                    tags: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let findings = bluegreen::doctor::service(&world.ctx, &config).await;
+    assert!(
+        findings.iter().any(|f| f.code == "test-rule-no-room"),
+        "{findings:?}"
+    );
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let err = bluegreen::steps::launch_preprod::start(&world.ctx, &id_ref(&id))
+        .await
+        .expect_err("no room for the test rule");
+    assert_eq!(err.name(), "UnexpectedRouting", "{err}");
+    assert!(err.to_string().contains("priority 10"), "{err}");
+    assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
+    assert_eq!(test_rules(&world).await, []);
+}
+
+/// `adopt --test-rule` on an HTTPS service routed by a host rule: no test listener, the test
+/// URL on the production host name (what the certificate names) and port, and green's target
+/// group behind the production rule at weight 0 (ECS needs it behind the load balancer).
+#[tokio::test]
+async fn adopt_with_a_test_rule_uses_the_production_host_over_https() {
+    use bluegreen::adopt::{Request, adopt};
+    use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    world.use_rule_mode().await;
+    world.default_action_not_found().await;
+    world.production_over_https().await;
+    world.only_the_first_slot().await;
+    bluegreen::config_store::ConfigStore::new(ctx)
+        .delete("shop")
+        .await
+        .unwrap();
+    let request = |test_rule: bool| Request {
+        cluster: CLUSTER.into(),
+        service: "shop-blue".into(),
+        name: None,
+        production_listener_arn: None,
+        test_listener_arn: None,
+        test_port: (!test_rule).then_some(8443),
+        test_rule,
+        host: None,
+        repository: REPOSITORY.into(),
+        container: None,
+        tags: vec!["v*".into()],
+        approvers: vec![MOTO_CALLER.into()],
+        test_url: None,
+        dns: None,
+    };
+    // Planned with a test listener: the production host on the test port.
+    let planned = adopt(ctx, &request(false), false).await.expect("plan");
+    assert_eq!(
+        planned.config.health.test_url.as_deref(),
+        Some("https://shop.example.com:8443")
+    );
+    let adopted = adopt(ctx, &request(true), true)
+        .await
+        .expect("adopt --test-rule");
+    let config = adopted.config;
+    assert_eq!(
+        config.health.test_url.as_deref(),
+        Some("https://shop.example.com")
+    );
+    let Traffic::Listener {
+        test_listener_arn,
+        test_rule,
+        production_rule_arn,
+        ..
+    } = &config.traffic
+    else {
+        panic!("listener mode")
+    };
+    assert_eq!(test_listener_arn, &None);
+    assert!(test_rule.is_some());
+    let rule = production_rule_arn.clone().expect("rule mode");
+    let groups = ctx
+        .ports
+        .load_balancing
+        .forward(&bluegreen::ports::load_balancing::Route::Rule(rule))
+        .await
+        .unwrap()
+        .unwrap();
+    let weight_of = |tg: &str| {
+        groups
+            .iter()
+            .find(|g| g.target_group_arn == tg)
+            .and_then(|g| g.weight)
+    };
+    assert_eq!(weight_of(&config.slots.blue.target_group_arn), Some(100));
+    assert_eq!(weight_of(&config.slots.green.target_group_arn), Some(0));
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+}
+
+/// An HTTPS service routed by the listener's default action has no host name to read: adopt
+/// refuses rather than write a test URL the certificate would not match, and takes `--host`.
+#[tokio::test]
+async fn adopt_refuses_an_https_test_url_without_a_host_name_and_takes_one_given() {
+    use bluegreen::adopt::{Request, adopt};
+    use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    world.production_over_https().await;
+    world.only_the_first_slot().await;
+    bluegreen::config_store::ConfigStore::new(ctx)
+        .delete("shop")
+        .await
+        .unwrap();
+    let request = |host: Option<&str>| Request {
+        cluster: CLUSTER.into(),
+        service: "shop-blue".into(),
+        name: None,
+        production_listener_arn: None,
+        test_listener_arn: None,
+        test_port: Some(8443),
+        test_rule: false,
+        host: host.map(str::to_owned),
+        repository: REPOSITORY.into(),
+        container: None,
+        tags: vec!["v*".into()],
+        approvers: vec![MOTO_CALLER.into()],
+        test_url: None,
+        dns: None,
+    };
+    let err = adopt(ctx, &request(None), false)
+        .await
+        .expect_err("no host");
+    assert_eq!(err.name(), "SetupRefused");
+    assert!(err.to_string().contains("--host"), "{err}");
+    let planned = adopt(ctx, &request(Some("shop.example.com")), false)
+        .await
+        .expect("plan with --host");
+    assert_eq!(
+        planned.config.health.test_url.as_deref(),
+        Some("https://shop.example.com:8443")
+    );
+}
