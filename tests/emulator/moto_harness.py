@@ -29,6 +29,10 @@ task-stopped route ends it.
 CloudWatch: DescribeAlarms answers composite alarms only when AlarmTypes asks for them, as AWS
 does (moto answers both kinds always); PutCompositeAlarm is routed to moto's alarm store.
 
+ELB: a network load balancer's ARN — and so its listeners' — says `net/`, as AWS's does (moto
+says `app/` for every type), and CreateRule on an NLB listener is refused, as AWS refuses it
+(an NLB has no listener rules; moto adds one).
+
 ECS: CreateService keeps the settings moto drops (health check grace period, execute command,
 managed tags, AZ rebalancing, placement, deployment configuration), as AWS does.
 
@@ -90,6 +94,34 @@ REGION = "us-east-1"
 
 # (target group ARN, target id) -> (state, reason); consulted before moto's own answer.
 HEALTH_OVERRIDES = {}
+_original_create_load_balancer = elbv2_models.ELBv2Backend.create_load_balancer
+_original_create_rule = elbv2_models.ELBv2Backend.create_rule
+
+
+def _create_load_balancer(self, *args, **kwargs):
+    balancer = _original_create_load_balancer(self, *args, **kwargs)
+    if balancer.type == "network" and ":loadbalancer/app/" in balancer.arn:
+        old = balancer.arn
+        balancer.arn = old.replace(":loadbalancer/app/", ":loadbalancer/net/")
+        self.load_balancers[balancer.arn] = self.load_balancers.pop(old)
+        tags = self.tagging_service.list_tags_for_resource(old).get("Tags", [])
+        self.tagging_service.delete_all_tags_for_resource(old)
+        if tags:
+            self.tagging_service.tag_resource(balancer.arn, tags)
+    return balancer
+
+
+def _create_rule(self, listener_arn, *args, **kwargs):
+    if ":listener/net/" in listener_arn:
+        raise elbv2_models.RESTError(
+            "ValidationError", "Listener rules are not supported for Network Load Balancers"
+        )
+    return _original_create_rule(self, listener_arn, *args, **kwargs)
+
+
+elbv2_models.ELBv2Backend.create_load_balancer = _create_load_balancer
+elbv2_models.ELBv2Backend.create_rule = _create_rule
+
 _original_health_for = elbv2_models.FakeTargetGroup.health_for
 
 

@@ -1161,6 +1161,78 @@ impl World {
         config
     }
 
+    /// The service behind a Network Load Balancer instead of the ALB: an NLB with a TCP
+    /// production listener (:80, to blue) and a TCP test listener (:8080, to green), both
+    /// tagged as bluegreen's; the ALB's listeners are deleted (a target group is behind one
+    /// load balancer). The stored config names the NLB's listeners, bakes the weights'
+    /// settling time and has no maintenance page. Returns it.
+    pub async fn use_nlb(&self) -> ServiceConfig {
+        for listener in [&self.production_listener, &self.test_listener] {
+            bluegreen::direct::elb::delete_listener(&self.ctx, listener)
+                .await
+                .expect("delete the ALB's listener");
+        }
+        let nlb = self
+            .aws
+            .elb
+            .create_load_balancer()
+            .name("shop-nlb")
+            .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+            .set_subnets(Some(self.subnets.clone()))
+            .send()
+            .await
+            .expect("create NLB")
+            .load_balancers
+            .unwrap()
+            .remove(0)
+            .load_balancer_arn
+            .unwrap();
+        let mut listeners = Vec::new();
+        for (port, tg) in [(80, &self.tg_blue), (8080, &self.tg_green)] {
+            let listener = self
+                .aws
+                .elb
+                .create_listener()
+                .load_balancer_arn(&nlb)
+                .protocol(ProtocolEnum::Tcp)
+                .port(port)
+                .default_actions(
+                    Action::builder()
+                        .r#type(ActionTypeEnum::Forward)
+                        .target_group_arn(tg)
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                        .key("bluegreen:managed")
+                        .value("true")
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("create NLB listener")
+                .listeners
+                .unwrap()
+                .remove(0)
+                .listener_arn
+                .unwrap();
+            listeners.push(listener);
+        }
+        let mut config = self.config();
+        if let Traffic::Listener {
+            production_listener_arn,
+            test_listener_arn,
+            ..
+        } = &mut config.traffic
+        {
+            *production_listener_arn = listeners[0].clone();
+            *test_listener_arn = Some(listeners[1].clone());
+        }
+        config.bake.seconds = bluegreen::config::NLB_WEIGHTS_SETTLE_SECONDS;
+        self.put_config(&config).await;
+        config
+    }
+
     /// The production listener served over HTTPS on port 443, with the team's certificate for
     /// `shop.example.com`.
     pub async fn production_over_https(&self) {

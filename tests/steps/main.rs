@@ -22,6 +22,7 @@ mod intake;
 mod launch_preprod;
 mod migrate;
 mod missed_pushes;
+mod nlb;
 mod pipeline;
 mod prepare;
 mod reconcile;

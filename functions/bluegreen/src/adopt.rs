@@ -503,6 +503,12 @@ impl Walk<'_> {
     /// deployment adds its test rule to the production listener), and every route is tagged.
     async fn listener_routing(&mut self, found: &Existing, green_tg: &str) -> StepResult<Routing> {
         let production = found.production.listener_arn.clone().unwrap_or_default();
+        if self.req.test_rule && crate::config::is_nlb_arn(&production) {
+            return Err(refuse(
+                "the production listener is an NLB's, which has no listener rules: use a test \
+                 listener (--test-port) instead of --test-rule",
+            ));
+        }
         // The port the smoke checks go to: the test listener's, or production's own.
         let (test, port) = if self.req.test_rule {
             self.attach_behind_production(found, green_tg).await?;
@@ -791,7 +797,6 @@ impl Walk<'_> {
                 blue: slot(blue_service, blue_tg, "blue", blue_url, blue_value),
                 green: slot(green_service, green_tg, "green", green_url, green_value),
             },
-            traffic: routing.traffic,
             preprod: Preprod::default(),
             database: Database::default(),
             migration: None,
@@ -810,7 +815,15 @@ impl Walk<'_> {
                 approvers: self.req.approvers.clone(),
                 ..Approval::default()
             },
-            bake: Bake::default(),
+            // Behind an NLB the old slot may get new connections for the weights' settling
+            // time after the switch: the bake (after which finish scales it down) waits it out.
+            bake: Bake {
+                seconds: Bake::default()
+                    .seconds
+                    .max(routing.traffic.settle_seconds()),
+                ..Bake::default()
+            },
+            traffic: routing.traffic,
             finish: Finish::default(),
             guard: Default::default(),
         }

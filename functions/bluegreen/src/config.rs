@@ -24,6 +24,16 @@ pub const EXECUTION_TIMEOUT_SECONDS: u64 = 48 * 60 * 60;
 /// grace (an hour, generous: a step call takes seconds).
 const EXECUTION_OVERHEAD_SECONDS: u64 = 60 * 60;
 
+/// How long a Network Load Balancer may take to bring its data plane to new forward weights:
+/// ECS's own blue/green waits this long at each traffic shift on an NLB.
+pub const NLB_WEIGHTS_SETTLE_SECONDS: u64 = 600;
+
+/// Whether a listener (or load balancer) ARN names a Network Load Balancer's (`…/net/…`; an
+/// ALB's say `…/app/…`).
+pub fn is_nlb_arn(arn: &str) -> bool {
+    arn.contains(":listener/net/") || arn.contains(":loadbalancer/net/")
+}
+
 /// How long a DNS rollback waits for Route 53 to serve the weights back everywhere (INSYNC,
 /// usually well under a minute) before it starts the switch TTL's clock anyway.
 pub const DNS_IN_SYNC_BOUND_SECONDS: u64 = 600;
@@ -266,6 +276,22 @@ pub enum TestRoute<'a> {
 }
 
 impl Traffic {
+    /// Whether production is served by a Network Load Balancer.
+    pub fn on_nlb(&self) -> bool {
+        matches!(self, Traffic::Listener { production_listener_arn, .. } if is_nlb_arn(production_listener_arn))
+    }
+
+    /// How long after a forward's weights change every new connection follows them:
+    /// [`NLB_WEIGHTS_SETTLE_SECONDS`] on an NLB, at once on an ALB. (DNS mode waits for its
+    /// records' TTL on its own.)
+    pub fn settle_seconds(&self) -> u64 {
+        if self.on_nlb() {
+            NLB_WEIGHTS_SETTLE_SECONDS
+        } else {
+            0
+        }
+    }
+
     /// How smoke checks reach pre-prod. A listener config with neither a test listener nor a
     /// test rule is refused by validation; read as a test rule with defaults it never reaches
     /// production traffic.
@@ -970,6 +996,7 @@ impl ServiceConfig {
             p.add("slots", "blue and green must use different target groups");
         }
         self.traffic_problems(&mut p);
+        self.nlb_problems(&mut p);
         if let Some(count) = self.preprod.desired_count
             && !(1..=1000).contains(&count)
         {
@@ -1311,6 +1338,80 @@ impl ServiceConfig {
                     }
                 }
             }
+        }
+    }
+
+    /// What an NLB cannot do: listener rules (a production rule, a test rule), a fixed
+    /// response (the maintenance page); and what its slow weights need: every step of a shift
+    /// and the bake at least [`NLB_WEIGHTS_SETTLE_SECONDS`], so no slot is judged, or scaled
+    /// down, while new connections may still reach it.
+    fn nlb_problems(&self, p: &mut Problems) {
+        let Traffic::Listener {
+            test_listener_arn,
+            test_rule,
+            production_rule_arn,
+            shift,
+            ..
+        } = &self.traffic
+        else {
+            return;
+        };
+        if !self.traffic.on_nlb() {
+            return;
+        }
+        let settle = NLB_WEIGHTS_SETTLE_SECONDS;
+        if test_rule.is_some() {
+            p.add(
+                "traffic.test_rule",
+                "an NLB has no listener rules: reach pre-prod through a test listener",
+            );
+        }
+        if production_rule_arn.is_some() {
+            p.add(
+                "traffic.production_rule_arn",
+                "an NLB has no listener rules: switch the production listener itself",
+            );
+        }
+        if let Some(arn) = test_listener_arn.as_deref().filter(|a| !is_nlb_arn(a)) {
+            p.add(
+                "traffic.test_listener_arn",
+                &format!("{arn} is not an NLB listener, but the slots' target groups are an NLB's"),
+            );
+        }
+        if self.migration.as_ref().is_some_and(|m| m.maintenance) {
+            p.add(
+                "migration.maintenance",
+                "an NLB cannot answer a maintenance page (it has no fixed responses)",
+            );
+        }
+        let interval = match shift {
+            Some(
+                Shift::Canary {
+                    interval_seconds, ..
+                }
+                | Shift::Linear {
+                    interval_seconds, ..
+                },
+            ) => Some(*interval_seconds),
+            None => None,
+        };
+        if interval.is_some_and(|i| i < settle) {
+            p.add(
+                "traffic.shift.interval_seconds",
+                &format!(
+                    "at least {settle} on an NLB: its weights take up to {settle} s to reach new \
+                     connections, so a shorter step judges the previous share"
+                ),
+            );
+        }
+        if self.bake.seconds < settle {
+            p.add(
+                "bake.seconds",
+                &format!(
+                    "at least {settle} on an NLB: new connections may reach the old slot for up \
+                     to {settle} s after the switch, and finish scales it down after the bake"
+                ),
+            );
         }
     }
 
@@ -2227,6 +2328,92 @@ mod tests {
                 header: PREVIEW_HEADER.into(),
                 source_ips: vec!["10.0.0.0/16".into()],
             })
+        );
+    }
+
+    #[test]
+    fn an_nlb_refuses_rules_a_maintenance_page_and_steps_shorter_than_its_weights_settle() {
+        let nlb = |arn: &str| arn.replace("/app/shop/", "/net/shop/");
+        let mut config = example();
+        config.bake.seconds = NLB_WEIGHTS_SETTLE_SECONDS;
+        if let Some(m) = config.migration.as_mut() {
+            m.maintenance = false;
+        }
+        if let Traffic::Listener {
+            production_listener_arn,
+            test_listener_arn,
+            shift,
+            ..
+        } = &mut config.traffic
+        {
+            *production_listener_arn = nlb(production_listener_arn);
+            *test_listener_arn = test_listener_arn.as_deref().map(nlb);
+            *shift = Some(Shift::Linear {
+                step_percent: 25,
+                interval_seconds: NLB_WEIGHTS_SETTLE_SECONDS,
+            });
+        }
+        assert!(config.traffic.on_nlb());
+        assert_eq!(config.traffic.settle_seconds(), NLB_WEIGHTS_SETTLE_SECONDS);
+        assert_eq!(config.problems(), Vec::<String>::new());
+        assert_eq!(
+            example().traffic.settle_seconds(),
+            0,
+            "an ALB moves at once"
+        );
+
+        let mut bad = config.clone();
+        bad.bake.seconds = 60;
+        if let Some(m) = bad.migration.as_mut() {
+            m.maintenance = true;
+        }
+        if let Traffic::Listener {
+            test_listener_arn,
+            test_rule,
+            production_rule_arn,
+            shift,
+            ..
+        } = &mut bad.traffic
+        {
+            *test_listener_arn = None;
+            *test_rule = Some(TestRule::default());
+            *production_rule_arn = Some(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/net/shop/1/2/3"
+                    .into(),
+            );
+            *shift = Some(Shift::Canary {
+                percent: 10,
+                interval_seconds: 300,
+            });
+        }
+        let problems = bad.problems();
+        for field in [
+            "traffic.test_rule",
+            "traffic.production_rule_arn",
+            "migration.maintenance",
+            "traffic.shift.interval_seconds",
+            "bake.seconds",
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(field) && p.contains("NLB")),
+                "{field}: {problems:?}"
+            );
+        }
+        let mut mixed = config.clone();
+        if let Traffic::Listener {
+            test_listener_arn, ..
+        } = &mut mixed.traffic
+        {
+            *test_listener_arn = test_listener_arn
+                .as_deref()
+                .map(|a| a.replace("/net/", "/app/"));
+        }
+        let problems = mixed.problems();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("traffic.test_listener_arn"),
+            "{problems:?}"
         );
     }
 

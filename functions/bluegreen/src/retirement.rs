@@ -192,6 +192,33 @@ async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
             until.to_rfc3339()
         ));
     }
+    if let Some(kept) = linger_behind_nlb(ctx, deployment, bad_name).await? {
+        return Ok(kept);
+    }
     ecs::update_service(ctx, &config.cluster, bad_name, None, 0).await?;
     Ok(format!("{bad_name} scaled to 0"))
+}
+
+/// Behind an NLB, whose weights take up to [`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`] to
+/// reach new connections, the slot production left (`service`) keeps its tasks, tagged to
+/// expire then: the scheduled teardown scales it down. `None` behind an ALB, where it can go
+/// at once.
+pub async fn linger_behind_nlb(
+    ctx: &Context,
+    deployment: &Deployment,
+    service: &str,
+) -> StepResult<Option<String>> {
+    let config = &deployment.config;
+    let settle = config.traffic.settle_seconds();
+    if settle == 0 {
+        return Ok(None);
+    }
+    let until = ctx.now() + Duration::seconds(settle as i64);
+    let id = &deployment.deployment_id;
+    ecs::mark_slot(ctx, &config.cluster, service, id, ROLE_WARM, until).await?;
+    Ok(Some(format!(
+        "{service} keeps its tasks while the NLB's weights settle ({settle} s): scheduled \
+         teardown scales it to 0 after {}",
+        until.to_rfc3339()
+    )))
 }

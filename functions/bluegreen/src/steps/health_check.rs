@@ -11,13 +11,17 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment};
+use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::routing;
+use crate::slot::Slot;
 use crate::test_rule;
+use chrono::{DateTime, Duration, Utc};
 
 use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
 const STEP: &str = super::registry::HEALTH_CHECK.name;
+/// Timeline step: the test listener was moved to pre-prod's slot behind an NLB.
+const TEST_LISTENER_MOVED: &str = "test_listener_moved";
 
 /// The first look after launch: targets take a few seconds to register and start checks.
 const FIRST_LOOK_SECONDS: u64 = 5;
@@ -27,17 +31,64 @@ const FIRST_LOOK_SECONDS: u64 = 5;
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let target = deployment.target_slot()?;
+    let settles_at = test_listener_settles(ctx, &deployment, target).await?;
     routing::point_test_listener(ctx, &deployment.config, target).await?;
     test_rule::ensure(ctx, &deployment, target).await?;
-    start_once(
-        ctx,
-        &deployment,
-        STEP,
-        deployment.config.health.timeout_seconds,
-        FIRST_LOOK_SECONDS,
-        Change::new(),
-    )
-    .await
+    let mut timeout = deployment.config.health.timeout_seconds;
+    let mut first_look = FIRST_LOOK_SECONDS;
+    if let Some(at) = settles_at {
+        // The window starts when the smoke checks can count.
+        let wait = (at - ctx.now()).num_seconds().max(0) as u64;
+        timeout += wait;
+        first_look = first_look.max(wait);
+    }
+    start_once(ctx, &deployment, STEP, timeout, first_look, Change::new()).await
+}
+
+/// Behind an NLB a test listener moved to pre-prod's slot sends it new connections only once
+/// its weights settle ([`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`]): until then a smoke check
+/// may be answered by the other slot and pass for the wrong release. The move is written on the
+/// timeline before it is made (a retry finds it); returns when the checks may count, `None`
+/// when the listener did not move or the balancer is an ALB.
+async fn test_listener_settles(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: Slot,
+) -> StepResult<Option<DateTime<Utc>>> {
+    let settle = deployment.config.traffic.settle_seconds();
+    if settle == 0 {
+        return Ok(None);
+    }
+    let moved_at = match moved_at(deployment) {
+        Some(at) => at,
+        None if routing::read_test(ctx, &deployment.config).await? == Some(target) => {
+            return Ok(None);
+        }
+        None => {
+            let now = ctx.now();
+            let detail = format!(
+                "test listener moved to {target}; smoke checks count once the NLB's weights \
+                 settle ({settle} s)"
+            );
+            Records::new(ctx)
+                .update(
+                    &deployment.deployment_id,
+                    Change::new().log(TEST_LISTENER_MOVED, StepOutcome::Succeeded, detail, now),
+                )
+                .await?;
+            now
+        }
+    };
+    Ok(Some(moved_at + Duration::seconds(settle as i64)))
+}
+
+/// When the test listener was moved to pre-prod behind an NLB, from the timeline.
+fn moved_at(deployment: &Deployment) -> Option<DateTime<Utc>> {
+    deployment
+        .timeline
+        .iter()
+        .find(|e| e.step == TEST_LISTENER_MOVED)
+        .map(|e| e.at)
 }
 
 /// Looks at target health, then runs the smoke checks.
@@ -50,6 +101,19 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         .map(|p| p.desired_count)
         .unwrap_or(1);
     let now = ctx.now();
+    let settle = Duration::seconds(deployment.config.traffic.settle_seconds() as i64);
+    if let Some(settles_at) = moved_at(&deployment).map(|at| at + settle)
+        && now < settles_at
+    {
+        return Ok(Poll::Pending {
+            wait_seconds: (settles_at - now).num_seconds().max(1) as u64,
+            attempt: input.attempt,
+            detail: format!(
+                "the test listener moved to {target}; the NLB's weights settle at {}",
+                settles_at.to_rfc3339()
+            ),
+        });
+    }
     match health::assess(
         ctx,
         &deployment.config,

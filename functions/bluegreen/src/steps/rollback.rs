@@ -15,6 +15,7 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::ports::tables::Cond;
 use crate::record::{Change, Deployment, DnsBack, Records, Status, StepOutcome};
+use crate::retirement;
 use crate::routing;
 
 use super::FailureInput;
@@ -65,9 +66,7 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         // At rest first: the switch gave it production's minimum.
         routing::ensure_unrouted(ctx, config, failed, "rollback's scale-down").await?;
         autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
-        ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
-        ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
-        done.push(format!("{} scaled to 0", preprod.service));
+        done.push(retire_failed(ctx, &deployment, &preprod.service).await?);
     }
     let status =
         match ending::settle_rollback_migration(ctx, &deployment, Status::RolledBack, &mut done)
@@ -85,6 +84,22 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         Some(input.describe()),
     )
     .await
+}
+
+/// The failed slot's tasks go: at once behind an ALB, after the NLB's weights settle behind an
+/// NLB ([`retirement::linger_behind_nlb`]).
+async fn retire_failed(
+    ctx: &Context,
+    deployment: &Deployment,
+    service: &str,
+) -> StepResult<String> {
+    if let Some(kept) = retirement::linger_behind_nlb(ctx, deployment, service).await? {
+        return Ok(kept);
+    }
+    let cluster = &deployment.config.cluster;
+    ecs::update_service(ctx, cluster, service, None, 0).await?;
+    ecs::unmark_slot(ctx, cluster, service).await?;
+    Ok(format!("{service} scaled to 0"))
 }
 
 /// What a DNS rollback still waits for before it scales the failed slot down.
