@@ -52,8 +52,18 @@ def main(path):
         properties = resource["Properties"]
         granted = []
         for policy in properties.get("ManagedPolicyArns", []):
+            # A policy attached under a condition (`!If [Cond, !Ref P, !Ref AWS::NoValue]`) is
+            # reported like the others, with its condition named.
+            when = ""
+            if "Fn::If" in policy:
+                condition, policy, _ = policy["Fn::If"]
+                when = f"  (when {condition})"
             managed = resources[policy["Ref"]]["Properties"]["PolicyDocument"]
-            granted += statements(managed)
+            for statement in statements(managed):
+                if when:
+                    statement = {**statement, "Resource": statement["Resource"]}
+                    statement["_when"] = when
+                granted.append(statement)
         for policy in properties.get("Policies", []):
             granted += statements(policy["PolicyDocument"])
         print(f"{name} (used by {', '.join(sorted(users.get(name, []))) or 'nobody'})")
@@ -63,6 +73,7 @@ def main(path):
             limit = text(statement["Resource"])
             if "Condition" in statement:
                 limit += f"  when {text(statement['Condition'])}"
+            limit += statement.get("_when", "")
             print(f"  {', '.join(actions)}\n      on {limit}")
         print()
 

@@ -731,6 +731,71 @@ fn listener_rules_are_added_to_managed_listeners_and_deleted_only_when_bluegreen
     }
 }
 
+/// Issue 25 item 1: the functions that send smoke checks (health check, promote) run in the
+/// subnets and security groups the stack is given (`CheckSubnetIds`, `CheckSecurityGroupIds`),
+/// so an internal load balancer and a test port closed to the Internet are reachable; their
+/// roles then carry the network-interface permissions Lambda needs. Without subnets they run
+/// outside any VPC, as before.
+#[test]
+fn the_checking_functions_run_in_the_given_network_with_the_permissions_it_needs() {
+    let template = template();
+    assert_eq!(
+        template["Conditions"]["ChecksInVpc"],
+        json!({"!Not": [{"!Equals": [{"!Join": ["", {"!Ref": "CheckSubnetIds"}]}, ""]}]})
+    );
+    for (function, role) in [
+        ("HealthCheckFunction", "HealthCheckRole"),
+        ("PromoteFunction", "PromoteRole"),
+    ] {
+        assert_eq!(
+            resource(&template, function)["Properties"]["VpcConfig"],
+            json!({"!If": [
+                "ChecksInVpc",
+                {
+                    "SubnetIds": {"!Ref": "CheckSubnetIds"},
+                    "SecurityGroupIds": {"!Ref": "CheckSecurityGroupIds"}
+                },
+                {"!Ref": "AWS::NoValue"}
+            ]}),
+            "{function}"
+        );
+        let attached = resource(&template, role)["Properties"]["ManagedPolicyArns"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            attached.contains(&json!({"!If": [
+                "ChecksInVpc",
+                {"!Ref": "CheckNetworkPolicy"},
+                {"!Ref": "AWS::NoValue"}
+            ]})),
+            "{role}: {attached:?}"
+        );
+    }
+    let granted = resource(&template, "CheckNetworkPolicy")["Properties"]["PolicyDocument"]
+        ["Statement"][0]["Action"]
+        .clone();
+    for action in [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+    ] {
+        assert!(
+            granted.as_array().unwrap().contains(&json!(action)),
+            "{action}: {granted}"
+        );
+    }
+    // No other function runs in the VPC: they reach only AWS APIs.
+    let in_vpc: Vec<&String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| !r["Properties"]["VpcConfig"].is_null())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(in_vpc, ["HealthCheckFunction", "PromoteFunction"]);
+}
+
 /// Config validation bounds a look's smoke rounds by the health-check function's timeout
 /// (issue 22): the constant it uses is the template's.
 #[test]
