@@ -35,7 +35,8 @@ pub struct AdoptArgs {
     #[arg(long, conflicts_with_all = ["test_port", "test_listener", "dns_zone"])]
     test_rule: bool,
     /// The production host name, the one the certificate covers (default: the production
-    /// rule's host-header condition): the test URL uses it, never the load balancer's name.
+    /// rule's host-header condition, else the first Route 53 name pointing at the load
+    /// balancer): the test URL uses it rather than the load balancer's own name.
     #[arg(long)]
     host: Option<String>,
     /// The ECR repository whose pushes deploy the service.

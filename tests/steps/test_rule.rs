@@ -356,11 +356,70 @@ async fn adopt_refuses_an_https_test_url_without_a_host_name_and_takes_one_given
         .expect_err("no host");
     assert_eq!(err.name(), "SetupRefused");
     assert!(err.to_string().contains("--host"), "{err}");
-    let planned = adopt(ctx, &request(Some("shop.example.com")), false)
+    let planned = adopt(ctx, &request(Some("api.example.com")), false)
         .await
         .expect("plan with --host");
     assert_eq!(
         planned.config.health.test_url.as_deref(),
-        Some("https://shop.example.com:8443")
+        Some("https://api.example.com:8443")
     );
+
+    // A Route 53 alias naming the load balancer gives the host without --host.
+    alias_to_the_load_balancer(&world, "www.example.com.").await;
+    let planned = adopt(ctx, &request(None), false)
+        .await
+        .expect("plan with the alias's name");
+    assert_eq!(
+        planned.config.health.test_url.as_deref(),
+        Some("https://www.example.com:8443")
+    );
+}
+
+/// An A alias `name` → the world's ALB, written as Route 53 answers it (`dualstack.`, any
+/// case, a trailing dot).
+async fn alias_to_the_load_balancer(world: &World, name: &str) {
+    use aws_sdk_route53::types::{
+        AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
+    };
+    let balancer = world
+        .aws
+        .elb
+        .describe_load_balancers()
+        .names("shop-alb")
+        .send()
+        .await
+        .unwrap()
+        .load_balancers
+        .unwrap()
+        .remove(0);
+    let alias = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(balancer.canonical_hosted_zone_id.unwrap_or_default())
+                .dns_name(format!(
+                    "dualstack.{}.",
+                    balancer.dns_name.unwrap_or_default().to_uppercase()
+                ))
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let change = Change::builder()
+        .action(ChangeAction::Create)
+        .resource_record_set(alias)
+        .build()
+        .unwrap();
+    world
+        .aws
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&world.zone_id)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .expect("an alias to the load balancer");
 }

@@ -934,16 +934,20 @@ fn ours(tags: Vec<(String, String)>, name: &str, arn: &str) -> StepResult<()> {
 }
 
 impl Walk<'_> {
-    /// The smoke checks' base URL when none is given: the production host name (`--host`, or
-    /// the production rule's host-header condition) — what the certificate names — on the
-    /// test listener's port, or on the production listener's with a test rule. Without a host
-    /// name an HTTP listener is reached by the load balancer's DNS name; an HTTPS one is
-    /// refused, since its certificate would not match that name.
+    /// The smoke checks' base URL when none is given: the production host name (`--host`, the
+    /// production rule's host-header condition, or the first name a Route 53 alias or CNAME
+    /// points at the load balancer) — what the certificate names — on the test listener's
+    /// port, or on the production listener's with a test rule. Without a host name an HTTP
+    /// listener is reached by the load balancer's DNS name; an HTTPS one is refused, since its
+    /// certificate would not match that name.
     async fn test_url(&self, found: &Existing, port: i32) -> StepResult<String> {
         let scheme = scheme(&found.production);
         let host = match &self.req.host {
             Some(host) => Some(host.clone()),
-            None => self.rule_host(found).await?,
+            None => match self.rule_host(found).await? {
+                Some(host) => Some(host),
+                None => self.alias_host(found).await?,
+            },
         };
         let host = match host {
             Some(host) => host,
@@ -993,6 +997,14 @@ impl Walk<'_> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The first name (in order) Route 53 points at the load balancer, by an alias or a
+    /// CNAME; the config shows which was taken, and `--host` chooses another.
+    async fn alias_host(&self, found: &Existing) -> StepResult<Option<String>> {
+        let balancer = blue_dns(self.ctx, found).await?;
+        let names = crate::direct::route53::names_pointing_at(self.ctx, &balancer).await?;
+        Ok(names.into_iter().next())
     }
 
     /// The first host name of the production rule's host-header condition that names one

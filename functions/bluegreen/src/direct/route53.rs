@@ -37,6 +37,67 @@ pub async fn cname_records(
     aws::dns::cname_record_sets(&ctx.sdk()?.route53, zone, name).await
 }
 
+/// The names, in every hosted zone the caller can list, that point at `target` (a load
+/// balancer's DNS name): A/AAAA aliases (`dualstack.` and case ignored) and CNAMEs. Sorted,
+/// without the trailing dot; wildcard names left out (no host to send).
+pub async fn names_pointing_at(ctx: &Context, target: &str) -> StepResult<Vec<String>> {
+    let route53 = &ctx.sdk()?.route53;
+    let bare = |name: &str| {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.strip_prefix("dualstack.")
+            .map(str::to_owned)
+            .unwrap_or(name)
+    };
+    let wanted = bare(target);
+    let mut zones = Vec::new();
+    let mut pages = route53.list_hosted_zones().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StepError::from_sdk("route53:ListHostedZones", e))?;
+        zones.extend(page.hosted_zones.into_iter().map(|z| z.id));
+    }
+    let mut names = Vec::new();
+    for zone in zones {
+        let mut start: Option<(String, RrType, Option<String>)> = None;
+        loop {
+            let (name, kind, id) = match start.take() {
+                Some((name, kind, id)) => (Some(name), Some(kind), id),
+                None => (None, None, None),
+            };
+            let out = route53
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone)
+                .set_start_record_name(name)
+                .set_start_record_type(kind)
+                .set_start_record_identifier(id)
+                .send()
+                .await
+                .map_err(|e| StepError::from_sdk("route53:ListResourceRecordSets", e))?;
+            for record in &out.resource_record_sets {
+                let points = match (&record.r#type, &record.alias_target) {
+                    (RrType::A | RrType::Aaaa, Some(alias)) => bare(&alias.dns_name) == wanted,
+                    (RrType::Cname, None) => record
+                        .resource_records()
+                        .iter()
+                        .any(|r| bare(&r.value) == wanted),
+                    _ => false,
+                };
+                let name = record.name.trim_end_matches('.').to_ascii_lowercase();
+                if points && !name.starts_with('*') && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            match (out.is_truncated, out.next_record_name, out.next_record_type) {
+                (true, Some(name), Some(kind)) => {
+                    start = Some((name, kind, out.next_record_identifier));
+                }
+                _ => break,
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// A weighted CNAME record set: `name` → `value` for set `set` at `weight`.
 pub fn weighted(
     name: &str,
