@@ -357,6 +357,64 @@ async fn an_operator_action_goes_through_the_api_as_the_verified_principal() {
     s.assert_allowed_by_its_role();
 }
 
+/// Issue 22 item 4: a service that lists its operators refuses every operator action by
+/// anyone else, by name, before anything changes; a listed operator acts as before.
+#[tokio::test]
+async fn a_service_that_lists_its_operators_refuses_everyone_else_before_anything_changes() {
+    let s = setup().await;
+    let mut config = s.world.config();
+    config.approval.approvers = vec![s.alice.arn.clone()];
+    config.operators = vec![s.alice.arn.clone()];
+    s.world.put_config(&config).await;
+    let before = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
+    let lock_before = s.world.lock("shop").await;
+    s.world.push_image("v3", "app-3").await;
+    for args in [
+        vec!["abort", s.id.as_str()],
+        vec!["retry", s.id.as_str()],
+        vec!["unlock", "shop"],
+        vec!["rollback", "shop"],
+        vec!["rollback", "shop", "--to", s.id.as_str()],
+        vec!["deploy", "shop", "--tag", "v3"],
+        vec!["redeploy", "shop"],
+    ] {
+        let mut full = vec!["--output", "json"];
+        full.extend(&args);
+        let (code, _, stderr) = bluegreen_as(&s.mallory, &s.api.url, &s.recorder.url, &full).await;
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        let error: serde_json::Value = serde_json::from_str(stderr.trim()).expect("JSON error");
+        assert_eq!(error["error"], "NotAnOperator", "{args:?}: {stderr}");
+        assert!(
+            error["message"].as_str().unwrap().contains(&s.mallory.arn),
+            "{stderr}"
+        );
+    }
+    let after = Records::new(&s.world.ctx).get(&s.id).await.unwrap();
+    assert_eq!(after.status, before.status, "nothing changed");
+    assert_eq!(after.timeline.len(), before.timeline.len());
+    assert_eq!(
+        s.world.lock("shop").await,
+        lock_before,
+        "the lock is as it was"
+    );
+
+    let (code, stdout, stderr) = bluegreen_as(
+        &s.alice,
+        &s.api.url,
+        &s.recorder.url,
+        &["--output", "json", "abort", &s.id],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let aborted: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(aborted["operator"], s.alice.arn.as_str());
+    assert_eq!(
+        Records::new(&s.world.ctx).get(&s.id).await.unwrap().status,
+        bluegreen::record::Status::Aborted
+    );
+    s.assert_allowed_by_its_role();
+}
+
 /// Runs `bluegreen` with `env`, against AWS (a non-loopback endpoint) and without the API.
 async fn against_aws(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let nobody = Principal::user("alice");

@@ -201,6 +201,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
         },
         finish: Finish::default(),
         guard: Default::default(),
+        operators: Vec::new(),
     }
 }
 

@@ -826,6 +826,7 @@ impl Walk<'_> {
             traffic: routing.traffic,
             finish: Finish::default(),
             guard: Default::default(),
+            operators: Vec::new(),
         }
     }
 

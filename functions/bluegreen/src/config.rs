@@ -92,6 +92,11 @@ pub struct ServiceConfig {
     /// The live-slot guard between deployments (see `guard`).
     #[serde(default)]
     pub guard: Guard,
+    /// Who may act on this service as an operator — abort, retry, rollback, rollback-to,
+    /// unlock, deploy, redeploy: IAM user or role ARNs (a role admits its sessions). Empty:
+    /// every principal the stack's operator policy admits. Approvals are `approval.approvers`'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
 }
 
 /// Image repository and tag patterns that start a deployment.
@@ -1023,6 +1028,17 @@ impl ServiceConfig {
             }
         }
         self.health_problems(&mut p);
+        for (i, operator) in self.operators.iter().enumerate() {
+            if !is_principal_arn(operator) {
+                p.add(
+                    &format!("operators[{i}]"),
+                    &format!(
+                        "{operator:?} is not an IAM user, role or session ARN \
+                         (arn:aws:iam::<account>:role/<name>)"
+                    ),
+                );
+            }
+        }
         if self.approval.policy == ApprovalPolicy::Required && self.approval.approvers.is_empty() {
             p.add(
                 "approval.approvers",
@@ -1798,6 +1814,25 @@ fn test_route_problems(
     }
 }
 
+/// Whether `text` is an IAM user or role ARN, or an STS session ARN: what a SigV4 caller is.
+fn is_principal_arn(text: &str) -> bool {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    *arn == "arn"
+        && partition.starts_with("aws")
+        && region.is_empty()
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && match *service {
+            "iam" => resource.starts_with("user/") || resource.starts_with("role/"),
+            "sts" => resource.starts_with("assumed-role/"),
+            _ => false,
+        }
+        && !resource.contains(char::is_whitespace)
+}
+
 /// Whether `text` is an IPv4 or IPv6 CIDR block (`address/prefix`).
 fn is_cidr(text: &str) -> bool {
     let Some((address, prefix)) = text.split_once('/') else {
@@ -2413,6 +2448,29 @@ mod tests {
         let problems = mixed.problems();
         assert!(
             problems.len() == 1 && problems[0].starts_with("traffic.test_listener_arn"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn operators_are_iam_principals() {
+        let mut config = example();
+        config.operators = vec![
+            "arn:aws:iam::123456789012:role/Oncall".into(),
+            "arn:aws:iam::123456789012:user/pat".into(),
+            "arn:aws:sts::123456789012:assumed-role/Oncall/pat".into(),
+        ];
+        assert_eq!(config.problems(), Vec::<String>::new());
+        config.operators = vec![
+            "pat@example.com".into(),
+            "".into(),
+            "arn:aws:iam::123456789012:group/ops".into(),
+            "arn:aws:iam::12345:role/Oncall".into(),
+        ];
+        let problems = config.problems();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems.iter().all(|p| p.starts_with("operators[")),
             "{problems:?}"
         );
     }

@@ -123,6 +123,10 @@ pub enum StepError {
     #[error("not an approver: {0}")]
     NotAnApprover(String),
 
+    /// The service lists its operators (`operators`) and the caller is none of them.
+    #[error("not an operator: {0}")]
+    NotAnOperator(String),
+
     /// The decision was recorded, but Step Functions did not accept it (the execution timed
     /// out or ended); the deployment will end as the state machine decides.
     #[error("decision recorded but not delivered: {0}")]
@@ -271,6 +275,7 @@ impl StepError {
     pub const OPERATOR_ONLY: &[&str] = &[
         "NotAwaitingApproval",
         "NotAnApprover",
+        "NotAnOperator",
         "DecisionNotDelivered",
         "RollbackRefused",
         "UnlockRefused",
@@ -301,6 +306,7 @@ impl StepError {
             StepError::ApprovalTimedOut => "ApprovalTimedOut",
             StepError::NotAwaitingApproval(_) => "NotAwaitingApproval",
             StepError::NotAnApprover(_) => "NotAnApprover",
+            StepError::NotAnOperator(_) => "NotAnOperator",
             StepError::DecisionNotDelivered(_) => "DecisionNotDelivered",
             StepError::RollbackRefused(_) => "RollbackRefused",
             StepError::UnlockRefused(_) => "UnlockRefused",
@@ -517,6 +523,7 @@ mod tests {
             StepError::ApprovalTimedOut,
             StepError::NotAwaitingApproval(text()),
             StepError::NotAnApprover(text()),
+            StepError::NotAnOperator(text()),
             StepError::DecisionNotDelivered(text()),
             StepError::RollbackRefused(text()),
             StepError::UnlockRefused(text()),

@@ -11,7 +11,20 @@ pub async fn caller_arn(ctx: &Context) -> StepResult<String> {
     ctx.ports.identity.caller_arn().await
 }
 
-/// The entry of `approvers` that `who` is, if any. An assumed-role session
+/// Refuses (`NotAnOperator`) an operator action on `config`'s service by `who` when the
+/// service lists its operators and `who` is none of them (a role admits its sessions). An
+/// empty list leaves it to the stack's operator policy.
+pub fn ensure_operator(config: &crate::config::ServiceConfig, who: &str) -> StepResult<()> {
+    if config.operators.is_empty() || listed_approver(&config.operators, who).is_some() {
+        return Ok(());
+    }
+    Err(crate::error::StepError::NotAnOperator(format!(
+        "{who} is not among the operators of {} (its config's `operators`)",
+        config.name
+    )))
+}
+
+/// The entry of `approvers` (or of any list of principals) that `who` is, if any. An assumed-role session
 /// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) also matches its role
 /// (`arn:aws:iam::<account>:role/<role>`), so teams can list a role instead of every session.
 pub fn listed_approver<'a>(approvers: &'a [String], who: &str) -> Option<&'a String> {
@@ -79,5 +92,32 @@ mod tests {
         ] {
             assert_eq!(listed_approver(&list, who), None, "{who}");
         }
+    }
+
+    #[test]
+    fn a_service_that_lists_operators_admits_them_and_their_sessions_only() {
+        let mut config = crate::config::ServiceConfig::from_toml(include_str!(
+            "../../../docs/example-service.toml"
+        ))
+        .unwrap();
+        let anyone = "arn:aws:iam::123456789012:user/mallory";
+        assert!(
+            ensure_operator(&config, anyone).is_ok(),
+            "no list: the policy decides"
+        );
+        config.operators = vec!["arn:aws:iam::123456789012:role/Oncall".into()];
+        let err = ensure_operator(&config, anyone).unwrap_err();
+        assert_eq!(err.name(), "NotAnOperator");
+        assert!(err.to_string().contains(anyone), "{err}");
+        assert!(
+            ensure_operator(&config, "arn:aws:sts::123456789012:assumed-role/Oncall/pat").is_ok()
+        );
+        assert!(
+            ensure_operator(
+                &config,
+                "arn:aws:sts::123456789012:assumed-role/Oncall2/pat"
+            )
+            .is_err()
+        );
     }
 }

@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::autoscaling;
+use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::executions;
 use crate::fence;
+use crate::identity;
 use crate::lock::{Acquire, Locks, Released};
 use crate::notify::{self, Notice};
 use crate::ports::compute::ServiceState;
@@ -64,6 +66,25 @@ pub struct ManualRollback {
     pub next_deployment: Option<String>,
 }
 
+/// Refuses (`NotAnOperator`) `who` unless the service's operators admit them
+/// ([`identity::ensure_operator`]). The service's current config decides — an operator taken
+/// off the list loses access at once; when it is gone or unreadable, the deployment's own
+/// snapshot (`snapshot`), so a broken config never locks its operators out.
+pub async fn authorize(
+    ctx: &Context,
+    service: &str,
+    snapshot: Option<&ServiceConfig>,
+    who: &str,
+) -> StepResult<()> {
+    match ConfigStore::new(ctx).load(service).await {
+        Ok(config) => identity::ensure_operator(&config, who),
+        Err(StepError::ServiceNotFound(_) | StepError::ConfigInvalid(_)) => {
+            snapshot.map_or(Ok(()), |config| identity::ensure_operator(config, who))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends production traffic of `service` back to the slot its last successful deployment
 /// replaced. Refuses ([`StepError::RollbackRefused`]) when a deployment is in progress, the
 /// last deployment that moved traffic is not a success, the keep-warm window has passed, or
@@ -74,7 +95,8 @@ pub async fn manual_rollback(
     operator: &str,
 ) -> StepResult<ManualRollback> {
     // An unknown service is ServiceNotFound, not a refusal.
-    ConfigStore::new(ctx).load(service).await?;
+    let config = ConfigStore::new(ctx).load(service).await?;
+    identity::ensure_operator(&config, operator)?;
     // A deployment in progress holds the service's lock (read, not searched for in history).
     if let Some(lock) = Locks::new(ctx).read(service).await? {
         let status = match Records::new(ctx).get(&lock.holder).await {
@@ -310,6 +332,7 @@ pub struct Unlocked {
 /// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress
 /// (its execution releases the lock itself) or one of its migration tasks still runs. The release is recorded on the holder's timeline.
 pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<Unlocked> {
+    authorize(ctx, service, None, operator).await?;
     let locks = Locks::new(ctx);
     let lock = locks
         .read(service)
@@ -455,6 +478,7 @@ pub struct Aborted {
 /// one that has ended.
 pub async fn abort(ctx: &Context, deployment_id: &str, operator: &str) -> StepResult<Aborted> {
     let deployment = Records::new(ctx).get(deployment_id).await?;
+    authorize(ctx, &deployment.service, Some(&deployment.config), operator).await?;
     let refuse = |why: String| Err(StepError::AbortRefused(why));
     match deployment.status {
         s if s.is_terminal() => return refuse(format!("{deployment_id} has ended ({s:?})")),
@@ -655,6 +679,7 @@ pub async fn retry(
 ) -> StepResult<Retried> {
     let records = Records::new(ctx);
     let deployment = records.get(deployment_id).await?;
+    authorize(ctx, &deployment.service, Some(&deployment.config), operator).await?;
     if deployment.status != Status::NeedsAttention {
         return Err(StepError::RetryRefused(format!(
             "{deployment_id} is {}; only a deployment that needs attention is retried",

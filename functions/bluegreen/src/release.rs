@@ -300,6 +300,7 @@ async fn received(
     operator: &str,
 ) -> StepResult<Received> {
     let config = ConfigStore::new(ctx).load(service).await?;
+    crate::identity::ensure_operator(&config, operator)?;
     let event_id = event_id(kind, request_id)?;
     Ok(match answered(ctx, service, &event_id, operator).await? {
         Some(answered) => Received::Answered(answered),

@@ -214,6 +214,7 @@ pub(crate) fn status_of(e: &StepError) -> (StatusCode, &'static str) {
         }
         StepError::ApprovalTimedOut => (StatusCode::GONE, "Too late"),
         StepError::NotAnApprover(_) => (StatusCode::FORBIDDEN, "Not an approver"),
+        StepError::NotAnOperator(_) => (StatusCode::FORBIDDEN, "Not an operator"),
         StepError::EventMalformed(_) => (StatusCode::BAD_REQUEST, "Incomplete request"),
         StepError::InputRefused(_) => (StatusCode::BAD_REQUEST, "Text refused"),
         StepError::RollbackRefused(_)
