@@ -575,8 +575,29 @@ fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
                 && !resource.contains("hostedzone/*"),
             "Route 53 write not limited to the given zones: {resource}"
         );
+        // Only UPSERTs of CNAMEs, and only the named records when the stack names them.
+        let condition = &statement["Condition"]["!If"];
+        assert_eq!(condition[0], "HasDnsRecordNames", "{statement}");
+        for (i, names) in [(1, true), (2, false)] {
+            let keys = &condition[i]["ForAllValues:StringEquals"];
+            assert_eq!(keys["route53:ChangeResourceRecordSetsActions"], json!(["UPSERT"]));
+            assert_eq!(keys["route53:ChangeResourceRecordSetsRecordTypes"], json!(["CNAME"]));
+            assert_eq!(
+                keys["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
+                if names {
+                    json!({"!Ref": "DnsRecordNames"})
+                } else {
+                    Value::Null
+                },
+                "{statement}"
+            );
+        }
     }
     assert_eq!(template["Parameters"]["DnsHostedZoneIds"]["Default"], "");
+    // What the steps write is what the condition admits: one UPSERT of weighted CNAMEs.
+    let dns = include_str!("../../functions/bluegreen/src/aws/dns.rs");
+    assert!(dns.contains("ChangeAction::Upsert") && !dns.contains("ChangeAction::Delete"));
+    assert!(!dns.contains("ChangeAction::Create"));
 }
 
 /// Every policy statement of the template: managed policies' and roles' inline ones.
