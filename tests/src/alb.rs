@@ -5,7 +5,10 @@
 //! `host-header` and `http-header` values case-insensitive with `*` and `?`, `path-pattern`
 //! case-sensitive, `http-request-method`, `query-string`, `source-ip` against the peer), and
 //! answers from the target group the first matching rule — or the default action — forwards
-//! to: `200 ok version=new target-group=<ARN>`, with the ARN in `x-target-group` too.
+//! to: what the test set for that group ([`ListenerFront::answer_from`]; by default
+//! `200 ok version=new target-group=<ARN>`), with the ARN in `x-target-group`. A rule that
+//! answers by itself (a fixed response: a test rule's probe, a maintenance page) answers its
+//! own status and text.
 //!
 //! Left out of the model: TLS and certificates, stickiness, and weighted randomness — a
 //! weighted forward answers from its heaviest group (the tests assert where all of a route's
@@ -39,6 +42,17 @@ struct Shared {
     ctx: Context,
     listener_arn: String,
     routed: Arc<Mutex<Vec<Routed>>>,
+    answers: Arc<Mutex<std::collections::HashMap<String, (u16, String)>>>,
+}
+
+/// Where the listener sent a request.
+enum Destination {
+    /// A target group.
+    Group(String),
+    /// A rule's fixed response: status and text.
+    Fixed(u16, String),
+    /// Nothing forwards it (ALB answers 503).
+    Nowhere,
 }
 
 /// The running stand-in; it stops when dropped.
@@ -56,6 +70,7 @@ impl ListenerFront {
             ctx: ctx.clone(),
             listener_arn: listener_arn.to_owned(),
             routed: Arc::default(),
+            answers: Arc::default(),
         };
         let app = Router::new().fallback(answer).with_state(shared.clone());
         let served = serve(app, loopback_listener().await);
@@ -64,6 +79,15 @@ impl ListenerFront {
             shared,
             _served: served,
         }
+    }
+
+    /// Makes target group `arn` answer `status` with `body` (the release it runs, say).
+    pub fn answer_from(&self, arn: &str, status: u16, body: &str) {
+        self.shared
+            .answers
+            .lock()
+            .expect("answers lock")
+            .insert(arn.to_owned(), (status, body.to_owned()));
     }
 
     /// Every request routed so far, in order.
@@ -120,9 +144,13 @@ async fn answer(
         headers: &headers,
         peer: peer.ip(),
     };
-    let target_group = match route(&shared, &request).await {
-        Ok(group) => group,
+    let destination = match route(&shared, &request).await {
+        Ok(destination) => destination,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
+    let target_group = match &destination {
+        Destination::Group(group) => Some(group.clone()),
+        Destination::Fixed(..) | Destination::Nowhere => None,
     };
     shared.routed.lock().expect("routed lock").push(Routed {
         path: uri.path().to_owned(),
@@ -130,41 +158,86 @@ async fn answer(
             .get(bluegreen::config::PREVIEW_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        target_group: target_group.clone(),
+        target_group,
     });
-    match target_group {
-        Some(group) => (
-            StatusCode::OK,
-            [("x-target-group", group.clone())],
-            format!("ok version=new target-group={group}"),
+    match destination {
+        Destination::Group(group) => {
+            let (status, body) = shared
+                .answers
+                .lock()
+                .expect("answers lock")
+                .get(&group)
+                .cloned()
+                .unwrap_or_else(|| (200, format!("ok version=new target-group={group}")));
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [("x-target-group", group)],
+                body,
+            )
+                .into_response()
+        }
+        Destination::Fixed(status, body) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
         )
             .into_response(),
         // ALB answers 503 when a forward has no group to send to.
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no route").into_response(),
+        Destination::Nowhere => (StatusCode::SERVICE_UNAVAILABLE, "no route").into_response(),
     }
 }
 
-/// The target group ALB would send `request` to.
-async fn route(shared: &Shared, request: &Request<'_>) -> Result<Option<String>, String> {
+/// Where ALB would send `request`.
+async fn route(shared: &Shared, request: &Request<'_>) -> Result<Destination, String> {
     let balancing = &shared.ctx.ports.load_balancing;
     let mut rules: Vec<RuleState> = balancing
         .rules(&shared.listener_arn)
         .await
         .map_err(|e| e.to_string())?;
     rules.sort_by_key(|r| r.priority.unwrap_or(i32::MAX));
-    let route = rules
+    let matched = rules
         .iter()
-        .find(|r| r.conditions.iter().all(|c| matches(c, request)))
-        .map_or_else(
-            || Route::Listener(shared.listener_arn.clone()),
-            |r| Route::Rule(r.arn.clone()),
-        );
+        .find(|r| r.conditions.iter().all(|c| matches(c, request)));
+    if let Some(rule) = matched.filter(|r| r.answers_itself) {
+        return fixed_response(shared, &rule.arn).await;
+    }
+    let route = matched.map_or_else(
+        || Route::Listener(shared.listener_arn.clone()),
+        |r| Route::Rule(r.arn.clone()),
+    );
     let groups = balancing
         .forward(&route)
         .await
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
-    Ok(heaviest(&groups))
+    Ok(heaviest(&groups).map_or(Destination::Nowhere, Destination::Group))
+}
+
+/// A rule's fixed response, as the emulator holds it.
+async fn fixed_response(shared: &Shared, rule_arn: &str) -> Result<Destination, String> {
+    let sdk = shared.ctx.sdk().map_err(|e| e.to_string())?;
+    let rules = sdk
+        .elb
+        .describe_rules()
+        .rule_arns(rule_arn)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .rules
+        .unwrap_or_default();
+    let fixed = rules
+        .iter()
+        .flat_map(|r| r.actions.as_deref().unwrap_or_default())
+        .find_map(|a| a.fixed_response_config.clone())
+        .ok_or("a rule that answers by itself without a fixed response")?;
+    Ok(Destination::Fixed(
+        fixed
+            .status_code
+            .as_deref()
+            .unwrap_or("500")
+            .parse()
+            .unwrap_or(500),
+        fixed.message_body.unwrap_or_default(),
+    ))
 }
 
 /// The group with the most weight (a one-group forward without a weight takes everything).

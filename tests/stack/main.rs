@@ -580,8 +580,14 @@ fn route53_writes_are_limited_to_the_zones_the_stack_is_given() {
         assert_eq!(condition[0], "HasDnsRecordNames", "{statement}");
         for (i, names) in [(1, true), (2, false)] {
             let keys = &condition[i]["ForAllValues:StringEquals"];
-            assert_eq!(keys["route53:ChangeResourceRecordSetsActions"], json!(["UPSERT"]));
-            assert_eq!(keys["route53:ChangeResourceRecordSetsRecordTypes"], json!(["CNAME"]));
+            assert_eq!(
+                keys["route53:ChangeResourceRecordSetsActions"],
+                json!(["UPSERT"])
+            );
+            assert_eq!(
+                keys["route53:ChangeResourceRecordSetsRecordTypes"],
+                json!(["CNAME"])
+            );
             assert_eq!(
                 keys["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
                 if names {

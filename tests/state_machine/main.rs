@@ -453,7 +453,7 @@ async fn a_test_rule_deployment_runs_through_the_definitions_and_leaves_no_rule(
     let checks: Vec<_> = front
         .routed()
         .into_iter()
-        .filter(|r| r.preview.is_some())
+        .filter(|r| r.preview.as_deref() == Some(id.as_str()))
         .collect();
     assert!(
         !checks.is_empty(),

@@ -1,7 +1,8 @@
 //! Issue 25 item 4: services behind a Network Load Balancer. ELB takes up to ten minutes to
-//! bring an NLB's data plane to new forward weights, so a test listener that moved is not
-//! trusted before then, and the slot a rollback leaves keeps its tasks until then (teardown
-//! scales it down). What an NLB cannot do (rules, a maintenance page, short shift steps) is
+//! bring an NLB's data plane to new forward weights, so the health check counts smoke checks
+//! only that long after it began (as ECS's own blue/green waits at each shift), and a rollback
+//! keeps the failed slot's tasks — holding the service, so no queued deployment takes the slot
+//! — until then. What an NLB cannot do (rules, a maintenance page, short shift steps) is
 //! refused by validation (`config.rs` unit tests); here the emulator's NLB (its ARNs say
 //! `net/`, as AWS's do) runs a deployment end to end.
 
@@ -10,7 +11,7 @@ use bluegreen::config::{NLB_WEIGHTS_SETTLE_SECONDS, ServiceConfig, TestRule, Tra
 use bluegreen::poll::Poll;
 use bluegreen::record::Status;
 use bluegreen::routing::{self, RouteState};
-use bluegreen::steps::{health_check, rollback, teardown};
+use bluegreen::steps::{health_check, rollback};
 use bluegreen_tests::World;
 use chrono::Duration;
 
@@ -20,21 +21,29 @@ async fn production(world: &World, config: &ServiceConfig) -> RouteState {
     routing::read_production(&world.ctx, config).await.unwrap()
 }
 
-/// Push, sync, launch, migrate and health-check on the NLB world; the health check passes at
-/// its first look (the test listener already forwards to green).
+/// Push, sync, launch, migrate and health-check on the NLB world: the health check passes
+/// once the weights settle.
 async fn healthy(world: &World) -> String {
     let id = prepare_push(world, "v2", "event-1").await;
     sync(world, &id).await;
     launch(world, &id).await;
     let migrated = migrate_with(world, &id, Some(0)).await.expect("migrate");
     assert!(matches!(migrated, Poll::Done { .. }), "{migrated:?}");
-    let healthy = health(world, &id).await.expect("health");
+    let started = health_check::start(&world.ctx, &id_ref(&id)).await.unwrap();
+    world.advance(settle() + Duration::seconds(1));
+    let healthy = health_check::check(&world.ctx, &check_of(&started))
+        .await
+        .expect("health");
     assert!(matches!(healthy, Poll::Done { .. }), "{healthy:?}");
     id
 }
 
+fn settle() -> Duration {
+    Duration::seconds(NLB_WEIGHTS_SETTLE_SECONDS as i64)
+}
+
 #[tokio::test]
-async fn behind_an_nlb_the_slot_a_rollback_leaves_keeps_its_tasks_until_the_weights_settle() {
+async fn behind_an_nlb_a_rollback_keeps_the_failed_slot_and_the_service_until_the_weights_settle() {
     let world = World::build().await;
     let config = world.use_nlb().await;
     assert!(
@@ -50,43 +59,41 @@ async fn behind_an_nlb_the_slot_a_rollback_leaves_keeps_its_tasks_until_the_weig
         Slot::Green
     );
 
-    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+    let waiting = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
         .await
         .expect("rollback");
-    assert_eq!(ended.status, Status::RolledBack);
+    assert!(waiting.wait.is_some(), "{waiting:?}");
+    assert!(waiting.detail.contains("NLB"), "{waiting:?}");
     assert_eq!(
         production(&world, &config).await.live().unwrap(),
         Slot::Blue
     );
-    let (_, green_count, green_tags) = world.service(Slot::Green).await;
     assert_eq!(
-        green_count, 2,
+        world.service(Slot::Green).await.1,
+        2,
         "new connections may still reach green: it keeps its tasks"
     );
-    let expires = green_tags
-        .iter()
-        .find(|(k, _)| k == bluegreen::naming::TAG_EXPIRES)
-        .map(|(_, v)| v.clone())
-        .expect("tagged to expire");
-    let expires = chrono::DateTime::parse_from_rfc3339(&expires).unwrap();
-    let settle = Duration::seconds(NLB_WEIGHTS_SETTLE_SECONDS as i64);
-    assert!(
-        (expires.to_utc() - (world.now() + settle))
-            .num_seconds()
-            .abs()
-            < 60,
-        "expires when the weights settle: {expires}"
+    assert_eq!(
+        world.lock_holder().await.as_deref(),
+        Some(id.as_str()),
+        "the service stays held: no queued deployment launches onto green meanwhile"
     );
+    let again = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert!(again.wait.is_some(), "a retry keeps the clock: {again:?}");
 
-    let early = teardown::run(&world.ctx).await.unwrap();
-    assert_eq!(world.service(Slot::Green).await.1, 2, "{early:?}");
-    world.advance(settle + Duration::seconds(1));
-    let report = teardown::run(&world.ctx).await.unwrap();
-    assert_eq!(world.service(Slot::Green).await.1, 0, "{report:?}");
+    world.advance(settle() + Duration::seconds(1));
+    let ended = rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::RolledBack, "{ended:?}");
+    assert_eq!(world.service(Slot::Green).await.1, 0);
+    assert_eq!(world.lock_holder().await, None);
 }
 
 /// The test listener forwarded to blue: the health check moves it to green and does not judge
-/// pre-prod until the NLB's weights settle — the move is on the record before it is made, so a
+/// pre-prod until the NLB's weights settle — the moment is on the record before the move, so a
 /// retried start keeps the same clock.
 #[tokio::test]
 async fn behind_an_nlb_smoke_checks_count_only_once_a_moved_test_listener_settles() {

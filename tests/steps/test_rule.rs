@@ -54,15 +54,23 @@ async fn a_test_rule_shows_pre_prod_only_to_the_deployments_header_and_goes_when
     sync(&world, &id).await;
     launch(&world, &id).await;
 
-    // Added at the launch, directly above the production rule (priority 10), matching only
-    // the deployment's header, forwarding to pre-prod's slot.
+    // Added at the launch above the production rule (priority 10; 9 stays the maintenance
+    // page's), matching only the deployment's header, forwarding to pre-prod's slot; its probe
+    // beside it answers only the probe's header value.
     let rules = test_rules(&world).await;
-    assert_eq!(rules.len(), 1, "{rules:?}");
-    assert_eq!(rules[0].priority, Some(9));
-    assert_eq!(rules[0].target_groups, [world.tg(Slot::Green).to_owned()]);
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let forward = rules.iter().find(|r| !r.answers_itself).expect("the rule");
+    assert_eq!(forward.priority, Some(8));
+    assert_eq!(forward.target_groups, [world.tg(Slot::Green).to_owned()]);
     assert_eq!(
-        rules[0].conditions,
+        forward.conditions,
         test_rule::conditions(&Default::default(), &id)
+    );
+    let probe = rules.iter().find(|r| r.answers_itself).expect("the probe");
+    assert_eq!(probe.priority, Some(7));
+    assert_eq!(
+        probe.conditions,
+        test_rule::conditions(&Default::default(), &format!("{id}-probe"))
     );
     // Ordinary requests, with or without the host, and a guess at the header: production.
     assert_eq!(answered_by(&front, &[]).await, blue);
@@ -85,7 +93,13 @@ async fn a_test_rule_shows_pre_prod_only_to_the_deployments_header_and_goes_when
         matches!(healthy, bluegreen::poll::Poll::Done { .. }),
         "{healthy:?}"
     );
-    let checks: Vec<_> = front.routed().split_off(before);
+    let mut checks: Vec<_> = front.routed().split_off(before);
+    let probe = checks.remove(0);
+    assert_eq!(
+        (probe.preview, probe.target_group),
+        (Some(format!("{id}-probe")), None),
+        "the probe came first and was answered by the probe rule"
+    );
     assert_eq!(checks.len(), 2, "two rounds of one check: {checks:?}");
     assert!(
         checks
@@ -119,7 +133,7 @@ async fn an_abort_removes_the_test_rule_and_leaves_production_where_it_was() {
     let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
     world.use_test_rule(&front.url).await;
     let id = deploy_to_health(&world).await;
-    assert_eq!(test_rules(&world).await.len(), 1);
+    assert_eq!(test_rules(&world).await.len(), 2, "the rule and its probe");
     let ended = abort::run(&world.ctx, &failure(&id, "HealthCheckFailed"))
         .await
         .expect("abort");
@@ -187,7 +201,7 @@ async fn teardown_removes_test_rules_of_ended_deployments_only() {
         .create_forward_rule(&world.production_listener, &left)
         .await
         .unwrap();
-    assert_eq!(test_rules(&world).await.len(), 2);
+    assert_eq!(test_rules(&world).await.len(), 3);
     let report = teardown::run(&world.ctx).await.unwrap();
     assert!(
         report
@@ -197,8 +211,11 @@ async fn teardown_removes_test_rules_of_ended_deployments_only() {
         "{report:?}"
     );
     let kept = test_rules(&world).await;
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert!(kept[0].tags.contains(&(TAG_DEPLOYMENT.to_owned(), id)));
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|r| r.tags.contains(&(TAG_DEPLOYMENT.to_owned(), id.clone())))
+    );
 }
 
 /// No free priority above the production rule: the launch is refused before pre-prod runs,
@@ -208,7 +225,8 @@ async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
     let world = World::build().await;
     let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
     let config = world.use_test_rule(&front.url).await;
-    for priority in 1..10 {
+    let other_team = world.create_target_group("other-team").await;
+    for priority in 1..9 {
         world
             .ctx
             .ports
@@ -222,7 +240,7 @@ async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
                         header_name: None,
                         values: vec![format!("team{priority}.example.com")],
                     }],
-                    target_group_arn: world.tg(Slot::Blue).to_owned(),
+                    target_group_arn: other_team.clone(),
                     tags: Vec::new(),
                 },
             )
@@ -242,6 +260,86 @@ async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
     assert!(err.to_string().contains("priority 10"), "{err}");
     assert_eq!(world.service(Slot::Green).await.1, 0, "nothing launched");
     assert_eq!(test_rules(&world).await, []);
+}
+
+/// The test rule fails closed: when requests with the header do not reach it (here its
+/// `source_ips` do not hold the checks' address, as behind a NAT) the smoke checks would be
+/// answered by production and pass for the wrong release; the probe sees it first and the
+/// health check fails with that evidence, no smoke check counted.
+#[tokio::test]
+async fn a_test_rule_the_checks_do_not_reach_fails_the_health_check_instead_of_testing_production()
+{
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    let mut config = world.use_test_rule(&front.url).await;
+    if let bluegreen::config::Traffic::Listener { test_rule, .. } = &mut config.traffic {
+        test_rule.as_mut().unwrap().source_ips = vec!["10.0.0.0/8".into()];
+    }
+    world.put_config(&config).await;
+    let id = prepare_push(&world, "v2", "event-1").await;
+    sync(&world, &id).await;
+    launch(&world, &id).await;
+    migrate_with(&world, &id, Some(0)).await.expect("migrate");
+    let before = front.routed().len();
+    let err = health_past_deadline(&world, &id)
+        .await
+        .expect_err("the checks never reached pre-prod");
+    assert_eq!(err.name(), "HealthCheckFailed");
+    let text = err.to_string();
+    assert!(
+        text.contains("do not reach the test rule") && text.contains("source_ips"),
+        "{text}"
+    );
+    let sent = front.routed().split_off(before);
+    assert_eq!(sent.len(), 1, "only the probe was sent: {sent:?}");
+    assert_eq!(
+        sent[0].target_group.as_deref(),
+        Some(world.tg(Slot::Blue)),
+        "and production answered it"
+    );
+}
+
+/// A route of the service above the production rule (an `/api/*` rule, tagged for bluegreen)
+/// bounds where the test rule goes: a smoke check on its path still reaches pre-prod.
+#[tokio::test]
+async fn a_route_of_the_service_above_the_production_rule_never_catches_the_header() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    world
+        .ctx
+        .ports
+        .load_balancing
+        .create_forward_rule(
+            &world.production_listener,
+            &ForwardRule {
+                priority: 5,
+                conditions: vec![bluegreen::ports::load_balancing::Condition {
+                    field: "path-pattern".into(),
+                    header_name: None,
+                    values: vec!["/api/*".into()],
+                }],
+                target_group_arn: world.tg(Slot::Blue).to_owned(),
+                tags: vec![(TAG_MANAGED.to_owned(), "true".to_owned())],
+            },
+        )
+        .await
+        .unwrap();
+    let id = launched(&world).await;
+    let priorities: Vec<_> = test_rules(&world)
+        .await
+        .iter()
+        .filter_map(|r| r.priority)
+        .collect();
+    assert!(
+        priorities.iter().all(|p| *p < 4),
+        "above the /api/* rule (4 stays its page's place): {priorities:?}"
+    );
+    let host = Some("shop.example.com");
+    let with_header = front.get("/api/health", host, &[(HEADER, &id)]).await;
+    assert_eq!(with_header.as_deref(), Some(world.tg(Slot::Green)));
+    let without = front.get("/api/health", host, &[]).await;
+    assert_eq!(without.as_deref(), Some(world.tg(Slot::Blue)));
 }
 
 /// `adopt --test-rule` on an HTTPS service routed by a host rule: no test listener, the test

@@ -1002,10 +1002,17 @@ impl Walk<'_> {
 
     /// The first name (in order) Route 53 points at the load balancer, by an alias or a
     /// CNAME; the config shows which was taken, and `--host` chooses another.
+    /// Route 53 that cannot be read (no permission to list zones) is no name: an HTTP
+    /// listener then falls back to the load balancer's, an HTTPS one asks for `--host`.
     async fn alias_host(&self, found: &Existing) -> StepResult<Option<String>> {
         let balancer = blue_dns(self.ctx, found).await?;
-        let names = crate::direct::route53::names_pointing_at(self.ctx, &balancer).await?;
-        Ok(names.into_iter().next())
+        match crate::direct::route53::names_pointing_at(self.ctx, &balancer).await {
+            Ok(names) => Ok(names.into_iter().next()),
+            Err(e) => {
+                tracing::warn!(error = %e, "Route 53 not read for the test URL's host name");
+                Ok(None)
+            }
+        }
     }
 
     /// The first host name of the production rule's host-header condition that names one

@@ -18,7 +18,7 @@ use crate::direct::elb;
 use crate::error::StepError;
 use crate::executions;
 use crate::links::SigningKey;
-use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_ROLE, TAG_SMOKE_HEADER};
+use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_SMOKE_HEADER};
 use crate::notify;
 use crate::routing;
 use crate::secret_reference::{SecretReference, is_clone_secret};
@@ -512,15 +512,8 @@ async fn test_rule_room(ctx: &Context, config: &ServiceConfig, listener: &str, f
         Err(StepError::ResourceNotFound { .. }) => return,
         Err(e) => return f.failed(listener, &e),
     };
-    let others: Vec<_> = rules
-        .into_iter()
-        .filter(|r| {
-            !r.tags
-                .iter()
-                .any(|(k, v)| k == TAG_ROLE && v == test_rule::ROLE)
-        })
-        .collect();
-    if let Err(e) = test_rule::placement(config, &others) {
+    // What the next launch sees: the service's own test rules are replaced, others stay.
+    if let Err(e) = test_rule::placement(config, &test_rule::others_of(config, rules)) {
         f.add(
             "test-rule-no-room",
             listener,

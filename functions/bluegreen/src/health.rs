@@ -48,11 +48,58 @@ pub async fn assess(
         )));
     }
     let base = config.test_url(slot).unwrap_or_default().to_owned();
+    if let Some(probe) = crate::test_rule::probe(config, deployment_id)
+        && let Err(evidence) = reaches_the_test_rule(ctx, config, &base, &probe).await
+    {
+        return Ok(Assessment::Failed(evidence));
+    }
     let preview = crate::test_rule::header(config, deployment_id);
     Ok(match smoke(ctx, config, &base, preview).await? {
         Ok(report) => Assessment::Passed(format!("{healthy}/{desired} targets healthy; {report}")),
         Err(evidence) => Assessment::Failed(evidence),
     })
+}
+
+/// Whether a request with the preview header reaches the deployment's rules: the probe rule
+/// beside the test rule must answer its own text. Otherwise the smoke checks would be answered
+/// by production (a proxy dropping the header, `source_ips` not holding the checks' address,
+/// a rule above) and could pass for the wrong release. Sent like the first check (its `Host`
+/// and TLS setting), on a path nobody else asks for.
+async fn reaches_the_test_rule(
+    ctx: &Context,
+    config: &ServiceConfig,
+    base: &str,
+    probe: &crate::test_rule::Probe,
+) -> Result<(), String> {
+    let first = config.health.smoke.first();
+    let request = SmokeRequest {
+        method: "GET".into(),
+        url: format!("{}{}", base.trim_end_matches('/'), probe.path),
+        headers: vec![probe.header.clone()],
+        body: None,
+        host: first.and_then(|c| c.host.clone()),
+        verify_tls: first.is_none_or(|c| c.verify_tls),
+    };
+    let timeout = Duration::from_millis(config.health.request_timeout_ms);
+    let what = described(&request);
+    let unreached = |got: String| {
+        format!(
+            "requests with the {} header do not reach the test rule, so the smoke checks \
+             would be answered by production: {what} {got} (a proxy or CDN dropping the \
+             header, traffic.test_rule.source_ips not holding the checks' address, or a rule \
+             above it)",
+            probe.header.0
+        )
+    };
+    match ctx.ports.smoke.send(&request, timeout).await {
+        Ok(answer) if answer.status == 200 && answer.body.trim() == probe.body => Ok(()),
+        Ok(answer) => Err(unreached(format!(
+            "got {} {}",
+            answer.status,
+            excerpt(&answer.body)
+        ))),
+        Err(e) => Err(unreached(format!("failed: {e}"))),
+    }
 }
 
 /// One target's health.

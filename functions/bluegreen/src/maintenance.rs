@@ -90,7 +90,12 @@ pub fn placement(
     let Some(rule_arn) = production_rule_arn else {
         let foreign: Vec<&str> = rules
             .iter()
-            .filter(|r| role_of(&r.tags) != Some(ROLE) && !serves_only_slots_of(config, r))
+            // A deployment's test rule and probe match only its preview header: no other
+            // traffic is behind them.
+            .filter(|r| {
+                !matches!(role_of(&r.tags), Some(ROLE | crate::test_rule::ROLE))
+                    && !serves_only_slots_of(config, r)
+            })
             .map(|r| r.arn.as_str())
             .collect();
         if !foreign.is_empty() {

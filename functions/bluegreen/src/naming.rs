@@ -16,13 +16,16 @@ pub const TAG_PURPOSE: &str = "bluegreen:purpose";
 /// (`task_definition.source = "family"` walks back to it instead of through every revision).
 pub const TAG_BASE: &str = "bluegreen:base";
 /// Tag with the role of a slot service (`preprod` or `warm`) or of a listener rule
-/// (`maintenance`).
+/// (`maintenance`, `preview`).
 pub const TAG_ROLE: &str = "bluegreen:role";
 /// On a production database secret (`database.secret`): the stack's roles may read it. They
 /// read no other secret but the link key and bluegreen's own clone secrets.
 pub const TAG_DATABASE_SOURCE: &str = "bluegreen:database-source";
 /// On a secret holding a smoke check's header value: the checking functions may read it.
 pub const TAG_SMOKE_HEADER: &str = "bluegreen:smoke-header";
+/// On the listener rules bluegreen adds for a deployment (the test rule and its probe): the
+/// service, so a rule a deployment left behind is found by the service's next one.
+pub const TAG_SERVICE: &str = "bluegreen:service";
 /// `bluegreen:role` of a slot running a deployment's pre-prod.
 pub const ROLE_PREPROD: &str = "preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).

@@ -317,6 +317,14 @@ impl SmokeClient for MemoryAws {
     async fn send(&self, request: &SmokeRequest, _timeout: Duration) -> Result<Answer, String> {
         let url = request.url.as_str();
         self.call("http:Get", |s| {
+            // A request with a header a fixed-response rule matches (a test rule's probe) is
+            // answered by that rule, as the listener would.
+            if let Some(rule) = answering_rule(s, request) {
+                return Ok(Ok(Answer {
+                    status: rule.status_code.parse().unwrap_or(200),
+                    body: rule.body.clone(),
+                }));
+            }
             let answer = s
                 .smoke
                 .answers
@@ -333,6 +341,29 @@ impl SmokeClient for MemoryAws {
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
     }
+}
+
+/// The fixed response whose `http-header` condition the request's headers meet.
+fn answering_rule<'a>(
+    s: &'a super::State,
+    request: &SmokeRequest,
+) -> Option<&'a bluegreen::ports::load_balancing::FixedResponseRule> {
+    s.elb
+        .rules
+        .values()
+        .filter_map(|r| r.fixed.as_ref())
+        .find(|rule| {
+            rule.conditions.iter().any(|c| c.field == "http-header")
+                && rule.conditions.iter().all(|c| match c.field.as_str() {
+                    "http-header" => request.headers.iter().any(|(name, value)| {
+                        c.header_name
+                            .as_deref()
+                            .is_some_and(|h| h.eq_ignore_ascii_case(name))
+                            && c.values.contains(value)
+                    }),
+                    _ => true,
+                })
+        })
 }
 
 /// ECR's `DescribeImages` over [`super::State::registry`]: any registry id names the one

@@ -233,6 +233,7 @@ fn application(state: &mut State, scenario: &Scenario, names: &Names) {
             .iter()
             .find(|(_, r)| {
                 r.listener == names.production_listener
+                    && r.forward.is_some()
                     && r.tags
                         .iter()
                         .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)

@@ -13,15 +13,14 @@ use crate::health::{self, Assessment};
 use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::routing;
-use crate::slot::Slot;
 use crate::test_rule;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
 const STEP: &str = super::registry::HEALTH_CHECK.name;
-/// Timeline step: the test listener was moved to pre-prod's slot behind an NLB.
-const TEST_LISTENER_MOVED: &str = "test_listener_moved";
+/// Timeline step: behind an NLB, the health check waits for the test listener's weights.
+const TEST_LISTENER_MOVED: &str = "test_listener_settling";
 
 /// The first look after launch: targets take a few seconds to register and start checks.
 const FIRST_LOOK_SECONDS: u64 = 5;
@@ -31,7 +30,7 @@ const FIRST_LOOK_SECONDS: u64 = 5;
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let target = deployment.target_slot()?;
-    let settles_at = test_listener_settles(ctx, &deployment, target).await?;
+    let settles_at = test_listener_settles(ctx, &deployment).await?;
     routing::point_test_listener(ctx, &deployment.config, target).await?;
     test_rule::ensure(ctx, &deployment, target).await?;
     let mut timeout = deployment.config.health.timeout_seconds;
@@ -45,15 +44,16 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     start_once(ctx, &deployment, STEP, timeout, first_look, Change::new()).await
 }
 
-/// Behind an NLB a test listener moved to pre-prod's slot sends it new connections only once
-/// its weights settle ([`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`]): until then a smoke check
-/// may be answered by the other slot and pass for the wrong release. The move is written on the
-/// timeline before it is made (a retry finds it); returns when the checks may count, `None`
-/// when the listener did not move or the balancer is an ALB.
+/// Behind an NLB the test listener's weights reach new connections only up to
+/// [`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`] after they change — whoever changed them (this
+/// health check, or an earlier deployment's rollback or abort): until then a smoke check may be
+/// answered by the other slot and pass for the wrong release. So, as ECS's own blue/green
+/// does at each shift on an NLB, the checks count only that long after the health check began:
+/// the moment is written on the timeline before the listener moves (a retry keeps the clock).
+/// Returns when the checks may count; `None` behind an ALB.
 async fn test_listener_settles(
     ctx: &Context,
     deployment: &Deployment,
-    target: Slot,
 ) -> StepResult<Option<DateTime<Utc>>> {
     let settle = deployment.config.traffic.settle_seconds();
     if settle == 0 {
@@ -61,14 +61,10 @@ async fn test_listener_settles(
     }
     let moved_at = match moved_at(deployment) {
         Some(at) => at,
-        None if routing::read_test(ctx, &deployment.config).await? == Some(target) => {
-            return Ok(None);
-        }
         None => {
             let now = ctx.now();
             let detail = format!(
-                "test listener moved to {target}; smoke checks count once the NLB's weights \
-                 settle ({settle} s)"
+                "smoke checks count once the NLB's test listener weights settle ({settle} s)"
             );
             Records::new(ctx)
                 .update(
@@ -82,7 +78,7 @@ async fn test_listener_settles(
     Ok(Some(moved_at + Duration::seconds(settle as i64)))
 }
 
-/// When the test listener was moved to pre-prod behind an NLB, from the timeline.
+/// When the health check began waiting for the NLB's test listener weights, from the timeline.
 fn moved_at(deployment: &Deployment) -> Option<DateTime<Utc>> {
     deployment
         .timeline
@@ -109,7 +105,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             wait_seconds: (settles_at - now).num_seconds().max(1) as u64,
             attempt: input.attempt,
             detail: format!(
-                "the test listener moved to {target}; the NLB's weights settle at {}",
+                "the NLB's test listener weights for {target} settle at {}",
                 settles_at.to_rfc3339()
             ),
         });

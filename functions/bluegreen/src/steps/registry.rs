@@ -395,34 +395,43 @@ pub type Answer<'a> = Pin<Box<dyn Future<Output = StepResult<Value>> + Send + 'a
 /// deployment (see `crate::fence`): input that does not parse touches nothing.
 macro_rules! start_or_check {
     ($step:ident, $ctx:expr, $registered:expr, $input:expr) => {
-        match parse::<StartOrCheck>($input)? {
-            StartOrCheck::Start(i) => answer(
-                fence::leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i)).await,
-            ),
-            StartOrCheck::Check(i) => answer(
-                fence::leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i)).await,
-            ),
-        }
+        Box::pin(async move {
+            match parse::<StartOrCheck>($input)? {
+                StartOrCheck::Start(i) => answer(
+                    fence::leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i))
+                        .await,
+                ),
+                StartOrCheck::Check(i) => answer(
+                    fence::leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i))
+                        .await,
+                ),
+            }
+        })
     };
 }
 
 /// Runs `step` on `input` as its Lambda function does: the one dispatch from a step name to
 /// its code, used by the Lambda binary and the local runner. Input that does not parse is
 /// `EventMalformed` and nothing is called.
+///
+/// A plain function choosing one boxed future per step: one async block holding every step's
+/// future would need, in debug builds, a stack frame as large as their sum while it runs (700
+/// KB measured, beside the SDK's own 500 KB deserializers), and the local runner's test
+/// threads have 2 MB.
 pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer<'a> {
     use super::*;
     use crate::fence;
-    Box::pin(async move {
-        match step.name {
-            "prepare" => answer(prepare::run(ctx, &input).await),
-            "sync_db" => start_or_check!(sync_db, ctx, step, input),
-            "launch_preprod" => start_or_check!(launch_preprod, ctx, step, input),
-            "migrate" => start_or_check!(migrate, ctx, step, input),
-            "health_check" => start_or_check!(health_check, ctx, step, input),
-            "promote" => start_or_check!(promote, ctx, step, input),
-            "switch" => start_or_check!(switch, ctx, step, input),
-            "bake" => start_or_check!(bake, ctx, step, input),
-            "approval" => match parse::<approval::ApprovalCall>(input)? {
+    match step.name {
+        "prepare" => Box::pin(async move { answer(prepare::run(ctx, &input).await) }),
+        "sync_db" => start_or_check!(sync_db, ctx, step, input),
+        "launch_preprod" => start_or_check!(launch_preprod, ctx, step, input),
+        "migrate" => start_or_check!(migrate, ctx, step, input),
+        "health_check" => start_or_check!(health_check, ctx, step, input),
+        "promote" => start_or_check!(promote, ctx, step, input),
+        "switch" => start_or_check!(switch, ctx, step, input),
+        "bake" => start_or_check!(bake, ctx, step, input),
+        "approval" => Box::pin(async move {
+            match parse::<approval::ApprovalCall>(input)? {
                 approval::ApprovalCall::Request(request) => answer(
                     fence::leased(
                         ctx,
@@ -441,31 +450,38 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
                     )
                     .await,
                 ),
-            },
-            // Endings as the state machine calls them: an execution whose deployment an
-            // operator retried does nothing (see `fence::unless_resumed`).
-            "finish" => {
-                let i = parse::<DeploymentRef>(input)?;
-                answer(fence::unless_resumed(ctx, &i.deployment_id, finish::run(ctx, &i)).await)
             }
-            "abort" => {
-                let i = parse::<FailureInput>(input)?;
-                answer(fence::unless_resumed(ctx, &i.deployment_id, abort::run(ctx, &i)).await)
-            }
-            "rollback" => {
-                let i = parse::<FailureInput>(input)?;
-                answer(fence::unless_resumed(ctx, &i.deployment_id, rollback::run(ctx, &i)).await)
-            }
-            "reconcile" => answer(reconcile::run(ctx, &reconcile::Request::parse(&input)?).await),
-            // The scheduled event's content is not used.
-            "teardown" => answer(teardown::run(ctx).await),
-            "missed_pushes" => answer(crate::missed_pushes::run(ctx).await),
-            "index_config" => answer(index_config::run(ctx, &input).await),
-            other => Err(StepError::Internal(format!(
-                "step {other} is in the registry but has no dispatch"
-            ))),
+        }),
+        // Endings as the state machine calls them: an execution whose deployment an operator
+        // retried does nothing (see `fence::unless_resumed`).
+        "finish" => Box::pin(async move {
+            let i = parse::<DeploymentRef>(input)?;
+            answer(fence::unless_resumed(ctx, &i.deployment_id, finish::run(ctx, &i)).await)
+        }),
+        "abort" => Box::pin(async move {
+            let i = parse::<FailureInput>(input)?;
+            answer(fence::unless_resumed(ctx, &i.deployment_id, abort::run(ctx, &i)).await)
+        }),
+        "rollback" => Box::pin(async move {
+            let i = parse::<FailureInput>(input)?;
+            answer(fence::unless_resumed(ctx, &i.deployment_id, rollback::run(ctx, &i)).await)
+        }),
+        "reconcile" => Box::pin(async move {
+            answer(reconcile::run(ctx, &reconcile::Request::parse(&input)?).await)
+        }),
+        // The scheduled event's content is not used.
+        "teardown" => Box::pin(async move { answer(teardown::run(ctx).await) }),
+        "missed_pushes" => Box::pin(async move { answer(crate::missed_pushes::run(ctx).await) }),
+        "index_config" => Box::pin(async move { answer(index_config::run(ctx, &input).await) }),
+        other => {
+            let other = other.to_owned();
+            Box::pin(async move {
+                Err(StepError::Internal(format!(
+                    "step {other} is in the registry but has no dispatch"
+                )))
+            })
         }
-    })
+    }
 }
 
 fn answer<T: Serialize>(result: StepResult<T>) -> StepResult<Value> {

@@ -15,7 +15,6 @@ use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::ports::tables::Cond;
 use crate::record::{Change, Deployment, DnsBack, Records, Status, StepOutcome};
-use crate::retirement;
 use crate::routing;
 
 use super::FailureInput;
@@ -54,6 +53,11 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
                 "production traffic back on {old}; waiting for Route 53 to serve change \
                  {change_id} everywhere before the switch TTL starts to count"
             ),
+            DnsWait::CachedAnswers(until) if config.traffic.on_nlb() => format!(
+                "production traffic back on {old}; {failed} keeps its tasks until the NLB's \
+                 weights settle ({}), holding the service so no deployment takes it meanwhile",
+                until.to_rfc3339()
+            ),
             DnsWait::CachedAnswers(until) => format!(
                 "production traffic back on {old}; {failed} keeps its tasks until resolvers' \
                  cached answers for it expire ({})",
@@ -66,7 +70,9 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         // At rest first: the switch gave it production's minimum.
         routing::ensure_unrouted(ctx, config, failed, "rollback's scale-down").await?;
         autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
-        done.push(retire_failed(ctx, &deployment, &preprod.service).await?);
+        ecs::update_service(ctx, &config.cluster, &preprod.service, None, 0).await?;
+        ecs::unmark_slot(ctx, &config.cluster, &preprod.service).await?;
+        done.push(format!("{} scaled to 0", preprod.service));
     }
     let status =
         match ending::settle_rollback_migration(ctx, &deployment, Status::RolledBack, &mut done)
@@ -84,22 +90,6 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         Some(input.describe()),
     )
     .await
-}
-
-/// The failed slot's tasks go: at once behind an ALB, after the NLB's weights settle behind an
-/// NLB ([`retirement::linger_behind_nlb`]).
-async fn retire_failed(
-    ctx: &Context,
-    deployment: &Deployment,
-    service: &str,
-) -> StepResult<String> {
-    if let Some(kept) = retirement::linger_behind_nlb(ctx, deployment, service).await? {
-        return Ok(kept);
-    }
-    let cluster = &deployment.config.cluster;
-    ecs::update_service(ctx, cluster, service, None, 0).await?;
-    ecs::unmark_slot(ctx, cluster, service).await?;
-    Ok(format!("{service} scaled to 0"))
 }
 
 /// What a DNS rollback still waits for before it scales the failed slot down.
@@ -125,19 +115,23 @@ impl DnsWait {
 
 /// DNS mode: resolvers keep answering with the failed slot for up to the record's TTL after
 /// Route 53 serves the weights back everywhere (INSYNC), so its clients would fail if it were
-/// scaled down at once. The write (with `change`, the Route 53 change this call made, if any)
-/// and the moment it is first seen INSYNC go on the record, so a retry keeps the same clock.
-/// `Some` while waiting; listener mode moves traffic at once: `None`.
+/// scaled down at once. Behind an NLB new connections may reach it until the weights settle
+/// ([`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`]). The write (with `change`, the Route 53
+/// change this call made, if any) and the moment it is first seen INSYNC (at once behind an
+/// NLB) go on the record, so a retry keeps the same clock; the rollback waits holding the
+/// service, so no queued deployment launches onto the slot meanwhile. `Some` while waiting;
+/// behind an ALB traffic moves at once: `None`.
 async fn cached_answers_expire(
     ctx: &Context,
     deployment: &Deployment,
     change: Option<String>,
 ) -> StepResult<Option<DnsWait>> {
-    let Traffic::Dns {
-        switch_ttl_seconds, ..
-    } = &deployment.config.traffic
-    else {
-        return Ok(None);
+    let linger = match &deployment.config.traffic {
+        Traffic::Dns {
+            switch_ttl_seconds, ..
+        } => *switch_ttl_seconds,
+        traffic if traffic.on_nlb() => traffic.settle_seconds(),
+        Traffic::Listener { .. } => return Ok(None),
     };
     let records = Records::new(ctx);
     let now = ctx.now();
@@ -194,6 +188,6 @@ async fn cached_answers_expire(
             now
         }
     };
-    let until = in_sync_at + Duration::seconds(*switch_ttl_seconds as i64);
+    let until = in_sync_at + Duration::seconds(linger as i64);
     Ok((now < until).then_some(DnsWait::CachedAnswers(until)))
 }
