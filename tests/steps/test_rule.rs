@@ -56,18 +56,18 @@ async fn a_test_rule_shows_pre_prod_only_to_the_deployments_header_and_goes_when
 
     // Added at the launch above the production rule (priority 10; 9 stays the maintenance
     // page's), matching only the deployment's header, forwarding to pre-prod's slot; its probe
-    // beside it answers only the probe's header value.
+    // after it answers only the probe's header value.
     let rules = test_rules(&world).await;
     assert_eq!(rules.len(), 2, "{rules:?}");
     let forward = rules.iter().find(|r| !r.answers_itself).expect("the rule");
-    assert_eq!(forward.priority, Some(8));
+    assert_eq!(forward.priority, Some(7));
     assert_eq!(forward.target_groups, [world.tg(Slot::Green).to_owned()]);
     assert_eq!(
         forward.conditions,
         test_rule::conditions(&Default::default(), &id)
     );
     let probe = rules.iter().find(|r| r.answers_itself).expect("the probe");
-    assert_eq!(probe.priority, Some(7));
+    assert_eq!(probe.priority, Some(8), "the probe comes after the rule");
     assert_eq!(
         probe.conditions,
         test_rule::conditions(&Default::default(), &format!("{id}-probe"))
@@ -216,6 +216,67 @@ async fn teardown_removes_test_rules_of_ended_deployments_only() {
         kept.iter()
             .all(|r| r.tags.contains(&(TAG_DEPLOYMENT.to_owned(), id.clone())))
     );
+}
+
+/// A launch that stopped after adding the rule but before its probe: the next attempt
+/// replaces the lone rule with the pair — also when the lone rule's own neighbour would have
+/// been the only place left for the probe.
+#[tokio::test]
+async fn a_half_made_pair_is_replaced_by_the_next_attempt() {
+    let world = World::build().await;
+    let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
+    world.use_test_rule(&front.url).await;
+    let other_team = world.create_target_group("other-team").await;
+    let balancing = &world.ctx.ports.load_balancing;
+    let host = |name: String| bluegreen::ports::load_balancing::Condition {
+        field: "host-header".into(),
+        header_name: None,
+        values: vec![name],
+    };
+    for priority in 1..7 {
+        let rule = ForwardRule {
+            priority,
+            conditions: vec![host(format!("team{priority}.example.com"))],
+            target_group_arn: other_team.clone(),
+            tags: Vec::new(),
+        };
+        balancing
+            .create_forward_rule(&world.production_listener, &rule)
+            .await
+            .unwrap();
+    }
+    let id = prepare_push(&world, "v2", "event-1").await;
+    let lone = ForwardRule {
+        priority: 8,
+        conditions: test_rule::conditions(&Default::default(), &id),
+        target_group_arn: world.tg(Slot::Green).to_owned(),
+        tags: [
+            (TAG_MANAGED, "true"),
+            (TAG_DEPLOYMENT, id.as_str()),
+            (TAG_ROLE, test_rule::ROLE),
+            (bluegreen::naming::TAG_SERVICE, "shop"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+    };
+    balancing
+        .create_forward_rule(&world.production_listener, &lone)
+        .await
+        .unwrap();
+    launch(&world, &id).await;
+    let rules = test_rules(&world).await;
+    let priority = |probe: bool| {
+        rules
+            .iter()
+            .find(|r| r.answers_itself == probe)
+            .and_then(|r| r.priority)
+    };
+    assert_eq!(
+        (priority(false), priority(true)),
+        (Some(7), Some(8)),
+        "{rules:?}"
+    );
+    assert_eq!(rules.len(), 2);
 }
 
 /// No free priority above the production rule: the launch is refused before pre-prod runs,

@@ -1034,7 +1034,7 @@ impl ServiceConfig {
                     &format!("operators[{i}]"),
                     &format!(
                         "{operator:?} is not an IAM user, role or session ARN \
-                         (arn:aws:iam::<account>:role/<name>)"
+                         (arn:aws:iam::<account>:role/<name>, a role without its path)"
                     ),
                 );
             }
@@ -1826,7 +1826,14 @@ fn is_principal_arn(text: &str) -> bool {
         && account.len() == 12
         && account.chars().all(|c| c.is_ascii_digit())
         && match *service {
-            "iam" => resource.starts_with("user/") || resource.starts_with("role/"),
+            // A session ARN names its role without the role's path, so only a role listed
+            // without one can ever match a caller.
+            "iam" => {
+                resource.starts_with("user/")
+                    || resource
+                        .strip_prefix("role/")
+                        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+            }
             "sts" => resource.starts_with("assumed-role/"),
             _ => false,
         }
@@ -2466,9 +2473,10 @@ mod tests {
             "".into(),
             "arn:aws:iam::123456789012:group/ops".into(),
             "arn:aws:iam::12345:role/Oncall".into(),
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/Admin".into(),
         ];
         let problems = config.problems();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(
             problems.iter().all(|p| p.starts_with("operators[")),
             "{problems:?}"

@@ -78,9 +78,14 @@ pub async fn authorize(
 ) -> StepResult<()> {
     match ConfigStore::new(ctx).load(service).await {
         Ok(config) => identity::ensure_operator(&config, who),
-        Err(StepError::ServiceNotFound(_) | StepError::ConfigInvalid(_)) => {
-            snapshot.map_or(Ok(()), |config| identity::ensure_operator(config, who))
-        }
+        Err(StepError::ServiceNotFound(_) | StepError::ConfigInvalid(_)) => match snapshot {
+            Some(config) => identity::ensure_operator(config, who),
+            // Nothing says who the operators are: refused rather than open to everyone.
+            None => Err(StepError::NotAnOperator(format!(
+                "{service} has no readable config and no deployment record naming its \
+                 operators; fix its config first"
+            ))),
+        },
         Err(e) => Err(e),
     }
 }
@@ -332,12 +337,14 @@ pub struct Unlocked {
 /// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress
 /// (its execution releases the lock itself) or one of its migration tasks still runs. The release is recorded on the holder's timeline.
 pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<Unlocked> {
-    authorize(ctx, service, None, operator).await?;
     let locks = Locks::new(ctx);
     let lock = locks
         .read(service)
         .await?
         .ok_or_else(|| StepError::UnlockRefused(format!("{service} is not locked")))?;
+    // The holder's record says who operated the service when its config cannot be read.
+    let holder = Records::new(ctx).get(&lock.holder).await.ok();
+    authorize(ctx, service, holder.as_ref().map(|d| &d.config), operator).await?;
     if ctx.settings.deployment_machine_arn.is_some()
         && executions::status(ctx, &lock.holder).await?.is_running()
     {

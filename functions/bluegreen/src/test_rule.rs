@@ -96,11 +96,13 @@ pub fn conditions(rule: &TestRule, value: &str) -> Vec<Condition> {
     conditions
 }
 
-/// The two priorities, best first, a deployment's rules may take among the production
+/// The two priorities, later first, a deployment's rules may take among the production
 /// listener's `rules` (every rule on it): free, before every rule that forwards to one of the
 /// service's slots (test rules aside) — after every rule when none does — and never directly
-/// above a bluegreen-managed rule or the production rule (a maintenance page's place). Closest
-/// to production's own rules first. Refused (`UnexpectedRouting`, naming the first rule in the
+/// above a bluegreen-managed rule or the production rule, nor priority 1 in listener mode (a
+/// maintenance page's places). The later one is the probe's: a rule that would catch the smoke
+/// checks before the test rule then catches the probe too, and the health check fails rather
+/// than tests production. Refused (`UnexpectedRouting`, naming the first rule in the
 /// way) when fewer than two are free there.
 pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<[i32; 2]> {
     let Traffic::Listener {
@@ -140,7 +142,9 @@ pub fn placement(config: &ServiceConfig, rules: &[RuleState]) -> StepResult<[i32
                     || tag(r, TAG_MANAGED) == Some("true"))
         })
     };
-    let free: Vec<i32> = (1..bound)
+    // In listener mode the maintenance page goes above every rule: priority 1 stays free.
+    let first = if production_rule_arn.is_some() { 1 } else { 2 };
+    let free: Vec<i32> = (first..bound)
         .rev()
         .filter(|p| !taken(*p) && !reserved(*p))
         .take(2)
@@ -220,46 +224,43 @@ async fn ensure_once(
         (TAG_ROLE.to_owned(), ROLE.to_owned()),
         (TAG_SERVICE.to_owned(), config.name.clone()),
     ];
-    let (forward, probe) = (own(false).cloned(), own(true).cloned());
-    let mut free = if forward.is_none() || probe.is_none() {
-        placement(config, &rules)?.to_vec()
-    } else {
-        Vec::new()
-    };
-    match forward {
-        Some(rule) if rule.target_groups != [target_group.clone()] => {
+    if let (Some(forward), Some(_)) = (own(false), own(true)) {
+        if forward.target_groups != [target_group.clone()] {
+            let route = Route::Rule(forward.arn.clone());
             balancing
-                .set_forward(
-                    &Route::Rule(rule.arn.clone()),
-                    &[(target_group.clone(), 100)],
-                )
+                .set_forward(&route, &[(target_group.clone(), 100)])
                 .await?;
         }
-        Some(_) => {}
-        None => {
-            let rule = ForwardRule {
-                priority: free.remove(0),
-                conditions: conditions(test_rule, id),
-                target_group_arn: target_group.clone(),
-                tags: tags.clone(),
-            };
-            balancing.create_forward_rule(listener, &rule).await?;
-        }
+        return Ok(());
     }
-    if probe.is_none() {
-        let page = FixedResponseRule {
-            priority: free.remove(0),
-            conditions: conditions(test_rule, &probe_value(id)),
-            status_code: "200".into(),
-            content_type: "text/plain".into(),
-            body: probe_body(id),
-            tags,
-        };
-        balancing
-            .create_fixed_response_rule(listener, &page)
-            .await?;
+    // Both are placed together (the probe after the rule): one left alone by an attempt that
+    // stopped half-way goes first.
+    let lone: Vec<String> = [own(false), own(true)]
+        .into_iter()
+        .flatten()
+        .map(|r| r.arn.clone())
+        .collect();
+    for arn in &lone {
+        balancing.delete_rule(arn).await?;
     }
-    Ok(())
+    rules.retain(|r| !lone.contains(&r.arn));
+    let [later, earlier] = placement(config, &rules)?;
+    let rule = ForwardRule {
+        priority: earlier,
+        conditions: conditions(test_rule, id),
+        target_group_arn: target_group.clone(),
+        tags: tags.clone(),
+    };
+    balancing.create_forward_rule(listener, &rule).await?;
+    let page = FixedResponseRule {
+        priority: later,
+        conditions: conditions(test_rule, &probe_value(id)),
+        status_code: "200".into(),
+        content_type: "text/plain".into(),
+        body: probe_body(id),
+        tags,
+    };
+    balancing.create_fixed_response_rule(listener, &page).await
 }
 
 /// Removes `deployment`'s test rule and probe (none is fine). Returns whether one was removed.

@@ -22,7 +22,8 @@
 //! | `POST /api/v1/services/{service}/deploy` `{"tag" \| "digest", "request_id"?}` | [`release::deploy`] |
 //!
 //! Approvals check the caller against the approvers of the service's current config
-//! ([`approval::decide`]); operator actions are open to every caller the IAM policy admits.
+//! ([`approval::decide`]); operator actions against its `operators` when it lists any
+//! ([`operator::authorize`]), else they are open to every caller the IAM policy admits.
 
 use std::sync::Arc;
 use std::time::Duration;
