@@ -231,6 +231,68 @@ async fn a_rollback_whose_routing_answer_was_lost_is_finished_by_running_it_agai
     assert_eq!(world.production().await.percent(Slot::Blue), 100);
 }
 
+/// Found by the simulator (seed 8036): a manual rollback whose traffic move fails before any
+/// of production reached the warm slot leaves that slot at rest again — not holding
+/// production's autoscaling minimum while it serves nothing — and production where it was;
+/// running it again rolls back.
+#[tokio::test]
+async fn a_rollback_whose_move_failed_before_traffic_moved_puts_the_warm_slot_back_at_rest() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let world = World::build().await.with_topic();
+    world.autoscale(Slot::Blue, 2, 6).await;
+    let id = finished_with_warm_blue(&world).await;
+    assert_eq!(
+        world.scalable_target(Slot::Blue).await.map(|t| t.min),
+        Some(0)
+    );
+    // The second read of production (the move's own, after the capacity was given) fails.
+    let reads = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners)
+        .match_requests(move |_| counted.fetch_add(1, Ordering::SeqCst) == 1)
+        .then_error(|| {
+            DescribeListenersError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("Throttling")
+                    .build(),
+            )
+        });
+    let failing = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&throttled)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    });
+    let err = manual_rollback(&failing, "shop", OPERATOR)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Throttled", "{err}");
+    assert!(
+        reads.load(Ordering::SeqCst) >= 3,
+        "production was read again"
+    );
+    assert_eq!(world.production().await.percent(Slot::Green), 100);
+    assert_eq!(
+        world.scalable_target(Slot::Blue).await.map(|t| t.min),
+        Some(0),
+        "the warm slot is at rest again"
+    );
+    assert_eq!(world.lock_holder().await, None);
+    let done = manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
+    assert_eq!(done.live_slot, Slot::Blue);
+    assert_eq!(stored(&world, &id).await.status, Status::RolledBack);
+    assert!(world.scalable_target(Slot::Blue).await.map(|t| t.min) >= Some(2));
+}
+
 /// Nobody runs the rollback again: the live-slot guard's next look sees the bad slot still
 /// running and finishes what the person asked for.
 #[tokio::test]

@@ -281,6 +281,17 @@ pub enum TestRoute<'a> {
 }
 
 impl Traffic {
+    /// The production listener's ARN; `None` in DNS mode.
+    pub fn production_listener_arn(&self) -> Option<&str> {
+        match self {
+            Traffic::Listener {
+                production_listener_arn,
+                ..
+            } => Some(production_listener_arn),
+            Traffic::Dns { .. } => None,
+        }
+    }
+
     /// Whether production is served by a Network Load Balancer.
     pub fn on_nlb(&self) -> bool {
         matches!(self, Traffic::Listener { production_listener_arn, .. } if is_nlb_arn(production_listener_arn))
@@ -1028,17 +1039,7 @@ impl ServiceConfig {
             }
         }
         self.health_problems(&mut p);
-        for (i, operator) in self.operators.iter().enumerate() {
-            if !is_principal_arn(operator) {
-                p.add(
-                    &format!("operators[{i}]"),
-                    &format!(
-                        "{operator:?} is not an IAM user, role or session ARN \
-                         (arn:aws:iam::<account>:role/<name>, a role without its path)"
-                    ),
-                );
-            }
-        }
+        operator_problems(&self.operators, &mut p);
         if self.approval.policy == ApprovalPolicy::Required && self.approval.approvers.is_empty() {
             p.add(
                 "approval.approvers",
@@ -1810,6 +1811,21 @@ fn test_route_problems(
                     );
                 }
             }
+        }
+    }
+}
+
+/// What is wrong with the `operators` list: entries no SigV4 caller can ever be.
+fn operator_problems(operators: &[String], p: &mut Problems) {
+    for (i, operator) in operators.iter().enumerate() {
+        if !is_principal_arn(operator) {
+            p.add(
+                &format!("operators[{i}]"),
+                &format!(
+                    "{operator:?} is not an IAM user, role or session ARN \
+                     (arn:aws:iam::<account>:role/<name>, a role without its path)"
+                ),
+            );
         }
     }
 }

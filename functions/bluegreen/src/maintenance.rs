@@ -202,13 +202,10 @@ pub async fn delete(ctx: &Context, rule_arn: &str) -> StepResult<()> {
 }
 
 fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
-    match &config.traffic {
-        Traffic::Listener {
-            production_listener_arn,
-            ..
-        } => Ok(production_listener_arn),
-        Traffic::Dns { .. } => Err(not_listener_mode()),
-    }
+    config
+        .traffic
+        .production_listener_arn()
+        .ok_or_else(not_listener_mode)
 }
 
 fn not_listener_mode() -> StepError {

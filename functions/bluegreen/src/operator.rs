@@ -205,9 +205,16 @@ async fn roll_back(
     let good_service = warm_slot(ctx, config, good).await?;
     note_intent(ctx, deployment, operator, good).await?;
     give_production_capacity(ctx, deployment, &good_service).await?;
-    let change = routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
-        .await?
-        .map_err(StepError::RollbackFailed)?;
+    let moved = routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
+        .await
+        .and_then(|read_back| read_back.map_err(StepError::RollbackFailed));
+    let change = match moved {
+        Ok(change) => change,
+        Err(e) => {
+            rest_unless_moved(ctx, deployment, good).await;
+            return Err(e);
+        }
+    };
     let moved = format!(
         "manual rollback by {operator}: production traffic back on {good} ({})",
         config.slots.get(good).service
@@ -301,6 +308,27 @@ async fn give_production_capacity(
         ecs::update_service(ctx, &config.cluster, good_name, None, count).await?;
     }
     Ok(())
+}
+
+/// A manual rollback whose traffic move failed before any of production reached `good`: the
+/// warm slot goes back to rest (its autoscaling, which [`give_production_capacity`] gave
+/// production's minimum), so a rollback nobody runs again leaves no idle slot a policy keeps
+/// up. Best effort: what cannot be read or written is logged, and running the rollback again
+/// gives the capacity back.
+async fn rest_unless_moved(ctx: &Context, deployment: &Deployment, good: Slot) {
+    let config = &deployment.config;
+    match routing::read_production(ctx, config).await {
+        Ok(state) if state.weight(good) == 0 => {
+            let service = &config.slots.get(good).service;
+            if let Err(e) = autoscaling::rest(ctx, &config.cluster, service).await {
+                warn!(error = %e, %service, "the warm slot's autoscaling was left as given");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(error = %e, "production unreadable: the warm slot's autoscaling was left as given")
+        }
+    }
 }
 
 async fn wait_in_sync(ctx: &Context, change: &str) -> StepResult<()> {

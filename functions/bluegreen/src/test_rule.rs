@@ -317,13 +317,10 @@ fn tag<'a>(rule: &'a RuleState, key: &str) -> Option<&'a str> {
 }
 
 fn production_listener(config: &ServiceConfig) -> StepResult<&str> {
-    match &config.traffic {
-        Traffic::Listener {
-            production_listener_arn,
-            ..
-        } => Ok(production_listener_arn),
-        Traffic::Dns { .. } => Err(not_listener_mode()),
-    }
+    config
+        .traffic
+        .production_listener_arn()
+        .ok_or_else(not_listener_mode)
 }
 
 fn not_listener_mode() -> StepError {
