@@ -36,6 +36,31 @@ async fn test_rules(world: &World) -> Vec<RuleState> {
         .collect()
 }
 
+/// Another team's host rules on the production listener at `priorities`, forwarding to a
+/// target group of neither slot.
+async fn other_teams_at(world: &World, priorities: std::ops::Range<i32>) {
+    let other_team = world.create_target_group("other-team").await;
+    for priority in priorities {
+        let rule = ForwardRule {
+            priority,
+            conditions: vec![bluegreen::ports::load_balancing::Condition {
+                field: "host-header".into(),
+                header_name: None,
+                values: vec![format!("team{priority}.example.com")],
+            }],
+            target_group_arn: other_team.clone(),
+            tags: Vec::new(),
+        };
+        world
+            .ctx
+            .ports
+            .load_balancing
+            .create_forward_rule(&world.production_listener, &rule)
+            .await
+            .unwrap();
+    }
+}
+
 /// Where a request for the shop goes, with these headers.
 async fn answered_by(front: &ListenerFront, headers: &[(&str, &str)]) -> Option<String> {
     front
@@ -226,25 +251,8 @@ async fn a_half_made_pair_is_replaced_by_the_next_attempt() {
     let world = World::build().await;
     let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
     world.use_test_rule(&front.url).await;
-    let other_team = world.create_target_group("other-team").await;
+    other_teams_at(&world, 1..7).await;
     let balancing = &world.ctx.ports.load_balancing;
-    let host = |name: String| bluegreen::ports::load_balancing::Condition {
-        field: "host-header".into(),
-        header_name: None,
-        values: vec![name],
-    };
-    for priority in 1..7 {
-        let rule = ForwardRule {
-            priority,
-            conditions: vec![host(format!("team{priority}.example.com"))],
-            target_group_arn: other_team.clone(),
-            tags: Vec::new(),
-        };
-        balancing
-            .create_forward_rule(&world.production_listener, &rule)
-            .await
-            .unwrap();
-    }
     let id = prepare_push(&world, "v2", "event-1").await;
     let lone = ForwardRule {
         priority: 8,
@@ -286,28 +294,7 @@ async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
     let world = World::build().await;
     let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
     let config = world.use_test_rule(&front.url).await;
-    let other_team = world.create_target_group("other-team").await;
-    for priority in 1..9 {
-        world
-            .ctx
-            .ports
-            .load_balancing
-            .create_forward_rule(
-                &world.production_listener,
-                &ForwardRule {
-                    priority,
-                    conditions: vec![bluegreen::ports::load_balancing::Condition {
-                        field: "host-header".into(),
-                        header_name: None,
-                        values: vec![format!("team{priority}.example.com")],
-                    }],
-                    target_group_arn: other_team.clone(),
-                    tags: Vec::new(),
-                },
-            )
-            .await
-            .unwrap();
-    }
+    other_teams_at(&world, 1..9).await;
     let findings = bluegreen::doctor::service(&world.ctx, &config).await;
     assert!(
         findings.iter().any(|f| f.code == "test-rule-no-room"),

@@ -17,7 +17,7 @@ use crate::record::Deployment;
 use crate::slot::Slot;
 
 /// The `bluegreen:role` tag value of a maintenance rule.
-const ROLE: &str = "maintenance";
+pub const ROLE: &str = "maintenance";
 /// What production answers while the migration runs.
 const PAGE: &str = "<!doctype html><title>Maintenance</title>\
                     <h1>Down for maintenance</h1><p>We will be back in a few minutes.</p>";
@@ -169,31 +169,52 @@ fn serves_only_slots_of(config: &ServiceConfig, rule: &RuleState) -> bool {
 /// Removes every maintenance rule of `deployment` (none is fine). Returns whether one was
 /// removed.
 pub async fn switch_off(ctx: &Context, deployment: &Deployment) -> StepResult<bool> {
-    let mut removed = false;
-    for (arn, owner) in rules_of(ctx, &deployment.config).await? {
-        if owner == deployment.deployment_id {
-            delete(ctx, &arn).await?;
-            removed = true;
-        }
-    }
-    Ok(removed)
+    remove_deployment_rules(ctx, deployment, ROLE).await
 }
 
 /// Every maintenance rule on the service's production listener, with the deployment that
 /// added it: `(rule ARN, deployment id)`. None in DNS mode.
 pub async fn rules_of(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<(String, String)>> {
+    deployment_rules(ctx, config, ROLE).await
+}
+
+/// Every rule a deployment added to the service's production listener with `bluegreen:role`
+/// `role` (the maintenance page, the test rule), with that deployment: `(rule ARN, deployment
+/// id)`. None in DNS mode.
+pub async fn deployment_rules(
+    ctx: &Context,
+    config: &ServiceConfig,
+    role: &str,
+) -> StepResult<Vec<(String, String)>> {
     let Ok(listener) = production_listener(config) else {
         return Ok(Vec::new());
     };
     let rules = ctx.ports.load_balancing.rules(listener).await?;
     Ok(rules
         .into_iter()
-        .filter(|rule| role_of(&rule.tags) == Some(ROLE))
+        .filter(|rule| role_of(&rule.tags) == Some(role))
         .map(|rule| {
             let owner = tag_value(&rule.tags, TAG_DEPLOYMENT).unwrap_or_default();
             (rule.arn, owner.to_owned())
         })
         .collect())
+}
+
+/// Removes `deployment`'s rules with `bluegreen:role` `role` (none is fine). Returns whether
+/// one was removed.
+pub async fn remove_deployment_rules(
+    ctx: &Context,
+    deployment: &Deployment,
+    role: &str,
+) -> StepResult<bool> {
+    let mut removed = false;
+    for (arn, owner) in deployment_rules(ctx, &deployment.config, role).await? {
+        if owner == deployment.deployment_id {
+            delete(ctx, &arn).await?;
+            removed = true;
+        }
+    }
+    Ok(removed)
 }
 
 /// Deletes one rule (one already gone is fine).

@@ -265,28 +265,7 @@ async fn ensure_once(
 
 /// Removes `deployment`'s test rule and probe (none is fine). Returns whether one was removed.
 pub async fn remove(ctx: &Context, deployment: &Deployment) -> StepResult<bool> {
-    let mut removed = false;
-    for (arn, owner) in rules_of(ctx, &deployment.config).await? {
-        if owner == deployment.deployment_id {
-            ctx.ports.load_balancing.delete_rule(&arn).await?;
-            removed = true;
-        }
-    }
-    Ok(removed)
-}
-
-/// Every test rule and probe on the service's production listener, with the deployment that
-/// added it: `(rule ARN, deployment id)`. None in DNS mode. Looked for also when the config now
-/// names a test listener: a rule added under the config before must still go.
-pub async fn rules_of(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<(String, String)>> {
-    let Ok(listener) = production_listener(config) else {
-        return Ok(Vec::new());
-    };
-    let rules = ctx.ports.load_balancing.rules(listener).await?;
-    Ok(rules
-        .iter()
-        .filter_map(|rule| Some((rule.arn.clone(), owner_of(rule)?.to_owned())))
-        .collect())
+    crate::maintenance::remove_deployment_rules(ctx, deployment, ROLE).await
 }
 
 /// The listener's rules a new test rule of `config`'s service is placed among (what

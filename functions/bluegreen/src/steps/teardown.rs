@@ -96,7 +96,31 @@ pub async fn run(ctx: &Context) -> StepResult<TeardownReport> {
     Ok(report)
 }
 
-/// One service: its ended deployments' maintenance rules, and its expired idle slot — unless
+/// The listener rules ended deployments of the service left: a maintenance page answers
+/// production with 503s, a test rule shows nothing anyone is deploying. They go even while the
+/// service is locked (by a deployment a person must look at, say).
+async fn remove_ended_rules(
+    ctx: &Context,
+    config: &ServiceConfig,
+    report: &mut TeardownReport,
+) -> StepResult<()> {
+    for (role, what) in [
+        (maintenance::ROLE, "maintenance rule"),
+        (test_rule::ROLE, "test rule"),
+    ] {
+        for (rule, owner) in maintenance::deployment_rules(ctx, config, role).await? {
+            if !running(ctx, &owner).await? {
+                maintenance::delete(ctx, &rule).await?;
+                report
+                    .removed
+                    .push(format!("{what} {rule} of ended deployment {owner}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One service: its ended deployments' listener rules, and its expired idle slot — unless
 /// the service is locked (a deployment, an operator action or a person owns its slots now).
 async fn tear_down_service(
     ctx: &Context,
@@ -104,25 +128,7 @@ async fn tear_down_service(
     now: DateTime<Utc>,
     report: &mut TeardownReport,
 ) -> StepResult<()> {
-    // A maintenance page of an ended deployment answers production with 503s: it goes even
-    // while the service is locked (by a deployment a person must look at, say).
-    for (rule, owner) in maintenance::rules_of(ctx, config).await? {
-        if !running(ctx, &owner).await? {
-            maintenance::delete(ctx, &rule).await?;
-            report.removed.push(format!(
-                "maintenance rule {rule} of ended deployment {owner}"
-            ));
-        }
-    }
-    // A test rule an ending could not remove shows nothing anyone is deploying.
-    for (rule, owner) in test_rule::rules_of(ctx, config).await? {
-        if !running(ctx, &owner).await? {
-            maintenance::delete(ctx, &rule).await?;
-            report
-                .removed
-                .push(format!("test rule {rule} of ended deployment {owner}"));
-        }
-    }
+    remove_ended_rules(ctx, config, report).await?;
     if let Some(lock) = Locks::new(ctx).read(&config.name).await? {
         report.kept.push(format!(
             "{}: slots left alone, locked by {}",
