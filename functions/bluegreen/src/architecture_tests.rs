@@ -1,7 +1,9 @@
-//! The library's shape, held by tests: steps never import each other, and each AWS client is
-//! called from its one adapter module (DynamoDB from the record, lock and service-index
-//! modules, and the table definitions that create them).
+//! The library's shape, held by tests: no import circles between modules (here and in the
+//! console), steps never import each other, and each AWS client is called from its one adapter
+//! module (DynamoDB from the record, lock and service-index modules, and the table definitions
+//! that create them).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::steps::registry::STEPS;
@@ -18,20 +20,145 @@ fn source_files(dir: &Path, into: &mut Vec<PathBuf>) {
 }
 
 fn sources() -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    sources_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
+
+/// Every `.rs` file under `root`, by its path from there, with its text.
+fn sources_of(root: &Path) -> Vec<(String, String)> {
     let mut files = Vec::new();
-    source_files(&root, &mut files);
+    source_files(root, &mut files);
     files
         .into_iter()
         .map(|p| {
             let name = p
-                .strip_prefix(&root)
+                .strip_prefix(root)
                 .expect("under src")
                 .to_string_lossy()
                 .replace('\\', "/");
             (name, std::fs::read_to_string(&p).expect("readable source"))
         })
         .collect()
+}
+
+/// The crate's modules (a file under `src/`, or a folder's files together: `steps`, `ports`,
+/// `aws`) and, for each, the other modules its code names as `crate::<module>`. Comments and
+/// the test module at a file's end are left out: a doc link or a test's import is no
+/// dependency of the code.
+fn module_imports(sources: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let module_of = |file: &str| {
+        let first = file.split('/').next().unwrap_or(file);
+        first.trim_end_matches(".rs").to_owned()
+    };
+    let modules: BTreeSet<String> = sources.iter().map(|(f, _)| module_of(f)).collect();
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, text) in sources {
+        let from = module_of(file);
+        let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let names = imports.entry(from.clone()).or_default();
+        // `crate::config::…` and every name inside `crate::{config, record::{…}}`.
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            let named: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                    .split(',')
+                    .map(|part| part.trim().split("::").next().unwrap_or(""))
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or(""),
+                ],
+            };
+            for name in named {
+                if name != from && modules.contains(name) {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    imports
+}
+
+/// A circle of modules that import each other, if there is one (a depth-first search).
+fn circle(imports: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut circle = path[at..].to_vec();
+            circle.push(module.to_owned());
+            return Some(circle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in imports.get(module).into_iter().flatten() {
+            if let Some(circle) = visit(next, imports, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    imports
+        .keys()
+        .find_map(|m| visit(m, imports, &mut Vec::new(), &mut done))
+}
+
+/// Modules form layers: a module never depends, through any chain, on a module that depends
+/// on it. (Config types below their checks, the record below the database plan, the step table
+/// and inputs below the endings and the fence, the signing key below the context.)
+#[test]
+fn no_module_imports_a_module_that_imports_it() {
+    // (crate, imports at least): the library's modules import each other hundreds of times,
+    // the console's local server imports its front door.
+    for (crate_dir, at_least) in [("", 200), ("../console", 1)] {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(crate_dir)
+            .join("src");
+        let imports = module_imports(&sources_of(&root));
+        // Not vacuous: the graph is read.
+        let read = imports.values().map(BTreeSet::len).sum::<usize>();
+        assert!(read >= at_least, "{read} imports read: {imports:?}");
+        if let Some(circle) = circle(&imports) {
+            panic!("{}: import circle {}", root.display(), circle.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn a_circle_is_found_where_two_modules_import_each_other() {
+    let sources = [
+        (
+            "a.rs",
+            "use crate::b::X;\n// crate::c in a comment is no import\n",
+        ),
+        ("b/mod.rs", "use crate::{c, d::Y};\n"),
+        ("c.rs", "fn f() { crate::a::g() }\n"),
+        ("d.rs", "#[cfg(test)]\nmod tests { use crate::a; }\n"),
+    ]
+    .map(|(f, t)| (f.to_owned(), t.to_owned()));
+    let imports = module_imports(&sources);
+    assert_eq!(
+        imports["b"],
+        BTreeSet::from(["c".to_owned(), "d".to_owned()])
+    );
+    assert!(imports["d"].is_empty(), "a test module's import is none");
+    assert_eq!(circle(&imports).unwrap(), ["a", "b", "c", "a"]);
+    let mut broken = imports.clone();
+    broken.get_mut("c").unwrap().clear();
+    assert_eq!(circle(&broken), None);
 }
 
 #[test]

@@ -151,7 +151,7 @@ pub struct Context {
     /// emulator, absent for AWS.
     pub endpoint_url: Option<String>,
     clock: Clock,
-    signing_key: Arc<tokio::sync::OnceCell<Option<crate::links::SigningKey>>>,
+    signing_key: Arc<tokio::sync::OnceCell<Option<crate::signing_key::SigningKey>>>,
 }
 
 impl Context {
@@ -218,11 +218,15 @@ impl Context {
     /// The approval-link signing key from Secrets Manager, read once per process (a Lambda
     /// container keeps it; rotating the secret takes effect in new containers). `None` when no
     /// secret is configured.
-    pub async fn signing_key(&self) -> StepResult<Option<crate::links::SigningKey>> {
+    pub async fn signing_key(&self) -> StepResult<Option<crate::signing_key::SigningKey>> {
         self.signing_key
             .get_or_try_init(|| async {
                 match &self.settings.link_secret_id {
-                    Some(id) => crate::links::SigningKey::load(self, id).await.map(Some),
+                    Some(id) => {
+                        crate::signing_key::SigningKey::from_secret(self.ports.secrets.as_ref(), id)
+                            .await
+                            .map(Some)
+                    }
                     None => Ok(None),
                 }
             })

@@ -27,8 +27,8 @@ use crate::record::{
     Change, CloneKind, Deployment, PreprodState, Records, Status, TaskState, TrackedTask,
 };
 use crate::routing;
-use crate::steps::FailureInput;
-use crate::steps::registry::ABORT;
+use crate::step_input::FailureInput;
+use crate::step_table::ABORT;
 use crate::test_rule;
 
 /// How often an ending looks at a running rollback migration.
@@ -664,6 +664,29 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         Some(input.describe()),
     )
     .await
+}
+
+/// Runs an ending (`work`) as the state machine calls it, unless an operator has re-run the
+/// deployment's ending (`retry`): then the execution calling it is the old one (redriven, or
+/// an invocation still in flight), and it does nothing — the retry and the reconciler's sweep
+/// carry the ending on — answering the record as it stands, without a wait, so the execution
+/// ends.
+pub async fn unless_resumed(
+    ctx: &Context,
+    deployment_id: &str,
+    work: impl Future<Output = StepResult<Ended>>,
+) -> StepResult<Ended> {
+    let current = Records::new(ctx).get(deployment_id).await?;
+    match &current.resumed {
+        Some(resumed) if !current.status.is_terminal() => Ok(Ended {
+            detail: format!(
+                "{} re-ran its {} at {}; this execution's ending does nothing",
+                resumed.by, resumed.ending, resumed.at
+            ),
+            ..Ended::of(&current)
+        }),
+        _ => work.await,
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub fn repointed(current: &str, host: &str, url: bool) -> Result<String, String>
 }
 
 /// JSON keys (compared without case) that hold the database's address in a secret, beside
-/// names that say so themselves ([`crate::revisions::carries_a_database_host`]).
+/// names that say so themselves ([`carries_a_database_host`]).
 const ADDRESS_KEYS: [&str; 7] = [
     "host",
     "hostname",
@@ -240,8 +240,50 @@ fn still_naming(value: &serde_json::Value, hosts: &[String], path: &str) -> Opti
 
 /// Whether a JSON key of a secret holds the database's address.
 fn is_address_key(key: &str) -> bool {
-    ADDRESS_KEYS.contains(&key.to_ascii_lowercase().as_str())
-        || crate::revisions::carries_a_database_host(key)
+    ADDRESS_KEYS.contains(&key.to_ascii_lowercase().as_str()) || carries_a_database_host(key)
+}
+
+/// Whether a variable's name says it holds a whole database address (a URL, DSN or connection
+/// string), which names a host of its own.
+/// Judged by whole words of the name (`FEEDBACK_URL` is no database): an address word with a
+/// database word (`DATABASE_URL`, `DB_HOST`, `SPRING_DATASOURCE_URL`), or a name that is one by
+/// itself (`PGHOST`, `DATABASEURL`, .NET's `ConnectionStrings__…`).
+pub fn carries_a_database_host(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    has(&[
+        "PGHOST",
+        "PGHOSTADDR",
+        "DATABASEURL",
+        "DATABASEHOST",
+        "DBURL",
+        "DBHOST",
+        "CONNECTIONSTRINGS",
+        "CONNECTIONSTRING",
+    ]) || (has(&[
+        "URL",
+        "URI",
+        "DSN",
+        "CONNECTION",
+        "CONN",
+        "HOST",
+        "HOSTNAME",
+        "ENDPOINT",
+    ]) && has(&[
+        "DATABASE",
+        "DB",
+        "POSTGRES",
+        "POSTGRESQL",
+        "PG",
+        "MYSQL",
+        "MARIADB",
+        "SQL",
+        "JDBC",
+        "RDS",
+        "AURORA",
+        "DATASOURCE",
+    ]))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::record::{
     ABORT_REQUESTED, AbortRequest, Change, Deployment, Inflight, RESUMED, Records, Status,
     status_value,
 };
-use crate::steps::registry::Step;
+use crate::step_table::Step;
 
 /// Added to a function's timeout for the lease: the invocation's clock and the table's may
 /// differ a little, and Lambda's timeout is measured from the start of the invocation.
@@ -159,29 +159,6 @@ pub async fn guard(ctx: &Context, deployment_id: &str, action: &str) -> StepResu
         return Err(refusal(&current, action));
     }
     Ok(())
-}
-
-/// Runs an ending (`work`) as the state machine calls it, unless an operator has re-run the
-/// deployment's ending (`retry`): then the execution calling it is the old one (redriven, or
-/// an invocation still in flight), and it does nothing — the retry and the reconciler's sweep
-/// carry the ending on — answering the record as it stands, without a wait, so the execution
-/// ends.
-pub async fn unless_resumed(
-    ctx: &Context,
-    deployment_id: &str,
-    work: impl Future<Output = StepResult<crate::ending::Ended>>,
-) -> StepResult<crate::ending::Ended> {
-    let current = Records::new(ctx).get(deployment_id).await?;
-    match &current.resumed {
-        Some(resumed) if !current.status.is_terminal() => Ok(crate::ending::Ended {
-            detail: format!(
-                "{} re-ran its {} at {}; this execution's ending does nothing",
-                resumed.by, resumed.ending, resumed.at
-            ),
-            ..crate::ending::Ended::of(&current)
-        }),
-        _ => work.await,
-    }
 }
 
 /// Whether no step invocation may act on `deployment` any more: it has ended, an abort was

@@ -7,6 +7,7 @@
 //! Errors are [`StepError`]s whose [`StepError::name`] is the stable error type the state
 //! machine's `Retry` and `Catch` clauses match.
 
+pub mod admit;
 pub mod adopt;
 pub mod alarms;
 pub mod app_containers;
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod capacity;
 pub mod clone_secret;
 pub mod config;
+pub mod config_check;
 pub mod config_store;
 pub mod context;
 pub mod db_guard;
@@ -54,8 +56,11 @@ pub mod routes;
 pub mod routing;
 pub mod secret_reference;
 pub mod service_index;
+pub mod signing_key;
 pub mod slot;
 pub mod status;
+pub mod step_input;
+pub mod step_table;
 pub mod steps;
 pub mod subscriptions;
 pub mod tables;

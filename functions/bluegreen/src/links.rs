@@ -10,52 +10,19 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 
-/// Fewer bytes than this and a key is refused: HMAC-SHA256 wants at least its output size.
-pub const MIN_KEY_BYTES: usize = 32;
+pub use crate::signing_key::{MIN_KEY_BYTES, SigningKey};
 
-/// The key that signs approval links. Its `Debug` never shows the bytes.
-#[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningKey(<redacted>)")
-    }
-}
-
+/// Set-up and diagnosis of the key's secret (the CLI's `install` and `doctor`).
 impl SigningKey {
-    /// A key from raw bytes; [`StepError::ConfigInvalid`] when shorter than [`MIN_KEY_BYTES`].
-    pub fn new(bytes: impl Into<Vec<u8>>) -> StepResult<Self> {
-        let bytes = bytes.into();
-        if bytes.len() < MIN_KEY_BYTES {
-            return Err(StepError::ConfigInvalid(vec![format!(
-                "the link signing key has {} bytes; at least {MIN_KEY_BYTES} are needed",
-                bytes.len()
-            )]));
-        }
-        Ok(SigningKey(bytes))
-    }
-
     /// Reads the key from the secret's `SecretString` (the stack generates it).
     pub async fn load(ctx: &Context, secret_id: &str) -> StepResult<Self> {
-        let text = ctx
-            .ports
-            .secrets
-            .secret_string(secret_id)
-            .await?
-            .ok_or_else(|| {
-                StepError::ConfigInvalid(vec![format!(
-                    "secret {secret_id} has no SecretString (binary secrets are not supported)"
-                )])
-            })?;
-        SigningKey::new(text.into_bytes())
+        SigningKey::from_secret(ctx.ports.secrets.as_ref(), secret_id).await
     }
 
     /// Whether the secret exists, read from its metadata only (`DescribeSecret`): checking
@@ -110,12 +77,6 @@ impl SigningKey {
             }
             Err(e) => Err(StepError::from_sdk("secretsmanager:CreateSecret", e)),
         }
-    }
-
-    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
-        mac.update(payload);
-        mac
     }
 }
 

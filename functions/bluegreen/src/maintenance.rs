@@ -17,7 +17,7 @@ use crate::record::Deployment;
 use crate::slot::Slot;
 
 /// The `bluegreen:role` tag value of a maintenance rule.
-pub const ROLE: &str = "maintenance";
+pub const ROLE: &str = crate::naming::ROLE_MAINTENANCE;
 /// What production answers while the migration runs.
 const PAGE: &str = "<!doctype html><title>Maintenance</title>\
                     <h1>Down for maintenance</h1><p>We will be back in a few minutes.</p>";
@@ -93,7 +93,7 @@ pub fn placement(
             // A deployment's test rule and probe match only its preview header: no other
             // traffic is behind them.
             .filter(|r| {
-                !matches!(role_of(&r.tags), Some(ROLE | crate::test_rule::ROLE))
+                !matches!(role_of(&r.tags), Some(ROLE | crate::naming::ROLE_PREVIEW))
                     && !serves_only_slots_of(config, r)
             })
             .map(|r| r.arn.as_str())

@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::admit::{self, PreparedOutcome, WhenLocked};
 use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
@@ -34,7 +35,6 @@ use crate::naming;
 use crate::ports::registry::RegistryImage;
 use crate::record::{Deployment, Records};
 use crate::service_index::ServiceIndex;
-use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
 
 /// Services one run looks at (one config read, one to three DynamoDB queries and the
 /// repository's `DescribeImages` pages each).
@@ -151,7 +151,7 @@ async fn sweep_service(
         replicated_from: None,
     };
     let service = config.name.clone();
-    let prepared = prepare::prepare_service(ctx, &push, config, WhenLocked::Queue).await?;
+    let prepared = admit::prepare_service(ctx, &push, config, WhenLocked::Queue).await?;
     if prepared.outcome == PreparedOutcome::Superseded {
         // The lock already holds a newer push: nothing was deployed.
         report.skipped.push(format!(

@@ -30,6 +30,10 @@ pub const TAG_SERVICE: &str = "bluegreen:service";
 pub const ROLE_PREPROD: &str = "preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).
 pub const ROLE_WARM: &str = "warm";
+/// `bluegreen:role` of a maintenance page's listener rule (`crate::maintenance`).
+pub const ROLE_MAINTENANCE: &str = "maintenance";
+/// `bluegreen:role` of a test rule and of its probe (`crate::test_rule`).
+pub const ROLE_PREVIEW: &str = "preview";
 
 /// A resource's own tags with bluegreen's added: the team's (cost allocation, ownership — a
 /// tag-on-create policy may require them) kept, bluegreen's from earlier uses and AWS's own

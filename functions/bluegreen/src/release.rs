@@ -8,7 +8,7 @@
 //! `bluegreen rollback <service> --to <deployment>` sends an earlier deployment's image and
 //! task definition through the same flow: a rollback after the keep-warm window.
 //!
-//! The deployment is prepared exactly as a push's ([`prepare::prepare_service`]: the same lock,
+//! The deployment is prepared exactly as a push's ([`admit::prepare_service`]: the same lock,
 //! record and approval rules). A chosen image queues behind a running deployment as a push
 //! does; a redeploy or a rollback never queues: it names the image live *now* (or an earlier
 //! one), which the running deployment is about to replace, so it is refused while one runs. In the
@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use crate::admit::{self, PreparedOutcome, WhenLocked};
 use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
@@ -31,7 +32,6 @@ use crate::naming;
 use crate::ports::registry::ImageReference;
 use crate::record::{Records, Status};
 use crate::routing;
-use crate::steps::prepare::{self, PreparedOutcome, WhenLocked};
 
 /// Longest request id accepted (the CLI sends a UUID).
 const MAX_REQUEST_ID: usize = 64;
@@ -247,7 +247,7 @@ async fn start(
         requested: Some(Box::new(request)),
         replicated_from: None,
     };
-    let prepared = prepare::prepare_service(ctx, &push, config, when_locked).await?;
+    let prepared = admit::prepare_service(ctx, &push, config, when_locked).await?;
     let started = prepared.outcome == PreparedOutcome::Started;
     let execution_started =
         started && executions::start_in_stack(ctx, &prepared.deployment_id).await;
@@ -324,7 +324,7 @@ async fn answered(
         .into_iter()
         .find(|d| d.event_id == event_id);
     Ok(found.map(|existing| Requested {
-        outcome: prepare::summary(&existing).outcome,
+        outcome: admit::summary(&existing).outcome,
         image: existing.image.pinned_uri(),
         deployment_id: existing.deployment_id,
         service: existing.service,

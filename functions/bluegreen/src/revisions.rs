@@ -21,6 +21,7 @@ use crate::clone_secret;
 use crate::config::{DbSettingForm, DbStrategy, RevisionSource, ServiceConfig};
 use crate::context::Context;
 use crate::ecs;
+pub use crate::endpoint::carries_a_database_host;
 use crate::error::{StepError, StepResult};
 use crate::naming::{TAG_BASE, TAG_DEPLOYMENT, TAG_MANAGED, TAG_PURPOSE};
 use crate::ports::compute::{RevisionOverlay, TaskDefinitionState};
@@ -317,49 +318,6 @@ pub fn not_repointable(
         (false, true) => Some(format!("{at} sets no {env}")),
         (false, false) => Some(format!("{at} sets no {env}; it has {}", others.join(", "))),
     }
-}
-
-/// Whether a variable's name says it holds a whole database address (a URL, DSN or connection
-/// string), which names a host of its own.
-/// Judged by whole words of the name (`FEEDBACK_URL` is no database): an address word with a
-/// database word (`DATABASE_URL`, `DB_HOST`, `SPRING_DATASOURCE_URL`), or a name that is one by
-/// itself (`PGHOST`, `DATABASEURL`, .NET's `ConnectionStrings__…`).
-pub fn carries_a_database_host(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
-    has(&[
-        "PGHOST",
-        "PGHOSTADDR",
-        "DATABASEURL",
-        "DATABASEHOST",
-        "DBURL",
-        "DBHOST",
-        "CONNECTIONSTRINGS",
-        "CONNECTIONSTRING",
-    ]) || (has(&[
-        "URL",
-        "URI",
-        "DSN",
-        "CONNECTION",
-        "CONN",
-        "HOST",
-        "HOSTNAME",
-        "ENDPOINT",
-    ]) && has(&[
-        "DATABASE",
-        "DB",
-        "POSTGRES",
-        "POSTGRESQL",
-        "PG",
-        "MYSQL",
-        "MARIADB",
-        "SQL",
-        "JDBC",
-        "RDS",
-        "AURORA",
-        "DATASOURCE",
-    ]))
 }
 
 /// How far back [`choose_base`] looks past bluegreen's own revisions of a family.

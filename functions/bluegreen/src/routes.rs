@@ -8,8 +8,8 @@
 //! ([`crate::ports::LoadBalancing::routes_to`]) and acts on the answer.
 
 use crate::config::{Routes, RoutesWord, ServiceConfig, TestRoute, Traffic};
-use crate::ports::load_balancing::{Route, RouteForward};
-use crate::routing::{RouteState, weights_of};
+use crate::error::{StepError, StepResult};
+use crate::ports::load_balancing::{Route, RouteForward, WeightedGroup};
 use crate::slot::Slot;
 
 /// How a route is named in messages: `listener <ARN>` or `rule <ARN>`.
@@ -174,6 +174,78 @@ fn sends_to(config: &ServiceConfig, r: &RouteForward, slot: Slot) -> bool {
         // A one-group forward without a weight sends everything (as weights_of reads).
         &g.target_group_arn == target_group && g.weight.unwrap_or(i32::from(single)) > 0
     })
+}
+
+/// How production traffic is split between the slots right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteState {
+    /// Weight of the blue slot.
+    pub blue: i64,
+    /// Weight of the green slot.
+    pub green: i64,
+    /// DNS mode: the records' TTL.
+    pub ttl: Option<i64>,
+}
+
+impl RouteState {
+    /// The weight of one slot.
+    pub fn weight(&self, slot: Slot) -> i64 {
+        match slot {
+            Slot::Blue => self.blue,
+            Slot::Green => self.green,
+        }
+    }
+
+    /// The slot that takes all production traffic; an error when traffic is split or absent.
+    pub fn live(&self) -> StepResult<Slot> {
+        match (self.blue > 0, self.green > 0) {
+            (true, false) => Ok(Slot::Blue),
+            (false, true) => Ok(Slot::Green),
+            _ => Err(StepError::UnexpectedRouting(format!(
+                "traffic is split blue={} green={}; finish or undo the previous switch first",
+                self.blue, self.green
+            ))),
+        }
+    }
+
+    /// The share of traffic (0–100) that goes to `slot`.
+    pub fn percent(&self, slot: Slot) -> i64 {
+        let total = self.blue + self.green;
+        if total == 0 {
+            0
+        } else {
+            self.weight(slot) * 100 / total
+        }
+    }
+}
+
+/// Maps a forward action's target groups to slot weights; a target group of neither slot
+/// taking traffic is an error.
+pub fn weights_of(config: &ServiceConfig, groups: Vec<WeightedGroup>) -> StepResult<RouteState> {
+    let single = groups.len() == 1;
+    let mut state = RouteState {
+        blue: 0,
+        green: 0,
+        ttl: None,
+    };
+    for group in groups {
+        // ALB treats a missing weight in a one-group forward as all traffic.
+        let weight = group
+            .weight
+            .map(i64::from)
+            .unwrap_or(if single { 1 } else { 0 });
+        let arn = group.target_group_arn;
+        if arn == config.slots.blue.target_group_arn {
+            state.blue += weight;
+        } else if arn == config.slots.green.target_group_arn {
+            state.green += weight;
+        } else if weight > 0 {
+            return Err(StepError::UnexpectedRouting(format!(
+                "listener forwards to target group {arn}, which belongs to neither slot"
+            )));
+        }
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

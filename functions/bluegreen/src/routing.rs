@@ -8,51 +8,10 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::ports::dns::WeightedRecord;
 use crate::ports::load_balancing::{Route, WeightedGroup};
-use crate::routes;
+use crate::routes::{self, weights_of};
 use crate::slot::Slot;
 
-/// How production traffic is split between the slots right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteState {
-    /// Weight of the blue slot.
-    pub blue: i64,
-    /// Weight of the green slot.
-    pub green: i64,
-    /// DNS mode: the records' TTL.
-    pub ttl: Option<i64>,
-}
-
-impl RouteState {
-    /// The weight of one slot.
-    pub fn weight(&self, slot: Slot) -> i64 {
-        match slot {
-            Slot::Blue => self.blue,
-            Slot::Green => self.green,
-        }
-    }
-
-    /// The slot that takes all production traffic; an error when traffic is split or absent.
-    pub fn live(&self) -> StepResult<Slot> {
-        match (self.blue > 0, self.green > 0) {
-            (true, false) => Ok(Slot::Blue),
-            (false, true) => Ok(Slot::Green),
-            _ => Err(StepError::UnexpectedRouting(format!(
-                "traffic is split blue={} green={}; finish or undo the previous switch first",
-                self.blue, self.green
-            ))),
-        }
-    }
-
-    /// The share of traffic (0–100) that goes to `slot`.
-    pub fn percent(&self, slot: Slot) -> i64 {
-        let total = self.blue + self.green;
-        if total == 0 {
-            0
-        } else {
-            self.weight(slot) * 100 / total
-        }
-    }
-}
+pub use crate::routes::RouteState;
 
 /// Reads production routing from the listener (or rule) or the Route 53 records.
 pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
@@ -396,38 +355,6 @@ async fn reweigh(
         ));
     }
     ctx.ports.load_balancing.set_forward(route, &groups).await
-}
-
-/// Maps a forward action's target groups to slot weights; a target group of neither slot
-/// taking traffic is an error.
-pub(crate) fn weights_of(
-    config: &ServiceConfig,
-    groups: Vec<WeightedGroup>,
-) -> StepResult<RouteState> {
-    let single = groups.len() == 1;
-    let mut state = RouteState {
-        blue: 0,
-        green: 0,
-        ttl: None,
-    };
-    for group in groups {
-        // ALB treats a missing weight in a one-group forward as all traffic.
-        let weight = group
-            .weight
-            .map(i64::from)
-            .unwrap_or(if single { 1 } else { 0 });
-        let arn = group.target_group_arn;
-        if arn == config.slots.blue.target_group_arn {
-            state.blue += weight;
-        } else if arn == config.slots.green.target_group_arn {
-            state.green += weight;
-        } else if weight > 0 {
-            return Err(StepError::UnexpectedRouting(format!(
-                "listener forwards to target group {arn}, which belongs to neither slot"
-            )));
-        }
-    }
-    Ok(state)
 }
 
 fn dns_names(config: &ServiceConfig) -> StepResult<(&str, &str)> {

@@ -29,7 +29,7 @@ use crate::record::Deployment;
 use crate::slot::Slot;
 
 /// The `bluegreen:role` tag value of a test rule and of its probe.
-pub const ROLE: &str = "preview";
+pub const ROLE: &str = crate::naming::ROLE_PREVIEW;
 
 /// The highest priority a listener rule may have (the last evaluated).
 const LAST_PRIORITY: i32 = 50_000;

@@ -227,11 +227,21 @@ fn as_hyper_reads_it(request: &httparse::Request<'_, '_>) -> bool {
         })
 }
 
+/// What every local answer carries besides the security headers: `Connection: close`, so
+/// each connection serves one request and every request head passes the front door
+/// (this front door).
+pub(crate) fn with_local_headers(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// Writes the refusal as the router would answer it (same page, same headers), then closes.
 async fn answer(stream: &mut TcpStream, refused: Refused) {
-    let response = crate::local::with_local_headers(
-        crate::security_headers(refused.refusal().into_response()).await,
-    );
+    let response =
+        with_local_headers(crate::security_headers(refused.refusal().into_response()).await);
     let bytes = serialise(response).await;
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;

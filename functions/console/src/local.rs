@@ -112,19 +112,8 @@ pub fn app(ctx: Context, address: SocketAddr, operator: Option<String>) -> Route
         ))
         .layer(middleware::map_response(crate::security_headers))
         .layer(middleware::map_response(|r: Response| async {
-            with_local_headers(r)
+            crate::front::with_local_headers(r)
         }))
-}
-
-/// What every local answer carries besides the security headers: `Connection: close`, so
-/// each connection serves one request and every request head passes the front door
-/// ([`crate::front`]).
-pub(crate) fn with_local_headers(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    response
 }
 
 /// Serves the local console (`app`, from [`app`]) on `listener` until `shutdown` completes,

@@ -19,56 +19,15 @@ pub mod sync_db;
 pub mod teardown;
 
 pub use crate::ending::{Ended, EndingWait};
+pub use crate::step_input::{CaughtError, DeploymentRef, FailureInput};
 
 use chrono::{DateTime, Duration, Utc};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::poll::Started;
 use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records};
-
-/// Input of steps that need only the deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct DeploymentRef {
-    /// The deployment.
-    pub deployment_id: String,
-}
-
-/// Input of abort and rollback: the deployment and the failure that led here (the state
-/// machine's `Catch` puts the error name and cause into `error`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct FailureInput {
-    /// The deployment.
-    pub deployment_id: String,
-    /// The caught error, as Step Functions reports it.
-    #[serde(default)]
-    pub error: Option<CaughtError>,
-}
-
-/// An error caught by the state machine (`{"Error": …, "Cause": …}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CaughtError {
-    /// Error name, for example `MigrationFailed`.
-    #[serde(rename = "Error")]
-    pub error: String,
-    /// Cause text.
-    #[serde(rename = "Cause", default)]
-    pub cause: String,
-}
-
-impl FailureInput {
-    /// `Error: Cause`, or a default when the state machine gave none.
-    pub fn describe(&self) -> String {
-        match &self.error {
-            Some(e) if e.cause.is_empty() => e.error.clone(),
-            Some(e) => format!("{}: {}", e.error, e.cause),
-            None => "no cause given".into(),
-        }
-    }
-}
 
 /// Loads a deployment that has not ended.
 pub(crate) async fn load_active(ctx: &Context, deployment_id: &str) -> StepResult<Deployment> {
