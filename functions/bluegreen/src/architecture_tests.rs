@@ -187,7 +187,12 @@ fn each_aws_client_is_called_from_its_adapter_only() {
         ("route53", &["route53.rs"]),
         (
             "dynamodb",
-            &["record.rs", "lock.rs", "service_index.rs", "tables.rs"],
+            &[
+                "record/repository.rs",
+                "lock.rs",
+                "service_index.rs",
+                "tables.rs",
+            ],
         ),
         ("ssm", &["config_store.rs"]),
         ("cloudwatch", &["alarms.rs"]),
