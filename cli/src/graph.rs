@@ -3,7 +3,7 @@
 //! subgraph.
 
 use bluegreen_statemachine::Definition;
-use bluegreen_statemachine::definition::State;
+use bluegreen_statemachine::definition::{ChoiceRule, State};
 
 fn id(name: &str) -> String {
     name.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
@@ -59,17 +59,7 @@ fn states(definition: &Definition, prefix: &str, out: &mut String) {
                     edge(&c.next, Some(c.error_equals.join(", ")), true);
                 }
                 if let Ok(processor) = Definition::from_value(&m.item_processor) {
-                    let inner = format!("{node}_");
-                    out.push_str(&format!(
-                        "    subgraph {inner}items [\"{name}: for each item\"]\n"
-                    ));
-                    out.push_str(&format!(
-                        "    {inner}start(( )) --> {inner}{}\n",
-                        self::id(&processor.start_at)
-                    ));
-                    states(&processor, &inner, out);
-                    out.push_str("    end\n");
-                    out.push_str(&format!("    {node} -- \"each item\" --> {inner}items\n"));
+                    item_processor(&node, name, &processor, out);
                 }
             }
             State::Pass(p) => {
@@ -84,16 +74,7 @@ fn states(definition: &Definition, prefix: &str, out: &mut String) {
             }
             State::Choice(c) => {
                 for rule in &c.choices {
-                    let condition = if let Some(v) = &rule.string_equals {
-                        format!("{} = {v}", rule.variable)
-                    } else if let Some(v) = rule.boolean_equals {
-                        format!("{} = {v}", rule.variable)
-                    } else if rule.is_present.is_some() {
-                        format!("{} present", rule.variable)
-                    } else {
-                        "past deadline".to_owned()
-                    };
-                    edge(&rule.next, Some(condition.replace('"', "'")), false);
+                    edge(&rule.next, Some(condition(rule).replace('"', "'")), false);
                 }
                 if let Some(default) = &c.default {
                     edge(default, Some("otherwise".into()), false);
@@ -101,5 +82,33 @@ fn states(definition: &Definition, prefix: &str, out: &mut String) {
             }
             State::Succeed(_) | State::Fail(_) => {}
         }
+    }
+}
+
+/// A Map's item processor, drawn as a subgraph whose node ids start with the Map's.
+fn item_processor(node: &str, name: &str, processor: &Definition, out: &mut String) {
+    let inner = format!("{node}_");
+    out.push_str(&format!(
+        "    subgraph {inner}items [\"{name}: for each item\"]\n"
+    ));
+    out.push_str(&format!(
+        "    {inner}start(( )) --> {inner}{}\n",
+        id(&processor.start_at)
+    ));
+    states(processor, &inner, out);
+    out.push_str("    end\n");
+    out.push_str(&format!("    {node} -- \"each item\" --> {inner}items\n"));
+}
+
+/// What a Choice rule's edge says.
+fn condition(rule: &ChoiceRule) -> String {
+    if let Some(v) = &rule.string_equals {
+        format!("{} = {v}", rule.variable)
+    } else if let Some(v) = rule.boolean_equals {
+        format!("{} = {v}", rule.variable)
+    } else if rule.is_present.is_some() {
+        format!("{} present", rule.variable)
+    } else {
+        "past deadline".to_owned()
     }
 }

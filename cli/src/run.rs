@@ -56,12 +56,9 @@ fn time_scale(text: &str) -> Result<f64, String> {
 /// Runs the command; exit 0 when every deployment succeeded.
 pub async fn run(args: RunArgs) -> ExitCode {
     let event = match &args.event {
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
-        {
+        Some(path) => match read_event(path) {
             Ok(event) => Some((path.display().to_string(), event)),
-            Err(e) => return crate::fail(&format!("{}: {e}", path.display())),
+            Err(e) => return crate::fail(&e),
         },
         None => None,
     };
@@ -97,7 +94,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         (Err(e), _) | (_, Err(e)) => return crate::fail(&e),
     };
 
-    let mut queue = match (event, args.deployment) {
+    let queue = match (event, args.deployment) {
         (Some((path, event)), _) => {
             outln!("== intake ({path})");
             let intake_run = intake.run("intake", event).await;
@@ -119,6 +116,33 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }],
         (None, None) => return crate::fail("give --event or --deployment"),
     };
+    let all_succeeded = run_deployments(&ctx, &deployment, &tasks, queue).await;
+    if let Some(handle) = approver {
+        handle.abort();
+    }
+    if all_succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The event file's JSON; an unreadable or malformed file is named in the error.
+fn read_event(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs each started deployment's execution to its end, then those their endings started
+/// (hand-overs to queued deployments); whether every one succeeded.
+async fn run_deployments(
+    ctx: &Context,
+    deployment: &Runner,
+    tasks: &LocalTasks,
+    mut queue: Vec<bluegreen_statemachine::local::StartRequest>,
+) -> bool {
     let mut all_succeeded = true;
     if queue.is_empty() {
         outln!("no deployment started in this run (why is above)");
@@ -128,18 +152,11 @@ pub async fn run(args: RunArgs) -> ExitCode {
             outln!("\n== deployment {}", start.name);
             let finished = deployment.run(&start.name, start.input).await;
             all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
-            summary(&ctx, &start.name, &finished).await;
+            summary(ctx, &start.name, &finished).await;
         }
         queue = tasks.take_started();
     }
-    if let Some(handle) = approver {
-        handle.abort();
-    }
-    if all_succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    all_succeeded
 }
 
 /// Who `--auto-approve` approves as: the caller's own identity, and only on an emulator on

@@ -369,48 +369,7 @@ fn check_state(name: &str, state: &State, raw: &Value) -> Result<(), LoadError> 
         state: name.to_owned(),
         message,
     };
-    let (own, flow): (&[&str], bool) = match state {
-        State::Task(_) => (
-            &[
-                "Type",
-                "Resource",
-                "Parameters",
-                "ResultSelector",
-                "TimeoutSecondsPath",
-                "TimeoutSeconds",
-                "Retry",
-                "Catch",
-            ],
-            true,
-        ),
-        State::Pass(_) => (&["Type", "Parameters", "Result"], true),
-        State::Map(_) => (
-            &[
-                "Type",
-                "ItemsPath",
-                "ItemSelector",
-                "ItemProcessor",
-                "MaxConcurrency",
-                "Retry",
-                "Catch",
-            ],
-            true,
-        ),
-        State::Wait(_) => (
-            &[
-                "Type",
-                "Seconds",
-                "SecondsPath",
-                "InputPath",
-                "OutputPath",
-                "Next",
-                "End",
-                "Comment",
-            ],
-            false,
-        ),
-        _ => (&[], false),
-    };
+    let (own, flow) = allowed_fields(state);
     let allowed: Vec<&str> = own
         .iter()
         .chain(if flow { FLOW_FIELDS } else { &[] })
@@ -453,4 +412,51 @@ fn check_state(name: &str, state: &State, raw: &Value) -> Result<(), LoadError> 
             .map_err(|e| unsupported(format!("ItemProcessor: {e}")))?;
     }
     Ok(())
+}
+
+/// The fields a state of this type may carry besides its flow fields, and whether it takes
+/// the flow fields (`InputPath`, `Next`, …) at all; `&[]` when every field is checked by serde.
+fn allowed_fields(state: &State) -> (&'static [&'static str], bool) {
+    match state {
+        State::Task(_) => (
+            &[
+                "Type",
+                "Resource",
+                "Parameters",
+                "ResultSelector",
+                "TimeoutSecondsPath",
+                "TimeoutSeconds",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        State::Pass(_) => (&["Type", "Parameters", "Result"], true),
+        State::Map(_) => (
+            &[
+                "Type",
+                "ItemsPath",
+                "ItemSelector",
+                "ItemProcessor",
+                "MaxConcurrency",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        State::Wait(_) => (
+            &[
+                "Type",
+                "Seconds",
+                "SecondsPath",
+                "InputPath",
+                "OutputPath",
+                "Next",
+                "End",
+                "Comment",
+            ],
+            false,
+        ),
+        _ => (&[], false),
+    }
 }

@@ -427,30 +427,7 @@ fn ending_states(ending: &Step) -> Vec<(String, Object)> {
         "Catch": catch_all("$.ending_error", failure_state(ending)),
         "Next": name("Done?"),
     };
-    let start_next = obj! {
-        "Type": "Task",
-        "Resource": START_EXECUTION,
-        "Parameters": obj! {
-            "StateMachineArn.$": "$$.StateMachine.Id",
-            "Name.$": "$.ended.next_deployment",
-            "Input": obj! {"deployment_id.$": "$.ended.next_deployment"},
-        },
-        "ResultPath": Value::Null,
-        "Retry": start_retry(),
-        "Catch": catch_all("$.handover_error", &name("StartNextLater")),
-        "Next": end,
-    };
-    let start_next_later = obj! {
-        "Type": "Task",
-        "Comment": "the hand-over start failed: the reconciler starts the next deployment (and \
-                    its scheduled sweep does if this fails too)",
-        "Resource": RECONCILE.placeholder(),
-        "Parameters": obj! {"start.$": "$.ended.next_deployment"},
-        "ResultPath": Value::Null,
-        "Retry": step_retry(),
-        "Catch": catch_all("$.handover_error", end),
-        "Next": end,
-    };
+    let (start_next, start_next_later) = hand_over_states(ending, end);
     vec![
         (name(""), call),
         (
@@ -495,6 +472,38 @@ fn ending_states(ending: &Step) -> Vec<(String, Object)> {
         (name("StartNextLater"), start_next_later),
         (end.into(), end_object),
     ]
+}
+
+/// The hand-over after an ending: start the next queued deployment's execution (named by
+/// its deployment id, so a repeated start is refused by Step Functions), or, when that start
+/// fails, ask the reconciler to; either way the execution then goes to `end`.
+fn hand_over_states(ending: &Step, end: &str) -> (Object, Object) {
+    let name = |suffix: &str| format!("{}{suffix}", ending.state);
+    let start_next = obj! {
+        "Type": "Task",
+        "Resource": START_EXECUTION,
+        "Parameters": obj! {
+            "StateMachineArn.$": "$$.StateMachine.Id",
+            "Name.$": "$.ended.next_deployment",
+            "Input": obj! {"deployment_id.$": "$.ended.next_deployment"},
+        },
+        "ResultPath": Value::Null,
+        "Retry": start_retry(),
+        "Catch": catch_all("$.handover_error", &name("StartNextLater")),
+        "Next": end,
+    };
+    let start_next_later = obj! {
+        "Type": "Task",
+        "Comment": "the hand-over start failed: the reconciler starts the next deployment (and \
+                    its scheduled sweep does if this fails too)",
+        "Resource": RECONCILE.placeholder(),
+        "Parameters": obj! {"start.$": "$.ended.next_deployment"},
+        "ResultPath": Value::Null,
+        "Retry": step_retry(),
+        "Catch": catch_all("$.handover_error", end),
+        "Next": end,
+    };
+    (start_next, start_next_later)
 }
 
 /// An ending failed after its retries: the reconciler records needs-attention, and the

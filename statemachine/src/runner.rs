@@ -13,7 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::definition::{Catcher, ChoiceRule, Definition, Io, Retrier, State, Transition};
+use crate::definition::{
+    Catcher, Choice, ChoiceRule, Definition, Fail, Io, MapState, Pass, Retrier, State, Task,
+    Transition, Wait,
+};
 use crate::path::{self, PathError};
 
 /// A boxed future, for the object-safe traits below.
@@ -480,253 +483,233 @@ impl Runner {
         input: Value,
         context: &Value,
     ) -> Result<Step, Failure> {
-        let runtime = |e: PathError| Failure::runtime(e, name);
         match state {
-            State::Pass(pass) => {
-                let effective =
-                    apply_input(&pass.flow.io, pass.parameters.as_ref(), &input, context)
-                        .map_err(runtime)?;
-                let result = pass.result.clone().unwrap_or(effective);
-                let output =
-                    apply_output(&pass.flow.io, input, result, context).map_err(runtime)?;
-                Ok(transition(&pass.flow.transition, output))
-            }
+            State::Pass(pass) => run_pass(name, pass, input, context),
             State::Succeed(_) => Ok(Step::End(input)),
-            State::Fail(fail) => {
-                let error = match &fail.error_path {
-                    Some(p) => path::read(p, &input, context)
-                        .map_err(runtime)?
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    None => fail.error.clone().unwrap_or_else(|| "States.Fail".into()),
-                };
-                let cause = match &fail.cause_path {
-                    Some(p) => path::read(p, &input, context)
-                        .map_err(runtime)?
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    None => fail.cause.clone().unwrap_or_default(),
-                };
-                Err(Failure::new(error, cause))
-            }
-            State::Wait(wait) => {
-                let effective = match &wait.input_path {
-                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
-                    None => input.clone(),
-                };
-                let seconds = match (&wait.seconds, &wait.seconds_path) {
-                    (Some(s), _) => *s as f64,
-                    (None, Some(p)) => path::read(p, &effective, context)
-                        .map_err(runtime)?
-                        .as_f64()
-                        .ok_or_else(|| {
-                            Failure::new(
-                                "States.Runtime",
-                                format!("state {name:?}: SecondsPath is not a number"),
-                            )
-                        })?,
-                    (None, None) => 0.0,
-                };
-                self.record(
-                    execution,
-                    EventKind::Waiting {
-                        state: name.to_owned(),
-                        seconds,
-                    },
-                );
-                self.clock.sleep(seconds).await;
-                let output = match &wait.output_path {
-                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
-                    None => input,
-                };
-                Ok(transition(&wait.transition, output))
-            }
-            State::Choice(choice) => {
-                let effective = match &choice.input_path {
-                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
-                    None => input.clone(),
-                };
-                let next = choice
-                    .choices
-                    .iter()
-                    .map(|rule| {
-                        matches_rule(rule, &effective, context)
-                            .map(|m| m.then(|| rule.next.clone()))
-                    })
-                    .find_map(|r| r.transpose())
-                    .transpose()
-                    .map_err(runtime)?
-                    .or_else(|| choice.default.clone())
-                    .ok_or_else(|| {
-                        Failure::new(
-                            "States.NoChoiceMatched",
-                            format!("state {name:?}: no rule matched"),
-                        )
-                    })?;
-                let output = match &choice.output_path {
-                    Some(p) => path::read(p, &input, context).map_err(runtime)?,
-                    None => input,
-                };
-                Ok(Step::Next(next, output))
-            }
-            State::Task(task) => {
-                let attempt = |ctx: Value| {
-                    let input = input.clone();
-                    async move {
-                        let token = task.resource.ends_with(".waitForTaskToken").then(|| {
-                            format!(
-                                "{}{}:{}:{}",
-                                bluegreen::steps::approval::LOCAL_TOKEN_PREFIX,
-                                execution.id,
-                                name,
-                                self.clock.now().timestamp_micros()
-                            )
-                        });
-                        let ctx = match &token {
-                            Some(t) => {
-                                let mut c = ctx;
-                                c["Task"] = json!({"Token": t});
-                                c
-                            }
-                            None => ctx,
-                        };
-                        let effective =
-                            apply_input(&task.flow.io, task.parameters.as_ref(), &input, &ctx)
-                                .map_err(|e| Failure::runtime(e, name))?;
-                        let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
-                            (Some(p), _) => path::read(p, &effective, &ctx)
-                                .or_else(|_| path::read(p, &input, &ctx))
-                                .map_err(|e| Failure::runtime(e, name))?
-                                .as_f64(),
-                            (None, Some(s)) => Some(s as f64),
-                            (None, None) => None,
-                        };
-                        self.record(
-                            execution,
-                            EventKind::TaskScheduled {
-                                state: name.to_owned(),
-                                resource: task.resource.clone(),
-                            },
-                        );
-                        let call = TaskCall {
-                            state: name.to_owned(),
-                            resource: task.resource.clone(),
-                            input: effective,
-                            task_token: token,
-                            execution_id: execution.id.clone(),
-                        };
-                        let result = match timeout {
-                            Some(limit) => tokio::select! {
-                                biased;
-                                r = self.tasks.invoke(call) => r,
-                                () = self.clock.timer(limit) => Err(Failure::new("States.Timeout", format!("task {name:?} timed out after {limit} s"))),
-                            },
-                            None => self.tasks.invoke(call).await,
-                        };
-                        match &result {
-                            Ok(_) => self.record(
-                                execution,
-                                EventKind::TaskSucceeded {
-                                    state: name.to_owned(),
-                                },
-                            ),
-                            Err(f) => self.record(
-                                execution,
-                                EventKind::TaskFailed {
-                                    state: name.to_owned(),
-                                    error: f.error.clone(),
-                                    cause: f.cause.clone(),
-                                },
-                            ),
-                        }
-                        let raw = result?;
-                        let selected = match &task.result_selector {
-                            Some(t) => path::template(t, &raw, &ctx)
-                                .map_err(|e| Failure::runtime(e, name))?,
-                            None => raw,
-                        };
-                        apply_output(&task.flow.io, input, selected, &ctx)
-                            .map_err(|e| Failure::runtime(e, name))
-                    }
-                };
-                let outcome = self
-                    .with_retry(execution, name, &task.retry, context, attempt)
-                    .await;
-                self.finish(
-                    execution,
-                    name,
-                    &task.catch,
-                    &task.flow.transition,
-                    input,
-                    outcome,
-                )
-            }
-            State::Map(map) => {
-                let processor = Definition::from_value(&map.item_processor)
-                    .map_err(|e| Failure::new("States.Runtime", format!("state {name:?}: {e}")))?;
-                let attempt = |ctx: Value| {
-                    let input = input.clone();
-                    let processor = &processor;
-                    async move {
-                        let effective = match &map.flow.io.input_path {
-                            Some(p) => path::read(p, &input, &ctx)
-                                .map_err(|e| Failure::runtime(e, name))?,
-                            None => input.clone(),
-                        };
-                        let items = match &map.items_path {
-                            Some(p) => path::read(p, &effective, &ctx)
-                                .map_err(|e| Failure::runtime(e, name))?,
-                            None => effective.clone(),
-                        };
-                        let items = items.as_array().cloned().ok_or_else(|| {
-                            Failure::new(
-                                "States.Runtime",
-                                format!("state {name:?}: ItemsPath is not an array"),
-                            )
-                        })?;
-                        let mut results = Vec::new();
-                        for (index, item) in items.into_iter().enumerate() {
-                            let item_ctx = self.context(
-                                execution,
-                                name,
-                                self.clock.now(),
-                                Some(&(index, item.clone())),
-                                None,
-                            );
-                            let item_input = match &map.item_selector {
-                                Some(t) => path::template(t, &effective, &item_ctx)
-                                    .map_err(|e| Failure::runtime(e, name))?,
-                                None => item.clone(),
-                            };
-                            results.push(
-                                self.run_machine(
-                                    execution,
-                                    processor,
-                                    item_input,
-                                    Some((index, item)),
-                                )
-                                .await?,
-                            );
-                        }
-                        apply_output(&map.flow.io, input, Value::Array(results), &ctx)
-                            .map_err(|e| Failure::runtime(e, name))
-                    }
-                };
-                let outcome = self
-                    .with_retry(execution, name, &map.retry, context, attempt)
-                    .await;
-                self.finish(
-                    execution,
-                    name,
-                    &map.catch,
-                    &map.flow.transition,
-                    input,
-                    outcome,
-                )
-            }
+            State::Fail(fail) => Err(run_fail(name, fail, &input, context)?),
+            State::Wait(wait) => self.run_wait(execution, name, wait, input, context).await,
+            State::Choice(choice) => run_choice(name, choice, input, context),
+            State::Task(task) => self.run_task(execution, name, task, input, context).await,
+            State::Map(map) => self.run_map(execution, name, map, input, context).await,
         }
+    }
+
+    /// A `Wait` state: sleeps on the runner's clock for `Seconds` or `SecondsPath`.
+    async fn run_wait(
+        &self,
+        execution: &Execution,
+        name: &str,
+        wait: &Wait,
+        input: Value,
+        context: &Value,
+    ) -> Result<Step, Failure> {
+        let runtime = |e: PathError| Failure::runtime(e, name);
+        let effective = match &wait.input_path {
+            Some(p) => path::read(p, &input, context).map_err(runtime)?,
+            None => input.clone(),
+        };
+        let seconds = match (&wait.seconds, &wait.seconds_path) {
+            (Some(s), _) => *s as f64,
+            (None, Some(p)) => path::read(p, &effective, context)
+                .map_err(runtime)?
+                .as_f64()
+                .ok_or_else(|| {
+                    Failure::new(
+                        "States.Runtime",
+                        format!("state {name:?}: SecondsPath is not a number"),
+                    )
+                })?,
+            (None, None) => 0.0,
+        };
+        self.record(
+            execution,
+            EventKind::Waiting {
+                state: name.to_owned(),
+                seconds,
+            },
+        );
+        self.clock.sleep(seconds).await;
+        let output = match &wait.output_path {
+            Some(p) => path::read(p, &input, context).map_err(runtime)?,
+            None => input,
+        };
+        Ok(transition(&wait.transition, output))
+    }
+
+    /// A `Task` state: the call (with its task token when it waits for one, and its timeout),
+    /// its events, its retries and its catchers.
+    async fn run_task(
+        &self,
+        execution: &Execution,
+        name: &str,
+        task: &Task,
+        input: Value,
+        context: &Value,
+    ) -> Result<Step, Failure> {
+        let attempt = |ctx: Value| self.task_attempt(execution, name, task, input.clone(), ctx);
+        let outcome = self
+            .with_retry(execution, name, &task.retry, context, attempt)
+            .await;
+        self.finish(
+            execution,
+            name,
+            &task.catch,
+            &task.flow.transition,
+            input,
+            outcome,
+        )
+    }
+
+    /// One attempt of a `Task` state: the call, with its task token when it waits for one and
+    /// under its timeout, recorded as scheduled and then succeeded or failed.
+    async fn task_attempt(
+        &self,
+        execution: &Execution,
+        name: &str,
+        task: &Task,
+        input: Value,
+        ctx: Value,
+    ) -> Result<Value, Failure> {
+        let token = task.resource.ends_with(".waitForTaskToken").then(|| {
+            format!(
+                "{}{}:{}:{}",
+                bluegreen::steps::approval::LOCAL_TOKEN_PREFIX,
+                execution.id,
+                name,
+                self.clock.now().timestamp_micros()
+            )
+        });
+        let ctx = match &token {
+            Some(t) => {
+                let mut c = ctx;
+                c["Task"] = json!({"Token": t});
+                c
+            }
+            None => ctx,
+        };
+        let effective = apply_input(&task.flow.io, task.parameters.as_ref(), &input, &ctx)
+            .map_err(|e| Failure::runtime(e, name))?;
+        let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
+            (Some(p), _) => path::read(p, &effective, &ctx)
+                .or_else(|_| path::read(p, &input, &ctx))
+                .map_err(|e| Failure::runtime(e, name))?
+                .as_f64(),
+            (None, Some(s)) => Some(s as f64),
+            (None, None) => None,
+        };
+        self.record(
+            execution,
+            EventKind::TaskScheduled {
+                state: name.to_owned(),
+                resource: task.resource.clone(),
+            },
+        );
+        let call = TaskCall {
+            state: name.to_owned(),
+            resource: task.resource.clone(),
+            input: effective,
+            task_token: token,
+            execution_id: execution.id.clone(),
+        };
+        let result = match timeout {
+            Some(limit) => tokio::select! {
+                biased;
+                r = self.tasks.invoke(call) => r,
+                () = self.clock.timer(limit) => Err(Failure::new("States.Timeout", format!("task {name:?} timed out after {limit} s"))),
+            },
+            None => self.tasks.invoke(call).await,
+        };
+        match &result {
+            Ok(_) => self.record(
+                execution,
+                EventKind::TaskSucceeded {
+                    state: name.to_owned(),
+                },
+            ),
+            Err(f) => self.record(
+                execution,
+                EventKind::TaskFailed {
+                    state: name.to_owned(),
+                    error: f.error.clone(),
+                    cause: f.cause.clone(),
+                },
+            ),
+        }
+        let raw = result?;
+        let selected = match &task.result_selector {
+            Some(t) => path::template(t, &raw, &ctx).map_err(|e| Failure::runtime(e, name))?,
+            None => raw,
+        };
+        apply_output(&task.flow.io, input, selected, &ctx).map_err(|e| Failure::runtime(e, name))
+    }
+
+    /// A `Map` state (inline): the item processor run for each element, in order.
+    async fn run_map(
+        &self,
+        execution: &Execution,
+        name: &str,
+        map: &MapState,
+        input: Value,
+        context: &Value,
+    ) -> Result<Step, Failure> {
+        let processor = Definition::from_value(&map.item_processor)
+            .map_err(|e| Failure::new("States.Runtime", format!("state {name:?}: {e}")))?;
+        let attempt = |ctx: Value| {
+            let input = input.clone();
+            let processor = &processor;
+            async move {
+                let effective = match &map.flow.io.input_path {
+                    Some(p) => {
+                        path::read(p, &input, &ctx).map_err(|e| Failure::runtime(e, name))?
+                    }
+                    None => input.clone(),
+                };
+                let items = match &map.items_path {
+                    Some(p) => {
+                        path::read(p, &effective, &ctx).map_err(|e| Failure::runtime(e, name))?
+                    }
+                    None => effective.clone(),
+                };
+                let items = items.as_array().cloned().ok_or_else(|| {
+                    Failure::new(
+                        "States.Runtime",
+                        format!("state {name:?}: ItemsPath is not an array"),
+                    )
+                })?;
+                let mut results = Vec::new();
+                for (index, item) in items.into_iter().enumerate() {
+                    let item_ctx = self.context(
+                        execution,
+                        name,
+                        self.clock.now(),
+                        Some(&(index, item.clone())),
+                        None,
+                    );
+                    let item_input = match &map.item_selector {
+                        Some(t) => path::template(t, &effective, &item_ctx)
+                            .map_err(|e| Failure::runtime(e, name))?,
+                        None => item.clone(),
+                    };
+                    results.push(
+                        self.run_machine(execution, processor, item_input, Some((index, item)))
+                            .await?,
+                    );
+                }
+                apply_output(&map.flow.io, input, Value::Array(results), &ctx)
+                    .map_err(|e| Failure::runtime(e, name))
+            }
+        };
+        let outcome = self
+            .with_retry(execution, name, &map.retry, context, attempt)
+            .await;
+        self.finish(
+            execution,
+            name,
+            &map.catch,
+            &map.flow.transition,
+            input,
+            outcome,
+        )
     }
 
     /// Runs `attempt` and retries it as the state's retriers say.
@@ -892,4 +875,65 @@ fn matches_rule(rule: &ChoiceRule, input: &Value, context: &Value) -> Result<boo
         });
     }
     Ok(false)
+}
+
+/// A `Pass` state: its result (or its effective input) shaped by its paths.
+fn run_pass(name: &str, pass: &Pass, input: Value, context: &Value) -> Result<Step, Failure> {
+    let runtime = |e: PathError| Failure::runtime(e, name);
+    let effective =
+        apply_input(&pass.flow.io, pass.parameters.as_ref(), &input, context).map_err(runtime)?;
+    let result = pass.result.clone().unwrap_or(effective);
+    let output = apply_output(&pass.flow.io, input, result, context).map_err(runtime)?;
+    Ok(transition(&pass.flow.transition, output))
+}
+
+/// A `Fail` state: the failure it names (`Error`/`Cause`, or read from their paths); `Err`
+/// when a path cannot be read.
+fn run_fail(name: &str, fail: &Fail, input: &Value, context: &Value) -> Result<Failure, Failure> {
+    let runtime = |e: PathError| Failure::runtime(e, name);
+    let error = match &fail.error_path {
+        Some(p) => path::read(p, &input, context)
+            .map_err(runtime)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        None => fail.error.clone().unwrap_or_else(|| "States.Fail".into()),
+    };
+    let cause = match &fail.cause_path {
+        Some(p) => path::read(p, &input, context)
+            .map_err(runtime)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        None => fail.cause.clone().unwrap_or_default(),
+    };
+    Ok(Failure::new(error, cause))
+}
+
+/// A `Choice` state: the first rule that matches, or the default.
+fn run_choice(name: &str, choice: &Choice, input: Value, context: &Value) -> Result<Step, Failure> {
+    let runtime = |e: PathError| Failure::runtime(e, name);
+    let effective = match &choice.input_path {
+        Some(p) => path::read(p, &input, context).map_err(runtime)?,
+        None => input.clone(),
+    };
+    let next = choice
+        .choices
+        .iter()
+        .map(|rule| matches_rule(rule, &effective, context).map(|m| m.then(|| rule.next.clone())))
+        .find_map(|r| r.transpose())
+        .transpose()
+        .map_err(runtime)?
+        .or_else(|| choice.default.clone())
+        .ok_or_else(|| {
+            Failure::new(
+                "States.NoChoiceMatched",
+                format!("state {name:?}: no rule matched"),
+            )
+        })?;
+    let output = match &choice.output_path {
+        Some(p) => path::read(p, &input, context).map_err(runtime)?,
+        None => input,
+    };
+    Ok(Step::Next(next, output))
 }

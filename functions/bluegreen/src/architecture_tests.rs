@@ -161,6 +161,73 @@ fn a_circle_is_found_where_two_modules_import_each_other() {
     assert_eq!(circle(&broken), None);
 }
 
+/// The functions in `text` longer than `limit` lines, as `(name, lines)`: a function runs from
+/// its `fn` line to the first line that closes it at its own indentation. The test module at
+/// the end is left out.
+fn long_functions(text: &str, limit: usize) -> Vec<(String, usize)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let mut long = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let signature = ["pub(crate) ", "pub(super) ", "pub ", "async ", "const "]
+            .iter()
+            .fold(trimmed, |rest, word| {
+                rest.strip_prefix(word).unwrap_or(rest)
+            });
+        let Some(name) = signature.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue; // a trait's declaration, no body
+        }
+        let indent = &line[..line.len() - trimmed.len()];
+        let closing = format!("{indent}}}");
+        if let Some(end) = lines[i..].iter().position(|l| l.trim_end() == closing) {
+            let name = name.split(['(', '<']).next().unwrap_or(name).to_owned();
+            if end + 1 > limit {
+                long.push((name, end + 1));
+            }
+        }
+    }
+    long
+}
+
+/// Functions stay short enough to read at once (80 lines), in every crate but the tests':
+/// a longer one is split into named steps.
+#[test]
+fn no_function_is_longer_than_80_lines() {
+    let mut long = Vec::new();
+    for dir in [
+        "src",
+        "../console/src",
+        "../step/src",
+        "../../cli/src",
+        "../../statemachine/src",
+    ] {
+        for (file, text) in sources_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)) {
+            for (name, lines) in long_functions(&text, 80) {
+                long.push(format!("{dir}/{file}: {name} ({lines} lines)"));
+            }
+        }
+    }
+    assert!(long.is_empty(), "functions over 80 lines: {long:#?}");
+}
+
+#[test]
+fn a_long_function_is_measured_from_its_fn_line_to_its_closing_brace() {
+    let body = "    let x = 1;\n".repeat(5);
+    let text = format!(
+        "pub async fn short() {{\n{body}}}\n\nimpl A {{\n    fn long(&self) {{\n{body}{body}    }}\n}}\n\
+         trait T {{\n    fn declared(&self);\n}}\n#[cfg(test)]\nfn in_tests() {{\n{body}{body}}}\n"
+    );
+    assert_eq!(long_functions(&text, 7), [("long".to_owned(), 12)]);
+    assert_eq!(
+        long_functions(&text, 6),
+        [("short".to_owned(), 7), ("long".to_owned(), 12)]
+    );
+}
+
 #[test]
 fn no_step_module_imports_another_step() {
     for (file, text) in sources().iter().filter(|(f, _)| f.starts_with("steps/")) {

@@ -31,6 +31,42 @@ impl ServiceConfig {
             );
         }
         self.text_problems(&mut p);
+        self.source_problems(&mut p);
+        if self.cluster.trim().is_empty() {
+            p.add("cluster", "must not be empty");
+        } else if self.cluster.starts_with("arn:") {
+            p.arn("cluster", &self.cluster, "ecs");
+        }
+        self.container_problems(&mut p);
+        self.task_definition_problems(&mut p);
+        self.slot_problems(&mut p);
+        self.traffic_problems(&mut p);
+        self.nlb_problems(&mut p);
+        self.preprod_problems(&mut p);
+        self.preprod_environment_problems(&mut p);
+        self.database_problems(&mut p);
+        self.migration_problems(&mut p);
+        self.health_problems(&mut p);
+        operator_problems(&self.operators, &mut p);
+        if self.approval.policy == ApprovalPolicy::Required && self.approval.approvers.is_empty() {
+            p.add(
+                "approval.approvers",
+                "policy 'required' needs at least one approver",
+            );
+        }
+        p.timeout("approval.timeout_seconds", self.approval.timeout_seconds);
+        if self.bake.seconds > MAX_TIMEOUT_SECONDS {
+            p.add("bake.seconds", "must be at most 86400");
+        }
+        if self.finish.keep_warm_seconds > 7 * MAX_TIMEOUT_SECONDS {
+            p.add("finish.keep_warm_seconds", "must be at most 7 days");
+        }
+        self.execution_budget_problems(&mut p);
+        p.0
+    }
+
+    /// Where images come from: the repository, the registry, the tag patterns.
+    fn source_problems(&self, p: &mut Problems) {
         if self.source.repository.trim().is_empty() {
             p.add("source.repository", "must not be empty");
         }
@@ -63,13 +99,10 @@ impl ServiceConfig {
                 );
             }
         }
-        if self.cluster.trim().is_empty() {
-            p.add("cluster", "must not be empty");
-        } else if self.cluster.starts_with("arn:") {
-            p.arn("cluster", &self.cluster, "ecs");
-        }
-        self.container_problems(&mut p);
-        self.task_definition_problems(&mut p);
+    }
+
+    /// Each slot's service, target group and test URL; the slots apart.
+    fn slot_problems(&self, p: &mut Problems) {
         for slot in Slot::ALL {
             let s = self.slots.get(slot);
             let at = format!("slots.{slot}");
@@ -91,8 +124,10 @@ impl ServiceConfig {
         if self.slots.blue.target_group_arn == self.slots.green.target_group_arn {
             p.add("slots", "blue and green must use different target groups");
         }
-        self.traffic_problems(&mut p);
-        self.nlb_problems(&mut p);
+    }
+
+    /// Pre-prod's count, launch timeout and time to live.
+    fn preprod_problems(&self, p: &mut Problems) {
         if let Some(count) = self.preprod.desired_count
             && !(1..=1000).contains(&count)
         {
@@ -105,8 +140,10 @@ impl ServiceConfig {
         if self.preprod.ttl_hours == 0 || self.preprod.ttl_hours > 24 * 30 {
             p.add("preprod.ttl_hours", "must be between 1 and 720");
         }
-        self.preprod_environment_problems(&mut p);
-        self.database_problems(&mut p);
+    }
+
+    /// The migration's command, timeout and rollback command.
+    fn migration_problems(&self, p: &mut Problems) {
         if let Some(m) = &self.migration {
             if m.command.is_empty() || m.command.iter().all(|c| c.trim().is_empty()) {
                 p.add("migration.command", "must not be empty");
@@ -118,21 +155,10 @@ impl ServiceConfig {
                 p.add("migration.rollback_command", "must not be empty when given");
             }
         }
-        self.health_problems(&mut p);
-        operator_problems(&self.operators, &mut p);
-        if self.approval.policy == ApprovalPolicy::Required && self.approval.approvers.is_empty() {
-            p.add(
-                "approval.approvers",
-                "policy 'required' needs at least one approver",
-            );
-        }
-        p.timeout("approval.timeout_seconds", self.approval.timeout_seconds);
-        if self.bake.seconds > MAX_TIMEOUT_SECONDS {
-            p.add("bake.seconds", "must be at most 86400");
-        }
-        if self.finish.keep_warm_seconds > 7 * MAX_TIMEOUT_SECONDS {
-            p.add("finish.keep_warm_seconds", "must be at most 7 days");
-        }
+    }
+
+    /// The longest deployment fits the execution's limit.
+    fn execution_budget_problems(&self, p: &mut Problems) {
         let waits = self.execution_waits();
         let total: u64 = waits.iter().map(|(_, s)| s).sum::<u64>() + EXECUTION_OVERHEAD_SECONDS;
         if total > EXECUTION_TIMEOUT_SECONDS {
@@ -147,7 +173,6 @@ impl ServiceConfig {
                 ),
             );
         }
-        p.0
     }
 
     /// Strings no person means to write (control characters, or longer than

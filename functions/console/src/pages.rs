@@ -2,7 +2,7 @@
 //! that reads on a phone. No scripts.
 
 use bluegreen::db_plan;
-use bluegreen::record::{Deployment, LogLocation, Status};
+use bluegreen::record::{ApprovalState, Deployment, LogLocation, Status};
 use bluegreen::steps::registry;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -142,118 +142,151 @@ pub fn detail(
     form: Option<FormFields<'_>>,
     region: Option<&str>,
 ) -> Markup {
+    page(
+        &format!("{} {}", d.service, d.image.tag),
+        html! {
+            (summary_section(d))
+            (evidence_section(d, region))
+            @if let Some(a) = &d.approval {
+                (approval_section(d, a, viewer, form.as_ref()))
+            }
+            @if operator && d.status == Status::Succeeded {
+                (release_actions(d))
+            }
+            (timeline_section(d))
+        },
+    )
+}
+
+/// The deployment at a glance: image, digest, the switch it makes, pre-prod's test URL.
+fn summary_section(d: &Deployment) -> Markup {
+    let test_url = d
+        .target_slot()
+        .ok()
+        .and_then(|slot| d.config.slots.get(slot).test_url.clone())
+        .or_else(|| d.config.health.test_url.clone());
+    html! {
+        section {
+            h1 { (d.service) " → " code { (d.image.tag) } " " (status(d.status)) }
+            dl {
+                dt { "Deployment" } dd { code { (d.deployment_id) } }
+                dt { "Image" } dd { code { (d.image.repository) ":" (d.image.tag) } }
+                dt { "Digest" } dd { code { (d.image.digest) } }
+                dt { "Pushed" } dd { (time(d.pushed_at)) }
+                @if let (Some(live), Ok(target)) = (d.live_slot, d.target_slot()) {
+                    dt { "Switch" } dd { (live) " (live) → " (target) " (pre-prod)" }
+                }
+                dt { "Test URL" } dd {
+                    @if let Some(url) = &test_url { a href=(url) rel="noreferrer" { (url) } } @else { "—" }
+                }
+            }
+        }
+    }
+}
+
+/// What approvers decide on: health checks, the migration (and its log), the clone, what the
+/// database plan does next.
+fn evidence_section(d: &Deployment, region: Option<&str>) -> Markup {
+    let migration = d
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.step == registry::MIGRATE.name);
+    html! {
+        section {
+            h2 { "Evidence" }
+            dl {
+                dt { "Health checks" } dd { (d.health_evidence.as_deref().unwrap_or("not recorded")) }
+                dt { "Migration" } dd {
+                    @match migration {
+                        Some(e) => { (e.outcome) ": " (e.detail) }
+                        None => { "not run" }
+                    }
+                    @if let Some(log) = &d.migration_log {
+                        br;
+                        @match region {
+                            Some(region) => { a href=(log_url(region, log)) rel="noreferrer" { "log: " (log_name(log)) } }
+                            None => { "log: " code { (log_name(log)) } }
+                        }
+                    }
+                }
+                @if let Some(clone) = d.clones.first() {
+                    dt { "Clone" } dd { (clone.purpose) ": " code { (clone.identifier) } }
+                }
+                dt { "Database" } dd class="database" { (db_plan::approver_note(d)) }
+            }
+        }
+    }
+}
+
+/// The approval: its window, its decision, and (to a viewer who may decide) the form.
+fn approval_section(
+    d: &Deployment,
+    a: &ApprovalState,
+    viewer: &str,
+    form: Option<&FormFields<'_>>,
+) -> Markup {
     let hidden = |fields: &FormFields<'_>| {
         html! {
             @if let Some(link) = fields.link { input type="hidden" name="link" value=(link); }
             @if let Some(csrf) = fields.csrf { input type="hidden" name="csrf" value=(csrf); }
         }
     };
-    let migration = d
-        .timeline
-        .iter()
-        .rev()
-        .find(|e| e.step == registry::MIGRATE.name);
-    let test_url = d
-        .target_slot()
-        .ok()
-        .and_then(|slot| d.config.slots.get(slot).test_url.clone())
-        .or_else(|| d.config.health.test_url.clone());
-    let awaiting = d.status == Status::AwaitingApproval
-        && d.approval.as_ref().is_some_and(|a| a.decision.is_none());
-    page(
-        &format!("{} {}", d.service, d.image.tag),
-        html! {
-            section {
-                h1 { (d.service) " → " code { (d.image.tag) } " " (status(d.status)) }
+    let awaiting = d.status == Status::AwaitingApproval && a.decision.is_none();
+    html! {
+            section class="notice" {
+                h2 { "Approval" }
                 dl {
-                    dt { "Deployment" } dd { code { (d.deployment_id) } }
-                    dt { "Image" } dd { code { (d.image.repository) ":" (d.image.tag) } }
-                    dt { "Digest" } dd { code { (d.image.digest) } }
-                    dt { "Pushed" } dd { (time(d.pushed_at)) }
-                    @if let (Some(live), Ok(target)) = (d.live_slot, d.target_slot()) {
-                        dt { "Switch" } dd { (live) " (live) → " (target) " (pre-prod)" }
-                    }
-                    dt { "Test URL" } dd {
-                        @if let Some(url) = &test_url { a href=(url) rel="noreferrer" { (url) } } @else { "—" }
-                    }
-                }
-            }
-            section {
-                h2 { "Evidence" }
-                dl {
-                    dt { "Health checks" } dd { (d.health_evidence.as_deref().unwrap_or("not recorded")) }
-                    dt { "Migration" } dd {
-                        @match migration {
-                            Some(e) => { (e.outcome) ": " (e.detail) }
-                            None => { "not run" }
-                        }
-                        @if let Some(log) = &d.migration_log {
-                            br;
-                            @match region {
-                                Some(region) => { a href=(log_url(region, log)) rel="noreferrer" { "log: " (log_name(log)) } }
-                                None => { "log: " code { (log_name(log)) } }
-                            }
+                    dt { "Requested" } dd { (time(a.requested_at)) }
+                    dt { "Decide before" } dd { (time(a.expires_at)) }
+                    dt { "Approvers" } dd { (d.config.approval.approvers.join(", ")) }
+                    @if let Some(decision) = &a.decision {
+                        dt { "Decision" } dd {
+                            (decision) " by " (a.approver.as_deref().unwrap_or("?"))
+                            " via " (a.channel.as_deref().unwrap_or("?"))
+                            @if let Some(at) = a.decided_at { " at " (time(at)) }
+                            @if let Some(reason) = &a.reason { ": " (reason) }
                         }
                     }
-                    @if let Some(clone) = d.clones.first() {
-                        dt { "Clone" } dd { (clone.purpose) ": " code { (clone.identifier) } }
-                    }
-                    dt { "Database" } dd class="database" { (db_plan::approver_note(d)) }
                 }
-            }
-            @if let Some(a) = &d.approval {
-                section class="notice" {
-                    h2 { "Approval" }
-                    dl {
-                        dt { "Requested" } dd { (time(a.requested_at)) }
-                        dt { "Decide before" } dd { (time(a.expires_at)) }
-                        dt { "Approvers" } dd { (d.config.approval.approvers.join(", ")) }
-                        @if let Some(decision) = &a.decision {
-                            dt { "Decision" } dd {
-                                (decision) " by " (a.approver.as_deref().unwrap_or("?"))
-                                " via " (a.channel.as_deref().unwrap_or("?"))
-                                @if let Some(at) = a.decided_at { " at " (time(at)) }
-                                @if let Some(reason) = &a.reason { ": " (reason) }
-                            }
+                @if let (true, Some(fields)) = (awaiting, form) {
+                    p { "You are deciding as " strong { (viewer) } "." }
+                    div class="actions" {
+                        form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                            input type="hidden" name="decision" value="approve";
+                            (hidden(fields))
+                            button class="approve" type="submit" { "Approve and switch" }
+                        }
+                        form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                            input type="hidden" name="decision" value="reject";
+                            (hidden(fields))
+                            label for="reason" { "Reason for rejecting (required)" }
+                            textarea id="reason" name="reason" required {}
+                            button class="reject" type="submit" { "Reject" }
                         }
                     }
-                    @if let (true, Some(fields)) = (awaiting, &form) {
-                        p { "You are deciding as " strong { (viewer) } "." }
-                        div class="actions" {
-                            form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
-                                input type="hidden" name="decision" value="approve";
-                                (hidden(fields))
-                                button class="approve" type="submit" { "Approve and switch" }
-                            }
-                            form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
-                                input type="hidden" name="decision" value="reject";
-                                (hidden(fields))
-                                label for="reason" { "Reason for rejecting (required)" }
-                                textarea id="reason" name="reason" required {}
-                                button class="reject" type="submit" { "Reject" }
-                            }
-                        }
-                    } @else if awaiting {
-                        p { "Decide with " code { "bluegreen approve " (d.deployment_id) } " or "
-                            code { "bluegreen reject " (d.deployment_id) " --reason …" }
-                            ": against AWS, decisions go through the operator API." }
-                    }
+                } @else if awaiting {
+                    p { "Decide with " code { "bluegreen approve " (d.deployment_id) } " or "
+                        code { "bluegreen reject " (d.deployment_id) " --reason …" }
+                        ": against AWS, decisions go through the operator API." }
                 }
             }
-            @if operator && d.status == Status::Succeeded {
-                (release_actions(d))
-            }
-            section {
-                h2 { "Timeline" }
-                table {
-                    tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } }
-                    @for e in &d.timeline {
-                        tr { td { (time(e.at)) } td { (registry::label(&e.step)) } td { (e.outcome) } td { (e.detail) } }
-                    }
+    }
+}
+
+/// Every step the deployment went through, in order.
+fn timeline_section(d: &Deployment) -> Markup {
+    html! {
+        section {
+            h2 { "Timeline" }
+            table {
+                tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } }
+                @for e in &d.timeline {
+                    tr { td { (time(e.at)) } td { (registry::label(&e.step)) } td { (e.outcome) } td { (e.detail) } }
                 }
             }
-        },
-    )
+        }
+    }
 }
 
 /// What an operator can do with a deployment that succeeded: send it through the full flow

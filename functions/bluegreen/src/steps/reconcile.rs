@@ -326,13 +326,7 @@ async fn requeue(ctx: &Context, deployment: &Deployment) -> StepResult<Option<Re
 
 /// Reconciles one service (see the module table).
 pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
-    let answer = |holder: Option<&str>, action, detail: String| Reconciled {
-        service: service.to_owned(),
-        holder: holder.map(str::to_owned),
-        action,
-        detail,
-        started: None,
-    };
+    let answer = |holder: Option<&str>, action, detail| answer(service, holder, action, detail);
     let Some(lock) = Locks::new(ctx).read(service).await? else {
         return Ok(answer(None, Action::Nothing, "not locked".into()));
     };
@@ -360,7 +354,21 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             "its execution is running".into(),
         ));
     }
-    let ended_how = execution_ended_how(&execution);
+    after_execution(ctx, service, &deployment, &execution).await
+}
+
+/// Reconciles a service whose lock holder's execution is not running: releases the lock of an
+/// ended deployment, starts one that never started, leaves one an operator re-runs, and ends
+/// an orphan (its ending run here, then the next queued deployment started).
+async fn after_execution(
+    ctx: &Context,
+    service: &str,
+    deployment: &Deployment,
+    execution: &Execution,
+) -> StepResult<Reconciled> {
+    let holder = deployment.deployment_id.clone();
+    let answer = |holder: Option<&str>, action, detail| answer(service, holder, action, detail);
+    let ended_how = execution_ended_how(execution);
     if deployment.status.is_terminal() {
         let next = Locks::new(ctx).release(service, &holder).await?;
         let mut done = answer(
@@ -377,7 +385,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
     // Never started: handed the lock from the queue, or prepared by an intake whose
     // StartExecution failed. Nothing after prepare has run, so it is started, not aborted.
     if matches!(deployment.status, Status::Queued | Status::Preparing)
-        && execution == Execution::Missing
+        && *execution == Execution::Missing
     {
         executions::start(ctx, &holder).await?;
         info!(deployment_id = %holder, "started a deployment that held the lock without an execution");
@@ -399,7 +407,7 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
             ),
         ));
     }
-    let ended = end_orphaned(ctx, &deployment, &ended_how).await?;
+    let ended = end_orphaned(ctx, deployment, &ended_how).await?;
     let action = match (&ended.wait, ended.status) {
         (Some(_), _) => Action::Waiting,
         (None, Status::NeedsAttention) => Action::NeedsAttention,
@@ -410,6 +418,17 @@ pub async fn service(ctx: &Context, service: &str) -> StepResult<Reconciled> {
     done.started = start_next(ctx, ended.next_deployment).await?;
     info!(%service, deployment_id = %holder, ?action, "reconciled");
     Ok(done)
+}
+
+/// What the reconciler did for `service`, as it answers.
+fn answer(service: &str, holder: Option<&str>, action: Action, detail: String) -> Reconciled {
+    Reconciled {
+        service: service.to_owned(),
+        holder: holder.map(str::to_owned),
+        action,
+        detail,
+        started: None,
+    }
 }
 
 /// Marks a lock whose holder needs attention (an ending that crashed before marking it), so
