@@ -291,6 +291,88 @@ fn every_registered_step_is_a_function_of_the_stack_and_nothing_else_runs_the_st
     }
 }
 
+/// Each state machine's role may invoke exactly the functions its definition calls (its
+/// `…FunctionArn` substitutions): a step added to the registry, the stack and the definition
+/// but not to the role would fail on AWS at its first state with `Lambda.AWSLambdaException`
+/// (access denied), which no local run shows.
+#[test]
+fn each_state_machines_role_invokes_exactly_the_functions_its_definition_calls() {
+    let template = template();
+    let get_att = |value: &Value| {
+        value["!GetAtt"]
+            .as_str()
+            .map(|a| a.trim_end_matches(".Arn").to_owned())
+    };
+    let mut checked = 0;
+    for (name, machine) in template["Resources"].as_object().unwrap() {
+        if machine["Type"] != "AWS::Serverless::StateMachine" {
+            continue;
+        }
+        let properties = &machine["Properties"];
+        let called: BTreeSet<String> = properties["DefinitionSubstitutions"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(get_att)
+            .filter(|r| resource(&template, r)["Type"] == "AWS::Serverless::Function")
+            .collect();
+        let role = get_att(&properties["Role"]).unwrap_or_else(|| panic!("{name} has no role"));
+        let invokable: BTreeSet<String> = resource(&template, &role)["Properties"]["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().iter())
+            .filter(|s| s["Effect"] == "Allow" && s["Action"] == "lambda:InvokeFunction")
+            .flat_map(|s| match &s["Resource"] {
+                Value::Array(all) => all.iter().filter_map(get_att).collect(),
+                one => get_att(one).into_iter().collect::<Vec<_>>(),
+            })
+            .collect();
+        assert!(!called.is_empty(), "{name} calls no function");
+        assert_eq!(invokable, called, "{name}'s role {role}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "the intake and deployment machines");
+}
+
+/// The README's step table is the registry's: one row per step, in the registry's order,
+/// naming its function and every error name the step raises (so a new step or error cannot
+/// be left out of the table people read).
+#[test]
+fn the_readmes_step_table_lists_every_registered_step_and_its_errors() {
+    use bluegreen::steps::registry::STEPS;
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("| step (`BLUEGREEN_STEP`) | function |")
+        .nth(1)
+        .expect("the README's step table");
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(2) // the header's end and its separator
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let named: Vec<String> = rows
+        .iter()
+        .map(|r| r.split('`').nth(1).unwrap_or_default().to_owned())
+        .collect();
+    let registered: Vec<String> = STEPS.iter().map(|s| s.name.to_owned()).collect();
+    assert_eq!(named, registered, "the README's step table rows");
+    for (row, step) in rows.iter().zip(STEPS) {
+        assert!(
+            row.contains(&format!("`{}Function`", step.function)),
+            "{}: {row}",
+            step.name
+        );
+        for error in step.raises {
+            assert!(
+                row.contains(&format!("`{error}`")),
+                "the README's row for {} does not name {error}",
+                step.name
+            );
+        }
+    }
+}
+
 /// The stack's two alarms watch exactly the metrics the code writes (metrics.rs): the
 /// needs-attention endings and the live-slot guard's violations — not AWS/States
 /// ExecutionsFailed, which counts every ordinary abort.
