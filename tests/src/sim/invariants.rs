@@ -118,6 +118,7 @@ impl Invariants {
             self.one_deployment_at_a_time(operation, &records, config);
         }
         self.one_migration_at_a_time(operation, state);
+        self.migrations_run_under_their_lock(operation, state, &records);
         self.test_rules_need_their_header(operation, state);
         self.test_rules_end_with_their_deployment(operation, state, &records);
         self.history_moves_forward(operation, &records);
@@ -277,6 +278,62 @@ impl Invariants {
                         "{cluster}: {} migration tasks run at once: {}",
                         tasks.len(),
                         tasks.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A migration task (rehearsal, production or rollback) runs only while the deployment that
+    /// started it holds its service's lock: the lock is what keeps the next deployment's
+    /// migration off the database, so it must not be handed on (or released) while a task
+    /// that was stopped is still in its stop timeout. (Stricter than one migration per cluster:
+    /// it fails when the lock moves, not only when a second task happens to start.)
+    fn migrations_run_under_their_lock(
+        &self,
+        operation: &str,
+        state: &State,
+        records: &[Deployment],
+    ) {
+        use bluegreen::db_plan::MigrationTask;
+        let locks = state.tables.items(&self.settings.locks_table);
+        let holder_of = |service: &str| {
+            locks.iter().find_map(|lock| {
+                let named = matches!(lock.get("service"),
+                    Some(serde_dynamo::AttributeValue::S(s)) if s == service);
+                match lock.get("deployment_id") {
+                    Some(serde_dynamo::AttributeValue::S(h)) if named => Some(h.clone()),
+                    _ => None,
+                }
+            })
+        };
+        for task in state.ecs.tasks.values() {
+            if task.state.last_status == "STOPPED" || !task.state.started_by.starts_with("bg-") {
+                continue;
+            }
+            let started = [
+                MigrationTask::OnClone,
+                MigrationTask::Production,
+                MigrationTask::Rollback,
+            ];
+            let Some(owner) = records.iter().find(|d| {
+                started.iter().any(|kind| {
+                    bluegreen::naming::started_by(&d.deployment_id, kind.kind())
+                        == task.state.started_by
+                })
+            }) else {
+                continue; // started before its record was read (the next check sees it)
+            };
+            let holder = holder_of(&owner.service);
+            if holder.as_deref() != Some(owner.deployment_id.as_str()) {
+                self.violated(
+                    operation,
+                    format!(
+                        "{}: migration task {} of {} still runs, but the lock is {}",
+                        owner.service,
+                        task.state.started_by,
+                        owner.deployment_id,
+                        holder.map_or("free".to_owned(), |h| format!("held by {h}"))
                     ),
                 );
             }
