@@ -1,11 +1,11 @@
 //! `bluegreen adopt`: plan, apply or undo taking an existing ECS service behind an ALB over
-//! into blue/green (see `bluegreen::adopt`). Without `--apply` it only says what it would do.
+//! into blue/green (see `bluegreen_ops::adopt`). Without `--apply` it only says what it would do.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bluegreen::Context;
-use bluegreen::adopt::{self, Request};
+use bluegreen_ops::adopt::{self, Request};
 
 use crate::output::Output;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use bluegreen::Context;
 use bluegreen::config_store::ConfigStore;
-use bluegreen::subscriptions;
+use bluegreen_ops::subscriptions;
 
 use crate::output::{Output, table};
 

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use bluegreen::config_store::ConfigStore;
-use bluegreen::doctor::{self, Finding};
 use bluegreen::{Context, StepError};
+use bluegreen_ops::doctor::{self, Finding};
 use serde::Serialize;
 
 use crate::output::Output;

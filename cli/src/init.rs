@@ -1,11 +1,11 @@
 //! `bluegreen init --local`: the stack's tables, secret and topic in a local emulator (see
-//! `bluegreen::install`), printed as `export` lines so `eval "$(bluegreen init --local)"`
+//! `bluegreen_ops::install`), printed as `export` lines so `eval "$(bluegreen init --local)"`
 //! points the next commands at them.
 
 use std::process::ExitCode;
 
 use bluegreen::Context;
-use bluegreen::install;
+use bluegreen_ops::install;
 
 use crate::output::Output;
 

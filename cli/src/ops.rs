@@ -40,7 +40,7 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
     };
     let mut lines = Vec::new();
     for config in configs {
-        match bluegreen::status::of(&ctx, config).await {
+        match bluegreen_ops::status::of(&ctx, config).await {
             Ok(line) => lines.push(line),
             Err(e) => return out.error(&e),
         }

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bluegreen::Context;
-use bluegreen::follow::{self, Ending, Target};
 use bluegreen::record::{Deployment, TimelineEntry};
 use bluegreen::steps::registry;
+use bluegreen_ops::follow::{self, Ending, Target};
 use serde::Serialize;
 
 use crate::output::Output;

@@ -243,13 +243,13 @@ fn run_cli(world: &World, args: &[&str]) -> (i32, String, String) {
 async fn single_service_world() -> World {
     let world = World::build().await;
     let ctx = &world.ctx;
-    bluegreen::direct::ecs::delete_service(ctx, "shop-cluster", "shop-green")
+    bluegreen_ops::direct::ecs::delete_service(ctx, "shop-cluster", "shop-green")
         .await
         .unwrap();
-    bluegreen::direct::elb::delete_listener(ctx, &world.test_listener)
+    bluegreen_ops::direct::elb::delete_listener(ctx, &world.test_listener)
         .await
         .unwrap();
-    bluegreen::direct::elb::delete_target_group(ctx, world.tg(bluegreen::Slot::Green))
+    bluegreen_ops::direct::elb::delete_target_group(ctx, world.tg(bluegreen::Slot::Green))
         .await
         .unwrap();
     bluegreen::config_store::ConfigStore::new(ctx)
@@ -257,12 +257,16 @@ async fn single_service_world() -> World {
         .await
         .unwrap();
     let blue = world.service_arn(bluegreen::Slot::Blue).await;
-    bluegreen::direct::ecs::untag_resource(ctx, &blue, &["bluegreen:managed"])
+    bluegreen_ops::direct::ecs::untag_resource(ctx, &blue, &["bluegreen:managed"])
         .await
         .unwrap();
-    bluegreen::direct::elb::remove_tags(ctx, &world.production_listener, &["bluegreen:managed"])
-        .await
-        .unwrap();
+    bluegreen_ops::direct::elb::remove_tags(
+        ctx,
+        &world.production_listener,
+        &["bluegreen:managed"],
+    )
+    .await
+    .unwrap();
     world
 }
 
@@ -290,14 +294,14 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
         .await
         .is_ok();
     let lb = alb_arn(world).await;
-    let mut ports: Vec<i32> = bluegreen::direct::elb::listeners_of(ctx, &lb)
+    let mut ports: Vec<i32> = bluegreen_ops::direct::elb::listeners_of(ctx, &lb)
         .await
         .unwrap()
         .into_iter()
         .filter_map(|l| l.port)
         .collect();
     ports.sort();
-    let green_tg = bluegreen::direct::elb::target_group_named(ctx, "shop-green")
+    let green_tg = bluegreen_ops::direct::elb::target_group_named(ctx, "shop-green")
         .await
         .unwrap()
         .is_some();
@@ -306,7 +310,7 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
         .await
         .is_ok();
     let tagged =
-        bluegreen::direct::ecs::tags_of(ctx, &world.service_arn(bluegreen::Slot::Blue).await)
+        bluegreen_ops::direct::ecs::tags_of(ctx, &world.service_arn(bluegreen::Slot::Blue).await)
             .await
             .unwrap()
             .iter()
@@ -317,7 +321,7 @@ async fn shape(world: &World) -> (bool, Vec<i32>, bool, bool, bool) {
 /// The target groups production forwards to with a weight.
 async fn serving(world: &World) -> Vec<String> {
     let production =
-        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
+        bluegreen_ops::direct::elb::listener_actions(&world.ctx, &world.production_listener)
             .await
             .unwrap();
     production[0]
@@ -473,7 +477,7 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
     );
     // Production still forwards to the existing service's group.
     let production =
-        bluegreen::direct::elb::listener_actions(&world.ctx, &world.production_listener)
+        bluegreen_ops::direct::elb::listener_actions(&world.ctx, &world.production_listener)
             .await
             .unwrap();
     assert_eq!(
@@ -751,7 +755,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
         "{stderr}"
     );
     assert!(
-        bluegreen::direct::elb::tags_of(&world.ctx, &world.production_listener)
+        bluegreen_ops::direct::elb::tags_of(&world.ctx, &world.production_listener)
             .await
             .unwrap()
             .unwrap()
@@ -764,7 +768,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
 /// The DNS name of the world's ALB.
 async fn alb_dns(world: &World) -> String {
     let lb = alb_arn(world).await;
-    bluegreen::direct::elb::load_balancer_dns(&world.ctx, &lb)
+    bluegreen_ops::direct::elb::load_balancer_dns(&world.ctx, &lb)
         .await
         .unwrap()
         .unwrap()
@@ -772,16 +776,19 @@ async fn alb_dns(world: &World) -> String {
 
 /// `shop.example.com`'s CNAME records as `(set identifier, weight, value)`, sorted.
 async fn records(world: &World) -> Vec<(Option<String>, Option<i64>, String)> {
-    let mut found: Vec<_> =
-        bluegreen::direct::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                let value = r.resource_records()[0].value.clone();
-                (r.set_identifier, r.weight, value)
-            })
-            .collect();
+    let mut found: Vec<_> = bluegreen_ops::direct::route53::cname_records(
+        &world.ctx,
+        &world.zone_id,
+        "shop.example.com",
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        let value = r.resource_records()[0].value.clone();
+        (r.set_identifier, r.weight, value)
+    })
+    .collect();
     found.sort();
     found
 }
@@ -795,10 +802,13 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     let world = single_service_world().await;
     let dns = alb_dns(&world).await;
     let mut batch = ChangeBatch::builder();
-    for record in
-        bluegreen::direct::route53::cname_records(&world.ctx, &world.zone_id, "shop.example.com")
-            .await
-            .unwrap()
+    for record in bluegreen_ops::direct::route53::cname_records(
+        &world.ctx,
+        &world.zone_id,
+        "shop.example.com",
+    )
+    .await
+    .unwrap()
     {
         batch = batch.changes(
             Change::builder()
@@ -824,7 +834,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
             .build()
             .unwrap(),
     );
-    bluegreen::direct::route53::change_record_sets(
+    bluegreen_ops::direct::route53::change_record_sets(
         &world.ctx,
         &world.zone_id,
         batch.build().unwrap(),
@@ -858,7 +868,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     ];
     let (code, stdout, stderr) = run_cli(&world, &apply);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let green_dns = bluegreen::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+    let green_dns = bluegreen_ops::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
         .await
         .unwrap()
         .and_then(|lb| lb.dns_name)
@@ -880,7 +890,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(records(&world).await, before);
     assert!(
-        bluegreen::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
+        bluegreen_ops::direct::elb::load_balancer_named(&world.ctx, "shop-alb-green")
             .await
             .unwrap()
             .is_none()
@@ -908,7 +918,7 @@ async fn adopt_in_dns_mode_adds_a_load_balancer_and_weighted_records_that_deploy
         )
         .build()
         .unwrap();
-    bluegreen::direct::route53::change_record_sets(&world.ctx, &world.zone_id, batch)
+    bluegreen_ops::direct::route53::change_record_sets(&world.ctx, &world.zone_id, batch)
         .await
         .unwrap();
     let (code, _, stderr) = run_cli(&world, &apply);

@@ -892,7 +892,7 @@ fn run_pass(name: &str, pass: &Pass, input: Value, context: &Value) -> Result<St
 fn run_fail(name: &str, fail: &Fail, input: &Value, context: &Value) -> Result<Failure, Failure> {
     let runtime = |e: PathError| Failure::runtime(e, name);
     let error = match &fail.error_path {
-        Some(p) => path::read(p, &input, context)
+        Some(p) => path::read(p, input, context)
             .map_err(runtime)?
             .as_str()
             .unwrap_or_default()
@@ -900,7 +900,7 @@ fn run_fail(name: &str, fail: &Fail, input: &Value, context: &Value) -> Result<F
         None => fail.error.clone().unwrap_or_else(|| "States.Fail".into()),
     };
     let cause = match &fail.cause_path {
-        Some(p) => path::read(p, &input, context)
+        Some(p) => path::read(p, input, context)
             .map_err(runtime)?
             .as_str()
             .unwrap_or_default()

@@ -123,7 +123,7 @@ async fn sns_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn each_approvers_filtered_subscription_receives_only_their_own_link() {
-    use bluegreen::subscriptions;
+    use bluegreen_ops::subscriptions;
     let (world, _console) = with_console().await;
     let sns = &world.aws.sns;
     // Subscriptions as `bluegreen approvers subscribe` makes them (HTTP endpoints here, where
@@ -197,7 +197,7 @@ async fn each_approvers_filtered_subscription_receives_only_their_own_link() {
 async fn subscribing_a_services_approvers_gives_each_their_own_filter_once() {
     let world = World::build().await.with_topic();
     let config = world.config();
-    let first = bluegreen::subscriptions::subscribe_approvers(&world.ctx, &config)
+    let first = bluegreen_ops::subscriptions::subscribe_approvers(&world.ctx, &config)
         .await
         .unwrap();
     let emails: Vec<&str> = first.iter().map(|s| s.approver.as_str()).collect();
@@ -206,7 +206,7 @@ async fn subscribing_a_services_approvers_gives_each_their_own_filter_once() {
         ["alice@example.com", "bob@example.com"],
         "IAM principals get no links"
     );
-    let again = bluegreen::subscriptions::subscribe_approvers(&world.ctx, &config)
+    let again = bluegreen_ops::subscriptions::subscribe_approvers(&world.ctx, &config)
         .await
         .unwrap();
     assert_eq!(first, again, "a repeat answers the same subscriptions");
@@ -223,11 +223,13 @@ async fn subscribing_a_services_approvers_gives_each_their_own_filter_once() {
             .unwrap();
         assert_eq!(
             attributes["FilterPolicy"],
-            bluegreen::subscriptions::approver_filter(&s.approver)
+            bluegreen_ops::subscriptions::approver_filter(&s.approver)
         );
     }
     assert_eq!(
-        bluegreen::subscriptions::audit(&world.ctx).await.unwrap(),
+        bluegreen_ops::subscriptions::audit(&world.ctx)
+            .await
+            .unwrap(),
         vec![]
     );
 }

@@ -1144,7 +1144,7 @@ impl World {
     /// world's is deleted), smoke checks against `url` (a stand-in of the production listener,
     /// [`crate::alb::ListenerFront`]). Returns the stored config.
     pub async fn use_test_rule(&self, url: &str) -> ServiceConfig {
-        bluegreen::direct::elb::delete_listener(&self.ctx, &self.test_listener)
+        bluegreen_ops::direct::elb::delete_listener(&self.ctx, &self.test_listener)
             .await
             .expect("delete the test listener");
         let mut config = self.use_rule_mode().await;
@@ -1169,7 +1169,7 @@ impl World {
     /// settling time and has no maintenance page. Returns it.
     pub async fn use_nlb(&self) -> ServiceConfig {
         for listener in [&self.production_listener, &self.test_listener] {
-            bluegreen::direct::elb::delete_listener(&self.ctx, listener)
+            bluegreen_ops::direct::elb::delete_listener(&self.ctx, listener)
                 .await
                 .expect("delete the ALB's listener");
         }
@@ -1266,13 +1266,13 @@ impl World {
     /// listener stay.
     pub async fn only_the_first_slot(&self) {
         let ctx = &self.ctx;
-        bluegreen::direct::ecs::delete_service(ctx, CLUSTER, "shop-green")
+        bluegreen_ops::direct::ecs::delete_service(ctx, CLUSTER, "shop-green")
             .await
             .expect("delete green");
-        bluegreen::direct::elb::delete_listener(ctx, &self.test_listener)
+        bluegreen_ops::direct::elb::delete_listener(ctx, &self.test_listener)
             .await
             .expect("delete the test listener");
-        bluegreen::direct::elb::delete_target_group(ctx, &self.tg_green)
+        bluegreen_ops::direct::elb::delete_target_group(ctx, &self.tg_green)
             .await
             .expect("delete green's target group");
     }

@@ -8,8 +8,8 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_elasticloadbalancingv2::types::{Tag as ElbTag, TargetGroupAttribute};
 use bluegreen::Slot;
-use bluegreen::adopt::{Request, adopt};
-use bluegreen::direct::{ecs, elb};
+use bluegreen_ops::adopt::{Request, adopt};
+use bluegreen_ops::direct::{ecs, elb};
 use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY, World};
 
 /// A world with blue's target group and the production listener only, and `api-blue`: a
@@ -254,7 +254,7 @@ async fn a_service_on_service_connect_is_refused_by_adopt_and_found_by_doctor() 
         .send()
         .await
         .expect("create shop-green");
-    let findings = bluegreen::doctor::service(ctx, &world.config()).await;
+    let findings = bluegreen_ops::doctor::service(ctx, &world.config()).await;
     let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
     assert!(codes.contains(&"service-connect-unsupported"), "{codes:?}");
     assert!(

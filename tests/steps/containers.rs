@@ -218,7 +218,7 @@ async fn isolated_pre_prod_is_refused_when_a_worker_reads_its_database_from_a_se
 #[tokio::test]
 async fn adopt_chooses_the_app_container_by_image_not_the_load_balanced_proxy() {
     use aws_sdk_ecs::types::LoadBalancer;
-    use bluegreen::adopt::{Request, adopt};
+    use bluegreen_ops::adopt::{Request, adopt};
     let world = proxied_world(worker(&[])).await;
     let td = world.service(Slot::Blue).await.0;
     // Only blue's target group and the production listener exist, as before bluegreen.

@@ -3,8 +3,8 @@
 //! thing in a healthy world, the way a person would get it wrong.
 
 use bluegreen::config::{DbSource, DbStrategy, ServiceConfig, Traffic};
-use bluegreen::doctor;
-use bluegreen::subscriptions;
+use bluegreen_ops::doctor;
+use bluegreen_ops::subscriptions;
 use bluegreen_tests::World;
 
 /// A world set up as docs/deploy.md asks: topic and approver subscriptions, the deployment

@@ -108,12 +108,12 @@ async fn a_route_reverted_to_the_scaled_down_slot_is_reported_by_the_next_sweep(
     guard_answers(&world).await;
     assert_eq!(live_slot_notices(&world.published().await).len(), 1);
 
-    let status = bluegreen::status::of(&world.ctx, world.config())
+    let status = bluegreen_ops::status::of(&world.ctx, world.config())
         .await
         .unwrap();
     assert_eq!(status.production, "blue 100%");
     assert_eq!(status.guard.len(), 2, "{:?}", status.guard);
-    let codes: Vec<&str> = bluegreen::doctor::service(&world.ctx, &world.config())
+    let codes: Vec<&str> = bluegreen_ops::doctor::service(&world.ctx, &world.config())
         .await
         .into_iter()
         .map(|f| f.code)
@@ -227,7 +227,7 @@ async fn another_route_left_on_the_scaled_down_slot_is_reported_by_the_next_swee
         assert!(detail.contains(route.as_str()), "names {route}: {detail}");
     }
     assert!(detail.contains("which runs no task"), "{detail}");
-    let codes: Vec<&str> = bluegreen::doctor::service(&world.ctx, &world.config())
+    let codes: Vec<&str> = bluegreen_ops::doctor::service(&world.ctx, &world.config())
         .await
         .iter()
         .map(|f| f.code)

@@ -6,10 +6,10 @@
 
 use bluegreen::Slot;
 use bluegreen::config::{Routes, RoutesWord, ServiceConfig, Shift, Traffic};
-use bluegreen::direct::elb;
 use bluegreen::ports::load_balancing::Route;
 use bluegreen::routes::route_of;
 use bluegreen::steps::{finish, switch};
+use bluegreen_ops::direct::elb;
 use bluegreen_tests::World;
 
 use crate::common::*;
@@ -117,7 +117,7 @@ async fn a_route_left_on_the_old_slot_makes_finish_refuse_and_keeps_the_slot_run
     assert!(!record(&world, &id).await.status.is_terminal());
     assert_eq!(world.lock_holder().await.as_deref(), Some(id.as_str()));
     // status shows each of them where it is.
-    let status = bluegreen::status::of(&world.ctx, world.config())
+    let status = bluegreen_ops::status::of(&world.ctx, world.config())
         .await
         .unwrap();
     assert_eq!(status.production, "green 100%");
@@ -179,7 +179,7 @@ async fn an_untagged_route_refuses_the_switch_before_anything_moves() {
 
 /// Whether an ELB resource is tagged `bluegreen:managed=true`.
 async fn managed(ctx: &bluegreen::Context, arn: &str) -> bool {
-    bluegreen::direct::elb::tags_of(ctx, arn)
+    bluegreen_ops::direct::elb::tags_of(ctx, arn)
         .await
         .unwrap()
         .unwrap_or_default()
@@ -192,7 +192,7 @@ async fn managed(ctx: &bluegreen::Context, arn: &str) -> bool {
 /// move with it, each tagged — and they do move, all of them, and undo takes the tags back.
 #[tokio::test]
 async fn adopt_takes_a_rule_routed_service_and_every_route_moves_with_it() {
-    use bluegreen::adopt::{Request, adopt, undo};
+    use bluegreen_ops::adopt::{Request, adopt, undo};
     use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
     let world = World::build().await;
     let ctx = &world.ctx;

@@ -295,7 +295,7 @@ async fn a_production_rule_with_no_room_above_it_refuses_the_launch_by_name() {
     let front = ListenerFront::start(&world.ctx, &world.production_listener).await;
     let config = world.use_test_rule(&front.url).await;
     other_teams_at(&world, 1..9).await;
-    let findings = bluegreen::doctor::service(&world.ctx, &config).await;
+    let findings = bluegreen_ops::doctor::service(&world.ctx, &config).await;
     assert!(
         findings.iter().any(|f| f.code == "test-rule-no-room"),
         "{findings:?}"
@@ -395,7 +395,7 @@ async fn a_route_of_the_service_above_the_production_rule_never_catches_the_head
 /// group behind the production rule at weight 0 (ECS needs it behind the load balancer).
 #[tokio::test]
 async fn adopt_with_a_test_rule_uses_the_production_host_over_https() {
-    use bluegreen::adopt::{Request, adopt};
+    use bluegreen_ops::adopt::{Request, adopt};
     use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
     let world = World::build().await;
     let ctx = &world.ctx;
@@ -471,7 +471,7 @@ async fn adopt_with_a_test_rule_uses_the_production_host_over_https() {
 /// refuses rather than write a test URL the certificate would not match, and takes `--host`.
 #[tokio::test]
 async fn adopt_refuses_an_https_test_url_without_a_host_name_and_takes_one_given() {
-    use bluegreen::adopt::{Request, adopt};
+    use bluegreen_ops::adopt::{Request, adopt};
     use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY};
     let world = World::build().await;
     let ctx = &world.ctx;

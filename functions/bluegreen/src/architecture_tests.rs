@@ -122,8 +122,8 @@ fn circle(imports: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 #[test]
 fn no_module_imports_a_module_that_imports_it() {
     // (crate, imports at least): the library's modules import each other hundreds of times,
-    // the console's local server imports its front door.
-    for (crate_dir, at_least) in [("", 200), ("../console", 1)] {
+    // the console's local server imports its front door, adopt and doctor the direct calls.
+    for (crate_dir, at_least) in [("", 200), ("../console", 1), ("../../cli/ops", 3)] {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(crate_dir)
             .join("src");
@@ -203,6 +203,7 @@ fn no_function_is_longer_than_80_lines() {
         "../console/src",
         "../step/src",
         "../../cli/src",
+        "../../cli/ops/src",
         "../../statemachine/src",
     ] {
         for (file, text) in sources_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)) {
@@ -266,7 +267,7 @@ fn each_aws_client_is_called_from_its_adapter_only() {
         ("sfn", &["executions.rs"]),
         ("sts", &["identity.rs"]),
         ("secrets", &["links.rs"]),
-        ("sns", &["notify.rs", "subscriptions.rs"]),
+        ("sns", &["notify.rs"]),
     ];
     for (file, text) in sources() {
         if file == "context.rs" || file == "architecture_tests.rs" {

@@ -369,7 +369,8 @@ impl Routes {
 fn default_dns_ttl() -> u64 {
     300
 }
-pub(crate) fn default_switch_ttl() -> u64 {
+/// The default `traffic.switch_ttl_seconds` (also what `adopt` writes).
+pub fn default_switch_ttl() -> u64 {
     30
 }
 

@@ -161,7 +161,9 @@ async fn status(world: &World, repeats: usize) -> Cost {
     measure(&world.ctx, repeats, |ctx, _| {
         let config = config.clone();
         async move {
-            bluegreen::status::of(&ctx, config).await.expect("status");
+            bluegreen_ops::status::of(&ctx, config)
+                .await
+                .expect("status");
         }
     })
     .await

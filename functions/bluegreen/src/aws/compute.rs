@@ -244,7 +244,7 @@ fn overlaid(
 
 /// A task definition (by ARN, `family:revision` or family) with its tags, as the SDK answers
 /// it (the set-up commands copy whole definitions).
-pub(crate) async fn describe_definition(
+pub async fn describe_definition(
     client: &aws_sdk_ecs::Client,
     name: &str,
 ) -> StepResult<(TaskDefinition, Tags)> {
@@ -273,7 +273,7 @@ pub(crate) async fn describe_definition(
 
 /// One ACTIVE service as the SDK answers it; [`StepError::ResourceNotFound`] when it (or its
 /// cluster) is missing or inactive.
-pub(crate) async fn describe_sdk_service(
+pub async fn describe_sdk_service(
     client: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,

@@ -10,7 +10,7 @@ use crate::ports::dns::{Dns, WeightedRecord};
 /// Route 53 through the SDK.
 pub struct Route53(pub aws_sdk_route53::Client);
 
-pub(crate) fn batch_error(e: impl std::fmt::Display) -> StepError {
+pub fn batch_error(e: impl std::fmt::Display) -> StepError {
     StepError::Internal(format!("a Route 53 change is incomplete: {e}"))
 }
 
@@ -29,7 +29,7 @@ fn weighted(record: ResourceRecordSet) -> WeightedRecord {
 }
 
 /// `record` as Route 53's CNAME record set.
-pub(crate) fn record_set(record: &WeightedRecord) -> StepResult<ResourceRecordSet> {
+pub fn record_set(record: &WeightedRecord) -> StepResult<ResourceRecordSet> {
     ResourceRecordSet::builder()
         .name(&record.name)
         .r#type(RrType::Cname)
@@ -50,7 +50,7 @@ pub(crate) fn record_set(record: &WeightedRecord) -> StepResult<ResourceRecordSe
 /// Route 53 returns them, without the trailing dot and ignoring case), following the
 /// listing's pages until it moves past the name. Shared by the port and by `adopt`, which
 /// needs the SDK's record sets to rewrite them.
-pub(crate) async fn cname_record_sets(
+pub async fn cname_record_sets(
     client: &aws_sdk_route53::Client,
     zone: &str,
     name: &str,

@@ -209,7 +209,7 @@ fn reweighed(actions: Vec<Action>, groups: &[(String, i32)]) -> StepResult<Vec<A
 }
 
 /// A listener's default actions as the SDK answers them (the set-up commands copy them).
-pub(crate) async fn listener_actions(
+pub async fn listener_actions(
     client: &aws_sdk_elasticloadbalancingv2::Client,
     arn: &str,
 ) -> StepResult<Vec<Action>> {

@@ -4,11 +4,11 @@
 //! values.
 
 mod alarms;
-pub(crate) mod compute;
+pub mod compute;
 mod databases;
-pub(crate) mod dns;
+pub mod dns;
 mod identity;
-pub(crate) mod load_balancing;
+pub mod load_balancing;
 mod notifications;
 mod parameters;
 mod registry;

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
-use crate::record::{Deployment, Records, Status};
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
+use bluegreen::record::{Deployment, Records, Status};
 
 /// Which deployment to follow.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::ServiceConfig;
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
+use bluegreen::config::ServiceConfig;
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
 
 /// The filter policy of `approver`'s subscription: approval requests for them only.
 pub fn approver_filter(approver: &str) -> String {

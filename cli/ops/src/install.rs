@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
-use crate::links::SigningKey;
-use crate::notify;
-use crate::tables::{self, TABLES};
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
+use bluegreen::links::SigningKey;
+use bluegreen::notify;
+use bluegreen::tables::{self, TABLES};
 
 /// The link secret's name when `BLUEGREEN_LINK_SECRET_ID` names none (the stack's is
 /// `<stack>/link-signing-key`).

@@ -1,15 +1,15 @@
 //! ECS calls of the set-up and diagnosis commands (`adopt`, `doctor`), made directly with the
-//! SDK: they read and copy whole services, which the steps' [`crate::ports::Compute`] port
+//! SDK: they read and copy whole services, which the steps' [`bluegreen::ports::Compute`] port
 //! deliberately does not model.
 
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
 
 /// Describes one ECS service; [`StepError::ResourceNotFound`] if it is missing or inactive.
 pub async fn describe_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<Service> {
-    crate::aws::compute::describe_sdk_service(&ctx.sdk()?.ecs, cluster, service).await
+    bluegreen::aws::compute::describe_sdk_service(&ctx.sdk()?.ecs, cluster, service).await
 }
 
 /// The Service Connect namespace a service's deployments publish in, when Service Connect is
@@ -35,28 +35,28 @@ pub fn tag(key: &str, value: &str) -> Tag {
 
 /// Adds tags to an ECS resource (tagging is idempotent).
 pub async fn tag_resource(ctx: &Context, arn: &str, tags: Vec<Tag>) -> StepResult<()> {
-    use crate::ports::Compute;
+    use bluegreen::ports::Compute;
     let pairs: Vec<(String, String)> = tags
         .into_iter()
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect();
-    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+    bluegreen::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
         .tag_resource(arn, &pairs)
         .await
 }
 
 /// Removes tags from an ECS resource (removing absent tags is fine).
 pub async fn untag_resource(ctx: &Context, arn: &str, keys: &[&str]) -> StepResult<()> {
-    use crate::ports::Compute;
-    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+    use bluegreen::ports::Compute;
+    bluegreen::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
         .untag_resource(arn, keys)
         .await
 }
 
 /// The tags of an ECS resource as `(key, value)` pairs.
 pub async fn tags_of(ctx: &Context, arn: &str) -> StepResult<Vec<(String, String)>> {
-    use crate::ports::Compute;
-    crate::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+    use bluegreen::ports::Compute;
+    bluegreen::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
         .tags_of(arn)
         .await
 }
@@ -66,7 +66,7 @@ pub async fn describe_task_definition(
     ctx: &Context,
     name: &str,
 ) -> StepResult<(TaskDefinition, Vec<(String, String)>)> {
-    crate::aws::compute::describe_definition(&ctx.sdk()?.ecs, name).await
+    bluegreen::aws::compute::describe_definition(&ctx.sdk()?.ecs, name).await
 }
 
 /// Creates service `name` in `cluster` as a copy of `like` — task definition, launch type or

@@ -6,15 +6,15 @@
 
 use serde::Serialize;
 
-use crate::config::ServiceConfig;
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
-use crate::guard;
-use crate::lock::Locks;
-use crate::record::{Deployment, Records, Status};
-use crate::routes;
-use crate::routing::{self, RouteState};
-use crate::slot::Slot;
+use bluegreen::config::ServiceConfig;
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
+use bluegreen::guard;
+use bluegreen::lock::Locks;
+use bluegreen::record::{Deployment, Records, Status};
+use bluegreen::routes;
+use bluegreen::routing::{self, RouteState};
+use bluegreen::slot::Slot;
 
 /// One service's line of `status`.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +33,7 @@ pub struct ServiceStatus {
     /// The push waiting for the service (the lock's queue holds one: the newest wins).
     pub queued: Vec<String>,
     /// What the live-slot guard finds now, with the repair, while no deployment holds the
-    /// service (see [`crate::guard`]); empty when all is well or a deployment holds it.
+    /// service (see [`bluegreen::guard`]); empty when all is well or a deployment holds it.
     pub guard: Vec<String>,
 }
 

@@ -5,12 +5,12 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{Action, Tag, TargetGroup};
 
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
 
 /// The default actions of a listener.
 pub async fn listener_actions(ctx: &Context, listener_arn: &str) -> StepResult<Vec<Action>> {
-    crate::aws::load_balancing::listener_actions(&ctx.sdk()?.elb, listener_arn).await
+    bluegreen::aws::load_balancing::listener_actions(&ctx.sdk()?.elb, listener_arn).await
 }
 
 /// Replaces a listener's default actions (one call: the whole split changes at once).

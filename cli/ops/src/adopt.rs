@@ -21,22 +21,22 @@ use aws_sdk_ecs::types::Service;
 use aws_sdk_elasticloadbalancingv2::types::{Listener, TargetGroup};
 use serde::Serialize;
 
-use crate::app_containers::runs_image_of;
-use crate::config::{
-    Approval, Bake, Database, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
-    SlotConfig, Slots, SmokeCheck, TestRule, Traffic,
-};
-use crate::config_store::ConfigStore;
-use crate::context::Context;
 use crate::direct::ecs;
 use crate::direct::elb;
 use crate::direct::route53;
-use crate::error::{StepError, StepResult};
-use crate::lock::Locks;
-use crate::naming::{TAG_MANAGED, merge_tags};
-use crate::ports::load_balancing::{Route, RouteForward};
-use crate::record::Records;
-use crate::routes::listener_of_rule;
+use bluegreen::app_containers::runs_image_of;
+use bluegreen::config::{
+    Approval, Bake, Database, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
+    SlotConfig, Slots, SmokeCheck, TestRule, Traffic,
+};
+use bluegreen::config_store::ConfigStore;
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
+use bluegreen::lock::Locks;
+use bluegreen::naming::{TAG_MANAGED, merge_tags};
+use bluegreen::ports::load_balancing::{Route, RouteForward};
+use bluegreen::record::Records;
+use bluegreen::routes::listener_of_rule;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
 pub const TAG_CREATED: &str = "bluegreen:adopt-created";
@@ -503,7 +503,7 @@ impl Walk<'_> {
     /// deployment adds its test rule to the production listener), and every route is tagged.
     async fn listener_routing(&mut self, found: &Existing, green_tg: &str) -> StepResult<Routing> {
         let production = found.production.listener_arn.clone().unwrap_or_default();
-        if self.req.test_rule && crate::config::is_nlb_arn(&production) {
+        if self.req.test_rule && bluegreen::config::is_nlb_arn(&production) {
             return Err(refuse(
                 "the production listener is an NLB's, which has no listener rules: use a test \
                  listener (--test-port) instead of --test-rule",
@@ -574,7 +574,7 @@ impl Walk<'_> {
                 hosted_zone_id: dns.hosted_zone_id.clone(),
                 record_name: dns.record_name.clone(),
                 ttl_seconds: u64::try_from(ttl).unwrap_or_default(),
-                switch_ttl_seconds: crate::config::default_switch_ttl(),
+                switch_ttl_seconds: bluegreen::config::default_switch_ttl(),
             },
             test_url: self.req.test_url.clone(),
             slot_urls: [url(&blue), url(&green)],
@@ -990,7 +990,7 @@ impl Walk<'_> {
         self.note(format!(
             "forward to {green_tg} at weight 0 from {} (ECS needs the group behind the load \
              balancer; no request reaches it)",
-            crate::routes::describe(&route)
+            bluegreen::routes::describe(&route)
         ));
         if self.apply {
             balancing
@@ -1243,7 +1243,7 @@ async fn simple_record_again(ctx: &Context, zone: &str, name: &str) -> StepResul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::load_balancing::WeightedGroup;
+    use bluegreen::ports::load_balancing::WeightedGroup;
 
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/shop-blue/1";
     const OTHER: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/billing/2";

@@ -9,24 +9,24 @@
 
 use serde::Serialize;
 
-use crate::alarms;
-use crate::app_containers::{Named, app_containers};
-use crate::config::{DbSource, DbStrategy, HeaderValue, ServiceConfig, Traffic};
-use crate::context::Context;
 use crate::direct::ecs;
 use crate::direct::elb;
-use crate::error::StepError;
-use crate::executions;
-use crate::links::SigningKey;
-use crate::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_SMOKE_HEADER};
-use crate::notify;
-use crate::routing;
-use crate::secret_reference::{SecretReference, is_clone_secret};
-use crate::service_index::ServiceIndex;
-use crate::slot::Slot;
 use crate::subscriptions;
-use crate::tables::{self, TABLES};
-use crate::test_rule;
+use bluegreen::alarms;
+use bluegreen::app_containers::{Named, app_containers};
+use bluegreen::config::{DbSource, DbStrategy, HeaderValue, ServiceConfig, Traffic};
+use bluegreen::context::Context;
+use bluegreen::error::StepError;
+use bluegreen::executions;
+use bluegreen::links::SigningKey;
+use bluegreen::naming::{TAG_DATABASE_SOURCE, TAG_MANAGED, TAG_SMOKE_HEADER};
+use bluegreen::notify;
+use bluegreen::routing;
+use bluegreen::secret_reference::{SecretReference, is_clone_secret};
+use bluegreen::service_index::ServiceIndex;
+use bluegreen::slot::Slot;
+use bluegreen::tables::{self, TABLES};
+use bluegreen::test_rule;
 
 /// One thing that would stop or endanger a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -426,7 +426,7 @@ async fn production(ctx: &Context, config: &ServiceConfig, f: &mut Findings) -> 
     }
 }
 
-/// The live-slot guard's invariant (see [`crate::guard`]): production on slots that run tasks,
+/// The live-slot guard's invariant (see [`bluegreen::guard`]): production on slots that run tasks,
 /// the idle slot at rest. Checked while no deployment holds the service.
 async fn live_slots(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
     let subject = format!("{} slots", config.name);
@@ -437,12 +437,12 @@ async fn live_slots(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
     {
         return;
     }
-    match crate::lock::Locks::new(ctx).read(&config.name).await {
+    match bluegreen::lock::Locks::new(ctx).read(&config.name).await {
         Ok(Some(_)) => return,
         Ok(None) => {}
         Err(e) => return f.failed(&subject, &e),
     }
-    match crate::guard::findings(ctx, config).await {
+    match bluegreen::guard::findings(ctx, config).await {
         Ok(found) => {
             for (code, problem, fix) in found {
                 f.add(code, &subject, problem, &fix);
@@ -453,17 +453,17 @@ async fn live_slots(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
 }
 
 /// The slots' autoscaling: the idle slot cannot come back, production is not left suspended
-/// (see [`crate::autoscaling::problems`]).
+/// (see [`bluegreen::autoscaling::problems`]).
 async fn autoscaling(ctx: &Context, config: &ServiceConfig, live: Option<Slot>, f: &mut Findings) {
     let Some(live) = live else { return };
     let subject = format!("{} autoscaling", config.name);
-    // A deployment in progress suspends scaling on purpose (see crate::autoscaling).
-    match crate::lock::Locks::new(ctx).read(&config.name).await {
+    // A deployment in progress suspends scaling on purpose (see bluegreen::autoscaling).
+    match bluegreen::lock::Locks::new(ctx).read(&config.name).await {
         Ok(Some(_)) => return,
         Ok(None) => {}
         Err(e) => return f.failed(&subject, &e),
     }
-    match crate::autoscaling::check(ctx, config, live).await {
+    match bluegreen::autoscaling::check(ctx, config, live).await {
         Ok(found) => {
             for (code, problem, fix) in found {
                 f.add(code, &subject, problem, &fix);
@@ -574,10 +574,11 @@ async fn database_secret(ctx: &Context, config: &ServiceConfig, setting: &str, f
     for slot in Slot::ALL {
         let service = &config.slots.get(slot).service;
         // A slot that cannot be read is reported by the slot checks.
-        let Ok(td) = crate::ecs::live_task_definition(ctx, &config.cluster, service).await else {
+        let Ok(td) = bluegreen::ecs::live_task_definition(ctx, &config.cluster, service).await
+        else {
             continue;
         };
-        let definition = match crate::ecs::describe_task_definition(ctx, &td).await {
+        let definition = match bluegreen::ecs::describe_task_definition(ctx, &td).await {
             Ok(definition) => definition,
             Err(e) => {
                 f.failed(&td, &e);
@@ -716,7 +717,7 @@ async fn maintenance_page(ctx: &Context, config: &ServiceConfig, f: &mut Finding
     {
         // Whether the default action also serves the service only adds a page below every
         // rule; that it fits (short of priority 50000) is not checked here.
-        Ok(rules) => crate::maintenance::placement(config, &rules, false),
+        Ok(rules) => bluegreen::maintenance::placement(config, &rules, false),
         Err(e) => return f.failed(production_listener_arn, &e),
     };
     if let Err(e) = placed {

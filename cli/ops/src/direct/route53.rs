@@ -4,11 +4,11 @@
 
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
 
-use crate::aws;
-use crate::aws::dns::batch_error;
-use crate::context::Context;
-use crate::error::{StepError, StepResult};
-use crate::ports::dns::WeightedRecord;
+use bluegreen::aws;
+use bluegreen::aws::dns::batch_error;
+use bluegreen::context::Context;
+use bluegreen::error::{StepError, StepResult};
+use bluegreen::ports::dns::WeightedRecord;
 
 /// Applies a change batch; returns the change id to follow with [`change_in_sync`].
 pub async fn change_record_sets(
