@@ -317,17 +317,43 @@ fn each_state_machines_role_invokes_exactly_the_functions_its_definition_calls()
             .filter(|r| resource(&template, r)["Type"] == "AWS::Serverless::Function")
             .collect();
         let role = get_att(&properties["Role"]).unwrap_or_else(|| panic!("{name} has no role"));
-        let invokable: BTreeSet<String> = resource(&template, &role)["Properties"]["Policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().iter())
-            .filter(|s| s["Effect"] == "Allow" && s["Action"] == "lambda:InvokeFunction")
-            .flat_map(|s| match &s["Resource"] {
-                Value::Array(all) => all.iter().filter_map(get_att).collect(),
-                one => get_att(one).into_iter().collect::<Vec<_>>(),
-            })
-            .collect();
+        let role_properties = &resource(&template, &role)["Properties"];
+        assert!(
+            role_properties["ManagedPolicyArns"].is_null(),
+            "{role}: a managed policy's grants cannot be read here"
+        );
+        // Every statement that can invoke a function: `lambda:InvokeFunction` itself or a
+        // pattern that covers it (`lambda:*`, `*`), as one action or in a list.
+        let invokes = |action: &Value| {
+            let covers = |a: &str| matches!(a, "lambda:InvokeFunction" | "lambda:*" | "*");
+            match action {
+                Value::String(a) => covers(a),
+                Value::Array(all) => all.iter().filter_map(Value::as_str).any(covers),
+                _ => false,
+            }
+        };
+        let mut invokable = BTreeSet::new();
+        for policy in role_properties["Policies"].as_array().unwrap() {
+            let statements = policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{role}: a policy without inline statements"));
+            for statement in statements {
+                if statement["Effect"] != "Allow" || !invokes(&statement["Action"]) {
+                    continue;
+                }
+                let resources = match &statement["Resource"] {
+                    Value::Array(all) => all.clone(),
+                    one => vec![one.clone()],
+                };
+                for r in resources {
+                    // A `*`, a `!Sub` or any other form than a function's ARN may invoke more
+                    // than the definition calls.
+                    let function = get_att(&r)
+                        .unwrap_or_else(|| panic!("{role} may invoke {r}, not one function"));
+                    invokable.insert(function);
+                }
+            }
+        }
         assert!(!called.is_empty(), "{name} calls no function");
         assert_eq!(invokable, called, "{name}'s role {role}");
         checked += 1;

@@ -50,7 +50,7 @@ pub struct Prepared1 {
 
 impl Prepared1 {
     /// The answer for a service that could not be prepared, with the error's name.
-    pub fn failed(deployment_id: String, service: String, error: &StepError) -> Self {
+    pub(crate) fn failed(deployment_id: String, service: String, error: &StepError) -> Self {
         Prepared1 {
             deployment_id,
             service,

@@ -221,7 +221,10 @@ impl RouteState {
 
 /// Maps a forward action's target groups to slot weights; a target group of neither slot
 /// taking traffic is an error.
-pub fn weights_of(config: &ServiceConfig, groups: Vec<WeightedGroup>) -> StepResult<RouteState> {
+pub(crate) fn weights_of(
+    config: &ServiceConfig,
+    groups: Vec<WeightedGroup>,
+) -> StepResult<RouteState> {
     let single = groups.len() == 1;
     let mut state = RouteState {
         blue: 0,

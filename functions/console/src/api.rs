@@ -40,7 +40,8 @@ use bluegreen::{Context, StepError, StepResult, operator, release};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::{CallerIdentity, reference, status_of};
+use crate::answer::{reference, status_of};
+use crate::caller::CallerIdentity;
 
 /// How long `retry` may wait for a rollback migration inside one API call: under the
 /// function's 15-minute limit, with room to answer.

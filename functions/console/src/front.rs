@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::Refusal;
+use crate::answer::{Refusal, security_headers};
 
 /// The longest request target accepted, in bytes (a console URL with a link is ~400).
 pub const MAX_TARGET_BYTES: usize = 8 * 1024;
@@ -240,8 +240,7 @@ pub(crate) fn with_local_headers(mut response: Response) -> Response {
 
 /// Writes the refusal as the router would answer it (same page, same headers), then closes.
 async fn answer(stream: &mut TcpStream, refused: Refused) {
-    let response =
-        with_local_headers(crate::security_headers(refused.refusal().into_response()).await);
+    let response = with_local_headers(security_headers(refused.refusal().into_response()).await);
     let bytes = serialise(response).await;
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;

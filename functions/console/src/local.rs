@@ -19,43 +19,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use bluegreen::Context;
 
-use crate::{CallerIdentity, Refusal};
-
-/// What the local console attaches to each request it accepted.
-#[derive(Debug, Clone)]
-pub struct LocalRequest {
-    /// The token every decision form must carry back.
-    pub(crate) csrf: String,
-    /// Whether this console takes decisions (an emulator on this machine).
-    pub(crate) decides: bool,
-}
-
-impl LocalRequest {
-    /// Refuses a decision form without this process's token, or any decision against AWS.
-    pub(crate) fn check_decision_form(&self, csrf: Option<&str>) -> Result<(), Refusal> {
-        if !self.decides {
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                "Decide with the CLI",
-                "against AWS, decisions go through the operator API: use `bluegreen approve` or \
-                 `bluegreen reject`",
-            ));
-        }
-        if !csrf.is_some_and(|sent| constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())) {
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                "Form not from this console",
-                "the decision form did not carry this console's token; open the deployment page \
-                 again and decide there",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::answer::{Refusal, security_headers};
+use crate::caller::{CallerIdentity, LocalRequest};
 
 /// The console for `bluegreen console` listening on `address` (which must be a loopback
 /// address): pages over `ctx`, requests from this machine acting as `operator` when given.
@@ -110,7 +75,7 @@ pub fn app(ctx: Context, address: SocketAddr, operator: Option<String>) -> Route
                 }
             },
         ))
-        .layer(middleware::map_response(crate::security_headers))
+        .layer(middleware::map_response(security_headers))
         .layer(middleware::map_response(|r: Response| async {
             crate::front::with_local_headers(r)
         }))

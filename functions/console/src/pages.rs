@@ -234,43 +234,43 @@ fn approval_section(
     };
     let awaiting = d.status == Status::AwaitingApproval && a.decision.is_none();
     html! {
-            section class="notice" {
-                h2 { "Approval" }
-                dl {
-                    dt { "Requested" } dd { (time(a.requested_at)) }
-                    dt { "Decide before" } dd { (time(a.expires_at)) }
-                    dt { "Approvers" } dd { (d.config.approval.approvers.join(", ")) }
-                    @if let Some(decision) = &a.decision {
-                        dt { "Decision" } dd {
-                            (decision) " by " (a.approver.as_deref().unwrap_or("?"))
-                            " via " (a.channel.as_deref().unwrap_or("?"))
-                            @if let Some(at) = a.decided_at { " at " (time(at)) }
-                            @if let Some(reason) = &a.reason { ": " (reason) }
-                        }
+        section class="notice" {
+            h2 { "Approval" }
+            dl {
+                dt { "Requested" } dd { (time(a.requested_at)) }
+                dt { "Decide before" } dd { (time(a.expires_at)) }
+                dt { "Approvers" } dd { (d.config.approval.approvers.join(", ")) }
+                @if let Some(decision) = &a.decision {
+                    dt { "Decision" } dd {
+                        (decision) " by " (a.approver.as_deref().unwrap_or("?"))
+                        " via " (a.channel.as_deref().unwrap_or("?"))
+                        @if let Some(at) = a.decided_at { " at " (time(at)) }
+                        @if let Some(reason) = &a.reason { ": " (reason) }
                     }
-                }
-                @if let (true, Some(fields)) = (awaiting, form) {
-                    p { "You are deciding as " strong { (viewer) } "." }
-                    div class="actions" {
-                        form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
-                            input type="hidden" name="decision" value="approve";
-                            (hidden(fields))
-                            button class="approve" type="submit" { "Approve and switch" }
-                        }
-                        form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
-                            input type="hidden" name="decision" value="reject";
-                            (hidden(fields))
-                            label for="reason" { "Reason for rejecting (required)" }
-                            textarea id="reason" name="reason" required {}
-                            button class="reject" type="submit" { "Reject" }
-                        }
-                    }
-                } @else if awaiting {
-                    p { "Decide with " code { "bluegreen approve " (d.deployment_id) } " or "
-                        code { "bluegreen reject " (d.deployment_id) " --reason …" }
-                        ": against AWS, decisions go through the operator API." }
                 }
             }
+            @if let (true, Some(fields)) = (awaiting, form) {
+                p { "You are deciding as " strong { (viewer) } "." }
+                div class="actions" {
+                    form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                        input type="hidden" name="decision" value="approve";
+                        (hidden(fields))
+                        button class="approve" type="submit" { "Approve and switch" }
+                    }
+                    form method="post" action={ "/deployments/" (d.deployment_id) "/decision" } {
+                        input type="hidden" name="decision" value="reject";
+                        (hidden(fields))
+                        label for="reason" { "Reason for rejecting (required)" }
+                        textarea id="reason" name="reason" required {}
+                        button class="reject" type="submit" { "Reject" }
+                    }
+                }
+            } @else if awaiting {
+                p { "Decide with " code { "bluegreen approve " (d.deployment_id) } " or "
+                    code { "bluegreen reject " (d.deployment_id) " --reason …" }
+                    ": against AWS, decisions go through the operator API." }
+            }
+        }
     }
 }
 

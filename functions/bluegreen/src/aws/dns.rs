@@ -10,6 +10,7 @@ use crate::ports::dns::{Dns, WeightedRecord};
 /// Route 53 through the SDK.
 pub struct Route53(pub aws_sdk_route53::Client);
 
+/// A Route 53 change that could not be built (a record missing a field the SDK requires).
 pub fn batch_error(e: impl std::fmt::Display) -> StepError {
     StepError::Internal(format!("a Route 53 change is incomplete: {e}"))
 }

@@ -18,9 +18,9 @@ use crate::notify;
 use crate::record::StepOutcome;
 use crate::record::{Deployment, Records, Status};
 
-pub use crate::admit::{
-    Prepared1, PreparedOutcome, WhenLocked, auto_approval_allowed, new_record, prepare_service,
-    resume_queued, summary,
+pub use crate::admit::{Prepared1, PreparedOutcome};
+use crate::admit::{
+    WhenLocked, auto_approval_allowed, new_record, prepare_service, resume_queued, summary,
 };
 
 const STEP: &str = super::registry::PREPARE.name;
