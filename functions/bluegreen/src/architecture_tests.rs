@@ -234,25 +234,47 @@ fn no_module_imports_a_module_that_imports_it() {
 #[test]
 fn a_circle_is_found_where_two_modules_import_each_other() {
     let sources = [
-        (
-            "a.rs",
-            "use crate::b::X;\n// crate::c in a comment is no import\n",
-        ),
-        ("b/mod.rs", "use crate::{c, d::Y};\n"),
+        ("a.rs", "use crate::b::X;\n// crate::c in a comment is no import\n"),
+        ("b/mod.rs", "use crate::{c::{P, Q}, d::Y};\n"),
         ("c.rs", "fn f() { crate::a::g() }\n"),
-        ("d.rs", "#[cfg(test)]\nmod tests { use crate::a; }\n"),
+        (
+            "d.rs",
+            "#[cfg(test)]\nfn helper() {}\nuse crate::Made;\n#[cfg(test)]\nmod tests { use crate::a; }\n",
+        ),
+        ("e.rs", "use crate::Face;\n"),
+        ("lib.rs", "pub mod a;\npub use e::Face;\nstruct Made;\n"),
     ]
     .map(|(f, t)| (f.to_owned(), t.to_owned()));
     let imports = module_imports(&sources);
+    // Both parts of a group, the nested one read to its matching brace.
     assert_eq!(
         imports["b"],
         BTreeSet::from(["c".to_owned(), "d".to_owned()])
     );
-    assert!(imports["d"].is_empty(), "a test module's import is none");
+    // A root item is the root's; a re-export is its module's; only the test module is left out.
+    assert_eq!(imports["d"], BTreeSet::from(["lib".to_owned()]));
+    assert!(
+        imports["e"].is_empty(),
+        "e names its own item through the root's face"
+    );
+    assert!(
+        imports["lib"].is_empty(),
+        "mod and pub use lines are no dependency"
+    );
     assert_eq!(circle(&imports).unwrap(), ["a", "b", "c", "a"]);
     let mut broken = imports.clone();
     broken.get_mut("c").unwrap().clear();
     assert_eq!(circle(&broken), None);
+    // The root's own path into a module counts: lib -> a -> lib once `a` names a root item.
+    let mut rooted = sources.to_vec();
+    rooted[2].1 = "fn f() {}\n".to_owned();
+    assert_eq!(circle(&module_imports(&rooted)), None);
+    rooted[5].1.push_str("fn g() { a::f() }\n");
+    rooted[0]
+        .1
+        .push_str("fn h() -> crate::Made { crate::Made }\n");
+    let found = circle(&module_imports(&rooted)).expect("a circle through the root");
+    assert!(found.contains(&"lib".to_owned()), "{found:?}");
 }
 
 /// The functions in `text` longer than `limit` lines, as `(name, lines)`: a function runs from
