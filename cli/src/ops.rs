@@ -30,14 +30,25 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
 pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
     let ctx = Context::from_env().await;
     let store = ConfigStore::new(&ctx);
-    let configs = match service {
-        Some(name) => store.load(name).await.map(|c| vec![c]),
-        None => store.load_all().await,
+    // Each stored config on its own: one team's unreadable config must not hide every other
+    // service's status. It is named after the table, and the exit status says something is
+    // wrong.
+    let stored = match service {
+        Some(name) => store.load(name).await.map(|c| vec![Ok(c)]),
+        None => store.load_each().await,
     };
-    let configs = match configs {
-        Ok(c) => c,
+    let stored = match stored {
+        Ok(s) => s,
         Err(e) => return out.error(&e),
     };
+    let (mut configs, mut invalid) = (Vec::new(), Vec::new());
+    for config in stored {
+        match config {
+            Ok(config) => configs.push(config),
+            Err(bad) => invalid.push(bad),
+        }
+    }
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut lines = Vec::new();
     for config in configs {
         match bluegreen_ops::status::of(&ctx, config).await {
@@ -45,7 +56,17 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
             Err(e) => return out.error(&e),
         }
     }
-    out.show(&lines, |lines| {
+    let shown = show_status(out, &lines);
+    if invalid.is_empty() {
+        return shown;
+    }
+    let problems: Vec<String> = invalid.into_iter().flat_map(|bad| bad.problems).collect();
+    out.error(&StepError::ConfigInvalid(problems))
+}
+
+/// `status`'s table (or JSON) of the services' lines.
+fn show_status(out: Output, lines: &[bluegreen_ops::status::ServiceStatus]) -> ExitCode {
+    out.show(&lines, |&lines| {
         let rows: Vec<Vec<String>> = lines
             .iter()
             .map(|l| match &l.latest {

@@ -413,3 +413,43 @@ async fn a_hostile_reason_is_refused_at_the_console_and_a_stored_one_is_shown_ne
         "shown, escaped: {page}"
     );
 }
+
+/// One team's unreadable config does not hide the other services: `status` shows every service
+/// it can read, then names the broken parameter and exits 1 (before, the whole command failed
+/// with the parse error and showed nothing).
+#[tokio::test]
+async fn status_shows_every_readable_service_and_names_an_unreadable_config() {
+    let world = World::build().await;
+    let prefix = world.ctx.settings.config_prefix.trim_end_matches('/');
+    let broken = format!("{prefix}/broken-team");
+    aws_sdk_ssm::Client::new(&world.sdk)
+        .put_parameter()
+        .name(&broken)
+        .value("{not json")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .expect("store an unparsable config");
+
+    let (code, stdout, stderr) = bluegreen(&world, &["status"]);
+    assert_eq!(
+        code, 1,
+        "something is wrong, and the exit status says so: {stderr}"
+    );
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "the header and shop's row: {stdout}");
+    assert!(rows[1].starts_with("shop "), "{stdout}");
+    assert!(
+        stderr.contains("ConfigInvalid") && stderr.contains(&broken),
+        "the broken parameter is named: {stderr}"
+    );
+
+    let (code, json, _) = bluegreen(&world, &["--output", "json", "status"]);
+    assert_eq!(code, 1);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON on stdout");
+    assert_eq!(parsed[0]["service"], "shop", "{json}");
+
+    // Asked for by name, a readable service is not affected at all.
+    let (code, _, stderr) = bluegreen(&world, &["status", "shop"]);
+    assert_eq!(code, 0, "{stderr}");
+}
