@@ -49,6 +49,18 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
         }
     }
     configs.sort_by(|a, b| a.name.cmp(&b.name));
+    if configs.is_empty() && invalid.is_empty() {
+        // Nothing to show: say whether that is because nothing is configured or because
+        // bluegreen is not installed here (its tables missing), never an empty table and 0 for
+        // an installation that is not there.
+        if let Err(e) = Records::new(&ctx).recent(1).await {
+            return out.error(&e);
+        }
+        errln!(
+            "no service is configured under {} (bluegreen config put <file>)",
+            ctx.settings.config_prefix
+        );
+    }
     let mut lines = Vec::new();
     for config in configs {
         match bluegreen_ops::status::of(&ctx, config).await {

@@ -453,3 +453,29 @@ async fn status_shows_every_readable_service_and_names_an_unreadable_config() {
     let (code, _, stderr) = bluegreen(&world, &["status", "shop"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `status` where bluegreen is not installed (its deployments table missing) fails naming the
+/// table, instead of an empty table and exit 0; where nothing is configured it says so.
+#[tokio::test]
+async fn status_without_an_installation_names_what_is_missing() {
+    let world = World::build().await;
+    let empty = [("BLUEGREEN_CONFIG_PREFIX", "/nobody/")];
+    let (code, stdout, stderr) = bluegreen_with(
+        &world,
+        &["status"],
+        &[empty[0], ("BLUEGREEN_DEPLOYMENTS_TABLE", "not-installed")],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("ResourceNotFound") && stderr.contains("not-installed"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "no empty table: {stdout}");
+
+    let (code, stdout, stderr) = bluegreen_with(&world, &["status"], &empty);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("no service is configured under /nobody/"),
+        "{stdout}{stderr}"
+    );
+}
