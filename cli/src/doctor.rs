@@ -28,6 +28,17 @@ fn config_finding(subject: &str, problems: &[String]) -> Finding {
     }
 }
 
+fn not_configured(service: &str, prefix: &str) -> Finding {
+    Finding {
+        code: "service-not-configured",
+        subject: service.to_owned(),
+        problem: format!("no config is stored for {service} under {prefix}"),
+        fix: "store its config with `bluegreen config put <file>` (or make one with `bluegreen \
+              adopt`), or point BLUEGREEN_CONFIG_PREFIX at the prefix that holds it"
+            .into(),
+    }
+}
+
 /// `bluegreen doctor [service]`.
 pub async fn run(out: Output, service: Option<&str>) -> ExitCode {
     let ctx = Context::from_env().await;
@@ -38,6 +49,12 @@ pub async fn run(out: Output, service: Option<&str>) -> ExitCode {
             Ok(config) => vec![Ok(config)],
             Err(StepError::ConfigInvalid(problems)) => {
                 findings.push(config_finding(name, &problems));
+                vec![]
+            }
+            // Not an error of doctor's: a finding beside the installation's (which may say why:
+            // a missing table, another config prefix).
+            Err(StepError::ServiceNotFound(_)) => {
+                findings.push(not_configured(name, &ctx.settings.config_prefix));
                 vec![]
             }
             Err(e) => return out.error(&e),

@@ -479,3 +479,32 @@ async fn status_without_an_installation_names_what_is_missing() {
         "{stdout}{stderr}"
     );
 }
+
+/// `doctor <service>` for a service with no stored config still checks the installation and
+/// reports both (before, it stopped at `ServiceNotFound` and said nothing of a missing table).
+#[tokio::test]
+async fn doctor_for_an_unconfigured_service_reports_it_beside_the_installations_findings() {
+    let world = World::build().await;
+    let (code, stdout, stderr) = bluegreen_with(
+        &world,
+        &["doctor", "nosuch"],
+        &[("BLUEGREEN_DEPLOYMENTS_TABLE", "not-installed")],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("service-not-configured  nosuch")
+            && stdout.contains("no config is stored for nosuch under /bluegreen/services/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("table-missing  not-installed"),
+        "the installation is checked too: {stdout}"
+    );
+    assert!(!stderr.contains("ServiceNotFound"), "{stderr}");
+
+    let (code, stdout, _) = bluegreen(&world, &["doctor", "shop"]);
+    assert!(
+        !stdout.contains("service-not-configured"),
+        "{code}: {stdout}"
+    );
+}
