@@ -1,13 +1,18 @@
 //! `bluegreen wait`: follows one deployment until it ends, for people and for the CI pipeline
 //! that pushed its image. Exit status: 0 when the new image serves production; 1 when the
 //! deployment aborted, rolled back, was superseded by a newer push or needs attention; 2 when
-//! `--timeout` passed first (as for bad usage).
+//! `--timeout` passed first (as for bad usage, a malformed `--digest` included); 3 when
+//! bluegreen cannot be read (the service is not configured or its config is invalid, a table is
+//! missing, access is denied, or AWS stayed unreachable until the timeout) — a pipeline can
+//! tell its own set-up from a failed deployment. Transient errors (throttling, 5xx, a dropped
+//! connection) are retried within `--timeout`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bluegreen::Context;
+use bluegreen::config_store::ConfigStore;
 use bluegreen::record::{Deployment, TimelineEntry};
 use bluegreen::steps::registry;
 use bluegreen_ops::follow::{self, Ending, Target};
@@ -17,6 +22,12 @@ use crate::output::Output;
 
 /// Exit status when the timeout passed before the deployment ended.
 const TIMED_OUT: u8 = 2;
+
+/// Exit status of bad usage that clap cannot see (a malformed `--digest`).
+const USAGE: u8 = 2;
+
+/// Exit status when bluegreen cannot be read: not a verdict on the deployment.
+const CANNOT_READ: u8 = 3;
 
 /// `bluegreen wait` arguments.
 #[derive(clap::Args)]
@@ -86,16 +97,41 @@ fn line(entry: &TimelineEntry) -> String {
 
 /// `bluegreen wait`.
 pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
+    if let Some(digest) = args
+        .digest
+        .as_deref()
+        .filter(|d| !bluegreen::event::valid_digest(d))
+    {
+        errln!(
+            "bluegreen: --digest {:?} is not an image digest (\"sha256:\" and 64 lowercase hex \
+             digits)",
+            bluegreen::text::line(digest)
+        );
+        return ExitCode::from(USAGE);
+    }
     let ctx = Context::from_env().await;
-    let target = args.target();
     let started = Instant::now();
+    if let Some(refused) = service_unreadable(&ctx, &args, started).await {
+        return cannot_read(out, &refused);
+    }
+    let target = args.target();
     let live = out == Output::Text && std::io::stderr().is_terminal();
     let mut shown = 0;
     let mut announced = false;
     loop {
         let found = match follow::find(&ctx, &target).await {
             Ok(found) => found,
-            Err(e) => return out.error(&e),
+            // Throttling, a 5xx, a dropped connection: looked at again until the timeout.
+            Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
+                errln!("bluegreen: {}: {e} (trying again)", e.name());
+                tokio::time::sleep(
+                    args.interval
+                        .min(args.timeout.saturating_sub(started.elapsed())),
+                )
+                .await;
+                continue;
+            }
+            Err(e) => return cannot_read(out, &e),
         };
         if let Some(d) = &found {
             if !announced && out == Output::Text {
@@ -154,6 +190,37 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
         )
         .await;
     }
+}
+
+/// Why the service `--service` names cannot have a deployment to wait for: it is not
+/// configured, or its config is invalid (no push of it will deploy). Transient errors are
+/// retried until the timeout; `None` when the service is fine (or none is named).
+async fn service_unreadable(
+    ctx: &Context,
+    args: &WaitArgs,
+    started: Instant,
+) -> Option<bluegreen::StepError> {
+    let service = args.service.as_deref()?;
+    loop {
+        match ConfigStore::new(ctx).load(service).await {
+            Ok(_) => return None,
+            Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
+                errln!("bluegreen: {}: {e} (trying again)", e.name());
+                tokio::time::sleep(
+                    args.interval
+                        .min(args.timeout.saturating_sub(started.elapsed())),
+                )
+                .await;
+            }
+            Err(e) => return Some(e),
+        }
+    }
+}
+
+/// Reports an error that is not the deployment's verdict, exit status [`CANNOT_READ`].
+fn cannot_read(out: Output, e: &bluegreen::StepError) -> ExitCode {
+    out.error(e);
+    ExitCode::from(CANNOT_READ)
 }
 
 fn finish(out: Output, d: &Deployment, ending: Ending) -> ExitCode {

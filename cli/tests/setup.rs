@@ -1,5 +1,5 @@
 //! The first hour, as a new user runs it: `init --local` on an empty emulator, and `wait`
-//! following a deployment from a CI pipeline's point of view (exit 0, 1, 2).
+//! following a deployment from a CI pipeline's point of view (exit 0, 1, 2, 3).
 
 #[allow(dead_code)]
 #[path = "../../tests/steps/common.rs"]
@@ -33,10 +33,22 @@ async fn finished(endpoint: &str, args: &[&str]) -> Output {
     spawn(endpoint, args).await.await.expect("bluegreen ran")
 }
 
+/// [`finished`] with extra environment variables.
+async fn finished_with(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(endpoint, args);
+    command.envs(env.iter().copied());
+    bounded(command).await.await.expect("bluegreen ran")
+}
+
 /// Runs `bluegreen args` in the background; its output once it exits (bounded: a wait that
 /// never ends fails the test instead of hanging it).
 async fn spawn(endpoint: &str, args: &[&str]) -> tokio::task::JoinHandle<Output> {
-    let mut command = tokio::process::Command::from(command(endpoint, args));
+    bounded(command(endpoint, args)).await
+}
+
+/// Runs `command` in the background, bounded to two minutes.
+async fn bounded(command: Command) -> tokio::task::JoinHandle<Output> {
+    let mut command = tokio::process::Command::from(command);
     command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -982,4 +994,74 @@ async fn config_reindex_and_delete_keep_the_service_index_with_ssm() {
     let (code, _, stderr) = run_cli(&world, &["config", "delete", "admin"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("ServiceNotFound"), "{stderr}");
+}
+
+/// What a pipeline cannot mistake for a failed deployment: a malformed `--digest` is bad usage
+/// (2) at once; a service that is not configured, a missing table and an AWS that stays
+/// unreachable are "cannot read" (3) — the first two at once, not after the whole `--timeout`
+/// (the runs here would take ten minutes otherwise, past the two-minute bound), the last after
+/// retrying until the timeout.
+#[tokio::test]
+async fn wait_tells_set_up_errors_from_a_failed_deployment() {
+    let world = World::build().await;
+    let endpoint = world.emulator.endpoint.as_str();
+    let digest = ["wait", "--service", "shop", "--digest", "sha256:abc"];
+    let out = finished(endpoint, &digest).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--digest \"sha256:abc\" is not an image digest"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let unknown = [
+        "wait",
+        "--service",
+        "nosuch",
+        "--tag",
+        "v1",
+        "--timeout",
+        "10m",
+    ];
+    let out = finished(endpoint, &unknown).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ServiceNotFound"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let missing = ["wait", "--deployment", "shop-1", "--timeout", "10m"];
+    let out = finished_with(
+        endpoint,
+        &missing,
+        &[("BLUEGREEN_DEPLOYMENTS_TABLE", "not-installed")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ResourceNotFound")
+            && text(&out.stderr).contains("not-installed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing listens on port 9: every look fails to connect, is retried, and the timeout ends
+    // it as "cannot read" with the cause, not as a timed-out deployment.
+    let unreachable = [
+        "wait",
+        "--deployment",
+        "shop-1",
+        "--timeout",
+        "2s",
+        "--interval",
+        "200ms",
+    ];
+    let out = finished("http://127.0.0.1:9", &unreachable).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("trying again") && stderr.contains("AwsTransient"),
+        "{stderr}"
+    );
 }

@@ -292,7 +292,8 @@ fn malformed(field: &str, value: &str, rule: &str) -> StepError {
     StepError::EventMalformed(format!("{field} {value:?} is not {rule}"))
 }
 
-pub(crate) fn valid_digest(digest: &str) -> bool {
+/// Whether `digest` is an image digest as ECR writes it: `sha256:` and 64 lowercase hex digits.
+pub fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
             && hex
