@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bluegreen::record::{Records, Status};
-use bluegreen::steps::approval::{self, Decision};
 use bluegreen::{Context, text};
+use bluegreen_ops::auto_approve::AutoApprover;
 use bluegreen_statemachine::local::LocalTasks;
 use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, EventKind, Finished, HistoryEvent, INTAKE_ASL, Outcome, Runner,
@@ -175,35 +175,13 @@ async fn auto_approver(ctx: &Context) -> Result<String, String> {
         .map_err(|e| format!("--auto-approve needs your identity ({}: {e})", e.name()))
 }
 
-/// Approves every deployment of any service that awaits approval, as `approver`; says once
-/// per deployment why when the approval is refused (e.g. `approver` is not listed).
+/// Approves every deployment of any service that awaits approval, as `approver`, once each;
+/// says once per deployment why when the approval is refused (e.g. `approver` is not listed).
 async fn auto_approve(ctx: Context, approver: String) {
-    let mut refused = std::collections::BTreeSet::new();
+    let mut approver = AutoApprover::new(approver);
     loop {
-        for deployment in Records::new(&ctx)
-            .with_status(Status::AwaitingApproval)
-            .await
-            .unwrap_or_default()
-        {
-            let decision = Decision {
-                approve: true,
-                approver: approver.clone(),
-                reason: None,
-                channel: "cli".into(),
-                link_nonce: None,
-            };
-            match approval::decide(&ctx, &deployment.deployment_id, &decision).await {
-                Ok(_) => outln!(
-                    "         approved {} as {approver} (--auto-approve)",
-                    deployment.deployment_id
-                ),
-                Err(e) if refused.insert(deployment.deployment_id.clone()) => outln!(
-                    "         --auto-approve could not approve {}: {}: {e}",
-                    deployment.deployment_id,
-                    e.name()
-                ),
-                Err(_) => {}
-            }
+        for line in approver.look(&ctx).await {
+            outln!("         {line}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -468,3 +468,48 @@ async fn auto_approval_is_checked_again_against_the_stack_when_approval_is_reque
             .any(|e| e.outcome == bluegreen::record::StepOutcome::AutoApproved)
     );
 }
+
+/// `run --auto-approve`'s approver approves a deployment once: its next look, while the record
+/// still says `awaiting_approval` (the approval step has not taken the decision yet), neither
+/// decides again nor reports a refusal. Before, about half the local runs printed "could not
+/// approve … already approved by" the same approver right after its own approval. A refusal
+/// (an approver not listed) is said once.
+#[tokio::test]
+async fn the_auto_approver_approves_once_and_says_a_refusal_once() {
+    use bluegreen_ops::auto_approve::AutoApprover;
+    let world = World::build().await;
+    let id = deploy_to_approval(&world).await;
+
+    let mut stranger = AutoApprover::new("arn:aws:iam::123456789012:user/stranger".into());
+    let refused = stranger.look(&world.ctx).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].contains(&format!("could not approve {id}: NotAnApprover")),
+        "{refused:?}"
+    );
+    assert!(stranger.look(&world.ctx).await.is_empty(), "said once");
+
+    let mut approver = AutoApprover::new(bluegreen_tests::MOTO_CALLER.into());
+    let first = approver.look(&world.ctx).await;
+    assert_eq!(
+        first,
+        [format!(
+            "approved {id} as {} (--auto-approve)",
+            bluegreen_tests::MOTO_CALLER
+        )]
+    );
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.status,
+        Status::AwaitingApproval,
+        "the approval step has not taken the decision: the index still lists it"
+    );
+    let second = approver.look(&world.ctx).await;
+    assert!(
+        second.is_empty(),
+        "no second decision, no refusal: {second:?}"
+    );
+}
