@@ -157,32 +157,10 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
             }
         }
         if started.elapsed() >= args.timeout {
-            let what = match &found {
-                Some(d) => format!("{} is still {}", d.deployment_id, d.status),
-                None => "no deployment of that push was found".into(),
-            };
-            if out == Output::Json {
-                outln!(
-                    "{}",
-                    serde_json::json!({"outcome": "timed_out", "deployment": found})
-                );
-            }
-            errln!(
-                "bluegreen: timed out after {}: {what}",
-                humantime::format_duration(args.timeout)
-            );
-            return ExitCode::from(TIMED_OUT);
+            return timed_out(out, found, args.timeout);
         }
         if live {
-            let status = found
-                .as_ref()
-                .map_or("not prepared yet".to_owned(), |d| d.status.to_string());
-            // The erase-line sequence is ours; the status is shown, never acted on.
-            eprint!(
-                "\r\x1b[K  {} ({}s)",
-                bluegreen::text::line(&status),
-                started.elapsed().as_secs()
-            );
+            show_waiting(found.as_ref(), started);
         }
         tokio::time::sleep(
             args.interval
@@ -190,6 +168,36 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
         )
         .await;
     }
+}
+
+/// The terminal's one status line while nothing new happened: where the deployment is.
+fn show_waiting(found: Option<&Deployment>, started: Instant) {
+    let status = found.map_or("not prepared yet".to_owned(), |d| d.status.to_string());
+    // The erase-line sequence is ours; the status is shown, never acted on.
+    eprint!(
+        "\r\x1b[K  {} ({}s)",
+        bluegreen::text::line(&status),
+        started.elapsed().as_secs()
+    );
+}
+
+/// `--timeout` passed before the deployment ended: where it is (or that none was found).
+fn timed_out(out: Output, found: Option<Deployment>, timeout: Duration) -> ExitCode {
+    let what = match &found {
+        Some(d) => format!("{} is still {}", d.deployment_id, d.status),
+        None => "no deployment of that push was found".into(),
+    };
+    if out == Output::Json {
+        outln!(
+            "{}",
+            serde_json::json!({"outcome": "timed_out", "deployment": found})
+        );
+    }
+    errln!(
+        "bluegreen: timed out after {}: {what}",
+        humantime::format_duration(timeout)
+    );
+    ExitCode::from(TIMED_OUT)
 }
 
 /// Why the service `--service` names cannot have a deployment to wait for: it is not
