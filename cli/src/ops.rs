@@ -79,6 +79,9 @@ pub async fn status(out: Output, service: Option<&str>) -> ExitCode {
 /// `status`'s table (or JSON) of the services' lines.
 fn show_status(out: Output, lines: &[bluegreen_ops::status::ServiceStatus]) -> ExitCode {
     out.show(&lines, |&lines| {
+        if lines.is_empty() {
+            return; // said on stderr: nothing configured, or every config broken
+        }
         let rows: Vec<Vec<String>> = lines
             .iter()
             .map(|l| match &l.latest {

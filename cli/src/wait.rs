@@ -2,10 +2,11 @@
 //! that pushed its image. Exit status: 0 when the new image serves production; 1 when the
 //! deployment aborted, rolled back, was superseded by a newer push or needs attention; 2 when
 //! `--timeout` passed first (as for bad usage, a malformed `--digest` included); 3 when
-//! bluegreen cannot be read (the service is not configured or its config is invalid, a table is
-//! missing, access is denied, or AWS stayed unreachable until the timeout) — a pipeline can
-//! tell its own set-up from a failed deployment. Transient errors (throttling, 5xx, a dropped
-//! connection) are retried within `--timeout`.
+//! bluegreen cannot be read (a table is missing, access is denied, nothing of the push is found
+//! and the service is not configured or its config is invalid, or AWS stayed unreachable from
+//! the first look to the timeout) — a pipeline can tell its own set-up from a failed
+//! deployment. Transient errors (throttling, 5xx, a dropped connection) are retried within
+//! `--timeout`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -49,7 +50,7 @@ pub struct WaitArgs {
     /// count (an earlier push of the same tag is not this one).
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     since: Duration,
-    /// Give up (exit status 2) after this long.
+    /// Give up after this long: exit status 2, or 3 when bluegreen could never be read.
     #[arg(long, default_value = "60m", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// How often to look.
@@ -97,42 +98,45 @@ fn line(entry: &TimelineEntry) -> String {
 
 /// `bluegreen wait`.
 pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
-    if let Some(digest) = args
-        .digest
-        .as_deref()
-        .filter(|d| !bluegreen::event::valid_digest(d))
-    {
-        errln!(
-            "bluegreen: --digest {:?} is not an image digest (\"sha256:\" and 64 lowercase hex \
-             digits)",
-            bluegreen::text::line(digest)
-        );
-        return ExitCode::from(USAGE);
+    if let Some(refused) = malformed_digest(out, &args) {
+        return refused;
     }
     let ctx = Context::from_env().await;
-    let started = Instant::now();
-    if let Some(refused) = service_unreadable(&ctx, &args, started).await {
-        return cannot_read(out, &refused);
-    }
     let target = args.target();
+    let started = Instant::now();
     let live = out == Output::Text && std::io::stderr().is_terminal();
-    let mut shown = 0;
-    let mut announced = false;
+    let (mut shown, mut announced, mut service_checked) = (0, false, false);
+    // What the last look that succeeded found (`None`: no look has succeeded yet).
+    let mut last: Option<Option<Deployment>> = None;
     loop {
         let found = match follow::find(&ctx, &target).await {
             Ok(found) => found,
-            // Throttling, a 5xx, a dropped connection: looked at again until the timeout.
-            Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
-                errln!("bluegreen: {}: {e} (trying again)", e.name());
-                tokio::time::sleep(
-                    args.interval
-                        .min(args.timeout.saturating_sub(started.elapsed())),
-                )
-                .await;
+            // Throttling, a 5xx, a dropped connection: looked at again until the timeout, then
+            // a timeout if bluegreen was read before, else "cannot read".
+            Err(e) if e.is_retryable() => {
+                if started.elapsed() >= args.timeout {
+                    return match last {
+                        Some(found) => timed_out(out, found, args.timeout),
+                        None => cannot_read(out, &e),
+                    };
+                }
+                if out == Output::Text {
+                    errln!("bluegreen: {}: {e} (trying again)", e.name());
+                }
+                pause(&args, started).await;
                 continue;
             }
             Err(e) => return cannot_read(out, &e),
         };
+        // Nothing of this push yet: a service that is not configured (or whose config is
+        // invalid) will never have it. Checked once, and only then: a deployment already
+        // running carries its own copy of the config, whatever the stored one says now.
+        if found.is_none() && !service_checked {
+            service_checked = true;
+            if let Some(refused) = service_unreadable(&ctx, &args, started).await {
+                return cannot_read(out, &refused);
+            }
+        }
         if let Some(d) = &found {
             if !announced && out == Output::Text {
                 outln!(
@@ -162,12 +166,35 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
         if live {
             show_waiting(found.as_ref(), started);
         }
-        tokio::time::sleep(
-            args.interval
-                .min(args.timeout.saturating_sub(started.elapsed())),
-        )
-        .await;
+        last = Some(found);
+        pause(&args, started).await;
     }
+}
+
+/// Refuses a `--digest` that cannot be one at once (bad usage, exit 2), instead of waiting
+/// the whole timeout for a push that cannot exist.
+fn malformed_digest(out: Output, args: &WaitArgs) -> Option<ExitCode> {
+    let digest = args
+        .digest
+        .as_deref()
+        .filter(|d| !bluegreen::event::valid_digest(d))?;
+    out.failure(
+        "EventMalformed",
+        &format!(
+            "--digest {:?} is not an image digest (\"sha256:\" and 64 lowercase hex digits)",
+            bluegreen::text::line(digest)
+        ),
+    );
+    Some(ExitCode::from(USAGE))
+}
+
+/// Sleeps until the next look: `--interval`, or less when the timeout comes first.
+async fn pause(args: &WaitArgs, started: Instant) {
+    tokio::time::sleep(
+        args.interval
+            .min(args.timeout.saturating_sub(started.elapsed())),
+    )
+    .await;
 }
 
 /// The terminal's one status line while nothing new happened: where the deployment is.
@@ -214,11 +241,7 @@ async fn service_unreadable(
             Ok(_) => return None,
             Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
                 errln!("bluegreen: {}: {e} (trying again)", e.name());
-                tokio::time::sleep(
-                    args.interval
-                        .min(args.timeout.saturating_sub(started.elapsed())),
-                )
-                .await;
+                pause(args, started).await;
             }
             Err(e) => return Some(e),
         }

@@ -1046,18 +1046,53 @@ async fn wait_tells_set_up_errors_from_a_failed_deployment() {
         text(&out.stderr)
     );
 
-    // Nothing listens on port 9: every look fails to connect, is retried, and the timeout ends
-    // it as "cannot read" with the cause, not as a timed-out deployment.
+    // A deployment already running is followed even when its service's stored config went
+    // (it carries its own copy): the timeout ends it (2), not "cannot read" (3).
+    let id = deploy_to_approval(&world).await;
+    let prefix = world.ctx.settings.config_prefix.trim_end_matches('/');
+    aws_sdk_ssm::Client::new(&world.sdk)
+        .delete_parameter()
+        .name(format!("{prefix}/shop"))
+        .send()
+        .await
+        .expect("the config goes");
+    let running = [
+        "wait",
+        "--service",
+        "shop",
+        "--tag",
+        "v2",
+        "--timeout",
+        "1s",
+        "--interval",
+        "200ms",
+    ];
+    let out = finished(endpoint, &running).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{id} is still awaiting_approval")),
+        "{stderr}"
+    );
+
+    // Nothing listens on port 9: every look fails to connect (one attempt each: the SDK's own
+    // retries are switched off, so each look is quick), is retried, and the timeout ends it as
+    // "cannot read" with the cause, not as a timed-out deployment.
     let unreachable = [
         "wait",
         "--deployment",
         "shop-1",
         "--timeout",
-        "2s",
+        "3s",
         "--interval",
         "200ms",
     ];
-    let out = finished("http://127.0.0.1:9", &unreachable).await;
+    let out = finished_with(
+        "http://127.0.0.1:9",
+        &unreachable,
+        &[("AWS_MAX_ATTEMPTS", "1")],
+    )
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

@@ -512,4 +512,8 @@ async fn the_auto_approver_approves_once_and_says_a_refusal_once() {
         second.is_empty(),
         "no second decision, no refusal: {second:?}"
     );
+    // Another run's approver (knowing nothing of this approval) is answered with the same
+    // decision: approving again as the same approver is not a refusal.
+    let mut after_a_lost_answer = AutoApprover::new(bluegreen_tests::MOTO_CALLER.into());
+    assert_eq!(after_a_lost_answer.look(&world.ctx).await, first);
 }

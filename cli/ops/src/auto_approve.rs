@@ -8,9 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use bluegreen::Context;
-use bluegreen::record::{Records, Status};
+use bluegreen::record::{Records, Status, Verdict};
 use bluegreen::steps::approval::{self, Decision};
+use bluegreen::{Context, StepError};
 
 /// The approver and what it has done so far.
 #[derive(Debug)]
@@ -61,6 +61,14 @@ impl AutoApprover {
                 }
                 // Throttled or a 5xx: the next look asks again.
                 Err(e) if e.is_retryable() => {}
+                // Our own approval whose answer was lost (recorded, then the write retried).
+                Err(StepError::NotAwaitingApproval(_)) if self.approved_by_me(ctx, &id).await => {
+                    lines.push(format!(
+                        "approved {id} as {} (--auto-approve)",
+                        self.approver
+                    ));
+                    self.approved.insert(id);
+                }
                 Err(e) => {
                     lines.push(format!(
                         "--auto-approve could not approve {id}: {}: {e}",
@@ -71,5 +79,16 @@ impl AutoApprover {
             }
         }
         lines
+    }
+
+    /// Whether the record shows this approver's approval (read again: the decision's answer
+    /// may have been lost after it was recorded).
+    async fn approved_by_me(&self, ctx: &Context, id: &str) -> bool {
+        Records::new(ctx).get(id).await.is_ok_and(|d| {
+            d.approval.is_some_and(|a| {
+                a.decision == Some(Verdict::Approved)
+                    && a.approver.as_deref() == Some(&self.approver)
+            })
+        })
     }
 }
