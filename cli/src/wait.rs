@@ -133,7 +133,7 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
         // running carries its own copy of the config, whatever the stored one says now.
         if found.is_none() && !service_checked {
             service_checked = true;
-            if let Some(refused) = service_unreadable(&ctx, &args, started).await {
+            if let Some(refused) = service_unreadable(out, &ctx, &args, started).await {
                 return cannot_read(out, &refused);
             }
         }
@@ -231,6 +231,7 @@ fn timed_out(out: Output, found: Option<Deployment>, timeout: Duration) -> ExitC
 /// configured, or its config is invalid (no push of it will deploy). Transient errors are
 /// retried until the timeout; `None` when the service is fine (or none is named).
 async fn service_unreadable(
+    out: Output,
     ctx: &Context,
     args: &WaitArgs,
     started: Instant,
@@ -240,7 +241,9 @@ async fn service_unreadable(
         match ConfigStore::new(ctx).load(service).await {
             Ok(_) => return None,
             Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
-                errln!("bluegreen: {}: {e} (trying again)", e.name());
+                if out == Output::Text {
+                    errln!("bluegreen: {}: {e} (trying again)", e.name());
+                }
                 pause(args, started).await;
             }
             Err(e) => return Some(e),

@@ -51,25 +51,26 @@ impl AutoApprover {
                 channel: "cli".into(),
                 link_nonce: None,
             };
-            match approval::decide(ctx, &id, &decision).await {
-                Ok(_) => {
-                    lines.push(format!(
-                        "approved {id} as {} (--auto-approve)",
-                        self.approver
-                    ));
-                    self.approved.insert(id);
-                }
+            let refused = match approval::decide(ctx, &id, &decision).await {
+                Ok(_) => None,
                 // Throttled or a 5xx: the next look asks again.
-                Err(e) if e.is_retryable() => {}
-                // Our own approval whose answer was lost (recorded, then the write retried).
+                Err(e) if e.is_retryable() => continue,
+                // Our own approval, recorded before this look: the step took it since (the
+                // index still lists the record), or the answer to our write was lost.
                 Err(StepError::NotAwaitingApproval(_)) if self.approved_by_me(ctx, &id).await => {
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            match refused {
+                None => {
                     lines.push(format!(
                         "approved {id} as {} (--auto-approve)",
                         self.approver
                     ));
                     self.approved.insert(id);
                 }
-                Err(e) => {
+                Some(e) => {
                     lines.push(format!(
                         "--auto-approve could not approve {id}: {}: {e}",
                         e.name()
