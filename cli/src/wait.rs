@@ -132,9 +132,11 @@ pub async fn run(out: Output, args: WaitArgs) -> ExitCode {
         // invalid) will never have it. Checked once, and only then: a deployment already
         // running carries its own copy of the config, whatever the stored one says now.
         if found.is_none() && !service_checked {
-            service_checked = true;
-            if let Some(refused) = service_unreadable(out, &ctx, &args, started).await {
-                return cannot_read(out, &refused);
+            match service_configured(&ctx, &args).await {
+                Ok(()) => service_checked = true,
+                // Asked again with the next look (and, at the deadline, a timeout).
+                Err(e) if e.is_retryable() => {}
+                Err(e) => return cannot_read(out, &e),
             }
         }
         if let Some(d) = &found {
@@ -227,27 +229,12 @@ fn timed_out(out: Output, found: Option<Deployment>, timeout: Duration) -> ExitC
     ExitCode::from(TIMED_OUT)
 }
 
-/// Why the service `--service` names cannot have a deployment to wait for: it is not
-/// configured, or its config is invalid (no push of it will deploy). Transient errors are
-/// retried until the timeout; `None` when the service is fine (or none is named).
-async fn service_unreadable(
-    out: Output,
-    ctx: &Context,
-    args: &WaitArgs,
-    started: Instant,
-) -> Option<bluegreen::StepError> {
-    let service = args.service.as_deref()?;
-    loop {
-        match ConfigStore::new(ctx).load(service).await {
-            Ok(_) => return None,
-            Err(e) if e.is_retryable() && started.elapsed() < args.timeout => {
-                if out == Output::Text {
-                    errln!("bluegreen: {}: {e} (trying again)", e.name());
-                }
-                pause(args, started).await;
-            }
-            Err(e) => return Some(e),
-        }
+/// Whether the service `--service` names can have a deployment to wait for: an error when it
+/// is not configured, or its config is invalid (no push of it will deploy), or the read failed.
+async fn service_configured(ctx: &Context, args: &WaitArgs) -> Result<(), bluegreen::StepError> {
+    match args.service.as_deref() {
+        Some(service) => ConfigStore::new(ctx).load(service).await.map(drop),
+        None => Ok(()),
     }
 }
 

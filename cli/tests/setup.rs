@@ -1075,7 +1075,7 @@ async fn wait_tells_set_up_errors_from_a_failed_deployment() {
         "{stderr}"
     );
 
-    // Nothing listens on port 9: every look fails to connect (one attempt each: the SDK's own
+    // Nothing listens on the endpoint: every look fails to connect (one attempt each: the SDK's own
     // retries are switched off, so each look is quick), is retried, and the timeout ends it as
     // "cannot read" with the cause, not as a timed-out deployment.
     let unreachable = [
@@ -1087,12 +1087,11 @@ async fn wait_tells_set_up_errors_from_a_failed_deployment() {
         "--interval",
         "200ms",
     ];
-    let out = finished_with(
-        "http://127.0.0.1:9",
-        &unreachable,
-        &[("AWS_MAX_ATTEMPTS", "1")],
-    )
-    .await;
+    // A port just freed: nothing listens on it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nothing = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let out = finished_with(&nothing, &unreachable, &[("AWS_MAX_ATTEMPTS", "1")]).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

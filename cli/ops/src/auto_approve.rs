@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use bluegreen::record::{Records, Status, Verdict};
 use bluegreen::steps::approval::{self, Decision};
-use bluegreen::{Context, StepError};
+use bluegreen::{Context, StepError, StepResult};
 
 /// The approver and what it has done so far.
 #[derive(Debug)]
@@ -57,8 +57,13 @@ impl AutoApprover {
                 Err(e) if e.is_retryable() => continue,
                 // Our own approval, recorded before this look: the step took it since (the
                 // index still lists the record), or the answer to our write was lost.
-                Err(StepError::NotAwaitingApproval(_)) if self.approved_by_me(ctx, &id).await => {
-                    None
+                Err(StepError::NotAwaitingApproval(why)) => {
+                    match self.approved_by_me(ctx, &id).await {
+                        Ok(true) => None,
+                        Ok(false) => Some(StepError::NotAwaitingApproval(why)),
+                        Err(e) if e.is_retryable() => continue,
+                        Err(e) => Some(e),
+                    }
                 }
                 Err(e) => Some(e),
             };
@@ -84,12 +89,10 @@ impl AutoApprover {
 
     /// Whether the record shows this approver's approval (read again: the decision's answer
     /// may have been lost after it was recorded).
-    async fn approved_by_me(&self, ctx: &Context, id: &str) -> bool {
-        Records::new(ctx).get(id).await.is_ok_and(|d| {
-            d.approval.is_some_and(|a| {
-                a.decision == Some(Verdict::Approved)
-                    && a.approver.as_deref() == Some(&self.approver)
-            })
-        })
+    async fn approved_by_me(&self, ctx: &Context, id: &str) -> StepResult<bool> {
+        let d = Records::new(ctx).get(id).await?;
+        Ok(d.approval.is_some_and(|a| {
+            a.decision == Some(Verdict::Approved) && a.approver.as_deref() == Some(&self.approver)
+        }))
     }
 }
