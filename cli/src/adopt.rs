@@ -121,7 +121,17 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
     };
     let adopted = match adopt::adopt(&ctx, &request, args.apply).await {
         Ok(a) => a,
-        Err(e) => return out.error(&e),
+        Err(failed) => {
+            // A run that failed part-way took its own changes back: say which, and what is
+            // still in place (to remove by hand), before the error itself.
+            for undone in &failed.taken_back.undone {
+                errln!("taken back: {undone}");
+            }
+            for left in &failed.taken_back.left {
+                errln!("NOT taken back (undo it by hand): {left}");
+            }
+            return out.error(&failed.error);
+        }
     };
     if args.apply {
         let path = args

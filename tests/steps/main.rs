@@ -4,6 +4,7 @@
 mod common;
 
 mod abort;
+mod adopt_all_or_nothing;
 mod adopt_copies;
 mod approval;
 mod autoscaling;

@@ -8,14 +8,21 @@
 //! change batch, so resolvers' answers do not change.
 //!
 //! Without `apply` it only plans: the same walk, reading only, says what it would create.
-//! With `apply` each piece is looked for before it is created (by name, or by the tags adopt
-//! puts on what it creates), so a second run changes nothing and says so, and a run stopped
-//! half-way finishes on the next one. `undo` removes what adopt created and the tags it added,
-//! and is refused once a deployment has used them.
+//! With `apply` the plan runs first, so every check it makes (names taken, ports, tag limits,
+//! the config's validation) refuses before the first write. Each piece is looked for before it
+//! is created (by name, or by the tags adopt puts on what it creates), so a second run changes
+//! nothing and says so, and a run stopped half-way (the process killed) finishes on the next
+//! one; a run that fails part-way takes its own changes back ([`made`]). `undo` removes what
+//! adopt created and the tags it added, and is refused once a deployment has used them.
 //!
 //! Production traffic is never moved: the production listener keeps forwarding to the
 //! existing service's target group, which becomes the blue slot, and DNS keeps answering
 //! blue's load balancer.
+
+mod made;
+mod undo;
+
+use std::fmt;
 
 use aws_sdk_ecs::types::Service;
 use aws_sdk_elasticloadbalancingv2::types::{Listener, TargetGroup};
@@ -32,11 +39,13 @@ use bluegreen::config::{
 use bluegreen::config_store::ConfigStore;
 use bluegreen::context::Context;
 use bluegreen::error::{StepError, StepResult};
-use bluegreen::lock::Locks;
 use bluegreen::naming::{TAG_MANAGED, merge_tags};
 use bluegreen::ports::load_balancing::{Route, RouteForward};
-use bluegreen::record::Records;
 use bluegreen::routes::listener_of_rule;
+
+use made::Made;
+pub use made::TakenBack;
+pub use undo::undo;
 
 /// Tag on everything adopt created, naming the adopted service's config (undo removes those).
 pub const TAG_CREATED: &str = "bluegreen:adopt-created";
@@ -103,6 +112,38 @@ pub struct Adopted {
     pub changes: Vec<String>,
     /// The config (ARNs of what a plan would create read `(created by --apply)`).
     pub config: ServiceConfig,
+}
+
+/// Why adopt stopped — and, when `--apply` failed part-way, what it took back of its own
+/// changes (nothing is left half-adopted unless [`TakenBack::left`] says so).
+#[derive(Debug)]
+pub struct Failed {
+    /// What stopped it.
+    pub error: StepError,
+    /// This run's changes, taken back (empty when it stopped before its first write).
+    pub taken_back: TakenBack,
+}
+
+impl Failed {
+    /// The stable name of what stopped it.
+    pub fn name(&self) -> &'static str {
+        self.error.name()
+    }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<StepError> for Failed {
+    fn from(error: StepError) -> Self {
+        Failed {
+            error,
+            taken_back: TakenBack::default(),
+        }
+    }
 }
 
 /// What exists of the service's current shape.
@@ -436,6 +477,8 @@ struct Walk<'a> {
     apply: bool,
     name: String,
     changes: Vec<String>,
+    /// What this run changed in AWS, in order (taken back if it fails part-way).
+    made: Vec<Made>,
 }
 
 impl Walk<'_> {
@@ -464,10 +507,6 @@ impl Walk<'_> {
             ours(tags, &self.name, &arn)?;
             arn
         } else {
-            self.note(format!("create target group {name} (a copy of {blue})"));
-            if !self.apply {
-                return Ok(PENDING.into());
-            }
             // Blue's own tags too (cost allocation, ownership), with adopt's.
             let own = elb::tags_of(self.ctx, &blue).await?.unwrap_or_default();
             let tags = merge_tags(&own, &owned(&created(&self.name)));
@@ -478,6 +517,11 @@ impl Walk<'_> {
                     own.len()
                 )));
             }
+            self.note(format!("create target group {name} (a copy of {blue})"));
+            if !self.apply {
+                return Ok(PENDING.into());
+            }
+            self.made.push(Made::TargetGroup(name.clone()));
             let tg = elb::create_target_group_like(
                 self.ctx,
                 &name,
@@ -614,6 +658,7 @@ impl Walk<'_> {
                 if !self.apply {
                     return Ok(PENDING.into());
                 }
+                self.made.push(Made::LoadBalancer(name.clone()));
                 elb::create_load_balancer_like(self.ctx, &name, &blue, &created).await?
             }
         };
@@ -626,6 +671,10 @@ impl Walk<'_> {
             ));
             if self.apply {
                 let like = &found.production;
+                self.made.push(Made::Listener {
+                    balancer: arn.clone(),
+                    port,
+                });
                 elb::create_listener_like(self.ctx, like, &arn, port, green_tg, &created).await?;
             }
         }
@@ -643,22 +692,26 @@ impl Walk<'_> {
             Err(StepError::ResourceNotFound { .. }) => {
                 let cluster = &self.req.cluster;
                 let from = &self.req.service;
+                let like = &found.service;
+                // Blue's own tags too (cost allocation, ownership), with adopt's.
+                let blue_arn = like.service_arn.as_deref().unwrap_or_default();
+                let own = ecs::tags_of(self.ctx, blue_arn).await?;
+                let tags = merge_tags(&own, &owned(&created(&self.name)));
+                if tags.len() > ECS_MAX_TAGS {
+                    return Err(refuse(format!(
+                        "{from} has {} tags: with adopt's the copy would have more than \
+                         the {ECS_MAX_TAGS} ECS takes",
+                        own.len()
+                    )));
+                }
                 self.note(format!(
                     "create ECS service {cluster}/{name} (a copy of {from}, 0 tasks)"
                 ));
                 if self.apply {
-                    let like = &found.service;
-                    // Blue's own tags too (cost allocation, ownership), with adopt's.
-                    let blue_arn = like.service_arn.as_deref().unwrap_or_default();
-                    let own = ecs::tags_of(self.ctx, blue_arn).await?;
-                    let tags = merge_tags(&own, &owned(&created(&self.name)));
-                    if tags.len() > ECS_MAX_TAGS {
-                        return Err(refuse(format!(
-                            "{from} has {} tags: with adopt's the copy would have more than \
-                             the {ECS_MAX_TAGS} ECS takes",
-                            own.len()
-                        )));
-                    }
+                    self.made.push(Made::Service {
+                        cluster: cluster.clone(),
+                        name: name.clone(),
+                    });
                     ecs::create_service_like(
                         self.ctx,
                         cluster,
@@ -689,6 +742,7 @@ impl Walk<'_> {
                     ecs::tag(TAG_MANAGED, "true"),
                     ecs::tag(TAG_TAGGED, &self.name),
                 ];
+                self.made.push(Made::ServiceTags(service_arn.clone()));
                 ecs::tag_resource(self.ctx, &service_arn, tags).await?;
             }
         }
@@ -702,6 +756,7 @@ impl Walk<'_> {
                 self.note(format!("tag {kind} {arn} {TAG_MANAGED}=true"));
                 if self.apply {
                     let tags = [(TAG_MANAGED, "true"), (TAG_TAGGED, self.name.as_str())];
+                    self.made.push(Made::RouteTags(arn.clone()));
                     elb::add_tags(self.ctx, arn, &tags).await?;
                 }
             }
@@ -754,6 +809,10 @@ impl Walk<'_> {
         ));
         if self.apply {
             let batch = route53::weighted_pair_for(simple, green)?;
+            self.made.push(Made::WeightedRecords {
+                zone: dns.hosted_zone_id.clone(),
+                name: dns.record_name.clone(),
+            });
             route53::change_record_sets(self.ctx, &dns.hosted_zone_id, batch).await?;
         }
         Ok(ttl)
@@ -862,41 +921,67 @@ impl Walk<'_> {
     }
 }
 
-/// Plans (`apply` false) or applies adopting `req`. See the module docs.
-pub async fn adopt(ctx: &Context, req: &Request, apply: bool) -> StepResult<Adopted> {
-    let found = existing(ctx, req).await?;
-    let name = req.name.clone().unwrap_or_else(|| {
-        let base = req.service.strip_suffix("-blue").unwrap_or(&req.service);
-        base.to_owned()
-    });
-    let mut walk = Walk {
-        ctx,
-        req,
-        apply,
-        name,
-        changes: Vec::new(),
-    };
-    let blue_tg = found
-        .target_group
-        .target_group_arn
-        .clone()
-        .unwrap_or_default();
-    let green_tg = walk.green_target_group(&found).await?;
-    // The green target group is attached to a load balancer (test listener or green
-    // balancer) before the green service registers in it: ECS requires that.
-    let routing = match &req.dns {
-        None => walk.listener_routing(&found, &green_tg).await?,
-        Some(dns) => walk.dns_routing(&found, &green_tg, dns).await?,
-    };
-    let green_service = walk.green_service(&found, &green_tg).await?;
-    let slots = [(req.service.clone(), blue_tg), (green_service, green_tg)];
-    let config = walk.config(&found, slots, routing);
-    walk.store(&config).await?;
-    Ok(Adopted {
-        changed: !walk.changes.is_empty(),
-        changes: walk.changes,
-        config,
-    })
+/// Plans (`apply` false) or applies adopting `req`. See the module docs. Applying runs the
+/// plan first (every check before the first write); when a write fails, this run's changes
+/// are taken back and [`Failed::taken_back`] says which.
+pub async fn adopt(ctx: &Context, req: &Request, apply: bool) -> Result<Adopted, Failed> {
+    let mut plan = Walk::new(ctx, req, false);
+    let planned = plan.run().await?;
+    if !apply {
+        return Ok(planned);
+    }
+    let mut walk = Walk::new(ctx, req, true);
+    match walk.run().await {
+        Ok(adopted) => Ok(adopted),
+        Err(error) => Err(Failed {
+            error,
+            taken_back: made::take_back(ctx, &walk.made, &walk.name).await,
+        }),
+    }
+}
+
+impl<'a> Walk<'a> {
+    fn new(ctx: &'a Context, req: &'a Request, apply: bool) -> Self {
+        let name = req.name.clone().unwrap_or_else(|| {
+            let base = req.service.strip_suffix("-blue").unwrap_or(&req.service);
+            base.to_owned()
+        });
+        Walk {
+            ctx,
+            req,
+            apply,
+            name,
+            changes: Vec::new(),
+            made: Vec::new(),
+        }
+    }
+
+    /// The walk: what exists, then each piece in the order AWS needs them (the green target
+    /// group behind a load balancer before the green service registers in it), then the
+    /// config.
+    async fn run(&mut self) -> StepResult<Adopted> {
+        let (ctx, req) = (self.ctx, self.req);
+        let found = existing(ctx, req).await?;
+        let blue_tg = found
+            .target_group
+            .target_group_arn
+            .clone()
+            .unwrap_or_default();
+        let green_tg = self.green_target_group(&found).await?;
+        let routing = match &req.dns {
+            None => self.listener_routing(&found, &green_tg).await?,
+            Some(dns) => self.dns_routing(&found, &green_tg, dns).await?,
+        };
+        let green_service = self.green_service(&found, &green_tg).await?;
+        let slots = [(req.service.clone(), blue_tg), (green_service, green_tg)];
+        let config = self.config(&found, slots, routing);
+        self.store(&config).await?;
+        Ok(Adopted {
+            changed: !self.changes.is_empty(),
+            changes: std::mem::take(&mut self.changes),
+            config,
+        })
+    }
 }
 
 /// `http` or `https`, as production's listener speaks.
@@ -993,6 +1078,14 @@ impl Walk<'_> {
             bluegreen::routes::describe(&route)
         ));
         if self.apply {
+            let before = groups
+                .iter()
+                .map(|g| (g.target_group_arn.clone(), g.weight.unwrap_or(1)))
+                .collect();
+            self.made.push(Made::Forward {
+                route: route.clone(),
+                before,
+            });
             balancing
                 .set_forward(&route, &[(blue, 100), (green_tg.to_owned(), 0)])
                 .await?;
@@ -1080,6 +1173,10 @@ async fn test_listener(
         }
         let adopter = walk.name.clone();
         let created = created(&adopter);
+        walk.made.push(Made::Listener {
+            balancer: balancer.clone(),
+            port,
+        });
         let listener = elb::create_listener_like(
             walk.ctx,
             &found.production,
@@ -1115,129 +1212,14 @@ async fn test_listener(
         "point test listener {arn} at the green target group"
     ));
     if walk.apply {
+        let before = elb::listener_actions(walk.ctx, &arn).await?;
+        walk.made.push(Made::ListenerActions {
+            arn: arn.clone(),
+            before,
+        });
         elb::set_listener_actions(walk.ctx, &arn, vec![elb::forward_to(green_tg)]).await?;
     }
     Ok(Some(listener))
-}
-
-/// Removes what adopting `name` created (the green service, target group and test listener,
-/// the config) and the tags it added to what existed. Refused once a deployment of the
-/// service has run or holds its lock: from then on the slots are production's.
-pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
-    let config = ConfigStore::new(ctx).load(name).await?;
-    if let Some(lock) = Locks::new(ctx).read(name).await? {
-        return Err(refuse(format!(
-            "{} holds {name}'s lock: undo only before anything was deployed",
-            lock.holder
-        )));
-    }
-    if let Some(d) = Records::new(ctx).for_service(name, 1).await?.pop() {
-        return Err(refuse(format!(
-            "{name} has been deployed ({}): its slots serve production now, undo would remove \
-             one of them",
-            d.deployment_id
-        )));
-    }
-    let mut removed = Vec::new();
-    if let Traffic::Dns {
-        hosted_zone_id,
-        record_name,
-        ..
-    } = &config.traffic
-    {
-        removed.extend(simple_record_again(ctx, hosted_zone_id, record_name).await?);
-    }
-    for slot in [&config.slots.green, &config.slots.blue] {
-        let Ok(service) = ecs::describe_service(ctx, &config.cluster, &slot.service).await else {
-            continue;
-        };
-        let arn = service.service_arn.clone().unwrap_or_default();
-        let tags = ecs::tags_of(ctx, &arn).await?;
-        if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
-            ecs::delete_service(ctx, &config.cluster, &slot.service).await?;
-            removed.push(format!("ECS service {}/{}", config.cluster, slot.service));
-        } else if tags.iter().any(|(k, v)| k == TAG_TAGGED && v == name) {
-            ecs::untag_resource(ctx, &arn, &[TAG_MANAGED, TAG_TAGGED]).await?;
-            removed.push(format!("tags of {}", slot.service));
-        }
-    }
-    removed.extend(undo_routes(ctx, &config, name).await?);
-    for slot in [&config.slots.green, &config.slots.blue] {
-        // DNS mode: the green load balancer adopt made (with its listener) goes first; the
-        // target group cannot be deleted while a listener forwards to it.
-        let balancers = elb::target_group(ctx, &slot.target_group_arn)
-            .await?
-            .map(|tg| tg.load_balancer_arns().to_vec())
-            .unwrap_or_default();
-        for balancer in balancers {
-            let tags = elb::tags_of(ctx, &balancer).await?.unwrap_or_default();
-            if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
-                elb::delete_load_balancer(ctx, &balancer).await?;
-                removed.push(format!("load balancer {balancer}"));
-            }
-        }
-        let tags = elb::tags_of(ctx, &slot.target_group_arn)
-            .await?
-            .unwrap_or_default();
-        if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
-            elb::delete_target_group(ctx, &slot.target_group_arn).await?;
-            removed.push(format!("target group {}", slot.target_group_arn));
-        }
-    }
-    ConfigStore::new(ctx).delete(name).await?;
-    removed.push(format!("config {name}"));
-    Ok(removed)
-}
-
-/// Listener mode: the test listener adopt created goes, and the tags it put on the production
-/// listener, its rule and the other routes are taken back.
-async fn undo_routes(ctx: &Context, config: &ServiceConfig, name: &str) -> StepResult<Vec<String>> {
-    let mut removed = Vec::new();
-    if let Traffic::Listener {
-        production_listener_arn,
-        test_listener_arn,
-        production_rule_arn,
-        routes,
-        ..
-    } = &config.traffic
-    {
-        let listed = match routes {
-            Routes::Listed(arns) => arns.as_slice(),
-            Routes::Word(_) => &[],
-        };
-        let routes = test_listener_arn
-            .iter()
-            .chain([production_listener_arn])
-            .chain(production_rule_arn)
-            .chain(listed);
-        for arn in routes {
-            let tags = elb::tags_of(ctx, arn).await?.unwrap_or_default();
-            if tags.iter().any(|(k, v)| k == TAG_CREATED && v == name) {
-                elb::delete_listener(ctx, arn).await?;
-                removed.push(format!("listener {arn}"));
-            } else if tags.iter().any(|(k, v)| k == TAG_TAGGED && v == name) {
-                elb::remove_tags(ctx, arn, &[TAG_MANAGED, TAG_TAGGED]).await?;
-                removed.push(format!("tags of {arn}"));
-            }
-        }
-    }
-    Ok(removed)
-}
-
-/// DNS mode: the weighted pair adopt made becomes the simple record again, with blue's value.
-async fn simple_record_again(ctx: &Context, zone: &str, name: &str) -> StepResult<Vec<String>> {
-    let records = route53::cname_records(ctx, zone, name).await?;
-    let Some(blue) = records
-        .iter()
-        .find(|r| r.set_identifier.as_deref() == Some("blue"))
-    else {
-        return Ok(Vec::new()); // already simple (an undo stopped half-way)
-    };
-    let batch = route53::simple_for(&records, blue)?;
-    route53::change_record_sets(ctx, zone, batch).await?;
-    Ok(vec![format!(
-        "the weighted records of {name} (simple again)"
-    )])
 }
 
 #[cfg(test)]
