@@ -80,6 +80,18 @@ fn required(value: &Option<String>, flag: &str) -> Result<String, ExitCode> {
         .ok_or_else(|| crate::fail(&format!("adopt needs {flag}")))
 }
 
+/// A run that failed part-way took its own changes back: says which, and what is still in
+/// place (to remove by hand), before the error itself.
+fn failure(out: Output, failed: &adopt::Failed) -> ExitCode {
+    for undone in &failed.taken_back.undone {
+        errln!("taken back: {undone}");
+    }
+    for left in &failed.taken_back.left {
+        errln!("NOT taken back (undo it by hand): {left}");
+    }
+    out.error(&failed.error)
+}
+
 /// `bluegreen adopt`.
 pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
     let ctx = Context::from_env().await;
@@ -121,17 +133,7 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
     };
     let adopted = match adopt::adopt(&ctx, &request, args.apply).await {
         Ok(a) => a,
-        Err(failed) => {
-            // A run that failed part-way took its own changes back: say which, and what is
-            // still in place (to remove by hand), before the error itself.
-            for undone in &failed.taken_back.undone {
-                errln!("taken back: {undone}");
-            }
-            for left in &failed.taken_back.left {
-                errln!("NOT taken back (undo it by hand): {left}");
-            }
-            return out.error(&failed.error);
-        }
+        Err(failed) => return failure(out, &failed),
     };
     if args.apply {
         let path = args

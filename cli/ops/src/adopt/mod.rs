@@ -1134,6 +1134,29 @@ fn url_of(scheme: &str, host: &str, port: i32) -> String {
     }
 }
 
+/// A test listener like production's on `port`, forwarding to green (`None` when planning).
+async fn create_test_listener(
+    walk: &mut Walk<'_>,
+    found: &Existing,
+    balancer: &str,
+    port: i32,
+    green_tg: &str,
+) -> StepResult<Option<Listener>> {
+    walk.note(format!("create test listener :{port} on {balancer}"));
+    if !walk.apply {
+        return Ok(None);
+    }
+    let adopter = walk.name.clone();
+    walk.made.push(Made::Listener {
+        balancer: balancer.to_owned(),
+        port,
+    });
+    let like = &found.production;
+    let made = created(&adopter);
+    let listener = elb::create_listener_like(walk.ctx, like, balancer, port, green_tg, &made);
+    Ok(Some(listener.await?))
+}
+
 /// Listener mode: the test listener — the one given, the one adopt created before (found by
 /// its port, forwarding to green), or a new one on `test_port`. `None` only when planning one
 /// that does not exist yet.
@@ -1167,26 +1190,7 @@ async fn test_listener(
     };
     let Some(listener) = existing else {
         let port = req.test_port.unwrap_or_default();
-        walk.note(format!("create test listener :{port} on {balancer}"));
-        if !walk.apply {
-            return Ok(None);
-        }
-        let adopter = walk.name.clone();
-        let created = created(&adopter);
-        walk.made.push(Made::Listener {
-            balancer: balancer.clone(),
-            port,
-        });
-        let listener = elb::create_listener_like(
-            walk.ctx,
-            &found.production,
-            &balancer,
-            port,
-            green_tg,
-            &created,
-        )
-        .await?;
-        return Ok(Some(listener));
+        return create_test_listener(walk, found, &balancer, port, green_tg).await;
     };
     let arn = listener.listener_arn.clone().unwrap_or_default();
     if Some(arn.as_str()) == found.production.listener_arn.as_deref() {
