@@ -1,10 +1,10 @@
 //! `bluegreen run`: one push, run through the intake and deployment definitions in-process,
 //! with a live timeline and a summary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bluegreen::record::{Records, Status};
@@ -32,9 +32,10 @@ pub struct RunArgs {
     #[arg(long)]
     deployment: Option<String>,
     /// Approve automatically, as your AWS identity (STS), whenever a deployment of this run
-    /// awaits approval. Only against an emulator on this machine (`AWS_ENDPOINT_URL` on
-    /// loopback); your identity must be a listed approver. Without it, approve from another
-    /// terminal with `bluegreen approve <deployment-id>`.
+    /// awaits approval (never another service's or another terminal's). Only against an
+    /// emulator on this machine (`AWS_ENDPOINT_URL` on loopback); your identity must be a
+    /// listed approver of every service the push deploys, checked before anything starts.
+    /// Without it, approve from another terminal with `bluegreen approve <deployment-id>`.
     #[arg(long)]
     auto_approve: bool,
     /// How fast waits pass: 1 is real time, 0.01 makes a 60 s wait take 0.6 s, 0 skips them
@@ -67,8 +68,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
         .await
         .with_clock(Arc::new(clock.shared_now()));
     let approver = if args.auto_approve {
-        match auto_approver(&ctx).await {
-            Ok(arn) => Some(tokio::spawn(auto_approve(ctx.clone(), arn))),
+        let pushed = event.as_ref().map(|(_, e)| e);
+        match AutoApproval::start(&ctx, pushed, args.deployment.as_deref()).await {
+            Ok(approval) => Some(approval),
             Err(message) => return crate::fail(&message),
         }
     } else {
@@ -116,9 +118,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }],
         (None, None) => return crate::fail("give --event or --deployment"),
     };
-    let all_succeeded = run_deployments(&ctx, &deployment, &tasks, queue).await;
-    if let Some(handle) = approver {
-        handle.abort();
+    let all_succeeded = run_deployments(&ctx, &deployment, &tasks, queue, approver.as_ref()).await;
+    if let Some(approval) = approver {
+        approval.handle.abort();
     }
     if all_succeeded {
         ExitCode::SUCCESS
@@ -142,6 +144,7 @@ async fn run_deployments(
     deployment: &Runner,
     tasks: &LocalTasks,
     mut queue: Vec<bluegreen_statemachine::local::StartRequest>,
+    approval: Option<&AutoApproval>,
 ) -> bool {
     let mut all_succeeded = true;
     if queue.is_empty() {
@@ -150,6 +153,9 @@ async fn run_deployments(
     while !queue.is_empty() {
         for start in queue {
             outln!("\n== deployment {}", start.name);
+            if let Some(approval) = approval {
+                approval.admit(&start);
+            }
             let finished = deployment.run(&start.name, start.input).await;
             all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
             summary(ctx, &start.name, &finished).await;
@@ -157,6 +163,62 @@ async fn run_deployments(
         queue = tasks.take_started();
     }
     all_succeeded
+}
+
+/// `--auto-approve` running beside the run: who approves, and the deployments of this run
+/// (only those are approved).
+struct AutoApproval {
+    handle: tokio::task::JoinHandle<()>,
+    this_run: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl AutoApproval {
+    /// Starts approving as the caller, after checking that the caller may approve every
+    /// service the push (or the prepared deployment) deploys: a caller who is not listed is
+    /// refused here, before anything starts, not after the approval window.
+    async fn start(
+        ctx: &Context,
+        event: Option<&serde_json::Value>,
+        deployment: Option<&str>,
+    ) -> Result<Self, String> {
+        let caller = auto_approver(ctx).await?;
+        let configs = match (event, deployment) {
+            (Some(event), _) => bluegreen::steps::prepare::configs_deploying(ctx, event).await,
+            (None, Some(id)) => config_of(ctx, id).await.map(|c| vec![c]),
+            (None, None) => Ok(Vec::new()),
+        }
+        .map_err(|e| {
+            format!(
+                "--auto-approve cannot read what this run deploys ({}: {e})",
+                e.name()
+            )
+        })?;
+        for config in &configs {
+            bluegreen_ops::auto_approve::may_approve(config, &caller)?;
+        }
+        let this_run = Arc::new(Mutex::new(BTreeSet::new()));
+        let handle = tokio::spawn(auto_approve(ctx.clone(), caller, this_run.clone()));
+        Ok(AutoApproval { handle, this_run })
+    }
+
+    /// Counts a deployment this run executes as its own.
+    fn admit(&self, start: &bluegreen_statemachine::local::StartRequest) {
+        let id = start.input["deployment_id"].as_str().unwrap_or(&start.name);
+        if let Ok(mut ids) = self.this_run.lock() {
+            ids.insert(id.to_owned());
+        }
+    }
+}
+
+/// The current config of a prepared deployment's service.
+async fn config_of(
+    ctx: &Context,
+    id: &str,
+) -> bluegreen::StepResult<bluegreen::config::ServiceConfig> {
+    let deployment = Records::new(ctx).get(id).await?;
+    bluegreen::config_store::ConfigStore::new(ctx)
+        .load(&deployment.service)
+        .await
 }
 
 /// Who `--auto-approve` approves as: the caller's own identity, and only on an emulator on
@@ -175,12 +237,13 @@ async fn auto_approver(ctx: &Context) -> Result<String, String> {
         .map_err(|e| format!("--auto-approve needs your identity ({}: {e})", e.name()))
 }
 
-/// Approves every deployment of any service that awaits approval, as `approver`, once each;
-/// says once per deployment why when the approval is refused (e.g. `approver` is not listed).
-async fn auto_approve(ctx: Context, approver: String) {
+/// Approves each deployment of this run that awaits approval, as `approver`, once each;
+/// says once per deployment why when the approval is refused.
+async fn auto_approve(ctx: Context, approver: String, this_run: Arc<Mutex<BTreeSet<String>>>) {
     let mut approver = AutoApprover::new(approver);
     loop {
-        for line in approver.look(&ctx).await {
+        let ids = this_run.lock().map(|ids| ids.clone()).unwrap_or_default();
+        for line in approver.look(&ctx, &ids).await {
             outln!("         {line}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

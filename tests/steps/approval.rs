@@ -479,18 +479,34 @@ async fn the_auto_approver_approves_once_and_says_a_refusal_once() {
     use bluegreen_ops::auto_approve::AutoApprover;
     let world = World::build().await;
     let id = deploy_to_approval(&world).await;
+    // A deployment of another run (another terminal, another service) is never approved.
+    let mut elsewhere = AutoApprover::new(bluegreen_tests::MOTO_CALLER.into());
+    let others = std::collections::BTreeSet::from(["shop-another-run".to_owned()]);
+    assert!(elsewhere.look(&world.ctx, &others).await.is_empty());
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert!(
+        record.approval.unwrap().decision.is_none(),
+        "not this run's: not approved"
+    );
+    let ours = std::collections::BTreeSet::from([id.clone()]);
 
     let mut stranger = AutoApprover::new("arn:aws:iam::123456789012:user/stranger".into());
-    let refused = stranger.look(&world.ctx).await;
+    let refused = stranger.look(&world.ctx, &ours).await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(
         refused[0].contains(&format!("could not approve {id}: NotAnApprover")),
         "{refused:?}"
     );
-    assert!(stranger.look(&world.ctx).await.is_empty(), "said once");
+    assert!(
+        stranger.look(&world.ctx, &ours).await.is_empty(),
+        "said once"
+    );
 
     let mut approver = AutoApprover::new(bluegreen_tests::MOTO_CALLER.into());
-    let first = approver.look(&world.ctx).await;
+    let first = approver.look(&world.ctx, &ours).await;
     assert_eq!(
         first,
         [format!(
@@ -507,7 +523,7 @@ async fn the_auto_approver_approves_once_and_says_a_refusal_once() {
         Status::AwaitingApproval,
         "the approval step has not taken the decision: the index still lists it"
     );
-    let second = approver.look(&world.ctx).await;
+    let second = approver.look(&world.ctx, &ours).await;
     assert!(
         second.is_empty(),
         "no second decision, no refusal: {second:?}"
@@ -515,5 +531,5 @@ async fn the_auto_approver_approves_once_and_says_a_refusal_once() {
     // Another run's approver (knowing nothing of this approval) is answered with the same
     // decision: approving again as the same approver is not a refusal.
     let mut after_a_lost_answer = AutoApprover::new(bluegreen_tests::MOTO_CALLER.into());
-    assert_eq!(after_a_lost_answer.look(&world.ctx).await, first);
+    assert_eq!(after_a_lost_answer.look(&world.ctx, &ours).await, first);
 }

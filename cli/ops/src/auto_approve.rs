@@ -1,5 +1,8 @@
-//! `bluegreen run --auto-approve`: approves, as the caller, each deployment that awaits
-//! approval, once. Only the local runner uses it, against an emulator on this machine.
+//! `bluegreen run --auto-approve`: approves, as the caller, each deployment *of this run* that
+//! awaits approval, once — never another service's or another terminal's. Only the local
+//! runner uses it, against an emulator on this machine. Before anything starts, the run checks
+//! that the caller may approve every service the push deploys ([`may_approve`]), so a caller
+//! who is not listed is told at once instead of waiting out the approval window.
 //!
 //! A decision is recorded at once, but the record stays `awaiting_approval` until the approval
 //! step takes the decision (the local runner looks every few virtual seconds): a deployment
@@ -8,6 +11,8 @@
 
 use std::collections::BTreeSet;
 
+use bluegreen::config::{ApprovalPolicy, ServiceConfig};
+use bluegreen::identity::listed_approver;
 use bluegreen::record::{Records, Status, Verdict};
 use bluegreen::steps::approval::{self, Decision};
 use bluegreen::{Context, StepError, StepResult};
@@ -30,10 +35,10 @@ impl AutoApprover {
         }
     }
 
-    /// One look: approves each deployment awaiting approval that it has not approved or been
-    /// refused before; the lines to print (an approval, or why one was refused, once per
-    /// deployment). A read that fails is tried again at the next look.
-    pub async fn look(&mut self, ctx: &Context) -> Vec<String> {
+    /// One look: approves each deployment of `this_run` awaiting approval that it has not
+    /// approved or been refused before; the lines to print (an approval, or why one was
+    /// refused, once per deployment). A read that fails is tried again at the next look.
+    pub async fn look(&mut self, ctx: &Context, this_run: &BTreeSet<String>) -> Vec<String> {
         let awaiting = Records::new(ctx)
             .with_status(Status::AwaitingApproval)
             .await
@@ -41,7 +46,8 @@ impl AutoApprover {
         let mut lines = Vec::new();
         for deployment in awaiting {
             let id = deployment.deployment_id;
-            if self.approved.contains(&id) || self.refused.contains(&id) {
+            let seen = self.approved.contains(&id) || self.refused.contains(&id);
+            if seen || !this_run.contains(&id) {
                 continue;
             }
             let decision = Decision {
@@ -95,4 +101,27 @@ impl AutoApprover {
             a.decision == Some(Verdict::Approved) && a.approver.as_deref() == Some(&self.approver)
         }))
     }
+}
+
+/// Whether `caller` can approve deployments of `config`: a service whose approval is
+/// automatic needs nobody; otherwise `caller` (or the role of its session) must be listed.
+/// The refusal says who can, and what to do instead.
+pub fn may_approve(config: &ServiceConfig, caller: &str) -> Result<(), String> {
+    let approval = &config.approval;
+    if approval.policy == ApprovalPolicy::Auto
+        || listed_approver(&approval.approvers, caller).is_some()
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "--auto-approve approves as {caller}, who is not an approver of {} (its approvers: \
+         {}); nothing was started. Add {caller} to approval.approvers, or run without \
+         --auto-approve and approve as a listed approver (`bluegreen approve <deployment-id>`)",
+        config.name,
+        if approval.approvers.is_empty() {
+            "none".to_owned()
+        } else {
+            approval.approvers.join(", ")
+        }
+    ))
 }

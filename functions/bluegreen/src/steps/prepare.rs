@@ -83,6 +83,18 @@ pub async fn run(ctx: &Context, input: &serde_json::Value) -> StepResult<Prepare
     }
 }
 
+/// The valid configs a push event would prepare a deployment for (none for an event intake
+/// ignores); reads only. `bluegreen run --auto-approve` checks them before the intake runs.
+pub async fn configs_deploying(
+    ctx: &Context,
+    input: &serde_json::Value,
+) -> StepResult<Vec<ServiceConfig>> {
+    match event::parse(input)? {
+        Intake::Ignored(_) => Ok(Vec::new()),
+        Intake::Push(push) => Ok(watchers(ctx, &push).await?.matching),
+    }
+}
+
 /// Why a push no service takes is ignored: nobody watches it, or only in other registries.
 fn unwatched(push: &Push, elsewhere: &[String]) -> String {
     if elsewhere.is_empty() {
