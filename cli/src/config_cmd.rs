@@ -41,41 +41,11 @@ pub enum ConfigCommand {
     Reindex,
 }
 
+/// The config in the file at `path`, or every problem of it at once (schema and semantic).
 fn load(path: &Path) -> Result<ServiceConfig, StepError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| StepError::ConfigInvalid(vec![format!("{}: {e}", path.display())]))?;
-    let config = match ServiceConfig::from_toml(&text) {
-        Ok(config) => config,
-        // The parser stops at the first problem; the schema names them all.
-        Err(first) => {
-            return Err(match schema_problems(&text) {
-                Some(all) if !all.is_empty() => StepError::ConfigInvalid(all),
-                _ => first,
-            });
-        }
-    };
-    config.validate()?;
-    Ok(config)
-}
-
-/// Every place where a TOML config departs from the config schema (unknown keys, missing
-/// fields, wrong types), as `path: problem`; `None` when the text is not TOML at all (the
-/// parser's error says where).
-fn schema_problems(text: &str) -> Option<Vec<String>> {
-    let value: toml::Value = toml::from_str(text).ok()?;
-    let instance = serde_json::to_value(value).ok()?;
-    let schema = bluegreen::config::json_schema();
-    let validator = jsonschema::validator_for(&schema).ok()?;
-    Some(
-        validator
-            .iter_errors(&instance)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                let at = at.trim_start_matches('/').replace('/', ".");
-                format!("{}: {e}", if at.is_empty() { "(top level)" } else { &at })
-            })
-            .collect(),
-    )
+    crate::config_problems::check(&text).map_err(StepError::ConfigInvalid)
 }
 
 /// Every problem of every file, each prefixed with its file.

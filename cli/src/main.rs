@@ -32,6 +32,7 @@ mod adopt;
 mod api;
 mod approvers;
 mod config_cmd;
+mod config_problems;
 mod console;
 mod doctor;
 mod graph;

@@ -239,3 +239,76 @@ fn config_validate_refuses_control_characters_naming_each_field_and_prints_none(
     };
     assert!(!raw(&stderr) && !raw(&stdout), "{stderr}");
 }
+
+/// Issue 29 item 6: a schema problem no longer hides the semantic ones; each problem names its
+/// field; a field of several forms names the meant form's problem (DNS mode's missing zone),
+/// not "not valid under any of the schemas" with the table as JSON; `[health]` may be left
+/// out (its fields have defaults); an empty tag pattern, blank approvers and a service's ARN
+/// as the cluster are refused; a negative timeout reads the real minimum (1).
+#[test]
+fn config_validate_lists_schema_and_semantic_problems_together_each_naming_its_field() {
+    let dir = std::env::temp_dir().join(format!("bluegreen-layers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = std::fs::read_to_string(repo("docs/example-service.toml")).unwrap();
+    let health = example.find("[health]").unwrap();
+    let after_health = health + example[health..].find("\n[approval]").unwrap();
+    let text = format!("{}{}", &example[..health], &example[after_health..])
+        .replace(
+            "cluster = \"shop-cluster\"",
+            "cluster = \"arn:aws:ecs:eu-west-1:123456789012:service/shop-cluster/shop-blue\"",
+        )
+        .replace("tags = [\"v*\", \"release-*\"]", "tags = [\"v*\", \"\"]")
+        .replace("approvers = [", "approvers = [\"  \", ")
+        .replace("timeout_seconds = 14400", "timeout_seconds = -5");
+    assert!(
+        text.contains("timeout_seconds = -5"),
+        "the example sets the approval timeout"
+    );
+    let bad = dir.join("layers.toml");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, stderr) = bluegreen(&["config", "validate", bad.to_str().unwrap()]);
+    assert!(!ok);
+    for line in [
+        // The schema's problem …
+        "approval.timeout_seconds: -5 is less than the minimum of 1",
+        // … and the semantic ones beside it.
+        "source.tags[1]: is empty",
+        "approval.approvers[0]: must name an approver, not be blank",
+        "cluster: \"arn:aws:ecs:eu-west-1:123456789012:service/shop-cluster/shop-blue\" is not a cluster's ARN",
+        // [health] left out: not "required", but what it then lacks.
+        "health.smoke: at least one smoke check is required",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+    assert!(
+        !stderr.contains("\"health\" is a required property"),
+        "{stderr}"
+    );
+
+    let dns = example
+        .replace(
+            "mode = \"listener\"",
+            "mode = \"dns\"\nrecord_name = \"shop.example.com\"",
+        )
+        .lines()
+        .filter(|l| {
+            !l.starts_with("production_listener_arn")
+                && !l.starts_with("test_listener_arn")
+                && !l.starts_with("routes =")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dns_file = dir.join("dns.toml");
+    std::fs::write(&dns_file, dns).unwrap();
+    let (ok, _, stderr) = bluegreen(&["config", "validate", dns_file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("traffic: \"hosted_zone_id\" is a required property"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("oneOf"), "{stderr}");
+    assert!(
+        !stderr.contains("{\""),
+        "no table printed as JSON: {stderr}"
+    );
+}

@@ -77,7 +77,9 @@ pub struct ServiceConfig {
     /// Optional one-off migration task.
     #[serde(default)]
     pub migration: Option<Migration>,
-    /// Health checks that gate the approval.
+    /// Health checks that gate the approval (every field has a default; the checks require
+    /// at least one smoke check).
+    #[serde(default)]
     pub health: Health,
     /// Who approves the switch.
     #[serde(default)]
@@ -226,9 +228,11 @@ pub enum Traffic {
         record_name: String,
         /// TTL during normal operation.
         #[serde(default = "default_dns_ttl")]
+        #[schemars(range(min = 1, max = 172800))]
         ttl_seconds: u64,
         /// TTL set ahead of a switch so clients pick up the change quickly.
         #[serde(default = "default_switch_ttl")]
+        #[schemars(range(min = 1))]
         switch_ttl_seconds: u64,
     },
 }
@@ -383,6 +387,7 @@ pub enum Shift {
         /// Canary share, 1–99.
         percent: u8,
         /// How long the canary runs.
+        #[schemars(range(min = 1, max = 86400))]
         interval_seconds: u64,
     },
     /// Add `step_percent` every `interval_seconds` until everything moved.
@@ -390,6 +395,7 @@ pub enum Shift {
         /// Step size, 1–99.
         step_percent: u8,
         /// Time between steps.
+        #[schemars(range(min = 1, max = 86400))]
         interval_seconds: u64,
     },
 }
@@ -403,9 +409,11 @@ pub struct Preprod {
     pub desired_count: Option<i32>,
     /// How long the launch may take before it is `LaunchFailed`.
     #[serde(default = "default_launch_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub launch_timeout_seconds: u64,
     /// How long a pre-prod slot may exist before scheduled teardown removes it.
     #[serde(default = "default_ttl_hours")]
+    #[schemars(range(min = 1, max = 720))]
     pub ttl_hours: u64,
     /// Environment variables set on pre-prod's revision only (the production revision never
     /// gets them), to keep pre-prod out of production's side effects: for example
@@ -464,6 +472,7 @@ pub struct Database {
     pub secret: Option<String>,
     /// How long creating a clone may take.
     #[serde(default = "default_clone_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub clone_timeout_seconds: u64,
     /// Instance class for clones (defaults to the source's class).
     #[serde(default)]
@@ -581,6 +590,7 @@ pub struct Migration {
     pub command: Vec<String>,
     /// How long the migration may run before it is stopped and `MigrationTimedOut`.
     #[serde(default = "default_migration_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
     /// Optional explicit rollback migration. It runs as a tracked one-off task, waited for
     /// like the migration, on rollback and on an abort after the production migration
@@ -657,12 +667,15 @@ pub struct Health {
     /// How many rounds of all smoke checks must pass in a row; a failed round is tried again
     /// at the next look, until `timeout_seconds`.
     #[serde(default = "default_passes")]
+    #[schemars(range(min = 1, max = 100))]
     pub consecutive_passes: u32,
     /// Per-request timeout.
     #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1, max = 60000))]
     pub request_timeout_ms: u64,
     /// How long targets may take to become healthy and pass a clean run of smoke rounds.
     #[serde(default = "default_health_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
 }
 
@@ -813,6 +826,7 @@ pub struct Approval {
     pub approvers: Vec<String>,
     /// How long to wait for a decision before `ApprovalTimedOut`.
     #[serde(default = "default_approval_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
 }
 

@@ -36,6 +36,19 @@ impl ServiceConfig {
             p.add("cluster", "must not be empty");
         } else if self.cluster.starts_with("arn:") {
             p.arn("cluster", &self.cluster, "ecs");
+            // A service's ARN (`…:service/<cluster>/<name>`) is an ECS ARN too, and the most
+            // common paste into this field.
+            let resource = self.cluster.splitn(6, ':').nth(5).unwrap_or_default();
+            if !resource.starts_with("cluster/") {
+                p.add(
+                    "cluster",
+                    &format!(
+                        "{:?} is not a cluster's ARN (arn:aws:ecs:<region>:<account>:cluster/<name>) \
+                         or name",
+                        self.cluster
+                    ),
+                );
+            }
         }
         self.container_problems(&mut p);
         self.task_definition_problems(&mut p);
@@ -92,7 +105,14 @@ impl ServiceConfig {
             p.add("source.tags", "must list at least one tag pattern");
         }
         for (i, tag) in self.source.tags.iter().enumerate() {
-            if let Err(e) = globset::Glob::new(tag) {
+            // An empty pattern matches no tag (ECR tags are 1-128 characters): the service
+            // would never deploy through it.
+            if tag.trim().is_empty() {
+                p.add(
+                    &format!("source.tags[{i}]"),
+                    "is empty: it matches no tag (use \"*\" for every tag)",
+                );
+            } else if let Err(e) = globset::Glob::new(tag) {
                 p.add(
                     &format!("source.tags[{i}]"),
                     &format!("is not a valid glob: {e}"),
