@@ -77,7 +77,7 @@ pub struct AdoptArgs {
 fn required(value: &Option<String>, flag: &str) -> Result<String, ExitCode> {
     value
         .clone()
-        .ok_or_else(|| crate::fail(&format!("adopt needs {flag}")))
+        .ok_or_else(|| crate::usage(&format!("adopt needs {flag} (or --undo NAME)")))
 }
 
 /// A run that failed part-way took its own changes back: says which, and what is still in

@@ -43,8 +43,9 @@ pub enum ConfigCommand {
 
 /// The config in the file at `path`, or every problem of it at once (schema and semantic).
 fn load(path: &Path) -> Result<ServiceConfig, StepError> {
+    // The caller names the file before each problem: not again here.
     let text = std::fs::read_to_string(path)
-        .map_err(|e| StepError::ConfigInvalid(vec![format!("{}: {e}", path.display())]))?;
+        .map_err(|e| StepError::ConfigInvalid(vec![format!("cannot be read: {e}")]))?;
     crate::config_problems::check(&text).map_err(StepError::ConfigInvalid)
 }
 
@@ -102,6 +103,13 @@ pub async fn run(out: Output, command: ConfigCommand) -> ExitCode {
         ConfigCommand::Put { file } => {
             let config = match load(&file) {
                 Ok(c) => c,
+                Err(StepError::ConfigInvalid(problems)) => {
+                    let named = problems
+                        .into_iter()
+                        .map(|p| format!("{}: {p}", file.display()))
+                        .collect();
+                    return out.error(&StepError::ConfigInvalid(named));
+                }
                 Err(e) => return out.error(&e),
             };
             let ctx = Context::from_env().await;

@@ -12,7 +12,7 @@ use crate::output::Output;
 /// `bluegreen init --local`.
 pub async fn run(out: Output, local: bool) -> ExitCode {
     if !local {
-        return crate::fail(
+        return crate::usage(
             "init creates resources only with --local (a local emulator); in an AWS account, \
              deploy the stack (docs/deploy.md)",
         );

@@ -244,6 +244,13 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Prints `bluegreen: <message>` to stderr and returns 2, the status of a usage error (as
+/// clap's own): the command was not given what it needs, nothing was tried.
+fn usage(message: &str) -> ExitCode {
+    errln!("bluegreen: {message}");
+    ExitCode::from(2)
+}
+
 fn validate(configs: &[std::path::PathBuf]) -> ExitCode {
     let mut problems = Vec::new();
     for (name, text) in [

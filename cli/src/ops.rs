@@ -142,18 +142,7 @@ pub async fn history(out: Output, service: &str, limit: usize) -> ExitCode {
         let rows: Vec<Vec<String>> = all
             .iter()
             .map(|d| {
-                let decided = d
-                    .approval
-                    .as_ref()
-                    .and_then(|a| {
-                        Some(format!(
-                            "{} by {} ({})",
-                            a.decision?,
-                            a.approver.as_deref().unwrap_or("?"),
-                            a.channel.as_deref().unwrap_or("?")
-                        ))
-                    })
-                    .unwrap_or_default();
+                let decided = d.approval.as_ref().map(decision).unwrap_or_default();
                 vec![
                     when(d.created_at),
                     d.deployment_id.clone(),
@@ -176,6 +165,23 @@ pub async fn history(out: Output, service: &str, limit: usize) -> ExitCode {
             &rows,
         );
     })
+}
+
+/// An approval's decision for `history`: who decided, and through what; a timeout was
+/// nobody's decision and says when the window closed.
+fn decision(a: &bluegreen::record::ApprovalState) -> String {
+    use bluegreen::record::Verdict;
+    match (a.decision, a.approver.as_deref()) {
+        (None, _) => String::new(),
+        (Some(Verdict::TimedOut), _) => {
+            format!("timed out at {} (nobody decided)", when(a.expires_at))
+        }
+        (Some(verdict), Some(approver)) => match a.channel.as_deref() {
+            Some(channel) => format!("{} by {approver} ({channel})", verdict.outcome().words()),
+            None => format!("{} by {approver}", verdict.outcome().words()),
+        },
+        (Some(verdict), None) => verdict.outcome().words().to_owned(),
+    }
 }
 
 /// The caller's AWS identity, or the error that says why there is none.
@@ -481,5 +487,44 @@ fn print_next(next: Option<&str>) {
                  BLUEGREEN_DEPLOYMENT_MACHINE_ARN and bluegreen starts it"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluegreen::record::{ApprovalState, Verdict};
+
+    fn approval(decision: Option<Verdict>, approver: Option<&str>) -> ApprovalState {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T14:00:00Z")
+            .unwrap()
+            .to_utc();
+        ApprovalState {
+            requested_at: at,
+            expires_at: at,
+            decision,
+            approver: approver.map(str::to_owned),
+            decided_at: None,
+            reason: None,
+            channel: approver.map(|_| "console".to_owned()),
+            link_nonce: None,
+            delivered_at: None,
+        }
+    }
+
+    /// Issue 29 item 9: a timed-out approval was shown as `timed_out by ? (?)`.
+    #[test]
+    fn history_says_who_decided_and_a_timeout_as_nobodys_decision() {
+        let timed_out = decision(&approval(Some(Verdict::TimedOut), None));
+        assert_eq!(
+            timed_out,
+            "timed out at 2026-11-21 14:00:00 (nobody decided)"
+        );
+        let approved = decision(&approval(
+            Some(Verdict::Approved),
+            Some("alice@example.com"),
+        ));
+        assert_eq!(approved, "approved by alice@example.com (console)");
+        assert_eq!(decision(&approval(None, None)), "");
     }
 }

@@ -91,7 +91,7 @@ fn line(entry: &TimelineEntry) -> String {
         "{}  {:<16} {:<10} {}",
         entry.at.format("%H:%M:%S"),
         registry::label(&entry.step),
-        entry.outcome.as_str(),
+        entry.outcome.words(),
         bluegreen::text::line(&entry.detail)
     )
 }

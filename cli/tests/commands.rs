@@ -312,3 +312,36 @@ fn config_validate_lists_schema_and_semantic_problems_together_each_naming_its_f
         "no table printed as JSON: {stderr}"
     );
 }
+
+/// Issue 29 item 9: a command missing what it needs is a usage error (exit 2, as clap's), not
+/// a failure (exit 1); a missing config file's path is printed once.
+#[test]
+fn usage_errors_exit_2_and_a_missing_file_is_named_once() {
+    for args in [
+        &[
+            "adopt",
+            "--cluster",
+            "shop-cluster",
+            "--service",
+            "shop-blue",
+        ][..],
+        &["init"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .expect("bluegreen runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    }
+    let missing = std::env::temp_dir().join("bluegreen-no-such-config.toml");
+    let (ok, _, stderr) = bluegreen(&["config", "validate", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.matches("bluegreen-no-such-config.toml").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("cannot be read"), "{stderr}");
+}

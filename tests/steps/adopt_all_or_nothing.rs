@@ -198,6 +198,8 @@ async fn every_refusal_the_plan_can_make_comes_before_the_first_write() {
             .contains("was not created by adopting api"),
         "{failed}"
     );
+    let spaced = failed.to_string().contains("  ");
+    assert!(!spaced, "one space between words: {failed}");
     assert_eq!(
         aws_state(&world).await,
         before,

@@ -321,7 +321,13 @@ pub fn new_record(
     let now = ctx.now();
     let mut detail = match live {
         Some(live) => format!("live slot {live}; deploying to {}", live.other()),
-        None => format!("{status:?}"),
+        None => match status {
+            Status::Queued => "queued: another deployment of the service holds its lock".into(),
+            Status::Superseded => {
+                "superseded: a newer push of the service is queued or has run".into()
+            }
+            other => format!("{other:?}"),
+        },
     };
     if let Some(request) = &push.requested {
         detail.push_str(&format!(

@@ -199,7 +199,7 @@ fn evidence_section(d: &Deployment, region: Option<&str>) -> Markup {
                 dt { "Health checks" } dd { (d.health_evidence.as_deref().unwrap_or("not recorded")) }
                 dt { "Migration" } dd {
                     @match migration {
-                        Some(e) => { (e.outcome) ": " (e.detail) }
+                        Some(e) => { (e.outcome.words()) ": " (e.detail) }
                         None => { "not run" }
                     }
                     @if let Some(log) = &d.migration_log {
@@ -282,7 +282,7 @@ fn timeline_section(d: &Deployment) -> Markup {
             table {
                 tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } }
                 @for e in &d.timeline {
-                    tr { td { (time(e.at)) } td { (registry::label(&e.step)) } td { (e.outcome) } td { (e.detail) } }
+                    tr { td { (time(e.at)) } td { (registry::label(&e.step)) } td { (e.outcome.words()) } td { (e.detail) } }
                 }
             }
         }

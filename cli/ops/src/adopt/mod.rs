@@ -1014,7 +1014,8 @@ fn ours(tags: Vec<(String, String)>, name: &str, arn: &str) -> StepResult<()> {
         Ok(())
     } else {
         Err(refuse(format!(
-            "{arn} exists and was not created by adopting {name}: rename or remove it, or write              the config by hand"
+            "{arn} exists and was not created by adopting {name}: rename or remove it, or \
+             write the config by hand"
         )))
     }
 }

@@ -127,6 +127,18 @@ impl StepOutcome {
     }
 }
 
+impl StepOutcome {
+    /// The outcome in words, for people (`moving traffic`, not `traffic_moving`).
+    pub fn words(self) -> &'static str {
+        match self {
+            StepOutcome::TrafficMoving => "moving traffic",
+            StepOutcome::AutoApproved => "auto-approved",
+            StepOutcome::TimedOut => "timed out",
+            other => other.as_str(),
+        }
+    }
+}
+
 impl std::fmt::Display for StepOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
