@@ -24,6 +24,13 @@ async fn codes(world: &World, config: &ServiceConfig) -> Vec<&'static str> {
         .await
         .into_iter()
         .chain(doctor::service(&world.ctx, config).await)
+        .inspect(|f| {
+            // A fix names what the finding knows: no `<service>` or `slots.<slot>` left for
+            // the reader to fill in (issue 29 item 9).
+            for placeholder in ["<service>", "<slot>"] {
+                assert!(!f.fix.contains(placeholder), "{}: {}", f.code, f.fix);
+            }
+        })
         .map(|f| f.code)
         .collect();
     found.sort();

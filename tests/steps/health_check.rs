@@ -95,6 +95,8 @@ async fn an_unreachable_test_endpoint_fails_with_the_connection_error() {
         err.to_string().contains("GET http://127.0.0.1:9/health"),
         "{err}"
     );
+    // The cause under reqwest's "error sending request" is kept (issue 29 item 9).
+    assert!(err.to_string().contains("Connection refused"), "{err}");
 }
 
 #[tokio::test]

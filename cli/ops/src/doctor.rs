@@ -240,8 +240,11 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
                 "service-missing",
                 &subject,
                 format!("{slot} slot: ECS service {subject} does not exist"),
-                "create it (`bluegreen adopt` makes the second slot from an existing service), \
-                 or fix slots.<slot>.service",
+                &format!(
+                    "create it (`bluegreen adopt` makes the second slot from an existing \
+                     service), or fix slots.{slot}.service in {}'s config",
+                    config.name
+                ),
             );
             return;
         }
@@ -284,8 +287,11 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
                     "{slot} slot: {subject} does not register its tasks in {}",
                     slot_config.target_group_arn
                 ),
-                "attach the target group to the service's load balancer configuration, or fix \
-                 slots.<slot>.target_group_arn",
+                &format!(
+                    "attach the target group to the service's load balancer configuration, or \
+                     fix slots.{slot}.target_group_arn in {}'s config",
+                    config.name
+                ),
             );
         }
     }
@@ -371,7 +377,10 @@ async fn target_group(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
             "target-group-missing",
             arn,
             format!("{slot} slot: target group {arn} does not exist"),
-            "create it, or fix slots.<slot>.target_group_arn",
+            &format!(
+                "create it, or fix slots.{slot}.target_group_arn in {}'s config",
+                config.name
+            ),
         ),
         Err(e) => f.failed(arn, &e),
     }
@@ -756,7 +765,7 @@ async fn approvers(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
                         "approver {approver} has no subscription with their own filter policy: \
                          their approval links reach nobody"
                     ),
-                    "run `bluegreen approvers subscribe <service>`",
+                    &format!("run `bluegreen approvers subscribe {}`", config.name),
                 );
             }
         }
