@@ -228,6 +228,23 @@ where
     T: Serialize + DeserializeOwned,
     Fut: std::future::Future<Output = StepResult<T>>,
 {
+    as_operator_judged(out, path, body, direct, text, |_| true).await
+}
+
+/// [`as_operator`], exiting 1 when `succeeded` says the answer, though given, is not what
+/// was asked for (a retried ending that still needs attention).
+async fn as_operator_judged<T, Fut>(
+    out: Output,
+    path: Result<String, Failure>,
+    body: ActionRequest,
+    direct: impl FnOnce(Context, String) -> Fut,
+    text: impl FnOnce(&T),
+    succeeded: impl FnOnce(&T) -> bool,
+) -> ExitCode
+where
+    T: Serialize + DeserializeOwned,
+    Fut: std::future::Future<Output = StepResult<T>>,
+{
     let done = async {
         let path = path?;
         match api::route().await? {
@@ -239,7 +256,11 @@ where
         }
     };
     match done.await {
-        Ok(done) => out.show(&done, text),
+        Ok(done) if succeeded(&done) => out.show(&done, text),
+        Ok(done) => {
+            out.show(&done, text);
+            ExitCode::FAILURE
+        }
         Err(f) => out.failure(&f.name, &f.message),
     }
 }
@@ -453,9 +474,10 @@ pub async fn abort(out: Output, deployment_id: &str) -> ExitCode {
     .await
 }
 
-/// `bluegreen retry <deployment-id>`.
+/// `bluegreen retry <deployment-id>`: exit 1 when the ending ran again and the deployment
+/// still needs attention (the cause is still there), as when the retry was refused.
 pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
-    as_operator(
+    as_operator_judged(
         out,
         segment("deployment id", deployment_id).map(|id| format!("/api/v1/deployments/{id}/retry")),
         ActionRequest::default(),
@@ -472,6 +494,7 @@ pub async fn retry(out: Output, deployment_id: &str) -> ExitCode {
             );
             print_next(d.next_deployment.as_deref());
         },
+        |d: &operator::Retried| d.status != bluegreen::record::Status::NeedsAttention,
     )
     .await
 }

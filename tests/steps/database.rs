@@ -480,6 +480,52 @@ async fn a_failed_rollback_migration_needs_attention_and_keeps_the_lock() {
     assert_eq!(again.name(), "UnlockRefused");
 }
 
+/// Issue 29 item 13: a retry after the failed rollback migration's cause was fixed runs the
+/// rollback migration again — a new task under its own `startedBy` (the failed one would be
+/// found, or answered again for the same client token) — and the deployment ends rolled back
+/// once it exits 0. The failed attempt stays on the record and the first cause stays the
+/// deployment's failure.
+#[tokio::test]
+async fn a_retry_after_a_failed_rollback_migration_runs_it_again_as_a_new_task() {
+    use bluegreen::steps::reconcile::{self, Action};
+    let world = World::build().await.with_topic();
+    let (id, ended) = rolled_back_with(&world, 4).await;
+    assert_eq!(ended.status, Status::NeedsAttention);
+    let before = record(&world, &id).await;
+    let first = before.rollback_migration.clone().unwrap();
+    assert_eq!(first.state, TaskState::Failed);
+
+    let retried = operator::retry(&world.ctx, &id, "oncall", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_ne!(retried.status, Status::NeedsAttention, "{retried:?}");
+    let again = record(&world, &id).await;
+    assert_eq!(again.failed_rollback_migrations, vec![first.clone()]);
+    let second = again.rollback_migration.clone().expect("started again");
+    assert_ne!(second.task_arn, first.task_arn, "a new task");
+    assert_eq!(second.state, TaskState::Running);
+    let attempt = bluegreen::naming::started_by(&id, "rollback2");
+    assert_eq!(world.tasks_started_by(&attempt).await.len(), 1);
+    assert!(
+        again
+            .timeline
+            .iter()
+            .any(|e| e.step == "retry" && e.detail.contains("rollback migration again")),
+        "the retry says what it re-runs"
+    );
+
+    world
+        .stop_task(&second.task_arn, Some(0), "EssentialContainerExited")
+        .await;
+    let ended = reconcile::service(&world.ctx, "shop").await.unwrap();
+    assert_eq!(ended.action, Action::Ended, "{ended:?}");
+    let done = record(&world, &id).await;
+    assert_eq!(done.status, Status::RolledBack);
+    assert_eq!(done.failure, before.failure, "the first cause stays");
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+}
+
 #[tokio::test]
 async fn unlock_is_refused_while_the_holder_is_in_progress() {
     let world = World::build().await;

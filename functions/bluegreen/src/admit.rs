@@ -373,6 +373,7 @@ pub fn new_record(
         rehearsal_started_at: None,
         production_migration: None,
         rollback_migration: None,
+        failed_rollback_migrations: Vec::new(),
         migration_log: None,
         health_evidence: None,
         approval: None,

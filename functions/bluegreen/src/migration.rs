@@ -42,8 +42,16 @@ pub struct Run<'a> {
     pub env_of_others: Vec<(String, Vec<(String, String)>)>,
 }
 
-/// The `startedBy` value of a deployment's migration task.
+/// The `startedBy` value of a deployment's migration task (also its `RunTask` client token).
+/// A rollback migration run again after a retry (see
+/// [`Deployment::failed_rollback_migrations`]) has its own — `rollback2`, `rollback3` — or
+/// ECS would answer the failed task again for the same token, and the lookup would find it.
 pub fn started_by(deployment: &Deployment, task: MigrationTask) -> String {
+    let earlier = deployment.failed_rollback_migrations.len();
+    if task == MigrationTask::Rollback && earlier > 0 {
+        let kind = format!("{}{}", task.kind(), earlier + 1);
+        return naming::started_by(&deployment.deployment_id, &kind);
+    }
     naming::started_by(&deployment.deployment_id, task.kind())
 }
 

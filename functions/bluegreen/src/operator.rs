@@ -25,7 +25,7 @@ use crate::lock::{Acquire, Locks, Released};
 use crate::notify::{self, Notice};
 use crate::ports::compute::ServiceState;
 use crate::record::StepOutcome;
-use crate::record::{Change, Deployment, Records, ResumedEnding, Status};
+use crate::record::{Change, Deployment, Records, ResumedEnding, Status, TaskState};
 use crate::retirement;
 use crate::routing;
 use crate::slot::Slot;
@@ -745,15 +745,28 @@ pub async fn retry(
     // The operator re-opens an ending: one transaction, only while the deployment still
     // needs attention and holds the lock — a second retry, or an `unlock` that handed the lock
     // on, between the reads above and this write makes it change nothing.
+    let mut change = Change::new().status(resume).resumed(&resumed);
+    let mut what = format!("{operator} re-runs {ending}");
+    // A rollback migration that failed is run again, as a new task: the person retrying has
+    // fixed its cause (finding the failed task again would only repeat the failure).
+    if let Some(failed) = deployment
+        .rollback_migration
+        .as_ref()
+        .filter(|t| t.state == TaskState::Failed)
+    {
+        let mut earlier = deployment.failed_rollback_migrations.clone();
+        earlier.push(failed.clone());
+        change = change.rollback_migration_again(&earlier);
+        what.push_str(&format!(
+            ", running the rollback migration again (attempt {}; the failed one: {})",
+            earlier.len() + 1,
+            failed.detail
+        ));
+    }
     let reopen = records.update_in_transaction_while(
         deployment_id,
         &[Status::NeedsAttention],
-        Change::new().status(resume).resumed(&resumed).log(
-            "retry",
-            StepOutcome::Started,
-            format!("{operator} re-runs {ending}"),
-            now,
-        ),
+        change.log("retry", StepOutcome::Started, what, now),
     );
     if !Locks::new(ctx)
         .reopen(&deployment.service, deployment_id, reopen)

@@ -149,6 +149,14 @@ impl Change {
             .set("production_migration", task)
     }
 
+    /// Sets the rollback migration aside as failed, so that the next ending starts it again
+    /// as a new task (an operator's `retry` after fixing its cause): `failed` becomes
+    /// [`Deployment::failed_rollback_migrations`] and the current one is removed.
+    pub fn rollback_migration_again(mut self, failed: &[TrackedTask]) -> Self {
+        self.removes.push("rollback_migration".to_owned());
+        self.set("failed_rollback_migrations", &failed)
+    }
+
     /// Sets [`Deployment::rollback_migration`].
     pub fn rollback_migration(self, task: &TrackedTask) -> Self {
         self.set("rollback_migration", task)

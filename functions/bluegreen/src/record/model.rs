@@ -427,6 +427,10 @@ pub struct Deployment {
     pub production_migration: Option<TrackedTask>,
     /// The rollback migration, once started by abort or rollback.
     pub rollback_migration: Option<TrackedTask>,
+    /// Rollback migrations that failed before an operator's `retry` ran it again, oldest
+    /// first (the count names the next attempt's `startedBy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_rollback_migrations: Vec<TrackedTask>,
     /// Where the production migration logged, once it succeeded.
     pub migration_log: Option<LogLocation>,
     /// Health-check evidence shown to approvers.
