@@ -695,6 +695,36 @@ async fn hand_over_to_the_sweep(ctx: &Context, deployment_id: &str, mine: &Resum
     }
 }
 
+/// The change a retry re-opens the ending with: its status back, who re-runs it until when,
+/// and — when the rollback migration failed — that migration set aside to run again as a new
+/// task (the person retrying has fixed its cause; finding the failed task again would only
+/// repeat the failure).
+fn reopening(
+    deployment: &Deployment,
+    operator: &str,
+    ending: &str,
+    resume: Status,
+    resumed: &ResumedEnding,
+) -> Change {
+    let mut change = Change::new().status(resume).resumed(resumed);
+    let mut what = format!("{operator} re-runs {ending}");
+    if let Some(failed) = deployment
+        .rollback_migration
+        .as_ref()
+        .filter(|t| t.state == TaskState::Failed)
+    {
+        let mut earlier = deployment.failed_rollback_migrations.clone();
+        earlier.push(failed.clone());
+        change = change.rollback_migration_again(&earlier);
+        what.push_str(&format!(
+            ", running the rollback migration again (attempt {}; the failed one: {})",
+            earlier.len() + 1,
+            failed.detail
+        ));
+    }
+    change.log("retry", StepOutcome::Started, what, resumed.at)
+}
+
 /// Runs the ending of a deployment that needs attention once more, after a person fixed what
 /// stopped it (pointed a slot back at production's database, restored a permission, …): finish
 /// if its bake succeeded, rollback if traffic moved, else abort. The ending decides from AWS
@@ -745,28 +775,10 @@ pub async fn retry(
     // The operator re-opens an ending: one transaction, only while the deployment still
     // needs attention and holds the lock — a second retry, or an `unlock` that handed the lock
     // on, between the reads above and this write makes it change nothing.
-    let mut change = Change::new().status(resume).resumed(&resumed);
-    let mut what = format!("{operator} re-runs {ending}");
-    // A rollback migration that failed is run again, as a new task: the person retrying has
-    // fixed its cause (finding the failed task again would only repeat the failure).
-    if let Some(failed) = deployment
-        .rollback_migration
-        .as_ref()
-        .filter(|t| t.state == TaskState::Failed)
-    {
-        let mut earlier = deployment.failed_rollback_migrations.clone();
-        earlier.push(failed.clone());
-        change = change.rollback_migration_again(&earlier);
-        what.push_str(&format!(
-            ", running the rollback migration again (attempt {}; the failed one: {})",
-            earlier.len() + 1,
-            failed.detail
-        ));
-    }
     let reopen = records.update_in_transaction_while(
         deployment_id,
         &[Status::NeedsAttention],
-        change.log("retry", StepOutcome::Started, what, now),
+        reopening(&deployment, operator, ending, resume, &resumed),
     );
     if !Locks::new(ctx)
         .reopen(&deployment.service, deployment_id, reopen)
