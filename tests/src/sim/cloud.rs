@@ -65,6 +65,8 @@ pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names) {
 /// The exit code a migration task started with `started_by` ends with.
 fn exit_code(task: &TaskState, scenario: &Scenario, state: &State) -> i32 {
     let kind = task.started_by.rsplit('-').next().unwrap_or_default();
+    // A rollback migration run again after a retry (`rollback2`, …) is a rollback migration.
+    let kind = kind.trim_end_matches(|c: char| c.is_ascii_digit());
     let image = state
         .ecs
         .definition(&task.task_definition)

@@ -317,10 +317,9 @@ impl Invariants {
                 MigrationTask::Rollback,
             ];
             let Some(owner) = records.iter().find(|d| {
-                started.iter().any(|kind| {
-                    bluegreen::naming::started_by(&d.deployment_id, kind.kind())
-                        == task.state.started_by
-                })
+                started
+                    .iter()
+                    .any(|kind| bluegreen::migration::started_by(d, *kind) == task.state.started_by)
             }) else {
                 continue; // started before its record was read (the next check sees it)
             };
@@ -554,11 +553,20 @@ impl Invariants {
             if d.status == Status::NeedsAttention && holders.contains(&d.deployment_id) {
                 continue;
             }
-            for (kind, tracked) in [
-                ("migrate", d.production_migration.as_ref()),
-                ("rollback", d.rollback_migration.as_ref()),
+            for (task, tracked) in [
+                (
+                    bluegreen::db_plan::MigrationTask::Production,
+                    d.production_migration.as_ref(),
+                ),
+                (
+                    bluegreen::db_plan::MigrationTask::Rollback,
+                    d.rollback_migration.as_ref(),
+                ),
             ] {
-                let started_by = bluegreen::naming::started_by(&d.deployment_id, kind);
+                let kind = task.kind();
+                // The current attempt's (a retry runs a failed rollback migration again under
+                // its own startedBy; the failed attempts are on the record already).
+                let started_by = bluegreen::migration::started_by(d, task);
                 let ran = state
                     .ecs
                     .tasks
