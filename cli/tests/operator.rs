@@ -268,6 +268,47 @@ async fn auto_approve_by_a_caller_who_is_not_an_approver_is_refused_before_anyth
     assert_eq!(out.status.code(), Some(0), "{stdout}");
 }
 
+/// Issue 29 item 12: `bluegreen abort` of a deployment whose local `run` waits for its
+/// approval ends that run — as StopExecution ends the execution on AWS — instead of leaving it
+/// to wait out the approval window (here 3,600 s at 0.05: three minutes; it used to, and then
+/// printed the service's production as its outcome).
+#[tokio::test]
+async fn aborting_a_deployment_ends_the_local_run_waiting_for_its_approval() {
+    let world = World::build().await;
+    let _ecs = bluegreen_tests::Simulator::start(&world);
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let args = ["run", "--event", event, "--time-scale", "0.05"];
+    let run = tokio::process::Command::from(command(&world, &args))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bluegreen runs");
+    let id = deployment_awaiting_approval(&world).await;
+    let aborted = tokio::process::Command::from(command(&world, &["abort", &id]))
+        .output()
+        .await
+        .expect("bluegreen abort runs");
+    assert_eq!(
+        aborted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&aborted.stderr)
+    );
+    // A bound, not a sleep: without the fix the run waits three minutes for its approval.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run.wait_with_output())
+        .await
+        .expect("the run ended with the abort, not at the approval timeout")
+        .expect("the run's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("outcome: Aborted"), "{stdout}");
+    assert!(stdout.contains("StoppedByOperator"), "{stdout}");
+}
+
 /// The rejection reason an attacker holding one approval link sent (issue 33), whole.
 const HOSTILE_REASON: &str = "ünïcødé 🚀 \u{202e}RTL\u{202c} \x00NUL \x07BEL \x1b[31mANSI-RED\x1b[0m \x1b]0;pwned-title\x07 \r\nX-Injected: header\r\n<svg onload=alert(1)>";
 

@@ -53,7 +53,8 @@ impl LocalTasks {
     }
 
     /// Requests approval, then waits until the record holds a decision (the task's timeout,
-    /// enforced by the runner, ends the wait with `States.Timeout`).
+    /// enforced by the runner, ends the wait with `States.Timeout`), or until the deployment
+    /// was aborted or ended meanwhile (`StoppedByOperator`, as AWS's StopExecution would).
     async fn approval(&self, input: Value) -> Result<Value, Failure> {
         let request: RequestInput = parse(input.get("Payload").cloned().unwrap_or(Value::Null))?;
         if let Requested::Automatic = approval::request(&self.ctx, &request)
@@ -67,6 +68,23 @@ impl LocalTasks {
                 .get(&request.deployment_id)
                 .await
                 .map_err(failure)?;
+            // Aborted meanwhile (`bluegreen abort` from another terminal): on AWS the abort
+            // stops the execution; here nothing would, and the run would wait out the
+            // approval window for a deployment that has ended.
+            if deployment.status.is_terminal() || deployment.abort_requested.is_some() {
+                return Err(Failure::new(
+                    "StoppedByOperator",
+                    format!(
+                        "{} is {} (abort requested: {}): no approval is awaited any more",
+                        deployment.deployment_id,
+                        deployment.status,
+                        deployment
+                            .abort_requested
+                            .as_ref()
+                            .map_or("no".to_owned(), |a| format!("by {}", a.by))
+                    ),
+                ));
+            }
             let decided = deployment.approval.as_ref().and_then(|a| a.decision);
             match decided {
                 Some(Verdict::Approved) => {
