@@ -39,6 +39,7 @@ mod graph;
 mod init;
 mod ops;
 mod output;
+mod reconcile;
 mod run;
 mod wait;
 
@@ -67,6 +68,10 @@ enum Command {
     /// Run a deployment locally: the intake and deployment definitions execute in-process,
     /// calling the real steps against AWS (or the emulator in AWS_ENDPOINT_URL).
     Run(run::RunArgs),
+    /// Do what the stack's reconciler does, for local runs (against an emulator on this
+    /// machine): end or mark a deployment whose `bluegreen run` died, release a lock its
+    /// holder left, run a deployment handed the lock.
+    Reconcile(reconcile::ReconcileArgs),
     /// Serve the approval console on this machine (as you, for requests from this machine).
     Console(console::ConsoleArgs),
     /// Show each service's live slot and latest deployment (or one service's).
@@ -192,6 +197,7 @@ async fn main() -> ExitCode {
     let out = cli.output;
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Reconcile(args) => reconcile::run(out, args).await,
         Command::Console(args) => console::serve(args).await,
         Command::Status { service } => ops::status(out, service.as_deref()).await,
         Command::Wait(args) => wait::run(out, args).await,

@@ -308,13 +308,26 @@ pub async fn decide(
                 d.deployment_id,
                 d.approver,
                 match d.delivered {
-                    Delivered::StepFunctions => "Step Functions has been told",
-                    Delivered::LocalRunner => "the local runner picks it up",
+                    Delivered::StepFunctions => "Step Functions has been told".to_owned(),
+                    Delivered::LocalRunner => local_pickup(&d.deployment_id),
                 }
             )
         },
     )
     .await
+}
+
+/// Who picks a decision recorded for a local run up: the `bluegreen run` waiting for it, when
+/// its process still runs; else nobody, and the person is told how to end the deployment.
+fn local_pickup(deployment_id: &str) -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    match bluegreen_statemachine::local_runs::run_of(endpoint.as_deref(), deployment_id) {
+        Some(run) if run.alive => format!("the local run (process {}) picks it up", run.pid),
+        _ => format!(
+            "no local run waits for it (the `bluegreen run` that asked is not running): \
+             `bluegreen reconcile` ends {deployment_id} as the stack's reconciler would"
+        ),
+    }
 }
 
 /// `bluegreen rollback <service>`.

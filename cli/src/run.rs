@@ -10,7 +10,8 @@ use std::time::Duration;
 use bluegreen::record::{Records, Status};
 use bluegreen::{Context, text};
 use bluegreen_ops::auto_approve::AutoApprover;
-use bluegreen_statemachine::local::LocalTasks;
+use bluegreen_statemachine::local::{LocalTasks, StartRequest};
+use bluegreen_statemachine::local_runs::{self, LOCAL_DEPLOYMENT_MACHINE};
 use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, EventKind, Finished, HistoryEvent, INTAKE_ASL, Outcome, Runner,
     ScaledClock,
@@ -46,7 +47,7 @@ pub struct RunArgs {
 
 /// `--time-scale`: a number from 0 to 1 (a negative or larger scale has no meaning; it used to
 /// be clamped silently).
-fn time_scale(text: &str) -> Result<f64, String> {
+pub fn time_scale(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(scale) if (0.0..=1.0).contains(&scale) => Ok(scale),
         Ok(_) => Err(format!("{text} is not between 0 and 1")),
@@ -76,30 +77,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
     } else {
         None
     };
-    let tasks = Arc::new(LocalTasks::new(ctx.clone(), Arc::new(clock.clone()), 2.0));
-    let observer: bluegreen_statemachine::runner::Observer = Arc::new(print_event);
-    let runner = |text: &str, id: &str| -> Result<Runner, String> {
-        let definition = Definition::parse(text).map_err(|e| e.to_string())?;
-        Ok(
-            Runner::new(definition, id, tasks.clone(), Arc::new(clock.clone()))
-                .with_observer(observer.clone()),
-        )
+    let local = match Local::new(&ctx, &clock) {
+        Ok(local) => local,
+        Err(e) => return crate::fail(&e),
     };
-    let (intake, deployment) = match (
-        runner(INTAKE_ASL, "arn:local:stateMachine:bluegreen-intake"),
-        runner(
-            DEPLOYMENT_ASL,
-            "arn:local:stateMachine:bluegreen-deployment",
-        ),
-    ) {
-        (Ok(i), Ok(d)) => (i, d),
-        (Err(e), _) | (_, Err(e)) => return crate::fail(&e),
-    };
-
     let queue = match (event, args.deployment) {
         (Some((path, event)), _) => {
             outln!("== intake ({path})");
-            let intake_run = intake.run("intake", event).await;
+            let intake_run = local.intake.run("intake", event).await;
             if let Outcome::Failed(f) = &intake_run.outcome {
                 return crate::fail(&format!("intake failed: {}: {}", f.error, f.cause));
             }
@@ -108,17 +93,13 @@ pub async fn run(args: RunArgs) -> ExitCode {
                     outln!("   {line}");
                 }
             }
-            tasks.take_started()
+            local.tasks.take_started()
         }
         // Prepared already (a redeploy): its execution, with the input every one gets.
-        (None, Some(id)) => vec![bluegreen_statemachine::local::StartRequest {
-            state_machine: "arn:local:stateMachine:bluegreen-deployment".into(),
-            input: serde_json::json!({ "deployment_id": id }),
-            name: id,
-        }],
+        (None, Some(id)) => vec![execution_of(id)],
         (None, None) => return crate::fail("give --event or --deployment"),
     };
-    let all_succeeded = run_deployments(&ctx, &deployment, &tasks, queue, approver.as_ref()).await;
+    let all_succeeded = local.run_deployments(&ctx, queue, approver.as_ref()).await;
     if let Some(approval) = approver {
         approval.handle.abort();
     }
@@ -137,37 +118,75 @@ fn read_event(path: &std::path::Path) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Runs each started deployment's execution to its end, then those their endings started
-/// (hand-overs to queued deployments); whether every one succeeded.
-async fn run_deployments(
-    ctx: &Context,
-    deployment: &Runner,
-    tasks: &LocalTasks,
-    mut queue: Vec<bluegreen_statemachine::local::StartRequest>,
-    approval: Option<&AutoApproval>,
-) -> bool {
-    let mut all_succeeded = true;
-    if queue.is_empty() {
-        outln!("no deployment started in this run (why is above)");
+/// The deployment execution of a prepared deployment, with the input every one gets.
+pub fn execution_of(id: String) -> StartRequest {
+    StartRequest {
+        state_machine: LOCAL_DEPLOYMENT_MACHINE.into(),
+        input: serde_json::json!({ "deployment_id": id }),
+        name: id,
     }
-    while !queue.is_empty() {
-        for start in queue {
-            outln!("\n== deployment {}", start.name);
-            if let Some(approval) = approval {
-                approval.admit(&start);
-            }
-            let finished = deployment.run(&start.name, start.input).await;
-            all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
-            summary(ctx, &start.name, &finished).await;
+}
+
+/// The committed definitions, run in-process over the context's AWS by the local runner.
+pub struct Local {
+    tasks: Arc<LocalTasks>,
+    intake: Runner,
+    deployment: Runner,
+}
+
+impl Local {
+    /// Both definitions over `ctx`, timed by `clock`, printing each event worth reading.
+    pub fn new(ctx: &Context, clock: &ScaledClock) -> Result<Self, String> {
+        let tasks = Arc::new(LocalTasks::new(ctx.clone(), Arc::new(clock.clone()), 2.0));
+        let observer: bluegreen_statemachine::runner::Observer = Arc::new(print_event);
+        let runner = |text: &str, id: &str| -> Result<Runner, String> {
+            let definition = Definition::parse(text).map_err(|e| e.to_string())?;
+            Ok(
+                Runner::new(definition, id, tasks.clone(), Arc::new(clock.clone()))
+                    .with_observer(observer.clone()),
+            )
+        };
+        Ok(Local {
+            intake: runner(INTAKE_ASL, "arn:local:stateMachine:bluegreen-intake")?,
+            deployment: runner(DEPLOYMENT_ASL, LOCAL_DEPLOYMENT_MACHINE)?,
+            tasks,
+        })
+    }
+
+    /// Runs each started deployment's execution to its end, then those their endings
+    /// started (hand-overs to queued deployments); whether every one succeeded. Each is
+    /// recorded as this process's run while it runs (`local_runs`), so `reconcile` and
+    /// `approve` in another terminal can tell whether it still runs.
+    pub async fn run_deployments(
+        &self,
+        ctx: &Context,
+        mut queue: Vec<StartRequest>,
+        approval: Option<&AutoApproval>,
+    ) -> bool {
+        let mut all_succeeded = true;
+        if queue.is_empty() {
+            outln!("no deployment started in this run (why is above)");
         }
-        queue = tasks.take_started();
+        while !queue.is_empty() {
+            for start in queue {
+                outln!("\n== deployment {}", start.name);
+                if let Some(approval) = approval {
+                    approval.admit(&start);
+                }
+                let _running = local_runs::register(ctx.endpoint_url.as_deref(), &start.name);
+                let finished = self.deployment.run(&start.name, start.input).await;
+                all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
+                summary(ctx, &start.name, &finished).await;
+            }
+            queue = self.tasks.take_started();
+        }
+        all_succeeded
     }
-    all_succeeded
 }
 
 /// `--auto-approve` running beside the run: who approves, and the deployments of this run
 /// (only those are approved).
-struct AutoApproval {
+pub struct AutoApproval {
     handle: tokio::task::JoinHandle<()>,
     this_run: Arc<Mutex<BTreeSet<String>>>,
 }

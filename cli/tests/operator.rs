@@ -309,6 +309,132 @@ async fn aborting_a_deployment_ends_the_local_run_waiting_for_its_approval() {
     assert!(stdout.contains("StoppedByOperator"), "{stdout}");
 }
 
+/// [`bluegreen`], on the test's runtime (a simulator playing ECS runs on it meanwhile).
+async fn bluegreen_async(world: &World, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::from(command(world, args))
+        .output()
+        .await
+        .expect("bluegreen runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `bluegreen run` of the tagged push in the background.
+fn run_in_background(world: &World, extra: &[&str]) -> tokio::process::Child {
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/ecr-push-tagged.json"
+    );
+    let mut args = vec!["run", "--event", event];
+    args.extend(extra);
+    tokio::process::Command::from(command(world, &args))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bluegreen runs")
+}
+
+/// Issue 29 items 11 and 12: a `bluegreen run` killed while it waits for the approval. `approve`
+/// no longer says "the local runner picks it up" — no run waits for it — and
+/// `bluegreen reconcile`, the stack's reconciler for local runs, aborts the orphan (traffic
+/// never moved) and frees the service.
+#[tokio::test]
+async fn a_run_killed_at_its_approval_is_aborted_by_reconcile_and_approve_says_nobody_waits() {
+    let world = World::build().await;
+    let _ecs = bluegreen_tests::Simulator::start(&world);
+    let mut run = run_in_background(&world, &["--time-scale", "0.05"]);
+    let id = deployment_awaiting_approval(&world).await;
+    // While the run lives, a decision is picked up by it.
+    let (_, reconciled, _) = bluegreen_async(&world, &["reconcile", "shop"]).await;
+    assert!(reconciled.contains("nothing to do for"), "{reconciled}");
+    run.kill().await.expect("killed");
+    run.wait().await.expect("reaped");
+
+    let (code, stdout, stderr) = bluegreen_async(&world, &["approve", &id]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("no local run waits for it"), "{stdout}");
+    assert!(!stdout.contains("picks it up"), "{stdout}");
+
+    let (code, stdout, stderr) = bluegreen_async(&world, &["reconcile", "shop"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("shop: aborted {id}")), "{stdout}");
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(record.status, bluegreen::record::Status::Aborted);
+    assert_eq!(world.lock_holder().await, None, "the service is free");
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        bluegreen::Slot::Blue,
+        "production never moved"
+    );
+}
+
+/// Issue 29 item 11: a `bluegreen run` killed after the switch left its service locked in
+/// `baking`: `abort` refused ("traffic may have moved"). `reconcile` marks it as needing
+/// attention, as the stack's reconciler would (it will not guess between finishing and rolling
+/// back), and `retry` then rolls it back: production on blue again, the lock free.
+#[tokio::test]
+async fn a_run_killed_after_the_switch_is_marked_by_reconcile_and_retry_rolls_it_back() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.bake.seconds = 600; // 30 s at 0.05: long enough to be killed in
+    world.put_config(&config).await;
+    let _ecs = bluegreen_tests::Simulator::start(&world);
+    let mut run = run_in_background(&world, &["--auto-approve", "--time-scale", "0.05"]);
+    let id = loop {
+        let baking = bluegreen::record::Records::new(&world.ctx)
+            .with_status(bluegreen::record::Status::Baking)
+            .await
+            .unwrap();
+        if let Some(d) = baking.first() {
+            break d.deployment_id.clone();
+        }
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended before it baked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    run.kill().await.expect("killed");
+    run.wait().await.expect("reaped");
+    let (code, _, stderr) = bluegreen_async(&world, &["abort", &id]).await;
+    assert_eq!(code, 1, "{stderr}");
+
+    let (code, stdout, stderr) = bluegreen_async(&world, &["reconcile"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("shop: needs attention: {id}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("bluegreen retry {id}")),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = bluegreen_async(&world, &["retry", &id]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.status,
+        bluegreen::record::Status::RolledBack,
+        "{stdout}"
+    );
+    assert_eq!(world.lock_holder().await, None);
+    assert_eq!(
+        world.production().await.live().unwrap(),
+        bluegreen::Slot::Blue
+    );
+}
+
 /// The rejection reason an attacker holding one approval link sent (issue 33), whole.
 const HOSTILE_REASON: &str = "ünïcødé 🚀 \u{202e}RTL\u{202c} \x00NUL \x07BEL \x1b[31mANSI-RED\x1b[0m \x1b]0;pwned-title\x07 \r\nX-Injected: header\r\n<svg onload=alert(1)>";
 

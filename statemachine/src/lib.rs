@@ -12,6 +12,7 @@
 pub mod definition;
 pub mod generate;
 pub mod local;
+pub mod local_runs;
 pub mod path;
 pub mod runner;
 pub mod validate;
