@@ -61,6 +61,9 @@ fn request(world: &World) -> Request {
     }
 }
 
+/// One way a request is made one the plan refuses.
+type Change = Box<dyn Fn(&mut Request)>;
+
 /// Everything adopt could create or change, as AWS answers it, in a stable order.
 async fn aws_state(world: &World) -> Vec<String> {
     let (ecs_client, elb_client) = (&world.aws.ecs, &world.aws.elb);
@@ -151,7 +154,7 @@ async fn every_refusal_the_plan_can_make_comes_before_the_first_write() {
             .await
             .expect("someone's api-green");
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Request)>, &str)> = vec![
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "no test port",
             Box::new(|r: &mut Request| r.test_port = None),
