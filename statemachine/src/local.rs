@@ -64,6 +64,7 @@ impl LocalTasks {
             return Ok(json!({"decision": "automatic"}));
         }
         loop {
+            let looked = std::time::Instant::now();
             let deployment = Records::new(&self.ctx)
                 .get(&request.deployment_id)
                 .await
@@ -106,7 +107,11 @@ impl LocalTasks {
                         ),
                     ));
                 }
-                None => self.clock.sleep(self.approval_poll_seconds).await,
+                // The look's own time counts at the clock's pace (`--time-scale` exact).
+                None => {
+                    let spent = looked.elapsed();
+                    self.clock.pace(self.approval_poll_seconds, spent).await
+                }
             }
         }
     }

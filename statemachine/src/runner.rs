@@ -81,6 +81,14 @@ pub trait Clock: Send + Sync {
     /// Completes once `seconds` of (possibly virtual) time have passed, however they pass:
     /// used for timeouts racing other work.
     fn timer(&self, seconds: f64) -> BoxFuture<'_, ()>;
+    /// One cycle of a poll loop: `spent` is the real time the caller just spent working (a
+    /// query), then the loop waits `seconds`. A scaled clock counts the work at its pace, so
+    /// the loop's time passes at exactly its scale however long the work takes; by default
+    /// this is [`Clock::sleep`].
+    fn pace(&self, seconds: f64, spent: Duration) -> BoxFuture<'_, ()> {
+        let _ = spent;
+        self.sleep(seconds)
+    }
 }
 
 /// Real time.
@@ -141,6 +149,15 @@ impl Clock for ScaledClock {
             self.skipped.send_replace(());
         })
     }
+    fn pace(&self, seconds: f64, spent: Duration) -> BoxFuture<'_, ()> {
+        let (real, skipped) = paced(seconds, spent.as_secs_f64(), self.scale);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs_f64(real)).await;
+            *self.offset.lock().expect("clock lock") +=
+                chrono::Duration::milliseconds((skipped * 1000.0) as i64);
+            self.skipped.send_replace(());
+        })
+    }
     fn timer(&self, seconds: f64) -> BoxFuture<'_, ()> {
         let deadline =
             self.now() + chrono::Duration::milliseconds((seconds.max(0.0) * 1000.0) as i64);
@@ -159,6 +176,28 @@ impl Clock for ScaledClock {
                 }
             }
         })
+    }
+}
+
+/// One poll cycle on a clock of `scale`: after `spent` real seconds of work (which the clock
+/// has already counted 1:1), how long to sleep for real and how much virtual time to skip, so
+/// that the cycle takes `seconds * scale` of real time for `seconds` of virtual time — or, when
+/// the work alone took longer, so that its real time counts at the clock's pace (`spent /
+/// scale`). Either way virtual time passes at exactly `1 / scale` of real time. (A plain
+/// [`Clock::sleep`] counts the work 1:1: a 1,500 s approval at 0.01 took 37–48 s, not 15.)
+fn paced(seconds: f64, spent: f64, scale: f64) -> (f64, f64) {
+    let (seconds, spent) = (seconds.max(0.0), spent.max(0.0));
+    if scale <= 0.0 {
+        return (0.0, seconds); // no real waiting at all
+    }
+    let target = seconds * scale;
+    if spent <= target {
+        let real = target - spent;
+        // Virtual time over the cycle: `spent` already, `real` while sleeping, the rest
+        // skipped — `seconds` in all.
+        (real, seconds - spent - real)
+    } else {
+        (0.0, spent / scale - spent)
     }
 }
 
@@ -936,4 +975,34 @@ fn run_choice(name: &str, choice: &Choice, input: Value, context: &Value) -> Res
         None => input,
     };
     Ok(Step::Next(next, output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paced;
+
+    /// Real and virtual time of one poll cycle: (work + sleep, work + sleep + skipped).
+    fn cycle(seconds: f64, spent: f64, scale: f64) -> (f64, f64) {
+        let (real, skipped) = paced(seconds, spent, scale);
+        (spent + real, spent + real + skipped)
+    }
+
+    #[test]
+    fn a_poll_cycle_passes_virtual_time_at_exactly_the_clocks_scale() {
+        // Issue 29 item 10: a 2 s poll at 0.01 whose look takes 5 ms, then 30 ms.
+        for spent in [0.0, 0.005, 0.019, 0.03, 1.5] {
+            let (real, virtual_time) = cycle(2.0, spent, 0.01);
+            assert!(
+                (real / virtual_time - 0.01).abs() < 1e-9,
+                "{spent}: {real} real for {virtual_time} virtual"
+            );
+        }
+        // Quick work: the cycle is the poll's length; slow work: its own, at the pace.
+        assert!((cycle(2.0, 0.005, 0.01).1 - 2.0).abs() < 1e-9);
+        assert!((cycle(2.0, 0.03, 0.01).1 - 3.0).abs() < 1e-9);
+        // Scale 0: no real waiting, the poll's time skipped.
+        assert_eq!(paced(2.0, 0.03, 0.0), (0.0, 2.0));
+        // Real time: the work, and never more sleep than the scaled poll.
+        assert_eq!(cycle(2.0, 0.0, 1.0), (2.0, 2.0));
+    }
 }
