@@ -713,4 +713,3 @@ async fn doctor_for_an_unconfigured_service_reports_it_beside_the_installations_
         "{code}: {stdout}"
     );
 }
-

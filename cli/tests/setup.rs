@@ -591,10 +591,16 @@ async fn adopt_turns_one_service_into_blue_green_that_deploys_and_undo_restores_
         "it was approved"
     );
 
-    // Once deployed, undo is refused and changes nothing.
+    // Once deployed, undo is refused and changes nothing; it says why (not "its slots serve
+    // production now", false when production is on the original service) and where the way
+    // back to one service is written down.
     let (code, _, stderr) = run_cli(&world, &["adopt", "--undo", "shop"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("SetupRefused"), "{stderr}");
+    assert!(
+        stderr.contains("either slot may be production's") && stderr.contains("Back to one"),
+        "{stderr}"
+    );
     assert!(shape(&world).await.0, "the green slot is still there");
 }
 

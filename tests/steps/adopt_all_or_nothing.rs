@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::{LaunchType, LoadBalancer};
 use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use bluegreen::Slot;
+use bluegreen::config::Traffic;
 use bluegreen_ops::adopt::{Request, adopt};
 use bluegreen_ops::direct::{ecs, elb};
 use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY, World};
@@ -266,4 +267,81 @@ async fn a_write_failing_part_way_takes_back_what_the_run_changed() {
     ecs::describe_service(&world.ctx, CLUSTER, "api-green")
         .await
         .expect("the green slot");
+}
+
+/// Issue 29 item 4: a re-run after the green target group (and its test listener) was deleted
+/// makes both again and points the green service at the new group — it used to keep
+/// registering into the deleted one while adopt reported success.
+#[tokio::test]
+async fn a_rerun_after_the_green_group_was_deleted_points_the_green_service_at_the_new_one() {
+    let world = World::build().await;
+    api_service(&world).await;
+    let first = adopt(&world.ctx, &request(&world), true)
+        .await
+        .expect("adopt");
+    let Traffic::Listener {
+        test_listener_arn: Some(test_listener),
+        ..
+    } = &first.config.traffic
+    else {
+        panic!("a test listener: {:?}", first.config.traffic);
+    };
+    let old_group = first.config.slots.green.target_group_arn.clone();
+    elb::delete_listener(&world.ctx, test_listener)
+        .await
+        .unwrap();
+    elb::delete_target_group(&world.ctx, &old_group)
+        .await
+        .unwrap();
+
+    let again = adopt(&world.ctx, &request(&world), true)
+        .await
+        .expect("adopt again");
+    let new_group = again.config.slots.green.target_group_arn.clone();
+    assert_ne!(new_group, old_group);
+    assert!(
+        again
+            .changes
+            .iter()
+            .any(|c| c.starts_with("point ECS service")),
+        "{:?}",
+        again.changes
+    );
+    let green = ecs::describe_service(&world.ctx, CLUSTER, "api-green")
+        .await
+        .unwrap();
+    let registered: Vec<_> = green
+        .load_balancers()
+        .iter()
+        .filter_map(|lb| lb.target_group_arn.clone())
+        .collect();
+    assert_eq!(
+        registered,
+        vec![new_group],
+        "the green service registers in the new group"
+    );
+    let settled = adopt(&world.ctx, &request(&world), true).await.unwrap();
+    assert!(!settled.changed, "{:?}", settled.changes);
+}
+
+/// Issue 29 item 4: adopt after the service has deployed is refused with the true reason, not
+/// "the test listener cannot be the production listener" (the walk's reading of routes a
+/// deployment moved).
+#[tokio::test]
+async fn adopt_after_a_deployment_is_refused_with_the_true_reason() {
+    let world = World::build().await;
+    let id = crate::common::prepare_push(&world, "v2", "event-1").await;
+    let mut req = request(&world);
+    req.service = "shop-blue".into();
+    req.name = None;
+    let failed = adopt(&world.ctx, &req, false)
+        .await
+        .expect_err("deployed already");
+    assert_eq!(failed.name(), "SetupRefused", "{failed}");
+    assert!(
+        failed
+            .to_string()
+            .contains(&format!("shop is adopted and has deployed since ({id}")),
+        "{failed}"
+    );
 }

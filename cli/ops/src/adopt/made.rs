@@ -33,6 +33,13 @@ pub(super) enum Made {
     LoadBalancer(String),
     /// An ECS service it creates (the green slot).
     Service { cluster: String, name: String },
+    /// An ECS service adopt made earlier, pointed at this run's green group, with its group
+    /// before.
+    ServiceGroup {
+        cluster: String,
+        name: String,
+        before: String,
+    },
     /// `bluegreen:managed` and adopt's mark, put on an existing ECS service.
     ServiceTags(String),
     /// `bluegreen:managed` and adopt's mark, put on an existing listener or rule.
@@ -66,6 +73,9 @@ impl Made {
             Made::Listener { balancer, port } => format!("created listener :{port} on {balancer}"),
             Made::LoadBalancer(name) => format!("created load balancer {name}"),
             Made::Service { cluster, name } => format!("created ECS service {cluster}/{name}"),
+            Made::ServiceGroup { cluster, name, .. } => {
+                format!("pointed ECS service {cluster}/{name} at the green target group")
+            }
             Made::ServiceTags(arn) | Made::RouteTags(arn) => {
                 format!("tagged {arn} {TAG_MANAGED}=true")
             }
@@ -127,6 +137,14 @@ impl Made {
                     return Ok(false);
                 }
                 ecs::delete_service(ctx, cluster, name).await?;
+            }
+            Made::ServiceGroup {
+                cluster,
+                name,
+                before,
+            } => {
+                let service = ecs::describe_service(ctx, cluster, name).await?;
+                ecs::register_in(ctx, cluster, &service, before).await?
             }
             Made::ServiceTags(arn) => ecs::untag_resource(ctx, arn, &marks).await?,
             Made::RouteTags(arn) => elb::remove_tags(ctx, arn, &marks).await?,

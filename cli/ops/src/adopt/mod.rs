@@ -41,6 +41,7 @@ use bluegreen::context::Context;
 use bluegreen::error::{StepError, StepResult};
 use bluegreen::naming::{TAG_MANAGED, merge_tags};
 use bluegreen::ports::load_balancing::{Route, RouteForward};
+use bluegreen::record::Records;
 use bluegreen::routes::listener_of_rule;
 
 use made::Made;
@@ -686,8 +687,9 @@ impl Walk<'_> {
         let name = green_name(&self.req.service, usize::MAX);
         match ecs::describe_service(self.ctx, &self.req.cluster, &name).await {
             Ok(service) => {
-                let arn = service.service_arn.unwrap_or_default();
+                let arn = service.service_arn.clone().unwrap_or_default();
                 ours(ecs::tags_of(self.ctx, &arn).await?, &self.name, &arn)?;
+                self.green_registers_in(&service, green_tg).await?;
             }
             Err(StepError::ResourceNotFound { .. }) => {
                 let cluster = &self.req.cluster;
@@ -727,6 +729,36 @@ impl Walk<'_> {
             Err(e) => return Err(e),
         }
         Ok(name)
+    }
+
+    /// The green service an earlier run made must register in the green group this run
+    /// found or made: after the group was deleted and made again, it still named the old one
+    /// (and adopt reported success).
+    async fn green_registers_in(&mut self, service: &Service, green_tg: &str) -> StepResult<()> {
+        let registered: Vec<String> = service
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn.clone())
+            .collect();
+        if registered.iter().all(|tg| tg == green_tg) {
+            return Ok(());
+        }
+        let cluster = self.req.cluster.clone();
+        let name = service.service_name.clone().unwrap_or_default();
+        self.note(format!(
+            "point ECS service {cluster}/{name} at {green_tg} (it registers in {}, which is not \
+             the green slot's group)",
+            registered.join(", ")
+        ));
+        if self.apply {
+            self.made.push(Made::ServiceGroup {
+                cluster: cluster.clone(),
+                name,
+                before: registered.first().cloned().unwrap_or_default(),
+            });
+            ecs::register_in(self.ctx, &cluster, service, green_tg).await?;
+        }
+        Ok(())
     }
 
     /// `bluegreen:managed` on the existing service and on `listeners` (the stack's roles
@@ -961,6 +993,17 @@ impl<'a> Walk<'a> {
     /// config.
     async fn run(&mut self) -> StepResult<Adopted> {
         let (ctx, req) = (self.ctx, self.req);
+        // After a deployment the shape adopt looks for is gone (production may forward to the
+        // green slot, the test listener to the original service): say so, not what that looks
+        // like to the walk.
+        if let Some(d) = Records::new(ctx).for_service(&self.name, 1).await?.pop() {
+            return Err(refuse(format!(
+                "{} is adopted and has deployed since ({}, {}): adopt takes a service before \
+                 its first deployment. Check it with `bluegreen doctor {}`; change its config \
+                 with `bluegreen config put`",
+                self.name, d.deployment_id, d.status, self.name
+            )));
+        }
         let found = existing(ctx, req).await?;
         let blue_tg = found
             .target_group

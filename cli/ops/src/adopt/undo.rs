@@ -27,8 +27,9 @@ pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
     }
     if let Some(d) = Records::new(ctx).for_service(name, 1).await?.pop() {
         return Err(refuse(format!(
-            "{name} has been deployed ({}): its slots serve production now, undo would remove \
-             one of them",
+            "{name} has been deployed ({}): from then on either slot may be production's, so \
+             undo removes nothing. To go back to one service, see the README (\"Back to one \
+             service\")",
             d.deployment_id
         )));
     }

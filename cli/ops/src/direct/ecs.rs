@@ -141,6 +141,36 @@ pub async fn create_service_like(
         .ok_or_else(|| StepError::Internal(format!("CreateService {name} answered no service")))
 }
 
+/// Points `service`'s load balancer configuration at `target_group_arn` (container and port
+/// kept): ECS's rolling deployments take a new load balancer configuration by UpdateService.
+pub async fn register_in(
+    ctx: &Context,
+    cluster: &str,
+    service: &Service,
+    target_group_arn: &str,
+) -> StepResult<()> {
+    let load_balancers = service
+        .load_balancers()
+        .iter()
+        .map(|lb| {
+            let mut lb = lb.clone();
+            lb.target_group_arn = Some(target_group_arn.to_owned());
+            lb
+        })
+        .collect();
+    let name = service.service_name.as_deref().unwrap_or_default();
+    ctx.sdk()?
+        .ecs
+        .update_service()
+        .cluster(cluster)
+        .service(name)
+        .set_load_balancers(Some(load_balancers))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;
+    Ok(())
+}
+
 /// Deletes a service (scaled to 0 first by `force`); one already gone is fine.
 pub async fn delete_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
     match ctx
