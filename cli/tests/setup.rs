@@ -131,8 +131,9 @@ fn init_refuses_anything_but_a_local_emulator() {
         "{}",
         text(&out.stderr)
     );
+    // Without --local: a usage error (2), as issue 29 item 9 asks, not a refusal (1).
     let out = command("http://127.0.0.1:9", &["init"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("--local"),
         "{}",
