@@ -153,6 +153,9 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
         for change in &a.changes {
             outln!("{change}");
         }
+        for note in &a.notes {
+            outln!("note: {note}");
+        }
         match (a.changed, args.apply) {
             (false, _) => outln!("nothing to change: {} is adopted", a.config.name),
             (true, false) => outln!("run again with --apply to make these changes"),

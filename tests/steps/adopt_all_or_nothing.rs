@@ -345,3 +345,25 @@ async fn adopt_after_a_deployment_is_refused_with_the_true_reason() {
         "{failed}"
     );
 }
+
+/// Issue 29 item 5: the plan says what the stored config will do (its smoke check and URL, its
+/// database strategy, keep-warm 0 and what that means for `rollback`) and that the new test
+/// port needs the load balancer's security group.
+#[tokio::test]
+async fn the_plan_shows_the_config_and_the_security_group_a_new_port_needs() {
+    let world = World::build().await;
+    api_service(&world).await;
+    let planned = adopt(&world.ctx, &request(&world), false)
+        .await
+        .expect("plan");
+    let notes = planned.notes.join("\n");
+    for says in [
+        &format!("smoke check GET /health against {}", world.smoke.url),
+        "database shared, no migration",
+        "keep_warm_seconds is 0",
+        "`bluegreen rollback` is refused",
+        "test port 8443 must be allowed by the load balancer's security group(s) sg-",
+    ] {
+        assert!(notes.contains(says), "{says}: {notes}");
+    }
+}

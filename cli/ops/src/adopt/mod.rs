@@ -111,6 +111,10 @@ pub struct Adopted {
     pub changed: bool,
     /// One line per change, in order (`would …` when planning).
     pub changes: Vec<String>,
+    /// What to know before applying: what adopt does not change for you (the load
+    /// balancer's security groups for a new port) and what the stored config will do that a
+    /// person may not expect (the old slot scaled to 0 at once, no migration).
+    pub notes: Vec<String>,
     /// The config (ARNs of what a plan would create read `(created by --apply)`).
     pub config: ServiceConfig,
 }
@@ -478,6 +482,7 @@ struct Walk<'a> {
     apply: bool,
     name: String,
     changes: Vec<String>,
+    notes: Vec<String>,
     /// What this run changed in AWS, in order (taken back if it fails part-way).
     made: Vec<Made>,
 }
@@ -984,6 +989,7 @@ impl<'a> Walk<'a> {
             apply,
             name,
             changes: Vec::new(),
+            notes: Vec::new(),
             made: Vec::new(),
         }
     }
@@ -1019,12 +1025,62 @@ impl<'a> Walk<'a> {
         let slots = [(req.service.clone(), blue_tg), (green_service, green_tg)];
         let config = self.config(&found, slots, routing);
         self.store(&config).await?;
+        self.notes.extend(config_notes(&config));
         Ok(Adopted {
             changed: !self.changes.is_empty(),
             changes: std::mem::take(&mut self.changes),
+            notes: std::mem::take(&mut self.notes),
             config,
         })
     }
+}
+
+/// What the stored config does that a person adopting a service may not expect.
+fn config_notes(config: &ServiceConfig) -> Vec<String> {
+    let mut notes = vec![format!(
+        "the config: smoke check{} {} against {}; database {}{}; approvers: {}",
+        if config.health.smoke.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        config
+            .health
+            .smoke
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect::<Vec<_>>()
+            .join(", "),
+        config
+            .health
+            .test_url
+            .as_deref()
+            .unwrap_or("each slot's own URL"),
+        serde_json::to_value(config.database.strategy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        if config.migration.is_none() {
+            ", no migration"
+        } else {
+            ""
+        },
+        if config.approval.approvers.is_empty() {
+            "none".to_owned()
+        } else {
+            config.approval.approvers.join(", ")
+        }
+    )];
+    if config.finish.keep_warm_seconds == 0 {
+        notes.push(
+            "finish.keep_warm_seconds is 0: after each deployment the old slot (at first this \
+             service) is scaled to 0 at once, and `bluegreen rollback` is refused; set it (for \
+             example 3600) with `bluegreen config put` to keep the old slot warm for a quick \
+             rollback"
+                .to_owned(),
+        );
+    }
+    notes
 }
 
 /// `http` or `https`, as production's listener speaks.
@@ -1187,6 +1243,20 @@ async fn create_test_listener(
     green_tg: &str,
 ) -> StepResult<Option<Listener>> {
     walk.note(format!("create test listener :{port} on {balancer}"));
+    // A new port is closed until the load balancer's security groups open it: adopt does not
+    // change security groups (they are often shared, and owned by the network's team).
+    let groups = elb::load_balancer(walk.ctx, balancer)
+        .await?
+        .map(|lb| lb.security_groups().to_vec())
+        .unwrap_or_default();
+    if !groups.is_empty() {
+        walk.notes.push(format!(
+            "the test port {port} must be allowed by the load balancer's security group(s) {} \
+             from where the smoke checks run (the HealthCheck function's subnets, or this \
+             machine); adopt does not change security groups",
+            groups.join(", ")
+        ));
+    }
     if !walk.apply {
         return Ok(None);
     }
