@@ -92,6 +92,31 @@ fn failure(out: Output, failed: &adopt::Failed) -> ExitCode {
     out.error(&failed.error)
 }
 
+/// On an emulator on this machine, what works there when not given, each said: the smoke
+/// checks go to `bluegreen local up`'s app (`BLUEGREEN_LOCAL_APP`; a load balancer's name does
+/// not resolve here), and the approver is the caller (so `run --auto-approve` can approve).
+async fn emulator_defaults(ctx: &Context, request: &mut Request) {
+    if request.test_url.is_none()
+        && request.dns.is_none()
+        && let Ok(app) = std::env::var("BLUEGREEN_LOCAL_APP")
+    {
+        errln!(
+            "on the emulator: smoke checks go to {app} (BLUEGREEN_LOCAL_APP, the app of \
+             `bluegreen local up`); --test-url chooses another"
+        );
+        request.test_url = Some(app);
+    }
+    if request.approvers.is_empty()
+        && let Ok(caller) = bluegreen::identity::caller_arn(ctx).await
+    {
+        errln!(
+            "on the emulator: the approver is you ({caller}), so `run --auto-approve` can \
+             approve; --approver chooses others"
+        );
+        request.approvers = vec![caller];
+    }
+}
+
 /// `bluegreen adopt`.
 pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
     let ctx = Context::from_env().await;
@@ -105,7 +130,7 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
             Err(e) => out.error(&e),
         };
     }
-    let request = match (|| {
+    let mut request = match (|| {
         Ok::<_, ExitCode>(Request {
             cluster: required(&args.cluster, "--cluster")?,
             service: required(&args.service, "--service")?,
@@ -131,6 +156,9 @@ pub async fn run(out: Output, args: AdoptArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if ctx.on_loopback_emulator() {
+        emulator_defaults(&ctx, &mut request).await;
+    }
     let adopted = match adopt::adopt(&ctx, &request, args.apply).await {
         Ok(a) => a,
         Err(failed) => return failure(out, &failed),

@@ -37,6 +37,7 @@ mod console;
 mod doctor;
 mod graph;
 mod init;
+mod local;
 mod ops;
 mod output;
 mod reconcile;
@@ -72,6 +73,10 @@ enum Command {
     /// machine): end or mark a deployment whose `bluegreen run` died, release a lock its
     /// holder left, run a deployment handed the lock.
     Reconcile(reconcile::ReconcileArgs),
+    /// The emulator and what plays AWS around it, in the background, for trying bluegreen
+    /// on this machine (the README's first-hour walk).
+    #[command(subcommand)]
+    Local(local::LocalCommand),
     /// Serve the approval console on this machine (as you, for requests from this machine).
     Console(console::ConsoleArgs),
     /// Show each service's live slot and latest deployment (or one service's).
@@ -198,6 +203,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Reconcile(args) => reconcile::run(out, args).await,
+        Command::Local(command) => local::run(out, command).await,
         Command::Console(args) => console::serve(args).await,
         Command::Status { service } => ops::status(out, service.as_deref()).await,
         Command::Wait(args) => wait::run(out, args).await,

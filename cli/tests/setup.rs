@@ -1106,3 +1106,82 @@ async fn wait_tells_set_up_errors_from_a_failed_deployment() {
         "{stderr}"
     );
 }
+
+/// The lines of the README's first-hour walk: the `bash` block after its marker.
+fn readme_walk() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let marker = "<!-- first-hour walk:";
+    let after = &readme[readme.find(marker).expect("the walk's marker")..];
+    let block = after
+        .split_once("```bash\n")
+        .expect("a bash block after the marker")
+        .1
+        .split_once("\n```")
+        .expect("the block ends")
+        .0;
+    block.lines().map(str::to_owned).collect()
+}
+
+/// Stops what the walk's `local up` started, however the walk ended.
+struct LocalDown(std::path::PathBuf);
+
+impl Drop for LocalDown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(["local", "down"])
+            .env("TMPDIR", &self.0)
+            .output();
+    }
+}
+
+/// Issue 29 item 1: the README's first-hour walk, line by line as written, in `bash -e` from
+/// the repository's root with no `AWS_*` in the environment, ends with production on the
+/// adopted green slot, `doctor` exiting 0 on the way.
+#[test]
+fn the_readmes_first_hour_walk_runs_as_written() {
+    let lines = readme_walk();
+    assert!(
+        lines.iter().any(|l| l.starts_with("bluegreen adopt")),
+        "{lines:?}"
+    );
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .canonicalize()
+        .unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_bluegreen"));
+    assert_eq!(
+        binary.parent().unwrap().canonicalize().unwrap(),
+        root.join("target/debug"),
+        "the walk puts target/debug on PATH: the binary under test must be the one there"
+    );
+    let tmp = std::env::temp_dir().join(format!("bluegreen-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let _down = LocalDown(tmp.clone());
+    let script = format!("set -euo pipefail\nset -x\n{}\n", lines.join("\n"));
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&root)
+        .env("TMPDIR", &tmp);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") || name.starts_with("BLUEGREEN_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command.output().expect("bash runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("production traffic: blue 0%, green 100%"),
+        "{stdout}"
+    );
+    let status = stdout
+        .lines()
+        .find(|l| l.starts_with("shop "))
+        .unwrap_or_default();
+    assert!(
+        status.contains("green"),
+        "status shows production on green: {stdout}"
+    );
+}

@@ -682,12 +682,18 @@ def main():
             response = Response(json.dumps({"error": repr(exc)}), 400, mimetype="application/json")
         return response(environ, start_response)
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # `bluegreen local up` asks for a port (BLUEGREEN_HARNESS_PORT) and a server that outlives
+    # it (BLUEGREEN_HARNESS_DETACHED: until `bluegreen local down` ends the process).
+    server = make_server(
+        "127.0.0.1", int(os.environ.get("BLUEGREEN_HARNESS_PORT", "0")), app, threaded=True
+    )
     port = server.server_port
     # moto's Step Functions interpreter calls back to itself on MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"PORT {port}", flush=True)
+    if os.environ.get("BLUEGREEN_HARNESS_DETACHED"):
+        threading.Event().wait()
     # Serve until the parent closes our stdin (it exits or drops the emulator).
     sys.stdin.read()
     server.shutdown()

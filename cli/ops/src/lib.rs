@@ -14,5 +14,6 @@ pub mod direct;
 pub mod doctor;
 pub mod follow;
 pub mod install;
+pub mod local;
 pub mod status;
 pub mod subscriptions;
