@@ -94,6 +94,14 @@ fn describe(error: &ValidationError, problems: &mut Vec<String>, set_aside: &mut
         }
         // Missing: nothing to set aside (reading fails unless the field has a default).
         ValidationErrorKind::Required { .. } => {}
+        // Unknown keys (a misspelt `helth`): each set aside, so the rest is still read.
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                let mut path = at.clone();
+                path.push(key.clone());
+                set_aside.push(path);
+            }
+        }
         _ => set_aside.push(array_of(at)),
     }
     // A table or list is not printed whole: its field says where.

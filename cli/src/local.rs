@@ -86,7 +86,7 @@ async fn up(out: Output, port: u16, example: bool) -> ExitCode {
     let (player_pid, app_url) = match start_player(&endpoint) {
         Ok(started) => started,
         Err(e) => {
-            let _ = Command::new("kill").arg(emulator_pid.to_string()).status();
+            local::stop(emulator_pid, "moto_harness");
             return crate::fail(&e);
         }
     };
@@ -98,6 +98,9 @@ async fn up(out: Output, port: u16, example: bool) -> ExitCode {
         logs: local::directory(),
     };
     if let Err(e) = local::record(&running) {
+        // Unrecorded, nothing could stop them later.
+        local::stop(player_pid, "play");
+        local::stop(emulator_pid, "moto_harness");
         return crate::fail(&e);
     }
     if example {

@@ -275,6 +275,8 @@ pub async fn decide(
     reason: Option<String>,
 ) -> ExitCode {
     let verb = if approve { "approve" } else { "reject" };
+    // Where local runs are recorded: the emulator the SDK resolves (a profile may name it).
+    let endpoint = Context::from_env().await.endpoint_url;
     let path = segment("deployment id", deployment_id)
         .map(|id| format!("/api/v1/deployments/{id}/{verb}"));
     let direct_reason = reason.clone();
@@ -309,7 +311,7 @@ pub async fn decide(
                 d.approver,
                 match d.delivered {
                     Delivered::StepFunctions => "Step Functions has been told".to_owned(),
-                    Delivered::LocalRunner => local_pickup(&d.deployment_id),
+                    Delivered::LocalRunner => local_pickup(endpoint.as_deref(), &d.deployment_id),
                 }
             )
         },
@@ -319,9 +321,8 @@ pub async fn decide(
 
 /// Who picks a decision recorded for a local run up: the `bluegreen run` waiting for it, when
 /// its process still runs; else nobody, and the person is told how to end the deployment.
-fn local_pickup(deployment_id: &str) -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    match bluegreen_statemachine::local_runs::run_of(endpoint.as_deref(), deployment_id) {
+fn local_pickup(endpoint: Option<&str>, deployment_id: &str) -> String {
+    match bluegreen_statemachine::local_runs::run_of(endpoint, deployment_id) {
         Some(run) if run.alive => format!("the local run (process {}) picks it up", run.pid),
         _ => format!(
             "no local run waits for it (the `bluegreen run` that asked is not running): \

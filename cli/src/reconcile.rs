@@ -61,16 +61,19 @@ pub async fn run(out: Output, args: ReconcileArgs) -> ExitCode {
             outln!("{}", line(r));
         }
     });
+    // A service that could not be reconciled now is a failure of this command (the sweep on
+    // AWS tries again; here the person does).
+    let failed = reconciled.iter().any(|r| r.action == Action::Failed);
     let started = workflow.take_started();
     if started.is_empty() {
-        return shown;
+        return if failed { ExitCode::FAILURE } else { shown };
     }
     let runner = match Local::new(&ctx, &clock) {
         Ok(runner) => runner,
         Err(e) => return crate::fail(&e),
     };
     let queue = started.into_iter().map(execution_of).collect();
-    if runner.run_deployments(&ctx, queue, None).await {
+    if runner.run_deployments(&ctx, queue, None).await && !failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

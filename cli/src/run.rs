@@ -168,12 +168,19 @@ impl Local {
             outln!("no deployment started in this run (why is above)");
         }
         while !queue.is_empty() {
+            // Every deployment of the queue is this run's from now on, also while it waits
+            // for the ones before it: `reconcile` elsewhere must not start it a second time.
+            let endpoint = ctx.endpoint_url.as_deref();
+            let mut files: Vec<_> = queue
+                .iter()
+                .map(|start| local_runs::register(endpoint, &start.name))
+                .collect();
             for start in queue {
                 outln!("\n== deployment {}", start.name);
                 if let Some(approval) = approval {
                     approval.admit(&start);
                 }
-                let _running = local_runs::register(ctx.endpoint_url.as_deref(), &start.name);
+                let _running = files.remove(0);
                 let finished = self.deployment.run(&start.name, start.input).await;
                 all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
                 summary(ctx, &start.name, &finished).await;
@@ -203,7 +210,7 @@ impl AutoApproval {
         let caller = auto_approver(ctx).await?;
         let configs = match (event, deployment) {
             (Some(event), _) => bluegreen::steps::prepare::configs_deploying(ctx, event).await,
-            (None, Some(id)) => config_of(ctx, id).await.map(|c| vec![c]),
+            (None, Some(id)) => configs_of(ctx, id).await,
             (None, None) => Ok(Vec::new()),
         }
         .map_err(|e| {
@@ -229,15 +236,17 @@ impl AutoApproval {
     }
 }
 
-/// The current config of a prepared deployment's service.
-async fn config_of(
+/// The configs a prepared deployment's approval is decided against: its own (as when it
+/// started) and its service's current one (an approver must be in both).
+async fn configs_of(
     ctx: &Context,
     id: &str,
-) -> bluegreen::StepResult<bluegreen::config::ServiceConfig> {
+) -> bluegreen::StepResult<Vec<bluegreen::config::ServiceConfig>> {
     let deployment = Records::new(ctx).get(id).await?;
-    bluegreen::config_store::ConfigStore::new(ctx)
+    let current = bluegreen::config_store::ConfigStore::new(ctx)
         .load(&deployment.service)
-        .await
+        .await?;
+    Ok(vec![deployment.config, current])
 }
 
 /// Who `--auto-approve` approves as: the caller's own identity, and only on an emulator on

@@ -266,3 +266,23 @@ fn finish(out: Output, d: &Deployment, ending: Ending) -> ExitCode {
         Ending::Failed => ExitCode::FAILURE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluegreen::record::StepOutcome;
+
+    /// Issue 29 item 9: `Switch traffic traffic_moving` was the stored word, not a person's.
+    #[test]
+    fn a_timeline_line_says_its_outcome_in_words() {
+        let entry = TimelineEntry {
+            step: "switch".into(),
+            at: chrono::Utc::now(),
+            outcome: StepOutcome::TrafficMoving,
+            detail: "10% to green".into(),
+        };
+        let shown = line(&entry);
+        assert!(shown.contains("moving traffic"), "{shown}");
+        assert!(!shown.contains("traffic_moving"), "{shown}");
+    }
+}

@@ -259,7 +259,9 @@ fn config_validate_lists_schema_and_semantic_problems_together_each_naming_its_f
         )
         .replace("tags = [\"v*\", \"release-*\"]", "tags = [\"v*\", \"\"]")
         .replace("approvers = [", "approvers = [\"  \", ")
-        .replace("timeout_seconds = 14400", "timeout_seconds = -5");
+        .replace("timeout_seconds = 14400", "timeout_seconds = -5")
+        // An unknown key at the top (the commonest typo) hides nothing either.
+        .replacen("name = \"shop\"", "name = \"shop\"\ncolour = \"blue\"", 1);
     assert!(
         text.contains("timeout_seconds = -5"),
         "the example sets the approval timeout"
@@ -269,8 +271,9 @@ fn config_validate_lists_schema_and_semantic_problems_together_each_naming_its_f
     let (ok, _, stderr) = bluegreen(&["config", "validate", bad.to_str().unwrap()]);
     assert!(!ok);
     for line in [
-        // The schema's problem …
+        // The schema's problems …
         "approval.timeout_seconds: -5 is less than the minimum of 1",
+        "'colour' was unexpected",
         // … and the semantic ones beside it.
         "source.tags[1]: is empty",
         "approval.approvers[0]: must name an approver, not be blank",

@@ -244,7 +244,9 @@ async fn auto_approve_by_a_caller_who_is_not_an_approver_is_refused_before_anyth
         .unwrap();
     assert!(lock.is_none(), "no lock taken: {lock:?}");
 
-    // Listed, the same command gets past the check (and the intake prepares the push).
+    // Listed, the same command gets past the check (and the intake prepares the push). The
+    // window long enough for the approver's looks: 60 s at 0.001 is 60 ms of real time.
+    config.approval.timeout_seconds = 3600;
     config
         .approval
         .approvers
@@ -307,6 +309,11 @@ async fn aborting_a_deployment_ends_the_local_run_waiting_for_its_approval() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("outcome: Aborted"), "{stdout}");
     assert!(stdout.contains("StoppedByOperator"), "{stdout}");
+    // Stopped, not caught: the run does not run the ending a second time (the abort did).
+    assert!(
+        !stdout.lines().any(|l| l.ends_with("> Abort")),
+        "the run's own Abort state ran: {stdout}"
+    );
 }
 
 /// [`bluegreen`], on the test's runtime (a simulator playing ECS runs on it meanwhile).

@@ -1148,21 +1148,31 @@ fn the_readmes_first_hour_walk_runs_as_written() {
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .canonicalize()
         .unwrap();
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_bluegreen"));
-    assert_eq!(
-        binary.parent().unwrap().canonicalize().unwrap(),
-        root.join("target/debug"),
-        "the walk puts target/debug on PATH: the binary under test must be the one there"
-    );
     let tmp = std::env::temp_dir().join(format!("bluegreen-walk-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    // The walk's working directory looks like the repository's root for its lines (events/,
+    // .venv, target/debug with the binary under test), so adopt's shop.toml and `local up`'s
+    // files land in the test's own directory, not in the repository.
+    let work = tmp.join("repository");
+    std::fs::create_dir_all(work.join("target")).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_bluegreen"));
+    let links = [
+        (root.join("events"), work.join("events")),
+        (root.join(".venv"), work.join(".venv")),
+        (
+            binary.parent().unwrap().to_owned(),
+            work.join("target/debug"),
+        ),
+    ];
+    for (from, to) in links {
+        std::os::unix::fs::symlink(from, to).unwrap();
+    }
     let _down = LocalDown(tmp.clone());
     let script = format!("set -euo pipefail\nset -x\n{}\n", lines.join("\n"));
     let mut command = std::process::Command::new("bash");
     command
         .arg("-c")
         .arg(&script)
-        .current_dir(&root)
+        .current_dir(&work)
         .env("TMPDIR", &tmp);
     for (name, _) in std::env::vars() {
         if name.starts_with("AWS_") || name.starts_with("BLUEGREEN_") {
@@ -1184,4 +1194,9 @@ fn the_readmes_first_hour_walk_runs_as_written() {
         status.contains("green"),
         "status shows production on green: {stdout}"
     );
+    assert!(
+        work.join("shop.toml").exists(),
+        "adopt wrote the config file here"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
 }

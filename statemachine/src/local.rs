@@ -54,7 +54,8 @@ impl LocalTasks {
 
     /// Requests approval, then waits until the record holds a decision (the task's timeout,
     /// enforced by the runner, ends the wait with `States.Timeout`), or until the deployment
-    /// was aborted or ended meanwhile (`StoppedByOperator`, as AWS's StopExecution would).
+    /// ended meanwhile (`StoppedByOperator`, which ends the execution as AWS's StopExecution
+    /// would: not caught, so its ending does not run a second time).
     async fn approval(&self, input: Value) -> Result<Value, Failure> {
         let request: RequestInput = parse(input.get("Payload").cloned().unwrap_or(Value::Null))?;
         if let Requested::Automatic = approval::request(&self.ctx, &request)
@@ -69,20 +70,21 @@ impl LocalTasks {
                 .get(&request.deployment_id)
                 .await
                 .map_err(failure)?;
-            // Aborted meanwhile (`bluegreen abort` from another terminal): on AWS the abort
+            // Ended meanwhile (`bluegreen abort` from another terminal): on AWS the abort
             // stops the execution; here nothing would, and the run would wait out the
-            // approval window for a deployment that has ended.
-            if deployment.status.is_terminal() || deployment.abort_requested.is_some() {
+            // approval window for a deployment that has ended. Only once it has ended: while
+            // the abort runs, its ending is the aborting process's (and if that process dies,
+            // the window's end runs the ending here, which finishes the abort).
+            if deployment.status.is_terminal() {
+                let by = deployment
+                    .abort_requested
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(" (abort requested by {})", a.by));
                 return Err(Failure::new(
-                    "StoppedByOperator",
+                    crate::runner::STOPPED,
                     format!(
-                        "{} is {} (abort requested: {}): no approval is awaited any more",
-                        deployment.deployment_id,
-                        deployment.status,
-                        deployment
-                            .abort_requested
-                            .as_ref()
-                            .map_or("no".to_owned(), |a| format!("by {}", a.by))
+                        "{} is {}{by}: no approval is awaited any more",
+                        deployment.deployment_id, deployment.status
                     ),
                 ));
             }

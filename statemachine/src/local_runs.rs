@@ -15,10 +15,19 @@ use bluegreen::ports::workflow::{Execution, Workflow};
 /// The deployment machine's ARN in a local context (no such machine exists on AWS).
 pub const LOCAL_DEPLOYMENT_MACHINE: &str = "arn:local:stateMachine:bluegreen-deployment";
 
-/// Where the runs against `endpoint` (the emulator's URL) are written.
+/// Where the runs against `endpoint` (the emulator's URL) are written: one directory per
+/// emulator, however its URL is spelt (`http://localhost:5000/` and `http://127.0.0.1:5000`
+/// are one).
 fn directory(endpoint: Option<&str>) -> PathBuf {
-    let endpoint: String = endpoint
-        .unwrap_or("aws")
+    let endpoint = endpoint.unwrap_or("aws");
+    let host_port = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let host_port = host_port
+        .strip_prefix("localhost")
+        .map_or(host_port.to_owned(), |port| format!("127.0.0.1{port}"));
+    let endpoint: String = host_port
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
@@ -30,8 +39,14 @@ fn directory(endpoint: Option<&str>) -> PathBuf {
 pub struct RunFile(PathBuf);
 
 impl Drop for RunFile {
+    /// Removes the file if it still names this process (another run may have taken it over
+    /// since: its file is left alone).
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|pid| pid.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

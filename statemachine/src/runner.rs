@@ -22,6 +22,10 @@ use crate::path::{self, PathError};
 /// A boxed future, for the object-safe traits below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The error of an execution stopped from outside (as Step Functions' StopExecution, which
+/// bluegreen calls with this name): see [`Failure::ends_execution`].
+pub const STOPPED: &str = "StoppedByOperator";
+
 /// An error raised by a task or by the runner, in Step Functions' terms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
@@ -40,6 +44,13 @@ impl Failure {
             error: error.into(),
             cause: cause.into(),
         }
+    }
+
+    /// A failure that ends the execution, neither retried nor caught: `States.Runtime`, and
+    /// [`STOPPED`] (the local runner's StopExecution: the deployment was aborted or ended
+    /// from elsewhere, and its ending must not run a second time here).
+    pub fn ends_execution(&self) -> bool {
+        self.error == "States.Runtime" || self.error == STOPPED
     }
 
     fn runtime(err: PathError, state: &str) -> Self {
@@ -773,7 +784,7 @@ impl Runner {
                 Ok(output) => return Ok(output),
                 Err(f) => f,
             };
-            if failure.error == "States.Runtime" {
+            if failure.ends_execution() {
                 return Err(failure);
             }
             let Some(index) = retriers
@@ -819,7 +830,7 @@ impl Runner {
     ) -> Result<Step, Failure> {
         match outcome {
             Ok(output) => Ok(transition(next, output)),
-            Err(failure) if failure.error == "States.Runtime" => Err(failure),
+            Err(failure) if failure.ends_execution() => Err(failure),
             Err(failure) => {
                 let Some(catcher) = catchers
                     .iter()

@@ -492,8 +492,57 @@ async fn a_retry_after_a_failed_rollback_migration_runs_it_again_as_a_new_task()
     let (id, ended) = rolled_back_with(&world, 4).await;
     assert_eq!(ended.status, Status::NeedsAttention);
     let before = record(&world, &id).await;
-    let first = before.rollback_migration.clone().unwrap();
-    assert_eq!(first.state, TaskState::Failed);
+    assert_eq!(
+        before.rollback_migration.as_ref().map(|t| t.state),
+        Some(TaskState::Failed)
+    );
+
+    // A rollback migration stopped at its deadline may still run through its stop timeout:
+    // the retry waits for its task to stop (two would write to production at once).
+    let blue = world
+        .aws
+        .ecs
+        .describe_services()
+        .cluster(bluegreen_tests::CLUSTER)
+        .services("shop-blue")
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap()
+        .remove(0);
+    let stopping = world
+        .aws
+        .ecs
+        .run_task()
+        .cluster(bluegreen_tests::CLUSTER)
+        .task_definition(blue.task_definition.unwrap())
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .set_network_configuration(blue.network_configuration)
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0)
+        .task_arn
+        .unwrap();
+    let mut first = before.rollback_migration.clone().unwrap();
+    first.task_arn = stopping.clone();
+    bluegreen::record::Records::new(&world.ctx)
+        .update(
+            &id,
+            bluegreen::record::Change::new().rollback_migration(&first),
+        )
+        .await
+        .unwrap();
+    let refused = operator::retry(&world.ctx, &id, "oncall", std::time::Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "RetryRefused", "{refused}");
+    assert!(refused.to_string().contains("still stopping"), "{refused}");
+    assert_eq!(record(&world, &id).await.status, Status::NeedsAttention);
+    world.stop_task(&stopping, None, "TaskFailedToStop").await;
 
     let retried = operator::retry(&world.ctx, &id, "oncall", std::time::Duration::ZERO)
         .await

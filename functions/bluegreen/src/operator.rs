@@ -695,6 +695,33 @@ async fn hand_over_to_the_sweep(ctx: &Context, deployment_id: &str, mine: &Resum
     }
 }
 
+/// A failed rollback migration is run again only once its task has stopped: one stopped at
+/// its deadline may still be running through its stop timeout, and two rollback migrations
+/// must never write to production's database at once.
+async fn earlier_rollback_stopped(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    let Some(failed) = deployment
+        .rollback_migration
+        .as_ref()
+        .filter(|t| t.state == TaskState::Failed && !t.task_arn.is_empty())
+    else {
+        return Ok(());
+    };
+    let cluster = &deployment.config.cluster;
+    match ctx
+        .ports
+        .compute
+        .describe_task(cluster, &failed.task_arn)
+        .await?
+    {
+        Some(task) if task.last_status != "STOPPED" => Err(StepError::RetryRefused(format!(
+            "{}'s rollback migration {} is still stopping (ECS reports it {}): retry once it \
+             has stopped, so that two rollback migrations never run at once",
+            deployment.deployment_id, failed.task_arn, task.last_status
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The change a retry re-opens the ending with: its status back, who re-runs it until when,
 /// and — when the rollback migration failed — that migration set aside to run again as a new
 /// task (the person retrying has fixed its cause; finding the failed task again would only
@@ -711,7 +738,7 @@ fn reopening(
     if let Some(failed) = deployment
         .rollback_migration
         .as_ref()
-        .filter(|t| t.state == TaskState::Failed)
+        .filter(|t| matches!(t.state, TaskState::Failed | TaskState::NeverRan))
     {
         let mut earlier = deployment.failed_rollback_migrations.clone();
         earlier.push(failed.clone());
@@ -760,6 +787,7 @@ pub async fn retry(
             holder.as_deref().unwrap_or("nobody")
         )));
     }
+    earlier_rollback_stopped(ctx, &deployment).await?;
     let (ending, resume) = ending_to_retry(&deployment);
     let now = ctx.now();
     // While this process may still run the ending, the reconciler's sweep leaves it alone

@@ -319,7 +319,7 @@ impl Invariants {
             let Some(owner) = records.iter().find(|d| {
                 started
                     .iter()
-                    .any(|kind| bluegreen::migration::started_by(d, *kind) == task.state.started_by)
+                    .any(|kind| every_attempt(d, *kind).contains(&task.state.started_by))
             }) else {
                 continue; // started before its record was read (the next check sees it)
             };
@@ -661,4 +661,22 @@ fn test_rule_owner(rule: &crate::memory::RuleModel) -> Option<&str> {
     (tag(bluegreen::naming::TAG_ROLE) == Some(bluegreen::test_rule::ROLE))
         .then(|| tag(bluegreen::naming::TAG_DEPLOYMENT))
         .flatten()
+}
+
+/// The `startedBy` of every attempt of a deployment's migration of `kind`: one, or — for the
+/// rollback migration run again by retries — `rollback`, `rollback2`, … up to the current one,
+/// so a still-running earlier attempt is checked too.
+fn every_attempt(d: &Deployment, kind: bluegreen::db_plan::MigrationTask) -> Vec<String> {
+    let id = &d.deployment_id;
+    if kind != bluegreen::db_plan::MigrationTask::Rollback {
+        return vec![bluegreen::migration::started_by(d, kind)];
+    }
+    let mut all = vec![bluegreen::naming::started_by(id, kind.kind())];
+    for n in 2..=d.failed_rollback_migrations.len() + 1 {
+        all.push(bluegreen::naming::started_by(
+            id,
+            &format!("{}{n}", kind.kind()),
+        ));
+    }
+    all
 }

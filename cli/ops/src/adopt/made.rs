@@ -14,6 +14,8 @@
 //! stored, or the next run finishes it), and a resource someone else owns is never touched.
 
 use aws_sdk_elasticloadbalancingv2::types::Action;
+use bluegreen::config::ServiceConfig;
+use bluegreen::config_store::ConfigStore;
 use bluegreen::context::Context;
 use bluegreen::error::StepResult;
 use bluegreen::naming::TAG_MANAGED;
@@ -53,6 +55,11 @@ pub(super) enum Made {
     },
     /// The simple record it makes the weighted pair.
     WeightedRecords { zone: String, name: String },
+    /// The config it stores, with the one stored before (none: the config is deleted).
+    Config {
+        name: String,
+        before: Option<Box<ServiceConfig>>,
+    },
 }
 
 /// Whether an ELB resource carries adopt's mark for `adopter` (`None`: it does not exist).
@@ -87,12 +94,57 @@ impl Made {
                 bluegreen::routes::describe(route)
             ),
             Made::WeightedRecords { name, .. } => format!("made {name} a weighted pair"),
+            Made::Config { name, .. } => format!("stored the config {name}"),
         }
     }
 
     /// Takes this change back if it happened; whether there was anything to take back.
     async fn take_back(&self, ctx: &Context, adopter: &str) -> StepResult<bool> {
         let marks = [TAG_MANAGED, TAG_TAGGED];
+        match self {
+            Made::TargetGroup(_)
+            | Made::Listener { .. }
+            | Made::LoadBalancer(_)
+            | Made::Service { .. } => return self.delete_created(ctx, adopter).await,
+            Made::ServiceGroup {
+                cluster,
+                name,
+                before,
+            } => {
+                // The group it registered in before was deleted (why the run pointed it
+                // elsewhere): nothing to point it back at.
+                if elb::target_group(ctx, before).await?.is_none() {
+                    return Ok(false);
+                }
+                let service = ecs::describe_service(ctx, cluster, name).await?;
+                ecs::register_in(ctx, cluster, &service, before).await?
+            }
+            Made::ServiceTags(arn) => ecs::untag_resource(ctx, arn, &marks).await?,
+            Made::RouteTags(arn) => elb::remove_tags(ctx, arn, &marks).await?,
+            Made::ListenerActions { arn, before } => {
+                elb::set_listener_actions(ctx, arn, before.clone()).await?
+            }
+            Made::Forward { route, before } => {
+                ctx.ports.load_balancing.set_forward(route, before).await?
+            }
+            Made::WeightedRecords { zone, name } => {
+                let changed = simple_record_again(ctx, zone, name).await?;
+                return Ok(!changed.is_empty());
+            }
+            Made::Config { name, before } => {
+                let store = ConfigStore::new(ctx);
+                match before {
+                    Some(config) => store.put(config).await?,
+                    None => store.delete(name).await?,
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes what the change created, found by name (or port) and only if it carries
+    /// adopt's mark for `adopter`; whether there was one.
+    async fn delete_created(&self, ctx: &Context, adopter: &str) -> StepResult<bool> {
         match self {
             Made::TargetGroup(name) => {
                 let Some(tg) = elb::target_group_named(ctx, name).await? else {
@@ -138,26 +190,7 @@ impl Made {
                 }
                 ecs::delete_service(ctx, cluster, name).await?;
             }
-            Made::ServiceGroup {
-                cluster,
-                name,
-                before,
-            } => {
-                let service = ecs::describe_service(ctx, cluster, name).await?;
-                ecs::register_in(ctx, cluster, &service, before).await?
-            }
-            Made::ServiceTags(arn) => ecs::untag_resource(ctx, arn, &marks).await?,
-            Made::RouteTags(arn) => elb::remove_tags(ctx, arn, &marks).await?,
-            Made::ListenerActions { arn, before } => {
-                elb::set_listener_actions(ctx, arn, before.clone()).await?
-            }
-            Made::Forward { route, before } => {
-                ctx.ports.load_balancing.set_forward(route, before).await?
-            }
-            Made::WeightedRecords { zone, name } => {
-                let changed = simple_record_again(ctx, zone, name).await?;
-                return Ok(!changed.is_empty());
-            }
+            _ => return Ok(false),
         }
         Ok(true)
     }

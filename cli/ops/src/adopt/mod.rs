@@ -943,18 +943,28 @@ impl Walk<'_> {
         }
         config.validate()?;
         let store = ConfigStore::new(self.ctx);
+        // A put that fails part-way (index, parameter, the index's other entries) leaves a
+        // config pointing at what is taken back: it is taken back too — the one stored before
+        // put back, or none. (An unreadable one stored before cannot be put back as it was.)
         match store.load(&config.name).await {
-            Ok(stored) if stored == *config => Ok(()),
-            Ok(_) | Err(StepError::ServiceNotFound(_)) | Err(StepError::ConfigInvalid(_)) => {
-                store.put(config).await?;
-                self.note(format!(
-                    "store the config {}",
-                    store.parameter_name(&config.name)
-                ));
-                Ok(())
-            }
-            Err(e) => Err(e),
+            Ok(stored) if stored == *config => return Ok(()),
+            Ok(stored) => self.made.push(Made::Config {
+                name: config.name.clone(),
+                before: Some(Box::new(stored)),
+            }),
+            Err(StepError::ServiceNotFound(_)) => self.made.push(Made::Config {
+                name: config.name.clone(),
+                before: None,
+            }),
+            Err(StepError::ConfigInvalid(_)) => {}
+            Err(e) => return Err(e),
         }
+        store.put(config).await?;
+        self.note(format!(
+            "store the config {}",
+            store.parameter_name(&config.name)
+        ));
+        Ok(())
     }
 }
 
@@ -1002,7 +1012,13 @@ impl<'a> Walk<'a> {
         // After a deployment the shape adopt looks for is gone (production may forward to the
         // green slot, the test listener to the original service): say so, not what that looks
         // like to the walk.
-        if let Some(d) = Records::new(ctx).for_service(&self.name, 1).await?.pop() {
+        // No deployments table yet (adopt before `init` or the stack): nothing has deployed.
+        let latest = match Records::new(ctx).for_service(&self.name, 1).await {
+            Ok(mut latest) => latest.pop(),
+            Err(StepError::ResourceNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(d) = latest {
             return Err(refuse(format!(
                 "{} is adopted and has deployed since ({}, {}): adopt takes a service before \
                  its first deployment. Check it with `bluegreen doctor {}`; change its config \

@@ -16,7 +16,8 @@ use super::{TAG_CREATED, TAG_TAGGED, refuse};
 
 /// Removes what adopting `name` created (the green service, target group and test listener,
 /// the config) and the tags it added to what existed. Refused once a deployment of the
-/// service has run or holds its lock: from then on the slots are production's.
+/// service has run or holds its lock: from then on either slot may be production's (the
+/// README's "Back to one service" is the way back).
 pub async fn undo(ctx: &Context, name: &str) -> StepResult<Vec<String>> {
     let config = ConfigStore::new(ctx).load(name).await?;
     if let Some(lock) = Locks::new(ctx).read(name).await? {

@@ -44,10 +44,33 @@ fn state_file() -> PathBuf {
     directory().join("running.json")
 }
 
-/// What runs, as `local up` recorded it.
+/// What runs, as `local up` recorded it — if at least one of its processes still runs (a
+/// record outliving both, after a crash or a reboot, is forgotten).
 pub fn running() -> Option<Running> {
     let text = std::fs::read_to_string(state_file()).ok()?;
-    serde_json::from_str(&text).ok()
+    let running: Running = serde_json::from_str(&text).ok()?;
+    if ours(running.emulator_pid, "moto_harness") || ours(running.player_pid, "play") {
+        return Some(running);
+    }
+    let _ = std::fs::remove_file(state_file());
+    None
+}
+
+/// Whether process `pid` still runs the program `local up` started as it (its command line
+/// names `marker`): a process id reused by another program is never signalled.
+fn ours(pid: u32, marker: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|line| String::from_utf8_lossy(&line).contains(marker))
+}
+
+/// Ends process `pid` if it still runs what `local up` started as it; whether it did.
+pub fn stop(pid: u32, marker: &str) -> bool {
+    ours(pid, marker)
+        && Command::new("kill")
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// Records what runs.
@@ -62,16 +85,11 @@ pub fn down() -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     };
     let mut stopped = Vec::new();
-    for (what, pid) in [
-        ("player", running.player_pid),
-        ("emulator", running.emulator_pid),
+    for (what, pid, marker) in [
+        ("player", running.player_pid, "play"),
+        ("emulator", running.emulator_pid, "moto_harness"),
     ] {
-        let killed = Command::new("kill")
-            .arg(pid.to_string())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if killed {
+        if stop(pid, marker) {
             stopped.push(format!("{what} (process {pid})"));
         }
     }
