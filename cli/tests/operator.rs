@@ -216,15 +216,8 @@ async fn auto_approve_by_a_caller_who_is_not_an_approver_is_refused_before_anyth
         "--time-scale",
         "0.001",
     ];
-    let out = tokio::process::Command::from(command(&world, &args))
-        .output()
-        .await
-        .expect("bluegreen runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let (code, stdout, stderr) = bluegreen_async(&world, &args).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!(
             "approves as {}, who is not an approver of shop (its approvers: alice@example.com)",
@@ -253,21 +246,9 @@ async fn auto_approve_by_a_caller_who_is_not_an_approver_is_refused_before_anyth
         .push(bluegreen_tests::MOTO_CALLER.into());
     world.put_config(&config).await;
     let _ecs = bluegreen_tests::Simulator::start(&world);
-    let args = [
-        "run",
-        "--event",
-        event,
-        "--auto-approve",
-        "--time-scale",
-        "0.001",
-    ];
-    let out = tokio::process::Command::from(command(&world, &args))
-        .output()
-        .await
-        .expect("bluegreen runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, _) = bluegreen_async(&world, &args).await;
     assert!(stdout.contains("(--auto-approve)"), "approved: {stdout}");
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(code, 0, "{stdout}");
 }
 
 /// Issue 29 item 12: `bluegreen abort` of a deployment whose local `run` waits for its

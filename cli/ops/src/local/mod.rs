@@ -59,8 +59,17 @@ pub fn running() -> Option<Running> {
 /// Whether process `pid` still runs the program `local up` started as it (its command line
 /// names `marker`): a process id reused by another program is never signalled.
 fn ours(pid: u32, marker: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|line| String::from_utf8_lossy(&line).contains(marker))
+    let line = match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(line) => line,
+        // No /proc (macOS): ps says what the process runs.
+        Err(_) if !Path::new("/proc/self").exists() => Command::new("ps")
+            .args(["-p", &pid.to_string(), "-o", "command="])
+            .output()
+            .map(|out| out.stdout)
+            .unwrap_or_default(),
+        Err(_) => return false,
+    };
+    String::from_utf8_lossy(&line).contains(marker)
 }
 
 /// Ends process `pid` if it still runs what `local up` started as it; whether it did.
