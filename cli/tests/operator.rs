@@ -701,3 +701,43 @@ async fn doctor_for_an_unconfigured_service_reports_it_beside_the_installations_
         "{code}: {stdout}"
     );
 }
+
+/// Issue 29 item 13: `bluegreen retry` whose ending needs attention again (here: the production
+/// migration failed, so production's schema is unknown and no ending may release the service)
+/// exits 1, not 0 — it printed "re-ran" and exited 0 while the deployment still needed a
+/// person.
+#[tokio::test]
+async fn a_retry_that_still_needs_attention_exits_1() {
+    use bluegreen::record::{Change, Records, Status, TaskState, TrackedTask};
+    use bluegreen::steps::reconcile::{self, EndingFailure};
+    let world = World::build().await;
+    let id = deploy_to_health(&world).await;
+    let failed_migration = TrackedTask {
+        task_arn: "arn:aws:ecs:us-east-1:123456789012:task/shop-cluster/0a1b2c".into(),
+        started_at: world.now(),
+        state: TaskState::Failed,
+        detail: "exit code 3".into(),
+    };
+    Records::new(&world.ctx)
+        .update(&id, Change::new().production_migration(&failed_migration))
+        .await
+        .unwrap();
+    let failure = EndingFailure {
+        deployment_id: id.clone(),
+        error: Some(bluegreen::steps::CaughtError {
+            error: "MigrationFailed".into(),
+            cause: "exit code 3".into(),
+        }),
+        state: None,
+    };
+    let ended = reconcile::ending_failed(&world.ctx, &failure)
+        .await
+        .unwrap();
+    assert_eq!(ended.status, Status::NeedsAttention);
+
+    let (code, stdout, stderr) = bluegreen_async(&world, &["retry", &id]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("NeedsAttention"), "{stdout}");
+    let record = Records::new(&world.ctx).get(&id).await.unwrap();
+    assert_eq!(record.status, Status::NeedsAttention);
+}
