@@ -99,7 +99,7 @@ fn describe(error: &ValidationError, problems: &mut Vec<String>, set_aside: &mut
             for key in unexpected {
                 let mut path = at.clone();
                 path.push(key.clone());
-                set_aside.push(path);
+                set_aside.push(array_of(path));
             }
         }
         _ => set_aside.push(array_of(at)),

@@ -86,7 +86,7 @@ async fn up(out: Output, port: u16, example: bool) -> ExitCode {
     let (player_pid, app_url) = match start_player(&endpoint) {
         Ok(started) => started,
         Err(e) => {
-            local::stop(emulator_pid, "moto_harness");
+            local::stop(emulator_pid, "moto_harness.py");
             return crate::fail(&e);
         }
     };
@@ -99,8 +99,8 @@ async fn up(out: Output, port: u16, example: bool) -> ExitCode {
     };
     if let Err(e) = local::record(&running) {
         // Unrecorded, nothing could stop them later.
-        local::stop(player_pid, "play");
-        local::stop(emulator_pid, "moto_harness");
+        local::stop(player_pid, "local play");
+        local::stop(emulator_pid, "moto_harness.py");
         return crate::fail(&e);
     }
     if example {

@@ -11,7 +11,7 @@ use bluegreen::record::{Records, Status};
 use bluegreen::{Context, text};
 use bluegreen_ops::auto_approve::AutoApprover;
 use bluegreen_statemachine::local::{LocalTasks, StartRequest};
-use bluegreen_statemachine::local_runs::{self, LOCAL_DEPLOYMENT_MACHINE};
+use bluegreen_statemachine::local_runs::{self, LOCAL_DEPLOYMENT_MACHINE, Registration};
 use bluegreen_statemachine::{
     DEPLOYMENT_ASL, Definition, EventKind, Finished, HistoryEvent, INTAKE_ASL, Outcome, Runner,
     ScaledClock,
@@ -160,32 +160,44 @@ impl Local {
     pub async fn run_deployments(
         &self,
         ctx: &Context,
-        mut queue: Vec<StartRequest>,
+        queue: Vec<StartRequest>,
         approval: Option<&AutoApproval>,
     ) -> bool {
         let mut all_succeeded = true;
         if queue.is_empty() {
             outln!("no deployment started in this run (why is above)");
         }
-        while !queue.is_empty() {
-            // Every deployment of the queue is this run's from now on, also while it waits
-            // for the ones before it: `reconcile` elsewhere must not start it a second time.
-            let endpoint = ctx.endpoint_url.as_deref();
-            let mut files: Vec<_> = queue
-                .iter()
-                .map(|start| local_runs::register(endpoint, &start.name))
-                .collect();
-            for start in queue {
-                outln!("\n== deployment {}", start.name);
-                if let Some(approval) = approval {
-                    approval.admit(&start);
+        let endpoint = ctx.endpoint_url.as_deref();
+        // Every deployment this run will execute is recorded as queued in it at once, so that
+        // `reconcile` elsewhere does not start it a second time while it waits its turn.
+        let mut pending: std::collections::VecDeque<_> = queue
+            .into_iter()
+            .map(|start| (local_runs::register(endpoint, &start.name), start))
+            .collect();
+        while let Some((registration, start)) = pending.pop_front() {
+            outln!("\n== deployment {}", start.name);
+            let file = match registration {
+                Registration::Elsewhere(pid) => {
+                    outln!("   runs in process {pid} already (not run here a second time)");
+                    continue;
                 }
-                let _running = files.remove(0);
-                let finished = self.deployment.run(&start.name, start.input).await;
-                all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
-                summary(ctx, &start.name, &finished).await;
+                Registration::Ours(file) => Some(file),
+                Registration::Unrecorded => None,
+            };
+            if let Some(file) = &file {
+                file.started();
             }
-            queue = self.tasks.take_started();
+            if let Some(approval) = approval {
+                approval.admit(&start);
+            }
+            let finished = self.deployment.run(&start.name, start.input).await;
+            all_succeeded &= matches!(finished.outcome, Outcome::Succeeded(_));
+            summary(ctx, &start.name, &finished).await;
+            drop(file);
+            // Handed over by its ending: this run's from now, recorded before anything else.
+            for next in self.tasks.take_started() {
+                pending.push_back((local_runs::register(endpoint, &next.name), next));
+            }
         }
         all_succeeded
     }
@@ -243,10 +255,15 @@ async fn configs_of(
     id: &str,
 ) -> bluegreen::StepResult<Vec<bluegreen::config::ServiceConfig>> {
     let deployment = Records::new(ctx).get(id).await?;
-    let current = bluegreen::config_store::ConfigStore::new(ctx)
+    // As the decision does: a service whose current config is gone or unreadable is decided
+    // on the deployment's own.
+    match bluegreen::config_store::ConfigStore::new(ctx)
         .load(&deployment.service)
-        .await?;
-    Ok(vec![deployment.config, current])
+        .await
+    {
+        Ok(current) => Ok(vec![deployment.config, current]),
+        Err(_) => Ok(vec![deployment.config]),
+    }
 }
 
 /// Who `--auto-approve` approves as: the caller's own identity, and only on an emulator on

@@ -1153,6 +1153,7 @@ fn the_readmes_first_hour_walk_runs_as_written() {
     // .venv, target/debug with the binary under test), so adopt's shop.toml and `local up`'s
     // files land in the test's own directory, not in the repository.
     let work = tmp.join("repository");
+    let _ = std::fs::remove_dir_all(&tmp); // a failed run's, of a process with this id
     std::fs::create_dir_all(work.join("target")).unwrap();
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_bluegreen"));
     let links = [

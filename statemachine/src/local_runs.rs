@@ -38,33 +38,58 @@ fn directory(endpoint: Option<&str>) -> PathBuf {
 #[derive(Debug)]
 pub struct RunFile(PathBuf);
 
+impl RunFile {
+    /// Marks the deployment's execution as started by this run (it was only queued in it):
+    /// from now on, if this process dies, its execution died with it.
+    pub fn started(&self) {
+        let _ = std::fs::write(&self.0, std::process::id().to_string());
+    }
+}
+
 impl Drop for RunFile {
     /// Removes the file if it still names this process (another run may have taken it over
     /// since: its file is left alone).
     fn drop(&mut self) {
-        let ours = std::fs::read_to_string(&self.0)
-            .is_ok_and(|pid| pid.trim() == std::process::id().to_string());
+        let ours = std::fs::read_to_string(&self.0).is_ok_and(|text| {
+            text.split_whitespace().next() == Some(&std::process::id().to_string())
+        });
         if ours {
             let _ = std::fs::remove_file(&self.0);
         }
     }
 }
 
-/// Writes that this process runs `deployment_id`'s execution; `None` (and a warning) when the
-/// file cannot be written — the run goes on, only other commands cannot see it.
-pub fn register(endpoint: Option<&str>, deployment_id: &str) -> Option<RunFile> {
+/// What recording a run of a deployment found.
+#[derive(Debug)]
+pub enum Registration {
+    /// This process runs it now (its file, removed when dropped).
+    Ours(RunFile),
+    /// Another live process runs it (its id): this one must not.
+    Elsewhere(u32),
+    /// The file could not be written: the run goes on, other commands cannot see it.
+    Unrecorded,
+}
+
+/// Writes that this process will run `deployment_id`'s execution — queued behind others of
+/// this run until [`RunFile::started`] — unless another live process runs it already.
+pub fn register(endpoint: Option<&str>, deployment_id: &str) -> Registration {
+    if let Some(run) = run_of(endpoint, deployment_id)
+        && run.alive
+        && run.pid != std::process::id()
+    {
+        return Registration::Elsewhere(run.pid);
+    }
     let dir = directory(endpoint);
     let path = dir.join(deployment_id);
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&path, std::process::id().to_string()));
-    match written {
-        Ok(()) => Some(RunFile(path)),
+    let queued = format!("{} queued", std::process::id());
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, queued)) {
+        Ok(()) => Registration::Ours(RunFile(path)),
         Err(e) => {
             eprintln!(
                 "bluegreen: cannot record this run in {}: {e}",
                 dir.display()
             );
-            None
+            Registration::Unrecorded
         }
     }
 }
@@ -76,15 +101,19 @@ pub struct LocalRun {
     pub pid: u32,
     /// Whether that process still runs.
     pub alive: bool,
+    /// Whether it started the deployment's execution (else it only had it queued).
+    pub started: bool,
 }
 
 /// The recorded run of `deployment_id`, if one was recorded and not removed.
 pub fn run_of(endpoint: Option<&str>, deployment_id: &str) -> Option<LocalRun> {
     let text = std::fs::read_to_string(directory(endpoint).join(deployment_id)).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
+    let mut words = text.split_whitespace();
+    let pid: u32 = words.next()?.parse().ok()?;
     Some(LocalRun {
         pid,
         alive: alive(pid),
+        started: words.next() != Some("queued"),
     })
 }
 
@@ -127,6 +156,8 @@ impl Workflow for LocalWorkflow {
     async fn status(&self, _machine: &str, name: &str) -> StepResult<Execution> {
         Ok(match run_of(self.endpoint.as_deref(), name) {
             Some(run) if run.alive => Execution::Running,
+            // Queued in a run that died before starting it: never started.
+            Some(run) if !run.started => Execution::Missing,
             Some(run) => Execution::Ended(format!(
                 "FAILED (its local run, process {}, exited without ending it)",
                 run.pid
@@ -143,8 +174,9 @@ impl Workflow for LocalWorkflow {
         Ok(())
     }
 
-    /// A local run is not stopped from outside: it stops at its approval wait when the
-    /// deployment was aborted, and every step it runs after an abort is fenced out.
+    /// A local run is not stopped from outside: it stops at its approval wait once the
+    /// deployment has ended; a step it runs after an abort is fenced out, and its own ending
+    /// then finds the deployment ended (endings are idempotent).
     async fn stop(
         &self,
         _machine: &str,
@@ -181,7 +213,10 @@ mod tests {
     async fn a_run_is_running_while_its_process_lives_and_missing_once_its_file_is_gone() {
         let endpoint = Some("http://127.0.0.1:1/local-runs-test");
         let workflow = LocalWorkflow::new(endpoint.map(str::to_owned));
-        let file = register(endpoint, "shop-test-1").expect("written");
+        let Registration::Ours(file) = register(endpoint, "shop-test-1") else {
+            panic!("written");
+        };
+        file.started();
         assert_eq!(
             workflow.status("m", "shop-test-1").await.unwrap(),
             Execution::Running,
@@ -198,6 +233,23 @@ mod tests {
             workflow.status("m", "shop-test-2").await.unwrap(),
             Execution::Ended(why) if why.contains("exited")
         ));
+        // Queued in a run that died before starting it: never started, the reconciler
+        // starts it; another live process's file is not taken over.
+        std::fs::write(directory(endpoint).join("shop-test-2"), "4194305 queued").unwrap();
+        assert_eq!(
+            workflow.status("m", "shop-test-2").await.unwrap(),
+            Execution::Missing
+        );
         std::fs::remove_file(directory(endpoint).join("shop-test-2")).unwrap();
+        let init = Some("http://localhost:1/local-runs-test/");
+        std::fs::write(directory(init).join("shop-test-3"), "1").unwrap();
+        assert!(
+            matches!(
+                register(endpoint, "shop-test-3"),
+                Registration::Elsewhere(1)
+            ),
+            "process 1 runs it (one directory for localhost and 127.0.0.1)"
+        );
+        std::fs::remove_file(directory(endpoint).join("shop-test-3")).unwrap();
     }
 }

@@ -17,7 +17,7 @@ use aws_sdk_elasticloadbalancingv2::types::Action;
 use bluegreen::config::ServiceConfig;
 use bluegreen::config_store::ConfigStore;
 use bluegreen::context::Context;
-use bluegreen::error::StepResult;
+use bluegreen::error::{StepError, StepResult};
 use bluegreen::naming::TAG_MANAGED;
 use bluegreen::ports::load_balancing::Route;
 
@@ -135,7 +135,11 @@ impl Made {
                 let store = ConfigStore::new(ctx);
                 match before {
                     Some(config) => store.put(config).await?,
-                    None => store.delete(name).await?,
+                    None => match store.delete(name).await {
+                        // The put failed before the parameter was written: nothing stored.
+                        Err(StepError::ServiceNotFound(_)) => return Ok(false),
+                        other => other?,
+                    },
                 }
             }
         }

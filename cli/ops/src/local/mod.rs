@@ -49,7 +49,7 @@ fn state_file() -> PathBuf {
 pub fn running() -> Option<Running> {
     let text = std::fs::read_to_string(state_file()).ok()?;
     let running: Running = serde_json::from_str(&text).ok()?;
-    if ours(running.emulator_pid, "moto_harness") || ours(running.player_pid, "play") {
+    if ours(running.emulator_pid, "moto_harness.py") || ours(running.player_pid, "local play") {
         return Some(running);
     }
     let _ = std::fs::remove_file(state_file());
@@ -69,7 +69,10 @@ fn ours(pid: u32, marker: &str) -> bool {
             .unwrap_or_default(),
         Err(_) => return false,
     };
-    String::from_utf8_lossy(&line).contains(marker)
+    // /proc separates the arguments with NULs, ps with spaces.
+    String::from_utf8_lossy(&line)
+        .replace('\0', " ")
+        .contains(marker)
 }
 
 /// Ends process `pid` if it still runs what `local up` started as it; whether it did.
@@ -95,8 +98,8 @@ pub fn down() -> Result<Vec<String>, String> {
     };
     let mut stopped = Vec::new();
     for (what, pid, marker) in [
-        ("player", running.player_pid, "play"),
-        ("emulator", running.emulator_pid, "moto_harness"),
+        ("player", running.player_pid, "local play"),
+        ("emulator", running.emulator_pid, "moto_harness.py"),
     ] {
         if stop(pid, marker) {
             stopped.push(format!("{what} (process {pid})"));
