@@ -13,7 +13,9 @@ use bluegreen::Slot;
 use bluegreen::config::Traffic;
 use bluegreen_ops::adopt::{Request, adopt};
 use bluegreen_ops::direct::{ecs, elb};
-use bluegreen_tests::{CLUSTER, MOTO_CALLER, REPOSITORY, World};
+use bluegreen_tests::{CLUSTER, World};
+
+use crate::adopt_copies::request;
 
 /// `api-blue`: a service behind blue's target group and the production listener, nothing else.
 async fn api_service(world: &World) {
@@ -41,25 +43,6 @@ async fn api_service(world: &World) {
         .send()
         .await
         .expect("create api-blue");
-}
-
-fn request(world: &World) -> Request {
-    Request {
-        cluster: CLUSTER.into(),
-        service: "api-blue".into(),
-        name: Some("api".into()),
-        production_listener_arn: Some(world.production_listener.clone()),
-        test_listener_arn: None,
-        test_port: Some(8443),
-        test_rule: false,
-        host: None,
-        repository: REPOSITORY.into(),
-        container: None,
-        tags: vec!["v*".into()],
-        approvers: vec![MOTO_CALLER.into()],
-        test_url: Some(world.smoke.url.clone()),
-        dns: None,
-    }
 }
 
 /// One way a request is made one the plan refuses.

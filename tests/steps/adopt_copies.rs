@@ -76,7 +76,8 @@ async fn team_service(world: &World) {
         .unwrap();
 }
 
-fn request(world: &World) -> Request {
+/// The request that adopts `api-blue` as `api` (shared by the adopt tests).
+pub(crate) fn request(world: &World) -> Request {
     Request {
         cluster: CLUSTER.into(),
         service: "api-blue".into(),
