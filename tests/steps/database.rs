@@ -575,6 +575,33 @@ async fn a_retry_after_a_failed_rollback_migration_runs_it_again_as_a_new_task()
     assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
 }
 
+/// A rollback migration that never started (ECS refused its task: a missing permission, say)
+/// is run again by a retry too, once the cause is fixed — not answered "already failed".
+#[tokio::test]
+async fn a_retry_after_a_rollback_migration_that_never_started_runs_it() {
+    let world = World::build().await.with_topic();
+    let (id, ended) = rolled_back_with(&world, 4).await;
+    assert_eq!(ended.status, Status::NeedsAttention);
+    let mut never = record(&world, &id).await.rollback_migration.unwrap();
+    never.state = TaskState::NeverRan;
+    never.detail = "TaskFailedToStart: not allowed to pull the image".into();
+    bluegreen::record::Records::new(&world.ctx)
+        .update(
+            &id,
+            bluegreen::record::Change::new().rollback_migration(&never),
+        )
+        .await
+        .unwrap();
+    let retried = operator::retry(&world.ctx, &id, "oncall", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_ne!(retried.status, Status::NeedsAttention, "{retried:?}");
+    let again = record(&world, &id).await;
+    assert_eq!(again.failed_rollback_migrations, vec![never]);
+    let attempt = bluegreen::naming::started_by(&id, "rollback2");
+    assert_eq!(world.tasks_started_by(&attempt).await.len(), 1);
+}
+
 #[tokio::test]
 async fn unlock_is_refused_while_the_holder_is_in_progress() {
     let world = World::build().await;
