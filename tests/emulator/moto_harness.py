@@ -1,8 +1,10 @@
 """moto, in-process, plus a tiny loopback-only control API for what AWS decides and moto cannot.
 
-Started by the Rust test harness (tests/src/emulator.rs), one process per test. It binds
-127.0.0.1 on a free port, prints `PORT <n>` on stdout and serves until stdin closes (so it dies
-with the test process that started it).
+Started by the Rust test harness (tests/src/emulator.rs). It binds 127.0.0.1 on a free port,
+prints `PORT <n>` on stdout and serves until stdin closes (so it dies with the test process that
+started it). A `RESET` line on stdin empties it for the next test (every moto backend, moto's
+settings, the harness's own state) and serves on a new port, printed the same way; the old port
+refuses whatever the previous test still sends.
 
 The control routes stand in for the parts of AWS that act on their own — the ECS scheduler,
 the container runtime, ELB health checks. They never change what moto does for an API call,
@@ -54,6 +56,7 @@ service below its minimum scales out to it, one above its maximum scales in — 
 direction is suspended on its scalable target.
 """
 
+import copy
 import json
 import os
 
@@ -85,6 +88,8 @@ from moto.ecr import responses as ecr_responses
 from moto.ecr import models as ecr_models
 from moto.events.models import EventPattern
 from moto.moto_api import state_manager
+from moto.moto_api._internal.models import moto_api_backend
+from moto.core import config as moto_config
 from moto.applicationautoscaling import models as aas_models
 from moto.core.exceptions import JsonRESTError
 from moto.applicationautoscaling.models import applicationautoscaling_backends
@@ -662,40 +667,120 @@ ROUTES = {
 # restores the guarantee the lock and the approval decision rely on.
 DYNAMODB_LOCK = threading.Lock()
 
+# moto's own settings (/moto-api/config) as they were at start, put back by a reset.
+_DEFAULT_MOTO_CONFIG = copy.deepcopy(moto_config.default_user_config)
 
-def main():
+
+class Generations:
+    """Which server generation may touch moto. A reset starts a new generation on a new port
+    and waits for the requests already inside moto to leave; a request the old server accepted
+    but had not started (the server answers `Connection: close`, so each call is a new
+    connection, refused once the old port closes) is refused before it touches moto. Nothing
+    the previous test still sends lands in the next test's world."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self.current = 0
+        self._inside = 0
+
+    def enter(self, generation):
+        with self._changed:
+            if generation != self.current:
+                return False
+            self._inside += 1
+            return True
+
+    def leave(self):
+        with self._changed:
+            self._inside -= 1
+            self._changed.notify_all()
+
+    def advance(self):
+        with self._changed:
+            self.current += 1
+            self._changed.wait_for(lambda: self._inside == 0)
+            return self.current
+
+
+GENERATIONS = Generations()
+
+
+def _app_for(generation):
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
-        handler = ROUTES.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
-        if handler is None:
-            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-                with DYNAMODB_LOCK:
-                    # Consume the whole response inside the lock.
-                    return list(moto_app(environ, start_response))
-            return moto_app(environ, start_response)
-        request = Request(environ)
+        if not GENERATIONS.enter(generation):
+            retired = Response("this emulator was reset for another test", 503)
+            return retired(environ, start_response)
         try:
-            body = json.loads(request.get_data() or b"{}")
-            response = Response(json.dumps(handler(body)), 200, mimetype="application/json")
-        except Exception as exc:  # the test sees the reason in its assertion message
-            response = Response(json.dumps({"error": repr(exc)}), 400, mimetype="application/json")
-        return response(environ, start_response)
+            return list(_answer(moto_app, environ, start_response))
+        finally:
+            GENERATIONS.leave()
 
+    return app
+
+
+def _answer(moto_app, environ, start_response):
+    handler = ROUTES.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+    if handler is None:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with DYNAMODB_LOCK:
+                return list(moto_app(environ, start_response))
+        return moto_app(environ, start_response)
+    request = Request(environ)
+    try:
+        body = json.loads(request.get_data() or b"{}")
+        response = Response(json.dumps(handler(body)), 200, mimetype="application/json")
+    except Exception as exc:  # the test sees the reason in its assertion message
+        response = Response(json.dumps({"error": repr(exc)}), 400, mimetype="application/json")
+    return response(environ, start_response)
+
+
+def _serve(generation, port=0):
+    """Serves `generation` on `port` (0: a free one) in a thread; prints `PORT <n>`."""
+    server = make_server("127.0.0.1", port, _app_for(generation), threaded=True)
+    # moto's Step Functions interpreter calls back to itself on MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"PORT {server.server_port}", flush=True)
+    return server
+
+
+def _reset(server):
+    """Back to a just-started emulator for the next test (the test harness keeps warm ones:
+    starting Python and importing moto costs ~1.6 s of CPU per test). Retires the old port,
+    empties every moto backend and the harness's own state, and serves on a new port."""
+    generation = GENERATIONS.advance()
+    moto_api_backend.reset()
+    moto_config.default_user_config.clear()
+    moto_config.default_user_config.update(copy.deepcopy(_DEFAULT_MOTO_CONFIG))
+    HEALTH_OVERRIDES.clear()
+    RUN_TASK_TOKENS.clear()
+    UNLISTED.clear()
+    LIST_LAG["on"] = False
+    serving = _serve(generation)
+    # The old server already refuses everything; stopping its loop takes up to its poll
+    # interval (0.5 s), which the next test need not wait for.
+    threading.Thread(target=_retire, args=(server,), daemon=True).start()
+    return serving
+
+
+def _retire(server):
+    server.shutdown()
+    server.server_close()
+
+
+def main():
     # `bluegreen local up` asks for a port (BLUEGREEN_HARNESS_PORT) and a server that outlives
     # it (BLUEGREEN_HARNESS_DETACHED: until `bluegreen local down` ends the process).
-    server = make_server(
-        "127.0.0.1", int(os.environ.get("BLUEGREEN_HARNESS_PORT", "0")), app, threaded=True
-    )
-    port = server.server_port
-    # moto's Step Functions interpreter calls back to itself on MOTO_PORT.
-    os.environ["MOTO_PORT"] = str(port)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"PORT {port}", flush=True)
+    server = _serve(GENERATIONS.current, int(os.environ.get("BLUEGREEN_HARNESS_PORT", "0")))
     if os.environ.get("BLUEGREEN_HARNESS_DETACHED"):
         threading.Event().wait()
-    # Serve until the parent closes our stdin (it exits or drops the emulator).
-    sys.stdin.read()
+    # One command per stdin line: RESET (see `_reset`). Serve until the parent closes our
+    # stdin (it exits or drops the emulator).
+    for line in sys.stdin:
+        if line.strip() == "RESET":
+            server = _reset(server)
     server.shutdown()
 
 

@@ -1,19 +1,100 @@
-//! Starts `tests/emulator/moto_harness.py` (moto in-process plus a loopback control API) on a
-//! free port and talks to it.
+//! Starts `tests/emulator/moto_harness.py` (moto in-process plus a loopback control API) and
+//! talks to it. A test process keeps the harnesses its tests are done with, reset, and hands
+//! them to the next tests: starting Python and importing moto costs about 1.6 s of CPU, paid
+//! once per concurrent test instead of once per test.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::{BehaviorVersion, Region};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-/// One running emulator, stopped when dropped.
+/// One emulator, fresh for its test: a new harness, or a used one reset (every moto backend
+/// and the harness's own state emptied, served on a new port; its old port refuses whatever
+/// the previous test still sends). Dropping it hands the harness back for the next test.
 pub struct Emulator {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
-    _child: Child,
+    harness: Option<Harness>,
+    /// Cleared once a test changes moto's own settings (`/moto-api/…`), such as turning on
+    /// the Step Functions interpreter, whose threads outlive a reset: that harness is stopped,
+    /// not reused.
+    reusable: AtomicBool,
     control: Control,
+}
+
+/// A running `moto_harness.py`: its stdin takes commands (`RESET`), its stdout says `PORT <n>`
+/// whenever it serves on a new port.
+struct Harness {
+    process: Child,
+    commands: ChildStdin,
+    ports: BufReader<ChildStdout>,
+}
+
+/// Harnesses that finished a test and were told to reset, waiting for the next one. Each
+/// stops when the test process exits (its stdin closes).
+static IDLE: Mutex<Vec<Harness>> = Mutex::new(Vec::new());
+
+impl Harness {
+    fn spawn() -> Harness {
+        let mut process = Command::new(python())
+            .arg(repo_root().join("tests/emulator/moto_harness.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        Harness {
+            commands: process.stdin.take().expect("piped stdin"),
+            ports: BufReader::new(process.stdout.take().expect("piped stdout")),
+            process,
+        }
+    }
+
+    /// The port it serves on next: blocks until the harness says it (after its start or a
+    /// reset). `None` if it exited instead.
+    fn next_port(&mut self) -> Option<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.ports.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(port) = line.strip_prefix("PORT ") {
+                return Some(port.trim().to_owned());
+            }
+        }
+    }
+
+    /// A harness serving a fresh world, and its port: an idle one reset, else a new one.
+    fn take() -> (Harness, String) {
+        loop {
+            let idle = idle().pop();
+            let Some(mut harness) = idle else { break };
+            match harness.next_port() {
+                Some(port) => return (harness, port),
+                None => harness.stop(),
+            }
+        }
+        let mut harness = Harness::spawn();
+        let port = harness
+            .next_port()
+            .expect("the emulator printed its port before exiting");
+        (harness, port)
+    }
+
+    /// Tells it to empty itself and serve on a new port (`next_port` says which).
+    fn reset(&mut self) -> std::io::Result<()> {
+        writeln!(self.commands, "RESET")?;
+        self.commands.flush()
+    }
+
+    fn stop(mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 /// A handle on the harness's control routes that background tasks can own.
@@ -71,28 +152,16 @@ fn python() -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts a fresh emulator and waits until it listens.
+    /// An emulator with nothing in it, listening: a used one reset, else a new one.
     pub async fn start() -> Emulator {
-        let mut child = Command::new(python())
-            .arg(repo_root().join("tests/emulator/moto_harness.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
+        // Reading the port blocks (a new harness takes ~2 s to print it).
+        let (harness, port) = tokio::task::spawn_blocking(Harness::take)
+            .await
             .expect("the emulator starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("emulator stdout readable")
-                .expect("the emulator printed its port before exiting");
-            if let Some(port) = line.strip_prefix("PORT ") {
-                break port.trim().to_owned();
-            }
-        };
+        Emulator::on(harness, port)
+    }
+
+    fn on(harness: Harness, port: String) -> Emulator {
         let endpoint = format!("http://127.0.0.1:{port}");
         Emulator {
             control: Control {
@@ -100,7 +169,8 @@ impl Emulator {
                 http: reqwest::Client::new(),
             },
             endpoint,
-            _child: child,
+            harness: Some(harness),
+            reusable: AtomicBool::new(true),
         }
     }
 
@@ -127,6 +197,9 @@ impl Emulator {
         path: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
+        if path.starts_with("/moto-api/") {
+            self.reusable.store(false, Ordering::Relaxed);
+        }
         self.control
             .call(method, path, body)
             .await
@@ -137,4 +210,38 @@ impl Emulator {
     pub fn control_handle(&self) -> Control {
         self.control.clone()
     }
+
+    /// This same harness, reset, as the next test would get it (what dropping does, without
+    /// the pool in between: for the test of the reset itself).
+    pub async fn renewed(mut self) -> Emulator {
+        let mut harness = self.harness.take().expect("a harness until dropped");
+        let (harness, port) = tokio::task::spawn_blocking(move || {
+            harness.reset().expect("the harness takes commands");
+            let port = harness.next_port().expect("the harness serves again");
+            (harness, port)
+        })
+        .await
+        .expect("the emulator resets");
+        Emulator::on(harness, port)
+    }
+}
+
+impl Drop for Emulator {
+    /// Tells the harness to reset and keeps it for the next test (the reset runs while this
+    /// test's runtime winds down; the next `start` waits for its new port).
+    fn drop(&mut self) {
+        let Some(mut harness) = self.harness.take() else {
+            return;
+        };
+        if self.reusable.load(Ordering::Relaxed) && harness.reset().is_ok() {
+            idle().push(harness);
+        } else {
+            harness.stop();
+        }
+    }
+}
+
+/// The idle harnesses, even after a test panicked while holding them (the list stays valid).
+fn idle() -> std::sync::MutexGuard<'static, Vec<Harness>> {
+    IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,6 +1,7 @@
-//! Test harness for bluegreen: a moto emulator per test ([`Emulator`]), a realistic AWS world
-//! built in it ([`World`]), and a local HTTP app that stands in for pre-prod behind the test
-//! listener ([`SmokeApp`]), and a [`Simulator`] that plays ECS while a state machine runs.
+//! Test harness for bluegreen: an empty moto emulator per test ([`Emulator`], reused after a
+//! reset), a realistic AWS world built in it ([`World`]), a local HTTP app that stands in for
+//! pre-prod behind the test listener ([`SmokeApp`]), and a [`Simulator`] that plays ECS while a
+//! state machine runs.
 
 pub mod alb;
 mod emulator;

@@ -1,5 +1,6 @@
-//! Every deployment step against a fresh moto emulator per test: happy path, idempotence
-//! (asserted by reading AWS state), each failure outcome, and bad input.
+//! Every deployment step against an empty moto emulator per test (a new one, or a used one
+//! reset: tests/src/emulator.rs): happy path, idempotence (asserted by reading AWS state), each
+//! failure outcome, and bad input.
 
 mod common;
 
@@ -15,6 +16,7 @@ mod database;
 mod database_secrets;
 mod database_urls;
 mod doctor;
+mod emulator_reuse;
 mod faults;
 mod finish;
 mod guard;
