@@ -97,7 +97,13 @@ fn a_sample_of_forced_interleavings_keeps_every_invariant() {
 // - seed 2390: an operator aborted two seconds after a migration's `RunTask`; `ListTasks`
 //   did not list the task yet, the abort stopped nothing and handed the lock on, and the next
 //   push's migration ran beside it
-//   (`an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on`).
+//   (`an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on`);
+// - seed 3014: a migration's ARN never reached the record (the write was throttled) while
+//   ECS did not list the task yet; an abort found nothing and released the lock
+//   (`an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for_the_task`);
+// - interleaving case "shared unlock @2": an unlock between prepare's lock and its record
+//   released the lock, and the deployment ran without it
+//   (`an_unlock_between_a_pushs_lock_and_its_record_is_refused`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -108,14 +114,21 @@ use bluegreen_tests::memory::{Conductor, Fate, MemoryAws, State, world as memory
 /// What happens between a step's read and its write.
 type Interleaved = Box<dyn FnOnce(&MemoryAws) + Send>;
 
+/// Someone else's calls, made before a step's call goes ahead.
+type Racing = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A conductor that answers every call at once, except the fates it is given for named
-/// operations (first match, once each), and runs `before_write` ahead of the first
-/// `dynamodb:UpdateItem` it is armed for.
+/// operations (first match, once each), runs `before_write` ahead of the first
+/// `dynamodb:UpdateItem` it is armed for, and `before_put` ahead of the first
+/// `dynamodb:PutItem`.
 #[derive(Default)]
 struct Scripted {
     fates: Mutex<Vec<(&'static str, Fate)>>,
     aws: OnceLock<MemoryAws>,
     before_write: Mutex<Option<Interleaved>>,
+    before_put: Mutex<Option<Racing>>,
+    /// The first `dynamodb:UpdateItem` after an `ecs:RunTask` is throttled.
+    throttle_the_write_after_run_task: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -126,7 +139,20 @@ impl Conductor for Scripted {
         {
             act(self.aws.get().expect("the world"));
         }
+        if operation == "dynamodb:PutItem" {
+            let racing = self.before_put.lock().unwrap().take();
+            if let Some(racing) = racing {
+                racing.await;
+            }
+        }
         let mut fates = self.fates.lock().unwrap();
+        if operation == "ecs:RunTask"
+            && self
+                .throttle_the_write_after_run_task
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            fates.insert(0, ("dynamodb:UpdateItem", Fate::Throttle));
+        }
         match fates.iter().position(|(op, _)| *op == operation) {
             Some(i) => fates.remove(i).1,
             None => Fate::Answer,
@@ -310,6 +336,57 @@ fn an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on(
     });
 }
 
+/// A migration's `RunTask` took effect, the record write of its ARN was throttled, and ECS
+/// did not list the task yet: the step's retry saw nothing (and, fenced by an abort, started
+/// nothing), and the abort found no task, released the lock and the migration ran on without
+/// it (simulator, seed 3014). The start is now written ahead of `RunTask`, and the abort waits
+/// for the task to show, then stops it.
+#[test]
+fn an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for_the_task() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let (aws, ctx, id) = prepared(conductor.clone()).await;
+        conductor
+            .throttle_the_write_after_run_task
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let input = DeploymentRef {
+            deployment_id: id.clone(),
+        };
+        let failed = migrate::start(&ctx, &input).await.unwrap_err();
+        assert_eq!(failed.name(), "Throttled", "{failed}");
+        let task = aws
+            .with(|s| s.ecs.tasks.keys().next().cloned())
+            .expect("the RunTask took effect");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert!(
+            record.production_migration.is_none(),
+            "the task's ARN never reached the record"
+        );
+        assert!(!aws.with(|s| s.ecs.tasks[&task].listed), "not listed yet");
+
+        let holder = || async {
+            bluegreen::lock::Locks::new(&ctx)
+                .holder("shop")
+                .await
+                .unwrap()
+        };
+        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+        assert!(first.detail.contains("being started"), "{}", first.detail);
+        assert_eq!(holder().await.as_deref(), Some(id.as_str()), "kept");
+
+        // ECS lists it: the abort stops it and waits for it to stop.
+        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+        let again = abort_again(&ctx, &id).await;
+        assert!(again.wait.is_some(), "{}", again.detail);
+        assert_eq!(
+            aws.with(|s| s.ecs.tasks[&task].state.desired_status.clone()),
+            "STOPPED"
+        );
+        assert_eq!(holder().await.as_deref(), Some(id.as_str()), "still kept");
+    });
+}
+
 /// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
 fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
     aws.with(|s| {
@@ -450,6 +527,63 @@ fn unlock_is_refused_while_the_holders_migration_still_runs() {
             .await
             .unwrap();
         assert_eq!(unlocked.released_from, id);
+    });
+}
+
+/// Prepare takes the lock, then writes the record: an `unlock` in between found a holder with
+/// no record and released the lock, and the deployment then ran — migrations and all —
+/// without it (the interleaving case "shared unlock @2"). The unlock is refused until the
+/// admission's grace has run out; after it, a lock whose prepare never wrote a record is
+/// released.
+#[test]
+fn an_unlock_between_a_pushs_lock_and_its_record_is_refused() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let names = memory_world::made_up_names();
+        let (_aws, ctx) =
+            memory_world::build(&names, conductor.clone(), Arc::new(chrono::Utc::now)).await;
+        let answer = Arc::new(Mutex::new(None));
+        let (unlocking, seen) = (ctx.clone(), answer.clone());
+        *conductor.before_put.lock().unwrap() = Some(Box::pin(async move {
+            let unlocked = bluegreen::operator::unlock(&unlocking, "shop", "alice").await;
+            *seen.lock().unwrap() = Some(unlocked.map_err(|e| e.to_string()));
+        }));
+        let event = bluegreen_tests::push_event("v2", 'a', "event-1", "2026-11-21T10:00:00Z");
+        let prepare::Prepared::Deployments { deployments } =
+            prepare::run(&ctx, &event).await.unwrap()
+        else {
+            panic!("not prepared")
+        };
+        let id = &deployments[0].deployment_id;
+        let unlocked = answer.lock().unwrap().take().expect("the unlock ran");
+        let refused = unlocked.expect_err("an unlock while a push is admitted");
+        assert!(refused.contains("no deployment record yet"), "{refused}");
+        let locks = bluegreen::lock::Locks::new(&ctx);
+        assert_eq!(
+            locks.holder("shop").await.unwrap().as_deref(),
+            Some(id.as_str()),
+            "the admitted deployment keeps its lock"
+        );
+
+        // A prepare that took the lock and never wrote its record: freed once the grace is over.
+        Records::new(&ctx)
+            .update(id, Change::new().status(Status::Aborted))
+            .await
+            .unwrap();
+        locks.release("shop", id).await.unwrap();
+        let order = bluegreen::lock::PushOrder::new(chrono::Utc::now(), "shop-never-recorded");
+        locks.acquire("shop", &order).await.unwrap();
+        let early = bluegreen::operator::unlock(&ctx, "shop", "alice").await;
+        assert_eq!(early.unwrap_err().name(), "UnlockRefused");
+        let grace = bluegreen::lock::UNRECORDED_HOLD_GRACE_SECONDS + 1;
+        let later = ctx.clone().with_clock(Arc::new(move || {
+            chrono::Utc::now() + chrono::Duration::seconds(grace)
+        }));
+        let unlocked = bluegreen::operator::unlock(&later, "shop", "alice")
+            .await
+            .unwrap();
+        assert_eq!(unlocked.released_from, "shop-never-recorded");
+        assert_eq!(locks.holder("shop").await.unwrap(), None);
     });
 }
 

@@ -371,6 +371,7 @@ pub fn new_record(
         migration_task_arn: None,
         rehearsal_task_arn: None,
         rehearsal_started_at: None,
+        migration_starting: None,
         production_migration: None,
         rollback_migration: None,
         failed_rollback_migrations: Vec::new(),

@@ -590,7 +590,24 @@ pub struct LockItem {
     pub needs_attention: Option<String>,
 }
 
+/// How long a lock may be held by a deployment with no record (a prepare that took the lock
+/// and failed before writing it) before it may be freed. Prepare writes the record within
+/// seconds of taking the lock; its retries take at most a few minutes.
+pub const UNRECORDED_HOLD_GRACE_SECONDS: i64 = 900;
+
 impl LockItem {
+    /// Until when a holder without a deployment record keeps the lock: an operator action's
+    /// hold until its lease ends, a push being admitted (prepare took the lock and has not
+    /// written the record yet) until [`UNRECORDED_HOLD_GRACE_SECONDS`] after it took it.
+    /// Neither the reconciler nor `unlock` frees such a lock before then: freed in between, the
+    /// admitted deployment would run without it. `None`: no time recorded, free now.
+    pub fn unrecorded_hold_until(&self) -> Option<DateTime<Utc>> {
+        self.lease_until.or_else(|| {
+            self.acquired_at
+                .map(|t| t + chrono::Duration::seconds(UNRECORDED_HOLD_GRACE_SECONDS))
+        })
+    }
+
     /// The lock in `item`; `None` when nobody holds it.
     fn from_item(item: &Item) -> Option<Self> {
         let text = |name: &str| match item.get(name) {

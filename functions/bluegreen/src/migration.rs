@@ -16,7 +16,9 @@ use crate::error::{StepError, StepResult};
 use crate::maintenance;
 use crate::naming;
 use crate::ports::compute::{OneOff, TaskState as Task};
-use crate::record::{Change, Deployment, LogLocation, Records, TaskState, TrackedTask};
+use crate::record::{
+    Change, Deployment, LogLocation, MigrationStarting, Records, TaskState, TrackedTask,
+};
 
 /// How a migration task stands after one look.
 #[derive(Debug)]
@@ -209,7 +211,9 @@ async fn settle(
             },
             None => return Ok(None),
         },
-        Located::NotYetShown(_) | Located::NotStarted => return Ok(recorded),
+        Located::NotYetShown(_) | Located::MaybeStarted(_) | Located::NotStarted => {
+            return Ok(recorded);
+        }
     };
     let change = match kind {
         MigrationTask::Rollback => Change::new().rollback_migration(&settled),
@@ -276,6 +280,9 @@ enum Located {
     Seen(Task),
     /// Recorded as started less than [`VISIBILITY_SECONDS`] ago; ECS does not show it yet.
     NotYetShown(String),
+    /// Its `RunTask` was about to be made less than [`VISIBILITY_SECONDS`] ago (the record
+    /// says so, no ARN reached it) and ECS does not show a task: it may run. Its `startedBy`.
+    MaybeStarted(String),
     /// Recorded as started, but ECS does not know it (any more).
     Forgotten,
     /// Never started: nothing recorded, nothing listed.
@@ -316,7 +323,12 @@ async fn locate(
         return Ok(Located::Seen(task));
     }
     let visible_by = |at: DateTime<Utc>| at + Duration::seconds(VISIBILITY_SECONDS);
+    let starting = deployment
+        .migration_starting
+        .as_ref()
+        .filter(|s| s.started_by == started_by(deployment, kind) && ctx.now() < visible_by(s.at));
     Ok(match recorded {
+        None if starting.is_some() => Located::MaybeStarted(started_by(deployment, kind)),
         None => Located::NotStarted,
         Some((arn, Some(at))) if ctx.now() < visible_by(at) => Located::NotYetShown(arn.into()),
         Some(_) => Located::Forgotten,
@@ -344,7 +356,9 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                 log_location: None,
             });
         }
-        Located::NotStarted => {
+        // The start may not have taken effect: starting it (again) with the same client
+        // token answers the task it started, if it did.
+        Located::MaybeStarted(_) | Located::NotStarted => {
             // A step starting a migration stops here once an abort was requested; the
             // rollback migration is the ending's own and is not fenced.
             if run.task != MigrationTask::Rollback {
@@ -356,6 +370,18 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
                 .await?;
             }
             let target = deployment.target_slot()?;
+            // Written ahead: if the ARN never reaches the record, an ending still knows a
+            // task may run and waits for it to show.
+            let starting = MigrationStarting {
+                started_by: started_by.clone(),
+                at: ctx.now(),
+            };
+            Records::new(ctx)
+                .update(
+                    &deployment.deployment_id,
+                    Change::new().migration_starting(&starting),
+                )
+                .await?;
             let started = ctx
                 .ports
                 .compute
@@ -496,6 +522,10 @@ async fn running_of(
             }
             Located::NotYetShown(arn) => running.push(format!(
                 "the {} {arn} (started; ECS does not show it yet)",
+                kind.words()
+            )),
+            Located::MaybeStarted(started_by) => running.push(format!(
+                "the {} started by {started_by} (being started; ECS does not show it yet)",
                 kind.words()
             )),
             _ => {}

@@ -418,7 +418,8 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
 
 /// The checks `unlock` makes on the lock's holder before releasing, and the record write that
 /// rides the release: refused while the holder is in progress or one of its migrations runs;
-/// what its migrations did is settled first; `None` for a holder without a record.
+/// what its migrations did is settled first; `None` for a holder without a record whose hold
+/// has run out ([`crate::lock::LockItem::unrecorded_hold_until`]).
 async fn holder_released_log(
     ctx: &Context,
     lock: &crate::lock::LockItem,
@@ -461,8 +462,22 @@ async fn holder_released_log(
                 ),
             ))
         }
-        // A lock whose holder has no record (a manual rollback's, say) is released as it is.
-        Err(StepError::DeploymentNotFound(_)) => None,
+        // A holder without a record is an operator action in progress (a manual rollback's
+        // hold) or a push being admitted: prepare takes the lock, then writes the record.
+        // Released in between, the deployment would run without the lock (found by the
+        // simulator: "shared unlock @2"). Once its hold has run out it is released as it is.
+        Err(StepError::DeploymentNotFound(_)) => {
+            if let Some(until) = lock.unrecorded_hold_until().filter(|t| *t > ctx.now()) {
+                return Err(StepError::UnlockRefused(format!(
+                    "{} holds the lock and has no deployment record yet (a push being \
+                     admitted, or an operator's action in progress); it keeps the lock until \
+                     {}, then unlock (or the reconciler) frees it",
+                    lock.holder,
+                    until.to_rfc3339()
+                )));
+            }
+            None
+        }
         Err(e) => return Err(e),
     })
 }

@@ -2,8 +2,8 @@
 //! complete or fail, targets register healthy or not), the container runtime (tasks start,
 //! run for a while and exit with the scenario's code, or stop when asked), RDS (clones become
 //! available, deleted ones go), Route 53 (changes reach INSYNC), and the application itself
-//! (a bad image fails its smoke checks through the test listener, an alarming one fires the
-//! bake alarm once it serves production).
+//! (a bad image fails its smoke checks through the test listener — in DNS mode, through its
+//! slot's test URL — an alarming one fires the bake alarm once it serves production).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,11 +13,14 @@ use bluegreen::ports::compute::TaskState;
 use bluegreen::ports::load_balancing::{Route, TargetHealth};
 use bluegreen::ports::smoke::Answer;
 
+use bluegreen::Slot;
+use bluegreen::config::Traffic;
+
 use crate::Names;
-use crate::memory::{MemoryAws, State};
+use crate::memory::{MemoryAws, ServiceModel, State};
 
 use super::rng::Rng;
-use super::scenario::Scenario;
+use super::scenario::{Scenario, slot_test_url};
 
 /// How often AWS's own work is looked at.
 const TICK: Duration = Duration::from_secs(5);
@@ -206,50 +209,51 @@ fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng) {
     }
 }
 
-/// The pushed application as it behaves: what the test endpoint answers for the image behind
-/// the test listener, and whether the bake alarm fires for the image production runs.
+/// The pushed application as it behaves: what the test endpoints answer for the image
+/// pre-prod runs, and whether the bake alarm fires for the image production runs.
 fn application(state: &mut State, scenario: &Scenario, names: &Names) {
-    let image_behind = |state: &State, route: &Route| -> Option<String> {
-        let groups = state.elb.forward_of(route).ok().flatten()?;
-        let group = groups.iter().max_by_key(|g| g.weight.unwrap_or(1))?;
-        let service = state
-            .ecs
-            .services
-            .values()
-            .find(|s| s.target_group == group.target_group_arn)?;
-        let td = service.state.task_definition.as_deref()?;
-        state
-            .ecs
-            .definition(td)?
-            .containers
-            .first()
-            .map(|c| c.image.clone())
+    let production = match &scenario.config.traffic {
+        Traffic::Listener { .. } => {
+            let test = image_behind(state, &test_route(state, names));
+            answer_smoke(state, &names.test_url, test, scenario);
+            image_behind(state, &Route::Listener(names.production_listener.clone()))
+        }
+        // Each slot is checked through its own URL; production is the slot the weighted
+        // records give the most weight.
+        Traffic::Dns {
+            hosted_zone_id,
+            record_name,
+            ..
+        } => {
+            for slot in Slot::ALL {
+                let image = image_of_slot(state, scenario, slot);
+                answer_smoke(state, &slot_test_url(names, slot), image, scenario);
+            }
+            let heaviest = state
+                .dns
+                .zones
+                .get(hosted_zone_id)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.name.eq_ignore_ascii_case(record_name))
+                .max_by_key(|r| r.weight.unwrap_or(0))
+                .and_then(|r| r.set_identifier.clone());
+            Slot::ALL
+                .into_iter()
+                .find(|slot| scenario.config.slots.get(*slot).set_identifier == heaviest)
+                .and_then(|slot| image_of_slot(state, scenario, slot))
+        }
     };
-    // A smoke check through a test rule reaches pre-prod only while the rule is there; without
-    // it the request (header and all) reaches production, as ALB would route it.
-    let test_route = match state.elb.listeners.contains_key(&names.test_listener) {
-        true => Route::Listener(names.test_listener.clone()),
-        false => state
-            .elb
-            .rules
-            .iter()
-            .find(|(_, r)| {
-                r.listener == names.production_listener
-                    && r.forward.is_some()
-                    && r.tags
-                        .iter()
-                        .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)
-            })
-            .map_or_else(
-                || Route::Listener(names.production_listener.clone()),
-                |(arn, _)| Route::Rule(arn.clone()),
-            ),
-    };
-    let test = image_behind(state, &test_route);
-    match test.filter(|image| scenario.smoke_fails(image)) {
+    let firing = production.is_some_and(|image| scenario.alarms(&image));
+    state.alarms.alarms.insert("shop-5xx".into(), firing);
+}
+
+/// A failing answer at `url` while `image` is one that fails its smoke checks.
+fn answer_smoke(state: &mut State, url: &str, image: Option<String>, scenario: &Scenario) {
+    match image.filter(|image| scenario.smoke_fails(image)) {
         Some(_) => {
             state.smoke.answers.insert(
-                names.test_url.clone(),
+                url.to_owned(),
                 Ok(Answer {
                     status: 500,
                     body: "broken build (simulated)".into(),
@@ -257,10 +261,64 @@ fn application(state: &mut State, scenario: &Scenario, names: &Names) {
             );
         }
         None => {
-            state.smoke.answers.remove(&names.test_url);
+            state.smoke.answers.remove(url);
         }
     }
-    let production = image_behind(state, &Route::Listener(names.production_listener.clone()));
-    let firing = production.is_some_and(|image| scenario.alarms(&image));
-    state.alarms.alarms.insert("shop-5xx".into(), firing);
+}
+
+/// Where a smoke check through the test route lands. Through a test rule it reaches pre-prod
+/// only while the rule is there; without it the request (header and all) reaches production,
+/// as ALB would route it.
+fn test_route(state: &State, names: &Names) -> Route {
+    if state.elb.listeners.contains_key(&names.test_listener) {
+        return Route::Listener(names.test_listener.clone());
+    }
+    state
+        .elb
+        .rules
+        .iter()
+        .find(|(_, r)| {
+            r.listener == names.production_listener
+                && r.forward.is_some()
+                && r.tags
+                    .iter()
+                    .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)
+        })
+        .map_or_else(
+            || Route::Listener(names.production_listener.clone()),
+            |(arn, _)| Route::Rule(arn.clone()),
+        )
+}
+
+/// The image the service behind `route`'s heaviest target group runs.
+fn image_behind(state: &State, route: &Route) -> Option<String> {
+    let groups = state.elb.forward_of(route).ok().flatten()?;
+    let group = groups.iter().max_by_key(|g| g.weight.unwrap_or(1))?;
+    let service = state
+        .ecs
+        .services
+        .values()
+        .find(|s| s.target_group == group.target_group_arn)?;
+    image_of(state, service)
+}
+
+/// The image `slot`'s service runs.
+fn image_of_slot(state: &State, scenario: &Scenario, slot: Slot) -> Option<String> {
+    let name = &scenario.config.slots.get(slot).service;
+    let service = state
+        .ecs
+        .services
+        .values()
+        .find(|s| &s.state.name == name)?;
+    image_of(state, service)
+}
+
+fn image_of(state: &State, service: &ServiceModel) -> Option<String> {
+    let td = service.state.task_definition.as_deref()?;
+    state
+        .ecs
+        .definition(td)?
+        .containers
+        .first()
+        .map(|c| c.image.clone())
 }

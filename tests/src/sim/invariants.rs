@@ -328,10 +328,16 @@ impl Invariants {
                 self.violated(
                     operation,
                     format!(
-                        "{}: migration task {} of {} still runs, but the lock is {}",
+                        "{}: migration task {} of {} still runs ({}, {}), but the lock is {}",
                         owner.service,
                         task.state.started_by,
                         owner.deployment_id,
+                        task.state.last_status,
+                        if task.listed {
+                            "listed"
+                        } else {
+                            "not listed yet"
+                        },
                         holder.map_or("free".to_owned(), |h| format!("held by {h}"))
                     ),
                 );

@@ -102,8 +102,15 @@ fn block_on(run: impl std::future::Future<Output = Report>) -> Report {
     runtime.block_on(run)
 }
 
-/// `scenario` made into a race case's fixed world: `case.world`'s database, one push on time.
-fn raced(mut scenario: scenario::Scenario, case: race::Case) -> scenario::Scenario {
+/// `scenario` made into a race case's fixed world: the standard config (listener mode, a
+/// migration) with `case.world`'s database, one push on time.
+fn raced(
+    mut scenario: scenario::Scenario,
+    case: race::Case,
+    names: &crate::Names,
+) -> scenario::Scenario {
+    scenario.config = crate::service_config(names);
+    scenario.config.health.test_url = Some(names.test_url.clone());
     case.world.configure(&mut scenario.config);
     scenario.config.approval.policy = bluegreen::config::ApprovalPolicy::Required;
     scenario.pushes.truncate(1);
@@ -121,7 +128,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     let names = memory::world::made_up_names();
     let mut scenario = scenario::Scenario::generate(&rng, knobs, &names);
     if let Some(case) = case {
-        scenario = raced(scenario, case);
+        scenario = raced(scenario, case, &names);
     }
     let settings = crate::standard_settings();
     let invariants = Arc::new(invariants::Invariants::new(

@@ -251,6 +251,12 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         config.approval.policy = ApprovalPolicy::Auto;
     }
     config.finish.keep_warm_seconds = *rng.pick(&[0, 0, 600]);
+    // One seed in five moves production with Route 53 weighted records: each slot has its own
+    // test URL, and the weights reach clients only after the change is in sync.
+    if rng.chance(200) {
+        dns_mode(&mut config, names);
+        return config;
+    }
     // One seed in four reaches pre-prod through a test rule on the production listener: each
     // deployment's rule must be added before its checks and gone after its ending.
     if rng.chance(250)
@@ -264,4 +270,29 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         *test_rule = Some(TestRule::default());
     }
     config
+}
+
+/// The name clients resolve in a DNS-mode world (the memory world's weighted records).
+pub const DNS_RECORD: &str = "shop.example.com.";
+
+/// `config` moving production with the world's weighted records, each slot checked through
+/// its own test URL ([`slot_test_url`]). DNS mode has no maintenance page.
+fn dns_mode(config: &mut ServiceConfig, names: &Names) {
+    config.traffic = Traffic::Dns {
+        hosted_zone_id: names.zone_id.clone(),
+        record_name: DNS_RECORD.into(),
+        ttl_seconds: 300,
+        switch_ttl_seconds: 30,
+    };
+    config.health.test_url = None;
+    config.slots.blue.test_url = Some(slot_test_url(names, bluegreen::Slot::Blue));
+    config.slots.green.test_url = Some(slot_test_url(names, bluegreen::Slot::Green));
+    if let Some(migration) = &mut config.migration {
+        migration.maintenance = false;
+    }
+}
+
+/// Where a DNS-mode world's smoke checks reach `slot` directly.
+pub fn slot_test_url(names: &Names, slot: bluegreen::Slot) -> String {
+    format!("{}/{slot}", names.test_url)
 }

@@ -136,6 +136,11 @@ impl Change {
         self.set("dns_change_id", &change_id)
     }
 
+    /// Sets [`Deployment::migration_starting`].
+    pub fn migration_starting(self, starting: &MigrationStarting) -> Self {
+        self.set("migration_starting", starting)
+    }
+
     /// Sets [`Deployment::rehearsal_task_arn`] and [`Deployment::rehearsal_started_at`].
     pub fn rehearsal_task(self, arn: &str, started_at: DateTime<Utc>) -> Self {
         self.set("rehearsal_task_arn", &arn)

@@ -423,6 +423,12 @@ pub struct Deployment {
     /// When that task was started (older records do not have it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal_started_at: Option<DateTime<Utc>>,
+    /// The last migration task about to be started, written before its `RunTask`: a start
+    /// whose ARN never reached the record (the write after `RunTask` failed, and `ListTasks`
+    /// did not list the task yet) is still known, so an ending waits for it to show instead of
+    /// releasing the lock while it runs (found by the simulator, seed 3014).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_starting: Option<MigrationStarting>,
     /// The production migration, once started: whether production's schema has changed.
     pub production_migration: Option<TrackedTask>,
     /// The rollback migration, once started by abort or rollback.
@@ -493,6 +499,15 @@ pub struct AbortRequest {
     /// The operator, or the ending that aborts (`abort` after a failure or a dead execution).
     pub by: String,
     /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A migration task about to be started (see [`Deployment::migration_starting`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MigrationStarting {
+    /// The task's `startedBy` (and client token).
+    pub started_by: String,
+    /// When its `RunTask` was about to be made.
     pub at: DateTime<Utc>,
 }
 

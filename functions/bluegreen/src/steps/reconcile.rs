@@ -44,11 +44,6 @@ use super::registry::{ABORT, FINISH, ROLLBACK};
 
 const STEP: &str = super::registry::RECONCILE.name;
 
-/// How long a lock may be held by a deployment with no record (a prepare that took the lock
-/// and failed before writing it) before the reconciler frees it. Prepare writes the record
-/// within seconds of taking the lock; its retries take at most a few minutes.
-const UNRECORDED_HOLD_GRACE_SECONDS: i64 = 900;
-
 /// How long a `queued` record may go unnamed by its service's lock before the sweep queues it.
 /// Prepare queues it within a second of writing it; the intake's retries of prepare (five, at
 /// most a minute apart) are over within minutes, after which nothing else would.
@@ -640,10 +635,7 @@ async fn unrecorded_holder(
     lock: &LockItem,
 ) -> StepResult<Reconciled> {
     let now = ctx.now();
-    let free_after = lock.lease_until.or_else(|| {
-        lock.acquired_at
-            .map(|t| t + Duration::seconds(UNRECORDED_HOLD_GRACE_SECONDS))
-    });
+    let free_after = lock.unrecorded_hold_until();
     let mut answer = Reconciled {
         service: service.to_owned(),
         holder: Some(lock.holder.clone()),
