@@ -387,6 +387,32 @@ fn an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for
     });
 }
 
+/// A `RunTask` refused before it acted (throttled) started nothing: the start it announced is
+/// taken back, so an abort right after ends at once instead of waiting five minutes for a
+/// task that does not exist.
+#[test]
+fn an_abort_after_a_throttled_migration_start_ends_without_waiting() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let (aws, ctx, id) = prepared(conductor.clone()).await;
+        conductor
+            .fates
+            .lock()
+            .unwrap()
+            .push(("ecs:RunTask", Fate::Throttle));
+        let input = DeploymentRef {
+            deployment_id: id.clone(),
+        };
+        let failed = migrate::start(&ctx, &input).await.unwrap_err();
+        assert_eq!(failed.name(), "Throttled", "{failed}");
+        assert!(aws.with(|s| s.ecs.tasks.is_empty()), "nothing started");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.migration_starting, None, "the start is taken back");
+        let ended = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
+    });
+}
+
 /// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
 fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
     aws.with(|s| {

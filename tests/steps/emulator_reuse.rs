@@ -52,10 +52,10 @@ async fn a_reset_emulator_holds_nothing_of_the_test_before_and_refuses_its_late_
         tables.table_names()
     );
     // The previous test's late call reaches nothing.
-    let late_write = late.list_tables().send().await;
+    let late_call = late.list_tables().send().await;
     assert!(
-        late_write.is_err(),
-        "a call to the retired port was answered: {late_write:?}"
+        late_call.is_err(),
+        "a call to the retired port was answered: {late_call:?}"
     );
     create_table(&fresh, "mine").await;
     let tables = fresh.list_tables().send().await.expect("list tables");

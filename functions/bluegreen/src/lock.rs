@@ -608,6 +608,17 @@ impl LockItem {
         })
     }
 
+    /// Until when a push being admitted keeps the lock although its record is not written
+    /// yet (prepare takes the lock, then writes the record): [`UNRECORDED_HOLD_GRACE_SECONDS`]
+    /// after it took it. `None` for an operator action's hold (it has a lease) or a lock with
+    /// no time recorded.
+    pub fn admission_until(&self) -> Option<DateTime<Utc>> {
+        match self.lease_until {
+            Some(_) => None,
+            None => self.unrecorded_hold_until(),
+        }
+    }
+
     /// The lock in `item`; `None` when nobody holds it.
     fn from_item(item: &Item) -> Option<Self> {
         let text = |name: &str| match item.get(name) {

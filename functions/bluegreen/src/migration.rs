@@ -339,8 +339,6 @@ async fn locate(
 /// for the production and rollback migrations, that it runs). `None` while ECS does not show a
 /// task just started.
 async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Option<Task>> {
-    let config = &deployment.config;
-    let started_by = started_by(deployment, run.task);
     let task = match locate(ctx, deployment, run.task).await? {
         Located::Seen(task) => task,
         Located::NotYetShown(_) => return Ok(None),
@@ -358,58 +356,7 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
         }
         // The start may not have taken effect: starting it (again) with the same client
         // token answers the task it started, if it did.
-        Located::MaybeStarted(_) | Located::NotStarted => {
-            // A step starting a migration stops here once an abort was requested; the
-            // rollback migration is the ending's own and is not fenced.
-            if run.task != MigrationTask::Rollback {
-                crate::fence::guard(
-                    ctx,
-                    &deployment.deployment_id,
-                    &format!("starting the {}", run.task.words()),
-                )
-                .await?;
-            }
-            let target = deployment.target_slot()?;
-            // Written ahead: if the ARN never reaches the record, an ending still knows a
-            // task may run and waits for it to show.
-            let starting = MigrationStarting {
-                started_by: started_by.clone(),
-                at: ctx.now(),
-            };
-            Records::new(ctx)
-                .update(
-                    &deployment.deployment_id,
-                    Change::new().migration_starting(&starting),
-                )
-                .await?;
-            let started = ctx
-                .ports
-                .compute
-                .run_task(&OneOff {
-                    cluster: config.cluster.clone(),
-                    network_of: config.slots.get(target).service.clone(),
-                    on_demand: config
-                        .migration
-                        .as_ref()
-                        .is_none_or(|m| m.capacity == MigrationCapacity::OnDemand),
-                    task_definition: run.task_definition.to_owned(),
-                    container: config.container.clone(),
-                    command: run.command.to_vec(),
-                    env: run.env.clone(),
-                    env_of_others: run.env_of_others.clone(),
-                    // One task per deployment and kind, whatever happens to the answer (the
-                    // lookup above cannot see a task ECS has not listed yet).
-                    client_token: started_by.clone(),
-                    started_by: started_by.clone(),
-                    tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
-                })
-                .await?;
-            started.map_err(|reason| StepError::MigrationFailed {
-                exit_code: None,
-                reason: format!("{}: {reason}", run.task.words()),
-                log_location: None,
-            })?
-        }
+        Located::MaybeStarted(_) | Located::NotStarted => start(ctx, deployment, run).await?,
     };
     let arn = task.arn.clone();
     let change = match run.task {
@@ -430,6 +377,88 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
             .await?;
     }
     Ok(Some(task))
+}
+
+/// Starts the migration task of `run` (fenced, but for the ending's own rollback migration),
+/// its start written on the record ahead of `RunTask`.
+async fn start(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Task> {
+    let config = &deployment.config;
+    let started_by = started_by(deployment, run.task);
+    // A step starting a migration stops here once an abort was requested; the rollback
+    // migration is the ending's own and is not fenced.
+    if run.task != MigrationTask::Rollback {
+        crate::fence::guard(
+            ctx,
+            &deployment.deployment_id,
+            &format!("starting the {}", run.task.words()),
+        )
+        .await?;
+    }
+    let target = deployment.target_slot()?;
+    // Written ahead: if the ARN never reaches the record, an ending still knows a task may
+    // run and waits for it to show.
+    let starting = MigrationStarting {
+        started_by: started_by.clone(),
+        at: ctx.now(),
+    };
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().migration_starting(&starting),
+        )
+        .await?;
+    let started = ctx
+        .ports
+        .compute
+        .run_task(&OneOff {
+            cluster: config.cluster.clone(),
+            network_of: config.slots.get(target).service.clone(),
+            on_demand: config
+                .migration
+                .as_ref()
+                .is_none_or(|m| m.capacity == MigrationCapacity::OnDemand),
+            task_definition: run.task_definition.to_owned(),
+            container: config.container.clone(),
+            command: run.command.to_vec(),
+            env: run.env.clone(),
+            env_of_others: run.env_of_others.clone(),
+            // One task per deployment and kind, whatever happens to the answer (the lookup
+            // cannot see a task ECS has not listed yet).
+            client_token: started_by.clone(),
+            started_by,
+            tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
+        })
+        .await;
+    match started {
+        Ok(Ok(task)) => Ok(task),
+        // No task exists: ECS answered why it placed none, or refused the call before acting
+        // on it (throttled). Said on the record, so no ending waits for a task to show.
+        Ok(Err(reason)) => {
+            no_start(ctx, deployment).await?;
+            Err(StepError::MigrationFailed {
+                exit_code: None,
+                reason: format!("{}: {reason}", run.task.words()),
+                log_location: None,
+            })
+        }
+        Err(e @ StepError::Throttled { .. }) => {
+            no_start(ctx, deployment).await?;
+            Err(e)
+        }
+        // Anything else may have started it (a lost answer): the announced start stands.
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes back [`Deployment::migration_starting`] after a `RunTask` that started nothing.
+async fn no_start(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().no_migration_starting(),
+        )
+        .await
+        .map(|_| ())
 }
 
 fn running(task_arn: &str, at: DateTime<Utc>) -> TrackedTask {

@@ -363,7 +363,9 @@ pub struct Unlocked {
 /// Releases `service`'s lock held by a deployment that has ended — typically one that ended
 /// needing attention (a failed rollback migration, a clone a running slot uses), once a person
 /// has looked. Refuses ([`StepError::UnlockRefused`]) while the holder is still in progress
-/// (its execution releases the lock itself) or one of its migration tasks still runs. The release is recorded on the holder's timeline.
+/// (its execution releases the lock itself), one of its migration tasks still runs, or — a
+/// holder with no record yet — a push is being admitted. The release is recorded on the
+/// holder's timeline.
 pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<Unlocked> {
     let locks = Locks::new(ctx);
     let lock = locks
@@ -418,8 +420,8 @@ pub async fn unlock(ctx: &Context, service: &str, operator: &str) -> StepResult<
 
 /// The checks `unlock` makes on the lock's holder before releasing, and the record write that
 /// rides the release: refused while the holder is in progress or one of its migrations runs;
-/// what its migrations did is settled first; `None` for a holder without a record whose hold
-/// has run out ([`crate::lock::LockItem::unrecorded_hold_until`]).
+/// what its migrations did is settled first; `None` for a holder without a record that is not
+/// a push being admitted ([`crate::lock::LockItem::admission_until`]).
 async fn holder_released_log(
     ctx: &Context,
     lock: &crate::lock::LockItem,
@@ -462,16 +464,17 @@ async fn holder_released_log(
                 ),
             ))
         }
-        // A holder without a record is an operator action in progress (a manual rollback's
-        // hold) or a push being admitted: prepare takes the lock, then writes the record.
-        // Released in between, the deployment would run without the lock (found by the
-        // simulator: "shared unlock @2"). Once its hold has run out it is released as it is.
+        // A holder without a record is an operator action's hold (a manual rollback's, which
+        // a person may release: an interrupted `rollback` is run again after `unlock`) or a
+        // push being admitted: prepare takes the lock, then writes the record. Released in
+        // between, the deployment would run without the lock (found by the simulator: "shared
+        // unlock @2"); it is refused until the admission's grace has run out.
         Err(StepError::DeploymentNotFound(_)) => {
-            if let Some(until) = lock.unrecorded_hold_until().filter(|t| *t > ctx.now()) {
+            if let Some(until) = lock.admission_until().filter(|t| *t > ctx.now()) {
                 return Err(StepError::UnlockRefused(format!(
                     "{} holds the lock and has no deployment record yet (a push being \
-                     admitted, or an operator's action in progress); it keeps the lock until \
-                     {}, then unlock (or the reconciler) frees it",
+                     admitted); it keeps the lock until {}, then unlock (or the reconciler) \
+                     frees it",
                     lock.holder,
                     until.to_rfc3339()
                 )));

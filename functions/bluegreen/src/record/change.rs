@@ -141,6 +141,12 @@ impl Change {
         self.set("migration_starting", starting)
     }
 
+    /// Removes [`Deployment::migration_starting`]: the start it announced did not happen.
+    pub fn no_migration_starting(mut self) -> Self {
+        self.removes.push("migration_starting".to_owned());
+        self
+    }
+
     /// Sets [`Deployment::rehearsal_task_arn`] and [`Deployment::rehearsal_started_at`].
     pub fn rehearsal_task(self, arn: &str, started_at: DateTime<Utc>) -> Self {
         self.set("rehearsal_task_arn", &arn)
