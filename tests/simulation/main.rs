@@ -413,6 +413,44 @@ fn an_abort_after_a_throttled_migration_start_ends_without_waiting() {
     });
 }
 
+/// A first `RunTask` took effect but its answer was lost; the retry's `RunTask` (the task not
+/// listed yet) was throttled. The first attempt's announced start must stand: taken back, the
+/// abort would find nothing and release the lock while the first task runs.
+#[test]
+fn a_throttled_retry_keeps_the_start_an_earlier_lost_answer_announced() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let (aws, ctx, id) = prepared(conductor.clone()).await;
+        conductor.fates.lock().unwrap().extend([
+            ("ecs:RunTask", Fate::LoseAnswer),
+            ("ecs:RunTask", Fate::Throttle),
+        ]);
+        let input = DeploymentRef {
+            deployment_id: id.clone(),
+        };
+        let lost = migrate::start(&ctx, &input).await.unwrap_err();
+        assert!(lost.is_retryable(), "{lost}");
+        let task = aws
+            .with(|s| s.ecs.tasks.keys().next().cloned())
+            .expect("the first RunTask took effect");
+        let throttled = migrate::start(&ctx, &input).await.unwrap_err();
+        assert_eq!(throttled.name(), "Throttled", "{throttled}");
+        assert_eq!(aws.with(|s| s.ecs.tasks.len()), 1, "one task");
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert!(record.migration_starting.is_some(), "the start stands");
+
+        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+        let again = abort_again(&ctx, &id).await;
+        assert!(again.wait.is_some(), "{}", again.detail);
+        assert_eq!(
+            aws.with(|s| s.ecs.tasks[&task].state.desired_status.clone()),
+            "STOPPED"
+        );
+    });
+}
+
 /// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
 fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
     aws.with(|s| {

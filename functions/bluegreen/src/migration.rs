@@ -356,7 +356,8 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
         }
         // The start may not have taken effect: starting it (again) with the same client
         // token answers the task it started, if it did.
-        Located::MaybeStarted(_) | Located::NotStarted => start(ctx, deployment, run).await?,
+        Located::MaybeStarted(_) => start(ctx, deployment, run, Announced::Before).await?,
+        Located::NotStarted => start(ctx, deployment, run, Announced::Now).await?,
     };
     let arn = task.arn.clone();
     let change = match run.task {
@@ -379,9 +380,24 @@ async fn ensure(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRe
     Ok(Some(task))
 }
 
+/// Whether a start of this task was already announced on the record before this call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// By an earlier attempt, whose `RunTask` may have taken effect (its answer lost): that
+    /// announcement stands whatever this attempt's `RunTask` answers.
+    Before,
+    /// By this call: taken back if its `RunTask` starts nothing.
+    Now,
+}
+
 /// Starts the migration task of `run` (fenced, but for the ending's own rollback migration),
 /// its start written on the record ahead of `RunTask`.
-async fn start(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepResult<Task> {
+async fn start(
+    ctx: &Context,
+    deployment: &Deployment,
+    run: &Run<'_>,
+    announced: Announced,
+) -> StepResult<Task> {
     let config = &deployment.config;
     let started_by = started_by(deployment, run.task);
     // A step starting a migration stops here once an abort was requested; the rollback
@@ -397,16 +413,16 @@ async fn start(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRes
     let target = deployment.target_slot()?;
     // Written ahead: if the ARN never reaches the record, an ending still knows a task may
     // run and waits for it to show.
-    let starting = MigrationStarting {
-        started_by: started_by.clone(),
-        at: ctx.now(),
-    };
-    Records::new(ctx)
-        .update(
-            &deployment.deployment_id,
-            Change::new().migration_starting(&starting),
-        )
-        .await?;
+    if announced == Announced::Now {
+        let starting = MigrationStarting {
+            started_by: started_by.clone(),
+            at: ctx.now(),
+        };
+        let change = Change::new().migration_starting(&starting);
+        Records::new(ctx)
+            .update(&deployment.deployment_id, change)
+            .await?;
+    }
     let started = ctx
         .ports
         .compute
@@ -429,12 +445,16 @@ async fn start(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRes
             tags: vec![ecs::tag(naming::TAG_DEPLOYMENT, &deployment.deployment_id)],
         })
         .await;
+    // This call's RunTask started nothing (ECS answered why it placed none, or refused the
+    // call before acting on it, throttled) and no earlier attempt may have: said on the
+    // record, so no ending waits for a task to show.
+    let take_back = announced == Announced::Now;
     match started {
         Ok(Ok(task)) => Ok(task),
-        // No task exists: ECS answered why it placed none, or refused the call before acting
-        // on it (throttled). Said on the record, so no ending waits for a task to show.
         Ok(Err(reason)) => {
-            no_start(ctx, deployment).await?;
+            if take_back {
+                no_start(ctx, deployment).await?;
+            }
             Err(StepError::MigrationFailed {
                 exit_code: None,
                 reason: format!("{}: {reason}", run.task.words()),
@@ -442,7 +462,9 @@ async fn start(ctx: &Context, deployment: &Deployment, run: &Run<'_>) -> StepRes
             })
         }
         Err(e @ StepError::Throttled { .. }) => {
-            no_start(ctx, deployment).await?;
+            if take_back {
+                no_start(ctx, deployment).await?;
+            }
             Err(e)
         }
         // Anything else may have started it (a lost answer): the announced start stands.
