@@ -336,6 +336,43 @@ fn an_abort_right_after_a_migration_started_stops_it_before_handing_the_lock_on(
     });
 }
 
+/// Runs the migration step's start for `id`, which must fail; returns why.
+async fn failed_migration_start(ctx: &bluegreen::Context, id: &str) -> bluegreen::error::StepError {
+    let input = DeploymentRef {
+        deployment_id: id.to_owned(),
+    };
+    migrate::start(ctx, &input).await.unwrap_err()
+}
+
+/// An operator aborts while ECS does not list the migration `task` yet: the abort waits with
+/// the lock kept; once ECS lists it, the abort stops it and still waits for it to stop, the
+/// lock kept. Returns the first answer's detail.
+async fn abort_waits_for_the_unlisted_task(
+    aws: &MemoryAws,
+    ctx: &bluegreen::Context,
+    id: &str,
+    task: &str,
+) -> String {
+    let holder = || async {
+        bluegreen::lock::Locks::new(ctx)
+            .holder("shop")
+            .await
+            .unwrap()
+    };
+    let first = bluegreen::operator::abort(ctx, id, "bob").await.unwrap();
+    assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+    assert_eq!(holder().await.as_deref(), Some(id), "kept");
+    aws.with(|s| s.ecs.tasks.get_mut(task).unwrap().listed = true);
+    let again = abort_again(ctx, id).await;
+    assert!(again.wait.is_some(), "{}", again.detail);
+    assert_eq!(
+        aws.with(|s| s.ecs.tasks[task].state.desired_status.clone()),
+        "STOPPED"
+    );
+    assert_eq!(holder().await.as_deref(), Some(id), "still kept");
+    first.detail
+}
+
 /// A migration's `RunTask` took effect, the record write of its ARN was throttled, and ECS
 /// did not list the task yet: the step's retry saw nothing (and, fenced by an abort, started
 /// nothing), and the abort found no task, released the lock and the migration ran on without
@@ -349,10 +386,7 @@ fn an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for
         conductor
             .throttle_the_write_after_run_task
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let input = DeploymentRef {
-            deployment_id: id.clone(),
-        };
-        let failed = migrate::start(&ctx, &input).await.unwrap_err();
+        let failed = failed_migration_start(&ctx, &id).await;
         assert_eq!(failed.name(), "Throttled", "{failed}");
         let task = aws
             .with(|s| s.ecs.tasks.keys().next().cloned())
@@ -363,27 +397,8 @@ fn an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for
             "the task's ARN never reached the record"
         );
         assert!(!aws.with(|s| s.ecs.tasks[&task].listed), "not listed yet");
-
-        let holder = || async {
-            bluegreen::lock::Locks::new(&ctx)
-                .holder("shop")
-                .await
-                .unwrap()
-        };
-        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
-        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
-        assert!(first.detail.contains("being started"), "{}", first.detail);
-        assert_eq!(holder().await.as_deref(), Some(id.as_str()), "kept");
-
-        // ECS lists it: the abort stops it and waits for it to stop.
-        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
-        let again = abort_again(&ctx, &id).await;
-        assert!(again.wait.is_some(), "{}", again.detail);
-        assert_eq!(
-            aws.with(|s| s.ecs.tasks[&task].state.desired_status.clone()),
-            "STOPPED"
-        );
-        assert_eq!(holder().await.as_deref(), Some(id.as_str()), "still kept");
+        let waited = abort_waits_for_the_unlisted_task(&aws, &ctx, &id, &task).await;
+        assert!(waited.contains("being started"), "{waited}");
     });
 }
 
@@ -400,16 +415,56 @@ fn an_abort_after_a_throttled_migration_start_ends_without_waiting() {
             .lock()
             .unwrap()
             .push(("ecs:RunTask", Fate::Throttle));
-        let input = DeploymentRef {
-            deployment_id: id.clone(),
-        };
-        let failed = migrate::start(&ctx, &input).await.unwrap_err();
+        let failed = failed_migration_start(&ctx, &id).await;
         assert_eq!(failed.name(), "Throttled", "{failed}");
         assert!(aws.with(|s| s.ecs.tasks.is_empty()), "nothing started");
         let record = Records::new(&ctx).get(&id).await.unwrap();
         assert_eq!(record.migration_starting, None, "the start is taken back");
         let ended = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
         assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
+        let lock = bluegreen::lock::Locks::new(&ctx)
+            .holder("shop")
+            .await
+            .unwrap();
+        assert_eq!(lock, None, "handed on at once");
+    });
+}
+
+/// The invocation died between announcing the start and its `RunTask` (nothing started): the
+/// abort waits for the task to show while ECS may still be catching up, and after the
+/// visibility window (300 s) ends the deployment and hands the lock on — bounded, not stuck.
+#[test]
+fn an_announced_start_that_never_ran_holds_an_abort_only_for_the_visibility_window() {
+    block_on(async {
+        let conductor = Arc::new(Scripted::default());
+        let (aws, ctx, id) = prepared(conductor).await;
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        let starting = bluegreen::record::MigrationStarting {
+            started_by: bluegreen::migration::started_by(
+                &record,
+                bluegreen::db_plan::MigrationTask::Production,
+            ),
+            at: chrono::Utc::now(),
+        };
+        Records::new(&ctx)
+            .update(&id, Change::new().migration_starting(&starting))
+            .await
+            .unwrap();
+        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
+        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
+        assert!(first.detail.contains("being started"), "{}", first.detail);
+
+        let later = ctx.clone().with_clock(Arc::new(|| {
+            chrono::Utc::now() + chrono::Duration::seconds(301)
+        }));
+        let ended = abort_again(&later, &id).await;
+        assert_eq!(ended.status, Status::Aborted, "{}", ended.detail);
+        assert!(aws.with(|s| s.ecs.tasks.is_empty()), "nothing ever ran");
+        let lock = bluegreen::lock::Locks::new(&ctx)
+            .holder("shop")
+            .await
+            .unwrap();
+        assert_eq!(lock, None, "handed on");
     });
 }
 
@@ -425,29 +480,17 @@ fn a_throttled_retry_keeps_the_start_an_earlier_lost_answer_announced() {
             ("ecs:RunTask", Fate::LoseAnswer),
             ("ecs:RunTask", Fate::Throttle),
         ]);
-        let input = DeploymentRef {
-            deployment_id: id.clone(),
-        };
-        let lost = migrate::start(&ctx, &input).await.unwrap_err();
+        let lost = failed_migration_start(&ctx, &id).await;
         assert!(lost.is_retryable(), "{lost}");
         let task = aws
             .with(|s| s.ecs.tasks.keys().next().cloned())
             .expect("the first RunTask took effect");
-        let throttled = migrate::start(&ctx, &input).await.unwrap_err();
+        let throttled = failed_migration_start(&ctx, &id).await;
         assert_eq!(throttled.name(), "Throttled", "{throttled}");
         assert_eq!(aws.with(|s| s.ecs.tasks.len()), 1, "one task");
         let record = Records::new(&ctx).get(&id).await.unwrap();
         assert!(record.migration_starting.is_some(), "the start stands");
-
-        let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
-        assert_ne!(first.status, Status::Aborted, "{}", first.detail);
-        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
-        let again = abort_again(&ctx, &id).await;
-        assert!(again.wait.is_some(), "{}", again.detail);
-        assert_eq!(
-            aws.with(|s| s.ecs.tasks[&task].state.desired_status.clone()),
-            "STOPPED"
-        );
+        abort_waits_for_the_unlisted_task(&aws, &ctx, &id, &task).await;
     });
 }
 
