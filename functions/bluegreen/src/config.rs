@@ -1573,7 +1573,7 @@ mod tests {
             "{timeouts}"
         );
         assert!(timeouts.contains("bake.seconds 86400"), "{timeouts}");
-        let total: u64 = config.execution_waits().iter().map(|(_, s)| s).sum();
+        let total: u64 = config.execution_waits().iter().map(|w| w.seconds).sum();
         assert!(
             timeouts.contains(&(total + EXECUTION_OVERHEAD_SECONDS).to_string()),
             "{timeouts}"

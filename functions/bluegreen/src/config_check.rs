@@ -180,9 +180,12 @@ impl ServiceConfig {
     /// The longest deployment fits the execution's limit.
     fn execution_budget_problems(&self, p: &mut Problems) {
         let waits = self.execution_waits();
-        let total: u64 = waits.iter().map(|(_, s)| s).sum::<u64>() + EXECUTION_OVERHEAD_SECONDS;
+        let total: u64 = waits.iter().map(|w| w.seconds).sum::<u64>() + EXECUTION_OVERHEAD_SECONDS;
         if total > EXECUTION_TIMEOUT_SECONDS {
-            let parts: Vec<String> = waits.iter().map(|(f, s)| format!("{f} {s}")).collect();
+            let parts: Vec<String> = waits
+                .iter()
+                .map(|w| format!("{} {}", w.field, w.seconds))
+                .collect();
             p.add(
                 "timeouts",
                 &format!(
@@ -247,14 +250,19 @@ impl ServiceConfig {
     }
 
     /// Every wait a deployment of this config can go through in one execution, longest case,
-    /// with the config field that sets it: clone, migrations before launch, launch, health,
-    /// approval, what promote repeats after approval, the traffic shift, bake, and the ending's
-    /// rollback migration. Keep-warm is not waited for in the execution (teardown ends it).
-    pub fn execution_waits(&self) -> Vec<(&'static str, u64)> {
+    /// each with the step that waits it and the config field that sets it: clone, migrations
+    /// before launch, launch, health, approval, what promote repeats after approval, the
+    /// switch (scaling the new slot, the traffic mode's waits), bake, and the ending's rollback
+    /// migration. Keep-warm is not waited for in the execution (teardown ends it).
+    ///
+    /// A step is named by its registry name (a test holds each to a registered step, and
+    /// every polling step and the approval to at least one wait of the fullest config).
+    pub fn execution_waits(&self) -> Vec<Wait> {
         let plan = db_plan::plan(self);
         let mut waits = Vec::new();
         if plan.clone.is_some() {
-            waits.push((
+            waits.push(Wait::new(
+                "sync_db",
                 "database.clone_timeout_seconds",
                 self.database.clone_timeout_seconds,
             ));
@@ -265,48 +273,61 @@ impl ServiceConfig {
             .map(|m| m.timeout_seconds)
             .unwrap_or(0);
         for _ in &plan.before_launch {
-            waits.push(("migration.timeout_seconds", migration));
+            waits.push(Wait::new("migrate", "migration.timeout_seconds", migration));
         }
-        waits.push((
+        let launch = self.preprod.launch_timeout_seconds;
+        waits.push(Wait::new(
+            "launch_preprod",
             "preprod.launch_timeout_seconds",
-            self.preprod.launch_timeout_seconds,
+            launch,
         ));
-        waits.push(("health.timeout_seconds", self.health.timeout_seconds));
+        let health = self.health.timeout_seconds;
+        waits.push(Wait::new("health_check", "health.timeout_seconds", health));
         if self.approval.policy == ApprovalPolicy::Required {
-            waits.push(("approval.timeout_seconds", self.approval.timeout_seconds));
+            waits.push(Wait::new(
+                "approval",
+                "approval.timeout_seconds",
+                self.approval.timeout_seconds,
+            ));
         }
         if let Some(after) = &plan.after_approval {
             if after.migrate {
-                waits.push(("migration.timeout_seconds", migration));
+                waits.push(Wait::new("promote", "migration.timeout_seconds", migration));
             }
             if after.repoint {
-                waits.push((
+                waits.push(Wait::new(
+                    "promote",
                     "preprod.launch_timeout_seconds",
-                    self.preprod.launch_timeout_seconds,
+                    launch,
                 ));
             }
-            waits.push(("health.timeout_seconds", self.health.timeout_seconds));
+            waits.push(Wait::new("promote", "health.timeout_seconds", health));
         }
         // The switch first scales the new slot to production's current count (capacity).
-        waits.push((
+        waits.push(Wait::new(
+            "switch",
             "preprod.launch_timeout_seconds",
-            self.preprod.launch_timeout_seconds,
+            launch,
         ));
         waits.extend(self.traffic_waits());
-        waits.push(("bake.seconds", self.bake.seconds));
+        waits.push(Wait::new("bake", "bake.seconds", self.bake.seconds));
         if self
             .migration
             .as_ref()
             .is_some_and(|m| m.rollback_command.is_some())
         {
-            waits.push(("migration.timeout_seconds", migration));
+            waits.push(Wait::new(
+                "rollback",
+                "migration.timeout_seconds",
+                migration,
+            ));
         }
         waits
     }
 
     /// The waits the traffic mode adds: the shift's steps (listener mode); the lowered TTL
     /// before the switch and, on a rollback, the switch TTL after Route 53 is INSYNC (DNS mode).
-    fn traffic_waits(&self) -> Vec<(&'static str, u64)> {
+    fn traffic_waits(&self) -> Vec<Wait> {
         match &self.traffic {
             Traffic::Listener {
                 shift: Some(shift), ..
@@ -320,7 +341,8 @@ impl ServiceConfig {
                         interval_seconds,
                     } => (u64::from((*step_percent).max(1)), *interval_seconds),
                 };
-                vec![(
+                vec![Wait::new(
+                    "switch",
                     "traffic.shift.interval_seconds",
                     interval * 100u64.div_ceil(step),
                 )]
@@ -331,10 +353,11 @@ impl ServiceConfig {
                 switch_ttl_seconds,
                 ..
             } => vec![
-                ("traffic.ttl_seconds", *ttl_seconds),
+                Wait::new("switch", "traffic.ttl_seconds", *ttl_seconds),
                 // A rollback keeps the failed slot until cached answers for it expire, counted
                 // from Route 53's INSYNC (waited for up to 10 minutes).
-                (
+                Wait::new(
+                    "rollback",
                     "traffic.switch_ttl_seconds",
                     *switch_ttl_seconds + DNS_IN_SYNC_BOUND_SECONDS,
                 ),
@@ -1060,4 +1083,25 @@ fn valid_arn(value: &str, service: &str) -> bool {
         && parts[4].len() == 12
         && parts[4].chars().all(|c| c.is_ascii_digit())
         && !parts[5].is_empty()
+}
+
+/// One wait of a deployment's execution (see [`ServiceConfig::execution_waits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// The registry name of the step that waits it (`switch`, `rollback` …).
+    pub step: &'static str,
+    /// The config field that sets it.
+    pub field: &'static str,
+    /// How long, at most.
+    pub seconds: u64,
+}
+
+impl Wait {
+    fn new(step: &'static str, field: &'static str, seconds: u64) -> Self {
+        Self {
+            step,
+            field,
+            seconds,
+        }
+    }
 }

@@ -1,11 +1,14 @@
-//! The table of bluegreen's Lambda steps, as data: each step's name, state, function, label,
-//! shape, where its failure goes, the errors it raises and its Lambda timeout.
+//! What a Lambda step is, as data — its name, state, function, label, shape, where its
+//! failure goes, the errors it raises and its Lambda timeout — and the rows of the steps that
+//! modules below the steps name (prepare, the approval, the endings, the reconciler and the
+//! standalone functions).
 //!
-//! Everything that needs to know the steps reads this table instead of spelling their names
-//! again: the dispatcher (`crate::steps::registry`), the generator of
-//! `statemachine/deployment.asl.json`, the local runner, the validator, the fence (a lease
-//! lasts a step's timeout), the CLI's timeline and the console's pages (labels). It is data
-//! only, below every step, so the modules steps use can name a step without importing them.
+//! A polling step's row lives in its own module (`steps/<name>.rs`, `pub const STEP`), and
+//! the ordered list of every step is the step registry (`crate::steps`, [`crate::steps::STEPS`]):
+//! the dispatcher, the generator of `statemachine/deployment.asl.json`, the local runner, the
+//! validator, the CLI's timeline and the console's labels read it instead of spelling step
+//! names again. This module is data only, below every step, so the modules steps use can name
+//! a step without importing one.
 
 /// How a step appears in the deployment definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,60 +119,6 @@ pub const PREPARE: Step = Step {
         "LockLost",
     ],
 };
-/// `sync_db`.
-pub const SYNC_DB: Step = Step {
-    name: "sync_db",
-    state: "SyncDb",
-    function: "SyncDb",
-    timeout_seconds: 60,
-    label: "Sync database",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Abort,
-    raises: &["SyncFailed", "ResourceNotFound"],
-};
-/// `launch_preprod`.
-pub const LAUNCH_PREPROD: Step = Step {
-    name: "launch_preprod",
-    state: "LaunchPreprod",
-    function: "LaunchPreprod",
-    timeout_seconds: 60,
-    label: "Launch pre-prod",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Abort,
-    raises: &[
-        "LaunchFailed",
-        "ConfigInvalid",
-        "ResourceNotFound",
-        "UnexpectedRouting",
-    ],
-};
-/// `migrate`.
-pub const MIGRATE: Step = Step {
-    name: "migrate",
-    state: "Migrate",
-    function: "Migrate",
-    timeout_seconds: 60,
-    label: "Migrate",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Abort,
-    raises: &[
-        "MigrationFailed",
-        "MigrationTimedOut",
-        "ConfigInvalid",
-        "ResourceNotFound",
-    ],
-};
-/// `health_check`.
-pub const HEALTH_CHECK: Step = Step {
-    name: "health_check",
-    state: "HealthCheck",
-    function: "HealthCheck",
-    timeout_seconds: 120,
-    label: "Health check",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Abort,
-    raises: &["HealthCheckFailed", "ResourceNotFound"],
-};
 /// `approval`.
 pub const APPROVAL: Step = Step {
     name: "approval",
@@ -180,56 +129,6 @@ pub const APPROVAL: Step = Step {
     shape: Shape::Approval,
     on_failure: OnFailure::Abort,
     raises: &["ApprovalRejected", "ApprovalTimedOut", "ConfigInvalid"],
-};
-/// `promote`.
-pub const PROMOTE: Step = Step {
-    name: "promote",
-    state: "Promote",
-    function: "Promote",
-    timeout_seconds: 120,
-    label: "Promote",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Abort,
-    raises: &[
-        "MigrationFailed",
-        "MigrationTimedOut",
-        "LaunchFailed",
-        "HealthCheckFailed",
-        "ProductionOnClone",
-        "MaintenanceFailed",
-        "ApprovalRejected",
-        "AlarmFiring",
-        "ConfigInvalid",
-        "ResourceNotFound",
-    ],
-};
-/// `switch`.
-pub const SWITCH: Step = Step {
-    name: "switch",
-    state: "Switch",
-    function: "Switch",
-    timeout_seconds: 60,
-    label: "Switch traffic",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Rollback,
-    raises: &[
-        "SwitchFailed",
-        "ApprovalRejected",
-        "ProductionOnClone",
-        "UnexpectedRouting",
-        "ConfigInvalid",
-    ],
-};
-/// `bake`.
-pub const BAKE: Step = Step {
-    name: "bake",
-    state: "Bake",
-    function: "Bake",
-    timeout_seconds: 30,
-    label: "Bake",
-    shape: Shape::Polling,
-    on_failure: OnFailure::Rollback,
-    raises: &["BakeFailed", "ProductionOnClone", "ResourceNotFound"],
 };
 /// `finish`.
 pub const FINISH: Step = Step {
@@ -328,50 +227,3 @@ pub const INDEX_CONFIG: Step = Step {
     on_failure: OnFailure::Nowhere,
     raises: &[],
 };
-
-/// Every step, in the order a deployment runs them (endings, the reconciler and the
-/// standalone functions last). The generator chains the [`Shape::Polling`] and
-/// [`Shape::Approval`] steps in this order between `Resume` and `Finish`.
-pub const STEPS: &[Step] = &[
-    PREPARE,
-    SYNC_DB,
-    MIGRATE,
-    LAUNCH_PREPROD,
-    HEALTH_CHECK,
-    APPROVAL,
-    PROMOTE,
-    SWITCH,
-    BAKE,
-    FINISH,
-    ABORT,
-    ROLLBACK,
-    RECONCILE,
-    TEARDOWN,
-    MISSED_PUSHES,
-    INDEX_CONFIG,
-];
-
-/// The step with this snake name.
-pub fn by_name(name: &str) -> Option<&'static Step> {
-    STEPS.iter().find(|s| s.name == name)
-}
-
-/// The step whose function this `${…FunctionArn}` placeholder names.
-pub fn by_placeholder(placeholder: &str) -> Option<&'static Step> {
-    STEPS.iter().find(|s| s.placeholder() == placeholder)
-}
-
-/// The step a state of the deployment definition belongs to (`LaunchPreprodWait` ->
-/// launch_preprod, `ApprovalTimedOut` -> approval): the longest state prefix that matches.
-pub fn by_state(state: &str) -> Option<&'static Step> {
-    STEPS
-        .iter()
-        .filter(|s| !s.state.is_empty() && state.starts_with(s.state))
-        .max_by_key(|s| s.state.len())
-}
-
-/// What people read for a timeline step name: the registry's label, or the name itself for
-/// entries that are not steps (for example `manual_rollback`).
-pub fn label(name: &str) -> &str {
-    by_name(name).map(|s| s.label).unwrap_or(name)
-}

@@ -13,9 +13,22 @@ use crate::health::target_health;
 use crate::poll::{CheckInput, Poll, Started};
 use crate::record::{Change, Status};
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = super::registry::BAKE.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "bake",
+    state: "Bake",
+    function: "Bake",
+    timeout_seconds: 30,
+    label: "Bake",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Rollback,
+    raises: &["BakeFailed", "ProductionOnClone", "ResourceNotFound"],
+};
+const NAME: &str = STEP.name;
+
 /// How often the bake looks at alarms, targets and the database guard.
 const LOOK_EVERY_SECONDS: u64 = 30;
 
@@ -41,7 +54,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let started = start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         seconds + DEADLINE_SLACK_SECONDS,
         0,
         change,
@@ -68,17 +81,17 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         }
     }
     if let Err(err) = db_guard::ensure_production_database(ctx, &deployment, live).await {
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     if !problems.is_empty() {
         let err = StepError::BakeFailed(problems.join("; "));
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     let now = ctx.now();
     let bake_ends = input.deadline - chrono::Duration::seconds(DEADLINE_SLACK_SECONDS as i64);
     if now >= bake_ends {
         let detail = format!("no alarm and no unhealthy target on {live} during the bake");
-        record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+        record_done(ctx, &deployment, NAME, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     }
     let remaining = (bake_ends - now).num_seconds().max(1) as u64;

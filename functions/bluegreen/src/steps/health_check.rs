@@ -16,9 +16,22 @@ use crate::routing;
 use crate::test_rule;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{DeploymentRef, load_active, record_failed, record_healthy, start_once};
 
-const STEP: &str = super::registry::HEALTH_CHECK.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "health_check",
+    state: "HealthCheck",
+    function: "HealthCheck",
+    timeout_seconds: 120,
+    label: "Health check",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Abort,
+    raises: &["HealthCheckFailed", "ResourceNotFound"],
+};
+const NAME: &str = STEP.name;
+
 /// Timeline step: behind an NLB, the health check waits for the test listener's weights.
 const TEST_LISTENER_MOVED: &str = "test_listener_settling";
 
@@ -41,7 +54,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         timeout += wait;
         first_look = first_look.max(wait);
     }
-    start_once(ctx, &deployment, STEP, timeout, first_look, Change::new()).await
+    start_once(ctx, &deployment, NAME, timeout, first_look, Change::new()).await
 }
 
 /// Behind an NLB the test listener's weights reach new connections only up to
@@ -131,7 +144,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             format!("smoke check failed, trying again until the deadline: {evidence}"),
         )),
         Assessment::Passed(detail) => {
-            record_healthy(ctx, &deployment, STEP, &detail).await?;
+            record_healthy(ctx, &deployment, NAME, &detail).await?;
             Ok(Poll::Done { detail })
         }
     }
@@ -142,7 +155,7 @@ async fn fail(ctx: &Context, deployment: &Deployment, evidence: String) -> StepE
     record_failed(
         ctx,
         deployment,
-        STEP,
+        NAME,
         StepError::HealthCheckFailed(evidence),
         change,
     )

@@ -17,9 +17,27 @@ use crate::revisions::{self, Purpose};
 use crate::routing;
 use crate::test_rule;
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = super::registry::LAUNCH_PREPROD.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "launch_preprod",
+    state: "LaunchPreprod",
+    function: "LaunchPreprod",
+    timeout_seconds: 60,
+    label: "Launch pre-prod",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Abort,
+    raises: &[
+        "LaunchFailed",
+        "ConfigInvalid",
+        "ResourceNotFound",
+        "UnexpectedRouting",
+    ],
+};
+const NAME: &str = STEP.name;
+
 /// Seconds before the first look at the rollout (ECS takes at least this long to start tasks).
 const FIRST_LOOK_SECONDS: u64 = 10;
 
@@ -94,7 +112,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         config.preprod.launch_timeout_seconds,
         FIRST_LOOK_SECONDS,
         Change::new(),
@@ -124,7 +142,7 @@ async fn carry_autoscaling(
     Records::new(ctx)
         .update(
             &deployment.deployment_id,
-            Change::new().log(STEP, StepOutcome::Scaled, carry.describe(), ctx.now()),
+            Change::new().log(NAME, StepOutcome::Scaled, carry.describe(), ctx.now()),
         )
         .await
 }
@@ -148,13 +166,13 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     {
         Rollout::Failed(reason) => {
             let err = StepError::LaunchFailed(reason);
-            Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await)
+            Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await)
         }
         Rollout::Completed(detail) => {
             record_done(
                 ctx,
                 &deployment,
-                STEP,
+                NAME,
                 &detail,
                 Change::new().status(Status::Preprod),
             )
@@ -174,7 +192,7 @@ async fn fail_or_wait(
 ) -> StepResult<Poll> {
     if now >= input.deadline {
         let err = StepError::LaunchFailed(format!("not stable by the deadline: {progress}"));
-        return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
     }
     Ok(pending(input, now, progress))
 }

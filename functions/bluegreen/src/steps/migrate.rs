@@ -20,11 +20,29 @@ use crate::record::{Change, ClonePurpose, DbClone, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
 use crate::secret_reference::clone_secret_name;
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{
     DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
 };
 
-const STEP: &str = super::registry::MIGRATE.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "migrate",
+    state: "Migrate",
+    function: "Migrate",
+    timeout_seconds: 60,
+    label: "Migrate",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Abort,
+    raises: &[
+        "MigrationFailed",
+        "MigrationTimedOut",
+        "ConfigInvalid",
+        "ResourceNotFound",
+    ],
+};
+const NAME: &str = STEP.name;
+
 /// Seconds before the first look at a started migration task.
 const FIRST_LOOK_SECONDS: u64 = 15;
 
@@ -53,7 +71,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         .as_ref()
         .filter(|_| !plan.before_launch.is_empty())
     else {
-        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
+        return start_with_nothing_to_do(ctx, &deployment, NAME).await;
     };
     // Each migration has its own deadline from its own start (see `migration::advance`); the
     // step, which may run two one after the other (rehearsal, then production), looks for as
@@ -61,14 +79,14 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let started = start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         (migration.timeout_seconds + MIGRATION_SLACK_SECONDS) * plan.before_launch.len() as u64,
         FIRST_LOOK_SECONDS,
         Change::new(),
     )
     .await?;
     if let Err(err) = advance(ctx, &deployment, started.deadline).await {
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     Ok(started)
 }
@@ -84,10 +102,10 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
                 Some(log) => Change::new().migration_log(log),
                 None => Change::new(),
             };
-            record_done(ctx, &deployment, STEP, &detail, change).await?;
+            record_done(ctx, &deployment, NAME, &detail, change).await?;
             Ok(Poll::Done { detail })
         }
-        Err(err) => Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await),
+        Err(err) => Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await),
     }
 }
 

@@ -1,22 +1,43 @@
-//! One module per deployment step. Each is idempotent: calling it again with the same input
-//! makes no further change and returns the same answer.
+//! One module per deployment step, and the step registry: the ordered list of every step.
+//! Each step is idempotent: calling it again with the same input makes no further change and
+//! returns the same answer.
 
 pub mod abort;
 pub mod approval;
-pub mod bake;
 pub mod finish;
-pub mod health_check;
 pub mod index_config;
-pub mod launch_preprod;
-pub mod migrate;
 pub mod prepare;
-pub mod promote;
 pub mod reconcile;
+#[macro_use]
 pub mod registry;
 pub mod rollback;
-pub mod switch;
-pub mod sync_db;
 pub mod teardown;
+
+// The step registry, in the order a deployment runs the steps (endings, the reconciler and the
+// standalone functions last); the generator chains the polling steps and the approval in this
+// order between `Resume` and `Finish`. `polling(<module>)` declares the module
+// `steps/<module>.rs`, takes its row (`pub const STEP`) and dispatches its `start` and `check`:
+// a new polling step is that module and one line here. `row(<ROW>)` is a step whose row is in
+// `crate::step_table` (modules below the steps name it) and whose dispatch is written out in
+// `registry::invoke`.
+steps! {
+    row(PREPARE),
+    polling(sync_db),
+    polling(migrate),
+    polling(launch_preprod),
+    polling(health_check),
+    row(APPROVAL),
+    polling(promote),
+    polling(switch),
+    polling(bake),
+    row(FINISH),
+    row(ABORT),
+    row(ROLLBACK),
+    row(RECONCILE),
+    row(TEARDOWN),
+    row(MISSED_PUSHES),
+    row(INDEX_CONFIG),
+}
 
 pub use crate::ending::{Ended, EndingWait};
 pub use crate::step_input::{CaughtError, DeploymentRef, FailureInput};

@@ -25,12 +25,36 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::record::{Change, Deployment, Status};
 use crate::revisions::{self, Purpose};
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{
     DeploymentRef, load_active, record_done, record_failed, record_healthy, start_once,
     start_with_nothing_to_do,
 };
 
-const STEP: &str = super::registry::PROMOTE.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "promote",
+    state: "Promote",
+    function: "Promote",
+    timeout_seconds: 120,
+    label: "Promote",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Abort,
+    raises: &[
+        "MigrationFailed",
+        "MigrationTimedOut",
+        "LaunchFailed",
+        "HealthCheckFailed",
+        "ProductionOnClone",
+        "MaintenanceFailed",
+        "ApprovalRejected",
+        "AlarmFiring",
+        "ConfigInvalid",
+        "ResourceNotFound",
+    ],
+};
+const NAME: &str = STEP.name;
+
 /// Seconds before the first look.
 const FIRST_LOOK_SECONDS: u64 = 10;
 
@@ -40,19 +64,19 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let deployment = load_active(ctx, &input.deployment_id).await?;
     deployment.ensure_approved()?;
     let Some(after) = db_plan::plan(&deployment.config).after_approval else {
-        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
+        return start_with_nothing_to_do(ctx, &deployment, NAME).await;
     };
     let started = start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         timeout_seconds(&deployment),
         FIRST_LOOK_SECONDS,
         Change::new().status(Status::Promoting),
     )
     .await?;
     if let Err(err) = advance(ctx, &deployment, after).await {
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     Ok(started)
 }
@@ -63,10 +87,10 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let Some(after) = db_plan::plan(&deployment.config).after_approval else {
         if let Err(err) = ensure_no_alarm(ctx, &deployment).await {
-            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+            return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
         }
         let detail = "nothing to do after approval; no alarm firing".to_owned();
-        record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+        record_done(ctx, &deployment, NAME, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     };
     let now = ctx.now();
@@ -75,17 +99,17 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             let err = StepError::HealthCheckFailed(format!(
                 "not ready for production by the deadline: {detail}"
             ));
-            Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await)
+            Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await)
         }
         Ok(Phase::Waiting(detail)) => Ok(pending(input, now, detail)),
         Ok(Phase::Ready(detail)) => {
             if let Err(err) = ensure_no_alarm(ctx, &deployment).await {
-                return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+                return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
             }
-            record_healthy(ctx, &deployment, STEP, &detail).await?;
+            record_healthy(ctx, &deployment, NAME, &detail).await?;
             Ok(Poll::Done { detail })
         }
-        Err(err) => Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await),
+        Err(err) => Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await),
     }
 }
 

@@ -1,7 +1,8 @@
-//! The step registry: the one dispatch from a step's name to its code, used by the Lambda
-//! binary (`BLUEGREEN_STEP`) and the local runner. The table of steps itself (names, states,
-//! functions, timeouts) is [`crate::step_table`], re-exported here; tests check the SAM
-//! template against it, so a step missing from the stack fails there.
+//! The step registry's dispatch: the one way from a step's name to its code, used by the
+//! Lambda binary (`BLUEGREEN_STEP`) and the local runner, and the lookups over the registry
+//! ([`STEPS`], declared with `steps!` in `steps/mod.rs`). What a step is
+//! ([`crate::step_table::Step`]) is re-exported here; tests check the SAM template, the README
+//! and the generated definition against the registry, so a step missing from one fails there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +13,15 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
-use crate::step_input::StartOrCheck;
 
+pub use super::STEPS;
+pub use super::bake::STEP as BAKE;
+pub use super::health_check::STEP as HEALTH_CHECK;
+pub use super::launch_preprod::STEP as LAUNCH_PREPROD;
+pub use super::migrate::STEP as MIGRATE;
+pub use super::promote::STEP as PROMOTE;
+pub use super::switch::STEP as SWITCH;
+pub use super::sync_db::STEP as SYNC_DB;
 pub use crate::step_table::*;
 
 /// A step's answer, type-erased so the Lambda runtime's future stays shallow (a step's future
@@ -25,18 +33,52 @@ pub type Answer<'a> = Pin<Box<dyn Future<Output = StepResult<Value>> + Send + 'a
 macro_rules! start_or_check {
     ($step:ident, $ctx:expr, $registered:expr, $input:expr) => {
         Box::pin(async move {
+            use $crate::fence::leased;
+            use $crate::step_input::StartOrCheck;
+            use $crate::steps::registry::{answer, parse};
             match parse::<StartOrCheck>($input)? {
                 StartOrCheck::Start(i) => answer(
-                    fence::leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i))
-                        .await,
+                    leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i)).await,
                 ),
                 StartOrCheck::Check(i) => answer(
-                    fence::leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i))
-                        .await,
+                    leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i)).await,
                 ),
             }
         })
     };
+}
+
+/// Declares the step registry (used once, in `steps/mod.rs`): from a list of
+/// `polling(<module>)` and `row(<ROW>)` entries in the pipeline's order, the polling steps'
+/// modules, [`STEPS`] (their rows and the table's, in that order) and `invoke_polling`, the
+/// dispatch of every polling step to its `start` or `check`.
+macro_rules! steps {
+    ($($kind:ident($name:ident)),* $(,)?) => {
+        $(steps!(@module $kind $name);)*
+
+        /// Every step, in the order a deployment runs them (see the registry above).
+        pub const STEPS: &[$crate::step_table::Step] = &[$(steps!(@row $kind $name)),*];
+
+        /// Runs `step` if it is a polling step; gives `input` back otherwise.
+        pub(crate) fn invoke_polling<'a>(
+            ctx: &'a $crate::context::Context,
+            step: &'static $crate::step_table::Step,
+            input: ::serde_json::Value,
+        ) -> Result<registry::Answer<'a>, ::serde_json::Value> {
+            $(steps!(@dispatch $kind $name ctx step input);)*
+            Err(input)
+        }
+    };
+    (@module polling $name:ident) => { pub mod $name; };
+    (@module row $name:ident) => {};
+    (@row polling $name:ident) => { $name::STEP };
+    (@row row $name:ident) => { $crate::step_table::$name };
+    (@dispatch polling $name:ident $ctx:ident $step:ident $input:ident) => {
+        if $step.name == $name::STEP.name {
+            return Ok(start_or_check!($name, $ctx, $step, $input));
+        }
+    };
+    (@dispatch row $name:ident $ctx:ident $step:ident $input:ident) => {};
 }
 
 /// Runs `step` on `input` as its Lambda function does: the one dispatch from a step name to
@@ -50,15 +92,12 @@ macro_rules! start_or_check {
 pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer<'a> {
     use super::*;
     use crate::fence;
+    let input = match invoke_polling(ctx, step, input) {
+        Ok(answer) => return answer,
+        Err(input) => input,
+    };
     match step.name {
         "prepare" => Box::pin(async move { answer(prepare::run(ctx, &input).await) }),
-        "sync_db" => start_or_check!(sync_db, ctx, step, input),
-        "launch_preprod" => start_or_check!(launch_preprod, ctx, step, input),
-        "migrate" => start_or_check!(migrate, ctx, step, input),
-        "health_check" => start_or_check!(health_check, ctx, step, input),
-        "promote" => start_or_check!(promote, ctx, step, input),
-        "switch" => start_or_check!(switch, ctx, step, input),
-        "bake" => start_or_check!(bake, ctx, step, input),
         "approval" => Box::pin(async move {
             match parse::<approval::ApprovalCall>(input)? {
                 approval::ApprovalCall::Request(request) => answer(
@@ -115,11 +154,36 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
     }
 }
 
-fn answer<T: Serialize>(result: StepResult<T>) -> StepResult<Value> {
+/// The step with this snake name.
+pub fn by_name(name: &str) -> Option<&'static Step> {
+    STEPS.iter().find(|s| s.name == name)
+}
+
+/// The step whose function this `${…FunctionArn}` placeholder names.
+pub fn by_placeholder(placeholder: &str) -> Option<&'static Step> {
+    STEPS.iter().find(|s| s.placeholder() == placeholder)
+}
+
+/// The step a state of the deployment definition belongs to (`LaunchPreprodWait` ->
+/// launch_preprod, `ApprovalTimedOut` -> approval): the longest state prefix that matches.
+pub fn by_state(state: &str) -> Option<&'static Step> {
+    STEPS
+        .iter()
+        .filter(|s| !s.state.is_empty() && state.starts_with(s.state))
+        .max_by_key(|s| s.state.len())
+}
+
+/// What people read for a timeline step name: the registry's label, or the name itself for
+/// entries that are not steps (for example `manual_rollback`).
+pub fn label(name: &str) -> &str {
+    by_name(name).map(|s| s.label).unwrap_or(name)
+}
+
+pub(crate) fn answer<T: Serialize>(result: StepResult<T>) -> StepResult<Value> {
     result.map(|v| serde_json::to_value(v).expect("step outputs serialise"))
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> StepResult<T> {
+pub(crate) fn parse<T: DeserializeOwned>(input: Value) -> StepResult<T> {
     serde_json::from_value(input).map_err(|e| StepError::EventMalformed(e.to_string()))
 }
 
@@ -221,6 +285,45 @@ mod tests {
                     step.name
                 );
             }
+        }
+    }
+
+    /// The execution's budget (`ServiceConfig::execution_waits`, which `config validate`
+    /// holds under the execution's 48 hours) counts every wait by the step that waits it: a
+    /// polling step or an approval added to the registry without its wait in the budget fails
+    /// here, as does a wait booked to a step that is not registered.
+    #[test]
+    fn every_waiting_step_is_in_the_execution_budget_and_the_budget_names_only_steps() {
+        const EXAMPLE: &str = include_str!("../../../../docs/example-service.toml");
+        let shared = crate::config::ServiceConfig::from_toml(EXAMPLE).expect("the example");
+        let isolated = EXAMPLE
+            .replace("strategy = \"shared\"", "strategy = \"isolated\"")
+            .replace("rehearsal = true", "")
+            .replace("run = \"before_launch\"", "");
+        let isolated = crate::config::ServiceConfig::from_toml(&isolated).expect("isolated");
+        assert_eq!(isolated.problems(), Vec::<String>::new());
+        let mut budgeted = std::collections::BTreeSet::new();
+        for config in [&shared, &isolated] {
+            for wait in config.execution_waits() {
+                assert!(
+                    by_name(wait.step).is_some(),
+                    "{} is booked to {}, which is not a registered step",
+                    wait.field,
+                    wait.step
+                );
+                budgeted.insert(wait.step);
+            }
+        }
+        for step in STEPS
+            .iter()
+            .filter(|s| matches!(s.shape, Shape::Polling | Shape::Approval))
+        {
+            assert!(
+                budgeted.contains(step.name),
+                "the {} step waits, but no wait of the execution's budget is booked to it \
+                 (ServiceConfig::execution_waits in config_check.rs)",
+                step.name
+            );
         }
     }
 

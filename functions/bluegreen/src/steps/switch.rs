@@ -19,9 +19,27 @@ use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{CHECK_AT_ONCE, DeploymentRef, load_active, record_done, record_failed, start_once};
 
-const STEP: &str = super::registry::SWITCH.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "switch",
+    state: "Switch",
+    function: "Switch",
+    timeout_seconds: 60,
+    label: "Switch traffic",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Rollback,
+    raises: &[
+        "SwitchFailed",
+        "ApprovalRejected",
+        "ProductionOnClone",
+        "UnexpectedRouting",
+        "ConfigInvalid",
+    ],
+};
+const NAME: &str = STEP.name;
 
 /// The switch's deadline beyond its planned waits (DNS TTL, traffic shift): time for a
 /// Route 53 change to reach INSYNC and for throttled checks to be retried.
@@ -46,7 +64,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let started = start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         timeout,
         CHECK_AT_ONCE,
         Change::new(),
@@ -88,13 +106,13 @@ async fn capacity_wait(
     deadline: DateTime<Utc>,
 ) -> StepResult<Option<Poll>> {
     Ok(
-        match capacity::ensure(ctx, deployment, target, STEP).await? {
+        match capacity::ensure(ctx, deployment, target, NAME).await? {
             Capacity::Ready => None,
             Capacity::Waiting(detail) if ctx.now() >= deadline => {
                 let err = StepError::SwitchFailed(format!(
                     "the new slot did not match production's task count by the deadline: {detail}"
                 ));
-                return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+                return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
             }
             Capacity::Waiting(detail) => Some(Poll::Pending {
                 wait_seconds: CAPACITY_POLL_SECONDS,
@@ -186,7 +204,7 @@ async fn switched_at(
                 .switched_at(now)
                 .status(Status::Switching)
                 .log(
-                    STEP,
+                    NAME,
                     StepOutcome::TrafficMoving,
                     format!("to {target}"),
                     now,
@@ -268,7 +286,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             let err = StepError::SwitchFailed(format!(
                 "Route 53 change {change_id} not INSYNC by the deadline"
             ));
-            return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+            return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
         }
         return Ok(Poll::Pending {
             wait_seconds: ROUTE53_SYNC_POLL_SECONDS,
@@ -295,7 +313,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             format!("100% of production traffic on {target}")
         }
     };
-    record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+    record_done(ctx, &deployment, NAME, &detail, Change::new()).await?;
     Ok(Poll::Done { detail })
 }
 
@@ -312,7 +330,7 @@ async fn move_traffic(
     // Independent of the flow that should already have re-pointed it: no traffic moves to a
     // slot that would use a database clone.
     if let Err(err) = db_guard::ensure_production_database(ctx, deployment, target).await {
-        return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
     }
     crate::fence::guard(ctx, deployment_id, "moving production traffic").await?;
     // After the guards, before the routes: found by Cloud Map's callers as by the load
@@ -330,7 +348,7 @@ async fn move_traffic(
         Ok(change) => change,
         Err(mismatch) => {
             let err = StepError::SwitchFailed(mismatch);
-            return Err(record_failed(ctx, deployment, STEP, err, Change::new()).await);
+            return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
         }
     };
     if let Some(id) = &change {

@@ -16,11 +16,24 @@ use crate::poll::{CheckInput, Poll, Started, pending};
 use crate::ports::databases::CloneRequest;
 use crate::record::{Change, CloneKind, ClonePurpose, DbClone, Deployment, Records};
 
+use crate::step_table::{OnFailure, Shape, Step};
 use super::{
     DeploymentRef, load_active, record_done, record_failed, start_once, start_with_nothing_to_do,
 };
 
-const STEP: &str = super::registry::SYNC_DB.name;
+/// This step's row in the step registry (see [`crate::step_table::Step`]).
+pub const STEP: Step = Step {
+    name: "sync_db",
+    state: "SyncDb",
+    function: "SyncDb",
+    timeout_seconds: 60,
+    label: "Sync database",
+    shape: Shape::Polling,
+    on_failure: OnFailure::Abort,
+    raises: &["SyncFailed", "ResourceNotFound"],
+};
+const NAME: &str = STEP.name;
+
 /// Seconds before the first look at a clone being created (RDS takes minutes).
 const FIRST_LOOK_SECONDS: u64 = 30;
 
@@ -54,7 +67,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let timeout = deployment.config.database.clone_timeout_seconds;
     let Some((purpose, source)) = wanted(&deployment) else {
-        return start_with_nothing_to_do(ctx, &deployment, STEP).await;
+        return start_with_nothing_to_do(ctx, &deployment, NAME).await;
     };
     let clone = clone_of(&deployment, purpose, source);
     let identifier = clone.identifier.clone();
@@ -101,7 +114,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     start_once(
         ctx,
         &deployment,
-        STEP,
+        NAME,
         timeout,
         FIRST_LOOK_SECONDS,
         Change::new(),
@@ -137,7 +150,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             "database strategy {:?}: nothing to clone",
             deployment.config.database.strategy
         );
-        record_done(ctx, &deployment, STEP, &detail, Change::new()).await?;
+        record_done(ctx, &deployment, NAME, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     };
     let clone = clone_of(&deployment, purpose, source);
@@ -159,7 +172,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     .contains(&status.as_str())
     {
         let err = StepError::SyncFailed(format!("clone {instance_id} is {status}"));
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     if status == "available" {
         let endpoint = instance.and_then(|i| i.endpoint).unwrap_or_default();
@@ -178,7 +191,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         record_done(
             ctx,
             &deployment,
-            STEP,
+            NAME,
             &detail,
             Change::new().clones(&clones),
         )
@@ -189,7 +202,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         let err = StepError::SyncFailed(format!(
             "clone {instance_id} still {status} at the deadline"
         ));
-        return Err(record_failed(ctx, &deployment, STEP, err, Change::new()).await);
+        return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
     }
     Ok(pending(
         input,
