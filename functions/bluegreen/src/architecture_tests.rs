@@ -393,6 +393,41 @@ fn the_sdk_is_reached_through_the_ports_only() {
     assert_eq!(found, setup.map(str::to_owned).into_iter().collect());
 }
 
+/// The traffic mode is chosen in one place ([`crate::traffic_mode::of`]): outside the
+/// config's types and checks, only the listener-only features (the maintenance page, the
+/// test rule, the other routes) read the listener's fields, and nothing but the mode names
+/// DNS mode — a behaviour that differs by mode is a method of `TrafficMode`.
+#[test]
+fn the_traffic_mode_is_matched_in_one_place() {
+    let config = ["config.rs", "config_check.rs", "traffic_mode.rs"];
+    let listener_only = ["maintenance.rs", "routes.rs", "test_rule.rs"];
+    let mut naming = BTreeSet::new();
+    for (file, text) in sources() {
+        if file == "architecture_tests.rs" {
+            continue;
+        }
+        let code = without_tests(&text);
+        let dns = code.contains("Traffic::Dns");
+        let listener = code.contains("Traffic::Listener");
+        if dns || listener {
+            naming.insert(file.clone());
+        }
+        assert!(
+            !dns || config.contains(&file.as_str()),
+            "{file} matches on DNS mode; ask traffic_mode::of(config) instead"
+        );
+        assert!(
+            !listener || config.contains(&file.as_str()) || listener_only.contains(&file.as_str()),
+            "{file} matches on listener mode; ask traffic_mode::of(config) instead"
+        );
+    }
+    // Not vacuous: the mode's own module and the config are found naming the modes.
+    assert!(
+        naming.contains("traffic_mode.rs") && naming.contains("config.rs"),
+        "{naming:?}"
+    );
+}
+
 /// A step module without a registry row is never compiled, dispatched, generated or
 /// deployed: every file of steps/ (but the registry and mod.rs) is a registered step.
 #[test]

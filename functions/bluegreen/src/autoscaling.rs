@@ -89,7 +89,7 @@ impl<'a> SlotNames<'a> {
         SlotNames {
             service: &slot_config.service,
             target_group_arn: &slot_config.target_group_arn,
-            shared_load_balancer: matches!(config.traffic, crate::config::Traffic::Listener { .. }),
+            shared_load_balancer: crate::traffic_mode::of(config).through_target_groups(),
         }
     }
 }

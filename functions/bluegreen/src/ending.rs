@@ -30,6 +30,7 @@ use crate::routing;
 use crate::step_input::FailureInput;
 use crate::step_table::ABORT;
 use crate::test_rule;
+use crate::traffic_mode;
 
 /// How often an ending looks at a running rollback migration.
 const ROLLBACK_MIGRATION_POLL_SECONDS: u64 = 15;
@@ -300,16 +301,10 @@ pub(crate) async fn close(
     if !deleted.is_empty() {
         done.push(format!("deleted clones {}", deleted.join(", ")));
     }
-    restore_dns_ttl(ctx, deployment).await?;
+    traffic_mode::of(&deployment.config)
+        .restore(ctx, deployment)
+        .await?;
     end(ctx, deployment, status, step, done.join("; "), failure).await
-}
-
-/// DNS mode: puts the TTL back to what it was before the deployment lowered it.
-pub(crate) async fn restore_dns_ttl(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
-    if let Some(ttl) = &deployment.dns_ttl {
-        routing::set_dns_ttl(ctx, &deployment.config, ttl.previous).await?;
-    }
-    Ok(())
 }
 
 /// Writes an ending's final record (without a lock release): `Some(how it ended)` when

@@ -25,7 +25,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::config::{ServiceConfig, Traffic};
+use crate::config::ServiceConfig;
 use crate::config_store::ConfigStore;
 use crate::context::Context;
 use crate::ecs;
@@ -38,6 +38,7 @@ use crate::retirement;
 use crate::routing;
 use crate::service_index::ServiceIndex;
 use crate::slot::Slot;
+use crate::traffic_mode;
 
 /// Seconds the guard's repair holds the lock for (a crashed sweep frees it after this).
 const REPAIR_LEASE_SECONDS: i64 = 300;
@@ -304,15 +305,18 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
             .map(|t| t.with_timezone(&Utc));
         let percent = routes.percent(slot);
-        let healthy = match &config.traffic {
-            Traffic::Listener { .. } if percent > 0 => Some(
+        // Where production reaches the slots through their target groups, a live slot's
+        // healthy targets are what production gets.
+        let healthy = if percent > 0 && traffic_mode::of(config).through_target_groups() {
+            Some(
                 health::target_health(ctx, config, slot)
                     .await?
                     .iter()
                     .filter(|t| t.state == "healthy")
                     .count() as i32,
-            ),
-            _ => None,
+            )
+        } else {
+            None
         };
         seen.push(SlotSeen {
             slot,

@@ -59,6 +59,7 @@ pub mod steps;
 pub mod tables;
 pub mod test_rule;
 pub mod text;
+pub mod traffic_mode;
 
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};

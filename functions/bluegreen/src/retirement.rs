@@ -10,7 +10,6 @@ use chrono::Duration;
 use tracing::warn;
 
 use crate::autoscaling;
-use crate::config::Traffic;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
@@ -18,6 +17,7 @@ use crate::naming::ROLE_WARM;
 use crate::record::{Change, Deployment, Records, Status, StepOutcome};
 use crate::routing;
 use crate::slot::Slot;
+use crate::traffic_mode;
 
 /// Timeline step of a manual rollback's first half: production traffic moved back.
 pub const MANUAL_ROLLBACK_STEP: &str = "manual_rollback";
@@ -176,13 +176,9 @@ async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
     // Before it is put at rest: a route still on it would lose its traffic.
     routing::ensure_unrouted(ctx, config, bad, "retiring the rolled-back slot").await?;
     autoscaling::rest(ctx, &config.cluster, bad_name).await?;
-    if let Traffic::Dns {
-        ttl_seconds,
-        switch_ttl_seconds,
-        ..
-    } = &config.traffic
-    {
-        let ttl = (*ttl_seconds).max(*switch_ttl_seconds);
+    // Resolvers may still answer with it for the longer of the two TTLs.
+    if let Some(answers) = traffic_mode::of(config).cached_answers() {
+        let ttl = answers.ttl_seconds.max(answers.switch_ttl_seconds);
         let until = ctx.now() + Duration::seconds(ttl as i64);
         let id = &deployment.deployment_id;
         ecs::mark_slot(ctx, &config.cluster, bad_name, id, ROLE_WARM, until).await?;

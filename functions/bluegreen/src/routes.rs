@@ -58,6 +58,12 @@ fn own(config: &ServiceConfig, route: &RouteForward) -> bool {
         }
 }
 
+/// Whether other routes move with production (listener mode with `traffic.routes` other than
+/// `"primary"`): without them a move makes no call to find them.
+pub fn move_with_production(config: &ServiceConfig) -> bool {
+    matches!(&config.traffic, Traffic::Listener { routes, .. } if !routes.is_primary_only())
+}
+
 /// The routes that move with production, each with its slot weights now, from what was
 /// observed — and the problems of those that cannot be moved: none by default; with `"auto"`
 /// every observed route the config does not handle itself; a listed route must be among those

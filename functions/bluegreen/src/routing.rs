@@ -3,32 +3,19 @@
 
 use tracing::warn;
 
-use crate::config::{ServiceConfig, TestRoute, Traffic};
+use crate::config::{ServiceConfig, TestRoute};
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
-use crate::ports::dns::WeightedRecord;
-use crate::ports::load_balancing::{Route, WeightedGroup};
+use crate::ports::load_balancing::Route;
 use crate::routes::{self, weights_of};
 use crate::slot::Slot;
+use crate::traffic_mode::{self, forward, reweigh};
 
 pub use crate::routes::RouteState;
 
 /// Reads production routing from the listener (or rule) or the Route 53 records.
 pub async fn read_production(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
-    match &config.traffic {
-        Traffic::Listener {
-            production_listener_arn,
-            production_rule_arn,
-            ..
-        } => {
-            let route = match production_rule_arn {
-                Some(rule) => Route::Rule(rule.clone()),
-                None => Route::Listener(production_listener_arn.clone()),
-            };
-            weights_of(config, forward(ctx, &route).await?)
-        }
-        Traffic::Dns { .. } => read_dns(ctx, config).await,
-    }
+    traffic_mode::of(config).read(ctx).await
 }
 
 /// Which slot the test listener sends to; `None` with a test rule (each deployment adds its
@@ -52,24 +39,7 @@ pub async fn set_production(
     slot: Slot,
     percent: i64,
 ) -> StepResult<Option<String>> {
-    match &config.traffic {
-        Traffic::Listener {
-            production_listener_arn,
-            production_rule_arn,
-            ..
-        } => {
-            let route = match production_rule_arn {
-                Some(rule) => Route::Rule(rule.clone()),
-                None => Route::Listener(production_listener_arn.clone()),
-            };
-            reweigh(ctx, config, &route, slot, percent).await?;
-            Ok(None)
-        }
-        Traffic::Dns { .. } => {
-            let ttl = read_dns(ctx, config).await?.ttl.unwrap_or(60);
-            upsert_dns(ctx, config, slot, percent, ttl).await.map(Some)
-        }
-    }
+    traffic_mode::of(config).write(ctx, slot, percent).await
 }
 
 /// Sends `percent` of production traffic to `slot` unless it already gets exactly that, then
@@ -84,9 +54,10 @@ pub async fn set_production_verified(
     percent: i64,
     way: Move,
 ) -> StepResult<Result<Option<String>, String>> {
+    let mode = traffic_mode::of(config);
     let companions = companions_for(ctx, config, way).await?;
-    let change = if read_production(ctx, config).await?.percent(slot) != percent {
-        set_production(ctx, config, slot, percent).await?
+    let change = if mode.read(ctx).await?.percent(slot) != percent {
+        mode.write(ctx, slot, percent).await?
     } else {
         None
     };
@@ -101,7 +72,7 @@ pub async fn set_production_verified(
     };
     tolerated(
         "the production listener's default action".into(),
-        default_follows(ctx, config, slot, percent).await,
+        mode.follow(ctx, slot, percent).await,
     )?;
     // The other routes at the same share, each checked also when production was already
     // right (a retry after a crash between the writes).
@@ -111,7 +82,7 @@ pub async fn set_production_verified(
             tolerated(routes::describe(route), written)?;
         }
     }
-    let after = read_production(ctx, config).await?;
+    let after = mode.read(ctx).await?;
     if after.percent(slot) != percent {
         return Ok(Err(format!(
             "wrote {percent}% to {slot} but read back {}%",
@@ -137,35 +108,6 @@ pub async fn set_production_verified(
         }
     }
     Ok(Ok(change))
-}
-
-/// Rule mode: the listener's default action follows the rule when it forwards only to this
-/// service's slots; otherwise requests the rule does not match would keep going to the old
-/// slot, which finish scales to 0. A default that does something else (a fixed response,
-/// another service's target group) is left alone. Checked also when the rule was already
-/// right: a retry after a crash between the two writes.
-async fn default_follows(
-    ctx: &Context,
-    config: &ServiceConfig,
-    slot: Slot,
-    percent: i64,
-) -> StepResult<()> {
-    if let Traffic::Listener {
-        production_listener_arn: listener,
-        production_rule_arn: Some(_),
-        ..
-    } = &config.traffic
-    {
-        let route = Route::Listener(listener.clone());
-        let defaults = ctx.ports.load_balancing.forward(&route).await?;
-        if defaults
-            .and_then(|groups| weights_of(config, groups).ok())
-            .is_some_and(|w| w.percent(slot) != percent)
-        {
-            reweigh(ctx, config, &route, slot, percent).await?;
-        }
-    }
-    Ok(())
 }
 
 /// The other routes a move takes along ([`Move`]): a move forward refuses on any route that
@@ -201,14 +143,6 @@ async fn companions_for(
     })
 }
 
-/// Both slots' target groups.
-fn slot_target_groups(config: &ServiceConfig) -> Vec<String> {
-    Slot::ALL
-        .iter()
-        .map(|s| config.slots.get(*s).target_group_arn.clone())
-        .collect()
-}
-
 /// Which way a move of production goes, which decides what a route that cannot be moved does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Move {
@@ -227,17 +161,11 @@ async fn companion_routes(
     ctx: &Context,
     config: &ServiceConfig,
 ) -> StepResult<(Vec<(Route, RouteState)>, Vec<String>)> {
-    match &config.traffic {
-        Traffic::Listener { routes, .. } if !routes.is_primary_only() => {
-            let observed = ctx
-                .ports
-                .load_balancing
-                .routes_to(&slot_target_groups(config))
-                .await?;
-            Ok(routes::companions(config, &observed))
-        }
-        _ => Ok((Vec::new(), Vec::new())),
+    if !routes::move_with_production(config) {
+        return Ok((Vec::new(), Vec::new()));
     }
+    let observed = traffic_mode::of(config).observed_routes(ctx).await?;
+    Ok(routes::companions(config, &observed))
 }
 
 /// Every other route to a slot on the slots' load balancers, with its weights
@@ -254,13 +182,7 @@ pub async fn observed_routes(
     ctx: &Context,
     config: &ServiceConfig,
 ) -> StepResult<Vec<crate::ports::load_balancing::RouteForward>> {
-    if !matches!(config.traffic, Traffic::Listener { .. }) {
-        return Ok(Vec::new());
-    }
-    ctx.ports
-        .load_balancing
-        .routes_to(&slot_target_groups(config))
-        .await
+    traffic_mode::of(config).observed_routes(ctx).await
 }
 
 /// Refuses (`UnexpectedRouting`, naming each route) while any route but the test listener
@@ -313,119 +235,10 @@ pub async fn set_dns_ttl(
     config: &ServiceConfig,
     ttl: i64,
 ) -> StepResult<Option<String>> {
-    let state = read_dns(ctx, config).await?;
-    if state.ttl == Some(ttl) {
-        return Ok(None);
-    }
-    let live = state.live()?;
-    upsert_dns(ctx, config, live, state.percent(live), ttl)
-        .await
-        .map(Some)
+    traffic_mode::dns(config)?.set_ttl(ctx, ttl).await
 }
 
 /// Whether a Route 53 change has propagated to all authoritative servers.
 pub async fn change_in_sync(ctx: &Context, change_id: &str) -> StepResult<bool> {
     ctx.ports.dns.change_in_sync(change_id).await
-}
-
-/// The target groups of the route's forward action; no forward action is unexpected routing.
-async fn forward(ctx: &Context, route: &Route) -> StepResult<Vec<WeightedGroup>> {
-    ctx.ports
-        .load_balancing
-        .forward(route)
-        .await?
-        .ok_or_else(|| StepError::UnexpectedRouting("no forward action on the listener".into()))
-}
-
-/// Sends `percent` of the route's forward action to `slot` and the rest to the other slot,
-/// in one call (its other actions and its stickiness kept).
-async fn reweigh(
-    ctx: &Context,
-    config: &ServiceConfig,
-    route: &Route,
-    slot: Slot,
-    percent: i64,
-) -> StepResult<()> {
-    let percent = percent.clamp(0, 100) as i32;
-    let mut groups = vec![(config.slots.get(slot).target_group_arn.clone(), percent)];
-    if percent < 100 {
-        groups.push((
-            config.slots.get(slot.other()).target_group_arn.clone(),
-            100 - percent,
-        ));
-    }
-    ctx.ports.load_balancing.set_forward(route, &groups).await
-}
-
-fn dns_names(config: &ServiceConfig) -> StepResult<(&str, &str)> {
-    match &config.traffic {
-        Traffic::Dns {
-            hosted_zone_id,
-            record_name,
-            ..
-        } => Ok((hosted_zone_id, record_name)),
-        Traffic::Listener { .. } => Err(StepError::ConfigInvalid(vec![
-            "traffic: not in DNS mode".into(),
-        ])),
-    }
-}
-
-async fn read_dns(ctx: &Context, config: &ServiceConfig) -> StepResult<RouteState> {
-    let (zone, name) = dns_names(config)?;
-    let mut state = RouteState {
-        blue: 0,
-        green: 0,
-        ttl: None,
-    };
-    let mut found = [false, false];
-    let records = ctx.ports.dns.cname_records(zone, name).await?;
-    for record in &records {
-        for (i, slot) in Slot::ALL.into_iter().enumerate() {
-            if record.set_identifier.as_deref() == config.slots.get(slot).set_identifier.as_deref()
-            {
-                found[i] = true;
-                match slot {
-                    Slot::Blue => state.blue = record.weight.unwrap_or(0),
-                    Slot::Green => state.green = record.weight.unwrap_or(0),
-                }
-                state.ttl = record.ttl.or(state.ttl);
-            }
-        }
-    }
-    if found != [true, true] {
-        return Err(StepError::ResourceNotFound {
-            kind: "weighted record",
-            id: format!("{name} (set identifiers of both slots)"),
-        });
-    }
-    Ok(state)
-}
-
-async fn upsert_dns(
-    ctx: &Context,
-    config: &ServiceConfig,
-    slot: Slot,
-    percent: i64,
-    ttl: i64,
-) -> StepResult<String> {
-    let (zone, name) = dns_names(config)?;
-    let percent = percent.clamp(0, 100);
-    let record = |s: Slot, weight: i64| {
-        let slot_config = config.slots.get(s);
-        WeightedRecord {
-            name: name.to_owned(),
-            set_identifier: Some(slot_config.set_identifier.clone().unwrap_or_default()),
-            weight: Some(weight),
-            ttl: Some(ttl),
-            value: slot_config.record_value.clone().unwrap_or_default(),
-        }
-    };
-    ctx.ports
-        .dns
-        .upsert(
-            zone,
-            &[record(slot, percent), record(slot.other(), 100 - percent)],
-            &format!("bluegreen: {percent}% to {slot}"),
-        )
-        .await
 }

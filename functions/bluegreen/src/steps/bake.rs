@@ -5,13 +5,13 @@
 //! no resolver can still send clients to it.
 
 use crate::alarms;
-use crate::config::Traffic;
 use crate::context::Context;
 use crate::db_guard;
 use crate::error::{StepError, StepResult};
 use crate::health::target_health;
 use crate::poll::{CheckInput, Poll, Started};
 use crate::record::{Change, Status};
+use crate::traffic_mode;
 
 use crate::step_table::{OnFailure, Shape, Step};
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
@@ -44,11 +44,9 @@ const DEADLINE_SLACK_SECONDS: u64 = 300;
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let mut seconds = deployment.config.bake.seconds;
-    if let Traffic::Dns {
-        switch_ttl_seconds, ..
-    } = &deployment.config.traffic
-    {
-        seconds = seconds.max(*switch_ttl_seconds);
+    // At least as long as resolvers may keep the answers from before the switch.
+    if let Some(answers) = traffic_mode::of(&deployment.config).cached_answers() {
+        seconds = seconds.max(answers.switch_ttl_seconds);
     }
     let change = Change::new().status(Status::Baking);
     let started = start_once(

@@ -6,16 +6,15 @@
 //! service's primary deployment of that revision to complete.
 
 use crate::autoscaling::{self, Stance};
-use crate::config::Traffic;
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
 use crate::poll::{CheckInput, Poll, Started, pending};
-use crate::record::{Change, Deployment, DnsTtl, PreprodState, Records, Status, StepOutcome};
+use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
-use crate::routing;
 use crate::test_rule;
+use crate::traffic_mode;
 
 use crate::step_table::{OnFailure, Shape, Step};
 use super::{DeploymentRef, load_active, record_done, record_failed, start_once};
@@ -108,7 +107,10 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         deployment.expires_at,
     )
     .await?;
-    lower_dns_ttl(ctx, &deployment).await?;
+    // DNS mode lowers the records' TTL (once), so the switch can wait the old one out.
+    traffic_mode::of(&deployment.config)
+        .prepare_switch(ctx, &deployment)
+        .await?;
     start_once(
         ctx,
         &deployment,
@@ -195,31 +197,4 @@ async fn fail_or_wait(
         return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
     }
     Ok(pending(input, now, progress))
-}
-
-/// DNS mode: lower the records' TTL ahead of the switch (once), remembering the old one.
-async fn lower_dns_ttl(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
-    let Traffic::Dns {
-        switch_ttl_seconds, ..
-    } = &deployment.config.traffic
-    else {
-        return Ok(());
-    };
-    if deployment.dns_ttl.is_some() {
-        return Ok(());
-    }
-    let state = routing::read_production(ctx, &deployment.config).await?;
-    let previous = state.ttl.unwrap_or(*switch_ttl_seconds as i64);
-    if previous > *switch_ttl_seconds as i64 {
-        routing::set_dns_ttl(ctx, &deployment.config, *switch_ttl_seconds as i64).await?;
-    }
-    Records::new(ctx)
-        .update(
-            &deployment.deployment_id,
-            Change::new().dns_ttl(&DnsTtl {
-                previous,
-                lowered_at: ctx.now(),
-            }),
-        )
-        .await
 }

@@ -9,13 +9,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::autoscaling;
-use crate::config::{DNS_IN_SYNC_BOUND_SECONDS, Traffic};
+use crate::config::DNS_IN_SYNC_BOUND_SECONDS;
 use crate::context::Context;
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::ports::tables::Cond;
 use crate::record::{Change, Deployment, DnsBack, Records, Status, StepOutcome};
 use crate::routing;
+use crate::traffic_mode;
 
 use super::FailureInput;
 use crate::ending::{self, Ended};
@@ -126,12 +127,11 @@ async fn cached_answers_expire(
     deployment: &Deployment,
     change: Option<String>,
 ) -> StepResult<Option<DnsWait>> {
-    let linger = match &deployment.config.traffic {
-        Traffic::Dns {
-            switch_ttl_seconds, ..
-        } => *switch_ttl_seconds,
-        traffic if traffic.on_nlb() => traffic.settle_seconds(),
-        Traffic::Listener { .. } => return Ok(None),
+    let traffic = &deployment.config.traffic;
+    let linger = match traffic_mode::of(&deployment.config).cached_answers() {
+        Some(answers) => answers.switch_ttl_seconds,
+        None if traffic.on_nlb() => traffic.settle_seconds(),
+        None => return Ok(None),
     };
     let records = Records::new(ctx);
     let now = ctx.now();

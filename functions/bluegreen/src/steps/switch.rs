@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::capacity::{self, Capacity};
-use crate::config::{Shift, TestRoute, Traffic};
+use crate::config::{Shift, TestRoute};
 use crate::context::Context;
 use crate::db_guard;
 use crate::ecs;
@@ -18,6 +18,7 @@ use crate::record::StepOutcome;
 use crate::record::{Change, Deployment, Records, Status};
 use crate::routing;
 use crate::slot::Slot;
+use crate::traffic_mode;
 
 use crate::step_table::{OnFailure, Shape, Step};
 use super::{CHECK_AT_ONCE, DeploymentRef, load_active, record_done, record_failed, start_once};
@@ -132,22 +133,15 @@ fn ttl_wait(ctx: &Context, deployment: &Deployment) -> Duration {
 }
 
 fn shift_duration(deployment: &Deployment) -> u64 {
-    match &deployment.config.traffic {
-        Traffic::Listener {
-            shift: Some(Shift::Canary {
-                interval_seconds, ..
-            }),
-            ..
-        } => *interval_seconds,
-        Traffic::Listener {
-            shift:
-                Some(Shift::Linear {
-                    step_percent,
-                    interval_seconds,
-                }),
-            ..
-        } => interval_seconds * (100 / u64::from(*step_percent).max(1) + 1),
-        _ => 0,
+    match traffic_mode::of(&deployment.config).shift() {
+        Some(Shift::Canary {
+            interval_seconds, ..
+        }) => *interval_seconds,
+        Some(Shift::Linear {
+            step_percent,
+            interval_seconds,
+        }) => interval_seconds * (100 / u64::from(*step_percent).max(1) + 1),
+        None => 0,
     }
 }
 
@@ -259,11 +253,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
         return Ok(waiting);
     }
     let switched_at = switched_at(ctx, &deployment, target, now).await?;
-    let shift = match &config.traffic {
-        Traffic::Listener { shift, .. } => shift.as_ref(),
-        Traffic::Dns { .. } => None,
-    };
-    let (percent, next) = schedule(shift, now - switched_at);
+    let (percent, next) = schedule(traffic_mode::of(config).shift(), now - switched_at);
     // The Route 53 change this step wrote last (on the record, since an earlier check may
     // have written it).
     let mut dns_change = deployment.dns_change_id.clone();
