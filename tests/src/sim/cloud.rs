@@ -214,9 +214,10 @@ fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng) {
 fn application(state: &mut State, scenario: &Scenario, names: &Names) {
     let production = match &scenario.config.traffic {
         Traffic::Listener { .. } => {
-            let test = image_behind(state, &test_route(state, names));
+            let production = production_route(&scenario.config, names);
+            let test = image_behind(state, &test_route(state, names, &production));
             answer_smoke(state, &names.test_url, test, scenario);
-            image_behind(state, &Route::Listener(names.production_listener.clone()))
+            image_behind(state, &production)
         }
         // Each slot is checked through its own URL; production is the slot the weighted
         // records give the most weight.
@@ -266,10 +267,21 @@ fn answer_smoke(state: &mut State, url: &str, image: Option<String>, scenario: &
     }
 }
 
+/// Where production's requests land: its host rule in rule mode, else the listener's default.
+fn production_route(config: &bluegreen::config::ServiceConfig, names: &Names) -> Route {
+    match &config.traffic {
+        Traffic::Listener {
+            production_rule_arn: Some(rule),
+            ..
+        } => Route::Rule(rule.clone()),
+        _ => Route::Listener(names.production_listener.clone()),
+    }
+}
+
 /// Where a smoke check through the test route lands. Through a test rule it reaches pre-prod
-/// only while the rule is there; without it the request (header and all) reaches production,
-/// as ALB would route it.
-fn test_route(state: &State, names: &Names) -> Route {
+/// only while the rule is there; without it the request (header and all) reaches
+/// `production`, as ALB would route it.
+fn test_route(state: &State, names: &Names, production: &Route) -> Route {
     if state.elb.listeners.contains_key(&names.test_listener) {
         return Route::Listener(names.test_listener.clone());
     }
@@ -284,10 +296,7 @@ fn test_route(state: &State, names: &Names) -> Route {
                     .iter()
                     .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)
         })
-        .map_or_else(
-            || Route::Listener(names.production_listener.clone()),
-            |(arn, _)| Route::Rule(arn.clone()),
-        )
+        .map_or_else(|| production.clone(), |(arn, _)| Route::Rule(arn.clone()))
 }
 
 /// The image the service behind `route`'s heaviest target group runs.

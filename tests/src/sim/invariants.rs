@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::lock::PushOrder;
-use bluegreen::ports::load_balancing::Route;
+use bluegreen::ports::load_balancing::{Route, WeightedGroup};
 use bluegreen::record::{Deployment, Status};
 use bluegreen::{Settings, Slot};
 
@@ -32,6 +32,8 @@ pub struct Invariants {
     violations: Mutex<Vec<Violation>>,
     /// The records as the last DynamoDB write left them (other calls do not change them).
     records: Mutex<Vec<Deployment>>,
+    /// Other teams' routes on the shared load balancer, with what each forwards to.
+    neighbours: Mutex<Vec<(Route, Option<Vec<WeightedGroup>>)>>,
 }
 
 /// What earlier checks saw.
@@ -72,7 +74,14 @@ impl Invariants {
             seen: Mutex::new(Seen::default()),
             violations: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
+            neighbours: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Holds `routes` (other teams' routes on the shared load balancer) to forwarding exactly
+    /// as given, after every call.
+    pub fn guard_neighbours(&self, routes: Vec<(Route, Option<Vec<WeightedGroup>>)>) {
+        *self.neighbours.lock().expect("neighbours") = routes;
     }
 
     /// Every violation so far.
@@ -122,6 +131,21 @@ impl Invariants {
         self.test_rules_need_their_header(operation, state);
         self.test_rules_end_with_their_deployment(operation, state, &records);
         self.history_moves_forward(operation, &records);
+        self.neighbours_untouched(operation, state);
+    }
+
+    /// Another team's route on the shared load balancer forwards exactly as it did: bluegreen
+    /// moves its own service's routes only.
+    fn neighbours_untouched(&self, operation: &str, state: &State) {
+        for (route, forward) in self.neighbours.lock().expect("neighbours").iter() {
+            let now = state.elb.forward_of(route);
+            if now.as_ref().ok() != Some(forward) {
+                self.violated(
+                    operation,
+                    format!("another team's route {route:?} forwarded to {forward:?}; now {now:?}"),
+                );
+            }
+        }
     }
 
     /// Production forwards only to slots that run tasks, on production's database.

@@ -19,6 +19,7 @@ mod cloud;
 mod conductor;
 mod executions;
 pub mod invariants;
+pub mod neighbours;
 pub mod race;
 mod rng;
 pub mod scenario;
@@ -143,6 +144,9 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         trace_calls,
     ));
     let (aws, ctx) = memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
+    let theirs = aws
+        .with(|s| neighbours::install(s, &names, &scenario.config, scenario.default_is_neighbours));
+    invariants.guard_neighbours(theirs);
     bluegreen::config_store::ConfigStore::new(&ctx)
         .put(&scenario.config)
         .await

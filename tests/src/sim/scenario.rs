@@ -109,6 +109,9 @@ pub struct Scenario {
     /// Production autoscales (blue has a scalable target and a policy) and Application Auto
     /// Scaling runs its policies now and then.
     pub autoscaled: bool,
+    /// In a rule-mode world: the production listener's default action is another team's
+    /// (otherwise it is production's and follows the rule). See [`super::neighbours`].
+    pub default_is_neighbours: bool,
 }
 
 fn digest_of(image: &str) -> Option<char> {
@@ -190,6 +193,7 @@ impl Scenario {
             rejects: rng.below(200),
             aborts: if knobs.operators { rng.below(300) } else { 0 },
             autoscaled: rng.chance(500),
+            default_is_neighbours: rng.chance(500),
         }
     }
 
@@ -256,6 +260,16 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
     if rng.chance(200) {
         dns_mode(&mut config, names);
         return config;
+    }
+    // One listener seed in three moves production as a host rule on the shared listener,
+    // beside another team's (see `neighbours`).
+    if rng.chance(333)
+        && let Traffic::Listener {
+            production_rule_arn,
+            ..
+        } = &mut config.traffic
+    {
+        *production_rule_arn = Some(super::neighbours::production_rule(names));
     }
     // One seed in four reaches pre-prod through a test rule on the production listener: each
     // deployment's rule must be added before its checks and gone after its ending.

@@ -1,0 +1,99 @@
+//! The shared load balancer: in a real fleet the production listener also carries other
+//! teams' services. Every simulated world has another team's host rule on the production
+//! listener (`cart.example.com` → its own target group); in rule-mode worlds production is a
+//! host rule of its own (`shop.example.com`) on that listener, and the listener's default
+//! action is either production's too (it follows the rule) or the other team's. Whatever
+//! bluegreen does, the other team's routes must forward exactly as they did
+//! ([`super::invariants`] holds them after every call).
+
+use bluegreen::config::{ServiceConfig, Traffic};
+use bluegreen::ports::load_balancing::{Condition, Route, WeightedGroup};
+
+use crate::Names;
+use crate::memory::{RuleModel, State};
+use crate::world::ACCOUNT;
+
+/// The other team's target group.
+pub fn neighbour_group() -> String {
+    format!(
+        "arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/cart-web/7777777777777777"
+    )
+}
+
+/// A rule of the production listener, by its id.
+fn rule_arn(names: &Names, id: &str) -> String {
+    format!(
+        "{}/{id}",
+        names
+            .production_listener
+            .replace(":listener/", ":listener-rule/")
+    )
+}
+
+/// Production's host rule in a rule-mode world (`traffic.production_rule_arn`).
+pub fn production_rule(names: &Names) -> String {
+    rule_arn(names, "0000000000000010")
+}
+
+/// The other team's host rule.
+fn neighbour_rule(names: &Names) -> String {
+    rule_arn(names, "0000000000000020")
+}
+
+fn host(name: &str) -> Vec<Condition> {
+    vec![Condition {
+        field: "host-header".into(),
+        header_name: None,
+        values: vec![name.into()],
+    }]
+}
+
+fn to(group: &str) -> Option<Vec<WeightedGroup>> {
+    Some(vec![WeightedGroup {
+        target_group_arn: group.to_owned(),
+        weight: None,
+    }])
+}
+
+/// Puts the other team's rule (and, when `config` is in rule mode, production's rule, with
+/// the listener's default on the other team's group when `default_is_neighbours`) into
+/// `state`. Returns the routes that are not bluegreen's, with what each forwards to.
+pub fn install(
+    state: &mut State,
+    names: &Names,
+    config: &ServiceConfig,
+    default_is_neighbours: bool,
+) -> Vec<(Route, Option<Vec<WeightedGroup>>)> {
+    let neighbour = neighbour_group();
+    let rule = |priority: i32, hostname: &str, group: &str| RuleModel {
+        listener: names.production_listener.clone(),
+        priority,
+        forward: to(group),
+        fixed: None,
+        tags: Vec::new(),
+        conditions: host(hostname),
+    };
+    state.elb.rules.insert(
+        neighbour_rule(names),
+        rule(20, "cart.example.com", &neighbour),
+    );
+    let mut theirs = vec![(Route::Rule(neighbour_rule(names)), to(&neighbour))];
+    if let Traffic::Listener {
+        production_rule_arn: Some(arn),
+        ..
+    } = &config.traffic
+    {
+        state
+            .elb
+            .rules
+            .insert(arn.clone(), rule(10, "shop.example.com", &names.tg_blue));
+        if default_is_neighbours {
+            let default = Route::Listener(names.production_listener.clone());
+            if let Some(listener) = state.elb.listeners.get_mut(&names.production_listener) {
+                listener.forward = to(&neighbour);
+            }
+            theirs.push((default, to(&neighbour)));
+        }
+    }
+    theirs
+}
