@@ -103,7 +103,12 @@ fn a_sample_of_forced_interleavings_keeps_every_invariant() {
 //   (`an_abort_after_a_migration_start_whose_arn_never_reached_the_record_waits_for_the_task`);
 // - interleaving case "shared unlock @2": an unlock between prepare's lock and its record
 //   released the lock, and the deployment ran without it
-//   (`an_unlock_between_a_pushs_lock_and_its_record_is_refused`).
+//   (`an_unlock_between_a_pushs_lock_and_its_record_is_refused`);
+// - seeds 19 and 268 (the shared load balancer's first campaign): a switch attempt moved
+//   production's rule, then lost the answer of the next write (the listener's default, an
+//   `/admin/*` rule); its retry found production already moved and moved nothing else, and
+//   finish refused with routes on the old slot (tests/steps/routes.rs,
+//   `a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 

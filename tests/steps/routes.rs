@@ -324,3 +324,77 @@ async fn a_rollback_moves_back_every_route_it_may_and_never_scales_down_under_th
         "green keeps serving the listener left on it"
     );
 }
+
+/// A switch attempt that moved production, and whose next write (the first other route) took
+/// effect but lost its answer, is retried: the retry finds production already moved and
+/// still moves every route left behind. It used to stop at production (nothing to move), and
+/// finish then refused with the rest on the old slot: the deployment needed a person. Found
+/// by the simulator (a shared ALB, `routes = "auto"`, a lost answer).
+#[tokio::test]
+async fn a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind() {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let id = deploy_to_approval(&world).await;
+    bluegreen::steps::approval::decide(&world.ctx, &id, &decision(true))
+        .await
+        .expect("approve");
+    // The first ModifyRule reaches ELB and takes effect; its answer is replaced by a
+    // throttling error (a modeled error replaces the answer after the call went through, as a
+    // timed-out or reset connection leaves it; the state machine retries both).
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let lost = mock!(aws_sdk_elasticloadbalancingv2::Client::modify_rule)
+        .match_requests(move |_| calls.fetch_add(1, Ordering::SeqCst) == 0)
+        .then_error(|| {
+            aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded (the change was applied)")
+                    .build(),
+            )
+        });
+    let interrupted = bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&lost)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    });
+    // The switch's start makes the first move.
+    let err = switch::start(&interrupted, &id_ref(&id)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let after_attempt = all_weights(&world, &routes).await;
+    assert_eq!(after_attempt[0], (0, 100), "production moved");
+    assert!(
+        after_attempt[1..].contains(&(100, 0)),
+        "the attempt left a route on blue: {after_attempt:?}"
+    );
+
+    // Step Functions retries the start with a healthy API, then checks.
+    let started = switch::start(&world.ctx, &id_ref(&id))
+        .await
+        .expect("the retried start");
+    let done = switch::check(&world.ctx, &check_of(&started))
+        .await
+        .expect("the check");
+    assert!(
+        matches!(done, bluegreen::poll::Poll::Done { .. }),
+        "{done:?}"
+    );
+    assert_eq!(
+        all_weights(&world, &routes).await,
+        [(0, 100); 4],
+        "every route on green"
+    );
+    finish::run(&world.ctx, &id_ref(&id))
+        .await
+        .expect("finish finds no route on blue");
+    assert_eq!(world.service(Slot::Blue).await.1, 0, "blue scaled to 0");
+}

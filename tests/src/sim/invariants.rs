@@ -32,8 +32,9 @@ pub struct Invariants {
     violations: Mutex<Vec<Violation>>,
     /// The records as the last DynamoDB write left them (other calls do not change them).
     records: Mutex<Vec<Deployment>>,
-    /// Other teams' routes on the shared load balancer, with what each forwards to.
-    neighbours: Mutex<Vec<(Route, Option<Vec<WeightedGroup>>)>>,
+    /// Other teams' routes on the shared load balancer, with what each forwards to; `None`
+    /// until the world is complete (the routes' checks wait for it).
+    neighbours: Mutex<Option<Vec<(Route, Option<Vec<WeightedGroup>>)>>>,
 }
 
 /// What earlier checks saw.
@@ -74,14 +75,14 @@ impl Invariants {
             seen: Mutex::new(Seen::default()),
             violations: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
-            neighbours: Mutex::new(Vec::new()),
+            neighbours: Mutex::new(None),
         }
     }
 
-    /// Holds `routes` (other teams' routes on the shared load balancer) to forwarding exactly
-    /// as given, after every call.
-    pub fn guard_neighbours(&self, routes: Vec<(Route, Option<Vec<WeightedGroup>>)>) {
-        *self.neighbours.lock().expect("neighbours") = routes;
+    /// The world is complete: from now on every route is checked, and `routes` (other teams'
+    /// routes on the shared load balancer) are held to forwarding exactly as given.
+    pub fn world_built(&self, routes: Vec<(Route, Option<Vec<WeightedGroup>>)>) {
+        *self.neighbours.lock().expect("neighbours") = Some(routes);
     }
 
     /// Every violation so far.
@@ -131,13 +132,41 @@ impl Invariants {
         self.test_rules_need_their_header(operation, state);
         self.test_rules_end_with_their_deployment(operation, state, &records);
         self.history_moves_forward(operation, &records);
-        self.neighbours_untouched(operation, state);
+        if self.neighbours.lock().expect("neighbours").is_some() {
+            self.neighbours_untouched(operation, state);
+            for config in self.configs.values() {
+                self.every_route_is_served(operation, state, config);
+            }
+        }
+    }
+
+    /// Every route of the service's (production, and every other rule or listener that
+    /// forwards to a slot — not the test listener or a test rule) forwards only to slots that
+    /// run tasks: no route loses its traffic to a slot scaled to 0.
+    fn every_route_is_served(&self, operation: &str, state: &State, config: &ServiceConfig) {
+        for (route, slot, weight) in routes_to_slots(state, config) {
+            let service_name = &config.slots.get(slot).service;
+            let running = state
+                .ecs
+                .service(&config.cluster, service_name)
+                .is_some_and(|s| s.state.desired_count > 0 && s.state.running_count > 0);
+            if weight > 0 && !running {
+                self.violated(
+                    operation,
+                    format!(
+                        "{}: {route:?} forwards {weight} to {slot} ({service_name}), which runs no tasks",
+                        config.name
+                    ),
+                );
+            }
+        }
     }
 
     /// Another team's route on the shared load balancer forwards exactly as it did: bluegreen
     /// moves its own service's routes only.
     fn neighbours_untouched(&self, operation: &str, state: &State) {
-        for (route, forward) in self.neighbours.lock().expect("neighbours").iter() {
+        let neighbours = self.neighbours.lock().expect("neighbours").clone();
+        for (route, forward) in neighbours.iter().flatten() {
             let now = state.elb.forward_of(route);
             if now.as_ref().ok() != Some(forward) {
                 self.violated(
@@ -499,6 +528,17 @@ impl Invariants {
                 );
                 continue;
             }
+            for (route, slot, weight) in routes_to_slots(state, config) {
+                if slot != live[0] && weight > 0 {
+                    self.violated(
+                        after,
+                        format!(
+                            "{}: {route:?} still forwards {weight} to {slot}; production is on {}",
+                            config.name, live[0]
+                        ),
+                    );
+                }
+            }
             let idle = live[0].other();
             let service = state
                 .ecs
@@ -622,6 +662,48 @@ impl Invariants {
             }
         }
     }
+}
+
+/// Every route on the load balancers that forwards to a slot of `config`, with the slot and
+/// its weight — but the test listener and the deployments' test rules, which point at
+/// pre-prod by design. None in DNS mode: there each slot's own load balancer forwards to it
+/// and production is the records.
+fn routes_to_slots(state: &State, config: &ServiceConfig) -> Vec<(Route, Slot, i64)> {
+    let test_listener = match &config.traffic {
+        Traffic::Listener {
+            test_listener_arn, ..
+        } => test_listener_arn.clone(),
+        Traffic::Dns { .. } => return Vec::new(),
+    };
+    let listeners = state
+        .elb
+        .listeners
+        .iter()
+        .filter(|(arn, _)| Some(*arn) != test_listener.as_ref())
+        .map(|(arn, l)| (Route::Listener(arn.clone()), l.forward.clone()));
+    let rules = state
+        .elb
+        .rules
+        .iter()
+        .filter(|(_, r)| test_rule_owner(r).is_none())
+        .map(|(arn, r)| (Route::Rule(arn.clone()), r.forward.clone()));
+    let mut found = Vec::new();
+    for (route, forward) in listeners.chain(rules) {
+        let groups = forward.unwrap_or_default();
+        let single = groups.len() == 1;
+        for group in groups {
+            let weight = group
+                .weight
+                .map(i64::from)
+                .unwrap_or(if single { 1 } else { 0 });
+            for slot in Slot::ALL {
+                if config.slots.get(slot).target_group_arn == group.target_group_arn {
+                    found.push((route.clone(), slot, weight));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Each slot's share of production, as the service's routes forward it.

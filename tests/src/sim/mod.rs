@@ -144,9 +144,6 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         trace_calls,
     ));
     let (aws, ctx) = memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
-    let theirs = aws
-        .with(|s| neighbours::install(s, &names, &scenario.config, scenario.default_is_neighbours));
-    invariants.guard_neighbours(theirs);
     bluegreen::config_store::ConfigStore::new(&ctx)
         .put(&scenario.config)
         .await
@@ -162,6 +159,9 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     ) {
         aws.with(|s| s.elb.listeners.remove(&names.test_listener));
     }
+    let theirs = aws
+        .with(|s| neighbours::install(s, &names, &scenario.config, scenario.default_is_neighbours));
+    invariants.world_built(theirs);
     let executions = Arc::new(executions::SimExecutions::new(
         ctx.clone(),
         aws.clone(),

@@ -4,7 +4,8 @@
 //! host rule of its own (`shop.example.com`) on that listener, and the listener's default
 //! action is either production's too (it follows the rule) or the other team's. Whatever
 //! bluegreen does, the other team's routes must forward exactly as they did
-//! ([`super::invariants`] holds them after every call).
+//! ([`super::invariants`] holds them after every call). A world whose config moves other
+//! routes with production (`traffic.routes = "auto"`) has an `/admin/*` rule of its own too.
 
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::ports::load_balancing::{Condition, Route, WeightedGroup};
@@ -38,6 +39,11 @@ pub fn production_rule(names: &Names) -> String {
 /// The other team's host rule.
 fn neighbour_rule(names: &Names) -> String {
     rule_arn(names, "0000000000000020")
+}
+
+/// The service's own `/admin/*` rule, in worlds whose routes move with production.
+fn admin_rule(names: &Names) -> String {
+    rule_arn(names, "0000000000000030")
 }
 
 fn host(name: &str) -> Vec<Condition> {
@@ -78,6 +84,19 @@ pub fn install(
         rule(20, "cart.example.com", &neighbour),
     );
     let mut theirs = vec![(Route::Rule(neighbour_rule(names)), to(&neighbour))];
+    if bluegreen::routes::move_with_production(config) {
+        let managed = (bluegreen::naming::TAG_MANAGED.to_owned(), "true".to_owned());
+        let admin = RuleModel {
+            tags: vec![managed],
+            conditions: vec![Condition {
+                field: "path-pattern".into(),
+                header_name: None,
+                values: vec!["/admin/*".into()],
+            }],
+            ..rule(30, "", &names.tg_blue)
+        };
+        state.elb.rules.insert(admin_rule(names), admin);
+    }
     if let Traffic::Listener {
         production_rule_arn: Some(arn),
         ..

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use bluegreen::config::{
-    ApprovalPolicy, Database, DbSource, DbStrategy, MigrationRun, ServiceConfig, TestRule, Traffic,
+    ApprovalPolicy, Database, DbSource, DbStrategy, MigrationRun, Routes, RoutesWord,
+    ServiceConfig, TestRule, Traffic,
 };
 
 use crate::Names;
@@ -270,6 +271,13 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         } = &mut config.traffic
     {
         *production_rule_arn = Some(super::neighbours::production_rule(names));
+    }
+    // One listener seed in three has a second route of its own on the listener (an
+    // `/admin/*` rule), moved with production (`traffic.routes = "auto"`).
+    if rng.chance(333)
+        && let Traffic::Listener { routes, .. } = &mut config.traffic
+    {
+        *routes = Routes::Word(RoutesWord::Auto);
     }
     // One seed in four reaches pre-prod through a test rule on the production listener: each
     // deployment's rule must be added before its checks and gone after its ending.

@@ -258,16 +258,19 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     // have written it).
     let mut dns_change = deployment.dns_change_id.clone();
     let current = routing::read_production(ctx, config).await?;
-    if current.percent(target) != percent {
-        // Each later canary or linear step, too: production may have scaled out meanwhile.
-        if deployment.switched_at.is_some()
-            && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
-        {
-            return Ok(waiting);
-        }
-        if let Some(id) = move_traffic(ctx, &deployment, target, percent).await? {
-            dns_change = Some(id);
-        }
+    // Each later canary or linear step waits for capacity too: production may have scaled out
+    // meanwhile.
+    if current.percent(target) != percent
+        && deployment.switched_at.is_some()
+        && let Some(waiting) = capacity_wait(ctx, &deployment, target, deadline).await?
+    {
+        return Ok(waiting);
+    }
+    // Also when production already has its share: an earlier attempt may have moved it and
+    // stopped (a lost answer, a crash) before what follows it — the listener's default in rule
+    // mode, the other routes — which only a move finishes (it writes only what differs).
+    if let Some(id) = move_traffic(ctx, &deployment, target, percent).await? {
+        dns_change = Some(id);
     }
     if let Some(change_id) = dns_change
         && !routing::change_in_sync(ctx, &change_id).await?
