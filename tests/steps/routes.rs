@@ -4,6 +4,9 @@
 //! step, and is read back; whatever the setting, no slot is scaled to 0 while a route still
 //! forwards to it. Asserted from ELB.
 
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsError;
+use aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleError;
+use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
 use bluegreen::Slot;
 use bluegreen::config::{Routes, RoutesWord, ServiceConfig, Shift, Traffic};
 use bluegreen::ports::load_balancing::Route;
@@ -332,8 +335,6 @@ async fn a_rollback_moves_back_every_route_it_may_and_never_scales_down_under_th
 /// by the simulator (a shared ALB, `routes = "auto"`, a lost answer).
 #[tokio::test]
 async fn a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind() {
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let world = World::build().await;
     let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
     let id = deploy_to_approval(&world).await;
@@ -343,30 +344,11 @@ async fn a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind() 
     // The first ModifyRule reaches ELB and takes effect; its answer is replaced by a
     // throttling error (a modeled error replaces the answer after the call went through, as a
     // timed-out or reset connection leaves it; the state machine retries both).
-    let calls = std::sync::Arc::new(AtomicUsize::new(0));
     let lost = mock!(aws_sdk_elasticloadbalancingv2::Client::modify_rule)
-        .match_requests(move |_| calls.fetch_add(1, Ordering::SeqCst) == 0)
-        .then_error(|| {
-            aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("Throttling")
-                    .message("Rate exceeded (the change was applied)")
-                    .build(),
-            )
-        });
-    let interrupted = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&lost)
-                        .allow_passthrough(),
-                )
-                .retry_config(aws_config::retry::RetryConfig::disabled())
-                .build(),
-        )
-    });
+        .sequence()
+        .error(|| ModifyRuleError::generic(throttling()))
+        .build();
+    let interrupted = with_elb_rule(&world, &lost);
     // The switch's start makes the first move.
     let err = switch::start(&interrupted, &id_ref(&id)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -397,4 +379,70 @@ async fn a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind() 
         .await
         .expect("finish finds no route on blue");
     assert_eq!(world.service(Slot::Blue).await.1, 0, "blue scaled to 0");
+}
+
+/// A rollback that moved production back and could not read the other routes for now (a
+/// throttled read) fails so that it is retried, and its retry moves them back. It used to take
+/// the routes as unreadable for good: it moved production alone, its scale-down then refused
+/// with the rest on the failed slot, and the deployment needed a person. Found by the
+/// simulator (seeds 308, 1906, 5732, 6096 of the shared load balancer's first campaign).
+#[tokio::test]
+async fn a_rollback_that_cannot_read_the_other_routes_for_now_is_retried_and_moves_them_back() {
+    use bluegreen::steps::rollback;
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let id = deploy_to_switch(&world).await;
+    // The first DescribeTargetGroups is where finding the other routes begins.
+    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_groups)
+        .sequence()
+        .error(|| DescribeTargetGroupsError::generic(throttling()))
+        .build();
+    let interrupted = with_elb_rule(&world, &throttled);
+    let err = rollback::run(&interrupted, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        all_weights(&world, &routes).await[0],
+        (100, 0),
+        "production moved back first"
+    );
+    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
+
+    // The definition retries the Rollback state on Throttled.
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .expect("the retried rollback");
+    assert_eq!(
+        all_weights(&world, &routes).await,
+        [(100, 0); 4],
+        "every route back on blue"
+    );
+    assert_eq!(world.service(Slot::Green).await.1, 0, "green scaled to 0");
+}
+
+/// A throttling error, as ELB answers one.
+fn throttling() -> aws_smithy_types::error::ErrorMetadata {
+    aws_smithy_types::error::ErrorMetadata::builder()
+        .code("Throttling")
+        .message("Rate exceeded")
+        .build()
+}
+
+/// The world's context with ELB calls answered by `rule` where it matches (a modeled error
+/// replaces the answer after the call reached ELB; others go through).
+fn with_elb_rule(world: &World, rule: &aws_smithy_mocks::Rule) -> bluegreen::Context {
+    bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    })
 }

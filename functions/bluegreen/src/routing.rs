@@ -55,16 +55,22 @@ pub async fn set_production_verified(
     way: Move,
 ) -> StepResult<Result<Option<String>, String>> {
     let mode = traffic_mode::of(config);
-    let companions = companions_for(ctx, config, way).await?;
+    // A move forward finds and judges the other routes before anything moves; a move back
+    // moves production first (nothing may hold it up) and looks for them after.
+    let judged = match way {
+        Move::Forward => Some(companions_for(ctx, config, way).await?),
+        Move::Back => None,
+    };
     let change = if mode.read(ctx).await?.percent(slot) != percent {
         mode.write(ctx, slot, percent).await?
     } else {
         None
     };
-    // Once production moved back, nothing else may turn the move into a failure: every other
-    // route is tried, what fails is logged and left (and keeps its slot from scaling down).
+    // Once production moved back, only a failure worth retrying fails the move (the retry
+    // finds production back and moves the rest); a route that cannot be moved is logged and
+    // left (and keeps its slot from scaling down).
     let tolerated = |what: String, result: StepResult<()>| match (result, way) {
-        (Err(e), Move::Back) => {
+        (Err(e), Move::Back) if !e.is_retryable() => {
             warn!(service = %config.name, error = %e, "{what}: left where it is");
             Ok(())
         }
@@ -74,6 +80,10 @@ pub async fn set_production_verified(
         "the production listener's default action".into(),
         mode.follow(ctx, slot, percent).await,
     )?;
+    let companions = match judged {
+        Some(companions) => companions,
+        None => companions_for(ctx, config, way).await?,
+    };
     // The other routes at the same share, each checked also when production was already
     // right (a retry after a crash between the writes).
     for (route, state) in &companions {
@@ -90,9 +100,11 @@ pub async fn set_production_verified(
         )));
     }
     for (route, _) in &companions {
-        let read = forward(ctx, route)
-            .await
-            .and_then(|g| weights_of(config, g));
+        // A read that failed for now is retried, not taken for a route left behind.
+        let read = match forward(ctx, route).await {
+            Err(e) if e.is_retryable() => return Err(e),
+            read => read.and_then(|g| weights_of(config, g)),
+        };
         let mismatch = match read {
             Ok(read) if read.percent(slot) == percent => continue,
             Ok(read) => format!(
@@ -127,7 +139,7 @@ async fn companions_for(
             }
             movable
         }
-        // Back to the release that served: nothing may hold production on the bad one.
+        // Back to the release that served (production has moved already): what can be moved.
         Move::Back => match companion_routes(ctx, config).await {
             Ok((movable, problems)) => {
                 for problem in problems {
@@ -135,6 +147,9 @@ async fn companions_for(
                 }
                 movable
             }
+            // Production is back already: unreadable for now is retried (the retry moves the
+            // rest), unreadable for good is logged and left to the scale-down's own check.
+            Err(e) if e.is_retryable() => return Err(e),
             Err(e) => {
                 warn!(service = %config.name, error = %e, "other routes unreadable");
                 Vec::new()
