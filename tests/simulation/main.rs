@@ -108,7 +108,13 @@ fn a_sample_of_forced_interleavings_keeps_every_invariant() {
 //   production's rule, then lost the answer of the next write (the listener's default, an
 //   `/admin/*` rule); its retry found production already moved and moved nothing else, and
 //   finish refused with routes on the old slot (tests/steps/routes.rs,
-//   `a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind`).
+//   `a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind`);
+// - seeds 308, 1906, 5732, 6096 (its first 10000-seed campaign): a rollback whose read of the
+//   other routes failed for now moved production back alone, and its scale-down refused with
+//   the rest on the failed slot (tests/steps/routes.rs,
+//   `a_rollback_that_cannot_read_the_other_routes_for_now_is_retried_and_moves_them_back`; the
+//   manual rollback's second run: tests/console/operator.rs,
+//   `a_rollback_run_again_moves_the_other_routes_an_interrupted_run_left_behind`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -393,10 +393,13 @@ fn the_sdk_is_reached_through_the_ports_only() {
     assert_eq!(found, setup.map(str::to_owned).into_iter().collect());
 }
 
-/// The traffic mode is chosen in one place ([`crate::traffic_mode::of`]): outside the
-/// config's types and checks, only the listener-only features (the maintenance page, the
-/// test rule, the other routes) read the listener's fields, and nothing but the mode names
-/// DNS mode — a behaviour that differs by mode is a method of `TrafficMode`.
+/// The traffic mode (listener or DNS) is chosen in one place ([`crate::traffic_mode::of`]):
+/// outside the config's types and checks, only the listener-only features (the maintenance
+/// page, the test rule, the other routes) read the listener's fields, and nothing but the mode
+/// names DNS mode — a behaviour that differs between listener and DNS mode is a method of
+/// `TrafficMode`. (Within listener mode, the config's own accessors answer what differs on an
+/// NLB — `on_nlb`, `settle_seconds` — and how pre-prod is reached — `test_route`.) A text
+/// search: it holds the spelled-out variants, not a glob import.
 #[test]
 fn the_traffic_mode_is_matched_in_one_place() {
     let config = ["config.rs", "config_check.rs", "traffic_mode.rs"];

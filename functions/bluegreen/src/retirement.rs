@@ -110,6 +110,11 @@ pub async fn finish(
              only one running; look before retiring it"
         )));
     }
+    // What follows production (the listener's default in rule mode, the other routes) may
+    // still be on the bad slot if the run that moved production back stopped before it.
+    routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
+        .await?
+        .map_err(StepError::RollbackFailed)?;
     let moved =
         format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
     record_rolled_back(ctx, deployment, operator, &moved).await?;

@@ -66,32 +66,65 @@ pub async fn set_production_verified(
     } else {
         None
     };
-    // Once production moved back, only a failure worth retrying fails the move (the retry
-    // finds production back and moves the rest); a route that cannot be moved is logged and
-    // left (and keeps its slot from scaling down).
-    let tolerated = |what: String, result: StepResult<()>| match (result, way) {
-        (Err(e), Move::Back) if !e.is_retryable() => {
+    // Once production moved back, every other route is tried: one that cannot be moved is
+    // logged and left (and keeps its slot from scaling down); a failure worth retrying is
+    // answered once the rest was tried, so the retry — which finds production back — moves
+    // what is left.
+    let mut retry_later = None;
+    let mut tolerate = |what: String, result: StepResult<()>| match (result, way) {
+        (Err(e), Move::Back) => {
             warn!(service = %config.name, error = %e, "{what}: left where it is");
+            if e.is_retryable() && retry_later.is_none() {
+                retry_later = Some(e);
+            }
             Ok(())
         }
         (result, _) => result,
     };
-    tolerated(
+    tolerate(
         "the production listener's default action".into(),
         mode.follow(ctx, slot, percent).await,
     )?;
     let companions = match judged {
         Some(companions) => companions,
-        None => companions_for(ctx, config, way).await?,
+        None => match companions_for(ctx, config, way).await {
+            Ok(companions) => companions,
+            Err(e) => {
+                tolerate("the other routes".into(), Err(e))?;
+                Vec::new()
+            }
+        },
     };
     // The other routes at the same share, each checked also when production was already
     // right (a retry after a crash between the writes).
     for (route, state) in &companions {
         if state.percent(slot) != percent {
             let written = reweigh(ctx, config, route, slot, percent).await;
-            tolerated(routes::describe(route), written)?;
+            tolerate(routes::describe(route), written)?;
         }
     }
+    if let Some(e) = retry_later {
+        return Err(e);
+    }
+    Ok(
+        read_back(ctx, config, mode.as_ref(), &companions, slot, percent, way)
+            .await?
+            .map(|()| change),
+    )
+}
+
+/// Reads production and the other routes back after a move: `Ok(Err(mismatch))` when
+/// production, or (moving forward) another route, is not at `percent` on `slot`; a route left
+/// behind by a move back is logged.
+async fn read_back(
+    ctx: &Context,
+    config: &ServiceConfig,
+    mode: &dyn traffic_mode::TrafficMode,
+    companions: &[(Route, RouteState)],
+    slot: Slot,
+    percent: i64,
+    way: Move,
+) -> StepResult<Result<(), String>> {
     let after = mode.read(ctx).await?;
     if after.percent(slot) != percent {
         return Ok(Err(format!(
@@ -99,7 +132,7 @@ pub async fn set_production_verified(
             after.percent(slot)
         )));
     }
-    for (route, _) in &companions {
+    for (route, _) in companions {
         // A read that failed for now is retried, not taken for a route left behind.
         let read = match forward(ctx, route).await {
             Err(e) if e.is_retryable() => return Err(e),
@@ -119,7 +152,7 @@ pub async fn set_production_verified(
             Move::Back => warn!(service = %config.name, %mismatch, "a route left where it is"),
         }
     }
-    Ok(Ok(change))
+    Ok(Ok(()))
 }
 
 /// The other routes a move takes along ([`Move`]): a move forward refuses on any route that
@@ -139,22 +172,15 @@ async fn companions_for(
             }
             movable
         }
-        // Back to the release that served (production has moved already): what can be moved.
-        Move::Back => match companion_routes(ctx, config).await {
-            Ok((movable, problems)) => {
-                for problem in problems {
-                    warn!(service = %config.name, %problem, "a route left where it is");
-                }
-                movable
+        // Back to the release that served (production has moved already): what can be moved;
+        // the caller decides what a failure to read them means.
+        Move::Back => {
+            let (movable, problems) = companion_routes(ctx, config).await?;
+            for problem in problems {
+                warn!(service = %config.name, %problem, "a route left where it is");
             }
-            // Production is back already: unreadable for now is retried (the retry moves the
-            // rest), unreadable for good is logged and left to the scale-down's own check.
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => {
-                warn!(service = %config.name, error = %e, "other routes unreadable");
-                Vec::new()
-            }
-        },
+            movable
+        }
     })
 }
 

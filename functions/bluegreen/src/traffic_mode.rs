@@ -36,6 +36,11 @@ pub trait TrafficMode: Send + Sync {
     /// Checked also when production was already right: a retry after a crash between writes.
     async fn follow(&self, ctx: &Context, slot: Slot, percent: i64) -> StepResult<()>;
 
+    /// Whether anything moves with production (the listener's default in rule mode, the other
+    /// routes of `traffic.routes`): a move must then be looked at also when production already
+    /// has its share (an interrupted move may have left them behind).
+    fn has_followers(&self) -> bool;
+
     /// Every route to a slot on the slots' load balancers; none in DNS mode (each slot has
     /// its own load balancer and production is the records).
     async fn observed_routes(&self, ctx: &Context) -> StepResult<Vec<RouteForward>>;
@@ -168,6 +173,10 @@ impl TrafficMode for ListenerMode<'_> {
             reweigh(ctx, self.config, &route, slot, percent).await?;
         }
         Ok(())
+    }
+
+    fn has_followers(&self) -> bool {
+        self.rule.is_some() || crate::routes::move_with_production(self.config)
     }
 
     async fn observed_routes(&self, ctx: &Context) -> StepResult<Vec<RouteForward>> {
@@ -307,6 +316,10 @@ impl TrafficMode for DnsMode<'_> {
 
     async fn follow(&self, _: &Context, _: Slot, _: i64) -> StepResult<()> {
         Ok(())
+    }
+
+    fn has_followers(&self) -> bool {
+        false
     }
 
     async fn observed_routes(&self, _: &Context) -> StepResult<Vec<RouteForward>> {

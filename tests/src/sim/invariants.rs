@@ -7,11 +7,13 @@ use std::sync::Mutex;
 
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::lock::PushOrder;
-use bluegreen::ports::load_balancing::{Route, WeightedGroup};
+use bluegreen::ports::load_balancing::Route;
 use bluegreen::record::{Deployment, Status};
 use bluegreen::{Settings, Slot};
 
 use crate::memory::State;
+
+use super::neighbours::Neighbours;
 
 /// A broken invariant: when, after which call, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub struct Invariants {
     records: Mutex<Vec<Deployment>>,
     /// Other teams' routes on the shared load balancer, with what each forwards to; `None`
     /// until the world is complete (the routes' checks wait for it).
-    neighbours: Mutex<Option<Vec<(Route, Option<Vec<WeightedGroup>>)>>>,
+    neighbours: Mutex<Option<Neighbours>>,
 }
 
 /// What earlier checks saw.
@@ -81,7 +83,7 @@ impl Invariants {
 
     /// The world is complete: from now on every route is checked, and `routes` (other teams'
     /// routes on the shared load balancer) are held to forwarding exactly as given.
-    pub fn world_built(&self, routes: Vec<(Route, Option<Vec<WeightedGroup>>)>) {
+    pub fn world_built(&self, routes: Neighbours) {
         *self.neighbours.lock().expect("neighbours") = Some(routes);
     }
 

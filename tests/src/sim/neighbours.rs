@@ -1,6 +1,8 @@
 //! The shared load balancer: in a real fleet the production listener also carries other
 //! teams' services. Every simulated world has another team's host rule on the production
-//! listener (`cart.example.com` → its own target group); in rule-mode worlds production is a
+//! listener (`cart.example.com` → its own target group) — or, where the service's maintenance
+//! page covers every path of that listener, a listener of its own on the same load balancer;
+//! in DNS worlds the rule sits on a listener production does not use; in rule-mode worlds production is a
 //! host rule of its own (`shop.example.com`) on that listener, and the listener's default
 //! action is either production's too (it follows the rule) or the other team's. Whatever
 //! bluegreen does, the other team's routes must forward exactly as they did
@@ -11,8 +13,11 @@ use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::ports::load_balancing::{Condition, Route, WeightedGroup};
 
 use crate::Names;
-use crate::memory::{RuleModel, State};
+use crate::memory::{ListenerModel, RuleModel, State};
 use crate::world::ACCOUNT;
+
+/// Other teams' routes, each with what it forwards to.
+pub type Neighbours = Vec<(Route, Option<Vec<WeightedGroup>>)>;
 
 /// The other team's target group.
 pub fn neighbour_group() -> String {
@@ -61,7 +66,22 @@ fn to(group: &str) -> Option<Vec<WeightedGroup>> {
     }])
 }
 
-/// Puts the other team's rule (and, when `config` is in rule mode, production's rule, with
+/// Whether `config` puts its maintenance page above every rule of the production listener
+/// (listener mode without a production rule).
+fn page_above_every_rule(config: &ServiceConfig) -> bool {
+    let maintenance = config.migration.as_ref().is_some_and(|m| m.maintenance);
+    maintenance
+        && matches!(
+            &config.traffic,
+            Traffic::Listener {
+                production_rule_arn: None,
+                ..
+            }
+        )
+}
+
+/// Puts the other team's rule or listener (and, when `config` is in rule mode, production's
+/// rule, with
 /// the listener's default on the other team's group when `default_is_neighbours`) into
 /// `state`. Returns the routes that are not bluegreen's, with what each forwards to.
 pub fn install(
@@ -69,7 +89,7 @@ pub fn install(
     names: &Names,
     config: &ServiceConfig,
     default_is_neighbours: bool,
-) -> Vec<(Route, Option<Vec<WeightedGroup>>)> {
+) -> Neighbours {
     let neighbour = neighbour_group();
     let rule = |priority: i32, hostname: &str, group: &str| RuleModel {
         listener: names.production_listener.clone(),
@@ -79,11 +99,28 @@ pub fn install(
         tags: Vec::new(),
         conditions: host(hostname),
     };
-    state.elb.rules.insert(
-        neighbour_rule(names),
-        rule(20, "cart.example.com", &neighbour),
-    );
-    let mut theirs = vec![(Route::Rule(neighbour_rule(names)), to(&neighbour))];
+    let mut theirs = Vec::new();
+    if page_above_every_rule(config) {
+        // A maintenance page for every path of the production listener needs the listener to
+        // itself (bluegreen refuses the page beside other teams' rules): the other team has
+        // its own listener on the load balancer.
+        let listener = names
+            .production_listener
+            .replace("4444444444444444", "6666666666666666");
+        state.elb.listeners.insert(
+            listener.clone(),
+            ListenerModel {
+                forward: to(&neighbour),
+            },
+        );
+        theirs.push((Route::Listener(listener), to(&neighbour)));
+    } else {
+        state.elb.rules.insert(
+            neighbour_rule(names),
+            rule(20, "cart.example.com", &neighbour),
+        );
+        theirs.push((Route::Rule(neighbour_rule(names)), to(&neighbour)));
+    }
     if bluegreen::routes::move_with_production(config) {
         let managed = (bluegreen::naming::TAG_MANAGED.to_owned(), "true".to_owned());
         let admin = RuleModel {

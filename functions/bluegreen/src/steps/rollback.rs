@@ -23,6 +23,25 @@ use crate::ending::{self, Ended};
 
 const STEP: &str = super::registry::ROLLBACK.name;
 
+/// What follows production back to `old` besides its routes: callers that find the service
+/// through Cloud Map leave the failed release, and `old`'s scale-in (frozen while traffic moved
+/// away) is production's own target again. Each is a no-op once done.
+async fn follow_production_back(
+    ctx: &Context,
+    deployment: &Deployment,
+    old: crate::Slot,
+) -> StepResult<()> {
+    let config = &deployment.config;
+    ecs::registries_to(
+        ctx,
+        &config.cluster,
+        &config.slots.get(old.other()).service,
+        &config.slots.get(old).service,
+    )
+    .await?;
+    autoscaling::give_back(ctx, deployment, old).await
+}
+
 /// Rolls the deployment back.
 pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let deployment = Records::new(ctx).get(&input.deployment_id).await?;
@@ -33,20 +52,16 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let old = deployment.old_slot()?;
     let failed = old.other();
     let mut done = Vec::new();
-    let change = routing::set_production_verified(ctx, config, old, 100, routing::Move::Back)
-        .await?
-        .map_err(StepError::RollbackFailed)?;
+    let moved = routing::set_production_verified(ctx, config, old, 100, routing::Move::Back).await;
+    if moved.as_ref().is_err_and(StepError::is_retryable) {
+        // Retried, but production may be back already: what follows it besides routes goes
+        // before the retry (a rollback out of retries needs a person, and must not leave
+        // these on the failed release meanwhile).
+        follow_production_back(ctx, &deployment, old).await?;
+    }
+    let change = moved?.map_err(StepError::RollbackFailed)?;
     done.push(format!("production traffic back on {old}"));
-    // Callers that find the service through Cloud Map leave the failed release at once too.
-    ecs::registries_to(
-        ctx,
-        &config.cluster,
-        &config.slots.get(failed).service,
-        &config.slots.get(old).service,
-    )
-    .await?;
-    // Its scale-in was frozen while traffic moved away; production's own target again.
-    autoscaling::give_back(ctx, &deployment, old).await?;
+    follow_production_back(ctx, &deployment, old).await?;
     routing::point_test_listener(ctx, config, failed).await?;
     if let Some(wait) = cached_answers_expire(ctx, &deployment, change).await? {
         let detail = match &wait {

@@ -266,10 +266,12 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
     {
         return Ok(waiting);
     }
-    // Also when production already has its share: an earlier attempt may have moved it and
-    // stopped (a lost answer, a crash) before what follows it — the listener's default in rule
-    // mode, the other routes — which only a move finishes (it writes only what differs).
-    if let Some(id) = move_traffic(ctx, &deployment, target, percent).await? {
+    // Also when production has its share but something follows it (rule mode's default, other
+    // routes): an interrupted attempt may have left them, and a move writes only what differs.
+    // Without followers (DNS mode's INSYNC looks) a look at production is enough.
+    if (current.percent(target) != percent || traffic_mode::of(config).has_followers())
+        && let Some(id) = move_traffic(ctx, &deployment, target, percent).await?
+    {
         dns_change = Some(id);
     }
     if let Some(change_id) = dns_change
