@@ -446,3 +446,32 @@ fn with_elb_rule(world: &World, rule: &aws_smithy_mocks::Rule) -> bluegreen::Con
         )
     })
 }
+
+/// A move back tries every route before it answers a failure worth retrying: with the answer
+/// of the first other route's write lost (the write took effect), production and every other
+/// route are back on blue after the one attempt, and the rollback is still answered as
+/// retryable — its retry finishes it.
+#[tokio::test]
+async fn a_rollback_moves_every_other_route_before_it_answers_a_throttled_one() {
+    use bluegreen::steps::rollback;
+    let world = World::build().await;
+    let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
+    let id = deploy_to_switch(&world).await;
+    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::modify_rule)
+        .sequence()
+        .error(|| ModifyRuleError::generic(throttling()))
+        .build();
+    let interrupted = with_elb_rule(&world, &throttled);
+    let err = rollback::run(&interrupted, &failure(&id, "BakeFailed"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    // The throttled write took effect (its answer was replaced): every route was tried in the
+    // one attempt, none skipped after the failure.
+    assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
+
+    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+        .await
+        .expect("the retried rollback");
+    assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
+}

@@ -19,7 +19,8 @@
 //! after looking again). A route reverted onto the previous release is only reported. One more
 //! it makes whatever `guard.repair` says, because a person asked for it: a manual rollback
 //! whose clean-up did not finish is finished (see [`crate::retirement`]). The guard never
-//! moves traffic.
+//! moves production; finishing a manual rollback may move the routes that follow production
+//! (the listener's default in rule mode, the other routes) to where production already is.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

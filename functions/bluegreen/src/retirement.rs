@@ -110,11 +110,6 @@ pub async fn finish(
              only one running; look before retiring it"
         )));
     }
-    // What follows production (the listener's default in rule mode, the other routes) may
-    // still be on the bad slot if the run that moved production back stopped before it.
-    routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
-        .await?
-        .map_err(StepError::RollbackFailed)?;
     let moved =
         format!("manual rollback by {operator}: production traffic back on {good} ({good_name})");
     record_rolled_back(ctx, deployment, operator, &moved).await?;
@@ -167,6 +162,12 @@ async fn retire(ctx: &Context, deployment: &Deployment) -> StepResult<String> {
     let bad = deployment.target_slot()?;
     let good = bad.other();
     let bad_name = &config.slots.get(bad).service;
+    // What follows production back to `good` (the listener's default in rule mode, the other
+    // routes): the run that moved production back may have stopped before them. Production
+    // itself is on `good` already (the callers looked), so only they can move here.
+    routing::set_production_verified(ctx, config, good, 100, routing::Move::Back)
+        .await?
+        .map_err(StepError::RollbackFailed)?;
     // It is live again: scheduled teardown must not scale it down as an expired warm slot.
     ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(good).service).await?;
     routing::point_test_listener(ctx, config, bad).await?;

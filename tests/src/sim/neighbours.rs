@@ -107,6 +107,10 @@ pub fn install(
         let listener = names
             .production_listener
             .replace("4444444444444444", "6666666666666666");
+        assert_ne!(
+            listener, names.production_listener,
+            "the other team's own listener"
+        );
         state.elb.listeners.insert(
             listener.clone(),
             ListenerModel {

@@ -53,10 +53,15 @@ pub async fn run(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let failed = old.other();
     let mut done = Vec::new();
     let moved = routing::set_production_verified(ctx, config, old, 100, routing::Move::Back).await;
-    if moved.as_ref().is_err_and(StepError::is_retryable) {
-        // Retried, but production may be back already: what follows it besides routes goes
-        // before the retry (a rollback out of retries needs a person, and must not leave
-        // these on the failed release meanwhile).
+    // Retried, but production may be back already: then what follows it besides routes goes
+    // before the retry (a rollback out of retries needs a person, and must not leave these on
+    // the failed release meanwhile) — only then: while production is on the failed slot, its
+    // registries and `old`'s frozen scale-in stay as they are.
+    if moved.as_ref().is_err_and(StepError::is_retryable)
+        && routing::read_production(ctx, config)
+            .await
+            .is_ok_and(|state| state.percent(old) == 100)
+    {
         follow_production_back(ctx, &deployment, old).await?;
     }
     let change = moved?.map_err(StepError::RollbackFailed)?;
