@@ -182,7 +182,7 @@ fn untagging_fails(world: &World) -> bluegreen::Context {
 #[tokio::test]
 async fn a_rollback_whose_routing_answer_was_lost_is_finished_by_running_it_again() {
     use aws_sdk_elasticloadbalancingv2::operation::modify_listener::ModifyListenerError;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use aws_smithy_mocks::mock;
     let world = World::build().await.with_topic();
     let id = finished_with_warm_blue(&world).await;
     let lost = mock!(aws_sdk_elasticloadbalancingv2::Client::modify_listener)
@@ -196,19 +196,7 @@ async fn a_rollback_whose_routing_answer_was_lost_is_finished_by_running_it_agai
         })
         .repeatedly()
         .build();
-    let failing = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&lost)
-                        .allow_passthrough(),
-                )
-                .retry_config(aws_config::retry::RetryConfig::disabled())
-                .build(),
-        )
-    });
+    let failing = with_elb_rule(&world, &lost);
     manual_rollback(&failing, "shop", OPERATOR)
         .await
         .unwrap_err();
@@ -238,7 +226,7 @@ async fn a_rollback_whose_routing_answer_was_lost_is_finished_by_running_it_agai
 #[tokio::test]
 async fn a_rollback_whose_move_failed_before_traffic_moved_puts_the_warm_slot_back_at_rest() {
     use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use aws_smithy_mocks::mock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let world = World::build().await.with_topic();
     world.autoscale(Slot::Blue, 2, 6).await;
@@ -259,19 +247,7 @@ async fn a_rollback_whose_move_failed_before_traffic_moved_puts_the_warm_slot_ba
                     .build(),
             )
         });
-    let failing = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&throttled)
-                        .allow_passthrough(),
-                )
-                .retry_config(aws_config::retry::RetryConfig::disabled())
-                .build(),
-        )
-    });
+    let failing = with_elb_rule(&world, &throttled);
     let err = manual_rollback(&failing, "shop", OPERATOR)
         .await
         .unwrap_err();
@@ -508,7 +484,7 @@ async fn a_service_without_deployments_is_unknown() {
 #[tokio::test]
 async fn a_rollback_run_again_moves_the_other_routes_an_interrupted_run_left_behind() {
     use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsError;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use aws_smithy_mocks::mock;
     use bluegreen::config::{Routes, RoutesWord, Traffic};
     let world = World::build().await.with_topic();
     let more = world.more_routes_to_blue().await;
@@ -537,19 +513,7 @@ async fn a_rollback_run_again_moves_the_other_routes_an_interrupted_run_left_beh
             )
         })
         .build();
-    let interrupted = bluegreen_tests::with_client(&world.ctx, |c| {
-        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&throttled)
-                        .allow_passthrough(),
-                )
-                .retry_config(aws_config::retry::RetryConfig::disabled())
-                .build(),
-        )
-    });
+    let interrupted = with_elb_rule(&world, &throttled);
     let err = manual_rollback(&interrupted, "shop", OPERATOR)
         .await
         .unwrap_err();
@@ -592,4 +556,23 @@ async fn on_blue(world: &World, routes: &[String]) -> Vec<i32> {
         shares.push(blue);
     }
     shares
+}
+
+/// The world's context with ELB calls answered by `rule` where it matches (a modeled error
+/// replaces the answer after the call reached ELB; the rest go through).
+fn with_elb_rule(world: &World, rule: &aws_smithy_mocks::Rule) -> bluegreen::Context {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode};
+    bluegreen_tests::with_client(&world.ctx, |c| {
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule)
+                        .allow_passthrough(),
+                )
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    })
 }

@@ -388,7 +388,6 @@ async fn a_retried_switch_moves_the_routes_an_interrupted_attempt_left_behind() 
 /// simulator (seeds 308, 1906, 5732, 6096 of the shared load balancer's first campaign).
 #[tokio::test]
 async fn a_rollback_that_cannot_read_the_other_routes_for_now_is_retried_and_moves_them_back() {
-    use bluegreen::steps::rollback;
     let world = World::build().await;
     let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
     let id = deploy_to_switch(&world).await;
@@ -397,28 +396,37 @@ async fn a_rollback_that_cannot_read_the_other_routes_for_now_is_retried_and_mov
         .sequence()
         .error(|| DescribeTargetGroupsError::generic(throttling()))
         .build();
-    let interrupted = with_elb_rule(&world, &throttled);
-    let err = rollback::run(&interrupted, &failure(&id, "BakeFailed"))
+    let between = rollback_interrupted_then_retried(&world, &routes, &id, &throttled).await;
+    assert_eq!(between[0], (100, 0), "production moved back first");
+    assert_eq!(world.service(Slot::Green).await.1, 0, "green scaled to 0");
+}
+
+/// Runs the rollback of `id` once with ELB answering `rule` (it must fail retryably), then
+/// again as the definition's retry, which must put every route back on blue. Returns the
+/// routes' weights between the two runs.
+async fn rollback_interrupted_then_retried(
+    world: &World,
+    routes: &[Route],
+    id: &str,
+    rule: &aws_smithy_mocks::Rule,
+) -> Vec<(i32, i32)> {
+    use bluegreen::steps::rollback;
+    let interrupted = with_elb_rule(world, rule);
+    let err = rollback::run(&interrupted, &failure(id, "BakeFailed"))
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    assert_eq!(
-        all_weights(&world, &routes).await[0],
-        (100, 0),
-        "production moved back first"
-    );
-    assert_eq!(world.production().await.live().unwrap(), Slot::Blue);
-
+    let between = all_weights(world, routes).await;
     // The definition retries the Rollback state on Throttled.
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
+    rollback::run(&world.ctx, &failure(id, "BakeFailed"))
         .await
         .expect("the retried rollback");
     assert_eq!(
-        all_weights(&world, &routes).await,
+        all_weights(world, routes).await,
         [(100, 0); 4],
         "every route back on blue"
     );
-    assert_eq!(world.service(Slot::Green).await.1, 0, "green scaled to 0");
+    between
 }
 
 /// A throttling error, as ELB answers one.
@@ -453,7 +461,6 @@ fn with_elb_rule(world: &World, rule: &aws_smithy_mocks::Rule) -> bluegreen::Con
 /// retryable — its retry finishes it.
 #[tokio::test]
 async fn a_rollback_moves_every_other_route_before_it_answers_a_throttled_one() {
-    use bluegreen::steps::rollback;
     let world = World::build().await;
     let routes = shared_alb(&world, Routes::Word(RoutesWord::Auto)).await;
     let id = deploy_to_switch(&world).await;
@@ -461,17 +468,8 @@ async fn a_rollback_moves_every_other_route_before_it_answers_a_throttled_one() 
         .sequence()
         .error(|| ModifyRuleError::generic(throttling()))
         .build();
-    let interrupted = with_elb_rule(&world, &throttled);
-    let err = rollback::run(&interrupted, &failure(&id, "BakeFailed"))
-        .await
-        .unwrap_err();
-    assert!(err.is_retryable(), "{err}");
+    let between = rollback_interrupted_then_retried(&world, &routes, &id, &throttled).await;
     // The throttled write took effect (its answer was replaced): every route was tried in the
     // one attempt, none skipped after the failure.
-    assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
-
-    rollback::run(&world.ctx, &failure(&id, "BakeFailed"))
-        .await
-        .expect("the retried rollback");
-    assert_eq!(all_weights(&world, &routes).await, [(100, 0); 4]);
+    assert_eq!(between, [(100, 0); 4]);
 }

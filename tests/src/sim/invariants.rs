@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::lock::PushOrder;
-use bluegreen::ports::load_balancing::Route;
+use bluegreen::ports::load_balancing::{Route, WeightedGroup};
 use bluegreen::record::{Deployment, Status};
 use bluegreen::{Settings, Slot};
 
@@ -691,21 +691,28 @@ fn routes_to_slots(state: &State, config: &ServiceConfig) -> Vec<(Route, Slot, i
         .map(|(arn, r)| (Route::Rule(arn.clone()), r.forward.clone()));
     let mut found = Vec::new();
     for (route, forward) in listeners.chain(rules) {
-        let groups = forward.unwrap_or_default();
-        let single = groups.len() == 1;
-        for group in groups {
-            let weight = group
-                .weight
-                .map(i64::from)
-                .unwrap_or(if single { 1 } else { 0 });
+        for (group, weight) in weighted(forward.unwrap_or_default()) {
             for slot in Slot::ALL {
-                if config.slots.get(slot).target_group_arn == group.target_group_arn {
+                if config.slots.get(slot).target_group_arn == group {
                     found.push((route.clone(), slot, weight));
                 }
             }
         }
     }
     found
+}
+
+/// Each target group of a forward action with its weight (a lone group without one takes all
+/// the traffic, as ELB forwards it).
+fn weighted(groups: Vec<WeightedGroup>) -> impl Iterator<Item = (String, i64)> {
+    let single = groups.len() == 1;
+    groups.into_iter().map(move |g| {
+        let weight = g
+            .weight
+            .map(i64::from)
+            .unwrap_or(if single { 1 } else { 0 });
+        (g.target_group_arn, weight)
+    })
 }
 
 /// Each slot's share of production, as the service's routes forward it.
@@ -727,14 +734,9 @@ fn production_weights(state: &State, config: &ServiceConfig) -> Vec<(Slot, i64)>
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let single = groups.len() == 1;
-            for group in groups {
-                let weight = group
-                    .weight
-                    .map(i64::from)
-                    .unwrap_or(if single { 1 } else { 0 });
+            for (group, weight) in weighted(groups) {
                 for (slot, w) in weights.iter_mut() {
-                    if config.slots.get(*slot).target_group_arn == group.target_group_arn {
+                    if config.slots.get(*slot).target_group_arn == group {
                         *w += weight;
                     }
                 }
