@@ -67,7 +67,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let clock = ScaledClock::new(args.time_scale);
     let ctx = Context::from_env()
         .await
-        .with_clock(Arc::new(clock.shared_now()));
+        .with_clock(Arc::new(clock.shared_now()))
+        .with_sleeper(scaled_sleeper(&clock));
     let approver = if args.auto_approve {
         let pushed = event.as_ref().map(|(_, e)| e);
         match AutoApproval::start(&ctx, pushed, args.deployment.as_deref()).await {
@@ -426,4 +427,17 @@ async fn summary(ctx: &Context, deployment_id: &str, finished: &Finished) {
 /// the step registry; `None` for states that are not part of a step.
 fn step_of(state: &str) -> Option<&'static str> {
     bluegreen::steps::registry::by_state(state).map(|s| s.label)
+}
+
+/// Checks' looks within an invocation pass on the runner's scaled clock, as its Wait states
+/// do: at `--time-scale 0.01` a look a second later takes 10 ms, and the steps' clock moves on
+/// the full second.
+fn scaled_sleeper(clock: &ScaledClock) -> bluegreen::context::Sleeper {
+    let clock = clock.clone();
+    Arc::new(move |duration| {
+        let clock = clock.clone();
+        Box::pin(async move {
+            bluegreen_statemachine::runner::Clock::sleep(&clock, duration.as_secs_f64()).await
+        })
+    })
 }

@@ -4,6 +4,7 @@
 //! campaign. A broken invariant fails the test with the shrunk seed's replay command.
 
 mod interleavings;
+mod looks;
 
 use bluegreen_tests::sim::{self, Knobs};
 
@@ -199,8 +200,17 @@ async fn prepared_with(
     conductor: Arc<dyn Conductor>,
     configure: impl FnOnce(&mut bluegreen::config::ServiceConfig),
 ) -> (MemoryAws, bluegreen::Context, String) {
+    prepared_on(conductor, Arc::new(chrono::Utc::now), configure).await
+}
+
+/// [`prepared_with`] on `clock`.
+async fn prepared_on(
+    conductor: Arc<dyn Conductor>,
+    clock: bluegreen::context::Clock,
+    configure: impl FnOnce(&mut bluegreen::config::ServiceConfig),
+) -> (MemoryAws, bluegreen::Context, String) {
     let names = memory_world::made_up_names();
-    let (aws, ctx) = memory_world::build(&names, conductor, Arc::new(chrono::Utc::now)).await;
+    let (aws, ctx) = memory_world::build(&names, conductor, clock).await;
     let store = bluegreen::config_store::ConfigStore::new(&ctx);
     let mut config = store.load("shop").await.unwrap();
     configure(&mut config);

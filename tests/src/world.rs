@@ -105,6 +105,9 @@ pub fn standard_settings() -> Settings {
         deployment_machine_arn: Some(DEPLOYMENT_MACHINE_ARN.into()),
         account_id: Some(ACCOUNT.into()),
         auto_approve: Default::default(),
+        // Tests call a check to see one answer; the simulator and the lead-time benchmark
+        // choose the pacing themselves.
+        pacing: bluegreen::looks::Pacing::Once,
     }
 }
 

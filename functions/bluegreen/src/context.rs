@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::Sdk;
 use crate::error::{StepError, StepResult};
+use crate::poll::Pacing;
 use crate::ports::Ports;
 
 /// Settings that come from the Lambda environment (or the CLI's flags).
@@ -41,6 +42,9 @@ pub struct Settings {
     /// the stack (`AutoApproveServices`), so that writing a config is not approving: a config
     /// author cannot switch a service's approvals off on their own.
     pub auto_approve: AutoApprove,
+    /// Whether a check looks again within one invocation (`BLUEGREEN_CHECK_PACING`, see
+    /// [`crate::looks`]): paced unless set to `once`.
+    pub pacing: Pacing,
 }
 
 /// The services allowed `approval.policy = "auto"` (`BLUEGREEN_AUTO_APPROVE_SERVICES`).
@@ -82,8 +86,8 @@ impl AutoApprove {
 impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
     /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
-    /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, `BLUEGREEN_ACCOUNT_ID` and
-    /// `BLUEGREEN_AUTO_APPROVE_SERVICES`, with the stack's defaults.
+    /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, `BLUEGREEN_ACCOUNT_ID`,
+    /// `BLUEGREEN_AUTO_APPROVE_SERVICES` and `BLUEGREEN_CHECK_PACING`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -106,6 +110,7 @@ impl Settings {
                     .ok()
                     .as_deref(),
             ),
+            pacing: Pacing::parse(std::env::var("BLUEGREEN_CHECK_PACING").ok().as_deref()),
         }
     }
 }
@@ -135,6 +140,18 @@ pub fn normalise_prefix(prefix: &str) -> String {
 /// A source of the current time; tests replace it to move past expiries.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Lets time pass between two looks of a check ([`crate::looks`]): tokio's sleep, or the local
+/// runner's scaled clock (whose [`Clock`] only moves on when it sleeps).
+pub type Sleeper = Arc<
+    dyn Fn(std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+fn tokio_sleeper() -> Sleeper {
+    Arc::new(|duration| Box::pin(tokio::time::sleep(duration)))
+}
+
 /// The ports, settings and clock shared by all steps. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -151,6 +168,7 @@ pub struct Context {
     /// emulator, absent for AWS.
     pub endpoint_url: Option<String>,
     clock: Clock,
+    sleeper: Sleeper,
     signing_key: Arc<tokio::sync::OnceCell<Option<crate::signing_key::SigningKey>>>,
 }
 
@@ -165,6 +183,7 @@ impl Context {
             region: sdk.region().map(|r| r.to_string()),
             endpoint_url: sdk.endpoint_url().map(str::to_owned),
             clock: Arc::new(Utc::now),
+            sleeper: tokio_sleeper(),
             signing_key: Arc::default(),
         }
     }
@@ -178,6 +197,7 @@ impl Context {
             region: Some("us-east-1".into()),
             endpoint_url: None,
             clock,
+            sleeper: tokio_sleeper(),
             signing_key: Arc::default(),
         }
     }
@@ -213,6 +233,17 @@ impl Context {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The same context letting time pass with `sleeper` (the local runner's scaled clock).
+    pub fn with_sleeper(mut self, sleeper: Sleeper) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Lets `duration` pass, on this context's clock.
+    pub async fn sleep(&self, duration: std::time::Duration) {
+        (self.sleeper)(duration).await
     }
 
     /// The approval-link signing key from Secrets Manager, read once per process (a Lambda

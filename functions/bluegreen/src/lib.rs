@@ -33,6 +33,7 @@ pub mod identity;
 pub mod lambda;
 pub mod links;
 pub mod lock;
+pub mod looks;
 pub mod maintenance;
 pub mod metrics;
 pub mod migration;

@@ -79,6 +79,27 @@ pub fn pending(input: &CheckInput, now: DateTime<Utc>, detail: impl Into<String>
     }
 }
 
+/// Whether a check looks again within one invocation (`BLUEGREEN_CHECK_PACING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// Look every [`crate::looks::Looks::every_seconds`] for up to the window (Lambda, the local runner; see `crate::looks`).
+    #[default]
+    Paced,
+    /// One look per invocation, answered as the check answers it (tests that want one answer).
+    Once,
+}
+
+impl Pacing {
+    /// Reads `BLUEGREEN_CHECK_PACING`: `once` is [`Pacing::Once`], anything else (or unset)
+    /// [`Pacing::Paced`].
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("once") => Pacing::Once,
+            _ => Pacing::Paced,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

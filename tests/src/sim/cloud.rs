@@ -6,6 +6,7 @@
 //! slot's test URL — an alarming one fires the bake alarm once it serves production).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bluegreen::naming::TAG_ROLE;
@@ -22,40 +23,96 @@ use crate::memory::{MemoryAws, ServiceModel, State};
 use super::rng::Rng;
 use super::scenario::{Scenario, slot_test_url};
 
-/// How often AWS's own work is looked at.
-const TICK: Duration = Duration::from_secs(5);
+/// How AWS's own work is played: how often it is looked at, how long the pieces not in the
+/// scenario take, and (for the lead-time benchmark) a log of when each piece finished.
+#[derive(Clone)]
+pub struct Timing {
+    /// How often AWS's own work is looked at (and so how late after its due time a piece
+    /// shows as finished).
+    pub tick: Duration,
+    /// Seconds an RDS clone (or its deletion) takes.
+    pub clone_seconds: (u64, u64),
+    /// Seconds a Route 53 change takes to reach INSYNC.
+    pub insync_seconds: (u64, u64),
+    /// Seconds from a rollout settling to its targets passing the target group's health
+    /// checks (`(0, 0)`: healthy as the rollout settles).
+    pub targets_seconds: (u64, u64),
+    /// Where each finished piece of work is written, when someone reads it.
+    pub finished: Option<Arc<Mutex<Vec<Finished>>>>,
+}
 
-/// When each pending piece of AWS's work completes (virtual seconds since the start).
-#[derive(Default)]
-struct Due(BTreeMap<String, u64>);
-
-impl Due {
-    /// Whether `key` is due now; the first time it is asked, it is given a time `after`
-    /// (a range of seconds) from now.
-    fn reached(&mut self, key: &str, now: u64, rng: &Rng, after: (u64, u64)) -> bool {
-        let due = *self
-            .0
-            .entry(key.to_owned())
-            .or_insert_with(|| now + after.0 + rng.below(after.1 - after.0 + 1));
-        if now >= due {
-            self.0.remove(key);
-            true
-        } else {
-            false
+impl Timing {
+    /// The simulator's: looked at every 5 s, targets healthy as their rollout settles.
+    pub fn simulator() -> Timing {
+        Timing {
+            tick: Duration::from_secs(5),
+            clone_seconds: (60, 600),
+            insync_seconds: (5, 60),
+            targets_seconds: (0, 0),
+            finished: None,
         }
     }
 }
 
+/// One piece of AWS's work that finished: what, when AWS was first seen doing it, and when it
+/// was due to finish (virtual seconds since the start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// What finished (`rollout settled`, `migration task stopped`, …).
+    pub what: &'static str,
+    /// When the work was first seen.
+    pub began: f64,
+    /// When it finished.
+    pub at: f64,
+}
+
+/// When each pending piece of AWS's work completes (virtual milliseconds since the start).
+#[derive(Default)]
+struct Due(BTreeMap<String, (u64, u64)>);
+
+impl Due {
+    /// Whether `key` is due now; the first time it is asked, it is given a time `after`
+    /// (a range of whole seconds) from now. Reached, it is written to `log` as `what`.
+    fn reached(
+        &mut self,
+        key: &str,
+        now: u64,
+        rng: &Rng,
+        after: (u64, u64),
+        log: Option<(&Timing, &'static str)>,
+    ) -> bool {
+        let (began, due) = *self.0.entry(key.to_owned()).or_insert_with(|| {
+            let seconds = after.0 + rng.below(after.1 - after.0 + 1);
+            (now, now + seconds * 1000)
+        });
+        if now < due {
+            return false;
+        }
+        self.0.remove(key);
+        if let Some((timing, what)) = log
+            && let Some(finished) = &timing.finished
+        {
+            finished.lock().expect("finished").push(Finished {
+                what,
+                began: began as f64 / 1000.0,
+                at: due as f64 / 1000.0,
+            });
+        }
+        true
+    }
+}
+
 /// Plays AWS until dropped.
-pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names) {
+pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names, timing: Timing) {
     let mut due = Due::default();
     loop {
-        tokio::time::sleep(TICK).await;
-        let now = super::clock::elapsed().as_secs();
+        tokio::time::sleep(timing.tick).await;
+        let now = super::clock::elapsed().as_millis() as u64;
         aws.with(|state| {
-            tasks(state, &mut due, now, &rng, &scenario);
-            services(state, &mut due, now, &rng, &scenario);
-            databases(state, &mut due, now, &rng);
+            tasks(state, &mut due, now, &rng, &scenario, &timing);
+            services(state, &mut due, now, &rng, &scenario, &timing);
+            targets(state, &mut due, now, &rng, &timing);
+            databases(state, &mut due, now, &rng, &timing);
             application(state, &scenario, &names);
             // Application Auto Scaling acts on its own: now and then its policies run.
             if scenario.autoscaled && rng.chance(100) {
@@ -78,7 +135,14 @@ fn exit_code(task: &TaskState, scenario: &Scenario, state: &State) -> i32 {
     scenario.migration_exit(kind, &image)
 }
 
-fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scenario) {
+fn tasks(
+    state: &mut State,
+    due: &mut Due,
+    now: u64,
+    rng: &Rng,
+    scenario: &Scenario,
+    timing: &Timing,
+) {
     let arns: Vec<String> = state.ecs.tasks.keys().cloned().collect();
     for arn in arns {
         let task = &state.ecs.tasks[&arn];
@@ -86,12 +150,12 @@ fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scena
             continue;
         }
         // ECS lists a task a little after it started.
-        if !task.listed && due.reached(&format!("{arn}:listed"), now, rng, (0, 3)) {
+        if !task.listed && due.reached(&format!("{arn}:listed"), now, rng, (0, 3), None) {
             state.ecs.tasks.get_mut(&arn).expect("task").listed = true;
         }
         let task = &state.ecs.tasks[&arn];
         if task.state.desired_status == "STOPPED" {
-            if due.reached(&format!("{arn}:stop"), now, rng, (1, 30)) {
+            if due.reached(&format!("{arn}:stop"), now, rng, (1, 30), None) {
                 let task = state.ecs.tasks.get_mut(&arn).expect("task");
                 task.state.last_status = "STOPPED".into();
                 task.state.stop_code = Some("UserInitiated".into());
@@ -102,7 +166,8 @@ fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scena
             continue;
         }
         if task.state.last_status == "PROVISIONING" {
-            if due.reached(&format!("{arn}:start"), now, rng, (1, 20)) {
+            let start = format!("{arn}:start");
+            if due.reached(&start, now, rng, (1, 20), Some((timing, "task running"))) {
                 state
                     .ecs
                     .tasks
@@ -113,7 +178,9 @@ fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scena
             }
             continue;
         }
-        if due.reached(&format!("{arn}:exit"), now, rng, scenario.migration_seconds) {
+        let exit = format!("{arn}:exit");
+        let log = Some((timing, "migration task stopped"));
+        if due.reached(&exit, now, rng, scenario.migration_seconds, log) {
             let code = exit_code(&state.ecs.tasks[&arn].state, scenario, state);
             let task = state.ecs.tasks.get_mut(&arn).expect("task");
             task.state.last_status = "STOPPED".into();
@@ -127,7 +194,14 @@ fn tasks(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scena
     }
 }
 
-fn services(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Scenario) {
+fn services(
+    state: &mut State,
+    due: &mut Due,
+    now: u64,
+    rng: &Rng,
+    scenario: &Scenario,
+    timing: &Timing,
+) {
     let keys: Vec<String> = state.ecs.services.keys().cloned().collect();
     for key in keys {
         let (primary, desired, target_group) = {
@@ -150,6 +224,7 @@ fn services(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Sc
             now,
             rng,
             scenario.rollout_seconds,
+            Some((timing, "rollout settled")),
         ) {
             continue;
         }
@@ -177,12 +252,14 @@ fn services(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Sc
         model.state.deployments.retain(|d| d.status == "PRIMARY");
         model.state.running_count = desired;
         let octet = 10 + key.len() % 200;
+        // Registered, the new targets pass the target group's health checks a while later.
+        let initial = timing.targets_seconds != (0, 0) && desired > 0;
         state.elb.targets.insert(
             target_group,
             (0..desired)
                 .map(|i| TargetHealth {
                     id: format!("10.{octet}.0.{}", 10 + i),
-                    state: "healthy".into(),
+                    state: if initial { "initial" } else { "healthy" }.into(),
                     reason: String::new(),
                 })
                 .collect(),
@@ -190,7 +267,23 @@ fn services(state: &mut State, due: &mut Due, now: u64, rng: &Rng, scenario: &Sc
     }
 }
 
-fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng) {
+/// Targets registered `initial` pass their health checks after [`Timing::targets_seconds`].
+fn targets(state: &mut State, due: &mut Due, now: u64, rng: &Rng, timing: &Timing) {
+    for (group, targets) in &mut state.elb.targets {
+        if !targets.iter().any(|t| t.state == "initial") {
+            continue;
+        }
+        let key = format!("{group}:healthy");
+        let log = Some((timing, "targets healthy"));
+        if due.reached(&key, now, rng, timing.targets_seconds, log) {
+            for target in targets.iter_mut() {
+                target.state = "healthy".into();
+            }
+        }
+    }
+}
+
+fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng, timing: &Timing) {
     let creating = state
         .rds
         .instances
@@ -201,10 +294,21 @@ fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng) {
             .clusters
             .values()
             .any(|c| c.status == "creating" || c.status == "deleting");
-    if creating && due.reached("rds", now, rng, (60, 600)) {
+    let clone = state.rds.instances.values().any(|i| i.status == "creating")
+        || state.rds.clusters.values().any(|c| c.status == "creating");
+    let what = if clone {
+        "database available"
+    } else {
+        "database deleted"
+    };
+    let log = Some((timing, what));
+    if creating && due.reached("rds", now, rng, timing.clone_seconds, log) {
         state.rds.settle();
     }
-    if state.dns.changes.values().any(|s| !s) && due.reached("route53", now, rng, (5, 60)) {
+    let log = Some((timing, "DNS change INSYNC"));
+    if state.dns.changes.values().any(|s| !s)
+        && due.reached("route53", now, rng, timing.insync_seconds, log)
+    {
         state.dns.sync_all();
     }
 }

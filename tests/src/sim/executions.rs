@@ -22,7 +22,8 @@ use crate::memory::{MemoryAws, Starter};
 use super::clock::{SimClock, stamp};
 use super::rng::Rng;
 
-/// How long a step function may run (the stack's default Lambda timeout).
+/// How long an invocation outside the state machine (a reconciler run) may take: the stack's
+/// default Lambda timeout. A task of an execution has its step's own timeout.
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often an approval wait looks at its token.
 const TOKEN_POLL: Duration = Duration::from_secs(1);
@@ -51,6 +52,33 @@ struct Inner {
     running: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
     event_trouble: bool,
     tokens: Mutex<u64>,
+    ledger: Option<Arc<Ledger>>,
+}
+
+/// What a run's executions cost, for the lead-time benchmark ([`super::lead_time`]): each
+/// Lambda invocation of a step and the states the deployment executions entered.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Added before each Lambda task: Step Functions' dispatch and Lambda's invoke, which the
+    /// interpreter otherwise does in no time.
+    pub invoke_overhead: Duration,
+    /// Every Lambda invocation of a step, in order.
+    pub invocations: Mutex<Vec<Invocation>>,
+    /// States entered by the deployment executions (Step Functions bills each).
+    pub transitions: Mutex<u64>,
+}
+
+/// One Lambda invocation of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// The Task state that invoked it (`MigrateCheck`, `Migrate`, …).
+    pub state: String,
+    /// Virtual seconds since the start when it began (after the dispatch overhead).
+    pub began: f64,
+    /// When it ended.
+    pub ended: f64,
+    /// Whether it answered `{"status": "done"}` (a check that saw its work finished).
+    pub done: bool,
 }
 
 impl std::fmt::Debug for SimExecutions {
@@ -77,8 +105,17 @@ impl SimExecutions {
                 running: Mutex::new(BTreeMap::new()),
                 event_trouble,
                 tokens: Mutex::new(0),
+                ledger: None,
             }),
         }
+    }
+
+    /// These executions, writing what each invocation and execution costs to `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("executions not shared yet")
+            .ledger = Some(ledger);
+        self
     }
 
     /// The task handler executions run their tasks with.
@@ -149,6 +186,10 @@ impl Starter for SimExecutions {
             )
             .with_jitter(inner.rng.jitter());
             let finished = runner.run(&name, input).await;
+            if let Some(ledger) = &inner.ledger {
+                *ledger.transitions.lock().expect("ledger") +=
+                    finished.states_entered().len() as u64;
+            }
             let status = match &finished.outcome {
                 Outcome::Succeeded(_) => "SUCCEEDED".to_owned(),
                 Outcome::Failed(f) if f.error == "States.Timeout" => "TIMED_OUT".to_owned(),
@@ -203,23 +244,48 @@ struct SimTasks(Arc<Inner>);
 
 impl SimTasks {
     /// A Lambda task: the step through the registry's dispatch, as the Lambda binary runs it.
-    async fn lambda(&self, actor: String, resource: &str, input: Value) -> Result<Value, Failure> {
+    async fn lambda(&self, actor: &str, resource: &str, input: Value) -> Result<Value, Failure> {
+        let Some(ledger) = self.0.ledger.clone() else {
+            return self.lambda_unrecorded(actor, resource, input).await;
+        };
+        tokio::time::sleep(ledger.invoke_overhead).await;
+        let began = super::clock::elapsed().as_secs_f64();
+        let answer = self.lambda_unrecorded(actor, resource, input).await;
+        ledger.invocations.lock().expect("ledger").push(Invocation {
+            state: actor.split('@').next().unwrap_or(actor).to_owned(),
+            began,
+            ended: super::clock::elapsed().as_secs_f64(),
+            done: answer
+                .as_ref()
+                .is_ok_and(|output| output["status"] == "done"),
+        });
+        answer
+    }
+
+    async fn lambda_unrecorded(
+        &self,
+        actor: &str,
+        resource: &str,
+        input: Value,
+    ) -> Result<Value, Failure> {
         let step = registry::by_placeholder(resource).ok_or_else(|| {
             Failure::new("States.TaskFailed", format!("unknown resource {resource}"))
         })?;
+        let actor = actor.to_owned();
         let ctx = self.0.ctx.clone();
         let handle =
             tokio::spawn(ACTOR.scope(
                 actor,
                 async move { registry::invoke(&ctx, step, input).await },
             ));
-        match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
+        let timeout = Duration::from_secs(step.timeout_seconds);
+        match tokio::time::timeout(timeout, handle).await {
             Ok(Ok(Ok(output))) => Ok(output),
             Ok(Ok(Err(e))) => Err(Failure::new(e.name(), e.to_string())),
             Ok(Err(joined)) => Err(Failure::new("Lambda.Unknown", joined.to_string())),
             Err(_) => Err(Failure::new(
                 "Sandbox.Timedout",
-                "Task timed out after 60.00 seconds",
+                format!("Task timed out after {}.00 seconds", step.timeout_seconds),
             )),
         }
     }
@@ -320,7 +386,7 @@ impl TaskHandler for SimTasks {
                 }
                 resource => {
                     let actor = format!("{}@{}", call.state, call.execution_id);
-                    self.lambda(actor, resource, call.input).await
+                    self.lambda(&actor, resource, call.input).await
                 }
             }
         })

@@ -19,6 +19,7 @@ mod cloud;
 mod conductor;
 mod executions;
 pub mod invariants;
+pub mod lead_time;
 pub mod neighbours;
 pub mod race;
 mod rng;
@@ -143,7 +144,9 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         trace.clone(),
         trace_calls,
     ));
-    let (aws, ctx) = memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
+    let (aws, mut ctx) =
+        memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
+    ctx.settings.pacing = scenario.pacing;
     bluegreen::config_store::ConfigStore::new(&ctx)
         .put(&scenario.config)
         .await
@@ -190,6 +193,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
             rng.clone(),
             scenario.clone(),
             names.clone(),
+            cloud::Timing::simulator(),
         )),
         tokio::spawn(actors::pushes(
             scenario.clone(),

@@ -3,6 +3,7 @@
 //! AWS fails, and what the operators do. Every choice comes from the seed; [`Knobs`] switch
 //! whole kinds of trouble off, which is how a failing seed is shrunk.
 
+use bluegreen::looks::Pacing;
 use std::collections::BTreeSet;
 
 use bluegreen::config::{
@@ -113,6 +114,9 @@ pub struct Scenario {
     /// In a rule-mode world: the production listener's default action is another team's
     /// (otherwise it is production's and follows the rule). See [`super::neighbours`].
     pub default_is_neighbours: bool,
+    /// How checks look: within each invocation every second or two (as in Lambda), or once
+    /// per invocation (the state machine's backoff alone). Both must keep every invariant.
+    pub pacing: Pacing,
 }
 
 fn digest_of(image: &str) -> Option<char> {
@@ -195,6 +199,11 @@ impl Scenario {
             aborts: if knobs.operators { rng.below(300) } else { 0 },
             autoscaled: rng.chance(500),
             default_is_neighbours: rng.chance(500),
+            pacing: if rng.chance(500) {
+                Pacing::Paced
+            } else {
+                Pacing::Once
+            },
         }
     }
 
@@ -299,7 +308,7 @@ pub const DNS_RECORD: &str = "shop.example.com.";
 
 /// `config` moving production with the world's weighted records, each slot checked through
 /// its own test URL ([`slot_test_url`]). DNS mode has no maintenance page.
-fn dns_mode(config: &mut ServiceConfig, names: &Names) {
+pub(super) fn dns_mode(config: &mut ServiceConfig, names: &Names) {
     config.traffic = Traffic::Dns {
         hosted_zone_id: names.zone_id.clone(),
         record_name: DNS_RECORD.into(),

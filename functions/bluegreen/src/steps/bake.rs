@@ -4,6 +4,7 @@
 //! The bake lasts at least as long as the DNS TTL in DNS mode, so the old slot stays up until
 //! no resolver can still send clients to it.
 
+use crate::looks::Looks;
 use crate::alarms;
 use crate::context::Context;
 use crate::db_guard;
@@ -28,6 +29,14 @@ pub const STEP: Step = Step {
     raises: &["BakeFailed", "ProductionOnClone", "ResourceNotFound"],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). The bake ends at a known time (the check's wait lands on it), and alarms are read every
+/// [`LOOK_EVERY_SECONDS`]: one look per invocation.
+pub const LOOKS: Looks = Looks {
+    every_seconds: LOOK_EVERY_SECONDS,
+    window_seconds: 0,
+    look_bound_seconds: 20,
+};
 
 /// How often the bake looks at alarms, targets and the database guard.
 const LOOK_EVERY_SECONDS: u64 = 30;
@@ -92,7 +101,9 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         record_done(ctx, &deployment, NAME, &detail, Change::new()).await?;
         return Ok(Poll::Done { detail });
     }
-    let remaining = (bake_ends - now).num_seconds().max(1) as u64;
+    // Rounded up: rounded down, the last look landed just before the bake's end and the
+    // deployment waited another look (up to a second) for nothing.
+    let remaining = ((bake_ends - now).num_milliseconds().max(1) as u64).div_ceil(1000);
     Ok(Poll::Pending {
         wait_seconds: remaining.min(LOOK_EVERY_SECONDS),
         attempt: input.attempt + 1,

@@ -7,6 +7,7 @@
 //! deadline the step fails with the last evidence: which target, or which path and what came
 //! back.
 
+use crate::looks::Looks;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
@@ -31,6 +32,14 @@ pub const STEP: Step = Step {
     raises: &["HealthCheckFailed", "ResourceNotFound"],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). Targets are looked at every second; a look may run a whole round of smoke checks (up to
+/// [`crate::config::SMOKE_BUDGET_SECONDS`]), so the window is short.
+pub const LOOKS: Looks = Looks {
+    every_seconds: 1,
+    window_seconds: 10,
+    look_bound_seconds: crate::config::SMOKE_BUDGET_SECONDS + 10,
+};
 
 /// Timeline step: behind an NLB, the health check waits for the test listener's weights.
 const TEST_LISTENER_MOVED: &str = "test_listener_settling";

@@ -5,6 +5,7 @@
 //! what the idle service looked like, and updates the idle service. `check` waits for the
 //! service's primary deployment of that revision to complete.
 
+use crate::looks::Looks;
 use crate::autoscaling::{self, Stance};
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
@@ -36,6 +37,13 @@ pub const STEP: Step = Step {
     ],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). The rollout is looked at every second (`DescribeServices`, target health).
+pub const LOOKS: Looks = Looks {
+    every_seconds: 1,
+    window_seconds: 30,
+    look_bound_seconds: 20,
+};
 
 /// Seconds before the first look at the rollout (ECS takes at least this long to start tasks).
 const FIRST_LOOK_SECONDS: u64 = 10;

@@ -7,6 +7,7 @@
 //! Tasks are found by `startedBy` before one is started (see [`crate::migration`]), so a retry
 //! never launches a second one.
 
+use crate::looks::Looks;
 use crate::config::DbSettingForm;
 use crate::context::Context;
 use crate::db_guard;
@@ -42,6 +43,13 @@ pub const STEP: Step = Step {
     ],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). The migration task is looked at every second (`DescribeTasks`): its exit gates the pipeline.
+pub const LOOKS: Looks = Looks {
+    every_seconds: 1,
+    window_seconds: 30,
+    look_bound_seconds: 20,
+};
 
 /// Seconds before the first look at a started migration task.
 const FIRST_LOOK_SECONDS: u64 = 15;

@@ -13,6 +13,7 @@
 //! start and asks AWS where each stands (the migration task by `startedBy`, the service's
 //! primary deployment), so a retry or a lost response repeats nothing.
 
+use crate::looks::Looks;
 use crate::alarms;
 use crate::context::Context;
 use crate::db_guard;
@@ -54,6 +55,14 @@ pub const STEP: Step = Step {
     ],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). Every second; a look may run the production migration's checks and a round of smoke
+/// checks (up to [`crate::config::SMOKE_BUDGET_SECONDS`]), so the window is short.
+pub const LOOKS: Looks = Looks {
+    every_seconds: 1,
+    window_seconds: 10,
+    look_bound_seconds: crate::config::SMOKE_BUDGET_SECONDS + 10,
+};
 
 /// Seconds before the first look.
 const FIRST_LOOK_SECONDS: u64 = 10;

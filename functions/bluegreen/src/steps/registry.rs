@@ -29,20 +29,32 @@ pub use crate::step_table::*;
 pub type Answer<'a> = Pin<Box<dyn Future<Output = StepResult<Value>> + Send + 'a>>;
 
 /// Runs a start/check step on `{"action": …}` input, as one leased invocation of the
-/// deployment (see `crate::fence`): input that does not parse touches nothing.
+/// deployment (see `crate::fence`): input that does not parse touches nothing. A check looks
+/// as the step's `LOOKS` say, within the invocation (see `crate::looks`).
 macro_rules! start_or_check {
     ($step:ident, $ctx:expr, $registered:expr, $input:expr) => {
         Box::pin(async move {
             use $crate::fence::leased;
+            use $crate::looks;
             use $crate::step_input::StartOrCheck;
             use $crate::steps::registry::{answer, parse};
             match parse::<StartOrCheck>($input)? {
-                StartOrCheck::Start(i) => answer(
-                    leased($ctx, &i.deployment_id, $registered, $step::start($ctx, &i)).await,
-                ),
-                StartOrCheck::Check(i) => answer(
-                    leased($ctx, &i.deployment_id, $registered, $step::check($ctx, &i)).await,
-                ),
+                StartOrCheck::Start(i) => {
+                    let started = async {
+                        let started = $step::start($ctx, &i).await?;
+                        Ok(looks::first_look(
+                            &$step::LOOKS,
+                            $ctx.settings.pacing,
+                            started,
+                        ))
+                    };
+                    answer(leased($ctx, &i.deployment_id, $registered, started).await)
+                }
+                StartOrCheck::Check(i) => {
+                    let id = &i.deployment_id;
+                    let watched = looks::watch($ctx, id, $step::LOOKS, || $step::check($ctx, &i));
+                    answer(leased($ctx, id, $registered, watched).await)
+                }
             }
         })
     };
@@ -50,8 +62,9 @@ macro_rules! start_or_check {
 
 /// Declares the step registry (used once, in `steps/mod.rs`): from a list of
 /// `polling(<module>)` and `row(<ROW>)` entries in the pipeline's order, the polling steps'
-/// modules, [`STEPS`] (their rows and the table's, in that order) and `invoke_polling`, the
-/// dispatch of every polling step to its `start` or `check`.
+/// modules, [`STEPS`] (their rows and the table's, in that order), `invoke_polling`, the
+/// dispatch of every polling step to its `start` or `check`, and `looks_of`. A polling module
+/// declares `STEP` (its row), `LOOKS` (how its check looks), `start` and `check`.
 macro_rules! steps {
     ($($kind:ident($name:ident)),* $(,)?) => {
         $(steps!(@module $kind $name);)*
@@ -68,7 +81,19 @@ macro_rules! steps {
             $(steps!(@dispatch $kind $name ctx step input);)*
             Err(input)
         }
+
+        /// How a polling step's check looks (its module's `LOOKS`, see [`crate::looks`]).
+        pub fn looks_of(step: &str) -> Option<$crate::looks::Looks> {
+            $(steps!(@looks $kind $name step);)*
+            None
+        }
     };
+    (@looks polling $name:ident $step:ident) => {
+        if $step == $name::STEP.name {
+            return Some($name::LOOKS);
+        }
+    };
+    (@looks row $name:ident $step:ident) => {};
     (@module polling $name:ident) => { pub mod $name; };
     (@module row $name:ident) => {};
     (@row polling $name:ident) => { $name::STEP };
@@ -341,6 +366,30 @@ mod tests {
                 .await
                 .expect_err(step.name);
             assert_eq!(err.name(), "EventMalformed", "{}: {err}", step.name);
+        }
+    }
+
+    /// A paced check's last look begins at the end of its window and may take its bound: both
+    /// must fit in the function's timeout, or Lambda kills the look (`Sandbox.Timedout`) and
+    /// the deployment aborts without the step's evidence. And a check looking less often than
+    /// every 2 s would be 1 s late on average, past the lead-time target.
+    #[test]
+    fn every_polling_step_looks_within_its_timeout_and_often() {
+        for step in STEPS.iter().filter(|s| s.shape == Shape::Polling) {
+            let looks = super::super::looks_of(step.name).expect(step.name);
+            assert!(
+                looks.window_seconds + looks.look_bound_seconds <= step.timeout_seconds,
+                "{}: a {} s window and {} s looks do not fit its {} s timeout",
+                step.name,
+                looks.window_seconds,
+                looks.look_bound_seconds,
+                step.timeout_seconds
+            );
+            assert!(looks.every_seconds >= 1, "{}", step.name);
+            // The bake ends at a known time and looks at alarms; every other wait is AWS's.
+            if step.name != BAKE.name {
+                assert!(looks.every_seconds <= 2, "{}", step.name);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! switch began, so `start` and each `check` are idempotent. In DNS mode the switch waits until
 //! the TTL lowered at launch has had time to reach resolvers, and for Route 53 to be INSYNC.
 
+use crate::looks::Looks;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::capacity::{self, Capacity};
@@ -41,6 +42,14 @@ pub const STEP: Step = Step {
     ],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). Every 2 s: in DNS mode a look asks Route 53 whether the change is INSYNC, and Route 53
+/// allows five requests a second per account; the new slot's scale-up and canary steps too.
+pub const LOOKS: Looks = Looks {
+    every_seconds: 2,
+    window_seconds: 30,
+    look_bound_seconds: 20,
+};
 
 /// The switch's deadline beyond its planned waits (DNS TTL, traffic shift): time for a
 /// Route 53 change to reach INSYNC and for throttled checks to be retried.

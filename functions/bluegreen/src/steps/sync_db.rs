@@ -7,6 +7,7 @@
 //! Clones are named from the deployment (so a retry finds them) and tagged with the deployment
 //! and expiry (so abort, finish and scheduled teardown remove them).
 
+use crate::looks::Looks;
 use crate::config::DbSource;
 use crate::context::Context;
 use crate::db_plan;
@@ -33,6 +34,14 @@ pub const STEP: Step = Step {
     raises: &["SyncFailed", "ResourceNotFound"],
 };
 const NAME: &str = STEP.name;
+
+/// How this step's check looks (see [`crate::looks`]). RDS reports a clone available after minutes; its Describe calls have low account-wide
+/// rate limits, so every 2 s (about a second late on average).
+pub const LOOKS: Looks = Looks {
+    every_seconds: 2,
+    window_seconds: 30,
+    look_bound_seconds: 20,
+};
 
 /// Seconds before the first look at a clone being created (RDS takes minutes).
 const FIRST_LOOK_SECONDS: u64 = 30;

@@ -1,0 +1,244 @@
+//! How a check looks while AWS works: every second or two within one invocation, so a
+//! deployment moves on about a second after AWS finished, not 25–30 s later.
+//!
+//! A polling step's `check` looks once (see [`crate::poll`]). Looked at only from the state
+//! machine's Wait states with backoff (5, 10, 20, 40, 60 s …), a completion is noticed on
+//! average half a backoff late — minutes per deployment. So each invocation of a check looks
+//! again every [`Looks::every_seconds`] for up to [`Looks::window_seconds`], then answers
+//! pending with a wait of at most `every_seconds`: the state machine invokes it again almost
+//! at once. Deadlines, evidence and the steps' verdicts are the check's own, unchanged; only
+//! how often it is asked changes. Between looks the invocation reads the record and stops
+//! looking when an abort was requested, so an abort waits for one look, not a window.
+//!
+//! [`Pacing::Once`] is the old behaviour (one look per invocation, the backoff the check
+//! answers): tests that call a check to see one answer use it, and the lead-time benchmark
+//! compares the two.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::context::Context;
+use crate::error::StepResult;
+use crate::fence;
+pub use crate::poll::Pacing;
+use crate::poll::{Poll, Started};
+
+/// How one polling step looks (each step module's `LOOKS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Looks {
+    /// Seconds between two looks: the worst lag between AWS finishing and the step noticing.
+    /// Chosen per wait from what the look costs and the API's rate limits (README, "Lead
+    /// time").
+    pub every_seconds: u64,
+    /// How long one invocation keeps looking before it answers pending (0: one look).
+    pub window_seconds: u64,
+    /// The longest one look may take (its own bounded work: a round of smoke checks, SDK
+    /// calls): a look begun at the end of the window must still end within the function's
+    /// timeout. A test holds `window_seconds + look_bound_seconds` within every step's timeout.
+    pub look_bound_seconds: u64,
+}
+
+/// What a paced check does after a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Give this look's answer to the state machine.
+    Answer,
+    /// Look again after this long, within the same invocation.
+    LookAgainIn(Duration),
+}
+
+/// The decision after a look that began `elapsed` into the invocation's window and answered
+/// `answer`. Done (and every error, which never reaches here) is answered at once; pending is
+/// looked at again the shorter of the check's own wait and `every_seconds` after that look
+/// began, while the next look still begins within the window.
+pub fn after_look(looks: &Looks, pacing: Pacing, elapsed: Duration, answer: &Poll) -> Next {
+    let Poll::Pending { wait_seconds, .. } = answer else {
+        return Next::Answer;
+    };
+    if pacing == Pacing::Once {
+        return Next::Answer;
+    }
+    let gap = Duration::from_secs(gap_seconds(looks, *wait_seconds));
+    if elapsed + gap <= Duration::from_secs(looks.window_seconds) {
+        Next::LookAgainIn(gap)
+    } else {
+        Next::Answer
+    }
+}
+
+/// Seconds until the next look: the check's own wait (a deadline, a canary step, the end of
+/// a bake) when it is sooner, never less than a second (a check answering "look at once"
+/// must not spin).
+fn gap_seconds(looks: &Looks, wait_seconds: u64) -> u64 {
+    wait_seconds.min(looks.every_seconds).max(1)
+}
+
+/// A pending answer as a paced invocation hands it to the state machine: its Wait is at
+/// most `every_seconds`, so the next invocation looks about when the next look would have.
+pub fn handed_back(looks: &Looks, pacing: Pacing, answer: Poll) -> Poll {
+    match (pacing, answer) {
+        (
+            Pacing::Paced,
+            Poll::Pending {
+                wait_seconds,
+                attempt,
+                detail,
+            },
+        ) => Poll::Pending {
+            wait_seconds: wait_seconds.min(looks.every_seconds),
+            attempt,
+            detail,
+        },
+        (_, answer) => answer,
+    }
+}
+
+/// A start's answer as a paced step hands it back: the first check comes within
+/// `every_seconds`, however long the step expected the work to take.
+pub fn first_look(looks: &Looks, pacing: Pacing, started: Started) -> Started {
+    match pacing {
+        Pacing::Paced => Started {
+            wait_seconds: started.wait_seconds.min(looks.every_seconds),
+            ..started
+        },
+        Pacing::Once => started,
+    }
+}
+
+/// Runs `look` (one look of a step's check on `deployment_id`) as [`after_look`] decides,
+/// and hands the last answer back. Between looks the record is read ([`fence::guard`]): once
+/// an abort was requested or the deployment ended, the invocation stops looking and answers,
+/// so the ending does not wait for the window (a failed read also just answers).
+pub async fn watch<F, Fut>(
+    ctx: &Context,
+    deployment_id: &str,
+    looks: Looks,
+    mut look: F,
+) -> StepResult<Poll>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StepResult<Poll>>,
+{
+    let pacing = ctx.settings.pacing;
+    let began = ctx.now();
+    loop {
+        let look_began = ctx.now();
+        let answer = look().await?;
+        let into_window = (look_began - began).to_std().unwrap_or_default();
+        match after_look(&looks, pacing, into_window, &answer) {
+            Next::Answer => return Ok(handed_back(&looks, pacing, answer)),
+            Next::LookAgainIn(gap) => {
+                if fence::guard(ctx, deployment_id, "another look")
+                    .await
+                    .is_err()
+                {
+                    return Ok(handed_back(&looks, pacing, answer));
+                }
+                // Looks begin `gap` apart: the time a look took is not added to the lag.
+                let spent = (ctx.now() - look_began).to_std().unwrap_or_default();
+                ctx.sleep(gap.saturating_sub(spent)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOKS: Looks = Looks {
+        every_seconds: 1,
+        window_seconds: 30,
+        look_bound_seconds: 20,
+    };
+
+    fn pending(wait_seconds: u64) -> Poll {
+        Poll::Pending {
+            wait_seconds,
+            attempt: 3,
+            detail: "rolling out".into(),
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_pending_look_is_looked_at_again_every_second_until_the_window_ends() {
+        let again = after_look(&LOOKS, Pacing::Paced, secs(0), &pending(40));
+        assert_eq!(again, Next::LookAgainIn(secs(1)));
+        let last = after_look(&LOOKS, Pacing::Paced, secs(29), &pending(40));
+        assert_eq!(last, Next::LookAgainIn(secs(1)));
+        let over = after_look(&LOOKS, Pacing::Paced, secs(30), &pending(40));
+        assert_eq!(over, Next::Answer);
+    }
+
+    #[test]
+    fn done_and_once_answer_after_one_look() {
+        let done = Poll::Done {
+            detail: "settled".into(),
+        };
+        assert_eq!(
+            after_look(&LOOKS, Pacing::Paced, secs(0), &done),
+            Next::Answer
+        );
+        assert_eq!(
+            after_look(&LOOKS, Pacing::Once, secs(0), &pending(40)),
+            Next::Answer
+        );
+        let no_window = Looks {
+            window_seconds: 0,
+            ..LOOKS
+        };
+        assert_eq!(
+            after_look(&no_window, Pacing::Paced, secs(0), &pending(40)),
+            Next::Answer
+        );
+    }
+
+    #[test]
+    fn a_sooner_wait_of_the_check_is_kept_and_at_once_does_not_spin() {
+        let slow = Looks {
+            every_seconds: 10,
+            ..LOOKS
+        };
+        assert_eq!(
+            after_look(&slow, Pacing::Paced, secs(0), &pending(3)),
+            Next::LookAgainIn(secs(3))
+        );
+        assert_eq!(
+            after_look(&slow, Pacing::Paced, secs(0), &pending(0)),
+            Next::LookAgainIn(secs(1))
+        );
+        // The next look would begin past the window: answer now.
+        assert_eq!(
+            after_look(&slow, Pacing::Paced, secs(25), &pending(40)),
+            Next::Answer
+        );
+    }
+
+    #[test]
+    fn a_paced_answer_is_looked_at_again_within_every_seconds() {
+        assert_eq!(
+            handed_back(&LOOKS, Pacing::Paced, pending(40)),
+            Poll::Pending {
+                wait_seconds: 1,
+                attempt: 3,
+                detail: "rolling out".into()
+            }
+        );
+        assert_eq!(handed_back(&LOOKS, Pacing::Once, pending(40)), pending(40));
+        let started = Started {
+            deployment_id: "d".into(),
+            deadline: chrono::Utc::now(),
+            wait_seconds: 10,
+            attempt: 0,
+        };
+        assert_eq!(
+            first_look(&LOOKS, Pacing::Paced, started.clone()).wait_seconds,
+            1
+        );
+        assert_eq!(first_look(&LOOKS, Pacing::Once, started).wait_seconds, 10);
+    }
+}

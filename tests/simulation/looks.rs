@@ -1,0 +1,116 @@
+//! Paced looks (`bluegreen::looks`) on virtual time: a check notices AWS finishing within the
+//! invocation that was looking, and stops looking once an abort is requested.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen::looks::Pacing;
+use bluegreen::record::Records;
+use bluegreen::steps::registry::{self, MIGRATE};
+use bluegreen::steps::{DeploymentRef, migrate};
+use bluegreen_tests::memory::{Immediate, MemoryAws};
+use bluegreen_tests::sim::clock;
+use serde_json::{Value, json};
+
+/// A deployment whose migration task runs, in a world on the virtual clock whose checks look
+/// as in Lambda: the world, its context, the deployment and the task.
+async fn migrating() -> (MemoryAws, bluegreen::Context, String, String) {
+    clock::start();
+    let (aws, mut ctx, id) =
+        super::prepared_on(Arc::new(Immediate), Arc::new(clock::now), |_| {}).await;
+    ctx.settings.pacing = Pacing::Paced;
+    migrate::start(
+        &ctx,
+        &DeploymentRef {
+            deployment_id: id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let task = aws
+        .with(|s| s.ecs.tasks.keys().next().cloned())
+        .expect("a migration task");
+    aws.with(|s| {
+        let task = s.ecs.tasks.get_mut(&task).unwrap();
+        task.listed = true;
+        task.state.last_status = "RUNNING".into();
+    });
+    (aws, ctx, id, task)
+}
+
+/// One invocation of the migrate function's check, as the state machine sends it.
+async fn check(ctx: &bluegreen::Context, id: &str) -> Value {
+    let deadline = ctx.now() + chrono::Duration::minutes(30);
+    let input = json!({"action": "check", "deployment_id": id, "deadline": deadline, "attempt": 0});
+    registry::invoke(ctx, &MIGRATE, input).await.unwrap()
+}
+
+#[test]
+fn a_paced_check_answers_done_in_the_invocation_during_which_the_migration_ended() {
+    super::block_on(async {
+        let (aws, ctx, id, task) = migrating().await;
+        let began = clock::elapsed();
+        let ends = Duration::from_millis(7_400);
+        let world = aws.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ends).await;
+            super::stopped(&world, &task, "EssentialContainerExited", Some(0));
+        });
+        let answer = check(&ctx, &id).await;
+        assert_eq!(answer["status"], "done", "{answer}");
+        // Looks begin a second apart: the one after the task stopped saw it.
+        let noticed = clock::elapsed() - began;
+        assert!(
+            noticed >= ends && noticed < ends + Duration::from_secs(1),
+            "noticed {noticed:?} into the invocation, the task ended at {ends:?}"
+        );
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(record.inflight, None, "the invocation released its lease");
+    });
+}
+
+#[test]
+fn a_paced_check_looks_for_its_window_then_asks_to_be_invoked_again_within_a_second() {
+    super::block_on(async {
+        let (_aws, ctx, id, _task) = migrating().await;
+        let began = clock::elapsed();
+        let answer = check(&ctx, &id).await;
+        assert_eq!(answer["status"], "pending", "{answer}");
+        assert_eq!(answer["wait_seconds"], 1, "{answer}");
+        let looked = clock::elapsed() - began;
+        let window = Duration::from_secs(migrate::LOOKS.window_seconds);
+        assert!(
+            looked >= window - Duration::from_secs(1) && looked <= window + Duration::from_secs(1),
+            "looked for {looked:?}, the window is {window:?}"
+        );
+    });
+}
+
+#[test]
+fn a_paced_check_stops_looking_once_an_abort_is_requested() {
+    super::block_on(async {
+        let (_aws, ctx, id, _task) = migrating().await;
+        let began = clock::elapsed();
+        let requested_at = Duration::from_millis(3_300);
+        let operator = ctx.clone();
+        let aborted = id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(requested_at).await;
+            bluegreen::fence::request_abort(&operator, &aborted, "bob", &[])
+                .await
+                .unwrap();
+        });
+        let answer = check(&ctx, &id).await;
+        assert_eq!(answer["status"], "pending", "{answer}");
+        let stopped = clock::elapsed() - began;
+        assert!(
+            stopped < requested_at + Duration::from_secs(1),
+            "stopped looking {stopped:?} into the invocation; the abort came at {requested_at:?}"
+        );
+        let record = Records::new(&ctx).get(&id).await.unwrap();
+        assert_eq!(
+            record.inflight, None,
+            "the ending need not wait for the window"
+        );
+    });
+}
