@@ -38,6 +38,7 @@ mod doctor;
 mod graph;
 mod init;
 mod local;
+mod metrics;
 mod ops;
 mod output;
 mod reconcile;
@@ -87,6 +88,10 @@ enum Command {
     /// Follow a deployment until it ends (for CI after a push): exit 0 when it succeeded, 1 when
     /// it aborted, rolled back, was superseded or needs attention, 2 on --timeout.
     Wait(wait::WaitArgs),
+    /// Delivery metrics from the deployment records: deployment frequency, lead time from
+    /// push to production, change failure rate and time to restore, per service and overall
+    /// (with a service: also its median time per step).
+    Metrics(metrics::MetricsArgs),
     /// List a service's deployments, newest first.
     History {
         /// The service.
@@ -208,6 +213,7 @@ async fn main() -> ExitCode {
         Command::Status { service } => ops::status(out, service.as_deref()).await,
         Command::Wait(args) => wait::run(out, args).await,
         Command::History { service, limit } => ops::history(out, &service, limit).await,
+        Command::Metrics(args) => metrics::run(out, args).await,
         Command::Approve { deployment_id } => ops::decide(out, &deployment_id, true, None).await,
         Command::Reject {
             deployment_id,

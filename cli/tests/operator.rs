@@ -741,3 +741,73 @@ async fn a_retry_that_still_needs_attention_exits_1() {
     let record = Records::new(&world.ctx).get(&id).await.unwrap();
     assert_eq!(record.status, Status::NeedsAttention);
 }
+
+/// `bluegreen metrics` over a seeded history (numbers worked out by hand in
+/// `bluegreen_tests::history::standard`): text and JSON, one service and every service, and a
+/// window that is not one.
+#[tokio::test]
+async fn metrics_shows_the_four_numbers_of_a_seeded_history() {
+    let world = World::build().await;
+    let history = bluegreen_tests::history::standard(chrono::Utc::now());
+    bluegreen_tests::history::seed(&world.ctx, &world.config(), &history).await;
+
+    let (code, stdout, stderr) = bluegreen(&world, &["--output", "json", "metrics", "shop"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let shop = &report["metrics"][0];
+    assert_eq!(shop["service"], "shop");
+    assert_eq!(shop["deployments"], 4);
+    assert_eq!(shop["reached_production"], 3);
+    assert_eq!(shop["succeeded"], 2);
+    assert_eq!(shop["lead_time"]["median_seconds"], 20 * 60);
+    assert_eq!(shop["lead_time"]["p90_seconds"], 40 * 60);
+    assert_eq!(shop["change_failures"], 1);
+    assert_eq!(shop["time_to_restore"]["median_seconds"], 10 * 60);
+    assert_eq!(shop["unrestored"], 0);
+    let per_day = shop["per_day"].as_f64().unwrap();
+    assert!((per_day - 2.0 / 30.0).abs() < 1e-6, "{per_day}");
+    let steps: Vec<&str> = report["step_medians"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps[..5],
+        [
+            "prepare",
+            "migrate",
+            "launch_preprod",
+            "health_check",
+            "approval"
+        ]
+    );
+
+    let (code, stdout, stderr) = bluegreen(&world, &["metrics", "--since", "36h"]);
+    assert_eq!(code, 0, "{stderr}");
+    let shop_row = stdout
+        .lines()
+        .find(|l| l.starts_with("shop"))
+        .expect(&stdout);
+    // Only v4 (aborted before production) was made in the last 36 hours.
+    let cells: Vec<&str> = shop_row.split_whitespace().collect();
+    assert_eq!(cells[1..4], ["1", "0", "0"], "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("(all)")), "{stdout}");
+
+    let (code, stdout, _) = bluegreen(&world, &["metrics", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("20m 00s / 40m 00s") && stdout.contains("33% (1)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("median time per step"), "{stdout}");
+
+    let (code, _, stderr) = bluegreen(&world, &["metrics", "--since", "last tuesday"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("ConfigInvalid") && stderr.contains("not a window start"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = bluegreen(&world, &["metrics", "nosuch"]);
+    assert_eq!(code, 1, "{stderr}");
+}

@@ -122,3 +122,52 @@ async fn a_person_approves_in_a_real_browser_and_the_deployment_switches() {
         (Some("alice@example.com"), Some("console"))
     );
 }
+
+/// A person opens the delivery metrics in a real browser, follows the service's link and sees
+/// its numbers and three charts drawn with bars, and the steps' legend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reads_a_services_delivery_metrics_and_charts_in_a_real_browser() {
+    let (listener, url) = listener().await;
+    let world = World::build().await;
+    let past = bluegreen_tests::history::standard(chrono::Utc::now());
+    bluegreen_tests::history::seed(&world.ctx, &world.config(), &past).await;
+    let _console = serve(
+        world.ctx.clone(),
+        listener,
+        Some("arn:aws:iam::123456789012:user/oncall"),
+    );
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-metrics.png");
+    let browser = tokio::process::Command::new("node")
+        .arg(browser_dir().join("metrics.mjs"))
+        .arg(&url)
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&browser.stdout);
+    let stderr = String::from_utf8_lossy(&browser.stderr);
+    assert!(browser.status.success(), "browser: {stderr}\n{stdout}");
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect(&stdout);
+    assert_eq!(seen["charts"], 3, "{seen}");
+    let drawn = seen["drawn"].as_array().unwrap();
+    // Per day: the two days with a success have a bar; lead time: three deployments reached
+    // production; per step: every deployment's steps.
+    let bars: Vec<u64> = drawn.iter().map(|c| c["bars"].as_u64().unwrap()).collect();
+    assert_eq!(bars[..2], [2, 3], "{seen}");
+    assert!(bars[2] >= 4 * 5, "{seen}");
+    assert!(
+        drawn.iter().all(|c| c["width"].as_u64().unwrap() > 300),
+        "charts are drawn at the page's width: {seen}"
+    );
+    let legend: Vec<&str> = seen["legend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        legend.contains(&"bake") && legend.contains(&"approval"),
+        "{seen}"
+    );
+    assert!(screenshot.is_file(), "no screenshot");
+}

@@ -12,6 +12,7 @@ mod database;
 mod decisions;
 mod hardening;
 mod links;
+mod metrics;
 mod notifications;
 mod operator;
 mod release;

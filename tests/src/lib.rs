@@ -4,8 +4,10 @@
 //! state machine runs.
 
 pub mod alb;
+pub mod emf;
 mod emulator;
 pub mod function_url;
+pub mod history;
 pub mod iam;
 pub mod memory;
 pub mod recorder;

@@ -148,6 +148,9 @@ pub type Sleeper = Arc<
         + Sync,
 >;
 
+/// EMF lines collected instead of printed (see [`crate::metrics`]).
+pub type MetricLines = Arc<std::sync::Mutex<Vec<String>>>;
+
 fn tokio_sleeper() -> Sleeper {
     Arc::new(|duration| Box::pin(tokio::time::sleep(duration)))
 }
@@ -169,6 +172,7 @@ pub struct Context {
     pub endpoint_url: Option<String>,
     clock: Clock,
     sleeper: Sleeper,
+    metric_lines: Option<MetricLines>,
     signing_key: Arc<tokio::sync::OnceCell<Option<crate::signing_key::SigningKey>>>,
 }
 
@@ -184,6 +188,7 @@ impl Context {
             endpoint_url: sdk.endpoint_url().map(str::to_owned),
             clock: Arc::new(Utc::now),
             sleeper: tokio_sleeper(),
+            metric_lines: None,
             signing_key: Arc::default(),
         }
     }
@@ -198,6 +203,7 @@ impl Context {
             endpoint_url: None,
             clock,
             sleeper: tokio_sleeper(),
+            metric_lines: None,
             signing_key: Arc::default(),
         }
     }
@@ -239,6 +245,19 @@ impl Context {
     pub fn with_sleeper(mut self, sleeper: Sleeper) -> Self {
         self.sleeper = sleeper;
         self
+    }
+
+    /// The same context collecting its metric lines into `lines` instead of printing them
+    /// (outside Lambda nothing reads stdout: tests and the local runner hand the lines to the
+    /// emulator's CloudWatch, as Lambda's log pipeline does).
+    pub fn collect_metrics(mut self, lines: MetricLines) -> Self {
+        self.metric_lines = Some(lines);
+        self
+    }
+
+    /// Where this context collects its metric lines, if it does.
+    pub fn metric_lines(&self) -> Option<&MetricLines> {
+        self.metric_lines.as_ref()
     }
 
     /// Lets `duration` pass, on this context's clock.

@@ -391,6 +391,10 @@ pub(crate) async fn end(
             }
         }
     };
+    // Once, by the ending whose write ended it (a retried ending answered above).
+    let mut delivered = crate::delivery::Delivered::of(&current);
+    (delivered.status, delivered.ended_at) = (status, Some(ctx.now()));
+    crate::metrics::deployment_ended(ctx, &delivered);
     notify_ended(ctx, deployment, status, &detail, failure.as_deref()).await;
     info!(deployment_id = %deployment.deployment_id, ?status, next = ?next, "deployment ended");
     Ok(Ended {
@@ -423,7 +427,7 @@ async fn notify_ended(
         None => detail.to_owned(),
     };
     if status == Status::NeedsAttention {
-        crate::metrics::needs_attention(&deployment.service, &deployment.deployment_id, ctx.now());
+        crate::metrics::needs_attention(ctx, &deployment.service, &deployment.deployment_id);
         let live = routing::read_production(ctx, &deployment.config)
             .await
             .ok()

@@ -399,9 +399,9 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
     // Every judged service counts, 0 included: the alarm's datapoints then say "all well" as
     // well as "broken", and it does not fall back to OK between two sweeps of a violation.
     guarded.metric = Some(crate::metrics::live_slot_violations(
+        ctx,
         &config.name,
         violations.len(),
-        ctx.now(),
     ));
     if violations.is_empty() {
         locks.guard_cleared(&config.name).await?;

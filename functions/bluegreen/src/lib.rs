@@ -20,6 +20,7 @@ pub mod config_store;
 pub mod context;
 pub mod db_guard;
 pub mod db_plan;
+pub mod delivery;
 pub mod ecs;
 pub mod ending;
 pub mod endpoint;

@@ -24,6 +24,8 @@
 mod answer;
 pub mod api;
 mod caller;
+mod charts;
+mod delivery_pages;
 pub mod front;
 pub mod local;
 mod pages;
@@ -86,6 +88,8 @@ fn answered(routes: Router<Arc<Context>>) -> Router<Arc<Context>> {
 fn pages_router() -> Router<Arc<Context>> {
     Router::new()
         .route("/", get(list))
+        .route("/metrics", get(metrics))
+        .route("/services/{name}", get(service))
         .route("/deployments/{id}", get(detail))
         .route("/deployments/{id}/decision", post(decide))
 }
@@ -241,6 +245,80 @@ async fn list(State(ctx): Shared, Query(query): Query<LinkQuery>, identity: Iden
         Ok(pages::list(&pending, &recent).into_response())
     };
     listed.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+struct SinceQuery {
+    /// The window's start (`30d`, a date; see `bluegreen::delivery::parse_since`).
+    since: Option<String>,
+}
+
+/// Deployments of the last 30 days unless `?since=` says otherwise.
+const DEFAULT_WINDOW: &str = "30d";
+/// The window `?since=` asks for, or a page saying why it is not one.
+fn window(ctx: &Context, query: &SinceQuery) -> Result<chrono::DateTime<chrono::Utc>, Refusal> {
+    let since = query.since.as_deref().unwrap_or(DEFAULT_WINDOW);
+    bluegreen::delivery::parse_since(since, ctx.now())
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "Not a window", e))
+}
+
+/// A metrics page needs an AWS-authenticated viewer: a link opens only its own deployment.
+fn signed_in(identity: &Identity) -> Result<(), Refusal> {
+    match identity {
+        Some(_) => Ok(()),
+        None => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "Sign-in needed",
+            "delivery metrics are for AWS-authenticated viewers (`bluegreen console`, or \
+             `bluegreen metrics`)",
+        )),
+    }
+}
+
+async fn metrics(
+    State(ctx): Shared,
+    Query(query): Query<SinceQuery>,
+    identity: Identity,
+) -> Response {
+    let shown = async {
+        signed_in(&identity)?;
+        let since = window(&ctx, &query)?;
+        let records = Records::new(&ctx).created_since(None, since).await?;
+        let delivered: Vec<_> = records
+            .iter()
+            .map(bluegreen::delivery::Delivered::of)
+            .collect();
+        let all = bluegreen::delivery::by_service(&delivered, since, ctx.now());
+        Ok::<_, Refusal>(delivery_pages::overview(&all, since).into_response())
+    };
+    shown.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn service(
+    State(ctx): Shared,
+    Path(name): Path<String>,
+    Query(query): Query<SinceQuery>,
+    identity: Identity,
+) -> Response {
+    let shown = async {
+        signed_in(&identity)?;
+        let since = window(&ctx, &query)?;
+        let records = Records::new(&ctx).created_since(Some(&name), since).await?;
+        if records.is_empty() {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "No deployments",
+                format!("no deployment of {name} since {since}"),
+            ));
+        }
+        let delivered: Vec<_> = records
+            .iter()
+            .map(bluegreen::delivery::Delivered::of)
+            .collect();
+        let numbers = bluegreen::delivery::measure(&delivered, Some(&name), since, ctx.now());
+        Ok(delivery_pages::service(&name, &numbers, &records, ctx.now()).into_response())
+    };
+    shown.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn detail(

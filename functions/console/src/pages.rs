@@ -23,6 +23,9 @@ button{font:inherit;padding:.7rem 1.2rem;border:0;border-radius:.4rem;color:#fff
 .approve{background:#1a7f37}.reject{background:#b42318}
 textarea{font:inherit;width:100%;box-sizing:border-box;min-height:4rem;margin:.3rem 0}
 .notice{border-left:4px solid #1f3b57}.refused{border-left:4px solid #b42318}
+svg.chart{width:100%;height:auto;display:block;margin:0 0 1rem}
+.legend{display:flex;flex-wrap:wrap;gap:.3rem 1rem;list-style:none;padding:0;margin:0 0 1rem;font-size:.85rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;border-radius:.15rem;vertical-align:middle}
 @media(max-width:30rem){dl{grid-template-columns:1fr}dt{font-weight:600}}
 ";
 
@@ -30,7 +33,7 @@ textarea{font:inherit;width:100%;box-sizing:border-box;min-height:4rem;margin:.3
 /// bidi overrides, invisible characters a record may quote) is then shown escaped
 /// ([`bluegreen::text::lines`]): the page's own markup holds none of them, so only values
 /// change, and the escapes hold no markup characters.
-fn page(title: &str, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
     let markup = page_markup(title, body).into_string();
     PreEscaped(bluegreen::text::lines(&markup).into_owned())
 }
@@ -53,7 +56,7 @@ fn page_markup(title: &str, body: Markup) -> Markup {
     }
 }
 
-fn status(status: Status) -> Markup {
+pub(crate) fn status(status: Status) -> Markup {
     let name = serde_json::to_value(status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -61,7 +64,7 @@ fn status(status: Status) -> Markup {
     html! { span class={ "status " (name) } { (name.replace('_', " ")) } }
 }
 
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
@@ -89,6 +92,9 @@ pub fn list(pending: &[Deployment], recent: &[Deployment]) -> Markup {
                     table { tr { th { "Service" } th { "Tag" } th { "Status" } th { "Updated" } }
                         @for d in pending { (row(d)) } }
                 }
+            }
+            section {
+                p { a href="/metrics" { "Delivery metrics" } ": deployment frequency, lead time, change failure rate and time to restore, per service." }
             }
             section {
                 h2 { "Recent deployments" }

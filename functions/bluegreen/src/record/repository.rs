@@ -405,6 +405,26 @@ impl<'a> Records<'a> {
             .find(|d| d.created_at >= since && wanted(d)))
     }
 
+    /// Every record of `service` (of every service with `None`) created at or after `since`,
+    /// newest first, reading no further back (the `by_service` or the `recent` index).
+    pub async fn created_since(
+        &self,
+        service: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StepResult<Vec<Deployment>> {
+        let all = serde_json::to_value(Listed::All).expect("listed serialises");
+        let (index, value) = match service {
+            Some(service) => (&tables::BY_SERVICE, service),
+            None => (&tables::RECENT, all.as_str().unwrap_or_default()),
+        };
+        let read = self
+            .query(index, value, |found| {
+                found.last().is_some_and(|d| d.created_at < since)
+            })
+            .await?;
+        Ok(read.into_iter().filter(|d| d.created_at >= since).collect())
+    }
+
     /// Every record with `status`, newest first (the `by_status` index: as many records as
     /// are in that status, e.g. awaiting approval, not the table's history).
     pub async fn with_status(&self, status: Status) -> StepResult<Vec<Deployment>> {
