@@ -8,16 +8,22 @@ use bluegreen::looks::Pacing;
 use bluegreen::record::Records;
 use bluegreen::steps::registry::{self, MIGRATE};
 use bluegreen::steps::{DeploymentRef, migrate};
-use bluegreen_tests::memory::{Immediate, MemoryAws};
+use bluegreen_tests::memory::{Conductor, Fate, Immediate, MemoryAws, State};
 use bluegreen_tests::sim::clock;
 use serde_json::{Value, json};
 
 /// A deployment whose migration task runs, in a world on the virtual clock whose checks look
 /// as in Lambda: the world, its context, the deployment and the task.
 async fn migrating() -> (MemoryAws, bluegreen::Context, String, String) {
+    migrating_under(Arc::new(Immediate)).await
+}
+
+/// [`migrating`] under `conductor`.
+async fn migrating_under(
+    conductor: Arc<dyn Conductor>,
+) -> (MemoryAws, bluegreen::Context, String, String) {
     clock::start();
-    let (aws, mut ctx, id) =
-        super::prepared_on(Arc::new(Immediate), Arc::new(clock::now), |_| {}).await;
+    let (aws, mut ctx, id) = super::prepared_on(conductor, Arc::new(clock::now), |_| {}).await;
     ctx.settings.pacing = Pacing::Paced;
     migrate::start(
         &ctx,
@@ -112,5 +118,47 @@ fn a_paced_check_stops_looking_once_an_abort_is_requested() {
             record.inflight, None,
             "the ending need not wait for the window"
         );
+    });
+}
+
+/// Throttles the `nth` call of `operation` (counting from 1), answers every other call.
+struct ThrottleNth {
+    operation: &'static str,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Conductor for ThrottleNth {
+    async fn before(&self, operation: &'static str) -> Fate {
+        use std::sync::atomic::Ordering;
+        if operation == self.operation && self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            return Fate::Throttle;
+        }
+        Fate::Answer
+    }
+
+    fn applied(&self, _operation: &'static str, _state: &State) {}
+}
+
+/// A look throttled after a pending one answers that pending one (the state machine invokes
+/// the check again) instead of failing the invocation into the task's retries.
+#[test]
+fn a_throttled_look_after_a_pending_one_answers_the_pending_one() {
+    super::block_on(async {
+        let conductor = Arc::new(ThrottleNth {
+            operation: "ecs:DescribeTasks",
+            left: std::sync::atomic::AtomicUsize::new(3),
+        });
+        let (_aws, ctx, id, _task) = migrating_under(conductor.clone()).await;
+        let began = clock::elapsed();
+        let answer = check(&ctx, &id).await;
+        assert_eq!(answer["status"], "pending", "{answer}");
+        assert_eq!(answer["wait_seconds"], 1, "{answer}");
+        assert!(
+            clock::elapsed() - began < Duration::from_secs(5),
+            "answered at the throttled look, not after the window"
+        );
+        let left = conductor.left.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(left, 0, "the throttled look was the last call of its kind");
     });
 }

@@ -700,19 +700,30 @@ impl ServiceConfig {
         // One look runs every round of every check; each request may take its whole timeout.
         // Past the function's timeout Lambda kills the look (`Sandbox.Timedout`) and the
         // deployment aborts with no evidence, so such a config is refused up front.
+        // Through a test rule, one probe request comes first (`health::assess`).
+        let probe = u64::from(matches!(
+            self.traffic.test_route(),
+            crate::config::TestRoute::Rule(_)
+        ));
         let worst_ms = u64::from(h.consecutive_passes)
             .saturating_mul(h.smoke.len() as u64)
+            .saturating_add(probe)
             .saturating_mul(h.request_timeout_ms);
         if worst_ms > SMOKE_BUDGET_SECONDS * 1000 {
             p.add(
                 "health.consecutive_passes",
                 &format!(
-                    "{} round(s) × {} check(s) in health.smoke × health.request_timeout_ms {} \
-                     may take {} s, longer than the {SMOKE_BUDGET_SECONDS} s a look of the \
+                    "{} round(s) × {} check(s) in health.smoke{} × health.request_timeout_ms \
+                     {} may take {} s, longer than the {SMOKE_BUDGET_SECONDS} s a look of the \
                      health-check function has (its timeout is \
                      {HEALTH_CHECK_FUNCTION_TIMEOUT_SECONDS} s): lower one of them",
                     h.consecutive_passes,
                     h.smoke.len(),
+                    if probe == 1 {
+                        " (+1 test-rule probe)"
+                    } else {
+                        ""
+                    },
                     h.request_timeout_ms,
                     worst_ms.div_ceil(1000)
                 ),

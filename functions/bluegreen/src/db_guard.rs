@@ -135,6 +135,21 @@ pub async fn ensure_production_database(
     )))
 }
 
+/// [`ensure_task_definition_on_production`] until the production migration has started: the
+/// revision it runs was checked before its start and cannot change since, and a check that
+/// looks every second (`crate::looks`) must not list every RDS instance and cluster of the
+/// account each time.
+pub async fn ensure_before_production_migration(
+    ctx: &Context,
+    deployment: &Deployment,
+    td: &str,
+) -> StepResult<()> {
+    if deployment.production_migration.is_some() {
+        return Ok(());
+    }
+    ensure_task_definition_on_production(ctx, deployment, td).await
+}
+
 /// Refuses with `ProductionOnClone` if task definition `td` points at a clone (checked before a
 /// production or rollback migration runs with it).
 pub async fn ensure_task_definition_on_production(

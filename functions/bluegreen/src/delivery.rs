@@ -20,7 +20,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::record::{Deployment, Status, StepOutcome};
+use crate::record::{Deployment, Status, StepOutcome, TimelineEntry};
 use crate::retirement::MANUAL_ROLLBACK_STEP;
 
 /// What the delivery numbers read of one deployment record.
@@ -65,11 +65,7 @@ impl Delivered {
             created_at: d.created_at,
             switched_at: d.switched_at,
             failed_at,
-            ended_at: d
-                .status
-                .is_terminal()
-                .then(|| d.timeline.last().map(|e| e.at))
-                .flatten(),
+            ended_at: d.status.is_terminal().then(|| ended_at(d)).flatten(),
         }
     }
 
@@ -85,6 +81,34 @@ impl Delivered {
     /// Push to production, once it got there.
     pub fn lead_time(&self) -> Option<Duration> {
         self.switched_at.map(|at| at - self.pushed_at)
+    }
+}
+
+/// The endings' timeline entries: the deployment was over (its status terminal) once one of
+/// these succeeded. Entries after it (an `unlock`, a manual rollback's retirement days later)
+/// are not the deployment's time.
+const ENDINGS: [&str; 3] = ["finish", "abort", "rollback"];
+
+/// Where `d`'s own timeline ends: the first ending that succeeded (inclusive), else all of it.
+fn own_timeline(d: &Deployment) -> &[TimelineEntry] {
+    let end = d
+        .timeline
+        .iter()
+        .position(|e| ENDINGS.contains(&e.step.as_str()) && e.outcome == StepOutcome::Succeeded)
+        .map_or(d.timeline.len(), |i| i + 1);
+    &d.timeline[..end]
+}
+
+/// When `d` ended: a manual rollback's move of traffic back (a succeeded deployment rolled back
+/// later ended then, not at its finish), else its own timeline's last entry.
+fn ended_at(d: &Deployment) -> Option<DateTime<Utc>> {
+    let manual = d
+        .timeline
+        .iter()
+        .find(|e| e.step == MANUAL_ROLLBACK_STEP && e.outcome == StepOutcome::Succeeded);
+    match (d.status, manual) {
+        (Status::RolledBack, Some(entry)) => Some(entry.at),
+        _ => own_timeline(d).last().map(|e| e.at),
     }
 }
 
@@ -245,10 +269,11 @@ pub struct StepTime {
 }
 
 /// Where `d`'s time went, step by step, in the order the steps ran (a step that comes back —
-/// a retried switch — adds to its first place).
+/// a retried switch — adds to its first place), up to its ending.
 pub fn step_times(d: &Deployment) -> Vec<StepTime> {
     let mut times: Vec<StepTime> = Vec::new();
-    for (entry, next) in d.timeline.iter().zip(d.timeline.iter().skip(1)) {
+    let timeline = own_timeline(d);
+    for (entry, next) in timeline.iter().zip(timeline.iter().skip(1)) {
         let seconds = (next.at - entry.at).num_seconds().max(0);
         match times.iter_mut().find(|t| t.step == entry.step) {
             Some(time) => time.seconds += seconds,
@@ -282,8 +307,11 @@ pub fn step_medians(deployments: &[Deployment]) -> Vec<StepTime> {
         .collect()
 }
 
+/// The longest window a reader may ask for: every record of the window is read, page by page.
+pub const MAX_WINDOW_DAYS: i64 = 366;
+
 /// The start of a window written as `30d`, `12h`, `2w` or `90m` before `now`, or as a date
-/// (`2026-11-01`) or an RFC 3339 time.
+/// (`2026-11-01`) or an RFC 3339 time; at most [`MAX_WINDOW_DAYS`] back.
 pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     let unit = |c: char| match c {
@@ -293,23 +321,42 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         'w' => Some(604_800),
         _ => None,
     };
-    if let Some(last) = text.chars().last()
-        && let Some(seconds) = unit(last)
-        && let Ok(n) = text[..text.len() - 1].parse::<i64>()
-        && n > 0
-    {
-        return Ok(now - Duration::seconds(n.saturating_mul(seconds)));
+    let span = text
+        .chars()
+        .last()
+        .and_then(unit)
+        .and_then(|seconds| {
+            let n = text[..text.len() - 1]
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)?;
+            Duration::try_seconds(n.checked_mul(seconds)?)
+        })
+        .and_then(|span| now.checked_sub_signed(span));
+    let since = span
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a window start: use 30d, 12h, 2w, 90m, a date (2026-11-01) or \
+                 an RFC 3339 time"
+            )
+        })?;
+    if now - since > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(format!(
+            "{text:?} reaches back more than {MAX_WINDOW_DAYS} days: every record of the window \
+             is read; ask for a shorter one"
+        ));
     }
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
-    }
-    Err(format!(
-        "{text:?} is not a window start: use 30d, 12h, 2w, 90m, a date (2026-11-01) or an \
-         RFC 3339 time"
-    ))
+    Ok(since)
 }
 
 /// `seconds` for people: `40s`, `15m 05s`, `2h 03m`, `3d 04h`.
@@ -454,7 +501,16 @@ mod tests {
         assert_eq!(parse_since("2w", now), Ok(now - Duration::weeks(2)));
         assert_eq!(parse_since("2026-12-01", now), Ok(at(0)));
         assert_eq!(parse_since("2026-12-01T00:10:00Z", now), Ok(at(10)));
-        for bad in ["", "d", "0d", "-3d", "30x", "yesterday"] {
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "-3d",
+            "30x",
+            "yesterday",
+            "367d",
+            "999999999999999d",
+        ] {
             assert!(parse_since(bad, now).is_err(), "{bad:?}");
         }
     }

@@ -391,10 +391,7 @@ pub(crate) async fn end(
             }
         }
     };
-    // Once, by the ending whose write ended it (a retried ending answered above).
-    let mut delivered = crate::delivery::Delivered::of(&current);
-    (delivered.status, delivered.ended_at) = (status, Some(ctx.now()));
-    crate::metrics::deployment_ended(ctx, &delivered);
+    emit_delivery_metrics(ctx, &current, status);
     notify_ended(ctx, deployment, status, &detail, failure.as_deref()).await;
     info!(deployment_id = %deployment.deployment_id, ?status, next = ?next, "deployment ended");
     Ok(Ended {
@@ -404,6 +401,18 @@ pub(crate) async fn end(
         detail,
         wait: None,
     })
+}
+
+/// The delivery metrics of `current`, which this ending just ended `status`: once, by the
+/// ending whose write ended it (a retried ending answers before). A deployment an operator
+/// re-opened (`retry`) was counted when it first ended; the records count how it ended at
+/// last (`bluegreen metrics`).
+fn emit_delivery_metrics(ctx: &Context, current: &Deployment, status: Status) {
+    if current.resumed.is_none() {
+        let mut delivered = crate::delivery::Delivered::of(current);
+        (delivered.status, delivered.ended_at) = (status, Some(ctx.now()));
+        crate::metrics::deployment_ended(ctx, &delivered);
+    }
 }
 
 /// Tells people how the deployment ended (a needs-attention notice says where production

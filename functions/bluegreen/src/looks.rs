@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::error::StepResult;
 use crate::fence;
 pub use crate::poll::Pacing;
-use crate::poll::{Poll, Started};
+use crate::poll::Poll;
 
 /// How one polling step looks (each step module's `LOOKS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,34 +47,47 @@ pub enum Next {
     LookAgainIn(Duration),
 }
 
-/// The decision after a look that began `elapsed` into the invocation's window and answered
-/// `answer`. Done (and every error, which never reaches here) is answered at once; pending is
-/// looked at again the shorter of the check's own wait and `every_seconds` after that look
-/// began, while the next look still begins within the window.
-pub fn after_look(looks: &Looks, pacing: Pacing, elapsed: Duration, answer: &Poll) -> Next {
-    let Poll::Pending { wait_seconds, .. } = answer else {
+/// The decision after a look that began `began` into the invocation, now `now` into it, and
+/// answered `answer`. Done (and every error, which never reaches here) is answered at once, as
+/// is a wait that is a schedule; pending is looked at again the shorter of the check's own
+/// wait and `every_seconds` after that look began (at once if the look took longer), as long
+/// as that next look begins within the window: so the last look begins by the window's end,
+/// and the invocation ends by `window_seconds + look_bound_seconds`.
+pub fn after_look(
+    looks: &Looks,
+    pacing: Pacing,
+    began: Duration,
+    now: Duration,
+    answer: &Poll,
+) -> Next {
+    let Poll::Pending {
+        wait_seconds,
+        scheduled: false,
+        ..
+    } = answer
+    else {
         return Next::Answer;
     };
     if pacing == Pacing::Once {
         return Next::Answer;
     }
-    let gap = Duration::from_secs(gap_seconds(looks, *wait_seconds));
-    if elapsed + gap <= Duration::from_secs(looks.window_seconds) {
-        Next::LookAgainIn(gap)
+    let next = (began + Duration::from_secs(gap_seconds(looks, *wait_seconds))).max(now);
+    if next <= Duration::from_secs(looks.window_seconds) {
+        Next::LookAgainIn(next - now)
     } else {
         Next::Answer
     }
 }
 
-/// Seconds until the next look: the check's own wait (a deadline, a canary step, the end of
-/// a bake) when it is sooner, never less than a second (a check answering "look at once"
-/// must not spin).
+/// Seconds between two looks: the check's own wait (a deadline) when it is sooner, never less
+/// than a second (a check answering "look at once" must not spin).
 fn gap_seconds(looks: &Looks, wait_seconds: u64) -> u64 {
     wait_seconds.min(looks.every_seconds).max(1)
 }
 
 /// A pending answer as a paced invocation hands it to the state machine: its Wait is at
-/// most `every_seconds`, so the next invocation looks about when the next look would have.
+/// most `every_seconds`, so the next invocation looks about when the next look would have. A
+/// schedule's wait is kept.
 pub fn handed_back(looks: &Looks, pacing: Pacing, answer: Poll) -> Poll {
     match (pacing, answer) {
         (
@@ -83,32 +96,24 @@ pub fn handed_back(looks: &Looks, pacing: Pacing, answer: Poll) -> Poll {
                 wait_seconds,
                 attempt,
                 detail,
+                scheduled: false,
             },
         ) => Poll::Pending {
             wait_seconds: wait_seconds.min(looks.every_seconds),
             attempt,
             detail,
+            scheduled: false,
         },
         (_, answer) => answer,
-    }
-}
-
-/// A start's answer as a paced step hands it back: the first check comes within
-/// `every_seconds`, however long the step expected the work to take.
-pub fn first_look(looks: &Looks, pacing: Pacing, started: Started) -> Started {
-    match pacing {
-        Pacing::Paced => Started {
-            wait_seconds: started.wait_seconds.min(looks.every_seconds),
-            ..started
-        },
-        Pacing::Once => started,
     }
 }
 
 /// Runs `look` (one look of a step's check on `deployment_id`) as [`after_look`] decides,
 /// and hands the last answer back. Between looks the record is read ([`fence::guard`]): once
 /// an abort was requested or the deployment ended, the invocation stops looking and answers,
-/// so the ending does not wait for the window (a failed read also just answers).
+/// so the ending does not wait for the window (a failed read also just answers). A later
+/// look failing for now (throttled) answers the pending one before it: the state machine then
+/// invokes the check again, instead of retrying a failure.
 pub async fn watch<F, Fut>(
     ctx: &Context,
     deployment_id: &str,
@@ -120,12 +125,20 @@ where
     Fut: Future<Output = StepResult<Poll>>,
 {
     let pacing = ctx.settings.pacing;
-    let began = ctx.now();
+    let start = ctx.now();
+    let since_start = |ctx: &Context| (ctx.now() - start).to_std().unwrap_or_default();
+    let mut last: Option<Poll> = None;
     loop {
-        let look_began = ctx.now();
-        let answer = look().await?;
-        let into_window = (look_began - began).to_std().unwrap_or_default();
-        match after_look(&looks, pacing, into_window, &answer) {
+        let began = since_start(ctx);
+        let answer = match (look().await, last.take()) {
+            (Ok(answer), _) => answer,
+            (Err(e), Some(pending)) if e.is_retryable() => {
+                return Ok(handed_back(&looks, pacing, pending));
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let decided = since_start(ctx);
+        match after_look(&looks, pacing, began, decided, &answer) {
             Next::Answer => return Ok(handed_back(&looks, pacing, answer)),
             Next::LookAgainIn(gap) => {
                 if fence::guard(ctx, deployment_id, "another look")
@@ -134,9 +147,10 @@ where
                 {
                     return Ok(handed_back(&looks, pacing, answer));
                 }
-                // Looks begin `gap` apart: the time a look took is not added to the lag.
-                let spent = (ctx.now() - look_began).to_std().unwrap_or_default();
-                ctx.sleep(gap.saturating_sub(spent)).await;
+                // The guard's read took some of the gap.
+                ctx.sleep((decided + gap).saturating_sub(since_start(ctx)))
+                    .await;
+                last = Some(answer);
             }
         }
     }
@@ -157,6 +171,7 @@ mod tests {
             wait_seconds,
             attempt: 3,
             detail: "rolling out".into(),
+            scheduled: false,
         }
     }
 
@@ -164,27 +179,41 @@ mod tests {
         Duration::from_secs(s)
     }
 
-    #[test]
-    fn a_pending_look_is_looked_at_again_every_second_until_the_window_ends() {
-        let again = after_look(&LOOKS, Pacing::Paced, secs(0), &pending(40));
-        assert_eq!(again, Next::LookAgainIn(secs(1)));
-        let last = after_look(&LOOKS, Pacing::Paced, secs(29), &pending(40));
-        assert_eq!(last, Next::LookAgainIn(secs(1)));
-        let over = after_look(&LOOKS, Pacing::Paced, secs(30), &pending(40));
-        assert_eq!(over, Next::Answer);
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
     }
 
     #[test]
-    fn done_and_once_answer_after_one_look() {
+    fn a_pending_look_is_looked_at_again_a_second_after_it_began_until_the_window_ends() {
+        let again = after_look(&LOOKS, Pacing::Paced, secs(0), ms(300), &pending(40));
+        assert_eq!(again, Next::LookAgainIn(ms(700)));
+        let last = after_look(&LOOKS, Pacing::Paced, secs(29), ms(29_100), &pending(40));
+        assert_eq!(last, Next::LookAgainIn(ms(900)));
+        let over = after_look(&LOOKS, Pacing::Paced, secs(30), ms(30_100), &pending(40));
+        assert_eq!(over, Next::Answer);
+    }
+
+    /// A look that took long (a slow call, a smoke round) is followed at once — but never by
+    /// one beginning past the window: the invocation then ends within window + one look.
+    #[test]
+    fn a_slow_look_never_lets_the_next_one_begin_past_the_window() {
+        let soon = after_look(&LOOKS, Pacing::Paced, secs(5), secs(12), &pending(40));
+        assert_eq!(soon, Next::LookAgainIn(Duration::ZERO));
+        let late = after_look(&LOOKS, Pacing::Paced, secs(0), secs(31), &pending(40));
+        assert_eq!(late, Next::Answer);
+    }
+
+    #[test]
+    fn done_once_and_schedules_answer_after_one_look() {
         let done = Poll::Done {
             detail: "settled".into(),
         };
         assert_eq!(
-            after_look(&LOOKS, Pacing::Paced, secs(0), &done),
+            after_look(&LOOKS, Pacing::Paced, secs(0), secs(0), &done),
             Next::Answer
         );
         assert_eq!(
-            after_look(&LOOKS, Pacing::Once, secs(0), &pending(40)),
+            after_look(&LOOKS, Pacing::Once, secs(0), secs(0), &pending(40)),
             Next::Answer
         );
         let no_window = Looks {
@@ -192,8 +221,18 @@ mod tests {
             ..LOOKS
         };
         assert_eq!(
-            after_look(&no_window, Pacing::Paced, secs(0), &pending(40)),
+            after_look(&no_window, Pacing::Paced, secs(0), secs(0), &pending(40)),
             Next::Answer
+        );
+        let ttl = pending(300).on_schedule();
+        assert_eq!(
+            after_look(&LOOKS, Pacing::Paced, secs(0), secs(0), &ttl),
+            Next::Answer
+        );
+        assert_eq!(
+            handed_back(&LOOKS, Pacing::Paced, ttl.clone()),
+            ttl,
+            "its wait kept"
         );
     }
 
@@ -204,16 +243,16 @@ mod tests {
             ..LOOKS
         };
         assert_eq!(
-            after_look(&slow, Pacing::Paced, secs(0), &pending(3)),
+            after_look(&slow, Pacing::Paced, secs(0), secs(0), &pending(3)),
             Next::LookAgainIn(secs(3))
         );
         assert_eq!(
-            after_look(&slow, Pacing::Paced, secs(0), &pending(0)),
+            after_look(&slow, Pacing::Paced, secs(0), secs(0), &pending(0)),
             Next::LookAgainIn(secs(1))
         );
         // The next look would begin past the window: answer now.
         assert_eq!(
-            after_look(&slow, Pacing::Paced, secs(25), &pending(40)),
+            after_look(&slow, Pacing::Paced, secs(25), secs(25), &pending(40)),
             Next::Answer
         );
     }
@@ -225,20 +264,10 @@ mod tests {
             Poll::Pending {
                 wait_seconds: 1,
                 attempt: 3,
-                detail: "rolling out".into()
+                detail: "rolling out".into(),
+                scheduled: false,
             }
         );
         assert_eq!(handed_back(&LOOKS, Pacing::Once, pending(40)), pending(40));
-        let started = Started {
-            deployment_id: "d".into(),
-            deadline: chrono::Utc::now(),
-            wait_seconds: 10,
-            attempt: 0,
-        };
-        assert_eq!(
-            first_look(&LOOKS, Pacing::Paced, started.clone()).wait_seconds,
-            1
-        );
-        assert_eq!(first_look(&LOOKS, Pacing::Once, started).wait_seconds, 10);
     }
 }

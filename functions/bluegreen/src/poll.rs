@@ -53,7 +53,32 @@ pub enum Poll {
         attempt: u32,
         /// What is being waited for.
         detail: String,
+        /// The wait is a schedule, not AWS's work: a TTL, a canary step, a settle time, a
+        /// failed smoke round's backoff. Nothing will be different before it ends, so a paced
+        /// check does not look again in between (`crate::looks`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        scheduled: bool,
     },
+}
+
+impl Poll {
+    /// This answer, a pending one's wait made a schedule (see `Poll::Pending::scheduled`).
+    pub fn on_schedule(self) -> Poll {
+        match self {
+            Poll::Pending {
+                wait_seconds,
+                attempt,
+                detail,
+                ..
+            } => Poll::Pending {
+                wait_seconds,
+                attempt,
+                detail,
+                scheduled: true,
+            },
+            done => done,
+        }
+    }
 }
 
 /// Backoff for check loops: 5, 10, 20, 40, 60, 60, … seconds, never past the deadline by more
@@ -76,6 +101,7 @@ pub fn pending(input: &CheckInput, now: DateTime<Utc>, detail: impl Into<String>
         wait_seconds: backoff(input.attempt, now, input.deadline),
         attempt: input.attempt + 1,
         detail: detail.into(),
+        scheduled: false,
     }
 }
 

@@ -232,10 +232,15 @@ where
     T: Send + 'static,
 {
     let handle = tokio::spawn(ACTOR.scope(actor, step(ctx.clone())));
+    // Lambda ends an invocation at its timeout: it acts no more.
+    let kill = handle.abort_handle();
     match tokio::time::timeout(LAMBDA_TIMEOUT, handle).await {
         Ok(Ok(answer)) => answer.map_err(|e| format!("{}: {e}", e.name())),
         Ok(Err(joined)) => Err(format!("Lambda.Unknown: {joined}")),
-        Err(_) => Err("Sandbox.Timedout: Task timed out".into()),
+        Err(_) => {
+            kill.abort();
+            Err("Sandbox.Timedout: Task timed out".into())
+        }
     }
 }
 
@@ -279,14 +284,19 @@ impl SimTasks {
                 async move { registry::invoke(&ctx, step, input).await },
             ));
         let timeout = Duration::from_secs(step.timeout_seconds);
+        // Lambda ends an invocation at its timeout: it acts no more.
+        let kill = handle.abort_handle();
         match tokio::time::timeout(timeout, handle).await {
             Ok(Ok(Ok(output))) => Ok(output),
             Ok(Ok(Err(e))) => Err(Failure::new(e.name(), e.to_string())),
             Ok(Err(joined)) => Err(Failure::new("Lambda.Unknown", joined.to_string())),
-            Err(_) => Err(Failure::new(
-                "Sandbox.Timedout",
-                format!("Task timed out after {}.00 seconds", step.timeout_seconds),
-            )),
+            Err(_) => {
+                kill.abort();
+                Err(Failure::new(
+                    "Sandbox.Timedout",
+                    format!("Task timed out after {}.00 seconds", step.timeout_seconds),
+                ))
+            }
         }
     }
 

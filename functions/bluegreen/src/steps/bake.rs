@@ -108,5 +108,6 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         wait_seconds: remaining.min(LOOK_EVERY_SECONDS),
         attempt: input.attempt + 1,
         detail: format!("baking, {remaining}s left"),
+        scheduled: true,
     })
 }

@@ -25,7 +25,7 @@ pub const STEP: Step = Step {
     name: "health_check",
     state: "HealthCheck",
     function: "HealthCheck",
-    timeout_seconds: 120,
+    timeout_seconds: 150,
     label: "Health check",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -130,6 +130,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
                 "the NLB's test listener weights for {target} settle at {}",
                 settles_at.to_rfc3339()
             ),
+            scheduled: true,
         });
     }
     match health::assess(
@@ -146,12 +147,15 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         }
         Assessment::Waiting(evidence) => Ok(pending(input, now, evidence)),
         // One bad answer from a service that is still warming up is not a verdict: look again
-        // until the deadline, and say what failed meanwhile.
+        // until the deadline, and say what failed meanwhile — on the backoff, not every
+        // second: a round of smoke checks is requests to the service (a paced check looks
+        // every second only while it waits for target health).
         Assessment::Failed(evidence) => Ok(pending(
             input,
             now,
             format!("smoke check failed, trying again until the deadline: {evidence}"),
-        )),
+        )
+        .on_schedule()),
         Assessment::Passed(detail) => {
             record_healthy(ctx, &deployment, NAME, &detail).await?;
             Ok(Poll::Done { detail })

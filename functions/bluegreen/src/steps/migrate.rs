@@ -224,7 +224,7 @@ async fn on_production(
     } else {
         revisions::ensure(ctx, deployment, Purpose::Production).await?
     };
-    db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await?;
+    db_guard::ensure_before_production_migration(ctx, deployment, &task_definition).await?;
     migration::advance_production(ctx, deployment, &task_definition, deadline).await
 }
 

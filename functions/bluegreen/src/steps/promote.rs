@@ -37,7 +37,7 @@ pub const STEP: Step = Step {
     name: "promote",
     state: "Promote",
     function: "Promote",
-    timeout_seconds: 120,
+    timeout_seconds: 150,
     label: "Promote",
     shape: Shape::Polling,
     on_failure: OnFailure::Abort,
@@ -166,7 +166,7 @@ async fn advance(
         revisions::ensure(ctx, deployment, Purpose::Preprod).await?
     };
     if after.migrate {
-        db_guard::ensure_task_definition_on_production(ctx, deployment, &task_definition).await?;
+        db_guard::ensure_before_production_migration(ctx, deployment, &task_definition).await?;
         let started_at = deployment
             .production_migration
             .as_ref()

@@ -96,11 +96,13 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         Poll::Pending {
             wait_seconds,
             detail,
+            scheduled,
             ..
         } => Ok(Poll::Pending {
             wait_seconds,
             attempt: input.attempt + 1,
             detail,
+            scheduled,
         }),
         done => Ok(done),
     }
@@ -128,6 +130,7 @@ async fn capacity_wait(
                 wait_seconds: CAPACITY_POLL_SECONDS,
                 attempt: 0,
                 detail,
+                scheduled: false,
             }),
         },
     )
@@ -241,18 +244,25 @@ async fn registries_follow(ctx: &Context, deployment: &Deployment, target: Slot)
     Ok(())
 }
 
+/// `Some(pending)` until resolvers have dropped answers cached with the TTL from before it was
+/// lowered (DNS mode): a schedule, nothing to look at meanwhile.
+fn ttl_pending(ctx: &Context, deployment: &Deployment) -> Option<Poll> {
+    let wait = ttl_wait(ctx, deployment);
+    (wait > Duration::zero()).then(|| Poll::Pending {
+        wait_seconds: wait.num_seconds().max(1) as u64,
+        attempt: 0,
+        detail: "waiting for the old DNS TTL to expire before switching".into(),
+        scheduled: true,
+    })
+}
+
 async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) -> StepResult<Poll> {
     let deployment = load_active(ctx, deployment_id).await?;
     let config = &deployment.config;
     let target = deployment.target_slot()?;
     let now = ctx.now();
-    let wait = ttl_wait(ctx, &deployment);
-    if wait > Duration::zero() {
-        return Ok(Poll::Pending {
-            wait_seconds: wait.num_seconds().max(1) as u64,
-            attempt: 0,
-            detail: "waiting for the old DNS TTL to expire before switching".into(),
-        });
+    if let Some(waiting) = ttl_pending(ctx, &deployment) {
+        return Ok(waiting);
     }
     // Capacity follows production: the first move waits (before the switch begins, so an
     // abort is still an abort) until the new slot runs production's current task count.
@@ -296,6 +306,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             wait_seconds: ROUTE53_SYNC_POLL_SECONDS,
             attempt: 0,
             detail: format!("{percent}% on {target}; waiting for Route 53 INSYNC"),
+            scheduled: false,
         });
     }
     if let Some(next) = next {
@@ -303,6 +314,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             wait_seconds: next.num_seconds().max(1) as u64,
             attempt: 0,
             detail: format!("{percent}% of production traffic on {target}"),
+            scheduled: true,
         });
     }
     routing::point_test_listener(ctx, config, target.other()).await?;
