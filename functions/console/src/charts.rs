@@ -26,7 +26,8 @@ pub fn bars(title: &str, points: &[(String, f64)], describe: impl Fn(f64) -> Str
         svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT + LABELS) } role="img" aria-label=(title) {
             title { (title) }
             @for (i, (label, value)) in points.iter().enumerate() {
-                @let height = if top > 0.0 { value / top * HEIGHT } else { 0.0 };
+                // A negative value (a lead time from a synthetic push time) draws no bar.
+                @let height = if top > 0.0 { value.max(0.0) / top * HEIGHT } else { 0.0 };
                 @let x = i as f64 * slot;
                 g {
                     title { (label) ": " (describe(*value)) }
@@ -139,6 +140,18 @@ mod tests {
         );
         assert!(svg.contains("shop-1 · bake: 5m 00s"), "{svg}");
         assert!(svg.contains("<li>"), "{svg}");
+    }
+
+    #[test]
+    fn a_negative_value_draws_no_bar() {
+        let svg = bars(
+            "Lead time",
+            &[("a".into(), -5.0), ("b".into(), 10.0)],
+            |v| v.to_string(),
+        )
+        .into_string();
+        assert!(!svg.contains("height=\"-"), "{svg}");
+        assert!(svg.contains(r#"height="0""#), "{svg}");
     }
 
     #[test]
