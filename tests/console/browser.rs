@@ -21,6 +21,22 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
+/// Runs the browser script `script` (in `tests/browser`) on `url`, saving its screenshot to
+/// `screenshot`: what it printed, once it succeeded.
+async fn browse(script: &str, url: &str, screenshot: &std::path::Path) -> String {
+    let browser = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .arg(url)
+        .arg(screenshot)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&browser.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&browser.stderr);
+    assert!(browser.status.success(), "browser: {stderr}\n{stdout}");
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_approves_in_a_real_browser_and_the_deployment_switches() {
     assert!(
@@ -88,16 +104,7 @@ async fn a_person_approves_in_a_real_browser_and_the_deployment_switches() {
     let (id, link) = pending.expect("a deployment awaits approval");
 
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-pending.png");
-    let browser = tokio::process::Command::new("node")
-        .arg(browser_dir().join("approve.mjs"))
-        .arg(&link)
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&browser.stdout);
-    let stderr = String::from_utf8_lossy(&browser.stderr);
-    assert!(browser.status.success(), "browser: {stderr}\n{stdout}");
+    let stdout = browse("approve.mjs", &link, &screenshot).await;
     assert!(stdout.contains("continues to the switch"), "{stdout}");
     assert!(screenshot.is_file(), "no screenshot");
 
@@ -137,16 +144,7 @@ async fn a_person_reads_a_services_delivery_metrics_and_charts_in_a_real_browser
         Some("arn:aws:iam::123456789012:user/oncall"),
     );
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-metrics.png");
-    let browser = tokio::process::Command::new("node")
-        .arg(browser_dir().join("metrics.mjs"))
-        .arg(&url)
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&browser.stdout);
-    let stderr = String::from_utf8_lossy(&browser.stderr);
-    assert!(browser.status.success(), "browser: {stderr}\n{stdout}");
+    let stdout = browse("metrics.mjs", &url, &screenshot).await;
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect(&stdout);
     assert_eq!(seen["charts"], 3, "{seen}");
     let drawn = seen["drawn"].as_array().unwrap();

@@ -132,12 +132,7 @@ impl Conductor for Latency {
 /// Deploys one push in `world` with `pacing`. The same seed gives the same AWS schedule for
 /// either pacing (AWS's work draws from its own generator).
 pub fn deploy(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime")
-        .block_on(measure(seed, world, pacing))
+    super::block_on(measure(seed, world, pacing))
 }
 
 fn scenario(seed: u64, world: BenchWorld, names: &crate::Names) -> Scenario {

@@ -95,7 +95,7 @@ pub fn race_case(case: race::Case, trace_calls: bool) -> Report {
     block_on(simulate(RACE_SEED, knobs, trace_calls, Some(case)))
 }
 
-fn block_on(run: impl std::future::Future<Output = Report>) -> Report {
+fn block_on<T>(run: impl std::future::Future<Output = T>) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
