@@ -40,11 +40,6 @@ pub async fn run(out: Output, args: MetricsArgs) -> ExitCode {
         Ok(since) => since,
         Err(e) => return out.failure("ConfigInvalid", &e),
     };
-    if let Some(service) = &args.service
-        && let Err(e) = ConfigStore::new(&ctx).load(service).await
-    {
-        return out.error(&e);
-    }
     let records = match Records::new(&ctx)
         .created_since(args.service.as_deref(), since)
         .await
@@ -52,6 +47,14 @@ pub async fn run(out: Output, args: MetricsArgs) -> ExitCode {
         Ok(records) => records,
         Err(e) => return out.error(&e),
     };
+    // A name with no deployments in the window is checked against the configs: a typo says
+    // so, a service without deployments shows zeros (a deleted service's history still shows).
+    if let Some(service) = &args.service
+        && records.is_empty()
+        && let Err(e) = ConfigStore::new(&ctx).load(service).await
+    {
+        return out.error(&e);
+    }
     let delivered: Vec<Delivered> = records.iter().map(Delivered::of).collect();
     let report = match &args.service {
         Some(service) => Report {
