@@ -85,17 +85,25 @@ impl Delivered {
 }
 
 /// The endings' timeline entries: the deployment was over (its status terminal) once one of
-/// these succeeded. Entries after it (an `unlock`, a manual rollback's retirement days later)
-/// are not the deployment's time.
-const ENDINGS: [&str; 3] = ["finish", "abort", "rollback"];
+/// these succeeded (`reconcile`: the reconciler ended it needing attention). Entries after it
+/// (an `unlock`, a manual rollback's retirement days later) are not the deployment's time.
+const ENDINGS: [&str; 4] = ["finish", "abort", "rollback", "reconcile"];
+/// An operator re-opened an ended deployment (`bluegreen retry`): its ending runs again.
+const RETRY: &str = "retry";
 
-/// Where `d`'s own timeline ends: the first ending that succeeded (inclusive), else all of it.
+/// Where `d`'s own timeline ends: the first ending that succeeded after the last `retry` (an
+/// earlier ending ended it needing attention, and the retry re-opened it), inclusive; else all
+/// of it.
 fn own_timeline(d: &Deployment) -> &[TimelineEntry] {
-    let end = d
+    let from = d
         .timeline
         .iter()
+        .rposition(|e| e.step == RETRY)
+        .map_or(0, |i| i + 1);
+    let end = d.timeline[from..]
+        .iter()
         .position(|e| ENDINGS.contains(&e.step.as_str()) && e.outcome == StepOutcome::Succeeded)
-        .map_or(d.timeline.len(), |i| i + 1);
+        .map_or(d.timeline.len(), |i| from + i + 1);
     &d.timeline[..end]
 }
 

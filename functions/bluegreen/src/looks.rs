@@ -112,8 +112,9 @@ pub fn handed_back(looks: &Looks, pacing: Pacing, answer: Poll) -> Poll {
 /// and hands the last answer back. Between looks the record is read ([`fence::guard`]): once
 /// an abort was requested or the deployment ended, the invocation stops looking and answers,
 /// so the ending does not wait for the window (a failed read also just answers). A later
-/// look failing for now (throttled) answers the pending one before it: the state machine then
-/// invokes the check again, instead of retrying a failure.
+/// look failing for now (throttled) answers the pending one before it, with the check's own
+/// wait: the state machine then invokes the check again after that backoff, instead of
+/// retrying a failure.
 pub async fn watch<F, Fut>(
     ctx: &Context,
     deployment_id: &str,
@@ -132,9 +133,9 @@ where
         let began = since_start(ctx);
         let answer = match (look().await, last.take()) {
             (Ok(answer), _) => answer,
-            (Err(e), Some(pending)) if e.is_retryable() => {
-                return Ok(handed_back(&looks, pacing, pending));
-            }
+            // With the check's own wait (its backoff), not the pace: a throttled API is not
+            // asked again within a second.
+            (Err(e), Some(pending)) if e.is_retryable() => return Ok(pending),
             (Err(e), _) => return Err(e),
         };
         let decided = since_start(ctx);

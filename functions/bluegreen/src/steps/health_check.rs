@@ -11,7 +11,7 @@ use crate::looks::Looks;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
-use crate::poll::{CheckInput, Poll, Started, pending};
+use crate::poll::{CheckInput, Poll, Started, backoff, pending};
 use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::routing;
 use crate::test_rule;
@@ -65,6 +65,10 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     }
     start_once(ctx, &deployment, NAME, timeout, first_look, Change::new()).await
 }
+
+/// The longest a failed round of smoke checks waits for the next: a paced check's attempt
+/// count grows with each invocation, so its backoff alone would soon wait a minute.
+const SMOKE_RETRY_SECONDS: u64 = 10;
 
 /// Behind an NLB the test listener's weights reach new connections only up to
 /// [`crate::config::NLB_WEIGHTS_SETTLE_SECONDS`] after they change — whoever changed them (this
@@ -124,7 +128,8 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         && now < settles_at
     {
         return Ok(Poll::Pending {
-            wait_seconds: (settles_at - now).num_seconds().max(1) as u64,
+            // Rounded up: rounded down, the wait ended just before the settle time.
+            wait_seconds: ((settles_at - now).num_milliseconds().max(1) as u64).div_ceil(1000),
             attempt: input.attempt,
             detail: format!(
                 "the NLB's test listener weights for {target} settle at {}",
@@ -150,12 +155,12 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         // until the deadline, and say what failed meanwhile — on the backoff, not every
         // second: a round of smoke checks is requests to the service (a paced check looks
         // every second only while it waits for target health).
-        Assessment::Failed(evidence) => Ok(pending(
-            input,
-            now,
-            format!("smoke check failed, trying again until the deadline: {evidence}"),
-        )
-        .on_schedule()),
+        Assessment::Failed(evidence) => Ok(Poll::Pending {
+            wait_seconds: backoff(input.attempt, now, input.deadline).min(SMOKE_RETRY_SECONDS),
+            attempt: input.attempt + 1,
+            detail: format!("smoke check failed, trying again until the deadline: {evidence}"),
+            scheduled: true,
+        }),
         Assessment::Passed(detail) => {
             record_healthy(ctx, &deployment, NAME, &detail).await?;
             Ok(Poll::Done { detail })

@@ -80,8 +80,15 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         Change::new(),
     )
     .await?;
+    // AWS's work (the scale-up, Route 53) is looked at again within `LOOKS.every_seconds`; a
+    // schedule (the TTL, a canary step) keeps its wait.
     let wait_seconds = match advance(ctx, &input.deployment_id, started.deadline).await? {
         Poll::Done { .. } => 0,
+        Poll::Pending {
+            wait_seconds,
+            scheduled: false,
+            ..
+        } => wait_seconds.min(LOOKS.every_seconds),
         Poll::Pending { wait_seconds, .. } => wait_seconds,
     };
     Ok(Started {
@@ -249,7 +256,8 @@ async fn registries_follow(ctx: &Context, deployment: &Deployment, target: Slot)
 fn ttl_pending(ctx: &Context, deployment: &Deployment) -> Option<Poll> {
     let wait = ttl_wait(ctx, deployment);
     (wait > Duration::zero()).then(|| Poll::Pending {
-        wait_seconds: wait.num_seconds().max(1) as u64,
+        // Rounded up: rounded down, the wait ended just before the TTL did.
+        wait_seconds: (wait.num_milliseconds().max(1) as u64).div_ceil(1000),
         attempt: 0,
         detail: "waiting for the old DNS TTL to expire before switching".into(),
         scheduled: true,
