@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bluegreen::looks::Pacing;
 use bluegreen::record::Records;
+use bluegreen::steps::migrate;
 use bluegreen::steps::registry::{self, MIGRATE};
-use bluegreen::steps::{DeploymentRef, migrate};
 use bluegreen_tests::memory::{Conductor, Fate, Immediate, MemoryAws, State};
 use bluegreen_tests::sim::clock;
 use serde_json::{Value, json};
@@ -25,22 +25,8 @@ async fn migrating_under(
     clock::start();
     let (aws, mut ctx, id) = super::prepared_on(conductor, Arc::new(clock::now), |_| {}).await;
     ctx.settings.pacing = Pacing::Paced;
-    migrate::start(
-        &ctx,
-        &DeploymentRef {
-            deployment_id: id.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    let task = aws
-        .with(|s| s.ecs.tasks.keys().next().cloned())
-        .expect("a migration task");
-    aws.with(|s| {
-        let task = s.ecs.tasks.get_mut(&task).unwrap();
-        task.listed = true;
-        task.state.last_status = "RUNNING".into();
-    });
+    let task = super::migration_listed(&aws, &ctx, &id).await;
+    aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().state.last_status = "RUNNING".into());
     (aws, ctx, id, task)
 }
 

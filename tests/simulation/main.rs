@@ -515,6 +515,19 @@ fn a_throttled_retry_keeps_the_start_an_earlier_lost_answer_announced() {
     });
 }
 
+/// Starts deployment `id`'s migration; ECS lists its task: the task's ARN.
+async fn migration_listed(aws: &MemoryAws, ctx: &bluegreen::Context, id: &str) -> String {
+    let input = DeploymentRef {
+        deployment_id: id.to_owned(),
+    };
+    migrate::start(ctx, &input).await.unwrap();
+    let task = aws
+        .with(|s| s.ecs.tasks.keys().next().cloned())
+        .expect("a migration task");
+    aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+    task
+}
+
 /// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
 fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
     aws.with(|s| {
@@ -539,18 +552,7 @@ fn an_abort_judges_a_migration_that_exited_zero_before_it_was_stopped_from_ecs()
                 Some(vec!["bin/migrate".into(), "down".into()]);
         })
         .await;
-        migrate::start(
-            &ctx,
-            &DeploymentRef {
-                deployment_id: id.clone(),
-            },
-        )
-        .await
-        .unwrap();
-        let task = aws
-            .with(|s| s.ecs.tasks.keys().next().cloned())
-            .expect("a task");
-        aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().listed = true);
+        let task = migration_listed(&aws, &ctx, &id).await;
         let first = bluegreen::operator::abort(&ctx, &id, "bob").await.unwrap();
         assert_ne!(first.status, Status::Aborted, "{}", first.detail);
         // The container had exited 0 before the stop reached it.

@@ -140,3 +140,66 @@ pub fn standard(now: DateTime<Utc>) -> Vec<Past> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluegreen::delivery::{Delivered, step_times};
+
+    /// A deployment's own time ends at its ending: the first succeeded one after the last
+    /// `retry` (the reconciler's counts), never at an `unlock` a day later.
+    #[test]
+    fn a_deployments_time_ends_at_its_last_ending_not_at_later_entries() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let names = crate::memory::world::made_up_names();
+            let conductor = std::sync::Arc::new(crate::memory::Immediate);
+            let (_aws, ctx) =
+                crate::memory::world::build(&names, conductor, std::sync::Arc::new(Utc::now)).await;
+            let config = crate::service_config(&names);
+            let pushed = "2026-12-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+            let past = Past {
+                tag: "v9",
+                pushed,
+                switched: Some(20),
+                status: Status::NeedsAttention,
+                failed: Some(25),
+                ended: 30,
+            };
+            let mut d = record(&ctx, &config, &past);
+            let at = |minutes: i64| pushed + Duration::minutes(minutes);
+            let entry = |step: &str, minutes: i64, outcome| TimelineEntry {
+                step: step.into(),
+                at: at(minutes),
+                outcome,
+                detail: String::new(),
+            };
+            // The reconciler ended it needing attention at 30 (in place of the seeded ending),
+            // a person retried at 90, the rollback ended it at 100, an unlock came a day later.
+            d.timeline.pop();
+            d.timeline
+                .push(entry("reconcile", 30, StepOutcome::Succeeded));
+            d.timeline.push(entry("retry", 90, StepOutcome::Started));
+            d.timeline
+                .push(entry("rollback", 100, StepOutcome::Succeeded));
+            d.timeline
+                .push(entry("unlock", 1540, StepOutcome::Succeeded));
+            d.status = Status::RolledBack;
+            assert_eq!(Delivered::of(&d).ended_at, Some(at(100)));
+            let times = step_times(&d);
+            let retry = times.iter().find(|t| t.step == "retry").unwrap();
+            assert_eq!(retry.seconds, 600, "{times:?}");
+            assert!(times.iter().all(|t| t.step != "unlock"), "{times:?}");
+
+            // Without the retry, it ended at the reconciler's ending, not at the unlock.
+            let unlock = d.timeline.pop().unwrap();
+            d.timeline.truncate(d.timeline.len() - 2);
+            d.timeline.push(unlock);
+            d.status = Status::NeedsAttention;
+            assert_eq!(Delivered::of(&d).ended_at, Some(at(30)));
+        });
+    }
+}

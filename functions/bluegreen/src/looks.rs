@@ -17,6 +17,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tracing::{info, warn};
+
 use crate::context::Context;
 use crate::error::StepResult;
 use crate::fence;
@@ -135,17 +137,18 @@ where
             (Ok(answer), _) => answer,
             // With the check's own wait (its backoff), not the pace: a throttled API is not
             // asked again within a second.
-            (Err(e), Some(pending)) if e.is_retryable() => return Ok(pending),
+            (Err(e), Some(pending)) if e.is_retryable() => {
+                warn!(%deployment_id, error = %e, "a look failed for now; answering the one before it");
+                return Ok(pending);
+            }
             (Err(e), _) => return Err(e),
         };
         let decided = since_start(ctx);
         match after_look(&looks, pacing, began, decided, &answer) {
             Next::Answer => return Ok(handed_back(&looks, pacing, answer)),
             Next::LookAgainIn(gap) => {
-                if fence::guard(ctx, deployment_id, "another look")
-                    .await
-                    .is_err()
-                {
+                if let Err(e) = fence::guard(ctx, deployment_id, "another look").await {
+                    info!(%deployment_id, why = %e, "stopped looking");
                     return Ok(handed_back(&looks, pacing, answer));
                 }
                 // The guard's read took some of the gap.

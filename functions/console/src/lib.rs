@@ -275,19 +275,39 @@ fn signed_in(identity: &Identity) -> Result<(), Refusal> {
     }
 }
 
+/// A delivery page's window start, its records and what the numbers read of each.
+type DeliveryWindow = (
+    chrono::DateTime<chrono::Utc>,
+    Vec<Deployment>,
+    Vec<bluegreen::delivery::Delivered>,
+);
+
+/// What a delivery page reads, once its viewer is signed in: the window `?since=` asks for,
+/// the records made in it (of `service`, or of every service), and what the numbers read of
+/// each.
+async fn delivery_window(
+    ctx: &Context,
+    query: &SinceQuery,
+    identity: &Identity,
+    service: Option<&str>,
+) -> Result<DeliveryWindow, Refusal> {
+    signed_in(identity)?;
+    let since = window(ctx, query)?;
+    let records = Records::new(ctx).created_since(service, since).await?;
+    let delivered = records
+        .iter()
+        .map(bluegreen::delivery::Delivered::of)
+        .collect();
+    Ok((since, records, delivered))
+}
+
 async fn metrics(
     State(ctx): Shared,
     Query(query): Query<SinceQuery>,
     identity: Identity,
 ) -> Response {
     let shown = async {
-        signed_in(&identity)?;
-        let since = window(&ctx, &query)?;
-        let records = Records::new(&ctx).created_since(None, since).await?;
-        let delivered: Vec<_> = records
-            .iter()
-            .map(bluegreen::delivery::Delivered::of)
-            .collect();
+        let (since, _, delivered) = delivery_window(&ctx, &query, &identity, None).await?;
         let all = bluegreen::delivery::by_service(&delivered, since, ctx.now());
         Ok::<_, Refusal>(delivery_pages::overview(&all, since).into_response())
     };
@@ -301,9 +321,8 @@ async fn service(
     identity: Identity,
 ) -> Response {
     let shown = async {
-        signed_in(&identity)?;
-        let since = window(&ctx, &query)?;
-        let records = Records::new(&ctx).created_since(Some(&name), since).await?;
+        let (since, records, delivered) =
+            delivery_window(&ctx, &query, &identity, Some(&name)).await?;
         if records.is_empty() {
             return Err(Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -311,10 +330,6 @@ async fn service(
                 format!("no deployment of {name} since {since}"),
             ));
         }
-        let delivered: Vec<_> = records
-            .iter()
-            .map(bluegreen::delivery::Delivered::of)
-            .collect();
         let numbers = bluegreen::delivery::measure(&delivered, Some(&name), since, ctx.now());
         Ok(delivery_pages::service(&name, &numbers, &records, ctx.now()).into_response())
     };

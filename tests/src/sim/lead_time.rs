@@ -136,14 +136,7 @@ pub fn deploy(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
 }
 
 fn scenario(seed: u64, world: BenchWorld, names: &crate::Names) -> Scenario {
-    let knobs = Knobs {
-        faults: false,
-        operators: false,
-        bad_images: false,
-        pushes: 1,
-        event_trouble: false,
-    };
-    let mut scenario = Scenario::generate(&Rng::new(seed), knobs, names);
+    let mut scenario = Scenario::generate(&Rng::new(seed), Knobs::QUIET, names);
     scenario.config = world.config(names);
     scenario.pushes.truncate(1);
     for push in &mut scenario.pushes {

@@ -85,14 +85,7 @@ const RACE_SEED: u64 = 1;
 /// an approver who approves; `case.action` runs before the `case.at`-th changing step call.
 /// `at = 0` runs the deployment unraced (its [`Report::step_changes`] counts the cases).
 pub fn race_case(case: race::Case, trace_calls: bool) -> Report {
-    let knobs = Knobs {
-        faults: false,
-        operators: false,
-        bad_images: false,
-        pushes: 1,
-        event_trouble: false,
-    };
-    block_on(simulate(RACE_SEED, knobs, trace_calls, Some(case)))
+    block_on(simulate(RACE_SEED, Knobs::QUIET, trace_calls, Some(case)))
 }
 
 fn block_on<T>(run: impl std::future::Future<Output = T>) -> T {

@@ -43,6 +43,18 @@ impl Default for Knobs {
     }
 }
 
+impl Knobs {
+    /// No trouble at all and one push: the interleaving campaign's and the lead-time
+    /// benchmark's worlds.
+    pub const QUIET: Knobs = Knobs {
+        faults: false,
+        operators: false,
+        bad_images: false,
+        pushes: 1,
+        event_trouble: false,
+    };
+}
+
 impl std::fmt::Display for Knobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut off = Vec::new();
