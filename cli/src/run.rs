@@ -65,10 +65,13 @@ pub async fn run(args: RunArgs) -> ExitCode {
         None => None,
     };
     let clock = ScaledClock::new(args.time_scale);
-    let ctx = Context::from_env()
+    let mut ctx = Context::from_env()
         .await
         .with_clock(Arc::new(clock.shared_now()))
         .with_sleeper(scaled_sleeper(&clock));
+    // The emulator sends no ECS events: waiting for them would end every migration and
+    // rollout wait by its slow path. Checks look instead (`bluegreen::wakes`).
+    ctx.settings.wake_on_events = false;
     let approver = if args.auto_approve {
         let pushed = event.as_ref().map(|(_, e)| e);
         match AutoApproval::start(&ctx, pushed, args.deployment.as_deref()).await {

@@ -11,6 +11,7 @@
 //! Retry blocks are two constants. States keep a fixed key order (`Type` first) so the
 //! committed file reads like hand-written ASL.
 
+use bluegreen::steps::looks_of;
 use bluegreen::steps::registry::{
     ABORT, FINISH, OnFailure, PREPARE, RECONCILE, ROLLBACK, STEPS, Shape, Step,
 };
@@ -274,7 +275,7 @@ fn resume(first: &str) -> Vec<(String, Object)> {
 /// answers done (go on to `next`) or the deadline has passed (fail with States.Timeout).
 fn poll_loop(step: &Step, next: &str) -> Vec<(String, Object)> {
     let name = |suffix: &str| format!("{}{suffix}", step.state);
-    vec![
+    let mut states = vec![
         (
             name(""),
             task(
@@ -324,19 +325,81 @@ fn poll_loop(step: &Step, next: &str) -> Vec<(String, Object)> {
                 "Next": failure_state(step),
             },
         ),
-        (
-            name("Again"),
-            obj! {
-                "Type": "Pass",
-                "Parameters": obj! {
-                    "deadline.$": "$.poll.deadline",
-                    "wait_seconds.$": "$.check.wait_seconds",
-                    "attempt.$": "$.check.attempt",
-                },
-                "ResultPath": "$.poll",
-                "Next": name("Wait"),
+    ];
+    if woken_by_events(step) {
+        states.push((name("Again"), again(&name("Woken?"))));
+        states.extend(wait_for_event(step));
+    } else {
+        states.push((name("Again"), again(&name("Wait"))));
+    }
+    states
+}
+
+/// Whether the step's waits may end by an ECS event (its `LOOKS.woken_by`).
+fn woken_by_events(step: &Step) -> bool {
+    looks_of(step.name).is_some_and(|looks| !looks.woken_by.is_empty())
+}
+
+/// The poll loop's `Again`: the check's wait and attempt become the loop's.
+fn again(next: &str) -> Object {
+    obj! {
+        "Type": "Pass",
+        "Parameters": obj! {
+            "deadline.$": "$.poll.deadline",
+            "wait_seconds.$": "$.check.wait_seconds",
+            "attempt.$": "$.check.attempt",
+        },
+        "ResultPath": "$.poll",
+        "Next": next,
+    }
+}
+
+/// A step whose check may answer pending with `wake_on` (see `bluegreen::wakes`): the wait
+/// is then a task token stored by the step's `await` action, completed by the wake function
+/// when ECS's event comes, and timing out after the check's wait (the slow path). Woken,
+/// timed out, or woken before the wait began (`Woken`), the check looks next: an event only
+/// wakes. An await that fails otherwise falls back to the Wait state.
+fn wait_for_event(step: &Step) -> Vec<(String, Object)> {
+    let name = |suffix: &str| format!("{}{suffix}", step.state);
+    let wait = obj! {
+        "Type": "Task",
+        "Comment": "Waits for the ECS event the check named (the wake function completes the \
+                    token); the timeout is the slow path when the event is lost.",
+        "Resource": WAIT_FOR_TOKEN,
+        "Parameters": obj! {
+            "FunctionName": step.placeholder(),
+            "Payload": obj! {
+                "action": "await",
+                "deployment_id.$": "$.deployment_id",
+                "wake_on.$": "$.check.wake_on",
+                "task_token.$": "$$.Task.Token",
             },
+        },
+        "TimeoutSecondsPath": "$.poll.wait_seconds",
+        "ResultPath": Value::Null,
+        // Timed out (the slow path) or woken before the wait began: the check, now. Any other
+        // failure of the await (throttled, a broken item) waits as a Wait state would, so a
+        // failing await cannot spin the loop.
+        "Catch": vec![
+            obj! {"ErrorEquals": json!(["States.Timeout", "Woken"]), "ResultPath": Value::Null, "Next": name("Check")},
+            obj! {"ErrorEquals": json!(["States.ALL"]), "ResultPath": Value::Null, "Next": name("Wait")},
+        ],
+        "Next": name("Check"),
+    };
+    vec![
+        (
+            name("Woken?"),
+            choice(
+                vec![rule(
+                    "$.check.wake_on",
+                    "IsPresent",
+                    json!(true),
+                    &name("WaitForEvent"),
+                )],
+                &name("Wait"),
+            ),
         ),
+        (name("WaitForEvent"), wait),
     ]
 }
 

@@ -10,6 +10,7 @@ use bluegreen::StepError;
 use bluegreen::record::{Records, Verdict};
 use bluegreen::steps::approval::{self, RequestInput, Requested};
 use bluegreen::steps::registry;
+use bluegreen::wakes::{self, AwaitInput};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -119,10 +120,44 @@ impl LocalTasks {
     }
 }
 
+impl LocalTasks {
+    /// A wait for an ECS event (`bluegreen::wakes`): the step's `await` action stores the
+    /// token, then the wait lasts until the wake took it off its item (looked at every
+    /// `approval_poll_seconds`) or the task's timeout — the slow path, which is every wait's end
+    /// on the emulator: it sends no ECS events.
+    async fn wait_for_event(&self, input: Value) -> Result<Value, Failure> {
+        let function = input["FunctionName"].as_str().unwrap_or_default();
+        let step = registry::by_placeholder(function).ok_or_else(|| {
+            Failure::new("States.TaskFailed", format!("unknown function {function}"))
+        })?;
+        let payload = input.get("Payload").cloned().unwrap_or(Value::Null);
+        let request: AwaitInput = parse(payload.clone())?;
+        // An event that came first fails the await with `Woken`: the definition's catch runs
+        // the check at once, as on AWS.
+        registry::invoke(&self.ctx, step, payload)
+            .await
+            .map_err(failure)?;
+        loop {
+            let looked = std::time::Instant::now();
+            if !wakes::still_waiting(&self.ctx, &request.wake_on, &request.task_token)
+                .await
+                .map_err(failure)?
+            {
+                return Ok(json!({"woken_by": request.wake_on}));
+            }
+            let spent = looked.elapsed();
+            self.clock.pace(self.approval_poll_seconds, spent).await
+        }
+    }
+}
+
 impl TaskHandler for LocalTasks {
     fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>> {
         Box::pin(async move {
             match call.resource.as_str() {
+                WAIT_FOR_TOKEN if call.input["Payload"]["action"] == "await" => {
+                    self.wait_for_event(call.input).await
+                }
                 WAIT_FOR_TOKEN => self.approval(call.input).await,
                 START_EXECUTION => {
                     let request = StartRequest {

@@ -639,14 +639,7 @@ impl Runner {
         };
         let effective = apply_input(&task.flow.io, task.parameters.as_ref(), &input, &ctx)
             .map_err(|e| Failure::runtime(e, name))?;
-        let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
-            (Some(p), _) => path::read(p, &effective, &ctx)
-                .or_else(|_| path::read(p, &input, &ctx))
-                .map_err(|e| Failure::runtime(e, name))?
-                .as_f64(),
-            (None, Some(s)) => Some(s as f64),
-            (None, None) => None,
-        };
+        let timeout = task_timeout(name, task, &effective, &input, &ctx)?;
         self.record(
             execution,
             EventKind::TaskScheduled {
@@ -858,10 +851,42 @@ impl Runner {
     }
 }
 
+/// A `Task` state's timeout in seconds (`TimeoutSecondsPath` read from the effective input,
+/// else the state's input; or `TimeoutSeconds`). Step Functions takes a positive whole number
+/// of seconds; anything else fails the state as a runtime error, which no catcher catches.
+fn task_timeout(
+    name: &str,
+    task: &Task,
+    effective: &Value,
+    input: &Value,
+    ctx: &Value,
+) -> Result<Option<f64>, Failure> {
+    let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
+        (Some(p), _) => path::read(p, effective, ctx)
+            .or_else(|_| path::read(p, input, ctx))
+            .map_err(|e| Failure::runtime(e, name))?
+            .as_f64(),
+        (None, Some(s)) => Some(s as f64),
+        (None, None) => None,
+    };
+    if let Some(limit) = timeout.filter(|l| *l < 1.0 || l.fract() != 0.0) {
+        return Err(Failure::new(
+            "States.Runtime",
+            format!("state {name:?}: timeout {limit} is not a positive whole number of seconds"),
+        ));
+    }
+    Ok(timeout)
+}
+
 /// `States.ALL` matches everything; `States.TaskFailed` everything but `States.Timeout`.
 pub fn error_matches(names: &[String], error: &str) -> bool {
+    // As in Step Functions, `States.ALL` does not catch a runtime error (a path that does not
+    // resolve, a non-positive timeout) nor an oversized payload: those fail the execution.
+    let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
     names.iter().any(|n| {
-        n == error || n == "States.ALL" || (n == "States.TaskFailed" && error != "States.Timeout")
+        n == error
+            || (n == "States.ALL" && !terminal)
+            || (n == "States.TaskFailed" && error != "States.Timeout" && !terminal)
     })
 }
 

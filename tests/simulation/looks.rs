@@ -25,6 +25,8 @@ async fn migrating_under(
     clock::start();
     let (aws, mut ctx, id) = super::prepared_on(conductor, Arc::new(clock::now), |_| {}).await;
     ctx.settings.pacing = Pacing::Paced;
+    // Looks alone (`BLUEGREEN_WAKE_ON_EVENTS=off`): the waits ECS's events end are in wakes.rs.
+    ctx.settings.wake_on_events = false;
     let task = super::migration_listed(&aws, &ctx, &id).await;
     aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().state.last_status = "RUNNING".into());
     (aws, ctx, id, task)

@@ -5,6 +5,7 @@
 
 mod interleavings;
 mod looks;
+mod wakes;
 
 use bluegreen_tests::sim::{self, Knobs};
 

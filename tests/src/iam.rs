@@ -194,7 +194,8 @@ pub struct AsFunction(pub Arc<dyn TaskHandler>);
 
 impl TaskHandler for AsFunction {
     fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>> {
-        // The approval's task names its function in the parameters.
+        // A waitForTaskToken task (the approval, a wait for an ECS event) names its function
+        // in the parameters.
         let placeholder = if call.resource == WAIT_FOR_TOKEN {
             call.input["FunctionName"]
                 .as_str()

@@ -108,6 +108,7 @@ pub fn standard_settings() -> Settings {
         // Tests call a check to see one answer; the simulator and the lead-time benchmark
         // choose the pacing themselves.
         pacing: bluegreen::looks::Pacing::Once,
+        wake_on_events: true,
     }
 }
 

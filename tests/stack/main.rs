@@ -92,26 +92,30 @@ async fn the_event_rules_match_exactly_the_events_they_are_for() {
     };
     let intake = pattern_of("IntakeStateMachine", "EcrPush", &parameters);
     let index = pattern_of("IndexConfigFunction", "ConfigChanged", &parameters);
+    let task_stopped = pattern_of("WakeFunction", "TaskStopped", &parameters);
+    let deployment_settled = pattern_of("WakeFunction", "DeploymentSettled", &parameters);
     let mut with_prefix = parameters.clone();
     with_prefix.insert("RepositoryPrefix", json!("shop/"));
     let shop_only = pattern_of("IntakeStateMachine", "EcrPush", &with_prefix);
 
     // Every sample must be decided here: adding one to events/ without deciding fails.
-    // (sample, starts the intake, re-indexes a config)
+    // (sample, starts the intake, re-indexes a config, wakes a waiting deployment)
     let expected = BTreeMap::from([
-        ("ecr-push-tagged.json", (true, false)),
-        ("ecr-push-tagged-v3.json", (true, false)),
-        ("ecr-push-digest-only.json", (false, false)),
-        ("ecr-push-failed.json", (false, false)),
-        ("ecr-delete.json", (false, false)),
+        ("ecr-push-tagged.json", (true, false, false)),
+        ("ecr-push-tagged-v3.json", (true, false, false)),
+        ("ecr-push-digest-only.json", (false, false, false)),
+        ("ecr-push-failed.json", (false, false, false)),
+        ("ecr-delete.json", (false, false, false)),
         // Every repository by default: the service index decides in prepare.
-        ("ecr-push-other-repository.json", (true, false)),
+        ("ecr-push-other-repository.json", (true, false, false)),
         // Decided in prepare by the service's source.registry and pull_from.
-        ("ecr-push-foreign-account.json", (true, false)),
-        ("ecr-push-other-region.json", (true, false)),
-        ("ecr-replication-action.json", (true, false)),
-        ("scheduled-teardown.json", (false, false)),
-        ("ssm-config-change.json", (false, true)),
+        ("ecr-push-foreign-account.json", (true, false, false)),
+        ("ecr-push-other-region.json", (true, false, false)),
+        ("ecr-replication-action.json", (true, false, false)),
+        ("scheduled-teardown.json", (false, false, false)),
+        ("ssm-config-change.json", (false, true, false)),
+        ("ecs-task-stopped.json", (false, false, true)),
+        ("ecs-deployment-completed.json", (false, false, true)),
     ]);
     let samples: BTreeSet<String> = std::fs::read_dir(repo().join("events"))
         .unwrap()
@@ -142,13 +146,41 @@ async fn the_event_rules_match_exactly_the_events_they_are_for() {
     let mut seen = BTreeMap::new();
     for name in expected.keys() {
         let event = std::fs::read_to_string(repo().join("events").join(name)).unwrap();
+        let woken = matches(task_stopped.clone(), event.clone()).await
+            || matches(deployment_settled.clone(), event.clone()).await;
         let decided = (
             matches(intake.clone(), event.clone()).await,
             matches(index.clone(), event.clone()).await,
+            woken,
         );
         seen.insert(*name, decided);
     }
-    assert_eq!(seen, expected, "patterns: {intake} / {index}");
+    assert_eq!(
+        seen, expected,
+        "patterns: {intake} / {index} / {task_stopped}"
+    );
+    // The wake function sees only what ends a wait: a task still running, another team's
+    // task (not started by bluegreen) and a deployment in progress do not invoke it.
+    let sample = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(name)).unwrap())
+            .unwrap()
+    };
+    let mut running = sample("ecs-task-stopped.json");
+    running["detail"]["lastStatus"] = json!("RUNNING");
+    let mut theirs = sample("ecs-task-stopped.json");
+    theirs["detail"]["startedBy"] = json!("ecs-svc/123");
+    let mut in_progress = sample("ecs-deployment-completed.json");
+    in_progress["detail"]["eventName"] = json!("SERVICE_DEPLOYMENT_IN_PROGRESS");
+    for (event, pattern) in [
+        (running, &task_stopped),
+        (theirs, &task_stopped),
+        (in_progress, &deployment_settled),
+    ] {
+        assert!(
+            !matches(pattern.clone(), event.to_string()).await,
+            "{event}"
+        );
+    }
     // With RepositoryPrefix, only the repositories under it reach the intake.
     for (name, starts) in [
         ("ecr-push-tagged.json", true),

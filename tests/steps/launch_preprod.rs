@@ -74,17 +74,22 @@ async fn launch_pins_the_image_by_digest_on_the_idle_slot_and_a_rerun_changes_no
     let pending = launch_preprod::check(&world.ctx, &check_of(&first))
         .await
         .unwrap();
-    assert!(
-        matches!(
-            pending,
-            Poll::Pending {
-                wait_seconds: 5,
-                attempt: 1,
-                ..
-            }
-        ),
-        "{pending:?}"
-    );
+    // The state machine waits for ECS's deployment event on the pre-prod service (the slow
+    // path after 30 s), as `bluegreen::wakes` says.
+    let Poll::Pending {
+        wait_seconds,
+        attempt: 1,
+        wake_on: Some(key),
+        ..
+    } = &pending
+    else {
+        panic!("{pending:?}")
+    };
+    assert_eq!(*wait_seconds, bluegreen::wakes::SLOW_PATH_SECONDS);
+    let preprod = record(&world, &first.deployment_id).await.preprod.unwrap();
+    let key_of_green = bluegreen::wakes::service_key("shop-cluster", "shop-green");
+    assert_eq!(preprod.service, "shop-green");
+    assert_eq!(key, &key_of_green);
     world.settle(Slot::Green, "COMPLETED").await;
     let done = launch_preprod::check(&world.ctx, &check_of(&first))
         .await

@@ -37,3 +37,4 @@ mod switch;
 mod sync_db;
 mod teardown;
 mod test_rule;
+mod wakes;

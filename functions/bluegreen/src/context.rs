@@ -45,6 +45,9 @@ pub struct Settings {
     /// Whether a check looks again within one invocation (`BLUEGREEN_CHECK_PACING`, see
     /// [`crate::looks`]): paced unless set to `once`.
     pub pacing: Pacing,
+    /// Whether waits on ECS end by its events (`BLUEGREEN_WAKE_ON_EVENTS`, see
+    /// [`crate::wakes`]): on unless set to `off` (a stack without the wake function's rule).
+    pub wake_on_events: bool,
 }
 
 /// The services allowed `approval.policy = "auto"` (`BLUEGREEN_AUTO_APPROVE_SERVICES`).
@@ -87,7 +90,8 @@ impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
     /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
     /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, `BLUEGREEN_ACCOUNT_ID`,
-    /// `BLUEGREEN_AUTO_APPROVE_SERVICES` and `BLUEGREEN_CHECK_PACING`, with the stack's defaults.
+    /// `BLUEGREEN_AUTO_APPROVE_SERVICES`, `BLUEGREEN_CHECK_PACING` and
+    /// `BLUEGREEN_WAKE_ON_EVENTS`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -111,6 +115,8 @@ impl Settings {
                     .as_deref(),
             ),
             pacing: Pacing::parse(std::env::var("BLUEGREEN_CHECK_PACING").ok().as_deref()),
+            wake_on_events: !var("BLUEGREEN_WAKE_ON_EVENTS")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
         }
     }
 }

@@ -200,6 +200,12 @@ pub enum StepError {
     #[error("record unreadable: {0}")]
     RecordInvalid(String),
 
+    /// A wait for an ECS event (`crate::wakes`) was not begun: the event came first. The
+    /// definition's catch runs the check at once (the await's only way to end its own wait
+    /// without holding the task-token permission).
+    #[error("woken before the wait began: {0}")]
+    Woken(String),
+
     /// One of bluegreen's own invariants is broken (a field an earlier step always writes is
     /// missing, a request could not be built). A bug or a hand edit; not the caller's input.
     #[error("internal invariant broken: {0}")]
@@ -264,6 +270,7 @@ impl StepError {
         "MaintenanceFailed",
         "RecordInvalid",
         "Internal",
+        "Woken",
         "Throttled",
         "AwsTransient",
         "AwsError",
@@ -323,6 +330,7 @@ impl StepError {
             StepError::MaintenanceFailed(_) => "MaintenanceFailed",
             StepError::RecordInvalid(_) => "RecordInvalid",
             StepError::Internal(_) => "Internal",
+            StepError::Woken(_) => "Woken",
             StepError::Throttled { .. } => "Throttled",
             StepError::AwsTransient { .. } => "AwsTransient",
             StepError::Aws { .. } => "AwsError",
@@ -543,6 +551,7 @@ mod tests {
             StepError::MaintenanceFailed(text()),
             StepError::RecordInvalid(text()),
             StepError::Internal(text()),
+            StepError::Woken(text()),
             StepError::Throttled {
                 operation: "o",
                 message: text(),

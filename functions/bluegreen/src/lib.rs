@@ -62,6 +62,7 @@ pub mod tables;
 pub mod test_rule;
 pub mod text;
 pub mod traffic_mode;
+pub mod wakes;
 
 pub use context::{Context, Settings};
 pub use error::{StepError, StepResult};

@@ -38,6 +38,10 @@ pub struct Looks {
     /// calls): a look begun at the end of the window must still end within the function's
     /// timeout. A test holds `window_seconds + look_bound_seconds` within every step's timeout.
     pub look_bound_seconds: u64,
+    /// The EventBridge detail types that end this step's waits (`crate::wakes`): its pending
+    /// answers may carry `wake_on`, and the definition waits for the event between checks.
+    /// Empty: the step's waits are looked at only.
+    pub woken_by: &'static [&'static str],
 }
 
 /// What a paced check does after a look.
@@ -54,7 +58,9 @@ pub enum Next {
 /// is a wait that is a schedule; pending is looked at again the shorter of the check's own
 /// wait and `every_seconds` after that look began (at once if the look took longer), as long
 /// as that next look begins within the window: so the last look begins by the window's end,
-/// and the invocation ends by `window_seconds + look_bound_seconds`.
+/// and the invocation ends by `window_seconds + look_bound_seconds`. A wait an ECS event ends
+/// (`wake_on`) has a window of [`crate::wakes::EVENT_LOOK_WINDOW_SECONDS`]: after a wake,
+/// ECS's describe may lag its event by a moment; then the state machine waits for the next.
 pub fn after_look(
     looks: &Looks,
     pacing: Pacing,
@@ -65,6 +71,7 @@ pub fn after_look(
     let Poll::Pending {
         wait_seconds,
         scheduled: false,
+        wake_on,
         ..
     } = answer
     else {
@@ -73,8 +80,15 @@ pub fn after_look(
     if pacing == Pacing::Once {
         return Next::Answer;
     }
+    // A wait an event ends is looked at only briefly: the event wakes the next check.
+    let window = match wake_on {
+        Some(_) => looks
+            .window_seconds
+            .min(crate::wakes::EVENT_LOOK_WINDOW_SECONDS),
+        None => looks.window_seconds,
+    };
     let next = (began + Duration::from_secs(gap_seconds(looks, *wait_seconds))).max(now);
-    if next <= Duration::from_secs(looks.window_seconds) {
+    if next <= Duration::from_secs(window) {
         Next::LookAgainIn(next - now)
     } else {
         Next::Answer
@@ -89,25 +103,21 @@ fn gap_seconds(looks: &Looks, wait_seconds: u64) -> u64 {
 
 /// A pending answer as a paced invocation hands it to the state machine: its Wait is at
 /// most `every_seconds`, so the next invocation looks about when the next look would have. A
-/// schedule's wait is kept.
-pub fn handed_back(looks: &Looks, pacing: Pacing, answer: Poll) -> Poll {
-    match (pacing, answer) {
-        (
-            Pacing::Paced,
-            Poll::Pending {
-                wait_seconds,
-                attempt,
-                detail,
-                scheduled: false,
-            },
-        ) => Poll::Pending {
-            wait_seconds: wait_seconds.min(looks.every_seconds),
-            attempt,
-            detail,
+/// schedule's wait is kept, and so is a wait an event ends (`wake_on`: the slow path).
+pub fn handed_back(looks: &Looks, pacing: Pacing, mut answer: Poll) -> Poll {
+    if let (
+        Pacing::Paced,
+        Poll::Pending {
+            wait_seconds,
             scheduled: false,
+            wake_on: None,
+            ..
         },
-        (_, answer) => answer,
+    ) = (pacing, &mut answer)
+    {
+        *wait_seconds = (*wait_seconds).min(looks.every_seconds);
     }
+    answer
 }
 
 /// Runs `look` (one look of a step's check on `deployment_id`) as [`after_look`] decides,
@@ -168,6 +178,7 @@ mod tests {
         every_seconds: 1,
         window_seconds: 30,
         look_bound_seconds: 20,
+        woken_by: &[],
     };
 
     fn pending(wait_seconds: u64) -> Poll {
@@ -176,6 +187,7 @@ mod tests {
             attempt: 3,
             detail: "rolling out".into(),
             scheduled: false,
+            wake_on: None,
         }
     }
 
@@ -270,8 +282,64 @@ mod tests {
                 attempt: 3,
                 detail: "rolling out".into(),
                 scheduled: false,
+                wake_on: None,
             }
         );
         assert_eq!(handed_back(&LOOKS, Pacing::Once, pending(40)), pending(40));
+    }
+
+    fn awaiting(wait_seconds: u64) -> Poll {
+        match pending(wait_seconds) {
+            Poll::Pending {
+                wait_seconds,
+                attempt,
+                detail,
+                scheduled,
+                ..
+            } => Poll::Pending {
+                wait_seconds,
+                attempt,
+                detail,
+                scheduled,
+                wake_on: Some("ecs-task:bg-shop-1-migrate".into()),
+            },
+            done => done,
+        }
+    }
+
+    /// A wait an ECS event ends keeps its wait (the slow path, waited for in the state
+    /// machine) and is looked at only for the short window after a wake.
+    #[test]
+    fn a_wait_an_event_ends_is_looked_at_briefly_and_handed_back_whole() {
+        let short = crate::wakes::EVENT_LOOK_WINDOW_SECONDS;
+        let within = after_look(
+            &LOOKS,
+            Pacing::Paced,
+            secs(short - 1),
+            ms(100),
+            &awaiting(30),
+        );
+        assert!(matches!(within, Next::LookAgainIn(_)), "{within:?}");
+        let past = after_look(
+            &LOOKS,
+            Pacing::Paced,
+            secs(short),
+            ms(short * 1000 + 100),
+            &awaiting(30),
+        );
+        assert_eq!(past, Next::Answer);
+        // The same look without an event keeps looking for the step's window.
+        let plain = after_look(
+            &LOOKS,
+            Pacing::Paced,
+            secs(short),
+            ms(short * 1000 + 100),
+            &pending(30),
+        );
+        assert!(matches!(plain, Next::LookAgainIn(_)), "{plain:?}");
+        assert_eq!(
+            handed_back(&LOOKS, Pacing::Paced, awaiting(30)),
+            awaiting(30)
+        );
     }
 }

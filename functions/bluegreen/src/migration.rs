@@ -68,10 +68,7 @@ pub async fn advance(
     run: &Run<'_>,
     deadline: DateTime<Utc>,
 ) -> StepResult<Progress> {
-    let deadline = recorded(deployment, run.task)
-        .and_then(|(_, started_at)| started_at)
-        .map(|at| deadline_of(deployment, at))
-        .unwrap_or(deadline);
+    let deadline = task_deadline(deployment, run.task, deadline);
     // A tracked migration that already ended is never looked up or started again: ECS forgets
     // stopped tasks after about an hour, and a second `down 1` would revert a good migration.
     match tracked(deployment, run.task).map(|t| (t.state, t.detail.clone())) {
@@ -287,6 +284,19 @@ enum Located {
     Forgotten,
     /// Never started: nothing recorded, nothing listed.
     NotStarted,
+}
+
+/// When the migration task of `kind` must have ended: `migration.timeout_seconds` from its
+/// recorded start, or `fallback` (the step's deadline) while no start is recorded.
+pub fn task_deadline(
+    deployment: &Deployment,
+    kind: MigrationTask,
+    fallback: DateTime<Utc>,
+) -> DateTime<Utc> {
+    recorded(deployment, kind)
+        .and_then(|(_, started_at)| started_at)
+        .map(|at| deadline_of(deployment, at))
+        .unwrap_or(fallback)
 }
 
 /// The recorded ARN of a deployment's migration task of `kind`, and when it was started.

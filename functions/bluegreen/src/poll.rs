@@ -58,26 +58,20 @@ pub enum Poll {
         /// check does not look again in between (`crate::looks`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         scheduled: bool,
+        /// The wait ends with an ECS event under this key (see `crate::wakes`): the state
+        /// machine waits for it, up to `wait_seconds` (the slow path when it is lost).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_on: Option<String>,
     },
 }
 
 impl Poll {
     /// This answer, a pending one's wait made a schedule (see `Poll::Pending::scheduled`).
-    pub fn on_schedule(self) -> Poll {
-        match self {
-            Poll::Pending {
-                wait_seconds,
-                attempt,
-                detail,
-                ..
-            } => Poll::Pending {
-                wait_seconds,
-                attempt,
-                detail,
-                scheduled: true,
-            },
-            done => done,
+    pub fn on_schedule(mut self) -> Poll {
+        if let Poll::Pending { scheduled, .. } = &mut self {
+            *scheduled = true;
         }
+        self
     }
 }
 
@@ -102,6 +96,27 @@ pub fn pending(input: &CheckInput, now: DateTime<Utc>, detail: impl Into<String>
         attempt: input.attempt + 1,
         detail: detail.into(),
         scheduled: false,
+        wake_on: None,
+    }
+}
+
+/// A pending answer whose wait an ECS event under `key` ends (see `crate::wakes`): the state
+/// machine waits for the event up to `slow_path_seconds` — never past the deadline — and the
+/// check looks again either way.
+pub fn awaiting_event(
+    input: &CheckInput,
+    now: DateTime<Utc>,
+    detail: impl Into<String>,
+    key: String,
+    slow_path_seconds: u64,
+) -> Poll {
+    let remaining = ((input.deadline - now).num_milliseconds().max(0) as u64).div_ceil(1000);
+    Poll::Pending {
+        wait_seconds: slow_path_seconds.min(remaining).max(1),
+        attempt: input.attempt + 1,
+        detail: detail.into(),
+        scheduled: false,
+        wake_on: Some(key),
     }
 }
 
@@ -130,6 +145,32 @@ impl Pacing {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    /// A wait for an event lasts its slow path, never past the deadline, and never 0 s (Step
+    /// Functions refuses a timeout that is not a positive whole number: the execution would
+    /// fail uncaught).
+    #[test]
+    fn a_wait_for_an_event_is_at_least_a_second_and_never_past_the_deadline() {
+        let now = Utc::now();
+        let input = |deadline| CheckInput {
+            deployment_id: "shop-1".into(),
+            deadline,
+            attempt: 2,
+        };
+        let wait = |deadline| match awaiting_event(&input(deadline), now, "", "k".into(), 30) {
+            Poll::Pending {
+                wait_seconds,
+                wake_on: Some(_),
+                attempt: 3,
+                ..
+            } => wait_seconds,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(now + Duration::hours(1)), 30);
+        assert_eq!(wait(now + Duration::milliseconds(12_300)), 13);
+        assert_eq!(wait(now), 1);
+        assert_eq!(wait(now - Duration::minutes(5)), 1);
+    }
 
     #[test]
     fn backoff_doubles_then_caps_at_a_minute() {

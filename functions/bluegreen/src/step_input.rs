@@ -47,7 +47,8 @@ impl FailureInput {
     }
 }
 
-/// Input of the steps that have a start and a check (`{"action": "start" | "check", …}`).
+/// Input of the steps that have a start and a check (`{"action": "start" | "check" |
+/// "await", …}`).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum StartOrCheck {
@@ -55,7 +56,26 @@ pub enum StartOrCheck {
     Start(DeploymentRef),
     /// Look once.
     Check(CheckInput),
+    /// Wait for the ECS event a check named (`crate::wakes`): store the task token.
+    Await(AwaitInput),
 }
+
+/// The `await` action's input: the state machine's `.waitForTaskToken` task after a check
+/// answered pending with `wake_on`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AwaitInput {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The check's wake key.
+    pub wake_on: String,
+    /// The waiting task's token.
+    pub task_token: String,
+}
+
+/// Prefix of the task tokens the local runner issues. Step Functions never issues them: the
+/// local runner watches the deployment record (an approval) or the wait item (a wake) instead
+/// of receiving `SendTaskSuccess`.
+pub const LOCAL_TOKEN_PREFIX: &str = "bluegreen-local:";
 
 #[cfg(test)]
 mod tests {

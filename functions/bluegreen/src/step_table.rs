@@ -216,6 +216,19 @@ pub const MISSED_PUSHES: Step = Step {
     raises: &[],
 };
 
+/// `wake`: ECS's task and service deployment state changes wake the waits that named them
+/// (see `crate::wakes`).
+pub const WAKE: Step = Step {
+    name: "wake",
+    state: "",
+    function: "Wake",
+    timeout_seconds: 30,
+    label: "Wake",
+    shape: Shape::Standalone,
+    on_failure: OnFailure::Nowhere,
+    raises: &[],
+};
+
 /// `index_config`.
 pub const INDEX_CONFIG: Step = Step {
     name: "index_config",

@@ -1,17 +1,17 @@
 //! Lead-time benchmark (`bench/lead-time`): how long after AWS finishes a piece of work
 //! bluegreen moves on, its own time per deployment, and what one deployment costs — before
-//! (one look per check invocation, the state machine's 5–60 s backoff) and after (checks
-//! looking every 1–2 s within an invocation), on the same AWS schedules, beside the seed
+//! (one look per check invocation, the state machine's 5–60 s backoff), with paced looks
+//! (checks looking every 1–2 s within an invocation) and after (paced looks, and ECS's two
+//! waits ended by ECS's events), on the same AWS schedules, beside the seed
 //! scripts' `aws … wait` waiters. Runs on virtual time (`bluegreen_tests::sim::lead_time`):
 //! the world, not the machine, sets the numbers.
 //!
-//! Arguments: `[--seeds N]` (default 20 per world and pacing). Prints markdown tables (the
-//! README's) and the two summary lines.
+//! Arguments: `[--seeds N]` (default 20 per world and mode). Prints markdown tables (the
+//! README's) and the summary lines.
 
 use std::collections::BTreeMap;
 
-use bluegreen::looks::Pacing;
-use bluegreen_tests::sim::lead_time::{BenchWorld, Deployed, deploy};
+use bluegreen_tests::sim::lead_time::{BenchWorld, Deployed, Mode, deploy};
 
 /// Step Functions Standard: USD per state transition (us-east-1 list price).
 const PER_TRANSITION: f64 = 0.025 / 1000.0;
@@ -39,9 +39,17 @@ fn seeds() -> u64 {
 struct Lags {
     work: Vec<f64>,
     before: Vec<f64>,
+    looks: Vec<f64>,
     after: Vec<f64>,
     waiter: Vec<f64>,
 }
+
+/// The three ways of noticing, as the tables name them.
+const MODES: [(&str, Mode); 3] = [
+    ("before", Mode::BEFORE),
+    ("looks", Mode::LOOKS),
+    ("after", Mode::AFTER),
+];
 
 fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -80,49 +88,55 @@ fn main() {
     let mut runs: BTreeMap<(BenchWorld, &str), Vec<Deployed>> = BTreeMap::new();
     for world in BenchWorld::ALL {
         for seed in 0..seeds {
-            let before = deploy(seed, world, Pacing::Once);
-            let after = deploy(seed, world, Pacing::Paced);
-            for run in [&before, &after] {
-                assert_eq!(run.status, "succeeded", "seed {seed} in {world:?}: {run:?}");
-            }
-            for (run, paced) in [(&before, false), (&after, true)] {
+            for (name, mode) in MODES {
+                let run = deploy(seed, world, mode);
+                assert_eq!(
+                    run.status, "succeeded",
+                    "seed {seed} in {world:?} {name}: {run:?}"
+                );
                 for wait in &run.waits {
-                    let key = (world, wait.step.clone(), wait.what);
-                    let entry = lags.entry(key).or_default();
-                    if paced {
-                        entry.work.push(wait.work);
-                        entry.after.push(wait.lag);
-                        entry.waiter.push(wait.waiter_lag);
-                    } else {
-                        entry.before.push(wait.lag);
+                    let entry = lags
+                        .entry((world, wait.step.clone(), wait.what))
+                        .or_default();
+                    match name {
+                        "before" => entry.before.push(wait.lag),
+                        "looks" => entry.looks.push(wait.lag),
+                        _ => {
+                            entry.work.push(wait.work);
+                            entry.after.push(wait.lag);
+                            entry.waiter.push(wait.waiter_lag);
+                        }
                     }
                 }
+                runs.entry((world, name)).or_default().push(run);
             }
-            runs.entry((world, "before")).or_default().push(before);
-            runs.entry((world, "after")).or_default().push(after);
         }
     }
     println!(
         "Lag from AWS finishing a piece of work to bluegreen moving on ({seeds} seeds per world; seconds, mean / max):\n"
     );
     println!(
-        "| wait | AWS's work | before: backoff | after: paced looks | seed scripts' waiters |"
+        "| wait | AWS's work | before: backoff | paced looks | after: looks + ECS events | seed scripts' waiters |"
     );
-    println!("|---|---|---|---|---|");
-    let (mut all_before, mut all_after, mut all_waiter) = (Vec::new(), Vec::new(), Vec::new());
+    println!("|---|---|---|---|---|---|");
+    let (mut all_before, mut all_looks, mut all_after, mut all_waiter) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ((world, step, what), l) in &lags {
         println!(
-            "| {step}: {what} ({}) | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            "| {step}: {what} ({}) | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
             world.name(),
             mean(&l.work),
             mean(&l.before),
             max(&l.before),
+            mean(&l.looks),
+            max(&l.looks),
             mean(&l.after),
             max(&l.after),
             mean(&l.waiter),
             max(&l.waiter),
         );
         all_before.extend(&l.before);
+        all_looks.extend(&l.looks);
         all_after.extend(&l.after);
         all_waiter.extend(&l.waiter);
     }
@@ -162,6 +176,13 @@ fn main() {
         max(&all_before),
         overhead("before"),
         costs("before")
+    );
+    println!(
+        "looks:  mean lag per wait {:.1} s (max {:.1} s); bluegreen's own time per deployment {:.1} s; ${:.5} per deployment",
+        mean(&all_looks),
+        max(&all_looks),
+        overhead("looks"),
+        costs("looks")
     );
     println!(
         "after:  mean lag per wait {:.1} s (max {:.1} s); bluegreen's own time per deployment {:.1} s; ${:.5} per deployment",

@@ -34,7 +34,7 @@ pub use dns::DnsState;
 pub use load_balancing::{ElbState, ListenerModel, RuleModel};
 pub use misc::{AlarmState, NotificationsState, SmokeState};
 pub use scaling::ScalingState;
-pub use workflow::{ExecutionModel, Starter, WorkflowState};
+pub use workflow::{ExecutionModel, Starter, TokenAnswer, WorkflowState};
 
 /// What happens to one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,9 @@ pub struct State {
     pub scaling: ScalingState,
     /// ECR: repository → its images (tags move between them as ECR moves them).
     pub registry: std::collections::BTreeMap<String, Vec<RegistryImage>>,
+    /// EventBridge's default bus: the events AWS's services put there (ECS's task and
+    /// deployment state changes), oldest first, until the simulator's bus delivers them.
+    pub bus: Vec<serde_json::Value>,
 }
 
 /// The in-memory AWS behind every port; clones share the state.

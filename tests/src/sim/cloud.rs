@@ -102,13 +102,23 @@ impl Due {
     }
 }
 
-/// Plays AWS until dropped.
-pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names, timing: Timing) {
+/// Where the events AWS puts on EventBridge go (the simulator's bus, [`super::executions`]).
+pub type Bus = Arc<dyn Fn(serde_json::Value) + Send + Sync>;
+
+/// Plays AWS until dropped; the events its work emits go to `bus`.
+pub async fn run(
+    aws: MemoryAws,
+    rng: Rng,
+    scenario: Scenario,
+    names: Names,
+    timing: Timing,
+    bus: Bus,
+) {
     let mut due = Due::default();
     loop {
         tokio::time::sleep(timing.tick).await;
         let now = super::clock::elapsed().as_millis() as u64;
-        aws.with(|state| {
+        let events = aws.with(|state| {
             tasks(state, &mut due, now, &rng, &scenario, &timing);
             services(state, &mut due, now, &rng, &scenario, &timing);
             targets(state, &mut due, now, &rng, &timing);
@@ -118,8 +128,54 @@ pub async fn run(aws: MemoryAws, rng: Rng, scenario: Scenario, names: Names, tim
             if scenario.autoscaled && rng.chance(100) {
                 state.run_scaling_policies();
             }
+            std::mem::take(&mut state.bus)
         });
+        for event in events {
+            bus(event);
+        }
     }
+}
+
+/// An ECS event as EventBridge delivers it.
+fn ecs_event(detail_type: &str, resource: String, detail: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("sim-{}", super::clock::elapsed().as_micros()),
+        "detail-type": detail_type,
+        "source": "aws.ecs",
+        "account": "123456789012",
+        "time": super::clock::now().to_rfc3339(),
+        "region": "eu-west-1",
+        "resources": [resource],
+        "detail": detail,
+    })
+}
+
+/// ECS's "ECS Task State Change" for task `arn` as it is now.
+fn task_changed(state: &mut State, arn: &str) {
+    let task = &state.ecs.tasks[arn];
+    let detail = serde_json::json!({
+        "taskArn": arn,
+        "clusterArn": format!("arn:aws:ecs:eu-west-1:123456789012:cluster/{}", task.cluster),
+        "lastStatus": task.state.last_status,
+        "desiredStatus": task.state.desired_status,
+        "startedBy": task.state.started_by,
+        "stopCode": task.state.stop_code,
+    });
+    let event = ecs_event(bluegreen::wakes::TASK_STATE_CHANGE, arn.to_owned(), detail);
+    state.bus.push(event);
+}
+
+/// ECS's "ECS Deployment State Change" for service `cluster/name` (`key`).
+fn deployment_changed(state: &mut State, key: &str, event_name: &str) {
+    let arn = format!("arn:aws:ecs:eu-west-1:123456789012:service/{key}");
+    let detail = serde_json::json!({
+        "eventType": if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" },
+        "eventName": event_name,
+        "deploymentId": format!("ecs-svc/{}", super::clock::elapsed().as_millis()),
+    });
+    let event = ecs_event(bluegreen::wakes::DEPLOYMENT_STATE_CHANGE, arn, detail);
+    state.bus.push(event);
 }
 
 /// The exit code a migration task started with `started_by` ends with.
@@ -162,6 +218,7 @@ fn tasks(
                 for c in &mut task.state.containers {
                     c.exit_code = Some(143);
                 }
+                task_changed(state, &arn);
             }
             continue;
         }
@@ -175,6 +232,7 @@ fn tasks(
                     .expect("task")
                     .state
                     .last_status = "RUNNING".into();
+                task_changed(state, &arn);
             }
             continue;
         }
@@ -190,6 +248,7 @@ fn tasks(
             for c in &mut task.state.containers {
                 c.exit_code = Some(code);
             }
+            task_changed(state, &arn);
         }
     }
 }
@@ -244,6 +303,7 @@ fn services(
         if fails {
             primary.rollout_state = Some("FAILED".into());
             primary.rollout_reason = Some("tasks failed to start (simulated)".into());
+            deployment_changed(state, &key, "SERVICE_DEPLOYMENT_FAILED");
             continue;
         }
         primary.rollout_state = Some("COMPLETED".into());
@@ -251,6 +311,7 @@ fn services(
         primary.desired_count = desired;
         model.state.deployments.retain(|d| d.status == "PRIMARY");
         model.state.running_count = desired;
+        deployment_changed(state, &key, "SERVICE_DEPLOYMENT_COMPLETED");
         let octet = 10 + key.len() % 200;
         // Registered, the new targets pass the target group's health checks a while later.
         let initial = timing.targets_seconds != (0, 0) && desired > 0;

@@ -27,6 +27,9 @@ use super::rng::Rng;
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often an approval wait looks at its token.
 const TOKEN_POLL: Duration = Duration::from_secs(1);
+/// How often a wait for an ECS event looks at its token (Step Functions goes on at once; a
+/// tenth of a second is the simulator's lag).
+const WAKE_POLL: Duration = Duration::from_millis(100);
 
 tokio::task_local! {
     /// Who is making the AWS calls of the current invocation (`state@execution`, `abort`,
@@ -123,6 +126,13 @@ impl SimExecutions {
         Arc::new(SimTasks(self.inner.clone()))
     }
 
+    /// The bus AWS's events go to: each is delivered to the wake function as EventBridge
+    /// would ([`Inner::deliver_ecs_event`]).
+    pub fn bus(&self) -> super::cloud::Bus {
+        let inner = self.inner.clone();
+        Arc::new(move |event| inner.deliver_ecs_event(event))
+    }
+
     /// FULL-jitter factors from the run's generator.
     pub fn jitter(&self) -> bluegreen_statemachine::runner::Jitter {
         self.inner.rng.jitter()
@@ -167,6 +177,61 @@ impl Inner {
                 }
             });
         }
+    }
+}
+
+impl Inner {
+    /// Delivers an ECS event to the wake function, as EventBridge and Lambda would: usually
+    /// within 0.2–1.5 s, with event trouble sometimes late (minutes), twice, or never (so
+    /// copies also arrive out of order); a failed invocation is retried by Lambda after one
+    /// and three minutes.
+    fn deliver_ecs_event(self: &Arc<Self>, event: Value) {
+        let copies = match (self.event_trouble, self.rng.below(100)) {
+            (true, 0..=4) => 0,
+            (true, 5..=9) => 2,
+            _ => 1,
+        };
+        for _ in 0..copies {
+            let late = if self.event_trouble && self.rng.chance(100) {
+                Duration::from_secs(60 + self.rng.below(1800))
+            } else {
+                Duration::from_millis(200 + self.rng.below(1300))
+            };
+            let inner = self.clone();
+            let event = event.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                for retry in [0, 60, 120] {
+                    tokio::time::sleep(Duration::from_secs(retry)).await;
+                    if inner.wake(event.clone()).await.is_ok() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// One invocation of the wake function on `event` (in the ledger, as the steps' are).
+    async fn wake(&self, event: Value) -> Result<(), String> {
+        let began = super::clock::elapsed().as_secs_f64();
+        let answer = invocation(&self.ctx, "wake".to_owned(), move |ctx| async move {
+            registry::invoke(&ctx, &registry::WAKE, event)
+                .await
+                .map(|_| ())
+        })
+        .await;
+        if let Some(ledger) = &self.ledger {
+            ledger.invocations.lock().expect("ledger").push(Invocation {
+                state: "Wake".into(),
+                began,
+                ended: super::clock::elapsed().as_secs_f64(),
+                done: false,
+            });
+        }
+        if let Err(e) = &answer {
+            self.trace(format!("wake: {e}"));
+        }
+        answer
     }
 }
 
@@ -306,18 +371,7 @@ impl SimTasks {
         let request: RequestInput =
             serde_json::from_value(input.get("Payload").cloned().unwrap_or(Value::Null))
                 .map_err(|e| Failure::new("EventMalformed", e.to_string()))?;
-        let token = {
-            let mut n = self.0.tokens.lock().expect("tokens");
-            *n += 1;
-            format!("sim-token-{n}")
-        };
-        self.0
-            .aws
-            .with(|s| s.workflow.tokens.insert(token.clone(), None));
-        let guard = TokenGuard {
-            aws: self.0.aws.clone(),
-            token: token.clone(),
-        };
+        let (token, guard) = self.token();
         let ctx = self.0.ctx.clone();
         let with_token = RequestInput {
             deployment_id: request.deployment_id.clone(),
@@ -331,20 +385,64 @@ impl SimTasks {
             Ok(Err(joined)) => return Err(Failure::new("Lambda.Unknown", joined.to_string())),
             Err(_) => return Err(Failure::new("Sandbox.Timedout", "Task timed out")),
         }
+        self.answered(&token, guard, TOKEN_POLL).await
+    }
+
+    /// A fresh task token Step Functions waits on, and the guard that ends the wait.
+    fn token(&self) -> (String, TokenGuard) {
+        let token = {
+            let mut n = self.0.tokens.lock().expect("tokens");
+            *n += 1;
+            format!("sim-token-{n}")
+        };
+        self.0
+            .aws
+            .with(|s| s.workflow.tokens.insert(token.clone(), None));
+        let guard = TokenGuard {
+            aws: self.0.aws.clone(),
+            token: token.clone(),
+        };
+        (token, guard)
+    }
+
+    /// Waits until `token` is answered (looked at every `poll`); the state's timeout ends the
+    /// wait by dropping this future, and with it `guard`.
+    async fn answered(
+        &self,
+        token: &str,
+        guard: TokenGuard,
+        poll: Duration,
+    ) -> Result<Value, Failure> {
         loop {
             let answer = self
                 .0
                 .aws
-                .with(|s| s.workflow.tokens.get(&token).cloned().flatten());
+                .with(|s| s.workflow.tokens.get(token).cloned().flatten());
             match answer {
                 Some(Ok(output)) => {
                     drop(guard);
                     return Ok(serde_json::from_str(&output).unwrap_or(Value::Null));
                 }
                 Some(Err((error, cause))) => return Err(Failure::new(error, cause)),
-                None => tokio::time::sleep(TOKEN_POLL).await,
+                None => tokio::time::sleep(poll).await,
             }
         }
+    }
+
+    /// `.waitForTaskToken` of a step's `await` action (see `bluegreen::wakes`): the step's
+    /// function stores a fresh token, then the task waits for the wake function (or the
+    /// state's timeout). Any other is an approval wait.
+    async fn wait_for_token(&self, call: TaskCall) -> Result<Value, Failure> {
+        let mut payload = call.input.get("Payload").cloned().unwrap_or(Value::Null);
+        if payload["action"] != "await" {
+            return self.approval(call.input).await;
+        }
+        let (token, guard) = self.token();
+        payload["task_token"] = json!(token);
+        let function = call.input["FunctionName"].as_str().unwrap_or_default();
+        let actor = format!("{}@{}", call.state, call.execution_id);
+        self.lambda(&actor, function, payload).await?;
+        self.answered(&token, guard, WAKE_POLL).await
     }
 
     /// `states:startExecution`: through the in-memory Step Functions (which runs it).
@@ -390,7 +488,7 @@ impl TaskHandler for SimTasks {
     fn invoke(&self, call: TaskCall) -> BoxFuture<'_, Result<Value, Failure>> {
         Box::pin(async move {
             match call.resource.as_str() {
-                bluegreen_statemachine::validate::WAIT_FOR_TOKEN => self.approval(call.input).await,
+                bluegreen_statemachine::validate::WAIT_FOR_TOKEN => self.wait_for_token(call).await,
                 bluegreen_statemachine::validate::START_EXECUTION => {
                     self.start_execution(call.input).await
                 }

@@ -108,6 +108,9 @@ pub struct Deployed {
     pub invocations: u64,
     /// Lambda GB-seconds (duration × [`MEMORY_GB`]).
     pub gb_seconds: f64,
+    /// What production sees at the end ([`production_view`]): runs that differ only in
+    /// timing end with the same.
+    pub production: String,
 }
 
 /// A conductor that only waits, nothing fails: a DynamoDB call takes 5–15 ms (its
@@ -129,10 +132,72 @@ impl Conductor for Latency {
     fn applied(&self, _operation: &'static str, _state: &State) {}
 }
 
-/// Deploys one push in `world` with `pacing`. The same seed gives the same AWS schedule for
-/// either pacing (AWS's work draws from its own generator).
-pub fn deploy(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
-    super::block_on(measure(seed, world, pacing))
+/// How the deployment's checks notice AWS finishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Whether a check looks again within its invocation.
+    pub pacing: Pacing,
+    /// What becomes of ECS's events.
+    pub events: Events,
+}
+
+/// What becomes of ECS's events (task and deployment state changes) in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Events {
+    /// bluegreen does not wait for them (`BLUEGREEN_WAKE_ON_EVENTS=off`).
+    Off,
+    /// Each is delivered to the wake function once, 0.2–1.5 s after the change.
+    Delivered,
+    /// Every one is lost: each wait ends by its slow path.
+    Dropped,
+    /// Each is delivered twice, and the event before it again 2 s later (after both copies:
+    /// out of order).
+    Doubled,
+}
+
+impl Mode {
+    /// One look per check on the state machine's backoff, no events (the old behaviour).
+    pub const BEFORE: Mode = Mode {
+        pacing: Pacing::Once,
+        events: Events::Off,
+    };
+    /// Checks looking every 1–2 s within an invocation, no events.
+    pub const LOOKS: Mode = Mode {
+        pacing: Pacing::Paced,
+        events: Events::Off,
+    };
+    /// Paced looks, and ECS's two waits ended by their events (the stack's default).
+    pub const AFTER: Mode = Mode {
+        pacing: Pacing::Paced,
+        events: Events::Delivered,
+    };
+}
+
+/// Deploys one push in `world` in `mode`. The same seed gives the same AWS schedule in every
+/// mode (AWS's work draws from its own generator).
+pub fn deploy(seed: u64, world: BenchWorld, mode: Mode) -> Deployed {
+    super::block_on(measure(seed, world, mode))
+}
+
+/// The bus `mode` makes of EventBridge's delivery `deliver`.
+fn bus(mode: Mode, deliver: cloud::Bus) -> cloud::Bus {
+    let previous: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+    Arc::new(move |event: serde_json::Value| match mode.events {
+        Events::Off | Events::Dropped => {}
+        Events::Delivered => deliver(event),
+        Events::Doubled => {
+            deliver(event.clone());
+            deliver(event.clone());
+            if let Some(before) = previous.lock().expect("previous").replace(event) {
+                // Delivery takes at most 1.5 s: 2 s later, the older event comes last.
+                let deliver = deliver.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    deliver(before);
+                });
+            }
+        }
+    })
 }
 
 fn scenario(seed: u64, world: BenchWorld, names: &crate::Names) -> Scenario {
@@ -148,7 +213,7 @@ fn scenario(seed: u64, world: BenchWorld, names: &crate::Names) -> Scenario {
     scenario
 }
 
-async fn measure(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
+async fn measure(seed: u64, world: BenchWorld, mode: Mode) -> Deployed {
     clock::start();
     let names = memory::world::made_up_names();
     let scenario = scenario(seed, world, &names);
@@ -165,7 +230,8 @@ async fn measure(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
     let calls = Rng::new(seed ^ 0x5eed_ca11);
     let conductor = Arc::new(Latency(calls.clone()));
     let (aws, mut ctx) = memory::world::build(&names, conductor, Arc::new(clock::now)).await;
-    ctx.settings.pacing = pacing;
+    ctx.settings.pacing = mode.pacing;
+    ctx.settings.wake_on_events = mode.events != Events::Off;
     bluegreen::config_store::ConfigStore::new(&ctx)
         .put(&scenario.config)
         .await
@@ -188,6 +254,7 @@ async fn measure(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
             scenario.clone(),
             names.clone(),
             timing,
+            bus(mode, executions.bus()),
         )),
         tokio::spawn(actors::pushes(scenario.clone(), executions, trace)),
     ];
@@ -195,16 +262,57 @@ async fn measure(seed: u64, world: BenchWorld, pacing: Pacing) -> Deployed {
     for actor in actors {
         actor.abort();
     }
+    let production = aws.with(|s| production_view(s));
     let invocations = ledger.invocations.lock().expect("ledger").clone();
     let transitions = *ledger.transitions.lock().expect("ledger");
     let finished = finished.lock().expect("finished").clone();
-    account(
-        &deployment,
-        &scenario.config,
-        &invocations,
-        &finished,
-        transitions,
-    )
+    Deployed {
+        production,
+        ..account(
+            &deployment,
+            &scenario.config,
+            &invocations,
+            &finished,
+            transitions,
+        )
+    }
+}
+
+/// What production sees at the end, without times: each service's revision and counts, the
+/// tasks started (by whom, how they ended), where every listener and rule forwards, the DNS
+/// records' weights, the clones left.
+fn production_view(state: &State) -> String {
+    let mut lines = Vec::new();
+    for (key, service) in &state.ecs.services {
+        let s = &service.state;
+        lines.push(format!(
+            "service {key}: {:?} desired {} running {}",
+            s.task_definition, s.desired_count, s.running_count
+        ));
+    }
+    for task in state.ecs.tasks.values() {
+        let exits: Vec<Option<i32>> = task.state.containers.iter().map(|c| c.exit_code).collect();
+        lines.push(format!(
+            "task by {}: {} {:?}",
+            task.state.started_by, task.state.last_status, exits
+        ));
+    }
+    for (arn, listener) in &state.elb.listeners {
+        lines.push(format!("listener {arn}: {:?}", listener.forward));
+    }
+    for (arn, rule) in &state.elb.rules {
+        lines.push(format!("rule {arn}: {:?} {:?}", rule.forward, rule.fixed));
+    }
+    lines.push(format!("dns {:?}", state.dns.zones));
+    lines.push(format!(
+        "rds instances {:?}",
+        state.rds.instances.keys().collect::<Vec<_>>()
+    ));
+    lines.push(format!(
+        "rds clusters {:?}",
+        state.rds.clusters.keys().collect::<Vec<_>>()
+    ));
+    lines.join("\n")
 }
 
 /// The deployment once it has ended (read from the table every virtual second, without a
@@ -281,6 +389,7 @@ fn account(
         transitions,
         invocations: invocations.len() as u64,
         gb_seconds,
+        production: String::new(),
     }
 }
 
@@ -412,12 +521,12 @@ mod tests {
             ),
         ];
         for (world, steps) in expected {
-            for pacing in [Pacing::Once, Pacing::Paced] {
-                let run = deploy(0, world, pacing);
-                assert_eq!(run.status, "succeeded", "{world:?} {pacing:?}");
+            for mode in [Mode::BEFORE, Mode::LOOKS, Mode::AFTER] {
+                let run = deploy(0, world, mode);
+                assert_eq!(run.status, "succeeded", "{world:?} {mode:?}");
                 let waited: Vec<&str> = run.waits.iter().map(|w| w.step.as_str()).collect();
-                match pacing {
-                    Pacing::Paced => assert_eq!(waited, steps, "{world:?}"),
+                match mode.pacing {
+                    Pacing::Paced => assert_eq!(waited, steps, "{world:?} {mode:?}"),
                     // Noticed late, a piece may have finished before the next step began
                     // (targets healthy during the launch's last wait): that step waited for
                     // nothing.

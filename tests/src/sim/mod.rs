@@ -187,6 +187,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
             scenario.clone(),
             names.clone(),
             cloud::Timing::simulator(),
+            executions.bus(),
         )),
         tokio::spawn(actors::pushes(
             scenario.clone(),

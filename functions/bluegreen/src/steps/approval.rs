@@ -342,10 +342,7 @@ impl Decision {
     }
 }
 
-/// Prefix of the task tokens the local runner issues. Step Functions never issues them: the
-/// local runner watches the deployment record for the decision instead of receiving
-/// `SendTaskSuccess`.
-pub const LOCAL_TOKEN_PREFIX: &str = "bluegreen-local:";
+pub use crate::step_input::LOCAL_TOKEN_PREFIX;
 
 /// Where a recorded decision went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

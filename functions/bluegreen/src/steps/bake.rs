@@ -36,6 +36,7 @@ pub const LOOKS: Looks = Looks {
     every_seconds: LOOK_EVERY_SECONDS,
     window_seconds: 0,
     look_bound_seconds: 20,
+    woken_by: &[],
 };
 
 /// How often the bake looks at alarms, targets and the database guard.
@@ -109,5 +110,6 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
         attempt: input.attempt + 1,
         detail: format!("baking, {remaining}s left"),
         scheduled: true,
+        wake_on: None,
     })
 }

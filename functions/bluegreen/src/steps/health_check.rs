@@ -39,6 +39,7 @@ pub const LOOKS: Looks = Looks {
     every_seconds: 1,
     window_seconds: 10,
     look_bound_seconds: crate::config::SMOKE_BUDGET_SECONDS + 10,
+    woken_by: &[],
 };
 
 /// Timeline step: behind an NLB, the health check waits for the test listener's weights.
@@ -136,6 +137,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
                 settles_at.to_rfc3339()
             ),
             scheduled: true,
+            wake_on: None,
         });
     }
     match health::assess(
@@ -160,6 +162,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             attempt: input.attempt + 1,
             detail: format!("smoke check failed, trying again until the deadline: {evidence}"),
             scheduled: true,
+            wake_on: None,
         }),
         Assessment::Passed(detail) => {
             record_healthy(ctx, &deployment, NAME, &detail).await?;

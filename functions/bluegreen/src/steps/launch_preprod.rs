@@ -11,7 +11,8 @@ use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
-use crate::poll::{CheckInput, Poll, Started, pending};
+use crate::poll::{CheckInput, Poll, Started};
+use crate::wakes;
 use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::test_rule;
@@ -34,15 +35,21 @@ pub const STEP: Step = Step {
         "ConfigInvalid",
         "ResourceNotFound",
         "UnexpectedRouting",
+        "Woken",
     ],
 };
 const NAME: &str = STEP.name;
 
-/// How this step's check looks (see [`crate::looks`]). The rollout is looked at every second (`DescribeServices`, target health).
+/// How this step's check looks (see [`crate::looks`]). The rollout's end is an ECS event
+/// (service deployment state change): between checks the
+/// state machine waits for it (`crate::wakes`, the slow path after 30 s), and a woken check
+/// looks every second for a few seconds (`DescribeServices` may lag the event). With
+/// `BLUEGREEN_WAKE_ON_EVENTS=off` it looks every second for 30 s per invocation.
 pub const LOOKS: Looks = Looks {
     every_seconds: 1,
     window_seconds: 30,
     look_bound_seconds: 20,
+    woken_by: &[crate::wakes::DEPLOYMENT_STATE_CHANGE],
 };
 
 /// Seconds before the first look at the rollout (ECS takes at least this long to start tasks).
@@ -189,7 +196,9 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             .await?;
             Ok(Poll::Done { detail })
         }
-        Rollout::InProgress(progress) => fail_or_wait(ctx, &deployment, input, now, progress).await,
+        Rollout::InProgress(progress) => {
+            fail_or_wait(ctx, &deployment, input, now, &preprod.service, progress).await
+        }
     }
 }
 
@@ -198,11 +207,13 @@ async fn fail_or_wait(
     deployment: &Deployment,
     input: &CheckInput,
     now: chrono::DateTime<chrono::Utc>,
+    service: &str,
     progress: String,
 ) -> StepResult<Poll> {
     if now >= input.deadline {
         let err = StepError::LaunchFailed(format!("not stable by the deadline: {progress}"));
         return Err(record_failed(ctx, deployment, NAME, err, Change::new()).await);
     }
-    Ok(pending(input, now, progress))
+    let key = wakes::service_key(&deployment.config.cluster, service);
+    Ok(wakes::pending(ctx, input, progress, key, input.deadline))
 }

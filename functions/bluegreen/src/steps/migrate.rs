@@ -15,7 +15,8 @@ use crate::db_plan::{self, MigrationTask};
 use crate::ecs;
 use crate::error::{StepError, StepResult};
 use crate::migration::{self, Progress, Run};
-use crate::poll::{CheckInput, Poll, Started, pending};
+use crate::poll::{CheckInput, Poll, Started};
+use crate::wakes;
 use crate::ports::compute::TaskDefinitionState;
 use crate::record::{Change, ClonePurpose, DbClone, Deployment, LogLocation};
 use crate::revisions::{self, Purpose};
@@ -40,15 +41,21 @@ pub const STEP: Step = Step {
         "MigrationTimedOut",
         "ConfigInvalid",
         "ResourceNotFound",
+        "Woken",
     ],
 };
 const NAME: &str = STEP.name;
 
-/// How this step's check looks (see [`crate::looks`]). The migration task is looked at every second (`DescribeTasks`): its exit gates the pipeline.
+/// How this step's check looks (see [`crate::looks`]). The migration task's stop is an ECS
+/// event: between checks the
+/// state machine waits for it (`crate::wakes`, the slow path after 30 s), and a woken check
+/// looks every second for a few seconds (`DescribeTasks` may lag the event). With
+/// `BLUEGREEN_WAKE_ON_EVENTS=off` it looks every second for 30 s per invocation.
 pub const LOOKS: Looks = Looks {
     every_seconds: 1,
     window_seconds: 30,
     look_bound_seconds: 20,
+    woken_by: &[crate::wakes::TASK_STATE_CHANGE],
 };
 
 /// Seconds before the first look at a started migration task.
@@ -56,7 +63,9 @@ const FIRST_LOOK_SECONDS: u64 = 15;
 
 /// Where the migrations before launch stand.
 enum Stage {
-    Running(String),
+    /// The task started with `startedBy` (the second field) runs, until its deadline (the
+    /// third: its own timeout, which no event announces).
+    Running(String, String, chrono::DateTime<chrono::Utc>),
     Done {
         detail: String,
         log: Option<LogLocation>,
@@ -103,7 +112,14 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
 pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     match advance(ctx, &deployment, input.deadline).await {
-        Ok(Stage::Running(detail)) => Ok(pending(input, ctx.now(), detail)),
+        // The task's stop is an ECS event: the state machine waits for it (`crate::wakes`).
+        Ok(Stage::Running(detail, started_by, by)) => Ok(wakes::pending(
+            ctx,
+            input,
+            detail,
+            wakes::task_key(&started_by),
+            by,
+        )),
         Ok(Stage::Done { detail, log }) => {
             // The console links the approver to this log as the migration's evidence.
             let change = match &log {
@@ -177,7 +193,11 @@ async fn advance(
             MigrationTask::Rollback => continue,
         };
         match progress {
-            Progress::Running(detail) => return Ok(Stage::Running(detail)),
+            Progress::Running(detail) => {
+                let started_by = migration::started_by(deployment, task);
+                let by = migration::task_deadline(deployment, task, deadline);
+                return Ok(Stage::Running(detail, started_by, by));
+            }
             Progress::Succeeded(task_log) => {
                 log = task_log.or(log);
                 done.push(note);

@@ -37,6 +37,7 @@ steps! {
     row(TEARDOWN),
     row(MISSED_PUSHES),
     row(INDEX_CONFIG),
+    row(WAKE),
 }
 
 pub use crate::ending::{Ended, EndingWait};

@@ -62,6 +62,7 @@ pub const LOOKS: Looks = Looks {
     every_seconds: 1,
     window_seconds: 10,
     look_bound_seconds: crate::config::SMOKE_BUDGET_SECONDS + 10,
+    woken_by: &[],
 };
 
 /// Seconds before the first look.

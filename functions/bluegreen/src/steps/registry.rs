@@ -49,6 +49,9 @@ macro_rules! start_or_check {
                     let watched = looks::watch($ctx, id, $step::LOOKS, || $step::check($ctx, &i));
                     answer(leased($ctx, id, $registered, watched).await)
                 }
+                // Not leased: it acts on nothing but its wait item, and must not wait
+                // behind a check's lease (the event may come while the check still runs).
+                StartOrCheck::Await(i) => answer($crate::wakes::wait($ctx, &i).await),
             }
         })
     };
@@ -162,6 +165,7 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
         "teardown" => Box::pin(async move { answer(teardown::run(ctx).await) }),
         "missed_pushes" => Box::pin(async move { answer(crate::missed_pushes::run(ctx).await) }),
         "index_config" => Box::pin(async move { answer(index_config::run(ctx, &input).await) }),
+        "wake" => Box::pin(async move { answer(crate::wakes::on_event(ctx, &input).await) }),
         other => {
             let other = other.to_owned();
             Box::pin(async move {

@@ -49,6 +49,7 @@ pub const LOOKS: Looks = Looks {
     every_seconds: 2,
     window_seconds: 30,
     look_bound_seconds: 20,
+    woken_by: &[],
 };
 
 /// The switch's deadline beyond its planned waits (DNS TTL, traffic shift): time for a
@@ -110,6 +111,7 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             attempt: input.attempt + 1,
             detail,
             scheduled,
+            wake_on: None,
         }),
         done => Ok(done),
     }
@@ -138,6 +140,7 @@ async fn capacity_wait(
                 attempt: 0,
                 detail,
                 scheduled: false,
+                wake_on: None,
             }),
         },
     )
@@ -261,6 +264,7 @@ fn ttl_pending(ctx: &Context, deployment: &Deployment) -> Option<Poll> {
         attempt: 0,
         detail: "waiting for the old DNS TTL to expire before switching".into(),
         scheduled: true,
+        wake_on: None,
     })
 }
 
@@ -315,6 +319,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             attempt: 0,
             detail: format!("{percent}% on {target}; waiting for Route 53 INSYNC"),
             scheduled: false,
+            wake_on: None,
         });
     }
     if let Some(next) = next {
@@ -323,6 +328,7 @@ async fn advance(ctx: &Context, deployment_id: &str, deadline: DateTime<Utc>) ->
             attempt: 0,
             detail: format!("{percent}% of production traffic on {target}"),
             scheduled: true,
+            wake_on: None,
         });
     }
     routing::point_test_listener(ctx, config, target.other()).await?;

@@ -41,6 +41,7 @@ pub const LOOKS: Looks = Looks {
     every_seconds: 2,
     window_seconds: 30,
     look_bound_seconds: 20,
+    woken_by: &[],
 };
 
 /// Seconds before the first look at a clone being created (RDS takes minutes).
