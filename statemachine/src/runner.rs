@@ -862,14 +862,18 @@ fn task_timeout(
     ctx: &Value,
 ) -> Result<Option<f64>, Failure> {
     let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
-        (Some(p), _) => path::read(p, effective, ctx)
-            .or_else(|_| path::read(p, input, ctx))
-            .map_err(|e| Failure::runtime(e, name))?
-            .as_f64(),
+        // A value that is no number fails as below (NaN is no whole number of seconds).
+        (Some(p), _) => Some(
+            path::read(p, effective, ctx)
+                .or_else(|_| path::read(p, input, ctx))
+                .map_err(|e| Failure::runtime(e, name))?
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        ),
         (None, Some(s)) => Some(s as f64),
         (None, None) => None,
     };
-    if let Some(limit) = timeout.filter(|l| *l < 1.0 || l.fract() != 0.0) {
+    if let Some(limit) = timeout.filter(|l| !(*l >= 1.0 && l.fract() == 0.0)) {
         return Err(Failure::new(
             "States.Runtime",
             format!("state {name:?}: timeout {limit} is not a positive whole number of seconds"),

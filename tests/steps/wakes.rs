@@ -64,6 +64,18 @@ async fn deliver(world: &World, event: &Value) -> Value {
         .unwrap()
 }
 
+/// Waits (in real time, at most 10 s) until the wait item holds `token`: the await stored it.
+async fn stored(world: &World, token: &str) {
+    let key = wakes::task_key(STARTED_BY);
+    for _ in 0..200 {
+        if wakes::still_waiting(&world.ctx, &key, token).await.unwrap() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the await never stored its token");
+}
+
 /// Whether `wait` is still waiting after a real 200 ms (two hundred virtual seconds of looks).
 async fn still_waits<F: std::future::Future>(wait: &mut std::pin::Pin<Box<F>>) -> bool {
     tokio::time::timeout(Duration::from_millis(200), wait.as_mut())
@@ -77,6 +89,12 @@ async fn a_task_stop_event_ends_the_wait_and_a_running_change_does_not() {
     let token = local_token(1);
     let mut wait = Box::pin(wait_for_event(&world, &token));
     assert!(still_waits(&mut wait).await, "nothing came yet");
+    // The await ran within the wait's first poll; the item holds its token before any event.
+    tokio::select! {
+        biased;
+        () = stored(&world, &token) => {}
+        ended = wait.as_mut() => panic!("the wait ended before any event: {ended:?}"),
+    }
 
     let ignored = deliver(&world, &task_event(STARTED_BY, "RUNNING")).await;
     assert_eq!(ignored["outcome"], "ignored", "{ignored}");

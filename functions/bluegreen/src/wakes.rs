@@ -62,10 +62,10 @@ pub fn task_key(started_by: &str) -> String {
     format!("ecs-task:{started_by}")
 }
 
-/// The wake key of service `service` in `cluster` (a name or an ARN).
+/// The wake key of service `service` in `cluster` (each a name or an ARN).
 pub fn service_key(cluster: &str, service: &str) -> String {
-    let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
-    format!("ecs-service:{cluster}/{service}")
+    let last = |text: &str| text.rsplit('/').next().unwrap_or(text).to_owned();
+    format!("ecs-service:{}/{}", last(cluster), last(service))
 }
 
 /// What [`wait`] answers when the token is stored: an event (or the timeout) ends the wait.
@@ -265,8 +265,9 @@ async fn complete(ctx: &Context, token: &str, key: &str) -> StepResult<bool> {
     let taken = Some(Cond::eq_s("token", token));
     if token.starts_with(LOCAL_TOKEN_PREFIX) {
         let news = vec![("news_at", s(&ctx.now().to_rfc3339()))];
-        write(ctx, key, news, &["token"], taken, Returns::Nothing).await?;
-        return Ok(true);
+        // A newer wait replaced the token meanwhile: not woken; the caller goes round again.
+        let written = write(ctx, key, news, &["token"], taken, Returns::Nothing).await?;
+        return Ok(matches!(written, Written::Applied(_)));
     }
     let output = serde_json::json!({ "woken_by": key }).to_string();
     let delivered = match ctx.ports.workflow.send_task_success(token, &output).await {
@@ -467,6 +468,10 @@ mod tests {
     fn a_cluster_arn_and_its_name_give_one_key() {
         assert_eq!(
             service_key("arn:aws:ecs:eu-west-1:1:cluster/prod", "web"),
+            service_key("prod", "web")
+        );
+        assert_eq!(
+            service_key("prod", "arn:aws:ecs:eu-west-1:1:service/prod/web"),
             service_key("prod", "web")
         );
     }

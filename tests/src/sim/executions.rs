@@ -54,6 +54,9 @@ struct Inner {
     trace: Arc<Mutex<Vec<String>>>,
     running: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
     event_trouble: bool,
+    /// ECS events' delivery draws from a generator of its own: a run's call latencies and
+    /// retries do not shift with the events a mode delivers.
+    event_rng: Rng,
     tokens: Mutex<u64>,
     ledger: Option<Arc<Ledger>>,
 }
@@ -99,6 +102,7 @@ impl SimExecutions {
         trace: Arc<Mutex<Vec<String>>>,
         event_trouble: bool,
     ) -> Self {
+        let event_rng = Rng::new(rng.below(u64::MAX) ^ 0xec5_e7e7);
         SimExecutions {
             inner: Arc::new(Inner {
                 ctx,
@@ -107,6 +111,7 @@ impl SimExecutions {
                 trace,
                 running: Mutex::new(BTreeMap::new()),
                 event_trouble,
+                event_rng,
                 tokens: Mutex::new(0),
                 ledger: None,
             }),
@@ -186,16 +191,16 @@ impl Inner {
     /// copies also arrive out of order); a failed invocation is retried by Lambda after one
     /// and three minutes.
     fn deliver_ecs_event(self: &Arc<Self>, event: Value) {
-        let copies = match (self.event_trouble, self.rng.below(100)) {
+        let copies = match (self.event_trouble, self.event_rng.below(100)) {
             (true, 0..=4) => 0,
             (true, 5..=9) => 2,
             _ => 1,
         };
         for _ in 0..copies {
-            let late = if self.event_trouble && self.rng.chance(100) {
-                Duration::from_secs(60 + self.rng.below(1800))
+            let late = if self.event_trouble && self.event_rng.chance(100) {
+                Duration::from_secs(60 + self.event_rng.below(1800))
             } else {
-                Duration::from_millis(200 + self.rng.below(1300))
+                Duration::from_millis(200 + self.event_rng.below(1300))
             };
             let inner = self.clone();
             let event = event.clone();
