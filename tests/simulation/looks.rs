@@ -7,10 +7,10 @@ use std::time::Duration;
 use bluegreen::looks::Pacing;
 use bluegreen::record::Records;
 use bluegreen::steps::migrate;
-use bluegreen::steps::registry::{self, MIGRATE};
+
 use bluegreen_tests::memory::{Conductor, Fate, Immediate, MemoryAws, State};
 use bluegreen_tests::sim::clock;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A deployment whose migration task runs, in a world on the virtual clock whose checks look
 /// as in Lambda: the world, its context, the deployment and the task.
@@ -22,21 +22,16 @@ async fn migrating() -> (MemoryAws, bluegreen::Context, String, String) {
 async fn migrating_under(
     conductor: Arc<dyn Conductor>,
 ) -> (MemoryAws, bluegreen::Context, String, String) {
-    clock::start();
-    let (aws, mut ctx, id) = super::prepared_on(conductor, Arc::new(clock::now), |_| {}).await;
+    let (aws, mut ctx, id, task) = super::migration_running(conductor).await;
     ctx.settings.pacing = Pacing::Paced;
     // Looks alone (`BLUEGREEN_WAKE_ON_EVENTS=off`): the waits ECS's events end are in wakes.rs.
     ctx.settings.wake_on_events = false;
-    let task = super::migration_listed(&aws, &ctx, &id).await;
-    aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().state.last_status = "RUNNING".into());
     (aws, ctx, id, task)
 }
 
-/// One invocation of the migrate function's check, as the state machine sends it.
+/// One invocation of the migrate function's check.
 async fn check(ctx: &bluegreen::Context, id: &str) -> Value {
-    let deadline = ctx.now() + chrono::Duration::minutes(30);
-    let input = json!({"action": "check", "deployment_id": id, "deadline": deadline, "attempt": 0});
-    registry::invoke(ctx, &MIGRATE, input).await.unwrap()
+    super::migrate_check(ctx, id).await
 }
 
 #[test]

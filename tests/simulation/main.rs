@@ -529,6 +529,30 @@ async fn migration_listed(aws: &MemoryAws, ctx: &bluegreen::Context, id: &str) -
     task
 }
 
+/// A deployment whose migration task runs, on the virtual clock, under `conductor`: the world,
+/// its context, the deployment and the task.
+async fn migration_running(
+    conductor: Arc<dyn Conductor>,
+) -> (MemoryAws, bluegreen::Context, String, String) {
+    bluegreen_tests::sim::clock::start();
+    let clock = Arc::new(bluegreen_tests::sim::clock::now);
+    let (aws, ctx, id) = prepared_on(conductor, clock, |_| {}).await;
+    let task = migration_listed(&aws, &ctx, &id).await;
+    aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().state.last_status = "RUNNING".into());
+    (aws, ctx, id, task)
+}
+
+/// One invocation of the migrate function's check, as the state machine sends it.
+async fn migrate_check(ctx: &bluegreen::Context, id: &str) -> serde_json::Value {
+    let deadline = ctx.now() + chrono::Duration::minutes(30);
+    let input = serde_json::json!(
+        {"action": "check", "deployment_id": id, "deadline": deadline, "attempt": 0}
+    );
+    bluegreen::steps::registry::invoke(ctx, &bluegreen::steps::registry::MIGRATE, input)
+        .await
+        .unwrap()
+}
+
 /// ECS reports `task` stopped with `stop_code` and the container's `exit_code`.
 fn stopped(aws: &MemoryAws, task: &str, stop_code: &str, exit_code: Option<i32>) {
     aws.with(|s| {

@@ -10,25 +10,17 @@ use bluegreen::record::Records;
 use bluegreen::steps::registry::{self, MIGRATE, WAKE};
 use bluegreen::wakes;
 use bluegreen_tests::memory::{Immediate, MemoryAws, TokenAnswer};
-use bluegreen_tests::sim::clock;
 use bluegreen_tests::sim::lead_time::{self, BenchWorld, Events, Mode};
 use serde_json::{Value, json};
 
 /// A deployment whose migration task runs: the world, its context, the deployment, the task.
 async fn migrating() -> (MemoryAws, bluegreen::Context, String, String) {
-    clock::start();
-    let (aws, ctx, id) =
-        super::prepared_on(Arc::new(Immediate), Arc::new(clock::now), |_| {}).await;
-    let task = super::migration_listed(&aws, &ctx, &id).await;
-    aws.with(|s| s.ecs.tasks.get_mut(&task).unwrap().state.last_status = "RUNNING".into());
-    (aws, ctx, id, task)
+    super::migration_running(Arc::new(Immediate)).await
 }
 
 /// One check of the migrate step, as the state machine invokes it.
 async fn check(ctx: &bluegreen::Context, id: &str) -> Value {
-    let deadline = ctx.now() + chrono::Duration::minutes(30);
-    let input = json!({"action": "check", "deployment_id": id, "deadline": deadline, "attempt": 0});
-    registry::invoke(ctx, &MIGRATE, input).await.unwrap()
+    super::migrate_check(ctx, id).await
 }
 
 /// A task Step Functions waits on (`.waitForTaskToken`), with the step's `await` action
