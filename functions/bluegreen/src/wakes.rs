@@ -16,11 +16,12 @@
 //! write one item (`pk = wake#<key>` in the service index's table) with conditions. The
 //! event side completes the task whose token is there, or notes `news_at` when none is (or
 //! only a timed-out wait's); the await side stores its token and takes `news_at`, failing
-//! with `Woken` when there was news (the definition then runs the check at once). Whichever writes second sees the other's write,
-//! so one of them wakes the wait. News older than the look (a duplicate event) wakes one
-//! check early at worst.
+//! with `Woken` when there was news (the definition then runs the check at once). Whichever
+//! writes second sees the other's write, so one of them wakes the wait. News older than the
+//! look (a duplicate event) wakes one check early at worst.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 use tracing::{info, warn};
@@ -31,7 +32,6 @@ use crate::poll::{CheckInput, Poll, awaiting_event};
 use crate::ports::tables::{Cond, Path, Returns, Update, Write, WriteOp, Written};
 pub use crate::step_input::AwaitInput;
 use crate::step_input::LOCAL_TOKEN_PREFIX;
-use chrono::{DateTime, Utc};
 
 /// The EventBridge detail type of ECS's task state changes (a migration task stopped).
 pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";

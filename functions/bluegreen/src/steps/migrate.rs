@@ -47,10 +47,9 @@ pub const STEP: Step = Step {
 const NAME: &str = STEP.name;
 
 /// How this step's check looks (see [`crate::looks`]). The migration task's stop is an ECS
-/// event: between checks the
-/// state machine waits for it (`crate::wakes`, the slow path after 30 s), and a woken check
-/// looks every second for a few seconds (`DescribeTasks` may lag the event). With
-/// `BLUEGREEN_WAKE_ON_EVENTS=off` it looks every second for 30 s per invocation.
+/// event: between checks the state machine waits for it (`crate::wakes`, the slow path after
+/// 30 s), and a woken check looks every second for a few seconds (`DescribeTasks` may lag the
+/// event). With `BLUEGREEN_WAKE_ON_EVENTS=off` it looks every second for 30 s per invocation.
 pub const LOOKS: Looks = Looks {
     every_seconds: 1,
     window_seconds: 30,
