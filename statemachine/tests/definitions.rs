@@ -408,3 +408,95 @@ async fn auto_approval_skips_the_approval_task() {
     assert!(matches!(finished.outcome, Outcome::Succeeded(_)));
     assert!(tasks.calls_to("Approval").is_empty());
 }
+
+/// The committed definition's wait for an ECS event (`bluegreen::wakes`): a check that names
+/// a wake key is followed by the step's `await` task; woken, timed out (the slow path) or
+/// `Woken` (the event came first) goes to the check at once; any other failure of the await
+/// falls back to a plain Wait of the check's seconds, so a failing await cannot spin the loop.
+#[tokio::test]
+async fn a_wait_for_an_event_goes_to_the_check_when_woken_and_to_a_plain_wait_when_the_await_fails()
+{
+    let pending = || {
+        Ok(
+            json!({"status": "pending", "wait_seconds": 30, "attempt": 1,
+            "detail": "task RUNNING", "wake_on": "ecs-task:bg-1-migrate"}),
+        )
+    };
+    let tasks = Arc::new(
+        Scripted::default()
+            .on(
+                "MigrateCheck",
+                vec![pending(), pending(), pending(), pending()],
+            )
+            .on(
+                "MigrateWaitForEvent",
+                vec![
+                    Ok(json!({"woken_by": "ecs-task:bg-1-migrate"})),
+                    Err(Failure::new("States.Timeout", "slow path")),
+                    Err(Failure::new("Woken", "came first")),
+                    Err(Failure::new("Throttled", "slow down")),
+                ],
+            ),
+    );
+    let finished = run(tasks.clone()).await;
+    assert!(
+        matches!(finished.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        finished.outcome
+    );
+    let migrate: Vec<String> = finished
+        .history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TaskScheduled { state, .. } if state.starts_with("Migrate") => {
+                Some(state.clone())
+            }
+            EventKind::Waiting { state, seconds } if state == "MigrateWait" => {
+                Some(format!("{state} {seconds}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        migrate,
+        [
+            "Migrate",
+            "MigrateWait 5",
+            "MigrateCheck",
+            "MigrateWaitForEvent",
+            "MigrateCheck",
+            "MigrateWaitForEvent",
+            "MigrateCheck",
+            "MigrateWaitForEvent",
+            "MigrateCheck",
+            "MigrateWaitForEvent",
+            // Throttled: not the check at once, the check's own wait first.
+            "MigrateWait 30",
+            "MigrateCheck",
+        ]
+    );
+    let awaited = &tasks.calls_to("MigrateWaitForEvent")[0];
+    assert_eq!(awaited["FunctionName"], "${MigrateFunctionArn}");
+    assert_eq!(awaited["Payload"]["action"], "await");
+    assert_eq!(awaited["Payload"]["wake_on"], "ecs-task:bg-1-migrate");
+    assert!(
+        awaited["Payload"]["task_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("bluegreen-local:exec-1:MigrateWaitForEvent:"))
+    );
+}
+
+/// A check that names no wake key waits as before: no await task.
+#[tokio::test]
+async fn a_check_without_a_wake_key_never_waits_for_an_event() {
+    let tasks = Arc::new(Scripted::default().on(
+        "MigrateCheck",
+        vec![Ok(
+            json!({"status": "pending", "wait_seconds": 7, "attempt": 1, "detail": "running"}),
+        )],
+    ));
+    let finished = run(tasks.clone()).await;
+    assert!(matches!(finished.outcome, Outcome::Succeeded(_)));
+    assert!(tasks.calls_to("MigrateWaitForEvent").is_empty());
+    assert_eq!(tasks.calls_to("MigrateCheck").len(), 2);
+}

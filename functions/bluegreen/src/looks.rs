@@ -312,30 +312,14 @@ mod tests {
     #[test]
     fn a_wait_an_event_ends_is_looked_at_briefly_and_handed_back_whole() {
         let short = crate::wakes::EVENT_LOOK_WINDOW_SECONDS;
-        let within = after_look(
-            &LOOKS,
-            Pacing::Paced,
-            secs(short - 1),
-            ms(100),
-            &awaiting(30),
-        );
+        let look =
+            |began, now, answer: &Poll| after_look(&LOOKS, Pacing::Paced, began, now, answer);
+        let within = look(secs(short - 1), ms(100), &awaiting(30));
         assert!(matches!(within, Next::LookAgainIn(_)), "{within:?}");
-        let past = after_look(
-            &LOOKS,
-            Pacing::Paced,
-            secs(short),
-            ms(short * 1000 + 100),
-            &awaiting(30),
-        );
+        let past = look(secs(short), ms(short * 1000 + 100), &awaiting(30));
         assert_eq!(past, Next::Answer);
         // The same look without an event keeps looking for the step's window.
-        let plain = after_look(
-            &LOOKS,
-            Pacing::Paced,
-            secs(short),
-            ms(short * 1000 + 100),
-            &pending(30),
-        );
+        let plain = look(secs(short), ms(short * 1000 + 100), &pending(30));
         assert!(matches!(plain, Next::LookAgainIn(_)), "{plain:?}");
         assert_eq!(
             handed_back(&LOOKS, Pacing::Paced, awaiting(30)),

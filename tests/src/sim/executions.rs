@@ -155,12 +155,7 @@ impl Inner {
     /// Delivers execution `name`'s status change to the reconciler, as EventBridge would:
     /// usually within seconds, sometimes late, twice, or never.
     fn deliver_status_change(self: &Arc<Self>, name: &str) {
-        let copies = match (self.event_trouble, self.rng.below(100)) {
-            (true, 0..=4) => 0,
-            (true, 5..=9) => 2,
-            _ => 1,
-        };
-        for _ in 0..copies {
+        for _ in 0..copies(self.event_trouble, &self.rng) {
             let late = if self.event_trouble && self.rng.chance(100) {
                 60 + self.rng.below(1800)
             } else {
@@ -191,12 +186,7 @@ impl Inner {
     /// copies also arrive out of order); a failed invocation is retried by Lambda after one
     /// and three minutes.
     fn deliver_ecs_event(self: &Arc<Self>, event: Value) {
-        let copies = match (self.event_trouble, self.event_rng.below(100)) {
-            (true, 0..=4) => 0,
-            (true, 5..=9) => 2,
-            _ => 1,
-        };
-        for _ in 0..copies {
+        for _ in 0..copies(self.event_trouble, &self.event_rng) {
             let late = if self.event_trouble && self.event_rng.chance(100) {
                 Duration::from_secs(60 + self.event_rng.below(1800))
             } else {
@@ -237,6 +227,16 @@ impl Inner {
             self.trace(format!("wake: {e}"));
         }
         answer
+    }
+}
+
+/// How many copies of an event EventBridge delivers: one, and with event trouble 5 % none and
+/// 5 % two.
+fn copies(trouble: bool, rng: &Rng) -> u32 {
+    match (trouble, rng.below(100)) {
+        (true, 0..=4) => 0,
+        (true, 5..=9) => 2,
+        _ => 1,
     }
 }
 
