@@ -862,14 +862,18 @@ fn task_timeout(
     ctx: &Value,
 ) -> Result<Option<f64>, Failure> {
     let timeout = match (&task.timeout_seconds_path, task.timeout_seconds) {
-        // A value that is no number fails as below (NaN is no whole number of seconds).
-        (Some(p), _) => Some(
-            path::read(p, effective, ctx)
+        (Some(p), _) => {
+            let value = path::read(p, effective, ctx)
                 .or_else(|_| path::read(p, input, ctx))
-                .map_err(|e| Failure::runtime(e, name))?
-                .as_f64()
-                .unwrap_or(f64::NAN),
-        ),
+                .map_err(|e| Failure::runtime(e, name))?;
+            let Some(seconds) = value.as_f64() else {
+                return Err(Failure::new(
+                    "States.Runtime",
+                    format!("state {name:?}: {p} is {value}, not a number of seconds"),
+                ));
+            };
+            Some(seconds)
+        }
         (None, Some(s)) => Some(s as f64),
         (None, None) => None,
     };

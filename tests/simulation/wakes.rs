@@ -263,7 +263,7 @@ fn each_ecs_wait_ends_by_its_event_by_the_slow_path_without_it_and_the_same_when
     let slow = ecs_lags(&dropped);
     assert!(
         slow.iter()
-            .all(|lag| *lag <= wakes::SLOW_PATH_SECONDS as f64 + 2.0),
+            .all(|lag| *lag <= wakes::slow_path_seconds(u32::MAX) as f64 + 2.0),
         "the slow path ends every wait within its timeout: {slow:?}"
     );
     assert!(
@@ -276,4 +276,24 @@ fn each_ecs_wait_ends_by_its_event_by_the_slow_path_without_it_and_the_same_when
     let twice = ecs_lags(&doubled);
     assert!(twice.iter().all(|lag| *lag < 2.0), "doubled: {twice:?}");
     assert_eq!(doubled.production, delivered.production);
+}
+
+/// A step whose waits no event ends has no await: input naming one is malformed and writes no
+/// wait item (its role could not, and its check never names a key).
+#[test]
+fn a_step_that_waits_for_no_event_refuses_an_await() {
+    super::block_on(async {
+        let (aws, ctx, id, _task) = migrating().await;
+        let input = json!({"action": "await", "deployment_id": id, "wake_on": "ecs-task:x",
+            "task_token": "t-1"});
+        let err = registry::invoke(&ctx, &registry::SYNC_DB, input)
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "EventMalformed", "{err}");
+        let items = aws.with(|s| s.tables.items(&ctx.settings.services_table));
+        assert!(
+            !items.iter().any(|i| format!("{i:?}").contains("wake#")),
+            "no wait item written"
+        );
+    });
 }

@@ -51,6 +51,14 @@ macro_rules! start_or_check {
                 }
                 // Not leased: it acts on nothing but its wait item, and must not wait
                 // behind a check's lease (the event may come while the check still runs).
+                // Only a step whose waits an event ends has a wait item to write (and the
+                // permission to).
+                StartOrCheck::Await(_) if $step::LOOKS.woken_by.is_empty() => {
+                    Err($crate::error::StepError::EventMalformed(format!(
+                        "{} waits for no ECS event: no await",
+                        $step::STEP.name
+                    )))
+                }
                 StartOrCheck::Await(i) => answer($crate::wakes::wait($ctx, &i).await),
             }
         })
