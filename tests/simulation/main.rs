@@ -3,6 +3,7 @@
 //! invariant checked after every AWS call and at the end. `scripts/simulate` runs the long
 //! campaign. A broken invariant fails the test with the shrunk seed's replay command.
 
+mod ecs_engine;
 mod interleavings;
 mod looks;
 mod wakes;

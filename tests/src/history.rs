@@ -31,19 +31,7 @@ pub struct Past {
 
 /// The record `past` leaves, for `config`'s service.
 pub fn record(ctx: &Context, config: &ServiceConfig, past: &Past) -> Deployment {
-    let push = Push {
-        event_id: format!("history-{}", past.tag),
-        time: past.pushed,
-        image: Image {
-            repository: REPOSITORY.into(),
-            tag: past.tag.into(),
-            digest: format!("sha256:{}", "ab".repeat(32)),
-            account: ACCOUNT.into(),
-            region: "us-east-1".into(),
-        },
-        replicated_from: None,
-        requested: None,
-    };
+    let push = push(past.tag, past.pushed);
     let id = format!("{}-{}", config.name, past.tag);
     let mut d = bluegreen::admit::new_record(
         ctx,
@@ -86,6 +74,23 @@ pub fn record(ctx: &Context, config: &ServiceConfig, past: &Past) -> Deployment 
     d.status = past.status;
     d.updated_at = at(past.ended);
     d
+}
+
+/// A push of the service's repository tagged `tag` at `time`.
+pub fn push(tag: &str, time: DateTime<Utc>) -> Push {
+    Push {
+        event_id: format!("history-{tag}"),
+        time,
+        image: Image {
+            repository: REPOSITORY.into(),
+            tag: tag.into(),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            account: ACCOUNT.into(),
+            region: "us-east-1".into(),
+        },
+        replicated_from: None,
+        requested: None,
+    }
 }
 
 /// Writes `history` of `config`'s service into the deployments table.

@@ -4,6 +4,7 @@
 //! state machine runs.
 
 pub mod alb;
+pub mod ecs_world;
 pub mod emf;
 mod emulator;
 pub mod function_url;

@@ -166,6 +166,7 @@ pub fn service_config(names: &Names) -> ServiceConfig {
             production_rule_arn: None,
             shift: None,
             routes: Default::default(),
+            engine: Default::default(),
         },
         preprod: Preprod::default(),
         database: Database {

@@ -593,6 +593,11 @@ fn the_roles_grant_what_the_steps_call() {
     for (function, action) in [
         ("PromoteFunction", "cloudwatch:DescribeAlarms"),
         ("BakeFunction", "cloudwatch:DescribeAlarms"),
+        // ECS's lifecycle hook finds the deployment a revision belongs to (tests/simulation,
+        // ecs_engine: it runs on the in-memory AWS, outside IAM by execution).
+        ("EcsHookFunction", "ecs:DescribeServiceRevisions"),
+        ("EcsHookFunction", "ecs:DescribeTaskDefinition"),
+        ("EcsHookFunction", "dynamodb:GetItem"),
         ("SwitchFunction", "elasticloadbalancing:ModifyListener"),
         ("SwitchFunction", "elasticloadbalancing:ModifyRule"),
         ("RollbackFunction", "elasticloadbalancing:ModifyListener"),
@@ -665,6 +670,43 @@ fn the_roles_grant_what_the_steps_call() {
             && s["Resource"] == json!({ "!GetAtt": "LocksTable.Arn" })),
         "the operator policy cannot read the locks table"
     );
+}
+
+/// ECS's lifecycle hook only reads (it decides from the record and ECS's revision; a write
+/// would let an ECS invocation change a deployment), and the role ECS invokes it with can do
+/// nothing else, assumed only by ECS on this account's behalf.
+#[test]
+fn the_ecs_hook_reads_only_and_its_invoke_role_invokes_only_the_hook() {
+    let template = template();
+    let actions = role_actions(&template, "EcsHookFunction");
+    let expected: BTreeSet<String> = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetItem",
+        "ecs:DescribeServiceRevisions",
+        "ecs:DescribeTaskDefinition",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(actions, expected);
+    assert!(role_grants(
+        "EcsHookRole",
+        "dynamodb:GetItem",
+        "DeploymentsTable.Arn"
+    ));
+    let invoke = resource(&template, "EcsHookInvokeRole");
+    let trust = &invoke["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Principal"]["Service"], "ecs.amazonaws.com");
+    assert!(trust["Condition"]["StringEquals"]["aws:SourceAccount"].is_object());
+    let statements = &invoke["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    assert_eq!(statements.as_array().unwrap().len(), 1);
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(
+        statements[0]["Resource"],
+        json!({ "!GetAtt": "EcsHookFunction.Arn" })
+    );
+    assert!(invoke["Properties"]["ManagedPolicyArns"].is_null());
 }
 
 /// Issue 22: teardown leaves locked services alone, so its role must read the locks table

@@ -218,6 +218,10 @@ pub enum Traffic {
         /// The other routes that move with production (see [`Routes`]); default none.
         #[serde(default, skip_serializing_if = "Routes::is_primary_only")]
         routes: Routes,
+        /// Who moves production between the old release and the new: `slots` (default) or
+        /// `ecs` (see [`Engine`]).
+        #[serde(default, skip_serializing_if = "Engine::is_slots")]
+        engine: Engine,
     },
     /// Route 53 weighted CNAME records, one per slot, under one name. (Alias A/AAAA records
     /// are not supported yet.)
@@ -235,6 +239,28 @@ pub enum Traffic {
         #[schemars(range(min = 1))]
         switch_ttl_seconds: u64,
     },
+}
+
+/// `traffic.engine`: who moves production between the old release and the new (DESIGN 28).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Two ECS services, the slots; bluegreen moves the listener's weights (or the records in
+    /// DNS mode). Works for every service, DNS mode included.
+    #[default]
+    Slots,
+    /// One ECS service with `deploymentConfiguration.strategy = BLUE_GREEN`: ECS runs both
+    /// revisions in it and moves traffic between its two target groups (`slots.blue` and
+    /// `slots.green` name the one service and those two groups); bluegreen answers the
+    /// service's lifecycle hooks from the deployment's record (see `crate::ecs_hook`).
+    Ecs,
+}
+
+impl Engine {
+    /// Whether this is the default engine (two services).
+    pub fn is_slots(&self) -> bool {
+        *self == Engine::Slots
+    }
 }
 
 /// `traffic.test_rule`: pre-prod reached through the production listener. For each deployment
@@ -284,6 +310,14 @@ pub enum TestRoute<'a> {
 }
 
 impl Traffic {
+    /// Who moves production: the listener mode's `engine`; DNS mode has only the slots.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Traffic::Listener { engine, .. } => *engine,
+            Traffic::Dns { .. } => Engine::Slots,
+        }
+    }
+
     /// The production listener's ARN; `None` in DNS mode.
     pub fn production_listener_arn(&self) -> Option<&str> {
         match self {
@@ -1662,6 +1696,56 @@ mod tests {
                 "{field} missing from {problems:#?}"
             );
         }
+    }
+
+    #[test]
+    fn ecs_engine_is_refused_until_the_steps_drive_it_and_says_what_it_cannot_do() {
+        let mut config = example();
+        config.slots.green.service = config.slots.blue.service.clone();
+        config.approval.timeout_seconds = 24 * 3600;
+        if let Traffic::Listener { engine, shift, .. } = &mut config.traffic {
+            *engine = Engine::Ecs;
+            *shift = Some(Shift::Canary {
+                percent: 10,
+                interval_seconds: 60,
+            });
+        }
+        let problems = config.problems();
+        for field in [
+            "traffic.engine",
+            "traffic.shift",
+            "approval.timeout_seconds",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(field)),
+                "{field} missing from {problems:#?}"
+            );
+        }
+        // One service for both slots is what ECS's engine means, not a mistake.
+        assert!(
+            !problems.iter().any(|p| p.starts_with("slots")),
+            "{problems:#?}"
+        );
+        // The slots engine still refuses it.
+        if let Traffic::Listener { engine, .. } = &mut config.traffic {
+            *engine = Engine::Slots;
+        }
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.contains("different ECS services"))
+        );
+        // And parses from TOML, defaulting to the slots.
+        let toml = EXAMPLE.replace(
+            "mode = \"listener\"",
+            "mode = \"listener\"\nengine = \"ecs\"",
+        );
+        assert_eq!(
+            ServiceConfig::from_toml(&toml).unwrap().traffic.engine(),
+            Engine::Ecs
+        );
+        assert_eq!(example().traffic.engine(), Engine::Slots);
     }
 
     #[test]

@@ -10,6 +10,10 @@ use crate::error::{StepError, StepResult};
 use crate::slot::Slot;
 use crate::text;
 
+/// The longest gate a service on ECS's engine may hold one lifecycle stage for: ECS fails a
+/// stage after 24 hours; an hour is kept for the checks and the migration around the gate.
+pub const ECS_STAGE_BUDGET_SECONDS: u64 = 23 * 3600;
+
 impl ServiceConfig {
     /// Checks everything that can be checked without AWS and lists every problem found.
     pub fn validate(&self) -> StepResult<()> {
@@ -54,6 +58,7 @@ impl ServiceConfig {
         self.task_definition_problems(&mut p);
         self.slot_problems(&mut p);
         self.traffic_problems(&mut p);
+        self.ecs_engine_problems(&mut p);
         self.nlb_problems(&mut p);
         self.preprod_problems(&mut p);
         self.preprod_environment_problems(&mut p);
@@ -138,7 +143,10 @@ impl ServiceConfig {
                 p.url(&format!("{at}.test_url"), url);
             }
         }
-        if self.slots.blue.service == self.slots.green.service {
+        // ECS's engine runs both revisions in one service (`ecs_engine_problems`).
+        if self.slots.blue.service == self.slots.green.service
+            && self.traffic.engine() == Engine::Slots
+        {
             p.add("slots", "blue and green must be different ECS services");
         }
         if self.slots.blue.target_group_arn == self.slots.green.target_group_arn {
@@ -439,6 +447,7 @@ impl ServiceConfig {
                 production_rule_arn,
                 shift,
                 routes,
+                engine: _,
             } => {
                 if let Routes::Listed(arns) = routes {
                     let own = [
@@ -502,6 +511,63 @@ impl ServiceConfig {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// What ECS's own blue/green (`traffic.engine = "ecs"`) needs and cannot do: one service
+    /// (both slots name it, with its target group and the alternate), production moved at once
+    /// and only through ECS's production rule, and gates that fit in one lifecycle stage
+    /// (ECS fails a stage after 24 hours). Until the deployment steps drive it, the engine is
+    /// refused as a whole: ECS's lifecycle hook answers from records only those steps make.
+    fn ecs_engine_problems(&self, p: &mut Problems) {
+        let Traffic::Listener {
+            shift,
+            routes,
+            engine: Engine::Ecs,
+            ..
+        } = &self.traffic
+        else {
+            return;
+        };
+        p.add(
+            "traffic.engine",
+            "\"ecs\" is not driven by the deployment steps yet (only its lifecycle hook is): \
+             use \"slots\"",
+        );
+        if self.slots.blue.service != self.slots.green.service {
+            p.add(
+                "slots",
+                "with traffic.engine = \"ecs\" blue and green name the one service ECS deploys \
+                 (their target groups are its target group and the alternate)",
+            );
+        }
+        if shift.is_some() {
+            p.add(
+                "traffic.shift",
+                "ECS's blue/green moves production at once (canary and linear are other ECS \
+                 strategies)",
+            );
+        }
+        if !routes.is_primary_only() {
+            p.add(
+                "traffic.routes",
+                "ECS moves only its production rule; other routes would stay behind",
+            );
+        }
+        for (field, seconds) in [
+            ("approval.timeout_seconds", self.approval.timeout_seconds),
+            ("bake.seconds", self.bake.seconds),
+        ] {
+            if seconds > ECS_STAGE_BUDGET_SECONDS {
+                p.add(
+                    field,
+                    &format!(
+                        "at most {ECS_STAGE_BUDGET_SECONDS} with traffic.engine = \"ecs\": ECS \
+                         fails a lifecycle stage after 24 hours and the gate holds one stage \
+                         (an hour is kept for the checks and the migration around it)"
+                    ),
+                );
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod db_guard;
 pub mod db_plan;
 pub mod delivery;
 pub mod ecs;
+pub mod ecs_hook;
 pub mod ending;
 pub mod endpoint;
 pub mod error;

@@ -229,6 +229,20 @@ pub const WAKE: Step = Step {
     raises: &[],
 };
 
+/// `ecs_hook`: ECS's lifecycle hook for services on `traffic.engine = "ecs"`, answered from
+/// the deployment's record (see `crate::ecs_hook`). Never raises: ECS rolls back on a hook's
+/// error.
+pub const ECS_HOOK: Step = Step {
+    name: "ecs_hook",
+    state: "",
+    function: "EcsHook",
+    timeout_seconds: 30,
+    label: "ECS lifecycle hook",
+    shape: Shape::Standalone,
+    on_failure: OnFailure::Nowhere,
+    raises: &[],
+};
+
 /// `index_config`.
 pub const INDEX_CONFIG: Step = Step {
     name: "index_config",

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use bluegreen::StepError;
 use bluegreen::ports::Compute;
 use bluegreen::ports::compute::{
-    ContainerExit, OneOff, RevisionOverlay, ServiceDeployment, ServiceState, Tags,
-    TaskDefinitionState, TaskState,
+    ContainerExit, EcsDeployment, OneOff, RevisionOverlay, ServiceDeployment, ServiceRevision,
+    ServiceState, Tags, TaskDefinitionState, TaskState,
 };
 
 use super::{MemoryAws, not_found, refused};
@@ -22,8 +22,14 @@ pub struct EcsState {
     pub tasks: BTreeMap<String, TaskModel>,
     /// Tags of services and other resources by ARN.
     pub tags: BTreeMap<String, Tags>,
-    /// Tasks started so far (their ids).
+    /// Tasks started so far (their ids; service deployments and revisions count here too).
     pub started: u64,
+    /// ECS's own blue/green deployments, oldest first (see `super::ecs_blue_green`).
+    pub blue_green: Vec<super::ecs_blue_green::BlueGreenDeployment>,
+    /// Service revisions by ARN.
+    pub revisions: BTreeMap<String, ServiceRevision>,
+    /// The service (`cluster/name`) of each service revision.
+    pub revision_service: BTreeMap<String, String>,
 }
 
 /// One service.
@@ -248,6 +254,14 @@ impl Compute for MemoryAws {
                 ));
             }
             let model = service_to_update(s, cluster, service)?;
+            // ECS's own blue/green: a new revision is a service deployment of its stages.
+            if model.state.setup.is_ecs_blue_green()
+                && let Some(td) = task_definition
+                && model.state.task_definition.as_deref() != Some(td)
+            {
+                s.start_blue_green(&format!("{cluster}/{service}"), td, desired_count);
+                return Ok(());
+            }
             model.update(task_definition, desired_count);
             Ok(())
         })
@@ -444,6 +458,39 @@ impl Compute for MemoryAws {
                 task.state.stopped_reason = Some(reason.to_owned());
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<EcsDeployment>, StepError> {
+        self.call("ecs:DescribeServiceDeployments", |s| {
+            let key = format!("{cluster}/{service}");
+            if !s.ecs.services.contains_key(&key) {
+                return Err(not_found("ECS service", &key));
+            }
+            Ok(s.ecs.described_blue_green(&key))
+        })
+        .await
+    }
+
+    async fn service_revision(&self, arn: &str) -> Result<ServiceRevision, StepError> {
+        self.call("ecs:DescribeServiceRevisions", |s| {
+            s.ecs
+                .revisions
+                .get(arn)
+                .cloned()
+                .ok_or_else(|| not_found("ECS service revision", arn))
+        })
+        .await
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> Result<(), StepError> {
+        self.call("ecs:StopServiceDeployment", |s| {
+            s.stop_blue_green(arn, rollback)
         })
         .await
     }

@@ -15,6 +15,7 @@
 mod compute;
 mod databases;
 mod dns;
+pub mod ecs_blue_green;
 mod load_balancing;
 mod misc;
 mod scaling;
@@ -108,6 +109,9 @@ pub struct State {
     /// EventBridge's default bus: the events AWS's services put there (ECS's task and
     /// deployment state changes), oldest first, until the simulator's bus delivers them.
     pub bus: Vec<serde_json::Value>,
+    /// The simulated clock as AWS's own work last saw it (ms since the start): when a
+    /// blue/green stage began.
+    pub now_ms: u64,
 }
 
 /// The in-memory AWS behind every port; clones share the state.

@@ -88,6 +88,7 @@ pub fn standard_state(names: &Names, settings: &Settings) -> State {
                         rollout_reason: None,
                     }],
                     registries: Vec::new(),
+                    setup: Default::default(),
                 },
                 target_group: tg.clone(),
             },

@@ -265,6 +265,10 @@ fn services(
     for key in keys {
         let (primary, desired, target_group) = {
             let model = &state.ecs.services[&key];
+            // ECS's own blue/green moves in stages (`memory::ecs_blue_green`), not here.
+            if model.state.setup.is_ecs_blue_green() {
+                continue;
+            }
             let Some(primary) = model.state.primary().cloned() else {
                 continue;
             };

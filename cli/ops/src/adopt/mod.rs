@@ -33,7 +33,7 @@ use crate::direct::elb;
 use crate::direct::route53;
 use bluegreen::app_containers::runs_image_of;
 use bluegreen::config::{
-    Approval, Bake, Database, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
+    Approval, Bake, Database, Engine, Finish, Health, ImageSource, Preprod, Routes, ServiceConfig,
     SlotConfig, Slots, SmokeCheck, TestRule, Traffic,
 };
 use bluegreen::config_store::ConfigStore;
@@ -595,6 +595,7 @@ impl Walk<'_> {
                 } else {
                     Routes::Listed(found.others.clone())
                 },
+                engine: Engine::Slots,
             },
             test_url: Some(test_url),
             slot_urls: [None, None],

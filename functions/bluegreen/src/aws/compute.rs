@@ -7,8 +7,9 @@ use aws_sdk_ecs::types::{
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{
-    Compute, ContainerExit, ContainerState, OneOff, RevisionOverlay, ServiceDeployment,
-    ServiceRegistry, ServiceState, Tags, TaskDefinitionState, TaskState,
+    Compute, ContainerExit, ContainerState, EcsDeployment, OneOff, RevisionOverlay,
+    ServiceDeployment, ServiceRegistry, ServiceRevision, ServiceState, Tags, TaskDefinitionState,
+    TaskState,
 };
 
 /// ECS through the SDK.
@@ -27,7 +28,9 @@ fn pairs(tags: Vec<Tag>) -> Tags {
 }
 
 fn service_state(service: Service) -> ServiceState {
+    let setup = super::service_deployments::setup_of(&service);
     ServiceState {
+        setup,
         arn: service.service_arn.unwrap_or_default(),
         name: service.service_name.unwrap_or_default(),
         task_definition: service.task_definition,
@@ -559,6 +562,22 @@ impl Compute for Ecs {
             .await
             .map_err(|e| StepError::from_sdk("ecs:StopTask", e))?;
         Ok(())
+    }
+
+    async fn service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> StepResult<Vec<EcsDeployment>> {
+        super::service_deployments::list(&self.0, cluster, service).await
+    }
+
+    async fn service_revision(&self, arn: &str) -> StepResult<ServiceRevision> {
+        super::service_deployments::revision(&self.0, arn).await
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> StepResult<()> {
+        super::service_deployments::stop(&self.0, arn, rollback).await
     }
 }
 

@@ -14,6 +14,7 @@ mod parameters;
 mod registry;
 mod scaling;
 mod secrets;
+mod service_deployments;
 mod smoke;
 mod tables;
 mod workflow;

@@ -26,6 +26,104 @@ pub struct ServiceState {
     /// Its service registries (Cloud Map): where its tasks register for callers to find.
     #[serde(default)]
     pub registries: Vec<ServiceRegistry>,
+    /// Who deploys it and how (ECS's own blue/green among them).
+    #[serde(default)]
+    pub setup: DeploymentSetup,
+}
+
+/// How ECS deploys a service: its `deploymentController` and the parts of its
+/// `deploymentConfiguration` and load balancers that ECS's own blue/green reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSetup {
+    /// `ECS` (ECS's default when unset), `CODE_DEPLOY` or `EXTERNAL`: who deploys it.
+    pub controller: Option<String>,
+    /// `ROLLING` (ECS's default when unset), `BLUE_GREEN`, `LINEAR` or `CANARY`.
+    pub strategy: Option<String>,
+    /// Blue/green: minutes both revisions run after production moved, before the old one
+    /// is scaled in.
+    pub bake_minutes: Option<i32>,
+    /// Its lifecycle hooks.
+    pub hooks: Vec<LifecycleHook>,
+    /// Its load balancers' blue/green routes (`advancedConfiguration`).
+    pub routes: Vec<BlueGreenRoute>,
+}
+
+impl DeploymentSetup {
+    /// Whether ECS itself deploys the service blue/green (controller ECS, strategy
+    /// `BLUE_GREEN`).
+    pub fn is_ecs_blue_green(&self) -> bool {
+        self.controller.as_deref().unwrap_or("ECS") == "ECS"
+            && self.strategy.as_deref() == Some("BLUE_GREEN")
+    }
+}
+
+/// One lifecycle hook of a service's deployment configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleHook {
+    /// `AWS_LAMBDA` or `PAUSE`.
+    pub target_type: String,
+    /// The Lambda function's ARN (`AWS_LAMBDA`).
+    pub target_arn: Option<String>,
+    /// The stages it runs at (`POST_TEST_TRAFFIC_SHIFT`, …).
+    pub stages: Vec<String>,
+}
+
+/// One load balancer of a blue/green service: the target group and its alternate, and the
+/// rules ECS moves between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueGreenRoute {
+    /// The target group the service was given.
+    pub target_group: String,
+    /// The other target group ECS alternates with.
+    pub alternate_target_group: Option<String>,
+    /// The rule (ALB) or listener (NLB) production traffic comes through.
+    pub production_rule: Option<String>,
+    /// The rule test traffic comes through.
+    pub test_rule: Option<String>,
+    /// The infrastructure role ECS moves the rules with.
+    pub role_arn: Option<String>,
+}
+
+/// One service deployment of ECS's own (`DescribeServiceDeployments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsDeployment {
+    /// Its ARN (`…:service-deployment/<cluster>/<service>/<id>`): a lifecycle hook's
+    /// `resourceArn`.
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `STOP_REQUESTED`,
+    /// `ROLLBACK_REQUESTED`, `ROLLBACK_IN_PROGRESS`, `ROLLBACK_SUCCESSFUL` or
+    /// `ROLLBACK_FAILED`.
+    pub status: String,
+    /// ECS's words for the status.
+    pub status_reason: Option<String>,
+    /// Where a blue/green deployment stands: `PRE_SCALE_UP` … `POST_TEST_TRAFFIC_SHIFT` …
+    /// `BAKE_TIME`, `CLEAN_UP` (values ECS adds later pass through as they are).
+    pub lifecycle_stage: Option<String>,
+    /// The service revision it rolls out.
+    pub target_revision: Option<String>,
+}
+
+impl EcsDeployment {
+    /// Whether ECS is still working on it (pending, in progress, stopping or rolling back).
+    pub fn is_ongoing(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "PENDING"
+                | "IN_PROGRESS"
+                | "STOP_REQUESTED"
+                | "ROLLBACK_REQUESTED"
+                | "ROLLBACK_IN_PROGRESS"
+        )
+    }
+}
+
+/// A service revision: what ECS runs for a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRevision {
+    /// Its ARN.
+    pub arn: String,
+    /// The task definition it runs.
+    pub task_definition: String,
 }
 
 /// One service registry of a service (Cloud Map), as ECS states it.
@@ -310,4 +408,19 @@ pub trait Compute: Send + Sync {
 
     /// Stops a task (stopping a stopped task is harmless).
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> StepResult<()>;
+
+    /// A service's service deployments, newest first: the 20 newest ECS lists, described.
+    async fn service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> StepResult<Vec<EcsDeployment>>;
+
+    /// One service revision; [`crate::StepError::ResourceNotFound`] when ECS knows none.
+    async fn service_revision(&self, arn: &str) -> StepResult<ServiceRevision>;
+
+    /// Stops a service deployment that is still going on; `rollback`: ECS moves traffic
+    /// back and rolls the service back to its last successful revision. ECS refuses one that
+    /// ended (`ConflictException`).
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> StepResult<()>;
 }

@@ -38,6 +38,7 @@ steps! {
     row(MISSED_PUSHES),
     row(INDEX_CONFIG),
     row(WAKE),
+    row(ECS_HOOK),
 }
 
 pub use crate::ending::{Ended, EndingWait};

@@ -174,6 +174,9 @@ pub fn invoke<'a>(ctx: &'a Context, step: &'static Step, input: Value) -> Answer
         "missed_pushes" => Box::pin(async move { answer(crate::missed_pushes::run(ctx).await) }),
         "index_config" => Box::pin(async move { answer(index_config::run(ctx, &input).await) }),
         "wake" => Box::pin(async move { answer(crate::wakes::on_event(ctx, &input).await) }),
+        "ecs_hook" => {
+            Box::pin(async move { answer(crate::ecs_hook::on_invocation(ctx, &input).await) })
+        }
         other => {
             let other = other.to_owned();
             Box::pin(async move {

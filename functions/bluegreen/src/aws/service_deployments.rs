@@ -1,0 +1,153 @@
+//! ECS's own blue/green through the SDK: how a service is set up to deploy, its service
+//! deployments and revisions, and stopping one (the [`crate::ports::Compute`] methods of
+//! that name delegate here).
+
+use aws_sdk_ecs::types::{Service, StopServiceDeploymentStopType};
+
+use crate::error::{StepError, StepResult};
+use crate::ports::compute::{
+    BlueGreenRoute, DeploymentSetup, EcsDeployment, LifecycleHook, ServiceRevision,
+};
+
+/// How ECS deploys `service`, read from its description.
+pub fn setup_of(service: &Service) -> DeploymentSetup {
+    let configuration = service.deployment_configuration();
+    DeploymentSetup {
+        controller: service
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_owned()),
+        strategy: configuration
+            .and_then(|c| c.strategy())
+            .map(|s| s.as_str().to_owned()),
+        bake_minutes: configuration.and_then(|c| c.bake_time_in_minutes()),
+        hooks: configuration
+            .map(|c| c.lifecycle_hooks())
+            .unwrap_or_default()
+            .iter()
+            .map(|h| LifecycleHook {
+                target_type: h
+                    .target_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_else(|| "AWS_LAMBDA".to_owned()),
+                target_arn: h.hook_target_arn().map(str::to_owned),
+                stages: h
+                    .lifecycle_stages()
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+            })
+            .collect(),
+        routes: service
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| {
+                let advanced = lb.advanced_configuration()?;
+                Some(BlueGreenRoute {
+                    target_group: lb.target_group_arn().unwrap_or_default().to_owned(),
+                    alternate_target_group: advanced
+                        .alternate_target_group_arn()
+                        .map(str::to_owned),
+                    production_rule: advanced.production_listener_rule().map(str::to_owned),
+                    test_rule: advanced.test_listener_rule().map(str::to_owned),
+                    role_arn: advanced.role_arn().map(str::to_owned),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The 20 newest service deployments of `service`, described, newest first.
+pub async fn list(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> StepResult<Vec<EcsDeployment>> {
+    let listed = client
+        .list_service_deployments()
+        .cluster(cluster)
+        .service(service)
+        .max_results(20)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_service_not_found_exception() || s.is_cluster_not_found_exception() => {
+                StepError::ResourceNotFound {
+                    kind: "ECS service",
+                    id: format!("{cluster}/{service}"),
+                }
+            }
+            _ => StepError::from_sdk("ecs:ListServiceDeployments", e),
+        })?;
+    let arns: Vec<String> = listed
+        .service_deployments()
+        .iter()
+        .filter_map(|d| d.service_deployment_arn().map(str::to_owned))
+        .collect();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = client
+        .describe_service_deployments()
+        .set_service_deployment_arns(Some(arns.clone()))
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:DescribeServiceDeployments", e))?;
+    let mut deployments: Vec<EcsDeployment> = described
+        .service_deployments()
+        .iter()
+        .map(|d| EcsDeployment {
+            arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
+            status: d
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            status_reason: d.status_reason().map(str::to_owned),
+            lifecycle_stage: d.lifecycle_stage().map(|s| s.as_str().to_owned()),
+            target_revision: d
+                .target_service_revision()
+                .and_then(|r| r.arn())
+                .map(str::to_owned),
+        })
+        .collect();
+    // Described in the order listed (newest first), whatever order ECS answers in.
+    deployments.sort_by_key(|d| arns.iter().position(|a| *a == d.arn));
+    Ok(deployments)
+}
+
+/// One service revision.
+pub async fn revision(client: &aws_sdk_ecs::Client, arn: &str) -> StepResult<ServiceRevision> {
+    let out = client
+        .describe_service_revisions()
+        .service_revision_arns(arn)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:DescribeServiceRevisions", e))?;
+    out.service_revisions()
+        .iter()
+        .find(|r| r.service_revision_arn() == Some(arn))
+        .map(|r| ServiceRevision {
+            arn: arn.to_owned(),
+            task_definition: r.task_definition().unwrap_or_default().to_owned(),
+        })
+        .ok_or_else(|| StepError::ResourceNotFound {
+            kind: "ECS service revision",
+            id: arn.to_owned(),
+        })
+}
+
+/// Stops a service deployment (rolling back when `rollback`).
+pub async fn stop(client: &aws_sdk_ecs::Client, arn: &str, rollback: bool) -> StepResult<()> {
+    let stop_type = if rollback {
+        StopServiceDeploymentStopType::Rollback
+    } else {
+        StopServiceDeploymentStopType::Abort
+    };
+    client
+        .stop_service_deployment()
+        .service_deployment_arn(arn)
+        .stop_type(stop_type)
+        .send()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:StopServiceDeployment", e))?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! ECS's lifecycle hook, answered from the deployment's record (`traffic.engine = "ecs"`,
+//! DESIGN 28).
+//!
+//! A service on ECS's own blue/green runs both revisions in one service and moves traffic
+//! itself; at each lifecycle stage it invokes the hook functions registered for it and goes
+//! on, holds, or rolls back as they answer (`SUCCEEDED`, `IN_PROGRESS` with a call-back delay,
+//! `FAILED`). bluegreen's hook gates two stages:
+//!
+//! - `POST_TEST_TRAFFIC_SHIFT` (the new revision has the test route, production is on the
+//!   old): held while pre-prod is checked and a person decides; goes on once the deployment
+//!   is switching (approved and ready: the production migration, if any, ran); fails when it
+//!   ended without switching (rejected, timed out, aborted, superseded).
+//! - `POST_PRODUCTION_TRAFFIC_SHIFT` (production on the new revision, the old still running):
+//!   held while bluegreen's bake watches; goes on once the deployment succeeded; fails when it
+//!   rolled back or needs attention.
+//!
+//! Every other stage goes on at once — ECS re-runs `TEST_TRAFFIC_SHIFT` and
+//! `PRODUCTION_TRAFFIC_SHIFT` hooks while it rolls back, and a hook must never stand in a
+//! rollback's way.
+//!
+//! Which bluegreen deployment an ECS deployment belongs to is read from ECS, not from the
+//! lock (released when the deployment ends, while ECS may still ask): the target service
+//! revision's task definition carries the deployment id bluegreen tagged it with, and the
+//! record must list that revision and name the service. An ECS deployment bluegreen did not
+//! start (a console deploy, an IaC apply that changed the revision) is failed at the gate:
+//! ECS rolls it back, production stays where it was, and the hook says why in its log.
+//!
+//! A hook that errs makes ECS roll back, so this one never errs on its own trouble: a
+//! throttled or failed read holds (`IN_PROGRESS`, asked again shortly); only a decision, or an
+//! invocation it cannot read, fails the stage.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::config::Engine;
+use crate::context::Context;
+use crate::error::{StepError, StepResult};
+use crate::naming::TAG_DEPLOYMENT;
+use crate::record::{Deployment, Records, Status};
+
+/// The stage after the test route moved to the new revision: bluegreen's approval gate.
+pub const POST_TEST_TRAFFIC_SHIFT: &str = "POST_TEST_TRAFFIC_SHIFT";
+/// The stage after production moved to the new revision: bluegreen's bake gate.
+pub const POST_PRODUCTION_TRAFFIC_SHIFT: &str = "POST_PRODUCTION_TRAFFIC_SHIFT";
+/// The stages bluegreen's hook is registered for (and the only ones it gates).
+pub const GATED_STAGES: [&str; 2] = [POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT];
+
+/// How long ECS waits before asking again while a gate holds: the lag between a decision
+/// in the record and ECS moving on (ECS's default is 30 s; an invocation costs a read or
+/// three).
+pub const HOLD_SECONDS: u64 = 15;
+/// How long ECS waits before asking again after the hook could not read (throttled, AWS
+/// briefly failing).
+pub const TROUBLE_SECONDS: u64 = 10;
+
+/// What ECS sends a Lambda lifecycle hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookInvocation {
+    /// One hook run's id.
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    /// The stage ECS is at.
+    pub lifecycle_stage: String,
+    /// The service deployment's ARN.
+    pub resource_arn: String,
+    /// The service and the revisions.
+    pub execution_details: ExecutionDetails,
+    /// The hook's configured details, merged with those an `IN_PROGRESS` answer returned.
+    #[serde(default)]
+    pub hook_details: Option<serde_json::Value>,
+}
+
+/// The service, the revision being rolled out and the traffic weights ECS reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetails {
+    /// The service's ARN (`arn:aws:ecs:<region>:<account>:service/<cluster>/<service>`).
+    pub service_arn: String,
+    /// The service revision being rolled out.
+    pub target_service_revision_arn: String,
+    /// Test traffic per service revision ARN, in percent (`{}` at stages without any).
+    #[serde(default)]
+    pub test_traffic_weights: BTreeMap<String, f64>,
+    /// Production traffic per service revision ARN, in percent.
+    #[serde(default)]
+    pub production_traffic_weights: BTreeMap<String, f64>,
+}
+
+/// The hook's answer, as ECS reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookResponse {
+    /// `SUCCEEDED`, `IN_PROGRESS` or `FAILED`.
+    pub hook_status: String,
+    /// Seconds before ECS asks again (`IN_PROGRESS` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_back_delay: Option<u64>,
+}
+
+/// What the hook decided for one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The stage may end: ECS goes on.
+    GoOn,
+    /// Not yet: ECS asks again after `seconds`.
+    Hold {
+        /// Seconds until ECS asks again.
+        seconds: u64,
+        /// What is awaited.
+        why: String,
+    },
+    /// The stage fails: ECS rolls the deployment back.
+    Fail {
+        /// Why.
+        why: String,
+    },
+}
+
+impl Answer {
+    /// The answer as ECS reads it.
+    pub fn response(&self) -> HookResponse {
+        let (status, delay) = match self {
+            Answer::GoOn => ("SUCCEEDED", None),
+            Answer::Hold { seconds, .. } => ("IN_PROGRESS", Some(*seconds)),
+            Answer::Fail { .. } => ("FAILED", None),
+        };
+        HookResponse {
+            hook_status: status.to_owned(),
+            call_back_delay: delay,
+        }
+    }
+}
+
+/// Decides a gated stage from the record of the deployment that owns the ECS deployment.
+/// Pure: the record's status is the whole decision.
+pub fn decide(stage: &str, deployment: &Deployment) -> Answer {
+    let id = &deployment.deployment_id;
+    let ended = |what: &str| Answer::Fail {
+        why: format!(
+            "deployment {id} {what} ({}){}",
+            deployment.status,
+            deployment
+                .failure
+                .as_deref()
+                .map(|f| format!(": {f}"))
+                .unwrap_or_default()
+        ),
+    };
+    let hold = |what: &str| Answer::Hold {
+        seconds: HOLD_SECONDS,
+        why: format!("deployment {id} is {}: {what}", deployment.status),
+    };
+    match (stage, deployment.status) {
+        (_, Status::Aborted | Status::Superseded) => ended("ended before the switch"),
+        (_, Status::RolledBack | Status::NeedsAttention) => ended("ended without succeeding"),
+        (POST_TEST_TRAFFIC_SHIFT, Status::Switching | Status::Baking | Status::Succeeded) => {
+            Answer::GoOn
+        }
+        (POST_TEST_TRAFFIC_SHIFT, _) => hold("production moves once it is approved and ready"),
+        (POST_PRODUCTION_TRAFFIC_SHIFT, Status::Succeeded) => Answer::GoOn,
+        (POST_PRODUCTION_TRAFFIC_SHIFT, _) => hold("the old revision stays until the bake passed"),
+        _ => Answer::GoOn,
+    }
+}
+
+/// Answers one invocation (the `ecs_hook` step). Never an error: ECS rolls back on a hook's
+/// error, so trouble reading holds and only a decision fails.
+pub async fn on_invocation(ctx: &Context, input: &serde_json::Value) -> StepResult<HookResponse> {
+    let invocation: HookInvocation = match serde_json::from_value(input.clone()) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            // Nothing to hold on: no stage, no deployment. ECS rolls back what it cannot be
+            // told about; production stays on the revision it had.
+            error!(error = %e, "not an ECS lifecycle hook invocation");
+            return Ok(Answer::Fail {
+                why: format!("not an ECS lifecycle hook invocation: {e}"),
+            }
+            .response());
+        }
+    };
+    let stage = invocation.lifecycle_stage.as_str();
+    let answer = if GATED_STAGES.contains(&stage) {
+        match owner(ctx, &invocation).await {
+            Ok(Ok(deployment)) => decide(stage, &deployment),
+            Ok(Err(why)) => Answer::Fail { why },
+            Err(e) if e.is_retryable() => Answer::Hold {
+                seconds: TROUBLE_SECONDS,
+                why: format!("could not read the deployment: {e}"),
+            },
+            Err(e) => Answer::Fail {
+                why: format!("could not read the deployment: {e}"),
+            },
+        }
+    } else {
+        Answer::GoOn
+    };
+    let ecs_deployment = &invocation.resource_arn;
+    match &answer {
+        Answer::GoOn => info!(%stage, %ecs_deployment, "the stage goes on"),
+        Answer::Hold { why, seconds } => info!(%stage, %ecs_deployment, %why, seconds, "held"),
+        Answer::Fail { why } => warn!(%stage, %ecs_deployment, %why, "failed: ECS rolls back"),
+    }
+    Ok(answer.response())
+}
+
+/// The bluegreen deployment that started this ECS deployment, or why none did.
+async fn owner(
+    ctx: &Context,
+    invocation: &HookInvocation,
+) -> StepResult<Result<Deployment, String>> {
+    let details = &invocation.execution_details;
+    let revision = ctx
+        .ports
+        .compute
+        .service_revision(&details.target_service_revision_arn)
+        .await?;
+    let task_definition = ctx
+        .ports
+        .compute
+        .describe_task_definition(&revision.task_definition)
+        .await?;
+    let tagged = task_definition
+        .tags
+        .iter()
+        .find(|(k, _)| k == TAG_DEPLOYMENT)
+        .map(|(_, v)| v.clone());
+    let not_ours = |why: String| {
+        Ok(Err(format!(
+            "ECS deployment {} was not started by bluegreen: {why}; deploy by pushing the \
+             image (bluegreen owns this service's deployments)",
+            invocation.resource_arn
+        )))
+    };
+    let Some(deployment_id) = tagged else {
+        return not_ours(format!(
+            "revision {} has no {TAG_DEPLOYMENT} tag",
+            revision.task_definition
+        ));
+    };
+    let deployment = match Records::new(ctx).get(&deployment_id).await {
+        Ok(deployment) => deployment,
+        Err(StepError::DeploymentNotFound(_)) => {
+            return not_ours(format!("no deployment {deployment_id} is recorded"));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(why) = mismatch(&deployment, &revision.task_definition, &details.service_arn) {
+        return not_ours(why);
+    }
+    Ok(Ok(deployment))
+}
+
+/// Why `deployment` is not the one rolling `task_definition` out on `service_arn`, if it
+/// is not: its record must list the revision, run on ECS's engine and name the service.
+pub fn mismatch(
+    deployment: &Deployment,
+    task_definition: &str,
+    service_arn: &str,
+) -> Option<String> {
+    let id = &deployment.deployment_id;
+    let revisions = &deployment.task_definitions;
+    let listed = [&revisions.preprod, &revisions.production]
+        .into_iter()
+        .flatten()
+        .any(|arn| arn == task_definition);
+    if !listed {
+        return Some(format!(
+            "deployment {id} did not register {task_definition}"
+        ));
+    }
+    let config = &deployment.config;
+    if config.traffic.engine() != Engine::Ecs {
+        return Some(format!(
+            "deployment {id}'s service {} does not run on traffic.engine = \"ecs\"",
+            config.name
+        ));
+    }
+    let cluster = config.cluster.rsplit('/').next().unwrap_or_default();
+    let expected = format!(":service/{cluster}/{}", config.slots.blue.service);
+    if !service_arn.ends_with(&expected) {
+        return Some(format!(
+            "deployment {id} deploys {cluster}/{}, not {service_arn}",
+            config.slots.blue.service
+        ));
+    }
+    None
+}

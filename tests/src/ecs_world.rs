@@ -1,0 +1,299 @@
+//! A service on ECS's own blue/green, in memory: the standard world with `shop-blue` set up as
+//! a team sets such a service up — strategy `BLUE_GREEN`, its target group and the alternate
+//! (the standard world's two groups), a production rule and a header-matched test rule on the
+//! production listener, a bake time, and bluegreen's lifecycle hook registered at the two
+//! stages it gates — plus a driver that plays ECS's stages (`memory::ecs_blue_green`) and
+//! answers each hook invocation with bluegreen's `ecs_hook` step, as Lambda would.
+
+use std::sync::Arc;
+
+use bluegreen::config::{Engine, PREVIEW_HEADER, ServiceConfig, Traffic};
+use bluegreen::ecs_hook::GATED_STAGES;
+use bluegreen::naming::{TAG_DEPLOYMENT, TAG_MANAGED};
+use bluegreen::ports::compute::{BlueGreenRoute, DeploymentSetup, LifecycleHook, RevisionOverlay};
+use bluegreen::ports::load_balancing::{Condition, WeightedGroup};
+use bluegreen::record::{Records, Status, TaskDefinitions};
+use bluegreen::steps::registry::{self, ECS_HOOK};
+use bluegreen::{Context, Slot};
+
+use crate::memory::ecs_blue_green::BlueGreenDeployment;
+use crate::memory::{Conductor, Immediate, MemoryAws, RuleModel};
+use crate::{ACCOUNT, CLUSTER, Names, REPOSITORY};
+
+/// bluegreen's hook function, as the stack names it.
+pub const HOOK_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-ecs-hook";
+/// The one service ECS deploys.
+pub const SERVICE: &str = "shop-blue";
+/// The seconds between two looks of the driver at ECS's work.
+pub const TICK_SECONDS: u64 = 5;
+
+/// The world, the context over it, and the virtual time ECS's work has reached.
+pub struct EcsWorld {
+    /// The in-memory AWS.
+    pub aws: MemoryAws,
+    /// A context over it.
+    pub ctx: Context,
+    /// The world's identifiers.
+    pub names: Names,
+    /// The service's config (`traffic.engine = "ecs"`).
+    pub config: ServiceConfig,
+    /// ECS's production rule.
+    pub production_rule: String,
+    /// ECS's test rule (the preview header).
+    pub test_rule: String,
+    /// Virtual milliseconds since the start.
+    pub now: u64,
+    /// Every hook answer, in order: `(stage, hookStatus)`.
+    pub answers: Vec<(String, String)>,
+}
+
+/// The world, with nothing deploying.
+pub async fn build() -> EcsWorld {
+    build_with(Arc::new(Immediate)).await
+}
+
+/// The world, its calls conducted by `conductor`.
+pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
+    let names = crate::memory::world::made_up_names();
+    let clock: bluegreen::context::Clock = Arc::new(chrono::Utc::now);
+    let (aws, ctx) = crate::memory::world::build(&names, conductor, clock).await;
+    let rule = |n: u32| {
+        format!(
+            "{}/{n:016x}",
+            names
+                .production_listener
+                .replace(":listener/", ":listener-rule/")
+        )
+    };
+    let (production_rule, test_rule) = (rule(0xbb01), rule(0xbb02));
+    aws.with(|s| {
+        let forward = Some(vec![
+            WeightedGroup {
+                target_group_arn: names.tg_blue.clone(),
+                weight: Some(100),
+            },
+            WeightedGroup {
+                target_group_arn: names.tg_green.clone(),
+                weight: Some(0),
+            },
+        ]);
+        for (arn, priority, conditions) in [
+            (
+                &test_rule,
+                10,
+                vec![condition("http-header", Some(PREVIEW_HEADER), "*")],
+            ),
+            (
+                &production_rule,
+                20,
+                vec![condition("host-header", None, "shop.example.com")],
+            ),
+        ] {
+            s.elb.rules.insert(
+                arn.clone(),
+                RuleModel {
+                    listener: names.production_listener.clone(),
+                    priority,
+                    forward: forward.clone(),
+                    fixed: None,
+                    tags: Vec::new(),
+                    conditions,
+                },
+            );
+        }
+        let service = s
+            .ecs
+            .services
+            .get_mut(&format!("{CLUSTER}/{SERVICE}"))
+            .expect("shop-blue");
+        service.state.setup = DeploymentSetup {
+            controller: Some("ECS".into()),
+            strategy: Some("BLUE_GREEN".into()),
+            bake_minutes: Some(5),
+            hooks: vec![LifecycleHook {
+                target_type: "AWS_LAMBDA".into(),
+                target_arn: Some(HOOK_ARN.into()),
+                stages: GATED_STAGES.iter().map(|s| (*s).to_owned()).collect(),
+            }],
+            routes: vec![BlueGreenRoute {
+                target_group: names.tg_blue.clone(),
+                alternate_target_group: Some(names.tg_green.clone()),
+                production_rule: Some(production_rule.clone()),
+                test_rule: Some(test_rule.clone()),
+                role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/ecs-infrastructure")),
+            }],
+        };
+    });
+    let mut config = crate::world::service_config(&names);
+    config.slots.green.service = SERVICE.into();
+    if let Traffic::Listener {
+        production_rule_arn,
+        engine,
+        ..
+    } = &mut config.traffic
+    {
+        *production_rule_arn = Some(production_rule.clone());
+        *engine = Engine::Ecs;
+    }
+    EcsWorld {
+        aws,
+        ctx,
+        names,
+        config,
+        production_rule,
+        test_rule,
+        now: 0,
+        answers: Vec::new(),
+    }
+}
+
+impl EcsWorld {
+    /// A bluegreen deployment of the service in `status` that registered `tag`'s revision
+    /// (tagged with its id, as `crate::revisions` tags them): its id and the revision's ARN.
+    pub async fn deployment(&self, tag: &str, status: Status) -> (String, String) {
+        let id = format!("shop-{tag}");
+        let push = crate::history::push(tag, chrono::Utc::now());
+        let record = bluegreen::admit::new_record(
+            &self.ctx,
+            &id,
+            &push,
+            self.config.clone(),
+            status,
+            Some(Slot::Blue),
+        );
+        let records = Records::new(&self.ctx);
+        records.create(&record).await.expect("the record");
+        let overlay = RevisionOverlay {
+            images: vec![(
+                "web".into(),
+                format!(
+                    "{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}@sha256:{}",
+                    "cd".repeat(32)
+                ),
+            )],
+            ..RevisionOverlay::default()
+        };
+        let tags = [
+            (TAG_MANAGED.to_owned(), "true".to_owned()),
+            (TAG_DEPLOYMENT.to_owned(), id.clone()),
+        ];
+        let arn = self
+            .ctx
+            .ports
+            .compute
+            .register_revision("shop", &overlay, &tags)
+            .await
+            .expect("registered");
+        let registered = TaskDefinitions {
+            preprod: Some(arn.clone()),
+            ..TaskDefinitions::default()
+        };
+        records
+            .update(
+                &id,
+                bluegreen::record::Change::new().task_definitions(&registered),
+            )
+            .await
+            .expect("recorded");
+        (id, arn)
+    }
+
+    /// Sets the deployment's status (as the steps would), with `failure` when given.
+    pub async fn set_status(&self, id: &str, status: Status, failure: Option<&str>) {
+        let mut change = bluegreen::record::Change::new().status(status);
+        if let Some(failure) = failure {
+            change = change.failure(failure);
+        }
+        Records::new(&self.ctx)
+            .update(id, change)
+            .await
+            .expect("updated");
+    }
+
+    /// `UpdateService` of the service to `task_definition`, as the engine's launch does.
+    pub async fn update_service(&self, task_definition: &str) {
+        self.ctx
+            .ports
+            .compute
+            .update_service(CLUSTER, SERVICE, Some(task_definition), 2)
+            .await
+            .expect("UpdateService");
+    }
+
+    /// Plays ECS for `seconds` of virtual time, a look every [`TICK_SECONDS`], answering each
+    /// hook invocation with bluegreen's hook step (its answers are added to `answers`).
+    pub async fn play(&mut self, seconds: u64) {
+        let end = self.now + seconds * 1000;
+        while self.now < end {
+            self.now += TICK_SECONDS * 1000;
+            let now = self.now;
+            let calls = self.aws.with(|s| s.play_blue_green(now));
+            for call in calls {
+                let answer = registry::invoke(&self.ctx, &ECS_HOOK, call.payload.clone())
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Ok(a) = &answer {
+                    let status = a["hookStatus"].as_str().unwrap_or_default().to_owned();
+                    self.answers.push((call.stage.clone(), status));
+                }
+                self.aws.with(|s| s.hook_answered(&call, answer));
+            }
+        }
+    }
+
+    /// The newest service deployment ECS made.
+    pub fn ecs_deployment(&self) -> BlueGreenDeployment {
+        self.aws.with(|s| {
+            s.ecs
+                .blue_green
+                .last()
+                .cloned()
+                .expect("a service deployment")
+        })
+    }
+
+    /// Where `rule` forwards: `(target group, weight)`.
+    pub fn forward(&self, rule: &str) -> Vec<(String, i32)> {
+        self.aws.with(|s| {
+            s.elb.rules[rule]
+                .forward
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| (g.target_group_arn, g.weight.unwrap_or(1)))
+                .collect()
+        })
+    }
+
+    /// The target group `rule` sends everything to, if it sends everything to one.
+    pub fn all_to(&self, rule: &str) -> Option<String> {
+        let forward = self.forward(rule);
+        let live: Vec<_> = forward.iter().filter(|(_, w)| *w > 0).collect();
+        (live.len() == 1).then(|| live[0].0.clone())
+    }
+
+    /// The service's task definition and the tasks registered in each target group
+    /// (`(task definition, [blue group targets, green group targets])`).
+    pub fn service(&self) -> (String, [usize; 2]) {
+        self.aws.with(|s| {
+            let td = s.ecs.services[&format!("{CLUSTER}/{SERVICE}")]
+                .state
+                .task_definition
+                .clone()
+                .unwrap_or_default();
+            let count = |tg: &str| s.elb.targets.get(tg).map(Vec::len).unwrap_or(0);
+            (
+                td,
+                [count(&self.names.tg_blue), count(&self.names.tg_green)],
+            )
+        })
+    }
+}
+
+fn condition(field: &str, header: Option<&str>, value: &str) -> Condition {
+    Condition {
+        field: field.into(),
+        header_name: header.map(str::to_owned),
+        values: vec![value.into()],
+    }
+}
