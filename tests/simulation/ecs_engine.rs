@@ -402,3 +402,37 @@ async fn a_revision_counts_as_the_deployments_only_on_its_service_and_engine() {
             .contains("engine")
     );
 }
+
+#[test]
+fn a_slot_on_ecs_blue_green_refuses_the_launch_before_anything_changes() {
+    super::block_on(async {
+        let clock: bluegreen::context::Clock = std::sync::Arc::new(chrono::Utc::now);
+        let immediate = std::sync::Arc::new(bluegreen_tests::memory::Immediate);
+        let (aws, ctx, id) = super::prepared_on(immediate, clock, |_| {}).await;
+        let green = format!("{}/shop-green", bluegreen_tests::CLUSTER);
+        aws.with(|s| {
+            let setup = &mut s.ecs.services.get_mut(&green).unwrap().state.setup;
+            setup.strategy = Some("BLUE_GREEN".into());
+        });
+        let before = aws.with(|s| (s.ecs.services[&green].state.clone(), s.elb.rules.len()));
+        let input = json!({"action": "start", "deployment_id": id});
+        let err = registry::invoke(&ctx, &registry::LAUNCH_PREPROD, input)
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "LaunchFailed", "{err}");
+        assert!(err.to_string().contains("BLUE_GREEN"), "{err}");
+        let after = aws.with(|s| (s.ecs.services[&green].state.clone(), s.elb.rules.len()));
+        assert_eq!(
+            after, before,
+            "the idle slot and the listener's rules unchanged"
+        );
+        let record = bluegreen::record::Records::new(&ctx)
+            .get(&id)
+            .await
+            .unwrap();
+        assert!(
+            record.preprod.is_none(),
+            "nothing recorded for an abort to undo"
+        );
+    });
+}

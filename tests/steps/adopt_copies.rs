@@ -278,3 +278,117 @@ async fn a_service_on_service_connect_is_refused_by_adopt_and_found_by_doctor() 
         "no copy made"
     );
 }
+
+/// A service on ECS's own blue/green moves its own rules between its target group and the
+/// alternate: adopt refuses to copy it into a second slot (nothing made), and doctor names a
+/// slot deployed that way (its launches are refused, `tests/simulation/ecs_engine.rs`).
+#[tokio::test]
+async fn a_service_on_ecs_blue_green_is_refused_by_adopt_and_found_by_doctor() {
+    use aws_sdk_ecs::types::{AdvancedConfiguration, DeploymentConfiguration, DeploymentStrategy};
+    let world = World::build().await;
+    let ctx = &world.ctx;
+    ecs::delete_service(ctx, CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    // The green slot, recreated on ECS's blue/green (as a team that switched it would have).
+    world
+        .aws
+        .ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("shop-green")
+        .set_task_definition(shop.task_definition.clone())
+        .desired_count(0)
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(shop.network_configuration.clone())
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(world.tg(Slot::Green))
+                .container_name("web")
+                .container_port(8080)
+                .advanced_configuration(
+                    AdvancedConfiguration::builder()
+                        .alternate_target_group_arn(world.tg(Slot::Blue))
+                        .production_listener_rule(&world.production_listener)
+                        .role_arn("arn:aws:iam::123456789012:role/ecs-infrastructure")
+                        .build(),
+                )
+                .build(),
+        )
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .strategy(DeploymentStrategy::BlueGreen)
+                .bake_time_in_minutes(5)
+                .build(),
+        )
+        .tags(
+            EcsTag::builder()
+                .key("bluegreen:managed")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create shop-green");
+    let findings = bluegreen_ops::doctor::service(ctx, &world.config()).await;
+    let found: Vec<_> = findings
+        .iter()
+        .filter(|f| f.code == "deployed-by-another")
+        .collect();
+    assert_eq!(found.len(), 1, "{findings:?}");
+    assert!(found[0].subject.ends_with("shop-green"), "{found:?}");
+    assert!(found[0].problem.contains("BLUE_GREEN"), "{found:?}");
+
+    let before = services(&world).await;
+    let mut req = request(&world);
+    req.service = "shop-green".into();
+    req.name = Some("ecs-bg".into());
+    let err = adopt(ctx, &req, true).await.unwrap_err();
+    assert_eq!(err.name(), "SetupRefused", "{err}");
+    assert!(err.to_string().contains("BLUE_GREEN"), "{err}");
+    assert_eq!(
+        services(&world).await,
+        before,
+        "no copy made, nothing changed"
+    );
+}
+
+/// Every service of the cluster: name, task definition, desired count.
+async fn services(world: &World) -> Vec<(String, Option<String>, i32)> {
+    let arns = world
+        .aws
+        .ecs
+        .list_services()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap()
+        .service_arns
+        .unwrap_or_default();
+    let described = world
+        .aws
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .set_services(Some(arns))
+        .send()
+        .await
+        .unwrap();
+    let mut all: Vec<_> = described
+        .services
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            (
+                s.service_name.unwrap_or_default(),
+                s.task_definition,
+                s.desired_count,
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}

@@ -261,6 +261,20 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         ),
         Err(e) => f.failed(&subject, &e),
     }
+    let setup = bluegreen::aws::compute::setup_of(&service);
+    if let Some(deployer) = setup.other_deployer() {
+        f.add(
+            "deployed-by-another",
+            &subject,
+            format!(
+                "{slot} slot: {subject} is deployed by {deployer}, which moves its own traffic \
+                 when its task definition changes: launches are refused"
+            ),
+            "set the service's deployment strategy to ROLLING (and its controller to ECS); a \
+             service on ECS's own blue/green is for traffic.engine = \"ecs\" (README \"Which \
+             engine\")",
+        );
+    }
     if let Some(namespace) = ecs::service_connect_of(&service) {
         f.add(
             "service-connect-unsupported",

@@ -197,6 +197,23 @@ async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
                 .map(|c| c.r#type.as_str())
         )));
     }
+    // ECS's own blue/green (or linear, canary) moves its own rules between its target group
+    // and the alternate: a copy would deploy against the same ones.
+    if let Some(strategy) = service
+        .deployment_configuration()
+        .and_then(|c| c.strategy())
+        .filter(|s| s.as_str() != "ROLLING")
+    {
+        return Err(refuse(format!(
+            "{} deploys with ECS's own {} strategy, which moves its production and test rules \
+             between its target group and the alternate: a second slot copied from it would \
+             deploy against the same rules and groups. bluegreen's engine for such services \
+             (traffic.engine = \"ecs\", README \"Which engine\") is not ready yet; until \
+             then keep deploying it with ECS, or set its strategy to ROLLING and adopt it",
+            req.service,
+            strategy.as_str()
+        )));
+    }
     if let Some(namespace) = ecs::service_connect_of(&service) {
         return Err(refuse(format!(
             "{} uses Service Connect (namespace {namespace}): a second slot cannot publish \

@@ -27,6 +27,8 @@ fn pairs(tags: Vec<Tag>) -> Tags {
         .collect()
 }
 
+pub use super::service_deployments::setup_of;
+
 fn service_state(service: Service) -> ServiceState {
     let setup = super::service_deployments::setup_of(&service);
     ServiceState {

@@ -55,6 +55,23 @@ impl DeploymentSetup {
         self.controller.as_deref().unwrap_or("ECS") == "ECS"
             && self.strategy.as_deref() == Some("BLUE_GREEN")
     }
+
+    /// Who else moves the service's traffic when its task definition changes, if anyone: a
+    /// deployment controller other than ECS (CodeDeploy, an external one), or an ECS strategy
+    /// other than rolling (ECS's own blue/green, linear, canary — each moves its own rules
+    /// between its target groups). `None`: ECS's rolling deployments, which the slots engine
+    /// drives.
+    pub fn other_deployer(&self) -> Option<String> {
+        match (self.controller.as_deref(), self.strategy.as_deref()) {
+            (Some(controller), _) if controller != "ECS" => {
+                Some(format!("the {controller} deployment controller"))
+            }
+            (_, Some(strategy)) if strategy != "ROLLING" => {
+                Some(format!("ECS's own {strategy} deployments"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One lifecycle hook of a service's deployment configuration.

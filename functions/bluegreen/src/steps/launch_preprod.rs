@@ -12,6 +12,7 @@ use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
 use crate::poll::{CheckInput, Poll, Started};
+use crate::ports::compute::ServiceState;
 use crate::wakes;
 use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
@@ -71,6 +72,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
             )
             .await?;
             let idle = ecs::describe_service(ctx, &config.cluster, idle_name).await?;
+            refuse_other_deployers(&[&live, &idle])?;
             let task_definition_arn = revisions::ensure(ctx, &deployment, Purpose::Preprod).await?;
             let previous_marks = ecs::slot_marks(ctx, &idle).await?;
             let state = PreprodState {
@@ -135,6 +137,24 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         Change::new(),
     )
     .await
+}
+
+/// Refuses, before anything changes, slots whose traffic something else moves when their
+/// task definition changes (ECS's own blue/green or CodeDeploy would deploy against the
+/// slots' target groups and rules while bluegreen moves them too).
+fn refuse_other_deployers(slots: &[&ServiceState]) -> StepResult<()> {
+    for slot in slots {
+        if let Some(deployer) = slot.setup.other_deployer() {
+            return Err(StepError::LaunchFailed(format!(
+                "slot service {} is deployed by {deployer}, which moves its own traffic: \
+                 bluegreen's two slots must deploy with ECS's rolling deployments (set the \
+                 service's deployment strategy to ROLLING; for a service on ECS's own \
+                 blue/green see README \"Which engine\")",
+                slot.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Copies production's autoscaling to pre-prod, held (see [`autoscaling`]). A policy that
