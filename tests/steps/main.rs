@@ -16,6 +16,7 @@ mod database;
 mod database_secrets;
 mod database_urls;
 mod doctor;
+mod ecs_service_deployments;
 mod emulator_reuse;
 mod faults;
 mod finish;

@@ -1,0 +1,208 @@
+//! The SDK adapter for ECS's own blue/green (`bluegreen::aws::compute`, service deployments):
+//! moto has none of these operations, so ECS's answers are scripted with aws-smithy-mocks and
+//! the adapter's reading of them is checked — the order it lists, the fields it maps, the
+//! errors it names. (The in-memory model the hook's tests run on is `memory::ecs_blue_green`.)
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_ecs::operation::describe_service_deployments::DescribeServiceDeploymentsOutput;
+use aws_sdk_ecs::operation::describe_service_revisions::DescribeServiceRevisionsOutput;
+use aws_sdk_ecs::operation::list_service_deployments::{
+    ListServiceDeploymentsError, ListServiceDeploymentsOutput,
+};
+use aws_sdk_ecs::operation::stop_service_deployment::{
+    StopServiceDeploymentError, StopServiceDeploymentOutput,
+};
+use aws_sdk_ecs::types::{
+    ServiceDeployment, ServiceDeploymentBrief, ServiceDeploymentLifecycleStage,
+    ServiceDeploymentStatus, ServiceRevision, ServiceRevisionSummary,
+    StopServiceDeploymentStopType,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use bluegreen::aws::compute::Ecs;
+use bluegreen::ports::Compute;
+
+const DEPLOYMENT: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/shop";
+const REVISION: &str = "arn:aws:ecs:us-east-1:123456789012:service-revision/c/shop";
+
+fn deployment(n: u32, status: ServiceDeploymentStatus, stage: &str) -> ServiceDeployment {
+    ServiceDeployment::builder()
+        .service_deployment_arn(format!("{DEPLOYMENT}/{n}"))
+        .status(status)
+        .status_reason(format!("reason {n}"))
+        .lifecycle_stage(ServiceDeploymentLifecycleStage::from(stage))
+        .target_service_revision(
+            ServiceRevisionSummary::builder()
+                .arn(format!("{REVISION}/{n}"))
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn service_deployments_are_listed_newest_first_with_their_stage_and_revision() {
+    let listed = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| r.cluster() == Some("c") && r.service() == Some("shop"))
+        .then_output(|| {
+            let brief = |n: u32| {
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(format!("{DEPLOYMENT}/{n}"))
+                    .build()
+            };
+            ListServiceDeploymentsOutput::builder()
+                .service_deployments(brief(2))
+                .service_deployments(brief(1))
+                .build()
+        });
+    // ECS may describe them in another order than it listed them.
+    let described = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+        .match_requests(|r| r.service_deployment_arns().len() == 2)
+        .then_output(|| {
+            DescribeServiceDeploymentsOutput::builder()
+                .service_deployments(deployment(
+                    1,
+                    ServiceDeploymentStatus::Successful,
+                    "CLEAN_UP",
+                ))
+                .service_deployments(deployment(
+                    2,
+                    ServiceDeploymentStatus::InProgress,
+                    "POST_TEST_TRAFFIC_SHIFT",
+                ))
+                .build()
+        });
+    let ecs = Ecs(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&listed, &described]
+    ));
+    let found = ecs.service_deployments("c", "shop").await.unwrap();
+    let seen: Vec<_> = found
+        .iter()
+        .map(|d| {
+            (
+                d.arn.rsplit('/').next().unwrap().to_owned(),
+                d.status.as_str(),
+                d.lifecycle_stage.as_deref().unwrap(),
+                d.target_revision
+                    .as_deref()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap(),
+                d.is_ongoing(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "2".to_owned(),
+                "IN_PROGRESS",
+                "POST_TEST_TRAFFIC_SHIFT",
+                "2",
+                true
+            ),
+            ("1".to_owned(), "SUCCESSFUL", "CLEAN_UP", "1", false),
+        ]
+    );
+    assert_eq!(found[0].status_reason.as_deref(), Some("reason 2"));
+}
+
+#[tokio::test]
+async fn a_service_without_deployments_has_none_and_a_missing_one_is_not_found() {
+    let empty = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| r.service() == Some("quiet"))
+        .then_output(|| ListServiceDeploymentsOutput::builder().build());
+    let missing = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| r.service() == Some("gone"))
+        .then_error(|| {
+            ListServiceDeploymentsError::ServiceNotFoundException(
+                aws_sdk_ecs::types::error::ServiceNotFoundException::builder()
+                    .message("Service not found.")
+                    .build(),
+            )
+        });
+    let ecs = Ecs(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&empty, &missing]
+    ));
+    assert!(
+        ecs.service_deployments("c", "quiet")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = ecs.service_deployments("c", "gone").await.unwrap_err();
+    assert_eq!(err.name(), "ResourceNotFound", "{err}");
+    assert!(err.to_string().contains("c/gone"), "{err}");
+}
+
+#[tokio::test]
+async fn a_revision_reads_its_task_definition_and_an_unknown_one_is_not_found() {
+    let revision = mock!(aws_sdk_ecs::Client::describe_service_revisions)
+        .match_requests(|r| r.service_revision_arns() == [format!("{REVISION}/7")])
+        .then_output(|| {
+            DescribeServiceRevisionsOutput::builder()
+                .service_revisions(
+                    ServiceRevision::builder()
+                        .service_revision_arn(format!("{REVISION}/7"))
+                        .task_definition(
+                            "arn:aws:ecs:us-east-1:123456789012:task-definition/shop:9",
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    // ECS answers an unknown ARN with a failure entry, not an error.
+    let unknown = mock!(aws_sdk_ecs::Client::describe_service_revisions)
+        .then_output(|| DescribeServiceRevisionsOutput::builder().build());
+    let ecs = Ecs(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&revision, &unknown]
+    ));
+    let found = ecs
+        .service_revision(&format!("{REVISION}/7"))
+        .await
+        .unwrap();
+    assert!(found.task_definition.ends_with("task-definition/shop:9"));
+    let err = ecs
+        .service_revision(&format!("{REVISION}/8"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "ResourceNotFound", "{err}");
+}
+
+#[tokio::test]
+async fn stopping_asks_for_a_rollback_and_names_ecs_refusal_of_one_that_ended() {
+    let stopped = mock!(aws_sdk_ecs::Client::stop_service_deployment)
+        .match_requests(|r| {
+            r.service_deployment_arn() == Some(DEPLOYMENT)
+                && r.stop_type() == Some(&StopServiceDeploymentStopType::Rollback)
+        })
+        .then_output(|| StopServiceDeploymentOutput::builder().build());
+    let ended = mock!(aws_sdk_ecs::Client::stop_service_deployment).then_error(|| {
+        StopServiceDeploymentError::generic(
+            ErrorMetadata::builder()
+                .code("ConflictException")
+                .message("The service deployment is already completed.")
+                .build(),
+        )
+    });
+    let ecs = Ecs(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::Sequential,
+        [&stopped, &ended],
+        |c| c.retry_config(RetryConfig::disabled())
+    ));
+    ecs.stop_service_deployment(DEPLOYMENT, true).await.unwrap();
+    let err = ecs
+        .stop_service_deployment(DEPLOYMENT, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.aws_code(), Some("ConflictException"), "{err}");
+    assert!(!err.is_retryable());
+}
