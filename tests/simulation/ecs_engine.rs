@@ -201,7 +201,7 @@ async fn stop_service_deployment_rolls_back_one_going_on_and_is_refused_for_one_
         .ctx
         .ports
         .compute
-        .stop_service_deployment(&arn, true)
+        .stop_service_deployment(&arn)
         .await
         .expect("a deployment going on stops");
     world.play(10).await;
@@ -211,12 +211,7 @@ async fn stop_service_deployment_rolls_back_one_going_on_and_is_refused_for_one_
         Some(world.names.tg_blue.clone())
     );
     assert_eq!(world.service(), (before, [2, 0]));
-    let again = world
-        .ctx
-        .ports
-        .compute
-        .stop_service_deployment(&arn, true)
-        .await;
+    let again = world.ctx.ports.compute.stop_service_deployment(&arn).await;
     assert_eq!(again.unwrap_err().aws_code(), Some("ConflictException"));
     // ECS describes it so to the engine.
     let described = world
@@ -273,13 +268,22 @@ async fn the_hook_holds_when_it_cannot_read_and_fails_what_it_cannot_parse() {
         .await
         .unwrap();
     assert_eq!(answer, json!({"hookStatus": "SUCCEEDED"}));
-    // A gated stage whose revision ECS does not know: failed, naming it.
+    // Nor does a payload of another shape at such a stage (ECS's weights may come as null).
+    let odd = json!({"lifecycleStage": "PRE_SCALE_UP", "executionDetails": null});
+    let answer = registry::invoke(&world.ctx, &ECS_HOOK, odd).await.unwrap();
+    assert_eq!(answer, json!({"hookStatus": "SUCCEEDED"}));
+    // A gated stage whose revision ECS does not describe: held for a person (a failure would
+    // roll back behind bluegreen's back), asked again in a minute.
     let mut unknown = ungated;
     unknown["lifecycleStage"] = json!(POST_TEST_TRAFFIC_SHIFT);
+    unknown["executionDetails"]["testTrafficWeights"] = json!(null);
     let answer = registry::invoke(&world.ctx, &ECS_HOOK, unknown)
         .await
         .unwrap();
-    assert_eq!(answer["hookStatus"], "FAILED");
+    assert_eq!(
+        answer,
+        json!({"hookStatus": "IN_PROGRESS", "callBackDelay": bluegreen::ecs_hook::BROKEN_SECONDS})
+    );
 }
 
 /// Throttles every call of one operation.
@@ -335,32 +339,72 @@ async fn each_status_decides_both_gates() {
         Answer::Hold { .. } => "hold",
         Answer::Fail { .. } => "fail",
     };
-    // (status, at the test shift, at the production shift)
-    let table = [
-        (Status::Preparing, "hold", "hold"),
-        (Status::Preprod, "hold", "hold"),
-        (Status::AwaitingApproval, "hold", "hold"),
-        (Status::Promoting, "hold", "hold"),
-        (Status::Switching, "go on", "hold"),
-        (Status::Baking, "go on", "hold"),
-        (Status::Succeeded, "go on", "go on"),
-        (Status::Aborted, "fail", "fail"),
-        (Status::Superseded, "fail", "fail"),
-        (Status::RolledBack, "fail", "fail"),
-        (Status::NeedsAttention, "fail", "fail"),
+    // (status, at the test shift, at the production shift, at it once the bake passed).
+    // Every status: a new one fails to compile here until it is decided.
+    let row = |status: Status| match status {
+        Status::Queued
+        | Status::Preparing
+        | Status::Preprod
+        | Status::AwaitingApproval
+        | Status::Promoting => ("hold", "fail", "fail"),
+        Status::Switching | Status::Baking if status == Status::Switching => {
+            ("go on", "hold", "go on")
+        }
+        Status::Switching | Status::Baking => ("fail", "hold", "go on"),
+        Status::Succeeded => ("fail", "go on", "go on"),
+        Status::Aborted | Status::Superseded | Status::RolledBack => ("fail", "fail", "fail"),
+        Status::NeedsAttention => ("fail", "hold", "go on"),
+    };
+    let all = [
+        Status::Queued,
+        Status::Superseded,
+        Status::Preparing,
+        Status::Preprod,
+        Status::AwaitingApproval,
+        Status::Promoting,
+        Status::Switching,
+        Status::Baking,
+        Status::Succeeded,
+        Status::Aborted,
+        Status::RolledBack,
+        Status::NeedsAttention,
     ];
-    for (status, test_shift, production_shift) in table {
+    let baked = {
+        let mut d = deployment.clone();
+        d.timeline.push(bluegreen::record::TimelineEntry {
+            step: "bake".into(),
+            at: chrono::Utc::now(),
+            outcome: bluegreen::record::StepOutcome::Succeeded,
+            detail: String::new(),
+        });
+        d
+    };
+    for status in all {
+        let (test_shift, production_shift, after_bake) = row(status);
         deployment.status = status;
-        assert_eq!(
+        let mut baked = baked.clone();
+        baked.status = status;
+        let seen = (
             verdict(decide(POST_TEST_TRAFFIC_SHIFT, &deployment)),
-            test_shift,
-            "{status}"
-        );
-        assert_eq!(
             verdict(decide(POST_PRODUCTION_TRAFFIC_SHIFT, &deployment)),
-            production_shift,
-            "{status}"
+            verdict(decide(POST_PRODUCTION_TRAFFIC_SHIFT, &baked)),
         );
+        assert_eq!(seen, (test_shift, production_shift, after_bake), "{status}");
+        // An abort asked for fails both gates, whatever the status says.
+        let mut aborting = baked.clone();
+        aborting.abort_requested = Some(bluegreen::record::AbortRequest {
+            by: "arn:aws:iam::123456789012:user/ops".into(),
+            at: chrono::Utc::now(),
+        });
+        for stage in [POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT] {
+            assert_eq!(
+                verdict(decide(stage, &aborting)),
+                "fail",
+                "{status} aborting"
+            );
+        }
+        // Stages bluegreen does not gate go on, whatever the record says.
+        assert_eq!(verdict(decide("TEST_TRAFFIC_SHIFT", &aborting)), "go on");
     }
 }
 
@@ -385,12 +429,25 @@ async fn a_revision_counts_as_the_deployments_only_on_its_service_and_engine() {
         "arn:aws:ecs:us-east-1:123456789012:task-definition/shop:99",
         &service,
     );
-    assert!(other.unwrap().contains("did not register"));
+    assert!(other.unwrap().contains("registered for production"));
     let elsewhere = service.replace("/shop-blue", "/shop-green");
     assert!(
         mismatch(&deployment, &revision, &elsewhere)
             .unwrap()
-            .contains("not ")
+            .contains("deploys")
+    );
+    // `isolated`: only the production revision, never pre-prod's (it reads the clone).
+    let mut isolated = deployment.clone();
+    isolated.task_definitions.production =
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/shop:77".into());
+    assert!(mismatch(&isolated, &revision, &service).is_some());
+    assert_eq!(
+        mismatch(
+            &isolated,
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/shop:77",
+            &service
+        ),
+        None
     );
     let mut slots = deployment.clone();
     if let bluegreen::config::Traffic::Listener { engine, .. } = &mut slots.config.traffic {
@@ -435,4 +492,93 @@ fn a_slot_on_ecs_blue_green_refuses_the_launch_before_anything_changes() {
             "nothing recorded for an abort to undo"
         );
     });
+}
+
+#[tokio::test]
+async fn a_succeeded_deployments_revision_deployed_again_by_someone_else_is_failed_at_the_gate() {
+    let world = ecs_world::build().await;
+    let (id, revision) = world.deployment("v2", Status::Preprod).await;
+    world.set_status(&id, Status::Succeeded, None).await;
+    // A console "force new deployment" or an IaC apply of that revision later: bluegreen's
+    // deployment is past its switch and would never be asked the test gate again.
+    let mut world = world;
+    world.update_service(&revision).await;
+    world.play(120).await;
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL", "{:?}", ecs.status_reason);
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED"), 1);
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_blue.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_gate_is_held_until_just_before_the_stage_limit() {
+    let (mut world, _id, _, _) = rolling_out().await;
+    world.play(23 * 3600 + 1800).await;
+    let ecs = world.ecs_deployment();
+    assert_eq!(
+        (ecs.status.as_str(), ecs.stage_name()),
+        ("IN_PROGRESS", POST_TEST_TRAFFIC_SHIFT)
+    );
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_blue.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_errs_or_answers_without_a_status_rolls_back_as_ecs_does() {
+    for answer in [
+        Err("Unhandled: the function crashed".to_owned()),
+        Ok(json!({"status": "ok"})),
+    ] {
+        let (world, _id, _, before) = rolling_out().await;
+        // ECS at the gate, its invocation out.
+        let calls = world.aws.with(|s| {
+            let mut calls = Vec::new();
+            for t in 1..40 {
+                calls = s.play_blue_green(t * 5000);
+                if !calls.is_empty() {
+                    break;
+                }
+            }
+            calls
+        });
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].stage, POST_TEST_TRAFFIC_SHIFT);
+        world.aws.with(|s| {
+            s.hook_answered(&calls[0], answer.clone());
+            s.play_blue_green(300_000);
+        });
+        let ecs = world.ecs_deployment();
+        assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL", "{answer:?}");
+        assert_eq!(world.service(), (before, [2, 0]), "{answer:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_newer_update_supersedes_a_deployment_at_the_gate_and_puts_its_traffic_back() {
+    let (mut world, _id, _, before) = rolling_out().await;
+    world.play(90).await;
+    let first = world.ecs_deployment();
+    assert_eq!(first.stage_name(), POST_TEST_TRAFFIC_SHIFT);
+    let (_, newer) = world.deployment("v3", Status::Preprod).await;
+    world.update_service(&newer).await;
+    world.play(10).await;
+    let stopped = world
+        .aws
+        .with(|s| s.blue_green(&first.arn).cloned().unwrap());
+    assert_eq!(stopped.status, "STOPPED");
+    let second = world.ecs_deployment();
+    assert_ne!(second.arn, first.arn);
+    assert_eq!(
+        second.source.1, before,
+        "the newer one starts from what production runs"
+    );
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_blue.clone())
+    );
 }

@@ -114,6 +114,8 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
                 target_type: "AWS_LAMBDA".into(),
                 target_arn: Some(HOOK_ARN.into()),
                 stages: GATED_STAGES.iter().map(|s| (*s).to_owned()).collect(),
+                timeout_minutes: Some(1440),
+                timeout_action: Some("ROLLBACK".into()),
             }],
             routes: vec![BlueGreenRoute {
                 target_group: names.tg_blue.clone(),
@@ -229,14 +231,13 @@ impl EcsWorld {
             let now = self.now;
             let calls = self.aws.with(|s| s.play_blue_green(now));
             for call in calls {
+                // bluegreen's hook never errs (ECS would roll back): an error fails the test.
                 let answer = registry::invoke(&self.ctx, &ECS_HOOK, call.payload.clone())
                     .await
-                    .map_err(|e| e.to_string());
-                if let Ok(a) = &answer {
-                    let status = a["hookStatus"].as_str().unwrap_or_default().to_owned();
-                    self.answers.push((call.stage.clone(), status));
-                }
-                self.aws.with(|s| s.hook_answered(&call, answer));
+                    .unwrap_or_else(|e| panic!("the hook erred at {}: {e}", call.stage));
+                let status = answer["hookStatus"].as_str().unwrap_or_default().to_owned();
+                self.answers.push((call.stage.clone(), status));
+                self.aws.with(|s| s.hook_answered(&call, Ok(answer)));
             }
         }
     }

@@ -40,21 +40,25 @@ fn deployment(n: u32, status: ServiceDeploymentStatus, stage: &str) -> ServiceDe
 }
 
 #[tokio::test]
-async fn service_deployments_are_listed_newest_first_with_their_stage_and_revision() {
+async fn service_deployments_are_read_newest_first_with_their_stage_and_revision() {
     let listed = mock!(aws_sdk_ecs::Client::list_service_deployments)
         .match_requests(|r| r.cluster() == Some("c") && r.service() == Some("shop"))
         .then_output(|| {
             let brief = |n: u32| {
                 ServiceDeploymentBrief::builder()
                     .service_deployment_arn(format!("{DEPLOYMENT}/{n}"))
+                    .created_at(aws_smithy_types::DateTime::from_secs(
+                        1_790_000_000 + n as i64,
+                    ))
                     .build()
             };
+            // ECS does not document the order it lists in: oldest first here.
             ListServiceDeploymentsOutput::builder()
-                .service_deployments(brief(2))
                 .service_deployments(brief(1))
+                .service_deployments(brief(2))
                 .build()
         });
-    // ECS may describe them in another order than it listed them.
+    // And it may describe them in yet another order.
     let described = mock!(aws_sdk_ecs::Client::describe_service_deployments)
         .match_requests(|r| r.service_deployment_arns().len() == 2)
         .then_output(|| {
@@ -198,11 +202,8 @@ async fn stopping_asks_for_a_rollback_and_names_ecs_refusal_of_one_that_ended() 
         [&stopped, &ended],
         |c| c.retry_config(RetryConfig::disabled())
     ));
-    ecs.stop_service_deployment(DEPLOYMENT, true).await.unwrap();
-    let err = ecs
-        .stop_service_deployment(DEPLOYMENT, true)
-        .await
-        .unwrap_err();
+    ecs.stop_service_deployment(DEPLOYMENT).await.unwrap();
+    let err = ecs.stop_service_deployment(DEPLOYMENT).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("ConflictException"), "{err}");
     assert!(!err.is_retryable());
 }

@@ -216,6 +216,45 @@ async fn index(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
     }
 }
 
+/// Who else deploys the slot's service, and Service Connect: each a slot the slots engine
+/// cannot drive.
+fn deployment_findings(
+    config: &ServiceConfig,
+    slot: Slot,
+    service: &aws_sdk_ecs::types::Service,
+    subject: &str,
+    f: &mut Findings,
+) {
+    let setup = bluegreen::aws::compute::setup_of(service);
+    // On ECS's engine the service is meant to deploy blue/green itself.
+    let slots = config.traffic.engine() == bluegreen::config::Engine::Slots;
+    if let Some(deployer) = setup.other_deployer().filter(|_| slots) {
+        f.add(
+            "deployed-by-another",
+            subject,
+            format!(
+                "{slot} slot: {subject} is deployed by {deployer}, which moves its own traffic \
+                 when its task definition changes: launches are refused"
+            ),
+            "set the service's deployment strategy to ROLLING (and its controller to ECS); a \
+             service on ECS's own blue/green is for traffic.engine = \"ecs\" (README \"Which \
+             engine\")",
+        );
+    }
+    if let Some(namespace) = ecs::service_connect_of(service) {
+        f.add(
+            "service-connect-unsupported",
+            subject,
+            format!(
+                "{slot} slot: {subject} uses Service Connect (namespace {namespace}): the two \
+                 slots cannot publish the same names, so callers would reach only one"
+            ),
+            "turn Service Connect off for the slots and call the service through its load \
+             balancer, or deploy it with ECS's own blue/green",
+        );
+    }
+}
+
 async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
     let slot_config = config.slots.get(slot);
     let subject = format!("{}/{}", config.cluster, slot_config.service);
@@ -261,32 +300,7 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         ),
         Err(e) => f.failed(&subject, &e),
     }
-    let setup = bluegreen::aws::compute::setup_of(&service);
-    if let Some(deployer) = setup.other_deployer() {
-        f.add(
-            "deployed-by-another",
-            &subject,
-            format!(
-                "{slot} slot: {subject} is deployed by {deployer}, which moves its own traffic \
-                 when its task definition changes: launches are refused"
-            ),
-            "set the service's deployment strategy to ROLLING (and its controller to ECS); a \
-             service on ECS's own blue/green is for traffic.engine = \"ecs\" (README \"Which \
-             engine\")",
-        );
-    }
-    if let Some(namespace) = ecs::service_connect_of(&service) {
-        f.add(
-            "service-connect-unsupported",
-            &subject,
-            format!(
-                "{slot} slot: {subject} uses Service Connect (namespace {namespace}): the two \
-                 slots cannot publish the same names, so callers would reach only one"
-            ),
-            "turn Service Connect off for the slots and call the service through its load \
-             balancer, or deploy it with ECS's own blue/green",
-        );
-    }
+    deployment_findings(config, slot, &service, &subject, f);
     container(ctx, config, slot, &service, &subject, f).await;
     if matches!(config.traffic, Traffic::Listener { .. }) {
         let attached = service

@@ -1710,11 +1710,15 @@ mod tests {
                 interval_seconds: 60,
             });
         }
+        config.bake.seconds = 23 * 3600 + 1;
+        config.database.strategy = DbStrategy::Isolated;
         let problems = config.problems();
         for field in [
             "traffic.engine",
             "traffic.shift",
             "approval.timeout_seconds",
+            "bake.seconds",
+            "database.strategy",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(field)),
@@ -1726,6 +1730,15 @@ mod tests {
             !problems.iter().any(|p| p.starts_with("slots")),
             "{problems:#?}"
         );
+        // The test gate's budget counts the health checks and the approval together: 23 h in
+        // all is the most.
+        config.bake.seconds = 600;
+        config.database.strategy = DbStrategy::Shared;
+        config.migration = None;
+        config.approval.timeout_seconds = 23 * 3600 - config.health.timeout_seconds;
+        assert!(!config.problems().iter().any(|p| p.starts_with("approval")));
+        config.approval.timeout_seconds += 1;
+        assert!(config.problems().iter().any(|p| p.starts_with("approval")));
         // The slots engine still refuses it.
         if let Traffic::Listener { engine, .. } = &mut config.traffic {
             *engine = Engine::Slots;

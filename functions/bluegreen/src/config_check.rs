@@ -11,7 +11,7 @@ use crate::slot::Slot;
 use crate::text;
 
 /// The longest gate a service on ECS's engine may hold one lifecycle stage for: ECS fails a
-/// stage after 24 hours; an hour is kept for the checks and the migration around the gate.
+/// stage after 24 hours; an hour is kept for the rollout and the calls around the gate.
 pub const ECS_STAGE_BUDGET_SECONDS: u64 = 23 * 3600;
 
 impl ServiceConfig {
@@ -555,17 +555,38 @@ impl ServiceConfig {
                 "ECS moves only its production rule; other routes would stay behind",
             );
         }
-        for (field, seconds) in [
-            ("approval.timeout_seconds", self.approval.timeout_seconds),
-            ("bake.seconds", self.bake.seconds),
+        if self.database.strategy == DbStrategy::Isolated {
+            p.add(
+                "database.strategy",
+                "isolated is not on ECS's engine yet: one service cannot run pre-prod on the \
+                 clone and production on production's database (an ephemeral pre-prod service \
+                 will)",
+            );
+        }
+        // The test gate holds one stage through the health checks, the approval and a
+        // migration run after it; the production gate through the bake.
+        let after_approval = self
+            .migration
+            .as_ref()
+            .filter(|m| m.run_for(self.database.strategy) == MigrationRun::AfterApproval)
+            .map_or(0, |m| m.timeout_seconds);
+        let test_gate =
+            self.health.timeout_seconds + self.approval.timeout_seconds + after_approval;
+        for (field, seconds, what) in [
+            (
+                "approval.timeout_seconds",
+                test_gate,
+                "health.timeout_seconds + approval.timeout_seconds + a migration after approval",
+            ),
+            ("bake.seconds", self.bake.seconds, "bake.seconds"),
         ] {
             if seconds > ECS_STAGE_BUDGET_SECONDS {
                 p.add(
                     field,
                     &format!(
-                        "at most {ECS_STAGE_BUDGET_SECONDS} with traffic.engine = \"ecs\": ECS \
-                         fails a lifecycle stage after 24 hours and the gate holds one stage \
-                         (an hour is kept for the checks and the migration around it)"
+                        "{what} is {seconds} s; with traffic.engine = \"ecs\" at most \
+                         {ECS_STAGE_BUDGET_SECONDS}: ECS fails a lifecycle stage after 24 hours \
+                         and each gate holds one stage"
                     ),
                 );
             }

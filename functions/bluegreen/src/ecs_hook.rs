@@ -8,11 +8,14 @@
 //!
 //! - `POST_TEST_TRAFFIC_SHIFT` (the new revision has the test route, production is on the
 //!   old): held while pre-prod is checked and a person decides; goes on once the deployment
-//!   is switching (approved and ready: the production migration, if any, ran); fails when it
-//!   ended without switching (rejected, timed out, aborted, superseded).
+//!   is switching (approved and ready: the production migration, if any, ran) and only then —
+//!   a deployment past its switch is not asked this again, so an ECS deployment of its
+//!   revision then is someone else's (a console redeploy); fails when it ended without
+//!   switching (rejected, timed out, aborted, superseded) or an abort was asked for.
 //! - `POST_PRODUCTION_TRAFFIC_SHIFT` (production on the new revision, the old still running):
-//!   held while bluegreen's bake watches; goes on once the deployment succeeded; fails when it
-//!   rolled back or needs attention.
+//!   held while bluegreen's bake watches; goes on once the bake passed; fails when the
+//!   deployment rolled back, was aborted, or had not switched (production moved without the
+//!   approval); a deployment that needs attention is held for the person deciding.
 //!
 //! Every other stage goes on at once — ECS re-runs `TEST_TRAFFIC_SHIFT` and
 //! `PRODUCTION_TRAFFIC_SHIFT` hooks while it rolls back, and a hook must never stand in a
@@ -25,11 +28,11 @@
 //! start (a console deploy, an IaC apply that changed the revision) is failed at the gate:
 //! ECS rolls it back, production stays where it was, and the hook says why in its log.
 //!
-//! A hook that errs makes ECS roll back, so this one never errs on its own trouble: a
-//! throttled or failed read holds (`IN_PROGRESS`, asked again shortly); only a decision, or an
-//! invocation it cannot read, fails the stage.
-
-use std::collections::BTreeMap;
+//! A hook that errs makes ECS roll back, so this one never errs on its own trouble: a read
+//! that fails — throttled, denied, not found, or slower than [`READ_BUDGET_SECONDS`] — holds
+//! (`IN_PROGRESS`, asked again shortly; ECS's hook timeout is the backstop); only a decision,
+//! or a gated invocation it cannot read, fails the stage. The stage is read first, so a
+//! payload of another shape at a stage it does not gate still goes on.
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
@@ -38,7 +41,7 @@ use crate::config::Engine;
 use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::naming::TAG_DEPLOYMENT;
-use crate::record::{Deployment, Records, Status};
+use crate::record::{Deployment, Records, Status, StepOutcome};
 
 /// The stage after the test route moved to the new revision: bluegreen's approval gate.
 pub const POST_TEST_TRAFFIC_SHIFT: &str = "POST_TEST_TRAFFIC_SHIFT";
@@ -51,9 +54,15 @@ pub const GATED_STAGES: [&str; 2] = [POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TR
 /// in the record and ECS moving on (ECS's default is 30 s; an invocation costs a read or
 /// three).
 pub const HOLD_SECONDS: u64 = 15;
-/// How long ECS waits before asking again after the hook could not read (throttled, AWS
-/// briefly failing).
+/// How long ECS waits before asking again after a read failed that a retry may get through
+/// (throttled, AWS briefly failing).
 pub const TROUBLE_SECONDS: u64 = 10;
+/// How long ECS waits before asking again after a read failed that only a person can fix
+/// (access denied, a resource missing): logged as an error each time.
+pub const BROKEN_SECONDS: u64 = 60;
+/// The reads' budget within the function's 30 s: a Lambda timeout is a function error, which
+/// ECS answers with a rollback.
+pub const READ_BUDGET_SECONDS: u64 = 20;
 
 /// What ECS sends a Lambda lifecycle hook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,12 +90,13 @@ pub struct ExecutionDetails {
     pub service_arn: String,
     /// The service revision being rolled out.
     pub target_service_revision_arn: String,
-    /// Test traffic per service revision ARN, in percent (`{}` at stages without any).
+    /// Test traffic per service revision ARN, in percent (`{}` at stages without any; kept
+    /// as ECS sends it, the hook decides nothing from it).
     #[serde(default)]
-    pub test_traffic_weights: BTreeMap<String, f64>,
+    pub test_traffic_weights: Option<serde_json::Value>,
     /// Production traffic per service revision ARN, in percent.
     #[serde(default)]
-    pub production_traffic_weights: BTreeMap<String, f64>,
+    pub production_traffic_weights: Option<serde_json::Value>,
 }
 
 /// The hook's answer, as ECS reads it.
@@ -135,10 +145,11 @@ impl Answer {
 }
 
 /// Decides a gated stage from the record of the deployment that owns the ECS deployment.
-/// Pure: the record's status is the whole decision.
+/// Pure: the record's status, its abort request and its bake's outcome are the whole
+/// decision; a stage bluegreen does not gate goes on.
 pub fn decide(stage: &str, deployment: &Deployment) -> Answer {
     let id = &deployment.deployment_id;
-    let ended = |what: &str| Answer::Fail {
+    let fail = |what: &str| Answer::Fail {
         why: format!(
             "deployment {id} {what} ({}){}",
             deployment.status,
@@ -153,57 +164,101 @@ pub fn decide(stage: &str, deployment: &Deployment) -> Answer {
         seconds: HOLD_SECONDS,
         why: format!("deployment {id} is {}: {what}", deployment.status),
     };
-    match (stage, deployment.status) {
-        (_, Status::Aborted | Status::Superseded) => ended("ended before the switch"),
-        (_, Status::RolledBack | Status::NeedsAttention) => ended("ended without succeeding"),
-        (POST_TEST_TRAFFIC_SHIFT, Status::Switching | Status::Baking | Status::Succeeded) => {
-            Answer::GoOn
+    if !GATED_STAGES.contains(&stage) {
+        return Answer::GoOn;
+    }
+    if deployment.abort_requested.is_some() {
+        return fail("is being aborted");
+    }
+    let production = stage == POST_PRODUCTION_TRAFFIC_SHIFT;
+    let baked = deployment.has_outcome("bake", StepOutcome::Succeeded);
+    match deployment.status {
+        Status::Aborted | Status::Superseded => fail("ended before the switch"),
+        Status::RolledBack => fail("rolled back"),
+        // Reopened by a retry at times (a finish that found a clone in use): a person decides.
+        Status::NeedsAttention if production && baked => Answer::GoOn,
+        Status::NeedsAttention if production => hold("a person decides"),
+        Status::NeedsAttention => fail("needs attention before its switch"),
+        Status::Switching if !production => Answer::GoOn,
+        Status::Baking | Status::Succeeded if !production => {
+            fail("is past its switch: this ECS deployment of its revision is not the one it ran")
         }
-        (POST_TEST_TRAFFIC_SHIFT, _) => hold("production moves once it is approved and ready"),
-        (POST_PRODUCTION_TRAFFIC_SHIFT, Status::Succeeded) => Answer::GoOn,
-        (POST_PRODUCTION_TRAFFIC_SHIFT, _) => hold("the old revision stays until the bake passed"),
-        _ => Answer::GoOn,
+        _ if !production => hold("production moves once it is approved and ready"),
+        Status::Switching | Status::Baking if baked => Answer::GoOn,
+        Status::Succeeded => Answer::GoOn,
+        Status::Switching | Status::Baking => hold("the old revision stays until the bake passed"),
+        _ => fail("had not switched: production moved without its approval"),
     }
 }
 
 /// Answers one invocation (the `ecs_hook` step). Never an error: ECS rolls back on a hook's
 /// error, so trouble reading holds and only a decision fails.
 pub async fn on_invocation(ctx: &Context, input: &serde_json::Value) -> StepResult<HookResponse> {
-    let invocation: HookInvocation = match serde_json::from_value(input.clone()) {
-        Ok(invocation) => invocation,
-        Err(e) => {
-            // Nothing to hold on: no stage, no deployment. ECS rolls back what it cannot be
-            // told about; production stays on the revision it had.
-            error!(error = %e, "not an ECS lifecycle hook invocation");
-            return Ok(Answer::Fail {
-                why: format!("not an ECS lifecycle hook invocation: {e}"),
-            }
-            .response());
+    let stage = input["lifecycleStage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let resource = input["resourceArn"].as_str().unwrap_or_default().to_owned();
+    let answer = if stage.is_empty() {
+        // Which stage is unknown, so it may be a gate: fail closed.
+        Answer::Fail {
+            why: "not an ECS lifecycle hook invocation: no lifecycleStage".into(),
         }
-    };
-    let stage = invocation.lifecycle_stage.as_str();
-    let answer = if GATED_STAGES.contains(&stage) {
-        match owner(ctx, &invocation).await {
-            Ok(Ok(deployment)) => decide(stage, &deployment),
-            Ok(Err(why)) => Answer::Fail { why },
-            Err(e) if e.is_retryable() => Answer::Hold {
-                seconds: TROUBLE_SECONDS,
-                why: format!("could not read the deployment: {e}"),
-            },
-            Err(e) => Answer::Fail {
-                why: format!("could not read the deployment: {e}"),
-            },
-        }
-    } else {
+    } else if !GATED_STAGES.contains(&stage.as_str()) {
         Answer::GoOn
+    } else {
+        match serde_json::from_value::<HookInvocation>(input.clone()) {
+            Ok(invocation) => judge(ctx, &invocation).await,
+            // Nothing to hold on: no service, no revision. ECS rolls back what it cannot tell
+            // the hook about; production stays on the revision it had.
+            Err(e) => Answer::Fail {
+                why: format!("not an ECS lifecycle hook invocation: {e}"),
+            },
+        }
     };
-    let ecs_deployment = &invocation.resource_arn;
     match &answer {
-        Answer::GoOn => info!(%stage, %ecs_deployment, "the stage goes on"),
-        Answer::Hold { why, seconds } => info!(%stage, %ecs_deployment, %why, seconds, "held"),
-        Answer::Fail { why } => warn!(%stage, %ecs_deployment, %why, "failed: ECS rolls back"),
+        Answer::GoOn => info!(%stage, ecs_deployment = %resource, "the stage goes on"),
+        Answer::Hold { why, seconds } => {
+            info!(%stage, ecs_deployment = %resource, %why, seconds, "held");
+        }
+        Answer::Fail { why } => {
+            warn!(%stage, ecs_deployment = %resource, %why, "failed: ECS rolls back");
+        }
     }
     Ok(answer.response())
+}
+
+/// A gated stage's answer: the owner's decision, or a hold when reading it failed or took
+/// longer than the budget.
+async fn judge(ctx: &Context, invocation: &HookInvocation) -> Answer {
+    let budget = std::time::Duration::from_secs(READ_BUDGET_SECONDS);
+    let Ok(read) = tokio::time::timeout(budget, owner(ctx, invocation)).await else {
+        return Answer::Hold {
+            seconds: TROUBLE_SECONDS,
+            why: format!("the reads took longer than {READ_BUDGET_SECONDS} s"),
+        };
+    };
+    match read {
+        Ok(Ok(deployment)) => {
+            info!(deployment_id = %deployment.deployment_id, status = %deployment.status,
+                "the ECS deployment is this deployment's");
+            decide(&invocation.lifecycle_stage, &deployment)
+        }
+        Ok(Err(why)) => Answer::Fail { why },
+        Err(e) if e.is_retryable() => Answer::Hold {
+            seconds: TROUBLE_SECONDS,
+            why: format!("could not read the deployment: {e}"),
+        },
+        // Denied, missing: failing would roll back (at the production gate, behind
+        // bluegreen's back); held, a person sees it in the log and ECS's hook timeout bounds it.
+        Err(e) => {
+            error!(error = %e, "the hook cannot read what it decides from");
+            Answer::Hold {
+                seconds: BROKEN_SECONDS,
+                why: format!("could not read the deployment: {e}"),
+            }
+        }
+    }
 }
 
 /// The bluegreen deployment that started this ECS deployment, or why none did.
@@ -261,14 +316,14 @@ pub fn mismatch(
     service_arn: &str,
 ) -> Option<String> {
     let id = &deployment.deployment_id;
+    // The revision production is to run: the production revision where the deployment has
+    // one (`isolated`: pre-prod's reads the clone and must never serve production), else the
+    // one revision it made.
     let revisions = &deployment.task_definitions;
-    let listed = [&revisions.preprod, &revisions.production]
-        .into_iter()
-        .flatten()
-        .any(|arn| arn == task_definition);
-    if !listed {
+    let for_production = revisions.production.as_ref().or(revisions.preprod.as_ref());
+    if for_production.map(String::as_str) != Some(task_definition) {
         return Some(format!(
-            "deployment {id} did not register {task_definition}"
+            "{task_definition} is not the revision deployment {id} registered for production"
         ));
     }
     let config = &deployment.config;

@@ -488,10 +488,8 @@ impl Compute for MemoryAws {
         .await
     }
 
-    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> Result<(), StepError> {
-        self.call("ecs:StopServiceDeployment", |s| {
-            s.stop_blue_green(arn, rollback)
-        })
-        .await
+    async fn stop_service_deployment(&self, arn: &str) -> Result<(), StepError> {
+        self.call("ecs:StopServiceDeployment", |s| s.stop_blue_green(arn))
+            .await
     }
 }

@@ -3,8 +3,8 @@
 //! modelled behaviour and its source):
 //!
 //! - `UpdateService` with a new task definition starts a service deployment with a new
-//!   service revision; a deployment still going on is stopped (`STOPPED`, superseded) and
-//!   its traffic put back on the revision production had (ECS documents the superseding; where
+//!   service revision; a deployment still going on is stopped (`STOP_REQUESTED`, then
+//!   `STOPPED`: superseded) and its traffic put back on the revision production had (ECS documents the superseding; where
 //!   the traffic goes then is not documented — this is the unkind reading for a gate).
 //! - The stages in order: `PRE_SCALE_UP`, `SCALE_UP` (the new revision's tasks start and
 //!   register in the alternate target group), `POST_SCALE_UP`, `TEST_TRAFFIC_SHIFT` (the test
@@ -22,14 +22,18 @@
 //!   removes the new revision's targets and ends `ROLLBACK_SUCCESSFUL` (a hook failing then:
 //!   `ROLLBACK_FAILED`). `StopServiceDeployment` with `ROLLBACK` does the same for a
 //!   deployment still going on and is refused (`ConflictException`) for one that ended.
+//! - A hook's answer is read by its literal keys (`hookStatus`, `callBackDelay`), as ECS reads
+//!   it; the hook's timeout (`timeoutInMinutes`, `CONTINUE` or `ROLLBACK`) is not modelled:
+//!   the stage limit (24 hours) is.
 //!
 //! What ECS does on its own is played by [`State::play_blue_green`] (the simulator's cloud or a
 //! test's driver): it returns the hook invocations due, which the caller runs outside the
 //! lock and answers with [`State::hook_answered`].
 
 use bluegreen::StepError;
-use bluegreen::ecs_hook::HookResponse;
-use bluegreen::ports::compute::{EcsDeployment, ServiceDeployment, ServiceRevision};
+use bluegreen::ports::compute::{
+    EcsDeployment, ServiceDeployment, ServiceRevision, is_ongoing_status,
+};
 use bluegreen::ports::load_balancing::{TargetHealth, WeightedGroup};
 use serde_json::json;
 
@@ -96,10 +100,7 @@ pub struct BlueGreenDeployment {
 impl BlueGreenDeployment {
     /// Whether ECS is still working on it.
     pub fn is_ongoing(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "PENDING" | "IN_PROGRESS" | "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS"
-        )
+        is_ongoing_status(&self.status)
     }
 
     /// The stage's name.
@@ -173,7 +174,7 @@ impl State {
                 let old = self.ecs.blue_green[i].clone();
                 self.put_back(&old);
                 let d = &mut self.ecs.blue_green[i];
-                d.status = "STOPPED".into();
+                d.status = "STOP_REQUESTED".into();
                 d.status_reason = Some("a newer service deployment started".into());
                 d.pending.clear();
             }
@@ -250,7 +251,7 @@ impl State {
     }
 
     /// `StopServiceDeployment`: `ROLLBACK` of a deployment still going on.
-    pub(super) fn stop_blue_green(&mut self, arn: &str, rollback: bool) -> Result<(), StepError> {
+    pub(super) fn stop_blue_green(&mut self, arn: &str) -> Result<(), StepError> {
         let operation = "ecs:StopServiceDeployment";
         let Some(i) = self.ecs.blue_green.iter().position(|d| d.arn == arn) else {
             return Err(refused(
@@ -259,15 +260,8 @@ impl State {
                 "not found",
             ));
         };
-        if !rollback {
-            return Err(refused(
-                operation,
-                "InvalidParameterException",
-                "ABORT is not modelled",
-            ));
-        }
         let d = &mut self.ecs.blue_green[i];
-        if !d.is_ongoing() {
+        if !d.is_ongoing() || d.status == "STOP_REQUESTED" {
             return Err(refused(
                 operation,
                 "ConflictException",
@@ -314,13 +308,14 @@ impl State {
         else {
             return; // stopped or superseded meanwhile
         };
-        let response = answer.and_then(|v| {
-            serde_json::from_value::<HookResponse>(v)
-                .map_err(|e| format!("no valid hookStatus: {e}"))
+        // ECS's reading of the answer, by its literal keys.
+        let response = answer.and_then(|v| match v["hookStatus"].as_str() {
+            Some(status) => Ok((status.to_owned(), v["callBackDelay"].as_u64())),
+            None => Err(format!("no valid hookStatus in {v}")),
         });
         match response
             .as_ref()
-            .map(|r| (r.hook_status.as_str(), r.call_back_delay))
+            .map(|(status, delay)| (status.as_str(), *delay))
         {
             Ok(("SUCCEEDED", _)) => {
                 d.pending.remove(at);
@@ -354,6 +349,10 @@ impl State {
         if d.status == "ROLLBACK_REQUESTED" {
             self.begin_rollback(i, now);
             return true;
+        }
+        if d.status == "STOP_REQUESTED" {
+            self.ecs.blue_green[i].status = "STOPPED".into();
+            return false;
         }
         if !d.worked {
             if !self.work(i, now) {

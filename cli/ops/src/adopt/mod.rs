@@ -182,36 +182,17 @@ fn green_name(name: &str, max: usize) -> String {
 /// Reads the service and what routes to it; refuses the shapes blue/green cannot take over.
 async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
     let service = ecs::describe_service(ctx, &req.cluster, &req.service).await?;
-    if service
-        .deployment_controller
-        .as_ref()
-        .is_some_and(|c| c.r#type.as_str() != "ECS")
-    {
+    // CodeDeploy, or ECS's own blue/green (or linear, canary), moves its own rules between its
+    // target group and the alternate: a copy would deploy against the same ones.
+    if let Some(deployer) = bluegreen::aws::compute::setup_of(&service).other_deployer() {
         return Err(refuse(format!(
-            "{} is deployed by {:?}, not ECS's rolling deployments: it has a blue/green \
-             controller already",
-            req.service,
-            service
-                .deployment_controller
-                .as_ref()
-                .map(|c| c.r#type.as_str())
-        )));
-    }
-    // ECS's own blue/green (or linear, canary) moves its own rules between its target group
-    // and the alternate: a copy would deploy against the same ones.
-    if let Some(strategy) = service
-        .deployment_configuration()
-        .and_then(|c| c.strategy())
-        .filter(|s| s.as_str() != "ROLLING")
-    {
-        return Err(refuse(format!(
-            "{} deploys with ECS's own {} strategy, which moves its production and test rules \
-             between its target group and the alternate: a second slot copied from it would \
-             deploy against the same rules and groups. bluegreen's engine for such services \
-             (traffic.engine = \"ecs\", README \"Which engine\") is not ready yet; until \
-             then keep deploying it with ECS, or set its strategy to ROLLING and adopt it",
-            req.service,
-            strategy.as_str()
+            "{} is deployed by {deployer}, not ECS's rolling deployments: it has a blue/green \
+             controller already, which moves its production and test rules between its target \
+             group and the alternate, and a second slot copied from it would deploy against the \
+             same ones. bluegreen's engine for services on ECS's own blue/green (traffic.engine \
+             = \"ecs\", README \"Which engine\") is not ready yet; until then keep deploying \
+             it as it is, or set its strategy to ROLLING (controller ECS) and adopt it",
+            req.service
         )));
     }
     if let Some(namespace) = ecs::service_connect_of(&service) {

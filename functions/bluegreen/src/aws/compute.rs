@@ -578,8 +578,8 @@ impl Compute for Ecs {
         super::service_deployments::revision(&self.0, arn).await
     }
 
-    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> StepResult<()> {
-        super::service_deployments::stop(&self.0, arn, rollback).await
+    async fn stop_service_deployment(&self, arn: &str) -> StepResult<()> {
+        super::service_deployments::stop(&self.0, arn).await
     }
 }
 

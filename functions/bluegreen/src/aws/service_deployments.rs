@@ -35,6 +35,13 @@ pub fn setup_of(service: &Service) -> DeploymentSetup {
                     .iter()
                     .map(|s| s.as_str().to_owned())
                     .collect(),
+                timeout_minutes: h
+                    .timeout_configuration()
+                    .and_then(|t| t.timeout_in_minutes()),
+                timeout_action: h
+                    .timeout_configuration()
+                    .and_then(|t| t.action())
+                    .map(|a| a.as_str().to_owned()),
             })
             .collect(),
         routes: service
@@ -56,7 +63,8 @@ pub fn setup_of(service: &Service) -> DeploymentSetup {
     }
 }
 
-/// The 20 newest service deployments of `service`, described, newest first.
+/// The service deployments ECS lists first (20) for `service`, described, newest first by
+/// their creation (ECS does not document the order it lists in).
 pub async fn list(
     client: &aws_sdk_ecs::Client,
     cluster: &str,
@@ -78,11 +86,19 @@ pub async fn list(
             }
             _ => StepError::from_sdk("ecs:ListServiceDeployments", e),
         })?;
-    let arns: Vec<String> = listed
+    let mut briefs: Vec<_> = listed
         .service_deployments()
         .iter()
-        .filter_map(|d| d.service_deployment_arn().map(str::to_owned))
+        .filter_map(|d| {
+            Some((
+                d.service_deployment_arn()?.to_owned(),
+                d.created_at().copied(),
+            ))
+        })
         .collect();
+    // Newest first; one without a creation time last.
+    briefs.sort_by(|a, b| b.1.map(|t| t.as_nanos()).cmp(&a.1.map(|t| t.as_nanos())));
+    let arns: Vec<String> = briefs.into_iter().map(|(arn, _)| arn).collect();
     if arns.is_empty() {
         return Ok(Vec::new());
     }
@@ -109,7 +125,7 @@ pub async fn list(
                 .map(str::to_owned),
         })
         .collect();
-    // Described in the order listed (newest first), whatever order ECS answers in.
+    // In that order, whatever order ECS describes them in.
     deployments.sort_by_key(|d| arns.iter().position(|a| *a == d.arn));
     Ok(deployments)
 }
@@ -135,17 +151,12 @@ pub async fn revision(client: &aws_sdk_ecs::Client, arn: &str) -> StepResult<Ser
         })
 }
 
-/// Stops a service deployment (rolling back when `rollback`).
-pub async fn stop(client: &aws_sdk_ecs::Client, arn: &str, rollback: bool) -> StepResult<()> {
-    let stop_type = if rollback {
-        StopServiceDeploymentStopType::Rollback
-    } else {
-        StopServiceDeploymentStopType::Abort
-    };
+/// Stops a service deployment, rolling it back.
+pub async fn stop(client: &aws_sdk_ecs::Client, arn: &str) -> StepResult<()> {
     client
         .stop_service_deployment()
         .service_deployment_arn(arn)
-        .stop_type(stop_type)
+        .stop_type(StopServiceDeploymentStopType::Rollback)
         .send()
         .await
         .map_err(|e| StepError::from_sdk("ecs:StopServiceDeployment", e))?;

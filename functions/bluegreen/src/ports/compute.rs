@@ -83,6 +83,13 @@ pub struct LifecycleHook {
     pub target_arn: Option<String>,
     /// The stages it runs at (`POST_TEST_TRAFFIC_SHIFT`, …).
     pub stages: Vec<String>,
+    /// Minutes ECS waits for it at a stage before its `timeout_action` (ECS's default: 1440).
+    #[serde(default)]
+    pub timeout_minutes: Option<i32>,
+    /// `ROLLBACK` (ECS's default) or `CONTINUE`: what ECS does when the hook times out — with
+    /// `CONTINUE` a held gate would let production move unapproved.
+    #[serde(default)]
+    pub timeout_action: Option<String>,
 }
 
 /// One load balancer of a blue/green service: the target group and its alternate, and the
@@ -123,15 +130,21 @@ pub struct EcsDeployment {
 impl EcsDeployment {
     /// Whether ECS is still working on it (pending, in progress, stopping or rolling back).
     pub fn is_ongoing(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "PENDING"
-                | "IN_PROGRESS"
-                | "STOP_REQUESTED"
-                | "ROLLBACK_REQUESTED"
-                | "ROLLBACK_IN_PROGRESS"
-        )
+        is_ongoing_status(&self.status)
     }
+}
+
+/// Whether a service deployment of this status is still going on (ECS's "pending" and
+/// "ongoing" groups).
+pub fn is_ongoing_status(status: &str) -> bool {
+    matches!(
+        status,
+        "PENDING"
+            | "IN_PROGRESS"
+            | "STOP_REQUESTED"
+            | "ROLLBACK_REQUESTED"
+            | "ROLLBACK_IN_PROGRESS"
+    )
 }
 
 /// A service revision: what ECS runs for a deployment.
@@ -436,8 +449,8 @@ pub trait Compute: Send + Sync {
     /// One service revision; [`crate::StepError::ResourceNotFound`] when ECS knows none.
     async fn service_revision(&self, arn: &str) -> StepResult<ServiceRevision>;
 
-    /// Stops a service deployment that is still going on; `rollback`: ECS moves traffic
-    /// back and rolls the service back to its last successful revision. ECS refuses one that
-    /// ended (`ConflictException`).
-    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> StepResult<()>;
+    /// Stops a service deployment that is still going on and rolls it back: ECS moves traffic
+    /// back and returns the service to its last successful revision (`stopType = ROLLBACK`,
+    /// the only one ECS documents). ECS refuses one that ended (`ConflictException`).
+    async fn stop_service_deployment(&self, arn: &str) -> StepResult<()>;
 }

@@ -64,38 +64,7 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
     let idle_name = &config.slots.get(target).service;
     let preprod = match &deployment.preprod {
         Some(p) => p.clone(),
-        None => {
-            let live = ecs::describe_service(
-                ctx,
-                &config.cluster,
-                &config.slots.get(target.other()).service,
-            )
-            .await?;
-            let idle = ecs::describe_service(ctx, &config.cluster, idle_name).await?;
-            refuse_other_deployers(&[&live, &idle])?;
-            let task_definition_arn = revisions::ensure(ctx, &deployment, Purpose::Preprod).await?;
-            let previous_marks = ecs::slot_marks(ctx, &idle).await?;
-            let state = PreprodState {
-                service: idle_name.clone(),
-                task_definition_arn,
-                previous_task_definition: idle.task_definition.clone().unwrap_or_default(),
-                previous_desired_count: idle.desired_count,
-                desired_count: config
-                    .preprod
-                    .desired_count
-                    .unwrap_or(live.desired_count.max(1)),
-                previous_marks,
-                previous_registries: idle.registries.clone(),
-            };
-            // Recorded before the service changes, so abort can always put it back.
-            Records::new(ctx)
-                .update(
-                    &deployment.deployment_id,
-                    Change::new().preprod(&state).status(Status::Preparing),
-                )
-                .await?;
-            state
-        }
+        None => record_preprod(ctx, &deployment, target).await?,
     };
     crate::fence::guard(ctx, &deployment.deployment_id, "scaling pre-prod up").await?;
     // First: a policy that cannot follow production refuses the launch before pre-prod runs.
@@ -137,6 +106,42 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
         Change::new(),
     )
     .await
+}
+
+/// What pre-prod will be, recorded before the idle service changes, so abort can always put
+/// it back: the revision, the count, and the idle service as it was.
+async fn record_preprod(
+    ctx: &Context,
+    deployment: &Deployment,
+    target: crate::slot::Slot,
+) -> StepResult<PreprodState> {
+    let config = &deployment.config;
+    let idle_name = &config.slots.get(target).service;
+    let live_name = &config.slots.get(target.other()).service;
+    let live = ecs::describe_service(ctx, &config.cluster, live_name).await?;
+    let idle = ecs::describe_service(ctx, &config.cluster, idle_name).await?;
+    refuse_other_deployers(&[&live, &idle])?;
+    let task_definition_arn = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
+    let previous_marks = ecs::slot_marks(ctx, &idle).await?;
+    let state = PreprodState {
+        service: idle_name.clone(),
+        task_definition_arn,
+        previous_task_definition: idle.task_definition.clone().unwrap_or_default(),
+        previous_desired_count: idle.desired_count,
+        desired_count: config
+            .preprod
+            .desired_count
+            .unwrap_or(live.desired_count.max(1)),
+        previous_marks,
+        previous_registries: idle.registries.clone(),
+    };
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().preprod(&state).status(Status::Preparing),
+        )
+        .await?;
+    Ok(state)
 }
 
 /// Refuses, before anything changes, slots whose traffic something else moves when their
