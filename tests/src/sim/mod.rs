@@ -229,13 +229,14 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         .max()
         .unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(last)).await;
-    settle(&aws, &settings).await;
-    // People stop; AWS and the schedules run on until every execution has ended.
+    settle(&aws, &settings, Rest::Quiet).await;
+    // People stop; AWS and the schedules run on until every execution has ended and the
+    // scheduled jobs have had their turn.
     for person in people {
         person.abort();
     }
     conductor.arm(conductor::FaultRates::NONE);
-    settle(&aws, &settings).await;
+    settle(&aws, &settings, Rest::Quiescent).await;
     for actor in actors {
         actor.abort();
     }
@@ -253,18 +254,53 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
 
 /// Waits until nothing runs any more (looked at twice in a row, so a sweep has passed), or
 /// [`SETTLE`].
-async fn settle(aws: &MemoryAws, settings: &bluegreen::Settings) {
+/// How much rest a run waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rest {
+    /// Nothing in progress, seen twice in a row: people may stop.
+    Quiet,
+    /// Quiet, no lock held but by a deployment that waits for a person, for long enough that
+    /// the sweep (every 5 min) and the teardown (every 30 min) ran at rest: what bluegreen
+    /// tidies on its own schedule — an operator's lease left by a crashed command, a warm slot
+    /// a crashed rollback prepared — is tidied before the quiescent invariants are judged.
+    Quiescent,
+}
+
+async fn settle(aws: &MemoryAws, settings: &bluegreen::Settings, rest: Rest) {
+    let looks = match rest {
+        Rest::Quiet => 2,
+        // Four looks 10 min apart span a teardown's 30-min turn.
+        Rest::Quiescent => 4,
+    };
     let mut calm = 0;
     let mut waited = Duration::ZERO;
-    while waited < SETTLE && calm < 2 {
+    while waited < SETTLE && calm < looks {
         tokio::time::sleep(LOOK).await;
         waited += LOOK;
-        calm = if aws.with(|s| at_rest(s, settings)) {
-            calm + 1
-        } else {
-            0
-        };
+        let resting =
+            aws.with(|s| at_rest(s, settings) && (rest == Rest::Quiet || unlocked(s, settings)));
+        calm = if resting { calm + 1 } else { 0 };
     }
+}
+
+/// No lock held, but by a deployment that needs attention (a person releases that one).
+fn unlocked(state: &memory::State, settings: &bluegreen::Settings) -> bool {
+    let attention: Vec<String> = state
+        .tables
+        .items(&settings.deployments_table)
+        .into_iter()
+        .filter_map(|item| serde_dynamo::from_item::<_, bluegreen::record::Deployment>(item).ok())
+        .filter(|d| d.status == bluegreen::record::Status::NeedsAttention)
+        .map(|d| d.deployment_id)
+        .collect();
+    state
+        .tables
+        .items(&settings.locks_table)
+        .iter()
+        .all(|lock| match lock.get("deployment_id") {
+            Some(serde_dynamo::AttributeValue::S(holder)) => attention.contains(holder),
+            _ => true,
+        })
 }
 
 /// No execution, task or deployment in progress.
