@@ -213,48 +213,23 @@ async fn a_service_on_service_connect_is_refused_by_adopt_and_found_by_doctor() 
     use aws_sdk_ecs::types::ServiceConnectConfiguration;
     let world = World::build().await;
     let ctx = &world.ctx;
-    ecs::delete_service(ctx, CLUSTER, "shop-green")
-        .await
-        .unwrap();
     elb::delete_listener(ctx, &world.test_listener)
         .await
         .unwrap();
-    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
-        .await
-        .unwrap();
     // The green slot, recreated on Service Connect (as a team that turned it on would have).
-    world
-        .aws
-        .ecs
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name("shop-green")
-        .set_task_definition(shop.task_definition.clone())
-        .desired_count(0)
-        .launch_type(LaunchType::Fargate)
-        .set_network_configuration(shop.network_configuration.clone())
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(world.tg(Slot::Green))
-                .container_name("web")
-                .container_port(8080)
-                .build(),
-        )
-        .service_connect_configuration(
-            ServiceConnectConfiguration::builder()
-                .enabled(true)
-                .namespace("shop.internal")
-                .build(),
-        )
-        .tags(
-            EcsTag::builder()
-                .key("bluegreen:managed")
-                .value("true")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create shop-green");
+    recreate_green(
+        &world,
+        |lb| lb,
+        |create| {
+            create.service_connect_configuration(
+                ServiceConnectConfiguration::builder()
+                    .enabled(true)
+                    .namespace("shop.internal")
+                    .build(),
+            )
+        },
+    )
+    .await;
     let findings = bluegreen_ops::doctor::service(ctx, &world.config()).await;
     let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
     assert!(codes.contains(&"service-connect-unsupported"), "{codes:?}");
@@ -287,52 +262,25 @@ async fn a_service_on_ecs_blue_green_is_refused_by_adopt_and_found_by_doctor() {
     use aws_sdk_ecs::types::{AdvancedConfiguration, DeploymentConfiguration, DeploymentStrategy};
     let world = World::build().await;
     let ctx = &world.ctx;
-    ecs::delete_service(ctx, CLUSTER, "shop-green")
-        .await
-        .unwrap();
-    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
-        .await
-        .unwrap();
     // The green slot, recreated on ECS's blue/green (as a team that switched it would have).
-    world
-        .aws
-        .ecs
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name("shop-green")
-        .set_task_definition(shop.task_definition.clone())
-        .desired_count(0)
-        .launch_type(LaunchType::Fargate)
-        .set_network_configuration(shop.network_configuration.clone())
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(world.tg(Slot::Green))
-                .container_name("web")
-                .container_port(8080)
-                .advanced_configuration(
-                    AdvancedConfiguration::builder()
-                        .alternate_target_group_arn(world.tg(Slot::Blue))
-                        .production_listener_rule(&world.production_listener)
-                        .role_arn("arn:aws:iam::123456789012:role/ecs-infrastructure")
-                        .build(),
-                )
-                .build(),
-        )
-        .deployment_configuration(
-            DeploymentConfiguration::builder()
-                .strategy(DeploymentStrategy::BlueGreen)
-                .bake_time_in_minutes(5)
-                .build(),
-        )
-        .tags(
-            EcsTag::builder()
-                .key("bluegreen:managed")
-                .value("true")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create shop-green");
+    let advanced = AdvancedConfiguration::builder()
+        .alternate_target_group_arn(world.tg(Slot::Blue))
+        .production_listener_rule(&world.production_listener)
+        .role_arn("arn:aws:iam::123456789012:role/ecs-infrastructure")
+        .build();
+    recreate_green(
+        &world,
+        |lb| lb.advanced_configuration(advanced),
+        |create| {
+            create.deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .strategy(DeploymentStrategy::BlueGreen)
+                    .bake_time_in_minutes(5)
+                    .build(),
+            )
+        },
+    )
+    .await;
     let findings = bluegreen_ops::doctor::service(ctx, &world.config()).await;
     let found: Vec<_> = findings
         .iter()
@@ -391,4 +339,52 @@ async fn services(world: &World) -> Vec<(String, Option<String>, i32)> {
         .collect();
     all.sort();
     all
+}
+
+/// Deletes the green slot and creates it again as a copy of blue's basics (task definition,
+/// network, Fargate, green's target group, the managed tag, no tasks), with `load_balancer`
+/// and `create` adding what the test is about.
+async fn recreate_green(
+    world: &World,
+    load_balancer: impl FnOnce(
+        aws_sdk_ecs::types::builders::LoadBalancerBuilder,
+    ) -> aws_sdk_ecs::types::builders::LoadBalancerBuilder,
+    create: impl FnOnce(
+        aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder,
+    )
+        -> aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder,
+) {
+    let ctx = &world.ctx;
+    ecs::delete_service(ctx, CLUSTER, "shop-green")
+        .await
+        .unwrap();
+    let shop = ecs::describe_service(ctx, CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    let base = world
+        .aws
+        .ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("shop-green")
+        .set_task_definition(shop.task_definition.clone())
+        .desired_count(0)
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(shop.network_configuration.clone())
+        .load_balancers(
+            load_balancer(
+                LoadBalancer::builder()
+                    .target_group_arn(world.tg(Slot::Green))
+                    .container_name("web")
+                    .container_port(8080),
+            )
+            .build(),
+        )
+        .tags(
+            EcsTag::builder()
+                .key("bluegreen:managed")
+                .value("true")
+                .build(),
+        );
+    create(base).send().await.expect("create shop-green");
 }
