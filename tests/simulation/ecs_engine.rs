@@ -21,6 +21,15 @@ async fn rolling_out() -> (EcsWorld, String, String, String) {
     (world, id, revision, before)
 }
 
+/// Production's rule still sends everything to the group production had (blue's).
+fn assert_production_on_the_old_group(world: &EcsWorld) {
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_blue.clone()),
+        "production's rule"
+    );
+}
+
 /// How often the hook answered `status` at `stage`.
 fn answered(world: &EcsWorld, stage: &str, status: &str) -> usize {
     world
@@ -43,10 +52,7 @@ async fn the_hook_holds_the_test_shift_until_the_deployment_switches_then_ecs_mo
         world.all_to(&world.test_rule),
         Some(world.names.tg_green.clone())
     );
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
     // Asked again every HOLD_SECONDS (ECS's call-back delay), never let through.
     let holds = answered(&world, POST_TEST_TRAFFIC_SHIFT, "IN_PROGRESS");
     assert!(
@@ -149,17 +155,13 @@ async fn a_deployment_bluegreen_did_not_start_is_failed_at_the_gate() {
         .register_revision("shop", &Default::default(), &[])
         .await
         .unwrap();
-    // And one tagged with a deployment of another service's config would not be listed there.
     let mut world = world;
     world.update_service(&foreign).await;
     world.play(120).await;
     let ecs = world.ecs_deployment();
     assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL", "{:?}", ecs.status_reason);
     assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED"), 1);
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
     assert_ne!(world.service().0, foreign);
 }
 
@@ -185,10 +187,7 @@ async fn a_rollback_after_the_production_shift_puts_production_back_on_the_old_r
     let ecs = world.ecs_deployment();
     assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL");
     assert_eq!(answered(&world, POST_PRODUCTION_TRAFFIC_SHIFT, "FAILED"), 1);
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
     assert_eq!(world.service(), (before, [2, 0]));
 }
 
@@ -240,10 +239,7 @@ async fn a_gate_held_past_ecs_stage_limit_rolls_back() {
         "{:?}",
         ecs.status_reason
     );
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
 }
 
 #[tokio::test]
@@ -318,10 +314,7 @@ async fn a_throttled_read_holds_the_gate_instead_of_rolling_back() {
         "asked again every {} s",
         bluegreen::ecs_hook::TROUBLE_SECONDS
     );
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
     let _ = id;
 }
 
@@ -507,10 +500,7 @@ async fn a_succeeded_deployments_revision_deployed_again_by_someone_else_is_fail
     let ecs = world.ecs_deployment();
     assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL", "{:?}", ecs.status_reason);
     assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED"), 1);
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
 }
 
 #[tokio::test]
@@ -522,10 +512,7 @@ async fn a_gate_is_held_until_just_before_the_stage_limit() {
         (ecs.status.as_str(), ecs.stage_name()),
         ("IN_PROGRESS", POST_TEST_TRAFFIC_SHIFT)
     );
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
 }
 
 #[tokio::test]
@@ -577,8 +564,33 @@ async fn a_newer_update_supersedes_a_deployment_at_the_gate_and_puts_its_traffic
         second.source.1, before,
         "the newer one starts from what production runs"
     );
-    assert_eq!(
-        world.all_to(&world.production_rule),
-        Some(world.names.tg_blue.clone())
-    );
+    assert_production_on_the_old_group(&world);
+}
+
+#[tokio::test]
+async fn a_revision_forging_an_approved_deployments_tag_is_failed_at_the_gate() {
+    let world = ecs_world::build().await;
+    let (id, _) = world.deployment("v2", Status::Preprod).await;
+    world.set_status(&id, Status::Switching, None).await;
+    // Someone registers their own revision with that deployment's id as its tag.
+    let forged = world
+        .ctx
+        .ports
+        .compute
+        .register_revision(
+            "shop",
+            &Default::default(),
+            &[(bluegreen::naming::TAG_DEPLOYMENT.to_owned(), id.clone())],
+        )
+        .await
+        .unwrap();
+    let mut world = world;
+    world.update_service(&forged).await;
+    world.play(120).await;
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL", "{:?}", ecs.status_reason);
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED"), 1);
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
+    assert_production_on_the_old_group(&world);
+    assert_ne!(world.service().0, forged);
 }
