@@ -9,14 +9,15 @@ use bluegreen::steps::registry::{self, ECS_HOOK};
 use bluegreen_tests::ecs_world::{self, EcsWorld};
 use serde_json::json;
 
-/// The world and a deployment of `v2` that bluegreen started (pre-prod being checked), its
-/// revision rolled out by one `UpdateService`: `(world, deployment id, revision, the
-/// revision the service ran before)`.
+/// The world and a deployment of `v2` that bluegreen's launch started (one `UpdateService`,
+/// its ECS deployment recorded): `(world, deployment id, revision, the revision the service
+/// ran before)`.
 async fn rolling_out() -> (EcsWorld, String, String, String) {
     let world = ecs_world::build().await;
     let before = world.service().0;
-    let (id, revision) = world.deployment("v2", Status::Preprod).await;
-    world.update_service(&revision).await;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    world.launch(&id).await.expect("launched");
+    assert_eq!(world.service().0, revision);
     assert_ne!(before, revision);
     (world, id, revision, before)
 }
@@ -305,6 +306,7 @@ async fn a_throttled_read_holds_the_gate_instead_of_rolling_back() {
     let mut world = ecs_world::build_with(throttled).await;
     let (id, revision) = world.deployment("v2", Status::Switching).await;
     world.update_service(&revision).await;
+    world.own_newest(&id).await;
     world.play(120).await;
     let ecs = world.ecs_deployment();
     assert_eq!(ecs.status, "IN_PROGRESS", "{:?}", ecs.status_reason);
@@ -323,10 +325,22 @@ async fn each_status_decides_both_gates() {
     use bluegreen::ecs_hook::{Answer, decide};
     let world = ecs_world::build().await;
     let (id, _) = world.deployment("v2", Status::Preprod).await;
+    let own = "arn:aws:ecs:us-east-1:123456789012:service-deployment/bg/shop-blue/own";
     let mut deployment = bluegreen::record::Records::new(&world.ctx)
         .get(&id)
         .await
         .unwrap();
+    deployment.preprod = Some(bluegreen::record::PreprodState {
+        service: ecs_world::SERVICE.into(),
+        task_definition_arn: String::new(),
+        previous_task_definition: String::new(),
+        previous_desired_count: 2,
+        desired_count: 2,
+        previous_marks: Default::default(),
+        previous_registries: Vec::new(),
+        ecs_deployment: Some(own.into()),
+    });
+    let decide = |stage: &str, d: &bluegreen::record::Deployment| decide(stage, d, own);
     let verdict = |a: Answer| match a {
         Answer::GoOn => "go on",
         Answer::Hold { .. } => "hold",
@@ -398,6 +412,40 @@ async fn each_status_decides_both_gates() {
         }
         // Stages bluegreen does not gate go on, whatever the record says.
         assert_eq!(verdict(decide("TEST_TRAFFIC_SHIFT", &aborting)), "go on");
+        // Another ECS deployment of the revision fails both gates, whatever the status.
+        let other = "arn:aws:ecs:us-east-1:123456789012:service-deployment/bg/shop-blue/other";
+        for d in [&deployment, &baked] {
+            for stage in [POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT] {
+                assert_eq!(
+                    verdict(bluegreen::ecs_hook::decide(stage, d, other)),
+                    "fail",
+                    "{status} {stage}"
+                );
+            }
+        }
+        // Before the launch recorded its ECS deployment: the test gate holds what it would
+        // let on, the production gate fails (no ECS deployment gets there unrecorded).
+        let mut unrecorded = baked.clone();
+        unrecorded.preprod = None;
+        let at_test = verdict(bluegreen::ecs_hook::decide(
+            POST_TEST_TRAFFIC_SHIFT,
+            &unrecorded,
+            own,
+        ));
+        assert_eq!(
+            at_test,
+            if test_shift == "fail" { "fail" } else { "hold" },
+            "{status} unrecorded"
+        );
+        assert_eq!(
+            verdict(bluegreen::ecs_hook::decide(
+                POST_PRODUCTION_TRAFFIC_SHIFT,
+                &unrecorded,
+                own
+            )),
+            "fail",
+            "{status} unrecorded"
+        );
     }
 }
 
@@ -593,4 +641,262 @@ async fn a_revision_forging_an_approved_deployments_tag_is_failed_at_the_gate() 
     assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
     assert_production_on_the_old_group(&world);
     assert_ne!(world.service().0, forged);
+}
+
+/// The test rule's and the production rule's single target group.
+fn rules(world: &EcsWorld) -> (Option<String>, Option<String>) {
+    (
+        world.all_to(&world.test_rule),
+        world.all_to(&world.production_rule),
+    )
+}
+
+#[tokio::test]
+async fn the_launch_starts_one_ecs_deployment_and_completes_once_ecs_holds_it_at_the_gate() {
+    let mut world = ecs_world::build().await;
+    let before = world.service().0;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    world.launch(&id).await.expect("launched");
+    // Step Functions retries a start: the same ECS deployment, never a second.
+    world.launch(&id).await.expect("launched again");
+    assert_eq!(world.ecs_deployments(), 1);
+    let ecs = world.ecs_deployment();
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    let preprod = record.preprod.expect("pre-prod recorded");
+    assert_eq!(preprod.ecs_deployment.as_deref(), Some(ecs.arn.as_str()));
+    assert_eq!(
+        (
+            preprod.task_definition_arn.as_str(),
+            preprod.previous_task_definition.as_str()
+        ),
+        (revision.as_str(), before.as_str())
+    );
+    let (names, desired) = (
+        world.names.clone(),
+        world.aws.with(|s| {
+            s.ecs.services[&format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE)]
+                .state
+                .desired_count
+        }),
+    );
+    assert_eq!(
+        desired, 2,
+        "the service's count is its autoscaling's, untouched"
+    );
+    // Before ECS reaches the gate the check waits; once ECS holds there it is done.
+    let early = world.launch_check(&id).await.expect("checked");
+    assert_eq!(early["status"], "pending", "{early}");
+    world.play(120).await;
+    let done = world.launch_check(&id).await.expect("checked");
+    assert_eq!(done["status"], "done", "{done}");
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(record.status, Status::Preprod);
+    // What production sees: the old revision; the new one behind the test rule only.
+    assert_eq!(
+        rules(&world),
+        (Some(names.tg_green.clone()), Some(names.tg_blue.clone()))
+    );
+    assert_eq!(world.service(), (revision, [2, 2]));
+    assert!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "IN_PROGRESS") >= 1);
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
+}
+
+/// Loses the answer of the first call of one operation (applied, a retryable error answered).
+struct LoseFirst(&'static str, std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl bluegreen_tests::memory::Conductor for LoseFirst {
+    async fn before(&self, operation: &'static str) -> bluegreen_tests::memory::Fate {
+        use std::sync::atomic::Ordering;
+        if operation == self.0 && !self.1.swap(true, Ordering::SeqCst) {
+            bluegreen_tests::memory::Fate::LoseAnswer
+        } else {
+            bluegreen_tests::memory::Fate::Answer
+        }
+    }
+
+    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
+}
+
+#[tokio::test]
+async fn a_launch_retried_after_its_update_took_effect_adopts_that_ecs_deployment() {
+    let lose = LoseFirst("ecs:UpdateService", Default::default());
+    let world = ecs_world::build_with(std::sync::Arc::new(lose)).await;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    let lost = world.launch(&id).await.unwrap_err();
+    assert!(lost.is_retryable(), "{lost}");
+    assert_eq!(world.ecs_deployments(), 1, "the update took effect");
+    world.launch(&id).await.expect("the retry");
+    assert_eq!(world.ecs_deployments(), 1, "no second ECS deployment");
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "IN_PROGRESS", "not superseded");
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.preprod.and_then(|p| p.ecs_deployment),
+        Some(ecs.arn.clone())
+    );
+    assert_eq!(world.service().0, revision);
+}
+
+#[tokio::test]
+async fn a_launch_refuses_a_service_ecs_would_deploy_without_the_gates() {
+    use bluegreen::ports::compute::DeploymentSetup;
+    type Breaks = fn(&mut DeploymentSetup);
+    let cases: [(&str, Breaks); 3] = [
+        ("not on ECS's blue/green", |s| {
+            s.strategy = Some("ROLLING".into());
+        }),
+        ("no lifecycle hook at POST_PRODUCTION_TRAFFIC_SHIFT", |s| {
+            s.hooks[0]
+                .stages
+                .retain(|st| st != POST_PRODUCTION_TRAFFIC_SHIFT);
+        }),
+        ("no lifecycle hook at POST_TEST_TRAFFIC_SHIFT", |s| {
+            s.hooks[0].timeout_action = Some("CONTINUE".into());
+        }),
+    ];
+    for (why, breaks) in cases {
+        let world = ecs_world::build().await;
+        let key = format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE);
+        world
+            .aws
+            .with(|s| breaks(&mut s.ecs.services.get_mut(&key).unwrap().state.setup));
+        let before = (world.service(), rules(&world));
+        let (id, _) = world.deployment("v2", Status::Preparing).await;
+        let err = world.launch(&id).await.unwrap_err();
+        assert_eq!(err.name(), "LaunchFailed", "{why}: {err}");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+        assert_eq!(world.ecs_deployments(), 0, "{why}");
+        assert_eq!((world.service(), rules(&world)), before, "{why}");
+        let record = bluegreen::record::Records::new(&world.ctx)
+            .get(&id)
+            .await
+            .unwrap();
+        assert!(record.preprod.is_none(), "{why}: nothing to put back");
+    }
+}
+
+#[tokio::test]
+async fn a_launch_does_not_supersede_an_ecs_deployment_going_on() {
+    let world = ecs_world::build().await;
+    // Someone's deployment from the console, still rolling out.
+    let theirs = world
+        .ctx
+        .ports
+        .compute
+        .register_revision("shop", &Default::default(), &[])
+        .await
+        .unwrap();
+    world.update_service(&theirs).await;
+    let their_ecs = world.ecs_deployment();
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    let err = world.launch(&id).await.unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed", "{err}");
+    assert!(err.to_string().contains(&their_ecs.arn), "{err}");
+    assert_eq!(world.ecs_deployments(), 1);
+    assert_eq!(
+        world.ecs_deployment().status,
+        "IN_PROGRESS",
+        "theirs goes on"
+    );
+    assert_eq!(world.service().0, theirs);
+}
+
+#[tokio::test]
+async fn ecs_rolling_the_launch_back_fails_it_with_ecs_reason() {
+    let (mut world, id, _, before) = rolling_out().await;
+    let arn = world.ecs_deployment().arn;
+    world
+        .ctx
+        .ports
+        .compute
+        .stop_service_deployment(&arn)
+        .await
+        .expect("stopped");
+    world.play(120).await;
+    let err = world.launch_check(&id).await.unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed", "{err}");
+    assert!(err.to_string().contains("ROLLBACK_SUCCESSFUL"), "{err}");
+    assert_eq!(world.service(), (before, [2, 0]));
+    assert_production_on_the_old_group(&world);
+}
+
+#[tokio::test]
+async fn another_ecs_deployment_of_an_approved_revision_is_failed_at_the_gate() {
+    // Launched, approved: switching. Someone deploys something else and then the approved
+    // revision again (a console "roll back to the previous revision"): a second ECS
+    // deployment of the same revision, which the record does not name.
+    let (mut world, id, revision, before) = rolling_out().await;
+    world.play(90).await;
+    let own = world.ecs_deployment().arn;
+    world.set_status(&id, Status::Switching, None).await;
+    world.update_service(&before).await;
+    world.update_service(&revision).await;
+    let second = world.ecs_deployment();
+    assert_ne!(second.arn, own);
+    world.answers.clear();
+    world.play(120).await;
+    let second = world
+        .aws
+        .with(|s| s.blue_green(&second.arn).cloned().unwrap());
+    assert_eq!(
+        second.status, "ROLLBACK_SUCCESSFUL",
+        "{:?}",
+        second.status_reason
+    );
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
+    assert!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED") >= 1);
+    assert_production_on_the_old_group(&world);
+}
+
+#[tokio::test]
+async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
+    let (mut world, id, revision, before) = rolling_out().await;
+    world.play(90).await;
+    assert_eq!(world.launch_check(&id).await.unwrap()["status"], "done");
+    let names = world.names.clone();
+    assert_eq!(
+        rules(&world),
+        (Some(names.tg_green.clone()), Some(names.tg_blue.clone()))
+    );
+    // The first call asks ECS to roll back and waits for it.
+    let first = world.abort(&id).await.expect("abort");
+    assert!(first["wait"].is_object(), "{first}");
+    let ecs = world.ecs_deployment();
+    assert!(ecs.status.starts_with("ROLLBACK"), "{}", ecs.status);
+    // Called again while ECS rolls back: it asks nothing twice and still waits.
+    world.play(5).await;
+    world.abort(&id).await.expect("abort again");
+    world.play(120).await;
+    let ended = world.abort(&id).await.expect("abort ends");
+    assert!(ended["wait"].is_null(), "{ended}");
+    assert_eq!(ended["status"], "aborted", "{ended}");
+    // Production never moved; the service is back on its revision, the new one gone.
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(
+        world.ecs_deployments(),
+        1,
+        "the abort deployed nothing itself"
+    );
+    assert_eq!(world.service(), (before, [2, 0]));
+    assert_ne!(world.service().0, revision);
+    assert_eq!(
+        rules(&world),
+        (Some(names.tg_blue.clone()), Some(names.tg_blue.clone()))
+    );
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(record.status, Status::Aborted);
 }

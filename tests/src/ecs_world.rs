@@ -212,7 +212,66 @@ impl EcsWorld {
             .expect("updated");
     }
 
-    /// `UpdateService` of the service to `task_definition`, as the engine's launch does.
+    /// bluegreen's launch step (`start`) for deployment `id`, as the state machine calls it.
+    pub async fn launch(&self, id: &str) -> Result<serde_json::Value, bluegreen::StepError> {
+        let input = serde_json::json!({"action": "start", "deployment_id": id});
+        registry::invoke(&self.ctx, &registry::LAUNCH_PREPROD, input).await
+    }
+
+    /// bluegreen's launch check for deployment `id` (its deadline an hour away).
+    pub async fn launch_check(&self, id: &str) -> Result<serde_json::Value, bluegreen::StepError> {
+        let deadline = chrono::Utc::now() + chrono::Duration::hours(1);
+        let input = serde_json::json!({
+            "action": "check", "deployment_id": id, "deadline": deadline, "attempt": 0
+        });
+        registry::invoke(&self.ctx, &registry::LAUNCH_PREPROD, input).await
+    }
+
+    /// bluegreen's abort step for deployment `id`, as the state machine calls it after a
+    /// failure.
+    pub async fn abort(&self, id: &str) -> Result<serde_json::Value, bluegreen::StepError> {
+        let input = serde_json::json!({
+            "deployment_id": id,
+            "error": {"Error": "ApprovalRejected", "Cause": "rejected by ops"},
+        });
+        registry::invoke(&self.ctx, &registry::ABORT, input).await
+    }
+
+    /// Records the newest ECS deployment as deployment `id`'s own, as its launch would have
+    /// (for tests that start ECS's deployment with [`EcsWorld::update_service`] and give the
+    /// record a status of their own).
+    pub async fn own_newest(&self, id: &str) {
+        let arn = self.ecs_deployment().arn;
+        let records = Records::new(&self.ctx);
+        let mut preprod = records
+            .get(id)
+            .await
+            .expect("the record")
+            .preprod
+            .unwrap_or_else(|| bluegreen::record::PreprodState {
+                service: SERVICE.into(),
+                task_definition_arn: String::new(),
+                previous_task_definition: String::new(),
+                previous_desired_count: 2,
+                desired_count: 2,
+                previous_marks: Default::default(),
+                previous_registries: Vec::new(),
+                ecs_deployment: None,
+            });
+        preprod.ecs_deployment = Some(arn);
+        records
+            .update(id, bluegreen::record::Change::new().preprod(&preprod))
+            .await
+            .expect("recorded");
+    }
+
+    /// How many service deployments ECS made.
+    pub fn ecs_deployments(&self) -> usize {
+        self.aws.with(|s| s.ecs.blue_green.len())
+    }
+
+    /// `UpdateService` of the service to `task_definition` by anyone (a console, an IaC
+    /// apply): on this service, a new ECS deployment.
     pub async fn update_service(&self, task_definition: &str) {
         self.ctx
             .ports

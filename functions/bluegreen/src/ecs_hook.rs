@@ -23,8 +23,10 @@
 //!
 //! Which bluegreen deployment an ECS deployment belongs to is read from ECS, not from the
 //! lock (released when the deployment ends, while ECS may still ask): the target service
-//! revision's task definition carries the deployment id bluegreen tagged it with, and the
-//! record must list that revision and name the service. An ECS deployment bluegreen did not
+//! revision's task definition carries the deployment id bluegreen tagged it with, the record
+//! must list that revision and name the service, and the ECS deployment must be the one the
+//! launch recorded (`crate::engine::ecs_blue_green`; held at the test gate until it is
+//! recorded). An ECS deployment bluegreen did not
 //! start (a console deploy, an IaC apply that changed the revision) is failed at the gate:
 //! ECS rolls it back, production stays where it was, and the hook says why in its log.
 //!
@@ -144,10 +146,49 @@ impl Answer {
     }
 }
 
-/// Decides a gated stage from the record of the deployment that owns the ECS deployment.
-/// Pure: the record's status, its abort request and its bake's outcome are the whole
-/// decision; a stage bluegreen does not gate goes on.
-pub fn decide(stage: &str, deployment: &Deployment) -> Answer {
+/// Decides a gated stage of ECS deployment `resource` from the record of the deployment whose
+/// revision it rolls out. Pure: the ECS deployment the launch recorded, the record's status,
+/// its abort request and its bake's outcome are the whole decision; a stage bluegreen does not
+/// gate goes on.
+pub fn decide(stage: &str, deployment: &Deployment, resource: &str) -> Answer {
+    if !GATED_STAGES.contains(&stage) {
+        return Answer::GoOn;
+    }
+    let answer = decide_status(stage, deployment);
+    let recorded = deployment
+        .preprod
+        .as_ref()
+        .and_then(|p| p.ecs_deployment.as_deref());
+    match (recorded, &answer) {
+        (_, Answer::Fail { .. }) => answer,
+        (Some(own), _) if own == resource => answer,
+        (Some(own), _) => Answer::Fail {
+            why: format!(
+                "{resource} is not the ECS deployment deployment {} started ({own}): someone \
+                 else deployed its revision",
+                deployment.deployment_id
+            ),
+        },
+        // Launch records its ECS deployment while ECS scales up, before this gate: until then
+        // nothing goes on. Past the first gate, an unrecorded ECS deployment is not its own.
+        (None, _) if stage == POST_TEST_TRAFFIC_SHIFT => Answer::Hold {
+            seconds: HOLD_SECONDS,
+            why: format!(
+                "deployment {} has not recorded its ECS deployment yet",
+                deployment.deployment_id
+            ),
+        },
+        (None, _) => Answer::Fail {
+            why: format!(
+                "deployment {} never recorded an ECS deployment: {resource} is not its own",
+                deployment.deployment_id
+            ),
+        },
+    }
+}
+
+/// [`decide`]'s answer from the record's status, abort request and bake alone.
+fn decide_status(stage: &str, deployment: &Deployment) -> Answer {
     let id = &deployment.deployment_id;
     let fail = |what: &str| Answer::Fail {
         why: format!(
@@ -242,7 +283,11 @@ async fn judge(ctx: &Context, invocation: &HookInvocation) -> Answer {
         Ok(Ok(deployment)) => {
             info!(deployment_id = %deployment.deployment_id, status = %deployment.status,
                 "the ECS deployment is this deployment's");
-            decide(&invocation.lifecycle_stage, &deployment)
+            decide(
+                &invocation.lifecycle_stage,
+                &deployment,
+                &invocation.resource_arn,
+            )
         }
         Ok(Err(why)) => Answer::Fail { why },
         Err(e) if e.is_retryable() => Answer::Hold {

@@ -9,13 +9,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::autoscaling;
 use crate::clone_secret;
 use crate::config::DbSettingForm;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::MigrationTask;
-use crate::ecs;
+use crate::engine::{self, PutBack};
 use crate::error::{StepError, StepResult};
 use crate::fence;
 use crate::lock::{Locks, Released};
@@ -23,9 +22,7 @@ use crate::maintenance;
 use crate::migration::{self, Progress, Run};
 use crate::notify;
 use crate::record::StepOutcome;
-use crate::record::{
-    Change, CloneKind, Deployment, PreprodState, Records, Status, TaskState, TrackedTask,
-};
+use crate::record::{Change, CloneKind, Deployment, Records, Status, TaskState, TrackedTask};
 use crate::routing;
 use crate::step_input::FailureInput;
 use crate::step_table::ABORT;
@@ -537,63 +534,10 @@ async fn stopped_tasks_settled(
     Ok(Ok(None))
 }
 
-/// A pre-prod slot put back to a running count (a warm slot) keeps its pre-prod tasks until
-/// ECS has replaced them: their deployment drains, still naming the pre-prod revision (in
-/// isolated mode, the clone). The clone is deleted only after that, or the guard that keeps
-/// running slots' databases would (rightly) see it in use and make the abort need a person.
-/// `Err` is the answer to give while waiting; the wait is bounded by the launch timeout from
-/// the abort request, after which the ending goes on (and the guard decides).
-async fn preprod_drained(
-    ctx: &Context,
-    deployment: &Deployment,
-    preprod: &PreprodState,
-) -> StepResult<Result<(), Ended>> {
-    if preprod.previous_desired_count == 0 || deployment.clones.is_empty() {
-        return Ok(Ok(()));
-    }
-    let config = &deployment.config;
-    let service = ecs::describe_service(ctx, &config.cluster, &preprod.service).await?;
-    let draining = service
-        .deployments
-        .iter()
-        .any(|d| d.task_definition.as_deref() == Some(&preprod.task_definition_arn));
-    let asked = deployment
-        .abort_requested
-        .as_ref()
-        .map_or_else(|| ctx.now(), |r| r.at);
-    let bound = asked + Duration::seconds(config.preprod.launch_timeout_seconds as i64);
-    if !draining || ctx.now() >= bound {
-        return Ok(Ok(()));
-    }
-    let detail = format!(
-        "waiting for {} to replace its pre-prod tasks before the clone is deleted",
-        preprod.service
-    );
-    Ok(Err(Ended::waiting(deployment, detail, bound)))
-}
-
 /// The abort sequence (see `steps::abort`), shared by the abort step and the reconciler
 /// (which aborts a deployment whose execution died before the switch).
-/// An abort leaves production where it is: refused (`UnexpectedRouting`) once any of it goes
-/// to the pre-prod slot (that is a rollback's job); the test listener back on pre-prod's slot,
-/// and production's own autoscaling back (a switch that began froze its scale-in).
-async fn production_stays(ctx: &Context, deployment: &Deployment) -> StepResult<()> {
-    let Some(old) = deployment.live_slot else {
-        return Ok(());
-    };
-    let config = &deployment.config;
-    let state = routing::read_production(ctx, config).await?;
-    if state.weight(old.other()) > 0 {
-        return Err(StepError::UnexpectedRouting(format!(
-            "abort refused: production sends {}% to {} (the pre-prod slot); use rollback",
-            state.percent(old.other()),
-            old.other()
-        )));
-    }
-    routing::point_test_listener(ctx, config, old.other()).await?;
-    autoscaling::give_back(ctx, deployment, old).await
-}
-
+/// An abort leaves production where it is (the engine refuses what it must not do:
+/// `crate::engine::DeploymentEngine::before_abort`) and puts back what the launch changed.
 pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let deployment = match fence_for_abort(ctx, input).await? {
         Ok(deployment) => deployment,
@@ -601,7 +545,8 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     };
     let config = &deployment.config;
     let mut done = Vec::new();
-    production_stays(ctx, &deployment).await?;
+    let engine = engine::of(config);
+    engine.before_abort(ctx, &deployment).await?;
     done.extend(migration::stop_running(ctx, &deployment).await?);
     // A stopped task keeps running through its stop timeout (SIGTERM, then SIGKILL up to two
     // minutes later): its migration may still be writing. The lock is not handed on until ECS
@@ -612,40 +557,17 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
         Ok(stuck) => stuck,
         Err(waiting) => return Ok(waiting),
     };
+    let mut stuck = stuck;
     if let Some(preprod) = &deployment.preprod {
-        let previous = (!preprod.previous_task_definition.is_empty())
-            .then_some(preprod.previous_task_definition.as_str());
-        // At rest first: a switch that began gave it production's minimum.
-        autoscaling::rest(ctx, &config.cluster, &preprod.service).await?;
-        ecs::update_service(
-            ctx,
-            &config.cluster,
-            &preprod.service,
-            previous,
-            preprod.previous_desired_count,
-        )
-        .await?;
-        // A warm slot stays warm, with its own expiry: teardown scales it down in time.
-        ecs::restore_slot_marks(
-            ctx,
-            &config.cluster,
-            &preprod.service,
-            &preprod.previous_marks,
-        )
-        .await?;
-        ecs::ensure_registries(
-            ctx,
-            &config.cluster,
-            &preprod.service,
-            &preprod.previous_registries,
-        )
-        .await?;
-        done.push(format!(
-            "{} back to {} task(s) of its previous revision",
-            preprod.service, preprod.previous_desired_count
-        ));
-        if let Err(waiting) = preprod_drained(ctx, &deployment, preprod).await? {
-            return Ok(waiting);
+        match engine.put_back(ctx, &deployment, preprod).await? {
+            PutBack::Done(note) => done.push(note),
+            PutBack::Waiting(detail) => {
+                let bound = engine::abort_bound(ctx, &deployment);
+                return Ok(Ended::waiting(&deployment, detail, bound));
+            }
+            PutBack::Stuck(note) => {
+                stuck = Some(stuck.map_or(note.clone(), |s| format!("{s}; {note}")))
+            }
         }
     }
     // Stopped tasks are recorded by now; read what the record says about production's schema.

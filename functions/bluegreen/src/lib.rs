@@ -25,6 +25,7 @@ pub mod ecs;
 pub mod ecs_hook;
 pub mod ending;
 pub mod endpoint;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod executions;

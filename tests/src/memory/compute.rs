@@ -268,6 +268,28 @@ impl Compute for MemoryAws {
         .await
     }
 
+    async fn deploy_revision(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<(), StepError> {
+        let desired = self.with(|s| {
+            s.ecs
+                .services
+                .get(&format!("{cluster}/{service}"))
+                .map(|m| m.state.desired_count)
+        });
+        // ECS keeps the desired count it has: the same as passing it.
+        self.update_service(
+            cluster,
+            service,
+            Some(task_definition),
+            desired.unwrap_or_default(),
+        )
+        .await
+    }
+
     async fn set_registries(
         &self,
         cluster: &str,

@@ -333,6 +333,23 @@ impl Compute for Ecs {
         Ok(())
     }
 
+    async fn deploy_revision(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> StepResult<()> {
+        self.0
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;
+        Ok(())
+    }
+
     async fn set_registries(
         &self,
         cluster: &str,

@@ -391,6 +391,17 @@ pub trait Compute: Send + Sync {
         desired_count: i32,
     ) -> StepResult<()>;
 
+    /// Sets a service's task definition and nothing else (`UpdateService` without a desired
+    /// count: the service's autoscaling keeps owning it). On a service on ECS's own
+    /// blue/green this starts a service deployment. Not idempotent there: a second call with
+    /// another revision supersedes the first's deployment.
+    async fn deploy_revision(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> StepResult<()>;
+
     /// Sets a service's registries (Cloud Map); `[]` removes them. ECS rolls the service out
     /// again so its tasks register (or stop registering) accordingly.
     async fn set_registries(

@@ -229,6 +229,11 @@ pub struct PreprodState {
     /// be found by production's callers before approval: an abort puts them back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_registries: Vec<crate::ports::compute::ServiceRegistry>,
+    /// `traffic.engine = "ecs"`: the ECS service deployment that rolls this deployment's
+    /// revision out, once launch identified it. ECS's lifecycle hook gates that deployment
+    /// only: any other ECS deployment of the same revision is failed (someone else's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_deployment: Option<String>,
 }
 
 /// A database clone made for this deployment.

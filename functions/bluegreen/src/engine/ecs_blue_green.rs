@@ -1,0 +1,327 @@
+//! The `ecs` engine: one service on ECS's own blue/green (`traffic.engine = "ecs"`,
+//! DESIGN 28). The launch is one `UpdateService` of the service to the deployment's revision
+//! (its desired count left to its autoscaling): ECS starts a service deployment that brings the
+//! revision up on the alternate target group, moves its test rule to it, and waits at
+//! `POST_TEST_TRAFFIC_SHIFT` for bluegreen's lifecycle hook (`crate::ecs_hook`), which holds it
+//! until the deployment is approved. The launch records that ECS deployment's ARN: the hook
+//! lets only it through, never another ECS deployment of the same revision.
+//!
+//! An abort puts the service back through ECS: `StopServiceDeployment` with rollback, then
+//! waits until ECS reports the rollback ended. The service is production here — the slots'
+//! restore of an idle service would start another ECS deployment.
+
+use async_trait::async_trait;
+
+use super::{DeploymentEngine, PutBack};
+use crate::context::Context;
+use crate::ecs::{self, Rollout};
+use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
+use crate::error::{StepError, StepResult};
+use crate::ports::compute::{EcsDeployment, ServiceState};
+use crate::record::{Change, Deployment, PreprodState, Records, Status};
+use crate::revisions::{self, Purpose};
+
+/// One service on ECS's own blue/green.
+pub struct EcsBlueGreen;
+
+/// How many of the service's newest ECS deployments are read to find the deployment's own
+/// (one `DescribeServiceRevisions` each): its own is the newest unless someone deployed
+/// after it.
+const LOOK_BACK: usize = 5;
+
+/// The stages after the approval gate: ECS there is moving (or has moved) production.
+const PAST_THE_GATE: [&str; 4] = [
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+];
+
+#[async_trait]
+impl DeploymentEngine for EcsBlueGreen {
+    /// Records what the service runs, then deploys the revision once: a retry finds the ECS
+    /// deployment of its revision and never starts a second (which would supersede the
+    /// first). Refuses, before anything changes, a service that is not on ECS's blue/green or
+    /// whose gates are not registered (ECS would move production unapproved), and one that
+    /// another ECS deployment is rolling out (bluegreen does not supersede it).
+    async fn launch(&self, ctx: &Context, deployment: &Deployment, _step: &str) -> StepResult<()> {
+        let preprod = match &deployment.preprod {
+            Some(p) => p.clone(),
+            None => record_preprod(ctx, deployment).await?,
+        };
+        if preprod.ecs_deployment.is_some() {
+            return Ok(());
+        }
+        let cluster = &deployment.config.cluster;
+        let listed = ctx
+            .ports
+            .compute
+            .service_deployments(cluster, &preprod.service)
+            .await?;
+        if let Some(own) = own_deployment(ctx, &listed, &preprod).await? {
+            return record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await;
+        }
+        refuse_foreign(&listed, &preprod.service)?;
+        crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
+        ctx.ports
+            .compute
+            .deploy_revision(cluster, &preprod.service, &preprod.task_definition_arn)
+            .await?;
+        let listed = ctx
+            .ports
+            .compute
+            .service_deployments(cluster, &preprod.service)
+            .await?;
+        match own_deployment(ctx, &listed, &preprod).await? {
+            Some(own) => record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await,
+            // ECS lists a new deployment a moment later at times: the check records it.
+            None => Ok(()),
+        }
+    }
+
+    /// Completed once ECS holds its deployment at the approval gate (the new revision takes
+    /// the test route, production stays on the old one).
+    async fn launched(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Rollout> {
+        let preprod = super::recorded_preprod(deployment)?;
+        let Some(own) = identified(ctx, deployment, preprod).await? else {
+            return Ok(match &preprod.ecs_deployment {
+                Some(arn) => Rollout::Failed(format!(
+                    "ECS no longer lists {arn} among {}'s newest deployments: others followed it",
+                    preprod.service
+                )),
+                None => Rollout::InProgress(format!(
+                    "waiting for ECS to list its deployment of {}",
+                    preprod.task_definition_arn
+                )),
+            });
+        };
+        Ok(launch_stands(&own))
+    }
+
+    /// Nothing to refuse: ECS's rollback moves production back wherever it is.
+    async fn before_abort(&self, _ctx: &Context, _deployment: &Deployment) -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Stops ECS's deployment with rollback, then waits (bounded by the launch timeout from
+    /// the abort request) until ECS reports it ended.
+    async fn put_back(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        preprod: &PreprodState,
+    ) -> StepResult<PutBack> {
+        let Some(own) = identified(ctx, deployment, preprod).await? else {
+            return Ok(PutBack::Done(format!(
+                "ECS never started a deployment of {}",
+                preprod.task_definition_arn
+            )));
+        };
+        let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
+        let verdict = abort_stands(&own, overdue);
+        if let PutBack::Waiting(_) = verdict
+            && matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS")
+        {
+            match ctx.ports.compute.stop_service_deployment(&own.arn).await {
+                Ok(()) => {}
+                // It ended (or began stopping) since the read: the next call reads it again.
+                Err(StepError::Aws { code, .. }) if code == "ConflictException" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(verdict)
+    }
+}
+
+/// Where ECS's deployment of the revision stands, for the launch: completed once held at the
+/// approval gate; failed once it ended, is being stopped or rolled back — or went past the
+/// gate, which only a missing hook allows (production moved unapproved). Pure.
+pub fn launch_stands(own: &EcsDeployment) -> Rollout {
+    let stage = own.lifecycle_stage.as_deref().unwrap_or("PENDING");
+    let (arn, status) = (&own.arn, own.status.as_str());
+    let ongoing = matches!(status, "PENDING" | "IN_PROGRESS");
+    if status == "SUCCESSFUL" || (ongoing && PAST_THE_GATE.contains(&stage)) {
+        return Rollout::Failed(format!(
+            "ECS deployment {arn} went past {POST_TEST_TRAFFIC_SHIFT} without the approval \
+             ({status}, {stage}): is bluegreen's lifecycle hook registered at that stage?"
+        ));
+    }
+    if !ongoing {
+        let reason = own.status_reason.as_deref().unwrap_or("no reason given");
+        return Rollout::Failed(format!("ECS deployment {arn} is {status}: {reason}"));
+    }
+    if stage == POST_TEST_TRAFFIC_SHIFT {
+        return Rollout::Completed(format!(
+            "ECS deployment {arn} holds at {stage}: the new revision takes the test route, \
+             production stays on the old one until the approval"
+        ));
+    }
+    Rollout::InProgress(format!("ECS deployment {arn}: {stage}"))
+}
+
+/// Where an abort's put-back stands, from ECS's deployment (`overdue`: past the wait's
+/// bound): done once ECS rolled it back or stopped it; a person's once its rollback failed,
+/// it completed (production runs the aborted revision), or it is still going past the bound.
+pub fn abort_stands(own: &EcsDeployment, overdue: bool) -> PutBack {
+    let arn = &own.arn;
+    let reason = own
+        .status_reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    match own.status.as_str() {
+        "ROLLBACK_SUCCESSFUL" | "STOPPED" => PutBack::Done(format!(
+            "ECS deployment {arn} is {}: the service is back on its previous revision",
+            own.status
+        )),
+        "ROLLBACK_FAILED" => PutBack::Stuck(format!(
+            "ECS could not roll deployment {arn} back{reason}: look at the service's \
+             deployments and traffic before the next deployment"
+        )),
+        "SUCCESSFUL" => PutBack::Stuck(format!(
+            "ECS completed deployment {arn}: production runs the aborted revision; roll back \
+             by deploying the previous one"
+        )),
+        status if overdue => PutBack::Stuck(format!(
+            "ECS deployment {arn} is still {status} after the launch timeout: look at it before \
+             the next deployment"
+        )),
+        status => PutBack::Waiting(format!(
+            "waiting for ECS to roll deployment {arn} back ({status}, {})",
+            own.lifecycle_stage.as_deref().unwrap_or("no stage")
+        )),
+    }
+}
+
+/// What the service runs before the launch, recorded before anything changes; refuses a
+/// service ECS would deploy without bluegreen's gates.
+async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<PreprodState> {
+    let config = &deployment.config;
+    let name = &config.slots.blue.service;
+    let service = ecs::describe_service(ctx, &config.cluster, name).await?;
+    if let Some(why) = not_gated(&service) {
+        return Err(StepError::LaunchFailed(why));
+    }
+    let task_definition_arn = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
+    let state = PreprodState {
+        service: name.clone(),
+        task_definition_arn,
+        previous_task_definition: service.task_definition.clone().unwrap_or_default(),
+        previous_desired_count: service.desired_count,
+        // ECS runs the new revision at the service's count (its autoscaling keeps owning it).
+        desired_count: service.desired_count,
+        previous_marks: Default::default(),
+        previous_registries: Vec::new(),
+        ecs_deployment: None,
+    };
+    Records::new(ctx)
+        .update(
+            &deployment.deployment_id,
+            Change::new().preprod(&state).status(Status::Preparing),
+        )
+        .await?;
+    Ok(state)
+}
+
+/// Why ECS would deploy `service` without bluegreen's gates, if it would: it is not on ECS's
+/// blue/green, or a gated stage has no hook — or one whose timeout continues (a held gate
+/// would then move production unapproved after the timeout). Pure.
+pub fn not_gated(service: &ServiceState) -> Option<String> {
+    let setup = &service.setup;
+    if !setup.is_ecs_blue_green() {
+        return Some(format!(
+            "service {} is not on ECS's blue/green (controller {}, strategy {}): \
+             traffic.engine = \"ecs\" needs deploymentConfiguration.strategy = BLUE_GREEN",
+            service.name,
+            setup.controller.as_deref().unwrap_or("ECS"),
+            setup.strategy.as_deref().unwrap_or("ROLLING")
+        ));
+    }
+    for stage in GATED_STAGES {
+        let gates = setup
+            .hooks
+            .iter()
+            .filter(|h| h.stages.iter().any(|s| s == stage));
+        let mut rolls_back = gates.filter(|h| h.timeout_action.as_deref() != Some("CONTINUE"));
+        if rolls_back.next().is_none() {
+            return Some(format!(
+                "service {} has no lifecycle hook at {stage} whose timeout rolls back: ECS would \
+                 move traffic without bluegreen's approval (register the stack's \
+                 EcsHookFunctionArn there, timeoutConfiguration action ROLLBACK; README \"Which \
+                 engine\")",
+                service.name
+            ));
+        }
+    }
+    None
+}
+
+/// Refuses to supersede another ECS deployment still going on: ECS would stop it midway
+/// (someone's deployment, or a rollback).
+fn refuse_foreign(listed: &[EcsDeployment], service: &str) -> StepResult<()> {
+    match listed.iter().find(|d| d.is_ongoing()) {
+        Some(other) => Err(StepError::LaunchFailed(format!(
+            "ECS deployment {} ({}, {}) is going on on {service}: bluegreen does not supersede \
+             it; push again once it ended",
+            other.arn,
+            other.status,
+            other.lifecycle_stage.as_deref().unwrap_or("no stage")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The newest of the service's deployments that rolls out this deployment's revision.
+async fn own_deployment(
+    ctx: &Context,
+    listed: &[EcsDeployment],
+    preprod: &PreprodState,
+) -> StepResult<Option<EcsDeployment>> {
+    for candidate in listed.iter().take(LOOK_BACK) {
+        let Some(revision) = &candidate.target_revision else {
+            continue;
+        };
+        let revision = ctx.ports.compute.service_revision(revision).await?;
+        if revision.task_definition == preprod.task_definition_arn {
+            return Ok(Some(candidate.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The deployment's ECS deployment as ECS describes it now: the recorded one, else the one
+/// found by its revision (then recorded).
+async fn identified(
+    ctx: &Context,
+    deployment: &Deployment,
+    preprod: &PreprodState,
+) -> StepResult<Option<EcsDeployment>> {
+    let listed = ctx
+        .ports
+        .compute
+        .service_deployments(&deployment.config.cluster, &preprod.service)
+        .await?;
+    if let Some(arn) = &preprod.ecs_deployment {
+        return Ok(listed.into_iter().find(|d| &d.arn == arn));
+    }
+    let own = own_deployment(ctx, &listed, preprod).await?;
+    if let Some(own) = &own {
+        record_ecs_deployment(ctx, deployment, preprod, &own.arn).await?;
+    }
+    Ok(own)
+}
+
+async fn record_ecs_deployment(
+    ctx: &Context,
+    deployment: &Deployment,
+    preprod: &PreprodState,
+    arn: &str,
+) -> StepResult<()> {
+    let state = PreprodState {
+        ecs_deployment: Some(arn.to_owned()),
+        ..preprod.clone()
+    };
+    Records::new(ctx)
+        .update(&deployment.deployment_id, Change::new().preprod(&state))
+        .await
+}

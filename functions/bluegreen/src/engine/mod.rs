@@ -1,0 +1,93 @@
+//! The deployment engines: how a release comes up beside production, as one trait with one
+//! implementation per `traffic.engine` (DESIGN 28). The steps ask the engine ([`of`]) instead
+//! of matching on the config, as they ask the traffic mode how production is reached
+//! (`crate::traffic_mode`).
+//!
+//! - **slots** ([`slots`]): two ECS services; the idle one runs the new revision beside
+//!   production, and bluegreen moves the listener (or the records) itself.
+//! - **ecs** ([`ecs_blue_green`]): one service on ECS's own blue/green; one `UpdateService`
+//!   starts ECS's deployment, which brings the new revision up on the alternate target group
+//!   behind ECS's test rule and waits at `POST_TEST_TRAFFIC_SHIFT` for bluegreen's lifecycle
+//!   hook (`crate::ecs_hook`) to let it on.
+//!
+//! What the engine covers so far: the launch and the abort's put-back (issue 32 moves the
+//! switch, the bake's rollback and the other endings behind it next).
+
+pub mod ecs_blue_green;
+pub mod slots;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::{Engine, ServiceConfig};
+use crate::context::Context;
+use crate::ecs::Rollout;
+use crate::error::StepResult;
+use crate::record::{Deployment, PreprodState};
+
+/// How one service's new release comes up beside production.
+#[async_trait]
+pub trait DeploymentEngine: Send + Sync {
+    /// Starts pre-prod: records what it is about to change (so an abort can put it back)
+    /// before changing it, then starts the new revision. Idempotent: Step Functions retries
+    /// it, and a retry whose earlier answer was lost changes nothing twice. `step` names the
+    /// calling step in the record's log.
+    async fn launch(&self, ctx: &Context, deployment: &Deployment, step: &str) -> StepResult<()>;
+
+    /// How the launch stands: completed once pre-prod runs the new revision where the health
+    /// check can reach it, failed when AWS gave up on it (or it ended otherwise).
+    async fn launched(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Rollout>;
+
+    /// An abort's first look, before anything is put back: refuses (`UnexpectedRouting`)
+    /// what the abort must not do (the slots: production already goes to pre-prod, which is a
+    /// rollback's job) and readies production for the put-back.
+    async fn before_abort(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()>;
+
+    /// Puts the service the launch changed back as it was (an abort). Idempotent; called
+    /// again while it answers [`PutBack::Waiting`].
+    async fn put_back(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        preprod: &PreprodState,
+    ) -> StepResult<PutBack>;
+}
+
+/// Where an abort's put-back stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutBack {
+    /// Put back: what was done, for the record.
+    Done(String),
+    /// AWS is still at it: what is awaited (the abort is called again, until
+    /// [`abort_bound`]).
+    Waiting(String),
+    /// It cannot be put back without a person: why (the deployment ends needing attention).
+    Stuck(String),
+}
+
+/// Until when an abort waits for AWS to put pre-prod back: the launch timeout from the abort
+/// request (from now when none was recorded: the state machine's own abort after a failure).
+pub fn abort_bound(ctx: &Context, deployment: &Deployment) -> DateTime<Utc> {
+    let asked = deployment
+        .abort_requested
+        .as_ref()
+        .map_or_else(|| ctx.now(), |r| r.at);
+    asked + Duration::seconds(deployment.config.preprod.launch_timeout_seconds as i64)
+}
+
+/// The engine of `config`: the one place the engine is chosen.
+pub fn of(config: &ServiceConfig) -> Box<dyn DeploymentEngine> {
+    match config.traffic.engine() {
+        Engine::Slots => Box::new(slots::Slots),
+        Engine::Ecs => Box::new(ecs_blue_green::EcsBlueGreen),
+    }
+}
+
+/// What launch recorded of pre-prod; `Internal` before the launch recorded it (the state
+/// machine runs the check after the start only).
+pub fn recorded_preprod(deployment: &Deployment) -> StepResult<&PreprodState> {
+    deployment
+        .preprod
+        .as_ref()
+        .ok_or_else(|| crate::error::StepError::Internal("launch check before launch start".into()))
+}
