@@ -13,7 +13,14 @@ use serde_json::json;
 /// its ECS deployment recorded): `(world, deployment id, revision, the revision the service
 /// ran before)`.
 async fn rolling_out() -> (EcsWorld, String, String, String) {
-    let world = ecs_world::build().await;
+    rolling_out_with(std::sync::Arc::new(bluegreen_tests::memory::Immediate)).await
+}
+
+/// [`rolling_out`], the world's calls conducted by `conductor`.
+async fn rolling_out_with(
+    conductor: std::sync::Arc<dyn bluegreen_tests::memory::Conductor>,
+) -> (EcsWorld, String, String, String) {
+    let world = ecs_world::build_with(conductor).await;
     let before = world.service().0;
     let (id, revision) = world.deployment("v2", Status::Preparing).await;
     world.launch(&id).await.expect("launched");
@@ -751,17 +758,32 @@ async fn a_launch_retried_after_its_update_took_effect_adopts_that_ecs_deploymen
 async fn a_launch_refuses_a_service_ecs_would_deploy_without_the_gates() {
     use bluegreen::ports::compute::DeploymentSetup;
     type Breaks = fn(&mut DeploymentSetup);
-    let cases: [(&str, Breaks); 3] = [
+    let not_ours = "no lifecycle hook at POST_TEST_TRAFFIC_SHIFT that invokes bluegreen's hook";
+    let cases: [(&str, Breaks); 5] = [
         ("not on ECS's blue/green", |s| {
             s.strategy = Some("ROLLING".into());
         }),
-        ("no lifecycle hook at POST_PRODUCTION_TRAFFIC_SHIFT", |s| {
-            s.hooks[0]
-                .stages
-                .retain(|st| st != POST_PRODUCTION_TRAFFIC_SHIFT);
-        }),
-        ("no lifecycle hook at POST_TEST_TRAFFIC_SHIFT", |s| {
+        (
+            "no lifecycle hook at POST_PRODUCTION_TRAFFIC_SHIFT that invokes bluegreen's hook",
+            |s| {
+                s.hooks[0]
+                    .stages
+                    .retain(|st| st != POST_PRODUCTION_TRAFFIC_SHIFT)
+            },
+        ),
+        // A held gate would move production once the timeout passed.
+        (not_ours, |s| {
             s.hooks[0].timeout_action = Some("CONTINUE".into());
+        }),
+        // Another team's function answers for itself.
+        (not_ours, |s| {
+            s.hooks[0].target_arn =
+                Some("arn:aws:lambda:us-east-1:123456789012:function:always-yes".into());
+        }),
+        // A pause hook is resolved by whoever calls ContinueServiceDeployment.
+        (not_ours, |s| {
+            s.hooks[0].target_type = "PAUSE".into();
+            s.hooks[0].target_arn = None;
         }),
     ];
     for (why, breaks) in cases {
@@ -783,6 +805,36 @@ async fn a_launch_refuses_a_service_ecs_would_deploy_without_the_gates() {
             .unwrap();
         assert!(record.preprod.is_none(), "{why}: nothing to put back");
     }
+    // The hook registered with a qualifier (an alias) is the hook.
+    let world = ecs_world::build().await;
+    let key = format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE);
+    world.aws.with(|s| {
+        let hook = &mut s.ecs.services.get_mut(&key).unwrap().state.setup.hooks[0];
+        hook.target_arn = Some(format!("{}:live", ecs_world::HOOK_ARN));
+    });
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    world.launch(&id).await.expect("an alias of the hook gates");
+    assert_eq!(world.ecs_deployments(), 1);
+}
+
+#[tokio::test]
+async fn hooks_changed_after_pre_prod_was_recorded_refuse_the_update() {
+    // The first start recorded pre-prod and lost its answer before the update; meanwhile
+    // someone took bluegreen's hook off the production gate. The retry must not deploy.
+    let world = ecs_world::build().await;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    let key = format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE);
+    // Pre-prod recorded as the first start would have, with the gates in place.
+    world.record_preprod(&id, &revision, None).await;
+    world.aws.with(|s| {
+        let setup = &mut s.ecs.services.get_mut(&key).unwrap().state.setup;
+        setup.hooks[0]
+            .stages
+            .retain(|st| st != POST_PRODUCTION_TRAFFIC_SHIFT);
+    });
+    let err = world.launch(&id).await.unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed", "{err}");
+    assert_eq!(world.ecs_deployments(), 0, "nothing deployed");
 }
 
 #[tokio::test]
@@ -860,7 +912,8 @@ async fn another_ecs_deployment_of_an_approved_revision_is_failed_at_the_gate() 
 
 #[tokio::test]
 async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
-    let (mut world, id, revision, before) = rolling_out().await;
+    let counting = std::sync::Arc::new(Counting::default());
+    let (mut world, id, revision, before) = rolling_out_with(counting.clone()).await;
     world.play(90).await;
     assert_eq!(world.launch_check(&id).await.unwrap()["status"], "done");
     let names = world.names.clone();
@@ -873,9 +926,11 @@ async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
     assert!(first["wait"].is_object(), "{first}");
     let ecs = world.ecs_deployment();
     assert!(ecs.status.starts_with("ROLLBACK"), "{}", ecs.status);
-    // Called again while ECS rolls back: it asks nothing twice and still waits.
-    world.play(5).await;
-    world.abort(&id).await.expect("abort again");
+    assert_eq!(counting.count("ecs:StopServiceDeployment"), 1);
+    // Called again before ECS rolled back: it asks nothing twice and still waits.
+    let again = world.abort(&id).await.expect("abort again");
+    assert!(again["wait"].is_object(), "{again}");
+    assert_eq!(counting.count("ecs:StopServiceDeployment"), 1);
     world.play(120).await;
     let ended = world.abort(&id).await.expect("abort ends");
     assert!(ended["wait"].is_null(), "{ended}");
@@ -899,4 +954,49 @@ async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
         .await
         .unwrap();
     assert_eq!(record.status, Status::Aborted);
+}
+
+/// Counts the calls made, by operation.
+#[derive(Default)]
+struct Counting(std::sync::Mutex<Vec<&'static str>>);
+
+impl Counting {
+    fn count(&self, operation: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|o| **o == operation)
+            .count()
+    }
+}
+
+#[async_trait::async_trait]
+impl bluegreen_tests::memory::Conductor for Counting {
+    async fn before(&self, operation: &'static str) -> bluegreen_tests::memory::Fate {
+        self.0.lock().unwrap().push(operation);
+        bluegreen_tests::memory::Fate::Answer
+    }
+
+    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
+}
+
+#[tokio::test]
+async fn an_abort_once_ecs_moves_production_is_refused_for_a_rollback() {
+    let (mut world, id, _, _) = rolling_out().await;
+    world.play(90).await;
+    world.set_status(&id, Status::Switching, None).await;
+    world.play(60).await;
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.stage_name(), POST_PRODUCTION_TRAFFIC_SHIFT);
+    let err = world.abort(&id).await.unwrap_err();
+    assert_eq!(err.name(), "UnexpectedRouting", "{err}");
+    assert!(err.to_string().contains("use rollback"), "{err}");
+    // Nothing stopped: production stays where ECS moved it until a rollback decides.
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "IN_PROGRESS");
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
 }

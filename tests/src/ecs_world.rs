@@ -56,7 +56,9 @@ pub async fn build() -> EcsWorld {
 pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
     let names = crate::memory::world::made_up_names();
     let clock: bluegreen::context::Clock = Arc::new(chrono::Utc::now);
-    let (aws, ctx) = crate::memory::world::build(&names, conductor, clock).await;
+    let (aws, mut ctx) = crate::memory::world::build(&names, conductor, clock).await;
+    // As the stack sets it: the launch requires this function at the gated stages.
+    ctx.settings.ecs_hook_arn = Some(HOOK_ARN.into());
     let rule = |n: u32| {
         format!(
             "{}/{n:016x}",
@@ -242,24 +244,23 @@ impl EcsWorld {
     /// record a status of their own).
     pub async fn own_newest(&self, id: &str) {
         let arn = self.ecs_deployment().arn;
-        let records = Records::new(&self.ctx);
-        let mut preprod = records
-            .get(id)
-            .await
-            .expect("the record")
-            .preprod
-            .unwrap_or_else(|| bluegreen::record::PreprodState {
-                service: SERVICE.into(),
-                task_definition_arn: String::new(),
-                previous_task_definition: String::new(),
-                previous_desired_count: 2,
-                desired_count: 2,
-                previous_marks: Default::default(),
-                previous_registries: Vec::new(),
-                ecs_deployment: None,
-            });
-        preprod.ecs_deployment = Some(arn);
-        records
+        self.record_preprod(id, "", Some(arn)).await;
+    }
+
+    /// Records pre-prod for deployment `id` as the launch does before its update: the
+    /// service, `revision`, and the ECS deployment when given.
+    pub async fn record_preprod(&self, id: &str, revision: &str, ecs_deployment: Option<String>) {
+        let preprod = bluegreen::record::PreprodState {
+            service: SERVICE.into(),
+            task_definition_arn: revision.into(),
+            previous_task_definition: self.service().0,
+            previous_desired_count: 2,
+            desired_count: 2,
+            previous_marks: Default::default(),
+            previous_registries: Vec::new(),
+            ecs_deployment,
+        };
+        Records::new(&self.ctx)
             .update(id, bluegreen::record::Change::new().preprod(&preprod))
             .await
             .expect("recorded");

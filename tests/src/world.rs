@@ -109,6 +109,7 @@ pub fn standard_settings() -> Settings {
         // choose the pacing themselves.
         pacing: bluegreen::looks::Pacing::Once,
         wake_on_events: true,
+        ecs_hook_arn: None,
     }
 }
 

@@ -532,8 +532,8 @@ impl ServiceConfig {
         };
         p.add(
             "traffic.engine",
-            "\"ecs\" is not driven by the deployment steps yet (only its lifecycle hook is): \
-             use \"slots\"",
+            "\"ecs\" is not driven by every deployment step yet (its lifecycle hook, the launch \
+             and the abort are): use \"slots\"",
         );
         if self.slots.blue.service != self.slots.green.service {
             p.add(

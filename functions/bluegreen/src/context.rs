@@ -48,6 +48,10 @@ pub struct Settings {
     /// Whether waits on ECS end by its events (`BLUEGREEN_WAKE_ON_EVENTS`, see
     /// [`crate::wakes`]): on unless set to `off` (a stack without the wake function's rule).
     pub wake_on_events: bool,
+    /// The stack's ECS lifecycle hook function (`BLUEGREEN_ECS_HOOK_ARN`; the stack sets it):
+    /// a launch on ECS's own blue/green requires the service's gated stages to invoke this
+    /// function (any Lambda hook when unset, as in local runs).
+    pub ecs_hook_arn: Option<String>,
 }
 
 /// The services allowed `approval.policy = "auto"` (`BLUEGREEN_AUTO_APPROVE_SERVICES`).
@@ -90,8 +94,8 @@ impl Settings {
     /// Reads `BLUEGREEN_CONFIG_PREFIX`, `BLUEGREEN_DEPLOYMENTS_TABLE`, `BLUEGREEN_LOCKS_TABLE`,
     /// `BLUEGREEN_SERVICES_TABLE`, `BLUEGREEN_TOPIC_ARN`, `BLUEGREEN_CONSOLE_URL`, `BLUEGREEN_LINK_SECRET_ID`,
     /// `BLUEGREEN_WEBHOOK_URL`, `BLUEGREEN_DEPLOYMENT_MACHINE_ARN`, `BLUEGREEN_ACCOUNT_ID`,
-    /// `BLUEGREEN_AUTO_APPROVE_SERVICES`, `BLUEGREEN_CHECK_PACING` and
-    /// `BLUEGREEN_WAKE_ON_EVENTS`, with the stack's defaults.
+    /// `BLUEGREEN_AUTO_APPROVE_SERVICES`, `BLUEGREEN_CHECK_PACING`, `BLUEGREEN_WAKE_ON_EVENTS`
+    /// and `BLUEGREEN_ECS_HOOK_ARN`, with the stack's defaults.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Settings {
@@ -117,6 +121,7 @@ impl Settings {
             pacing: Pacing::parse(std::env::var("BLUEGREEN_CHECK_PACING").ok().as_deref()),
             wake_on_events: !var("BLUEGREEN_WAKE_ON_EVENTS")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
+            ecs_hook_arn: var("BLUEGREEN_ECS_HOOK_ARN"),
         }
     }
 }

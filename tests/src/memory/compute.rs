@@ -499,6 +499,32 @@ impl Compute for MemoryAws {
         .await
     }
 
+    async fn ongoing_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<EcsDeployment>, StepError> {
+        self.call("ecs:DescribeServiceDeployments", |s| {
+            let key = format!("{cluster}/{service}");
+            if !s.ecs.services.contains_key(&key) {
+                return Err(not_found("ECS service", &key));
+            }
+            Ok(s.ecs.ongoing_blue_green(&key))
+        })
+        .await
+    }
+
+    async fn service_deployment(&self, arn: &str) -> Result<Option<EcsDeployment>, StepError> {
+        self.call("ecs:DescribeServiceDeployments", |s| {
+            Ok(s.ecs
+                .blue_green
+                .iter()
+                .find(|d| d.arn == arn)
+                .map(|d| d.described()))
+        })
+        .await
+    }
+
     async fn service_revision(&self, arn: &str) -> Result<ServiceRevision, StepError> {
         self.call("ecs:DescribeServiceRevisions", |s| {
             s.ecs

@@ -108,7 +108,7 @@ impl BlueGreenDeployment {
         STAGES[self.stage]
     }
 
-    fn described(&self) -> EcsDeployment {
+    pub(super) fn described(&self) -> EcsDeployment {
         EcsDeployment {
             arn: self.arn.clone(),
             status: self.status.clone(),
@@ -579,6 +579,17 @@ impl super::EcsState {
             .rev()
             .filter(|d| d.service == key)
             .take(20)
+            .map(BlueGreenDeployment::described)
+            .collect()
+    }
+
+    /// A service's blue/green deployments still going on, newest first (ECS's list filtered
+    /// by status: every one, however many others came before).
+    pub(super) fn ongoing_blue_green(&self, key: &str) -> Vec<EcsDeployment> {
+        self.blue_green
+            .iter()
+            .rev()
+            .filter(|d| d.service == key && d.is_ongoing())
             .map(BlueGreenDeployment::described)
             .collect()
     }

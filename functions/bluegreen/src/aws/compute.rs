@@ -591,6 +591,20 @@ impl Compute for Ecs {
         super::service_deployments::list(&self.0, cluster, service).await
     }
 
+    async fn ongoing_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> StepResult<Vec<EcsDeployment>> {
+        super::service_deployments::ongoing(&self.0, cluster, service).await
+    }
+
+    async fn service_deployment(&self, arn: &str) -> StepResult<Option<EcsDeployment>> {
+        let arns = [arn.to_owned()];
+        let mut found = super::service_deployments::describe(&self.0, &arns).await?;
+        Ok(found.pop())
+    }
+
     async fn service_revision(&self, arn: &str) -> StepResult<ServiceRevision> {
         super::service_deployments::revision(&self.0, arn).await
     }

@@ -2,7 +2,7 @@
 //! deployments and revisions, and stopping one (the [`crate::ports::Compute`] methods of
 //! that name delegate here).
 
-use aws_sdk_ecs::types::{Service, StopServiceDeploymentStopType};
+use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus, StopServiceDeploymentStopType};
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{
@@ -70,10 +70,37 @@ pub async fn list(
     cluster: &str,
     service: &str,
 ) -> StepResult<Vec<EcsDeployment>> {
+    listed(client, cluster, service, None).await
+}
+
+/// The service deployments of `service` still going on (ECS's list filtered by status, so
+/// however many ended before them), described, newest first.
+pub async fn ongoing(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> StepResult<Vec<EcsDeployment>> {
+    let statuses = [
+        ServiceDeploymentStatus::Pending,
+        ServiceDeploymentStatus::InProgress,
+        ServiceDeploymentStatus::StopRequested,
+        ServiceDeploymentStatus::RollbackRequested,
+        ServiceDeploymentStatus::RollbackInProgress,
+    ];
+    listed(client, cluster, service, Some(statuses.to_vec())).await
+}
+
+async fn listed(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+    statuses: Option<Vec<ServiceDeploymentStatus>>,
+) -> StepResult<Vec<EcsDeployment>> {
     let listed = client
         .list_service_deployments()
         .cluster(cluster)
         .service(service)
+        .set_status(statuses)
         .max_results(20)
         .send()
         .await
@@ -99,12 +126,21 @@ pub async fn list(
     // Newest first; one without a creation time last.
     briefs.sort_by(|a, b| b.1.map(|t| t.as_nanos()).cmp(&a.1.map(|t| t.as_nanos())));
     let arns: Vec<String> = briefs.into_iter().map(|(arn, _)| arn).collect();
+    describe(client, &arns).await
+}
+
+/// `arns` described, in that order (whatever order ECS describes them in); those ECS does
+/// not describe are left out.
+pub async fn describe(
+    client: &aws_sdk_ecs::Client,
+    arns: &[String],
+) -> StepResult<Vec<EcsDeployment>> {
     if arns.is_empty() {
         return Ok(Vec::new());
     }
     let described = client
         .describe_service_deployments()
-        .set_service_deployment_arns(Some(arns.clone()))
+        .set_service_deployment_arns(Some(arns.to_vec()))
         .send()
         .await
         .map_err(|e| StepError::from_sdk("ecs:DescribeServiceDeployments", e))?;
@@ -125,7 +161,6 @@ pub async fn list(
                 .map(str::to_owned),
         })
         .collect();
-    // In that order, whatever order ECS describes them in.
     deployments.sort_by_key(|d| arns.iter().position(|a| *a == d.arn));
     Ok(deployments)
 }

@@ -41,9 +41,10 @@ const PAST_THE_GATE: [&str; 4] = [
 impl DeploymentEngine for EcsBlueGreen {
     /// Records what the service runs, then deploys the revision once: a retry finds the ECS
     /// deployment of its revision and never starts a second (which would supersede the
-    /// first). Refuses, before anything changes, a service that is not on ECS's blue/green or
-    /// whose gates are not registered (ECS would move production unapproved), and one that
-    /// another ECS deployment is rolling out (bluegreen does not supersede it).
+    /// first). Refuses a service that is not on ECS's blue/green or whose gates are not
+    /// bluegreen's hook (ECS would move production unapproved) — before anything is recorded,
+    /// and again right before the update — and one that another ECS deployment is rolling
+    /// out (bluegreen does not supersede it).
     async fn launch(&self, ctx: &Context, deployment: &Deployment, _step: &str) -> StepResult<()> {
         let preprod = match &deployment.preprod {
             Some(p) => p.clone(),
@@ -53,26 +54,35 @@ impl DeploymentEngine for EcsBlueGreen {
             return Ok(());
         }
         let cluster = &deployment.config.cluster;
-        let listed = ctx
-            .ports
-            .compute
+        let compute = &ctx.ports.compute;
+        let ongoing = compute
+            .ongoing_service_deployments(cluster, &preprod.service)
+            .await?;
+        if let Some(own) = own_deployment(ctx, &ongoing, &preprod).await? {
+            return record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await;
+        }
+        // Its own that already ended (ECS rolled it back before a crashed launch recorded
+        // it): recorded, and the check reports how it ended; never deployed again.
+        let listed = compute
             .service_deployments(cluster, &preprod.service)
             .await?;
         if let Some(own) = own_deployment(ctx, &listed, &preprod).await? {
             return record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await;
         }
-        refuse_foreign(&listed, &preprod.service)?;
+        refuse_foreign(&ongoing, &preprod.service)?;
+        // The hooks as they are now: someone may have changed them since pre-prod was recorded.
+        let service = ecs::describe_service(ctx, cluster, &preprod.service).await?;
+        if let Some(why) = not_gated(&service, ctx.settings.ecs_hook_arn.as_deref()) {
+            return Err(StepError::LaunchFailed(why));
+        }
         crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
-        ctx.ports
-            .compute
+        compute
             .deploy_revision(cluster, &preprod.service, &preprod.task_definition_arn)
             .await?;
-        let listed = ctx
-            .ports
-            .compute
-            .service_deployments(cluster, &preprod.service)
+        let ongoing = compute
+            .ongoing_service_deployments(cluster, &preprod.service)
             .await?;
-        match own_deployment(ctx, &listed, &preprod).await? {
+        match own_deployment(ctx, &ongoing, &preprod).await? {
             Some(own) => record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await,
             // ECS lists a new deployment a moment later at times: the check records it.
             None => Ok(()),
@@ -85,10 +95,7 @@ impl DeploymentEngine for EcsBlueGreen {
         let preprod = super::recorded_preprod(deployment)?;
         let Some(own) = identified(ctx, deployment, preprod).await? else {
             return Ok(match &preprod.ecs_deployment {
-                Some(arn) => Rollout::Failed(format!(
-                    "ECS no longer lists {arn} among {}'s newest deployments: others followed it",
-                    preprod.service
-                )),
+                Some(arn) => Rollout::Failed(format!("ECS describes no deployment {arn}")),
                 None => Rollout::InProgress(format!(
                     "waiting for ECS to list its deployment of {}",
                     preprod.task_definition_arn
@@ -98,13 +105,30 @@ impl DeploymentEngine for EcsBlueGreen {
         Ok(launch_stands(&own))
     }
 
-    /// Nothing to refuse: ECS's rollback moves production back wherever it is.
-    async fn before_abort(&self, _ctx: &Context, _deployment: &Deployment) -> StepResult<()> {
+    /// Refuses (`UnexpectedRouting`) once ECS is moving production or has moved it: that is a
+    /// rollback's job (the abort's ending says production was untouched).
+    async fn before_abort(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+        let Some(preprod) = &deployment.preprod else {
+            return Ok(());
+        };
+        let Some(own) = identified(ctx, deployment, preprod).await? else {
+            return Ok(());
+        };
+        let stage = own.lifecycle_stage.as_deref().unwrap_or_default();
+        if own.is_ongoing() && !own.status.starts_with("ROLLBACK") && PAST_THE_GATE.contains(&stage)
+        {
+            return Err(StepError::UnexpectedRouting(format!(
+                "abort refused: ECS deployment {} is at {stage}, production moves to the new \
+                 revision; use rollback",
+                own.arn
+            )));
+        }
         Ok(())
     }
 
-    /// Stops ECS's deployment with rollback, then waits (bounded by the launch timeout from
-    /// the abort request) until ECS reports it ended.
+    /// Stops ECS's deployment with rollback (every time it is still pending or in progress),
+    /// then waits — bounded by the launch timeout from the abort request — until ECS reports
+    /// it ended.
     async fn put_back(
         &self,
         ctx: &Context,
@@ -112,16 +136,20 @@ impl DeploymentEngine for EcsBlueGreen {
         preprod: &PreprodState,
     ) -> StepResult<PutBack> {
         let Some(own) = identified(ctx, deployment, preprod).await? else {
-            return Ok(PutBack::Done(format!(
-                "ECS never started a deployment of {}",
-                preprod.task_definition_arn
-            )));
+            return Ok(match &preprod.ecs_deployment {
+                Some(arn) => PutBack::Stuck(format!(
+                    "ECS describes no deployment {arn}: look at the service's deployments \
+                     before the next deployment"
+                )),
+                // An ECS deployment of it that ECS lists only later is failed at the test gate
+                // (the record has ended).
+                None => PutBack::Done(format!(
+                    "ECS started no deployment of {}",
+                    preprod.task_definition_arn
+                )),
+            });
         };
-        let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
-        let verdict = abort_stands(&own, overdue);
-        if let PutBack::Waiting(_) = verdict
-            && matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS")
-        {
+        if matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS") {
             match ctx.ports.compute.stop_service_deployment(&own.arn).await {
                 Ok(()) => {}
                 // It ended (or began stopping) since the read: the next call reads it again.
@@ -129,7 +157,8 @@ impl DeploymentEngine for EcsBlueGreen {
                 Err(e) => return Err(e),
             }
         }
-        Ok(verdict)
+        let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
+        Ok(abort_stands(&own, overdue))
     }
 }
 
@@ -170,10 +199,11 @@ pub fn abort_stands(own: &EcsDeployment, overdue: bool) -> PutBack {
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
     match own.status.as_str() {
-        "ROLLBACK_SUCCESSFUL" | "STOPPED" => PutBack::Done(format!(
-            "ECS deployment {arn} is {}: the service is back on its previous revision",
-            own.status
+        "ROLLBACK_SUCCESSFUL" => PutBack::Done(format!(
+            "ECS rolled deployment {arn} back: the service runs its previous revision"
         )),
+        // Superseded by a newer UpdateService: that deployment is someone else's to finish.
+        "STOPPED" => PutBack::Done(format!("ECS stopped deployment {arn}{reason}")),
         "ROLLBACK_FAILED" => PutBack::Stuck(format!(
             "ECS could not roll deployment {arn} back{reason}: look at the service's \
              deployments and traffic before the next deployment"
@@ -199,7 +229,7 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
     let config = &deployment.config;
     let name = &config.slots.blue.service;
     let service = ecs::describe_service(ctx, &config.cluster, name).await?;
-    if let Some(why) = not_gated(&service) {
+    if let Some(why) = not_gated(&service, ctx.settings.ecs_hook_arn.as_deref()) {
         return Err(StepError::LaunchFailed(why));
     }
     let task_definition_arn = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
@@ -224,9 +254,12 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
 }
 
 /// Why ECS would deploy `service` without bluegreen's gates, if it would: it is not on ECS's
-/// blue/green, or a gated stage has no hook — or one whose timeout continues (a held gate
-/// would then move production unapproved after the timeout). Pure.
-pub fn not_gated(service: &ServiceState) -> Option<String> {
+/// blue/green, or a gated stage does not invoke bluegreen's hook — `hook_arn` (the stack's
+/// function, optionally qualified), or any Lambda when unknown — with a timeout that rolls
+/// back. A pause hook or another team's function answers for itself, and a timeout that
+/// continues would move production unapproved once it passed. Other hooks beside bluegreen's
+/// only add gates (ECS goes on once every hook of a stage did). Pure.
+pub fn not_gated(service: &ServiceState, hook_arn: Option<&str>) -> Option<String> {
     let setup = &service.setup;
     if !setup.is_ecs_blue_green() {
         return Some(format!(
@@ -237,19 +270,28 @@ pub fn not_gated(service: &ServiceState) -> Option<String> {
             setup.strategy.as_deref().unwrap_or("ROLLING")
         ));
     }
+    let ours = |target: Option<&str>| match (hook_arn, target) {
+        (None, Some(_)) => true,
+        (Some(arn), Some(target)) => {
+            target == arn || target.strip_prefix(arn).is_some_and(|q| q.starts_with(':'))
+        }
+        (_, None) => false,
+    };
     for stage in GATED_STAGES {
-        let gates = setup
-            .hooks
-            .iter()
-            .filter(|h| h.stages.iter().any(|s| s == stage));
-        let mut rolls_back = gates.filter(|h| h.timeout_action.as_deref() != Some("CONTINUE"));
-        if rolls_back.next().is_none() {
+        let gated = setup.hooks.iter().any(|h| {
+            h.stages.iter().any(|s| s == stage)
+                && h.target_type == "AWS_LAMBDA"
+                && ours(h.target_arn.as_deref())
+                && h.timeout_action.as_deref() != Some("CONTINUE")
+        });
+        if !gated {
             return Some(format!(
-                "service {} has no lifecycle hook at {stage} whose timeout rolls back: ECS would \
-                 move traffic without bluegreen's approval (register the stack's \
-                 EcsHookFunctionArn there, timeoutConfiguration action ROLLBACK; README \"Which \
-                 engine\")",
-                service.name
+                "service {} has no lifecycle hook at {stage} that invokes bluegreen's hook ({}) \
+                 with a timeout that rolls back: ECS would move traffic without bluegreen's \
+                 approval (register the stack's EcsHookFunctionArn at both stages with \
+                 timeoutConfiguration action ROLLBACK; README \"Which engine\")",
+                service.name,
+                hook_arn.unwrap_or("a Lambda function")
             ));
         }
     }
@@ -290,21 +332,31 @@ async fn own_deployment(
 }
 
 /// The deployment's ECS deployment as ECS describes it now: the recorded one, else the one
-/// found by its revision (then recorded).
+/// found by its revision — among those going on, then the newest listed — and then recorded.
 async fn identified(
     ctx: &Context,
     deployment: &Deployment,
     preprod: &PreprodState,
 ) -> StepResult<Option<EcsDeployment>> {
-    let listed = ctx
-        .ports
-        .compute
-        .service_deployments(&deployment.config.cluster, &preprod.service)
-        .await?;
+    let compute = &ctx.ports.compute;
     if let Some(arn) = &preprod.ecs_deployment {
-        return Ok(listed.into_iter().find(|d| &d.arn == arn));
+        return compute.service_deployment(arn).await;
     }
-    let own = own_deployment(ctx, &listed, preprod).await?;
+    let cluster = &deployment.config.cluster;
+    let mut own = None;
+    for listed in [
+        compute
+            .ongoing_service_deployments(cluster, &preprod.service)
+            .await?,
+        compute
+            .service_deployments(cluster, &preprod.service)
+            .await?,
+    ] {
+        own = own_deployment(ctx, &listed, preprod).await?;
+        if own.is_some() {
+            break;
+        }
+    }
     if let Some(own) = &own {
         record_ecs_deployment(ctx, deployment, preprod, &own.arn).await?;
     }
@@ -324,4 +376,136 @@ async fn record_ecs_deployment(
     Records::new(ctx)
         .update(&deployment.deployment_id, Change::new().preprod(&state))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::compute::{DeploymentSetup, LifecycleHook};
+
+    fn at(status: &str, stage: &str) -> EcsDeployment {
+        EcsDeployment {
+            arn: "arn:aws:ecs:us-east-1:1:service-deployment/c/s/1".into(),
+            status: status.into(),
+            status_reason: Some("because".into()),
+            lifecycle_stage: Some(stage.into()),
+            target_revision: None,
+        }
+    }
+
+    fn kind(rollout: Rollout) -> &'static str {
+        match rollout {
+            Rollout::InProgress(_) => "wait",
+            Rollout::Completed(_) => "done",
+            Rollout::Failed(_) => "failed",
+        }
+    }
+
+    #[test]
+    fn the_launch_is_done_only_while_ecs_holds_at_the_approval_gate() {
+        for (status, stage, expected) in [
+            ("PENDING", "RECONCILE_SERVICE", "wait"),
+            ("IN_PROGRESS", "PRE_SCALE_UP", "wait"),
+            ("IN_PROGRESS", "TEST_TRAFFIC_SHIFT", "wait"),
+            ("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", "done"),
+            // Past the gate: only a missing hook lets ECS there before the approval.
+            ("IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", "failed"),
+            ("IN_PROGRESS", "BAKE_TIME", "failed"),
+            ("SUCCESSFUL", "CLEAN_UP", "failed"),
+            ("ROLLBACK_IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", "failed"),
+            ("ROLLBACK_SUCCESSFUL", "TEST_TRAFFIC_SHIFT", "failed"),
+            ("STOP_REQUESTED", "POST_TEST_TRAFFIC_SHIFT", "failed"),
+            ("STOPPED", "POST_TEST_TRAFFIC_SHIFT", "failed"),
+        ] {
+            assert_eq!(
+                kind(launch_stands(&at(status, stage))),
+                expected,
+                "{status} {stage}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_abort_ends_once_ecs_rolled_back_and_needs_a_person_otherwise() {
+        let verdict = |status: &str, overdue: bool| match abort_stands(&at(status, "X"), overdue) {
+            PutBack::Done(_) => "done",
+            PutBack::Waiting(_) => "wait",
+            PutBack::Stuck(_) => "stuck",
+        };
+        for (status, in_time, overdue) in [
+            ("IN_PROGRESS", "wait", "stuck"),
+            ("ROLLBACK_REQUESTED", "wait", "stuck"),
+            ("ROLLBACK_IN_PROGRESS", "wait", "stuck"),
+            ("STOP_REQUESTED", "wait", "stuck"),
+            ("ROLLBACK_SUCCESSFUL", "done", "done"),
+            ("STOPPED", "done", "done"),
+            ("ROLLBACK_FAILED", "stuck", "stuck"),
+            // Production runs the aborted revision.
+            ("SUCCESSFUL", "stuck", "stuck"),
+        ] {
+            assert_eq!(
+                (verdict(status, false), verdict(status, true)),
+                (in_time, overdue),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_bluegreen_s_hook_rolling_back_on_timeout_gates_a_stage() {
+        let hook = "arn:aws:lambda:us-east-1:1:function:bg-ecs-hook";
+        let service = |hooks: Vec<LifecycleHook>| ServiceState {
+            arn: String::new(),
+            name: "web".into(),
+            task_definition: None,
+            desired_count: 1,
+            running_count: 1,
+            deployments: Vec::new(),
+            registries: Vec::new(),
+            setup: DeploymentSetup {
+                strategy: Some("BLUE_GREEN".into()),
+                hooks,
+                ..DeploymentSetup::default()
+            },
+        };
+        let lambda = |arn: &str, stages: &[&str], action: Option<&str>| LifecycleHook {
+            target_type: "AWS_LAMBDA".into(),
+            target_arn: Some(arn.into()),
+            stages: stages.iter().map(|s| (*s).to_owned()).collect(),
+            timeout_minutes: None,
+            timeout_action: action.map(str::to_owned),
+        };
+        let both = GATED_STAGES;
+        let gated = |hooks, arn| not_gated(&service(hooks), arn).is_none();
+        assert!(gated(vec![lambda(hook, &both, None)], Some(hook)));
+        assert!(gated(
+            vec![lambda(hook, &both, Some("ROLLBACK"))],
+            Some(hook)
+        ));
+        assert!(gated(
+            vec![lambda(&format!("{hook}:live"), &both, None)],
+            Some(hook)
+        ));
+        // One hook per stage, and another team's beside them, gate too.
+        assert!(gated(
+            vec![
+                lambda(hook, &both[..1], None),
+                lambda("arn:other", &both, None),
+                lambda(hook, &both[1..], None),
+            ],
+            Some(hook)
+        ));
+        assert!(!gated(
+            vec![lambda(&format!("{hook}x"), &both, None)],
+            Some(hook)
+        ));
+        assert!(!gated(
+            vec![lambda(hook, &both, Some("CONTINUE"))],
+            Some(hook)
+        ));
+        assert!(!gated(vec![lambda(hook, &both[..1], None)], Some(hook)));
+        assert!(!gated(vec![], None));
+        // Unknown hook (local runs): any Lambda.
+        assert!(gated(vec![lambda("arn:any", &both, None)], None));
+    }
 }

@@ -66,7 +66,8 @@ pub enum PutBack {
 }
 
 /// Until when an abort waits for AWS to put pre-prod back: the launch timeout from the abort
-/// request (from now when none was recorded: the state machine's own abort after a failure).
+/// request (every abort records one before it puts anything back; from now for a caller that
+/// did not).
 pub fn abort_bound(ctx: &Context, deployment: &Deployment) -> DateTime<Utc> {
     let asked = deployment
         .abort_requested

@@ -457,6 +457,17 @@ pub trait Compute: Send + Sync {
         service: &str,
     ) -> StepResult<Vec<EcsDeployment>>;
 
+    /// A service's service deployments still going on (pending, in progress, stopping or
+    /// rolling back), newest first: ECS's list filtered by those statuses, described.
+    async fn ongoing_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> StepResult<Vec<EcsDeployment>>;
+
+    /// One service deployment, as ECS describes it now; `None` when it describes none.
+    async fn service_deployment(&self, arn: &str) -> StepResult<Option<EcsDeployment>>;
+
     /// One service revision; [`crate::StepError::ResourceNotFound`] when ECS knows none.
     async fn service_revision(&self, arn: &str) -> StepResult<ServiceRevision>;
 
