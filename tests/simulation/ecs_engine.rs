@@ -1000,3 +1000,77 @@ async fn an_abort_once_ecs_moves_production_is_refused_for_a_rollback() {
         Some(world.names.tg_green.clone())
     );
 }
+
+#[tokio::test]
+async fn an_abort_rolls_back_what_ecs_moved_without_the_approval_and_says_so() {
+    // Launched with the gates in place; then someone takes bluegreen's hook off the service.
+    let (mut world, id, _, before) = rolling_out().await;
+    let key = format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE);
+    world.aws.with(|s| {
+        s.ecs
+            .services
+            .get_mut(&key)
+            .unwrap()
+            .state
+            .setup
+            .hooks
+            .clear();
+    });
+    world.play(120).await;
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone()),
+        "ECS moved production without the approval"
+    );
+    let first = world
+        .abort(&id)
+        .await
+        .expect("not refused: nobody approved it");
+    assert!(first["wait"].is_object(), "{first}");
+    world.play(120).await;
+    let ended = world.abort(&id).await.expect("abort ends");
+    assert_eq!(ended["status"], "aborted", "{ended}");
+    let detail = ended["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("without the approval"), "{detail}");
+    assert!(!detail.contains("production traffic untouched"), "{detail}");
+    assert_production_on_the_old_group(&world);
+    assert_eq!(world.service().0, before);
+}
+
+#[tokio::test]
+async fn a_late_abort_still_stops_ecs_and_leaves_it_to_a_person() {
+    let counting = std::sync::Arc::new(Counting::default());
+    let (mut world, id, _, _) = rolling_out_with(counting.clone()).await;
+    world.play(90).await;
+    // Asked two hours ago (past the launch timeout); the abort only runs now.
+    let asked = bluegreen::record::AbortRequest {
+        by: "arn:aws:iam::123456789012:user/ops".into(),
+        at: chrono::Utc::now() - chrono::Duration::hours(2),
+    };
+    bluegreen::record::Records::new(&world.ctx)
+        .update(
+            &id,
+            bluegreen::record::Change::new().abort_requested(&asked),
+        )
+        .await
+        .unwrap();
+    let answer = world.abort(&id).await.expect("abort");
+    assert_eq!(counting.count("ecs:StopServiceDeployment"), 1, "{answer}");
+    assert!(world.ecs_deployment().status.starts_with("ROLLBACK"));
+    assert_eq!(answer["status"], "needs_attention", "{answer}");
+    world.play(120).await;
+    assert_production_on_the_old_group(&world);
+}
+
+#[tokio::test]
+async fn a_recorded_ecs_deployment_ecs_no_longer_describes_fails_the_launch_check() {
+    let world = ecs_world::build().await;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    let gone = "arn:aws:ecs:us-east-1:123456789012:service-deployment/shop-cluster/shop-blue/gone";
+    world
+        .record_preprod(&id, &revision, Some(gone.into()))
+        .await;
+    let err = world.launch_check(&id).await.unwrap_err();
+    assert_eq!(err.name(), "LaunchFailed", "{err}");
+    assert!(err.to_string().contains("describes no deployment"), "{err}");
+}

@@ -207,3 +207,92 @@ async fn stopping_asks_for_a_rollback_and_names_ecs_refusal_of_one_that_ended() 
     assert_eq!(err.aws_code(), Some("ConflictException"), "{err}");
     assert!(!err.is_retryable());
 }
+
+#[tokio::test]
+async fn ongoing_ones_are_listed_by_status_across_pages_and_a_failure_is_not_an_absence() {
+    // Page one comes short with a token (the SDK allows it); page two holds the one going on.
+    let first = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| {
+            ListServiceDeploymentsOutput::builder()
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| {
+            let ongoing = [
+                ServiceDeploymentStatus::Pending,
+                ServiceDeploymentStatus::InProgress,
+                ServiceDeploymentStatus::StopRequested,
+                ServiceDeploymentStatus::RollbackRequested,
+                ServiceDeploymentStatus::RollbackInProgress,
+            ];
+            r.next_token() == Some("page-2") && r.status() == ongoing
+        })
+        .then_output(|| {
+            ListServiceDeploymentsOutput::builder()
+                .service_deployments(
+                    ServiceDeploymentBrief::builder()
+                        .service_deployment_arn(format!("{DEPLOYMENT}/7"))
+                        .build(),
+                )
+                .build()
+        });
+    let described = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+        .match_requests(|r| r.service_deployment_arns() == [format!("{DEPLOYMENT}/7")])
+        .then_output(|| {
+            DescribeServiceDeploymentsOutput::builder()
+                .service_deployments(deployment(
+                    7,
+                    ServiceDeploymentStatus::InProgress,
+                    "PRE_SCALE_UP",
+                ))
+                .build()
+        });
+    // By ARN: MISSING is an absence, anything else an error.
+    let missing = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+        .match_requests(|r| r.service_deployment_arns() == [format!("{DEPLOYMENT}/8")])
+        .then_output(|| {
+            DescribeServiceDeploymentsOutput::builder()
+                .failures(
+                    aws_sdk_ecs::types::Failure::builder()
+                        .arn(format!("{DEPLOYMENT}/8"))
+                        .reason("MISSING")
+                        .build(),
+                )
+                .build()
+        });
+    let denied = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+        .match_requests(|r| r.service_deployment_arns() == [format!("{DEPLOYMENT}/9")])
+        .then_output(|| {
+            DescribeServiceDeploymentsOutput::builder()
+                .failures(
+                    aws_sdk_ecs::types::Failure::builder()
+                        .arn(format!("{DEPLOYMENT}/9"))
+                        .reason("AccessDeniedException")
+                        .detail("not authorized")
+                        .build(),
+                )
+                .build()
+        });
+    let ecs = Ecs(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&first, &second, &described, &missing, &denied]
+    ));
+    let ongoing = ecs.ongoing_service_deployments("c", "shop").await.unwrap();
+    assert_eq!(
+        ongoing.iter().map(|d| d.arn.as_str()).collect::<Vec<_>>(),
+        [format!("{DEPLOYMENT}/7")]
+    );
+    let (seven, eight, nine) = (
+        format!("{DEPLOYMENT}/7"),
+        format!("{DEPLOYMENT}/8"),
+        format!("{DEPLOYMENT}/9"),
+    );
+    let found = ecs.service_deployment(&seven).await.unwrap().unwrap();
+    assert_eq!(found.lifecycle_stage.as_deref(), Some("PRE_SCALE_UP"));
+    assert_eq!(ecs.service_deployment(&eight).await.unwrap(), None);
+    let err = ecs.service_deployment(&nine).await.unwrap_err();
+    assert!(err.to_string().contains("AccessDeniedException"), "{err}");
+}

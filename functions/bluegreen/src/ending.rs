@@ -546,7 +546,7 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
     let config = &deployment.config;
     let mut done = Vec::new();
     let engine = engine::of(config);
-    engine.before_abort(ctx, &deployment).await?;
+    let production = engine.before_abort(ctx, &deployment).await?;
     done.extend(migration::stop_running(ctx, &deployment).await?);
     // A stopped task keeps running through its stop timeout (SIGTERM, then SIGKILL up to two
     // minutes later): its migration may still be writing. The lock is not handed on until ECS
@@ -584,7 +584,7 @@ pub async fn abort(ctx: &Context, input: &FailureInput) -> StepResult<Ended> {
             }
         }
     };
-    done.push("production traffic untouched".into());
+    done.push(production.unwrap_or_else(|| "production traffic untouched".into()));
     close(
         ctx,
         &deployment,

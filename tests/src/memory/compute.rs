@@ -489,7 +489,7 @@ impl Compute for MemoryAws {
         cluster: &str,
         service: &str,
     ) -> Result<Vec<EcsDeployment>, StepError> {
-        self.call("ecs:DescribeServiceDeployments", |s| {
+        self.call("ecs:ListServiceDeployments", |s| {
             let key = format!("{cluster}/{service}");
             if !s.ecs.services.contains_key(&key) {
                 return Err(not_found("ECS service", &key));
@@ -504,7 +504,7 @@ impl Compute for MemoryAws {
         cluster: &str,
         service: &str,
     ) -> Result<Vec<EcsDeployment>, StepError> {
-        self.call("ecs:DescribeServiceDeployments", |s| {
+        self.call("ecs:ListServiceDeployments", |s| {
             let key = format!("{cluster}/{service}");
             if !s.ecs.services.contains_key(&key) {
                 return Err(not_found("ECS service", &key));

@@ -70,8 +70,13 @@ pub async fn list(
     cluster: &str,
     service: &str,
 ) -> StepResult<Vec<EcsDeployment>> {
-    listed(client, cluster, service, None).await
+    listed(client, cluster, service, None, 1).await
 }
+
+/// How many pages of ongoing service deployments are read: ECS runs one deployment of a
+/// service at a time (with those it stops or rolls back), so one page is all there is; a
+/// page may come short with a token (the SDK's documentation), hence a few.
+const ONGOING_PAGES: usize = 5;
 
 /// The service deployments of `service` still going on (ECS's list filtered by status, so
 /// however many ended before them), described, newest first.
@@ -87,50 +92,73 @@ pub async fn ongoing(
         ServiceDeploymentStatus::RollbackRequested,
         ServiceDeploymentStatus::RollbackInProgress,
     ];
-    listed(client, cluster, service, Some(statuses.to_vec())).await
+    listed(
+        client,
+        cluster,
+        service,
+        Some(statuses.to_vec()),
+        ONGOING_PAGES,
+    )
+    .await
 }
 
+/// Up to `pages` pages of `service`'s service deployments (of `statuses`), described, newest
+/// first by creation.
 async fn listed(
     client: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
     statuses: Option<Vec<ServiceDeploymentStatus>>,
+    pages: usize,
 ) -> StepResult<Vec<EcsDeployment>> {
-    let listed = client
-        .list_service_deployments()
-        .cluster(cluster)
-        .service(service)
-        .set_status(statuses)
-        .max_results(20)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_service_not_found_exception() || s.is_cluster_not_found_exception() => {
-                StepError::ResourceNotFound {
-                    kind: "ECS service",
-                    id: format!("{cluster}/{service}"),
+    let mut briefs = Vec::new();
+    let mut token = None;
+    for _ in 0..pages {
+        let page = client
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .set_status(statuses.clone())
+            .max_results(20)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s)
+                    if s.is_service_not_found_exception() || s.is_cluster_not_found_exception() =>
+                {
+                    StepError::ResourceNotFound {
+                        kind: "ECS service",
+                        id: format!("{cluster}/{service}"),
+                    }
                 }
-            }
-            _ => StepError::from_sdk("ecs:ListServiceDeployments", e),
-        })?;
-    let mut briefs: Vec<_> = listed
-        .service_deployments()
-        .iter()
-        .filter_map(|d| {
+                _ => StepError::from_sdk("ecs:ListServiceDeployments", e),
+            })?;
+        briefs.extend(page.service_deployments().iter().filter_map(|d| {
             Some((
                 d.service_deployment_arn()?.to_owned(),
                 d.created_at().copied(),
             ))
-        })
-        .collect();
+        }));
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
     // Newest first; one without a creation time last.
     briefs.sort_by(|a, b| b.1.map(|t| t.as_nanos()).cmp(&a.1.map(|t| t.as_nanos())));
     let arns: Vec<String> = briefs.into_iter().map(|(arn, _)| arn).collect();
-    describe(client, &arns).await
+    let mut deployments = Vec::new();
+    // ECS describes at most 20 at a time.
+    for chunk in arns.chunks(20) {
+        deployments.extend(describe(client, chunk).await?);
+    }
+    Ok(deployments)
 }
 
-/// `arns` described, in that order (whatever order ECS describes them in); those ECS does
-/// not describe are left out.
+/// `arns` described, in that order (whatever order ECS describes them in); those ECS reports
+/// `MISSING` are left out, any other failure (access denied, say) is an error — never taken
+/// for a deployment that is not there.
 pub async fn describe(
     client: &aws_sdk_ecs::Client,
     arns: &[String],
@@ -144,6 +172,21 @@ pub async fn describe(
         .send()
         .await
         .map_err(|e| StepError::from_sdk("ecs:DescribeServiceDeployments", e))?;
+    if let Some(failure) = described
+        .failures()
+        .iter()
+        .find(|f| f.reason() != Some("MISSING"))
+    {
+        return Err(StepError::Aws {
+            operation: "ecs:DescribeServiceDeployments",
+            code: failure.reason().unwrap_or("Failure").to_owned(),
+            message: format!(
+                "{}: {}",
+                failure.arn().unwrap_or_default(),
+                failure.detail().unwrap_or_default()
+            ),
+        });
+    }
     let mut deployments: Vec<EcsDeployment> = described
         .service_deployments()
         .iter()

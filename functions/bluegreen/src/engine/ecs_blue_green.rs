@@ -18,7 +18,7 @@ use crate::ecs::{self, Rollout};
 use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{EcsDeployment, ServiceState};
-use crate::record::{Change, Deployment, PreprodState, Records, Status};
+use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 
 /// One service on ECS's own blue/green.
@@ -28,6 +28,9 @@ pub struct EcsBlueGreen;
 /// (one `DescribeServiceRevisions` each): its own is the newest unless someone deployed
 /// after it.
 const LOOK_BACK: usize = 5;
+
+/// Timeline step: an abort found ECS had moved production without the approval.
+const MOVED_UNAPPROVED: &str = "ecs_moved_unapproved";
 
 /// The stages after the approval gate: ECS there is moving (or has moved) production.
 const PAST_THE_GATE: [&str; 4] = [
@@ -72,7 +75,7 @@ impl DeploymentEngine for EcsBlueGreen {
         refuse_foreign(&ongoing, &preprod.service)?;
         // The hooks as they are now: someone may have changed them since pre-prod was recorded.
         let service = ecs::describe_service(ctx, cluster, &preprod.service).await?;
-        if let Some(why) = not_gated(&service, ctx.settings.ecs_hook_arn.as_deref()) {
+        if let Some(why) = not_gated(&service, hook_arn(ctx)?) {
             return Err(StepError::LaunchFailed(why));
         }
         crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
@@ -105,25 +108,58 @@ impl DeploymentEngine for EcsBlueGreen {
         Ok(launch_stands(&own))
     }
 
-    /// Refuses (`UnexpectedRouting`) once ECS is moving production or has moved it: that is a
-    /// rollback's job (the abort's ending says production was untouched).
-    async fn before_abort(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    /// Refuses (`UnexpectedRouting`) once ECS is moving production, or has moved it, for an
+    /// approved deployment: that is a rollback's job. An unapproved one past the gate (a hook
+    /// taken off after the launch) is rolled back by the abort, which says so: noted on the
+    /// timeline the first time it is seen, so every later call of the abort (ECS's rollback
+    /// no longer shows where it had been) still says it.
+    async fn before_abort(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Option<String>> {
+        if let Some(seen) = deployment
+            .timeline
+            .iter()
+            .find(|e| e.step == MOVED_UNAPPROVED)
+        {
+            return Ok(Some(seen.detail.clone()));
+        }
         let Some(preprod) = &deployment.preprod else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(own) = identified(ctx, deployment, preprod).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let stage = own.lifecycle_stage.as_deref().unwrap_or_default();
-        if own.is_ongoing() && !own.status.starts_with("ROLLBACK") && PAST_THE_GATE.contains(&stage)
-        {
+        let moving = !own.status.starts_with("ROLLBACK")
+            && (own.status == "SUCCESSFUL" || (own.is_ongoing() && PAST_THE_GATE.contains(&stage)));
+        if !moving {
+            return Ok(None);
+        }
+        // The hook lets ECS past the test gate only while the deployment is switching.
+        if matches!(deployment.status, Status::Switching | Status::Baking) {
             return Err(StepError::UnexpectedRouting(format!(
-                "abort refused: ECS deployment {} is at {stage}, production moves to the new \
-                 revision; use rollback",
-                own.arn
+                "abort refused: ECS deployment {} is {} at {stage}, production moves to the \
+                 approved revision; use rollback",
+                own.arn, own.status
             )));
         }
-        Ok(())
+        let note = format!(
+            "ECS had moved production without the approval ({}, {stage}: is bluegreen's hook \
+             still registered at both gates?); the abort rolls it back",
+            own.status
+        );
+        let log = Change::new().log(
+            MOVED_UNAPPROVED,
+            StepOutcome::Failed,
+            note.clone(),
+            ctx.now(),
+        );
+        Records::new(ctx)
+            .update(&deployment.deployment_id, log)
+            .await?;
+        Ok(Some(note))
     }
 
     /// Stops ECS's deployment with rollback (every time it is still pending or in progress),
@@ -229,7 +265,7 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
     let config = &deployment.config;
     let name = &config.slots.blue.service;
     let service = ecs::describe_service(ctx, &config.cluster, name).await?;
-    if let Some(why) = not_gated(&service, ctx.settings.ecs_hook_arn.as_deref()) {
+    if let Some(why) = not_gated(&service, hook_arn(ctx)?) {
         return Err(StepError::LaunchFailed(why));
     }
     let task_definition_arn = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
@@ -253,13 +289,25 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
     Ok(state)
 }
 
+/// The stack's hook function; `LaunchFailed` when unknown (fail closed: any Lambda would
+/// then pass for bluegreen's hook).
+fn hook_arn(ctx: &Context) -> StepResult<&str> {
+    ctx.settings.ecs_hook_arn.as_deref().ok_or_else(|| {
+        StepError::LaunchFailed(
+            "BLUEGREEN_ECS_HOOK_ARN is not set: bluegreen's lifecycle hook cannot be told from \
+             another function (the stack sets it to EcsHookFunction's ARN)"
+                .into(),
+        )
+    })
+}
+
 /// Why ECS would deploy `service` without bluegreen's gates, if it would: it is not on ECS's
 /// blue/green, or a gated stage does not invoke bluegreen's hook — `hook_arn` (the stack's
-/// function, optionally qualified), or any Lambda when unknown — with a timeout that rolls
-/// back. A pause hook or another team's function answers for itself, and a timeout that
-/// continues would move production unapproved once it passed. Other hooks beside bluegreen's
+/// function, optionally qualified) — with a timeout that rolls back. A pause hook or another
+/// team's function answers for itself, and a timeout that continues would move production
+/// unapproved once it passed. Other hooks beside bluegreen's
 /// only add gates (ECS goes on once every hook of a stage did). Pure.
-pub fn not_gated(service: &ServiceState, hook_arn: Option<&str>) -> Option<String> {
+pub fn not_gated(service: &ServiceState, hook_arn: &str) -> Option<String> {
     let setup = &service.setup;
     if !setup.is_ecs_blue_green() {
         return Some(format!(
@@ -270,12 +318,13 @@ pub fn not_gated(service: &ServiceState, hook_arn: Option<&str>) -> Option<Strin
             setup.strategy.as_deref().unwrap_or("ROLLING")
         ));
     }
-    let ours = |target: Option<&str>| match (hook_arn, target) {
-        (None, Some(_)) => true,
-        (Some(arn), Some(target)) => {
-            target == arn || target.strip_prefix(arn).is_some_and(|q| q.starts_with(':'))
-        }
-        (_, None) => false,
+    let ours = |target: Option<&str>| {
+        target.is_some_and(|target| {
+            target == hook_arn
+                || target
+                    .strip_prefix(hook_arn)
+                    .is_some_and(|q| q.starts_with(':'))
+        })
     };
     for stage in GATED_STAGES {
         let gated = setup.hooks.iter().any(|h| {
@@ -290,8 +339,7 @@ pub fn not_gated(service: &ServiceState, hook_arn: Option<&str>) -> Option<Strin
                  with a timeout that rolls back: ECS would move traffic without bluegreen's \
                  approval (register the stack's EcsHookFunctionArn at both stages with \
                  timeoutConfiguration action ROLLBACK; README \"Which engine\")",
-                service.name,
-                hook_arn.unwrap_or("a Lambda function")
+                service.name, hook_arn
             ));
         }
     }
@@ -476,7 +524,7 @@ mod tests {
             timeout_action: action.map(str::to_owned),
         };
         let both = GATED_STAGES;
-        let gated = |hooks, arn| not_gated(&service(hooks), arn).is_none();
+        let gated = |hooks, arn: Option<&str>| not_gated(&service(hooks), arn.unwrap()).is_none();
         assert!(gated(vec![lambda(hook, &both, None)], Some(hook)));
         assert!(gated(
             vec![lambda(hook, &both, Some("ROLLBACK"))],
@@ -504,8 +552,6 @@ mod tests {
             Some(hook)
         ));
         assert!(!gated(vec![lambda(hook, &both[..1], None)], Some(hook)));
-        assert!(!gated(vec![], None));
-        // Unknown hook (local runs): any Lambda.
-        assert!(gated(vec![lambda("arn:any", &both, None)], None));
+        assert!(!gated(vec![], Some(hook)));
     }
 }

@@ -39,9 +39,15 @@ pub trait DeploymentEngine: Send + Sync {
     async fn launched(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Rollout>;
 
     /// An abort's first look, before anything is put back: refuses (`UnexpectedRouting`)
-    /// what the abort must not do (the slots: production already goes to pre-prod, which is a
-    /// rollback's job) and readies production for the put-back.
-    async fn before_abort(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()>;
+    /// what the abort must not do (production already moved to an approved release: a
+    /// rollback's job) and readies production for the put-back. `Some` says what happened to
+    /// production instead of "untouched" (it moved without the approval, and the put-back
+    /// moves it back).
+    async fn before_abort(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Option<String>>;
 
     /// Puts the service the launch changed back as it was (an abort). Idempotent; called
     /// again while it answers [`PutBack::Waiting`].

@@ -82,9 +82,13 @@ impl DeploymentEngine for Slots {
     /// Production stays where it is: refused once any of it goes to the pre-prod slot (that
     /// is a rollback's job); the test listener back on pre-prod's slot, and production's own
     /// autoscaling back (a switch that began froze its scale-in).
-    async fn before_abort(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+    async fn before_abort(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Option<String>> {
         let Some(old) = deployment.live_slot else {
-            return Ok(());
+            return Ok(None);
         };
         let config = &deployment.config;
         let state = routing::read_production(ctx, config).await?;
@@ -96,7 +100,8 @@ impl DeploymentEngine for Slots {
             )));
         }
         routing::point_test_listener(ctx, config, old.other()).await?;
-        autoscaling::give_back(ctx, deployment, old).await
+        autoscaling::give_back(ctx, deployment, old).await?;
+        Ok(None)
     }
 
     /// The idle service back to its revision, count, marks and registries; a warm slot's
