@@ -7,6 +7,7 @@ use bluegreen::ecs_hook::{HOLD_SECONDS, POST_PRODUCTION_TRAFFIC_SHIFT, POST_TEST
 use bluegreen::record::Status;
 use bluegreen::steps::registry::{self, ECS_HOOK};
 use bluegreen_tests::ecs_world::{self, EcsWorld};
+use bluegreen_tests::memory::Fate;
 use serde_json::json;
 
 /// The world and a deployment of `v2` that bluegreen's launch started (one `UpdateService`,
@@ -290,26 +291,13 @@ async fn the_hook_holds_when_it_cannot_read_and_fails_what_it_cannot_parse() {
     );
 }
 
-/// Throttles every call of one operation.
-struct Throttling(&'static str);
-
-#[async_trait::async_trait]
-impl bluegreen_tests::memory::Conductor for Throttling {
-    async fn before(&self, operation: &'static str) -> bluegreen_tests::memory::Fate {
-        if operation == self.0 {
-            bluegreen_tests::memory::Fate::Throttle
-        } else {
-            bluegreen_tests::memory::Fate::Answer
-        }
-    }
-
-    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
-}
-
 #[tokio::test]
 async fn a_throttled_read_holds_the_gate_instead_of_rolling_back() {
     // ECS throttles the hook's first read: the gate must hold, not fail.
-    let throttled = std::sync::Arc::new(Throttling("ecs:DescribeServiceRevisions"));
+    let throttled = Scripted::new(|op, _| match op {
+        "ecs:DescribeServiceRevisions" => Fate::Throttle,
+        _ => Fate::Answer,
+    });
     let mut world = ecs_world::build_with(throttled).await;
     let (id, revision) = world.deployment("v2", Status::Switching).await;
     world.update_service(&revision).await;
@@ -714,27 +702,13 @@ async fn the_launch_starts_one_ecs_deployment_and_completes_once_ecs_holds_it_at
     assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
 }
 
-/// Loses the answer of the first call of one operation (applied, a retryable error answered).
-struct LoseFirst(&'static str, std::sync::atomic::AtomicBool);
-
-#[async_trait::async_trait]
-impl bluegreen_tests::memory::Conductor for LoseFirst {
-    async fn before(&self, operation: &'static str) -> bluegreen_tests::memory::Fate {
-        use std::sync::atomic::Ordering;
-        if operation == self.0 && !self.1.swap(true, Ordering::SeqCst) {
-            bluegreen_tests::memory::Fate::LoseAnswer
-        } else {
-            bluegreen_tests::memory::Fate::Answer
-        }
-    }
-
-    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
-}
-
 #[tokio::test]
 async fn a_launch_retried_after_its_update_took_effect_adopts_that_ecs_deployment() {
-    let lose = LoseFirst("ecs:UpdateService", Default::default());
-    let world = ecs_world::build_with(std::sync::Arc::new(lose)).await;
+    let lose = Scripted::new(|op, before| match (op, before) {
+        ("ecs:UpdateService", 0) => Fate::LoseAnswer,
+        _ => Fate::Answer,
+    });
+    let world = ecs_world::build_with(lose).await;
     let (id, revision) = world.deployment("v2", Status::Preparing).await;
     let lost = world.launch(&id).await.unwrap_err();
     assert!(lost.is_retryable(), "{lost}");
@@ -912,7 +886,7 @@ async fn another_ecs_deployment_of_an_approved_revision_is_failed_at_the_gate() 
 
 #[tokio::test]
 async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
-    let counting = std::sync::Arc::new(Counting::default());
+    let counting = Scripted::new(|_, _| Fate::Answer);
     let (mut world, id, revision, before) = rolling_out_with(counting.clone()).await;
     world.play(90).await;
     assert_eq!(world.launch_check(&id).await.unwrap()["status"], "done");
@@ -954,31 +928,6 @@ async fn an_abort_rolls_ecs_back_and_ends_once_ecs_did() {
         .await
         .unwrap();
     assert_eq!(record.status, Status::Aborted);
-}
-
-/// Counts the calls made, by operation.
-#[derive(Default)]
-struct Counting(std::sync::Mutex<Vec<&'static str>>);
-
-impl Counting {
-    fn count(&self, operation: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|o| **o == operation)
-            .count()
-    }
-}
-
-#[async_trait::async_trait]
-impl bluegreen_tests::memory::Conductor for Counting {
-    async fn before(&self, operation: &'static str) -> bluegreen_tests::memory::Fate {
-        self.0.lock().unwrap().push(operation);
-        bluegreen_tests::memory::Fate::Answer
-    }
-
-    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
 }
 
 #[tokio::test]
@@ -1039,7 +988,7 @@ async fn an_abort_rolls_back_what_ecs_moved_without_the_approval_and_says_so() {
 
 #[tokio::test]
 async fn a_late_abort_still_stops_ecs_and_leaves_it_to_a_person() {
-    let counting = std::sync::Arc::new(Counting::default());
+    let counting = Scripted::new(|_, _| Fate::Answer);
     let (mut world, id, _, _) = rolling_out_with(counting.clone()).await;
     world.play(90).await;
     // Asked two hours ago (past the launch timeout); the abort only runs now.
@@ -1073,4 +1022,37 @@ async fn a_recorded_ecs_deployment_ecs_no_longer_describes_fails_the_launch_chec
     let err = world.launch_check(&id).await.unwrap_err();
     assert_eq!(err.name(), "LaunchFailed", "{err}");
     assert!(err.to_string().contains("describes no deployment"), "{err}");
+}
+
+/// Records every call and gives each its fate by `rule(operation, how many calls of that
+/// operation came before it)`.
+struct Scripted {
+    calls: std::sync::Mutex<Vec<&'static str>>,
+    rule: fn(&str, usize) -> Fate,
+}
+
+impl Scripted {
+    fn new(rule: fn(&str, usize) -> Fate) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Scripted {
+            calls: Default::default(),
+            rule,
+        })
+    }
+
+    /// How many calls of `operation` were made.
+    fn count(&self, operation: &str) -> usize {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|o| **o == operation).count()
+    }
+}
+
+#[async_trait::async_trait]
+impl bluegreen_tests::memory::Conductor for Scripted {
+    async fn before(&self, operation: &'static str) -> Fate {
+        let before = self.count(operation);
+        self.calls.lock().unwrap().push(operation);
+        (self.rule)(operation, before)
+    }
+
+    fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
 }

@@ -280,13 +280,7 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
         previous_registries: Vec::new(),
         ecs_deployment: None,
     };
-    Records::new(ctx)
-        .update(
-            &deployment.deployment_id,
-            Change::new().preprod(&state).status(Status::Preparing),
-        )
-        .await?;
-    Ok(state)
+    super::save_preprod(ctx, deployment, state).await
 }
 
 /// The stack's hook function; `LaunchFailed` when unknown (fail closed: any Lambda would

@@ -23,7 +23,7 @@ use crate::config::{Engine, ServiceConfig};
 use crate::context::Context;
 use crate::ecs::Rollout;
 use crate::error::StepResult;
-use crate::record::{Deployment, PreprodState};
+use crate::record::{Change, Deployment, PreprodState, Records, Status};
 
 /// How one service's new release comes up beside production.
 #[async_trait]
@@ -88,6 +88,20 @@ pub fn of(config: &ServiceConfig) -> Box<dyn DeploymentEngine> {
         Engine::Slots => Box::new(slots::Slots),
         Engine::Ecs => Box::new(ecs_blue_green::EcsBlueGreen),
     }
+}
+
+/// Records what pre-prod will be (status `preparing`) before the launch changes anything, so
+/// an abort can always put it back; returns it.
+pub async fn save_preprod(
+    ctx: &Context,
+    deployment: &Deployment,
+    state: PreprodState,
+) -> StepResult<PreprodState> {
+    let change = Change::new().preprod(&state).status(Status::Preparing);
+    Records::new(ctx)
+        .update(&deployment.deployment_id, change)
+        .await?;
+    Ok(state)
 }
 
 /// What launch recorded of pre-prod; `Internal` before the launch recorded it (the state

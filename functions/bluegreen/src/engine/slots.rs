@@ -10,7 +10,7 @@ use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
 use crate::ports::compute::ServiceState;
-use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
+use crate::record::{Change, Deployment, PreprodState, Records, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::routing;
 use crate::slot::Slot;
@@ -207,13 +207,7 @@ async fn record_preprod(
         previous_registries: idle.registries.clone(),
         ecs_deployment: None,
     };
-    Records::new(ctx)
-        .update(
-            &deployment.deployment_id,
-            Change::new().preprod(&state).status(Status::Preparing),
-        )
-        .await?;
-    Ok(state)
+    super::save_preprod(ctx, deployment, state).await
 }
 
 /// Refuses, before anything changes, slots whose traffic something else moves when their
