@@ -157,13 +157,7 @@ async fn a_rejected_deployment_fails_the_test_shift_and_ecs_rolls_back_with_prod
 async fn a_deployment_bluegreen_did_not_start_is_failed_at_the_gate() {
     let world = ecs_world::build().await;
     // A revision registered by someone else (an IaC apply, the console): no deployment tag.
-    let foreign = world
-        .ctx
-        .ports
-        .compute
-        .register_revision("shop", &Default::default(), &[])
-        .await
-        .unwrap();
+    let foreign = world.foreign_revision(&[]).await;
     let mut world = world;
     world.update_service(&foreign).await;
     world.play(120).await;
@@ -617,16 +611,8 @@ async fn a_revision_forging_an_approved_deployments_tag_is_failed_at_the_gate() 
     world.set_status(&id, Status::Switching, None).await;
     // Someone registers their own revision with that deployment's id as its tag.
     let forged = world
-        .ctx
-        .ports
-        .compute
-        .register_revision(
-            "shop",
-            &Default::default(),
-            &[(bluegreen::naming::TAG_DEPLOYMENT.to_owned(), id.clone())],
-        )
-        .await
-        .unwrap();
+        .foreign_revision(&[(bluegreen::naming::TAG_DEPLOYMENT.to_owned(), id.clone())])
+        .await;
     let mut world = world;
     world.update_service(&forged).await;
     world.play(120).await;
@@ -815,13 +801,7 @@ async fn hooks_changed_after_pre_prod_was_recorded_refuse_the_update() {
 async fn a_launch_does_not_supersede_an_ecs_deployment_going_on() {
     let world = ecs_world::build().await;
     // Someone's deployment from the console, still rolling out.
-    let theirs = world
-        .ctx
-        .ports
-        .compute
-        .register_revision("shop", &Default::default(), &[])
-        .await
-        .unwrap();
+    let theirs = world.foreign_revision(&[]).await;
     world.update_service(&theirs).await;
     let their_ecs = world.ecs_deployment();
     let (id, _) = world.deployment("v2", Status::Preparing).await;

@@ -266,6 +266,17 @@ impl EcsWorld {
             .expect("recorded");
     }
 
+    /// A revision of the service's family registered by someone else (an IaC apply, the
+    /// console), with `tags`: its ARN.
+    pub async fn foreign_revision(&self, tags: &[(String, String)]) -> String {
+        self.ctx
+            .ports
+            .compute
+            .register_revision("shop", &RevisionOverlay::default(), tags)
+            .await
+            .expect("registered")
+    }
+
     /// How many service deployments ECS made.
     pub fn ecs_deployments(&self) -> usize {
         self.aws.with(|s| s.ecs.blue_green.len())

@@ -489,14 +489,7 @@ impl Compute for MemoryAws {
         cluster: &str,
         service: &str,
     ) -> Result<Vec<EcsDeployment>, StepError> {
-        self.call("ecs:ListServiceDeployments", |s| {
-            let key = format!("{cluster}/{service}");
-            if !s.ecs.services.contains_key(&key) {
-                return Err(not_found("ECS service", &key));
-            }
-            Ok(s.ecs.described_blue_green(&key))
-        })
-        .await
+        self.list_blue_green(cluster, service, false).await
     }
 
     async fn ongoing_service_deployments(
@@ -504,14 +497,7 @@ impl Compute for MemoryAws {
         cluster: &str,
         service: &str,
     ) -> Result<Vec<EcsDeployment>, StepError> {
-        self.call("ecs:ListServiceDeployments", |s| {
-            let key = format!("{cluster}/{service}");
-            if !s.ecs.services.contains_key(&key) {
-                return Err(not_found("ECS service", &key));
-            }
-            Ok(s.ecs.ongoing_blue_green(&key))
-        })
-        .await
+        self.list_blue_green(cluster, service, true).await
     }
 
     async fn service_deployment(&self, arn: &str) -> Result<Option<EcsDeployment>, StepError> {
@@ -539,5 +525,27 @@ impl Compute for MemoryAws {
     async fn stop_service_deployment(&self, arn: &str) -> Result<(), StepError> {
         self.call("ecs:StopServiceDeployment", |s| s.stop_blue_green(arn))
             .await
+    }
+}
+
+impl MemoryAws {
+    /// `ListServiceDeployments` (then described): the newest 20, or every one going on.
+    async fn list_blue_green(
+        &self,
+        cluster: &str,
+        service: &str,
+        ongoing: bool,
+    ) -> Result<Vec<EcsDeployment>, StepError> {
+        self.call("ecs:ListServiceDeployments", |s| {
+            let key = format!("{cluster}/{service}");
+            if !s.ecs.services.contains_key(&key) {
+                return Err(not_found("ECS service", &key));
+            }
+            Ok(match ongoing {
+                true => s.ecs.ongoing_blue_green(&key),
+                false => s.ecs.described_blue_green(&key),
+            })
+        })
+        .await
     }
 }
