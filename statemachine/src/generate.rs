@@ -272,7 +272,10 @@ fn resume(first: &str) -> Vec<(String, Object)> {
 }
 
 /// The poll loop of a start/check step: start once, then wait and check until the check
-/// answers done (go on to `next`) or the deadline has passed (fail with States.Timeout).
+/// answers done (go on to `next`) or the start's backstop has passed (fail with
+/// States.Timeout). The backstop lies a grace after the step's deadline, so a step that gives
+/// its own verdict at the deadline always does, however long its last check took
+/// (`bluegreen::poll::Started::backstop`).
 fn poll_loop(step: &Step, next: &str) -> Vec<(String, Object)> {
     let name = |suffix: &str| format!("{}{suffix}", step.state);
     let mut states = vec![
@@ -308,7 +311,7 @@ fn poll_loop(step: &Step, next: &str) -> Vec<(String, Object)> {
             choice(
                 vec![
                     rule("$.check.status", "StringEquals", json!("done"), next),
-                    past("$.poll.deadline", &name("PastDeadline")),
+                    past("$.poll.backstop", &name("PastDeadline")),
                 ],
                 &name("Again"),
             ),
@@ -346,6 +349,7 @@ fn again(next: &str) -> Object {
         "Type": "Pass",
         "Parameters": obj! {
             "deadline.$": "$.poll.deadline",
+            "backstop.$": "$.poll.backstop",
             "wait_seconds.$": "$.check.wait_seconds",
             "attempt.$": "$.check.attempt",
         },

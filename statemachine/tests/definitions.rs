@@ -155,7 +155,8 @@ impl Scripted {
 }
 
 fn started() -> Value {
-    json!({"deployment_id": "shop-1", "deadline": "2099-01-01T00:00:00Z", "wait_seconds": 5, "attempt": 0})
+    json!({"deployment_id": "shop-1", "deadline": "2099-01-01T00:00:00Z",
+           "backstop": "2099-01-01T00:05:00Z", "wait_seconds": 5, "attempt": 0})
 }
 
 impl TaskHandler for Scripted {
@@ -276,6 +277,40 @@ async fn a_pending_check_waits_the_seconds_it_returned_and_checks_again() {
         .collect();
     assert_eq!(waits, vec![5.0, 20.0]);
     assert_eq!(tasks.calls_to("LaunchPreprodCheck")[1]["attempt"], 1);
+}
+
+/// A health check whose deadline passed while its last check ran (it answered "pending"
+/// after the deadline), then whose next check gives the step's verdict.
+fn checked_past_the_deadline(backstop: &str) -> Arc<Scripted> {
+    let started = json!({"deployment_id": "shop-1", "deadline": "2000-01-01T00:00:00Z",
+                         "backstop": backstop, "wait_seconds": 5, "attempt": 0});
+    Arc::new(Scripted::default().on("HealthCheck", vec![Ok(started)]).on(
+        "HealthCheckCheck",
+        vec![
+            Ok(json!({"status": "pending", "wait_seconds": 1, "attempt": 1,
+                              "detail": "smoke check failed"})),
+            Err(Failure::new("HealthCheckFailed", "/health answered 503")),
+        ],
+    ))
+}
+
+#[tokio::test]
+async fn a_check_past_its_deadline_looks_once_more_and_the_step_gives_the_verdict() {
+    // Before the backstop the loop goes on: the step's own error, with its evidence, ends the
+    // deployment — not a bare States.Timeout that depends on how long the check took.
+    let tasks = checked_past_the_deadline("2099-01-01T00:00:00Z");
+    let finished = run(tasks.clone()).await;
+    assert_eq!(failed_with(&finished.outcome), "HealthCheckFailed");
+    assert_eq!(tasks.calls_to("HealthCheckCheck").len(), 2);
+    let second = &tasks.calls_to("HealthCheckCheck")[1];
+    assert_eq!(second["deadline"], "2000-01-01T00:00:00Z");
+    assert_eq!(second["attempt"], 1);
+
+    // Past the backstop the definition gives up on the step.
+    let tasks = checked_past_the_deadline("2000-01-01T00:05:00Z");
+    let finished = run(tasks.clone()).await;
+    assert_eq!(failed_with(&finished.outcome), "States.Timeout");
+    assert_eq!(tasks.calls_to("HealthCheckCheck").len(), 1);
 }
 
 #[tokio::test]

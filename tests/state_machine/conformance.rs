@@ -31,7 +31,8 @@ struct Path {
 
 fn started() -> Result<Value, Failure> {
     Ok(
-        json!({"deployment_id": "shop-1", "deadline": "2099-01-01T00:00:00Z", "wait_seconds": 0, "attempt": 0}),
+        json!({"deployment_id": "shop-1", "deadline": "2099-01-01T00:00:00Z",
+               "backstop": "2099-01-01T00:05:00Z", "wait_seconds": 0, "attempt": 0}),
     )
 }
 
@@ -81,6 +82,29 @@ fn health_failure() -> Path {
         "GET /health returned 503",
     )));
     answers.push(ended());
+    Path {
+        answers,
+        approve: true,
+    }
+}
+
+/// The health check's deadline passed while a check ran ("pending" after it): before the
+/// backstop the loop looks once more and the step's own failure ends the deployment.
+fn health_failure_after_the_deadline() -> Path {
+    let mut answers = to_health(Ok(
+        json!({"status": "pending", "wait_seconds": 0, "attempt": 1, "detail": "503"}),
+    ));
+    answers[7] = Ok(
+        json!({"deployment_id": "shop-1", "deadline": "2000-01-01T00:00:00Z",
+               "backstop": "2099-01-01T00:00:00Z", "wait_seconds": 0, "attempt": 0}),
+    );
+    answers.extend([
+        Err(Failure::new(
+            "HealthCheckFailed",
+            "GET /health returned 503",
+        )),
+        ended(),
+    ]);
     Path {
         answers,
         approve: true,
@@ -252,6 +276,14 @@ async fn success_follows_the_same_states_as_moto() {
 #[tokio::test]
 async fn a_health_check_failure_follows_the_same_states_as_moto() {
     assert_conforms(health_failure, "health-failure").await;
+}
+
+#[tokio::test]
+async fn a_health_check_past_its_deadline_follows_the_same_states_as_moto() {
+    assert_conforms(health_failure_after_the_deadline, "health-past-deadline").await;
+    let (states, error) = local_states(health_failure_after_the_deadline()).await;
+    assert_eq!(error.as_deref(), Some("HealthCheckFailed"));
+    assert!(states.iter().any(|s| s == "HealthCheckAgain"), "{states:?}");
 }
 
 #[tokio::test]

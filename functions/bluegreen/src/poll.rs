@@ -28,6 +28,13 @@ pub struct Started {
     pub deployment_id: String,
     /// When the work must have finished; pass it to every check.
     pub deadline: DateTime<Utc>,
+    /// When the definition's poll loop gives up on a step that never gave its verdict
+    /// (`States.Timeout`): [`BACKSTOP_GRACE_SECONDS`] after `deadline`. A check that began
+    /// before the deadline and answered "pending" after it (a slow round of smoke checks)
+    /// then gets one more look, at the deadline, and fails with its own error and evidence —
+    /// had the loop compared the deadline itself, which error ended the deployment would
+    /// depend on how long that check took.
+    pub backstop: DateTime<Utc>,
     /// Seconds to wait before the first check.
     pub wait_seconds: u64,
     /// The attempt number of the first check (always 0); the state machine's poll loop passes
@@ -35,6 +42,11 @@ pub struct Started {
     #[serde(default)]
     pub attempt: u32,
 }
+
+/// How long after a step's deadline the definition's poll loop waits before it gives up on
+/// the step (`Started::backstop`): longer than the slowest check (the health check and
+/// promote functions' 150 s timeout) plus the one-second wait to the deadline's look.
+pub const BACKSTOP_GRACE_SECONDS: i64 = 300;
 
 /// What a check returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -87,9 +87,11 @@ pub(crate) async fn start_once(
             now
         }
     };
+    let deadline = started_at + Duration::seconds(timeout_seconds as i64);
     Ok(Started {
         deployment_id: deployment.deployment_id.clone(),
-        deadline: started_at + Duration::seconds(timeout_seconds as i64),
+        deadline,
+        backstop: deadline + Duration::seconds(crate::poll::BACKSTOP_GRACE_SECONDS),
         wait_seconds,
         attempt: 0,
     })
