@@ -1036,3 +1036,171 @@ impl bluegreen_tests::memory::Conductor for Scripted {
 
     fn applied(&self, _operation: &'static str, _state: &bluegreen_tests::memory::State) {}
 }
+
+/// A deployment of `v2` through bluegreen's steps, from the launch to the bake's start,
+/// approved at ECS's test gate: `(world, deployment id, revision, the revision before)`.
+/// Without a migration and with a bake of no length (the steps' clock is real time; ECS's
+/// is the world's virtual one).
+async fn approved_and_switched() -> (EcsWorld, String, String, String) {
+    let mut world = ecs_world::build().await;
+    world.config.migration = None;
+    world.config.bake.seconds = 0;
+    let before = world.service().0;
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    let launched = run_step(&mut world, &registry::LAUNCH_PREPROD, &id).await;
+    assert!(launched.unwrap().contains(POST_TEST_TRAFFIC_SHIFT));
+    let healthy = run_step(&mut world, &registry::HEALTH_CHECK, &id).await;
+    assert!(healthy.unwrap().contains("2/2 targets healthy"));
+    approve(&world, &id).await;
+    run_step(&mut world, &registry::PROMOTE, &id)
+        .await
+        .expect("promoted");
+    let switched = run_step(&mut world, &registry::SWITCH, &id).await;
+    assert!(switched.unwrap().contains("ECS moved production"));
+    (world, id, revision, before)
+}
+
+/// One polling step as the state machine runs it: started, then checked — ECS playing
+/// [`ecs_world::TICK_SECONDS`] between two looks — until done. Its error, or its detail.
+async fn run_step(
+    world: &mut EcsWorld,
+    step: &'static registry::Step,
+    id: &str,
+) -> Result<String, bluegreen::StepError> {
+    let start = json!({"action": "start", "deployment_id": id});
+    let started = registry::invoke(&world.ctx, step, start).await?;
+    for attempt in 0..200 {
+        let check = json!({"action": "check", "deployment_id": id,
+                           "deadline": started["deadline"], "attempt": attempt});
+        let answer = registry::invoke(&world.ctx, step, check).await?;
+        if answer["status"] == "done" {
+            return Ok(answer["detail"].as_str().unwrap_or_default().to_owned());
+        }
+        world.play(ecs_world::TICK_SECONDS).await;
+    }
+    panic!("{} not done after 200 looks", step.name)
+}
+
+/// An ending as the state machine runs it: called again, ECS playing a minute between two
+/// calls, while it answers with a wait. Its last answer.
+async fn run_ending(
+    world: &mut EcsWorld,
+    ending: &'static registry::Step,
+    id: &str,
+) -> serde_json::Value {
+    let input = json!({"deployment_id": id,
+                       "error": {"Error": "BakeFailed", "Cause": "alarm shop-5xx"}});
+    for _ in 0..60 {
+        let ended = registry::invoke(&world.ctx, ending, input.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", ending.name));
+        if ended.get("wait").is_none() {
+            return ended;
+        }
+        world.play(60).await;
+    }
+    panic!("{} still waiting after an hour", ending.name)
+}
+
+/// The approval requested and given, as the console or the CLI gives it.
+async fn approve(world: &EcsWorld, id: &str) {
+    use bluegreen::steps::approval::{self, Decision, RequestInput};
+    let request = RequestInput {
+        deployment_id: id.into(),
+        task_token: "token-1".into(),
+    };
+    approval::request(&world.ctx, &request)
+        .await
+        .expect("requested");
+    let decision = Decision {
+        approve: true,
+        approver: "alice@example.com".into(),
+        reason: None,
+        channel: "cli".into(),
+        link_nonce: None,
+    };
+    approval::decide(&world.ctx, id, &decision)
+        .await
+        .expect("approved");
+}
+
+#[tokio::test]
+async fn approved_at_the_test_gate_ecs_moves_production_and_the_finish_waits_for_its_clean_up() {
+    let (mut world, id, revision, _) = approved_and_switched().await;
+    // Production moved by ECS; the old revision still runs behind the bake gate.
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
+    assert_eq!(
+        world.ecs_deployment().stage_name(),
+        POST_PRODUCTION_TRAFFIC_SHIFT
+    );
+    assert_eq!(world.service().1, [2, 2]);
+
+    run_step(&mut world, &registry::BAKE, &id)
+        .await
+        .expect("baked");
+    // The first finish finds ECS still baking its own time: it waits, the lock held.
+    let first = registry::invoke(&world.ctx, &registry::FINISH, json!({"deployment_id": id}))
+        .await
+        .expect("finish");
+    assert!(first.get("wait").is_some(), "{first}");
+    assert_eq!(first["status"], "baking");
+    let ended = run_ending(&mut world, &registry::FINISH, &id).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "SUCCESSFUL");
+    assert_eq!(world.ecs_deployments(), 1);
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
+    assert_eq!(
+        world.service(),
+        (revision, [0, 2]),
+        "only the new revision runs"
+    );
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(record.status, Status::Succeeded);
+    assert!(
+        record
+            .timeline
+            .iter()
+            .any(|e| e.detail.contains("ECS completed deployment")),
+        "{:?}",
+        record.timeline
+    );
+}
+
+#[tokio::test]
+async fn an_alarm_in_the_bake_rolls_production_back_through_ecs() {
+    let (mut world, id, _, before) = approved_and_switched().await;
+    world
+        .aws
+        .with(|s| s.alarms.alarms.insert("shop-5xx".into(), true));
+    let failed = run_step(&mut world, &registry::BAKE, &id).await;
+    assert_eq!(failed.unwrap_err().name(), "BakeFailed");
+
+    let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
+    assert_eq!(ended["status"], "rolled_back", "{ended}");
+    let ecs = world.ecs_deployment();
+    assert_eq!(ecs.status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(world.ecs_deployments(), 1, "rolled back, not redeployed");
+    assert_production_on_the_old_group(&world);
+    assert_eq!(
+        world.service(),
+        (before, [2, 0]),
+        "the previous revision runs, the failed one is gone"
+    );
+    // The bake gate answered FAILED once the record said rolled back (or ECS was stopped
+    // first): ECS never went on to its own bake.
+    assert_eq!(
+        answered(&world, POST_PRODUCTION_TRAFFIC_SHIFT, "SUCCEEDED"),
+        0
+    );
+}

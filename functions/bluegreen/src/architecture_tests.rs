@@ -293,8 +293,14 @@ fn long_functions(text: &str, limit: usize) -> Vec<(String, usize)> {
         let Some(name) = signature.strip_prefix("fn ") else {
             continue;
         };
-        if line.trim_end().ends_with(';') {
-            continue; // a trait's declaration, no body
+        // A trait's declaration has no body: its signature, on one line or several, ends with
+        // `;` before any `{`.
+        let signature_end = lines[i..]
+            .iter()
+            .map(|l| l.trim_end())
+            .find(|l| l.ends_with(';') || l.ends_with('{'));
+        if signature_end.is_some_and(|l| l.ends_with(';')) {
+            continue;
         }
         let indent = &line[..line.len() - trimmed.len()];
         let closing = format!("{indent}}}");
@@ -335,12 +341,18 @@ fn a_long_function_is_measured_from_its_fn_line_to_its_closing_brace() {
     let body = "    let x = 1;\n".repeat(5);
     let text = format!(
         "pub async fn short() {{\n{body}}}\n\nimpl A {{\n    fn long(&self) {{\n{body}{body}    }}\n}}\n\
-         trait T {{\n    fn declared(&self);\n}}\n#[cfg(test)]\nmod tests {{\n    fn in_tests() {{\n{body}{body}    }}\n}}\n"
+         trait T {{\n    fn declared(&self);\n    fn declared_on_lines(\n        &self,\n    ) -> u8;\n}}\n\
+         fn after() {{\n{body}}}\n#[cfg(test)]\nmod tests {{\n    fn in_tests() {{\n{body}{body}    }}\n}}\n"
     );
     assert_eq!(long_functions(&text, 7), [("long".to_owned(), 12)]);
+    // A declaration over several lines is no function: nothing is measured from it.
     assert_eq!(
         long_functions(&text, 6),
-        [("short".to_owned(), 7), ("long".to_owned(), 12)]
+        [
+            ("short".to_owned(), 7),
+            ("long".to_owned(), 12),
+            ("after".to_owned(), 7)
+        ]
     );
 }
 

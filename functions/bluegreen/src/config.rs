@@ -1712,6 +1712,10 @@ mod tests {
         }
         config.bake.seconds = 23 * 3600 + 1;
         config.database.strategy = DbStrategy::Isolated;
+        config
+            .preprod
+            .environment
+            .insert("FEATURE".into(), "preview".into());
         let problems = config.problems();
         for field in [
             "traffic.engine",
@@ -1719,6 +1723,7 @@ mod tests {
             "approval.timeout_seconds",
             "bake.seconds",
             "database.strategy",
+            "preprod.environment",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(field)),

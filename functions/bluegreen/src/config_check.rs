@@ -532,8 +532,9 @@ impl ServiceConfig {
         };
         p.add(
             "traffic.engine",
-            "\"ecs\" is not driven by every deployment step yet (its lifecycle hook, the launch \
-             and the abort are): use \"slots\"",
+            "\"ecs\" is not driven by every deployment step yet (the launch, the health check, \
+             the switch, the bake, the finish, the rollback and the abort are; the operator \
+             commands and the scheduled teardown are not): use \"slots\"",
         );
         if self.slots.blue.service != self.slots.green.service {
             p.add(
@@ -563,8 +564,21 @@ impl ServiceConfig {
                  will)",
             );
         }
-        // The test gate holds one stage through the health checks, the approval and a
-        // migration run after it; the production gate through the bake.
+        if !self.preprod.environment.is_empty() {
+            p.add(
+                "preprod.environment",
+                "with traffic.engine = \"ecs\" pre-prod is ECS's new revision of the one \
+                 service: giving it production's environment after the approval would roll the \
+                 service out again, superseding ECS's deployment",
+            );
+        }
+        self.ecs_stage_budget_problems(p);
+    }
+
+    /// ECS fails a lifecycle stage after 24 hours, and each gate of bluegreen's hook holds one:
+    /// the test gate through the health checks, the approval and a migration run after it; the
+    /// production gate through the bake.
+    fn ecs_stage_budget_problems(&self, p: &mut Problems) {
         let after_approval = self
             .migration
             .as_ref()

@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::error::{StepError, StepResult};
 use crate::ports::smoke::SmokeRequest;
 use crate::slot::Slot;
+use crate::test_rule::Probe;
 
 /// How many characters of a response body an error message quotes.
 const BODY_EXCERPT_CHARS: usize = 200;
@@ -23,15 +24,29 @@ pub enum Assessment {
     Failed(String),
 }
 
-/// Looks at `slot`: at least `desired` targets, all healthy, then the smoke checks — with
-/// `deployment_id`'s preview header when pre-prod is reached through a test rule.
+/// Where the health check reaches pre-prod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreprodRoute {
+    /// The slot whose target group serves pre-prod (its targets are the ones checked).
+    pub slot: Slot,
+    /// `(name, value)`: the header a smoke request carries so that a rule on the production
+    /// listener routes it to pre-prod, when one does.
+    pub preview: Option<(String, String)>,
+    /// The request proving header requests reach bluegreen's test rule (and so are not
+    /// answered by production).
+    pub probe: Option<Probe>,
+}
+
+/// Looks at pre-prod where `route` says it is: at least `desired` targets in its slot's
+/// target group, all healthy, then the smoke checks — with the route's preview header when a
+/// rule routes to pre-prod by header (after its probe, when it has one).
 pub async fn assess(
     ctx: &Context,
     config: &ServiceConfig,
-    deployment_id: &str,
-    slot: Slot,
+    route: &PreprodRoute,
     desired: i32,
 ) -> StepResult<Assessment> {
+    let slot = route.slot;
     let targets = target_health(ctx, config, slot).await?;
     let healthy = targets.iter().filter(|t| t.state == "healthy").count() as i32;
     let not_healthy: Vec<String> = targets
@@ -48,12 +63,12 @@ pub async fn assess(
         )));
     }
     let base = config.test_url(slot).unwrap_or_default().to_owned();
-    if let Some(probe) = crate::test_rule::probe(config, deployment_id)
-        && let Err(evidence) = reaches_the_test_rule(ctx, config, &base, &probe).await
+    if let Some(probe) = &route.probe
+        && let Err(evidence) = reaches_the_test_rule(ctx, config, &base, probe).await
     {
         return Ok(Assessment::Failed(evidence));
     }
-    let preview = crate::test_rule::header(config, deployment_id);
+    let preview = route.preview.clone();
     Ok(match smoke(ctx, config, &base, preview).await? {
         Ok(report) => Assessment::Passed(format!("{healthy}/{desired} targets healthy; {report}")),
         Err(evidence) => Assessment::Failed(evidence),

@@ -58,6 +58,7 @@ pub mod service_index;
 pub mod signing_key;
 pub mod slot;
 pub mod step_input;
+pub(crate) mod step_log;
 pub mod step_table;
 pub mod steps;
 pub mod tables;

@@ -8,18 +8,24 @@
 //!
 //! An abort puts the service back through ECS: `StopServiceDeployment` with rollback, then
 //! waits until ECS reports the rollback ended. The service is production here — the slots'
-//! restore of an idle service would start another ECS deployment.
+//! restore of an idle service would start another ECS deployment. What comes after the
+//! launch (the health check's route, the switch, the bake, the finish, the rollback) is in
+//! [`super::ecs_production`].
 
 use async_trait::async_trait;
 
-use super::{DeploymentEngine, PutBack};
+use chrono::{DateTime, Utc};
+
+use super::{DeploymentEngine, Phase, PreprodRoute, PutBack};
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
 use crate::error::{StepError, StepResult};
+use crate::poll::Poll;
 use crate::ports::compute::{EcsDeployment, ServiceState};
 use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
+use crate::slot::Slot;
 
 /// One service on ECS's own blue/green.
 pub struct EcsBlueGreen;
@@ -186,15 +192,57 @@ impl DeploymentEngine for EcsBlueGreen {
             });
         };
         if matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS") {
-            match ctx.ports.compute.stop_service_deployment(&own.arn).await {
-                Ok(()) => {}
-                // It ended (or began stopping) since the read: the next call reads it again.
-                Err(StepError::Aws { code, .. }) if code == "ConflictException" => {}
-                Err(e) => return Err(e),
-            }
+            stop(ctx, &own).await?;
         }
         let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
         Ok(abort_stands(&own, overdue))
+    }
+
+    /// Nothing: ECS moved its test rule to the new revision before it held at the gate.
+    async fn open_test_route(&self, _ctx: &Context, _deployment: &Deployment) -> StepResult<()> {
+        Ok(())
+    }
+
+    async fn preprod_route(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<PreprodRoute, String>> {
+        super::ecs_production::preprod_route(ctx, deployment).await
+    }
+
+    async fn switch(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        deadline: DateTime<Utc>,
+    ) -> StepResult<Poll> {
+        super::ecs_production::switch(ctx, deployment, deadline).await
+    }
+
+    async fn baking(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<Slot, String>> {
+        super::ecs_production::baking(ctx, deployment).await
+    }
+
+    async fn retire_old(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase> {
+        super::ecs_production::retire_old(ctx, deployment).await
+    }
+
+    async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase> {
+        super::ecs_production::roll_back(ctx, deployment).await
+    }
+}
+
+/// Asks ECS to stop `own` with rollback. A `ConflictException` (it ended, or began stopping,
+/// since it was read) is no error: the next call reads it again.
+pub(super) async fn stop(ctx: &Context, own: &EcsDeployment) -> StepResult<()> {
+    match ctx.ports.compute.stop_service_deployment(&own.arn).await {
+        Err(StepError::Aws { code, .. }) if code == "ConflictException" => Ok(()),
+        other => other,
     }
 }
 

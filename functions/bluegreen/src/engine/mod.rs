@@ -10,11 +10,17 @@
 //!   behind ECS's test rule and waits at `POST_TEST_TRAFFIC_SHIFT` for bluegreen's lifecycle
 //!   hook (`crate::ecs_hook`) to let it on.
 //!
-//! What the engine covers so far: the launch and the abort's put-back (issue 32 moves the
-//! switch, the bake's rollback and the other endings behind it next).
+//! Each phase of a deployment that touches the service or its traffic asks the engine: the
+//! launch, the health check's route to pre-prod, the switch, what the bake watches, the
+//! finish's retirement of the old release, the rollback's and the abort's put-back. The
+//! database phase, the approval, the lock and queue and the record are the steps' own.
 
 pub mod ecs_blue_green;
+pub mod ecs_production;
 pub mod slots;
+pub mod slots_finish;
+pub mod slots_rollback;
+pub mod slots_switch;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -23,7 +29,11 @@ use crate::config::{Engine, ServiceConfig};
 use crate::context::Context;
 use crate::ecs::Rollout;
 use crate::error::StepResult;
+use crate::poll::Poll;
 use crate::record::{Change, Deployment, PreprodState, Records, Status};
+use crate::slot::Slot;
+
+pub use crate::health::PreprodRoute;
 
 /// How one service's new release comes up beside production.
 #[async_trait]
@@ -57,6 +67,60 @@ pub trait DeploymentEngine: Send + Sync {
         deployment: &Deployment,
         preprod: &PreprodState,
     ) -> StepResult<PutBack>;
+
+    /// Readies the route the health check's smoke checks take to pre-prod (the health
+    /// check's start). Idempotent.
+    async fn open_test_route(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()>;
+
+    /// Where the health check finds pre-prod now: `Err` says what is not in place yet (the
+    /// check waits for it).
+    async fn preprod_route(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<PreprodRoute, String>>;
+
+    /// Moves production to the approved release, or looks how far it moved (the switch's
+    /// start and every check): done once production is on it. Idempotent.
+    async fn switch(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        deadline: DateTime<Utc>,
+    ) -> StepResult<Poll>;
+
+    /// What the bake watches: the slot whose target group serves production now, or
+    /// `Err(why)` when the release is already being taken off production (by AWS itself).
+    async fn baking(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<Slot, String>>;
+
+    /// After a clean bake: retires the old release (scaled down or kept warm, or waited for
+    /// while AWS cleans it up). Idempotent; called again while it answers waiting.
+    async fn retire_old(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
+
+    /// A rollback after the switch: production back on the old release and the failed one
+    /// taken off it. Idempotent; called again while it answers waiting.
+    async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
+}
+
+/// Where an ending's engine part stands (the finish's retirement, a rollback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Done: what was done, for the record.
+    Done(Vec<String>),
+    /// AWS is still at it: what is awaited and until when the ending waits.
+    Waiting {
+        /// What is awaited.
+        detail: String,
+        /// When the ending stops waiting (it then needs a person).
+        until: DateTime<Utc>,
+    },
+    /// It cannot go on without a person: why (the deployment ends needing attention, the
+    /// lock kept).
+    Stuck(String),
 }
 
 /// Where an abort's put-back stands.

@@ -3,12 +3,15 @@
 
 use async_trait::async_trait;
 
-use super::{DeploymentEngine, PutBack};
+use chrono::{DateTime, Utc};
+
+use super::{DeploymentEngine, Phase, PreprodRoute, PutBack};
 use crate::autoscaling::{self, Stance};
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::naming::ROLE_PREPROD;
+use crate::poll::Poll;
 use crate::ports::compute::ServiceState;
 use crate::record::{Change, Deployment, PreprodState, Records, StepOutcome};
 use crate::revisions::{self, Purpose};
@@ -147,6 +150,54 @@ impl DeploymentEngine for Slots {
             "{} back to {} task(s) of its previous revision",
             preprod.service, preprod.previous_desired_count
         )))
+    }
+
+    /// The test listener (or the deployment's test rule) on the new slot.
+    async fn open_test_route(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+        let target = deployment.target_slot()?;
+        routing::point_test_listener(ctx, &deployment.config, target).await?;
+        test_rule::ensure(ctx, deployment, target).await
+    }
+
+    /// The new slot, reached through the test listener or, with a test rule, by the
+    /// deployment's preview header after its probe.
+    async fn preprod_route(
+        &self,
+        _ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<PreprodRoute, String>> {
+        let (config, id) = (&deployment.config, &deployment.deployment_id);
+        Ok(Ok(PreprodRoute {
+            slot: deployment.target_slot()?,
+            preview: test_rule::header(config, id),
+            probe: test_rule::probe(config, id),
+        }))
+    }
+
+    async fn switch(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        deadline: DateTime<Utc>,
+    ) -> StepResult<Poll> {
+        super::slots_switch::on_slots(ctx, deployment, deadline).await
+    }
+
+    /// The new slot: bluegreen moved production to it, and only bluegreen moves it back.
+    async fn baking(
+        &self,
+        _ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Result<Slot, String>> {
+        Ok(Ok(deployment.target_slot()?))
+    }
+
+    async fn retire_old(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase> {
+        super::slots_finish::retire_old_slot(ctx, deployment).await
+    }
+
+    async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase> {
+        super::slots_rollback::on_slots(ctx, deployment).await
     }
 }
 

@@ -8,6 +8,7 @@ use crate::looks::Looks;
 use crate::alarms;
 use crate::context::Context;
 use crate::db_guard;
+use crate::engine;
 use crate::error::{StepError, StepResult};
 use crate::health::target_health;
 use crate::poll::{CheckInput, Poll, Started};
@@ -78,8 +79,14 @@ pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> 
 pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
     let config = &deployment.config;
+    let live = match engine::of(config).baking(ctx, &deployment).await? {
+        Ok(live) => live,
+        Err(why) => {
+            let err = StepError::BakeFailed(why);
+            return Err(record_failed(ctx, &deployment, NAME, err, Change::new()).await);
+        }
+    };
     let mut problems = alarms::firing(ctx, &config.bake.alarms).await?;
-    let live = deployment.target_slot()?;
     for target in target_health(ctx, config, live).await? {
         if target.state == "unhealthy" {
             problems.push(format!(

@@ -1,18 +1,12 @@
-//! Finish: after a clean bake, scale the old slot to zero (or keep it warm for the configured
-//! window, after which scheduled teardown scales it down), mark the new slot as plain live,
-//! hand production's autoscaling to it ([`autoscaling::hand_over`]),
-//! then the shared ending: maintenance off, clones deleted (never one a running slot uses),
+//! Finish: after a clean bake, the engine retires the old release (`crate::engine`; the slots:
+//! the old slot scaled to zero or kept warm, the new slot plain live with production's
+//! autoscaling; ECS: its own bake time and clean-up waited for), then the shared ending: maintenance off, clones deleted (never one a running slot uses),
 //! DNS TTL restored, lock released and handed to a queued push.
 
-use chrono::Duration;
-
-use crate::autoscaling;
 use crate::context::Context;
-use crate::ecs;
-use crate::error::{StepError, StepResult};
-use crate::naming::ROLE_WARM;
+use crate::engine::{self, Phase};
+use crate::error::StepResult;
 use crate::record::{Records, Status};
-use crate::routing;
 
 use super::DeploymentRef;
 use crate::ending::{self, Ended};
@@ -25,37 +19,24 @@ pub async fn run(ctx: &Context, input: &DeploymentRef) -> StepResult<Ended> {
     if deployment.status.is_terminal() {
         return Ok(Ended::of(&deployment));
     }
-    let config = &deployment.config;
-    let new = deployment.target_slot()?;
-    let old = new.other();
-    let state = routing::read_production(ctx, config).await?;
-    if state.percent(new) != 100 {
-        return Err(StepError::UnexpectedRouting(format!(
-            "finish refused: production sends {}% to {new}, expected 100%",
-            state.percent(new)
-        )));
+    match engine::of(&deployment.config)
+        .retire_old(ctx, &deployment)
+        .await?
+    {
+        Phase::Done(done) => {
+            ending::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await
+        }
+        Phase::Waiting { detail, until } => Ok(Ended::waiting(&deployment, detail, until)),
+        Phase::Stuck(why) => {
+            ending::close(
+                ctx,
+                &deployment,
+                Status::NeedsAttention,
+                STEP,
+                vec![why.clone()],
+                Some(why),
+            )
+            .await
+        }
     }
-    // Every other route too: one the switch did not move (a host rule, an HTTP listener)
-    // would lose its traffic when the old slot scales down.
-    routing::ensure_unrouted(ctx, config, old, "finish").await?;
-    let mut done = vec![format!("{new} is live")];
-    ecs::unmark_slot(ctx, &config.cluster, &config.slots.get(new).service).await?;
-    // Before the old slot is scaled down: once at rest, no policy brings it back.
-    done.extend(autoscaling::hand_over(ctx, &deployment, new).await?);
-    let old_name = &config.slots.get(old).service;
-    let keep_warm = config.finish.keep_warm_seconds;
-    if keep_warm == 0 {
-        ecs::update_service(ctx, &config.cluster, old_name, None, 0).await?;
-        ecs::unmark_slot(ctx, &config.cluster, old_name).await?;
-        done.push(format!("{old_name} scaled to 0"));
-    } else {
-        // Warm for a fast rollback, not for callers: out of service discovery (Cloud Map)
-        // until a rollback brings it back.
-        ecs::ensure_registries(ctx, &config.cluster, old_name, &[]).await?;
-        let until = ctx.now() + Duration::seconds(keep_warm as i64);
-        let id = &deployment.deployment_id;
-        ecs::mark_slot(ctx, &config.cluster, old_name, id, ROLE_WARM, until).await?;
-        done.push(format!("{old_name} kept warm until {}", until.to_rfc3339()));
-    }
-    ending::close(ctx, &deployment, Status::Succeeded, STEP, done, None).await
 }

@@ -13,8 +13,7 @@ use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
 use crate::poll::{CheckInput, Poll, Started, backoff, pending};
 use crate::record::{Change, Deployment, Records, StepOutcome};
-use crate::routing;
-use crate::test_rule;
+use crate::engine;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::step_table::{OnFailure, Shape, Step};
@@ -52,10 +51,10 @@ const FIRST_LOOK_SECONDS: u64 = 5;
 /// the production listener) and starts the health-check window.
 pub async fn start(ctx: &Context, input: &DeploymentRef) -> StepResult<Started> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
-    let target = deployment.target_slot()?;
     let settles_at = test_listener_settles(ctx, &deployment).await?;
-    routing::point_test_listener(ctx, &deployment.config, target).await?;
-    test_rule::ensure(ctx, &deployment, target).await?;
+    engine::of(&deployment.config)
+        .open_test_route(ctx, &deployment)
+        .await?;
     let mut timeout = deployment.config.health.timeout_seconds;
     let mut first_look = FIRST_LOOK_SECONDS;
     if let Some(at) = settles_at {
@@ -117,7 +116,6 @@ fn moved_at(deployment: &Deployment) -> Option<DateTime<Utc>> {
 /// Looks at target health, then runs the smoke checks.
 pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
     let deployment = load_active(ctx, &input.deployment_id).await?;
-    let target = deployment.target_slot()?;
     let desired = deployment
         .preprod
         .as_ref()
@@ -133,22 +131,22 @@ pub async fn check(ctx: &Context, input: &CheckInput) -> StepResult<Poll> {
             wait_seconds: ((settles_at - now).num_milliseconds().max(1) as u64).div_ceil(1000),
             attempt: input.attempt,
             detail: format!(
-                "the NLB's test listener weights for {target} settle at {}",
+                "the NLB's test listener weights for {} settle at {}",
+                deployment.target_slot()?,
                 settles_at.to_rfc3339()
             ),
             scheduled: true,
             wake_on: None,
         });
     }
-    match health::assess(
-        ctx,
-        &deployment.config,
-        &deployment.deployment_id,
-        target,
-        desired,
-    )
-    .await?
+    let assessment = match engine::of(&deployment.config)
+        .preprod_route(ctx, &deployment)
+        .await?
     {
+        Ok(route) => health::assess(ctx, &deployment.config, &route, desired).await?,
+        Err(missing) => Assessment::Waiting(missing),
+    };
+    match assessment {
         Assessment::Waiting(evidence) | Assessment::Failed(evidence) if now >= input.deadline => {
             Err(fail(ctx, &deployment, evidence).await)
         }

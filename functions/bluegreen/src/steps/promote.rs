@@ -18,6 +18,7 @@ use crate::alarms;
 use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::{self, AfterApproval};
+use crate::engine;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
@@ -204,7 +205,11 @@ async fn advance(
             Rollout::Completed(detail) => done.push(detail),
         }
     }
-    match health::assess(ctx, config, &deployment.deployment_id, target, desired).await? {
+    let assessment = match engine::of(config).preprod_route(ctx, deployment).await? {
+        Ok(route) => health::assess(ctx, config, &route, desired).await?,
+        Err(missing) => Assessment::Waiting(missing),
+    };
+    match assessment {
         Assessment::Waiting(evidence) => return Ok(Phase::Waiting(evidence)),
         Assessment::Failed(evidence) => {
             return Err(StepError::HealthCheckFailed(format!(
