@@ -25,6 +25,10 @@ use crate::ports::load_balancing::{Condition, Route};
 use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::routing;
 use crate::slot::Slot;
+use crate::step_log::{record_done, record_failed};
+
+/// The switch step's name on the record.
+const SWITCH: &str = super::slots_switch::NAME;
 
 /// How often the switch looks while ECS has not moved production yet: the hook holds ECS
 /// for [`crate::ecs_hook::HOLD_SECONDS`] between its looks at the record.
@@ -76,14 +80,28 @@ pub async fn preprod_route(
              target group {wanted}"
         )));
     }
-    let preview = match config.traffic.production_listener_arn() {
+    let rule = match config.traffic.production_listener_arn() {
         Some(listener) => balancing
             .rules(listener)
             .await?
             .into_iter()
-            .find(|r| r.arn == test_rule)
-            .and_then(|r| matched_header(&r.conditions, &deployment.deployment_id)),
+            .find(|r| r.arn == test_rule),
         None => None,
+    };
+    // A condition the smoke requests might not meet would leave them to production's rule:
+    // they would pass for the old revision. Only a rule matching one header is taken.
+    let preview = match rule {
+        None => None,
+        Some(rule) => match matched_header(&rule.conditions, &deployment.deployment_id) {
+            Some(header) if rule.conditions.len() == 1 => Some(header),
+            _ => {
+                return Ok(Err(format!(
+                    "ECS's test rule {test_rule} on the production listener matches more (or \
+                     other) than one http-header condition: the smoke checks could be answered \
+                     by production; give it a single header condition"
+                )));
+            }
+        },
     };
     Ok(Ok(PreprodRoute {
         slot: target,
@@ -109,17 +127,18 @@ pub async fn switch(
 ) -> StepResult<Poll> {
     let target = deployment.target_slot()?;
     let now = ctx.now();
-    super::slots_switch::switched_at(ctx, deployment, target, now).await?;
     let own = described(ctx, deployment).await?;
     let stage = own.lifecycle_stage.as_deref().unwrap_or_default();
-    if !own.is_ongoing() && own.status != "SUCCESSFUL" {
-        return Err(StepError::SwitchFailed(format!(
+    if !going(&own) && own.status != "SUCCESSFUL" {
+        let err = StepError::SwitchFailed(format!(
             "ECS deployment {} is {}{}: production stays on the previous revision",
             own.arn,
             own.status,
             reason(&own)
-        )));
+        ));
+        return Err(record_failed(ctx, deployment, SWITCH, err, Change::new()).await);
     }
+    super::slots_switch::switched_at(ctx, deployment, target, now).await?;
     let moved = own.status == "SUCCESSFUL"
         || matches!(
             stage,
@@ -127,13 +146,13 @@ pub async fn switch(
         );
     let production = routing::read_production(ctx, &deployment.config).await?;
     if moved && production.percent(target) == 100 {
-        return Ok(Poll::Done {
-            detail: format!(
-                "ECS moved production to the new revision ({target}'s target group; ECS \
-                 deployment {} at {stage})",
-                own.arn
-            ),
-        });
+        let detail = format!(
+            "ECS moved production to the new revision ({target}'s target group; ECS \
+             deployment {} at {stage})",
+            own.arn
+        );
+        record_done(ctx, deployment, SWITCH, &detail, Change::new()).await?;
+        return Ok(Poll::Done { detail });
     }
     let waiting = format!(
         "ECS deployment {} at {stage}, production {}% on {target}",
@@ -141,9 +160,10 @@ pub async fn switch(
         production.percent(target)
     );
     if now >= deadline {
-        return Err(StepError::SwitchFailed(format!(
+        let err = StepError::SwitchFailed(format!(
             "ECS did not move production by the deadline: {waiting}"
-        )));
+        ));
+        return Err(record_failed(ctx, deployment, SWITCH, err, Change::new()).await);
     }
     Ok(Poll::Pending {
         wait_seconds: SWITCH_LOOK_SECONDS,
@@ -158,15 +178,25 @@ pub async fn switch(
 /// once ECS is rolling it back on its own (its alarms) or stopped it.
 pub async fn baking(ctx: &Context, deployment: &Deployment) -> StepResult<Result<Slot, String>> {
     let own = described(ctx, deployment).await?;
-    if own.is_ongoing() || own.status == "SUCCESSFUL" {
+    let stage = own.lifecycle_stage.as_deref().unwrap_or_default();
+    if going(&own) && stage == POST_PRODUCTION_TRAFFIC_SHIFT {
         return Ok(Ok(deployment.target_slot()?));
     }
+    // Past the production gate before bluegreen's bake passed: the hook was taken off, and
+    // ECS would scale the old revision away at its clean-up. Failing now rolls back while
+    // ECS still can.
     Ok(Err(format!(
-        "ECS deployment {} is {}{} during the bake",
+        "ECS deployment {} is {}{} at {stage} during bluegreen's bake (rolling back, stopped, \
+         or past the production gate without bluegreen's bake)",
         own.arn,
         own.status,
         reason(&own)
     )))
+}
+
+/// Whether ECS is carrying the deployment forward (not rolling back, not stopping).
+fn going(own: &EcsDeployment) -> bool {
+    matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS")
 }
 
 /// The finish: ECS's own bake time and clean-up, waited for until ECS reports the
@@ -178,9 +208,9 @@ pub async fn retire_old(ctx: &Context, deployment: &Deployment) -> StepResult<Ph
         "SUCCESSFUL" => {
             let production = routing::read_production(ctx, &deployment.config).await?;
             if production.percent(target) != 100 {
-                return Err(StepError::UnexpectedRouting(format!(
-                    "finish refused: ECS completed deployment {} but production sends {}% to \
-                     {target}",
+                return Ok(Phase::Stuck(format!(
+                    "ECS completed deployment {} but production sends {}% to {target}: look \
+                     at the service's rules",
                     own.arn,
                     production.percent(target)
                 )));
@@ -191,7 +221,7 @@ pub async fn retire_old(ctx: &Context, deployment: &Deployment) -> StepResult<Ph
                 own.arn
             )]))
         }
-        _ if own.is_ongoing() => {
+        _ if going(&own) => {
             let until = finish_bound(ctx, deployment).await?;
             let detail = format!(
                 "waiting for ECS to finish deployment {} ({}, {}): its bake time and clean-up",

@@ -27,7 +27,12 @@ pub const STEP: Step = Step {
     label: "Bake",
     shape: Shape::Polling,
     on_failure: OnFailure::Rollback,
-    raises: &["BakeFailed", "ProductionOnClone", "ResourceNotFound"],
+    raises: &[
+        "BakeFailed",
+        "ProductionOnClone",
+        "ResourceNotFound",
+        "UnexpectedRouting",
+    ],
 };
 const NAME: &str = STEP.name;
 
