@@ -4,7 +4,7 @@
 //! forward, the service's task definition, the targets left in each group, ECS's status.
 
 use bluegreen::ecs_hook::{HOLD_SECONDS, POST_PRODUCTION_TRAFFIC_SHIFT, POST_TEST_TRAFFIC_SHIFT};
-use bluegreen::record::Status;
+use bluegreen::record::{Status, StepOutcome};
 use bluegreen::steps::registry::{self, ECS_HOOK};
 use bluegreen_tests::ecs_world::{self, EcsWorld};
 use bluegreen_tests::memory::Fate;
@@ -1042,6 +1042,14 @@ impl bluegreen_tests::memory::Conductor for Scripted {
 /// Without a migration and with a bake of no length (the steps' clock is real time; ECS's
 /// is the world's virtual one).
 async fn approved_and_switched() -> (EcsWorld, String, String, String) {
+    let (mut world, id, revision, before) = approved().await;
+    let switched = run_step(&mut world, &registry::SWITCH, &id).await;
+    assert!(switched.unwrap().contains("ECS moved production"));
+    (world, id, revision, before)
+}
+
+/// [`approved_and_switched`] up to the switch: launched, healthy, approved, promoted.
+async fn approved() -> (EcsWorld, String, String, String) {
     let mut world = ecs_world::build().await;
     world.config.migration = None;
     world.config.bake.seconds = 0;
@@ -1055,8 +1063,6 @@ async fn approved_and_switched() -> (EcsWorld, String, String, String) {
     run_step(&mut world, &registry::PROMOTE, &id)
         .await
         .expect("promoted");
-    let switched = run_step(&mut world, &registry::SWITCH, &id).await;
-    assert!(switched.unwrap().contains("ECS moved production"));
     (world, id, revision, before)
 }
 
@@ -1203,4 +1209,90 @@ async fn an_alarm_in_the_bake_rolls_production_back_through_ecs() {
         answered(&world, POST_PRODUCTION_TRAFFIC_SHIFT, "SUCCEEDED"),
         0
     );
+}
+
+/// The deployment's record.
+async fn record(world: &EcsWorld, id: &str) -> bluegreen::record::Deployment {
+    bluegreen::record::Records::new(&world.ctx)
+        .get(id)
+        .await
+        .expect("record")
+}
+
+#[tokio::test]
+async fn ecs_rolling_back_on_its_own_fails_the_bake_and_the_rollback_waits_for_it() {
+    let (mut world, id, _, before) = approved_and_switched().await;
+    // Someone rolls ECS's deployment back in the console (or ECS's own alarms do).
+    let arn = world.ecs_deployment().arn;
+    world
+        .ctx
+        .ports
+        .compute
+        .stop_service_deployment(&arn)
+        .await
+        .expect("stopped");
+    assert_eq!(world.ecs_deployment().status, "ROLLBACK_REQUESTED");
+    // Not progress: the bake fails at once rather than passing while ECS takes production away.
+    let failed = run_step(&mut world, &registry::BAKE, &id).await;
+    let failed = failed.unwrap_err();
+    assert_eq!(failed.name(), "BakeFailed");
+    assert!(failed.to_string().contains("ROLLBACK_REQUESTED"), "{failed}");
+
+    let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
+    assert_eq!(ended["status"], "rolled_back", "{ended}");
+    assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
+    assert_production_on_the_old_group(&world);
+    assert_eq!(world.service(), (before, [2, 0]));
+    assert!(!record(&world, &id).await.has_outcome("bake", StepOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn a_switch_ecs_did_not_make_by_its_deadline_fails_and_rolls_back_with_production_untouched()
+{
+    let (mut world, id, _, before) = approved().await;
+    let start = json!({"action": "start", "deployment_id": id});
+    registry::invoke(&world.ctx, &registry::SWITCH, start)
+        .await
+        .expect("started");
+    // ECS has not answered yet (nothing played); the deadline has passed.
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 3});
+    let err = registry::invoke(&world.ctx, &registry::SWITCH, check)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "SwitchFailed");
+    let failed = record(&world, &id).await;
+    assert!(failed.has_outcome("switch", StepOutcome::Failed), "{:?}", failed.timeline);
+
+    let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
+    assert_eq!(ended["status"], "rolled_back", "{ended}");
+    assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
+    assert_production_on_the_old_group(&world);
+    assert_eq!(world.service(), (before, [2, 0]));
+}
+
+#[tokio::test]
+async fn a_rollback_that_finds_ecs_completed_needs_a_person_and_changes_nothing() {
+    let (mut world, id, revision, _) = approved_and_switched().await;
+    run_step(&mut world, &registry::BAKE, &id)
+        .await
+        .expect("baked");
+    // ECS bakes its own time and cleans up: the old revision is gone.
+    world.play(7 * 60).await;
+    assert_eq!(world.ecs_deployment().status, "SUCCESSFUL");
+
+    let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
+    assert_eq!(ended["status"], "needs_attention", "{ended}");
+    assert!(
+        ended["detail"].as_str().unwrap().contains("ECS completed"),
+        "{ended}"
+    );
+    // Nothing stopped, nothing redeployed: production stays on the new revision.
+    assert_eq!(world.ecs_deployments(), 1);
+    assert_eq!(world.ecs_deployment().status, "SUCCESSFUL");
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
+    assert_eq!(world.service(), (revision, [0, 2]));
 }
