@@ -1236,14 +1236,21 @@ async fn ecs_rolling_back_on_its_own_fails_the_bake_and_the_rollback_waits_for_i
     let failed = run_step(&mut world, &registry::BAKE, &id).await;
     let failed = failed.unwrap_err();
     assert_eq!(failed.name(), "BakeFailed");
-    assert!(failed.to_string().contains("ROLLBACK_REQUESTED"), "{failed}");
+    assert!(
+        failed.to_string().contains("ROLLBACK_REQUESTED"),
+        "{failed}"
+    );
 
     let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
     assert_eq!(ended["status"], "rolled_back", "{ended}");
     assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
     assert_production_on_the_old_group(&world);
     assert_eq!(world.service(), (before, [2, 0]));
-    assert!(!record(&world, &id).await.has_outcome("bake", StepOutcome::Succeeded));
+    assert!(
+        !record(&world, &id)
+            .await
+            .has_outcome("bake", StepOutcome::Succeeded)
+    );
 }
 
 #[tokio::test]
@@ -1262,7 +1269,11 @@ async fn a_switch_ecs_did_not_make_by_its_deadline_fails_and_rolls_back_with_pro
         .unwrap_err();
     assert_eq!(err.name(), "SwitchFailed");
     let failed = record(&world, &id).await;
-    assert!(failed.has_outcome("switch", StepOutcome::Failed), "{:?}", failed.timeline);
+    assert!(
+        failed.has_outcome("switch", StepOutcome::Failed),
+        "{:?}",
+        failed.timeline
+    );
 
     let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
     assert_eq!(ended["status"], "rolled_back", "{ended}");
@@ -1295,4 +1306,45 @@ async fn a_rollback_that_finds_ecs_completed_needs_a_person_and_changes_nothing(
         Some(world.names.tg_green.clone())
     );
     assert_eq!(world.service(), (revision, [0, 2]));
+}
+
+#[tokio::test]
+async fn a_test_rule_matching_more_than_one_header_is_not_taken_for_the_smoke_checks() {
+    let mut world = ecs_world::build().await;
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    run_step(&mut world, &registry::LAUNCH_PREPROD, &id)
+        .await
+        .expect("launched");
+    // The team's test rule also wants a host the smoke checks do not send: production would
+    // answer them.
+    let test_rule = world.test_rule.clone();
+    world.aws.with(|s| {
+        let rule = s.elb.rules.get_mut(&test_rule).expect("test rule");
+        rule.conditions
+            .push(bluegreen::ports::load_balancing::Condition {
+                field: "host-header".into(),
+                header_name: None,
+                values: vec!["preview.example.com".into()],
+            });
+    });
+    let start = json!({"action": "start", "deployment_id": id});
+    registry::invoke(&world.ctx, &registry::HEALTH_CHECK, start)
+        .await
+        .expect("started");
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 1});
+    let err = registry::invoke(&world.ctx, &registry::HEALTH_CHECK, check)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "HealthCheckFailed");
+    assert!(
+        err.to_string().contains("one http-header condition"),
+        "{err}"
+    );
+    assert_eq!(
+        world.all_to(&world.test_rule),
+        Some(world.names.tg_green.clone()),
+        "ECS's rules are left as ECS set them"
+    );
+    assert_production_on_the_old_group(&world);
 }

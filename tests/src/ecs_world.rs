@@ -103,6 +103,20 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
                 },
             );
         }
+        // The smoke checks go through production's listener: its rules decide which
+        // revision answers. The revision production runs answers without the smoke checks'
+        // "ok", so a check that production answers fails.
+        s.smoke.routed = Some((names.test_url.clone(), names.production_listener.clone()));
+        let answer = |body: &str| bluegreen::ports::smoke::Answer {
+            status: 200,
+            body: body.into(),
+        };
+        s.smoke
+            .by_group
+            .insert(names.tg_blue.clone(), answer("v1 (production)"));
+        s.smoke
+            .by_group
+            .insert(names.tg_green.clone(), answer("ok"));
         let service = s
             .ecs
             .services

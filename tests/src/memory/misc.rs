@@ -40,6 +40,12 @@ pub struct AlarmState {
 pub struct SmokeState {
     /// URL prefix → the answer (or why there is none).
     pub answers: BTreeMap<String, Result<Answer, String>>,
+    /// Requests to this URL prefix reach this listener, which routes them by its rules
+    /// (conditions, priority, weights) to a target group; what a group's release answers is
+    /// in `by_group`. Set by worlds whose smoke checks go through production's listener.
+    pub routed: Option<(String, String)>,
+    /// Target group → what the release it runs answers (a group without one: `answers`).
+    pub by_group: BTreeMap<String, Answer>,
 }
 
 #[async_trait::async_trait]
@@ -325,6 +331,9 @@ impl SmokeClient for MemoryAws {
                     body: rule.body.clone(),
                 }));
             }
+            if let Some(answer) = routed_answer(s, request) {
+                return Ok(Ok(answer));
+            }
             let answer = s
                 .smoke
                 .answers
@@ -340,6 +349,75 @@ impl SmokeClient for MemoryAws {
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
+    }
+}
+
+/// The answer of the release a routed request reaches (`SmokeState::routed`): the listener's
+/// rule of lowest priority whose every condition the request meets (else its default action),
+/// its forward's one group with weight; `None` when not routed or the group has no answer.
+fn routed_answer(s: &super::State, request: &SmokeRequest) -> Option<Answer> {
+    let (prefix, listener) = s.smoke.routed.as_ref()?;
+    let path = request.url.strip_prefix(prefix.as_str())?;
+    let mut rules: Vec<_> = s
+        .elb
+        .rules
+        .values()
+        .filter(|r| &r.listener == listener)
+        .collect();
+    rules.sort_by_key(|r| r.priority);
+    let forward = match rules.iter().find(|r| meets(&r.conditions, request, path)) {
+        Some(rule) => rule.forward.clone(),
+        None => s.elb.listeners.get(listener)?.forward.clone(),
+    }?;
+    let live: Vec<_> = forward
+        .iter()
+        .filter(|g| g.weight.unwrap_or(1) > 0)
+        .collect();
+    // Split traffic has no one answer: the harness models whole moves only.
+    let [group] = live.as_slice() else {
+        return None;
+    };
+    s.smoke.by_group.get(&group.target_group_arn).cloned()
+}
+
+/// Whether `request` (to `path` on the listener) meets every one of `conditions`, ELB's
+/// way: header names and hosts without case, `*` and `?` wildcards; unknown fields never.
+fn meets(
+    conditions: &[bluegreen::ports::load_balancing::Condition],
+    request: &SmokeRequest,
+    path: &str,
+) -> bool {
+    !conditions.is_empty()
+        && conditions.iter().all(|c| {
+            let any = |value: &str| {
+                c.values
+                    .iter()
+                    .any(|v| glob(&v.to_lowercase(), &value.to_lowercase()))
+            };
+            match c.field.as_str() {
+                "http-header" => request.headers.iter().any(|(name, value)| {
+                    c.header_name
+                        .as_deref()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(name))
+                        && any(value)
+                }),
+                "host-header" => request.host.as_deref().is_some_and(any),
+                "path-pattern" => c.values.iter().any(|v| glob(v, path)),
+                _ => false,
+            }
+        })
+}
+
+/// ELB's wildcard match: `*` any run of characters, `?` one.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| glob(&pattern[1..], &text[i..])),
+        Some(p) => text.chars().next().is_some_and(|t| {
+            (p == '?' || p == t) && glob(&pattern[p.len_utf8()..], &text[t.len_utf8()..])
+        }),
     }
 }
 
