@@ -1052,9 +1052,21 @@ async fn approved_and_switched() -> (EcsWorld, String, String, String) {
 async fn approved() -> (EcsWorld, String, String, String) {
     let mut world = ecs_world::build().await;
     world.config.migration = None;
+    approved_in(world).await
+}
+
+/// In `world` (bake of no length): synced, migrated (when the config migrates before the
+/// launch), launched, healthy, approved, promoted.
+async fn approved_in(mut world: EcsWorld) -> (EcsWorld, String, String, String) {
     world.config.bake.seconds = 0;
     let before = world.service().0;
     let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    run_step(&mut world, &registry::SYNC_DB, &id)
+        .await
+        .expect("synced");
+    run_step(&mut world, &registry::MIGRATE, &id)
+        .await
+        .expect("migrated");
     let launched = run_step(&mut world, &registry::LAUNCH_PREPROD, &id).await;
     assert!(launched.unwrap().contains(POST_TEST_TRAFFIC_SHIFT));
     let healthy = run_step(&mut world, &registry::HEALTH_CHECK, &id).await;
@@ -1347,4 +1359,72 @@ async fn a_test_rule_matching_more_than_one_header_is_not_taken_for_the_smoke_ch
         "ECS's rules are left as ECS set them"
     );
     assert_production_on_the_old_group(&world);
+}
+
+/// bluegreen's one-off tasks in the order they started: `(task definition, command, exit)`.
+fn one_off_tasks(world: &EcsWorld) -> Vec<(String, Vec<String>, Option<i32>)> {
+    world.aws.with(|s| {
+        s.ecs
+            .tasks
+            .values()
+            .map(|t| {
+                let exit = t.state.containers.first().and_then(|c| c.exit_code);
+                (t.state.task_definition.clone(), t.command.clone(), exit)
+            })
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn a_shared_deployment_migrated_before_the_launch_then_alarmed_rolls_back_through_ecs_and_waits_for_its_rollback_migration()
+ {
+    let mut world = ecs_world::build().await;
+    if let Some(migration) = &mut world.config.migration {
+        migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
+    }
+    let (mut world, id, revision, before) = approved_in(world).await;
+    // The migration ran once, before the launch, with the pushed revision (shared: production's
+    // database, as production's task definition has it).
+    let tasks = one_off_tasks(&world);
+    assert_eq!(
+        tasks,
+        [(
+            revision.clone(),
+            vec!["bin/migrate".to_owned(), "up".to_owned()],
+            Some(0)
+        )]
+    );
+    let switched = run_step(&mut world, &registry::SWITCH, &id).await;
+    assert!(switched.unwrap().contains("ECS moved production"));
+    world
+        .aws
+        .with(|s| s.alarms.alarms.insert("shop-5xx".into(), true));
+    let failed = run_step(&mut world, &registry::BAKE, &id).await;
+    assert_eq!(failed.unwrap_err().name(), "BakeFailed");
+
+    // The first rollback call asks ECS to roll back and waits for it; the rollback migration
+    // runs once production is back, and the ending waits for it too.
+    let input = json!({"deployment_id": id,
+                       "error": {"Error": "BakeFailed", "Cause": "alarm shop-5xx"}});
+    let first = registry::invoke(&world.ctx, &registry::ROLLBACK, input)
+        .await
+        .expect("rollback");
+    assert!(first.get("wait").is_some(), "{first}");
+    assert_eq!(
+        one_off_tasks(&world).len(),
+        1,
+        "no rollback migration before ECS rolled back"
+    );
+    let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
+    assert_eq!(ended["status"], "rolled_back", "{ended}");
+
+    let tasks = one_off_tasks(&world);
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert_eq!(tasks[1].1, ["bin/migrate", "down"]);
+    assert_eq!(tasks[1].2, Some(0), "the rollback migration ran to its end");
+    assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
+    assert_production_on_the_old_group(&world);
+    assert_eq!(world.service(), (before, [2, 0]));
+    let record = record(&world, &id).await;
+    assert_eq!(record.status, Status::RolledBack);
 }

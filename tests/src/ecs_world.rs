@@ -45,6 +45,9 @@ pub struct EcsWorld {
     pub now: u64,
     /// Every hook answer, in order: `(stage, hookStatus)`.
     pub answers: Vec<(String, String)>,
+    /// The exit code of bluegreen's one-off tasks (migrations), which end at the tick after
+    /// they started.
+    pub task_exit: i32,
 }
 
 /// The world, with nothing deploying.
@@ -162,6 +165,7 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
         test_rule,
         now: 0,
         answers: Vec::new(),
+        task_exit: 0,
     }
 }
 
@@ -314,6 +318,8 @@ impl EcsWorld {
         while self.now < end {
             self.now += TICK_SECONDS * 1000;
             let now = self.now;
+            let exit = self.task_exit;
+            self.aws.with(|s| end_tasks(s, exit));
             let calls = self.aws.with(|s| s.play_blue_green(now));
             for call in calls {
                 // bluegreen's hook never errs (ECS would roll back): an error fails the test.
@@ -373,6 +379,31 @@ impl EcsWorld {
                 [count(&self.names.tg_blue), count(&self.names.tg_green)],
             )
         })
+    }
+}
+
+/// The container runtime: every one-off task still going ends — with `exit`, or 143 when it
+/// was asked to stop — and is listed.
+fn end_tasks(s: &mut crate::memory::State, exit: i32) {
+    for task in s.ecs.tasks.values_mut() {
+        task.listed = true;
+        if task.state.last_status == "STOPPED" {
+            continue;
+        }
+        let stopped = task.state.desired_status == "STOPPED";
+        task.state.last_status = "STOPPED".into();
+        task.state.desired_status = "STOPPED".into();
+        task.state.stop_code = Some(
+            if stopped {
+                "UserInitiated"
+            } else {
+                "EssentialContainerExited"
+            }
+            .into(),
+        );
+        for c in &mut task.state.containers {
+            c.exit_code = Some(if stopped { 143 } else { exit });
+        }
     }
 }
 
