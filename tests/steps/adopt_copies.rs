@@ -388,3 +388,89 @@ async fn recreate_green(
         );
     create(base).send().await.expect("create shop-green");
 }
+
+/// On ECS's engine doctor checks what the launch checks before it deploys: the service on
+/// ECS's blue/green with the stack's hook at both gated stages, rolling back on timeout.
+#[tokio::test]
+async fn doctor_checks_an_ecs_engine_service_s_lifecycle_hooks() {
+    use aws_sdk_ecs::types::{
+        AdvancedConfiguration, DeploymentConfiguration, DeploymentLifecycleHook,
+        DeploymentLifecycleHookStage, DeploymentStrategy,
+    };
+    let hook = "arn:aws:lambda:us-east-1:123456789012:function:bluegreen-ecs-hook";
+    let world = World::build().await;
+    let gated = |stages: &[DeploymentLifecycleHookStage]| {
+        let mut configuration = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::BlueGreen)
+            .bake_time_in_minutes(5);
+        if !stages.is_empty() {
+            configuration = configuration.lifecycle_hooks(
+                DeploymentLifecycleHook::builder()
+                    .hook_target_arn(hook)
+                    .role_arn("arn:aws:iam::123456789012:role/ecs-hook-invoke")
+                    .set_lifecycle_stages(Some(stages.to_vec()))
+                    .build(),
+            );
+        }
+        configuration.build()
+    };
+    let mut config = world.config();
+    config.slots.blue.service = "shop-green".into();
+    if let bluegreen::config::Traffic::Listener { engine, .. } = &mut config.traffic {
+        *engine = bluegreen::config::Engine::Ecs;
+    }
+    let findings = |ctx: bluegreen::Context| {
+        let config = config.clone();
+        async move {
+            bluegreen_ops::doctor::service(&ctx, &config)
+                .await
+                .into_iter()
+                .filter(|f| f.code.starts_with("ecs-"))
+                .map(|f| (f.code, f.problem))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut ctx = world.ctx.clone();
+    ctx.settings.ecs_hook_arn = Some(hook.into());
+    for (stages, expected) in [
+        (
+            vec![
+                DeploymentLifecycleHookStage::PostTestTrafficShift,
+                DeploymentLifecycleHookStage::PostProductionTrafficShift,
+            ],
+            None,
+        ),
+        // Only the test gate: ECS would move production on after the bake unasked.
+        (
+            vec![DeploymentLifecycleHookStage::PostTestTrafficShift],
+            Some("POST_PRODUCTION_TRAFFIC_SHIFT"),
+        ),
+        (vec![], Some("POST_TEST_TRAFFIC_SHIFT")),
+    ] {
+        let advanced = AdvancedConfiguration::builder()
+            .alternate_target_group_arn(world.tg(Slot::Blue))
+            .production_listener_rule(&world.production_listener)
+            .role_arn("arn:aws:iam::123456789012:role/ecs-infrastructure")
+            .build();
+        let configuration = gated(&stages);
+        recreate_green(
+            &world,
+            |lb| lb.advanced_configuration(advanced),
+            |create| create.deployment_configuration(configuration),
+        )
+        .await;
+        let found = findings(ctx.clone()).await;
+        match expected {
+            None => assert!(found.is_empty(), "{stages:?}: {found:?}"),
+            Some(stage) => {
+                assert_eq!(found.len(), 1, "{stages:?}: {found:?}");
+                assert_eq!(found[0].0, "ecs-not-gated");
+                assert!(found[0].1.contains(stage), "{found:?}");
+            }
+        }
+    }
+    // Without the stack's hook ARN the check cannot be made, and says so.
+    let found = findings(world.ctx.clone()).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "ecs-hook-unknown");
+}

@@ -255,6 +255,42 @@ fn deployment_findings(
     }
 }
 
+/// On ECS's engine: whether ECS would deploy the service with bluegreen's gates — on ECS's
+/// blue/green, the stack's hook at both gated stages with a timeout that rolls back — as the
+/// launch checks it before it deploys (`engine::ecs_blue_green::not_gated`).
+fn ecs_gates(
+    ctx: &Context,
+    config: &ServiceConfig,
+    service: &aws_sdk_ecs::types::Service,
+    subject: &str,
+    f: &mut Findings,
+) {
+    if config.traffic.engine() != bluegreen::config::Engine::Ecs {
+        return;
+    }
+    let Some(hook) = ctx.settings.ecs_hook_arn.as_deref() else {
+        f.add(
+            "ecs-hook-unknown",
+            subject,
+            "the stack's lifecycle hook is not known here, so the service's hooks cannot be \
+             checked (launches fail closed without it)"
+                .to_owned(),
+            "set BLUEGREEN_ECS_HOOK_ARN to the stack's EcsHookFunctionArn output",
+        );
+        return;
+    };
+    let setup = bluegreen::aws::compute::setup_of(service);
+    let name = service.service_name().unwrap_or(subject);
+    if let Some(why) = bluegreen::engine::ecs_blue_green::not_gated_setup(name, &setup, hook) {
+        f.add(
+            "ecs-not-gated",
+            subject,
+            format!("{why}: launches are refused"),
+            "register the hook as README \"Which engine\" shows",
+        );
+    }
+}
+
 async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
     let slot_config = config.slots.get(slot);
     let subject = format!("{}/{}", config.cluster, slot_config.service);
@@ -301,6 +337,10 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         Err(e) => f.failed(&subject, &e),
     }
     deployment_findings(config, slot, &service, &subject, f);
+    // Both slots name the one service on ECS's engine: its gates are read once.
+    if slot == Slot::Blue {
+        ecs_gates(ctx, config, &service, &subject, f);
+    }
     container(ctx, config, slot, &service, &subject, f).await;
     if matches!(config.traffic, Traffic::Listener { .. }) {
         let attached = service

@@ -22,7 +22,7 @@ use crate::ecs::{self, Rollout};
 use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
 use crate::error::{StepError, StepResult};
 use crate::poll::Poll;
-use crate::ports::compute::{EcsDeployment, ServiceState};
+use crate::ports::compute::{DeploymentSetup, EcsDeployment, ServiceState};
 use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::slot::Slot;
@@ -350,12 +350,15 @@ fn hook_arn(ctx: &Context) -> StepResult<&str> {
 /// unapproved once it passed. Other hooks beside bluegreen's
 /// only add gates (ECS goes on once every hook of a stage did). Pure.
 pub fn not_gated(service: &ServiceState, hook_arn: &str) -> Option<String> {
-    let setup = &service.setup;
+    not_gated_setup(&service.name, &service.setup, hook_arn)
+}
+
+/// [`not_gated`] for service `name` deployed as `setup` (what `doctor` reads from ECS). Pure.
+pub fn not_gated_setup(name: &str, setup: &DeploymentSetup, hook_arn: &str) -> Option<String> {
     if !setup.is_ecs_blue_green() {
         return Some(format!(
-            "service {} is not on ECS's blue/green (controller {}, strategy {}): \
+            "service {name} is not on ECS's blue/green (controller {}, strategy {}): \
              traffic.engine = \"ecs\" needs deploymentConfiguration.strategy = BLUE_GREEN",
-            service.name,
             setup.controller.as_deref().unwrap_or("ECS"),
             setup.strategy.as_deref().unwrap_or("ROLLING")
         ));
@@ -381,7 +384,7 @@ pub fn not_gated(service: &ServiceState, hook_arn: &str) -> Option<String> {
                  with a timeout that rolls back: ECS would move traffic without bluegreen's \
                  approval (register the stack's EcsHookFunctionArn at both stages with \
                  timeoutConfiguration action ROLLBACK; README \"Which engine\")",
-                service.name, hook_arn
+                name, hook_arn
             ));
         }
     }
@@ -471,7 +474,7 @@ async fn record_ecs_deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::compute::{DeploymentSetup, LifecycleHook};
+    use crate::ports::compute::LifecycleHook;
 
     fn at(status: &str, stage: &str) -> EcsDeployment {
         EcsDeployment {
