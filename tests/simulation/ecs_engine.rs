@@ -1159,6 +1159,16 @@ async fn approved_at_the_test_gate_ecs_moves_production_and_the_finish_waits_for
     run_step(&mut world, &registry::BAKE, &id)
         .await
         .expect("baked");
+    // ECS goes on to its own bake; a bake check run again then (a retry, a lost answer) is
+    // still done, not a failure that would roll the deployment back.
+    world.play(60).await;
+    assert_eq!(world.ecs_deployment().stage_name(), "BAKE_TIME");
+    let again = json!({"action": "check", "deployment_id": id,
+                       "deadline": chrono::Utc::now(), "attempt": 9});
+    let again = registry::invoke(&world.ctx, &registry::BAKE, again)
+        .await
+        .expect("the bake check again");
+    assert_eq!(again["status"], "done", "{again}");
     // The first finish finds ECS still baking its own time: it waits, the lock held.
     let first = registry::invoke(&world.ctx, &registry::FINISH, json!({"deployment_id": id}))
         .await
@@ -1286,6 +1296,12 @@ async fn a_switch_ecs_did_not_make_by_its_deadline_fails_and_rolls_back_with_pro
         "{:?}",
         failed.timeline
     );
+    // Before the rollback runs, ECS asks the hook again: the status is still `switching`, but
+    // a failed switch is not let on — ECS rolls back by itself.
+    world.play(2 * HOLD_SECONDS).await;
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "SUCCEEDED"), 0);
+    assert_eq!(answered(&world, POST_TEST_TRAFFIC_SHIFT, "FAILED"), 1);
+    assert_production_on_the_old_group(&world);
 
     let ended = run_ending(&mut world, &registry::ROLLBACK, &id).await;
     assert_eq!(ended["status"], "rolled_back", "{ended}");
@@ -1427,4 +1443,33 @@ async fn a_shared_deployment_migrated_before_the_launch_then_alarmed_rolls_back_
     assert_eq!(world.service(), (before, [2, 0]));
     let record = record(&world, &id).await;
     assert_eq!(record.status, Status::RolledBack);
+}
+
+#[tokio::test]
+async fn a_test_rule_evaluated_after_production_s_rule_is_not_taken_for_the_smoke_checks() {
+    let mut world = ecs_world::build().await;
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    run_step(&mut world, &registry::LAUNCH_PREPROD, &id)
+        .await
+        .expect("launched");
+    // ELB evaluates the lower number first: production's rule (20) would see the smoke
+    // checks before a test rule at 30.
+    let test_rule = world.test_rule.clone();
+    world
+        .aws
+        .with(|s| s.elb.rules.get_mut(&test_rule).expect("test rule").priority = 30);
+    let start = json!({"action": "start", "deployment_id": id});
+    registry::invoke(&world.ctx, &registry::HEALTH_CHECK, start)
+        .await
+        .expect("started");
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 1});
+    let err = registry::invoke(&world.ctx, &registry::HEALTH_CHECK, check)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "HealthCheckFailed");
+    assert!(
+        err.to_string().contains("comes after production's rule"),
+        "{err}"
+    );
 }

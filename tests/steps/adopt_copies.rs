@@ -425,7 +425,7 @@ async fn doctor_checks_an_ecs_engine_service_s_lifecycle_hooks() {
             bluegreen_ops::doctor::service(&ctx, &config)
                 .await
                 .into_iter()
-                .filter(|f| f.code.starts_with("ecs-"))
+                .filter(|f| f.code.starts_with("ecs-") || f.code == "target-group-not-attached")
                 .map(|f| (f.code, f.problem))
                 .collect::<Vec<_>>()
         }

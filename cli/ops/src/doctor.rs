@@ -343,10 +343,15 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
     }
     container(ctx, config, slot, &service, &subject, f).await;
     if matches!(config.traffic, Traffic::Listener { .. }) {
-        let attached = service
-            .load_balancers()
-            .iter()
-            .any(|lb| lb.target_group_arn.as_deref() == Some(&slot_config.target_group_arn));
+        // On ECS's blue/green the alternate group is the load balancer's advanced
+        // configuration's: it is the service's too.
+        let tg = Some(slot_config.target_group_arn.as_str());
+        let attached = service.load_balancers().iter().any(|lb| {
+            lb.target_group_arn.as_deref() == tg
+                || lb
+                    .advanced_configuration()
+                    .is_some_and(|a| a.alternate_target_group_arn() == tg)
+        });
         if !attached {
             f.add(
                 "target-group-not-attached",

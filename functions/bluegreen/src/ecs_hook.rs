@@ -213,6 +213,11 @@ fn decide_status(stage: &str, deployment: &Deployment) -> Answer {
     }
     let production = stage == POST_PRODUCTION_TRAFFIC_SHIFT;
     let baked = deployment.has_outcome("bake", StepOutcome::Succeeded);
+    // A switch that failed (its deadline) leaves the status `switching` until the rollback
+    // ends: ECS must not be let on meanwhile.
+    if !production && deployment.has_outcome("switch", StepOutcome::Failed) {
+        return fail("failed its switch");
+    }
     match deployment.status {
         Status::Aborted | Status::Superseded => fail("ended before the switch"),
         Status::RolledBack => fail("rolled back"),

@@ -332,7 +332,7 @@ impl SmokeClient for MemoryAws {
                 }));
             }
             if let Some(answer) = routed_answer(s, request) {
-                return Ok(Ok(answer));
+                return Ok(answer);
             }
             let answer = s
                 .smoke
@@ -354,15 +354,31 @@ impl SmokeClient for MemoryAws {
 
 /// The answer of the release a routed request reaches (`SmokeState::routed`): the listener's
 /// rule of lowest priority whose every condition the request meets (else its default action),
-/// its forward's one group with weight; `None` when not routed or the group has no answer.
-fn routed_answer(s: &super::State, request: &SmokeRequest) -> Option<Answer> {
+/// its forward's one group with weight. `None` when the request is not routed; an error when
+/// it is but reaches no answer (no group, split weights, a group without one) — never the
+/// URL's answers, which would pass for any release.
+fn routed_answer(s: &super::State, request: &SmokeRequest) -> Option<Result<Answer, String>> {
     let (prefix, listener) = s.smoke.routed.as_ref()?;
-    let path = request.url.strip_prefix(prefix.as_str())?;
+    let rest = request.url.strip_prefix(prefix.as_str())?;
+    Some(
+        routed_to(s, request, listener, rest)
+            .ok_or_else(|| format!("the harness routes {} nowhere that answers", request.url)),
+    )
+}
+
+fn routed_to(
+    s: &super::State,
+    request: &SmokeRequest,
+    listener: &str,
+    rest: &str,
+) -> Option<Answer> {
+    // ELB matches the path without its query.
+    let path = rest.split('?').next().unwrap_or(rest);
     let mut rules: Vec<_> = s
         .elb
         .rules
         .values()
-        .filter(|r| &r.listener == listener)
+        .filter(|r| r.listener == listener)
         .collect();
     rules.sort_by_key(|r| r.priority);
     let forward = match rules.iter().find(|r| meets(&r.conditions, request, path)) {
@@ -381,7 +397,8 @@ fn routed_answer(s: &super::State, request: &SmokeRequest) -> Option<Answer> {
 }
 
 /// Whether `request` (to `path` on the listener) meets every one of `conditions`, ELB's
-/// way: header names and hosts without case, `*` and `?` wildcards; unknown fields never.
+/// way: header names, header values and hosts without case, `*` and `?` wildcards; a field
+/// the harness does not model is a harness error.
 fn meets(
     conditions: &[bluegreen::ports::load_balancing::Condition],
     request: &SmokeRequest,
@@ -401,11 +418,22 @@ fn meets(
                         .is_some_and(|h| h.eq_ignore_ascii_case(name))
                         && any(value)
                 }),
-                "host-header" => request.host.as_deref().is_some_and(any),
+                // The Host header: the request's own, else the URL's authority.
+                "host-header" => request
+                    .host
+                    .clone()
+                    .or_else(|| url_host(&request.url))
+                    .is_some_and(|h| any(&h)),
                 "path-pattern" => c.values.iter().any(|v| glob(v, path)),
-                _ => false,
+                other => panic!("the harness does not match {other} conditions"),
             }
         })
+}
+
+/// The host of `url` (without a port).
+fn url_host(url: &str) -> Option<String> {
+    let authority = url.split("://").nth(1)?.split('/').next()?;
+    Some(authority.split(':').next()?.to_owned())
 }
 
 /// ELB's wildcard match: `*` any run of characters, `?` one.

@@ -52,6 +52,11 @@ pub async fn preprod_route(
     let target = deployment.target_slot()?;
     let service = &super::recorded_preprod(deployment)?.service;
     let described = ecs::describe_service(ctx, &config.cluster, service).await?;
+    let production_rule = described
+        .setup
+        .routes
+        .iter()
+        .find_map(|r| r.production_rule.clone());
     let Some(test_rule) = described
         .setup
         .routes
@@ -80,14 +85,24 @@ pub async fn preprod_route(
              target group {wanted}"
         )));
     }
-    let rule = match config.traffic.production_listener_arn() {
-        Some(listener) => balancing
-            .rules(listener)
-            .await?
-            .into_iter()
-            .find(|r| r.arn == test_rule),
-        None => None,
+    let rules = match config.traffic.production_listener_arn() {
+        Some(listener) => balancing.rules(listener).await?,
+        None => Vec::new(),
     };
+    let priority = |arn: &str| rules.iter().find(|r| r.arn == arn).and_then(|r| r.priority);
+    // ELB evaluates the lower number first: behind production's rule the test rule would
+    // never see the smoke checks (rules of other services are the listener's owner's to order).
+    if let (Some(test), Some(production)) = (
+        priority(&test_rule),
+        production_rule.as_deref().and_then(priority),
+    ) && test >= production
+    {
+        return Ok(Err(format!(
+            "ECS's test rule {test_rule} (priority {test}) comes after production's rule \
+             (priority {production}): the smoke checks would be answered by production"
+        )));
+    }
+    let rule = rules.into_iter().find(|r| r.arn == test_rule);
     // A condition the smoke requests might not meet would leave them to production's rule:
     // they would pass for the old revision. Only a rule matching one header is taken.
     let preview = match rule {
@@ -180,6 +195,14 @@ pub async fn baking(ctx: &Context, deployment: &Deployment) -> StepResult<Result
     let own = described(ctx, deployment).await?;
     let stage = own.lifecycle_stage.as_deref().unwrap_or_default();
     if going(&own) && stage == POST_PRODUCTION_TRAFFIC_SHIFT {
+        return Ok(Ok(deployment.target_slot()?));
+    }
+    // A check run again after the bake passed (a retry, a lost answer): the hook has let ECS
+    // on to its own bake and clean-up, which is no failure.
+    let moving_on = going(&own) && matches!(stage, "BAKE_TIME" | "CLEAN_UP");
+    if (moving_on || own.status == "SUCCESSFUL")
+        && deployment.has_outcome("bake", StepOutcome::Succeeded)
+    {
         return Ok(Ok(deployment.target_slot()?));
     }
     // Past the production gate before bluegreen's bake passed: the hook was taken off, and
