@@ -1336,25 +1336,20 @@ async fn a_rollback_that_finds_ecs_completed_needs_a_person_and_changes_nothing(
     assert_eq!(world.service(), (revision, [0, 2]));
 }
 
-#[tokio::test]
-async fn a_test_rule_matching_more_than_one_header_is_not_taken_for_the_smoke_checks() {
+/// The health check at its deadline after the launch, once `change` has changed ECS's test
+/// rule: its error. ECS's rules are left as ECS set them, production on the old group.
+async fn health_check_at_its_deadline_after(
+    change: impl FnOnce(&mut bluegreen_tests::memory::RuleModel),
+) -> bluegreen::StepError {
     let mut world = ecs_world::build().await;
     let (id, _) = world.deployment("v2", Status::Preparing).await;
     run_step(&mut world, &registry::LAUNCH_PREPROD, &id)
         .await
         .expect("launched");
-    // The team's test rule also wants a host the smoke checks do not send: production would
-    // answer them.
     let test_rule = world.test_rule.clone();
-    world.aws.with(|s| {
-        let rule = s.elb.rules.get_mut(&test_rule).expect("test rule");
-        rule.conditions
-            .push(bluegreen::ports::load_balancing::Condition {
-                field: "host-header".into(),
-                header_name: None,
-                values: vec!["preview.example.com".into()],
-            });
-    });
+    world
+        .aws
+        .with(|s| change(s.elb.rules.get_mut(&test_rule).expect("test rule")));
     let start = json!({"action": "start", "deployment_id": id});
     registry::invoke(&world.ctx, &registry::HEALTH_CHECK, start)
         .await
@@ -1364,17 +1359,45 @@ async fn a_test_rule_matching_more_than_one_header_is_not_taken_for_the_smoke_ch
     let err = registry::invoke(&world.ctx, &registry::HEALTH_CHECK, check)
         .await
         .unwrap_err();
-    assert_eq!(err.name(), "HealthCheckFailed");
-    assert!(
-        err.to_string().contains("one http-header condition"),
-        "{err}"
-    );
     assert_eq!(
         world.all_to(&world.test_rule),
         Some(world.names.tg_green.clone()),
         "ECS's rules are left as ECS set them"
     );
     assert_production_on_the_old_group(&world);
+    err
+}
+
+#[tokio::test]
+async fn a_test_rule_matching_more_than_one_header_is_not_taken_for_the_smoke_checks() {
+    // The team's test rule also wants a host the smoke checks do not send: production would
+    // answer them.
+    let err = health_check_at_its_deadline_after(|rule| {
+        rule.conditions
+            .push(bluegreen::ports::load_balancing::Condition {
+                field: "host-header".into(),
+                header_name: None,
+                values: vec!["preview.example.com".into()],
+            });
+    })
+    .await;
+    assert_eq!(err.name(), "HealthCheckFailed");
+    assert!(
+        err.to_string().contains("one http-header condition"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_test_rule_evaluated_after_production_s_rule_is_not_taken_for_the_smoke_checks() {
+    // ELB evaluates the lower number first: production's rule (20) would see the smoke
+    // checks before a test rule at 30.
+    let err = health_check_at_its_deadline_after(|rule| rule.priority = 30).await;
+    assert_eq!(err.name(), "HealthCheckFailed");
+    assert!(
+        err.to_string().contains("comes after production's rule"),
+        "{err}"
+    );
 }
 
 /// bluegreen's one-off tasks in the order they started: `(task definition, command, exit)`.
@@ -1443,33 +1466,4 @@ async fn a_shared_deployment_migrated_before_the_launch_then_alarmed_rolls_back_
     assert_eq!(world.service(), (before, [2, 0]));
     let record = record(&world, &id).await;
     assert_eq!(record.status, Status::RolledBack);
-}
-
-#[tokio::test]
-async fn a_test_rule_evaluated_after_production_s_rule_is_not_taken_for_the_smoke_checks() {
-    let mut world = ecs_world::build().await;
-    let (id, _) = world.deployment("v2", Status::Preparing).await;
-    run_step(&mut world, &registry::LAUNCH_PREPROD, &id)
-        .await
-        .expect("launched");
-    // ELB evaluates the lower number first: production's rule (20) would see the smoke
-    // checks before a test rule at 30.
-    let test_rule = world.test_rule.clone();
-    world
-        .aws
-        .with(|s| s.elb.rules.get_mut(&test_rule).expect("test rule").priority = 30);
-    let start = json!({"action": "start", "deployment_id": id});
-    registry::invoke(&world.ctx, &registry::HEALTH_CHECK, start)
-        .await
-        .expect("started");
-    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 1});
-    let err = registry::invoke(&world.ctx, &registry::HEALTH_CHECK, check)
-        .await
-        .unwrap_err();
-    assert_eq!(err.name(), "HealthCheckFailed");
-    assert!(
-        err.to_string().contains("comes after production's rule"),
-        "{err}"
-    );
 }
