@@ -198,14 +198,7 @@ async fn a_rollback_after_the_production_shift_puts_production_back_on_the_old_r
 async fn stop_service_deployment_rolls_back_one_going_on_and_is_refused_for_one_that_ended() {
     let (mut world, _id, _, before) = rolling_out().await;
     world.play(90).await;
-    let arn = world.ecs_deployment().arn;
-    world
-        .ctx
-        .ports
-        .compute
-        .stop_service_deployment(&arn)
-        .await
-        .expect("a deployment going on stops");
+    let arn = world.stop_in_the_console().await;
     world.play(10).await;
     assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
     assert_eq!(
@@ -820,14 +813,7 @@ async fn a_launch_does_not_supersede_an_ecs_deployment_going_on() {
 #[tokio::test]
 async fn ecs_rolling_the_launch_back_fails_it_with_ecs_reason() {
     let (mut world, id, _, before) = rolling_out().await;
-    let arn = world.ecs_deployment().arn;
-    world
-        .ctx
-        .ports
-        .compute
-        .stop_service_deployment(&arn)
-        .await
-        .expect("stopped");
+    world.stop_in_the_console().await;
     world.play(120).await;
     let err = world.launch_check(&id).await.unwrap_err();
     assert_eq!(err.name(), "LaunchFailed", "{err}");
@@ -1245,14 +1231,7 @@ async fn record(world: &EcsWorld, id: &str) -> bluegreen::record::Deployment {
 async fn ecs_rolling_back_on_its_own_fails_the_bake_and_the_rollback_waits_for_it() {
     let (mut world, id, _, before) = approved_and_switched().await;
     // Someone rolls ECS's deployment back in the console (or ECS's own alarms do).
-    let arn = world.ecs_deployment().arn;
-    world
-        .ctx
-        .ports
-        .compute
-        .stop_service_deployment(&arn)
-        .await
-        .expect("stopped");
+    world.stop_in_the_console().await;
     assert_eq!(world.ecs_deployment().status, "ROLLBACK_REQUESTED");
     // Not progress: the bake fails at once rather than passing while ECS takes production away.
     let failed = run_step(&mut world, &registry::BAKE, &id).await;

@@ -295,6 +295,19 @@ impl EcsWorld {
             .expect("registered")
     }
 
+    /// A person stops ECS's newest deployment in the console (`StopServiceDeployment`, which
+    /// rolls it back): its ARN.
+    pub async fn stop_in_the_console(&self) -> String {
+        let arn = self.ecs_deployment().arn;
+        self.ctx
+            .ports
+            .compute
+            .stop_service_deployment(&arn)
+            .await
+            .expect("a deployment going on stops");
+        arn
+    }
+
     /// How many service deployments ECS made.
     pub fn ecs_deployments(&self) -> usize {
         self.aws.with(|s| s.ecs.blue_green.len())
