@@ -1446,3 +1446,37 @@ async fn a_shared_deployment_migrated_before_the_launch_then_alarmed_rolls_back_
     let record = record(&world, &id).await;
     assert_eq!(record.status, Status::RolledBack);
 }
+
+#[tokio::test]
+async fn the_live_slot_guard_takes_ecs_s_alternate_group_not_the_one_service_for_the_idle_slot() {
+    let findings = |world: &EcsWorld| {
+        let (ctx, config) = (world.ctx.clone(), world.config.clone());
+        async move {
+            bluegreen::guard::findings(&ctx, &config)
+                .await
+                .expect("observed")
+                .into_iter()
+                .map(|(code, what, repair)| (code, format!("{what}: {repair}")))
+                .collect::<Vec<_>>()
+        }
+    };
+    // At rest: production's service runs its tasks, ECS's alternate group holds none — no
+    // "idle slot running" (the one service is both slots' name).
+    let world = ecs_world::build().await;
+    assert_eq!(world.service().1, [2, 0]);
+    assert_eq!(findings(&world).await, []);
+
+    // A target left in the alternate group with no route to it (a revision ECS did not
+    // scale in): that is what the guard reports as the idle slot running.
+    let green = world.names.tg_green.clone();
+    world.aws.with(|s| {
+        let production = s.elb.targets[&world.names.tg_blue][0].clone();
+        s.elb.targets.entry(green).or_default().push(production);
+    });
+    let found = findings(&world).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "idle-slot-running");
+    // Never the slots' advice to scale the idle service down: here it is production's.
+    assert!(!found[0].1.contains("--desired-count 0"), "{found:?}");
+    assert!(found[0].1.contains("deregister"), "{found:?}");
+}

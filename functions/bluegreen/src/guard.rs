@@ -175,6 +175,19 @@ impl Violation {
                     config.cluster
                 )
             }
+            // On ECS's engine the "idle slot" is ECS's alternate target group: the service
+            // is production's, never to be scaled down.
+            Violation::IdleSlotRunning { slot, .. }
+                if config.traffic.engine() == crate::config::Engine::Ecs =>
+            {
+                format!(
+                    "look at the service's ECS deployments: none going on, the targets left in \
+                     ECS's alternate target group {} are a revision ECS did not scale in; \
+                     deregister them (`aws elbv2 deregister-targets`) — never scale the service, \
+                     which is production's",
+                    config.slots.get(*slot).target_group_arn
+                )
+            }
             Violation::IdleSlotRunning { slot, service, .. } => {
                 let other = seen.iter().find(|s| s.slot == slot.other());
                 if other.is_some_and(|o| o.percent > 0 && (o.running < 1 || o.healthy == Some(0))) {
@@ -295,6 +308,7 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             warn!(service = %config.name, error = %e, "other routes unreadable");
             Vec::new()
         });
+    let ecs_engine = config.traffic.engine() == crate::config::Engine::Ecs;
     let mut seen = Vec::new();
     for slot in Slot::ALL {
         let name = &config.slots.get(slot).service;
@@ -319,15 +333,30 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
         } else {
             None
         };
+        // On ECS's engine both slots name the one service, production's: the idle slot is
+        // ECS's alternate target group, which holds targets only while ECS deploys. What runs
+        // there is what is registered in it — never the service's tasks, and never a revision
+        // the repair could scale (it scales services).
+        let (desired, running, task_definition) = if percent == 0 && ecs_engine {
+            let group = &config.slots.get(slot).target_group_arn;
+            let registered = ctx.ports.load_balancing.target_health(group).await?.len() as i32;
+            (registered, registered, None)
+        } else {
+            (
+                service.desired_count,
+                service.running_count,
+                service.task_definition.clone(),
+            )
+        };
         seen.push(SlotSeen {
             slot,
             service: name.clone(),
             percent,
-            desired: service.desired_count,
-            running: service.running_count,
+            desired,
+            running,
             healthy,
             warm_until,
-            task_definition: service.task_definition.clone(),
+            task_definition,
             routes: crate::routes::others_on(config, &others, slot)
                 .iter()
                 .map(crate::routes::describe)
