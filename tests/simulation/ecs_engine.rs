@@ -1219,6 +1219,24 @@ async fn an_alarm_in_the_bake_rolls_production_back_through_ecs() {
     );
 }
 
+/// `step` started, then checked once with its deadline passed (ECS not played between): the
+/// step's error.
+async fn checked_past_its_deadline(
+    world: &EcsWorld,
+    step: &'static registry::Step,
+    id: &str,
+) -> bluegreen::StepError {
+    let start = json!({"action": "start", "deployment_id": id});
+    registry::invoke(&world.ctx, step, start)
+        .await
+        .expect("started");
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 1});
+    registry::invoke(&world.ctx, step, check)
+        .await
+        .expect_err("past its deadline")
+}
+
 /// The deployment's record.
 async fn record(world: &EcsWorld, id: &str) -> bluegreen::record::Deployment {
     bluegreen::record::Records::new(&world.ctx)
@@ -1258,16 +1276,8 @@ async fn ecs_rolling_back_on_its_own_fails_the_bake_and_the_rollback_waits_for_i
 async fn a_switch_ecs_did_not_make_by_its_deadline_fails_and_rolls_back_with_production_untouched()
 {
     let (mut world, id, _, before) = approved().await;
-    let start = json!({"action": "start", "deployment_id": id});
-    registry::invoke(&world.ctx, &registry::SWITCH, start)
-        .await
-        .expect("started");
     // ECS has not answered yet (nothing played); the deadline has passed.
-    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 3});
-    let err = registry::invoke(&world.ctx, &registry::SWITCH, check)
-        .await
-        .unwrap_err();
+    let err = checked_past_its_deadline(&world, &registry::SWITCH, &id).await;
     assert_eq!(err.name(), "SwitchFailed");
     let failed = record(&world, &id).await;
     assert!(
@@ -1329,15 +1339,7 @@ async fn health_check_at_its_deadline_after(
     world
         .aws
         .with(|s| change(s.elb.rules.get_mut(&test_rule).expect("test rule")));
-    let start = json!({"action": "start", "deployment_id": id});
-    registry::invoke(&world.ctx, &registry::HEALTH_CHECK, start)
-        .await
-        .expect("started");
-    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let check = json!({"action": "check", "deployment_id": id, "deadline": past, "attempt": 1});
-    let err = registry::invoke(&world.ctx, &registry::HEALTH_CHECK, check)
-        .await
-        .unwrap_err();
+    let err = checked_past_its_deadline(&world, &registry::HEALTH_CHECK, &id).await;
     assert_eq!(
         world.all_to(&world.test_rule),
         Some(world.names.tg_green.clone()),
