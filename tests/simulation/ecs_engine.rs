@@ -1468,17 +1468,67 @@ async fn the_live_slot_guard_takes_ecs_s_alternate_group_not_the_one_service_for
     assert_eq!(world.service().1, [2, 0]);
     assert_eq!(findings(&world).await, []);
 
-    // A target left in the alternate group with no route to it (a revision ECS did not
-    // scale in): that is what the guard reports as the idle slot running.
+    // A target draining out of the alternate group (ECS's clean-up) is on its way out.
     let green = world.names.tg_green.clone();
-    world.aws.with(|s| {
-        let production = s.elb.targets[&world.names.tg_blue][0].clone();
-        s.elb.targets.entry(green).or_default().push(production);
-    });
+    let leave = |state: &str| {
+        let (blue, green, state) = (world.names.tg_blue.clone(), green.clone(), state.to_owned());
+        world.aws.with(move |s| {
+            let mut target = s.elb.targets[&blue][0].clone();
+            target.state = state;
+            s.elb.targets.insert(green, vec![target]);
+        });
+    };
+    leave("draining");
+    assert_eq!(findings(&world).await, []);
+
+    // A target left in the alternate group with no route to it (a revision ECS did not
+    // scale in): that is what the guard reports as the idle slot running. ECS's own test rule
+    // forwarding there is not "another route" keeping it busy.
+    leave("healthy");
     let found = findings(&world).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "idle-slot-running");
+    assert!(found[0].1.contains("green"), "{found:?}");
     // Never the slots' advice to scale the idle service down: here it is production's.
     assert!(!found[0].1.contains("--desired-count 0"), "{found:?}");
     assert!(found[0].1.contains("deregister"), "{found:?}");
+
+    // The sweep's check with repairs on — and a manual rollback whose clean-up is pending,
+    // which on the slots the guard finishes by scaling the slot it left — reports it and
+    // changes nothing: here that "slot" is production's one service.
+    let (pending, _) = world.deployment("v1", Status::Baking).await;
+    let intent = bluegreen::record::Change::new().log(
+        bluegreen::retirement::MANUAL_ROLLBACK_STEP,
+        StepOutcome::Started,
+        "rolling back",
+        chrono::Utc::now(),
+    );
+    bluegreen::record::Records::new(&world.ctx)
+        .update(&pending, intent)
+        .await
+        .expect("intent recorded");
+    world.set_status(&pending, Status::Succeeded, None).await;
+    let mut config = world.config.clone();
+    config.guard.repair = true;
+    let before = world.aws.with(|s| {
+        s.ecs.services[&format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE)]
+            .state
+            .clone()
+    });
+    let guarded = bluegreen::guard::check(&world.ctx, &config)
+        .await
+        .expect("checked");
+    assert_eq!(guarded.repaired, None, "{guarded:?}");
+    assert_eq!(guarded.violations.map(|v| v.len()), Some(1));
+    let after = world.aws.with(|s| {
+        s.ecs.services[&format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE)]
+            .state
+            .clone()
+    });
+    assert_eq!(after.desired_count, before.desired_count);
+    assert_eq!(after.task_definition, before.task_definition);
+    assert_eq!(
+        world.service(),
+        (before.task_definition.unwrap_or_default(), [2, 1])
+    );
 }

@@ -162,6 +162,14 @@ impl Violation {
     /// The command that repairs it.
     pub fn repair_command(&self, config: &ServiceConfig, seen: &[SlotSeen]) -> String {
         match self {
+            Violation::ProductionOnEmptySlot { service, .. }
+                if config.traffic.engine() == crate::config::Engine::Ecs =>
+            {
+                format!(
+                    "look at {service}'s ECS deployments and its target groups' health: ECS moves \
+                     its production rule itself — never edit the rule or scale the service down"
+                )
+            }
             Violation::ProductionOnEmptySlot { slot, service, .. } => {
                 let other = seen.iter().find(|s| s.slot == slot.other());
                 let count = other.map_or(1, |o| o.desired.max(1));
@@ -209,6 +217,15 @@ impl Violation {
                  (`bluegreen doctor` shows both); Route 53 answers every record of a name when \
                  all weights are 0"
                 .to_owned(),
+            Violation::RouteOnEmptySlot { slot, .. }
+                if config.traffic.engine() == crate::config::Engine::Ecs =>
+            {
+                format!(
+                    "point those routes at the target group production is on (not {}'s): ECS \
+                     moves only its own production and test rules",
+                    config.slots.get(*slot).target_group_arn
+                )
+            }
             Violation::RouteOnEmptySlot { slot, .. } => format!(
                 "point those routes at {} ({}), and let the switch move them from now on \
                  (traffic.routes = \"auto\", or list them)",
@@ -313,6 +330,14 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
     for slot in Slot::ALL {
         let name = &config.slots.get(slot).service;
         let service = ecs::describe_service(ctx, &config.cluster, name).await?;
+        let ecs_rules: Vec<crate::ports::load_balancing::Route> = service
+            .setup
+            .routes
+            .iter()
+            .flat_map(|r| [r.production_rule.clone(), r.test_rule.clone()])
+            .flatten()
+            .map(crate::ports::load_balancing::Route::Rule)
+            .collect();
         let tags = ctx.ports.compute.tags_of(&service.arn).await?;
         let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v);
         let warm_until = tag(TAG_ROLE)
@@ -339,7 +364,15 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
         // the repair could scale (it scales services).
         let (desired, running, task_definition) = if percent == 0 && ecs_engine {
             let group = &config.slots.get(slot).target_group_arn;
-            let registered = ctx.ports.load_balancing.target_health(group).await?.len() as i32;
+            // Draining or unused targets are on their way out (ECS's clean-up, a rollback).
+            let registered = ctx
+                .ports
+                .load_balancing
+                .target_health(group)
+                .await?
+                .iter()
+                .filter(|t| !matches!(t.state.as_str(), "draining" | "unused"))
+                .count() as i32;
             (registered, registered, None)
         } else {
             (
@@ -359,6 +392,8 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
             task_definition,
             routes: crate::routes::others_on(config, &others, slot)
                 .iter()
+                // ECS's own rules (its test rule forwards to the alternate group) are ECS's.
+                .filter(|r| !(ecs_engine && ecs_rules.contains(r)))
                 .map(crate::routes::describe)
                 .collect(),
         });
@@ -435,7 +470,10 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
     if violations.is_empty() {
         locks.guard_cleared(&config.name).await?;
     } else {
-        if let Some(slot) = idle_slot_running(&violations) {
+        // On ECS's engine both slots name production's one service: finishing a slots'
+        // manual rollback or the repair would scale it. The guard only reports there.
+        let ecs_engine = config.traffic.engine() == crate::config::Engine::Ecs;
+        if let Some(slot) = idle_slot_running(&violations).filter(|_| !ecs_engine) {
             // Not a repair of the guard's choosing: a person asked for it (see `retirement`).
             match finish_manual_rollback(ctx, config, slot).await {
                 Ok((finished, next)) => {
@@ -446,6 +484,7 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
         }
         if guarded.repaired.is_none()
             && config.guard.repair
+            && !ecs_engine
             && let Some((slot, _)) = repair(&seen)
         {
             match repair_slot(ctx, config, slot).await {
