@@ -330,14 +330,7 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
     for slot in Slot::ALL {
         let name = &config.slots.get(slot).service;
         let service = ecs::describe_service(ctx, &config.cluster, name).await?;
-        let ecs_rules: Vec<crate::ports::load_balancing::Route> = service
-            .setup
-            .routes
-            .iter()
-            .flat_map(|r| [r.production_rule.clone(), r.test_rule.clone()])
-            .flatten()
-            .map(crate::ports::load_balancing::Route::Rule)
-            .collect();
+        let ecs_rules = ecs_own_rules(&service);
         let tags = ctx.ports.compute.tags_of(&service.arn).await?;
         let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v);
         let warm_until = tag(TAG_ROLE)
@@ -363,16 +356,7 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
         // there is what is registered in it — never the service's tasks, and never a revision
         // the repair could scale (it scales services).
         let (desired, running, task_definition) = if percent == 0 && ecs_engine {
-            let group = &config.slots.get(slot).target_group_arn;
-            // Draining or unused targets are on their way out (ECS's clean-up, a rollback).
-            let registered = ctx
-                .ports
-                .load_balancing
-                .target_health(group)
-                .await?
-                .iter()
-                .filter(|t| !matches!(t.state.as_str(), "draining" | "unused"))
-                .count() as i32;
+            let registered = staying_targets(ctx, &config.slots.get(slot).target_group_arn).await?;
             (registered, registered, None)
         } else {
             (
@@ -399,6 +383,33 @@ pub async fn observe(ctx: &Context, config: &ServiceConfig) -> StepResult<Vec<Sl
         });
     }
     Ok(seen)
+}
+
+/// ECS's own rules of `service` (its production and test rules), which ECS moves itself.
+fn ecs_own_rules(
+    service: &crate::ports::compute::ServiceState,
+) -> Vec<crate::ports::load_balancing::Route> {
+    service
+        .setup
+        .routes
+        .iter()
+        .flat_map(|r| [r.production_rule.clone(), r.test_rule.clone()])
+        .flatten()
+        .map(crate::ports::load_balancing::Route::Rule)
+        .collect()
+}
+
+/// The targets registered in `group` that stay: draining or unused ones are on their way out
+/// (ECS's clean-up, a rollback).
+async fn staying_targets(ctx: &Context, group: &str) -> StepResult<i32> {
+    Ok(ctx
+        .ports
+        .load_balancing
+        .target_health(group)
+        .await?
+        .iter()
+        .filter(|t| !matches!(t.state.as_str(), "draining" | "unused"))
+        .count() as i32)
 }
 
 /// What the guard would report for `config`'s service now, without telling anyone or
