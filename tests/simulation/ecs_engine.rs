@@ -4,6 +4,7 @@
 //! forward, the service's task definition, the targets left in each group, ECS's status.
 
 use bluegreen::ecs_hook::{HOLD_SECONDS, POST_PRODUCTION_TRAFFIC_SHIFT, POST_TEST_TRAFFIC_SHIFT};
+use bluegreen::naming::{TAG_EXPIRES, TAG_ROLE};
 use bluegreen::record::{Status, StepOutcome};
 use bluegreen::steps::registry::{self, ECS_HOOK};
 use bluegreen_tests::ecs_world::{self, EcsWorld};
@@ -1531,4 +1532,98 @@ async fn the_live_slot_guard_takes_ecs_s_alternate_group_not_the_one_service_for
         world.service(),
         (before.task_definition.unwrap_or_default(), [2, 1])
     );
+}
+
+/// [`approved_and_switched`], baked and finished: ECS completed, the lock released; with an
+/// hour of `finish.keep_warm_seconds`, so a manual rollback is not refused for its window.
+async fn succeeded() -> (EcsWorld, String, String) {
+    let mut world = ecs_world::build().await;
+    world.config.migration = None;
+    world.config.finish.keep_warm_seconds = 3600;
+    let (mut world, id, revision, _) = approved_in(world).await;
+    run_step(&mut world, &registry::SWITCH, &id)
+        .await
+        .expect("switched");
+    run_step(&mut world, &registry::BAKE, &id)
+        .await
+        .expect("baked");
+    let ended = run_ending(&mut world, &registry::FINISH, &id).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    world.store_config().await;
+    assert_eq!(world.service(), (revision.clone(), [0, 2]));
+    (world, id, revision)
+}
+
+#[tokio::test]
+async fn a_manual_rollback_is_refused_on_ecs_and_production_stays_on_the_new_revision() {
+    let (world, _, revision) = succeeded().await;
+    let refused = bluegreen::operator::manual_rollback(&world.ctx, "shop", "alice@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "RollbackRefused", "{refused}");
+    assert!(
+        refused.to_string().contains("bluegreen rollback shop --to"),
+        "{refused}"
+    );
+    // Sending production to the old group would find it empty: ECS cleaned it up.
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
+    assert_eq!(world.service(), (revision, [0, 2]));
+    let lock = bluegreen::lock::Locks::new(&world.ctx)
+        .read("shop")
+        .await
+        .unwrap();
+    assert!(lock.is_none(), "{lock:?}");
+}
+
+#[tokio::test]
+async fn the_scheduled_teardown_never_scales_the_one_service_in() {
+    let (world, _, revision) = succeeded().await;
+    // A service moved from the slots engine can still carry its slot-days tags, expired.
+    let arn = world.aws.with(|s| {
+        s.ecs.services[&format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE)]
+            .state
+            .arn
+            .clone()
+    });
+    let expired = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    world
+        .ctx
+        .ports
+        .compute
+        .tag_resource(
+            &arn,
+            &[
+                (TAG_ROLE.to_owned(), "preprod".to_owned()),
+                (TAG_EXPIRES.to_owned(), expired),
+            ],
+        )
+        .await
+        .unwrap();
+    // Where ECS leaves its test rule after the clean-up is not documented: here it follows
+    // production, and the listener answers unmatched hosts with a fixed response (a shared
+    // ALB's usual 404), so nothing sends anything to the old group and only the engine keeps
+    // the teardown off production's service.
+    let green = world.names.tg_green.clone();
+    world.aws.with(|s| {
+        for listener in s.elb.listeners.values_mut() {
+            listener.forward = None;
+        }
+        s.elb.rules.get_mut(&world.test_rule).unwrap().forward =
+            Some(vec![bluegreen::ports::load_balancing::WeightedGroup {
+                target_group_arn: green,
+                weight: Some(100),
+            }]);
+    });
+    let report = bluegreen::steps::teardown::run(&world.ctx).await.unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(world.service(), (revision, [0, 2]));
+    let desired = world.aws.with(|s| {
+        s.ecs.services[&format!("{}/{}", bluegreen_tests::CLUSTER, ecs_world::SERVICE)]
+            .state
+            .desired_count
+    });
+    assert_eq!(desired, 2);
 }

@@ -170,6 +170,15 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
 }
 
 impl EcsWorld {
+    /// Stores the world's config as `bluegreen config put` would (validated): what `prepare`,
+    /// the operator commands and the scheduled teardown read.
+    pub async fn store_config(&self) {
+        bluegreen::config_store::ConfigStore::new(&self.ctx)
+            .put(&self.config)
+            .await
+            .expect("the ECS config is valid and stored");
+    }
+
     /// A bluegreen deployment of the service in `status` that registered `tag`'s revision
     /// (tagged with its id, as `crate::revisions` tags them): its id and the revision's ARN.
     pub async fn deployment(&self, tag: &str, status: Status) -> (String, String) {

@@ -1699,7 +1699,7 @@ mod tests {
     }
 
     #[test]
-    fn ecs_engine_is_refused_until_the_steps_drive_it_and_says_what_it_cannot_do() {
+    fn ecs_engine_says_what_it_cannot_do() {
         let mut config = example();
         config.slots.green.service = config.slots.blue.service.clone();
         config.approval.timeout_seconds = 24 * 3600;
@@ -1718,7 +1718,6 @@ mod tests {
             .insert("FEATURE".into(), "preview".into());
         let problems = config.problems();
         for field in [
-            "traffic.engine",
             "traffic.shift",
             "approval.timeout_seconds",
             "bake.seconds",
@@ -1742,6 +1741,16 @@ mod tests {
         config.migration = None;
         config.approval.timeout_seconds = 23 * 3600 - config.health.timeout_seconds;
         assert!(!config.problems().iter().any(|p| p.starts_with("approval")));
+        // Within those limits, with `none` or `shared`, the engine is accepted.
+        config.preprod.environment.clear();
+        config.database.rehearsal = false;
+        if let Traffic::Listener { shift, routes, .. } = &mut config.traffic {
+            *shift = None;
+            *routes = Routes::Word(RoutesWord::Primary);
+        }
+        assert_eq!(config.problems(), Vec::<String>::new());
+        config.database.strategy = DbStrategy::None;
+        assert_eq!(config.problems(), Vec::<String>::new());
         config.approval.timeout_seconds += 1;
         assert!(config.problems().iter().any(|p| p.starts_with("approval")));
         // The slots engine still refuses it.

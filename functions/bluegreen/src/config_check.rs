@@ -518,8 +518,9 @@ impl ServiceConfig {
     /// What ECS's own blue/green (`traffic.engine = "ecs"`) needs and cannot do: one service
     /// (both slots name it, with its target group and the alternate), production moved at once
     /// and only through ECS's production rule, and gates that fit in one lifecycle stage
-    /// (ECS fails a stage after 24 hours). Until the deployment steps drive it, the engine is
-    /// refused as a whole: ECS's lifecycle hook answers from records only those steps make.
+    /// (ECS fails a stage after 24 hours). Not yet: `isolated` (pre-prod on the clone needs a
+    /// service of its own) and pre-prod's own environment (it would roll the one service out
+    /// again after the approval).
     fn ecs_engine_problems(&self, p: &mut Problems) {
         let Traffic::Listener {
             shift,
@@ -530,12 +531,6 @@ impl ServiceConfig {
         else {
             return;
         };
-        p.add(
-            "traffic.engine",
-            "\"ecs\" is not driven by every deployment step yet (the launch, the health check, \
-             the switch, the bake, the finish, the rollback and the abort are; the operator \
-             commands and the scheduled teardown are not): use \"slots\"",
-        );
         if self.slots.blue.service != self.slots.green.service {
             p.add(
                 "slots",

@@ -92,8 +92,9 @@ pub async fn authorize(
 
 /// Sends production traffic of `service` back to the slot its last successful deployment
 /// replaced. Refuses ([`StepError::RollbackRefused`]) when a deployment is in progress, the
-/// last deployment that moved traffic is not a success, the keep-warm window has passed, or
-/// the old slot has no running task.
+/// last deployment that moved traffic is not a success, the keep-warm window has passed, the
+/// old slot has no running task, or the service has no old slot (ECS's own blue/green: ECS
+/// scales the old revision in after its bake).
 pub async fn manual_rollback(
     ctx: &Context,
     service: &str,
@@ -102,6 +103,7 @@ pub async fn manual_rollback(
     // An unknown service is ServiceNotFound, not a refusal.
     let config = ConfigStore::new(ctx).load(service).await?;
     identity::ensure_operator(&config, operator)?;
+    refuse_without_idle_slot(&config)?;
     // A deployment in progress holds the service's lock (read, not searched for in history).
     if let Some(lock) = Locks::new(ctx).read(service).await? {
         let status = match Records::new(ctx).get(&lock.holder).await {
@@ -164,6 +166,22 @@ pub async fn manual_rollback(
         detail,
         next_deployment: next,
     })
+}
+
+/// Refuses a manual rollback of a service with no idle slot (ECS's own blue/green): the old
+/// revision's tasks are gone once ECS cleaned up, and production would be sent to an empty
+/// target group.
+fn refuse_without_idle_slot(config: &ServiceConfig) -> StepResult<()> {
+    if crate::engine::of(config).has_idle_slot() {
+        return Ok(());
+    }
+    let service = &config.name;
+    Err(StepError::RollbackRefused(format!(
+        "{service} deploys with ECS's own blue/green (traffic.engine = \"ecs\"): ECS scaled the \
+         old revision in after its bake, so there is no warm side to send production back to; \
+         deploy an earlier deployment again through the full flow: bluegreen rollback {service} \
+         --to <deployment-id> (bluegreen history {service} lists them)"
+    )))
 }
 
 /// When the deployment finished (its `finish` entry), or its last update.

@@ -48,6 +48,11 @@ const PAST_THE_GATE: [&str; 4] = [
 
 #[async_trait]
 impl DeploymentEngine for EcsBlueGreen {
+    /// No: ECS scales the old revision in itself after its bake (`CLEAN_UP`).
+    fn has_idle_slot(&self) -> bool {
+        false
+    }
+
     /// Records what the service runs, then deploys the revision once: a retry finds the ECS
     /// deployment of its revision and never starts a second (which would supersede the
     /// first). Refuses a service that is not on ECS's blue/green or whose gates are not

@@ -104,6 +104,13 @@ pub trait DeploymentEngine: Send + Sync {
     /// A rollback after the switch: production back on the old release and the failed one
     /// taken off it. Idempotent; called again while it answers waiting.
     async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
+
+    /// Whether the release production left keeps running in a service of its own after a
+    /// deployment, the idle slot: kept warm for a manual rollback (`finish.keep_warm_seconds`),
+    /// then scaled in by the scheduled teardown. Only then may a manual rollback or the
+    /// teardown touch the service production is not on: with one service there is none (both
+    /// "slots" name production's own service).
+    fn has_idle_slot(&self) -> bool;
 }
 
 /// Where an ending's engine part stands (the finish's retirement, a rollback).

@@ -25,6 +25,10 @@ pub struct Slots;
 
 #[async_trait]
 impl DeploymentEngine for Slots {
+    fn has_idle_slot(&self) -> bool {
+        true
+    }
+
     /// Uses the deployment's pre-prod task definition revision (see [`crate::revisions`]: the
     /// live slot's with the image replaced and, in isolated DB mode, the clone's endpoint),
     /// records what the idle service looked like, and updates the idle service.

@@ -1,6 +1,8 @@
 //! Scheduled teardown: remove pre-prod slots, warm old slots, database clones and their
-//! secrets whose expiry has passed and that no running deployment owns. A slot that production routes to is never
-//! touched: the live slot is read from AWS for every service before anything is changed.
+//! secrets whose expiry has passed and that no running deployment owns. A slot that production
+//! routes to is never touched: the live slot is read from AWS for every service before anything
+//! is changed. A service on ECS's own blue/green has no idle slot (ECS scales the old revision
+//! in itself): only its ended deployments' rules and clones are removed.
 //!
 //! Each run is bounded: it takes the next page of services from the service index (a cursor
 //! there says where the last run stopped) and a bounded number of clones, so its cost does not
@@ -129,6 +131,10 @@ async fn tear_down_service(
     report: &mut TeardownReport,
 ) -> StepResult<()> {
     remove_ended_rules(ctx, config, report).await?;
+    if !crate::engine::of(config).has_idle_slot() {
+        // One service, production's: ECS scales its old revision in itself.
+        return Ok(());
+    }
     if let Some(lock) = Locks::new(ctx).read(&config.name).await? {
         report.kept.push(format!(
             "{}: slots left alone, locked by {}",
