@@ -62,16 +62,70 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
     let (aws, mut ctx) = crate::memory::world::build(&names, conductor, clock).await;
     // As the stack sets it: the launch requires this function at the gated stages.
     ctx.settings.ecs_hook_arn = Some(HOOK_ARN.into());
-    let rule = |n: u32| {
-        format!(
-            "{}/{n:016x}",
-            names
-                .production_listener
-                .replace(":listener/", ":listener-rule/")
-        )
-    };
-    let (production_rule, test_rule) = (rule(0xbb01), rule(0xbb02));
-    aws.with(|s| {
+    aws.with(|s| install(s, &names));
+    let mut config = crate::world::service_config(&names);
+    configure(&mut config, &names);
+    EcsWorld {
+        aws,
+        ctx,
+        names: names.clone(),
+        config,
+        production_rule: production_rule(&names),
+        test_rule: test_rule(&names),
+        now: 0,
+        answers: Vec::new(),
+        task_exit: 0,
+    }
+}
+
+/// A rule of the production listener, by its id.
+fn rule_arn(names: &Names, id: u32) -> String {
+    format!(
+        "{}/{id:016x}",
+        names
+            .production_listener
+            .replace(":listener/", ":listener-rule/")
+    )
+}
+
+/// ECS's production rule (host `shop.example.com`).
+pub fn production_rule(names: &Names) -> String {
+    rule_arn(names, 0xbb01)
+}
+
+/// ECS's test rule (the preview header), before the production rule.
+pub fn test_rule(names: &Names) -> String {
+    rule_arn(names, 0xbb02)
+}
+
+/// `config` (the standard world's) made the one service's on ECS's engine: both slots name
+/// `shop-blue`, production is ECS's production rule.
+pub fn configure(config: &mut ServiceConfig, names: &Names) {
+    config.slots.green.service = SERVICE.into();
+    if let Traffic::Listener {
+        production_rule_arn,
+        engine,
+        test_listener_arn,
+        test_rule,
+        ..
+    } = &mut config.traffic
+    {
+        *production_rule_arn = Some(production_rule(names));
+        *engine = Engine::Ecs;
+        // ECS's test rule is the way to pre-prod.
+        *test_listener_arn = None;
+        *test_rule = None;
+    }
+}
+
+/// Sets `shop-blue` up on ECS's own blue/green in `s`: its production and test rules (both on
+/// the blue group), the smoke checks routed through the production listener by those rules,
+/// and the deployment configuration with bluegreen's hook at the gated stages.
+pub fn install(s: &mut crate::memory::State, names: &Names) {
+    let (production_rule, test_rule) = (production_rule(names), test_rule(names));
+    // No test listener of bluegreen's: ECS's test rule reaches the new revision.
+    s.elb.listeners.remove(&names.test_listener);
+    {
         let forward = Some(vec![
             WeightedGroup {
                 target_group_arn: names.tg_blue.clone(),
@@ -85,12 +139,12 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
         for (arn, priority, conditions) in [
             (
                 &test_rule,
-                10,
+                8,
                 vec![condition("http-header", Some(PREVIEW_HEADER), "*")],
             ),
             (
                 &production_rule,
-                20,
+                9,
                 vec![condition("host-header", None, "shop.example.com")],
             ),
         ] {
@@ -144,28 +198,6 @@ pub async fn build_with(conductor: Arc<dyn Conductor>) -> EcsWorld {
                 role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/ecs-infrastructure")),
             }],
         };
-    });
-    let mut config = crate::world::service_config(&names);
-    config.slots.green.service = SERVICE.into();
-    if let Traffic::Listener {
-        production_rule_arn,
-        engine,
-        ..
-    } = &mut config.traffic
-    {
-        *production_rule_arn = Some(production_rule.clone());
-        *engine = Engine::Ecs;
-    }
-    EcsWorld {
-        aws,
-        ctx,
-        names,
-        config,
-        production_rule,
-        test_rule,
-        now: 0,
-        answers: Vec::new(),
-        task_exit: 0,
     }
 }
 

@@ -49,7 +49,7 @@ async fn api_service(world: &World) {
 type Change = Box<dyn Fn(&mut Request)>;
 
 /// Everything adopt could create or change, as AWS answers it, in a stable order.
-async fn aws_state(world: &World) -> Vec<String> {
+pub(crate) async fn aws_state(world: &World) -> Vec<String> {
     let (ecs_client, elb_client) = (&world.aws.ecs, &world.aws.elb);
     let mut state = Vec::new();
     let services = ecs_client

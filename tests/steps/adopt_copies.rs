@@ -255,10 +255,12 @@ async fn a_service_on_service_connect_is_refused_by_adopt_and_found_by_doctor() 
 }
 
 /// A service on ECS's own blue/green moves its own rules between its target group and the
-/// alternate: adopt refuses to copy it into a second slot (nothing made), and doctor names a
-/// slot deployed that way (its launches are refused, `tests/simulation/ecs_engine.rs`).
+/// alternate: doctor names a slot deployed that way (its launches are refused,
+/// `tests/simulation/ecs_engine.rs`), and adopt never copies it into a second slot — it
+/// adopts it as it is (`adopt_ecs.rs`), and refuses a route ECS's engine cannot drive (here a
+/// production "rule" that is a listener: nothing made).
 #[tokio::test]
-async fn a_service_on_ecs_blue_green_is_refused_by_adopt_and_found_by_doctor() {
+async fn a_service_on_ecs_blue_green_is_found_by_doctor_and_never_copied_by_adopt() {
     use aws_sdk_ecs::types::{AdvancedConfiguration, DeploymentConfiguration, DeploymentStrategy};
     let world = World::build().await;
     let ctx = &world.ctx;
@@ -294,9 +296,13 @@ async fn a_service_on_ecs_blue_green_is_refused_by_adopt_and_found_by_doctor() {
     let mut req = request(&world);
     req.service = "shop-green".into();
     req.name = Some("ecs-bg".into());
+    req.test_port = None;
     let err = adopt(ctx, &req, true).await.unwrap_err();
     assert_eq!(err.name(), "SetupRefused", "{err}");
-    assert!(err.to_string().contains("BLUE_GREEN"), "{err}");
+    assert!(
+        err.to_string().contains("not an ALB listener rule"),
+        "{err}"
+    );
     assert_eq!(
         services(&world).await,
         before,
@@ -305,7 +311,7 @@ async fn a_service_on_ecs_blue_green_is_refused_by_adopt_and_found_by_doctor() {
 }
 
 /// Every service of the cluster: name, task definition, desired count.
-async fn services(world: &World) -> Vec<(String, Option<String>, i32)> {
+pub(crate) async fn services(world: &World) -> Vec<(String, Option<String>, i32)> {
     let arns = world
         .aws
         .ecs
@@ -344,7 +350,7 @@ async fn services(world: &World) -> Vec<(String, Option<String>, i32)> {
 /// Deletes the green slot and creates it again as a copy of blue's basics (task definition,
 /// network, Fargate, green's target group, the managed tag, no tasks), with `load_balancer`
 /// and `create` adding what the test is about.
-async fn recreate_green(
+pub(crate) async fn recreate_green(
     world: &World,
     load_balancer: impl FnOnce(
         aws_sdk_ecs::types::builders::LoadBalancerBuilder,

@@ -7,6 +7,7 @@ mod common;
 mod abort;
 mod adopt_all_or_nothing;
 mod adopt_copies;
+mod adopt_ecs;
 mod approval;
 mod autoscaling;
 mod bake;

@@ -152,6 +152,8 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
             }
             match test_listener_arn {
                 Some(arn) => test_listener(ctx, config, arn, live, &mut f).await,
+                // ECS's engine: ECS's own test rule (its gates are checked below).
+                None if config.traffic.engine() == bluegreen::config::Engine::Ecs => {}
                 None => test_rule_room(ctx, config, production_listener_arn, &mut f).await,
             }
             let mut switched = vec![production_listener_arn];

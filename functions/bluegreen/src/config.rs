@@ -307,6 +307,9 @@ pub enum TestRoute<'a> {
     Rule(&'a TestRule),
     /// DNS mode: each slot's own test URL.
     SlotUrls,
+    /// ECS's own test rule (`traffic.engine = "ecs"`): the service's blue/green routes the
+    /// preview header to the new revision; bluegreen adds and points nothing.
+    Ecs,
 }
 
 impl Traffic {
@@ -352,6 +355,10 @@ impl Traffic {
         static DEFAULT_RULE: std::sync::LazyLock<TestRule> =
             std::sync::LazyLock::new(TestRule::default);
         match self {
+            Traffic::Listener {
+                engine: Engine::Ecs,
+                ..
+            } => TestRoute::Ecs,
             Traffic::Listener {
                 test_listener_arn: Some(arn),
                 ..
@@ -1747,6 +1754,19 @@ mod tests {
         if let Traffic::Listener { shift, routes, .. } = &mut config.traffic {
             *shift = None;
             *routes = Routes::Word(RoutesWord::Primary);
+        }
+        // Reached through ECS's own test rule: bluegreen's test listener is refused.
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.contains("ECS's own test rule"))
+        );
+        if let Traffic::Listener {
+            test_listener_arn, ..
+        } = &mut config.traffic
+        {
+            *test_listener_arn = None;
         }
         assert_eq!(config.problems(), Vec::<String>::new());
         config.database.strategy = DbStrategy::None;

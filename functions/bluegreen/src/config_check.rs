@@ -463,6 +463,7 @@ impl ServiceConfig {
                     ElbResource::Listener,
                 );
                 test_route_problems(
+                    self.traffic.engine(),
                     production_listener_arn,
                     test_listener_arn.as_deref(),
                     test_rule.as_ref(),
@@ -907,13 +908,25 @@ fn routes_problems(arns: &[String], own: &[Option<&String>], p: &mut Problems) {
 
 /// What is wrong with a listener config's way to pre-prod: exactly one of a test listener
 /// (another listener than production's) and a test rule (a header name ALB can match, CIDR
-/// blocks).
+/// blocks) — on ECS's engine neither (ECS's own test rule reaches the new revision).
 fn test_route_problems(
+    engine: Engine,
     production_listener_arn: &str,
     test_listener_arn: Option<&str>,
     test_rule: Option<&TestRule>,
     p: &mut Problems,
 ) {
+    if engine == Engine::Ecs {
+        if test_listener_arn.is_some() || test_rule.is_some() {
+            p.add(
+                "traffic",
+                "with engine = \"ecs\" pre-prod is reached through ECS's own test rule (the \
+                 service's advancedConfiguration testListenerRule): leave test_listener_arn and \
+                 test_rule unset",
+            );
+        }
+        return;
+    }
     match (test_listener_arn, test_rule) {
         (Some(_), Some(_)) => p.add(
             "traffic",

@@ -27,7 +27,7 @@ pub async fn read_test(ctx: &Context, config: &ServiceConfig) -> StepResult<Opti
             let state = weights_of(config, forward(ctx, &route).await?)?;
             state.live().map(Some)
         }
-        TestRoute::Rule(_) | TestRoute::SlotUrls => Ok(None),
+        TestRoute::Rule(_) | TestRoute::SlotUrls | TestRoute::Ecs => Ok(None),
     }
 }
 

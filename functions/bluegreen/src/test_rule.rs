@@ -46,7 +46,7 @@ pub const PROBE_PATH: &str = "/bluegreen-test-rule-probe/";
 pub fn header(config: &ServiceConfig, deployment_id: &str) -> Option<(String, String)> {
     match config.traffic.test_route() {
         TestRoute::Rule(rule) => Some((rule.header.clone(), deployment_id.to_owned())),
-        TestRoute::Listener(_) | TestRoute::SlotUrls => None,
+        TestRoute::Listener(_) | TestRoute::SlotUrls | TestRoute::Ecs => None,
     }
 }
 

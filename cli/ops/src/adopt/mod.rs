@@ -18,7 +18,11 @@
 //! Production traffic is never moved: the production listener keeps forwarding to the
 //! existing service's target group, which becomes the blue slot, and DNS keeps answering
 //! blue's load balancer.
+//!
+//! A service ECS already deploys blue/green is adopted as it is, for bluegreen's ECS engine
+//! ([`ecs_engine`]): nothing is created, the config names its one service and ECS's routes.
 
+mod ecs_engine;
 mod made;
 mod undo;
 
@@ -179,19 +183,20 @@ fn green_name(name: &str, max: usize) -> String {
     format!("{base}-green")
 }
 
-/// Reads the service and what routes to it; refuses the shapes blue/green cannot take over.
-async fn existing(ctx: &Context, req: &Request) -> StepResult<Existing> {
-    let service = ecs::describe_service(ctx, &req.cluster, &req.service).await?;
-    // CodeDeploy, or ECS's own blue/green (or linear, canary), moves its own rules between its
-    // target group and the alternate: a copy would deploy against the same ones.
+/// Reads what routes to `service` (a rolling one); refuses the shapes blue/green cannot take
+/// over.
+async fn existing(ctx: &Context, req: &Request, service: Service) -> StepResult<Existing> {
+    // CodeDeploy, or ECS's linear or canary, moves its own rules between its target group and
+    // the alternate: a copy would deploy against the same ones. (ECS's blue/green is adopted
+    // as it is: `ecs_engine`.)
     if let Some(deployer) = bluegreen::aws::compute::setup_of(&service).other_deployer() {
         return Err(refuse(format!(
-            "{} is deployed by {deployer}, not ECS's rolling deployments: it has a blue/green \
+            "{} is deployed by {deployer}, not ECS's rolling deployments: it has a deployment \
              controller already, which moves its production and test rules between its target \
              group and the alternate, and a second slot copied from it would deploy against the \
-             same ones. bluegreen's engine for services on ECS's own blue/green (traffic.engine \
-             = \"ecs\", README \"Which engine\") is not ready yet; until then keep deploying \
-             it as it is, or set its strategy to ROLLING (controller ECS) and adopt it",
+             same ones. Keep deploying it as it is, move it to ECS's BLUE_GREEN strategy \
+             (bluegreen drives that one: traffic.engine = \"ecs\", README \"Which engine\"), or \
+             set its strategy to ROLLING (controller ECS) and adopt it into two slots",
             req.service
         )));
     }
@@ -1025,7 +1030,12 @@ impl<'a> Walk<'a> {
                 self.name, d.deployment_id, d.status, self.name
             )));
         }
-        let found = existing(ctx, req).await?;
+        let service = ecs::describe_service(ctx, &req.cluster, &req.service).await?;
+        let setup = bluegreen::aws::compute::setup_of(&service);
+        if setup.is_ecs_blue_green() {
+            return self.run_on_ecs(service, setup).await;
+        }
+        let found = existing(ctx, req, service).await?;
         let blue_tg = found
             .target_group
             .target_group_arn

@@ -274,7 +274,7 @@ async fn test_listener_to_the_old_slot(
         ),
         // A test rule is the deployment's own (gone at its ending); in DNS mode each slot
         // keeps its own test endpoint.
-        TestRoute::Rule(_) | TestRoute::SlotUrls => {
+        TestRoute::Rule(_) | TestRoute::SlotUrls | TestRoute::Ecs => {
             format!("100% of production traffic on {target}")
         }
     })
