@@ -778,3 +778,171 @@ fn unlock_releases_a_lock_whose_holder_already_ended() {
         );
     });
 }
+
+/// Seeds whose world is one service on ECS's own blue/green (`traffic.engine = "ecs"`; one
+/// listener seed in five): with no trouble — one push, an approver who approves — every one
+/// deploys through the committed definition, ECS moving production between the hook's gates,
+/// and ends `succeeded` with every invariant kept (production on a group with the new
+/// revision's tasks registered, the old group emptied by ECS, no lock left).
+#[test]
+fn quiet_seeds_on_ecs_own_blue_green_deploy_through_its_gates() {
+    let mut on_ecs = 0;
+    for seed in 0..60 {
+        let report = sim::run(seed, Knobs::QUIET);
+        let hooks: Vec<&String> = report
+            .trace
+            .iter()
+            .filter(|l| l.contains("ECS hook at"))
+            .collect();
+        if hooks.is_empty() {
+            continue;
+        }
+        on_ecs += 1;
+        assert!(
+            report.safe(),
+            "seed {seed}: {:?}\n{}",
+            report.violations,
+            report.trace.join("\n")
+        );
+        let ended: Vec<&str> = report.deployments.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(
+            ended,
+            ["succeeded"],
+            "seed {seed}:\n{}",
+            report.trace.join("\n")
+        );
+        for gate in [
+            "POST_TEST_TRAFFIC_SHIFT: SUCCEEDED",
+            "POST_PRODUCTION_TRAFFIC_SHIFT: SUCCEEDED",
+        ] {
+            assert!(
+                hooks.iter().any(|l| l.contains(gate)),
+                "seed {seed}: no {gate} in\n{}",
+                report.trace.join("\n")
+            );
+        }
+    }
+    assert!(on_ecs >= 5, "only {on_ecs} of 60 seeds were ECS worlds");
+}
+
+/// Through the committed definitions, on one service on ECS's own blue/green: `v2` is
+/// rejected at ECS's test gate while `v3` and `v4` are pushed behind it. The hook fails the
+/// gate, ECS rolls back with production never moved, the lock goes to the newest push (`v3`
+/// superseded by `v4`), and `v4` is deployed through ECS. Asserted from AWS at the end: the
+/// statuses, ECS's two deployments, where the production rule forwards and what runs there,
+/// the old group empty, no lock; and every invariant after every call.
+#[test]
+fn on_ecs_a_rejection_hands_the_lock_to_the_newest_queued_push_which_ecs_deploys() {
+    use bluegreen::config::{ApprovalPolicy, DbStrategy};
+    let (report, aws) = sim::run_scripted(
+        7,
+        Knobs {
+            pushes: 3,
+            ..Knobs::QUIET
+        },
+        &|scenario, names| {
+            let mut config = bluegreen_tests::service_config(names);
+            config.health.test_url = Some(names.test_url.clone());
+            config.database.strategy = DbStrategy::None;
+            config.migration = None;
+            config.approval.policy = ApprovalPolicy::Required;
+            sim::scenario::ecs_engine(&mut config, names);
+            scenario.config = config;
+            scenario.default_is_neighbours = true;
+            scenario.autoscaled = false;
+            scenario.pushes = [("v2", 'a', 60), ("v3", 'b', 200), ("v4", 'c', 260)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tag, digest, at))| sim::scenario::PushPlan {
+                    tag: tag.into(),
+                    digest,
+                    event_id: format!("event-{}", i + 1),
+                    pushed_after: at,
+                    delivered_after: at,
+                    duplicated: false,
+                })
+                .collect();
+            scenario.decisions = vec![false, true];
+        },
+    );
+    let trace = report.trace.join("\n");
+    assert!(report.safe(), "{:?}\n{trace}", report.violations);
+    let settings = bluegreen_tests::standard_settings();
+    let (records, ecs, production, targets, image, locks) = aws.with(|s| {
+        let records: Vec<bluegreen::record::Deployment> = s
+            .tables
+            .items(&settings.deployments_table)
+            .into_iter()
+            .filter_map(|item| serde_dynamo::from_item(item).ok())
+            .collect();
+        let ecs: Vec<String> = s.ecs.blue_green.iter().map(|d| d.status.clone()).collect();
+        let rule = bluegreen_tests::ecs_world::production_rule(&names_of(s));
+        let production: Vec<String> = s.elb.rules[&rule]
+            .forward
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| g.weight.unwrap_or(1) > 0)
+            .map(|g| g.target_group_arn)
+            .collect();
+        let targets: Vec<(String, usize)> = s
+            .elb
+            .targets
+            .iter()
+            .map(|(g, t)| (g.clone(), t.len()))
+            .collect();
+        let service = &s.ecs.services[&format!("{}/shop-blue", bluegreen_tests::CLUSTER)];
+        let image = service
+            .state
+            .task_definition
+            .as_deref()
+            .and_then(|td| s.ecs.definition(td))
+            .and_then(|d| d.containers.first().map(|c| c.image.clone()))
+            .unwrap_or_default();
+        // Held locks: items naming a holder (the table keeps each service's fence counter).
+        let locks = s
+            .tables
+            .items(&settings.locks_table)
+            .iter()
+            .filter(|item| item.contains_key("deployment_id"))
+            .count();
+        (records, ecs, production, targets, image, locks)
+    });
+    let status = |tag: &str| {
+        records
+            .iter()
+            .find(|d| d.image.tag == tag)
+            .map(|d| (d.status, d.switched_at.is_some()))
+            .unwrap_or_else(|| panic!("no record of {tag}:\n{trace}"))
+    };
+    assert_eq!(status("v2"), (Status::Aborted, false), "{trace}");
+    assert_eq!(status("v3"), (Status::Superseded, false), "{trace}");
+    assert_eq!(status("v4"), (Status::Succeeded, true), "{trace}");
+    // v2's ECS deployment rolled back at the gate; v3's never started; v4's completed.
+    assert_eq!(ecs, ["ROLLBACK_SUCCESSFUL", "SUCCESSFUL"], "{trace}");
+    // ECS never reached the production gate before the rejection: the hook held it at the
+    // test gate, and the abort stopped ECS there (its rollback answers the hook's call).
+    let rejected = trace.find("reject ").expect("the rejection");
+    assert!(
+        !trace[..rejected].contains("POST_PRODUCTION_TRAFFIC_SHIFT"),
+        "{trace}"
+    );
+    // Production on one group, with v4's tasks registered there and none in the other.
+    assert_eq!(production.len(), 1, "{production:?}");
+    for (group, count) in &targets {
+        let expected = if *group == production[0] { 2 } else { 0 };
+        if group.contains("shop-") {
+            assert_eq!(*count, expected, "{group}: {targets:?}");
+        }
+    }
+    assert!(
+        image.contains(&format!("sha256:{}", "c".repeat(64))),
+        "{image}"
+    );
+    assert_eq!(locks, 0, "{trace}");
+}
+
+/// The world's identifiers (the simulator's are the memory world's made-up ones).
+fn names_of(_: &State) -> bluegreen_tests::Names {
+    memory_world::made_up_names()
+}

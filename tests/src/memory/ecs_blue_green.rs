@@ -160,6 +160,32 @@ pub struct HookCall {
 }
 
 impl State {
+    /// The image the tasks registered in `group` run: while ECS's own blue/green deploys a
+    /// service, each of its two revisions runs in its own group; otherwise the service whose
+    /// group it is.
+    pub fn image_in_group(&self, group: &str) -> Option<String> {
+        let deploying = self.ecs.blue_green.iter().rev().find(|d| d.is_ongoing());
+        let revision = deploying.and_then(|d| {
+            [&d.source, &d.target]
+                .into_iter()
+                .find(|(_, _, g)| g == group)
+                .map(|(_, td, _)| td.clone())
+        });
+        let td = match revision {
+            Some(td) => td,
+            None => {
+                let service = self
+                    .ecs
+                    .services
+                    .values()
+                    .find(|s| s.target_group == group)?;
+                service.state.task_definition.clone()?
+            }
+        };
+        let definition = self.ecs.definition(&td)?;
+        definition.containers.first().map(|c| c.image.clone())
+    }
+
     /// The blue/green deployment `arn`.
     pub fn blue_green(&self, arn: &str) -> Option<&BlueGreenDeployment> {
         self.ecs.blue_green.iter().find(|d| d.arn == arn)

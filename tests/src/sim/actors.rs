@@ -97,9 +97,10 @@ pub async fn approvers(ctx: Context, rng: Rng, scenario: Scenario, trace: Trace)
                 continue;
             }
             let roll = rng.below(1000);
-            let approve = match roll {
-                r if r < scenario.approves => true,
-                r if r < scenario.approves + scenario.rejects => false,
+            let approve = match (scenario.decisions.get(decided.len() - 1), roll) {
+                (Some(scripted), _) => *scripted,
+                (None, r) if r < scenario.approves => true,
+                (None, r) if r < scenario.approves + scenario.rejects => false,
                 _ => continue, // left to time out
             };
             let id = deployment.deployment_id.clone();

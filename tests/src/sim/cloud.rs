@@ -136,6 +136,57 @@ pub async fn run(
     }
 }
 
+/// Plays ECS's own blue/green until dropped (an ECS-engine world): every [`Timing::tick`] its
+/// deployments move on as far as they can, and each hook invocation due runs bluegreen's hook
+/// function as Lambda would — on its own task, with the run's faults (a crashed or timed-out
+/// invocation is a function error: ECS rolls back) — its answer handed back to ECS. What ECS
+/// changes on its own is checked against `invariants` as bluegreen's calls are.
+pub async fn ecs_blue_green(
+    aws: MemoryAws,
+    ctx: bluegreen::Context,
+    timing: Timing,
+    trace: super::actors::Trace,
+    invariants: Arc<super::invariants::Invariants>,
+) {
+    loop {
+        tokio::time::sleep(timing.tick).await;
+        let now = super::clock::elapsed().as_millis() as u64;
+        let calls = aws.with(|s| {
+            let calls = s.play_blue_green(now);
+            invariants.check("ecs:blue-green", s);
+            calls
+        });
+        for call in calls {
+            let (aws, ctx, trace) = (aws.clone(), ctx.clone(), trace.clone());
+            let invariants = invariants.clone();
+            tokio::spawn(async move {
+                let payload = call.payload.clone();
+                let answer =
+                    super::executions::invocation(&ctx, "EcsHook".into(), |ctx| async move {
+                        bluegreen::steps::registry::invoke(
+                            &ctx,
+                            &bluegreen::steps::registry::ECS_HOOK,
+                            payload,
+                        )
+                        .await
+                    })
+                    .await;
+                let said = match &answer {
+                    Ok(v) => v["hookStatus"].as_str().unwrap_or("?").to_owned(),
+                    Err(e) => format!("error {e}"),
+                };
+                super::actors::note(&trace, format!("ECS hook at {}: {said}", call.stage));
+                let now = super::clock::elapsed().as_millis() as u64;
+                aws.with(|s| {
+                    s.now_ms = s.now_ms.max(now);
+                    s.hook_answered(&call, answer);
+                    invariants.check("ecs:hook-answered", s);
+                });
+            });
+        }
+    }
+}
+
 /// An ECS event as EventBridge delivers it.
 fn ecs_event(detail_type: &str, resource: String, detail: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -382,6 +433,28 @@ fn databases(state: &mut State, due: &mut Due, now: u64, rng: &Rng, timing: &Tim
 /// pre-prod runs, and whether the bake alarm fires for the image production runs.
 fn application(state: &mut State, scenario: &Scenario, names: &Names) {
     let production = match &scenario.config.traffic {
+        // ECS's rules route the smoke checks (`SmokeState::routed`): each group answers as the
+        // release it runs.
+        Traffic::Listener { .. } if super::scenario::on_ecs(&scenario.config) => {
+            for group in [&names.tg_blue, &names.tg_green] {
+                let broken = state
+                    .image_in_group(group)
+                    .is_some_and(|i| scenario.smoke_fails(&i));
+                let answer = if broken {
+                    Answer {
+                        status: 500,
+                        body: "broken build (simulated)".into(),
+                    }
+                } else {
+                    Answer {
+                        status: 200,
+                        body: "ok".into(),
+                    }
+                };
+                state.smoke.by_group.insert(group.clone(), answer);
+            }
+            image_behind(state, &production_route(&scenario.config, names))
+        }
         Traffic::Listener { .. } => {
             let production = production_route(&scenario.config, names);
             let test = image_behind(state, &test_route(state, names, &production));
@@ -472,12 +545,7 @@ fn test_route(state: &State, names: &Names, production: &Route) -> Route {
 fn image_behind(state: &State, route: &Route) -> Option<String> {
     let groups = state.elb.forward_of(route).ok().flatten()?;
     let group = groups.iter().max_by_key(|g| g.weight.unwrap_or(1))?;
-    let service = state
-        .ecs
-        .services
-        .values()
-        .find(|s| s.target_group == group.target_group_arn)?;
-    image_of(state, service)
+    state.image_in_group(&group.target_group_arn)
 }
 
 /// The image `slot`'s service runs.

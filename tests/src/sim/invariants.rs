@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::lock::PushOrder;
 use bluegreen::ports::load_balancing::{Route, WeightedGroup};
-use bluegreen::record::{Deployment, Status};
+use bluegreen::record::{Deployment, Status, StepOutcome};
 use bluegreen::{Settings, Slot};
 
 use crate::memory::State;
@@ -128,6 +128,9 @@ impl Invariants {
         for config in self.configs.values() {
             self.production_is_served(operation, state, config);
             self.one_deployment_at_a_time(operation, &records, config);
+            if on_ecs(config) {
+                self.ecs_moves_production_only_when_approved(operation, state, &records, config);
+            }
         }
         self.one_migration_at_a_time(operation, state);
         self.migrations_run_under_their_lock(operation, state, &records);
@@ -148,11 +151,7 @@ impl Invariants {
     fn every_route_is_served(&self, operation: &str, state: &State, config: &ServiceConfig) {
         for (route, slot, weight) in routes_to_slots(state, config) {
             let service_name = &config.slots.get(slot).service;
-            let running = state
-                .ecs
-                .service(&config.cluster, service_name)
-                .is_some_and(|s| s.state.desired_count > 0 && s.state.running_count > 0);
-            if weight > 0 && !running {
+            if weight > 0 && !runs_tasks(state, config, slot) {
                 self.violated(
                     operation,
                     format!(
@@ -193,12 +192,15 @@ impl Invariants {
                 );
                 continue;
             };
-            if service.state.desired_count == 0 || service.state.running_count == 0 {
+            if !runs_tasks(state, config, slot) {
                 self.violated(
                     operation,
                     format!(
-                        "{}: production forwards {weight} to {slot} ({service_name}), which runs {}/{} tasks",
-                        config.name, service.state.running_count, service.state.desired_count
+                        "{}: production forwards {weight} to {slot} ({service_name}), which runs {}/{} tasks ({} registered in its group)",
+                        config.name,
+                        service.state.running_count,
+                        service.state.desired_count,
+                        registered(state, config, slot)
                     ),
                 );
             }
@@ -231,6 +233,47 @@ impl Invariants {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// On ECS's engine, ECS moves production itself, gated by bluegreen's hook: production only
+    /// ever serves the release it had or one whose deployment a person (or the auto policy)
+    /// approved.
+    fn ecs_moves_production_only_when_approved(
+        &self,
+        operation: &str,
+        state: &State,
+        records: &[Deployment],
+        config: &ServiceConfig,
+    ) {
+        for (slot, weight) in production_weights(state, config) {
+            let group = &config.slots.get(slot).target_group_arn;
+            let Some(image) = state.image_in_group(group).filter(|_| weight > 0) else {
+                continue;
+            };
+            // The auto policy goes from healthy pre-prod to the switch with no approval step.
+            // An image deployed again (`bluegreen rollback --to`, a redeploy) was approved
+            // once it was approved for any of its deployments.
+            let approved = |d: &&Deployment| {
+                d.config.approval.policy == bluegreen::config::ApprovalPolicy::Auto
+                    || d.timeline.iter().any(|e| {
+                        matches!(e.outcome, StepOutcome::Approved | StepOutcome::AutoApproved)
+                    })
+            };
+            let of_image: Vec<&Deployment> = records
+                .iter()
+                .filter(|d| image.ends_with(&d.image.digest))
+                .collect();
+            let unapproved = of_image.first().filter(|_| !of_image.iter().any(approved));
+            if let Some(d) = unapproved {
+                self.violated(
+                    operation,
+                    format!(
+                        "{}: production forwards {weight} to {slot}, which runs {}'s image, never approved",
+                        config.name, d.deployment_id
+                    ),
+                );
             }
         }
     }
@@ -550,7 +593,14 @@ impl Invariants {
                 d.service == config.name
                     && (d.status == Status::NeedsAttention || config.finish.keep_warm_seconds > 0)
             });
-            if service.is_some_and(|s| s.state.desired_count > 0) && !warm {
+            // One service on ECS's engine: the idle side is its alternate group, which ECS
+            // empties once it cleaned up (or rolled back).
+            let idle_runs = if on_ecs(config) {
+                registered(state, config, idle) > 0
+            } else {
+                service.is_some_and(|s| s.state.desired_count > 0)
+            };
+            if idle_runs && !warm {
                 self.violated(
                     after,
                     format!("{}: the idle slot {idle} still runs tasks", config.name),
@@ -671,6 +721,27 @@ impl Invariants {
 /// its weight — but the test listener and the deployments' test rules, which point at
 /// pre-prod by design. None in DNS mode: there each slot's own load balancer forwards to it
 /// and production is the records.
+fn on_ecs(config: &ServiceConfig) -> bool {
+    super::scenario::on_ecs(config)
+}
+
+/// Targets registered in `slot`'s target group.
+fn registered(state: &State, config: &ServiceConfig, slot: Slot) -> usize {
+    let group = &config.slots.get(slot).target_group_arn;
+    state.elb.targets.get(group).map_or(0, Vec::len)
+}
+
+/// Whether what `slot`'s group receives reaches running tasks: its service runs tasks — and
+/// on ECS's engine, where both slots are the one service, its revision's tasks are registered
+/// in the slot's own group.
+fn runs_tasks(state: &State, config: &ServiceConfig, slot: Slot) -> bool {
+    let running = state
+        .ecs
+        .service(&config.cluster, &config.slots.get(slot).service)
+        .is_some_and(|s| s.state.desired_count > 0 && s.state.running_count > 0);
+    running && (!on_ecs(config) || registered(state, config, slot) > 0)
+}
+
 fn routes_to_slots(state: &State, config: &ServiceConfig) -> Vec<(Route, Slot, i64)> {
     let test_listener = match &config.traffic {
         Traffic::Listener {

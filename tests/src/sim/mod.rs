@@ -75,7 +75,18 @@ pub fn run(seed: u64, knobs: Knobs) -> Report {
 /// [`run`], and with `trace_calls` every AWS call that changed something is in the trace with
 /// the invocation that made it (`scripts/simulate --seed S --calls`).
 pub fn run_traced(seed: u64, knobs: Knobs, trace_calls: bool) -> Report {
-    block_on(simulate(seed, knobs, trace_calls, None))
+    block_on(simulate(seed, knobs, trace_calls, None, &|_, _| {})).0
+}
+
+/// Runs seed `seed` with `knobs`, its world changed by `script` first (the config, the pushes,
+/// the decisions): a scenario a test chooses, with the simulator's AWS, definitions and
+/// invariants. The report, and AWS as the run left it.
+pub fn run_scripted(
+    seed: u64,
+    knobs: Knobs,
+    script: &dyn Fn(&mut scenario::Scenario, &crate::Names),
+) -> (Report, MemoryAws) {
+    block_on(simulate(seed, knobs, false, None, script))
 }
 
 /// The seed every [`race`] case runs with (its latencies; nothing else is random there).
@@ -85,7 +96,14 @@ const RACE_SEED: u64 = 1;
 /// an approver who approves; `case.action` runs before the `case.at`-th changing step call.
 /// `at = 0` runs the deployment unraced (its [`Report::step_changes`] counts the cases).
 pub fn race_case(case: race::Case, trace_calls: bool) -> Report {
-    block_on(simulate(RACE_SEED, Knobs::QUIET, trace_calls, Some(case)))
+    block_on(simulate(
+        RACE_SEED,
+        Knobs::QUIET,
+        trace_calls,
+        Some(case),
+        &|_, _| {},
+    ))
+    .0
 }
 
 fn block_on<T>(run: impl std::future::Future<Output = T>) -> T {
@@ -117,7 +135,13 @@ fn raced(
     scenario
 }
 
-async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race::Case>) -> Report {
+async fn simulate(
+    seed: u64,
+    knobs: Knobs,
+    trace_calls: bool,
+    case: Option<race::Case>,
+    script: &dyn Fn(&mut scenario::Scenario, &crate::Names),
+) -> (Report, MemoryAws) {
     clock::start();
     let rng = rng::Rng::new(seed);
     let names = memory::world::made_up_names();
@@ -125,7 +149,13 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     if let Some(case) = case {
         scenario = raced(scenario, case, &names);
     }
-    let settings = crate::standard_settings();
+    script(&mut scenario, &names);
+    let mut settings = crate::standard_settings();
+    let on_ecs = scenario::on_ecs(&scenario.config);
+    if on_ecs {
+        // As the stack sets it: bluegreen's hook function, registered on the service.
+        settings.ecs_hook_arn = Some(crate::ecs_world::HOOK_ARN.into());
+    }
     let invariants = Arc::new(invariants::Invariants::new(
         settings.clone(),
         vec![scenario.config.clone()],
@@ -140,6 +170,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     let (aws, mut ctx) =
         memory::world::build(&names, conductor.clone(), Arc::new(clock::now)).await;
     ctx.settings.pacing = scenario.pacing;
+    ctx.settings.ecs_hook_arn = settings.ecs_hook_arn.clone();
     bluegreen::config_store::ConfigStore::new(&ctx)
         .put(&scenario.config)
         .await
@@ -157,6 +188,10 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
     }
     let theirs = aws
         .with(|s| neighbours::install(s, &names, &scenario.config, scenario.default_is_neighbours));
+    if on_ecs {
+        // ECS's rules in place of the rule-mode production rule neighbours installed.
+        aws.with(|s| crate::ecs_world::install(s, &names));
+    }
     invariants.world_built(theirs);
     let executions = Arc::new(executions::SimExecutions::new(
         ctx.clone(),
@@ -180,7 +215,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         });
     }
 
-    let actors = vec![
+    let mut actors = vec![
         tokio::spawn(cloud::run(
             aws.clone(),
             rng.clone(),
@@ -196,6 +231,15 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         )),
         tokio::spawn(actors::schedules(ctx.clone(), trace.clone())),
     ];
+    if on_ecs {
+        actors.push(tokio::spawn(cloud::ecs_blue_green(
+            aws.clone(),
+            ctx.clone(),
+            cloud::Timing::simulator(),
+            trace.clone(),
+            invariants.clone(),
+        )));
+    }
     let mut people = Vec::new();
     if knobs.operators {
         people.push(tokio::spawn(actors::approvers(
@@ -244,7 +288,7 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         actor.abort();
     }
     aws.with(|state| invariants.check_quiescent(state));
-    finish(
+    let report = finish(
         seed,
         knobs,
         &aws,
@@ -252,7 +296,8 @@ async fn simulate(seed: u64, knobs: Knobs, trace_calls: bool, case: Option<race:
         &conductor,
         &trace,
         &settings,
-    )
+    );
+    (report, aws)
 }
 
 /// How much rest a run waits for.

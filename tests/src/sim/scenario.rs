@@ -114,6 +114,9 @@ pub struct Scenario {
     pub rollout_seconds: (u64, u64),
     /// How often calls fail.
     pub faults: FaultRates,
+    /// Scripted decisions: the n-th approval request decided is approved (`true`) or rejected
+    /// (`false`); past the list (empty in every seed's world) the rates below decide.
+    pub decisions: Vec<bool>,
     /// Per thousand approval requests: approved (the rest are rejected or left to time out).
     pub approves: u64,
     /// Per thousand: rejected.
@@ -143,6 +146,7 @@ impl Scenario {
     /// The world `rng` makes with `knobs`.
     pub fn generate(rng: &Rng, knobs: Knobs, names: &Names) -> Scenario {
         let config = config(rng, names);
+        let ecs = on_ecs(&config);
         let count = 1 + rng.below(knobs.pushes.max(1) as u64) as usize;
         let digests = ['a', 'b', 'c', 'd', 'e', 'f'];
         let mut pushes = Vec::new();
@@ -206,11 +210,16 @@ impl Scenario {
             migration_seconds: (5, 5 + rng.below(600)),
             rollout_seconds: (5, 5 + rng.below(300)),
             faults,
+            decisions: Vec::new(),
             approves: 600 + rng.below(400),
             rejects: rng.below(200),
             aborts: if knobs.operators { rng.below(300) } else { 0 },
-            autoscaled: rng.chance(500),
-            default_is_neighbours: rng.chance(500),
+            // ECS's engine: the one service is not autoscaled here (its scalable target and
+            // ECS's own deployments are not modelled together), and the listener's default is
+            // another team's (ECS moves only its own rules: a default on the service's group
+            // would be left on the old one).
+            autoscaled: !ecs && rng.chance(500),
+            default_is_neighbours: ecs || rng.chance(500),
             pacing: if rng.chance(500) {
                 Pacing::Paced
             } else {
@@ -283,6 +292,12 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         dns_mode(&mut config, names);
         return config;
     }
+    // One listener seed in five is one service on ECS's own blue/green (`traffic.engine =
+    // "ecs"`, `crate::ecs_world`): ECS moves its own rules, bluegreen's hook gates it.
+    if rng.chance(200) {
+        ecs_engine(&mut config, names);
+        return config;
+    }
     // One listener seed in three moves production as a host rule on the shared listener,
     // beside another team's (see `neighbours`).
     if rng.chance(333)
@@ -313,6 +328,21 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
         *test_rule = Some(TestRule::default());
     }
     config
+}
+
+/// `config` on ECS's engine: ECS's production rule, one service; `isolated` (not on that
+/// engine yet) becomes `shared`.
+pub fn ecs_engine(config: &mut ServiceConfig, names: &Names) {
+    crate::ecs_world::configure(config, names);
+    if config.database.strategy == DbStrategy::Isolated {
+        config.database.strategy = DbStrategy::Shared;
+        config.database.source = None;
+    }
+}
+
+/// Whether `config` deploys with ECS's own blue/green.
+pub fn on_ecs(config: &ServiceConfig) -> bool {
+    config.traffic.engine() == bluegreen::config::Engine::Ecs
 }
 
 /// The name clients resolve in a DNS-mode world (the memory world's weighted records).
