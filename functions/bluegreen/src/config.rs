@@ -1726,6 +1726,7 @@ mod tests {
         let problems = config.problems();
         for field in [
             "traffic.shift",
+            "traffic.production_rule_arn",
             "approval.timeout_seconds",
             "bake.seconds",
             "database.strategy",
@@ -1763,10 +1764,15 @@ mod tests {
                 .any(|p| p.contains("ECS's own test rule"))
         );
         if let Traffic::Listener {
-            test_listener_arn, ..
+            test_listener_arn,
+            production_rule_arn,
+            production_listener_arn,
+            ..
         } = &mut config.traffic
         {
             *test_listener_arn = None;
+            let rule = production_listener_arn.replace(":listener/", ":listener-rule/");
+            *production_rule_arn = Some(format!("{rule}/0123456789abcdef"));
         }
         assert_eq!(config.problems(), Vec::<String>::new());
         config.database.strategy = DbStrategy::None;

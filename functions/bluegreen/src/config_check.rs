@@ -526,12 +526,21 @@ impl ServiceConfig {
         let Traffic::Listener {
             shift,
             routes,
+            production_rule_arn,
             engine: Engine::Ecs,
             ..
         } = &self.traffic
         else {
             return;
         };
+        if production_rule_arn.is_none() {
+            p.add(
+                "traffic.production_rule_arn",
+                "with engine = \"ecs\" name ECS's production listener rule (the service's \
+                 advancedConfiguration productionListenerRule): bluegreen reads and waits for it \
+                 (ECS's blue/green on an NLB's listeners is not driven yet)",
+            );
+        }
         if self.slots.blue.service != self.slots.green.service {
             p.add(
                 "slots",
