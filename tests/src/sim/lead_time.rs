@@ -63,9 +63,9 @@ impl BenchWorld {
         let mut config = crate::service_config(names);
         config.health.test_url = Some(names.test_url.clone());
         match self {
-            BenchWorld::ListenerIsolated => World::Isolated.configure(&mut config),
+            BenchWorld::ListenerIsolated => World::Isolated.configure(&mut config, names),
             BenchWorld::DnsShared => {
-                World::Shared.configure(&mut config);
+                World::Shared.configure(&mut config, names);
                 super::scenario::dns_mode(&mut config, names);
             }
         }

@@ -124,7 +124,13 @@ fn raced(
 ) -> scenario::Scenario {
     scenario.config = crate::service_config(names);
     scenario.config.health.test_url = Some(names.test_url.clone());
-    case.world.configure(&mut scenario.config);
+    case.world.configure(&mut scenario.config, names);
+    if scenario::on_ecs(&scenario.config) {
+        // As every ECS world of the simulator (`scenario`): not autoscaled, the listener's
+        // default another team's.
+        scenario.autoscaled = false;
+        scenario.default_is_neighbours = true;
+    }
     scenario.config.approval.policy = bluegreen::config::ApprovalPolicy::Required;
     scenario.pushes.truncate(1);
     for push in &mut scenario.pushes {

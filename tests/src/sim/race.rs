@@ -18,11 +18,19 @@ pub enum World {
     SharedAfterApproval,
     /// Pre-prod on its own clone; the production migration after approval.
     Isolated,
+    /// One service on ECS's own blue/green (`traffic.engine = "ecs"`), shared, the production
+    /// migration after approval while ECS holds its test gate.
+    Ecs,
 }
 
 impl World {
     /// Every world.
-    pub const ALL: [World; 3] = [World::Shared, World::SharedAfterApproval, World::Isolated];
+    pub const ALL: [World; 4] = [
+        World::Shared,
+        World::SharedAfterApproval,
+        World::Isolated,
+        World::Ecs,
+    ];
 
     /// Its name in a case line.
     pub fn name(self) -> &'static str {
@@ -30,6 +38,7 @@ impl World {
             World::Shared => "shared",
             World::SharedAfterApproval => "shared-after-approval",
             World::Isolated => "isolated",
+            World::Ecs => "ecs",
         }
     }
 
@@ -39,7 +48,7 @@ impl World {
     }
 
     /// `config` set up for this world: a migration with a rollback command everywhere.
-    pub fn configure(self, config: &mut ServiceConfig) {
+    pub fn configure(self, config: &mut ServiceConfig, names: &crate::Names) {
         config.database.strategy = match self {
             World::Isolated => DbStrategy::Isolated,
             _ => DbStrategy::Shared,
@@ -51,13 +60,16 @@ impl World {
         if let Some(migration) = config.migration.as_mut() {
             migration.run = match self {
                 World::Shared => Some(MigrationRun::BeforeLaunch),
-                World::SharedAfterApproval => Some(MigrationRun::AfterApproval),
+                World::SharedAfterApproval | World::Ecs => Some(MigrationRun::AfterApproval),
                 World::Isolated => None,
             };
-            migration.maintenance = self == World::SharedAfterApproval;
+            migration.maintenance = matches!(self, World::SharedAfterApproval | World::Ecs);
             migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
         }
         config.finish.keep_warm_seconds = 0;
+        if self == World::Ecs {
+            super::scenario::ecs_engine(config, names);
+        }
     }
 }
 
