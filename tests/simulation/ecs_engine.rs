@@ -207,13 +207,18 @@ async fn stop_service_deployment_rolls_back_one_going_on_and_is_refused_for_one_
         Some(world.names.tg_blue.clone())
     );
     assert_eq!(world.service(), (before, [2, 0]));
-    let again = world.ctx.ports.compute.stop_service_deployment(&arn).await;
+    let again = world
+        .ctx
+        .ports
+        .service_deployments
+        .stop_service_deployment(&arn)
+        .await;
     assert_eq!(again.unwrap_err().aws_code(), Some("ConflictException"));
     // ECS describes it so to the engine.
     let described = world
         .ctx
         .ports
-        .compute
+        .service_deployments
         .service_deployments(bluegreen_tests::CLUSTER, ecs_world::SERVICE)
         .await
         .unwrap();

@@ -342,7 +342,7 @@ impl EcsWorld {
         let arn = self.ecs_deployment().arn;
         self.ctx
             .ports
-            .compute
+            .service_deployments
             .stop_service_deployment(&arn)
             .await
             .expect("a deployment going on stops");

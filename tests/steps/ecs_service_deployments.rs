@@ -1,4 +1,4 @@
-//! The SDK adapter for ECS's own blue/green (`bluegreen::aws::compute`, service deployments):
+//! The SDK adapter for ECS's own blue/green (`bluegreen::aws::compute`, the `ServiceDeployments` port):
 //! moto has none of these operations, so ECS's answers are scripted with aws-smithy-mocks and
 //! the adapter's reading of them is checked — the order it lists, the fields it maps, the
 //! errors it names. (The in-memory model the hook's tests run on is `memory::ecs_blue_green`.)
@@ -20,7 +20,7 @@ use aws_sdk_ecs::types::{
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::error::ErrorMetadata;
 use bluegreen::aws::compute::Ecs;
-use bluegreen::ports::Compute;
+use bluegreen::ports::ServiceDeployments;
 
 const DEPLOYMENT: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/shop";
 const REVISION: &str = "arn:aws:ecs:us-east-1:123456789012:service-revision/c/shop";

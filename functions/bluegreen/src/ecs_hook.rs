@@ -319,7 +319,7 @@ async fn owner(
     let details = &invocation.execution_details;
     let revision = ctx
         .ports
-        .compute
+        .service_deployments
         .service_revision(&details.target_service_revision_arn)
         .await?;
     let task_definition = ctx

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use bluegreen::StepError;
 use bluegreen::ports::Compute;
+use bluegreen::ports::ServiceDeployments;
 use bluegreen::ports::compute::{
-    ContainerExit, EcsDeployment, OneOff, RevisionOverlay, ServiceDeployment, ServiceRevision,
-    ServiceState, Tags, TaskDefinitionState, TaskState,
+    ContainerExit, OneOff, RevisionOverlay, ServiceDeployment, ServiceState, Tags,
+    TaskDefinitionState, TaskState,
 };
+use bluegreen::ports::service_deployments::{EcsDeployment, ServiceRevision};
 
 use super::{MemoryAws, not_found, refused};
 
@@ -483,7 +485,10 @@ impl Compute for MemoryAws {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl ServiceDeployments for MemoryAws {
     async fn service_deployments(
         &self,
         cluster: &str,

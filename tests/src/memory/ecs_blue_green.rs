@@ -31,10 +31,9 @@
 //! lock and answers with [`State::hook_answered`].
 
 use bluegreen::StepError;
-use bluegreen::ports::compute::{
-    EcsDeployment, ServiceDeployment, ServiceRevision, is_ongoing_status,
-};
+use bluegreen::ports::compute::ServiceDeployment;
 use bluegreen::ports::load_balancing::{TargetHealth, WeightedGroup};
+use bluegreen::ports::service_deployments::{EcsDeployment, ServiceRevision, is_ongoing_status};
 use serde_json::json;
 
 use super::{State, refused};

@@ -135,6 +135,7 @@ impl MemoryAws {
     pub fn ports(&self) -> Ports {
         Ports {
             compute: Arc::new(self.clone()),
+            service_deployments: Arc::new(self.clone()),
             load_balancing: Arc::new(self.clone()),
             dns: Arc::new(self.clone()),
             databases: Arc::new(self.clone()),

@@ -1,4 +1,4 @@
-//! [`Compute`] over ECS.
+//! [`Compute`] and [`ServiceDeployments`] over ECS.
 
 use aws_sdk_ecs::types::{
     CapacityProviderStrategyItem, ContainerDefinition, ContainerOverride, DesiredStatus,
@@ -7,10 +7,10 @@ use aws_sdk_ecs::types::{
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{
-    Compute, ContainerExit, ContainerState, EcsDeployment, OneOff, RevisionOverlay,
-    ServiceDeployment, ServiceRegistry, ServiceRevision, ServiceState, Tags, TaskDefinitionState,
-    TaskState,
+    Compute, ContainerExit, ContainerState, OneOff, RevisionOverlay, ServiceDeployment,
+    ServiceRegistry, ServiceState, Tags, TaskDefinitionState, TaskState,
 };
+use crate::ports::service_deployments::{EcsDeployment, ServiceDeployments, ServiceRevision};
 
 /// ECS through the SDK.
 pub struct Ecs(pub aws_sdk_ecs::Client);
@@ -582,7 +582,10 @@ impl Compute for Ecs {
             .map_err(|e| StepError::from_sdk("ecs:StopTask", e))?;
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl ServiceDeployments for Ecs {
     async fn service_deployments(
         &self,
         cluster: &str,

@@ -79,6 +79,7 @@ impl Sdk {
     pub fn ports(&self) -> Ports {
         Ports {
             compute: Arc::new(compute::Ecs(self.ecs.clone())),
+            service_deployments: Arc::new(compute::Ecs(self.ecs.clone())),
             load_balancing: Arc::new(load_balancing::Elb(self.elb.clone())),
             dns: Arc::new(dns::Route53(self.route53.clone())),
             databases: Arc::new(databases::Rds(self.rds.clone())),

@@ -1,13 +1,12 @@
 //! ECS's own blue/green through the SDK: how a service is set up to deploy, its service
-//! deployments and revisions, and stopping one (the [`crate::ports::Compute`] methods of
-//! that name delegate here).
+//! deployments and revisions, and stopping one (the [`crate::ports::ServiceDeployments`]
+//! methods of that name delegate here).
 
 use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus, StopServiceDeploymentStopType};
 
 use crate::error::{StepError, StepResult};
-use crate::ports::compute::{
-    BlueGreenRoute, DeploymentSetup, EcsDeployment, LifecycleHook, ServiceRevision,
-};
+use crate::ports::compute::{BlueGreenRoute, DeploymentSetup, LifecycleHook};
+use crate::ports::service_deployments::{EcsDeployment, ServiceRevision};
 
 /// How ECS deploys `service`, read from its description.
 pub fn setup_of(service: &Service) -> DeploymentSetup {

@@ -22,7 +22,8 @@ use crate::ecs::{self, Rollout};
 use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
 use crate::error::{StepError, StepResult};
 use crate::poll::Poll;
-use crate::ports::compute::{DeploymentSetup, EcsDeployment, ServiceState};
+use crate::ports::compute::{DeploymentSetup, ServiceState};
+use crate::ports::service_deployments::EcsDeployment;
 use crate::record::{Change, Deployment, PreprodState, Records, Status, StepOutcome};
 use crate::revisions::{self, Purpose};
 use crate::slot::Slot;
@@ -68,8 +69,8 @@ impl DeploymentEngine for EcsBlueGreen {
             return Ok(());
         }
         let cluster = &deployment.config.cluster;
-        let compute = &ctx.ports.compute;
-        let ongoing = compute
+        let deployments = &ctx.ports.service_deployments;
+        let ongoing = deployments
             .ongoing_service_deployments(cluster, &preprod.service)
             .await?;
         if let Some(own) = own_deployment(ctx, &ongoing, &preprod).await? {
@@ -77,7 +78,7 @@ impl DeploymentEngine for EcsBlueGreen {
         }
         // Its own that already ended (ECS rolled it back before a crashed launch recorded
         // it): recorded, and the check reports how it ended; never deployed again.
-        let listed = compute
+        let listed = deployments
             .service_deployments(cluster, &preprod.service)
             .await?;
         if let Some(own) = own_deployment(ctx, &listed, &preprod).await? {
@@ -90,10 +91,11 @@ impl DeploymentEngine for EcsBlueGreen {
             return Err(StepError::LaunchFailed(why));
         }
         crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
-        compute
+        ctx.ports
+            .compute
             .deploy_revision(cluster, &preprod.service, &preprod.task_definition_arn)
             .await?;
-        let ongoing = compute
+        let ongoing = deployments
             .ongoing_service_deployments(cluster, &preprod.service)
             .await?;
         match own_deployment(ctx, &ongoing, &preprod).await? {
@@ -245,7 +247,12 @@ impl DeploymentEngine for EcsBlueGreen {
 /// Asks ECS to stop `own` with rollback. A `ConflictException` (it ended, or began stopping,
 /// since it was read) is no error: the next call reads it again.
 pub(super) async fn stop(ctx: &Context, own: &EcsDeployment) -> StepResult<()> {
-    match ctx.ports.compute.stop_service_deployment(&own.arn).await {
+    match ctx
+        .ports
+        .service_deployments
+        .stop_service_deployment(&own.arn)
+        .await
+    {
         Err(StepError::Aws { code, .. }) if code == "ConflictException" => Ok(()),
         other => other,
     }
@@ -421,7 +428,11 @@ async fn own_deployment(
         let Some(revision) = &candidate.target_revision else {
             continue;
         };
-        let revision = ctx.ports.compute.service_revision(revision).await?;
+        let revision = ctx
+            .ports
+            .service_deployments
+            .service_revision(revision)
+            .await?;
         if revision.task_definition == preprod.task_definition_arn {
             return Ok(Some(candidate.clone()));
         }
@@ -436,17 +447,17 @@ async fn identified(
     deployment: &Deployment,
     preprod: &PreprodState,
 ) -> StepResult<Option<EcsDeployment>> {
-    let compute = &ctx.ports.compute;
+    let deployments = &ctx.ports.service_deployments;
     if let Some(arn) = &preprod.ecs_deployment {
-        return compute.service_deployment(arn).await;
+        return deployments.service_deployment(arn).await;
     }
     let cluster = &deployment.config.cluster;
     let mut own = None;
     for listed in [
-        compute
+        deployments
             .ongoing_service_deployments(cluster, &preprod.service)
             .await?,
-        compute
+        deployments
             .service_deployments(cluster, &preprod.service)
             .await?,
     ] {

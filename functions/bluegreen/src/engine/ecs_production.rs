@@ -20,8 +20,8 @@ use crate::ecs;
 use crate::ecs_hook::POST_PRODUCTION_TRAFFIC_SHIFT;
 use crate::error::{StepError, StepResult};
 use crate::poll::Poll;
-use crate::ports::compute::EcsDeployment;
 use crate::ports::load_balancing::{Condition, Route};
+use crate::ports::service_deployments::EcsDeployment;
 use crate::record::{Change, Deployment, Records, StepOutcome};
 use crate::routing;
 use crate::slot::Slot;
@@ -350,7 +350,7 @@ async fn described(ctx: &Context, deployment: &Deployment) -> StepResult<EcsDepl
         ))
     })?;
     ctx.ports
-        .compute
+        .service_deployments
         .service_deployment(arn)
         .await?
         .ok_or_else(|| StepError::UnexpectedRouting(format!("ECS describes no deployment {arn}")))

@@ -23,6 +23,7 @@ pub mod parameters;
 pub mod registry;
 pub mod scaling;
 pub mod secrets;
+pub mod service_deployments;
 pub mod smoke;
 pub mod tables;
 pub mod workflow;
@@ -40,6 +41,7 @@ pub use parameters::Parameters;
 pub use registry::Registry;
 pub use scaling::Scaling;
 pub use secrets::Secrets;
+pub use service_deployments::ServiceDeployments;
 pub use smoke::SmokeClient;
 pub use tables::Tables;
 pub use workflow::Workflow;
@@ -49,6 +51,8 @@ pub use workflow::Workflow;
 pub struct Ports {
     /// ECS: services, task definitions, one-off tasks.
     pub compute: Arc<dyn Compute>,
+    /// ECS's own blue/green: service deployments and revisions.
+    pub service_deployments: Arc<dyn ServiceDeployments>,
     /// ELBv2: listeners' and rules' forward actions, maintenance rules, target health.
     pub load_balancing: Arc<dyn LoadBalancing>,
     /// Route 53: weighted records and changes.
