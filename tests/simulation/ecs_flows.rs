@@ -55,10 +55,12 @@ type Push = (&'static str, char, u64);
 
 /// Runs `pushes` (delivered on time, once) on one service on ECS's own blue/green, its config
 /// the standard one changed by `configure`, approvals required and decided by `decisions` in
-/// order. Every invariant must hold; the trace, and AWS at the end.
+/// order, the images of `broken` digests never passing their health checks. Every invariant
+/// must hold; the trace, and AWS at the end.
 fn run_on_ecs(
     pushes: &[Push],
     decisions: &[bool],
+    broken: &[char],
     configure: &dyn Fn(&mut ServiceConfig),
 ) -> (String, End) {
     let knobs = Knobs {
@@ -87,6 +89,7 @@ fn run_on_ecs(
             })
             .collect();
         scenario.decisions = decisions.to_vec();
+        scenario.rollout_fails = broken.iter().copied().collect();
     });
     let trace = report.trace.join("\n");
     assert!(report.safe(), "{:?}\n{trace}", report.violations);
@@ -214,7 +217,7 @@ impl End {
 #[test]
 fn on_ecs_a_rejection_hands_the_lock_to_the_newest_queued_push_which_ecs_deploys() {
     let pushes = [("v2", 'a', 60), ("v3", 'b', 200), ("v4", 'c', 260)];
-    let (trace, end) = run_on_ecs(&pushes, &[false, true], &|config| {
+    let (trace, end) = run_on_ecs(&pushes, &[false, true], &[], &|config| {
         config.database.strategy = DbStrategy::None;
         config.migration = None;
     });
@@ -249,7 +252,7 @@ fn on_ecs_a_rejection_hands_the_lock_to_the_newest_queued_push_which_ecs_deploys
 /// success.
 #[test]
 fn on_ecs_a_shared_deployment_approved_at_the_test_gate_is_migrated_then_baked_to_success() {
-    let (trace, end) = run_on_ecs(&[("v2", 'a', 60)], &[true], &|config| {
+    let (trace, end) = run_on_ecs(&[("v2", 'a', 60)], &[true], &[], &|config| {
         config.database.strategy = DbStrategy::Shared;
         let migration = config.migration.as_mut().expect("the standard migration");
         migration.run = Some(MigrationRun::AfterApproval);
@@ -290,4 +293,31 @@ fn on_ecs_a_shared_deployment_approved_at_the_test_gate_is_migrated_then_baked_t
         "{:?}",
         record.timeline
     );
+}
+
+/// `v2`'s tasks never pass their health checks: ECS's circuit breaker rolls its deployment
+/// back at `SCALE_UP`, the launch fails with ECS's reason, production never moved; `v3`,
+/// pushed behind it, is deployed.
+#[test]
+fn on_ecs_a_revision_ecs_rolls_back_fails_the_launch_and_the_next_push_deploys() {
+    let pushes = [("v2", 'a', 60), ("v3", 'b', 90)];
+    let (trace, end) = run_on_ecs(&pushes, &[true], &['a'], &|config| {
+        config.database.strategy = DbStrategy::None;
+        config.migration = None;
+    });
+    assert_eq!(
+        end.status("v2", &trace),
+        (Status::Aborted, false),
+        "{trace}"
+    );
+    let v2 = end.records.iter().find(|d| d.image.tag == "v2").unwrap();
+    let failure = v2.failure.clone().unwrap_or_default();
+    assert!(failure.contains("circuit breaker"), "{failure}");
+    assert_eq!(
+        end.status("v3", &trace),
+        (Status::Succeeded, true),
+        "{trace}"
+    );
+    assert_eq!(end.ecs, ["ROLLBACK_SUCCESSFUL", "SUCCESSFUL"], "{trace}");
+    end.production_runs('b');
 }

@@ -94,6 +94,9 @@ pub struct BlueGreenDeployment {
     pub bake_until: Option<u64>,
     /// Invocations made so far (their execution ids).
     pub invocations: u64,
+    /// The new revision's tasks never pass their health checks: ECS's deployment circuit
+    /// breaker rolls the deployment back at `SCALE_UP` (set by whoever plays the application).
+    pub scale_up_fails: bool,
 }
 
 impl BlueGreenDeployment {
@@ -272,6 +275,7 @@ impl State {
             stage_began: now,
             bake_until: None,
             invocations: 0,
+            scale_up_fails: false,
         });
     }
 
@@ -426,6 +430,14 @@ impl State {
             return true;
         }
         match d.stage_name() {
+            "SCALE_UP" if d.scale_up_fails => {
+                let d = &mut self.ecs.blue_green[i];
+                d.status = "ROLLBACK_REQUESTED".into();
+                d.status_reason = Some(
+                    "tasks failed to start: the deployment circuit breaker rolled back".into(),
+                );
+                return false;
+            }
             "SCALE_UP" => {
                 let targets = (0..d.desired)
                     .map(|n| TargetHealth {

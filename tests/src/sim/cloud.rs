@@ -140,10 +140,13 @@ pub async fn run(
 /// deployments move on as far as they can, and each hook invocation due runs bluegreen's hook
 /// function as Lambda would — on its own task, with the run's faults (a crashed or timed-out
 /// invocation is a function error: ECS rolls back) — its answer handed back to ECS. What ECS
-/// changes on its own is checked against `invariants` as bluegreen's calls are.
+/// changes on its own is checked against `invariants` as bluegreen's calls are. A revision
+/// whose image the scenario fails to roll out never passes its health checks: ECS's circuit
+/// breaker rolls its deployment back.
 pub async fn ecs_blue_green(
     aws: MemoryAws,
     ctx: bluegreen::Context,
+    scenario: Scenario,
     timing: Timing,
     trace: super::actors::Trace,
     invariants: Arc<super::invariants::Invariants>,
@@ -152,6 +155,16 @@ pub async fn ecs_blue_green(
         tokio::time::sleep(timing.tick).await;
         let now = super::clock::elapsed().as_millis() as u64;
         let calls = aws.with(|s| {
+            for i in 0..s.ecs.blue_green.len() {
+                let td = s.ecs.blue_green[i].target.1.clone();
+                let image = s
+                    .ecs
+                    .definition(&td)
+                    .and_then(|d| d.containers.first().cloned());
+                if image.is_some_and(|c| scenario.rollout_fails(&c.image)) {
+                    s.ecs.blue_green[i].scale_up_fails = true;
+                }
+            }
             let calls = s.play_blue_green(now);
             invariants.check("ecs:blue-green", s);
             calls

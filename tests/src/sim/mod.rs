@@ -241,6 +241,7 @@ async fn simulate(
         actors.push(tokio::spawn(cloud::ecs_blue_green(
             aws.clone(),
             ctx.clone(),
+            scenario.clone(),
             cloud::Timing::simulator(),
             trace.clone(),
             invariants.clone(),
