@@ -1632,3 +1632,69 @@ async fn the_scheduled_teardown_never_scales_the_one_service_in() {
     });
     assert_eq!(desired, 2);
 }
+
+#[tokio::test]
+async fn a_manual_rollback_of_a_deployment_that_ran_on_ecs_is_refused_whatever_the_config_says_now()
+{
+    let (mut world, _, revision) = succeeded().await;
+    // The service was taken back to two slots within the last deployment's keep-warm window:
+    // that deployment still ran on ECS, whose old revision is gone.
+    world.config.slots.green.service = "shop-green".into();
+    if let bluegreen::config::Traffic::Listener {
+        engine,
+        test_listener_arn,
+        ..
+    } = &mut world.config.traffic
+    {
+        *engine = bluegreen::config::Engine::Slots;
+        *test_listener_arn = Some(world.names.test_listener.clone());
+    }
+    world.store_config().await;
+    let refused = bluegreen::operator::manual_rollback(&world.ctx, "shop", "alice@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "RollbackRefused", "{refused}");
+    assert!(
+        refused.to_string().contains("ECS's own blue/green"),
+        "{refused}"
+    );
+    assert_eq!(
+        world.all_to(&world.production_rule),
+        Some(world.names.tg_green.clone())
+    );
+    assert_eq!(world.service(), (revision, [0, 2]));
+}
+
+#[tokio::test]
+async fn unlock_is_refused_while_ecs_s_deployment_of_the_holder_goes_on() {
+    use bluegreen::lock::Locks;
+    let (mut world, id, _, _) = approved_and_switched().await;
+    // Held at the production gate, the deployment needs a person; it keeps the lock.
+    world
+        .set_status(
+            &id,
+            Status::NeedsAttention,
+            Some("the bake's ending failed"),
+        )
+        .await;
+    let ctx = world.ctx.clone();
+    let locks = Locks::new(&ctx);
+    let lease = chrono::Utc::now() + chrono::Duration::hours(1);
+    locks.hold("shop", &id, lease).await.unwrap();
+    world.store_config().await;
+    let refused = bluegreen::operator::unlock(&world.ctx, "shop", "alice@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.name(), "UnlockRefused", "{refused}");
+    assert!(refused.to_string().contains("still going on"), "{refused}");
+    assert_eq!(locks.holder("shop").await.unwrap(), Some(id.clone()));
+    // Once ECS's deployment has ended (stopped in the console: rolled back), the lock goes.
+    world.stop_in_the_console().await;
+    world.play(120).await;
+    assert_eq!(world.ecs_deployment().status, "ROLLBACK_SUCCESSFUL");
+    assert_production_on_the_old_group(&world);
+    bluegreen::operator::unlock(&world.ctx, "shop", "alice@example.com")
+        .await
+        .expect("unlocked once ECS ended");
+    assert_eq!(locks.holder("shop").await.unwrap(), None);
+}

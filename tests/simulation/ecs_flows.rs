@@ -293,6 +293,29 @@ fn on_ecs_a_shared_deployment_approved_at_the_test_gate_is_migrated_then_baked_t
         "{:?}",
         record.timeline
     );
+    // And ECS was let on only after the migration: the hook's first SUCCEEDED at the test
+    // gate (a trace stamp, `+h:mm:ss.mmm` since the run's epoch) comes after it.
+    let let_on = trace
+        .lines()
+        .find(|l| l.contains("ECS hook at POST_TEST_TRAFFIC_SHIFT: SUCCEEDED"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(seconds_of_stamp)
+        .expect("the hook let ECS on");
+    let epoch: chrono::DateTime<chrono::Utc> = sim::clock::EPOCH.parse().unwrap();
+    let migrated = (migrated - epoch).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        let_on > migrated,
+        "ECS let on at {let_on} s, migrated at {migrated} s"
+    );
+}
+
+/// A trace stamp's seconds: `+1:02:03.500` is 3723.5.
+fn seconds_of_stamp(stamp: &str) -> f64 {
+    stamp
+        .trim_start_matches('+')
+        .split(':')
+        .map(|part| part.parse::<f64>().expect("a stamp"))
+        .fold(0.0, |total, part| total * 60.0 + part)
 }
 
 /// `v2`'s tasks never pass their health checks: ECS's circuit breaker rolls its deployment

@@ -84,6 +84,30 @@ fn a_sample_of_forced_interleavings_keeps_every_invariant() {
     assert!(unsafe_cases.is_empty(), "{}", unsafe_cases.join("\n"));
 }
 
+/// Each world of the interleaving campaign deploys to success when nothing races it: cases
+/// raced against a deployment that never got far would prove little.
+#[test]
+fn every_interleaving_world_deploys_to_success_unraced() {
+    use bluegreen_tests::sim::race::{Action, Case, World};
+    for world in World::ALL {
+        let case = Case {
+            world,
+            action: Action::Sweep,
+            at: 0,
+        };
+        let report = sim::race_case(case, false);
+        let trace = report.trace.join("\n");
+        assert!(
+            report.safe(),
+            "{}: {:?}\n{trace}",
+            world.name(),
+            report.violations
+        );
+        let ended: Vec<&str> = report.deployments.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(ended, ["succeeded"], "{}:\n{trace}", world.name());
+    }
+}
+
 // Regressions for the bugs the simulator found, each a focused test on the in-memory AWS with
 // the interleaving forced. (Seed 386 was the simulator's own: it judged the quiescent
 // invariants before the teardown that tidies a crashed manual rollback's warm slot had run;

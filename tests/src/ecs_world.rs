@@ -119,8 +119,9 @@ pub fn configure(config: &mut ServiceConfig, names: &Names) {
 }
 
 /// Sets `shop-blue` up on ECS's own blue/green in `s`: its production and test rules (both on
-/// the blue group), the smoke checks routed through the production listener by those rules,
-/// and the deployment configuration with bluegreen's hook at the gated stages.
+/// the blue group; priority 9 left free for a maintenance page, which must sit directly above
+/// production's rule), the smoke checks routed through the production listener by those
+/// rules, and the deployment configuration with bluegreen's hook at the gated stages.
 pub fn install(s: &mut crate::memory::State, names: &Names) {
     let (production_rule, test_rule) = (production_rule(names), test_rule(names));
     // No test listener of bluegreen's: ECS's test rule reaches the new revision.
@@ -139,12 +140,12 @@ pub fn install(s: &mut crate::memory::State, names: &Names) {
         for (arn, priority, conditions) in [
             (
                 &test_rule,
-                8,
+                5,
                 vec![condition("http-header", Some(PREVIEW_HEADER), "*")],
             ),
             (
                 &production_rule,
-                9,
+                10,
                 vec![condition("host-header", None, "shop.example.com")],
             ),
         ] {

@@ -132,8 +132,15 @@ pub async fn installation(ctx: &Context) -> Vec<Finding> {
 pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
     let mut f = Findings(Vec::new());
     index(ctx, config, &mut f).await;
-    for slot in Slot::ALL {
-        slot_service(ctx, config, slot, &mut f).await;
+    // On ECS's engine both slots name the one service: checked once.
+    let ecs_engine = config.traffic.engine() == bluegreen::config::Engine::Ecs;
+    let services: &[Slot] = if ecs_engine {
+        &[Slot::Blue]
+    } else {
+        &Slot::ALL
+    };
+    for slot in services {
+        slot_service(ctx, config, *slot, &mut f).await;
     }
     match &config.traffic {
         Traffic::Listener {
@@ -146,7 +153,11 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
                 target_group(ctx, config, slot, &mut f).await;
             }
             let live = production(ctx, config, &mut f).await;
-            autoscaling(ctx, config, live, &mut f).await;
+            // One service, one scalable target, which ECS's deployments leave alone: the
+            // slots' idle-target checks would take production's own for the idle slot's.
+            if !ecs_engine {
+                autoscaling(ctx, config, live, &mut f).await;
+            }
             if live.is_some() {
                 live_slots(ctx, config, &mut f).await;
             }
@@ -243,7 +254,8 @@ fn deployment_findings(
              engine\")",
         );
     }
-    if let Some(namespace) = ecs::service_connect_of(service) {
+    // The one service keeps its names on ECS's engine.
+    if let Some(namespace) = ecs::service_connect_of(service).filter(|_| slots) {
         f.add(
             "service-connect-unsupported",
             subject,

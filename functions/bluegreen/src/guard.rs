@@ -478,21 +478,19 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
         &config.name,
         violations.len(),
     ));
+    // On ECS's engine both slots name production's one service: finishing a slots' manual
+    // rollback or the repair would scale it. The guard only reports there.
+    let ecs_engine = config.traffic.engine() == crate::config::Engine::Ecs;
+    if let Some(slot) = left_by_a_rollback(&seen, &violations).filter(|_| !ecs_engine) {
+        // Not a repair of the guard's choosing: a person asked for it (see `retirement`).
+        match finish_manual_rollback(ctx, config, slot).await {
+            Ok((finished, next)) => (guarded.repaired, guarded.handed_over) = (finished, next),
+            Err(e) => guarded.repaired = Some(format!("finishing the rollback failed: {e}")),
+        }
+    }
     if violations.is_empty() {
         locks.guard_cleared(&config.name).await?;
     } else {
-        // On ECS's engine both slots name production's one service: finishing a slots'
-        // manual rollback or the repair would scale it. The guard only reports there.
-        let ecs_engine = config.traffic.engine() == crate::config::Engine::Ecs;
-        if let Some(slot) = idle_slot_running(&violations).filter(|_| !ecs_engine) {
-            // Not a repair of the guard's choosing: a person asked for it (see `retirement`).
-            match finish_manual_rollback(ctx, config, slot).await {
-                Ok((finished, next)) => {
-                    (guarded.repaired, guarded.handed_over) = (finished, next);
-                }
-                Err(e) => guarded.repaired = Some(format!("finishing the rollback failed: {e}")),
-            }
-        }
         if guarded.repaired.is_none()
             && config.guard.repair
             && !ecs_engine
@@ -564,6 +562,19 @@ fn idle_slot_running(violations: &[Violation]) -> Option<Slot> {
     })
 }
 
+/// The slot an unfinished manual rollback may have left behind: the idle slot still running,
+/// or one production is off that other routes still forward to — a rollback stopped between
+/// production's move and theirs, which is no violation (the slot serves those routes) yet
+/// is finished all the same (seed 9839). Whether a rollback is pending there is the record's
+/// to say ([`finish_manual_rollback`]).
+fn left_by_a_rollback(seen: &[SlotSeen], violations: &[Violation]) -> Option<Slot> {
+    idle_slot_running(violations).or_else(|| {
+        seen.iter()
+            .find(|s| s.percent == 0 && !s.routes.is_empty())
+            .map(|s| s.slot)
+    })
+}
+
 /// What the guard did under the service's lock (`None`: nothing, the lock was taken meanwhile
 /// or AWS no longer showed the reason), and the queued push the lock went to on release.
 type UnderLock = (Option<String>, Option<String>);
@@ -615,7 +626,7 @@ async fn repair_slot(ctx: &Context, config: &ServiceConfig, slot: Slot) -> StepR
 }
 
 /// Finishes the manual rollback a person ran when its clean-up did not (the slot it left,
-/// `slot`, still runs): the newest deployment that moved traffic was rolled back by hand, its
+/// `slot`, still runs, or other routes still forward to it): the newest deployment that moved traffic was rolled back by hand, its
 /// retirement is pending, and production is still entirely on the other slot (checked under
 /// the lock by [`retirement::finish`]).
 async fn finish_manual_rollback(

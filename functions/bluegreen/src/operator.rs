@@ -124,6 +124,8 @@ pub async fn manual_rollback(
             StepError::RollbackRefused(format!("{service} has no successful deployment"))
         })?;
     let last = &last;
+    // The last deployment ran on ECS's engine, whatever the config says now.
+    refuse_without_idle_slot(&last.config)?;
     // A manual rollback that did not finish is finished by running it again.
     let finishing = retirement::pending(last);
     if last.status == Status::RolledBack && !finishing {
@@ -461,6 +463,18 @@ async fn holder_released_log(
                     "{} of {} still runs; wait until it has stopped (or stop it), then unlock",
                     running.join(" and "),
                     holder.deployment_id
+                )));
+            }
+            // ECS would move (or roll back) production on its own with no lock held, and the
+            // next push's launch would find its deployment going on.
+            if let Some(going) = crate::engine::of(&holder.config)
+                .still_going(ctx, &holder)
+                .await?
+            {
+                return Err(StepError::UnlockRefused(format!(
+                    "{going} of {} is still going on; end it first (bluegreen retry {} runs \
+                     its ending, or stop it in ECS), then unlock",
+                    holder.deployment_id, holder.deployment_id
                 )));
             }
             // What its migrations did is on the record before anything else deploys.

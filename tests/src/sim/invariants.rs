@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use bluegreen::config::{ServiceConfig, Traffic};
 use bluegreen::lock::PushOrder;
 use bluegreen::ports::load_balancing::{Route, WeightedGroup};
-use bluegreen::record::{Deployment, Status, StepOutcome};
+use bluegreen::record::{Deployment, Status};
 use bluegreen::{Settings, Slot};
 
 use crate::memory::State;
@@ -129,7 +129,7 @@ impl Invariants {
             self.production_is_served(operation, state, config);
             self.one_deployment_at_a_time(operation, &records, config);
             if on_ecs(config) {
-                self.ecs_moves_production_only_when_approved(operation, state, &records, config);
+                self.ecs_moves_production_only_when_switched(operation, state, &records, config);
             }
         }
         self.one_migration_at_a_time(operation, state);
@@ -238,9 +238,10 @@ impl Invariants {
     }
 
     /// On ECS's engine, ECS moves production itself, gated by bluegreen's hook: production only
-    /// ever serves the release it had or one whose deployment a person (or the auto policy)
-    /// approved.
-    fn ecs_moves_production_only_when_approved(
+    /// ever serves the release it had or one whose deployment reached its switch — approved
+    /// (by a person or the auto policy), migrated after the approval, pre-prod checked — which
+    /// the switch records (`switched_at`) as it lets ECS on.
+    fn ecs_moves_production_only_when_switched(
         &self,
         operation: &str,
         state: &State,
@@ -252,25 +253,18 @@ impl Invariants {
             let Some(image) = state.image_in_group(group).filter(|_| weight > 0) else {
                 continue;
             };
-            // The auto policy goes from healthy pre-prod to the switch with no approval step.
-            // An image deployed again (`bluegreen rollback --to`, a redeploy) was approved
-            // once it was approved for any of its deployments.
-            let approved = |d: &&Deployment| {
-                d.config.approval.policy == bluegreen::config::ApprovalPolicy::Auto
-                    || d.timeline.iter().any(|e| {
-                        matches!(e.outcome, StepOutcome::Approved | StepOutcome::AutoApproved)
-                    })
-            };
+            // An image deployed again (`bluegreen rollback --to`, a redeploy) may serve once
+            // any of its deployments reached its switch.
             let of_image: Vec<&Deployment> = records
                 .iter()
                 .filter(|d| image.ends_with(&d.image.digest))
                 .collect();
-            let unapproved = of_image.first().filter(|_| !of_image.iter().any(approved));
-            if let Some(d) = unapproved {
+            let switched = of_image.iter().any(|d| d.switched_at.is_some());
+            if let Some(d) = of_image.first().filter(|_| !switched) {
                 self.violated(
                     operation,
                     format!(
-                        "{}: production forwards {weight} to {slot}, which runs {}'s image, never approved",
+                        "{}: production forwards {weight} to {slot}, which runs {}'s image before its switch (approved and ready)",
                         config.name, d.deployment_id
                     ),
                 );

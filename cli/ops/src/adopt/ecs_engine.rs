@@ -26,14 +26,14 @@ impl Walk<'_> {
     ) -> StepResult<Adopted> {
         self.refuse_slot_options()?;
         let route = ecs_route(&self.req.service, &setup)?;
-        let (found, test_port) = self.ecs_existing(service, &route).await?;
+        let (found, port) = self.ecs_existing(service, &route).await?;
         let production = found.production.listener_arn.clone().unwrap_or_default();
         let rule = found.rule.clone().unwrap_or_default();
         self.managed_tags(&found, &[production.clone(), rule.clone()])
             .await?;
         let test_url = match &self.req.test_url {
             Some(url) => url.clone(),
-            None => self.test_url(&found, test_port).await?,
+            None => self.test_url(&found, port).await?,
         };
         let routing = Routing {
             traffic: Traffic::Listener {
@@ -59,6 +59,12 @@ impl Walk<'_> {
         let config = self.config(&found, slots, routing);
         self.store(&config).await?;
         self.notes.extend(config_notes(&config));
+        self.notes.push(format!(
+            "ECS scales the old revision in after its bake: `bluegreen rollback {}` is refused \
+             on this engine; `bluegreen rollback {} --to <deployment>` deploys an earlier one \
+             through the full flow",
+            self.name, self.name
+        ));
         self.notes.push(self.gate_note(&setup));
         Ok(Adopted {
             changed: !self.changes.is_empty(),
@@ -93,7 +99,8 @@ impl Walk<'_> {
     }
 
     /// What exists: the service, its app container, the target group ECS calls production's,
-    /// the production listener and rule; and the port its test rule listens on.
+    /// the production listener and rule (and ECS's test rule beside it); and the port the
+    /// smoke checks go to, production's.
     async fn ecs_existing(
         &self,
         service: Service,
@@ -108,7 +115,15 @@ impl Walk<'_> {
         })?;
         let rule = route.production_rule.clone().unwrap_or_default();
         let test_rule = route.test_rule.clone().unwrap_or_default();
-        let (production_arn, test_arn) = (listener_of_rule(&rule), listener_of_rule(&test_rule));
+        let production_arn = listener_of_rule(&rule);
+        if listener_of_rule(&test_rule) != production_arn {
+            return Err(refuse(format!(
+                "{}'s test rule {test_rule} is on another listener than production's rule: \
+                 bluegreen reaches the new revision only through a header rule on the \
+                 production listener (a test listener's rules are not driven yet)",
+                self.req.service
+            )));
+        }
         let mut listeners = Vec::new();
         for balancer in target_group.load_balancer_arns() {
             listeners.extend(elb::listeners_of(self.ctx, balancer).await?);
@@ -123,7 +138,8 @@ impl Walk<'_> {
                     id: arn.to_owned(),
                 })
         };
-        let (production, test) = (find(&production_arn)?, find(&test_arn)?);
+        let production = find(&production_arn)?;
+        let port = production.port.unwrap_or_default();
         let balanced = service
             .load_balancers()
             .first()
@@ -137,7 +153,7 @@ impl Walk<'_> {
             rule: Some(rule),
             others: Vec::new(),
         };
-        Ok((found, test.port.unwrap_or_default()))
+        Ok((found, port))
     }
 
     /// What is still needed before the first push: bluegreen's hook at the gated stages.

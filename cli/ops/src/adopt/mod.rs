@@ -1096,7 +1096,9 @@ fn config_notes(config: &ServiceConfig) -> Vec<String> {
             config.approval.approvers.join(", ")
         }
     )];
-    if config.finish.keep_warm_seconds == 0 {
+    // ECS's engine keeps no warm side (ECS scales the old revision in): the setting means
+    // nothing there.
+    if config.finish.keep_warm_seconds == 0 && config.traffic.engine() == Engine::Slots {
         notes.push(
             "finish.keep_warm_seconds is 0: after each deployment the old slot (at first this \
              service) is scaled to 0 at once, and `bluegreen rollback` is refused; set it (for \

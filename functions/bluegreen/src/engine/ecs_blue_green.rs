@@ -54,6 +54,34 @@ impl DeploymentEngine for EcsBlueGreen {
         false
     }
 
+    /// The recorded ECS deployment while ECS reports it pending, in progress, stopping or
+    /// rolling back.
+    async fn still_going(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Option<String>> {
+        let Some(arn) = deployment
+            .preprod
+            .as_ref()
+            .and_then(|p| p.ecs_deployment.as_ref())
+        else {
+            return Ok(None);
+        };
+        let described = ctx
+            .ports
+            .service_deployments
+            .service_deployment(arn)
+            .await?;
+        Ok(described.filter(EcsDeployment::is_ongoing).map(|d| {
+            format!(
+                "ECS's deployment {arn} ({}, at {})",
+                d.status,
+                d.lifecycle_stage.as_deref().unwrap_or("no stage")
+            )
+        }))
+    }
+
     /// Records what the service runs, then deploys the revision once: a retry finds the ECS
     /// deployment of its revision and never starts a second (which would supersede the
     /// first). Refuses a service that is not on ECS's blue/green or whose gates are not

@@ -68,6 +68,16 @@ pub async fn preprod_route(
              smoke checks cannot reach the new revision"
         )));
     };
+    // A test listener's rules answer on their own port, under conditions (and a default)
+    // bluegreen does not read: only a header rule beside production's is taken.
+    let production_listener = config.traffic.production_listener_arn();
+    if production_listener.is_some_and(|l| crate::routes::listener_of_rule(&test_rule) != l) {
+        return Ok(Err(format!(
+            "ECS's test rule {test_rule} is not on the production listener: bluegreen reaches \
+             the new revision only through a header rule on production's listener (a test \
+             listener's rules are not driven yet)"
+        )));
+    }
     let balancing = &ctx.ports.load_balancing;
     let groups = balancing
         .forward(&Route::Rule(test_rule.clone()))
@@ -85,15 +95,36 @@ pub async fn preprod_route(
              target group {wanted}"
         )));
     }
+    let header = match test_rule_header(ctx, deployment, &test_rule, production_rule).await? {
+        Ok(header) => header,
+        Err(why) => return Ok(Err(why)),
+    };
+    Ok(Ok(PreprodRoute {
+        slot: target,
+        preview: Some(header),
+        probe: None,
+    }))
+}
+
+/// The header ECS's test rule matches, `Err` when the smoke checks sent with it might be
+/// answered by production instead: a test rule evaluated after production's, with another
+/// condition than one header, or missing from the production listener.
+async fn test_rule_header(
+    ctx: &Context,
+    deployment: &Deployment,
+    test_rule: &str,
+    production_rule: Option<String>,
+) -> StepResult<Result<(String, String), String>> {
+    let config = &deployment.config;
     let rules = match config.traffic.production_listener_arn() {
-        Some(listener) => balancing.rules(listener).await?,
+        Some(listener) => ctx.ports.load_balancing.rules(listener).await?,
         None => Vec::new(),
     };
     let priority = |arn: &str| rules.iter().find(|r| r.arn == arn).and_then(|r| r.priority);
     // ELB evaluates the lower number first: behind production's rule the test rule would
     // never see the smoke checks (rules of other services are the listener's owner's to order).
     if let (Some(test), Some(production)) = (
-        priority(&test_rule),
+        priority(test_rule),
         production_rule.as_deref().and_then(priority),
     ) && test >= production
     {
@@ -105,24 +136,21 @@ pub async fn preprod_route(
     let rule = rules.into_iter().find(|r| r.arn == test_rule);
     // A condition the smoke requests might not meet would leave them to production's rule:
     // they would pass for the old revision. Only a rule matching one header is taken.
-    let preview = match rule {
-        None => None,
-        Some(rule) => match matched_header(&rule.conditions, &deployment.deployment_id) {
-            Some(header) if rule.conditions.len() == 1 => Some(header),
-            _ => {
-                return Ok(Err(format!(
-                    "ECS's test rule {test_rule} on the production listener matches more (or \
-                     other) than one http-header condition: the smoke checks could be answered \
-                     by production; give it a single header condition"
-                )));
-            }
-        },
+    let Some(rule) = rule else {
+        return Ok(Err(format!(
+            "ECS's test rule {test_rule} is not among the production listener's rules"
+        )));
     };
-    Ok(Ok(PreprodRoute {
-        slot: target,
-        preview,
-        probe: None,
-    }))
+    Ok(
+        match matched_header(&rule.conditions, &deployment.deployment_id) {
+            Some(header) if rule.conditions.len() == 1 => Ok(header),
+            _ => Err(format!(
+                "ECS's test rule {test_rule} on the production listener matches more (or other) \
+                 than one http-header condition: the smoke checks could be answered by \
+                 production; give it a single header condition"
+            )),
+        },
+    )
 }
 
 /// A header that a rule with `conditions` matches: its `http-header` condition's name and

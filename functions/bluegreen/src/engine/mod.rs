@@ -111,6 +111,15 @@ pub trait DeploymentEngine: Send + Sync {
     /// teardown touch the service production is not on: with one service there is none (both
     /// "slots" name production's own service).
     fn has_idle_slot(&self) -> bool;
+
+    /// What AWS is still doing for the deployment on its own that would outlive its lock
+    /// (`None`: nothing): ECS's blue/green deployment still going on — held at a gate it would
+    /// leave by itself at its stage limit, rolling production back with no lock held.
+    async fn still_going(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+    ) -> StepResult<Option<String>>;
 }
 
 /// Where an ending's engine part stands (the finish's retirement, a rollback).

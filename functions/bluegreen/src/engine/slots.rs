@@ -29,6 +29,15 @@ impl DeploymentEngine for Slots {
         true
     }
 
+    /// Nothing: the slots' services settle where bluegreen set them.
+    async fn still_going(
+        &self,
+        _ctx: &Context,
+        _deployment: &Deployment,
+    ) -> StepResult<Option<String>> {
+        Ok(None)
+    }
+
     /// Uses the deployment's pre-prod task definition revision (see [`crate::revisions`]: the
     /// live slot's with the image replaced and, in isolated DB mode, the clone's endpoint),
     /// records what the idle service looked like, and updates the idle service.
