@@ -699,7 +699,7 @@ async fn adopt_refuses_services_it_cannot_take_over_and_changes_nothing() {
             "shop-codedeploy",
             vec![lb(&blue_tg)],
             Some(code_deploy),
-            "blue/green controller already",
+            "a deployment controller already",
         ),
         ("shop-classic", vec![classic], None, "classic ELB"),
         (

@@ -132,15 +132,9 @@ pub async fn installation(ctx: &Context) -> Vec<Finding> {
 pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
     let mut f = Findings(Vec::new());
     index(ctx, config, &mut f).await;
-    // On ECS's engine both slots name the one service: checked once.
     let ecs_engine = config.traffic.engine() == bluegreen::config::Engine::Ecs;
-    let services: &[Slot] = if ecs_engine {
-        &[Slot::Blue]
-    } else {
-        &Slot::ALL
-    };
-    for slot in services {
-        slot_service(ctx, config, *slot, &mut f).await;
+    for slot in Slot::ALL {
+        slot_service(ctx, config, slot, &mut f).await;
     }
     match &config.traffic {
         Traffic::Listener {
@@ -308,6 +302,9 @@ fn ecs_gates(
 async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
     let slot_config = config.slots.get(slot);
     let subject = format!("{}/{}", config.cluster, slot_config.service);
+    // On ECS's engine both slots name the one service: what is the service's own is checked
+    // once (blue's turn); each slot's target group is checked for both.
+    let first = config.traffic.engine() == bluegreen::config::Engine::Slots || slot == Slot::Blue;
     let service = match ecs::describe_service(ctx, &config.cluster, &slot_config.service).await {
         Ok(service) => service,
         Err(StepError::ResourceNotFound {
@@ -324,6 +321,7 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
             }
             return;
         }
+        Err(StepError::ResourceNotFound { .. }) if !first => return,
         Err(StepError::ResourceNotFound { .. }) => {
             f.add(
                 "service-missing",
@@ -339,6 +337,23 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         }
         Err(e) => return f.failed(&subject, &e),
     };
+    if first {
+        service_findings(ctx, config, slot, &service, &subject, f).await;
+    }
+    slot_group_attached(config, slot, &service, &subject, f);
+}
+
+/// What is the slot service's own: its managed tag, who deploys it, ECS's gates (on ECS's
+/// engine), its app container.
+async fn service_findings(
+    ctx: &Context,
+    config: &ServiceConfig,
+    slot: Slot,
+    service: &aws_sdk_ecs::types::Service,
+    subject: &str,
+    f: &mut Findings,
+) {
+    let subject = subject.to_owned();
     let arn = service.service_arn.clone().unwrap_or_default();
     match ecs::tags_of(ctx, &arn).await {
         Ok(tags) if tags.iter().any(|(k, v)| k == TAG_MANAGED && v == "true") => {}
@@ -350,12 +365,22 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         ),
         Err(e) => f.failed(&subject, &e),
     }
-    deployment_findings(config, slot, &service, &subject, f);
-    // Both slots name the one service on ECS's engine: its gates are read once.
-    if slot == Slot::Blue {
-        ecs_gates(ctx, config, &service, &subject, f);
-    }
-    container(ctx, config, slot, &service, &subject, f).await;
+    deployment_findings(config, slot, service, &subject, f);
+    ecs_gates(ctx, config, service, &subject, f);
+    container(ctx, config, slot, service, &subject, f).await;
+}
+
+/// Whether the slot's target group is one the service registers in (on ECS's blue/green, the
+/// alternate group of its load balancer's advanced configuration counts: it is the service's
+/// too).
+fn slot_group_attached(
+    config: &ServiceConfig,
+    slot: Slot,
+    service: &aws_sdk_ecs::types::Service,
+    subject: &str,
+    f: &mut Findings,
+) {
+    let slot_config = config.slots.get(slot);
     if matches!(config.traffic, Traffic::Listener { .. }) {
         // On ECS's blue/green the alternate group is the load balancer's advanced
         // configuration's: it is the service's too.
@@ -369,7 +394,7 @@ async fn slot_service(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut
         if !attached {
             f.add(
                 "target-group-not-attached",
-                &subject,
+                subject,
                 format!(
                     "{slot} slot: {subject} does not register its tasks in {}",
                     slot_config.target_group_arn

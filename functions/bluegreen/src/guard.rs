@@ -481,7 +481,8 @@ pub async fn check(ctx: &Context, config: &ServiceConfig) -> StepResult<Guarded>
     // On ECS's engine both slots name production's one service: finishing a slots' manual
     // rollback or the repair would scale it. The guard only reports there.
     let ecs_engine = config.traffic.engine() == crate::config::Engine::Ecs;
-    if let Some(slot) = left_by_a_rollback(&seen, &violations).filter(|_| !ecs_engine) {
+    let left = left_by_a_rollback(config, &seen, &violations, ctx.now());
+    if let Some(slot) = left.filter(|_| !ecs_engine) {
         // Not a repair of the guard's choosing: a person asked for it (see `retirement`).
         match finish_manual_rollback(ctx, config, slot).await {
             Ok((finished, next)) => (guarded.repaired, guarded.handed_over) = (finished, next),
@@ -563,16 +564,35 @@ fn idle_slot_running(violations: &[Violation]) -> Option<Slot> {
 }
 
 /// The slot an unfinished manual rollback may have left behind: the idle slot still running,
-/// or one production is off that other routes still forward to — a rollback stopped between
-/// production's move and theirs, which is no violation (the slot serves those routes) yet
-/// is finished all the same (seed 9839). Whether a rollback is pending there is the record's
+/// or one production is off (not warm) that only routes moving with production
+/// (`traffic.routes`) still forward to — a rollback stopped between production's move and
+/// theirs, which is no violation (the slot serves those routes) yet is finished all the same
+/// (seed 9839). A route that does not follow production would refuse the retirement at every
+/// sweep: such a slot is left to a person. Whether a rollback is pending there is the record's
 /// to say ([`finish_manual_rollback`]).
-fn left_by_a_rollback(seen: &[SlotSeen], violations: &[Violation]) -> Option<Slot> {
+fn left_by_a_rollback(
+    config: &ServiceConfig,
+    seen: &[SlotSeen],
+    violations: &[Violation],
+    now: DateTime<Utc>,
+) -> Option<Slot> {
     idle_slot_running(violations).or_else(|| {
         seen.iter()
-            .find(|s| s.percent == 0 && !s.routes.is_empty())
+            .find(|s| {
+                s.percent == 0
+                    && !s.routes.is_empty()
+                    && s.routes.iter().all(|r| follows_production(config, r))
+                    && !s.warm_until.is_some_and(|until| now < until)
+            })
             .map(|s| s.slot)
     })
+}
+
+/// Whether a route, as the guard names it (`listener <ARN>`, `rule <ARN>`), moves back and forth
+/// with production ([`crate::routes::follows_production`]). Pure.
+fn follows_production(config: &ServiceConfig, named: &str) -> bool {
+    let arn = named.split_once(' ').map_or(named, |(_, arn)| arn);
+    crate::routes::follows_production(config, arn)
 }
 
 /// What the guard did under the service's lock (`None`: nothing, the lock was taken meanwhile
@@ -698,6 +718,44 @@ mod tests {
         blue.desired = 2;
         blue.running = 2;
         assert_eq!(assess(&[blue, seen(Slot::Green, 100, 2, 2)], now), []);
+    }
+
+    /// A slot production is off that only routes moving with production still forward to is
+    /// one a manual rollback may have left (the record decides); a route that does not follow
+    /// production, or a warm slot, is left to a person.
+    #[test]
+    fn a_slot_still_routed_is_left_by_a_rollback_only_through_routes_that_follow_production() {
+        use crate::config::{Routes, RoutesWord, Traffic};
+        let now = Utc::now();
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/1/2/3";
+        let mut blue = seen(Slot::Blue, 0, 2, 2);
+        blue.routes = vec![format!("rule {arn}")];
+        let slots = [blue.clone(), seen(Slot::Green, 100, 2, 2)];
+        let mut config =
+            ServiceConfig::from_toml(include_str!("../../../docs/example-service.toml")).unwrap();
+        let with = |config: &mut ServiceConfig, chosen: Routes| {
+            if let Traffic::Listener { routes, .. } = &mut config.traffic {
+                *routes = chosen;
+            }
+        };
+        with(&mut config, Routes::Word(RoutesWord::Primary));
+        assert_eq!(left_by_a_rollback(&config, &slots, &[], now), None);
+        with(&mut config, Routes::Word(RoutesWord::Auto));
+        assert_eq!(
+            left_by_a_rollback(&config, &slots, &[], now),
+            Some(Slot::Blue)
+        );
+        with(&mut config, Routes::Listed(vec![arn.into()]));
+        assert_eq!(
+            left_by_a_rollback(&config, &slots, &[], now),
+            Some(Slot::Blue)
+        );
+        with(&mut config, Routes::Listed(vec![format!("{arn}9")]));
+        assert_eq!(left_by_a_rollback(&config, &slots, &[], now), None);
+        with(&mut config, Routes::Word(RoutesWord::Auto));
+        blue.warm_until = Some(now + Duration::hours(1));
+        let warm = [blue, seen(Slot::Green, 100, 2, 2)];
+        assert_eq!(left_by_a_rollback(&config, &warm, &[], now), None);
     }
 
     #[test]

@@ -471,11 +471,7 @@ async fn holder_released_log(
                 .still_going(ctx, &holder)
                 .await?
             {
-                return Err(StepError::UnlockRefused(format!(
-                    "{going} of {} is still going on; end it first (bluegreen retry {} runs \
-                     its ending, or stop it in ECS), then unlock",
-                    holder.deployment_id, holder.deployment_id
-                )));
+                return Err(StepError::UnlockRefused(format!("{going}; then unlock")));
             }
             // What its migrations did is on the record before anything else deploys.
             crate::migration::settle_tracked(ctx, &holder).await?;

@@ -64,6 +64,19 @@ pub fn move_with_production(config: &ServiceConfig) -> bool {
     matches!(&config.traffic, Traffic::Listener { routes, .. } if !routes.is_primary_only())
 }
 
+/// Whether the route `arn` moves back and forth with production: every one with
+/// `traffic.routes = "auto"`, the listed ones, none by default (or in DNS mode). Pure.
+pub fn follows_production(config: &ServiceConfig, arn: &str) -> bool {
+    let Traffic::Listener { routes, .. } = &config.traffic else {
+        return false;
+    };
+    match routes {
+        Routes::Word(RoutesWord::Auto) => true,
+        Routes::Word(RoutesWord::Primary) => false,
+        Routes::Listed(arns) => arns.iter().any(|a| a == arn),
+    }
+}
+
 /// The routes that move with production, each with its slot weights now, from what was
 /// observed — and the problems of those that cannot be moved: none by default; with `"auto"`
 /// every observed route the config does not handle itself; a listed route must be among those

@@ -74,10 +74,12 @@ impl DeploymentEngine for EcsBlueGreen {
             .service_deployment(arn)
             .await?;
         Ok(described.filter(EcsDeployment::is_ongoing).map(|d| {
+            let stage = d.lifecycle_stage.as_deref().unwrap_or("no stage");
             format!(
-                "ECS's deployment {arn} ({}, at {})",
+                "ECS's deployment {arn} of {} is still going on ({}, at {stage}): {}",
+                deployment.deployment_id,
                 d.status,
-                d.lifecycle_stage.as_deref().unwrap_or("no stage")
+                still_going_advice(&d.status, stage, &deployment.deployment_id)
             )
         }))
     }
@@ -274,6 +276,25 @@ impl DeploymentEngine for EcsBlueGreen {
 
 /// Asks ECS to stop `own` with rollback. A `ConflictException` (it ended, or began stopping,
 /// since it was read) is no error: the next call reads it again.
+/// What a person does about an ECS deployment still going on under a lock they want released.
+/// Pure.
+pub fn still_going_advice(status: &str, stage: &str, deployment_id: &str) -> String {
+    match (status, stage) {
+        (s, _) if s.starts_with("ROLLBACK") || s.starts_with("STOP") => {
+            "ECS is rolling it back; wait until it has".to_owned()
+        }
+        // Past bluegreen's bake: ECS scales the old revision in by itself (stopping it now
+        // would roll a baked release back).
+        (_, "BAKE_TIME" | "CLEAN_UP") => {
+            "ECS completes it on its own; wait until it has".to_owned()
+        }
+        _ => format!(
+            "`bluegreen retry {deployment_id}` runs its ending (the finish once its bake \
+             passed, else the rollback), or stop it in ECS, which rolls production back"
+        ),
+    }
+}
+
 pub(super) async fn stop(ctx: &Context, own: &EcsDeployment) -> StepResult<()> {
     match ctx
         .ports
@@ -559,6 +580,24 @@ mod tests {
                 expected,
                 "{status} {stage}"
             );
+        }
+    }
+
+    /// An unlock refused while ECS goes on says what actually ends it: waiting while ECS rolls
+    /// back or completes past the bake (a stop then would roll a baked release back), the
+    /// deployment's ending (or a stop in ECS) while it holds at a gate.
+    #[test]
+    fn the_advice_for_an_ecs_deployment_still_going_depends_on_where_it_is() {
+        let advice = |status, stage| still_going_advice(status, stage, "shop-v2");
+        assert!(advice("ROLLBACK_IN_PROGRESS", "TEST_TRAFFIC_SHIFT").contains("wait"));
+        for stage in ["BAKE_TIME", "CLEAN_UP"] {
+            let said = advice("IN_PROGRESS", stage);
+            assert!(said.contains("completes it on its own"), "{said}");
+            assert!(!said.contains("stop it"), "{said}");
+        }
+        for stage in ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"] {
+            let said = advice("IN_PROGRESS", stage);
+            assert!(said.contains("bluegreen retry shop-v2"), "{said}");
         }
     }
 
