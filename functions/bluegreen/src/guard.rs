@@ -582,7 +582,7 @@ fn left_by_a_rollback(
                 s.percent == 0
                     && !s.routes.is_empty()
                     && s.routes.iter().all(|r| follows_production(config, r))
-                    && !s.warm_until.is_some_and(|until| now < until)
+                    && s.warm_until.is_none_or(|until| now >= until)
             })
             .map(|s| s.slot)
     })
