@@ -486,13 +486,7 @@ async fn a_rollback_run_again_moves_the_other_routes_an_interrupted_run_left_beh
     let (world, id, more) = rollback_interrupted_between_production_and_the_routes().await;
     let finished = manual_rollback(&world.ctx, "shop", OPERATOR).await.unwrap();
     assert!(finished.detail.contains("finished"), "{}", finished.detail);
-    assert_eq!(
-        on_blue(&world, &more).await,
-        [100, 100, 100],
-        "every route back on blue"
-    );
-    assert_eq!(stored(&world, &id).await.status, Status::RolledBack);
-    assert_eq!(world.service(Slot::Green).await.1, 0, "green retired");
+    assert_rolled_back_to_blue(&world, &id, &more).await;
 }
 
 /// The same interrupted rollback, and nobody runs it again: the live-slot guard's next sweep
@@ -513,16 +507,21 @@ async fn the_guard_finishes_a_rollback_interrupted_between_production_and_the_ro
         repaired.contains("finished the manual rollback"),
         "{repaired}"
     );
-    assert_eq!(
-        on_blue(&world, &more).await,
-        [100, 100, 100],
-        "every route back on blue"
-    );
-    assert_eq!(stored(&world, &id).await.status, Status::RolledBack);
-    assert_eq!(world.service(Slot::Green).await.1, 0, "green retired");
+    assert_rolled_back_to_blue(&world, &id, &more).await;
     // At rest, the next sweep finds nothing to finish and changes nothing.
     let again = bluegreen::guard::check(&world.ctx, &config).await.unwrap();
     assert_eq!(again.repaired, None);
+}
+
+/// Every route back on blue, the deployment `rolled_back`, green retired.
+async fn assert_rolled_back_to_blue(world: &World, id: &str, more: &[String]) {
+    assert_eq!(
+        on_blue(world, more).await,
+        [100, 100, 100],
+        "every route back on blue"
+    );
+    assert_eq!(stored(world, id).await.status, Status::RolledBack);
+    assert_eq!(world.service(Slot::Green).await.1, 0, "green retired");
 }
 
 /// A deployment to green with `routes = "auto"` (the world's other routes to blue), finished

@@ -50,6 +50,12 @@ fn quiet_seeds_on_ecs_own_blue_green_deploy_through_its_gates() {
     assert!(on_ecs >= 5, "only {on_ecs} of 60 seeds were ECS worlds");
 }
 
+/// A service without a database bluegreen knows of (no migration).
+fn no_database(config: &mut ServiceConfig) {
+    config.database.strategy = DbStrategy::None;
+    config.migration = None;
+}
+
 /// A push: its tag, the character its digest repeats, seconds after the start.
 type Push = (&'static str, char, u64);
 
@@ -217,10 +223,7 @@ impl End {
 #[test]
 fn on_ecs_a_rejection_hands_the_lock_to_the_newest_queued_push_which_ecs_deploys() {
     let pushes = [("v2", 'a', 60), ("v3", 'b', 200), ("v4", 'c', 260)];
-    let (trace, end) = run_on_ecs(&pushes, &[false, true], &[], &|config| {
-        config.database.strategy = DbStrategy::None;
-        config.migration = None;
-    });
+    let (trace, end) = run_on_ecs(&pushes, &[false, true], &[], &no_database);
     assert_eq!(
         end.status("v2", &trace),
         (Status::Aborted, false),
@@ -324,10 +327,7 @@ fn seconds_of_stamp(stamp: &str) -> f64 {
 #[test]
 fn on_ecs_a_revision_ecs_rolls_back_fails_the_launch_and_the_next_push_deploys() {
     let pushes = [("v2", 'a', 60), ("v3", 'b', 90)];
-    let (trace, end) = run_on_ecs(&pushes, &[true], &['a'], &|config| {
-        config.database.strategy = DbStrategy::None;
-        config.migration = None;
-    });
+    let (trace, end) = run_on_ecs(&pushes, &[true], &['a'], &no_database);
     assert_eq!(
         end.status("v2", &trace),
         (Status::Aborted, false),
