@@ -105,16 +105,13 @@ pub trait DeploymentEngine: Send + Sync {
     /// taken off it. Idempotent; called again while it answers waiting.
     async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
 
-    /// Whether the release production left keeps running in a service of its own after a
-    /// deployment, the idle slot: kept warm for a manual rollback (`finish.keep_warm_seconds`),
-    /// then scaled in by the scheduled teardown. Only then may a manual rollback or the
-    /// teardown touch the service production is not on: with one service there is none (both
-    /// "slots" name production's own service).
+    /// Whether the release production left runs on in a service of its own (the idle slot:
+    /// warm for a manual rollback, then scaled in by the teardown). Only then may those touch
+    /// the service production is not on; with one service (both "slots" name it) there is none.
     fn has_idle_slot(&self) -> bool;
 
-    /// What AWS is still doing for the deployment on its own that would outlive its lock
-    /// (`None`: nothing): ECS's blue/green deployment still going on — held at a gate it would
-    /// leave by itself at its stage limit, rolling production back with no lock held.
+    /// What AWS still does for the deployment on its own that would outlive its lock: ECS's
+    /// deployment going on, which ECS would roll back by itself at its stage limit, unlocked.
     async fn still_going(
         &self,
         ctx: &Context,
