@@ -327,6 +327,7 @@ async fn each_status_decides_both_gates() {
         previous_marks: Default::default(),
         previous_registries: Vec::new(),
         ecs_deployment: Some(own.into()),
+        ephemeral_service: None,
     });
     let decide = |stage: &str, d: &bluegreen::record::Deployment| decide(stage, d, own);
     let verdict = |a: Answer| match a {
@@ -1697,4 +1698,143 @@ async fn unlock_is_refused_while_ecs_s_deployment_of_the_holder_goes_on() {
         .await
         .expect("unlocked once ECS ended");
     assert_eq!(locks.holder("shop").await.unwrap(), None);
+}
+
+/// `config` with pre-prod on a clone (`isolated`): pre-prod runs in a service of its own.
+fn isolated(config: &mut bluegreen::config::ServiceConfig) {
+    config.database.strategy = bluegreen::config::DbStrategy::Isolated;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+}
+
+/// Pre-prod's own services (`bg-…`): `(name, task definition, target group, desired count)`.
+fn preprod_services(world: &EcsWorld) -> Vec<(String, Option<String>, String, i32)> {
+    world.aws.with(|s| {
+        s.ecs
+            .services
+            .values()
+            .filter(|m| m.state.name.starts_with("bg-"))
+            .map(|m| {
+                (
+                    m.state.name.clone(),
+                    m.state.task_definition.clone(),
+                    m.target_group.clone(),
+                    m.state.desired_count,
+                )
+            })
+            .collect()
+    })
+}
+
+/// bluegreen's test rules on the production listener: `(priority, target group)`.
+fn preview_rules(world: &EcsWorld) -> Vec<(i32, Option<String>)> {
+    world.aws.with(|s| {
+        s.elb
+            .rules
+            .values()
+            .filter(|r| {
+                r.tags
+                    .iter()
+                    .any(|(k, v)| k == TAG_ROLE && v == bluegreen::test_rule::ROLE)
+            })
+            .map(|r| {
+                let to = r.forward.as_ref().map(|f| f[0].target_group_arn.clone());
+                (r.priority, to)
+            })
+            .collect()
+    })
+}
+
+/// `isolated`: the launch gives pre-prod one service of its own (a retry finds it) on the
+/// pre-prod revision, in the alternate group, behind bluegreen's header rule (and its probe)
+/// placed above ECS's rules; ECS deploys nothing and production is untouched. The abort
+/// deletes the service and the rule, and waits until its tasks have left the group.
+#[tokio::test]
+async fn isolated_pre_prod_runs_in_a_service_of_its_own_which_the_abort_deletes_and_waits_out() {
+    let mut world = ecs_world::build().await;
+    isolated(&mut world.config);
+    let (id, revision) = world.deployment("v2", Status::Preparing).await;
+    let before = world.service();
+    world.launch(&id).await.expect("launched");
+    world.launch(&id).await.expect("a retry finds it");
+    let services = preprod_services(&world);
+    assert_eq!(services.len(), 1, "{services:?}");
+    let (name, td, group, _) = &services[0];
+    assert!(name.starts_with("bg-shop-blue-preprod-"), "{name}");
+    assert_eq!(td.as_deref(), Some(revision.as_str()));
+    assert_eq!(group, &world.names.tg_green);
+    assert_eq!(world.ecs_deployments(), 0, "ECS deployed nothing");
+    assert_eq!(world.service(), before, "production's service untouched");
+    assert_production_on_the_old_group(&world);
+    // The rule and its probe, both above ECS's test rule (priority 5); the rule to the group.
+    let rules = preview_rules(&world);
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert!(rules.iter().all(|(p, _)| *p < 5), "{rules:?}");
+    assert!(rules.contains(&(
+        rules.iter().map(|r| r.0).min().unwrap(),
+        Some(world.names.tg_green.clone())
+    )));
+
+    // Pre-prod's tasks registered; the abort deletes the service, then waits for them.
+    world.aws.with(|s| {
+        s.elb.targets.insert(
+            world.names.tg_green.clone(),
+            vec![bluegreen::ports::load_balancing::TargetHealth {
+                id: "10.9.0.1".into(),
+                state: "healthy".into(),
+                reason: String::new(),
+            }],
+        );
+    });
+    world.abort(&id).await.expect("the abort's first call");
+    assert!(preprod_services(&world).is_empty());
+    assert!(preview_rules(&world).is_empty());
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert!(
+        !record.status.is_terminal(),
+        "ended while pre-prod's tasks drain"
+    );
+    world.aws.with(|s| {
+        s.elb
+            .targets
+            .insert(world.names.tg_green.clone(), Vec::new());
+    });
+    world.abort(&id).await.expect("the abort again");
+    let record = bluegreen::record::Records::new(&world.ctx)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(record.status, Status::Aborted, "{:?}", record.timeline);
+    assert_eq!(world.ecs_deployments(), 0);
+    assert_eq!(world.service(), before);
+}
+
+/// `isolated`: an alternate group that already has targets (a pre-prod service an earlier
+/// ending could not delete, another service) refuses the launch before anything is created:
+/// the smoke checks would count those targets as pre-prod's.
+#[tokio::test]
+async fn isolated_pre_prod_is_refused_where_the_alternate_group_is_not_empty() {
+    let mut world = ecs_world::build().await;
+    isolated(&mut world.config);
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    world.aws.with(|s| {
+        s.elb.targets.insert(
+            world.names.tg_green.clone(),
+            vec![bluegreen::ports::load_balancing::TargetHealth {
+                id: "10.9.0.7".into(),
+                state: "healthy".into(),
+                reason: String::new(),
+            }],
+        );
+    });
+    let err = world.launch(&id).await.expect_err("refused");
+    assert_eq!(err.name(), "LaunchFailed");
+    assert!(err.to_string().contains("10.9.0.7"), "{err}");
+    assert!(preprod_services(&world).is_empty());
+    assert!(preview_rules(&world).is_empty());
+    assert_eq!(world.ecs_deployments(), 0);
 }

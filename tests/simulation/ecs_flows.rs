@@ -119,6 +119,14 @@ struct End {
     tasks: Vec<(String, String, Option<i32>)>,
     /// The production database's host, as the service's first revision names it.
     production_database: String,
+    /// The database host the service's task definition names now.
+    service_database: String,
+    /// The task definitions ECS's service deployments rolled out, oldest first.
+    ecs_revisions: Vec<String>,
+    /// Every ECS service left, by name.
+    services: Vec<String>,
+    /// Database instances left (not being deleted).
+    clones: Vec<String>,
 }
 
 impl End {
@@ -190,6 +198,26 @@ impl End {
                 locks,
                 tasks,
                 production_database: env("shop:1", "DATABASE_HOST"),
+                service_database: env(&td, "DATABASE_HOST"),
+                ecs_revisions: s
+                    .ecs
+                    .blue_green
+                    .iter()
+                    .map(|d| d.target.1.clone())
+                    .collect(),
+                services: s
+                    .ecs
+                    .services
+                    .values()
+                    .map(|m| m.state.name.clone())
+                    .collect(),
+                clones: s
+                    .rds
+                    .instances
+                    .iter()
+                    .filter(|(_, i)| i.status != "deleting")
+                    .map(|(id, _)| id.clone())
+                    .collect(),
             }
         })
     }
@@ -310,6 +338,156 @@ fn on_ecs_a_shared_deployment_approved_at_the_test_gate_is_migrated_then_baked_t
         let_on > migrated,
         "ECS let on at {let_on} s, migrated at {migrated} s"
     );
+}
+
+/// `isolated` on one service: the standard config with pre-prod on a clone of `shop-db` (the
+/// standard migration: on the clone before the launch, on production after the approval).
+fn isolated(config: &mut ServiceConfig) {
+    config.database.strategy = DbStrategy::Isolated;
+    config.database.source = Some(bluegreen::config::DbSource::RdsInstance {
+        identifier: "shop-db".into(),
+    });
+    config.database.endpoint_env = "DATABASE_HOST".into();
+}
+
+/// What `record`'s timeline says at `step`, every entry joined.
+fn said(record: &Deployment, step: &str) -> String {
+    record
+        .timeline
+        .iter()
+        .filter(|e| e.step == step)
+        .map(|e| e.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl End {
+    /// Only the world's own services (no pre-prod service) and no clone left.
+    fn nothing_of_pre_prod_left(&self) {
+        let mut services = self.services.clone();
+        services.sort();
+        assert_eq!(services, ["shop-blue", "shop-green"], "services left");
+        assert_eq!(self.clones, ["shop-db"], "databases left");
+    }
+}
+
+/// `isolated` on ECS's engine: pre-prod runs on the clone in a service of its own (ECS's
+/// deployment of the one service cannot run the clone's revision), checked through bluegreen's
+/// header rule; after the approval production is migrated, pre-prod's service deleted and
+/// drained, and only then ECS deploys the production revision — on production's database —
+/// which bluegreen's hook holds at the test gate until the switch, then bakes to success.
+#[test]
+fn on_ecs_isolated_pre_prod_runs_on_the_clone_in_its_own_service_then_ecs_deploys_production_s_revision()
+ {
+    let (trace, end) = run_on_ecs(&[("v2", 'a', 60)], &[true], &[], &isolated);
+    assert_eq!(
+        end.status("v2", &trace),
+        (Status::Succeeded, true),
+        "{trace}"
+    );
+    end.production_runs('a');
+    let record = &end.records[0];
+    let revisions = &record.task_definitions;
+    let (preprod, production) = (
+        revisions.preprod.clone().expect("pre-prod's revision"),
+        revisions
+            .production
+            .clone()
+            .expect("the production revision"),
+    );
+    // ECS deployed once, the production revision, never pre-prod's; the service runs it, on
+    // production's database.
+    assert_eq!(end.ecs, ["SUCCESSFUL"], "{trace}");
+    assert_eq!(
+        end.ecs_revisions,
+        std::slice::from_ref(&production),
+        "{trace}"
+    );
+    assert!(!end.production_database.is_empty());
+    assert_eq!(end.service_database, end.production_database);
+    // Pre-prod ran in its own service, created at the launch and deleted by promote.
+    let own = record
+        .preprod
+        .as_ref()
+        .map(|p| p.service.clone())
+        .expect("pre-prod");
+    assert_eq!(own, "shop-blue", "the record hands over to the one service");
+    assert!(
+        said(record, bluegreen::engine::ecs_preprod::REMOVED).contains("bg-shop-blue-preprod-"),
+        "{:?}",
+        record.timeline
+    );
+    // The migrations: on the clone before the launch, on production after the approval.
+    let ran = |kind: &str| -> Vec<(String, Option<i32>)> {
+        end.tasks
+            .iter()
+            .filter(|t| t.0.ends_with(kind))
+            .map(|t| (t.1.clone(), t.2))
+            .collect()
+    };
+    let on_clone = ran("-rehearsal");
+    assert_eq!(on_clone.len(), 1, "{:?}", end.tasks);
+    assert!(on_clone[0].0.starts_with("bg-shop"), "{on_clone:?}");
+    assert_eq!(
+        ran("-migrate"),
+        [(end.production_database.clone(), Some(0))]
+    );
+    // In order: pre-prod healthy, approved, migrated and handed over, production moved.
+    let at = |step: &str, outcome: StepOutcome| {
+        record
+            .timeline
+            .iter()
+            .find(|e| e.step == step && e.outcome == outcome)
+            .map(|e| e.at)
+            .unwrap_or_else(|| panic!("no {step} {outcome:?}: {:?}", record.timeline))
+    };
+    let handed_over = at(
+        bluegreen::engine::ecs_preprod::REMOVED,
+        StepOutcome::Succeeded,
+    );
+    assert!(at("approval", StepOutcome::Approved) < handed_over);
+    assert!(handed_over < at("switch", StepOutcome::TrafficMoving));
+    assert_ne!(preprod, production);
+    end.nothing_of_pre_prod_left();
+}
+
+/// `isolated` on ECS's engine, rejected: the abort deletes pre-prod's own service (its tasks
+/// leave the alternate group) and the clone; ECS never deployed anything; production stayed on
+/// its group with its tasks; the lock is released.
+#[test]
+fn on_ecs_a_rejected_isolated_deployment_leaves_no_pre_prod_service_and_ecs_never_deployed() {
+    let (trace, end) = run_on_ecs(&[("v2", 'a', 60)], &[false], &[], &isolated);
+    assert_eq!(
+        end.status("v2", &trace),
+        (Status::Aborted, false),
+        "{trace}"
+    );
+    assert!(end.ecs.is_empty(), "{:?}\n{trace}", end.ecs);
+    // Pre-prod ran (its health checked through bluegreen's rule), then the abort deleted it.
+    let record = &end.records[0];
+    assert!(
+        !said(record, "health_check").is_empty(),
+        "{:?}",
+        record.timeline
+    );
+    assert!(
+        said(record, "abort").contains("pre-prod's service bg-shop-blue-preprod-"),
+        "{:?}",
+        record.timeline
+    );
+    assert_eq!(end.production.len(), 1);
+    for (group, count) in &end.targets {
+        let expected = if *group == end.production[0] { 2 } else { 0 };
+        assert_eq!(*count, expected, "{group}: {:?}", end.targets);
+    }
+    assert_eq!(end.service_database, end.production_database);
+    assert!(
+        end.tasks.iter().all(|t| !t.0.ends_with("-migrate")),
+        "{:?}",
+        end.tasks
+    );
+    assert_eq!(end.locks, 0);
+    end.nothing_of_pre_prod_left();
 }
 
 /// A trace stamp's seconds: `+1:02:03.500` is 3723.5.

@@ -318,6 +318,7 @@ impl EcsWorld {
             desired_count: 2,
             previous_marks: Default::default(),
             previous_registries: Vec::new(),
+            ephemeral_service: None,
             ecs_deployment,
         };
         Records::new(&self.ctx)

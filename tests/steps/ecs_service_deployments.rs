@@ -296,3 +296,91 @@ async fn ongoing_ones_are_listed_by_status_across_pages_and_a_failure_is_not_an_
     let err = ecs.service_deployment(&nine).await.unwrap_err();
     assert!(err.to_string().contains("AccessDeniedException"), "{err}");
 }
+
+/// `isolated` pre-prod's own service (`Compute::create_service`/`delete_service`) against the
+/// emulator's ECS: a copy of production's placement — network, launch type, container and
+/// port — in the alternate group, on the given revision and count, tagged, deployed by ECS's
+/// rolling deployments with the circuit breaker and outside service discovery; a delete of it,
+/// and of a service that is gone, succeeds.
+#[tokio::test]
+async fn pre_prod_s_own_service_copies_production_s_placement_and_is_deleted_again() {
+    use bluegreen::Slot;
+    use bluegreen::ports::compute::NewService;
+    use bluegreen_tests::{CLUSTER, World};
+
+    let world = World::build().await;
+    let compute = &world.ctx.ports.compute;
+    let production = compute
+        .describe_service(CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    let revision = production.task_definition.clone().unwrap();
+    let new = NewService {
+        cluster: CLUSTER.into(),
+        name: bluegreen::naming::preprod_service_name("shop-blue", "shop-v2"),
+        like: "shop-blue".into(),
+        task_definition: revision.clone(),
+        target_group: world.tg(Slot::Green).to_owned(),
+        desired_count: 1,
+        tags: vec![("bluegreen:managed".into(), "true".into())],
+    };
+    compute.create_service(&new).await.expect("created");
+    let ecs = &world.aws.ecs;
+    let described = |name: String| async move {
+        ecs.describe_services()
+            .cluster(CLUSTER)
+            .services(name)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .unwrap()
+            .services
+            .unwrap_or_default()
+    };
+    let [copy] = described(new.name.clone())
+        .await
+        .try_into()
+        .expect("one service");
+    let [original] = described("shop-blue".into()).await.try_into().expect("one");
+    assert_eq!(copy.status.as_deref(), Some("ACTIVE"));
+    assert_eq!(copy.task_definition.as_deref(), Some(revision.as_str()));
+    assert_eq!(copy.desired_count, 1);
+    assert_eq!(copy.launch_type, original.launch_type);
+    assert_eq!(copy.network_configuration, original.network_configuration);
+    let lb = &copy.load_balancers()[0];
+    assert_eq!(lb.target_group_arn.as_deref(), Some(world.tg(Slot::Green)));
+    assert_eq!(lb.container_name.as_deref(), Some("web"));
+    assert_eq!(lb.container_port, Some(8080));
+    assert!(copy.service_registries().is_empty());
+    let breaker = copy
+        .deployment_configuration
+        .as_ref()
+        .and_then(|c| c.deployment_circuit_breaker.as_ref())
+        .expect("the circuit breaker");
+    assert!(breaker.enable);
+    assert!(
+        copy.tags()
+            .iter()
+            .any(|t| t.key() == Some("bluegreen:managed") && t.value() == Some("true"))
+    );
+    compute
+        .delete_service(CLUSTER, &new.name)
+        .await
+        .expect("deleted");
+    let gone = compute.describe_service(CLUSTER, &new.name).await;
+    assert!(
+        matches!(gone, Err(bluegreen::StepError::ResourceNotFound { .. })),
+        "{gone:?}"
+    );
+    compute
+        .delete_service(CLUSTER, "bg-never-created")
+        .await
+        .expect("a delete of a service that is not there is no error");
+    // Production is untouched.
+    let after = compute
+        .describe_service(CLUSTER, "shop-blue")
+        .await
+        .unwrap();
+    assert_eq!(after.task_definition, production.task_definition);
+    assert_eq!(after.desired_count, production.desired_count);
+}

@@ -348,6 +348,18 @@ impl Traffic {
         }
     }
 
+    /// The settings of a header rule to pre-prod: `test_rule`, else the default header (on
+    /// ECS's engine, the rule to `isolated` pre-prod's own service).
+    pub fn header_rule(&self) -> TestRule {
+        match self {
+            Traffic::Listener {
+                test_rule: Some(rule),
+                ..
+            } => rule.clone(),
+            _ => TestRule::default(),
+        }
+    }
+
     /// How smoke checks reach pre-prod. A listener config with neither a test listener nor a
     /// test rule is refused by validation; read as a test rule with defaults it never reaches
     /// production traffic.
@@ -1729,7 +1741,6 @@ mod tests {
             "traffic.production_rule_arn",
             "approval.timeout_seconds",
             "bake.seconds",
-            "database.strategy",
             "preprod.environment",
         ] {
             assert!(
@@ -1737,6 +1748,11 @@ mod tests {
                 "{field} missing from {problems:#?}"
             );
         }
+        // `isolated` runs pre-prod in a service of its own.
+        assert!(
+            !problems.iter().any(|p| p.starts_with("database.strategy")),
+            "{problems:#?}"
+        );
         // One service for both slots is what ECS's engine means, not a mistake.
         assert!(
             !problems.iter().any(|p| p.starts_with("slots")),
@@ -1775,7 +1791,40 @@ mod tests {
             *production_rule_arn = Some(format!("{rule}/0123456789abcdef"));
         }
         assert_eq!(config.problems(), Vec::<String>::new());
+        // `isolated` (pre-prod in a service of its own) may set the header rule to it, with
+        // the test rule's checks; other strategies may not (ECS's test rule is the way there).
+        config.database.strategy = DbStrategy::Isolated;
+        config.database.source = Some(DbSource::RdsInstance {
+            identifier: "shop-db".into(),
+        });
+        let header = |config: &mut ServiceConfig, name: &str| {
+            if let Traffic::Listener { test_rule, .. } = &mut config.traffic {
+                *test_rule = Some(TestRule {
+                    header: name.into(),
+                    source_ips: Vec::new(),
+                });
+            }
+        };
+        header(&mut config, "x-preview");
+        assert_eq!(config.problems(), Vec::<String>::new());
+        header(&mut config, "Host");
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.starts_with("traffic.test_rule.header"))
+        );
+        header(&mut config, "x-preview");
         config.database.strategy = DbStrategy::None;
+        assert!(
+            config
+                .problems()
+                .iter()
+                .any(|p| p.contains("ECS's own test rule"))
+        );
+        if let Traffic::Listener { test_rule, .. } = &mut config.traffic {
+            *test_rule = None;
+        }
         assert_eq!(config.problems(), Vec::<String>::new());
         config.approval.timeout_seconds += 1;
         assert!(config.problems().iter().any(|p| p.starts_with("approval")));

@@ -464,6 +464,7 @@ impl ServiceConfig {
                 );
                 test_route_problems(
                     self.traffic.engine(),
+                    self.database.strategy == DbStrategy::Isolated,
                     production_listener_arn,
                     test_listener_arn.as_deref(),
                     test_rule.as_ref(),
@@ -559,14 +560,6 @@ impl ServiceConfig {
             p.add(
                 "traffic.routes",
                 "ECS moves only its production rule; other routes would stay behind",
-            );
-        }
-        if self.database.strategy == DbStrategy::Isolated {
-            p.add(
-                "database.strategy",
-                "isolated is not on ECS's engine yet: one service cannot run pre-prod on the \
-                 clone and production on production's database (an ephemeral pre-prod service \
-                 will)",
             );
         }
         if !self.preprod.environment.is_empty() {
@@ -917,22 +910,28 @@ fn routes_problems(arns: &[String], own: &[Option<&String>], p: &mut Problems) {
 
 /// What is wrong with a listener config's way to pre-prod: exactly one of a test listener
 /// (another listener than production's) and a test rule (a header name ALB can match, CIDR
-/// blocks) — on ECS's engine neither (ECS's own test rule reaches the new revision).
+/// blocks) — on ECS's engine no test listener (ECS's own test rule reaches the new revision),
+/// and a test rule only for `isolated` pre-prod's own service (`own_preprod`).
 fn test_route_problems(
     engine: Engine,
+    own_preprod: bool,
     production_listener_arn: &str,
     test_listener_arn: Option<&str>,
     test_rule: Option<&TestRule>,
     p: &mut Problems,
 ) {
     if engine == Engine::Ecs {
-        if test_listener_arn.is_some() || test_rule.is_some() {
+        if test_listener_arn.is_some() || (test_rule.is_some() && !own_preprod) {
             p.add(
                 "traffic",
                 "with engine = \"ecs\" pre-prod is reached through ECS's own test rule (the \
-                 service's advancedConfiguration testListenerRule): leave test_listener_arn and \
-                 test_rule unset",
+                 service's advancedConfiguration testListenerRule): leave test_listener_arn \
+                 unset, and test_rule too unless database.strategy is isolated (it then sets \
+                 the header rule to pre-prod's own service)",
             );
+        }
+        if let Some(rule) = test_rule {
+            test_rule_problems(rule, p);
         }
         return;
     }
@@ -952,34 +951,38 @@ fn test_route_problems(
                 p.add("traffic", "production and test listeners must differ");
             }
         }
-        (None, Some(rule)) => {
-            let header = &rule.header;
-            // ALB matches header names of token characters, at most 40 of them.
-            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-            if header.is_empty() || header.len() > 40 || !header.chars().all(token) {
-                p.add(
-                    "traffic.test_rule.header",
-                    &format!("{header:?} is not an HTTP header name ALB can match (1-40 token characters)"),
-                );
-            }
-            if header.eq_ignore_ascii_case("host") {
-                p.add(
-                    "traffic.test_rule.header",
-                    "Host is matched by host-header conditions; name a header of its own",
-                );
-            }
-            // One rule holds five condition values: the header's one and four networks.
-            if rule.source_ips.len() > 4 {
-                p.add("traffic.test_rule.source_ips", "at most 4 CIDR blocks");
-            }
-            for (i, cidr) in rule.source_ips.iter().enumerate() {
-                if !is_cidr(cidr) {
-                    p.add(
-                        &format!("traffic.test_rule.source_ips[{i}]"),
-                        &format!("{cidr:?} is not a CIDR block like 10.0.0.0/16"),
-                    );
-                }
-            }
+        (None, Some(rule)) => test_rule_problems(rule, p),
+    }
+}
+
+/// What is wrong with a test rule: a header name ALB cannot match, too many or malformed CIDR
+/// blocks.
+fn test_rule_problems(rule: &TestRule, p: &mut Problems) {
+    let header = &rule.header;
+    // ALB matches header names of token characters, at most 40 of them.
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if header.is_empty() || header.len() > 40 || !header.chars().all(token) {
+        p.add(
+            "traffic.test_rule.header",
+            &format!("{header:?} is not an HTTP header name ALB can match (1-40 token characters)"),
+        );
+    }
+    if header.eq_ignore_ascii_case("host") {
+        p.add(
+            "traffic.test_rule.header",
+            "Host is matched by host-header conditions; name a header of its own",
+        );
+    }
+    // One rule holds five condition values: the header's one and four networks.
+    if rule.source_ips.len() > 4 {
+        p.add("traffic.test_rule.source_ips", "at most 4 CIDR blocks");
+    }
+    for (i, cidr) in rule.source_ips.iter().enumerate() {
+        if !is_cidr(cidr) {
+            p.add(
+                &format!("traffic.test_rule.source_ips[{i}]"),
+                &format!("{cidr:?} is not a CIDR block like 10.0.0.0/16"),
+            );
         }
     }
 }

@@ -102,6 +102,18 @@ pub fn started_by(deployment_id: &str, kind: &str) -> String {
     format!("bg-{}-{kind}", short_hash(&[deployment_id], 16))
 }
 
+/// The name of the service that runs `deployment_id`'s pre-prod beside `service` (`isolated`
+/// on ECS's engine): [`CLONE_PREFIX`] first (the stack's roles create and delete only services
+/// so named), then the service (ECS allows 255 characters), then a hash of the deployment —
+/// one per deployment, so an earlier deployment's service still draining never blocks it.
+pub fn preprod_service_name(service: &str, deployment_id: &str) -> String {
+    let service: String = service.chars().take(200).collect();
+    format!(
+        "{CLONE_PREFIX}{service}-preprod-{}",
+        short_hash(&[deployment_id], 8)
+    )
+}
+
 /// Every clone bluegreen creates is named with this prefix (IAM policies and the guard that
 /// keeps production off clones rely on it).
 pub const CLONE_PREFIX: &str = "bg-";

@@ -63,12 +63,19 @@ pub struct Probe {
 
 /// `deployment_id`'s probe, with a test rule.
 pub fn probe(config: &ServiceConfig, deployment_id: &str) -> Option<Probe> {
-    let (name, _) = header(config, deployment_id)?;
-    Some(Probe {
+    match config.traffic.test_route() {
+        TestRoute::Rule(rule) => Some(probe_of(rule, deployment_id)),
+        TestRoute::Listener(_) | TestRoute::SlotUrls | TestRoute::Ecs => None,
+    }
+}
+
+/// `deployment_id`'s probe beside a rule of `rule`'s settings.
+pub fn probe_of(rule: &TestRule, deployment_id: &str) -> Probe {
+    Probe {
         path: format!("{PROBE_PATH}{deployment_id}"),
-        header: (name, probe_value(deployment_id)),
+        header: (rule.header.clone(), probe_value(deployment_id)),
         body: probe_body(deployment_id),
-    })
+    }
 }
 
 fn probe_value(deployment_id: &str) -> String {
@@ -174,6 +181,17 @@ pub async fn ensure(ctx: &Context, deployment: &Deployment, slot: Slot) -> StepR
     let TestRoute::Rule(test_rule) = deployment.config.traffic.test_route() else {
         return Ok(());
     };
+    ensure_rule(ctx, deployment, test_rule, slot).await
+}
+
+/// [`ensure`] with `test_rule`'s settings whatever the service's test route: on ECS's engine
+/// `isolated` pre-prod runs in a service of its own, which ECS's test rule does not reach.
+pub async fn ensure_rule(
+    ctx: &Context,
+    deployment: &Deployment,
+    test_rule: &TestRule,
+    slot: Slot,
+) -> StepResult<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -6,7 +6,7 @@ use bluegreen::StepError;
 use bluegreen::ports::Compute;
 use bluegreen::ports::ServiceDeployments;
 use bluegreen::ports::compute::{
-    ContainerExit, OneOff, RevisionOverlay, ServiceDeployment, ServiceState, Tags,
+    ContainerExit, NewService, OneOff, RevisionOverlay, ServiceDeployment, ServiceState, Tags,
     TaskDefinitionState, TaskState,
 };
 use bluegreen::ports::service_deployments::{EcsDeployment, ServiceRevision};
@@ -289,6 +289,69 @@ impl Compute for MemoryAws {
             Some(task_definition),
             desired.unwrap_or_default(),
         )
+        .await
+    }
+
+    async fn create_service(&self, new: &NewService) -> Result<(), StepError> {
+        self.call("ecs:CreateService", |s| {
+            if s.ecs.service(&new.cluster, &new.name).is_some() {
+                return Err(refused(
+                    "ecs:CreateService",
+                    "InvalidParameterException",
+                    "Creation of service was not idempotent.",
+                ));
+            }
+            if s.ecs.definition(&new.task_definition).is_none() {
+                return Err(refused(
+                    "ecs:CreateService",
+                    "ClientException",
+                    format!("task definition {} does not exist", new.task_definition),
+                ));
+            }
+            s.ecs
+                .service(&new.cluster, &new.like)
+                .ok_or_else(|| not_found("ECS service", &new.like))?;
+            let arn = format!(
+                "arn:aws:ecs:us-east-1:123456789012:service/{}/{}",
+                new.cluster, new.name
+            );
+            s.ecs.tags.insert(arn.clone(), new.tags.clone());
+            let state = ServiceState {
+                arn,
+                name: new.name.clone(),
+                task_definition: None,
+                desired_count: 0,
+                running_count: 0,
+                deployments: Vec::new(),
+                registries: Vec::new(),
+                setup: Default::default(),
+            };
+            let mut model = ServiceModel {
+                state,
+                target_group: new.target_group.clone(),
+            };
+            model.update(Some(&new.task_definition), new.desired_count);
+            s.ecs
+                .services
+                .insert(format!("{}/{}", new.cluster, new.name), model);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_service(&self, cluster: &str, service: &str) -> Result<(), StepError> {
+        self.call("ecs:DeleteService", |s| {
+            let Some(model) = s.ecs.services.remove(&format!("{cluster}/{service}")) else {
+                return Ok(());
+            };
+            // Its tasks stop; the load balancer drains them from the group a while later.
+            if let Some(targets) = s.elb.targets.get_mut(&model.target_group) {
+                for target in targets.iter_mut() {
+                    target.state = "draining".into();
+                }
+            }
+            Ok(())
+        })
         .await
     }
 

@@ -176,11 +176,14 @@ impl State {
         let td = match revision {
             Some(td) => td,
             None => {
+                // The one running there: ECS-engine worlds keep the standard world's idle
+                // `shop-green` on the alternate group at 0, where pre-prod's own service runs.
                 let service = self
                     .ecs
                     .services
                     .values()
-                    .find(|s| s.target_group == group)?;
+                    .filter(|s| s.target_group == group)
+                    .max_by_key(|s| s.state.running_count > 0)?;
                 service.state.task_definition.clone()?
             }
         };

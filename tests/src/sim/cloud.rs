@@ -396,9 +396,17 @@ fn services(
     }
 }
 
-/// Targets registered `initial` pass their health checks after [`Timing::targets_seconds`].
+/// Targets registered `initial` pass their health checks after [`Timing::targets_seconds`];
+/// `draining` ones (their service deleted) leave the group as long after.
 fn targets(state: &mut State, due: &mut Due, now: u64, rng: &Rng, timing: &Timing) {
     for (group, targets) in &mut state.elb.targets {
+        if targets.iter().any(|t| t.state == "draining") {
+            let key = format!("{group}:drained:{}", targets.len());
+            let log = Some((timing, "targets drained"));
+            if due.reached(&key, now, rng, timing.targets_seconds, log) {
+                targets.retain(|t| t.state != "draining");
+            }
+        }
         if !targets.iter().any(|t| t.state == "initial") {
             continue;
         }

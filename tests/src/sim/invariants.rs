@@ -192,6 +192,17 @@ impl Invariants {
                 );
                 continue;
             };
+            // ECS's engine: pre-prod's own service (`isolated`, on the clone) registers in the
+            // alternate group, which production must not reach.
+            if let Some(preprod) = preprod_service_in(state, config, slot) {
+                self.violated(
+                    operation,
+                    format!(
+                        "{}: production forwards {weight} to {slot}, where pre-prod's service {preprod} registers",
+                        config.name
+                    ),
+                );
+            }
             if !runs_tasks(state, config, slot) {
                 self.violated(
                     operation,
@@ -540,6 +551,18 @@ impl Invariants {
             }
         }
 
+        for service in state.ecs.services.values() {
+            let name = &service.state.name;
+            let owner = records.iter().find(|d| {
+                d.preprod
+                    .as_ref()
+                    .is_some_and(|p| p.ephemeral_service.as_ref() == Some(name))
+            });
+            let is_preprod = name.starts_with(bluegreen::naming::CLONE_PREFIX);
+            if is_preprod && owner.is_none_or(|d| d.status != Status::NeedsAttention) {
+                self.violated(after, format!("pre-prod's service {name} is left"));
+            }
+        }
         for (id, instance) in &state.rds.instances {
             let owned_by_attention = attention
                 .iter()
@@ -717,6 +740,21 @@ impl Invariants {
 /// and production is the records.
 fn on_ecs(config: &ServiceConfig) -> bool {
     super::scenario::on_ecs(config)
+}
+
+/// A service other than the slots' that registers in `slot`'s group and runs tasks: pre-prod's
+/// own on ECS's engine.
+fn preprod_service_in(state: &State, config: &ServiceConfig, slot: Slot) -> Option<String> {
+    let group = &config.slots.get(slot).target_group_arn;
+    let slots = [&config.slots.blue.service, &config.slots.green.service];
+    state
+        .ecs
+        .services
+        .values()
+        .find(|s| {
+            &s.target_group == group && !slots.contains(&&s.state.name) && s.state.running_count > 0
+        })
+        .map(|s| s.state.name.clone())
 }
 
 /// Targets registered in `slot`'s target group.

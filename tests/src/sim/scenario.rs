@@ -330,14 +330,10 @@ fn config(rng: &Rng, names: &Names) -> ServiceConfig {
     config
 }
 
-/// `config` on ECS's engine: ECS's production rule, one service; `isolated` (not on that
-/// engine yet) becomes `shared`.
+/// `config` on ECS's engine: ECS's production rule, one service (`isolated` pre-prod in a
+/// service of its own).
 pub fn ecs_engine(config: &mut ServiceConfig, names: &Names) {
     crate::ecs_world::configure(config, names);
-    if config.database.strategy == DbStrategy::Isolated {
-        config.database.strategy = DbStrategy::Shared;
-        config.database.source = None;
-    }
 }
 
 /// Whether `config` deploys with ECS's own blue/green.

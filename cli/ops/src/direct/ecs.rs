@@ -82,61 +82,18 @@ pub async fn create_service_like(
     desired_count: i32,
     tags: &[(&str, &str)],
 ) -> StepResult<Service> {
-    let load_balancers = like
-        .load_balancers()
-        .iter()
-        .map(|lb| {
-            aws_sdk_ecs::types::LoadBalancer::builder()
-                .target_group_arn(target_group_arn)
-                .set_container_name(lb.container_name.clone())
-                .set_container_port(lb.container_port)
-                .build()
-        })
-        .collect();
-    let out = ctx
-        .sdk()?
-        .ecs
-        .create_service()
-        .cluster(cluster)
-        .service_name(name)
-        .set_task_definition(like.task_definition.clone())
-        .set_launch_type(
-            like.launch_type
-                .clone()
-                .filter(|_| like.capacity_provider_strategy().is_empty()),
-        )
-        .set_capacity_provider_strategy(
-            Some(like.capacity_provider_strategy().to_vec()).filter(|s| !s.is_empty()),
-        )
-        .set_platform_version(like.platform_version.clone())
-        .set_network_configuration(like.network_configuration.clone())
-        .set_service_registries(Some(like.service_registries().to_vec()).filter(|s| !s.is_empty()))
-        .set_deployment_configuration(like.deployment_configuration.clone())
-        .set_health_check_grace_period_seconds(like.health_check_grace_period_seconds)
-        .set_placement_constraints(
-            Some(like.placement_constraints().to_vec()).filter(|s| !s.is_empty()),
-        )
-        .set_placement_strategy(Some(like.placement_strategy().to_vec()).filter(|s| !s.is_empty()))
-        .enable_execute_command(like.enable_execute_command)
-        // What a copy must not drop (issue 26): how tasks are tagged, how they spread over
-        // zones, the volumes the primary deployment attaches.
-        .set_propagate_tags(like.propagate_tags.clone())
-        .enable_ecs_managed_tags(like.enable_ecs_managed_tags)
-        .set_availability_zone_rebalancing(like.availability_zone_rebalancing.clone())
-        .set_scheduling_strategy(like.scheduling_strategy.clone())
-        .set_volume_configurations(
-            like.deployments()
-                .iter()
-                .find(|d| d.status.as_deref() == Some("PRIMARY"))
-                .map(|d| d.volume_configurations().to_vec())
-                .filter(|v| !v.is_empty()),
-        )
-        .set_load_balancers(Some(load_balancers))
-        .desired_count(desired_count)
-        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-        .send()
-        .await
-        .map_err(|e| StepError::from_sdk("ecs:CreateService", e))?;
+    let client = &ctx.sdk()?.ecs;
+    let out =
+        bluegreen::aws::compute::create_service_like(client, cluster, name, like, target_group_arn)
+            .set_service_registries(
+                Some(like.service_registries().to_vec()).filter(|s| !s.is_empty()),
+            )
+            .set_deployment_configuration(like.deployment_configuration.clone())
+            .desired_count(desired_count)
+            .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:CreateService", e))?;
     out.service
         .ok_or_else(|| StepError::Internal(format!("CreateService {name} answered no service")))
 }

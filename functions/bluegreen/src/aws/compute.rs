@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{
 
 use crate::error::{StepError, StepResult};
 use crate::ports::compute::{
-    Compute, ContainerExit, ContainerState, OneOff, RevisionOverlay, ServiceDeployment,
+    Compute, ContainerExit, ContainerState, NewService, OneOff, RevisionOverlay, ServiceDeployment,
     ServiceRegistry, ServiceState, Tags, TaskDefinitionState, TaskState,
 };
 use crate::ports::service_deployments::{EcsDeployment, ServiceDeployments, ServiceRevision};
@@ -19,6 +19,67 @@ fn tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// `CreateService` of service `name` in `cluster` as a copy of `like`'s placement — task
+/// definition, launch type or capacity provider strategy, platform version, network
+/// configuration, health check grace period, placement, ECS Exec, tag propagation, zone
+/// rebalancing, scheduling strategy, the volumes its primary deployment attaches — registering
+/// in `target_group_arn` (same containers and ports). The caller adds the rest (count, tags,
+/// deployment settings, registries) and sends it.
+pub fn create_service_like(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+    like: &Service,
+    target_group_arn: &str,
+) -> aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder {
+    let load_balancers = like
+        .load_balancers()
+        .iter()
+        .map(|lb| {
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(target_group_arn)
+                .set_container_name(lb.container_name.clone())
+                .set_container_port(lb.container_port)
+                .build()
+        })
+        .collect();
+    client
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .set_task_definition(like.task_definition.clone())
+        .set_launch_type(
+            like.launch_type
+                .clone()
+                .filter(|_| like.capacity_provider_strategy().is_empty()),
+        )
+        .set_capacity_provider_strategy(
+            Some(like.capacity_provider_strategy().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_platform_version(like.platform_version.clone())
+        .set_network_configuration(like.network_configuration.clone())
+        .set_health_check_grace_period_seconds(like.health_check_grace_period_seconds)
+        .set_placement_constraints(
+            Some(like.placement_constraints().to_vec()).filter(|s| !s.is_empty()),
+        )
+        .set_placement_strategy(Some(like.placement_strategy().to_vec()).filter(|s| !s.is_empty()))
+        .enable_execute_command(like.enable_execute_command)
+        // What a copy must not drop (issue 26): how tasks are tagged, how they spread over
+        // zones, the volumes the primary deployment attaches.
+        .set_propagate_tags(like.propagate_tags.clone())
+        .enable_ecs_managed_tags(like.enable_ecs_managed_tags)
+        .set_availability_zone_rebalancing(like.availability_zone_rebalancing.clone())
+        .set_scheduling_strategy(like.scheduling_strategy.clone())
+        .set_volume_configurations(
+            like.deployments()
+                .iter()
+                .find(|d| d.status.as_deref() == Some("PRIMARY"))
+                .map(|d| d.volume_configurations().to_vec())
+                .filter(|v| !v.is_empty()),
+        )
+        .set_load_balancers(Some(load_balancers))
 }
 
 fn pairs(tags: Vec<Tag>) -> Tags {
@@ -348,6 +409,51 @@ impl Compute for Ecs {
             .await
             .map_err(|e| StepError::from_sdk("ecs:UpdateService", e))?;
         Ok(())
+    }
+
+    async fn create_service(&self, new: &NewService) -> StepResult<()> {
+        let like = describe_sdk_service(&self.0, &new.cluster, &new.like).await?;
+        // ECS's rolling deployment with the breaker: a revision that cannot start fails the
+        // launch instead of waiting out its timeout. Nothing of `like`'s own deployment
+        // configuration (ECS's blue/green, its hooks) nor its registries: pre-prod is deployed
+        // once and must not be found by production's callers.
+        let breaker = aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+            .enable(true)
+            .rollback(false)
+            .build();
+        let deployment = aws_sdk_ecs::types::DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(breaker)
+            .build();
+        create_service_like(&self.0, &new.cluster, &new.name, &like, &new.target_group)
+            .task_definition(&new.task_definition)
+            .deployment_configuration(deployment)
+            .desired_count(new.desired_count)
+            .set_tags(Some(tags(&new.tags)))
+            .send()
+            .await
+            .map_err(|e| StepError::from_sdk("ecs:CreateService", e))?;
+        Ok(())
+    }
+
+    async fn delete_service(&self, cluster: &str, service: &str) -> StepResult<()> {
+        let deleted = self
+            .0
+            .delete_service()
+            .cluster(cluster)
+            .service(service)
+            .force(true)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_service_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StepError::from_sdk("ecs:DeleteService", e)),
+        }
     }
 
     async fn set_registries(

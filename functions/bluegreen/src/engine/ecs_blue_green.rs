@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 
-use super::{DeploymentEngine, Phase, PreprodRoute, PutBack};
+use super::{DeploymentEngine, Phase, PreprodRoute, PutBack, ecs_preprod};
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::ecs_hook::{GATED_STAGES, POST_TEST_TRAFFIC_SHIFT};
@@ -98,47 +98,63 @@ impl DeploymentEngine for EcsBlueGreen {
         if preprod.ecs_deployment.is_some() {
             return Ok(());
         }
-        let cluster = &deployment.config.cluster;
-        let deployments = &ctx.ports.service_deployments;
-        let ongoing = deployments
-            .ongoing_service_deployments(cluster, &preprod.service)
-            .await?;
-        if let Some(own) = own_deployment(ctx, &ongoing, &preprod).await? {
-            return record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await;
+        if let Some(name) = &preprod.ephemeral_service {
+            // Pre-prod's service registers where another ECS deployment would bring its
+            // revision up: not beside one.
+            let ongoing = ctx
+                .ports
+                .service_deployments
+                .ongoing_service_deployments(&deployment.config.cluster, &preprod.service)
+                .await?;
+            refuse_foreign(&ongoing, &preprod.service)?;
+            return ecs_preprod::launch(ctx, deployment, &preprod, name).await;
         }
-        // Its own that already ended (ECS rolled it back before a crashed launch recorded
-        // it): recorded, and the check reports how it ended; never deployed again.
-        let listed = deployments
-            .service_deployments(cluster, &preprod.service)
-            .await?;
-        if let Some(own) = own_deployment(ctx, &listed, &preprod).await? {
-            return record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await;
+        start_deployment(ctx, deployment, &preprod).await
+    }
+
+    /// Pre-prod's own service (`isolated`) hands over to ECS's deployment of the production
+    /// revision ([`ecs_preprod::hand_over`]), which then runs as the launch's does: done once
+    /// ECS holds it at the approval gate — which the hook keeps holding until the switch.
+    async fn repoint(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        task_definition: &str,
+    ) -> StepResult<Rollout> {
+        let mut preprod = super::recorded_preprod(deployment)?.clone();
+        if let Some(name) = preprod.ephemeral_service.clone() {
+            preprod =
+                match ecs_preprod::hand_over(ctx, deployment, &preprod, &name, task_definition)
+                    .await?
+                {
+                    Ok(state) => state,
+                    Err(waiting) => return Ok(Rollout::InProgress(waiting)),
+                };
         }
-        refuse_foreign(&ongoing, &preprod.service)?;
-        // The hooks as they are now: someone may have changed them since pre-prod was recorded.
-        let service = ecs::describe_service(ctx, cluster, &preprod.service).await?;
-        if let Some(why) = not_gated(&service, hook_arn(ctx)?) {
-            return Err(StepError::LaunchFailed(why));
+        if preprod.task_definition_arn != task_definition {
+            return Err(StepError::Internal(format!(
+                "promote asked ECS's engine for {task_definition}, but ECS's deployment is of {}",
+                preprod.task_definition_arn
+            )));
         }
-        crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
-        ctx.ports
-            .compute
-            .deploy_revision(cluster, &preprod.service, &preprod.task_definition_arn)
-            .await?;
-        let ongoing = deployments
-            .ongoing_service_deployments(cluster, &preprod.service)
-            .await?;
-        match own_deployment(ctx, &ongoing, &preprod).await? {
-            Some(own) => record_ecs_deployment(ctx, deployment, &preprod, &own.arn).await,
-            // ECS lists a new deployment a moment later at times: the check records it.
-            None => Ok(()),
+        if preprod.ecs_deployment.is_none() {
+            start_deployment(ctx, deployment, &preprod).await?;
         }
+        Ok(match identified(ctx, deployment, &preprod).await? {
+            Some(own) => launch_stands(&own),
+            None => Rollout::InProgress(format!(
+                "waiting for ECS to list its deployment of {task_definition}"
+            )),
+        })
     }
 
     /// Completed once ECS holds its deployment at the approval gate (the new revision takes
     /// the test route, production stays on the old one).
     async fn launched(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Rollout> {
         let preprod = super::recorded_preprod(deployment)?;
+        if let Some(name) = &preprod.ephemeral_service {
+            return ecs_preprod::launched(ctx, deployment, preprod, name).await;
+        }
         let Some(own) = identified(ctx, deployment, preprod).await? else {
             return Ok(match &preprod.ecs_deployment {
                 Some(arn) => Rollout::Failed(format!("ECS describes no deployment {arn}")),
@@ -171,6 +187,10 @@ impl DeploymentEngine for EcsBlueGreen {
         let Some(preprod) = &deployment.preprod else {
             return Ok(None);
         };
+        // Pre-prod's own service: ECS has not deployed anything of the deployment's yet.
+        if preprod.ephemeral_service.is_some() {
+            return Ok(None);
+        }
         let Some(own) = identified(ctx, deployment, preprod).await? else {
             return Ok(None);
         };
@@ -214,6 +234,17 @@ impl DeploymentEngine for EcsBlueGreen {
         deployment: &Deployment,
         preprod: &PreprodState,
     ) -> StepResult<PutBack> {
+        let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
+        if let Some(name) = &preprod.ephemeral_service {
+            return Ok(match ecs_preprod::remove(ctx, deployment, name).await? {
+                Ok(done) => PutBack::Done(done),
+                Err(waiting) if overdue => PutBack::Stuck(format!(
+                    "{waiting}, past the launch timeout: look at the group before the next \
+                     deployment"
+                )),
+                Err(waiting) => PutBack::Waiting(waiting),
+            });
+        }
         let Some(own) = identified(ctx, deployment, preprod).await? else {
             return Ok(match &preprod.ecs_deployment {
                 Some(arn) => PutBack::Stuck(format!(
@@ -231,13 +262,16 @@ impl DeploymentEngine for EcsBlueGreen {
         if matches!(own.status.as_str(), "PENDING" | "IN_PROGRESS") {
             stop(ctx, &own).await?;
         }
-        let overdue = ctx.now() >= super::abort_bound(ctx, deployment);
         Ok(abort_stands(&own, overdue))
     }
 
-    /// Nothing: ECS moved its test rule to the new revision before it held at the gate.
-    async fn open_test_route(&self, _ctx: &Context, _deployment: &Deployment) -> StepResult<()> {
-        Ok(())
+    /// Pre-prod's own service: bluegreen's header rule to it. Else nothing: ECS moved its test
+    /// rule to the new revision before it held at the gate.
+    async fn open_test_route(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()> {
+        match own_service(deployment) {
+            Some(_) => ecs_preprod::open_route(ctx, deployment).await,
+            None => Ok(()),
+        }
     }
 
     async fn preprod_route(
@@ -245,6 +279,9 @@ impl DeploymentEngine for EcsBlueGreen {
         ctx: &Context,
         deployment: &Deployment,
     ) -> StepResult<Result<PreprodRoute, String>> {
+        if own_service(deployment).is_some() {
+            return ecs_preprod::route(deployment).map(Ok);
+        }
         super::ecs_production::preprod_route(ctx, deployment).await
     }
 
@@ -274,8 +311,52 @@ impl DeploymentEngine for EcsBlueGreen {
     }
 }
 
-/// Asks ECS to stop `own` with rollback. A `ConflictException` (it ended, or began stopping,
-/// since it was read) is no error: the next call reads it again.
+/// Starts ECS's deployment of `preprod`'s revision once: a retry finds the ECS deployment of
+/// its revision and never starts a second (which would supersede the first). Refuses a
+/// service whose gates are not bluegreen's hook (ECS would move production unapproved) and
+/// one that another ECS deployment is rolling out (bluegreen does not supersede it).
+async fn start_deployment(
+    ctx: &Context,
+    deployment: &Deployment,
+    preprod: &PreprodState,
+) -> StepResult<()> {
+    let cluster = &deployment.config.cluster;
+    let deployments = &ctx.ports.service_deployments;
+    let ongoing = deployments
+        .ongoing_service_deployments(cluster, &preprod.service)
+        .await?;
+    if let Some(own) = own_deployment(ctx, &ongoing, preprod).await? {
+        return record_ecs_deployment(ctx, deployment, preprod, &own.arn).await;
+    }
+    // Its own that already ended (ECS rolled it back before a crashed launch recorded
+    // it): recorded, and the check reports how it ended; never deployed again.
+    let listed = deployments
+        .service_deployments(cluster, &preprod.service)
+        .await?;
+    if let Some(own) = own_deployment(ctx, &listed, preprod).await? {
+        return record_ecs_deployment(ctx, deployment, preprod, &own.arn).await;
+    }
+    refuse_foreign(&ongoing, &preprod.service)?;
+    // The hooks as they are now: someone may have changed them since pre-prod was recorded.
+    let service = ecs::describe_service(ctx, cluster, &preprod.service).await?;
+    if let Some(why) = not_gated(&service, hook_arn(ctx)?) {
+        return Err(StepError::LaunchFailed(why));
+    }
+    crate::fence::guard(ctx, &deployment.deployment_id, "starting ECS's deployment").await?;
+    ctx.ports
+        .compute
+        .deploy_revision(cluster, &preprod.service, &preprod.task_definition_arn)
+        .await?;
+    let ongoing = deployments
+        .ongoing_service_deployments(cluster, &preprod.service)
+        .await?;
+    match own_deployment(ctx, &ongoing, preprod).await? {
+        Some(own) => record_ecs_deployment(ctx, deployment, preprod, &own.arn).await,
+        // ECS lists a new deployment a moment later at times: the check records it.
+        None => Ok(()),
+    }
+}
+
 /// What a person does about an ECS deployment still going on under a lock they want released.
 /// Pure.
 pub fn still_going_advice(status: &str, stage: &str, deployment_id: &str) -> String {
@@ -295,6 +376,8 @@ pub fn still_going_advice(status: &str, stage: &str, deployment_id: &str) -> Str
     }
 }
 
+/// Asks ECS to stop `own` with rollback. A `ConflictException` (it ended, or began stopping,
+/// since it was read) is no error: the next call reads it again.
 pub(super) async fn stop(ctx: &Context, own: &EcsDeployment) -> StepResult<()> {
     match ctx
         .ports
@@ -378,18 +461,33 @@ async fn record_preprod(ctx: &Context, deployment: &Deployment) -> StepResult<Pr
         return Err(StepError::LaunchFailed(why));
     }
     let task_definition_arn = revisions::ensure(ctx, deployment, Purpose::Preprod).await?;
+    let own = ecs_preprod::has_own_service(config);
     let state = PreprodState {
         service: name.clone(),
         task_definition_arn,
         previous_task_definition: service.task_definition.clone().unwrap_or_default(),
         previous_desired_count: service.desired_count,
-        // ECS runs the new revision at the service's count (its autoscaling keeps owning it).
-        desired_count: service.desired_count,
+        // ECS runs the new revision at the service's count (its autoscaling keeps owning it);
+        // pre-prod's own service at pre-prod's.
+        desired_count: match own {
+            true => ecs_preprod::desired_count(config, service.desired_count),
+            false => service.desired_count,
+        },
         previous_marks: Default::default(),
         previous_registries: Vec::new(),
         ecs_deployment: None,
+        ephemeral_service: own
+            .then(|| crate::naming::preprod_service_name(name, &deployment.deployment_id)),
     };
     super::save_preprod(ctx, deployment, state).await
+}
+
+/// The pre-prod service the deployment runs (`isolated`, until promote handed over).
+fn own_service(deployment: &Deployment) -> Option<&str> {
+    deployment
+        .preprod
+        .as_ref()
+        .and_then(|p| p.ephemeral_service.as_deref())
 }
 
 /// The stack's hook function; `LaunchFailed` when unknown (fail closed: any Lambda would

@@ -16,6 +16,7 @@
 //! database phase, the approval, the lock and queue and the record are the steps' own.
 
 pub mod ecs_blue_green;
+pub mod ecs_preprod;
 pub mod ecs_production;
 pub mod slots;
 pub mod slots_finish;
@@ -79,6 +80,17 @@ pub trait DeploymentEngine: Send + Sync {
         ctx: &Context,
         deployment: &Deployment,
     ) -> StepResult<Result<PreprodRoute, String>>;
+
+    /// After the approval: the new release on the production revision `task_definition`
+    /// (production's database, without pre-prod's own variables), or how far it got —
+    /// completed once it runs where the health check reaches it, production not moved.
+    /// Idempotent; called again while it answers in progress.
+    async fn repoint(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        task_definition: &str,
+    ) -> StepResult<Rollout>;
 
     /// Moves production to the approved release, or looks how far it moved (the switch's
     /// start and every check): done once production is on it. Idempotent.

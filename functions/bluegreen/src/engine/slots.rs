@@ -38,6 +38,32 @@ impl DeploymentEngine for Slots {
         Ok(None)
     }
 
+    /// Sets the idle slot's service to the production revision (once: a retry finds it set)
+    /// and waits for its rollout.
+    async fn repoint(
+        &self,
+        ctx: &Context,
+        deployment: &Deployment,
+        task_definition: &str,
+    ) -> StepResult<Rollout> {
+        let config = &deployment.config;
+        let service = &config.slots.get(deployment.target_slot()?).service;
+        let desired = super::recorded_preprod(deployment)?.desired_count;
+        let current = ecs::describe_service(ctx, &config.cluster, service).await?;
+        if current.task_definition.as_deref() != Some(task_definition) {
+            crate::fence::guard(ctx, &deployment.deployment_id, "re-pointing the new slot").await?;
+            ecs::update_service(
+                ctx,
+                &config.cluster,
+                service,
+                Some(task_definition),
+                desired,
+            )
+            .await?;
+        }
+        ecs::rollout(ctx, &config.cluster, service, task_definition, desired).await
+    }
+
     /// Uses the deployment's pre-prod task definition revision (see [`crate::revisions`]: the
     /// live slot's with the image replaced and, in isolated DB mode, the clone's endpoint),
     /// records what the idle service looked like, and updates the idle service.
@@ -269,6 +295,7 @@ async fn record_preprod(
             .unwrap_or(live.desired_count.max(1)),
         previous_marks,
         previous_registries: idle.registries.clone(),
+        ephemeral_service: None,
         ecs_deployment: None,
     };
     super::save_preprod(ctx, deployment, state).await

@@ -74,6 +74,25 @@ impl DeploymentSetup {
     }
 }
 
+/// A service bluegreen creates for a while (`isolated` pre-prod on ECS's engine, DESIGN 28).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewService {
+    /// Its cluster.
+    pub cluster: String,
+    /// Its name.
+    pub name: String,
+    /// The service whose placement it copies.
+    pub like: String,
+    /// The task definition it runs.
+    pub task_definition: String,
+    /// The target group its tasks register in.
+    pub target_group: String,
+    /// Tasks it runs.
+    pub desired_count: i32,
+    /// Its tags (ECS propagates none of them to tasks unless `like` does).
+    pub tags: Tags,
+}
+
 /// One lifecycle hook of a service's deployment configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleHook {
@@ -353,6 +372,18 @@ pub trait Compute: Send + Sync {
         service: &str,
         task_definition: &str,
     ) -> StepResult<()>;
+
+    /// Creates a service running `new.task_definition` as a copy of `new.like`'s placement
+    /// (network, launch type or capacity providers, platform version, the load balancer's
+    /// container and port) registered in `new.target_group` instead, deployed by ECS's rolling
+    /// deployments with the circuit breaker, outside service discovery, tagged `new.tags`.
+    /// Callers look first: ECS refuses a second create of an active service unless every
+    /// parameter is the same.
+    async fn create_service(&self, new: &NewService) -> StepResult<()>;
+
+    /// Deletes a service whatever its desired count (ECS stops its tasks, which leave their
+    /// target group draining). Deleting a service that is gone is no error.
+    async fn delete_service(&self, cluster: &str, service: &str) -> StepResult<()>;
 
     /// Sets a service's registries (Cloud Map); `[]` removes them. ECS rolls the service out
     /// again so its tasks register (or stop registering) accordingly.

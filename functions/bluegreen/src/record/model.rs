@@ -234,6 +234,12 @@ pub struct PreprodState {
     /// only: any other ECS deployment of the same revision is failed (someone else's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_deployment: Option<String>,
+    /// `traffic.engine = "ecs"` with `isolated`: the service bluegreen created to run pre-prod
+    /// on the clone (ECS's deployment of the one service cannot run the clone's revision
+    /// beside production). Set from the launch until promote deleted it and its tasks left
+    /// the alternate target group; an abort deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_service: Option<String>,
 }
 
 /// A database clone made for this deployment.

@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::db_guard;
 use crate::db_plan::{self, AfterApproval};
 use crate::engine;
-use crate::ecs::{self, Rollout};
+use crate::ecs::Rollout;
 use crate::error::{StepError, StepResult};
 use crate::health::{self, Assessment};
 use crate::migration::{self, Progress};
@@ -185,27 +185,15 @@ async fn advance(
         .as_ref()
         .map(|p| p.desired_count)
         .ok_or_else(|| StepError::Internal("promote before pre-prod launched".into()))?;
+    let engine = engine::of(config);
     if after.repoint {
-        let service = &config.slots.get(target).service;
-        let current = ecs::describe_service(ctx, &config.cluster, service).await?;
-        if current.task_definition.as_deref() != Some(task_definition.as_str()) {
-            crate::fence::guard(ctx, &deployment.deployment_id, "re-pointing the new slot").await?;
-            ecs::update_service(
-                ctx,
-                &config.cluster,
-                service,
-                Some(&task_definition),
-                desired,
-            )
-            .await?;
-        }
-        match ecs::rollout(ctx, &config.cluster, service, &task_definition, desired).await? {
+        match engine.repoint(ctx, deployment, &task_definition).await? {
             Rollout::InProgress(progress) => return Ok(Phase::Waiting(progress)),
             Rollout::Failed(reason) => return Err(StepError::LaunchFailed(reason)),
             Rollout::Completed(detail) => done.push(detail),
         }
     }
-    let assessment = match engine::of(config).preprod_route(ctx, deployment).await? {
+    let assessment = match engine.preprod_route(ctx, deployment).await? {
         Ok(route) => health::assess(ctx, config, &route, desired).await?,
         Err(missing) => Assessment::Waiting(missing),
     };
