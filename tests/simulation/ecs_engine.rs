@@ -479,6 +479,15 @@ async fn a_revision_counts_as_the_deployments_only_on_its_service_and_engine() {
         ),
         None
     );
+    // ... and before promote registered it, none: an `isolated` config's pre-prod revision
+    // (the clone's) is never ECS's to deploy.
+    let mut before_promote = deployment.clone();
+    self::isolated(&mut before_promote.config);
+    assert!(
+        mismatch(&before_promote, &revision, &service)
+            .unwrap()
+            .contains("registered for production")
+    );
     let mut slots = deployment.clone();
     if let bluegreen::config::Traffic::Listener { engine, .. } = &mut slots.config.traffic {
         *engine = bluegreen::config::Engine::Slots;
@@ -1837,4 +1846,74 @@ async fn isolated_pre_prod_is_refused_where_the_alternate_group_is_not_empty() {
     assert!(preprod_services(&world).is_empty());
     assert!(preview_rules(&world).is_empty());
     assert_eq!(world.ecs_deployments(), 0);
+}
+
+/// `shared` too: ECS's deployment is not started beside targets already serving in the
+/// alternate group (an `isolated` pre-prod service an ending left): refused, nothing deployed.
+/// Draining targets (on their way out, taking no new requests) do not refuse it.
+#[tokio::test]
+async fn ecs_s_deployment_is_refused_where_the_alternate_group_serves_other_targets() {
+    let world = ecs_world::build().await;
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    let target = |state: &str| bluegreen::ports::load_balancing::TargetHealth {
+        id: "10.9.0.8".into(),
+        state: state.into(),
+        reason: String::new(),
+    };
+    let green = world.names.tg_green.clone();
+    world.aws.with(|s| {
+        s.elb.targets.insert(green.clone(), vec![target("healthy")]);
+    });
+    let err = world.launch(&id).await.expect_err("refused");
+    assert_eq!(err.name(), "LaunchFailed");
+    assert!(err.to_string().contains("10.9.0.8"), "{err}");
+    assert_eq!(world.ecs_deployments(), 0);
+    world.aws.with(|s| {
+        s.elb
+            .targets
+            .insert(green.clone(), vec![target("draining")]);
+    });
+    let (id, _) = world.deployment("v3", Status::Preparing).await;
+    world
+        .launch(&id)
+        .await
+        .expect("draining targets do not refuse it");
+    assert_eq!(world.ecs_deployments(), 1);
+}
+
+/// `isolated`: while pre-prod's own service runs, the engine says so (what refuses an
+/// `unlock`: the service would run on, on its clone, with no lock); once deleted, nothing.
+#[tokio::test]
+async fn pre_prod_s_own_service_still_running_is_what_keeps_the_lock() {
+    let mut world = ecs_world::build().await;
+    isolated(&mut world.config);
+    let (id, _) = world.deployment("v2", Status::Preparing).await;
+    world.launch(&id).await.expect("launched");
+    let records = bluegreen::record::Records::new(&world.ctx);
+    let deployment = records.get(&id).await.unwrap();
+    let engine = bluegreen::engine::of(&deployment.config);
+    let going = engine.still_going(&world.ctx, &deployment).await.unwrap();
+    assert!(
+        going
+            .as_deref()
+            .is_some_and(|g| g.contains("bg-shop-blue-preprod-") && g.contains("retry")),
+        "{going:?}"
+    );
+    let name = deployment
+        .preprod
+        .clone()
+        .unwrap()
+        .ephemeral_service
+        .unwrap();
+    world
+        .ctx
+        .ports
+        .compute
+        .delete_service(bluegreen_tests::CLUSTER, &name)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.still_going(&world.ctx, &deployment).await.unwrap(),
+        None
+    );
 }

@@ -69,6 +69,17 @@ fn run_on_ecs(
     broken: &[char],
     configure: &dyn Fn(&mut ServiceConfig),
 ) -> (String, End) {
+    run_on_ecs_failing(pushes, decisions, broken, &[], configure)
+}
+
+/// [`run_on_ecs`], the images of `failing` digests answering their smoke checks with 500.
+fn run_on_ecs_failing(
+    pushes: &[Push],
+    decisions: &[bool],
+    broken: &[char],
+    failing: &[char],
+    configure: &dyn Fn(&mut ServiceConfig),
+) -> (String, End) {
     let knobs = Knobs {
         pushes: pushes.len(),
         ..Knobs::QUIET
@@ -96,6 +107,7 @@ fn run_on_ecs(
             .collect();
         scenario.decisions = decisions.to_vec();
         scenario.rollout_fails = broken.iter().copied().collect();
+        scenario.smoke_fails = failing.iter().copied().collect();
     });
     let trace = report.trace.join("\n");
     assert!(report.safe(), "{:?}\n{trace}", report.violations);
@@ -487,6 +499,47 @@ fn on_ecs_a_rejected_isolated_deployment_leaves_no_pre_prod_service_and_ecs_neve
         end.tasks
     );
     assert_eq!(end.locks, 0);
+    end.nothing_of_pre_prod_left();
+}
+
+/// `isolated` on ECS's engine, `v2` answering its smoke checks with 500: the health check
+/// reaches pre-prod's own service through bluegreen's rule (production, which answers "ok",
+/// would pass them) and fails; the abort deletes the service, ECS never deploys, and `v3`
+/// pushed behind it goes through to production on production's database.
+#[test]
+fn on_ecs_an_isolated_pre_prod_failing_its_smoke_checks_is_aborted_and_the_next_push_deploys() {
+    let pushes = [("v2", 'a', 60), ("v3", 'b', 90)];
+    let (trace, end) = run_on_ecs_failing(&pushes, &[true], &[], &['a'], &isolated);
+    assert_eq!(
+        end.status("v2", &trace),
+        (Status::Aborted, false),
+        "{trace}"
+    );
+    let v2 = end.records.iter().find(|d| d.image.tag == "v2").unwrap();
+    assert_eq!(
+        v2.failure.as_deref().map(|f| f.contains("500")),
+        Some(true),
+        "{:?}",
+        v2.failure
+    );
+    assert_eq!(
+        end.status("v3", &trace),
+        (Status::Succeeded, true),
+        "{trace}"
+    );
+    // ECS deployed once: v3's production revision, never v2's.
+    let v3 = end.records.iter().find(|d| d.image.tag == "v3").unwrap();
+    assert_eq!(end.ecs, ["SUCCESSFUL"], "{trace}");
+    assert_eq!(
+        end.ecs_revisions,
+        v3.task_definitions
+            .production
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    end.production_runs('b');
+    assert_eq!(end.service_database, end.production_database);
     end.nothing_of_pre_prod_left();
 }
 

@@ -1730,7 +1730,7 @@ mod tests {
             });
         }
         config.bake.seconds = 23 * 3600 + 1;
-        config.database.strategy = DbStrategy::Isolated;
+        config.database.strategy = DbStrategy::Shared;
         config
             .preprod
             .environment
@@ -1748,9 +1748,14 @@ mod tests {
                 "{field} missing from {problems:#?}"
             );
         }
-        // `isolated` runs pre-prod in a service of its own.
+        // `isolated` runs pre-prod in a service of its own, and ECS deploys after the
+        // approval: a day-long approval holds no ECS stage.
+        config.database.strategy = DbStrategy::Isolated;
+        let problems = config.problems();
         assert!(
-            !problems.iter().any(|p| p.starts_with("database.strategy")),
+            !problems
+                .iter()
+                .any(|p| p.starts_with("database.strategy") || p.starts_with("approval")),
             "{problems:#?}"
         );
         // One service for both slots is what ECS's engine means, not a mistake.

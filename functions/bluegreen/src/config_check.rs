@@ -575,21 +575,29 @@ impl ServiceConfig {
 
     /// ECS fails a lifecycle stage after 24 hours, and each gate of bluegreen's hook holds one:
     /// the test gate through the health checks, the approval and a migration run after it; the
-    /// production gate through the bake.
+    /// production gate through the bake. With `isolated` ECS deploys only after the approval
+    /// (pre-prod runs in a service of its own): its test gate holds through promote's rollout
+    /// and health re-check only, the approval is not bounded by it.
     fn ecs_stage_budget_problems(&self, p: &mut Problems) {
         let after_approval = self
             .migration
             .as_ref()
             .filter(|m| m.run_for(self.database.strategy) == MigrationRun::AfterApproval)
             .map_or(0, |m| m.timeout_seconds);
-        let test_gate =
-            self.health.timeout_seconds + self.approval.timeout_seconds + after_approval;
-        for (field, seconds, what) in [
+        let (test_gate, what) = if self.database.strategy == DbStrategy::Isolated {
             (
-                "approval.timeout_seconds",
-                test_gate,
+                self.preprod.launch_timeout_seconds + self.health.timeout_seconds,
+                "preprod.launch_timeout_seconds + health.timeout_seconds (isolated: ECS deploys \
+                 after the approval and its migration)",
+            )
+        } else {
+            (
+                self.health.timeout_seconds + self.approval.timeout_seconds + after_approval,
                 "health.timeout_seconds + approval.timeout_seconds + a migration after approval",
-            ),
+            )
+        };
+        for (field, seconds, what) in [
+            ("approval.timeout_seconds", test_gate, what),
             ("bake.seconds", self.bake.seconds, "bake.seconds"),
         ] {
             if seconds > ECS_STAGE_BUDGET_SECONDS {

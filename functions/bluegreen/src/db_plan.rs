@@ -64,6 +64,13 @@ pub struct DbPlan {
     pub after_approval: Option<AfterApproval>,
 }
 
+/// Whether pre-prod's revision reads a clone (`isolated`): it must never be the revision
+/// production runs — on ECS's engine it runs in a service of its own, and ECS deploys only
+/// the production revision.
+pub fn preprod_on_clone(config: &ServiceConfig) -> bool {
+    config.database.strategy == DbStrategy::Isolated
+}
+
 /// The plan for `config`.
 pub fn plan(config: &ServiceConfig) -> DbPlan {
     let db = &config.database;

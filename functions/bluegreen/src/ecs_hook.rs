@@ -370,7 +370,12 @@ pub fn mismatch(
     // one (`isolated`: pre-prod's reads the clone and must never serve production), else the
     // one revision it made.
     let revisions = &deployment.task_definitions;
-    let for_production = revisions.production.as_ref().or(revisions.preprod.as_ref());
+    let for_production = match crate::db_plan::preprod_on_clone(&deployment.config) {
+        // Pre-prod ran in a service of its own: ECS deploys only the production revision,
+        // which promote registers (before that, no revision of the deployment is ECS's).
+        true => revisions.production.as_ref(),
+        false => revisions.production.as_ref().or(revisions.preprod.as_ref()),
+    };
     if for_production.map(String::as_str) != Some(task_definition) {
         return Some(format!(
             "{task_definition} is not the revision deployment {id} registered for production"

@@ -28,6 +28,9 @@ pub const TAG_SMOKE_HEADER: &str = "bluegreen:smoke-header";
 pub const TAG_SERVICE: &str = "bluegreen:service";
 /// `bluegreen:role` of a slot running a deployment's pre-prod.
 pub const ROLE_PREPROD: &str = "preprod";
+/// `bluegreen:role` of the service bluegreen creates to run a deployment's pre-prod on its own
+/// (`isolated` on ECS's engine): the only services the stack's roles may delete.
+pub const ROLE_OWN_PREPROD: &str = "own-preprod";
 /// `bluegreen:role` of the old slot kept warm after a finish (for a quick manual rollback).
 pub const ROLE_WARM: &str = "warm";
 /// `bluegreen:role` of a maintenance page's listener rule (`crate::maintenance`).

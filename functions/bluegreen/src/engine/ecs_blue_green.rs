@@ -54,13 +54,27 @@ impl DeploymentEngine for EcsBlueGreen {
         false
     }
 
-    /// The recorded ECS deployment while ECS reports it pending, in progress, stopping or
+    /// Pre-prod's own service while ECS still lists it (`isolated`, before the hand-over); else
+    /// the recorded ECS deployment while ECS reports it pending, in progress, stopping or
     /// rolling back.
     async fn still_going(
         &self,
         ctx: &Context,
         deployment: &Deployment,
     ) -> StepResult<Option<String>> {
+        if let Some(name) = own_service(deployment) {
+            let cluster = &deployment.config.cluster;
+            return match ecs::describe_service(ctx, cluster, name).await {
+                Ok(_) => Ok(Some(format!(
+                    "pre-prod's own service {name} of {} still runs (on its clone, in the \
+                     alternate target group): `bluegreen retry {}` runs its abort, which \
+                     deletes it",
+                    deployment.deployment_id, deployment.deployment_id
+                ))),
+                Err(StepError::ResourceNotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         let Some(arn) = deployment
             .preprod
             .as_ref()
@@ -122,6 +136,7 @@ impl DeploymentEngine for EcsBlueGreen {
         task_definition: &str,
     ) -> StepResult<Rollout> {
         let mut preprod = super::recorded_preprod(deployment)?.clone();
+        let mut handed_over = false;
         if let Some(name) = preprod.ephemeral_service.clone() {
             preprod =
                 match ecs_preprod::hand_over(ctx, deployment, &preprod, &name, task_definition)
@@ -130,6 +145,7 @@ impl DeploymentEngine for EcsBlueGreen {
                     Ok(state) => state,
                     Err(waiting) => return Ok(Rollout::InProgress(waiting)),
                 };
+            handed_over = true;
         }
         if preprod.task_definition_arn != task_definition {
             return Err(StepError::Internal(format!(
@@ -139,6 +155,12 @@ impl DeploymentEngine for EcsBlueGreen {
         }
         if preprod.ecs_deployment.is_none() {
             start_deployment(ctx, deployment, &preprod).await?;
+        }
+        // The caller's record still names pre-prod's service: it looks again with the new one.
+        if handed_over {
+            return Ok(Rollout::InProgress(format!(
+                "pre-prod handed over to ECS's deployment of {task_definition}"
+            )));
         }
         Ok(match identified(ctx, deployment, &preprod).await? {
             Some(own) => launch_stands(&own),
@@ -337,6 +359,12 @@ async fn start_deployment(
         return record_ecs_deployment(ctx, deployment, preprod, &own.arn).await;
     }
     refuse_foreign(&ongoing, &preprod.service)?;
+    let group = &deployment
+        .config
+        .slots
+        .get(deployment.target_slot()?)
+        .target_group_arn;
+    ecs_preprod::refuse_occupied(ctx, group, "ECS's deployment").await?;
     // The hooks as they are now: someone may have changed them since pre-prod was recorded.
     let service = ecs::describe_service(ctx, cluster, &preprod.service).await?;
     if let Some(why) = not_gated(&service, hook_arn(ctx)?) {

@@ -15,11 +15,11 @@
 //! names the production revision and ECS's deployment, and bluegreen's hook holds it at the
 //! test gate until the switch. An abort before the hand-over deletes the service the same way.
 
-use crate::config::{DbStrategy, ServiceConfig, TestRule};
+use crate::config::{ServiceConfig, TestRule};
 use crate::context::Context;
 use crate::ecs::{self, Rollout};
 use crate::error::{StepError, StepResult};
-use crate::naming::{ROLE_PREPROD, TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE, TAG_SERVICE};
+use crate::naming::{ROLE_OWN_PREPROD, TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE, TAG_SERVICE};
 use crate::ports::compute::NewService;
 use crate::record::{Change, Deployment, PreprodState, Records, StepOutcome};
 use crate::test_rule;
@@ -32,7 +32,7 @@ pub const REMOVED: &str = "ecs_preprod_removed";
 /// Whether `config`'s pre-prod runs in a service of its own: `isolated` (its revision reads
 /// the clone).
 pub fn has_own_service(config: &ServiceConfig) -> bool {
-    config.database.strategy == DbStrategy::Isolated
+    crate::db_plan::preprod_on_clone(config)
 }
 
 /// The header rule's settings: `traffic.test_rule`, else the default header.
@@ -63,17 +63,7 @@ pub async fn launch(
         Err(StepError::ResourceNotFound { .. }) => {}
         Err(e) => return Err(e),
     }
-    let registered = ctx.ports.load_balancing.target_health(group).await?;
-    if !registered.is_empty() {
-        let ids: Vec<&str> = registered.iter().map(|t| t.id.as_str()).collect();
-        return Err(StepError::LaunchFailed(format!(
-            "the alternate target group {group} has targets registered ({}) before pre-prod's \
-             service started: is a pre-prod service of an earlier deployment (bg-…-preprod-…) \
-             still running, or another service registered there? ECS's deployments need it \
-             empty at rest",
-            ids.join(", ")
-        )));
-    }
+    refuse_occupied(ctx, group, "pre-prod's service").await?;
     // The rule first: ELB reports the targets of a group no rule forwards to as `unused`.
     test_rule::ensure_rule(ctx, deployment, &rule_of(config), target).await?;
     crate::fence::guard(
@@ -92,11 +82,33 @@ pub async fn launch(
         tags: vec![
             (TAG_MANAGED.to_owned(), "true".to_owned()),
             (TAG_DEPLOYMENT.to_owned(), deployment.deployment_id.clone()),
-            (TAG_ROLE.to_owned(), ROLE_PREPROD.to_owned()),
+            (TAG_ROLE.to_owned(), ROLE_OWN_PREPROD.to_owned()),
             (TAG_SERVICE.to_owned(), config.name.clone()),
         ],
     };
     ctx.ports.compute.create_service(&new).await
+}
+
+/// Refuses (`LaunchFailed`) to bring `what` up in `group` while other targets are registered
+/// there and not draining (draining ones take no new requests and are on their way out): a
+/// pre-prod service an ending could not delete, another service. The smoke checks would count
+/// them as the new release's, and after the switch production would reach them.
+pub async fn refuse_occupied(ctx: &Context, group: &str, what: &str) -> StepResult<()> {
+    let registered = ctx.ports.load_balancing.target_health(group).await?;
+    let serving: Vec<&str> = registered
+        .iter()
+        .filter(|t| t.state != "draining")
+        .map(|t| t.id.as_str())
+        .collect();
+    if serving.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::LaunchFailed(format!(
+        "the alternate target group {group} has targets registered ({}) before {what} \
+         started: is a pre-prod service of an earlier deployment (bg-…-preprod-…) still \
+         running, or another service registered there? It must be empty at rest",
+        serving.join(", ")
+    )))
 }
 
 /// How pre-prod's service stands: completed once its deployment of the pre-prod revision ran
@@ -192,6 +204,12 @@ pub async fn hand_over(
         Ok(detail) => detail,
         Err(waiting) => return Ok(Err(waiting)),
     };
+    // A promote still running beside its retry may have handed over already: its record
+    // (with ECS's deployment, once found) is kept, not overwritten.
+    let recorded = Records::new(ctx).get(&deployment.deployment_id).await?;
+    if let Some(current) = recorded.preprod.filter(|p| p.ephemeral_service.is_none()) {
+        return Ok(Ok(current));
+    }
     let service = ecs::describe_service(ctx, &deployment.config.cluster, &preprod.service).await?;
     let state = PreprodState {
         task_definition_arn: production_revision.to_owned(),

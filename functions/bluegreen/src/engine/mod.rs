@@ -123,7 +123,8 @@ pub trait DeploymentEngine: Send + Sync {
     fn has_idle_slot(&self) -> bool;
 
     /// What AWS still does for the deployment on its own that would outlive its lock: ECS's
-    /// deployment going on, which ECS would roll back by itself at its stage limit, unlocked.
+    /// deployment going on, which ECS would roll back by itself at its stage limit, unlocked;
+    /// `isolated` pre-prod's own service, running on the clone in the alternate group.
     async fn still_going(
         &self,
         ctx: &Context,
