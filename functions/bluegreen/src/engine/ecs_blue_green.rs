@@ -68,7 +68,7 @@ impl DeploymentEngine for EcsBlueGreen {
                 Ok(_) => Ok(Some(format!(
                     "pre-prod's own service {name} of {} still runs (on its clone, in the \
                      alternate target group): `bluegreen retry {}` runs its abort, which \
-                     deletes it",
+                     deletes it (or delete it by hand)",
                     deployment.deployment_id, deployment.deployment_id
                 ))),
                 Err(StepError::ResourceNotFound { .. }) => Ok(None),

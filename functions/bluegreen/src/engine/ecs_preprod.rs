@@ -97,7 +97,7 @@ pub async fn refuse_occupied(ctx: &Context, group: &str, what: &str) -> StepResu
     let registered = ctx.ports.load_balancing.target_health(group).await?;
     let serving: Vec<&str> = registered
         .iter()
-        .filter(|t| t.state != "draining")
+        .filter(|t| !matches!(t.state.as_str(), "draining" | "unhealthy.draining"))
         .map(|t| t.id.as_str())
         .collect();
     if serving.is_empty() {
@@ -150,8 +150,8 @@ pub fn route(deployment: &Deployment) -> StepResult<PreprodRoute> {
 }
 
 /// Takes pre-prod's service away: the header rule removed, the service deleted (again on
-/// every call while ECS lists it), then `Err(what)` until no target is left in the group.
-/// `Ok(detail)` once the group is empty. Unfenced: the abort runs it (a promote racing it
+/// every call while ECS describes it active), then `Err(what)` until no target is left in
+/// the group. `Ok(detail)` once the group is empty. Unfenced: the abort runs it (a promote racing it
 /// deletes the same service, which is no harm).
 pub async fn remove(
     ctx: &Context,
@@ -160,6 +160,8 @@ pub async fn remove(
 ) -> StepResult<Result<String, String>> {
     let config = &deployment.config;
     test_rule::remove(ctx, deployment).await?;
+    // Only an active one: ECS does not document its answer to deleting a draining service.
+    // (The launch's lease ends after its CreateService returned: an abort reads after it.)
     match ecs::describe_service(ctx, &config.cluster, name).await {
         Ok(_) => {
             ctx.ports
@@ -194,6 +196,13 @@ pub async fn hand_over(
     name: &str,
     production_revision: &str,
 ) -> StepResult<Result<PreprodState, String>> {
+    // A promote still running beside its retry may have handed over already: its record
+    // (with ECS's deployment, once found) is kept, and ECS's tasks in the group are not
+    // waited for as if they were pre-prod's.
+    let recorded = Records::new(ctx).get(&deployment.deployment_id).await?;
+    if let Some(current) = recorded.preprod.filter(|p| p.ephemeral_service.is_none()) {
+        return Ok(Ok(current));
+    }
     crate::fence::guard(
         ctx,
         &deployment.deployment_id,
@@ -204,12 +213,6 @@ pub async fn hand_over(
         Ok(detail) => detail,
         Err(waiting) => return Ok(Err(waiting)),
     };
-    // A promote still running beside its retry may have handed over already: its record
-    // (with ECS's deployment, once found) is kept, not overwritten.
-    let recorded = Records::new(ctx).get(&deployment.deployment_id).await?;
-    if let Some(current) = recorded.preprod.filter(|p| p.ephemeral_service.is_none()) {
-        return Ok(Ok(current));
-    }
     let service = ecs::describe_service(ctx, &deployment.config.cluster, &preprod.service).await?;
     let state = PreprodState {
         task_definition_arn: production_revision.to_owned(),
