@@ -21,15 +21,20 @@ pub enum World {
     /// One service on ECS's own blue/green (`traffic.engine = "ecs"`), shared, the production
     /// migration after approval while ECS holds its test gate.
     Ecs,
+    /// One service on ECS's own blue/green, pre-prod on its clone in a service of its own,
+    /// handed over after the approval and the production migration to ECS's deployment of the
+    /// production revision.
+    EcsIsolated,
 }
 
 impl World {
     /// Every world.
-    pub const ALL: [World; 4] = [
+    pub const ALL: [World; 5] = [
         World::Shared,
         World::SharedAfterApproval,
         World::Isolated,
         World::Ecs,
+        World::EcsIsolated,
     ];
 
     /// Its name in a case line.
@@ -39,6 +44,7 @@ impl World {
             World::SharedAfterApproval => "shared-after-approval",
             World::Isolated => "isolated",
             World::Ecs => "ecs",
+            World::EcsIsolated => "ecs-isolated",
         }
     }
 
@@ -49,25 +55,26 @@ impl World {
 
     /// `config` set up for this world: a migration with a rollback command everywhere.
     pub fn configure(self, config: &mut ServiceConfig, names: &crate::Names) {
-        config.database.strategy = match self {
-            World::Isolated => DbStrategy::Isolated,
-            _ => DbStrategy::Shared,
+        let isolated = matches!(self, World::Isolated | World::EcsIsolated);
+        config.database.strategy = match isolated {
+            true => DbStrategy::Isolated,
+            false => DbStrategy::Shared,
         };
         config.database.rehearsal = false;
-        config.database.source = (self == World::Isolated).then(|| DbSource::RdsInstance {
+        config.database.source = isolated.then(|| DbSource::RdsInstance {
             identifier: "shop-db".into(),
         });
         if let Some(migration) = config.migration.as_mut() {
             migration.run = match self {
                 World::Shared => Some(MigrationRun::BeforeLaunch),
                 World::SharedAfterApproval | World::Ecs => Some(MigrationRun::AfterApproval),
-                World::Isolated => None,
+                World::Isolated | World::EcsIsolated => None,
             };
             migration.maintenance = matches!(self, World::SharedAfterApproval | World::Ecs);
             migration.rollback_command = Some(vec!["bin/migrate".into(), "down".into()]);
         }
         config.finish.keep_warm_seconds = 0;
-        if self == World::Ecs {
+        if matches!(self, World::Ecs | World::EcsIsolated) {
             super::scenario::ecs_engine(config, names);
         }
     }
