@@ -320,14 +320,7 @@ fn on_ecs_a_shared_deployment_approved_at_the_test_gate_is_migrated_then_baked_t
     // In order: approved, migrated (promote runs the migration after approval and checks
     // pre-prod's health again), then production moved.
     let record = &end.records[0];
-    let at = |step: &str, outcome: StepOutcome| {
-        record
-            .timeline
-            .iter()
-            .find(|e| e.step == step && e.outcome == outcome)
-            .map(|e| e.at)
-            .unwrap_or_else(|| panic!("no {step} {outcome:?}: {:?}", record.timeline))
-    };
+    let at = |step: &str, outcome: StepOutcome| first_at(record, step, outcome);
     let approved = at("approval", StepOutcome::Approved);
     let migrated = at("promote", StepOutcome::Succeeded);
     let moving = at("switch", StepOutcome::TrafficMoving);
@@ -360,6 +353,20 @@ fn isolated(config: &mut ServiceConfig) {
         identifier: "shop-db".into(),
     });
     config.database.endpoint_env = "DATABASE_HOST".into();
+}
+
+/// When `record`'s timeline first has `step` with `outcome` (a test failure when never).
+fn first_at(
+    record: &Deployment,
+    step: &str,
+    outcome: StepOutcome,
+) -> chrono::DateTime<chrono::Utc> {
+    record
+        .timeline
+        .iter()
+        .find(|e| e.step == step && e.outcome == outcome)
+        .map(|e| e.at)
+        .unwrap_or_else(|| panic!("no {step} {outcome:?}: {:?}", record.timeline))
 }
 
 /// What `record`'s timeline says at `step`, every entry joined.
@@ -445,14 +452,7 @@ fn on_ecs_isolated_pre_prod_runs_on_the_clone_in_its_own_service_then_ecs_deploy
         [(end.production_database.clone(), Some(0))]
     );
     // In order: pre-prod healthy, approved, migrated and handed over, production moved.
-    let at = |step: &str, outcome: StepOutcome| {
-        record
-            .timeline
-            .iter()
-            .find(|e| e.step == step && e.outcome == outcome)
-            .map(|e| e.at)
-            .unwrap_or_else(|| panic!("no {step} {outcome:?}: {:?}", record.timeline))
-    };
+    let at = |step: &str, outcome: StepOutcome| first_at(record, step, outcome);
     let handed_over = at(
         bluegreen::engine::ecs_preprod::REMOVED,
         StepOutcome::Succeeded,
