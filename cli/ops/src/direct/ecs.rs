@@ -130,23 +130,8 @@ pub async fn register_in(
 
 /// Deletes a service (scaled to 0 first by `force`); one already gone is fine.
 pub async fn delete_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
-    match ctx
-        .sdk()?
-        .ecs
-        .delete_service()
-        .cluster(cluster)
-        .service(service)
-        .force(true)
-        .send()
+    use bluegreen::ports::Compute;
+    bluegreen::aws::compute::Ecs(ctx.sdk()?.ecs.clone())
+        .delete_service(cluster, service)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_service_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(StepError::from_sdk("ecs:DeleteService", e)),
-    }
 }
