@@ -480,3 +480,67 @@ async fn doctor_checks_an_ecs_engine_service_s_lifecycle_hooks() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "ecs-hook-unknown");
 }
+
+/// On ECS's engine doctor finds pre-prod's own service (`isolated`) that an ending left —
+/// active, its deployment not holding the lock — and names the deployment and the way out;
+/// another service's, and one deleted, are not reported.
+#[tokio::test]
+async fn doctor_finds_an_isolated_pre_prod_service_an_ending_left() {
+    use bluegreen::ports::compute::NewService;
+    let world = World::build().await;
+    let mut config = world.config();
+    config.slots.blue.service = "shop-green".into();
+    if let bluegreen::config::Traffic::Listener { engine, .. } = &mut config.traffic {
+        *engine = bluegreen::config::Engine::Ecs;
+    }
+    let compute = &world.ctx.ports.compute;
+    let revision = compute
+        .describe_service(bluegreen_tests::CLUSTER, "shop-blue")
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap();
+    let create = |service: &str, deployment: &str| NewService {
+        cluster: bluegreen_tests::CLUSTER.into(),
+        name: bluegreen::naming::preprod_service_name(service, deployment),
+        like: "shop-blue".into(),
+        task_definition: revision.clone(),
+        target_group: world.tg(Slot::Blue).to_owned(),
+        desired_count: 1,
+        tags: vec![
+            ("bluegreen:managed".into(), "true".into()),
+            ("bluegreen:deployment-id".into(), deployment.into()),
+        ],
+    };
+    let left = create("shop-green", "shop-20261201T000000-abcdef");
+    compute.create_service(&left).await.unwrap();
+    // Another service's pre-prod is its own doctor's business.
+    compute
+        .create_service(&create("cart", "cart-20261201T000000-abcdef"))
+        .await
+        .unwrap();
+    let found = |ctx: bluegreen::Context| {
+        let config = config.clone();
+        async move {
+            bluegreen_ops::doctor::service(&ctx, &config)
+                .await
+                .into_iter()
+                .filter(|f| f.code == "ecs-preprod-service-left")
+                .collect::<Vec<_>>()
+        }
+    };
+    let findings = found(world.ctx.clone()).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].subject.ends_with(&left.name), "{findings:?}");
+    assert!(
+        findings[0]
+            .fix
+            .contains("bluegreen retry shop-20261201T000000-abcdef"),
+        "{findings:?}"
+    );
+    compute
+        .delete_service(bluegreen_tests::CLUSTER, &left.name)
+        .await
+        .unwrap();
+    assert!(found(world.ctx.clone()).await.is_empty());
+}

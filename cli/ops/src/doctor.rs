@@ -157,8 +157,9 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
             }
             match test_listener_arn {
                 Some(arn) => test_listener(ctx, config, arn, live, &mut f).await,
-                // ECS's engine: ECS's own test rule (its gates are checked below).
-                None if config.traffic.engine() == bluegreen::config::Engine::Ecs => {}
+                // ECS's engine: ECS's own test rule (its gates are checked below); bluegreen's
+                // header rule only to `isolated` pre-prod's own service.
+                None if ecs_engine && !bluegreen::db_plan::preprod_on_clone(config) => {}
                 None => test_rule_room(ctx, config, production_listener_arn, &mut f).await,
             }
             let mut switched = vec![production_listener_arn];
@@ -182,6 +183,9 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
                 live_slots(ctx, config, &mut f).await;
             }
         }
+    }
+    if ecs_engine {
+        own_preprod_services_left(ctx, config, &mut f).await;
     }
     database(ctx, config, &mut f).await;
     smoke_header_secrets(ctx, config, &mut f).await;
@@ -478,6 +482,56 @@ async fn container(
             }
         }
         Err(e) => f.failed(td, &e),
+    }
+}
+
+/// ECS's engine: pre-prod services of its own (`isolated`, `bg-<service>-preprod-…`) still
+/// active that the lock's holder does not own — left by an ending that needed a person. Their
+/// tasks, on a clone, sit in the alternate target group, where the next launch refuses to
+/// start beside them.
+async fn own_preprod_services_left(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    let prefix = bluegreen::naming::preprod_service_prefix(&config.slots.blue.service);
+    let names = match ecs::service_names(ctx, &config.cluster, &prefix).await {
+        Ok(names) => names,
+        // A missing cluster is reported by the slots' check.
+        Err(StepError::ResourceNotFound { .. }) => return,
+        Err(e) => return f.failed(&config.cluster, &e),
+    };
+    let holder = match bluegreen::lock::Locks::new(ctx).read(&config.name).await {
+        Ok(lock) => lock.map(|l| l.holder),
+        Err(e) => return f.failed(&config.name, &e),
+    };
+    for name in names {
+        let subject = format!("{}/{name}", config.cluster);
+        let arn = match ecs::describe_service(ctx, &config.cluster, &name).await {
+            Ok(service) => service.service_arn.unwrap_or_default(),
+            Err(StepError::ResourceNotFound { .. }) => continue,
+            Err(e) => return f.failed(&subject, &e),
+        };
+        let owner = match ctx.ports.compute.tags_of(&arn).await {
+            Ok(tags) => tags
+                .into_iter()
+                .find(|(k, _)| k == bluegreen::naming::TAG_DEPLOYMENT)
+                .map(|(_, v)| v),
+            Err(e) => return f.failed(&subject, &e),
+        };
+        if owner.is_some() && owner == holder {
+            continue;
+        }
+        let owner = owner.unwrap_or_else(|| "an unknown deployment".into());
+        f.add(
+            "ecs-preprod-service-left",
+            &subject,
+            format!(
+                "pre-prod's own service {name} of {owner} still runs (on its clone, in the \
+                 alternate target group) though its deployment no longer holds the lock: the \
+                 next launch is refused while its tasks are registered there"
+            ),
+            &format!(
+                "`bluegreen retry {owner}` if it needs attention (its abort deletes it), else \
+                 delete the service"
+            ),
+        );
     }
 }
 

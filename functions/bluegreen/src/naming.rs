@@ -110,11 +110,17 @@ pub fn started_by(deployment_id: &str, kind: &str) -> String {
 /// so named), then the service (ECS allows 255 characters), then a hash of the deployment —
 /// one per deployment, so an earlier deployment's service still draining never blocks it.
 pub fn preprod_service_name(service: &str, deployment_id: &str) -> String {
-    let service: String = service.chars().take(200).collect();
     format!(
-        "{CLONE_PREFIX}{service}-preprod-{}",
+        "{}{}",
+        preprod_service_prefix(service),
         short_hash(&[deployment_id], 8)
     )
+}
+
+/// What every [`preprod_service_name`] of `service` starts with.
+pub fn preprod_service_prefix(service: &str) -> String {
+    let service: String = service.chars().take(200).collect();
+    format!("{CLONE_PREFIX}{service}-preprod-")
 }
 
 /// Every clone bluegreen creates is named with this prefix (IAM policies and the guard that

@@ -128,6 +128,26 @@ pub async fn register_in(
     Ok(())
 }
 
+/// The names of `cluster`'s active services that start with `prefix` (every page).
+pub async fn service_names(ctx: &Context, cluster: &str, prefix: &str) -> StepResult<Vec<String>> {
+    let pages = ctx
+        .sdk()?
+        .ecs
+        .list_services()
+        .cluster(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<String>, _>>()
+        .await
+        .map_err(|e| StepError::from_sdk("ecs:ListServices", e))?;
+    Ok(pages
+        .into_iter()
+        .filter_map(|arn| arn.rsplit('/').next().map(str::to_owned))
+        .filter(|name| name.starts_with(prefix))
+        .collect())
+}
+
 /// Deletes a service (scaled to 0 first by `force`); one already gone is fine.
 pub async fn delete_service(ctx: &Context, cluster: &str, service: &str) -> StepResult<()> {
     use bluegreen::ports::Compute;
