@@ -36,7 +36,9 @@ use crate::slot::Slot;
 
 pub use crate::health::PreprodRoute;
 
-/// How one service's new release comes up beside production.
+/// How one service's new release comes up beside production. Every method that changes AWS is
+/// idempotent (Step Functions retries it, and an answer may be lost after it took effect); one
+/// that answers "waiting" or "in progress" is called again until it is done.
 #[async_trait]
 pub trait DeploymentEngine: Send + Sync {
     /// Starts pre-prod: records what it is about to change (so an abort can put it back)
@@ -60,8 +62,7 @@ pub trait DeploymentEngine: Send + Sync {
         deployment: &Deployment,
     ) -> StepResult<Option<String>>;
 
-    /// Puts the service the launch changed back as it was (an abort). Idempotent; called
-    /// again while it answers [`PutBack::Waiting`].
+    /// An abort: the service the launch changed put back (again while [`PutBack::Waiting`]).
     async fn put_back(
         &self,
         ctx: &Context,
@@ -69,22 +70,18 @@ pub trait DeploymentEngine: Send + Sync {
         preprod: &PreprodState,
     ) -> StepResult<PutBack>;
 
-    /// Readies the route the health check's smoke checks take to pre-prod (the health
-    /// check's start). Idempotent.
+    /// Readies the smoke checks' route to pre-prod (the health check's start). Idempotent.
     async fn open_test_route(&self, ctx: &Context, deployment: &Deployment) -> StepResult<()>;
 
-    /// Where the health check finds pre-prod now: `Err` says what is not in place yet (the
-    /// check waits for it).
+    /// Where the health check finds pre-prod now; `Err`: what is not in place yet (it waits).
     async fn preprod_route(
         &self,
         ctx: &Context,
         deployment: &Deployment,
     ) -> StepResult<Result<PreprodRoute, String>>;
 
-    /// After the approval: the new release on the production revision `task_definition`
-    /// (production's database, without pre-prod's own variables), or how far it got —
-    /// completed once it runs where the health check reaches it, production not moved.
-    /// Idempotent; called again while it answers in progress.
+    /// After the approval: the release on the production revision `task_definition`, done
+    /// once it runs where the health check reaches it (production not moved). Idempotent.
     async fn repoint(
         &self,
         ctx: &Context,
@@ -101,30 +98,25 @@ pub trait DeploymentEngine: Send + Sync {
         deadline: DateTime<Utc>,
     ) -> StepResult<Poll>;
 
-    /// What the bake watches: the slot whose target group serves production now, or
-    /// `Err(why)` when the release is already being taken off production (by AWS itself).
+    /// The slot the bake watches (production's now); `Err(why)`: AWS is taking it off.
     async fn baking(
         &self,
         ctx: &Context,
         deployment: &Deployment,
     ) -> StepResult<Result<Slot, String>>;
 
-    /// After a clean bake: retires the old release (scaled down or kept warm, or waited for
-    /// while AWS cleans it up). Idempotent; called again while it answers waiting.
+    /// After a clean bake: the old release retired (scaled down, kept warm, or AWS's).
     async fn retire_old(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
 
-    /// A rollback after the switch: production back on the old release and the failed one
-    /// taken off it. Idempotent; called again while it answers waiting.
+    /// A rollback after the switch: production back on the old release, the failed one off.
     async fn roll_back(&self, ctx: &Context, deployment: &Deployment) -> StepResult<Phase>;
 
-    /// Whether the release production left runs on in a service of its own (the idle slot:
-    /// warm for a manual rollback, then scaled in by the teardown). Only then may those touch
-    /// the service production is not on; with one service (both "slots" name it) there is none.
+    /// Whether the release production left runs on in a service of its own (the idle slot, warm
+    /// for a manual rollback, then torn down); with one service (both "slots" name it) none.
     fn has_idle_slot(&self) -> bool;
 
-    /// What AWS still does for the deployment on its own that would outlive its lock: ECS's
-    /// deployment going on, which ECS would roll back by itself at its stage limit, unlocked;
-    /// `isolated` pre-prod's own service, running on the clone in the alternate group.
+    /// What would outlive the deployment's lock: ECS's deployment going on (rolled back by ECS
+    /// at its stage limit), `isolated` pre-prod's own service (on the clone).
     async fn still_going(
         &self,
         ctx: &Context,

@@ -373,12 +373,8 @@ pub trait Compute: Send + Sync {
         task_definition: &str,
     ) -> StepResult<()>;
 
-    /// Creates a service running `new.task_definition` as a copy of `new.like`'s placement
-    /// (network, launch type or capacity providers, platform version, the load balancer's
-    /// container and port) registered in `new.target_group` instead, deployed by ECS's rolling
-    /// deployments with the circuit breaker, outside service discovery, tagged `new.tags`.
-    /// Callers look first: ECS refuses a second create of an active service unless every
-    /// parameter is the same.
+    /// Creates `new`: `new.like`'s placement (network, capacity, container and port) in
+    /// `new.target_group`, rolling with the circuit breaker, no registries. Callers look first.
     async fn create_service(&self, new: &NewService) -> StepResult<()>;
 
     /// Deletes a service whatever its desired count (ECS stops its tasks, which leave their
