@@ -481,6 +481,50 @@ async fn doctor_checks_an_ecs_engine_service_s_lifecycle_hooks() {
     assert_eq!(found[0].0, "ecs-hook-unknown");
 }
 
+/// On ECS's engine with `isolated`, doctor finds a slot group whose deregistration delay is
+/// half the launch timeout or more (pre-prod's service drains from it before ECS deploys, and
+/// an abort waits as long); ELB's default 300 s against the default 900 s is fine.
+#[tokio::test]
+async fn doctor_finds_a_deregistration_delay_isolated_pre_prod_cannot_wait_out() {
+    let world = World::build().await;
+    let mut config = world.config();
+    config.slots.blue.service = "shop-green".into();
+    config.database.strategy = bluegreen::config::DbStrategy::Isolated;
+    if let bluegreen::config::Traffic::Listener { engine, .. } = &mut config.traffic {
+        *engine = bluegreen::config::Engine::Ecs;
+    }
+    let drains = |ctx: bluegreen::Context, config: bluegreen::config::ServiceConfig| async move {
+        bluegreen_ops::doctor::service(&ctx, &config)
+            .await
+            .into_iter()
+            .filter(|f| f.code == "ecs-preprod-drain-too-long")
+            .map(|f| f.subject)
+            .collect::<Vec<_>>()
+    };
+    assert!(drains(world.ctx.clone(), config.clone()).await.is_empty());
+    world
+        .aws
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(world.tg(Slot::Green))
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("600")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        drains(world.ctx.clone(), config.clone()).await,
+        [world.tg(Slot::Green).to_owned()]
+    );
+    // Only with `isolated`: the other strategies start no service of their own.
+    config.database.strategy = bluegreen::config::DbStrategy::Shared;
+    assert!(drains(world.ctx.clone(), config).await.is_empty());
+}
+
 /// On ECS's engine doctor finds pre-prod's own service (`isolated`) that an ending left —
 /// active, its deployment not holding the lock — and names the deployment and the way out;
 /// another service's, and one deleted, are not reported.
@@ -538,6 +582,13 @@ async fn doctor_finds_an_isolated_pre_prod_service_an_ending_left() {
             .contains("bluegreen retry shop-20261201T000000-abcdef"),
         "{findings:?}"
     );
+    // Its deployment going on (holding the lock) owns it: nothing to report.
+    let order = bluegreen::lock::PushOrder::new(chrono::Utc::now(), "shop-20261201T000000-abcdef");
+    bluegreen::lock::Locks::new(&world.ctx)
+        .acquire(&config.name, &order)
+        .await
+        .unwrap();
+    assert!(found(world.ctx.clone()).await.is_empty());
     compute
         .delete_service(bluegreen_tests::CLUSTER, &left.name)
         .await

@@ -187,6 +187,11 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
     if ecs_engine {
         own_preprod_services_left(ctx, config, &mut f).await;
     }
+    if ecs_engine && bluegreen::db_plan::preprod_on_clone(config) {
+        for slot in Slot::ALL {
+            preprod_drain(ctx, config, slot, &mut f).await;
+        }
+    }
     database(ctx, config, &mut f).await;
     smoke_header_secrets(ctx, config, &mut f).await;
     maintenance_page(ctx, config, &mut f).await;
@@ -530,6 +535,40 @@ async fn own_preprod_services_left(ctx: &Context, config: &ServiceConfig, f: &mu
             &format!(
                 "`bluegreen retry {owner}` if it needs attention (its abort deletes it), else \
                  delete the service"
+            ),
+        );
+    }
+}
+
+/// ECS's engine with `isolated`: promote waits for pre-prod's own service to drain from the
+/// alternate group (either group, as they swap) before ECS deploys, within
+/// `preprod.launch_timeout_seconds`, and an abort waits as long: a deregistration delay of half
+/// of it or more leaves too little for ECS's rollout (promote fails after the production
+/// migration ran) or makes every rejection need a person.
+async fn preprod_drain(ctx: &Context, config: &ServiceConfig, slot: Slot, f: &mut Findings) {
+    let arn = &config.slots.get(slot).target_group_arn;
+    let delay = match elb::deregistration_delay(ctx, arn).await {
+        Ok(Some(delay)) => delay,
+        Ok(None) => return,
+        // A missing group is reported by the slots' check.
+        Err(StepError::ResourceNotFound { .. }) => return,
+        Err(e) => return f.failed(arn, &e),
+    };
+    let timeout = config.preprod.launch_timeout_seconds;
+    if delay * 2 >= timeout {
+        f.add(
+            "ecs-preprod-drain-too-long",
+            arn,
+            format!(
+                "{slot} target group's deregistration delay is {delay} s: isolated pre-prod's \
+                 own service drains from the group for that long before ECS deploys, within \
+                 preprod.launch_timeout_seconds ({timeout} s), and an abort waits as long"
+            ),
+            &format!(
+                "lower the group's deregistration_delay.timeout_seconds (below {}), or raise \
+                 preprod.launch_timeout_seconds in {}'s config",
+                timeout / 2,
+                config.name
             ),
         );
     }
