@@ -185,12 +185,7 @@ pub async fn service(ctx: &Context, config: &ServiceConfig) -> Vec<Finding> {
         }
     }
     if ecs_engine {
-        own_preprod_services_left(ctx, config, &mut f).await;
-    }
-    if ecs_engine && bluegreen::db_plan::preprod_on_clone(config) {
-        for slot in Slot::ALL {
-            preprod_drain(ctx, config, slot, &mut f).await;
-        }
+        isolated_on_ecs(ctx, config, &mut f).await;
     }
     database(ctx, config, &mut f).await;
     smoke_header_secrets(ctx, config, &mut f).await;
@@ -537,6 +532,17 @@ async fn own_preprod_services_left(ctx: &Context, config: &ServiceConfig, f: &mu
                  delete the service"
             ),
         );
+    }
+}
+
+/// ECS's engine: pre-prod services of its own an ending left; with `isolated`, each slot
+/// group's deregistration delay.
+async fn isolated_on_ecs(ctx: &Context, config: &ServiceConfig, f: &mut Findings) {
+    own_preprod_services_left(ctx, config, f).await;
+    if bluegreen::db_plan::preprod_on_clone(config) {
+        for slot in Slot::ALL {
+            preprod_drain(ctx, config, slot, f).await;
+        }
     }
 }
 
