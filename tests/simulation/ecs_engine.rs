@@ -1755,6 +1755,20 @@ fn preview_rules(world: &EcsWorld) -> Vec<(i32, Option<String>)> {
     })
 }
 
+/// The alternate (green) group holds one target, `id`, in `state`, and nothing else.
+fn in_the_alternate_group(world: &EcsWorld, id: &str, state: &str) {
+    world.aws.with(|s| {
+        s.elb.targets.insert(
+            world.names.tg_green.clone(),
+            vec![bluegreen::ports::load_balancing::TargetHealth {
+                id: id.into(),
+                state: state.into(),
+                reason: String::new(),
+            }],
+        );
+    });
+}
+
 /// `isolated`: the launch gives pre-prod one service of its own (a retry finds it) on the
 /// pre-prod revision, in the alternate group, behind bluegreen's header rule (and its probe)
 /// placed above ECS's rules; ECS deploys nothing and production is untouched. The abort
@@ -1786,16 +1800,7 @@ async fn isolated_pre_prod_runs_in_a_service_of_its_own_which_the_abort_deletes_
     )));
 
     // Pre-prod's tasks registered; the abort deletes the service, then waits for them.
-    world.aws.with(|s| {
-        s.elb.targets.insert(
-            world.names.tg_green.clone(),
-            vec![bluegreen::ports::load_balancing::TargetHealth {
-                id: "10.9.0.1".into(),
-                state: "healthy".into(),
-                reason: String::new(),
-            }],
-        );
-    });
+    in_the_alternate_group(&world, "10.9.0.1", "healthy");
     world.abort(&id).await.expect("the abort's first call");
     assert!(preprod_services(&world).is_empty());
     assert!(preview_rules(&world).is_empty());
@@ -1830,16 +1835,7 @@ async fn isolated_pre_prod_is_refused_where_the_alternate_group_is_not_empty() {
     let mut world = ecs_world::build().await;
     isolated(&mut world.config);
     let (id, _) = world.deployment("v2", Status::Preparing).await;
-    world.aws.with(|s| {
-        s.elb.targets.insert(
-            world.names.tg_green.clone(),
-            vec![bluegreen::ports::load_balancing::TargetHealth {
-                id: "10.9.0.7".into(),
-                state: "healthy".into(),
-                reason: String::new(),
-            }],
-        );
-    });
+    in_the_alternate_group(&world, "10.9.0.7", "healthy");
     let err = world.launch(&id).await.expect_err("refused");
     assert_eq!(err.name(), "LaunchFailed");
     assert!(err.to_string().contains("10.9.0.7"), "{err}");
@@ -1855,24 +1851,12 @@ async fn isolated_pre_prod_is_refused_where_the_alternate_group_is_not_empty() {
 async fn ecs_s_deployment_is_refused_where_the_alternate_group_serves_other_targets() {
     let world = ecs_world::build().await;
     let (id, _) = world.deployment("v2", Status::Preparing).await;
-    let target = |state: &str| bluegreen::ports::load_balancing::TargetHealth {
-        id: "10.9.0.8".into(),
-        state: state.into(),
-        reason: String::new(),
-    };
-    let green = world.names.tg_green.clone();
-    world.aws.with(|s| {
-        s.elb.targets.insert(green.clone(), vec![target("healthy")]);
-    });
+    in_the_alternate_group(&world, "10.9.0.8", "healthy");
     let err = world.launch(&id).await.expect_err("refused");
     assert_eq!(err.name(), "LaunchFailed");
     assert!(err.to_string().contains("10.9.0.8"), "{err}");
     assert_eq!(world.ecs_deployments(), 0);
-    world.aws.with(|s| {
-        s.elb
-            .targets
-            .insert(green.clone(), vec![target("draining")]);
-    });
+    in_the_alternate_group(&world, "10.9.0.8", "draining");
     let (id, _) = world.deployment("v3", Status::Preparing).await;
     world
         .launch(&id)

@@ -44,21 +44,11 @@ pub async fn target_group(ctx: &Context, arn: &str) -> StepResult<Option<TargetG
 /// A target group's deregistration delay in seconds (`deregistration_delay.timeout_seconds`),
 /// when ELB reports one.
 pub async fn deregistration_delay(ctx: &Context, arn: &str) -> StepResult<Option<u64>> {
-    let out = ctx
-        .sdk()?
-        .elb
-        .describe_target_group_attributes()
-        .target_group_arn(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            StepError::from_sdk("elasticloadbalancing:DescribeTargetGroupAttributes", e)
-        })?;
-    Ok(out
-        .attributes()
-        .iter()
-        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-        .and_then(|a| a.value()?.parse().ok()))
+    Ok(target_group_attributes(ctx, arn)
+        .await?
+        .into_iter()
+        .find(|(key, _)| key == "deregistration_delay.timeout_seconds")
+        .and_then(|(_, value)| value.parse().ok()))
 }
 
 /// The target group named `name`, or `None`.
